@@ -1,0 +1,183 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/mail"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is everything parley's server reads from flags and environment.
+type Config struct {
+	Addr            string
+	DB              string
+	SMTP            string
+	MailFrom        string
+	Origins         []string
+	ChannelsCompat  bool
+	PublicURL       string
+	LogLevel        slog.Level
+	MaxMessageLen   int
+	MaxFrameBytes   int64
+	SendRate        float64
+	SendBurst       int
+	Outbox          int
+	BehindProxy     bool
+	TLSCert         string
+	TLSKey          string
+	SessionTTL      time.Duration
+	PingInterval    time.Duration
+	PongWait        time.Duration
+	ShutdownTimeout time.Duration
+	Dev             bool
+}
+
+// envVar is the environment twin of a flag: --max-frame-bytes is
+// PARLEY_MAX_FRAME_BYTES.
+func envVar(flagName string) string {
+	return "PARLEY_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// parseConfig reads args, falling back to PARLEY_* variables, then to the
+// defaults; Validate's problems are reported all at once.
+func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
+	var c Config
+	fs := flag.NewFlagSet("parley", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var origins, level string
+	fs.StringVar(&c.Addr, "addr", ":8080", "address to listen on")
+	fs.StringVar(&c.DB, "db", "parley.db", "database: a SQLite file path (or sqlite:PATH)")
+	fs.StringVar(&c.SMTP, "smtp", "", "SMTP server for sign-in mail, smtp://user:pass@host:587 (STARTTLS) or smtps://user:pass@host:465 (TLS); empty prints codes to the log")
+	fs.StringVar(&c.MailFrom, "mail-from", "Parley <parley@localhost>", "From address of sign-in mail")
+	fs.StringVar(&origins, "origins", "", "comma-separated origins allowed besides the server's own (e.g. https://chat.example.com)")
+	fs.BoolVar(&c.ChannelsCompat, "channels-compat", false, "serve the Django Channels tutorial protocol on /ws/chat/<room>/")
+	fs.StringVar(&c.PublicURL, "public-url", "", "public base URL used in mail links (default http://localhost:<port>)")
+	fs.StringVar(&level, "log-level", "info", "log level: debug, info, warn or error")
+	fs.IntVar(&c.MaxMessageLen, "max-message-len", 4000, "longest message, in characters")
+	fs.Int64Var(&c.MaxFrameBytes, "max-frame-bytes", 32<<10, "largest WebSocket frame a client may send, in bytes")
+	fs.Float64Var(&c.SendRate, "send-rate", 10, "sends per second allowed per connection")
+	fs.IntVar(&c.SendBurst, "send-burst", 20, "sends allowed in a burst per connection")
+	fs.IntVar(&c.Outbox, "outbox", 256, "frames queued per connection before a slow reader is disconnected")
+	fs.BoolVar(&c.BehindProxy, "behind-proxy", false, "behind a TLS-terminating proxy: Secure cookies, client IP from X-Forwarded-For")
+	fs.StringVar(&c.TLSCert, "tls-cert", "", "serve HTTPS with this certificate file (with --tls-key)")
+	fs.StringVar(&c.TLSKey, "tls-key", "", "private key file for --tls-cert")
+	fs.DurationVar(&c.SessionTTL, "session-ttl", 30*24*time.Hour, "session lifetime, renewed while in use")
+	fs.DurationVar(&c.PingInterval, "ping-interval", 30*time.Second, "WebSocket ping period")
+	fs.DurationVar(&c.PongWait, "pong-wait", 60*time.Second, "drop a WebSocket silent for this long")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long a graceful shutdown may take")
+	fs.BoolVar(&c.Dev, "dev", false, "serve the UI from ui/dist on disk instead of the embedded copy")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: parley [flags]\n\nEvery flag may also be set by its environment variable, e.g. --db by PARLEY_DB.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+
+	var problems []error
+	// Environment first, so that flags given on the command line win.
+	fs.VisitAll(func(f *flag.Flag) {
+		if v := getenv(envVar(f.Name)); v != "" {
+			if err := f.Value.Set(v); err != nil {
+				problems = append(problems, fmt.Errorf("%s=%q: %v", envVar(f.Name), v, err))
+			}
+		}
+	})
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		problems = append(problems, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " ")))
+	}
+	for _, o := range strings.Split(origins, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			c.Origins = append(c.Origins, o)
+		}
+	}
+	if err := c.LogLevel.UnmarshalText([]byte(level)); err != nil {
+		problems = append(problems, fmt.Errorf("--log-level: %v", err))
+	}
+	problems = append(problems, c.Validate())
+	if err := errors.Join(problems...); err != nil {
+		return Config{}, fmt.Errorf("bad configuration:\n%w", err)
+	}
+	return c, nil
+}
+
+// Validate reports every problem of c.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.Addr == "" {
+		bad("--addr is required")
+	}
+	if c.DB == "" {
+		bad("--db is required")
+	}
+	if c.MailFrom != "" {
+		if _, err := mail.ParseAddress(c.MailFrom); err != nil {
+			bad("--mail-from %q: %v", c.MailFrom, err)
+		}
+	}
+	for _, o := range c.Origins {
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			bad("--origins: %q is not an origin like https://chat.example.com", o)
+		}
+	}
+	if c.PublicURL != "" {
+		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("--public-url: %q is not an http(s) URL", c.PublicURL)
+		}
+	}
+	if c.MaxMessageLen < 1 || c.MaxMessageLen > 100_000 {
+		bad("--max-message-len must be between 1 and 100000, not %d", c.MaxMessageLen)
+	}
+	if min := int64(c.MaxMessageLen)*4 + 1024; c.MaxFrameBytes < min {
+		bad("--max-frame-bytes must be at least %d (4 bytes per character of --max-message-len plus 1024), not %d", min, c.MaxFrameBytes)
+	}
+	if c.SendRate <= 0 {
+		bad("--send-rate must be positive")
+	}
+	if c.SendBurst < 1 {
+		bad("--send-burst must be at least 1")
+	}
+	if c.Outbox < 8 {
+		bad("--outbox must be at least 8")
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		bad("--tls-cert and --tls-key go together")
+	}
+	if c.SessionTTL < time.Minute {
+		bad("--session-ttl must be at least 1m")
+	}
+	if c.PingInterval <= 0 || c.PongWait <= c.PingInterval {
+		bad("--pong-wait (%s) must be longer than --ping-interval (%s)", c.PongWait, c.PingInterval)
+	}
+	if c.ShutdownTimeout <= 0 {
+		bad("--shutdown-timeout must be positive")
+	}
+	return errors.Join(errs...)
+}
+
+// publicURL is the configured public URL or one derived from the listener.
+func (c *Config) publicURL(listenAddr string) string {
+	if c.PublicURL != "" {
+		return c.PublicURL
+	}
+	port := "8080"
+	if i := strings.LastIndexByte(listenAddr, ':'); i >= 0 {
+		port = listenAddr[i+1:]
+	}
+	scheme := "http"
+	if c.TLSCert != "" {
+		scheme = "https"
+	}
+	if _, err := strconv.Atoi(port); err != nil {
+		return scheme + "://localhost"
+	}
+	return scheme + "://localhost:" + port
+}

@@ -1,0 +1,170 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/parley-chat/parley/internal/chat"
+	"github.com/parley-chat/parley/internal/hub"
+	"github.com/parley-chat/parley/internal/inmem"
+	"github.com/parley-chat/parley/internal/mailer"
+	"github.com/parley-chat/parley/internal/sqlite"
+	"github.com/parley-chat/parley/internal/web"
+	"github.com/parley-chat/parley/ui"
+)
+
+// store is what run needs of a database.
+type store interface {
+	chat.Store
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// run is the whole program: config → store, broker → hub, service, web
+// handler → serve until ctx ends → shut down.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := parseConfig(args, getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+
+	st, err := openStore(ctx, cfg.DB)
+	if err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	defer st.Close()
+	broker := inmem.NewBroker()
+	defer broker.Close()
+
+	var mail chat.Mailer = mailer.NewLog(logger)
+	if cfg.SMTP != "" {
+		if mail, err = mailer.NewSMTP(cfg.SMTP, cfg.MailFrom, logger); err != nil {
+			return fmt.Errorf("smtp: %w", err)
+		}
+	}
+
+	ln, err := net.Listen("tcp", cfg.Addr) // listen first: errors now, ":0" works in tests
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+
+	h := hub.New(broker, logger)
+	svc := chat.NewService(chat.Config{
+		MaxMessageLen: cfg.MaxMessageLen,
+		SessionTTL:    cfg.SessionTTL,
+		PublicURL:     cfg.publicURL(ln.Addr().String()),
+	}, chat.Deps{
+		Store:    st,
+		Broker:   broker,
+		Presence: inmem.NewPresence(),
+		Limiter:  inmem.NewLimiter(nil),
+		Mailer:   mail,
+		Logger:   logger,
+	})
+
+	var uiFS fs.FS
+	if cfg.Dev {
+		uiFS = os.DirFS("ui/dist")
+	} else if uiFS, err = fs.Sub(ui.FS, "dist"); err != nil {
+		return err
+	}
+	handler := web.NewHandler(logger, web.Config{
+		Origins:        cfg.Origins,
+		ChannelsCompat: cfg.ChannelsCompat,
+		BehindProxy:    cfg.BehindProxy,
+		MaxFrameBytes:  cfg.MaxFrameBytes,
+		SendRate:       cfg.SendRate,
+		SendBurst:      cfg.SendBurst,
+		Outbox:         cfg.Outbox,
+		PingInterval:   cfg.PingInterval,
+		PongWait:       cfg.PongWait,
+		Health:         st.Ping,
+	}, svc, h, uiFS)
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+
+	bg, stopBG := context.WithCancel(ctx)
+	defer stopBG()
+	go sweep(bg, st, logger)
+
+	errc := make(chan error, 1)
+	go func() {
+		if cfg.TLSCert != "" {
+			errc <- srv.ServeTLS(ln, cfg.TLSCert, cfg.TLSKey)
+		} else {
+			errc <- srv.Serve(ln)
+		}
+	}()
+	scheme := "http"
+	if cfg.TLSCert != "" {
+		scheme = "https"
+	}
+	fmt.Fprintf(stdout, "listening on %s://%s\n", scheme, ln.Addr())
+	logger.Info("parley started", "addr", ln.Addr().String(), "db", cfg.DB, "channels_compat", cfg.ChannelsCompat)
+
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	// Shutdown stops accepting and waits for HTTP requests; it does not
+	// track WebSockets, which the hub closes with "server restarting".
+	err = errors.Join(srv.Shutdown(sctx), h.Close(sctx))
+	logger.Info("stopped", "err", err)
+	return err
+}
+
+// openStore opens the database named by dsn; it is the only code that
+// knows every backend.
+func openStore(ctx context.Context, dsn string) (store, error) {
+	switch {
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		return nil, errors.New("PostgreSQL is not supported by this build yet; use a SQLite file")
+	case strings.HasPrefix(dsn, "sqlite:"):
+		return sqlite.Open(ctx, strings.TrimPrefix(strings.TrimPrefix(dsn, "sqlite:"), "//"))
+	case strings.Contains(dsn, "://"):
+		return nil, fmt.Errorf("unknown database URL scheme in %q", dsn)
+	}
+	return sqlite.Open(ctx, dsn)
+}
+
+// sweep deletes expired sessions and login codes now and then.
+func sweep(ctx context.Context, st store, logger *slog.Logger) {
+	t := time.NewTicker(10 * time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := st.DeleteExpired(ctx, time.Now()); err != nil && ctx.Err() == nil {
+				logger.Warn("delete expired sessions", "err", err)
+			}
+		}
+	}
+}

@@ -1,0 +1,295 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/parley-chat/parley/internal/mailer/smtptest"
+	"github.com/parley-chat/parley/internal/sqlite"
+)
+
+// testServer is a parley started by run() on 127.0.0.1:0.
+type testServer struct {
+	URL    string
+	DB     string
+	Mail   *smtptest.Server
+	stop   context.CancelFunc
+	done   chan error
+	stderr *syncBuffer
+}
+
+type syncBuffer struct {
+	mu  chan struct{}
+	buf bytes.Buffer
+}
+
+func newSyncBuffer() *syncBuffer { return &syncBuffer{mu: make(chan struct{}, 1)} }
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu <- struct{}{}
+	defer func() { <-b.mu }()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu <- struct{}{}
+	defer func() { <-b.mu }()
+	return b.buf.String()
+}
+
+// startServer runs parley with args plus a temporary database and the test
+// SMTP server, and waits for its "listening on" line.
+func startServer(t testing.TB, args ...string) *testServer {
+	t.Helper()
+	mail := smtptest.Start(t)
+	db := filepath.Join(t.TempDir(), "parley.db")
+	args = append([]string{"--addr", "127.0.0.1:0", "--db", db, "--smtp", mail.URL(), "--shutdown-timeout", "5s"}, args...)
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	s := &testServer{DB: db, Mail: mail, stop: cancel, done: make(chan error, 1), stderr: newSyncBuffer()}
+	go func() {
+		err := run(ctx, args, func(string) string { return "" }, pw, s.stderr)
+		pw.CloseWithError(errors.New("run returned"))
+		s.done <- err
+	}()
+	lines := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			if strings.HasPrefix(sc.Text(), "listening on ") {
+				lines <- strings.TrimPrefix(sc.Text(), "listening on ")
+			}
+		}
+		close(lines)
+	}()
+	select {
+	case u, ok := <-lines:
+		if !ok {
+			t.Fatalf("parley exited before listening: %v\n%s", <-s.done, s.stderr)
+		}
+		s.URL = u
+	case <-time.After(15 * time.Second):
+		t.Fatalf("parley did not print its address within 15s\n%s", s.stderr)
+	}
+	t.Cleanup(func() { s.shutdown(t) })
+	return s
+}
+
+// shutdown stops the server as SIGTERM would and returns run's error.
+func (s *testServer) shutdown(t testing.TB) error {
+	t.Helper()
+	s.stop()
+	select {
+	case err, ok := <-s.done:
+		if ok {
+			close(s.done)
+		}
+		return err
+	case <-time.After(15 * time.Second):
+		t.Fatalf("parley did not stop within 15s\n%s", s.stderr)
+		return nil
+	}
+}
+
+// signIn walks the mail sign-in flow and returns a client holding the
+// session cookie.
+func signIn(t testing.TB, s *testServer, email, name string) *http.Client {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, Timeout: 10 * time.Second}
+	postJSON(t, c, "POST", s.URL+"/api/auth/code", map[string]string{"email": email}, http.StatusAccepted, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	m, err := s.Mail.WaitFor(ctx, email)
+	if err != nil {
+		t.Fatalf("no sign-in mail for %s: %v", email, err)
+	}
+	code := smtptest.ExtractCode(m.Text)
+	if code == "" || !strings.Contains(m.HTML, code) {
+		t.Fatalf("mail to %s has no code in both parts:\ntext: %s\nhtml: %s", email, m.Text, m.HTML)
+	}
+	postJSON(t, c, "POST", s.URL+"/api/auth/verify", map[string]string{"email": email, "code": code}, http.StatusOK, nil)
+	postJSON(t, c, "PATCH", s.URL+"/api/me", map[string]string{"name": name}, http.StatusOK, nil)
+	return c
+}
+
+func postJSON(t testing.TB, c *http.Client, method, u string, body any, want int, out any) {
+	t.Helper()
+	b, _ := json.Marshal(body)
+	req, _ := http.NewRequest(method, u, bytes.NewReader(b))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, u, err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != want {
+		t.Fatalf("%s %s = %d %s; want %d", method, u, resp.StatusCode, data, want)
+	}
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			t.Fatalf("%s %s: decode %s: %v", method, u, data, err)
+		}
+	}
+}
+
+func dialWS(t testing.TB, s *testServer, c *http.Client) *websocket.Conn {
+	t.Helper()
+	u, _ := url.Parse(s.URL)
+	d := websocket.Dialer{Jar: c.Jar, HandshakeTimeout: 5 * time.Second}
+	ws, resp, err := d.Dial("ws://"+u.Host+"/api/ws", nil)
+	if err != nil {
+		t.Fatalf("dial: %v (response %v)", err, resp)
+	}
+	t.Cleanup(func() { ws.Close() })
+	return ws
+}
+
+// readUntil reads frames until one holds an object of type typ.
+func readUntil(t testing.TB, ws *websocket.Conn, typ string) map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		ws.SetReadDeadline(deadline)
+		_, data, err := ws.ReadMessage()
+		if err != nil {
+			t.Fatalf("waiting for %q: %v", typ, err)
+		}
+		for _, line := range bytes.Split(data, []byte("\n")) {
+			var m map[string]any
+			if err := json.Unmarshal(line, &m); err != nil {
+				t.Fatalf("frame line %q: %v", line, err)
+			}
+			if m["type"] == typ {
+				return m
+			}
+		}
+	}
+}
+
+func TestRunServesChatAndShutsDownGracefully(t *testing.T) {
+	s := startServer(t)
+	ada := signIn(t, s, "ada@example.com", "Ada")
+	grace := signIn(t, s, "grace@example.com", "Grace")
+	var room struct {
+		Room struct{ ID int64 } `json:"room"`
+	}
+	postJSON(t, ada, "POST", s.URL+"/api/rooms", map[string]string{"name": "general"}, http.StatusOK, &room)
+	postJSON(t, grace, "POST", s.URL+"/api/rooms", map[string]string{"name": "General"}, http.StatusOK, &room)
+
+	wa, wg := dialWS(t, s, ada), dialWS(t, s, grace)
+	for _, ws := range []*websocket.Conn{wa, wg} {
+		readUntil(t, ws, "hello")
+		ws.WriteJSON(map[string]any{"type": "open", "room_id": room.Room.ID})
+		readUntil(t, ws, "opened")
+	}
+	wa.WriteJSON(map[string]any{"type": "send", "room_id": room.Room.ID, "client_id": "a1", "body": "hello Grace"})
+	got := readUntil(t, wg, "message")
+	msg := got["message"].(map[string]any)
+	if msg["body"] != "hello Grace" || msg["sender_name"] != "Ada" {
+		t.Errorf("Grace received %v; want Ada's message", msg)
+	}
+	readUntil(t, wa, "ack")
+
+	if err := s.shutdown(t); err != nil {
+		t.Fatalf("run after shutdown = %v; want nil\n%s", err, s.stderr)
+	}
+	// Open sockets are told the server is restarting.
+	for name, ws := range map[string]*websocket.Conn{"ada": wa, "grace": wg} {
+		ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+		var err error
+		for err == nil {
+			_, _, err = ws.ReadMessage()
+		}
+		if !websocket.IsCloseError(err, websocket.CloseServiceRestart) {
+			t.Errorf("%s: socket ended with %v; want close 1012", name, err)
+		}
+	}
+	// The database was closed cleanly: another process may open it, and
+	// the history is there.
+	db, err := sqlite.Open(context.Background(), s.DB)
+	if err != nil {
+		t.Fatalf("reopen database after shutdown: %v", err)
+	}
+	defer db.Close()
+	r, err := db.RoomByName(context.Background(), "general")
+	if err != nil || r.LastSeq != 3 { // two joins and one message
+		t.Errorf("room after restart = %+v, %v; want last_seq 3", r, err)
+	}
+}
+
+func TestRunServesUIAndHealth(t *testing.T) {
+	s := startServer(t)
+	for path, want := range map[string]string{"/": "<!doctype html", "/healthz": "ok"} {
+		resp, err := http.Get(s.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(strings.ToLower(string(body)), want) {
+			t.Errorf("GET %s = %d %.80q; want 200 containing %q", path, resp.StatusCode, body, want)
+		}
+	}
+}
+
+func TestRunRefusesSecondProcessOnSameSQLiteFile(t *testing.T) {
+	s := startServer(t)
+	var out, errb bytes.Buffer
+	err := run(context.Background(), []string{"--addr", "127.0.0.1:0", "--db", s.DB}, func(string) string { return "" }, &out, &errb)
+	if err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Errorf("second run on %s = %v; want an error saying the database is in use", s.DB, err)
+	}
+}
+
+func TestConfig(t *testing.T) {
+	env := map[string]string{"PARLEY_ADDR": ":9000", "PARLEY_CHANNELS_COMPAT": "true", "PARLEY_ORIGINS": "https://a.example, https://b.example"}
+	getenv := func(k string) string { return env[k] }
+	c, err := parseConfig([]string{"--addr", ":9001"}, getenv, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Addr != ":9001" {
+		t.Errorf("Addr = %q; want the flag to beat the environment", c.Addr)
+	}
+	if !c.ChannelsCompat || len(c.Origins) != 2 || c.Origins[1] != "https://b.example" {
+		t.Errorf("config from environment = %+v", c)
+	}
+	if c.DB != "parley.db" || c.MaxMessageLen != 4000 {
+		t.Errorf("defaults: DB=%q MaxMessageLen=%d", c.DB, c.MaxMessageLen)
+	}
+
+	_, err = parseConfig([]string{"--max-message-len", "0", "--origins", "ftp://x", "--tls-cert", "c.pem"}, func(string) string { return "" }, io.Discard)
+	if err == nil {
+		t.Fatal("bad flags accepted")
+	}
+	for _, want := range []string{"--max-message-len", "--origins", "--tls-cert"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %s; every problem should be reported at once", err, want)
+		}
+	}
+
+	var help bytes.Buffer
+	if err := run(context.Background(), []string{"--help"}, func(string) string { return "" }, io.Discard, &help); err != nil {
+		t.Errorf("--help = %v; want nil", err)
+	}
+	for _, want := range []string{"-addr", "-db", "-smtp", "-origins", "-channels-compat", "PARLEY_DB"} {
+		if !strings.Contains(help.String(), want) {
+			t.Errorf("--help does not mention %s", want)
+		}
+	}
+}

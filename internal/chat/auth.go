@@ -1,0 +1,221 @@
+package chat
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"html/template"
+	"math/big"
+	"net/url"
+	"strings"
+	"time"
+)
+
+func newCode() (string, error) {
+	n, err := rand.Int(rand.Reader, big.NewInt(1_000_000))
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%06d", n.Int64()), nil
+}
+
+func newToken() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// HashToken returns the stored form of a session token.
+func HashToken(token string) string {
+	h := sha256.Sum256([]byte("parley-session\x00" + token))
+	return hex.EncodeToString(h[:])
+}
+
+func hashCode(email, code string) string {
+	h := sha256.Sum256([]byte("parley-code\x00" + email + "\x00" + code))
+	return hex.EncodeToString(h[:])
+}
+
+// RequestCode sends a new login code to email. It answers the same way
+// whether or not the address belongs to a user: sign-up and sign-in are one
+// flow, and no user record is touched until the code is verified.
+func (s *Service) RequestCode(ctx context.Context, email, clientIP string) error {
+	email, err := NormalizeEmail(email)
+	if err != nil {
+		return err
+	}
+	if err := s.allow(ctx, "code-ip:"+clientIP, s.cfg.CodesPerIP, s.cfg.CodeWindow); err != nil {
+		return err
+	}
+	if err := s.allow(ctx, "code-email:"+email, s.cfg.CodesPerEmail, s.cfg.CodeWindow); err != nil {
+		return err
+	}
+	code, err := s.cfg.NewCode()
+	if err != nil {
+		return internal("new code", err)
+	}
+	now := s.cfg.Now()
+	if err := s.store.PutLoginCode(ctx, LoginCode{Email: email, Hash: hashCode(email, code), ExpiresAt: now.Add(s.cfg.CodeTTL)}); err != nil {
+		return internal("store login code", err)
+	}
+	if err := s.mailer.Send(ctx, s.codeMail(email, code)); err != nil {
+		s.log.Error("send login code", "err", err)
+		return Errorf(ErrUnavailable, CodeUnavailable, "the sign-in mail could not be sent; try again later")
+	}
+	return nil
+}
+
+func (s *Service) allow(ctx context.Context, key string, n int, window time.Duration) error {
+	ok, after, err := s.limiter.Allow(ctx, key, n, window)
+	if err != nil {
+		return internal("rate limit", err)
+	}
+	if !ok {
+		e := Errorf(ErrRateLimited, CodeRateLimited, "too many requests; try again in %s", after.Round(time.Second))
+		e.RetryAfter = after
+		return e
+	}
+	return nil
+}
+
+var codeHTML = template.Must(template.New("code").Parse(`<!doctype html>
+<html><body style="font-family:system-ui,sans-serif;color:#1f2933">
+<p>Your {{.Product}} sign-in code is:</p>
+<p style="font-size:28px;font-weight:600;letter-spacing:4px">{{.Code}}</p>
+<p>It is valid for {{.Minutes}} minutes and can be used once.
+<a href="{{.Link}}">Sign in to {{.Product}}</a>.</p>
+<p style="color:#6b7280;font-size:13px">If you did not ask for this code, ignore this mail.</p>
+</body></html>`))
+
+func (s *Service) codeMail(email, code string) Mail {
+	link := strings.TrimRight(s.cfg.PublicURL, "/") + "/#login?email=" + url.QueryEscape(email)
+	minutes := int(s.cfg.CodeTTL / time.Minute)
+	var html strings.Builder
+	_ = codeHTML.Execute(&html, map[string]any{"Product": s.cfg.MailFromProduct, "Code": code, "Minutes": minutes, "Link": link})
+	return Mail{
+		To:      email,
+		Subject: fmt.Sprintf("Your %s sign-in code: %s", s.cfg.MailFromProduct, code),
+		Text: fmt.Sprintf("Your %s sign-in code is: %s\n\nIt is valid for %d minutes and can be used once.\nSign in at %s\n\nIf you did not ask for this code, ignore this mail.\n",
+			s.cfg.MailFromProduct, code, minutes, link),
+		HTML: html.String(),
+	}
+}
+
+// SignIn is the result of a verified login code.
+type SignIn struct {
+	User    User
+	Session Session
+	Token   string // the session token; only its hash is stored
+	NewUser bool
+}
+
+var errBadCode = Errorf(ErrUnauthorized, CodeBadCode, "the code is wrong or has expired; ask for a new one")
+
+// VerifyCode checks a login code and, if it is right, signs the user in,
+// creating the user on first sign-in. A code is used once; it dies after
+// CodeAttempts tries or CodeTTL.
+func (s *Service) VerifyCode(ctx context.Context, email, code string) (SignIn, error) {
+	email, err := NormalizeEmail(email)
+	if err != nil {
+		return SignIn{}, err
+	}
+	code = strings.TrimSpace(code)
+	if code == "" {
+		return SignIn{}, Invalid(CodeMissingField, "code", "code is required")
+	}
+	lc, err := s.store.AttemptLoginCode(ctx, email)
+	if errors.Is(err, ErrNotFound) {
+		return SignIn{}, errBadCode
+	}
+	if err != nil {
+		return SignIn{}, internal("load login code", err)
+	}
+	now := s.cfg.Now()
+	if lc.Attempts > s.cfg.CodeAttempts || !now.Before(lc.ExpiresAt) {
+		if _, err := s.store.DeleteLoginCode(ctx, email, lc.Hash); err != nil {
+			return SignIn{}, internal("delete login code", err)
+		}
+		return SignIn{}, errBadCode
+	}
+	if subtle.ConstantTimeCompare([]byte(hashCode(email, code)), []byte(lc.Hash)) != 1 {
+		if lc.Attempts >= s.cfg.CodeAttempts {
+			if _, err := s.store.DeleteLoginCode(ctx, email, lc.Hash); err != nil {
+				return SignIn{}, internal("delete login code", err)
+			}
+		}
+		return SignIn{}, errBadCode
+	}
+	won, err := s.store.DeleteLoginCode(ctx, email, lc.Hash)
+	if err != nil {
+		return SignIn{}, internal("use login code", err)
+	}
+	if !won {
+		return SignIn{}, errBadCode
+	}
+	u, created, err := s.store.EnsureUser(ctx, email, now)
+	if err != nil {
+		return SignIn{}, internal("ensure user", err)
+	}
+	token, err := s.cfg.NewToken()
+	if err != nil {
+		return SignIn{}, internal("new token", err)
+	}
+	sess, err := s.store.CreateSession(ctx, Session{UserID: u.ID, TokenHash: HashToken(token), CreatedAt: now, ExpiresAt: now.Add(s.cfg.SessionTTL)})
+	if err != nil {
+		return SignIn{}, internal("create session", err)
+	}
+	return SignIn{User: u, Session: sess, Token: token, NewUser: created || u.Name == ""}, nil
+}
+
+// Authenticate returns the user and session of a session token, extending
+// the session when less than half its lifetime remains (renewed reports
+// that, so the transport can refresh its cookie).
+func (s *Service) Authenticate(ctx context.Context, token string) (u User, sess Session, renewed bool, err error) {
+	unauth := Errorf(ErrUnauthorized, CodeUnauthorized, "sign in first")
+	if token == "" || len(token) > 256 {
+		return User{}, Session{}, false, unauth
+	}
+	sess, err = s.store.Session(ctx, HashToken(token))
+	if errors.Is(err, ErrNotFound) {
+		return User{}, Session{}, false, unauth
+	}
+	if err != nil {
+		return User{}, Session{}, false, internal("load session", err)
+	}
+	now := s.cfg.Now()
+	if !now.Before(sess.ExpiresAt) {
+		_ = s.store.DeleteSession(ctx, sess.ID)
+		return User{}, Session{}, false, unauth
+	}
+	if sess.ExpiresAt.Sub(now) < s.cfg.SessionTTL/2 {
+		sess.ExpiresAt = now.Add(s.cfg.SessionTTL)
+		if err := s.store.ExtendSession(ctx, sess.ID, sess.ExpiresAt); err != nil {
+			return User{}, Session{}, false, internal("extend session", err)
+		}
+		renewed = true
+	}
+	u, err = s.store.User(ctx, sess.UserID)
+	if errors.Is(err, ErrNotFound) {
+		return User{}, Session{}, false, unauth
+	}
+	if err != nil {
+		return User{}, Session{}, false, internal("load user", err)
+	}
+	return u, sess, renewed, nil
+}
+
+// SignOut ends a session and tells every node to close its connections.
+func (s *Service) SignOut(ctx context.Context, sess Session) error {
+	if err := s.store.DeleteSession(ctx, sess.ID); err != nil {
+		return internal("delete session", err)
+	}
+	s.publish(ctx, UserTopic(sess.UserID), Event{Type: EventSessionEnded, UserID: sess.UserID, SessionID: sess.ID})
+	return nil
+}

@@ -1,0 +1,226 @@
+// Package chat owns Parley's domain: users, sign-in, rooms, messages and the
+// events that carry them, the rules of who may do what (Service), and the
+// small interfaces the domain consumes (stores, Broker, Presence, Mailer,
+// Limiter). It uses the standard library only: never net/http, database/sql
+// or a driver.
+package chat
+
+import (
+	"context"
+	"strconv"
+	"time"
+)
+
+// User is a person who has signed in at least once.
+type User struct {
+	ID        int64     `json:"id"`
+	Email     string    `json:"-"`
+	Name      string    `json:"name"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Session is a signed-in browser or device. Only the hash of its token is
+// stored.
+type Session struct {
+	ID        int64
+	UserID    int64
+	TokenHash string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+}
+
+// LoginCode is the pending one-time code of an email address. Only its hash
+// is stored; Attempts counts tries made against it.
+type LoginCode struct {
+	Email     string
+	Hash      string
+	ExpiresAt time.Time
+	Attempts  int
+}
+
+// Room is a public named conversation.
+type Room struct {
+	ID           int64     `json:"id"`
+	Name         string    `json:"name"`
+	CreatedAt    time.Time `json:"created_at"`
+	LastSeq      int64     `json:"last_seq"`
+	LastActiveAt time.Time `json:"last_active_at"`
+	Members      int       `json:"members"`
+	Recent       int       `json:"recent,omitempty"` // messages in the activity window (ActiveRooms only)
+}
+
+// MessageKind tells what a message in a conversation's sequence records.
+type MessageKind string
+
+const (
+	KindText  MessageKind = "text"  // a chat message
+	KindJoin  MessageKind = "join"  // the sender joined the room
+	KindLeave MessageKind = "leave" // the sender left the room
+)
+
+// Message is one entry of a conversation's gap-free sequence.
+type Message struct {
+	ConvID     int64       `json:"room_id"`
+	Seq        int64       `json:"seq"`
+	Kind       MessageKind `json:"kind"`
+	SenderID   int64       `json:"sender_id"` // 0: anonymous (Channels-compatible endpoint)
+	SenderName string      `json:"sender_name"`
+	ClientID   string      `json:"client_id,omitempty"`
+	Body       string      `json:"body"`
+	CreatedAt  time.Time   `json:"created_at"`
+}
+
+// NewMessage is what Append stores.
+type NewMessage struct {
+	ConvID   int64
+	Kind     MessageKind
+	SenderID int64
+	ClientID string // "" means no idempotency key
+	Body     string
+	At       time.Time
+}
+
+// Page selects messages of one conversation. With After > 0 it returns the
+// oldest messages with seq > After, ascending; otherwise the newest with
+// seq < Before (no bound when Before is 0), also returned ascending.
+type Page struct {
+	After  int64
+	Before int64
+	Limit  int
+}
+
+// UserStore keeps users. Lookups of unknown users return ErrNotFound.
+type UserStore interface {
+	// EnsureUser returns the user with this (normalized) email, creating it
+	// when absent; created tells which.
+	EnsureUser(ctx context.Context, email string, at time.Time) (u User, created bool, err error)
+	User(ctx context.Context, id int64) (User, error)
+	Users(ctx context.Context, ids []int64) ([]User, error)
+	SetUserName(ctx context.Context, id int64, name string) (User, error)
+}
+
+// AuthStore keeps login codes and sessions.
+type AuthStore interface {
+	// PutLoginCode stores c as the only pending code of c.Email.
+	PutLoginCode(ctx context.Context, c LoginCode) error
+	// AttemptLoginCode atomically counts one try against the pending code
+	// of email and returns it with Attempts including this try;
+	// ErrNotFound when there is none.
+	AttemptLoginCode(ctx context.Context, email string) (LoginCode, error)
+	// DeleteLoginCode removes the pending code of email if its hash is
+	// hash, and reports whether it did: of concurrent callers, one wins.
+	DeleteLoginCode(ctx context.Context, email, hash string) (bool, error)
+	CreateSession(ctx context.Context, s Session) (Session, error)
+	// Session returns the session with this token hash; ErrNotFound if none.
+	Session(ctx context.Context, tokenHash string) (Session, error)
+	ExtendSession(ctx context.Context, id int64, expires time.Time) error
+	DeleteSession(ctx context.Context, id int64) error
+	DeleteExpired(ctx context.Context, now time.Time) error
+}
+
+// RoomStore keeps rooms and their members.
+type RoomStore interface {
+	// EnsureRoom returns the room with this name, creating it when absent.
+	EnsureRoom(ctx context.Context, name string, at time.Time) (Room, error)
+	Room(ctx context.Context, id int64) (Room, error)
+	RoomByName(ctx context.Context, name string) (Room, error)
+	// JoinRoom makes userID a member and, in the same transaction, appends
+	// a KindJoin message; joined is false (and m zero) if already a member.
+	JoinRoom(ctx context.Context, roomID, userID int64, at time.Time) (m Message, joined bool, err error)
+	// LeaveRoom is JoinRoom's inverse, appending KindLeave.
+	LeaveRoom(ctx context.Context, roomID, userID int64, at time.Time) (m Message, left bool, err error)
+	IsMember(ctx context.Context, roomID, userID int64) (bool, error)
+	// UserRooms lists the rooms userID belongs to, most recently active first.
+	UserRooms(ctx context.Context, userID int64) ([]Room, error)
+	// ActiveRooms lists up to limit rooms by messages since since, most first.
+	ActiveRooms(ctx context.Context, since time.Time, limit int) ([]Room, error)
+}
+
+// MessageStore keeps each conversation's sequence of messages.
+type MessageStore interface {
+	// Append stores m with seq = the conversation's last seq + 1, in one
+	// transaction. If m.ClientID is set and (ConvID, SenderID, ClientID)
+	// was stored before, it returns that message and created = false.
+	// ErrNotFound if the conversation does not exist.
+	Append(ctx context.Context, m NewMessage) (msg Message, created bool, err error)
+	Messages(ctx context.Context, convID int64, p Page) ([]Message, error)
+}
+
+// Store is everything the Service keeps durably.
+type Store interface {
+	UserStore
+	AuthStore
+	RoomStore
+	MessageStore
+}
+
+// Topic names a stream of events in the Broker.
+type Topic string
+
+// ConvTopic is the topic of one conversation's events.
+func ConvTopic(id int64) Topic { return Topic("conv:" + strconv.FormatInt(id, 10)) }
+
+// UserTopic is the topic of events addressed to one user.
+func UserTopic(id int64) Topic { return Topic("user:" + strconv.FormatInt(id, 10)) }
+
+// EventType tells what an Event carries.
+type EventType string
+
+const (
+	EventMessage      EventType = "message"       // Message was appended to ConvID
+	EventPresence     EventType = "presence"      // User came online (Online) or went offline in ConvID
+	EventSessionEnded EventType = "session_ended" // SessionID of UserID signed out
+)
+
+// Event is what flows through the Broker to every node's hub.
+type Event struct {
+	Type      EventType `json:"type"`
+	ConvID    int64     `json:"conv_id,omitempty"`
+	Message   *Message  `json:"message,omitempty"`
+	User      *User     `json:"user,omitempty"`
+	Online    bool      `json:"online,omitempty"`
+	UserID    int64     `json:"user_id,omitempty"`
+	SessionID int64     `json:"session_id,omitempty"`
+}
+
+// Broker fans events out to every node. It is the fast path only: an event
+// may be lost (the store is the truth), but the events of one topic that a
+// subscriber receives arrive in publish order.
+type Broker interface {
+	Publish(ctx context.Context, t Topic, ev Event) error
+	// Subscribe calls fn for each event published to t until cancel is
+	// called. fn must not block.
+	Subscribe(t Topic, fn func(Event)) (cancel func(), err error)
+	Close() error
+}
+
+// Presence counts who has a conversation open, across nodes. Several
+// connections of one user count once.
+type Presence interface {
+	// Add records one more open connection of userID in convID; first
+	// reports whether the user was not present before.
+	Add(ctx context.Context, convID, userID int64) (first bool, err error)
+	// Remove undoes one Add; last reports whether none remain.
+	Remove(ctx context.Context, convID, userID int64) (last bool, err error)
+	Online(ctx context.Context, convID int64) ([]int64, error)
+}
+
+// Limiter is a rate limiter keyed by strings.
+type Limiter interface {
+	// Allow counts one event for key and reports whether at most n events
+	// happened in the last window; if not, retryAfter says when to retry.
+	Allow(ctx context.Context, key string, n int, window time.Duration) (ok bool, retryAfter time.Duration, err error)
+}
+
+// Mail is one message to send.
+type Mail struct {
+	To      string
+	Subject string
+	Text    string
+	HTML    string
+}
+
+// Mailer sends mail.
+type Mailer interface {
+	Send(ctx context.Context, m Mail) error
+}

@@ -1,0 +1,1091 @@
+// Package chattest holds conformance suites that every implementation of
+// package chat's interfaces runs from its own tests, so that the backends
+// behave alike. It tests behaviour through the interfaces only, never how a
+// backend stores things. Test-only: no production code imports it.
+package chattest
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/parley-chat/parley/internal/chat"
+)
+
+// t0 is the base time of the suite: whole seconds, so that every backend
+// stores it exactly.
+var t0 = time.Date(2031, time.March, 4, 5, 6, 7, 0, time.UTC)
+
+// missing is an id that no user, room or session has.
+const missing int64 = 1 << 40
+
+// TestStore checks that the chat.Store returned by open keeps the contract
+// documented in package chat. Each subtest calls open for a new, empty
+// store, which open closes through t.Cleanup; subtests run one after
+// another, so open may reuse one database if it empties it.
+//
+// Beyond chat's doc comments, the suite holds stores to these rules:
+// times come back in UTC, truncated to the microsecond; room names are
+// unique regardless of case; only ActiveRooms sets Room.Recent, and its
+// limit defaults to 20; a Page's limit defaults to 100; ExtendSession of a missing session, and JoinRoom with a
+// missing room or user, return chat.ErrNotFound; CreateSession returns
+// chat.ErrNotFound for a missing user and chat.ErrConflict for a token hash
+// in use; DeleteSession of a missing session succeeds; DeleteExpired removes
+// what expires at or before now.
+func TestStore(t *testing.T, open func(t *testing.T) chat.Store) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s chat.Store)
+	}{
+		{"Users", testUsers},
+		{"UsersList", testUsersList},
+		{"Times", testTimes},
+		{"LoginCodes", testLoginCodes},
+		{"LoginCodeAttemptsConcurrent", testLoginCodeAttemptsConcurrent},
+		{"DeleteLoginCodeRace", testDeleteLoginCodeRace},
+		{"Sessions", testSessions},
+		{"DeleteExpired", testDeleteExpired},
+		{"Rooms", testRooms},
+		{"RoomNamesIgnoreCase", testRoomNamesIgnoreCase},
+		{"JoinLeave", testJoinLeave},
+		{"UserRooms", testUserRooms},
+		{"ActiveRooms", testActiveRooms},
+		{"ActiveRoomsDefaultLimit", testActiveRoomsDefaultLimit},
+		{"Append", testAppend},
+		{"AppendIdempotent", testAppendIdempotent},
+		{"AppendConcurrent", testAppendConcurrent},
+		{"AppendConcurrentRetries", testAppendConcurrentRetries},
+		{"Messages", testMessages},
+		{"MessagesDefaultLimit", testMessagesDefaultLimit},
+		{"SenderName", testSenderName},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })
+	}
+}
+
+func testUsers(t *testing.T, s chat.Store) {
+	ctx := t.Context()
+	ann, created, err := s.EnsureUser(ctx, "ann@example.com", t0)
+	if err != nil || !created {
+		t.Fatalf("EnsureUser(new) = _, %v, %v; want created", created, err)
+	}
+	if ann.ID == 0 {
+		t.Fatal("EnsureUser(new) returned ID 0")
+	}
+	want := chat.User{ID: ann.ID, Email: "ann@example.com", CreatedAt: t0}
+	if diff := cmp.Diff(want, ann); diff != "" {
+		t.Errorf("EnsureUser(new) mismatch (-want +got):\n%s", diff)
+	}
+
+	again, created, err := s.EnsureUser(ctx, "ann@example.com", t0.Add(time.Hour))
+	if err != nil || created {
+		t.Fatalf("EnsureUser(existing) = _, %v, %v; want not created", created, err)
+	}
+	if diff := cmp.Diff(want, again); diff != "" {
+		t.Errorf("EnsureUser(existing) mismatch (-want +got):\n%s", diff)
+	}
+
+	bob := mustUser(t, s, "bob@example.com", "")
+	if bob.ID == ann.ID {
+		t.Errorf("two users share ID %d", bob.ID)
+	}
+
+	got, err := s.User(ctx, ann.ID)
+	if err != nil {
+		t.Fatalf("User: %v", err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("User mismatch (-want +got):\n%s", diff)
+	}
+	_, err = s.User(ctx, missing)
+	wantNotFound(t, "User(missing)", err)
+
+	named, err := s.SetUserName(ctx, ann.ID, "Ann")
+	if err != nil {
+		t.Fatalf("SetUserName: %v", err)
+	}
+	want.Name = "Ann"
+	if diff := cmp.Diff(want, named); diff != "" {
+		t.Errorf("SetUserName mismatch (-want +got):\n%s", diff)
+	}
+	got, err = s.User(ctx, ann.ID)
+	if err != nil {
+		t.Fatalf("User: %v", err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("User after SetUserName mismatch (-want +got):\n%s", diff)
+	}
+	got, _, err = s.EnsureUser(ctx, "ann@example.com", t0)
+	if err != nil {
+		t.Fatalf("EnsureUser: %v", err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("EnsureUser after SetUserName mismatch (-want +got):\n%s", diff)
+	}
+	_, err = s.SetUserName(ctx, missing, "Nobody")
+	wantNotFound(t, "SetUserName(missing)", err)
+}
+
+func testUsersList(t *testing.T, s chat.Store) {
+	ann := mustUser(t, s, "ann@example.com", "Ann")
+	bob := mustUser(t, s, "bob@example.com", "Bob")
+	mustUser(t, s, "cat@example.com", "Cat")
+	tests := []struct {
+		name string
+		ids  []int64
+		want []chat.User
+	}{
+		{"nil", nil, nil},
+		{"empty", []int64{}, nil},
+		{"one", []int64{bob.ID}, []chat.User{bob}},
+		{"unknown skipped", []int64{bob.ID, missing, ann.ID}, []chat.User{ann, bob}},
+		{"only unknown", []int64{missing}, nil},
+	}
+	for _, tt := range tests {
+		got, err := s.Users(t.Context(), tt.ids)
+		if err != nil {
+			t.Fatalf("Users(%s): %v", tt.name, err)
+		}
+		slices.SortFunc(got, func(a, b chat.User) int { return cmpInt(a.ID, b.ID) })
+		if diff := cmp.Diff(tt.want, got, cmpopts.EquateEmpty()); diff != "" {
+			t.Errorf("Users(%s) mismatch (-want +got):\n%s", tt.name, diff)
+		}
+	}
+}
+
+func testTimes(t *testing.T, s chat.Store) {
+	ctx := t.Context()
+	at := time.Date(2031, time.March, 4, 5, 6, 7, 123456789, time.FixedZone("UTC+5:30", 5*3600+1800))
+	want := at.Truncate(time.Microsecond)
+	check := func(what string, got time.Time) {
+		t.Helper()
+		if !got.Equal(want) || got.Location() != time.UTC {
+			t.Errorf("%s = %v; want %v", what, got, want.UTC())
+		}
+	}
+
+	u, _, err := s.EnsureUser(ctx, "ann@example.com", at)
+	if err != nil {
+		t.Fatalf("EnsureUser: %v", err)
+	}
+	check("EnsureUser: CreatedAt", u.CreatedAt)
+	u, err = s.User(ctx, u.ID)
+	if err != nil {
+		t.Fatalf("User: %v", err)
+	}
+	check("User: CreatedAt", u.CreatedAt)
+
+	r, err := s.EnsureRoom(ctx, "general", at)
+	if err != nil {
+		t.Fatalf("EnsureRoom: %v", err)
+	}
+	check("EnsureRoom: CreatedAt", r.CreatedAt)
+	check("EnsureRoom: LastActiveAt", r.LastActiveAt)
+
+	m, _, err := s.Append(ctx, chat.NewMessage{ConvID: r.ID, Kind: chat.KindText, SenderID: u.ID, Body: "hi", At: at})
+	if err != nil {
+		t.Fatalf("Append: %v", err)
+	}
+	check("Append: CreatedAt", m.CreatedAt)
+	ms, err := s.Messages(ctx, r.ID, chat.Page{})
+	if err != nil || len(ms) != 1 {
+		t.Fatalf("Messages = %v, %v; want 1 message", ms, err)
+	}
+	check("Messages: CreatedAt", ms[0].CreatedAt)
+
+	sess, err := s.CreateSession(ctx, chat.Session{UserID: u.ID, TokenHash: "t", CreatedAt: at, ExpiresAt: at})
+	if err != nil {
+		t.Fatalf("CreateSession: %v", err)
+	}
+	check("CreateSession: ExpiresAt", sess.ExpiresAt)
+	sess, err = s.Session(ctx, "t")
+	if err != nil {
+		t.Fatalf("Session: %v", err)
+	}
+	check("Session: CreatedAt", sess.CreatedAt)
+	check("Session: ExpiresAt", sess.ExpiresAt)
+
+	if err := s.PutLoginCode(ctx, chat.LoginCode{Email: "ann@example.com", Hash: "h", ExpiresAt: at}); err != nil {
+		t.Fatalf("PutLoginCode: %v", err)
+	}
+	c, err := s.AttemptLoginCode(ctx, "ann@example.com")
+	if err != nil {
+		t.Fatalf("AttemptLoginCode: %v", err)
+	}
+	check("AttemptLoginCode: ExpiresAt", c.ExpiresAt)
+}
+
+func testLoginCodes(t *testing.T, s chat.Store) {
+	ctx := t.Context()
+	const ann = "ann@example.com"
+	_, err := s.AttemptLoginCode(ctx, ann)
+	wantNotFound(t, "AttemptLoginCode(none)", err)
+
+	c1 := chat.LoginCode{Email: ann, Hash: "h1", ExpiresAt: t0.Add(10 * time.Minute)}
+	if err := s.PutLoginCode(ctx, c1); err != nil {
+		t.Fatalf("PutLoginCode: %v", err)
+	}
+	if err := s.PutLoginCode(ctx, chat.LoginCode{Email: "bob@example.com", Hash: "hb", ExpiresAt: t0}); err != nil {
+		t.Fatalf("PutLoginCode: %v", err)
+	}
+	for n := 1; n <= 3; n++ {
+		want := c1
+		want.Attempts = n
+		wantAttempt(t, s, ann, want)
+	}
+
+	c2 := chat.LoginCode{Email: ann, Hash: "h2", ExpiresAt: t0.Add(20 * time.Minute)}
+	if err := s.PutLoginCode(ctx, c2); err != nil {
+		t.Fatalf("PutLoginCode(replace): %v", err)
+	}
+	want := c2
+	want.Attempts = 1
+	wantAttempt(t, s, ann, want)
+
+	if ok, err := s.DeleteLoginCode(ctx, ann, "h1"); err != nil || ok {
+		t.Errorf("DeleteLoginCode(replaced hash) = %v, %v; want false, nil", ok, err)
+	}
+	want.Attempts = 2
+	wantAttempt(t, s, ann, want)
+	if ok, err := s.DeleteLoginCode(ctx, ann, "h2"); err != nil || !ok {
+		t.Errorf("DeleteLoginCode = %v, %v; want true, nil", ok, err)
+	}
+	if ok, err := s.DeleteLoginCode(ctx, ann, "h2"); err != nil || ok {
+		t.Errorf("DeleteLoginCode(again) = %v, %v; want false, nil", ok, err)
+	}
+	_, err = s.AttemptLoginCode(ctx, ann)
+	wantNotFound(t, "AttemptLoginCode(deleted)", err)
+	if ok, err := s.DeleteLoginCode(ctx, "nobody@example.com", "h"); err != nil || ok {
+		t.Errorf("DeleteLoginCode(no code) = %v, %v; want false, nil", ok, err)
+	}
+
+	// Bob's code was untouched by all of the above.
+	wantAttempt(t, s, "bob@example.com", chat.LoginCode{Email: "bob@example.com", Hash: "hb", ExpiresAt: t0, Attempts: 1})
+}
+
+func testLoginCodeAttemptsConcurrent(t *testing.T, s chat.Store) {
+	const email, workers, tries = "ann@example.com", 8, 5
+	if err := s.PutLoginCode(t.Context(), chat.LoginCode{Email: email, Hash: "h", ExpiresAt: t0}); err != nil {
+		t.Fatalf("PutLoginCode: %v", err)
+	}
+	var mu sync.Mutex
+	var got []int
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for range tries {
+				c, err := s.AttemptLoginCode(t.Context(), email)
+				if err != nil {
+					t.Errorf("AttemptLoginCode: %v", err)
+					return
+				}
+				mu.Lock()
+				got = append(got, c.Attempts)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	slices.Sort(got)
+	var want []int
+	for n := 1; n <= workers*tries; n++ {
+		want = append(want, n)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("concurrent attempts mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func testDeleteLoginCodeRace(t *testing.T, s chat.Store) {
+	const email, workers = "ann@example.com", 8
+	for round := range 5 {
+		hash := fmt.Sprintf("h%d", round)
+		if err := s.PutLoginCode(t.Context(), chat.LoginCode{Email: email, Hash: hash, ExpiresAt: t0}); err != nil {
+			t.Fatalf("PutLoginCode: %v", err)
+		}
+		var mu sync.Mutex
+		wins := 0
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for range workers {
+			wg.Go(func() {
+				<-start
+				ok, err := s.DeleteLoginCode(t.Context(), email, hash)
+				if err != nil {
+					t.Errorf("DeleteLoginCode: %v", err)
+					return
+				}
+				if ok {
+					mu.Lock()
+					wins++
+					mu.Unlock()
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		if wins != 1 {
+			t.Errorf("round %d: %d of %d concurrent DeleteLoginCode calls won; want 1", round, wins, workers)
+		}
+	}
+}
+
+func testSessions(t *testing.T, s chat.Store) {
+	ctx := t.Context()
+	ann := mustUser(t, s, "ann@example.com", "Ann")
+	in := chat.Session{UserID: ann.ID, TokenHash: "t1", CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+	s1, err := s.CreateSession(ctx, in)
+	if err != nil {
+		t.Fatalf("CreateSession: %v", err)
+	}
+	if s1.ID == 0 {
+		t.Fatal("CreateSession returned ID 0")
+	}
+	want := in
+	want.ID = s1.ID
+	if diff := cmp.Diff(want, s1); diff != "" {
+		t.Errorf("CreateSession mismatch (-want +got):\n%s", diff)
+	}
+	s2, err := s.CreateSession(ctx, chat.Session{UserID: ann.ID, TokenHash: "t2", CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)})
+	if err != nil {
+		t.Fatalf("CreateSession: %v", err)
+	}
+	if s2.ID == s1.ID {
+		t.Errorf("two sessions share ID %d", s1.ID)
+	}
+
+	got, err := s.Session(ctx, "t1")
+	if err != nil {
+		t.Fatalf("Session: %v", err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Session mismatch (-want +got):\n%s", diff)
+	}
+	_, err = s.Session(ctx, "nope")
+	wantNotFound(t, "Session(unknown)", err)
+
+	if err := s.ExtendSession(ctx, s1.ID, t0.Add(2*time.Hour)); err != nil {
+		t.Fatalf("ExtendSession: %v", err)
+	}
+	want.ExpiresAt = t0.Add(2 * time.Hour)
+	got, err = s.Session(ctx, "t1")
+	if err != nil {
+		t.Fatalf("Session: %v", err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Session after ExtendSession mismatch (-want +got):\n%s", diff)
+	}
+	wantNotFound(t, "ExtendSession(missing)", s.ExtendSession(ctx, missing, t0))
+
+	if err := s.DeleteSession(ctx, s1.ID); err != nil {
+		t.Fatalf("DeleteSession: %v", err)
+	}
+	_, err = s.Session(ctx, "t1")
+	wantNotFound(t, "Session(deleted)", err)
+	if _, err := s.Session(ctx, "t2"); err != nil {
+		t.Errorf("Session(other) after DeleteSession: %v", err)
+	}
+	if err := s.DeleteSession(ctx, s1.ID); err != nil {
+		t.Errorf("DeleteSession(again) = %v; want nil", err)
+	}
+
+	_, err = s.CreateSession(ctx, chat.Session{UserID: missing, TokenHash: "t3", CreatedAt: t0, ExpiresAt: t0})
+	wantNotFound(t, "CreateSession(missing user)", err)
+	_, err = s.CreateSession(ctx, chat.Session{UserID: ann.ID, TokenHash: "t2", CreatedAt: t0, ExpiresAt: t0})
+	if !errors.Is(err, chat.ErrConflict) {
+		t.Errorf("CreateSession(token hash in use) = %v; want chat.ErrConflict", err)
+	}
+}
+
+func testDeleteExpired(t *testing.T, s chat.Store) {
+	ctx := t.Context()
+	ann := mustUser(t, s, "ann@example.com", "Ann")
+	now := t0
+	expiries := map[string]time.Time{
+		"past":   now.Add(-time.Second),
+		"now":    now,
+		"future": now.Add(time.Second),
+	}
+	for name, exp := range expiries {
+		if _, err := s.CreateSession(ctx, chat.Session{UserID: ann.ID, TokenHash: name, CreatedAt: t0.Add(-time.Hour), ExpiresAt: exp}); err != nil {
+			t.Fatalf("CreateSession: %v", err)
+		}
+		if err := s.PutLoginCode(ctx, chat.LoginCode{Email: name + "@example.com", Hash: "h", ExpiresAt: exp}); err != nil {
+			t.Fatalf("PutLoginCode: %v", err)
+		}
+	}
+	if err := s.DeleteExpired(ctx, now); err != nil {
+		t.Fatalf("DeleteExpired: %v", err)
+	}
+	for _, name := range []string{"past", "now"} {
+		_, err := s.Session(ctx, name)
+		wantNotFound(t, "Session("+name+")", err)
+		_, err = s.AttemptLoginCode(ctx, name+"@example.com")
+		wantNotFound(t, "AttemptLoginCode("+name+")", err)
+	}
+	if _, err := s.Session(ctx, "future"); err != nil {
+		t.Errorf("Session(future): %v", err)
+	}
+	if _, err := s.AttemptLoginCode(ctx, "future@example.com"); err != nil {
+		t.Errorf("AttemptLoginCode(future): %v", err)
+	}
+}
+
+func testRooms(t *testing.T, s chat.Store) {
+	ctx := t.Context()
+	r, err := s.EnsureRoom(ctx, "general", t0)
+	if err != nil {
+		t.Fatalf("EnsureRoom(new): %v", err)
+	}
+	if r.ID == 0 {
+		t.Fatal("EnsureRoom returned ID 0")
+	}
+	want := chat.Room{ID: r.ID, Name: "general", CreatedAt: t0, LastActiveAt: t0}
+	if diff := cmp.Diff(want, r); diff != "" {
+		t.Errorf("EnsureRoom(new) mismatch (-want +got):\n%s", diff)
+	}
+	again, err := s.EnsureRoom(ctx, "general", t0.Add(time.Hour))
+	if err != nil {
+		t.Fatalf("EnsureRoom(existing): %v", err)
+	}
+	if diff := cmp.Diff(want, again); diff != "" {
+		t.Errorf("EnsureRoom(existing) mismatch (-want +got):\n%s", diff)
+	}
+	other := mustRoom(t, s, "random")
+	if other.ID == r.ID {
+		t.Errorf("two rooms share ID %d", r.ID)
+	}
+
+	got, err := s.Room(ctx, r.ID)
+	if err != nil {
+		t.Fatalf("Room: %v", err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Room mismatch (-want +got):\n%s", diff)
+	}
+	_, err = s.Room(ctx, missing)
+	wantNotFound(t, "Room(missing)", err)
+
+	got, err = s.RoomByName(ctx, "general")
+	if err != nil {
+		t.Fatalf("RoomByName: %v", err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("RoomByName mismatch (-want +got):\n%s", diff)
+	}
+	_, err = s.RoomByName(ctx, "nope")
+	wantNotFound(t, "RoomByName(unknown)", err)
+}
+
+func testRoomNamesIgnoreCase(t *testing.T, s chat.Store) {
+	ctx := t.Context()
+	for _, names := range [][]string{
+		{"General", "general", "GENERAL", "gEnErAl"},
+		{"Été", "été", "ÉTÉ"},
+	} {
+		r := mustRoom(t, s, names[0])
+		for _, name := range names {
+			got, err := s.EnsureRoom(ctx, name, t0.Add(time.Hour))
+			if err != nil {
+				t.Fatalf("EnsureRoom(%q): %v", name, err)
+			}
+			if diff := cmp.Diff(r, got); diff != "" {
+				t.Errorf("EnsureRoom(%q) mismatch (-want +got):\n%s", name, diff)
+			}
+			got, err = s.RoomByName(ctx, name)
+			if err != nil {
+				t.Fatalf("RoomByName(%q): %v", name, err)
+			}
+			if diff := cmp.Diff(r, got); diff != "" {
+				t.Errorf("RoomByName(%q) mismatch (-want +got):\n%s", name, diff)
+			}
+		}
+	}
+	a, b := mustRoom(t, s, "general"), mustRoom(t, s, "general-2")
+	if a.ID == b.ID {
+		t.Errorf("rooms %q and %q share ID %d", a.Name, b.Name, a.ID)
+	}
+}
+
+func testJoinLeave(t *testing.T, s chat.Store) {
+	ctx := t.Context()
+	ann := mustUser(t, s, "ann@example.com", "Ann")
+	bob := mustUser(t, s, "bob@example.com", "Bob")
+	r := mustRoom(t, s, "general")
+
+	m1, joined, err := s.JoinRoom(ctx, r.ID, ann.ID, t0.Add(1*time.Minute))
+	if err != nil || !joined {
+		t.Fatalf("JoinRoom = _, %v, %v; want joined", joined, err)
+	}
+	want1 := chat.Message{ConvID: r.ID, Seq: 1, Kind: chat.KindJoin, SenderID: ann.ID, SenderName: "Ann", CreatedAt: t0.Add(1 * time.Minute)}
+	if diff := cmp.Diff(want1, m1); diff != "" {
+		t.Errorf("JoinRoom mismatch (-want +got):\n%s", diff)
+	}
+	m, joined, err := s.JoinRoom(ctx, r.ID, ann.ID, t0.Add(2*time.Minute))
+	if err != nil || joined || m != (chat.Message{}) {
+		t.Errorf("JoinRoom(member) = %+v, %v, %v; want zero message, false, nil", m, joined, err)
+	}
+	wantMember(t, s, r.ID, ann.ID, true)
+	wantMember(t, s, r.ID, bob.ID, false)
+
+	m2, joined, err := s.JoinRoom(ctx, r.ID, bob.ID, t0.Add(3*time.Minute))
+	if err != nil || !joined {
+		t.Fatalf("JoinRoom = _, %v, %v; want joined", joined, err)
+	}
+	want2 := chat.Message{ConvID: r.ID, Seq: 2, Kind: chat.KindJoin, SenderID: bob.ID, SenderName: "Bob", CreatedAt: t0.Add(3 * time.Minute)}
+	if diff := cmp.Diff(want2, m2); diff != "" {
+		t.Errorf("JoinRoom(second) mismatch (-want +got):\n%s", diff)
+	}
+	wantRoom(t, s, chat.Room{ID: r.ID, Name: "general", CreatedAt: t0, LastSeq: 2, LastActiveAt: t0.Add(3 * time.Minute), Members: 2})
+
+	m3, left, err := s.LeaveRoom(ctx, r.ID, ann.ID, t0.Add(4*time.Minute))
+	if err != nil || !left {
+		t.Fatalf("LeaveRoom = _, %v, %v; want left", left, err)
+	}
+	want3 := chat.Message{ConvID: r.ID, Seq: 3, Kind: chat.KindLeave, SenderID: ann.ID, SenderName: "Ann", CreatedAt: t0.Add(4 * time.Minute)}
+	if diff := cmp.Diff(want3, m3); diff != "" {
+		t.Errorf("LeaveRoom mismatch (-want +got):\n%s", diff)
+	}
+	m, left, err = s.LeaveRoom(ctx, r.ID, ann.ID, t0.Add(5*time.Minute))
+	if err != nil || left || m != (chat.Message{}) {
+		t.Errorf("LeaveRoom(not member) = %+v, %v, %v; want zero message, false, nil", m, left, err)
+	}
+	wantMember(t, s, r.ID, ann.ID, false)
+	wantMember(t, s, r.ID, bob.ID, true)
+	wantRoom(t, s, chat.Room{ID: r.ID, Name: "general", CreatedAt: t0, LastSeq: 3, LastActiveAt: t0.Add(4 * time.Minute), Members: 1})
+	wantMessages(t, s, r.ID, chat.Page{}, []chat.Message{want1, want2, want3})
+
+	_, _, err = s.JoinRoom(ctx, missing, ann.ID, t0)
+	wantNotFound(t, "JoinRoom(missing room)", err)
+	_, _, err = s.JoinRoom(ctx, r.ID, missing, t0)
+	wantNotFound(t, "JoinRoom(missing user)", err)
+	_, _, err = s.LeaveRoom(ctx, missing, ann.ID, t0)
+	wantNotFound(t, "LeaveRoom(missing room)", err)
+
+	m4, joined, err := s.JoinRoom(ctx, r.ID, ann.ID, t0.Add(6*time.Minute))
+	if err != nil || !joined {
+		t.Fatalf("JoinRoom(again) = _, %v, %v; want joined", joined, err)
+	}
+	if m4.Seq != 4 || m4.Kind != chat.KindJoin {
+		t.Errorf("JoinRoom(again) = seq %d kind %q; want seq 4 kind %q", m4.Seq, m4.Kind, chat.KindJoin)
+	}
+	wantMember(t, s, r.ID, ann.ID, true)
+}
+
+func testUserRooms(t *testing.T, s chat.Store) {
+	ctx := t.Context()
+	ann := mustUser(t, s, "ann@example.com", "Ann")
+	bob := mustUser(t, s, "bob@example.com", "Bob")
+	cat := mustUser(t, s, "cat@example.com", "Cat")
+	alpha, beta, gamma := mustRoom(t, s, "alpha"), mustRoom(t, s, "beta"), mustRoom(t, s, "gamma")
+	mustRoom(t, s, "delta")
+	mustJoin(t, s, alpha.ID, ann.ID, t0.Add(10*time.Second))
+	mustJoin(t, s, beta.ID, ann.ID, t0.Add(11*time.Second))
+	mustJoin(t, s, gamma.ID, ann.ID, t0.Add(12*time.Second))
+	mustJoin(t, s, beta.ID, bob.ID, t0.Add(13*time.Second))
+
+	wantUserRooms(t, s, ann.ID, beta.ID, gamma.ID, alpha.ID)
+	wantUserRooms(t, s, bob.ID, beta.ID)
+	wantUserRooms(t, s, cat.ID)
+
+	mustAppend(t, s, chat.NewMessage{ConvID: alpha.ID, Kind: chat.KindText, SenderID: ann.ID, Body: "hi", At: t0.Add(20 * time.Second)})
+	wantUserRooms(t, s, ann.ID, alpha.ID, beta.ID, gamma.ID)
+
+	if _, _, err := s.LeaveRoom(ctx, beta.ID, ann.ID, t0.Add(30*time.Second)); err != nil {
+		t.Fatalf("LeaveRoom: %v", err)
+	}
+	wantUserRooms(t, s, ann.ID, alpha.ID, gamma.ID)
+}
+
+func testActiveRooms(t *testing.T, s chat.Store) {
+	ctx := t.Context()
+	ann := mustUser(t, s, "ann@example.com", "Ann")
+	since := t0.Add(time.Hour)
+	text := func(r chat.Room, at time.Time) {
+		t.Helper()
+		mustAppend(t, s, chat.NewMessage{ConvID: r.ID, Kind: chat.KindText, SenderID: ann.ID, Body: "hi", At: at})
+	}
+	quiet := mustRoom(t, s, "quiet")
+	text(quiet, since.Add(-time.Second))
+	busy := mustRoom(t, s, "busy")
+	text(busy, since)
+	text(busy, since.Add(time.Second))
+	text(busy, since.Add(2*time.Second))
+	mustJoin(t, s, busy.ID, ann.ID, since.Add(3*time.Second))
+	mid := mustRoom(t, s, "mid")
+	text(mid, since.Add(-time.Minute))
+	text(mid, since.Add(time.Second))
+	text(mid, since.Add(2*time.Second))
+	tieOld := mustRoom(t, s, "tie-old")
+	text(tieOld, since.Add(time.Minute))
+	tieNew := mustRoom(t, s, "tie-new")
+	text(tieNew, since.Add(2*time.Minute))
+	joins := mustRoom(t, s, "joins")
+	mustJoin(t, s, joins.ID, ann.ID, since.Add(time.Minute))
+	mustRoom(t, s, "empty")
+
+	var want []chat.Room
+	for _, rc := range []struct {
+		room   chat.Room
+		recent int
+	}{{busy, 3}, {mid, 2}, {tieNew, 1}, {tieOld, 1}} {
+		r, err := s.Room(ctx, rc.room.ID)
+		if err != nil {
+			t.Fatalf("Room: %v", err)
+		}
+		r.Recent = rc.recent
+		want = append(want, r)
+	}
+	for _, limit := range []int{10, 4, 2, 1} {
+		got, err := s.ActiveRooms(ctx, since, limit)
+		if err != nil {
+			t.Fatalf("ActiveRooms: %v", err)
+		}
+		if diff := cmp.Diff(want[:min(limit, len(want))], got); diff != "" {
+			t.Errorf("ActiveRooms(limit %d) mismatch (-want +got):\n%s", limit, diff)
+		}
+	}
+	got, err := s.ActiveRooms(ctx, since.Add(time.Hour), 10)
+	if err != nil {
+		t.Fatalf("ActiveRooms: %v", err)
+	}
+	if len(got) != 0 {
+		t.Errorf("ActiveRooms(after all messages) = %d rooms; want none", len(got))
+	}
+}
+
+func testActiveRoomsDefaultLimit(t *testing.T, s chat.Store) {
+	ctx := t.Context()
+	for i := range 22 {
+		r := mustRoom(t, s, fmt.Sprintf("room-%d", i))
+		mustAppend(t, s, chat.NewMessage{ConvID: r.ID, Kind: chat.KindText, Body: "hi", At: t0.Add(time.Duration(i) * time.Second)})
+	}
+	for _, limit := range []int{0, -1} {
+		got, err := s.ActiveRooms(ctx, t0, limit)
+		if err != nil {
+			t.Fatalf("ActiveRooms: %v", err)
+		}
+		if len(got) != 20 {
+			t.Errorf("ActiveRooms(limit %d) = %d rooms; want 20", limit, len(got))
+		}
+	}
+}
+
+func testAppend(t *testing.T, s chat.Store) {
+	ctx := t.Context()
+	ann := mustUser(t, s, "ann@example.com", "Ann")
+	r := mustRoom(t, s, "general")
+
+	m1, created, err := s.Append(ctx, chat.NewMessage{ConvID: r.ID, Kind: chat.KindText, SenderID: ann.ID, ClientID: "c1", Body: "hello", At: t0.Add(time.Minute)})
+	if err != nil || !created {
+		t.Fatalf("Append = _, %v, %v; want created", created, err)
+	}
+	want1 := chat.Message{ConvID: r.ID, Seq: 1, Kind: chat.KindText, SenderID: ann.ID, SenderName: "Ann", ClientID: "c1", Body: "hello", CreatedAt: t0.Add(time.Minute)}
+	if diff := cmp.Diff(want1, m1); diff != "" {
+		t.Errorf("Append mismatch (-want +got):\n%s", diff)
+	}
+	m2 := mustAppend(t, s, chat.NewMessage{ConvID: r.ID, Kind: chat.KindText, SenderID: ann.ID, Body: "second", At: t0.Add(2 * time.Minute)})
+	want2 := chat.Message{ConvID: r.ID, Seq: 2, Kind: chat.KindText, SenderID: ann.ID, SenderName: "Ann", Body: "second", CreatedAt: t0.Add(2 * time.Minute)}
+	if diff := cmp.Diff(want2, m2); diff != "" {
+		t.Errorf("Append(no client ID) mismatch (-want +got):\n%s", diff)
+	}
+	m3 := mustAppend(t, s, chat.NewMessage{ConvID: r.ID, Kind: chat.KindText, Body: "psst", At: t0.Add(3 * time.Minute)})
+	want3 := chat.Message{ConvID: r.ID, Seq: 3, Kind: chat.KindText, Body: "psst", CreatedAt: t0.Add(3 * time.Minute)}
+	if diff := cmp.Diff(want3, m3); diff != "" {
+		t.Errorf("Append(anonymous) mismatch (-want +got):\n%s", diff)
+	}
+	wantRoom(t, s, chat.Room{ID: r.ID, Name: "general", CreatedAt: t0, LastSeq: 3, LastActiveAt: t0.Add(3 * time.Minute)})
+	wantMessages(t, s, r.ID, chat.Page{}, []chat.Message{want1, want2, want3})
+
+	other := mustRoom(t, s, "random")
+	if m := mustAppend(t, s, chat.NewMessage{ConvID: other.ID, Kind: chat.KindText, SenderID: ann.ID, Body: "elsewhere", At: t0}); m.Seq != 1 {
+		t.Errorf("first Append to another room: seq %d; want 1", m.Seq)
+	}
+
+	_, _, err = s.Append(ctx, chat.NewMessage{ConvID: missing, Kind: chat.KindText, SenderID: ann.ID, Body: "lost", At: t0})
+	wantNotFound(t, "Append(missing conversation)", err)
+	_, _, err = s.Append(ctx, chat.NewMessage{ConvID: missing, Kind: chat.KindText, SenderID: ann.ID, ClientID: "c9", Body: "lost", At: t0})
+	wantNotFound(t, "Append(missing conversation, client ID)", err)
+}
+
+func testAppendIdempotent(t *testing.T, s chat.Store) {
+	ctx := t.Context()
+	ann := mustUser(t, s, "ann@example.com", "Ann")
+	bob := mustUser(t, s, "bob@example.com", "Bob")
+	r := mustRoom(t, s, "general")
+	other := mustRoom(t, s, "random")
+	msg := func(conv, sender int64, clientID string) chat.NewMessage {
+		return chat.NewMessage{ConvID: conv, Kind: chat.KindText, SenderID: sender, ClientID: clientID, Body: "hello", At: t0}
+	}
+
+	first := mustAppend(t, s, msg(r.ID, ann.ID, "c1"))
+	retry := msg(r.ID, ann.ID, "c1")
+	retry.Body, retry.At = "hello again", t0.Add(time.Minute)
+	again, created, err := s.Append(ctx, retry)
+	if err != nil || created {
+		t.Fatalf("Append(retry) = _, %v, %v; want not created", created, err)
+	}
+	if diff := cmp.Diff(first, again); diff != "" {
+		t.Errorf("Append(retry) mismatch (-want +got):\n%s", diff)
+	}
+
+	for _, tt := range []struct {
+		name    string
+		m       chat.NewMessage
+		wantSeq int64
+	}{
+		{"other sender", msg(r.ID, bob.ID, "c1"), 2},
+		{"other room", msg(other.ID, ann.ID, "c1"), 1},
+		{"anonymous", msg(r.ID, 0, "c1"), 3},
+		{"no client ID", msg(r.ID, ann.ID, ""), 4},
+		{"no client ID again", msg(r.ID, ann.ID, ""), 5},
+	} {
+		m, created, err := s.Append(ctx, tt.m)
+		if err != nil || !created || m.Seq != tt.wantSeq {
+			t.Errorf("Append(%s) = seq %d, %v, %v; want seq %d, created", tt.name, m.Seq, created, err, tt.wantSeq)
+		}
+	}
+	if _, created, err := s.Append(ctx, msg(r.ID, 0, "c1")); err != nil || created {
+		t.Errorf("Append(anonymous retry) = _, %v, %v; want not created", created, err)
+	}
+	wantRoomSeqs(t, s, r.ID, 5)
+	wantRoomSeqs(t, s, other.ID, 1)
+}
+
+func testAppendConcurrent(t *testing.T, s chat.Store) {
+	const workers, each = 8, 50
+	ann := mustUser(t, s, "ann@example.com", "Ann")
+	r := mustRoom(t, s, "general")
+	var mu sync.Mutex
+	bodyAt := map[int64]string{} // seq → body, as Append returned them
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := range each {
+				body := fmt.Sprintf("%d-%d", w, i)
+				m, created, err := s.Append(t.Context(), chat.NewMessage{
+					ConvID: r.ID, Kind: chat.KindText, SenderID: ann.ID, ClientID: body, Body: body, At: t0.Add(time.Duration(i) * time.Millisecond),
+				})
+				if err != nil || !created {
+					t.Errorf("Append = _, %v, %v; want created", created, err)
+					return
+				}
+				mu.Lock()
+				if prev, dup := bodyAt[m.Seq]; dup {
+					t.Errorf("seq %d returned for both %q and %q", m.Seq, prev, body)
+				}
+				bodyAt[m.Seq] = body
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+
+	ms := wantRoomSeqs(t, s, r.ID, workers*each)
+	next := make([]int, workers) // next i expected from each worker
+	for _, m := range ms {
+		if m.Body != bodyAt[m.Seq] {
+			t.Errorf("seq %d holds %q; Append returned it for %q", m.Seq, m.Body, bodyAt[m.Seq])
+		}
+		var w, i int
+		if _, err := fmt.Sscanf(m.Body, "%d-%d", &w, &i); err != nil {
+			t.Fatalf("body %q: %v", m.Body, err)
+		}
+		if i != next[w] {
+			t.Errorf("seq %d holds message %d of worker %d; want message %d", m.Seq, i, w, next[w])
+		}
+		next[w] = i + 1
+	}
+}
+
+func testAppendConcurrentRetries(t *testing.T, s chat.Store) {
+	const workers = 8
+	ann := mustUser(t, s, "ann@example.com", "Ann")
+	r := mustRoom(t, s, "general")
+	var mu sync.Mutex
+	var created []bool
+	var seqs []int64
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			<-start
+			m, c, err := s.Append(t.Context(), chat.NewMessage{ConvID: r.ID, Kind: chat.KindText, SenderID: ann.ID, ClientID: "same", Body: "hello", At: t0})
+			if err != nil {
+				t.Errorf("Append: %v", err)
+				return
+			}
+			mu.Lock()
+			created = append(created, c)
+			seqs = append(seqs, m.Seq)
+			mu.Unlock()
+		})
+	}
+	close(start)
+	wg.Wait()
+	if n := len(slices.DeleteFunc(created, func(c bool) bool { return !c })); n != 1 {
+		t.Errorf("%d of %d concurrent retries created a message; want 1", n, workers)
+	}
+	for _, seq := range seqs {
+		if seq != 1 {
+			t.Errorf("concurrent retries returned seqs %v; want all 1", seqs)
+			break
+		}
+	}
+	wantRoomSeqs(t, s, r.ID, 1)
+}
+
+func testMessages(t *testing.T, s chat.Store) {
+	ann := mustUser(t, s, "ann@example.com", "Ann")
+	r := mustRoom(t, s, "general")
+	other := mustRoom(t, s, "random")
+	var all []chat.Message
+	for i := 1; i <= 10; i++ {
+		all = append(all, mustAppend(t, s, chat.NewMessage{ConvID: r.ID, Kind: chat.KindText, SenderID: ann.ID, Body: fmt.Sprintf("m%d", i), At: t0.Add(time.Duration(i) * time.Second)}))
+		mustAppend(t, s, chat.NewMessage{ConvID: other.ID, Kind: chat.KindText, SenderID: ann.ID, Body: "elsewhere", At: t0})
+	}
+	wantMessages(t, s, r.ID, chat.Page{}, all)
+
+	tests := []struct {
+		page chat.Page
+		want []int64
+	}{
+		{chat.Page{}, seqRange(1, 10)},
+		{chat.Page{Limit: 3}, seqRange(8, 10)},
+		{chat.Page{Limit: 10}, seqRange(1, 10)},
+		{chat.Page{Limit: 50}, seqRange(1, 10)},
+		{chat.Page{Before: 8, Limit: 3}, seqRange(5, 7)},
+		{chat.Page{Before: 3, Limit: 5}, seqRange(1, 2)},
+		{chat.Page{Before: 1}, nil},
+		{chat.Page{Before: 100, Limit: 2}, seqRange(9, 10)},
+		{chat.Page{After: 7, Limit: 2}, seqRange(8, 9)},
+		{chat.Page{After: 8}, seqRange(9, 10)},
+		{chat.Page{After: 10}, nil},
+		{chat.Page{After: 3, Before: 5, Limit: 4}, seqRange(4, 7)}, // After wins
+	}
+	for _, tt := range tests {
+		ms, err := s.Messages(t.Context(), r.ID, tt.page)
+		if err != nil {
+			t.Fatalf("Messages(%+v): %v", tt.page, err)
+		}
+		if diff := cmp.Diff(tt.want, seqsOf(t, r.ID, ms), cmpopts.EquateEmpty()); diff != "" {
+			t.Errorf("Messages(%+v) seqs mismatch (-want +got):\n%s", tt.page, diff)
+		}
+	}
+}
+
+func testMessagesDefaultLimit(t *testing.T, s chat.Store) {
+	r := mustRoom(t, s, "general")
+	for i := range 105 {
+		mustAppend(t, s, chat.NewMessage{ConvID: r.ID, Kind: chat.KindText, Body: "hi", At: t0.Add(time.Duration(i) * time.Second)})
+	}
+	for _, tt := range []struct {
+		page chat.Page
+		want []int64
+	}{
+		{chat.Page{}, seqRange(6, 105)},
+		{chat.Page{Limit: -1}, seqRange(6, 105)},
+		{chat.Page{After: 1}, seqRange(2, 101)},
+		{chat.Page{Before: 102}, seqRange(2, 101)},
+	} {
+		ms, err := s.Messages(t.Context(), r.ID, tt.page)
+		if err != nil {
+			t.Fatalf("Messages(%+v): %v", tt.page, err)
+		}
+		if diff := cmp.Diff(tt.want, seqsOf(t, r.ID, ms)); diff != "" {
+			t.Errorf("Messages(%+v) seqs mismatch (-want +got):\n%s", tt.page, diff)
+		}
+	}
+}
+
+func testSenderName(t *testing.T, s chat.Store) {
+	ctx := t.Context()
+	ann := mustUser(t, s, "ann@example.com", "Ann")
+	r := mustRoom(t, s, "general")
+	m1 := mustAppend(t, s, chat.NewMessage{ConvID: r.ID, Kind: chat.KindText, SenderID: ann.ID, Body: "hi", At: t0})
+	m2 := mustAppend(t, s, chat.NewMessage{ConvID: r.ID, Kind: chat.KindText, Body: "psst", At: t0})
+	if m1.SenderName != "Ann" || m2.SenderName != "" {
+		t.Errorf("Append sender names = %q, %q; want %q, %q", m1.SenderName, m2.SenderName, "Ann", "")
+	}
+	if _, err := s.SetUserName(ctx, ann.ID, "Annie"); err != nil {
+		t.Fatalf("SetUserName: %v", err)
+	}
+	m1.SenderName = "Annie"
+	wantMessages(t, s, r.ID, chat.Page{}, []chat.Message{m1, m2})
+}
+
+func mustUser(t *testing.T, s chat.Store, email, name string) chat.User {
+	t.Helper()
+	u, _, err := s.EnsureUser(t.Context(), email, t0)
+	if err != nil {
+		t.Fatalf("EnsureUser(%q): %v", email, err)
+	}
+	if name == "" {
+		return u
+	}
+	u, err = s.SetUserName(t.Context(), u.ID, name)
+	if err != nil {
+		t.Fatalf("SetUserName(%q): %v", name, err)
+	}
+	return u
+}
+
+func mustRoom(t *testing.T, s chat.Store, name string) chat.Room {
+	t.Helper()
+	r, err := s.EnsureRoom(t.Context(), name, t0)
+	if err != nil {
+		t.Fatalf("EnsureRoom(%q): %v", name, err)
+	}
+	return r
+}
+
+func mustJoin(t *testing.T, s chat.Store, roomID, userID int64, at time.Time) chat.Message {
+	t.Helper()
+	m, joined, err := s.JoinRoom(t.Context(), roomID, userID, at)
+	if err != nil || !joined {
+		t.Fatalf("JoinRoom(%d, %d) = _, %v, %v; want joined", roomID, userID, joined, err)
+	}
+	return m
+}
+
+func mustAppend(t *testing.T, s chat.Store, nm chat.NewMessage) chat.Message {
+	t.Helper()
+	m, created, err := s.Append(t.Context(), nm)
+	if err != nil || !created {
+		t.Fatalf("Append(%+v) = _, %v, %v; want created", nm, created, err)
+	}
+	return m
+}
+
+func wantNotFound(t *testing.T, what string, err error) {
+	t.Helper()
+	if !errors.Is(err, chat.ErrNotFound) {
+		t.Errorf("%s = %v; want chat.ErrNotFound", what, err)
+	}
+}
+
+func wantAttempt(t *testing.T, s chat.Store, email string, want chat.LoginCode) {
+	t.Helper()
+	got, err := s.AttemptLoginCode(t.Context(), email)
+	if err != nil {
+		t.Fatalf("AttemptLoginCode(%q): %v", email, err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("AttemptLoginCode(%q) mismatch (-want +got):\n%s", email, diff)
+	}
+}
+
+func wantMember(t *testing.T, s chat.Store, roomID, userID int64, want bool) {
+	t.Helper()
+	got, err := s.IsMember(t.Context(), roomID, userID)
+	if err != nil {
+		t.Fatalf("IsMember: %v", err)
+	}
+	if got != want {
+		t.Errorf("IsMember(%d, %d) = %v; want %v", roomID, userID, got, want)
+	}
+}
+
+func wantRoom(t *testing.T, s chat.Store, want chat.Room) {
+	t.Helper()
+	got, err := s.Room(t.Context(), want.ID)
+	if err != nil {
+		t.Fatalf("Room: %v", err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Room mismatch (-want +got):\n%s", diff)
+	}
+}
+
+// wantUserRooms checks that UserRooms(userID) lists exactly the rooms ids,
+// in that order, as Room returns them.
+func wantUserRooms(t *testing.T, s chat.Store, userID int64, ids ...int64) {
+	t.Helper()
+	var want []chat.Room
+	for _, id := range ids {
+		r, err := s.Room(t.Context(), id)
+		if err != nil {
+			t.Fatalf("Room: %v", err)
+		}
+		want = append(want, r)
+	}
+	got, err := s.UserRooms(t.Context(), userID)
+	if err != nil {
+		t.Fatalf("UserRooms: %v", err)
+	}
+	if diff := cmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
+		t.Errorf("UserRooms(%d) mismatch (-want +got):\n%s", userID, diff)
+	}
+}
+
+func wantMessages(t *testing.T, s chat.Store, convID int64, p chat.Page, want []chat.Message) {
+	t.Helper()
+	got, err := s.Messages(t.Context(), convID, p)
+	if err != nil {
+		t.Fatalf("Messages: %v", err)
+	}
+	if diff := cmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
+		t.Errorf("Messages(%d, %+v) mismatch (-want +got):\n%s", convID, p, diff)
+	}
+}
+
+// wantRoomSeqs checks that room id's last seq is n and that it holds
+// exactly the messages 1..n, and returns them.
+func wantRoomSeqs(t *testing.T, s chat.Store, id int64, n int) []chat.Message {
+	t.Helper()
+	r, err := s.Room(t.Context(), id)
+	if err != nil {
+		t.Fatalf("Room: %v", err)
+	}
+	if r.LastSeq != int64(n) {
+		t.Errorf("room %d: LastSeq = %d; want %d", id, r.LastSeq, n)
+	}
+	ms, err := s.Messages(t.Context(), id, chat.Page{After: 0, Limit: n + 10})
+	if err != nil {
+		t.Fatalf("Messages: %v", err)
+	}
+	if diff := cmp.Diff(seqRange(1, int64(n)), seqsOf(t, id, ms)); diff != "" {
+		t.Errorf("room %d seqs mismatch (-want +got):\n%s", id, diff)
+	}
+	return ms
+}
+
+// seqsOf returns the seqs of ms, checking that they belong to convID.
+func seqsOf(t *testing.T, convID int64, ms []chat.Message) []int64 {
+	t.Helper()
+	var seqs []int64
+	for _, m := range ms {
+		if m.ConvID != convID {
+			t.Errorf("message %d of conversation %d listed for %d", m.Seq, m.ConvID, convID)
+		}
+		seqs = append(seqs, m.Seq)
+	}
+	return seqs
+}
+
+func seqRange(from, to int64) []int64 {
+	var seqs []int64
+	for n := from; n <= to; n++ {
+		seqs = append(seqs, n)
+	}
+	return seqs
+}
+
+func cmpInt(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}

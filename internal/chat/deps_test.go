@@ -1,0 +1,28 @@
+package chat_test
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestDependencies keeps the domain free of transports and drivers: chat
+// may use the standard library only.
+func TestDependencies(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}} {{.Standard}}", "github.com/parley-chat/parley/internal/chat").CombinedOutput()
+	if err != nil {
+		t.Skipf("go list unavailable: %v\n%s", err, out)
+	}
+	banned := []string{"net/http", "database/sql", "github.com/parley-chat/parley/internal/web", "github.com/parley-chat/parley/internal/hub"}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		dep, std, _ := strings.Cut(line, " ")
+		for _, b := range banned {
+			if dep == b {
+				t.Errorf("internal/chat depends on %s", dep)
+			}
+		}
+		if std != "true" && dep != "github.com/parley-chat/parley/internal/chat" {
+			t.Errorf("internal/chat depends on non-standard package %s", dep)
+		}
+	}
+}

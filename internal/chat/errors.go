@@ -1,0 +1,72 @@
+package chat
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Error kinds. Every error the domain returns wraps exactly one of these, so
+// transports can map it to a status without looking at strings.
+var (
+	ErrInvalid      = errors.New("invalid")      // bad input; retrying the same request fails again
+	ErrNotFound     = errors.New("not found")    // the thing does not exist (or is hidden from the caller)
+	ErrForbidden    = errors.New("forbidden")    // the caller may not do this
+	ErrConflict     = errors.New("conflict")     // the state does not allow it (already exists, full, ...)
+	ErrUnauthorized = errors.New("unauthorized") // no valid session or login code
+	ErrRateLimited  = errors.New("rate limited") // too many requests; try again later
+	ErrUnavailable  = errors.New("unavailable")  // a dependency is down; retry later
+)
+
+// Machine-readable error codes, shown to clients next to a human message.
+// docs/protocol.md lists them all.
+const (
+	CodeBadJSON      = "bad_json"
+	CodeUnknownType  = "unknown_type"
+	CodeMissingField = "missing_field"
+	CodeInvalidField = "invalid_field"
+	CodeTooLong      = "too_long"
+	CodeEmpty        = "empty"
+	CodeNotMember    = "not_member"
+	CodeNotFound     = "not_found"
+	CodeForbidden    = "forbidden"
+	CodeRateLimited  = "rate_limited"
+	CodeUnauthorized = "unauthorized"
+	CodeBadCode      = "bad_code"
+	CodeUnavailable  = "unavailable"
+	CodeInternal     = "internal"
+)
+
+// Error is a domain error: a kind (one of the Err* values), a
+// machine-readable code and a message fit to show to the user.
+type Error struct {
+	Kind       error
+	Code       string
+	Message    string
+	Field      string        // the offending input field, if any
+	RetryAfter time.Duration // for ErrRateLimited
+}
+
+func (e *Error) Error() string { return e.Message }
+func (e *Error) Unwrap() error { return e.Kind }
+
+// Errorf returns an *Error of the given kind and code.
+func Errorf(kind error, code, format string, args ...any) *Error {
+	return &Error{Kind: kind, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Invalid returns an ErrInvalid error about one input field.
+func Invalid(code, field, format string, args ...any) *Error {
+	e := Errorf(ErrInvalid, code, format, args...)
+	e.Field = field
+	return e
+}
+
+// AsError returns the *Error in err's chain, or nil.
+func AsError(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return nil
+}

@@ -1,0 +1,281 @@
+package chat
+
+import (
+	"context"
+	"errors"
+	"slices"
+)
+
+func roomNotFound() error { return Errorf(ErrNotFound, CodeNotFound, "no such room") }
+
+func notMember() error {
+	return Errorf(ErrForbidden, CodeNotMember, "you are not a member of this room; enter it first")
+}
+
+// EnterRoom creates the room called name if needed and makes u a member.
+// Joining appends a join message to the room's sequence.
+func (s *Service) EnterRoom(ctx context.Context, u User, name string) (Room, error) {
+	if err := ValidRoomName(name); err != nil {
+		return Room{}, err
+	}
+	now := s.cfg.Now()
+	r, err := s.store.EnsureRoom(ctx, name, now)
+	if err != nil {
+		return Room{}, internal("ensure room", err)
+	}
+	m, joined, err := s.store.JoinRoom(ctx, r.ID, u.ID, now)
+	if err != nil {
+		return Room{}, internal("join room", err)
+	}
+	if joined {
+		s.publish(ctx, ConvTopic(r.ID), Event{Type: EventMessage, ConvID: r.ID, Message: &m})
+	}
+	r, err = s.store.Room(ctx, r.ID)
+	if err != nil {
+		return Room{}, internal("load room", err)
+	}
+	return r, nil
+}
+
+// LeaveRoom ends u's membership of room id.
+func (s *Service) LeaveRoom(ctx context.Context, u User, id int64) error {
+	if _, err := s.room(ctx, id); err != nil {
+		return err
+	}
+	m, left, err := s.store.LeaveRoom(ctx, id, u.ID, s.cfg.Now())
+	if err != nil {
+		return internal("leave room", err)
+	}
+	if !left {
+		return notMember()
+	}
+	s.publish(ctx, ConvTopic(id), Event{Type: EventMessage, ConvID: id, Message: &m})
+	return nil
+}
+
+func (s *Service) room(ctx context.Context, id int64) (Room, error) {
+	r, err := s.store.Room(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return Room{}, roomNotFound()
+	}
+	if err != nil {
+		return Room{}, internal("load room", err)
+	}
+	return r, nil
+}
+
+// member returns room id if u belongs to it.
+func (s *Service) member(ctx context.Context, u User, id int64) (Room, error) {
+	r, ok, err := s.RoomFor(ctx, u, id)
+	if err != nil {
+		return Room{}, err
+	}
+	if !ok {
+		return Room{}, notMember()
+	}
+	return r, nil
+}
+
+// Room returns a room for any signed-in user: rooms are public.
+func (s *Service) Room(ctx context.Context, id int64) (Room, error) { return s.room(ctx, id) }
+
+// RoomByName returns a room by its name.
+func (s *Service) RoomByName(ctx context.Context, name string) (Room, error) {
+	if err := ValidRoomName(name); err != nil {
+		return Room{}, err
+	}
+	r, err := s.store.RoomByName(ctx, name)
+	if errors.Is(err, ErrNotFound) {
+		return Room{}, roomNotFound()
+	}
+	if err != nil {
+		return Room{}, internal("load room", err)
+	}
+	return r, nil
+}
+
+// Rooms lists the rooms u has joined and the most active rooms.
+func (s *Service) Rooms(ctx context.Context, u User, activeLimit int) (joined, active []Room, err error) {
+	joined, err = s.store.UserRooms(ctx, u.ID)
+	if err != nil {
+		return nil, nil, internal("list user rooms", err)
+	}
+	active, err = s.store.ActiveRooms(ctx, s.cfg.Now().Add(-s.cfg.ActiveWindow), activeLimit)
+	if err != nil {
+		return nil, nil, internal("list active rooms", err)
+	}
+	return joined, active, nil
+}
+
+// History returns a page of room id's messages. Rooms are public, so any
+// signed-in user may read them.
+func (s *Service) History(ctx context.Context, u User, id int64, p Page) ([]Message, error) {
+	if _, err := s.room(ctx, id); err != nil {
+		return nil, err
+	}
+	if p.After < 0 || p.Before < 0 {
+		return nil, Invalid(CodeInvalidField, "after", "after and before must not be negative")
+	}
+	if p.Limit <= 0 || p.Limit > s.cfg.HistoryLimit {
+		p.Limit = s.cfg.HistoryLimit
+	}
+	ms, err := s.store.Messages(ctx, id, p)
+	if err != nil {
+		return nil, internal("load messages", err)
+	}
+	s.anonymize(ms)
+	return ms, nil
+}
+
+func (s *Service) anonymize(ms []Message) {
+	for i := range ms {
+		if ms[i].SenderID == 0 {
+			ms[i].SenderName = s.cfg.AnonymousName
+		}
+	}
+}
+
+// Send stores a text message from u in room id and publishes it. A retry
+// with the same clientID returns the stored message and stores nothing.
+func (s *Service) Send(ctx context.Context, u User, id int64, clientID, body string) (Message, error) {
+	if err := checkClientID(clientID); err != nil {
+		return Message{}, err
+	}
+	if err := checkBody(body, s.cfg.MaxMessageLen); err != nil {
+		return Message{}, err
+	}
+	if _, err := s.member(ctx, u, id); err != nil {
+		return Message{}, err
+	}
+	return s.append(ctx, NewMessage{ConvID: id, Kind: KindText, SenderID: u.ID, ClientID: clientID, Body: body})
+}
+
+// SendAnonymous stores a text message with no sender in room id, as the
+// Django Channels-compatible endpoint does.
+func (s *Service) SendAnonymous(ctx context.Context, id int64, body string) (Message, error) {
+	if err := checkBody(body, s.cfg.MaxMessageLen); err != nil {
+		return Message{}, err
+	}
+	if _, err := s.room(ctx, id); err != nil {
+		return Message{}, err
+	}
+	return s.append(ctx, NewMessage{ConvID: id, Kind: KindText, Body: body})
+}
+
+// EnterRoomAnonymous returns the room called name, creating it if needed,
+// without making anyone a member.
+func (s *Service) EnterRoomAnonymous(ctx context.Context, name string) (Room, error) {
+	if err := ValidRoomName(name); err != nil {
+		return Room{}, err
+	}
+	r, err := s.store.EnsureRoom(ctx, name, s.cfg.Now())
+	if err != nil {
+		return Room{}, internal("ensure room", err)
+	}
+	return r, nil
+}
+
+func (s *Service) append(ctx context.Context, nm NewMessage) (Message, error) {
+	nm.At = s.cfg.Now()
+	m, created, err := s.store.Append(ctx, nm)
+	if errors.Is(err, ErrNotFound) {
+		return Message{}, roomNotFound()
+	}
+	if err != nil {
+		return Message{}, internal("append message", err)
+	}
+	if m.SenderID == 0 {
+		m.SenderName = s.cfg.AnonymousName
+	}
+	if created {
+		s.publish(ctx, ConvTopic(nm.ConvID), Event{Type: EventMessage, ConvID: nm.ConvID, Message: &m})
+	}
+	return m, nil
+}
+
+// OpenRoom marks u present in room id (u must be a member) and returns the
+// room and who is present now, u included.
+func (s *Service) OpenRoom(ctx context.Context, u User, id int64) (Room, []User, error) {
+	r, err := s.member(ctx, u, id)
+	if err != nil {
+		return Room{}, nil, err
+	}
+	first, err := s.presence.Add(ctx, id, u.ID)
+	if err != nil {
+		return Room{}, nil, internal("add presence", err)
+	}
+	if first {
+		pu := u
+		s.publish(ctx, ConvTopic(id), Event{Type: EventPresence, ConvID: id, User: &pu, Online: true})
+	}
+	online, err := s.Online(ctx, id)
+	if err != nil {
+		return Room{}, nil, err
+	}
+	return r, online, nil
+}
+
+// CloseRoom undoes one OpenRoom.
+func (s *Service) CloseRoom(ctx context.Context, u User, id int64) error {
+	last, err := s.presence.Remove(ctx, id, u.ID)
+	if err != nil {
+		return internal("remove presence", err)
+	}
+	if last {
+		pu := u
+		s.publish(ctx, ConvTopic(id), Event{Type: EventPresence, ConvID: id, User: &pu, Online: false})
+	}
+	return nil
+}
+
+// Online lists the users who have room id open, by name.
+func (s *Service) Online(ctx context.Context, id int64) ([]User, error) {
+	ids, err := s.presence.Online(ctx, id)
+	if err != nil {
+		return nil, internal("list presence", err)
+	}
+	us, err := s.store.Users(ctx, ids)
+	if err != nil {
+		return nil, internal("load users", err)
+	}
+	slices.SortFunc(us, func(a, b User) int {
+		if a.Name < b.Name {
+			return -1
+		}
+		if a.Name > b.Name {
+			return 1
+		}
+		return int(a.ID - b.ID)
+	})
+	return us, nil
+}
+
+// RoomFor returns room id and whether u is a member of it.
+func (s *Service) RoomFor(ctx context.Context, u User, id int64) (Room, bool, error) {
+	r, err := s.room(ctx, id)
+	if err != nil {
+		return Room{}, false, err
+	}
+	ok, err := s.store.IsMember(ctx, id, u.ID)
+	if err != nil {
+		return Room{}, false, internal("check member", err)
+	}
+	return r, ok, nil
+}
+
+// Sync returns up to limit messages of room id with seq > after, oldest
+// first: what a client that has seen everything up to after has missed.
+func (s *Service) Sync(ctx context.Context, u User, id, after int64, limit int) ([]Message, error) {
+	if after < 0 {
+		return nil, Invalid(CodeInvalidField, "after", "after must not be negative")
+	}
+	if limit <= 0 || limit > s.cfg.HistoryLimit {
+		limit = s.cfg.HistoryLimit
+	}
+	p := Page{After: after, Limit: limit}
+	if after == 0 {
+		// Sequences start at 1 without gaps, so "after 0" is "before limit+1".
+		p = Page{Before: int64(limit) + 1, Limit: limit}
+	}
+	return s.History(ctx, u, id, p)
+}

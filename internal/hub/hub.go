@@ -1,0 +1,278 @@
+// Package hub delivers live events to the connections of this process: it
+// subscribes to the Broker for the topics its clients want, and pushes each
+// event into every interested client's bounded outbox. A client that lets
+// its outbox fill up is closed as too slow (it will reconnect and resync
+// from the store); it never blocks the fan-out. The hub knows no SQL, HTTP
+// or JSON.
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/parley-chat/parley/internal/chat"
+)
+
+// CloseReason tells why the hub closed a client.
+type CloseReason int32
+
+const (
+	ReasonNone         CloseReason = iota
+	ReasonSlow                     // the outbox was full
+	ReasonSessionEnded             // the client's session signed out
+	ReasonShutdown                 // the hub is closing
+)
+
+func (r CloseReason) String() string {
+	switch r {
+	case ReasonSlow:
+		return "slow"
+	case ReasonSessionEnded:
+		return "session ended"
+	case ReasonShutdown:
+		return "shutdown"
+	}
+	return "none"
+}
+
+// Formats index the encodings an Item caches.
+const maxFormats = 2
+
+// Item is one frame queued for clients: an event shared by all its
+// recipients, or raw bytes for one client. Items are immutable once queued.
+type Item struct {
+	Event chat.Event
+	Raw   []byte // when set, the frame to write as is
+
+	enc [maxFormats]struct {
+		once sync.Once
+		b    []byte
+	}
+}
+
+// Encoded returns the item encoded in format (0 ≤ format < 2), calling
+// enc at most once per format for all the clients that share the item.
+// A nil result means the item is not shown in that format.
+func (it *Item) Encoded(format int, enc func(chat.Event) []byte) []byte {
+	if it.Raw != nil {
+		return it.Raw
+	}
+	e := &it.enc[format]
+	e.once.Do(func() { e.b = enc(it.Event) })
+	return e.b
+}
+
+// Client is one live connection's presence in the hub.
+type Client struct {
+	UserID    int64
+	SessionID int64
+
+	out    chan *Item
+	done   chan struct{}
+	once   sync.Once
+	reason atomic.Int32
+	topics map[chat.Topic]struct{} // guarded by hub.mu
+}
+
+// Outbox is where the client's frames queue up.
+func (c *Client) Outbox() <-chan *Item { return c.out }
+
+// Done is closed when the hub closes the client.
+func (c *Client) Done() <-chan struct{} { return c.done }
+
+// Reason tells why Done was closed.
+func (c *Client) Reason() CloseReason { return CloseReason(c.reason.Load()) }
+
+// Close closes the client for reason r; only the first call counts.
+func (c *Client) Close(r CloseReason) {
+	c.once.Do(func() {
+		c.reason.Store(int32(r))
+		close(c.done)
+	})
+}
+
+// Push queues it without blocking; a full outbox closes the client as slow
+// and Push reports false.
+func (c *Client) Push(it *Item) bool {
+	select {
+	case <-c.done:
+		return false
+	default:
+	}
+	select {
+	case c.out <- it:
+		return true
+	default:
+		c.Close(ReasonSlow)
+		return false
+	}
+}
+
+type topic struct {
+	mu      sync.RWMutex
+	clients map[*Client]struct{}
+	cancel  func()
+}
+
+// Hub is the set of this process's clients and their topics.
+type Hub struct {
+	broker chat.Broker
+	log    *slog.Logger
+
+	mu      sync.Mutex
+	topics  map[chat.Topic]*topic
+	clients map[*Client]struct{}
+	closed  bool
+	empty   chan struct{} // closed when closed and no client is left
+}
+
+// New returns a Hub fed by b.
+func New(b chat.Broker, log *slog.Logger) *Hub {
+	return &Hub{broker: b, log: log, topics: make(map[chat.Topic]*topic), clients: make(map[*Client]struct{}), empty: make(chan struct{})}
+}
+
+// ErrClosed is returned by Register after Close.
+var ErrClosed = errors.New("hub closed")
+
+// Register adds a client with an outbox of outbox items and subscribes it
+// to its user's topic.
+func (h *Hub) Register(userID, sessionID int64, outbox int) (*Client, error) {
+	c := &Client{UserID: userID, SessionID: sessionID, out: make(chan *Item, outbox), done: make(chan struct{}), topics: make(map[chat.Topic]struct{})}
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return nil, ErrClosed
+	}
+	h.clients[c] = struct{}{}
+	h.mu.Unlock()
+	if userID != 0 {
+		if err := h.Subscribe(c, chat.UserTopic(userID)); err != nil {
+			h.Unregister(c)
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// Unregister removes c from the hub and all its topics.
+func (h *Hub) Unregister(c *Client) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for t := range c.topics {
+		h.unsubscribeLocked(c, t)
+	}
+	delete(h.clients, c)
+	if h.closed && len(h.clients) == 0 {
+		select {
+		case <-h.empty:
+		default:
+			close(h.empty)
+		}
+	}
+}
+
+// Subscribe makes c receive the events of t.
+func (h *Hub) Subscribe(c *Client, t chat.Topic) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.clients[c]; !ok {
+		return ErrClosed
+	}
+	if _, ok := c.topics[t]; ok {
+		return nil
+	}
+	tp := h.topics[t]
+	if tp == nil {
+		tp = &topic{clients: make(map[*Client]struct{})}
+		cancel, err := h.broker.Subscribe(t, func(ev chat.Event) { h.deliver(tp, ev) })
+		if err != nil {
+			return fmt.Errorf("subscribe %s: %w", t, err)
+		}
+		tp.cancel = cancel
+		h.topics[t] = tp
+	}
+	tp.mu.Lock()
+	tp.clients[c] = struct{}{}
+	tp.mu.Unlock()
+	c.topics[t] = struct{}{}
+	return nil
+}
+
+// Unsubscribe stops c receiving the events of t.
+func (h *Hub) Unsubscribe(c *Client, t chat.Topic) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.unsubscribeLocked(c, t)
+}
+
+func (h *Hub) unsubscribeLocked(c *Client, t chat.Topic) {
+	if _, ok := c.topics[t]; !ok {
+		return
+	}
+	delete(c.topics, t)
+	tp := h.topics[t]
+	if tp == nil {
+		return
+	}
+	tp.mu.Lock()
+	delete(tp.clients, c)
+	n := len(tp.clients)
+	tp.mu.Unlock()
+	if n == 0 {
+		tp.cancel()
+		delete(h.topics, t)
+	}
+}
+
+// deliver fans ev out to the clients of tp. It never blocks on a client.
+func (h *Hub) deliver(tp *topic, ev chat.Event) {
+	tp.mu.RLock()
+	defer tp.mu.RUnlock()
+	if ev.Type == chat.EventSessionEnded {
+		for c := range tp.clients {
+			if c.SessionID == ev.SessionID {
+				c.Close(ReasonSessionEnded)
+			}
+		}
+		return
+	}
+	it := &Item{Event: ev}
+	for c := range tp.clients {
+		if !c.Push(it) {
+			h.log.Debug("client evicted", "user", c.UserID, "reason", c.Reason().String())
+		}
+	}
+}
+
+// Close closes every client with ReasonShutdown, refuses new ones, and
+// waits until their connections have unregistered or ctx ends.
+func (h *Hub) Close(ctx context.Context) error {
+	h.mu.Lock()
+	if !h.closed {
+		h.closed = true
+		if len(h.clients) == 0 {
+			close(h.empty)
+		}
+	}
+	for c := range h.clients {
+		c.Close(ReasonShutdown)
+	}
+	h.mu.Unlock()
+	select {
+	case <-h.empty:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("hub close: %w", ctx.Err())
+	}
+}
+
+// Len reports the number of registered clients.
+func (h *Hub) Len() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.clients)
+}

@@ -1,0 +1,286 @@
+package hub_test
+
+import (
+	"context"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/parley-chat/parley/internal/chat"
+	"github.com/parley-chat/parley/internal/hub"
+	"github.com/parley-chat/parley/internal/inmem"
+)
+
+// countingBroker is an inmem broker that counts live subscriptions.
+type countingBroker struct {
+	*inmem.Broker
+	live atomic.Int64
+}
+
+func (b *countingBroker) Subscribe(t chat.Topic, fn func(chat.Event)) (func(), error) {
+	cancel, err := b.Broker.Subscribe(t, fn)
+	if err != nil {
+		return nil, err
+	}
+	b.live.Add(1)
+	var once sync.Once
+	return func() { once.Do(func() { b.live.Add(-1); cancel() }) }, nil
+}
+
+func newHub(t *testing.T) (*hub.Hub, *countingBroker) {
+	t.Helper()
+	b := &countingBroker{Broker: inmem.NewBroker()}
+	h := hub.New(b, slog.New(slog.DiscardHandler))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+		defer cancel()
+		_ = h.Close(ctx) // clients left registered make this time out: fine here
+	})
+	return h, b
+}
+
+func mustRegister(t *testing.T, h *hub.Hub, user, session int64, outbox int) *hub.Client {
+	t.Helper()
+	c, err := h.Register(user, session, outbox)
+	if err != nil {
+		t.Fatalf("Register: %v", err)
+	}
+	return c
+}
+
+func publish(t *testing.T, b chat.Broker, topic chat.Topic, ev chat.Event) {
+	t.Helper()
+	if err := b.Publish(context.Background(), topic, ev); err != nil {
+		t.Fatalf("Publish: %v", err)
+	}
+}
+
+func msg(conv, seq int64) chat.Event {
+	return chat.Event{Type: chat.EventMessage, ConvID: conv, Message: &chat.Message{ConvID: conv, Seq: seq}}
+}
+
+func TestFanOut(t *testing.T) {
+	h, b := newHub(t)
+	a := mustRegister(t, h, 1, 1, 16)
+	c := mustRegister(t, h, 2, 2, 16)
+	other := mustRegister(t, h, 3, 3, 16)
+	for _, cl := range []*hub.Client{a, c} {
+		if err := h.Subscribe(cl, chat.ConvTopic(5)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := h.Subscribe(other, chat.ConvTopic(6)); err != nil {
+		t.Fatal(err)
+	}
+	for seq := int64(1); seq <= 3; seq++ {
+		publish(t, b, chat.ConvTopic(5), msg(5, seq))
+	}
+	var shared *hub.Item
+	for _, cl := range []*hub.Client{a, c} {
+		for seq := int64(1); seq <= 3; seq++ {
+			select {
+			case it := <-cl.Outbox():
+				if it.Event.Message.Seq != seq {
+					t.Fatalf("user %d got seq %d; want %d", cl.UserID, it.Event.Message.Seq, seq)
+				}
+				if seq == 1 {
+					if shared != nil && shared != it {
+						t.Error("recipients got different items; want one item shared by all")
+					}
+					shared = it
+				}
+			default:
+				t.Fatalf("user %d: outbox empty; want seq %d", cl.UserID, seq)
+			}
+		}
+	}
+	if n := len(other.Outbox()); n != 0 {
+		t.Errorf("client of another topic got %d items; want 0", n)
+	}
+}
+
+func TestEncodedOncePerFormat(t *testing.T) {
+	it := &hub.Item{Event: msg(1, 1)}
+	calls := 0
+	enc := func(chat.Event) []byte { calls++; return []byte("x") }
+	for range 3 {
+		it.Encoded(0, enc)
+		it.Encoded(1, enc)
+	}
+	if calls != 2 {
+		t.Errorf("encoder called %d times; want 2 (once per format)", calls)
+	}
+	raw := &hub.Item{Raw: []byte("raw")}
+	if got := string(raw.Encoded(0, enc)); got != "raw" {
+		t.Errorf("Encoded of a raw item = %q; want %q", got, "raw")
+	}
+}
+
+func TestSlowClientEvictedOthersServed(t *testing.T) {
+	h, b := newHub(t)
+	slow := mustRegister(t, h, 1, 1, 4)
+	fast := mustRegister(t, h, 2, 2, 64)
+	for _, cl := range []*hub.Client{slow, fast} {
+		if err := h.Subscribe(cl, chat.ConvTopic(1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for seq := int64(1); seq <= 20; seq++ {
+		publish(t, b, chat.ConvTopic(1), msg(1, seq)) // never blocks, though slow never reads
+	}
+	select {
+	case <-slow.Done():
+	default:
+		t.Fatal("slow client not closed after its outbox filled")
+	}
+	if r := slow.Reason(); r != hub.ReasonSlow {
+		t.Errorf("slow client reason = %v; want %v", r, hub.ReasonSlow)
+	}
+	if n := len(fast.Outbox()); n != 20 {
+		t.Errorf("fast client has %d items; want all 20", n)
+	}
+	select {
+	case <-fast.Done():
+		t.Error("fast client closed")
+	default:
+	}
+}
+
+func TestSessionEndedClosesOnlyThatSession(t *testing.T) {
+	h, b := newHub(t)
+	s1 := mustRegister(t, h, 7, 100, 8)
+	s1b := mustRegister(t, h, 7, 100, 8) // second tab of the same session
+	s2 := mustRegister(t, h, 7, 200, 8)
+	publish(t, b, chat.UserTopic(7), chat.Event{Type: chat.EventSessionEnded, UserID: 7, SessionID: 100})
+	for _, c := range []*hub.Client{s1, s1b} {
+		select {
+		case <-c.Done():
+			if c.Reason() != hub.ReasonSessionEnded {
+				t.Errorf("reason = %v; want %v", c.Reason(), hub.ReasonSessionEnded)
+			}
+		default:
+			t.Error("client of the ended session still open")
+		}
+	}
+	select {
+	case <-s2.Done():
+		t.Error("client of another session closed")
+	default:
+	}
+}
+
+func TestUnsubscribeReleasesBrokerSubscription(t *testing.T) {
+	h, b := newHub(t)
+	c1 := mustRegister(t, h, 0, 0, 8) // anonymous: no user topic
+	c2 := mustRegister(t, h, 0, 0, 8)
+	for _, c := range []*hub.Client{c1, c2} {
+		if err := h.Subscribe(c, chat.ConvTopic(3)); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.Subscribe(c, chat.ConvTopic(3)); err != nil { // twice is once
+			t.Fatal(err)
+		}
+	}
+	if n := b.live.Load(); n != 1 {
+		t.Fatalf("broker subscriptions = %d; want 1 for the shared topic", n)
+	}
+	h.Unsubscribe(c1, chat.ConvTopic(3))
+	if n := b.live.Load(); n != 1 {
+		t.Fatalf("after one unsubscribe: %d; want 1", n)
+	}
+	h.Unregister(c2)
+	if n := b.live.Load(); n != 0 {
+		t.Fatalf("after the last client left: %d; want 0", n)
+	}
+}
+
+func TestCloseWaitsForClients(t *testing.T) {
+	b := inmem.NewBroker()
+	h := hub.New(b, slog.New(slog.DiscardHandler))
+	c := mustRegister(t, h, 1, 1, 8)
+	closed := make(chan error, 1)
+	go func() { closed <- h.Close(context.Background()) }()
+	select {
+	case <-c.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not close the client")
+	}
+	if c.Reason() != hub.ReasonShutdown {
+		t.Errorf("reason = %v; want %v", c.Reason(), hub.ReasonShutdown)
+	}
+	select {
+	case <-closed:
+		t.Fatal("Close returned before the client unregistered")
+	default:
+	}
+	h.Unregister(c)
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Errorf("Close = %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not return after the last client left")
+	}
+	if _, err := h.Register(2, 2, 8); err == nil {
+		t.Error("Register after Close succeeded; want an error")
+	}
+}
+
+func TestCloseTimesOut(t *testing.T) {
+	h := hub.New(inmem.NewBroker(), slog.New(slog.DiscardHandler))
+	mustRegister(t, h, 1, 1, 8)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := h.Close(ctx); err == nil {
+		t.Error("Close with a client that never leaves = nil; want a timeout error")
+	}
+}
+
+// BenchmarkFanOut measures one event delivered to n subscribers of a room.
+func BenchmarkFanOut(b *testing.B) {
+	for _, n := range []int{1, 100, 1000, 10000} {
+		b.Run(benchName(n), func(b *testing.B) {
+			br := inmem.NewBroker()
+			h := hub.New(br, slog.New(slog.DiscardHandler))
+			clients := make([]*hub.Client, n)
+			for i := range clients {
+				c, err := h.Register(0, 0, 1024)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := h.Subscribe(c, chat.ConvTopic(1)); err != nil {
+					b.Fatal(err)
+				}
+				clients[i] = c
+			}
+			ev := msg(1, 1)
+			ctx := context.Background()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				_ = br.Publish(ctx, chat.ConvTopic(1), ev)
+				if i%512 == 511 {
+					b.StopTimer()
+					for _, c := range clients {
+						for len(c.Outbox()) > 0 {
+							<-c.Outbox()
+						}
+					}
+					b.StartTimer()
+				}
+			}
+			b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "deliveries/s")
+		})
+	}
+}
+
+func benchName(n int) string {
+	if n >= 1000 {
+		return strconv.Itoa(n/1000) + "k"
+	}
+	return strconv.Itoa(n)
+}

@@ -1,0 +1,189 @@
+// Package inmem provides the single-node Broker, Presence and Limiter: plain
+// maps in this process. It must not touch the network or the disk.
+package inmem
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/parley-chat/parley/internal/chat"
+)
+
+// Broker delivers events to the subscribers in this process, synchronously
+// and in publish order per topic.
+type Broker struct {
+	mu     sync.RWMutex
+	subs   map[chat.Topic]map[*sub]struct{}
+	closed bool
+}
+
+type sub struct{ fn func(chat.Event) }
+
+var _ chat.Broker = (*Broker)(nil)
+
+// NewBroker returns an empty Broker.
+func NewBroker() *Broker { return &Broker{subs: make(map[chat.Topic]map[*sub]struct{})} }
+
+// ErrClosed is returned after Close.
+var ErrClosed = errors.New("inmem: broker closed")
+
+// Publish calls every subscriber of t with ev.
+func (b *Broker) Publish(_ context.Context, t chat.Topic, ev chat.Event) error {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.closed {
+		return ErrClosed
+	}
+	for s := range b.subs[t] {
+		s.fn(ev)
+	}
+	return nil
+}
+
+// Subscribe registers fn for t.
+func (b *Broker) Subscribe(t chat.Topic, fn func(chat.Event)) (func(), error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil, ErrClosed
+	}
+	s := &sub{fn: fn}
+	m := b.subs[t]
+	if m == nil {
+		m = make(map[*sub]struct{})
+		b.subs[t] = m
+	}
+	m[s] = struct{}{}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			b.mu.Lock()
+			defer b.mu.Unlock()
+			delete(b.subs[t], s)
+			if len(b.subs[t]) == 0 {
+				delete(b.subs, t)
+			}
+		})
+	}, nil
+}
+
+// Close drops every subscription.
+func (b *Broker) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.closed = true
+	b.subs = nil
+	return nil
+}
+
+// Presence counts connections per (conversation, user) in this process.
+type Presence struct {
+	mu    sync.Mutex
+	count map[int64]map[int64]int
+}
+
+var _ chat.Presence = (*Presence)(nil)
+
+// NewPresence returns an empty Presence.
+func NewPresence() *Presence { return &Presence{count: make(map[int64]map[int64]int)} }
+
+// Add counts one connection of userID in convID.
+func (p *Presence) Add(_ context.Context, convID, userID int64) (bool, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	m := p.count[convID]
+	if m == nil {
+		m = make(map[int64]int)
+		p.count[convID] = m
+	}
+	m[userID]++
+	return m[userID] == 1, nil
+}
+
+// Remove uncounts one connection of userID in convID.
+func (p *Presence) Remove(_ context.Context, convID, userID int64) (bool, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	m := p.count[convID]
+	if m[userID] == 0 {
+		return false, nil
+	}
+	m[userID]--
+	if m[userID] > 0 {
+		return false, nil
+	}
+	delete(m, userID)
+	if len(m) == 0 {
+		delete(p.count, convID)
+	}
+	return true, nil
+}
+
+// Online lists the users present in convID.
+func (p *Presence) Online(_ context.Context, convID int64) ([]int64, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ids := make([]int64, 0, len(p.count[convID]))
+	for id := range p.count[convID] {
+		ids = append(ids, id)
+	}
+	return ids, nil
+}
+
+// Limiter is a sliding-window rate limiter over this process's memory.
+// It forgets keys whose window has passed.
+type Limiter struct {
+	mu    sync.Mutex
+	now   func() time.Time
+	hits  map[string]*window
+	sweep time.Time
+}
+
+type window struct {
+	ts  []time.Time
+	len time.Duration
+}
+
+var _ chat.Limiter = (*Limiter)(nil)
+
+// NewLimiter returns a Limiter reading the clock from now (time.Now if nil).
+func NewLimiter(now func() time.Time) *Limiter {
+	if now == nil {
+		now = time.Now
+	}
+	return &Limiter{now: now, hits: make(map[string]*window)}
+}
+
+// Allow counts one event for key if fewer than n happened in the last
+// window.
+func (l *Limiter) Allow(_ context.Context, key string, n int, per time.Duration) (bool, time.Duration, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	if now.Sub(l.sweep) > time.Minute {
+		l.sweep = now
+		for k, w := range l.hits {
+			if len(w.ts) == 0 || now.Sub(w.ts[len(w.ts)-1]) >= w.len {
+				delete(l.hits, k)
+			}
+		}
+	}
+	w := l.hits[key]
+	if w == nil {
+		w = &window{}
+		l.hits[key] = w
+	}
+	w.len = per
+	i := 0
+	for i < len(w.ts) && now.Sub(w.ts[i]) >= per {
+		i++
+	}
+	w.ts = w.ts[i:]
+	if len(w.ts) >= n {
+		return false, w.ts[0].Add(per).Sub(now), nil
+	}
+	w.ts = append(w.ts, now)
+	return true, 0, nil
+}

@@ -1,0 +1,276 @@
+package mailer
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	netmail "net/mail"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	mail "github.com/wneessen/go-mail"
+
+	"github.com/parley-chat/parley/internal/chat"
+)
+
+var _ chat.Mailer = (*SMTP)(nil)
+
+// DefaultTimeout bounds connecting to the relay and each exchange with it.
+const DefaultTimeout = 30 * time.Second
+
+// Values of the tls query parameter of smtp:// URLs.
+const (
+	tlsSTARTTLS      = "starttls"
+	tlsOpportunistic = "opportunistic"
+	tlsNone          = "none"
+)
+
+// SMTP is a Mailer that hands mail to an SMTP relay, one connection per
+// mail. It is safe for concurrent use.
+type SMTP struct {
+	host   string // as go-mail wants it: IPv6 literals in brackets
+	addr   string // host:port, for errors and logs
+	from   *netmail.Address
+	opts   []mail.Option
+	logger *slog.Logger
+}
+
+// Option configures NewSMTP.
+type Option func(*options)
+
+type options struct {
+	tlsConfig *tls.Config
+	timeout   time.Duration
+}
+
+// WithTLSConfig makes the mailer use a clone of c for STARTTLS and implicit
+// TLS, for example to trust a test server's self-signed certificate. When
+// c.ServerName is empty, the URL's host is used.
+func WithTLSConfig(c *tls.Config) Option {
+	return func(o *options) { o.tlsConfig = c }
+}
+
+// WithTimeout replaces DefaultTimeout; d must be positive.
+func WithTimeout(d time.Duration) Option {
+	return func(o *options) { o.timeout = d }
+}
+
+// NewSMTP returns a mailer sending through the relay at rawURL (see the
+// package documentation for its forms) with from as the From address, such
+// as "Parley <parley@example.com>". It checks its arguments but does not
+// connect. Errors never include the password.
+func NewSMTP(rawURL, from string, logger *slog.Logger, opts ...Option) (*SMTP, error) {
+	o := options{timeout: DefaultTimeout}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.timeout <= 0 {
+		return nil, fmt.Errorf("mailer: timeout must be positive, got %s", o.timeout)
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	fromAddr, err := netmail.ParseAddress(from)
+	if err != nil {
+		return nil, fmt.Errorf("mailer: invalid from address %q: %w", from, err)
+	}
+	c, err := parseURL(rawURL)
+	if err != nil {
+		return nil, err
+	}
+
+	tc := &tls.Config{}
+	if o.tlsConfig != nil {
+		tc = o.tlsConfig.Clone()
+	}
+	if tc.ServerName == "" {
+		tc.ServerName = c.host
+	}
+	if tc.MinVersion == 0 {
+		tc.MinVersion = tls.VersionTLS12
+	}
+	mopts := []mail.Option{
+		mail.WithPort(c.port),
+		mail.WithTimeout(o.timeout),
+		mail.WithTLSConfig(tc),
+	}
+	switch {
+	case c.implicitTLS:
+		mopts = append(mopts, mail.WithSSL())
+	case c.tls == tlsOpportunistic:
+		mopts = append(mopts, mail.WithTLSPolicy(mail.TLSOpportunistic))
+	case c.tls == tlsNone:
+		mopts = append(mopts, mail.WithTLSPolicy(mail.NoTLS))
+	default:
+		mopts = append(mopts, mail.WithTLSPolicy(mail.TLSMandatory))
+	}
+	if c.user != "" {
+		mopts = append(mopts, mail.WithUsername(c.user), mail.WithPassword(c.password))
+		if c.tls == tlsNone {
+			// The operator chose a connection without TLS: prefer
+			// challenge-response, but allow PLAIN and LOGIN in clear.
+			mopts = append(mopts, mail.WithOpportunisticSMTPAuth(
+				mail.SMTPAuthSCRAMSHA256, mail.SMTPAuthSCRAMSHA1, mail.SMTPAuthCramMD5,
+				mail.SMTPAuthPlainNoEnc, mail.SMTPAuthLoginNoEnc))
+		} else {
+			// The strongest mechanism the server offers; PLAIN and LOGIN
+			// only once the connection is encrypted.
+			mopts = append(mopts, mail.WithSMTPAuth(mail.SMTPAuthAutoDiscover))
+		}
+	}
+	addr := net.JoinHostPort(c.host, strconv.Itoa(c.port))
+	host := c.host
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]" // go-mail joins host and port with a bare colon
+	}
+	s := &SMTP{
+		host:   host,
+		addr:   addr,
+		from:   fromAddr,
+		opts:   mopts,
+		logger: logger,
+	}
+	if _, err := s.client(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// client returns a new go-mail client. Send makes one per mail because a
+// client keeps per-connection state (the negotiated auth mechanism).
+func (s *SMTP) client() (*mail.Client, error) {
+	c, err := mail.NewClient(s.host, s.opts...)
+	if err != nil {
+		return nil, fmt.Errorf("mailer: configure SMTP client for %s: %w", s.addr, err)
+	}
+	return c, nil
+}
+
+// Send delivers m to the relay as a multipart/alternative message with a
+// text/plain and a text/html part (just one of them when the other is
+// empty). ctx bounds connecting; the whole exchange is bounded by the
+// timeout.
+func (s *SMTP) Send(ctx context.Context, m chat.Mail) error {
+	msg := mail.NewMsg(mail.WithNoDefaultUserAgent())
+	msg.FromMailAddress(s.from)
+	if err := msg.To(m.To); err != nil {
+		return fmt.Errorf("mailer: invalid recipient %q: %w", m.To, err)
+	}
+	msg.Subject(m.Subject)
+	switch {
+	case m.HTML == "":
+		msg.SetBodyString(mail.TypeTextPlain, m.Text)
+	case m.Text == "":
+		msg.SetBodyString(mail.TypeTextHTML, m.HTML)
+	default:
+		msg.SetBodyString(mail.TypeTextPlain, m.Text)
+		msg.AddAlternativeString(mail.TypeTextHTML, m.HTML)
+	}
+	c, err := s.client()
+	if err != nil {
+		return err
+	}
+	if err := c.DialAndSendWithContext(ctx, msg); err != nil {
+		return fmt.Errorf("mailer: send mail to %s via %s: %w", m.To, s.addr, err)
+	}
+	s.logger.DebugContext(ctx, "mail sent", "to", m.To, "relay", s.addr)
+	return nil
+}
+
+// relay is a parsed SMTP URL.
+type relay struct {
+	implicitTLS    bool
+	tls            string // for smtp://: tlsSTARTTLS, tlsOpportunistic or tlsNone
+	host           string
+	port           int
+	user, password string
+}
+
+const wantURL = "want smtp://user:pass@host:port or smtps://user:pass@host:port"
+
+func parseURL(rawURL string) (relay, error) {
+	if rawURL == "" {
+		return relay{}, errors.New("mailer: SMTP URL is empty; " + wantURL)
+	}
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		// A *url.Error quotes the whole URL, password included: keep only
+		// its cause.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return relay{}, fmt.Errorf("mailer: invalid SMTP URL: %v", err)
+	}
+	if u.Scheme != "smtp" && u.Scheme != "smtps" {
+		return relay{}, fmt.Errorf("mailer: SMTP URL: scheme %q not supported; %s", u.Scheme, wantURL)
+	}
+	if u.Opaque != "" || u.Host == "" {
+		// Redacted does not hide a password in an opaque URL: print none.
+		return relay{}, fmt.Errorf("mailer: SMTP URL: no host; %s", wantURL)
+	}
+	safe := strconv.Quote(u.Redacted())
+	r := relay{implicitTLS: u.Scheme == "smtps", port: mail.DefaultPortTLS}
+	if r.implicitTLS {
+		r.port = mail.DefaultPortSSL
+	}
+	r.host = u.Hostname()
+	if r.host == "" {
+		return relay{}, fmt.Errorf("mailer: SMTP URL %s: no host", safe)
+	}
+	if p := u.Port(); p != "" {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 1 || n > 65535 {
+			return relay{}, fmt.Errorf("mailer: SMTP URL %s: invalid port %q", safe, p)
+		}
+		r.port = n
+	}
+	if u.Path != "" && u.Path != "/" {
+		return relay{}, fmt.Errorf("mailer: SMTP URL %s: unexpected path %q", safe, u.Path)
+	}
+	if u.Fragment != "" {
+		return relay{}, fmt.Errorf("mailer: SMTP URL %s: unexpected fragment %q", safe, u.Fragment)
+	}
+	if u.User != nil {
+		r.user = u.User.Username()
+		r.password, _ = u.User.Password()
+		if r.user == "" && r.password != "" {
+			return relay{}, fmt.Errorf("mailer: SMTP URL %s: password without user", safe)
+		}
+	}
+	q, err := url.ParseQuery(u.RawQuery)
+	if err != nil {
+		return relay{}, fmt.Errorf("mailer: SMTP URL %s: invalid query: %v", safe, err)
+	}
+	for k, vs := range q {
+		if k != "tls" {
+			return relay{}, fmt.Errorf("mailer: SMTP URL %s: unknown parameter %q; the only parameter is tls=%s|%s|%s (smtp:// only)",
+				safe, k, tlsSTARTTLS, tlsOpportunistic, tlsNone)
+		}
+		if len(vs) != 1 {
+			return relay{}, fmt.Errorf("mailer: SMTP URL %s: parameter tls given %d times", safe, len(vs))
+		}
+	}
+	if !q.Has("tls") {
+		if !r.implicitTLS {
+			r.tls = tlsSTARTTLS
+		}
+		return r, nil
+	}
+	if r.implicitTLS {
+		return relay{}, fmt.Errorf("mailer: SMTP URL %s: smtps:// always uses implicit TLS; drop the tls parameter or use smtp://", safe)
+	}
+	switch v := q.Get("tls"); v {
+	case tlsSTARTTLS, tlsOpportunistic, tlsNone:
+		r.tls = v
+	default:
+		return relay{}, fmt.Errorf("mailer: SMTP URL %s: unknown tls=%q; want tls=%s (default), tls=%s or tls=%s",
+			safe, v, tlsSTARTTLS, tlsOpportunistic, tlsNone)
+	}
+	return r, nil
+}

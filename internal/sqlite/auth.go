@@ -1,0 +1,160 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/parley-chat/parley/internal/chat"
+)
+
+// PutLoginCode stores c as the only pending code of c.Email, with no
+// attempts counted.
+func (db *DB) PutLoginCode(ctx context.Context, c chat.LoginCode) error {
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO login_codes (email, hash, expires_at, attempts) VALUES (?, ?, ?, 0)
+			ON CONFLICT (email) DO UPDATE SET hash = excluded.hash, expires_at = excluded.expires_at, attempts = 0`,
+			c.Email, c.Hash, micros(c.ExpiresAt))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("put login code of %s: %w", c.Email, err)
+	}
+	return nil
+}
+
+// AttemptLoginCode counts one try against the pending code of email and
+// returns the code with that try counted.
+func (db *DB) AttemptLoginCode(ctx context.Context, email string) (chat.LoginCode, error) {
+	var c chat.LoginCode
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		var expires int64
+		err := tx.QueryRowContext(ctx, `UPDATE login_codes SET attempts = attempts + 1 WHERE email = ?
+			RETURNING email, hash, expires_at, attempts`, email).Scan(&c.Email, &c.Hash, &expires, &c.Attempts)
+		if errors.Is(err, sql.ErrNoRows) {
+			return chat.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		c.ExpiresAt = fromMicros(expires)
+		return nil
+	})
+	if err != nil {
+		return chat.LoginCode{}, fmt.Errorf("attempt login code of %s: %w", email, err)
+	}
+	return c, nil
+}
+
+// DeleteLoginCode removes the pending code of email if its hash is hash and
+// reports whether it did.
+func (db *DB) DeleteLoginCode(ctx context.Context, email, hash string) (bool, error) {
+	var deleted bool
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM login_codes WHERE email = ? AND hash = ?`, email, hash)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		deleted = n > 0
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("delete login code of %s: %w", email, err)
+	}
+	return deleted, nil
+}
+
+// CreateSession stores s and returns it with its ID. It returns
+// chat.ErrNotFound if the user does not exist and chat.ErrConflict if
+// another session has the same token hash.
+func (db *DB) CreateSession(ctx context.Context, s chat.Session) (chat.Session, error) {
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		if _, err := userByID(ctx, tx, s.UserID); err != nil {
+			return err
+		}
+		err := tx.QueryRowContext(ctx, `INSERT INTO sessions (user_id, token_hash, created_at, expires_at) VALUES (?, ?, ?, ?)
+			RETURNING id`, s.UserID, s.TokenHash, micros(s.CreatedAt), micros(s.ExpiresAt)).Scan(&s.ID)
+		if isUniqueViolation(err) {
+			return chat.ErrConflict
+		}
+		return err
+	})
+	if err != nil {
+		return chat.Session{}, fmt.Errorf("create session of user %d: %w", s.UserID, err)
+	}
+	s.CreatedAt, s.ExpiresAt = fromMicros(micros(s.CreatedAt)), fromMicros(micros(s.ExpiresAt))
+	return s, nil
+}
+
+// Session returns the session with this token hash.
+func (db *DB) Session(ctx context.Context, tokenHash string) (chat.Session, error) {
+	var s chat.Session
+	err := db.read(ctx, func(tx *sql.Tx) error {
+		var created, expires int64
+		err := tx.QueryRowContext(ctx, `SELECT id, user_id, token_hash, created_at, expires_at FROM sessions WHERE token_hash = ?`,
+			tokenHash).Scan(&s.ID, &s.UserID, &s.TokenHash, &created, &expires)
+		if errors.Is(err, sql.ErrNoRows) {
+			return chat.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		s.CreatedAt, s.ExpiresAt = fromMicros(created), fromMicros(expires)
+		return nil
+	})
+	if err != nil {
+		return chat.Session{}, fmt.Errorf("load session: %w", err)
+	}
+	return s, nil
+}
+
+// ExtendSession sets the expiry of session id; chat.ErrNotFound if there is
+// no such session.
+func (db *DB) ExtendSession(ctx context.Context, id int64, expires time.Time) error {
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE sessions SET expires_at = ? WHERE id = ?`, micros(expires), id)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err == nil && n == 0 {
+			return chat.ErrNotFound
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("extend session %d: %w", id, err)
+	}
+	return nil
+}
+
+// DeleteSession removes session id; removing a missing session is no error.
+func (db *DB) DeleteSession(ctx context.Context, id int64) error {
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE id = ?`, id)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("delete session %d: %w", id, err)
+	}
+	return nil
+}
+
+// DeleteExpired removes the sessions and login codes that expire at or
+// before now.
+func (db *DB) DeleteExpired(ctx context.Context, now time.Time) error {
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE expires_at <= ?`, micros(now)); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `DELETE FROM login_codes WHERE expires_at <= ?`, micros(now))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("delete expired sessions and login codes: %w", err)
+	}
+	return nil
+}

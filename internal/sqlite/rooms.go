@@ -1,0 +1,250 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/parley-chat/parley/internal/chat"
+)
+
+// kindRoom is the conversations.kind of rooms.
+const kindRoom = "room"
+
+// roomCols selects a chat.Room from conversations c.
+const roomCols = `c.id, c.name, c.created_at, c.last_seq, c.last_active_at,
+	(SELECT count(*) FROM members mb WHERE mb.conv_id = c.id)`
+
+// scanRoom scans roomCols, then extra.
+func scanRoom(s scanner, extra ...any) (chat.Room, error) {
+	var r chat.Room
+	var created, active int64
+	dest := append([]any{&r.ID, &r.Name, &created, &r.LastSeq, &active, &r.Members}, extra...)
+	if err := s.Scan(dest...); err != nil {
+		return chat.Room{}, err
+	}
+	r.CreatedAt, r.LastActiveAt = fromMicros(created), fromMicros(active)
+	return r, nil
+}
+
+// nameKey is the form of a room name that is unique: names that differ
+// only in case name one room.
+func nameKey(name string) string { return strings.ToLower(name) }
+
+// EnsureRoom returns the room called name, or whose name differs from it
+// only in case, creating it when absent.
+func (db *DB) EnsureRoom(ctx context.Context, name string, at time.Time) (chat.Room, error) {
+	var r chat.Room
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO conversations (kind, name, name_key, created_at, last_active_at)
+			VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (kind, name_key) DO NOTHING`,
+			kindRoom, name, nameKey(name), micros(at), micros(at)); err != nil {
+			return err
+		}
+		var err error
+		r, err = roomByName(ctx, tx, name)
+		return err
+	})
+	if err != nil {
+		return chat.Room{}, fmt.Errorf("ensure room %q: %w", name, err)
+	}
+	return r, nil
+}
+
+// Room returns room id.
+func (db *DB) Room(ctx context.Context, id int64) (chat.Room, error) {
+	var r chat.Room
+	err := db.read(ctx, func(tx *sql.Tx) error {
+		var err error
+		r, err = scanRoom(tx.QueryRowContext(ctx, `SELECT `+roomCols+` FROM conversations c WHERE c.id = ? AND c.kind = ?`, id, kindRoom))
+		if errors.Is(err, sql.ErrNoRows) {
+			return chat.ErrNotFound
+		}
+		return err
+	})
+	if err != nil {
+		return chat.Room{}, fmt.Errorf("load room %d: %w", id, err)
+	}
+	return r, nil
+}
+
+// RoomByName returns the room called name, ignoring case.
+func (db *DB) RoomByName(ctx context.Context, name string) (chat.Room, error) {
+	var r chat.Room
+	err := db.read(ctx, func(tx *sql.Tx) error {
+		var err error
+		r, err = roomByName(ctx, tx, name)
+		return err
+	})
+	if err != nil {
+		return chat.Room{}, fmt.Errorf("load room %q: %w", name, err)
+	}
+	return r, nil
+}
+
+func roomByName(ctx context.Context, tx *sql.Tx, name string) (chat.Room, error) {
+	r, err := scanRoom(tx.QueryRowContext(ctx, `SELECT `+roomCols+` FROM conversations c WHERE c.kind = ? AND c.name_key = ?`,
+		kindRoom, nameKey(name)))
+	if errors.Is(err, sql.ErrNoRows) {
+		return chat.Room{}, chat.ErrNotFound
+	}
+	return r, err
+}
+
+// checkRoom returns chat.ErrNotFound unless room id exists.
+func checkRoom(ctx context.Context, tx *sql.Tx, id int64) error {
+	var ok bool
+	err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM conversations WHERE id = ? AND kind = ?)`, id, kindRoom).Scan(&ok)
+	if err == nil && !ok {
+		return fmt.Errorf("room %d: %w", id, chat.ErrNotFound)
+	}
+	return err
+}
+
+// JoinRoom makes userID a member of room roomID and appends a KindJoin
+// message; joined is false if userID was a member already. It returns
+// chat.ErrNotFound if the room or the user does not exist.
+func (db *DB) JoinRoom(ctx context.Context, roomID, userID int64, at time.Time) (m chat.Message, joined bool, err error) {
+	err = db.write(ctx, func(tx *sql.Tx) error {
+		if err := checkRoom(ctx, tx, roomID); err != nil {
+			return err
+		}
+		if _, err := userByID(ctx, tx, userID); err != nil {
+			return fmt.Errorf("user %d: %w", userID, err)
+		}
+		res, err := tx.ExecContext(ctx, `INSERT INTO members (conv_id, user_id, joined_at) VALUES (?, ?, ?)
+			ON CONFLICT (conv_id, user_id) DO NOTHING`, roomID, userID, micros(at))
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil || n == 0 { // n == 0: a member already
+			return err
+		}
+		m, _, err = appendMessage(ctx, tx, chat.NewMessage{ConvID: roomID, Kind: chat.KindJoin, SenderID: userID, At: at})
+		joined = err == nil
+		return err
+	})
+	if err != nil {
+		return chat.Message{}, false, fmt.Errorf("join room %d as user %d: %w", roomID, userID, err)
+	}
+	return m, joined, nil
+}
+
+// LeaveRoom ends the membership of userID in room roomID and appends a
+// KindLeave message; left is false if userID was not a member. It returns
+// chat.ErrNotFound if the room does not exist.
+func (db *DB) LeaveRoom(ctx context.Context, roomID, userID int64, at time.Time) (m chat.Message, left bool, err error) {
+	err = db.write(ctx, func(tx *sql.Tx) error {
+		if err := checkRoom(ctx, tx, roomID); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM members WHERE conv_id = ? AND user_id = ?`, roomID, userID)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil || n == 0 { // n == 0: not a member
+			return err
+		}
+		m, _, err = appendMessage(ctx, tx, chat.NewMessage{ConvID: roomID, Kind: chat.KindLeave, SenderID: userID, At: at})
+		left = err == nil
+		return err
+	})
+	if err != nil {
+		return chat.Message{}, false, fmt.Errorf("leave room %d as user %d: %w", roomID, userID, err)
+	}
+	return m, left, nil
+}
+
+// IsMember reports whether userID is a member of room roomID.
+func (db *DB) IsMember(ctx context.Context, roomID, userID int64) (bool, error) {
+	var ok bool
+	err := db.read(ctx, func(tx *sql.Tx) error {
+		return tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM members WHERE conv_id = ? AND user_id = ?)`,
+			roomID, userID).Scan(&ok)
+	})
+	if err != nil {
+		return false, fmt.Errorf("check member %d of room %d: %w", userID, roomID, err)
+	}
+	return ok, nil
+}
+
+// UserRooms lists the rooms userID belongs to, most recently active first.
+func (db *DB) UserRooms(ctx context.Context, userID int64) ([]chat.Room, error) {
+	var rs []chat.Room
+	err := db.read(ctx, func(tx *sql.Tx) error {
+		var err error
+		rs, err = queryRooms(ctx, tx, `SELECT `+roomCols+`
+			FROM members m JOIN conversations c ON c.id = m.conv_id
+			WHERE m.user_id = ? AND c.kind = ?
+			ORDER BY c.last_active_at DESC, c.id DESC`, false, userID, kindRoom)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list rooms of user %d: %w", userID, err)
+	}
+	return rs, nil
+}
+
+// defaultActiveRooms is the number of rooms ActiveRooms lists when its
+// limit is not positive.
+const defaultActiveRooms = 20
+
+// ActiveRooms lists up to limit rooms with text messages since since, most
+// such messages first (Room.Recent), then most recently active first.
+func (db *DB) ActiveRooms(ctx context.Context, since time.Time, limit int) ([]chat.Room, error) {
+	if limit <= 0 {
+		limit = defaultActiveRooms
+	}
+	var rs []chat.Room
+	err := db.read(ctx, func(tx *sql.Tx) error {
+		var err error
+		// kind = 'text' and +conv_id let SQLite count from the index
+		// messages_text_created_at instead of scanning every message;
+		// CROSS JOIN makes it look up only the rooms it counted.
+		rs, err = queryRooms(ctx, tx, `SELECT `+roomCols+`, a.recent
+			FROM (
+				SELECT conv_id, count(*) AS recent FROM messages
+				WHERE kind = 'text' AND created_at >= ?
+				GROUP BY +conv_id
+			) a CROSS JOIN conversations c ON c.id = a.conv_id
+			WHERE c.kind = ?
+			ORDER BY a.recent DESC, c.last_active_at DESC, c.id DESC
+			LIMIT ?`, true, micros(since), kindRoom, limit)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list active rooms: %w", err)
+	}
+	return rs, nil
+}
+
+// queryRooms runs a query selecting roomCols and, if recent, a count for
+// Room.Recent.
+func queryRooms(ctx context.Context, tx *sql.Tx, query string, recent bool, args ...any) ([]chat.Room, error) {
+	rows, err := tx.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	rs := []chat.Room{}
+	for rows.Next() {
+		var n int
+		var extra []any
+		if recent {
+			extra = append(extra, &n)
+		}
+		r, err := scanRoom(rows, extra...)
+		if err != nil {
+			return nil, err
+		}
+		r.Recent = n
+		rs = append(rs, r)
+	}
+	return rs, rows.Err()
+}

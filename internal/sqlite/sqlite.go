@@ -1,0 +1,282 @@
+// Package sqlite implements chat.Store on an SQLite database file through
+// database/sql and the cgo-free driver modernc.org/sqlite. It owns its SQL
+// and its embedded migrations, speaks chat's types only, and never imports
+// another adapter, the hub or the web transport.
+//
+// SQLite serves one node: Open takes an exclusive advisory lock on a sibling
+// file, path + ".lock", so a second parley process cannot open the same
+// database. Several nodes need PostgreSQL.
+//
+// Times are stored as microseconds since the Unix epoch, PostgreSQL's
+// precision: a time read back equals the one stored truncated to the
+// microsecond, in UTC. Room names are unique regardless of case ("General"
+// and "general" are one room, and so are "Été" and "ÉTÉ"); a room keeps the
+// spelling it was created with.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"path"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/parley-chat/parley/internal/chat"
+	sqlitedriver "modernc.org/sqlite"
+	sqlitelib "modernc.org/sqlite/lib"
+)
+
+var _ chat.Store = (*DB)(nil)
+
+// Memory is the path of a private in-memory database, gone on Close.
+const Memory = ":memory:"
+
+// Connection settings. Every connection waits up to 10 s for a lock held
+// elsewhere. Writers use WAL with synchronous=NORMAL: a commit survives a
+// crash of the process but not necessarily a power loss, which can undo the
+// last commits without corrupting the file. They begin with BEGIN
+// IMMEDIATE, so a write transaction holds the write lock from its first
+// statement and cannot fail to upgrade a read lock halfway. Readers are
+// query-only.
+const (
+	writeParams = "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)&_txlock=immediate"
+	readParams  = "_pragma=busy_timeout(10000)&_pragma=query_only(1)"
+)
+
+// DB is a Parley database in one SQLite file. It is safe for concurrent use.
+//
+// Write transactions go through a pool of one connection, so they queue in
+// Go rather than spin on SQLite's busy handler; reads use a pool of their
+// own and, thanks to WAL, never wait for a writer.
+type DB struct {
+	path   string
+	rw     *sql.DB // one connection: every write transaction, in turn
+	ro     *sql.DB // read-only connections; rw itself for Memory
+	unlock func() error
+}
+
+// Open opens the SQLite database at path, creating it if needed, and brings
+// its schema up to date. path is a file path or Memory. Open fails if
+// another process, or another DB in this one, has the file open.
+func Open(ctx context.Context, path string) (*DB, error) {
+	if path == "" {
+		return nil, errors.New("open sqlite database: empty path")
+	}
+	db := &DB{path: path, unlock: func() error { return nil }}
+	if path == Memory {
+		if err := db.openMemory(ctx); err != nil {
+			return nil, err
+		}
+		return db, nil
+	}
+	unlock, err := lockFile(path + ".lock")
+	if errors.Is(err, errLocked) {
+		return nil, fmt.Errorf("sqlite database %s is in use by another parley process (SQLite serves one node; use PostgreSQL for several)", path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("lock sqlite database %s: %w", path, err)
+	}
+	db.unlock = unlock
+	if err := db.openFile(ctx); err != nil {
+		return nil, errors.Join(err, db.Close())
+	}
+	return db, nil
+}
+
+func (db *DB) openMemory(ctx context.Context) error {
+	// Each connection to ":memory:" is a database of its own, so one
+	// connection serves both reads and writes, and must live as long as db.
+	rw, err := sql.Open("sqlite", Memory+"?"+writeParams)
+	if err != nil {
+		return fmt.Errorf("open sqlite database %s: %w", db.path, err)
+	}
+	rw.SetMaxOpenConns(1)
+	rw.SetMaxIdleConns(1)
+	rw.SetConnMaxIdleTime(0)
+	rw.SetConnMaxLifetime(0)
+	db.rw, db.ro = rw, rw
+	if err := db.migrate(ctx); err != nil {
+		rw.Close()
+		return fmt.Errorf("migrate sqlite database %s: %w", db.path, err)
+	}
+	return nil
+}
+
+func (db *DB) openFile(ctx context.Context) error {
+	name := "file:" + (&url.URL{Path: db.path}).EscapedPath()
+	rw, err := sql.Open("sqlite", name+"?"+writeParams)
+	if err != nil {
+		return fmt.Errorf("open sqlite database %s: %w", db.path, err)
+	}
+	rw.SetMaxOpenConns(1)
+	rw.SetMaxIdleConns(1)
+	db.rw = rw
+	// Migrating first also turns the file to WAL before any reader opens it.
+	if err := db.migrate(ctx); err != nil {
+		return fmt.Errorf("migrate sqlite database %s: %w", db.path, err)
+	}
+	ro, err := sql.Open("sqlite", name+"?"+readParams)
+	if err != nil {
+		return fmt.Errorf("open sqlite database %s: %w", db.path, err)
+	}
+	n := max(4, runtime.NumCPU())
+	ro.SetMaxOpenConns(n)
+	ro.SetMaxIdleConns(n)
+	db.ro = ro
+	if err := ro.PingContext(ctx); err != nil {
+		return fmt.Errorf("open sqlite database %s: %w", db.path, err)
+	}
+	return nil
+}
+
+// Close closes the database and releases its lock.
+func (db *DB) Close() error {
+	var errs []error
+	if db.ro != nil && db.ro != db.rw {
+		errs = append(errs, db.ro.Close())
+	}
+	if db.rw != nil {
+		errs = append(errs, db.rw.Close())
+	}
+	errs = append(errs, db.unlock())
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("close sqlite database %s: %w", db.path, err)
+	}
+	return nil
+}
+
+// Ping checks that the database answers.
+func (db *DB) Ping(ctx context.Context) error {
+	if err := db.rw.PingContext(ctx); err != nil {
+		return fmt.Errorf("ping sqlite database %s: %w", db.path, err)
+	}
+	if err := db.ro.PingContext(ctx); err != nil {
+		return fmt.Errorf("ping sqlite database %s: %w", db.path, err)
+	}
+	return nil
+}
+
+// write runs fn in a write transaction and commits it if fn returns nil.
+func (db *DB) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := db.rw.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// read runs fn in a read-only transaction, which sees one snapshot.
+func (db *DB) read(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := db.ro.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+type migration struct {
+	version int
+	name    string
+}
+
+// migrate applies, in one transaction, the migrations not yet recorded in
+// schema_migrations.
+func (db *DB) migrate(ctx context.Context) error {
+	ms, err := listMigrations()
+	if err != nil {
+		return err
+	}
+	return db.write(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+			version    INTEGER PRIMARY KEY,
+			applied_at INTEGER NOT NULL
+		)`); err != nil {
+			return err
+		}
+		var current int
+		if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
+			return err
+		}
+		if current > len(ms) {
+			return fmt.Errorf("schema version %d is newer than this parley knows (%d); use a newer parley", current, len(ms))
+		}
+		for _, m := range ms {
+			if m.version <= current {
+				continue
+			}
+			src, err := migrations.ReadFile(m.name)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, string(src)); err != nil {
+				return fmt.Errorf("apply %s: %w", m.name, err)
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`,
+				m.version, micros(time.Now())); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// listMigrations returns the embedded migrations in order. Their names are
+// NNNN_description.sql, numbered from 1 without gaps.
+func listMigrations() ([]migration, error) {
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return nil, err
+	}
+	var ms []migration
+	for _, name := range names { // fs.Glob sorts
+		prefix, _, ok := strings.Cut(path.Base(name), "_")
+		v, err := strconv.Atoi(prefix)
+		if !ok || err != nil {
+			return nil, fmt.Errorf("migration %s: name is not NNNN_description.sql", name)
+		}
+		if v != len(ms)+1 {
+			return nil, fmt.Errorf("migration %s: version %d, want %d", name, v, len(ms)+1)
+		}
+		ms = append(ms, migration{version: v, name: name})
+	}
+	return ms, nil
+}
+
+// micros is the stored form of a time.
+func micros(t time.Time) int64 { return t.UnixMicro() }
+
+// fromMicros is the inverse of micros.
+func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
+
+// isUniqueViolation reports whether err is a broken UNIQUE or PRIMARY KEY
+// constraint.
+func isUniqueViolation(err error) bool {
+	var e *sqlitedriver.Error
+	if !errors.As(err, &e) {
+		return false
+	}
+	return e.Code() == sqlitelib.SQLITE_CONSTRAINT_UNIQUE || e.Code() == sqlitelib.SQLITE_CONSTRAINT_PRIMARYKEY
+}
+
+// scanner is a *sql.Row or *sql.Rows.
+type scanner interface {
+	Scan(dest ...any) error
+}

@@ -1,0 +1,228 @@
+package sqlite
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/parley-chat/parley/internal/chat"
+	"github.com/parley-chat/parley/internal/chat/chattest"
+)
+
+// mustOpenDB opens a new database file in a temporary directory and closes
+// it at the end of the test.
+func mustOpenDB(tb testing.TB) *DB {
+	tb.Helper()
+	return mustOpen(tb, filepath.Join(tb.TempDir(), "parley.db"))
+}
+
+func mustOpen(tb testing.TB, path string) *DB {
+	tb.Helper()
+	db, err := Open(context.Background(), path)
+	if err != nil {
+		tb.Fatalf("Open(%q): %v", path, err)
+	}
+	tb.Cleanup(func() {
+		if err := db.Close(); err != nil {
+			tb.Errorf("Close: %v", err)
+		}
+	})
+	return db
+}
+
+func TestStore(t *testing.T) {
+	chattest.TestStore(t, func(t *testing.T) chat.Store { return mustOpenDB(t) })
+}
+
+func TestStoreMemory(t *testing.T) {
+	chattest.TestStore(t, func(t *testing.T) chat.Store { return mustOpen(t, Memory) })
+}
+
+func TestPragmas(t *testing.T) {
+	db := mustOpenDB(t)
+	ctx := t.Context()
+	for _, tt := range []struct {
+		db     string
+		pragma string
+		want   string
+	}{
+		{"rw", "journal_mode", "wal"},
+		{"rw", "synchronous", "1"},
+		{"rw", "foreign_keys", "1"},
+		{"rw", "busy_timeout", "10000"},
+		{"ro", "journal_mode", "wal"},
+		{"ro", "query_only", "1"},
+		{"ro", "busy_timeout", "10000"},
+	} {
+		conn := db.rw
+		if tt.db == "ro" {
+			conn = db.ro
+		}
+		var got string
+		if err := conn.QueryRowContext(ctx, "PRAGMA "+tt.pragma).Scan(&got); err != nil {
+			t.Fatalf("%s: PRAGMA %s: %v", tt.db, tt.pragma, err)
+		}
+		if got != tt.want {
+			t.Errorf("%s: PRAGMA %s = %q; want %q", tt.db, tt.pragma, got, tt.want)
+		}
+	}
+}
+
+func TestMigrations(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "parley.db")
+	ms, err := listMigrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ms) == 0 {
+		t.Fatal("no migrations embedded")
+	}
+
+	type applied struct {
+		Version   int
+		AppliedAt int64
+	}
+	load := func(db *DB) []applied {
+		t.Helper()
+		rows, err := db.ro.QueryContext(t.Context(), `SELECT version, applied_at FROM schema_migrations ORDER BY version`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var as []applied
+		for rows.Next() {
+			var a applied
+			if err := rows.Scan(&a.Version, &a.AppliedAt); err != nil {
+				t.Fatal(err)
+			}
+			as = append(as, a)
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return as
+	}
+
+	db, err := Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := load(db)
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if len(first) != len(ms) {
+		t.Fatalf("%d migrations recorded; want %d", len(first), len(ms))
+	}
+	for i, a := range first {
+		if a.Version != i+1 || a.AppliedAt == 0 {
+			t.Errorf("migration %d recorded as %+v", i+1, a)
+		}
+	}
+
+	db, err = Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(first, load(db)); diff != "" {
+		t.Errorf("migrations after re-open mismatch (-want +got):\n%s", diff)
+	}
+
+	// A database migrated by a newer parley is left alone.
+	future := len(ms) + 1
+	if _, err := db.rw.ExecContext(t.Context(), `INSERT INTO schema_migrations (version, applied_at) VALUES (?, 1)`, future); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if db, err := Open(t.Context(), path); err == nil || !strings.Contains(err.Error(), "newer") {
+		if err == nil {
+			db.Close()
+		}
+		t.Errorf("Open(newer schema) = %v; want an error about a newer schema", err)
+	}
+	unlock, err := lockFile(path + ".lock")
+	if err != nil {
+		t.Fatalf("lock after failed Open: %v; want the failed Open to release its lock", err)
+	}
+	unlock()
+}
+
+func TestOpenLocked(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "parley.db")
+	db, err := Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Open(t.Context(), path)
+	if err == nil || !strings.Contains(err.Error(), "is in use by another parley process") || !strings.Contains(err.Error(), path) {
+		t.Errorf("second Open = %v; want an in-use error naming %s", err, path)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	mustOpen(t, path)
+}
+
+func TestReopen(t *testing.T) {
+	// The directory name needs escaping in an SQLite URI.
+	path := filepath.Join(t.TempDir(), "a dir?#%", "parley.db")
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	at := time.Date(2031, time.March, 4, 5, 6, 7, 0, time.UTC)
+
+	db, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _, err := db.EnsureUser(ctx, "ann@example.com", at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := db.EnsureRoom(ctx, "general", at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := db.JoinRoom(ctx, r.ID, u.ID, at); err != nil {
+		t.Fatal(err)
+	}
+	m, _, err := db.Append(ctx, chat.NewMessage{ConvID: r.ID, Kind: chat.KindText, SenderID: u.ID, ClientID: "c1", Body: "hello", At: at})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	if _, err := os.Stat(path); err != nil {
+		t.Errorf("database file: %v", err)
+	}
+	db = mustOpen(t, path)
+	got, err := db.Messages(ctx, r.ID, chat.Page{After: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]chat.Message{m}, got); diff != "" {
+		t.Errorf("messages after re-open mismatch (-want +got):\n%s", diff)
+	}
+	next, created, err := db.Append(ctx, chat.NewMessage{ConvID: r.ID, Kind: chat.KindText, SenderID: u.ID, Body: "again", At: at})
+	if err != nil || !created || next.Seq != 3 {
+		t.Errorf("Append after re-open = seq %d, %v, %v; want seq 3, created", next.Seq, created, err)
+	}
+	if ok, err := db.IsMember(ctx, r.ID, u.ID); err != nil || !ok {
+		t.Errorf("IsMember after re-open = %v, %v; want true", ok, err)
+	}
+}
+
+func TestPing(t *testing.T) {
+	if err := mustOpenDB(t).Ping(t.Context()); err != nil {
+		t.Errorf("Ping: %v", err)
+	}
+}

@@ -1,0 +1,337 @@
+package web
+
+import (
+	"io/fs"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/parley-chat/parley/internal/chat"
+)
+
+// me is the signed-in user's own view of themselves.
+type me struct {
+	ID    int64  `json:"id"`
+	Name  string `json:"name"`
+	Email string `json:"email"`
+}
+
+func meOf(u chat.User) me { return me{ID: u.ID, Name: u.Name, Email: u.Email} }
+
+func (s *server) handleHealth() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.cfg.Health != nil {
+			if err := s.cfg.Health(r.Context()); err != nil {
+				s.log.Warn("health check failed", "err", err)
+				http.Error(w, "unavailable", http.StatusServiceUnavailable)
+				return
+			}
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+}
+
+func (s *server) handleNotFound() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusNotFound, errorBody{Error: errorDetail{Code: chat.CodeNotFound, Message: "no such endpoint: " + r.Method + " " + r.URL.Path}})
+	})
+}
+
+func (s *server) handleRequestCode() http.Handler {
+	type request struct {
+		Email string `json:"email"`
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req request
+		if err := s.decodeBody(w, r, &req); err != nil {
+			s.fail(w, err)
+			return
+		}
+		if err := s.svc.RequestCode(r.Context(), req.Email, s.clientIP(r)); err != nil {
+			s.fail(w, err)
+			return
+		}
+		writeJSON(w, http.StatusAccepted, map[string]bool{"sent": true})
+	})
+}
+
+func (s *server) handleVerify() http.Handler {
+	type request struct {
+		Email string `json:"email"`
+		Code  string `json:"code"`
+	}
+	type response struct {
+		User    me   `json:"user"`
+		NewUser bool `json:"new_user"`
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req request
+		if err := s.decodeBody(w, r, &req); err != nil {
+			s.fail(w, err)
+			return
+		}
+		in, err := s.svc.VerifyCode(r.Context(), req.Email, req.Code)
+		if err != nil {
+			s.fail(w, err)
+			return
+		}
+		s.setSessionCookie(w, r, in.Token, in.Session.ExpiresAt)
+		writeJSON(w, http.StatusOK, response{User: meOf(in.User), NewUser: in.NewUser})
+	})
+}
+
+func (s *server) handleSignOut() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := s.svc.SignOut(r.Context(), authFrom(r.Context()).Session); err != nil {
+			s.fail(w, err)
+			return
+		}
+		s.clearSessionCookie(w, r)
+		w.WriteHeader(http.StatusNoContent)
+	})
+}
+
+func (s *server) handleMe() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]me{"user": meOf(authFrom(r.Context()).User)})
+	})
+}
+
+func (s *server) handleSetName() http.Handler {
+	type request struct {
+		Name string `json:"name"`
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req request
+		if err := s.decodeBody(w, r, &req); err != nil {
+			s.fail(w, err)
+			return
+		}
+		u, err := s.svc.SetName(r.Context(), authFrom(r.Context()).User, req.Name)
+		if err != nil {
+			s.fail(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]me{"user": meOf(u)})
+	})
+}
+
+func (s *server) handleRooms() http.Handler {
+	type response struct {
+		Joined []chat.Room `json:"joined"`
+		Active []chat.Room `json:"active"`
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		joined, active, err := s.svc.Rooms(r.Context(), authFrom(r.Context()).User, 20)
+		if err != nil {
+			s.fail(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, response{Joined: nonNil(joined), Active: nonNil(active)})
+	})
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
+func (s *server) handleEnterRoom() http.Handler {
+	type request struct {
+		Name string `json:"name"`
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req request
+		if err := s.decodeBody(w, r, &req); err != nil {
+			s.fail(w, err)
+			return
+		}
+		room, err := s.svc.EnterRoom(r.Context(), authFrom(r.Context()).User, strings.TrimSpace(req.Name))
+		if err != nil {
+			s.fail(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]chat.Room{"room": room})
+	})
+}
+
+// pathID parses the {id} path value.
+func pathID(r *http.Request) (int64, error) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || id <= 0 {
+		return 0, chat.Invalid(chat.CodeInvalidField, "id", "room id must be a positive integer")
+	}
+	return id, nil
+}
+
+func queryInt(r *http.Request, name string) (int64, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return 0, chat.Invalid(chat.CodeInvalidField, name, "%s must be a non-negative integer", name)
+	}
+	return n, nil
+}
+
+func (s *server) handleRoom() http.Handler {
+	type response struct {
+		Room   chat.Room `json:"room"`
+		Member bool      `json:"member"`
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := pathID(r)
+		if err != nil {
+			s.fail(w, err)
+			return
+		}
+		room, member, err := s.svc.RoomFor(r.Context(), authFrom(r.Context()).User, id)
+		if err != nil {
+			s.fail(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, response{Room: room, Member: member})
+	})
+}
+
+func (s *server) handleLeaveRoom() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := pathID(r)
+		if err != nil {
+			s.fail(w, err)
+			return
+		}
+		if err := s.svc.LeaveRoom(r.Context(), authFrom(r.Context()).User, id); err != nil {
+			s.fail(w, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+}
+
+type historyPage struct {
+	RoomID   int64          `json:"room_id,omitempty"`
+	Messages []chat.Message `json:"messages"`
+	HasMore  bool           `json:"has_more"`
+}
+
+func (s *server) handleHistory() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := pathID(r)
+		if err != nil {
+			s.fail(w, err)
+			return
+		}
+		var p chat.Page
+		if p.Before, err = queryInt(r, "before"); err != nil {
+			s.fail(w, err)
+			return
+		}
+		if p.After, err = queryInt(r, "after"); err != nil {
+			s.fail(w, err)
+			return
+		}
+		limit, err := queryInt(r, "limit")
+		if err != nil {
+			s.fail(w, err)
+			return
+		}
+		p.Limit = int(min(limit, 1000))
+		page, err := s.history(r, id, p)
+		if err != nil {
+			s.fail(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, page)
+	})
+}
+
+// history loads a page and tells whether more exist beyond it.
+func (s *server) history(r *http.Request, id int64, p chat.Page) (historyPage, error) {
+	limit := p.Limit
+	if limit <= 0 || limit > s.svc.Config().HistoryLimit {
+		limit = s.svc.Config().HistoryLimit
+	}
+	ms, err := s.svc.History(r.Context(), authFrom(r.Context()).User, id, chat.Page{After: p.After, Before: p.Before, Limit: limit})
+	if err != nil {
+		return historyPage{}, err
+	}
+	return historyPage{Messages: nonNil(ms), HasMore: len(ms) == limit}, nil
+}
+
+func (s *server) handleSend() http.Handler {
+	type request struct {
+		ClientID string  `json:"client_id"`
+		Body     *string `json:"body"`
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := pathID(r)
+		if err != nil {
+			s.fail(w, err)
+			return
+		}
+		var req request
+		if err := s.decodeBody(w, r, &req); err != nil {
+			s.fail(w, err)
+			return
+		}
+		if err := requireSendFields(req.ClientID, req.Body); err != nil {
+			s.fail(w, err)
+			return
+		}
+		m, err := s.svc.Send(r.Context(), authFrom(r.Context()).User, id, req.ClientID, *req.Body)
+		if err != nil {
+			s.fail(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]chat.Message{"message": m})
+	})
+}
+
+func requireSendFields(clientID string, body *string) error {
+	if clientID == "" {
+		return chat.Invalid(chat.CodeMissingField, "client_id", "client_id is required")
+	}
+	if body == nil {
+		return chat.Invalid(chat.CodeMissingField, "body", "body is required")
+	}
+	return nil
+}
+
+func (s *server) handleOnline() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := pathID(r)
+		if err != nil {
+			s.fail(w, err)
+			return
+		}
+		if _, err := s.svc.Room(r.Context(), id); err != nil {
+			s.fail(w, err)
+			return
+		}
+		us, err := s.svc.Online(r.Context(), id)
+		if err != nil {
+			s.fail(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string][]chat.User{"users": nonNil(us)})
+	})
+}
+
+func (s *server) handleUI(ui fs.FS) http.Handler {
+	files := http.FileServerFS(ui)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		w.Header().Set("Cache-Control", "no-cache")
+		files.ServeHTTP(w, r)
+	})
+}

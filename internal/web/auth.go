@@ -1,0 +1,81 @@
+package web
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/parley-chat/parley/internal/chat"
+)
+
+// CookieName is the session cookie.
+const CookieName = "parley_session"
+
+type authKey struct{}
+
+type authInfo struct {
+	User    chat.User
+	Session chat.Session
+}
+
+func authFrom(ctx context.Context) authInfo {
+	a, _ := ctx.Value(authKey{}).(authInfo)
+	return a
+}
+
+// authed lets only requests with a valid session through, renewing the
+// cookie when the session was extended.
+func (s *server) authed(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := r.Cookie(CookieName)
+		token := ""
+		if err == nil {
+			token = c.Value
+		}
+		u, sess, renewed, err := s.svc.Authenticate(r.Context(), token)
+		if err != nil {
+			s.fail(w, err)
+			return
+		}
+		if renewed {
+			s.setSessionCookie(w, r, token, sess.ExpiresAt)
+		}
+		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), authKey{}, authInfo{User: u, Session: sess})))
+	})
+}
+
+func (s *server) secure(r *http.Request) bool { return r.TLS != nil || s.cfg.BehindProxy }
+
+func (s *server) setSessionCookie(w http.ResponseWriter, r *http.Request, token string, expires time.Time) {
+	http.SetCookie(w, &http.Cookie{
+		Name:     CookieName,
+		Value:    token,
+		Path:     "/",
+		MaxAge:   int(time.Until(expires).Seconds()),
+		HttpOnly: true,
+		Secure:   s.secure(r),
+		SameSite: http.SameSiteLaxMode,
+	})
+}
+
+func (s *server) clearSessionCookie(w http.ResponseWriter, r *http.Request) {
+	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: s.secure(r), SameSite: http.SameSiteLaxMode})
+}
+
+// clientIP is the peer address, or the nearest X-Forwarded-For hop when the
+// server sits behind a proxy.
+func (s *server) clientIP(r *http.Request) string {
+	if s.cfg.BehindProxy {
+		if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
+			parts := strings.Split(xff, ",")
+			return strings.TrimSpace(parts[len(parts)-1])
+		}
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}

@@ -1,0 +1,85 @@
+package web
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"golang.org/x/time/rate"
+
+	"github.com/parley-chat/parley/internal/chat"
+)
+
+// compatFrame is the Django Channels tutorial's only frame, both ways.
+type compatFrame struct {
+	Message *string `json:"message"`
+}
+
+func encodeCompat(ev chat.Event) []byte {
+	if ev.Type != chat.EventMessage || ev.Message == nil || ev.Message.Kind != chat.KindText {
+		return nil
+	}
+	b, err := json.Marshal(compatFrame{Message: &ev.Message.Body})
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+// handleCompatWS serves /ws/chat/{room}/ with the Django Channels tutorial
+// protocol, anonymously, on the same path as native messages.
+func (s *server) handleCompatWS() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name := r.PathValue("room")
+		if err := chat.ValidRoomName(name); err != nil {
+			s.fail(w, err)
+			return
+		}
+		room, err := s.svc.EnterRoomAnonymous(r.Context(), name)
+		if err != nil {
+			s.fail(w, err)
+			return
+		}
+		ws, err := s.upgrader.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		client, err := s.hub.Register(0, 0, s.cfg.Outbox)
+		if err == nil {
+			err = s.hub.Subscribe(client, chat.ConvTopic(room.ID))
+			if err != nil {
+				s.hub.Unregister(client)
+			}
+		}
+		if err != nil {
+			_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseServiceRestart, "server restarting: reconnect"), time.Now().Add(time.Second))
+			_ = ws.Close()
+			return
+		}
+		c := &conn{s: s, ws: ws, client: client, format: formatCompat, ctx: context.WithoutCancel(r.Context())}
+		lim := rate.NewLimiter(rate.Limit(s.cfg.SendRate), s.cfg.SendBurst)
+		c.run(func(data []byte) {
+			var f compatFrame
+			if err := json.NewDecoder(bytes.NewReader(data)).Decode(&f); err != nil {
+				c.pushError("", 0, chat.Errorf(chat.ErrInvalid, chat.CodeBadJSON, "frame is not JSON of the form {\"message\": \"...\"}"))
+				return
+			}
+			if f.Message == nil {
+				c.pushError("", 0, chat.Invalid(chat.CodeMissingField, "message", "message is required"))
+				return
+			}
+			if !lim.Allow() {
+				c.pushError("", 0, rateLimited(lim))
+				return
+			}
+			ctx, cancel := c.opContext()
+			defer cancel()
+			if _, err := s.svc.SendAnonymous(ctx, room.ID, *f.Message); err != nil {
+				c.pushError("", 0, err)
+			}
+		}, func() {})
+	})
+}

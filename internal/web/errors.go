@@ -1,0 +1,113 @@
+package web
+
+import (
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strconv"
+
+	"github.com/parley-chat/parley/internal/chat"
+)
+
+type errorDetail struct {
+	Code         string `json:"code"`
+	Message      string `json:"message"`
+	Field        string `json:"field,omitempty"`
+	RetryAfterMS int64  `json:"retry_after_ms,omitempty"`
+}
+
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+// codeTooLarge is the code of a REST body over the limit.
+const codeTooLarge = "too_large"
+
+// classify maps any error to an HTTP status and what the client is shown.
+// It is the one place where error kinds meet the transport; unexpected
+// errors are logged and shown as "internal error".
+func classify(log *slog.Logger, err error) (int, errorDetail) {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return http.StatusRequestEntityTooLarge, errorDetail{Code: codeTooLarge, Message: "request body is larger than " + strconv.FormatInt(mbe.Limit, 10) + " bytes"}
+	}
+	e := chat.AsError(err)
+	if e == nil {
+		log.Error("internal error", "err", err)
+		return http.StatusInternalServerError, errorDetail{Code: chat.CodeInternal, Message: "internal error"}
+	}
+	d := errorDetail{Code: e.Code, Message: e.Message, Field: e.Field}
+	if e.RetryAfter > 0 {
+		d.RetryAfterMS = e.RetryAfter.Milliseconds()
+	}
+	switch {
+	case errors.Is(e, chat.ErrInvalid):
+		return http.StatusBadRequest, d
+	case errors.Is(e, chat.ErrNotFound):
+		return http.StatusNotFound, d
+	case errors.Is(e, chat.ErrForbidden):
+		return http.StatusForbidden, d
+	case errors.Is(e, chat.ErrConflict):
+		return http.StatusConflict, d
+	case errors.Is(e, chat.ErrUnauthorized):
+		return http.StatusUnauthorized, d
+	case errors.Is(e, chat.ErrRateLimited):
+		return http.StatusTooManyRequests, d
+	case errors.Is(e, chat.ErrUnavailable):
+		return http.StatusServiceUnavailable, d
+	}
+	log.Error("error of unknown kind", "err", err)
+	return http.StatusInternalServerError, errorDetail{Code: chat.CodeInternal, Message: "internal error"}
+}
+
+func (s *server) writeError(w http.ResponseWriter, err error) {
+	status, d := classify(s.log, err)
+	if d.RetryAfterMS > 0 {
+		w.Header().Set("Retry-After", strconv.FormatInt((d.RetryAfterMS+999)/1000, 10))
+	}
+	writeJSON(w, status, errorBody{Error: d})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// decodeBody reads a JSON request body of at most MaxBodyBytes into v.
+func (s *server) decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if mt != "application/json" {
+		return &httpError{status: http.StatusUnsupportedMediaType, d: errorDetail{Code: chat.CodeInvalidField, Field: "Content-Type", Message: "request body must be application/json"}}
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return err
+		}
+		return chat.Errorf(chat.ErrInvalid, chat.CodeBadJSON, "request body is not valid JSON: %v", err)
+	}
+	return nil
+}
+
+// httpError is a transport-level error with its own status.
+type httpError struct {
+	status int
+	d      errorDetail
+}
+
+func (e *httpError) Error() string { return e.d.Message }
+
+// fail writes err, whatever its kind.
+func (s *server) fail(w http.ResponseWriter, err error) {
+	var he *httpError
+	if errors.As(err, &he) {
+		writeJSON(w, he.status, errorBody{Error: he.d})
+		return
+	}
+	s.writeError(w, err)
+}

@@ -1,0 +1,34 @@
+package web
+
+import (
+	"io/fs"
+	"net/http"
+)
+
+// addRoutes lists Parley's whole HTTP surface; docs/protocol.md documents it.
+func (s *server) addRoutes(mux *http.ServeMux, ui fs.FS) {
+	mux.Handle("GET /healthz", s.handleHealth())
+
+	mux.Handle("POST /api/auth/code", s.handleRequestCode())
+	mux.Handle("POST /api/auth/verify", s.handleVerify())
+	mux.Handle("POST /api/auth/signout", s.authed(s.handleSignOut()))
+
+	mux.Handle("GET /api/me", s.authed(s.handleMe()))
+	mux.Handle("PATCH /api/me", s.authed(s.handleSetName()))
+
+	mux.Handle("GET /api/rooms", s.authed(s.handleRooms()))
+	mux.Handle("POST /api/rooms", s.authed(s.handleEnterRoom()))
+	mux.Handle("GET /api/rooms/{id}", s.authed(s.handleRoom()))
+	mux.Handle("DELETE /api/rooms/{id}/members/me", s.authed(s.handleLeaveRoom()))
+	mux.Handle("GET /api/rooms/{id}/messages", s.authed(s.handleHistory()))
+	mux.Handle("POST /api/rooms/{id}/messages", s.authed(s.handleSend()))
+	mux.Handle("GET /api/rooms/{id}/online", s.authed(s.handleOnline()))
+
+	mux.Handle("GET /api/ws", s.authed(s.handleWS()))
+	if s.cfg.ChannelsCompat {
+		mux.Handle("GET /ws/chat/{room}/", s.handleCompatWS())
+	}
+
+	mux.Handle("/api/", s.handleNotFound())
+	mux.Handle("/", s.handleUI(ui))
+}

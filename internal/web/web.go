@@ -1,0 +1,158 @@
+// Package web is Parley's HTTP transport: the REST API, the WebSocket and
+// the Django Channels-compatible endpoint, sessions as cookies, CSRF and
+// Origin checks, and the embedded UI. It parses input and maps errors; the
+// rules live in chat.Service. No SQL here.
+package web
+
+import (
+	"context"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/parley-chat/parley/internal/chat"
+	"github.com/parley-chat/parley/internal/hub"
+)
+
+// Config holds the transport's settings and limits.
+type Config struct {
+	Origins        []string      // allowed origins besides the server's own, e.g. "https://chat.example.com"
+	ChannelsCompat bool          // serve /ws/chat/{room}/
+	BehindProxy    bool          // behind a TLS-terminating proxy: Secure cookies, client IP from X-Forwarded-For
+	MaxFrameBytes  int64         // largest WebSocket frame a client may send
+	MaxBodyBytes   int64         // largest REST request body
+	SendRate       float64       // sends per second per connection
+	SendBurst      int           // sends allowed in a burst
+	Outbox         int           // frames queued per connection before it is cut off as too slow
+	PingInterval   time.Duration // WebSocket ping period
+	PongWait       time.Duration // silence after which a connection is dropped
+	WriteWait      time.Duration // longest a write may stall
+	Health         func(context.Context) error
+}
+
+// DefaultConfig returns the documented defaults.
+func DefaultConfig() Config {
+	return Config{
+		MaxFrameBytes: 32 << 10,
+		MaxBodyBytes:  64 << 10,
+		SendRate:      10,
+		SendBurst:     20,
+		Outbox:        256,
+		PingInterval:  30 * time.Second,
+		PongWait:      60 * time.Second,
+		WriteWait:     10 * time.Second,
+	}
+}
+
+func (c *Config) fill() {
+	d := DefaultConfig()
+	if c.MaxFrameBytes <= 0 {
+		c.MaxFrameBytes = d.MaxFrameBytes
+	}
+	if c.MaxBodyBytes <= 0 {
+		c.MaxBodyBytes = d.MaxBodyBytes
+	}
+	if c.SendRate <= 0 {
+		c.SendRate = d.SendRate
+	}
+	if c.SendBurst <= 0 {
+		c.SendBurst = d.SendBurst
+	}
+	if c.Outbox <= 0 {
+		c.Outbox = d.Outbox
+	}
+	if c.PingInterval <= 0 {
+		c.PingInterval = d.PingInterval
+	}
+	if c.PongWait <= 0 {
+		c.PongWait = d.PongWait
+	}
+	if c.WriteWait <= 0 {
+		c.WriteWait = d.WriteWait
+	}
+}
+
+// server holds what the handlers share.
+type server struct {
+	log      *slog.Logger
+	cfg      Config
+	svc      *chat.Service
+	hub      *hub.Hub
+	origins  map[string]bool // lower-case scheme://host[:port]
+	upgrader websocket.Upgrader
+}
+
+// NewHandler returns Parley's whole HTTP surface. ui is the web app's file
+// tree (index.html at its root).
+func NewHandler(log *slog.Logger, cfg Config, svc *chat.Service, h *hub.Hub, ui fs.FS) http.Handler {
+	cfg.fill()
+	s := &server{log: log, cfg: cfg, svc: svc, hub: h, origins: make(map[string]bool)}
+	for _, o := range cfg.Origins {
+		s.origins[normalizeOrigin(o)] = true
+	}
+	s.upgrader = websocket.Upgrader{
+		HandshakeTimeout: 10 * time.Second,
+		ReadBufferSize:   1024,
+		WriteBufferSize:  4096,
+		WriteBufferPool:  &sync.Pool{},
+		CheckOrigin:      s.checkOrigin,
+		Error: func(w http.ResponseWriter, r *http.Request, status int, reason error) {
+			code := chat.CodeInvalidField
+			if status == http.StatusForbidden {
+				code = chat.CodeForbidden
+			}
+			writeJSON(w, status, errorBody{Error: errorDetail{Code: code, Message: reason.Error()}})
+		},
+	}
+	mux := http.NewServeMux()
+	s.addRoutes(mux, ui)
+
+	cop := http.NewCrossOriginProtection()
+	for _, o := range cfg.Origins {
+		if err := cop.AddTrustedOrigin(o); err != nil {
+			log.Warn("ignoring bad origin", "origin", o, "err", err)
+		}
+	}
+	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusForbidden, errorBody{Error: errorDetail{Code: chat.CodeForbidden, Message: "cross-origin request refused"}})
+	}))
+	return securityHeaders(cop.Handler(mux))
+}
+
+func normalizeOrigin(o string) string {
+	return strings.TrimRight(strings.ToLower(strings.TrimSpace(o)), "/")
+}
+
+// checkOrigin allows upgrades without an Origin header (not a browser), from
+// the server's own origin, and from the configured origins.
+func (s *server) checkOrigin(r *http.Request) bool {
+	o := r.Header.Get("Origin")
+	if o == "" {
+		return true
+	}
+	u, err := url.Parse(o)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(u.Host, r.Host) {
+		return true
+	}
+	return s.origins[normalizeOrigin(o)]
+}
+
+func securityHeaders(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hd := w.Header()
+		hd.Set("X-Content-Type-Options", "nosniff")
+		hd.Set("X-Frame-Options", "DENY")
+		hd.Set("Referrer-Policy", "same-origin")
+		hd.Set("Content-Security-Policy", "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; style-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+		h.ServeHTTP(w, r)
+	})
+}

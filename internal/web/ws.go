@@ -1,0 +1,509 @@
+package web
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"golang.org/x/time/rate"
+
+	"github.com/parley-chat/parley/internal/chat"
+	"github.com/parley-chat/parley/internal/hub"
+)
+
+// Close codes; docs/protocol.md explains them to clients.
+const (
+	CloseTooSlow      = 4000
+	CloseSessionEnded = 4001
+)
+
+// Encodings an event is cached in (hub.Item.Encoded).
+const (
+	formatNative = 0
+	formatCompat = 1
+)
+
+const (
+	closeGrace  = time.Second // how long to wait for the peer's close reply
+	maxCoalesce = 64 << 10    // bytes coalesced into one frame
+	opTimeout   = 15 * time.Second
+	maxRefLen   = 64
+)
+
+func closeFrame(r hub.CloseReason) (int, string) {
+	switch r {
+	case hub.ReasonSlow:
+		return CloseTooSlow, "too slow: reconnect and resync"
+	case hub.ReasonSessionEnded:
+		return CloseSessionEnded, "session ended"
+	case hub.ReasonShutdown:
+		return websocket.CloseServiceRestart, "server restarting: reconnect"
+	}
+	return websocket.CloseNormalClosure, ""
+}
+
+// conn is one WebSocket: the handler goroutine reads, writePump writes.
+type conn struct {
+	s      *server
+	ws     *websocket.Conn
+	client *hub.Client
+	format int
+	ctx    context.Context
+}
+
+// run serves c until either side ends it: handle is called for each
+// frame read; cleanup runs before the client leaves the hub.
+func (c *conn) run(handle func([]byte), cleanup func()) {
+	readerDone := make(chan struct{})
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		c.writePump(readerDone)
+	}()
+	c.ws.SetReadLimit(c.s.cfg.MaxFrameBytes)
+	_ = c.ws.SetReadDeadline(time.Now().Add(c.s.cfg.PongWait))
+	c.ws.SetPongHandler(func(string) error {
+		return c.ws.SetReadDeadline(time.Now().Add(c.s.cfg.PongWait))
+	})
+	for {
+		typ, data, err := c.ws.ReadMessage()
+		if err != nil {
+			break
+		}
+		_ = c.ws.SetReadDeadline(time.Now().Add(c.s.cfg.PongWait))
+		if typ != websocket.TextMessage {
+			c.pushError("", 0, chat.Invalid(chat.CodeBadJSON, "", "frames must be text frames holding JSON"))
+			continue
+		}
+		handle(data)
+	}
+	close(readerDone)
+	<-writerDone
+	_ = c.ws.Close()
+	cleanup()
+	c.s.hub.Unregister(c.client)
+}
+
+// writePump is the only writer of c.ws: it drains the outbox, coalescing
+// what is queued into one frame, pings, and closes with the hub's reason.
+func (c *conn) writePump(readerDone <-chan struct{}) {
+	ping := time.NewTicker(c.s.cfg.PingInterval)
+	defer ping.Stop()
+	for {
+		select {
+		case it := <-c.client.Outbox():
+			if err := c.write(it); err != nil {
+				_ = c.ws.Close()
+				return
+			}
+		case <-ping.C:
+			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.s.cfg.WriteWait)); err != nil {
+				_ = c.ws.Close()
+				return
+			}
+		case <-c.client.Done():
+			code, text := closeFrame(c.client.Reason())
+			_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(c.s.cfg.WriteWait))
+			select {
+			case <-readerDone:
+			case <-time.After(closeGrace):
+			}
+			_ = c.ws.Close()
+			return
+		case <-readerDone:
+			return
+		}
+	}
+}
+
+var newline = []byte{'\n'}
+
+func (c *conn) encode(it *hub.Item) []byte {
+	if c.format == formatCompat {
+		return it.Encoded(formatCompat, encodeCompat)
+	}
+	return it.Encoded(formatNative, encodeNative)
+}
+
+// write sends it, and in the native format whatever else is queued, as one
+// frame of newline-separated JSON objects.
+func (c *conn) write(it *hub.Item) error {
+	_ = c.ws.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteWait))
+	if c.format == formatCompat {
+		if b := c.encode(it); b != nil {
+			return c.ws.WriteMessage(websocket.TextMessage, b)
+		}
+		return nil
+	}
+	var w io.WriteCloser
+	n := 0
+	add := func(it *hub.Item) error {
+		b := c.encode(it)
+		if b == nil {
+			return nil
+		}
+		var err error
+		if w == nil {
+			if w, err = c.ws.NextWriter(websocket.TextMessage); err != nil {
+				return err
+			}
+		} else if _, err = w.Write(newline); err != nil {
+			return err
+		}
+		n += len(b)
+		_, err = w.Write(b)
+		return err
+	}
+	if err := add(it); err != nil {
+		return err
+	}
+loop:
+	for n < maxCoalesce {
+		select {
+		case it := <-c.client.Outbox():
+			if err := add(it); err != nil {
+				return err
+			}
+		default:
+			break loop
+		}
+	}
+	if w == nil {
+		return nil
+	}
+	return w.Close()
+}
+
+// push queues a reply frame for this connection only.
+func (c *conn) push(v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		c.s.log.Error("encode frame", "err", err)
+		return
+	}
+	c.client.Push(&hub.Item{Raw: b})
+}
+
+type errorFrame struct {
+	Type         string `json:"type"`
+	Ref          string `json:"ref,omitempty"`
+	RoomID       int64  `json:"room_id,omitempty"`
+	Code         string `json:"code"`
+	Message      string `json:"message"`
+	Field        string `json:"field,omitempty"`
+	RetryAfterMS int64  `json:"retry_after_ms,omitempty"`
+}
+
+func (c *conn) pushError(ref string, roomID int64, err error) {
+	_, d := classify(c.s.log, err)
+	if c.format == formatCompat {
+		c.push(errorBody{Error: d})
+		return
+	}
+	c.push(errorFrame{Type: "error", Ref: ref, RoomID: roomID, Code: d.Code, Message: d.Message, Field: d.Field, RetryAfterMS: d.RetryAfterMS})
+}
+
+func (c *conn) opContext() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(c.ctx, opTimeout)
+}
+
+func rateLimited(lim *rate.Limiter) error {
+	e := chat.Errorf(chat.ErrRateLimited, chat.CodeRateLimited, "too many requests; slow down")
+	e.RetryAfter = time.Duration(float64(time.Second) / float64(lim.Limit()))
+	return e
+}
+
+// Frames of the native protocol (docs/protocol.md).
+
+type userRef struct {
+	ID   int64  `json:"id"`
+	Name string `json:"name"`
+}
+
+func userRefs(us []chat.User) []userRef {
+	out := make([]userRef, len(us))
+	for i, u := range us {
+		out[i] = userRef{ID: u.ID, Name: u.Name}
+	}
+	return out
+}
+
+type inFrame struct {
+	Type     string  `json:"type"`
+	Ref      string  `json:"ref"`
+	RoomID   int64   `json:"room_id"`
+	After    *int64  `json:"after"`
+	ClientID string  `json:"client_id"`
+	Body     *string `json:"body"`
+}
+
+type helloFrame struct {
+	Type   string `json:"type"`
+	User   me     `json:"user"`
+	Limits limits `json:"limits"`
+}
+
+type limits struct {
+	MaxMessageLen int     `json:"max_message_len"`
+	MaxFrameBytes int64   `json:"max_frame_bytes"`
+	SendRate      float64 `json:"send_rate"`
+	SendBurst     int     `json:"send_burst"`
+}
+
+type messageFrame struct {
+	Type    string        `json:"type"`
+	RoomID  int64         `json:"room_id"`
+	Message *chat.Message `json:"message"`
+}
+
+type presenceFrame struct {
+	Type   string  `json:"type"`
+	RoomID int64   `json:"room_id"`
+	User   userRef `json:"user"`
+	Online bool    `json:"online"`
+}
+
+type openedFrame struct {
+	Type   string    `json:"type"`
+	Ref    string    `json:"ref,omitempty"`
+	Room   chat.Room `json:"room"`
+	Online []userRef `json:"online"`
+}
+
+type roomFrame struct {
+	Type   string `json:"type"`
+	Ref    string `json:"ref,omitempty"`
+	RoomID int64  `json:"room_id,omitempty"`
+}
+
+type syncFrame struct {
+	Type     string         `json:"type"`
+	Ref      string         `json:"ref,omitempty"`
+	RoomID   int64          `json:"room_id"`
+	Messages []chat.Message `json:"messages"`
+	HasMore  bool           `json:"has_more"`
+}
+
+type ackFrame struct {
+	Type     string        `json:"type"`
+	Ref      string        `json:"ref,omitempty"`
+	RoomID   int64         `json:"room_id"`
+	ClientID string        `json:"client_id"`
+	Message  *chat.Message `json:"message"`
+}
+
+func encodeNative(ev chat.Event) []byte {
+	var v any
+	switch ev.Type {
+	case chat.EventMessage:
+		v = messageFrame{Type: "message", RoomID: ev.ConvID, Message: ev.Message}
+	case chat.EventPresence:
+		if ev.User == nil {
+			return nil
+		}
+		v = presenceFrame{Type: "presence", RoomID: ev.ConvID, User: userRef{ID: ev.User.ID, Name: ev.User.Name}, Online: ev.Online}
+	default:
+		return nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+// handleWS serves the native protocol on /api/ws.
+func (s *server) handleWS() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a := authFrom(r.Context())
+		ws, err := s.upgrader.Upgrade(w, r, nil)
+		if err != nil {
+			return // the upgrader has answered
+		}
+		client, err := s.hub.Register(a.User.ID, a.Session.ID, s.cfg.Outbox)
+		if err != nil {
+			_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseServiceRestart, "server restarting: reconnect"), time.Now().Add(time.Second))
+			_ = ws.Close()
+			return
+		}
+		n := &nativeConn{
+			conn:    conn{s: s, ws: ws, client: client, format: formatNative, ctx: context.WithoutCancel(r.Context())},
+			user:    a.User,
+			rooms:   make(map[int64]bool),
+			sendLim: rate.NewLimiter(rate.Limit(s.cfg.SendRate), s.cfg.SendBurst),
+			reqLim:  rate.NewLimiter(rate.Limit(5*s.cfg.SendRate), 5*s.cfg.SendBurst),
+		}
+		n.push(helloFrame{Type: "hello", User: meOf(a.User), Limits: limits{
+			MaxMessageLen: s.svc.Config().MaxMessageLen, MaxFrameBytes: s.cfg.MaxFrameBytes,
+			SendRate: s.cfg.SendRate, SendBurst: s.cfg.SendBurst,
+		}})
+		n.run(n.handle, n.cleanup)
+	})
+}
+
+// nativeConn is a signed-in connection; its fields belong to the reader.
+type nativeConn struct {
+	conn
+	user    chat.User
+	rooms   map[int64]bool // rooms this connection has open
+	sendLim *rate.Limiter
+	reqLim  *rate.Limiter
+}
+
+func (n *nativeConn) handle(data []byte) {
+	var f inFrame
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&f); err != nil {
+		n.pushError("", 0, chat.Errorf(chat.ErrInvalid, chat.CodeBadJSON, "frame is not a JSON object of the expected shape: %v", err))
+		return
+	}
+	if len(f.Ref) > maxRefLen {
+		n.pushError("", f.RoomID, chat.Invalid(chat.CodeTooLong, "ref", "ref is longer than %d bytes", maxRefLen))
+		return
+	}
+	ref := f.Ref
+	if f.Type == "send" {
+		if ref == "" {
+			ref = f.ClientID
+		}
+		if !n.sendLim.Allow() {
+			n.pushError(ref, f.RoomID, rateLimited(n.sendLim))
+			return
+		}
+	} else if !n.reqLim.Allow() {
+		n.pushError(ref, f.RoomID, rateLimited(n.reqLim))
+		return
+	}
+	var err error
+	switch f.Type {
+	case "":
+		err = chat.Invalid(chat.CodeMissingField, "type", "type is required")
+	case "ping":
+		n.push(roomFrame{Type: "pong", Ref: ref})
+	case "open":
+		err = n.open(f)
+	case "close":
+		err = n.close(f)
+	case "sync":
+		err = n.sync(f)
+	case "send":
+		err = n.send(f)
+	default:
+		err = chat.Errorf(chat.ErrInvalid, chat.CodeUnknownType, "unknown frame type %q", f.Type)
+	}
+	if err != nil {
+		n.pushError(ref, f.RoomID, err)
+	}
+}
+
+func requireRoom(f inFrame) error {
+	if f.RoomID == 0 {
+		return chat.Invalid(chat.CodeMissingField, "room_id", "room_id is required")
+	}
+	if f.RoomID < 0 {
+		return chat.Invalid(chat.CodeInvalidField, "room_id", "room_id must be positive")
+	}
+	return nil
+}
+
+func (n *nativeConn) open(f inFrame) error {
+	if err := requireRoom(f); err != nil {
+		return err
+	}
+	ctx, cancel := n.opContext()
+	defer cancel()
+	var (
+		room   chat.Room
+		online []chat.User
+		err    error
+	)
+	if n.rooms[f.RoomID] {
+		if room, err = n.s.svc.Room(ctx, f.RoomID); err == nil {
+			online, err = n.s.svc.Online(ctx, f.RoomID)
+		}
+	} else {
+		room, online, err = n.s.svc.OpenRoom(ctx, n.user, f.RoomID)
+		if err == nil {
+			n.rooms[f.RoomID] = true
+			if err = n.s.hub.Subscribe(n.client, chat.ConvTopic(f.RoomID)); err != nil {
+				return err
+			}
+		}
+	}
+	if err != nil {
+		return err
+	}
+	n.push(openedFrame{Type: "opened", Ref: f.Ref, Room: room, Online: userRefs(online)})
+	if f.After != nil {
+		return n.sync(f)
+	}
+	return nil
+}
+
+func (n *nativeConn) close(f inFrame) error {
+	if err := requireRoom(f); err != nil {
+		return err
+	}
+	if n.rooms[f.RoomID] {
+		delete(n.rooms, f.RoomID)
+		n.s.hub.Unsubscribe(n.client, chat.ConvTopic(f.RoomID))
+		ctx, cancel := n.opContext()
+		defer cancel()
+		if err := n.s.svc.CloseRoom(ctx, n.user, f.RoomID); err != nil {
+			return err
+		}
+	}
+	n.push(roomFrame{Type: "closed", Ref: f.Ref, RoomID: f.RoomID})
+	return nil
+}
+
+func (n *nativeConn) sync(f inFrame) error {
+	if err := requireRoom(f); err != nil {
+		return err
+	}
+	if f.After == nil {
+		return chat.Invalid(chat.CodeMissingField, "after", "after is required")
+	}
+	ctx, cancel := n.opContext()
+	defer cancel()
+	limit := n.s.svc.Config().HistoryLimit
+	ms, err := n.s.svc.Sync(ctx, n.user, f.RoomID, *f.After, limit)
+	if err != nil {
+		return err
+	}
+	n.push(syncFrame{Type: "sync", Ref: f.Ref, RoomID: f.RoomID, Messages: nonNil(ms), HasMore: len(ms) == limit})
+	return nil
+}
+
+func (n *nativeConn) send(f inFrame) error {
+	if err := requireRoom(f); err != nil {
+		return err
+	}
+	if err := requireSendFields(f.ClientID, f.Body); err != nil {
+		return err
+	}
+	ctx, cancel := n.opContext()
+	defer cancel()
+	m, err := n.s.svc.Send(ctx, n.user, f.RoomID, f.ClientID, *f.Body)
+	if err != nil {
+		return err
+	}
+	n.push(ackFrame{Type: "ack", Ref: f.Ref, RoomID: f.RoomID, ClientID: f.ClientID, Message: &m})
+	return nil
+}
+
+// cleanup closes the rooms this connection had open.
+func (n *nativeConn) cleanup() {
+	ctx, cancel := n.opContext()
+	defer cancel()
+	for id := range n.rooms {
+		if err := n.s.svc.CloseRoom(ctx, n.user, id); err != nil && !errors.Is(err, context.Canceled) {
+			n.s.log.Warn("close room", "room", id, "err", err)
+		}
+	}
+}

@@ -1,0 +1,75 @@
+// REST client for the Parley API (docs/protocol.md, "REST API").
+
+export class ApiError extends Error {
+  constructor(status, code, message, field, retryAfterMs) {
+    super(message);
+    this.status = status; // HTTP status, 0 when the server could not be reached
+    this.code = code;
+    this.field = field;
+    this.retryAfterMs = retryAfterMs;
+  }
+}
+
+// onUnauthorized is called when a request fails because the session is gone.
+let onUnauthorized = () => {};
+export function setUnauthorizedHandler(fn) {
+  onUnauthorized = fn;
+}
+
+async function request(method, path, body) {
+  const init = { method, headers: { Accept: 'application/json' }, credentials: 'same-origin' };
+  if (body !== undefined) {
+    init.headers['Content-Type'] = 'application/json';
+    init.body = JSON.stringify(body);
+  }
+  let res;
+  try {
+    res = await fetch(path, init);
+  } catch {
+    throw new ApiError(0, 'network', "Can't reach the server. Check your connection and try again.");
+  }
+  const text = await res.text().catch(() => '');
+  let data = null;
+  if (text) {
+    try {
+      data = JSON.parse(text);
+    } catch {
+      data = null;
+    }
+  }
+  if (res.ok) return data;
+
+  const e = (data && data.error) || {};
+  const err = new ApiError(
+    res.status,
+    e.code || `http_${res.status}`,
+    e.message || `The server answered ${res.status} ${res.statusText}.`.replace(' .', '.'),
+    e.field,
+    e.retry_after_ms ?? (Number(res.headers.get('Retry-After')) * 1000 || undefined),
+  );
+  if (res.status === 401 && err.code === 'unauthorized') onUnauthorized(err);
+  throw err;
+}
+
+const roomPath = (id) => `/api/rooms/${encodeURIComponent(id)}`;
+
+export const api = {
+  requestCode: (email) => request('POST', '/api/auth/code', { email }),
+  verify: (email, code) => request('POST', '/api/auth/verify', { email, code }),
+  signOut: () => request('POST', '/api/auth/signout'),
+
+  me: () => request('GET', '/api/me').then((d) => d.user),
+  setName: (name) => request('PATCH', '/api/me', { name }).then((d) => d.user),
+
+  rooms: () => request('GET', '/api/rooms'),
+  enterRoom: (name) => request('POST', '/api/rooms', { name }).then((d) => d.room),
+  room: (id) => request('GET', roomPath(id)),
+  leaveRoom: (id) => request('DELETE', `${roomPath(id)}/members/me`),
+
+  // history returns {messages, has_more}; opts: {before, after, limit}.
+  history(id, opts = {}) {
+    const q = new URLSearchParams();
+    for (const k of ['before', 'after', 'limit']) if (opts[k] != null) q.set(k, String(opts[k]));
+    return request('GET', `${roomPath(id)}/messages?${q}`);
+  },
+};
