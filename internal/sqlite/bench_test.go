@@ -51,6 +51,7 @@ func BenchmarkAppendParallel(b *testing.B) {
 	}
 	var n atomic.Int64
 	b.ReportAllocs()
+	b.SetParallelism(100) // 100 per core: 200 concurrent senders on 2 cores
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {

@@ -25,49 +25,111 @@ func scanMessage(s scanner) (chat.Message, error) {
 	return m, nil
 }
 
-// Append stores m as the next message of its conversation. If m.ClientID is
+// Append stores m as the next message of its conversation, committed with
+// whatever other Appends are waiting (group commit, batch.go). If m.ClientID is
 // set and the conversation already holds a message of m.SenderID with that
 // client ID, Append returns it, created = false, and stores nothing.
 func (db *DB) Append(ctx context.Context, m chat.NewMessage) (msg chat.Message, created bool, err error) {
-	err = db.write(ctx, func(tx *sql.Tx) error {
-		msg, created, err = appendMessage(ctx, tx, m)
-		return err
-	})
+	msg, created, err = db.enqueue(ctx, m)
 	if err != nil {
 		return chat.Message{}, false, fmt.Errorf("append message to %d: %w", m.ConvID, err)
 	}
 	return msg, created, nil
 }
 
-// appendMessage is Append inside tx, which must hold the write lock from its
-// start, so that the client ID lookup and the insert cannot interleave with
-// another writer.
+// appender appends messages inside one write transaction, which must hold
+// the write lock from its start so that no other writer interleaves. Its
+// statements are prepared once per transaction (parsing SQL costs more
+// than running it), and it keeps each conversation's last seq in memory,
+// writing it back once per transaction in flush: a batch of n messages to
+// one conversation costs n inserts, one read and one update.
+type appender struct {
+	lookup, last, insert, name, bump *sql.Stmt
+
+	names map[int64]string
+	convs map[int64]*convSeq
+}
+
+type convSeq struct {
+	last  int64 // last seq assigned
+	at    int64 // latest message time, micros
+	dirty bool
+}
+
+func newAppender(ctx context.Context, tx *sql.Tx) (*appender, error) {
+	a := &appender{names: make(map[int64]string), convs: make(map[int64]*convSeq)}
+	var err error
+	prepare := func(q string) *sql.Stmt {
+		if err != nil {
+			return nil
+		}
+		var st *sql.Stmt
+		st, err = tx.PrepareContext(ctx, q)
+		return st
+	}
+	a.lookup = prepare(`SELECT ` + messageCols + messagesFrom + `
+		WHERE m.conv_id = ? AND m.sender_id = ? AND m.client_id = ? AND m.client_id <> ''`)
+	a.last = prepare(`SELECT last_seq FROM conversations WHERE id = ?`)
+	a.insert = prepare(`INSERT INTO messages (conv_id, seq, kind, sender_id, client_id, body, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (conv_id, sender_id, client_id) WHERE client_id <> '' DO NOTHING`)
+	a.name = prepare(`SELECT name FROM users WHERE id = ?`)
+	a.bump = prepare(`UPDATE conversations SET last_seq = ?, last_active_at = max(last_active_at, ?) WHERE id = ?`)
+	if err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// appendMessage is Append inside tx, for a single message.
 func appendMessage(ctx context.Context, tx *sql.Tx, nm chat.NewMessage) (chat.Message, bool, error) {
-	if nm.ClientID != "" {
-		m, err := scanMessage(tx.QueryRowContext(ctx, `SELECT `+messageCols+messagesFrom+`
-			WHERE m.conv_id = ? AND m.sender_id = ? AND m.client_id = ? AND m.client_id <> ''`, nm.ConvID, nm.SenderID, nm.ClientID))
-		if err == nil {
-			return m, false, nil
-		}
-		if !errors.Is(err, sql.ErrNoRows) {
-			return chat.Message{}, false, err
-		}
-	}
-	var seq int64
-	err := tx.QueryRowContext(ctx, `UPDATE conversations SET last_seq = last_seq + 1, last_active_at = max(last_active_at, ?)
-		WHERE id = ?
-		RETURNING last_seq`, micros(nm.At), nm.ConvID).Scan(&seq)
-	if errors.Is(err, sql.ErrNoRows) {
-		return chat.Message{}, false, chat.ErrNotFound
-	}
+	a, err := newAppender(ctx, tx)
 	if err != nil {
 		return chat.Message{}, false, err
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO messages (conv_id, seq, kind, sender_id, client_id, body, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		nm.ConvID, seq, nm.Kind, nm.SenderID, nm.ClientID, nm.Body, micros(nm.At)); err != nil {
+	m, created, err := a.append(ctx, nm)
+	if err != nil {
 		return chat.Message{}, false, err
 	}
+	return m, created, a.flush(ctx)
+}
+
+func (a *appender) conv(ctx context.Context, id int64) (*convSeq, error) {
+	if c, ok := a.convs[id]; ok {
+		return c, nil
+	}
+	c := &convSeq{}
+	err := a.last.QueryRowContext(ctx, id).Scan(&c.last)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, chat.ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	a.convs[id] = c
+	return c, nil
+}
+
+// append stores nm with the next seq of its conversation; flush must run
+// before the transaction commits.
+func (a *appender) append(ctx context.Context, nm chat.NewMessage) (chat.Message, bool, error) {
+	c, err := a.conv(ctx, nm.ConvID)
+	if err != nil {
+		return chat.Message{}, false, err
+	}
+	seq, at := c.last+1, micros(nm.At)
+	res, err := a.insert.ExecContext(ctx, nm.ConvID, seq, nm.Kind, nm.SenderID, nm.ClientID, nm.Body, at)
+	if err != nil {
+		return chat.Message{}, false, err
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return chat.Message{}, false, err
+	} else if n == 0 {
+		// The client ID was used before: return that message.
+		m, err := scanMessage(a.lookup.QueryRowContext(ctx, nm.ConvID, nm.SenderID, nm.ClientID))
+		return m, false, err
+	}
+	c.last, c.at, c.dirty = seq, max(c.at, at), true
 	m := chat.Message{
 		ConvID:    nm.ConvID,
 		Seq:       seq,
@@ -75,15 +137,34 @@ func appendMessage(ctx context.Context, tx *sql.Tx, nm chat.NewMessage) (chat.Me
 		SenderID:  nm.SenderID,
 		ClientID:  nm.ClientID,
 		Body:      nm.Body,
-		CreatedAt: fromMicros(micros(nm.At)),
+		CreatedAt: fromMicros(at),
 	}
 	if nm.SenderID != 0 {
-		err := tx.QueryRowContext(ctx, `SELECT name FROM users WHERE id = ?`, nm.SenderID).Scan(&m.SenderName)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return chat.Message{}, false, err
+		name, ok := a.names[nm.SenderID]
+		if !ok {
+			err := a.name.QueryRowContext(ctx, nm.SenderID).Scan(&name)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return chat.Message{}, false, err
+			}
+			a.names[nm.SenderID] = name
 		}
+		m.SenderName = name
 	}
 	return m, true, nil
+}
+
+// flush writes back the last seq of every conversation appended to.
+func (a *appender) flush(ctx context.Context) error {
+	for id, c := range a.convs {
+		if !c.dirty {
+			continue
+		}
+		if _, err := a.bump.ExecContext(ctx, c.last, c.at, id); err != nil {
+			return err
+		}
+		c.dirty = false
+	}
+	return nil
 }
 
 // defaultPageLimit is the number of messages Messages returns when the

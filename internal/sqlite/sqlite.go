@@ -60,6 +60,10 @@ type DB struct {
 	rw     *sql.DB // one connection: every write transaction, in turn
 	ro     *sql.DB // read-only connections; rw itself for Memory
 	unlock func() error
+
+	appends     chan *appendReq // to the group-commit goroutine (batch.go)
+	closing     chan struct{}
+	batcherDone chan struct{}
 }
 
 // Open opens the SQLite database at path, creating it if needed, and brings
@@ -74,6 +78,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		if err := db.openMemory(ctx); err != nil {
 			return nil, err
 		}
+		db.startBatcher()
 		return db, nil
 	}
 	unlock, err := lockFile(path + ".lock")
@@ -87,6 +92,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	if err := db.openFile(ctx); err != nil {
 		return nil, errors.Join(err, db.Close())
 	}
+	db.startBatcher()
 	return db, nil
 }
 
@@ -138,6 +144,7 @@ func (db *DB) openFile(ctx context.Context) error {
 
 // Close closes the database and releases its lock.
 func (db *DB) Close() error {
+	db.stopBatcher()
 	var errs []error
 	if db.ro != nil && db.ro != db.rw {
 		errs = append(errs, db.ro.Close())
