@@ -1,0 +1,107 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/parley-chat/parley/internal/chat"
+	"github.com/parley-chat/parley/internal/inmem"
+)
+
+const adminUsage = `Usage: parley admin COMMAND [flags]
+
+Commands that write to the store directly. They need the database to
+themselves (stop a SQLite server first).
+
+  sessions   create users and signed-in sessions without mail, for load
+             tests and scripted clients; prints "USER_ID<TAB>EMAIL<TAB>TOKEN"
+             per line (the token is the value of the parley_session cookie)
+  migrate    apply the database migrations and exit
+`
+
+// runAdmin is "parley admin ...".
+func runAdmin(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stderr, adminUsage)
+		if len(args) == 0 {
+			return errors.New("admin: a command is required")
+		}
+		return nil
+	}
+	switch args[0] {
+	case "sessions":
+		return adminSessions(ctx, args[1:], getenv, stdout, stderr)
+	case "migrate":
+		return adminMigrate(ctx, args[1:], getenv, stdout, stderr)
+	}
+	fmt.Fprint(stderr, adminUsage)
+	return fmt.Errorf("admin: unknown command %q", args[0])
+}
+
+func dbFlag(fs *flag.FlagSet, getenv func(string) string) *string {
+	def := getenv("PARLEY_DB")
+	if def == "" {
+		def = "parley.db"
+	}
+	return fs.String("db", def, "database (as parley --db; PARLEY_DB)")
+}
+
+func adminMigrate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("parley admin migrate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	db := dbFlag(fs, getenv)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	st, err := openStore(ctx, *db)
+	if err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	if err := st.Close(); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s is migrated\n", *db)
+	return nil
+}
+
+func adminSessions(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("parley admin sessions", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	db := dbFlag(fs, getenv)
+	count := fs.Int("count", 1, "number of users (one session each)")
+	first := fs.Int("first", 1, "number of the first user")
+	prefix := fs.String("prefix", "bench", "users are PREFIX-N@DOMAIN, named PREFIX-N")
+	domain := fs.String("domain", "bench.invalid", "email domain of the users")
+	ttl := fs.Duration("ttl", 0, "session lifetime (default: the server's, 720h)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *count < 1 || *count > 1_000_000 {
+		return fmt.Errorf("--count must be between 1 and 1000000, not %d", *count)
+	}
+	st, err := openStore(ctx, *db)
+	if err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	defer st.Close()
+	svc := chat.NewService(chat.Config{SessionTTL: *ttl}, chat.Deps{
+		Store: st, Broker: inmem.NewBroker(), Presence: inmem.NewPresence(), Limiter: inmem.NewLimiter(nil),
+		Logger: slog.New(slog.NewTextHandler(stderr, nil)),
+	})
+	w := bufio.NewWriter(stdout)
+	defer w.Flush()
+	for i := *first; i < *first+*count; i++ {
+		name := fmt.Sprintf("%s-%d", *prefix, i)
+		in, err := svc.IssueSession(ctx, name+"@"+*domain, name)
+		if err != nil {
+			return fmt.Errorf("session for %s: %w", name, err)
+		}
+		fmt.Fprintf(w, "%d\t%s\t%s\n", in.User.ID, in.User.Email, in.Token)
+	}
+	return w.Flush()
+}
