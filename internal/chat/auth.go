@@ -138,10 +138,16 @@ func (s *Service) VerifyCode(ctx context.Context, email, code string) (SignIn, e
 		return SignIn{}, internal("load login code", err)
 	}
 	now := s.cfg.Now()
-	if lc.Attempts > s.cfg.CodeAttempts || !now.Before(lc.ExpiresAt) {
+	if !now.Before(lc.ExpiresAt) {
 		if _, err := s.store.DeleteLoginCode(ctx, email, lc.Hash); err != nil {
 			return SignIn{}, internal("delete login code", err)
 		}
+		return SignIn{}, errBadCode
+	}
+	if lc.Attempts > s.cfg.CodeAttempts {
+		// The try that used the last attempt removes the code, whether it
+		// was right or wrong; removing it here too could beat a right try
+		// still in flight, and then nobody would sign in.
 		return SignIn{}, errBadCode
 	}
 	if subtle.ConstantTimeCompare([]byte(hashCode(email, code)), []byte(lc.Hash)) != 1 {

@@ -279,3 +279,10 @@ func (s *Service) Sync(ctx context.Context, u User, id, after int64, limit int) 
 	}
 	return s.History(ctx, u, id, p)
 }
+
+// CheckMember returns nil if u is a member of room id, and the error a
+// send or open would get otherwise.
+func (s *Service) CheckMember(ctx context.Context, u User, id int64) error {
+	_, err := s.member(ctx, u, id)
+	return err
+}

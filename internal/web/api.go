@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"io/fs"
 	"net/http"
 	"strconv"
@@ -242,7 +243,7 @@ func (s *server) handleHistory() http.Handler {
 			return
 		}
 		p.Limit = int(min(limit, 1000))
-		page, err := s.history(r, id, p)
+		page, err := s.history(r.Context(), authFrom(r.Context()).User, id, p, r.URL.Query().Has("after"))
 		if err != nil {
 			s.fail(w, err)
 			return
@@ -251,17 +252,43 @@ func (s *server) handleHistory() http.Handler {
 	})
 }
 
-// history loads a page and tells whether more exist beyond it.
-func (s *server) history(r *http.Request, id int64, p chat.Page) (historyPage, error) {
+// history loads a page and tells whether more exist beyond it. With
+// forward (an after parameter, 0 included) it reads the oldest messages
+// after p.After, otherwise the newest before p.Before.
+func (s *server) history(ctx context.Context, u chat.User, id int64, p chat.Page, forward bool) (historyPage, error) {
 	limit := p.Limit
 	if limit <= 0 || limit > s.svc.Config().HistoryLimit {
 		limit = s.svc.Config().HistoryLimit
 	}
-	ms, err := s.svc.History(r.Context(), authFrom(r.Context()).User, id, chat.Page{After: p.After, Before: p.Before, Limit: limit})
+	var ms []chat.Message
+	var err error
+	if forward {
+		ms, err = s.svc.Sync(ctx, u, id, p.After, limit)
+	} else {
+		ms, err = s.svc.History(ctx, u, id, chat.Page{Before: p.Before, Limit: limit})
+	}
 	if err != nil {
 		return historyPage{}, err
 	}
-	return historyPage{Messages: nonNil(ms), HasMore: len(ms) == limit}, nil
+	more, err := s.hasMore(ctx, u, id, ms, limit, forward)
+	if err != nil {
+		return historyPage{}, err
+	}
+	return historyPage{Messages: nonNil(ms), HasMore: more}, nil
+}
+
+// hasMore reports whether messages exist beyond ms, a page of at most limit
+// messages: after its last one when forward, before its first otherwise.
+func (s *server) hasMore(ctx context.Context, u chat.User, id int64, ms []chat.Message, limit int, forward bool) (bool, error) {
+	if len(ms) < limit {
+		return false, nil
+	}
+	p := chat.Page{Before: ms[0].Seq, Limit: 1}
+	if forward {
+		p = chat.Page{After: ms[len(ms)-1].Seq, Limit: 1}
+	}
+	next, err := s.svc.History(ctx, u, id, p)
+	return len(next) > 0, err
 }
 
 func (s *server) handleSend() http.Handler {
@@ -319,7 +346,7 @@ func (s *server) handleOnline() http.Handler {
 			s.fail(w, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string][]chat.User{"users": nonNil(us)})
+		writeJSON(w, http.StatusOK, map[string][]userRef{"users": userRefs(us)})
 	})
 }
 

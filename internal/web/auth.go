@@ -53,7 +53,7 @@ func (s *server) setSessionCookie(w http.ResponseWriter, r *http.Request, token 
 		Name:     CookieName,
 		Value:    token,
 		Path:     "/",
-		MaxAge:   int(time.Until(expires).Seconds()),
+		MaxAge:   int(expires.Sub(s.svc.Config().Now()).Seconds()),
 		HttpOnly: true,
 		Secure:   s.secure(r),
 		SameSite: http.SameSiteLaxMode,

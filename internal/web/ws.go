@@ -124,6 +124,9 @@ func (c *conn) writePump(readerDone <-chan struct{}) {
 var newline = []byte{'\n'}
 
 func (c *conn) encode(it *hub.Item) []byte {
+	if ev := it.Event; ev.Type == chat.EventPresence && ev.User != nil && ev.User.ID == c.client.UserID {
+		return nil // a user's own presence: "opened" already lists them
+	}
 	if c.format == formatCompat {
 		return it.Encoded(formatCompat, encodeCompat)
 	}
@@ -321,7 +324,9 @@ func encodeNative(ev chat.Event) []byte {
 func (s *server) handleWS() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a := authFrom(r.Context())
-		ws, err := s.upgrader.Upgrade(w, r, nil)
+		// The upgrader writes its own response: pass on the cookie that
+		// authed set when it renewed the session.
+		ws, err := s.upgrader.Upgrade(w, r, http.Header{"Set-Cookie": w.Header().Values("Set-Cookie")})
 		if err != nil {
 			return // the upgrader has answered
 		}
@@ -427,13 +432,21 @@ func (n *nativeConn) open(f inFrame) error {
 			online, err = n.s.svc.Online(ctx, f.RoomID)
 		}
 	} else {
-		room, online, err = n.s.svc.OpenRoom(ctx, n.user, f.RoomID)
-		if err == nil {
-			n.rooms[f.RoomID] = true
-			if err = n.s.hub.Subscribe(n.client, chat.ConvTopic(f.RoomID)); err != nil {
-				return err
-			}
+		// Subscribe before OpenRoom reads the room, so that every message
+		// after the room's last_seq in "opened" arrives live; check the
+		// membership first, so a non-member never receives a thing.
+		if err := n.s.svc.CheckMember(ctx, n.user, f.RoomID); err != nil {
+			return err
 		}
+		if err := n.s.hub.Subscribe(n.client, chat.ConvTopic(f.RoomID)); err != nil {
+			return err
+		}
+		room, online, err = n.s.svc.OpenRoom(ctx, n.user, f.RoomID)
+		if err != nil {
+			n.s.hub.Unsubscribe(n.client, chat.ConvTopic(f.RoomID))
+			return err
+		}
+		n.rooms[f.RoomID] = true
 	}
 	if err != nil {
 		return err
@@ -476,7 +489,11 @@ func (n *nativeConn) sync(f inFrame) error {
 	if err != nil {
 		return err
 	}
-	n.push(syncFrame{Type: "sync", Ref: f.Ref, RoomID: f.RoomID, Messages: nonNil(ms), HasMore: len(ms) == limit})
+	more, err := n.s.hasMore(ctx, n.user, f.RoomID, ms, limit, true)
+	if err != nil {
+		return err
+	}
+	n.push(syncFrame{Type: "sync", Ref: f.Ref, RoomID: f.RoomID, Messages: nonNil(ms), HasMore: more})
 	return nil
 }
 

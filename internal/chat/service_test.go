@@ -1,0 +1,783 @@
+package chat_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/parley-chat/parley/internal/chat"
+	"github.com/parley-chat/parley/internal/inmem"
+	"github.com/parley-chat/parley/internal/sqlite"
+)
+
+// clock is a chat.Config.Now that moves only when told to.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// fakeMailer records the mail it is given; it fails with err when set.
+type fakeMailer struct {
+	mu    sync.Mutex
+	mails []chat.Mail
+	err   error
+}
+
+func (m *fakeMailer) Send(_ context.Context, mail chat.Mail) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.err != nil {
+		return m.err
+	}
+	m.mails = append(m.mails, mail)
+	return nil
+}
+
+var codeRE = regexp.MustCompile(`\b[0-9]{6}\b`)
+
+// lastCode returns the code of the latest mail to email.
+func (m *fakeMailer) lastCode(tb testing.TB, email string) string {
+	tb.Helper()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for i := len(m.mails) - 1; i >= 0; i-- {
+		if m.mails[i].To == email {
+			code := codeRE.FindString(m.mails[i].Text)
+			if code == "" {
+				tb.Fatalf("no code in mail to %s:\n%s", email, m.mails[i].Text)
+			}
+			return code
+		}
+	}
+	tb.Fatalf("no mail to %s", email)
+	return ""
+}
+
+// fixture is a Service on SQLite in a temporary directory, inmem parts and
+// a fake mailer.
+type fixture struct {
+	svc    *chat.Service
+	clock  *clock
+	mail   *fakeMailer
+	broker *inmem.Broker
+}
+
+func newFixture(tb testing.TB, cfg chat.Config) *fixture {
+	tb.Helper()
+	db, err := sqlite.Open(context.Background(), filepath.Join(tb.TempDir(), "parley.db"))
+	if err != nil {
+		tb.Fatalf("sqlite.Open: %v", err)
+	}
+	tb.Cleanup(func() {
+		if err := db.Close(); err != nil {
+			tb.Errorf("close database: %v", err)
+		}
+	})
+	f := &fixture{clock: &clock{now: time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)}, mail: &fakeMailer{}, broker: inmem.NewBroker()}
+	tb.Cleanup(func() { f.broker.Close() })
+	cfg.Now = f.clock.Now
+	f.svc = chat.NewService(cfg, chat.Deps{
+		Store:    db,
+		Broker:   f.broker,
+		Presence: inmem.NewPresence(),
+		Limiter:  inmem.NewLimiter(f.clock.Now),
+		Mailer:   f.mail,
+	})
+	return f
+}
+
+// signIn signs email in and gives the user name.
+func (f *fixture) signIn(tb testing.TB, email, name string) (chat.User, chat.SignIn) {
+	tb.Helper()
+	ctx := context.Background()
+	if err := f.svc.RequestCode(ctx, email, "192.0.2.1"); err != nil {
+		tb.Fatalf("RequestCode(%s): %v", email, err)
+	}
+	in, err := f.svc.VerifyCode(ctx, email, f.mail.lastCode(tb, email))
+	if err != nil {
+		tb.Fatalf("VerifyCode(%s): %v", email, err)
+	}
+	u, err := f.svc.SetName(ctx, in.User, name)
+	if err != nil {
+		tb.Fatalf("SetName(%s): %v", name, err)
+	}
+	return u, in
+}
+
+func (f *fixture) enter(tb testing.TB, u chat.User, name string) chat.Room {
+	tb.Helper()
+	r, err := f.svc.EnterRoom(context.Background(), u, name)
+	if err != nil {
+		tb.Fatalf("EnterRoom(%s, %q): %v", u.Name, name, err)
+	}
+	return r
+}
+
+// recorder collects the events of topics. The inmem broker delivers
+// synchronously, so an event is recorded when Publish returns.
+type recorder struct {
+	mu     sync.Mutex
+	events []chat.Event
+}
+
+func (f *fixture) record(tb testing.TB, t chat.Topic) *recorder {
+	tb.Helper()
+	r := &recorder{}
+	cancel, err := f.broker.Subscribe(t, func(ev chat.Event) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.events = append(r.events, ev)
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(cancel)
+	return r
+}
+
+// take returns and forgets the events recorded so far.
+func (r *recorder) take() []chat.Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	evs := r.events
+	r.events = nil
+	return evs
+}
+
+// wantError checks that err is a *chat.Error of kind and code (and field,
+// when not empty).
+func wantError(tb testing.TB, what string, err error, kind error, code, field string) {
+	tb.Helper()
+	e := chat.AsError(err)
+	if e == nil || !errors.Is(err, kind) || e.Code != code || e.Field != field || e.Message == "" {
+		tb.Errorf("%s: error %#v; want kind %v, code %q, field %q and a message", what, err, kind, code, field)
+	}
+}
+
+func TestNormalizeEmail(t *testing.T) {
+	tests := []struct {
+		in, want string
+		code     string // "" when valid
+	}{
+		{"ada@example.com", "ada@example.com", ""},
+		{"  Ada@Example.COM \n", "ada@example.com", ""},
+		{"a.b+tag@mail.example.org", "a.b+tag@mail.example.org", ""},
+		{"", "", chat.CodeMissingField},
+		{"   ", "", chat.CodeMissingField},
+		{"ada", "", chat.CodeInvalidField},
+		{"ada@", "", chat.CodeInvalidField},
+		{"@example.com", "", chat.CodeInvalidField},
+		{"ada@localhost", "", chat.CodeInvalidField},
+		{"ada@@example.com", "", chat.CodeInvalidField},
+		{"Ada <ada@example.com>", "", chat.CodeInvalidField},
+		{"ada@example.com, bob@example.com", "", chat.CodeInvalidField},
+		{"ada lovelace@example.com", "", chat.CodeInvalidField},
+		{strings.Repeat("a", 243) + "@example.com", "", chat.CodeTooLong},
+	}
+	for _, tt := range tests {
+		got, err := chat.NormalizeEmail(tt.in)
+		if tt.code == "" {
+			if err != nil || got != tt.want {
+				t.Errorf("NormalizeEmail(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
+			}
+			continue
+		}
+		wantError(t, fmt.Sprintf("NormalizeEmail(%q)", tt.in), err, chat.ErrInvalid, tt.code, "email")
+	}
+}
+
+func TestValidRoomName(t *testing.T) {
+	tests := []struct {
+		name string
+		code string // "" when valid
+	}{
+		{"general", ""},
+		{"General", ""},
+		{"go-nuts_2026", ""},
+		{"Été", ""},
+		{"日本語", ""},
+		{strings.Repeat("r", 64), ""},
+		{strings.Repeat("é", 64), ""},
+		{"", chat.CodeMissingField},
+		{strings.Repeat("r", 65), chat.CodeTooLong},
+		{"two words", chat.CodeInvalidField},
+		{"a/b", chat.CodeInvalidField},
+		{"dot.name", chat.CodeInvalidField},
+		{"tab\t", chat.CodeInvalidField},
+		{"smile😀", chat.CodeInvalidField},
+	}
+	for _, tt := range tests {
+		err := chat.ValidRoomName(tt.name)
+		if tt.code == "" {
+			if err != nil {
+				t.Errorf("ValidRoomName(%q) = %v; want nil", tt.name, err)
+			}
+			continue
+		}
+		wantError(t, fmt.Sprintf("ValidRoomName(%q)", tt.name), err, chat.ErrInvalid, tt.code, "name")
+	}
+}
+
+func TestNormalizeUserName(t *testing.T) {
+	tests := []struct {
+		in, want string
+		code     string // "" when valid
+	}{
+		{"Ada", "Ada", ""},
+		{"  Ada \t Lovelace\n", "Ada Lovelace", ""},
+		{strings.Repeat("n", 40), strings.Repeat("n", 40), ""},
+		{strings.Repeat("é", 40), strings.Repeat("é", 40), ""},
+		{"", "", chat.CodeMissingField},
+		{" \t\n ", "", chat.CodeMissingField},
+		{strings.Repeat("n", 41), "", chat.CodeTooLong},
+		{"Ada\x00", "", chat.CodeInvalidField},
+		{"Ada\x1b[31m", "", chat.CodeInvalidField},
+		{"Ada\xff", "", chat.CodeInvalidField},
+	}
+	for _, tt := range tests {
+		got, err := chat.NormalizeUserName(tt.in)
+		if tt.code == "" {
+			if err != nil || got != tt.want {
+				t.Errorf("NormalizeUserName(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
+			}
+			continue
+		}
+		wantError(t, fmt.Sprintf("NormalizeUserName(%q)", tt.in), err, chat.ErrInvalid, tt.code, "name")
+	}
+}
+
+func TestSend(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, chat.Config{MaxMessageLen: 10})
+	ada, _ := f.signIn(t, "ada@example.com", "Ada")
+	eve, _ := f.signIn(t, "eve@example.com", "Eve")
+	room := f.enter(t, ada, "general")
+	events := f.record(t, chat.ConvTopic(room.ID))
+
+	tests := []struct {
+		name     string
+		u        chat.User
+		roomID   int64
+		clientID string
+		body     string
+		kind     error // nil when the send succeeds
+		code     string
+		field    string
+	}{
+		{"text", ada, room.ID, "c-1", "hello", nil, "", ""},
+		{"longest body", ada, room.ID, "c-2", strings.Repeat("é", 10), nil, "", ""},
+		{"no client id", ada, room.ID, "", "no key", nil, "", ""},
+		{"not a member", eve, room.ID, "e-1", "let me in", chat.ErrForbidden, chat.CodeNotMember, ""},
+		{"no such room", ada, 999999, "c-3", "hello?", chat.ErrNotFound, chat.CodeNotFound, ""},
+		{"empty body", ada, room.ID, "c-4", "", chat.ErrInvalid, chat.CodeEmpty, "body"},
+		{"white space body", ada, room.ID, "c-5", " \t\n", chat.ErrInvalid, chat.CodeEmpty, "body"},
+		{"body too long", ada, room.ID, "c-6", strings.Repeat("é", 11), chat.ErrInvalid, chat.CodeTooLong, "body"},
+		{"body not UTF-8", ada, room.ID, "c-7", "bad \xff", chat.ErrInvalid, chat.CodeInvalidField, "body"},
+		{"client id too long", ada, room.ID, strings.Repeat("c", 65), "hi", chat.ErrInvalid, chat.CodeTooLong, "client_id"},
+		{"client id with a space", ada, room.ID, "c 8", "hi", chat.ErrInvalid, chat.CodeInvalidField, "client_id"},
+		{"client id not ASCII", ada, room.ID, "c-é", "hi", chat.ErrInvalid, chat.CodeInvalidField, "client_id"},
+	}
+	seq := room.LastSeq
+	for _, tt := range tests {
+		m, err := f.svc.Send(ctx, tt.u, tt.roomID, tt.clientID, tt.body)
+		evs := events.take()
+		if tt.kind != nil {
+			wantError(t, tt.name, err, tt.kind, tt.code, tt.field)
+			if len(evs) != 0 {
+				t.Errorf("%s: published %+v; want nothing", tt.name, evs)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: Send: %v", tt.name, err)
+			continue
+		}
+		seq++
+		want := chat.Message{ConvID: room.ID, Seq: seq, Kind: chat.KindText, SenderID: tt.u.ID, SenderName: tt.u.Name,
+			ClientID: tt.clientID, Body: tt.body, CreatedAt: f.clock.Now()}
+		if diff := cmp.Diff(want, m); diff != "" {
+			t.Errorf("%s: message mismatch (-want +got):\n%s", tt.name, diff)
+		}
+		if diff := cmp.Diff([]chat.Event{{Type: chat.EventMessage, ConvID: room.ID, Message: &want}}, evs); diff != "" {
+			t.Errorf("%s: events mismatch (-want +got):\n%s", tt.name, diff)
+		}
+	}
+
+	// A retry returns the stored message and publishes nothing; an empty
+	// client id is no key.
+	first, err := f.svc.Send(ctx, ada, room.ID, "c-1", "hi again")
+	if err != nil || first.Seq != room.LastSeq+1 || first.Body != "hello" {
+		t.Errorf("retry of c-1 = %+v, %v; want the stored message %d", first, err, room.LastSeq+1)
+	}
+	if evs := events.take(); len(evs) != 0 {
+		t.Errorf("retry published %+v; want nothing", evs)
+	}
+	if m, err := f.svc.Send(ctx, ada, room.ID, "", "no key"); err != nil || m.Seq != seq+1 {
+		t.Errorf("second send without a client id = %+v, %v; want a new message %d", m, err, seq+1)
+	}
+	got, err := f.svc.Room(ctx, room.ID)
+	if err != nil || got.LastSeq != seq+1 {
+		t.Errorf("room = %+v, %v; want last_seq %d", got, err, seq+1)
+	}
+
+	// Anonymous messages need an existing room, no membership.
+	m, err := f.svc.SendAnonymous(ctx, room.ID, "anon")
+	if err != nil || m.SenderID != 0 || m.SenderName != "anonymous" || m.Seq != seq+2 {
+		t.Errorf("SendAnonymous = %+v, %v; want anonymous message %d", m, err, seq+2)
+	}
+	_, err = f.svc.SendAnonymous(ctx, 999999, "anon")
+	wantError(t, "SendAnonymous to no room", err, chat.ErrNotFound, chat.CodeNotFound, "")
+	_, err = f.svc.SendAnonymous(ctx, room.ID, " ")
+	wantError(t, "SendAnonymous of a blank", err, chat.ErrInvalid, chat.CodeEmpty, "body")
+}
+
+func TestRoomEvents(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, chat.Config{})
+	ada, _ := f.signIn(t, "ada@example.com", "Ada")
+	grace, _ := f.signIn(t, "grace@example.com", "Grace")
+	room := f.enter(t, ada, "General")
+	if room.Name != "General" || room.LastSeq != 1 || room.Members != 1 {
+		t.Fatalf("EnterRoom = %+v; want General, last_seq 1, 1 member", room)
+	}
+	events := f.record(t, chat.ConvTopic(room.ID))
+	ignore := cmpopts.IgnoreFields(chat.Message{}, "CreatedAt")
+	msgEvent := func(seq int64, kind chat.MessageKind, u chat.User) chat.Event {
+		return chat.Event{Type: chat.EventMessage, ConvID: room.ID, Message: &chat.Message{ConvID: room.ID, Seq: seq, Kind: kind, SenderID: u.ID, SenderName: u.Name}}
+	}
+
+	// Entering joins once, whatever the case of the name.
+	if r := f.enter(t, grace, "general"); r.ID != room.ID || r.Name != "General" || r.Members != 2 || r.LastSeq != 2 {
+		t.Errorf("EnterRoom(general) = %+v; want room %d, 2 members, last_seq 2", r, room.ID)
+	}
+	if r := f.enter(t, grace, "GENERAL"); r.LastSeq != 2 || r.Members != 2 {
+		t.Errorf("entering again = %+v; want no new message or member", r)
+	}
+	if diff := cmp.Diff([]chat.Event{msgEvent(2, chat.KindJoin, grace)}, events.take(), ignore); diff != "" {
+		t.Errorf("join events mismatch (-want +got):\n%s", diff)
+	}
+	_, err := f.svc.EnterRoom(ctx, grace, "no spaces")
+	wantError(t, "EnterRoom with a bad name", err, chat.ErrInvalid, chat.CodeInvalidField, "name")
+
+	// Opening counts connections; presence changes on the first and last.
+	presence := func(u chat.User, online bool) chat.Event {
+		return chat.Event{Type: chat.EventPresence, ConvID: room.ID, User: &u, Online: online}
+	}
+	r, online, err := f.svc.OpenRoom(ctx, ada, room.ID)
+	if err != nil || r.ID != room.ID {
+		t.Fatalf("OpenRoom = %+v, %v", r, err)
+	}
+	if diff := cmp.Diff([]chat.User{ada}, online); diff != "" {
+		t.Errorf("online mismatch (-want +got):\n%s", diff)
+	}
+	if _, online, err = f.svc.OpenRoom(ctx, grace, room.ID); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]chat.User{ada, grace}, online); diff != "" {
+		t.Errorf("online mismatch (-want +got):\n%s", diff)
+	}
+	if _, _, err := f.svc.OpenRoom(ctx, grace, room.ID); err != nil { // a second tab
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]chat.Event{presence(ada, true), presence(grace, true)}, events.take()); diff != "" {
+		t.Errorf("presence events mismatch (-want +got):\n%s", diff)
+	}
+	if err := f.svc.CloseRoom(ctx, grace, room.ID); err != nil {
+		t.Fatal(err)
+	}
+	if evs := events.take(); len(evs) != 0 {
+		t.Errorf("closing one of two tabs published %+v; want nothing", evs)
+	}
+	if err := f.svc.CloseRoom(ctx, grace, room.ID); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]chat.Event{presence(grace, false)}, events.take()); diff != "" {
+		t.Errorf("presence events mismatch (-want +got):\n%s", diff)
+	}
+	if online, err := f.svc.Online(ctx, room.ID); err != nil || !cmp.Equal(online, []chat.User{ada}) {
+		t.Errorf("Online = %v, %v; want Ada", online, err)
+	}
+
+	// Leaving appends a leave message; a non-member can neither leave nor open.
+	if err := f.svc.LeaveRoom(ctx, grace, room.ID); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]chat.Event{msgEvent(3, chat.KindLeave, grace)}, events.take(), ignore); diff != "" {
+		t.Errorf("leave events mismatch (-want +got):\n%s", diff)
+	}
+	wantError(t, "LeaveRoom again", f.svc.LeaveRoom(ctx, grace, room.ID), chat.ErrForbidden, chat.CodeNotMember, "")
+	wantError(t, "LeaveRoom of no room", f.svc.LeaveRoom(ctx, grace, 999999), chat.ErrNotFound, chat.CodeNotFound, "")
+	_, _, err = f.svc.OpenRoom(ctx, grace, room.ID)
+	wantError(t, "OpenRoom as a non-member", err, chat.ErrForbidden, chat.CodeNotMember, "")
+	_, _, err = f.svc.OpenRoom(ctx, grace, 999999)
+	wantError(t, "OpenRoom of no room", err, chat.ErrNotFound, chat.CodeNotFound, "")
+	if evs := events.take(); len(evs) != 0 {
+		t.Errorf("failed calls published %+v; want nothing", evs)
+	}
+	if r, member, err := f.svc.RoomFor(ctx, grace, room.ID); err != nil || member || r.Members != 1 || r.LastSeq != 3 {
+		t.Errorf("RoomFor = %+v, %v, %v; want 1 member, last_seq 3, not a member", r, member, err)
+	}
+	joined, _, err := f.svc.Rooms(ctx, grace, 10)
+	if err != nil || len(joined) != 0 {
+		t.Errorf("Grace's rooms = %+v, %v; want none", joined, err)
+	}
+}
+
+func TestSync(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, chat.Config{HistoryLimit: 10})
+	ada, _ := f.signIn(t, "ada@example.com", "Ada")
+	grace, _ := f.signIn(t, "grace@example.com", "Grace") // not a member: rooms are public
+	room := f.enter(t, ada, "general")
+	const total = 26 // the join and 25 messages
+	for i := 2; i <= total; i++ {
+		if _, err := f.svc.Send(ctx, ada, room.ID, fmt.Sprintf("c-%d", i), fmt.Sprintf("message %d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seqs := func(ms []chat.Message) []int64 {
+		out := []int64{}
+		for _, m := range ms {
+			out = append(out, m.Seq)
+		}
+		return out
+	}
+	span := func(from, to int64) []int64 {
+		out := []int64{}
+		for s := from; s <= to; s++ {
+			out = append(out, s)
+		}
+		return out
+	}
+	tests := []struct {
+		after    int64
+		limit    int
+		from, to int64
+	}{
+		{0, 10, 1, 10},
+		{0, 0, 1, 10},   // the default limit
+		{0, 100, 1, 10}, // capped
+		{0, 3, 1, 3},
+		{10, 10, 11, 20},
+		{20, 10, 21, 26},
+		{25, 10, 26, 26},
+		{26, 10, 1, 0},
+		{1000, 10, 1, 0},
+	}
+	for _, tt := range tests {
+		ms, err := f.svc.Sync(ctx, grace, room.ID, tt.after, tt.limit)
+		if err != nil {
+			t.Errorf("Sync(after %d, limit %d): %v", tt.after, tt.limit, err)
+			continue
+		}
+		if diff := cmp.Diff(span(tt.from, tt.to), seqs(ms)); diff != "" {
+			t.Errorf("Sync(after %d, limit %d) seqs mismatch (-want +got):\n%s", tt.after, tt.limit, diff)
+		}
+	}
+	ms, err := f.svc.Sync(ctx, grace, room.ID, 1, 1)
+	if err != nil || len(ms) != 1 || ms[0].Body != "message 2" || ms[0].SenderName != "Ada" || ms[0].ClientID != "c-2" {
+		t.Errorf("Sync(after 1, limit 1) = %+v, %v; want Ada's message 2", ms, err)
+	}
+	_, err = f.svc.Sync(ctx, grace, room.ID, -1, 10)
+	wantError(t, "Sync after -1", err, chat.ErrInvalid, chat.CodeInvalidField, "after")
+	_, err = f.svc.Sync(ctx, grace, 999999, 0, 10)
+	wantError(t, "Sync of no room", err, chat.ErrNotFound, chat.CodeNotFound, "")
+}
+
+func TestRequestCode(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, chat.Config{PublicURL: "https://chat.example.com/", CodesPerIP: 3})
+	if err := f.svc.RequestCode(ctx, " Ada@Example.com", "192.0.2.1"); err != nil {
+		t.Fatal(err)
+	}
+	m := f.mail.mails[0]
+	code := f.mail.lastCode(t, "ada@example.com")
+	if !strings.Contains(m.Subject, code) || !strings.Contains(m.HTML, ">"+code+"<") ||
+		!strings.Contains(m.Text, "https://chat.example.com/#login?email=ada%40example.com") {
+		t.Errorf("mail = %+v; want the code in subject, text and HTML, and a link to chat.example.com", m)
+	}
+	err := f.svc.RequestCode(ctx, "not an address", "192.0.2.1")
+	wantError(t, "RequestCode(not an address)", err, chat.ErrInvalid, chat.CodeInvalidField, "email")
+
+	// Per client IP: the invalid address did not count.
+	for _, email := range []string{"b@example.com", "c@example.com"} {
+		if err := f.svc.RequestCode(ctx, email, "192.0.2.1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err = f.svc.RequestCode(ctx, "d@example.com", "192.0.2.1")
+	wantError(t, "fourth code from one IP", err, chat.ErrRateLimited, chat.CodeRateLimited, "")
+	if e := chat.AsError(err); e == nil || e.RetryAfter <= 0 || e.RetryAfter > 15*time.Minute {
+		t.Errorf("RetryAfter of %v; want within the 15-minute window", err)
+	}
+	f.clock.Advance(15 * time.Minute)
+	if err := f.svc.RequestCode(ctx, "d@example.com", "192.0.2.1"); err != nil {
+		t.Errorf("RequestCode after the window: %v", err)
+	}
+
+	f.mail.mu.Lock()
+	f.mail.err = errors.New("relay down")
+	f.mail.mu.Unlock()
+	err = f.svc.RequestCode(ctx, "e@example.com", "192.0.2.2")
+	wantError(t, "RequestCode with the relay down", err, chat.ErrUnavailable, chat.CodeUnavailable, "")
+}
+
+func TestVerifyCode(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, chat.Config{})
+	request := func(email string) string {
+		t.Helper()
+		if err := f.svc.RequestCode(ctx, email, "192.0.2.1"); err != nil {
+			t.Fatal(err)
+		}
+		return f.mail.lastCode(t, email)
+	}
+	wrong := func(code string) string {
+		n, _ := strconv.Atoi(code)
+		return fmt.Sprintf("%06d", (n+1)%1_000_000)
+	}
+
+	code := request("ada@example.com")
+	for i := 1; i <= 5; i++ {
+		_, err := f.svc.VerifyCode(ctx, "ada@example.com", wrong(code))
+		wantError(t, fmt.Sprintf("wrong try %d", i), err, chat.ErrUnauthorized, chat.CodeBadCode, "")
+	}
+	_, err := f.svc.VerifyCode(ctx, "ada@example.com", code)
+	wantError(t, "right code after five wrong tries", err, chat.ErrUnauthorized, chat.CodeBadCode, "")
+
+	code = request("ada@example.com")
+	in, err := f.svc.VerifyCode(ctx, "ADA@example.com", code)
+	if err != nil || !in.NewUser || in.User.Email != "ada@example.com" || in.Token == "" || in.Session.UserID != in.User.ID {
+		t.Fatalf("VerifyCode = %+v, %v; want a new user's session", in, err)
+	}
+	if in.Session.TokenHash != chat.HashToken(in.Token) || strings.Contains(in.Session.TokenHash, in.Token) {
+		t.Errorf("session stores %q for token %q; want only its hash", in.Session.TokenHash, in.Token)
+	}
+	_, err = f.svc.VerifyCode(ctx, "ada@example.com", code)
+	wantError(t, "a used code", err, chat.ErrUnauthorized, chat.CodeBadCode, "")
+
+	code = request("ada@example.com")
+	f.clock.Advance(10 * time.Minute)
+	_, err = f.svc.VerifyCode(ctx, "ada@example.com", code)
+	wantError(t, "an expired code", err, chat.ErrUnauthorized, chat.CodeBadCode, "")
+	_, err = f.svc.VerifyCode(ctx, "ada@example.com", "")
+	wantError(t, "no code", err, chat.ErrInvalid, chat.CodeMissingField, "code")
+	_, err = f.svc.VerifyCode(ctx, "nobody@example.com", "123456")
+	wantError(t, "no pending code", err, chat.ErrUnauthorized, chat.CodeBadCode, "")
+}
+
+func TestVerifyCodeConcurrent(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, chat.Config{CodesPerIP: 1000})
+	const rounds, racers = 10, 8
+	for round := range rounds {
+		email := fmt.Sprintf("user%d@example.com", round)
+		if err := f.svc.RequestCode(ctx, email, "192.0.2.1"); err != nil {
+			t.Fatal(err)
+		}
+		code := f.mail.lastCode(t, email)
+		var (
+			wg    sync.WaitGroup
+			start = make(chan struct{})
+			ins   = make([]chat.SignIn, racers)
+			errs  = make([]error, racers)
+		)
+		for i := range racers {
+			wg.Go(func() {
+				<-start
+				ins[i], errs[i] = f.svc.VerifyCode(ctx, email, code)
+			})
+		}
+		close(start)
+		wg.Wait()
+		var won []chat.SignIn
+		for i, err := range errs {
+			if err == nil {
+				won = append(won, ins[i])
+				continue
+			}
+			wantError(t, "losing verification", err, chat.ErrUnauthorized, chat.CodeBadCode, "")
+		}
+		if len(won) != 1 {
+			t.Fatalf("round %d: %d of %d concurrent verifications won; want exactly 1", round, len(won), racers)
+		}
+		if u, _, _, err := f.svc.Authenticate(ctx, won[0].Token); err != nil || u.ID != won[0].User.ID {
+			t.Errorf("round %d: Authenticate(winner) = %+v, %v", round, u, err)
+		}
+	}
+}
+
+func TestSessions(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, chat.Config{})
+	ada, in := f.signIn(t, "ada@example.com", "Ada")
+	const day = 24 * time.Hour
+	if want := f.clock.Now().Add(30 * day); !in.Session.ExpiresAt.Equal(want) {
+		t.Errorf("session expires at %v; want %v", in.Session.ExpiresAt, want)
+	}
+	auth := func(token string) (chat.User, chat.Session, bool, error) {
+		t.Helper()
+		return f.svc.Authenticate(ctx, token)
+	}
+
+	f.clock.Advance(15 * day) // exactly half left: not yet renewed
+	u, sess, renewed, err := auth(in.Token)
+	if err != nil || renewed || u.ID != ada.ID || u.Name != "Ada" || !sess.ExpiresAt.Equal(in.Session.ExpiresAt) {
+		t.Errorf("Authenticate after 15 days = %+v, %+v, renewed %v, %v; want Ada, not renewed", u, sess, renewed, err)
+	}
+	f.clock.Advance(time.Second)
+	_, sess, renewed, err = auth(in.Token)
+	if want := f.clock.Now().Add(30 * day); err != nil || !renewed || !sess.ExpiresAt.Equal(want) {
+		t.Errorf("Authenticate after 15 days and 1s = %+v, renewed %v, %v; want renewed until %v", sess, renewed, err, want)
+	}
+	if _, sess2, renewed, err := auth(in.Token); err != nil || renewed || !sess2.ExpiresAt.Equal(sess.ExpiresAt) {
+		t.Errorf("Authenticate right after renewal = %+v, renewed %v, %v; want the renewed session, not renewed again", sess2, renewed, err)
+	}
+
+	f.clock.Advance(30*day - time.Second)
+	if _, _, _, err := auth(in.Token); err != nil {
+		t.Errorf("Authenticate a second before expiry: %v", err)
+	}
+	f.clock.Advance(30 * day)
+	_, _, _, err = auth(in.Token)
+	wantError(t, "an expired session", err, chat.ErrUnauthorized, chat.CodeUnauthorized, "")
+	f.clock.Advance(-30 * day) // an expired session is gone, not just hidden
+	_, _, _, err = auth(in.Token)
+	wantError(t, "a deleted session", err, chat.ErrUnauthorized, chat.CodeUnauthorized, "")
+
+	for _, token := range []string{"", "forged", strings.Repeat("t", 300)} {
+		_, _, _, err := auth(token)
+		wantError(t, fmt.Sprintf("Authenticate(%.10q)", token), err, chat.ErrUnauthorized, chat.CodeUnauthorized, "")
+	}
+
+	// Signing out ends one session and tells the user's connections.
+	_, phone := f.signIn(t, "ada@example.com", "Ada")
+	_, laptop := f.signIn(t, "ada@example.com", "Ada")
+	events := f.record(t, chat.UserTopic(ada.ID))
+	if err := f.svc.SignOut(ctx, phone.Session); err != nil {
+		t.Fatal(err)
+	}
+	want := []chat.Event{{Type: chat.EventSessionEnded, UserID: ada.ID, SessionID: phone.Session.ID}}
+	if diff := cmp.Diff(want, events.take()); diff != "" {
+		t.Errorf("sign-out events mismatch (-want +got):\n%s", diff)
+	}
+	_, _, _, err = auth(phone.Token)
+	wantError(t, "a signed-out session", err, chat.ErrUnauthorized, chat.CodeUnauthorized, "")
+	if _, _, _, err := auth(laptop.Token); err != nil {
+		t.Errorf("the other session: %v", err)
+	}
+}
+
+func TestSendConcurrent(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, chat.Config{})
+	ada, _ := f.signIn(t, "ada@example.com", "Ada")
+	grace, _ := f.signIn(t, "grace@example.com", "Grace")
+	rooms := []chat.Room{f.enter(t, ada, "one"), f.enter(t, ada, "two")}
+	for _, r := range rooms {
+		f.enter(t, grace, r.Name)
+	}
+	recs := []*recorder{f.record(t, chat.ConvTopic(rooms[0].ID)), f.record(t, chat.ConvTopic(rooms[1].ID))}
+
+	// Retries of one send racing each other store it once.
+	const racers = 10
+	var wg sync.WaitGroup
+	got := make([]chat.Message, racers)
+	errs := make([]error, racers)
+	for i := range racers {
+		u := []chat.User{ada, grace}[i%2]
+		wg.Go(func() { got[i], errs[i] = f.svc.Send(ctx, u, rooms[0].ID, "same", "once") })
+	}
+	wg.Wait()
+	for i := range racers {
+		if errs[i] != nil {
+			t.Fatalf("Send %d: %v", i, errs[i])
+		}
+		if want := got[i%2]; !cmp.Equal(got[i], want) {
+			t.Errorf("Send %d = %+v; want %+v, like the other retries of its sender", i, got[i], want)
+		}
+	}
+	if evs := recs[0].take(); len(evs) != 2 {
+		t.Errorf("racing retries published %d events; want 2 (one per sender)", len(evs))
+	}
+
+	// Concurrent senders in two rooms: every room's seqs stay gap-free and
+	// every acknowledged message is stored as acknowledged.
+	const senders, each = 8, 25
+	acked := make([][]chat.Message, senders)
+	for i := range senders {
+		u := []chat.User{ada, grace}[i%2]
+		wg.Go(func() {
+			for j := range each {
+				m, err := f.svc.Send(ctx, u, rooms[j%2].ID, fmt.Sprintf("s%d-%d", i, j), fmt.Sprintf("from %d: %d", i, j))
+				if err != nil {
+					t.Errorf("sender %d, message %d: %v", i, j, err)
+					return
+				}
+				acked[i] = append(acked[i], m)
+			}
+		})
+	}
+	wg.Wait()
+	for k, r := range rooms {
+		var all []chat.Message
+		for after := int64(0); ; {
+			ms, err := f.svc.Sync(ctx, ada, r.ID, after, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(ms) == 0 {
+				break
+			}
+			all = append(all, ms...)
+			after = ms[len(ms)-1].Seq
+		}
+		for i, m := range all {
+			if m.Seq != int64(i+1) {
+				t.Fatalf("room %s: message %d has seq %d; want gap-free seqs", r.Name, i, m.Seq)
+			}
+		}
+		stored := make(map[int64]chat.Message)
+		for _, m := range all {
+			stored[m.Seq] = m
+		}
+		n := 0
+		for _, ms := range acked {
+			for _, m := range ms {
+				if m.ConvID != r.ID {
+					continue
+				}
+				n++
+				if diff := cmp.Diff(m, stored[m.Seq]); diff != "" {
+					t.Errorf("room %s: acknowledged message differs from stored (-ack +stored):\n%s", r.Name, diff)
+				}
+			}
+		}
+		evs := recs[k].take()
+		if len(evs) != n {
+			t.Errorf("room %s: %d events for %d messages", r.Name, len(evs), n)
+		}
+	}
+}
