@@ -11,8 +11,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/parley-chat/parley/internal/chat"
 )
@@ -116,7 +118,21 @@ type topic struct {
 	mu      sync.RWMutex
 	clients map[*Client]struct{}
 	cancel  func()
+
+	// Delivery of messages in seq order. Publishers of one conversation
+	// (goroutines answered by one group commit, or several nodes) may
+	// publish out of seq order; the topic holds an early message back until
+	// the ones before it arrive, or until reorderWait has passed (its
+	// publisher may have died after committing: clients then fill the gap
+	// from the store).
+	dmu     sync.Mutex
+	next    int64                // seq expected next; 0 before the first message
+	pending map[int64]chat.Event // early messages by seq
+	timer   *time.Timer          // flushes pending after reorderWait
 }
+
+// reorderWait bounds how long an early message waits for the ones before it.
+const reorderWait = 100 * time.Millisecond
 
 // Hub is the set of this process's clients and their topics.
 type Hub struct {
@@ -225,14 +241,21 @@ func (h *Hub) unsubscribeLocked(c *Client, t chat.Topic) {
 	if n == 0 {
 		tp.cancel()
 		delete(h.topics, t)
+		tp.dmu.Lock()
+		if tp.timer != nil {
+			tp.timer.Stop()
+			tp.timer = nil
+		}
+		tp.dmu.Unlock()
 	}
 }
 
-// deliver fans ev out to the clients of tp. It never blocks on a client.
+// deliver fans ev out to the clients of tp, messages in seq order. It
+// never blocks on a client.
 func (h *Hub) deliver(tp *topic, ev chat.Event) {
-	tp.mu.RLock()
-	defer tp.mu.RUnlock()
 	if ev.Type == chat.EventSessionEnded {
+		tp.mu.RLock()
+		defer tp.mu.RUnlock()
 		for c := range tp.clients {
 			if c.SessionID == ev.SessionID {
 				c.Close(ReasonSessionEnded)
@@ -240,6 +263,72 @@ func (h *Hub) deliver(tp *topic, ev chat.Event) {
 		}
 		return
 	}
+	tp.dmu.Lock()
+	defer tp.dmu.Unlock()
+	if ev.Type != chat.EventMessage || ev.Message == nil {
+		h.fanOut(tp, ev)
+		return
+	}
+	seq := ev.Message.Seq
+	switch {
+	case tp.next == 0 || seq == tp.next:
+		h.fanOut(tp, ev)
+		tp.next = seq + 1
+		h.drainPending(tp)
+	case seq < tp.next:
+		h.fanOut(tp, ev) // late or repeated: clients drop what they have
+	default:
+		if tp.pending == nil {
+			tp.pending = make(map[int64]chat.Event)
+		}
+		tp.pending[seq] = ev
+		if tp.timer == nil {
+			tp.timer = time.AfterFunc(reorderWait, func() { h.flushPending(tp) })
+		}
+	}
+}
+
+// drainPending delivers the held messages that are now next in line.
+func (h *Hub) drainPending(tp *topic) {
+	for len(tp.pending) > 0 {
+		ev, ok := tp.pending[tp.next]
+		if !ok {
+			return
+		}
+		delete(tp.pending, tp.next)
+		h.fanOut(tp, ev)
+		tp.next++
+	}
+	if len(tp.pending) == 0 && tp.timer != nil {
+		tp.timer.Stop()
+		tp.timer = nil
+	}
+}
+
+// flushPending gives up waiting for a missing message and delivers what
+// is held, in seq order.
+func (h *Hub) flushPending(tp *topic) {
+	tp.dmu.Lock()
+	defer tp.dmu.Unlock()
+	tp.timer = nil
+	if len(tp.pending) == 0 {
+		return
+	}
+	seqs := make([]int64, 0, len(tp.pending))
+	for seq := range tp.pending {
+		seqs = append(seqs, seq)
+	}
+	slices.Sort(seqs)
+	tp.next = seqs[0]
+	h.drainPending(tp)
+	if len(tp.pending) > 0 { // another gap further on: wait for it in turn
+		tp.timer = time.AfterFunc(reorderWait, func() { h.flushPending(tp) })
+	}
+}
+
+func (h *Hub) fanOut(tp *topic, ev chat.Event) {
+	tp.mu.RLock()
+	defer tp.mu.RUnlock()
 	it := &Item{Event: ev}
 	for c := range tp.clients {
 		if !c.Push(it) {
