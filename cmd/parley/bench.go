@@ -1,12 +1,146 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
+	"flag"
+	"fmt"
 	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/parley-chat/parley/internal/bench"
 )
 
+const benchUsage = `Usage: parley bench [flags]
+
+Load-tests running Parley servers: opens --conns client connections spread
+over --rooms rooms (and over the --targets in turn), lets --senders
+connections per room send for --duration, and checks that every
+connection of a room receives every message of it once and in order.
+Prints a progress line a second to stderr, then a summary and one JSON
+line to stdout; exits with an error if a delivery was lost, duplicated or
+out of order.
+
+Prepare the server for it:
+  - sessions without mail: parley admin sessions --db parley.db --count N > tokens
+    (before starting the server; pass the file as --tokens)
+  - raise its per-connection limits, or senders get rate_limited and slow
+    readers are disconnected: --send-rate 100000 --send-burst 100000 --outbox 4096
+  - --transport compat needs the server's --channels-compat
+  - both processes need an open-file limit above the connection count (ulimit -n)
+
+Flags:
+`
+
 // runBench is "parley bench ...": the load tool (internal/bench).
-func runBench(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	return errors.New("bench: not built yet")
+func runBench(ctx context.Context, args []string, _ func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("parley bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		cfg     bench.Config
+		targets string
+		tokens  string
+	)
+	fs.StringVar(&targets, "targets", "http://127.0.0.1:8080", "comma-separated server base URLs; connections are spread over them in turn")
+	fs.StringVar(&cfg.Transport, "transport", bench.TransportWS, "ws (native WebSocket, signed in), compat (Django Channels endpoint, anonymous) or longpoll (not offered by the server yet)")
+	fs.IntVar(&cfg.Conns, "conns", 100, "client connections")
+	fs.IntVar(&cfg.Rooms, "rooms", 1, "rooms the connections are spread over")
+	fs.IntVar(&cfg.SendersPerRoom, "senders", 1, "connections per room that also send")
+	fs.Float64Var(&cfg.Rate, "rate", 100, "messages per second over all senders; 0: as fast as --inflight allows")
+	fs.IntVar(&cfg.InFlight, "inflight", 0, "unanswered sends per sender (default 8 with --rate 0, else 1000)")
+	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "how long to send (with --idle, how long to hold the connections)")
+	fs.Float64Var(&cfg.Ramp, "ramp", 1000, "connections opened per second")
+	fs.DurationVar(&cfg.Drain, "drain", 5*time.Second, "how long to wait for answers and deliveries once sending stops")
+	fs.StringVar(&cfg.RoomPrefix, "room-prefix", "bench", "rooms are PREFIX-0, PREFIX-1, ...")
+	fs.StringVar(&tokens, "tokens", "", `file of session tokens, one a line, as printed by "parley admin sessions" (USER_ID<TAB>EMAIL<TAB>TOKEN) or bare; reused in turn if fewer than --conns (required for ws)`)
+	fs.IntVar(&cfg.ServerPID, "pid", 0, "the server's process ID (same machine): report its memory and CPU time")
+	fs.BoolVar(&cfg.Idle, "idle", false, "connect and hold only, to measure the server's memory per connection (with --pid)")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), benchUsage)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("bench: unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	for _, t := range strings.Split(targets, ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			cfg.Targets = append(cfg.Targets, t)
+		}
+	}
+	if tokens != "" {
+		var err error
+		if cfg.Tokens, err = readTokens(tokens); err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+	}
+	cfg.Progress = stderr
+
+	res, err := bench.Run(ctx, cfg)
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("bench: %w", err)
+	}
+	if werr := res.WriteSummary(stdout); werr != nil {
+		return werr
+	}
+	line, jerr := json.Marshal(res)
+	if jerr != nil {
+		return jerr
+	}
+	fmt.Fprintf(stdout, "%s\n", line)
+	switch {
+	case err != nil:
+		return fmt.Errorf("bench: %w", err)
+	case res.ConnsEstablished == 0:
+		return fmt.Errorf("bench: no connection established: %s", res.ConnectError)
+	case !res.OK:
+		return fmt.Errorf("bench: %d lost, %d duplicated, %d out of order", res.Lost, res.Duplicated, res.OutOfOrder)
+	}
+	return nil
+}
+
+// readTokens reads session tokens from a file of "parley admin sessions"
+// lines (the token is the third column) or of bare tokens.
+func readTokens(path string) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return parseTokens(f, path)
+}
+
+func parseTokens(r io.Reader, name string) ([]string, error) {
+	var tokens []string
+	sc := bufio.NewScanner(r)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		switch f := strings.Fields(line); len(f) {
+		case 1:
+			tokens = append(tokens, f[0])
+		case 3:
+			tokens = append(tokens, f[2])
+		default:
+			return nil, fmt.Errorf("%s:%d: want USER_ID<TAB>EMAIL<TAB>TOKEN or a bare token", name, n)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if len(tokens) == 0 {
+		return nil, fmt.Errorf("%s: no tokens", name)
+	}
+	return tokens, nil
 }

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestBenchCommand(t *testing.T) {
+	ctx := context.Background()
+	noEnv := func(string) string { return "" }
+	db := filepath.Join(t.TempDir(), "bench.db")
+	var tokens, stderr bytes.Buffer
+	if err := run(ctx, []string{"admin", "sessions", "--db", db, "--count", "6"}, noEnv, &tokens, &stderr); err != nil {
+		t.Fatalf("admin sessions: %v\n%s", err, stderr.String())
+	}
+	tokenFile := filepath.Join(t.TempDir(), "tokens")
+	if err := os.WriteFile(tokenFile, tokens.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := startServer(t, "--db", db, "--send-rate", "1000", "--send-burst", "1000", "--channels-compat")
+
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"ws", []string{"--tokens", tokenFile}},
+		{"compat", []string{"--transport", "compat"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			args := append([]string{"bench", "--targets", s.URL, "--conns", "6", "--rooms", "2", "--senders", "1",
+				"--rate", "40", "--duration", "500ms", "--drain", "2s"}, tc.args...)
+			if err := run(ctx, args, noEnv, &stdout, &stderr); err != nil {
+				t.Fatalf("parley bench: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
+			}
+			lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+			var res struct {
+				Transport          string `json:"transport"`
+				ConnsEstablished   int    `json:"conns_established"`
+				MessagesSent       int64  `json:"messages_sent"`
+				DeliveriesExpected int64  `json:"deliveries_expected"`
+				DeliveriesReceived int64  `json:"deliveries_received"`
+				OK                 bool   `json:"ok"`
+			}
+			if err := json.Unmarshal([]byte(lines[len(lines)-1]), &res); err != nil {
+				t.Fatalf("last line of output is not the JSON result: %v\n%s", err, stdout.String())
+			}
+			if res.Transport != tc.name || res.ConnsEstablished != 6 || res.MessagesSent == 0 ||
+				res.DeliveriesReceived != res.DeliveriesExpected || res.DeliveriesExpected != 3*res.MessagesSent || !res.OK {
+				t.Errorf("result = %+v; want %s, 6 connections, every message to 3 connections, ok\n%s", res, tc.name, stdout.String())
+			}
+			if !strings.Contains(stdout.String(), "result       OK") {
+				t.Errorf("no summary in the output:\n%s", stdout.String())
+			}
+		})
+	}
+
+	var out bytes.Buffer
+	err := run(ctx, []string{"bench", "--targets", s.URL, "--transport", "longpoll"}, noEnv, &out, &out)
+	if err == nil || !strings.Contains(err.Error(), "long-poll transport: the server does not offer it yet") {
+		t.Errorf("bench --transport longpoll = %v; want the not-yet error", err)
+	}
+}
+
+func TestBenchTokens(t *testing.T) {
+	in := "# made by parley admin sessions\n1\tbench-1@bench.invalid\tAAA\n\n2\tbench-2@bench.invalid\tBBB\nCCC\n"
+	got, err := parseTokens(strings.NewReader(in), "tokens")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"AAA", "BBB", "CCC"}, got); diff != "" {
+		t.Errorf("mismatch (-want +got):\n%s", diff)
+	}
+	for _, bad := range []string{"", "# nothing\n", "1 two\n"} {
+		if _, err := parseTokens(strings.NewReader(bad), "tokens"); err == nil {
+			t.Errorf("parseTokens(%q): no error", bad)
+		}
+	}
+}

@@ -1,0 +1,910 @@
+// Package bench is the load tool behind "parley bench": it opens many
+// client connections to running Parley servers, sends messages at a set
+// rate, and checks every delivery for loss, duplication and order while
+// timing it end to end. It speaks only the wire protocol
+// (docs/protocol.md) and must not import the server's packages; its tests
+// do, to start a server.
+package bench
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Config describes one benchmark run.
+type Config struct {
+	Targets        []string      // server base URLs (http://host:port); connections are spread over them in turn
+	Transport      string        // TransportWS (default), TransportCompat or TransportLongPoll
+	Conns          int           // client connections
+	Rooms          int           // rooms the connections are spread over (default 1)
+	SendersPerRoom int           // connections per room that also send
+	Rate           float64       // messages per second over all senders; 0: as fast as InFlight allows
+	InFlight       int           // unanswered sends per sender (default 8 when Rate is 0, else 1000)
+	Duration       time.Duration // how long to send; with Idle, how long to hold the connections
+	Ramp           float64       // connections opened per second (default 1000)
+	Drain          time.Duration // how long to wait for answers and deliveries once sending stops (default 5s)
+	RoomPrefix     string        // rooms are PREFIX-0 … PREFIX-(Rooms-1) (default "bench")
+	Tokens         []string      // session tokens (ws); reused in turn when fewer than Conns
+	ServerPID      int           // if not 0, the server's memory and CPU time are read from /proc
+	Idle           bool          // connect and hold only, to measure the server's memory per connection
+	Progress       io.Writer     // a progress line per second and phase changes; nil: none
+}
+
+const (
+	defaultRamp         = 1000
+	defaultDrain        = 5 * time.Second
+	defaultInFlight     = 8    // per sender, as fast as possible
+	defaultRateInFlight = 1000 // per sender, at a set rate: a memory bound, not a pace
+	maxRamp             = 1_000_000
+	maxConnecting       = 200 // connections being set up at once
+	connectTimeout      = 30 * time.Second
+	fdReserve           = 64 // files the process needs besides its connections
+	nShards             = 64 // receive statistics are spread over shards to spare the cache lines
+)
+
+// fill applies the defaults and reports every problem of c at once.
+func (c *Config) fill() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.Transport == "" {
+		c.Transport = TransportWS
+	}
+	if len(c.Targets) == 0 {
+		bad("no target: give at least one server URL")
+	}
+	for i, t := range c.Targets {
+		t = strings.TrimRight(strings.TrimSpace(t), "/")
+		u, err := url.Parse(t)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("target %q: want a URL like http://127.0.0.1:8080", t)
+		}
+		c.Targets[i] = t
+	}
+	if c.Rooms == 0 {
+		c.Rooms = 1
+	}
+	if c.Ramp == 0 {
+		c.Ramp = defaultRamp
+	}
+	if c.Drain == 0 {
+		c.Drain = defaultDrain
+	}
+	if c.RoomPrefix == "" {
+		c.RoomPrefix = "bench"
+	}
+	if c.InFlight == 0 {
+		c.InFlight = defaultInFlight
+		if c.Rate > 0 {
+			c.InFlight = defaultRateInFlight
+		}
+	}
+	if c.Progress == nil {
+		c.Progress = io.Discard
+	}
+	switch {
+	case c.Conns < 1:
+		bad("conns must be at least 1, not %d", c.Conns)
+	case c.Rooms < 1 || c.Rooms > c.Conns:
+		bad("rooms must be between 1 and the number of connections (%d), not %d", c.Conns, c.Rooms)
+	case !c.Idle && (c.SendersPerRoom < 1 || c.SendersPerRoom > c.Conns/c.Rooms):
+		bad("senders per room must be between 1 and the connections per room (%d), not %d", c.Conns/c.Rooms, c.SendersPerRoom)
+	}
+	if c.Rate < 0 {
+		bad("rate must not be negative")
+	}
+	if c.InFlight < 1 {
+		bad("in-flight must be at least 1, not %d", c.InFlight)
+	}
+	if c.Duration < 0 || (c.Duration == 0 && !c.Idle) {
+		bad("duration must be positive, not %v", c.Duration)
+	}
+	if c.Ramp < 0 || c.Ramp > maxRamp {
+		bad("ramp must be between 0 and %d connections per second, not %v", maxRamp, c.Ramp)
+	}
+	if c.Drain < 0 {
+		bad("drain must not be negative")
+	}
+	name := c.RoomPrefix + "-" + strconv.Itoa(c.Rooms-1)
+	if len(name) > 64 || strings.ContainsFunc(name, func(r rune) bool {
+		return !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '-' || r == '_')
+	}) {
+		bad("room prefix %q: room names are 1-64 letters, digits, - and _", c.RoomPrefix)
+	}
+	if c.Transport == TransportWS && len(c.Tokens) == 0 {
+		bad("the ws transport needs session tokens (parley admin sessions)")
+	}
+	return errors.Join(errs...)
+}
+
+// Result is what a run measured. Its JSON form is one line of the
+// "parley bench" output.
+type Result struct {
+	Transport          string           `json:"transport"`
+	Rooms              int              `json:"rooms"`
+	Senders            int              `json:"senders"`
+	Rate               float64          `json:"rate"` // target messages/s; 0: as fast as possible
+	Idle               bool             `json:"idle,omitempty"`
+	ConnsEstablished   int              `json:"conns_established"`
+	ConnsFailed        int              `json:"conns_failed"`
+	ConnsDropped       int              `json:"conns_dropped"` // ended by the server or the network before the run did
+	ConnectSeconds     float64          `json:"connect_seconds"`
+	ConnectRate        float64          `json:"connect_rate"` // connections established per second
+	ConnectError       string           `json:"connect_error,omitempty"`
+	MessagesSent       int64            `json:"messages_sent"`
+	MessagesAcked      int64            `json:"messages_acked"` // compat: echoed back to the sender
+	SendErrors         int64            `json:"send_errors"`
+	SendErrorCodes     map[string]int64 `json:"send_error_codes,omitempty"`
+	DeliveriesExpected int64            `json:"deliveries_expected"`
+	DeliveriesReceived int64            `json:"deliveries_received"` // distinct
+	DeliveriesPerSec   float64          `json:"deliveries_per_sec"`
+	Lost               int64            `json:"lost"`
+	Duplicated         int64            `json:"duplicated"`
+	OutOfOrder         int64            `json:"out_of_order"`
+	Latency            Latency          `json:"latency_ms"`
+	DurationSeconds    float64          `json:"duration_seconds"` // of sending (idle: of holding)
+	Server             *ServerStats     `json:"server,omitempty"`
+	OK                 bool             `json:"ok"`
+	Notes              []string         `json:"notes,omitempty"`
+}
+
+// ServerStats is what /proc says about the server process.
+type ServerStats struct {
+	RSSBefore        int64   `json:"rss_bytes_before"`    // before connecting
+	RSSAfter         int64   `json:"rss_bytes_after"`     // once every connection was open
+	RSSEnd           int64   `json:"rss_bytes_end"`       // when the run ended
+	RSSPerConn       int64   `json:"rss_per_conn_bytes"`  // (after - before) / connections
+	CPUSeconds       float64 `json:"cpu_seconds"`         // while sending and draining (idle: while connecting)
+	CPUPerDeliveryUS float64 `json:"cpu_per_delivery_us"` // CPU time per delivery received
+}
+
+// Run runs the benchmark cfg describes and returns its measurements. It
+// returns when the run is over or ctx ends (then with what was measured so
+// far and ctx's error); every connection and goroutine it started is gone
+// by then.
+func Run(ctx context.Context, cfg Config) (Result, error) {
+	cfg.Targets = slices.Clone(cfg.Targets)
+	if err := cfg.fill(); err != nil {
+		return Result{}, err
+	}
+	tr, err := newTransport(cfg)
+	if err != nil {
+		return Result{}, err
+	}
+	if limit, err := raiseFileLimit(); err == nil && limit > 0 && uint64(cfg.Conns)+fdReserve > limit {
+		return Result{}, fmt.Errorf("%d connections need about %d open files; the limit is %d (ulimit -n)", cfg.Conns, cfg.Conns+fdReserve, limit)
+	}
+	r := newRun(cfg, tr)
+	return r.run(ctx)
+}
+
+// runState is one run: its clients and the counters they share.
+type runState struct {
+	cfg     Config
+	tr      transport
+	id      string // makes client IDs unique across runs
+	clients []*client
+	rooms   []*room
+	senders []*sender
+	start   time.Time
+
+	established, failed, dropped atomic.Int64
+	sent, acked, sendErrs        atomic.Int64
+	expected                     atomic.Int64 // so far: acked × receivers of the room
+	shards                       [nShards]shard
+
+	mu         sync.Mutex // guards what follows and writes to cfg.Progress
+	connectErr error
+	dropErr    error
+	notes      []string
+}
+
+// shard is a part of the receive statistics; a client uses one.
+type shard struct {
+	hist     histogram
+	received atomic.Int64 // distinct deliveries of this run's messages
+	last     atomic.Int64 // UnixNano of the latest
+}
+
+type room struct {
+	idx       int
+	name      string
+	clients   []*client
+	senders   []*sender
+	receivers atomic.Int64 // clients connected when sending began
+}
+
+// client is one connection.
+type client struct {
+	id     int
+	target string
+	token  string
+	room   *room
+	sender *sender // nil if the client only receives
+	shard  *shard
+	sess   session
+	alive  atomic.Bool
+
+	counted bool // connected when sending began: expected to receive every message
+
+	// Owned by the reader goroutine.
+	seq                  seqChecker   // with seqs: the room's sequence
+	bySender             []seqChecker // without: each sender's message numbers
+	received             int64        // without seqs: distinct deliveries
+	dups, late           int64        // of this run's messages
+	otherDups, otherLate int64        // of other messages (joins, leaves)
+	bad                  int64        // frames that did not parse
+}
+
+// sender is a client that also sends.
+type sender struct {
+	id    int // over the run: room.idx*SendersPerRoom + number within the room
+	c     *client
+	slots chan struct{} // one per unanswered send
+
+	// Set by the sender goroutine, read after it ends.
+	sent, writeErrs int64
+
+	// Owned by the reader goroutine of c.
+	acked  []int64 // with seqs: the seqs of acknowledged messages
+	nAcked int64
+	errs   int64
+	codes  map[string]int64
+}
+
+func (s *sender) release() {
+	select {
+	case <-s.slots:
+	default:
+	}
+}
+
+func newRun(cfg Config, tr transport) *runState {
+	r := &runState{cfg: cfg, tr: tr, id: strconv.FormatUint(rand.Uint64()&0xffffffffff, 36)}
+	for i := range cfg.Rooms {
+		r.rooms = append(r.rooms, &room{idx: i, name: cfg.RoomPrefix + "-" + strconv.Itoa(i)})
+	}
+	for i := range cfg.Conns {
+		rm := r.rooms[i%cfg.Rooms]
+		c := &client{
+			id: i,
+			// Spread each room over the targets too.
+			target: cfg.Targets[(i/cfg.Rooms)%len(cfg.Targets)],
+			room:   rm,
+			shard:  &r.shards[i%nShards],
+		}
+		if len(cfg.Tokens) > 0 {
+			c.token = cfg.Tokens[i%len(cfg.Tokens)]
+		}
+		if k := len(rm.clients); !cfg.Idle && k < cfg.SendersPerRoom {
+			s := &sender{id: rm.idx*cfg.SendersPerRoom + k, c: c, slots: make(chan struct{}, cfg.InFlight), codes: make(map[string]int64)}
+			c.sender = s
+			rm.senders = append(rm.senders, s)
+			r.senders = append(r.senders, s)
+		}
+		rm.clients = append(rm.clients, c)
+		r.clients = append(r.clients, c)
+	}
+	return r
+}
+
+func (r *runState) logf(format string, args ...any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	fmt.Fprintf(r.cfg.Progress, format+"\n", args...)
+}
+
+func (r *runState) note(format string, args ...any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.notes = append(r.notes, fmt.Sprintf(format, args...))
+}
+
+func (r *runState) run(ctx context.Context) (Result, error) {
+	cfg := r.cfg
+	r.start = time.Now()
+	var before, connected procStats
+	if cfg.ServerPID != 0 {
+		var err error
+		if before, err = readProc(cfg.ServerPID); err != nil {
+			return Result{}, fmt.Errorf("server stats of PID %d: %w", cfg.ServerPID, err)
+		}
+	}
+	stopProgress := r.startProgress()
+	defer stopProgress() // idempotent
+
+	var readers sync.WaitGroup
+	defer func() {
+		r.closeAll()
+		readers.Wait()
+	}()
+
+	r.logf("connecting %d clients (%s) to %s at up to %g/s", cfg.Conns, cfg.Transport, strings.Join(cfg.Targets, ", "), cfg.Ramp)
+	t0 := time.Now()
+	r.connectAll(ctx, &readers)
+	connectTime := time.Since(t0)
+	if cfg.ServerPID != 0 {
+		connected = r.proc()
+	}
+
+	var sendStart, sendEnd time.Time
+	if cfg.Idle {
+		r.logf("holding %d connections for %v", r.established.Load(), cfg.Duration)
+		sendStart = time.Now()
+		sleep(ctx.Done(), cfg.Duration)
+		sendEnd = time.Now()
+	} else if r.established.Load() > 0 && ctx.Err() == nil {
+		sendStart, sendEnd = r.sendAll(ctx)
+	}
+	var end procStats
+	if cfg.ServerPID != 0 {
+		end = r.proc()
+	}
+
+	stopProgress()
+	r.closeAll()
+	readers.Wait()
+
+	res := r.result(connectTime, sendStart, sendEnd)
+	if cfg.ServerPID != 0 {
+		res.Server = serverStats(before, connected, end, cfg.Idle, res.ConnsEstablished, res.DeliveriesReceived)
+		if res.Server.RSSAfter > 0 && res.Server.RSSPerConn <= 0 {
+			res.Notes = append(res.Notes, "the server's RSS did not grow while connecting: it reuses memory of earlier work; measure memory per connection on a freshly started server")
+		}
+	}
+	return res, ctx.Err()
+}
+
+// proc reads the server's stats; a failure becomes a note.
+func (r *runState) proc() procStats {
+	ps, err := readProc(r.cfg.ServerPID)
+	if err != nil {
+		r.note("server stats: %v", err)
+	}
+	return ps
+}
+
+func serverStats(before, connected, end procStats, idle bool, conns int, deliveries int64) *ServerStats {
+	s := &ServerStats{RSSBefore: before.RSS, RSSAfter: connected.RSS, RSSEnd: end.RSS}
+	if conns > 0 && connected.RSS > 0 {
+		s.RSSPerConn = (connected.RSS - before.RSS) / int64(conns)
+	}
+	cpu := end.CPU - connected.CPU
+	if idle {
+		cpu = connected.CPU - before.CPU
+	}
+	s.CPUSeconds = cpu.Seconds()
+	if deliveries > 0 {
+		s.CPUPerDeliveryUS = float64(cpu.Microseconds()) / float64(deliveries)
+	}
+	return s
+}
+
+// sleep waits for d or until done is closed, and reports whether it slept
+// the whole time.
+func sleep(done <-chan struct{}, d time.Duration) bool {
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// connectAll connects every client at most cfg.Ramp per second and at most
+// maxConnecting at once, starting a reader for each.
+func (r *runState) connectAll(ctx context.Context, readers *sync.WaitGroup) {
+	tick := time.NewTicker(time.Duration(float64(time.Second) / r.cfg.Ramp))
+	defer tick.Stop()
+	sem := make(chan struct{}, maxConnecting)
+	var wg sync.WaitGroup
+	for i, c := range r.clients {
+		if i > 0 {
+			select {
+			case <-ctx.Done():
+			case <-tick.C:
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case sem <- struct{}{}:
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			r.connect(ctx, c, readers)
+		})
+	}
+	wg.Wait()
+	r.tr.doneConnecting()
+	if ctx.Err() != nil {
+		return
+	}
+	for _, rm := range r.rooms {
+		n := int64(0)
+		for _, c := range rm.clients {
+			if c.counted = c.alive.Load(); c.counted {
+				n++
+			}
+		}
+		rm.receivers.Store(n)
+	}
+}
+
+func (r *runState) connect(ctx context.Context, c *client, readers *sync.WaitGroup) {
+	cctx, cancel := context.WithTimeout(ctx, connectTimeout)
+	defer cancel()
+	sess, err := r.tr.connect(cctx, c)
+	if err != nil {
+		r.failed.Add(1)
+		r.mu.Lock()
+		if r.connectErr == nil && ctx.Err() == nil {
+			r.connectErr = fmt.Errorf("client %d to %s: %w", c.id, c.target, err)
+		}
+		r.mu.Unlock()
+		return
+	}
+	c.sess = sess
+	if r.tr.seqs() {
+		c.seq = newSeqChecker(sess.base())
+	} else {
+		c.bySender = make([]seqChecker, len(c.room.senders))
+		for i := range c.bySender {
+			c.bySender[i] = newSeqChecker(0)
+		}
+	}
+	c.alive.Store(true)
+	r.established.Add(1)
+	readers.Go(func() {
+		err := sess.read(func(ev event) { r.handle(c, ev) })
+		if c.alive.Swap(false) { // not closed by closeAll
+			sess.close(time.Now().Add(time.Second))
+			r.dropped.Add(1)
+			r.mu.Lock()
+			if r.dropErr == nil {
+				r.dropErr = fmt.Errorf("client %d: %w", c.id, err)
+			}
+			r.mu.Unlock()
+		}
+	})
+}
+
+// closeAll ends every session; each reader then returns.
+func (r *runState) closeAll() {
+	deadline := time.Now().Add(time.Second)
+	for _, c := range r.clients {
+		if c.alive.Swap(false) {
+			c.sess.close(deadline)
+		}
+	}
+}
+
+// sendAll runs the senders for cfg.Duration, then waits up to cfg.Drain
+// for the answers and deliveries still under way.
+func (r *runState) sendAll(ctx context.Context) (start, end time.Time) {
+	cfg := r.cfg
+	var active []*sender
+	for _, s := range r.senders {
+		if s.c.alive.Load() {
+			active = append(active, s)
+		}
+	}
+	var interval time.Duration
+	if cfg.Rate > 0 {
+		interval = time.Duration(float64(len(active)) / cfg.Rate * float64(time.Second))
+		if per := cfg.Rate / float64(len(active)); r.sendLimit() > 0 && per > r.sendLimit() {
+			r.note("each sender sends %.4g/s but the server allows %g/s per connection (--send-rate): expect rate_limited errors", per, r.sendLimit())
+		}
+	} else if r.sendLimit() > 0 && r.sendLimit() < 1000 {
+		r.note("the server allows %g sends/s per connection (--send-rate): as fast as possible will hit rate_limited", r.sendLimit())
+	}
+	if cfg.Rate > 0 {
+		r.logf("sending %g messages/s from %d senders for %v", cfg.Rate, len(active), cfg.Duration)
+	} else {
+		r.logf("sending as fast as possible from %d senders (%d in flight each) for %v", len(active), cfg.InFlight, cfg.Duration)
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	start = time.Now()
+	for i, s := range active {
+		// Stagger the senders over one interval so that the rate is even.
+		offset := time.Duration(int64(interval) * int64(i) / int64(len(active)))
+		wg.Go(func() { r.runSender(s, stop, interval, offset) })
+	}
+	sleep(ctx.Done(), cfg.Duration)
+	close(stop)
+	wg.Wait()
+	end = time.Now()
+
+	r.logf("sending stopped; draining for up to %v", cfg.Drain)
+	deadline := time.NewTimer(cfg.Drain)
+	defer deadline.Stop()
+	poll := time.NewTicker(20 * time.Millisecond)
+	defer poll.Stop()
+	for !r.settled() {
+		select {
+		case <-ctx.Done():
+			return start, end
+		case <-deadline.C:
+			r.note("draining ended after %v with %d sends unanswered and %d deliveries missing",
+				cfg.Drain, r.inFlight(), max(0, r.expected.Load()-r.received()))
+			return start, end
+		case <-poll.C:
+		}
+	}
+	return start, end
+}
+
+// sendLimit is the per-connection send limit a server announced, 0 if
+// none did.
+func (r *runState) sendLimit() float64 {
+	for _, s := range r.senders {
+		if s.c.alive.Load() {
+			return s.c.sess.sendRate()
+		}
+	}
+	return 0
+}
+
+func (r *runState) inFlight() int {
+	n := 0
+	for _, s := range r.senders {
+		if s.c.alive.Load() {
+			n += len(s.slots)
+		}
+	}
+	return n
+}
+
+// settled reports whether every send was answered and every expected
+// delivery arrived, or no connection is left to wait for.
+func (r *runState) settled() bool {
+	if r.inFlight() > 0 {
+		return false
+	}
+	if r.received() >= r.expected.Load() {
+		return true
+	}
+	for _, c := range r.clients {
+		if c.alive.Load() {
+			return false
+		}
+	}
+	return true
+}
+
+func (r *runState) received() int64 {
+	var n int64
+	for i := range r.shards {
+		n += r.shards[i].received.Load()
+	}
+	return n
+}
+
+// runSender sends from s until stop is closed: every interval, or, if
+// interval is 0, whenever fewer than cfg.InFlight sends are unanswered.
+func (r *runState) runSender(s *sender, stop <-chan struct{}, interval, offset time.Duration) {
+	var tick <-chan time.Time
+	if interval > 0 {
+		if !sleep(stop, offset) {
+			return
+		}
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		tick = t.C
+	}
+	prefix := r.id + "-" + strconv.Itoa(s.id) + "-"
+	for n := int64(1); ; n++ {
+		if tick != nil {
+			select {
+			case <-stop:
+				return
+			case <-tick:
+			}
+		}
+		select {
+		case <-stop:
+			return
+		case s.slots <- struct{}{}:
+		}
+		select {
+		case <-stop:
+			s.release()
+			return
+		default:
+		}
+		body := formatBody(s.id, n, time.Now())
+		if err := s.c.sess.send(prefix+strconv.FormatInt(n, 10), body); err != nil {
+			s.release()
+			s.writeErrs++
+			return
+		}
+		s.sent++
+		r.sent.Add(1)
+	}
+}
+
+// formatBody is a message body: "SENDER:N:UNIXNANOS".
+func formatBody(sender int, n int64, t time.Time) string {
+	b := make([]byte, 0, 40)
+	b = strconv.AppendInt(b, int64(sender), 10)
+	b = append(b, ':')
+	b = strconv.AppendInt(b, n, 10)
+	b = append(b, ':')
+	b = strconv.AppendInt(b, t.UnixNano(), 10)
+	return string(b)
+}
+
+// parseBody reads a body made by formatBody.
+func parseBody(body string) (sender int, n int64, t time.Time, ok bool) {
+	a, rest, ok1 := strings.Cut(body, ":")
+	b, c, ok2 := strings.Cut(rest, ":")
+	if !ok1 || !ok2 {
+		return 0, 0, time.Time{}, false
+	}
+	s, err1 := strconv.Atoi(a)
+	n, err2 := strconv.ParseInt(b, 10, 64)
+	ns, err3 := strconv.ParseInt(c, 10, 64)
+	if err1 != nil || err2 != nil || err3 != nil || s < 0 || n < 1 {
+		return 0, 0, time.Time{}, false
+	}
+	return s, n, time.Unix(0, ns), true
+}
+
+// handle is called by c's reader for each event.
+func (r *runState) handle(c *client, ev event) {
+	s := c.sender
+	switch ev.typ {
+	case evBad:
+		c.bad++
+	case evMessage:
+		r.message(c, ev)
+	case evAck:
+		if s != nil {
+			s.acked = append(s.acked, ev.seq)
+			r.answered(s)
+		}
+	case evError:
+		if s != nil {
+			s.errs++
+			s.codes[ev.code]++
+			r.sendErrs.Add(1)
+			s.release()
+		}
+	}
+}
+
+// answered counts a stored send of s.
+func (r *runState) answered(s *sender) {
+	s.nAcked++
+	s.release()
+	r.acked.Add(1)
+	r.expected.Add(s.c.room.receivers.Load())
+}
+
+func (r *runState) message(c *client, ev event) {
+	now := time.Now()
+	g, n, sent, ok := parseBody(ev.body)
+	ours := ev.isText && ok && g < len(r.senders)
+	if r.tr.seqs() {
+		st := c.seq.add(ev.seq)
+		if !ours {
+			switch st {
+			case seqDup:
+				c.otherDups++
+			case seqLate:
+				c.otherLate++
+			}
+			return
+		}
+		switch st {
+		case seqIgnored:
+			return
+		case seqDup:
+			c.dups++
+			return
+		case seqLate:
+			c.late++
+		}
+	} else {
+		k := g - c.room.idx*r.cfg.SendersPerRoom
+		if !ours || k < 0 || k >= len(c.bySender) {
+			return
+		}
+		switch c.bySender[k].add(n) {
+		case seqIgnored:
+			return
+		case seqDup:
+			c.dups++
+			return
+		case seqLate:
+			c.late++
+		}
+		c.received++
+		if s := c.sender; s != nil && s.id == g {
+			r.answered(s) // the echo of our own send
+		}
+	}
+	sh := c.shard
+	sh.received.Add(1)
+	sh.hist.record(now.Sub(sent))
+	sh.last.Store(now.UnixNano())
+}
+
+func (r *runState) latency() snapshot {
+	var s snapshot
+	for i := range r.shards {
+		s.add(&r.shards[i].hist)
+	}
+	return s
+}
+
+// startProgress prints a line a second until the returned function is
+// called.
+func (r *runState) startProgress() (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		var prev int64
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			recv := r.received()
+			lat := r.latency()
+			r.logf("%6.1fs  conns %d/%d  sent %d  acked %d  errors %d  received %d  %d/s  p99 %.2fms",
+				time.Since(r.start).Seconds(), r.established.Load(), r.cfg.Conns,
+				r.sent.Load(), r.acked.Load(), r.sendErrs.Load(), recv, recv-prev, float64(lat.quantile(0.99))/1000)
+			prev = recv
+		}
+	})
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			close(done)
+			wg.Wait()
+		})
+	}
+}
+
+// result adds everything up once every reader has returned.
+func (r *runState) result(connectTime time.Duration, sendStart, sendEnd time.Time) Result {
+	cfg := r.cfg
+	res := Result{
+		Transport:        cfg.Transport,
+		Rooms:            cfg.Rooms,
+		Senders:          len(r.senders),
+		Idle:             cfg.Idle,
+		ConnsEstablished: int(r.established.Load()),
+		ConnsFailed:      int(r.failed.Load()),
+		ConnsDropped:     int(r.dropped.Load()),
+		ConnectSeconds:   connectTime.Seconds(),
+		SendErrorCodes:   make(map[string]int64),
+		Notes:            r.notes,
+	}
+	if res.ConnsFailed+res.ConnsEstablished < cfg.Conns {
+		res.Notes = append(res.Notes, fmt.Sprintf("%d connections were not attempted (interrupted)", cfg.Conns-res.ConnsFailed-res.ConnsEstablished))
+	}
+	if !cfg.Idle {
+		res.Rate = cfg.Rate
+	}
+	if connectTime > 0 {
+		res.ConnectRate = float64(res.ConnsEstablished) / connectTime.Seconds()
+	}
+	if r.connectErr != nil {
+		res.ConnectError = r.connectErr.Error()
+	}
+	if r.dropErr != nil {
+		res.Notes = append(res.Notes, fmt.Sprintf("%d connections ended early; the first: %v", res.ConnsDropped, r.dropErr))
+	}
+	if !sendEnd.IsZero() {
+		res.DurationSeconds = sendEnd.Sub(sendStart).Seconds()
+	}
+	var writeErrs, otherDups, otherLate, otherMissing, bad int64
+	for _, s := range r.senders {
+		res.MessagesSent += s.sent
+		res.MessagesAcked += s.nAcked
+		res.SendErrors += s.errs + s.writeErrs
+		writeErrs += s.writeErrs
+		for code, n := range s.codes {
+			res.SendErrorCodes[code] += n
+		}
+	}
+	for _, rm := range r.rooms {
+		receivers := rm.receivers.Load()
+		var acked []int64
+		if r.tr.seqs() {
+			for _, s := range rm.senders {
+				acked = append(acked, s.acked...)
+			}
+			slices.Sort(acked)
+			acked = slices.Compact(acked)
+			res.DeliveriesExpected += int64(len(acked)) * receivers
+		} else {
+			for _, s := range rm.senders {
+				res.DeliveriesExpected += (s.sent - s.errs) * receivers
+			}
+		}
+		for _, c := range rm.clients {
+			bad += c.bad
+			if !c.counted {
+				continue
+			}
+			res.Duplicated += c.dups
+			res.OutOfOrder += c.late
+			otherDups += c.otherDups
+			otherLate += c.otherLate
+			if !r.tr.seqs() {
+				res.DeliveriesReceived += c.received
+				continue
+			}
+			var got, missedBelowLast int64
+			for _, seq := range acked {
+				switch {
+				case c.seq.has(seq):
+					got++
+				case seq < c.seq.last:
+					missedBelowLast++
+				}
+			}
+			res.DeliveriesReceived += got
+			otherMissing += c.seq.missing() - missedBelowLast
+		}
+	}
+	res.Lost = max(0, res.DeliveriesExpected-res.DeliveriesReceived)
+	if res.DeliveriesReceived > res.DeliveriesExpected {
+		res.Notes = append(res.Notes, fmt.Sprintf("%d more deliveries than expected", res.DeliveriesReceived-res.DeliveriesExpected))
+	}
+	var last int64
+	for i := range r.shards {
+		last = max(last, r.shards[i].last.Load())
+	}
+	if span := time.Unix(0, last).Sub(sendStart); last > 0 && span > 0 {
+		res.DeliveriesPerSec = float64(res.DeliveriesReceived) / span.Seconds()
+	}
+	lat := r.latency()
+	res.Latency = lat.latency()
+	if len(res.SendErrorCodes) == 0 {
+		res.SendErrorCodes = nil
+	}
+	if writeErrs > 0 {
+		res.Notes = append(res.Notes, fmt.Sprintf("%d sends failed to be written (the connection broke)", writeErrs))
+	}
+	if !r.tr.seqs() {
+		res.Notes = append(res.Notes, "compat frames carry no sequence numbers: order and duplicates are checked per sender, and lost is expected minus received")
+	}
+	if otherDups+otherLate > 0 {
+		res.Notes = append(res.Notes, fmt.Sprintf("other messages (joins, leaves) arrived %d times twice and %d times out of order", otherDups, otherLate))
+	}
+	if otherMissing > 0 {
+		res.Notes = append(res.Notes, fmt.Sprintf("%d deliveries of other messages (joins, leaves) left gaps in the room sequences (a client would sync them)", otherMissing))
+	}
+	if bad > 0 {
+		res.Notes = append(res.Notes, fmt.Sprintf("%d frames could not be parsed", bad))
+	}
+	res.OK = res.ConnsEstablished > 0 && res.Lost == 0 && res.Duplicated == 0 && res.OutOfOrder == 0 &&
+		res.DeliveriesReceived == res.DeliveriesExpected
+	slices.SortFunc(res.Notes, func(a, b string) int { return cmp.Compare(a, b) })
+	return res
+}

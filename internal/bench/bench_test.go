@@ -1,0 +1,368 @@
+package bench_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/parley-chat/parley/internal/bench"
+	"github.com/parley-chat/parley/internal/chat"
+	"github.com/parley-chat/parley/internal/hub"
+	"github.com/parley-chat/parley/internal/inmem"
+	"github.com/parley-chat/parley/internal/mailer"
+	"github.com/parley-chat/parley/internal/sqlite"
+	"github.com/parley-chat/parley/internal/web"
+)
+
+// testServer is a real Parley handler on httptest, over SQLite in a
+// temporary directory.
+type testServer struct {
+	URL string
+	svc *chat.Service
+}
+
+func newTestServer(tb testing.TB) *testServer {
+	tb.Helper()
+	ctx := context.Background()
+	logger := slog.New(slog.DiscardHandler)
+	db, err := sqlite.Open(ctx, filepath.Join(tb.TempDir(), "parley.db"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	broker := inmem.NewBroker()
+	tb.Cleanup(func() { broker.Close() })
+	h := hub.New(broker, logger)
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := h.Close(ctx); err != nil {
+			tb.Errorf("hub.Close: %v", err)
+		}
+	})
+	svc := chat.NewService(chat.Config{}, chat.Deps{
+		Store: db, Broker: broker, Presence: inmem.NewPresence(), Limiter: inmem.NewLimiter(nil),
+		Mailer: mailer.NewLog(logger), Logger: logger,
+	})
+	handler := web.NewHandler(logger, web.Config{SendRate: 10000, SendBurst: 10000, ChannelsCompat: true}, svc, h, fstest.MapFS{})
+	srv := httptest.NewServer(handler)
+	tb.Cleanup(srv.Close)
+	return &testServer{URL: srv.URL, svc: svc}
+}
+
+// tokens signs in n users and returns their session tokens.
+func (s *testServer) tokens(tb testing.TB, n int) []string {
+	tb.Helper()
+	var out []string
+	for i := range n {
+		in, err := s.svc.IssueSession(context.Background(), fmt.Sprintf("user-%d@bench.invalid", i), fmt.Sprintf("user-%d", i))
+		if err != nil {
+			tb.Fatal(err)
+		}
+		out = append(out, in.Token)
+	}
+	return out
+}
+
+func mustRun(tb testing.TB, cfg bench.Config) bench.Result {
+	tb.Helper()
+	var progress strings.Builder
+	cfg.Progress = &progress
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	res, err := bench.Run(ctx, cfg)
+	if err != nil {
+		tb.Fatalf("Run: %v\nprogress:\n%s", err, progress.String())
+	}
+	checkStopped(tb)
+	var sum strings.Builder
+	res.WriteSummary(&sum)
+	tb.Logf("progress:\n%s\nsummary:\n%s", progress.String(), sum.String())
+	return res
+}
+
+// checkStopped fails if a goroutine of package bench is still running.
+func checkStopped(tb testing.TB) {
+	tb.Helper()
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "parley/internal/bench.") || strings.Contains(g, "net/http.(*persistConn)") {
+			tb.Errorf("goroutine left running after Run:\n%s", g)
+		}
+	}
+}
+
+// checkClean fails unless res is a run with messages and without faults.
+func checkClean(tb testing.TB, res bench.Result, conns int) {
+	tb.Helper()
+	if res.ConnsEstablished != conns || res.ConnsFailed != 0 || res.ConnsDropped != 0 {
+		tb.Errorf("conns established, failed, dropped = %d, %d, %d; want %d, 0, 0 (%s)",
+			res.ConnsEstablished, res.ConnsFailed, res.ConnsDropped, conns, res.ConnectError)
+	}
+	if res.MessagesSent == 0 || res.MessagesAcked != res.MessagesSent || res.SendErrors != 0 {
+		tb.Errorf("sent, acked, errors = %d, %d, %d; want n > 0, n, 0", res.MessagesSent, res.MessagesAcked, res.SendErrors)
+	}
+	if res.DeliveriesExpected == 0 || res.DeliveriesReceived != res.DeliveriesExpected {
+		tb.Errorf("deliveries received = %d; want expected = %d > 0", res.DeliveriesReceived, res.DeliveriesExpected)
+	}
+	if res.Lost != 0 || res.Duplicated != 0 || res.OutOfOrder != 0 {
+		tb.Errorf("lost, duplicated, out of order = %d, %d, %d; want 0", res.Lost, res.Duplicated, res.OutOfOrder)
+	}
+	if res.Latency.P50 <= 0 || res.Latency.P50 > res.Latency.P99 || res.Latency.P99 > res.Latency.Max {
+		tb.Errorf("latency = %+v; want 0 < p50 <= p99 <= max", res.Latency)
+	}
+	if !res.OK {
+		tb.Errorf("OK = false; want true (notes: %q)", res.Notes)
+	}
+}
+
+func TestBenchWebSocket(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		rate     float64
+		inFlight int
+	}{
+		{"fixed rate", 200, 0},
+		{"as fast as possible", 0, 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newTestServer(t)
+			const conns = 20
+			res := mustRun(t, bench.Config{
+				Targets:        []string{s.URL},
+				Conns:          conns,
+				Rooms:          2,
+				SendersPerRoom: 1,
+				Rate:           tc.rate,
+				InFlight:       tc.inFlight,
+				Duration:       time.Second,
+				Tokens:         s.tokens(t, conns/2), // reused in turn
+				RoomPrefix:     "t",
+			})
+			checkClean(t, res, conns)
+			// Every connection of a room receives every message of it.
+			if res.DeliveriesExpected != res.MessagesAcked*conns/2 {
+				t.Errorf("deliveries expected = %d; want acked × conns per room = %d", res.DeliveriesExpected, res.MessagesAcked*conns/2)
+			}
+			if tc.rate > 0 && (res.MessagesSent < 50 || res.MessagesSent > 300) {
+				t.Errorf("sent %d messages at %g/s for 1s", res.MessagesSent, tc.rate)
+			}
+		})
+	}
+}
+
+// TestBenchWebSocketSenders runs several senders per room. The server
+// publishes messages committed together in whatever order their goroutines
+// get to it, so deliveries may come out of order; the bench reports that,
+// and this test holds the rest: nothing lost, nothing twice.
+func TestBenchWebSocketSenders(t *testing.T) {
+	s := newTestServer(t)
+	const conns = 20
+	res := mustRun(t, bench.Config{
+		Targets:        []string{s.URL},
+		Conns:          conns,
+		Rooms:          2,
+		SendersPerRoom: 2,
+		InFlight:       2,
+		Duration:       time.Second,
+		Tokens:         s.tokens(t, conns),
+	})
+	if res.ConnsEstablished != conns || res.MessagesSent == 0 || res.MessagesAcked != res.MessagesSent || res.SendErrors != 0 {
+		t.Errorf("established, sent, acked, errors = %d, %d, %d, %d; want %d, n > 0, n, 0",
+			res.ConnsEstablished, res.MessagesSent, res.MessagesAcked, res.SendErrors, conns)
+	}
+	if res.DeliveriesExpected == 0 || res.DeliveriesReceived != res.DeliveriesExpected || res.Lost != 0 || res.Duplicated != 0 {
+		t.Errorf("expected, received, lost, duplicated = %d, %d, %d, %d; want n > 0, n, 0, 0",
+			res.DeliveriesExpected, res.DeliveriesReceived, res.Lost, res.Duplicated)
+	}
+	if res.OutOfOrder > 0 {
+		t.Logf("%d deliveries out of order: the server's publish order race", res.OutOfOrder)
+	}
+}
+
+func TestBenchCompat(t *testing.T) {
+	s := newTestServer(t)
+	res := mustRun(t, bench.Config{
+		Targets:        []string{s.URL + "/"},
+		Transport:      bench.TransportCompat,
+		Conns:          12,
+		Rooms:          3,
+		SendersPerRoom: 2,
+		Rate:           100,
+		Duration:       time.Second,
+	})
+	checkClean(t, res, 12)
+	if !strings.Contains(strings.Join(res.Notes, "\n"), "per sender") {
+		t.Errorf("notes = %q; want one saying checks are per sender", res.Notes)
+	}
+}
+
+func TestBenchIdle(t *testing.T) {
+	s := newTestServer(t)
+	cfg := bench.Config{
+		Targets:  []string{s.URL},
+		Conns:    20,
+		Rooms:    4,
+		Duration: 100 * time.Millisecond,
+		Tokens:   s.tokens(t, 20),
+		Idle:     true,
+	}
+	_, err := os.Stat("/proc/self/stat")
+	if err == nil {
+		cfg.ServerPID = os.Getpid() // the server runs in this process
+	}
+	res := mustRun(t, cfg)
+	if res.ConnsEstablished != 20 || res.ConnsFailed != 0 || res.Senders != 0 || res.MessagesSent != 0 || !res.OK {
+		t.Errorf("idle run = %+v; want 20 connections, no senders, ok", res)
+	}
+	if err == nil && (res.Server == nil || res.Server.RSSBefore <= 0 || res.Server.RSSAfter <= 0) {
+		t.Errorf("server stats = %+v; want RSS before and after", res.Server)
+	}
+}
+
+func TestBenchRejects(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  bench.Config
+		want string
+	}{
+		{"long-poll", bench.Config{Transport: bench.TransportLongPoll, Conns: 1, Duration: time.Second, SendersPerRoom: 1}, "long-poll transport: the server does not offer it yet"},
+		{"no tokens", bench.Config{Conns: 1, Duration: time.Second, SendersPerRoom: 1}, "tokens"},
+		{"bad target", bench.Config{Targets: []string{"127.0.0.1:8080"}, Transport: bench.TransportCompat, Conns: 1, Duration: time.Second, SendersPerRoom: 1}, "target"},
+		{"too many senders", bench.Config{Transport: bench.TransportCompat, Conns: 4, Rooms: 2, SendersPerRoom: 3, Duration: time.Second}, "senders per room"},
+		{"bad room prefix", bench.Config{Transport: bench.TransportCompat, Conns: 1, SendersPerRoom: 1, Duration: time.Second, RoomPrefix: "a b"}, "room prefix"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.cfg.Targets == nil {
+				tc.cfg.Targets = []string{"http://127.0.0.1:1"}
+			}
+			_, err := bench.Run(context.Background(), tc.cfg)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Run = %v; want an error containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestBenchNoticesFaults runs against a fake server that drops seq 3,
+// sends seq 5 twice and seq 7 after seq 8, to every connection.
+func TestBenchNoticesFaults(t *testing.T) {
+	f := &faultyServer{conns: make(map[*fakeConn]bool)}
+	srv := httptest.NewServer(f)
+	t.Cleanup(srv.Close)
+	const conns = 3
+	res := mustRun(t, bench.Config{
+		Targets:        []string{srv.URL},
+		Conns:          conns,
+		SendersPerRoom: 1,
+		Rate:           100,
+		Duration:       500 * time.Millisecond,
+		Drain:          500 * time.Millisecond,
+		Tokens:         []string{"t"},
+	})
+	if res.MessagesAcked < 10 {
+		t.Fatalf("acked %d messages; want at least 10 to reach the faults", res.MessagesAcked)
+	}
+	want := bench.Result{Lost: conns, Duplicated: conns, OutOfOrder: conns, DeliveriesExpected: res.MessagesAcked * conns, DeliveriesReceived: (res.MessagesAcked - 1) * conns}
+	if res.Lost != want.Lost || res.Duplicated != want.Duplicated || res.OutOfOrder != want.OutOfOrder ||
+		res.DeliveriesExpected != want.DeliveriesExpected || res.DeliveriesReceived != want.DeliveriesReceived || res.OK {
+		t.Errorf("lost, dup, ooo, expected, received, ok = %d, %d, %d, %d, %d, %v; want %d, %d, %d, %d, %d, false",
+			res.Lost, res.Duplicated, res.OutOfOrder, res.DeliveriesExpected, res.DeliveriesReceived, res.OK,
+			want.Lost, want.Duplicated, want.OutOfOrder, want.DeliveriesExpected, want.DeliveriesReceived)
+	}
+}
+
+// faultyServer speaks just enough of the native protocol for one room.
+type faultyServer struct {
+	mu    sync.Mutex
+	seq   int64
+	held  []byte // seq 7, sent after seq 8
+	conns map[*fakeConn]bool
+}
+
+type fakeConn struct {
+	mu sync.Mutex
+	ws *websocket.Conn
+}
+
+func (c *fakeConn) write(s string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.ws.WriteMessage(websocket.TextMessage, []byte(s))
+}
+
+func (f *faultyServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch r.URL.Path {
+	case "/api/rooms":
+		fmt.Fprint(w, `{"room": {"id": 1, "name": "bench-0", "last_seq": 0}}`)
+		return
+	case "/api/ws":
+	default:
+		http.NotFound(w, r)
+		return
+	}
+	up := websocket.Upgrader{}
+	ws, err := up.Upgrade(w, r, nil)
+	if err != nil {
+		return
+	}
+	defer ws.Close()
+	c := &fakeConn{ws: ws}
+	defer func() {
+		f.mu.Lock()
+		delete(f.conns, c)
+		f.mu.Unlock()
+	}()
+	c.write(`{"type": "hello", "limits": {"send_rate": 1000}}`)
+	for {
+		var in struct {
+			Type     string `json:"type"`
+			Ref      string `json:"ref"`
+			ClientID string `json:"client_id"`
+			Body     string `json:"body"`
+		}
+		if err := ws.ReadJSON(&in); err != nil {
+			return
+		}
+		f.mu.Lock()
+		switch in.Type {
+		case "open":
+			f.conns[c] = true
+			c.write(fmt.Sprintf(`{"type": "opened", "ref": %q, "room": {"id": 1, "last_seq": %d}}`, in.Ref, f.seq))
+		case "send":
+			f.seq++
+			msg := fmt.Sprintf(`{"room_id": 1, "seq": %d, "kind": "text", "client_id": %q, "body": %q}`, f.seq, in.ClientID, in.Body)
+			c.write(fmt.Sprintf(`{"type": "ack", "room_id": 1, "client_id": %q, "message": %s}`, in.ClientID, msg))
+			ev := fmt.Sprintf(`{"type": "message", "room_id": 1, "message": %s}`, msg)
+			for c := range f.conns {
+				switch f.seq {
+				case 3: // lost
+				case 5: // twice
+					c.write(ev + "\n" + ev)
+				case 7: // held back
+				case 8:
+					c.write(ev + "\n" + string(f.held))
+				default:
+					c.write(ev)
+				}
+			}
+			if f.seq == 7 {
+				f.held = []byte(ev)
+			}
+		}
+		f.mu.Unlock()
+	}
+}

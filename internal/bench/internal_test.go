@@ -1,0 +1,199 @@
+package bench
+
+import (
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestSeqChecker(t *testing.T) {
+	type counts struct {
+		Count, Dups, Late, Gaps, Missing, Last int64
+	}
+	for _, tc := range []struct {
+		name string
+		base int64
+		seqs []int64
+		want counts
+	}{
+		{"in order", 0, []int64{1, 2, 3}, counts{Count: 3, Last: 3}},
+		{"gap", 0, []int64{1, 2, 5}, counts{Count: 3, Gaps: 2, Missing: 2, Last: 5}},
+		{"duplicate", 0, []int64{1, 2, 2, 3, 1}, counts{Count: 3, Dups: 2, Last: 3}},
+		{"out of order fills the gap", 0, []int64{1, 3, 2, 4}, counts{Count: 4, Late: 1, Gaps: 1, Last: 4}},
+		{"late then duplicate", 0, []int64{2, 1, 1}, counts{Count: 2, Dups: 1, Late: 1, Gaps: 1, Last: 2}},
+		{"at or below base ignored", 10, []int64{9, 10, 11, 12}, counts{Count: 2, Last: 12}},
+		{"first after base is a gap", 10, []int64{13}, counts{Count: 1, Gaps: 2, Missing: 2, Last: 13}},
+		{"across bitmap words", 0, []int64{1, 200, 64, 65, 200}, counts{Count: 4, Dups: 1, Late: 2, Gaps: 198, Missing: 196, Last: 200}},
+		{"absurdly far ahead ignored", 0, []int64{1, maxSpan + 1}, counts{Count: 1, Last: 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newSeqChecker(tc.base)
+			for _, s := range tc.seqs {
+				c.add(s)
+			}
+			got := counts{Count: c.count, Dups: c.dups, Late: c.late, Gaps: c.gaps, Missing: c.missing(), Last: c.last}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("after %v: mismatch (-want +got):\n%s", tc.seqs, diff)
+			}
+			for _, s := range tc.seqs {
+				if s > tc.base && s <= tc.base+maxSpan && !c.has(s) {
+					t.Errorf("has(%d) = false; want true", s)
+				}
+			}
+			if c.has(tc.base) || c.has(c.last+1) {
+				t.Errorf("has reports numbers never added")
+			}
+		})
+	}
+}
+
+func TestSeqCheckerStatus(t *testing.T) {
+	c := newSeqChecker(0)
+	for _, step := range []struct {
+		n    int64
+		want seqStatus
+	}{
+		{0, seqIgnored}, {1, seqInOrder}, {3, seqInOrder}, {2, seqLate}, {2, seqDup}, {3, seqDup}, {4, seqInOrder},
+	} {
+		if got := c.add(step.n); got != step.want {
+			t.Errorf("add(%d) = %d; want %d", step.n, got, step.want)
+		}
+	}
+}
+
+func TestBuckets(t *testing.T) {
+	prev := -1
+	for us := int64(0); us < 1<<20; us += 1 + us/1000 {
+		i := bucketOf(us)
+		if i < prev {
+			t.Fatalf("bucketOf(%d) = %d < bucketOf of a smaller value (%d)", us, i, prev)
+		}
+		prev = i
+		if m := bucketMax(i); m < us || float64(m-us) > 0.04*float64(us)+1 {
+			t.Fatalf("bucketMax(bucketOf(%d)) = %d; want within 4%% above", us, m)
+		}
+	}
+	if i := bucketOf(maxMicro); i != nBuckets-1 {
+		t.Errorf("bucketOf(maxMicro) = %d; want nBuckets-1 = %d", i, nBuckets-1)
+	}
+	if i := bucketOf(-5); i != 0 {
+		t.Errorf("bucketOf(-5) = %d; want 0", i)
+	}
+}
+
+func TestHistogramQuantiles(t *testing.T) {
+	var h histogram
+	for ms := 1; ms <= 100; ms++ {
+		h.record(time.Duration(ms) * time.Millisecond)
+	}
+	var s snapshot
+	s.add(&h)
+	got := s.latency()
+	near := func(got, want float64) bool { return got >= want && got <= want*1.04 }
+	if !near(got.P50, 50) || !near(got.P90, 90) || !near(got.P99, 99) || got.Max != 100 {
+		t.Errorf("latency = %+v; want about p50 50, p90 90, p99 99, max 100", got)
+	}
+	var empty snapshot
+	if got := empty.latency(); got != (Latency{}) {
+		t.Errorf("latency of nothing = %+v; want zeros", got)
+	}
+}
+
+func TestBody(t *testing.T) {
+	at := time.Unix(1700000000, 123456789)
+	s, n, got, ok := parseBody(formatBody(42, 7, at))
+	if !ok || s != 42 || n != 7 || !got.Equal(at) {
+		t.Errorf("parseBody(formatBody(42, 7, t)) = %d, %d, %v, %v; want 42, 7, %v, true", s, n, got, ok, at)
+	}
+	for _, b := range []string{"", "hello", "1:2", "a:1:2", "1:0:5", "-1:1:5", "1:2:x"} {
+		if _, _, _, ok := parseBody(b); ok {
+			t.Errorf("parseBody(%q) ok; want not", b)
+		}
+	}
+}
+
+func TestDecodeNative(t *testing.T) {
+	var got []event
+	for _, line := range []string{
+		`{"type":"message","room_id":3,"message":{"seq":42,"kind":"text","sender_id":7,"body":"1:2:3"}}`,
+		`{"type":"message","room_id":3,"message":{"seq":43,"kind":"join","body":""}}`,
+		`{"type":"ack","room_id":3,"client_id":"c-1","message":{"seq":44,"kind":"text","body":"x"}}`,
+		`{"type":"error","ref":"c-2","room_id":3,"code":"rate_limited","message":"too many requests; slow down","retry_after_ms":100}`,
+		`{"type":"presence","room_id":3,"user":{"id":9,"name":"Grace"},"online":true}`,
+		// Not as the server writes them: the general path.
+		`{"room_id":3,"type":"message","message":{"seq":45,"kind":"text","body":"1:2:3"}}`,
+		`{"type":"message","room_id":3,"message":{"seq":46,"kind":"text","sender_name":"\"seq\":1","body":"say \"hi\""}}`,
+		`{"type":"message","room_id":3,"message":{"kind":"text","body":"x","seq":47}}`,
+		`not json`,
+	} {
+		decodeNative([]byte(line), func(ev event) { got = append(got, ev) })
+	}
+	want := []event{
+		{typ: evMessage, seq: 42, isText: true, body: "1:2:3"},
+		{typ: evMessage, seq: 43},
+		{typ: evAck, seq: 44, ref: "c-1"},
+		{typ: evError, ref: "c-2", code: "rate_limited", text: "too many requests; slow down"},
+		{typ: evMessage, seq: 45, isText: true, body: "1:2:3"},
+		{typ: evMessage, seq: 46, isText: true, body: `say "hi"`},
+		{typ: evMessage, seq: 47, isText: true, body: "x"},
+	}
+	if len(got) != len(want)+1 || got[len(got)-1].typ != evBad {
+		t.Fatalf("decoded %d events, last %+v; want %d, the last bad", len(got), got[len(got)-1], len(want)+1)
+	}
+	if diff := cmp.Diff(want, got[:len(want)], cmp.AllowUnexported(event{})); diff != "" {
+		t.Errorf("mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestParseProc(t *testing.T) {
+	status := "Name:\tparley\nVmPeak:\t  300000 kB\nVmRSS:\t   12345 kB\nThreads:\t9\n"
+	stat := "4242 (par ley) S 1 4242 4242 0 -1 4194560 1000 0 0 0 250 50 0 0 20 0 9 0 100 300000000 3086 18446744073709551615\n"
+	got, err := parseProc([]byte(status), []byte(stat))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := procStats{RSS: 12345 << 10, CPU: 3 * time.Second}
+	if got != want {
+		t.Errorf("parseProc = %+v; want %+v", got, want)
+	}
+	if _, err := parseProc([]byte("Name:\tx\n"), []byte(stat)); err == nil {
+		t.Errorf("parseProc without VmRSS: no error")
+	}
+}
+
+func TestDecodeCompat(t *testing.T) {
+	var got []event
+	for _, line := range []string{
+		`{"message":"1:2:3"}`,
+		`{"message":"say \"hi\""}`,
+		`{"message": "spaced"}`,
+		`{"message":"a","extra":"b"}`,
+		`{"error":{"code":"rate_limited","message":"too many requests; slow down"}}`,
+		`[]`,
+	} {
+		decodeCompat([]byte(line), func(ev event) { got = append(got, ev) })
+	}
+	want := []event{
+		{typ: evMessage, isText: true, body: "1:2:3"},
+		{typ: evMessage, isText: true, body: `say "hi"`},
+		{typ: evMessage, isText: true, body: "spaced"},
+		{typ: evMessage, isText: true, body: "a"},
+		{typ: evError, code: "rate_limited", text: "too many requests; slow down"},
+	}
+	if len(got) != len(want)+1 || got[len(got)-1].typ != evBad {
+		t.Fatalf("decoded %d events, last %+v; want %d, the last bad", len(got), got[len(got)-1], len(want)+1)
+	}
+	if diff := cmp.Diff(want, got[:len(want)], cmp.AllowUnexported(event{})); diff != "" {
+		t.Errorf("mismatch (-want +got):\n%s", diff)
+	}
+}
+
+var sampleMessage = []byte(`{"type":"message","room_id":1,"message":{"room_id":1,"seq":123456,"kind":"text","sender_id":17,"sender_name":"bench-17","client_id":"abc123-4-567","body":"4:567:1700000000123456789","created_at":"2026-11-22T10:05:00.123456Z"}}`)
+
+func BenchmarkDecodeNative(b *testing.B) {
+	var n int64
+	for b.Loop() {
+		decodeNative(sampleMessage, func(ev event) { n += ev.seq })
+	}
+}

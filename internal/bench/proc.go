@@ -1,0 +1,79 @@
+package bench
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// clockTicks is USER_HZ, the unit of /proc/PID/stat times: 100 on every
+// Linux platform Go supports.
+const clockTicks = 100
+
+// procStats is what Linux reports about a process in /proc.
+type procStats struct {
+	RSS int64         // resident set size, bytes
+	CPU time.Duration // user + system time
+}
+
+// readProc reads process pid's memory and CPU time from /proc.
+func readProc(pid int) (procStats, error) {
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return procStats{}, err
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return procStats{}, err
+	}
+	return parseProc(status, stat)
+}
+
+// parseProc reads VmRSS from a /proc/PID/status and utime + stime from a
+// /proc/PID/stat.
+func parseProc(status, stat []byte) (procStats, error) {
+	var ps procStats
+	found := false
+	for line := range strings.Lines(string(status)) {
+		v, ok := strings.CutPrefix(line, "VmRSS:")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(v) // "123456 kB"
+		if len(f) != 2 || f[1] != "kB" {
+			return procStats{}, fmt.Errorf("proc status: odd VmRSS line %q", line)
+		}
+		kb, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			return procStats{}, fmt.Errorf("proc status: VmRSS: %w", err)
+		}
+		ps.RSS, found = kb<<10, true
+		break
+	}
+	if !found {
+		return procStats{}, fmt.Errorf("proc status: no VmRSS line")
+	}
+	// The command name (field 2) is in parentheses and may hold spaces;
+	// utime and stime are fields 14 and 15, the 12th and 13th after it.
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return procStats{}, fmt.Errorf("proc stat: no command name")
+	}
+	f := strings.Fields(string(stat[i+1:]))
+	if len(f) < 13 {
+		return procStats{}, fmt.Errorf("proc stat: %d fields after the command name; want at least 13", len(f))
+	}
+	var ticks int64
+	for _, s := range f[11:13] {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return procStats{}, fmt.Errorf("proc stat: cpu time: %w", err)
+		}
+		ticks += n
+	}
+	ps.CPU = time.Duration(ticks) * time.Second / clockTicks
+	return ps, nil
+}

@@ -1,0 +1,79 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+)
+
+// WriteSummary writes r for people, a few aligned lines.
+func (r Result) WriteSummary(w io.Writer) error {
+	var b strings.Builder
+	line := func(label, format string, args ...any) {
+		fmt.Fprintf(&b, "%-12s %s\n", label, fmt.Sprintf(format, args...))
+	}
+	rate := "as fast as possible"
+	switch {
+	case r.Idle:
+		rate = "idle"
+	case r.Rate > 0:
+		rate = fmt.Sprintf("%g messages/s", r.Rate)
+	}
+	line("bench", "%s, %d connections, %d rooms, %d senders, %s", r.Transport, r.ConnsEstablished+r.ConnsFailed, r.Rooms, r.Senders, rate)
+	line("connections", "%d established, %d failed, %d dropped; %.2fs to connect (%.0f/s)",
+		r.ConnsEstablished, r.ConnsFailed, r.ConnsDropped, r.ConnectSeconds, r.ConnectRate)
+	if r.ConnectError != "" {
+		line("", "first failure: %s", r.ConnectError)
+	}
+	if r.Senders > 0 {
+		acked := "acked"
+		if r.Transport == TransportCompat {
+			acked = "echoed to their sender"
+		}
+		line("messages", "%d sent in %.1fs, %d %s, %d errors%s", r.MessagesSent, r.DurationSeconds, r.MessagesAcked, acked, r.SendErrors, codes(r.SendErrorCodes))
+		line("deliveries", "%d received of %d expected (%.0f/s)", r.DeliveriesReceived, r.DeliveriesExpected, r.DeliveriesPerSec)
+		check := "sequence per room"
+		if r.Transport == TransportCompat {
+			check = "per sender: compat frames have no sequence numbers"
+		}
+		line("checked", "%d lost, %d duplicated, %d out of order (%s)", r.Lost, r.Duplicated, r.OutOfOrder, check)
+		line("latency", "p50 %.2fms  p90 %.2fms  p99 %.2fms  max %.2fms", r.Latency.P50, r.Latency.P90, r.Latency.P99, r.Latency.Max)
+	} else {
+		line("held", "%.1fs", r.DurationSeconds)
+	}
+	if s := r.Server; s != nil {
+		line("server RSS", "%s before, %s connected (%s per connection), %s at the end",
+			mib(s.RSSBefore), mib(s.RSSAfter), kib(s.RSSPerConn), mib(s.RSSEnd))
+		if r.Senders > 0 {
+			line("server CPU", "%.2fs sending and draining (%.1fµs per delivery)", s.CPUSeconds, s.CPUPerDeliveryUS)
+		} else {
+			line("server CPU", "%.2fs connecting", s.CPUSeconds)
+		}
+	}
+	for _, n := range r.Notes {
+		line("note", "%s", n)
+	}
+	if r.OK {
+		line("result", "OK")
+	} else {
+		line("result", "FAILED")
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func codes(m map[string]int64) string {
+	if len(m) == 0 {
+		return ""
+	}
+	var parts []string
+	for _, c := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, fmt.Sprintf("%s %d", c, m[c]))
+	}
+	return " (" + strings.Join(parts, ", ") + ")"
+}
+
+func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
+func kib(n int64) string { return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10)) }

@@ -1,0 +1,97 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+)
+
+// Transports.
+const (
+	TransportWS       = "ws"       // the native protocol on /api/ws, signed in
+	TransportCompat   = "compat"   // the Django Channels endpoint /ws/chat/ROOM/, anonymous
+	TransportLongPoll = "longpoll" // HTTP long-polling (not offered by the server yet)
+)
+
+// errNoLongPoll is what asking for long-polling gets until the server
+// offers it; adding it means writing a transport.
+var errNoLongPoll = errors.New("long-poll transport: the server does not offer it yet")
+
+// transport connects clients to a server in one protocol.
+type transport interface {
+	// connect joins c's room, connects, and returns once c will receive
+	// every message sent to the room from now on.
+	connect(ctx context.Context, c *client) (session, error)
+	// seqs reports whether messages carry the room's sequence numbers;
+	// without them order and duplicates are checked per sender.
+	seqs() bool
+	// doneConnecting releases what connect kept for reuse.
+	doneConnecting()
+}
+
+// session is one connected client.
+type session interface {
+	// base is the room's last sequence number when the client opened it:
+	// later numbers are this client's to receive. 0 without seqs.
+	base() int64
+	// sendRate is the server's per-connection send limit, 0 if unknown.
+	sendRate() float64
+	// send writes one message; only the client's sender goroutine calls it.
+	send(clientID, body string) error
+	// read calls fn for each event until the connection ends; only the
+	// client's reader goroutine calls it.
+	read(fn func(event)) error
+	// close ends the session, unblocking read and send; it tries to say
+	// goodbye until deadline.
+	close(deadline time.Time)
+}
+
+type eventType int
+
+const (
+	evMessage eventType = iota + 1 // a message delivered to the room
+	evAck                          // the server stored one of our sends
+	evError                        // the server refused a request
+	evBad                          // a frame the bench could not parse
+)
+
+// event is what a transport makes of one server frame.
+type event struct {
+	typ    eventType
+	seq    int64  // message or ack: the room sequence number; 0 without seqs
+	isText bool   // message: a chat message, not a join or leave
+	body   string // message
+	ref    string // ack, error: the client ID or ref of the request
+	code   string // error
+	text   string // error, bad: a description
+}
+
+// newTransport returns the transport cfg asks for.
+func newTransport(cfg Config) (transport, error) {
+	switch cfg.Transport {
+	case TransportWS:
+		return &nativeTransport{
+			dialer: newDialer(),
+			http: &http.Client{
+				Timeout: 30 * time.Second,
+				Transport: &http.Transport{
+					MaxIdleConnsPerHost: maxConnecting,
+					IdleConnTimeout:     10 * time.Second,
+				},
+			},
+		}, nil
+	case TransportCompat:
+		return &compatTransport{dialer: newDialer()}, nil
+	case TransportLongPoll:
+		return nil, errNoLongPoll
+	}
+	return nil, fmt.Errorf("unknown transport %q: want %s, %s or %s", cfg.Transport, TransportWS, TransportCompat, TransportLongPoll)
+}
+
+func (*nativeTransport) seqs() bool { return true }
+func (*compatTransport) seqs() bool { return false }
+
+func (t *nativeTransport) doneConnecting() { t.http.CloseIdleConnections() }
+func (*compatTransport) doneConnecting()   {}

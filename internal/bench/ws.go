@@ -1,0 +1,471 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// cookieName is the server's session cookie (web.CookieName).
+const cookieName = "parley_session"
+
+const (
+	readLimit = 1 << 20 // largest frame accepted from the server
+	writeWait = 10 * time.Second
+)
+
+// newDialer returns the WebSocket dialer every connection shares: small
+// buffers, and write buffers only while writing, so that tens of thousands
+// of idle connections fit in one process.
+func newDialer() *websocket.Dialer {
+	return &websocket.Dialer{
+		HandshakeTimeout: 15 * time.Second,
+		ReadBufferSize:   1024,
+		WriteBufferSize:  1024,
+		WriteBufferPool:  &sync.Pool{},
+	}
+}
+
+// wsURL turns a base URL (http://host:port) and a path into a WebSocket URL.
+func wsURL(base, path string) (string, error) {
+	u, err := url.Parse(base)
+	if err != nil {
+		return "", err
+	}
+	switch u.Scheme {
+	case "http":
+		u.Scheme = "ws"
+	case "https":
+		u.Scheme = "wss"
+	default:
+		return "", fmt.Errorf("target %q: scheme must be http or https", base)
+	}
+	return u.JoinPath(path).String(), nil
+}
+
+// wsSession is one WebSocket: the reader goroutine calls read, the
+// client's sender (if any) calls send.
+type wsSession struct {
+	ws      *websocket.Conn
+	pending []event // events that arrived while connecting
+	decode  func(line []byte, fn func(event))
+	frame   func(clientID, body string) []byte
+	start   int64
+	limit   float64
+}
+
+func (s *wsSession) base() int64       { return s.start }
+func (s *wsSession) sendRate() float64 { return s.limit }
+
+func (s *wsSession) send(clientID, body string) error {
+	_ = s.ws.SetWriteDeadline(time.Now().Add(writeWait))
+	return s.ws.WriteMessage(websocket.TextMessage, s.frame(clientID, body))
+}
+
+func (s *wsSession) read(fn func(event)) error {
+	for _, ev := range s.pending {
+		fn(ev)
+	}
+	s.pending = nil
+	for {
+		if err := readFrame(s.ws, func(line []byte) error { s.decode(line, fn); return nil }); err != nil {
+			return err
+		}
+	}
+}
+
+func (s *wsSession) close(deadline time.Time) {
+	_ = s.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), deadline)
+	_ = s.ws.Close()
+}
+
+var (
+	newline = []byte{'\n'}
+	bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+)
+
+// readFrame reads one frame and calls fn for each line of it: the server
+// may coalesce several JSON objects into one frame. The buffer is pooled,
+// so that an idle connection holds none.
+func readFrame(ws *websocket.Conn, fn func(line []byte) error) error {
+	_, r, err := ws.NextReader()
+	if err != nil {
+		return err
+	}
+	buf := bufPool.Get().(*bytes.Buffer)
+	defer bufPool.Put(buf)
+	buf.Reset()
+	if _, err := buf.ReadFrom(r); err != nil {
+		return err
+	}
+	for data := buf.Bytes(); len(data) > 0; {
+		var line []byte
+		line, data, _ = bytes.Cut(data, newline)
+		if len(line) == 0 {
+			continue
+		}
+		if err := fn(line); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// dial opens a WebSocket to u, closing it if ctx ends first.
+func dial(ctx context.Context, d *websocket.Dialer, u string, h http.Header) (*websocket.Conn, error) {
+	ws, resp, err := d.DialContext(ctx, u, h)
+	if err != nil {
+		if resp != nil {
+			return nil, fmt.Errorf("dial %s: %w (HTTP %s)", u, err, resp.Status)
+		}
+		return nil, fmt.Errorf("dial %s: %w", u, err)
+	}
+	ws.SetReadLimit(readLimit)
+	return ws, nil
+}
+
+// handshake reads frames until done reports true for a line, with ctx's
+// deadline; lines before it go to other.
+func handshake(ctx context.Context, ws *websocket.Conn, done func(line []byte) (bool, error)) error {
+	stop := context.AfterFunc(ctx, func() { _ = ws.NetConn().Close() })
+	defer stop()
+	errDone := errors.New("done")
+	for {
+		err := readFrame(ws, func(line []byte) error {
+			ok, err := done(line)
+			if err != nil {
+				return err
+			}
+			if ok {
+				return errDone
+			}
+			return nil
+		})
+		if errors.Is(err, errDone) {
+			return nil
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return err
+		}
+	}
+}
+
+// Native protocol: /api/ws with a session cookie.
+
+type nativeTransport struct {
+	dialer *websocket.Dialer
+	http   *http.Client
+}
+
+// nativeFrame holds the fields of server frames the bench reads.
+type nativeFrame struct {
+	Type     string       `json:"type"`
+	Ref      string       `json:"ref"`
+	ClientID string       `json:"client_id"`
+	Code     string       `json:"code"`
+	Message  frameMessage `json:"message"`
+	Room     struct {
+		ID      int64 `json:"id"`
+		LastSeq int64 `json:"last_seq"`
+	} `json:"room"`
+	Limits struct {
+		SendRate float64 `json:"send_rate"`
+	} `json:"limits"`
+}
+
+// frameMessage is a frame's "message": an object in events and acks, a
+// string in errors.
+type frameMessage struct {
+	Seq  int64  `json:"seq"`
+	Kind string `json:"kind"`
+	Body string `json:"body"`
+	Text string `json:"-"` // of an error
+}
+
+func (m *frameMessage) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '"' {
+		return json.Unmarshal(b, &m.Text)
+	}
+	type plain frameMessage
+	return json.Unmarshal(b, (*plain)(m))
+}
+
+// Frames as the server writes them, recognized without reflection: at
+// hundreds of thousands of deliveries a second encoding/json would make the
+// bench slower than the server it measures. Anything else, or any surprise,
+// takes the general path.
+var (
+	messagePrefix  = []byte(`{"type":"message",`)
+	presencePrefix = []byte(`{"type":"presence",`)
+	messageKey     = []byte(`"message":{`)
+	seqKey         = []byte(`"seq":`)
+	kindKey        = []byte(`"kind":"`)
+	bodyKey        = []byte(`"body":"`)
+)
+
+// field finds key in b and returns the bytes after it up to end; ok is
+// false if key is missing or the value holds a backslash. A key cannot
+// occur inside a JSON string: its quotes would be escaped.
+func field(b, key []byte, end byte) (v []byte, ok bool) {
+	i := bytes.Index(b, key)
+	if i < 0 {
+		return nil, false
+	}
+	b = b[i+len(key):]
+	j := bytes.IndexByte(b, end)
+	if j < 0 || bytes.IndexByte(b[:j], '\\') >= 0 {
+		return nil, false
+	}
+	return b[:j], true
+}
+
+// fastNative decodes message and presence events; ok is false for any
+// other frame.
+func fastNative(line []byte) (ev event, ok bool) {
+	if bytes.HasPrefix(line, presencePrefix) {
+		return event{}, true // not used by the bench
+	}
+	// Two objects, the frame and its message, so each key is the
+	// message's and occurs once.
+	if !bytes.HasPrefix(line, messagePrefix) || bytes.Count(line, []byte{'{'}) != 2 {
+		return event{}, false
+	}
+	i := bytes.Index(line, messageKey)
+	if i < 0 {
+		return event{}, false
+	}
+	m := line[i+len(messageKey):]
+	seq, ok1 := field(m, seqKey, ',')
+	kind, ok2 := field(m, kindKey, '"')
+	body, ok3 := field(m, bodyKey, '"')
+	if !ok1 || !ok2 || !ok3 {
+		return event{}, false
+	}
+	n, err := strconv.ParseInt(string(seq), 10, 64)
+	if err != nil {
+		return event{}, false
+	}
+	return event{typ: evMessage, seq: n, isText: string(kind) == "text", body: string(body)}, true
+}
+
+func decodeNative(line []byte, fn func(event)) {
+	if ev, ok := fastNative(line); ok {
+		if ev.typ != 0 {
+			fn(ev)
+		}
+		return
+	}
+	var f nativeFrame
+	if err := json.Unmarshal(line, &f); err != nil {
+		fn(event{typ: evBad, text: err.Error()})
+		return
+	}
+	switch f.Type {
+	case "message":
+		fn(event{typ: evMessage, seq: f.Message.Seq, isText: f.Message.Kind == "text", body: f.Message.Body})
+	case "ack":
+		fn(event{typ: evAck, seq: f.Message.Seq, ref: f.ClientID})
+	case "error":
+		fn(event{typ: evError, ref: f.Ref, code: f.Code, text: f.Message.Text})
+	}
+}
+
+func nativeSend(roomID int64) func(clientID, body string) []byte {
+	return func(clientID, body string) []byte {
+		b := make([]byte, 0, 96+len(clientID)+len(body))
+		b = append(b, `{"type":"send","room_id":`...)
+		b = strconv.AppendInt(b, roomID, 10)
+		b = append(b, `,"client_id":`...)
+		b = strconv.AppendQuote(b, clientID)
+		b = append(b, `,"body":`...)
+		b = strconv.AppendQuote(b, body)
+		return append(b, '}')
+	}
+}
+
+func (t *nativeTransport) connect(ctx context.Context, c *client) (session, error) {
+	if c.token == "" {
+		return nil, errors.New("no session token")
+	}
+	roomID, err := t.enter(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	u, err := wsURL(c.target, "/api/ws")
+	if err != nil {
+		return nil, err
+	}
+	ws, err := dial(ctx, t.dialer, u, http.Header{"Cookie": {cookieName + "=" + c.token}})
+	if err != nil {
+		return nil, err
+	}
+	s := &wsSession{ws: ws, decode: decodeNative, frame: nativeSend(roomID)}
+	open, err := json.Marshal(map[string]any{"type": "open", "room_id": roomID, "ref": "bench-open"})
+	if err != nil {
+		ws.Close()
+		return nil, err
+	}
+	helloSeen := false
+	err = handshake(ctx, ws, func(line []byte) (bool, error) {
+		var f nativeFrame
+		if err := json.Unmarshal(line, &f); err != nil {
+			return false, fmt.Errorf("bad frame %.80q: %w", line, err)
+		}
+		switch {
+		case f.Type == "hello" && !helloSeen:
+			helloSeen = true
+			s.limit = f.Limits.SendRate
+			_ = ws.SetWriteDeadline(time.Now().Add(writeWait))
+			return false, ws.WriteMessage(websocket.TextMessage, open)
+		case f.Type == "opened" && f.Ref == "bench-open":
+			s.start = f.Room.LastSeq
+			return true, nil
+		case f.Type == "error" && f.Ref == "bench-open":
+			return false, fmt.Errorf("open room %d: %s: %s", roomID, f.Code, f.Message.Text)
+		case f.Type == "message":
+			// Subscribed just before "opened" was queued.
+			decodeNative(line, func(ev event) { s.pending = append(s.pending, ev) })
+		}
+		return false, nil
+	})
+	if err != nil {
+		ws.Close()
+		return nil, fmt.Errorf("open room: %w", err)
+	}
+	return s, nil
+}
+
+// enter makes c's user a member of c's room (POST /api/rooms) and returns
+// the room's ID.
+func (t *nativeTransport) enter(ctx context.Context, c *client) (int64, error) {
+	body, err := json.Marshal(map[string]string{"name": c.room.name})
+	if err != nil {
+		return 0, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.target+"/api/rooms", bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.AddCookie(&http.Cookie{Name: cookieName, Value: c.token})
+	resp, err := t.http.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("enter room: %w", err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if err != nil {
+		return 0, fmt.Errorf("enter room: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e struct {
+			Error struct{ Code, Message string } `json:"error"`
+		}
+		if json.Unmarshal(data, &e) == nil && e.Error.Code != "" {
+			return 0, fmt.Errorf("enter room: HTTP %d %s: %s", resp.StatusCode, e.Error.Code, e.Error.Message)
+		}
+		return 0, fmt.Errorf("enter room: HTTP %s", resp.Status)
+	}
+	var r struct {
+		Room struct {
+			ID int64 `json:"id"`
+		} `json:"room"`
+	}
+	if err := json.Unmarshal(data, &r); err != nil || r.Room.ID <= 0 {
+		return 0, fmt.Errorf("enter room: unexpected answer %.200q", data)
+	}
+	return r.Room.ID, nil
+}
+
+// Django Channels compatibility: /ws/chat/ROOM/, anonymous, {"message": "..."}.
+
+type compatTransport struct {
+	dialer *websocket.Dialer
+}
+
+type compatFrame struct {
+	Message *string `json:"message"`
+	Error   *struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+var compatPrefix = []byte(`{"message":"`)
+
+func decodeCompat(line []byte, fn func(event)) {
+	if body, ok := bytes.CutPrefix(line, compatPrefix); ok {
+		if body, ok := bytes.CutSuffix(body, []byte(`"}`)); ok && bytes.IndexAny(body, `\"`) < 0 {
+			fn(event{typ: evMessage, isText: true, body: string(body)})
+			return
+		}
+	}
+	var f compatFrame
+	if err := json.Unmarshal(line, &f); err != nil {
+		fn(event{typ: evBad, text: err.Error()})
+		return
+	}
+	switch {
+	case f.Error != nil:
+		fn(event{typ: evError, code: f.Error.Code, text: f.Error.Message})
+	case f.Message != nil:
+		fn(event{typ: evMessage, isText: true, body: *f.Message})
+	}
+}
+
+func compatSend(_, body string) []byte {
+	b := make([]byte, 0, 16+len(body))
+	b = append(b, `{"message":`...)
+	b = strconv.AppendQuote(b, body)
+	return append(b, '}')
+}
+
+func (t *compatTransport) connect(ctx context.Context, c *client) (session, error) {
+	u, err := wsURL(c.target, "/ws/chat/"+c.room.name+"/")
+	if err != nil {
+		return nil, err
+	}
+	ws, err := dial(ctx, t.dialer, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	s := &wsSession{ws: ws, decode: decodeCompat, frame: compatSend}
+	// The server subscribes the connection to the room after the upgrade,
+	// so the dial returning does not mean messages will arrive. An empty
+	// object draws an error reply, queued only once the connection is
+	// subscribed: a barrier that costs nothing (it is not a send).
+	_ = ws.SetWriteDeadline(time.Now().Add(writeWait))
+	if err := ws.WriteMessage(websocket.TextMessage, []byte("{}")); err != nil {
+		ws.Close()
+		return nil, err
+	}
+	err = handshake(ctx, ws, func(line []byte) (bool, error) {
+		var f compatFrame
+		if err := json.Unmarshal(line, &f); err != nil {
+			return false, fmt.Errorf("bad frame %.80q: %w", line, err)
+		}
+		if f.Error != nil {
+			return true, nil
+		}
+		decodeCompat(line, func(ev event) { s.pending = append(s.pending, ev) })
+		return false, nil
+	})
+	if err != nil {
+		ws.Close()
+		return nil, fmt.Errorf("join room: %w", err)
+	}
+	return s, nil
+}
