@@ -36,6 +36,7 @@ type Config struct {
 	PongWait        time.Duration
 	ShutdownTimeout time.Duration
 	Dev             bool
+	DebugAddr       string
 }
 
 // envVar is the environment twin of a flag: --max-frame-bytes is
@@ -72,6 +73,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.DurationVar(&c.PongWait, "pong-wait", 60*time.Second, "drop a WebSocket silent for this long")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long a graceful shutdown may take")
 	fs.BoolVar(&c.Dev, "dev", false, "serve the UI from ui/dist on disk instead of the embedded copy")
+	fs.StringVar(&c.DebugAddr, "debug-addr", "", "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060); off when empty")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: parley [flags]\n\nEvery flag may also be set by its environment variable, e.g. --db by PARLEY_DB.\n\nFlags:\n")
 		fs.PrintDefaults()

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"strings"
 	"time"
@@ -118,6 +119,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	bg, stopBG := context.WithCancel(ctx)
 	defer stopBG()
 	go sweep(bg, st, logger)
+	if cfg.DebugAddr != "" {
+		dbg, err := serveDebug(cfg.DebugAddr, logger)
+		if err != nil {
+			return fmt.Errorf("debug listener: %w", err)
+		}
+		defer dbg.Close()
+	}
 
 	errc := make(chan error, 1)
 	go func() {
@@ -177,4 +185,26 @@ func sweep(ctx context.Context, st store, logger *slog.Logger) {
 			}
 		}
 	}
+}
+
+// serveDebug serves pprof on its own listener, never on the public one.
+func serveDebug(addr string, logger *slog.Logger) (*http.Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Warn("debug server stopped", "err", err)
+		}
+	}()
+	logger.Info("pprof listening", "addr", ln.Addr().String())
+	return srv, nil
 }

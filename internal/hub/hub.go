@@ -68,20 +68,26 @@ func (it *Item) Encoded(format int, enc func(chat.Event) []byte) []byte {
 	return e.b
 }
 
-// Client is one live connection's presence in the hub.
+// Client is one live connection's presence in the hub. Its outbox is a
+// queue of at most limit items that holds no memory while empty; the
+// connection's writer runs only while there is something to write: Push
+// calls wake when the queue was idle, and the writer takes items with Next
+// until Next returns nil.
 type Client struct {
 	UserID    int64
 	SessionID int64
 
-	out    chan *Item
+	limit   int
+	wake    func(*Client)
+	mu      sync.Mutex
+	queue   []*Item
+	writing bool // a writer has been woken and has not yet seen an empty queue
+
 	done   chan struct{}
 	once   sync.Once
 	reason atomic.Int32
 	topics map[chat.Topic]struct{} // guarded by hub.mu
 }
-
-// Outbox is where the client's frames queue up.
-func (c *Client) Outbox() <-chan *Item { return c.out }
 
 // Done is closed when the hub closes the client.
 func (c *Client) Done() <-chan struct{} { return c.done }
@@ -89,11 +95,15 @@ func (c *Client) Done() <-chan struct{} { return c.done }
 // Reason tells why Done was closed.
 func (c *Client) Reason() CloseReason { return CloseReason(c.reason.Load()) }
 
-// Close closes the client for reason r; only the first call counts.
+// Close closes the client for reason r; only the first call counts. It
+// wakes the writer so that it can tell the peer.
 func (c *Client) Close(r CloseReason) {
 	c.once.Do(func() {
 		c.reason.Store(int32(r))
 		close(c.done)
+		if c.wake != nil {
+			c.wake(c)
+		}
 	})
 }
 
@@ -105,13 +115,46 @@ func (c *Client) Push(it *Item) bool {
 		return false
 	default:
 	}
-	select {
-	case c.out <- it:
-		return true
-	default:
+	c.mu.Lock()
+	if len(c.queue) >= c.limit {
+		c.mu.Unlock()
 		c.Close(ReasonSlow)
 		return false
 	}
+	c.queue = append(c.queue, it)
+	start := !c.writing
+	c.writing = true
+	c.mu.Unlock()
+	if start && c.wake != nil {
+		c.wake(c)
+	}
+	return true
+}
+
+// Next appends the queued items to buf and returns it. When nothing is
+// queued it returns nil, and the writer must stop: the next Push wakes one.
+func (c *Client) Next(buf []*Item) []*Item {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.queue) == 0 {
+		c.writing = false
+		return nil
+	}
+	buf = append(buf, c.queue...)
+	if cap(c.queue) > 64 {
+		c.queue = nil // after a burst, let an idle connection hold nothing
+	} else {
+		clear(c.queue)
+		c.queue = c.queue[:0]
+	}
+	return buf
+}
+
+// Queued reports how many items wait in the outbox.
+func (c *Client) Queued() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.queue)
 }
 
 type topic struct {
@@ -154,10 +197,13 @@ func New(b chat.Broker, log *slog.Logger) *Hub {
 // ErrClosed is returned by Register after Close.
 var ErrClosed = errors.New("hub closed")
 
-// Register adds a client with an outbox of outbox items and subscribes it
-// to its user's topic.
-func (h *Hub) Register(userID, sessionID int64, outbox int) (*Client, error) {
-	c := &Client{UserID: userID, SessionID: sessionID, out: make(chan *Item, outbox), done: make(chan struct{}), topics: make(map[chat.Topic]struct{})}
+// Register adds a client with an outbox of at most outbox items and
+// subscribes it to its user's topic. wake (nil in tests that poll Next) is
+// called when the client needs its writer: items were queued while it was
+// idle, or the client was closed. It may run with hub locks held, so it
+// must only start the writer, never block or call the hub.
+func (h *Hub) Register(userID, sessionID int64, outbox int, wake func(*Client)) (*Client, error) {
+	c := &Client{UserID: userID, SessionID: sessionID, limit: outbox, wake: wake, done: make(chan struct{}), topics: make(map[chat.Topic]struct{})}
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()

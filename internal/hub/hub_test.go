@@ -45,7 +45,7 @@ func newHub(t *testing.T) (*hub.Hub, *countingBroker) {
 
 func mustRegister(t *testing.T, h *hub.Hub, user, session int64, outbox int) *hub.Client {
 	t.Helper()
-	c, err := h.Register(user, session, outbox)
+	c, err := h.Register(user, session, outbox, nil)
 	if err != nil {
 		t.Fatalf("Register: %v", err)
 	}
@@ -81,24 +81,21 @@ func TestFanOut(t *testing.T) {
 	}
 	var shared *hub.Item
 	for _, cl := range []*hub.Client{a, c} {
-		for seq := int64(1); seq <= 3; seq++ {
-			select {
-			case it := <-cl.Outbox():
-				if it.Event.Message.Seq != seq {
-					t.Fatalf("user %d got seq %d; want %d", cl.UserID, it.Event.Message.Seq, seq)
-				}
-				if seq == 1 {
-					if shared != nil && shared != it {
-						t.Error("recipients got different items; want one item shared by all")
-					}
-					shared = it
-				}
-			default:
-				t.Fatalf("user %d: outbox empty; want seq %d", cl.UserID, seq)
+		items := cl.Next(nil)
+		if len(items) != 3 {
+			t.Fatalf("user %d has %d items; want 3", cl.UserID, len(items))
+		}
+		for i, it := range items {
+			if seq := int64(i + 1); it.Event.Message.Seq != seq {
+				t.Fatalf("user %d got seq %d; want %d", cl.UserID, it.Event.Message.Seq, seq)
 			}
 		}
+		if shared != nil && shared != items[0] {
+			t.Error("recipients got different items; want one item shared by all")
+		}
+		shared = items[0]
 	}
-	if n := len(other.Outbox()); n != 0 {
+	if n := other.Queued(); n != 0 {
 		t.Errorf("client of another topic got %d items; want 0", n)
 	}
 }
@@ -140,7 +137,7 @@ func TestSlowClientEvictedOthersServed(t *testing.T) {
 	if r := slow.Reason(); r != hub.ReasonSlow {
 		t.Errorf("slow client reason = %v; want %v", r, hub.ReasonSlow)
 	}
-	if n := len(fast.Outbox()); n != 20 {
+	if n := fast.Queued(); n != 20 {
 		t.Errorf("fast client has %d items; want all 20", n)
 	}
 	select {
@@ -226,7 +223,7 @@ func TestCloseWaitsForClients(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Close did not return after the last client left")
 	}
-	if _, err := h.Register(2, 2, 8); err == nil {
+	if _, err := h.Register(2, 2, 8, nil); err == nil {
 		t.Error("Register after Close succeeded; want an error")
 	}
 }
@@ -249,7 +246,7 @@ func BenchmarkFanOut(b *testing.B) {
 			h := hub.New(br, slog.New(slog.DiscardHandler))
 			clients := make([]*hub.Client, n)
 			for i := range clients {
-				c, err := h.Register(0, 0, 1024)
+				c, err := h.Register(0, 0, 1024, nil)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -267,9 +264,7 @@ func BenchmarkFanOut(b *testing.B) {
 				if i%512 == 511 {
 					b.StopTimer()
 					for _, c := range clients {
-						for len(c.Outbox()) > 0 {
-							<-c.Outbox()
-						}
+						c.Next(nil)
 					}
 					b.StartTimer()
 				}
@@ -289,14 +284,15 @@ func benchName(n int) string {
 func seqsOf(t *testing.T, c *hub.Client, n int, timeout time.Duration) []int64 {
 	t.Helper()
 	var got []int64
-	deadline := time.After(timeout)
+	deadline := time.Now().Add(timeout)
 	for len(got) < n {
-		select {
-		case it := <-c.Outbox():
+		for _, it := range c.Next(nil) {
 			got = append(got, it.Event.Message.Seq)
-		case <-deadline:
+		}
+		if time.Now().After(deadline) {
 			t.Fatalf("got seqs %v; want %d of them within %s", got, n, timeout)
 		}
+		time.Sleep(5 * time.Millisecond) // polling: the hub's reorder timer runs on its own
 	}
 	return got
 }
@@ -336,5 +332,36 @@ func TestMissingMessageDoesNotHoldTheRoomForever(t *testing.T) {
 	publish(t, b, chat.ConvTopic(1), msg(1, 8))
 	if got := seqsOf(t, c, 1, time.Second); got[0] != 8 {
 		t.Errorf("after the gap, delivered %v; want [8] at once", got)
+	}
+}
+
+func TestWakeOnlyWhenIdle(t *testing.T) {
+	h, b := newHub(t)
+	var wakes atomic.Int32
+	c, err := h.Register(0, 0, 16, func(*hub.Client) { wakes.Add(1) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Subscribe(c, chat.ConvTopic(1)); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, b, chat.ConvTopic(1), msg(1, 1))
+	publish(t, b, chat.ConvTopic(1), msg(1, 2))
+	if n := wakes.Load(); n != 1 {
+		t.Fatalf("wakes after two pushes = %d; want 1 (the writer is already due)", n)
+	}
+	if items := c.Next(nil); len(items) != 2 {
+		t.Fatalf("Next = %d items; want 2", len(items))
+	}
+	if items := c.Next(nil); items != nil {
+		t.Fatalf("Next on an empty queue = %v; want nil", items)
+	}
+	publish(t, b, chat.ConvTopic(1), msg(1, 3))
+	if n := wakes.Load(); n != 2 {
+		t.Fatalf("wakes after the writer stopped and a push = %d; want 2", n)
+	}
+	c.Close(hub.ReasonShutdown)
+	if n := wakes.Load(); n != 3 {
+		t.Fatalf("wakes after Close = %d; want 3 (the writer must tell the peer)", n)
 	}
 }

@@ -5,9 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"time"
 
-	"github.com/gorilla/websocket"
 	"golang.org/x/time/rate"
 
 	"github.com/parley-chat/parley/internal/chat"
@@ -47,21 +45,20 @@ func (s *server) handleCompatWS() http.Handler {
 		if err != nil {
 			return
 		}
-		client, err := s.hub.Register(0, 0, s.cfg.Outbox)
+		c := &conn{s: s, ws: ws, format: formatCompat, ctx: context.Background()}
+		c.client, err = s.hub.Register(0, 0, s.cfg.Outbox, c.wake)
 		if err == nil {
-			err = s.hub.Subscribe(client, chat.ConvTopic(room.ID))
+			err = s.hub.Subscribe(c.client, chat.ConvTopic(room.ID))
 			if err != nil {
-				s.hub.Unregister(client)
+				s.hub.Unregister(c.client)
 			}
 		}
 		if err != nil {
-			_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseServiceRestart, "server restarting: reconnect"), time.Now().Add(time.Second))
-			_ = ws.Close()
+			refuse(ws)
 			return
 		}
-		c := &conn{s: s, ws: ws, client: client, format: formatCompat, ctx: context.WithoutCancel(r.Context())}
 		lim := rate.NewLimiter(rate.Limit(s.cfg.SendRate), s.cfg.SendBurst)
-		c.run(func(data []byte) {
+		go c.serve(func(data []byte) {
 			var f compatFrame
 			if err := json.NewDecoder(bytes.NewReader(data)).Decode(&f); err != nil {
 				c.pushError("", 0, chat.Errorf(chat.ErrInvalid, chat.CodeBadJSON, "frame is not JSON of the form {\"message\": \"...\"}"))

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -47,29 +49,89 @@ func closeFrame(r hub.CloseReason) (int, string) {
 	return websocket.CloseNormalClosure, ""
 }
 
-// conn is one WebSocket: the handler goroutine reads, writePump writes.
+// conn is one WebSocket. One goroutine reads (serve); a writer goroutine
+// runs only while the hub client's outbox holds something (flush), so an
+// idle connection costs one goroutine, and the handler goroutine of
+// net/http, with its buffers, is gone after the upgrade.
 type conn struct {
 	s      *server
 	ws     *websocket.Conn
-	client *hub.Client
+	client *hub.Client // set before serve; the writer gets it as an argument
 	format int
 	ctx    context.Context
+
+	wmu     sync.Mutex  // one writer at a time
+	buf     []*hub.Item // guarded by wmu
+	goodbye sync.Once
+	ping    atomic.Pointer[time.Timer]
+	stopped atomic.Bool
 }
 
-// run serves c until either side ends it: handle is called for each
-// frame read; cleanup runs before the client leaves the hub.
-func (c *conn) run(handle func([]byte), cleanup func()) {
-	readerDone := make(chan struct{})
-	writerDone := make(chan struct{})
-	go func() {
-		defer close(writerDone)
-		c.writePump(readerDone)
-	}()
+// wake is the hub's signal that the client needs its writer.
+func (c *conn) wake(cl *hub.Client) { go c.flush(cl) }
+
+// flush writes what the outbox holds, coalesced, until it is empty; if the
+// hub closed the client it says goodbye instead.
+func (c *conn) flush(cl *hub.Client) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	for {
+		select {
+		case <-cl.Done():
+			c.sayGoodbye(cl.Reason())
+			return
+		default:
+		}
+		items := cl.Next(c.buf[:0])
+		if items == nil {
+			if cap(c.buf) > 64 {
+				c.buf = nil
+			}
+			return
+		}
+		err := c.write(cl, items)
+		clear(items)
+		c.buf = items[:0]
+		if err != nil {
+			_ = c.ws.Close()
+			return
+		}
+	}
+}
+
+// sayGoodbye sends the close frame for reason r and closes the socket
+// once the peer has answered (the reader sees that) or closeGrace passed.
+func (c *conn) sayGoodbye(r hub.CloseReason) {
+	c.goodbye.Do(func() {
+		code, text := closeFrame(r)
+		_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(c.s.cfg.WriteWait))
+		time.AfterFunc(closeGrace, func() { _ = c.ws.Close() })
+	})
+}
+
+// schedulePing sends a ping after PingInterval, then again, until stopped.
+func (c *conn) schedulePing() {
+	c.ping.Store(time.AfterFunc(c.s.cfg.PingInterval, func() {
+		if c.stopped.Load() {
+			return
+		}
+		if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.s.cfg.WriteWait)); err != nil {
+			_ = c.ws.Close()
+			return
+		}
+		c.schedulePing()
+	}))
+}
+
+// serve reads c until either side ends it: handle is called for each frame
+// read; cleanup runs before the client leaves the hub.
+func (c *conn) serve(handle func([]byte), cleanup func()) {
 	c.ws.SetReadLimit(c.s.cfg.MaxFrameBytes)
 	_ = c.ws.SetReadDeadline(time.Now().Add(c.s.cfg.PongWait))
 	c.ws.SetPongHandler(func(string) error {
 		return c.ws.SetReadDeadline(time.Now().Add(c.s.cfg.PongWait))
 	})
+	c.schedulePing()
 	for {
 		typ, data, err := c.ws.ReadMessage()
 		if err != nil {
@@ -82,49 +144,19 @@ func (c *conn) run(handle func([]byte), cleanup func()) {
 		}
 		handle(data)
 	}
-	close(readerDone)
-	<-writerDone
+	c.stopped.Store(true)
+	if t := c.ping.Load(); t != nil {
+		t.Stop()
+	}
 	_ = c.ws.Close()
 	cleanup()
 	c.s.hub.Unregister(c.client)
 }
 
-// writePump is the only writer of c.ws: it drains the outbox, coalescing
-// what is queued into one frame, pings, and closes with the hub's reason.
-func (c *conn) writePump(readerDone <-chan struct{}) {
-	ping := time.NewTicker(c.s.cfg.PingInterval)
-	defer ping.Stop()
-	for {
-		select {
-		case it := <-c.client.Outbox():
-			if err := c.write(it); err != nil {
-				_ = c.ws.Close()
-				return
-			}
-		case <-ping.C:
-			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.s.cfg.WriteWait)); err != nil {
-				_ = c.ws.Close()
-				return
-			}
-		case <-c.client.Done():
-			code, text := closeFrame(c.client.Reason())
-			_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(c.s.cfg.WriteWait))
-			select {
-			case <-readerDone:
-			case <-time.After(closeGrace):
-			}
-			_ = c.ws.Close()
-			return
-		case <-readerDone:
-			return
-		}
-	}
-}
-
 var newline = []byte{'\n'}
 
-func (c *conn) encode(it *hub.Item) []byte {
-	if ev := it.Event; ev.Type == chat.EventPresence && ev.User != nil && ev.User.ID == c.client.UserID {
+func (c *conn) encode(cl *hub.Client, it *hub.Item) []byte {
+	if ev := it.Event; ev.Type == chat.EventPresence && ev.User != nil && ev.User.ID == cl.UserID {
 		return nil // a user's own presence: "opened" already lists them
 	}
 	if c.format == formatCompat {
@@ -133,24 +165,34 @@ func (c *conn) encode(it *hub.Item) []byte {
 	return it.Encoded(formatNative, encodeNative)
 }
 
-// write sends it, and in the native format whatever else is queued, as one
-// frame of newline-separated JSON objects.
-func (c *conn) write(it *hub.Item) error {
+// write sends items: in the compat format one frame each, in the native
+// format as few frames as possible of newline-separated JSON objects.
+func (c *conn) write(cl *hub.Client, items []*hub.Item) error {
 	_ = c.ws.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteWait))
 	if c.format == formatCompat {
-		if b := c.encode(it); b != nil {
-			return c.ws.WriteMessage(websocket.TextMessage, b)
+		for _, it := range items {
+			if b := c.encode(cl, it); b != nil {
+				if err := c.ws.WriteMessage(websocket.TextMessage, b); err != nil {
+					return err
+				}
+			}
 		}
 		return nil
 	}
 	var w io.WriteCloser
 	n := 0
-	add := func(it *hub.Item) error {
-		b := c.encode(it)
+	for _, it := range items {
+		b := c.encode(cl, it)
 		if b == nil {
-			return nil
+			continue
 		}
 		var err error
+		if w != nil && n+len(b) > maxCoalesce {
+			if err = w.Close(); err != nil {
+				return err
+			}
+			w, n = nil, 0
+		}
 		if w == nil {
 			if w, err = c.ws.NextWriter(websocket.TextMessage); err != nil {
 				return err
@@ -158,22 +200,9 @@ func (c *conn) write(it *hub.Item) error {
 		} else if _, err = w.Write(newline); err != nil {
 			return err
 		}
-		n += len(b)
-		_, err = w.Write(b)
-		return err
-	}
-	if err := add(it); err != nil {
-		return err
-	}
-loop:
-	for n < maxCoalesce {
-		select {
-		case it := <-c.client.Outbox():
-			if err := add(it); err != nil {
-				return err
-			}
-		default:
-			break loop
+		n += len(b) + 1
+		if _, err = w.Write(b); err != nil {
+			return err
 		}
 	}
 	if w == nil {
@@ -330,25 +359,29 @@ func (s *server) handleWS() http.Handler {
 		if err != nil {
 			return // the upgrader has answered
 		}
-		client, err := s.hub.Register(a.User.ID, a.Session.ID, s.cfg.Outbox)
-		if err != nil {
-			_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseServiceRestart, "server restarting: reconnect"), time.Now().Add(time.Second))
-			_ = ws.Close()
-			return
-		}
 		n := &nativeConn{
-			conn:    conn{s: s, ws: ws, client: client, format: formatNative, ctx: context.WithoutCancel(r.Context())},
+			conn:    conn{s: s, ws: ws, format: formatNative, ctx: context.Background()},
 			user:    a.User,
 			rooms:   make(map[int64]bool),
 			sendLim: rate.NewLimiter(rate.Limit(s.cfg.SendRate), s.cfg.SendBurst),
 			reqLim:  rate.NewLimiter(rate.Limit(5*s.cfg.SendRate), 5*s.cfg.SendBurst),
 		}
+		if n.client, err = s.hub.Register(a.User.ID, a.Session.ID, s.cfg.Outbox, n.wake); err != nil {
+			refuse(ws)
+			return
+		}
 		n.push(helloFrame{Type: "hello", User: meOf(a.User), Limits: limits{
 			MaxMessageLen: s.svc.Config().MaxMessageLen, MaxFrameBytes: s.cfg.MaxFrameBytes,
 			SendRate: s.cfg.SendRate, SendBurst: s.cfg.SendBurst,
 		}})
-		n.run(n.handle, n.cleanup)
+		go n.serve(n.handle, n.cleanup) // and let net/http's goroutine and buffers go
 	})
+}
+
+// refuse closes a just-upgraded socket because the hub is shutting down.
+func refuse(ws *websocket.Conn) {
+	_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseServiceRestart, "server restarting: reconnect"), time.Now().Add(time.Second))
+	_ = ws.Close()
 }
 
 // nativeConn is a signed-in connection; its fields belong to the reader.
