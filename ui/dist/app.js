@@ -38,6 +38,7 @@ const state = {
   rooms: { joined: [], active: [] },
   composerTimer: 0,
   roomTimer: 0,
+  pinned: true, // the message list was scrolled to the bottom
 };
 
 // ---------------------------------------------------------------- helpers
@@ -607,6 +608,7 @@ function nearBottom() {
 function scrollToBottom() {
   const b = box();
   b.scrollTop = b.scrollHeight;
+  state.pinned = true;
   setHidden($('jump'), true);
 }
 
@@ -726,6 +728,7 @@ function fillViewport() {
 }
 
 function onMessagesScroll() {
+  state.pinned = nearBottom();
   if (box().scrollTop < 150) loadOlder();
   if (nearBottom()) setHidden($('jump'), true);
 }
@@ -914,6 +917,9 @@ function wire() {
   $('leave-room').addEventListener('click', onLeaveRoom);
 
   $('messages').addEventListener('scroll', onMessagesScroll, { passive: true });
+  // A resized list (window resized, phone rotated) keeps the newest messages
+  // in view if they were.
+  new ResizeObserver(() => state.pinned && scrollToBottom()).observe($('messages'));
   $('load-older').addEventListener('click', loadOlder);
   $('jump').addEventListener('click', scrollToBottom);
   $('composer-form').addEventListener('submit', (e) => {
