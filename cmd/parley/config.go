@@ -75,7 +75,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.BoolVar(&c.Dev, "dev", false, "serve the UI from ui/dist on disk instead of the embedded copy")
 	fs.StringVar(&c.DebugAddr, "debug-addr", "", "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060); off when empty")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: parley [flags]\n\nEvery flag may also be set by its environment variable, e.g. --db by PARLEY_DB.\n\nFlags:\n")
+		fmt.Fprintf(fs.Output(), "Usage: parley [flags]\n       parley bench [flags]     load tool (parley bench --help)\n       parley admin COMMAND     sessions without mail, migrations (parley admin help)\n       parley migrate [--db DB] apply the database migrations\n\nEvery flag may also be set by its environment variable, e.g. --db by PARLEY_DB.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 

@@ -24,13 +24,5 @@ func (s *Service) IssueSession(ctx context.Context, email, name string) (SignIn,
 			return SignIn{}, internal("set user name", err)
 		}
 	}
-	token, err := s.cfg.NewToken()
-	if err != nil {
-		return SignIn{}, internal("new token", err)
-	}
-	sess, err := s.store.CreateSession(ctx, Session{UserID: u.ID, TokenHash: HashToken(token), CreatedAt: now, ExpiresAt: now.Add(s.cfg.SessionTTL)})
-	if err != nil {
-		return SignIn{}, internal("create session", err)
-	}
-	return SignIn{User: u, Session: sess, Token: token, NewUser: created}, nil
+	return s.startSession(ctx, u, created, now)
 }

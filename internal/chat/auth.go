@@ -169,6 +169,11 @@ func (s *Service) VerifyCode(ctx context.Context, email, code string) (SignIn, e
 	if err != nil {
 		return SignIn{}, internal("ensure user", err)
 	}
+	return s.startSession(ctx, u, created || u.Name == "", now)
+}
+
+// startSession creates a new session of u and its token.
+func (s *Service) startSession(ctx context.Context, u User, newUser bool, now time.Time) (SignIn, error) {
 	token, err := s.cfg.NewToken()
 	if err != nil {
 		return SignIn{}, internal("new token", err)
@@ -177,7 +182,7 @@ func (s *Service) VerifyCode(ctx context.Context, email, code string) (SignIn, e
 	if err != nil {
 		return SignIn{}, internal("create session", err)
 	}
-	return SignIn{User: u, Session: sess, Token: token, NewUser: created || u.Name == ""}, nil
+	return SignIn{User: u, Session: sess, Token: token, NewUser: newUser}, nil
 }
 
 // Authenticate returns the user and session of a session token, extending
