@@ -35,6 +35,7 @@ const state = {
   online: new Map(), // user id → User
   pendingEls: new Map(), // client id → element of an unacknowledged send
   roomsTimer: 0,
+  roomsSoon: null,
   rooms: { joined: [], active: [] },
   composerTimer: 0,
   roomTimer: 0,
@@ -284,6 +285,8 @@ function enterChat() {
 // leaveChat tears the app down (sign-out, session ended).
 function leaveChat() {
   clearInterval(state.roomsTimer);
+  clearTimeout(state.roomsSoon);
+  state.roomsSoon = null;
   if (state.socket) state.socket.stop();
   state.socket = null;
   state.everConnected = false;
@@ -337,6 +340,16 @@ async function refreshRooms() {
   } catch (err) {
     console.warn('parley: rooms:', err.message);
   }
+}
+
+// refreshRoomsSoon re-reads the room list (member counts, activity) after
+// live messages, at most once a second however busy the room is.
+function refreshRoomsSoon() {
+  if (state.roomsSoon) return;
+  state.roomsSoon = setTimeout(() => {
+    state.roomsSoon = null;
+    refreshRooms();
+  }, 1000);
 }
 
 function plural(n, word) {
@@ -635,6 +648,7 @@ function insertOlder(msgs) {
 function showLive(messages) {
   const stick = nearBottom();
   let own = false;
+  if (messages.length) refreshRoomsSoon();
   for (const m of messages) {
     if (m.kind === 'join' || m.kind === 'leave') refreshRoomSoon();
     const pend = m.client_id && state.me && m.sender_id === state.me.id && state.pendingEls.get(m.client_id);
