@@ -1,7 +1,6 @@
 package web
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -60,7 +59,7 @@ func (s *server) handleCompatWS() http.Handler {
 		lim := rate.NewLimiter(rate.Limit(s.cfg.SendRate), s.cfg.SendBurst)
 		go c.serve(func(data []byte) {
 			var f compatFrame
-			if err := json.NewDecoder(bytes.NewReader(data)).Decode(&f); err != nil {
+			if err := json.Unmarshal(data, &f); err != nil {
 				c.pushError("", 0, chat.Errorf(chat.ErrInvalid, chat.CodeBadJSON, "frame is not JSON of the form {\"message\": \"...\"}"))
 				return
 			}

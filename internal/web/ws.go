@@ -1,7 +1,6 @@
 package web
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -395,8 +394,7 @@ type nativeConn struct {
 
 func (n *nativeConn) handle(data []byte) {
 	var f inFrame
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&f); err != nil {
+	if err := json.Unmarshal(data, &f); err != nil {
 		n.pushError("", 0, chat.Errorf(chat.ErrInvalid, chat.CodeBadJSON, "frame is not a JSON object of the expected shape: %v", err))
 		return
 	}

@@ -1,0 +1,50 @@
+package web
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/parley-chat/parley/internal/chat"
+)
+
+func benchEvent() chat.Event {
+	return chat.Event{Type: chat.EventMessage, ConvID: 3, Message: &chat.Message{
+		ConvID: 3, Seq: 42, Kind: chat.KindText, SenderID: 7, SenderName: "Ada", ClientID: "c-1f3a9b",
+		Body: "hello, this is a message of ordinary length in a busy room", CreatedAt: time.Date(2026, 11, 22, 10, 5, 0, 0, time.UTC),
+	}}
+}
+
+// BenchmarkEncodeNative is the cost of one broadcast, paid once per event
+// whatever the number of recipients (hub.Item caches it).
+func BenchmarkEncodeNative(b *testing.B) {
+	ev := benchEvent()
+	b.ReportAllocs()
+	for b.Loop() {
+		if encodeNative(ev) == nil {
+			b.Fatal("nil frame")
+		}
+	}
+}
+
+func BenchmarkEncodeCompat(b *testing.B) {
+	ev := benchEvent()
+	b.ReportAllocs()
+	for b.Loop() {
+		if encodeCompat(ev) == nil {
+			b.Fatal("nil frame")
+		}
+	}
+}
+
+// BenchmarkDecodeSend is the cost of reading one client send frame.
+func BenchmarkDecodeSend(b *testing.B) {
+	frame := []byte(`{"type":"send","room_id":3,"client_id":"c-1f3a9b","body":"hello, this is a message of ordinary length in a busy room"}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		var f inFrame
+		if err := json.Unmarshal(frame, &f); err != nil || f.Body == nil {
+			b.Fatal(err)
+		}
+	}
+}
