@@ -152,6 +152,7 @@ type Store interface {
 	AuthStore
 	RoomStore
 	MessageStore
+	FriendStore
 }
 
 // Topic names a stream of events in the Broker.
@@ -170,6 +171,7 @@ const (
 	EventMessage      EventType = "message"       // Message was appended to ConvID
 	EventPresence     EventType = "presence"      // User came online (Online) or went offline in ConvID
 	EventSessionEnded EventType = "session_ended" // SessionID of UserID signed out
+	EventContact      EventType = "contact"       // Contact changed, seen by the owner of the user topic
 )
 
 // Event is what flows through the Broker to every node's hub.
@@ -181,6 +183,7 @@ type Event struct {
 	Online    bool      `json:"online,omitempty"`
 	UserID    int64     `json:"user_id,omitempty"`
 	SessionID int64     `json:"session_id,omitempty"`
+	Contact   *Contact  `json:"contact,omitempty"`
 }
 
 // Broker fans events out to every node. It is the fast path only: an event

@@ -21,20 +21,23 @@ var (
 // Machine-readable error codes, shown to clients next to a human message.
 // docs/protocol.md lists them all.
 const (
-	CodeBadJSON      = "bad_json"
-	CodeUnknownType  = "unknown_type"
-	CodeMissingField = "missing_field"
-	CodeInvalidField = "invalid_field"
-	CodeTooLong      = "too_long"
-	CodeEmpty        = "empty"
-	CodeNotMember    = "not_member"
-	CodeNotFound     = "not_found"
-	CodeForbidden    = "forbidden"
-	CodeRateLimited  = "rate_limited"
-	CodeUnauthorized = "unauthorized"
-	CodeBadCode      = "bad_code"
-	CodeUnavailable  = "unavailable"
-	CodeInternal     = "internal"
+	CodeBadJSON        = "bad_json"
+	CodeUnknownType    = "unknown_type"
+	CodeMissingField   = "missing_field"
+	CodeInvalidField   = "invalid_field"
+	CodeTooLong        = "too_long"
+	CodeEmpty          = "empty"
+	CodeNotMember      = "not_member"
+	CodeNotFound       = "not_found"
+	CodeForbidden      = "forbidden"
+	CodeRateLimited    = "rate_limited"
+	CodeUnauthorized   = "unauthorized"
+	CodeBadCode        = "bad_code"
+	CodeRefused        = "refused" // a friend request to or from a user who blocked or is blocked
+	CodeAlreadyFriends = "already_friends"
+	CodeNotFriends     = "not_friends"
+	CodeUnavailable    = "unavailable"
+	CodeInternal       = "internal"
 )
 
 // Error is a domain error: a kind (one of the Err* values), a

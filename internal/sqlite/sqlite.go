@@ -199,6 +199,12 @@ func (db *DB) read(ctx context.Context, fn func(tx *sql.Tx) error) error {
 //go:embed migrations/*.sql
 var migrations embed.FS
 
+// goSteps are the parts of migrations that SQL cannot do, by version; each
+// runs in the migration's transaction right after its SQL.
+var goSteps = map[int]func(ctx context.Context, tx *sql.Tx) error{
+	2: nameKeyBackfill,
+}
+
 type migration struct {
 	version int
 	name    string
@@ -235,6 +241,11 @@ func (db *DB) migrate(ctx context.Context) error {
 			}
 			if _, err := tx.ExecContext(ctx, string(src)); err != nil {
 				return fmt.Errorf("apply %s: %w", m.name, err)
+			}
+			if step := goSteps[m.version]; step != nil {
+				if err := step(ctx, tx); err != nil {
+					return fmt.Errorf("apply %s: %w", m.name, err)
+				}
 			}
 			if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`,
 				m.version, micros(time.Now())); err != nil {

@@ -105,7 +105,7 @@ func (db *DB) SetUserName(ctx context.Context, id int64, name string) (chat.User
 	var u chat.User
 	err := db.write(ctx, func(tx *sql.Tx) error {
 		var err error
-		u, err = scanUser(tx.QueryRowContext(ctx, `UPDATE users SET name = ? WHERE id = ? RETURNING `+userCols, name, id))
+		u, err = scanUser(tx.QueryRowContext(ctx, `UPDATE users SET name = ?, name_key = ? WHERE id = ? RETURNING `+userCols, name, nameKey(name), id))
 		if errors.Is(err, sql.ErrNoRows) {
 			return chat.ErrNotFound
 		}

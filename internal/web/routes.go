@@ -24,6 +24,14 @@ func (s *server) addRoutes(mux *http.ServeMux, ui fs.FS) {
 	mux.Handle("POST /api/rooms/{id}/messages", s.authed(s.handleSend()))
 	mux.Handle("GET /api/rooms/{id}/online", s.authed(s.handleOnline()))
 
+	mux.Handle("GET /api/users", s.authed(s.handleSearchUsers()))
+	mux.Handle("GET /api/contacts", s.authed(s.handleContacts()))
+	mux.Handle("POST /api/contacts", s.authed(s.handleRequestFriend()))
+	mux.Handle("POST /api/contacts/{id}/accept", s.authed(s.handleAcceptFriend()))
+	mux.Handle("DELETE /api/contacts/{id}", s.authed(s.handleRemoveContact()))
+	mux.Handle("POST /api/blocks", s.authed(s.handleBlock()))
+	mux.Handle("DELETE /api/blocks/{id}", s.authed(s.handleUnblock()))
+
 	mux.Handle("GET /api/ws", s.authed(s.handleWS()))
 	if s.cfg.ChannelsCompat {
 		mux.Handle("GET /ws/chat/{room}/", s.handleCompatWS())

@@ -338,6 +338,11 @@ func encodeNative(ev chat.Event) []byte {
 			return nil
 		}
 		v = presenceFrame{Type: "presence", RoomID: ev.ConvID, User: userRef{ID: ev.User.ID, Name: ev.User.Name}, Online: ev.Online}
+	case chat.EventContact:
+		if ev.Contact == nil {
+			return nil
+		}
+		v = contactFrame{Type: "contact", contactJSON: contactOf(*ev.Contact)}
 	default:
 		return nil
 	}

@@ -40,6 +40,8 @@ type frame struct {
 	RetryAfterMS int64
 	Limits       map[string]float64
 	Error        *wireError // compat errors
+	State        string     // contact
+	Since        time.Time  // contact
 }
 
 func (f frame) String() string { return f.Raw }
@@ -61,6 +63,8 @@ func parseFrame(line []byte) (frame, error) {
 		RetryAfterMS int64              `json:"retry_after_ms"`
 		Limits       map[string]float64 `json:"limits"`
 		Error        *wireError         `json:"error"`
+		State        string             `json:"state"`
+		Since        time.Time          `json:"since"`
 	}
 	if err := decodeStrict(line, &w); err != nil {
 		return frame{}, fmt.Errorf("bad frame %q: %v", line, err)
@@ -69,6 +73,7 @@ func parseFrame(line []byte) (frame, error) {
 		Raw: string(line), Type: w.Type, Ref: w.Ref, RoomID: w.RoomID, ClientID: w.ClientID,
 		Messages: w.Messages, HasMore: w.HasMore, Room: w.Room, User: w.User, Code: w.Code,
 		Field: w.Field, RetryAfterMS: w.RetryAfterMS, Limits: w.Limits, Error: w.Error,
+		State: w.State, Since: w.Since,
 	}
 	var err error
 	switch m := bytes.TrimSpace(w.Message); {

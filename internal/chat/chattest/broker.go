@@ -111,10 +111,16 @@ func TestBroker(t *testing.T, open func(t *testing.T) chat.Broker) {
 		if err := b.Publish(ctx, chat.UserTopic(1), ended); err != nil {
 			t.Fatal(err)
 		}
+		contact := chat.Event{Type: chat.EventContact, Contact: &chat.Contact{
+			User: chat.User{ID: 3, Name: "Grace", CreatedAt: t0}, State: chat.StateRequestReceived, Since: t0,
+		}}
+		if err := b.Publish(ctx, chat.UserTopic(1), contact); err != nil {
+			t.Fatal(err)
+		}
 		if diff := cmp.Diff([]chat.Event{textEvent(1, 1)}, c1.wait(t, 1, wait)); diff != "" {
 			t.Errorf("conv topic mismatch (-want +got):\n%s", diff)
 		}
-		if diff := cmp.Diff([]chat.Event{ended}, c2.wait(t, 1, wait)); diff != "" {
+		if diff := cmp.Diff([]chat.Event{ended, contact}, c2.wait(t, 2, wait)); diff != "" {
 			t.Errorf("user topic mismatch (-want +got):\n%s", diff)
 		}
 	})

@@ -36,7 +36,9 @@ const missing int64 = 1 << 40
 // missing room or user, return chat.ErrNotFound; CreateSession returns
 // chat.ErrNotFound for a missing user and chat.ErrConflict for a token hash
 // in use; DeleteSession of a missing session succeeds; DeleteExpired removes
-// what expires at or before now.
+// what expires at or before now. FriendStore returns users without email;
+// contacts and blocked users come by case-folded name (strings.ToLower),
+// then id, compared byte-wise; SearchUsers' limit defaults to 20.
 func TestStore(t *testing.T, open func(t *testing.T) chat.Store) {
 	tests := []struct {
 		name string
@@ -63,6 +65,13 @@ func TestStore(t *testing.T, open func(t *testing.T) chat.Store) {
 		{"Messages", testMessages},
 		{"MessagesDefaultLimit", testMessagesDefaultLimit},
 		{"SenderName", testSenderName},
+		{"FriendRequests", testFriendRequests},
+		{"FriendRequestMutual", testFriendRequestMutual},
+		{"RemoveContact", testRemoveContact},
+		{"ContactsOrder", testContactsOrder},
+		{"Block", testBlock},
+		{"SearchUsers", testSearchUsers},
+		{"SearchUsersDefaultLimit", testSearchUsersDefaultLimit},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })

@@ -1,0 +1,322 @@
+package chat
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Contact states, from one user's point of view. A store keeps the first
+// three; StateNone and StateBlocked only appear in EventContact.
+const (
+	StateFriends         = "friends"          // both accepted
+	StateRequestSent     = "request_sent"     // I asked; they have not answered
+	StateRequestReceived = "request_received" // they asked me
+	StateNone            = "none"             // no relation (any more)
+	StateBlocked         = "blocked"          // I blocked them (sent to the blocker only)
+)
+
+// Contact is another user as one user sees them: a friend or a pending
+// request in either direction. Since is when the state began. User never
+// carries an email address.
+type Contact struct {
+	User  User      `json:"user"`
+	State string    `json:"state"`
+	Since time.Time `json:"since,omitzero"`
+}
+
+// UserSearch selects users by exact (normalized) email or by display-name
+// prefix, ignoring case, on behalf of Viewer, who is left out together
+// with every user Viewer blocked or who blocked Viewer. An empty Email or
+// NamePrefix matches nothing.
+type UserSearch struct {
+	Email      string
+	NamePrefix string
+	Viewer     int64
+	Limit      int
+}
+
+// FriendStore keeps friendships, friend requests and blocks. A relation
+// between two users is symmetric: each sees the other as a friend, or one
+// as request_sent and the other as request_received. Users returned by its
+// methods carry no email.
+type FriendStore interface {
+	// RequestFriend, atomically: refuses with ErrForbidden if either user
+	// blocked the other; makes them friends if to had asked from; records
+	// a request from from to to if they have no relation. It returns from's
+	// contact for to after the call and whether anything changed (a repeated
+	// request, or a request between friends, changes nothing). ErrNotFound
+	// if to does not exist; ErrInvalid if from == to.
+	RequestFriend(ctx context.Context, from, to int64, at time.Time) (c Contact, changed bool, err error)
+	// AcceptFriend makes me and from friends if from asked me; ErrNotFound
+	// otherwise. It returns me's contact for from.
+	AcceptFriend(ctx context.Context, me, from int64, at time.Time) (Contact, error)
+	// RemoveContact ends the friendship or the request, in either
+	// direction, between a and b, and returns a's state before ("" if they
+	// had no relation).
+	RemoveContact(ctx context.Context, a, b int64) (prev string, err error)
+	// Contacts lists me's friends and pending requests, by name.
+	Contacts(ctx context.Context, me int64) ([]Contact, error)
+	// Block records that blocker blocks blocked and, in the same
+	// transaction, ends any relation between them; it returns blocker's
+	// state before ("" if none). Blocking twice is no error. ErrNotFound if
+	// blocked does not exist; ErrInvalid if blocker == blocked.
+	Block(ctx context.Context, blocker, blocked int64, at time.Time) (prev string, err error)
+	// Unblock undoes Block and reports whether there was a block.
+	Unblock(ctx context.Context, blocker, blocked int64) (bool, error)
+	// Blocked lists the users me blocked, by name.
+	Blocked(ctx context.Context, me int64) ([]User, error)
+	// IsBlocked reports whether a blocked b or b blocked a.
+	IsBlocked(ctx context.Context, a, b int64) (bool, error)
+	AreFriends(ctx context.Context, a, b int64) (bool, error)
+	// SearchUsers returns up to q.Limit users (20 when not positive):
+	// the email match first, then by name.
+	SearchUsers(ctx context.Context, q UserSearch) ([]User, error)
+}
+
+// MaxSearchLen is the longest user search query, in characters.
+const MaxSearchLen = MaxEmailLen
+
+// SearchLimit is how many users a search returns at most.
+const SearchLimit = 20
+
+// refused is the one answer to a request between users of whom one blocked
+// the other, whichever it was, so that the blocked user cannot tell.
+func refused() error { return Errorf(ErrForbidden, CodeRefused, "this user cannot be added") }
+
+func userNotFound() error { return Errorf(ErrNotFound, CodeNotFound, "no such user") }
+
+func notFriends() error {
+	return Errorf(ErrForbidden, CodeNotFriends, "you can only message your friends")
+}
+
+// mirror is the state the other side of a relation sees.
+func mirror(state string) string {
+	switch state {
+	case StateRequestSent:
+		return StateRequestReceived
+	case StateRequestReceived:
+		return StateRequestSent
+	}
+	return state
+}
+
+// public is u without its email address, fit to show to other users.
+func public(u User) User { return User{ID: u.ID, Name: u.Name, CreatedAt: u.CreatedAt} }
+
+// notifyContact tells owner that their contact c changed.
+func (s *Service) notifyContact(ctx context.Context, owner int64, c Contact) {
+	c.User = public(c.User)
+	s.publish(ctx, UserTopic(owner), Event{Type: EventContact, Contact: &c})
+}
+
+// notifyBoth tells me of c and c.User of the mirror image.
+func (s *Service) notifyBoth(ctx context.Context, me User, c Contact) {
+	s.notifyContact(ctx, me.ID, c)
+	s.notifyContact(ctx, c.User.ID, Contact{User: me, State: mirror(c.State), Since: c.Since})
+}
+
+func notSelf(me User, id int64, msg string) error {
+	if id == me.ID {
+		return Invalid(CodeInvalidField, "user_id", "%s", msg)
+	}
+	if id <= 0 {
+		return userNotFound()
+	}
+	return nil
+}
+
+// SearchUsers finds other users by exact email address or by display-name
+// prefix (ignoring case). It never returns email addresses, so a partial
+// address finds no one, and it leaves out users blocked either way.
+func (s *Service) SearchUsers(ctx context.Context, me User, q string) ([]User, error) {
+	q = strings.Join(strings.Fields(q), " ")
+	if q == "" {
+		return nil, Invalid(CodeMissingField, "q", "a search query is required")
+	}
+	if !utf8.ValidString(q) {
+		return nil, Invalid(CodeInvalidField, "q", "the search query is not valid UTF-8")
+	}
+	if utf8.RuneCountInString(q) > MaxSearchLen {
+		return nil, Invalid(CodeTooLong, "q", "the search query is longer than %d characters", MaxSearchLen)
+	}
+	us := UserSearch{NamePrefix: q, Viewer: me.ID, Limit: SearchLimit}
+	if email, err := NormalizeEmail(q); err == nil {
+		us.Email = email
+	}
+	users, err := s.store.SearchUsers(ctx, us)
+	if err != nil {
+		return nil, internal("search users", err)
+	}
+	for i := range users {
+		users[i] = public(users[i])
+	}
+	return users, nil
+}
+
+// RequestFriend asks user id to be me's friend, or accepts when id had
+// already asked me. The answer is the same refusal whichever of the two
+// blocked the other.
+func (s *Service) RequestFriend(ctx context.Context, me User, id int64) (Contact, error) {
+	if err := notSelf(me, id, "you cannot add yourself"); err != nil {
+		return Contact{}, err
+	}
+	c, changed, err := s.store.RequestFriend(ctx, me.ID, id, s.cfg.Now())
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return Contact{}, userNotFound()
+	case errors.Is(err, ErrForbidden):
+		return Contact{}, refused()
+	case err != nil:
+		return Contact{}, internal("request friend", err)
+	}
+	c.User = public(c.User)
+	if !changed {
+		if c.State == StateFriends {
+			return Contact{}, Errorf(ErrConflict, CodeAlreadyFriends, "you are already friends")
+		}
+		return c, nil // a repeated request
+	}
+	s.notifyBoth(ctx, me, c)
+	return c, nil
+}
+
+// AcceptFriend accepts the friend request of user id.
+func (s *Service) AcceptFriend(ctx context.Context, me User, id int64) (Contact, error) {
+	if err := notSelf(me, id, "you cannot add yourself"); err != nil {
+		return Contact{}, err
+	}
+	c, err := s.store.AcceptFriend(ctx, me.ID, id, s.cfg.Now())
+	if errors.Is(err, ErrNotFound) {
+		return Contact{}, Errorf(ErrNotFound, CodeNotFound, "this user has not asked to be your friend")
+	}
+	if err != nil {
+		return Contact{}, internal("accept friend", err)
+	}
+	c.User = public(c.User)
+	s.notifyBoth(ctx, me, c)
+	return c, nil
+}
+
+// RemoveContact ends me's relation with user id, whatever it is: it
+// declines their request, cancels mine, or ends a friendship. Both users
+// are told (state "none").
+func (s *Service) RemoveContact(ctx context.Context, me User, id int64) error {
+	if err := notSelf(me, id, "you are not your own contact"); err != nil {
+		return err
+	}
+	prev, err := s.store.RemoveContact(ctx, me.ID, id)
+	if err != nil {
+		return internal("remove contact", err)
+	}
+	if prev == "" {
+		return Errorf(ErrNotFound, CodeNotFound, "this user is not among your contacts")
+	}
+	other, err := s.store.User(ctx, id)
+	if err != nil {
+		return internal("load user", err)
+	}
+	s.notifyBoth(ctx, me, Contact{User: other, State: StateNone})
+	return nil
+}
+
+// Contacts returns me's friends and pending requests, and the users me
+// blocked.
+func (s *Service) Contacts(ctx context.Context, me User) ([]Contact, []User, error) {
+	cs, err := s.store.Contacts(ctx, me.ID)
+	if err != nil {
+		return nil, nil, internal("list contacts", err)
+	}
+	for i := range cs {
+		cs[i].User = public(cs[i].User)
+	}
+	blocked, err := s.BlockedUsers(ctx, me)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cs, blocked, nil
+}
+
+// BlockedUsers lists the users me blocked.
+func (s *Service) BlockedUsers(ctx context.Context, me User) ([]User, error) {
+	us, err := s.store.Blocked(ctx, me.ID)
+	if err != nil {
+		return nil, internal("list blocked users", err)
+	}
+	for i := range us {
+		us[i] = public(us[i])
+	}
+	return us, nil
+}
+
+// Block stops user id from sending me friend requests and messages, and
+// ends any relation between us. The blocked user is not told of the block:
+// if they had a relation, they see it end (state "none") exactly as if me
+// had removed them, which they would see on their next sign-in anyway.
+func (s *Service) Block(ctx context.Context, me User, id int64) error {
+	if err := notSelf(me, id, "you cannot block yourself"); err != nil {
+		return err
+	}
+	prev, err := s.store.Block(ctx, me.ID, id, s.cfg.Now())
+	if errors.Is(err, ErrNotFound) {
+		return userNotFound()
+	}
+	if err != nil {
+		return internal("block user", err)
+	}
+	other, err := s.store.User(ctx, id)
+	if err != nil {
+		return internal("load user", err)
+	}
+	s.notifyContact(ctx, me.ID, Contact{User: other, State: StateBlocked})
+	if prev != "" {
+		s.notifyContact(ctx, id, Contact{User: me, State: StateNone})
+	}
+	return nil
+}
+
+// Unblock undoes Block. The formerly blocked user is not told.
+func (s *Service) Unblock(ctx context.Context, me User, id int64) error {
+	if err := notSelf(me, id, "you cannot block yourself"); err != nil {
+		return err
+	}
+	ok, err := s.store.Unblock(ctx, me.ID, id)
+	if err != nil {
+		return internal("unblock user", err)
+	}
+	if !ok {
+		return Errorf(ErrNotFound, CodeNotFound, "you have not blocked this user")
+	}
+	other, err := s.store.User(ctx, id)
+	if err != nil {
+		return internal("load user", err)
+	}
+	s.notifyContact(ctx, me.ID, Contact{User: other, State: StateNone})
+	return nil
+}
+
+// CanMessage returns nil if a and b may talk directly: they are friends
+// and neither blocked the other. Otherwise it returns the same not_friends
+// error whatever the reason, so that a block is not revealed.
+func (s *Service) CanMessage(ctx context.Context, a, b int64) error {
+	if a == b {
+		return Invalid(CodeInvalidField, "user_id", "you cannot message yourself")
+	}
+	friends, err := s.store.AreFriends(ctx, a, b)
+	if err != nil {
+		return internal("check friends", err)
+	}
+	if !friends {
+		return notFriends()
+	}
+	blocked, err := s.store.IsBlocked(ctx, a, b)
+	if err != nil {
+		return internal("check block", err)
+	}
+	if blocked {
+		return notFriends()
+	}
+	return nil
+}

@@ -1,0 +1,330 @@
+package chat_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/parley-chat/parley/internal/chat"
+)
+
+// contactEvents returns the (user id, state) of the contact events in evs.
+func contactEvents(tb testing.TB, evs []chat.Event) [][2]any {
+	tb.Helper()
+	var out [][2]any
+	for _, ev := range evs {
+		if ev.Type != chat.EventContact || ev.Contact == nil {
+			tb.Errorf("unexpected event %+v", ev)
+			continue
+		}
+		if ev.Contact.User.Email != "" {
+			tb.Errorf("contact event carries an email: %+v", ev.Contact)
+		}
+		out = append(out, [2]any{ev.Contact.User.ID, ev.Contact.State})
+	}
+	return out
+}
+
+func wantContactEvents(tb testing.TB, what string, r *recorder, want ...[2]any) {
+	tb.Helper()
+	if diff := cmp.Diff(want, contactEvents(tb, r.take()), cmpopts.EquateEmpty()); diff != "" {
+		tb.Errorf("%s: contact events mismatch (-want +got):\n%s", what, diff)
+	}
+}
+
+type friendsFixture struct {
+	*fixture
+	ada, grace, eve chat.User
+	adaEv, graceEv  *recorder
+	eveEv           *recorder
+}
+
+func newFriendsFixture(t *testing.T) *friendsFixture {
+	f := &friendsFixture{fixture: newFixture(t, chat.Config{})}
+	f.ada, _ = f.signIn(t, "ada@example.com", "Ada")
+	f.grace, _ = f.signIn(t, "grace@example.com", "Grace")
+	f.eve, _ = f.signIn(t, "eve@example.com", "Eve")
+	f.adaEv = f.record(t, chat.UserTopic(f.ada.ID))
+	f.graceEv = f.record(t, chat.UserTopic(f.grace.ID))
+	f.eveEv = f.record(t, chat.UserTopic(f.eve.ID))
+	return f
+}
+
+func (f *friendsFixture) contacts(tb testing.TB, u chat.User) map[int64]string {
+	tb.Helper()
+	cs, _, err := f.svc.Contacts(context.Background(), u)
+	if err != nil {
+		tb.Fatalf("Contacts(%s): %v", u.Name, err)
+	}
+	m := map[int64]string{}
+	for _, c := range cs {
+		if c.User.Email != "" {
+			tb.Errorf("Contacts(%s) shows an email: %+v", u.Name, c)
+		}
+		m[c.User.ID] = c.State
+	}
+	return m
+}
+
+func TestFriendRequestAccept(t *testing.T) {
+	f := newFriendsFixture(t)
+	ctx := context.Background()
+
+	c, err := f.svc.RequestFriend(ctx, f.ada, f.grace.ID)
+	if err != nil {
+		t.Fatalf("RequestFriend: %v", err)
+	}
+	if c.State != chat.StateRequestSent || c.User.ID != f.grace.ID || c.User.Email != "" {
+		t.Errorf("RequestFriend = %+v; want request_sent to Grace without email", c)
+	}
+	wantContactEvents(t, "request, Ada", f.adaEv, [2]any{f.grace.ID, chat.StateRequestSent})
+	wantContactEvents(t, "request, Grace", f.graceEv, [2]any{f.ada.ID, chat.StateRequestReceived})
+
+	// Repeating the request is harmless and silent.
+	if c, err := f.svc.RequestFriend(ctx, f.ada, f.grace.ID); err != nil || c.State != chat.StateRequestSent {
+		t.Errorf("RequestFriend(again) = %+v, %v; want request_sent", c, err)
+	}
+	wantContactEvents(t, "repeat, Grace", f.graceEv)
+
+	_, err = f.svc.AcceptFriend(ctx, f.ada, f.grace.ID)
+	wantError(t, "AcceptFriend(own request)", err, chat.ErrNotFound, chat.CodeNotFound, "")
+
+	c, err = f.svc.AcceptFriend(ctx, f.grace, f.ada.ID)
+	if err != nil || c.State != chat.StateFriends || c.User.ID != f.ada.ID {
+		t.Fatalf("AcceptFriend = %+v, %v; want friends with Ada", c, err)
+	}
+	wantContactEvents(t, "accept, Ada", f.adaEv, [2]any{f.grace.ID, chat.StateFriends})
+	wantContactEvents(t, "accept, Grace", f.graceEv, [2]any{f.ada.ID, chat.StateFriends})
+	if diff := cmp.Diff(map[int64]string{f.grace.ID: chat.StateFriends}, f.contacts(t, f.ada)); diff != "" {
+		t.Errorf("Ada's contacts mismatch (-want +got):\n%s", diff)
+	}
+
+	_, err = f.svc.RequestFriend(ctx, f.grace, f.ada.ID)
+	wantError(t, "RequestFriend(friends)", err, chat.ErrConflict, chat.CodeAlreadyFriends, "")
+	if err := f.svc.CanMessage(ctx, f.ada.ID, f.grace.ID); err != nil {
+		t.Errorf("CanMessage(friends) = %v; want nil", err)
+	}
+}
+
+func TestFriendRequestMutual(t *testing.T) {
+	f := newFriendsFixture(t)
+	ctx := context.Background()
+	if _, err := f.svc.RequestFriend(ctx, f.ada, f.grace.ID); err != nil {
+		t.Fatal(err)
+	}
+	f.adaEv.take()
+	f.graceEv.take()
+	c, err := f.svc.RequestFriend(ctx, f.grace, f.ada.ID)
+	if err != nil || c.State != chat.StateFriends {
+		t.Fatalf("RequestFriend(mutual) = %+v, %v; want friends", c, err)
+	}
+	wantContactEvents(t, "mutual, Ada", f.adaEv, [2]any{f.grace.ID, chat.StateFriends})
+	wantContactEvents(t, "mutual, Grace", f.graceEv, [2]any{f.ada.ID, chat.StateFriends})
+}
+
+func TestFriendRequestErrors(t *testing.T) {
+	f := newFriendsFixture(t)
+	ctx := context.Background()
+	_, err := f.svc.RequestFriend(ctx, f.ada, f.ada.ID)
+	wantError(t, "RequestFriend(self)", err, chat.ErrInvalid, chat.CodeInvalidField, "user_id")
+	_, err = f.svc.RequestFriend(ctx, f.ada, 1<<40)
+	wantError(t, "RequestFriend(unknown)", err, chat.ErrNotFound, chat.CodeNotFound, "")
+	_, err = f.svc.RequestFriend(ctx, f.ada, -1)
+	wantError(t, "RequestFriend(-1)", err, chat.ErrNotFound, chat.CodeNotFound, "")
+	_, err = f.svc.AcceptFriend(ctx, f.ada, f.grace.ID)
+	wantError(t, "AcceptFriend(no request)", err, chat.ErrNotFound, chat.CodeNotFound, "")
+	err = f.svc.RemoveContact(ctx, f.ada, f.grace.ID)
+	wantError(t, "RemoveContact(none)", err, chat.ErrNotFound, chat.CodeNotFound, "")
+	err = f.svc.Block(ctx, f.ada, f.ada.ID)
+	wantError(t, "Block(self)", err, chat.ErrInvalid, chat.CodeInvalidField, "user_id")
+	err = f.svc.Block(ctx, f.ada, 1<<40)
+	wantError(t, "Block(unknown)", err, chat.ErrNotFound, chat.CodeNotFound, "")
+	err = f.svc.Unblock(ctx, f.ada, f.grace.ID)
+	wantError(t, "Unblock(not blocked)", err, chat.ErrNotFound, chat.CodeNotFound, "")
+	wantContactEvents(t, "errors, Ada", f.adaEv)
+	wantContactEvents(t, "errors, Grace", f.graceEv)
+}
+
+func TestRemoveContact(t *testing.T) {
+	f := newFriendsFixture(t)
+	ctx := context.Background()
+	none := func(id int64) [2]any { return [2]any{id, chat.StateNone} }
+
+	// Decline.
+	if _, err := f.svc.RequestFriend(ctx, f.ada, f.grace.ID); err != nil {
+		t.Fatal(err)
+	}
+	f.adaEv.take()
+	f.graceEv.take()
+	if err := f.svc.RemoveContact(ctx, f.grace, f.ada.ID); err != nil {
+		t.Fatalf("RemoveContact(decline): %v", err)
+	}
+	wantContactEvents(t, "decline, Ada", f.adaEv, none(f.grace.ID))
+	wantContactEvents(t, "decline, Grace", f.graceEv, none(f.ada.ID))
+
+	// Cancel.
+	if _, err := f.svc.RequestFriend(ctx, f.ada, f.grace.ID); err != nil {
+		t.Fatal(err)
+	}
+	f.adaEv.take()
+	f.graceEv.take()
+	if err := f.svc.RemoveContact(ctx, f.ada, f.grace.ID); err != nil {
+		t.Fatalf("RemoveContact(cancel): %v", err)
+	}
+	wantContactEvents(t, "cancel, Grace", f.graceEv, none(f.ada.ID))
+	f.adaEv.take()
+
+	// Unfriend.
+	if _, err := f.svc.RequestFriend(ctx, f.ada, f.grace.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.AcceptFriend(ctx, f.grace, f.ada.ID); err != nil {
+		t.Fatal(err)
+	}
+	f.adaEv.take()
+	f.graceEv.take()
+	if err := f.svc.RemoveContact(ctx, f.grace, f.ada.ID); err != nil {
+		t.Fatalf("RemoveContact(unfriend): %v", err)
+	}
+	wantContactEvents(t, "unfriend, Ada", f.adaEv, none(f.grace.ID))
+	wantContactEvents(t, "unfriend, Grace", f.graceEv, none(f.ada.ID))
+	if got := f.contacts(t, f.ada); len(got) != 0 {
+		t.Errorf("Ada's contacts after unfriend = %v; want none", got)
+	}
+	err := f.svc.CanMessage(ctx, f.ada.ID, f.grace.ID)
+	wantError(t, "CanMessage(after unfriend)", err, chat.ErrForbidden, chat.CodeNotFriends, "")
+}
+
+func TestBlock(t *testing.T) {
+	f := newFriendsFixture(t)
+	ctx := context.Background()
+	// Ada and Grace are friends; Eve asked Ada.
+	if _, err := f.svc.RequestFriend(ctx, f.ada, f.grace.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.RequestFriend(ctx, f.grace, f.ada.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.RequestFriend(ctx, f.eve, f.ada.ID); err != nil {
+		t.Fatal(err)
+	}
+	f.adaEv.take()
+	f.graceEv.take()
+	f.eveEv.take()
+
+	if err := f.svc.Block(ctx, f.ada, f.grace.ID); err != nil {
+		t.Fatalf("Block: %v", err)
+	}
+	wantContactEvents(t, "block, Ada", f.adaEv, [2]any{f.grace.ID, chat.StateBlocked})
+	// Grace sees the friendship end exactly as after an unfriend: no
+	// "blocked" anywhere.
+	wantContactEvents(t, "block, Grace", f.graceEv, [2]any{f.ada.ID, chat.StateNone})
+	if got := f.contacts(t, f.grace); len(got) != 0 {
+		t.Errorf("Grace's contacts after the block = %v; want none", got)
+	}
+	cs, blocked, err := f.svc.Contacts(ctx, f.ada)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cs) != 1 || cs[0].User.ID != f.eve.ID || len(blocked) != 1 || blocked[0].ID != f.grace.ID || blocked[0].Email != "" {
+		t.Errorf("Ada's Contacts = %+v, %+v; want Eve's request and Grace blocked", cs, blocked)
+	}
+
+	// Whichever side asks, the answer is the same refusal, and nothing is
+	// published to anyone.
+	_, errBlocked := f.svc.RequestFriend(ctx, f.grace, f.ada.ID)
+	wantError(t, "RequestFriend(by the blocked)", errBlocked, chat.ErrForbidden, chat.CodeRefused, "")
+	_, errBlocker := f.svc.RequestFriend(ctx, f.ada, f.grace.ID)
+	wantError(t, "RequestFriend(by the blocker)", errBlocker, chat.ErrForbidden, chat.CodeRefused, "")
+	if errBlocked.Error() != errBlocker.Error() {
+		t.Errorf("refusals differ: %q and %q", errBlocked, errBlocker)
+	}
+	wantContactEvents(t, "refused, Ada", f.adaEv)
+	wantContactEvents(t, "refused, Grace", f.graceEv)
+
+	// CanMessage gives no hint of the block either.
+	for _, p := range [][2]int64{{f.ada.ID, f.grace.ID}, {f.grace.ID, f.ada.ID}, {f.ada.ID, f.eve.ID}} {
+		err := f.svc.CanMessage(ctx, p[0], p[1])
+		wantError(t, "CanMessage", err, chat.ErrForbidden, chat.CodeNotFriends, "")
+	}
+	wantError(t, "CanMessage(self)", f.svc.CanMessage(ctx, f.ada.ID, f.ada.ID), chat.ErrInvalid, chat.CodeInvalidField, "user_id")
+
+	// Blocking someone with no relation tells them nothing at all.
+	if err := f.svc.Block(ctx, f.grace, f.eve.ID); err != nil {
+		t.Fatal(err)
+	}
+	wantContactEvents(t, "block stranger, Eve", f.eveEv)
+	wantContactEvents(t, "block stranger, Grace", f.graceEv, [2]any{f.eve.ID, chat.StateBlocked})
+
+	if err := f.svc.Unblock(ctx, f.ada, f.grace.ID); err != nil {
+		t.Fatalf("Unblock: %v", err)
+	}
+	wantContactEvents(t, "unblock, Ada", f.adaEv, [2]any{f.grace.ID, chat.StateNone})
+	wantContactEvents(t, "unblock, Grace", f.graceEv)
+	if _, err := f.svc.RequestFriend(ctx, f.grace, f.ada.ID); err != nil {
+		t.Errorf("RequestFriend(after unblock): %v", err)
+	}
+}
+
+func TestSearchUsers(t *testing.T) {
+	f := newFriendsFixture(t)
+	ctx := context.Background()
+	ids := func(us []chat.User) []int64 {
+		var out []int64
+		for _, u := range us {
+			if u.Email != "" {
+				t.Errorf("search result carries an email: %+v", u)
+			}
+			out = append(out, u.ID)
+		}
+		return out
+	}
+	search := func(me chat.User, q string) []int64 {
+		t.Helper()
+		us, err := f.svc.SearchUsers(ctx, me, q)
+		if err != nil {
+			t.Fatalf("SearchUsers(%q): %v", q, err)
+		}
+		return ids(us)
+	}
+	tests := []struct {
+		q    string
+		want []int64
+	}{
+		{"  GRACE@example.com ", []int64{f.grace.ID}},
+		{"gra", []int64{f.grace.ID}},
+		{" g ", []int64{f.grace.ID}},
+		{"grace@", nil},
+		{"@example.com", nil},
+		{"example", nil},
+		{"ada@example.com", nil}, // oneself
+		{"a", nil},
+	}
+	for _, tt := range tests {
+		if diff := cmp.Diff(tt.want, search(f.ada, tt.q)); diff != "" {
+			t.Errorf("SearchUsers(%q) mismatch (-want +got):\n%s", tt.q, diff)
+		}
+	}
+
+	_, err := f.svc.SearchUsers(ctx, f.ada, "  ")
+	wantError(t, "SearchUsers(blank)", err, chat.ErrInvalid, chat.CodeMissingField, "q")
+	_, err = f.svc.SearchUsers(ctx, f.ada, strings.Repeat("x", chat.MaxSearchLen+1))
+	wantError(t, "SearchUsers(long)", err, chat.ErrInvalid, chat.CodeTooLong, "q")
+
+	// A block hides each from the other, in both directions.
+	if err := f.svc.Block(ctx, f.grace, f.ada.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := search(f.ada, "grace@example.com"); len(got) != 0 {
+		t.Errorf("blocked Ada finds Grace: %v", got)
+	}
+	if got := search(f.grace, "Ad"); len(got) != 0 {
+		t.Errorf("Grace finds Ada, whom she blocked: %v", got)
+	}
+	if diff := cmp.Diff([]int64{f.ada.ID}, search(f.eve, "ada")); diff != "" {
+		t.Errorf("Eve's search mismatch (-want +got):\n%s", diff)
+	}
+}

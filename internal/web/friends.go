@@ -1,0 +1,162 @@
+package web
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/parley-chat/parley/internal/chat"
+)
+
+// contactJSON is a chat.Contact on the wire: the other user as id and name
+// only.
+type contactJSON struct {
+	User  userRef   `json:"user"`
+	State string    `json:"state"`
+	Since time.Time `json:"since,omitzero"`
+}
+
+func contactOf(c chat.Contact) contactJSON {
+	return contactJSON{User: userRef{ID: c.User.ID, Name: c.User.Name}, State: c.State, Since: c.Since}
+}
+
+// contactFrame is the WebSocket frame of chat.EventContact.
+type contactFrame struct {
+	Type string `json:"type"`
+	contactJSON
+}
+
+// userPathID parses the {id} of a user in the path.
+func userPathID(r *http.Request) (int64, error) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || id <= 0 {
+		return 0, chat.Invalid(chat.CodeInvalidField, "id", "user id must be a positive integer")
+	}
+	return id, nil
+}
+
+// userIDRequest is the body of POST /api/contacts and POST /api/blocks.
+type userIDRequest struct {
+	UserID int64 `json:"user_id"`
+}
+
+func (s *server) decodeUserID(w http.ResponseWriter, r *http.Request) (int64, error) {
+	var req userIDRequest
+	if err := s.decodeBody(w, r, &req); err != nil {
+		return 0, err
+	}
+	if req.UserID == 0 {
+		return 0, chat.Invalid(chat.CodeMissingField, "user_id", "user_id is required")
+	}
+	if req.UserID < 0 {
+		return 0, chat.Invalid(chat.CodeInvalidField, "user_id", "user_id must be a positive integer")
+	}
+	return req.UserID, nil
+}
+
+func (s *server) handleSearchUsers() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		us, err := s.svc.SearchUsers(r.Context(), authFrom(r.Context()).User, r.URL.Query().Get("q"))
+		if err != nil {
+			s.fail(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string][]userRef{"users": userRefs(us)})
+	})
+}
+
+func (s *server) handleContacts() http.Handler {
+	type response struct {
+		Contacts []contactJSON `json:"contacts"`
+		Blocked  []userRef     `json:"blocked"`
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cs, blocked, err := s.svc.Contacts(r.Context(), authFrom(r.Context()).User)
+		if err != nil {
+			s.fail(w, err)
+			return
+		}
+		resp := response{Contacts: make([]contactJSON, len(cs)), Blocked: userRefs(blocked)}
+		for i, c := range cs {
+			resp.Contacts[i] = contactOf(c)
+		}
+		writeJSON(w, http.StatusOK, resp)
+	})
+}
+
+func (s *server) handleRequestFriend() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := s.decodeUserID(w, r)
+		if err != nil {
+			s.fail(w, err)
+			return
+		}
+		c, err := s.svc.RequestFriend(r.Context(), authFrom(r.Context()).User, id)
+		if err != nil {
+			s.fail(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]contactJSON{"contact": contactOf(c)})
+	})
+}
+
+func (s *server) handleAcceptFriend() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := userPathID(r)
+		if err != nil {
+			s.fail(w, err)
+			return
+		}
+		c, err := s.svc.AcceptFriend(r.Context(), authFrom(r.Context()).User, id)
+		if err != nil {
+			s.fail(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]contactJSON{"contact": contactOf(c)})
+	})
+}
+
+func (s *server) handleRemoveContact() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := userPathID(r)
+		if err != nil {
+			s.fail(w, err)
+			return
+		}
+		if err := s.svc.RemoveContact(r.Context(), authFrom(r.Context()).User, id); err != nil {
+			s.fail(w, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+}
+
+func (s *server) handleBlock() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := s.decodeUserID(w, r)
+		if err != nil {
+			s.fail(w, err)
+			return
+		}
+		if err := s.svc.Block(r.Context(), authFrom(r.Context()).User, id); err != nil {
+			s.fail(w, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+}
+
+func (s *server) handleUnblock() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := userPathID(r)
+		if err != nil {
+			s.fail(w, err)
+			return
+		}
+		if err := s.svc.Unblock(r.Context(), authFrom(r.Context()).User, id); err != nil {
+			s.fail(w, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+}
