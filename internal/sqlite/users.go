@@ -77,23 +77,9 @@ func (db *DB) Users(ctx context.Context, ids []int64) ([]chat.User, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load users: %w", err)
 	}
-	err = db.read(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT `+userCols+` FROM users
-			WHERE id IN (SELECT value FROM json_each(?))
-			ORDER BY id`, string(list))
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			u, err := scanUser(rows)
-			if err != nil {
-				return err
-			}
-			us = append(us, u)
-		}
-		return rows.Err()
-	})
+	us, err = db.queryUsers(ctx, `SELECT `+userCols+` FROM users
+		WHERE id IN (SELECT value FROM json_each(?))
+		ORDER BY id`, string(list))
 	if err != nil {
 		return nil, fmt.Errorf("load users: %w", err)
 	}
