@@ -49,6 +49,46 @@ type Room struct {
 	Recent       int       `json:"recent,omitempty"` // messages in the activity window (ActiveRooms only)
 }
 
+// ConvKind tells what kind of conversation a Conversation is.
+type ConvKind string
+
+const (
+	ConvRoom   ConvKind = "room"   // public, named; anyone may read, members write
+	ConvDirect ConvKind = "direct" // exactly two users, no name; only they read and write
+	ConvGroup  ConvKind = "group"  // private, named (not yet)
+)
+
+// Conversation is any conversation (room, direct, group) as one user sees
+// it: with that user's read position and, for a direct conversation, the
+// other user (Peer). Unread is LastSeq - ReadSeq: every entry after the read
+// position, which is never the user's own, since a user's own message moves
+// their read position to it.
+type Conversation struct {
+	ID           int64     `json:"id"`
+	Kind         ConvKind  `json:"kind"`
+	Name         string    `json:"name,omitempty"`
+	Peer         *User     `json:"peer,omitempty"`
+	CreatedAt    time.Time `json:"created_at"`
+	LastSeq      int64     `json:"last_seq"`
+	ReadSeq      int64     `json:"read_seq"`
+	Unread       int64     `json:"unread"`
+	LastMessage  *Message  `json:"last_message"`
+	LastActiveAt time.Time `json:"last_active_at"`
+	Members      int       `json:"members"`
+}
+
+// Room returns c as a Room (meaningful for rooms).
+func (c Conversation) Room() Room {
+	return Room{ID: c.ID, Name: c.Name, CreatedAt: c.CreatedAt, LastSeq: c.LastSeq, LastActiveAt: c.LastActiveAt, Members: c.Members}
+}
+
+// ReadState is a user's read position in a conversation.
+type ReadState struct {
+	ConvID  int64
+	ReadSeq int64
+	LastSeq int64
+}
+
 // MessageKind tells what a message in a conversation's sequence records.
 type MessageKind string
 
@@ -141,9 +181,38 @@ type MessageStore interface {
 	// Append stores m with seq = the conversation's last seq + 1, in one
 	// transaction. If m.ClientID is set and (ConvID, SenderID, ClientID)
 	// was stored before, it returns that message and created = false.
+	// In the same transaction it moves the sender's read position in the
+	// conversation (if the sender is a member) forward to the new seq, so
+	// that one's own messages never count as unread.
 	// ErrNotFound if the conversation does not exist.
 	Append(ctx context.Context, m NewMessage) (msg Message, created bool, err error)
 	Messages(ctx context.Context, convID int64, p Page) ([]Message, error)
+}
+
+// ConversationStore keeps direct conversations and read positions, and
+// lists each user's conversations of every kind.
+type ConversationStore interface {
+	// EnsureDirect returns the direct conversation of users a and b, as a
+	// sees it, creating it with exactly a and b as members when absent;
+	// created tells which. Of concurrent callers for one pair, one creates
+	// and all get the same conversation. ErrNotFound if a user does not
+	// exist; ErrInvalid if a == b.
+	EnsureDirect(ctx context.Context, a, b int64, at time.Time) (c Conversation, created bool, err error)
+	// Direct returns the direct conversation of a and b as a sees it;
+	// ErrNotFound if there is none.
+	Direct(ctx context.Context, a, b int64) (Conversation, error)
+	// Conversation returns conversation id of any kind as userID sees it
+	// and whether userID is a member; for a non-member ReadSeq is 0 and
+	// Peer nil. ErrNotFound if it does not exist.
+	Conversation(ctx context.Context, id, userID int64) (c Conversation, member bool, err error)
+	// Conversations lists the conversations userID is a member of, most
+	// recently active first (then highest id first).
+	Conversations(ctx context.Context, userID int64) ([]Conversation, error)
+	// MarkRead moves userID's read position in convID forward to seq,
+	// clamped to the conversation's last seq; it never moves it back.
+	// moved tells whether it changed. ErrNotFound if userID is not a
+	// member of convID.
+	MarkRead(ctx context.Context, convID, userID, seq int64) (st ReadState, moved bool, err error)
 }
 
 // Store is everything the Service keeps durably.
@@ -153,6 +222,7 @@ type Store interface {
 	RoomStore
 	MessageStore
 	FriendStore
+	ConversationStore
 }
 
 // Topic names a stream of events in the Broker.
@@ -172,6 +242,11 @@ const (
 	EventPresence     EventType = "presence"      // User came online (Online) or went offline in ConvID
 	EventSessionEnded EventType = "session_ended" // SessionID of UserID signed out
 	EventContact      EventType = "contact"       // Contact changed, seen by the owner of the user topic
+	// EventConversation, on a user topic: Message was appended to ConvID
+	// (of kind ConvKind; User is the other member of a direct one). Sent
+	// for direct conversations only; clients refresh rooms from REST.
+	EventConversation EventType = "conversation"
+	EventRead         EventType = "read" // on a user topic: the owner's read position in ConvID is now Seq
 )
 
 // Event is what flows through the Broker to every node's hub.
@@ -184,6 +259,8 @@ type Event struct {
 	UserID    int64     `json:"user_id,omitempty"`
 	SessionID int64     `json:"session_id,omitempty"`
 	Contact   *Contact  `json:"contact,omitempty"`
+	ConvKind  ConvKind  `json:"conv_kind,omitempty"`
+	Seq       int64     `json:"seq,omitempty"`
 }
 
 // Broker fans events out to every node. It is the fast path only: an event

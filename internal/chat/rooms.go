@@ -107,10 +107,12 @@ func (s *Service) Rooms(ctx context.Context, u User, activeLimit int) (joined, a
 	return joined, active, nil
 }
 
-// History returns a page of room id's messages. Rooms are public, so any
-// signed-in user may read them.
+// History returns a page of conversation id's messages. Rooms are public,
+// so any signed-in user may read them.
+//
+// A direct conversation's history is read only by its two members.
 func (s *Service) History(ctx context.Context, u User, id int64, p Page) ([]Message, error) {
-	if _, err := s.room(ctx, id); err != nil {
+	if err := s.readable(ctx, u, id); err != nil {
 		return nil, err
 	}
 	if p.After < 0 || p.Before < 0 {
@@ -135,7 +137,8 @@ func (s *Service) anonymize(ms []Message) {
 	}
 }
 
-// Send stores a text message from u in room id and publishes it. A retry
+// Send stores a text message from u in conversation id (a room u is a
+// member of, or a direct conversation of u with a friend) and publishes it. A retry
 // with the same clientID returns the stored message and stores nothing.
 func (s *Service) Send(ctx context.Context, u User, id int64, clientID, body string) (Message, error) {
 	if err := checkClientID(clientID); err != nil {
@@ -144,10 +147,19 @@ func (s *Service) Send(ctx context.Context, u User, id int64, clientID, body str
 	if err := checkBody(body, s.cfg.MaxMessageLen); err != nil {
 		return Message{}, err
 	}
-	if _, err := s.member(ctx, u, id); err != nil {
+	_, err := s.member(ctx, u, id)
+	if !errors.Is(err, ErrNotFound) {
+		if err != nil {
+			return Message{}, err
+		}
+		m, _, err := s.append(ctx, NewMessage{ConvID: id, Kind: KindText, SenderID: u.ID, ClientID: clientID, Body: body})
+		return m, err
+	}
+	c, err := s.direct(ctx, u, id) // not a room: maybe a direct conversation
+	if err != nil {
 		return Message{}, err
 	}
-	return s.append(ctx, NewMessage{ConvID: id, Kind: KindText, SenderID: u.ID, ClientID: clientID, Body: body})
+	return s.sendDirect(ctx, u, c, clientID, body)
 }
 
 // SendAnonymous stores a text message with no sender in room id, as the
@@ -159,7 +171,8 @@ func (s *Service) SendAnonymous(ctx context.Context, id int64, body string) (Mes
 	if _, err := s.room(ctx, id); err != nil {
 		return Message{}, err
 	}
-	return s.append(ctx, NewMessage{ConvID: id, Kind: KindText, Body: body})
+	m, _, err := s.append(ctx, NewMessage{ConvID: id, Kind: KindText, Body: body})
+	return m, err
 }
 
 // EnterRoomAnonymous returns the room called name, creating it if needed,
@@ -175,14 +188,14 @@ func (s *Service) EnterRoomAnonymous(ctx context.Context, name string) (Room, er
 	return r, nil
 }
 
-func (s *Service) append(ctx context.Context, nm NewMessage) (Message, error) {
+func (s *Service) append(ctx context.Context, nm NewMessage) (Message, bool, error) {
 	nm.At = s.cfg.Now()
 	m, created, err := s.store.Append(ctx, nm)
 	if errors.Is(err, ErrNotFound) {
-		return Message{}, roomNotFound()
+		return Message{}, false, roomNotFound()
 	}
 	if err != nil {
-		return Message{}, internal("append message", err)
+		return Message{}, false, internal("append message", err)
 	}
 	if m.SenderID == 0 {
 		m.SenderName = s.cfg.AnonymousName
@@ -190,7 +203,7 @@ func (s *Service) append(ctx context.Context, nm NewMessage) (Message, error) {
 	if created {
 		s.publish(ctx, ConvTopic(nm.ConvID), Event{Type: EventMessage, ConvID: nm.ConvID, Message: &m})
 	}
-	return m, nil
+	return m, created, nil
 }
 
 // OpenRoom marks u present in room id (u must be a member) and returns the
@@ -280,9 +293,12 @@ func (s *Service) Sync(ctx context.Context, u User, id, after int64, limit int) 
 	return s.History(ctx, u, id, p)
 }
 
-// CheckMember returns nil if u is a member of room id, and the error a
-// send or open would get otherwise.
+// CheckMember returns nil if u is a member of conversation id (a room or
+// a direct conversation), and the error an open would get otherwise.
 func (s *Service) CheckMember(ctx context.Context, u User, id int64) error {
 	_, err := s.member(ctx, u, id)
+	if errors.Is(err, ErrNotFound) {
+		_, err = s.direct(ctx, u, id)
+	}
 	return err
 }

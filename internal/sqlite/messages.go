@@ -44,10 +44,11 @@ func (db *DB) Append(ctx context.Context, m chat.NewMessage) (msg chat.Message, 
 // writing it back once per transaction in flush: a batch of n messages to
 // one conversation costs n inserts, one read and one update.
 type appender struct {
-	lookup, last, insert, name, bump *sql.Stmt
+	lookup, last, insert, name, bump, read *sql.Stmt
 
 	names map[int64]string
 	convs map[int64]*convSeq
+	reads map[[2]int64]int64 // (conv, sender) → the sender's latest seq
 }
 
 type convSeq struct {
@@ -57,7 +58,7 @@ type convSeq struct {
 }
 
 func newAppender(ctx context.Context, tx *sql.Tx) (*appender, error) {
-	a := &appender{names: make(map[int64]string), convs: make(map[int64]*convSeq)}
+	a := &appender{names: make(map[int64]string), convs: make(map[int64]*convSeq), reads: make(map[[2]int64]int64)}
 	var err error
 	prepare := func(q string) *sql.Stmt {
 		if err != nil {
@@ -75,6 +76,7 @@ func newAppender(ctx context.Context, tx *sql.Tx) (*appender, error) {
 		ON CONFLICT (conv_id, sender_id, client_id) WHERE client_id <> '' DO NOTHING`)
 	a.name = prepare(`SELECT name FROM users WHERE id = ?`)
 	a.bump = prepare(`UPDATE conversations SET last_seq = ?, last_active_at = max(last_active_at, ?) WHERE id = ?`)
+	a.read = prepare(`UPDATE members SET read_seq = max(read_seq, ?) WHERE conv_id = ? AND user_id = ?`)
 	if err != nil {
 		return nil, err
 	}
@@ -130,6 +132,9 @@ func (a *appender) append(ctx context.Context, nm chat.NewMessage) (chat.Message
 		return m, false, err
 	}
 	c.last, c.at, c.dirty = seq, max(c.at, at), true
+	if nm.SenderID != 0 {
+		a.reads[[2]int64{nm.ConvID, nm.SenderID}] = seq
+	}
 	m := chat.Message{
 		ConvID:    nm.ConvID,
 		Seq:       seq,
@@ -153,8 +158,15 @@ func (a *appender) append(ctx context.Context, nm chat.NewMessage) (chat.Message
 	return m, true, nil
 }
 
-// flush writes back the last seq of every conversation appended to.
+// flush writes back the last seq of every conversation appended to, and
+// moves each sender's read position to their latest message.
 func (a *appender) flush(ctx context.Context) error {
+	for k, seq := range a.reads {
+		if _, err := a.read.ExecContext(ctx, seq, k[0], k[1]); err != nil {
+			return err
+		}
+	}
+	clear(a.reads)
 	for id, c := range a.convs {
 		if !c.dirty {
 			continue

@@ -72,12 +72,17 @@ type testConfig struct {
 	chat    chat.Config
 	sndbuf  int    // when positive, the socket send buffer of every accepted connection
 	mailURL string // when set, the mailer's relay instead of the smtptest server
+	dbPath  string // when set, the SQLite file instead of a new one
 }
 
 type option func(*testConfig)
 
 func withWeb(f func(*web.Config)) option   { return func(c *testConfig) { f(&c.web) } }
 func withChat(f func(*chat.Config)) option { return func(c *testConfig) { f(&c.chat) } }
+
+// withDB makes the server use the SQLite file at path, so that a test can
+// stop a server and start another on the same database.
+func withDB(path string) option { return func(c *testConfig) { c.dbPath = path } }
 
 // testServer is Parley's whole stack (SQLite in a temporary directory,
 // inmem broker, presence and limiter, SMTP to an smtptest server) behind an
@@ -87,6 +92,7 @@ type testServer struct {
 	mail  *smtptest.Server
 	clock *clock
 	svc   *chat.Service
+	stop  func() // stops the server and closes its database; idempotent
 }
 
 // newTestServer starts the stack and stops it when the test ends.
@@ -116,15 +122,13 @@ func newTestServer(tb testing.TB, opts ...option) *testServer {
 	if err != nil {
 		tb.Fatalf("mailer.NewSMTP: %v", err)
 	}
-	db, err := sqlite.Open(context.Background(), filepath.Join(tb.TempDir(), "parley.db"))
+	if cfg.dbPath == "" {
+		cfg.dbPath = filepath.Join(tb.TempDir(), "parley.db")
+	}
+	db, err := sqlite.Open(context.Background(), cfg.dbPath)
 	if err != nil {
 		tb.Fatalf("sqlite.Open: %v", err)
 	}
-	tb.Cleanup(func() {
-		if err := db.Close(); err != nil {
-			tb.Errorf("close database: %v", err)
-		}
-	})
 	broker := inmem.NewBroker()
 	svc := chat.NewService(cfg.chat, chat.Deps{
 		Store:    db,
@@ -141,17 +145,24 @@ func newTestServer(tb testing.TB, opts ...option) *testServer {
 		srv.Listener = &sndbufListener{Listener: srv.Listener, size: cfg.sndbuf}
 	}
 	srv.Start()
-	tb.Cleanup(func() {
-		// The hub closes the WebSockets, which httptest does not track.
-		ctx, cancel := context.WithTimeout(context.Background(), 2*waitTimeout)
-		defer cancel()
-		if err := h.Close(ctx); err != nil {
-			tb.Errorf("close hub: %v", err)
-		}
-		srv.Close()
-		broker.Close()
-	})
-	return &testServer{Server: srv, mail: smtp, clock: clk, svc: svc}
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			// The hub closes the WebSockets, which httptest does not track.
+			ctx, cancel := context.WithTimeout(context.Background(), 2*waitTimeout)
+			defer cancel()
+			if err := h.Close(ctx); err != nil {
+				tb.Errorf("close hub: %v", err)
+			}
+			srv.Close()
+			broker.Close()
+			if err := db.Close(); err != nil {
+				tb.Errorf("close database: %v", err)
+			}
+		})
+	}
+	tb.Cleanup(stop)
+	return &testServer{Server: srv, mail: smtp, clock: clk, svc: svc, stop: stop}
 }
 
 // sndbufListener shrinks the send buffer of the connections it accepts, so
@@ -420,6 +431,12 @@ type wireRoom struct {
 	LastActiveAt time.Time `json:"last_active_at"`
 	Members      int       `json:"members"`
 	Recent       int       `json:"recent"`
+	// Only in the opened frame of a conversation that is not a room:
+	Kind        string       `json:"kind"`
+	Peer        *wireUser    `json:"peer"`
+	ReadSeq     int64        `json:"read_seq"`
+	Unread      int64        `json:"unread"`
+	LastMessage *wireMessage `json:"last_message"`
 }
 
 type wireMessage struct {

@@ -24,6 +24,14 @@ func (s *server) addRoutes(mux *http.ServeMux, ui fs.FS) {
 	mux.Handle("POST /api/rooms/{id}/messages", s.authed(s.handleSend()))
 	mux.Handle("GET /api/rooms/{id}/online", s.authed(s.handleOnline()))
 
+	mux.Handle("GET /api/conversations", s.authed(s.handleConversations()))
+	mux.Handle("GET /api/conversations/{id}", s.authed(s.handleConversation()))
+	mux.Handle("GET /api/conversations/{id}/messages", s.authed(s.handleHistory()))
+	mux.Handle("POST /api/conversations/{id}/messages", s.authed(s.handleSend()))
+	mux.Handle("POST /api/conversations/{id}/read", s.authed(s.handleMarkRead()))
+	mux.Handle("GET /api/direct/{id}", s.authed(s.handleDirect()))
+	mux.Handle("POST /api/direct/{id}/messages", s.authed(s.handleSendDirect()))
+
 	mux.Handle("GET /api/users", s.authed(s.handleSearchUsers()))
 	mux.Handle("GET /api/contacts", s.authed(s.handleContacts()))
 	mux.Handle("POST /api/contacts", s.authed(s.handleRequestFriend()))

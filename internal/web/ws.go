@@ -271,6 +271,7 @@ type inFrame struct {
 	After    *int64  `json:"after"`
 	ClientID string  `json:"client_id"`
 	Body     *string `json:"body"`
+	Seq      *int64  `json:"seq"`
 }
 
 type helloFrame struct {
@@ -302,7 +303,7 @@ type presenceFrame struct {
 type openedFrame struct {
 	Type   string    `json:"type"`
 	Ref    string    `json:"ref,omitempty"`
-	Room   chat.Room `json:"room"`
+	Room   any       `json:"room"` // chat.Room, or conversationJSON for other kinds
 	Online []userRef `json:"online"`
 }
 
@@ -343,6 +344,17 @@ func encodeNative(ev chat.Event) []byte {
 			return nil
 		}
 		v = contactFrame{Type: "contact", contactJSON: contactOf(*ev.Contact)}
+	case chat.EventConversation:
+		if ev.Message == nil {
+			return nil
+		}
+		f := conversationFrame{Type: "conversation", RoomID: ev.ConvID, Kind: ev.ConvKind, Message: ev.Message}
+		if ev.User != nil {
+			f.Peer = &userRef{ID: ev.User.ID, Name: ev.User.Name}
+		}
+		v = f
+	case chat.EventRead:
+		v = readFrame{Type: "read", RoomID: ev.ConvID, Seq: ev.Seq}
 	default:
 		return nil
 	}
@@ -434,6 +446,8 @@ func (n *nativeConn) handle(data []byte) {
 		err = n.sync(f)
 	case "send":
 		err = n.send(f)
+	case "read":
+		err = n.read(f)
 	default:
 		err = chat.Errorf(chat.ErrInvalid, chat.CodeUnknownType, "unknown frame type %q", f.Type)
 	}
@@ -459,25 +473,26 @@ func (n *nativeConn) open(f inFrame) error {
 	ctx, cancel := n.opContext()
 	defer cancel()
 	var (
-		room   chat.Room
+		conv   chat.Conversation
 		online []chat.User
 		err    error
 	)
 	if n.rooms[f.RoomID] {
-		if room, err = n.s.svc.Room(ctx, f.RoomID); err == nil {
+		if conv, err = n.s.svc.ConversationFor(ctx, n.user, f.RoomID); err == nil {
 			online, err = n.s.svc.Online(ctx, f.RoomID)
 		}
 	} else {
-		// Subscribe before OpenRoom reads the room, so that every message
-		// after the room's last_seq in "opened" arrives live; check the
-		// membership first, so a non-member never receives a thing.
+		// Subscribe before OpenConversation reads the conversation, so
+		// that every message after its last_seq in "opened" arrives live;
+		// check the membership first, so a non-member never receives a
+		// thing.
 		if err := n.s.svc.CheckMember(ctx, n.user, f.RoomID); err != nil {
 			return err
 		}
 		if err := n.s.hub.Subscribe(n.client, chat.ConvTopic(f.RoomID)); err != nil {
 			return err
 		}
-		room, online, err = n.s.svc.OpenRoom(ctx, n.user, f.RoomID)
+		conv, online, err = n.s.svc.OpenConversation(ctx, n.user, f.RoomID)
 		if err != nil {
 			n.s.hub.Unsubscribe(n.client, chat.ConvTopic(f.RoomID))
 			return err
@@ -486,6 +501,10 @@ func (n *nativeConn) open(f inFrame) error {
 	}
 	if err != nil {
 		return err
+	}
+	var room any = conversationOf(conv)
+	if conv.Kind == chat.ConvRoom {
+		room = conv.Room()
 	}
 	n.push(openedFrame{Type: "opened", Ref: f.Ref, Room: room, Online: userRefs(online)})
 	if f.After != nil {
@@ -547,6 +566,26 @@ func (n *nativeConn) send(f inFrame) error {
 		return err
 	}
 	n.push(ackFrame{Type: "ack", Ref: f.Ref, RoomID: f.RoomID, ClientID: f.ClientID, Message: &m})
+	return nil
+}
+
+// read moves the user's read position in a conversation; every connection
+// of the user then gets a read frame, and this one a reply with the
+// position after the call.
+func (n *nativeConn) read(f inFrame) error {
+	if err := requireRoom(f); err != nil {
+		return err
+	}
+	if f.Seq == nil {
+		return chat.Invalid(chat.CodeMissingField, "seq", "seq is required")
+	}
+	ctx, cancel := n.opContext()
+	defer cancel()
+	st, err := n.s.svc.MarkRead(ctx, n.user, f.RoomID, *f.Seq)
+	if err != nil {
+		return err
+	}
+	n.push(readFrame{Type: "read", Ref: f.Ref, RoomID: f.RoomID, Seq: st.ReadSeq})
 	return nil
 }
 

@@ -42,6 +42,9 @@ type frame struct {
 	Error        *wireError // compat errors
 	State        string     // contact
 	Since        time.Time  // contact
+	Seq          int64      // read
+	Kind         string     // conversation
+	Peer         *wireUser  // conversation
 }
 
 func (f frame) String() string { return f.Raw }
@@ -65,6 +68,9 @@ func parseFrame(line []byte) (frame, error) {
 		Error        *wireError         `json:"error"`
 		State        string             `json:"state"`
 		Since        time.Time          `json:"since"`
+		Seq          int64              `json:"seq"`
+		Kind         string             `json:"kind"`
+		Peer         *wireUser          `json:"peer"`
 	}
 	if err := decodeStrict(line, &w); err != nil {
 		return frame{}, fmt.Errorf("bad frame %q: %v", line, err)
@@ -73,7 +79,7 @@ func parseFrame(line []byte) (frame, error) {
 		Raw: string(line), Type: w.Type, Ref: w.Ref, RoomID: w.RoomID, ClientID: w.ClientID,
 		Messages: w.Messages, HasMore: w.HasMore, Room: w.Room, User: w.User, Code: w.Code,
 		Field: w.Field, RetryAfterMS: w.RetryAfterMS, Limits: w.Limits, Error: w.Error,
-		State: w.State, Since: w.Since,
+		State: w.State, Since: w.Since, Seq: w.Seq, Kind: w.Kind, Peer: w.Peer,
 	}
 	var err error
 	switch m := bytes.TrimSpace(w.Message); {

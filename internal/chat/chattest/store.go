@@ -72,6 +72,9 @@ func TestStore(t *testing.T, open func(t *testing.T) chat.Store) {
 		{"Block", testBlock},
 		{"SearchUsers", testSearchUsers},
 		{"SearchUsersDefaultLimit", testSearchUsersDefaultLimit},
+		{"EnsureDirect", testEnsureDirect},
+		{"ReadPositions", testReadPositions},
+		{"Conversations", testConversations},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })

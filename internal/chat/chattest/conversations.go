@@ -1,0 +1,203 @@
+package chattest
+
+import (
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/parley-chat/parley/internal/chat"
+)
+
+func testEnsureDirect(t *testing.T, s chat.Store) {
+	ctx := t.Context()
+	ada := mustUser(t, s, "ada@example.com", "Ada")
+	grace := mustUser(t, s, "grace@example.com", "Grace")
+	eve := mustUser(t, s, "eve@example.com", "Eve")
+
+	if _, err := s.Direct(ctx, ada.ID, grace.ID); !errors.Is(err, chat.ErrNotFound) {
+		t.Fatalf("Direct before EnsureDirect: err = %v; want ErrNotFound", err)
+	}
+	if _, _, err := s.EnsureDirect(ctx, ada.ID, missing, t0); !errors.Is(err, chat.ErrNotFound) {
+		t.Errorf("EnsureDirect with a missing user: err = %v; want ErrNotFound", err)
+	}
+	if _, _, err := s.EnsureDirect(ctx, ada.ID, ada.ID, t0); !errors.Is(err, chat.ErrInvalid) {
+		t.Errorf("EnsureDirect with oneself: err = %v; want ErrInvalid", err)
+	}
+
+	// Concurrent creators, from both sides, get one conversation.
+	const n = 8
+	ids := make([]int64, n)
+	created := make([]bool, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a, b := ada.ID, grace.ID
+			if i%2 == 1 {
+				a, b = b, a
+			}
+			c, cr, err := s.EnsureDirect(ctx, a, b, t0)
+			if err != nil {
+				t.Errorf("EnsureDirect: %v", err)
+				return
+			}
+			if c.Peer == nil || c.Peer.ID != b || c.Kind != chat.ConvDirect {
+				t.Errorf("EnsureDirect(%d, %d) = %+v; want direct with peer %d", a, b, c, b)
+			}
+			ids[i], created[i] = c.ID, cr
+		}()
+	}
+	wg.Wait()
+	nc := 0
+	for i := range n {
+		if ids[i] != ids[0] {
+			t.Errorf("EnsureDirect ids = %v; want one id", ids)
+			break
+		}
+		if created[i] {
+			nc++
+		}
+	}
+	if nc != 1 {
+		t.Errorf("EnsureDirect created %d times; want once", nc)
+	}
+	id := ids[0]
+	c, err := s.Direct(ctx, grace.ID, ada.ID)
+	if err != nil || c.ID != id || c.Peer == nil || c.Peer.ID != ada.ID || c.Peer.Email != "" || c.Members != 2 || c.Name != "" {
+		t.Errorf("Direct(grace, ada) = %+v, %v; want conversation %d with peer Ada, 2 members", c, err, id)
+	}
+	for _, u := range []chat.User{ada, grace} {
+		wantMember(t, s, id, u.ID, true)
+	}
+	wantMember(t, s, id, eve.ID, false)
+	if _, member, err := s.Conversation(ctx, id, eve.ID); err != nil || member {
+		t.Errorf("Conversation(%d, eve) member = %v, %v; want false", id, member, err)
+	}
+	if _, _, err := s.Conversation(ctx, missing, ada.ID); !errors.Is(err, chat.ErrNotFound) {
+		t.Errorf("Conversation(missing) err = %v; want ErrNotFound", err)
+	}
+	// A direct conversation is no room.
+	if _, err := s.Room(ctx, id); !errors.Is(err, chat.ErrNotFound) {
+		t.Errorf("Room(direct) err = %v; want ErrNotFound", err)
+	}
+	wantUserRooms(t, s, ada.ID)
+}
+
+func testReadPositions(t *testing.T, s chat.Store) {
+	ctx := t.Context()
+	ada := mustUser(t, s, "ada@example.com", "Ada")
+	grace := mustUser(t, s, "grace@example.com", "Grace")
+	eve := mustUser(t, s, "eve@example.com", "Eve")
+	c, _, err := s.EnsureDirect(ctx, ada.ID, grace.ID, t0)
+	if err != nil {
+		t.Fatalf("EnsureDirect: %v", err)
+	}
+	for i := range 3 {
+		mustAppend(t, s, chat.NewMessage{ConvID: c.ID, Kind: chat.KindText, SenderID: ada.ID, Body: "a", At: t0.Add(time.Duration(i) * time.Second)})
+	}
+	wantRead := func(u chat.User, read, last int64) {
+		t.Helper()
+		got, member, err := s.Conversation(ctx, c.ID, u.ID)
+		if err != nil || !member || got.ReadSeq != read || got.LastSeq != last {
+			t.Errorf("%s: read/last = %d/%d (member %v, err %v); want %d/%d", u.Name, got.ReadSeq, got.LastSeq, member, err, read, last)
+		}
+	}
+	wantRead(ada, 3, 3) // own sends advance own read position
+	wantRead(grace, 0, 3)
+
+	for _, tc := range []struct {
+		seq, want int64
+		moved     bool
+	}{{2, 2, true}, {1, 2, false}, {2, 2, false}, {10, 3, true}, {0, 3, false}} {
+		st, moved, err := s.MarkRead(ctx, c.ID, grace.ID, tc.seq)
+		if err != nil || st.ReadSeq != tc.want || st.LastSeq != 3 || moved != tc.moved {
+			t.Errorf("MarkRead(%d) = %+v, %v, %v; want read %d, moved %v", tc.seq, st, moved, err, tc.want, tc.moved)
+		}
+	}
+	if _, _, err := s.MarkRead(ctx, c.ID, eve.ID, 1); !errors.Is(err, chat.ErrNotFound) {
+		t.Errorf("MarkRead by a non-member: err = %v; want ErrNotFound", err)
+	}
+	// Grace replies: her position follows, Ada's stays.
+	mustAppend(t, s, chat.NewMessage{ConvID: c.ID, Kind: chat.KindText, SenderID: grace.ID, Body: "g", At: t0.Add(time.Minute)})
+	wantRead(grace, 4, 4)
+	wantRead(ada, 3, 4)
+
+	// A room member's join counts as read; later messages of others do not.
+	r := mustRoom(t, s, "general")
+	mustJoin(t, s, r.ID, ada.ID, t0)
+	mustJoin(t, s, r.ID, eve.ID, t0)
+	mustAppend(t, s, chat.NewMessage{ConvID: r.ID, Kind: chat.KindText, SenderID: eve.ID, Body: "e", At: t0.Add(2 * time.Minute)})
+	rc, _, err := s.Conversation(ctx, r.ID, ada.ID)
+	if err != nil || rc.Kind != chat.ConvRoom || rc.Name != "general" || rc.ReadSeq != 1 || rc.LastSeq != 3 || rc.Members != 2 || rc.Peer != nil {
+		t.Errorf("room as Ada = %+v, %v; want read 1 of 3", rc, err)
+	}
+}
+
+func testConversations(t *testing.T, s chat.Store) {
+	ctx := t.Context()
+	ada := mustUser(t, s, "ada@example.com", "Ada")
+	grace := mustUser(t, s, "grace@example.com", "Grace")
+	eve := mustUser(t, s, "eve@example.com", "Eve")
+	if cs, err := s.Conversations(ctx, ada.ID); err != nil || cs == nil || len(cs) != 0 {
+		t.Errorf("Conversations of a new user = %v, %v; want an empty list", cs, err)
+	}
+	r := mustRoom(t, s, "general")
+	mustJoin(t, s, r.ID, ada.ID, t0)
+	d1, _, err := s.EnsureDirect(ctx, ada.ID, grace.ID, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d2, _, err := s.EnsureDirect(ctx, eve.ID, ada.ID, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustAppend(t, s, chat.NewMessage{ConvID: d2.ID, Kind: chat.KindText, SenderID: eve.ID, Body: "e1", At: t0.Add(1 * time.Minute)})
+	last1 := mustAppend(t, s, chat.NewMessage{ConvID: d1.ID, Kind: chat.KindText, SenderID: grace.ID, Body: "g1", At: t0.Add(2 * time.Minute)})
+	mustAppend(t, s, chat.NewMessage{ConvID: d2.ID, Kind: chat.KindText, SenderID: eve.ID, Body: "e2", At: t0.Add(3 * time.Minute)})
+	last2 := mustAppend(t, s, chat.NewMessage{ConvID: d2.ID, Kind: chat.KindText, SenderID: ada.ID, Body: "a1", At: t0.Add(4 * time.Minute)})
+
+	cs, err := s.Conversations(ctx, ada.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type entry struct {
+		id, read, last int64
+		peer           int64
+		body           string
+	}
+	var got []entry
+	for _, c := range cs {
+		e := entry{id: c.ID, read: c.ReadSeq, last: c.LastSeq}
+		if c.Peer != nil {
+			e.peer = c.Peer.ID
+		}
+		if c.LastMessage != nil {
+			e.body = c.LastMessage.Body
+		}
+		got = append(got, e)
+	}
+	want := []entry{
+		{id: d2.ID, read: 3, last: 3, peer: eve.ID, body: "a1"},
+		{id: d1.ID, read: 0, last: 1, peer: grace.ID, body: "g1"},
+		{id: r.ID, read: 1, last: 1, body: ""},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("Conversations(ada) = %+v; want %+v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("Conversations(ada)[%d] = %+v; want %+v", i, got[i], want[i])
+		}
+	}
+	if m := cs[0].LastMessage; m == nil || *m != last2 {
+		t.Errorf("last message of %d = %+v; want %+v", d2.ID, m, last2)
+	}
+	if m := cs[1].LastMessage; m == nil || *m != last1 || m.SenderName != "Grace" {
+		t.Errorf("last message of %d = %+v; want %+v", d1.ID, m, last1)
+	}
+	if cs[2].Kind != chat.ConvRoom || cs[2].Name != "general" || cs[2].LastMessage == nil || cs[2].LastMessage.Kind != chat.KindJoin {
+		t.Errorf("room entry = %+v; want general with the join as last message", cs[2])
+	}
+}

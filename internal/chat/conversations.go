@@ -1,0 +1,218 @@
+package chat
+
+import (
+	"context"
+	"errors"
+)
+
+// Direct conversations, read positions and the conversation list.
+//
+// A direct conversation is created by the first message between two
+// friends. Only its two members may read it; anyone else gets the same
+// not_found as for an id that does not exist, so a direct conversation is
+// never revealed to a third user. Sending needs CanMessage at every send.
+//
+// Each direct message is also published to both members' user topics
+// (EventConversation), so that every tab and device can update its list
+// and badges without having the conversation open. Rooms do not fan out to
+// user topics (a room may have many members): clients refresh the room
+// part of the list from GET /api/conversations.
+
+// direct returns direct conversation id as u sees it if u is one of its
+// members; otherwise the error an unknown id gets.
+func (s *Service) direct(ctx context.Context, u User, id int64) (Conversation, error) {
+	c, member, err := s.store.Conversation(ctx, id, u.ID)
+	if errors.Is(err, ErrNotFound) {
+		return Conversation{}, roomNotFound()
+	}
+	if err != nil {
+		return Conversation{}, internal("load conversation", err)
+	}
+	if c.Kind != ConvDirect || !member || c.Peer == nil {
+		return Conversation{}, roomNotFound()
+	}
+	s.present(&c)
+	return c, nil
+}
+
+// readable returns nil if u may read conversation id: any room, or a
+// direct conversation u is a member of.
+func (s *Service) readable(ctx context.Context, u User, id int64) error {
+	_, err := s.room(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		_, err = s.direct(ctx, u, id)
+	}
+	return err
+}
+
+// present fills in what the store leaves to the Service: the unread count,
+// the peer without email, the anonymous sender name.
+func (s *Service) present(c *Conversation) {
+	c.Unread = max(0, c.LastSeq-c.ReadSeq)
+	if c.Peer != nil {
+		p := public(*c.Peer)
+		c.Peer = &p
+	}
+	if c.LastMessage != nil && c.LastMessage.SenderID == 0 {
+		c.LastMessage.SenderName = s.cfg.AnonymousName
+	}
+}
+
+// sendDirect appends a text message from u to direct conversation c, if u
+// may still message the peer, and publishes it to the conversation and to
+// both members' user topics.
+func (s *Service) sendDirect(ctx context.Context, u User, c Conversation, clientID, body string) (Message, error) {
+	if err := s.CanMessage(ctx, u.ID, c.Peer.ID); err != nil {
+		return Message{}, err
+	}
+	m, created, err := s.append(ctx, NewMessage{ConvID: c.ID, Kind: KindText, SenderID: u.ID, ClientID: clientID, Body: body})
+	if err != nil {
+		return Message{}, err
+	}
+	if created {
+		peer, me := public(*c.Peer), public(u)
+		s.publish(ctx, UserTopic(u.ID), Event{Type: EventConversation, ConvID: c.ID, ConvKind: ConvDirect, Message: &m, User: &peer})
+		s.publish(ctx, UserTopic(peer.ID), Event{Type: EventConversation, ConvID: c.ID, ConvKind: ConvDirect, Message: &m, User: &me})
+	}
+	return m, nil
+}
+
+// SendDirect sends a text message from u to user peerID in their direct
+// conversation, creating the conversation on the first message. u and
+// peerID must be friends, neither blocking the other. A retry with the same
+// clientID returns the stored message. It returns the message and the
+// conversation as u sees it after the send.
+func (s *Service) SendDirect(ctx context.Context, u User, peerID int64, clientID, body string) (Message, Conversation, error) {
+	if err := checkClientID(clientID); err != nil {
+		return Message{}, Conversation{}, err
+	}
+	if err := checkBody(body, s.cfg.MaxMessageLen); err != nil {
+		return Message{}, Conversation{}, err
+	}
+	if err := s.CanMessage(ctx, u.ID, peerID); err != nil {
+		return Message{}, Conversation{}, err
+	}
+	c, _, err := s.store.EnsureDirect(ctx, u.ID, peerID, s.cfg.Now())
+	if errors.Is(err, ErrNotFound) {
+		return Message{}, Conversation{}, userNotFound()
+	}
+	if err != nil {
+		return Message{}, Conversation{}, internal("ensure direct conversation", err)
+	}
+	if c.Peer == nil {
+		return Message{}, Conversation{}, userNotFound()
+	}
+	m, err := s.sendDirect(ctx, u, c, clientID, body)
+	if err != nil {
+		return Message{}, Conversation{}, err
+	}
+	c, err = s.direct(ctx, u, c.ID)
+	if err != nil {
+		return Message{}, Conversation{}, err
+	}
+	return m, c, nil
+}
+
+// DirectWith returns u's direct conversation with user peerID; not_found if
+// they have none. It stays readable after the two stop being friends.
+func (s *Service) DirectWith(ctx context.Context, u User, peerID int64) (Conversation, error) {
+	if err := notSelf(u, peerID, "you have no conversation with yourself"); err != nil {
+		return Conversation{}, err
+	}
+	c, err := s.store.Direct(ctx, u.ID, peerID)
+	if errors.Is(err, ErrNotFound) {
+		return Conversation{}, Errorf(ErrNotFound, CodeNotFound, "you have no conversation with this user")
+	}
+	if err != nil {
+		return Conversation{}, internal("load direct conversation", err)
+	}
+	s.present(&c)
+	return c, nil
+}
+
+// ConversationFor returns conversation id as u sees it: any room (rooms are
+// public; ReadSeq is 0 for a non-member), or a direct conversation of u.
+func (s *Service) ConversationFor(ctx context.Context, u User, id int64) (Conversation, error) {
+	c, member, err := s.store.Conversation(ctx, id, u.ID)
+	if errors.Is(err, ErrNotFound) {
+		return Conversation{}, roomNotFound()
+	}
+	if err != nil {
+		return Conversation{}, internal("load conversation", err)
+	}
+	switch c.Kind {
+	case ConvRoom:
+	case ConvDirect:
+		if !member || c.Peer == nil {
+			return Conversation{}, roomNotFound()
+		}
+	default:
+		return Conversation{}, roomNotFound()
+	}
+	s.present(&c)
+	return c, nil
+}
+
+// OpenConversation is OpenRoom for any conversation u is a member of: it
+// marks u present and returns the conversation as u sees it and who is
+// present, u included.
+func (s *Service) OpenConversation(ctx context.Context, u User, id int64) (Conversation, []User, error) {
+	if err := s.CheckMember(ctx, u, id); err != nil {
+		return Conversation{}, nil, err
+	}
+	c, err := s.ConversationFor(ctx, u, id)
+	if err != nil {
+		return Conversation{}, nil, err
+	}
+	first, err := s.presence.Add(ctx, id, u.ID)
+	if err != nil {
+		return Conversation{}, nil, internal("add presence", err)
+	}
+	if first {
+		pu := public(u)
+		s.publish(ctx, ConvTopic(id), Event{Type: EventPresence, ConvID: id, User: &pu, Online: true})
+	}
+	online, err := s.Online(ctx, id)
+	if err != nil {
+		return Conversation{}, nil, err
+	}
+	return c, online, nil
+}
+
+// Conversations lists every conversation u is a member of, most recently
+// active first, each with its last message and u's unread count.
+func (s *Service) Conversations(ctx context.Context, u User) ([]Conversation, error) {
+	cs, err := s.store.Conversations(ctx, u.ID)
+	if err != nil {
+		return nil, internal("list conversations", err)
+	}
+	for i := range cs {
+		s.present(&cs[i])
+	}
+	return cs, nil
+}
+
+// MarkRead moves u's read position in conversation id forward to seq
+// (clamped to the last seq; never back) and, if it moved, tells every
+// connection of u (EventRead). It returns u's read state after the call.
+// u must be a member: not_member for a room, not_found for a direct
+// conversation of others.
+func (s *Service) MarkRead(ctx context.Context, u User, id, seq int64) (ReadState, error) {
+	if seq < 0 {
+		return ReadState{}, Invalid(CodeInvalidField, "seq", "seq must not be negative")
+	}
+	if err := s.CheckMember(ctx, u, id); err != nil {
+		return ReadState{}, err
+	}
+	st, moved, err := s.store.MarkRead(ctx, id, u.ID, seq)
+	if errors.Is(err, ErrNotFound) {
+		return ReadState{}, notMember() // left in between
+	}
+	if err != nil {
+		return ReadState{}, internal("mark read", err)
+	}
+	if moved {
+		s.publish(ctx, UserTopic(u.ID), Event{Type: EventRead, ConvID: id, Seq: st.ReadSeq})
+	}
+	return st, nil
+}

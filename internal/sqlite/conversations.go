@@ -1,0 +1,216 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/parley-chat/parley/internal/chat"
+)
+
+// kindDirect is the conversations.kind of direct conversations.
+const kindDirect = "direct"
+
+// directKey is the conversations.direct_key of users a and b.
+func directKey(a, b int64) string {
+	return strconv.FormatInt(min(a, b), 10) + ":" + strconv.FormatInt(max(a, b), 10)
+}
+
+// convCols selects a chat.Conversation as seen by the user of members mb
+// (LEFT JOINed: NULL for a non-member) from conversations c, joined with
+// convJoins.
+const convCols = `c.id, c.kind, c.name, c.created_at, c.last_seq, c.last_active_at,
+	(SELECT count(*) FROM members x WHERE x.conv_id = c.id),
+	mb.user_id IS NOT NULL, coalesce(mb.read_seq, 0),
+	p.id, p.name, p.created_at,
+	lm.seq, lm.kind, lm.sender_id, coalesce(lu.name, ''), lm.client_id, lm.body, lm.created_at`
+
+// convJoins joins the peer of a direct conversation (the member other than
+// the viewer, the first parameter) and the last message.
+const convJoins = `
+	LEFT JOIN users p ON c.kind = 'direct' AND p.id = (
+		SELECT pm.user_id FROM members pm WHERE pm.conv_id = c.id AND pm.user_id <> ? ORDER BY pm.user_id LIMIT 1)
+	LEFT JOIN messages lm ON lm.conv_id = c.id AND lm.seq = c.last_seq
+	LEFT JOIN users lu ON lu.id = lm.sender_id`
+
+func scanConversation(s scanner) (c chat.Conversation, member bool, err error) {
+	var (
+		created, active int64
+		peerID          sql.NullInt64
+		peerName        sql.NullString
+		peerCreated     sql.NullInt64
+		mSeq, mSender   sql.NullInt64
+		mKind, mClient  sql.NullString
+		mBody           sql.NullString
+		mSenderName     string
+		mCreated        sql.NullInt64
+	)
+	if err := s.Scan(&c.ID, &c.Kind, &c.Name, &created, &c.LastSeq, &active, &c.Members, &member, &c.ReadSeq,
+		&peerID, &peerName, &peerCreated,
+		&mSeq, &mKind, &mSender, &mSenderName, &mClient, &mBody, &mCreated); err != nil {
+		return chat.Conversation{}, false, err
+	}
+	c.CreatedAt, c.LastActiveAt = fromMicros(created), fromMicros(active)
+	if peerID.Valid {
+		c.Peer = &chat.User{ID: peerID.Int64, Name: peerName.String, CreatedAt: fromMicros(peerCreated.Int64)}
+	}
+	if mSeq.Valid {
+		c.LastMessage = &chat.Message{
+			ConvID: c.ID, Seq: mSeq.Int64, Kind: chat.MessageKind(mKind.String), SenderID: mSender.Int64,
+			SenderName: mSenderName, ClientID: mClient.String, Body: mBody.String, CreatedAt: fromMicros(mCreated.Int64),
+		}
+	}
+	return c, member, nil
+}
+
+// conversation loads conversation id as userID sees it.
+func conversation(ctx context.Context, tx *sql.Tx, id, userID int64) (chat.Conversation, bool, error) {
+	c, member, err := scanConversation(tx.QueryRowContext(ctx, `SELECT `+convCols+`
+		FROM conversations c
+		LEFT JOIN members mb ON mb.conv_id = c.id AND mb.user_id = ?`+convJoins+`
+		WHERE c.id = ?`, userID, userID, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return chat.Conversation{}, false, chat.ErrNotFound
+	}
+	return c, member, err
+}
+
+// Conversation returns conversation id as userID sees it and whether
+// userID is a member.
+func (db *DB) Conversation(ctx context.Context, id, userID int64) (c chat.Conversation, member bool, err error) {
+	err = db.read(ctx, func(tx *sql.Tx) error {
+		c, member, err = conversation(ctx, tx, id, userID)
+		return err
+	})
+	if err != nil {
+		return chat.Conversation{}, false, fmt.Errorf("load conversation %d for user %d: %w", id, userID, err)
+	}
+	return c, member, nil
+}
+
+// EnsureDirect returns the direct conversation of a and b as a sees it,
+// creating it when absent. Writes are serialized (one write connection,
+// BEGIN IMMEDIATE) and direct_key is unique, so concurrent callers get one
+// conversation.
+func (db *DB) EnsureDirect(ctx context.Context, a, b int64, at time.Time) (c chat.Conversation, created bool, err error) {
+	if a == b {
+		return chat.Conversation{}, false, fmt.Errorf("direct conversation of user %d with themselves: %w", a, chat.ErrInvalid)
+	}
+	err = db.write(ctx, func(tx *sql.Tx) error {
+		for _, id := range []int64{a, b} {
+			if _, err := userByID(ctx, tx, id); err != nil {
+				return fmt.Errorf("user %d: %w", id, err)
+			}
+		}
+		res, err := tx.ExecContext(ctx, `INSERT INTO conversations (kind, direct_key, created_at, last_active_at)
+			VALUES (?, ?, ?, ?)
+			ON CONFLICT (direct_key) WHERE direct_key IS NOT NULL DO NOTHING`,
+			kindDirect, directKey(a, b), micros(at), micros(at))
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		var id int64
+		if err := tx.QueryRowContext(ctx, `SELECT id FROM conversations WHERE direct_key = ?`, directKey(a, b)).Scan(&id); err != nil {
+			return err
+		}
+		if n == 1 {
+			created = true
+			for _, u := range []int64{a, b} {
+				if _, err := tx.ExecContext(ctx, `INSERT INTO members (conv_id, user_id, joined_at) VALUES (?, ?, ?)`,
+					id, u, micros(at)); err != nil {
+					return err
+				}
+			}
+		}
+		c, _, err = conversation(ctx, tx, id, a)
+		return err
+	})
+	if err != nil {
+		return chat.Conversation{}, false, fmt.Errorf("ensure direct conversation of users %d and %d: %w", a, b, err)
+	}
+	return c, created, nil
+}
+
+// Direct returns the direct conversation of a and b as a sees it.
+func (db *DB) Direct(ctx context.Context, a, b int64) (chat.Conversation, error) {
+	var c chat.Conversation
+	err := db.read(ctx, func(tx *sql.Tx) error {
+		var id int64
+		err := tx.QueryRowContext(ctx, `SELECT id FROM conversations WHERE direct_key = ?`, directKey(a, b)).Scan(&id)
+		if errors.Is(err, sql.ErrNoRows) {
+			return chat.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		c, _, err = conversation(ctx, tx, id, a)
+		return err
+	})
+	if err != nil {
+		return chat.Conversation{}, fmt.Errorf("load direct conversation of users %d and %d: %w", a, b, err)
+	}
+	return c, nil
+}
+
+// Conversations lists userID's conversations, most recently active first.
+func (db *DB) Conversations(ctx context.Context, userID int64) ([]chat.Conversation, error) {
+	cs := []chat.Conversation{}
+	err := db.read(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT `+convCols+`
+			FROM members mb JOIN conversations c ON c.id = mb.conv_id`+convJoins+`
+			WHERE mb.user_id = ?
+			ORDER BY c.last_active_at DESC, c.id DESC`, userID, userID)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			c, _, err := scanConversation(rows)
+			if err != nil {
+				return err
+			}
+			cs = append(cs, c)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list conversations of user %d: %w", userID, err)
+	}
+	return cs, nil
+}
+
+// MarkRead moves userID's read position in convID forward to seq, clamped
+// to the last seq.
+func (db *DB) MarkRead(ctx context.Context, convID, userID, seq int64) (st chat.ReadState, moved bool, err error) {
+	st.ConvID = convID
+	err = db.write(ctx, func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, `SELECT mb.read_seq, c.last_seq
+			FROM members mb JOIN conversations c ON c.id = mb.conv_id
+			WHERE mb.conv_id = ? AND mb.user_id = ?`, convID, userID).Scan(&st.ReadSeq, &st.LastSeq)
+		if errors.Is(err, sql.ErrNoRows) {
+			return chat.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if next := min(seq, st.LastSeq); next > st.ReadSeq {
+			if _, err := tx.ExecContext(ctx, `UPDATE members SET read_seq = ? WHERE conv_id = ? AND user_id = ?`,
+				next, convID, userID); err != nil {
+				return err
+			}
+			st.ReadSeq, moved = next, true
+		}
+		return nil
+	})
+	if err != nil {
+		return chat.ReadState{}, false, fmt.Errorf("mark conversation %d read for user %d: %w", convID, userID, err)
+	}
+	return st, moved, nil
+}

@@ -1,0 +1,237 @@
+package web_test
+
+import (
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+type wireConversation struct {
+	ID           int64        `json:"id"`
+	Kind         string       `json:"kind"`
+	Name         string       `json:"name"`
+	Peer         *wireUser    `json:"peer"`
+	CreatedAt    time.Time    `json:"created_at"`
+	LastSeq      int64        `json:"last_seq"`
+	ReadSeq      int64        `json:"read_seq"`
+	Unread       int64        `json:"unread"`
+	LastMessage  *wireMessage `json:"last_message"`
+	LastActiveAt time.Time    `json:"last_active_at"`
+	Members      int          `json:"members"`
+}
+
+// befriend makes a and b friends through the REST contact endpoints.
+func (ts *testServer) befriend(tb testing.TB, a, b *client) {
+	tb.Helper()
+	ts.requestFriend(tb, a, b.ID)
+	ts.mustDo(tb, b, "POST", "/api/contacts/"+strconv.FormatInt(a.ID, 10)+"/accept", nil, http.StatusOK, nil)
+}
+
+// sendDirect sends body from c to user id by user id.
+func (ts *testServer) sendDirect(tb testing.TB, c *client, to int64, clientID, body string) (wireMessage, wireConversation) {
+	tb.Helper()
+	var out struct {
+		Message      wireMessage      `json:"message"`
+		Conversation wireConversation `json:"conversation"`
+	}
+	ts.mustDo(tb, c, "POST", "/api/direct/"+strconv.FormatInt(to, 10)+"/messages",
+		map[string]string{"client_id": clientID, "body": body}, http.StatusOK, &out)
+	return out.Message, out.Conversation
+}
+
+func (ts *testServer) conversations(tb testing.TB, c *client) []wireConversation {
+	tb.Helper()
+	var out struct {
+		Conversations []wireConversation `json:"conversations"`
+	}
+	ts.mustDo(tb, c, "GET", "/api/conversations", nil, http.StatusOK, &out)
+	if out.Conversations == nil {
+		tb.Fatalf("GET /api/conversations: conversations is null; want a list")
+	}
+	return out.Conversations
+}
+
+// conversation returns c's list entry of conversation id.
+func (ts *testServer) conversation(tb testing.TB, c *client, id int64) wireConversation {
+	tb.Helper()
+	for _, cv := range ts.conversations(tb, c) {
+		if cv.ID == id {
+			return cv
+		}
+	}
+	tb.Fatalf("%s: conversation %d not in GET /api/conversations", c.Name, id)
+	return wireConversation{}
+}
+
+func (ts *testServer) markRead(tb testing.TB, c *client, id, seq int64) (readSeq, unread int64) {
+	tb.Helper()
+	var out struct {
+		RoomID  int64 `json:"room_id"`
+		ReadSeq int64 `json:"read_seq"`
+		Unread  int64 `json:"unread"`
+	}
+	ts.mustDo(tb, c, "POST", "/api/conversations/"+strconv.FormatInt(id, 10)+"/read", map[string]int64{"seq": seq}, http.StatusOK, &out)
+	if out.RoomID != id {
+		tb.Errorf("mark read %d: room_id = %d", id, out.RoomID)
+	}
+	return out.ReadSeq, out.Unread
+}
+
+func (w *wsClient) expectRead(tb testing.TB, id, seq int64) {
+	tb.Helper()
+	w.take(tb, "read "+strconv.FormatInt(id, 10), func(f frame) bool {
+		return f.Type == "read" && f.RoomID == id && f.Seq == seq
+	})
+}
+
+func TestDirectConversation(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "parley.db")
+	ts := newTestServer(t, withDB(path))
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	grace := ts.signIn(t, "grace@example.com", "Grace")
+	eve := ts.signIn(t, "eve@example.com", "Eve")
+
+	// Not friends yet: no conversation, and no sending.
+	wantError(t, "send to a stranger", ts.do(t, ada, "POST", "/api/direct/"+strconv.FormatInt(grace.ID, 10)+"/messages",
+		map[string]string{"client_id": "c0", "body": "hi"}), http.StatusForbidden, "not_friends")
+	wantError(t, "GET direct before any message", ts.do(t, ada, "GET", "/api/direct/"+strconv.FormatInt(grace.ID, 10), nil),
+		http.StatusNotFound, "not_found")
+
+	ts.befriend(t, ada, grace)
+	g1 := ts.connect(t, grace)
+	g2 := ts.connect(t, grace) // a second device
+	aws := ts.connect(t, ada)
+
+	m1, conv := ts.sendDirect(t, ada, grace.ID, "c1", "hello Grace")
+	id := conv.ID
+	if m1.Seq != 1 || m1.RoomID != id || conv.Kind != "direct" || conv.Peer == nil || *conv.Peer != ref(grace) || conv.Unread != 0 || conv.ReadSeq != 1 {
+		t.Fatalf("first direct message = %+v in %+v; want seq 1 in a new direct conversation with Grace, read", m1, conv)
+	}
+	// Idempotent: the retry returns the stored message.
+	if again, _ := ts.sendDirect(t, ada, grace.ID, "c1", "hello Grace"); again != m1 {
+		t.Errorf("retry = %+v; want %+v", again, m1)
+	}
+	// Grace learns of it live on every device without opening it.
+	for _, w := range []*wsClient{g1, g2} {
+		f := w.take(t, "conversation event", func(f frame) bool { return f.Type == "conversation" && f.RoomID == id })
+		if f.Kind != "direct" || f.Peer == nil || *f.Peer != ref(ada) || f.Message == nil || *f.Message != m1 {
+			t.Errorf("%s: conversation frame = %s; want Ada's message", w.name, f)
+		}
+	}
+	aws.take(t, "own conversation event", func(f frame) bool { return f.Type == "conversation" && f.RoomID == id })
+
+	var got struct {
+		Conversation wireConversation `json:"conversation"`
+	}
+	ts.mustDo(t, grace, "GET", "/api/direct/"+strconv.FormatInt(ada.ID, 10), nil, http.StatusOK, &got)
+	if got.Conversation.ID != id || *got.Conversation.Peer != ref(ada) {
+		t.Errorf("GET /api/direct/ada = %+v; want conversation %d with Ada", got.Conversation, id)
+	}
+
+	gc := ts.conversation(t, grace, id)
+	if gc.Unread != 1 || gc.LastSeq != 1 || gc.LastMessage == nil || *gc.LastMessage != m1 || gc.Kind != "direct" || *gc.Peer != ref(ada) {
+		t.Errorf("Grace's list entry = %+v; want unread 1 with Ada's message", gc)
+	}
+
+	// Ada's own sends never count for Ada.
+	m2 := aws.sendMessage(t, id, "c2", "are you there?")
+	if m2.Seq != 2 {
+		t.Errorf("WS send seq = %d; want 2", m2.Seq)
+	}
+	if ac := ts.conversation(t, ada, id); ac.Unread != 0 || ac.ReadSeq != 2 {
+		t.Errorf("Ada's entry = %+v; want unread 0", ac)
+	}
+	if gc := ts.conversation(t, grace, id); gc.Unread != 2 {
+		t.Errorf("Grace's unread = %d; want 2", gc.Unread)
+	}
+
+	// Grace opens it on one device and marks it read there: the other
+	// device is told, and the list shows 0.
+	opened := g1.open(t, id, nil)
+	if opened.Room.Kind != "direct" || opened.Room.LastSeq != 2 {
+		t.Errorf("opened = %s; want the direct conversation at seq 2", opened)
+	}
+	g1.send(t, map[string]any{"type": "read", "room_id": id, "seq": 2, "ref": "r1"})
+	g1.take(t, "read reply", func(f frame) bool { return f.Type == "read" && f.Ref == "r1" && f.Seq == 2 })
+	g2.expectRead(t, id, 2)
+	if gc := ts.conversation(t, grace, id); gc.Unread != 0 || gc.ReadSeq != 2 {
+		t.Errorf("after read: Grace's entry = %+v; want unread 0", gc)
+	}
+	// Never back, and clamped to last_seq.
+	if rs, unread := ts.markRead(t, grace, id, 1); rs != 2 || unread != 0 {
+		t.Errorf("mark read 1 = %d, %d; want 2, 0", rs, unread)
+	}
+	if rs, _ := ts.markRead(t, grace, id, 99); rs != 2 {
+		t.Errorf("mark read 99 = %d; want 2 (clamped)", rs)
+	}
+	// A reply from Grace arrives live in Ada's open conversation.
+	aws.open(t, id, nil)
+	m3 := g1.sendMessage(t, id, "g1", "yes!")
+	aws.expectMessage(t, id, m3.Seq)
+
+	// A third user can neither read nor write it, and cannot tell it exists.
+	wantError(t, "Eve reads history", ts.do(t, eve, "GET", roomPath(id, "/messages"), nil), http.StatusNotFound, "not_found")
+	wantError(t, "Eve reads conversation", ts.do(t, eve, "GET", "/api/conversations/"+strconv.FormatInt(id, 10), nil), http.StatusNotFound, "not_found")
+	wantError(t, "Eve sends", ts.do(t, eve, "POST", roomPath(id, "/messages"), map[string]string{"client_id": "e1", "body": "hi"}), http.StatusNotFound, "not_found")
+	wantError(t, "Eve marks read", ts.do(t, eve, "POST", "/api/conversations/"+strconv.FormatInt(id, 10)+"/read", map[string]int64{"seq": 1}), http.StatusNotFound, "not_found")
+	ews := ts.connect(t, eve)
+	for _, req := range []map[string]any{
+		{"type": "open", "room_id": id, "ref": "o"},
+		{"type": "sync", "room_id": id, "after": 0, "ref": "s"},
+		{"type": "send", "room_id": id, "client_id": "e2", "body": "hi", "ref": "w"},
+		{"type": "read", "room_id": id, "seq": 1, "ref": "r"},
+	} {
+		ews.send(t, req)
+		if f := ews.expectError(t, req["ref"].(string)); f.Code != "not_found" {
+			t.Errorf("Eve %s: %s; want not_found", req["type"], f)
+		}
+	}
+	if cs := ts.conversations(t, eve); len(cs) != 0 {
+		t.Errorf("Eve's conversations = %+v; want none", cs)
+	}
+	ews.barrier(t)
+	for _, f := range ews.drain() {
+		if f.Type == "message" || f.Type == "conversation" {
+			t.Errorf("Eve received %s", f)
+		}
+	}
+
+	// Messages while Grace is offline count as unread at her next sign-in.
+	g1.conn.Close()
+	g2.conn.Close()
+	ts.sendDirect(t, ada, grace.ID, "c4", "one")
+	ts.sendDirect(t, ada, grace.ID, "c5", "two")
+	grace2 := ts.signIn(t, "grace@example.com", "Grace")
+	if gc := ts.conversation(t, grace2, id); gc.Unread != 2 || gc.LastSeq != 5 || gc.LastMessage.Body != "two" {
+		t.Errorf("after sign-in: Grace's entry = %+v; want 2 unread up to seq 5", gc)
+	}
+	// Room activity also lists, and the most recent comes first.
+	room := ts.enterRoom(t, grace2, "general")
+	cs := ts.conversations(t, grace2)
+	if len(cs) != 2 || cs[0].ID != room.ID || cs[0].Kind != "room" || cs[0].Name != "general" || cs[0].Unread != 0 || cs[1].ID != id {
+		t.Errorf("Grace's list = %+v; want general (own join, read) then the direct conversation", cs)
+	}
+
+	// Unfriended: Ada can no longer send, but both still read the history.
+	ts.mustDo(t, grace2, "DELETE", "/api/contacts/"+strconv.FormatInt(ada.ID, 10), nil, http.StatusNoContent, nil)
+	wantError(t, "send after unfriend", ts.do(t, ada, "POST", roomPath(id, "/messages"), map[string]string{"client_id": "c6", "body": "hey"}),
+		http.StatusForbidden, "not_friends")
+	wantError(t, "send by user id after unfriend", ts.do(t, ada, "POST", "/api/direct/"+strconv.FormatInt(grace.ID, 10)+"/messages",
+		map[string]string{"client_id": "c7", "body": "hey"}), http.StatusForbidden, "not_friends")
+	if ms := ts.allMessages(t, ada, id); len(ms) != 5 {
+		t.Errorf("Ada's history after unfriend: %d messages; want 5", len(ms))
+	}
+
+	// Counts survive a restart.
+	before := ts.conversations(t, grace2)
+	ts.stop()
+	ts2 := newTestServer(t, withDB(path))
+	grace3 := ts2.signIn(t, "grace@example.com", "Grace")
+	if diff := cmp.Diff(before, ts2.conversations(t, grace3)); diff != "" {
+		t.Errorf("list after restart mismatch (-before +after):\n%s", diff)
+	}
+}
