@@ -292,22 +292,14 @@ func (s *server) hasMore(ctx context.Context, u chat.User, id int64, ms []chat.M
 }
 
 func (s *server) handleSend() http.Handler {
-	type request struct {
-		ClientID string  `json:"client_id"`
-		Body     *string `json:"body"`
-	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, err := pathID(r)
 		if err != nil {
 			s.fail(w, err)
 			return
 		}
-		var req request
-		if err := s.decodeBody(w, r, &req); err != nil {
-			s.fail(w, err)
-			return
-		}
-		if err := requireSendFields(req.ClientID, req.Body); err != nil {
+		req, err := s.decodeSend(w, r)
+		if err != nil {
 			s.fail(w, err)
 			return
 		}
@@ -318,6 +310,21 @@ func (s *server) handleSend() http.Handler {
 		}
 		writeJSON(w, http.StatusOK, map[string]chat.Message{"message": m})
 	})
+}
+
+// sendRequest is the body of a REST send.
+type sendRequest struct {
+	ClientID string  `json:"client_id"`
+	Body     *string `json:"body"`
+}
+
+// decodeSend reads a sendRequest with both fields present.
+func (s *server) decodeSend(w http.ResponseWriter, r *http.Request) (sendRequest, error) {
+	var req sendRequest
+	if err := s.decodeBody(w, r, &req); err != nil {
+		return sendRequest{}, err
+	}
+	return req, requireSendFields(req.ClientID, req.Body)
 }
 
 func requireSendFields(clientID string, body *string) error {

@@ -139,10 +139,6 @@ func (s *server) handleDirect() http.Handler {
 }
 
 func (s *server) handleSendDirect() http.Handler {
-	type request struct {
-		ClientID string  `json:"client_id"`
-		Body     *string `json:"body"`
-	}
 	type response struct {
 		Message      chat.Message     `json:"message"`
 		Conversation conversationJSON `json:"conversation"`
@@ -153,12 +149,8 @@ func (s *server) handleSendDirect() http.Handler {
 			s.fail(w, err)
 			return
 		}
-		var req request
-		if err := s.decodeBody(w, r, &req); err != nil {
-			s.fail(w, err)
-			return
-		}
-		if err := requireSendFields(req.ClientID, req.Body); err != nil {
+		req, err := s.decodeSend(w, r)
+		if err != nil {
 			s.fail(w, err)
 			return
 		}
