@@ -76,9 +76,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	h := hub.New(broker, logger)
 	svc := chat.NewService(chat.Config{
-		MaxMessageLen: cfg.MaxMessageLen,
-		SessionTTL:    cfg.SessionTTL,
-		PublicURL:     cfg.publicURL(ln.Addr().String()),
+		MaxMessageLen:   cfg.MaxMessageLen,
+		MaxGroupMembers: cfg.MaxGroupMembers,
+		SessionTTL:      cfg.SessionTTL,
+		PublicURL:       cfg.publicURL(ln.Addr().String()),
 	}, chat.Deps{
 		Store:    st,
 		Broker:   broker,

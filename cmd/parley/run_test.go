@@ -269,15 +269,23 @@ func TestConfig(t *testing.T) {
 	if !c.ChannelsCompat || len(c.Origins) != 2 || c.Origins[1] != "https://b.example" {
 		t.Errorf("config from environment = %+v", c)
 	}
-	if c.DB != "parley.db" || c.MaxMessageLen != 4000 {
-		t.Errorf("defaults: DB=%q MaxMessageLen=%d", c.DB, c.MaxMessageLen)
+	if c.DB != "parley.db" || c.MaxMessageLen != 4000 || c.MaxGroupMembers != 200 {
+		t.Errorf("defaults: DB=%q MaxMessageLen=%d MaxGroupMembers=%d", c.DB, c.MaxMessageLen, c.MaxGroupMembers)
+	}
+	if c, err := parseConfig(nil, func(k string) string {
+		if k == "PARLEY_MAX_GROUP_MEMBERS" {
+			return "500"
+		}
+		return ""
+	}, io.Discard); err != nil || c.MaxGroupMembers != 500 {
+		t.Errorf("PARLEY_MAX_GROUP_MEMBERS=500: MaxGroupMembers = %d, %v; want 500", c.MaxGroupMembers, err)
 	}
 
-	_, err = parseConfig([]string{"--max-message-len", "0", "--origins", "ftp://x", "--tls-cert", "c.pem"}, func(string) string { return "" }, io.Discard)
+	_, err = parseConfig([]string{"--max-message-len", "0", "--origins", "ftp://x", "--tls-cert", "c.pem", "--max-group-members", "1"}, func(string) string { return "" }, io.Discard)
 	if err == nil {
 		t.Fatal("bad flags accepted")
 	}
-	for _, want := range []string{"--max-message-len", "--origins", "--tls-cert"} {
+	for _, want := range []string{"--max-message-len", "--origins", "--tls-cert", "--max-group-members"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %s; every problem should be reported at once", err, want)
 		}

@@ -55,7 +55,7 @@ type ConvKind string
 const (
 	ConvRoom   ConvKind = "room"   // public, named; anyone may read, members write
 	ConvDirect ConvKind = "direct" // exactly two users, no name; only they read and write
-	ConvGroup  ConvKind = "group"  // private, named (not yet)
+	ConvGroup  ConvKind = "group"  // private, named; only members read and write (groups.go)
 )
 
 // Conversation is any conversation (room, direct, group) as one user sees
@@ -95,7 +95,19 @@ type MessageKind string
 const (
 	KindText  MessageKind = "text"  // a chat message
 	KindJoin  MessageKind = "join"  // the sender joined the room
-	KindLeave MessageKind = "leave" // the sender left the room
+	KindLeave MessageKind = "leave" // the sender left the room (or group)
+
+	// Group events (groups.go). SenderID is who acted; TargetID, where
+	// set, the member it concerns.
+	KindCreated          MessageKind = "created"           // the sender created the group; Body is its name
+	KindAdded            MessageKind = "added"             // the sender added TargetID
+	KindRemoved          MessageKind = "removed"           // the sender removed TargetID
+	KindRenamed          MessageKind = "renamed"           // Body is the new name
+	KindDescribed        MessageKind = "described"         // Body is the new description
+	KindAdminGranted     MessageKind = "admin_granted"     // TargetID is now an admin
+	KindAdminRevoked     MessageKind = "admin_revoked"     // TargetID is a plain member again
+	KindOwnerTransferred MessageKind = "owner_transferred" // TargetID is the owner; the sender an admin
+	KindCapChanged       MessageKind = "cap_changed"       // Body is the new member cap, in decimal
 )
 
 // Message is one entry of a conversation's gap-free sequence.
@@ -107,6 +119,7 @@ type Message struct {
 	SenderName string      `json:"sender_name"`
 	ClientID   string      `json:"client_id,omitempty"`
 	Body       string      `json:"body"`
+	TargetID   int64       `json:"target_id,omitempty"` // the member a group event concerns
 	CreatedAt  time.Time   `json:"created_at"`
 }
 
@@ -117,7 +130,11 @@ type NewMessage struct {
 	SenderID int64
 	ClientID string // "" means no idempotency key
 	Body     string
+	TargetID int64
 	At       time.Time
+	// MemberOnly makes Append refuse, with ErrNotFound, a sender who is
+	// not a member of the conversation when the message is stored.
+	MemberOnly bool
 }
 
 // Page selects messages of one conversation. With After > 0 it returns the
@@ -223,6 +240,7 @@ type Store interface {
 	MessageStore
 	FriendStore
 	ConversationStore
+	GroupStore
 }
 
 // Topic names a stream of events in the Broker.
@@ -244,9 +262,15 @@ const (
 	EventContact      EventType = "contact"       // Contact changed, seen by the owner of the user topic
 	// EventConversation, on a user topic: Message was appended to ConvID
 	// (of kind ConvKind; User is the other member of a direct one). Sent
-	// for direct conversations only; clients refresh rooms from REST.
+	// for every direct message, and for a group only when the owner of
+	// the topic created it or was added; clients refresh rooms and group
+	// activity from REST.
 	EventConversation EventType = "conversation"
 	EventRead         EventType = "read" // on a user topic: the owner's read position in ConvID is now Seq
+	// EventRemoved, on a user topic: the owner no longer belongs to group
+	// ConvID (Reason: removed, left or deleted). Hubs unsubscribe the
+	// owner's connections from the conversation.
+	EventRemoved EventType = "removed"
 )
 
 // Event is what flows through the Broker to every node's hub.
@@ -261,6 +285,11 @@ type Event struct {
 	Contact   *Contact  `json:"contact,omitempty"`
 	ConvKind  ConvKind  `json:"conv_kind,omitempty"`
 	Seq       int64     `json:"seq,omitempty"`
+	// Revoke, on a conversation topic, is the user whose access to ConvID
+	// ends with this event: hubs deliver the event to them, then nothing
+	// more of ConvID.
+	Revoke int64  `json:"revoke,omitempty"`
+	Reason string `json:"reason,omitempty"` // EventRemoved
 }
 
 // Broker fans events out to every node. It is the fast path only: an event

@@ -35,12 +35,33 @@ func (s *Service) direct(ctx context.Context, u User, id int64) (Conversation, e
 	return c, nil
 }
 
+// private returns direct conversation or group id as u sees it if u is
+// one of its members; otherwise the error an unknown id gets.
+func (s *Service) private(ctx context.Context, u User, id int64) (Conversation, error) {
+	c, member, err := s.store.Conversation(ctx, id, u.ID)
+	if errors.Is(err, ErrNotFound) {
+		return Conversation{}, roomNotFound()
+	}
+	if err != nil {
+		return Conversation{}, internal("load conversation", err)
+	}
+	switch {
+	case !member:
+		return Conversation{}, roomNotFound()
+	case c.Kind == ConvDirect && c.Peer != nil, c.Kind == ConvGroup:
+	default:
+		return Conversation{}, roomNotFound()
+	}
+	s.present(&c)
+	return c, nil
+}
+
 // readable returns nil if u may read conversation id: any room, or a
-// direct conversation u is a member of.
+// direct conversation or group u is a member of.
 func (s *Service) readable(ctx context.Context, u User, id int64) error {
 	_, err := s.room(ctx, id)
 	if errors.Is(err, ErrNotFound) {
-		_, err = s.direct(ctx, u, id)
+		_, err = s.private(ctx, u, id)
 	}
 	return err
 }
@@ -131,7 +152,8 @@ func (s *Service) DirectWith(ctx context.Context, u User, peerID int64) (Convers
 }
 
 // ConversationFor returns conversation id as u sees it: any room (rooms are
-// public; ReadSeq is 0 for a non-member), or a direct conversation of u.
+// public; ReadSeq is 0 for a non-member), or a direct conversation or group
+// of u.
 func (s *Service) ConversationFor(ctx context.Context, u User, id int64) (Conversation, error) {
 	c, member, err := s.store.Conversation(ctx, id, u.ID)
 	if errors.Is(err, ErrNotFound) {
@@ -144,6 +166,10 @@ func (s *Service) ConversationFor(ctx context.Context, u User, id int64) (Conver
 	case ConvRoom:
 	case ConvDirect:
 		if !member || c.Peer == nil {
+			return Conversation{}, roomNotFound()
+		}
+	case ConvGroup:
+		if !member {
 			return Conversation{}, roomNotFound()
 		}
 	default:

@@ -37,7 +37,20 @@ const (
 	CodeAlreadyFriends = "already_friends"
 	CodeNotFriends     = "not_friends"
 	CodeUnavailable    = "unavailable"
+	CodeGroupFull      = "group_full"          // the group has max_members members
+	CodeNameTaken      = "name_taken"          // another group has this name
+	CodeAlreadyMember  = "already_member"      // the user is in the group already
+	CodeOwnerMustLeave = "owner_must_transfer" // the owner leaves only after transferring ownership
+	CodeBelowMembers   = "cap_below_members"   // a cap lower than the current member count
 	CodeInternal       = "internal"
+)
+
+// Conflicts a GroupStore reports; each wraps ErrConflict.
+var (
+	ErrGroupFull     = fmt.Errorf("group full: %w", ErrConflict)
+	ErrNameTaken     = fmt.Errorf("name taken: %w", ErrConflict)
+	ErrAlreadyMember = fmt.Errorf("already a member: %w", ErrConflict)
+	ErrBelowMembers  = fmt.Errorf("cap below member count: %w", ErrConflict)
 )
 
 // Error is a domain error: a kind (one of the Err* values), a

@@ -110,7 +110,8 @@ func (s *Service) Rooms(ctx context.Context, u User, activeLimit int) (joined, a
 // History returns a page of conversation id's messages. Rooms are public,
 // so any signed-in user may read them.
 //
-// A direct conversation's history is read only by its two members.
+// A direct conversation's or a group's history is read only by its
+// members.
 func (s *Service) History(ctx context.Context, u User, id int64, p Page) ([]Message, error) {
 	if err := s.readable(ctx, u, id); err != nil {
 		return nil, err
@@ -137,8 +138,9 @@ func (s *Service) anonymize(ms []Message) {
 	}
 }
 
-// Send stores a text message from u in conversation id (a room u is a
-// member of, or a direct conversation of u with a friend) and publishes it. A retry
+// Send stores a text message from u in conversation id (a room or group u
+// is a member of, or a direct conversation of u with a friend) and
+// publishes it. A retry
 // with the same clientID returns the stored message and stores nothing.
 func (s *Service) Send(ctx context.Context, u User, id int64, clientID, body string) (Message, error) {
 	if err := checkClientID(clientID); err != nil {
@@ -155,9 +157,14 @@ func (s *Service) Send(ctx context.Context, u User, id int64, clientID, body str
 		m, _, err := s.append(ctx, NewMessage{ConvID: id, Kind: KindText, SenderID: u.ID, ClientID: clientID, Body: body})
 		return m, err
 	}
-	c, err := s.direct(ctx, u, id) // not a room: maybe a direct conversation
+	c, err := s.private(ctx, u, id) // not a room: a direct conversation or a group
 	if err != nil {
 		return Message{}, err
+	}
+	if c.Kind == ConvGroup {
+		// MemberOnly: a member removed since the check above is refused.
+		m, _, err := s.append(ctx, NewMessage{ConvID: id, Kind: KindText, SenderID: u.ID, ClientID: clientID, Body: body, MemberOnly: true})
+		return m, err
 	}
 	return s.sendDirect(ctx, u, c, clientID, body)
 }
@@ -293,12 +300,13 @@ func (s *Service) Sync(ctx context.Context, u User, id, after int64, limit int) 
 	return s.History(ctx, u, id, p)
 }
 
-// CheckMember returns nil if u is a member of conversation id (a room or
-// a direct conversation), and the error an open would get otherwise.
+// CheckMember returns nil if u is a member of conversation id (a room, a
+// direct conversation or a group), and the error an open would get
+// otherwise.
 func (s *Service) CheckMember(ctx context.Context, u User, id int64) error {
 	_, err := s.member(ctx, u, id)
 	if errors.Is(err, ErrNotFound) {
-		_, err = s.direct(ctx, u, id)
+		_, err = s.private(ctx, u, id)
 	}
 	return err
 }

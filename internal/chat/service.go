@@ -26,6 +26,7 @@ type Config struct {
 	NewCode         func() (string, error) // login code generator (6 digits)
 	NewToken        func() (string, error) // session token generator
 	MailFromProduct string                 // product name in mail
+	MaxGroupMembers int                    // the largest member cap a group may have
 }
 
 // DefaultConfig returns the documented defaults.
@@ -46,6 +47,7 @@ func DefaultConfig() Config {
 		NewCode:         newCode,
 		NewToken:        newToken,
 		MailFromProduct: "Parley",
+		MaxGroupMembers: DefaultGroupMembers,
 	}
 }
 
@@ -92,6 +94,9 @@ func (c *Config) fill() {
 	}
 	if c.NewToken == nil {
 		c.NewToken = d.NewToken
+	}
+	if c.MaxGroupMembers <= 0 {
+		c.MaxGroupMembers = d.MaxGroupMembers
 	}
 	if c.MailFromProduct == "" {
 		c.MailFromProduct = d.MailFromProduct

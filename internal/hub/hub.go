@@ -158,6 +158,7 @@ func (c *Client) Queued() int {
 }
 
 type topic struct {
+	name    chat.Topic
 	mu      sync.RWMutex
 	clients map[*Client]struct{}
 	cancel  func()
@@ -183,6 +184,7 @@ type Hub struct {
 	log    *slog.Logger
 
 	mu      sync.Mutex
+	tmu     sync.RWMutex // guards topics too: held (under mu) to change it, alone to read it in deliver
 	topics  map[chat.Topic]*topic
 	clients map[*Client]struct{}
 	closed  bool
@@ -245,17 +247,24 @@ func (h *Hub) Subscribe(c *Client, t chat.Topic) error {
 		return ErrClosed
 	}
 	if _, ok := c.topics[t]; ok {
+		if tp := h.topics[t]; tp != nil { // revoke may have taken c out
+			tp.mu.Lock()
+			tp.clients[c] = struct{}{}
+			tp.mu.Unlock()
+		}
 		return nil
 	}
 	tp := h.topics[t]
 	if tp == nil {
-		tp = &topic{clients: make(map[*Client]struct{})}
+		tp = &topic{name: t, clients: make(map[*Client]struct{})}
 		cancel, err := h.broker.Subscribe(t, func(ev chat.Event) { h.deliver(tp, ev) })
 		if err != nil {
 			return fmt.Errorf("subscribe %s: %w", t, err)
 		}
 		tp.cancel = cancel
+		h.tmu.Lock()
 		h.topics[t] = tp
+		h.tmu.Unlock()
 	}
 	tp.mu.Lock()
 	tp.clients[c] = struct{}{}
@@ -286,7 +295,9 @@ func (h *Hub) unsubscribeLocked(c *Client, t chat.Topic) {
 	tp.mu.Unlock()
 	if n == 0 {
 		tp.cancel()
+		h.tmu.Lock()
 		delete(h.topics, t)
+		h.tmu.Unlock()
 		tp.dmu.Lock()
 		if tp.timer != nil {
 			tp.timer.Stop()
@@ -308,6 +319,11 @@ func (h *Hub) deliver(tp *topic, ev chat.Event) {
 			}
 		}
 		return
+	}
+	if ev.Type == chat.EventRemoved {
+		// On a user topic: every client here is the user's. Stop their
+		// delivery of the conversation now, then tell them.
+		h.revoke(h.topicOf(chat.ConvTopic(ev.ConvID)), 0, tp)
 	}
 	tp.dmu.Lock()
 	defer tp.dmu.Unlock()
@@ -374,13 +390,72 @@ func (h *Hub) flushPending(tp *topic) {
 
 func (h *Hub) fanOut(tp *topic, ev chat.Event) {
 	tp.mu.RLock()
-	defer tp.mu.RUnlock()
 	it := &Item{Event: ev}
 	for c := range tp.clients {
 		if !c.Push(it) {
 			h.log.Debug("client evicted", "user", c.UserID, "reason", c.Reason().String())
 		}
 	}
+	tp.mu.RUnlock()
+	if ev.Revoke != 0 {
+		h.revoke(tp, ev.Revoke, nil)
+	}
+}
+
+// topicOf returns topic t if this hub has it, else nil. It takes tmu
+// only, not mu, so deliver may call it inside a broker callback.
+func (h *Hub) topicOf(t chat.Topic) *topic {
+	h.tmu.RLock()
+	defer h.tmu.RUnlock()
+	return h.topics[t]
+}
+
+// revoke stops tp (a conversation topic; nil is no-op) delivering to the
+// clients of user userID, or, with of set, to the clients of topic of. It
+// removes them from tp at once, so that nothing more reaches them, and
+// leaves the bookkeeping (Unsubscribe, which may cancel a broker
+// subscription and so must not run inside a broker callback) to a
+// goroutine.
+func (h *Hub) revoke(tp *topic, userID int64, of *topic) {
+	if tp == nil {
+		return
+	}
+	var gone []*Client
+	if of != nil {
+		of.mu.RLock()
+		for c := range of.clients {
+			gone = append(gone, c)
+		}
+		of.mu.RUnlock()
+	}
+	tp.mu.Lock()
+	for c := range tp.clients {
+		if of == nil && c.UserID == userID {
+			gone = append(gone, c)
+		}
+	}
+	for _, c := range gone {
+		delete(tp.clients, c)
+	}
+	tp.mu.Unlock()
+	if len(gone) == 0 {
+		return
+	}
+	go func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if h.topics[tp.name] != tp {
+			return
+		}
+		for _, c := range gone {
+			tp.mu.RLock()
+			_, back := tp.clients[c] // subscribed again since
+			tp.mu.RUnlock()
+			if !back {
+				h.unsubscribeLocked(c, tp.name)
+			}
+		}
+	}()
 }
 
 // Close closes every client with ReasonShutdown, refuses new ones, and

@@ -365,3 +365,86 @@ func TestWakeOnlyWhenIdle(t *testing.T) {
 		t.Fatalf("wakes after Close = %d; want 3 (the writer must tell the peer)", n)
 	}
 }
+
+// queuedOf returns the seqs of the conversation messages queued for c, and
+// the types of other events.
+func queuedOf(c *hub.Client) []string {
+	var out []string
+	for _, it := range c.Next(nil) {
+		if it.Event.Message != nil {
+			out = append(out, strconv.FormatInt(it.Event.Message.Seq, 10))
+		} else {
+			out = append(out, string(it.Event.Type))
+		}
+	}
+	return out
+}
+
+// TestRevoke: a message with Revoke reaches the revoked user and is the
+// last of the conversation to; the others go on receiving; subscribing
+// again works.
+func TestRevoke(t *testing.T) {
+	h, b := newHub(t)
+	stay := mustRegister(t, h, 1, 1, 16)
+	gone1 := mustRegister(t, h, 2, 2, 16)
+	gone2 := mustRegister(t, h, 2, 3, 16) // a second tab of user 2
+	for _, c := range []*hub.Client{stay, gone1, gone2} {
+		if err := h.Subscribe(c, chat.ConvTopic(5)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish(t, b, chat.ConvTopic(5), msg(5, 1))
+	rm := msg(5, 2)
+	rm.Revoke = 2
+	publish(t, b, chat.ConvTopic(5), rm)
+	publish(t, b, chat.ConvTopic(5), msg(5, 3))
+	if got := fmt.Sprint(queuedOf(stay)); got != "[1 2 3]" {
+		t.Errorf("staying client got %s; want [1 2 3]", got)
+	}
+	for _, c := range []*hub.Client{gone1, gone2} {
+		if got := fmt.Sprint(queuedOf(c)); got != "[1 2]" {
+			t.Errorf("revoked client got %s; want [1 2]", got)
+		}
+	}
+	if err := h.Subscribe(gone1, chat.ConvTopic(5)); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, b, chat.ConvTopic(5), msg(5, 4))
+	if got := fmt.Sprint(queuedOf(gone1)); got != "[4]" {
+		t.Errorf("client subscribed again got %s; want [4]", got)
+	}
+	if got := fmt.Sprint(queuedOf(gone2)); got != "[]" {
+		t.Errorf("other revoked client got %s; want []", got)
+	}
+}
+
+// TestRemovedEvent: EventRemoved on a user topic stops that user's
+// connections receiving the conversation and is delivered to them.
+func TestRemovedEvent(t *testing.T) {
+	h, b := newHub(t)
+	stay := mustRegister(t, h, 1, 1, 16)
+	gone := mustRegister(t, h, 2, 2, 16)
+	for _, c := range []*hub.Client{stay, gone} {
+		if err := h.Subscribe(c, chat.ConvTopic(5)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish(t, b, chat.UserTopic(2), chat.Event{Type: chat.EventRemoved, ConvID: 5, Reason: "deleted"})
+	publish(t, b, chat.ConvTopic(5), msg(5, 1))
+	if got := fmt.Sprint(queuedOf(gone)); got != "[removed]" {
+		t.Errorf("removed client got %s; want [removed]", got)
+	}
+	if got := fmt.Sprint(queuedOf(stay)); got != "[1]" {
+		t.Errorf("staying client got %s; want [1]", got)
+	}
+	// The bookkeeping runs in the background; then the broker
+	// subscription of the topic is the staying client's alone.
+	deadline := time.Now().Add(time.Second)
+	for b.live.Load() != 3 && time.Now().Before(deadline) { // 2 user topics + conv 5
+		time.Sleep(time.Millisecond)
+	}
+	h.Unsubscribe(stay, chat.ConvTopic(5))
+	if n := b.live.Load(); n != 2 {
+		t.Errorf("live subscriptions = %d; want 2 (the user topics)", n)
+	}
+}

@@ -26,7 +26,7 @@ const convCols = `c.id, c.kind, c.name, c.created_at, c.last_seq, c.last_active_
 	(SELECT count(*) FROM members x WHERE x.conv_id = c.id),
 	mb.user_id IS NOT NULL, coalesce(mb.read_seq, 0),
 	p.id, p.name, p.created_at,
-	lm.seq, lm.kind, lm.sender_id, coalesce(lu.name, ''), lm.client_id, lm.body, lm.created_at`
+	lm.seq, lm.kind, lm.sender_id, coalesce(lu.name, ''), lm.client_id, lm.body, lm.target_id, lm.created_at`
 
 // convJoins joins the peer of a direct conversation (the member other than
 // the viewer, the first parameter) and the last message.
@@ -45,12 +45,13 @@ func scanConversation(s scanner) (c chat.Conversation, member bool, err error) {
 		mSeq, mSender   sql.NullInt64
 		mKind, mClient  sql.NullString
 		mBody           sql.NullString
+		mTarget         sql.NullInt64
 		mSenderName     string
 		mCreated        sql.NullInt64
 	)
 	if err := s.Scan(&c.ID, &c.Kind, &c.Name, &created, &c.LastSeq, &active, &c.Members, &member, &c.ReadSeq,
 		&peerID, &peerName, &peerCreated,
-		&mSeq, &mKind, &mSender, &mSenderName, &mClient, &mBody, &mCreated); err != nil {
+		&mSeq, &mKind, &mSender, &mSenderName, &mClient, &mBody, &mTarget, &mCreated); err != nil {
 		return chat.Conversation{}, false, err
 	}
 	c.CreatedAt, c.LastActiveAt = fromMicros(created), fromMicros(active)
@@ -60,7 +61,7 @@ func scanConversation(s scanner) (c chat.Conversation, member bool, err error) {
 	if mSeq.Valid {
 		c.LastMessage = &chat.Message{
 			ConvID: c.ID, Seq: mSeq.Int64, Kind: chat.MessageKind(mKind.String), SenderID: mSender.Int64,
-			SenderName: mSenderName, ClientID: mClient.String, Body: mBody.String, CreatedAt: fromMicros(mCreated.Int64),
+			SenderName: mSenderName, ClientID: mClient.String, Body: mBody.String, TargetID: mTarget.Int64, CreatedAt: fromMicros(mCreated.Int64),
 		}
 	}
 	return c, member, nil

@@ -11,14 +11,14 @@ import (
 )
 
 // messageCols selects a chat.Message from messages m LEFT JOIN users u.
-const messageCols = `m.conv_id, m.seq, m.kind, m.sender_id, coalesce(u.name, ''), m.client_id, m.body, m.created_at`
+const messageCols = `m.conv_id, m.seq, m.kind, m.sender_id, coalesce(u.name, ''), m.client_id, m.body, m.target_id, m.created_at`
 
 const messagesFrom = ` FROM messages m LEFT JOIN users u ON u.id = m.sender_id `
 
 func scanMessage(s scanner) (chat.Message, error) {
 	var m chat.Message
 	var created int64
-	if err := s.Scan(&m.ConvID, &m.Seq, &m.Kind, &m.SenderID, &m.SenderName, &m.ClientID, &m.Body, &created); err != nil {
+	if err := s.Scan(&m.ConvID, &m.Seq, &m.Kind, &m.SenderID, &m.SenderName, &m.ClientID, &m.Body, &m.TargetID, &created); err != nil {
 		return chat.Message{}, err
 	}
 	m.CreatedAt = fromMicros(created)
@@ -45,6 +45,8 @@ func (db *DB) Append(ctx context.Context, m chat.NewMessage) (msg chat.Message, 
 // one conversation costs n inserts, one read and one update.
 type appender struct {
 	lookup, last, insert, name, bump, read *sql.Stmt
+	member                                 *sql.Stmt // prepared on first use
+	tx                                     *sql.Tx
 
 	names map[int64]string
 	convs map[int64]*convSeq
@@ -58,7 +60,7 @@ type convSeq struct {
 }
 
 func newAppender(ctx context.Context, tx *sql.Tx) (*appender, error) {
-	a := &appender{names: make(map[int64]string), convs: make(map[int64]*convSeq), reads: make(map[[2]int64]int64)}
+	a := &appender{tx: tx, names: make(map[int64]string), convs: make(map[int64]*convSeq), reads: make(map[[2]int64]int64)}
 	var err error
 	prepare := func(q string) *sql.Stmt {
 		if err != nil {
@@ -71,8 +73,8 @@ func newAppender(ctx context.Context, tx *sql.Tx) (*appender, error) {
 	a.lookup = prepare(`SELECT ` + messageCols + messagesFrom + `
 		WHERE m.conv_id = ? AND m.sender_id = ? AND m.client_id = ? AND m.client_id <> ''`)
 	a.last = prepare(`SELECT last_seq FROM conversations WHERE id = ?`)
-	a.insert = prepare(`INSERT INTO messages (conv_id, seq, kind, sender_id, client_id, body, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?)
+	a.insert = prepare(`INSERT INTO messages (conv_id, seq, kind, sender_id, client_id, body, target_id, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (conv_id, sender_id, client_id) WHERE client_id <> '' DO NOTHING`)
 	a.name = prepare(`SELECT name FROM users WHERE id = ?`)
 	a.bump = prepare(`UPDATE conversations SET last_seq = ?, last_active_at = max(last_active_at, ?) WHERE id = ?`)
@@ -119,8 +121,22 @@ func (a *appender) append(ctx context.Context, nm chat.NewMessage) (chat.Message
 	if err != nil {
 		return chat.Message{}, false, err
 	}
+	if nm.MemberOnly {
+		if a.member == nil {
+			if a.member, err = a.tx.PrepareContext(ctx, `SELECT EXISTS (SELECT 1 FROM members WHERE conv_id = ? AND user_id = ?)`); err != nil {
+				return chat.Message{}, false, err
+			}
+		}
+		var ok bool
+		if err := a.member.QueryRowContext(ctx, nm.ConvID, nm.SenderID).Scan(&ok); err != nil {
+			return chat.Message{}, false, err
+		}
+		if !ok {
+			return chat.Message{}, false, fmt.Errorf("user %d is no member: %w", nm.SenderID, chat.ErrNotFound)
+		}
+	}
 	seq, at := c.last+1, micros(nm.At)
-	res, err := a.insert.ExecContext(ctx, nm.ConvID, seq, nm.Kind, nm.SenderID, nm.ClientID, nm.Body, at)
+	res, err := a.insert.ExecContext(ctx, nm.ConvID, seq, nm.Kind, nm.SenderID, nm.ClientID, nm.Body, nm.TargetID, at)
 	if err != nil {
 		return chat.Message{}, false, err
 	}
@@ -142,6 +158,7 @@ func (a *appender) append(ctx context.Context, nm chat.NewMessage) (chat.Message
 		SenderID:  nm.SenderID,
 		ClientID:  nm.ClientID,
 		Body:      nm.Body,
+		TargetID:  nm.TargetID,
 		CreatedAt: fromMicros(at),
 	}
 	if nm.SenderID != 0 {

@@ -447,6 +447,7 @@ type wireMessage struct {
 	SenderName string    `json:"sender_name"`
 	ClientID   string    `json:"client_id"`
 	Body       string    `json:"body"`
+	TargetID   int64     `json:"target_id"`
 	CreatedAt  time.Time `json:"created_at"`
 }
 

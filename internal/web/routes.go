@@ -32,6 +32,15 @@ func (s *server) addRoutes(mux *http.ServeMux, ui fs.FS) {
 	mux.Handle("GET /api/direct/{id}", s.authed(s.handleDirect()))
 	mux.Handle("POST /api/direct/{id}/messages", s.authed(s.handleSendDirect()))
 
+	mux.Handle("POST /api/groups", s.authed(s.handleCreateGroup()))
+	mux.Handle("GET /api/groups/{id}", s.authed(s.handleGroup()))
+	mux.Handle("PATCH /api/groups/{id}", s.authed(s.handleUpdateGroup()))
+	mux.Handle("DELETE /api/groups/{id}", s.authed(s.handleDeleteGroup()))
+	mux.Handle("POST /api/groups/{id}/members", s.authed(s.handleAddGroupMember()))
+	mux.Handle("DELETE /api/groups/{id}/members/{user_id}", s.authed(s.handleRemoveGroupMember()))
+	mux.Handle("PUT /api/groups/{id}/members/{user_id}/role", s.authed(s.handleSetGroupRole()))
+	mux.Handle("POST /api/groups/{id}/owner", s.authed(s.handleTransferGroup()))
+
 	mux.Handle("GET /api/users", s.authed(s.handleSearchUsers()))
 	mux.Handle("GET /api/contacts", s.authed(s.handleContacts()))
 	mux.Handle("POST /api/contacts", s.authed(s.handleRequestFriend()))

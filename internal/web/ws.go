@@ -64,6 +64,7 @@ type conn struct {
 	goodbye sync.Once
 	ping    atomic.Pointer[time.Timer]
 	stopped atomic.Bool
+	removed func(convID int64) // called, in a goroutine, when a removed frame is written
 }
 
 // wake is the hub's signal that the client needs its writer.
@@ -181,6 +182,9 @@ func (c *conn) write(cl *hub.Client, items []*hub.Item) error {
 	var w io.WriteCloser
 	n := 0
 	for _, it := range items {
+		if it.Event.Type == chat.EventRemoved && c.removed != nil {
+			go c.removed(it.Event.ConvID)
+		}
 		b := c.encode(cl, it)
 		if b == nil {
 			continue
@@ -355,6 +359,8 @@ func encodeNative(ev chat.Event) []byte {
 		v = f
 	case chat.EventRead:
 		v = readFrame{Type: "read", RoomID: ev.ConvID, Seq: ev.Seq}
+	case chat.EventRemoved:
+		v = removedFrame{Type: "removed", RoomID: ev.ConvID, Reason: ev.Reason}
 	default:
 		return nil
 	}
@@ -382,6 +388,7 @@ func (s *server) handleWS() http.Handler {
 			sendLim: rate.NewLimiter(rate.Limit(s.cfg.SendRate), s.cfg.SendBurst),
 			reqLim:  rate.NewLimiter(rate.Limit(5*s.cfg.SendRate), 5*s.cfg.SendBurst),
 		}
+		n.conn.removed = n.dropped
 		if n.client, err = s.hub.Register(a.User.ID, a.Session.ID, s.cfg.Outbox, n.wake); err != nil {
 			refuse(ws)
 			return
@@ -400,11 +407,13 @@ func refuse(ws *websocket.Conn) {
 	_ = ws.Close()
 }
 
-// nativeConn is a signed-in connection; its fields belong to the reader.
+// nativeConn is a signed-in connection; its fields belong to the reader,
+// except rooms, which dropped changes too.
 type nativeConn struct {
 	conn
 	user    chat.User
-	rooms   map[int64]bool // rooms this connection has open
+	mu      sync.Mutex
+	rooms   map[int64]bool // rooms this connection has open; guarded by mu
 	sendLim *rate.Limiter
 	reqLim  *rate.Limiter
 }
@@ -477,8 +486,14 @@ func (n *nativeConn) open(f inFrame) error {
 		online []chat.User
 		err    error
 	)
-	if n.rooms[f.RoomID] {
+	if n.isOpen(f.RoomID) {
 		if conv, err = n.s.svc.ConversationFor(ctx, n.user, f.RoomID); err == nil {
+			if conv.Kind == chat.ConvGroup {
+				// A member removed and added again was unsubscribed by the hub.
+				err = n.s.hub.Subscribe(n.client, chat.ConvTopic(f.RoomID))
+			}
+		}
+		if err == nil {
 			online, err = n.s.svc.Online(ctx, f.RoomID)
 		}
 	} else {
@@ -497,7 +512,9 @@ func (n *nativeConn) open(f inFrame) error {
 			n.s.hub.Unsubscribe(n.client, chat.ConvTopic(f.RoomID))
 			return err
 		}
+		n.mu.Lock()
 		n.rooms[f.RoomID] = true
+		n.mu.Unlock()
 	}
 	if err != nil {
 		return err
@@ -517,8 +534,11 @@ func (n *nativeConn) close(f inFrame) error {
 	if err := requireRoom(f); err != nil {
 		return err
 	}
-	if n.rooms[f.RoomID] {
-		delete(n.rooms, f.RoomID)
+	n.mu.Lock()
+	was := n.rooms[f.RoomID]
+	delete(n.rooms, f.RoomID)
+	n.mu.Unlock()
+	if was {
 		n.s.hub.Unsubscribe(n.client, chat.ConvTopic(f.RoomID))
 		ctx, cancel := n.opContext()
 		defer cancel()
@@ -589,11 +609,41 @@ func (n *nativeConn) read(f inFrame) error {
 	return nil
 }
 
+func (n *nativeConn) isOpen(id int64) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.rooms[id]
+}
+
+// dropped forgets group id, which the user no longer belongs to (the hub
+// has stopped its delivery already), and ends the user's presence there.
+func (n *nativeConn) dropped(id int64) {
+	n.mu.Lock()
+	was := n.rooms[id]
+	delete(n.rooms, id)
+	n.mu.Unlock()
+	if !was {
+		return
+	}
+	ctx, cancel := n.opContext()
+	defer cancel()
+	if err := n.s.svc.CloseRoom(ctx, n.user, id); err != nil {
+		n.s.log.Warn("close removed conversation", "room", id, "err", err)
+	}
+}
+
 // cleanup closes the rooms this connection had open.
 func (n *nativeConn) cleanup() {
 	ctx, cancel := n.opContext()
 	defer cancel()
+	n.mu.Lock()
+	rooms := make([]int64, 0, len(n.rooms))
 	for id := range n.rooms {
+		rooms = append(rooms, id)
+	}
+	clear(n.rooms)
+	n.mu.Unlock()
+	for _, id := range rooms {
 		if err := n.s.svc.CloseRoom(ctx, n.user, id); err != nil && !errors.Is(err, context.Canceled) {
 			n.s.log.Warn("close room", "room", id, "err", err)
 		}

@@ -45,6 +45,7 @@ type frame struct {
 	Seq          int64      // read
 	Kind         string     // conversation
 	Peer         *wireUser  // conversation
+	Reason       string     // removed
 }
 
 func (f frame) String() string { return f.Raw }
@@ -71,6 +72,7 @@ func parseFrame(line []byte) (frame, error) {
 		Seq          int64              `json:"seq"`
 		Kind         string             `json:"kind"`
 		Peer         *wireUser          `json:"peer"`
+		Reason       string             `json:"reason"`
 	}
 	if err := decodeStrict(line, &w); err != nil {
 		return frame{}, fmt.Errorf("bad frame %q: %v", line, err)
@@ -79,7 +81,7 @@ func parseFrame(line []byte) (frame, error) {
 		Raw: string(line), Type: w.Type, Ref: w.Ref, RoomID: w.RoomID, ClientID: w.ClientID,
 		Messages: w.Messages, HasMore: w.HasMore, Room: w.Room, User: w.User, Code: w.Code,
 		Field: w.Field, RetryAfterMS: w.RetryAfterMS, Limits: w.Limits, Error: w.Error,
-		State: w.State, Since: w.Since, Seq: w.Seq, Kind: w.Kind, Peer: w.Peer,
+		State: w.State, Since: w.Since, Seq: w.Seq, Kind: w.Kind, Peer: w.Peer, Reason: w.Reason,
 	}
 	var err error
 	switch m := bytes.TrimSpace(w.Message); {

@@ -75,6 +75,8 @@ func TestStore(t *testing.T, open func(t *testing.T) chat.Store) {
 		{"EnsureDirect", testEnsureDirect},
 		{"ReadPositions", testReadPositions},
 		{"Conversations", testConversations},
+		{"Groups", testGroups},
+		{"GroupCapConcurrent", testGroupCapConcurrent},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })

@@ -1,0 +1,275 @@
+package chattest
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/parley-chat/parley/internal/chat"
+)
+
+func mustGroup(t *testing.T, s chat.Store, owner chat.User, name string, maxMembers int) chat.Group {
+	t.Helper()
+	g, _, err := s.CreateGroup(t.Context(), chat.NewGroup{Name: name, Description: "about " + name, MaxMembers: maxMembers, OwnerID: owner.ID, At: t0})
+	if err != nil {
+		t.Fatalf("CreateGroup(%q): %v", name, err)
+	}
+	return g
+}
+
+func wantRole(t *testing.T, s chat.Store, id int64, u chat.User, want chat.Role) {
+	t.Helper()
+	got, err := s.GroupRole(t.Context(), id, u.ID)
+	if err != nil || got != want {
+		t.Errorf("GroupRole(%d, %s) = %q, %v; want %q", id, u.Name, got, err, want)
+	}
+}
+
+func testGroups(t *testing.T, s chat.Store) {
+	ctx := t.Context()
+	ada := mustUser(t, s, "ada@example.com", "Ada")
+	bob := mustUser(t, s, "bob@example.com", "Bob")
+	cy := mustUser(t, s, "cy@example.com", "Cy")
+
+	g, m, err := s.CreateGroup(ctx, chat.NewGroup{Name: "Crew", Description: "the crew", MaxMembers: 3, OwnerID: ada.ID, At: t0})
+	if err != nil {
+		t.Fatalf("CreateGroup: %v", err)
+	}
+	want := chat.Group{ID: g.ID, Name: "Crew", Description: "the crew", MaxMembers: 3, OwnerID: ada.ID, CreatedAt: t0, LastSeq: 1, Members: 1}
+	if diff := cmp.Diff(want, g); diff != "" {
+		t.Errorf("CreateGroup mismatch (-want +got):\n%s", diff)
+	}
+	if m.Kind != chat.KindCreated || m.Seq != 1 || m.SenderID != ada.ID || m.Body != "Crew" {
+		t.Errorf("CreateGroup message = %+v; want created #1 by Ada", m)
+	}
+	if _, _, err := s.CreateGroup(ctx, chat.NewGroup{Name: "CREW", MaxMembers: 3, OwnerID: bob.ID, At: t0}); !errors.Is(err, chat.ErrNameTaken) || !errors.Is(err, chat.ErrConflict) {
+		t.Errorf("CreateGroup(name in other case): err = %v; want ErrNameTaken", err)
+	}
+	if _, err := s.EnsureRoom(ctx, "Crew", t0); err != nil {
+		t.Errorf("EnsureRoom with a group's name: %v; want a room (names are unique per kind)", err)
+	}
+	if _, err := s.Room(ctx, g.ID); !errors.Is(err, chat.ErrNotFound) {
+		t.Errorf("Room(group id): err = %v; want ErrNotFound", err)
+	}
+	if _, err := s.Group(ctx, missing); !errors.Is(err, chat.ErrNotFound) {
+		t.Errorf("Group(missing): err = %v; want ErrNotFound", err)
+	}
+	if _, err := s.GroupRole(ctx, missing, ada.ID); !errors.Is(err, chat.ErrNotFound) {
+		t.Errorf("GroupRole(missing): err = %v; want ErrNotFound", err)
+	}
+
+	wantRole(t, s, g.ID, ada, chat.RoleOwner)
+	wantRole(t, s, g.ID, bob, "")
+	if _, err := s.AddGroupMember(ctx, g.ID, bob.ID, ada.ID, t0); err != nil {
+		t.Fatalf("AddGroupMember(Bob): %v", err)
+	}
+	if _, err := s.AddGroupMember(ctx, g.ID, bob.ID, ada.ID, t0); !errors.Is(err, chat.ErrAlreadyMember) {
+		t.Errorf("AddGroupMember(Bob again): err = %v; want ErrAlreadyMember", err)
+	}
+	if _, err := s.AddGroupMember(ctx, g.ID, missing, ada.ID, t0); !errors.Is(err, chat.ErrNotFound) {
+		t.Errorf("AddGroupMember(missing user): err = %v; want ErrNotFound", err)
+	}
+	wantRole(t, s, g.ID, bob, chat.RoleMember)
+
+	// Roles.
+	if _, changed, err := s.SetGroupRole(ctx, g.ID, bob.ID, chat.RoleAdmin, ada.ID, t0); err != nil || !changed {
+		t.Errorf("SetGroupRole(Bob, admin) = %v, %v; want changed", changed, err)
+	}
+	if _, changed, err := s.SetGroupRole(ctx, g.ID, bob.ID, chat.RoleAdmin, ada.ID, t0); err != nil || changed {
+		t.Errorf("SetGroupRole(Bob, admin) again = %v, %v; want unchanged", changed, err)
+	}
+	if _, _, err := s.SetGroupRole(ctx, g.ID, ada.ID, chat.RoleMember, ada.ID, t0); !errors.Is(err, chat.ErrInvalid) {
+		t.Errorf("SetGroupRole(owner): err = %v; want ErrInvalid", err)
+	}
+	if _, _, err := s.SetGroupRole(ctx, g.ID, cy.ID, chat.RoleAdmin, ada.ID, t0); !errors.Is(err, chat.ErrNotFound) {
+		t.Errorf("SetGroupRole(non-member): err = %v; want ErrNotFound", err)
+	}
+	wantRole(t, s, g.ID, bob, chat.RoleAdmin)
+	if _, err := s.TransferGroup(ctx, g.ID, bob.ID, ada.ID, t0); !errors.Is(err, chat.ErrInvalid) {
+		t.Errorf("TransferGroup(from a non-owner): err = %v; want ErrInvalid", err)
+	}
+	if _, err := s.TransferGroup(ctx, g.ID, ada.ID, cy.ID, t0); !errors.Is(err, chat.ErrNotFound) {
+		t.Errorf("TransferGroup(to a non-member): err = %v; want ErrNotFound", err)
+	}
+	if _, err := s.TransferGroup(ctx, g.ID, ada.ID, bob.ID, t0); err != nil {
+		t.Fatalf("TransferGroup: %v", err)
+	}
+	wantRole(t, s, g.ID, bob, chat.RoleOwner)
+	wantRole(t, s, g.ID, ada, chat.RoleAdmin)
+
+	// Settings.
+	if _, changed, err := s.RenameGroup(ctx, g.ID, "Crew 2", bob.ID, t0); err != nil || !changed {
+		t.Errorf("RenameGroup = %v, %v; want changed", changed, err)
+	}
+	mustGroup(t, s, cy, "Other", 5)
+	if _, _, err := s.RenameGroup(ctx, g.ID, "other", bob.ID, t0); !errors.Is(err, chat.ErrNameTaken) {
+		t.Errorf("RenameGroup(taken name): err = %v; want ErrNameTaken", err)
+	}
+	if _, changed, err := s.DescribeGroup(ctx, g.ID, "new", bob.ID, t0); err != nil || !changed {
+		t.Errorf("DescribeGroup = %v, %v; want changed", changed, err)
+	}
+	if _, _, err := s.SetGroupCap(ctx, g.ID, 1, bob.ID, t0); !errors.Is(err, chat.ErrBelowMembers) {
+		t.Errorf("SetGroupCap(1) with 2 members: err = %v; want ErrBelowMembers", err)
+	}
+	if _, changed, err := s.SetGroupCap(ctx, g.ID, 2, bob.ID, t0); err != nil || !changed {
+		t.Errorf("SetGroupCap(2) = %v, %v; want changed", changed, err)
+	}
+	if _, err := s.AddGroupMember(ctx, g.ID, cy.ID, bob.ID, t0); !errors.Is(err, chat.ErrGroupFull) || !errors.Is(err, chat.ErrConflict) {
+		t.Errorf("AddGroupMember to a full group: err = %v; want ErrGroupFull", err)
+	}
+
+	// Leave and remove.
+	if _, err := s.RemoveGroupMember(ctx, g.ID, cy.ID, bob.ID, t0); !errors.Is(err, chat.ErrNotFound) {
+		t.Errorf("RemoveGroupMember(non-member): err = %v; want ErrNotFound", err)
+	}
+	if _, err := s.RemoveGroupMember(ctx, g.ID, ada.ID, ada.ID, t0); err != nil {
+		t.Fatalf("RemoveGroupMember(leave): %v", err)
+	}
+	wantRole(t, s, g.ID, ada, "")
+
+	got, err := s.Group(ctx, g.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = chat.Group{ID: g.ID, Name: "Crew 2", Description: "new", MaxMembers: 2, OwnerID: bob.ID, CreatedAt: t0, LastSeq: got.LastSeq, Members: 1}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Group mismatch (-want +got):\n%s", diff)
+	}
+
+	// Every change is in the sequence, in order, with who did it to whom.
+	ms, err := s.Messages(ctx, g.ID, chat.Page{After: 0, Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type ev struct {
+		Seq            int64
+		Kind           chat.MessageKind
+		Sender, Target int64
+		Body           string
+	}
+	var evs []ev
+	for _, m := range ms {
+		evs = append(evs, ev{m.Seq, m.Kind, m.SenderID, m.TargetID, m.Body})
+	}
+	wantEvs := []ev{
+		{1, chat.KindCreated, ada.ID, 0, "Crew"},
+		{2, chat.KindAdded, ada.ID, bob.ID, ""},
+		{3, chat.KindAdminGranted, ada.ID, bob.ID, ""},
+		{4, chat.KindOwnerTransferred, ada.ID, bob.ID, ""},
+		{5, chat.KindRenamed, bob.ID, 0, "Crew 2"},
+		{6, chat.KindDescribed, bob.ID, 0, "new"},
+		{7, chat.KindCapChanged, bob.ID, 0, "2"},
+		{8, chat.KindLeave, ada.ID, 0, ""},
+	}
+	if diff := cmp.Diff(wantEvs, evs); diff != "" {
+		t.Errorf("group messages mismatch (-want +got):\n%s", diff)
+	}
+	if got.LastSeq != 8 {
+		t.Errorf("LastSeq = %d; want 8", got.LastSeq)
+	}
+
+	// A member-only append is refused once the sender left.
+	if _, _, err := s.Append(ctx, chat.NewMessage{ConvID: g.ID, Kind: chat.KindText, SenderID: ada.ID, Body: "hi", At: t0, MemberOnly: true}); !errors.Is(err, chat.ErrNotFound) {
+		t.Errorf("Append(MemberOnly, non-member): err = %v; want ErrNotFound", err)
+	}
+	if m, _, err := s.Append(ctx, chat.NewMessage{ConvID: g.ID, Kind: chat.KindText, SenderID: bob.ID, Body: "hi", At: t0, MemberOnly: true}); err != nil || m.Seq != 9 {
+		t.Errorf("Append(MemberOnly, member) = #%d, %v; want #9", m.Seq, err)
+	}
+
+	// The group shows in its members' conversation lists.
+	cs, err := s.Conversations(ctx, bob.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, c := range cs {
+		if c.ID == g.ID {
+			found = true
+			if c.Kind != chat.ConvGroup || c.Name != "Crew 2" || c.LastMessage == nil || c.LastMessage.Seq != 9 {
+				t.Errorf("Conversations: group entry = %+v", c)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("Conversations(Bob) lacks group %d", g.ID)
+	}
+
+	// Delete.
+	members, err := s.DeleteGroup(ctx, g.ID)
+	if err != nil || !cmp.Equal(members, []int64{bob.ID}) {
+		t.Errorf("DeleteGroup = %v, %v; want [%d]", members, err, bob.ID)
+	}
+	if _, err := s.Group(ctx, g.ID); !errors.Is(err, chat.ErrNotFound) {
+		t.Errorf("Group after DeleteGroup: err = %v; want ErrNotFound", err)
+	}
+	if _, _, err := s.Conversation(ctx, g.ID, bob.ID); !errors.Is(err, chat.ErrNotFound) {
+		t.Errorf("Conversation after DeleteGroup: err = %v; want ErrNotFound", err)
+	}
+	if _, err := s.DeleteGroup(ctx, g.ID); !errors.Is(err, chat.ErrNotFound) {
+		t.Errorf("DeleteGroup twice: err = %v; want ErrNotFound", err)
+	}
+}
+
+// testGroupCapConcurrent adds 50 users at once to a group with 10 free
+// places: exactly 10 join, the others get ErrGroupFull.
+func testGroupCapConcurrent(t *testing.T, s chat.Store) {
+	ctx := t.Context()
+	owner := mustUser(t, s, "owner@example.com", "Owner")
+	g := mustGroup(t, s, owner, "Packed", 11)
+	const n = 50
+	users := make([]chat.User, n)
+	for i := range users {
+		users[i] = mustUser(t, s, fmt.Sprintf("u%d@example.com", i), fmt.Sprintf("U%d", i))
+	}
+	var (
+		wg        sync.WaitGroup
+		mu        sync.Mutex
+		ok, full  int
+		seqs      = map[int64]bool{}
+		otherErrs []error
+	)
+	for _, u := range users {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m, err := s.AddGroupMember(ctx, g.ID, u.ID, owner.ID, t0)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				ok++
+				seqs[m.Seq] = true
+			case errors.Is(err, chat.ErrGroupFull):
+				full++
+			default:
+				otherErrs = append(otherErrs, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if ok != 10 || full != n-10 || len(otherErrs) > 0 {
+		t.Errorf("concurrent adds: %d ok, %d full, errors %v; want 10 ok, %d full", ok, full, otherErrs, n-10)
+	}
+	got, err := s.Group(ctx, g.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Members != 11 || got.LastSeq != 11 {
+		t.Errorf("after concurrent adds: %d members, last seq %d; want 11, 11", got.Members, got.LastSeq)
+	}
+	for seq := int64(2); seq <= 11; seq++ {
+		if !seqs[seq] {
+			t.Errorf("no add got seq %d; seqs %v", seq, seqs)
+		}
+	}
+	ms, err := s.GroupMembers(ctx, g.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ms) != 11 || ms[0].User.ID != owner.ID || ms[0].Role != chat.RoleOwner {
+		t.Errorf("GroupMembers: %d members, first %+v; want 11, owner first", len(ms), ms[0])
+	}
+}

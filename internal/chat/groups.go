@@ -1,0 +1,450 @@
+package chat
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Groups are private named conversations with roles. The owner and admins
+// add and remove members; the owner promotes and demotes admins, transfers
+// ownership, changes the member cap and deletes the group; any member
+// leaves (the owner only after transferring). Every membership and
+// settings change is a message in the group's sequence.
+//
+// Only members see a group: to anyone else, reading, history, sync, open
+// and send get the same not_found as an id that does not exist, as for
+// direct conversations. A member who is removed (or leaves) is cut off at
+// once: the conversation topic event that records it carries Revoke, so
+// hubs deliver nothing after it to that user, and an EventRemoved on the
+// user's topic tells their connections.
+
+// Role is a group member's role.
+type Role string
+
+const (
+	RoleOwner  Role = "owner"
+	RoleAdmin  Role = "admin"
+	RoleMember Role = "member"
+)
+
+// DefaultGroupMembers is the member cap of a group created without one,
+// unless the server's MaxGroupMembers is lower.
+const DefaultGroupMembers = 200
+
+// Limits of group fields, in characters.
+const (
+	MaxGroupNameLen = 64
+	MaxGroupDescLen = 500
+)
+
+// Group is a group's settings.
+type Group struct {
+	ID          int64     `json:"id"`
+	Name        string    `json:"name"`
+	Description string    `json:"description"`
+	MaxMembers  int       `json:"max_members"`
+	OwnerID     int64     `json:"owner_id"`
+	CreatedAt   time.Time `json:"created_at"`
+	LastSeq     int64     `json:"last_seq"`
+	Members     int       `json:"members"`
+}
+
+// GroupMember is one member of a group. User carries no email.
+type GroupMember struct {
+	User     User      `json:"user"`
+	Role     Role      `json:"role"`
+	JoinedAt time.Time `json:"joined_at"`
+}
+
+// NewGroup is what CreateGroup stores.
+type NewGroup struct {
+	Name        string
+	Description string
+	MaxMembers  int
+	OwnerID     int64
+	At          time.Time
+}
+
+// GroupStore keeps groups, their members and roles. Each method that
+// changes a group appends the message recording it (Kind*, with the
+// sender and target given) in the same transaction and returns it.
+// ErrNotFound if the group does not exist.
+type GroupStore interface {
+	// CreateGroup creates a group whose only member is g.OwnerID, as
+	// owner, and appends KindCreated. ErrNameTaken if another group's name
+	// differs from g.Name at most in case.
+	CreateGroup(ctx context.Context, g NewGroup) (Group, Message, error)
+	Group(ctx context.Context, id int64) (Group, error)
+	// GroupMembers lists the members, owner first, then admins, then by name.
+	GroupMembers(ctx context.Context, id int64) ([]GroupMember, error)
+	// GroupRole returns userID's role, "" for a non-member.
+	GroupRole(ctx context.Context, id, userID int64) (Role, error)
+	// AddGroupMember makes userID a member, appending KindAdded from by.
+	// Atomically with the insert it counts the members: ErrGroupFull if
+	// the group has max_members already, so concurrent adds never exceed
+	// the cap. ErrAlreadyMember if userID is a member.
+	AddGroupMember(ctx context.Context, id, userID, by int64, at time.Time) (Message, error)
+	// RemoveGroupMember ends userID's membership, appending KindRemoved
+	// from by, or KindLeave from userID when by == userID. ErrNotFound if
+	// userID is not a member.
+	RemoveGroupMember(ctx context.Context, id, userID, by int64, at time.Time) (Message, error)
+	// SetGroupRole sets userID's role to admin or member, appending
+	// KindAdminGranted or KindAdminRevoked from by; changed is false (and
+	// the message zero) if it was the role already. ErrNotFound if userID
+	// is not a member; ErrInvalid for the owner or another role.
+	SetGroupRole(ctx context.Context, id, userID int64, role Role, by int64, at time.Time) (m Message, changed bool, err error)
+	// TransferGroup makes member to the owner and the owner from an admin,
+	// appending KindOwnerTransferred. ErrNotFound if to is not a member;
+	// ErrInvalid if from is not the owner.
+	TransferGroup(ctx context.Context, id, from, to int64, at time.Time) (Message, error)
+	// RenameGroup, DescribeGroup and SetGroupCap change one setting and
+	// append KindRenamed, KindDescribed or KindCapChanged from by; changed
+	// is false if the value was the same. RenameGroup: ErrNameTaken;
+	// SetGroupCap: ErrBelowMembers if the group has more members.
+	RenameGroup(ctx context.Context, id int64, name string, by int64, at time.Time) (m Message, changed bool, err error)
+	DescribeGroup(ctx context.Context, id int64, desc string, by int64, at time.Time) (m Message, changed bool, err error)
+	SetGroupCap(ctx context.Context, id int64, maxMembers int, by int64, at time.Time) (m Message, changed bool, err error)
+	// DeleteGroup deletes the group with its members and messages and
+	// returns who the members were.
+	DeleteGroup(ctx context.Context, id int64) (members []int64, err error)
+}
+
+func groupNotFound() error { return Errorf(ErrNotFound, CodeNotFound, "no such group") }
+
+func notAllowed(msg string) error { return Errorf(ErrForbidden, CodeForbidden, "%s", msg) }
+
+// NormalizeGroupName trims a group name and checks it: 1–64 characters,
+// no control characters.
+func NormalizeGroupName(s string) (string, error) {
+	s = strings.Join(strings.Fields(s), " ")
+	if s == "" {
+		return "", Invalid(CodeMissingField, "name", "group name is required")
+	}
+	if utf8.RuneCountInString(s) > MaxGroupNameLen {
+		return "", Invalid(CodeTooLong, "name", "group name is longer than %d characters", MaxGroupNameLen)
+	}
+	return s, nil
+}
+
+// NormalizeGroupDescription trims a description and checks its length.
+func NormalizeGroupDescription(s string) (string, error) {
+	s = strings.TrimSpace(s)
+	if !utf8.ValidString(s) {
+		return "", Invalid(CodeInvalidField, "description", "description is not valid UTF-8")
+	}
+	if utf8.RuneCountInString(s) > MaxGroupDescLen {
+		return "", Invalid(CodeTooLong, "description", "description is longer than %d characters", MaxGroupDescLen)
+	}
+	return s, nil
+}
+
+func (s *Service) checkCap(n int) error {
+	if n < 2 || n > s.cfg.MaxGroupMembers {
+		return Invalid(CodeInvalidField, "max_members", "max_members must be between 2 and %d", s.cfg.MaxGroupMembers)
+	}
+	return nil
+}
+
+// groupErr maps a GroupStore error to the domain error clients see.
+func groupErr(op string, err error) error {
+	switch {
+	case errors.Is(err, ErrGroupFull):
+		return Errorf(ErrConflict, CodeGroupFull, "the group is full")
+	case errors.Is(err, ErrNameTaken):
+		return Errorf(ErrConflict, CodeNameTaken, "another group has this name")
+	case errors.Is(err, ErrAlreadyMember):
+		return Errorf(ErrConflict, CodeAlreadyMember, "this user is in the group already")
+	case errors.Is(err, ErrBelowMembers):
+		return Errorf(ErrConflict, CodeBelowMembers, "the group has more members than that")
+	case errors.Is(err, ErrNotFound):
+		return groupNotFound()
+	}
+	return internal(op, err)
+}
+
+// groupRole returns u's role in group id; a non-member, or an id that is
+// no group, gets not_found.
+func (s *Service) groupRole(ctx context.Context, u User, id int64) (Role, error) {
+	role, err := s.store.GroupRole(ctx, id, u.ID)
+	if err != nil {
+		return "", groupErr("load group role", err)
+	}
+	if role == "" {
+		return "", groupNotFound()
+	}
+	return role, nil
+}
+
+// publishGroup publishes m, a message of group id's sequence; revoke is
+// the user whose access ends with it (0 for none).
+func (s *Service) publishGroup(ctx context.Context, id int64, m Message, revoke int64) {
+	s.publish(ctx, ConvTopic(id), Event{Type: EventMessage, ConvID: id, Message: &m, Revoke: revoke})
+}
+
+// CreateGroup creates a group owned by u. maxMembers 0 takes the default.
+func (s *Service) CreateGroup(ctx context.Context, u User, name, desc string, maxMembers int) (Group, error) {
+	name, err := NormalizeGroupName(name)
+	if err != nil {
+		return Group{}, err
+	}
+	if desc, err = NormalizeGroupDescription(desc); err != nil {
+		return Group{}, err
+	}
+	if maxMembers == 0 {
+		maxMembers = min(DefaultGroupMembers, s.cfg.MaxGroupMembers)
+	}
+	if err := s.checkCap(maxMembers); err != nil {
+		return Group{}, err
+	}
+	g, m, err := s.store.CreateGroup(ctx, NewGroup{Name: name, Description: desc, MaxMembers: maxMembers, OwnerID: u.ID, At: s.cfg.Now()})
+	if err != nil {
+		return Group{}, groupErr("create group", err)
+	}
+	s.publishGroup(ctx, g.ID, m, 0)
+	s.publish(ctx, UserTopic(u.ID), Event{Type: EventConversation, ConvID: g.ID, ConvKind: ConvGroup, Message: &m})
+	return g, nil
+}
+
+// Group returns group id and its members, for a member of it.
+func (s *Service) Group(ctx context.Context, u User, id int64) (Group, []GroupMember, error) {
+	if _, err := s.groupRole(ctx, u, id); err != nil {
+		return Group{}, nil, err
+	}
+	g, err := s.store.Group(ctx, id)
+	if err != nil {
+		return Group{}, nil, groupErr("load group", err)
+	}
+	ms, err := s.store.GroupMembers(ctx, id)
+	if err != nil {
+		return Group{}, nil, groupErr("load group members", err)
+	}
+	for i := range ms {
+		ms[i].User = public(ms[i].User)
+	}
+	return g, ms, nil
+}
+
+// GroupUpdate holds the settings UpdateGroup changes; nil fields stay.
+type GroupUpdate struct {
+	Name        *string
+	Description *string
+	MaxMembers  *int
+}
+
+// UpdateGroup changes group id's settings: name and description by the
+// owner or an admin, the member cap by the owner only. Each change is a
+// message in the group's sequence.
+func (s *Service) UpdateGroup(ctx context.Context, u User, id int64, up GroupUpdate) (Group, error) {
+	role, err := s.groupRole(ctx, u, id)
+	if err != nil {
+		return Group{}, err
+	}
+	if role == RoleMember {
+		return Group{}, notAllowed("only the owner and admins may change the group")
+	}
+	if up.MaxMembers != nil && role != RoleOwner {
+		return Group{}, notAllowed("only the owner may change the member cap")
+	}
+	var name, desc string
+	if up.Name != nil {
+		if name, err = NormalizeGroupName(*up.Name); err != nil {
+			return Group{}, err
+		}
+	}
+	if up.Description != nil {
+		if desc, err = NormalizeGroupDescription(*up.Description); err != nil {
+			return Group{}, err
+		}
+	}
+	if up.MaxMembers != nil {
+		if err := s.checkCap(*up.MaxMembers); err != nil {
+			return Group{}, err
+		}
+	}
+	now := s.cfg.Now()
+	apply := func(op string, m Message, changed bool, err error) error {
+		if err != nil {
+			return groupErr(op, err)
+		}
+		if changed {
+			s.publishGroup(ctx, id, m, 0)
+		}
+		return nil
+	}
+	if up.Name != nil {
+		m, changed, err := s.store.RenameGroup(ctx, id, name, u.ID, now)
+		if err := apply("rename group", m, changed, err); err != nil {
+			return Group{}, err
+		}
+	}
+	if up.Description != nil {
+		m, changed, err := s.store.DescribeGroup(ctx, id, desc, u.ID, now)
+		if err := apply("describe group", m, changed, err); err != nil {
+			return Group{}, err
+		}
+	}
+	if up.MaxMembers != nil {
+		m, changed, err := s.store.SetGroupCap(ctx, id, *up.MaxMembers, u.ID, now)
+		if err := apply("set group cap", m, changed, err); err != nil {
+			return Group{}, err
+		}
+	}
+	g, err := s.store.Group(ctx, id)
+	if err != nil {
+		return Group{}, groupErr("load group", err)
+	}
+	return g, nil
+}
+
+// AddGroupMember adds user userID to group id; u must be its owner or an
+// admin, and neither u nor the user may have blocked the other. The new
+// member's connections learn of it through EventConversation.
+func (s *Service) AddGroupMember(ctx context.Context, u User, id, userID int64) (Message, error) {
+	role, err := s.groupRole(ctx, u, id)
+	if err != nil {
+		return Message{}, err
+	}
+	if role == RoleMember {
+		return Message{}, notAllowed("only the owner and admins may add members")
+	}
+	if userID <= 0 {
+		return Message{}, Invalid(CodeInvalidField, "user_id", "user_id must be positive")
+	}
+	if _, err := s.User(ctx, userID); err != nil {
+		return Message{}, err
+	}
+	blocked, err := s.store.IsBlocked(ctx, u.ID, userID)
+	if err != nil {
+		return Message{}, internal("check block", err)
+	}
+	if blocked {
+		return Message{}, refused()
+	}
+	m, err := s.store.AddGroupMember(ctx, id, userID, u.ID, s.cfg.Now())
+	if err != nil {
+		return Message{}, groupErr("add group member", err)
+	}
+	s.publishGroup(ctx, id, m, 0)
+	s.publish(ctx, UserTopic(userID), Event{Type: EventConversation, ConvID: id, ConvKind: ConvGroup, Message: &m})
+	return m, nil
+}
+
+// RemoveGroupMember removes user userID from group id, or, when userID is
+// u, makes u leave it. The owner removes anyone; an admin removes plain
+// members; the owner leaves only after transferring ownership. The removed
+// user is cut off at once.
+func (s *Service) RemoveGroupMember(ctx context.Context, u User, id, userID int64) error {
+	role, err := s.groupRole(ctx, u, id)
+	if err != nil {
+		return err
+	}
+	reason := "left"
+	if userID == u.ID {
+		if role == RoleOwner {
+			return Errorf(ErrConflict, CodeOwnerMustLeave, "the owner must transfer the group before leaving it")
+		}
+	} else {
+		reason = "removed"
+		if role == RoleMember {
+			return notAllowed("only the owner and admins may remove members")
+		}
+		target, err := s.store.GroupRole(ctx, id, userID)
+		if err != nil {
+			return groupErr("load group role", err)
+		}
+		switch {
+		case target == "":
+			return Errorf(ErrNotFound, CodeNotMember, "this user is not in the group")
+		case target == RoleOwner:
+			return notAllowed("the owner cannot be removed")
+		case target == RoleAdmin && role != RoleOwner:
+			return notAllowed("only the owner may remove admins")
+		}
+	}
+	m, err := s.store.RemoveGroupMember(ctx, id, userID, u.ID, s.cfg.Now())
+	if errors.Is(err, ErrNotFound) && userID != u.ID {
+		return Errorf(ErrNotFound, CodeNotMember, "this user is not in the group")
+	}
+	if err != nil {
+		return groupErr("remove group member", err)
+	}
+	s.publishGroup(ctx, id, m, userID)
+	s.publish(ctx, UserTopic(userID), Event{Type: EventRemoved, ConvID: id, Reason: reason})
+	return nil
+}
+
+// SetGroupRole makes member userID of group id an admin or a plain
+// member; only the owner may.
+func (s *Service) SetGroupRole(ctx context.Context, u User, id, userID int64, role Role) error {
+	mine, err := s.groupRole(ctx, u, id)
+	if err != nil {
+		return err
+	}
+	if mine != RoleOwner {
+		return notAllowed("only the owner may promote and demote admins")
+	}
+	if role != RoleAdmin && role != RoleMember {
+		return Invalid(CodeInvalidField, "role", `role must be "admin" or "member"`)
+	}
+	if userID == u.ID {
+		return Invalid(CodeInvalidField, "user_id", "the owner's role changes only by transferring the group")
+	}
+	m, changed, err := s.store.SetGroupRole(ctx, id, userID, role, u.ID, s.cfg.Now())
+	if errors.Is(err, ErrNotFound) {
+		return Errorf(ErrNotFound, CodeNotMember, "this user is not in the group")
+	}
+	if err != nil {
+		return groupErr("set group role", err)
+	}
+	if changed {
+		s.publishGroup(ctx, id, m, 0)
+	}
+	return nil
+}
+
+// TransferGroup makes member userID the owner of group id; u, the owner,
+// becomes an admin.
+func (s *Service) TransferGroup(ctx context.Context, u User, id, userID int64) error {
+	mine, err := s.groupRole(ctx, u, id)
+	if err != nil {
+		return err
+	}
+	if mine != RoleOwner {
+		return notAllowed("only the owner may transfer the group")
+	}
+	if userID == u.ID {
+		return Invalid(CodeInvalidField, "user_id", "you own this group already")
+	}
+	m, err := s.store.TransferGroup(ctx, id, u.ID, userID, s.cfg.Now())
+	if errors.Is(err, ErrNotFound) {
+		return Errorf(ErrNotFound, CodeNotMember, "this user is not in the group")
+	}
+	if err != nil {
+		return groupErr("transfer group", err)
+	}
+	s.publishGroup(ctx, id, m, 0)
+	return nil
+}
+
+// DeleteGroup deletes group id with its history; only the owner may. Every
+// member is cut off.
+func (s *Service) DeleteGroup(ctx context.Context, u User, id int64) error {
+	mine, err := s.groupRole(ctx, u, id)
+	if err != nil {
+		return err
+	}
+	if mine != RoleOwner {
+		return notAllowed("only the owner may delete the group")
+	}
+	members, err := s.store.DeleteGroup(ctx, id)
+	if err != nil {
+		return groupErr("delete group", err)
+	}
+	for _, m := range members {
+		s.publish(ctx, UserTopic(m), Event{Type: EventRemoved, ConvID: id, Reason: "deleted"})
+	}
+	return nil
+}

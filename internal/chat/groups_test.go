@@ -1,0 +1,233 @@
+package chat_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/parley-chat/parley/internal/chat"
+)
+
+// groupFixture is a group with an owner, an admin, two members (m, t) and
+// a second admin (ta), and an outsider.
+type groupFixture struct {
+	*fixture
+	g                      chat.Group
+	owner, admin, m, t, ta chat.User
+	out                    chat.User
+}
+
+func newGroupFixture(tb testing.TB) *groupFixture {
+	tb.Helper()
+	ctx := context.Background()
+	f := &groupFixture{fixture: newFixture(tb, chat.Config{})}
+	f.owner, _ = f.signIn(tb, "owner@example.com", "Owner")
+	f.admin, _ = f.signIn(tb, "admin@example.com", "Admin")
+	f.m, _ = f.signIn(tb, "m@example.com", "Member")
+	f.t, _ = f.signIn(tb, "t@example.com", "Target")
+	f.ta, _ = f.signIn(tb, "ta@example.com", "TargetAdmin")
+	f.out, _ = f.signIn(tb, "out@example.com", "Outsider")
+	g, err := f.svc.CreateGroup(ctx, f.owner, "Crew", "", 0)
+	if err != nil {
+		tb.Fatalf("CreateGroup: %v", err)
+	}
+	f.g = g
+	for _, u := range []chat.User{f.admin, f.m, f.t, f.ta} {
+		if _, err := f.svc.AddGroupMember(ctx, f.owner, g.ID, u.ID); err != nil {
+			tb.Fatalf("AddGroupMember(%s): %v", u.Name, err)
+		}
+	}
+	for _, u := range []chat.User{f.admin, f.ta} {
+		if err := f.svc.SetGroupRole(ctx, f.owner, g.ID, u.ID, chat.RoleAdmin); err != nil {
+			tb.Fatalf("SetGroupRole(%s): %v", u.Name, err)
+		}
+	}
+	return f
+}
+
+func TestGroupPermissions(t *testing.T) {
+	ctx := context.Background()
+	str := func(s string) *string { return &s }
+	num := func(n int) *int { return &n }
+	actions := []struct {
+		name string
+		do   func(f *groupFixture, u chat.User) error
+	}{
+		{"history", func(f *groupFixture, u chat.User) error {
+			_, err := f.svc.History(ctx, u, f.g.ID, chat.Page{})
+			return err
+		}},
+		{"sync", func(f *groupFixture, u chat.User) error {
+			_, err := f.svc.Sync(ctx, u, f.g.ID, 0, 10)
+			return err
+		}},
+		{"send", func(f *groupFixture, u chat.User) error {
+			_, err := f.svc.Send(ctx, u, f.g.ID, "c1", "hello")
+			return err
+		}},
+		{"open", func(f *groupFixture, u chat.User) error {
+			_, _, err := f.svc.OpenConversation(ctx, u, f.g.ID)
+			return err
+		}},
+		{"get", func(f *groupFixture, u chat.User) error {
+			_, _, err := f.svc.Group(ctx, u, f.g.ID)
+			return err
+		}},
+		{"add", func(f *groupFixture, u chat.User) error {
+			_, err := f.svc.AddGroupMember(ctx, u, f.g.ID, f.out.ID)
+			return err
+		}},
+		{"remove member", func(f *groupFixture, u chat.User) error {
+			return f.svc.RemoveGroupMember(ctx, u, f.g.ID, f.t.ID)
+		}},
+		{"remove admin", func(f *groupFixture, u chat.User) error {
+			return f.svc.RemoveGroupMember(ctx, u, f.g.ID, f.ta.ID)
+		}},
+		{"promote", func(f *groupFixture, u chat.User) error {
+			return f.svc.SetGroupRole(ctx, u, f.g.ID, f.t.ID, chat.RoleAdmin)
+		}},
+		{"demote", func(f *groupFixture, u chat.User) error {
+			return f.svc.SetGroupRole(ctx, u, f.g.ID, f.ta.ID, chat.RoleMember)
+		}},
+		{"transfer", func(f *groupFixture, u chat.User) error {
+			return f.svc.TransferGroup(ctx, u, f.g.ID, f.t.ID)
+		}},
+		{"rename", func(f *groupFixture, u chat.User) error {
+			_, err := f.svc.UpdateGroup(ctx, u, f.g.ID, chat.GroupUpdate{Name: str("Crew 2"), Description: str("d")})
+			return err
+		}},
+		{"set cap", func(f *groupFixture, u chat.User) error {
+			_, err := f.svc.UpdateGroup(ctx, u, f.g.ID, chat.GroupUpdate{MaxMembers: num(50)})
+			return err
+		}},
+		{"delete", func(f *groupFixture, u chat.User) error {
+			return f.svc.DeleteGroup(ctx, u, f.g.ID)
+		}},
+		{"leave", func(f *groupFixture, u chat.User) error {
+			return f.svc.RemoveGroupMember(ctx, u, f.g.ID, u.ID)
+		}},
+	}
+	const (
+		ok        = ""
+		forbidden = chat.CodeForbidden
+		notFound  = chat.CodeNotFound
+		mustXfer  = chat.CodeOwnerMustLeave
+	)
+	// want[role][action]
+	want := map[string]map[string]string{
+		"owner": {"leave": mustXfer},
+		"admin": {"remove admin": forbidden, "promote": forbidden, "demote": forbidden, "transfer": forbidden,
+			"set cap": forbidden, "delete": forbidden},
+		"member": {"add": forbidden, "remove member": forbidden, "remove admin": forbidden, "promote": forbidden,
+			"demote": forbidden, "transfer": forbidden, "rename": forbidden, "set cap": forbidden, "delete": forbidden},
+		"outsider": {},
+	}
+	for _, a := range actions {
+		want["outsider"][a.name] = notFound
+	}
+	kinds := map[string]error{forbidden: chat.ErrForbidden, notFound: chat.ErrNotFound, mustXfer: chat.ErrConflict}
+	for _, role := range []string{"owner", "admin", "member", "outsider"} {
+		for _, a := range actions {
+			t.Run(role+"/"+a.name, func(t *testing.T) {
+				t.Parallel()
+				f := newGroupFixture(t)
+				u := map[string]chat.User{"owner": f.owner, "admin": f.admin, "member": f.m, "outsider": f.out}[role]
+				err := a.do(f, u)
+				code := want[role][a.name]
+				if code == ok {
+					if err != nil {
+						t.Errorf("%s %s: %v; want success", role, a.name, err)
+					}
+					return
+				}
+				wantError(t, role+" "+a.name, err, kinds[code], code, "")
+			})
+		}
+	}
+}
+
+func TestGroupEvents(t *testing.T) {
+	ctx := context.Background()
+	f := newGroupFixture(t)
+	conv := f.record(t, chat.ConvTopic(f.g.ID))
+	outTopic := f.record(t, chat.UserTopic(f.out.ID))
+	tTopic := f.record(t, chat.UserTopic(f.t.ID))
+
+	m, err := f.svc.AddGroupMember(ctx, f.admin, f.g.ID, f.out.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Kind != chat.KindAdded || m.SenderID != f.admin.ID || m.TargetID != f.out.ID {
+		t.Errorf("AddGroupMember message = %+v", m)
+	}
+	evs := outTopic.take()
+	if len(evs) != 1 || evs[0].Type != chat.EventConversation || evs[0].ConvKind != chat.ConvGroup || evs[0].ConvID != f.g.ID {
+		t.Errorf("invitee's user topic: %+v; want one group conversation event", evs)
+	}
+	if evs := conv.take(); len(evs) != 1 || evs[0].Message == nil || evs[0].Message.Seq != m.Seq || evs[0].Revoke != 0 {
+		t.Errorf("conversation topic after add: %+v", evs)
+	}
+
+	if err := f.svc.RemoveGroupMember(ctx, f.admin, f.g.ID, f.t.ID); err != nil {
+		t.Fatal(err)
+	}
+	evs = conv.take()
+	if len(evs) != 1 || evs[0].Message == nil || evs[0].Message.Kind != chat.KindRemoved || evs[0].Revoke != f.t.ID {
+		t.Errorf("conversation topic after remove: %+v; want removed with Revoke %d", evs, f.t.ID)
+	}
+	evs = tTopic.take()
+	if len(evs) != 1 || evs[0].Type != chat.EventRemoved || evs[0].ConvID != f.g.ID || evs[0].Reason != "removed" {
+		t.Errorf("removed user's topic: %+v; want EventRemoved", evs)
+	}
+	_, err = f.svc.Send(ctx, f.t, f.g.ID, "c", "still here?")
+	wantError(t, "Send after removal", err, chat.ErrNotFound, chat.CodeNotFound, "")
+
+	// Full group; blocked users; caps.
+	if _, err := f.svc.UpdateGroup(ctx, f.owner, f.g.ID, chat.GroupUpdate{MaxMembers: ptr(5)}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.svc.AddGroupMember(ctx, f.owner, f.g.ID, f.t.ID)
+	wantError(t, "AddGroupMember to a full group", err, chat.ErrConflict, chat.CodeGroupFull, "")
+	_, err = f.svc.UpdateGroup(ctx, f.owner, f.g.ID, chat.GroupUpdate{MaxMembers: ptr(4)})
+	wantError(t, "cap below members", err, chat.ErrConflict, chat.CodeBelowMembers, "")
+	_, err = f.svc.UpdateGroup(ctx, f.owner, f.g.ID, chat.GroupUpdate{MaxMembers: ptr(201)})
+	wantError(t, "cap over the server maximum", err, chat.ErrInvalid, chat.CodeInvalidField, "max_members")
+	_, err = f.svc.CreateGroup(ctx, f.out, "crew", "", 0)
+	wantError(t, "CreateGroup(taken name)", err, chat.ErrConflict, chat.CodeNameTaken, "")
+	if err := f.svc.Block(ctx, f.t, f.owner.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.UpdateGroup(ctx, f.owner, f.g.ID, chat.GroupUpdate{MaxMembers: ptr(10)}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.svc.AddGroupMember(ctx, f.owner, f.g.ID, f.t.ID)
+	wantError(t, "AddGroupMember(blocking user)", err, chat.ErrForbidden, chat.CodeRefused, "")
+
+	// Deleting cuts everyone off.
+	adminTopic := f.record(t, chat.UserTopic(f.admin.ID))
+	if err := f.svc.DeleteGroup(ctx, f.owner, f.g.ID); err != nil {
+		t.Fatal(err)
+	}
+	if evs := adminTopic.take(); len(evs) != 1 || evs[0].Type != chat.EventRemoved || evs[0].Reason != "deleted" {
+		t.Errorf("admin's topic after delete: %+v", evs)
+	}
+	_, err = f.svc.History(ctx, f.owner, f.g.ID, chat.Page{})
+	wantError(t, "History after delete", err, chat.ErrNotFound, chat.CodeNotFound, "")
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func TestGroupServerCap(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, chat.Config{MaxGroupMembers: 3})
+	u, _ := f.signIn(t, "a@example.com", "A")
+	g, err := f.svc.CreateGroup(ctx, u, "Small", "", 0)
+	if err != nil || g.MaxMembers != 3 {
+		t.Fatalf("CreateGroup with server max 3 = %+v, %v; want cap 3", g, err)
+	}
+	_, err = f.svc.CreateGroup(ctx, u, "Big", "", 4)
+	wantError(t, "CreateGroup over the server max", err, chat.ErrInvalid, chat.CodeInvalidField, "max_members")
+	if !errors.Is(err, chat.ErrInvalid) {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,363 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/parley-chat/parley/internal/chat"
+)
+
+// kindGroup is the conversations.kind of groups.
+const kindGroup = "group"
+
+var _ chat.GroupStore = (*DB)(nil)
+
+// groupCols selects a chat.Group from conversations c.
+const groupCols = `c.id, c.name, c.description, c.max_members,
+	coalesce((SELECT o.user_id FROM members o WHERE o.conv_id = c.id AND o.role = 'owner'), 0),
+	c.created_at, c.last_seq, (SELECT count(*) FROM members mb WHERE mb.conv_id = c.id)`
+
+func group(ctx context.Context, tx *sql.Tx, id int64) (chat.Group, error) {
+	var g chat.Group
+	var created int64
+	err := tx.QueryRowContext(ctx, `SELECT `+groupCols+` FROM conversations c WHERE c.id = ? AND c.kind = ?`, id, kindGroup).
+		Scan(&g.ID, &g.Name, &g.Description, &g.MaxMembers, &g.OwnerID, &created, &g.LastSeq, &g.Members)
+	if errors.Is(err, sql.ErrNoRows) {
+		return chat.Group{}, fmt.Errorf("group %d: %w", id, chat.ErrNotFound)
+	}
+	g.CreatedAt = fromMicros(created)
+	return g, err
+}
+
+// groupRole returns userID's role in group id, "" for a non-member;
+// chat.ErrNotFound if the group does not exist.
+func groupRole(ctx context.Context, tx *sql.Tx, id, userID int64) (chat.Role, error) {
+	var role sql.NullString
+	err := tx.QueryRowContext(ctx, `SELECT m.role FROM conversations c
+		LEFT JOIN members m ON m.conv_id = c.id AND m.user_id = ?
+		WHERE c.id = ? AND c.kind = ?`, userID, id, kindGroup).Scan(&role)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("group %d: %w", id, chat.ErrNotFound)
+	}
+	return chat.Role(role.String), err
+}
+
+// CreateGroup creates a group owned by g.OwnerID.
+func (db *DB) CreateGroup(ctx context.Context, ng chat.NewGroup) (g chat.Group, m chat.Message, err error) {
+	err = db.write(ctx, func(tx *sql.Tx) error {
+		if _, err := userByID(ctx, tx, ng.OwnerID); err != nil {
+			return fmt.Errorf("user %d: %w", ng.OwnerID, err)
+		}
+		at := micros(ng.At)
+		res, err := tx.ExecContext(ctx, `INSERT INTO conversations (kind, name, name_key, description, max_members, created_at, last_active_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (kind, name_key) DO NOTHING`,
+			kindGroup, ng.Name, nameKey(ng.Name), ng.Description, ng.MaxMembers, at, at)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return chat.ErrNameTaken
+		}
+		id, err := res.LastInsertId()
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO members (conv_id, user_id, joined_at, role) VALUES (?, ?, ?, 'owner')`,
+			id, ng.OwnerID, at); err != nil {
+			return err
+		}
+		m, _, err = appendMessage(ctx, tx, chat.NewMessage{ConvID: id, Kind: chat.KindCreated, SenderID: ng.OwnerID, Body: ng.Name, At: ng.At})
+		if err != nil {
+			return err
+		}
+		g, err = group(ctx, tx, id)
+		return err
+	})
+	if err != nil {
+		return chat.Group{}, chat.Message{}, fmt.Errorf("create group %q: %w", ng.Name, err)
+	}
+	return g, m, nil
+}
+
+// Group returns group id.
+func (db *DB) Group(ctx context.Context, id int64) (g chat.Group, err error) {
+	err = db.read(ctx, func(tx *sql.Tx) error {
+		g, err = group(ctx, tx, id)
+		return err
+	})
+	if err != nil {
+		return chat.Group{}, fmt.Errorf("load group %d: %w", id, err)
+	}
+	return g, nil
+}
+
+// GroupMembers lists group id's members: owner, admins, then by name.
+func (db *DB) GroupMembers(ctx context.Context, id int64) ([]chat.GroupMember, error) {
+	ms := []chat.GroupMember{}
+	err := db.read(ctx, func(tx *sql.Tx) error {
+		if _, err := group(ctx, tx, id); err != nil {
+			return err
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT u.id, u.name, u.created_at, m.role, m.joined_at
+			FROM members m JOIN users u ON u.id = m.user_id
+			WHERE m.conv_id = ?
+			ORDER BY CASE m.role WHEN 'owner' THEN 0 WHEN 'admin' THEN 1 ELSE 2 END, u.name_key, u.id`, id)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var gm chat.GroupMember
+			var created, joined int64
+			if err := rows.Scan(&gm.User.ID, &gm.User.Name, &created, &gm.Role, &joined); err != nil {
+				return err
+			}
+			gm.User.CreatedAt, gm.JoinedAt = fromMicros(created), fromMicros(joined)
+			ms = append(ms, gm)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list members of group %d: %w", id, err)
+	}
+	return ms, nil
+}
+
+// GroupRole returns userID's role in group id, "" for a non-member.
+func (db *DB) GroupRole(ctx context.Context, id, userID int64) (role chat.Role, err error) {
+	err = db.read(ctx, func(tx *sql.Tx) error {
+		role, err = groupRole(ctx, tx, id, userID)
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("load role of user %d in group %d: %w", userID, id, err)
+	}
+	return role, nil
+}
+
+// AddGroupMember makes userID a member of group id. The write transaction
+// holds SQLite's write lock from its start (BEGIN IMMEDIATE), so the count
+// and the insert are atomic: concurrent adds never exceed max_members.
+func (db *DB) AddGroupMember(ctx context.Context, id, userID, by int64, at time.Time) (m chat.Message, err error) {
+	err = db.write(ctx, func(tx *sql.Tx) error {
+		g, err := group(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if _, err := userByID(ctx, tx, userID); err != nil {
+			return fmt.Errorf("user %d: %w", userID, err)
+		}
+		role, err := groupRole(ctx, tx, id, userID)
+		if err != nil {
+			return err
+		}
+		if role != "" {
+			return chat.ErrAlreadyMember
+		}
+		if g.Members >= g.MaxMembers {
+			return chat.ErrGroupFull
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO members (conv_id, user_id, joined_at, role, read_seq) VALUES (?, ?, ?, 'member', ?)`,
+			id, userID, micros(at), g.LastSeq); err != nil {
+			return err
+		}
+		m, _, err = appendMessage(ctx, tx, chat.NewMessage{ConvID: id, Kind: chat.KindAdded, SenderID: by, TargetID: userID, At: at})
+		return err
+	})
+	if err != nil {
+		return chat.Message{}, fmt.Errorf("add user %d to group %d: %w", userID, id, err)
+	}
+	return m, nil
+}
+
+// RemoveGroupMember ends userID's membership of group id.
+func (db *DB) RemoveGroupMember(ctx context.Context, id, userID, by int64, at time.Time) (m chat.Message, err error) {
+	err = db.write(ctx, func(tx *sql.Tx) error {
+		role, err := groupRole(ctx, tx, id, userID)
+		if err != nil {
+			return err
+		}
+		if role == "" {
+			return fmt.Errorf("member %d: %w", userID, chat.ErrNotFound)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM members WHERE conv_id = ? AND user_id = ?`, id, userID); err != nil {
+			return err
+		}
+		nm := chat.NewMessage{ConvID: id, Kind: chat.KindRemoved, SenderID: by, TargetID: userID, At: at}
+		if by == userID {
+			nm = chat.NewMessage{ConvID: id, Kind: chat.KindLeave, SenderID: userID, At: at}
+		}
+		m, _, err = appendMessage(ctx, tx, nm)
+		return err
+	})
+	if err != nil {
+		return chat.Message{}, fmt.Errorf("remove user %d from group %d: %w", userID, id, err)
+	}
+	return m, nil
+}
+
+// SetGroupRole sets member userID's role to admin or member.
+func (db *DB) SetGroupRole(ctx context.Context, id, userID int64, role chat.Role, by int64, at time.Time) (m chat.Message, changed bool, err error) {
+	kind := chat.KindAdminGranted
+	switch role {
+	case chat.RoleAdmin:
+	case chat.RoleMember:
+		kind = chat.KindAdminRevoked
+	default:
+		return chat.Message{}, false, fmt.Errorf("set role %q: %w", role, chat.ErrInvalid)
+	}
+	err = db.write(ctx, func(tx *sql.Tx) error {
+		cur, err := groupRole(ctx, tx, id, userID)
+		if err != nil {
+			return err
+		}
+		switch cur {
+		case "":
+			return fmt.Errorf("member %d: %w", userID, chat.ErrNotFound)
+		case chat.RoleOwner:
+			return fmt.Errorf("role of the owner: %w", chat.ErrInvalid)
+		case role:
+			return nil
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE members SET role = ? WHERE conv_id = ? AND user_id = ?`, role, id, userID); err != nil {
+			return err
+		}
+		m, _, err = appendMessage(ctx, tx, chat.NewMessage{ConvID: id, Kind: kind, SenderID: by, TargetID: userID, At: at})
+		changed = err == nil
+		return err
+	})
+	if err != nil {
+		return chat.Message{}, false, fmt.Errorf("set role of user %d in group %d: %w", userID, id, err)
+	}
+	return m, changed, nil
+}
+
+// TransferGroup makes member to the owner of group id, and from an admin.
+func (db *DB) TransferGroup(ctx context.Context, id, from, to int64, at time.Time) (m chat.Message, err error) {
+	err = db.write(ctx, func(tx *sql.Tx) error {
+		fr, err := groupRole(ctx, tx, id, from)
+		if err != nil {
+			return err
+		}
+		if fr != chat.RoleOwner {
+			return fmt.Errorf("user %d is not the owner: %w", from, chat.ErrInvalid)
+		}
+		tr, err := groupRole(ctx, tx, id, to)
+		if err != nil {
+			return err
+		}
+		if tr == "" {
+			return fmt.Errorf("member %d: %w", to, chat.ErrNotFound)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE members SET role = 'admin' WHERE conv_id = ? AND user_id = ?`, id, from); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE members SET role = 'owner' WHERE conv_id = ? AND user_id = ?`, id, to); err != nil {
+			return err
+		}
+		m, _, err = appendMessage(ctx, tx, chat.NewMessage{ConvID: id, Kind: chat.KindOwnerTransferred, SenderID: from, TargetID: to, At: at})
+		return err
+	})
+	if err != nil {
+		return chat.Message{}, fmt.Errorf("transfer group %d from %d to %d: %w", id, from, to, err)
+	}
+	return m, nil
+}
+
+// setting changes one setting of group id if set reports a change, and
+// appends the message kind with body.
+func (db *DB) setting(ctx context.Context, id, by int64, at time.Time, kind chat.MessageKind, body string,
+	set func(tx *sql.Tx, g chat.Group) (bool, error)) (m chat.Message, changed bool, err error) {
+	err = db.write(ctx, func(tx *sql.Tx) error {
+		g, err := group(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if changed, err = set(tx, g); err != nil || !changed {
+			return err
+		}
+		m, _, err = appendMessage(ctx, tx, chat.NewMessage{ConvID: id, Kind: kind, SenderID: by, Body: body, At: at})
+		return err
+	})
+	if err != nil {
+		return chat.Message{}, false, fmt.Errorf("change %s of group %d: %w", kind, id, err)
+	}
+	return m, changed, nil
+}
+
+// RenameGroup renames group id.
+func (db *DB) RenameGroup(ctx context.Context, id int64, name string, by int64, at time.Time) (chat.Message, bool, error) {
+	return db.setting(ctx, id, by, at, chat.KindRenamed, name, func(tx *sql.Tx, g chat.Group) (bool, error) {
+		if g.Name == name {
+			return false, nil
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE conversations SET name = ?, name_key = ? WHERE id = ?`, name, nameKey(name), id)
+		if isUniqueViolation(err) {
+			return false, chat.ErrNameTaken
+		}
+		return err == nil, err
+	})
+}
+
+// DescribeGroup changes group id's description.
+func (db *DB) DescribeGroup(ctx context.Context, id int64, desc string, by int64, at time.Time) (chat.Message, bool, error) {
+	return db.setting(ctx, id, by, at, chat.KindDescribed, desc, func(tx *sql.Tx, g chat.Group) (bool, error) {
+		if g.Description == desc {
+			return false, nil
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE conversations SET description = ? WHERE id = ?`, desc, id)
+		return err == nil, err
+	})
+}
+
+// SetGroupCap changes group id's member cap; never below its member count.
+func (db *DB) SetGroupCap(ctx context.Context, id int64, maxMembers int, by int64, at time.Time) (chat.Message, bool, error) {
+	return db.setting(ctx, id, by, at, chat.KindCapChanged, strconv.Itoa(maxMembers), func(tx *sql.Tx, g chat.Group) (bool, error) {
+		if g.MaxMembers == maxMembers {
+			return false, nil
+		}
+		if g.Members > maxMembers {
+			return false, chat.ErrBelowMembers
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE conversations SET max_members = ? WHERE id = ?`, maxMembers, id)
+		return err == nil, err
+	})
+}
+
+// DeleteGroup deletes group id; its members and messages go with it (ON
+// DELETE CASCADE).
+func (db *DB) DeleteGroup(ctx context.Context, id int64) (members []int64, err error) {
+	err = db.write(ctx, func(tx *sql.Tx) error {
+		if _, err := group(ctx, tx, id); err != nil {
+			return err
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT user_id FROM members WHERE conv_id = ? ORDER BY user_id`, id)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var u int64
+			if err := rows.Scan(&u); err != nil {
+				return err
+			}
+			members = append(members, u)
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM conversations WHERE id = ?`, id)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("delete group %d: %w", id, err)
+	}
+	return members, nil
+}

@@ -1,0 +1,232 @@
+package web
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/parley-chat/parley/internal/chat"
+)
+
+// groupJSON is a chat.Group on the wire, with its members when the caller
+// asked for one group.
+type groupJSON struct {
+	ID          int64        `json:"id"`
+	Name        string       `json:"name"`
+	Description string       `json:"description"`
+	MaxMembers  int          `json:"max_members"`
+	OwnerID     int64        `json:"owner_id"`
+	CreatedAt   time.Time    `json:"created_at"`
+	LastSeq     int64        `json:"last_seq"`
+	Members     int          `json:"members"`
+	MemberList  []memberJSON `json:"member_list,omitempty"`
+}
+
+type memberJSON struct {
+	ID       int64     `json:"id"`
+	Name     string    `json:"name"`
+	Role     chat.Role `json:"role"`
+	JoinedAt time.Time `json:"joined_at"`
+}
+
+func groupOf(g chat.Group, ms []chat.GroupMember) groupJSON {
+	j := groupJSON{ID: g.ID, Name: g.Name, Description: g.Description, MaxMembers: g.MaxMembers, OwnerID: g.OwnerID,
+		CreatedAt: g.CreatedAt, LastSeq: g.LastSeq, Members: g.Members}
+	for _, m := range ms {
+		j.MemberList = append(j.MemberList, memberJSON{ID: m.User.ID, Name: m.User.Name, Role: m.Role, JoinedAt: m.JoinedAt})
+	}
+	return j
+}
+
+// removedFrame is the WebSocket frame of chat.EventRemoved.
+type removedFrame struct {
+	Type   string `json:"type"`
+	RoomID int64  `json:"room_id"`
+	Reason string `json:"reason"`
+}
+
+func memberPathID(r *http.Request) (int64, error) {
+	id, err := strconv.ParseInt(r.PathValue("user_id"), 10, 64)
+	if err != nil || id <= 0 {
+		return 0, chat.Invalid(chat.CodeInvalidField, "user_id", "user id must be a positive integer")
+	}
+	return id, nil
+}
+
+func (s *server) handleCreateGroup() http.Handler {
+	type request struct {
+		Name        string `json:"name"`
+		Description string `json:"description"`
+		MaxMembers  int    `json:"max_members"`
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req request
+		if err := s.decodeBody(w, r, &req); err != nil {
+			s.fail(w, err)
+			return
+		}
+		u := authFrom(r.Context()).User
+		g, err := s.svc.CreateGroup(r.Context(), u, req.Name, req.Description, req.MaxMembers)
+		if err != nil {
+			s.fail(w, err)
+			return
+		}
+		g, ms, err := s.svc.Group(r.Context(), u, g.ID)
+		if err != nil {
+			s.fail(w, err)
+			return
+		}
+		writeJSON(w, http.StatusCreated, map[string]groupJSON{"group": groupOf(g, ms)})
+	})
+}
+
+func (s *server) handleGroup() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := pathID(r)
+		if err != nil {
+			s.fail(w, err)
+			return
+		}
+		g, ms, err := s.svc.Group(r.Context(), authFrom(r.Context()).User, id)
+		if err != nil {
+			s.fail(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]groupJSON{"group": groupOf(g, ms)})
+	})
+}
+
+func (s *server) handleUpdateGroup() http.Handler {
+	type request struct {
+		Name        *string `json:"name"`
+		Description *string `json:"description"`
+		MaxMembers  *int    `json:"max_members"`
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := pathID(r)
+		if err != nil {
+			s.fail(w, err)
+			return
+		}
+		var req request
+		if err := s.decodeBody(w, r, &req); err != nil {
+			s.fail(w, err)
+			return
+		}
+		u := authFrom(r.Context()).User
+		if _, err := s.svc.UpdateGroup(r.Context(), u, id, chat.GroupUpdate{Name: req.Name, Description: req.Description, MaxMembers: req.MaxMembers}); err != nil {
+			s.fail(w, err)
+			return
+		}
+		g, ms, err := s.svc.Group(r.Context(), u, id)
+		if err != nil {
+			s.fail(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]groupJSON{"group": groupOf(g, ms)})
+	})
+}
+
+func (s *server) handleDeleteGroup() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := pathID(r)
+		if err != nil {
+			s.fail(w, err)
+			return
+		}
+		if err := s.svc.DeleteGroup(r.Context(), authFrom(r.Context()).User, id); err != nil {
+			s.fail(w, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+}
+
+func (s *server) handleAddGroupMember() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := pathID(r)
+		if err != nil {
+			s.fail(w, err)
+			return
+		}
+		userID, err := s.decodeUserID(w, r)
+		if err != nil {
+			s.fail(w, err)
+			return
+		}
+		m, err := s.svc.AddGroupMember(r.Context(), authFrom(r.Context()).User, id, userID)
+		if err != nil {
+			s.fail(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]chat.Message{"message": m})
+	})
+}
+
+func (s *server) handleRemoveGroupMember() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := pathID(r)
+		if err != nil {
+			s.fail(w, err)
+			return
+		}
+		userID, err := memberPathID(r)
+		if err != nil {
+			s.fail(w, err)
+			return
+		}
+		if err := s.svc.RemoveGroupMember(r.Context(), authFrom(r.Context()).User, id, userID); err != nil {
+			s.fail(w, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+}
+
+func (s *server) handleSetGroupRole() http.Handler {
+	type request struct {
+		Role chat.Role `json:"role"`
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := pathID(r)
+		if err != nil {
+			s.fail(w, err)
+			return
+		}
+		userID, err := memberPathID(r)
+		if err != nil {
+			s.fail(w, err)
+			return
+		}
+		var req request
+		if err := s.decodeBody(w, r, &req); err != nil {
+			s.fail(w, err)
+			return
+		}
+		if err := s.svc.SetGroupRole(r.Context(), authFrom(r.Context()).User, id, userID, req.Role); err != nil {
+			s.fail(w, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+}
+
+func (s *server) handleTransferGroup() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := pathID(r)
+		if err != nil {
+			s.fail(w, err)
+			return
+		}
+		userID, err := s.decodeUserID(w, r)
+		if err != nil {
+			s.fail(w, err)
+			return
+		}
+		if err := s.svc.TransferGroup(r.Context(), authFrom(r.Context()).User, id, userID); err != nil {
+			s.fail(w, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+}

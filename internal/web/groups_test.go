@@ -1,0 +1,244 @@
+package web_test
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/parley-chat/parley/internal/chat"
+)
+
+type wireGroup struct {
+	ID          int64     `json:"id"`
+	Name        string    `json:"name"`
+	Description string    `json:"description"`
+	MaxMembers  int       `json:"max_members"`
+	OwnerID     int64     `json:"owner_id"`
+	CreatedAt   time.Time `json:"created_at"`
+	LastSeq     int64     `json:"last_seq"`
+	Members     int       `json:"members"`
+	MemberList  []struct {
+		ID       int64     `json:"id"`
+		Name     string    `json:"name"`
+		Role     string    `json:"role"`
+		JoinedAt time.Time `json:"joined_at"`
+	} `json:"member_list"`
+}
+
+func groupPath(id int64, rest string) string {
+	return "/api/groups/" + strconv.FormatInt(id, 10) + rest
+}
+
+func (ts *testServer) createGroup(tb testing.TB, c *client, name string, maxMembers int) wireGroup {
+	tb.Helper()
+	var out struct {
+		Group wireGroup `json:"group"`
+	}
+	body := map[string]any{"name": name, "description": "about " + name}
+	if maxMembers > 0 {
+		body["max_members"] = maxMembers
+	}
+	ts.mustDo(tb, c, "POST", "/api/groups", body, http.StatusCreated, &out)
+	return out.Group
+}
+
+func (ts *testServer) addMember(tb testing.TB, c *client, id int64, u *client) wireMessage {
+	tb.Helper()
+	var out struct {
+		Message wireMessage `json:"message"`
+	}
+	ts.mustDo(tb, c, "POST", groupPath(id, "/members"), map[string]int64{"user_id": u.ID}, http.StatusOK, &out)
+	return out.Message
+}
+
+func memberPath(id int64, u *client, rest string) string {
+	return groupPath(id, "/members/"+strconv.FormatInt(u.ID, 10)+rest)
+}
+
+func TestGroup(t *testing.T) {
+	ts := newTestServer(t)
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	bob := ts.signIn(t, "bob@example.com", "Bob")
+	cy := ts.signIn(t, "cy@example.com", "Cy")
+	eve := ts.signIn(t, "eve@example.com", "Eve")
+
+	g := ts.createGroup(t, ada, "Crew", 0)
+	if g.Name != "Crew" || g.Description != "about Crew" || g.MaxMembers != 200 || g.OwnerID != ada.ID || g.Members != 1 ||
+		len(g.MemberList) != 1 || g.MemberList[0].Role != "owner" {
+		t.Fatalf("POST /api/groups = %+v; want Crew owned by Ada, cap 200", g)
+	}
+	wantError(t, "create a taken name", ts.do(t, bob, "POST", "/api/groups", map[string]string{"name": "crew"}), http.StatusConflict, "name_taken")
+	wantError(t, "create over the cap", ts.do(t, bob, "POST", "/api/groups", map[string]any{"name": "x", "max_members": 201}), http.StatusBadRequest, "invalid_field")
+
+	// Bob learns of the invitation live.
+	bws := ts.connect(t, bob)
+	added := ts.addMember(t, ada, g.ID, bob)
+	if added.Kind != "added" || added.SenderID != ada.ID || added.TargetID != bob.ID || added.Seq != 2 {
+		t.Errorf("add Bob = %+v; want added #2 by Ada of Bob", added)
+	}
+	f := bws.take(t, "conversation event", func(f frame) bool { return f.Type == "conversation" && f.RoomID == g.ID })
+	if f.Kind != "group" || f.Message == nil || *f.Message != added {
+		t.Errorf("Bob's conversation frame = %s; want the group and the added message", f)
+	}
+	ts.addMember(t, ada, g.ID, cy)
+	wantError(t, "add twice", ts.do(t, ada, "POST", groupPath(g.ID, "/members"), map[string]int64{"user_id": cy.ID}), http.StatusConflict, "already_member")
+	if c := ts.conversation(t, bob, g.ID); c.Kind != "group" || c.Name != "Crew" || c.Members != 3 {
+		t.Errorf("Bob's list entry = %+v; want the group", c)
+	}
+
+	// Members only: Eve can neither read nor post nor see it.
+	wantError(t, "Eve GET group", ts.do(t, eve, "GET", groupPath(g.ID, ""), nil), http.StatusNotFound, "not_found")
+	wantError(t, "Eve history", ts.do(t, eve, "GET", roomPath(g.ID, "/messages"), nil), http.StatusNotFound, "not_found")
+	wantError(t, "Eve conversation", ts.do(t, eve, "GET", "/api/conversations/"+strconv.FormatInt(g.ID, 10), nil), http.StatusNotFound, "not_found")
+	wantError(t, "Eve sends", ts.do(t, eve, "POST", "/api/conversations/"+strconv.FormatInt(g.ID, 10)+"/messages",
+		map[string]string{"client_id": "e1", "body": "hi"}), http.StatusNotFound, "not_found")
+	wantError(t, "Eve adds", ts.do(t, eve, "POST", groupPath(g.ID, "/members"), map[string]int64{"user_id": eve.ID}), http.StatusNotFound, "not_found")
+	ews := ts.connect(t, eve)
+	for _, req := range []map[string]any{
+		{"type": "open", "room_id": g.ID, "ref": "o"},
+		{"type": "sync", "room_id": g.ID, "after": 0, "ref": "s"},
+		{"type": "send", "room_id": g.ID, "client_id": "e2", "body": "hi", "ref": "w"},
+	} {
+		ews.send(t, req)
+		if f := ews.expectError(t, req["ref"].(string)); f.Code != "not_found" {
+			t.Errorf("Eve %s: %s; want not_found", req["type"], f)
+		}
+	}
+
+	// Only the owner and admins invite and remove; only the owner promotes,
+	// transfers and deletes.
+	wantError(t, "member adds", ts.do(t, bob, "POST", groupPath(g.ID, "/members"), map[string]int64{"user_id": eve.ID}), http.StatusForbidden, "forbidden")
+	wantError(t, "member removes", ts.do(t, bob, "DELETE", memberPath(g.ID, cy, ""), nil), http.StatusForbidden, "forbidden")
+	wantError(t, "member promotes", ts.do(t, bob, "PUT", memberPath(g.ID, bob, "/role"), map[string]string{"role": "admin"}), http.StatusForbidden, "forbidden")
+	wantError(t, "member renames", ts.do(t, bob, "PATCH", groupPath(g.ID, ""), map[string]string{"name": "Mine"}), http.StatusForbidden, "forbidden")
+	ts.mustDo(t, ada, "PUT", memberPath(g.ID, bob, "/role"), map[string]string{"role": "admin"}, http.StatusNoContent, nil)
+	wantError(t, "admin promotes", ts.do(t, bob, "PUT", memberPath(g.ID, cy, "/role"), map[string]string{"role": "admin"}), http.StatusForbidden, "forbidden")
+	wantError(t, "admin transfers", ts.do(t, bob, "POST", groupPath(g.ID, "/owner"), map[string]int64{"user_id": bob.ID}), http.StatusForbidden, "forbidden")
+	wantError(t, "admin deletes", ts.do(t, bob, "DELETE", groupPath(g.ID, ""), nil), http.StatusForbidden, "forbidden")
+	wantError(t, "admin sets the cap", ts.do(t, bob, "PATCH", groupPath(g.ID, ""), map[string]int{"max_members": 10}), http.StatusForbidden, "forbidden")
+	wantError(t, "admin removes the owner", ts.do(t, bob, "DELETE", memberPath(g.ID, ada, ""), nil), http.StatusForbidden, "forbidden")
+	wantError(t, "owner leaves", ts.do(t, ada, "DELETE", memberPath(g.ID, ada, ""), nil), http.StatusConflict, "owner_must_transfer")
+	var renamed struct {
+		Group wireGroup `json:"group"`
+	}
+	ts.mustDo(t, bob, "PATCH", groupPath(g.ID, ""), map[string]string{"name": "Crew 2"}, http.StatusOK, &renamed)
+	if renamed.Group.Name != "Crew 2" || len(renamed.Group.MemberList) != 3 || renamed.Group.MemberList[1].ID != bob.ID || renamed.Group.MemberList[1].Role != "admin" {
+		t.Errorf("PATCH name = %+v; want Crew 2 with Bob second as admin", renamed.Group)
+	}
+
+	// All three have it open; Ada posts; then Bob (admin) removes Cy while
+	// Cy is connected: Cy gets the removal and a removed frame, then
+	// nothing more of the group, while Ada and Bob keep receiving.
+	aws := ts.connect(t, ada)
+	cws := ts.connect(t, cy)
+	for _, w := range []*wsClient{aws, bws, cws} {
+		w.open(t, g.ID, nil)
+	}
+	m1 := aws.sendMessage(t, g.ID, "a1", "hello crew")
+	for _, w := range []*wsClient{bws, cws} {
+		w.expectMessage(t, g.ID, m1.Seq)
+	}
+	ts.mustDo(t, bob, "DELETE", memberPath(g.ID, cy, ""), nil, http.StatusNoContent, nil)
+	rm := cws.expectMessage(t, g.ID, m1.Seq+1)
+	if rm.Kind != "removed" || rm.TargetID != cy.ID || rm.SenderID != bob.ID {
+		t.Errorf("removal message = %+v; want removed of Cy by Bob", rm)
+	}
+	if f := cws.expect(t, "removed"); f.RoomID != g.ID || f.Reason != "removed" {
+		t.Errorf("removed frame = %s", f)
+	}
+	aws.expectPresence(t, g.ID, cy, false) // Cy's presence ends with the membership
+	for i := range 5 {
+		m := aws.sendMessage(t, g.ID, fmt.Sprintf("a%d", i+2), "after")
+		bws.expectMessage(t, g.ID, m.Seq)
+	}
+	cws.send(t, map[string]any{"type": "send", "room_id": g.ID, "client_id": "c1", "body": "let me in", "ref": "cs"})
+	if f := cws.expectError(t, "cs"); f.Code != "not_found" {
+		t.Errorf("Cy sends after removal: %s; want not_found", f)
+	}
+	cws.send(t, map[string]any{"type": "sync", "room_id": g.ID, "after": 0, "ref": "cy"})
+	if f := cws.expectError(t, "cy"); f.Code != "not_found" {
+		t.Errorf("Cy syncs after removal: %s; want not_found", f)
+	}
+	cws.barrier(t)
+	for _, f := range cws.drain() {
+		if f.Type == "message" && f.RoomID == g.ID {
+			t.Errorf("Cy received after removal: %s", f)
+		}
+	}
+	wantError(t, "Cy history after removal", ts.do(t, cy, "GET", roomPath(g.ID, "/messages"), nil), http.StatusNotFound, "not_found")
+
+	// Added back, Cy opens it again on the same connection and receives.
+	ts.addMember(t, bob, g.ID, cy)
+	cws.open(t, g.ID, nil)
+	m := aws.sendMessage(t, g.ID, "back", "welcome back")
+	cws.expectMessage(t, g.ID, m.Seq)
+
+	// Cy leaves; Ada transfers to Bob; the sequence records it all.
+	ts.mustDo(t, cy, "DELETE", memberPath(g.ID, cy, ""), nil, http.StatusNoContent, nil)
+	if f := cws.expect(t, "removed"); f.Reason != "left" {
+		t.Errorf("removed frame on leaving = %s", f)
+	}
+	ts.mustDo(t, ada, "POST", groupPath(g.ID, "/owner"), map[string]int64{"user_id": bob.ID}, http.StatusNoContent, nil)
+	var kinds []string
+	for _, m := range ts.allMessages(t, ada, g.ID) {
+		if m.Kind != "text" {
+			kinds = append(kinds, m.Kind)
+		}
+	}
+	want := []string{"created", "added", "added", "admin_granted", "renamed", "removed", "added", "leave", "owner_transferred"}
+	if fmt.Sprint(kinds) != fmt.Sprint(want) {
+		t.Errorf("group events = %v; want %v", kinds, want)
+	}
+
+	// Bob, now the owner, deletes it: everyone is cut off.
+	ts.mustDo(t, bob, "DELETE", groupPath(g.ID, ""), nil, http.StatusNoContent, nil)
+	if f := aws.expect(t, "removed"); f.RoomID != g.ID || f.Reason != "deleted" {
+		t.Errorf("Ada's removed frame = %s", f)
+	}
+	wantError(t, "GET deleted group", ts.do(t, bob, "GET", groupPath(g.ID, ""), nil), http.StatusNotFound, "not_found")
+	wantError(t, "history of deleted group", ts.do(t, ada, "GET", roomPath(g.ID, "/messages"), nil), http.StatusNotFound, "not_found")
+}
+
+// TestGroupConcurrentInvites sends 50 invitations at once to a group with
+// 10 free places: exactly 10 succeed and the rest get group_full.
+func TestGroupConcurrentInvites(t *testing.T) {
+	ts := newTestServer(t, withChat(func(c *chat.Config) { c.CodesPerIP = 1000 }))
+	owner := ts.signIn(t, "owner@example.com", "Owner")
+	g := ts.createGroup(t, owner, "Packed", 11)
+	const n = 50
+	users := make([]*client, n)
+	for i := range users {
+		users[i] = ts.signIn(t, fmt.Sprintf("u%d@example.com", i), fmt.Sprintf("U%d", i))
+	}
+	var wg sync.WaitGroup
+	statuses := make([]response, n)
+	for i, u := range users {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			statuses[i] = ts.do(t, owner, "POST", groupPath(g.ID, "/members"), map[string]int64{"user_id": u.ID})
+		}()
+	}
+	wg.Wait()
+	ok := 0
+	for i, r := range statuses {
+		if r.Status == http.StatusOK {
+			ok++
+			continue
+		}
+		wantError(t, fmt.Sprintf("invite %d", i), r, http.StatusConflict, "group_full")
+	}
+	if ok != 10 {
+		t.Errorf("%d invitations succeeded; want 10", ok)
+	}
+	var out struct {
+		Group wireGroup `json:"group"`
+	}
+	ts.mustDo(t, owner, "GET", groupPath(g.ID, ""), nil, http.StatusOK, &out)
+	if out.Group.Members != 11 || len(out.Group.MemberList) != 11 {
+		t.Errorf("group has %d members; want 11", out.Group.Members)
+	}
+}
