@@ -66,6 +66,21 @@ export const api = {
   room: (id) => request('GET', roomPath(id)),
   leaveRoom: (id) => request('DELETE', `${roomPath(id)}/members/me`),
 
+  conversations: () => request('GET', '/api/conversations').then((d) => d.conversations || []),
+  conversation: (id) => request('GET', `/api/conversations/${encodeURIComponent(id)}`).then((d) => d.conversation),
+  markRead: (id, seq) => request('POST', `/api/conversations/${encodeURIComponent(id)}/read`, { seq }),
+  direct: (userId) => request('GET', `/api/direct/${encodeURIComponent(userId)}`).then((d) => d.conversation),
+  sendDirect: (userId, clientId, body) =>
+    request('POST', `/api/direct/${encodeURIComponent(userId)}/messages`, { client_id: clientId, body }),
+
+  searchUsers: (q) => request('GET', `/api/users?q=${encodeURIComponent(q)}`).then((d) => d.users || []),
+  contacts: () => request('GET', '/api/contacts'),
+  addFriend: (userId) => request('POST', '/api/contacts', { user_id: userId }).then((d) => d.contact),
+  acceptFriend: (userId) => request('POST', `/api/contacts/${encodeURIComponent(userId)}/accept`).then((d) => d.contact),
+  removeContact: (userId) => request('DELETE', `/api/contacts/${encodeURIComponent(userId)}`),
+  block: (userId) => request('POST', '/api/blocks', { user_id: userId }),
+  unblock: (userId) => request('DELETE', `/api/blocks/${encodeURIComponent(userId)}`),
+
   // history returns {messages, has_more}; opts: {before, after, limit}.
   history(id, opts = {}) {
     const q = new URLSearchParams();

@@ -4,7 +4,7 @@
 // textContent / createTextNode only.
 
 import { api, setUnauthorizedHandler } from './api.js';
-import { ChatSocket } from './socket.js';
+import { ChatSocket, newClientId } from './socket.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -40,7 +40,21 @@ const state = {
   composerTimer: 0,
   roomTimer: 0,
   pinned: true, // the message list was scrolled to the bottom
+  loaded: false, // the open conversation's first page is shown
+  convs: new Map(), // conversation id → Conversation (GET /api/conversations, kept live)
+  convsSoon: null,
+  contacts: new Map(), // user id → Contact
+  blocked: new Map(), // user id → User the user blocked
+  contactsVersion: 0, // counts contact frames
+  convsVersion: 0, // counts read frames
+  results: null, // the last people search: [User] or null
+  peopleTimer: 0,
+  peopleToken: 0,
+  cache: new Map(), // conversation id → what was shown when we switched away
+  readSent: new Map(), // conversation id → highest seq sent as read
 };
+
+const CACHE_MAX = 20; // conversations whose shown history is kept
 
 // ---------------------------------------------------------------- helpers
 
@@ -106,6 +120,8 @@ function safeDecode(s) {
 function parseHash() {
   const hash = location.hash.replace(/^#/, '');
   if (hash.startsWith('room/')) return { room: safeDecode(hash.slice(5)) };
+  if (/^dm\/\d+$/.test(hash)) return { dm: Number(hash.slice(3)) };
+  if (/^conv\/\d+$/.test(hash)) return { conv: Number(hash.slice(5)) };
   if (hash === 'login' || hash.startsWith('login?')) {
     const out = { login: true, email: '' };
     // Decoded by hand: URLSearchParams would turn a "+" in an address into a space.
@@ -277,8 +293,13 @@ function enterChat() {
   renderMe();
   if (!state.socket) startSocket();
   refreshRooms();
+  refreshConversations();
+  refreshContacts();
   clearInterval(state.roomsTimer);
-  state.roomsTimer = setInterval(refreshRooms, 30000);
+  state.roomsTimer = setInterval(() => {
+    refreshRooms();
+    refreshConversations();
+  }, 30000);
   route();
 }
 
@@ -293,6 +314,17 @@ function leaveChat() {
   closeRoom();
   state.rooms = { joined: [], active: [] };
   renderRooms();
+  clearTimeout(state.convsSoon);
+  state.convsSoon = null;
+  state.convs = new Map();
+  state.contacts = new Map();
+  state.blocked = new Map();
+  state.results = null;
+  state.cache.clear();
+  state.readSent.clear();
+  $('people-search').value = '';
+  renderConversations();
+  renderPeople();
   if ($('profile').open) $('profile').close();
 }
 
@@ -306,8 +338,14 @@ function renderMe() {
 // route opens the room named in the location hash, or none.
 function route() {
   if (state.view !== 'chat') return;
-  const { room } = parseHash();
-  if (room) {
+  const { room, dm, conv } = parseHash();
+  if (conv) {
+    if (`conv:${conv}` !== state.target) enterById(conv);
+    else if (state.room) showScreen('room');
+  } else if (dm) {
+    if (`dm:${dm}` !== state.target) enterDirect(dm);
+    else if (state.room) showScreen('room');
+  } else if (room) {
     if (room.toLowerCase() !== state.target) enterRoom(room);
     else if (state.room) showScreen('room');
   } else {
@@ -323,6 +361,70 @@ function roomHash(name) {
 function goRoom(name) {
   if (location.hash === roomHash(name) || name.toLowerCase() === state.target) enterRoom(name);
   else location.hash = roomHash(name);
+}
+
+function directHash(userId) {
+  return `#dm/${userId}`;
+}
+
+// convHash is the location hash of a conversation shown (room or direct).
+function convHash(r) {
+  if (r.kind === 'direct') return directHash(r.peer.id);
+  return r.kind === 'room' ? roomHash(r.name) : `#conv/${r.id}`;
+}
+
+// targetOf is the key state.target holds for a conversation.
+function targetOf(r) {
+  if (r.kind === 'direct') return `dm:${r.peer.id}`;
+  return r.kind === 'room' ? r.name.toLowerCase() : `conv:${r.id}`;
+}
+
+// goConv navigates to any other kind of conversation (groups) by id.
+function goConv(id) {
+  if (location.hash === `#conv/${id}` || state.target === `conv:${id}`) enterById(id);
+  else location.hash = `#conv/${id}`;
+}
+
+// enterById opens a conversation that is neither a room nor a direct chat
+// (groups): it is read and written by id like the others.
+async function enterById(id) {
+  const token = ++state.entering;
+  state.target = `conv:${id}`;
+  roomHint('');
+  let conv;
+  try {
+    conv = await api.conversation(id);
+  } catch (err) {
+    if (token !== state.entering) return;
+    stayWhereWeWere();
+    roomHint(err.message);
+    return;
+  }
+  if (token !== state.entering || !state.socket) return;
+  if (conv.kind === 'room' || conv.kind === 'direct') {
+    // Known kinds have their own addresses.
+    if (conv.kind === 'room') goRoom(conv.name);
+    else goDirect(conv.peer.id);
+    return;
+  }
+  leaveCurrent();
+  const room = { ...conv, name: conv.name || `Conversation ${conv.id}` };
+  state.room = room;
+  history.replaceState(null, '', convHash(room));
+  document.title = `${room.name} · Parley`;
+  resetRoomView(room);
+  showScreen('room');
+  await loadConversation(room, token);
+}
+
+function convTitle(r) {
+  return r.kind === 'direct' ? displayName(r.peer?.id, r.peer?.name) : r.name;
+}
+
+// goDirect navigates to the direct chat with a user; the hash change opens it.
+function goDirect(userId) {
+  if (location.hash === directHash(userId) || state.target === `dm:${userId}`) enterDirect(userId);
+  else location.hash = directHash(userId);
 }
 
 function showScreen(screen) {
@@ -349,6 +451,7 @@ function refreshRoomsSoon() {
   state.roomsSoon = setTimeout(() => {
     state.roomsSoon = null;
     refreshRooms();
+    refreshConversations();
   }, 1000);
 }
 
@@ -380,6 +483,401 @@ function renderRooms() {
   );
   setHidden($('rooms-joined-empty'), joined.length > 0 || state.view !== 'chat');
   setHidden($('rooms-active-empty'), active.length > 0 || state.view !== 'chat');
+}
+
+// ---------------------------------------------------------------- conversations
+
+async function refreshConversations() {
+  try {
+    let list;
+    for (let tries = 0; ; tries++) {
+      const version = state.convsVersion;
+      list = await api.conversations();
+      if (version === state.convsVersion || tries >= 3) break;
+    }
+    if (state.view !== 'chat') return;
+    const convs = new Map();
+    for (const c of list) {
+      const old = state.convs.get(c.id);
+      // A live frame newer than this answer wins.
+      if (old && (old.last_seq || 0) > (c.last_seq || 0)) convs.set(c.id, { ...c, ...old });
+      else convs.set(c.id, c);
+      if (isShown(c.id) && state.socket && state.socket.last(c.id) >= (c.last_seq || 0)) convs.get(c.id).unread = 0;
+    }
+    state.convs = convs;
+    renderConversations();
+  } catch (err) {
+    console.warn('parley: conversations:', err.message);
+  }
+}
+
+function refreshConversationsSoon() {
+  if (state.convsSoon) return;
+  state.convsSoon = setTimeout(() => {
+    state.convsSoon = null;
+    refreshConversations();
+  }, 500);
+}
+
+function upsertConv(conv) {
+  const old = state.convs.get(conv.id);
+  if (old && (old.last_seq || 0) > (conv.last_seq || 0)) return;
+  state.convs.set(conv.id, { ...old, ...conv });
+  renderConversations();
+}
+
+// isShown says whether the user is looking at a conversation now.
+function isShown(id) {
+  return !!state.room && state.room.id === id && document.visibilityState === 'visible';
+}
+
+// noteMessage updates a conversation's last message and unread count for a
+// message seen live (a conversation frame, or a message of the open one).
+function noteMessage(conv, m) {
+  if (!m || !(m.seq > (conv.last_seq || 0))) return;
+  conv.last_seq = m.seq;
+  conv.last_message = m;
+  conv.last_active_at = m.created_at;
+  if (state.me && m.sender_id === state.me.id) {
+    conv.unread = 0;
+    conv.read_seq = m.seq;
+  } else if (!isShown(conv.id)) {
+    conv.unread = (conv.unread || 0) + 1;
+  }
+  renderConversations();
+}
+
+// markRead tells the server the open conversation is read up to what is shown.
+function markRead() {
+  const r = state.room;
+  const s = state.socket;
+  if (!r || !r.id || !s || !state.loaded || document.visibilityState !== 'visible') return;
+  const last = s.last(r.id);
+  if (!last) return;
+  const conv = state.convs.get(r.id);
+  if (conv && conv.unread) {
+    conv.unread = 0;
+    conv.read_seq = Math.max(conv.read_seq || 0, last);
+    renderConversations();
+  }
+  if ((state.readSent.get(r.id) || 0) >= last) return;
+  state.readSent.set(r.id, last);
+  if (!s.markRead(r.id, last)) {
+    api.markRead(r.id, last).catch((err) => {
+      state.readSent.delete(r.id);
+      console.warn('parley: read:', err.message);
+    });
+  }
+}
+
+function onRead({ room_id: id, seq }) {
+  state.convsVersion++;
+  const conv = state.convs.get(id);
+  if (!conv || !(seq >= 0)) return;
+  conv.read_seq = Math.max(conv.read_seq || 0, seq);
+  conv.unread = Math.max(0, (conv.last_seq || 0) - conv.read_seq);
+  renderConversations();
+}
+
+function onConversationFrame(f) {
+  const m = f.message;
+  if (!m || !f.room_id) return;
+  let conv = state.convs.get(f.room_id);
+  if (!conv) {
+    // A new conversation: show it now, fetch its details.
+    conv = { id: f.room_id, kind: f.kind || 'direct', peer: f.peer, last_seq: 0, read_seq: 0, unread: 0, members: 2 };
+    state.convs.set(conv.id, conv);
+    refreshConversationsSoon();
+  }
+  if (f.peer) conv.peer = f.peer;
+  // The friend wrote first while we look at our empty chat with them:
+  // follow the new conversation from its start.
+  const r = state.room;
+  if (r && r.kind === 'direct' && !r.id && f.peer && r.peer.id === f.peer.id && state.loaded && state.socket) {
+    r.id = f.room_id;
+    state.socket.openRoom(r.id, 0);
+  }
+  noteMessage(conv, m);
+}
+
+function previewText(conv) {
+  const m = conv.last_message;
+  if (!m) return 'No messages yet';
+  const mine = state.me && m.sender_id === state.me.id;
+  const who = mine ? 'You' : displayName(m.sender_id, m.sender_name);
+  if (m.kind === 'join') return `${who} joined`;
+  if (m.kind === 'leave') return `${who} left`;
+  const body = (m.body || '').replace(/\s+/g, ' ').trim();
+  const short = [...body].length > 80 ? `${[...body].slice(0, 80).join('')}…` : body;
+  if (mine) return `You: ${short}`;
+  return conv.kind === 'direct' ? short : `${who}: ${short}`;
+}
+
+function shortTime(iso) {
+  if (!iso) return '';
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return '';
+  return dayKey(d) === dayKey(new Date()) ? timeFmt.format(d) : dayLabel(d);
+}
+
+function activity(c) {
+  return Date.parse(c.last_active_at || c.created_at || '') || 0;
+}
+
+function renderConversations() {
+  const list = [...state.convs.values()].sort((a, b) => activity(b) - activity(a) || b.id - a.id);
+  const items = list.map((c) => {
+    const li = h('li');
+    li.dataset.convId = String(c.id);
+    li.dataset.kind = c.kind;
+    const direct = c.kind === 'direct';
+    const name = direct ? displayName(c.peer?.id, c.peer?.name) : c.name || `#${c.id}`;
+    if (direct && c.peer) li.dataset.peerId = String(c.peer.id);
+    else li.dataset.roomName = c.name || '';
+    const b = h('button', 'conv-item');
+    b.type = 'button';
+    const av = direct ? avatar(c.peer?.id || 0, name) : h('span', 'avatar hue-none', c.kind === 'room' ? '#' : initial(name));
+    av.setAttribute('aria-hidden', 'true');
+    const main = h('span', 'conv-main');
+    main.append(h('span', c.kind === 'room' ? 'conv-name is-room' : 'conv-name', name), h('span', 'conv-preview', previewText(c)));
+    const side = h('span', 'conv-side');
+    const n = c.unread || 0;
+    const badge = h('span', 'badge', String(n));
+    badge.hidden = n === 0;
+    badge.setAttribute('aria-label', `${n} unread`);
+    side.append(h('span', 'conv-time', shortTime(c.last_message ? c.last_message.created_at : c.last_active_at)), badge);
+    b.append(av, main, side);
+    if (state.room && state.room.id === c.id) b.setAttribute('aria-current', 'true');
+    b.addEventListener('click', () => {
+      if (direct) goDirect(c.peer.id);
+      else if (c.kind === 'room') goRoom(c.name);
+      else goConv(c.id);
+    });
+    li.append(b);
+    return li;
+  });
+  $('conversations').replaceChildren(...items);
+  setHidden($('conversations-empty'), items.length > 0 || state.view !== 'chat');
+  const unread = list.reduce((n, c) => n + (c.unread || 0), 0);
+  if (state.view === 'chat') {
+    const base = state.room ? `${state.room.kind === 'room' ? '#' : ''}${convTitle(state.room)} · Parley` : 'Parley';
+    document.title = unread ? `(${unread}) ${base}` : base;
+  }
+}
+
+// ---------------------------------------------------------------- people
+
+async function refreshContacts() {
+  try {
+    let data;
+    // A contact frame that came while the list was read may be newer than
+    // the answer: read again rather than show a stale list.
+    for (let tries = 0; ; tries++) {
+      const version = state.contactsVersion;
+      data = await api.contacts();
+      if (version === state.contactsVersion || tries >= 3) break;
+    }
+    if (state.view !== 'chat') return;
+    state.contacts = new Map((data.contacts || []).map((c) => [c.user.id, c]));
+    state.blocked = new Map((data.blocked || []).map((u) => [u.id, u]));
+    renderPeople();
+  } catch (err) {
+    console.warn('parley: contacts:', err.message);
+  }
+}
+
+function onContactFrame(f) {
+  if (!f.user) return;
+  state.contactsVersion++;
+  if (f.state === 'friends' || f.state === 'request_sent' || f.state === 'request_received') {
+    state.contacts.set(f.user.id, { user: f.user, state: f.state, since: f.since });
+  } else {
+    state.contacts.delete(f.user.id);
+  }
+  if (f.state === 'blocked') state.blocked.set(f.user.id, f.user);
+  else state.blocked.delete(f.user.id);
+  if (f.state === 'blocked' && state.results) state.results = state.results.filter((u) => u.id !== f.user.id);
+  renderPeople();
+  refreshConversationsSoon();
+}
+
+function peopleInfo(msg, isError) {
+  const el = $('people-info');
+  el.textContent = msg || '';
+  el.classList.toggle('error', !!isError);
+  setHidden(el, !msg);
+}
+
+function personRow(user) {
+  const li = h('li', 'person');
+  li.dataset.userId = String(user.id);
+  li.append(avatar(user.id, user.name), h('span', 'person-name', displayName(user.id, user.name)));
+  return li;
+}
+
+function actionButton(cls, text, fn, primary) {
+  const b = h('button', `${cls} ${primary ? 'primary' : 'ghost'} small`, text);
+  b.type = 'button';
+  b.addEventListener('click', () =>
+    busy(b, async () => {
+      try {
+        peopleInfo('');
+        await fn();
+      } catch (err) {
+        peopleInfo(err.message, true);
+      }
+    }),
+  );
+  return b;
+}
+
+// confirmButton is an action button that asks for a second click first.
+function confirmButton(cls, text, confirmText, fn) {
+  const b = actionButton(cls, text, async () => {
+    if (b.dataset.armed !== 'true') {
+      b.dataset.armed = 'true';
+      b.textContent = confirmText;
+      setTimeout(() => {
+        if (b.isConnected) {
+          b.dataset.armed = 'false';
+          b.textContent = text;
+        }
+      }, 4000);
+      return;
+    }
+    await fn();
+  });
+  return b;
+}
+
+const blockUser = (u) => async () => {
+  await api.block(u.id);
+  state.contacts.delete(u.id);
+  state.blocked.set(u.id, u);
+  if (state.results) state.results = state.results.filter((x) => x.id !== u.id);
+  renderPeople();
+};
+
+const unblockUser = (u) => async () => {
+  try {
+    await api.unblock(u.id);
+  } catch (err) {
+    if (err.code !== 'not_found') throw err;
+  }
+  state.blocked.delete(u.id);
+  renderPeople();
+};
+
+function setContact(c) {
+  if (c && c.user) state.contacts.set(c.user.id, c);
+  renderPeople();
+}
+
+const addFriend = (u) => async () => setContact(await api.addFriend(u.id));
+const acceptFriend = (u) => async () => setContact(await api.acceptFriend(u.id));
+const dropContact = (u) => async () => {
+  try {
+    await api.removeContact(u.id);
+  } catch (err) {
+    if (err.code !== 'not_found') throw err;
+  }
+  state.contacts.delete(u.id);
+  renderPeople();
+};
+
+function byName(a, b) {
+  return (a.user.name || '').localeCompare(b.user.name || '') || a.user.id - b.user.id;
+}
+
+function renderPeople() {
+  const contacts = [...state.contacts.values()].sort(byName);
+  const of = (st) => contacts.filter((c) => c.state === st);
+
+  const requests = of('request_received').map((c) => {
+    const li = personRow(c.user);
+    const acts = h('span', 'person-actions');
+    acts.append(
+      actionButton('accept', 'Accept', acceptFriend(c.user), true),
+      actionButton('decline', 'Decline', dropContact(c.user)),
+      confirmButton('block', 'Block', 'Block?', blockUser(c.user)),
+    );
+    li.append(acts);
+    return li;
+  });
+  $('requests').replaceChildren(...requests);
+  setHidden($('requests-title'), requests.length === 0);
+
+  const sent = of('request_sent').map((c) => {
+    const li = personRow(c.user);
+    li.append(h('span', 'person-state', 'Waiting'), actionButton('cancel', 'Cancel', dropContact(c.user)));
+    return li;
+  });
+  $('sent').replaceChildren(...sent);
+  setHidden($('sent-title'), sent.length === 0);
+
+  const friends = of('friends').map((c) => {
+    const li = h('li', 'person friend');
+    li.dataset.userId = String(c.user.id);
+    const b = h('button', 'person-open');
+    b.type = 'button';
+    b.append(avatar(c.user.id, c.user.name), h('span', 'person-name', displayName(c.user.id, c.user.name)));
+    if (state.room && state.room.kind === 'direct' && state.room.peer.id === c.user.id) b.setAttribute('aria-current', 'true');
+    b.addEventListener('click', () => goDirect(c.user.id));
+    li.append(b, confirmButton('remove-friend', 'Remove', 'Remove?', dropContact(c.user)));
+    return li;
+  });
+  $('friends').replaceChildren(...friends);
+
+  const blocked = [...state.blocked.values()]
+    .sort((a, b) => (a.name || '').localeCompare(b.name || ''))
+    .map((u) => {
+      const li = personRow(u);
+      li.append(actionButton('unblock', 'Unblock', unblockUser(u)));
+      return li;
+    });
+  $('blocked').replaceChildren(...blocked);
+  setHidden($('blocked-title'), blocked.length === 0);
+  setHidden($('friends-empty'), friends.length > 0 || state.view !== 'chat');
+
+  const results = (state.results || []).map((u) => {
+    const li = personRow(u);
+    const c = state.contacts.get(u.id);
+    if (!c) li.append(actionButton('add-friend', 'Add friend', addFriend(u), true));
+    else if (c.state === 'friends') li.append(actionButton('open-chat', 'Message', async () => goDirect(u.id), true));
+    else if (c.state === 'request_sent') li.append(h('span', 'person-state', 'Request sent'));
+    else li.append(actionButton('accept', 'Accept', acceptFriend(u), true));
+    li.append(confirmButton('block', 'Block', 'Block?', blockUser(u)));
+    return li;
+  });
+  $('people-results').replaceChildren(...results);
+}
+
+async function searchPeople() {
+  clearTimeout(state.peopleTimer);
+  const q = $('people-search').value.trim();
+  const token = ++state.peopleToken;
+  if (!q) {
+    state.results = null;
+    peopleInfo('');
+    renderPeople();
+    return;
+  }
+  let users;
+  try {
+    users = await api.searchUsers(q);
+  } catch (err) {
+    if (token === state.peopleToken) peopleInfo(err.message, true);
+    return;
+  }
+  if (token !== state.peopleToken) return;
+  state.results = users;
+  peopleInfo(users.length ? '' : 'No one found. Try a name, or a full email address.');
+  renderPeople();
+}
+
+function onPeopleInput() {
+  clearTimeout(state.peopleTimer);
+  state.peopleTimer = setTimeout(searchPeople, 250);
 }
 
 function checkRoomName(s) {
@@ -427,16 +925,14 @@ async function enterRoom(name) {
   } catch (err) {
     if (token !== state.entering) return;
     // Stay where we were and say why.
-    state.target = state.room ? state.room.name.toLowerCase() : '';
-    if (state.room) history.replaceState(null, '', roomHash(state.room.name));
-    else clearHash();
-    showScreen(state.room ? 'room' : 'list');
+    stayWhereWeWere();
     roomHint(err.message);
     return;
   }
   if (token !== state.entering || !state.socket) return;
 
-  if (state.room) state.socket.closeRoom(state.room.id);
+  leaveCurrent();
+  room.kind = 'room';
   state.room = room;
   state.target = room.name.toLowerCase();
   history.replaceState(null, '', roomHash(room.name)); // the server's spelling
@@ -444,6 +940,122 @@ async function enterRoom(name) {
   resetRoomView(room);
   showScreen('room');
   refreshRooms();
+  refreshConversationsSoon();
+  await loadConversation(room, token);
+}
+
+// stayWhereWeWere undoes a navigation that failed.
+function stayWhereWeWere() {
+  state.target = state.room ? targetOf(state.room) : '';
+  if (state.room) history.replaceState(null, '', convHash(state.room));
+  else clearHash();
+  showScreen(state.room ? 'room' : 'list');
+}
+
+// peerOf finds what we know of a user: a contact or a direct conversation.
+function peerOf(userId) {
+  const c = state.contacts.get(userId);
+  if (c) return c.user;
+  for (const conv of state.convs.values()) if (conv.kind === 'direct' && conv.peer && conv.peer.id === userId) return conv.peer;
+  if (state.results) for (const u of state.results) if (u.id === userId) return u;
+  return null;
+}
+
+// enterDirect opens the direct chat with a user: the conversation if there
+// is one, otherwise an empty chat that the first message creates.
+async function enterDirect(userId) {
+  const token = ++state.entering;
+  state.target = `dm:${userId}`;
+  roomHint('');
+  let conv = null;
+  try {
+    conv = await api.direct(userId);
+  } catch (err) {
+    if (token !== state.entering) return;
+    if (err.code !== 'not_found') {
+      stayWhereWeWere();
+      roomHint(err.message);
+      return;
+    }
+  }
+  if (token !== state.entering) return;
+  let peer = (conv && conv.peer) || peerOf(userId);
+  if (!peer) {
+    await refreshContacts();
+    if (token !== state.entering) return;
+    peer = peerOf(userId);
+  }
+  if (!peer || !state.socket) {
+    stayWhereWeWere();
+    if (!peer) roomHint('You can only chat with your friends. Add them under People first.');
+    return;
+  }
+
+  leaveCurrent();
+  const room = conv ? { ...conv } : { id: 0, last_seq: 0, members: 2 };
+  room.kind = 'direct';
+  room.peer = peer;
+  room.name = peer.name;
+  state.room = room;
+  state.target = targetOf(room);
+  history.replaceState(null, '', convHash(room));
+  document.title = `${peer.name} · Parley`;
+  resetRoomView(room);
+  showScreen('room');
+  if (room.id) {
+    await loadConversation(room, token);
+    return;
+  }
+  state.loaded = true;
+  state.oldest = 1;
+  state.hasOlder = false;
+  updateHistoryTop();
+  if (!matchMedia('(max-width: 700px)').matches) $('composer').focus();
+}
+
+// leaveCurrent stops following the shown conversation and keeps what it
+// shows (messages, scroll position) to show it again at once.
+function leaveCurrent() {
+  const room = state.room;
+  if (!room) return;
+  if (room.id && state.socket && state.loaded) {
+    const b = box();
+    const els = [...b.children].filter((el) => el.id !== 'history-top' && !el.classList.contains('pending'));
+    state.cache.delete(room.id);
+    state.cache.set(room.id, {
+      els,
+      last: state.socket.last(room.id),
+      oldest: state.oldest,
+      hasOlder: state.hasOlder,
+      scrollTop: b.scrollTop,
+      pinned: state.pinned,
+    });
+    while (state.cache.size > CACHE_MAX) state.cache.delete(state.cache.keys().next().value);
+  }
+  if (room.id && state.socket) state.socket.closeRoom(room.id);
+}
+
+// loadConversation shows a conversation's history (from the cache or the
+// first page) and follows it live.
+async function loadConversation(room, token) {
+  const cached = state.cache.get(room.id);
+  if (cached && cached.last > 0) {
+    state.cache.delete(room.id);
+    $('history-top').after(...cached.els);
+    state.oldest = cached.oldest;
+    state.hasOlder = cached.hasOlder;
+    state.loaded = true;
+    state.socket.openRoom(room.id, cached.last);
+    for (const p of state.socket.pendingFor(room.id)) appendPending(p);
+    updateHistoryTop();
+    if (cached.pinned) scrollToBottom();
+    else {
+      box().scrollTop = cached.scrollTop;
+      state.pinned = false;
+    }
+    markRead();
+    return;
+  }
 
   let page;
   try {
@@ -461,18 +1073,24 @@ async function enterRoom(name) {
   state.oldest = msgs.length ? msgs[0].seq : room.last_seq + 1;
   state.hasOlder = !!page.has_more;
   const last = msgs.length ? msgs[msgs.length - 1].seq : room.last_seq;
+  state.loaded = true;
   state.socket.openRoom(room.id, last);
   for (const p of state.socket.pendingFor(room.id)) appendPending(p);
   updateHistoryTop();
   scrollToBottom();
   fillViewport();
+  markRead();
   if (!matchMedia('(max-width: 700px)').matches) $('composer').focus();
 }
 
 function resetRoomView(room) {
+  const isRoom = room.kind === 'room';
   document.querySelector('.room').classList.add('has-room');
-  $('room-title').textContent = room.name;
-  $('composer').placeholder = `Message #${room.name}`;
+  $('room-title').textContent = convTitle(room);
+  $('composer').placeholder = isRoom ? `Message #${room.name}` : `Message ${convTitle(room)}`;
+  document.querySelector('.room').classList.toggle('is-direct', !isRoom);
+  setHidden($('leave-room'), !isRoom);
+  state.loaded = false;
   for (const el of [...$('messages').children]) if (el.id !== 'history-top') el.remove();
   state.pendingEls.clear();
   state.online = new Map();
@@ -485,21 +1103,24 @@ function resetRoomView(room) {
   setHidden($('load-older'), true);
   setHidden($('jump'), true);
   renderRooms(); // highlight the current room
+  renderConversations();
 }
 
 // closeRoom stops following the open room and shows the room list.
 function closeRoom() {
   ++state.entering;
   state.target = '';
-  if (state.room && state.socket) state.socket.closeRoom(state.room.id);
+  leaveCurrent();
   state.room = null;
-  document.querySelector('.room').classList.remove('has-room');
+  state.loaded = false;
+  document.querySelector('.room').classList.remove('has-room', 'is-direct');
   for (const el of [...$('messages').children]) if (el.id !== 'history-top') el.remove();
   state.pendingEls.clear();
   state.online = new Map();
   renderOnline();
   showScreen('list');
   renderRooms();
+  renderConversations();
   if (state.view === 'chat') document.title = 'Parley';
 }
 
@@ -525,7 +1146,9 @@ async function onLeaveRoom() {
       clearHash();
       closeRoom();
     }
+    state.cache.delete(room.id);
     refreshRooms();
+    refreshConversations();
   });
 }
 
@@ -542,9 +1165,13 @@ function renderOnline() {
   });
   $('online-list').replaceChildren(...items);
   const room = state.room;
-  $('room-sub').textContent = room
-    ? `${plural(room.members ?? 0, 'member')} · ${users.length} online`
-    : '';
+  let sub = '';
+  if (room && room.kind === 'direct') {
+    sub = users.some((u) => u.id === room.peer.id) ? 'Direct chat · online' : 'Direct chat';
+  } else if (room) {
+    sub = `${plural(room.members ?? 0, 'member')} · ${users.length} online`;
+  }
+  $('room-sub').textContent = sub;
 }
 
 // ---------------------------------------------------------------- messages
@@ -661,6 +1288,12 @@ function showLive(messages) {
   }
   if (stick || own) scrollToBottom();
   else setHidden($('jump'), false);
+  if (state.room && messages.length) {
+    const conv = state.convs.get(state.room.id);
+    if (conv) for (const m of messages) noteMessage(conv, m);
+    else refreshConversationsSoon();
+    markRead();
+  }
 }
 
 // refreshRoomSoon re-reads the open room (its member count) after joins and leaves.
@@ -702,6 +1335,8 @@ function updateHistoryTop() {
   setHidden($('load-older'), state.loadingOlder || !state.hasOlder);
   if (state.loadingOlder) text.textContent = 'Loading earlier messages…';
   else if (state.hasOlder) text.textContent = '';
+  else if (room.kind === 'direct') text.textContent = `This is the beginning of your chat with ${convTitle(room)}.`;
+  else if (room.kind !== 'room') text.textContent = `This is the beginning of ${room.name}.`;
   else text.textContent = `This is the beginning of #${room.name}.`;
 }
 
@@ -776,11 +1411,63 @@ function sendComposer() {
     return;
   }
   composerError('');
+  if (room.kind === 'direct' && !room.id) {
+    sendFirstDirect(room, body);
+    return;
+  }
   const p = socket.send(room.id, body);
   c.value = '';
   autosize();
   appendPending(p);
   scrollToBottom();
+}
+
+// sendFirstDirect sends to a friend with no conversation yet over REST,
+// which creates it; from then on the conversation is followed on the socket.
+async function sendFirstDirect(room, body) {
+  const c = $('composer');
+  const p = { roomId: 0, clientId: newClientId(), body };
+  c.value = '';
+  autosize();
+  appendPending(p);
+  scrollToBottom();
+  let res;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      res = await api.sendDirect(room.peer.id, p.clientId, body);
+      break;
+    } catch (err) {
+      // The client id makes a retry safe; retry what may not have arrived.
+      const transient = err.status === 0 || err.status >= 500 || err.code === 'rate_limited';
+      if (transient && attempt < 5 && state.room === room) {
+        await new Promise((r) => setTimeout(r, err.retryAfterMs || 1000 * (attempt + 1)));
+        continue;
+      }
+      const el = state.pendingEls.get(p.clientId);
+      if (el) el.remove();
+      state.pendingEls.delete(p.clientId);
+      if (state.room === room) {
+        composerError(err.message);
+        if (!c.value) {
+          c.value = body;
+          autosize();
+        }
+      }
+      return;
+    }
+  }
+  const conv = res.conversation;
+  if (conv) upsertConv(conv);
+  if (state.room !== room || !conv) return;
+  if (!room.id) {
+    Object.assign(room, conv, { kind: 'direct', peer: room.peer, name: room.name });
+    // Everything from seq 1 comes in a sync, our message included, which
+    // replaces the pending one.
+    state.socket.openRoom(room.id, 0);
+    renderConversations();
+  } else if (res.message) {
+    state.socket.ingest(room.id, [res.message]);
+  }
 }
 
 function isSendKey(e) {
@@ -823,7 +1510,15 @@ function startSocket() {
 
   socket
     .on('state', connStatus)
+    .on('contact', onContactFrame)
+    .on('conversation', onConversationFrame)
+    .on('read', onRead)
     .on('hello', (f) => {
+      // Frames may have been missed while disconnected.
+      state.readSent.clear();
+      refreshConversations();
+      refreshContacts();
+      markRead();
       if (f.user && state.me && f.user.name !== state.me.name) {
         state.me = { ...state.me, ...f.user };
         renderMe();
@@ -861,6 +1556,7 @@ function startSocket() {
       }
     })
     .on('error', (f) => {
+      if (f.request === 'read') return; // a read position is best effort
       if (f.room_id && state.room && f.room_id !== state.room.id) return;
       composerError(f.message || f.code, f.transient ? 4000 : 0);
     })
@@ -923,6 +1619,15 @@ function wire() {
   $('profile-cancel').addEventListener('click', () => $('profile').close());
 
   $('room-form').addEventListener('submit', onRoomSubmit);
+  $('people-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    searchPeople();
+  });
+  $('people-search').addEventListener('input', onPeopleInput);
+  document.addEventListener('visibilitychange', () => {
+    if (document.visibilityState === 'visible') markRead();
+  });
+  window.addEventListener('focus', markRead);
   $('room-input').addEventListener('input', () => {
     const name = roomInputName();
     roomHint(name ? checkRoomName(name) : '');

@@ -13,6 +13,9 @@
 //   error        an error frame not tied to a send ({transient: true} for rate limits)
 //   auth-check   a connection failed before hello (the session may be gone)
 //   session-ended  closed with 4001: do not reconnect
+//   contact      a contact frame (a friend, request or block changed)
+//   conversation a conversation frame (a direct message, open or not)
+//   read         {room_id, seq}: the user's read position moved (any tab)
 
 import { RoomSync } from './sync.js';
 
@@ -211,6 +214,19 @@ export class ChatSocket {
     this.sendOpen(rs);
   }
 
+  // markRead moves the read position of a conversation; it reports whether
+  // the frame went out (the caller may fall back to REST).
+  markRead(roomId, seq) {
+    if (!this.ready) return false;
+    return this.raw({ type: 'read', room_id: roomId, seq, ref: this.ref('read', roomId) });
+  }
+
+  // last is the highest seq shown of an open room (0 if not open).
+  last(roomId) {
+    const rs = this.rooms.get(roomId);
+    return rs ? rs.last : 0;
+  }
+
   closeRoom(roomId) {
     if (!this.rooms.delete(roomId)) return;
     this.raw({ type: 'close', room_id: roomId });
@@ -313,6 +329,16 @@ export class ChatSocket {
         break;
       case 'error':
         this.handleError(f);
+        break;
+      case 'contact':
+        this.emit('contact', f);
+        break;
+      case 'conversation':
+        this.emit('conversation', f);
+        break;
+      case 'read':
+        if (f.ref) this.refs.delete(f.ref);
+        this.emit('read', { room_id: f.room_id, seq: f.seq });
         break;
       case 'pong':
       case 'closed':
