@@ -271,6 +271,16 @@ const (
 	// ConvID (Reason: removed, left or deleted). Hubs unsubscribe the
 	// owner's connections from the conversation.
 	EventRemoved EventType = "removed"
+	// EventTyping: User is typing in ConvID. Never stored; clients show it
+	// for TypingTTL after the last one.
+	EventTyping EventType = "typing"
+)
+
+// TypingTTL is how long a typing indicator shows without a new one; a
+// client sends "typing" at most every TypingInterval while typing.
+const (
+	TypingTTL      = 5 * time.Second
+	TypingInterval = 2 * time.Second
 )
 
 // Event is what flows through the Broker to every node's hub.

@@ -310,3 +310,14 @@ func (s *Service) CheckMember(ctx context.Context, u User, id int64) error {
 	}
 	return err
 }
+
+// Typing tells the other members who have conversation id open that u is
+// typing. It is ephemeral: nothing is stored.
+func (s *Service) Typing(ctx context.Context, u User, id int64) error {
+	if err := s.CheckMember(ctx, u, id); err != nil {
+		return err
+	}
+	tu := User{ID: u.ID, Name: u.Name}
+	s.publish(ctx, ConvTopic(id), Event{Type: EventTyping, ConvID: id, User: &tu})
+	return nil
+}

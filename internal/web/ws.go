@@ -156,8 +156,8 @@ func (c *conn) serve(handle func([]byte), cleanup func()) {
 var newline = []byte{'\n'}
 
 func (c *conn) encode(cl *hub.Client, it *hub.Item) []byte {
-	if ev := it.Event; ev.Type == chat.EventPresence && ev.User != nil && ev.User.ID == cl.UserID {
-		return nil // a user's own presence: "opened" already lists them
+	if ev := it.Event; (ev.Type == chat.EventPresence || ev.Type == chat.EventTyping) && ev.User != nil && ev.User.ID == cl.UserID {
+		return nil // a user's own presence or typing: of no news to them
 	}
 	if c.format == formatCompat {
 		return it.Encoded(formatCompat, encodeCompat)
@@ -338,6 +338,11 @@ func encodeNative(ev chat.Event) []byte {
 	switch ev.Type {
 	case chat.EventMessage:
 		v = messageFrame{Type: "message", RoomID: ev.ConvID, Message: ev.Message}
+	case chat.EventTyping:
+		if ev.User == nil {
+			return nil
+		}
+		v = typingFrame{Type: "typing", RoomID: ev.ConvID, User: userRef{ID: ev.User.ID, Name: ev.User.Name}}
 	case chat.EventPresence:
 		if ev.User == nil {
 			return nil
@@ -387,6 +392,7 @@ func (s *server) handleWS() http.Handler {
 			rooms:   make(map[int64]bool),
 			sendLim: rate.NewLimiter(rate.Limit(s.cfg.SendRate), s.cfg.SendBurst),
 			reqLim:  rate.NewLimiter(rate.Limit(5*s.cfg.SendRate), 5*s.cfg.SendBurst),
+			typed:   make(map[int64]time.Time),
 		}
 		n.conn.removed = n.dropped
 		if n.client, err = s.hub.Register(a.User.ID, a.Session.ID, s.cfg.Outbox, n.wake); err != nil {
@@ -416,6 +422,7 @@ type nativeConn struct {
 	rooms   map[int64]bool // rooms this connection has open; guarded by mu
 	sendLim *rate.Limiter
 	reqLim  *rate.Limiter
+	typed   map[int64]time.Time // last typing forwarded, per conversation
 }
 
 func (n *nativeConn) handle(data []byte) {
@@ -457,6 +464,8 @@ func (n *nativeConn) handle(data []byte) {
 		err = n.send(f)
 	case "read":
 		err = n.read(f)
+	case "typing":
+		err = n.typing(f)
 	default:
 		err = chat.Errorf(chat.ErrInvalid, chat.CodeUnknownType, "unknown frame type %q", f.Type)
 	}
@@ -648,4 +657,32 @@ func (n *nativeConn) cleanup() {
 			n.s.log.Warn("close room", "room", id, "err", err)
 		}
 	}
+}
+
+type typingFrame struct {
+	Type   string  `json:"type"`
+	RoomID int64   `json:"room_id"`
+	User   userRef `json:"user"`
+}
+
+// typing forwards a typing indicator, at most one per conversation every
+// chat.TypingInterval per connection; more often is dropped silently.
+func (n *nativeConn) typing(f inFrame) error {
+	if err := requireRoom(f); err != nil {
+		return err
+	}
+	now := time.Now()
+	if last, ok := n.typed[f.RoomID]; ok && now.Sub(last) < chat.TypingInterval {
+		return nil
+	}
+	ctx, cancel := n.opContext()
+	defer cancel()
+	if err := n.s.svc.Typing(ctx, n.user, f.RoomID); err != nil {
+		return err
+	}
+	if len(n.typed) > 64 {
+		clear(n.typed)
+	}
+	n.typed[f.RoomID] = now
+	return nil
 }
