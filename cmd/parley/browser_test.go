@@ -75,7 +75,15 @@ func TestBrowserChat(t *testing.T) {
 	ada.waitOnline(t, grace)
 	grace.waitOnline(t, ada)
 
-	talk(grace, ada, "Nice try. It shows up as plain text on my side.")
+	// Typing shows on the other side, and goes when the message arrives.
+	grace.do(t, "start typing", chromedp.SendKeys(chromedp.ID("composer"), "Nice try"))
+	waitFor[bool](t, ada, "Grace is shown typing", `document.getElementById("typing").outerHTML`, `() => {
+		const el = document.getElementById("typing");
+		return !el.hidden && el.textContent === "Grace is typing…";
+	}`)
+	grace.do(t, "finish the message", chromedp.SendKeys(chromedp.ID("composer"), ". It shows up as plain text on my side."+kb.Enter))
+	ada.waitMessage(t, "Nice try. It shows up as plain text on my side.")
+	waitFor[bool](t, ada, "the typing notice is gone", viewState, `() => document.getElementById("typing").hidden`)
 	talk(ada, grace, "Good. Shall we ship the release on Friday?")
 	talk(grace, ada, "Friday works for me. I'll write the release notes.")
 

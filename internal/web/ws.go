@@ -594,6 +594,7 @@ func (n *nativeConn) send(f inFrame) error {
 	if err != nil {
 		return err
 	}
+	delete(n.typed, f.RoomID) // the message ends the typing; new typing is news again
 	n.push(ackFrame{Type: "ack", Ref: f.Ref, RoomID: f.RoomID, ClientID: f.ClientID, Message: &m})
 	return nil
 }

@@ -27,6 +27,7 @@ const state = {
   socket: null,
   everConnected: false,
   room: null, // the open room
+  typing: new Map(), // user id → {name, until}: who is typing in the open conversation
   target: '', // lower-cased name of the room being entered or open
   entering: 0, // increases with each room entry; stale answers are dropped
   oldest: 0, // lowest seq shown
@@ -1016,6 +1017,8 @@ async function enterDirect(userId) {
 // leaveCurrent stops following the shown conversation and keeps what it
 // shows (messages, scroll position) to show it again at once.
 function leaveCurrent() {
+  state.typing.clear();
+  renderTyping();
   const room = state.room;
   if (!room) return;
   if (room.id && state.socket && state.loaded) {
@@ -1277,6 +1280,7 @@ function showLive(messages) {
   let own = false;
   if (messages.length) refreshRoomsSoon();
   for (const m of messages) {
+    if (state.typing.delete(m.sender_id)) renderTyping();
     if (m.kind === 'join' || m.kind === 'leave') refreshRoomSoon();
     const pend = m.client_id && state.me && m.sender_id === state.me.id && state.pendingEls.get(m.client_id);
     if (pend) {
@@ -1390,6 +1394,24 @@ function composerError(msg, clearAfterMs) {
   el.textContent = msg || '';
   setHidden(el, !msg);
   if (msg && clearAfterMs) state.composerTimer = setTimeout(() => composerError(''), clearAfterMs);
+}
+
+// renderTyping shows who is typing in the open conversation; an entry
+// lapses 5 s after its last typing frame or when its message arrives.
+function renderTyping() {
+  const now = Date.now();
+  for (const [id, t] of state.typing) if (t.until <= now) state.typing.delete(id);
+  const names = [...state.typing.values()].map((t) => t.name || 'Someone');
+  const el = $('typing');
+  el.textContent = names.length === 0 ? '' : names.length === 1 ? `${names[0]} is typing…` : `${names.join(', ')} are typing…`;
+  setHidden(el, names.length === 0);
+}
+
+// onComposerInput sizes the composer and tells the others we are typing.
+function onComposerInput() {
+  autosize();
+  const c = $('composer');
+  if (c.value.trim() && state.socket && state.room && state.room.id) state.socket.typing(state.room.id);
 }
 
 function autosize() {
@@ -1533,6 +1555,12 @@ function startSocket() {
     .on('messages', ({ roomId, messages }) => {
       if (current(roomId)) showLive(messages);
     })
+    .on('typing', (f) => {
+      if (!current(f.room_id) || (state.me && f.user.id === state.me.id)) return;
+      state.typing.set(f.user.id, { name: f.user.name, until: Date.now() + 5000 });
+      renderTyping();
+      setTimeout(renderTyping, 5100);
+    })
     .on('presence', (f) => {
       if (!current(f.room_id)) return;
       if (f.online) state.online.set(f.user.id, f.user);
@@ -1647,7 +1675,7 @@ function wire() {
   });
   $('composer').addEventListener('keydown', onComposerKey);
   $('composer').addEventListener('keypress', onComposerKeypress);
-  $('composer').addEventListener('input', autosize);
+  $('composer').addEventListener('input', onComposerInput);
   $('conn-retry').addEventListener('click', () => state.socket && state.socket.retryNow());
 
   window.addEventListener('hashchange', () => {

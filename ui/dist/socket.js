@@ -227,6 +227,16 @@ export class ChatSocket {
     return rs ? rs.last : 0;
   }
 
+  // typing tells the others in an open conversation that we are typing,
+  // at most every 2 s (the server drops more).
+  typing(roomId) {
+    if (!this.rooms.has(roomId)) return;
+    const now = Date.now();
+    this.typedAt = this.typedAt || new Map();
+    if (now - (this.typedAt.get(roomId) || 0) < 2000) return;
+    if (this.raw({ type: 'typing', room_id: roomId })) this.typedAt.set(roomId, now);
+  }
+
   closeRoom(roomId) {
     if (!this.rooms.delete(roomId)) return;
     this.raw({ type: 'close', room_id: roomId });
@@ -253,6 +263,7 @@ export class ChatSocket {
 
   // send queues a text message; it goes out now or after the next reconnect.
   send(roomId, body) {
+    if (this.typedAt) this.typedAt.delete(roomId); // typing after a send is news again
     const p = { roomId, clientId: newClientId(), body };
     this.pending.set(p.clientId, p);
     this.sendPending(p);
@@ -326,6 +337,9 @@ export class ChatSocket {
         break;
       case 'presence':
         if (this.rooms.has(f.room_id)) this.emit('presence', f);
+        break;
+      case 'typing':
+        if (this.rooms.has(f.room_id)) this.emit('typing', f);
         break;
       case 'error':
         this.handleError(f);
