@@ -1,0 +1,404 @@
+#!/usr/bin/env bash
+# bench.sh measures the performance targets of docs/benchmarks.md on this
+# machine: it builds parley, and for each run starts a fresh server on a
+# SQLite copy of a database of benchmark sessions, drives it with
+# "parley bench --pid", and writes the bench's JSON line, tagged with the
+# target, to docs/bench/NAME.json (CPU and heap profiles of some runs go to
+# docs/bench/profiles/). "go run ./scripts/benchreport" turns the files into
+# the tables of docs/benchmarks.md.
+#
+# Usage: scripts/bench.sh [TARGET...]
+#   TARGET is 1 2 3 4 5 6 7 8 or go (the Go micro-benchmarks of internal/hub
+#   and internal/sqlite); no argument runs them all, in about 9 minutes.
+# Environment: OUT (default docs/bench) is where results go; REF (default
+# HEAD) is the commit to build and test, exported with git archive so that
+# edits under way in the working tree neither break nor colour the run;
+# REF=. measures the working tree as it is.
+#
+# Servers listen on 127.0.0.1 only, every run is bounded by timeout, and the
+# load tool runs on the same machine as the server, sharing its cores.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+OUT=${OUT:-docs/bench}
+ALL=(1 2 3 4 5 6 7 8 go)
+targets=("$@")
+if [ ${#targets[@]} -eq 0 ]; then
+	targets=("${ALL[@]}")
+fi
+for t in "${targets[@]}"; do
+	case " ${ALL[*]} " in
+	*" $t "*) ;;
+	*)
+		echo "bench.sh: unknown target $t (want one of: ${ALL[*]})" >&2
+		exit 2
+		;;
+	esac
+done
+wants() { case " ${targets[*]} " in *" $1 "*) return 0 ;; esac; return 1; }
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/parley-bench.XXXXXX")
+bin=$tmp/parley
+SERVER_PID=
+PROF_PID=
+cleanup() {
+	if [ -n "$PROF_PID" ]; then kill "$PROF_PID" 2>/dev/null || true; fi
+	if [ -n "$SERVER_PID" ]; then kill -KILL "$SERVER_PID" 2>/dev/null || true; fi
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log() { printf '%s bench.sh: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+# json_str prints $1 as a JSON string.
+json_str() {
+	local s=$1
+	s=${s//\\/\\\\}
+	s=${s//\"/\\\"}
+	s=${s//$'\t'/\\t}
+	s=${s//$'\n'/\\n}
+	printf '"%s"' "$s"
+}
+
+loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
+
+# busy_ticks prints the CPU time the whole machine has spent busy,
+# task_ticks that spent running processes (user and system, without
+# interrupts), and proc_ticks that of process $1, in clock ticks (1/100 s).
+busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9; exit}' /proc/stat; }
+task_ticks() { awk '/^cpu / {print $2 + $3 + $4; exit}' /proc/stat; }
+proc_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+
+# wait_quiet waits, up to a minute, until the machine spends at most 15 %
+# of a second busy (other people's tests share it), and prints that share.
+wait_quiet() {
+	local b0 b1 i0 i1 busy=100
+	for _ in $(seq 30); do
+		b0=$(busy_ticks) i0=$(awk '/^cpu / {print $5 + $6; exit}' /proc/stat)
+		sleep 1
+		b1=$(busy_ticks) i1=$(awk '/^cpu / {print $5 + $6; exit}' /proc/stat)
+		busy=$((100 * (b1 - b0) / (b1 - b0 + i1 - i0 + 1)))
+		if [ "$busy" -le 15 ]; then break; fi
+		log "the machine is $busy % busy with something else; waiting"
+		sleep 1
+	done
+	echo "$busy"
+}
+
+mkdir -p "$OUT/profiles"
+REF=${REF:-HEAD}
+src=.
+if [ "$REF" = . ]; then
+	commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+	if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then commit="$commit (working tree, modified)"; fi
+else
+	commit=$(git rev-parse --short "$REF^{commit}")
+	src=$tmp/src
+	mkdir "$src"
+	git archive "$commit" | tar -x -C "$src"
+fi
+log "building parley $commit into $tmp"
+(cd "$src" && go build -o "$bin" ./cmd/parley)
+
+# The machine, as commands report it.
+{
+	printf '{"target":"machine"'
+	printf ',"cpu_model":%s' "$(json_str "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')")"
+	printf ',"cores":%s' "$(nproc)"
+	printf ',"mem_total_kib":%s' "$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)"
+	printf ',"go_version":%s' "$(json_str "$(go version)")"
+	printf ',"kernel":%s' "$(json_str "$(uname -srm)")"
+	printf ',"open_files_hard_limit":%s' "$(json_str "$(ulimit -Hn)")"
+	printf ',"tmp_filesystem":%s' "$(json_str "$(df -T "$tmp" | awk 'NR==2 {print $2}')")"
+	printf ',"git_commit":%s' "$(json_str "$commit")"
+	printf ',"date":%s' "$(json_str "$(date -u +%Y-%m-%dT%H:%M:%SZ)")"
+	printf ',"loadavg_at_start":%s' "$(json_str "$(loadavg)")"
+	printf ',"targets":%s' "$(json_str "${targets[*]}")" # of the latest invocation
+	printf '}\n'
+} >"$OUT/machine.json"
+
+# One database of benchmark users with a session each; every server gets a
+# fresh copy of it. Runs use the first N tokens.
+needed=1000
+if wants 4 || wants 5 || wants 8; then needed=19000; fi
+if wants 1 || wants 2 || wants 3 || wants 4 || wants 5 || wants 6 || wants 8; then
+	log "creating $needed users and sessions (parley admin sessions)"
+	"$bin" admin sessions --db "$tmp/template.db" --count "$needed" >"$tmp/tokens.all"
+fi
+tokens() { # tokens N: a file of the first N tokens
+	head -n "$1" "$tmp/tokens.all" >"$tmp/tokens.$1"
+	echo "$tmp/tokens.$1"
+}
+
+SERVER_FLAGS="--send-rate 1000000 --send-burst 1000000 --outbox 4096 --log-level info"
+SERVER_ENV=() # for the next run only, as VAR=value
+ADDR=
+DEBUG=
+
+# start_server NAME: a fresh copy of the database, a server on a loopback
+# port chosen by the kernel, with pprof on another.
+start_server() {
+	local name=$1
+	cp "$tmp/template.db" "$tmp/$name.db"
+	if [ -e "$tmp/template.db-wal" ]; then cp "$tmp/template.db-wal" "$tmp/$name.db-wal"; fi
+	# shellcheck disable=SC2086
+	(
+		ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+		exec env "${SERVER_ENV[@]}" "$bin" --addr 127.0.0.1:0 --debug-addr 127.0.0.1:0 --db "$tmp/$name.db" $SERVER_FLAGS
+	) >"$tmp/$name.server.out" 2>"$tmp/$name.server.log" &
+	SERVER_PID=$!
+	ADDR= DEBUG=
+	for _ in $(seq 100); do
+		ADDR=$(sed -n 's|^listening on http://||p' "$tmp/$name.server.out")
+		DEBUG=$(grep -o '"msg":"pprof listening","addr":"127\.0\.0\.1:[0-9]*"' "$tmp/$name.server.log" | grep -o '127\.0\.0\.1:[0-9]*' || true)
+		if [ -n "$ADDR" ] && [ -n "$DEBUG" ]; then return 0; fi
+		if ! kill -0 "$SERVER_PID" 2>/dev/null; then break; fi
+		sleep 0.1
+	done
+	log "server for $name did not start:"
+	cat "$tmp/$name.server.log" >&2
+	return 1
+}
+
+stop_server() {
+	kill -TERM "$SERVER_PID" 2>/dev/null || true
+	for _ in $(seq 150); do
+		kill -0 "$SERVER_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "$SERVER_PID" 2>/dev/null || true
+	wait "$SERVER_PID" 2>/dev/null || true
+	SERVER_PID=
+}
+
+# profile PATTERN DELAY KIND [SECONDS] asks the next bench run for a
+# profile of its server: once the bench's progress shows PATTERN, wait
+# DELAY seconds, then take a KIND profile: cpu (for SECONDS) or heap (with
+# the runtime's memory statistics).
+PROF_ARGS=()
+profile() { PROF_ARGS=("$@"); }
+
+# profile_when NAME PATTERN DELAY KIND [SECONDS] takes that profile in the
+# background.
+profile_when() {
+	local name=$1 pattern=$2 delay=$3 kind=$4 secs=${5:-5}
+	(
+		for _ in $(seq 1500); do
+			if grep -Eq -- "$pattern" "$tmp/$name.err" 2>/dev/null; then break; fi
+			sleep 0.2
+		done
+		sleep "$delay"
+		case $kind in
+		cpu) curl -sf -o "$tmp/$name.cpu.pb.gz" "http://$DEBUG/debug/pprof/profile?seconds=$secs" ;;
+		heap)
+			curl -sf -o "$tmp/$name.heap.pb.gz" "http://$DEBUG/debug/pprof/heap?gc=1"
+			curl -sf "http://$DEBUG/debug/pprof/heap?debug=1" |
+				grep -E '^# (Sys|HeapSys|HeapAlloc|HeapInuse|HeapIdle|HeapReleased|Stack|MSpan|GCSys|OtherSys|NumGC|GCCPUFraction) ' >"$tmp/$name.memstats.txt"
+			curl -sf "http://$DEBUG/debug/pprof/goroutine?debug=1" | head -1 >>"$tmp/$name.memstats.txt"
+			grep -E '^(VmRSS|RssAnon|RssFile|VmHWM)' "/proc/$SERVER_PID/status" >>"$tmp/$name.memstats.txt"
+			;;
+		esac
+	) &
+	PROF_PID=$!
+}
+
+# save_profiles NAME: pprof's reports of what profile_when saved.
+save_profiles() {
+	local name=$1
+	if [ -n "$PROF_PID" ]; then
+		kill "$PROF_PID" 2>/dev/null || true
+		wait "$PROF_PID" 2>/dev/null || true
+		PROF_PID=
+	fi
+	if [ -s "$tmp/$name.cpu.pb.gz" ]; then
+		{
+			go tool pprof -top -nodecount 30 "$bin" "$tmp/$name.cpu.pb.gz" 2>/dev/null
+			echo
+			go tool pprof -top -cum -nodecount 60 "$bin" "$tmp/$name.cpu.pb.gz" 2>/dev/null | sed -n '/flat%/,$p'
+		} >"$OUT/profiles/$name-cpu.txt"
+	fi
+	if [ -s "$tmp/$name.heap.pb.gz" ]; then
+		{
+			cat "$tmp/$name.memstats.txt"
+			echo
+			go tool pprof -sample_index=inuse_space -top -nodecount 30 "$bin" "$tmp/$name.heap.pb.gz" 2>/dev/null
+		} >"$OUT/profiles/$name-heap.txt"
+	fi
+}
+
+# bench TARGET NAME BOUND TOKENS [BENCH FLAGS...]: one run on a fresh
+# server, stopped by SIGINT after BOUND seconds at the latest (the bench
+# then reports what it measured so far). Other people's work on the
+# machine shows as CPU time used by neither the server nor the bench; if
+# it exceeds 10 % of the machine during the run, the run is repeated once
+# (RETRIES), and the file says how much there was.
+RETRIES=${RETRIES:-1}
+EARLIER=
+bench() {
+	local env=("${SERVER_ENV[@]}") prof=("${PROF_ARGS[@]}") attempt
+	EARLIER=
+	for attempt in $(seq 0 "$RETRIES"); do
+		SERVER_ENV=("${env[@]}") PROF_ARGS=("${prof[@]}")
+		bench_once "$@"
+		local other wall
+		other=$(sed -n 's/.*"other_cpu_seconds":\([0-9.]*\).*/\1/p' "$OUT/$2.json")
+		wall=$(sed -n 's/.*"bench_wall_seconds":\([0-9.]*\).*/\1/p' "$OUT/$2.json")
+		if awk -v o="$other" -v w="$wall" -v n="$(nproc)" 'BEGIN {exit !(o <= 0.1 * w * n)}'; then
+			break
+		fi
+		log "$2: other processes used ${other} s of CPU during the run"
+		EARLIER="${EARLIER:+$EARLIER,}$other"
+		if [ "$attempt" -lt "$RETRIES" ]; then log "$2: running it again"; fi
+	done
+	SERVER_ENV=() PROF_ARGS=()
+}
+
+bench_once() {
+	local target=$1 name=$2 bound=$3 ntok=$4
+	shift 4
+	local tok rc=0 quiet load env_desc=
+	tok=$(tokens "$ntok")
+	# A repeated run must not see the files of the one before.
+	rm -f "$tmp/$name".{out,err,time,cpu.pb.gz,heap.pb.gz,memstats.txt}
+	quiet=$(wait_quiet)
+	if [ ${#SERVER_ENV[@]} -gt 0 ]; then env_desc="${SERVER_ENV[*]} "; fi
+	start_server "$name"
+	SERVER_ENV=()
+	if [ ${#PROF_ARGS[@]} -gt 0 ]; then
+		profile_when "$name" "${PROF_ARGS[@]}"
+		PROF_ARGS=()
+	fi
+	load=$(loadavg)
+	log "$name: ${env_desc}parley bench $* (machine $quiet % busy before)"
+	local TIMEFORMAT='%R %U %S' b0 b1 s0 s1
+	b0=$(task_ticks) s0=$(proc_ticks "$SERVER_PID")
+	{ time timeout -k 30 -s INT "$bound" "$bin" bench --targets "http://$ADDR" --tokens "$tok" --pid "$SERVER_PID" "$@" \
+		>"$tmp/$name.out" 2>"$tmp/$name.err"; } 2>"$tmp/$name.time" || rc=$?
+	b1=$(task_ticks) s1=$(proc_ticks "$SERVER_PID")
+	stop_server
+	save_profiles "$name"
+	local result wall user sys
+	result=$(grep '^{' "$tmp/$name.out" | tail -n 1 || true)
+	read -r wall user sys <"$tmp/$name.time"
+	{
+		printf '{"target":%s,"name":%s,"commit":%s,"date":%s' "$(json_str "$target")" "$(json_str "$name")" "$(json_str "$commit")" "$(json_str "$(date -u +%Y-%m-%dT%H:%M:%SZ)")"
+		printf ',"command":%s' "$(json_str "parley bench --targets http://127.0.0.1:PORT --tokens TOKENS($ntok) --pid PID $*")"
+		printf ',"server_command":%s' "$(json_str "${env_desc}parley --addr 127.0.0.1:0 --debug-addr 127.0.0.1:0 --db FRESH.db $SERVER_FLAGS")"
+		printf ',"tokens":%s,"bound_seconds":%s,"exit_code":%s' "$ntok" "$bound" "$rc"
+		printf ',"loadavg_before":%s,"machine_busy_percent_before":%s' "$(json_str "$load")" "$quiet"
+		printf ',"bench_wall_seconds":%s,"bench_cpu_seconds":%s' "$wall" "$(awk -v u="$user" -v s="$sys" 'BEGIN {printf "%.2f", u + s}')"
+		# Whole-run CPU time (connecting included) of the server, and of
+		# everything else on the machine but the bench: other people's work.
+		printf ',"server_cpu_seconds_total":%s' "$(awk -v a="$s0" -v b="$s1" 'BEGIN {printf "%.2f", (b - a) / 100}')"
+		printf ',"other_cpu_seconds":%s' "$(awk -v a="$b0" -v b="$b1" -v s0="$s0" -v s1="$s1" -v u="$user" -v s="$sys" \
+			'BEGIN {o = (b - a - (s1 - s0)) / 100 - u - s; printf "%.2f", (o < 0 ? 0 : o)}')"
+		printf ',"earlier_attempts_other_cpu_seconds":[%s]' "$EARLIER"
+		if [ -n "$result" ]; then
+			printf ',"result":%s' "$result"
+		else
+			printf ',"error":%s' "$(json_str "$(tail -n 3 "$tmp/$name.err")")"
+		fi
+		printf '}\n'
+	} >"$OUT/$name.json"
+	grep -v '^{' "$tmp/$name.out" >"$OUT/$name.txt" || true
+	sed 's/^/    /' "$OUT/$name.txt" >&2
+}
+
+# gobench TARGET NAME ARGS...: go test benchmarks, their output kept as is
+# and as JSON.
+gobench() {
+	local target=$1 name=$2
+	shift 2
+	local load quiet
+	quiet=$(wait_quiet)
+	load=$(loadavg)
+	log "$name: go test $* (machine $quiet % busy before)"
+	(cd "$src" && timeout -k 30 300 go test "$@") | tee "$OUT/$name.txt" >&2 || log "$name: go test failed"
+	awk -v target="$target" -v name="$name" -v cmd="go test $*" -v la="$load" -v quiet="$quiet" -v commit="$commit" '
+		BEGIN { printf "{\"target\":\"%s\",\"name\":\"%s\",\"commit\":\"%s\",\"command\":\"%s\",\"loadavg_before\":\"%s\",\"machine_busy_percent_before\":%s,\"benchmarks\":[", target, name, commit, cmd, la, quiet; n = 0 }
+		/^pkg: / { pkg = $2 }
+		/^Benchmark/ {
+			printf "%s{\"pkg\":\"%s\",\"name\":\"%s\",\"n\":%s,\"metrics\":{", (n++ ? "," : ""), pkg, $1, $2
+			m = 0
+			for (i = 3; i + 1 <= NF; i += 2) printf "%s\"%s\":%s", (m++ ? "," : ""), $(i + 1), $i
+			printf "}}"
+		}
+		END { print "]}" }' "$OUT/$name.txt" >"$OUT/$name.json"
+}
+
+# Target 1: one room of 1,000, 10 senders as fast as they can: with the
+# bench's default of 8 unanswered sends per sender, and with 1.
+if wants 1; then
+	profile '^sending (as|[0-9])' 3 cpu 5
+	bench 1 target1 90 1000 --conns 1000 --rooms 1 --senders 10 --rate 0 --duration 10s
+	bench 1 target1-inflight1 90 1000 --conns 1000 --rooms 1 --senders 10 --rate 0 --inflight 1 --duration 10s
+fi
+# Target 2: 1,000 connections in 10 rooms, 100 messages/s over 10 senders.
+if wants 2; then
+	bench 2 target2 90 1000 --conns 1000 --rooms 10 --senders 1 --rate 100 --duration 10s
+fi
+# Target 3: light load, 100 connections in one room, 10 messages/s.
+# Context: the same load in 10 rooms of 10, to tell the store and the
+# fan-out apart.
+if wants 3; then
+	bench 3 target3 60 100 --conns 100 --rooms 1 --senders 10 --rate 10 --duration 20s
+	bench 3 target3-rooms10 60 100 --conns 100 --rooms 10 --senders 1 --rate 10 --duration 20s
+fi
+# Target 4: one room of 10,000 connections, 10 messages/s. The 10,000
+# connections belong to 1,000 users (10 each): with 10,000 distinct users
+# the set-up alone outlasts any time bound (target4-distinct shows why).
+if wants 4; then
+	profile '^sending (as|[0-9])' 3 cpu 5
+	bench 4 target4 180 1000 --conns 10000 --rooms 1 --senders 10 --rate 10 --duration 10s
+	profile '^connecting' 15 cpu 8
+	bench 4 target4-distinct 40 10000 --conns 10000 --rooms 1 --senders 10 --rate 10 --duration 10s
+fi
+# Target 5: 19,000 idle signed-in connections (the per-process open-file
+# limit is 20,000, and the bench holds one file per connection too), in
+# rooms of 10 so that joining costs the same for each.
+if wants 5; then
+	profile '^holding' 0 heap
+	bench 5 target5 180 19000 --conns 19000 --rooms 1900 --idle --duration 5s --ramp 2000
+	# Context: how much of that is garbage the collector has yet to reuse.
+	SERVER_ENV=(GOGC=25)
+	profile '^holding' 0 heap
+	bench 5 target5-gogc25 180 19000 --conns 19000 --rooms 1900 --idle --duration 5s --ramp 2000
+fi
+# Target 6: stored and acknowledged sends, 200 concurrent senders over 100
+# rooms: the store alone (Go benchmark), then end to end over WebSocket.
+if wants 6; then
+	gobench 6 target6 -run '^$' -bench AppendParallel -benchtime 5s -count 3 ./internal/sqlite/
+	rc=0
+	"$bin" admin migrate --db postgres://127.0.0.1:5432/parley >"$tmp/target6-postgres.out" 2>&1 || rc=$?
+	printf '{"target":"6","name":"target6-postgres","command":"parley admin migrate --db postgres://127.0.0.1:5432/parley","exit_code":%s,"error":%s}\n' \
+		"$rc" "$(json_str "$(tail -n 1 "$tmp/target6-postgres.out")")" >"$OUT/target6-postgres.json"
+	log "target6-postgres: $(tail -n 1 "$tmp/target6-postgres.out")"
+	profile '^sending (as|[0-9])' 3 cpu 5
+	bench 6 target6-e2e 90 200 --conns 200 --rooms 100 --senders 2 --rate 0 --duration 10s
+fi
+# Target 7: long-polling clients. The server has no long-poll transport yet;
+# the bench says so.
+if wants 7; then
+	rc=0
+	"$bin" bench --transport longpoll --conns 5000 --rate 100 >"$tmp/target7.out" 2>&1 || rc=$?
+	printf '{"target":"7","name":"target7","command":"parley bench --transport longpoll --conns 5000 --rate 100","exit_code":%s,"error":%s}\n' \
+		"$rc" "$(json_str "$(tail -n 1 "$tmp/target7.out")")" >"$OUT/target7.json"
+	log "target7: $(tail -n 1 "$tmp/target7.out")"
+fi
+# Target 8: how cost grows, at 10,000 deliveries/s offered. Connections:
+# 1k, 5k and 19k in rooms of 100, 100 messages/s in all. Room size: 10, 100
+# (the 1k run), 1,000 and 10,000 members (10,000 connections of 1,000
+# users, as in target 4), one sender per room.
+if wants 8; then
+	bench 8 target8-conns1k 90 1000 --conns 1000 --rooms 10 --senders 1 --rate 100 --duration 10s
+	bench 8 target8-conns5k 120 5000 --conns 5000 --rooms 50 --senders 1 --rate 100 --duration 10s
+	bench 8 target8-conns19k 180 19000 --conns 19000 --rooms 190 --senders 1 --rate 100 --duration 10s --ramp 2000
+	bench 8 target8-room10 90 1000 --conns 1000 --rooms 100 --senders 1 --rate 1000 --duration 10s
+	bench 8 target8-room1000 90 1000 --conns 1000 --rooms 1 --senders 1 --rate 10 --duration 10s
+	bench 8 target8-room10000 180 1000 --conns 10000 --rooms 1 --senders 1 --rate 1 --duration 10s
+fi
+if wants go; then
+	gobench go gobench -run '^$' -bench . -benchmem ./internal/hub/ ./internal/sqlite/
+fi
+log "done; results in $OUT (go run ./scripts/benchreport)"

@@ -1,0 +1,625 @@
+// Command benchreport prints the Markdown tables of docs/benchmarks.md from
+// the results scripts/bench.sh wrote to docs/bench/*.json, so that every
+// figure in the document comes from the load tool or go test, never from a
+// hand. It judges each target against the goal of the performance issue.
+//
+// Usage: go run ./scripts/benchreport [-dir docs/bench]
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+func main() {
+	dir := flag.String("dir", "docs/bench", "directory of the JSON files scripts/bench.sh wrote")
+	flag.Parse()
+	runs, err := load(*dir)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "benchreport: %v\n", err)
+		os.Exit(1)
+	}
+	if err := report(os.Stdout, runs); err != nil {
+		fmt.Fprintf(os.Stderr, "benchreport: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+// run is one file of docs/bench: a bench run, a go test run, the machine,
+// or a target that could not run.
+type run struct {
+	Target        string    `json:"target"`
+	Name          string    `json:"name"`
+	Commit        string    `json:"commit"`
+	Command       string    `json:"command"`
+	ServerCommand string    `json:"server_command"`
+	Tokens        int       `json:"tokens"`
+	BoundSeconds  float64   `json:"bound_seconds"`
+	ExitCode      int       `json:"exit_code"`
+	LoadBefore    string    `json:"loadavg_before"`
+	BenchWall     float64   `json:"bench_wall_seconds"`
+	BenchCPU      float64   `json:"bench_cpu_seconds"`
+	BusyBefore    *float64  `json:"machine_busy_percent_before"`
+	ServerCPU     float64   `json:"server_cpu_seconds_total"`
+	OtherCPU      *float64  `json:"other_cpu_seconds"`
+	EarlierOther  []float64 `json:"earlier_attempts_other_cpu_seconds"`
+	Result        *result   `json:"result"`
+	Error         string    `json:"error"`
+	Benchmarks    []gobench `json:"benchmarks"`
+
+	// The machine.
+	CPUModel     string `json:"cpu_model"`
+	Cores        int    `json:"cores"`
+	MemTotalKiB  int64  `json:"mem_total_kib"`
+	GoVersion    string `json:"go_version"`
+	Kernel       string `json:"kernel"`
+	OpenFiles    string `json:"open_files_hard_limit"`
+	TmpFS        string `json:"tmp_filesystem"`
+	GitCommit    string `json:"git_commit"`
+	Date         string `json:"date"`
+	LoadAtStart  string `json:"loadavg_at_start"`
+	TargetsAsked string `json:"targets"`
+}
+
+// result is the JSON line of "parley bench" (internal/bench.Result).
+type result struct {
+	Transport          string  `json:"transport"`
+	Rooms              int     `json:"rooms"`
+	Senders            int     `json:"senders"`
+	Rate               float64 `json:"rate"`
+	Idle               bool    `json:"idle"`
+	ConnsEstablished   int     `json:"conns_established"`
+	ConnsFailed        int     `json:"conns_failed"`
+	ConnsDropped       int     `json:"conns_dropped"`
+	ConnectSeconds     float64 `json:"connect_seconds"`
+	ConnectRate        float64 `json:"connect_rate"`
+	MessagesSent       int64   `json:"messages_sent"`
+	MessagesAcked      int64   `json:"messages_acked"`
+	SendErrors         int64   `json:"send_errors"`
+	DeliveriesExpected int64   `json:"deliveries_expected"`
+	DeliveriesReceived int64   `json:"deliveries_received"`
+	DeliveriesPerSec   float64 `json:"deliveries_per_sec"`
+	Lost               int64   `json:"lost"`
+	Duplicated         int64   `json:"duplicated"`
+	OutOfOrder         int64   `json:"out_of_order"`
+	Latency            struct {
+		P50 float64 `json:"p50"`
+		P90 float64 `json:"p90"`
+		P99 float64 `json:"p99"`
+		Max float64 `json:"max"`
+	} `json:"latency_ms"`
+	DurationSeconds float64 `json:"duration_seconds"`
+	Server          *struct {
+		RSSBefore        int64   `json:"rss_bytes_before"`
+		RSSAfter         int64   `json:"rss_bytes_after"`
+		RSSEnd           int64   `json:"rss_bytes_end"`
+		RSSPerConn       int64   `json:"rss_per_conn_bytes"`
+		CPUSeconds       float64 `json:"cpu_seconds"`
+		CPUPerDeliveryUS float64 `json:"cpu_per_delivery_us"`
+	} `json:"server"`
+	OK    bool     `json:"ok"`
+	Notes []string `json:"notes"`
+}
+
+// gobench is one line of go test -bench output.
+type gobench struct {
+	Pkg     string             `json:"pkg"`
+	Name    string             `json:"name"`
+	N       int64              `json:"n"`
+	Metrics map[string]float64 `json:"metrics"`
+}
+
+func load(dir string) (map[string]*run, error) {
+	paths, err := filepath.Glob(filepath.Join(dir, "*.json"))
+	if err != nil {
+		return nil, err
+	}
+	if len(paths) == 0 {
+		return nil, fmt.Errorf("no results in %s: run scripts/bench.sh first", dir)
+	}
+	runs := make(map[string]*run)
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, err
+		}
+		var r run
+		if err := json.Unmarshal(b, &r); err != nil {
+			return nil, fmt.Errorf("%s: %w", p, err)
+		}
+		if r.Name == "" {
+			r.Name = strings.TrimSuffix(filepath.Base(p), ".json")
+		}
+		runs[r.Name] = &r
+	}
+	return runs, nil
+}
+
+// Verdicts.
+const (
+	met       = "**met**"
+	notMet    = "**not met**"
+	notRun    = "not run"
+	undecided = "undecided"
+	info      = "(context)"
+)
+
+// row is one line of the targets table.
+type row struct{ target, run, measured, goal, verdict string }
+
+func report(w io.Writer, runs map[string]*run) error {
+	var b strings.Builder
+	if m := runs["machine"]; m != nil {
+		machine(&b, m, runs)
+	}
+	targets(&b, runs)
+	growth(&b, runs)
+	goBenchmarks(&b, runs)
+	commands(&b, runs)
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func machine(b *strings.Builder, m *run, runs map[string]*run) {
+	fmt.Fprintf(b, "### Machine\n\n| | |\n|---|---|\n")
+	fmt.Fprintf(b, "| CPU | %d cores, %s |\n", m.Cores, m.CPUModel)
+	fmt.Fprintf(b, "| memory | %.1f GiB |\n", float64(m.MemTotalKiB)/(1<<20))
+	fmt.Fprintf(b, "| kernel | %s |\n", m.Kernel)
+	fmt.Fprintf(b, "| Go | %s |\n", strings.TrimPrefix(m.GoVersion, "go version "))
+	fmt.Fprintf(b, "| open files (hard limit) | %s |\n", m.OpenFiles)
+	fmt.Fprintf(b, "| database directory | %s |\n", m.TmpFS)
+	commits := map[string][]string{}
+	for name, r := range runs {
+		if r.Commit != "" {
+			commits[r.Commit] = append(commits[r.Commit], name)
+		}
+	}
+	if len(commits) <= 1 {
+		fmt.Fprintf(b, "| parley commit | %s |\n", m.GitCommit)
+	} else {
+		var parts []string
+		for c, names := range commits {
+			sort.Slice(names, func(i, j int) bool { return runKey(names[i]) < runKey(names[j]) })
+			parts = append(parts, fmt.Sprintf("%s (%s)", c, strings.Join(names, ", ")))
+		}
+		sort.Strings(parts)
+		fmt.Fprintf(b, "| parley commits | %s |\n", strings.Join(parts, "; "))
+	}
+	fmt.Fprintf(b, "| latest invocation | %s (load average at start %s; targets %s) |\n\n", m.Date, m.LoadAtStart, m.TargetsAsked)
+}
+
+func targets(b *strings.Builder, runs map[string]*run) {
+	var rows []row
+	add := func(r row) { rows = append(rows, r) }
+
+	for _, name := range []string{"target1", "target1-inflight1"} {
+		r := runs[name]
+		if r == nil {
+			continue
+		}
+		res, bad := resultOf(r)
+		if bad != "" {
+			add(row{"1", name, bad, "", notRun})
+			continue
+		}
+		ok := res.DeliveriesPerSec >= 300_000 && res.Latency.P99 <= 50 && clean(res)
+		add(row{"1", name,
+			fmt.Sprintf("%s deliveries/s; p50 %s ms, p99 %s ms; %s", commas(res.DeliveriesPerSec), ms(res.Latency.P50), ms(res.Latency.P99), checks(res)),
+			"≥ 300,000 deliveries/s, p99 ≤ 50 ms, nothing lost", verdict(ok)})
+	}
+	if r := runs["target2"]; r != nil {
+		if res, bad := resultOf(r); bad != "" {
+			add(row{"2", r.Name, bad, "", notRun})
+		} else {
+			ok := clean(res) && res.Latency.P99 <= 10
+			add(row{"2", r.Name,
+				fmt.Sprintf("%s of %s delivered (%s); p50 %s ms, p99 %s ms; %s", commas(float64(res.DeliveriesReceived)), commas(float64(res.DeliveriesExpected)),
+					pct(res.DeliveriesReceived, res.DeliveriesExpected), ms(res.Latency.P50), ms(res.Latency.P99), checks(res)),
+				"100 % delivered, p99 ≤ 10 ms", verdict(ok)})
+		}
+	}
+	if r := runs["target3"]; r != nil {
+		if res, bad := resultOf(r); bad != "" {
+			add(row{"3", r.Name, bad, "", notRun})
+		} else {
+			ok := clean(res) && res.Latency.P50 <= 1 && res.Latency.P99 <= 5
+			add(row{"3", r.Name,
+				fmt.Sprintf("p50 %s ms, p99 %s ms (%s of %s delivered); %s", ms(res.Latency.P50), ms(res.Latency.P99),
+					commas(float64(res.DeliveriesReceived)), commas(float64(res.DeliveriesExpected)), checks(res)),
+				"p50 ≤ 1 ms, p99 ≤ 5 ms", verdict(ok)})
+		}
+	}
+	if r := runs["target3-rooms10"]; r != nil {
+		if res, bad := resultOf(r); bad != "" {
+			add(row{"3", r.Name, bad, "", notRun})
+		} else {
+			add(row{"3", r.Name + " (10 rooms of 10)",
+				fmt.Sprintf("p50 %s ms, p99 %s ms (%s of %s delivered); %s", ms(res.Latency.P50), ms(res.Latency.P99),
+					commas(float64(res.DeliveriesReceived)), commas(float64(res.DeliveriesExpected)), checks(res)),
+				"(the same load with a fan-out of 10)", info})
+		}
+	}
+	if r := runs["target4"]; r != nil {
+		if res, bad := resultOf(r); bad != "" {
+			add(row{"4", r.Name, bad, "", notRun})
+		} else {
+			// The bench's p99 is over all deliveries; the p99 over messages of
+			// the latency to their last recipient lies between it and the max.
+			v := undecided
+			switch {
+			case !clean(res) || res.Latency.P99 > 100:
+				v = notMet
+			case res.Latency.Max <= 100:
+				v = met
+			}
+			add(row{"4", r.Name,
+				fmt.Sprintf("%s connections; p99 of deliveries %s ms, slowest delivery %s ms; %s deliveries/s; %s", commas(float64(res.ConnsEstablished)),
+					ms(res.Latency.P99), ms(res.Latency.Max), commas(res.DeliveriesPerSec), checks(res)),
+				"p99 to the last recipient ≤ 100 ms", v})
+		}
+	}
+	if r := runs["target4-distinct"]; r != nil {
+		if res, bad := resultOf(r); bad != "" {
+			add(row{"4", r.Name, bad, "", notRun})
+		} else {
+			add(row{"4", r.Name,
+				fmt.Sprintf("set-up only: %s of %s distinct users connected to one room in %.1f s (%.0f/s), then the %g s bound stopped the run",
+					commas(float64(res.ConnsEstablished)), commas(float64(r.Tokens)), res.ConnectSeconds, res.ConnectRate, r.BoundSeconds),
+				"(a 10,000-member room fills in bounded time)", info})
+		}
+	}
+	if r := runs["target5"]; r != nil {
+		if res, bad := resultOf(r); bad != "" || res.Server == nil {
+			add(row{"5", r.Name, bad, "", notRun})
+		} else {
+			s := res.Server
+			ok := res.ConnsEstablished >= 19_000 && s.RSSPerConn <= 12*1024
+			add(row{"5", r.Name,
+				fmt.Sprintf("%s idle connections; RSS %s → %s MiB: **%.1f KiB** (%s B) per connection; connected in %.1f s (%.0f/s), server CPU %.1f s",
+					commas(float64(res.ConnsEstablished)), mib(s.RSSBefore), mib(s.RSSAfter), float64(s.RSSPerConn)/1024, commas(float64(s.RSSPerConn)),
+					res.ConnectSeconds, res.ConnectRate, s.CPUSeconds),
+				"19,000 connections, ≤ 12 KB (12,288 B) RSS each", verdict(ok)})
+		}
+	}
+	if r := runs["target5-gogc25"]; r != nil {
+		if res, bad := resultOf(r); bad != "" || res.Server == nil {
+			add(row{"5", r.Name, bad, "", notRun})
+		} else {
+			s := res.Server
+			add(row{"5", r.Name + " (server under GOGC=25)",
+				fmt.Sprintf("%s idle connections; RSS %s → %s MiB: %.1f KiB (%s B) per connection; connected in %.1f s (%.0f/s), server CPU %.1f s",
+					commas(float64(res.ConnsEstablished)), mib(s.RSSBefore), mib(s.RSSAfter), float64(s.RSSPerConn)/1024, commas(float64(s.RSSPerConn)),
+					res.ConnectSeconds, res.ConnectRate, s.CPUSeconds),
+				"(how much is collectable garbage)", info})
+		}
+	}
+	if r := runs["target6"]; r != nil {
+		var rates []float64
+		for _, g := range r.Benchmarks {
+			if ns := g.Metrics["ns/op"]; ns > 0 {
+				rates = append(rates, 1e9/ns)
+			}
+		}
+		if len(rates) == 0 {
+			add(row{"6", r.Name, "no benchmark output", "", notRun})
+		} else {
+			m := median(rates)
+			var all []string
+			for _, x := range rates {
+				all = append(all, commas(x))
+			}
+			add(row{"6", "target6 (SQLite store, go test)",
+				fmt.Sprintf("**%s messages/s** stored and acknowledged (median of %d runs: %s)", commas(m), len(rates), strings.Join(all, ", ")),
+				"≥ 50,000 messages/s (SQLite)", verdict(m >= 50_000)})
+		}
+	}
+	if r := runs["target6-e2e"]; r != nil {
+		if res, bad := resultOf(r); bad != "" {
+			add(row{"6", r.Name, bad, "", notRun})
+		} else {
+			rate := float64(res.MessagesAcked) / res.DurationSeconds
+			perMsg := ""
+			if res.Server != nil && res.MessagesAcked > 0 {
+				perMsg = fmt.Sprintf(", server CPU %s µs per message", commas(res.Server.CPUSeconds*1e6/float64(res.MessagesAcked)))
+			}
+			add(row{"6", r.Name + " (end to end, WebSocket)",
+				fmt.Sprintf("%s messages/s acknowledged (%s in %.1f s)%s, p99 %s ms; %s", commas(rate), commas(float64(res.MessagesAcked)), res.DurationSeconds, perMsg, ms(res.Latency.P99), checks(res)),
+				"≥ 50,000 messages/s (SQLite)", verdict(rate >= 50_000 && clean(res))})
+		}
+	}
+	if r := runs["target6-postgres"]; r != nil {
+		add(row{"6", "PostgreSQL", "not measured: `" + r.Error + "`", "≥ 40,000 messages/s (PostgreSQL)", notRun})
+	}
+	if r := runs["target7"]; r != nil {
+		add(row{"7", r.Name, "not measured: `" + r.Error + "`", "5,000 long-polling clients, 100 % delivered, p99 ≤ 50 ms", notRun})
+	}
+
+	fmt.Fprintf(b, "### Targets\n\n| target | run | measured | goal | verdict |\n|---|---|---|---|---|\n")
+	for _, r := range rows {
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s |\n", r.target, r.run, r.measured, r.goal, r.verdict)
+	}
+	b.WriteString("\n")
+}
+
+// growth prints target 8's tables.
+func growth(b *strings.Builder, runs map[string]*run) {
+	type point struct {
+		x   int
+		r   *run
+		res *result
+	}
+	collect := func(names map[int]string) []point {
+		var ps []point
+		for x, name := range names {
+			r := runs[name]
+			if r == nil {
+				continue
+			}
+			if res, bad := resultOf(r); bad == "" && res.Server != nil {
+				ps = append(ps, point{x, r, res})
+			}
+		}
+		sort.Slice(ps, func(i, j int) bool { return ps[i].x < ps[j].x })
+		return ps
+	}
+
+	conns := collect(map[int]string{1000: "target8-conns1k", 5000: "target8-conns5k", 19000: "target8-conns19k"})
+	if len(conns) > 0 {
+		fmt.Fprintf(b, "### Cost growth with connections (target 8)\n\nRooms of 100, one sender each, %g messages/s in all (%s deliveries/s offered), 10 s.\n\n",
+			conns[0].res.Rate, commas(conns[0].res.Rate*100))
+		fmt.Fprintf(b, "| connections | rooms | deliveries/s | server CPU per delivery | RSS per connection | marginal RSS per added connection | connect time | p50 / p99 | checked |\n|---|---|---|---|---|---|---|---|---|\n")
+		var marg []float64
+		for i, p := range conns {
+			s := p.res.Server
+			m := "—"
+			if i > 0 {
+				prev := conns[i-1].res
+				d := float64(s.RSSAfter-prev.Server.RSSAfter) / float64(p.res.ConnsEstablished-prev.ConnsEstablished)
+				marg = append(marg, d)
+				m = fmt.Sprintf("%.1f KiB", d/1024)
+			}
+			fmt.Fprintf(b, "| %s | %d | %s | %.1f µs | %.1f KiB | %s | %.1f s (%.0f/s) | %s / %s ms | %s |\n",
+				commas(float64(p.res.ConnsEstablished)), p.res.Rooms, commas(p.res.DeliveriesPerSec), s.CPUPerDeliveryUS,
+				float64(s.RSSPerConn)/1024, m, p.res.ConnectSeconds, p.res.ConnectRate, ms(p.res.Latency.P50), ms(p.res.Latency.P99), checks(p.res))
+		}
+		if len(marg) == 2 {
+			ratio := math.Max(marg[0], marg[1]) / math.Min(marg[0], marg[1])
+			fmt.Fprintf(b, "\nMemory grows linearly if each added connection costs about the same: the two marginal costs differ by a factor of %.2f (linear: ≤ 1.5): %s.\n",
+				ratio, verdict(ratio <= 1.5))
+		}
+		var cpus []float64
+		for _, p := range conns {
+			cpus = append(cpus, p.res.Server.CPUPerDeliveryUS)
+		}
+		fmt.Fprintf(b, "CPU per delivery from %s to %s connections changes by a factor of %.2f.\n\n",
+			commas(float64(conns[0].x)), commas(float64(conns[len(conns)-1].x)), cpus[len(cpus)-1]/cpus[0])
+	}
+
+	rooms := collect(map[int]string{10: "target8-room10", 100: "target8-conns1k", 1000: "target8-room1000", 10000: "target8-room10000"})
+	if len(rooms) > 0 {
+		fmt.Fprintf(b, "### Cost growth with room size (target 8)\n\nOne sender per room, %s deliveries/s offered in all, 10 s; 10,000 members are 10,000 connections of 1,000 users.\n\n",
+			commas(rooms[0].res.Rate*float64(rooms[0].x)))
+		fmt.Fprintf(b, "| members per room | rooms | connections | messages/s | deliveries/s | server CPU per delivery | server CPU per message | p50 / p99 | checked |\n|---|---|---|---|---|---|---|---|---|\n")
+		var cpus []float64
+		for _, p := range rooms {
+			s := p.res.Server
+			cpus = append(cpus, s.CPUPerDeliveryUS)
+			perMsg := 0.0
+			if p.res.MessagesAcked > 0 {
+				perMsg = s.CPUSeconds * 1e6 / float64(p.res.MessagesAcked)
+			}
+			fmt.Fprintf(b, "| %s | %d | %s | %g | %s | %.1f µs | %s µs | %s / %s ms | %s |\n",
+				commas(float64(p.x)), p.res.Rooms, commas(float64(p.res.ConnsEstablished)), p.res.Rate, commas(p.res.DeliveriesPerSec),
+				s.CPUPerDeliveryUS, commas(perMsg), ms(p.res.Latency.P50), ms(p.res.Latency.P99), checks(p.res))
+		}
+		// Growth: how far CPU per delivery rises above its lowest value at a
+		// smaller or equal room size.
+		growth, low := 0.0, math.Inf(1)
+		for _, c := range cpus {
+			low = math.Min(low, c)
+			growth = math.Max(growth, c/low)
+		}
+		fmt.Fprintf(b, "\nFrom the smallest to the largest room, CPU per delivery varies by a factor of %.2f (max / min); it rises with room size by at most a factor of %.2f over its lowest value at a smaller room (stays flat: ≤ 1.5): %s.\n\n",
+			slices.Max(cpus)/slices.Min(cpus), growth, verdict(growth <= 1.5))
+	}
+}
+
+func goBenchmarks(b *strings.Builder, runs map[string]*run) {
+	var lines []gobench
+	for _, name := range []string{"gobench", "target6"} {
+		if r := runs[name]; r != nil {
+			lines = append(lines, r.Benchmarks...)
+		}
+	}
+	if len(lines) == 0 {
+		return
+	}
+	fmt.Fprintf(b, "### Go benchmarks\n\n| package | benchmark | iterations | ns/op | derived | B/op | allocs/op |\n|---|---|---|---|---|---|---|\n")
+	for _, g := range lines {
+		derived := ""
+		if v, ok := g.Metrics["deliveries/s"]; ok {
+			derived = commas(v) + " deliveries/s"
+		} else if ns := g.Metrics["ns/op"]; ns > 0 {
+			derived = commas(1e9/ns) + " ops/s"
+		}
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %s |\n", strings.TrimPrefix(g.Pkg, "github.com/parley-chat/parley/"), g.Name,
+			commas(float64(g.N)), commas(g.Metrics["ns/op"]), derived, opt(g.Metrics, "B/op"), opt(g.Metrics, "allocs/op"))
+	}
+	b.WriteString("\n")
+}
+
+// commands lists every run with its exact command and conditions.
+func commands(b *strings.Builder, runs map[string]*run) {
+	names := make([]string, 0, len(runs))
+	for name := range runs {
+		if name != "machine" {
+			names = append(names, name)
+		}
+	}
+	sort.Slice(names, func(i, j int) bool { return runKey(names[i]) < runKey(names[j]) })
+	fmt.Fprintf(b, "### Runs\n\n| run | command | exit | machine busy before | server CPU | load tool CPU / wall | other CPU during the run | notes |\n|---|---|---|---|---|---|---|---|\n")
+	for _, name := range names {
+		r := runs[name]
+		tool := "—"
+		if r.BenchWall > 0 {
+			tool = fmt.Sprintf("%.1f s / %.1f s", r.BenchCPU, r.BenchWall)
+		}
+		var notes []string
+		if r.Result != nil {
+			notes = slices.Clone(r.Result.Notes)
+		}
+		busy, other, server := "—", "—", "—"
+		if r.BusyBefore != nil {
+			busy = fmt.Sprintf("%.0f %%", *r.BusyBefore)
+		}
+		if r.OtherCPU != nil {
+			other = fmt.Sprintf("%.1f s", *r.OtherCPU)
+		}
+		for _, o := range r.EarlierOther {
+			notes = append(notes, fmt.Sprintf("repeated: other processes used %.1f s of CPU during an earlier attempt", o))
+		}
+		if r.ServerCPU > 0 {
+			server = fmt.Sprintf("%.1f s", r.ServerCPU)
+		}
+		fmt.Fprintf(b, "| %s | `%s` | %d | %s | %s | %s | %s | %s |\n", name, r.Command, r.ExitCode, busy, server, tool, other, orDash(strings.Join(notes, "; ")))
+	}
+	if r := firstWith(runs, func(r *run) bool { return r.ServerCommand != "" && !strings.HasPrefix(r.ServerCommand, "GO") }); r != nil {
+		fmt.Fprintf(b, "\nEvery server: `%s` (a copy of a database made by `parley admin sessions --count N`; TOKENS(n) is a file of its first n session tokens; PORT and PID are the server's)", r.ServerCommand)
+		for _, name := range names {
+			if sc := runs[name].ServerCommand; sc != "" && sc != r.ServerCommand {
+				fmt.Fprintf(b, "; %s: `%s`", name, sc)
+			}
+		}
+		b.WriteString(".\n")
+	}
+}
+
+func firstWith(runs map[string]*run, f func(*run) bool) *run {
+	names := make([]string, 0, len(runs))
+	for n := range runs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if f(runs[n]) {
+			return runs[n]
+		}
+	}
+	return nil
+}
+
+// runKey orders runs by target number, then name.
+func runKey(name string) string {
+	digits := strings.TrimLeftFunc(strings.TrimPrefix(name, "target"), func(r rune) bool { return r < '0' || r > '9' })
+	n, _ := strconv.Atoi(strings.SplitN(digits+"-", "-", 2)[0])
+	if !strings.HasPrefix(name, "target") {
+		n = 99
+	}
+	return fmt.Sprintf("%02d %s", n, name)
+}
+
+// resultOf returns r's bench result, or a description of why there is none.
+func resultOf(r *run) (*result, string) {
+	if r.Result == nil {
+		msg := r.Error
+		if msg == "" {
+			msg = "no result"
+		}
+		return nil, "failed: `" + strings.ReplaceAll(msg, "\n", " ") + "`"
+	}
+	return r.Result, ""
+}
+
+// clean reports whether every expected delivery arrived once and in order.
+func clean(r *result) bool {
+	return r.OK && r.Lost == 0 && r.Duplicated == 0 && r.OutOfOrder == 0 && r.DeliveriesReceived == r.DeliveriesExpected && r.ConnsDropped == 0
+}
+
+func checks(r *result) string {
+	if clean(r) {
+		return "none lost, duplicated or out of order"
+	}
+	return fmt.Sprintf("**%s lost, %s duplicated, %s out of order, %d connections dropped**",
+		commas(float64(r.Lost)), commas(float64(r.Duplicated)), commas(float64(r.OutOfOrder)), r.ConnsDropped)
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return met
+	}
+	return notMet
+}
+
+func ms(v float64) string {
+	switch {
+	case v >= 100:
+		return fmt.Sprintf("%.0f", v)
+	case v >= 10:
+		return fmt.Sprintf("%.1f", v)
+	}
+	return fmt.Sprintf("%.2f", v)
+}
+
+func mib(n int64) string { return fmt.Sprintf("%.1f", float64(n)/(1<<20)) }
+
+func pct(a, b int64) string {
+	if b == 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.2f %%", 100*float64(a)/float64(b))
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
+func opt(m map[string]float64, k string) string {
+	if v, ok := m[k]; ok {
+		return commas(v)
+	}
+	return ""
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "—"
+	}
+	return s
+}
+
+// commas formats v rounded to an integer with thousands separators; values
+// below 10 keep one decimal.
+func commas(v float64) string {
+	if math.Abs(v) < 10 && v != math.Trunc(v) {
+		return strconv.FormatFloat(v, 'f', 1, 64)
+	}
+	s := strconv.FormatInt(int64(math.Round(v)), 10)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var out []byte
+	for i := range len(s) {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			out = append(out, ',')
+		}
+		out = append(out, s[i])
+	}
+	if neg {
+		return "-" + string(out)
+	}
+	return string(out)
+}
