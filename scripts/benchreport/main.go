@@ -517,14 +517,35 @@ func firstWith(runs map[string]*run, f func(*run) bool) *run {
 	return nil
 }
 
-// runKey orders runs by target number, then name.
+// runKey orders runs by target number, then name, numbers in names by
+// value.
 func runKey(name string) string {
 	digits := strings.TrimLeftFunc(strings.TrimPrefix(name, "target"), func(r rune) bool { return r < '0' || r > '9' })
 	n, _ := strconv.Atoi(strings.SplitN(digits+"-", "-", 2)[0])
 	if !strings.HasPrefix(name, "target") {
 		n = 99
 	}
-	return fmt.Sprintf("%02d %s", n, name)
+	return fmt.Sprintf("%02d %s", n, padDigits(name))
+}
+
+// padDigits pads every run of digits in s to six, so that names sort in
+// numeric order ("conns5k" before "conns19k").
+func padDigits(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		j := i
+		for j < len(s) && s[j] >= '0' && s[j] <= '9' {
+			j++
+		}
+		if j > i {
+			fmt.Fprintf(&b, "%06s", s[i:j])
+			i = j
+			continue
+		}
+		b.WriteByte(s[i])
+		i++
+	}
+	return b.String()
 }
 
 // resultOf returns r's bench result, or a description of why there is none.
