@@ -389,19 +389,9 @@ function goConv(id) {
 // enterById opens a conversation that is neither a room nor a direct chat
 // (groups): it is read and written by id like the others.
 async function enterById(id) {
-  const token = ++state.entering;
-  state.target = `conv:${id}`;
-  roomHint('');
-  let conv;
-  try {
-    conv = await api.conversation(id);
-  } catch (err) {
-    if (token !== state.entering) return;
-    stayWhereWeWere();
-    roomHint(err.message);
-    return;
-  }
-  if (token !== state.entering || !state.socket) return;
+  const begun = await beginEntering(`conv:${id}`, () => api.conversation(id));
+  if (!begun) return;
+  const { token, value: conv } = begun;
   if (conv.kind === 'room' || conv.kind === 'direct') {
     // Known kinds have their own addresses.
     if (conv.kind === 'room') goRoom(conv.name);
@@ -916,21 +906,30 @@ function onRoomSubmit(e) {
 
 // ---------------------------------------------------------------- open room
 
-async function enterRoom(name) {
+// beginEntering starts entering target and awaits load(). It returns the
+// entry's token and what load gave, or null when load failed (we stay where
+// we were and the hint says why) or another entry began meanwhile.
+async function beginEntering(target, load) {
   const token = ++state.entering;
-  state.target = name.toLowerCase();
+  state.target = target;
   roomHint('');
-  let room;
+  let value;
   try {
-    room = await api.enterRoom(name);
+    value = await load();
   } catch (err) {
-    if (token !== state.entering) return;
-    // Stay where we were and say why.
+    if (token !== state.entering) return null;
     stayWhereWeWere();
     roomHint(err.message);
-    return;
+    return null;
   }
-  if (token !== state.entering || !state.socket) return;
+  if (token !== state.entering || !state.socket) return null;
+  return { token, value };
+}
+
+async function enterRoom(name) {
+  const begun = await beginEntering(name.toLowerCase(), () => api.enterRoom(name));
+  if (!begun) return;
+  const { token, value: room } = begun;
 
   leaveCurrent();
   room.kind = 'room';
