@@ -313,15 +313,28 @@ type Broker interface {
 	Close() error
 }
 
-// Presence counts who has a conversation open, across nodes. Several
-// connections of one user count once.
+// Everywhere is the pseudo-conversation of Presence that counts a user's
+// connections of any kind: present there means online at all.
+const Everywhere int64 = 0
+
+// Presence counts who has a conversation open (or, in Everywhere, who is
+// connected at all), across nodes. Several connections of one user, on one
+// node or several, count once.
 type Presence interface {
 	// Add records one more open connection of userID in convID; first
 	// reports whether the user was not present before.
 	Add(ctx context.Context, convID, userID int64) (first bool, err error)
 	// Remove undoes one Add; last reports whether none remain.
 	Remove(ctx context.Context, convID, userID int64) (last bool, err error)
+	// Online lists the users present in convID.
 	Online(ctx context.Context, convID int64) ([]int64, error)
+	// OnlineOf returns those of userIDs present in convID.
+	OnlineOf(ctx context.Context, convID int64, userIDs []int64) ([]int64, error)
+	// Watch registers fn to be called for each presence that ended without
+	// Remove, because the node holding it died; the user was present in
+	// convID, and no longer is anywhere. An implementation confined to
+	// one process never calls it.
+	Watch(fn func(convID, userID int64))
 }
 
 // Limiter is a rate limiter keyed by strings.

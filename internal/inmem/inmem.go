@@ -132,6 +132,22 @@ func (p *Presence) Online(_ context.Context, convID int64) ([]int64, error) {
 	return ids, nil
 }
 
+// OnlineOf returns those of userIDs present in convID.
+func (p *Presence) OnlineOf(_ context.Context, convID int64, userIDs []int64) ([]int64, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var ids []int64
+	for _, id := range userIDs {
+		if p.count[convID][id] > 0 {
+			ids = append(ids, id)
+		}
+	}
+	return ids, nil
+}
+
+// Watch does nothing: presences of one process end with it.
+func (p *Presence) Watch(func(convID, userID int64)) {}
+
 // Limiter is a sliding-window rate limiter over this process's memory.
 // It forgets keys whose window has passed.
 type Limiter struct {
