@@ -232,6 +232,36 @@ type ConversationStore interface {
 	MarkRead(ctx context.Context, convID, userID, seq int64) (st ReadState, moved bool, err error)
 }
 
+// ReadPosition is one member's read position in a conversation.
+type ReadPosition struct {
+	UserID int64 `json:"user_id"`
+	Seq    int64 `json:"seq"`
+}
+
+// ActivityStore keeps what the messenger shows besides messages: when each
+// user was last seen, members' read positions (for read receipts), and a
+// per-user log of the events addressed to a user that no conversation
+// stores (friend requests and their answers, being added to or removed
+// from a group), so that a user who was away receives them in order.
+type ActivityStore interface {
+	// SetLastSeen records that userID was last connected at at.
+	SetLastSeen(ctx context.Context, userID int64, at time.Time) error
+	// LastSeen returns the last-seen times of those of ids that have one.
+	LastSeen(ctx context.Context, ids []int64) (map[int64]time.Time, error)
+	// ReadPositions lists the read positions of convID's members, by user
+	// id; empty if the conversation has none or does not exist.
+	ReadPositions(ctx context.Context, convID int64) ([]ReadPosition, error)
+	// AppendUserEvent stores ev as userID's next event, numbered one more
+	// than the previous (from 1, gap-free), and returns it with UserSeq
+	// set. ErrNotFound if the user does not exist.
+	AppendUserEvent(ctx context.Context, userID int64, ev Event, at time.Time) (Event, error)
+	// UserEvents returns up to limit of userID's events with UserSeq >
+	// after, ascending.
+	UserEvents(ctx context.Context, userID, after int64, limit int) ([]Event, error)
+	// LastUserEvent returns the UserSeq of userID's newest event, 0 if none.
+	LastUserEvent(ctx context.Context, userID int64) (int64, error)
+}
+
 // Store is everything the Service keeps durably.
 type Store interface {
 	UserStore
@@ -241,6 +271,7 @@ type Store interface {
 	FriendStore
 	ConversationStore
 	GroupStore
+	ActivityStore
 }
 
 // Topic names a stream of events in the Broker.
@@ -274,6 +305,9 @@ const (
 	// EventTyping: User is typing in ConvID. Never stored; clients show it
 	// for TypingTTL after the last one.
 	EventTyping EventType = "typing"
+	// EventReceipt, on a conversation topic: UserID's read position in
+	// ConvID is now Seq.
+	EventReceipt EventType = "receipt"
 )
 
 // TypingTTL is how long a typing indicator shows without a new one; a
@@ -300,6 +334,10 @@ type Event struct {
 	// more of ConvID.
 	Revoke int64  `json:"revoke,omitempty"`
 	Reason string `json:"reason,omitempty"` // EventRemoved
+	// UserSeq, on a user topic, numbers an event kept in the owner's log
+	// (ActivityStore.AppendUserEvent); 0 for events not kept there.
+	UserSeq  int64     `json:"user_seq,omitempty"`
+	LastSeen time.Time `json:"last_seen,omitzero"` // EventPresence going offline everywhere
 }
 
 // Broker fans events out to every node. It is the fast path only: an event

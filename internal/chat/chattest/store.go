@@ -77,6 +77,10 @@ func TestStore(t *testing.T, open func(t *testing.T) chat.Store) {
 		{"Conversations", testConversations},
 		{"Groups", testGroups},
 		{"GroupCapConcurrent", testGroupCapConcurrent},
+		{"LastSeen", testLastSeen},
+		{"MemberReadPositions", testMemberReadPositions},
+		{"UserEvents", testUserEvents},
+		{"UserEventsConcurrent", testUserEventsConcurrent},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })

@@ -1,0 +1,158 @@
+package chattest
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/parley-chat/parley/internal/chat"
+)
+
+func testLastSeen(t *testing.T, s chat.Store) {
+	ctx := t.Context()
+	ada := mustUser(t, s, "ada@example.com", "Ada")
+	grace := mustUser(t, s, "grace@example.com", "Grace")
+	got, err := s.LastSeen(ctx, []int64{ada.ID, grace.ID, missing})
+	if err != nil || len(got) != 0 {
+		t.Fatalf("LastSeen before any = %v, %v; want empty", got, err)
+	}
+	at := t0.Add(1500 * time.Microsecond).In(time.FixedZone("X", 3600))
+	if err := s.SetLastSeen(ctx, ada.ID, at); err != nil {
+		t.Fatalf("SetLastSeen: %v", err)
+	}
+	if err := s.SetLastSeen(ctx, grace.ID, t0); err != nil {
+		t.Fatalf("SetLastSeen: %v", err)
+	}
+	if err := s.SetLastSeen(ctx, grace.ID, t0.Add(time.Hour)); err != nil {
+		t.Fatalf("SetLastSeen again: %v", err)
+	}
+	got, err = s.LastSeen(ctx, []int64{ada.ID, grace.ID, missing})
+	want := map[int64]time.Time{ada.ID: at.UTC(), grace.ID: t0.Add(time.Hour)}
+	if err != nil {
+		t.Fatalf("LastSeen: %v", err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("LastSeen mismatch (-want +got):\n%s", diff)
+	}
+	if got, err := s.LastSeen(ctx, nil); err != nil || len(got) != 0 {
+		t.Errorf("LastSeen(nil) = %v, %v; want empty", got, err)
+	}
+}
+
+func testMemberReadPositions(t *testing.T, s chat.Store) {
+	ctx := t.Context()
+	ada := mustUser(t, s, "ada@example.com", "Ada")
+	grace := mustUser(t, s, "grace@example.com", "Grace")
+	c, _, err := s.EnsureDirect(ctx, ada.ID, grace.ID, t0)
+	if err != nil {
+		t.Fatalf("EnsureDirect: %v", err)
+	}
+	for i := range 3 {
+		mustAppend(t, s, chat.NewMessage{ConvID: c.ID, Kind: chat.KindText, SenderID: ada.ID, Body: "a", At: t0.Add(time.Duration(i) * time.Second)})
+	}
+	if _, _, err := s.MarkRead(ctx, c.ID, grace.ID, 2); err != nil {
+		t.Fatalf("MarkRead: %v", err)
+	}
+	got, err := s.ReadPositions(ctx, c.ID)
+	want := []chat.ReadPosition{{UserID: ada.ID, Seq: 3}, {UserID: grace.ID, Seq: 2}}
+	if err != nil {
+		t.Fatalf("ReadPositions: %v", err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("ReadPositions mismatch (-want +got):\n%s", diff)
+	}
+	if got, err := s.ReadPositions(ctx, missing); err != nil || len(got) != 0 {
+		t.Errorf("ReadPositions(missing) = %v, %v; want empty", got, err)
+	}
+}
+
+func testUserEvents(t *testing.T, s chat.Store) {
+	ctx := t.Context()
+	ada := mustUser(t, s, "ada@example.com", "Ada")
+	grace := mustUser(t, s, "grace@example.com", "Grace")
+	if n, err := s.LastUserEvent(ctx, ada.ID); err != nil || n != 0 {
+		t.Fatalf("LastUserEvent before any = %d, %v; want 0", n, err)
+	}
+	contact := chat.Event{Type: chat.EventContact, Contact: &chat.Contact{User: pub(grace), State: chat.StateRequestReceived, Since: t0}}
+	removed := chat.Event{Type: chat.EventRemoved, ConvID: 12, Reason: "removed"}
+	added := chat.Event{Type: chat.EventConversation, ConvID: 12, ConvKind: chat.ConvGroup, Message: &chat.Message{
+		ConvID: 12, Seq: 3, Kind: chat.KindAdded, SenderID: grace.ID, SenderName: "Grace", TargetID: ada.ID, CreatedAt: t0,
+	}}
+	var want []chat.Event
+	for i, ev := range []chat.Event{contact, added, removed} {
+		got, err := s.AppendUserEvent(ctx, ada.ID, ev, t0.Add(time.Duration(i)*time.Second))
+		if err != nil {
+			t.Fatalf("AppendUserEvent: %v", err)
+		}
+		ev.UserSeq = int64(i + 1)
+		if diff := cmp.Diff(ev, got); diff != "" {
+			t.Errorf("AppendUserEvent %d mismatch (-want +got):\n%s", i, diff)
+		}
+		want = append(want, ev)
+	}
+	// Another user's log is separate and numbered from 1.
+	if got, err := s.AppendUserEvent(ctx, grace.ID, removed, t0); err != nil || got.UserSeq != 1 {
+		t.Errorf("Grace's first event = %+v, %v; want UserSeq 1", got, err)
+	}
+	if _, err := s.AppendUserEvent(ctx, missing, removed, t0); !errors.Is(err, chat.ErrNotFound) {
+		t.Errorf("AppendUserEvent(missing user): err = %v; want ErrNotFound", err)
+	}
+	for _, tc := range []struct {
+		after int64
+		limit int
+		want  []chat.Event
+	}{
+		{0, 10, want}, {1, 10, want[1:]}, {0, 2, want[:2]}, {3, 10, []chat.Event{}},
+	} {
+		got, err := s.UserEvents(ctx, ada.ID, tc.after, tc.limit)
+		if err != nil {
+			t.Fatalf("UserEvents(%d, %d): %v", tc.after, tc.limit, err)
+		}
+		if diff := cmp.Diff(tc.want, got); diff != "" {
+			t.Errorf("UserEvents(%d, %d) mismatch (-want +got):\n%s", tc.after, tc.limit, diff)
+		}
+	}
+	if n, err := s.LastUserEvent(ctx, ada.ID); err != nil || n != 3 {
+		t.Errorf("LastUserEvent = %d, %v; want 3", n, err)
+	}
+	if _, err := s.LastUserEvent(ctx, missing); !errors.Is(err, chat.ErrNotFound) {
+		t.Errorf("LastUserEvent(missing user): err = %v; want ErrNotFound", err)
+	}
+}
+
+// testUserEventsConcurrent appends from many goroutines: every event gets
+// its own number, with no gap.
+func testUserEventsConcurrent(t *testing.T, s chat.Store) {
+	ctx := t.Context()
+	ada := mustUser(t, s, "ada@example.com", "Ada")
+	const n = 40
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ev := chat.Event{Type: chat.EventRemoved, ConvID: int64(i + 1), Reason: fmt.Sprint("r", i)}
+			if _, err := s.AppendUserEvent(ctx, ada.ID, ev, t0); err != nil {
+				t.Errorf("AppendUserEvent: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	got, err := s.UserEvents(ctx, ada.ID, 0, 2*n)
+	if err != nil {
+		t.Fatalf("UserEvents: %v", err)
+	}
+	seen := make(map[int64]bool)
+	for i, ev := range got {
+		if ev.UserSeq != int64(i+1) {
+			t.Errorf("event %d has UserSeq %d; want %d", i, ev.UserSeq, i+1)
+		}
+		seen[ev.ConvID] = true
+	}
+	if len(got) != n || len(seen) != n {
+		t.Errorf("got %d events over %d distinct conversations; want %d", len(got), len(seen), n)
+	}
+}

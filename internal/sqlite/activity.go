@@ -1,0 +1,149 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/parley-chat/parley/internal/chat"
+)
+
+// SetLastSeen records when userID was last connected.
+func (db *DB) SetLastSeen(ctx context.Context, userID int64, at time.Time) error {
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE users SET last_seen_at = ? WHERE id = ?`, micros(at), userID)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("set last seen of user %d: %w", userID, err)
+	}
+	return nil
+}
+
+// LastSeen returns the last-seen times of those of ids that have one.
+func (db *DB) LastSeen(ctx context.Context, ids []int64) (map[int64]time.Time, error) {
+	seen := make(map[int64]time.Time)
+	if len(ids) == 0 {
+		return seen, nil
+	}
+	list, err := json.Marshal(ids)
+	if err != nil {
+		return nil, fmt.Errorf("load last seen: %w", err)
+	}
+	err = db.read(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT id, last_seen_at FROM users
+			WHERE id IN (SELECT value FROM json_each(?)) AND last_seen_at IS NOT NULL`, string(list))
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id, at int64
+			if err := rows.Scan(&id, &at); err != nil {
+				return err
+			}
+			seen[id] = fromMicros(at)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load last seen: %w", err)
+	}
+	return seen, nil
+}
+
+// ReadPositions lists the read positions of convID's members by user id.
+func (db *DB) ReadPositions(ctx context.Context, convID int64) ([]chat.ReadPosition, error) {
+	ps := []chat.ReadPosition{}
+	err := db.read(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT user_id, read_seq FROM members WHERE conv_id = ? ORDER BY user_id`, convID)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var p chat.ReadPosition
+			if err := rows.Scan(&p.UserID, &p.Seq); err != nil {
+				return err
+			}
+			ps = append(ps, p)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load read positions of conversation %d: %w", convID, err)
+	}
+	return ps, nil
+}
+
+// AppendUserEvent stores ev as userID's next event.
+func (db *DB) AppendUserEvent(ctx context.Context, userID int64, ev chat.Event, at time.Time) (chat.Event, error) {
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, `UPDATE users SET event_seq = event_seq + 1 WHERE id = ? RETURNING event_seq`, userID).Scan(&ev.UserSeq)
+		if errors.Is(err, sql.ErrNoRows) {
+			return chat.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		payload, err := json.Marshal(ev)
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO user_events (user_id, seq, payload, created_at) VALUES (?, ?, ?, ?)`,
+			userID, ev.UserSeq, string(payload), micros(at))
+		return err
+	})
+	if err != nil {
+		return chat.Event{}, fmt.Errorf("append event of user %d: %w", userID, err)
+	}
+	return ev, nil
+}
+
+// UserEvents returns up to limit of userID's events after after.
+func (db *DB) UserEvents(ctx context.Context, userID, after int64, limit int) ([]chat.Event, error) {
+	evs := []chat.Event{}
+	err := db.read(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT payload FROM user_events WHERE user_id = ? AND seq > ? ORDER BY seq LIMIT ?`,
+			userID, after, limit)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var payload string
+			if err := rows.Scan(&payload); err != nil {
+				return err
+			}
+			var ev chat.Event
+			if err := json.Unmarshal([]byte(payload), &ev); err != nil {
+				return fmt.Errorf("decode stored event: %w", err)
+			}
+			evs = append(evs, ev)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load events of user %d: %w", userID, err)
+	}
+	return evs, nil
+}
+
+// LastUserEvent returns the UserSeq of userID's newest event.
+func (db *DB) LastUserEvent(ctx context.Context, userID int64) (int64, error) {
+	var seq int64
+	err := db.read(ctx, func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, `SELECT event_seq FROM users WHERE id = ?`, userID).Scan(&seq)
+		if errors.Is(err, sql.ErrNoRows) {
+			return chat.ErrNotFound
+		}
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("load last event of user %d: %w", userID, err)
+	}
+	return seq, nil
+}
