@@ -227,7 +227,8 @@ func (s *Service) MarkRead(ctx context.Context, u User, id, seq int64) (ReadStat
 	if seq < 0 {
 		return ReadState{}, Invalid(CodeInvalidField, "seq", "seq must not be negative")
 	}
-	if err := s.CheckMember(ctx, u, id); err != nil {
+	c, err := s.memberOf(ctx, u, id)
+	if err != nil {
 		return ReadState{}, err
 	}
 	st, moved, err := s.store.MarkRead(ctx, id, u.ID, seq)
@@ -239,6 +240,67 @@ func (s *Service) MarkRead(ctx context.Context, u User, id, seq int64) (ReadStat
 	}
 	if moved {
 		s.publish(ctx, UserTopic(u.ID), Event{Type: EventRead, ConvID: id, Seq: st.ReadSeq})
+		if c.Kind != ConvRoom { // receipts: direct and group conversations only
+			s.publish(ctx, ConvTopic(id), Event{Type: EventReceipt, ConvID: id, UserID: u.ID, Seq: st.ReadSeq})
+		}
 	}
 	return st, nil
+}
+
+// memberOf returns conversation id as u sees it if u is a member, with
+// one store call; otherwise the error CheckMember gives.
+func (s *Service) memberOf(ctx context.Context, u User, id int64) (Conversation, error) {
+	c, member, err := s.store.Conversation(ctx, id, u.ID)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return Conversation{}, roomNotFound()
+	case err != nil:
+		return Conversation{}, internal("load conversation", err)
+	case c.Kind == ConvRoom && !member:
+		return Conversation{}, notMember()
+	case !member, c.Kind == ConvDirect && c.Peer == nil:
+		return Conversation{}, roomNotFound()
+	}
+	s.present(&c)
+	return c, nil
+}
+
+// ReadPositions returns the read positions of the other members of direct
+// conversation or group id, for read receipts; u must be a member. For a
+// room it returns none: rooms have no receipts.
+func (s *Service) ReadPositions(ctx context.Context, u User, id int64) ([]ReadPosition, error) {
+	c, err := s.memberOf(ctx, u, id)
+	if err != nil {
+		return nil, err
+	}
+	out := []ReadPosition{}
+	if c.Kind == ConvRoom {
+		return out, nil
+	}
+	ps, err := s.store.ReadPositions(ctx, id)
+	if err != nil {
+		return nil, internal("load read positions", err)
+	}
+	for _, p := range ps {
+		if p.UserID != u.ID {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// GroupIDs lists the groups u belongs to: every connection of u receives
+// their events, opened or not, to keep the conversation list live.
+func (s *Service) GroupIDs(ctx context.Context, u User) ([]int64, error) {
+	cs, err := s.store.Conversations(ctx, u.ID)
+	if err != nil {
+		return nil, internal("list conversations", err)
+	}
+	var ids []int64
+	for _, c := range cs {
+		if c.Kind == ConvGroup {
+			ids = append(ids, c.ID)
+		}
+	}
+	return ids, nil
 }

@@ -25,6 +25,10 @@ type Contact struct {
 	User  User      `json:"user"`
 	State string    `json:"state"`
 	Since time.Time `json:"since,omitzero"`
+	// Online and LastSeen, for a friend, are filled in by
+	// Service.FriendsPresence; stores leave them zero.
+	Online   bool      `json:"online,omitempty"`
+	LastSeen time.Time `json:"last_seen,omitzero"`
 }
 
 // UserSearch selects users by exact (normalized) email or by display-name
@@ -109,7 +113,11 @@ func public(u User) User { return User{ID: u.ID, Name: u.Name, CreatedAt: u.Crea
 // notifyContact tells owner that their contact c changed.
 func (s *Service) notifyContact(ctx context.Context, owner int64, c Contact) {
 	c.User = public(c.User)
-	s.publish(ctx, UserTopic(owner), Event{Type: EventContact, Contact: &c})
+	cs := []Contact{c}
+	if err := s.FriendsPresence(ctx, cs); err != nil {
+		s.log.Warn("load presence of new friend", "user", c.User.ID, "err", err)
+	}
+	s.publishUser(ctx, owner, Event{Type: EventContact, Contact: &cs[0]})
 }
 
 // notifyBoth tells me of c and c.User of the mirror image.
@@ -231,6 +239,9 @@ func (s *Service) Contacts(ctx context.Context, me User) ([]Contact, []User, err
 	}
 	for i := range cs {
 		cs[i].User = public(cs[i].User)
+	}
+	if err := s.FriendsPresence(ctx, cs); err != nil {
+		return nil, nil, err
 	}
 	blocked, err := s.BlockedUsers(ctx, me)
 	if err != nil {

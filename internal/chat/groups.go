@@ -204,7 +204,7 @@ func (s *Service) CreateGroup(ctx context.Context, u User, name, desc string, ma
 		return Group{}, groupErr("create group", err)
 	}
 	s.publishGroup(ctx, g.ID, m, 0)
-	s.publish(ctx, UserTopic(u.ID), Event{Type: EventConversation, ConvID: g.ID, ConvKind: ConvGroup, Message: &m})
+	s.publishUser(ctx, u.ID, Event{Type: EventConversation, ConvID: g.ID, ConvKind: ConvGroup, Message: &m})
 	return g, nil
 }
 
@@ -328,7 +328,7 @@ func (s *Service) AddGroupMember(ctx context.Context, u User, id, userID int64) 
 		return Message{}, groupErr("add group member", err)
 	}
 	s.publishGroup(ctx, id, m, 0)
-	s.publish(ctx, UserTopic(userID), Event{Type: EventConversation, ConvID: id, ConvKind: ConvGroup, Message: &m})
+	s.publishUser(ctx, userID, Event{Type: EventConversation, ConvID: id, ConvKind: ConvGroup, Message: &m})
 	return m, nil
 }
 
@@ -372,7 +372,7 @@ func (s *Service) RemoveGroupMember(ctx context.Context, u User, id, userID int6
 		return groupErr("remove group member", err)
 	}
 	s.publishGroup(ctx, id, m, userID)
-	s.publish(ctx, UserTopic(userID), Event{Type: EventRemoved, ConvID: id, Reason: reason})
+	s.publishUser(ctx, userID, Event{Type: EventRemoved, ConvID: id, Reason: reason})
 	return nil
 }
 
@@ -444,7 +444,7 @@ func (s *Service) DeleteGroup(ctx context.Context, u User, id int64) error {
 		return groupErr("delete group", err)
 	}
 	for _, m := range members {
-		s.publish(ctx, UserTopic(m), Event{Type: EventRemoved, ConvID: id, Reason: "deleted"})
+		s.publishUser(ctx, m, Event{Type: EventRemoved, ConvID: id, Reason: "deleted"})
 	}
 	return nil
 }

@@ -27,6 +27,10 @@ type Config struct {
 	NewToken        func() (string, error) // session token generator
 	MailFromProduct string                 // product name in mail
 	MaxGroupMembers int                    // the largest member cap a group may have
+	// PresenceGrace is how long a user stays online after their last
+	// connection ends: a connection that drops and comes back within it
+	// (a reload, a flaky network) tells nobody anything.
+	PresenceGrace time.Duration
 }
 
 // DefaultConfig returns the documented defaults.
@@ -48,6 +52,7 @@ func DefaultConfig() Config {
 		NewToken:        newToken,
 		MailFromProduct: "Parley",
 		MaxGroupMembers: DefaultGroupMembers,
+		PresenceGrace:   5 * time.Second,
 	}
 }
 
@@ -76,6 +81,9 @@ func (c *Config) fill() {
 	}
 	if c.PublicURL == "" {
 		c.PublicURL = d.PublicURL
+	}
+	if c.PresenceGrace == 0 {
+		c.PresenceGrace = d.PresenceGrace
 	}
 	if c.HistoryLimit <= 0 {
 		c.HistoryLimit = d.HistoryLimit
@@ -113,6 +121,7 @@ type Service struct {
 	limiter  Limiter
 	mailer   Mailer
 	log      *slog.Logger
+	away     away // connections ended, not yet counted out (presence.go)
 }
 
 // Deps are the parts a Service consumes.
@@ -132,7 +141,12 @@ func NewService(cfg Config, d Deps) *Service {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{cfg: cfg, store: d.Store, broker: d.Broker, presence: d.Presence, limiter: d.Limiter, mailer: d.Mailer, log: log}
+	s := &Service{cfg: cfg, store: d.Store, broker: d.Broker, presence: d.Presence, limiter: d.Limiter, mailer: d.Mailer, log: log}
+	s.away.timers = make(map[*time.Timer]func())
+	if s.presence != nil {
+		s.presence.Watch(s.presenceLost)
+	}
+	return s
 }
 
 // Config returns the effective configuration.
@@ -152,6 +166,38 @@ func (s *Service) publish(ctx context.Context, t Topic, ev Event) {
 	if err := s.broker.Publish(context.WithoutCancel(ctx), t, ev); err != nil {
 		s.log.Warn("publish failed", "topic", string(t), "type", string(ev.Type), "err", err)
 	}
+}
+
+// publishUser keeps ev in userID's event log (ActivityStore) and publishes
+// it, numbered, to userID's topic. A failure to keep it is logged: the
+// live event still goes out, and the state it reports is stored anyway.
+func (s *Service) publishUser(ctx context.Context, userID int64, ev Event) {
+	logged, err := s.store.AppendUserEvent(context.WithoutCancel(ctx), userID, ev, s.cfg.Now())
+	if err != nil {
+		s.log.Warn("keep user event", "user", userID, "type", string(ev.Type), "err", err)
+	} else {
+		ev = logged
+	}
+	s.publish(ctx, UserTopic(userID), ev)
+}
+
+// UserEvents returns up to limit of u's logged events after after, and
+// LastUserEvent the number of the newest.
+func (s *Service) UserEvents(ctx context.Context, u User, after int64, limit int) ([]Event, error) {
+	evs, err := s.store.UserEvents(ctx, u.ID, after, limit)
+	if err != nil {
+		return nil, internal("load user events", err)
+	}
+	return evs, nil
+}
+
+// LastUserEvent returns the number of u's newest logged event.
+func (s *Service) LastUserEvent(ctx context.Context, u User) (int64, error) {
+	n, err := s.store.LastUserEvent(ctx, u.ID)
+	if err != nil {
+		return 0, internal("load last user event", err)
+	}
+	return n, nil
 }
 
 // User returns a user by id.

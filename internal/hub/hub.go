@@ -325,6 +325,11 @@ func (h *Hub) deliver(tp *topic, ev chat.Event) {
 		// delivery of the conversation now, then tell them.
 		h.revoke(h.topicOf(chat.ConvTopic(ev.ConvID)), 0, tp)
 	}
+	if ev.Type == chat.EventConversation && ev.ConvKind == chat.ConvGroup {
+		// On a user topic: the user created or joined a group. Every
+		// connection follows all its user's groups.
+		h.follow(tp, chat.ConvTopic(ev.ConvID))
+	}
 	tp.dmu.Lock()
 	defer tp.dmu.Unlock()
 	if ev.Type != chat.EventMessage || ev.Message == nil {
@@ -453,6 +458,25 @@ func (h *Hub) revoke(tp *topic, userID int64, of *topic) {
 			tp.mu.RUnlock()
 			if !back {
 				h.unsubscribeLocked(c, tp.name)
+			}
+		}
+	}()
+}
+
+// follow subscribes the clients of tp to t, from a goroutine: Subscribe
+// may subscribe to the broker, which must not happen inside a broker
+// callback.
+func (h *Hub) follow(tp *topic, t chat.Topic) {
+	tp.mu.RLock()
+	cs := make([]*Client, 0, len(tp.clients))
+	for c := range tp.clients {
+		cs = append(cs, c)
+	}
+	tp.mu.RUnlock()
+	go func() {
+		for _, c := range cs {
+			if err := h.Subscribe(c, t); err != nil && !errors.Is(err, ErrClosed) {
+				h.log.Warn("follow group", "topic", string(t), "err", err)
 			}
 		}
 	}()

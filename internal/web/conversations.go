@@ -41,6 +41,7 @@ type conversationFrame struct {
 	Kind    chat.ConvKind `json:"kind"`
 	Peer    *userRef      `json:"peer,omitempty"`
 	Message *chat.Message `json:"message"`
+	UserSeq int64         `json:"user_seq,omitempty"`
 }
 
 // readFrame is the WebSocket frame of chat.EventRead, and the reply to a

@@ -11,19 +11,26 @@ import (
 // contactJSON is a chat.Contact on the wire: the other user as id and name
 // only.
 type contactJSON struct {
-	User  userRef   `json:"user"`
-	State string    `json:"state"`
-	Since time.Time `json:"since,omitzero"`
+	User     userRef   `json:"user"`
+	State    string    `json:"state"`
+	Since    time.Time `json:"since,omitzero"`
+	Online   *bool     `json:"online,omitempty"` // friends only
+	LastSeen time.Time `json:"last_seen,omitzero"`
 }
 
 func contactOf(c chat.Contact) contactJSON {
-	return contactJSON{User: userRef{ID: c.User.ID, Name: c.User.Name}, State: c.State, Since: c.Since}
+	j := contactJSON{User: userRef{ID: c.User.ID, Name: c.User.Name}, State: c.State, Since: c.Since, LastSeen: c.LastSeen}
+	if c.State == chat.StateFriends {
+		j.Online = &c.Online
+	}
+	return j
 }
 
 // contactFrame is the WebSocket frame of chat.EventContact.
 type contactFrame struct {
 	Type string `json:"type"`
 	contactJSON
+	UserSeq int64 `json:"user_seq,omitempty"`
 }
 
 // userPathID parses the {id} of a user in the path.

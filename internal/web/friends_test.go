@@ -12,9 +12,11 @@ import (
 )
 
 type wireContact struct {
-	User  wireUser  `json:"user"`
-	State string    `json:"state"`
-	Since time.Time `json:"since"`
+	User     wireUser  `json:"user"`
+	State    string    `json:"state"`
+	Since    time.Time `json:"since"`
+	Online   *bool     `json:"online"`
+	LastSeen time.Time `json:"last_seen"`
 }
 
 type wireContacts struct {
@@ -123,7 +125,8 @@ func TestFriendsLive(t *testing.T) {
 	aws.expectContact(t, grace, "friends")
 
 	got := ts.contacts(t, ada)
-	if diff := cmp.Diff(wireContacts{Contacts: []wireContact{{User: ref(grace), State: "friends"}}, Blocked: []wireUser{}},
+	online := true // Grace is connected
+	if diff := cmp.Diff(wireContacts{Contacts: []wireContact{{User: ref(grace), State: "friends", Online: &online}}, Blocked: []wireUser{}},
 		got, cmpopts.IgnoreFields(wireContact{}, "Since")); diff != "" {
 		t.Errorf("Ada's contacts mismatch (-want +got):\n%s", diff)
 	}

@@ -40,9 +40,10 @@ func groupOf(g chat.Group, ms []chat.GroupMember) groupJSON {
 
 // removedFrame is the WebSocket frame of chat.EventRemoved.
 type removedFrame struct {
-	Type   string `json:"type"`
-	RoomID int64  `json:"room_id"`
-	Reason string `json:"reason"`
+	Type    string `json:"type"`
+	RoomID  int64  `json:"room_id"`
+	Reason  string `json:"reason"`
+	UserSeq int64  `json:"user_seq,omitempty"`
 }
 
 func memberPathID(r *http.Request) (int64, error) {

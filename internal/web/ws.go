@@ -1,6 +1,7 @@
 package web
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -65,6 +66,9 @@ type conn struct {
 	ping    atomic.Pointer[time.Timer]
 	stopped atomic.Bool
 	removed func(convID int64) // called, in a goroutine, when a removed frame is written
+	// admit, if set, decides which logged user events (Event.UserSeq > 0)
+	// to write for one: none if written already, missed ones first.
+	admit func(ctx context.Context, ev chat.Event) []chat.Event
 }
 
 // wake is the hub's signal that the client needs its writer.
@@ -186,7 +190,22 @@ func (c *conn) write(cl *hub.Client, items []*hub.Item) error {
 			go c.removed(it.Event.ConvID)
 		}
 		b := c.encode(cl, it)
-		if b == nil {
+		if it.Event.UserSeq > 0 && c.admit != nil {
+			evs := c.admit(c.ctx, it.Event)
+			if len(evs) == 0 {
+				continue
+			}
+			if len(evs) > 1 { // a gap filled from the store: those first
+				var all []byte
+				for _, ev := range evs[:len(evs)-1] {
+					if eb := encodeNative(ev); eb != nil {
+						all = append(append(all, eb...), '\n')
+					}
+				}
+				b = bytes.TrimSuffix(append(all, b...), newline)
+			}
+		}
+		if len(b) == 0 {
 			continue
 		}
 		var err error
@@ -279,9 +298,11 @@ type inFrame struct {
 }
 
 type helloFrame struct {
-	Type   string `json:"type"`
-	User   me     `json:"user"`
-	Limits limits `json:"limits"`
+	Type    string `json:"type"`
+	User    me     `json:"user"`
+	Limits  limits `json:"limits"`
+	UserSeq int64  `json:"user_seq"` // the newest logged event: pass it as events_after on reconnect
+	Channel string `json:"channel,omitempty"`
 }
 
 type limits struct {
@@ -297,18 +318,30 @@ type messageFrame struct {
 	Message *chat.Message `json:"message"`
 }
 
+// presenceFrame is a user's presence in a conversation (RoomID set) or,
+// without RoomID, a friend's presence anywhere.
 type presenceFrame struct {
-	Type   string  `json:"type"`
-	RoomID int64   `json:"room_id"`
-	User   userRef `json:"user"`
-	Online bool    `json:"online"`
+	Type     string    `json:"type"`
+	RoomID   int64     `json:"room_id,omitempty"`
+	User     userRef   `json:"user"`
+	Online   bool      `json:"online"`
+	LastSeen time.Time `json:"last_seen,omitzero"`
+}
+
+// receiptFrame: another member's read position in a conversation moved.
+type receiptFrame struct {
+	Type   string `json:"type"`
+	RoomID int64  `json:"room_id"`
+	UserID int64  `json:"user_id"`
+	Seq    int64  `json:"seq"`
 }
 
 type openedFrame struct {
-	Type   string    `json:"type"`
-	Ref    string    `json:"ref,omitempty"`
-	Room   any       `json:"room"` // chat.Room, or conversationJSON for other kinds
-	Online []userRef `json:"online"`
+	Type   string              `json:"type"`
+	Ref    string              `json:"ref,omitempty"`
+	Room   any                 `json:"room"` // chat.Room, or conversationJSON for other kinds
+	Online []userRef           `json:"online"`
+	Reads  []chat.ReadPosition `json:"reads,omitempty"` // direct and group: the other members' read positions
 }
 
 type roomFrame struct {
@@ -347,17 +380,19 @@ func encodeNative(ev chat.Event) []byte {
 		if ev.User == nil {
 			return nil
 		}
-		v = presenceFrame{Type: "presence", RoomID: ev.ConvID, User: userRef{ID: ev.User.ID, Name: ev.User.Name}, Online: ev.Online}
+		v = presenceFrame{Type: "presence", RoomID: ev.ConvID, User: userRef{ID: ev.User.ID, Name: ev.User.Name}, Online: ev.Online, LastSeen: ev.LastSeen}
+	case chat.EventReceipt:
+		v = receiptFrame{Type: "receipt", RoomID: ev.ConvID, UserID: ev.UserID, Seq: ev.Seq}
 	case chat.EventContact:
 		if ev.Contact == nil {
 			return nil
 		}
-		v = contactFrame{Type: "contact", contactJSON: contactOf(*ev.Contact)}
+		v = contactFrame{Type: "contact", contactJSON: contactOf(*ev.Contact), UserSeq: ev.UserSeq}
 	case chat.EventConversation:
 		if ev.Message == nil {
 			return nil
 		}
-		f := conversationFrame{Type: "conversation", RoomID: ev.ConvID, Kind: ev.ConvKind, Message: ev.Message}
+		f := conversationFrame{Type: "conversation", RoomID: ev.ConvID, Kind: ev.ConvKind, Message: ev.Message, UserSeq: ev.UserSeq}
 		if ev.User != nil {
 			f.Peer = &userRef{ID: ev.User.ID, Name: ev.User.Name}
 		}
@@ -365,7 +400,7 @@ func encodeNative(ev chat.Event) []byte {
 	case chat.EventRead:
 		v = readFrame{Type: "read", RoomID: ev.ConvID, Seq: ev.Seq}
 	case chat.EventRemoved:
-		v = removedFrame{Type: "removed", RoomID: ev.ConvID, Reason: ev.Reason}
+		v = removedFrame{Type: "removed", RoomID: ev.ConvID, Reason: ev.Reason, UserSeq: ev.UserSeq}
 	default:
 		return nil
 	}
@@ -376,35 +411,53 @@ func encodeNative(ev chat.Event) []byte {
 	return b
 }
 
-// handleWS serves the native protocol on /api/ws.
+type typingFrame struct {
+	Type   string  `json:"type"`
+	RoomID int64   `json:"room_id"`
+	User   userRef `json:"user"`
+}
+
+// handleWS serves the native protocol on /api/ws. The optional query
+// parameter events_after (the user_seq of the last logged event the client
+// has) replays the user's events since, in order, before the live ones.
 func (s *server) handleWS() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a := authFrom(r.Context())
+		after, err := eventsAfter(r)
+		if err != nil {
+			s.writeError(w, err)
+			return
+		}
 		// The upgrader writes its own response: pass on the cookie that
 		// authed set when it renewed the session.
 		ws, err := s.upgrader.Upgrade(w, r, http.Header{"Set-Cookie": w.Header().Values("Set-Cookie")})
 		if err != nil {
 			return // the upgrader has answered
 		}
-		n := &nativeConn{
-			conn:    conn{s: s, ws: ws, format: formatNative, ctx: context.Background()},
-			user:    a.User,
-			rooms:   make(map[int64]bool),
-			sendLim: rate.NewLimiter(rate.Limit(s.cfg.SendRate), s.cfg.SendBurst),
-			reqLim:  rate.NewLimiter(rate.Limit(5*s.cfg.SendRate), 5*s.cfg.SendBurst),
-			typed:   make(map[int64]time.Time),
-		}
-		n.conn.removed = n.dropped
-		if n.client, err = s.hub.Register(a.User.ID, a.Session.ID, s.cfg.Outbox, n.wake); err != nil {
+		n := &nativeConn{conn: conn{s: s, ws: ws, format: formatNative, ctx: context.Background()}, session: s.newSession(a.User)}
+		n.conn.removed = n.session.dropped
+		n.conn.admit = n.session.admitUser
+		ctx, cancel := opContext()
+		defer cancel()
+		if err := n.session.start(ctx, a.Session.ID, n.wake, after); err != nil {
+			if !errors.Is(err, hub.ErrClosed) {
+				s.log.Warn("start connection", "user", a.User.ID, "err", err)
+			}
 			refuse(ws)
 			return
 		}
-		n.push(helloFrame{Type: "hello", User: meOf(a.User), Limits: limits{
-			MaxMessageLen: s.svc.Config().MaxMessageLen, MaxFrameBytes: s.cfg.MaxFrameBytes,
-			SendRate: s.cfg.SendRate, SendBurst: s.cfg.SendBurst,
-		}})
-		go n.serve(n.handle, n.cleanup) // and let net/http's goroutine and buffers go
+		n.conn.client = n.session.client
+		n.push(s.helloOf(n.session))
+		go n.serve(func(data []byte) { n.session.handle(data, n.push) }, n.session.end) // and let net/http's goroutine and buffers go
 	})
+}
+
+// helloFrame greets a signed-in client.
+func (s *server) helloOf(n *session) helloFrame {
+	return helloFrame{Type: "hello", User: meOf(n.user), UserSeq: n.users.last(), Limits: limits{
+		MaxMessageLen: s.svc.Config().MaxMessageLen, MaxFrameBytes: s.cfg.MaxFrameBytes,
+		SendRate: s.cfg.SendRate, SendBurst: s.cfg.SendBurst,
+	}}
 }
 
 // refuse closes a just-upgraded socket because the hub is shutting down.
@@ -413,277 +466,8 @@ func refuse(ws *websocket.Conn) {
 	_ = ws.Close()
 }
 
-// nativeConn is a signed-in connection; its fields belong to the reader,
-// except rooms, which dropped changes too.
+// nativeConn is a signed-in WebSocket: a session over a conn.
 type nativeConn struct {
 	conn
-	user    chat.User
-	mu      sync.Mutex
-	rooms   map[int64]bool // rooms this connection has open; guarded by mu
-	sendLim *rate.Limiter
-	reqLim  *rate.Limiter
-	typed   map[int64]time.Time // last typing forwarded, per conversation
-}
-
-func (n *nativeConn) handle(data []byte) {
-	var f inFrame
-	if err := json.Unmarshal(data, &f); err != nil {
-		n.pushError("", 0, chat.Errorf(chat.ErrInvalid, chat.CodeBadJSON, "frame is not a JSON object of the expected shape: %v", err))
-		return
-	}
-	if len(f.Ref) > maxRefLen {
-		n.pushError("", f.RoomID, chat.Invalid(chat.CodeTooLong, "ref", "ref is longer than %d bytes", maxRefLen))
-		return
-	}
-	ref := f.Ref
-	if f.Type == "send" {
-		if ref == "" {
-			ref = f.ClientID
-		}
-		if !n.sendLim.Allow() {
-			n.pushError(ref, f.RoomID, rateLimited(n.sendLim))
-			return
-		}
-	} else if !n.reqLim.Allow() {
-		n.pushError(ref, f.RoomID, rateLimited(n.reqLim))
-		return
-	}
-	var err error
-	switch f.Type {
-	case "":
-		err = chat.Invalid(chat.CodeMissingField, "type", "type is required")
-	case "ping":
-		n.push(roomFrame{Type: "pong", Ref: ref})
-	case "open":
-		err = n.open(f)
-	case "close":
-		err = n.close(f)
-	case "sync":
-		err = n.sync(f)
-	case "send":
-		err = n.send(f)
-	case "read":
-		err = n.read(f)
-	case "typing":
-		err = n.typing(f)
-	default:
-		err = chat.Errorf(chat.ErrInvalid, chat.CodeUnknownType, "unknown frame type %q", f.Type)
-	}
-	if err != nil {
-		n.pushError(ref, f.RoomID, err)
-	}
-}
-
-func requireRoom(f inFrame) error {
-	if f.RoomID == 0 {
-		return chat.Invalid(chat.CodeMissingField, "room_id", "room_id is required")
-	}
-	if f.RoomID < 0 {
-		return chat.Invalid(chat.CodeInvalidField, "room_id", "room_id must be positive")
-	}
-	return nil
-}
-
-func (n *nativeConn) open(f inFrame) error {
-	if err := requireRoom(f); err != nil {
-		return err
-	}
-	ctx, cancel := n.opContext()
-	defer cancel()
-	var (
-		conv   chat.Conversation
-		online []chat.User
-		err    error
-	)
-	if n.isOpen(f.RoomID) {
-		if conv, err = n.s.svc.ConversationFor(ctx, n.user, f.RoomID); err == nil {
-			if conv.Kind == chat.ConvGroup {
-				// A member removed and added again was unsubscribed by the hub.
-				err = n.s.hub.Subscribe(n.client, chat.ConvTopic(f.RoomID))
-			}
-		}
-		if err == nil {
-			online, err = n.s.svc.Online(ctx, f.RoomID)
-		}
-	} else {
-		// Subscribe before OpenConversation reads the conversation, so
-		// that every message after its last_seq in "opened" arrives live;
-		// check the membership first, so a non-member never receives a
-		// thing.
-		if err := n.s.svc.CheckMember(ctx, n.user, f.RoomID); err != nil {
-			return err
-		}
-		if err := n.s.hub.Subscribe(n.client, chat.ConvTopic(f.RoomID)); err != nil {
-			return err
-		}
-		conv, online, err = n.s.svc.OpenConversation(ctx, n.user, f.RoomID)
-		if err != nil {
-			n.s.hub.Unsubscribe(n.client, chat.ConvTopic(f.RoomID))
-			return err
-		}
-		n.mu.Lock()
-		n.rooms[f.RoomID] = true
-		n.mu.Unlock()
-	}
-	if err != nil {
-		return err
-	}
-	var room any = conversationOf(conv)
-	if conv.Kind == chat.ConvRoom {
-		room = conv.Room()
-	}
-	n.push(openedFrame{Type: "opened", Ref: f.Ref, Room: room, Online: userRefs(online)})
-	if f.After != nil {
-		return n.sync(f)
-	}
-	return nil
-}
-
-func (n *nativeConn) close(f inFrame) error {
-	if err := requireRoom(f); err != nil {
-		return err
-	}
-	n.mu.Lock()
-	was := n.rooms[f.RoomID]
-	delete(n.rooms, f.RoomID)
-	n.mu.Unlock()
-	if was {
-		n.s.hub.Unsubscribe(n.client, chat.ConvTopic(f.RoomID))
-		ctx, cancel := n.opContext()
-		defer cancel()
-		if err := n.s.svc.CloseRoom(ctx, n.user, f.RoomID); err != nil {
-			return err
-		}
-	}
-	n.push(roomFrame{Type: "closed", Ref: f.Ref, RoomID: f.RoomID})
-	return nil
-}
-
-func (n *nativeConn) sync(f inFrame) error {
-	if err := requireRoom(f); err != nil {
-		return err
-	}
-	if f.After == nil {
-		return chat.Invalid(chat.CodeMissingField, "after", "after is required")
-	}
-	ctx, cancel := n.opContext()
-	defer cancel()
-	limit := n.s.svc.Config().HistoryLimit
-	ms, err := n.s.svc.Sync(ctx, n.user, f.RoomID, *f.After, limit)
-	if err != nil {
-		return err
-	}
-	more, err := n.s.hasMore(ctx, n.user, f.RoomID, ms, limit, true)
-	if err != nil {
-		return err
-	}
-	n.push(syncFrame{Type: "sync", Ref: f.Ref, RoomID: f.RoomID, Messages: nonNil(ms), HasMore: more})
-	return nil
-}
-
-func (n *nativeConn) send(f inFrame) error {
-	if err := requireRoom(f); err != nil {
-		return err
-	}
-	if err := requireSendFields(f.ClientID, f.Body); err != nil {
-		return err
-	}
-	ctx, cancel := n.opContext()
-	defer cancel()
-	m, err := n.s.svc.Send(ctx, n.user, f.RoomID, f.ClientID, *f.Body)
-	if err != nil {
-		return err
-	}
-	delete(n.typed, f.RoomID) // the message ends the typing; new typing is news again
-	n.push(ackFrame{Type: "ack", Ref: f.Ref, RoomID: f.RoomID, ClientID: f.ClientID, Message: &m})
-	return nil
-}
-
-// read moves the user's read position in a conversation; every connection
-// of the user then gets a read frame, and this one a reply with the
-// position after the call.
-func (n *nativeConn) read(f inFrame) error {
-	if err := requireRoom(f); err != nil {
-		return err
-	}
-	if f.Seq == nil {
-		return chat.Invalid(chat.CodeMissingField, "seq", "seq is required")
-	}
-	ctx, cancel := n.opContext()
-	defer cancel()
-	st, err := n.s.svc.MarkRead(ctx, n.user, f.RoomID, *f.Seq)
-	if err != nil {
-		return err
-	}
-	n.push(readFrame{Type: "read", Ref: f.Ref, RoomID: f.RoomID, Seq: st.ReadSeq})
-	return nil
-}
-
-func (n *nativeConn) isOpen(id int64) bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.rooms[id]
-}
-
-// dropped forgets group id, which the user no longer belongs to (the hub
-// has stopped its delivery already), and ends the user's presence there.
-func (n *nativeConn) dropped(id int64) {
-	n.mu.Lock()
-	was := n.rooms[id]
-	delete(n.rooms, id)
-	n.mu.Unlock()
-	if !was {
-		return
-	}
-	ctx, cancel := n.opContext()
-	defer cancel()
-	if err := n.s.svc.CloseRoom(ctx, n.user, id); err != nil {
-		n.s.log.Warn("close removed conversation", "room", id, "err", err)
-	}
-}
-
-// cleanup closes the rooms this connection had open.
-func (n *nativeConn) cleanup() {
-	ctx, cancel := n.opContext()
-	defer cancel()
-	n.mu.Lock()
-	rooms := make([]int64, 0, len(n.rooms))
-	for id := range n.rooms {
-		rooms = append(rooms, id)
-	}
-	clear(n.rooms)
-	n.mu.Unlock()
-	for _, id := range rooms {
-		if err := n.s.svc.CloseRoom(ctx, n.user, id); err != nil && !errors.Is(err, context.Canceled) {
-			n.s.log.Warn("close room", "room", id, "err", err)
-		}
-	}
-}
-
-type typingFrame struct {
-	Type   string  `json:"type"`
-	RoomID int64   `json:"room_id"`
-	User   userRef `json:"user"`
-}
-
-// typing forwards a typing indicator, at most one per conversation every
-// chat.TypingInterval per connection; more often is dropped silently.
-func (n *nativeConn) typing(f inFrame) error {
-	if err := requireRoom(f); err != nil {
-		return err
-	}
-	now := time.Now()
-	if last, ok := n.typed[f.RoomID]; ok && now.Sub(last) < chat.TypingInterval {
-		return nil
-	}
-	ctx, cancel := n.opContext()
-	defer cancel()
-	if err := n.s.svc.Typing(ctx, n.user, f.RoomID); err != nil {
-		return err
-	}
-	if len(n.typed) > 64 {
-		clear(n.typed)
-	}
-	n.typed[f.RoomID] = now
-	return nil
+	session *session
 }

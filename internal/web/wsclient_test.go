@@ -46,6 +46,16 @@ type frame struct {
 	Kind         string     // conversation
 	Peer         *wireUser  // conversation
 	Reason       string     // removed
+	UserSeq      int64      // hello, logged user events
+	Channel      string     // hello over long-poll
+	LastSeen     time.Time  // presence
+	UserID       int64      // receipt
+	Reads        []wireRead // opened
+}
+
+type wireRead struct {
+	UserID int64 `json:"user_id"`
+	Seq    int64 `json:"seq"`
 }
 
 func (f frame) String() string { return f.Raw }
@@ -73,6 +83,11 @@ func parseFrame(line []byte) (frame, error) {
 		Kind         string             `json:"kind"`
 		Peer         *wireUser          `json:"peer"`
 		Reason       string             `json:"reason"`
+		UserSeq      int64              `json:"user_seq"`
+		Channel      string             `json:"channel"`
+		LastSeen     time.Time          `json:"last_seen"`
+		UserID       int64              `json:"user_id"`
+		Reads        []wireRead         `json:"reads"`
 	}
 	if err := decodeStrict(line, &w); err != nil {
 		return frame{}, fmt.Errorf("bad frame %q: %v", line, err)
@@ -82,6 +97,7 @@ func parseFrame(line []byte) (frame, error) {
 		Messages: w.Messages, HasMore: w.HasMore, Room: w.Room, User: w.User, Code: w.Code,
 		Field: w.Field, RetryAfterMS: w.RetryAfterMS, Limits: w.Limits, Error: w.Error,
 		State: w.State, Since: w.Since, Seq: w.Seq, Kind: w.Kind, Peer: w.Peer, Reason: w.Reason,
+		UserSeq: w.UserSeq, Channel: w.Channel, LastSeen: w.LastSeen, UserID: w.UserID, Reads: w.Reads,
 	}
 	var err error
 	switch m := bytes.TrimSpace(w.Message); {

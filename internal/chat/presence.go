@@ -1,0 +1,174 @@
+package chat
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// Presence to friends.
+//
+// A user is online while they have at least one connection (WebSocket or
+// long-poll channel) on any node; several tabs and devices count once
+// (Presence.Add/Remove in Everywhere). The transitions go to the user's
+// friends, on their user topics, as EventPresence without a ConvID; going
+// offline carries the last-seen time, which is also stored.
+//
+// Transitions are coalesced: a connection's end is counted out only after
+// Config.PresenceGrace, so a user whose connection drops and returns within
+// it (a reload, a network blip, a flapping link) never goes offline, and a
+// flapping connection can cause at most one pair of transitions per grace
+// period. Presence in a conversation (who has it open) is the room-level
+// presence of rooms.go.
+
+// away holds the pending ends of connections.
+type away struct {
+	mu     sync.Mutex
+	timers map[*time.Timer]func()
+}
+
+// Connect counts one more connection of u; if u was offline everywhere,
+// u's friends learn that u is online.
+func (s *Service) Connect(ctx context.Context, u User) error {
+	first, err := s.presence.Add(ctx, Everywhere, u.ID)
+	if err != nil {
+		return internal("add presence", err)
+	}
+	if first {
+		s.tellFriends(ctx, u.ID, Event{Type: EventPresence, User: &User{ID: u.ID, Name: u.Name}, Online: true})
+	}
+	return nil
+}
+
+// Disconnect counts one connection of u out, after the grace period.
+func (s *Service) Disconnect(u User) {
+	var t *time.Timer
+	end := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		s.disconnectNow(ctx, u)
+	}
+	s.away.mu.Lock()
+	defer s.away.mu.Unlock()
+	t = time.AfterFunc(s.cfg.PresenceGrace, func() {
+		s.away.mu.Lock()
+		_, pending := s.away.timers[t]
+		delete(s.away.timers, t)
+		s.away.mu.Unlock()
+		if pending {
+			end()
+		}
+	})
+	s.away.timers[t] = end
+}
+
+func (s *Service) disconnectNow(ctx context.Context, u User) {
+	last, err := s.presence.Remove(ctx, Everywhere, u.ID)
+	if err != nil {
+		s.log.Warn("remove presence", "user", u.ID, "err", err)
+		return
+	}
+	if last {
+		s.wentOffline(ctx, u.ID)
+	}
+}
+
+// wentOffline records when userID was last seen and tells their friends.
+func (s *Service) wentOffline(ctx context.Context, userID int64) {
+	now := s.cfg.Now().UTC().Truncate(time.Microsecond)
+	if err := s.store.SetLastSeen(ctx, userID, now); err != nil {
+		s.log.Warn("set last seen", "user", userID, "err", err)
+	}
+	u, err := s.store.User(ctx, userID)
+	if err != nil {
+		s.log.Warn("load user gone offline", "user", userID, "err", err)
+		return
+	}
+	s.tellFriends(ctx, userID, Event{Type: EventPresence, User: &User{ID: u.ID, Name: u.Name}, LastSeen: now})
+}
+
+// FlushPresence counts out at once every connection whose grace period is
+// still running: for a node shutting down, whose users would otherwise
+// stay online in the shared Presence.
+func (s *Service) FlushPresence(ctx context.Context) {
+	s.away.mu.Lock()
+	ends := make([]func(), 0, len(s.away.timers))
+	for t, end := range s.away.timers {
+		if t.Stop() {
+			ends = append(ends, end)
+		}
+		delete(s.away.timers, t)
+	}
+	s.away.mu.Unlock()
+	for _, end := range ends {
+		if ctx.Err() != nil {
+			return
+		}
+		end()
+	}
+}
+
+// presenceLost is the Presence.Watch callback: a dead node's user is no
+// longer present in convID anywhere.
+func (s *Service) presenceLost(convID, userID int64) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if convID == Everywhere {
+		s.wentOffline(ctx, userID)
+		return
+	}
+	u, err := s.store.User(ctx, userID)
+	if err != nil {
+		return
+	}
+	s.publish(ctx, ConvTopic(convID), Event{Type: EventPresence, ConvID: convID, User: &User{ID: u.ID, Name: u.Name}})
+}
+
+// tellFriends publishes ev to the user topic of each friend of userID.
+func (s *Service) tellFriends(ctx context.Context, userID int64, ev Event) {
+	cs, err := s.store.Contacts(ctx, userID)
+	if err != nil {
+		s.log.Warn("list friends for presence", "user", userID, "err", err)
+		return
+	}
+	for _, c := range cs {
+		if c.State == StateFriends {
+			s.publish(ctx, UserTopic(c.User.ID), ev)
+		}
+	}
+}
+
+// FriendsPresence fills in Online and LastSeen of the friends among cs.
+func (s *Service) FriendsPresence(ctx context.Context, cs []Contact) error {
+	var ids []int64
+	for _, c := range cs {
+		if c.State == StateFriends {
+			ids = append(ids, c.User.ID)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	online, err := s.presence.OnlineOf(ctx, Everywhere, ids)
+	if err != nil {
+		return internal("load presence", err)
+	}
+	seen, err := s.store.LastSeen(ctx, ids)
+	if err != nil {
+		return internal("load last seen", err)
+	}
+	on := make(map[int64]bool, len(online))
+	for _, id := range online {
+		on[id] = true
+	}
+	for i := range cs {
+		if cs[i].State != StateFriends {
+			continue
+		}
+		cs[i].Online = on[cs[i].User.ID]
+		if !cs[i].Online {
+			cs[i].LastSeen = seen[cs[i].User.ID]
+		}
+	}
+	return nil
+}

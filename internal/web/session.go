@@ -1,0 +1,476 @@
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/parley-chat/parley/internal/chat"
+	"github.com/parley-chat/parley/internal/hub"
+)
+
+// session is one signed-in client of the native protocol, whatever its
+// transport: a WebSocket (ws.go) or a long-poll channel (poll.go). It
+// handles the frames the client sends, one at a time, and owns the hub
+// client its events queue in. Replies go to the reply function handle is
+// given: the WebSocket queues them with the events, long-poll returns them
+// in the POST's response.
+type session struct {
+	s       *server
+	user    chat.User
+	client  *hub.Client
+	hmu     sync.Mutex // one frame at a time
+	mu      sync.Mutex
+	rooms   map[int64]bool // conversations open; guarded by mu
+	sendLim *rate.Limiter
+	reqLim  *rate.Limiter
+	typed   map[int64]time.Time // last typing forwarded, per conversation
+	users   inOrder             // the user's logged events delivered (Event.UserSeq)
+
+	// Long-poll hooks (nil for a WebSocket): a conversation was opened
+	// at last seq, synced with ms, or closed.
+	onOpen  func(id, lastSeq int64)
+	onSync  func(id int64, ms []chat.Message)
+	onClose func(id int64)
+}
+
+func (s *server) newSession(u chat.User) *session {
+	return &session{
+		s: s, user: u,
+		rooms:   make(map[int64]bool),
+		sendLim: rate.NewLimiter(rate.Limit(s.cfg.SendRate), s.cfg.SendBurst),
+		reqLim:  rate.NewLimiter(rate.Limit(5*s.cfg.SendRate), 5*s.cfg.SendBurst),
+		typed:   make(map[int64]time.Time),
+	}
+}
+
+// start registers the session in the hub, counts the user online, makes it
+// follow the user's groups and positions its event log: after eventsAfter
+// if given (the events since are queued), else after the newest.
+func (n *session) start(ctx context.Context, sessionID int64, wake func(*hub.Client), eventsAfter *int64) error {
+	var err error
+	if n.client, err = n.s.hub.Register(n.user.ID, sessionID, n.s.cfg.Outbox, wake); err != nil {
+		return err
+	}
+	if err := n.s.svc.Connect(ctx, n.user); err != nil {
+		n.s.hub.Unregister(n.client)
+		return err
+	}
+	if err := n.followGroups(ctx); err != nil {
+		n.stop()
+		return err
+	}
+	last, err := n.s.svc.LastUserEvent(ctx, n.user)
+	if err != nil {
+		n.stop()
+		return err
+	}
+	if eventsAfter == nil || *eventsAfter > last {
+		n.users.reset(last)
+		return nil
+	}
+	n.users.reset(max(*eventsAfter, last-maxReplay))
+	evs, err := n.s.svc.UserEvents(ctx, n.user, n.users.last(), maxReplay)
+	if err != nil {
+		n.stop()
+		return err
+	}
+	for _, ev := range evs {
+		n.client.Push(&hub.Item{Event: ev})
+	}
+	return nil
+}
+
+// maxReplay bounds the logged events replayed to a returning client.
+const maxReplay = 1000
+
+func (n *session) followGroups(ctx context.Context) error {
+	ids, err := n.s.svc.GroupIDs(ctx, n.user)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if err := n.s.hub.Subscribe(n.client, chat.ConvTopic(id)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// stop ends the session and leaves the hub.
+func (n *session) stop() {
+	n.end()
+	n.s.hub.Unregister(n.client)
+}
+
+// end closes the session's conversations and counts the connection out
+// (after the presence grace period).
+func (n *session) end() {
+	n.cleanup()
+	n.s.svc.Disconnect(n.user)
+}
+
+// admitUser returns what to deliver for logged user event ev: nothing if
+// it was delivered, else ev after any earlier ones that were missed.
+func (n *session) admitUser(ctx context.Context, ev chat.Event) []chat.Event {
+	return n.users.admit(ev.UserSeq, ev, func(after int64, limit int) ([]chat.Event, error) {
+		return n.s.svc.UserEvents(ctx, n.user, after, limit)
+	}, func(ev chat.Event) int64 { return ev.UserSeq })
+}
+
+// inOrder keeps a numbered stream exactly-once and in order: it drops what
+// was delivered and fills a gap from the store.
+type inOrder struct {
+	mu sync.Mutex
+	n  int64 // the number of the last item delivered
+}
+
+func (o *inOrder) reset(n int64) {
+	o.mu.Lock()
+	o.n = n
+	o.mu.Unlock()
+}
+
+func (o *inOrder) last() int64 {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.n
+}
+
+// admit returns what to deliver for item ev numbered seq; fetch loads the
+// items after a number (at most limit), num numbers an item.
+func (o *inOrder) admit(seq int64, ev chat.Event, fetch func(after int64, limit int) ([]chat.Event, error), num func(chat.Event) int64) []chat.Event {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	switch {
+	case seq <= o.n:
+		return nil
+	case seq == o.n+1:
+		o.n = seq
+		return []chat.Event{ev}
+	}
+	var out []chat.Event
+	if missed, err := fetch(o.n, int(min(seq-o.n, maxReplay))); err == nil {
+		for _, m := range missed {
+			if k := num(m); k > o.n && k < seq {
+				out = append(out, m)
+			}
+		}
+	}
+	o.n = seq
+	return append(out, ev)
+}
+
+// errorFrameOf is the error frame of err.
+func (s *server) errorFrameOf(ref string, roomID int64, err error) errorFrame {
+	_, d := classify(s.log, err)
+	return errorFrame{Type: "error", Ref: ref, RoomID: roomID, Code: d.Code, Message: d.Message, Field: d.Field, RetryAfterMS: d.RetryAfterMS}
+}
+
+func opContext() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), opTimeout)
+}
+
+// handle performs one frame; reply receives the frames that answer it.
+func (n *session) handle(data []byte, reply func(any)) {
+	n.hmu.Lock()
+	defer n.hmu.Unlock()
+	var f inFrame
+	if err := json.Unmarshal(data, &f); err != nil {
+		reply(n.s.errorFrameOf("", 0, chat.Errorf(chat.ErrInvalid, chat.CodeBadJSON, "frame is not a JSON object of the expected shape: %v", err)))
+		return
+	}
+	if len(f.Ref) > maxRefLen {
+		reply(n.s.errorFrameOf("", f.RoomID, chat.Invalid(chat.CodeTooLong, "ref", "ref is longer than %d bytes", maxRefLen)))
+		return
+	}
+	ref := f.Ref
+	if f.Type == "send" {
+		if ref == "" {
+			ref = f.ClientID
+		}
+		if !n.sendLim.Allow() {
+			reply(n.s.errorFrameOf(ref, f.RoomID, rateLimited(n.sendLim)))
+			return
+		}
+	} else if !n.reqLim.Allow() {
+		reply(n.s.errorFrameOf(ref, f.RoomID, rateLimited(n.reqLim)))
+		return
+	}
+	var err error
+	switch f.Type {
+	case "":
+		err = chat.Invalid(chat.CodeMissingField, "type", "type is required")
+	case "ping":
+		reply(roomFrame{Type: "pong", Ref: ref})
+	case "open":
+		err = n.open(f, reply)
+	case "close":
+		err = n.close(f, reply)
+	case "sync":
+		err = n.sync(f, reply)
+	case "send":
+		err = n.send(f, reply)
+	case "read":
+		err = n.read(f, reply)
+	case "typing":
+		err = n.typing(f)
+	default:
+		err = chat.Errorf(chat.ErrInvalid, chat.CodeUnknownType, "unknown frame type %q", f.Type)
+	}
+	if err != nil {
+		reply(n.s.errorFrameOf(ref, f.RoomID, err))
+	}
+}
+
+func requireRoom(f inFrame) error {
+	if f.RoomID == 0 {
+		return chat.Invalid(chat.CodeMissingField, "room_id", "room_id is required")
+	}
+	if f.RoomID < 0 {
+		return chat.Invalid(chat.CodeInvalidField, "room_id", "room_id must be positive")
+	}
+	return nil
+}
+
+func (n *session) open(f inFrame, reply func(any)) error {
+	if err := requireRoom(f); err != nil {
+		return err
+	}
+	ctx, cancel := opContext()
+	defer cancel()
+	var (
+		conv   chat.Conversation
+		online []chat.User
+		err    error
+	)
+	if n.isOpen(f.RoomID) {
+		if conv, err = n.s.svc.ConversationFor(ctx, n.user, f.RoomID); err == nil {
+			if conv.Kind == chat.ConvGroup {
+				// A member removed and added again was unsubscribed by the hub.
+				err = n.s.hub.Subscribe(n.client, chat.ConvTopic(f.RoomID))
+			}
+		}
+		if err == nil {
+			online, err = n.s.svc.Online(ctx, f.RoomID)
+		}
+	} else {
+		// Subscribe before OpenConversation reads the conversation, so
+		// that every message after its last_seq in "opened" arrives live;
+		// check the membership first, so a non-member never receives a
+		// thing.
+		if err := n.s.svc.CheckMember(ctx, n.user, f.RoomID); err != nil {
+			return err
+		}
+		if err := n.s.hub.Subscribe(n.client, chat.ConvTopic(f.RoomID)); err != nil {
+			return err
+		}
+		conv, online, err = n.s.svc.OpenConversation(ctx, n.user, f.RoomID)
+		if err != nil {
+			if conv.Kind != chat.ConvGroup {
+				n.s.hub.Unsubscribe(n.client, chat.ConvTopic(f.RoomID))
+			}
+			return err
+		}
+		n.mu.Lock()
+		n.rooms[f.RoomID] = true
+		n.mu.Unlock()
+	}
+	if err != nil {
+		return err
+	}
+	opened := openedFrame{Type: "opened", Ref: f.Ref, Room: conversationOf(conv), Online: userRefs(online)}
+	if conv.Kind == chat.ConvRoom {
+		opened.Room = conv.Room()
+	} else {
+		if opened.Reads, err = n.s.svc.ReadPositions(ctx, n.user, f.RoomID); err != nil {
+			return err
+		}
+	}
+	if n.onOpen != nil {
+		after := conv.LastSeq
+		if f.After != nil {
+			after = min(*f.After, conv.LastSeq)
+		}
+		n.onOpen(f.RoomID, after)
+	}
+	reply(opened)
+	if f.After != nil {
+		return n.sync(f, reply)
+	}
+	return nil
+}
+
+func (n *session) close(f inFrame, reply func(any)) error {
+	if err := requireRoom(f); err != nil {
+		return err
+	}
+	n.mu.Lock()
+	was := n.rooms[f.RoomID]
+	delete(n.rooms, f.RoomID)
+	n.mu.Unlock()
+	if was {
+		ctx, cancel := opContext()
+		defer cancel()
+		if c, err := n.s.svc.ConversationFor(ctx, n.user, f.RoomID); err != nil || c.Kind != chat.ConvGroup {
+			n.s.hub.Unsubscribe(n.client, chat.ConvTopic(f.RoomID)) // groups stay followed
+		}
+		if n.onClose != nil {
+			n.onClose(f.RoomID)
+		}
+		if err := n.s.svc.CloseRoom(ctx, n.user, f.RoomID); err != nil {
+			return err
+		}
+	}
+	reply(roomFrame{Type: "closed", Ref: f.Ref, RoomID: f.RoomID})
+	return nil
+}
+
+func (n *session) sync(f inFrame, reply func(any)) error {
+	if err := requireRoom(f); err != nil {
+		return err
+	}
+	if f.After == nil {
+		return chat.Invalid(chat.CodeMissingField, "after", "after is required")
+	}
+	ctx, cancel := opContext()
+	defer cancel()
+	limit := n.s.svc.Config().HistoryLimit
+	ms, err := n.s.svc.Sync(ctx, n.user, f.RoomID, *f.After, limit)
+	if err != nil {
+		return err
+	}
+	more, err := n.s.hasMore(ctx, n.user, f.RoomID, ms, limit, true)
+	if err != nil {
+		return err
+	}
+	if n.onSync != nil {
+		n.onSync(f.RoomID, ms)
+	}
+	reply(syncFrame{Type: "sync", Ref: f.Ref, RoomID: f.RoomID, Messages: nonNil(ms), HasMore: more})
+	return nil
+}
+
+func (n *session) send(f inFrame, reply func(any)) error {
+	if err := requireRoom(f); err != nil {
+		return err
+	}
+	if err := requireSendFields(f.ClientID, f.Body); err != nil {
+		return err
+	}
+	ctx, cancel := opContext()
+	defer cancel()
+	m, err := n.s.svc.Send(ctx, n.user, f.RoomID, f.ClientID, *f.Body)
+	if err != nil {
+		return err
+	}
+	delete(n.typed, f.RoomID) // the message ends the typing; new typing is news again
+	reply(ackFrame{Type: "ack", Ref: f.Ref, RoomID: f.RoomID, ClientID: f.ClientID, Message: &m})
+	return nil
+}
+
+// read moves the user's read position in a conversation; every connection
+// of the user then gets a read frame, and this one a reply with the
+// position after the call.
+func (n *session) read(f inFrame, reply func(any)) error {
+	if err := requireRoom(f); err != nil {
+		return err
+	}
+	if f.Seq == nil {
+		return chat.Invalid(chat.CodeMissingField, "seq", "seq is required")
+	}
+	ctx, cancel := opContext()
+	defer cancel()
+	st, err := n.s.svc.MarkRead(ctx, n.user, f.RoomID, *f.Seq)
+	if err != nil {
+		return err
+	}
+	reply(readFrame{Type: "read", Ref: f.Ref, RoomID: f.RoomID, Seq: st.ReadSeq})
+	return nil
+}
+
+// typing forwards a typing indicator, at most one per conversation every
+// chat.TypingInterval per session; more often is dropped silently.
+func (n *session) typing(f inFrame) error {
+	if err := requireRoom(f); err != nil {
+		return err
+	}
+	now := time.Now()
+	if last, ok := n.typed[f.RoomID]; ok && now.Sub(last) < chat.TypingInterval {
+		return nil
+	}
+	ctx, cancel := opContext()
+	defer cancel()
+	if err := n.s.svc.Typing(ctx, n.user, f.RoomID); err != nil {
+		return err
+	}
+	if len(n.typed) > 64 {
+		clear(n.typed)
+	}
+	n.typed[f.RoomID] = now
+	return nil
+}
+
+func (n *session) isOpen(id int64) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.rooms[id]
+}
+
+// dropped forgets group id, which the user no longer belongs to (the hub
+// has stopped its delivery already), and ends the user's presence there.
+func (n *session) dropped(id int64) {
+	n.mu.Lock()
+	was := n.rooms[id]
+	delete(n.rooms, id)
+	n.mu.Unlock()
+	if n.onClose != nil {
+		n.onClose(id)
+	}
+	if !was {
+		return
+	}
+	ctx, cancel := opContext()
+	defer cancel()
+	if err := n.s.svc.CloseRoom(ctx, n.user, id); err != nil {
+		n.s.log.Warn("close removed conversation", "room", id, "err", err)
+	}
+}
+
+// cleanup closes the conversations this session had open.
+func (n *session) cleanup() {
+	ctx, cancel := opContext()
+	defer cancel()
+	n.mu.Lock()
+	rooms := make([]int64, 0, len(n.rooms))
+	for id := range n.rooms {
+		rooms = append(rooms, id)
+	}
+	clear(n.rooms)
+	n.mu.Unlock()
+	for _, id := range rooms {
+		if err := n.s.svc.CloseRoom(ctx, n.user, id); err != nil && !errors.Is(err, context.Canceled) {
+			n.s.log.Warn("close room", "room", id, "err", err)
+		}
+	}
+}
+
+// eventsAfter parses the optional events_after query parameter: the
+// user_seq of the last logged event the client has.
+func eventsAfter(r *http.Request) (*int64, error) {
+	v := r.URL.Query().Get("events_after")
+	if v == "" {
+		return nil, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return nil, chat.Invalid(chat.CodeInvalidField, "events_after", "events_after must be a non-negative integer")
+	}
+	return &n, nil
+}
