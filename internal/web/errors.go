@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -34,6 +35,10 @@ func classify(log *slog.Logger, err error) (int, errorDetail) {
 		return http.StatusRequestEntityTooLarge, errorDetail{Code: codeTooLarge, Message: "request body is larger than " + strconv.FormatInt(mbe.Limit, 10) + " bytes"}
 	}
 	e := chat.AsError(err)
+	if e == nil && errors.Is(err, context.Canceled) {
+		// The client went away; nobody reads the answer.
+		return 499, errorDetail{Code: chat.CodeInternal, Message: "request cancelled"}
+	}
 	if e == nil {
 		log.Error("internal error", "err", err)
 		return http.StatusInternalServerError, errorDetail{Code: chat.CodeInternal, Message: "internal error"}

@@ -33,6 +33,7 @@ type Config struct {
 	PingInterval   time.Duration // WebSocket ping period
 	PongWait       time.Duration // silence after which a connection is dropped
 	WriteWait      time.Duration // longest a write may stall
+	PollHold       time.Duration // longest a long-poll GET is held open
 	Health         func(context.Context) error
 }
 
@@ -47,6 +48,7 @@ func DefaultConfig() Config {
 		PingInterval:  30 * time.Second,
 		PongWait:      60 * time.Second,
 		WriteWait:     10 * time.Second,
+		PollHold:      25 * time.Second,
 	}
 }
 
@@ -73,6 +75,9 @@ func (c *Config) fill() {
 	if c.PongWait <= 0 {
 		c.PongWait = d.PongWait
 	}
+	if c.PollHold <= 0 {
+		c.PollHold = d.PollHold
+	}
 	if c.WriteWait <= 0 {
 		c.WriteWait = d.WriteWait
 	}
@@ -86,13 +91,14 @@ type server struct {
 	hub      *hub.Hub
 	origins  map[string]bool // lower-case scheme://host[:port]
 	upgrader websocket.Upgrader
+	polls    pollChannels
 }
 
 // NewHandler returns Parley's whole HTTP surface. ui is the web app's file
 // tree (index.html at its root).
 func NewHandler(log *slog.Logger, cfg Config, svc *chat.Service, h *hub.Hub, ui fs.FS) http.Handler {
 	cfg.fill()
-	s := &server{log: log, cfg: cfg, svc: svc, hub: h, origins: make(map[string]bool)}
+	s := &server{log: log, cfg: cfg, svc: svc, hub: h, origins: make(map[string]bool), polls: pollChannels{m: make(map[string]*pollChannel)}}
 	for _, o := range cfg.Origins {
 		s.origins[normalizeOrigin(o)] = true
 	}

@@ -51,6 +51,7 @@ type frame struct {
 	LastSeen     time.Time  // presence
 	UserID       int64      // receipt
 	Reads        []wireRead // opened
+	Rooms        []int64    // resumed
 }
 
 type wireRead struct {
@@ -88,6 +89,7 @@ func parseFrame(line []byte) (frame, error) {
 		LastSeen     time.Time          `json:"last_seen"`
 		UserID       int64              `json:"user_id"`
 		Reads        []wireRead         `json:"reads"`
+		Rooms        []int64            `json:"rooms"`
 	}
 	if err := decodeStrict(line, &w); err != nil {
 		return frame{}, fmt.Errorf("bad frame %q: %v", line, err)
@@ -97,7 +99,7 @@ func parseFrame(line []byte) (frame, error) {
 		Messages: w.Messages, HasMore: w.HasMore, Room: w.Room, User: w.User, Code: w.Code,
 		Field: w.Field, RetryAfterMS: w.RetryAfterMS, Limits: w.Limits, Error: w.Error,
 		State: w.State, Since: w.Since, Seq: w.Seq, Kind: w.Kind, Peer: w.Peer, Reason: w.Reason,
-		UserSeq: w.UserSeq, Channel: w.Channel, LastSeen: w.LastSeen, UserID: w.UserID, Reads: w.Reads,
+		UserSeq: w.UserSeq, Channel: w.Channel, LastSeen: w.LastSeen, UserID: w.UserID, Reads: w.Reads, Rooms: w.Rooms,
 	}
 	var err error
 	switch m := bytes.TrimSpace(w.Message); {
@@ -136,7 +138,8 @@ type wsClient struct {
 	err     error         // why reading stopped; nil while it goes on
 	changed chan struct{} // closed and replaced when queue or err change
 	reading bool
-	done    chan struct{} // closed when the reader has stopped
+	done    chan struct{}  // closed when the reader has stopped
+	poll    *pollTransport // long-poll instead of conn (poll_test.go)
 }
 
 type dialOptions struct {
@@ -299,6 +302,10 @@ func (w *wsClient) send(tb testing.TB, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
 		tb.Fatal(err)
+	}
+	if w.poll != nil {
+		w.poll.post(tb, w, b)
+		return
 	}
 	w.sendRaw(tb, websocket.TextMessage, b)
 }

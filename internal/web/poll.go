@@ -1,0 +1,461 @@
+package web
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/parley-chat/parley/internal/chat"
+	"github.com/parley-chat/parley/internal/hub"
+)
+
+// Long-polling: the native protocol over plain HTTP (docs/protocol.md).
+//
+// A client holds a GET /api/poll open; it answers at once when frames are
+// waiting, else when one arrives or after PollHold, with the frames (the
+// very ones a WebSocket carries) and a cursor for the next poll. Frames a
+// client sends go as POST /api/poll?cursor=…, one per request, answered
+// with the reply frames.
+//
+// A channel is a session (session.go) kept between polls: its hub client
+// queues the events that arrive meanwhile. The cursor says what the client
+// has: the channel, how many responses it received, the last logged user
+// event and, per open conversation, the last message. So a lost response
+// is sent again, and a channel the server does not know (it restarted,
+// or the channel idled out or fell behind) is rebuilt from the cursor,
+// the missed messages and user events read from the store: nothing is
+// lost or delivered twice. Only ephemeral frames (typing, presence) can be
+// missed then; the client learns of it by a "resumed" frame.
+
+// pollCursor is what a long-poll client carries from poll to poll.
+type pollCursor struct {
+	Channel string          `json:"ch"`
+	N       int64           `json:"n"`           // responses the client has received
+	User    int64           `json:"u"`           // user_seq of the last logged event delivered
+	Convs   map[int64]int64 `json:"c,omitempty"` // open conversations: seq of the last message delivered
+}
+
+func (c pollCursor) encode() string {
+	b, _ := json.Marshal(c)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func parseCursor(s string) (*pollCursor, error) {
+	if s == "" {
+		return nil, nil
+	}
+	bad := chat.Invalid(chat.CodeInvalidField, "cursor", "cursor is not one this server gave")
+	if len(s) > 8<<10 {
+		return nil, bad
+	}
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return nil, bad
+	}
+	var c pollCursor
+	if err := json.Unmarshal(b, &c); err != nil || c.Channel == "" || len(c.Channel) > 64 || c.N < 0 || c.User < 0 || len(c.Convs) > 256 {
+		return nil, bad
+	}
+	return &c, nil
+}
+
+// pollIdle is how long a channel outlives its last poll.
+const pollIdle = 20 * time.Second
+
+// pollChannel is one long-poll client's session between polls.
+type pollChannel struct {
+	s      *server
+	id     string
+	sess   *session
+	signal chan struct{} // a frame is waiting, or the hub client closed
+
+	mu       sync.Mutex
+	n        int64             // responses given
+	prev     []json.RawMessage // frames of response n, for a client that lost it
+	pending  []json.RawMessage // frames to give before the queued events
+	pos      map[int64]int64   // open conversations: last seq delivered
+	waiter   chan struct{}     // closed to end the GET waiting now
+	idle     *time.Timer
+	stopped  bool
+	dropping []int64 // groups removed, to close outside mu
+}
+
+type pollChannels struct {
+	mu sync.Mutex
+	m  map[string]*pollChannel
+}
+
+func newChannelID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// channelFor returns the channel for cursor cur of user a (nil: a new
+// one), reusing a live one or rebuilding it from the cursor. resend holds
+// the frames of a response the client did not receive, to give again.
+// A POST (any) takes the live channel whatever response the client is at.
+func (s *server) channelFor(ctx context.Context, a authInfo, cur *pollCursor, any bool) (ch *pollChannel, resend bool, err error) {
+	if cur != nil {
+		s.polls.mu.Lock()
+		ch = s.polls.m[cur.Channel]
+		s.polls.mu.Unlock()
+		if ch != nil && ch.sess.user.ID == a.User.ID {
+			ch.mu.Lock()
+			n, stopped := ch.n, ch.stopped
+			ch.mu.Unlock()
+			switch {
+			case stopped:
+			case any, cur.N == n:
+				return ch, false, nil
+			case cur.N == n-1:
+				return ch, true, nil
+			}
+			ch.stop()
+		}
+	}
+	id := newChannelID()
+	if cur != nil && (ch == nil || ch.sess.user.ID == a.User.ID) {
+		id = cur.Channel
+	}
+	ch = &pollChannel{s: s, id: id, sess: s.newSession(a.User), signal: make(chan struct{}, 1), pos: make(map[int64]int64)}
+	ch.sess.onOpen = func(conv, seq int64) { ch.mu.Lock(); ch.pos[conv] = seq; ch.mu.Unlock() }
+	ch.sess.onClose = func(conv int64) { ch.mu.Lock(); delete(ch.pos, conv); ch.mu.Unlock() }
+	ch.sess.onSync = func(conv int64, ms []chat.Message) {
+		ch.mu.Lock()
+		defer ch.mu.Unlock()
+		if p, ok := ch.pos[conv]; ok && len(ms) > 0 && ms[0].Seq <= p+1 {
+			ch.pos[conv] = max(p, ms[len(ms)-1].Seq)
+		}
+	}
+	var after *int64
+	if cur != nil {
+		after = &cur.User
+		ch.n = cur.N
+	}
+	if err := ch.sess.start(ctx, a.Session.ID, ch.wake, after); err != nil {
+		return nil, false, err
+	}
+	if cur == nil {
+		b, _ := json.Marshal(s.helloOf(ch.sess))
+		ch.pending = append(ch.pending, b)
+	} else {
+		ch.restore(cur)
+	}
+	s.polls.mu.Lock()
+	s.polls.m[ch.id] = ch
+	s.polls.mu.Unlock()
+	ch.touch()
+	return ch, false, nil
+}
+
+// restore reopens the conversations of cur, queueing what the client
+// missed in each, after a resumed frame naming those restored.
+func (ch *pollChannel) restore(cur *pollCursor) {
+	var frames []json.RawMessage
+	rooms := []int64{}
+	for id, seq := range cur.Convs {
+		ok := true
+		ch.sess.handle(mustJSON(inFrame{Type: "open", RoomID: id, After: &seq}), func(v any) {
+			switch f := v.(type) {
+			case openedFrame:
+				return // the client has the conversation open already
+			case errorFrame:
+				ok = false
+				_ = f
+			}
+			frames = append(frames, mustJSON(v))
+		})
+		if ok {
+			rooms = append(rooms, id)
+		}
+	}
+	ch.mu.Lock()
+	ch.pending = append(append(ch.pending, mustJSON(resumedFrame{Type: "resumed", Rooms: rooms})), frames...)
+	ch.mu.Unlock()
+}
+
+type resumedFrame struct {
+	Type  string  `json:"type"`
+	Rooms []int64 `json:"rooms"` // conversations still open on the channel
+}
+
+func mustJSON(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // frames are plain structs
+	}
+	return b
+}
+
+// wake is the hub's signal: something is queued, or the client closed:
+// then the channel ends, and the next poll rebuilds it from its cursor.
+func (ch *pollChannel) wake(cl *hub.Client) {
+	select {
+	case <-cl.Done():
+		go ch.stop()
+	default:
+	}
+	select {
+	case ch.signal <- struct{}{}:
+	default:
+	}
+}
+
+// touch restarts the idle countdown.
+func (ch *pollChannel) touch() {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	if ch.idle != nil {
+		ch.idle.Stop()
+	}
+	ch.idle = time.AfterFunc(pollIdle, ch.stop)
+}
+
+// stop ends the channel: it leaves the hub and the user's presence.
+func (ch *pollChannel) stop() {
+	ch.mu.Lock()
+	if ch.stopped {
+		ch.mu.Unlock()
+		return
+	}
+	ch.stopped = true
+	if ch.idle != nil {
+		ch.idle.Stop()
+	}
+	if ch.waiter != nil {
+		close(ch.waiter)
+		ch.waiter = nil
+	}
+	ch.mu.Unlock()
+	ch.s.polls.mu.Lock()
+	if ch.s.polls.m[ch.id] == ch {
+		delete(ch.s.polls.m, ch.id)
+	}
+	ch.s.polls.mu.Unlock()
+	ch.sess.stop()
+}
+
+// take returns the frames waiting: pending ones, then the queued events,
+// each delivered once and in order.
+func (ch *pollChannel) take(ctx context.Context) []json.RawMessage {
+	ch.mu.Lock()
+	frames := ch.pending
+	ch.pending = nil
+	ch.mu.Unlock()
+	for _, it := range ch.sess.client.Next(nil) {
+		if it.Raw != nil {
+			frames = append(frames, it.Raw)
+			continue
+		}
+		for _, ev := range ch.admit(ctx, it.Event) {
+			if b := encodeNative(ev); b != nil {
+				frames = append(frames, b)
+			}
+		}
+	}
+	ch.mu.Lock()
+	drop := ch.dropping
+	ch.dropping = nil
+	ch.mu.Unlock()
+	for _, id := range drop {
+		ch.sess.dropped(id)
+	}
+	return frames
+}
+
+// admit returns the events to deliver for ev: none if it is the user's own
+// presence or typing or was delivered already; missed ones before it.
+func (ch *pollChannel) admit(ctx context.Context, ev chat.Event) []chat.Event {
+	if (ev.Type == chat.EventPresence || ev.Type == chat.EventTyping) && ev.User != nil && ev.User.ID == ch.sess.user.ID {
+		return nil
+	}
+	if ev.UserSeq > 0 {
+		evs := ch.sess.admitUser(ctx, ev)
+		for _, e := range evs {
+			if e.Type == chat.EventRemoved {
+				ch.mu.Lock()
+				ch.dropping = append(ch.dropping, e.ConvID)
+				ch.mu.Unlock()
+			}
+		}
+		return evs
+	}
+	if ev.Type != chat.EventMessage || ev.Message == nil {
+		return []chat.Event{ev}
+	}
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	p, open := ch.pos[ev.ConvID]
+	seq := ev.Message.Seq
+	switch {
+	case !open:
+		return []chat.Event{ev} // a group not open: the list only
+	case seq <= p:
+		return nil
+	case seq == p+1:
+		ch.pos[ev.ConvID] = seq
+		return []chat.Event{ev}
+	}
+	var out []chat.Event
+	limit := int(min(seq-p-1, int64(ch.s.svc.Config().HistoryLimit)))
+	if ms, err := ch.s.svc.Sync(ctx, ch.sess.user, ev.ConvID, p, limit); err == nil {
+		for i := range ms {
+			if ms[i].Seq > p && ms[i].Seq < seq {
+				out = append(out, chat.Event{Type: chat.EventMessage, ConvID: ev.ConvID, Message: &ms[i]})
+			}
+		}
+	}
+	ch.pos[ev.ConvID] = seq
+	return append(out, ev)
+}
+
+// cursor is the cursor of the channel's state.
+func (ch *pollChannel) cursorLocked() pollCursor {
+	c := pollCursor{Channel: ch.id, N: ch.n, User: ch.sess.users.last()}
+	if len(ch.pos) > 0 {
+		c.Convs = make(map[int64]int64, len(ch.pos))
+		for k, v := range ch.pos {
+			c.Convs[k] = v
+		}
+	}
+	return c
+}
+
+type pollResponse struct {
+	Cursor string            `json:"cursor"`
+	Frames []json.RawMessage `json:"frames"`
+}
+
+// handlePoll serves GET /api/poll.
+func (s *server) handlePoll() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a := authFrom(r.Context())
+		cur, err := parseCursor(r.URL.Query().Get("cursor"))
+		if err != nil {
+			s.writeError(w, err)
+			return
+		}
+		ctx, cancel := opContext()
+		ch, resend, err := s.channelFor(ctx, a, cur, false)
+		cancel()
+		if err != nil {
+			s.writeError(w, err)
+			return
+		}
+		if resend {
+			ch.mu.Lock()
+			c := ch.cursorLocked()
+			frames := ch.prev
+			ch.mu.Unlock()
+			writeJSON(w, http.StatusOK, pollResponse{Cursor: c.encode(), Frames: nonNil(frames)})
+			return
+		}
+		waiter := make(chan struct{})
+		ch.mu.Lock()
+		if ch.waiter != nil {
+			close(ch.waiter) // a newer poll replaces the one waiting
+		}
+		ch.waiter = waiter
+		ch.mu.Unlock()
+		hold := time.NewTimer(s.cfg.PollHold)
+		defer hold.Stop()
+		var frames []json.RawMessage
+		for {
+			frames = ch.take(r.Context())
+			if len(frames) > 0 {
+				break
+			}
+			select {
+			case <-ch.sess.client.Done():
+				if ch.sess.client.Reason() == hub.ReasonSessionEnded {
+					ch.stop()
+					s.writeError(w, chat.Errorf(chat.ErrUnauthorized, chat.CodeUnauthorized, "session ended; sign in again"))
+					return
+				}
+				ch.stop() // too slow or shutting down: the next poll rebuilds it
+			case <-ch.signal:
+				continue
+			case <-hold.C:
+			case <-waiter:
+			case <-r.Context().Done():
+				return
+			}
+			break
+		}
+		ch.mu.Lock()
+		if ch.waiter == waiter {
+			ch.waiter = nil
+		}
+		ch.n++
+		ch.prev = frames
+		c := ch.cursorLocked()
+		ch.mu.Unlock()
+		ch.touch()
+		writeJSON(w, http.StatusOK, pollResponse{Cursor: c.encode(), Frames: nonNil(frames)})
+	})
+}
+
+// handlePollEnd serves DELETE /api/poll: the client leaves (a page
+// closing), so its channel ends now rather than when it idles out.
+func (s *server) handlePollEnd() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a := authFrom(r.Context())
+		cur, err := parseCursor(r.URL.Query().Get("cursor"))
+		if err == nil && cur == nil {
+			err = chat.Invalid(chat.CodeMissingField, "cursor", "cursor is required")
+		}
+		if err != nil {
+			s.writeError(w, err)
+			return
+		}
+		s.polls.mu.Lock()
+		ch := s.polls.m[cur.Channel]
+		s.polls.mu.Unlock()
+		if ch != nil && ch.sess.user.ID == a.User.ID {
+			ch.stop()
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+}
+
+type pollPostResponse struct {
+	Frames []any `json:"frames"`
+}
+
+// handlePollSend serves POST /api/poll: one frame of the native protocol,
+// answered with its reply frames.
+func (s *server) handlePollSend() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a := authFrom(r.Context())
+		cur, err := parseCursor(r.URL.Query().Get("cursor"))
+		if err == nil && cur == nil {
+			err = chat.Invalid(chat.CodeMissingField, "cursor", "cursor is required: poll first")
+		}
+		if err != nil {
+			s.writeError(w, err)
+			return
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxFrameBytes))
+		if err != nil {
+			s.writeError(w, chat.Invalid(chat.CodeTooLong, "", "frame is larger than %d bytes", s.cfg.MaxFrameBytes))
+			return
+		}
+		ctx, cancel := opContext()
+		ch, _, err := s.channelFor(ctx, a, cur, true)
+		cancel()
+		if err != nil {
+			s.writeError(w, err)
+			return
+		}
+		var out pollPostResponse
+		ch.sess.handle(body, func(v any) { out.Frames = append(out.Frames, v) })
+		ch.touch()
+		writeJSON(w, http.StatusOK, out)
+	})
+}

@@ -1,0 +1,79 @@
+package web_test
+
+import (
+	"net/http"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/parley-chat/parley/internal/chat"
+)
+
+// TestPresenceTabs: Grace has three tabs (two WebSocket, one long-poll);
+// her friend Ada sees her online once, still online as the first two
+// close, offline with a last-seen time after the last one (and the grace
+// period), and online again when she returns. The contact list agrees.
+func TestPresenceTabs(t *testing.T) {
+	const grace = 300 * time.Millisecond
+	ts := newTestServer(t, withWeb(fastPoll), withChat(func(c *chat.Config) { c.PresenceGrace = grace }))
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	gr := ts.signIn(t, "grace@example.com", "Grace")
+	ts.befriend(t, ada, gr)
+	aw := ts.connect(t, ada)
+
+	isOnline := func(want bool) wireContact {
+		t.Helper()
+		cs := ts.contacts(t, ada).Contacts
+		if len(cs) != 1 || cs[0].Online == nil || *cs[0].Online != want {
+			t.Fatalf("Ada's contacts = %+v; want Grace online=%v", cs, want)
+		}
+		return cs[0]
+	}
+	presence := func(online bool) frame {
+		t.Helper()
+		return aw.take(t, "presence of Grace", func(f frame) bool {
+			return f.Type == "presence" && f.RoomID == 0 && f.User != nil && f.User.ID == gr.ID && f.Online == online
+		})
+	}
+	noPresence := func() {
+		t.Helper()
+		aw.barrier(t)
+		for _, f := range aw.drain() {
+			if f.Type == "presence" {
+				t.Errorf("unexpected presence frame %s", f)
+			}
+		}
+	}
+
+	isOnline(false)
+	tab1 := ts.connect(t, gr)
+	presence(true)
+	tab2 := ts.connect(t, gr)
+	tab3 := ts.connectPoll(t, gr, "")
+	isOnline(true)
+
+	_ = tab1.conn.Close()
+	tab3.stopPolling()
+	ts.mustDo(t, gr, "DELETE", "/api/poll?cursor="+url.QueryEscape(tab3.poll.getCursor()), nil, http.StatusNoContent, nil)
+	time.Sleep(2 * grace)
+	noPresence()
+	isOnline(true)
+
+	// A reload of the last tab within the grace period: no news.
+	_ = tab2.conn.Close()
+	tab4 := ts.connect(t, gr)
+	time.Sleep(2 * grace)
+	noPresence()
+
+	_ = tab4.conn.Close()
+	off := presence(false)
+	if off.LastSeen.IsZero() {
+		t.Errorf("offline presence %s has no last_seen", off)
+	}
+	c := isOnline(false)
+	if !c.LastSeen.Equal(off.LastSeen) {
+		t.Errorf("contact last_seen %v; want %v as in the frame", c.LastSeen, off.LastSeen)
+	}
+	ts.connect(t, gr)
+	presence(true)
+}
