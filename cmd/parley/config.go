@@ -35,6 +35,7 @@ type Config struct {
 	SessionTTL      time.Duration
 	PingInterval    time.Duration
 	PongWait        time.Duration
+	PollHold        time.Duration
 	ShutdownTimeout time.Duration
 	Dev             bool
 	DebugAddr       string
@@ -73,6 +74,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.DurationVar(&c.SessionTTL, "session-ttl", 30*24*time.Hour, "session lifetime, renewed while in use")
 	fs.DurationVar(&c.PingInterval, "ping-interval", 30*time.Second, "WebSocket ping period")
 	fs.DurationVar(&c.PongWait, "pong-wait", 60*time.Second, "drop a WebSocket silent for this long")
+	fs.DurationVar(&c.PollHold, "poll-hold", 25*time.Second, "hold a long-poll request open at most this long")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long a graceful shutdown may take")
 	fs.BoolVar(&c.Dev, "dev", false, "serve the UI from ui/dist on disk instead of the embedded copy")
 	fs.StringVar(&c.DebugAddr, "debug-addr", "", "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060); off when empty")
@@ -160,6 +162,9 @@ func (c *Config) Validate() error {
 	}
 	if c.SessionTTL < time.Minute {
 		bad("--session-ttl must be at least 1m")
+	}
+	if c.PollHold < time.Second || c.PollHold > 5*time.Minute {
+		bad("--poll-hold (%s) must be between 1s and 5m", c.PollHold)
 	}
 	if c.PingInterval <= 0 || c.PongWait <= c.PingInterval {
 		bad("--pong-wait (%s) must be longer than --ping-interval (%s)", c.PongWait, c.PingInterval)

@@ -105,6 +105,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Outbox:         cfg.Outbox,
 		PingInterval:   cfg.PingInterval,
 		PongWait:       cfg.PongWait,
+		PollHold:       cfg.PollHold,
 		Health:         st.Ping,
 	}, svc, h, uiFS)
 	srv := &http.Server{
@@ -154,6 +155,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// Shutdown stops accepting and waits for HTTP requests; it does not
 	// track WebSockets, which the hub closes with "server restarting".
 	err = errors.Join(srv.Shutdown(sctx), h.Close(sctx))
+	svc.FlushPresence(sctx) // record last-seen times of those who just left
 	logger.Info("stopped", "err", err)
 	return err
 }
