@@ -21,6 +21,14 @@ func TestBroker(t *testing.T) {
 	})
 }
 
+func TestPresenceConformance(t *testing.T) {
+	chattest.TestPresence(t, func(t *testing.T) chat.Presence { return inmem.NewPresence() })
+}
+
+func TestLimiterConformance(t *testing.T) {
+	chattest.TestLimiter(t, func(t *testing.T) chat.Limiter { return inmem.NewLimiter(nil) })
+}
+
 func TestBrokerClosed(t *testing.T) {
 	b := inmem.NewBroker()
 	b.Close()

@@ -1,0 +1,200 @@
+package chattest
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/parley-chat/parley/internal/chat"
+)
+
+// TestPresence checks that a Presence implementation keeps the
+// chat.Presence contract as seen from one node. open returns a fresh,
+// empty Presence for each subtest.
+func TestPresence(t *testing.T, open func(t *testing.T) chat.Presence) {
+	ctx := context.Background()
+	sorted := cmpopts.SortSlices(func(a, b int64) bool { return a < b })
+	wantOnline := func(t *testing.T, p chat.Presence, conv int64, want []int64) {
+		t.Helper()
+		got, err := p.Online(ctx, conv)
+		if err != nil {
+			t.Fatalf("Online(%d): %v", conv, err)
+		}
+		if diff := cmp.Diff(want, got, sorted, cmpopts.EquateEmpty()); diff != "" {
+			t.Errorf("Online(%d) mismatch (-want +got):\n%s", conv, diff)
+		}
+	}
+	add := func(t *testing.T, p chat.Presence, conv, user int64, want bool) {
+		t.Helper()
+		if got, err := p.Add(ctx, conv, user); err != nil || got != want {
+			t.Fatalf("Add(%d, %d) = %v, %v; want %v", conv, user, got, err, want)
+		}
+	}
+	remove := func(t *testing.T, p chat.Presence, conv, user int64, want bool) {
+		t.Helper()
+		if got, err := p.Remove(ctx, conv, user); err != nil || got != want {
+			t.Fatalf("Remove(%d, %d) = %v, %v; want %v", conv, user, got, err, want)
+		}
+	}
+
+	t.Run("CountsConnectionsOnce", func(t *testing.T) {
+		p := open(t)
+		add(t, p, 10, 1, true)  // first tab: present
+		add(t, p, 10, 1, false) // second tab
+		add(t, p, 10, 2, true)  // another user
+		wantOnline(t, p, 10, []int64{1, 2})
+		remove(t, p, 10, 1, false) // one tab closes: still present
+		wantOnline(t, p, 10, []int64{1, 2})
+		remove(t, p, 10, 1, true)  // last tab: gone
+		remove(t, p, 10, 1, false) // an extra Remove is harmless
+		wantOnline(t, p, 10, []int64{2})
+		add(t, p, 10, 1, true) // back again
+		wantOnline(t, p, 10, []int64{1, 2})
+	})
+
+	t.Run("RemoveWithoutAdd", func(t *testing.T) {
+		p := open(t)
+		remove(t, p, 3, 1, false)
+		wantOnline(t, p, 3, nil)
+		add(t, p, 3, 1, true)
+	})
+
+	t.Run("ConversationsAreSeparate", func(t *testing.T) {
+		p := open(t)
+		add(t, p, 1, 7, true)
+		add(t, p, 2, 7, true) // present in 1 does not make 7 present in 2
+		add(t, p, chat.Everywhere, 7, true)
+		add(t, p, 2, 8, true)
+		wantOnline(t, p, 1, []int64{7})
+		wantOnline(t, p, 2, []int64{7, 8})
+		wantOnline(t, p, chat.Everywhere, []int64{7})
+		wantOnline(t, p, 3, nil)
+		remove(t, p, 1, 7, true)
+		wantOnline(t, p, 1, nil)
+		wantOnline(t, p, 2, []int64{7, 8})
+		wantOnline(t, p, chat.Everywhere, []int64{7})
+		remove(t, p, chat.Everywhere, 7, true)
+		wantOnline(t, p, chat.Everywhere, nil)
+		wantOnline(t, p, 2, []int64{7, 8})
+	})
+
+	t.Run("OnlineOf", func(t *testing.T) {
+		p := open(t)
+		for _, u := range []int64{1, 2, 3} {
+			add(t, p, 5, u, true)
+		}
+		add(t, p, 6, 4, true)
+		add(t, p, chat.Everywhere, 4, true)
+		for _, tc := range []struct {
+			conv  int64
+			users []int64
+			want  []int64
+		}{
+			{5, []int64{3, 4, 1}, []int64{1, 3}},
+			{5, []int64{4, 9}, nil},
+			{5, nil, nil},
+			{6, []int64{1, 2, 3, 4}, []int64{4}},
+			{chat.Everywhere, []int64{1, 4}, []int64{4}},
+			{7, []int64{1, 2, 3, 4}, nil},
+		} {
+			got, err := p.OnlineOf(ctx, tc.conv, tc.users)
+			if err != nil {
+				t.Fatalf("OnlineOf(%d, %v): %v", tc.conv, tc.users, err)
+			}
+			if diff := cmp.Diff(tc.want, got, sorted, cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("OnlineOf(%d, %v) mismatch (-want +got):\n%s", tc.conv, tc.users, diff)
+			}
+		}
+		remove(t, p, 5, 3, true)
+		got, err := p.OnlineOf(ctx, 5, []int64{1, 2, 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff([]int64{1, 2}, got, sorted); diff != "" {
+			t.Errorf("OnlineOf after Remove mismatch (-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("Concurrent", func(t *testing.T) {
+		p := open(t)
+		var mu sync.Mutex
+		firsts, lasts := 0, 0
+		var wg sync.WaitGroup
+		for range 50 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				f, err := p.Add(ctx, 1, 7)
+				if err != nil {
+					t.Errorf("Add: %v", err)
+					return
+				}
+				l, err := p.Remove(ctx, 1, 7)
+				if err != nil {
+					t.Errorf("Remove: %v", err)
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				if f {
+					firsts++
+				}
+				if l {
+					lasts++
+				}
+			}()
+		}
+		wg.Wait()
+		if firsts != lasts || firsts < 1 {
+			t.Errorf("first transitions = %d, last = %d; want equal and at least 1", firsts, lasts)
+		}
+		wantOnline(t, p, 1, nil)
+	})
+
+	t.Run("ConcurrentUsers", func(t *testing.T) {
+		p := open(t)
+		var wg sync.WaitGroup
+		for u := range int64(20) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range 3 {
+					if _, err := p.Add(ctx, 2, u); err != nil {
+						t.Errorf("Add: %v", err)
+					}
+				}
+				if u%2 == 1 {
+					for range 3 {
+						if _, err := p.Remove(ctx, 2, u); err != nil {
+							t.Errorf("Remove: %v", err)
+						}
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		var want []int64
+		for u := range int64(20) {
+			if u%2 == 0 {
+				want = append(want, u)
+			}
+		}
+		wantOnline(t, p, 2, want)
+		got, err := p.OnlineOf(ctx, 2, []int64{0, 1, 2, 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(sortedCopy(got), []int64{0, 2}) {
+			t.Errorf("OnlineOf(2, [0 1 2 3]) = %v; want [0 2]", got)
+		}
+	})
+}
+
+func sortedCopy(s []int64) []int64 {
+	s = slices.Clone(s)
+	slices.Sort(s)
+	return s
+}

@@ -1,0 +1,128 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/parley-chat/parley/internal/chat"
+)
+
+// SetLastSeen records when userID was last connected.
+func (db *DB) SetLastSeen(ctx context.Context, userID int64, at time.Time) error {
+	if _, err := db.pool.Exec(ctx, `UPDATE users SET last_seen_at = $1 WHERE id = $2`, ts(at), userID); err != nil {
+		return fmt.Errorf("set last seen of user %d: %w", userID, mapErr(ctx, err))
+	}
+	return nil
+}
+
+// LastSeen returns the last-seen times of those of ids that have one.
+func (db *DB) LastSeen(ctx context.Context, ids []int64) (map[int64]time.Time, error) {
+	seen := make(map[int64]time.Time)
+	if len(ids) == 0 {
+		return seen, nil
+	}
+	rows, err := db.pool.Query(ctx, `SELECT id, last_seen_at FROM users
+		WHERE id = ANY($1) AND last_seen_at IS NOT NULL`, ids)
+	if err == nil {
+		_, err = collectRows(rows, func(s scanner) (struct{}, error) {
+			var id int64
+			var at time.Time
+			err := s.Scan(&id, &at)
+			seen[id] = utc(at)
+			return struct{}{}, err
+		})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load last seen: %w", mapErr(ctx, err))
+	}
+	return seen, nil
+}
+
+// ReadPositions lists the read positions of convID's members by user id.
+func (db *DB) ReadPositions(ctx context.Context, convID int64) ([]chat.ReadPosition, error) {
+	rows, err := db.pool.Query(ctx, `SELECT user_id, read_seq FROM members WHERE conv_id = $1 ORDER BY user_id`, convID)
+	var ps []chat.ReadPosition
+	if err == nil {
+		ps, err = collectRows(rows, func(s scanner) (chat.ReadPosition, error) {
+			var p chat.ReadPosition
+			err := s.Scan(&p.UserID, &p.Seq)
+			return p, err
+		})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load read positions of conversation %d: %w", convID, mapErr(ctx, err))
+	}
+	return ps, nil
+}
+
+// AppendUserEvent stores ev as userID's next event. Incrementing the
+// user's event_seq locks the user's row until the commit, so concurrent
+// appends number their events one after another.
+func (db *DB) AppendUserEvent(ctx context.Context, userID int64, ev chat.Event, at time.Time) (chat.Event, error) {
+	payload := func() ([]byte, error) { return json.Marshal(ev) }
+	err := db.write(ctx, func(tx pgx.Tx) error {
+		err := tx.QueryRow(ctx, `UPDATE users SET event_seq = event_seq + 1 WHERE id = $1 RETURNING event_seq`, userID).Scan(&ev.UserSeq)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return chat.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		p, err := payload()
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO user_events (user_id, seq, payload, created_at) VALUES ($1, $2, $3, $4)`,
+			userID, ev.UserSeq, string(p), ts(at))
+		return err
+	})
+	if err != nil {
+		return chat.Event{}, fmt.Errorf("append event of user %d: %w", userID, err)
+	}
+	return ev, nil
+}
+
+// UserEvents returns up to limit of userID's events after after.
+func (db *DB) UserEvents(ctx context.Context, userID, after int64, limit int) ([]chat.Event, error) {
+	var lim *int // NULL: no limit, as SQLite's LIMIT -1
+	if limit >= 0 {
+		lim = &limit
+	}
+	rows, err := db.pool.Query(ctx, `SELECT payload FROM user_events WHERE user_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
+		userID, after, lim)
+	var evs []chat.Event
+	if err == nil {
+		evs, err = collectRows(rows, func(s scanner) (chat.Event, error) {
+			var payload string
+			if err := s.Scan(&payload); err != nil {
+				return chat.Event{}, err
+			}
+			var ev chat.Event
+			if err := json.Unmarshal([]byte(payload), &ev); err != nil {
+				return chat.Event{}, fmt.Errorf("decode stored event: %w", err)
+			}
+			return ev, nil
+		})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load events of user %d: %w", userID, mapErr(ctx, err))
+	}
+	return evs, nil
+}
+
+// LastUserEvent returns the UserSeq of userID's newest event.
+func (db *DB) LastUserEvent(ctx context.Context, userID int64) (int64, error) {
+	var seq int64
+	err := db.pool.QueryRow(ctx, `SELECT event_seq FROM users WHERE id = $1`, userID).Scan(&seq)
+	if errors.Is(err, pgx.ErrNoRows) {
+		err = chat.ErrNotFound
+	}
+	if err != nil {
+		return 0, fmt.Errorf("load last event of user %d: %w", userID, mapErr(ctx, err))
+	}
+	return seq, nil
+}

@@ -1,0 +1,129 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/parley-chat/parley/internal/chat"
+)
+
+// PutLoginCode stores c as the only pending code of c.Email, with no
+// attempts counted.
+func (db *DB) PutLoginCode(ctx context.Context, c chat.LoginCode) error {
+	_, err := db.pool.Exec(ctx, `INSERT INTO login_codes (email, hash, expires_at, attempts) VALUES ($1, $2, $3, 0)
+		ON CONFLICT (email) DO UPDATE SET hash = excluded.hash, expires_at = excluded.expires_at, attempts = 0`,
+		c.Email, c.Hash, ts(c.ExpiresAt))
+	if err != nil {
+		return fmt.Errorf("put login code of %s: %w", c.Email, mapErr(ctx, err))
+	}
+	return nil
+}
+
+// AttemptLoginCode counts one try against the pending code of email and
+// returns the code with that try counted.
+func (db *DB) AttemptLoginCode(ctx context.Context, email string) (chat.LoginCode, error) {
+	var c chat.LoginCode
+	err := db.pool.QueryRow(ctx, `UPDATE login_codes SET attempts = attempts + 1 WHERE email = $1
+		RETURNING email, hash, expires_at, attempts`, email).Scan(&c.Email, &c.Hash, &c.ExpiresAt, &c.Attempts)
+	if errors.Is(err, pgx.ErrNoRows) {
+		err = chat.ErrNotFound
+	}
+	if err != nil {
+		return chat.LoginCode{}, fmt.Errorf("attempt login code of %s: %w", email, mapErr(ctx, err))
+	}
+	c.ExpiresAt = utc(c.ExpiresAt)
+	return c, nil
+}
+
+// DeleteLoginCode removes the pending code of email if its hash is hash and
+// reports whether it did.
+func (db *DB) DeleteLoginCode(ctx context.Context, email, hash string) (bool, error) {
+	tag, err := db.pool.Exec(ctx, `DELETE FROM login_codes WHERE email = $1 AND hash = $2`, email, hash)
+	if err != nil {
+		return false, fmt.Errorf("delete login code of %s: %w", email, mapErr(ctx, err))
+	}
+	return tag.RowsAffected() > 0, nil
+}
+
+// CreateSession stores s and returns it with its ID. It returns
+// chat.ErrNotFound if the user does not exist and chat.ErrConflict if
+// another session has the same token hash.
+func (db *DB) CreateSession(ctx context.Context, s chat.Session) (chat.Session, error) {
+	if err := storable(s.TokenHash); err != nil {
+		return chat.Session{}, fmt.Errorf("create session of user %d: %w", s.UserID, err)
+	}
+	err := db.write(ctx, func(tx pgx.Tx) error {
+		if _, err := userByID(ctx, tx, s.UserID); err != nil {
+			return err
+		}
+		err := tx.QueryRow(ctx, `INSERT INTO sessions (user_id, token_hash, created_at, expires_at) VALUES ($1, $2, $3, $4)
+			RETURNING id`, s.UserID, s.TokenHash, ts(s.CreatedAt), ts(s.ExpiresAt)).Scan(&s.ID)
+		if isUniqueViolation(err) {
+			return chat.ErrConflict
+		}
+		if isForeignKeyViolation(err) { // the user was deleted meanwhile
+			return chat.ErrNotFound
+		}
+		return err
+	})
+	if err != nil {
+		return chat.Session{}, fmt.Errorf("create session of user %d: %w", s.UserID, err)
+	}
+	s.CreatedAt, s.ExpiresAt = utc(ts(s.CreatedAt)), utc(ts(s.ExpiresAt))
+	return s, nil
+}
+
+// Session returns the session with this token hash.
+func (db *DB) Session(ctx context.Context, tokenHash string) (chat.Session, error) {
+	var s chat.Session
+	err := db.pool.QueryRow(ctx, `SELECT id, user_id, token_hash, created_at, expires_at FROM sessions WHERE token_hash = $1`,
+		tokenHash).Scan(&s.ID, &s.UserID, &s.TokenHash, &s.CreatedAt, &s.ExpiresAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		err = chat.ErrNotFound
+	}
+	if err != nil {
+		return chat.Session{}, fmt.Errorf("load session: %w", mapErr(ctx, err))
+	}
+	s.CreatedAt, s.ExpiresAt = utc(s.CreatedAt), utc(s.ExpiresAt)
+	return s, nil
+}
+
+// ExtendSession sets the expiry of session id; chat.ErrNotFound if there is
+// no such session.
+func (db *DB) ExtendSession(ctx context.Context, id int64, expires time.Time) error {
+	tag, err := db.pool.Exec(ctx, `UPDATE sessions SET expires_at = $1 WHERE id = $2`, ts(expires), id)
+	if err == nil && tag.RowsAffected() == 0 {
+		err = chat.ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("extend session %d: %w", id, mapErr(ctx, err))
+	}
+	return nil
+}
+
+// DeleteSession removes session id; removing a missing session is no error.
+func (db *DB) DeleteSession(ctx context.Context, id int64) error {
+	if _, err := db.pool.Exec(ctx, `DELETE FROM sessions WHERE id = $1`, id); err != nil {
+		return fmt.Errorf("delete session %d: %w", id, mapErr(ctx, err))
+	}
+	return nil
+}
+
+// DeleteExpired removes the sessions and login codes that expire at or
+// before now.
+func (db *DB) DeleteExpired(ctx context.Context, now time.Time) error {
+	err := db.write(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `DELETE FROM sessions WHERE expires_at <= $1`, ts(now)); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `DELETE FROM login_codes WHERE expires_at <= $1`, ts(now))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("delete expired sessions and login codes: %w", err)
+	}
+	return nil
+}

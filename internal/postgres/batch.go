@@ -1,0 +1,163 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/parley-chat/parley/internal/chat"
+)
+
+// Group commit. A commit costs far more than the statements before it (a
+// round trip and a WAL flush), and concurrent Appends to one conversation
+// would queue on its row lock anyway, so concurrent Appends are handed to
+// one goroutine per DB that stores as many as are waiting (up to maxBatch)
+// in one transaction, with a fixed number of statements (appendAll). Each
+// caller is answered only after that transaction has committed, so an
+// acknowledged message is always stored. Nodes run one such goroutine each;
+// their transactions serialize on the rows of the conversations they share.
+
+const maxBatch = 1024
+
+// batchTimeout bounds one group commit, since it runs on behalf of callers
+// whose contexts it does not wait for.
+const batchTimeout = 30 * time.Second
+
+// errClosed is returned by Append after Close.
+var errClosed = errors.New("postgres database closed")
+
+type appendReq struct {
+	ctx context.Context
+	m   chat.NewMessage
+	res chan appendRes
+}
+
+type appendRes struct {
+	msg     chat.Message
+	created bool
+	err     error
+}
+
+// startBatcher starts the goroutine that commits Appends.
+func (db *DB) startBatcher() {
+	db.appends = make(chan *appendReq)
+	db.closing = make(chan struct{})
+	db.batcherDone = make(chan struct{})
+	go db.batcher()
+}
+
+// stopBatcher makes Append refuse new work and waits for the batch in
+// progress to commit.
+func (db *DB) stopBatcher() {
+	if db.closing == nil {
+		return
+	}
+	select {
+	case <-db.closing:
+	default:
+		close(db.closing)
+	}
+	<-db.batcherDone
+}
+
+// enqueue hands m to the batcher and waits for its commit.
+func (db *DB) enqueue(ctx context.Context, m chat.NewMessage) (chat.Message, bool, error) {
+	req := &appendReq{ctx: ctx, m: m, res: make(chan appendRes, 1)}
+	select {
+	case <-db.closing:
+		return chat.Message{}, false, errClosed
+	default:
+	}
+	select {
+	case db.appends <- req:
+	case <-ctx.Done():
+		return chat.Message{}, false, ctx.Err()
+	case <-db.closing:
+		return chat.Message{}, false, errClosed
+	}
+	// Once queued, wait for the outcome even if ctx ends: the batcher
+	// skips requests whose context has ended before it starts them, and
+	// otherwise the caller learns whether its message was stored.
+	r := <-req.res
+	return r.msg, r.created, r.err
+}
+
+func (db *DB) batcher() {
+	defer close(db.batcherDone)
+	batch := make([]*appendReq, 0, maxBatch)
+	for {
+		select {
+		case req := <-db.appends:
+			batch = append(batch[:0], req)
+		case <-db.closing:
+			return
+		}
+	drain:
+		for len(batch) < maxBatch {
+			select {
+			case req := <-db.appends:
+				batch = append(batch, req)
+			default:
+				break drain
+			}
+		}
+		db.commitBatch(batch)
+		clear(batch)
+	}
+}
+
+// commitBatch stores batch in one transaction and answers every request.
+// A request whose conversation does not exist, whose sender is not a
+// member when it must be, or whose text cannot be stored fails alone; any
+// other error fails the whole batch, and nothing of it is stored.
+func (db *DB) commitBatch(batch []*appendReq) {
+	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
+	defer cancel()
+	items := make([]*appendItem, 0, len(batch))
+	results := make([]appendRes, len(batch))
+	for i, req := range batch {
+		if err := req.ctx.Err(); err != nil {
+			results[i].err = err
+			continue
+		}
+		items = append(items, &appendItem{m: req.m})
+	}
+	err := db.appendBatch(ctx, items)
+	if err != nil && ctx.Err() != nil {
+		err = fmt.Errorf("%w: group commit took over %v: %w", unavailable, batchTimeout, err)
+	}
+	j := 0
+	for i, req := range batch {
+		if results[i].err == nil {
+			it := items[j]
+			j++
+			switch {
+			case err != nil:
+				results[i] = appendRes{err: err}
+			case it.err != nil:
+				results[i] = appendRes{err: it.err}
+			default:
+				results[i] = appendRes{msg: it.msg, created: it.created}
+			}
+		}
+		req.res <- results[i]
+	}
+}
+
+// appendBatch runs appendAll in a transaction of its own: its two
+// statements, sent together without BEGIN, form one implicit transaction
+// that commits when both have run, so that a batch costs one round trip.
+// It runs again after a deadlock or a serialization failure.
+func (db *DB) appendBatch(ctx context.Context, items []*appendItem) error {
+	for attempt := 1; ; attempt++ {
+		err := appendAll(ctx, db.pool, items)
+		if err == nil {
+			return nil
+		}
+		if attempt < maxAttempts && retryable(err) && ctx.Err() == nil {
+			continue
+		}
+		return mapErr(ctx, err)
+	}
+}

@@ -1,0 +1,197 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/parley-chat/parley/internal/chat"
+)
+
+// kindDirect is the conversations.kind of direct conversations.
+const kindDirect = "direct"
+
+// directKey is the conversations.direct_key of users a and b.
+func directKey(a, b int64) string {
+	return strconv.FormatInt(min(a, b), 10) + ":" + strconv.FormatInt(max(a, b), 10)
+}
+
+// convCols selects a chat.Conversation as seen by the user of members mb
+// (LEFT JOINed: NULL for a non-member) from conversations c, joined with
+// convJoins.
+const convCols = `c.id, c.kind, c.name, c.created_at, c.last_seq, c.last_active_at,
+	(SELECT count(*) FROM members x WHERE x.conv_id = c.id),
+	mb.user_id IS NOT NULL, coalesce(mb.read_seq, 0),
+	p.id, p.name, p.created_at,
+	lm.seq, lm.kind, lm.sender_id, coalesce(lu.name, ''), lm.client_id, lm.body, lm.target_id, lm.created_at`
+
+// convJoins joins the peer of a direct conversation (the member other than
+// the viewer, parameter $1) and the last message.
+const convJoins = `
+	LEFT JOIN users p ON c.kind = 'direct' AND p.id = (
+		SELECT pm.user_id FROM members pm WHERE pm.conv_id = c.id AND pm.user_id <> $1 ORDER BY pm.user_id LIMIT 1)
+	LEFT JOIN messages lm ON lm.conv_id = c.id AND lm.seq = c.last_seq
+	LEFT JOIN users lu ON lu.id = lm.sender_id`
+
+func scanConversation(s scanner) (c chat.Conversation, member bool, err error) {
+	var (
+		peerID         *int64
+		peerName       *string
+		peerCreated    *time.Time
+		mSeq, mSender  *int64
+		mKind, mClient *string
+		mBody          *string
+		mTarget        *int64
+		mSenderName    string
+		mCreated       *time.Time
+	)
+	if err := s.Scan(&c.ID, &c.Kind, &c.Name, &c.CreatedAt, &c.LastSeq, &c.LastActiveAt, &c.Members, &member, &c.ReadSeq,
+		&peerID, &peerName, &peerCreated,
+		&mSeq, &mKind, &mSender, &mSenderName, &mClient, &mBody, &mTarget, &mCreated); err != nil {
+		return chat.Conversation{}, false, err
+	}
+	c.CreatedAt, c.LastActiveAt = utc(c.CreatedAt), utc(c.LastActiveAt)
+	if peerID != nil {
+		c.Peer = &chat.User{ID: *peerID, Name: *peerName, CreatedAt: utc(*peerCreated)}
+	}
+	if mSeq != nil {
+		c.LastMessage = &chat.Message{
+			ConvID: c.ID, Seq: *mSeq, Kind: chat.MessageKind(*mKind), SenderID: *mSender,
+			SenderName: mSenderName, ClientID: *mClient, Body: *mBody, TargetID: *mTarget, CreatedAt: utc(*mCreated),
+		}
+	}
+	return c, member, nil
+}
+
+// conversation loads conversation id as userID sees it.
+func conversation(ctx context.Context, q querier, id, userID int64) (chat.Conversation, bool, error) {
+	c, member, err := scanConversation(q.QueryRow(ctx, `SELECT `+convCols+`
+		FROM conversations c
+		LEFT JOIN members mb ON mb.conv_id = c.id AND mb.user_id = $1`+convJoins+`
+		WHERE c.id = $2`, userID, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return chat.Conversation{}, false, chat.ErrNotFound
+	}
+	return c, member, err
+}
+
+// Conversation returns conversation id as userID sees it and whether
+// userID is a member.
+func (db *DB) Conversation(ctx context.Context, id, userID int64) (c chat.Conversation, member bool, err error) {
+	c, member, err = conversation(ctx, db.pool, id, userID)
+	if err != nil {
+		return chat.Conversation{}, false, fmt.Errorf("load conversation %d for user %d: %w", id, userID, mapErr(ctx, err))
+	}
+	return c, member, nil
+}
+
+// EnsureDirect returns the direct conversation of a and b as a sees it,
+// creating it when absent. direct_key is unique, and an insert that
+// conflicts waits for the one it conflicts with to commit, so concurrent
+// callers get one conversation, with its two members.
+func (db *DB) EnsureDirect(ctx context.Context, a, b int64, at time.Time) (c chat.Conversation, created bool, err error) {
+	if a == b {
+		return chat.Conversation{}, false, fmt.Errorf("direct conversation of user %d with themselves: %w", a, chat.ErrInvalid)
+	}
+	err = db.write(ctx, func(tx pgx.Tx) error {
+		created = false
+		for _, id := range []int64{a, b} {
+			if _, err := userByID(ctx, tx, id); err != nil {
+				return fmt.Errorf("user %d: %w", id, err)
+			}
+		}
+		var id int64
+		err := tx.QueryRow(ctx, `INSERT INTO conversations (kind, direct_key, created_at, last_active_at)
+			VALUES ($1, $2, $3, $3)
+			ON CONFLICT (direct_key) WHERE direct_key IS NOT NULL DO NOTHING
+			RETURNING id`, kindDirect, directKey(a, b), ts(at)).Scan(&id)
+		switch {
+		case err == nil:
+			created = true
+			if _, err := tx.Exec(ctx, `INSERT INTO members (conv_id, user_id, joined_at) VALUES ($1, $2, $4), ($1, $3, $4)`,
+				id, a, b, ts(at)); err != nil {
+				return err
+			}
+		case errors.Is(err, pgx.ErrNoRows):
+			if err := tx.QueryRow(ctx, `SELECT id FROM conversations WHERE direct_key = $1`, directKey(a, b)).Scan(&id); err != nil {
+				return err
+			}
+		default:
+			return err
+		}
+		c, _, err = conversation(ctx, tx, id, a)
+		return err
+	})
+	if err != nil {
+		return chat.Conversation{}, false, fmt.Errorf("ensure direct conversation of users %d and %d: %w", a, b, err)
+	}
+	return c, created, nil
+}
+
+// Direct returns the direct conversation of a and b as a sees it.
+func (db *DB) Direct(ctx context.Context, a, b int64) (chat.Conversation, error) {
+	c, _, err := scanConversation(db.pool.QueryRow(ctx, `SELECT `+convCols+`
+		FROM conversations c
+		LEFT JOIN members mb ON mb.conv_id = c.id AND mb.user_id = $1`+convJoins+`
+		WHERE c.direct_key = $2`, a, directKey(a, b)))
+	if errors.Is(err, pgx.ErrNoRows) {
+		err = chat.ErrNotFound
+	}
+	if err != nil {
+		return chat.Conversation{}, fmt.Errorf("load direct conversation of users %d and %d: %w", a, b, mapErr(ctx, err))
+	}
+	return c, nil
+}
+
+// Conversations lists userID's conversations, most recently active first.
+func (db *DB) Conversations(ctx context.Context, userID int64) ([]chat.Conversation, error) {
+	rows, err := db.pool.Query(ctx, `SELECT `+convCols+`
+		FROM members mb JOIN conversations c ON c.id = mb.conv_id`+convJoins+`
+		WHERE mb.user_id = $1
+		ORDER BY c.last_active_at DESC, c.id DESC`, userID)
+	var cs []chat.Conversation
+	if err == nil {
+		cs, err = collectRows(rows, func(s scanner) (chat.Conversation, error) {
+			c, _, err := scanConversation(s)
+			return c, err
+		})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list conversations of user %d: %w", userID, mapErr(ctx, err))
+	}
+	return cs, nil
+}
+
+// MarkRead moves userID's read position in convID forward to seq, clamped
+// to the last seq. The member's row stays locked until the commit, so
+// concurrent calls see each other's moves.
+func (db *DB) MarkRead(ctx context.Context, convID, userID, seq int64) (st chat.ReadState, moved bool, err error) {
+	err = db.write(ctx, func(tx pgx.Tx) error {
+		st, moved = chat.ReadState{ConvID: convID}, false
+		err := tx.QueryRow(ctx, `SELECT mb.read_seq, c.last_seq
+			FROM members mb JOIN conversations c ON c.id = mb.conv_id
+			WHERE mb.conv_id = $1 AND mb.user_id = $2
+			FOR NO KEY UPDATE OF mb`, convID, userID).Scan(&st.ReadSeq, &st.LastSeq)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return chat.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if next := min(seq, st.LastSeq); next > st.ReadSeq {
+			if _, err := tx.Exec(ctx, `UPDATE members SET read_seq = $1 WHERE conv_id = $2 AND user_id = $3`,
+				next, convID, userID); err != nil {
+				return err
+			}
+			st.ReadSeq, moved = next, true
+		}
+		return nil
+	})
+	if err != nil {
+		return chat.ReadState{}, false, fmt.Errorf("mark conversation %d read for user %d: %w", convID, userID, err)
+	}
+	return st, moved, nil
+}

@@ -1,0 +1,317 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/parley-chat/parley/internal/chat"
+)
+
+// messageCols selects a chat.Message from messages m LEFT JOIN users u.
+const messageCols = `m.conv_id, m.seq, m.kind, m.sender_id, coalesce(u.name, ''), m.client_id, m.body, m.target_id, m.created_at`
+
+const messagesFrom = ` FROM messages m LEFT JOIN users u ON u.id = m.sender_id `
+
+func scanMessage(s scanner) (chat.Message, error) {
+	var m chat.Message
+	if err := s.Scan(&m.ConvID, &m.Seq, &m.Kind, &m.SenderID, &m.SenderName, &m.ClientID, &m.Body, &m.TargetID, &m.CreatedAt); err != nil {
+		return chat.Message{}, err
+	}
+	m.CreatedAt = utc(m.CreatedAt)
+	return m, nil
+}
+
+// Append stores m as the next message of its conversation, committed with
+// whatever other Appends of this DB are waiting (group commit, batch.go).
+// If m.ClientID is set and the conversation already holds a message of
+// m.SenderID with that client ID, Append returns it, created = false, and
+// stores nothing.
+func (db *DB) Append(ctx context.Context, m chat.NewMessage) (msg chat.Message, created bool, err error) {
+	msg, created, err = db.enqueue(ctx, m)
+	if err != nil {
+		return chat.Message{}, false, fmt.Errorf("append message to %d: %w", m.ConvID, err)
+	}
+	return msg, created, nil
+}
+
+// appendItem is one message for appendAll, and its outcome.
+type appendItem struct {
+	m       chat.NewMessage
+	msg     chat.Message
+	created bool
+	err     error // this item's own failure; the others go on
+}
+
+// appendMessage is Append inside tx, for a single message.
+func appendMessage(ctx context.Context, tx pgx.Tx, nm chat.NewMessage) (chat.Message, bool, error) {
+	it := &appendItem{m: nm}
+	if err := appendAll(ctx, tx, []*appendItem{it}); err != nil {
+		return chat.Message{}, false, err
+	}
+	return it.msg, it.created, it.err
+}
+
+// lockConvs locks the rows of conversations $1, in id order so that
+// concurrent appends, on this node or another, cannot deadlock.
+const lockConvs = `SELECT id FROM conversations WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE`
+
+// appendSQL stores a list of messages given as arrays, in order, and
+// returns one row per message, by position (idx, from 1): its status and,
+// if new, its seq; if stored before, the stored message. It must run after
+// lockConvs in the same transaction: as a new statement it sees every
+// message committed by whoever held the locks before, and the last_seq
+// that they left.
+//
+// A message's status is missing (no such conversation), not_member (the
+// sender must be a member and is not), stored (its client ID was stored
+// before), repeated (an earlier message of the list has its client ID) or
+// new. New messages get seqs from the conversation's last_seq on, in list
+// order; the conversations' last_seq and last_active_at and the senders'
+// read positions move to their last new message.
+const appendSQL = `WITH input AS (
+	SELECT t.*, CASE WHEN t.client_id = '' THEN 1
+		ELSE row_number() OVER (PARTITION BY t.conv_id, t.sender_id, t.client_id ORDER BY t.idx) END AS nth
+	FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::timestamptz[], $8::boolean[])
+		WITH ORDINALITY AS t (conv_id, sender_id, client_id, kind, body, target_id, at, member_only, idx)
+), checked AS (
+	SELECT i.*, c.last_seq, CASE
+		WHEN c.id IS NULL THEN 'missing'
+		WHEN i.member_only AND NOT EXISTS (SELECT 1 FROM members mb WHERE mb.conv_id = i.conv_id AND mb.user_id = i.sender_id) THEN 'not_member'
+		WHEN i.client_id = '' THEN 'new'
+		WHEN EXISTS (SELECT 1 FROM messages m
+			WHERE m.conv_id = i.conv_id AND m.sender_id = i.sender_id AND m.client_id = i.client_id AND m.client_id <> '') THEN 'stored'
+		WHEN i.nth > 1 THEN 'repeated'
+		ELSE 'new' END AS status
+	FROM input i LEFT JOIN conversations c ON c.id = i.conv_id
+), numbered AS (
+	SELECT ch.*, ch.last_seq + row_number() OVER (PARTITION BY ch.conv_id ORDER BY ch.idx) AS seq
+	FROM checked ch WHERE ch.status = 'new'
+), inserted AS (
+	INSERT INTO messages (conv_id, seq, kind, sender_id, client_id, body, target_id, created_at)
+	SELECT conv_id, seq, kind, sender_id, client_id, body, target_id, at FROM numbered
+), bumped AS (
+	UPDATE conversations c SET last_seq = v.last_seq, last_active_at = greatest(c.last_active_at, v.at)
+	FROM (SELECT conv_id, max(seq) AS last_seq, max(at) AS at FROM numbered GROUP BY conv_id) v
+	WHERE c.id = v.conv_id
+), read AS (
+	UPDATE members mb SET read_seq = greatest(mb.read_seq, v.seq)
+	FROM (SELECT conv_id, sender_id, max(seq) AS seq FROM numbered WHERE sender_id <> 0 GROUP BY conv_id, sender_id) v
+	WHERE mb.conv_id = v.conv_id AND mb.user_id = v.sender_id
+)
+SELECT r.idx, r.status, r.seq, coalesce(u.name, ''),
+	coalesce(s.seq, 0), coalesce(s.kind, ''), coalesce(s.body, ''), coalesce(s.target_id, 0), s.created_at
+FROM (
+	SELECT idx, status, seq, conv_id, sender_id, client_id FROM numbered
+	UNION ALL
+	SELECT idx, status, 0, conv_id, sender_id, client_id FROM checked WHERE status <> 'new'
+) r
+LEFT JOIN users u ON u.id = r.sender_id
+LEFT JOIN messages s ON r.status = 'stored'
+	AND s.conv_id = r.conv_id AND s.sender_id = r.sender_id AND s.client_id = r.client_id AND s.client_id <> ''`
+
+// batchSender is a pgx.Tx or the pool.
+type batchSender interface {
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+}
+
+type idemKey struct {
+	conv, sender int64
+	client       string
+}
+
+// appendAll stores items, in order, each with the next seq of its
+// conversation, through q: a transaction, or the pool, where the two
+// statements it sends form a transaction of their own. An item whose
+// conversation does not exist, whose sender is not a member when it must
+// be, or whose text PostgreSQL cannot store fails alone (its err); an
+// error returned fails them all.
+//
+// It first locks the rows of the conversations involved (lockConvs); only
+// then does it look for client IDs stored before and read each
+// conversation's last seq (appendSQL). Holding the locks until the commit
+// is what makes seqs gap-free and a duplicate send store nothing. Both
+// statements go in one round trip, whatever the number of items.
+func appendAll(ctx context.Context, q batchSender, items []*appendItem) error {
+	var (
+		convIDs                 []int64
+		seen                    = map[int64]bool{}
+		aConv, aSender, aTarget []int64
+		aClient, aKind, aBody   []string
+		aAt                     []time.Time
+		aMember                 []bool
+		pos                     []*appendItem // pos[idx-1] is the item of row idx
+	)
+	for _, it := range items {
+		it.msg, it.created, it.err = chat.Message{}, false, nil
+		m := it.m
+		if err := errors.Join(storable(string(m.Kind)), storable(m.ClientID), storable(m.Body)); err != nil {
+			it.err = fmt.Errorf("message: %w", chat.ErrInvalid)
+			continue
+		}
+		if !seen[m.ConvID] {
+			seen[m.ConvID] = true
+			convIDs = append(convIDs, m.ConvID)
+		}
+		aConv, aSender, aTarget = append(aConv, m.ConvID), append(aSender, m.SenderID), append(aTarget, m.TargetID)
+		aClient, aKind, aBody = append(aClient, m.ClientID), append(aKind, string(m.Kind)), append(aBody, m.Body)
+		aAt, aMember = append(aAt, ts(m.At)), append(aMember, m.MemberOnly)
+		pos = append(pos, it)
+	}
+	if len(pos) == 0 {
+		return nil
+	}
+	slices.Sort(convIDs)
+
+	b := &pgx.Batch{}
+	b.Queue(lockConvs, convIDs)
+	b.Queue(appendSQL, aConv, aSender, aClient, aKind, aBody, aTarget, aAt, aMember)
+	br := q.SendBatch(ctx, b)
+	defer br.Close()
+	if _, err := br.Exec(); err != nil {
+		return err
+	}
+	rows, err := br.Query()
+	if err != nil {
+		return err
+	}
+	var repeated []*appendItem
+	for rows.Next() {
+		var (
+			idx           int64
+			status, name  string
+			seq           int64
+			sSeq, sTarget int64
+			sKind, sBody  string
+			sCreated      *time.Time
+		)
+		if err := rows.Scan(&idx, &status, &seq, &name, &sSeq, &sKind, &sBody, &sTarget, &sCreated); err != nil {
+			rows.Close()
+			return err
+		}
+		if idx < 1 || int(idx) > len(pos) {
+			rows.Close()
+			return fmt.Errorf("append: row %d of %d", idx, len(pos))
+		}
+		it := pos[idx-1]
+		m := it.m
+		switch status {
+		case "missing":
+			it.err = fmt.Errorf("conversation %d: %w", m.ConvID, chat.ErrNotFound)
+		case "not_member":
+			it.err = fmt.Errorf("user %d is no member: %w", m.SenderID, chat.ErrNotFound)
+		case "stored":
+			if sCreated == nil {
+				rows.Close()
+				return fmt.Errorf("append: stored message of client ID %q vanished", m.ClientID)
+			}
+			it.msg = chat.Message{ConvID: m.ConvID, Seq: sSeq, Kind: chat.MessageKind(sKind), SenderID: m.SenderID, SenderName: name,
+				ClientID: m.ClientID, Body: sBody, TargetID: sTarget, CreatedAt: utc(*sCreated)}
+		case "repeated":
+			repeated = append(repeated, it)
+		case "new":
+			it.msg = chat.Message{ConvID: m.ConvID, Seq: seq, Kind: m.Kind, SenderID: m.SenderID, SenderName: name,
+				ClientID: m.ClientID, Body: m.Body, TargetID: m.TargetID, CreatedAt: utc(ts(m.At))}
+			it.created = true
+		default:
+			rows.Close()
+			return fmt.Errorf("append: unknown status %q", status)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if err := br.Close(); err != nil {
+		return err
+	}
+	// A repeated client ID gets the message of its first occurrence.
+	first := map[idemKey]chat.Message{}
+	for _, it := range pos {
+		if it.created && it.m.ClientID != "" {
+			first[idemKey{it.m.ConvID, it.m.SenderID, it.m.ClientID}] = it.msg
+		}
+	}
+	for _, it := range repeated {
+		msg, ok := first[idemKey{it.m.ConvID, it.m.SenderID, it.m.ClientID}]
+		if !ok {
+			return fmt.Errorf("append: no first occurrence of client ID %q", it.m.ClientID)
+		}
+		it.msg = msg
+	}
+	return nil
+}
+
+// collect reads the rows of the next query of br.
+func collect(br pgx.BatchResults, fn func(pgx.Rows) error) error {
+	rows, err := br.Query()
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := fn(rows); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// defaultPageLimit is the number of messages Messages returns when the
+// page's limit is not positive.
+const defaultPageLimit = 100
+
+// Messages returns a page of conversation convID's messages, in ascending
+// seq order: with p.After > 0 the oldest after p.After, otherwise the newest
+// before p.Before (or the newest of all when p.Before is 0).
+func (db *DB) Messages(ctx context.Context, convID int64, p chat.Page) ([]chat.Message, error) {
+	limit := p.Limit
+	if limit <= 0 {
+		limit = defaultPageLimit
+	}
+	var rows pgx.Rows
+	var err error
+	switch {
+	case p.After > 0:
+		rows, err = db.pool.Query(ctx, `SELECT `+messageCols+messagesFrom+`
+			WHERE m.conv_id = $1 AND m.seq > $2
+			ORDER BY m.seq LIMIT $3`, convID, p.After, limit)
+	case p.Before > 0:
+		rows, err = db.pool.Query(ctx, `SELECT `+messageCols+messagesFrom+`
+			WHERE m.conv_id = $1 AND m.seq < $2
+			ORDER BY m.seq DESC LIMIT $3`, convID, p.Before, limit)
+	default:
+		rows, err = db.pool.Query(ctx, `SELECT `+messageCols+messagesFrom+`
+			WHERE m.conv_id = $1
+			ORDER BY m.seq DESC LIMIT $2`, convID, limit)
+	}
+	ms := []chat.Message{}
+	if err == nil {
+		ms, err = collectRows(rows, scanMessage)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load messages of %d: %w", convID, mapErr(ctx, err))
+	}
+	if p.After <= 0 {
+		slices.Reverse(ms)
+	}
+	return ms, nil
+}
+
+// collectRows scans every row of rows with scan and closes rows; the
+// slice is empty, not nil, when there are none.
+func collectRows[T any](rows pgx.Rows, scan func(scanner) (T, error)) ([]T, error) {
+	defer rows.Close()
+	out := []T{}
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,304 @@
+// Package postgres implements chat.Store on PostgreSQL through
+// github.com/jackc/pgx/v5 and its connection pool, pgxpool. It owns its SQL
+// and its embedded migrations, speaks chat's types only, and never imports
+// another adapter, the hub or the web transport.
+//
+// Any number of nodes (parley processes) may share one database: Open
+// applies the migrations under an advisory lock, so nodes starting at once
+// do not race, and every invariant that SQLite gets from its single writer
+// is kept here with row locks. In particular Append locks the
+// conversation's row before it looks for an earlier message with the same
+// client ID and takes the next seq, so that sequences stay gap-free and a
+// retried send is stored once, whichever nodes the sends come through.
+//
+// Times are stored as timestamptz, with PostgreSQL's microsecond precision:
+// a time read back equals the one stored truncated to the microsecond, in
+// UTC. Room and group names are unique regardless of case, by the same rule
+// as the SQLite store (strings.ToLower in Go, not the server's locale); a
+// name keeps the spelling it was given. PostgreSQL text cannot hold the
+// byte 0, so a string that contains it, or is not valid UTF-8, is refused
+// with chat.ErrInvalid.
+//
+// Errors that mean the server cannot be reached (refused or lost
+// connections, a server shutting down) wrap a *chat.Error of kind
+// chat.ErrUnavailable: the caller may retry later.
+package postgres
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"path"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/parley-chat/parley/internal/chat"
+)
+
+var _ chat.Store = (*DB)(nil)
+
+// DB is a Parley database on a PostgreSQL server. It is safe for concurrent
+// use, and several DBs, in one process or many, may share a database.
+type DB struct {
+	pool *pgxpool.Pool
+	name string // host:port/database, for messages (never the password)
+
+	appends     chan *appendReq // to the group-commit goroutine (batch.go)
+	closing     chan struct{}
+	batcherDone chan struct{}
+}
+
+// connectTimeout bounds each attempt to connect when the URL sets no
+// connect_timeout.
+const connectTimeout = 10 * time.Second
+
+// Open connects to the PostgreSQL database at url (postgres://... or any
+// connection string pgx accepts, including pool_* settings) and brings its
+// schema up to date.
+func Open(ctx context.Context, url string) (*DB, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres database: %w", err)
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = connectTimeout
+	}
+	db := &DB{name: fmt.Sprintf("%s:%d/%s", cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database)}
+	db.pool, err = pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres database %s: %w", db.name, err)
+	}
+	if err := db.migrate(ctx); err != nil {
+		db.pool.Close()
+		return nil, fmt.Errorf("migrate postgres database %s: %w", db.name, mapErr(ctx, err))
+	}
+	db.startBatcher()
+	return db, nil
+}
+
+// Close waits for the Appends in progress and closes every connection.
+func (db *DB) Close() error {
+	db.stopBatcher()
+	db.pool.Close()
+	return nil
+}
+
+// Ping checks that the database answers.
+func (db *DB) Ping(ctx context.Context) error {
+	if err := db.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("ping postgres database %s: %w", db.name, mapErr(ctx, err))
+	}
+	return nil
+}
+
+// maxAttempts is how many times write and read run a transaction that
+// failed on a deadlock or a serialization failure, or on a connection found
+// broken before anything was sent.
+const maxAttempts = 5
+
+// write runs fn in a read-committed transaction and commits it if fn
+// returns nil. fn may run more than once, so it must set its results
+// afresh each time.
+func (db *DB) write(ctx context.Context, fn func(tx pgx.Tx) error) error {
+	return db.transact(ctx, pgx.TxOptions{}, fn)
+}
+
+// read runs fn in a read-only transaction that sees one snapshot.
+func (db *DB) read(ctx context.Context, fn func(tx pgx.Tx) error) error {
+	return db.transact(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, fn)
+}
+
+func (db *DB) transact(ctx context.Context, opts pgx.TxOptions, fn func(tx pgx.Tx) error) error {
+	for attempt := 1; ; attempt++ {
+		err := pgx.BeginTxFunc(ctx, db.pool, opts, fn)
+		if err == nil {
+			return nil
+		}
+		if attempt < maxAttempts && retryable(err) && ctx.Err() == nil {
+			continue
+		}
+		return mapErr(ctx, err)
+	}
+}
+
+// retryable reports whether a transaction that failed with err may run
+// again: it lost a deadlock or a serialization conflict and was rolled
+// back, or it failed before anything reached the server.
+func retryable(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code == "40001" || pe.Code == "40P01"
+	}
+	return pgconn.SafeToRetry(err)
+}
+
+// unavailable is the error kind of a server that cannot be reached.
+var unavailable = &chat.Error{Kind: chat.ErrUnavailable, Code: chat.CodeUnavailable,
+	Message: "the database is unavailable; try again later"}
+
+// mapErr turns the errors of a server that cannot be reached into
+// chat.ErrUnavailable, and those of strings PostgreSQL cannot store into
+// chat.ErrInvalid, keeping err in the chain. Errors of a ctx that ended
+// stay as they are.
+func mapErr(ctx context.Context, err error) error {
+	if err == nil || ctx.Err() != nil {
+		return err
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch {
+		case pe.Code == "22021" || pe.Code == "22P05": // character_not_in_repertoire, untranslatable_character
+			return fmt.Errorf("%w: %w", chat.ErrInvalid, err)
+		case strings.HasPrefix(pe.Code, "08"), // connection exception
+			pe.Code == "57P01", pe.Code == "57P02", pe.Code == "57P03", // admin or crash shutdown, cannot connect now
+			pe.Code == "53300": // too many connections
+			return fmt.Errorf("%w: %w", unavailable, err)
+		}
+		return err
+	}
+	var ce *pgconn.ConnectError
+	var ne net.Error
+	if errors.As(err, &ce) || errors.As(err, &ne) || pgconn.SafeToRetry(err) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) {
+		return fmt.Errorf("%w: %w", unavailable, err)
+	}
+	return err
+}
+
+// storable returns chat.ErrInvalid if PostgreSQL text cannot hold s.
+func storable(s string) error {
+	if !utf8.ValidString(s) {
+		return fmt.Errorf("text is not valid UTF-8: %w", chat.ErrInvalid)
+	}
+	if strings.IndexByte(s, 0) >= 0 {
+		return fmt.Errorf("text holds the byte 0, which PostgreSQL cannot store: %w", chat.ErrInvalid)
+	}
+	return nil
+}
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+type migration struct {
+	version int
+	name    string
+}
+
+// migrate applies, in one transaction, the migrations not yet recorded in
+// schema_migrations. The transaction first takes an advisory lock of the
+// schema, so that of several nodes starting at once one migrates and the
+// others then find nothing to do.
+func (db *DB) migrate(ctx context.Context) error {
+	ms, err := listMigrations()
+	if err != nil {
+		return err
+	}
+	return db.write(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('parley migrate ' || coalesce(current_schema(), ''), 0))`); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+			version    integer     PRIMARY KEY,
+			applied_at timestamptz NOT NULL
+		)`); err != nil {
+			return err
+		}
+		var current int
+		if err := tx.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
+			return err
+		}
+		if current > len(ms) {
+			return fmt.Errorf("schema version %d is newer than this parley knows (%d); use a newer parley", current, len(ms))
+		}
+		for _, m := range ms {
+			if m.version <= current {
+				continue
+			}
+			src, err := migrations.ReadFile(m.name)
+			if err != nil {
+				return err
+			}
+			// Without arguments, Exec uses the simple protocol, which runs
+			// a whole script.
+			if _, err := tx.Exec(ctx, string(src)); err != nil {
+				return fmt.Errorf("apply %s: %w", m.name, err)
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)`,
+				m.version, ts(time.Now())); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// listMigrations returns the embedded migrations in order. Their names are
+// NNNN_description.sql, numbered from 1 without gaps.
+func listMigrations() ([]migration, error) {
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return nil, err
+	}
+	var ms []migration
+	for _, name := range names { // fs.Glob sorts
+		prefix, _, ok := strings.Cut(path.Base(name), "_")
+		v, err := strconv.Atoi(prefix)
+		if !ok || err != nil {
+			return nil, fmt.Errorf("migration %s: name is not NNNN_description.sql", name)
+		}
+		if v != len(ms)+1 {
+			return nil, fmt.Errorf("migration %s: version %d, want %d", name, v, len(ms)+1)
+		}
+		ms = append(ms, migration{version: v, name: name})
+	}
+	return ms, nil
+}
+
+// ts is the stored form of a time: truncated to the microsecond (pgx would
+// otherwise leave the rounding to the server).
+func ts(t time.Time) time.Time { return t.Truncate(time.Microsecond) }
+
+// utc is a time as read back: pgx returns times in the local zone.
+func utc(t time.Time) time.Time { return t.UTC() }
+
+// nameKey is the form of a room or group name that is unique, and of a user
+// name that the search ranges over: names that differ only in case have
+// one key. It is the SQLite store's rule, so that both backends agree.
+func nameKey(name string) string { return strings.ToLower(name) }
+
+// isUniqueViolation reports whether err is a broken UNIQUE or PRIMARY KEY
+// constraint.
+func isUniqueViolation(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23505"
+}
+
+// scanner is a pgx.Row or pgx.Rows.
+type scanner interface {
+	Scan(dest ...any) error
+}
+
+// querier is a pgx.Tx or the pool.
+type querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// isForeignKeyViolation reports whether err is a broken FOREIGN KEY
+// constraint.
+func isForeignKeyViolation(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23503"
+}

@@ -1,0 +1,507 @@
+package postgres
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5"
+	"github.com/parley-chat/parley/internal/chat"
+	"github.com/parley-chat/parley/internal/chat/chattest"
+)
+
+// defaultTestURL is the server tried when PARLEY_TEST_POSTGRES is empty.
+const defaultTestURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+
+var (
+	serverOnce sync.Once
+	serverURL  string
+	serverErr  error
+	serverSet  bool
+)
+
+// testServer returns the URL of the PostgreSQL server to test against. It
+// skips the test when PARLEY_TEST_POSTGRES is empty and the default server
+// does not answer, and fails it when the variable names a server that does
+// not answer.
+func testServer(tb testing.TB) string {
+	tb.Helper()
+	serverOnce.Do(func() {
+		serverURL = os.Getenv("PARLEY_TEST_POSTGRES")
+		serverSet = serverURL != ""
+		if !serverSet {
+			serverURL = defaultTestURL
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, serverURL)
+		if err != nil {
+			serverErr = err
+			return
+		}
+		serverErr = conn.Ping(ctx)
+		conn.Close(ctx)
+	})
+	if serverErr != nil {
+		if serverSet {
+			tb.Fatalf("PostgreSQL at PARLEY_TEST_POSTGRES does not answer: %v", serverErr)
+		}
+		tb.Skipf("PostgreSQL tests skipped: no server at %s (%v); set PARLEY_TEST_POSTGRES to a postgres:// URL to run them", defaultTestURL, serverErr)
+	}
+	return serverURL
+}
+
+// withSearchPath returns rawURL with search_path set to schema.
+func withSearchPath(tb testing.TB, rawURL, schema string) string {
+	tb.Helper()
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		tb.Fatalf("PARLEY_TEST_POSTGRES must be a postgres:// URL: %v", err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// mustSchema creates an empty schema, dropped at the end of the test, and
+// returns the URL of the test server with search_path set to it.
+func mustSchema(tb testing.TB) string {
+	tb.Helper()
+	base := testServer(tb)
+	var b [8]byte
+	rand.Read(b[:])
+	schema := "parley_test_" + hex.EncodeToString(b[:])
+	exec := func(q string) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, base)
+		if err != nil {
+			return err
+		}
+		defer conn.Close(ctx)
+		_, err = conn.Exec(ctx, q)
+		return err
+	}
+	if err := exec(`CREATE SCHEMA ` + schema); err != nil {
+		tb.Fatalf("create schema: %v", err)
+	}
+	tb.Cleanup(func() {
+		if err := exec(`DROP SCHEMA ` + schema + ` CASCADE`); err != nil {
+			tb.Errorf("drop schema %s: %v", schema, err)
+		}
+	})
+	return withSearchPath(tb, base, schema)
+}
+
+// mustOpen opens the database at url and closes it at the end of the test.
+func mustOpen(tb testing.TB, url string) *DB {
+	tb.Helper()
+	db, err := Open(context.Background(), url)
+	if err != nil {
+		tb.Fatalf("Open: %v", err)
+	}
+	tb.Cleanup(func() {
+		if err := db.Close(); err != nil {
+			tb.Errorf("Close: %v", err)
+		}
+	})
+	return db
+}
+
+// mustOpenDB opens a database in a new schema of its own.
+func mustOpenDB(tb testing.TB) *DB {
+	tb.Helper()
+	return mustOpen(tb, mustSchema(tb))
+}
+
+func TestStore(t *testing.T) {
+	chattest.TestStore(t, func(t *testing.T) chat.Store { return mustOpenDB(t) })
+}
+
+type applied struct {
+	Version   int
+	AppliedAt time.Time
+}
+
+func loadMigrations(t *testing.T, db *DB) []applied {
+	t.Helper()
+	rows, err := db.pool.Query(t.Context(), `SELECT version, applied_at FROM schema_migrations ORDER BY version`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	as, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (applied, error) {
+		var a applied
+		err := r.Scan(&a.Version, &a.AppliedAt)
+		a.AppliedAt = a.AppliedAt.UTC()
+		return a, err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return as
+}
+
+func TestMigrations(t *testing.T) {
+	url := mustSchema(t)
+	ms, err := listMigrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ms) == 0 {
+		t.Fatal("no migrations embedded")
+	}
+
+	db, err := Open(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := loadMigrations(t, db)
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if len(first) != len(ms) {
+		t.Fatalf("%d migrations recorded; want %d", len(first), len(ms))
+	}
+	for i, a := range first {
+		if a.Version != i+1 || a.AppliedAt.IsZero() {
+			t.Errorf("migration %d recorded as %+v", i+1, a)
+		}
+	}
+
+	// A second Open of the same schema applies nothing.
+	db, err = Open(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(first, loadMigrations(t, db)); diff != "" {
+		t.Errorf("migrations after re-open mismatch (-want +got):\n%s", diff)
+	}
+
+	// A database migrated by a newer parley is left alone.
+	future := len(ms) + 1
+	if _, err := db.pool.Exec(t.Context(), `INSERT INTO schema_migrations (version, applied_at) VALUES ($1, now())`, future); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if db, err := Open(t.Context(), url); err == nil || !strings.Contains(err.Error(), "newer") {
+		if err == nil {
+			db.Close()
+		}
+		t.Errorf("Open(newer schema) = %v; want an error about a newer schema", err)
+	}
+}
+
+// TestOpenConcurrent starts several nodes at once on an empty schema: the
+// advisory lock lets one migrate, and the others find nothing to do.
+func TestOpenConcurrent(t *testing.T) {
+	url := mustSchema(t)
+	const nodes = 6
+	dbs := make([]*DB, nodes)
+	errs := make([]error, nodes)
+	var wg sync.WaitGroup
+	for i := range nodes {
+		wg.Go(func() { dbs[i], errs[i] = Open(t.Context(), url) })
+	}
+	wg.Wait()
+	for i, db := range dbs {
+		if errs[i] != nil {
+			t.Errorf("Open %d: %v", i, errs[i])
+			continue
+		}
+		t.Cleanup(func() { db.Close() })
+	}
+	if t.Failed() {
+		return
+	}
+	ms, _ := listMigrations()
+	if got := loadMigrations(t, dbs[0]); len(got) != len(ms) {
+		t.Errorf("%d migrations recorded; want %d", len(got), len(ms))
+	}
+}
+
+// TestTwoNodes sends concurrently through two pools on one schema, as two
+// parley processes would: seqs stay gap-free, and a client ID sent through
+// both at once is stored once.
+func TestTwoNodes(t *testing.T) {
+	url := mustSchema(t)
+	a, b := mustOpen(t, url), mustOpen(t, url)
+	nodes := []*DB{a, b}
+	ctx := t.Context()
+	u, _, err := a.EnsureUser(ctx, "ann@example.com", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rooms := make([]chat.Room, 3)
+	for i := range rooms {
+		if rooms[i], err = b.EnsureRoom(ctx, fmt.Sprint("room-", i), time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := a.JoinRoom(ctx, rooms[i].ID, u.ID, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	const senders, each = 16, 30
+	var (
+		mu      sync.Mutex
+		created = map[string]chat.Message{} // room/client ID → the message stored
+		dups    = map[string][]chat.Message{}
+		wg      sync.WaitGroup
+	)
+	for s := range senders {
+		wg.Go(func() {
+			for i := range each {
+				// Every client ID is sent by two senders at once, one
+				// through each node.
+				cid := fmt.Sprintf("c%d-%d", s/2, i)
+				r := rooms[(s/2+i)%len(rooms)]
+				m, ok, err := nodes[s%2].Append(ctx, chat.NewMessage{
+					ConvID: r.ID, Kind: chat.KindText, SenderID: u.ID, ClientID: cid, Body: cid, At: time.Now(), MemberOnly: true,
+				})
+				if err != nil {
+					t.Errorf("Append: %v", err)
+					return
+				}
+				key := fmt.Sprint(r.ID, "/", cid)
+				mu.Lock()
+				if ok {
+					if _, seen := created[key]; seen {
+						t.Errorf("client ID %s stored twice", key)
+					}
+					created[key] = m
+				} else {
+					dups[key] = append(dups[key], m)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	if want := senders * each / 2; len(created) != want {
+		t.Errorf("%d messages created; want %d", len(created), want)
+	}
+	for key, ms := range dups {
+		for _, m := range ms {
+			if diff := cmp.Diff(created[key], m); diff != "" {
+				t.Errorf("duplicate of %s mismatch (-stored +returned):\n%s", key, diff)
+			}
+		}
+	}
+	total := 0
+	for _, r := range rooms {
+		ms, err := b.Messages(ctx, r.ID, chat.Page{After: 1, Limit: 10000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, m := range ms {
+			if m.Seq != int64(i+2) { // seq 1 is the join
+				t.Fatalf("room %d: message %d has seq %d; want a gap-free sequence", r.ID, i, m.Seq)
+			}
+			if created[fmt.Sprint(r.ID, "/", m.ClientID)].Seq != m.Seq {
+				t.Errorf("room %d: seq %d holds %s, which Append did not return with it", r.ID, m.Seq, m.ClientID)
+			}
+		}
+		got, err := a.Room(ctx, r.ID)
+		if err != nil || got.LastSeq != int64(len(ms)+1) {
+			t.Errorf("room %d: last seq %d, %v; want %d", r.ID, got.LastSeq, err, len(ms)+1)
+		}
+		c, _, err := a.Conversation(ctx, r.ID, u.ID)
+		if err != nil || c.ReadSeq != c.LastSeq {
+			t.Errorf("room %d: read seq %d of last %d, %v; want the sender's read position at the end", r.ID, c.ReadSeq, c.LastSeq, err)
+		}
+		total += len(ms)
+	}
+	if total != len(created) {
+		t.Errorf("rooms hold %d messages; want %d", total, len(created))
+	}
+}
+
+// TestTwoNodesGroupCap adds members to one group through two pools at
+// once: the cap holds.
+func TestTwoNodesGroupCap(t *testing.T) {
+	url := mustSchema(t)
+	nodes := []*DB{mustOpen(t, url), mustOpen(t, url)}
+	ctx := t.Context()
+	owner, _, err := nodes[0].EnsureUser(ctx, "owner@example.com", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const limit, joiners = 5, 20
+	g, _, err := nodes[0].CreateGroup(ctx, chat.NewGroup{Name: "g", MaxMembers: limit, OwnerID: owner.ID, At: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []int64
+	for i := range joiners {
+		u, _, err := nodes[1].EnsureUser(ctx, fmt.Sprintf("u%d@example.com", i), time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, u.ID)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	added, full := 0, 0
+	for i, id := range ids {
+		wg.Go(func() {
+			_, err := nodes[i%2].AddGroupMember(ctx, g.ID, id, owner.ID, time.Now())
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				added++
+			case errors.Is(err, chat.ErrGroupFull):
+				full++
+			default:
+				t.Errorf("AddGroupMember: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if added != limit-1 || full != joiners-(limit-1) {
+		t.Errorf("added %d, refused as full %d; want %d and %d", added, full, limit-1, joiners-(limit-1))
+	}
+	got, err := nodes[1].Group(ctx, g.ID)
+	if err != nil || got.Members != limit || got.LastSeq != limit {
+		t.Errorf("group has %d members, last seq %d, %v; want %d and %d", got.Members, got.LastSeq, err, limit, limit)
+	}
+}
+
+// proxy forwards TCP connections to addr until cut.
+type proxy struct {
+	ln    net.Listener
+	addr  string
+	mu    sync.Mutex
+	conns []net.Conn
+	cut   bool
+}
+
+func startProxy(t *testing.T, addr string) *proxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{ln: ln, addr: addr}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", addr)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			if p.cut {
+				c.Close()
+				s.Close()
+			}
+			p.conns = append(p.conns, c, s)
+			p.mu.Unlock()
+			go func() { io.Copy(s, c); s.Close() }()
+			go func() { io.Copy(c, s); c.Close() }()
+		}
+	}()
+	t.Cleanup(p.Cut)
+	return p
+}
+
+// Cut closes the listener and every connection: the server is gone.
+func (p *proxy) Cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cut = true
+	p.ln.Close()
+	for _, c := range p.conns {
+		c.Close()
+	}
+}
+
+// TestUnavailable checks that when the server cannot be reached, sends and
+// reads fail with chat.ErrUnavailable, a *chat.Error telling the user to
+// retry, and that Open says so too.
+func TestUnavailable(t *testing.T) {
+	u, err := url.Parse(mustSchema(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := startProxy(t, u.Host)
+	u.Host = p.ln.Addr().String()
+	db := mustOpen(t, u.String())
+	ctx := t.Context()
+	ann, _, err := db.EnsureUser(ctx, "ann@example.com", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := db.EnsureRoom(ctx, "general", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Cut()
+
+	check := func(what string, err error) {
+		t.Helper()
+		if !errors.Is(err, chat.ErrUnavailable) {
+			t.Errorf("%s with the server gone: err = %v; want chat.ErrUnavailable", what, err)
+		}
+		if e := chat.AsError(err); e == nil || e.Code != chat.CodeUnavailable {
+			t.Errorf("%s with the server gone: chat.AsError(%v) = %+v; want code %s", what, err, e, chat.CodeUnavailable)
+		}
+	}
+	_, _, err = db.Append(ctx, chat.NewMessage{ConvID: r.ID, Kind: chat.KindText, SenderID: ann.ID, ClientID: "c1", Body: "hi", At: time.Now()})
+	check("Append", err)
+	_, err = db.Messages(ctx, r.ID, chat.Page{})
+	check("Messages", err)
+	_, _, err = db.JoinRoom(ctx, r.ID, ann.ID, time.Now())
+	check("JoinRoom", err)
+	check("Ping", db.Ping(ctx))
+
+	_, err = Open(ctx, u.String())
+	check("Open", err)
+}
+
+func TestAppendInvalidText(t *testing.T) {
+	db := mustOpenDB(t)
+	ctx := t.Context()
+	u, _, err := db.EnsureUser(ctx, "ann@example.com", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := db.EnsureRoom(ctx, "general", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, body := range []string{"a\x00b", "\xff"} {
+		if _, _, err := db.Append(ctx, chat.NewMessage{ConvID: r.ID, Kind: chat.KindText, SenderID: u.ID, Body: body, At: time.Now()}); !errors.Is(err, chat.ErrInvalid) {
+			t.Errorf("Append(%q) = %v; want ErrInvalid", body, err)
+		}
+	}
+	if m, _, err := db.Append(ctx, chat.NewMessage{ConvID: r.ID, Kind: chat.KindText, SenderID: u.ID, Body: "ok", At: time.Now()}); err != nil || m.Seq != 1 {
+		t.Errorf("Append after refused ones = seq %d, %v; want seq 1", m.Seq, err)
+	}
+}
+
+func TestPing(t *testing.T) {
+	if err := mustOpenDB(t).Ping(t.Context()); err != nil {
+		t.Errorf("Ping: %v", err)
+	}
+}

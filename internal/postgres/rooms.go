@@ -1,0 +1,213 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/parley-chat/parley/internal/chat"
+)
+
+// kindRoom is the conversations.kind of rooms.
+const kindRoom = "room"
+
+// roomCols selects a chat.Room from conversations c.
+const roomCols = `c.id, c.name, c.created_at, c.last_seq, c.last_active_at,
+	(SELECT count(*) FROM members mb WHERE mb.conv_id = c.id)`
+
+// scanRoom scans roomCols, then extra.
+func scanRoom(s scanner, extra ...any) (chat.Room, error) {
+	var r chat.Room
+	dest := append([]any{&r.ID, &r.Name, &r.CreatedAt, &r.LastSeq, &r.LastActiveAt, &r.Members}, extra...)
+	if err := s.Scan(dest...); err != nil {
+		return chat.Room{}, err
+	}
+	r.CreatedAt, r.LastActiveAt = utc(r.CreatedAt), utc(r.LastActiveAt)
+	return r, nil
+}
+
+// EnsureRoom returns the room called name, or whose name differs from it
+// only in case, creating it when absent.
+func (db *DB) EnsureRoom(ctx context.Context, name string, at time.Time) (chat.Room, error) {
+	if err := storable(name); err != nil {
+		return chat.Room{}, fmt.Errorf("ensure room %q: %w", name, err)
+	}
+	var r chat.Room
+	err := db.write(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO conversations (kind, name, name_key, created_at, last_active_at)
+			VALUES ($1, $2, $3, $4, $4)
+			ON CONFLICT (kind, name_key) DO NOTHING`,
+			kindRoom, name, nameKey(name), ts(at)); err != nil {
+			return err
+		}
+		var err error
+		r, err = roomByName(ctx, tx, name)
+		return err
+	})
+	if err != nil {
+		return chat.Room{}, fmt.Errorf("ensure room %q: %w", name, err)
+	}
+	return r, nil
+}
+
+// Room returns room id.
+func (db *DB) Room(ctx context.Context, id int64) (chat.Room, error) {
+	r, err := scanRoom(db.pool.QueryRow(ctx, `SELECT `+roomCols+` FROM conversations c WHERE c.id = $1 AND c.kind = $2`, id, kindRoom))
+	if errors.Is(err, pgx.ErrNoRows) {
+		err = chat.ErrNotFound
+	}
+	if err != nil {
+		return chat.Room{}, fmt.Errorf("load room %d: %w", id, mapErr(ctx, err))
+	}
+	return r, nil
+}
+
+// RoomByName returns the room called name, ignoring case.
+func (db *DB) RoomByName(ctx context.Context, name string) (chat.Room, error) {
+	r, err := roomByName(ctx, db.pool, name)
+	if err != nil {
+		return chat.Room{}, fmt.Errorf("load room %q: %w", name, mapErr(ctx, err))
+	}
+	return r, nil
+}
+
+func roomByName(ctx context.Context, q querier, name string) (chat.Room, error) {
+	r, err := scanRoom(q.QueryRow(ctx, `SELECT `+roomCols+` FROM conversations c WHERE c.kind = $1 AND c.name_key = $2`,
+		kindRoom, nameKey(name)))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return chat.Room{}, chat.ErrNotFound
+	}
+	return r, err
+}
+
+// lockRoom locks the row of room id until the transaction ends, as Append
+// does, so that membership changes and messages of the room serialize;
+// chat.ErrNotFound unless the room exists.
+func lockRoom(ctx context.Context, tx pgx.Tx, id int64) error {
+	var one int
+	err := tx.QueryRow(ctx, `SELECT 1 FROM conversations WHERE id = $1 AND kind = $2 FOR NO KEY UPDATE`, id, kindRoom).Scan(&one)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("room %d: %w", id, chat.ErrNotFound)
+	}
+	return err
+}
+
+// JoinRoom makes userID a member of room roomID and appends a KindJoin
+// message; joined is false if userID was a member already. It returns
+// chat.ErrNotFound if the room or the user does not exist.
+func (db *DB) JoinRoom(ctx context.Context, roomID, userID int64, at time.Time) (m chat.Message, joined bool, err error) {
+	err = db.write(ctx, func(tx pgx.Tx) error {
+		m, joined = chat.Message{}, false
+		if err := lockRoom(ctx, tx, roomID); err != nil {
+			return err
+		}
+		if _, err := userByID(ctx, tx, userID); err != nil {
+			return fmt.Errorf("user %d: %w", userID, err)
+		}
+		tag, err := tx.Exec(ctx, `INSERT INTO members (conv_id, user_id, joined_at) VALUES ($1, $2, $3)
+			ON CONFLICT (conv_id, user_id) DO NOTHING`, roomID, userID, ts(at))
+		if err != nil || tag.RowsAffected() == 0 { // 0: a member already
+			return err
+		}
+		m, _, err = appendMessage(ctx, tx, chat.NewMessage{ConvID: roomID, Kind: chat.KindJoin, SenderID: userID, At: at})
+		joined = err == nil
+		return err
+	})
+	if err != nil {
+		return chat.Message{}, false, fmt.Errorf("join room %d as user %d: %w", roomID, userID, err)
+	}
+	return m, joined, nil
+}
+
+// LeaveRoom ends the membership of userID in room roomID and appends a
+// KindLeave message; left is false if userID was not a member. It returns
+// chat.ErrNotFound if the room does not exist.
+func (db *DB) LeaveRoom(ctx context.Context, roomID, userID int64, at time.Time) (m chat.Message, left bool, err error) {
+	err = db.write(ctx, func(tx pgx.Tx) error {
+		m, left = chat.Message{}, false
+		if err := lockRoom(ctx, tx, roomID); err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, `DELETE FROM members WHERE conv_id = $1 AND user_id = $2`, roomID, userID)
+		if err != nil || tag.RowsAffected() == 0 { // 0: not a member
+			return err
+		}
+		m, _, err = appendMessage(ctx, tx, chat.NewMessage{ConvID: roomID, Kind: chat.KindLeave, SenderID: userID, At: at})
+		left = err == nil
+		return err
+	})
+	if err != nil {
+		return chat.Message{}, false, fmt.Errorf("leave room %d as user %d: %w", roomID, userID, err)
+	}
+	return m, left, nil
+}
+
+// IsMember reports whether userID is a member of room roomID.
+func (db *DB) IsMember(ctx context.Context, roomID, userID int64) (bool, error) {
+	var ok bool
+	err := db.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM members WHERE conv_id = $1 AND user_id = $2)`,
+		roomID, userID).Scan(&ok)
+	if err != nil {
+		return false, fmt.Errorf("check member %d of room %d: %w", userID, roomID, mapErr(ctx, err))
+	}
+	return ok, nil
+}
+
+// UserRooms lists the rooms userID belongs to, most recently active first.
+func (db *DB) UserRooms(ctx context.Context, userID int64) ([]chat.Room, error) {
+	rs, err := db.queryRooms(ctx, `SELECT `+roomCols+`
+		FROM members m JOIN conversations c ON c.id = m.conv_id
+		WHERE m.user_id = $1 AND c.kind = $2
+		ORDER BY c.last_active_at DESC, c.id DESC`, false, userID, kindRoom)
+	if err != nil {
+		return nil, fmt.Errorf("list rooms of user %d: %w", userID, err)
+	}
+	return rs, nil
+}
+
+// defaultActiveRooms is the number of rooms ActiveRooms lists when its
+// limit is not positive.
+const defaultActiveRooms = 20
+
+// ActiveRooms lists up to limit rooms with text messages since since, most
+// such messages first (Room.Recent), then most recently active first.
+func (db *DB) ActiveRooms(ctx context.Context, since time.Time, limit int) ([]chat.Room, error) {
+	if limit <= 0 {
+		limit = defaultActiveRooms
+	}
+	rs, err := db.queryRooms(ctx, `SELECT `+roomCols+`, a.recent
+		FROM (
+			SELECT conv_id, count(*) AS recent FROM messages
+			WHERE kind = 'text' AND created_at >= $1
+			GROUP BY conv_id
+		) a JOIN conversations c ON c.id = a.conv_id
+		WHERE c.kind = $2
+		ORDER BY a.recent DESC, c.last_active_at DESC, c.id DESC
+		LIMIT $3`, true, ts(since), kindRoom, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list active rooms: %w", err)
+	}
+	return rs, nil
+}
+
+// queryRooms runs a query selecting roomCols and, if recent, a count for
+// Room.Recent.
+func (db *DB) queryRooms(ctx context.Context, query string, recent bool, args ...any) ([]chat.Room, error) {
+	rows, err := db.pool.Query(ctx, query, args...)
+	if err != nil {
+		return nil, mapErr(ctx, err)
+	}
+	rs, err := collectRows(rows, func(s scanner) (chat.Room, error) {
+		var n int
+		var extra []any
+		if recent {
+			extra = append(extra, &n)
+		}
+		r, err := scanRoom(s, extra...)
+		r.Recent = n
+		return r, err
+	})
+	return rs, mapErr(ctx, err)
+}

@@ -1,0 +1,15 @@
+package redis
+
+// Crash stops p's heartbeat and sweeper without removing anything from
+// Redis, as if the process had died; later calls fail with ErrClosed.
+func (p *Presence) Crash() {
+	p.gate.Lock()
+	if p.closed {
+		p.gate.Unlock()
+		return
+	}
+	p.closed = true
+	p.gate.Unlock()
+	close(p.quit)
+	p.wg.Wait()
+}

@@ -1,0 +1,71 @@
+package redis
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/parley-chat/parley/internal/chat"
+)
+
+// Limiter is a sliding-window rate limiter shared by every node: the
+// times of the allowed events of a key are a sorted set at
+// Prefix + "limit:" + key, checked and updated by one script. Time is the
+// Redis server's clock (TIME), so nodes whose clocks disagree still share
+// one window. A key's set expires one window after its last event.
+type Limiter struct {
+	rdb    *goredis.Client
+	prefix string
+	tag    string // makes members unique across Limiters
+	seq    atomic.Uint64
+}
+
+var _ chat.Limiter = (*Limiter)(nil)
+
+// KEYS: the set. ARGV: n, window in µs, a unique member. Returns
+// {1, 0} if allowed, else {0, µs until the oldest event leaves the window}.
+// Times are integers in µs, formatted with %.0f because Lua's default
+// number format would round them.
+var allowScript = goredis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local n, win = tonumber(ARGV[1]), tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%.0f', now - win))
+if redis.call('ZCARD', KEYS[1]) >= n then
+  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  local retry = win
+  if oldest[2] then retry = tonumber(oldest[2]) + win - now end
+  return {0, retry}
+end
+redis.call('ZADD', KEYS[1], string.format('%.0f', now), ARGV[3])
+redis.call('PEXPIRE', KEYS[1], math.ceil(win / 1000))
+return {1, 0}
+`)
+
+func newLimiter(rdb *goredis.Client, opts Options) *Limiter {
+	b := make([]byte, 6)
+	rand.Read(b) // never fails (crypto/rand)
+	return &Limiter{rdb: rdb, prefix: opts.Prefix + "limit:", tag: hex.EncodeToString(b)}
+}
+
+// Allow counts one event for key if fewer than n happened in the last
+// window; otherwise it reports, as retryAfter, when the oldest of them
+// leaves the window.
+func (l *Limiter) Allow(ctx context.Context, key string, n int, window time.Duration) (bool, time.Duration, error) {
+	win := max(window.Microseconds(), 1)
+	member := l.tag + ":" + strconv.FormatUint(l.seq.Add(1), 10)
+	r, err := allowScript.Run(ctx, l.rdb, []string{l.prefix + key}, n, win, member).Int64Slice()
+	if err != nil {
+		return false, 0, fmt.Errorf("rate limit %q: %w", key, err)
+	}
+	if r[0] == 1 {
+		return true, 0, nil
+	}
+	return false, max(time.Duration(r[1])*time.Microsecond, time.Microsecond), nil
+}

@@ -1,0 +1,512 @@
+package redis
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/parley-chat/parley/internal/chat"
+)
+
+// Presence counts who is present where across the nodes sharing a Redis.
+//
+// Each node counts its own connections per (conversation, user) in memory;
+// only its 0→1 and 1→0 transitions touch Redis, each with one atomic script.
+// The keys, after Prefix + "presence:", are
+//
+//	node:<node>        "1" with an expiry: the node's heartbeat
+//	nodes              set of node ids that may hold presences
+//	held:<node>        set of "<conv>:<user>" the node holds
+//	of:<conv>:<user>   set of node ids holding the user in conv
+//	in:<conv>          set of users present in conv (Online, OnlineOf)
+//
+// A node is live while its heartbeat key exists. Add reports first when no
+// other live node holds the user there; Remove reports last when none does
+// (it then deletes of:<conv>:<user>, dead holders included, so the user's
+// end is reported once). The heartbeat key expires after 2/3 NodeTTL and is
+// refreshed every NodeTTL/6; every NodeTTL/6 each node also looks for nodes
+// in "nodes" whose key has expired and reaps them with one script, which
+// only one node can win: it drops the dead node's entries and returns the
+// presences that thereby ended everywhere, which the winner passes to its
+// Watch functions. So a crashed node's users are reported within about
+// 5/6 NodeTTL after its last heartbeat.
+//
+// A node whose key expired while it lived (Redis unreachable, a long pause)
+// may have been reaped: when its heartbeat finds the key gone it writes its
+// presences again. A failed Add or Remove leaves Redis in doubt; the
+// heartbeat goroutine retries the removal, and if a failed Remove turns out
+// to end the presence everywhere it calls the Watch functions, since no
+// caller announced that end.
+type Presence struct {
+	rdb    *goredis.Client
+	p      string // key prefix
+	id     string
+	keyTTL time.Duration
+	every  time.Duration
+	log    *slog.Logger
+
+	gate   sync.RWMutex // Close takes it to wait for Add and Remove in flight
+	closed bool
+
+	mu       sync.Mutex
+	local    map[pair]*entry
+	watchers []func(convID, userID int64)
+
+	quit chan struct{}
+	wg   sync.WaitGroup
+}
+
+type pair struct{ conv, user int64 }
+
+func (k pair) String() string {
+	return strconv.FormatInt(k.conv, 10) + ":" + strconv.FormatInt(k.user, 10)
+}
+
+// entry is one (conversation, user) this node counts. Its mu orders the
+// Redis calls of that pair.
+type entry struct {
+	mu      sync.Mutex
+	n       int     // local connections
+	pending pending // Redis state in doubt after a failed call
+	refs    int     // goroutines holding the entry; guarded by Presence.mu
+}
+
+type pending uint8
+
+const (
+	settled      pending = iota
+	failedAdd            // an Add failed: Redis may hold the pair
+	failedRemove         // a Remove failed: Redis still holds the pair
+)
+
+var _ chat.Presence = (*Presence)(nil)
+
+// liveOther is shared by the scripts: whether set pk holds a live node
+// other than self.
+const liveOther = `
+local P = ARGV[1]
+local function live_other(pk, self)
+  for _, id in ipairs(redis.call('SMEMBERS', pk)) do
+    if id ~= self and redis.call('EXISTS', P .. 'node:' .. id) == 1 then
+      return true
+    end
+  end
+  return false
+end
+`
+
+// ARGV: prefix, node, conv, user. Returns 1 if no other live node held it.
+var addScript = goredis.NewScript(liveOther + `
+local self, conv, user = ARGV[2], ARGV[3], ARGV[4]
+local m = conv .. ':' .. user
+local pk = P .. 'of:' .. m
+redis.call('SADD', P .. 'nodes', self)
+redis.call('SADD', P .. 'held:' .. self, m)
+local first = not live_other(pk, self)
+redis.call('SADD', pk, self)
+redis.call('SADD', P .. 'in:' .. conv, user)
+if first then return 1 end
+return 0
+`)
+
+// ARGV: prefix, node, conv, user. Returns 1 if that ended the presence.
+var removeScript = goredis.NewScript(liveOther + `
+local self, conv, user = ARGV[2], ARGV[3], ARGV[4]
+local m = conv .. ':' .. user
+local pk = P .. 'of:' .. m
+redis.call('SREM', P .. 'held:' .. self, m)
+if redis.call('SREM', pk, self) == 0 or live_other(pk, self) then
+  return 0
+end
+redis.call('DEL', pk)
+redis.call('SREM', P .. 'in:' .. conv, user)
+return 1
+`)
+
+// ARGV: prefix, node, key TTL in ms. Returns {key existed, node was listed}.
+var heartbeatScript = goredis.NewScript(`
+local P, self = ARGV[1], ARGV[2]
+local old = redis.call('SET', P .. 'node:' .. self, '1', 'PX', ARGV[3], 'GET')
+local added = redis.call('SADD', P .. 'nodes', self)
+if old then return {1, 1 - added} end
+return {0, 1 - added}
+`)
+
+// ARGV: prefix, node, "1" if the node is leaving (Close), else "0" (it
+// must be dead). Returns the "<conv>:<user>" presences that ended.
+var reapScript = goredis.NewScript(liveOther + `
+local dead, leaving = ARGV[2], ARGV[3] == '1'
+local nk = P .. 'node:' .. dead
+if leaving then
+  redis.call('DEL', nk)
+elseif redis.call('EXISTS', nk) == 1 then
+  return {}
+end
+if redis.call('SREM', P .. 'nodes', dead) == 0 and not leaving then
+  return {}
+end
+local held = P .. 'held:' .. dead
+local gone = {}
+for _, m in ipairs(redis.call('SMEMBERS', held)) do
+  local pk = P .. 'of:' .. m
+  if redis.call('SREM', pk, dead) == 1 and not live_other(pk, dead) then
+    redis.call('DEL', pk)
+    local conv, user = string.match(m, '^([^:]+):(.+)$')
+    redis.call('SREM', P .. 'in:' .. conv, user)
+    table.insert(gone, m)
+  end
+end
+redis.call('DEL', held)
+return gone
+`)
+
+func newPresence(ctx context.Context, rdb *goredis.Client, opts Options) (*Presence, error) {
+	p := &Presence{
+		rdb:    rdb,
+		p:      opts.Prefix + "presence:",
+		id:     opts.NodeID,
+		keyTTL: opts.NodeTTL * 2 / 3,
+		every:  opts.NodeTTL / 6,
+		log:    opts.Logger,
+		local:  make(map[pair]*entry),
+		quit:   make(chan struct{}),
+	}
+	// A previous run with this NodeID may have left presences behind.
+	gone, err := reapScript.Run(ctx, rdb, nil, p.p, p.id, "1").StringSlice()
+	if err != nil {
+		return nil, fmt.Errorf("presence start: %w", err)
+	}
+	if len(gone) > 0 {
+		p.log.Warn("redis: dropped presences left by an earlier run of this node", "node", p.id, "ended", len(gone))
+	}
+	if _, err := p.heartbeat(ctx); err != nil {
+		return nil, fmt.Errorf("presence heartbeat: %w", err)
+	}
+	p.wg.Add(2)
+	go p.beat()
+	go p.sweep()
+	return p, nil
+}
+
+// Add counts one connection of userID in convID on this node; first is
+// true if no live node had the user there before.
+func (p *Presence) Add(ctx context.Context, convID, userID int64) (bool, error) {
+	p.gate.RLock()
+	defer p.gate.RUnlock()
+	if p.closed {
+		return false, ErrClosed
+	}
+	k := pair{convID, userID}
+	e := p.acquire(k)
+	defer p.release(k, e)
+	e.n++
+	if e.n > 1 {
+		return false, nil
+	}
+	first, err := p.run(ctx, addScript, k)
+	if err != nil {
+		e.n--
+		e.pending = failedAdd
+		return false, fmt.Errorf("add presence %s: %w", k, err)
+	}
+	e.pending = settled
+	return first, nil
+}
+
+// Remove uncounts one connection; last is true if no live node has the
+// user in convID any more. A Remove without a matching Add does nothing.
+func (p *Presence) Remove(ctx context.Context, convID, userID int64) (bool, error) {
+	p.gate.RLock()
+	defer p.gate.RUnlock()
+	if p.closed {
+		return false, ErrClosed
+	}
+	k := pair{convID, userID}
+	e := p.acquire(k)
+	defer p.release(k, e)
+	if e.n == 0 {
+		return false, nil
+	}
+	e.n--
+	if e.n > 0 {
+		return false, nil
+	}
+	last, err := p.run(ctx, removeScript, k)
+	if err != nil {
+		e.pending = failedRemove
+		return false, fmt.Errorf("remove presence %s: %w", k, err)
+	}
+	e.pending = settled
+	return last, nil
+}
+
+func (p *Presence) run(ctx context.Context, s *goredis.Script, k pair) (bool, error) {
+	n, err := s.Run(ctx, p.rdb, nil, p.p, p.id, k.conv, k.user).Int()
+	return n == 1, err
+}
+
+// acquire returns k's entry, locked.
+func (p *Presence) acquire(k pair) *entry {
+	p.mu.Lock()
+	e := p.local[k]
+	if e == nil {
+		e = &entry{}
+		p.local[k] = e
+	}
+	e.refs++
+	p.mu.Unlock()
+	e.mu.Lock()
+	return e
+}
+
+// release unlocks e and forgets it when nothing is left to remember.
+func (p *Presence) release(k pair, e *entry) {
+	e.mu.Unlock()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	e.refs--
+	// With no holder left, n and pending are stable: the last one wrote
+	// them before taking p.mu.
+	if e.refs == 0 && e.n == 0 && e.pending == settled {
+		delete(p.local, k)
+	}
+}
+
+// Online lists the users present in convID on any node.
+func (p *Presence) Online(ctx context.Context, convID int64) ([]int64, error) {
+	ms, err := p.rdb.SMembers(ctx, p.p+"in:"+strconv.FormatInt(convID, 10)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("online %d: %w", convID, err)
+	}
+	ids := make([]int64, 0, len(ms))
+	for _, m := range ms {
+		id, err := strconv.ParseInt(m, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("online %d: bad member %q", convID, m)
+		}
+		ids = append(ids, id)
+	}
+	return ids, nil
+}
+
+// OnlineOf returns those of userIDs present in convID, in their order, in
+// one round trip.
+func (p *Presence) OnlineOf(ctx context.Context, convID int64, userIDs []int64) ([]int64, error) {
+	if len(userIDs) == 0 {
+		return nil, nil
+	}
+	ms := make([]any, len(userIDs))
+	for i, id := range userIDs {
+		ms[i] = id
+	}
+	in, err := p.rdb.SMIsMember(ctx, p.p+"in:"+strconv.FormatInt(convID, 10), ms...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("online of %d: %w", convID, err)
+	}
+	var ids []int64
+	for i, ok := range in {
+		if ok {
+			ids = append(ids, userIDs[i])
+		}
+	}
+	return ids, nil
+}
+
+// Watch registers fn to be called, on the node that reaps a dead node, for
+// each presence that thereby ended everywhere; and on this node for the
+// presences Close or a retried Remove ends (see Presence). fn runs on a
+// background goroutine, one presence at a time.
+func (p *Presence) Watch(fn func(convID, userID int64)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.watchers = append(p.watchers, fn)
+}
+
+func (p *Presence) ended(convID, userID int64) {
+	p.mu.Lock()
+	fns := slices.Clone(p.watchers)
+	p.mu.Unlock()
+	for _, fn := range fns {
+		fn(convID, userID)
+	}
+}
+
+// endedAll passes the "<conv>:<user>" members a reap returned to ended.
+func (p *Presence) endedAll(gone []string) {
+	for _, m := range gone {
+		c, u, _ := strings.Cut(m, ":")
+		conv, err1 := strconv.ParseInt(c, 10, 64)
+		user, err2 := strconv.ParseInt(u, 10, 64)
+		if err1 != nil || err2 != nil {
+			p.log.Warn("redis: bad presence member", "member", m)
+			continue
+		}
+		p.ended(conv, user)
+	}
+}
+
+// heartbeat refreshes this node's key and reports whether it had expired.
+func (p *Presence) heartbeat(ctx context.Context) (expired bool, err error) {
+	r, err := heartbeatScript.Run(ctx, p.rdb, nil, p.p, p.id, p.keyTTL.Milliseconds()).Int64Slice()
+	if err != nil {
+		return false, err
+	}
+	return r[0] == 0 || r[1] == 0, nil
+}
+
+// beat refreshes the heartbeat every NodeTTL/6, rewrites this node's
+// presences if it may have been reaped, and retries failed calls.
+func (p *Presence) beat() {
+	defer p.wg.Done()
+	t := time.NewTicker(p.every)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.quit:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), p.keyTTL)
+		expired, err := p.heartbeat(ctx)
+		if err != nil {
+			p.log.Warn("redis: presence heartbeat", "err", err)
+		} else {
+			p.settle(ctx, expired)
+		}
+		cancel()
+	}
+}
+
+// settle writes every local presence again if rewrite is set, and
+// retries the calls that failed.
+func (p *Presence) settle(ctx context.Context, rewrite bool) {
+	if rewrite {
+		p.log.Warn("redis: presence heartbeat had expired; writing presences again", "node", p.id)
+	}
+	p.mu.Lock()
+	keys := make([]pair, 0, len(p.local))
+	for k := range p.local {
+		keys = append(keys, k)
+	}
+	p.mu.Unlock()
+	var ended []pair
+	defer func() {
+		for _, k := range ended {
+			p.ended(k.conv, k.user)
+		}
+	}()
+	for _, k := range keys {
+		if ctx.Err() != nil {
+			return
+		}
+		p.gate.RLock()
+		if p.closed {
+			p.gate.RUnlock()
+			return
+		}
+		e := p.acquire(k)
+		switch {
+		case e.n > 0 && rewrite:
+			if _, err := p.run(ctx, addScript, k); err != nil {
+				p.log.Warn("redis: rewrite presence", "presence", k.String(), "err", err)
+			}
+		case e.n == 0 && e.pending != settled:
+			last, err := p.run(ctx, removeScript, k)
+			if err != nil {
+				p.log.Warn("redis: retry presence removal", "presence", k.String(), "err", err)
+				break
+			}
+			if last && e.pending == failedRemove {
+				ended = append(ended, k)
+			}
+			e.pending = settled
+		}
+		p.release(k, e)
+		p.gate.RUnlock()
+	}
+}
+
+// sweep reaps dead nodes every NodeTTL/6.
+func (p *Presence) sweep() {
+	defer p.wg.Done()
+	for {
+		// Jitter spreads the sweeps of nodes started together.
+		d := p.every/2 + rand.N(p.every)
+		select {
+		case <-p.quit:
+			return
+		case <-time.After(d):
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), p.keyTTL)
+		if err := p.reapDead(ctx); err != nil {
+			p.log.Warn("redis: presence sweep", "err", err)
+		}
+		cancel()
+	}
+}
+
+func (p *Presence) reapDead(ctx context.Context) error {
+	ids, err := p.rdb.SMembers(ctx, p.p+"nodes").Result()
+	if err != nil {
+		return err
+	}
+	ids = slices.DeleteFunc(ids, func(id string) bool { return id == p.id })
+	if len(ids) == 0 {
+		return nil
+	}
+	pipe := p.rdb.Pipeline()
+	exists := make([]*goredis.IntCmd, len(ids))
+	for i, id := range ids {
+		exists[i] = pipe.Exists(ctx, p.p+"node:"+id)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return err
+	}
+	for i, id := range ids {
+		if exists[i].Val() == 1 {
+			continue
+		}
+		gone, err := reapScript.Run(ctx, p.rdb, nil, p.p, id, "0").StringSlice()
+		if err != nil {
+			return fmt.Errorf("reap node %s: %w", id, err)
+		}
+		if len(gone) > 0 {
+			p.log.Info("redis: reaped dead node", "node", id, "ended", len(gone))
+		}
+		p.endedAll(gone)
+	}
+	return nil
+}
+
+// Close stops the heartbeat and removes this node's presences from Redis
+// at once. Presences still held (no Remove was called) end as if the node
+// had died: the Watch functions are called for those that thereby ended
+// everywhere, before Close returns, so close Presence before the Broker
+// they may publish on (Client.Close does).
+func (p *Presence) Close() error {
+	p.gate.Lock()
+	if p.closed {
+		p.gate.Unlock()
+		return nil
+	}
+	p.closed = true
+	p.gate.Unlock()
+	close(p.quit)
+	p.wg.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	gone, err := reapScript.Run(ctx, p.rdb, nil, p.p, p.id, "1").StringSlice()
+	if err != nil {
+		return fmt.Errorf("presence close: %w", err)
+	}
+	p.endedAll(gone)
+	return nil
+}

@@ -1,0 +1,879 @@
+package redis_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"net"
+	"net/url"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/parley-chat/parley/internal/chat"
+	"github.com/parley-chat/parley/internal/chat/chattest"
+	"github.com/parley-chat/parley/internal/redis"
+)
+
+// testEnv is one test's Redis: the URL and a key prefix of its own, whose
+// keys are deleted when the test ends.
+type testEnv struct {
+	url    string
+	prefix string
+	raw    *goredis.Client
+}
+
+// newTestEnv skips the test when no Redis is at PARLEY_TEST_REDIS or, if
+// that is empty, at 127.0.0.1:6379; it fails when PARLEY_TEST_REDIS is set
+// and unreachable.
+func newTestEnv(tb testing.TB) *testEnv {
+	tb.Helper()
+	url := os.Getenv("PARLEY_TEST_REDIS")
+	required := url != ""
+	if !required {
+		url = "redis://127.0.0.1:6379"
+	}
+	opt, err := goredis.ParseURL(url)
+	if err != nil {
+		tb.Fatalf("PARLEY_TEST_REDIS: %v", err)
+	}
+	opt.MaxRetries = -1
+	raw := goredis.NewClient(opt)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := raw.Ping(ctx).Err(); err != nil {
+		raw.Close()
+		if required {
+			tb.Fatalf("PARLEY_TEST_REDIS=%s is unreachable: %v", url, err)
+		}
+		tb.Skipf("no Redis at %s (%v); set PARLEY_TEST_REDIS=redis://host:port/db to run the Redis tests", url, err)
+	}
+	b := make([]byte, 6)
+	rand.Read(b)
+	e := &testEnv{url: url, prefix: "parleytest:" + hex.EncodeToString(b) + ":", raw: raw}
+	tb.Cleanup(func() {
+		defer raw.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		keys, err := raw.Keys(ctx, e.prefix+"*").Result()
+		if err != nil {
+			tb.Errorf("list test keys: %v", err)
+			return
+		}
+		if len(keys) > 0 {
+			if err := raw.Del(ctx, keys...).Err(); err != nil {
+				tb.Errorf("delete test keys: %v", err)
+			}
+		}
+	})
+	return e
+}
+
+// client starts a node on the test's prefix, closed when the test ends.
+func (e *testEnv) client(tb testing.TB, opts redis.Options) *redis.Client {
+	tb.Helper()
+	opts.Prefix = e.prefix
+	c, err := redis.New(context.Background(), e.url, opts)
+	if err != nil {
+		tb.Fatalf("New: %v", err)
+	}
+	tb.Cleanup(func() {
+		if err := c.Close(); err != nil {
+			tb.Errorf("Close: %v", err)
+		}
+	})
+	return c
+}
+
+func TestBroker(t *testing.T) {
+	chattest.TestBroker(t, func(t *testing.T) chat.Broker {
+		return newTestEnv(t).client(t, redis.Options{}).Broker()
+	})
+}
+
+func TestPresence(t *testing.T) {
+	chattest.TestPresence(t, func(t *testing.T) chat.Presence {
+		return newTestEnv(t).client(t, redis.Options{}).Presence()
+	})
+}
+
+func TestLimiter(t *testing.T) {
+	chattest.TestLimiter(t, func(t *testing.T) chat.Limiter {
+		return newTestEnv(t).client(t, redis.Options{}).Limiter()
+	})
+}
+
+func TestNewUnreachable(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if c, err := redis.New(ctx, "redis://127.0.0.1:1/0", redis.Options{}); err == nil {
+		c.Close()
+		t.Fatal("New with nothing listening = nil error; want an error")
+	}
+	if _, err := redis.New(ctx, "http://example.com", redis.Options{}); err == nil {
+		t.Fatal("New with a bad URL = nil error; want an error")
+	}
+}
+
+// events records what a subscription receives.
+type events struct {
+	mu     sync.Mutex
+	seqs   []int64
+	signal chan struct{}
+}
+
+func newEvents() *events { return &events{signal: make(chan struct{}, 1)} }
+
+func (e *events) add(ev chat.Event) {
+	e.mu.Lock()
+	e.seqs = append(e.seqs, ev.Message.Seq)
+	e.mu.Unlock()
+	select {
+	case e.signal <- struct{}{}:
+	default:
+	}
+}
+
+// wait returns the seqs received once there are n, failing after timeout.
+func (e *events) wait(tb testing.TB, n int, timeout time.Duration) []int64 {
+	tb.Helper()
+	deadline := time.After(timeout)
+	for {
+		e.mu.Lock()
+		got := slices.Clone(e.seqs)
+		e.mu.Unlock()
+		if len(got) >= n {
+			return got
+		}
+		select {
+		case <-e.signal:
+		case <-deadline:
+			tb.Fatalf("received %d events %v; want %d within %s", len(got), got, n, timeout)
+		}
+	}
+}
+
+func msg(conv, seq int64) chat.Event {
+	return chat.Event{Type: chat.EventMessage, ConvID: conv, Message: &chat.Message{ConvID: conv, Seq: seq, Kind: chat.KindText, Body: "hi"}}
+}
+
+func seqs(from, to int64) []int64 {
+	var s []int64
+	for i := from; i <= to; i++ {
+		s = append(s, i)
+	}
+	return s
+}
+
+func TestBrokerTwoNodes(t *testing.T) {
+	ctx := context.Background()
+	e := newTestEnv(t)
+	a, b := e.client(t, redis.Options{}).Broker(), e.client(t, redis.Options{}).Broker()
+	onA, onB, otherB := newEvents(), newEvents(), newEvents()
+	for _, s := range []struct {
+		b  *redis.Broker
+		t  chat.Topic
+		ev *events
+	}{{a, chat.ConvTopic(1), onA}, {b, chat.ConvTopic(1), onB}, {b, chat.ConvTopic(2), otherB}} {
+		cancel, err := s.b.Subscribe(s.t, s.ev.add)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cancel()
+	}
+	for i := int64(1); i <= 100; i++ {
+		if err := a.Publish(ctx, chat.ConvTopic(1), msg(1, i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Publish(ctx, chat.ConvTopic(2), msg(2, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(seqs(1, 100), onB.wait(t, 100, 5*time.Second)); diff != "" {
+		t.Errorf("node B mismatch (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(seqs(1, 100), onA.wait(t, 100, 5*time.Second)); diff != "" {
+		t.Errorf("node A mismatch (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]int64{1}, otherB.wait(t, 1, 5*time.Second)); diff != "" {
+		t.Errorf("node B, other topic mismatch (-want +got):\n%s", diff)
+	}
+}
+
+// numSub returns how many connections Redis has subscribed to topic t.
+func (e *testEnv) numSub(tb testing.TB, t chat.Topic) int64 {
+	tb.Helper()
+	m, err := e.raw.PubSubNumSub(context.Background(), e.prefix+string(t)).Result()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return m[e.prefix+string(t)]
+}
+
+// eventually polls cond every 20 ms until it holds, failing after timeout.
+func eventually(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("%s: not within %s", what, timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestBrokerOneSubscriptionPerTopic(t *testing.T) {
+	e := newTestEnv(t)
+	b := e.client(t, redis.Options{}).Broker()
+	var cancels []func()
+	for range 3 {
+		for _, tp := range []chat.Topic{chat.ConvTopic(1), chat.UserTopic(1)} {
+			cancel, err := b.Subscribe(tp, func(chat.Event) {})
+			if err != nil {
+				t.Fatal(err)
+			}
+			cancels = append(cancels, cancel)
+		}
+	}
+	for _, tp := range []chat.Topic{chat.ConvTopic(1), chat.UserTopic(1)} {
+		if n := e.numSub(t, tp); n != 1 {
+			t.Errorf("PUBSUB NUMSUB %s = %d; want 1 (one connection per node)", tp, n)
+		}
+	}
+	for _, cancel := range cancels[:4] {
+		cancel()
+	}
+	if n := e.numSub(t, chat.ConvTopic(1)); n != 1 {
+		t.Errorf("PUBSUB NUMSUB with a subscriber left = %d; want 1", n)
+	}
+	for _, cancel := range cancels[4:] {
+		cancel()
+	}
+	eventually(t, 5*time.Second, "UNSUBSCRIBE after the last cancel", func() bool {
+		return e.numSub(t, chat.ConvTopic(1)) == 0 && e.numSub(t, chat.UserTopic(1)) == 0
+	})
+}
+
+func TestBrokerClosed(t *testing.T) {
+	e := newTestEnv(t)
+	b := e.client(t, redis.Options{}).Broker()
+	cancel, err := b.Subscribe(chat.ConvTopic(1), func(chat.Event) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	cancel() // harmless after Close
+	if err := b.Publish(context.Background(), chat.ConvTopic(1), msg(1, 1)); !errors.Is(err, redis.ErrClosed) {
+		t.Errorf("Publish after Close = %v; want ErrClosed", err)
+	}
+	if _, err := b.Subscribe(chat.ConvTopic(1), func(chat.Event) {}); !errors.Is(err, redis.ErrClosed) {
+		t.Errorf("Subscribe after Close = %v; want ErrClosed", err)
+	}
+}
+
+func TestBrokerResumesAfterConnectionKill(t *testing.T) {
+	ctx := context.Background()
+	e := newTestEnv(t)
+	a := e.client(t, redis.Options{}).Broker()
+	pub := e.client(t, redis.Options{}).Broker()
+	resumed := make(chan struct{}, 10)
+	a.OnResume(func() { resumed <- struct{}{} })
+	got := newEvents()
+	cancel, err := a.Subscribe(chat.ConvTopic(1), got.add)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cancel()
+	if err := pub.Publish(ctx, chat.ConvTopic(1), msg(1, 1)); err != nil {
+		t.Fatal(err)
+	}
+	got.wait(t, 1, 5*time.Second)
+
+	n, err := e.raw.ClientKillByFilter(ctx, "TYPE", "pubsub").Result()
+	if err != nil || n < 1 {
+		t.Fatalf("CLIENT KILL TYPE pubsub = %d, %v; want at least 1 killed", n, err)
+	}
+	select {
+	case <-resumed:
+	case <-time.After(15 * time.Second):
+		t.Fatal("OnResume not called within 15s of the connection kill")
+	}
+	if err := pub.Publish(ctx, chat.ConvTopic(1), msg(1, 2)); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]int64{1, 2}, got.wait(t, 2, 5*time.Second)); diff != "" {
+		t.Errorf("events mismatch (-want +got):\n%s", diff)
+	}
+	// A topic subscribed after the resume works too.
+	later := newEvents()
+	cancel2, err := a.Subscribe(chat.ConvTopic(2), later.add)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cancel2()
+	if err := pub.Publish(ctx, chat.ConvTopic(2), msg(2, 1)); err != nil {
+		t.Fatal(err)
+	}
+	later.wait(t, 1, 5*time.Second)
+}
+
+// watched records what a Presence's Watch functions receive.
+type watched struct {
+	mu     sync.Mutex
+	got    [][2]int64
+	signal chan struct{}
+}
+
+func watch(p *redis.Presence) *watched {
+	w := &watched{signal: make(chan struct{}, 1)}
+	p.Watch(func(conv, user int64) {
+		w.mu.Lock()
+		w.got = append(w.got, [2]int64{conv, user})
+		w.mu.Unlock()
+		select {
+		case w.signal <- struct{}{}:
+		default:
+		}
+	})
+	return w
+}
+
+func (w *watched) all() [][2]int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	got := slices.Clone(w.got)
+	slices.SortFunc(got, func(a, b [2]int64) int {
+		if a[0] != b[0] {
+			return int(a[0] - b[0])
+		}
+		return int(a[1] - b[1])
+	})
+	return got
+}
+
+// wait returns what was reported once there are n, failing after timeout.
+func (w *watched) wait(tb testing.TB, n int, timeout time.Duration) [][2]int64 {
+	tb.Helper()
+	deadline := time.After(timeout)
+	for {
+		if got := w.all(); len(got) >= n {
+			return got
+		}
+		select {
+		case <-w.signal:
+		case <-deadline:
+			tb.Fatalf("Watch reported %v; want %d presences within %s", w.all(), n, timeout)
+		}
+	}
+}
+
+func mustAdd(tb testing.TB, p chat.Presence, conv, user int64, want bool) {
+	tb.Helper()
+	if got, err := p.Add(context.Background(), conv, user); err != nil || got != want {
+		tb.Fatalf("Add(%d, %d) = %v, %v; want %v", conv, user, got, err, want)
+	}
+}
+
+func mustRemove(tb testing.TB, p chat.Presence, conv, user int64, want bool) {
+	tb.Helper()
+	if got, err := p.Remove(context.Background(), conv, user); err != nil || got != want {
+		tb.Fatalf("Remove(%d, %d) = %v, %v; want %v", conv, user, got, err, want)
+	}
+}
+
+func online(tb testing.TB, p chat.Presence, conv int64) []int64 {
+	tb.Helper()
+	ids, err := p.Online(context.Background(), conv)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+func TestPresenceTwoNodesCountOnce(t *testing.T) {
+	e := newTestEnv(t)
+	a, b := e.client(t, redis.Options{}).Presence(), e.client(t, redis.Options{}).Presence()
+	mustAdd(t, a, 1, 7, true)  // online
+	mustAdd(t, b, 1, 7, false) // already online on A
+	mustAdd(t, a, 1, 7, false)
+	mustAdd(t, b, 1, 8, true)
+	for _, p := range []chat.Presence{a, b} {
+		if diff := cmp.Diff([]int64{7, 8}, online(t, p, 1)); diff != "" {
+			t.Errorf("Online mismatch (-want +got):\n%s", diff)
+		}
+	}
+	mustRemove(t, a, 1, 7, false)
+	mustRemove(t, a, 1, 7, false) // gone from A, still on B
+	if diff := cmp.Diff([]int64{7, 8}, online(t, a, 1)); diff != "" {
+		t.Errorf("Online mismatch (-want +got):\n%s", diff)
+	}
+	mustRemove(t, b, 1, 7, true) // gone everywhere
+	if diff := cmp.Diff([]int64{8}, online(t, a, 1)); diff != "" {
+		t.Errorf("Online mismatch (-want +got):\n%s", diff)
+	}
+	got, err := a.OnlineOf(context.Background(), 1, []int64{7, 8, 9})
+	if err != nil || !slices.Equal(got, []int64{8}) {
+		t.Errorf("OnlineOf = %v, %v; want [8]", got, err)
+	}
+	// Concurrent first connections on two nodes: exactly one is first.
+	var wg sync.WaitGroup
+	var firsts, lasts [2]bool
+	for i, p := range []chat.Presence{a, b} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f, err := p.Add(context.Background(), 2, 5)
+			if err != nil {
+				t.Error(err)
+			}
+			firsts[i] = f
+		}()
+	}
+	wg.Wait()
+	if firsts[0] == firsts[1] {
+		t.Errorf("concurrent Add on two nodes: first = %v; want exactly one", firsts)
+	}
+	for i, p := range []chat.Presence{a, b} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			l, err := p.Remove(context.Background(), 2, 5)
+			if err != nil {
+				t.Error(err)
+			}
+			lasts[i] = l
+		}()
+	}
+	wg.Wait()
+	if lasts[0] == lasts[1] {
+		t.Errorf("concurrent Remove on two nodes: last = %v; want exactly one", lasts)
+	}
+}
+
+func TestPresenceDeadNode(t *testing.T) {
+	const ttl = time.Second
+	e := newTestEnv(t)
+	a := e.client(t, redis.Options{NodeTTL: ttl}).Presence()
+	b := e.client(t, redis.Options{NodeTTL: ttl}).Presence()
+	c := e.client(t, redis.Options{NodeTTL: ttl}).Presence()
+	wa, wb, wc := watch(a), watch(b), watch(c)
+	mustAdd(t, a, 1, 10, true)
+	mustAdd(t, a, chat.Everywhere, 10, true)
+	mustAdd(t, a, 1, 11, true)
+	mustAdd(t, a, 1, 11, false)
+	mustAdd(t, b, 1, 11, false) // also on B: stays present
+	mustAdd(t, b, 1, 12, true)
+
+	start := time.Now()
+	a.Crash()
+	want := [][2]int64{{chat.Everywhere, 10}, {1, 10}}
+	deadline := time.Now().Add(10 * ttl)
+	for {
+		got := append(wb.all(), wc.all()...)
+		if len(got) >= len(want) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Watch reported %v; want %v within %s", got, want, 10*ttl)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("dead node reported %s after the crash (NodeTTL %s)", time.Since(start).Round(time.Millisecond), ttl)
+	// Give a second reaper time to (wrongly) report again.
+	time.Sleep(2 * ttl)
+	got := append(wb.all(), wc.all()...)
+	slices.SortFunc(got, func(x, y [2]int64) int { return int(x[0]-y[0])*1000 + int(x[1]-y[1]) })
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Watch on the survivors mismatch (-want +got):\n%s", diff)
+	}
+	if got := wa.all(); len(got) != 0 {
+		t.Errorf("the dead node's Watch got %v; want nothing", got)
+	}
+	if diff := cmp.Diff([]int64{11, 12}, online(t, b, 1)); diff != "" {
+		t.Errorf("Online after the reap mismatch (-want +got):\n%s", diff)
+	}
+	if got := online(t, c, chat.Everywhere); len(got) != 0 {
+		t.Errorf("Online(Everywhere) after the reap = %v; want none", got)
+	}
+	mustRemove(t, b, 1, 11, true) // B was the last holder
+	mustAdd(t, c, 1, 10, true)    // 10 comes back on C
+}
+
+func TestPresenceCloseEndsHeld(t *testing.T) {
+	e := newTestEnv(t)
+	ca := e.client(t, redis.Options{})
+	a, b := ca.Presence(), e.client(t, redis.Options{}).Presence()
+	wa, wb := watch(a), watch(b)
+	mustAdd(t, a, 1, 10, true)
+	mustAdd(t, a, 1, 11, true)
+	mustAdd(t, b, 1, 11, false)
+	mustAdd(t, a, 1, 12, true)
+	mustRemove(t, a, 1, 12, true) // removed before Close: not reported
+	if err := ca.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([][2]int64{{1, 10}}, wa.all()); diff != "" {
+		t.Errorf("Watch on the closed node mismatch (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]int64{11}, online(t, b, 1)); diff != "" {
+		t.Errorf("Online after Close mismatch (-want +got):\n%s", diff)
+	}
+	if _, err := a.Add(context.Background(), 1, 1); !errors.Is(err, redis.ErrClosed) {
+		t.Errorf("Add after Close = %v; want ErrClosed", err)
+	}
+	if got := wb.all(); len(got) != 0 {
+		t.Errorf("Watch on the other node got %v; want nothing", got)
+	}
+}
+
+// TestPresenceRewriteAfterReap: a node whose heartbeat key vanished (as
+// after a long pause) is reaped by another, then writes its presences
+// again on its next heartbeat.
+func TestPresenceRewriteAfterReap(t *testing.T) {
+	e := newTestEnv(t)
+	a := e.client(t, redis.Options{NodeID: "a", NodeTTL: 12 * time.Second}).Presence() // heartbeat every 2 s
+	b := e.client(t, redis.Options{NodeID: "b", NodeTTL: time.Second}).Presence()      // sweeps every ~170 ms
+	wb := watch(b)
+	mustAdd(t, a, 1, 10, true)
+	if err := e.raw.Del(context.Background(), e.prefix+"presence:node:a").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([][2]int64{{1, 10}}, wb.wait(t, 1, 10*time.Second)); diff != "" {
+		t.Errorf("Watch mismatch (-want +got):\n%s", diff)
+	}
+	eventually(t, 15*time.Second, "presence written again", func() bool {
+		return slices.Equal(online(t, b, 1), []int64{10})
+	})
+	mustAdd(t, b, 1, 10, false)
+	mustRemove(t, b, 1, 10, false)
+	mustRemove(t, a, 1, 10, true)
+}
+
+func TestLimiterShared(t *testing.T) {
+	ctx := context.Background()
+	e := newTestEnv(t)
+	a, b := e.client(t, redis.Options{}).Limiter(), e.client(t, redis.Options{}).Limiter()
+	for i, l := range []*redis.Limiter{a, b, a} {
+		if ok, _, err := l.Allow(ctx, "k", 3, time.Minute); !ok || err != nil {
+			t.Fatalf("event %d = %v, %v; want allowed", i+1, ok, err)
+		}
+	}
+	for _, l := range []*redis.Limiter{a, b} {
+		ok, after, err := l.Allow(ctx, "k", 3, time.Minute)
+		if ok || err != nil || after <= 0 || after > time.Minute {
+			t.Errorf("4th event = %v, %v, %v; want refused, retry within 1m", ok, after, err)
+		}
+	}
+	if ok, _, err := b.Allow(ctx, "other", 3, time.Minute); !ok || err != nil {
+		t.Errorf("another key = %v, %v; want allowed", ok, err)
+	}
+	// Concurrent callers on both nodes: exactly n allowed.
+	var mu sync.Mutex
+	allowed := 0
+	var wg sync.WaitGroup
+	for i := range 40 {
+		l := []*redis.Limiter{a, b}[i%2]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ok, _, err := l.Allow(ctx, "burst", 10, time.Minute)
+			if err != nil {
+				t.Error(err)
+			}
+			if ok {
+				mu.Lock()
+				allowed++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if allowed != 10 {
+		t.Errorf("concurrent events allowed = %d; want 10", allowed)
+	}
+}
+
+// proxy forwards TCP connections to Redis and can fail them on demand.
+type proxy struct {
+	target string
+	addr   string
+
+	mu    sync.Mutex
+	ln    net.Listener
+	conns map[*proxyConn]struct{}
+}
+
+type proxyConn struct {
+	client, server net.Conn
+	frozen         atomic.Bool // data is read and dropped, like a dead peer
+}
+
+func startProxy(tb testing.TB, target string) *proxy {
+	tb.Helper()
+	p := &proxy{target: target, conns: make(map[*proxyConn]struct{})}
+	p.listen(tb, "127.0.0.1:0")
+	tb.Cleanup(p.stop)
+	return p
+}
+
+func (p *proxy) listen(tb testing.TB, addr string) {
+	tb.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		tb.Fatalf("proxy listen: %v", err)
+	}
+	p.mu.Lock()
+	p.ln, p.addr = ln, ln.Addr().String()
+	p.mu.Unlock()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", p.target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			pc := &proxyConn{client: c, server: s}
+			p.mu.Lock()
+			p.conns[pc] = struct{}{}
+			p.mu.Unlock()
+			go pc.copy(s, c)
+			go pc.copy(c, s)
+		}
+	}()
+}
+
+func (pc *proxyConn) copy(dst, src net.Conn) {
+	defer pc.client.Close()
+	defer pc.server.Close()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 && !pc.frozen.Load() {
+			if _, err := dst.Write(buf[:n]); err != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// stop closes the listener and every connection: Redis is down.
+func (p *proxy) stop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.ln.Close()
+	for pc := range p.conns {
+		pc.client.Close()
+		pc.server.Close()
+	}
+	clear(p.conns)
+}
+
+// restart listens again on the same address: Redis is back.
+func (p *proxy) restart(tb testing.TB) { p.listen(tb, p.addr) }
+
+// freeze makes every open connection silently drop what it carries, as
+// when the peer's host vanishes; new connections work.
+func (p *proxy) freeze() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for pc := range p.conns {
+		pc.frozen.Store(true)
+	}
+}
+
+// url is e's Redis URL through p.
+func (e *testEnv) urlVia(tb testing.TB, p *proxy) string {
+	tb.Helper()
+	u, err := url.Parse(e.url)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	u.Host = p.addr
+	return u.String()
+}
+
+func (e *testEnv) target(tb testing.TB) string {
+	tb.Helper()
+	opt, err := goredis.ParseURL(e.url)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return opt.Addr
+}
+
+func TestBrokerRedisDown(t *testing.T) {
+	ctx := context.Background()
+	e := newTestEnv(t)
+	p := startProxy(t, e.target(t))
+	c, err := redis.New(ctx, e.urlVia(t, p), redis.Options{Prefix: e.prefix, SubscribeTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	b := c.Broker()
+	pub := e.client(t, redis.Options{}).Broker()
+	resumed := make(chan struct{}, 10)
+	b.OnResume(func() { resumed <- struct{}{} })
+	got := newEvents()
+	cancel, err := b.Subscribe(chat.ConvTopic(1), got.add)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cancel()
+	if err := pub.Publish(ctx, chat.ConvTopic(1), msg(1, 1)); err != nil {
+		t.Fatal(err)
+	}
+	got.wait(t, 1, 5*time.Second)
+
+	p.stop()
+	pctx, pcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer pcancel()
+	if err := b.Publish(pctx, chat.ConvTopic(1), msg(1, 9)); err == nil {
+		t.Error("Publish with Redis down = nil; want an error")
+	}
+	got2 := newEvents()
+	cancel2, err := b.Subscribe(chat.ConvTopic(2), got2.add)
+	if err != nil {
+		t.Fatalf("Subscribe with Redis down = %v; want nil (it subscribes on reconnect)", err)
+	}
+	defer cancel2()
+
+	p.restart(t)
+	select {
+	case <-resumed:
+	case <-time.After(15 * time.Second):
+		t.Fatal("OnResume not called within 15s of Redis coming back")
+	}
+	for _, ev := range []struct {
+		t  chat.Topic
+		ev chat.Event
+	}{{chat.ConvTopic(1), msg(1, 2)}, {chat.ConvTopic(2), msg(2, 1)}} {
+		if err := pub.Publish(ctx, ev.t, ev.ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if diff := cmp.Diff([]int64{1, 2}, got.wait(t, 2, 5*time.Second)); diff != "" {
+		t.Errorf("topic 1 mismatch (-want +got):\n%s", diff)
+	}
+	got2.wait(t, 1, 5*time.Second)
+	eventually(t, 10*time.Second, "Publish works again", func() bool {
+		return b.Publish(ctx, chat.ConvTopic(3), msg(3, 1)) == nil
+	})
+}
+
+// TestBrokerDeadPeer: a pub/sub connection that silently stops carrying
+// data is noticed by the ping and replaced.
+func TestBrokerDeadPeer(t *testing.T) {
+	ctx := context.Background()
+	e := newTestEnv(t)
+	p := startProxy(t, e.target(t))
+	c, err := redis.New(ctx, e.urlVia(t, p), redis.Options{
+		Prefix: e.prefix, PingInterval: 200 * time.Millisecond, PingTimeout: 300 * time.Millisecond, SubscribeTimeout: time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	b := c.Broker()
+	pub := e.client(t, redis.Options{}).Broker()
+	resumed := make(chan struct{}, 10)
+	b.OnResume(func() { resumed <- struct{}{} })
+	got := newEvents()
+	cancel, err := b.Subscribe(chat.ConvTopic(1), got.add)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cancel()
+	p.freeze()
+	select {
+	case <-resumed:
+	case <-time.After(15 * time.Second):
+		t.Fatal("OnResume not called within 15s of the connection going silent")
+	}
+	if err := pub.Publish(ctx, chat.ConvTopic(1), msg(1, 1)); err != nil {
+		t.Fatal(err)
+	}
+	got.wait(t, 1, 5*time.Second)
+	// The pool's frozen connections would stall Close until they time out.
+	p.stop()
+	p.restart(t)
+}
+
+// TestPresenceRetriesFailedRemove: a Remove that fails while Redis is
+// unreachable is retried by the heartbeat, and the end it then finds is
+// reported to Watch, since no caller announced it. (If Redis stays away
+// long enough for the node's heartbeat to expire, the other node reaps it
+// and reports the end instead; either way exactly once.)
+func TestPresenceRetriesFailedRemove(t *testing.T) {
+	ctx := context.Background()
+	e := newTestEnv(t)
+	p := startProxy(t, e.target(t))
+	c, err := redis.New(ctx, e.urlVia(t, p), redis.Options{Prefix: e.prefix, NodeTTL: 12 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	a := c.Presence()
+	other := e.client(t, redis.Options{}).Presence()
+	wa, wo := watch(a), watch(other)
+	mustAdd(t, a, 1, 10, true)
+	mustAdd(t, a, 1, 11, true)
+
+	p.stop()
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if last, err := a.Remove(rctx, 1, 10); err == nil {
+		t.Fatalf("Remove with Redis down = %v, nil; want an error", last)
+	}
+	if _, err := a.Add(rctx, 2, 12); err == nil {
+		t.Fatal("Add with Redis down = nil error; want an error")
+	}
+	p.restart(t)
+
+	ended := func() int {
+		n := 0
+		for _, w := range append(wa.all(), wo.all()...) {
+			if w == [2]int64{1, 10} {
+				n++
+			}
+		}
+		return n
+	}
+	eventually(t, 15*time.Second, "the end of (1, 10) reported", func() bool { return ended() > 0 })
+	eventually(t, 15*time.Second, "Online(1) = [11]", func() bool { return slices.Equal(online(t, other, 1), []int64{11}) })
+	eventually(t, 15*time.Second, "the failed Add undone", func() bool { return len(online(t, other, 2)) == 0 })
+	if n := ended(); n != 1 {
+		t.Errorf("the end of (1, 10) was reported %d times; want 1", n)
+	}
+	mustAdd(t, a, 2, 12, true)
+	mustRemove(t, a, 1, 11, true)
+}
+
+func TestPresenceRestartSameNodeID(t *testing.T) {
+	e := newTestEnv(t)
+	a := e.client(t, redis.Options{NodeID: "x"}).Presence()
+	mustAdd(t, a, 1, 10, true)
+	a.Crash()
+	b := e.client(t, redis.Options{NodeID: "x"}).Presence()
+	if got := online(t, b, 1); len(got) != 0 {
+		t.Errorf("Online after a restart with the same NodeID = %v; want none", got)
+	}
+	mustAdd(t, b, 1, 10, true)
+}
