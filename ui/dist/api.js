@@ -52,6 +52,7 @@ async function request(method, path, body) {
 }
 
 const roomPath = (id) => `/api/rooms/${encodeURIComponent(id)}`;
+const groupPath = (id) => `/api/groups/${encodeURIComponent(id)}`;
 
 export const api = {
   requestCode: (email) => request('POST', '/api/auth/code', { email }),
@@ -72,6 +73,20 @@ export const api = {
   direct: (userId) => request('GET', `/api/direct/${encodeURIComponent(userId)}`).then((d) => d.conversation),
   sendDirect: (userId, clientId, body) =>
     request('POST', `/api/direct/${encodeURIComponent(userId)}/messages`, { client_id: clientId, body }),
+
+  createGroup: (name, description, maxMembers) => {
+    const body = { name, description };
+    if (maxMembers) body.max_members = maxMembers;
+    return request('POST', '/api/groups', body).then((d) => d.group);
+  },
+  group: (id) => request('GET', groupPath(id)).then((d) => d.group),
+  updateGroup: (id, changes) => request('PATCH', groupPath(id), changes).then((d) => d.group),
+  deleteGroup: (id) => request('DELETE', groupPath(id)),
+  addGroupMember: (id, userId) => request('POST', `${groupPath(id)}/members`, { user_id: userId }),
+  removeGroupMember: (id, userId) => request('DELETE', `${groupPath(id)}/members/${encodeURIComponent(userId)}`),
+  setGroupRole: (id, userId, role) =>
+    request('PUT', `${groupPath(id)}/members/${encodeURIComponent(userId)}/role`, { role }),
+  transferGroup: (id, userId) => request('POST', `${groupPath(id)}/owner`, { user_id: userId }),
 
   searchUsers: (q) => request('GET', `/api/users?q=${encodeURIComponent(q)}`).then((d) => d.users || []),
   contacts: () => request('GET', '/api/contacts'),

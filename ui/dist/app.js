@@ -53,6 +53,12 @@ const state = {
   peopleToken: 0,
   cache: new Map(), // conversation id → what was shown when we switched away
   readSent: new Map(), // conversation id → highest seq sent as read
+  names: new Map(), // user id → name, of everyone seen (for group event lines)
+  presence: new Map(), // user id → {online, last_seen}: friends on- or offline anywhere
+  reads: new Map(), // conversation id → Map(user id → read seq) of the other members
+  group: null, // the open group with its member list (GET /api/groups/{id})
+  groupSoon: 0,
+  ended: '', // why the open group can no longer be used ('' while it can)
 };
 
 const CACHE_MAX = 20; // conversations whose shown history is kept
@@ -94,6 +100,73 @@ function avatar(id, name) {
 
 function setHidden(el, hidden) {
   el.hidden = hidden;
+}
+
+// learnName remembers a user's name, for event lines that name them by id.
+function learnName(id, name) {
+  if (id && name) state.names.set(id, name);
+}
+
+// nameOf is the name to show for a user id in an event line.
+function nameOf(id, fallback) {
+  if (state.me && id === state.me.id) return 'you';
+  return state.names.get(id) || fallback || 'a former member';
+}
+
+const relFmt = new Intl.RelativeTimeFormat(undefined, { numeric: 'auto' });
+
+// relativeTime says how long ago an RFC 3339 time was ("5 minutes ago").
+function relativeTime(iso) {
+  const t = Date.parse(iso || '');
+  if (!t) return '';
+  const s = Math.round((t - Date.now()) / 1000);
+  const steps = [
+    [60, 'second'],
+    [3600, 'minute', 60],
+    [86400, 'hour', 3600],
+    [604800, 'day', 86400],
+    [Infinity, 'week', 604800],
+  ];
+  if (Math.abs(s) < 45) return 'just now';
+  for (const [limit, unit, div = 1] of steps) {
+    if (Math.abs(s) < limit) return relFmt.format(Math.round(s / div), unit);
+  }
+  return '';
+}
+
+// presenceText describes a user's presence, or '' when it is unknown.
+function presenceText(userId) {
+  const p = state.presence.get(userId);
+  if (!p) return '';
+  if (p.online) return 'Online';
+  const ago = p.last_seen ? relativeTime(p.last_seen) : '';
+  return ago ? `Offline · last seen ${ago}` : 'Offline';
+}
+
+// withPresence wraps an avatar with a dot showing whether the user is
+// online, when that is known (data-online is "true" or "false").
+function withPresence(av, userId) {
+  const p = state.presence.get(userId);
+  if (!p) return av;
+  const wrap = h('span', 'avatar-wrap');
+  const dot = h('span', `presence-dot ${p.online ? 'is-online' : 'is-offline'}`);
+  dot.dataset.online = String(!!p.online);
+  dot.dataset.userId = String(userId);
+  if (!p.online && p.last_seen) dot.dataset.lastSeen = p.last_seen;
+  const text = presenceText(userId);
+  dot.title = text;
+  dot.setAttribute('role', 'img');
+  dot.setAttribute('aria-label', text);
+  wrap.append(av, dot);
+  return wrap;
+}
+
+// setPresence records a friend's presence from a contact or presence frame;
+// without an online field it changes nothing.
+function setPresence(userId, online, lastSeen) {
+  if (typeof online !== 'boolean') return false;
+  state.presence.set(userId, { online, last_seen: online ? undefined : lastSeen });
+  return true;
 }
 
 // busy disables a button while fn runs.
@@ -300,6 +373,7 @@ function enterChat() {
   state.roomsTimer = setInterval(() => {
     refreshRooms();
     refreshConversations();
+    renderPeople(); // "last seen" times
   }, 30000);
   route();
 }
@@ -323,6 +397,9 @@ function leaveChat() {
   state.results = null;
   state.cache.clear();
   state.readSent.clear();
+  state.names.clear();
+  state.presence.clear();
+  state.reads.clear();
   $('people-search').value = '';
   renderConversations();
   renderPeople();
@@ -405,6 +482,7 @@ async function enterById(id) {
   document.title = `${room.name} · Parley`;
   resetRoomView(room);
   showScreen('room');
+  if (room.kind === 'group') loadGroup(room);
   await loadConversation(room, token);
 }
 
@@ -526,6 +604,7 @@ function isShown(id) {
 // message seen live (a conversation frame, or a message of the open one).
 function noteMessage(conv, m) {
   if (!m || !(m.seq > (conv.last_seq || 0))) return;
+  if (m.kind === 'renamed' && m.body && conv.kind !== 'direct') conv.name = m.body;
   conv.last_seq = m.seq;
   conv.last_message = m;
   conv.last_active_at = m.created_at;
@@ -542,7 +621,7 @@ function noteMessage(conv, m) {
 function markRead() {
   const r = state.room;
   const s = state.socket;
-  if (!r || !r.id || !s || !state.loaded || document.visibilityState !== 'visible') return;
+  if (!r || !r.id || !s || !state.loaded || state.ended || document.visibilityState !== 'visible') return;
   const last = s.last(r.id);
   if (!last) return;
   const conv = state.convs.get(r.id);
@@ -596,8 +675,7 @@ function previewText(conv) {
   if (!m) return 'No messages yet';
   const mine = state.me && m.sender_id === state.me.id;
   const who = mine ? 'You' : displayName(m.sender_id, m.sender_name);
-  if (m.kind === 'join') return `${who} joined`;
-  if (m.kind === 'leave') return `${who} left`;
+  if (EVENT_KINDS.has(m.kind)) return eventText(m);
   const body = (m.body || '').replace(/\s+/g, ' ').trim();
   const short = [...body].length > 80 ? `${[...body].slice(0, 80).join('')}…` : body;
   if (mine) return `You: ${short}`;
@@ -627,8 +705,10 @@ function renderConversations() {
     else li.dataset.roomName = c.name || '';
     const b = h('button', 'conv-item');
     b.type = 'button';
-    const av = direct ? avatar(c.peer?.id || 0, name) : h('span', 'avatar hue-none', c.kind === 'room' ? '#' : initial(name));
+    let av = direct ? avatar(c.peer?.id || 0, name) : h('span', 'avatar hue-none', c.kind === 'room' ? '#' : initial(name));
     av.setAttribute('aria-hidden', 'true');
+    if (c.kind === 'group') av.classList.add('is-group');
+    if (direct && c.peer) av = withPresence(av, c.peer.id);
     const main = h('span', 'conv-main');
     main.append(h('span', c.kind === 'room' ? 'conv-name is-room' : 'conv-name', name), h('span', 'conv-preview', previewText(c)));
     const side = h('span', 'conv-side');
@@ -671,7 +751,14 @@ async function refreshContacts() {
     if (state.view !== 'chat') return;
     state.contacts = new Map((data.contacts || []).map((c) => [c.user.id, c]));
     state.blocked = new Map((data.blocked || []).map((u) => [u.id, u]));
+    for (const c of state.contacts.values()) {
+      learnName(c.user.id, c.user.name);
+      if (c.state === 'friends' || c.state === 'friend') setPresence(c.user.id, c.online, c.last_seen);
+    }
+    fillNames();
     renderPeople();
+    renderConversations();
+    renderOnline();
   } catch (err) {
     console.warn('parley: contacts:', err.message);
   }
@@ -680,6 +767,9 @@ async function refreshContacts() {
 function onContactFrame(f) {
   if (!f.user) return;
   state.contactsVersion++;
+  learnName(f.user.id, f.user.name);
+  if (f.state === 'friends') setPresence(f.user.id, f.online, f.last_seen);
+  else state.presence.delete(f.user.id);
   if (f.state === 'friends' || f.state === 'request_sent' || f.state === 'request_received') {
     state.contacts.set(f.user.id, { user: f.user, state: f.state, since: f.since });
   } else {
@@ -706,16 +796,17 @@ function personRow(user) {
   return li;
 }
 
-function actionButton(cls, text, fn, primary) {
+// actionButton runs fn on a click; report shows its error (or clears it).
+function actionButton(cls, text, fn, primary, report = peopleInfo) {
   const b = h('button', `${cls} ${primary ? 'primary' : 'ghost'} small`, text);
   b.type = 'button';
   b.addEventListener('click', () =>
     busy(b, async () => {
       try {
-        peopleInfo('');
+        report('');
         await fn();
       } catch (err) {
-        peopleInfo(err.message, true);
+        report(report.describe ? report.describe(err) : err.message, true);
       }
     }),
   );
@@ -723,7 +814,7 @@ function actionButton(cls, text, fn, primary) {
 }
 
 // confirmButton is an action button that asks for a second click first.
-function confirmButton(cls, text, confirmText, fn) {
+function confirmButton(cls, text, confirmText, fn, report = peopleInfo) {
   const b = actionButton(cls, text, async () => {
     if (b.dataset.armed !== 'true') {
       b.dataset.armed = 'true';
@@ -737,7 +828,7 @@ function confirmButton(cls, text, confirmText, fn) {
       return;
     }
     await fn();
-  });
+  }, false, report);
   return b;
 }
 
@@ -811,7 +902,15 @@ function renderPeople() {
     li.dataset.userId = String(c.user.id);
     const b = h('button', 'person-open');
     b.type = 'button';
-    b.append(avatar(c.user.id, c.user.name), h('span', 'person-name', displayName(c.user.id, c.user.name)));
+    const text = h('span', 'person-text');
+    text.append(h('span', 'person-name', displayName(c.user.id, c.user.name)));
+    const seen = presenceText(c.user.id);
+    if (seen) {
+      const st = h('span', 'person-presence', seen.replace(/^Offline · /, ''));
+      st.title = seen;
+      text.append(st);
+    }
+    b.append(withPresence(avatar(c.user.id, c.user.name), c.user.id), text);
     if (state.room && state.room.kind === 'direct' && state.room.peer.id === c.user.id) b.setAttribute('aria-current', 'true');
     b.addEventListener('click', () => goDirect(c.user.id));
     li.append(b, confirmButton('remove-friend', 'Remove', 'Remove?', dropContact(c.user)));
@@ -1020,7 +1119,7 @@ function leaveCurrent() {
   renderTyping();
   const room = state.room;
   if (!room) return;
-  if (room.id && state.socket && state.loaded) {
+  if (room.id && state.socket && state.loaded && !state.ended) {
     const b = box();
     const els = [...b.children].filter((el) => el.id !== 'history-top' && !el.classList.contains('pending'));
     state.cache.delete(room.id);
@@ -1050,6 +1149,8 @@ async function loadConversation(room, token) {
     state.socket.openRoom(room.id, cached.last);
     for (const p of state.socket.pendingFor(room.id)) appendPending(p);
     updateHistoryTop();
+    fillNames();
+    renderReceipts();
     if (cached.pinned) scrollToBottom();
     else {
       box().scrollTop = cached.scrollTop;
@@ -1079,6 +1180,7 @@ async function loadConversation(room, token) {
   state.socket.openRoom(room.id, last);
   for (const p of state.socket.pendingFor(room.id)) appendPending(p);
   updateHistoryTop();
+  renderReceipts();
   scrollToBottom();
   fillViewport();
   markRead();
@@ -1092,6 +1194,9 @@ function resetRoomView(room) {
   $('composer').placeholder = isRoom ? `Message #${room.name}` : `Message ${convTitle(room)}`;
   document.querySelector('.room').classList.toggle('is-direct', !isRoom);
   setHidden($('leave-room'), !isRoom);
+  clearEnded();
+  closeGroupPanel();
+  setHidden($('group-settings'), room.kind !== 'group');
   state.loaded = false;
   for (const el of [...$('messages').children]) if (el.id !== 'history-top') el.remove();
   state.pendingEls.clear();
@@ -1115,6 +1220,9 @@ function closeRoom() {
   leaveCurrent();
   state.room = null;
   state.loaded = false;
+  clearEnded();
+  closeGroupPanel();
+  setHidden($('group-settings'), true);
   document.querySelector('.room').classList.remove('has-room', 'is-direct');
   for (const el of [...$('messages').children]) if (el.id !== 'history-top') el.remove();
   state.pendingEls.clear();
@@ -1154,11 +1262,565 @@ async function onLeaveRoom() {
   });
 }
 
+// ---------------------------------------------------------------- groups
+
+const ERROR_TEXT = {
+  group_full: 'The group is full. The owner can raise its member limit.',
+  forbidden: 'You are not allowed to do that in this group.',
+  already_member: 'They are already in the group.',
+  refused: 'This user cannot be added.',
+  name_taken: 'Another group already has this name.',
+  cap_below_members: 'The member limit cannot be lower than the number of members.',
+  owner_must_transfer: 'Make another member the owner before you leave.',
+  not_member: 'They are no longer in the group.',
+};
+
+// friendlyError is what to show for a failed group request.
+function friendlyError(err) {
+  if (err.code === 'not_found') {
+    return 'This group no longer exists, or you are no longer in it.';
+  }
+  return ERROR_TEXT[err.code] || err.message || 'Something went wrong.';
+}
+
+// showError puts msg into an error line (an empty msg hides it).
+function showError(id, msg) {
+  const el = $(id);
+  el.textContent = msg || '';
+  setHidden(el, !msg);
+}
+
+// armed implements two-click confirmation on a fixed button: the first
+// click changes its label to confirmText and returns false.
+function armed(button, text, confirmText) {
+  if (button.dataset.armed === 'true') return true;
+  button.dataset.armed = 'true';
+  button.textContent = confirmText;
+  setTimeout(() => {
+    button.dataset.armed = 'false';
+    button.textContent = text;
+  }, 4000);
+  return false;
+}
+
+function disarm(button, text) {
+  button.dataset.armed = 'false';
+  button.textContent = text;
+}
+
+function openCreateGroup() {
+  for (const id of ['group-create-name', 'group-create-desc', 'group-create-cap']) $(id).value = '';
+  $('group-create-name').removeAttribute('aria-invalid');
+  showError('group-create-error', '');
+  $('group-create').showModal();
+  $('group-create-name').focus();
+}
+
+// parseCap reads a member limit field: 0 when empty, NaN when not a whole number.
+function parseCap(s) {
+  s = s.trim();
+  if (!s) return 0;
+  return /^\d+$/.test(s) ? Number(s) : NaN;
+}
+
+async function onCreateGroup(e) {
+  e.preventDefault();
+  const name = $('group-create-name').value.trim();
+  const description = $('group-create-desc').value.trim();
+  const cap = parseCap($('group-create-cap').value);
+  if (!name) {
+    showError('group-create-error', 'Give the group a name.');
+    $('group-create-name').setAttribute('aria-invalid', 'true');
+    $('group-create-name').focus();
+    return;
+  }
+  if (Number.isNaN(cap) || (cap && cap < 2)) {
+    showError('group-create-error', 'The member limit is a whole number, at least 2.');
+    $('group-create-cap').focus();
+    return;
+  }
+  await busy($('group-create-submit'), async () => {
+    let g;
+    try {
+      g = await api.createGroup(name, description, cap);
+    } catch (err) {
+      showError('group-create-error', friendlyError(err));
+      if (err.field === 'name' || err.code === 'name_taken') $('group-create-name').focus();
+      return;
+    }
+    $('group-create').close();
+    upsertConv({
+      id: g.id,
+      kind: 'group',
+      name: g.name,
+      created_at: g.created_at,
+      last_seq: g.last_seq,
+      read_seq: g.last_seq,
+      unread: 0,
+      last_message: null,
+      last_active_at: g.created_at,
+      members: g.members,
+    });
+    goConv(g.id);
+  });
+}
+
+// loadGroup reads the open group's settings and members.
+async function loadGroup(room) {
+  let g;
+  try {
+    g = await api.group(room.id);
+  } catch (err) {
+    if (state.room === room && !state.ended && err.code === 'not_found') endAccess('removed');
+    else if (err.code !== 'not_found') console.warn('parley: group:', err.message);
+    return;
+  }
+  if (state.room !== room || state.ended) return;
+  state.group = g;
+  for (const m of g.member_list || []) learnName(m.id, m.name);
+  fillNames();
+  room.name = g.name;
+  room.members = g.members;
+  room.description = g.description;
+  const conv = state.convs.get(room.id);
+  if (conv && conv.name !== g.name) {
+    conv.name = g.name;
+    renderConversations();
+  }
+  updateRoomTitle();
+  renderOnline();
+  renderGroupPanel();
+}
+
+// reloadGroupSoon re-reads the open group after a membership or settings event.
+function reloadGroupSoon() {
+  clearTimeout(state.groupSoon);
+  const room = state.room;
+  state.groupSoon = setTimeout(() => {
+    if (state.room === room && room && room.kind === 'group') loadGroup(room);
+  }, 150);
+}
+
+function updateRoomTitle() {
+  const room = state.room;
+  if (!room) return;
+  $('room-title').textContent = convTitle(room);
+  $('composer').placeholder = room.kind === 'room' ? `Message #${room.name}` : `Message ${convTitle(room)}`;
+  if (state.loaded) updateHistoryTop();
+  renderConversations(); // and the document title
+}
+
+// onGroupEvent applies a membership or settings event of the open group.
+function onGroupEvent(m) {
+  const room = state.room;
+  if (m.kind === 'renamed' && m.body) {
+    room.name = m.body;
+    updateRoomTitle();
+  }
+  reloadGroupSoon();
+}
+
+function myRole() {
+  const g = state.group;
+  const me = g && state.me && (g.member_list || []).find((x) => x.id === state.me.id);
+  return me ? me.role : '';
+}
+
+const ROLE_LABEL = { owner: 'Owner', admin: 'Admin', member: 'Member' };
+
+function openGroupPanel() {
+  const room = state.room;
+  if (!room || room.kind !== 'group' || state.ended) return;
+  for (const id of ['group-edit-error', 'group-members-error', 'group-invite-error', 'group-foot-error']) showError(id, '');
+  setHidden($('group-edit-info'), true);
+  fillGroupEdit(true);
+  delete $('group-members').dataset.key;
+  renderGroupPanel();
+  $('group-dialog').showModal();
+  $('group-dialog-close').focus();
+  loadGroup(room);
+}
+
+function closeGroupPanel() {
+  if ($('group-dialog').open) $('group-dialog').close();
+}
+
+// fillGroupEdit puts the group's settings in the form; without force only
+// into fields the user has not changed.
+function fillGroupEdit(force) {
+  const g = state.group;
+  const room = state.room;
+  const values = {
+    'group-edit-name': g ? g.name : room ? room.name : '',
+    'group-edit-desc': g ? g.description || '' : '',
+    'group-edit-cap': g ? String(g.max_members || '') : '',
+  };
+  for (const [id, v] of Object.entries(values)) {
+    const el = $(id);
+    if (force || el.value === (el.dataset.filled ?? '')) el.value = v;
+    el.dataset.filled = v;
+  }
+}
+
+// groupReporter shows an action's error in the error line id.
+function groupReporter(id) {
+  const report = (msg) => showError(id, msg);
+  report.describe = friendlyError;
+  return report;
+}
+
+function renderGroupPanel() {
+  const g = state.group;
+  const room = state.room;
+  if (!room || room.kind !== 'group') return;
+  const role = myRole();
+  const manage = role === 'owner' || role === 'admin';
+  const owner = role === 'owner';
+  $('group-dialog').dataset.role = role;
+  $('group-dialog-title').textContent = g ? g.name : room.name;
+  const you = { owner: 'you are the owner', admin: 'you are an admin', member: 'you are a member' }[role];
+  $('group-dialog-sub').textContent = g
+    ? `${g.members} of ${g.max_members} members${you ? ` · ${you}` : ''}`
+    : 'Loading…';
+  $('group-dialog-desc').textContent = (g && g.description) || '';
+  setHidden($('group-dialog-desc'), !(g && g.description));
+
+  setHidden($('group-edit'), !manage);
+  setHidden($('group-edit-cap'), !owner);
+  setHidden($('group-edit-cap-label'), !owner);
+  if (g) fillGroupEdit(false);
+
+  const me = state.me ? state.me.id : 0;
+  const report = groupReporter('group-members-error');
+  // Rebuilt only when something changed, so that focus and a button
+  // waiting for its confirming click stay.
+  const list = (g && g.member_list) || [];
+  const key = JSON.stringify([me, role, g && g.id, list.map((m) => [m.id, m.name, m.role])]);
+  const ul = $('group-members');
+  if (ul.dataset.key !== key) {
+    ul.dataset.key = key;
+    ul.replaceChildren(...memberItems(g, role, report));
+  }
+  renderInvite(g, manage);
+
+  setHidden($('group-leave'), !role || owner);
+  setHidden($('group-leave-hint'), !owner);
+  setHidden($('group-delete'), !owner);
+}
+
+// memberItems lists a group's members, each with what the viewer may do to them.
+function memberItems(g, role, report) {
+  const room = state.room;
+  const owner = role === 'owner';
+  const me = state.me ? state.me.id : 0;
+  return ((g && g.member_list) || []).map((m) => {
+    const li = h('li', 'group-member');
+    li.dataset.userId = String(m.id);
+    li.dataset.role = m.role;
+    const who = h('span', 'person-name', displayName(m.id, m.name));
+    if (m.id === me) who.append(h('span', 'you', ' (you)'));
+    li.append(avatar(m.id, m.name), who, h('span', `member-role role-${m.role}`, ROLE_LABEL[m.role] || m.role));
+    const acts = h('span', 'person-actions');
+    const reload = () => loadGroup(room);
+    if (m.id !== me && m.role !== 'owner') {
+      if (owner && m.role === 'member') {
+        acts.append(actionButton('make-admin', 'Make admin', async () => {
+          await api.setGroupRole(g.id, m.id, 'admin');
+          await reload();
+        }, false, report));
+      }
+      if (owner && m.role === 'admin') {
+        acts.append(actionButton('revoke-admin', 'Remove admin', async () => {
+          await api.setGroupRole(g.id, m.id, 'member');
+          await reload();
+        }, false, report));
+      }
+      if (owner) {
+        acts.append(confirmButton('make-owner', 'Make owner', 'Make owner?', async () => {
+          await api.transferGroup(g.id, m.id);
+          await reload();
+        }, report));
+      }
+      if (owner || (role === 'admin' && m.role === 'member')) {
+        acts.append(confirmButton('remove-member', 'Remove', 'Remove?', async () => {
+          await api.removeGroupMember(g.id, m.id);
+          await reload();
+        }, report));
+      }
+    }
+    if (acts.childElementCount) li.append(acts);
+    return li;
+  });
+}
+
+// renderInvite offers the friends who are not members yet.
+function renderInvite(g, manage) {
+  setHidden($('group-invite'), !manage || !g);
+  if (manage && g) {
+    const inGroup = new Set((g.member_list || []).map((m) => m.id));
+    const friends = [...state.contacts.values()]
+      .filter((c) => c.state === 'friends' && !inGroup.has(c.user.id))
+      .sort(byName);
+    const sel = $('group-invite-user');
+    const chosen = sel.value;
+    sel.replaceChildren(
+      ...friends.map((c) => {
+        const o = h('option', '', displayName(c.user.id, c.user.name));
+        o.value = String(c.user.id);
+        return o;
+      }),
+    );
+    if (friends.some((c) => String(c.user.id) === chosen)) sel.value = chosen;
+    setHidden(sel, friends.length === 0);
+    setHidden($('group-invite-submit'), friends.length === 0);
+    const hint = state.contacts.size === 0 || ![...state.contacts.values()].some((c) => c.state === 'friends')
+      ? 'Add friends under People to invite them.'
+      : 'All your friends are in this group.';
+    $('group-invite-hint').textContent = friends.length ? '' : hint;
+    setHidden($('group-invite-hint'), friends.length > 0);
+  }
+}
+
+async function onGroupSave(e) {
+  e.preventDefault();
+  const g = state.group;
+  const room = state.room;
+  if (!g || !room) return;
+  setHidden($('group-edit-info'), true);
+  const changes = {};
+  const name = $('group-edit-name').value.trim();
+  const desc = $('group-edit-desc').value.trim();
+  if (!name) {
+    showError('group-edit-error', 'The group needs a name.');
+    $('group-edit-name').focus();
+    return;
+  }
+  if (name !== g.name) changes.name = name;
+  if (desc !== (g.description || '')) changes.description = desc;
+  if (myRole() === 'owner') {
+    const cap = parseCap($('group-edit-cap').value);
+    if (Number.isNaN(cap) || cap < 2) {
+      showError('group-edit-error', 'The member limit is a whole number, at least 2.');
+      $('group-edit-cap').focus();
+      return;
+    }
+    if (cap !== g.max_members) changes.max_members = cap;
+  }
+  showError('group-edit-error', '');
+  if (!Object.keys(changes).length) {
+    $('group-edit-info').textContent = 'Nothing to save.';
+    setHidden($('group-edit-info'), false);
+    return;
+  }
+  await busy($('group-edit-save'), async () => {
+    try {
+      const fresh = await api.updateGroup(g.id, changes);
+      if (state.room !== room) return;
+      if (fresh) state.group = fresh;
+      fillGroupEdit(true);
+      $('group-edit-info').textContent = 'Saved.';
+      setHidden($('group-edit-info'), false);
+      await loadGroup(room);
+    } catch (err) {
+      showError('group-edit-error', friendlyError(err));
+    }
+  });
+}
+
+async function onGroupInvite(e) {
+  e.preventDefault();
+  const g = state.group;
+  const room = state.room;
+  const id = Number($('group-invite-user').value);
+  if (!g || !id) return;
+  showError('group-invite-error', '');
+  await busy($('group-invite-submit'), async () => {
+    try {
+      await api.addGroupMember(g.id, id);
+      if (state.room === room) await loadGroup(room);
+    } catch (err) {
+      showError('group-invite-error', friendlyError(err));
+    }
+  });
+}
+
+// dropGroup forgets a group the user left or deleted here and shows the list.
+function dropGroup(id) {
+  state.convs.delete(id);
+  state.cache.delete(id);
+  state.reads.delete(id);
+  if (state.socket) state.socket.forget(id);
+  if (state.room && state.room.id === id) {
+    closeGroupPanel();
+    state.ended = 'left'; // nothing to keep of it
+    clearHash();
+    closeRoom();
+  }
+  renderConversations();
+}
+
+async function onGroupLeave() {
+  const b = $('group-leave');
+  const g = state.group;
+  if (!g || !state.me || !armed(b, 'Leave group', 'Really leave?')) return;
+  await busy(b, async () => {
+    try {
+      await api.removeGroupMember(g.id, state.me.id);
+      disarm(b, 'Leave group');
+      dropGroup(g.id);
+    } catch (err) {
+      showError('group-foot-error', friendlyError(err));
+    }
+  });
+}
+
+async function onGroupDelete() {
+  const b = $('group-delete');
+  const g = state.group;
+  if (!g || !armed(b, 'Delete group', 'Delete it and its history?')) return;
+  await busy(b, async () => {
+    try {
+      await api.deleteGroup(g.id);
+      disarm(b, 'Delete group');
+      dropGroup(g.id);
+    } catch (err) {
+      showError('group-foot-error', friendlyError(err));
+    }
+  });
+}
+
+// onRemoved handles a removed frame: the group is gone from the list and,
+// if it is open, its history stays readable but nothing more can be done.
+function onRemoved(f) {
+  const id = f.room_id;
+  state.convs.delete(id);
+  state.cache.delete(id);
+  state.reads.delete(id);
+  state.readSent.delete(id);
+  renderConversations();
+  if (state.room && state.room.id === id && !state.ended) endAccess(f.reason);
+}
+
+const ENDED_TEXT = {
+  removed: 'You were removed from this group. You can no longer read new messages or write here.',
+  left: 'You left this group.',
+  deleted: 'This group was deleted.',
+};
+
+function endAccess(reason) {
+  state.ended = ENDED_TEXT[reason] ? reason : 'removed';
+  state.group = null;
+  closeGroupPanel();
+  const el = $('room-ended');
+  el.textContent = ENDED_TEXT[state.ended];
+  el.dataset.reason = state.ended;
+  setHidden(el, false);
+  document.querySelector('.room').classList.add('is-ended');
+  $('composer').disabled = true;
+  $('send').disabled = true;
+  setHidden($('group-settings'), true);
+  state.typing.clear();
+  renderTyping();
+  state.online = new Map();
+  renderOnline();
+  $('room-sub').textContent = 'No longer a member';
+  composerError('');
+}
+
+// clearEnded makes the composer usable again for the next conversation.
+function clearEnded() {
+  state.ended = '';
+  state.group = null;
+  clearTimeout(state.groupSoon);
+  setHidden($('room-ended'), true);
+  document.querySelector('.room').classList.remove('is-ended');
+  $('composer').disabled = false;
+  $('send').disabled = false;
+}
+
+// ---------------------------------------------------------------- read receipts
+
+function onReceipt(f) {
+  if (state.me && f.user_id === state.me.id) return;
+  let reads = state.reads.get(f.room_id);
+  if (!reads) {
+    if (!state.room || state.room.id !== f.room_id) return; // the next opened reply tells
+    reads = new Map();
+    state.reads.set(f.room_id, reads);
+  }
+  reads.set(f.user_id, Math.max(reads.get(f.user_id) || 0, f.seq));
+  if (state.room && state.room.id === f.room_id) renderReceipts();
+}
+
+function setReads(roomId, list) {
+  const reads = new Map();
+  for (const r of list) {
+    if (!r || !r.user_id || (state.me && r.user_id === state.me.id)) continue;
+    reads.set(r.user_id, Math.max(reads.get(r.user_id) || 0, r.seq || 0));
+  }
+  state.reads.set(roomId, reads);
+}
+
+function addReceipt(msgEl, text, kind, count) {
+  const r = h('div', 'receipt', text);
+  r.dataset.receipt = kind;
+  if (count != null) r.dataset.count = String(count);
+  (msgEl.querySelector('.msg-main') || msgEl).append(r);
+}
+
+// renderReceipts shows, under the user's own messages, who has read them:
+// "Read" in a direct chat, "Read by N" in a group.
+function renderReceipts() {
+  const b = box();
+  for (const el of b.querySelectorAll('.receipt')) el.remove();
+  const room = state.room;
+  if (!room || !room.id || !state.me || state.ended) return;
+  const reads = state.reads.get(room.id);
+  if (!reads || reads.size === 0) return;
+  const own = [...b.querySelectorAll(':scope > .msg.own[data-seq]:not(.pending)')];
+  if (!own.length) return;
+  if (room.kind === 'direct') {
+    const peer = room.peer && reads.has(room.peer.id) ? reads.get(room.peer.id) : Math.max(...reads.values());
+    const read = own.findLast((el) => Number(el.dataset.seq) <= peer);
+    if (read) addReceipt(read, 'Read', 'read');
+  } else if (room.kind === 'group') {
+    const last = own[own.length - 1];
+    const seq = Number(last.dataset.seq);
+    let n = 0;
+    for (const v of reads.values()) if (v >= seq) n++;
+    if (n > 0) addReceipt(last, `Read by ${n}`, 'read-by', n);
+  }
+}
+
+// ---------------------------------------------------------------- presence and other conversations
+
+function onUserPresence(f) {
+  if (!f.user || (state.me && f.user.id === state.me.id)) return;
+  if (!setPresence(f.user.id, f.online, f.last_seen)) return;
+  learnName(f.user.id, f.user.name);
+  renderPeople();
+  renderConversations();
+  renderOnline();
+}
+
+// onConvMessage takes a message of a conversation that is not open here
+// (the user's other groups): only the list changes.
+function onConvMessage(roomId, m) {
+  learnName(m.sender_id, m.sender_name);
+  const conv = state.convs.get(roomId);
+  if (!conv) {
+    refreshConversationsSoon();
+    return;
+  }
+  noteMessage(conv, m);
+}
+
 // ---------------------------------------------------------------- online list
 
 function renderOnline() {
   const users = [...state.online.values()].sort((a, b) => a.name.localeCompare(b.name));
   const items = users.map((u) => {
+    learnName(u.id, u.name);
     const li = h('li');
     li.dataset.userId = String(u.id);
     if (state.me && u.id === state.me.id) li.classList.add('is-me');
@@ -1169,7 +1831,9 @@ function renderOnline() {
   const room = state.room;
   let sub = '';
   if (room && room.kind === 'direct') {
-    sub = users.some((u) => u.id === room.peer.id) ? 'Direct chat · online' : 'Direct chat';
+    const p = presenceText(room.peer.id);
+    if (users.some((u) => u.id === room.peer.id) || p === 'Online') sub = 'Direct chat · online';
+    else sub = p ? `Direct chat · ${p.replace(/^Offline · /, '').toLowerCase()}` : 'Direct chat';
   } else if (room) {
     sub = `${plural(room.members ?? 0, 'member')} · ${users.length} online`;
   }
@@ -1180,6 +1844,93 @@ function renderOnline() {
 
 const box = () => $('messages');
 
+// EVENT_KINDS are the messages shown as a line of their own, not a bubble.
+const EVENT_KINDS = new Set([
+  'join',
+  'leave',
+  'created',
+  'added',
+  'removed',
+  'renamed',
+  'described',
+  'admin_granted',
+  'admin_revoked',
+  'owner_transferred',
+  'cap_changed',
+]);
+
+// GROUP_EVENTS change a group's members or settings.
+const GROUP_EVENTS = new Set([
+  'created',
+  'added',
+  'removed',
+  'leave',
+  'join',
+  'renamed',
+  'described',
+  'admin_granted',
+  'admin_revoked',
+  'owner_transferred',
+  'cap_changed',
+]);
+
+function quoted(s) {
+  return `“${s}”`;
+}
+
+// eventParts describes an event message as strings and user references
+// ({id, text, unknown}), e.g. ["Ada", " added ", {id: 9, text: "Grace"}].
+function eventParts(m) {
+  const mine = state.me && m.sender_id === state.me.id;
+  const sender = mine ? 'You' : displayName(m.sender_id, m.sender_name);
+  const known = state.me && m.target_id === state.me.id ? true : state.names.has(m.target_id);
+  const target = { id: m.target_id, text: nameOf(m.target_id, m.target_name), unknown: !known && !m.target_name };
+  const body = m.body || '';
+  switch (m.kind) {
+    case 'join':
+      return [sender, ' joined'];
+    case 'leave':
+      return [sender, ' left'];
+    case 'created':
+      return [sender, ' created the group', body ? ` ${quoted(body)}` : ''];
+    case 'added':
+      return [sender, ' added ', target];
+    case 'removed':
+      return [sender, ' removed ', target];
+    case 'renamed':
+      return [sender, ` renamed the group to ${quoted(body)}`];
+    case 'described':
+      return body ? [sender, ` changed the description to ${quoted(body)}`] : [sender, ' removed the description'];
+    case 'admin_granted':
+      return [sender, ' made ', target, ' an admin'];
+    case 'admin_revoked':
+      return [sender, ' made ', target, ' a regular member'];
+    case 'owner_transferred':
+      return [sender, ' made ', target, ' the owner'];
+    case 'cap_changed':
+      return [sender, ` set the member limit to ${body}`];
+    default:
+      return [sender, ` ${m.kind}`];
+  }
+}
+
+function eventText(m) {
+  return eventParts(m)
+    .map((p) => (typeof p === 'string' ? p : p.text))
+    .join('');
+}
+
+// fillNames puts names learned since into event lines that lacked them.
+function fillNames() {
+  for (const el of box().querySelectorAll('.who[data-unknown]')) {
+    const name = state.names.get(Number(el.dataset.userId));
+    if (name) {
+      el.textContent = name;
+      delete el.dataset.unknown;
+    }
+  }
+}
+
 // messageEl builds the element for a stored message (or a pending send).
 function messageEl(m) {
   const el = h('div', 'msg');
@@ -1189,10 +1940,21 @@ function messageEl(m) {
   if (m.seq) el.dataset.seq = String(m.seq);
   const when = new Date(m.created_at);
   const name = displayName(m.sender_id, m.sender_name);
+  learnName(m.sender_id, m.sender_name);
 
-  if (m.kind === 'join' || m.kind === 'leave') {
-    el.classList.add('notice');
-    const pill = h('span', 'notice-text', `${name} ${m.kind === 'join' ? 'joined' : 'left'}`);
+  if (EVENT_KINDS.has(m.kind)) {
+    el.classList.add('notice', 'event');
+    if (m.target_id) el.dataset.targetId = String(m.target_id);
+    const pill = h('span', 'notice-text');
+    for (const part of eventParts(m)) {
+      if (typeof part === 'string') pill.append(part);
+      else {
+        const who = h('span', 'who', part.text);
+        who.dataset.userId = String(part.id);
+        if (part.unknown) who.dataset.unknown = 'true';
+        pill.append(who);
+      }
+    }
     const t = h('time', 'msg-time', timeFmt.format(when));
     t.dateTime = m.created_at;
     t.title = fullFmt.format(when);
@@ -1278,9 +2040,11 @@ function showLive(messages) {
   const stick = nearBottom();
   let own = false;
   if (messages.length) refreshRoomsSoon();
+  const group = state.room && state.room.kind === 'group';
   for (const m of messages) {
     if (state.typing.delete(m.sender_id)) renderTyping();
-    if (m.kind === 'join' || m.kind === 'leave') refreshRoomSoon();
+    if (group && GROUP_EVENTS.has(m.kind)) onGroupEvent(m);
+    else if (m.kind === 'join' || m.kind === 'leave') refreshRoomSoon();
     const pend = m.client_id && state.me && m.sender_id === state.me.id && state.pendingEls.get(m.client_id);
     if (pend) {
       pend.remove();
@@ -1289,6 +2053,7 @@ function showLive(messages) {
     }
     appendLive(messageEl(m));
   }
+  renderReceipts();
   if (stick || own) scrollToBottom();
   else setHidden($('jump'), false);
   if (state.room && messages.length) {
@@ -1423,7 +2188,7 @@ function sendComposer() {
   const room = state.room;
   const socket = state.socket;
   const c = $('composer');
-  if (!room || !socket) return;
+  if (!room || !socket || state.ended) return;
   const body = c.value;
   if (!body.trim()) return;
   if (!socket.fits(room.id, body)) {
@@ -1534,6 +2299,10 @@ function startSocket() {
     .on('contact', onContactFrame)
     .on('conversation', onConversationFrame)
     .on('read', onRead)
+    .on('conv-message', ({ roomId, message }) => onConvMessage(roomId, message))
+    .on('user-presence', onUserPresence)
+    .on('receipt', onReceipt)
+    .on('removed', onRemoved)
     .on('hello', (f) => {
       // Frames may have been missed while disconnected.
       state.readSent.clear();
@@ -1545,11 +2314,16 @@ function startSocket() {
         renderMe();
       }
     })
-    .on('opened', ({ room, online }) => {
+    .on('opened', ({ room, online, reads }) => {
+      if (reads) setReads(room.id, reads);
       if (!current(room.id)) return;
+      const name = state.room.name;
       Object.assign(state.room, room); // same object: in-flight page loads stay valid
+      if (state.room.kind !== 'direct' && !state.room.name) state.room.name = name;
       state.online = new Map(online.map((u) => [u.id, u]));
       renderOnline();
+      if (state.room.name !== name) updateRoomTitle();
+      renderReceipts();
     })
     .on('messages', ({ roomId, messages }) => {
       if (current(roomId)) showLive(messages);
@@ -1584,6 +2358,12 @@ function startSocket() {
     })
     .on('error', (f) => {
       if (f.request === 'read') return; // a read position is best effort
+      // Reopening a group we were removed from while away.
+      if (f.request === 'open' && f.code === 'not_found' && current(f.requestRoomId) && state.room.kind === 'group') {
+        state.socket.forget(f.requestRoomId);
+        onRemoved({ room_id: f.requestRoomId, reason: 'removed' });
+        return;
+      }
       if (f.room_id && state.room && f.room_id !== state.room.id) return;
       composerError(f.message || f.code, f.transient ? 4000 : 0);
     })
@@ -1660,6 +2440,19 @@ function wire() {
     roomHint(name ? checkRoomName(name) : '');
   });
   $('back').addEventListener('click', onBack);
+  $('new-group').addEventListener('click', openCreateGroup);
+  $('group-create-form').addEventListener('submit', onCreateGroup);
+  $('group-create-cancel').addEventListener('click', () => $('group-create').close());
+  $('group-create').addEventListener('close', () => $('new-group').focus());
+  $('group-settings').addEventListener('click', openGroupPanel);
+  $('group-dialog-close').addEventListener('click', closeGroupPanel);
+  $('group-dialog').addEventListener('close', () => {
+    if (!$('group-settings').hidden) $('group-settings').focus();
+  });
+  $('group-edit').addEventListener('submit', onGroupSave);
+  $('group-invite').addEventListener('submit', onGroupInvite);
+  $('group-leave').addEventListener('click', onGroupLeave);
+  $('group-delete').addEventListener('click', onGroupDelete);
   $('leave-room').addEventListener('click', onLeaveRoom);
 
   $('messages').addEventListener('scroll', onMessagesScroll, { passive: true });
@@ -1685,6 +2478,12 @@ function wire() {
     }
   });
   window.addEventListener('online', () => state.socket && state.socket.retryNow());
+  // A page kept in the back/forward cache must not stay connected (and so
+  // online to friends); it reconnects and resyncs when shown again.
+  window.addEventListener('pagehide', () => state.socket && state.socket.suspend());
+  window.addEventListener('pageshow', (e) => {
+    if (e.persisted && state.socket) state.socket.resume();
+  });
 
   setUnauthorizedHandler(() => {
     if (state.me) showSignin('Your session has ended. Please sign in again.');

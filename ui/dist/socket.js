@@ -5,9 +5,13 @@
 // Events (socket.on(type, fn)):
 //   state        {state: 'connecting'|'connected'|'disconnected', retryAt?}
 //   hello        the hello frame (user, limits)
-//   opened       {room, online}
+//   opened       {room, online, reads}   reads: [{user_id, seq}] or undefined
 //   messages     {roomId, messages}   new messages in seq order, never repeated
-//   presence     the presence frame
+//   conv-message {roomId, message}   a message of a conversation not open here
+//   presence     the presence frame of an open room
+//   user-presence a presence frame without room_id: a friend went on- or offline
+//   receipt      {room_id, user_id, seq}: another member's read position moved
+//   removed      {room_id, reason}: the user left or lost a group; it is forgotten
 //   ack          the ack frame
 //   send-failed  {roomId, clientId, body, code, message}   the send was refused
 //   error        an error frame not tied to a send ({transient: true} for rate limits)
@@ -16,6 +20,9 @@
 //   contact      a contact frame (a friend, request or block changed)
 //   conversation a conversation frame (a direct message, open or not)
 //   read         {room_id, seq}: the user's read position moved (any tab)
+//
+// Reconnects pass events_after (the newest user_seq seen), so the server
+// replays the user's events missed meanwhile.
 
 import { RoomSync } from './sync.js';
 
@@ -38,6 +45,7 @@ export class ChatSocket {
     this.ws = null;
     this.ready = false; // hello received on the current connection
     this.stopped = true;
+    this.suspended = false;
     this.state = 'disconnected';
     this.attempt = 0;
     this.rooms = new Map(); // roomId → RoomSync for each open room
@@ -46,6 +54,7 @@ export class ChatSocket {
     this.nextRef = 1;
     this.limits = { max_message_len: 4000, max_frame_bytes: 32768 };
     this.handlers = new Map();
+    this.userSeq = 0; // newest logged user event seen (user_seq): replayed after it on reconnect
     this.lastRx = 0;
     this.lastTx = 0;
     this.retryTimer = 0;
@@ -84,6 +93,7 @@ export class ChatSocket {
   // stop closes the connection for good and forgets all rooms and sends.
   stop() {
     this.stopped = true;
+    this.suspended = false;
     clearTimeout(this.retryTimer);
     clearInterval(this.tickTimer);
     this.drop(1000);
@@ -92,9 +102,29 @@ export class ChatSocket {
     this.setState('disconnected');
   }
 
+  // suspend closes the connection while the page is hidden in the
+  // back/forward cache (pagehide), where it would otherwise stay open and
+  // keep the user online; rooms and unacknowledged sends are kept.
+  suspend() {
+    if (this.stopped || this.suspended) return;
+    this.suspended = true;
+    clearTimeout(this.retryTimer);
+    this.drop(1000);
+    this.refs.clear();
+    for (const rs of this.rooms.values()) rs.endSync();
+    this.setState('disconnected');
+  }
+
+  // resume reconnects after suspend (pageshow); the server replays what was missed.
+  resume() {
+    if (!this.suspended) return;
+    this.suspended = false;
+    if (!this.stopped && !this.ws) this.connect();
+  }
+
   // retryNow skips the back-off wait (e.g. the browser came back online).
   retryNow() {
-    if (this.stopped || this.ws) return;
+    if (this.stopped || this.suspended || this.ws) return;
     clearTimeout(this.retryTimer);
     this.connect();
   }
@@ -105,7 +135,9 @@ export class ChatSocket {
     this.setState('connecting');
     let ws;
     try {
-      ws = new WebSocket(this.url);
+      // The server replays the user's events (contacts, conversations,
+      // removals) missed since the newest one we saw.
+      ws = new WebSocket(this.userSeq > 0 ? `${this.url}?events_after=${this.userSeq}` : this.url);
     } catch (err) {
       console.error('parley: websocket:', err);
       this.scheduleReconnect();
@@ -167,7 +199,7 @@ export class ChatSocket {
   }
 
   scheduleReconnect() {
-    if (this.stopped) return;
+    if (this.stopped || this.suspended) return;
     // Exponential back-off with jitter: half the step fixed, half random.
     const step = Math.min(MAX_DELAY, MIN_DELAY * 2 ** this.attempt);
     const delay = step / 2 + Math.random() * (step / 2);
@@ -242,6 +274,13 @@ export class ChatSocket {
     this.raw({ type: 'close', room_id: roomId });
   }
 
+  // forget stops following a conversation the server no longer serves us
+  // (removed from a group): nothing to close, nothing left to send there.
+  forget(roomId) {
+    this.rooms.delete(roomId);
+    for (const [id, p] of this.pending) if (p.roomId === roomId) this.pending.delete(id);
+  }
+
   sendOpen(rs) {
     const frame = { type: 'open', room_id: rs.roomId, ref: this.ref('open', rs.roomId) };
     if (rs.last > 0) frame.after = rs.last; // the server follows `opened` with a sync reply
@@ -289,6 +328,7 @@ export class ChatSocket {
   }
 
   handle(f) {
+    if (f.user_seq > this.userSeq) this.userSeq = f.user_seq;
     switch (f.type) {
       case 'hello':
         this.ready = true;
@@ -304,7 +344,7 @@ export class ChatSocket {
         this.refs.delete(f.ref);
         const rs = f.room && this.rooms.get(f.room.id);
         if (!rs) break;
-        this.emit('opened', { room: f.room, online: f.online || [] });
+        this.emit('opened', { room: f.room, online: f.online || [], reads: Array.isArray(f.reads) ? f.reads : undefined });
         if (!rs.syncing && f.room.last_seq > rs.last) this.requestSync(rs);
         break;
       }
@@ -328,7 +368,10 @@ export class ChatSocket {
         break;
       }
       case 'message':
-        this.ingest(f.room_id, [f.message]);
+        // Messages of conversations not open here (the user's other groups)
+        // only update the conversation list.
+        if (this.rooms.has(f.room_id)) this.ingest(f.room_id, [f.message]);
+        else if (f.message) this.emit('conv-message', { roomId: f.room_id, message: f.message });
         break;
       case 'ack':
         this.pending.delete(f.client_id);
@@ -336,7 +379,15 @@ export class ChatSocket {
         if (f.message) this.ingest(f.room_id, [f.message]);
         break;
       case 'presence':
-        if (this.rooms.has(f.room_id)) this.emit('presence', f);
+        if (f.room_id == null) this.emit('user-presence', f);
+        else if (this.rooms.has(f.room_id)) this.emit('presence', f);
+        break;
+      case 'receipt':
+        if (f.room_id && f.user_id && f.seq >= 0) this.emit('receipt', f);
+        break;
+      case 'removed':
+        this.forget(f.room_id);
+        this.emit('removed', f);
         break;
       case 'typing':
         if (this.rooms.has(f.room_id)) this.emit('typing', f);
@@ -382,6 +433,11 @@ export class ChatSocket {
       const rs = this.rooms.get(r.roomId);
       if (rs) rs.endSync();
     }
-    this.emit('error', { ...f, request: r ? r.type : undefined, transient: f.code === 'rate_limited' });
+    this.emit('error', {
+      ...f,
+      request: r ? r.type : undefined,
+      requestRoomId: r ? r.roomId : undefined,
+      transient: f.code === 'rate_limited',
+    });
   }
 }
