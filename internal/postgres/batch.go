@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/parley-chat/parley/internal/chat"
@@ -19,6 +20,11 @@ import (
 // their transactions serialize on the rows of the conversations they share.
 
 const maxBatch = 1024
+
+// batchers is the number of group-commit goroutines. Each commits the
+// Appends of its share of the conversations (by id), so their transactions
+// never wait for each other's row locks and run on the server in parallel.
+var batchers = 4
 
 // batchTimeout bounds one group commit, since it runs on behalf of callers
 // whose contexts it does not wait for.
@@ -39,12 +45,20 @@ type appendRes struct {
 	err     error
 }
 
-// startBatcher starts the goroutine that commits Appends.
+// startBatcher starts the goroutines that commit Appends.
 func (db *DB) startBatcher() {
-	db.appends = make(chan *appendReq)
+	db.appends = make([]chan *appendReq, batchers)
 	db.closing = make(chan struct{})
 	db.batcherDone = make(chan struct{})
-	go db.batcher()
+	var wg sync.WaitGroup
+	for i := range db.appends {
+		db.appends[i] = make(chan *appendReq)
+		wg.Go(func() { db.batcher(db.appends[i]) })
+	}
+	go func() {
+		wg.Wait()
+		close(db.batcherDone)
+	}()
 }
 
 // stopBatcher makes Append refuse new work and waits for the batch in
@@ -70,7 +84,7 @@ func (db *DB) enqueue(ctx context.Context, m chat.NewMessage) (chat.Message, boo
 	default:
 	}
 	select {
-	case db.appends <- req:
+	case db.appends[uint64(m.ConvID)%uint64(len(db.appends))] <- req:
 	case <-ctx.Done():
 		return chat.Message{}, false, ctx.Err()
 	case <-db.closing:
@@ -83,12 +97,11 @@ func (db *DB) enqueue(ctx context.Context, m chat.NewMessage) (chat.Message, boo
 	return r.msg, r.created, r.err
 }
 
-func (db *DB) batcher() {
-	defer close(db.batcherDone)
+func (db *DB) batcher(appends <-chan *appendReq) {
 	batch := make([]*appendReq, 0, maxBatch)
 	for {
 		select {
-		case req := <-db.appends:
+		case req := <-appends:
 			batch = append(batch[:0], req)
 		case <-db.closing:
 			return
@@ -96,7 +109,7 @@ func (db *DB) batcher() {
 	drain:
 		for len(batch) < maxBatch {
 			select {
-			case req := <-db.appends:
+			case req := <-appends:
 				batch = append(batch, req)
 			default:
 				break drain

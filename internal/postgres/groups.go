@@ -356,8 +356,8 @@ func (db *DB) SetGroupCap(ctx context.Context, id int64, maxMembers int, by int6
 	})
 }
 
-// DeleteGroup deletes group id; its members and messages go with it (ON
-// DELETE CASCADE).
+// DeleteGroup deletes group id with its messages; its members go with it
+// (ON DELETE CASCADE).
 func (db *DB) DeleteGroup(ctx context.Context, id int64) (members []int64, err error) {
 	err = db.write(ctx, func(tx pgx.Tx) error {
 		members = nil
@@ -374,6 +374,9 @@ func (db *DB) DeleteGroup(ctx context.Context, id int64) (members []int64, err e
 		}
 		if len(members) == 0 {
 			members = nil
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM messages WHERE conv_id = $1`, id); err != nil {
+			return err
 		}
 		_, err = tx.Exec(ctx, `DELETE FROM conversations WHERE id = $1`, id)
 		return err

@@ -78,15 +78,22 @@ const appendSQL = `WITH input AS (
 	FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::timestamptz[], $8::boolean[])
 		WITH ORDINALITY AS t (conv_id, sender_id, client_id, kind, body, target_id, at, member_only, idx)
 ), checked AS (
-	SELECT i.*, c.last_seq, CASE
+	SELECT i.*, c.last_seq, u.name AS sender_name,
+		s.seq AS s_seq, s.kind AS s_kind, s.body AS s_body, s.target_id AS s_target_id, s.created_at AS s_created_at,
+		CASE
 		WHEN c.id IS NULL THEN 'missing'
-		WHEN i.member_only AND NOT EXISTS (SELECT 1 FROM members mb WHERE mb.conv_id = i.conv_id AND mb.user_id = i.sender_id) THEN 'not_member'
-		WHEN i.client_id = '' THEN 'new'
-		WHEN EXISTS (SELECT 1 FROM messages m
-			WHERE m.conv_id = i.conv_id AND m.sender_id = i.sender_id AND m.client_id = i.client_id AND m.client_id <> '') THEN 'stored'
+		WHEN i.member_only AND mb.user_id IS NULL THEN 'not_member'
+		WHEN s.seq IS NOT NULL THEN 'stored'
 		WHEN i.nth > 1 THEN 'repeated'
 		ELSE 'new' END AS status
-	FROM input i LEFT JOIN conversations c ON c.id = i.conv_id
+	FROM input i
+	LEFT JOIN LATERAL (SELECT x.id, x.last_seq FROM conversations x WHERE x.id = i.conv_id LIMIT 1) c ON true
+	LEFT JOIN LATERAL (SELECT x.user_id FROM members x
+		WHERE i.member_only AND x.conv_id = i.conv_id AND x.user_id = i.sender_id LIMIT 1) mb ON true
+	LEFT JOIN LATERAL (SELECT x.seq, x.kind, x.body, x.target_id, x.created_at FROM messages x
+		WHERE i.client_id <> '' AND x.conv_id = i.conv_id AND x.sender_id = i.sender_id AND x.client_id = i.client_id
+			AND x.client_id <> '' LIMIT 1) s ON true
+	LEFT JOIN LATERAL (SELECT x.name FROM users x WHERE x.id = i.sender_id LIMIT 1) u ON true
 ), numbered AS (
 	SELECT ch.*, ch.last_seq + row_number() OVER (PARTITION BY ch.conv_id ORDER BY ch.idx) AS seq
 	FROM checked ch WHERE ch.status = 'new'
@@ -102,16 +109,11 @@ const appendSQL = `WITH input AS (
 	FROM (SELECT conv_id, sender_id, max(seq) AS seq FROM numbered WHERE sender_id <> 0 GROUP BY conv_id, sender_id) v
 	WHERE mb.conv_id = v.conv_id AND mb.user_id = v.sender_id
 )
-SELECT r.idx, r.status, r.seq, coalesce(u.name, ''),
-	coalesce(s.seq, 0), coalesce(s.kind, ''), coalesce(s.body, ''), coalesce(s.target_id, 0), s.created_at
-FROM (
-	SELECT idx, status, seq, conv_id, sender_id, client_id FROM numbered
-	UNION ALL
-	SELECT idx, status, 0, conv_id, sender_id, client_id FROM checked WHERE status <> 'new'
-) r
-LEFT JOIN users u ON u.id = r.sender_id
-LEFT JOIN messages s ON r.status = 'stored'
-	AND s.conv_id = r.conv_id AND s.sender_id = r.sender_id AND s.client_id = r.client_id AND s.client_id <> ''`
+SELECT idx, status, seq, coalesce(sender_name, ''), 0, '', '', 0, NULL::timestamptz FROM numbered
+UNION ALL
+SELECT idx, status, 0, coalesce(sender_name, ''), coalesce(s_seq, 0), coalesce(s_kind, ''), coalesce(s_body, ''),
+	coalesce(s_target_id, 0), s_created_at
+FROM checked WHERE status <> 'new'`
 
 // batchSender is a pgx.Tx or the pool.
 type batchSender interface {
@@ -179,7 +181,9 @@ func appendAll(ctx context.Context, q batchSender, items []*appendItem) error {
 		return err
 	}
 	var repeated []*appendItem
+	n := 0
 	for rows.Next() {
+		n++
 		var (
 			idx           int64
 			status, name  string
@@ -228,6 +232,9 @@ func appendAll(ctx context.Context, q batchSender, items []*appendItem) error {
 	if err := br.Close(); err != nil {
 		return err
 	}
+	if n != len(pos) {
+		return fmt.Errorf("append: %d results for %d messages", n, len(pos))
+	}
 	// A repeated client ID gets the message of its first occurrence.
 	first := map[idemKey]chat.Message{}
 	for _, it := range pos {
@@ -243,21 +250,6 @@ func appendAll(ctx context.Context, q batchSender, items []*appendItem) error {
 		it.msg = msg
 	}
 	return nil
-}
-
-// collect reads the rows of the next query of br.
-func collect(br pgx.BatchResults, fn func(pgx.Rows) error) error {
-	rows, err := br.Query()
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		if err := fn(rows); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
 }
 
 // defaultPageLimit is the number of messages Messages returns when the

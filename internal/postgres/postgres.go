@@ -53,7 +53,7 @@ type DB struct {
 	pool *pgxpool.Pool
 	name string // host:port/database, for messages (never the password)
 
-	appends     chan *appendReq // to the group-commit goroutine (batch.go)
+	appends     []chan *appendReq // to the group-commit goroutines, by conversation (batch.go)
 	closing     chan struct{}
 	batcherDone chan struct{}
 }
@@ -61,6 +61,10 @@ type DB struct {
 // connectTimeout bounds each attempt to connect when the URL sets no
 // connect_timeout.
 const connectTimeout = 10 * time.Second
+
+// minConns is the smallest pool Open makes when the URL sets no
+// pool_max_conns.
+const minConns = 10
 
 // Open connects to the PostgreSQL database at url (postgres://... or any
 // connection string pgx accepts, including pool_* settings) and brings its
@@ -72,6 +76,15 @@ func Open(ctx context.Context, url string) (*DB, error) {
 	}
 	if cfg.ConnConfig.ConnectTimeout == 0 {
 		cfg.ConnConfig.ConnectTimeout = connectTimeout
+	}
+	// The locking that keeps the invariants assumes read committed: each
+	// statement sees what was committed before it started, such as the
+	// messages of whoever held a lock it waited for.
+	cfg.ConnConfig.RuntimeParams["default_transaction_isolation"] = "read committed"
+	if !strings.Contains(url, "pool_max_conns") {
+		// pgxpool's default, max(4, NumCPU), leaves little beside the
+		// group-commit goroutines.
+		cfg.MaxConns = max(cfg.MaxConns, minConns)
 	}
 	db := &DB{name: fmt.Sprintf("%s:%d/%s", cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database)}
 	db.pool, err = pgxpool.NewWithConfig(ctx, cfg)
