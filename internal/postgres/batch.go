@@ -4,27 +4,33 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"time"
 
 	"github.com/parley-chat/parley/internal/chat"
 )
 
-// Group commit. A commit costs far more than the statements before it (a
-// round trip and a WAL flush), and concurrent Appends to one conversation
+// Group commit. A transaction costs far more than the rows it stores (a
+// round trip, a WAL flush), and concurrent Appends to one conversation
 // would queue on its row lock anyway, so concurrent Appends are handed to
-// one goroutine per DB that stores as many as are waiting (up to maxBatch)
-// in one transaction, with a fixed number of statements (appendAll). Each
+// a few goroutines per DB, each of which stores as many as are waiting (up
+// to maxBatch) in one transaction of two statements (appendAll). Each
 // caller is answered only after that transaction has committed, so an
-// acknowledged message is always stored. Nodes run one such goroutine each;
-// their transactions serialize on the rows of the conversations they share.
+// acknowledged message is always stored. One request failing for reasons
+// of its own (no such conversation, not a member, text PostgreSQL cannot
+// store) fails alone: appendAll sorts those out in SQL, without an error
+// that would abort the transaction.
+//
+// Each goroutine serves its share of the conversations (by id), so the
+// transactions of one node never wait for each other's row locks and run
+// on the server in parallel; with several nodes, transactions that share
+// conversations queue on their rows, which appendAll locks in id order.
 
 const maxBatch = 1024
 
-// batchers is the number of group-commit goroutines. Each commits the
-// Appends of its share of the conversations (by id), so their transactions
-// never wait for each other's row locks and run on the server in parallel.
-var batchers = 4
+// batchers is the number of group-commit goroutines of a DB.
+const batchers = 2
 
 // batchTimeout bounds one group commit, since it runs on behalf of callers
 // whose contexts it does not wait for.
@@ -106,18 +112,28 @@ func (db *DB) batcher(appends <-chan *appendReq) {
 		case <-db.closing:
 			return
 		}
-	drain:
-		for len(batch) < maxBatch {
-			select {
-			case req := <-appends:
-				batch = append(batch, req)
-			default:
-				break drain
-			}
-		}
+		// Take what is waiting, then what the senders answered last time
+		// queue once they run: batches grow, and a lone sender waits for
+		// no more than a yield.
+		batch = drain(appends, batch)
+		runtime.Gosched()
+		batch = drain(appends, batch)
 		db.commitBatch(batch)
 		clear(batch)
 	}
+}
+
+// drain appends to batch the requests waiting in appends, up to maxBatch.
+func drain(appends <-chan *appendReq, batch []*appendReq) []*appendReq {
+	for len(batch) < maxBatch {
+		select {
+		case req := <-appends:
+			batch = append(batch, req)
+		default:
+			return batch
+		}
+	}
+	return batch
 }
 
 // commitBatch stores batch in one transaction and answers every request.
@@ -164,7 +180,7 @@ func (db *DB) commitBatch(batch []*appendReq) {
 // It runs again after a deadlock or a serialization failure.
 func (db *DB) appendBatch(ctx context.Context, items []*appendItem) error {
 	for attempt := 1; ; attempt++ {
-		err := appendAll(ctx, db.pool, items)
+		err := appendAll(ctx, db.appendPool, items)
 		if err == nil {
 			return nil
 		}

@@ -59,12 +59,17 @@ func appendMessage(ctx context.Context, tx pgx.Tx, nm chat.NewMessage) (chat.Mes
 // concurrent appends, on this node or another, cannot deadlock.
 const lockConvs = `SELECT id FROM conversations WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE`
 
-// appendSQL stores a list of messages given as arrays, in order, and
-// returns one row per message, by position (idx, from 1): its status and,
-// if new, its seq; if stored before, the stored message. It must run after
-// lockConvs in the same transaction: as a new statement it sees every
-// message committed by whoever held the locks before, and the last_seq
-// that they left.
+// appendSQL stores a list of messages given as arrays ($1 to $8, and $11:
+// whether an earlier message of the list has the same client ID), in
+// order, and returns one row per message, by position (idx, from 1): its
+// status and, if new, its seq; if stored before, the stored message. $9
+// and $10 list the conversations and the senders, each once. It must run
+// after lockConvs in the same transaction: as a new statement it sees
+// every message committed by whoever held the locks before, and the
+// last_seq that they left. Per-message lookups are LATERAL ... LIMIT 1 so
+// that they stay index probes whatever the planner thinks of the tables'
+// sizes (a table that grew since it was last analyzed would otherwise be
+// hashed whole).
 //
 // A message's status is missing (no such conversation), not_member (the
 // sender must be a member and is not), stored (its client ID was stored
@@ -72,11 +77,10 @@ const lockConvs = `SELECT id FROM conversations WHERE id = ANY($1) ORDER BY id F
 // new. New messages get seqs from the conversation's last_seq on, in list
 // order; the conversations' last_seq and last_active_at and the senders'
 // read positions move to their last new message.
-const appendSQL = `WITH input AS (
-	SELECT t.*, CASE WHEN t.client_id = '' THEN 1
-		ELSE row_number() OVER (PARTITION BY t.conv_id, t.sender_id, t.client_id ORDER BY t.idx) END AS nth
-	FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::timestamptz[], $8::boolean[])
-		WITH ORDINALITY AS t (conv_id, sender_id, client_id, kind, body, target_id, at, member_only, idx)
+const appendSQL = `WITH convs AS (
+	SELECT id, last_seq FROM conversations WHERE id = ANY($9::bigint[])
+), senders AS (
+	SELECT id, name FROM users WHERE id = ANY($10::bigint[])
 ), checked AS (
 	SELECT i.*, c.last_seq, u.name AS sender_name,
 		s.seq AS s_seq, s.kind AS s_kind, s.body AS s_body, s.target_id AS s_target_id, s.created_at AS s_created_at,
@@ -84,16 +88,17 @@ const appendSQL = `WITH input AS (
 		WHEN c.id IS NULL THEN 'missing'
 		WHEN i.member_only AND mb.user_id IS NULL THEN 'not_member'
 		WHEN s.seq IS NOT NULL THEN 'stored'
-		WHEN i.nth > 1 THEN 'repeated'
+		WHEN i.repeated THEN 'repeated'
 		ELSE 'new' END AS status
-	FROM input i
-	LEFT JOIN LATERAL (SELECT x.id, x.last_seq FROM conversations x WHERE x.id = i.conv_id LIMIT 1) c ON true
+	FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::timestamptz[], $8::boolean[], $11::boolean[])
+		WITH ORDINALITY AS i (conv_id, sender_id, client_id, kind, body, target_id, at, member_only, repeated, idx)
+	LEFT JOIN convs c ON c.id = i.conv_id
+	LEFT JOIN senders u ON u.id = i.sender_id
 	LEFT JOIN LATERAL (SELECT x.user_id FROM members x
 		WHERE i.member_only AND x.conv_id = i.conv_id AND x.user_id = i.sender_id LIMIT 1) mb ON true
 	LEFT JOIN LATERAL (SELECT x.seq, x.kind, x.body, x.target_id, x.created_at FROM messages x
 		WHERE i.client_id <> '' AND x.conv_id = i.conv_id AND x.sender_id = i.sender_id AND x.client_id = i.client_id
 			AND x.client_id <> '' LIMIT 1) s ON true
-	LEFT JOIN LATERAL (SELECT x.name FROM users x WHERE x.id = i.sender_id LIMIT 1) u ON true
 ), numbered AS (
 	SELECT ch.*, ch.last_seq + row_number() OVER (PARTITION BY ch.conv_id ORDER BY ch.idx) AS seq
 	FROM checked ch WHERE ch.status = 'new'
@@ -138,14 +143,22 @@ type idemKey struct {
 // is what makes seqs gap-free and a duplicate send store nothing. Both
 // statements go in one round trip, whatever the number of items.
 func appendAll(ctx context.Context, q batchSender, items []*appendItem) error {
+	n := len(items)
 	var (
-		convIDs                 []int64
-		seen                    = map[int64]bool{}
-		aConv, aSender, aTarget []int64
-		aClient, aKind, aBody   []string
-		aAt                     []time.Time
-		aMember                 []bool
-		pos                     []*appendItem // pos[idx-1] is the item of row idx
+		convIDs = make([]int64, 0, n)
+		seen    = make(map[int64]bool, n)
+		aConv   = make([]int64, 0, n)
+		aSender = make([]int64, 0, n)
+		aTarget = make([]int64, 0, n)
+		aClient = make([]string, 0, n)
+		aKind   = make([]string, 0, n)
+		aBody   = make([]string, 0, n)
+		aAt     = make([]time.Time, 0, n)
+		aMember = make([]bool, 0, n)
+		aRepeat = make([]bool, 0, n)
+		senders = make([]int64, 0, n)
+		seenID  = make(map[idemKey]bool, n)
+		pos     = make([]*appendItem, 0, n) // pos[idx-1] is the item of row idx
 	)
 	for _, it := range items {
 		it.msg, it.created, it.err = chat.Message{}, false, nil
@@ -158,6 +171,14 @@ func appendAll(ctx context.Context, q batchSender, items []*appendItem) error {
 			seen[m.ConvID] = true
 			convIDs = append(convIDs, m.ConvID)
 		}
+		senders = append(senders, m.SenderID)
+		repeat := false
+		if m.ClientID != "" {
+			k := idemKey{m.ConvID, m.SenderID, m.ClientID}
+			repeat = seenID[k]
+			seenID[k] = true
+		}
+		aRepeat = append(aRepeat, repeat)
 		aConv, aSender, aTarget = append(aConv, m.ConvID), append(aSender, m.SenderID), append(aTarget, m.TargetID)
 		aClient, aKind, aBody = append(aClient, m.ClientID), append(aKind, string(m.Kind)), append(aBody, m.Body)
 		aAt, aMember = append(aAt, ts(m.At)), append(aMember, m.MemberOnly)
@@ -167,10 +188,12 @@ func appendAll(ctx context.Context, q batchSender, items []*appendItem) error {
 		return nil
 	}
 	slices.Sort(convIDs)
+	slices.Sort(senders)
+	senders = slices.Compact(senders)
 
 	b := &pgx.Batch{}
 	b.Queue(lockConvs, convIDs)
-	b.Queue(appendSQL, aConv, aSender, aClient, aKind, aBody, aTarget, aAt, aMember)
+	b.Queue(appendSQL, aConv, aSender, aClient, aKind, aBody, aTarget, aAt, aMember, convIDs, senders, aRepeat)
 	br := q.SendBatch(ctx, b)
 	defer br.Close()
 	if _, err := br.Exec(); err != nil {
@@ -181,9 +204,9 @@ func appendAll(ctx context.Context, q batchSender, items []*appendItem) error {
 		return err
 	}
 	var repeated []*appendItem
-	n := 0
+	rowCount := 0
 	for rows.Next() {
-		n++
+		rowCount++
 		var (
 			idx           int64
 			status, name  string
@@ -232,8 +255,8 @@ func appendAll(ctx context.Context, q batchSender, items []*appendItem) error {
 	if err := br.Close(); err != nil {
 		return err
 	}
-	if n != len(pos) {
-		return fmt.Errorf("append: %d results for %d messages", n, len(pos))
+	if rowCount != len(pos) {
+		return fmt.Errorf("append: %d results for %d messages", rowCount, len(pos))
 	}
 	// A repeated client ID gets the message of its first occurrence.
 	first := map[idemKey]chat.Message{}

@@ -10,6 +10,8 @@
 // conversation's row before it looks for an earlier message with the same
 // client ID and takes the next seq, so that sequences stay gap-free and a
 // retried send is stored once, whichever nodes the sends come through.
+// Concurrent Appends are committed together, many per transaction (group
+// commit, batch.go).
 //
 // Times are stored as timestamptz, with PostgreSQL's microsecond precision:
 // a time read back equals the one stored truncated to the microsecond, in
@@ -51,7 +53,11 @@ var _ chat.Store = (*DB)(nil)
 // use, and several DBs, in one process or many, may share a database.
 type DB struct {
 	pool *pgxpool.Pool
-	name string // host:port/database, for messages (never the password)
+	// appendPool serves the group commit alone (batch.go). Its sessions
+	// use generic plans: appendSQL planned for the array sizes of each
+	// batch costs more than running it for a few messages.
+	appendPool *pgxpool.Pool
+	name       string // host:port/database, for messages (never the password)
 
 	appends     []chan *appendReq // to the group-commit goroutines, by conversation (batch.go)
 	closing     chan struct{}
@@ -68,7 +74,10 @@ const minConns = 10
 
 // Open connects to the PostgreSQL database at url (postgres://... or any
 // connection string pgx accepts, including pool_* settings) and brings its
-// schema up to date.
+// schema up to date. Besides the pool that url describes (of at least
+// minConns connections unless it sets pool_max_conns), a DB keeps up to one
+// connection per group-commit goroutine. Its sessions always use read
+// committed, whatever the server's default.
 func Open(ctx context.Context, url string) (*DB, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
@@ -87,12 +96,21 @@ func Open(ctx context.Context, url string) (*DB, error) {
 		cfg.MaxConns = max(cfg.MaxConns, minConns)
 	}
 	db := &DB{name: fmt.Sprintf("%s:%d/%s", cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database)}
+	acfg := cfg.Copy()
+	acfg.MaxConns, acfg.MinConns = batchers, 0
+	acfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_generic_plan"
 	db.pool, err = pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open postgres database %s: %w", db.name, err)
 	}
+	db.appendPool, err = pgxpool.NewWithConfig(ctx, acfg)
+	if err != nil {
+		db.pool.Close()
+		return nil, fmt.Errorf("open postgres database %s: %w", db.name, err)
+	}
 	if err := db.migrate(ctx); err != nil {
 		db.pool.Close()
+		db.appendPool.Close()
 		return nil, fmt.Errorf("migrate postgres database %s: %w", db.name, mapErr(ctx, err))
 	}
 	db.startBatcher()
@@ -103,6 +121,7 @@ func Open(ctx context.Context, url string) (*DB, error) {
 func (db *DB) Close() error {
 	db.stopBatcher()
 	db.pool.Close()
+	db.appendPool.Close()
 	return nil
 }
 
