@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -19,6 +20,8 @@ import (
 	"github.com/parley-chat/parley/internal/hub"
 	"github.com/parley-chat/parley/internal/inmem"
 	"github.com/parley-chat/parley/internal/mailer"
+	"github.com/parley-chat/parley/internal/postgres"
+	"github.com/parley-chat/parley/internal/redis"
 	"github.com/parley-chat/parley/internal/sqlite"
 	"github.com/parley-chat/parley/internal/web"
 	"github.com/parley-chat/parley/ui"
@@ -58,8 +61,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("open store: %w", err)
 	}
 	defer st.Close()
-	broker := inmem.NewBroker()
-	defer broker.Close()
+	fab, err := openFabric(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer fab.close()
 
 	var mail chat.Mailer = mailer.NewLog(logger)
 	if cfg.SMTP != "" {
@@ -74,7 +80,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	defer ln.Close()
 
-	h := hub.New(broker, logger)
+	h := hub.New(fab.broker, logger)
 	svc := chat.NewService(chat.Config{
 		MaxMessageLen:   cfg.MaxMessageLen,
 		MaxGroupMembers: cfg.MaxGroupMembers,
@@ -82,9 +88,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		PublicURL:       cfg.publicURL(ln.Addr().String()),
 	}, chat.Deps{
 		Store:    st,
-		Broker:   broker,
-		Presence: inmem.NewPresence(),
-		Limiter:  inmem.NewLimiter(nil),
+		Broker:   fab.broker,
+		Presence: fab.presence,
+		Limiter:  fab.limiter,
 		Mailer:   mail,
 		Logger:   logger,
 	})
@@ -120,6 +126,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	bg, stopBG := context.WithCancel(ctx)
 	defer stopBG()
+	if fab.onResume != nil {
+		// Events published while the broker was away reach this node's
+		// clients from the store.
+		fab.onResume(func() {
+			start := time.Now()
+			h.Resync(bg, svc.Missed)
+			logger.Info("resynced after broker reconnect", "took", time.Since(start).String())
+		})
+	}
 	go sweep(bg, st, logger)
 	if cfg.DebugAddr != "" {
 		dbg, err := serveDebug(cfg.DebugAddr, logger)
@@ -142,7 +157,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		scheme = "https"
 	}
 	fmt.Fprintf(stdout, "listening on %s://%s\n", scheme, ln.Addr())
-	logger.Info("parley started", "addr", ln.Addr().String(), "db", cfg.DB, "channels_compat", cfg.ChannelsCompat)
+	logger.Info("parley started", "addr", ln.Addr().String(), "db", redactURL(cfg.DB), "broker", redactURL(cfg.Broker), "channels_compat", cfg.ChannelsCompat)
 
 	select {
 	case err := <-errc:
@@ -165,13 +180,48 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 func openStore(ctx context.Context, dsn string) (store, error) {
 	switch {
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
-		return nil, errors.New("PostgreSQL is not supported by this build yet; use a SQLite file")
+		return postgres.Open(ctx, dsn)
 	case strings.HasPrefix(dsn, "sqlite:"):
 		return sqlite.Open(ctx, strings.TrimPrefix(strings.TrimPrefix(dsn, "sqlite:"), "//"))
 	case strings.Contains(dsn, "://"):
 		return nil, fmt.Errorf("unknown database URL scheme in %q", dsn)
 	}
 	return sqlite.Open(ctx, dsn)
+}
+
+// fabric is what connects the nodes: the broker, presence and rate limits,
+// in this process or in Redis.
+type fabric struct {
+	broker   chat.Broker
+	presence chat.Presence
+	limiter  chat.Limiter
+	onResume func(func()) // nil when the broker never loses events
+	close    func() error
+}
+
+// openFabric opens the broker named by cfg.Broker, or the in-process one.
+func openFabric(ctx context.Context, cfg Config, logger *slog.Logger) (*fabric, error) {
+	if cfg.Broker == "" {
+		b := inmem.NewBroker()
+		return &fabric{broker: b, presence: inmem.NewPresence(), limiter: inmem.NewLimiter(nil), close: b.Close}, nil
+	}
+	rc, err := redis.New(ctx, cfg.Broker, redis.Options{Prefix: cfg.RedisPrefix, NodeID: cfg.NodeID, Logger: logger})
+	if err != nil {
+		return nil, fmt.Errorf("broker %s: %w", redactURL(cfg.Broker), err)
+	}
+	return &fabric{
+		broker: rc.Broker(), presence: rc.Presence(), limiter: rc.Limiter(),
+		onResume: rc.Broker().OnResume, close: rc.Close,
+	}, nil
+}
+
+// redactURL hides the password of a database or broker URL, for logs.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	return u.Redacted()
 }
 
 // sweep deletes expired sessions and login codes now and then.

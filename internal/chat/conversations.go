@@ -190,11 +190,7 @@ func (s *Service) OpenConversation(ctx context.Context, u User, id int64) (Conve
 	if err != nil {
 		return Conversation{}, nil, err
 	}
-	first, err := s.presence.Add(ctx, id, u.ID)
-	if err != nil {
-		return Conversation{}, nil, internal("add presence", err)
-	}
-	if first {
+	if s.addPresence(ctx, id, u.ID) {
 		pu := public(u)
 		s.publish(ctx, ConvTopic(id), Event{Type: EventPresence, ConvID: id, User: &pu, Online: true})
 	}

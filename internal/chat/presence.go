@@ -30,14 +30,22 @@ type away struct {
 // Connect counts one more connection of u; if u was offline everywhere,
 // u's friends learn that u is online.
 func (s *Service) Connect(ctx context.Context, u User) error {
-	first, err := s.presence.Add(ctx, Everywhere, u.ID)
-	if err != nil {
-		return internal("add presence", err)
-	}
-	if first {
+	if s.addPresence(ctx, Everywhere, u.ID) {
 		s.tellFriends(ctx, u.ID, Event{Type: EventPresence, User: &User{ID: u.ID, Name: u.Name}, Online: true})
 	}
 	return nil
+}
+
+// addPresence counts one more connection of userID in convID and reports
+// whether it is the first. Presence is not worth refusing a connection
+// for: when it cannot be counted (a shared Presence unreachable) the user
+// is served anyway, shown offline until the next change.
+func (s *Service) addPresence(ctx context.Context, convID, userID int64) bool {
+	first, err := s.presence.Add(ctx, convID, userID)
+	if err != nil {
+		s.log.Warn("add presence", "conv", convID, "user", userID, "err", err)
+	}
+	return first
 }
 
 // Disconnect counts one connection of u out, after the grace period.

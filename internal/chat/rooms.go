@@ -220,11 +220,7 @@ func (s *Service) OpenRoom(ctx context.Context, u User, id int64) (Room, []User,
 	if err != nil {
 		return Room{}, nil, err
 	}
-	first, err := s.presence.Add(ctx, id, u.ID)
-	if err != nil {
-		return Room{}, nil, internal("add presence", err)
-	}
-	if first {
+	if s.addPresence(ctx, id, u.ID) {
 		pu := u
 		s.publish(ctx, ConvTopic(id), Event{Type: EventPresence, ConvID: id, User: &pu, Online: true})
 	}
@@ -238,8 +234,8 @@ func (s *Service) OpenRoom(ctx context.Context, u User, id int64) (Room, []User,
 // CloseRoom undoes one OpenRoom.
 func (s *Service) CloseRoom(ctx context.Context, u User, id int64) error {
 	last, err := s.presence.Remove(ctx, id, u.ID)
-	if err != nil {
-		return internal("remove presence", err)
+	if err != nil { // the Presence retries by itself (see addPresence)
+		s.log.Warn("remove presence", "conv", id, "user", u.ID, "err", err)
 	}
 	if last {
 		pu := u

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -220,4 +222,48 @@ func (s *Service) SetName(ctx context.Context, u User, name string) (User, error
 		return User{}, internal("set user name", err)
 	}
 	return nu, nil
+}
+
+// Missed returns the events of topic t after position after, for a node
+// whose Broker may have dropped them (see hub.Resync): a conversation's
+// messages with seq > after, or a user's logged events with UserSeq >
+// after; with after < 0, the newest one only. It serves the node itself,
+// not a user: callers deliver the events only to subscribers already
+// allowed to see t.
+func (s *Service) Missed(ctx context.Context, t Topic, after int64) ([]Event, error) {
+	kind, idText, ok := strings.Cut(string(t), ":")
+	id, err := strconv.ParseInt(idText, 10, 64)
+	if !ok || err != nil {
+		return nil, fmt.Errorf("missed: bad topic %q", t)
+	}
+	switch kind {
+	case "conv":
+		p := Page{After: after, Limit: s.cfg.HistoryLimit}
+		if after < 0 {
+			p = Page{Limit: 1}
+		}
+		ms, err := s.store.Messages(ctx, id, p)
+		if err != nil {
+			return nil, internal("load messages", err)
+		}
+		s.anonymize(ms)
+		evs := make([]Event, len(ms))
+		for i := range ms {
+			evs[i] = Event{Type: EventMessage, ConvID: id, Message: &ms[i]}
+			if ms[i].Kind == KindRemoved {
+				evs[i].Revoke = ms[i].TargetID
+			}
+		}
+		return evs, nil
+	case "user":
+		if after < 0 {
+			last, err := s.store.LastUserEvent(ctx, id)
+			if err != nil || last == 0 {
+				return nil, err
+			}
+			after = last - 1
+		}
+		return s.store.UserEvents(ctx, id, after, s.cfg.HistoryLimit)
+	}
+	return nil, fmt.Errorf("missed: bad topic %q", t)
 }

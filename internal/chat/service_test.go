@@ -781,3 +781,56 @@ func TestSendConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// TestMissed: what a node's hub asks for after its broker was away.
+func TestMissed(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, chat.Config{HistoryLimit: 10})
+	ada, _ := f.signIn(t, "ada@example.com", "Ada")
+	grace, _ := f.signIn(t, "grace@example.com", "Grace")
+	room := f.enter(t, ada, "general") // seq 1: the join
+	for i := 2; i <= 4; i++ {
+		if _, err := f.svc.Send(ctx, ada, room.ID, fmt.Sprintf("c-%d", i), fmt.Sprintf("message %d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seqs := func(evs []chat.Event) (out []int64) {
+		for _, ev := range evs {
+			if ev.Type != chat.EventMessage || ev.ConvID != room.ID {
+				t.Fatalf("event %+v is not a message of the room", ev)
+			}
+			out = append(out, ev.Message.Seq)
+		}
+		return out
+	}
+	for _, c := range []struct {
+		after int64
+		want  []int64
+	}{{2, []int64{3, 4}}, {4, nil}, {-1, []int64{4}}} {
+		evs, err := f.svc.Missed(ctx, chat.ConvTopic(room.ID), c.after)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := seqs(evs); fmt.Sprint(got) != fmt.Sprint(c.want) {
+			t.Errorf("Missed(room, after %d) = seqs %v; want %v", c.after, got, c.want)
+		}
+	}
+
+	if _, err := f.svc.RequestFriend(ctx, ada, grace.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.AcceptFriend(ctx, grace, ada.ID); err != nil {
+		t.Fatal(err)
+	}
+	all, err := f.svc.Missed(ctx, chat.UserTopic(ada.ID), 0)
+	if err != nil || len(all) < 2 {
+		t.Fatalf("Missed(ada's topic, after 0) = %d events, %v; want her request and its acceptance", len(all), err)
+	}
+	newest, err := f.svc.Missed(ctx, chat.UserTopic(ada.ID), -1)
+	if err != nil || len(newest) != 1 || newest[0].UserSeq != all[len(all)-1].UserSeq {
+		t.Errorf("Missed(ada's topic, newest) = %+v, %v; want the one with user_seq %d", newest, err, all[len(all)-1].UserSeq)
+	}
+	if _, err := f.svc.Missed(ctx, chat.Topic("bogus"), 0); err == nil {
+		t.Error("Missed of a malformed topic succeeded")
+	}
+}

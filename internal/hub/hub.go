@@ -171,6 +171,7 @@ type topic struct {
 	// from the store).
 	dmu     sync.Mutex
 	next    int64                // seq expected next; 0 before the first message
+	user    int64                // newest Event.UserSeq delivered (user topics)
 	pending map[int64]chat.Event // early messages by seq
 	timer   *time.Timer          // flushes pending after reorderWait
 }
@@ -333,6 +334,7 @@ func (h *Hub) deliver(tp *topic, ev chat.Event) {
 	tp.dmu.Lock()
 	defer tp.dmu.Unlock()
 	if ev.Type != chat.EventMessage || ev.Message == nil {
+		tp.user = max(tp.user, ev.UserSeq)
 		h.fanOut(tp, ev)
 		return
 	}
@@ -480,6 +482,68 @@ func (h *Hub) follow(tp *topic, t chat.Topic) {
 			}
 		}
 	}()
+}
+
+// Fetch returns the events of topic t after position after: a
+// conversation's messages with seq > after, or a user's logged events with
+// UserSeq > after. With after < 0 it returns the newest event only.
+type Fetch func(ctx context.Context, t chat.Topic, after int64) ([]chat.Event, error)
+
+// resyncWorkers bounds the store queries of one Resync.
+const resyncWorkers = 4
+
+// Resync delivers, from the store, what the broker may have dropped while
+// it was disconnected (chat.Broker implementations that can lose events
+// announce their return). Each topic gets what follows the last event it
+// delivered; a topic that delivered nothing gets its newest event, which
+// shows clients a gap they then fill themselves (docs/protocol.md,
+// "Staying in sync"). Clients drop what they already have.
+func (h *Hub) Resync(ctx context.Context, fetch Fetch) {
+	h.tmu.RLock()
+	tps := make([]*topic, 0, len(h.topics))
+	for _, tp := range h.topics {
+		tps = append(tps, tp)
+	}
+	h.tmu.RUnlock()
+	work := make(chan *topic)
+	var wg sync.WaitGroup
+	for range min(resyncWorkers, len(tps)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for tp := range work {
+				h.resyncTopic(ctx, tp, fetch)
+			}
+		}()
+	}
+	for _, tp := range tps {
+		work <- tp
+	}
+	close(work)
+	wg.Wait()
+}
+
+func (h *Hub) resyncTopic(ctx context.Context, tp *topic, fetch Fetch) {
+	tp.dmu.Lock()
+	after := int64(-1)
+	switch {
+	case tp.next > 0:
+		after = tp.next - 1
+	case tp.user > 0:
+		after = tp.user
+	}
+	tp.dmu.Unlock()
+	evs, err := fetch(ctx, tp.name, after)
+	if err != nil {
+		h.log.Warn("resync", "topic", string(tp.name), "err", err)
+		return
+	}
+	if h.topicOf(tp.name) != tp {
+		return // nobody listens any more
+	}
+	for _, ev := range evs {
+		h.deliver(tp, ev)
+	}
 }
 
 // Close closes every client with ReasonShutdown, refuses new ones, and

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -446,5 +447,66 @@ func TestRemovedEvent(t *testing.T) {
 	h.Unsubscribe(stay, chat.ConvTopic(5))
 	if n := b.live.Load(); n != 2 {
 		t.Errorf("live subscriptions = %d; want 2 (the user topics)", n)
+	}
+}
+
+// TestResync: events the broker dropped reach the clients from Resync, in
+// order, after what each topic delivered last; a topic that delivered
+// nothing gets its newest event, and users' topics resume after their
+// newest logged event.
+func TestResync(t *testing.T) {
+	h, b := newHub(t)
+	c := mustRegister(t, h, 7, 0, 64)
+	for _, id := range []int64{1, 2} {
+		if err := h.Subscribe(c, chat.ConvTopic(id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish(t, b, chat.ConvTopic(1), msg(1, 1))
+	publish(t, b, chat.UserTopic(7), chat.Event{Type: chat.EventContact, UserSeq: 4})
+	if got := len(c.Next(nil)); got != 2 {
+		t.Fatalf("before the outage: %d items; want 2", got)
+	}
+	// The broker lost conv 1's seqs 2 and 3, conv 2's 5 (the clients have
+	// 1..4 from elsewhere: the newest shows them the gap) and user event 5.
+	var (
+		mu    sync.Mutex
+		asked = map[chat.Topic]int64{}
+	)
+	fetch := func(_ context.Context, tp chat.Topic, after int64) ([]chat.Event, error) {
+		mu.Lock()
+		asked[tp] = after
+		mu.Unlock()
+		switch tp {
+		case chat.ConvTopic(1):
+			return []chat.Event{msg(1, 2), msg(1, 3)}, nil
+		case chat.ConvTopic(2):
+			return []chat.Event{msg(2, 5)}, nil
+		case chat.UserTopic(7):
+			return []chat.Event{{Type: chat.EventContact, UserSeq: 5}}, nil
+		}
+		return nil, fmt.Errorf("unexpected topic %s", tp)
+	}
+	h.Resync(context.Background(), fetch)
+	want := map[chat.Topic]int64{chat.ConvTopic(1): 1, chat.ConvTopic(2): -1, chat.UserTopic(7): 4}
+	if fmt.Sprint(asked) != fmt.Sprint(want) {
+		t.Errorf("Resync asked for the events after %v; want %v", asked, want)
+	}
+	var got []string
+	for _, it := range c.Next(nil) {
+		if m := it.Event.Message; m != nil {
+			got = append(got, fmt.Sprintf("conv %d seq %d", m.ConvID, m.Seq))
+		} else {
+			got = append(got, fmt.Sprintf("user %d", it.Event.UserSeq))
+		}
+	}
+	slices.Sort(got)
+	if w := []string{"conv 1 seq 2", "conv 1 seq 3", "conv 2 seq 5", "user 5"}; fmt.Sprint(got) != fmt.Sprint(w) {
+		t.Errorf("delivered %q; want %q", got, w)
+	}
+	// Live delivery goes on after what Resync delivered.
+	publish(t, b, chat.ConvTopic(1), msg(1, 4))
+	if got := seqsOf(t, c, 1, time.Second); got[0] != 4 {
+		t.Errorf("after the resync, delivered %v; want [4]", got)
 	}
 }
