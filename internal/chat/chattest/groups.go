@@ -211,6 +211,13 @@ func testGroups(t *testing.T, s chat.Store) {
 	if _, err := s.DeleteGroup(ctx, g.ID); !errors.Is(err, chat.ErrNotFound) {
 		t.Errorf("DeleteGroup twice: err = %v; want ErrNotFound", err)
 	}
+	// Its messages went with it, and none can be added.
+	if ms, err := s.Messages(ctx, g.ID, chat.Page{Limit: 100}); err != nil || len(ms) != 0 {
+		t.Errorf("Messages after DeleteGroup = %d messages, %v; want none", len(ms), err)
+	}
+	if _, _, err := s.Append(ctx, chat.NewMessage{ConvID: g.ID, Kind: chat.KindText, SenderID: bob.ID, ClientID: "late", Body: "late", At: t0}); !errors.Is(err, chat.ErrNotFound) {
+		t.Errorf("Append after DeleteGroup: err = %v; want ErrNotFound", err)
+	}
 }
 
 // testGroupCapConcurrent adds 50 users at once to a group with 10 free
