@@ -119,7 +119,8 @@ type Message struct {
 	SenderName string      `json:"sender_name"`
 	ClientID   string      `json:"client_id,omitempty"`
 	Body       string      `json:"body"`
-	TargetID   int64       `json:"target_id,omitempty"` // the member a group event concerns
+	TargetID   int64       `json:"target_id,omitempty"`   // the member a group event concerns
+	TargetName string      `json:"target_name,omitempty"` // TargetID's name when read (not stored)
 	CreatedAt  time.Time   `json:"created_at"`
 }
 

@@ -181,6 +181,9 @@ func (s *Service) groupRole(ctx context.Context, u User, id int64) (Role, error)
 // publishGroup publishes m, a message of group id's sequence; revoke is
 // the user whose access ends with it (0 for none).
 func (s *Service) publishGroup(ctx context.Context, id int64, m Message, revoke int64) {
+	one := []Message{m}
+	s.nameTargets(ctx, one)
+	m = one[0]
 	s.publish(ctx, ConvTopic(id), Event{Type: EventMessage, ConvID: id, Message: &m, Revoke: revoke})
 }
 

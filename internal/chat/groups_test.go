@@ -164,8 +164,14 @@ func TestGroupEvents(t *testing.T) {
 	if len(evs) != 1 || evs[0].Type != chat.EventConversation || evs[0].ConvKind != chat.ConvGroup || evs[0].ConvID != f.g.ID {
 		t.Errorf("invitee's user topic: %+v; want one group conversation event", evs)
 	}
-	if evs := conv.take(); len(evs) != 1 || evs[0].Message == nil || evs[0].Message.Seq != m.Seq || evs[0].Revoke != 0 {
-		t.Errorf("conversation topic after add: %+v", evs)
+	if evs := conv.take(); len(evs) != 1 || evs[0].Message == nil || evs[0].Message.Seq != m.Seq || evs[0].Revoke != 0 ||
+		evs[0].Message.TargetName != f.out.Name {
+		t.Errorf("conversation topic after add: %+v; want the message, naming %q", evs, f.out.Name)
+	}
+	// History names the target too, for members who never met them.
+	hist, err := f.svc.History(ctx, f.owner, f.g.ID, chat.Page{Before: m.Seq + 1, Limit: 1})
+	if err != nil || len(hist) != 1 || hist[0].TargetName != f.out.Name || hist[0].TargetID != f.out.ID {
+		t.Errorf("History of the add = %+v, %v; want target_name %q", hist, err, f.out.Name)
 	}
 
 	if err := f.svc.RemoveGroupMember(ctx, f.admin, f.g.ID, f.t.ID); err != nil {

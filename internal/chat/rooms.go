@@ -127,7 +127,35 @@ func (s *Service) History(ctx context.Context, u User, id int64, p Page) ([]Mess
 		return nil, internal("load messages", err)
 	}
 	s.anonymize(ms)
+	s.nameTargets(ctx, ms)
 	return ms, nil
+}
+
+// nameTargets fills in the TargetName of group events with one lookup, so
+// that a member who never met the target can read "Ada added Grace". A
+// failed lookup leaves the names empty: clients fall back to the ID.
+func (s *Service) nameTargets(ctx context.Context, ms []Message) {
+	var ids []int64
+	for _, m := range ms {
+		if m.TargetID != 0 && !slices.Contains(ids, m.TargetID) {
+			ids = append(ids, m.TargetID)
+		}
+	}
+	if len(ids) == 0 {
+		return
+	}
+	us, err := s.store.Users(ctx, ids)
+	if err != nil {
+		s.log.Warn("load target names", "err", err)
+		return
+	}
+	for i := range ms {
+		for _, u := range us {
+			if u.ID == ms[i].TargetID {
+				ms[i].TargetName = u.Name
+			}
+		}
+	}
 }
 
 func (s *Service) anonymize(ms []Message) {

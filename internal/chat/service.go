@@ -247,6 +247,7 @@ func (s *Service) Missed(ctx context.Context, t Topic, after int64) ([]Event, er
 			return nil, internal("load messages", err)
 		}
 		s.anonymize(ms)
+		s.nameTargets(ctx, ms)
 		evs := make([]Event, len(ms))
 		for i := range ms {
 			evs[i] = Event{Type: EventMessage, ConvID: id, Message: &ms[i]}
