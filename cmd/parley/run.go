@@ -95,6 +95,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Logger:   logger,
 	})
 
+	h.UseStore(svc.Missed) // gaps in the broker's stream are filled from the store
+
 	var uiFS fs.FS
 	if cfg.Dev {
 		uiFS = os.DirFS("ui/dist")
@@ -131,7 +133,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		// clients from the store.
 		fab.onResume(func() {
 			start := time.Now()
-			h.Resync(bg, svc.Missed)
+			h.Resync(bg)
 			logger.Info("resynced after broker reconnect", "took", time.Since(start).String())
 		})
 	}

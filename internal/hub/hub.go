@@ -174,6 +174,7 @@ type topic struct {
 	user    int64                // newest Event.UserSeq delivered (user topics)
 	pending map[int64]chat.Event // early messages by seq
 	timer   *time.Timer          // flushes pending after reorderWait
+	filling bool                 // fillGap is running
 }
 
 // reorderWait bounds how long an early message waits for the ones before it.
@@ -190,7 +191,14 @@ type Hub struct {
 	clients map[*Client]struct{}
 	closed  bool
 	empty   chan struct{} // closed when closed and no client is left
+
+	fetch Fetch // the store, for gaps and resyncs; nil: none (tests)
 }
+
+// UseStore makes the hub fill from fetch the messages that do not arrive
+// through the broker in time, and lets Resync work. Call it before the
+// hub is used.
+func (h *Hub) UseStore(fetch Fetch) { h.fetch = fetch }
 
 // New returns a Hub fed by b.
 func New(b chat.Broker, log *slog.Logger) *Hub {
@@ -345,7 +353,10 @@ func (h *Hub) deliver(tp *topic, ev chat.Event) {
 		tp.next = seq + 1
 		h.drainPending(tp)
 	case seq < tp.next:
-		h.fanOut(tp, ev) // late or repeated: clients drop what they have
+		if h.fetch == nil {
+			h.fanOut(tp, ev) // late or repeated: clients drop what they have
+		}
+		// else it was delivered already, from the store if not by the broker
 	default:
 		if tp.pending == nil {
 			tp.pending = make(map[int64]chat.Event)
@@ -374,12 +385,58 @@ func (h *Hub) drainPending(tp *topic) {
 	}
 }
 
-// flushPending gives up waiting for a missing message and delivers what
-// is held, in seq order.
+// flushPending stops waiting for a missing message: it fetches the
+// messages from the missing one on from the store and delivers them in
+// order; without a store, or if that fails, it delivers what is held and
+// leaves the gap to clients (docs/protocol.md, "Staying in sync").
 func (h *Hub) flushPending(tp *topic) {
 	tp.dmu.Lock()
-	defer tp.dmu.Unlock()
 	tp.timer = nil
+	if tp.filling { // wait for it
+		if len(tp.pending) > 0 {
+			tp.timer = time.AfterFunc(reorderWait, func() { h.flushPending(tp) })
+		}
+		tp.dmu.Unlock()
+		return
+	}
+	if len(tp.pending) == 0 || h.fetch == nil {
+		h.skipGap(tp)
+		tp.dmu.Unlock()
+		return
+	}
+	tp.filling = true
+	after := tp.next - 1
+	tp.dmu.Unlock()
+	go h.fillGap(tp, after)
+}
+
+// fillGap delivers tp's messages after seq after from the store.
+func (h *Hub) fillGap(tp *topic, after int64) {
+	ctx, cancel := context.WithTimeout(context.Background(), fillTimeout)
+	evs, err := h.fetch(ctx, tp.name, after)
+	cancel()
+	if err != nil {
+		h.log.Warn("fill gap from the store", "topic", string(tp.name), "after", after, "err", err)
+	}
+	for _, ev := range evs {
+		h.deliver(tp, ev)
+	}
+	tp.dmu.Lock()
+	defer tp.dmu.Unlock()
+	tp.filling = false
+	if tp.next == after+1 { // not filled: give up on it
+		h.skipGap(tp)
+	} else if len(tp.pending) > 0 && tp.timer == nil {
+		tp.timer = time.AfterFunc(reorderWait, func() { h.flushPending(tp) })
+	}
+}
+
+// fillTimeout bounds one store query of fillGap.
+const fillTimeout = 5 * time.Second
+
+// skipGap delivers what tp holds, in seq order, past the gap before it.
+// tp.dmu is held.
+func (h *Hub) skipGap(tp *topic) {
 	if len(tp.pending) == 0 {
 		return
 	}
@@ -390,7 +447,7 @@ func (h *Hub) flushPending(tp *topic) {
 	slices.Sort(seqs)
 	tp.next = seqs[0]
 	h.drainPending(tp)
-	if len(tp.pending) > 0 { // another gap further on: wait for it in turn
+	if len(tp.pending) > 0 && tp.timer == nil { // another gap further on: wait for it in turn
 		tp.timer = time.AfterFunc(reorderWait, func() { h.flushPending(tp) })
 	}
 }
@@ -498,7 +555,11 @@ const resyncWorkers = 4
 // delivered; a topic that delivered nothing gets its newest event, which
 // shows clients a gap they then fill themselves (docs/protocol.md,
 // "Staying in sync"). Clients drop what they already have.
-func (h *Hub) Resync(ctx context.Context, fetch Fetch) {
+func (h *Hub) Resync(ctx context.Context) {
+	fetch := h.fetch
+	if fetch == nil {
+		return
+	}
 	h.tmu.RLock()
 	tps := make([]*topic, 0, len(h.topics))
 	for _, tp := range h.topics {

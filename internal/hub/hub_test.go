@@ -487,7 +487,8 @@ func TestResync(t *testing.T) {
 		}
 		return nil, fmt.Errorf("unexpected topic %s", tp)
 	}
-	h.Resync(context.Background(), fetch)
+	h.UseStore(fetch)
+	h.Resync(context.Background())
 	want := map[chat.Topic]int64{chat.ConvTopic(1): 1, chat.ConvTopic(2): -1, chat.UserTopic(7): 4}
 	if fmt.Sprint(asked) != fmt.Sprint(want) {
 		t.Errorf("Resync asked for the events after %v; want %v", asked, want)
@@ -508,5 +509,39 @@ func TestResync(t *testing.T) {
 	publish(t, b, chat.ConvTopic(1), msg(1, 4))
 	if got := seqsOf(t, c, 1, time.Second); got[0] != 4 {
 		t.Errorf("after the resync, delivered %v; want [4]", got)
+	}
+}
+
+// TestGapFilledFromStore: a message whose publish is late (or lost) is
+// fetched from the store once the reorder wait is over, so clients get
+// every message in order; the late publish, when it comes, is dropped.
+func TestGapFilledFromStore(t *testing.T) {
+	h, b := newHub(t)
+	var fetched atomic.Int32
+	h.UseStore(func(_ context.Context, tp chat.Topic, after int64) ([]chat.Event, error) {
+		fetched.Add(1)
+		if tp != chat.ConvTopic(1) || after != 1 {
+			return nil, fmt.Errorf("fetch(%s, after %d); want conv 1 after 1", tp, after)
+		}
+		return []chat.Event{msg(1, 2), msg(1, 3)}, nil
+	})
+	c := mustRegister(t, h, 0, 0, 64)
+	if err := h.Subscribe(c, chat.ConvTopic(1)); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, b, chat.ConvTopic(1), msg(1, 1))
+	publish(t, b, chat.ConvTopic(1), msg(1, 3)) // 2 is late
+	publish(t, b, chat.ConvTopic(1), msg(1, 4))
+	got := seqsOf(t, c, 4, 5*time.Second)
+	if want := []int64{1, 2, 3, 4}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("delivered %v; want %v, the gap filled from the store", got, want)
+	}
+	publish(t, b, chat.ConvTopic(1), msg(1, 2)) // the late publish
+	publish(t, b, chat.ConvTopic(1), msg(1, 5))
+	if got := seqsOf(t, c, 1, time.Second); fmt.Sprint(got) != "[5]" {
+		t.Errorf("after the late publish, delivered %v; want [5] only", got)
+	}
+	if n := fetched.Load(); n != 1 {
+		t.Errorf("%d fetches; want 1", n)
 	}
 }

@@ -187,6 +187,9 @@ func TestGroup(t *testing.T) {
 		if m.Kind != "text" {
 			kinds = append(kinds, m.Kind)
 		}
+		if want := map[int64]string{bob.ID: "Bob", cy.ID: "Cy"}[m.TargetID]; m.TargetName != want {
+			t.Errorf("%s event's target_name = %q; want %q", m.Kind, m.TargetName, want)
+		}
 	}
 	want := []string{"created", "added", "added", "admin_granted", "renamed", "removed", "added", "leave", "owner_transferred"}
 	if fmt.Sprint(kinds) != fmt.Sprint(want) {

@@ -448,6 +448,7 @@ type wireMessage struct {
 	ClientID   string    `json:"client_id"`
 	Body       string    `json:"body"`
 	TargetID   int64     `json:"target_id"`
+	TargetName string    `json:"target_name"`
 	CreatedAt  time.Time `json:"created_at"`
 }
 
