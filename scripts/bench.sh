@@ -5,7 +5,8 @@
 # "parley bench --pid", and writes the bench's JSON line, tagged with the
 # target, to docs/bench/NAME.json (CPU and heap profiles of some runs go to
 # docs/bench/profiles/). "go run ./scripts/benchreport" turns the files into
-# the tables of docs/benchmarks.md.
+# the tables of docs/benchmarks.md. Target 6 also runs against PostgreSQL:
+# its Go benchmark, and a server on a fresh schema dropped afterwards.
 #
 # Usage: scripts/bench.sh [TARGET...]
 #   TARGET is 1 2 3 4 5 6 7 8 or go (the Go micro-benchmarks of internal/hub
@@ -13,7 +14,9 @@
 # Environment: OUT (default docs/bench) is where results go; REF (default
 # HEAD) is the commit to build and test, exported with git archive so that
 # edits under way in the working tree neither break nor colour the run;
-# REF=. measures the working tree as it is.
+# REF=. measures the working tree as it is. PARLEY_BENCH_POSTGRES (default
+# postgres://postgres@127.0.0.1:5432/test?sslmode=disable) is the PostgreSQL
+# database of target 6; psql must reach it.
 #
 # Servers listen on 127.0.0.1 only, every run is bounded by timeout, and the
 # load tool runs on the same machine as the server, sharing its cores.
@@ -41,9 +44,12 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/parley-bench.XXXXXX")
 bin=$tmp/parley
 SERVER_PID=
 PROF_PID=
+PG_URL=${PARLEY_BENCH_POSTGRES:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}
+PG_SCHEMA= # created by target 6, dropped on exit
 cleanup() {
 	if [ -n "$PROF_PID" ]; then kill "$PROF_PID" 2>/dev/null || true; fi
 	if [ -n "$SERVER_PID" ]; then kill -KILL "$SERVER_PID" 2>/dev/null || true; fi
+	if [ -n "$PG_SCHEMA" ]; then psql -q "$PG_URL" -c "DROP SCHEMA IF EXISTS $PG_SCHEMA CASCADE" >/dev/null 2>&1 || true; fi
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -69,6 +75,18 @@ loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9; exit}' /proc/stat; }
 task_ticks() { awk '/^cpu / {print $2 + $3 + $4; exit}' /proc/stat; }
 proc_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# db_ticks prints the CPU time of the PostgreSQL processes (0 without
+# SERVER_DB): with the server on PostgreSQL they work for it, and are not
+# other people's load. Backends that ended meanwhile are missed.
+db_ticks() {
+	if [ -z "$SERVER_DB" ]; then
+		echo 0
+		return
+	fi
+	local p t=0
+	for p in $(pgrep -x postgres || true); do t=$((t + $(proc_ticks "$p"))); done
+	echo "$t"
+}
 
 # wait_quiet waits, up to a minute, until the machine spends at most 15 %
 # of a second busy (other people's tests share it), and prints that share.
@@ -121,31 +139,38 @@ log "building parley $commit into $tmp"
 # One database of benchmark users with a session each; every server gets a
 # fresh copy of it. Runs use the first N tokens.
 needed=1000
+if wants 7; then needed=5000; fi
 if wants 4 || wants 5 || wants 8; then needed=19000; fi
-if wants 1 || wants 2 || wants 3 || wants 4 || wants 5 || wants 6 || wants 8; then
+if wants 1 || wants 2 || wants 3 || wants 4 || wants 5 || wants 6 || wants 7 || wants 8; then
 	log "creating $needed users and sessions (parley admin sessions)"
 	"$bin" admin sessions --db "$tmp/template.db" --count "$needed" >"$tmp/tokens.all"
 fi
+TOKENS_ALL=$tmp/tokens.all # the sessions of the database the servers use
 tokens() { # tokens N: a file of the first N tokens
-	head -n "$1" "$tmp/tokens.all" >"$tmp/tokens.$1"
+	head -n "$1" "$TOKENS_ALL" >"$tmp/tokens.$1"
 	echo "$tmp/tokens.$1"
 }
 
 SERVER_FLAGS="--send-rate 1000000 --send-burst 1000000 --outbox 4096 --log-level info"
 SERVER_ENV=() # for the next run only, as VAR=value
+SERVER_DB=    # if set, the servers' --db (a PostgreSQL URL) instead of a copy of the SQLite template
+SERVER_DB_DESC=FRESH.db
 ADDR=
 DEBUG=
 
-# start_server NAME: a fresh copy of the database, a server on a loopback
-# port chosen by the kernel, with pprof on another.
+# start_server NAME: a fresh copy of the database (or SERVER_DB), a server
+# on a loopback port chosen by the kernel, with pprof on another.
 start_server() {
-	local name=$1
-	cp "$tmp/template.db" "$tmp/$name.db"
-	if [ -e "$tmp/template.db-wal" ]; then cp "$tmp/template.db-wal" "$tmp/$name.db-wal"; fi
+	local name=$1 db=$SERVER_DB
+	if [ -z "$db" ]; then
+		db=$tmp/$name.db
+		cp "$tmp/template.db" "$db"
+		if [ -e "$tmp/template.db-wal" ]; then cp "$tmp/template.db-wal" "$db-wal"; fi
+	fi
 	# shellcheck disable=SC2086
 	(
 		ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-		exec env "${SERVER_ENV[@]}" "$bin" --addr 127.0.0.1:0 --debug-addr 127.0.0.1:0 --db "$tmp/$name.db" $SERVER_FLAGS
+		exec env "${SERVER_ENV[@]}" "$bin" --addr 127.0.0.1:0 --debug-addr 127.0.0.1:0 --db "$db" $SERVER_FLAGS
 	) >"$tmp/$name.server.out" 2>"$tmp/$name.server.log" &
 	SERVER_PID=$!
 	ADDR= DEBUG=
@@ -271,11 +296,11 @@ bench_once() {
 	fi
 	load=$(loadavg)
 	log "$name: ${env_desc}parley bench $* (machine $quiet % busy before)"
-	local TIMEFORMAT='%R %U %S' b0 b1 s0 s1
-	b0=$(task_ticks) s0=$(proc_ticks "$SERVER_PID")
+	local TIMEFORMAT='%R %U %S' b0 b1 s0 s1 d0 d1
+	b0=$(task_ticks) s0=$(proc_ticks "$SERVER_PID") d0=$(db_ticks)
 	{ time timeout -k 30 -s INT "$bound" "$bin" bench --targets "http://$ADDR" --tokens "$tok" --pid "$SERVER_PID" "$@" \
 		>"$tmp/$name.out" 2>"$tmp/$name.err"; } 2>"$tmp/$name.time" || rc=$?
-	b1=$(task_ticks) s1=$(proc_ticks "$SERVER_PID")
+	b1=$(task_ticks) s1=$(proc_ticks "$SERVER_PID") d1=$(db_ticks)
 	stop_server
 	save_profiles "$name"
 	local result wall user sys
@@ -284,15 +309,18 @@ bench_once() {
 	{
 		printf '{"target":%s,"name":%s,"commit":%s,"date":%s' "$(json_str "$target")" "$(json_str "$name")" "$(json_str "$commit")" "$(json_str "$(date -u +%Y-%m-%dT%H:%M:%SZ)")"
 		printf ',"command":%s' "$(json_str "parley bench --targets http://127.0.0.1:PORT --tokens TOKENS($ntok) --pid PID $*")"
-		printf ',"server_command":%s' "$(json_str "${env_desc}parley --addr 127.0.0.1:0 --debug-addr 127.0.0.1:0 --db FRESH.db $SERVER_FLAGS")"
+		printf ',"server_command":%s' "$(json_str "${env_desc}parley --addr 127.0.0.1:0 --debug-addr 127.0.0.1:0 --db $SERVER_DB_DESC $SERVER_FLAGS")"
 		printf ',"tokens":%s,"bound_seconds":%s,"exit_code":%s' "$ntok" "$bound" "$rc"
 		printf ',"loadavg_before":%s,"machine_busy_percent_before":%s' "$(json_str "$load")" "$quiet"
 		printf ',"bench_wall_seconds":%s,"bench_cpu_seconds":%s' "$wall" "$(awk -v u="$user" -v s="$sys" 'BEGIN {printf "%.2f", u + s}')"
 		# Whole-run CPU time (connecting included) of the server, and of
 		# everything else on the machine but the bench: other people's work.
 		printf ',"server_cpu_seconds_total":%s' "$(awk -v a="$s0" -v b="$s1" 'BEGIN {printf "%.2f", (b - a) / 100}')"
-		printf ',"other_cpu_seconds":%s' "$(awk -v a="$b0" -v b="$b1" -v s0="$s0" -v s1="$s1" -v u="$user" -v s="$sys" \
-			'BEGIN {o = (b - a - (s1 - s0)) / 100 - u - s; printf "%.2f", (o < 0 ? 0 : o)}')"
+		if [ -n "$SERVER_DB" ]; then
+			printf ',"db_cpu_seconds":%s' "$(awk -v a="$d0" -v b="$d1" 'BEGIN {printf "%.2f", (b - a) / 100}')"
+		fi
+		printf ',"other_cpu_seconds":%s' "$(awk -v a="$b0" -v b="$b1" -v s0="$s0" -v s1="$s1" -v d0="$d0" -v d1="$d1" -v u="$user" -v s="$sys" \
+			'BEGIN {o = (b - a - (s1 - s0) - (d1 - d0)) / 100 - u - s; printf "%.2f", (o < 0 ? 0 : o)}')"
 		printf ',"earlier_attempts_other_cpu_seconds":[%s]' "$EARLIER"
 		if [ -n "$result" ]; then
 			printf ',"result":%s' "$result"
@@ -306,16 +334,20 @@ bench_once() {
 }
 
 # gobench TARGET NAME ARGS...: go test benchmarks, their output kept as is
-# and as JSON.
+# and as JSON. GOBENCH_ENV (VAR=value ...) is the environment of the next
+# one only; GOBENCH_ENV_DESC how the command shows it.
+GOBENCH_ENV=()
+GOBENCH_ENV_DESC=
 gobench() {
 	local target=$1 name=$2
 	shift 2
-	local load quiet
+	local load quiet env=("${GOBENCH_ENV[@]}") desc=${GOBENCH_ENV_DESC:+$GOBENCH_ENV_DESC }
+	GOBENCH_ENV=() GOBENCH_ENV_DESC=
 	quiet=$(wait_quiet)
 	load=$(loadavg)
-	log "$name: go test $* (machine $quiet % busy before)"
-	(cd "$src" && timeout -k 30 300 go test "$@") | tee "$OUT/$name.txt" >&2 || log "$name: go test failed"
-	awk -v target="$target" -v name="$name" -v cmd="go test $*" -v la="$load" -v quiet="$quiet" -v commit="$commit" '
+	log "$name: ${desc}go test $* (machine $quiet % busy before)"
+	(cd "$src" && env "${env[@]}" timeout -k 30 300 go test "$@") | tee "$OUT/$name.txt" >&2 || log "$name: go test failed"
+	awk -v target="$target" -v name="$name" -v cmd="${desc}go test $*" -v la="$load" -v quiet="$quiet" -v commit="$commit" '
 		BEGIN { printf "{\"target\":\"%s\",\"name\":\"%s\",\"commit\":\"%s\",\"command\":\"%s\",\"loadavg_before\":\"%s\",\"machine_busy_percent_before\":%s,\"benchmarks\":[", target, name, commit, cmd, la, quiet; n = 0 }
 		/^pkg: / { pkg = $2 }
 		/^Benchmark/ {
@@ -369,22 +401,36 @@ fi
 # rooms: the store alone (Go benchmark), then end to end over WebSocket.
 if wants 6; then
 	gobench 6 target6 -run '^$' -bench AppendParallel -benchtime 5s -count 3 ./internal/sqlite/
-	rc=0
-	"$bin" admin migrate --db postgres://127.0.0.1:5432/parley >"$tmp/target6-postgres.out" 2>&1 || rc=$?
-	printf '{"target":"6","name":"target6-postgres","command":"parley admin migrate --db postgres://127.0.0.1:5432/parley","exit_code":%s,"error":%s}\n' \
-		"$rc" "$(json_str "$(tail -n 1 "$tmp/target6-postgres.out")")" >"$OUT/target6-postgres.json"
-	log "target6-postgres: $(tail -n 1 "$tmp/target6-postgres.out")"
 	profile '^sending (as|[0-9])' 3 cpu 5
 	bench 6 target6-e2e 90 200 --conns 200 --rooms 100 --senders 2 --rate 0 --duration 10s
+	# The same against PostgreSQL: the store's Go benchmark (each run in a
+	# schema of its own that the test drops), then a server on a fresh
+	# schema of PG_URL holding 200 benchmark sessions.
+	GOBENCH_ENV=("PARLEY_TEST_POSTGRES=$PG_URL") GOBENCH_ENV_DESC="PARLEY_TEST_POSTGRES=$PG_URL"
+	gobench 6 target6-postgres -run '^$' -bench AppendParallel -benchtime 5s -count 3 ./internal/postgres/
+	PG_SCHEMA=parley_bench_$$
+	case $PG_URL in *\?*) pg_db="$PG_URL&search_path=$PG_SCHEMA" ;; *) pg_db="$PG_URL?search_path=$PG_SCHEMA" ;; esac
+	if psql -q -v ON_ERROR_STOP=1 "$PG_URL" -c "DROP SCHEMA IF EXISTS $PG_SCHEMA CASCADE; CREATE SCHEMA $PG_SCHEMA" >"$tmp/pg.out" 2>&1 &&
+		"$bin" admin sessions --db "$pg_db" --count 200 >"$tmp/tokens.pg" 2>>"$tmp/pg.out"; then
+		SERVER_DB=$pg_db SERVER_DB_DESC="${PG_URL}&search_path=FRESH_SCHEMA" TOKENS_ALL=$tmp/tokens.pg
+		profile '^sending (as|[0-9])' 3 cpu 5
+		bench 6 target6-e2e-postgres 90 200 --conns 200 --rooms 100 --senders 2 --rate 0 --duration 10s
+		SERVER_DB= SERVER_DB_DESC=FRESH.db TOKENS_ALL=$tmp/tokens.all
+	else
+		log "target6-e2e-postgres: could not prepare schema $PG_SCHEMA: $(tail -n 1 "$tmp/pg.out")"
+		printf '{"target":"6","name":"target6-e2e-postgres","command":%s,"exit_code":1,"error":%s}\n' \
+			"$(json_str "psql; parley admin sessions --db $PG_URL&search_path=FRESH_SCHEMA --count 200")" \
+			"$(json_str "$(tail -n 1 "$tmp/pg.out")")" >"$OUT/target6-e2e-postgres.json"
+	fi
+	psql -q "$PG_URL" -c "DROP SCHEMA IF EXISTS $PG_SCHEMA CASCADE" >/dev/null 2>&1 || true
+	PG_SCHEMA=
 fi
-# Target 7: long-polling clients. The server has no long-poll transport yet;
-# the bench says so.
+# Target 7: 5,000 long-polling clients (GET /api/poll with a cursor, sends
+# by POST), 100 messages/s: 50 rooms of 100, one sender each, as target 8's
+# 5k run does over WebSocket.
 if wants 7; then
-	rc=0
-	"$bin" bench --transport longpoll --conns 5000 --rate 100 >"$tmp/target7.out" 2>&1 || rc=$?
-	printf '{"target":"7","name":"target7","command":"parley bench --transport longpoll --conns 5000 --rate 100","exit_code":%s,"error":%s}\n' \
-		"$rc" "$(json_str "$(tail -n 1 "$tmp/target7.out")")" >"$OUT/target7.json"
-	log "target7: $(tail -n 1 "$tmp/target7.out")"
+	profile '^sending (as|[0-9])' 3 cpu 5
+	bench 7 target7 150 5000 --transport longpoll --conns 5000 --rooms 50 --senders 1 --rate 100 --duration 10s
 fi
 # Target 8: how cost grows, at 10,000 deliveries/s offered. Connections:
 # 1k, 5k and 19k in rooms of 100, 100 messages/s in all. Room size: 10, 100

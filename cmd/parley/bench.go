@@ -23,7 +23,7 @@ connections per room send for --duration, and checks that every
 connection of a room receives every message of it once and in order.
 Prints a progress line a second to stderr, then a summary and one JSON
 line to stdout; exits with an error if a delivery was lost, duplicated or
-out of order.
+out of order, or if the run was interrupted (SIGINT) before its end.
 
 Prepare the server for it:
   - sessions without mail: parley admin sessions --db parley.db --count N > tokens
@@ -46,7 +46,7 @@ func runBench(ctx context.Context, args []string, _ func(string) string, stdout,
 		tokens  string
 	)
 	fs.StringVar(&targets, "targets", "http://127.0.0.1:8080", "comma-separated server base URLs; connections are spread over them in turn")
-	fs.StringVar(&cfg.Transport, "transport", bench.TransportWS, "ws (native WebSocket, signed in), compat (Django Channels endpoint, anonymous) or longpoll (not offered by the server yet)")
+	fs.StringVar(&cfg.Transport, "transport", bench.TransportWS, "ws (native WebSocket, signed in), compat (Django Channels endpoint, anonymous) or longpoll (HTTP long-polling on /api/poll, signed in)")
 	fs.IntVar(&cfg.Conns, "conns", 100, "client connections")
 	fs.IntVar(&cfg.Rooms, "rooms", 1, "rooms the connections are spread over")
 	fs.IntVar(&cfg.SendersPerRoom, "senders", 1, "connections per room that also send")
@@ -56,7 +56,7 @@ func runBench(ctx context.Context, args []string, _ func(string) string, stdout,
 	fs.Float64Var(&cfg.Ramp, "ramp", 1000, "connections opened per second")
 	fs.DurationVar(&cfg.Drain, "drain", 5*time.Second, "how long to wait for answers and deliveries once sending stops")
 	fs.StringVar(&cfg.RoomPrefix, "room-prefix", "bench", "rooms are PREFIX-0, PREFIX-1, ...")
-	fs.StringVar(&tokens, "tokens", "", `file of session tokens, one a line, as printed by "parley admin sessions" (USER_ID<TAB>EMAIL<TAB>TOKEN) or bare; reused in turn if fewer than --conns (required for ws)`)
+	fs.StringVar(&tokens, "tokens", "", `file of session tokens, one a line, as printed by "parley admin sessions" (USER_ID<TAB>EMAIL<TAB>TOKEN) or bare; reused in turn if fewer than --conns (required for ws and longpoll)`)
 	fs.IntVar(&cfg.ServerPID, "pid", 0, "the server's process ID (same machine): report its memory and CPU time")
 	fs.BoolVar(&cfg.Idle, "idle", false, "connect and hold only, to measure the server's memory per connection (with --pid)")
 	fs.Usage = func() {
@@ -98,6 +98,8 @@ func runBench(ctx context.Context, args []string, _ func(string) string, stdout,
 	}
 	fmt.Fprintf(stdout, "%s\n", line)
 	switch {
+	case res.Interrupted:
+		return fmt.Errorf("bench: %s", res.InterruptReason)
 	case err != nil:
 		return fmt.Errorf("bench: %w", err)
 	case res.ConnsEstablished == 0:

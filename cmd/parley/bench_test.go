@@ -32,6 +32,7 @@ func TestBenchCommand(t *testing.T) {
 	}{
 		{"ws", []string{"--tokens", tokenFile}},
 		{"compat", []string{"--transport", "compat"}},
+		{"longpoll", []string{"--transport", "longpoll", "--tokens", tokenFile}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
@@ -64,8 +65,8 @@ func TestBenchCommand(t *testing.T) {
 
 	var out bytes.Buffer
 	err := run(ctx, []string{"bench", "--targets", s.URL, "--transport", "longpoll"}, noEnv, &out, &out)
-	if err == nil || !strings.Contains(err.Error(), "long-poll transport: the server does not offer it yet") {
-		t.Errorf("bench --transport longpoll = %v; want the not-yet error", err)
+	if err == nil || !strings.Contains(err.Error(), "needs session tokens") {
+		t.Errorf("bench --transport longpoll without --tokens = %v; want an error asking for tokens", err)
 	}
 }
 

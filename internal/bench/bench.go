@@ -35,7 +35,7 @@ type Config struct {
 	Ramp           float64       // connections opened per second (default 1000)
 	Drain          time.Duration // how long to wait for answers and deliveries once sending stops (default 5s)
 	RoomPrefix     string        // rooms are PREFIX-0 … PREFIX-(Rooms-1) (default "bench")
-	Tokens         []string      // session tokens (ws); reused in turn when fewer than Conns
+	Tokens         []string      // session tokens (ws, longpoll); reused in turn when fewer than Conns
 	ServerPID      int           // if not 0, the server's memory and CPU time are read from /proc
 	Idle           bool          // connect and hold only, to measure the server's memory per connection
 	Progress       io.Writer     // a progress line per second and phase changes; nil: none
@@ -121,8 +121,8 @@ func (c *Config) fill() error {
 	}) {
 		bad("room prefix %q: room names are 1-64 letters, digits, - and _", c.RoomPrefix)
 	}
-	if c.Transport == TransportWS && len(c.Tokens) == 0 {
-		bad("the ws transport needs session tokens (parley admin sessions)")
+	if (c.Transport == TransportWS || c.Transport == TransportLongPoll) && len(c.Tokens) == 0 {
+		bad("the %s transport needs session tokens (parley admin sessions)", c.Transport)
 	}
 	return errors.Join(errs...)
 }
@@ -155,6 +155,8 @@ type Result struct {
 	DurationSeconds    float64          `json:"duration_seconds"` // of sending (idle: of holding)
 	Server             *ServerStats     `json:"server,omitempty"`
 	OK                 bool             `json:"ok"`
+	Interrupted        bool             `json:"interrupted,omitempty"` // stopped early (ctx ended): the run is not OK whatever it measured
+	InterruptReason    string           `json:"interrupt_reason,omitempty"`
 	Notes              []string         `json:"notes,omitempty"`
 }
 
@@ -181,8 +183,12 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	if limit, err := raiseFileLimit(); err == nil && limit > 0 && uint64(cfg.Conns)+fdReserve > limit {
-		return Result{}, fmt.Errorf("%d connections need about %d open files; the limit is %d (ulimit -n)", cfg.Conns, cfg.Conns+fdReserve, limit)
+	files := cfg.Conns + fdReserve
+	if cfg.Transport == TransportLongPoll && !cfg.Idle {
+		files += cfg.Rooms * cfg.SendersPerRoom * maxPosts // a sender's POSTs
+	}
+	if limit, err := raiseFileLimit(); err == nil && limit > 0 && uint64(files) > limit {
+		return Result{}, fmt.Errorf("%d connections need about %d open files; the limit is %d (ulimit -n)", cfg.Conns, files, limit)
 	}
 	r := newRun(cfg, tr)
 	return r.run(ctx)
@@ -200,13 +206,15 @@ type runState struct {
 
 	established, failed, dropped atomic.Int64
 	sent, acked, sendErrs        atomic.Int64
+	resumed                      atomic.Int64 // long-poll channels the server rebuilt
 	expected                     atomic.Int64 // so far: acked × receivers of the room
 	shards                       [nShards]shard
 
-	mu         sync.Mutex // guards what follows and writes to cfg.Progress
-	connectErr error
-	dropErr    error
-	notes      []string
+	mu          sync.Mutex // guards what follows and writes to cfg.Progress
+	connectErr  error
+	dropErr     error
+	notes       []string
+	interrupted []string // the phases ctx cut short
 }
 
 // shard is a part of the receive statistics; a client uses one.
@@ -310,6 +318,13 @@ func (r *runState) note(format string, args ...any) {
 	r.notes = append(r.notes, fmt.Sprintf(format, args...))
 }
 
+// interrupt records that ctx ended phase before its end.
+func (r *runState) interrupt(phase string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.interrupted = append(r.interrupted, phase)
+}
+
 func (r *runState) run(ctx context.Context) (Result, error) {
 	cfg := r.cfg
 	r.start = time.Now()
@@ -327,6 +342,7 @@ func (r *runState) run(ctx context.Context) (Result, error) {
 	defer func() {
 		r.closeAll()
 		readers.Wait()
+		r.tr.release()
 	}()
 
 	r.logf("connecting %d clients (%s) to %s at up to %g/s", cfg.Conns, cfg.Transport, strings.Join(cfg.Targets, ", "), cfg.Ramp)
@@ -341,10 +357,14 @@ func (r *runState) run(ctx context.Context) (Result, error) {
 	if cfg.Idle {
 		r.logf("holding %d connections for %v", r.established.Load(), cfg.Duration)
 		sendStart = time.Now()
-		sleep(ctx.Done(), cfg.Duration)
+		if !sleep(ctx.Done(), cfg.Duration) {
+			r.interrupt(fmt.Sprintf("holding stopped after %.1fs of %v", time.Since(sendStart).Seconds(), cfg.Duration))
+		}
 		sendEnd = time.Now()
 	} else if r.established.Load() > 0 && ctx.Err() == nil {
 		sendStart, sendEnd = r.sendAll(ctx)
+	} else if ctx.Err() != nil && !cfg.Idle {
+		r.interrupt("nothing was sent")
 	}
 	var end procStats
 	if cfg.ServerPID != 0 {
@@ -435,6 +455,7 @@ func (r *runState) connectAll(ctx context.Context, readers *sync.WaitGroup) {
 	wg.Wait()
 	r.tr.doneConnecting()
 	if ctx.Err() != nil {
+		r.interrupt("connecting cut short")
 		return
 	}
 	for _, rm := range r.rooms {
@@ -528,10 +549,14 @@ func (r *runState) sendAll(ctx context.Context) (start, end time.Time) {
 		offset := time.Duration(int64(interval) * int64(i) / int64(len(active)))
 		wg.Go(func() { r.runSender(s, stop, interval, offset) })
 	}
-	sleep(ctx.Done(), cfg.Duration)
+	full := sleep(ctx.Done(), cfg.Duration)
 	close(stop)
 	wg.Wait()
 	end = time.Now()
+	if !full {
+		r.interrupt(fmt.Sprintf("sending stopped after %.1fs of %v", end.Sub(start).Seconds(), cfg.Duration))
+		return start, end
+	}
 
 	r.logf("sending stopped; draining for up to %v", cfg.Drain)
 	deadline := time.NewTimer(cfg.Drain)
@@ -541,6 +566,8 @@ func (r *runState) sendAll(ctx context.Context) (start, end time.Time) {
 	for !r.settled() {
 		select {
 		case <-ctx.Done():
+			r.interrupt(fmt.Sprintf("draining stopped with %d sends unanswered and %d deliveries missing",
+				r.inFlight(), max(0, r.expected.Load()-r.received())))
 			return start, end
 		case <-deadline.C:
 			r.note("draining ended after %v with %d sends unanswered and %d deliveries missing",
@@ -674,6 +701,8 @@ func (r *runState) handle(c *client, ev event) {
 	switch ev.typ {
 	case evBad:
 		c.bad++
+	case evResumed:
+		r.resumed.Add(1)
 	case evMessage:
 		r.message(c, ev)
 	case evAck:
@@ -803,8 +832,13 @@ func (r *runState) result(connectTime time.Duration, sendStart, sendEnd time.Tim
 		SendErrorCodes:   make(map[string]int64),
 		Notes:            r.notes,
 	}
-	if res.ConnsFailed+res.ConnsEstablished < cfg.Conns {
-		res.Notes = append(res.Notes, fmt.Sprintf("%d connections were not attempted (interrupted)", cfg.Conns-res.ConnsFailed-res.ConnsEstablished))
+	if n := cfg.Conns - res.ConnsFailed - res.ConnsEstablished; n > 0 {
+		res.Notes = append(res.Notes, fmt.Sprintf("%d connections were not attempted (interrupted)", n))
+		r.interrupted = append(r.interrupted, fmt.Sprintf("%d of %d connections not attempted", n, cfg.Conns))
+	}
+	if len(r.interrupted) > 0 {
+		res.Interrupted = true
+		res.InterruptReason = "interrupted: " + strings.Join(slices.Compact(r.interrupted), "; ")
 	}
 	if !cfg.Idle {
 		res.Rate = cfg.Rate
@@ -903,7 +937,10 @@ func (r *runState) result(connectTime time.Duration, sendStart, sendEnd time.Tim
 	if bad > 0 {
 		res.Notes = append(res.Notes, fmt.Sprintf("%d frames could not be parsed", bad))
 	}
-	res.OK = res.ConnsEstablished > 0 && res.Lost == 0 && res.Duplicated == 0 && res.OutOfOrder == 0 &&
+	if n := r.resumed.Load(); n > 0 {
+		res.Notes = append(res.Notes, fmt.Sprintf("the server rebuilt %d long-poll channels (it lost them or they fell behind); their missed messages came in sync frames", n))
+	}
+	res.OK = !res.Interrupted && res.ConnsEstablished > 0 && res.Lost == 0 && res.Duplicated == 0 && res.OutOfOrder == 0 &&
 		res.DeliveriesReceived == res.DeliveriesExpected
 	slices.SortFunc(res.Notes, func(a, b string) int { return cmp.Compare(a, b) })
 	return res

@@ -2,6 +2,7 @@ package bench_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -94,14 +95,32 @@ func mustRun(tb testing.TB, cfg bench.Config) bench.Result {
 }
 
 // checkStopped fails if a goroutine of package bench is still running.
+// The HTTP client's connection goroutines end a moment after their
+// connection is closed, so those get a few seconds to go.
 func checkStopped(tb testing.TB) {
 	tb.Helper()
-	buf := make([]byte, 1<<20)
-	buf = buf[:runtime.Stack(buf, true)]
-	for _, g := range strings.Split(string(buf), "\n\n") {
-		if strings.Contains(g, "parley/internal/bench.") || strings.Contains(g, "net/http.(*persistConn)") {
-			tb.Errorf("goroutine left running after Run:\n%s", g)
+	var left []string
+	for range 100 {
+		buf := make([]byte, 1<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		left = left[:0]
+		inHTTP := false
+		for _, g := range strings.Split(string(buf), "\n\n") {
+			switch {
+			case strings.Contains(g, "parley/internal/bench."):
+				left = append(left, g)
+			case strings.Contains(g, "net/http.(*persistConn)"):
+				left = append(left, g)
+				inHTTP = true
+			}
 		}
+		if len(left) == 0 || !inHTTP {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, g := range left {
+		tb.Errorf("goroutine left running after Run:\n%s", g)
 	}
 }
 
@@ -193,6 +212,41 @@ func TestBenchWebSocketSenders(t *testing.T) {
 	}
 }
 
+func TestBenchLongPoll(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		rate     float64
+		inFlight int
+	}{
+		{"fixed rate", 200, 0},
+		{"as fast as possible", 0, 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newTestServer(t)
+			const conns = 20
+			res := mustRun(t, bench.Config{
+				Targets:        []string{s.URL},
+				Transport:      bench.TransportLongPoll,
+				Conns:          conns,
+				Rooms:          2,
+				SendersPerRoom: 1,
+				Rate:           tc.rate,
+				InFlight:       tc.inFlight,
+				Duration:       time.Second,
+				Tokens:         s.tokens(t, conns/2), // reused in turn: two channels of one user in a room
+				RoomPrefix:     "lp",
+			})
+			checkClean(t, res, conns)
+			if res.Transport != bench.TransportLongPoll {
+				t.Errorf("transport = %q; want %q", res.Transport, bench.TransportLongPoll)
+			}
+			if res.DeliveriesExpected != res.MessagesAcked*conns/2 {
+				t.Errorf("deliveries expected = %d; want acked × conns per room = %d", res.DeliveriesExpected, res.MessagesAcked*conns/2)
+			}
+		})
+	}
+}
+
 func TestBenchCompat(t *testing.T) {
 	s := newTestServer(t)
 	res := mustRun(t, bench.Config{
@@ -239,7 +293,7 @@ func TestBenchRejects(t *testing.T) {
 		cfg  bench.Config
 		want string
 	}{
-		{"long-poll", bench.Config{Transport: bench.TransportLongPoll, Conns: 1, Duration: time.Second, SendersPerRoom: 1}, "long-poll transport: the server does not offer it yet"},
+		{"long-poll without tokens", bench.Config{Transport: bench.TransportLongPoll, Conns: 1, Duration: time.Second, SendersPerRoom: 1}, "the longpoll transport needs session tokens"},
 		{"no tokens", bench.Config{Conns: 1, Duration: time.Second, SendersPerRoom: 1}, "tokens"},
 		{"bad target", bench.Config{Targets: []string{"127.0.0.1:8080"}, Transport: bench.TransportCompat, Conns: 1, Duration: time.Second, SendersPerRoom: 1}, "target"},
 		{"too many senders", bench.Config{Transport: bench.TransportCompat, Conns: 4, Rooms: 2, SendersPerRoom: 3, Duration: time.Second}, "senders per room"},
@@ -364,5 +418,70 @@ func (f *faultyServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		f.mu.Unlock()
+	}
+}
+
+// cancelOn is a progress writer that keeps what is written and calls
+// cancel once a line starting with prefix is written.
+type cancelOn struct {
+	mu     sync.Mutex
+	prefix string
+	cancel context.CancelFunc
+	out    strings.Builder
+}
+
+func (w *cancelOn) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if strings.HasPrefix(string(p), w.prefix) {
+		w.cancel()
+	}
+	return w.out.Write(p)
+}
+
+// TestBenchInterrupted stops runs early, as SIGINT or bench.sh's time
+// bound do: whatever was measured by then, the run is not OK and says why.
+func TestBenchInterrupted(t *testing.T) {
+	s := newTestServer(t)
+	tokens := s.tokens(t, 4)
+	for _, tc := range []struct {
+		name   string
+		prefix string // cancel once progress shows this
+		cfg    bench.Config
+		want   string // in the reason
+	}{
+		{"while sending", "sending", bench.Config{Conns: 4, Rooms: 2, SendersPerRoom: 1, Rate: 20, Duration: time.Hour}, "sending stopped"},
+		{"while holding", "holding", bench.Config{Conns: 4, Idle: true, Duration: time.Hour}, "holding stopped"},
+		// At one connection every 1000 s, at most the first is attempted.
+		{"while connecting", "connecting", bench.Config{Conns: 4, SendersPerRoom: 1, Rate: 20, Duration: time.Hour, Ramp: 0.001}, "connections not attempted"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			progress := &cancelOn{prefix: tc.prefix, cancel: cancel}
+			cfg := tc.cfg
+			cfg.Targets, cfg.Tokens, cfg.Progress = []string{s.URL}, tokens, progress
+			res, err := bench.Run(ctx, cfg)
+			if err != context.Canceled {
+				t.Errorf("Run error = %v; want context.Canceled", err)
+			}
+			checkStopped(t)
+			var sum strings.Builder
+			res.WriteSummary(&sum)
+			t.Logf("progress:\n%s\nsummary:\n%s", progress.out.String(), sum.String())
+			if res.OK || !res.Interrupted || !strings.Contains(res.InterruptReason, tc.want) {
+				t.Errorf("ok, interrupted, reason = %v, %v, %q; want false, true, a reason containing %q", res.OK, res.Interrupted, res.InterruptReason, tc.want)
+			}
+			if !strings.Contains(sum.String(), "result       FAILED (interrupted: ") {
+				t.Errorf("summary does not say the run was interrupted:\n%s", sum.String())
+			}
+			line, err := json.Marshal(res)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(string(line), `"ok":false,"interrupted":true`) {
+				t.Errorf("JSON = %s; want ok false, interrupted true", line)
+			}
+		})
 	}
 }

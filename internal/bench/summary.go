@@ -55,9 +55,12 @@ func (r Result) WriteSummary(w io.Writer) error {
 	for _, n := range r.Notes {
 		line("note", "%s", n)
 	}
-	if r.OK {
+	switch {
+	case r.OK:
 		line("result", "OK")
-	} else {
+	case r.Interrupted:
+		line("result", "FAILED (%s)", r.InterruptReason)
+	default:
 		line("result", "FAILED")
 	}
 	_, err := io.WriteString(w, b.String())

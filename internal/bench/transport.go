@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -12,12 +11,8 @@ import (
 const (
 	TransportWS       = "ws"       // the native protocol on /api/ws, signed in
 	TransportCompat   = "compat"   // the Django Channels endpoint /ws/chat/ROOM/, anonymous
-	TransportLongPoll = "longpoll" // HTTP long-polling (not offered by the server yet)
+	TransportLongPoll = "longpoll" // the native protocol over HTTP long-polling on /api/poll, signed in
 )
-
-// errNoLongPoll is what asking for long-polling gets until the server
-// offers it; adding it means writing a transport.
-var errNoLongPoll = errors.New("long-poll transport: the server does not offer it yet")
 
 // transport connects clients to a server in one protocol.
 type transport interface {
@@ -29,6 +24,9 @@ type transport interface {
 	seqs() bool
 	// doneConnecting releases what connect kept for reuse.
 	doneConnecting()
+	// release releases what the transport holds once every session
+	// ended.
+	release()
 }
 
 // session is one connected client.
@@ -55,6 +53,7 @@ const (
 	evAck                          // the server stored one of our sends
 	evError                        // the server refused a request
 	evBad                          // a frame the bench could not parse
+	evResumed                      // long-poll: the server rebuilt the channel
 )
 
 // event is what a transport makes of one server frame.
@@ -85,7 +84,7 @@ func newTransport(cfg Config) (transport, error) {
 	case TransportCompat:
 		return &compatTransport{dialer: newDialer()}, nil
 	case TransportLongPoll:
-		return nil, errNoLongPoll
+		return newPollTransport(cfg), nil
 	}
 	return nil, fmt.Errorf("unknown transport %q: want %s, %s or %s", cfg.Transport, TransportWS, TransportCompat, TransportLongPoll)
 }
@@ -95,3 +94,7 @@ func (*compatTransport) seqs() bool { return false }
 
 func (t *nativeTransport) doneConnecting() { t.http.CloseIdleConnections() }
 func (*compatTransport) doneConnecting()   {}
+
+func (t *nativeTransport) release() { t.http.CloseIdleConnections() }
+func (*compatTransport) release()   {}
+func (t *pollTransport) release()   { t.http.CloseIdleConnections() }

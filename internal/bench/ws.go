@@ -351,6 +351,12 @@ func (t *nativeTransport) connect(ctx context.Context, c *client) (session, erro
 // enter makes c's user a member of c's room (POST /api/rooms) and returns
 // the room's ID.
 func (t *nativeTransport) enter(ctx context.Context, c *client) (int64, error) {
+	return enterRoom(ctx, t.http, c)
+}
+
+// enterRoom makes c's user a member of c's room (POST /api/rooms) and
+// returns the room's ID.
+func enterRoom(ctx context.Context, hc *http.Client, c *client) (int64, error) {
 	body, err := json.Marshal(map[string]string{"name": c.room.name})
 	if err != nil {
 		return 0, err
@@ -361,7 +367,7 @@ func (t *nativeTransport) enter(ctx context.Context, c *client) (int64, error) {
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.AddCookie(&http.Cookie{Name: cookieName, Value: c.token})
-	resp, err := t.http.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return 0, fmt.Errorf("enter room: %w", err)
 	}
@@ -371,13 +377,7 @@ func (t *nativeTransport) enter(ctx context.Context, c *client) (int64, error) {
 		return 0, fmt.Errorf("enter room: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		var e struct {
-			Error struct{ Code, Message string } `json:"error"`
-		}
-		if json.Unmarshal(data, &e) == nil && e.Error.Code != "" {
-			return 0, fmt.Errorf("enter room: HTTP %d %s: %s", resp.StatusCode, e.Error.Code, e.Error.Message)
-		}
-		return 0, fmt.Errorf("enter room: HTTP %s", resp.Status)
+		return 0, fmt.Errorf("enter room: %w", httpError(resp, data))
 	}
 	var r struct {
 		Room struct {
@@ -388,6 +388,30 @@ func (t *nativeTransport) enter(ctx context.Context, c *client) (int64, error) {
 		return 0, fmt.Errorf("enter room: unexpected answer %.200q", data)
 	}
 	return r.Room.ID, nil
+}
+
+// statusError is an HTTP answer other than the one expected.
+type statusError struct {
+	status  int
+	code    string // the API's error code, if the body had one
+	message string
+}
+
+func (e *statusError) Error() string {
+	if e.code != "" {
+		return fmt.Sprintf("HTTP %d %s: %s", e.status, e.code, e.message)
+	}
+	return fmt.Sprintf("HTTP %d %s", e.status, http.StatusText(e.status))
+}
+
+// httpError describes an unexpected answer of the API from its status and
+// error body ({"error": {"code": …, "message": …}}).
+func httpError(resp *http.Response, data []byte) *statusError {
+	var e struct {
+		Error struct{ Code, Message string } `json:"error"`
+	}
+	_ = json.Unmarshal(data, &e)
+	return &statusError{status: resp.StatusCode, code: e.Error.Code, message: e.Error.Message}
 }
 
 // Django Channels compatibility: /ws/chat/ROOM/, anonymous, {"message": "..."}.

@@ -1,0 +1,368 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Long-polling (docs/protocol.md, "Long-polling"): each client holds a
+// GET /api/poll?cursor=C open and polls again with the cursor of each
+// answer; its frames go as POST /api/poll?cursor=C, one a request. Signed
+// in with the session cookie, as over the WebSocket. The server's
+// cross-origin check refuses browser requests from other sites only: a
+// request with neither Origin nor Sec-Fetch-Site passes, so POST and
+// DELETE need no extra header.
+
+const (
+	pollTimeout   = 6 * time.Minute  // a GET; the server holds one at most --poll-hold (25 s by default, 5 min at most)
+	postTimeout   = 30 * time.Second // a POST or DELETE
+	pollBodyLimit = 16 << 20         // largest answer accepted
+	maxPosts      = 4                // POSTs under way per sender; more in-flight sends wait for one
+)
+
+// pollTransport shares one http.Client, so one pool of keep-alive
+// connections, among every client.
+type pollTransport struct {
+	http *http.Client
+}
+
+func newPollTransport(cfg Config) *pollTransport {
+	// Every client holds a GET; a sender also has up to maxPosts POSTs
+	// under way. The pool keeps that many idle so that each poll reuses a
+	// connection instead of opening one.
+	idle := cfg.Conns + cfg.Rooms*cfg.SendersPerRoom*maxPosts + maxConnecting
+	return &pollTransport{http: &http.Client{
+		Transport: &http.Transport{
+			DialContext:         (&net.Dialer{Timeout: 15 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			TLSHandshakeTimeout: 15 * time.Second,
+			MaxIdleConns:        idle,
+			MaxIdleConnsPerHost: idle,
+			IdleConnTimeout:     90 * time.Second,
+			DisableCompression:  true,
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}}
+}
+
+func (*pollTransport) seqs() bool      { return true }
+func (*pollTransport) doneConnecting() {} // the readers reuse the pool
+
+// pollSession is one long-poll channel. The reader goroutine polls; the
+// sender posts, each POST in a goroutine of its own, and hands the events
+// of the answers to the reader's function under mu, so that they are
+// handled one at a time as the WebSocket's are.
+type pollSession struct {
+	t      *pollTransport
+	target string
+	token  string
+	roomID int64
+	start  int64
+	limit  float64
+	frame  func(clientID, body string) []byte
+
+	ctx    context.Context // ends with the session
+	cancel context.CancelFunc
+	posts  chan struct{} // one per POST under way
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex // serializes calls of fn; guards what follows
+	cursor  string
+	fn      func(event)
+	pending []event // answers that arrived before read began
+	closed  bool
+}
+
+func (s *pollSession) base() int64       { return s.start }
+func (s *pollSession) sendRate() float64 { return s.limit }
+
+func (t *pollTransport) connect(ctx context.Context, c *client) (session, error) {
+	if c.token == "" {
+		return nil, errors.New("no session token")
+	}
+	roomID, err := enterRoom(ctx, t.http, c)
+	if err != nil {
+		return nil, err
+	}
+	s := &pollSession{t: t, target: c.target, token: c.token, roomID: roomID, frame: nativeSend(roomID), posts: make(chan struct{}, maxPosts)}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	if err := s.open(ctx); err != nil {
+		s.cancel()
+		if s.cursor != "" {
+			s.end(ctx)
+		}
+		return nil, err
+	}
+	return s, nil
+}
+
+// open starts the channel (a poll without cursor, answered with hello) and
+// opens the room.
+func (s *pollSession) open(ctx context.Context) error {
+	frames, err := s.poll(ctx)
+	if err != nil {
+		return fmt.Errorf("first poll: %w", err)
+	}
+	helloSeen := false
+	for _, line := range frames {
+		var f nativeFrame
+		if err := json.Unmarshal(line, &f); err != nil {
+			return fmt.Errorf("first poll: bad frame %.80q: %w", line, err)
+		}
+		if f.Type == "hello" {
+			helloSeen = true
+			s.limit = f.Limits.SendRate
+		}
+	}
+	if !helloSeen {
+		return fmt.Errorf("first poll: no hello in %d frames", len(frames))
+	}
+	open, err := json.Marshal(map[string]any{"type": "open", "room_id": s.roomID, "ref": "bench-open"})
+	if err != nil {
+		return err
+	}
+	replies, err := s.post(ctx, open, "")
+	if err != nil {
+		return fmt.Errorf("open room %d: %w", s.roomID, err)
+	}
+	for _, line := range replies {
+		var f nativeFrame
+		if err := json.Unmarshal(line, &f); err != nil {
+			return fmt.Errorf("open room %d: bad frame %.80q: %w", s.roomID, line, err)
+		}
+		switch {
+		case f.Type == "opened" && f.Ref == "bench-open":
+			s.start = f.Room.LastSeq
+			return nil
+		case f.Type == "error":
+			return fmt.Errorf("open room %d: %s: %s", s.roomID, f.Code, f.Message.Text)
+		}
+	}
+	return fmt.Errorf("open room %d: no opened frame in %d frames", s.roomID, len(replies))
+}
+
+// request makes one request to /api/poll with the current cursor and
+// returns the answer's body; a status other than 200 or 204 is a
+// *statusError.
+func (s *pollSession) request(ctx context.Context, method string, body []byte, idempotencyKey string) ([]byte, error) {
+	s.mu.Lock()
+	u := s.target + "/api/poll"
+	if s.cursor != "" {
+		u += "?cursor=" + url.QueryEscape(s.cursor)
+	}
+	s.mu.Unlock()
+	var r io.Reader
+	if body != nil {
+		r = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, r)
+	if err != nil {
+		return nil, err
+	}
+	req.AddCookie(&http.Cookie{Name: cookieName, Value: s.token})
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if idempotencyKey != "" {
+		// A send is idempotent by its client_id; this header lets the
+		// HTTP client retry it on a keep-alive connection the server had
+		// closed.
+		req.Header.Set("Idempotency-Key", idempotencyKey)
+	}
+	resp, err := s.t.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, pollBodyLimit+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > pollBodyLimit {
+		return nil, fmt.Errorf("%s /api/poll: answer larger than %d bytes", method, pollBodyLimit)
+	}
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusNoContent {
+		return nil, httpError(resp, data)
+	}
+	return data, nil
+}
+
+// poll makes one GET and returns its frames; the cursor moves on.
+func (s *pollSession) poll(ctx context.Context) ([]json.RawMessage, error) {
+	ctx, cancel := context.WithTimeout(ctx, pollTimeout)
+	defer cancel()
+	data, err := s.request(ctx, http.MethodGet, nil, "")
+	if err != nil {
+		return nil, fmt.Errorf("poll: %w", err)
+	}
+	var a struct {
+		Cursor string            `json:"cursor"`
+		Frames []json.RawMessage `json:"frames"`
+	}
+	if err := json.Unmarshal(data, &a); err != nil || a.Cursor == "" {
+		return nil, fmt.Errorf("poll: unexpected answer %.200q", data)
+	}
+	s.mu.Lock()
+	s.cursor = a.Cursor
+	s.mu.Unlock()
+	return a.Frames, nil
+}
+
+// post sends one frame and returns the reply frames.
+func (s *pollSession) post(ctx context.Context, frame []byte, idempotencyKey string) ([]json.RawMessage, error) {
+	ctx, cancel := context.WithTimeout(ctx, postTimeout)
+	defer cancel()
+	data, err := s.request(ctx, http.MethodPost, frame, idempotencyKey)
+	if err != nil {
+		return nil, err
+	}
+	var a struct {
+		Frames []json.RawMessage `json:"frames"`
+	}
+	if err := json.Unmarshal(data, &a); err != nil {
+		return nil, fmt.Errorf("unexpected answer %.200q", data)
+	}
+	return a.Frames, nil
+}
+
+// end asks the server to end the channel (DELETE /api/poll).
+func (s *pollSession) end(ctx context.Context) {
+	_, _ = s.request(ctx, http.MethodDelete, nil, "")
+}
+
+var (
+	syncPrefix    = []byte(`{"type":"sync",`)
+	resumedPrefix = []byte(`{"type":"resumed",`)
+)
+
+// decodePoll decodes a frame of a poll answer. Besides the WebSocket's,
+// a channel the server rebuilt starts with "resumed" and a "sync" of the
+// messages the client missed, which are deliveries too.
+func decodePoll(line []byte, fn func(event)) {
+	switch {
+	case bytes.HasPrefix(line, resumedPrefix):
+		fn(event{typ: evResumed})
+	case bytes.HasPrefix(line, syncPrefix):
+		var f struct {
+			Messages []frameMessage `json:"messages"`
+		}
+		if err := json.Unmarshal(line, &f); err != nil {
+			fn(event{typ: evBad, text: err.Error()})
+			return
+		}
+		for _, m := range f.Messages {
+			fn(event{typ: evMessage, seq: m.Seq, isText: m.Kind == "text", body: m.Body})
+		}
+	default:
+		decodeNative(line, fn)
+	}
+}
+
+func (s *pollSession) read(fn func(event)) error {
+	s.mu.Lock()
+	s.fn = fn
+	for _, ev := range s.pending {
+		fn(ev)
+	}
+	s.pending = nil
+	s.mu.Unlock()
+	for {
+		frames, err := s.poll(s.ctx)
+		if err != nil {
+			return err
+		}
+		s.mu.Lock()
+		for _, line := range frames {
+			decodePoll(line, fn)
+		}
+		s.mu.Unlock()
+	}
+}
+
+// deliver hands events of a POST's answer to the reader's function.
+func (s *pollSession) deliver(evs []event) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fn == nil {
+		s.pending = append(s.pending, evs...)
+		return
+	}
+	for _, ev := range evs {
+		s.fn(ev)
+	}
+}
+
+// send posts the frame in a goroutine of its own, once fewer than maxPosts
+// are under way; the answer (ack or error) reaches the reader's function.
+func (s *pollSession) send(clientID, body string) error {
+	select {
+	case s.posts <- struct{}{}:
+	case <-s.ctx.Done():
+		return s.ctx.Err()
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		<-s.posts
+		return net.ErrClosed
+	}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	frame := s.frame(clientID, body)
+	go func() {
+		defer s.wg.Done()
+		defer func() { <-s.posts }()
+		s.deliver(s.sendFrame(frame, clientID))
+	}()
+	return nil
+}
+
+// sendFrame posts a send frame and returns what became of it: an ack or an
+// error event, exactly one of them.
+func (s *pollSession) sendFrame(frame []byte, clientID string) []event {
+	replies, err := s.post(s.ctx, frame, clientID)
+	if err != nil {
+		code := "transport_error"
+		if se, ok := errors.AsType[*statusError](err); ok {
+			code = se.code
+			if code == "" {
+				code = "http_" + strconv.Itoa(se.status)
+			}
+		}
+		return []event{{typ: evError, ref: clientID, code: code, text: err.Error()}}
+	}
+	var evs []event
+	answered := false
+	for _, line := range replies {
+		decodeNative(line, func(ev event) {
+			answered = answered || ev.typ == evAck || ev.typ == evError
+			evs = append(evs, ev)
+		})
+	}
+	if !answered {
+		evs = append(evs, event{typ: evError, ref: clientID, code: "no_reply", text: fmt.Sprintf("%d reply frames, none an ack or error", len(replies))})
+	}
+	return evs
+}
+
+// close stops polling, waits for the POSTs under way, then ends the
+// channel on the server if it can before deadline.
+func (s *pollSession) close(deadline time.Time) {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	s.cancel()
+	s.wg.Wait()
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	s.end(ctx)
+}
