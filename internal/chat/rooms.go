@@ -177,23 +177,26 @@ func (s *Service) Send(ctx context.Context, u User, id int64, clientID, body str
 	if err := checkBody(body, s.cfg.MaxMessageLen); err != nil {
 		return Message{}, err
 	}
-	_, err := s.member(ctx, u, id)
-	if !errors.Is(err, ErrNotFound) {
-		if err != nil {
-			return Message{}, err
-		}
+	// One read for the kind and the membership: this is the hot path.
+	c, member, err := s.store.Conversation(ctx, id, u.ID)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return Message{}, roomNotFound()
+	case err != nil:
+		return Message{}, internal("load conversation", err)
+	case c.Kind == ConvRoom && !member:
+		return Message{}, notMember()
+	case c.Kind == ConvRoom:
 		m, _, err := s.append(ctx, NewMessage{ConvID: id, Kind: KindText, SenderID: u.ID, ClientID: clientID, Body: body})
 		return m, err
-	}
-	c, err := s.private(ctx, u, id) // not a room: a direct conversation or a group
-	if err != nil {
-		return Message{}, err
-	}
-	if c.Kind == ConvGroup {
+	case !member, c.Kind == ConvDirect && c.Peer == nil:
+		return Message{}, roomNotFound()
+	case c.Kind == ConvGroup:
 		// MemberOnly: a member removed since the check above is refused.
 		m, _, err := s.append(ctx, NewMessage{ConvID: id, Kind: KindText, SenderID: u.ID, ClientID: clientID, Body: body, MemberOnly: true})
 		return m, err
 	}
+	s.present(&c)
 	return s.sendDirect(ctx, u, c, clientID, body)
 }
 
