@@ -13,9 +13,10 @@ import (
 // kindRoom is the conversations.kind of rooms.
 const kindRoom = "room"
 
-// roomCols selects a chat.Room from conversations c.
-const roomCols = `c.id, c.name, c.created_at, c.last_seq, c.last_active_at,
-	(SELECT count(*) FROM members mb WHERE mb.conv_id = c.id)`
+// roomCols selects a chat.Room from conversations c. member_count is
+// kept by a trigger (migration 0004), so that loading a room, as every
+// send does, costs the same whatever its size.
+const roomCols = `c.id, c.name, c.created_at, c.last_seq, c.last_active_at, c.member_count`
 
 // scanRoom scans roomCols, then extra.
 func scanRoom(s scanner, extra ...any) (chat.Room, error) {

@@ -23,7 +23,7 @@ func directKey(a, b int64) string {
 // (LEFT JOINed: NULL for a non-member) from conversations c, joined with
 // convJoins.
 const convCols = `c.id, c.kind, c.name, c.created_at, c.last_seq, c.last_active_at,
-	(SELECT count(*) FROM members x WHERE x.conv_id = c.id),
+	c.member_count,
 	mb.user_id IS NOT NULL, coalesce(mb.read_seq, 0),
 	p.id, p.name, p.created_at,
 	lm.seq, lm.kind, lm.sender_id, coalesce(lu.name, ''), lm.client_id, lm.body, lm.target_id, lm.created_at`

@@ -19,7 +19,7 @@ var _ chat.GroupStore = (*DB)(nil)
 // groupCols selects a chat.Group from conversations c.
 const groupCols = `c.id, c.name, c.description, c.max_members,
 	coalesce((SELECT o.user_id FROM members o WHERE o.conv_id = c.id AND o.role = 'owner'), 0),
-	c.created_at, c.last_seq, (SELECT count(*) FROM members mb WHERE mb.conv_id = c.id)`
+	c.created_at, c.last_seq, c.member_count`
 
 func group(ctx context.Context, tx *sql.Tx, id int64) (chat.Group, error) {
 	var g chat.Group
