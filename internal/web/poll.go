@@ -248,14 +248,24 @@ func (ch *pollChannel) take(ctx context.Context) []json.RawMessage {
 	frames := ch.pending
 	ch.pending = nil
 	ch.mu.Unlock()
-	for _, it := range ch.sess.client.Next(nil) {
-		if it.Raw != nil {
-			frames = append(frames, it.Raw)
-			continue
+	// Until Next finds nothing: only then is the client idle, and only an
+	// idle client is woken (signal) when events come. Stopping earlier,
+	// with every item filtered out by admit, would leave the GET asleep
+	// until its hold runs out.
+	for {
+		items := ch.sess.client.Next(nil)
+		if items == nil {
+			break
 		}
-		for _, ev := range ch.admit(ctx, it.Event) {
-			if b := encodeNative(ev); b != nil {
-				frames = append(frames, b)
+		for _, it := range items {
+			if it.Raw != nil {
+				frames = append(frames, it.Raw)
+				continue
+			}
+			for _, ev := range ch.admit(ctx, it.Event) {
+				if b := encodeNative(ev); b != nil {
+					frames = append(frames, b)
+				}
 			}
 		}
 	}
