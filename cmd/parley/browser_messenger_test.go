@@ -18,6 +18,7 @@ const messengerState = `{
 	view: document.getElementById("app").dataset.view,
 	hash: location.hash,
 	conn: document.getElementById("conn-status").dataset.state,
+	transport: document.getElementById("conn-status").dataset.transport,
 	title: document.getElementById("room-title").textContent,
 	composerError: document.getElementById("composer-error").textContent,
 	roomHint: document.getElementById("room-hint").textContent,
@@ -33,11 +34,26 @@ const messengerState = `{
 }`
 
 // TestBrowserMessenger drives contacts and direct chats in two Chromium
-// sessions: Ada finds Grace by email and asks to be friends, Grace accepts
-// live, Ada writes to her; Grace leaves the page while Ada writes more, and
-// on her return sees the right unread count, reads everything in order and
-// the badge goes away.
+// sessions over WebSockets: Ada finds Grace by email and asks to be
+// friends, Grace accepts live, Ada writes to her; Grace leaves the page
+// (and so goes offline) while Ada writes more, and on her return sees the
+// right unread count, reads everything in order and the badge goes away.
+// TestBrowserPoll runs the same over long-polling.
 func TestBrowserMessenger(t *testing.T) {
+	runMessengerScenario(t, "", "ws")
+}
+
+// connectedBy is a JavaScript function that is true once the page is
+// connected by the transport given as its argument ("ws" or "poll").
+const connectedBy = `(transport) => {
+	const el = document.getElementById("conn-status");
+	return el.dataset.state === "connected" && el.dataset.transport === transport;
+}`
+
+// runMessengerScenario runs TestBrowserMessenger's scenario with the app's
+// URL ending in query, and checks that every page is connected by
+// transport.
+func runMessengerScenario(t *testing.T, query, transport string) {
 	exe := chromiumPath(t)
 	deadline := time.Now().Add(2 * browserTestTimeout)
 	s := startServer(t)
@@ -48,12 +64,12 @@ func TestBrowserMessenger(t *testing.T) {
 	})
 	ada := startBrowser(t, exe, "ada", deadline)
 	grace := startBrowser(t, exe, "grace", deadline)
+	ada.query, grace.query = query, query
 
 	ada.signIn(t, s, "ada@example.com", "Ada")
 	grace.signIn(t, s, "grace@example.com", "Grace")
 	for _, b := range []*browser{ada, grace} {
-		waitFor[bool](t, b, "connected", messengerState,
-			`() => document.getElementById("conn-status").dataset.state === "connected"`)
+		waitFor[bool](t, b, "connected by "+transport, messengerState, connectedBy, transport)
 		evaluate[chromedp.Void](t, b, "mark the page", `window.parleyTestPage = true`)
 	}
 
@@ -107,8 +123,13 @@ func TestBrowserMessenger(t *testing.T) {
 	read := 0 // what Grace has read of it
 	unreadBefore := int(seqs[0]) - read
 
-	// Grace closes her page.
+	// Grace closes her page; the page ends its connection as it goes, so
+	// Ada sees her offline after the grace period, not an idle timeout.
+	presenceIs := `(id, online) =>
+		document.querySelector('#friends li[data-user-id="' + id + '"] .presence-dot')?.dataset.online === String(online)`
+	waitFor[bool](t, ada, "Grace is shown online", messengerState, presenceIs, grace.userID, true)
 	grace.do(t, "leave the page", chromedp.Navigate("about:blank"))
+	waitFor[bool](t, ada, "Grace is shown offline", messengerState, presenceIs, grace.userID, false)
 
 	for _, text := range []string{"The release notes are ready for review.", "Tests are green on my side.", "Ping me when you are back!"} {
 		texts = append(texts, text)
@@ -124,7 +145,7 @@ func TestBrowserMessenger(t *testing.T) {
 
 	// Grace comes back (same profile, so still signed in): the badge counts
 	// what she missed.
-	grace.do(t, "come back", chromedp.Navigate(s.URL))
+	grace.do(t, "come back", chromedp.Navigate(grace.appURL(s, "")))
 	waitFor[bool](t, grace, fmt.Sprintf("the badge shows %d", want), messengerState, `(id, want) => {
 		const li = document.querySelector('#conversations li[data-conv-id="' + id + '"][data-kind="direct"]');
 		const badge = li && li.querySelector(".badge");
@@ -137,7 +158,7 @@ func TestBrowserMessenger(t *testing.T) {
 	// reads the chat in the first one (the server's read frame).
 	tabCtx, closeTab := chromedp.NewContext(grace.ctx)
 	defer closeTab()
-	tab := &browser{name: "Grace (second tab)", ctx: tabCtx, deadline: deadline, output: newSyncBuffer()}
+	tab := &browser{name: "Grace (second tab)", query: query, ctx: tabCtx, deadline: deadline, output: newSyncBuffer()}
 	// The first Do ties the tab to the context it gets: give it the tab's own.
 	opened := make(chan error, 1)
 	go func() { opened <- chromedp.Do(tabCtx) }()
@@ -149,7 +170,7 @@ func TestBrowserMessenger(t *testing.T) {
 	case <-time.After(browserStepTimeout):
 		t.Fatalf("a second tab did not open within %v", browserStepTimeout)
 	}
-	tab.do(t, "load the app in the second tab", chromedp.Navigate(s.URL))
+	tab.do(t, "load the app in the second tab", chromedp.Navigate(tab.appURL(s, "")))
 	badgeIs := `(id, want) => {
 		const li = document.querySelector('#conversations li[data-conv-id="' + id + '"][data-kind="direct"]');
 		const badge = li && li.querySelector(".badge");
@@ -157,6 +178,9 @@ func TestBrowserMessenger(t *testing.T) {
 			(want === 0 ? badge.hidden : !badge.hidden && badge.textContent === String(want));
 	}`
 	waitFor[bool](t, tab, fmt.Sprintf("the second tab shows %d unread", want), messengerState, badgeIs, convID, want)
+	for _, b := range []*browser{grace, tab} {
+		waitFor[bool](t, b, "connected by "+transport, messengerState, connectedBy, transport)
+	}
 
 	// She opens it and reads everything, in order; the badge goes away.
 	grace.do(t, "open the chat with Ada", chromedp.Click(chromedp.CSS(fmt.Sprintf(`#conversations li[data-conv-id="%d"] button`, convID))))
@@ -240,7 +264,7 @@ func TestBrowserMessenger(t *testing.T) {
 	}
 
 	// A link to the direct chat opens it on a fresh page.
-	ada.do(t, "open #dm/ link", chromedp.Navigate("about:blank"), chromedp.Navigate(fmt.Sprintf("%s/#dm/%d", s.URL, grace.userID)))
+	ada.do(t, "open #dm/ link", chromedp.Navigate("about:blank"), chromedp.Navigate(ada.appURL(s, fmt.Sprintf("#dm/%d", grace.userID))))
 	got = waitFor[shown](t, ada, "the direct chat opens from its link", messengerState, `(n) => {
 		if (document.getElementById("room-title").textContent !== "Grace") return null;
 		const ms = [...document.querySelectorAll("#messages .msg[data-kind=text]")];
@@ -250,6 +274,7 @@ func TestBrowserMessenger(t *testing.T) {
 	if !slices.Equal(got.Seqs[:len(seqs)], seqs) || !slices.Equal(got.Texts[:len(texts)], texts) {
 		t.Fatalf("Ada sees seqs %v texts %q after opening the link; want %v %q first", got.Seqs, got.Texts, seqs, texts)
 	}
+	waitFor[bool](t, ada, "connected by "+transport, messengerState, connectedBy, transport)
 
 	for _, b := range []*browser{ada, grace} {
 		b.checkQuiet(t)

@@ -131,6 +131,7 @@ func chromiumPath(t *testing.T) string {
 // browser is one Chromium process with its own profile, and its one tab.
 type browser struct {
 	name     string          // display name, once signed in; the profile name before
+	query    string          // of the app's URL: "?transport=poll" forces long-polling
 	ctx      context.Context // the tab; no deadline, it lives until cleanup
 	deadline time.Time       // of the whole test
 	userID   int64
@@ -293,6 +294,7 @@ const viewState = `{
 	view: document.getElementById("app").dataset.view,
 	screen: document.querySelector(".chat").dataset.screen,
 	conn: document.getElementById("conn-status").dataset.state,
+	transport: document.getElementById("conn-status").dataset.transport,
 	room: document.getElementById("room-title").textContent,
 	authError: document.getElementById("auth-error").textContent,
 	composerError: document.getElementById("composer-error").textContent,
@@ -301,12 +303,17 @@ const viewState = `{
 		[m.dataset.seq, m.dataset.kind, m.className, m.textContent].join(" | ")),
 }`
 
+// appURL is the address of the app, with b's query, and hash if not empty.
+func (b *browser) appURL(s *testServer, hash string) string {
+	return s.URL + "/" + b.query + hash
+}
+
 // signIn walks the UI's sign-in: email, the code from the mail, and a
 // display name for the new user.
 func (b *browser) signIn(t *testing.T, s *testServer, email, name string) {
 	t.Helper()
 	b.do(t, "open the app",
-		chromedp.Navigate(s.URL),
+		chromedp.Navigate(b.appURL(s, "")),
 		chromedp.SendKeys(chromedp.ID("email"), email),
 		chromedp.Click(chromedp.ID("send-code")),
 	)

@@ -2277,9 +2277,11 @@ function onComposerKeypress(e) {
 
 // ---------------------------------------------------------------- socket
 
-function connStatus({ state: s }) {
+function connStatus({ state: s, transport }) {
   const el = $('conn-status');
   el.dataset.state = s;
+  el.dataset.transport = transport;
+  el.title = transport === 'poll' ? 'Live updates by long-polling' : 'Live updates by WebSocket';
   if (s === 'connected') state.everConnected = true;
   let text = 'Connected';
   if (s !== 'connected') text = state.everConnected ? 'Connection lost — reconnecting…' : 'Connecting…';
@@ -2288,9 +2290,18 @@ function connStatus({ state: s }) {
   setHidden($('conn-retry'), s !== 'disconnected' || !state.socket || state.socket.stopped);
 }
 
+// startSocket connects by WebSocket, or by long-polling when no WebSocket
+// gets through or the page's URL says ?transport=poll.
 function startSocket() {
   const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
-  const socket = new ChatSocket(`${proto}//${location.host}/api/ws`);
+  const socket = new ChatSocket({
+    wsUrl: `${proto}//${location.host}/api/ws`,
+    pollUrl: '/api/poll',
+    transport: new URLSearchParams(location.search).get('transport') === 'poll' ? 'poll' : 'ws',
+    // A WebSocket failed before its hello: is the HTTP API up, the session
+    // still valid (a 401 signs out, through the unauthorized handler)?
+    probe: () => api.me().then(() => true, () => false),
+  });
   state.socket = socket;
   const current = (roomId) => state.socket === socket && state.room && state.room.id === roomId;
 
@@ -2366,10 +2377,6 @@ function startSocket() {
       }
       if (f.room_id && state.room && f.room_id !== state.room.id) return;
       composerError(f.message || f.code, f.transient ? 4000 : 0);
-    })
-    .on('auth-check', () => {
-      // The upgrade fails with 401 when the session is gone; /api/me tells.
-      api.me().catch(() => {});
     })
     .on('session-ended', () => {
       if (state.socket === socket) showSignin('Your session has ended. Please sign in again.');

@@ -1,9 +1,11 @@
-// The WebSocket client: one connection to /api/ws that reconnects with
-// back-off, re-opens rooms, fills gaps and retries unacknowledged sends,
-// following "Staying in sync" in docs/protocol.md.
+// The live connection to the server: a WebSocket on /api/ws or, where no
+// WebSocket gets through, long-polling on /api/poll (docs/protocol.md).
+// ChatSocket reconnects with back-off, re-opens rooms, fills gaps and
+// retries unacknowledged sends, following "Staying in sync" in
+// docs/protocol.md, whichever transport carries the frames.
 //
 // Events (socket.on(type, fn)):
-//   state        {state: 'connecting'|'connected'|'disconnected', retryAt?}
+//   state        {state: 'connecting'|'connected'|'disconnected', transport: 'ws'|'poll', retryAt?}
 //   hello        the hello frame (user, limits)
 //   opened       {room, online, reads}   reads: [{user_id, seq}] or undefined
 //   messages     {roomId, messages}   new messages in seq order, never repeated
@@ -15,14 +17,13 @@
 //   ack          the ack frame
 //   send-failed  {roomId, clientId, body, code, message}   the send was refused
 //   error        an error frame not tied to a send ({transient: true} for rate limits)
-//   auth-check   a connection failed before hello (the session may be gone)
-//   session-ended  closed with 4001: do not reconnect
+//   session-ended  the session is gone (close code 4001, or 401 to a poll): do not reconnect
 //   contact      a contact frame (a friend, request or block changed)
 //   conversation a conversation frame (a direct message, open or not)
 //   read         {room_id, seq}: the user's read position moved (any tab)
 //
-// Reconnects pass events_after (the newest user_seq seen), so the server
-// replays the user's events missed meanwhile.
+// Reconnects pass events_after (the newest user_seq seen), or the poll
+// cursor, so the server replays the user's events missed meanwhile.
 
 import { RoomSync } from './sync.js';
 
@@ -32,6 +33,7 @@ const PING_EVERY = 25000; // app-level ping, so a dead link is noticed
 const DEAD_AFTER = 60000; // nothing received for this long: reconnect
 const SYNC_TIMEOUT = 15000; // a sync reply that never came is asked again
 const SESSION_ENDED = 4001;
+const FALLBACK_AFTER = 2; // WebSocket failures before hello, the HTTP API up, before long-polling
 
 export function newClientId() {
   const b = new Uint8Array(16);
@@ -39,10 +41,215 @@ export function newClientId() {
   return 'c-' + Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
 }
 
-export class ChatSocket {
-  constructor(url) {
+// Transports. transport.open(userSeq, {onframes, onclose}) starts one
+// connection and returns {send(frame) → bool, close(code), pings}:
+// onframes(frames) gets each batch of frames received, in order (a
+// WebSocket message, a poll answer, the reply to a posted frame; a batch
+// may be empty), and onclose(code) is called once if the connection ends
+// by itself, never after close(). pings says whether the connection needs
+// app-level pings to notice a dead link.
+
+// wsTransport connects to the WebSocket endpoint url.
+export function wsTransport(url) {
+  return {
+    kind: 'ws',
+    open(userSeq, { onframes, onclose }) {
+      // The server replays the user's events (contacts, conversations,
+      // removals) missed since the newest one we saw.
+      const ws = new WebSocket(userSeq > 0 ? `${url}?events_after=${userSeq}` : url);
+      let done = false;
+      ws.addEventListener('message', (e) => {
+        if (done) return;
+        // The server may coalesce several JSON objects into one frame.
+        const frames = [];
+        for (const line of String(e.data).split('\n')) {
+          if (!line.trim()) continue;
+          try {
+            frames.push(JSON.parse(line));
+          } catch {
+            console.warn('parley: unreadable frame:', line);
+          }
+        }
+        onframes(frames);
+      });
+      ws.addEventListener('close', (e) => {
+        if (done) return;
+        done = true;
+        onclose(e.code);
+      });
+      return {
+        pings: true,
+        send(frame) {
+          if (done || ws.readyState !== WebSocket.OPEN) return false;
+          ws.send(JSON.stringify(frame));
+          return true;
+        },
+        close(code) {
+          done = true;
+          try {
+            ws.close(code);
+          } catch {
+            ws.close();
+          }
+        },
+      };
+    },
+  };
+}
+
+// pollTransport long-polls the endpoint url ("Long-polling" in
+// docs/protocol.md). Its connections share the cursor, so a new one
+// carries on the channel of the last: the server gives again an answer
+// that was lost, or rebuilds a channel it no longer has, and nothing is
+// lost or given twice.
+export function pollTransport(url) {
+  const t = {
+    kind: 'poll',
+    cursor: '', // of the newest answer received
+    hello: null, // the channel's hello, given again when a connection resumes it
+    open(userSeq, handlers) {
+      return new PollConnection(t, url, handlers);
+    },
+  };
+  return t;
+}
+
+// PollConnection is one long-poll connection: a loop of GETs held open by
+// the server, and the frames to send POSTed one at a time, in order. It
+// ends (onclose) when a request fails; ChatSocket then reconnects.
+class PollConnection {
+  constructor(t, url, { onframes, onclose }) {
+    this.t = t;
     this.url = url;
-    this.ws = null;
+    this.onframes = onframes;
+    this.onclose = onclose;
+    this.pings = false; // a poll is answered at least every --poll-hold
+    this.done = false;
+    this.ready = false; // the channel answered: frames may be posted
+    this.queue = [];
+    this.posting = false;
+    this.abort = new AbortController();
+    this.run();
+  }
+
+  async run() {
+    if (this.t.cursor && this.t.hello) {
+      // Resuming the channel: a ping is answered at once, whether the
+      // server still has it or rebuilds it from the cursor. The hello
+      // again makes ChatSocket re-open its rooms and resend what was not
+      // acknowledged, as after any reconnect.
+      const res = await this.request('POST', { type: 'ping' });
+      if (!res) return;
+      this.ready = true;
+      this.onframes([{ ...this.t.hello, resumed: true }]);
+    }
+    while (!this.done) {
+      const res = await this.request('GET');
+      if (!res) return;
+      if (res.cursor) this.t.cursor = res.cursor;
+      const frames = Array.isArray(res.frames) ? res.frames : [];
+      for (const f of frames) {
+        if (f.type !== 'hello') continue;
+        this.t.hello = f;
+        this.ready = true;
+      }
+      this.onframes(frames);
+    }
+  }
+
+  send(frame) {
+    if (this.done || !this.ready) return false;
+    this.queue.push(frame);
+    if (!this.posting) this.flush();
+    return true;
+  }
+
+  async flush() {
+    this.posting = true;
+    while (this.queue.length && !this.done) {
+      const res = await this.request('POST', this.queue.shift());
+      if (!res) break;
+      this.onframes(Array.isArray(res.frames) ? res.frames : []);
+    }
+    this.posting = false;
+  }
+
+  // request makes one request with the current cursor and returns the
+  // answer's body, or null when the connection ended (closed, or this
+  // request failed and ended it).
+  async request(method, frame) {
+    const init = {
+      method,
+      headers: { Accept: 'application/json' },
+      credentials: 'same-origin',
+      cache: 'no-store',
+      signal: this.abort.signal,
+    };
+    if (frame !== undefined) {
+      init.headers['Content-Type'] = 'application/json';
+      init.body = JSON.stringify(frame);
+    }
+    let res;
+    let body = null;
+    try {
+      res = await fetch(this.at(), init);
+      body = await res.json().catch(() => null);
+    } catch {
+      this.fail(1006); // unreachable, or aborted by close()
+      return null;
+    }
+    if (this.done) return null;
+    if (res.ok && body) return body;
+    const e = (body && body.error) || {};
+    if (res.status === 401) {
+      this.fail(SESSION_ENDED);
+      return null;
+    }
+    if (res.status === 400 && e.field === 'cursor') {
+      // Not a cursor of this server (any more): start a new channel.
+      this.t.cursor = '';
+      this.t.hello = null;
+    }
+    console.warn(`parley: ${method} /api/poll: ${res.status} ${e.code || ''}`);
+    this.fail(1006);
+    return null;
+  }
+
+  at() {
+    return this.t.cursor ? `${this.url}?cursor=${encodeURIComponent(this.t.cursor)}` : this.url;
+  }
+
+  fail(code) {
+    if (this.done) return;
+    this.done = true;
+    this.abort.abort();
+    this.onclose(code);
+  }
+
+  // close ends the connection and the server's channel now (the page is
+  // closing), so that the user's presence ends without the idle timeout.
+  // The cursor is kept: a later connection rebuilds the channel from it.
+  close() {
+    if (this.done) return;
+    this.done = true;
+    this.abort.abort();
+    if (!this.t.cursor) return;
+    fetch(this.at(), { method: 'DELETE', credentials: 'same-origin', keepalive: true }).catch(() => {});
+  }
+}
+
+export class ChatSocket {
+  // wsUrl and pollUrl are the two endpoints. transport 'poll' forces
+  // long-polling; otherwise the WebSocket is tried first. probe() resolves
+  // to whether the HTTP API answers with the session valid (a 401 also
+  // ends the session there); it is asked when a WebSocket fails before its
+  // hello.
+  constructor({ wsUrl, pollUrl, transport, probe }) {
+    this.pollUrl = pollUrl;
+    this.transport = transport === 'poll' ? pollTransport(pollUrl) : wsTransport(wsUrl);
+    this.probe = probe || (() => Promise.resolve(false));
+    this.wsFailures = 0; // WebSocket failures before hello in a row, the HTTP API up
+    this.conn = null; // the current connection of this.transport
     this.ready = false; // hello received on the current connection
     this.stopped = true;
     this.suspended = false;
@@ -79,7 +286,7 @@ export class ChatSocket {
 
   setState(state, extra = {}) {
     this.state = state;
-    this.emit('state', { state, ...extra });
+    this.emit('state', { state, transport: this.transport.kind, ...extra });
   }
 
   start() {
@@ -119,12 +326,12 @@ export class ChatSocket {
   resume() {
     if (!this.suspended) return;
     this.suspended = false;
-    if (!this.stopped && !this.ws) this.connect();
+    if (!this.stopped && !this.conn) this.connect();
   }
 
   // retryNow skips the back-off wait (e.g. the browser came back online).
   retryNow() {
-    if (this.stopped || this.suspended || this.ws) return;
+    if (this.stopped || this.suspended || this.conn) return;
     clearTimeout(this.retryTimer);
     this.connect();
   }
@@ -133,56 +340,42 @@ export class ChatSocket {
     clearTimeout(this.retryTimer);
     this.ready = false;
     this.setState('connecting');
-    let ws;
+    let conn = null;
+    const handlers = {
+      onframes: (frames) => {
+        if (conn !== this.conn) return;
+        this.lastRx = Date.now();
+        for (const f of frames) {
+          this.handle(f);
+          if (conn !== this.conn) return; // a frame ended the connection
+        }
+      },
+      onclose: (code) => {
+        if (conn === this.conn) this.closed(code);
+      },
+    };
+    this.lastRx = Date.now();
     try {
-      // The server replays the user's events (contacts, conversations,
-      // removals) missed since the newest one we saw.
-      ws = new WebSocket(this.userSeq > 0 ? `${this.url}?events_after=${this.userSeq}` : this.url);
+      conn = this.transport.open(this.userSeq, handlers);
     } catch (err) {
-      console.error('parley: websocket:', err);
-      this.scheduleReconnect();
+      console.warn(`parley: ${this.transport.kind}:`, err);
+      this.closed(1006);
       return;
     }
-    this.ws = ws;
-    this.lastRx = Date.now();
-    ws.addEventListener('message', (e) => {
-      if (ws !== this.ws) return;
-      this.lastRx = Date.now();
-      // The server may coalesce several JSON objects into one frame.
-      for (const line of String(e.data).split('\n')) {
-        if (!line.trim()) continue;
-        let frame;
-        try {
-          frame = JSON.parse(line);
-        } catch {
-          console.warn('parley: unreadable frame:', line);
-          continue;
-        }
-        this.handle(frame);
-      }
-    });
-    ws.addEventListener('close', (e) => {
-      if (ws === this.ws) this.closed(e.code);
-    });
+    this.conn = conn;
   }
 
   // drop detaches and closes the current connection without reacting to it.
   drop(code) {
-    const ws = this.ws;
-    this.ws = null;
+    const conn = this.conn;
+    this.conn = null;
     this.ready = false;
-    if (ws) {
-      try {
-        ws.close(code);
-      } catch {
-        ws.close();
-      }
-    }
+    if (conn) conn.close(code);
   }
 
   closed(code) {
     const hadHello = this.ready;
-    this.ws = null;
+    this.conn = null;
     this.ready = false;
     this.refs.clear();
     for (const rs of this.rooms.values()) rs.endSync();
@@ -194,8 +387,29 @@ export class ChatSocket {
       return;
     }
     if (this.stopped) return;
-    if (!hadHello) this.emit('auth-check', { code });
+    if (!hadHello && this.transport.kind === 'ws') this.checkFallback();
     this.scheduleReconnect();
+  }
+
+  // checkFallback runs when a WebSocket failed before its hello. It asks
+  // the HTTP API, which also notices a session that ended. When that
+  // answers while WebSockets keep failing (a proxy or firewall that lets
+  // HTTP through but no WebSocket), the page long-polls from then on.
+  async checkFallback() {
+    let up = false;
+    try {
+      up = await this.probe();
+    } catch {
+      up = false;
+    }
+    if (!up || this.stopped || this.ready || this.transport.kind !== 'ws') return;
+    if (++this.wsFailures < FALLBACK_AFTER) return;
+    console.info('parley: no WebSocket gets through; long-polling instead');
+    this.transport = pollTransport(this.pollUrl);
+    this.attempt = 0;
+    if (this.suspended) return;
+    this.drop(1000);
+    this.connect();
   }
 
   scheduleReconnect() {
@@ -210,7 +424,7 @@ export class ChatSocket {
 
   // tick runs every few seconds: keep-alive, dead-link and lost-sync checks.
   tick() {
-    if (this.stopped || !this.ws) return;
+    if (this.stopped || !this.conn) return;
     const now = Date.now();
     if (now - this.lastRx > DEAD_AFTER) {
       this.drop(4002);
@@ -218,7 +432,7 @@ export class ChatSocket {
       return;
     }
     if (!this.ready) return;
-    if (now - this.lastTx > PING_EVERY) this.raw({ type: 'ping' });
+    if (this.conn.pings && now - this.lastTx > PING_EVERY) this.raw({ type: 'ping' });
     for (const rs of this.rooms.values()) {
       const stuck = rs.syncing && now - rs.syncSince > SYNC_TIMEOUT;
       if (stuck || (!rs.syncing && rs.hasGap)) this.requestSync(rs);
@@ -227,8 +441,7 @@ export class ChatSocket {
 
   // raw sends one frame if the connection is ready; it reports whether it did.
   raw(frame) {
-    if (!this.ws || !this.ready || this.ws.readyState !== WebSocket.OPEN) return false;
-    this.ws.send(JSON.stringify(frame));
+    if (!this.conn || !this.ready || !this.conn.send(frame)) return false;
     this.lastTx = Date.now();
     return true;
   }
@@ -333,6 +546,7 @@ export class ChatSocket {
       case 'hello':
         this.ready = true;
         this.attempt = 0;
+        this.wsFailures = 0;
         if (f.limits) this.limits = { ...this.limits, ...f.limits };
         this.setState('connected');
         this.emit('hello', f);
@@ -404,6 +618,13 @@ export class ChatSocket {
       case 'read':
         if (f.ref) this.refs.delete(f.ref);
         this.emit('read', { room_id: f.room_id, seq: f.seq });
+        break;
+      case 'resumed':
+        // The server rebuilt a long-poll channel it had lost; the
+        // conversations it could not restore are opened again here.
+        for (const rs of this.rooms.values()) {
+          if (!(f.rooms || []).includes(rs.roomId)) this.sendOpen(rs);
+        }
         break;
       case 'pong':
       case 'closed':
