@@ -46,6 +46,8 @@ type Broker struct {
 	seq     atomic.Uint64
 	lost    atomic.Bool // the reader lost the connection and has not read since
 
+	pubFailed atomic.Int64 // when a Publish last failed, in Unix ns
+
 	rmu     sync.Mutex
 	resumes []func()
 
@@ -64,6 +66,13 @@ type sub struct {
 }
 
 var _ chat.Broker = (*Broker)(nil)
+
+// lostPublishTimeout bounds a Publish while the pub/sub connection is lost;
+// for five times as long after a failed one, Publish fails at once.
+const lostPublishTimeout = 200 * time.Millisecond
+
+// errRedisDown is Publish's error while Redis is known to be unreachable.
+var errRedisDown = errors.New("redis: unreachable (publish failed moments ago)")
 
 func newBroker(rdb *goredis.Client, opts Options) *Broker {
 	b := &Broker{
@@ -95,7 +104,21 @@ func (b *Broker) Publish(ctx context.Context, t chat.Topic, ev chat.Event) error
 	if err != nil {
 		return err
 	}
+	if b.lost.Load() {
+		// Redis is probably down: fail at once if a publish failed
+		// lately, else try briefly, rather than let go-redis dial and
+		// retry for seconds while a send waits for its ack. If only this
+		// node's pub/sub connection broke, publishes still succeed and
+		// reach the other nodes.
+		if time.Since(time.Unix(0, b.pubFailed.Load())) < lostPublishTimeout*5 {
+			return errRedisDown
+		}
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, lostPublishTimeout)
+		defer cancel()
+	}
 	if err := b.rdb.Publish(ctx, b.prefix+string(t), data).Err(); err != nil {
+		b.pubFailed.Store(time.Now().UnixNano())
 		return err
 	}
 	return nil

@@ -877,3 +877,48 @@ func TestPresenceRestartSameNodeID(t *testing.T) {
 	}
 	mustAdd(t, b, 1, 10, true)
 }
+
+// TestBrokerPublishFailsFastWhenDown: while the pub/sub connection is lost,
+// Publish fails within a fraction of a second instead of waiting for
+// go-redis to give up dialling, so that sends (which publish after their
+// commit) are not held up by a Redis outage.
+func TestBrokerPublishFailsFastWhenDown(t *testing.T) {
+	ctx := context.Background()
+	e := newTestEnv(t)
+	p := startProxy(t, e.target(t))
+	c, err := redis.New(ctx, e.urlVia(t, p), redis.Options{Prefix: e.prefix, SubscribeTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	b := c.Broker()
+	resumed := make(chan struct{}, 10)
+	b.OnResume(func() { resumed <- struct{}{} })
+	cancel, err := b.Subscribe(chat.ConvTopic(1), func(chat.Event) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cancel()
+
+	p.stop()
+	eventually(t, 5*time.Second, "the broker notices Redis is gone", func() bool {
+		return b.Publish(ctx, chat.ConvTopic(1), msg(1, 1)) != nil
+	})
+	for i := range 3 {
+		start := time.Now()
+		err := b.Publish(ctx, chat.ConvTopic(1), msg(1, int64(i+2)))
+		if d := time.Since(start); err == nil || d > 500*time.Millisecond {
+			t.Errorf("Publish with Redis down = %v after %v; want an error within 500ms", err, d)
+		}
+	}
+
+	p.restart(t)
+	select {
+	case <-resumed:
+	case <-time.After(15 * time.Second):
+		t.Fatal("OnResume not called within 15s of Redis coming back")
+	}
+	if err := b.Publish(ctx, chat.ConvTopic(1), msg(1, 9)); err != nil {
+		t.Errorf("Publish after Redis returned = %v; want nil", err)
+	}
+}
