@@ -1,0 +1,117 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// TestClusterSharedLimits: the sign-in throttle of one address holds
+// across nodes sharing a Redis: five codes, asked for through two nodes in
+// turn, use it up, and the sixth is refused, whichever node it goes to.
+func TestClusterSharedLimits(t *testing.T) {
+	e := newFaultEnv(t, envOptions{nodes: 2, users: 2})
+	ask := func(n *node) (int, string) {
+		t.Helper()
+		body, _ := json.Marshal(map[string]string{"email": "throttled@example.com"})
+		c := &http.Client{Timeout: 10 * time.Second}
+		resp, err := c.Post(n.URL()+"/api/auth/code", "application/json", bytes.NewReader(body))
+		if err != nil {
+			t.Fatalf("POST /api/auth/code on %s: %v", n.id, err)
+		}
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(data)
+	}
+	for i := range 5 {
+		n := e.nodes[i%2]
+		if st, body := ask(n); st != http.StatusAccepted {
+			t.Fatalf("code %d through %s = %d %s; want 202", i+1, n.id, st, body)
+		}
+	}
+	for _, n := range e.nodes {
+		st, body := ask(n)
+		var e struct {
+			Error struct{ Code string } `json:"error"`
+		}
+		_ = json.Unmarshal([]byte(body), &e)
+		if st != http.StatusTooManyRequests || e.Error.Code != "rate_limited" {
+			t.Errorf("sixth code through %s = %d %s; want 429 rate_limited", n.id, st, body)
+		}
+	}
+}
+
+// TestClusterPresence: a user connected to one node shows online to a
+// friend who asks another node, and offline, with a last-seen time, once
+// they have gone.
+func TestClusterPresence(t *testing.T) {
+	e := newFaultEnv(t, envOptions{nodes: 2, users: 2})
+	ada, grace := e.users[0], e.users[1] // friends (setup)
+	contact := func() (online bool, lastSeen time.Time) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", e.nodes[1].URL()+"/api/contacts", nil)
+		req.AddCookie(&http.Cookie{Name: "parley_session", Value: grace.token})
+		resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out struct {
+			Contacts []struct {
+				User     struct{ ID int64 } `json:"user"`
+				Online   *bool              `json:"online"`
+				LastSeen time.Time          `json:"last_seen"`
+			} `json:"contacts"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+			t.Fatalf("GET /api/contacts: %d %v", resp.StatusCode, err)
+		}
+		for _, c := range out.Contacts {
+			if c.User.ID == ada.id && c.Online != nil {
+				return *c.Online, c.LastSeen
+			}
+		}
+		t.Fatalf("Grace's contacts %+v lack Ada as a friend", out.Contacts)
+		return false, time.Time{}
+	}
+	// waitOnline polls, bounded, for Ada's state as seen through node n1.
+	waitOnline := func(want bool, within time.Duration) time.Time {
+		t.Helper()
+		deadline := time.Now().Add(within)
+		for {
+			online, seen := contact()
+			if online == want {
+				return seen
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("Ada online = %v through node n1 after %v; want %v", online, within, want)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	waitOnline(false, 5*time.Second)
+
+	h := http.Header{}
+	h.Set("Cookie", "parley_session="+ada.token)
+	wsURL := "ws://" + e.nodes[0].addr + "/api/ws"
+	ws, resp, err := websocket.DefaultDialer.Dial(wsURL, h)
+	if err != nil {
+		t.Fatalf("dial %s: %v (%v)", wsURL, err, resp)
+	}
+	defer ws.Close()
+	waitOnline(true, 5*time.Second)
+
+	left := time.Now()
+	ws.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""))
+	ws.Close()
+	// Going offline waits out the presence grace period (5 s) first.
+	seen := waitOnline(false, 20*time.Second)
+	if seen.IsZero() || seen.Before(left.Add(-time.Minute)) {
+		t.Errorf("Ada's last_seen = %v; want about %v", seen, left)
+	}
+}
