@@ -90,7 +90,7 @@ func TestBrowserGroups(t *testing.T) {
 	// Grace sees the group appear live, opens it and writes.
 	waitFor[bool](t, grace, "Crew appears in Grace's list", groupsState, `(sel) =>
 		document.querySelector(sel + '[data-kind="group"] .conv-name')?.textContent === "Crew"`, convSel)
-	grace.do(t, "open Crew", chromedp.Click(chromedp.CSS(convSel+" button")))
+	grace.click(t, "open Crew", convSel+" button")
 	waitFor[bool](t, grace, "Crew is open with Ada's invitation", groupsState, `() =>
 		document.getElementById("room-title").textContent === "Crew" &&
 		document.getElementById("history-text").textContent !== "Loading messages…" &&
@@ -133,7 +133,7 @@ func TestBrowserGroups(t *testing.T) {
 
 	// Ada promotes Grace to admin; Grace may now manage the group, but not
 	// what only the owner may do.
-	ada.do(t, "make Grace an admin", chromedp.Click(chromedp.CSS(fmt.Sprintf(`#group-members li[data-user-id="%d"] .make-admin`, grace.userID))))
+	ada.click(t, "make Grace an admin", fmt.Sprintf(`#group-members li[data-user-id="%d"] .make-admin`, grace.userID))
 	waitFor[bool](t, ada, "Grace is an admin", groupsState, `(grace) =>
 		document.querySelector('#group-members li[data-user-id="' + grace + '"]')?.dataset.role === "admin"`, grace.userID)
 	waitFor[bool](t, grace, "Grace is told she is an admin", groupsState, `() =>
@@ -198,7 +198,7 @@ func TestBrowserGroups(t *testing.T) {
 	grace.do(t, "close the settings", chromedp.Click(chromedp.ID("group-dialog-close")))
 
 	// Back in Crew 2, Ada's history is shown as she left it.
-	ada.do(t, "back to Crew 2", chromedp.Click(chromedp.CSS(convSel+" button")))
+	ada.click(t, "back to Crew 2", convSel+" button")
 	waitFor[bool](t, ada, "Crew 2 is shown from the cache, with what she missed", groupsState, `(sel, text) => {
 		const badge = document.querySelector(sel + " .badge");
 		return document.getElementById("room-title").textContent === "Crew 2" &&
@@ -211,10 +211,10 @@ func TestBrowserGroups(t *testing.T) {
 	// says her access ended.
 	ada.openGroupSettings(t)
 	remove := fmt.Sprintf(`#group-members li[data-user-id="%d"] .remove-member`, grace.userID)
-	ada.do(t, "remove Grace", chromedp.Click(chromedp.CSS(remove)))
+	ada.click(t, "remove Grace", remove)
 	waitFor[bool](t, ada, "the removal asks to be confirmed", groupsState, `(sel) =>
 		document.querySelector(sel)?.dataset.armed === "true"`, remove)
-	ada.do(t, "confirm", chromedp.Click(chromedp.CSS(remove)))
+	ada.click(t, "confirm", remove)
 	waitFor[bool](t, ada, "Grace is no longer a member", groupsState, `(grace) =>
 		!document.querySelector('#group-members li[data-user-id="' + grace + '"]') &&
 		[...document.querySelectorAll("#messages .msg.event .notice-text")].some((e) => e.textContent.startsWith("You removed Grace"))`,
@@ -247,7 +247,7 @@ func TestBrowserPresence(t *testing.T) {
 		document.querySelector(sel)?.dataset.online === "true"`, friendDot)
 
 	// Ada writes to Grace; nothing is read yet.
-	ada.do(t, "open the chat with Grace", chromedp.Click(chromedp.CSS(fmt.Sprintf(`#friends li[data-user-id="%d"] .person-open`, grace.userID))))
+	ada.click(t, "open the chat with Grace", fmt.Sprintf(`#friends li[data-user-id="%d"] .person-open`, grace.userID))
 	waitFor[bool](t, ada, "the chat with Grace is open", groupsState, `() =>
 		document.getElementById("room-title").textContent === "Grace" &&
 		document.getElementById("history-text").textContent !== "Loading messages…"`)
@@ -259,7 +259,7 @@ func TestBrowserPresence(t *testing.T) {
 	}
 
 	// Grace opens the chat: Ada's message is marked read.
-	grace.do(t, "open the chat with Ada", chromedp.Click(chromedp.CSS(fmt.Sprintf(`#conversations li[data-kind="direct"][data-peer-id="%d"] button`, ada.userID))))
+	grace.click(t, "open the chat with Ada", fmt.Sprintf(`#conversations li[data-kind="direct"][data-peer-id="%d"] button`, ada.userID))
 	grace.waitMessage(t, "Are you there?")
 	readUnder := `(seq) => {
 		const rs = document.querySelectorAll("#messages [data-receipt]");

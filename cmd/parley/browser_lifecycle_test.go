@@ -82,10 +82,10 @@ func TestBrowserGroupLifecycle(t *testing.T) {
 
 	// Ada makes Grace the owner (a second click confirms), then leaves.
 	owner := fmt.Sprintf(`#group-members li[data-user-id="%d"] .make-owner`, grace.userID)
-	ada.do(t, "make Grace the owner", chromedp.Click(chromedp.CSS(owner)))
+	ada.click(t, "make Grace the owner", owner)
 	waitFor[bool](t, ada, "the handover asks to be confirmed", groupsState, `(sel) =>
 		document.querySelector(sel)?.dataset.armed === "true"`, owner)
-	ada.do(t, "confirm", chromedp.Click(chromedp.CSS(owner)))
+	ada.click(t, "confirm", owner)
 	waitFor[bool](t, ada, "Grace owns the group, Ada is an admin", groupsState, `(grace, me) =>
 		document.querySelector('#group-members li[data-user-id="' + grace + '"]')?.dataset.role === "owner" &&
 		document.querySelector('#group-members li[data-user-id="' + me + '"]')?.dataset.role === "admin" &&
@@ -100,10 +100,10 @@ func TestBrowserGroupLifecycle(t *testing.T) {
 
 	// Grace, the owner now, sees Ada go, and deletes the group; Linus, who
 	// has it open, is told.
-	linus.do(t, "open Tiny", chromedp.Click(chromedp.CSS(convSel+" button")))
+	linus.click(t, "open Tiny", convSel+" button")
 	waitFor[bool](t, linus, "Tiny is open", groupsState, `() =>
 		document.getElementById("room-title").textContent === "Tiny" && !document.getElementById("composer").disabled`)
-	grace.do(t, "open Tiny", chromedp.Click(chromedp.CSS(convSel+" button")))
+	grace.click(t, "open Tiny", convSel+" button")
 	waitFor[bool](t, grace, "Ada's leaving is in the history", groupsState, `() =>
 		[...document.querySelectorAll("#messages .msg.event .notice-text")].some((e) => e.textContent.startsWith("Ada left"))`)
 	grace.openGroupSettings(t)

@@ -80,7 +80,7 @@ func runMessengerScenario(t *testing.T, query, transport string) {
 			.find((li) => li.querySelector(".person-name")?.textContent === "Grace");
 		return li && li.querySelector(".add-friend") && Number(li.dataset.userId);
 	}`)
-	ada.do(t, "add Grace", chromedp.Click(chromedp.CSS(fmt.Sprintf(`#people-results li[data-user-id="%d"] .add-friend`, grace.userID))))
+	ada.click(t, "add Grace", fmt.Sprintf(`#people-results li[data-user-id="%d"] .add-friend`, grace.userID))
 	waitFor[bool](t, ada, "the request is listed as sent", messengerState, `(id) =>
 		!!document.querySelector('#sent li[data-user-id="' + id + '"]')`, grace.userID)
 
@@ -93,7 +93,7 @@ func runMessengerScenario(t *testing.T, query, transport string) {
 	if shot := os.Getenv("PARLEY_SCREENSHOT"); shot != "" {
 		grace.screenshot(t, strings.TrimSuffix(shot, filepath.Ext(shot))+"-request"+filepath.Ext(shot))
 	}
-	grace.do(t, "accept Ada", chromedp.Click(chromedp.CSS(fmt.Sprintf(`#requests li[data-user-id="%d"] .accept`, ada.userID))))
+	grace.click(t, "accept Ada", fmt.Sprintf(`#requests li[data-user-id="%d"] .accept`, ada.userID))
 	for _, p := range []struct {
 		b     *browser
 		other *browser
@@ -105,7 +105,7 @@ func runMessengerScenario(t *testing.T, query, transport string) {
 	}
 
 	// Ada opens the (still empty) direct chat and writes; it is created by that message.
-	ada.do(t, "open the chat with Grace", chromedp.Click(chromedp.CSS(fmt.Sprintf(`#friends li[data-user-id="%d"] .person-open`, grace.userID))))
+	ada.click(t, "open the chat with Grace", fmt.Sprintf(`#friends li[data-user-id="%d"] .person-open`, grace.userID))
 	waitFor[bool](t, ada, "the direct chat with Grace is open", messengerState, `(id) =>
 		document.getElementById("room-title").textContent === "Grace" &&
 		location.hash === "#dm/" + id &&
@@ -183,7 +183,7 @@ func runMessengerScenario(t *testing.T, query, transport string) {
 	}
 
 	// She opens it and reads everything, in order; the badge goes away.
-	grace.do(t, "open the chat with Ada", chromedp.Click(chromedp.CSS(fmt.Sprintf(`#conversations li[data-conv-id="%d"] button`, convID))))
+	grace.click(t, "open the chat with Ada", fmt.Sprintf(`#conversations li[data-conv-id="%d"] button`, convID))
 	type shown struct {
 		Seqs  []int64  `json:"seqs"`
 		Texts []string `json:"texts"`
@@ -233,7 +233,7 @@ func runMessengerScenario(t *testing.T, query, transport string) {
 	grace.enterRoom(t, "lobby")
 	waitFor[bool](t, grace, "lobby is in the conversation list", messengerState, `() =>
 		!!document.querySelector('#conversations li[data-kind="room"][data-room-name="lobby"]')`)
-	grace.do(t, "back to Ada", chromedp.Click(chromedp.CSS(fmt.Sprintf(`#conversations li[data-conv-id="%d"] button`, convID))))
+	grace.click(t, "back to Ada", fmt.Sprintf(`#conversations li[data-conv-id="%d"] button`, convID))
 	waitFor[bool](t, grace, "the chat with Ada is shown from the cache", messengerState, `(n) =>
 		document.getElementById("room-title").textContent === "Ada" &&
 		document.querySelector("#messages .msg[data-seq]")?.parleyKept === true &&
