@@ -2,20 +2,20 @@
 # cluster-bench.sh measures what a second node brings: the same load from
 # "parley bench" against one node, then two, both on PostgreSQL and Redis
 # (--db postgres://... --broker redis://...), with the connections spread
-# over the nodes in turn. Results go to docs/bench/cluster-NODES.json (the
+# over the nodes in turn. Results go to docs/bench/cluster/cluster-NODES.json (the
 # bench's JSON line, tagged, with each node's CPU time) and .txt (its
 # summary); docs/deploy.md cites them.
 #
 # Usage: scripts/cluster-bench.sh [BENCH FLAGS...]
 #   default flags: --conns 1000 --rooms 10 --senders 1 --rate 0 --duration 10s
 # Environment: PG (default postgres://postgres@127.0.0.1:5432/test?sslmode=disable),
-# REDIS (default redis://127.0.0.1:6379/0), OUT (default docs/bench), NODES
+# REDIS (default redis://127.0.0.1:6379/0), OUT (default docs/bench/cluster), NODES
 # (default "1 2"). Each run gets a fresh PostgreSQL schema and Redis key
 # prefix, dropped at the end. Servers listen on 127.0.0.1 only.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-OUT=${OUT:-docs/bench}
+OUT=${OUT:-docs/bench/cluster}
 PG=${PG:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}
 REDIS=${REDIS:-redis://127.0.0.1:6379/0}
 NODES=${NODES:-1 2}
@@ -23,6 +23,7 @@ FLAGS=("$@")
 if [ ${#FLAGS[@]} -eq 0 ]; then
 	FLAGS=(--conns 1000 --rooms 10 --senders 1 --rate 0 --duration 10s)
 fi
+mkdir -p "$OUT"
 SERVER_FLAGS=(--send-rate 1000000 --send-burst 1000000 --outbox 4096 --log-level warn)
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/parley-cluster.XXXXXX")
