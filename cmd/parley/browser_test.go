@@ -253,6 +253,19 @@ func (b *browser) do(t *testing.T, what string, steps ...chromedp.Action[chromed
 	}
 }
 
+// click clicks the element sel selects, once it exists, in one script: a
+// list re-rendered between finding a node and clicking it (as chromedp's
+// Click does in two steps) cannot make it miss.
+func (b *browser) click(t *testing.T, what, sel string) {
+	t.Helper()
+	waitFor[bool](t, b, what, `({hash: location.hash, title: document.getElementById("room-title")?.textContent})`, `(sel) => {
+		const e = document.querySelector(sel);
+		if (!e || e.disabled) return false;
+		e.click();
+		return true;
+	}`, sel)
+}
+
 // evaluate returns the value of a JavaScript expression in b's page.
 func evaluate[T any](t *testing.T, b *browser, what, expr string) T {
 	t.Helper()
