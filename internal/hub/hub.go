@@ -171,6 +171,7 @@ type topic struct {
 	// from the store).
 	dmu     sync.Mutex
 	next    int64                // seq expected next; 0 before the first message
+	first   int64                // seq of the first message delivered
 	user    int64                // newest Event.UserSeq delivered (user topics)
 	pending map[int64]chat.Event // early messages by seq
 	timer   *time.Timer          // flushes pending after reorderWait
@@ -349,14 +350,20 @@ func (h *Hub) deliver(tp *topic, ev chat.Event) {
 	seq := ev.Message.Seq
 	switch {
 	case tp.next == 0 || seq == tp.next:
+		if tp.next == 0 {
+			tp.first = seq
+		}
 		h.fanOut(tp, ev)
 		tp.next = seq + 1
 		h.drainPending(tp)
 	case seq < tp.next:
-		if h.fetch == nil {
-			h.fanOut(tp, ev) // late or repeated: clients drop what they have
+		// From first on, everything was delivered in order, by the broker
+		// or from the store; before first, a publish overtaken by the one
+		// this topic started with is late, not repeated: clients drop
+		// what they have.
+		if h.fetch == nil || seq < tp.first {
+			h.fanOut(tp, ev)
 		}
-		// else it was delivered already, from the store if not by the broker
 	default:
 		if tp.pending == nil {
 			tp.pending = make(map[int64]chat.Event)
