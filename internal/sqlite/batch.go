@@ -96,7 +96,9 @@ func (db *DB) batcher() {
 func (db *DB) commitBatch(batch []*appendReq) {
 	results := make([]appendRes, len(batch))
 	err := db.write(context.Background(), func(tx *sql.Tx) error {
-		a, err := newAppender(context.Background(), tx)
+		// The statements are parsed once, then kept prepared on the write
+		// connection: a batch of one message costs no parsing.
+		a, err := newAppender(func(q string) (*sql.Stmt, error) { return db.rwStmts.in(context.Background(), tx, q) })
 		if err != nil {
 			return err
 		}

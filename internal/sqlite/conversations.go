@@ -68,11 +68,14 @@ func scanConversation(s scanner) (c chat.Conversation, member bool, err error) {
 }
 
 // conversation loads conversation id as userID sees it.
-func conversation(ctx context.Context, tx *sql.Tx, id, userID int64) (chat.Conversation, bool, error) {
-	c, member, err := scanConversation(tx.QueryRowContext(ctx, `SELECT `+convCols+`
+// conversationSQL selects conversation $3 as user $1 (and $2) sees it.
+const conversationSQL = `SELECT ` + convCols + `
 		FROM conversations c
-		LEFT JOIN members mb ON mb.conv_id = c.id AND mb.user_id = ?`+convJoins+`
-		WHERE c.id = ?`, userID, userID, id))
+		LEFT JOIN members mb ON mb.conv_id = c.id AND mb.user_id = ?` + convJoins + `
+		WHERE c.id = ?`
+
+func conversation(ctx context.Context, tx *sql.Tx, id, userID int64) (chat.Conversation, bool, error) {
+	c, member, err := scanConversation(tx.QueryRowContext(ctx, conversationSQL, userID, userID, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return chat.Conversation{}, false, chat.ErrNotFound
 	}
@@ -83,7 +86,15 @@ func conversation(ctx context.Context, tx *sql.Tx, id, userID int64) (chat.Conve
 // userID is a member.
 func (db *DB) Conversation(ctx context.Context, id, userID int64) (c chat.Conversation, member bool, err error) {
 	err = db.read(ctx, func(tx *sql.Tx) error {
-		c, member, err = conversation(ctx, tx, id, userID)
+		// Every send loads its conversation: a prepared statement.
+		st, err := db.roStmts.in(ctx, tx, conversationSQL)
+		if err != nil {
+			return err
+		}
+		c, member, err = scanConversation(st.QueryRowContext(ctx, userID, userID, id))
+		if errors.Is(err, sql.ErrNoRows) {
+			return chat.ErrNotFound
+		}
 		return err
 	})
 	if err != nil {

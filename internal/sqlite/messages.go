@@ -46,7 +46,7 @@ func (db *DB) Append(ctx context.Context, m chat.NewMessage) (msg chat.Message, 
 type appender struct {
 	lookup, last, insert, name, bump, read *sql.Stmt
 	member                                 *sql.Stmt // prepared on first use
-	tx                                     *sql.Tx
+	prep                                   func(q string) (*sql.Stmt, error)
 
 	names map[int64]string
 	convs map[int64]*convSeq
@@ -59,26 +59,39 @@ type convSeq struct {
 	dirty bool
 }
 
-func newAppender(ctx context.Context, tx *sql.Tx) (*appender, error) {
-	a := &appender{tx: tx, names: make(map[int64]string), convs: make(map[int64]*convSeq), reads: make(map[[2]int64]int64)}
+// The appender's statements; hotQueries has them prepared once (stmtCache).
+const (
+	qLookup = `SELECT ` + messageCols + messagesFrom + `
+		WHERE m.conv_id = ? AND m.sender_id = ? AND m.client_id = ? AND m.client_id <> ''`
+	qLast   = `SELECT last_seq FROM conversations WHERE id = ?`
+	qInsert = `INSERT INTO messages (conv_id, seq, kind, sender_id, client_id, body, target_id, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (conv_id, sender_id, client_id) WHERE client_id <> '' DO NOTHING`
+	qName   = `SELECT name FROM users WHERE id = ?`
+	qBump   = `UPDATE conversations SET last_seq = ?, last_active_at = max(last_active_at, ?) WHERE id = ?`
+	qRead   = `UPDATE members SET read_seq = max(read_seq, ?) WHERE conv_id = ? AND user_id = ?`
+	qMember = `SELECT EXISTS (SELECT 1 FROM members WHERE conv_id = ? AND user_id = ?)`
+)
+
+// newAppender prepares the appender's statements with prep, which makes
+// them statements of one transaction.
+func newAppender(prep func(q string) (*sql.Stmt, error)) (*appender, error) {
+	a := &appender{prep: prep, names: make(map[int64]string), convs: make(map[int64]*convSeq), reads: make(map[[2]int64]int64)}
 	var err error
 	prepare := func(q string) *sql.Stmt {
 		if err != nil {
 			return nil
 		}
 		var st *sql.Stmt
-		st, err = tx.PrepareContext(ctx, q)
+		st, err = prep(q)
 		return st
 	}
-	a.lookup = prepare(`SELECT ` + messageCols + messagesFrom + `
-		WHERE m.conv_id = ? AND m.sender_id = ? AND m.client_id = ? AND m.client_id <> ''`)
-	a.last = prepare(`SELECT last_seq FROM conversations WHERE id = ?`)
-	a.insert = prepare(`INSERT INTO messages (conv_id, seq, kind, sender_id, client_id, body, target_id, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (conv_id, sender_id, client_id) WHERE client_id <> '' DO NOTHING`)
-	a.name = prepare(`SELECT name FROM users WHERE id = ?`)
-	a.bump = prepare(`UPDATE conversations SET last_seq = ?, last_active_at = max(last_active_at, ?) WHERE id = ?`)
-	a.read = prepare(`UPDATE members SET read_seq = max(read_seq, ?) WHERE conv_id = ? AND user_id = ?`)
+	a.lookup = prepare(qLookup)
+	a.last = prepare(qLast)
+	a.insert = prepare(qInsert)
+	a.name = prepare(qName)
+	a.bump = prepare(qBump)
+	a.read = prepare(qRead)
 	if err != nil {
 		return nil, err
 	}
@@ -87,7 +100,7 @@ func newAppender(ctx context.Context, tx *sql.Tx) (*appender, error) {
 
 // appendMessage is Append inside tx, for a single message.
 func appendMessage(ctx context.Context, tx *sql.Tx, nm chat.NewMessage) (chat.Message, bool, error) {
-	a, err := newAppender(ctx, tx)
+	a, err := newAppender(func(q string) (*sql.Stmt, error) { return tx.PrepareContext(ctx, q) })
 	if err != nil {
 		return chat.Message{}, false, err
 	}
@@ -123,7 +136,7 @@ func (a *appender) append(ctx context.Context, nm chat.NewMessage) (chat.Message
 	}
 	if nm.MemberOnly {
 		if a.member == nil {
-			if a.member, err = a.tx.PrepareContext(ctx, `SELECT EXISTS (SELECT 1 FROM members WHERE conv_id = ? AND user_id = ?)`); err != nil {
+			if a.member, err = a.prep(qMember); err != nil {
 				return chat.Message{}, false, err
 			}
 		}

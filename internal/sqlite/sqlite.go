@@ -61,6 +61,8 @@ type DB struct {
 	ro     *sql.DB // read-only connections; rw itself for Memory
 	unlock func() error
 
+	roStmts, rwStmts stmtCache // hot statements, prepared once per handle
+
 	appends     chan *appendReq // to the group-commit goroutine (batch.go)
 	closing     chan struct{}
 	batcherDone chan struct{}
@@ -78,6 +80,9 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		if err := db.openMemory(ctx); err != nil {
 			return nil, err
 		}
+		if err := db.prepareHot(ctx); err != nil {
+			return nil, errors.Join(err, db.Close())
+		}
 		db.startBatcher()
 		return db, nil
 	}
@@ -90,6 +95,9 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	}
 	db.unlock = unlock
 	if err := db.openFile(ctx); err != nil {
+		return nil, errors.Join(err, db.Close())
+	}
+	if err := db.prepareHot(ctx); err != nil {
 		return nil, errors.Join(err, db.Close())
 	}
 	db.startBatcher()
@@ -145,7 +153,7 @@ func (db *DB) openFile(ctx context.Context) error {
 // Close closes the database and releases its lock.
 func (db *DB) Close() error {
 	db.stopBatcher()
-	var errs []error
+	errs := []error{db.roStmts.close(), db.rwStmts.close()}
 	if db.ro != nil && db.ro != db.rw {
 		errs = append(errs, db.ro.Close())
 	}
@@ -194,6 +202,56 @@ func (db *DB) read(ctx context.Context, fn func(tx *sql.Tx) error) error {
 		return err
 	}
 	return tx.Commit()
+}
+
+// stmtCache holds the hot queries of a handle, prepared once when the DB
+// opens (never later: preparing on the write handle inside one of its
+// transactions would wait for its only connection). database/sql keeps
+// each prepared on every connection it then runs on (Tx.StmtContext reuses
+// or adds the connection's statement), so a hot query is parsed once per
+// connection instead of once per call: parsing was most of the cost of
+// small queries with modernc.org/sqlite.
+type stmtCache map[string]*sql.Stmt
+
+func prepareAll(ctx context.Context, h *sql.DB, qs ...string) (stmtCache, error) {
+	c := make(stmtCache, len(qs))
+	for _, q := range qs {
+		st, err := h.PrepareContext(ctx, q)
+		if err != nil {
+			c.close()
+			return nil, fmt.Errorf("prepare %.40q: %w", q, err)
+		}
+		c[q] = st
+	}
+	return c, nil
+}
+
+// in returns q as a statement of tx, which must be a transaction of the
+// handle c was prepared on: c's own if q is one of its queries, else one
+// prepared now.
+func (c stmtCache) in(ctx context.Context, tx *sql.Tx, q string) (*sql.Stmt, error) {
+	if st, ok := c[q]; ok {
+		return tx.StmtContext(ctx, st), nil
+	}
+	return tx.PrepareContext(ctx, q)
+}
+
+func (c stmtCache) close() error {
+	var errs []error
+	for _, st := range c {
+		errs = append(errs, st.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// prepareHot prepares the statements of the send path.
+func (db *DB) prepareHot(ctx context.Context) error {
+	var err error
+	if db.rwStmts, err = prepareAll(ctx, db.rw, qLookup, qLast, qInsert, qName, qBump, qRead, qMember); err != nil {
+		return err
+	}
+	db.roStmts, err = prepareAll(ctx, db.ro, conversationSQL)
+	return err
 }
 
 //go:embed migrations/*.sql
