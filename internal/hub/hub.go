@@ -548,6 +548,22 @@ func (h *Hub) follow(tp *topic, t chat.Topic) {
 	}()
 }
 
+// Seen tells the hub that the clients of topic t have its messages up to
+// seq (one just read it from the store, after subscribing). If t has
+// delivered no message yet, it delivers from seq+1 on, in order, instead of
+// starting at whichever publish comes first.
+func (h *Hub) Seen(t chat.Topic, seq int64) {
+	tp := h.topicOf(t)
+	if tp == nil {
+		return
+	}
+	tp.dmu.Lock()
+	defer tp.dmu.Unlock()
+	if tp.next == 0 {
+		tp.next, tp.first = seq+1, seq+1
+	}
+}
+
 // Fetch returns the events of topic t after position after: a
 // conversation's messages with seq > after, or a user's logged events with
 // UserSeq > after. With after < 0 it returns the newest event only.

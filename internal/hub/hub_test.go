@@ -556,3 +556,24 @@ func TestGapFilledFromStore(t *testing.T) {
 		t.Errorf("%d fetches; want 1", n)
 	}
 }
+
+// TestSeen: a topic told what its clients have starts there, so that the
+// first publishes, arriving out of order, are still delivered in order.
+func TestSeen(t *testing.T) {
+	h, b := newHub(t)
+	c := mustRegister(t, h, 0, 0, 64)
+	if err := h.Subscribe(c, chat.ConvTopic(1)); err != nil {
+		t.Fatal(err)
+	}
+	h.Seen(chat.ConvTopic(1), 4)
+	publish(t, b, chat.ConvTopic(1), msg(1, 6))
+	publish(t, b, chat.ConvTopic(1), msg(1, 5))
+	if got := seqsOf(t, c, 2, time.Second); fmt.Sprint(got) != "[5 6]" {
+		t.Errorf("delivered %v; want [5 6]", got)
+	}
+	h.Seen(chat.ConvTopic(1), 2) // too late to matter
+	publish(t, b, chat.ConvTopic(1), msg(1, 7))
+	if got := seqsOf(t, c, 1, time.Second); fmt.Sprint(got) != "[7]" {
+		t.Errorf("then delivered %v; want [7]", got)
+	}
+}

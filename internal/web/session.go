@@ -278,6 +278,7 @@ func (n *session) open(f inFrame, reply func(any)) error {
 			}
 			return err
 		}
+		n.s.hub.Seen(chat.ConvTopic(f.RoomID), conv.LastSeq)
 		n.mu.Lock()
 		n.rooms[f.RoomID] = true
 		n.mu.Unlock()
