@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/parley-chat/parley/internal/testenv"
 )
 
 // TestFaultCrossNode: users on three nodes chat in a room, a group and a
@@ -70,7 +72,7 @@ func TestFaultKillNode(t *testing.T) {
 // themselves and the messages of the outage reach everyone soon after.
 func TestFaultRedisRestart(t *testing.T) {
 	skipFaultIfShort(t)
-	faultPostgres(t) // skip before starting anything
+	testenv.Postgres(t) // skip before starting anything
 	rs := startRedisServer(t)
 	e := newFaultEnv(t, envOptions{nodes: 2, users: 4, broker: rs.URL()})
 	clients := e.connectAll()

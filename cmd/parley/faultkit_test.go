@@ -10,13 +10,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"slices"
@@ -28,8 +26,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/jackc/pgx/v5"
-	goredis "github.com/redis/go-redis/v9"
+	"github.com/parley-chat/parley/internal/testenv"
 )
 
 // nodeEnv, when set, makes the test binary a parley server: the fault tests
@@ -53,117 +50,6 @@ func skipFaultIfShort(t *testing.T) {
 }
 
 // ---- services ----
-
-const (
-	defaultFaultPostgres = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-	defaultFaultRedis    = "redis://127.0.0.1:6379"
-)
-
-func randHex(n int) string {
-	b := make([]byte, n)
-	rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-// faultPostgres returns the PostgreSQL server's URL, skipping the test when
-// none answers unless PARLEY_TEST_POSTGRES is set (then it fails).
-func faultPostgres(tb testing.TB) string {
-	tb.Helper()
-	u := os.Getenv("PARLEY_TEST_POSTGRES")
-	required := u != ""
-	if !required {
-		u = defaultFaultPostgres
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, u)
-	if err == nil {
-		err = conn.Ping(ctx)
-		conn.Close(ctx)
-	}
-	if err != nil {
-		if required {
-			tb.Fatalf("PostgreSQL at PARLEY_TEST_POSTGRES does not answer: %v", err)
-		}
-		tb.Skipf("fault tests skipped: no PostgreSQL at %s (%v); set PARLEY_TEST_POSTGRES to a postgres:// URL to run them", u, err)
-	}
-	return u
-}
-
-// faultSchema creates an empty schema, dropped when the test ends, and
-// returns base with search_path set to it.
-func faultSchema(tb testing.TB, base string) string {
-	tb.Helper()
-	schema := "parley_fault_" + randHex(8)
-	exec := func(q string) error {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, base)
-		if err != nil {
-			return err
-		}
-		defer conn.Close(ctx)
-		_, err = conn.Exec(ctx, q)
-		return err
-	}
-	if err := exec(`CREATE SCHEMA ` + schema); err != nil {
-		tb.Fatalf("create schema: %v", err)
-	}
-	tb.Cleanup(func() {
-		if err := exec(`DROP SCHEMA ` + schema + ` CASCADE`); err != nil {
-			tb.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		tb.Fatalf("PARLEY_TEST_POSTGRES must be a postgres:// URL: %v", err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
-
-// faultRedis returns the shared Redis's URL and a key prefix of the test's
-// own, whose keys are deleted at the end; it skips the test when no Redis
-// answers unless PARLEY_TEST_REDIS is set (then it fails).
-func faultRedis(tb testing.TB) (string, string) {
-	tb.Helper()
-	u := os.Getenv("PARLEY_TEST_REDIS")
-	required := u != ""
-	if !required {
-		u = defaultFaultRedis
-	}
-	opt, err := goredis.ParseURL(u)
-	if err != nil {
-		tb.Fatalf("PARLEY_TEST_REDIS: %v", err)
-	}
-	opt.MaxRetries = -1
-	raw := goredis.NewClient(opt)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	if err := raw.Ping(ctx).Err(); err != nil {
-		raw.Close()
-		if required {
-			tb.Fatalf("PARLEY_TEST_REDIS=%s is unreachable: %v", u, err)
-		}
-		tb.Skipf("fault tests skipped: no Redis at %s (%v); set PARLEY_TEST_REDIS=redis://host:port/db to run them", u, err)
-	}
-	prefix := "parleyfault:" + randHex(6) + ":"
-	tb.Cleanup(func() {
-		defer raw.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		keys, err := raw.Keys(ctx, prefix+"*").Result()
-		if err == nil && len(keys) > 0 {
-			err = raw.Del(ctx, keys...).Err()
-		}
-		if err != nil {
-			tb.Errorf("delete test keys: %v", err)
-		}
-	})
-	return u, prefix
-}
 
 // freePort returns a loopback port nobody listens on now.
 func freePort(tb testing.TB) int {
@@ -459,12 +345,12 @@ type envOptions struct {
 func newFaultEnv(t *testing.T, o envOptions) *faultEnv {
 	t.Helper()
 	skipFaultIfShort(t)
-	db := faultSchema(t, faultPostgres(t))
+	db := testenv.PostgresSchema(t)
 	if o.broker == "" {
-		o.broker, o.prefix = faultRedis(t)
+		o.broker, o.prefix, _ = testenv.Redis(t)
 	}
 	if o.prefix == "" {
-		o.prefix = "parleyfault:" + randHex(6) + ":"
+		o.prefix = "parleyfault:" + testenv.RandHex(6) + ":"
 	}
 	e := &faultEnv{t: t, db: db}
 

@@ -2,14 +2,11 @@ package postgres
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -19,91 +16,21 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/parley-chat/parley/internal/chat"
 	"github.com/parley-chat/parley/internal/chat/chattest"
+	"github.com/parley-chat/parley/internal/testenv"
 )
 
-// defaultTestURL is the server tried when PARLEY_TEST_POSTGRES is empty.
-const defaultTestURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-
-var (
-	serverOnce sync.Once
-	serverURL  string
-	serverErr  error
-	serverSet  bool
-)
-
-// testServer returns the URL of the PostgreSQL server to test against. It
-// skips the test when PARLEY_TEST_POSTGRES is empty and the default server
-// does not answer, and fails it when the variable names a server that does
-// not answer.
-func testServer(tb testing.TB) string {
-	tb.Helper()
-	serverOnce.Do(func() {
-		serverURL = os.Getenv("PARLEY_TEST_POSTGRES")
-		serverSet = serverURL != ""
-		if !serverSet {
-			serverURL = defaultTestURL
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, serverURL)
-		if err != nil {
-			serverErr = err
-			return
-		}
-		serverErr = conn.Ping(ctx)
-		conn.Close(ctx)
-	})
-	if serverErr != nil {
-		if serverSet {
-			tb.Fatalf("PostgreSQL at PARLEY_TEST_POSTGRES does not answer: %v", serverErr)
-		}
-		tb.Skipf("PostgreSQL tests skipped: no server at %s (%v); set PARLEY_TEST_POSTGRES to a postgres:// URL to run them", defaultTestURL, serverErr)
-	}
-	return serverURL
-}
+// testServer returns the URL of the PostgreSQL server to test against
+// (see testenv.Postgres: it skips or fails the test when none answers).
+func testServer(tb testing.TB) string { return testenv.Postgres(tb) }
 
 // withSearchPath returns rawURL with search_path set to schema.
 func withSearchPath(tb testing.TB, rawURL, schema string) string {
-	tb.Helper()
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		tb.Fatalf("PARLEY_TEST_POSTGRES must be a postgres:// URL: %v", err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
+	return testenv.WithSearchPath(tb, rawURL, schema)
 }
 
 // mustSchema creates an empty schema, dropped at the end of the test, and
 // returns the URL of the test server with search_path set to it.
-func mustSchema(tb testing.TB) string {
-	tb.Helper()
-	base := testServer(tb)
-	var b [8]byte
-	rand.Read(b[:])
-	schema := "parley_test_" + hex.EncodeToString(b[:])
-	exec := func(q string) error {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, base)
-		if err != nil {
-			return err
-		}
-		defer conn.Close(ctx)
-		_, err = conn.Exec(ctx, q)
-		return err
-	}
-	if err := exec(`CREATE SCHEMA ` + schema); err != nil {
-		tb.Fatalf("create schema: %v", err)
-	}
-	tb.Cleanup(func() {
-		if err := exec(`DROP SCHEMA ` + schema + ` CASCADE`); err != nil {
-			tb.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	return withSearchPath(tb, base, schema)
-}
+func mustSchema(tb testing.TB) string { return testenv.PostgresSchema(tb) }
 
 // mustOpen opens the database at url and closes it at the end of the test.
 func mustOpen(tb testing.TB, url string) *DB {

@@ -2,12 +2,9 @@ package redis_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"net"
 	"net/url"
-	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -20,6 +17,7 @@ import (
 	"github.com/parley-chat/parley/internal/chat"
 	"github.com/parley-chat/parley/internal/chat/chattest"
 	"github.com/parley-chat/parley/internal/redis"
+	"github.com/parley-chat/parley/internal/testenv"
 )
 
 // testEnv is one test's Redis: the URL and a key prefix of its own, whose
@@ -32,48 +30,11 @@ type testEnv struct {
 
 // newTestEnv skips the test when no Redis is at PARLEY_TEST_REDIS or, if
 // that is empty, at 127.0.0.1:6379; it fails when PARLEY_TEST_REDIS is set
-// and unreachable.
+// and unreachable (testenv.Redis).
 func newTestEnv(tb testing.TB) *testEnv {
 	tb.Helper()
-	url := os.Getenv("PARLEY_TEST_REDIS")
-	required := url != ""
-	if !required {
-		url = "redis://127.0.0.1:6379"
-	}
-	opt, err := goredis.ParseURL(url)
-	if err != nil {
-		tb.Fatalf("PARLEY_TEST_REDIS: %v", err)
-	}
-	opt.MaxRetries = -1
-	raw := goredis.NewClient(opt)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	if err := raw.Ping(ctx).Err(); err != nil {
-		raw.Close()
-		if required {
-			tb.Fatalf("PARLEY_TEST_REDIS=%s is unreachable: %v", url, err)
-		}
-		tb.Skipf("no Redis at %s (%v); set PARLEY_TEST_REDIS=redis://host:port/db to run the Redis tests", url, err)
-	}
-	b := make([]byte, 6)
-	rand.Read(b)
-	e := &testEnv{url: url, prefix: "parleytest:" + hex.EncodeToString(b) + ":", raw: raw}
-	tb.Cleanup(func() {
-		defer raw.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		keys, err := raw.Keys(ctx, e.prefix+"*").Result()
-		if err != nil {
-			tb.Errorf("list test keys: %v", err)
-			return
-		}
-		if len(keys) > 0 {
-			if err := raw.Del(ctx, keys...).Err(); err != nil {
-				tb.Errorf("delete test keys: %v", err)
-			}
-		}
-	})
-	return e
+	url, prefix, raw := testenv.Redis(tb)
+	return &testEnv{url: url, prefix: prefix, raw: raw}
 }
 
 // client starts a node on the test's prefix, closed when the test ends.
