@@ -85,18 +85,13 @@ func conversation(ctx context.Context, tx *sql.Tx, id, userID int64) (chat.Conve
 // Conversation returns conversation id as userID sees it and whether
 // userID is a member.
 func (db *DB) Conversation(ctx context.Context, id, userID int64) (c chat.Conversation, member bool, err error) {
-	err = db.read(ctx, func(tx *sql.Tx) error {
-		// Every send loads its conversation: a prepared statement.
-		st, err := db.roStmts.in(ctx, tx, conversationSQL)
-		if err != nil {
-			return err
-		}
-		c, member, err = scanConversation(st.QueryRowContext(ctx, userID, userID, id))
-		if errors.Is(err, sql.ErrNoRows) {
-			return chat.ErrNotFound
-		}
-		return err
-	})
+	// Every send loads its conversation: one statement, prepared once,
+	// outside an explicit transaction (a single SELECT reads one snapshot
+	// anyway, and BEGIN and COMMIT cost as much again).
+	c, member, err = scanConversation(db.roStmts[conversationSQL].QueryRowContext(ctx, userID, userID, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		err = chat.ErrNotFound
+	}
 	if err != nil {
 		return chat.Conversation{}, false, fmt.Errorf("load conversation %d for user %d: %w", id, userID, err)
 	}
