@@ -78,17 +78,7 @@ func TestFaultRedisRestart(t *testing.T) {
 	clients := e.connectAll()
 	start := time.Now()
 	const outage = 3 * time.Second
-	stop := startLoad(clients, 25*time.Millisecond)
-	time.Sleep(time.Second)
-	downAt := time.Now()
-	rs.stop()
-	time.Sleep(outage)
-	upAt := time.Now()
-	rs.start()
-	time.Sleep(2 * time.Second)
-	stop()
-	r, _ := e.settle(clients, 20*time.Second)
-	r.check(t)
+	downAt, upAt := e.outage(clients, 25*time.Millisecond, outage, rs.stop, rs.start, 20*time.Second)
 
 	// Catch-up: when the last message acknowledged during the outage
 	// reached the last client, measured from Redis's return.
@@ -134,30 +124,20 @@ func TestFaultRedisRestart(t *testing.T) {
 // the nodes recover by themselves and the retried sends are stored once.
 func TestFaultPostgresCut(t *testing.T) {
 	skipFaultIfShort(t)
-	var proxy *pgProxy
+	var proxy *testenv.Proxy
 	e := newFaultEnv(t, envOptions{nodes: 2, users: 4, viaDB: func(db string) string {
 		u, err := url.Parse(db)
 		if err != nil {
 			t.Fatal(err)
 		}
-		proxy = startPGProxy(t, u.Host)
-		u.Host = proxy.addr
+		proxy = testenv.StartProxy(t, u.Host)
+		u.Host = proxy.Addr()
 		return u.String()
 	}})
 	clients := e.connectAll()
 	start := time.Now()
 	const outage = 10 * time.Second
-	stop := startLoad(clients, 50*time.Millisecond)
-	time.Sleep(time.Second)
-	cutAt := time.Now()
-	proxy.cut()
-	time.Sleep(outage)
-	backAt := time.Now()
-	proxy.restore()
-	time.Sleep(2 * time.Second)
-	stop()
-	r, _ := e.settle(clients, 30*time.Second)
-	r.check(t)
+	cutAt, backAt := e.outage(clients, 50*time.Millisecond, outage, proxy.Cut, func() { proxy.Restore(t) }, 30*time.Second)
 
 	codes := map[string]int{}
 	ackedDuring, errorsDuring := 0, 0

@@ -136,84 +136,6 @@ func (r *redisServer) stop() {
 	r.cmd = nil
 }
 
-// pgProxy forwards TCP connections to a PostgreSQL server until cut.
-type pgProxy struct {
-	tb     testing.TB
-	target string
-	addr   string
-	mu     sync.Mutex
-	ln     net.Listener
-	conns  map[net.Conn]bool
-}
-
-func startPGProxy(tb testing.TB, target string) *pgProxy {
-	tb.Helper()
-	p := &pgProxy{tb: tb, target: target, addr: "127.0.0.1:0", conns: map[net.Conn]bool{}}
-	p.listen()
-	tb.Cleanup(p.cut)
-	return p
-}
-
-func (p *pgProxy) listen() {
-	p.tb.Helper()
-	var ln net.Listener
-	var err error
-	for range 50 { // the port may take a moment to be free again
-		if ln, err = net.Listen("tcp", p.addr); err == nil {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if err != nil {
-		p.tb.Fatalf("proxy listen: %v", err)
-	}
-	p.mu.Lock()
-	p.ln, p.addr = ln, ln.Addr().String()
-	p.mu.Unlock()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s, err := net.DialTimeout("tcp", p.target, 5*time.Second)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			if p.ln != ln {
-				p.mu.Unlock()
-				c.Close()
-				s.Close()
-				continue
-			}
-			p.conns[c], p.conns[s] = true, true
-			p.mu.Unlock()
-			go func() { io.Copy(s, c); s.Close(); c.Close() }()
-			go func() { io.Copy(c, s); c.Close(); s.Close() }()
-		}
-	}()
-}
-
-// cut closes the listener and every connection: the server is gone and new
-// connections are refused.
-func (p *pgProxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.ln != nil {
-		p.ln.Close()
-		p.ln = nil
-	}
-	for c := range p.conns {
-		c.Close()
-	}
-	clear(p.conns)
-}
-
-// restore listens again on the same address.
-func (p *pgProxy) restore() { p.listen() }
-
 // ---- nodes ----
 
 // node is one parley server process.
@@ -1015,6 +937,27 @@ func (e *faultEnv) connectAll() []*fclient {
 // startLoad makes every client send a message every interval, round robin
 // over its conversations, until the returned stop is called; stop returns
 // when the load has stopped. A client whose outbox holds 50 messages
+
+// outage runs load on clients (a send per client every interval), takes a
+// service down with down a second in, brings it back with up after d, lets
+// the load run 2 s more, then settles and checks the result (lost = 0,
+// duplicated = 0, order kept). It returns when the outage began and ended.
+func (e *faultEnv) outage(clients []*fclient, interval, d time.Duration, down, up func(), settle time.Duration) (downAt, upAt time.Time) {
+	e.t.Helper()
+	stop := startLoad(clients, interval)
+	time.Sleep(time.Second)
+	downAt = time.Now()
+	down()
+	time.Sleep(d)
+	upAt = time.Now()
+	up()
+	time.Sleep(2 * time.Second)
+	stop()
+	r, _ := e.settle(clients, settle)
+	r.check(e.t)
+	return downAt, upAt
+}
+
 // waits, as a user would.
 func startLoad(clients []*fclient, interval time.Duration) (stop func()) {
 	var wg sync.WaitGroup

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/url"
 	"strings"
 	"sync"
@@ -311,58 +309,6 @@ func TestTwoNodesGroupCap(t *testing.T) {
 	}
 }
 
-// proxy forwards TCP connections to addr until cut.
-type proxy struct {
-	ln    net.Listener
-	addr  string
-	mu    sync.Mutex
-	conns []net.Conn
-	cut   bool
-}
-
-func startProxy(t *testing.T, addr string) *proxy {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proxy{ln: ln, addr: addr}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s, err := net.Dial("tcp", addr)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			if p.cut {
-				c.Close()
-				s.Close()
-			}
-			p.conns = append(p.conns, c, s)
-			p.mu.Unlock()
-			go func() { io.Copy(s, c); s.Close() }()
-			go func() { io.Copy(c, s); c.Close() }()
-		}
-	}()
-	t.Cleanup(p.Cut)
-	return p
-}
-
-// Cut closes the listener and every connection: the server is gone.
-func (p *proxy) Cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.cut = true
-	p.ln.Close()
-	for _, c := range p.conns {
-		c.Close()
-	}
-}
-
 // TestUnavailable checks that when the server cannot be reached, sends and
 // reads fail with chat.ErrUnavailable, a *chat.Error telling the user to
 // retry, and that Open says so too.
@@ -371,8 +317,8 @@ func TestUnavailable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := startProxy(t, u.Host)
-	u.Host = p.ln.Addr().String()
+	p := testenv.StartProxy(t, u.Host)
+	u.Host = p.Addr()
 	db := mustOpen(t, u.String())
 	ctx := t.Context()
 	ann, _, err := db.EnsureUser(ctx, "ann@example.com", time.Now())

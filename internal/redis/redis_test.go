@@ -3,11 +3,9 @@ package redis_test
 import (
 	"context"
 	"errors"
-	"net"
 	"net/url"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -564,109 +562,14 @@ func TestLimiterShared(t *testing.T) {
 	}
 }
 
-// proxy forwards TCP connections to Redis and can fail them on demand.
-type proxy struct {
-	target string
-	addr   string
-
-	mu    sync.Mutex
-	ln    net.Listener
-	conns map[*proxyConn]struct{}
-}
-
-type proxyConn struct {
-	client, server net.Conn
-	frozen         atomic.Bool // data is read and dropped, like a dead peer
-}
-
-func startProxy(tb testing.TB, target string) *proxy {
-	tb.Helper()
-	p := &proxy{target: target, conns: make(map[*proxyConn]struct{})}
-	p.listen(tb, "127.0.0.1:0")
-	tb.Cleanup(p.stop)
-	return p
-}
-
-func (p *proxy) listen(tb testing.TB, addr string) {
-	tb.Helper()
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		tb.Fatalf("proxy listen: %v", err)
-	}
-	p.mu.Lock()
-	p.ln, p.addr = ln, ln.Addr().String()
-	p.mu.Unlock()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s, err := net.Dial("tcp", p.target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			pc := &proxyConn{client: c, server: s}
-			p.mu.Lock()
-			p.conns[pc] = struct{}{}
-			p.mu.Unlock()
-			go pc.copy(s, c)
-			go pc.copy(c, s)
-		}
-	}()
-}
-
-func (pc *proxyConn) copy(dst, src net.Conn) {
-	defer pc.client.Close()
-	defer pc.server.Close()
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := src.Read(buf)
-		if n > 0 && !pc.frozen.Load() {
-			if _, err := dst.Write(buf[:n]); err != nil {
-				return
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
-}
-
-// stop closes the listener and every connection: Redis is down.
-func (p *proxy) stop() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.ln.Close()
-	for pc := range p.conns {
-		pc.client.Close()
-		pc.server.Close()
-	}
-	clear(p.conns)
-}
-
-// restart listens again on the same address: Redis is back.
-func (p *proxy) restart(tb testing.TB) { p.listen(tb, p.addr) }
-
-// freeze makes every open connection silently drop what it carries, as
-// when the peer's host vanishes; new connections work.
-func (p *proxy) freeze() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for pc := range p.conns {
-		pc.frozen.Store(true)
-	}
-}
-
 // url is e's Redis URL through p.
-func (e *testEnv) urlVia(tb testing.TB, p *proxy) string {
+func (e *testEnv) urlVia(tb testing.TB, p *testenv.Proxy) string {
 	tb.Helper()
 	u, err := url.Parse(e.url)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	u.Host = p.addr
+	u.Host = p.Addr()
 	return u.String()
 }
 
@@ -682,7 +585,7 @@ func (e *testEnv) target(tb testing.TB) string {
 func TestBrokerRedisDown(t *testing.T) {
 	ctx := context.Background()
 	e := newTestEnv(t)
-	p := startProxy(t, e.target(t))
+	p := testenv.StartProxy(t, e.target(t))
 	c, err := redis.New(ctx, e.urlVia(t, p), redis.Options{Prefix: e.prefix, SubscribeTimeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -703,7 +606,7 @@ func TestBrokerRedisDown(t *testing.T) {
 	}
 	got.wait(t, 1, 5*time.Second)
 
-	p.stop()
+	p.Cut()
 	pctx, pcancel := context.WithTimeout(ctx, 10*time.Second)
 	defer pcancel()
 	if err := b.Publish(pctx, chat.ConvTopic(1), msg(1, 9)); err == nil {
@@ -716,7 +619,7 @@ func TestBrokerRedisDown(t *testing.T) {
 	}
 	defer cancel2()
 
-	p.restart(t)
+	p.Restore(t)
 	select {
 	case <-resumed:
 	case <-time.After(15 * time.Second):
@@ -744,7 +647,7 @@ func TestBrokerRedisDown(t *testing.T) {
 func TestBrokerDeadPeer(t *testing.T) {
 	ctx := context.Background()
 	e := newTestEnv(t)
-	p := startProxy(t, e.target(t))
+	p := testenv.StartProxy(t, e.target(t))
 	c, err := redis.New(ctx, e.urlVia(t, p), redis.Options{
 		Prefix: e.prefix, PingInterval: 200 * time.Millisecond, PingTimeout: 300 * time.Millisecond, SubscribeTimeout: time.Second,
 	})
@@ -762,7 +665,7 @@ func TestBrokerDeadPeer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cancel()
-	p.freeze()
+	p.Freeze()
 	select {
 	case <-resumed:
 	case <-time.After(15 * time.Second):
@@ -773,8 +676,8 @@ func TestBrokerDeadPeer(t *testing.T) {
 	}
 	got.wait(t, 1, 5*time.Second)
 	// The pool's frozen connections would stall Close until they time out.
-	p.stop()
-	p.restart(t)
+	p.Cut()
+	p.Restore(t)
 }
 
 // TestPresenceRetriesFailedRemove: a Remove that fails while Redis is
@@ -785,7 +688,7 @@ func TestBrokerDeadPeer(t *testing.T) {
 func TestPresenceRetriesFailedRemove(t *testing.T) {
 	ctx := context.Background()
 	e := newTestEnv(t)
-	p := startProxy(t, e.target(t))
+	p := testenv.StartProxy(t, e.target(t))
 	c, err := redis.New(ctx, e.urlVia(t, p), redis.Options{Prefix: e.prefix, NodeTTL: 12 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -797,7 +700,7 @@ func TestPresenceRetriesFailedRemove(t *testing.T) {
 	mustAdd(t, a, 1, 10, true)
 	mustAdd(t, a, 1, 11, true)
 
-	p.stop()
+	p.Cut()
 	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if last, err := a.Remove(rctx, 1, 10); err == nil {
@@ -806,7 +709,7 @@ func TestPresenceRetriesFailedRemove(t *testing.T) {
 	if _, err := a.Add(rctx, 2, 12); err == nil {
 		t.Fatal("Add with Redis down = nil error; want an error")
 	}
-	p.restart(t)
+	p.Restore(t)
 
 	ended := func() int {
 		n := 0
@@ -846,7 +749,7 @@ func TestPresenceRestartSameNodeID(t *testing.T) {
 func TestBrokerPublishFailsFastWhenDown(t *testing.T) {
 	ctx := context.Background()
 	e := newTestEnv(t)
-	p := startProxy(t, e.target(t))
+	p := testenv.StartProxy(t, e.target(t))
 	c, err := redis.New(ctx, e.urlVia(t, p), redis.Options{Prefix: e.prefix, SubscribeTimeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -861,7 +764,7 @@ func TestBrokerPublishFailsFastWhenDown(t *testing.T) {
 	}
 	defer cancel()
 
-	p.stop()
+	p.Cut()
 	eventually(t, 5*time.Second, "the broker notices Redis is gone", func() bool {
 		return b.Publish(ctx, chat.ConvTopic(1), msg(1, 1)) != nil
 	})
@@ -873,7 +776,7 @@ func TestBrokerPublishFailsFastWhenDown(t *testing.T) {
 		}
 	}
 
-	p.restart(t)
+	p.Restore(t)
 	select {
 	case <-resumed:
 	case <-time.After(15 * time.Second):
