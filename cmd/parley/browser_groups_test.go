@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/chromedp/chromedp"
 )
@@ -292,16 +291,7 @@ func TestBrowserPresence(t *testing.T) {
 // Grace's, whose users are friends.
 func startFriends(t *testing.T) (s *testServer, ada, grace *browser) {
 	t.Helper()
-	exe := chromiumPath(t)
-	deadline := time.Now().Add(2 * browserTestTimeout)
-	s = startServer(t)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("server stderr:\n%s", s.stderr)
-		}
-	})
-	ada = startBrowser(t, exe, "ada", deadline)
-	grace = startBrowser(t, exe, "grace", deadline)
+	s, ada, grace = startPair(t, 2*browserTestTimeout)
 
 	ada.signIn(t, s, "ada@example.com", "Ada")
 	grace.signIn(t, s, "grace@example.com", "Grace")

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"testing"
-	"time"
 
 	"github.com/chromedp/chromedp"
 )
@@ -15,7 +14,7 @@ import (
 // Linus sees live.
 func TestBrowserGroupLifecycle(t *testing.T) {
 	s, ada, grace := startFriends(t)
-	linus := startBrowser(t, chromiumPath(t), "linus", time.Now().Add(2*browserTestTimeout))
+	linus := startBrowser(t, chromiumPath(t), "linus", ada.deadline)
 	linus.signIn(t, s, "linus@example.com", "Linus")
 	waitFor[bool](t, linus, "connected", groupsState,
 		`() => document.getElementById("conn-status").dataset.state === "connected"`)

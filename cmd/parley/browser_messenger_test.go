@@ -54,16 +54,7 @@ const connectedBy = `(transport) => {
 // URL ending in query, and checks that every page is connected by
 // transport.
 func runMessengerScenario(t *testing.T, query, transport string) {
-	exe := chromiumPath(t)
-	deadline := time.Now().Add(2 * browserTestTimeout)
-	s := startServer(t)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("server stderr:\n%s", s.stderr)
-		}
-	})
-	ada := startBrowser(t, exe, "ada", deadline)
-	grace := startBrowser(t, exe, "grace", deadline)
+	s, ada, grace := startPair(t, 2*browserTestTimeout)
 	ada.query, grace.query = query, query
 
 	ada.signIn(t, s, "ada@example.com", "Ada")
@@ -158,7 +149,7 @@ func runMessengerScenario(t *testing.T, query, transport string) {
 	// reads the chat in the first one (the server's read frame).
 	tabCtx, closeTab := chromedp.NewContext(grace.ctx)
 	defer closeTab()
-	tab := &browser{name: "Grace (second tab)", query: query, ctx: tabCtx, deadline: deadline, output: newSyncBuffer()}
+	tab := &browser{name: "Grace (second tab)", query: query, ctx: tabCtx, deadline: grace.deadline, output: newSyncBuffer()}
 	// The first Do ties the tab to the context it gets: give it the tab's own.
 	opened := make(chan error, 1)
 	go func() { opened <- chromedp.Do(tabCtx) }()

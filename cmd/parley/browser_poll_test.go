@@ -2,7 +2,6 @@ package main
 
 import (
 	"testing"
-	"time"
 
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/page"
@@ -50,16 +49,7 @@ const blockWebSocket = `(() => {
 // Ada's browser has no working WebSocket, Grace's has; they talk live in
 // a room and see each other online.
 func TestBrowserPollFallback(t *testing.T) {
-	exe := chromiumPath(t)
-	deadline := time.Now().Add(browserTestTimeout)
-	s := startServer(t)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("server stderr:\n%s", s.stderr)
-		}
-	})
-	ada := startBrowser(t, exe, "ada", deadline)
-	grace := startBrowser(t, exe, "grace", deadline)
+	s, ada, grace := startPair(t, browserTestTimeout)
 
 	ctx, cancel := ada.stepCtx()
 	_, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: blockWebSocket})

@@ -34,16 +34,7 @@ const (
 // path.png, and on a 390x844 phone to path-phone.png (a relative path is
 // taken from cmd/parley, where go test runs).
 func TestBrowserChat(t *testing.T) {
-	exe := chromiumPath(t)
-	deadline := time.Now().Add(browserTestTimeout)
-	s := startServer(t)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("server stderr:\n%s", s.stderr)
-		}
-	})
-	ada := startBrowser(t, exe, "ada", deadline)
-	grace := startBrowser(t, exe, "grace", deadline)
+	s, ada, grace := startPair(t, browserTestTimeout)
 
 	ada.signIn(t, s, "ada@example.com", "Ada")
 	grace.signIn(t, s, "grace@example.com", "Grace")
@@ -145,6 +136,21 @@ type browser struct {
 
 // startBrowser starts Chromium with a fresh profile in a temporary
 // directory and opens a blank tab at a 1280x800 viewport. On failure it
+// startPair starts a server and Ada's and Grace's browsers, all given
+// timeout; the server's log is shown if the test fails.
+func startPair(t *testing.T, timeout time.Duration) (s *testServer, ada, grace *browser) {
+	t.Helper()
+	exe := chromiumPath(t)
+	deadline := time.Now().Add(timeout)
+	s = startServer(t)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("server stderr:\n%s", s.stderr)
+		}
+	})
+	return s, startBrowser(t, exe, "ada", deadline), startBrowser(t, exe, "grace", deadline)
+}
+
 // saves a screenshot and logs where, with the page's console.
 func startBrowser(t *testing.T, exe, profile string, deadline time.Time) *browser {
 	t.Helper()
