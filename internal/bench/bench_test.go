@@ -148,38 +148,47 @@ func checkClean(tb testing.TB, res bench.Result, conns int) {
 	}
 }
 
-func TestBenchWebSocket(t *testing.T) {
-	for _, tc := range []struct {
-		name     string
-		rate     float64
-		inFlight int
-	}{
-		{"fixed rate", 200, 0},
-		{"as fast as possible", 0, 4},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			s := newTestServer(t)
-			const conns = 20
-			res := mustRun(t, bench.Config{
-				Targets:        []string{s.URL},
-				Conns:          conns,
-				Rooms:          2,
-				SendersPerRoom: 1,
-				Rate:           tc.rate,
-				InFlight:       tc.inFlight,
-				Duration:       time.Second,
-				Tokens:         s.tokens(t, conns/2), // reused in turn
-				RoomPrefix:     "t",
+// TestBenchTransports runs one sender per room, at a fixed rate and as
+// fast as possible, over each signed-in transport: nothing is lost,
+// repeated or out of order.
+func TestBenchTransports(t *testing.T) {
+	for _, transport := range []string{bench.TransportWS, bench.TransportLongPoll} {
+		for _, tc := range []struct {
+			name     string
+			rate     float64
+			inFlight int
+		}{
+			{"fixed rate", 200, 0},
+			{"as fast as possible", 0, 4},
+		} {
+			t.Run(transport+"/"+tc.name, func(t *testing.T) {
+				s := newTestServer(t)
+				const conns = 20
+				res := mustRun(t, bench.Config{
+					Targets:        []string{s.URL},
+					Transport:      transport,
+					Conns:          conns,
+					Rooms:          2,
+					SendersPerRoom: 1,
+					Rate:           tc.rate,
+					InFlight:       tc.inFlight,
+					Duration:       time.Second,
+					Tokens:         s.tokens(t, conns/2), // reused in turn: two connections of one user in a room
+					RoomPrefix:     "t",
+				})
+				checkClean(t, res, conns)
+				if res.Transport != transport {
+					t.Errorf("transport = %q; want %q", res.Transport, transport)
+				}
+				// Every connection of a room receives every message of it.
+				if res.DeliveriesExpected != res.MessagesAcked*conns/2 {
+					t.Errorf("deliveries expected = %d; want acked × conns per room = %d", res.DeliveriesExpected, res.MessagesAcked*conns/2)
+				}
+				if tc.rate > 0 && (res.MessagesSent < 50 || res.MessagesSent > 300) {
+					t.Errorf("sent %d messages at %g/s for 1s", res.MessagesSent, tc.rate)
+				}
 			})
-			checkClean(t, res, conns)
-			// Every connection of a room receives every message of it.
-			if res.DeliveriesExpected != res.MessagesAcked*conns/2 {
-				t.Errorf("deliveries expected = %d; want acked × conns per room = %d", res.DeliveriesExpected, res.MessagesAcked*conns/2)
-			}
-			if tc.rate > 0 && (res.MessagesSent < 50 || res.MessagesSent > 300) {
-				t.Errorf("sent %d messages at %g/s for 1s", res.MessagesSent, tc.rate)
-			}
-		})
+		}
 	}
 }
 
@@ -209,41 +218,6 @@ func TestBenchWebSocketSenders(t *testing.T) {
 	}
 	if res.OutOfOrder > 0 {
 		t.Logf("%d deliveries out of order: the server's publish order race", res.OutOfOrder)
-	}
-}
-
-func TestBenchLongPoll(t *testing.T) {
-	for _, tc := range []struct {
-		name     string
-		rate     float64
-		inFlight int
-	}{
-		{"fixed rate", 200, 0},
-		{"as fast as possible", 0, 4},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			s := newTestServer(t)
-			const conns = 20
-			res := mustRun(t, bench.Config{
-				Targets:        []string{s.URL},
-				Transport:      bench.TransportLongPoll,
-				Conns:          conns,
-				Rooms:          2,
-				SendersPerRoom: 1,
-				Rate:           tc.rate,
-				InFlight:       tc.inFlight,
-				Duration:       time.Second,
-				Tokens:         s.tokens(t, conns/2), // reused in turn: two channels of one user in a room
-				RoomPrefix:     "lp",
-			})
-			checkClean(t, res, conns)
-			if res.Transport != bench.TransportLongPoll {
-				t.Errorf("transport = %q; want %q", res.Transport, bench.TransportLongPoll)
-			}
-			if res.DeliveriesExpected != res.MessagesAcked*conns/2 {
-				t.Errorf("deliveries expected = %d; want acked × conns per room = %d", res.DeliveriesExpected, res.MessagesAcked*conns/2)
-			}
-		})
 	}
 }
 
