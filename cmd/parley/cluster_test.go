@@ -4,11 +4,16 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"io/fs"
 	"net/http"
+	"os"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/parley-chat/parley/internal/testenv"
 )
 
 // TestClusterSharedLimits: the sign-in throttle of one address holds
@@ -113,5 +118,32 @@ func TestClusterPresence(t *testing.T) {
 	seen := waitOnline(false, 20*time.Second)
 	if seen.IsZero() || seen.Before(left.Add(-time.Minute)) {
 		t.Errorf("Ada's last_seen = %v; want about %v", seen, left)
+	}
+}
+
+// TestMigratePostgres: "parley migrate --db postgres://…" applies every
+// embedded migration to an empty schema and records it; run again, it
+// applies nothing more.
+func TestMigratePostgres(t *testing.T) {
+	db := testenv.PostgresSchema(t)
+	files, err := fs.Glob(os.DirFS("../../internal/postgres/migrations"), "*.sql")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("migration files: %v, %v", files, err)
+	}
+	for range 2 {
+		var out, errb bytes.Buffer
+		if err := run(t.Context(), []string{"migrate", "--db", db}, func(string) string { return "" }, &out, &errb); err != nil {
+			t.Fatalf("parley migrate: %v\n%s", err, errb.String())
+		}
+		conn, err := pgx.Connect(t.Context(), db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n, top int
+		err = conn.QueryRow(t.Context(), `SELECT count(*), max(version) FROM schema_migrations`).Scan(&n, &top)
+		conn.Close(t.Context())
+		if err != nil || n != len(files) || top != len(files) {
+			t.Errorf("schema_migrations holds %d versions up to %d (%v); want the %d embedded ones", n, top, err, len(files))
+		}
 	}
 }
