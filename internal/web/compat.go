@@ -8,6 +8,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/parley-chat/parley/internal/chat"
+	"github.com/parley-chat/parley/internal/hub"
 )
 
 // compatFrame is the Django Channels tutorial's only frame, both ways.
@@ -40,22 +41,37 @@ func (s *server) handleCompatWS() http.Handler {
 			s.fail(w, err)
 			return
 		}
-		ws, err := s.upgrader.Upgrade(w, r, nil)
-		if err != nil {
-			return
-		}
-		c := &conn{s: s, ws: ws, format: formatCompat, ctx: context.Background()}
-		c.client, err = s.hub.Register(0, 0, s.cfg.Outbox, c.wake)
+		// Subscribe before the upgrade answers, so that a message sent as
+		// soon as the client is connected reaches it (this protocol has
+		// no resync). Its writer waits for the socket.
+		c := &conn{s: s, format: formatCompat, ctx: context.Background()}
+		upgraded := make(chan struct{})
+		c.client, err = s.hub.Register(0, 0, s.cfg.Outbox, func(cl *hub.Client) {
+			go func() {
+				<-upgraded
+				if c.ws != nil {
+					c.flush(cl)
+				}
+			}()
+		})
 		if err == nil {
-			err = s.hub.Subscribe(c.client, chat.ConvTopic(room.ID))
-			if err != nil {
+			if err = s.hub.Subscribe(c.client, chat.ConvTopic(room.ID)); err != nil {
 				s.hub.Unregister(c.client)
 			}
 		}
 		if err != nil {
-			refuse(ws)
+			close(upgraded)
+			s.fail(w, err)
 			return
 		}
+		ws, err := s.upgrader.Upgrade(w, r, nil)
+		if err != nil {
+			s.hub.Unregister(c.client)
+			close(upgraded)
+			return
+		}
+		c.ws = ws
+		close(upgraded)
 		lim := rate.NewLimiter(rate.Limit(s.cfg.SendRate), s.cfg.SendBurst)
 		go c.serve(func(data []byte) {
 			var f compatFrame
