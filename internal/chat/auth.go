@@ -193,7 +193,8 @@ func (s *Service) Authenticate(ctx context.Context, token string) (u User, sess 
 	if token == "" || len(token) > 256 {
 		return User{}, Session{}, false, unauth
 	}
-	sess, err = s.store.Session(ctx, HashToken(token))
+	// One read for the session and its user: every request runs this.
+	sess, u, err = s.store.Session(ctx, HashToken(token))
 	if errors.Is(err, ErrNotFound) {
 		return User{}, Session{}, false, unauth
 	}
@@ -211,13 +212,6 @@ func (s *Service) Authenticate(ctx context.Context, token string) (u User, sess 
 			return User{}, Session{}, false, internal("extend session", err)
 		}
 		renewed = true
-	}
-	u, err = s.store.User(ctx, sess.UserID)
-	if errors.Is(err, ErrNotFound) {
-		return User{}, Session{}, false, unauth
-	}
-	if err != nil {
-		return User{}, Session{}, false, internal("load user", err)
 	}
 	return u, sess, renewed, nil
 }

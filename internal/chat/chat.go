@@ -169,8 +169,9 @@ type AuthStore interface {
 	// hash, and reports whether it did: of concurrent callers, one wins.
 	DeleteLoginCode(ctx context.Context, email, hash string) (bool, error)
 	CreateSession(ctx context.Context, s Session) (Session, error)
-	// Session returns the session with this token hash; ErrNotFound if none.
-	Session(ctx context.Context, tokenHash string) (Session, error)
+	// Session returns the session with this token hash and its user;
+	// ErrNotFound if there is none.
+	Session(ctx context.Context, tokenHash string) (Session, User, error)
 	ExtendSession(ctx context.Context, id int64, expires time.Time) error
 	DeleteSession(ctx context.Context, id int64) error
 	DeleteExpired(ctx context.Context, now time.Time) error
@@ -223,6 +224,10 @@ type ConversationStore interface {
 	// and whether userID is a member; for a non-member ReadSeq is 0 and
 	// Peer nil. ErrNotFound if it does not exist.
 	Conversation(ctx context.Context, id, userID int64) (c Conversation, member bool, err error)
+	// Membership returns the kind of conversation id and whether userID
+	// is a member, and nothing else: the check of every send. ErrNotFound
+	// if it does not exist.
+	Membership(ctx context.Context, id, userID int64) (kind ConvKind, member bool, err error)
 	// Conversations lists the conversations userID is a member of, most
 	// recently active first (then highest id first).
 	Conversations(ctx context.Context, userID int64) ([]Conversation, error)

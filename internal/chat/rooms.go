@@ -177,26 +177,30 @@ func (s *Service) Send(ctx context.Context, u User, id int64, clientID, body str
 	if err := checkBody(body, s.cfg.MaxMessageLen); err != nil {
 		return Message{}, err
 	}
-	// One read for the kind and the membership: this is the hot path.
-	c, member, err := s.store.Conversation(ctx, id, u.ID)
+	// This is the hot path: rooms and groups need only the kind and the
+	// membership, one small read; a direct message also needs the peer.
+	kind, member, err := s.store.Membership(ctx, id, u.ID)
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return Message{}, roomNotFound()
 	case err != nil:
-		return Message{}, internal("load conversation", err)
-	case c.Kind == ConvRoom && !member:
+		return Message{}, internal("load membership", err)
+	case kind == ConvRoom && !member:
 		return Message{}, notMember()
-	case c.Kind == ConvRoom:
+	case kind == ConvRoom:
 		m, _, err := s.append(ctx, NewMessage{ConvID: id, Kind: KindText, SenderID: u.ID, ClientID: clientID, Body: body})
 		return m, err
-	case !member, c.Kind == ConvDirect && c.Peer == nil:
+	case !member:
 		return Message{}, roomNotFound()
-	case c.Kind == ConvGroup:
+	case kind == ConvGroup:
 		// MemberOnly: a member removed since the check above is refused.
 		m, _, err := s.append(ctx, NewMessage{ConvID: id, Kind: KindText, SenderID: u.ID, ClientID: clientID, Body: body, MemberOnly: true})
 		return m, err
 	}
-	s.present(&c)
+	c, err := s.direct(ctx, u, id)
+	if err != nil {
+		return Message{}, err
+	}
 	return s.sendDirect(ctx, u, c, clientID, body)
 }
 

@@ -76,19 +76,26 @@ func (db *DB) CreateSession(ctx context.Context, s chat.Session) (chat.Session, 
 	return s, nil
 }
 
-// Session returns the session with this token hash.
-func (db *DB) Session(ctx context.Context, tokenHash string) (chat.Session, error) {
-	var s chat.Session
-	err := db.pool.QueryRow(ctx, `SELECT id, user_id, token_hash, created_at, expires_at FROM sessions WHERE token_hash = $1`,
-		tokenHash).Scan(&s.ID, &s.UserID, &s.TokenHash, &s.CreatedAt, &s.ExpiresAt)
+// Session returns the session with this token hash and its user, in one
+// query: every authenticated request runs it.
+func (db *DB) Session(ctx context.Context, tokenHash string) (chat.Session, chat.User, error) {
+	var (
+		s chat.Session
+		u chat.User
+	)
+	err := db.pool.QueryRow(ctx, `SELECT s.id, s.user_id, s.token_hash, s.created_at, s.expires_at,
+			u.id, u.email, u.name, u.created_at
+		FROM sessions s JOIN users u ON u.id = s.user_id
+		WHERE s.token_hash = $1`,
+		tokenHash).Scan(&s.ID, &s.UserID, &s.TokenHash, &s.CreatedAt, &s.ExpiresAt, &u.ID, &u.Email, &u.Name, &u.CreatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		err = chat.ErrNotFound
 	}
 	if err != nil {
-		return chat.Session{}, fmt.Errorf("load session: %w", mapErr(ctx, err))
+		return chat.Session{}, chat.User{}, fmt.Errorf("load session: %w", mapErr(ctx, err))
 	}
-	s.CreatedAt, s.ExpiresAt = utc(s.CreatedAt), utc(s.ExpiresAt)
-	return s, nil
+	s.CreatedAt, s.ExpiresAt, u.CreatedAt = utc(s.CreatedAt), utc(s.ExpiresAt), utc(u.CreatedAt)
+	return s, u, nil
 }
 
 // ExtendSession sets the expiry of session id; chat.ErrNotFound if there is

@@ -88,6 +88,22 @@ func (db *DB) Conversation(ctx context.Context, id, userID int64) (c chat.Conver
 	return c, member, nil
 }
 
+// Membership returns the kind of conversation id and whether userID is a
+// member: the send path's check, two index lookups and nothing else.
+func (db *DB) Membership(ctx context.Context, id, userID int64) (kind chat.ConvKind, member bool, err error) {
+	err = db.pool.QueryRow(ctx, `SELECT c.kind, mb.user_id IS NOT NULL
+		FROM conversations c
+		LEFT JOIN members mb ON mb.conv_id = c.id AND mb.user_id = $1
+		WHERE c.id = $2`, userID, id).Scan(&kind, &member)
+	if errors.Is(err, pgx.ErrNoRows) {
+		err = chat.ErrNotFound
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("load membership of user %d in conversation %d: %w", userID, id, mapErr(ctx, err))
+	}
+	return kind, member, nil
+}
+
 // EnsureDirect returns the direct conversation of a and b as a sees it,
 // creating it when absent. direct_key is unique, and an insert that
 // conflicts waits for the one it conflicts with to commit, so concurrent

@@ -89,26 +89,32 @@ func (db *DB) CreateSession(ctx context.Context, s chat.Session) (chat.Session, 
 	return s, nil
 }
 
-// Session returns the session with this token hash.
-func (db *DB) Session(ctx context.Context, tokenHash string) (chat.Session, error) {
-	var s chat.Session
-	err := db.read(ctx, func(tx *sql.Tx) error {
-		var created, expires int64
-		err := tx.QueryRowContext(ctx, `SELECT id, user_id, token_hash, created_at, expires_at FROM sessions WHERE token_hash = ?`,
-			tokenHash).Scan(&s.ID, &s.UserID, &s.TokenHash, &created, &expires)
-		if errors.Is(err, sql.ErrNoRows) {
-			return chat.ErrNotFound
-		}
-		if err != nil {
-			return err
-		}
-		s.CreatedAt, s.ExpiresAt = fromMicros(created), fromMicros(expires)
-		return nil
-	})
-	if err != nil {
-		return chat.Session{}, fmt.Errorf("load session: %w", err)
+// sessionSQL loads a session and its user by token hash: every
+// authenticated request runs it, so it is one statement, prepared once
+// (prepareHot) and run outside an explicit transaction.
+const sessionSQL = `SELECT s.id, s.user_id, s.token_hash, s.created_at, s.expires_at,
+		u.id, u.email, u.name, u.created_at
+	FROM sessions s JOIN users u ON u.id = s.user_id
+	WHERE s.token_hash = ?`
+
+// Session returns the session with this token hash and its user.
+func (db *DB) Session(ctx context.Context, tokenHash string) (chat.Session, chat.User, error) {
+	var (
+		s                chat.Session
+		u                chat.User
+		created, expires int64
+		userCreated      int64
+	)
+	err := db.roStmts[sessionSQL].QueryRowContext(ctx, tokenHash).Scan(&s.ID, &s.UserID, &s.TokenHash, &created, &expires,
+		&u.ID, &u.Email, &u.Name, &userCreated)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = chat.ErrNotFound
 	}
-	return s, nil
+	if err != nil {
+		return chat.Session{}, chat.User{}, fmt.Errorf("load session: %w", err)
+	}
+	s.CreatedAt, s.ExpiresAt, u.CreatedAt = fromMicros(created), fromMicros(expires), fromMicros(userCreated)
+	return s, u, nil
 }
 
 // ExtendSession sets the expiry of session id; chat.ErrNotFound if there is

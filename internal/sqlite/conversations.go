@@ -98,6 +98,26 @@ func (db *DB) Conversation(ctx context.Context, id, userID int64) (c chat.Conver
 	return c, member, nil
 }
 
+// membershipSQL selects the kind of conversation $2 and whether user $1 is
+// a member.
+const membershipSQL = `SELECT c.kind, mb.user_id IS NOT NULL
+		FROM conversations c
+		LEFT JOIN members mb ON mb.conv_id = c.id AND mb.user_id = ?
+		WHERE c.id = ?`
+
+// Membership returns the kind of conversation id and whether userID is a
+// member: the send path's check, two index lookups and nothing else.
+func (db *DB) Membership(ctx context.Context, id, userID int64) (kind chat.ConvKind, member bool, err error) {
+	err = db.roStmts[membershipSQL].QueryRowContext(ctx, userID, id).Scan(&kind, &member)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = chat.ErrNotFound
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("load membership of user %d in conversation %d: %w", userID, id, err)
+	}
+	return kind, member, nil
+}
+
 // EnsureDirect returns the direct conversation of a and b as a sees it,
 // creating it when absent. Writes are serialized (one write connection,
 // BEGIN IMMEDIATE) and direct_key is unique, so concurrent callers get one

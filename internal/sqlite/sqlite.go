@@ -244,13 +244,14 @@ func (c stmtCache) close() error {
 	return errors.Join(errs...)
 }
 
-// prepareHot prepares the statements of the send path.
+// prepareHot prepares the statements of the send path and of
+// authentication.
 func (db *DB) prepareHot(ctx context.Context) error {
 	var err error
 	if db.rwStmts, err = prepareAll(ctx, db.rw, qLookup, qLast, qInsert, qName, qBump, qRead, qMember); err != nil {
 		return err
 	}
-	db.roStmts, err = prepareAll(ctx, db.ro, conversationSQL)
+	db.roStmts, err = prepareAll(ctx, db.ro, conversationSQL, membershipSQL, sessionSQL)
 	return err
 }
 

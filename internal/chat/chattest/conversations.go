@@ -201,3 +201,45 @@ func testConversations(t *testing.T, s chat.Store) {
 		t.Errorf("room entry = %+v; want general with the join as last message", cs[2])
 	}
 }
+
+func testMembership(t *testing.T, s chat.Store) {
+	ctx := t.Context()
+	ada := mustUser(t, s, "ada@example.com", "Ada")
+	grace := mustUser(t, s, "grace@example.com", "Grace")
+	eve := mustUser(t, s, "eve@example.com", "Eve")
+	room := mustRoom(t, s, "general")
+	mustJoin(t, s, room.ID, ada.ID, t0)
+	g := mustGroup(t, s, grace, "crew", 10)
+	d, _, err := s.EnsureDirect(ctx, ada.ID, grace.ID, t0)
+	if err != nil {
+		t.Fatalf("EnsureDirect: %v", err)
+	}
+	for _, c := range []struct {
+		name       string
+		id         int64
+		user       chat.User
+		wantKind   chat.ConvKind
+		wantMember bool
+	}{
+		{"room member", room.ID, ada, chat.ConvRoom, true},
+		{"room non-member", room.ID, eve, chat.ConvRoom, false},
+		{"group owner", g.ID, grace, chat.ConvGroup, true},
+		{"group outsider", g.ID, eve, chat.ConvGroup, false},
+		{"direct member", d.ID, grace, chat.ConvDirect, true},
+		{"direct outsider", d.ID, eve, chat.ConvDirect, false},
+	} {
+		kind, member, err := s.Membership(ctx, c.id, c.user.ID)
+		if err != nil || kind != c.wantKind || member != c.wantMember {
+			t.Errorf("%s: Membership = %q, %v, %v; want %q, %v, nil", c.name, kind, member, err, c.wantKind, c.wantMember)
+		}
+	}
+	if _, _, err := s.LeaveRoom(ctx, room.ID, ada.ID, t0); err != nil {
+		t.Fatalf("LeaveRoom: %v", err)
+	}
+	if _, member, err := s.Membership(ctx, room.ID, ada.ID); err != nil || member {
+		t.Errorf("Membership after LeaveRoom = %v, %v; want false, nil", member, err)
+	}
+	if _, _, err := s.Membership(ctx, missing, ada.ID); !errors.Is(err, chat.ErrNotFound) {
+		t.Errorf("Membership of a missing conversation: err = %v; want ErrNotFound", err)
+	}
+}

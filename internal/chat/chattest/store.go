@@ -75,6 +75,7 @@ func TestStore(t *testing.T, open func(t *testing.T) chat.Store) {
 		{"EnsureDirect", testEnsureDirect},
 		{"ReadPositions", testReadPositions},
 		{"Conversations", testConversations},
+		{"Membership", testMembership},
 		{"Groups", testGroups},
 		{"GroupCapConcurrent", testGroupCapConcurrent},
 		{"LastSeen", testLastSeen},
@@ -222,12 +223,13 @@ func testTimes(t *testing.T, s chat.Store) {
 		t.Fatalf("CreateSession: %v", err)
 	}
 	check("CreateSession: ExpiresAt", sess.ExpiresAt)
-	sess, err = s.Session(ctx, "t")
+	sess, su, err := s.Session(ctx, "t")
 	if err != nil {
 		t.Fatalf("Session: %v", err)
 	}
 	check("Session: CreatedAt", sess.CreatedAt)
 	check("Session: ExpiresAt", sess.ExpiresAt)
+	check("Session: user's CreatedAt", su.CreatedAt)
 
 	if err := s.PutLoginCode(ctx, chat.LoginCode{Email: "ann@example.com", Hash: "h", ExpiresAt: at}); err != nil {
 		t.Fatalf("PutLoginCode: %v", err)
@@ -378,21 +380,24 @@ func testSessions(t *testing.T, s chat.Store) {
 		t.Errorf("two sessions share ID %d", s1.ID)
 	}
 
-	got, err := s.Session(ctx, "t1")
+	got, gotUser, err := s.Session(ctx, "t1")
 	if err != nil {
 		t.Fatalf("Session: %v", err)
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Session mismatch (-want +got):\n%s", diff)
 	}
-	_, err = s.Session(ctx, "nope")
+	if diff := cmp.Diff(ann, gotUser); diff != "" {
+		t.Errorf("Session's user mismatch (-want +got):\n%s", diff)
+	}
+	_, _, err = s.Session(ctx, "nope")
 	wantNotFound(t, "Session(unknown)", err)
 
 	if err := s.ExtendSession(ctx, s1.ID, t0.Add(2*time.Hour)); err != nil {
 		t.Fatalf("ExtendSession: %v", err)
 	}
 	want.ExpiresAt = t0.Add(2 * time.Hour)
-	got, err = s.Session(ctx, "t1")
+	got, _, err = s.Session(ctx, "t1")
 	if err != nil {
 		t.Fatalf("Session: %v", err)
 	}
@@ -404,9 +409,9 @@ func testSessions(t *testing.T, s chat.Store) {
 	if err := s.DeleteSession(ctx, s1.ID); err != nil {
 		t.Fatalf("DeleteSession: %v", err)
 	}
-	_, err = s.Session(ctx, "t1")
+	_, _, err = s.Session(ctx, "t1")
 	wantNotFound(t, "Session(deleted)", err)
-	if _, err := s.Session(ctx, "t2"); err != nil {
+	if _, _, err := s.Session(ctx, "t2"); err != nil {
 		t.Errorf("Session(other) after DeleteSession: %v", err)
 	}
 	if err := s.DeleteSession(ctx, s1.ID); err != nil {
@@ -442,12 +447,12 @@ func testDeleteExpired(t *testing.T, s chat.Store) {
 		t.Fatalf("DeleteExpired: %v", err)
 	}
 	for _, name := range []string{"past", "now"} {
-		_, err := s.Session(ctx, name)
+		_, _, err := s.Session(ctx, name)
 		wantNotFound(t, "Session("+name+")", err)
 		_, err = s.AttemptLoginCode(ctx, name+"@example.com")
 		wantNotFound(t, "AttemptLoginCode("+name+")", err)
 	}
-	if _, err := s.Session(ctx, "future"); err != nil {
+	if _, _, err := s.Session(ctx, "future"); err != nil {
 		t.Errorf("Session(future): %v", err)
 	}
 	if _, err := s.AttemptLoginCode(ctx, "future@example.com"); err != nil {
