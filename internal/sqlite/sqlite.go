@@ -43,10 +43,10 @@ const Memory = ":memory:"
 // crash of the process but not necessarily a power loss, which can undo the
 // last commits without corrupting the file. They begin with BEGIN
 // IMMEDIATE, so a write transaction holds the write lock from its first
-// statement and cannot fail to upgrade a read lock halfway. Readers are
-// query-only.
+// statement and cannot fail to upgrade a read lock halfway. They leave
+// checkpoints to the checkpointer (checkpoint.go). Readers are query-only.
 const (
-	writeParams = "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)&_txlock=immediate"
+	writeParams = "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)&_pragma=wal_autocheckpoint(0)&_txlock=immediate"
 	readParams  = "_pragma=busy_timeout(10000)&_pragma=query_only(1)"
 )
 
@@ -66,6 +66,11 @@ type DB struct {
 	appends     chan *appendReq // to the group-commit goroutine (batch.go)
 	closing     chan struct{}
 	batcherDone chan struct{}
+
+	ck               *sql.DB       // one connection, for checkpoints (checkpoint.go)
+	written          chan struct{} // to the checkpointer: a write has committed
+	stopCheckpoints  chan struct{}
+	checkpointerDone chan struct{}
 }
 
 // Open opens the SQLite database at path, creating it if needed, and brings
@@ -83,6 +88,9 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		if err := db.prepareHot(ctx); err != nil {
 			return nil, errors.Join(err, db.Close())
 		}
+		if err := db.prepareBatch(ctx); err != nil {
+			return nil, errors.Join(err, db.Close())
+		}
 		db.startBatcher()
 		return db, nil
 	}
@@ -98,6 +106,9 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		return nil, errors.Join(err, db.Close())
 	}
 	if err := db.prepareHot(ctx); err != nil {
+		return nil, errors.Join(err, db.Close())
+	}
+	if err := db.prepareBatch(ctx); err != nil {
 		return nil, errors.Join(err, db.Close())
 	}
 	db.startBatcher()
@@ -147,15 +158,19 @@ func (db *DB) openFile(ctx context.Context) error {
 	if err := ro.PingContext(ctx); err != nil {
 		return fmt.Errorf("open sqlite database %s: %w", db.path, err)
 	}
-	return nil
+	return db.startCheckpointer(ctx, name)
 }
 
 // Close closes the database and releases its lock.
 func (db *DB) Close() error {
 	db.stopBatcher()
+	db.stopCheckpointer()
 	errs := []error{db.roStmts.close(), db.rwStmts.close()}
 	if db.ro != nil && db.ro != db.rw {
 		errs = append(errs, db.ro.Close())
+	}
+	if db.ck != nil {
+		errs = append(errs, db.ck.Close())
 	}
 	if db.rw != nil {
 		errs = append(errs, db.rw.Close())
@@ -188,7 +203,11 @@ func (db *DB) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	if err := fn(tx); err != nil {
 		return err
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	db.wrote()
+	return nil
 }
 
 // read runs fn in a read-only transaction, which sees one snapshot.

@@ -1,0 +1,118 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+)
+
+// Checkpoints. In WAL mode a commit appends the pages it changed to the WAL
+// file, and a checkpoint later copies them into the database file, syncing
+// both files. By default SQLite checkpoints inside the commit that takes
+// the WAL past 1000 pages (wal_autocheckpoint), so the writer, and every
+// Append waiting for its group commit, also waited for the copy and two
+// fsyncs. The write connection turns that off (writeParams), and the
+// checkpointer goroutine below checkpoints from a connection of its own,
+// beside the writer: a PASSIVE checkpoint copies what the WAL holds when it
+// starts and takes no lock that a writer needs. Durability is unchanged:
+// commits are not synced either way (synchronous=NORMAL), and a checkpoint
+// still syncs the WAL before it copies anything out of it.
+//
+// SQLite starts the WAL over only when a writer finds every page of it
+// copied, which a checkpoint beside the writer seldom achieves while commits
+// keep coming. So once the WAL holds walRestartPages, the checkpointer takes
+// the write connection, so that no commit comes in between, and checkpoints
+// on it what remains (little: the checkpoints before did the bulk); the
+// next commit then writes the WAL from its start, unless a reader still
+// uses it, as with autocheckpoint. The WAL stays bounded by what is written
+// in about checkpointEvery past walRestartPages.
+
+const (
+	// checkpointEvery is the least time between two checkpoints, so that a
+	// page which many commits change is copied once per interval, not once
+	// per commit.
+	checkpointEvery = 50 * time.Millisecond
+
+	// walRestartPages is the WAL size, in pages, past which the
+	// checkpointer holds writers back to start the WAL over: 16 MiB with
+	// the default page size of 4 KiB.
+	walRestartPages = 4096
+)
+
+// The checkpoint connection syncs like the writer.
+const checkpointParams = "_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)"
+
+// startCheckpointer opens the checkpoint connection to the database file
+// name and starts the goroutine that checkpoints the WAL after writes.
+func (db *DB) startCheckpointer(ctx context.Context, name string) error {
+	ck, err := sql.Open("sqlite", name+"?"+checkpointParams)
+	if err != nil {
+		return fmt.Errorf("open sqlite database %s: %w", db.path, err)
+	}
+	ck.SetMaxOpenConns(1)
+	ck.SetMaxIdleConns(1)
+	db.ck = ck
+	if err := ck.PingContext(ctx); err != nil {
+		return fmt.Errorf("open sqlite database %s: %w", db.path, err)
+	}
+	db.written = make(chan struct{}, 1)
+	db.stopCheckpoints = make(chan struct{})
+	db.checkpointerDone = make(chan struct{})
+	go db.checkpointer()
+	return nil
+}
+
+// stopCheckpointer stops the checkpointer and waits for it to return. The
+// WAL is left to SQLite, which checkpoints it when the last connection
+// closes.
+func (db *DB) stopCheckpointer() {
+	if db.stopCheckpoints == nil {
+		return
+	}
+	close(db.stopCheckpoints)
+	<-db.checkpointerDone
+}
+
+// wrote tells the checkpointer that a write transaction has committed.
+func (db *DB) wrote() {
+	select {
+	case db.written <- struct{}{}:
+	default: // a checkpoint is already due
+	}
+}
+
+func (db *DB) checkpointer() {
+	defer close(db.checkpointerDone)
+	for {
+		select {
+		case <-db.written:
+		case <-db.stopCheckpoints:
+			return
+		}
+		// A failed checkpoint loses nothing: the pages stay in the WAL,
+		// and the next checkpoint, after the next write, copies them.
+		_ = db.checkpoint(context.Background())
+		select {
+		case <-time.After(checkpointEvery):
+		case <-db.stopCheckpoints:
+			return
+		}
+	}
+}
+
+// checkpoint copies the WAL into the database file, and has it started
+// over if it has grown past walRestartPages.
+func (db *DB) checkpoint(ctx context.Context) error {
+	const q = `PRAGMA wal_checkpoint(PASSIVE)`
+	var busy, pages, copied int
+	if err := db.ck.QueryRowContext(ctx, q).Scan(&busy, &pages, &copied); err != nil || pages < walRestartPages {
+		return err
+	}
+	c, err := db.rw.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return c.QueryRowContext(ctx, q).Scan(&busy, &pages, &copied)
+}

@@ -1,0 +1,62 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// TestCheckpointerBoundsWAL writes several times walRestartPages while the
+// checkpointer runs: the WAL must be started over rather than grow, and
+// the database must hold every row on reopening.
+func TestCheckpointerBoundsWAL(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "parley.db")
+	ctx := context.Background()
+	db, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `CREATE TABLE filler (b BLOB NOT NULL)`)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var pageSize int64
+	if err := db.ro.QueryRowContext(ctx, `PRAGMA page_size`).Scan(&pageSize); err != nil {
+		t.Fatal(err)
+	}
+	const chunk = walRestartPages / 8 // rows of about a page each
+	const chunks = 3 * 8
+	for range chunks {
+		if err := db.write(ctx, func(tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx, `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
+				INSERT INTO filler SELECT zeroblob(? - 200) FROM n`, chunk, pageSize)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(checkpointEvery / 4)
+	}
+	fi, err := os.Stat(path + "-wal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if max := 2 * walRestartPages * pageSize; fi.Size() > max {
+		t.Errorf("WAL holds %d bytes after writing %d pages; want at most %d", fi.Size(), chunk*chunks, max)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = mustOpen(t, path)
+	var n int
+	if err := db.ro.QueryRowContext(ctx, `SELECT count(*) FROM filler`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != chunk*chunks {
+		t.Errorf("filler holds %d rows; want %d", n, chunk*chunks)
+	}
+}
