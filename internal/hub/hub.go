@@ -86,8 +86,11 @@ type Client struct {
 	done   chan struct{}
 	once   sync.Once
 	reason atomic.Int32
-	topics map[chat.Topic]struct{} // guarded by hub.mu
+	topics []chat.Topic // guarded by hub.mu; a slice, as a client has few
 }
+
+// follows reports whether c is subscribed to t. hub.mu is held.
+func (c *Client) follows(t chat.Topic) bool { return slices.Contains(c.topics, t) }
 
 // Done is closed when the hub closes the client.
 func (c *Client) Done() <-chan struct{} { return c.done }
@@ -186,6 +189,9 @@ type Hub struct {
 	broker chat.Broker
 	log    *slog.Logger
 
+	all       bool   // the broker delivers every topic to deliverAny: no subscription per topic
+	cancelAll func() // ends that subscription; set when all is
+
 	mu      sync.Mutex
 	tmu     sync.RWMutex // guards topics too: held (under mu) to change it, alone to read it in deliver
 	topics  map[chat.Topic]*topic
@@ -203,7 +209,29 @@ func (h *Hub) UseStore(fetch Fetch) { h.fetch = fetch }
 
 // New returns a Hub fed by b.
 func New(b chat.Broker, log *slog.Logger) *Hub {
-	return &Hub{broker: b, log: log, topics: make(map[chat.Topic]*topic), clients: make(map[*Client]struct{}), empty: make(chan struct{})}
+	h := &Hub{broker: b, log: log, topics: make(map[chat.Topic]*topic), clients: make(map[*Client]struct{}), empty: make(chan struct{})}
+	if a, ok := b.(allBroker); ok {
+		if cancel, err := a.SubscribeAll(h.deliverAny); err == nil {
+			h.all, h.cancelAll = true, cancel
+		}
+	}
+	return h
+}
+
+// allBroker is a Broker that also delivers the events of every topic to
+// one subscriber, in publish order per topic (inmem.Broker). The hub then
+// subscribes once instead of once per topic: for the topic of each
+// signed-in user, a broker subscription costs as much memory as the hub's
+// own bookkeeping.
+type allBroker interface {
+	SubscribeAll(fn func(chat.Topic, chat.Event)) (cancel func(), err error)
+}
+
+// deliverAny delivers ev, published on t, if this hub has topic t.
+func (h *Hub) deliverAny(t chat.Topic, ev chat.Event) {
+	if tp := h.topicOf(t); tp != nil {
+		h.deliver(tp, ev)
+	}
 }
 
 // ErrClosed is returned by Register after Close.
@@ -215,7 +243,7 @@ var ErrClosed = errors.New("hub closed")
 // idle, or the client was closed. It may run with hub locks held, so it
 // must only start the writer, never block or call the hub.
 func (h *Hub) Register(userID, sessionID int64, outbox int, wake func(*Client)) (*Client, error) {
-	c := &Client{UserID: userID, SessionID: sessionID, limit: outbox, wake: wake, done: make(chan struct{}), topics: make(map[chat.Topic]struct{})}
+	c := &Client{UserID: userID, SessionID: sessionID, limit: outbox, wake: wake, done: make(chan struct{})}
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
@@ -236,8 +264,8 @@ func (h *Hub) Register(userID, sessionID int64, outbox int, wake func(*Client)) 
 func (h *Hub) Unregister(c *Client) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for t := range c.topics {
-		h.unsubscribeLocked(c, t)
+	for len(c.topics) > 0 {
+		h.unsubscribeLocked(c, c.topics[len(c.topics)-1])
 	}
 	delete(h.clients, c)
 	if h.closed && len(h.clients) == 0 {
@@ -256,7 +284,7 @@ func (h *Hub) Subscribe(c *Client, t chat.Topic) error {
 	if _, ok := h.clients[c]; !ok {
 		return ErrClosed
 	}
-	if _, ok := c.topics[t]; ok {
+	if c.follows(t) {
 		if tp := h.topics[t]; tp != nil { // revoke may have taken c out
 			tp.mu.Lock()
 			tp.clients[c] = struct{}{}
@@ -267,11 +295,13 @@ func (h *Hub) Subscribe(c *Client, t chat.Topic) error {
 	tp := h.topics[t]
 	if tp == nil {
 		tp = &topic{name: t, clients: make(map[*Client]struct{})}
-		cancel, err := h.broker.Subscribe(t, func(ev chat.Event) { h.deliver(tp, ev) })
-		if err != nil {
-			return fmt.Errorf("subscribe %s: %w", t, err)
+		if !h.all {
+			cancel, err := h.broker.Subscribe(t, func(ev chat.Event) { h.deliver(tp, ev) })
+			if err != nil {
+				return fmt.Errorf("subscribe %s: %w", t, err)
+			}
+			tp.cancel = cancel
 		}
-		tp.cancel = cancel
 		h.tmu.Lock()
 		h.topics[t] = tp
 		h.tmu.Unlock()
@@ -279,7 +309,7 @@ func (h *Hub) Subscribe(c *Client, t chat.Topic) error {
 	tp.mu.Lock()
 	tp.clients[c] = struct{}{}
 	tp.mu.Unlock()
-	c.topics[t] = struct{}{}
+	c.topics = append(c.topics, t)
 	return nil
 }
 
@@ -291,10 +321,11 @@ func (h *Hub) Unsubscribe(c *Client, t chat.Topic) {
 }
 
 func (h *Hub) unsubscribeLocked(c *Client, t chat.Topic) {
-	if _, ok := c.topics[t]; !ok {
+	i := slices.Index(c.topics, t)
+	if i < 0 {
 		return
 	}
-	delete(c.topics, t)
+	c.topics = slices.Delete(c.topics, i, i+1)
 	tp := h.topics[t]
 	if tp == nil {
 		return
@@ -304,7 +335,9 @@ func (h *Hub) unsubscribeLocked(c *Client, t chat.Topic) {
 	n := len(tp.clients)
 	tp.mu.Unlock()
 	if n == 0 {
-		tp.cancel()
+		if tp.cancel != nil {
+			tp.cancel()
+		}
 		h.tmu.Lock()
 		delete(h.topics, t)
 		h.tmu.Unlock()
@@ -646,6 +679,9 @@ func (h *Hub) Close(ctx context.Context) error {
 	h.mu.Unlock()
 	select {
 	case <-h.empty:
+		if h.cancelAll != nil { // no topic is left to deliver to
+			h.cancelAll()
+		}
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("hub close: %w", ctx.Err())

@@ -16,9 +16,11 @@ import (
 	"github.com/parley-chat/parley/internal/inmem"
 )
 
-// countingBroker is an inmem broker that counts live subscriptions.
+// countingBroker is an inmem broker that counts live subscriptions. It
+// hides inmem's SubscribeAll, so that the hub takes a subscription per
+// topic, as over Redis or NATS.
 type countingBroker struct {
-	*inmem.Broker
+	chat.Broker
 	live atomic.Int64
 }
 
@@ -575,5 +577,64 @@ func TestSeen(t *testing.T) {
 	publish(t, b, chat.ConvTopic(1), msg(1, 7))
 	if got := seqsOf(t, c, 1, time.Second); fmt.Sprint(got) != "[7]" {
 		t.Errorf("then delivered %v; want [7]", got)
+	}
+}
+
+type allSubscriber interface {
+	SubscribeAll(func(chat.Topic, chat.Event)) (func(), error)
+}
+
+// TestOneSubscriptionForAllTopics: over a broker that delivers every topic
+// through one subscription (inmem's SubscribeAll), the hub takes none per
+// topic and delivers as it does with them.
+func TestOneSubscriptionForAllTopics(t *testing.T) {
+	inner := inmem.NewBroker()
+	b := &countingBroker{Broker: inner}
+	h := hub.New(struct {
+		*countingBroker
+		allSubscriber
+	}{b, inner}, slog.New(slog.DiscardHandler))
+	tab1 := mustRegister(t, h, 1, 10, 16)
+	tab2 := mustRegister(t, h, 1, 11, 16) // a second tab of user 1
+	other := mustRegister(t, h, 2, 20, 16)
+	for _, c := range []*hub.Client{tab1, other} {
+		if err := h.Subscribe(c, chat.ConvTopic(5)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish(t, b, chat.UserTopic(1), chat.Event{Type: chat.EventRead, ConvID: 5, Seq: 3})
+	publish(t, b, chat.ConvTopic(5), msg(5, 1))
+	publish(t, b, chat.ConvTopic(6), msg(6, 1)) // nobody's here
+	for c, want := range map[*hub.Client]string{tab1: "[read 1]", tab2: "[read]", other: "[1]"} {
+		if got := fmt.Sprint(queuedOf(c)); got != want {
+			t.Errorf("client of user %d, session %d got %s; want %s", c.UserID, c.SessionID, got, want)
+		}
+	}
+	if n := b.live.Load(); n != 0 {
+		t.Errorf("broker subscriptions per topic = %d; want 0", n)
+	}
+
+	publish(t, b, chat.UserTopic(1), chat.Event{Type: chat.EventSessionEnded, UserID: 1, SessionID: 11})
+	select {
+	case <-tab2.Done():
+	default:
+		t.Error("client of the ended session still open")
+	}
+	select {
+	case <-tab1.Done():
+		t.Error("client of another session closed")
+	default:
+	}
+
+	h.Unregister(tab1)
+	h.Unregister(tab2)
+	publish(t, b, chat.UserTopic(1), chat.Event{Type: chat.EventRead, ConvID: 5, Seq: 4}) // nobody's topic any more
+	publish(t, b, chat.ConvTopic(5), msg(5, 2))
+	if got := fmt.Sprint(queuedOf(other)); got != "[2]" {
+		t.Errorf("remaining client got %s; want [2]", got)
+	}
+	h.Unregister(other)
+	if n := h.Len(); n != 0 {
+		t.Errorf("hub holds %d clients; want 0", n)
 	}
 }

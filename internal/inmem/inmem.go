@@ -16,8 +16,11 @@ import (
 type Broker struct {
 	mu     sync.RWMutex
 	subs   map[chat.Topic]map[*sub]struct{}
+	all    map[*allSub]struct{}
 	closed bool
 }
+
+type allSub struct{ fn func(chat.Topic, chat.Event) }
 
 type sub struct{ fn func(chat.Event) }
 
@@ -39,7 +42,34 @@ func (b *Broker) Publish(_ context.Context, t chat.Topic, ev chat.Event) error {
 	for s := range b.subs[t] {
 		s.fn(ev)
 	}
+	for s := range b.all {
+		s.fn(t, ev)
+	}
 	return nil
+}
+
+// SubscribeAll registers fn for the events of every topic. It spares a
+// subscriber with many topics (hub.Hub: one per signed-in user) a
+// subscription for each.
+func (b *Broker) SubscribeAll(fn func(chat.Topic, chat.Event)) (func(), error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil, ErrClosed
+	}
+	s := &allSub{fn: fn}
+	if b.all == nil {
+		b.all = make(map[*allSub]struct{})
+	}
+	b.all[s] = struct{}{}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			b.mu.Lock()
+			defer b.mu.Unlock()
+			delete(b.all, s)
+		})
+	}, nil
 }
 
 // Subscribe registers fn for t.
@@ -75,6 +105,7 @@ func (b *Broker) Close() error {
 	defer b.mu.Unlock()
 	b.closed = true
 	b.subs = nil
+	b.all = nil
 	return nil
 }
 
