@@ -64,7 +64,7 @@ func (s *server) handleCompatWS() http.Handler {
 			s.fail(w, err)
 			return
 		}
-		ws, err := s.upgrader.Upgrade(w, r, nil)
+		ws, err := s.upgrader.Upgrade(hijacker{w}, r, nil)
 		if err != nil {
 			s.hub.Unregister(c.client)
 			close(upgraded)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -27,10 +28,10 @@ type session struct {
 	client  *hub.Client
 	hmu     sync.Mutex // one frame at a time
 	mu      sync.Mutex
-	rooms   map[int64]bool // conversations open; guarded by mu
-	sendLim *rate.Limiter
-	reqLim  *rate.Limiter
-	typed   map[int64]time.Time // last typing forwarded, per conversation
+	rooms   []int64             // conversations open, few: a slice costs less than a map; guarded by mu
+	sendLim *rate.Limiter       // made at the first send, full as if made at the start
+	reqLim  *rate.Limiter       // made at the first other frame
+	typed   map[int64]time.Time // last typing forwarded, per conversation; made at the first
 	users   inOrder             // the user's logged events delivered (Event.UserSeq)
 
 	// Long-poll hooks (nil for a WebSocket): a conversation was opened
@@ -41,13 +42,9 @@ type session struct {
 }
 
 func (s *server) newSession(u chat.User) *session {
-	return &session{
-		s: s, user: u,
-		rooms:   make(map[int64]bool),
-		sendLim: rate.NewLimiter(rate.Limit(s.cfg.SendRate), s.cfg.SendBurst),
-		reqLim:  rate.NewLimiter(rate.Limit(5*s.cfg.SendRate), 5*s.cfg.SendBurst),
-		typed:   make(map[int64]time.Time),
-	}
+	// Limiters and maps are made when first needed: most connections sit
+	// idle most of the time, and there are many of them.
+	return &session{s: s, user: u}
 }
 
 // start registers the session in the hub, counts the user online, makes it
@@ -195,13 +192,21 @@ func (n *session) handle(data []byte, reply func(any)) {
 		if ref == "" {
 			ref = f.ClientID
 		}
+		if n.sendLim == nil {
+			n.sendLim = rate.NewLimiter(rate.Limit(n.s.cfg.SendRate), n.s.cfg.SendBurst)
+		}
 		if !n.sendLim.Allow() {
 			reply(n.s.errorFrameOf(ref, f.RoomID, rateLimited(n.sendLim)))
 			return
 		}
-	} else if !n.reqLim.Allow() {
-		reply(n.s.errorFrameOf(ref, f.RoomID, rateLimited(n.reqLim)))
-		return
+	} else {
+		if n.reqLim == nil {
+			n.reqLim = rate.NewLimiter(rate.Limit(5*n.s.cfg.SendRate), 5*n.s.cfg.SendBurst)
+		}
+		if !n.reqLim.Allow() {
+			reply(n.s.errorFrameOf(ref, f.RoomID, rateLimited(n.reqLim)))
+			return
+		}
 	}
 	var err error
 	switch f.Type {
@@ -280,7 +285,9 @@ func (n *session) open(f inFrame, reply func(any)) error {
 		}
 		n.s.hub.Seen(chat.ConvTopic(f.RoomID), conv.LastSeq)
 		n.mu.Lock()
-		n.rooms[f.RoomID] = true
+		if !slices.Contains(n.rooms, f.RoomID) {
+			n.rooms = append(n.rooms, f.RoomID)
+		}
 		n.mu.Unlock()
 	}
 	if err != nil {
@@ -313,8 +320,7 @@ func (n *session) close(f inFrame, reply func(any)) error {
 		return err
 	}
 	n.mu.Lock()
-	was := n.rooms[f.RoomID]
-	delete(n.rooms, f.RoomID)
+	was := n.forget(f.RoomID)
 	n.mu.Unlock()
 	if was {
 		ctx, cancel := opContext()
@@ -411,7 +417,9 @@ func (n *session) typing(f inFrame) error {
 	if err := n.s.svc.Typing(ctx, n.user, f.RoomID); err != nil {
 		return err
 	}
-	if len(n.typed) > 64 {
+	if n.typed == nil {
+		n.typed = make(map[int64]time.Time)
+	} else if len(n.typed) > 64 {
 		clear(n.typed)
 	}
 	n.typed[f.RoomID] = now
@@ -421,15 +429,25 @@ func (n *session) typing(f inFrame) error {
 func (n *session) isOpen(id int64) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.rooms[id]
+	return slices.Contains(n.rooms, id)
+}
+
+// forget removes conversation id from those open and reports whether it
+// was open. n.mu is held.
+func (n *session) forget(id int64) bool {
+	i := slices.Index(n.rooms, id)
+	if i < 0 {
+		return false
+	}
+	n.rooms = slices.Delete(n.rooms, i, i+1)
+	return true
 }
 
 // dropped forgets group id, which the user no longer belongs to (the hub
 // has stopped its delivery already), and ends the user's presence there.
 func (n *session) dropped(id int64) {
 	n.mu.Lock()
-	was := n.rooms[id]
-	delete(n.rooms, id)
+	was := n.forget(id)
 	n.mu.Unlock()
 	if n.onClose != nil {
 		n.onClose(id)
@@ -449,11 +467,8 @@ func (n *session) cleanup() {
 	ctx, cancel := opContext()
 	defer cancel()
 	n.mu.Lock()
-	rooms := make([]int64, 0, len(n.rooms))
-	for id := range n.rooms {
-		rooms = append(rooms, id)
-	}
-	clear(n.rooms)
+	rooms := n.rooms
+	n.rooms = nil
 	n.mu.Unlock()
 	for _, id := range rooms {
 		if err := n.s.svc.CloseRoom(ctx, n.user, id); err != nil && !errors.Is(err, context.Canceled) {

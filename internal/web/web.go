@@ -92,22 +92,26 @@ type server struct {
 	origins  map[string]bool // lower-case scheme://host[:port]
 	upgrader websocket.Upgrader
 	polls    pollChannels
+	pings    pinger
+	writers  writers
 }
 
 // NewHandler returns Parley's whole HTTP surface. ui is the web app's file
 // tree (index.html at its root).
 func NewHandler(log *slog.Logger, cfg Config, svc *chat.Service, h *hub.Hub, ui fs.FS) http.Handler {
 	cfg.fill()
-	s := &server{log: log, cfg: cfg, svc: svc, hub: h, origins: make(map[string]bool), polls: pollChannels{m: make(map[string]*pollChannel)}}
+	s := &server{log: log, cfg: cfg, svc: svc, hub: h, origins: make(map[string]bool), polls: pollChannels{m: make(map[string]*pollChannel)}, pings: pinger{every: cfg.PingInterval}, writers: writers{jobs: make(chan writeJob)}}
 	for _, o := range cfg.Origins {
 		s.origins[normalizeOrigin(o)] = true
 	}
 	s.upgrader = websocket.Upgrader{
 		HandshakeTimeout: 10 * time.Second,
-		ReadBufferSize:   1024,
-		WriteBufferSize:  4096,
-		WriteBufferPool:  &sync.Pool{},
-		CheckOrigin:      s.checkOrigin,
+		// The least gorilla takes: room for a control frame. Larger frames
+		// are read through it in pieces, or around it into the message.
+		ReadBufferSize:  128,
+		WriteBufferSize: 4096,
+		WriteBufferPool: &sync.Pool{},
+		CheckOrigin:     s.checkOrigin,
 		Error: func(w http.ResponseWriter, r *http.Request, status int, reason error) {
 			code := chat.CodeInvalidField
 			if status == http.StatusForbidden {

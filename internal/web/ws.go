@@ -1,14 +1,17 @@
 package web
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"io"
+	"math"
+	"net"
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -49,10 +52,11 @@ func closeFrame(r hub.CloseReason) (int, string) {
 	return websocket.CloseNormalClosure, ""
 }
 
-// conn is one WebSocket. One goroutine reads (serve); a writer goroutine
-// runs only while the hub client's outbox holds something (flush), so an
-// idle connection costs one goroutine, and the handler goroutine of
-// net/http, with its buffers, is gone after the upgrade.
+// conn is one WebSocket. One goroutine at a time reads (serve); a writer
+// goroutine runs only while the hub client's outbox holds something
+// (flush), so an idle connection costs one goroutine, on the smallest
+// stack, and the handler goroutine of net/http, with its buffers, is gone
+// after the upgrade.
 type conn struct {
 	s      *server
 	ws     *websocket.Conn
@@ -63,8 +67,7 @@ type conn struct {
 	wmu     sync.Mutex  // one writer at a time
 	buf     []*hub.Item // guarded by wmu
 	goodbye sync.Once
-	ping    atomic.Pointer[time.Timer]
-	stopped atomic.Bool
+	pingIn  int                // the pinger's bucket; guarded by the pinger's mu
 	removed func(convID int64) // called, in a goroutine, when a removed frame is written
 	// admit, if set, decides which logged user events (Event.UserSeq > 0)
 	// to write for one: none if written already, missed ones first.
@@ -72,7 +75,48 @@ type conn struct {
 }
 
 // wake is the hub's signal that the client needs its writer.
-func (c *conn) wake(cl *hub.Client) { go c.flush(cl) }
+func (c *conn) wake(cl *hub.Client) { c.s.writers.start(writeJob{c, cl}) }
+
+// writers runs the flushes of a server's connections on goroutines that
+// outlive them for a moment. A goroutine started per wake would start on
+// the smallest stack, which the write path outgrows, and both the start
+// and the growth show in profiles of large fan-outs. A writer idle for
+// writerIdle ends, so an idle server holds none; a wake finding no idle
+// writer starts one, so a stalled socket holds up its own writer only.
+type writers struct {
+	jobs chan writeJob // unbuffered: a send succeeds only to an idle writer
+}
+
+type writeJob struct {
+	c  *conn
+	cl *hub.Client
+}
+
+const writerIdle = time.Second
+
+// start has j done by an idle writer or a new one; it never blocks.
+func (w *writers) start(j writeJob) {
+	select {
+	case w.jobs <- j:
+	default:
+		go w.run(j)
+	}
+}
+
+func (w *writers) run(j writeJob) {
+	t := time.NewTimer(writerIdle)
+	defer t.Stop()
+	for {
+		j.c.flush(j.cl)
+		j = writeJob{}
+		t.Reset(writerIdle)
+		select {
+		case j = <-w.jobs:
+		case <-t.C:
+			return
+		}
+	}
+}
 
 // flush writes what the outbox holds, coalesced, until it is empty; if the
 // hub closed the client it says goodbye instead.
@@ -113,48 +157,309 @@ func (c *conn) sayGoodbye(r hub.CloseReason) {
 	})
 }
 
-// schedulePing sends a ping after PingInterval, then again, until stopped.
-func (c *conn) schedulePing() {
-	c.ping.Store(time.AfterFunc(c.s.cfg.PingInterval, func() {
-		if c.stopped.Load() {
+// pinger pings the server's WebSockets, each once per PingInterval: a
+// goroutine pings one of pingBuckets buckets per tick. A timer per
+// connection would cost more memory than most of its other state.
+type pinger struct {
+	mu      sync.Mutex
+	every   time.Duration
+	buckets [pingBuckets]map[*conn]struct{}
+	last    int // the bucket pinged last, which newcomers join
+	n       int // connections in the buckets
+	running bool
+}
+
+const pingBuckets = 16
+
+// add makes p ping c, first after PingInterval less at most one tick.
+func (p *pinger) add(c *conn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	b := &p.buckets[p.last]
+	if *b == nil {
+		*b = make(map[*conn]struct{})
+	}
+	(*b)[c] = struct{}{}
+	c.pingIn = p.last
+	p.n++
+	if !p.running { // it stops while there is nobody to ping
+		p.running = true
+		go p.run()
+	}
+}
+
+func (p *pinger) remove(c *conn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, ok := p.buckets[c.pingIn][c]; ok {
+		delete(p.buckets[c.pingIn], c)
+		p.n--
+	}
+}
+
+func (p *pinger) run() {
+	t := time.NewTicker(max(p.every/pingBuckets, 1))
+	defer t.Stop()
+	var cs []*conn
+	for range t.C {
+		p.mu.Lock()
+		if p.n == 0 {
+			p.running = false
+			p.mu.Unlock()
 			return
 		}
-		if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.s.cfg.WriteWait)); err != nil {
-			_ = c.ws.Close()
-			return
+		p.last = (p.last + 1) % pingBuckets
+		cs = cs[:0]
+		for c := range p.buckets[p.last] {
+			cs = append(cs, c)
 		}
-		c.schedulePing()
-	}))
+		p.mu.Unlock()
+		for _, c := range cs {
+			go c.sendPing() // a stalled socket must not hold up the others
+		}
+		clear(cs)
+	}
+}
+
+func (c *conn) sendPing() {
+	if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.s.cfg.WriteWait)); err != nil {
+		_ = c.ws.Close()
+	}
 }
 
 // serve reads c until either side ends it: handle is called for each frame
-// read; cleanup runs before the client leaves the hub.
+// read, one at a time and in order; cleanup runs before the client leaves
+// the hub.
+//
+// A goroutine parked inside gorilla's read needs a 4 KB stack, and the
+// runtime never shrinks a parked stack back to 2 KB; handling a frame
+// grows it further. So if the socket is a frameConn (native connections),
+// an idle connection waits in frameConn.wait, on a stack that stays at
+// 2 KB, and each frame is read and handled by the goroutine that waited
+// for it, which then hands the wait to a new goroutine and ends, taking its
+// grown stack with it.
 func (c *conn) serve(handle func([]byte), cleanup func()) {
 	c.ws.SetReadLimit(c.s.cfg.MaxFrameBytes)
 	_ = c.ws.SetReadDeadline(time.Now().Add(c.s.cfg.PongWait))
 	c.ws.SetPongHandler(func(string) error {
 		return c.ws.SetReadDeadline(time.Now().Add(c.s.cfg.PongWait))
 	})
-	c.schedulePing()
-	for {
-		typ, data, err := c.ws.ReadMessage()
-		if err != nil {
-			break
-		}
-		_ = c.ws.SetReadDeadline(time.Now().Add(c.s.cfg.PongWait))
-		if typ != websocket.TextMessage {
-			c.pushError("", 0, chat.Invalid(chat.CodeBadJSON, "", "frames must be text frames holding JSON"))
-			continue
-		}
-		handle(data)
+	c.s.pings.add(c)
+	if fc, ok := c.ws.NetConn().(*frameConn); ok {
+		go c.await(fc, handle, cleanup) // on a fresh stack: this one has grown
+		return
 	}
-	c.stopped.Store(true)
-	if t := c.ping.Load(); t != nil {
-		t.Stop()
+	for c.readMessage(handle) {
 	}
+	c.finish(cleanup)
+}
+
+// await waits for the next frame, reads it and hands the next wait to a new
+// goroutine.
+func (c *conn) await(fc *frameConn, handle func([]byte), cleanup func()) {
+	if err := fc.wait(); err != nil || !c.readFrame(fc, handle) {
+		c.finish(cleanup)
+		return
+	}
+	go c.await(fc, handle, cleanup)
+}
+
+// readFrame reads the frame that fc.wait announced: a ping or pong, or the
+// message it begins, which it handles. It reports whether to go on.
+func (c *conn) readFrame(fc *frameConn, handle func([]byte)) bool {
+	if b := fc.pend[0]; b == finBit|opPing || b == finBit|opPong {
+		return c.control(fc)
+	}
+	return c.readMessage(handle)
+}
+
+// control reads a ping or pong frame between messages and passes it to
+// gorilla's handler. Gorilla reads control frames only on its way to the
+// next message, so it would wait for that message in its own, deep read.
+// Malformed frames get gorilla's answer: a protocol error.
+func (c *conn) control(fc *frameConn) bool {
+	var b [2 + 4 + maxControlPayload]byte
+	if _, err := io.ReadFull(fc, b[:2]); err != nil {
+		return false
+	}
+	n := int(b[1] &^ maskBit)
+	if b[1]&maskBit == 0 || n > maxControlPayload {
+		_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseProtocolError, "bad control frame"), time.Now().Add(c.s.cfg.WriteWait))
+		return false
+	}
+	mask, payload := b[2:6], b[6:6+n]
+	if _, err := io.ReadFull(fc, b[2:6+n]); err != nil {
+		return false
+	}
+	for i := range payload {
+		payload[i] ^= mask[i%4]
+	}
+	h := c.ws.PongHandler()
+	if b[0] == finBit|opPing {
+		h = c.ws.PingHandler()
+	}
+	return h(string(payload)) == nil
+}
+
+// readMessage reads and handles one message; it reports whether to go on.
+func (c *conn) readMessage(handle func([]byte)) bool {
+	typ, data, err := c.ws.ReadMessage()
+	if err != nil {
+		return false
+	}
+	_ = c.ws.SetReadDeadline(time.Now().Add(c.s.cfg.PongWait))
+	if typ != websocket.TextMessage {
+		c.pushError("", 0, chat.Invalid(chat.CodeBadJSON, "", "frames must be text frames holding JSON"))
+		return true
+	}
+	handle(data)
+	return true
+}
+
+// finish ends a connection whose reading ended.
+func (c *conn) finish(cleanup func()) {
+	c.s.pings.remove(c)
 	_ = c.ws.Close()
 	cleanup()
 	c.s.hub.Unregister(c.client)
+}
+
+// Frame header bits (RFC 6455, section 5.2).
+const (
+	finBit            = 0x80
+	maskBit           = 0x80
+	opPing            = 0x9
+	opPong            = 0xa
+	maxControlPayload = 125
+)
+
+// frameConn is the socket under a native WebSocket as gorilla reads it
+// (hijacker puts it there). Read never returns bytes past the end of the
+// frame under way, so once gorilla has read a message its buffer is empty,
+// and the connection can wait for the next frame outside gorilla, in wait.
+// Reads (Read, wait) happen one at a time.
+type frameConn struct {
+	net.Conn
+	pbuf [2]byte
+	pend []byte   // bytes read by wait, for Read to return first
+	head [14]byte // the header of the frame under way, as far as read
+	hn   int      // bytes of head read; 0 between frames
+	left int64    // bytes of the frame's payload not read, once head is complete
+}
+
+// wait blocks until the next frame begins to arrive, or the socket fails
+// (its read deadline passed); Read returns its first bytes. Call it only
+// between frames. Its call chain is short, so the goroutine parked in it
+// keeps the smallest stack.
+func (f *frameConn) wait() error {
+	for {
+		n, err := f.Conn.Read(f.pbuf[:]) // at most the frame's 2 first bytes
+		if n > 0 {
+			f.pend = f.pbuf[:n]
+			return nil // a failure shows again on the next Read
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func (f *frameConn) Read(p []byte) (int, error) {
+	if room := f.room(); int64(len(p)) > room {
+		p = p[:room]
+	}
+	var (
+		n   int
+		err error
+	)
+	if len(f.pend) > 0 {
+		n = copy(p, f.pend)
+		f.pend = f.pend[n:]
+	} else {
+		n, err = f.Conn.Read(p)
+	}
+	f.advance(p[:n])
+	return n, err
+}
+
+// headNeed is the number of bytes of the frame's header not yet read.
+func (f *frameConn) headNeed() int {
+	if f.hn < 2 {
+		return 2 - f.hn
+	}
+	n := 2
+	switch f.head[1] &^ maskBit {
+	case 126:
+		n += 2
+	case 127:
+		n += 8
+	}
+	if f.head[1]&maskBit != 0 {
+		n += 4
+	}
+	return n - f.hn
+}
+
+// room is the number of bytes left in the frame under way, as far as its
+// header tells yet.
+func (f *frameConn) room() int64 {
+	need := f.headNeed()
+	if need == 0 {
+		return f.left
+	}
+	if l := f.head[1] &^ maskBit; f.hn >= 2 && l < 126 {
+		return int64(need) + int64(l) // the payload's length is known: read it along
+	}
+	return int64(need)
+}
+
+// advance accounts for b, the next bytes of the frame under way.
+func (f *frameConn) advance(b []byte) {
+	for len(b) > 0 {
+		if need := f.headNeed(); need > 0 {
+			k := copy(f.head[f.hn:f.hn+need], b)
+			f.hn += k
+			b = b[k:]
+			if f.hn >= 2 && f.headNeed() == 0 {
+				f.left = payloadLen(f.head[:f.hn])
+				if f.left == 0 {
+					f.hn = 0
+				}
+			}
+			continue
+		}
+		k := min(int64(len(b)), f.left)
+		f.left -= k
+		b = b[k:]
+		if f.left == 0 {
+			f.hn = 0
+		}
+	}
+}
+
+// payloadLen is the payload length that header h gives.
+func payloadLen(h []byte) int64 {
+	switch l := h[1] &^ maskBit; l {
+	case 126:
+		return int64(binary.BigEndian.Uint16(h[2:]))
+	case 127:
+		return int64(min(binary.BigEndian.Uint64(h[2:]), math.MaxInt64)) // gorilla refuses more
+	default:
+		return int64(l)
+	}
+}
+
+// hijacker gives gorilla's Upgrade the hijacked socket as a frameConn.
+type hijacker struct {
+	http.ResponseWriter
+}
+
+func (h hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	return &frameConn{Conn: c}, brw, nil
 }
 
 var newline = []byte{'\n'}
@@ -183,8 +488,11 @@ func (c *conn) write(cl *hub.Client, items []*hub.Item) error {
 		}
 		return nil
 	}
-	var w io.WriteCloser
-	n := 0
+	var (
+		w     io.WriteCloser // the frame under way, once it holds two items
+		first []byte         // its item while it holds one
+		n     int            // its length
+	)
 	for _, it := range items {
 		if it.Event.Type == chat.EventRemoved && c.removed != nil {
 			go c.removed(it.Event.ConvID)
@@ -209,28 +517,48 @@ func (c *conn) write(cl *hub.Client, items []*hub.Item) error {
 			continue
 		}
 		var err error
-		if w != nil && n+len(b) > maxCoalesce {
-			if err = w.Close(); err != nil {
+		if (w != nil || first != nil) && n+len(b) > maxCoalesce {
+			if err = c.endFrame(w, first); err != nil {
 				return err
 			}
-			w, n = nil, 0
+			w, first, n = nil, nil, 0
 		}
-		if w == nil {
+		switch {
+		case w == nil && first == nil:
+			first = b
+		case w == nil:
 			if w, err = c.ws.NextWriter(websocket.TextMessage); err != nil {
 				return err
 			}
-		} else if _, err = w.Write(newline); err != nil {
-			return err
+			if _, err = w.Write(first); err != nil {
+				return err
+			}
+			first = nil
+			fallthrough
+		default:
+			if _, err = w.Write(newline); err != nil {
+				return err
+			}
+			if _, err = w.Write(b); err != nil {
+				return err
+			}
 		}
 		n += len(b) + 1
-		if _, err = w.Write(b); err != nil {
-			return err
-		}
 	}
-	if w == nil {
-		return nil
+	return c.endFrame(w, first)
+}
+
+// endFrame ends the frame that write has under way: w if it opened one,
+// else the single item first, which WriteMessage writes without a message
+// writer (NextWriter allocates one per frame).
+func (c *conn) endFrame(w io.WriteCloser, first []byte) error {
+	switch {
+	case w != nil:
+		return w.Close()
+	case first != nil:
+		return c.ws.WriteMessage(websocket.TextMessage, first)
 	}
-	return w.Close()
+	return nil
 }
 
 // push queues a reply frame for this connection only.
@@ -430,7 +758,7 @@ func (s *server) handleWS() http.Handler {
 		}
 		// The upgrader writes its own response: pass on the cookie that
 		// authed set when it renewed the session.
-		ws, err := s.upgrader.Upgrade(w, r, http.Header{"Set-Cookie": w.Header().Values("Set-Cookie")})
+		ws, err := s.upgrader.Upgrade(hijacker{w}, r, http.Header{"Set-Cookie": w.Header().Values("Set-Cookie")})
 		if err != nil {
 			return // the upgrader has answered
 		}
