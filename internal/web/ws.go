@@ -11,6 +11,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -235,9 +236,9 @@ func (c *conn) sendPing() {
 // runtime never shrinks a parked stack back to 2 KB; handling a frame
 // grows it further. So if the socket is a frameConn (native connections),
 // an idle connection waits in frameConn.wait, on a stack that stays at
-// 2 KB, and each frame is read and handled by the goroutine that waited
-// for it, which then hands the wait to a new goroutine and ends, taking its
-// grown stack with it.
+// 2 KB. Frames are read and handled by the goroutine that waited for
+// them; once the connection is idle, it hands the wait to a new goroutine
+// and ends, taking its grown stack with it (await).
 func (c *conn) serve(handle func([]byte), cleanup func()) {
 	c.ws.SetReadLimit(c.s.cfg.MaxFrameBytes)
 	_ = c.ws.SetReadDeadline(time.Now().Add(c.s.cfg.PongWait))
@@ -254,15 +255,26 @@ func (c *conn) serve(handle func([]byte), cleanup func()) {
 	c.finish(cleanup)
 }
 
-// await waits for the next frame, reads it and hands the next wait to a new
-// goroutine.
+// await waits for frames and reads them. While frames keep coming, the
+// next is awaited on the stack that handled the last: a fresh goroutine
+// per frame grows its stack again for each, which cost target 1 of
+// docs/benchmarks.md about a fifth of its deliveries/s. A connection idle
+// for readerIdle hands the wait to a fresh goroutine.
 func (c *conn) await(fc *frameConn, handle func([]byte), cleanup func()) {
-	if err := fc.wait(); err != nil || !c.readFrame(fc, handle) {
-		c.finish(cleanup)
-		return
+	err := fc.wait()
+	for err == nil && c.readFrame(fc, handle) {
+		var idle bool
+		if idle, err = fc.waitAtMost(readerIdle); idle {
+			go c.await(fc, handle, cleanup)
+			return
+		}
 	}
-	go c.await(fc, handle, cleanup)
+	c.finish(cleanup)
 }
+
+// readerIdle is how long a connection's reader waits for the next frame
+// before it hands the wait to a goroutine on the smallest stack.
+const readerIdle = time.Second
 
 // readFrame reads the frame that fc.wait announced: a ping or pong, or the
 // message it begins, which it handles. It reports whether to go on.
@@ -340,11 +352,39 @@ const (
 // Reads (Read, wait) happen one at a time.
 type frameConn struct {
 	net.Conn
-	pbuf [2]byte
-	pend []byte   // bytes read by wait, for Read to return first
-	head [14]byte // the header of the frame under way, as far as read
-	hn   int      // bytes of head read; 0 between frames
-	left int64    // bytes of the frame's payload not read, once head is complete
+	pbuf     [2]byte
+	deadline time.Time // the read deadline as last set (SetReadDeadline)
+	pend     []byte    // bytes read by wait, for Read to return first
+	head     [14]byte  // the header of the frame under way, as far as read
+	hn       int       // bytes of head read; 0 between frames
+	left     int64     // bytes of the frame's payload not read, once head is complete
+}
+
+// SetReadDeadline records t (gorilla sets it: the pong wait), so that
+// waitAtMost can put it back.
+func (f *frameConn) SetReadDeadline(t time.Time) error {
+	f.deadline = t
+	return f.Conn.SetReadDeadline(t)
+}
+
+// waitAtMost is wait, but gives up after d with idle set if no frame began
+// by then and the socket's own deadline is later.
+func (f *frameConn) waitAtMost(d time.Duration) (idle bool, err error) {
+	until := time.Now().Add(d)
+	if !f.deadline.IsZero() && f.deadline.Before(until) {
+		return false, f.wait()
+	}
+	if err := f.Conn.SetReadDeadline(until); err != nil {
+		return false, err
+	}
+	err = f.wait()
+	if rerr := f.Conn.SetReadDeadline(f.deadline); err == nil {
+		err = rerr
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return true, nil
+	}
+	return false, err
 }
 
 // wait blocks until the next frame begins to arrive, or the socket fails

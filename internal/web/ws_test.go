@@ -88,3 +88,34 @@ func TestFramesAsSent(t *testing.T) {
 		t.Errorf("connection ended with %v; want a protocol error", err)
 	}
 }
+
+// TestReaderIdleHandoff: a connection idle for longer than the reader's
+// idle time (its wait moves to a fresh goroutine) still reads pings and
+// frames in order, before and after.
+func TestReaderIdleHandoff(t *testing.T) {
+	ts := newTestServer(t)
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	w := ts.connectWith(t, ada, dialOptions{})
+	var pongs atomic.Int64
+	w.conn.SetPongHandler(func(string) error { pongs.Add(1); return nil })
+	w.startReading()
+	w.expect(t, "hello")
+	raw := w.conn.NetConn()
+	send := func(f []byte) {
+		t.Helper()
+		if _, err := raw.Write(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send(clientFrame(websocket.TextMessage, true, false, `{"type":"ping","ref":"r1"}`))
+	w.take(t, "pong r1", func(f frame) bool { return f.Type == "pong" && f.Ref == "r1" })
+	for i, ref := range []string{"r2", "r3"} {
+		time.Sleep(1300 * time.Millisecond) // longer than the reader's idle time
+		send(clientFrame(websocket.PingMessage, true, false, "p"))
+		send(clientFrame(websocket.TextMessage, true, false, `{"type":"ping","ref":"`+ref+`"}`))
+		w.take(t, "pong "+ref, func(f frame) bool { return f.Type == "pong" && f.Ref == ref })
+		if n := pongs.Load(); n != int64(i+1) {
+			t.Errorf("after idle %d: pongs received = %d; want %d", i+1, n, i+1)
+		}
+	}
+}
