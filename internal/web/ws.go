@@ -274,7 +274,7 @@ func (c *conn) await(fc *frameConn, handle func([]byte), cleanup func()) {
 
 // readerIdle is how long a connection's reader waits for the next frame
 // before it hands the wait to a goroutine on the smallest stack.
-const readerIdle = time.Second
+const readerIdle = 250 * time.Millisecond
 
 // readFrame reads the frame that fc.wait announced: a ping or pong, or the
 // message it begins, which it handles. It reports whether to go on.

@@ -110,7 +110,7 @@ func TestReaderIdleHandoff(t *testing.T) {
 	send(clientFrame(websocket.TextMessage, true, false, `{"type":"ping","ref":"r1"}`))
 	w.take(t, "pong r1", func(f frame) bool { return f.Type == "pong" && f.Ref == "r1" })
 	for i, ref := range []string{"r2", "r3"} {
-		time.Sleep(1300 * time.Millisecond) // longer than the reader's idle time
+		time.Sleep(400 * time.Millisecond) // longer than the reader's idle time
 		send(clientFrame(websocket.PingMessage, true, false, "p"))
 		send(clientFrame(websocket.TextMessage, true, false, `{"type":"ping","ref":"`+ref+`"}`))
 		w.take(t, "pong "+ref, func(f frame) bool { return f.Type == "pong" && f.Ref == ref })
