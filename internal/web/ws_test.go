@@ -36,18 +36,26 @@ func clientFrame(op byte, fin, long bool, payload string) []byte {
 	return b
 }
 
+// connectCountingPongs connects a signed-in user, reads past the hello and
+// counts the pongs the server sends.
+func connectCountingPongs(t *testing.T) (*wsClient, *atomic.Int64) {
+	t.Helper()
+	ts := newTestServer(t)
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	w := ts.connectWith(t, ada, dialOptions{})
+	pongs := new(atomic.Int64)
+	w.conn.SetPongHandler(func(string) error { pongs.Add(1); return nil })
+	w.startReading()
+	w.expect(t, "hello")
+	return w, pongs
+}
+
 // TestFramesAsSent: the server reads frames however the client cuts and
 // batches them: pings and pongs between messages and inside one,
 // fragmented messages, lengths in 7, 16 and 64 bits, several frames in one
 // write and a frame over several writes.
 func TestFramesAsSent(t *testing.T) {
-	ts := newTestServer(t)
-	ada := ts.signIn(t, "ada@example.com", "Ada")
-	w := ts.connectWith(t, ada, dialOptions{})
-	var pongs atomic.Int64
-	w.conn.SetPongHandler(func(string) error { pongs.Add(1); return nil })
-	w.startReading()
-	w.expect(t, "hello")
+	w, pongs := connectCountingPongs(t)
 
 	const text, cont, ping, pong = websocket.TextMessage, 0, websocket.PingMessage, websocket.PongMessage
 	padded := `{"type":"ping",` + strings.Repeat(" ", 300) + `"ref":"r2"}` // over 125 bytes
@@ -93,13 +101,7 @@ func TestFramesAsSent(t *testing.T) {
 // idle time (its wait moves to a fresh goroutine) still reads pings and
 // frames in order, before and after.
 func TestReaderIdleHandoff(t *testing.T) {
-	ts := newTestServer(t)
-	ada := ts.signIn(t, "ada@example.com", "Ada")
-	w := ts.connectWith(t, ada, dialOptions{})
-	var pongs atomic.Int64
-	w.conn.SetPongHandler(func(string) error { pongs.Add(1); return nil })
-	w.startReading()
-	w.expect(t, "hello")
+	w, pongs := connectCountingPongs(t)
 	raw := w.conn.NetConn()
 	send := func(f []byte) {
 		t.Helper()
