@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"crypto/rand"
+	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
 	"io"
@@ -75,6 +76,7 @@ type pollChannel struct {
 	signal chan struct{} // a frame is waiting, or the hub client closed
 
 	mu       sync.Mutex
+	auth     authInfo          // the user and session the channel serves (channelAuth)
 	n        int64             // responses given
 	prev     []json.RawMessage // frames of response n, for a client that lost it
 	pending  []json.RawMessage // frames to give before the queued events
@@ -108,6 +110,9 @@ func (s *server) channelFor(ctx context.Context, a authInfo, cur *pollCursor, an
 		if ch != nil && ch.sess.user.ID == a.User.ID {
 			ch.mu.Lock()
 			n, stopped := ch.n, ch.stopped
+			if a.Session.ID == ch.auth.Session.ID && a.Session.ExpiresAt.After(ch.auth.Session.ExpiresAt) {
+				ch.auth = a // renewed: channelAuth goes by the new expiry
+			}
 			ch.mu.Unlock()
 			switch {
 			case stopped:
@@ -123,7 +128,7 @@ func (s *server) channelFor(ctx context.Context, a authInfo, cur *pollCursor, an
 	if cur != nil && (ch == nil || ch.sess.user.ID == a.User.ID) {
 		id = cur.Channel
 	}
-	ch = &pollChannel{s: s, id: id, sess: s.newSession(a.User), signal: make(chan struct{}, 1), pos: make(map[int64]int64)}
+	ch = &pollChannel{s: s, id: id, sess: s.newSession(a.User), auth: a, signal: make(chan struct{}, 1), pos: make(map[int64]int64)}
 	ch.sess.onOpen = func(conv, seq int64) { ch.mu.Lock(); ch.pos[conv] = seq; ch.mu.Unlock() }
 	ch.sess.onClose = func(conv int64) { ch.mu.Lock(); delete(ch.pos, conv); ch.mu.Unlock() }
 	ch.sess.onSync = func(conv int64, ms []chat.Message) {
@@ -340,6 +345,60 @@ func (ch *pollChannel) cursorLocked() pollCursor {
 type pollResponse struct {
 	Cursor string            `json:"cursor"`
 	Frames []json.RawMessage `json:"frames"`
+}
+
+// pollAuthed authenticates a long-poll request. Every delivery to a
+// long-polling client costs a request, and reading the session for each
+// was the largest cost of long-polling (docs/benchmarks.md, target 7). So
+// a request for a live channel that carries the very session token the
+// channel was made with is that channel's user without a read: the
+// channel is the long-poll form of an open WebSocket, which is checked
+// once, at its upgrade. The session's end reaches it the same way, through
+// the user's topic: the hub closes the channel's client, and from then on
+// its requests are authenticated in full. So are those due for the
+// session's renewal, which only Authenticate does.
+func (s *server) pollAuthed(h http.Handler) http.Handler {
+	full := s.authed(h)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if a, ok := s.channelAuth(r); ok {
+			h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), authKey{}, a)))
+			return
+		}
+		full.ServeHTTP(w, r)
+	})
+}
+
+// channelAuth returns the user and session of r's live channel if r
+// carries that session's token and the session needs no renewal yet.
+func (s *server) channelAuth(r *http.Request) (authInfo, bool) {
+	c, err := r.Cookie(CookieName)
+	if err != nil || c.Value == "" || len(c.Value) > 256 {
+		return authInfo{}, false
+	}
+	cur, err := parseCursor(r.URL.Query().Get("cursor"))
+	if err != nil || cur == nil {
+		return authInfo{}, false
+	}
+	s.polls.mu.Lock()
+	ch := s.polls.m[cur.Channel]
+	s.polls.mu.Unlock()
+	if ch == nil {
+		return authInfo{}, false
+	}
+	ch.mu.Lock()
+	a, stopped := ch.auth, ch.stopped
+	ch.mu.Unlock()
+	select {
+	case <-ch.sess.client.Done():
+		return authInfo{}, false
+	default:
+	}
+	cfg := s.svc.Config()
+	if stopped || subtle.ConstantTimeCompare([]byte(a.Session.TokenHash), []byte(chat.HashToken(c.Value))) != 1 ||
+		!cfg.Now().Before(a.Session.ExpiresAt.Add(-cfg.SessionTTL/2)) {
+		return authInfo{}, false
+	}
+	return a, true
 }
 
 // handlePoll serves GET /api/poll.

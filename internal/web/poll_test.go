@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -408,4 +409,50 @@ func runScenario(t *testing.T, transport string) scenario {
 		}
 	}
 	return res
+}
+
+// TestPollChannelAuth: a poll for a live channel skips the session read
+// only with that channel's own session token. Another user's token with
+// the channel's cursor gets a channel of its own; no token, and the
+// signed-out one, get 401, at once after the sign-out.
+func TestPollChannelAuth(t *testing.T) {
+	ts := newTestServer(t, withWeb(fastPoll))
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	grace := ts.signIn(t, "grace@example.com", "Grace")
+	ap := ts.connectPoll(t, ada, "")
+	ap.barrier(t) // a ping answered: the channel's cursor is past the hello
+	cursor := ap.poll.getCursor()
+	path := "/api/poll?cursor=" + url.QueryEscape(cursor)
+	token := ada.Jar.Cookies(mustParseURL(t, ts.URL))[0].Value
+
+	r := ts.do(t, grace, "GET", path, nil)
+	if r.Status != http.StatusOK {
+		t.Fatalf("Grace's GET with Ada's cursor = %s; want 200", r)
+	}
+	var body struct {
+		Cursor string            `json:"cursor"`
+		Frames []json.RawMessage `json:"frames"`
+	}
+	if err := json.Unmarshal(r.Body, &body); err != nil || len(body.Frames) == 0 {
+		t.Fatalf("Grace's GET with Ada's cursor: %s, %v; want frames", r.Body, err)
+	}
+	// A channel of Grace's own, rebuilt from the cursor with nothing open.
+	if f, err := parseFrame(body.Frames[0]); err != nil || f.Type != "resumed" || len(body.Frames) != 1 || string(body.Frames[0]) != `{"type":"resumed","rooms":[]}` {
+		t.Errorf("Grace's GET with Ada's cursor = %s (%v); want only an empty resumed frame", r.Body, err)
+	}
+	if body.Cursor == cursor {
+		t.Errorf("Grace's GET with Ada's cursor answered with Ada's cursor")
+	}
+	ap.barrier(t) // Ada's channel goes on
+	wantError(t, "GET with Ada's cursor and no cookie", ts.do(t, nil, "GET", path, nil), http.StatusUnauthorized, chat.CodeUnauthorized)
+
+	ts.mustDo(t, ada, "POST", "/api/auth/signout", nil, http.StatusNoContent, nil)
+	if err := ap.waitEnd(t, "the session's end"); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Errorf("Ada's poll ended with %v; want a 401", err)
+	}
+	for _, p := range []string{path, "/api/poll?cursor=" + url.QueryEscape(ap.poll.getCursor())} {
+		req := ts.newRequest(t, "GET", p, nil)
+		req.AddCookie(&http.Cookie{Name: web.CookieName, Value: token})
+		wantError(t, "GET with the signed-out cookie", send(t, nil, req), http.StatusUnauthorized, chat.CodeUnauthorized)
+	}
 }

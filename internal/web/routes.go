@@ -50,8 +50,8 @@ func (s *server) addRoutes(mux *http.ServeMux, ui fs.FS) {
 	mux.Handle("DELETE /api/blocks/{id}", s.authed(s.handleUnblock()))
 
 	mux.Handle("GET /api/ws", s.authed(s.handleWS()))
-	mux.Handle("GET /api/poll", s.authed(s.handlePoll()))
-	mux.Handle("POST /api/poll", s.authed(s.handlePollSend()))
+	mux.Handle("GET /api/poll", s.pollAuthed(s.handlePoll()))
+	mux.Handle("POST /api/poll", s.pollAuthed(s.handlePollSend()))
 	mux.Handle("DELETE /api/poll", s.authed(s.handlePollEnd()))
 	if s.cfg.ChannelsCompat {
 		mux.Handle("GET /ws/chat/{room}/", s.handleCompatWS())
