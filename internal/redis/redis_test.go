@@ -582,15 +582,25 @@ func (e *testEnv) target(tb testing.TB) string {
 	return opt.Addr
 }
 
+// clientViaProxy is a client with opts (and the env's prefix) that reaches
+// Redis through a proxy the test can cut; it is closed when the test ends,
+// before the proxy.
+func (e *testEnv) clientViaProxy(tb testing.TB, opts redis.Options) (*redis.Client, *testenv.Proxy) {
+	tb.Helper()
+	p := testenv.StartProxy(tb, e.target(tb))
+	opts.Prefix = e.prefix
+	c, err := redis.New(context.Background(), e.urlVia(tb, p), opts)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = c.Close() }) // a cut connection may fail to close cleanly
+	return c, p
+}
+
 func TestBrokerRedisDown(t *testing.T) {
 	ctx := context.Background()
 	e := newTestEnv(t)
-	p := testenv.StartProxy(t, e.target(t))
-	c, err := redis.New(ctx, e.urlVia(t, p), redis.Options{Prefix: e.prefix, SubscribeTimeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c, p := e.clientViaProxy(t, redis.Options{SubscribeTimeout: time.Second})
 	b := c.Broker()
 	pub := e.client(t, redis.Options{}).Broker()
 	resumed := make(chan struct{}, 10)
@@ -647,14 +657,9 @@ func TestBrokerRedisDown(t *testing.T) {
 func TestBrokerDeadPeer(t *testing.T) {
 	ctx := context.Background()
 	e := newTestEnv(t)
-	p := testenv.StartProxy(t, e.target(t))
-	c, err := redis.New(ctx, e.urlVia(t, p), redis.Options{
-		Prefix: e.prefix, PingInterval: 200 * time.Millisecond, PingTimeout: 300 * time.Millisecond, SubscribeTimeout: time.Second,
+	c, p := e.clientViaProxy(t, redis.Options{
+		PingInterval: 200 * time.Millisecond, PingTimeout: 300 * time.Millisecond, SubscribeTimeout: time.Second,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
 	b := c.Broker()
 	pub := e.client(t, redis.Options{}).Broker()
 	resumed := make(chan struct{}, 10)
@@ -688,12 +693,7 @@ func TestBrokerDeadPeer(t *testing.T) {
 func TestPresenceRetriesFailedRemove(t *testing.T) {
 	ctx := context.Background()
 	e := newTestEnv(t)
-	p := testenv.StartProxy(t, e.target(t))
-	c, err := redis.New(ctx, e.urlVia(t, p), redis.Options{Prefix: e.prefix, NodeTTL: 12 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c, p := e.clientViaProxy(t, redis.Options{NodeTTL: 12 * time.Second})
 	a := c.Presence()
 	other := e.client(t, redis.Options{}).Presence()
 	wa, wo := watch(a), watch(other)
@@ -749,12 +749,7 @@ func TestPresenceRestartSameNodeID(t *testing.T) {
 func TestBrokerPublishFailsFastWhenDown(t *testing.T) {
 	ctx := context.Background()
 	e := newTestEnv(t)
-	p := testenv.StartProxy(t, e.target(t))
-	c, err := redis.New(ctx, e.urlVia(t, p), redis.Options{Prefix: e.prefix, SubscribeTimeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c, p := e.clientViaProxy(t, redis.Options{SubscribeTimeout: time.Second})
 	b := c.Broker()
 	resumed := make(chan struct{}, 10)
 	b.OnResume(func() { resumed <- struct{}{} })
