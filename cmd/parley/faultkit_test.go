@@ -857,12 +857,19 @@ func (c *fclient) apply(id int64, cs *convState, m fmsg, live bool) {
 func (c *fclient) enqueue(room int64, cid, body string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	p := &pending{room: room, cid: cid, body: body}
-	c.byCID[cid] = p
-	c.queue = append(c.queue, p)
+	c.queueLocked(room, cid, body)
 	if len(c.queue) == 1 {
 		c.pump()
 	}
+}
+
+// queueLocked adds a message to the outbox and the index by client ID;
+// c.mu is held.
+func (c *fclient) queueLocked(room int64, cid, body string) *pending {
+	p := &pending{room: room, cid: cid, body: body}
+	c.byCID[cid] = p
+	c.queue = append(c.queue, p)
+	return p
 }
 
 // sendAlone sends a message now, outside the outbox (which must be
@@ -870,10 +877,7 @@ func (c *fclient) enqueue(room int64, cid, body string) {
 func (c *fclient) sendAlone(room int64, cid, body string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	p := &pending{room: room, cid: cid, body: body}
-	c.byCID[cid] = p
-	c.queue = append(c.queue, p)
-	c.sendNow(p)
+	c.sendNow(c.queueLocked(room, cid, body))
 }
 
 func (c *fclient) backlog() int {
