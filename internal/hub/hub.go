@@ -189,8 +189,10 @@ type Hub struct {
 	broker chat.Broker
 	log    *slog.Logger
 
-	all       bool   // the broker delivers every topic to deliverAny: no subscription per topic
-	cancelAll func() // ends that subscription; set when all is
+	// cancelAll, if set, ends the one subscription through which the
+	// broker delivers every topic to deliverAny: then topics need none of
+	// their own.
+	cancelAll func()
 
 	mu      sync.Mutex
 	tmu     sync.RWMutex // guards topics too: held (under mu) to change it, alone to read it in deliver
@@ -212,7 +214,7 @@ func New(b chat.Broker, log *slog.Logger) *Hub {
 	h := &Hub{broker: b, log: log, topics: make(map[chat.Topic]*topic), clients: make(map[*Client]struct{}), empty: make(chan struct{})}
 	if a, ok := b.(allBroker); ok {
 		if cancel, err := a.SubscribeAll(h.deliverAny); err == nil {
-			h.all, h.cancelAll = true, cancel
+			h.cancelAll = cancel
 		}
 	}
 	return h
@@ -295,7 +297,7 @@ func (h *Hub) Subscribe(c *Client, t chat.Topic) error {
 	tp := h.topics[t]
 	if tp == nil {
 		tp = &topic{name: t, clients: make(map[*Client]struct{})}
-		if !h.all {
+		if h.cancelAll == nil {
 			cancel, err := h.broker.Subscribe(t, func(ev chat.Event) { h.deliver(tp, ev) })
 			if err != nil {
 				return fmt.Errorf("subscribe %s: %w", t, err)
