@@ -360,7 +360,9 @@ type pollResponse struct {
 func (s *server) pollAuthed(h http.Handler) http.Handler {
 	full := s.authed(h)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if a, ok := s.channelAuth(r); ok {
+		cur, err := parseCursor(r.URL.Query().Get("cursor"))
+		r = r.WithContext(context.WithValue(r.Context(), cursorKey{}, parsedCursor{cur, err}))
+		if a, ok := s.channelAuth(r, cur); ok { // cur is nil if err is set
 			h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), authKey{}, a)))
 			return
 		}
@@ -368,15 +370,29 @@ func (s *server) pollAuthed(h http.Handler) http.Handler {
 	})
 }
 
-// channelAuth returns the user and session of r's live channel if r
-// carries that session's token and the session needs no renewal yet.
-func (s *server) channelAuth(r *http.Request) (authInfo, bool) {
-	c, err := r.Cookie(CookieName)
-	if err != nil || c.Value == "" || len(c.Value) > 256 {
-		return authInfo{}, false
+// cursorKey is the context key of the parsedCursor of a poll request,
+// which pollAuthed decodes once for itself and the handler.
+type cursorKey struct{}
+
+type parsedCursor struct {
+	cur *pollCursor
+	err error
+}
+
+// requestCursor returns the cursor of poll request r.
+func requestCursor(r *http.Request) (*pollCursor, error) {
+	if p, ok := r.Context().Value(cursorKey{}).(parsedCursor); ok {
+		return p.cur, p.err
 	}
-	cur, err := parseCursor(r.URL.Query().Get("cursor"))
-	if err != nil || cur == nil {
+	return parseCursor(r.URL.Query().Get("cursor"))
+}
+
+// channelAuth returns the user and session of the live channel of cursor
+// cur if r carries that session's token and the session needs no renewal
+// yet.
+func (s *server) channelAuth(r *http.Request, cur *pollCursor) (authInfo, bool) {
+	c, err := r.Cookie(CookieName)
+	if err != nil || c.Value == "" || len(c.Value) > 256 || cur == nil {
 		return authInfo{}, false
 	}
 	s.polls.mu.Lock()
@@ -405,7 +421,7 @@ func (s *server) channelAuth(r *http.Request) (authInfo, bool) {
 func (s *server) handlePoll() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a := authFrom(r.Context())
-		cur, err := parseCursor(r.URL.Query().Get("cursor"))
+		cur, err := requestCursor(r)
 		if err != nil {
 			s.writeError(w, err)
 			return
@@ -475,7 +491,7 @@ func (s *server) handlePoll() http.Handler {
 func (s *server) handlePollEnd() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a := authFrom(r.Context())
-		cur, err := parseCursor(r.URL.Query().Get("cursor"))
+		cur, err := requestCursor(r)
 		if err == nil && cur == nil {
 			err = chat.Invalid(chat.CodeMissingField, "cursor", "cursor is required")
 		}
@@ -502,7 +518,7 @@ type pollPostResponse struct {
 func (s *server) handlePollSend() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a := authFrom(r.Context())
-		cur, err := parseCursor(r.URL.Query().Get("cursor"))
+		cur, err := requestCursor(r)
 		if err == nil && cur == nil {
 			err = chat.Invalid(chat.CodeMissingField, "cursor", "cursor is required: poll first")
 		}
