@@ -3,7 +3,9 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"fmt"
+	"os"
 	"time"
 )
 
@@ -18,6 +20,20 @@ import (
 // starts and takes no lock that a writer needs. Durability is unchanged:
 // commits are not synced either way (synchronous=NORMAL), and a checkpoint
 // still syncs the WAL before it copies anything out of it.
+//
+// A checkpoint waits until the WAL has grown by checkpointPages since the
+// last one, as SQLite's own autocheckpoint does, and not after every write:
+// once a checkpoint has copied the whole WAL, the next commit starts the
+// WAL over and syncs its new header, an fsync a commit otherwise never
+// waits for. Checkpointing after each of a few commits a second put that
+// fsync in front of nearly every message at light load (a commit of one
+// message took 0.68 ms instead of 0.25). The checkpointer learns how many
+// pages the WAL holds that no checkpoint has copied from the WAL-index
+// header in the "-shm" file (https://sqlite.org/walformat.html), which is
+// cheaper than asking SQLite, who would checkpoint to answer. Letting SQLite
+// cut the WAL file back when it starts over, so that its size would count
+// the pages, cost 18 % of the group commit's throughput: the file system
+// then allocates the WAL's blocks anew every time.
 //
 // SQLite starts the WAL over only when a writer finds every page of it
 // copied, which a checkpoint beside the writer seldom achieves while commits
@@ -34,10 +50,21 @@ const (
 	// per commit.
 	checkpointEvery = 50 * time.Millisecond
 
+	// checkpointPages is how many pages the WAL must have grown by since
+	// the last checkpoint for the next one: SQLite's default
+	// wal_autocheckpoint.
+	checkpointPages = 1000
+
 	// walRestartPages is the WAL size, in pages, past which the
 	// checkpointer holds writers back to start the WAL over: 16 MiB with
 	// the default page size of 4 KiB.
 	walRestartPages = 4096
+
+	// Offsets in the WAL-index header, at the start of the -shm file, of
+	// mxFrame (the WAL's last valid page) and nBackfill (the last one that
+	// a checkpoint has copied), both 32-bit in the machine's byte order.
+	shmMxFrame   = 16
+	shmNBackfill = 96
 )
 
 // The checkpoint connection syncs like the writer.
@@ -90,6 +117,9 @@ func (db *DB) checkpointer() {
 		case <-db.stopCheckpoints:
 			return
 		}
+		if db.walBacklog() < checkpointPages {
+			continue
+		}
 		// A failed checkpoint loses nothing: the pages stay in the WAL,
 		// and the next checkpoint, after the next write, copies them.
 		_ = db.checkpoint(context.Background())
@@ -99,6 +129,27 @@ func (db *DB) checkpointer() {
 			return
 		}
 	}
+}
+
+// walBacklog is how many pages the WAL holds that no checkpoint has
+// copied yet, as the WAL-index header says; checkpointPages if it cannot
+// be read, so that a checkpoint runs anyway.
+func (db *DB) walBacklog() int64 {
+	f, err := os.Open(db.path + "-shm")
+	if err != nil {
+		return checkpointPages
+	}
+	defer f.Close()
+	var h [shmNBackfill + 4]byte
+	if _, err := f.ReadAt(h[:], 0); err != nil {
+		return checkpointPages
+	}
+	mx := binary.NativeEndian.Uint32(h[shmMxFrame:])
+	done := binary.NativeEndian.Uint32(h[shmNBackfill:])
+	if done > mx { // read while SQLite was writing it
+		return checkpointPages
+	}
+	return int64(mx - done)
 }
 
 // checkpoint copies the WAL into the database file, and has it started

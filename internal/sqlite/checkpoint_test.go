@@ -60,3 +60,44 @@ func TestCheckpointerBoundsWAL(t *testing.T) {
 		t.Errorf("filler holds %d rows; want %d", n, chunk*chunks)
 	}
 }
+
+// TestCheckpointerWaitsForPages makes a few small commits, far apart: none
+// may be followed by a checkpoint, since the commit after a checkpoint that
+// copied the whole WAL starts the WAL over and syncs it. The pages no
+// checkpoint has copied must keep growing, as SQLite counts them.
+func TestCheckpointerWaitsForPages(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "parley.db")
+	ctx := context.Background()
+	db := mustOpen(t, path)
+	if err := db.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `CREATE TABLE notes (s TEXT NOT NULL)`)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	last := db.walBacklog()
+	for i := range 5 {
+		if err := db.write(ctx, func(tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx, `INSERT INTO notes VALUES ('note')`)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * checkpointEvery) // time for a checkpoint, if one were due
+		pages := db.walBacklog()
+		if pages <= last {
+			t.Fatalf("commit %d: the WAL holds %d pages not checkpointed, %d before; want it to grow", i, pages, last)
+		}
+		last = pages
+	}
+	var busy, pages, copied int64
+	if err := db.ck.QueryRowContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &pages, &copied); err != nil {
+		t.Fatal(err)
+	}
+	if pages != last || copied != pages {
+		t.Errorf("SQLite copied %d of %d pages in the WAL; the -shm file said %d not copied", copied, pages, last)
+	}
+	if n := db.walBacklog(); n != 0 {
+		t.Errorf("after a checkpoint, the -shm file says %d pages are not copied; want 0", n)
+	}
+}
