@@ -133,9 +133,13 @@ type NewMessage struct {
 	Body     string
 	TargetID int64
 	At       time.Time
-	// MemberOnly makes Append refuse, with ErrNotFound, a sender who is
-	// not a member of the conversation when the message is stored.
+	// MemberOnly makes Append refuse, with ErrNotMember (an ErrNotFound), a
+	// sender who is not a member of the conversation when the message is
+	// stored.
 	MemberOnly bool
+	// ConvKind, if set, makes Append refuse, with ErrNotFound, a
+	// conversation of another kind.
+	ConvKind ConvKind
 }
 
 // Page selects messages of one conversation. With After > 0 it returns the

@@ -16,6 +16,10 @@ var (
 	ErrUnauthorized = errors.New("unauthorized") // no valid session or login code
 	ErrRateLimited  = errors.New("rate limited") // too many requests; try again later
 	ErrUnavailable  = errors.New("unavailable")  // a dependency is down; retry later
+
+	// ErrNotMember is the ErrNotFound of a store refusing a sender who is
+	// not a member (NewMessage.MemberOnly).
+	ErrNotMember = fmt.Errorf("not a member: %w", ErrNotFound)
 )
 
 // Machine-readable error codes, shown to clients next to a human message.

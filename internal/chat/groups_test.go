@@ -237,3 +237,60 @@ func TestGroupServerCap(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestSendKnownKind covers sends to a conversation whose kind the service
+// remembers from an earlier send: the store must still refuse a member
+// removed since, and an id reused by a conversation of another kind must be
+// treated as what it is now.
+func TestSendKnownKind(t *testing.T) {
+	ctx := context.Background()
+	f := newGroupFixture(t)
+	if _, err := f.svc.Send(ctx, f.m, f.g.ID, "m-1", "hello"); err != nil {
+		t.Fatalf("Send(member): %v", err)
+	}
+	_, err := f.svc.Send(ctx, f.out, f.g.ID, "o-1", "let me in")
+	wantError(t, "outsider, kind known", err, chat.ErrNotFound, chat.CodeNotFound, "")
+	if err := f.svc.RemoveGroupMember(ctx, f.owner, f.g.ID, f.m.ID); err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.svc.Send(ctx, f.m, f.g.ID, "m-2", "still here?")
+	wantError(t, "removed member, kind known", err, chat.ErrNotFound, chat.CodeNotFound, "")
+
+	// The group was the last conversation made; once it is deleted, SQLite
+	// gives its id to the next one, here a direct conversation.
+	if err := f.svc.DeleteGroup(ctx, f.owner, f.g.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.RequestFriend(ctx, f.owner, f.admin.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.AcceptFriend(ctx, f.admin, f.owner.ID); err != nil {
+		t.Fatal(err)
+	}
+	_, c, err := f.svc.SendDirect(ctx, f.owner, f.admin.ID, "d-1", "hi")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ID != f.g.ID {
+		t.Fatalf("the direct conversation has id %d, the deleted group had %d; the test needs the id reused", c.ID, f.g.ID)
+	}
+	// Were the id still taken for a group's, a member of the direct
+	// conversation could write to it past a block.
+	if err := f.svc.Block(ctx, f.owner, f.admin.ID); err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.svc.Send(ctx, f.admin, c.ID, "d-2", "hello")
+	wantError(t, "blocked, to an id once a group's", err, chat.ErrForbidden, chat.CodeNotFriends, "")
+	_, err = f.svc.Send(ctx, f.ta, c.ID, "t-1", "me too")
+	wantError(t, "former group member to the direct conversation", err, chat.ErrNotFound, chat.CodeNotFound, "")
+
+	// A room: a non-member is told so whether the kind is known or not.
+	r := f.enter(t, f.owner, "lobby")
+	_, err = f.svc.Send(ctx, f.out, r.ID, "o-2", "first")
+	wantError(t, "room, kind not known", err, chat.ErrForbidden, chat.CodeNotMember, "")
+	if _, err := f.svc.Send(ctx, f.owner, r.ID, "w-1", "hello"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.svc.Send(ctx, f.out, r.ID, "o-3", "second")
+	wantError(t, "room, kind known", err, chat.ErrForbidden, chat.CodeNotMember, "")
+}

@@ -177,14 +177,37 @@ func (s *Service) Send(ctx context.Context, u User, id int64, clientID, body str
 	if err := checkBody(body, s.cfg.MaxMessageLen); err != nil {
 		return Message{}, err
 	}
-	// This is the hot path: rooms and groups need only the kind and the
-	// membership, one small read; a direct message also needs the peer.
+	// This is the hot path. A conversation's kind never changes, so once
+	// known it is taken from memory, and the store checks, in the
+	// transaction that stores the message, that the conversation is still
+	// of that kind and the sender a member: no read before the write.
+	if kind, ok := s.kinds.get(id); ok {
+		nm := NewMessage{ConvID: id, Kind: KindText, SenderID: u.ID, ClientID: clientID, Body: body, MemberOnly: true, ConvKind: kind}
+		m, _, err := s.appendRaw(ctx, nm)
+		switch {
+		case err == nil:
+			return m, nil
+		case errors.Is(err, ErrNotMember) && kind == ConvRoom:
+			return Message{}, notMember()
+		case errors.Is(err, ErrNotMember):
+			return Message{}, roomNotFound()
+		case !errors.Is(err, ErrNotFound):
+			return Message{}, internal("append message", err)
+		}
+		// Gone, or its id taken by a conversation of another kind (SQLite
+		// reuses the highest id once deleted): look again.
+		s.kinds.forget(id)
+	}
 	kind, member, err := s.store.Membership(ctx, id, u.ID)
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return Message{}, roomNotFound()
 	case err != nil:
 		return Message{}, internal("load membership", err)
+	case kind == ConvRoom || kind == ConvGroup:
+		s.kinds.put(id, kind)
+	}
+	switch {
 	case kind == ConvRoom && !member:
 		return Message{}, notMember()
 	case kind == ConvRoom:
@@ -231,13 +254,22 @@ func (s *Service) EnterRoomAnonymous(ctx context.Context, name string) (Room, er
 }
 
 func (s *Service) append(ctx context.Context, nm NewMessage) (Message, bool, error) {
-	nm.At = s.cfg.Now()
-	m, created, err := s.store.Append(ctx, nm)
+	m, created, err := s.appendRaw(ctx, nm)
 	if errors.Is(err, ErrNotFound) {
 		return Message{}, false, roomNotFound()
 	}
 	if err != nil {
 		return Message{}, false, internal("append message", err)
+	}
+	return m, created, nil
+}
+
+// appendRaw is append with the store's errors as they are.
+func (s *Service) appendRaw(ctx context.Context, nm NewMessage) (Message, bool, error) {
+	nm.At = s.cfg.Now()
+	m, created, err := s.store.Append(ctx, nm)
+	if err != nil {
+		return Message{}, false, err
 	}
 	if m.SenderID == 0 {
 		m.SenderName = s.cfg.AnonymousName

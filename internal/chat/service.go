@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -124,6 +126,7 @@ type Service struct {
 	mailer   Mailer
 	log      *slog.Logger
 	away     away // connections ended, not yet counted out (presence.go)
+	kinds    kinds
 }
 
 // Deps are the parts a Service consumes.
@@ -149,6 +152,42 @@ func NewService(cfg Config, d Deps) *Service {
 		s.presence.Watch(s.presenceLost)
 	}
 	return s
+}
+
+// kinds remembers the kind of the rooms and groups that messages were sent
+// to, so that Send needs no read before its write. Conversations never
+// change kind; a deleted one's id may be reused, which the store's check
+// of NewMessage.ConvKind catches. It holds at most maxKinds entries, and
+// starts over when full.
+type kinds struct {
+	m sync.Map // int64 → ConvKind
+	n atomic.Int64
+}
+
+const maxKinds = 1 << 16
+
+func (k *kinds) get(id int64) (ConvKind, bool) {
+	v, ok := k.m.Load(id)
+	if !ok {
+		return "", false
+	}
+	return v.(ConvKind), true
+}
+
+func (k *kinds) put(id int64, kind ConvKind) {
+	if _, had := k.m.Swap(id, kind); had {
+		return
+	}
+	if k.n.Add(1) > maxKinds {
+		k.m.Clear()
+		k.n.Store(0)
+	}
+}
+
+func (k *kinds) forget(id int64) {
+	if _, had := k.m.LoadAndDelete(id); had {
+		k.n.Add(-1)
+	}
 }
 
 // Config returns the effective configuration.

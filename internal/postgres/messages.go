@@ -71,27 +71,28 @@ const lockConvs = `SELECT id FROM conversations WHERE id = ANY($1) ORDER BY id F
 // sizes (a table that grew since it was last analyzed would otherwise be
 // hashed whole).
 //
-// A message's status is missing (no such conversation), not_member (the
+// A message's status is missing (no such conversation, or not of the kind
+// $12 asks for, where it is not empty), not_member (the
 // sender must be a member and is not), stored (its client ID was stored
 // before), repeated (an earlier message of the list has its client ID) or
 // new. New messages get seqs from the conversation's last_seq on, in list
 // order; the conversations' last_seq and last_active_at and the senders'
 // read positions move to their last new message.
 const appendSQL = `WITH convs AS (
-	SELECT id, last_seq FROM conversations WHERE id = ANY($9::bigint[])
+	SELECT id, kind, last_seq FROM conversations WHERE id = ANY($9::bigint[])
 ), senders AS (
 	SELECT id, name FROM users WHERE id = ANY($10::bigint[])
 ), checked AS (
 	SELECT i.*, c.last_seq, u.name AS sender_name,
 		s.seq AS s_seq, s.kind AS s_kind, s.body AS s_body, s.target_id AS s_target_id, s.created_at AS s_created_at,
 		CASE
-		WHEN c.id IS NULL THEN 'missing'
+		WHEN c.id IS NULL OR (i.conv_kind <> '' AND c.kind <> i.conv_kind) THEN 'missing'
 		WHEN i.member_only AND mb.user_id IS NULL THEN 'not_member'
 		WHEN s.seq IS NOT NULL THEN 'stored'
 		WHEN i.repeated THEN 'repeated'
 		ELSE 'new' END AS status
-	FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::timestamptz[], $8::boolean[], $11::boolean[])
-		WITH ORDINALITY AS i (conv_id, sender_id, client_id, kind, body, target_id, at, member_only, repeated, idx)
+	FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::timestamptz[], $8::boolean[], $11::boolean[], $12::text[])
+		WITH ORDINALITY AS i (conv_id, sender_id, client_id, kind, body, target_id, at, member_only, repeated, conv_kind, idx)
 	LEFT JOIN convs c ON c.id = i.conv_id
 	LEFT JOIN senders u ON u.id = i.sender_id
 	LEFT JOIN LATERAL (SELECT x.user_id FROM members x
@@ -145,20 +146,21 @@ type idemKey struct {
 func appendAll(ctx context.Context, q batchSender, items []*appendItem) error {
 	n := len(items)
 	var (
-		convIDs = make([]int64, 0, n)
-		seen    = make(map[int64]bool, n)
-		aConv   = make([]int64, 0, n)
-		aSender = make([]int64, 0, n)
-		aTarget = make([]int64, 0, n)
-		aClient = make([]string, 0, n)
-		aKind   = make([]string, 0, n)
-		aBody   = make([]string, 0, n)
-		aAt     = make([]time.Time, 0, n)
-		aMember = make([]bool, 0, n)
-		aRepeat = make([]bool, 0, n)
-		senders = make([]int64, 0, n)
-		seenID  = make(map[idemKey]bool, n)
-		pos     = make([]*appendItem, 0, n) // pos[idx-1] is the item of row idx
+		convIDs   = make([]int64, 0, n)
+		seen      = make(map[int64]bool, n)
+		aConv     = make([]int64, 0, n)
+		aSender   = make([]int64, 0, n)
+		aTarget   = make([]int64, 0, n)
+		aClient   = make([]string, 0, n)
+		aKind     = make([]string, 0, n)
+		aBody     = make([]string, 0, n)
+		aAt       = make([]time.Time, 0, n)
+		aMember   = make([]bool, 0, n)
+		aConvKind = make([]string, 0, n)
+		aRepeat   = make([]bool, 0, n)
+		senders   = make([]int64, 0, n)
+		seenID    = make(map[idemKey]bool, n)
+		pos       = make([]*appendItem, 0, n) // pos[idx-1] is the item of row idx
 	)
 	for _, it := range items {
 		it.msg, it.created, it.err = chat.Message{}, false, nil
@@ -182,6 +184,7 @@ func appendAll(ctx context.Context, q batchSender, items []*appendItem) error {
 		aConv, aSender, aTarget = append(aConv, m.ConvID), append(aSender, m.SenderID), append(aTarget, m.TargetID)
 		aClient, aKind, aBody = append(aClient, m.ClientID), append(aKind, string(m.Kind)), append(aBody, m.Body)
 		aAt, aMember = append(aAt, ts(m.At)), append(aMember, m.MemberOnly)
+		aConvKind = append(aConvKind, string(m.ConvKind))
 		pos = append(pos, it)
 	}
 	if len(pos) == 0 {
@@ -193,7 +196,7 @@ func appendAll(ctx context.Context, q batchSender, items []*appendItem) error {
 
 	b := &pgx.Batch{}
 	b.Queue(lockConvs, convIDs)
-	b.Queue(appendSQL, aConv, aSender, aClient, aKind, aBody, aTarget, aAt, aMember, convIDs, senders, aRepeat)
+	b.Queue(appendSQL, aConv, aSender, aClient, aKind, aBody, aTarget, aAt, aMember, convIDs, senders, aRepeat, aConvKind)
 	br := q.SendBatch(ctx, b)
 	defer br.Close()
 	if _, err := br.Exec(); err != nil {
@@ -229,7 +232,7 @@ func appendAll(ctx context.Context, q batchSender, items []*appendItem) error {
 		case "missing":
 			it.err = fmt.Errorf("conversation %d: %w", m.ConvID, chat.ErrNotFound)
 		case "not_member":
-			it.err = fmt.Errorf("user %d is no member: %w", m.SenderID, chat.ErrNotFound)
+			it.err = fmt.Errorf("user %d in conversation %d: %w", m.SenderID, m.ConvID, chat.ErrNotMember)
 		case "stored":
 			if sCreated == nil {
 				rows.Close()

@@ -148,7 +148,7 @@ func (db *DB) commitBatch(batch []*appendReq) {
 // array, in one statement instead of one per conversation: through
 // database/sql and modernc.org/sqlite, running a statement costs more than
 // the little work each of those lookups does.
-const qLastAll = `SELECT id, last_seq FROM conversations WHERE id IN (SELECT value FROM json_each(?))`
+const qLastAll = `SELECT id, kind, last_seq FROM conversations WHERE id IN (SELECT value FROM json_each(?))`
 
 // prepareBatch prepares the statements of commitBatch that the appender
 // does not use.
@@ -193,7 +193,7 @@ func loadConvs(ctx context.Context, prep func(q string) (*sql.Stmt, error), a *a
 	for rows.Next() {
 		var id int64
 		c := &convSeq{}
-		if err := rows.Scan(&id, &c.last); err != nil {
+		if err := rows.Scan(&id, &c.kind, &c.last); err != nil {
 			return err
 		}
 		a.convs[id] = c

@@ -51,9 +51,12 @@ type appender struct {
 	names map[int64]string
 	convs map[int64]*convSeq
 	reads map[[2]int64]int64 // (conv, sender) → the sender's latest seq
+	// members holds the (conv, sender) pairs found members; made on first use.
+	members map[[2]int64]bool
 }
 
 type convSeq struct {
+	kind  chat.ConvKind
 	last  int64 // last seq assigned
 	at    int64 // latest message time, micros
 	dirty bool
@@ -63,7 +66,7 @@ type convSeq struct {
 const (
 	qLookup = `SELECT ` + messageCols + messagesFrom + `
 		WHERE m.conv_id = ? AND m.sender_id = ? AND m.client_id = ? AND m.client_id <> ''`
-	qLast   = `SELECT last_seq FROM conversations WHERE id = ?`
+	qLast   = `SELECT kind, last_seq FROM conversations WHERE id = ?`
 	qInsert = `INSERT INTO messages (conv_id, seq, kind, sender_id, client_id, body, target_id, created_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (conv_id, sender_id, client_id) WHERE client_id <> '' DO NOTHING`
@@ -116,7 +119,7 @@ func (a *appender) conv(ctx context.Context, id int64) (*convSeq, error) {
 		return c, nil
 	}
 	c := &convSeq{}
-	err := a.last.QueryRowContext(ctx, id).Scan(&c.last)
+	err := a.last.QueryRowContext(ctx, id).Scan(&c.kind, &c.last)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, chat.ErrNotFound
 	}
@@ -127,6 +130,34 @@ func (a *appender) conv(ctx context.Context, id int64) (*convSeq, error) {
 	return c, nil
 }
 
+// checkMember returns chat.ErrNotMember unless userID is a member of
+// conversation convID. A sender found a member stays one for the rest of
+// the transaction: only appends run in it.
+func (a *appender) checkMember(ctx context.Context, convID, userID int64) error {
+	k := [2]int64{convID, userID}
+	if a.members[k] {
+		return nil
+	}
+	if a.member == nil {
+		var err error
+		if a.member, err = a.prep(qMember); err != nil {
+			return err
+		}
+	}
+	var ok bool
+	if err := a.member.QueryRowContext(ctx, convID, userID).Scan(&ok); err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("user %d in conversation %d: %w", userID, convID, chat.ErrNotMember)
+	}
+	if a.members == nil {
+		a.members = make(map[[2]int64]bool)
+	}
+	a.members[k] = true
+	return nil
+}
+
 // append stores nm with the next seq of its conversation; flush must run
 // before the transaction commits.
 func (a *appender) append(ctx context.Context, nm chat.NewMessage) (chat.Message, bool, error) {
@@ -134,18 +165,12 @@ func (a *appender) append(ctx context.Context, nm chat.NewMessage) (chat.Message
 	if err != nil {
 		return chat.Message{}, false, err
 	}
+	if nm.ConvKind != "" && c.kind != nm.ConvKind {
+		return chat.Message{}, false, fmt.Errorf("conversation %d is a %s, not a %s: %w", nm.ConvID, c.kind, nm.ConvKind, chat.ErrNotFound)
+	}
 	if nm.MemberOnly {
-		if a.member == nil {
-			if a.member, err = a.prep(qMember); err != nil {
-				return chat.Message{}, false, err
-			}
-		}
-		var ok bool
-		if err := a.member.QueryRowContext(ctx, nm.ConvID, nm.SenderID).Scan(&ok); err != nil {
+		if err := a.checkMember(ctx, nm.ConvID, nm.SenderID); err != nil {
 			return chat.Message{}, false, err
-		}
-		if !ok {
-			return chat.Message{}, false, fmt.Errorf("user %d is no member: %w", nm.SenderID, chat.ErrNotFound)
 		}
 	}
 	seq, at := c.last+1, micros(nm.At)

@@ -172,10 +172,17 @@ func testGroups(t *testing.T, s chat.Store) {
 	}
 
 	// A member-only append is refused once the sender left.
-	if _, _, err := s.Append(ctx, chat.NewMessage{ConvID: g.ID, Kind: chat.KindText, SenderID: ada.ID, Body: "hi", At: t0, MemberOnly: true}); !errors.Is(err, chat.ErrNotFound) {
-		t.Errorf("Append(MemberOnly, non-member): err = %v; want ErrNotFound", err)
+	if _, _, err := s.Append(ctx, chat.NewMessage{ConvID: g.ID, Kind: chat.KindText, SenderID: ada.ID, Body: "hi", At: t0, MemberOnly: true}); !errors.Is(err, chat.ErrNotMember) {
+		t.Errorf("Append(MemberOnly, non-member): err = %v; want ErrNotMember", err)
 	}
-	if m, _, err := s.Append(ctx, chat.NewMessage{ConvID: g.ID, Kind: chat.KindText, SenderID: bob.ID, Body: "hi", At: t0, MemberOnly: true}); err != nil || m.Seq != 9 {
+	// An append for another kind of conversation is refused, member or not.
+	for _, kind := range []chat.ConvKind{chat.ConvRoom, chat.ConvDirect} {
+		_, _, err := s.Append(ctx, chat.NewMessage{ConvID: g.ID, Kind: chat.KindText, SenderID: bob.ID, Body: "hi", At: t0, MemberOnly: true, ConvKind: kind})
+		if !errors.Is(err, chat.ErrNotFound) || errors.Is(err, chat.ErrNotMember) {
+			t.Errorf("Append(ConvKind %s) to a group: err = %v; want ErrNotFound, not ErrNotMember", kind, err)
+		}
+	}
+	if m, _, err := s.Append(ctx, chat.NewMessage{ConvID: g.ID, Kind: chat.KindText, SenderID: bob.ID, Body: "hi", At: t0, MemberOnly: true, ConvKind: chat.ConvGroup}); err != nil || m.Seq != 9 {
 		t.Errorf("Append(MemberOnly, member) = #%d, %v; want #9", m.Seq, err)
 	}
 
