@@ -216,10 +216,11 @@ func (ch *pollChannel) wake(cl *hub.Client) {
 func (ch *pollChannel) touch() {
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
-	if ch.idle != nil {
-		ch.idle.Stop()
+	if ch.idle == nil {
+		ch.idle = time.AfterFunc(pollIdle, ch.stop)
+		return
 	}
-	ch.idle = time.AfterFunc(pollIdle, ch.stop)
+	ch.idle.Reset(pollIdle)
 }
 
 // stop ends the channel: it leaves the hub and the user's presence.
@@ -267,8 +268,15 @@ func (ch *pollChannel) take(ctx context.Context) []json.RawMessage {
 				frames = append(frames, it.Raw)
 				continue
 			}
-			for _, ev := range ch.admit(ctx, it.Event) {
-				if b := encodeNative(ev); b != nil {
+			evs := ch.admit(ctx, it.Event)
+			for i, ev := range evs {
+				var b []byte
+				if i == len(evs)-1 { // the item's own event: encoded once for all its recipients
+					b = it.Encoded(formatNative, encodeNative)
+				} else { // one missed, filled in from the store
+					b = encodeNative(ev)
+				}
+				if b != nil {
 					frames = append(frames, b)
 				}
 			}
@@ -342,9 +350,31 @@ func (ch *pollChannel) cursorLocked() pollCursor {
 	return c
 }
 
-type pollResponse struct {
-	Cursor string            `json:"cursor"`
-	Frames []json.RawMessage `json:"frames"`
+// writePoll answers a GET /api/poll: {"cursor": …, "frames": […]}, as
+// writeJSON would write it, but put together here: encoding/json would scan
+// every frame again to check and compact it, and a long-polling client
+// costs one answer per delivery. The frames are encoding/json's own output
+// (encodeNative, mustJSON), and the cursor is base64url.
+func writePoll(w http.ResponseWriter, cursor string, frames []json.RawMessage) {
+	n := len(`{"cursor":"","frames":[]}`) + len(cursor) + 1
+	for _, f := range frames {
+		n += len(f) + 1
+	}
+	b := make([]byte, 0, n)
+	b = append(b, `{"cursor":"`...)
+	b = append(b, cursor...)
+	b = append(b, `","frames":[`...)
+	for i, f := range frames {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, f...)
+	}
+	b = append(b, "]}\n"...)
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(b)
 }
 
 // pollAuthed authenticates a long-poll request. Every delivery to a
@@ -438,7 +468,7 @@ func (s *server) handlePoll() http.Handler {
 			c := ch.cursorLocked()
 			frames := ch.prev
 			ch.mu.Unlock()
-			writeJSON(w, http.StatusOK, pollResponse{Cursor: c.encode(), Frames: nonNil(frames)})
+			writePoll(w, c.encode(), frames)
 			return
 		}
 		waiter := make(chan struct{})
@@ -482,7 +512,7 @@ func (s *server) handlePoll() http.Handler {
 		c := ch.cursorLocked()
 		ch.mu.Unlock()
 		ch.touch()
-		writeJSON(w, http.StatusOK, pollResponse{Cursor: c.encode(), Frames: nonNil(frames)})
+		writePoll(w, c.encode(), frames)
 	})
 }
 
