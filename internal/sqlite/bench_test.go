@@ -66,3 +66,42 @@ func BenchmarkAppendParallel(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkAppendAfterPause is the store's part of light load (target 3):
+// one message at a time, each after a pause, so that no batching helps,
+// caches have gone cold and the checkpointer has done whatever it does
+// after a write. Its metric, µs/append, is the mean time of one Append;
+// ns/op counts the pauses too.
+func BenchmarkAppendAfterPause(b *testing.B) {
+	const (
+		appends = 25
+		pause   = 2 * checkpointEvery // time for whatever the checkpointer does after a write
+	)
+	db := mustOpenDB(b)
+	ctx := b.Context()
+	u, _, err := db.EnsureUser(ctx, "ann@example.com", time.Now())
+	if err != nil {
+		b.Fatal(err)
+	}
+	r, err := db.EnsureRoom(ctx, "general", time.Now())
+	if err != nil {
+		b.Fatal(err)
+	}
+	var spent time.Duration
+	n := 0
+	for b.Loop() {
+		for range appends {
+			time.Sleep(pause)
+			n++
+			t0 := time.Now()
+			_, _, err := db.Append(ctx, chat.NewMessage{
+				ConvID: r.ID, Kind: chat.KindText, SenderID: u.ID, ClientID: strconv.Itoa(n), Body: "hello, world", At: time.Now(),
+			})
+			spent += time.Since(t0)
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ReportMetric(float64(spent.Microseconds())/float64(n), "µs/append")
+}

@@ -483,6 +483,8 @@ func goBenchmarks(b *strings.Builder, runs map[string]*run) {
 		derived := ""
 		if v, ok := g.Metrics["deliveries/s"]; ok {
 			derived = commas(v) + " deliveries/s"
+		} else if v, ok := g.Metrics["µs/append"]; ok {
+			derived = fmt.Sprintf("%.0f µs per append after a pause", v)
 		} else if ns := g.Metrics["ns/op"]; ns > 0 {
 			derived = commas(1e9/ns) + " ops/s"
 		}
