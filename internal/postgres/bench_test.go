@@ -1,70 +1,16 @@
 package postgres
 
 import (
-	"strconv"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/parley-chat/parley/internal/chat"
+	"github.com/parley-chat/parley/internal/chat/chattest"
 )
 
-func BenchmarkAppend(b *testing.B) {
-	db := mustOpenDB(b)
-	ctx := b.Context()
-	u, _, err := db.EnsureUser(ctx, "ann@example.com", time.Now())
-	if err != nil {
-		b.Fatal(err)
-	}
-	r, err := db.EnsureRoom(ctx, "general", time.Now())
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	i := 0
-	for b.Loop() {
-		i++
-		_, _, err := db.Append(ctx, chat.NewMessage{
-			ConvID: r.ID, Kind: chat.KindText, SenderID: u.ID, ClientID: strconv.Itoa(i), Body: "hello, world", At: time.Now(),
-		})
-		if err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
-}
+func BenchmarkAppend(b *testing.B) { chattest.BenchmarkAppend(b, mustOpenDB(b)) }
 
-func BenchmarkAppendParallel(b *testing.B) {
-	const rooms = 100
-	db := mustOpenDB(b)
-	ctx := b.Context()
-	u, _, err := db.EnsureUser(ctx, "ann@example.com", time.Now())
-	if err != nil {
-		b.Fatal(err)
-	}
-	ids := make([]int64, rooms)
-	for i := range ids {
-		r, err := db.EnsureRoom(ctx, "room-"+strconv.Itoa(i), time.Now())
-		if err != nil {
-			b.Fatal(err)
-		}
-		ids[i] = r.ID
-	}
-	var n atomic.Int64
-	b.ReportAllocs()
-	b.SetParallelism(100) // 100 per core: 200 concurrent senders on 2 cores
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			i := n.Add(1)
-			_, _, err := db.Append(ctx, chat.NewMessage{
-				ConvID: ids[i%rooms], Kind: chat.KindText, SenderID: u.ID, ClientID: strconv.FormatInt(i, 10), Body: "hello, world", At: time.Now(),
-			})
-			if err != nil {
-				b.Error(err)
-				return
-			}
-		}
-	})
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+func BenchmarkAppendParallel(b *testing.B) { chattest.BenchmarkAppendParallel(b, mustOpenDB(b)) }
+
+func BenchmarkAppendAfterPause(b *testing.B) {
+	chattest.BenchmarkAppendAfterPause(b, mustOpenDB(b), 100*time.Millisecond)
 }

@@ -1,0 +1,100 @@
+package chattest
+
+import (
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/parley-chat/parley/internal/chat"
+)
+
+// The stores' benchmarks, which each store's tests run on a store of its
+// own (docs/benchmarks.md, targets 3 and 6).
+
+// benchRooms makes a user and n rooms in s.
+func benchRooms(b *testing.B, s chat.Store, n int) (userID int64, roomIDs []int64) {
+	b.Helper()
+	ctx := b.Context()
+	u, _, err := s.EnsureUser(ctx, "ann@example.com", time.Now())
+	if err != nil {
+		b.Fatal(err)
+	}
+	roomIDs = make([]int64, n)
+	for i := range roomIDs {
+		r, err := s.EnsureRoom(ctx, "room-"+strconv.Itoa(i), time.Now())
+		if err != nil {
+			b.Fatal(err)
+		}
+		roomIDs[i] = r.ID
+	}
+	return u.ID, roomIDs
+}
+
+// benchAppend appends message n of user to room.
+func benchAppend(b *testing.B, s chat.Store, user, room, n int64) error {
+	_, _, err := s.Append(b.Context(), chat.NewMessage{
+		ConvID: room, Kind: chat.KindText, SenderID: user, ClientID: strconv.FormatInt(n, 10), Body: "hello, world", At: time.Now(),
+	})
+	return err
+}
+
+// BenchmarkAppend appends one message at a time, back to back: a
+// transaction each.
+func BenchmarkAppend(b *testing.B, s chat.Store) {
+	user, rooms := benchRooms(b, s, 1)
+	b.ReportAllocs()
+	n := int64(0)
+	for b.Loop() {
+		n++
+		if err := benchAppend(b, s, user, rooms[0], n); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+}
+
+// BenchmarkAppendParallel is target 6: 200 concurrent senders over 100
+// rooms.
+func BenchmarkAppendParallel(b *testing.B, s chat.Store) {
+	user, rooms := benchRooms(b, s, 100)
+	var n atomic.Int64
+	b.ReportAllocs()
+	b.SetParallelism(100) // 100 per core: 200 concurrent senders on 2 cores
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := n.Add(1)
+			if err := benchAppend(b, s, user, rooms[i%int64(len(rooms))], i); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+}
+
+// BenchmarkAppendAfterPause is the store's part of light load (target 3):
+// one message at a time, each after a pause, so that no batching helps,
+// caches have gone cold and the store has done whatever it does after a
+// write (SQLite: checkpoint). Its metric, µs/append, is the mean time of one
+// Append; ns/op counts the pauses too.
+func BenchmarkAppendAfterPause(b *testing.B, s chat.Store, pause time.Duration) {
+	const appends = 25
+	user, rooms := benchRooms(b, s, 1)
+	var spent time.Duration
+	n := int64(0)
+	for b.Loop() {
+		for range appends {
+			time.Sleep(pause)
+			n++
+			t0 := time.Now()
+			err := benchAppend(b, s, user, rooms[0], n)
+			spent += time.Since(t0)
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ReportMetric(float64(spent.Microseconds())/float64(n), "µs/append")
+}
