@@ -134,15 +134,13 @@ type browser struct {
 	problems []string // uncaught exceptions and console.error calls
 }
 
-// startBrowser starts Chromium with a fresh profile in a temporary
-// directory and opens a blank tab at a 1280x800 viewport. On failure it
-// startPair starts a server and Ada's and Grace's browsers, all given
-// timeout; the server's log is shown if the test fails.
-func startPair(t *testing.T, timeout time.Duration) (s *testServer, ada, grace *browser) {
+// startPair starts a server (with serverArgs) and Ada's and Grace's
+// browsers, all given timeout; the server's log is shown if the test fails.
+func startPair(t *testing.T, timeout time.Duration, serverArgs ...string) (s *testServer, ada, grace *browser) {
 	t.Helper()
 	exe := chromiumPath(t)
 	deadline := time.Now().Add(timeout)
-	s = startServer(t)
+	s = startServer(t, serverArgs...)
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("server stderr:\n%s", s.stderr)
@@ -151,6 +149,8 @@ func startPair(t *testing.T, timeout time.Duration) (s *testServer, ada, grace *
 	return s, startBrowser(t, exe, "ada", deadline), startBrowser(t, exe, "grace", deadline)
 }
 
+// startBrowser starts Chromium with a fresh profile in a temporary
+// directory and opens a blank tab at a 1280x800 viewport. On failure it
 // saves a screenshot and logs where, with the page's console.
 func startBrowser(t *testing.T, exe, profile string, deadline time.Time) *browser {
 	t.Helper()

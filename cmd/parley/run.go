@@ -84,6 +84,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	svc := chat.NewService(chat.Config{
 		MaxMessageLen:   cfg.MaxMessageLen,
 		MaxGroupMembers: cfg.MaxGroupMembers,
+		OnlineMax:       cfg.OnlineMax,
 		SessionTTL:      cfg.SessionTTL,
 		PublicURL:       cfg.publicURL(ln.Addr().String()),
 	}, chat.Deps{

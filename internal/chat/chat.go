@@ -297,8 +297,12 @@ func UserTopic(id int64) Topic { return Topic("user:" + strconv.FormatInt(id, 10
 type EventType string
 
 const (
-	EventMessage      EventType = "message"       // Message was appended to ConvID
-	EventPresence     EventType = "presence"      // User came online (Online) or went offline in ConvID
+	EventMessage  EventType = "message"  // Message was appended to ConvID
+	EventPresence EventType = "presence" // User came online (Online) or went offline in ConvID
+	// EventOnlineCount: OnlineCount users have ConvID open. It takes the
+	// place of EventPresence in a conversation where more than
+	// Config.OnlineMax are present.
+	EventOnlineCount  EventType = "online_count"
 	EventSessionEnded EventType = "session_ended" // SessionID of UserID signed out
 	EventContact      EventType = "contact"       // Contact changed, seen by the owner of the user topic
 	// EventConversation, on a user topic: Message was appended to ConvID
@@ -348,6 +352,9 @@ type Event struct {
 	// (ActivityStore.AppendUserEvent); 0 for events not kept there.
 	UserSeq  int64     `json:"user_seq,omitempty"`
 	LastSeen time.Time `json:"last_seen,omitzero"` // EventPresence going offline everywhere
+	// OnlineCount is how many users have ConvID open after an
+	// EventPresence in it (0 if unknown), or in an EventOnlineCount.
+	OnlineCount int `json:"online_count,omitempty"`
 }
 
 // Broker fans events out to every node. It is the fast path only: an event
@@ -374,8 +381,9 @@ type Presence interface {
 	Add(ctx context.Context, convID, userID int64) (first bool, err error)
 	// Remove undoes one Add; last reports whether none remain.
 	Remove(ctx context.Context, convID, userID int64) (last bool, err error)
-	// Online lists the users present in convID.
-	Online(ctx context.Context, convID int64) ([]int64, error)
+	// Online returns how many users are present in convID and at most max
+	// of them (any of them; none if max <= 0).
+	Online(ctx context.Context, convID int64, max int) (ids []int64, total int, err error)
 	// OnlineOf returns those of userIDs present in convID.
 	OnlineOf(ctx context.Context, convID int64, userIDs []int64) ([]int64, error)
 	// Watch registers fn to be called for each presence that ended without

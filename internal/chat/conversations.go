@@ -181,24 +181,23 @@ func (s *Service) ConversationFor(ctx context.Context, u User, id int64) (Conver
 
 // OpenConversation is OpenRoom for any conversation u is a member of: it
 // marks u present and returns the conversation as u sees it and who is
-// present, u included.
-func (s *Service) OpenConversation(ctx context.Context, u User, id int64) (Conversation, []User, error) {
+// present, u included, as Online does.
+func (s *Service) OpenConversation(ctx context.Context, u User, id int64) (Conversation, []User, int, error) {
 	if err := s.CheckMember(ctx, u, id); err != nil {
-		return Conversation{}, nil, err
+		return Conversation{}, nil, 0, err
 	}
 	c, err := s.ConversationFor(ctx, u, id)
 	if err != nil {
-		return Conversation{}, nil, err
+		return Conversation{}, nil, 0, err
 	}
 	if s.addPresence(ctx, id, u.ID) {
-		pu := public(u)
-		s.publish(ctx, ConvTopic(id), Event{Type: EventPresence, ConvID: id, User: &pu, Online: true})
+		s.convPresence(ctx, id, u, true)
 	}
-	online, err := s.Online(ctx, id)
+	online, n, err := s.Online(ctx, u, id)
 	if err != nil {
-		return Conversation{}, nil, err
+		return Conversation{}, nil, 0, err
 	}
-	return c, online, nil
+	return c, online, n, nil
 }
 
 // Conversations lists every conversation u is a member of, most recently

@@ -66,7 +66,7 @@ func TestGroupPermissions(t *testing.T) {
 			return err
 		}},
 		{"open", func(f *groupFixture, u chat.User) error {
-			_, _, err := f.svc.OpenConversation(ctx, u, f.g.ID)
+			_, _, _, err := f.svc.OpenConversation(ctx, u, f.g.ID)
 			return err
 		}},
 		{"get", func(f *groupFixture, u chat.User) error {

@@ -129,7 +129,57 @@ func (s *Service) presenceLost(convID, userID int64) {
 	if err != nil {
 		return
 	}
-	s.publish(ctx, ConvTopic(convID), Event{Type: EventPresence, ConvID: convID, User: &User{ID: u.ID, Name: u.Name}})
+	s.convPresence(ctx, convID, u, false)
+}
+
+// counts holds the conversations with an EventOnlineCount due.
+type counts struct {
+	mu  sync.Mutex
+	due map[int64]bool
+}
+
+// convPresence tells conversation id's subscribers that u has opened it
+// (online) or no longer has it open anywhere. Up to Config.OnlineMax
+// present, that is an EventPresence with the count after it. Above, it is
+// an EventOnlineCount, sent once OnlineCountEvery has passed, with the
+// count then, for every change in between: filling a room of n would
+// otherwise send n²/2 events.
+func (s *Service) convPresence(ctx context.Context, id int64, u User, online bool) {
+	_, n, err := s.presence.Online(ctx, id, 0)
+	if err != nil {
+		s.log.Warn("count presence", "conv", id, "err", err)
+		n = 0 // unknown: the event goes out without a count
+	}
+	if n > s.cfg.OnlineMax {
+		s.countLater(id)
+		return
+	}
+	pu := public(u)
+	s.publish(ctx, ConvTopic(id), Event{Type: EventPresence, ConvID: id, User: &pu, Online: online, OnlineCount: n})
+}
+
+// countLater publishes conversation id's EventOnlineCount after
+// OnlineCountEvery, unless one is due already.
+func (s *Service) countLater(id int64) {
+	s.counts.mu.Lock()
+	defer s.counts.mu.Unlock()
+	if s.counts.due[id] {
+		return
+	}
+	s.counts.due[id] = true
+	time.AfterFunc(s.cfg.OnlineCountEvery, func() {
+		s.counts.mu.Lock()
+		delete(s.counts.due, id)
+		s.counts.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, n, err := s.presence.Online(ctx, id, 0)
+		if err != nil {
+			s.log.Warn("count presence", "conv", id, "err", err)
+			return
+		}
+		s.publish(ctx, ConvTopic(id), Event{Type: EventOnlineCount, ConvID: id, OnlineCount: n})
+	})
 }
 
 // tellFriends publishes ev to the user topic of each friend of userID.

@@ -281,21 +281,20 @@ func (s *Service) appendRaw(ctx context.Context, nm NewMessage) (Message, bool, 
 }
 
 // OpenRoom marks u present in room id (u must be a member) and returns the
-// room and who is present now, u included.
-func (s *Service) OpenRoom(ctx context.Context, u User, id int64) (Room, []User, error) {
+// room and who is present now, u included, as Online does.
+func (s *Service) OpenRoom(ctx context.Context, u User, id int64) (Room, []User, int, error) {
 	r, err := s.member(ctx, u, id)
 	if err != nil {
-		return Room{}, nil, err
+		return Room{}, nil, 0, err
 	}
 	if s.addPresence(ctx, id, u.ID) {
-		pu := u
-		s.publish(ctx, ConvTopic(id), Event{Type: EventPresence, ConvID: id, User: &pu, Online: true})
+		s.convPresence(ctx, id, u, true)
 	}
-	online, err := s.Online(ctx, id)
+	online, n, err := s.Online(ctx, u, id)
 	if err != nil {
-		return Room{}, nil, err
+		return Room{}, nil, 0, err
 	}
-	return r, online, nil
+	return r, online, n, nil
 }
 
 // CloseRoom undoes one OpenRoom.
@@ -305,21 +304,40 @@ func (s *Service) CloseRoom(ctx context.Context, u User, id int64) error {
 		s.log.Warn("remove presence", "conv", id, "user", u.ID, "err", err)
 	}
 	if last {
-		pu := u
-		s.publish(ctx, ConvTopic(id), Event{Type: EventPresence, ConvID: id, User: &pu, Online: false})
+		s.convPresence(ctx, id, u, false)
 	}
 	return nil
 }
 
-// Online lists the users who have room id open, by name.
-func (s *Service) Online(ctx context.Context, id int64) ([]User, error) {
-	ids, err := s.presence.Online(ctx, id)
+// OnlineFor is Online for u, who must be allowed to read conversation id:
+// anyone a room, only its members a group or direct conversation.
+func (s *Service) OnlineFor(ctx context.Context, u User, id int64) ([]User, int, error) {
+	if err := s.readable(ctx, u, id); err != nil {
+		return nil, 0, err
+	}
+	return s.Online(ctx, u, id)
+}
+
+// Online returns how many users have conversation id open and, by name, at
+// most Config.OnlineMax of them: all of them up to that size. In a larger
+// one the list holds u if u is present: whoever looks sees themselves.
+func (s *Service) Online(ctx context.Context, u User, id int64) ([]User, int, error) {
+	ids, n, err := s.presence.Online(ctx, id, s.cfg.OnlineMax)
 	if err != nil {
-		return nil, internal("list presence", err)
+		return nil, 0, internal("list presence", err)
+	}
+	if n > len(ids) && !slices.Contains(ids, u.ID) {
+		in, err := s.presence.OnlineOf(ctx, id, []int64{u.ID})
+		if err != nil {
+			return nil, 0, internal("list presence", err)
+		}
+		if len(in) > 0 {
+			ids[len(ids)-1] = u.ID
+		}
 	}
 	us, err := s.store.Users(ctx, ids)
 	if err != nil {
-		return nil, internal("load users", err)
+		return nil, 0, internal("load users", err)
 	}
 	slices.SortFunc(us, func(a, b User) int {
 		if a.Name < b.Name {
@@ -330,7 +348,7 @@ func (s *Service) Online(ctx context.Context, id int64) ([]User, error) {
 		}
 		return int(a.ID - b.ID)
 	})
-	return us, nil
+	return us, n, nil
 }
 
 // RoomFor returns room id and whether u is a member of it.

@@ -35,28 +35,37 @@ type Config struct {
 	// connection ends: a connection that drops and comes back within it
 	// (a reload, a flaky network) tells nobody anything.
 	PresenceGrace time.Duration
+	// OnlineMax is the most users an online list names, and the most
+	// present in a conversation for whom each arrival and departure is an
+	// event to its members. Above it they get the count instead, at most
+	// once per OnlineCountEvery from each node: in a room of thousands, an
+	// event per arrival to everyone present costs O(n²) to fill it.
+	OnlineMax        int
+	OnlineCountEvery time.Duration
 }
 
 // DefaultConfig returns the documented defaults.
 func DefaultConfig() Config {
 	return Config{
-		MaxMessageLen:   4000,
-		CodeTTL:         10 * time.Minute,
-		CodeAttempts:    5,
-		CodesPerEmail:   5,
-		CodesPerIP:      30,
-		CodeWindow:      15 * time.Minute,
-		SessionTTL:      30 * 24 * time.Hour,
-		PublicURL:       "http://localhost:8080",
-		HistoryLimit:    100,
-		ActiveWindow:    24 * time.Hour,
-		AnonymousName:   "anonymous",
-		Now:             time.Now,
-		NewCode:         newCode,
-		NewToken:        newToken,
-		MailFromProduct: "Parley",
-		MaxGroupMembers: DefaultGroupMembers,
-		PresenceGrace:   5 * time.Second,
+		MaxMessageLen:    4000,
+		CodeTTL:          10 * time.Minute,
+		CodeAttempts:     5,
+		CodesPerEmail:    5,
+		CodesPerIP:       30,
+		CodeWindow:       15 * time.Minute,
+		SessionTTL:       30 * 24 * time.Hour,
+		PublicURL:        "http://localhost:8080",
+		HistoryLimit:     100,
+		ActiveWindow:     24 * time.Hour,
+		AnonymousName:    "anonymous",
+		Now:              time.Now,
+		NewCode:          newCode,
+		NewToken:         newToken,
+		MailFromProduct:  "Parley",
+		MaxGroupMembers:  DefaultGroupMembers,
+		PresenceGrace:    5 * time.Second,
+		OnlineMax:        100,
+		OnlineCountEvery: time.Second,
 	}
 }
 
@@ -88,6 +97,12 @@ func (c *Config) fill() {
 	}
 	if c.PresenceGrace == 0 {
 		c.PresenceGrace = d.PresenceGrace
+	}
+	if c.OnlineMax <= 0 {
+		c.OnlineMax = d.OnlineMax
+	}
+	if c.OnlineCountEvery <= 0 {
+		c.OnlineCountEvery = d.OnlineCountEvery
 	}
 	if c.HistoryLimit <= 0 {
 		c.HistoryLimit = d.HistoryLimit
@@ -126,6 +141,7 @@ type Service struct {
 	mailer   Mailer
 	log      *slog.Logger
 	away     away // connections ended, not yet counted out (presence.go)
+	counts   counts
 	kinds    kinds
 }
 
@@ -148,6 +164,7 @@ func NewService(cfg Config, d Deps) *Service {
 	}
 	s := &Service{cfg: cfg, store: d.Store, broker: d.Broker, presence: d.Presence, limiter: d.Limiter, mailer: d.Mailer, log: log}
 	s.away.timers = make(map[*time.Timer]func())
+	s.counts.due = make(map[int64]bool)
 	if s.presence != nil {
 		s.presence.Watch(s.presenceLost)
 	}

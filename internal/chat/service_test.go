@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -382,26 +383,28 @@ func TestRoomEvents(t *testing.T) {
 	wantError(t, "EnterRoom with a bad name", err, chat.ErrInvalid, chat.CodeInvalidField, "name")
 
 	// Opening counts connections; presence changes on the first and last.
-	presence := func(u chat.User, online bool) chat.Event {
-		return chat.Event{Type: chat.EventPresence, ConvID: room.ID, User: &u, Online: online}
+	// Each carries the count after it; the user as anyone may see them.
+	presence := func(u chat.User, online bool, count int) chat.Event {
+		pu := chat.User{ID: u.ID, Name: u.Name, CreatedAt: u.CreatedAt}
+		return chat.Event{Type: chat.EventPresence, ConvID: room.ID, User: &pu, Online: online, OnlineCount: count}
 	}
-	r, online, err := f.svc.OpenRoom(ctx, ada, room.ID)
-	if err != nil || r.ID != room.ID {
-		t.Fatalf("OpenRoom = %+v, %v", r, err)
+	r, online, n, err := f.svc.OpenRoom(ctx, ada, room.ID)
+	if err != nil || r.ID != room.ID || n != 1 {
+		t.Fatalf("OpenRoom = %+v, %d, %v", r, n, err)
 	}
 	if diff := cmp.Diff([]chat.User{ada}, online); diff != "" {
 		t.Errorf("online mismatch (-want +got):\n%s", diff)
 	}
-	if _, online, err = f.svc.OpenRoom(ctx, grace, room.ID); err != nil {
-		t.Fatal(err)
+	if _, online, n, err = f.svc.OpenRoom(ctx, grace, room.ID); err != nil || n != 2 {
+		t.Fatal(n, err)
 	}
 	if diff := cmp.Diff([]chat.User{ada, grace}, online); diff != "" {
 		t.Errorf("online mismatch (-want +got):\n%s", diff)
 	}
-	if _, _, err := f.svc.OpenRoom(ctx, grace, room.ID); err != nil { // a second tab
+	if _, _, _, err := f.svc.OpenRoom(ctx, grace, room.ID); err != nil { // a second tab
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]chat.Event{presence(ada, true), presence(grace, true)}, events.take()); diff != "" {
+	if diff := cmp.Diff([]chat.Event{presence(ada, true, 1), presence(grace, true, 2)}, events.take()); diff != "" {
 		t.Errorf("presence events mismatch (-want +got):\n%s", diff)
 	}
 	if err := f.svc.CloseRoom(ctx, grace, room.ID); err != nil {
@@ -413,11 +416,11 @@ func TestRoomEvents(t *testing.T) {
 	if err := f.svc.CloseRoom(ctx, grace, room.ID); err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]chat.Event{presence(grace, false)}, events.take()); diff != "" {
+	if diff := cmp.Diff([]chat.Event{presence(grace, false, 1)}, events.take()); diff != "" {
 		t.Errorf("presence events mismatch (-want +got):\n%s", diff)
 	}
-	if online, err := f.svc.Online(ctx, room.ID); err != nil || !cmp.Equal(online, []chat.User{ada}) {
-		t.Errorf("Online = %v, %v; want Ada", online, err)
+	if online, n, err := f.svc.Online(ctx, ada, room.ID); err != nil || !cmp.Equal(online, []chat.User{ada}) || n != 1 {
+		t.Errorf("Online = %v, %d, %v; want Ada", online, n, err)
 	}
 
 	// Leaving appends a leave message; a non-member can neither leave nor open.
@@ -429,9 +432,9 @@ func TestRoomEvents(t *testing.T) {
 	}
 	wantError(t, "LeaveRoom again", f.svc.LeaveRoom(ctx, grace, room.ID), chat.ErrForbidden, chat.CodeNotMember, "")
 	wantError(t, "LeaveRoom of no room", f.svc.LeaveRoom(ctx, grace, 999999), chat.ErrNotFound, chat.CodeNotFound, "")
-	_, _, err = f.svc.OpenRoom(ctx, grace, room.ID)
+	_, _, _, err = f.svc.OpenRoom(ctx, grace, room.ID)
 	wantError(t, "OpenRoom as a non-member", err, chat.ErrForbidden, chat.CodeNotMember, "")
-	_, _, err = f.svc.OpenRoom(ctx, grace, 999999)
+	_, _, _, err = f.svc.OpenRoom(ctx, grace, 999999)
 	wantError(t, "OpenRoom of no room", err, chat.ErrNotFound, chat.CodeNotFound, "")
 	if evs := events.take(); len(evs) != 0 {
 		t.Errorf("failed calls published %+v; want nothing", evs)
@@ -442,6 +445,78 @@ func TestRoomEvents(t *testing.T) {
 	joined, _, err := f.svc.Rooms(ctx, grace, 10)
 	if err != nil || len(joined) != 0 {
 		t.Errorf("Grace's rooms = %+v, %v; want none", joined, err)
+	}
+}
+
+// TestLargeRoomPresence: above OnlineMax present, the online list is cut
+// to OnlineMax and arrivals and departures become a count, sent once per
+// OnlineCountEvery.
+func TestLargeRoomPresence(t *testing.T) {
+	const every = 50 * time.Millisecond
+	f := newFixture(t, chat.Config{OnlineMax: 2, OnlineCountEvery: every})
+	ctx := context.Background()
+	var us []chat.User
+	for i, name := range []string{"Dee", "Cy", "Bo", "Al"} {
+		u, _ := f.signIn(t, fmt.Sprintf("u%d@example.com", i), name)
+		us = append(us, u)
+	}
+	room := f.enter(t, us[0], "big")
+	for _, u := range us[1:] {
+		f.enter(t, u, "big")
+	}
+	events := f.record(t, chat.ConvTopic(room.ID))
+	open := func(u chat.User, wantCount int) []chat.User {
+		t.Helper()
+		_, online, n, err := f.svc.OpenRoom(ctx, u, room.ID)
+		if err != nil || n != wantCount {
+			t.Fatalf("OpenRoom(%s) = %d present, %v; want %d", u.Name, n, err, wantCount)
+		}
+		return online
+	}
+	open(us[0], 1)
+	open(us[1], 2)
+	if evs := events.take(); len(evs) != 2 || evs[1].Type != chat.EventPresence || evs[1].OnlineCount != 2 {
+		t.Fatalf("events up to OnlineMax = %+v; want a presence each, the last counting 2", evs)
+	}
+	// Past OnlineMax: no presence event; the list holds OnlineMax, by name.
+	online := open(us[2], 3)
+	if len(online) != 2 || online[0].Name > online[1].Name || !slices.ContainsFunc(online, func(o chat.User) bool { return o.ID == us[2].ID }) {
+		t.Errorf("online list of 3 present = %+v; want 2 of them by name, Bo among them", online)
+	}
+	online = open(us[3], 4)
+	if len(online) != 2 || !slices.ContainsFunc(online, func(o chat.User) bool { return o.ID == us[3].ID }) {
+		t.Errorf("online list of 4 present = %+v; want 2 of them, Al among them", online)
+	}
+	if evs := events.take(); len(evs) != 0 {
+		t.Errorf("arrivals past OnlineMax published %+v at once; want nothing until the count is due", evs)
+	}
+	if err := f.svc.CloseRoom(ctx, us[3], room.ID); err != nil {
+		t.Fatal(err)
+	}
+	// One count for the three changes, once it is due.
+	var evs []chat.Event
+	for deadline := time.Now().Add(5 * time.Second); len(evs) == 0 && time.Now().Before(deadline); {
+		time.Sleep(every / 5)
+		evs = events.take()
+	}
+	want := []chat.Event{{Type: chat.EventOnlineCount, ConvID: room.ID, OnlineCount: 3}}
+	if diff := cmp.Diff(want, evs); diff != "" {
+		t.Fatalf("count event mismatch (-want +got):\n%s", diff)
+	}
+	time.Sleep(2 * every)
+	if evs := events.take(); len(evs) != 0 {
+		t.Errorf("after the count: %+v; want nothing more", evs)
+	}
+	// Back to OnlineMax: presence events again, each with its count.
+	if err := f.svc.CloseRoom(ctx, us[2], room.ID); err != nil {
+		t.Fatal(err)
+	}
+	evs = events.take()
+	if len(evs) != 1 || evs[0].Type != chat.EventPresence || evs[0].Online || evs[0].User.ID != us[2].ID || evs[0].OnlineCount != 2 {
+		t.Errorf("leaving down to OnlineMax published %+v; want Bo offline, 2 present", evs)
+	}
+	if online, n, err := f.svc.Online(ctx, us[0], room.ID); err != nil || n != 2 || len(online) != 2 {
+		t.Errorf("Online = %+v, %d, %v; want both present", online, n, err)
 	}
 }
 

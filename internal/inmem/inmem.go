@@ -152,15 +152,23 @@ func (p *Presence) Remove(_ context.Context, convID, userID int64) (bool, error)
 	return true, nil
 }
 
-// Online lists the users present in convID.
-func (p *Presence) Online(_ context.Context, convID int64) ([]int64, error) {
+// Online returns how many users are present in convID and at most max of
+// them.
+func (p *Presence) Online(_ context.Context, convID int64, max int) ([]int64, int, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	ids := make([]int64, 0, len(p.count[convID]))
-	for id := range p.count[convID] {
+	in := p.count[convID]
+	if max <= 0 {
+		return nil, len(in), nil
+	}
+	ids := make([]int64, 0, min(max, len(in)))
+	for id := range in {
+		if len(ids) == max {
+			break
+		}
 		ids = append(ids, id)
 	}
-	return ids, nil
+	return ids, len(in), nil
 }
 
 // OnlineOf returns those of userIDs present in convID.

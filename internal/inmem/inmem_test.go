@@ -67,7 +67,7 @@ func TestPresenceCountsConnectionsOnce(t *testing.T) {
 			t.Fatalf("step %d (add=%v user=%d) = %v, %v; want %v", i, s.add, s.user, got, err, s.transition)
 		}
 	}
-	online, err := p.Online(ctx, 10)
+	online, _, err := p.Online(ctx, 10, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +102,7 @@ func TestPresenceConcurrent(t *testing.T) {
 	if firsts != lasts || firsts < 1 {
 		t.Errorf("online transitions = %d, offline = %d; want equal and at least 1", firsts, lasts)
 	}
-	if online, _ := p.Online(ctx, 1); len(online) != 0 {
+	if online, n, _ := p.Online(ctx, 1, 100); len(online) != 0 || n != 0 {
 		t.Errorf("Online = %v; want none", online)
 	}
 }

@@ -280,21 +280,38 @@ func (p *Presence) release(k pair, e *entry) {
 	}
 }
 
-// Online lists the users present in convID on any node.
-func (p *Presence) Online(ctx context.Context, convID int64) ([]int64, error) {
-	ms, err := p.rdb.SMembers(ctx, p.p+"in:"+strconv.FormatInt(convID, 10)).Result()
-	if err != nil {
-		return nil, fmt.Errorf("online %d: %w", convID, err)
+// Online returns how many users are present in convID on any node and at
+// most max of them.
+func (p *Presence) Online(ctx context.Context, convID int64, max int) ([]int64, int, error) {
+	key := p.p + "in:" + strconv.FormatInt(convID, 10)
+	if max <= 0 {
+		n, err := p.rdb.SCard(ctx, key).Result()
+		if err != nil {
+			return nil, 0, fmt.Errorf("online %d: %w", convID, err)
+		}
+		return nil, int(n), nil
 	}
+	// One round trip, one snapshot: SRANDMEMBER with a positive count
+	// returns distinct members, the whole set if it is smaller.
+	var card *goredis.IntCmd
+	var some *goredis.StringSliceCmd
+	if _, err := p.rdb.TxPipelined(ctx, func(pipe goredis.Pipeliner) error {
+		card = pipe.SCard(ctx, key)
+		some = pipe.SRandMemberN(ctx, key, int64(max))
+		return nil
+	}); err != nil {
+		return nil, 0, fmt.Errorf("online %d: %w", convID, err)
+	}
+	ms := some.Val()
 	ids := make([]int64, 0, len(ms))
 	for _, m := range ms {
 		id, err := strconv.ParseInt(m, 10, 64)
 		if err != nil {
-			return nil, fmt.Errorf("online %d: bad member %q", convID, m)
+			return nil, 0, fmt.Errorf("online %d: bad member %q", convID, m)
 		}
 		ids = append(ids, id)
 	}
-	return ids, nil
+	return ids, int(card.Val()), nil
 }
 
 // OnlineOf returns those of userIDs present in convID, in their order, in

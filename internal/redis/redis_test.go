@@ -351,9 +351,12 @@ func mustRemove(tb testing.TB, p chat.Presence, conv, user int64, want bool) {
 
 func online(tb testing.TB, p chat.Presence, conv int64) []int64 {
 	tb.Helper()
-	ids, err := p.Online(context.Background(), conv)
+	ids, n, err := p.Online(context.Background(), conv, 1000)
 	if err != nil {
 		tb.Fatal(err)
+	}
+	if n != len(ids) {
+		tb.Fatalf("Online(%d) counts %d, lists %v", conv, n, ids)
 	}
 	slices.Sort(ids)
 	return ids

@@ -344,16 +344,15 @@ func (s *server) handleOnline() http.Handler {
 			s.fail(w, err)
 			return
 		}
-		if _, err := s.svc.Room(r.Context(), id); err != nil {
-			s.fail(w, err)
-			return
-		}
-		us, err := s.svc.Online(r.Context(), id)
+		us, n, err := s.svc.OnlineFor(r.Context(), authFrom(r.Context()).User, id)
 		if err != nil {
 			s.fail(w, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string][]userRef{"users": userRefs(us)})
+		writeJSON(w, http.StatusOK, struct {
+			Users []userRef `json:"users"`
+			Count int       `json:"count"`
+		}{userRefs(us), n})
 	})
 }
 

@@ -92,6 +92,7 @@ func TestGroup(t *testing.T) {
 	// Members only: Eve can neither read nor post nor see it.
 	wantError(t, "Eve GET group", ts.do(t, eve, "GET", groupPath(g.ID, ""), nil), http.StatusNotFound, "not_found")
 	wantError(t, "Eve history", ts.do(t, eve, "GET", roomPath(g.ID, "/messages"), nil), http.StatusNotFound, "not_found")
+	wantError(t, "Eve online list", ts.do(t, eve, "GET", roomPath(g.ID, "/online"), nil), http.StatusNotFound, "not_found")
 	wantError(t, "Eve conversation", ts.do(t, eve, "GET", "/api/conversations/"+strconv.FormatInt(g.ID, 10), nil), http.StatusNotFound, "not_found")
 	wantError(t, "Eve sends", ts.do(t, eve, "POST", "/api/conversations/"+strconv.FormatInt(g.ID, 10)+"/messages",
 		map[string]string{"client_id": "e1", "body": "hi"}), http.StatusNotFound, "not_found")

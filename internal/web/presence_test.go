@@ -3,6 +3,8 @@ package web_test
 import (
 	"net/http"
 	"net/url"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -76,4 +78,52 @@ func TestPresenceTabs(t *testing.T) {
 	}
 	ts.connect(t, gr)
 	presence(true)
+}
+
+// TestLargeRoomOnline: past chat.Config.OnlineMax present, "opened" and the
+// online list name OnlineMax of them with the full count, and arrivals
+// reach the others as a count, not one presence frame each.
+func TestLargeRoomOnline(t *testing.T) {
+	ts := newTestServer(t, withChat(func(c *chat.Config) {
+		c.OnlineMax = 2
+		c.OnlineCountEvery = 50 * time.Millisecond
+	}))
+	var cs []*client
+	for _, name := range []string{"Ada", "Bo", "Cy"} {
+		cs = append(cs, ts.signIn(t, strings.ToLower(name)+"@example.com", name))
+	}
+	room := ts.enterRoom(t, cs[0], "big")
+	for _, c := range cs[1:] {
+		ts.enterRoom(t, c, "big")
+	}
+	wa := ts.connect(t, cs[0])
+	wa.open(t, room.ID, nil)
+	wb := ts.connect(t, cs[1])
+	if op := wb.open(t, room.ID, nil); len(op.OnlineUsers) != 2 || op.OnlineCount != 2 {
+		t.Errorf("Bo's opened = %s; want both present, counted 2", op)
+	}
+	p := wa.take(t, "Bo's presence", func(f frame) bool { return f.Type == "presence" })
+	if p.User == nil || p.User.ID != cs[1].ID || !p.Online || p.OnlineCount != 2 {
+		t.Errorf("presence = %s; want Bo online, 2 present", p)
+	}
+
+	wc := ts.connect(t, cs[2])
+	if op := wc.open(t, room.ID, nil); len(op.OnlineUsers) != 2 || op.OnlineCount != 3 ||
+		!slices.ContainsFunc(op.OnlineUsers, func(u wireUser) bool { return u.ID == cs[2].ID }) {
+		t.Errorf("Cy's opened = %s; want 2 of those present, Cy among them, counted 3", op)
+	}
+	for _, w := range []*wsClient{wa, wb} {
+		f := w.take(t, "the count", func(f frame) bool { return f.Type == "online_count" || f.Type == "presence" })
+		if f.Type != "online_count" || f.RoomID != room.ID || f.OnlineCount != 3 {
+			t.Errorf("%s got %s; want the count of room %d, 3", w.name, f, room.ID)
+		}
+	}
+	var online struct {
+		Users []wireUser `json:"users"`
+		Count int        `json:"count"`
+	}
+	ts.mustDo(t, cs[0], "GET", roomPath(room.ID, "/online"), nil, http.StatusOK, &online)
+	if len(online.Users) != 2 || online.Count != 3 {
+		t.Errorf("GET online = %+v; want 2 users, count 3", online)
+	}
 }

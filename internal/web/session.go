@@ -253,6 +253,7 @@ func (n *session) open(f inFrame, reply func(any)) error {
 	var (
 		conv   chat.Conversation
 		online []chat.User
+		count  int
 		err    error
 	)
 	if n.isOpen(f.RoomID) {
@@ -263,7 +264,7 @@ func (n *session) open(f inFrame, reply func(any)) error {
 			}
 		}
 		if err == nil {
-			online, err = n.s.svc.Online(ctx, f.RoomID)
+			online, count, err = n.s.svc.Online(ctx, n.user, f.RoomID)
 		}
 	} else {
 		// Subscribe before OpenConversation reads the conversation, so
@@ -276,7 +277,7 @@ func (n *session) open(f inFrame, reply func(any)) error {
 		if err := n.s.hub.Subscribe(n.client, chat.ConvTopic(f.RoomID)); err != nil {
 			return err
 		}
-		conv, online, err = n.s.svc.OpenConversation(ctx, n.user, f.RoomID)
+		conv, online, count, err = n.s.svc.OpenConversation(ctx, n.user, f.RoomID)
 		if err != nil {
 			if conv.Kind != chat.ConvGroup {
 				n.s.hub.Unsubscribe(n.client, chat.ConvTopic(f.RoomID))
@@ -293,7 +294,7 @@ func (n *session) open(f inFrame, reply func(any)) error {
 	if err != nil {
 		return err
 	}
-	opened := openedFrame{Type: "opened", Ref: f.Ref, Room: conversationOf(conv), Online: userRefs(online)}
+	opened := openedFrame{Type: "opened", Ref: f.Ref, Room: conversationOf(conv), Online: userRefs(online), OnlineCount: count}
 	if conv.Kind == chat.ConvRoom {
 		opened.Room = conv.Room()
 	} else {

@@ -46,8 +46,8 @@ func TestTwoUsersChat(t *testing.T) {
 	}
 	wa := ts.connect(t, ada)
 	op := wa.open(t, room.ID, nil)
-	if diff := cmp.Diff([]wireUser{{ID: ada.ID, Name: "Ada"}}, op.OnlineUsers); diff != "" {
-		t.Errorf("Ada's opened.online mismatch (-want +got):\n%s", diff)
+	if diff := cmp.Diff([]wireUser{{ID: ada.ID, Name: "Ada"}}, op.OnlineUsers); diff != "" || op.OnlineCount != 1 {
+		t.Errorf("Ada's opened.online (count %d) mismatch (-want +got):\n%s", op.OnlineCount, diff)
 	}
 
 	// Grace enters: Ada sees her join notice.
@@ -63,8 +63,8 @@ func TestTwoUsersChat(t *testing.T) {
 	// Grace opens the room: Ada sees her come online.
 	wg := ts.connect(t, grace)
 	op = wg.open(t, room.ID, nil)
-	if diff := cmp.Diff([]wireUser{{ID: ada.ID, Name: "Ada"}, {ID: grace.ID, Name: "Grace"}}, op.OnlineUsers); diff != "" {
-		t.Errorf("Grace's opened.online mismatch (-want +got):\n%s", diff)
+	if diff := cmp.Diff([]wireUser{{ID: ada.ID, Name: "Ada"}, {ID: grace.ID, Name: "Grace"}}, op.OnlineUsers); diff != "" || op.OnlineCount != 2 {
+		t.Errorf("Grace's opened.online (count %d) mismatch (-want +got):\n%s", op.OnlineCount, diff)
 	}
 	if op.Room.LastSeq != 2 || op.Room.Members != 2 {
 		t.Errorf("opened.room = %+v; want last_seq 2, 2 members", op.Room)
@@ -106,10 +106,11 @@ func TestTwoUsersChat(t *testing.T) {
 
 	var online struct {
 		Users []wireUser `json:"users"`
+		Count int        `json:"count"`
 	}
 	ts.mustDo(t, grace, "GET", roomPath(room.ID, "/online"), nil, http.StatusOK, &online)
-	if diff := cmp.Diff([]wireUser{{ID: ada.ID, Name: "Ada"}}, online.Users); diff != "" {
-		t.Errorf("GET online mismatch (-want +got):\n%s", diff)
+	if diff := cmp.Diff([]wireUser{{ID: ada.ID, Name: "Ada"}}, online.Users); diff != "" || online.Count != 1 {
+		t.Errorf("GET online (count %d) mismatch (-want +got):\n%s", online.Count, diff)
 	}
 
 	// Ada saw exactly these events, nothing more.

@@ -689,11 +689,20 @@ type messageFrame struct {
 // presenceFrame is a user's presence in a conversation (RoomID set) or,
 // without RoomID, a friend's presence anywhere.
 type presenceFrame struct {
-	Type     string    `json:"type"`
-	RoomID   int64     `json:"room_id,omitempty"`
-	User     userRef   `json:"user"`
-	Online   bool      `json:"online"`
-	LastSeen time.Time `json:"last_seen,omitzero"`
+	Type        string    `json:"type"`
+	RoomID      int64     `json:"room_id,omitempty"`
+	User        userRef   `json:"user"`
+	Online      bool      `json:"online"`
+	LastSeen    time.Time `json:"last_seen,omitzero"`
+	OnlineCount int       `json:"online_count,omitempty"` // with room_id: how many have the room open now
+}
+
+// onlineCountFrame: how many have a room open, where too many do for a
+// presence frame each.
+type onlineCountFrame struct {
+	Type        string `json:"type"`
+	RoomID      int64  `json:"room_id"`
+	OnlineCount int    `json:"online_count"`
 }
 
 // receiptFrame: another member's read position in a conversation moved.
@@ -705,11 +714,14 @@ type receiptFrame struct {
 }
 
 type openedFrame struct {
-	Type   string              `json:"type"`
-	Ref    string              `json:"ref,omitempty"`
-	Room   any                 `json:"room"` // chat.Room, or conversationJSON for other kinds
-	Online []userRef           `json:"online"`
-	Reads  []chat.ReadPosition `json:"reads,omitempty"` // direct and group: the other members' read positions
+	Type   string    `json:"type"`
+	Ref    string    `json:"ref,omitempty"`
+	Room   any       `json:"room"`   // chat.Room, or conversationJSON for other kinds
+	Online []userRef `json:"online"` // at most chat.Config.OnlineMax of those present
+	// OnlineCount is how many have the room open, more than len(Online)
+	// in a room with more than chat.Config.OnlineMax present.
+	OnlineCount int                 `json:"online_count"`
+	Reads       []chat.ReadPosition `json:"reads,omitempty"` // direct and group: the other members' read positions
 }
 
 type roomFrame struct {
@@ -748,7 +760,9 @@ func encodeNative(ev chat.Event) []byte {
 		if ev.User == nil {
 			return nil
 		}
-		v = presenceFrame{Type: "presence", RoomID: ev.ConvID, User: userRef{ID: ev.User.ID, Name: ev.User.Name}, Online: ev.Online, LastSeen: ev.LastSeen}
+		v = presenceFrame{Type: "presence", RoomID: ev.ConvID, User: userRef{ID: ev.User.ID, Name: ev.User.Name}, Online: ev.Online, LastSeen: ev.LastSeen, OnlineCount: ev.OnlineCount}
+	case chat.EventOnlineCount:
+		v = onlineCountFrame{Type: "online_count", RoomID: ev.ConvID, OnlineCount: ev.OnlineCount}
 	case chat.EventReceipt:
 		v = receiptFrame{Type: "receipt", RoomID: ev.ConvID, UserID: ev.UserID, Seq: ev.Seq}
 	case chat.EventContact:

@@ -35,6 +35,7 @@ type frame struct {
 	User         *wireUser
 	Online       bool       // presence
 	OnlineUsers  []wireUser // opened
+	OnlineCount  int        // opened, presence in a room, online_count
 	Code         string
 	Field        string
 	RetryAfterMS int64
@@ -90,6 +91,7 @@ func parseFrame(line []byte) (frame, error) {
 		UserID       int64              `json:"user_id"`
 		Reads        []wireRead         `json:"reads"`
 		Rooms        []int64            `json:"rooms"`
+		OnlineCount  int                `json:"online_count"`
 	}
 	if err := decodeStrict(line, &w); err != nil {
 		return frame{}, fmt.Errorf("bad frame %q: %v", line, err)
@@ -100,6 +102,7 @@ func parseFrame(line []byte) (frame, error) {
 		Field: w.Field, RetryAfterMS: w.RetryAfterMS, Limits: w.Limits, Error: w.Error,
 		State: w.State, Since: w.Since, Seq: w.Seq, Kind: w.Kind, Peer: w.Peer, Reason: w.Reason,
 		UserSeq: w.UserSeq, Channel: w.Channel, LastSeen: w.LastSeen, UserID: w.UserID, Reads: w.Reads, Rooms: w.Rooms,
+		OnlineCount: w.OnlineCount,
 	}
 	var err error
 	switch m := bytes.TrimSpace(w.Message); {

@@ -66,6 +66,7 @@ export const api = {
   enterRoom: (name) => request('POST', '/api/rooms', { name }).then((d) => d.room),
   room: (id) => request('GET', roomPath(id)),
   leaveRoom: (id) => request('DELETE', `${roomPath(id)}/members/me`),
+  online: (id) => request('GET', `${roomPath(id)}/online`),
 
   conversations: () => request('GET', '/api/conversations').then((d) => d.conversations || []),
   conversation: (id) => request('GET', `/api/conversations/${encodeURIComponent(id)}`).then((d) => d.conversation),

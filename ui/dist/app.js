@@ -34,6 +34,8 @@ const state = {
   hasOlder: false,
   loadingOlder: false,
   online: new Map(), // user id → User
+  onlineCount: 0, // how many have the open room open: more than online.size in a large room
+  onlineFetch: false, // a GET of the online list is under way
   pendingEls: new Map(), // client id → element of an unacknowledged send
   roomsTimer: 0,
   roomsSoon: null,
@@ -1201,6 +1203,7 @@ function resetRoomView(room) {
   for (const el of [...$('messages').children]) if (el.id !== 'history-top') el.remove();
   state.pendingEls.clear();
   state.online = new Map();
+  state.onlineCount = 0;
   state.oldest = 0;
   state.hasOlder = false;
   state.loadingOlder = false;
@@ -1227,6 +1230,7 @@ function closeRoom() {
   for (const el of [...$('messages').children]) if (el.id !== 'history-top') el.remove();
   state.pendingEls.clear();
   state.online = new Map();
+  state.onlineCount = 0;
   renderOnline();
   showScreen('list');
   renderRooms();
@@ -1722,6 +1726,7 @@ function endAccess(reason) {
   state.typing.clear();
   renderTyping();
   state.online = new Map();
+  state.onlineCount = 0;
   renderOnline();
   $('room-sub').textContent = 'No longer a member';
   composerError('');
@@ -1827,6 +1832,13 @@ function renderOnline() {
     li.append(avatar(u.id, u.name), h('span', 'name', displayName(u.id, u.name)));
     return li;
   });
+  // A large room's list names some of those present; the count is all.
+  const count = Math.max(state.onlineCount, users.length);
+  if (count > users.length) {
+    const more = h('li', 'more', `+${count - users.length} more`);
+    more.dataset.more = String(count - users.length);
+    items.push(more);
+  }
   $('online-list').replaceChildren(...items);
   const room = state.room;
   let sub = '';
@@ -1835,9 +1847,29 @@ function renderOnline() {
     if (users.some((u) => u.id === room.peer.id) || p === 'Online') sub = 'Direct chat · online';
     else sub = p ? `Direct chat · ${p.replace(/^Offline · /, '').toLowerCase()}` : 'Direct chat';
   } else if (room) {
-    sub = `${plural(room.members ?? 0, 'member')} · ${users.length} online`;
+    sub = `${plural(room.members ?? 0, 'member')} · ${count} online`;
   }
   $('room-sub').textContent = sub;
+}
+
+// refreshOnline loads the open room's online list again: when presence
+// frames leave it out of step with the count (a room that was large, and
+// whose list was partial, has become small again).
+function refreshOnline(id) {
+  if (state.onlineFetch) return;
+  state.onlineFetch = true;
+  api
+    .online(id)
+    .then((d) => {
+      if (!state.room || state.room.id !== id) return;
+      state.online = new Map((d.users || []).map((u) => [u.id, u]));
+      state.onlineCount = d.count;
+      renderOnline();
+    })
+    .catch(() => {}) // the next presence frame tries again
+    .finally(() => {
+      state.onlineFetch = false;
+    });
 }
 
 // ---------------------------------------------------------------- messages
@@ -2325,13 +2357,14 @@ function startSocket() {
         renderMe();
       }
     })
-    .on('opened', ({ room, online, reads }) => {
+    .on('opened', ({ room, online, onlineCount, reads }) => {
       if (reads) setReads(room.id, reads);
       if (!current(room.id)) return;
       const name = state.room.name;
       Object.assign(state.room, room); // same object: in-flight page loads stay valid
       if (state.room.kind !== 'direct' && !state.room.name) state.room.name = name;
       state.online = new Map(online.map((u) => [u.id, u]));
+      state.onlineCount = onlineCount ?? online.length;
       renderOnline();
       if (state.room.name !== name) updateRoomTitle();
       renderReceipts();
@@ -2345,12 +2378,25 @@ function startSocket() {
       renderTyping();
       setTimeout(renderTyping, 5100);
     })
+    .on('online-count', (f) => {
+      // A large room: how many are present, in place of a presence frame each.
+      if (!current(f.room_id)) return;
+      state.onlineCount = f.online_count;
+      renderOnline();
+    })
     .on('presence', (f) => {
       if (!current(f.room_id)) return;
+      const known = state.online.has(f.user.id);
       if (f.online) state.online.set(f.user.id, f.user);
       else state.online.delete(f.user.id);
+      if (typeof f.online_count === 'number') {
+        state.onlineCount = f.online_count;
+        if (state.online.size !== f.online_count) refreshOnline(f.room_id);
+      }
       renderOnline();
-      if (state.me && f.user.id === state.me.id) return;
+      // Going offline is news only about someone the list showed: in a
+      // room that was large, others came and went as a count.
+      if ((state.me && f.user.id === state.me.id) || (!f.online && !known)) return;
       const stick = nearBottom();
       appendLive(presenceEl(f.user, f.online));
       if (stick) scrollToBottom();

@@ -7,10 +7,11 @@
 // Events (socket.on(type, fn)):
 //   state        {state: 'connecting'|'connected'|'disconnected', transport: 'ws'|'poll', retryAt?}
 //   hello        the hello frame (user, limits)
-//   opened       {room, online, reads}   reads: [{user_id, seq}] or undefined
+//   opened       {room, online, onlineCount, reads}   online: some of the onlineCount present; reads: [{user_id, seq}] or undefined
 //   messages     {roomId, messages}   new messages in seq order, never repeated
 //   conv-message {roomId, message}   a message of a conversation not open here
 //   presence     the presence frame of an open room
+//   online-count the online_count frame of an open room: in a large room, how many are present
 //   user-presence a presence frame without room_id: a friend went on- or offline
 //   receipt      {room_id, user_id, seq}: another member's read position moved
 //   removed      {room_id, reason}: the user left or lost a group; it is forgotten
@@ -558,7 +559,12 @@ export class ChatSocket {
         this.refs.delete(f.ref);
         const rs = f.room && this.rooms.get(f.room.id);
         if (!rs) break;
-        this.emit('opened', { room: f.room, online: f.online || [], reads: Array.isArray(f.reads) ? f.reads : undefined });
+        this.emit('opened', {
+          room: f.room,
+          online: f.online || [],
+          onlineCount: typeof f.online_count === 'number' ? f.online_count : undefined,
+          reads: Array.isArray(f.reads) ? f.reads : undefined,
+        });
         if (!rs.syncing && f.room.last_seq > rs.last) this.requestSync(rs);
         break;
       }
@@ -595,6 +601,9 @@ export class ChatSocket {
       case 'presence':
         if (f.room_id == null) this.emit('user-presence', f);
         else if (this.rooms.has(f.room_id)) this.emit('presence', f);
+        break;
+      case 'online_count':
+        if (this.rooms.has(f.room_id)) this.emit('online-count', f);
         break;
       case 'receipt':
         if (f.room_id && f.user_id && f.seq >= 0) this.emit('receipt', f);

@@ -20,9 +20,12 @@ func TestPresence(t *testing.T, open func(t *testing.T) chat.Presence) {
 	sorted := cmpopts.SortSlices(func(a, b int64) bool { return a < b })
 	wantOnline := func(t *testing.T, p chat.Presence, conv int64, want []int64) {
 		t.Helper()
-		got, err := p.Online(ctx, conv)
+		got, n, err := p.Online(ctx, conv, 1000)
 		if err != nil {
 			t.Fatalf("Online(%d): %v", conv, err)
+		}
+		if n != len(got) {
+			t.Errorf("Online(%d) counts %d, lists %d", conv, n, len(got))
 		}
 		if diff := cmp.Diff(want, got, sorted, cmpopts.EquateEmpty()); diff != "" {
 			t.Errorf("Online(%d) mismatch (-want +got):\n%s", conv, diff)
@@ -80,6 +83,34 @@ func TestPresence(t *testing.T, open func(t *testing.T) chat.Presence) {
 		remove(t, p, chat.Everywhere, 7, true)
 		wantOnline(t, p, chat.Everywhere, nil)
 		wantOnline(t, p, 2, []int64{7, 8})
+	})
+
+	t.Run("OnlineCapped", func(t *testing.T) {
+		p := open(t)
+		all := []int64{1, 2, 3, 4, 5}
+		for _, u := range all {
+			add(t, p, 20, u, true)
+		}
+		add(t, p, 20, 3, false) // a second tab counts once
+		for _, limit := range []int{0, -1, 3, 5, 6} {
+			got, n, err := p.Online(ctx, 20, limit)
+			if err != nil {
+				t.Fatalf("Online(20, %d): %v", limit, err)
+			}
+			if want := min(max(limit, 0), 5); n != 5 || len(got) != want {
+				t.Errorf("Online(20, %d) = %v, %d; want %d of 5 users, and 5", limit, got, n, want)
+			}
+			seen := map[int64]bool{}
+			for _, u := range got {
+				if !slices.Contains(all, u) || seen[u] {
+					t.Errorf("Online(20, %d) = %v: %d is not present or listed twice", limit, got, u)
+				}
+				seen[u] = true
+			}
+		}
+		if got, n, err := p.Online(ctx, 21, 3); err != nil || len(got) != 0 || n != 0 {
+			t.Errorf("Online of an empty conversation = %v, %d, %v; want none", got, n, err)
+		}
 	})
 
 	t.Run("OnlineOf", func(t *testing.T) {
