@@ -78,11 +78,17 @@ func adminSessions(ctx context.Context, args []string, getenv func(string) strin
 	prefix := fs.String("prefix", "bench", "users are PREFIX-N@DOMAIN, named PREFIX-N")
 	domain := fs.String("domain", "bench.invalid", "email domain of the users")
 	ttl := fs.Duration("ttl", 0, "session lifetime (default: the server's, 720h)")
+	room := fs.String("room", "", "also make every user a member of this room (created if needed), as entering it does")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *count < 1 || *count > 1_000_000 {
 		return fmt.Errorf("--count must be between 1 and 1000000, not %d", *count)
+	}
+	if *room != "" {
+		if err := chat.ValidRoomName(*room); err != nil {
+			return fmt.Errorf("--room: %w", err)
+		}
 	}
 	st, err := openStore(ctx, *db)
 	if err != nil {
@@ -100,6 +106,11 @@ func adminSessions(ctx context.Context, args []string, getenv func(string) strin
 		in, err := svc.IssueSession(ctx, name+"@"+*domain, name)
 		if err != nil {
 			return fmt.Errorf("session for %s: %w", name, err)
+		}
+		if *room != "" {
+			if _, err := svc.EnterRoom(ctx, in.User, *room); err != nil {
+				return fmt.Errorf("%s enters %s: %w", name, *room, err)
+			}
 		}
 		fmt.Fprintf(w, "%d\t%s\t%s\n", in.User.ID, in.User.Email, in.Token)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -61,6 +62,40 @@ func TestBenchCommand(t *testing.T) {
 				t.Errorf("no summary in the output:\n%s", stdout.String())
 			}
 		})
+	}
+
+	// Users made members beforehand: the bench's entering adds no join.
+	members := filepath.Join(t.TempDir(), "members.db")
+	var memberTokens bytes.Buffer
+	if err := run(ctx, []string{"admin", "sessions", "--db", members, "--count", "3", "--room", "bench-0"}, noEnv, &memberTokens, &stderr); err != nil {
+		t.Fatalf("admin sessions --room: %v\n%s", err, stderr.String())
+	}
+	memberFile := filepath.Join(t.TempDir(), "member-tokens")
+	if err := os.WriteFile(memberFile, memberTokens.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ms := startServer(t, "--db", members, "--send-rate", "1000", "--send-burst", "1000")
+	var room struct {
+		Room struct {
+			ID      int64 `json:"id"`
+			LastSeq int64 `json:"last_seq"`
+			Members int   `json:"members"`
+		} `json:"room"`
+	}
+	postJSON(t, signIn(t, ms, "zed@example.com", "Zed"), "POST", ms.URL+"/api/rooms", map[string]string{"name": "bench-0"}, http.StatusOK, &room)
+	if room.Room.Members != 4 || room.Room.LastSeq != 4 {
+		t.Errorf("bench-0 after 3 members were made and Zed entered = %+v; want 4 members, 4 joins", room.Room)
+	}
+	var mout bytes.Buffer
+	if err := run(ctx, []string{"bench", "--targets", ms.URL, "--tokens", memberFile, "--conns", "3", "--senders", "1",
+		"--rate", "20", "--duration", "300ms", "--drain", "2s"}, noEnv, &mout, &mout); err != nil {
+		t.Fatalf("parley bench on members: %v\n%s", err, mout.String())
+	}
+	if !strings.Contains(mout.String(), "result       OK") {
+		t.Errorf("bench on members made beforehand:\n%s", mout.String())
+	}
+	if err := run(ctx, []string{"admin", "sessions", "--db", members, "--room", "no spaces"}, noEnv, &memberTokens, &stderr); err == nil {
+		t.Error("admin sessions --room with a bad name succeeded")
 	}
 
 	var out bytes.Buffer

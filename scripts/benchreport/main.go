@@ -270,14 +270,17 @@ func targets(b *strings.Builder, runs map[string]*run) {
 				"p99 to the last recipient ≤ 100 ms", v})
 		}
 	}
-	if r := runs["target4-distinct"]; r != nil {
+	if r := runs["target4-joining"]; r != nil {
 		if res, bad := resultOf(r); bad != "" {
 			add(row{"4", r.Name, bad, "", notRun})
 		} else {
-			add(row{"4", r.Name,
-				fmt.Sprintf("set-up only: %s of %s distinct users connected to one room in %.1f s (%.0f/s), then the %g s bound stopped the run",
-					commas(float64(res.ConnsEstablished)), commas(float64(r.Tokens)), res.ConnectSeconds, res.ConnectRate, r.BoundSeconds),
-				"(a 10,000-member room fills in bounded time)", info})
+			got := fmt.Sprintf("set-up only: %s distinct users, none a member before, entered one room (a join message each, to everyone there) and connected in %.1f s (%.0f/s)",
+				commas(float64(res.ConnsEstablished)), res.ConnectSeconds, res.ConnectRate)
+			if res.ConnsEstablished < r.Tokens {
+				got = fmt.Sprintf("set-up only: %s of %s distinct users, none a member before, entered one room (a join message each, to everyone there) and connected in %.1f s (%.0f/s), then the %g s bound stopped the run",
+					commas(float64(res.ConnsEstablished)), commas(float64(r.Tokens)), res.ConnectSeconds, res.ConnectRate, r.BoundSeconds)
+			}
+			add(row{"4", r.Name, got, "(10,000 newcomers fill a room in bounded time)", info})
 		}
 	}
 	if r := runs["target5"]; r != nil {
