@@ -85,6 +85,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		MaxMessageLen:   cfg.MaxMessageLen,
 		MaxGroupMembers: cfg.MaxGroupMembers,
 		OnlineMax:       cfg.OnlineMax,
+		AnnounceMax:     cfg.AnnounceMax,
 		SessionTTL:      cfg.SessionTTL,
 		PublicURL:       cfg.publicURL(ln.Addr().String()),
 	}, chat.Deps{

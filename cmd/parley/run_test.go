@@ -281,11 +281,11 @@ func TestConfig(t *testing.T) {
 		t.Errorf("PARLEY_MAX_GROUP_MEMBERS=500: MaxGroupMembers = %d, %v; want 500", c.MaxGroupMembers, err)
 	}
 
-	_, err = parseConfig([]string{"--max-message-len", "0", "--origins", "ftp://x", "--tls-cert", "c.pem", "--max-group-members", "1", "--online-max", "0"}, func(string) string { return "" }, io.Discard)
+	_, err = parseConfig([]string{"--max-message-len", "0", "--origins", "ftp://x", "--tls-cert", "c.pem", "--max-group-members", "1", "--online-max", "0", "--announce-max", "0"}, func(string) string { return "" }, io.Discard)
 	if err == nil {
 		t.Fatal("bad flags accepted")
 	}
-	for _, want := range []string{"--max-message-len", "--origins", "--tls-cert", "--max-group-members", "--online-max"} {
+	for _, want := range []string{"--max-message-len", "--origins", "--tls-cert", "--max-group-members", "--online-max", "--announce-max"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %s; every problem should be reported at once", err, want)
 		}

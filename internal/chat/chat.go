@@ -187,11 +187,13 @@ type RoomStore interface {
 	EnsureRoom(ctx context.Context, name string, at time.Time) (Room, error)
 	Room(ctx context.Context, id int64) (Room, error)
 	RoomByName(ctx context.Context, name string) (Room, error)
-	// JoinRoom makes userID a member and, in the same transaction, appends
-	// a KindJoin message; joined is false (and m zero) if already a member.
-	JoinRoom(ctx context.Context, roomID, userID int64, at time.Time) (m Message, joined bool, err error)
-	// LeaveRoom is JoinRoom's inverse, appending KindLeave.
-	LeaveRoom(ctx context.Context, roomID, userID int64, at time.Time) (m Message, left bool, err error)
+	// JoinRoom makes userID a member and, if announce, in the same
+	// transaction appends a KindJoin message; joined is false (and m zero)
+	// if already a member. Without announce, m is zero and the member has
+	// read the room up to its last message, as the join would have made it.
+	JoinRoom(ctx context.Context, roomID, userID int64, at time.Time, announce bool) (m Message, joined bool, err error)
+	// LeaveRoom is JoinRoom's inverse, appending KindLeave if announce.
+	LeaveRoom(ctx context.Context, roomID, userID int64, at time.Time, announce bool) (m Message, left bool, err error)
 	IsMember(ctx context.Context, roomID, userID int64) (bool, error)
 	// UserRooms lists the rooms userID belongs to, most recently active first.
 	UserRooms(ctx context.Context, userID int64) ([]Room, error)

@@ -13,7 +13,8 @@ func notMember() error {
 }
 
 // EnterRoom creates the room called name if needed and makes u a member.
-// Joining appends a join message to the room's sequence.
+// Joining appends a join message to the room's sequence, unless the room
+// has Config.AnnounceMax members already.
 func (s *Service) EnterRoom(ctx context.Context, u User, name string) (Room, error) {
 	if err := ValidRoomName(name); err != nil {
 		return Room{}, err
@@ -23,11 +24,11 @@ func (s *Service) EnterRoom(ctx context.Context, u User, name string) (Room, err
 	if err != nil {
 		return Room{}, internal("ensure room", err)
 	}
-	m, joined, err := s.store.JoinRoom(ctx, r.ID, u.ID, now)
+	m, joined, err := s.store.JoinRoom(ctx, r.ID, u.ID, now, r.Members < s.cfg.AnnounceMax)
 	if err != nil {
 		return Room{}, internal("join room", err)
 	}
-	if joined {
+	if joined && m.Seq > 0 {
 		s.publish(ctx, ConvTopic(r.ID), Event{Type: EventMessage, ConvID: r.ID, Message: &m})
 	}
 	r, err = s.store.Room(ctx, r.ID)
@@ -37,19 +38,23 @@ func (s *Service) EnterRoom(ctx context.Context, u User, name string) (Room, err
 	return r, nil
 }
 
-// LeaveRoom ends u's membership of room id.
+// LeaveRoom ends u's membership of room id, with a leave message unless
+// the room has more than Config.AnnounceMax members.
 func (s *Service) LeaveRoom(ctx context.Context, u User, id int64) error {
-	if _, err := s.room(ctx, id); err != nil {
+	r, err := s.room(ctx, id)
+	if err != nil {
 		return err
 	}
-	m, left, err := s.store.LeaveRoom(ctx, id, u.ID, s.cfg.Now())
+	m, left, err := s.store.LeaveRoom(ctx, id, u.ID, s.cfg.Now(), r.Members <= s.cfg.AnnounceMax)
 	if err != nil {
 		return internal("leave room", err)
 	}
 	if !left {
 		return notMember()
 	}
-	s.publish(ctx, ConvTopic(id), Event{Type: EventMessage, ConvID: id, Message: &m})
+	if m.Seq > 0 {
+		s.publish(ctx, ConvTopic(id), Event{Type: EventMessage, ConvID: id, Message: &m})
+	}
 	return nil
 }
 

@@ -42,6 +42,11 @@ type Config struct {
 	// event per arrival to everyone present costs O(n²) to fill it.
 	OnlineMax        int
 	OnlineCountEvery time.Duration
+	// AnnounceMax is the most members a room may have for joining and
+	// leaving it to append a message. In a larger room, a message to
+	// everyone each time one of thousands comes or goes is noise, and
+	// 10,000 newcomers would cost 10,000²/2 deliveries.
+	AnnounceMax int
 }
 
 // DefaultConfig returns the documented defaults.
@@ -66,6 +71,7 @@ func DefaultConfig() Config {
 		PresenceGrace:    5 * time.Second,
 		OnlineMax:        100,
 		OnlineCountEvery: time.Second,
+		AnnounceMax:      1000,
 	}
 }
 
@@ -103,6 +109,9 @@ func (c *Config) fill() {
 	}
 	if c.OnlineCountEvery <= 0 {
 		c.OnlineCountEvery = d.OnlineCountEvery
+	}
+	if c.AnnounceMax <= 0 {
+		c.AnnounceMax = d.AnnounceMax
 	}
 	if c.HistoryLimit <= 0 {
 		c.HistoryLimit = d.HistoryLimit

@@ -520,6 +520,42 @@ func TestLargeRoomPresence(t *testing.T) {
 	}
 }
 
+// TestQuietJoins: in a room of AnnounceMax members, joining and leaving
+// append no message and publish nothing; the newcomer has nothing unread.
+func TestQuietJoins(t *testing.T) {
+	f := newFixture(t, chat.Config{AnnounceMax: 2})
+	ctx := context.Background()
+	ada, _ := f.signIn(t, "ada@example.com", "Ada")
+	bo, _ := f.signIn(t, "bo@example.com", "Bo")
+	cy, _ := f.signIn(t, "cy@example.com", "Cy")
+	room := f.enter(t, ada, "town")
+	events := f.record(t, chat.ConvTopic(room.ID))
+	if r := f.enter(t, bo, "town"); r.LastSeq != 2 || r.Members != 2 {
+		t.Errorf("Bo enters = %+v; want a join message, 2 members", r)
+	}
+	if evs := events.take(); len(evs) != 1 || evs[0].Message == nil || evs[0].Message.Kind != chat.KindJoin {
+		t.Errorf("Bo's join published %+v; want the join message", evs)
+	}
+	if r := f.enter(t, cy, "town"); r.LastSeq != 2 || r.Members != 3 {
+		t.Errorf("Cy enters a room of AnnounceMax = %+v; want no message, 3 members", r)
+	}
+	if c, err := f.svc.ConversationFor(ctx, cy, room.ID); err != nil || c.Unread != 0 {
+		t.Errorf("Cy's conversation = %+v, %v; want nothing unread", c, err)
+	}
+	if err := f.svc.LeaveRoom(ctx, cy, room.ID); err != nil {
+		t.Fatal(err)
+	}
+	if evs := events.take(); len(evs) != 0 {
+		t.Errorf("a quiet join and leave published %+v; want nothing", evs)
+	}
+	if err := f.svc.LeaveRoom(ctx, bo, room.ID); err != nil {
+		t.Fatal(err)
+	}
+	if evs := events.take(); len(evs) != 1 || evs[0].Message == nil || evs[0].Message.Kind != chat.KindLeave || evs[0].Message.Seq != 3 {
+		t.Errorf("Bo leaving a room of 2 published %+v; want the leave message, seq 3", evs)
+	}
+}
+
 func TestSync(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, chat.Config{HistoryLimit: 10})

@@ -175,7 +175,7 @@ func TestTwoNodes(t *testing.T) {
 		if rooms[i], err = b.EnsureRoom(ctx, fmt.Sprint("room-", i), time.Now()); err != nil {
 			t.Fatal(err)
 		}
-		if _, _, err := a.JoinRoom(ctx, rooms[i].ID, u.ID, time.Now()); err != nil {
+		if _, _, err := a.JoinRoom(ctx, rooms[i].ID, u.ID, time.Now(), true); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -344,7 +344,7 @@ func TestUnavailable(t *testing.T) {
 	check("Append", err)
 	_, err = db.Messages(ctx, r.ID, chat.Page{})
 	check("Messages", err)
-	_, _, err = db.JoinRoom(ctx, r.ID, ann.ID, time.Now())
+	_, _, err = db.JoinRoom(ctx, r.ID, ann.ID, time.Now(), true)
 	check("JoinRoom", err)
 	check("Ping", db.Ping(ctx))
 
@@ -447,14 +447,14 @@ func TestTwoNodesMixed(t *testing.T) {
 				var err error
 				switch i % 3 {
 				case 0:
-					_, _, err = b.JoinRoom(ctx, r.ID, bob.ID, time.Now())
+					_, _, err = b.JoinRoom(ctx, r.ID, bob.ID, time.Now(), true)
 				case 1:
 					_, _, err = b.MarkRead(ctx, r.ID, bob.ID, 1<<40)
 					if errors.Is(err, chat.ErrNotFound) {
 						err = nil // not a member at the moment
 					}
 				case 2:
-					_, _, err = b.LeaveRoom(ctx, r.ID, bob.ID, time.Now())
+					_, _, err = b.LeaveRoom(ctx, r.ID, bob.ID, time.Now(), true)
 				}
 				if err != nil {
 					t.Errorf("room %d, step %d: %v", r.ID, i, err)

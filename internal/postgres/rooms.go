@@ -95,10 +95,10 @@ func lockRoom(ctx context.Context, tx pgx.Tx, id int64) error {
 	return err
 }
 
-// JoinRoom makes userID a member of room roomID and appends a KindJoin
-// message; joined is false if userID was a member already. It returns
-// chat.ErrNotFound if the room or the user does not exist.
-func (db *DB) JoinRoom(ctx context.Context, roomID, userID int64, at time.Time) (m chat.Message, joined bool, err error) {
+// JoinRoom makes userID a member of room roomID and, if announce, appends
+// a KindJoin message; joined is false if userID was a member already. It
+// returns chat.ErrNotFound if the room or the user does not exist.
+func (db *DB) JoinRoom(ctx context.Context, roomID, userID int64, at time.Time, announce bool) (m chat.Message, joined bool, err error) {
 	err = db.write(ctx, func(tx pgx.Tx) error {
 		m, joined = chat.Message{}, false
 		if err := lockRoom(ctx, tx, roomID); err != nil {
@@ -107,10 +107,16 @@ func (db *DB) JoinRoom(ctx context.Context, roomID, userID int64, at time.Time) 
 		if _, err := userByID(ctx, tx, userID); err != nil {
 			return fmt.Errorf("user %d: %w", userID, err)
 		}
-		tag, err := tx.Exec(ctx, `INSERT INTO members (conv_id, user_id, joined_at) VALUES ($1, $2, $3)
+		// Read up to the last message: what the join message would do.
+		tag, err := tx.Exec(ctx, `INSERT INTO members (conv_id, user_id, joined_at, read_seq)
+			VALUES ($1, $2, $3, (SELECT last_seq FROM conversations WHERE id = $1))
 			ON CONFLICT (conv_id, user_id) DO NOTHING`, roomID, userID, ts(at))
 		if err != nil || tag.RowsAffected() == 0 { // 0: a member already
 			return err
+		}
+		if !announce {
+			joined = true
+			return nil
 		}
 		m, _, err = appendMessage(ctx, tx, chat.NewMessage{ConvID: roomID, Kind: chat.KindJoin, SenderID: userID, At: at})
 		joined = err == nil
@@ -122,10 +128,10 @@ func (db *DB) JoinRoom(ctx context.Context, roomID, userID int64, at time.Time) 
 	return m, joined, nil
 }
 
-// LeaveRoom ends the membership of userID in room roomID and appends a
-// KindLeave message; left is false if userID was not a member. It returns
-// chat.ErrNotFound if the room does not exist.
-func (db *DB) LeaveRoom(ctx context.Context, roomID, userID int64, at time.Time) (m chat.Message, left bool, err error) {
+// LeaveRoom ends the membership of userID in room roomID and, if
+// announce, appends a KindLeave message; left is false if userID was not a
+// member. It returns chat.ErrNotFound if the room does not exist.
+func (db *DB) LeaveRoom(ctx context.Context, roomID, userID int64, at time.Time, announce bool) (m chat.Message, left bool, err error) {
 	err = db.write(ctx, func(tx pgx.Tx) error {
 		m, left = chat.Message{}, false
 		if err := lockRoom(ctx, tx, roomID); err != nil {
@@ -134,6 +140,10 @@ func (db *DB) LeaveRoom(ctx context.Context, roomID, userID int64, at time.Time)
 		tag, err := tx.Exec(ctx, `DELETE FROM members WHERE conv_id = $1 AND user_id = $2`, roomID, userID)
 		if err != nil || tag.RowsAffected() == 0 { // 0: not a member
 			return err
+		}
+		if !announce {
+			left = true
+			return nil
 		}
 		m, _, err = appendMessage(ctx, tx, chat.NewMessage{ConvID: roomID, Kind: chat.KindLeave, SenderID: userID, At: at})
 		left = err == nil

@@ -45,16 +45,16 @@ func TestMemberCount(t *testing.T) {
 	}
 	want("creating", 0)
 	for _, id := range ids {
-		if _, _, err := db.JoinRoom(ctx, r.ID, id, now); err != nil {
+		if _, _, err := db.JoinRoom(ctx, r.ID, id, now, true); err != nil {
 			t.Fatal(err)
 		}
 	}
 	want("three joins", 3)
-	if _, joined, err := db.JoinRoom(ctx, r.ID, ids[0], now); err != nil || joined {
+	if _, joined, err := db.JoinRoom(ctx, r.ID, ids[0], now, true); err != nil || joined {
 		t.Fatalf("JoinRoom of a member = %v, %v; want false, nil", joined, err)
 	}
 	want("joining twice", 3)
-	if _, _, err := db.LeaveRoom(ctx, r.ID, ids[1], now); err != nil {
+	if _, _, err := db.LeaveRoom(ctx, r.ID, ids[1], now, true); err != nil {
 		t.Fatal(err)
 	}
 	want("a leave", 2)

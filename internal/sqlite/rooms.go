@@ -106,25 +106,32 @@ func checkRoom(ctx context.Context, tx *sql.Tx, id int64) error {
 	return err
 }
 
-// JoinRoom makes userID a member of room roomID and appends a KindJoin
-// message; joined is false if userID was a member already. It returns
-// chat.ErrNotFound if the room or the user does not exist.
-func (db *DB) JoinRoom(ctx context.Context, roomID, userID int64, at time.Time) (m chat.Message, joined bool, err error) {
+// JoinRoom makes userID a member of room roomID and, if announce, appends
+// a KindJoin message; joined is false if userID was a member already. It
+// returns chat.ErrNotFound if the room or the user does not exist.
+func (db *DB) JoinRoom(ctx context.Context, roomID, userID int64, at time.Time, announce bool) (m chat.Message, joined bool, err error) {
 	err = db.write(ctx, func(tx *sql.Tx) error {
+		m, joined = chat.Message{}, false
 		if err := checkRoom(ctx, tx, roomID); err != nil {
 			return err
 		}
 		if _, err := userByID(ctx, tx, userID); err != nil {
 			return fmt.Errorf("user %d: %w", userID, err)
 		}
-		res, err := tx.ExecContext(ctx, `INSERT INTO members (conv_id, user_id, joined_at) VALUES (?, ?, ?)
-			ON CONFLICT (conv_id, user_id) DO NOTHING`, roomID, userID, micros(at))
+		// Read up to the last message: what the join message would do.
+		res, err := tx.ExecContext(ctx, `INSERT INTO members (conv_id, user_id, joined_at, read_seq)
+			VALUES (?, ?, ?, (SELECT last_seq FROM conversations WHERE id = ?))
+			ON CONFLICT (conv_id, user_id) DO NOTHING`, roomID, userID, micros(at), roomID)
 		if err != nil {
 			return err
 		}
 		n, err := res.RowsAffected()
 		if err != nil || n == 0 { // n == 0: a member already
 			return err
+		}
+		if !announce {
+			joined = true
+			return nil
 		}
 		m, _, err = appendMessage(ctx, tx, chat.NewMessage{ConvID: roomID, Kind: chat.KindJoin, SenderID: userID, At: at})
 		joined = err == nil
@@ -136,11 +143,12 @@ func (db *DB) JoinRoom(ctx context.Context, roomID, userID int64, at time.Time) 
 	return m, joined, nil
 }
 
-// LeaveRoom ends the membership of userID in room roomID and appends a
-// KindLeave message; left is false if userID was not a member. It returns
-// chat.ErrNotFound if the room does not exist.
-func (db *DB) LeaveRoom(ctx context.Context, roomID, userID int64, at time.Time) (m chat.Message, left bool, err error) {
+// LeaveRoom ends the membership of userID in room roomID and, if
+// announce, appends a KindLeave message; left is false if userID was not a
+// member. It returns chat.ErrNotFound if the room does not exist.
+func (db *DB) LeaveRoom(ctx context.Context, roomID, userID int64, at time.Time, announce bool) (m chat.Message, left bool, err error) {
 	err = db.write(ctx, func(tx *sql.Tx) error {
+		m, left = chat.Message{}, false
 		if err := checkRoom(ctx, tx, roomID); err != nil {
 			return err
 		}
@@ -151,6 +159,10 @@ func (db *DB) LeaveRoom(ctx context.Context, roomID, userID int64, at time.Time)
 		n, err := res.RowsAffected()
 		if err != nil || n == 0 { // n == 0: not a member
 			return err
+		}
+		if !announce {
+			left = true
+			return nil
 		}
 		m, _, err = appendMessage(ctx, tx, chat.NewMessage{ConvID: roomID, Kind: chat.KindLeave, SenderID: userID, At: at})
 		left = err == nil

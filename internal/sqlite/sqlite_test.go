@@ -190,7 +190,7 @@ func TestReopen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := db.JoinRoom(ctx, r.ID, u.ID, at); err != nil {
+	if _, _, err := db.JoinRoom(ctx, r.ID, u.ID, at, true); err != nil {
 		t.Fatal(err)
 	}
 	m, _, err := db.Append(ctx, chat.NewMessage{ConvID: r.ID, Kind: chat.KindText, SenderID: u.ID, ClientID: "c1", Body: "hello", At: at})

@@ -233,7 +233,7 @@ func testMembership(t *testing.T, s chat.Store) {
 			t.Errorf("%s: Membership = %q, %v, %v; want %q, %v, nil", c.name, kind, member, err, c.wantKind, c.wantMember)
 		}
 	}
-	if _, _, err := s.LeaveRoom(ctx, room.ID, ada.ID, t0); err != nil {
+	if _, _, err := s.LeaveRoom(ctx, room.ID, ada.ID, t0, true); err != nil {
 		t.Fatalf("LeaveRoom: %v", err)
 	}
 	if _, member, err := s.Membership(ctx, room.ID, ada.ID); err != nil || member {

@@ -542,7 +542,7 @@ func testJoinLeave(t *testing.T, s chat.Store) {
 	bob := mustUser(t, s, "bob@example.com", "Bob")
 	r := mustRoom(t, s, "general")
 
-	m1, joined, err := s.JoinRoom(ctx, r.ID, ann.ID, t0.Add(1*time.Minute))
+	m1, joined, err := s.JoinRoom(ctx, r.ID, ann.ID, t0.Add(1*time.Minute), true)
 	if err != nil || !joined {
 		t.Fatalf("JoinRoom = _, %v, %v; want joined", joined, err)
 	}
@@ -550,14 +550,14 @@ func testJoinLeave(t *testing.T, s chat.Store) {
 	if diff := cmp.Diff(want1, m1); diff != "" {
 		t.Errorf("JoinRoom mismatch (-want +got):\n%s", diff)
 	}
-	m, joined, err := s.JoinRoom(ctx, r.ID, ann.ID, t0.Add(2*time.Minute))
+	m, joined, err := s.JoinRoom(ctx, r.ID, ann.ID, t0.Add(2*time.Minute), true)
 	if err != nil || joined || m != (chat.Message{}) {
 		t.Errorf("JoinRoom(member) = %+v, %v, %v; want zero message, false, nil", m, joined, err)
 	}
 	wantMember(t, s, r.ID, ann.ID, true)
 	wantMember(t, s, r.ID, bob.ID, false)
 
-	m2, joined, err := s.JoinRoom(ctx, r.ID, bob.ID, t0.Add(3*time.Minute))
+	m2, joined, err := s.JoinRoom(ctx, r.ID, bob.ID, t0.Add(3*time.Minute), true)
 	if err != nil || !joined {
 		t.Fatalf("JoinRoom = _, %v, %v; want joined", joined, err)
 	}
@@ -567,7 +567,7 @@ func testJoinLeave(t *testing.T, s chat.Store) {
 	}
 	wantRoom(t, s, chat.Room{ID: r.ID, Name: "general", CreatedAt: t0, LastSeq: 2, LastActiveAt: t0.Add(3 * time.Minute), Members: 2})
 
-	m3, left, err := s.LeaveRoom(ctx, r.ID, ann.ID, t0.Add(4*time.Minute))
+	m3, left, err := s.LeaveRoom(ctx, r.ID, ann.ID, t0.Add(4*time.Minute), true)
 	if err != nil || !left {
 		t.Fatalf("LeaveRoom = _, %v, %v; want left", left, err)
 	}
@@ -575,7 +575,7 @@ func testJoinLeave(t *testing.T, s chat.Store) {
 	if diff := cmp.Diff(want3, m3); diff != "" {
 		t.Errorf("LeaveRoom mismatch (-want +got):\n%s", diff)
 	}
-	m, left, err = s.LeaveRoom(ctx, r.ID, ann.ID, t0.Add(5*time.Minute))
+	m, left, err = s.LeaveRoom(ctx, r.ID, ann.ID, t0.Add(5*time.Minute), true)
 	if err != nil || left || m != (chat.Message{}) {
 		t.Errorf("LeaveRoom(not member) = %+v, %v, %v; want zero message, false, nil", m, left, err)
 	}
@@ -584,14 +584,14 @@ func testJoinLeave(t *testing.T, s chat.Store) {
 	wantRoom(t, s, chat.Room{ID: r.ID, Name: "general", CreatedAt: t0, LastSeq: 3, LastActiveAt: t0.Add(4 * time.Minute), Members: 1})
 	wantMessages(t, s, r.ID, chat.Page{}, []chat.Message{want1, want2, want3})
 
-	_, _, err = s.JoinRoom(ctx, missing, ann.ID, t0)
+	_, _, err = s.JoinRoom(ctx, missing, ann.ID, t0, true)
 	wantNotFound(t, "JoinRoom(missing room)", err)
-	_, _, err = s.JoinRoom(ctx, r.ID, missing, t0)
+	_, _, err = s.JoinRoom(ctx, r.ID, missing, t0, true)
 	wantNotFound(t, "JoinRoom(missing user)", err)
-	_, _, err = s.LeaveRoom(ctx, missing, ann.ID, t0)
+	_, _, err = s.LeaveRoom(ctx, missing, ann.ID, t0, true)
 	wantNotFound(t, "LeaveRoom(missing room)", err)
 
-	m4, joined, err := s.JoinRoom(ctx, r.ID, ann.ID, t0.Add(6*time.Minute))
+	m4, joined, err := s.JoinRoom(ctx, r.ID, ann.ID, t0.Add(6*time.Minute), true)
 	if err != nil || !joined {
 		t.Fatalf("JoinRoom(again) = _, %v, %v; want joined", joined, err)
 	}
@@ -599,6 +599,32 @@ func testJoinLeave(t *testing.T, s chat.Store) {
 		t.Errorf("JoinRoom(again) = seq %d kind %q; want seq 4 kind %q", m4.Seq, m4.Kind, chat.KindJoin)
 	}
 	wantMember(t, s, r.ID, ann.ID, true)
+
+	// Unannounced: membership changes, no message; a newcomer has read the
+	// room up to its last message, as its join message would have made it.
+	cy := mustUser(t, s, "cy@example.com", "Cy")
+	m, joined, err = s.JoinRoom(ctx, r.ID, cy.ID, t0.Add(7*time.Minute), false)
+	if err != nil || !joined || m != (chat.Message{}) {
+		t.Fatalf("JoinRoom(unannounced) = %+v, %v, %v; want zero message, joined", m, joined, err)
+	}
+	if m, joined, err = s.JoinRoom(ctx, r.ID, cy.ID, t0.Add(7*time.Minute), false); err != nil || joined {
+		t.Errorf("JoinRoom(unannounced, member) = %+v, %v, %v; want not joined", m, joined, err)
+	}
+	wantMember(t, s, r.ID, cy.ID, true)
+	wantRoom(t, s, chat.Room{ID: r.ID, Name: "general", CreatedAt: t0, LastSeq: 4, LastActiveAt: t0.Add(6 * time.Minute), Members: 3})
+	ps, err := s.ReadPositions(ctx, r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if i := slices.IndexFunc(ps, func(p chat.ReadPosition) bool { return p.UserID == cy.ID }); i < 0 || ps[i].Seq != 4 {
+		t.Errorf("read positions after an unannounced join = %+v; want Cy at 4", ps)
+	}
+	m, left, err = s.LeaveRoom(ctx, r.ID, cy.ID, t0.Add(8*time.Minute), false)
+	if err != nil || !left || m != (chat.Message{}) {
+		t.Errorf("LeaveRoom(unannounced) = %+v, %v, %v; want zero message, left", m, left, err)
+	}
+	wantMember(t, s, r.ID, cy.ID, false)
+	wantRoom(t, s, chat.Room{ID: r.ID, Name: "general", CreatedAt: t0, LastSeq: 4, LastActiveAt: t0.Add(6 * time.Minute), Members: 2})
 }
 
 func testUserRooms(t *testing.T, s chat.Store) {
@@ -620,7 +646,7 @@ func testUserRooms(t *testing.T, s chat.Store) {
 	mustAppend(t, s, chat.NewMessage{ConvID: alpha.ID, Kind: chat.KindText, SenderID: ann.ID, Body: "hi", At: t0.Add(20 * time.Second)})
 	wantUserRooms(t, s, ann.ID, alpha.ID, beta.ID, gamma.ID)
 
-	if _, _, err := s.LeaveRoom(ctx, beta.ID, ann.ID, t0.Add(30*time.Second)); err != nil {
+	if _, _, err := s.LeaveRoom(ctx, beta.ID, ann.ID, t0.Add(30*time.Second), true); err != nil {
 		t.Fatalf("LeaveRoom: %v", err)
 	}
 	wantUserRooms(t, s, ann.ID, alpha.ID, gamma.ID)
@@ -973,7 +999,7 @@ func mustRoom(t *testing.T, s chat.Store, name string) chat.Room {
 
 func mustJoin(t *testing.T, s chat.Store, roomID, userID int64, at time.Time) chat.Message {
 	t.Helper()
-	m, joined, err := s.JoinRoom(t.Context(), roomID, userID, at)
+	m, joined, err := s.JoinRoom(t.Context(), roomID, userID, at, true)
 	if err != nil || !joined {
 		t.Fatalf("JoinRoom(%d, %d) = _, %v, %v; want joined", roomID, userID, joined, err)
 	}
