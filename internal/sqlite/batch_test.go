@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -92,5 +93,91 @@ func TestAppendAfterClose(t *testing.T) {
 	}
 	if _, _, err := db.Append(context.Background(), chat.NewMessage{ConvID: 1, Kind: chat.KindText, Body: "x"}); err == nil {
 		t.Error("Append after Close = nil error")
+	}
+}
+
+// TestGroupCommitManyConversations: concurrent member-only appends by
+// members and non-members over several rooms, so that batches check
+// membership, move read positions and bump rooms for many (room, sender)
+// pairs at once (the one-statement forms): each answer is right, and every
+// room's last_seq and every member's read position end where they should.
+func TestGroupCommitManyConversations(t *testing.T) {
+	db := mustOpenDB(t)
+	ctx := context.Background()
+	const rooms, users, each = 4, 6, 10
+	var roomIDs, userIDs []int64
+	for i := range rooms {
+		r, err := db.EnsureRoom(ctx, fmt.Sprintf("r%d", i), time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		roomIDs = append(roomIDs, r.ID)
+	}
+	for i := range users {
+		u, _, err := db.EnsureUser(ctx, fmt.Sprintf("u%d@example.com", i), time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		userIDs = append(userIDs, u.ID)
+	}
+	// User i is a member of room j when i+j is even; joining is quiet, so
+	// only the appends below take seqs.
+	member := func(i, j int) bool { return (i+j)%2 == 0 }
+	for i, u := range userIDs {
+		for j, r := range roomIDs {
+			if member(i, j) {
+				if _, _, err := db.JoinRoom(ctx, r, u, time.Now(), false); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		stored = make([]int64, rooms) // messages per room
+		last   = map[[2]int]int64{}   // (user, room) → the user's latest seq
+	)
+	for i, u := range userIDs {
+		for j, r := range roomIDs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for k := range each {
+					m, _, err := db.Append(ctx, chat.NewMessage{ConvID: r, Kind: chat.KindText, SenderID: u, ClientID: fmt.Sprint(k),
+						Body: "x", At: time.Now(), MemberOnly: true, ConvKind: chat.ConvRoom})
+					switch {
+					case member(i, j) && err != nil:
+						t.Errorf("member %d in room %d: %v", i, j, err)
+						return
+					case !member(i, j) && !errors.Is(err, chat.ErrNotMember):
+						t.Errorf("non-member %d in room %d: %v; want ErrNotMember", i, j, err)
+						return
+					case err == nil:
+						mu.Lock()
+						stored[j]++
+						last[[2]int{i, j}] = max(last[[2]int{i, j}], m.Seq)
+						mu.Unlock()
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	for j, r := range roomIDs {
+		room, err := db.Room(ctx, r)
+		if err != nil || room.LastSeq != stored[j] || stored[j] != users/2*each {
+			t.Errorf("room %d: last_seq %d, %v; stored %d, want %d", j, room.LastSeq, err, stored[j], users/2*each)
+		}
+		ps, err := db.ReadPositions(ctx, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range ps {
+			i := slices.Index(userIDs, p.UserID)
+			if p.Seq != last[[2]int{i, j}] {
+				t.Errorf("user %d's read position in room %d = %d; want their latest message, %d", i, j, p.Seq, last[[2]int{i, j}])
+			}
+		}
 	}
 }
