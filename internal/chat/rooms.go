@@ -336,7 +336,11 @@ func (s *Service) Online(ctx context.Context, u User, id int64) ([]User, int, er
 		if err != nil {
 			return nil, 0, internal("list presence", err)
 		}
-		if len(in) > 0 {
+		switch {
+		case len(in) == 0:
+		case len(ids) < s.cfg.OnlineMax:
+			ids = append(ids, u.ID)
+		default:
 			ids[len(ids)-1] = u.ID
 		}
 	}
