@@ -151,13 +151,16 @@ type Result struct {
 	Lost               int64            `json:"lost"`
 	Duplicated         int64            `json:"duplicated"`
 	OutOfOrder         int64            `json:"out_of_order"`
-	Latency            Latency          `json:"latency_ms"`
-	DurationSeconds    float64          `json:"duration_seconds"` // of sending (idle: of holding)
-	Server             *ServerStats     `json:"server,omitempty"`
-	OK                 bool             `json:"ok"`
-	Interrupted        bool             `json:"interrupted,omitempty"` // stopped early (ctx ended): the run is not OK whatever it measured
-	InterruptReason    string           `json:"interrupt_reason,omitempty"`
-	Notes              []string         `json:"notes,omitempty"`
+	Latency            Latency          `json:"latency_ms"` // over deliveries
+	// LatencyLast is over messages: each message's latency to its last
+	// recipient (its slowest delivery).
+	LatencyLast     Latency      `json:"latency_last_ms"`
+	DurationSeconds float64      `json:"duration_seconds"` // of sending (idle: of holding)
+	Server          *ServerStats `json:"server,omitempty"`
+	OK              bool         `json:"ok"`
+	Interrupted     bool         `json:"interrupted,omitempty"` // stopped early (ctx ended): the run is not OK whatever it measured
+	InterruptReason string       `json:"interrupt_reason,omitempty"`
+	Notes           []string     `json:"notes,omitempty"`
 }
 
 // ServerStats is what /proc says about the server process.
@@ -262,6 +265,9 @@ type sender struct {
 
 	// Set by the sender goroutine, read after it ends.
 	sent, writeErrs int64
+
+	// Recorded into by every receiver.
+	slowest slowest
 
 	// Owned by the reader goroutine of c.
 	acked  []int64 // with seqs: the seqs of acknowledged messages
@@ -773,8 +779,10 @@ func (r *runState) message(c *client, ev event) {
 	}
 	sh := c.shard
 	sh.received.Add(1)
-	sh.hist.record(now.Sub(sent))
+	lat := now.Sub(sent)
+	sh.hist.record(lat)
 	sh.last.Store(now.UnixNano())
+	r.senders[g].slowest.record(n, lat.Microseconds())
 }
 
 func (r *runState) latency() snapshot {
@@ -919,6 +927,13 @@ func (r *runState) result(connectTime time.Duration, sendStart, sendEnd time.Tim
 	}
 	lat := r.latency()
 	res.Latency = lat.latency()
+	toLast := new(histogram) // large: not on the stack
+	for _, s := range r.senders {
+		s.slowest.addTo(toLast)
+	}
+	var ls snapshot
+	ls.add(toLast)
+	res.LatencyLast = ls.latency()
 	if len(res.SendErrorCodes) == 0 {
 		res.SendErrorCodes = nil
 	}

@@ -43,8 +43,9 @@ type histogram struct {
 	max    atomic.Int64 // microseconds
 }
 
-func (h *histogram) record(d time.Duration) {
-	us := d.Microseconds()
+func (h *histogram) record(d time.Duration) { h.recordMicros(d.Microseconds()) }
+
+func (h *histogram) recordMicros(us int64) {
 	h.counts[bucketOf(us)].Add(1)
 	for {
 		m := h.max.Load()

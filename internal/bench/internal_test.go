@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"sync"
 	"testing"
 	"time"
 
@@ -195,5 +196,42 @@ func BenchmarkDecodeNative(b *testing.B) {
 	var n int64
 	for b.Loop() {
 		decodeNative(sampleMessage, func(ev event) { n += ev.seq })
+	}
+}
+
+// TestSlowest: each message keeps its slowest delivery, whatever order and
+// goroutine the deliveries come from, across chunks; numbers out of range
+// are dropped.
+func TestSlowest(t *testing.T) {
+	var s slowest
+	msgs := []int64{1, 2, slowChunk, slowChunk + 1, 3 * slowChunk}
+	var wg sync.WaitGroup
+	for r := range int64(8) { // 8 recipients, the r-th r ms late
+		wg.Go(func() {
+			for _, n := range msgs {
+				s.record(n, 1000*r+n%7)
+			}
+		})
+	}
+	wg.Wait()
+	s.record(0, 99e6)                      // no message 0
+	s.record(slowChunk*slowChunks+1, 99e6) // past what is kept
+	s.record(2, 0)                         // a faster delivery changes nothing
+	var h histogram
+	s.addTo(&h)
+	var snap snapshot
+	snap.add(&h)
+	if snap.n != int64(len(msgs)) {
+		t.Errorf("%d messages counted; want %d", snap.n, len(msgs))
+	}
+	var want int64
+	for _, n := range msgs {
+		want = max(want, 7000+n%7)
+	}
+	if snap.max != want {
+		t.Errorf("slowest = %d µs; want %d", snap.max, want)
+	}
+	if q := snap.quantile(0); q < 7000 {
+		t.Errorf("fastest message's slowest delivery = %d µs; want the 7 ms recipient's", q)
 	}
 }

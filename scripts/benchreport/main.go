@@ -20,6 +20,13 @@ import (
 	"strings"
 )
 
+type latency struct {
+	P50 float64 `json:"p50"`
+	P90 float64 `json:"p90"`
+	P99 float64 `json:"p99"`
+	Max float64 `json:"max"`
+}
+
 func main() {
 	dir := flag.String("dir", "docs/bench", "directory of the JSON files scripts/bench.sh wrote")
 	flag.Parse()
@@ -92,12 +99,10 @@ type result struct {
 	Lost               int64   `json:"lost"`
 	Duplicated         int64   `json:"duplicated"`
 	OutOfOrder         int64   `json:"out_of_order"`
-	Latency            struct {
-		P50 float64 `json:"p50"`
-		P90 float64 `json:"p90"`
-		P99 float64 `json:"p99"`
-		Max float64 `json:"max"`
-	} `json:"latency_ms"`
+	Latency            latency `json:"latency_ms"`
+	// LatencyLast is over messages, to each one's last recipient; zero in
+	// results of load tools older than it.
+	LatencyLast     latency `json:"latency_last_ms"`
 	DurationSeconds float64 `json:"duration_seconds"`
 	Server          *struct {
 		RSSBefore        int64   `json:"rss_bytes_before"`
@@ -254,9 +259,15 @@ func targets(b *strings.Builder, runs map[string]*run) {
 	if r := runs["target4"]; r != nil {
 		if res, bad := resultOf(r); bad != "" {
 			add(row{"4", r.Name, bad, "", notRun})
+		} else if last := res.LatencyLast; last.Max > 0 {
+			add(row{"4", r.Name,
+				fmt.Sprintf("%s connections; **p99 to the last recipient %s ms** (over messages; p50 %s ms, slowest %s ms); p99 of deliveries %s ms; %s deliveries/s; %s",
+					commas(float64(res.ConnsEstablished)), ms(last.P99), ms(last.P50), ms(last.Max), ms(res.Latency.P99), commas(res.DeliveriesPerSec), checks(res)),
+				"p99 to the last recipient ≤ 100 ms", verdict(clean(res) && last.P99 <= 100)})
 		} else {
-			// The bench's p99 is over all deliveries; the p99 over messages of
-			// the latency to their last recipient lies between it and the max.
+			// An older load tool gave the p99 over all deliveries only; the p99
+			// over messages of the latency to their last recipient lies between
+			// it and the max.
 			v := undecided
 			switch {
 			case !clean(res) || res.Latency.P99 > 100:
