@@ -228,8 +228,8 @@ func TestSlowest(t *testing.T) {
 	for _, n := range msgs {
 		want = max(want, 7000+n%7)
 	}
-	if snap.max != want {
-		t.Errorf("slowest = %d µs; want %d", snap.max, want)
+	if snap.max > want || snap.max < want-want/32 {
+		t.Errorf("slowest = %d µs; want %d, less at most 1/32", snap.max, want)
 	}
 	if q := snap.quantile(0); q < 7000 {
 		t.Errorf("fastest message's slowest delivery = %d µs; want the 7 ms recipient's", q)
