@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net/url"
 	"slices"
@@ -249,12 +250,18 @@ type client struct {
 	counted bool // connected when sending began: expected to receive every message
 
 	// Owned by the reader goroutine.
-	seq                  seqChecker   // with seqs: the room's sequence
-	bySender             []seqChecker // without: each sender's message numbers
-	received             int64        // without seqs: distinct deliveries
-	dups, late           int64        // of this run's messages
-	otherDups, otherLate int64        // of other messages (joins, leaves)
-	bad                  int64        // frames that did not parse
+	seq      seqChecker   // with seqs: the room's sequence
+	bySender []seqChecker // without: each sender's message numbers
+	// lat[k][n-1] is 1 + the latency, in µs, of message n of the room's
+	// k-th sender; 0 if it never came. Kept here, by the one goroutine that
+	// writes it, the slowest delivery of each message (its last
+	// recipient's) is found at the end without the receivers sharing a
+	// thing while they run.
+	lat                  [][]int32
+	received             int64 // without seqs: distinct deliveries
+	dups, late           int64 // of this run's messages
+	otherDups, otherLate int64 // of other messages (joins, leaves)
+	bad                  int64 // frames that did not parse
 }
 
 // sender is a client that also sends.
@@ -265,9 +272,6 @@ type sender struct {
 
 	// Set by the sender goroutine, read after it ends.
 	sent, writeErrs int64
-
-	// Recorded into by every receiver.
-	slowest slowest
 
 	// Owned by the reader goroutine of c.
 	acked  []int64 // with seqs: the seqs of acknowledged messages
@@ -782,7 +786,52 @@ func (r *runState) message(c *client, ev event) {
 	lat := now.Sub(sent)
 	sh.hist.record(lat)
 	sh.last.Store(now.UnixNano())
-	r.senders[g].slowest.record(n, lat.Microseconds())
+	c.noteLatency(g-c.room.idx*r.cfg.SendersPerRoom, n, lat)
+}
+
+// maxKept is the most messages per sender whose latency a client keeps.
+const maxKept = 1 << 22
+
+// noteLatency keeps the latency of message n of the room's k-th sender.
+func (c *client) noteLatency(k int, n int64, d time.Duration) {
+	if k < 0 || k >= len(c.room.senders) || n < 1 || n > maxKept {
+		return
+	}
+	if c.lat == nil {
+		c.lat = make([][]int32, len(c.room.senders))
+	}
+	l := c.lat[k]
+	if int64(len(l)) < n {
+		l = slices.Grow(l, int(n)-len(l))[:n]
+		c.lat[k] = l
+	}
+	l[n-1] = int32(min(d.Microseconds(), math.MaxInt32-1)) + 1
+}
+
+// toLast adds to h, for each message of room rm that some client got, the
+// latency of its slowest delivery: the time it took to reach its last
+// recipient.
+func toLast(h *histogram, rm *room) {
+	for k := range rm.senders {
+		var worst []int32
+		for _, c := range rm.clients {
+			if k >= len(c.lat) {
+				continue
+			}
+			l := c.lat[k]
+			if len(l) > len(worst) {
+				worst = append(worst, make([]int32, len(l)-len(worst))...)
+			}
+			for i, v := range l {
+				worst[i] = max(worst[i], v)
+			}
+		}
+		for _, v := range worst {
+			if v > 0 {
+				h.recordMicros(int64(v - 1))
+			}
+		}
+	}
 }
 
 func (r *runState) latency() snapshot {
@@ -927,12 +976,12 @@ func (r *runState) result(connectTime time.Duration, sendStart, sendEnd time.Tim
 	}
 	lat := r.latency()
 	res.Latency = lat.latency()
-	toLast := new(histogram) // large: not on the stack
-	for _, s := range r.senders {
-		s.slowest.addTo(toLast)
+	lastHist := new(histogram) // large: not on the stack
+	for _, rm := range r.rooms {
+		toLast(lastHist, rm)
 	}
 	var ls snapshot
-	ls.add(toLast)
+	ls.add(lastHist)
 	res.LatencyLast = ls.latency()
 	if len(res.SendErrorCodes) == 0 {
 		res.SendErrorCodes = nil

@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"sync"
 	"testing"
 	"time"
 
@@ -199,39 +198,26 @@ func BenchmarkDecodeNative(b *testing.B) {
 	}
 }
 
-// TestSlowest: each message keeps its slowest delivery, whatever order and
-// goroutine the deliveries come from, across chunks; numbers out of range
-// are dropped.
-func TestSlowest(t *testing.T) {
-	var s slowest
-	msgs := []int64{1, 2, slowChunk, slowChunk + 1, 3 * slowChunk}
-	var wg sync.WaitGroup
-	for r := range int64(8) { // 8 recipients, the r-th r ms late
-		wg.Go(func() {
-			for _, n := range msgs {
-				s.record(n, 1000*r+n%7)
-			}
-		})
-	}
-	wg.Wait()
-	s.record(0, 99e6)                      // no message 0
-	s.record(slowChunk*slowChunks+1, 99e6) // past what is kept
-	s.record(2, 0)                         // a faster delivery changes nothing
+// TestToLast: each message counts once, at its slowest delivery, whichever
+// client had it; a message nobody got does not count.
+func TestToLast(t *testing.T) {
+	rm := &room{senders: make([]*sender, 2)}
+	a, b := &client{room: rm}, &client{room: rm}
+	rm.clients = []*client{a, b}
+	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+	a.noteLatency(0, 1, ms(5))
+	b.noteLatency(0, 1, ms(9)) // message 1 of sender 0: 9 ms to its last recipient
+	a.noteLatency(0, 3, ms(7)) // message 2 never came; 3 only to a
+	b.noteLatency(1, 1, ms(2))
+	a.noteLatency(1, 1, ms(1))
+	a.noteLatency(2, 1, ms(50)) // no such sender: ignored
+	a.noteLatency(0, 0, ms(50)) // no message 0: ignored
 	var h histogram
-	s.addTo(&h)
-	var snap snapshot
-	snap.add(&h)
-	if snap.n != int64(len(msgs)) {
-		t.Errorf("%d messages counted; want %d", snap.n, len(msgs))
-	}
-	var want int64
-	for _, n := range msgs {
-		want = max(want, 7000+n%7)
-	}
-	if snap.max > want || snap.max < want-want/32 {
-		t.Errorf("slowest = %d µs; want %d, less at most 1/32", snap.max, want)
-	}
-	if q := snap.quantile(0); q < 7000 {
-		t.Errorf("fastest message's slowest delivery = %d µs; want the 7 ms recipient's", q)
+	toLast(&h, rm)
+	var s snapshot
+	s.add(&h)
+	// The fastest is read back as its bucket's upper edge: within 1/32.
+	if q := s.quantile(0); s.n != 3 || s.max != 9000 || q < 2000 || q > 2000+2000/32 {
+		t.Errorf("messages %d, slowest %d µs, fastest %d µs; want 3, 9000, 2000", s.n, s.max, q)
 	}
 }
