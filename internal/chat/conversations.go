@@ -190,10 +190,7 @@ func (s *Service) OpenConversation(ctx context.Context, u User, id int64) (Conve
 	if err != nil {
 		return Conversation{}, nil, 0, err
 	}
-	if s.addPresence(ctx, id, u.ID) {
-		s.convPresence(ctx, id, u, true)
-	}
-	online, n, err := s.Online(ctx, u, id)
+	online, n, err := s.markOpen(ctx, u, id)
 	if err != nil {
 		return Conversation{}, nil, 0, err
 	}

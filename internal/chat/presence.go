@@ -150,6 +150,11 @@ func (s *Service) convPresence(ctx context.Context, id int64, u User, online boo
 		s.log.Warn("count presence", "conv", id, "err", err)
 		n = 0 // unknown: the event goes out without a count
 	}
+	s.announce(ctx, id, u, online, n)
+}
+
+// announce is convPresence with the count after the change, n, known.
+func (s *Service) announce(ctx context.Context, id int64, u User, online bool, n int) {
 	if n > s.cfg.OnlineMax {
 		s.countLater(id)
 		return

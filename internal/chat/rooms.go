@@ -292,14 +292,27 @@ func (s *Service) OpenRoom(ctx context.Context, u User, id int64) (Room, []User,
 	if err != nil {
 		return Room{}, nil, 0, err
 	}
-	if s.addPresence(ctx, id, u.ID) {
-		s.convPresence(ctx, id, u, true)
-	}
-	online, n, err := s.Online(ctx, u, id)
+	online, n, err := s.markOpen(ctx, u, id)
 	if err != nil {
 		return Room{}, nil, 0, err
 	}
 	return r, online, n, nil
+}
+
+// markOpen counts one more connection of u with conversation id open and
+// returns who has it open, as Online does. If u was not there before, the
+// others are told, with the count Online read: one presence read for both.
+func (s *Service) markOpen(ctx context.Context, u User, id int64) ([]User, int, error) {
+	first := s.addPresence(ctx, id, u.ID)
+	online, n, err := s.Online(ctx, u, id)
+	switch {
+	case !first:
+	case err != nil:
+		s.convPresence(ctx, id, u, true)
+	default:
+		s.announce(ctx, id, u, true, n)
+	}
+	return online, n, err
 }
 
 // CloseRoom undoes one OpenRoom.
