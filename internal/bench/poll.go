@@ -70,6 +70,7 @@ type pollSession struct {
 	limit  float64
 	frame  func(clientID, body string) []byte
 
+	pc     *pollConn       // the GETs', used by one goroutine at a time: connect, then read
 	ctx    context.Context // ends with the session
 	cancel context.CancelFunc
 	posts  chan struct{} // one per POST under way
@@ -93,10 +94,15 @@ func (t *pollTransport) connect(ctx context.Context, c *client) (session, error)
 	if err != nil {
 		return nil, err
 	}
-	s := &pollSession{t: t, target: c.target, token: c.token, roomID: roomID, frame: nativeSend(roomID), posts: make(chan struct{}, maxPosts)}
+	pc, err := newPollConn(c.target, c.token)
+	if err != nil {
+		return nil, err
+	}
+	s := &pollSession{t: t, target: c.target, token: c.token, roomID: roomID, frame: nativeSend(roomID), posts: make(chan struct{}, maxPosts), pc: pc}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if err := s.open(ctx); err != nil {
 		s.cancel()
+		pc.close()
 		if s.cursor != "" {
 			s.end(ctx)
 		}
@@ -150,7 +156,7 @@ func (s *pollSession) open(ctx context.Context) error {
 	return fmt.Errorf("open room %d: no opened frame in %d frames", s.roomID, len(replies))
 }
 
-// request makes one request to /api/poll with the current cursor and
+// request makes a POST or DELETE to /api/poll with the current cursor and
 // returns the answer's body; a status other than 200 or 204 is a
 // *statusError.
 func (s *pollSession) request(ctx context.Context, method string, body []byte, idempotencyKey string) ([]byte, error) {
@@ -198,11 +204,18 @@ func (s *pollSession) request(ctx context.Context, method string, body []byte, i
 
 // poll makes one GET and returns its frames; the cursor moves on.
 func (s *pollSession) poll(ctx context.Context) ([]json.RawMessage, error) {
-	ctx, cancel := context.WithTimeout(ctx, pollTimeout)
-	defer cancel()
-	data, err := s.request(ctx, http.MethodGet, nil, "")
+	s.mu.Lock()
+	query := ""
+	if s.cursor != "" {
+		query = "cursor=" + url.QueryEscape(s.cursor)
+	}
+	s.mu.Unlock()
+	resp, data, err := s.pc.get(ctx, "/api/poll", query, pollTimeout)
 	if err != nil {
 		return nil, fmt.Errorf("poll: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("poll: %w", httpError(resp, data))
 	}
 	var a struct {
 		Cursor string            `json:"cursor"`
@@ -268,6 +281,7 @@ func decodePoll(line []byte, fn func(event)) {
 }
 
 func (s *pollSession) read(fn func(event)) error {
+	defer s.pc.close()
 	s.mu.Lock()
 	s.fn = fn
 	for _, ev := range s.pending {
