@@ -50,17 +50,17 @@ func parseCursor(s string) (*pollCursor, error) {
 	if s == "" {
 		return nil, nil
 	}
-	bad := chat.Invalid(chat.CodeInvalidField, "cursor", "cursor is not one this server gave")
+	bad := func() error { return chat.Invalid(chat.CodeInvalidField, "cursor", "cursor is not one this server gave") }
 	if len(s) > 8<<10 {
-		return nil, bad
+		return nil, bad()
 	}
 	b, err := base64.RawURLEncoding.DecodeString(s)
 	if err != nil {
-		return nil, bad
+		return nil, bad()
 	}
 	var c pollCursor
 	if err := json.Unmarshal(b, &c); err != nil || c.Channel == "" || len(c.Channel) > 64 || c.N < 0 || c.User < 0 || len(c.Convs) > 256 {
-		return nil, bad
+		return nil, bad()
 	}
 	return &c, nil
 }
@@ -102,7 +102,7 @@ func newChannelID() string {
 // one), reusing a live one or rebuilding it from the cursor. resend holds
 // the frames of a response the client did not receive, to give again.
 // A POST (any) takes the live channel whatever response the client is at.
-func (s *server) channelFor(ctx context.Context, a authInfo, cur *pollCursor, any bool) (ch *pollChannel, resend bool, err error) {
+func (s *server) channelFor(a authInfo, cur *pollCursor, any bool) (ch *pollChannel, resend bool, err error) {
 	if cur != nil {
 		s.polls.mu.Lock()
 		ch = s.polls.m[cur.Channel]
@@ -143,6 +143,8 @@ func (s *server) channelFor(ctx context.Context, a authInfo, cur *pollCursor, an
 		after = &cur.User
 		ch.n = cur.N
 	}
+	ctx, cancel := opContext()
+	defer cancel()
 	if err := ch.sess.start(ctx, a.Session.ID, ch.wake, after); err != nil {
 		return nil, false, err
 	}
@@ -391,12 +393,12 @@ func (s *server) pollAuthed(h http.Handler) http.Handler {
 	full := s.authed(h)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		cur, err := parseCursor(r.URL.Query().Get("cursor"))
-		r = r.WithContext(context.WithValue(r.Context(), cursorKey{}, parsedCursor{cur, err}))
+		ctx := context.WithValue(r.Context(), cursorKey{}, parsedCursor{cur, err})
 		if a, ok := s.channelAuth(r, cur); ok { // cur is nil if err is set
-			h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), authKey{}, a)))
+			h.ServeHTTP(w, r.WithContext(context.WithValue(ctx, authKey{}, a)))
 			return
 		}
-		full.ServeHTTP(w, r)
+		full.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 
@@ -456,9 +458,7 @@ func (s *server) handlePoll() http.Handler {
 			s.writeError(w, err)
 			return
 		}
-		ctx, cancel := opContext()
-		ch, resend, err := s.channelFor(ctx, a, cur, false)
-		cancel()
+		ch, resend, err := s.channelFor(a, cur, false)
 		if err != nil {
 			s.writeError(w, err)
 			return
@@ -478,13 +478,16 @@ func (s *server) handlePoll() http.Handler {
 		}
 		ch.waiter = waiter
 		ch.mu.Unlock()
-		hold := time.NewTimer(s.cfg.PollHold)
-		defer hold.Stop()
+		var hold *time.Timer // made once the poll has to wait
 		var frames []json.RawMessage
 		for {
 			frames = ch.take(r.Context())
 			if len(frames) > 0 {
 				break
+			}
+			if hold == nil {
+				hold = time.NewTimer(s.cfg.PollHold)
+				defer hold.Stop()
 			}
 			select {
 			case <-ch.sess.client.Done():
@@ -561,9 +564,7 @@ func (s *server) handlePollSend() http.Handler {
 			s.writeError(w, chat.Invalid(chat.CodeTooLong, "", "frame is larger than %d bytes", s.cfg.MaxFrameBytes))
 			return
 		}
-		ctx, cancel := opContext()
-		ch, _, err := s.channelFor(ctx, a, cur, true)
-		cancel()
+		ch, _, err := s.channelFor(a, cur, true)
 		if err != nil {
 			s.writeError(w, err)
 			return
