@@ -1,12 +1,17 @@
 package web
 
 import (
+	"encoding/base64"
 	"encoding/json"
+	"errors"
+	"math"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/parley-chat/parley/internal/chat"
 )
@@ -30,4 +35,74 @@ func TestWritePoll(t *testing.T) {
 				len(frames), got.Code, got.Header(), got.Body, want.Code, want.Header(), want.Body)
 		}
 	}
+}
+
+func TestCursor(t *testing.T) {
+	for _, c := range []pollCursor{
+		{Channel: "x"},
+		{Channel: "abc-_", N: 4, User: 2, Convs: map[int64]int64{7: 3}},
+		{Channel: strings.Repeat("c", maxChannelLen), N: math.MaxInt64, User: 1 << 40, Convs: map[int64]int64{1: 0, 2: math.MaxInt64, 1 << 50: 5}},
+	} {
+		s := c.encode()
+		got, err := parseCursor(s)
+		if err != nil {
+			t.Errorf("parseCursor(encode(%+v)): %v", c, err)
+			continue
+		}
+		if diff := cmp.Diff(c, *got); diff != "" {
+			t.Errorf("cursor after a round trip (-want +got):\n%s", diff)
+		}
+		if again := c.encode(); again != s {
+			t.Errorf("encode(%+v) = %q, then %q: want the same", c, s, again)
+		}
+	}
+
+	// A cursor of an earlier server, JSON under the base64, still parses.
+	legacy := base64.RawURLEncoding.EncodeToString([]byte(`{"ch":"old","n":5,"u":3,"c":{"9":12}}`))
+	want := pollCursor{Channel: "old", N: 5, User: 3, Convs: map[int64]int64{9: 12}}
+	if got, err := parseCursor(legacy); err != nil || !cmp.Equal(*got, want) {
+		t.Errorf("parseCursor(legacy) = %+v, %v; want %+v", got, err, want)
+	}
+
+	raw := func(b ...byte) string { return base64.RawURLEncoding.EncodeToString(b) }
+	good := []byte{cursorV1, 1, 'a', 0, 0, 1, 7, 3}
+	if _, err := parseCursor(raw(good...)); err != nil {
+		t.Fatalf("parseCursor(%v): %v", good, err)
+	}
+	for name, s := range map[string]string{
+		"not base64":        "!!",
+		"other version":     raw(append([]byte{2}, good[1:]...)...),
+		"no channel":        raw(cursorV1, 0, 0, 0, 0),
+		"channel too long":  raw(append([]byte{cursorV1, maxChannelLen + 1}, strings.Repeat("c", maxChannelLen+1)...)...),
+		"channel past end":  raw(cursorV1, 5, 'a'),
+		"truncated":         raw(good[:len(good)-1]...),
+		"trailing bytes":    raw(append(good, 0)...),
+		"id twice":          raw(cursorV1, 1, 'a', 0, 0, 2, 7, 3, 7, 4),
+		"too many convs":    raw(cursorV1, 1, 'a', 0, 0, 0x81, 0x02), // 257
+		"number overflows":  raw(cursorV1, 1, 'a', 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0, 0),
+		"negative n (json)": base64.RawURLEncoding.EncodeToString([]byte(`{"ch":"a","n":-1}`)),
+		"too long":          strings.Repeat("A", maxCursorLen+1),
+	} {
+		if c, err := parseCursor(s); err == nil {
+			t.Errorf("%s: parseCursor(%q) = %+v, want an error", name, s, c)
+		} else if !errors.Is(err, chat.ErrInvalid) {
+			t.Errorf("%s: parseCursor error %v is not chat.ErrInvalid", name, err)
+		}
+	}
+}
+
+func FuzzParseCursor(f *testing.F) {
+	f.Add(pollCursor{Channel: "abc", N: 4, User: 2, Convs: map[int64]int64{7: 3}}.encode())
+	f.Add(base64.RawURLEncoding.EncodeToString([]byte(`{"ch":"old","n":5,"u":3,"c":{"9":12}}`)))
+	f.Fuzz(func(t *testing.T, s string) {
+		c, err := parseCursor(s)
+		if err != nil || c == nil {
+			return
+		}
+		// What parses is a cursor the server could have given.
+		again, err := parseCursor(c.encode())
+		if err != nil || !cmp.Equal(*c, *again, cmpopts.EquateEmpty()) {
+			t.Fatalf("parseCursor(%q) = %+v, which encodes to %+v, %v", s, c, again, err)
+		}
+	})
 }
