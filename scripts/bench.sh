@@ -9,8 +9,10 @@
 # its Go benchmark, and a server on a fresh schema dropped afterwards.
 #
 # Usage: scripts/bench.sh [TARGET...]
-#   TARGET is 1 2 3 4 5 6 7 8 or go (the Go micro-benchmarks of internal/hub
-#   and internal/sqlite); no argument runs them all, in about 9 minutes.
+#   TARGET is 1 2 3 4 5 6 7 8 or go (the Go micro-benchmarks: the hub's
+#   fan-out, the SQLite store's appends, the server's frame encoding and
+#   decoding, the load tool's decoding); no argument runs them all, in
+#   about 9 minutes.
 # Environment: OUT (default docs/bench) is where results go; REF (default
 # HEAD) is the commit to build and test, exported with git archive so that
 # edits under way in the working tree neither break nor colour the run;
@@ -455,6 +457,6 @@ if wants 8; then
 	bench 8 target8-room10000 180 1000 --conns 10000 --rooms 1 --senders 1 --rate 1 --duration 10s
 fi
 if wants go; then
-	gobench go gobench -run '^$' -bench . -benchmem ./internal/hub/ ./internal/sqlite/
+	gobench go gobench -run '^$' -bench . -benchmem ./internal/hub/ ./internal/sqlite/ ./internal/web/ ./internal/bench/
 fi
 log "done; results in $OUT (go run ./scripts/benchreport)"
