@@ -15,6 +15,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -158,10 +159,14 @@ type Result struct {
 	LatencyLast     Latency      `json:"latency_last_ms"`
 	DurationSeconds float64      `json:"duration_seconds"` // of sending (idle: of holding)
 	Server          *ServerStats `json:"server,omitempty"`
-	OK              bool         `json:"ok"`
-	Interrupted     bool         `json:"interrupted,omitempty"` // stopped early (ctx ended): the run is not OK whatever it measured
-	InterruptReason string       `json:"interrupt_reason,omitempty"`
-	Notes           []string     `json:"notes,omitempty"`
+	// The load tool's own CPU time while sending and draining: on a
+	// machine it shares with the server, what it takes from the server.
+	ToolCPUSeconds       float64  `json:"tool_cpu_seconds,omitempty"`
+	ToolCPUPerDeliveryUS float64  `json:"tool_cpu_per_delivery_us,omitempty"`
+	OK                   bool     `json:"ok"`
+	Interrupted          bool     `json:"interrupted,omitempty"` // stopped early (ctx ended): the run is not OK whatever it measured
+	InterruptReason      string   `json:"interrupt_reason,omitempty"`
+	Notes                []string `json:"notes,omitempty"`
 }
 
 // ServerStats is what /proc says about the server process.
@@ -362,6 +367,7 @@ func (r *runState) run(ctx context.Context) (Result, error) {
 	if cfg.ServerPID != 0 {
 		connected = r.proc()
 	}
+	self, selfErr := readProc(os.Getpid())
 
 	var sendStart, sendEnd time.Time
 	if cfg.Idle {
@@ -380,12 +386,20 @@ func (r *runState) run(ctx context.Context) (Result, error) {
 	if cfg.ServerPID != 0 {
 		end = r.proc()
 	}
+	selfEnd, selfEndErr := readProc(os.Getpid())
 
 	stopProgress()
 	r.closeAll()
 	readers.Wait()
 
 	res := r.result(connectTime, sendStart, sendEnd)
+	if !cfg.Idle && selfErr == nil && selfEndErr == nil && !sendStart.IsZero() {
+		cpu := selfEnd.CPU - self.CPU
+		res.ToolCPUSeconds = cpu.Seconds()
+		if res.DeliveriesReceived > 0 {
+			res.ToolCPUPerDeliveryUS = float64(cpu.Microseconds()) / float64(res.DeliveriesReceived)
+		}
+	}
 	if cfg.ServerPID != 0 {
 		res.Server = serverStats(before, connected, end, cfg.Idle, res.ConnsEstablished, res.DeliveriesReceived)
 		if res.Server.RSSAfter > 0 && res.Server.RSSPerConn <= 0 {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -187,6 +188,15 @@ func TestBenchTransports(t *testing.T) {
 				// Every connection of a room receives every message of it.
 				if res.DeliveriesExpected != res.MessagesAcked*conns/2 {
 					t.Errorf("deliveries expected = %d; want acked × conns per room = %d", res.DeliveriesExpected, res.MessagesAcked*conns/2)
+				}
+				// The tool's own CPU time (here the server's too: it runs in
+				// this process), from /proc where there is one.
+				if _, err := os.Stat("/proc/self/stat"); err == nil && tc.rate == 0 {
+					want := res.ToolCPUSeconds * 1e6 / float64(res.DeliveriesReceived)
+					if res.ToolCPUSeconds <= 0 || math.Abs(res.ToolCPUPerDeliveryUS-want) > want/100+1 {
+						t.Errorf("tool CPU %gs, %gµs per delivery of %d; want > 0, and %.1fµs",
+							res.ToolCPUSeconds, res.ToolCPUPerDeliveryUS, res.DeliveriesReceived, want)
+					}
 				}
 				// (A long-polling sender's pace depends on its POSTs' round trips.)
 				if transport == bench.TransportWS && tc.rate > 0 && (res.MessagesSent < 50 || res.MessagesSent > 300) {

@@ -54,6 +54,9 @@ func (r Result) WriteSummary(w io.Writer) error {
 			line("server CPU", "%.2fs connecting", s.CPUSeconds)
 		}
 	}
+	if r.ToolCPUSeconds > 0 {
+		line("tool CPU", "%.2fs sending and draining (%.1fµs per delivery)", r.ToolCPUSeconds, r.ToolCPUPerDeliveryUS)
+	}
 	for _, n := range r.Notes {
 		line("note", "%s", n)
 	}

@@ -112,10 +112,13 @@ type result struct {
 		CPUSeconds       float64 `json:"cpu_seconds"`
 		CPUPerDeliveryUS float64 `json:"cpu_per_delivery_us"`
 	} `json:"server"`
-	OK              bool     `json:"ok"`
-	Interrupted     bool     `json:"interrupted"`
-	InterruptReason string   `json:"interrupt_reason"`
-	Notes           []string `json:"notes"`
+	// The load tool's CPU while sending and draining; zero in results of
+	// load tools older than it.
+	ToolCPUPerDeliveryUS float64  `json:"tool_cpu_per_delivery_us"`
+	OK                   bool     `json:"ok"`
+	Interrupted          bool     `json:"interrupted"`
+	InterruptReason      string   `json:"interrupt_reason"`
+	Notes                []string `json:"notes"`
 }
 
 // gobench is one line of go test -bench output.
@@ -384,10 +387,14 @@ func targets(b *strings.Builder, runs map[string]*run) {
 			add(row{"7", r.Name, bad, goal, notRun})
 		} else {
 			ok := clean(res) && res.ConnsEstablished >= 5000 && res.Latency.P99 <= 50
+			cpu := ""
+			if res.Server != nil && res.ToolCPUPerDeliveryUS > 0 {
+				cpu = fmt.Sprintf("; CPU per delivery: server %.0f µs, load tool %.0f µs", res.Server.CPUPerDeliveryUS, res.ToolCPUPerDeliveryUS)
+			}
 			add(row{"7", r.Name,
-				fmt.Sprintf("%s long-polling clients in %d rooms; %s of %s delivered (%s); p50 %s ms, p99 %s ms; %s",
+				fmt.Sprintf("%s long-polling clients in %d rooms; %s of %s delivered (%s); p50 %s ms, p99 %s ms; %s%s",
 					commas(float64(res.ConnsEstablished)), res.Rooms, commas(float64(res.DeliveriesReceived)), commas(float64(res.DeliveriesExpected)),
-					pct(res.DeliveriesReceived, res.DeliveriesExpected), ms(res.Latency.P50), ms(res.Latency.P99), checks(res)),
+					pct(res.DeliveriesReceived, res.DeliveriesExpected), ms(res.Latency.P50), ms(res.Latency.P99), checks(res), cpu),
 				goal, verdict(ok)})
 		}
 	}
