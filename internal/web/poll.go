@@ -51,9 +51,8 @@ type pollCursor struct {
 // then each one's id and seq, by id. Every delivery to a long-polling
 // client reads one cursor and writes the next (docs/benchmarks.md, target
 // 7), and reading a JSON cursor alone took 6 % of the server's CPU there.
-// Cursors given
-// before, JSON under the same base64, still parse: a client polling across
-// an upgrade loses nothing.
+// Cursors given before, JSON under the same base64, still parse: a client
+// polling across an upgrade loses nothing.
 const (
 	cursorV1       = 0x01
 	maxCursorLen   = 8 << 10
