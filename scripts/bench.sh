@@ -12,7 +12,7 @@
 #   TARGET is 1 2 3 4 5 6 7 8 or go (the Go micro-benchmarks: the hub's
 #   fan-out, the SQLite store's appends, the server's frame encoding and
 #   decoding, the load tool's decoding); no argument runs them all, in
-#   about 9 minutes.
+#   about 10 minutes.
 # Environment: OUT (default docs/bench) is where results go; REF (default
 # HEAD) is the commit to build and test, exported with git archive so that
 # edits under way in the working tree neither break nor colour the run;

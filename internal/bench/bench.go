@@ -367,7 +367,11 @@ func (r *runState) run(ctx context.Context) (Result, error) {
 	if cfg.ServerPID != 0 {
 		connected = r.proc()
 	}
-	self, selfErr := readProc(os.Getpid())
+	var self, selfEnd procStats // the tool's own, while sending and draining
+	selfErr := errors.New("not measured")
+	if !cfg.Idle {
+		self, selfErr = readProc(os.Getpid())
+	}
 
 	var sendStart, sendEnd time.Time
 	if cfg.Idle {
@@ -386,14 +390,16 @@ func (r *runState) run(ctx context.Context) (Result, error) {
 	if cfg.ServerPID != 0 {
 		end = r.proc()
 	}
-	selfEnd, selfEndErr := readProc(os.Getpid())
+	if selfErr == nil {
+		selfEnd, selfErr = readProc(os.Getpid())
+	}
 
 	stopProgress()
 	r.closeAll()
 	readers.Wait()
 
 	res := r.result(connectTime, sendStart, sendEnd)
-	if !cfg.Idle && selfErr == nil && selfEndErr == nil && !sendStart.IsZero() {
+	if selfErr == nil && !sendStart.IsZero() {
 		cpu := selfEnd.CPU - self.CPU
 		res.ToolCPUSeconds = cpu.Seconds()
 		if res.DeliveriesReceived > 0 {

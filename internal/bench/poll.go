@@ -30,20 +30,25 @@ const (
 	maxPosts      = 4                // POSTs under way per sender; more in-flight sends wait for one
 )
 
+// pollDialer dials every long-poll connection: the clients' own (pollConn)
+// and those of the shared pool.
+var pollDialer = &net.Dialer{Timeout: 15 * time.Second, KeepAlive: 30 * time.Second}
+
 // pollTransport shares one http.Client, so one pool of keep-alive
-// connections, among every client.
+// connections, among every client for what is not a poll: entering the
+// room, POSTs and the DELETE at the end. Each client polls on a
+// connection of its own (pollConn).
 type pollTransport struct {
 	http *http.Client
 }
 
 func newPollTransport(cfg Config) *pollTransport {
-	// Every client holds a GET; a sender also has up to maxPosts POSTs
-	// under way. The pool keeps that many idle so that each poll reuses a
-	// connection instead of opening one.
-	idle := cfg.Conns + cfg.Rooms*cfg.SendersPerRoom*maxPosts + maxConnecting
+	// A sender has up to maxPosts POSTs under way; while connecting, up to
+	// maxConnecting clients enter their rooms and open them.
+	idle := cfg.Rooms*cfg.SendersPerRoom*maxPosts + maxConnecting
 	return &pollTransport{http: &http.Client{
 		Transport: &http.Transport{
-			DialContext:         (&net.Dialer{Timeout: 15 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			DialContext:         pollDialer.DialContext,
 			TLSHandshakeTimeout: 15 * time.Second,
 			MaxIdleConns:        idle,
 			MaxIdleConnsPerHost: idle,
@@ -54,8 +59,8 @@ func newPollTransport(cfg Config) *pollTransport {
 	}}
 }
 
-func (*pollTransport) seqs() bool      { return true }
-func (*pollTransport) doneConnecting() {} // the readers reuse the pool
+func (*pollTransport) seqs() bool        { return true }
+func (t *pollTransport) doneConnecting() { t.http.CloseIdleConnections() }
 
 // pollSession is one long-poll channel. The reader goroutine polls; the
 // sender posts, each POST in a goroutine of its own, and hands the events

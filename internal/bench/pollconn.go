@@ -30,7 +30,6 @@ type pollConn struct {
 	u      *url.URL // the target; the path and query vary per request
 	addr   string   // host:port to dial
 	cookie string
-	dialer net.Dialer
 
 	nc net.Conn // nil until dialled, and after an error
 	br *bufio.Reader
@@ -54,7 +53,6 @@ func newPollConn(target, token string) (*pollConn, error) {
 		u:      u,
 		addr:   net.JoinHostPort(u.Hostname(), port),
 		cookie: (&http.Cookie{Name: cookieName, Value: token}).String(),
-		dialer: net.Dialer{Timeout: 15 * time.Second, KeepAlive: 30 * time.Second},
 	}, nil
 }
 
@@ -144,19 +142,21 @@ func (c *pollConn) fail(ctx context.Context, reused bool, err error) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	if reused && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) || isReset(err)) {
+	if reused && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) || isConnError(err)) {
 		return fmt.Errorf("%w: %w", errStale, err)
 	}
 	return err
 }
 
-func isReset(err error) bool {
+// isConnError reports whether err is the connection's own failure (a
+// reset, a broken pipe), not its deadline passing.
+func isConnError(err error) bool {
 	var op *net.OpError
 	return errors.As(err, &op) && !op.Timeout()
 }
 
 func (c *pollConn) dial(ctx context.Context) error {
-	nc, err := c.dialer.DialContext(ctx, "tcp", c.addr)
+	nc, err := pollDialer.DialContext(ctx, "tcp", c.addr)
 	if err != nil {
 		return err
 	}
