@@ -97,6 +97,13 @@ func (p *pollTransport) loop(w *wsClient) {
 		if p.ctx.Err() != nil {
 			return // stopped: like a closed page, this response is not read
 		}
+		if err == nil {
+			// The cursor moves before the frames are seen: a test that
+			// has seen hello may POST at once, and a POST needs it.
+			p.mu.Lock()
+			p.cursor = body.Cursor
+			p.mu.Unlock()
+		}
 		w.mu.Lock()
 		w.queue = append(w.queue, fs...)
 		if err != nil {
@@ -108,9 +115,6 @@ func (p *pollTransport) loop(w *wsClient) {
 		if err != nil {
 			return
 		}
-		p.mu.Lock()
-		p.cursor = body.Cursor
-		p.mu.Unlock()
 	}
 }
 
