@@ -375,9 +375,11 @@ if wants 1; then
 	bench 1 target1 90 1000 --conns 1000 --rooms 1 --senders 10 --rate 0 --duration 10s
 	bench 1 target1-inflight1 90 1000 --conns 1000 --rooms 1 --senders 10 --rate 0 --inflight 1 --duration 10s
 fi
-# Target 2: 1,000 connections in 10 rooms, 100 messages/s over 10 senders.
+# Target 2: 1,000 connections in 10 rooms, 100 messages/s over 10 senders;
+# and the same in 10 private groups, which the tool creates first.
 if wants 2; then
 	bench 2 target2 90 1000 --conns 1000 --rooms 10 --senders 1 --rate 100 --duration 10s
+	bench 2 target2-groups 120 1000 --conns 1000 --rooms 10 --groups --senders 1 --rate 100 --duration 10s
 fi
 # Target 3: light load, 100 connections in one room, 10 messages/s.
 # Context: the same load in 10 rooms of 10, to tell the store and the

@@ -34,6 +34,8 @@ Prepare the server for it:
   - raise its per-connection limits, or senders get rate_limited and slow
     readers are disconnected: --send-rate 100000 --send-burst 100000 --outbox 4096
   - --transport compat needs the server's --channels-compat
+  - --groups needs the server's --max-group-members at or above the users
+    of one group (--conns / --rooms with a token each)
   - both processes need an open-file limit above the connection count (ulimit -n)
 
 Flags:
@@ -55,6 +57,7 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	fs.StringVar(&cfg.Transport, "transport", bench.TransportWS, "ws (native WebSocket, signed in), compat (Django Channels endpoint, anonymous) or longpoll (HTTP long-polling on /api/poll, signed in)")
 	fs.IntVar(&cfg.Conns, "conns", 100, "client connections")
 	fs.IntVar(&cfg.Rooms, "rooms", 1, "rooms the connections are spread over")
+	fs.BoolVar(&cfg.Groups, "groups", false, "spread the connections over private groups instead of rooms: the run creates them (named ROOM-PREFIX-RUN-N, owned by the user of their first connection), adds the users of the others, and deletes them at the end (ws and longpoll)")
 	fs.IntVar(&cfg.SendersPerRoom, "senders", 1, "connections per room that also send")
 	fs.Float64Var(&cfg.Rate, "rate", 100, "messages per second over all senders; 0: as fast as --inflight allows")
 	fs.IntVar(&cfg.InFlight, "inflight", 0, "unanswered sends per sender (default 8 with --rate 0, else 1000)")

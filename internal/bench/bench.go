@@ -14,6 +14,7 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
+	"net/http"
 	"net/url"
 	"os"
 	"slices"
@@ -30,6 +31,7 @@ type Config struct {
 	Transport      string        // TransportWS (default), TransportCompat or TransportLongPoll
 	Conns          int           // client connections
 	Rooms          int           // rooms the connections are spread over (default 1)
+	Groups         bool          // spread the connections over private groups the run creates (and deletes), not rooms
 	SendersPerRoom int           // connections per room that also send
 	Rate           float64       // messages per second over all senders; 0: as fast as InFlight allows
 	InFlight       int           // unanswered sends per sender (default 8 when Rate is 0, else 1000)
@@ -123,6 +125,16 @@ func (c *Config) fill() error {
 	}) {
 		bad("room prefix %q: room names are 1-64 letters, digits, - and _", c.RoomPrefix)
 	}
+	if c.Groups {
+		// The run's ID, at most 8 characters, goes in a group's name.
+		name = c.RoomPrefix + "-12345678-" + strconv.Itoa(c.Rooms-1)
+		if len(name) > 64 {
+			bad("room prefix %q: too long for the names of %d groups (at most 64 characters with the run's ID)", c.RoomPrefix, c.Rooms)
+		}
+		if c.Transport == TransportCompat {
+			bad("groups need a signed-in transport (%s or %s); the %s endpoint has rooms only", TransportWS, TransportLongPoll, TransportCompat)
+		}
+	}
 	if (c.Transport == TransportWS || c.Transport == TransportLongPoll) && len(c.Tokens) == 0 {
 		bad("the %s transport needs session tokens (parley admin sessions)", c.Transport)
 	}
@@ -134,6 +146,7 @@ func (c *Config) fill() error {
 type Result struct {
 	Transport          string           `json:"transport"`
 	Rooms              int              `json:"rooms"`
+	Groups             bool             `json:"groups,omitempty"` // the rooms were private groups
 	Senders            int              `json:"senders"`
 	Rate               float64          `json:"rate"` // target messages/s; 0: as fast as possible
 	Idle               bool             `json:"idle,omitempty"`
@@ -213,6 +226,8 @@ type runState struct {
 	senders []*sender
 	start   time.Time
 
+	groupHTTP *http.Client // with cfg.Groups: the groups' set-up and clean-up
+
 	established, failed, dropped atomic.Int64
 	sent, acked, sendErrs        atomic.Int64
 	resumed                      atomic.Int64 // long-poll channels the server rebuilt
@@ -236,6 +251,8 @@ type shard struct {
 type room struct {
 	idx       int
 	name      string
+	groupID   int64 // with Config.Groups: set before any client connects
+	members   int   // with Config.Groups: distinct users
 	clients   []*client
 	senders   []*sender
 	receivers atomic.Int64 // clients connected when sending began
@@ -295,7 +312,11 @@ func (s *sender) release() {
 func newRun(cfg Config, tr transport) *runState {
 	r := &runState{cfg: cfg, tr: tr, id: strconv.FormatUint(rand.Uint64()&0xffffffffff, 36)}
 	for i := range cfg.Rooms {
-		r.rooms = append(r.rooms, &room{idx: i, name: cfg.RoomPrefix + "-" + strconv.Itoa(i)})
+		name := cfg.RoomPrefix + "-" + strconv.Itoa(i)
+		if cfg.Groups {
+			name = cfg.RoomPrefix + "-" + r.id + "-" + strconv.Itoa(i)
+		}
+		r.rooms = append(r.rooms, &room{idx: i, name: name})
 	}
 	for i := range cfg.Conns {
 		rm := r.rooms[i%cfg.Rooms]
@@ -343,6 +364,22 @@ func (r *runState) interrupt(phase string) {
 func (r *runState) run(ctx context.Context) (Result, error) {
 	cfg := r.cfg
 	r.start = time.Now()
+	stopProgress := r.startProgress()
+	defer stopProgress() // idempotent
+
+	if cfg.Groups {
+		r.groupHTTP = newGroupHTTP()
+		defer r.groupHTTP.CloseIdleConnections()
+		defer r.deleteGroups() // after the connections are closed, below
+		if err := r.makeGroups(ctx); err != nil {
+			if ctx.Err() == nil {
+				return Result{}, fmt.Errorf("groups: %w", err)
+			}
+			r.interrupt("creating the groups cut short")
+		}
+	}
+	// The server's memory before connecting: after the groups, which are
+	// not the connections' to account for.
 	var before, connected procStats
 	if cfg.ServerPID != 0 {
 		var err error
@@ -350,8 +387,6 @@ func (r *runState) run(ctx context.Context) (Result, error) {
 			return Result{}, fmt.Errorf("server stats of PID %d: %w", cfg.ServerPID, err)
 		}
 	}
-	stopProgress := r.startProgress()
-	defer stopProgress() // idempotent
 
 	var readers sync.WaitGroup
 	defer func() {
@@ -900,6 +935,7 @@ func (r *runState) result(connectTime time.Duration, sendStart, sendEnd time.Tim
 	res := Result{
 		Transport:        cfg.Transport,
 		Rooms:            cfg.Rooms,
+		Groups:           cfg.Groups,
 		Senders:          len(r.senders),
 		Idle:             cfg.Idle,
 		ConnsEstablished: int(r.established.Load()),

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"sync"
@@ -33,9 +34,21 @@ import (
 type testServer struct {
 	URL string
 	svc *chat.Service
+
+	mu       sync.Mutex
+	requests map[string]int // "METHOD /path" → count, the IDs in paths as {id}
 }
 
-func newTestServer(tb testing.TB) *testServer {
+// count returns how many requests "METHOD /path" the server had.
+func (s *testServer) count(req string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.requests[req]
+}
+
+var pathID = regexp.MustCompile(`/[0-9]+(/|$)`)
+
+func newTestServer(tb testing.TB, opts ...func(*chat.Config)) *testServer {
 	tb.Helper()
 	ctx := context.Background()
 	logger := slog.New(slog.DiscardHandler)
@@ -54,14 +67,25 @@ func newTestServer(tb testing.TB) *testServer {
 			tb.Errorf("hub.Close: %v", err)
 		}
 	})
-	svc := chat.NewService(chat.Config{}, chat.Deps{
+	var cfg chat.Config
+	for _, o := range opts {
+		o(&cfg)
+	}
+	svc := chat.NewService(cfg, chat.Deps{
 		Store: db, Broker: broker, Presence: inmem.NewPresence(), Limiter: inmem.NewLimiter(nil),
 		Mailer: mailer.NewLog(logger), Logger: logger,
 	})
 	handler := web.NewHandler(logger, web.Config{SendRate: 10000, SendBurst: 10000, ChannelsCompat: true}, svc, h, fstest.MapFS{})
-	srv := httptest.NewServer(handler)
+	s := &testServer{svc: svc, requests: make(map[string]int)}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		s.requests[r.Method+" "+pathID.ReplaceAllString(r.URL.Path, "/{id}$1")]++
+		s.mu.Unlock()
+		handler.ServeHTTP(w, r)
+	}))
 	tb.Cleanup(srv.Close)
-	return &testServer{URL: srv.URL, svc: svc}
+	s.URL = srv.URL
+	return s
 }
 
 // tokens signs in n users and returns their session tokens.
@@ -236,6 +260,99 @@ func TestBenchWebSocketSenders(t *testing.T) {
 	}
 }
 
+// TestBenchGroups spreads the connections over private groups: the run
+// creates them with the users of their connections as members (two
+// connections of a user make one member), sends to them, and deletes them
+// at the end.
+func TestBenchGroups(t *testing.T) {
+	for _, transport := range []string{bench.TransportWS, bench.TransportLongPoll} {
+		t.Run(transport, func(t *testing.T) {
+			s := newTestServer(t)
+			const conns, users = 20, 10
+			tokens := s.tokens(t, users)
+			res := mustRun(t, bench.Config{
+				Targets:        []string{s.URL},
+				Transport:      transport,
+				Conns:          conns,
+				Rooms:          2,
+				Groups:         true,
+				SendersPerRoom: 2,
+				Rate:           100,
+				Duration:       time.Second,
+				Tokens:         tokens, // client i: group i%2, token i%10, so 5 users a group
+				RoomPrefix:     "g",
+			})
+			checkClean(t, res, conns)
+			if !res.Groups || res.DeliveriesExpected != res.MessagesAcked*conns/2 {
+				t.Errorf("groups %v, deliveries expected %d; want true, acked × conns per group = %d", res.Groups, res.DeliveriesExpected, res.MessagesAcked*conns/2)
+			}
+			var sum strings.Builder
+			res.WriteSummary(&sum)
+			if !strings.Contains(sum.String(), "2 groups") {
+				t.Errorf("summary does not say %q:\n%s", "2 groups", sum.String())
+			}
+			for req, want := range map[string]int{
+				"POST /api/rooms":               0,
+				"POST /api/groups":              2,
+				"POST /api/groups/{id}/members": 2 * (users/2 - 1), // the owner is a member already
+				"DELETE /api/groups/{id}":       2,
+				"GET /api/me":                   users,
+			} {
+				if got := s.count(req); got != want {
+					t.Errorf("%s: %d requests; want %d", req, got, want)
+				}
+			}
+			s.checkNoGroups(t, tokens)
+		})
+	}
+}
+
+// TestBenchGroupsTooLarge runs groups larger than the server allows: the
+// run fails before connecting, saying which server flag to raise, and
+// leaves no group behind.
+func TestBenchGroupsTooLarge(t *testing.T) {
+	s := newTestServer(t, func(c *chat.Config) { c.MaxGroupMembers = 3 })
+	tokens := s.tokens(t, 7)
+	var progress strings.Builder
+	_, err := bench.Run(context.Background(), bench.Config{
+		Targets:        []string{s.URL},
+		Conns:          7, // groups of 4 and 3 users
+		Rooms:          2,
+		Groups:         true,
+		SendersPerRoom: 1,
+		Duration:       time.Second,
+		Tokens:         tokens,
+		Progress:       &progress,
+	})
+	if err == nil || !strings.Contains(err.Error(), "--max-group-members 4") {
+		t.Errorf("Run = %v; want an error naming --max-group-members 4", err)
+	}
+	checkStopped(t)
+	if n := s.count("GET /api/ws"); n != 0 {
+		t.Errorf("%d connections attempted; want none", n)
+	}
+	s.checkNoGroups(t, tokens)
+}
+
+// checkNoGroups fails if a user of tokens is in a group.
+func (s *testServer) checkNoGroups(tb testing.TB, tokens []string) {
+	tb.Helper()
+	ctx := context.Background()
+	for _, tok := range tokens {
+		u, _, _, err := s.svc.Authenticate(ctx, tok)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		cs, err := s.svc.Conversations(ctx, u)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		for _, c := range cs {
+			tb.Errorf("user %d is left in conversation %+v", u.ID, c)
+		}
+	}
+}
+
 func TestBenchCompat(t *testing.T) {
 	s := newTestServer(t)
 	res := mustRun(t, bench.Config{
@@ -286,6 +403,7 @@ func TestBenchRejects(t *testing.T) {
 		{"no tokens", bench.Config{Conns: 1, Duration: time.Second, SendersPerRoom: 1}, "tokens"},
 		{"bad target", bench.Config{Targets: []string{"127.0.0.1:8080"}, Transport: bench.TransportCompat, Conns: 1, Duration: time.Second, SendersPerRoom: 1}, "target"},
 		{"too many senders", bench.Config{Transport: bench.TransportCompat, Conns: 4, Rooms: 2, SendersPerRoom: 3, Duration: time.Second}, "senders per room"},
+		{"groups over compat", bench.Config{Transport: bench.TransportCompat, Conns: 1, SendersPerRoom: 1, Duration: time.Second, Groups: true}, "groups need a signed-in transport"},
 		{"bad room prefix", bench.Config{Transport: bench.TransportCompat, Conns: 1, SendersPerRoom: 1, Duration: time.Second, RoomPrefix: "a b"}, "room prefix"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

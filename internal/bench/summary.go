@@ -21,7 +21,11 @@ func (r Result) WriteSummary(w io.Writer) error {
 	case r.Rate > 0:
 		rate = fmt.Sprintf("%g messages/s", r.Rate)
 	}
-	line("bench", "%s, %d connections, %d rooms, %d senders, %s", r.Transport, r.ConnsEstablished+r.ConnsFailed, r.Rooms, r.Senders, rate)
+	rooms := "rooms"
+	if r.Groups {
+		rooms = "groups"
+	}
+	line("bench", "%s, %d connections, %d %s, %d senders, %s", r.Transport, r.ConnsEstablished+r.ConnsFailed, r.Rooms, rooms, r.Senders, rate)
 	line("connections", "%d established, %d failed, %d dropped; %.2fs to connect (%.0f/s)",
 		r.ConnsEstablished, r.ConnsFailed, r.ConnsDropped, r.ConnectSeconds, r.ConnectRate)
 	if r.ConnectError != "" {

@@ -355,39 +355,64 @@ func (t *nativeTransport) enter(ctx context.Context, c *client) (int64, error) {
 }
 
 // enterRoom makes c's user a member of c's room (POST /api/rooms) and
-// returns the room's ID.
+// returns the room's ID. A group of the run has its members already: its
+// ID is returned as it is.
 func enterRoom(ctx context.Context, hc *http.Client, c *client) (int64, error) {
-	body, err := json.Marshal(map[string]string{"name": c.room.name})
-	if err != nil {
-		return 0, err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.target+"/api/rooms", bytes.NewReader(body))
-	if err != nil {
-		return 0, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.AddCookie(&http.Cookie{Name: cookieName, Value: c.token})
-	resp, err := hc.Do(req)
-	if err != nil {
-		return 0, fmt.Errorf("enter room: %w", err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if err != nil {
-		return 0, fmt.Errorf("enter room: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("enter room: %w", httpError(resp, data))
+	if id := c.room.groupID; id != 0 {
+		return id, nil
 	}
 	var r struct {
 		Room struct {
 			ID int64 `json:"id"`
 		} `json:"room"`
 	}
-	if err := json.Unmarshal(data, &r); err != nil || r.Room.ID <= 0 {
-		return 0, fmt.Errorf("enter room: unexpected answer %.200q", data)
+	if err := apiCall(ctx, hc, http.MethodPost, c.target+"/api/rooms", c.token, map[string]string{"name": c.room.name}, &r, http.StatusOK); err != nil {
+		return 0, fmt.Errorf("enter room: %w", err)
+	}
+	if r.Room.ID <= 0 {
+		return 0, errors.New("enter room: the answer has no room ID")
 	}
 	return r.Room.ID, nil
+}
+
+// apiCall makes one request of the REST API with the session token: in
+// is sent as JSON unless nil; an answer other than status want is a
+// *statusError; the JSON answer is decoded into out unless nil.
+func apiCall(ctx context.Context, hc *http.Client, method, url, token string, in, out any, want int) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, body)
+	if err != nil {
+		return err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.AddCookie(&http.Cookie{Name: cookieName, Value: token})
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != want {
+		return httpError(resp, data)
+	}
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			return fmt.Errorf("unexpected answer %.200q: %w", data, err)
+		}
+	}
+	return nil
 }
 
 // statusError is an HTTP answer other than the one expected.
