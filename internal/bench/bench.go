@@ -154,7 +154,8 @@ type Result struct {
 	ConnsFailed        int              `json:"conns_failed"`
 	ConnsDropped       int              `json:"conns_dropped"` // ended by the server or the network before the run did
 	ConnectSeconds     float64          `json:"connect_seconds"`
-	ConnectRate        float64          `json:"connect_rate"` // connections established per second
+	GroupSetupSeconds  float64          `json:"group_setup_seconds,omitempty"` // creating the groups, before connecting
+	ConnectRate        float64          `json:"connect_rate"`                  // connections established per second
 	ConnectError       string           `json:"connect_error,omitempty"`
 	MessagesSent       int64            `json:"messages_sent"`
 	MessagesAcked      int64            `json:"messages_acked"` // compat: echoed back to the sender
@@ -226,7 +227,8 @@ type runState struct {
 	senders []*sender
 	start   time.Time
 
-	groupHTTP *http.Client // with cfg.Groups: the groups' set-up and clean-up
+	groupHTTP  *http.Client  // with cfg.Groups: the groups' set-up and clean-up
+	groupSetup time.Duration // with cfg.Groups: how long creating them took
 
 	established, failed, dropped atomic.Int64
 	sent, acked, sendErrs        atomic.Int64
@@ -933,17 +935,18 @@ func (r *runState) startProgress() (stop func()) {
 func (r *runState) result(connectTime time.Duration, sendStart, sendEnd time.Time) Result {
 	cfg := r.cfg
 	res := Result{
-		Transport:        cfg.Transport,
-		Rooms:            cfg.Rooms,
-		Groups:           cfg.Groups,
-		Senders:          len(r.senders),
-		Idle:             cfg.Idle,
-		ConnsEstablished: int(r.established.Load()),
-		ConnsFailed:      int(r.failed.Load()),
-		ConnsDropped:     int(r.dropped.Load()),
-		ConnectSeconds:   connectTime.Seconds(),
-		SendErrorCodes:   make(map[string]int64),
-		Notes:            r.notes,
+		Transport:         cfg.Transport,
+		Rooms:             cfg.Rooms,
+		Groups:            cfg.Groups,
+		Senders:           len(r.senders),
+		Idle:              cfg.Idle,
+		ConnsEstablished:  int(r.established.Load()),
+		ConnsFailed:       int(r.failed.Load()),
+		ConnsDropped:      int(r.dropped.Load()),
+		ConnectSeconds:    connectTime.Seconds(),
+		GroupSetupSeconds: r.groupSetup.Seconds(),
+		SendErrorCodes:    make(map[string]int64),
+		Notes:             r.notes,
 	}
 	if n := cfg.Conns - res.ConnsFailed - res.ConnsEstablished; n > 0 {
 		res.Notes = append(res.Notes, fmt.Sprintf("%d connections were not attempted (interrupted)", n))

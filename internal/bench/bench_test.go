@@ -288,6 +288,9 @@ func TestBenchGroups(t *testing.T) {
 			}
 			var sum strings.Builder
 			res.WriteSummary(&sum)
+			if res.GroupSetupSeconds <= 0 {
+				t.Errorf("group set-up took %gs; want > 0", res.GroupSetupSeconds)
+			}
 			if !strings.Contains(sum.String(), "2 groups") {
 				t.Errorf("summary does not say %q:\n%s", "2 groups", sum.String())
 			}

@@ -131,7 +131,8 @@ func (r *runState) makeGroups(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	r.logf("created %d groups of %d members in all in %.1fs", len(r.rooms), len(adds)+len(r.rooms), time.Since(t0).Seconds())
+	r.groupSetup = time.Since(t0)
+	r.logf("created %d groups of %d members in all in %.1fs", len(r.rooms), len(adds)+len(r.rooms), r.groupSetup.Seconds())
 	return nil
 }
 

@@ -28,6 +28,9 @@ func (r Result) WriteSummary(w io.Writer) error {
 	line("bench", "%s, %d connections, %d %s, %d senders, %s", r.Transport, r.ConnsEstablished+r.ConnsFailed, r.Rooms, rooms, r.Senders, rate)
 	line("connections", "%d established, %d failed, %d dropped; %.2fs to connect (%.0f/s)",
 		r.ConnsEstablished, r.ConnsFailed, r.ConnsDropped, r.ConnectSeconds, r.ConnectRate)
+	if r.Groups {
+		line("", "%.2fs to create the groups first", r.GroupSetupSeconds)
+	}
 	if r.ConnectError != "" {
 		line("", "first failure: %s", r.ConnectError)
 	}
