@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"runtime/debug"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -52,6 +53,7 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 		cfg     bench.Config
 		targets string
 		tokens  string
+		cpuProf string
 	)
 	fs.StringVar(&targets, "targets", "http://127.0.0.1:8080", "comma-separated server base URLs; connections are spread over them in turn")
 	fs.StringVar(&cfg.Transport, "transport", bench.TransportWS, "ws (native WebSocket, signed in), compat (Django Channels endpoint, anonymous) or longpoll (HTTP long-polling on /api/poll, signed in)")
@@ -67,6 +69,7 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	fs.StringVar(&cfg.RoomPrefix, "room-prefix", "bench", "rooms are PREFIX-0, PREFIX-1, ...")
 	fs.StringVar(&tokens, "tokens", "", `file of session tokens, one a line, as printed by "parley admin sessions" (USER_ID<TAB>EMAIL<TAB>TOKEN) or bare; reused in turn if fewer than --conns (required for ws and longpoll)`)
 	fs.IntVar(&cfg.ServerPID, "pid", 0, "the server's process ID (same machine): report its memory and CPU time")
+	fs.StringVar(&cpuProf, "cpuprofile", "", "write the load tool's own CPU profile (go tool pprof) to this file")
 	fs.BoolVar(&cfg.Idle, "idle", false, "connect and hold only, to measure the server's memory per connection (with --pid)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), benchUsage)
@@ -99,6 +102,17 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 		defer debug.SetGCPercent(debug.SetGCPercent(benchGCPercent))
 	}
 
+	if cpuProf != "" {
+		f, err := os.Create(cpuProf)
+		if err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	res, err := bench.Run(ctx, cfg)
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return fmt.Errorf("bench: %w", err)

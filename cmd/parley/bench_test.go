@@ -27,13 +27,15 @@ func TestBenchCommand(t *testing.T) {
 	}
 	s := startServer(t, "--db", db, "--send-rate", "1000", "--send-burst", "1000", "--channels-compat")
 
+	prof := filepath.Join(t.TempDir(), "bench.cpu")
 	for _, tc := range []struct {
-		name string
-		args []string
+		name, transport string
+		args            []string
 	}{
-		{"ws", []string{"--tokens", tokenFile}},
-		{"compat", []string{"--transport", "compat"}},
-		{"longpoll", []string{"--transport", "longpoll", "--tokens", tokenFile}},
+		{"ws", "ws", []string{"--tokens", tokenFile}},
+		{"compat", "compat", []string{"--transport", "compat"}},
+		{"longpoll", "longpoll", []string{"--transport", "longpoll", "--tokens", tokenFile}},
+		{"groups", "ws", []string{"--tokens", tokenFile, "--groups", "--cpuprofile", prof}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
@@ -54,14 +56,18 @@ func TestBenchCommand(t *testing.T) {
 			if err := json.Unmarshal([]byte(lines[len(lines)-1]), &res); err != nil {
 				t.Fatalf("last line of output is not the JSON result: %v\n%s", err, stdout.String())
 			}
-			if res.Transport != tc.name || res.ConnsEstablished != 6 || res.MessagesSent == 0 ||
+			if res.Transport != tc.transport || res.ConnsEstablished != 6 || res.MessagesSent == 0 ||
 				res.DeliveriesReceived != res.DeliveriesExpected || res.DeliveriesExpected != 3*res.MessagesSent || !res.OK {
-				t.Errorf("result = %+v; want %s, 6 connections, every message to 3 connections, ok\n%s", res, tc.name, stdout.String())
+				t.Errorf("result = %+v; want %s, 6 connections, every message to 3 connections, ok\n%s", res, tc.transport, stdout.String())
 			}
 			if !strings.Contains(stdout.String(), "result       OK") {
 				t.Errorf("no summary in the output:\n%s", stdout.String())
 			}
 		})
+	}
+	// --cpuprofile wrote a profile: gzip-compressed protocol buffers.
+	if b, err := os.ReadFile(prof); err != nil || len(b) < 100 || b[0] != 0x1f || b[1] != 0x8b {
+		t.Errorf("--cpuprofile: %d bytes, %v; want a gzip-compressed profile", len(b), err)
 	}
 
 	// Users made members beforehand: the bench's entering adds no join.
