@@ -291,8 +291,8 @@ func TestBenchGroups(t *testing.T) {
 			if res.GroupSetupSeconds <= 0 {
 				t.Errorf("group set-up took %gs; want > 0", res.GroupSetupSeconds)
 			}
-			if !strings.Contains(sum.String(), "2 groups") {
-				t.Errorf("summary does not say %q:\n%s", "2 groups", sum.String())
+			if !strings.Contains(sum.String(), "2 groups") || !strings.Contains(sum.String(), "sequence per group") {
+				t.Errorf("summary does not say %q and %q:\n%s", "2 groups", "sequence per group", sum.String())
 			}
 			for req, want := range map[string]int{
 				"POST /api/rooms":               0,

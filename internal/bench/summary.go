@@ -41,7 +41,7 @@ func (r Result) WriteSummary(w io.Writer) error {
 		}
 		line("messages", "%d sent in %.1fs, %d %s, %d errors%s", r.MessagesSent, r.DurationSeconds, r.MessagesAcked, acked, r.SendErrors, codes(r.SendErrorCodes))
 		line("deliveries", "%d received of %d expected (%.0f/s)", r.DeliveriesReceived, r.DeliveriesExpected, r.DeliveriesPerSec)
-		check := "sequence per room"
+		check := "sequence per " + strings.TrimSuffix(rooms, "s")
 		if r.Transport == TransportCompat {
 			check = "per sender: compat frames have no sequence numbers"
 		}
