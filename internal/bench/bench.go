@@ -254,7 +254,6 @@ type room struct {
 	idx       int
 	name      string
 	groupID   int64 // with Config.Groups: set before any client connects
-	members   int   // with Config.Groups: distinct users
 	clients   []*client
 	senders   []*sender
 	receivers atomic.Int64 // clients connected when sending began
@@ -370,7 +369,7 @@ func (r *runState) run(ctx context.Context) (Result, error) {
 	defer stopProgress() // idempotent
 
 	if cfg.Groups {
-		r.groupHTTP = newGroupHTTP()
+		r.groupHTTP = newAPIClient()
 		defer r.groupHTTP.CloseIdleConnections()
 		defer r.deleteGroups() // after the connections are closed, below
 		if err := r.makeGroups(ctx); err != nil {

@@ -21,40 +21,25 @@ import (
 // are unique among a server's groups, and a run must not use another's.
 // When the run is over, deleteGroups deletes them.
 
-const groupCallTimeout = 30 * time.Second // one REST call of the set-up or the clean-up
-
-// newGroupHTTP returns the HTTP client of the groups' set-up and clean-up.
-func newGroupHTTP() *http.Client {
-	return &http.Client{
-		Timeout: groupCallTimeout,
-		Transport: &http.Transport{
-			DialContext:         pollDialer.DialContext,
-			MaxIdleConnsPerHost: maxConnecting,
-			IdleConnTimeout:     10 * time.Second,
-		},
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
-}
-
 // makeGroups creates a group for each of r.rooms with the users of its
 // clients as members, and sets the rooms' groupIDs.
 func (r *runState) makeGroups(ctx context.Context) error {
 	t0 := time.Now()
 	// Who is each token? A token's user is in every group one of its
 	// connections is in, once.
-	var tokens []*client // the first client of each distinct token
+	var firsts []*client // the first client of each distinct token
 	seen := make(map[string]bool)
 	for _, c := range r.clients {
 		if !seen[c.token] {
 			seen[c.token] = true
-			tokens = append(tokens, c)
+			firsts = append(firsts, c)
 		}
 	}
-	r.logf("creating %d groups: looking up the users of %d sessions", len(r.rooms), len(tokens))
+	r.logf("creating %d groups: looking up the users of %d sessions", len(r.rooms), len(firsts))
 	var mu sync.Mutex
-	userOf := make(map[string]int64, len(tokens))
-	err := forEach(ctx, len(tokens), func(ctx context.Context, i int) error {
-		c := tokens[i]
+	userOf := make(map[string]int64, len(firsts))
+	err := forEach(ctx, len(firsts), func(ctx context.Context, i int) error {
+		c := firsts[i]
 		var me struct {
 			User struct {
 				ID int64 `json:"id"`
@@ -80,7 +65,8 @@ func (r *runState) makeGroups(ctx context.Context) error {
 		user int64
 	}
 	var adds []add
-	for _, rm := range r.rooms {
+	members := make([]int, len(r.rooms)) // distinct users of each group
+	for i, rm := range r.rooms {
 		in := make(map[int64]bool)
 		for _, c := range rm.clients {
 			if u := userOf[c.token]; !in[u] {
@@ -90,12 +76,13 @@ func (r *runState) makeGroups(ctx context.Context) error {
 				}
 			}
 		}
-		rm.members = len(in)
+		members[i] = len(in)
 	}
 	err = forEach(ctx, len(r.rooms), func(ctx context.Context, i int) error {
 		rm := r.rooms[i]
 		owner := rm.clients[0]
-		req := map[string]any{"name": rm.name, "max_members": max(2, rm.members)}
+		n := members[i]
+		req := map[string]any{"name": rm.name, "max_members": max(2, n)}
 		var g struct {
 			Group struct {
 				ID int64 `json:"id"`
@@ -103,8 +90,8 @@ func (r *runState) makeGroups(ctx context.Context) error {
 		}
 		err := apiCall(ctx, r.groupHTTP, http.MethodPost, owner.target+"/api/groups", owner.token, req, &g, http.StatusCreated)
 		var se *statusError
-		if errors.As(err, &se) && se.code == "invalid_field" && rm.members > 2 {
-			return fmt.Errorf("create group %s: %w (a group of this run has %d members: start the server with --max-group-members %d or more)", rm.name, err, rm.members, rm.members)
+		if errors.As(err, &se) && se.code == "invalid_field" && n > 2 {
+			return fmt.Errorf("create group %s: %w (a group of this run has %d members: start the server with --max-group-members %d or more)", rm.name, err, n, n)
 		}
 		if err != nil {
 			return fmt.Errorf("create group %s: %w", rm.name, err)
@@ -140,7 +127,7 @@ func (r *runState) makeGroups(ctx context.Context) error {
 // a failure becomes a note. It has its own deadline: it runs when the
 // run's context may have ended.
 func (r *runState) deleteGroups() {
-	ctx, cancel := context.WithTimeout(context.Background(), groupCallTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
 	defer cancel()
 	var failed atomic.Int64
 	var first atomic.Pointer[error]

@@ -60,8 +60,9 @@ func newPollConn(target, token string) (*pollConn, error) {
 // read the request: the request is made again on a new one.
 var errStale = errors.New("keep-alive connection closed by the server")
 
-// get makes GET path?query (path under the target's own) and returns the answer and its body,
-// within timeout and until ctx ends. Only one goroutine calls get.
+// get makes GET path?query (path under the target's own) and returns the
+// answer and its body, within timeout and until ctx ends. Only one
+// goroutine calls get.
 func (c *pollConn) get(ctx context.Context, path, query string, timeout time.Duration) (*http.Response, []byte, error) {
 	for attempt := 0; ; attempt++ {
 		resp, body, err := c.try(ctx, path, query, timeout)

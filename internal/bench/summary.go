@@ -21,11 +21,11 @@ func (r Result) WriteSummary(w io.Writer) error {
 	case r.Rate > 0:
 		rate = fmt.Sprintf("%g messages/s", r.Rate)
 	}
-	rooms := "rooms"
+	kind := "room"
 	if r.Groups {
-		rooms = "groups"
+		kind = "group"
 	}
-	line("bench", "%s, %d connections, %d %s, %d senders, %s", r.Transport, r.ConnsEstablished+r.ConnsFailed, r.Rooms, rooms, r.Senders, rate)
+	line("bench", "%s, %d connections, %d %ss, %d senders, %s", r.Transport, r.ConnsEstablished+r.ConnsFailed, r.Rooms, kind, r.Senders, rate)
 	line("connections", "%d established, %d failed, %d dropped; %.2fs to connect (%.0f/s)",
 		r.ConnsEstablished, r.ConnsFailed, r.ConnsDropped, r.ConnectSeconds, r.ConnectRate)
 	if r.Groups {
@@ -41,7 +41,7 @@ func (r Result) WriteSummary(w io.Writer) error {
 		}
 		line("messages", "%d sent in %.1fs, %d %s, %d errors%s", r.MessagesSent, r.DurationSeconds, r.MessagesAcked, acked, r.SendErrors, codes(r.SendErrorCodes))
 		line("deliveries", "%d received of %d expected (%.0f/s)", r.DeliveriesReceived, r.DeliveriesExpected, r.DeliveriesPerSec)
-		check := "sequence per " + strings.TrimSuffix(rooms, "s")
+		check := "sequence per " + kind
 		if r.Transport == TransportCompat {
 			check = "per sender: compat frames have no sequence numbers"
 		}

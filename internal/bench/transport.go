@@ -71,16 +71,7 @@ type event struct {
 func newTransport(cfg Config) (transport, error) {
 	switch cfg.Transport {
 	case TransportWS:
-		return &nativeTransport{
-			dialer: newDialer(),
-			http: &http.Client{
-				Timeout: 30 * time.Second,
-				Transport: &http.Transport{
-					MaxIdleConnsPerHost: maxConnecting,
-					IdleConnTimeout:     10 * time.Second,
-				},
-			},
-		}, nil
+		return &nativeTransport{dialer: newDialer(), http: newAPIClient()}, nil
 	case TransportCompat:
 		return &compatTransport{dialer: newDialer()}, nil
 	case TransportLongPoll:
@@ -88,6 +79,22 @@ func newTransport(cfg Config) (transport, error) {
 	}
 	return nil, fmt.Errorf("unknown transport %q: want %s, %s or %s", cfg.Transport, TransportWS, TransportCompat, TransportLongPoll)
 }
+
+// newAPIClient returns an HTTP client for REST calls (apiCall), with a
+// pool for up to maxConnecting of them at once.
+func newAPIClient() *http.Client {
+	return &http.Client{
+		Timeout: apiTimeout,
+		Transport: &http.Transport{
+			MaxIdleConnsPerHost: maxConnecting,
+			IdleConnTimeout:     10 * time.Second,
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// apiTimeout bounds one REST call.
+const apiTimeout = 30 * time.Second
 
 func (*nativeTransport) seqs() bool { return true }
 func (*compatTransport) seqs() bool { return false }
