@@ -61,6 +61,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("open store: %w", err)
 	}
 	defer st.Close()
+	if _, ok := st.(*sqlite.DB); ok {
+		logger.Info("sqlite database opened", "driver", sqlite.Driver)
+	}
 	fab, err := openFabric(ctx, cfg, logger)
 	if err != nil {
 		return err

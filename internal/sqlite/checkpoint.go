@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"encoding/binary"
 	"fmt"
 	"os"
@@ -14,7 +13,7 @@ import (
 // both files. By default SQLite checkpoints inside the commit that takes
 // the WAL past 1000 pages (wal_autocheckpoint), so the writer, and every
 // Append waiting for its group commit, also waited for the copy and two
-// fsyncs. The write connection turns that off (writeParams), and the
+// fsyncs. The write connection turns that off (writeConn), and the
 // checkpointer goroutine below checkpoints from a connection of its own,
 // beside the writer: a PASSIVE checkpoint copies what the WAL holds when it
 // starts and takes no lock that a writer needs. Durability is unchanged:
@@ -68,12 +67,12 @@ const (
 )
 
 // The checkpoint connection syncs like the writer.
-const checkpointParams = "_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)"
+var checkpointConn = connSettings{pragmas: []string{"busy_timeout(10000)", "synchronous(NORMAL)"}}
 
 // startCheckpointer opens the checkpoint connection to the database file
 // name and starts the goroutine that checkpoints the WAL after writes.
 func (db *DB) startCheckpointer(ctx context.Context, name string) error {
-	ck, err := sql.Open("sqlite", name+"?"+checkpointParams)
+	ck, err := openDB(name, checkpointConn)
 	if err != nil {
 		return fmt.Errorf("open sqlite database %s: %w", db.path, err)
 	}

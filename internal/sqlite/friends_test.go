@@ -1,7 +1,6 @@
 package sqlite
 
 import (
-	"database/sql"
 	"path/filepath"
 	"testing"
 	"time"
@@ -13,7 +12,7 @@ import (
 // stored before it with Go's rules, not SQLite's ASCII-only lower().
 func TestNameKeyBackfill(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "parley.db")
-	old, err := sql.Open("sqlite", "file:"+path)
+	old, err := openDB("file:"+path, connSettings{})
 	if err != nil {
 		t.Fatal(err)
 	}

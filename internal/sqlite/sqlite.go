@@ -1,5 +1,7 @@
 // Package sqlite implements chat.Store on an SQLite database file through
-// database/sql and the cgo-free driver modernc.org/sqlite. It owns its SQL
+// database/sql and, by default, the cgo-free driver modernc.org/sqlite (built
+// with the tag sqlite_cgo, the cgo driver github.com/mattn/go-sqlite3
+// instead: driver_*.go). It owns its SQL
 // and its embedded migrations, speaks chat's types only, and never imports
 // another adapter, the hub or the web transport.
 //
@@ -29,8 +31,6 @@ import (
 	"time"
 
 	"github.com/parley-chat/parley/internal/chat"
-	sqlitedriver "modernc.org/sqlite"
-	sqlitelib "modernc.org/sqlite/lib"
 )
 
 var _ chat.Store = (*DB)(nil)
@@ -45,10 +45,21 @@ const Memory = ":memory:"
 // IMMEDIATE, so a write transaction holds the write lock from its first
 // statement and cannot fail to upgrade a read lock halfway. They leave
 // checkpoints to the checkpointer (checkpoint.go). Readers are query-only.
-const (
-	writeParams = "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)&_pragma=wal_autocheckpoint(0)&_txlock=immediate"
-	readParams  = "_pragma=busy_timeout(10000)&_pragma=query_only(1)"
+var (
+	writeConn = connSettings{
+		pragmas:   []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(NORMAL)", "foreign_keys(ON)", "wal_autocheckpoint(0)"},
+		immediate: true,
+	}
+	readConn = connSettings{pragmas: []string{"busy_timeout(10000)", "query_only(1)"}}
 )
+
+// connSettings is how a pool's connections are set up, whichever the
+// driver: the pragmas each connection runs first, in order, as
+// "PRAGMA name(value)", and whether its transactions begin IMMEDIATE.
+type connSettings struct {
+	pragmas   []string
+	immediate bool
+}
 
 // DB is a Parley database in one SQLite file. It is safe for concurrent use.
 //
@@ -118,7 +129,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 func (db *DB) openMemory(ctx context.Context) error {
 	// Each connection to ":memory:" is a database of its own, so one
 	// connection serves both reads and writes, and must live as long as db.
-	rw, err := sql.Open("sqlite", Memory+"?"+writeParams)
+	rw, err := openDB(Memory, writeConn)
 	if err != nil {
 		return fmt.Errorf("open sqlite database %s: %w", db.path, err)
 	}
@@ -136,7 +147,7 @@ func (db *DB) openMemory(ctx context.Context) error {
 
 func (db *DB) openFile(ctx context.Context) error {
 	name := "file:" + (&url.URL{Path: db.path}).EscapedPath()
-	rw, err := sql.Open("sqlite", name+"?"+writeParams)
+	rw, err := openDB(name, writeConn)
 	if err != nil {
 		return fmt.Errorf("open sqlite database %s: %w", db.path, err)
 	}
@@ -147,7 +158,7 @@ func (db *DB) openFile(ctx context.Context) error {
 	if err := db.migrate(ctx); err != nil {
 		return fmt.Errorf("migrate sqlite database %s: %w", db.path, err)
 	}
-	ro, err := sql.Open("sqlite", name+"?"+readParams)
+	ro, err := openDB(name, readConn)
 	if err != nil {
 		return fmt.Errorf("open sqlite database %s: %w", db.path, err)
 	}
@@ -361,16 +372,6 @@ func micros(t time.Time) int64 { return t.UnixMicro() }
 
 // fromMicros is the inverse of micros.
 func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
-
-// isUniqueViolation reports whether err is a broken UNIQUE or PRIMARY KEY
-// constraint.
-func isUniqueViolation(err error) bool {
-	var e *sqlitedriver.Error
-	if !errors.As(err, &e) {
-		return false
-	}
-	return e.Code() == sqlitelib.SQLITE_CONSTRAINT_UNIQUE || e.Code() == sqlitelib.SQLITE_CONSTRAINT_PRIMARYKEY
-}
 
 // scanner is a *sql.Row or *sql.Rows.
 type scanner interface {

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"os"
 	"path/filepath"
 	"strings"
@@ -54,14 +55,14 @@ func TestPragmas(t *testing.T) {
 		{"rw", "synchronous", "1"},
 		{"rw", "foreign_keys", "1"},
 		{"rw", "busy_timeout", "10000"},
+		{"rw", "wal_autocheckpoint", "0"},
 		{"ro", "journal_mode", "wal"},
 		{"ro", "query_only", "1"},
 		{"ro", "busy_timeout", "10000"},
+		{"ck", "synchronous", "1"},
+		{"ck", "busy_timeout", "10000"},
 	} {
-		conn := db.rw
-		if tt.db == "ro" {
-			conn = db.ro
-		}
+		conn := map[string]*sql.DB{"rw": db.rw, "ro": db.ro, "ck": db.ck}[tt.db]
 		var got string
 		if err := conn.QueryRowContext(ctx, "PRAGMA "+tt.pragma).Scan(&got); err != nil {
 			t.Fatalf("%s: PRAGMA %s: %v", tt.db, tt.pragma, err)

@@ -1,0 +1,42 @@
+//go:build !sqlite_cgo
+
+package sqlite
+
+import (
+	"database/sql"
+	"errors"
+	"strings"
+
+	sqlitedriver "modernc.org/sqlite"
+	sqlitelib "modernc.org/sqlite/lib"
+)
+
+// Driver names the SQLite driver this binary was built with.
+const Driver = "modernc.org/sqlite (pure Go)"
+
+// openDB opens a pool on name, a file: URI or Memory, whose connections
+// are set up as s says: modernc.org/sqlite runs each _pragma of the DSN on
+// every new connection, in order.
+func openDB(name string, s connSettings) (*sql.DB, error) {
+	q := make([]string, 0, len(s.pragmas)+1)
+	for _, p := range s.pragmas {
+		q = append(q, "_pragma="+p)
+	}
+	if s.immediate {
+		q = append(q, "_txlock=immediate")
+	}
+	if len(q) > 0 {
+		name += "?" + strings.Join(q, "&")
+	}
+	return sql.Open("sqlite", name)
+}
+
+// isUniqueViolation reports whether err is a broken UNIQUE or PRIMARY KEY
+// constraint.
+func isUniqueViolation(err error) bool {
+	var e *sqlitedriver.Error
+	if !errors.As(err, &e) {
+		return false
+	}
+	return e.Code() == sqlitelib.SQLITE_CONSTRAINT_UNIQUE || e.Code() == sqlitelib.SQLITE_CONSTRAINT_PRIMARYKEY
+}
