@@ -5,8 +5,10 @@
 # "parley bench --pid", and writes the bench's JSON line, tagged with the
 # target, to docs/bench/NAME.json (CPU and heap profiles of some runs go to
 # docs/bench/profiles/). "go run ./scripts/benchreport" turns the files into
-# the tables of docs/benchmarks.md. Target 6 also runs against PostgreSQL:
-# its Go benchmark, and a server on a fresh schema dropped afterwards.
+# the tables of docs/benchmarks.md. Target 6 also runs with the cgo SQLite
+# driver (go build -tags sqlite_cgo: a C compiler is needed) and against
+# PostgreSQL: its Go benchmark, and a server on a fresh schema dropped
+# afterwards.
 #
 # Usage: scripts/bench.sh [TARGET...]
 #   TARGET is 1 2 3 4 5 6 7 8 or go (the Go micro-benchmarks: the hub's
@@ -44,6 +46,7 @@ wants() { case " ${targets[*]} " in *" $1 "*) return 0 ;; esac; return 1; }
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/parley-bench.XXXXXX")
 bin=$tmp/parley
+bin_cgo=$tmp/parley-cgo # built with -tags sqlite_cgo, for target 6
 SERVER_PID=
 PROF_PID=
 PG_URL=${PARLEY_BENCH_POSTGRES:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}
@@ -120,6 +123,10 @@ else
 fi
 log "building parley $commit into $tmp"
 (cd "$src" && go build -o "$bin" ./cmd/parley)
+if wants 6; then # target 6 also measures the cgo SQLite driver
+	log "building parley with -tags sqlite_cgo (needs a C compiler)"
+	(cd "$src" && go build -tags sqlite_cgo -o "$bin_cgo" ./cmd/parley)
+fi
 
 # The machine, as commands report it.
 {
@@ -164,6 +171,8 @@ SERVER_FLAGS="--send-rate 1000000 --send-burst 1000000 --outbox 4096 --log-level
 SERVER_ENV=() # for the next run only, as VAR=value
 SERVER_DB=    # if set, the servers' --db (a PostgreSQL URL) instead of a copy of the SQLite template
 SERVER_DB_DESC=FRESH.db
+SERVER_BIN=      # if set, the server binary instead of $bin
+SERVER_BIN_DESC= # and how the command shows it
 ADDR=
 DEBUG=
 
@@ -179,7 +188,7 @@ start_server() {
 	# shellcheck disable=SC2086
 	(
 		ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-		exec env "${SERVER_ENV[@]}" "$bin" --addr 127.0.0.1:0 --debug-addr 127.0.0.1:0 --db "$db" $SERVER_FLAGS
+		exec env "${SERVER_ENV[@]}" "${SERVER_BIN:-$bin}" --addr 127.0.0.1:0 --debug-addr 127.0.0.1:0 --db "$db" $SERVER_FLAGS
 	) >"$tmp/$name.server.out" 2>"$tmp/$name.server.log" &
 	SERVER_PID=$!
 	ADDR= DEBUG=
@@ -318,7 +327,7 @@ bench_once() {
 	{
 		printf '{"target":%s,"name":%s,"commit":%s,"date":%s' "$(json_str "$target")" "$(json_str "$name")" "$(json_str "$commit")" "$(json_str "$(date -u +%Y-%m-%dT%H:%M:%SZ)")"
 		printf ',"command":%s' "$(json_str "parley bench --targets http://127.0.0.1:PORT --tokens TOKENS($ntok) --pid PID $*")"
-		printf ',"server_command":%s' "$(json_str "${env_desc}parley --addr 127.0.0.1:0 --debug-addr 127.0.0.1:0 --db $SERVER_DB_DESC $SERVER_FLAGS")"
+		printf ',"server_command":%s' "$(json_str "${env_desc}${SERVER_BIN_DESC:-parley} --addr 127.0.0.1:0 --debug-addr 127.0.0.1:0 --db $SERVER_DB_DESC $SERVER_FLAGS")"
 		printf ',"tokens":%s,"bound_seconds":%s,"exit_code":%s' "$ntok" "$bound" "$rc"
 		printf ',"loadavg_before":%s,"machine_busy_percent_before":%s' "$(json_str "$load")" "$quiet"
 		printf ',"bench_wall_seconds":%s,"bench_cpu_seconds":%s' "$wall" "$(awk -v u="$user" -v s="$sys" 'BEGIN {printf "%.2f", u + s}')"
@@ -417,6 +426,11 @@ if wants 6; then
 	gobench 6 target6 -run '^$' -bench AppendParallel -benchtime 5s -count 3 ./internal/sqlite/
 	profile '^sending (as|[0-9])' 3 cpu 5
 	bench 6 target6-e2e 90 200 --conns 200 --rooms 100 --senders 2 --rate 0 --duration 10s
+	# The same two with the cgo SQLite driver (github.com/mattn/go-sqlite3).
+	gobench 6 target6-cgo -tags sqlite_cgo -run '^$' -bench AppendParallel -benchtime 5s -count 3 ./internal/sqlite/
+	SERVER_BIN=$bin_cgo SERVER_BIN_DESC="parley(-tags sqlite_cgo)"
+	bench 6 target6-e2e-cgo 90 200 --conns 200 --rooms 100 --senders 2 --rate 0 --duration 10s
+	SERVER_BIN= SERVER_BIN_DESC=
 	# The same against PostgreSQL: the store's Go benchmark (each run in a
 	# schema of its own that the test drops), then a server on a fresh
 	# schema of PG_URL holding 200 benchmark sessions.
