@@ -245,6 +245,10 @@ func TestRunServesUIAndHealth(t *testing.T) {
 			t.Errorf("GET %s = %d %.80q; want 200 containing %q", path, resp.StatusCode, body, want)
 		}
 	}
+	// The log names the SQLite driver the binary was built with.
+	if want := `"msg":"sqlite database opened","driver":"` + sqlite.Driver + `"`; !strings.Contains(s.stderr.String(), want) {
+		t.Errorf("log lacks %s:\n%s", want, s.stderr)
+	}
 }
 
 func TestRunRefusesSecondProcessOnSameSQLiteFile(t *testing.T) {
