@@ -73,6 +73,16 @@ func TestPragmas(t *testing.T) {
 	}
 }
 
+// TestDriver checks that every pool uses the driver the build chose.
+func TestDriver(t *testing.T) {
+	db := mustOpenDB(t)
+	for name, pool := range map[string]*sql.DB{"rw": db.rw, "ro": db.ro, "ck": db.ck} {
+		if !builtDriver(pool.Driver()) {
+			t.Errorf("%s: driver is %T; want %s", name, pool.Driver(), Driver)
+		}
+	}
+}
+
 func TestMigrations(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "parley.db")
 	ms, err := listMigrations()
