@@ -78,7 +78,10 @@ func (r *runState) makeGroups(ctx context.Context) error {
 		}
 		members[i] = len(in)
 	}
-	err = forEach(ctx, len(r.rooms), func(ctx context.Context, i int) error {
+	// A failure stops the creations not yet begun, not those under way (the
+	// run's ctx, not forEach's): one cancelled after the server created its
+	// group would leave that group behind, unknown to deleteGroups.
+	err = forEach(ctx, len(r.rooms), func(_ context.Context, i int) error {
 		rm := r.rooms[i]
 		owner := rm.clients[0]
 		n := members[i]
