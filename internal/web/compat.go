@@ -50,7 +50,7 @@ func (s *server) handleCompatWS() http.Handler {
 			go func() {
 				<-upgraded
 				if c.ws != nil {
-					c.flush(cl)
+					c.flush(cl, false)
 				}
 			}()
 		})

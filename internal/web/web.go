@@ -100,7 +100,7 @@ type server struct {
 // tree (index.html at its root).
 func NewHandler(log *slog.Logger, cfg Config, svc *chat.Service, h *hub.Hub, ui fs.FS) http.Handler {
 	cfg.fill()
-	s := &server{log: log, cfg: cfg, svc: svc, hub: h, origins: make(map[string]bool), polls: pollChannels{m: make(map[string]*pollChannel)}, pings: pinger{every: cfg.PingInterval}, writers: writers{jobs: make(chan writeJob)}}
+	s := &server{log: log, cfg: cfg, svc: svc, hub: h, origins: make(map[string]bool), polls: pollChannels{m: make(map[string]*pollChannel)}, pings: pinger{every: cfg.PingInterval}, writers: newWriters()}
 	for _, o := range cfg.Origins {
 		s.origins[normalizeOrigin(o)] = true
 	}

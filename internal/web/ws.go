@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -53,11 +54,11 @@ func closeFrame(r hub.CloseReason) (int, string) {
 	return websocket.CloseNormalClosure, ""
 }
 
-// conn is one WebSocket. One goroutine at a time reads (serve); a writer
-// goroutine runs only while the hub client's outbox holds something
-// (flush), so an idle connection costs one goroutine, on the smallest
-// stack, and the handler goroutine of net/http, with its buffers, is gone
-// after the upgrade.
+// conn is one WebSocket. One goroutine at a time reads (serve); the
+// server's writers flush it while its outbox holds something (flush), so
+// an idle connection costs one goroutine, on the smallest stack, and the
+// handler goroutine of net/http, with its buffers, is gone after the
+// upgrade.
 type conn struct {
 	s      *server
 	ws     *websocket.Conn
@@ -65,64 +66,42 @@ type conn struct {
 	format int
 	ctx    context.Context
 
-	wmu     sync.Mutex  // one writer at a time
+	wmu     sync.Mutex  // one flush at a time
 	buf     []*hub.Item // guarded by wmu
+	held    []*hub.Item // taken from the outbox, not yet written (the socket was congested); guarded by wmu
+	carry   []byte      // an item encoded and admitted, to begin the next frame; guarded by wmu
 	goodbye sync.Once
 	pingIn  int                // the pinger's bucket; guarded by the pinger's mu
 	removed func(convID int64) // called, in a goroutine, when a removed frame is written
 	// admit, if set, decides which logged user events (Event.UserSeq > 0)
-	// to write for one: none if written already, missed ones first.
+	// to write for one: none if written already, missed ones first. It may
+	// read the store, so a writer shared by all connections never calls it.
 	admit func(ctx context.Context, ev chat.Event) []chat.Event
 }
 
 // wake is the hub's signal that the client needs its writer.
 func (c *conn) wake(cl *hub.Client) { c.s.writers.start(writeJob{c, cl}) }
 
-// writers runs the flushes of a server's connections on goroutines that
-// outlive them for a moment. A goroutine started per wake would start on
-// the smallest stack, which the write path outgrows, and both the start
-// and the growth show in profiles of large fan-outs. A writer idle for
-// writerIdle ends, so an idle server holds none; a wake finding no idle
-// writer starts one, so a stalled socket holds up its own writer only.
-type writers struct {
-	jobs chan writeJob // unbuffered: a send succeeds only to an idle writer
+// sock is the socket under c: a frameConn, unless gorilla was given
+// another (never, in the server).
+func (c *conn) sock() *frameConn {
+	fc, _ := c.ws.NetConn().(*frameConn)
+	return fc
 }
 
-type writeJob struct {
-	c  *conn
-	cl *hub.Client
-}
-
-const writerIdle = time.Second
-
-// start has j done by an idle writer or a new one; it never blocks.
-func (w *writers) start(j writeJob) {
-	select {
-	case w.jobs <- j:
-	default:
-		go w.run(j)
+// flush writes what the outbox holds, coalesced, until it is empty or the
+// socket is congested; if the hub closed the client it says goodbye
+// instead. shared is true on a writer that serves every connection
+// (writers): there, a connection already being flushed is left to that
+// flush, by a goroutine of its own, and so are items that may read the
+// store (admit).
+func (c *conn) flush(cl *hub.Client, shared bool) {
+	if !shared {
+		c.wmu.Lock()
+	} else if !c.wmu.TryLock() {
+		go c.flush(cl, false) // the flush under way may be ending: do not lose this wake
+		return
 	}
-}
-
-func (w *writers) run(j writeJob) {
-	t := time.NewTimer(writerIdle)
-	defer t.Stop()
-	for {
-		j.c.flush(j.cl)
-		j = writeJob{}
-		t.Reset(writerIdle)
-		select {
-		case j = <-w.jobs:
-		case <-t.C:
-			return
-		}
-	}
-}
-
-// flush writes what the outbox holds, coalesced, until it is empty; if the
-// hub closed the client it says goodbye instead.
-func (c *conn) flush(cl *hub.Client) {
-	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	for {
 		select {
@@ -131,16 +110,33 @@ func (c *conn) flush(cl *hub.Client) {
 			return
 		default:
 		}
-		items := cl.Next(c.buf[:0])
-		if items == nil {
-			if cap(c.buf) > 64 {
-				c.buf = nil
-			}
+		// The drain of a congested socket flushes again once it is done;
+		// meanwhile the outbox fills, and the hub closes a client that
+		// stays too slow.
+		if fc := c.sock(); fc.draining() && fc.congested(func() { c.s.writers.start(writeJob{c, cl}) }) {
 			return
 		}
-		err := c.write(cl, items)
-		clear(items)
-		c.buf = items[:0]
+		items := c.held
+		if len(items) == 0 && c.carry == nil {
+			if items = cl.Next(c.buf[:0]); items == nil {
+				if cap(c.buf) > 64 {
+					c.buf = nil
+				}
+				return
+			}
+		}
+		if shared && c.admit != nil && slices.ContainsFunc(items, func(it *hub.Item) bool { return it.Event.UserSeq > 0 }) {
+			c.held = items
+			go c.flush(cl, false)
+			return
+		}
+		k, err := c.write(cl, items)
+		clear(items[:k])
+		if k < len(items) {
+			c.held = items[k:]
+		} else {
+			c.buf, c.held = items[:0], nil
+		}
 		if err != nil {
 			_ = c.ws.Close()
 			return
@@ -154,7 +150,9 @@ func (c *conn) sayGoodbye(r hub.CloseReason) {
 	c.goodbye.Do(func() {
 		code, text := closeFrame(r)
 		_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(c.s.cfg.WriteWait))
-		time.AfterFunc(closeGrace, func() { _ = c.ws.Close() })
+		// The grace begins once the frame is out: a congested socket may
+		// still be writing what came before it.
+		c.sock().whenWritten(func() { time.AfterFunc(closeGrace, func() { _ = c.ws.Close() }) })
 	})
 }
 
@@ -352,12 +350,13 @@ const (
 // Reads (Read, wait) happen one at a time.
 type frameConn struct {
 	net.Conn
-	pbuf     [2]byte
-	deadline time.Time // the read deadline as last set (SetReadDeadline)
-	pend     []byte    // bytes read by wait, for Read to return first
-	head     [14]byte  // the header of the frame under way, as far as read
-	hn       int       // bytes of head read; 0 between frames
-	left     int64     // bytes of the frame's payload not read, once head is complete
+	frameWriteState // writer.go
+	pbuf            [2]byte
+	deadline        time.Time // the read deadline as last set (SetReadDeadline)
+	pend            []byte    // bytes read by wait, for Read to return first
+	head            [14]byte  // the header of the frame under way, as far as read
+	hn              int       // bytes of head read; 0 between frames
+	left            int64     // bytes of the frame's payload not read, once head is complete
 }
 
 // SetReadDeadline records t (gorilla sets it: the pong wait), so that
@@ -499,7 +498,9 @@ func (h hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	return &frameConn{Conn: c}, brw, nil
+	fc := &frameConn{Conn: c}
+	fc.initWrite()
+	return fc, brw, nil
 }
 
 var newline = []byte{'\n'}
@@ -515,25 +516,34 @@ func (c *conn) encode(cl *hub.Client, it *hub.Item) []byte {
 }
 
 // write sends items: in the compat format one frame each, in the native
-// format as few frames as possible of newline-separated JSON objects.
-func (c *conn) write(cl *hub.Client, items []*hub.Item) error {
+// format as few frames as possible of newline-separated JSON objects,
+// after c.carry if set. Between two frames, a congested socket stops it:
+// it returns how many items it has written (or carries, in c.carry).
+func (c *conn) write(cl *hub.Client, items []*hub.Item) (int, error) {
 	_ = c.ws.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteWait))
+	fc := c.sock()
 	if c.format == formatCompat {
-		for _, it := range items {
+		for i, it := range items {
+			if i > 0 && fc.draining() {
+				return i, nil
+			}
 			if b := c.encode(cl, it); b != nil {
 				if err := c.ws.WriteMessage(websocket.TextMessage, b); err != nil {
-					return err
+					return i, err
 				}
 			}
 		}
-		return nil
+		return len(items), nil
 	}
 	var (
 		w     io.WriteCloser // the frame under way, once it holds two items
 		first []byte         // its item while it holds one
 		n     int            // its length
 	)
-	for _, it := range items {
+	if c.carry != nil {
+		first, n, c.carry = c.carry, len(c.carry)+1, nil
+	}
+	for i, it := range items {
 		if it.Event.Type == chat.EventRemoved && c.removed != nil {
 			go c.removed(it.Event.ConvID)
 		}
@@ -559,33 +569,37 @@ func (c *conn) write(cl *hub.Client, items []*hub.Item) error {
 		var err error
 		if (w != nil || first != nil) && n+len(b) > maxCoalesce {
 			if err = c.endFrame(w, first); err != nil {
-				return err
+				return i, err
 			}
 			w, first, n = nil, nil, 0
+			if fc.draining() { // b is admitted: it begins the next frame
+				c.carry = b
+				return i + 1, nil
+			}
 		}
 		switch {
 		case w == nil && first == nil:
 			first = b
 		case w == nil:
 			if w, err = c.ws.NextWriter(websocket.TextMessage); err != nil {
-				return err
+				return i, err
 			}
 			if _, err = w.Write(first); err != nil {
-				return err
+				return i, err
 			}
 			first = nil
 			fallthrough
 		default:
 			if _, err = w.Write(newline); err != nil {
-				return err
+				return i, err
 			}
 			if _, err = w.Write(b); err != nil {
-				return err
+				return i, err
 			}
 		}
 		n += len(b) + 1
 	}
-	return c.endFrame(w, first)
+	return len(items), c.endFrame(w, first)
 }
 
 // endFrame ends the frame that write has under way: w if it opened one,

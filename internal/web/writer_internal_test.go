@@ -1,0 +1,169 @@
+package web
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"testing"
+	"time"
+)
+
+// socketPair returns both ends of a loopback TCP connection, the server's
+// as a frameConn with small buffers on both sides, so that a peer that
+// does not read congests it soon.
+func socketPair(t *testing.T) (*frameConn, *net.TCPConn) {
+	t.Helper()
+	ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	cc, err := net.DialTCP("tcp", nil, ln.Addr().(*net.TCPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cc.Close() })
+	sc, err := ln.AcceptTCP()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sc.Close() })
+	_ = sc.SetWriteBuffer(4 << 10)
+	_ = cc.SetReadBuffer(4 << 10)
+	fc := &frameConn{Conn: sc}
+	fc.initWrite()
+	if !fc.nonBlocking() {
+		t.Fatal("a TCP socket's frameConn blocks on writes")
+	}
+	_ = fc.SetWriteDeadline(time.Now().Add(time.Minute))
+	return fc, cc
+}
+
+// congest writes 16 KiB chunks to fc, each of its own byte, until fc
+// keeps bytes for its drain; it returns all it wrote. Write must not
+// block: nobody reads.
+func congest(t *testing.T, fc *frameConn) []byte {
+	t.Helper()
+	done := make(chan []byte, 1)
+	go func() {
+		var all []byte
+		for i := range 64 { // 1 MiB at most, far beyond the socket's buffers
+			p := bytes.Repeat([]byte{byte('a' + i%26)}, 16<<10)
+			if n, err := fc.Write(p); n != len(p) || err != nil {
+				t.Errorf("Write %d = %d, %v; want %d, nil", i, n, err, len(p))
+				break
+			}
+			all = append(all, p...)
+			if fc.draining() {
+				break
+			}
+		}
+		done <- all
+	}()
+	select {
+	case all := <-done:
+		if !fc.draining() {
+			t.Fatalf("%d bytes written to a peer that reads nothing, and the socket is not congested", len(all))
+		}
+		return all
+	case <-time.After(10 * time.Second):
+		t.Fatal("Write blocked on a peer that reads nothing")
+		return nil
+	}
+}
+
+func TestFrameConnWriteDoesNotBlock(t *testing.T) {
+	fc, cc := socketPair(t)
+	want := congest(t, fc)
+
+	drained := make(chan struct{})
+	if !fc.congested(func() { close(drained) }) {
+		t.Fatal("congested() = false while the drain has bytes")
+	}
+	// What is written meanwhile (a control frame, say) goes after them.
+	tail := []byte("after the congestion")
+	if n, err := fc.Write(tail); n != len(tail) || err != nil {
+		t.Fatalf("Write while draining = %d, %v", n, err)
+	}
+	want = append(want, tail...)
+	select {
+	case <-drained:
+		t.Fatal("the drain reported done before the peer read anything")
+	default:
+	}
+
+	_ = cc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	got := make([]byte, len(want))
+	if _, err := io.ReadFull(cc, got); err != nil {
+		t.Fatalf("peer read: %v", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatal("the peer read other bytes, or in another order, than were written")
+	}
+	select {
+	case <-drained:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the drain did not report done after the peer read everything")
+	}
+	if fc.draining() {
+		t.Fatal("still draining after the peer read everything")
+	}
+	// Writes go straight to the socket again, whatever the deadline gorilla
+	// set long ago.
+	_ = fc.SetWriteDeadline(time.Now().Add(-time.Second))
+	if _, err := fc.Write([]byte("x")); err != nil {
+		t.Fatalf("Write after the drain: %v", err)
+	}
+	b := make([]byte, 1)
+	if _, err := io.ReadFull(cc, b); err != nil || b[0] != 'x' {
+		t.Fatalf("peer read %q, %v; want x", b, err)
+	}
+}
+
+// A peer that stays behind while more arrives (pongs to its pings, say)
+// is cut off once maxRest bytes wait.
+func TestFrameConnTooSlow(t *testing.T) {
+	fc, cc := socketPair(t)
+	congest(t, fc)
+	var err error
+	for range maxRest/1024 + 64 { // the kernel may take a little more meanwhile
+		if _, err = fc.Write(make([]byte, 1024)); err != nil {
+			break
+		}
+	}
+	if !errors.Is(err, errPeerTooSlow) {
+		t.Fatalf("Write past maxRest: %v; want errPeerTooSlow", err)
+	}
+	if _, err := fc.Write([]byte("x")); !errors.Is(err, errPeerTooSlow) {
+		t.Fatalf("Write after the cut: %v; want errPeerTooSlow", err)
+	}
+	_ = cc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.Copy(io.Discard, cc); err != nil && !errors.Is(err, net.ErrClosed) && !isReset(err) {
+		t.Fatalf("peer read after the cut: %v; want the socket closed", err)
+	}
+}
+
+// A drain that fails (the peer is gone) fails later writes and still
+// runs what waited for it.
+func TestFrameConnDrainFails(t *testing.T) {
+	fc, cc := socketPair(t)
+	congest(t, fc)
+	drained := make(chan struct{})
+	fc.whenWritten(func() { close(drained) })
+	_ = cc.SetLinger(0)
+	_ = cc.Close() // a reset: the drain's write fails
+	select {
+	case <-drained:
+	case <-time.After(10 * time.Second):
+		t.Fatal("what waited for the drain did not run after the socket failed")
+	}
+	if _, err := fc.Write([]byte("x")); err == nil {
+		t.Fatal("Write after the socket failed succeeded")
+	}
+}
+
+func isReset(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op)
+}
