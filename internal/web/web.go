@@ -93,7 +93,7 @@ type server struct {
 	upgrader websocket.Upgrader
 	polls    pollChannels
 	pings    pinger
-	writers  writers
+	writers  *writers
 }
 
 // NewHandler returns Parley's whole HTTP surface. ui is the web app's file

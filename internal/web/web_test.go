@@ -1306,3 +1306,27 @@ func TestChannelsCompatRateLimit(t *testing.T) {
 		t.Errorf("frames mismatch (-want +got):\n%s", diff)
 	}
 }
+
+// TestDeliveryAfterWritersIdle: the server's writers end once idle, and a
+// later message starts them again.
+func TestDeliveryAfterWritersIdle(t *testing.T) {
+	ts := newTestServer(t)
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	grace := ts.signIn(t, "grace@example.com", "Grace")
+	room := ts.enterRoom(t, ada, "general")
+	ts.enterRoom(t, grace, "general")
+	wa := ts.connect(t, ada)
+	wa.open(t, room.ID, nil)
+	wg := ts.connect(t, grace)
+	wg.open(t, room.ID, nil)
+	wa.barrier(t)
+	for i := range 2 {
+		if i > 0 {
+			time.Sleep(web.WriterIdle + 200*time.Millisecond) // every writer has ended
+		}
+		m := wa.sendMessage(t, room.ID, fmt.Sprintf("m-%d", i), "hello")
+		if got := wg.next(t); got.Type != "message" || got.Message == nil || got.Message.Seq != m.Seq {
+			t.Fatalf("message %d: Grace got %.200s; want message %d", i, got.Raw, m.Seq)
+		}
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -28,11 +27,18 @@ import (
 // in docs/benchmarks.md, target 4's time to the last recipient fell by
 // 40-45 % against a goroutine per connection that wrote.
 
-// writers runs the flushes of a server's connections.
+// writers runs the flushes of a server's connections: a queue of woken
+// connections, first come, first served, by at most GOMAXPROCS goroutines.
+// A goroutine takes up to writerBatch connections at a time; one idle for
+// writerIdle ends, so an idle server holds none.
 type writers struct {
-	queue   chan writeJob
-	max     int32        // goroutines at most: GOMAXPROCS
-	running atomic.Int32 // goroutines serving queue
+	mu      sync.Mutex
+	jobs    []writeJob // queued: jobs[head:]
+	head    int
+	max     int           // goroutines at most
+	running int           // goroutines
+	idle    int           // of which waiting for a signal
+	signal  chan struct{} // one per idle goroutine told to take jobs
 }
 
 type writeJob struct {
@@ -40,18 +46,14 @@ type writeJob struct {
 	cl *hub.Client
 }
 
-// writerQueue bounds the connections waiting for a writer. Each waits at
-// most once (the hub wakes a connection only when its outbox stops being
-// empty), so it is reached only by more connections than one process
-// holds; past it, a flush gets a goroutine of its own.
-const writerQueue = 1 << 16
+const (
+	writerIdle  = time.Second
+	writerBatch = 64
+)
 
-// writerIdle is how long a writer waits for work before it ends, so that
-// an idle server holds none.
-const writerIdle = time.Second
-
-func newWriters() writers {
-	return writers{queue: make(chan writeJob, writerQueue), max: int32(max(runtime.GOMAXPROCS(0), 1))}
+func newWriters() *writers {
+	n := max(runtime.GOMAXPROCS(0), 1)
+	return &writers{max: n, signal: make(chan struct{}, n)}
 }
 
 // start has j's connection flushed by a writer; it never blocks.
@@ -60,56 +62,75 @@ func (w *writers) start(j writeJob) {
 		go j.c.flush(j.cl, false)
 		return
 	}
-	select {
-	case w.queue <- j:
-	default:
-		go j.c.flush(j.cl, false)
-		return
-	}
-	if w.running.Load() < w.max && w.claim() {
+	w.mu.Lock()
+	w.jobs = append(w.jobs, j)
+	switch {
+	case w.idle > 0:
+		w.idle--
+		w.signal <- struct{}{} // never blocks: one slot per idle goroutine
+	case w.running < w.max:
+		w.running++
 		go w.run()
 	}
+	w.mu.Unlock()
 }
 
-// claim counts one more writer unless there are enough.
-func (w *writers) claim() bool {
-	for {
-		n := w.running.Load()
-		if n >= w.max {
-			return false
+// take moves up to writerBatch queued jobs to batch; it reports false,
+// counting the goroutine idle, if there are none.
+func (w *writers) take(batch []writeJob) ([]writeJob, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := min(len(w.jobs)-w.head, writerBatch)
+	if n == 0 {
+		if cap(w.jobs) > 4*writerBatch {
+			w.jobs = nil // after a large fan-out, let an idle server hold nothing
+		} else {
+			w.jobs = w.jobs[:0]
 		}
-		if w.running.CompareAndSwap(n, n+1) {
-			return true
-		}
+		w.head = 0
+		w.idle++
+		return batch, false
 	}
+	batch = append(batch, w.jobs[w.head:w.head+n]...)
+	clear(w.jobs[w.head : w.head+n])
+	w.head += n
+	return batch, true
 }
 
 func (w *writers) run() {
 	t := time.NewTimer(writerIdle)
 	t.Stop()
+	batch := make([]writeJob, 0, writerBatch)
 	for {
-		select {
-		case j := <-w.queue:
-			j.c.flush(j.cl, true)
+		var ok bool
+		if batch, ok = w.take(batch[:0]); ok {
+			for _, j := range batch {
+				j.c.flush(j.cl, true)
+			}
+			clear(batch)
 			continue
-		default:
 		}
 		t.Reset(writerIdle)
 		select {
-		case j := <-w.queue:
+		case <-w.signal:
 			t.Stop()
-			j.c.flush(j.cl, true)
 		case <-t.C:
-			w.running.Add(-1)
-			// A job queued while this writer still counted: stay for it.
-			if len(w.queue) == 0 || !w.claim() {
+			w.mu.Lock()
+			if w.idle > 0 { // nobody told this goroutine to go on
+				w.idle--
+				w.running--
+				w.mu.Unlock()
 				return
 			}
+			w.mu.Unlock()
+			<-w.signal // start counted it out of the idle ones: its signal is sent
 		}
 	}
 }
 
-// The write half of frameConn.
+// The write half of frameConn. Every connection has one, so it adds two
+// words to frameConn (wdl, d); what only a congested socket needs is in
+// drainState.
 
 // maxRest bounds what a congested socket keeps for its drain: the rest of
 // the frame under way (a flush stops at the end of a frame), and control
@@ -120,108 +141,167 @@ const maxRest = 1 << 20
 
 var errPeerTooSlow = errors.New("websocket: the peer reads too slowly")
 
-// initWrite prepares non-blocking writes, if the socket allows them.
-func (f *frameConn) initWrite() {
-	sc, ok := f.Conn.(syscall.Conn)
-	if !ok {
-		return
-	}
-	raw, err := sc.SyscallConn()
-	if err != nil {
-		return
-	}
-	f.raw = raw
-	f.writeFn = f.writeOnce
+// drainState is a congested socket's: the bytes its drain goroutine is
+// to write, and what waits for them.
+type drainState struct {
+	mu       sync.Mutex
+	rest     []byte   // bytes to write next
+	inflight int      // bytes being written
+	drained  []func() // to run once everything is written, or the socket failed
+	done     bool     // everything written: Write goes to the socket again
+	err      error    // the socket failed: every Write fails, for good
 }
 
-// nonBlocking reports whether f's writes never block.
-func (f *frameConn) nonBlocking() bool { return f != nil && f.raw != nil }
+// nonBlocking reports whether f's writes never block: its socket lets a
+// write(2) go without the runtime's poller waiting for room.
+func (f *frameConn) nonBlocking() bool {
+	if f == nil {
+		return false
+	}
+	_, ok := f.Conn.(syscall.Conn)
+	return ok
+}
 
-// draining reports whether f has bytes waiting for its drain.
-func (f *frameConn) draining() bool { return f.nonBlocking() && f.isDraining.Load() }
+// draining reports whether f has bytes waiting for its drain (or has
+// failed).
+func (f *frameConn) draining() bool { return f != nil && f.d.Load() != nil }
 
-// SetWriteDeadline records t for the drain; a non-blocking write needs
-// none (gorilla sets it before every frame).
+// SetWriteDeadline records t for a drain; a non-blocking write needs none
+// (gorilla sets it before every frame).
 func (f *frameConn) SetWriteDeadline(t time.Time) error {
-	if f.raw == nil {
+	if !f.nonBlocking() {
 		return f.Conn.SetWriteDeadline(t)
 	}
-	f.wmu.Lock()
-	f.wdl = t
-	f.wmu.Unlock()
+	f.wdl.Store(unixNano(t))
 	return nil
 }
 
-// Write writes p, or keeps what the socket does not take at once for the
-// drain; it does not block. Gorilla calls it one frame at a time.
-func (f *frameConn) Write(p []byte) (int, error) {
-	if f.raw == nil {
-		return f.Conn.Write(p)
+// unixNano is t in Unix ns, 0 for the zero time; fromUnixNano undoes it.
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
 	}
-	f.wmu.Lock()
-	defer f.wmu.Unlock()
-	if f.werr != nil {
-		return 0, f.werr
-	}
-	if f.isDraining.Load() {
-		if f.inflight+len(f.rest)+len(p) > maxRest {
-			f.werr = errPeerTooSlow
-			_ = f.Conn.Close()
-			return 0, f.werr
-		}
-		f.rest = append(f.rest, p...)
-		return len(p), nil
-	}
-	f.wp = p
-	err := f.raw.Write(f.writeFn)
-	n, werr := f.wn, f.wres
-	f.wp = nil
-	if err == nil {
-		err = werr
-	}
-	if err != nil {
-		f.werr = err
-		return n, err
-	}
-	if n < len(p) {
-		f.rest = append(f.rest[:0], p[n:]...)
-		f.isDraining.Store(true)
-		go f.drain()
-	}
-	return len(p), nil
+	return t.UnixNano()
 }
 
-// writeOnce is the one write(2) of Write, through the socket's RawConn so
-// that the runtime's poller does not wait when the socket is full.
-func (f *frameConn) writeOnce(fd uintptr) bool {
+func fromUnixNano(ns int64) time.Time {
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns)
+}
+
+// writeOp is one write(2) through a socket's RawConn, which calls op.fn
+// with the descriptor; pooled, so that a Write allocates no closure.
+type writeOp struct {
+	p   []byte
+	n   int
+	err error
+	fn  func(fd uintptr) bool // op.write
+}
+
+var writeOps = sync.Pool{New: func() any {
+	op := new(writeOp)
+	op.fn = op.write
+	return op
+}}
+
+// write writes what the socket takes at once: on a full socket, nothing.
+// Returning true stops the runtime's poller from waiting for room.
+func (op *writeOp) write(fd uintptr) bool {
 	for {
-		n, err := syscall.Write(int(fd), f.wp)
+		n, err := syscall.Write(int(fd), op.p)
 		switch {
 		case err == syscall.EINTR:
 			continue
 		case err == syscall.EAGAIN:
-			f.wn, f.wres = 0, nil
+			op.n, op.err = 0, nil
 		case err != nil:
-			f.wn, f.wres = 0, fmt.Errorf("write: %w", err)
+			op.n, op.err = 0, fmt.Errorf("write: %w", err)
 		default:
-			f.wn, f.wres = n, nil
+			op.n, op.err = n, nil
 		}
 		return true
 	}
 }
 
+// Write writes p, or keeps what the socket does not take at once for a
+// drain; it does not block. Gorilla calls it one frame at a time, under
+// its write lock.
+func (f *frameConn) Write(p []byte) (int, error) {
+	sc, ok := f.Conn.(syscall.Conn)
+	if !ok {
+		return f.Conn.Write(p)
+	}
+	if d := f.d.Load(); d != nil {
+		if n, err, kept := d.keep(p, f); kept {
+			return n, err
+		}
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		f.fail(err)
+		return 0, err
+	}
+	op := writeOps.Get().(*writeOp)
+	op.p = p
+	err = raw.Write(op.fn)
+	n, werr := op.n, op.err
+	op.p, op.err = nil, nil
+	writeOps.Put(op)
+	if err == nil {
+		err = werr
+	}
+	if err != nil {
+		f.fail(err)
+		return n, err
+	}
+	if n < len(p) {
+		d := &drainState{rest: append([]byte(nil), p[n:]...)}
+		f.d.Store(d)
+		go f.drain(d)
+	}
+	return len(p), nil
+}
+
+// fail makes every later Write fail with err.
+func (f *frameConn) fail(err error) { f.d.Store(&drainState{err: err}) }
+
+// keep adds p to what d has to write; kept is false if d is done, and p
+// is for the socket.
+func (d *drainState) keep(p []byte, f *frameConn) (n int, err error, kept bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch {
+	case d.err != nil:
+		return 0, d.err, true
+	case d.done:
+		return 0, nil, false
+	case d.inflight+len(d.rest)+len(p) > maxRest:
+		d.err = errPeerTooSlow
+		_ = f.Conn.Close()
+		return 0, d.err, true
+	}
+	d.rest = append(d.rest, p...)
+	return len(p), nil, true
+}
+
 // congested reports whether f has bytes waiting for its drain; if so, fn
 // runs once they are written (or the socket failed).
 func (f *frameConn) congested(fn func()) bool {
-	if !f.nonBlocking() {
+	if f == nil {
 		return false
 	}
-	f.wmu.Lock()
-	defer f.wmu.Unlock()
-	if !f.isDraining.Load() {
+	d := f.d.Load()
+	if d == nil {
 		return false
 	}
-	f.drained = append(f.drained, fn)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.done || d.err != nil {
+		return false
+	}
+	d.drained = append(d.drained, fn)
 	return true
 }
 
@@ -233,57 +313,41 @@ func (f *frameConn) whenWritten(fn func()) {
 	}
 }
 
-// drain writes what Write kept, blocking, under the last write deadline
-// gorilla set; a failure fails every later Write and closes the socket.
-func (f *frameConn) drain() {
+// drain writes what Write kept in d, blocking, under the last write
+// deadline gorilla set; a failure fails every later Write and closes the
+// socket.
+func (f *frameConn) drain(d *drainState) {
 	var buf []byte
 	for {
-		f.wmu.Lock()
-		if len(f.rest) == 0 || f.werr != nil {
+		d.mu.Lock()
+		if len(d.rest) == 0 || d.err != nil {
 			// The deadline must not outlive the drain: a non-blocking write
-			// past it would fail, and it must not clear the next drain's.
+			// past it would fail.
 			_ = f.Conn.SetWriteDeadline(time.Time{})
-			f.isDraining.Store(false)
-			f.rest, f.inflight = nil, 0
-			fns := f.drained
-			f.drained = nil
-			f.wmu.Unlock()
+			if d.err == nil {
+				d.done = true
+				f.d.CompareAndSwap(d, nil)
+			}
+			fns := d.drained
+			d.drained, d.rest = nil, nil
+			d.mu.Unlock()
 			for _, fn := range fns {
 				fn()
 			}
 			return
 		}
-		buf, f.rest = f.rest, buf[:0]
-		f.inflight = len(buf)
-		dl := f.wdl
-		f.wmu.Unlock()
-		err := f.Conn.SetWriteDeadline(dl)
+		buf, d.rest = d.rest, buf[:0]
+		d.inflight = len(buf)
+		d.mu.Unlock()
+		err := f.Conn.SetWriteDeadline(fromUnixNano(f.wdl.Load()))
 		if err == nil {
 			_, err = f.Conn.Write(buf)
 		}
 		if err != nil {
-			f.wmu.Lock()
-			f.werr = err
-			f.wmu.Unlock()
+			d.mu.Lock()
+			d.err = err
+			d.mu.Unlock()
 			_ = f.Conn.Close()
 		}
 	}
-}
-
-// frameWriteState is the write half's state, embedded in frameConn.
-type frameWriteState struct {
-	raw     syscall.RawConn // nil if writes block (no RawConn)
-	writeFn func(fd uintptr) bool
-
-	wp   []byte // writeOnce's argument
-	wn   int    // and its results
-	wres error
-
-	wmu        sync.Mutex
-	wdl        time.Time   // the write deadline gorilla set last
-	isDraining atomic.Bool // a drain goroutine runs; written under wmu
-	rest       []byte      // bytes for it to write next
-	inflight   int         // bytes it is writing now
-	drained    []func()    // to run once it has written everything
-	werr       error       // the socket failed: every Write fails
 }

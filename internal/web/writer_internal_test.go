@@ -32,7 +32,6 @@ func socketPair(t *testing.T) (*frameConn, *net.TCPConn) {
 	_ = sc.SetWriteBuffer(4 << 10)
 	_ = cc.SetReadBuffer(4 << 10)
 	fc := &frameConn{Conn: sc}
-	fc.initWrite()
 	if !fc.nonBlocking() {
 		t.Fatal("a TCP socket's frameConn blocks on writes")
 	}
@@ -167,3 +166,6 @@ func isReset(err error) bool {
 	var op *net.OpError
 	return errors.As(err, &op)
 }
+
+// WriterIdle is writerIdle, for the tests of package web_test.
+const WriterIdle = writerIdle

@@ -14,6 +14,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -63,15 +64,16 @@ type conn struct {
 	s      *server
 	ws     *websocket.Conn
 	client *hub.Client // set before serve; the writer gets it as an argument
-	format int
-	ctx    context.Context
+	format uint8
+	pingIn uint8 // the pinger's bucket; guarded by the pinger's mu
+	// off is where in buf the items not yet written begin: buf[off:] were
+	// taken from the outbox, and the socket was congested. Guarded by wmu.
+	off int32
+	ctx context.Context
 
 	wmu     sync.Mutex  // one flush at a time
 	buf     []*hub.Item // guarded by wmu
-	held    []*hub.Item // taken from the outbox, not yet written (the socket was congested); guarded by wmu
-	carry   []byte      // an item encoded and admitted, to begin the next frame; guarded by wmu
 	goodbye sync.Once
-	pingIn  int                // the pinger's bucket; guarded by the pinger's mu
 	removed func(convID int64) // called, in a goroutine, when a removed frame is written
 	// admit, if set, decides which logged user events (Event.UserSeq > 0)
 	// to write for one: none if written already, missed ones first. It may
@@ -116,26 +118,26 @@ func (c *conn) flush(cl *hub.Client, shared bool) {
 		if fc := c.sock(); fc.draining() && fc.congested(func() { c.s.writers.start(writeJob{c, cl}) }) {
 			return
 		}
-		items := c.held
-		if len(items) == 0 && c.carry == nil {
-			if items = cl.Next(c.buf[:0]); items == nil {
+		if int(c.off) == len(c.buf) {
+			items := cl.Next(c.buf[:0])
+			if items == nil {
 				if cap(c.buf) > 64 {
 					c.buf = nil
 				}
+				c.buf, c.off = c.buf[:0], 0
 				return
 			}
+			c.buf, c.off = items, 0
 		}
+		items := c.buf[c.off:]
 		if shared && c.admit != nil && slices.ContainsFunc(items, func(it *hub.Item) bool { return it.Event.UserSeq > 0 }) {
-			c.held = items
 			go c.flush(cl, false)
 			return
 		}
 		k, err := c.write(cl, items)
 		clear(items[:k])
-		if k < len(items) {
-			c.held = items[k:]
-		} else {
-			c.buf, c.held = items[:0], nil
+		if c.off += int32(k); int(c.off) == len(c.buf) {
+			c.buf, c.off = c.buf[:0], 0
 		}
 		if err != nil {
 			_ = c.ws.Close()
@@ -179,7 +181,7 @@ func (p *pinger) add(c *conn) {
 		*b = make(map[*conn]struct{})
 	}
 	(*b)[c] = struct{}{}
-	c.pingIn = p.last
+	c.pingIn = uint8(p.last)
 	p.n++
 	if !p.running { // it stops while there is nobody to ping
 		p.running = true
@@ -350,19 +352,22 @@ const (
 // Reads (Read, wait) happen one at a time.
 type frameConn struct {
 	net.Conn
-	frameWriteState // writer.go
-	pbuf            [2]byte
-	deadline        time.Time // the read deadline as last set (SetReadDeadline)
-	pend            []byte    // bytes read by wait, for Read to return first
-	head            [14]byte  // the header of the frame under way, as far as read
-	hn              int       // bytes of head read; 0 between frames
-	left            int64     // bytes of the frame's payload not read, once head is complete
+	pbuf     [2]byte
+	deadline int64    // the read deadline as last set (SetReadDeadline), in Unix ns; 0 for none
+	pend     []byte   // bytes read by wait, for Read to return first
+	head     [14]byte // the header of the frame under way, as far as read
+	hn       int      // bytes of head read; 0 between frames
+	left     int64    // bytes of the frame's payload not read, once head is complete
+
+	// The write half (writer.go).
+	wdl atomic.Int64               // the write deadline gorilla set last, in Unix ns; 0 for none
+	d   atomic.Pointer[drainState] // while congested, and for good once the socket failed
 }
 
 // SetReadDeadline records t (gorilla sets it: the pong wait), so that
 // waitAtMost can put it back.
 func (f *frameConn) SetReadDeadline(t time.Time) error {
-	f.deadline = t
+	f.deadline = unixNano(t)
 	return f.Conn.SetReadDeadline(t)
 }
 
@@ -370,14 +375,14 @@ func (f *frameConn) SetReadDeadline(t time.Time) error {
 // by then and the socket's own deadline is later.
 func (f *frameConn) waitAtMost(d time.Duration) (idle bool, err error) {
 	until := time.Now().Add(d)
-	if !f.deadline.IsZero() && f.deadline.Before(until) {
+	if f.deadline != 0 && f.deadline < until.UnixNano() {
 		return false, f.wait()
 	}
 	if err := f.Conn.SetReadDeadline(until); err != nil {
 		return false, err
 	}
 	err = f.wait()
-	if rerr := f.Conn.SetReadDeadline(f.deadline); err == nil {
+	if rerr := f.Conn.SetReadDeadline(fromUnixNano(f.deadline)); err == nil {
 		err = rerr
 	}
 	if errors.Is(err, os.ErrDeadlineExceeded) {
@@ -498,9 +503,7 @@ func (h hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	fc := &frameConn{Conn: c}
-	fc.initWrite()
-	return fc, brw, nil
+	return &frameConn{Conn: c}, brw, nil
 }
 
 var newline = []byte{'\n'}
@@ -516,9 +519,9 @@ func (c *conn) encode(cl *hub.Client, it *hub.Item) []byte {
 }
 
 // write sends items: in the compat format one frame each, in the native
-// format as few frames as possible of newline-separated JSON objects,
-// after c.carry if set. Between two frames, a congested socket stops it:
-// it returns how many items it has written (or carries, in c.carry).
+// format as few frames as possible of newline-separated JSON objects.
+// Between two frames, a congested socket stops it: it returns how many
+// items it has written.
 func (c *conn) write(cl *hub.Client, items []*hub.Item) (int, error) {
 	_ = c.ws.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteWait))
 	fc := c.sock()
@@ -540,20 +543,13 @@ func (c *conn) write(cl *hub.Client, items []*hub.Item) (int, error) {
 		first []byte         // its item while it holds one
 		n     int            // its length
 	)
-	if c.carry != nil {
-		first, n, c.carry = c.carry, len(c.carry)+1, nil
-	}
 	for i, it := range items {
-		if it.Event.Type == chat.EventRemoved && c.removed != nil {
-			go c.removed(it.Event.ConvID)
-		}
 		b := c.encode(cl, it)
 		if it.Event.UserSeq > 0 && c.admit != nil {
-			evs := c.admit(c.ctx, it.Event)
-			if len(evs) == 0 {
-				continue
-			}
-			if len(evs) > 1 { // a gap filled from the store: those first
+			switch evs := c.admit(c.ctx, it.Event); {
+			case len(evs) == 0:
+				b = nil
+			case len(evs) > 1: // a gap filled from the store: those first
 				var all []byte
 				for _, ev := range evs[:len(evs)-1] {
 					if eb := encodeNative(ev); eb != nil {
@@ -563,19 +559,22 @@ func (c *conn) write(cl *hub.Client, items []*hub.Item) (int, error) {
 				b = bytes.TrimSuffix(append(all, b...), newline)
 			}
 		}
-		if len(b) == 0 {
-			continue
-		}
 		var err error
-		if (w != nil || first != nil) && n+len(b) > maxCoalesce {
+		if len(b) > 0 && (w != nil || first != nil) && n+len(b) > maxCoalesce {
 			if err = c.endFrame(w, first); err != nil {
 				return i, err
 			}
 			w, first, n = nil, nil, 0
-			if fc.draining() { // b is admitted: it begins the next frame
-				c.carry = b
-				return i + 1, nil
+			// Stop, unless it was admitted: admit must not see it again.
+			if fc.draining() && (it.Event.UserSeq == 0 || c.admit == nil) {
+				return i, nil
 			}
+		}
+		if it.Event.Type == chat.EventRemoved && c.removed != nil {
+			go c.removed(it.Event.ConvID)
+		}
+		if len(b) == 0 {
+			continue
 		}
 		switch {
 		case w == nil && first == nil:
