@@ -23,9 +23,10 @@ import (
 // Since no write blocks, the flushes of all connections run on a few
 // goroutines (writers), one per processor, taking connections in the order
 // they were woken. A fan-out to a room is written in the order the hub
-// queued it, and a flush costs no goroutine switch of its own: on loopback
-// in docs/benchmarks.md, target 4's time to the last recipient fell by
-// 40-45 % against a goroutine per connection that wrote.
+// queued it, and a flush costs no goroutine switch of its own: against a
+// goroutine per flush, target 4 of docs/benchmarks.md (a room of 10,000)
+// took 28-43 % less time to its last recipient, at 16 % less server CPU
+// per delivery (docs/bench/extra/writers-ab.txt).
 
 // writers runs the flushes of a server's connections: a queue of woken
 // connections, first come, first served, by at most GOMAXPROCS goroutines.
