@@ -95,6 +95,13 @@ func (w *writers) take(batch []writeJob) ([]writeJob, bool) {
 	batch = append(batch, w.jobs[w.head:w.head+n]...)
 	clear(w.jobs[w.head : w.head+n])
 	w.head += n
+	// A queue that never empties, under steady load, must not grow for
+	// ever: once half of it is taken, move the rest to its front.
+	if w.head >= 4*writerBatch && 2*w.head >= len(w.jobs) {
+		k := copy(w.jobs, w.jobs[w.head:])
+		clear(w.jobs[k:])
+		w.jobs, w.head = w.jobs[:k], 0
+	}
 	return batch, true
 }
 

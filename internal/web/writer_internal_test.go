@@ -191,3 +191,40 @@ func TestConnSizes(t *testing.T) {
 		}
 	}
 }
+
+// The writers' queue is first come, first served, and under a load that
+// never lets it empty it does not grow beyond a few times its backlog.
+func TestWritersQueue(t *testing.T) {
+	w := newWriters()
+	conns := make([]conn, 100_000)
+	next, want := 0, 0
+	push := func(n int) {
+		w.mu.Lock()
+		for range n {
+			w.jobs = append(w.jobs, writeJob{c: &conns[next]})
+			next++
+		}
+		w.mu.Unlock()
+	}
+	push(1000) // a backlog the load never works off
+	var batch []writeJob
+	for next+writerBatch <= len(conns) {
+		push(writerBatch)
+		var ok bool
+		if batch, ok = w.take(batch[:0]); !ok || len(batch) != writerBatch {
+			t.Fatalf("take gave %d jobs, %v; want %d", len(batch), ok, writerBatch)
+		}
+		for _, j := range batch {
+			if j.c != &conns[want] {
+				t.Fatalf("job %d taken out of order", want)
+			}
+			want++
+		}
+		if n := len(w.jobs) - w.head; n != 1000 {
+			t.Fatalf("%d jobs queued; want the backlog, 1000", n)
+		}
+		if len(w.jobs) > 4000 {
+			t.Fatalf("the queue's slice holds %d jobs for a backlog of 1000", len(w.jobs))
+		}
+	}
+}
