@@ -43,16 +43,23 @@ func (s *server) handleCompatWS() http.Handler {
 		}
 		// Subscribe before the upgrade answers, so that a message sent as
 		// soon as the client is connected reaches it (this protocol has
-		// no resync). Its writer waits for the socket.
+		// no resync). A wake before the socket is there waits for it; after,
+		// the server's writers flush it, as a native connection.
 		c := &conn{s: s, format: formatCompat, ctx: context.Background()}
 		upgraded := make(chan struct{})
+		wake := func(cl *hub.Client) {
+			<-upgraded
+			if c.ws != nil {
+				c.wake(cl)
+			}
+		}
 		c.client, err = s.hub.Register(0, 0, s.cfg.Outbox, func(cl *hub.Client) {
-			go func() {
-				<-upgraded
-				if c.ws != nil {
-					c.flush(cl, false)
-				}
-			}()
+			select {
+			case <-upgraded:
+				wake(cl)
+			default:
+				go wake(cl)
+			}
 		})
 		if err == nil {
 			if err = s.hub.Subscribe(c.client, chat.ConvTopic(room.ID)); err != nil {
