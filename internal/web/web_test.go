@@ -300,14 +300,7 @@ func TestReconnectResync(t *testing.T) {
 
 func TestIdempotentSend(t *testing.T) {
 	ts := newTestServer(t)
-	ada := ts.signIn(t, "ada@example.com", "Ada")
-	grace := ts.signIn(t, "grace@example.com", "Grace")
-	room := ts.enterRoom(t, ada, "general")
-	ts.enterRoom(t, grace, "general")
-	wa := ts.connect(t, ada)
-	wa.open(t, room.ID, nil)
-	wg := ts.connect(t, grace)
-	wg.open(t, room.ID, nil)
+	ada, grace, room, wa, wg := ts.adaAndGrace(t)
 
 	first := wa.sendMessage(t, room.ID, "c-1", "hello")
 	again := wa.sendMessage(t, room.ID, "c-1", "hello, edited") // a retry returns the stored message
@@ -1311,14 +1304,7 @@ func TestChannelsCompatRateLimit(t *testing.T) {
 // later message starts them again.
 func TestDeliveryAfterWritersIdle(t *testing.T) {
 	ts := newTestServer(t)
-	ada := ts.signIn(t, "ada@example.com", "Ada")
-	grace := ts.signIn(t, "grace@example.com", "Grace")
-	room := ts.enterRoom(t, ada, "general")
-	ts.enterRoom(t, grace, "general")
-	wa := ts.connect(t, ada)
-	wa.open(t, room.ID, nil)
-	wg := ts.connect(t, grace)
-	wg.open(t, room.ID, nil)
+	_, _, room, wa, wg := ts.adaAndGrace(t)
 	wa.barrier(t)
 	for i := range 2 {
 		if i > 0 {

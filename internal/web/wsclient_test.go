@@ -171,6 +171,21 @@ func (ts *testServer) dial(tb testing.TB, c *client, path string, o dialOptions)
 	return d.DialContext(ctx, "ws"+strings.TrimPrefix(ts.URL, "http")+path, o.header)
 }
 
+// adaAndGrace signs Ada and Grace in, has both enter "general" and
+// connects each with the room open.
+func (ts *testServer) adaAndGrace(tb testing.TB) (ada, grace *client, room wireRoom, wa, wg *wsClient) {
+	tb.Helper()
+	ada = ts.signIn(tb, "ada@example.com", "Ada")
+	grace = ts.signIn(tb, "grace@example.com", "Grace")
+	room = ts.enterRoom(tb, ada, "general")
+	ts.enterRoom(tb, grace, "general")
+	wa = ts.connect(tb, ada)
+	wa.open(tb, room.ID, nil)
+	wg = ts.connect(tb, grace)
+	wg.open(tb, room.ID, nil)
+	return ada, grace, room, wa, wg
+}
+
 // connect opens /api/ws as c, starts reading and checks the hello frame.
 func (ts *testServer) connect(tb testing.TB, c *client) *wsClient {
 	tb.Helper()
