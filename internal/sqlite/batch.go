@@ -2,9 +2,9 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
+	"database/sql/driver"
 	"errors"
-	"maps"
+	"fmt"
 	"runtime"
 	"strconv"
 
@@ -108,15 +108,9 @@ func (db *DB) batcher() {
 // fails the whole batch, and nothing of it is stored.
 func (db *DB) commitBatch(batch []*appendReq) {
 	results := make([]appendRes, len(batch))
-	err := db.write(context.Background(), func(tx *sql.Tx) error {
-		// The statements are parsed once, then kept prepared on the write
-		// connection: a batch of one message costs no parsing.
-		prep := func(q string) (*sql.Stmt, error) { return db.rwStmts.in(context.Background(), tx, q) }
-		a, err := newAppender(prep)
-		if err != nil {
-			return err
-		}
-		if err := loadConvs(context.Background(), prep, a, batch); err != nil {
+	err := db.writeRaw(context.Background(), func(r runner) error {
+		a := newAppender(r)
+		if err := loadConvs(context.Background(), r, a, batch); err != nil {
 			return err
 		}
 		for i, req := range batch {
@@ -150,21 +144,66 @@ func (db *DB) commitBatch(batch []*appendReq) {
 // the little work each of those lookups does.
 const qLastAll = `SELECT id, kind, last_seq FROM conversations WHERE id IN (SELECT value FROM json_each(?))`
 
-// prepareBatch prepares the statements of commitBatch that the appender
-// does not use.
+// batchQueries are the statements of commitBatch's transactions.
+var batchQueries = []string{qBegin, qCommit, qRollback, qLastAll, qLookup, qLast, qInsert, qName, qBump, qRead, qMember}
+
+// prepareBatch prepares batchQueries on the write connection when the
+// database opens: a mistake in them fails Open, and the first message pays
+// no parsing.
 func (db *DB) prepareBatch(ctx context.Context) error {
-	c, err := prepareAll(ctx, db.rw, qLastAll)
+	conn, err := db.rw.Conn(ctx)
 	if err != nil {
 		return err
 	}
-	maps.Copy(db.rwStmts, c) // closed with the others
+	defer conn.Close()
+	return conn.Raw(func(dc any) error {
+		c := db.raw.on(dc)
+		for _, q := range batchQueries {
+			if _, err := c.stmt(ctx, q); err != nil {
+				return fmt.Errorf("prepare %q: %w", q, err)
+			}
+		}
+		return nil
+	})
+}
+
+// writeRaw runs fn in a write transaction, as write does, but on the write
+// connection's driver connection (rawconn.go). If fn fails, nothing of it
+// is stored. A connection that cannot roll back is given up: database/sql
+// opens another.
+func (db *DB) writeRaw(ctx context.Context, fn func(r runner) error) error {
+	conn, err := db.rw.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	err = conn.Raw(func(dc any) error {
+		c := db.raw.on(dc)
+		if _, err := c.exec(ctx, qBegin); err != nil {
+			return err
+		}
+		err := fn(c)
+		if err == nil {
+			if _, err = c.exec(ctx, qCommit); err == nil {
+				return nil
+			}
+		}
+		if _, rerr := c.exec(ctx, qRollback); rerr != nil {
+			return errors.Join(err, fmt.Errorf("roll back: %w", rerr), c.closeStmts(), driver.ErrBadConn)
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	db.wrote()
 	return nil
 }
 
 // loadConvs reads the last seq of the conversations that batch appends to,
 // so that a's lookups find them. A missing conversation is left for a to
 // report.
-func loadConvs(ctx context.Context, prep func(q string) (*sql.Stmt, error), a *appender, batch []*appendReq) error {
+func loadConvs(ctx context.Context, r runner, a *appender, batch []*appendReq) error {
 	listed := make(map[int64]bool, len(batch))
 	ids := []byte{'['}
 	for _, req := range batch {
@@ -181,22 +220,13 @@ func loadConvs(ctx context.Context, prep func(q string) (*sql.Stmt, error), a *a
 	if len(listed) < 2 {
 		return nil // a's own lookup costs less
 	}
-	st, err := prep(qLastAll)
-	if err != nil {
-		return err
-	}
-	rows, err := st.QueryContext(ctx, string(append(ids, ']')))
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
+	return r.query(ctx, qLastAll, []any{string(append(ids, ']'))}, func(row scanner) error {
 		var id int64
 		c := &convSeq{}
-		if err := rows.Scan(&id, &c.kind, &c.last); err != nil {
+		if err := row.Scan(&id, &c.kind, &c.last); err != nil {
 			return err
 		}
 		a.convs[id] = c
-	}
-	return rows.Err()
+		return nil
+	})
 }

@@ -39,14 +39,12 @@ func (db *DB) Append(ctx context.Context, m chat.NewMessage) (msg chat.Message, 
 
 // appender appends messages inside one write transaction, which must hold
 // the write lock from its start so that no other writer interleaves. Its
-// statements are prepared once per transaction (parsing SQL costs more
-// than running it), and it keeps each conversation's last seq in memory,
-// writing it back once per transaction in flush: a batch of n messages to
-// one conversation costs n inserts, one read and one update.
+// runner prepares each statement once (parsing SQL costs more than running
+// it), and it keeps each conversation's last seq in memory, writing it
+// back once per transaction in flush: a batch of n messages to one
+// conversation costs n inserts, one read and one update.
 type appender struct {
-	lookup, last, insert, name, bump, read *sql.Stmt
-	member                                 *sql.Stmt // prepared on first use
-	prep                                   func(q string) (*sql.Stmt, error)
+	r runner
 
 	names map[int64]string
 	convs map[int64]*convSeq
@@ -62,7 +60,7 @@ type convSeq struct {
 	dirty bool
 }
 
-// The appender's statements; hotQueries has them prepared once (stmtCache).
+// The appender's statements.
 const (
 	qLookup = `SELECT ` + messageCols + messagesFrom + `
 		WHERE m.conv_id = ? AND m.sender_id = ? AND m.client_id = ? AND m.client_id <> ''`
@@ -76,37 +74,15 @@ const (
 	qMember = `SELECT EXISTS (SELECT 1 FROM members WHERE conv_id = ? AND user_id = ?)`
 )
 
-// newAppender prepares the appender's statements with prep, which makes
-// them statements of one transaction.
-func newAppender(prep func(q string) (*sql.Stmt, error)) (*appender, error) {
-	a := &appender{prep: prep, names: make(map[int64]string), convs: make(map[int64]*convSeq), reads: make(map[[2]int64]int64)}
-	var err error
-	prepare := func(q string) *sql.Stmt {
-		if err != nil {
-			return nil
-		}
-		var st *sql.Stmt
-		st, err = prep(q)
-		return st
-	}
-	a.lookup = prepare(qLookup)
-	a.last = prepare(qLast)
-	a.insert = prepare(qInsert)
-	a.name = prepare(qName)
-	a.bump = prepare(qBump)
-	a.read = prepare(qRead)
-	if err != nil {
-		return nil, err
-	}
-	return a, nil
+// newAppender returns an appender that runs its statements with r, in r's
+// transaction.
+func newAppender(r runner) *appender {
+	return &appender{r: r, names: make(map[int64]string), convs: make(map[int64]*convSeq), reads: make(map[[2]int64]int64)}
 }
 
 // appendMessage is Append inside tx, for a single message.
 func appendMessage(ctx context.Context, tx *sql.Tx, nm chat.NewMessage) (chat.Message, bool, error) {
-	a, err := newAppender(func(q string) (*sql.Stmt, error) { return tx.PrepareContext(ctx, q) })
-	if err != nil {
-		return chat.Message{}, false, err
-	}
+	a := newAppender(newTxRunner(tx))
 	m, created, err := a.append(ctx, nm)
 	if err != nil {
 		return chat.Message{}, false, err
@@ -119,7 +95,7 @@ func (a *appender) conv(ctx context.Context, id int64) (*convSeq, error) {
 		return c, nil
 	}
 	c := &convSeq{}
-	err := a.last.QueryRowContext(ctx, id).Scan(&c.kind, &c.last)
+	err := a.r.queryRow(ctx, qLast, id).Scan(&c.kind, &c.last)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, chat.ErrNotFound
 	}
@@ -138,14 +114,8 @@ func (a *appender) checkMember(ctx context.Context, convID, userID int64) error 
 	if a.members[k] {
 		return nil
 	}
-	if a.member == nil {
-		var err error
-		if a.member, err = a.prep(qMember); err != nil {
-			return err
-		}
-	}
 	var ok bool
-	if err := a.member.QueryRowContext(ctx, convID, userID).Scan(&ok); err != nil {
+	if err := a.r.queryRow(ctx, qMember, convID, userID).Scan(&ok); err != nil {
 		return err
 	}
 	if !ok {
@@ -174,15 +144,13 @@ func (a *appender) append(ctx context.Context, nm chat.NewMessage) (chat.Message
 		}
 	}
 	seq, at := c.last+1, micros(nm.At)
-	res, err := a.insert.ExecContext(ctx, nm.ConvID, seq, nm.Kind, nm.SenderID, nm.ClientID, nm.Body, nm.TargetID, at)
+	n, err := a.r.exec(ctx, qInsert, nm.ConvID, seq, nm.Kind, nm.SenderID, nm.ClientID, nm.Body, nm.TargetID, at)
 	if err != nil {
 		return chat.Message{}, false, err
 	}
-	if n, err := res.RowsAffected(); err != nil {
-		return chat.Message{}, false, err
-	} else if n == 0 {
+	if n == 0 {
 		// The client ID was used before: return that message.
-		m, err := scanMessage(a.lookup.QueryRowContext(ctx, nm.ConvID, nm.SenderID, nm.ClientID))
+		m, err := scanMessage(a.r.queryRow(ctx, qLookup, nm.ConvID, nm.SenderID, nm.ClientID))
 		return m, false, err
 	}
 	c.last, c.at, c.dirty = seq, max(c.at, at), true
@@ -202,7 +170,7 @@ func (a *appender) append(ctx context.Context, nm chat.NewMessage) (chat.Message
 	if nm.SenderID != 0 {
 		name, ok := a.names[nm.SenderID]
 		if !ok {
-			err := a.name.QueryRowContext(ctx, nm.SenderID).Scan(&name)
+			err := a.r.queryRow(ctx, qName, nm.SenderID).Scan(&name)
 			if err != nil && !errors.Is(err, sql.ErrNoRows) {
 				return chat.Message{}, false, err
 			}
@@ -217,7 +185,7 @@ func (a *appender) append(ctx context.Context, nm chat.NewMessage) (chat.Message
 // moves each sender's read position to their latest message.
 func (a *appender) flush(ctx context.Context) error {
 	for k, seq := range a.reads {
-		if _, err := a.read.ExecContext(ctx, seq, k[0], k[1]); err != nil {
+		if _, err := a.r.exec(ctx, qRead, seq, k[0], k[1]); err != nil {
 			return err
 		}
 	}
@@ -226,7 +194,7 @@ func (a *appender) flush(ctx context.Context) error {
 		if !c.dirty {
 			continue
 		}
-		if _, err := a.bump.ExecContext(ctx, c.last, c.at, id); err != nil {
+		if _, err := a.r.exec(ctx, qBump, c.last, c.at, id); err != nil {
 			return err
 		}
 		c.dirty = false

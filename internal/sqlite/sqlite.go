@@ -72,7 +72,8 @@ type DB struct {
 	ro     *sql.DB // read-only connections; rw itself for Memory
 	unlock func() error
 
-	roStmts, rwStmts stmtCache // hot statements, prepared once per handle
+	roStmts stmtCache // hot statements of the read handle, prepared once
+	raw     rawConn   // the write connection, for the group commit (batch.go)
 
 	appends     chan *appendReq // to the group-commit goroutine (batch.go)
 	closing     chan struct{}
@@ -176,7 +177,7 @@ func (db *DB) openFile(ctx context.Context) error {
 func (db *DB) Close() error {
 	db.stopBatcher()
 	db.stopCheckpointer()
-	errs := []error{db.roStmts.close(), db.rwStmts.close()}
+	errs := []error{db.roStmts.close(), db.closeRaw()}
 	if db.ro != nil && db.ro != db.rw {
 		errs = append(errs, db.ro.Close())
 	}
@@ -235,12 +236,11 @@ func (db *DB) read(ctx context.Context, fn func(tx *sql.Tx) error) error {
 }
 
 // stmtCache holds the hot queries of a handle, prepared once when the DB
-// opens (never later: preparing on the write handle inside one of its
-// transactions would wait for its only connection). database/sql keeps
-// each prepared on every connection it then runs on (Tx.StmtContext reuses
-// or adds the connection's statement), so a hot query is parsed once per
-// connection instead of once per call: parsing was most of the cost of
-// small queries with modernc.org/sqlite.
+// opens. database/sql keeps each prepared on every connection it then runs
+// on, so a hot query is parsed once per connection instead of once per
+// call: parsing was most of the cost of small queries with
+// modernc.org/sqlite. (The group commit keeps its own on the write
+// connection: rawconn.go.)
 type stmtCache map[string]*sql.Stmt
 
 func prepareAll(ctx context.Context, h *sql.DB, qs ...string) (stmtCache, error) {
@@ -256,16 +256,6 @@ func prepareAll(ctx context.Context, h *sql.DB, qs ...string) (stmtCache, error)
 	return c, nil
 }
 
-// in returns q as a statement of tx, which must be a transaction of the
-// handle c was prepared on: c's own if q is one of its queries, else one
-// prepared now.
-func (c stmtCache) in(ctx context.Context, tx *sql.Tx, q string) (*sql.Stmt, error) {
-	if st, ok := c[q]; ok {
-		return tx.StmtContext(ctx, st), nil
-	}
-	return tx.PrepareContext(ctx, q)
-}
-
 func (c stmtCache) close() error {
 	var errs []error
 	for _, st := range c {
@@ -278,11 +268,28 @@ func (c stmtCache) close() error {
 // authentication.
 func (db *DB) prepareHot(ctx context.Context) error {
 	var err error
-	if db.rwStmts, err = prepareAll(ctx, db.rw, qLookup, qLast, qInsert, qName, qBump, qRead, qMember); err != nil {
-		return err
-	}
 	db.roStmts, err = prepareAll(ctx, db.ro, conversationSQL, membershipSQL, sessionSQL)
 	return err
+}
+
+// closeRaw closes the group commit's statements, on their connection; the
+// group commit has ended.
+func (db *DB) closeRaw() error {
+	if db.rw == nil || db.raw.dc == nil {
+		return nil
+	}
+	conn, err := db.rw.Conn(context.Background())
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	return conn.Raw(func(dc any) error {
+		if dc != db.raw.dc {
+			db.raw.dc, db.raw.stmts = nil, nil // closed with their connection
+			return nil
+		}
+		return db.raw.closeStmts()
+	})
 }
 
 //go:embed migrations/*.sql

@@ -1,0 +1,294 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"io"
+	"reflect"
+)
+
+// The group commit's transactions run on the write connection's driver
+// connection, not through database/sql's Tx. With the Tx, every commit
+// parsed two statements anew (the driver runs BEGIN and COMMIT unprepared),
+// and each statement went through database/sql's bookkeeping. At light
+// load, where every cache has gone cold between two messages, that was
+// about a third of a commit of one message: 268–307 µs against 192–202 µs
+// for the same transaction through the driver, with every statement
+// prepared (docs/benchmarks.md, target 3).
+
+// runner runs the appender's statements: through database/sql in a
+// transaction (txRunner), or on the driver connection (rawConn).
+type runner interface {
+	exec(ctx context.Context, q string, args ...any) (rowsAffected int64, err error)
+	queryRow(ctx context.Context, q string, args ...any) scanner
+	query(ctx context.Context, q string, args []any, each func(scanner) error) error
+}
+
+// txRunner runs statements in tx, each prepared once for the transaction.
+type txRunner struct {
+	tx    *sql.Tx
+	stmts map[string]*sql.Stmt
+}
+
+func newTxRunner(tx *sql.Tx) *txRunner { return &txRunner{tx: tx, stmts: make(map[string]*sql.Stmt)} }
+
+func (r *txRunner) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
+	if st, ok := r.stmts[q]; ok {
+		return st, nil
+	}
+	st, err := r.tx.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	r.stmts[q] = st
+	return st, nil
+}
+
+func (r *txRunner) exec(ctx context.Context, q string, args ...any) (int64, error) {
+	st, err := r.stmt(ctx, q)
+	if err != nil {
+		return 0, err
+	}
+	res, err := st.ExecContext(ctx, args...)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+func (r *txRunner) queryRow(ctx context.Context, q string, args ...any) scanner {
+	st, err := r.stmt(ctx, q)
+	if err != nil {
+		return errRow{err}
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
+func (r *txRunner) query(ctx context.Context, q string, args []any, each func(scanner) error) error {
+	st, err := r.stmt(ctx, q)
+	if err != nil {
+		return err
+	}
+	rows, err := st.QueryContext(ctx, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := each(rows); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// errRow is a row that fails to scan with its error.
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
+
+// Transaction control, prepared once per connection like the rest.
+const (
+	qBegin    = `BEGIN IMMEDIATE`
+	qCommit   = `COMMIT`
+	qRollback = `ROLLBACK`
+)
+
+// rawConn runs statements on one driver connection, each prepared once for
+// the life of that connection. Only the group commit's goroutine uses it
+// (and Close, once that goroutine has ended), so it needs no lock.
+type rawConn struct {
+	dc    any // the driver connection the statements belong to
+	stmts map[string]driver.Stmt
+}
+
+// on returns c ready to run statements on dc. If database/sql has replaced
+// the connection since, the statements of the old one are dropped.
+func (c *rawConn) on(dc any) *rawConn {
+	if c.dc != dc {
+		c.closeStmts()
+		c.dc, c.stmts = dc, make(map[string]driver.Stmt)
+	}
+	return c
+}
+
+// closeStmts closes every statement prepared on the connection.
+func (c *rawConn) closeStmts() error {
+	var errs []error
+	for _, st := range c.stmts {
+		errs = append(errs, st.Close())
+	}
+	c.dc, c.stmts = nil, nil
+	return errors.Join(errs...)
+}
+
+func (c *rawConn) stmt(ctx context.Context, q string) (driver.Stmt, error) {
+	if st, ok := c.stmts[q]; ok {
+		return st, nil
+	}
+	p, ok := c.dc.(driver.ConnPrepareContext)
+	if !ok {
+		return nil, fmt.Errorf("sqlite driver connection %T cannot prepare with a context", c.dc)
+	}
+	st, err := p.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	_, canExec := st.(driver.StmtExecContext)
+	_, canQuery := st.(driver.StmtQueryContext)
+	if !canExec || !canQuery {
+		_ = st.Close()
+		return nil, fmt.Errorf("sqlite driver statement %T cannot run with a context", st)
+	}
+	c.stmts[q] = st
+	return st, nil
+}
+
+// namedValues converts args as database/sql does for a driver with no
+// converter of its own: a type defined on string (chat.ConvKind) becomes a
+// string, an int an int64.
+func namedValues(args []any) ([]driver.NamedValue, error) {
+	nv := make([]driver.NamedValue, len(args))
+	for i, a := range args {
+		v, err := driver.DefaultParameterConverter.ConvertValue(a)
+		if err != nil {
+			return nil, fmt.Errorf("argument %d: %w", i+1, err)
+		}
+		nv[i] = driver.NamedValue{Ordinal: i + 1, Value: v}
+	}
+	return nv, nil
+}
+
+func (c *rawConn) exec(ctx context.Context, q string, args ...any) (int64, error) {
+	st, err := c.stmt(ctx, q)
+	if err != nil {
+		return 0, err
+	}
+	nv, err := namedValues(args)
+	if err != nil {
+		return 0, err
+	}
+	res, err := st.(driver.StmtExecContext).ExecContext(ctx, nv)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+func (c *rawConn) query(ctx context.Context, q string, args []any, each func(scanner) error) error {
+	st, err := c.stmt(ctx, q)
+	if err != nil {
+		return err
+	}
+	nv, err := namedValues(args)
+	if err != nil {
+		return err
+	}
+	rows, err := st.(driver.StmtQueryContext).QueryContext(ctx, nv)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	row := make(valueRow, len(rows.Columns()))
+	for {
+		switch err := rows.Next(row); {
+		case errors.Is(err, io.EOF):
+			return nil
+		case err != nil:
+			return err
+		}
+		if err := each(row); err != nil {
+			return err
+		}
+	}
+}
+
+// queryRow is QueryRowContext: it scans the first row, or fails with
+// sql.ErrNoRows.
+func (c *rawConn) queryRow(ctx context.Context, q string, args ...any) scanner {
+	var first valueRow
+	err := c.query(ctx, q, args, func(s scanner) error {
+		first = copyRow(s.(valueRow))
+		return errStop
+	})
+	switch {
+	case errors.Is(err, errStop):
+		return first
+	case err != nil:
+		return errRow{err}
+	}
+	return errRow{sql.ErrNoRows}
+}
+
+var errStop = errors.New("stop")
+
+// valueRow is a row as the driver gives it.
+type valueRow []driver.Value
+
+// copyRow copies r's bytes, which the driver may reuse for the next row.
+func copyRow(r valueRow) valueRow {
+	c := make(valueRow, len(r))
+	for i, v := range r {
+		if b, ok := v.([]byte); ok {
+			v = append([]byte(nil), b...)
+		}
+		c[i] = v
+	}
+	return c
+}
+
+// Scan stores the row's values in dest, for the types the appender reads:
+// integers, booleans (an integer that is not 0), strings and types defined
+// on them. Like database/sql, it refuses NULL for them.
+func (r valueRow) Scan(dest ...any) error {
+	if len(dest) != len(r) {
+		return fmt.Errorf("sqlite: %d columns scanned into %d values", len(r), len(dest))
+	}
+	for i, d := range dest {
+		if err := assign(d, r[i]); err != nil {
+			return fmt.Errorf("sqlite: column %d: %w", i+1, err)
+		}
+	}
+	return nil
+}
+
+func assign(dest any, v driver.Value) error {
+	switch d := dest.(type) {
+	case *int64:
+		if x, ok := v.(int64); ok {
+			*d = x
+			return nil
+		}
+	case *bool:
+		switch x := v.(type) {
+		case int64:
+			*d = x != 0
+			return nil
+		case bool:
+			*d = x
+			return nil
+		}
+	case *string:
+		switch x := v.(type) {
+		case string:
+			*d = x
+			return nil
+		case []byte:
+			*d = string(x)
+			return nil
+		}
+	default:
+		if p := reflect.ValueOf(dest); p.Kind() == reflect.Pointer && !p.IsNil() && p.Elem().Kind() == reflect.String {
+			var s string
+			if err := assign(&s, v); err != nil {
+				return err
+			}
+			p.Elem().SetString(s)
+			return nil
+		}
+	}
+	return fmt.Errorf("cannot store %T in %T", v, dest)
+}

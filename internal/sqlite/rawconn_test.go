@@ -1,0 +1,168 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/parley-chat/parley/internal/chat"
+)
+
+// TestGroupCommitRollsBack: a batch that fails on something other than a
+// missing conversation stores nothing, every request in it gets the
+// error, and the write connection goes on serving the next batches (a
+// transaction left open would make their BEGIN fail).
+func TestGroupCommitRollsBack(t *testing.T) {
+	db := mustOpenDB(t)
+	ctx := context.Background()
+	u, _, err := db.EnsureUser(ctx, "ann@example.com", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := db.EnsureRoom(ctx, "general", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.rw.ExecContext(ctx, `CREATE TRIGGER boom BEFORE INSERT ON messages WHEN NEW.body = 'boom'
+		BEGIN SELECT RAISE(ABORT, 'boom refused'); END`); err != nil {
+		t.Fatal(err)
+	}
+	const senders = 20
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		stored int64
+		failed int
+	)
+	for s := range senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 10 {
+				body := "x"
+				if s == 0 && i%3 == 0 {
+					body = "boom"
+				}
+				_, _, err := db.Append(ctx, chat.NewMessage{ConvID: r.ID, Kind: chat.KindText, SenderID: u.ID, Body: body, At: time.Now()})
+				mu.Lock()
+				switch {
+				case err == nil && body == "boom":
+					t.Error("the trigger's refusal was not reported")
+				case err == nil:
+					stored++
+				case errors.Is(err, chat.ErrNotFound):
+					t.Errorf("Append: %v; want the trigger's error", err)
+				default:
+					failed++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if failed < 4 {
+		t.Errorf("%d appends failed; want at least the 4 refused", failed)
+	}
+	// Nothing of a failed batch is stored: the seqs that were acknowledged
+	// are all there is, gap-free.
+	ms, err := db.Messages(ctx, r.ID, chat.Page{Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	room, err := db.Room(ctx, r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if int64(len(ms)) != stored || room.LastSeq != stored {
+		t.Fatalf("room holds %d messages, last_seq %d; want the %d acknowledged", len(ms), room.LastSeq, stored)
+	}
+	for i, m := range ms {
+		if m.Seq != int64(i+1) || m.Body != "x" {
+			t.Fatalf("message %d: seq %d, body %q; want seq %d, body x", i, m.Seq, m.Body, i+1)
+		}
+	}
+	m, _, err := db.Append(ctx, chat.NewMessage{ConvID: r.ID, Kind: chat.KindText, SenderID: u.ID, Body: "after", At: time.Now()})
+	if err != nil || m.Seq != stored+1 {
+		t.Errorf("Append after the failures = seq %d, %v; want seq %d", m.Seq, err, stored+1)
+	}
+}
+
+func TestValueRowScan(t *testing.T) {
+	var (
+		n    int64
+		ok   bool
+		s    string
+		kind chat.ConvKind
+	)
+	if err := (valueRow{int64(7), int64(1), []byte("ann"), "room"}).Scan(&n, &ok, &s, &kind); err != nil {
+		t.Fatal(err)
+	}
+	if n != 7 || !ok || s != "ann" || kind != chat.ConvRoom {
+		t.Errorf("scanned %d, %v, %q, %q; want 7, true, ann, room", n, ok, s, kind)
+	}
+	for _, tc := range []struct {
+		name string
+		row  valueRow
+		dest any
+	}{
+		{"NULL into a string", valueRow{nil}, &s},
+		{"NULL into an integer", valueRow{nil}, &n},
+		{"text into an integer", valueRow{"7"}, &n},
+		{"an integer into a string", valueRow{int64(7)}, &s},
+		{"into a type it does not know", valueRow{int64(7)}, new(float64)},
+	} {
+		if err := tc.row.Scan(tc.dest); err == nil {
+			t.Errorf("%s: no error", tc.name)
+		}
+	}
+	if err := (valueRow{int64(1), int64(2)}).Scan(&n); err == nil {
+		t.Error("two columns into one value: no error")
+	}
+}
+
+// TestRawConnNewConnection: once database/sql hands over another driver
+// connection, the statements of the old one are closed and prepared anew.
+func TestRawConnNewConnection(t *testing.T) {
+	ctx := context.Background()
+	var c rawConn
+	a, b := &fakeConn{}, &fakeConn{}
+	for _, dc := range []*fakeConn{a, a, b} {
+		if _, err := c.on(dc).stmt(ctx, qBegin); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if a.prepared != 1 || a.closed != 1 || b.prepared != 1 || b.closed != 0 {
+		t.Errorf("old connection: %d prepared, %d closed; new: %d prepared, %d closed; want 1, 1, 1, 0",
+			a.prepared, a.closed, b.prepared, b.closed)
+	}
+	if _, err := c.on(struct{}{}).stmt(ctx, qBegin); err == nil {
+		t.Error("a connection that cannot prepare with a context: no error")
+	}
+}
+
+type fakeConn struct{ prepared, closed int }
+
+func (c *fakeConn) PrepareContext(context.Context, string) (driver.Stmt, error) {
+	c.prepared++
+	return fakeStmt{c}, nil
+}
+func (c *fakeConn) Prepare(string) (driver.Stmt, error) { return nil, errors.New("not used") }
+func (c *fakeConn) Close() error                        { return nil }
+func (c *fakeConn) Begin() (driver.Tx, error)           { return nil, errors.New("not used") }
+
+type fakeStmt struct{ c *fakeConn }
+
+func (s fakeStmt) Close() error                               { s.c.closed++; return nil }
+func (s fakeStmt) NumInput() int                              { return -1 }
+func (s fakeStmt) Exec([]driver.Value) (driver.Result, error) { return nil, errors.New("not used") }
+func (s fakeStmt) Query([]driver.Value) (driver.Rows, error)  { return nil, errors.New("not used") }
+func (s fakeStmt) ExecContext(context.Context, []driver.NamedValue) (driver.Result, error) {
+	return driver.RowsAffected(0), nil
+}
+func (s fakeStmt) QueryContext(context.Context, []driver.NamedValue) (driver.Rows, error) {
+	return nil, sql.ErrNoRows
+}
