@@ -13,7 +13,9 @@
 # Usage: scripts/bench.sh [TARGET...]
 #   TARGET is 1 2 3 4 5 6 7 8 or go (the Go micro-benchmarks: the hub's
 #   fan-out, the SQLite store's appends, the server's frame encoding and
-#   decoding, the load tool's decoding); no argument runs them all, in
+#   decoding, the load tool's decoding, and the machine's own floor: a
+#   loopback write between two processes that were idle, and back to
+#   back); no argument runs them all, in
 #   about 10 minutes.
 # Environment: OUT (default docs/bench) is where results go; REF (default
 # HEAD) is the commit to build and test, exported with git archive so that
@@ -473,6 +475,6 @@ if wants 8; then
 	bench 8 target8-room10000 180 1000 --conns 10000 --rooms 1 --senders 1 --rate 1 --duration 10s
 fi
 if wants go; then
-	gobench go gobench -run '^$' -bench . -benchmem ./internal/hub/ ./internal/sqlite/ ./internal/web/ ./internal/bench/
+	gobench go gobench -run '^$' -bench . -benchmem ./internal/hub/ ./internal/sqlite/ ./internal/web/ ./internal/bench/ ./internal/bench/floor/
 fi
 log "done; results in $OUT (go run ./scripts/benchreport)"

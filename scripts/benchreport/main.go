@@ -522,6 +522,10 @@ func goBenchmarks(b *strings.Builder, runs map[string]*run) {
 			derived = commas(v) + " deliveries/s"
 		} else if v, ok := g.Metrics["µs/append"]; ok {
 			derived = fmt.Sprintf("%.0f µs per append after a pause", v)
+		} else if v, ok := g.Metrics["µs/decode"]; ok {
+			derived = fmt.Sprintf("%.1f µs per decode after a pause", v)
+		} else if v, ok := g.Metrics["µs-one-way"]; ok {
+			derived = fmt.Sprintf("%.1f µs one way, %.1f µs round trip", v, g.Metrics["µs-round-trip"])
 		} else if ns := g.Metrics["ns/op"]; ns > 0 {
 			derived = commas(1e9/ns) + " ops/s"
 		}
