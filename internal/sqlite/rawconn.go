@@ -14,10 +14,9 @@ import (
 // connection, not through database/sql's Tx. With the Tx, every commit
 // parsed two statements anew (the driver runs BEGIN and COMMIT unprepared),
 // and each statement went through database/sql's bookkeeping. At light
-// load, where every cache has gone cold between two messages, that was
-// about a third of a commit of one message: 268–307 µs against 192–202 µs
-// for the same transaction through the driver, with every statement
-// prepared (docs/benchmarks.md, target 3).
+// load, where every cache has gone cold between two messages, that cost
+// most: BenchmarkAppendAfterPause took 671–919 µs through the Tx and
+// 585–737 µs this way, in alternated runs (docs/benchmarks.md, target 3).
 
 // runner runs the appender's statements: through database/sql in a
 // transaction (txRunner), or on the driver connection (rawConn).
