@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql/driver"
 	"errors"
 	"fmt"
 	"runtime"
@@ -169,8 +168,12 @@ func (db *DB) prepareBatch(ctx context.Context) error {
 
 // writeRaw runs fn in a write transaction, as write does, but on the write
 // connection's driver connection (rawconn.go). If fn fails, nothing of it
-// is stored. A connection that cannot roll back is given up: database/sql
-// opens another.
+// is stored.
+//
+// The connection is kept whatever fails (for Memory it is the database). A
+// failed COMMIT may have ended the transaction already, so a ROLLBACK that
+// fails is only reported; if the transaction was in fact left open, the
+// next BEGIN fails on it, and writeRaw rolls it back and begins again.
 func (db *DB) writeRaw(ctx context.Context, fn func(r runner) error) error {
 	conn, err := db.rw.Conn(ctx)
 	if err != nil {
@@ -180,7 +183,12 @@ func (db *DB) writeRaw(ctx context.Context, fn func(r runner) error) error {
 	err = conn.Raw(func(dc any) error {
 		c := db.raw.on(dc)
 		if _, err := c.exec(ctx, qBegin); err != nil {
-			return err
+			if _, rerr := c.exec(ctx, qRollback); rerr != nil {
+				return err // no transaction was open: BEGIN failed on its own
+			}
+			if _, err := c.exec(ctx, qBegin); err != nil {
+				return err
+			}
 		}
 		err := fn(c)
 		if err == nil {
@@ -189,7 +197,7 @@ func (db *DB) writeRaw(ctx context.Context, fn func(r runner) error) error {
 			}
 		}
 		if _, rerr := c.exec(ctx, qRollback); rerr != nil {
-			return errors.Join(err, fmt.Errorf("roll back: %w", rerr), c.closeStmts(), driver.ErrBadConn)
+			return errors.Join(err, fmt.Errorf("roll back: %w", rerr))
 		}
 		return err
 	})

@@ -91,6 +91,46 @@ func TestGroupCommitRollsBack(t *testing.T) {
 	}
 }
 
+// TestGroupCommitEndsOpenTransaction: a transaction left open on the write
+// connection (as a ROLLBACK that failed would leave it) is rolled back by
+// the next batch, which then stores its message; what the open one wrote
+// is not kept.
+func TestGroupCommitEndsOpenTransaction(t *testing.T) {
+	db := mustOpenDB(t)
+	ctx := context.Background()
+	u, _, err := db.EnsureUser(ctx, "ann@example.com", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := db.EnsureRoom(ctx, "general", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := db.rw.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = conn.Raw(func(dc any) error {
+		c := db.raw.on(dc)
+		if _, err := c.exec(ctx, qBegin); err != nil {
+			return err
+		}
+		_, err := c.exec(ctx, qInsert, r.ID, 1, chat.KindText, u.ID, "", "left open", 0, 0)
+		return err
+	})
+	if cerr := conn.Close(); err != nil || cerr != nil {
+		t.Fatal(err, cerr)
+	}
+	m, _, err := db.Append(ctx, chat.NewMessage{ConvID: r.ID, Kind: chat.KindText, SenderID: u.ID, Body: "after", At: time.Now()})
+	if err != nil || m.Seq != 1 {
+		t.Fatalf("Append = seq %d, %v; want seq 1", m.Seq, err)
+	}
+	ms, err := db.Messages(ctx, r.ID, chat.Page{Limit: 10})
+	if err != nil || len(ms) != 1 || ms[0].Body != "after" {
+		t.Errorf("room holds %+v, %v; want the one message appended", ms, err)
+	}
+}
+
 func TestValueRowScan(t *testing.T) {
 	var (
 		n    int64
