@@ -13,10 +13,10 @@ import (
 	"github.com/parley-chat/parley/internal/chat"
 )
 
-// TestGroupCommitMixedBatch sends many concurrent appends, some with
-// repeated client IDs and some to a missing room, so that batches hold all
-// kinds at once: each request gets its own answer.
-func TestGroupCommitMixedBatch(t *testing.T) {
+// annInGeneral opens a database holding a user, Ann, and a room, general,
+// for the group commit's tests.
+func annInGeneral(t *testing.T) (*DB, chat.User, chat.Room) {
+	t.Helper()
 	db := mustOpenDB(t)
 	ctx := context.Background()
 	u, _, err := db.EnsureUser(ctx, "ann@example.com", time.Now())
@@ -27,6 +27,15 @@ func TestGroupCommitMixedBatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return db, u, r
+}
+
+// TestGroupCommitMixedBatch sends many concurrent appends, some with
+// repeated client IDs and some to a missing room, so that batches hold all
+// kinds at once: each request gets its own answer.
+func TestGroupCommitMixedBatch(t *testing.T) {
+	db, u, r := annInGeneral(t)
+	ctx := context.Background()
 	const senders, each = 40, 25
 	var (
 		wg      sync.WaitGroup

@@ -177,16 +177,21 @@ func (c *rawConn) exec(ctx context.Context, q string, args ...any) (int64, error
 	return res.RowsAffected()
 }
 
-func (c *rawConn) query(ctx context.Context, q string, args []any, each func(scanner) error) error {
+// rows runs query q with args.
+func (c *rawConn) rows(ctx context.Context, q string, args []any) (driver.Rows, error) {
 	st, err := c.stmt(ctx, q)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	nv, err := namedValues(args)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	rows, err := st.(driver.StmtQueryContext).QueryContext(ctx, nv)
+	return st.(driver.StmtQueryContext).QueryContext(ctx, nv)
+}
+
+func (c *rawConn) query(ctx context.Context, q string, args []any, each func(scanner) error) error {
+	rows, err := c.rows(ctx, q, args)
 	if err != nil {
 		return err
 	}
@@ -208,36 +213,28 @@ func (c *rawConn) query(ctx context.Context, q string, args []any, each func(sca
 // queryRow is QueryRowContext: it scans the first row, or fails with
 // sql.ErrNoRows.
 func (c *rawConn) queryRow(ctx context.Context, q string, args ...any) scanner {
-	var first valueRow
-	err := c.query(ctx, q, args, func(s scanner) error {
-		first = copyRow(s.(valueRow))
-		return errStop
-	})
-	switch {
-	case errors.Is(err, errStop):
-		return first
+	rows, err := c.rows(ctx, q, args)
+	if err != nil {
+		return errRow{err}
+	}
+	defer rows.Close()
+	row := make(valueRow, len(rows.Columns()))
+	switch err := rows.Next(row); {
+	case errors.Is(err, io.EOF):
+		return errRow{sql.ErrNoRows}
 	case err != nil:
 		return errRow{err}
 	}
-	return errRow{sql.ErrNoRows}
+	for i, v := range row { // the driver may reuse its bytes once the rows close
+		if b, ok := v.([]byte); ok {
+			row[i] = append([]byte(nil), b...)
+		}
+	}
+	return row
 }
-
-var errStop = errors.New("stop")
 
 // valueRow is a row as the driver gives it.
 type valueRow []driver.Value
-
-// copyRow copies r's bytes, which the driver may reuse for the next row.
-func copyRow(r valueRow) valueRow {
-	c := make(valueRow, len(r))
-	for i, v := range r {
-		if b, ok := v.([]byte); ok {
-			v = append([]byte(nil), b...)
-		}
-		c[i] = v
-	}
-	return c
-}
 
 // Scan stores the row's values in dest, for the types the appender reads:
 // integers, booleans (an integer that is not 0), strings and types defined

@@ -17,16 +17,8 @@ import (
 // error, and the write connection goes on serving the next batches (a
 // transaction left open would make their BEGIN fail).
 func TestGroupCommitRollsBack(t *testing.T) {
-	db := mustOpenDB(t)
+	db, u, r := annInGeneral(t)
 	ctx := context.Background()
-	u, _, err := db.EnsureUser(ctx, "ann@example.com", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := db.EnsureRoom(ctx, "general", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
 	if _, err := db.rw.ExecContext(ctx, `CREATE TRIGGER boom BEFORE INSERT ON messages WHEN NEW.body = 'boom'
 		BEGIN SELECT RAISE(ABORT, 'boom refused'); END`); err != nil {
 		t.Fatal(err)
@@ -96,16 +88,8 @@ func TestGroupCommitRollsBack(t *testing.T) {
 // the next batch, which then stores its message; what the open one wrote
 // is not kept.
 func TestGroupCommitEndsOpenTransaction(t *testing.T) {
-	db := mustOpenDB(t)
+	db, u, r := annInGeneral(t)
 	ctx := context.Background()
-	u, _, err := db.EnsureUser(ctx, "ann@example.com", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := db.EnsureRoom(ctx, "general", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
 	conn, err := db.rw.Conn(ctx)
 	if err != nil {
 		t.Fatal(err)
