@@ -211,6 +211,11 @@ type MessageStore interface {
 	// that one's own messages never count as unread.
 	// ErrNotFound if the conversation does not exist.
 	Append(ctx context.Context, m NewMessage) (msg Message, created bool, err error)
+	// QueueAppend is Append that returns once the store has queued m,
+	// before its commit; Wait then returns what Append would have.
+	// Messages queued one after the other by one goroutine are stored in
+	// that order. Append is QueueAppend followed by Wait.
+	QueueAppend(ctx context.Context, m NewMessage) PendingAppend
 	Messages(ctx context.Context, convID int64, p Page) ([]Message, error)
 }
 

@@ -39,27 +39,14 @@ const batchTimeout = 30 * time.Second
 // errClosed is returned by Append after Close.
 var errClosed = errors.New("postgres database closed")
 
-type appendReq struct {
-	ctx context.Context
-	m   chat.NewMessage
-	res chan appendRes
-}
-
-type appendRes struct {
-	msg     chat.Message
-	created bool
-	err     error
-}
-
 // startBatcher starts the goroutines that commit Appends.
 func (db *DB) startBatcher() {
-	db.appends = make([]chan *appendReq, batchers)
-	db.closing = make(chan struct{})
+	db.appends = make([]*chat.CommitQueue, batchers)
 	db.batcherDone = make(chan struct{})
 	var wg sync.WaitGroup
 	for i := range db.appends {
-		db.appends[i] = make(chan *appendReq)
-		wg.Go(func() { db.batcher(db.appends[i]) })
+		db.appends[i] = chat.NewCommitQueue(queuedAppends, errClosed)
+		wg.Go(func() { db.batcher(db.appends[i].Requests()) })
 	}
 	go func() {
 		wg.Wait()
@@ -67,51 +54,30 @@ func (db *DB) startBatcher() {
 	}()
 }
 
-// stopBatcher makes Append refuse new work and waits for the batch in
-// progress to commit.
+// queuedAppends bounds the Appends queued to one goroutine while it
+// commits.
+const queuedAppends = 2 * maxBatch
+
+// stopBatcher makes Append refuse new work and waits until what was
+// queued before has been committed.
 func (db *DB) stopBatcher() {
-	if db.closing == nil {
+	if db.appends == nil {
 		return
 	}
-	select {
-	case <-db.closing:
-	default:
-		close(db.closing)
+	for _, q := range db.appends {
+		q.Close()
 	}
 	<-db.batcherDone
 }
 
-// enqueue hands m to the batcher and waits for its commit.
-func (db *DB) enqueue(ctx context.Context, m chat.NewMessage) (chat.Message, bool, error) {
-	req := &appendReq{ctx: ctx, m: m, res: make(chan appendRes, 1)}
-	select {
-	case <-db.closing:
-		return chat.Message{}, false, errClosed
-	default:
-	}
-	select {
-	case db.appends[uint64(m.ConvID)%uint64(len(db.appends))] <- req:
-	case <-ctx.Done():
-		return chat.Message{}, false, ctx.Err()
-	case <-db.closing:
-		return chat.Message{}, false, errClosed
-	}
-	// Once queued, wait for the outcome even if ctx ends: the batcher
-	// skips requests whose context has ended before it starts them, and
-	// otherwise the caller learns whether its message was stored.
-	r := <-req.res
-	return r.msg, r.created, r.err
-}
-
-func (db *DB) batcher(appends <-chan *appendReq) {
-	batch := make([]*appendReq, 0, maxBatch)
+func (db *DB) batcher(appends <-chan *chat.AppendRequest) {
+	batch := make([]*chat.AppendRequest, 0, maxBatch)
 	for {
-		select {
-		case req := <-appends:
-			batch = append(batch[:0], req)
-		case <-db.closing:
+		req, ok := <-appends
+		if !ok {
 			return
 		}
+		batch = append(batch[:0], req)
 		// Take what is waiting, then what the senders answered last time
 		// queue once they run: batches grow, and a lone sender waits for
 		// no more than a yield.
@@ -124,10 +90,13 @@ func (db *DB) batcher(appends <-chan *appendReq) {
 }
 
 // drain appends to batch the requests waiting in appends, up to maxBatch.
-func drain(appends <-chan *appendReq, batch []*appendReq) []*appendReq {
+func drain(appends <-chan *chat.AppendRequest, batch []*chat.AppendRequest) []*chat.AppendRequest {
 	for len(batch) < maxBatch {
 		select {
-		case req := <-appends:
+		case req, ok := <-appends:
+			if !ok {
+				return batch // closed: the batcher's next read ends it
+			}
 			batch = append(batch, req)
 		default:
 			return batch
@@ -140,17 +109,17 @@ func drain(appends <-chan *appendReq, batch []*appendReq) []*appendReq {
 // A request whose conversation does not exist, whose sender is not a
 // member when it must be, or whose text cannot be stored fails alone; any
 // other error fails the whole batch, and nothing of it is stored.
-func (db *DB) commitBatch(batch []*appendReq) {
+func (db *DB) commitBatch(batch []*chat.AppendRequest) {
 	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
 	defer cancel()
 	items := make([]*appendItem, 0, len(batch))
-	results := make([]appendRes, len(batch))
+	results := make([]chat.AppendResult, len(batch))
 	for i, req := range batch {
-		if err := req.ctx.Err(); err != nil {
-			results[i].err = err
+		if err := req.Ctx.Err(); err != nil {
+			results[i].Err = err
 			continue
 		}
-		items = append(items, &appendItem{m: req.m})
+		items = append(items, &appendItem{m: req.M})
 	}
 	err := db.appendBatch(ctx, items)
 	if err != nil && ctx.Err() != nil {
@@ -158,19 +127,19 @@ func (db *DB) commitBatch(batch []*appendReq) {
 	}
 	j := 0
 	for i, req := range batch {
-		if results[i].err == nil {
+		if results[i].Err == nil {
 			it := items[j]
 			j++
 			switch {
 			case err != nil:
-				results[i] = appendRes{err: err}
+				results[i] = chat.AppendResult{Err: err}
 			case it.err != nil:
-				results[i] = appendRes{err: it.err}
+				results[i] = chat.AppendResult{Err: it.err}
 			default:
-				results[i] = appendRes{msg: it.msg, created: it.created}
+				results[i] = chat.AppendResult{Msg: it.msg, Created: it.created}
 			}
 		}
-		req.res <- results[i]
+		req.Answer(results[i])
 	}
 }
 

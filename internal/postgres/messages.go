@@ -31,11 +31,13 @@ func scanMessage(s scanner) (chat.Message, error) {
 // m.SenderID with that client ID, Append returns it, created = false, and
 // stores nothing.
 func (db *DB) Append(ctx context.Context, m chat.NewMessage) (msg chat.Message, created bool, err error) {
-	msg, created, err = db.enqueue(ctx, m)
-	if err != nil {
-		return chat.Message{}, false, fmt.Errorf("append message to %d: %w", m.ConvID, err)
-	}
-	return msg, created, nil
+	return db.QueueAppend(ctx, m).Wait()
+}
+
+// QueueAppend is Append without the wait (chat.MessageStore). Messages
+// of one conversation go to the same committing goroutine, in order.
+func (db *DB) QueueAppend(ctx context.Context, m chat.NewMessage) chat.PendingAppend {
+	return db.appends[uint64(m.ConvID)%uint64(len(db.appends))].Queue(ctx, m)
 }
 
 // appendItem is one message for appendAll, and its outcome.

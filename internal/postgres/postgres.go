@@ -59,8 +59,7 @@ type DB struct {
 	appendPool *pgxpool.Pool
 	name       string // host:port/database, for messages (never the password)
 
-	appends     []chan *appendReq // to the group-commit goroutines, by conversation (batch.go)
-	closing     chan struct{}
+	appends     []*chat.CommitQueue // to the group-commit goroutines, by conversation (batch.go)
 	batcherDone chan struct{}
 }
 

@@ -21,71 +21,47 @@ const maxBatch = 512
 // errClosed is returned by Append after Close.
 var errClosed = errors.New("sqlite database closed")
 
-type appendReq struct {
-	ctx context.Context
-	m   chat.NewMessage
-	res chan appendRes
-}
-
-type appendRes struct {
-	msg     chat.Message
-	created bool
-	err     error
-}
-
 // startBatcher starts the goroutine that commits Appends.
 func (db *DB) startBatcher() {
-	db.appends = make(chan *appendReq)
-	db.closing = make(chan struct{})
+	db.appends = chat.NewCommitQueue(queuedAppends, errClosed)
 	db.batcherDone = make(chan struct{})
-	go db.batcher()
+	go db.batcher(db.appends.Requests())
 }
 
-// stopBatcher makes Append refuse new work and waits for the batch in
-// progress to commit.
+// queuedAppends bounds the Appends queued while a commit runs.
+const queuedAppends = 4 * maxBatch
+
+// stopBatcher makes Append refuse new work and waits until what was
+// queued before has been committed.
 func (db *DB) stopBatcher() {
-	if db.closing == nil {
+	if db.appends == nil {
 		return
 	}
-	close(db.closing)
+	db.appends.Close()
 	<-db.batcherDone
 }
 
-// enqueue hands m to the batcher and waits for its commit.
-func (db *DB) enqueue(ctx context.Context, m chat.NewMessage) (chat.Message, bool, error) {
-	req := &appendReq{ctx: ctx, m: m, res: make(chan appendRes, 1)}
-	select {
-	case db.appends <- req:
-	case <-ctx.Done():
-		return chat.Message{}, false, ctx.Err()
-	case <-db.closing:
-		return chat.Message{}, false, errClosed
-	}
-	// Once queued, wait for the outcome even if ctx ends: the batcher
-	// skips requests whose context has ended before it starts them, and
-	// otherwise the caller learns whether its message was stored.
-	r := <-req.res
-	return r.msg, r.created, r.err
-}
-
-func (db *DB) batcher() {
+func (db *DB) batcher(appends <-chan *chat.AppendRequest) {
 	defer close(db.batcherDone)
-	batch := make([]*appendReq, 0, maxBatch)
+	batch := make([]*chat.AppendRequest, 0, maxBatch)
 	for {
-		select {
-		case req := <-db.appends:
-			batch = append(batch[:0], req)
-		case <-db.closing:
+		req, ok := <-appends
+		if !ok {
 			return
 		}
+		batch = append(batch[:0], req)
 		// Take in every request that is ready. Yielding lets the callers
 		// answered by the last commit run first: those that append again
 		// at once join this batch instead of waiting through one more
 		// commit, and a bigger batch rewrites fewer pages per message. The
 		// batch is closed once a yield brings nothing new.
+	collect:
 		for yielded := false; len(batch) < maxBatch; {
 			select {
-			case req := <-db.appends:
+			case req, ok := <-appends:
+				if !ok {
+					break collect
+				}
 				batch = append(batch, req)
 				yielded = false
 				continue
@@ -105,35 +81,35 @@ func (db *DB) batcher() {
 // commitBatch stores batch in one transaction and answers every request.
 // A request whose conversation does not exist fails alone; any other error
 // fails the whole batch, and nothing of it is stored.
-func (db *DB) commitBatch(batch []*appendReq) {
-	results := make([]appendRes, len(batch))
+func (db *DB) commitBatch(batch []*chat.AppendRequest) {
+	results := make([]chat.AppendResult, len(batch))
 	err := db.writeRaw(context.Background(), func(r runner) error {
 		a := newAppender(r)
 		if err := loadConvs(context.Background(), r, a, batch); err != nil {
 			return err
 		}
 		for i, req := range batch {
-			if err := req.ctx.Err(); err != nil {
-				results[i].err = err
+			if err := req.Ctx.Err(); err != nil {
+				results[i].Err = err
 				continue
 			}
-			msg, created, err := a.append(context.Background(), req.m)
+			msg, created, err := a.append(context.Background(), req.M)
 			if errors.Is(err, chat.ErrNotFound) {
-				results[i].err = err
+				results[i].Err = err
 				continue
 			}
 			if err != nil {
 				return err
 			}
-			results[i] = appendRes{msg: msg, created: created}
+			results[i] = chat.AppendResult{Msg: msg, Created: created}
 		}
 		return a.flush(context.Background())
 	})
 	for i, req := range batch {
 		if err != nil {
-			results[i] = appendRes{err: err}
+			results[i] = chat.AppendResult{Err: err}
 		}
-		req.res <- results[i]
+		req.Answer(results[i])
 	}
 }
 
@@ -211,12 +187,12 @@ func (db *DB) writeRaw(ctx context.Context, fn func(r runner) error) error {
 // loadConvs reads the last seq of the conversations that batch appends to,
 // so that a's lookups find them. A missing conversation is left for a to
 // report.
-func loadConvs(ctx context.Context, r runner, a *appender, batch []*appendReq) error {
+func loadConvs(ctx context.Context, r runner, a *appender, batch []*chat.AppendRequest) error {
 	listed := make(map[int64]bool, len(batch))
 	ids := []byte{'['}
 	for _, req := range batch {
-		id := req.m.ConvID
-		if listed[id] || a.convs[id] != nil || req.ctx.Err() != nil {
+		id := req.M.ConvID
+		if listed[id] || a.convs[id] != nil || req.Ctx.Err() != nil {
 			continue
 		}
 		if len(listed) > 0 {

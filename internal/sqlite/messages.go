@@ -30,11 +30,12 @@ func scanMessage(s scanner) (chat.Message, error) {
 // set and the conversation already holds a message of m.SenderID with that
 // client ID, Append returns it, created = false, and stores nothing.
 func (db *DB) Append(ctx context.Context, m chat.NewMessage) (msg chat.Message, created bool, err error) {
-	msg, created, err = db.enqueue(ctx, m)
-	if err != nil {
-		return chat.Message{}, false, fmt.Errorf("append message to %d: %w", m.ConvID, err)
-	}
-	return msg, created, nil
+	return db.QueueAppend(ctx, m).Wait()
+}
+
+// QueueAppend is Append without the wait (chat.MessageStore).
+func (db *DB) QueueAppend(ctx context.Context, m chat.NewMessage) chat.PendingAppend {
+	return db.appends.Queue(ctx, m)
 }
 
 // appender appends messages inside one write transaction, which must hold

@@ -75,8 +75,7 @@ type DB struct {
 	roStmts stmtCache // hot statements of the read handle, prepared once
 	raw     rawConn   // the write connection, for the group commit (batch.go)
 
-	appends     chan *appendReq // to the group-commit goroutine (batch.go)
-	closing     chan struct{}
+	appends     *chat.CommitQueue // to the group-commit goroutine (batch.go)
 	batcherDone chan struct{}
 
 	ck               *sql.DB       // one connection, for checkpoints (checkpoint.go)

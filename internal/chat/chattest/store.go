@@ -62,6 +62,7 @@ func TestStore(t *testing.T, open func(t *testing.T) chat.Store) {
 		{"AppendIdempotent", testAppendIdempotent},
 		{"AppendConcurrent", testAppendConcurrent},
 		{"AppendConcurrentRetries", testAppendConcurrentRetries},
+		{"QueueAppend", testQueueAppend},
 		{"Messages", testMessages},
 		{"MessagesDefaultLimit", testMessagesDefaultLimit},
 		{"SenderName", testSenderName},
@@ -845,6 +846,66 @@ func testAppendConcurrent(t *testing.T, s chat.Store) {
 		if m.Body != bodyAt[m.Seq] {
 			t.Errorf("seq %d holds %q; Append returned it for %q", m.Seq, m.Body, bodyAt[m.Seq])
 		}
+		var w, i int
+		if _, err := fmt.Sscanf(m.Body, "%d-%d", &w, &i); err != nil {
+			t.Fatalf("body %q: %v", m.Body, err)
+		}
+		if i != next[w] {
+			t.Errorf("seq %d holds message %d of worker %d; want message %d", m.Seq, i, w, next[w])
+		}
+		next[w] = i + 1
+	}
+}
+
+// testQueueAppend queues many messages from several goroutines, each
+// without waiting for its earlier ones: each goroutine's messages must be
+// stored in the order it queued them, a message to a missing conversation
+// must fail alone, and a repeated client ID must get the first message.
+func testQueueAppend(t *testing.T, s chat.Store) {
+	const workers, each = 4, 60
+	ann := mustUser(t, s, "ann@example.com", "Ann")
+	r := mustRoom(t, s, "general")
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			msg := func(conv int64, clientID, body string) chat.NewMessage {
+				return chat.NewMessage{ConvID: conv, Kind: chat.KindText, SenderID: ann.ID, ClientID: clientID, Body: body, At: t0}
+			}
+			pending := make([]chat.PendingAppend, 0, each+2)
+			for i := range each {
+				body := fmt.Sprintf("%d-%d", w, i)
+				pending = append(pending, s.QueueAppend(t.Context(), msg(r.ID, body, body)))
+				switch i {
+				case each / 3:
+					pending = append(pending, s.QueueAppend(t.Context(), msg(missing, "", "lost")))
+				case each / 2:
+					pending = append(pending, s.QueueAppend(t.Context(), msg(r.ID, body, "again")))
+				}
+			}
+			var last int64
+			for k, p := range pending {
+				m, created, err := p.Wait()
+				switch {
+				case k == each/3+1:
+					wantNotFound(t, "queued Append(missing conversation)", err)
+				case k == each/2+2:
+					if err != nil || created || m.Body != fmt.Sprintf("%d-%d", w, each/2) {
+						t.Errorf("queued Append(repeated client ID) = %q, %v, %v; want the first, not created", m.Body, created, err)
+					}
+				case err != nil || !created:
+					t.Errorf("queued Append %d of worker %d = _, %v, %v; want created", k, w, created, err)
+				case m.Seq <= last:
+					t.Errorf("worker %d: queued message %d got seq %d after seq %d", w, k, m.Seq, last)
+				default:
+					last = m.Seq
+				}
+			}
+		})
+	}
+	wg.Wait()
+	ms := wantRoomSeqs(t, s, r.ID, workers*each)
+	next := make([]int, workers)
+	for _, m := range ms {
 		var w, i int
 		if _, err := fmt.Sscanf(m.Body, "%d-%d", &w, &i); err != nil {
 			t.Fatalf("body %q: %v", m.Body, err)
