@@ -176,33 +176,80 @@ func (s *Service) anonymize(ms []Message) {
 // publishes it. A retry
 // with the same clientID returns the stored message and stores nothing.
 func (s *Service) Send(ctx context.Context, u User, id int64, clientID, body string) (Message, error) {
-	if err := checkClientID(clientID); err != nil {
-		return Message{}, err
+	if p, ok := s.QueueSend(ctx, u, id, clientID, body); ok {
+		return p.Wait()
 	}
-	if err := checkBody(body, s.cfg.MaxMessageLen); err != nil {
-		return Message{}, err
+	return s.sendChecked(ctx, u, id, clientID, body)
+}
+
+// QueueSend is Send for a client that sends again before it has the
+// answer: it queues the message in the store and returns without waiting
+// for its commit; Wait returns what Send would have. The messages one
+// goroutine queues are stored in the order queued. ok is false where the
+// message cannot be queued (its conversation is not known yet, and must be
+// looked up first): the caller then waits for what it queued before, so
+// that its messages keep their order, and calls Send.
+func (s *Service) QueueSend(ctx context.Context, u User, id int64, clientID, body string) (p PendingSend, ok bool) {
+	p = PendingSend{s: s, ctx: ctx, u: u, clientID: clientID, body: body}
+	if p.err = checkClientID(clientID); p.err != nil {
+		return p, true
+	}
+	if p.err = checkBody(body, s.cfg.MaxMessageLen); p.err != nil {
+		return p, true
 	}
 	// This is the hot path. A conversation's kind never changes, so once
 	// known it is taken from memory, and the store checks, in the
 	// transaction that stores the message, that the conversation is still
 	// of that kind and the sender a member: no read before the write.
-	if kind, ok := s.kinds.get(id); ok {
-		nm := NewMessage{ConvID: id, Kind: KindText, SenderID: u.ID, ClientID: clientID, Body: body, MemberOnly: true, ConvKind: kind}
-		m, _, err := s.appendRaw(ctx, nm)
-		switch {
-		case err == nil:
-			return m, nil
-		case errors.Is(err, ErrNotMember) && kind == ConvRoom:
-			return Message{}, notMember()
-		case errors.Is(err, ErrNotMember):
-			return Message{}, roomNotFound()
-		case !errors.Is(err, ErrNotFound):
-			return Message{}, internal("append message", err)
-		}
-		// Gone, or its id taken by a conversation of another kind (SQLite
-		// reuses the highest id once deleted): look again.
-		s.kinds.forget(id)
+	kind, ok := s.kinds.get(id)
+	if !ok {
+		return PendingSend{}, false
 	}
+	p.kind = kind
+	p.nm = NewMessage{ConvID: id, Kind: KindText, SenderID: u.ID, ClientID: clientID, Body: body, MemberOnly: true, ConvKind: kind, At: s.cfg.Now()}
+	p.queued = s.store.QueueAppend(ctx, p.nm)
+	return p, true
+}
+
+// PendingSend is a message that QueueSend queued.
+type PendingSend struct {
+	s              *Service
+	ctx            context.Context
+	u              User
+	clientID, body string
+	kind           ConvKind
+	nm             NewMessage
+	queued         PendingAppend
+	err            error // refused before it was queued
+}
+
+// Wait waits for the message's commit, publishes the message, and returns
+// it as Send does.
+func (p PendingSend) Wait() (Message, error) {
+	if p.err != nil {
+		return Message{}, p.err
+	}
+	s := p.s
+	m, err := s.appended(p.ctx, p.nm, p.queued)
+	switch {
+	case err == nil:
+		return m, nil
+	case errors.Is(err, ErrNotMember) && p.kind == ConvRoom:
+		return Message{}, notMember()
+	case errors.Is(err, ErrNotMember):
+		return Message{}, roomNotFound()
+	case !errors.Is(err, ErrNotFound):
+		return Message{}, internal("append message", err)
+	}
+	// Gone, or its id taken by a conversation of another kind (SQLite
+	// reuses the highest id once deleted): look again.
+	s.kinds.forget(p.nm.ConvID)
+	return s.sendChecked(p.ctx, p.u, p.nm.ConvID, p.clientID, p.body)
+}
+
+// sendChecked is Send for a message already checked, in a conversation
+// whose kind is not known yet: it looks the conversation up first.
+func (s *Service) sendChecked(ctx context.Context, u User, id int64, clientID, body string) (Message, error) {
 	kind, member, err := s.store.Membership(ctx, id, u.ID)
 	switch {
 	case errors.Is(err, ErrNotFound):
@@ -276,13 +323,29 @@ func (s *Service) appendRaw(ctx context.Context, nm NewMessage) (Message, bool, 
 	if err != nil {
 		return Message{}, false, err
 	}
+	s.stored(ctx, &m, created)
+	return m, created, nil
+}
+
+// appended waits for the append of nm that the store queued, and then does
+// what appendRaw does after the store's Append.
+func (s *Service) appended(ctx context.Context, nm NewMessage, p PendingAppend) (Message, error) {
+	m, created, err := p.Wait()
+	if err != nil {
+		return Message{}, err
+	}
+	s.stored(ctx, &m, created)
+	return m, nil
+}
+
+// stored names an anonymous sender and publishes m if it is new.
+func (s *Service) stored(ctx context.Context, m *Message, created bool) {
 	if m.SenderID == 0 {
 		m.SenderName = s.cfg.AnonymousName
 	}
 	if created {
-		s.publish(ctx, ConvTopic(nm.ConvID), Event{Type: EventMessage, ConvID: nm.ConvID, Message: &m})
+		s.publish(ctx, ConvTopic(m.ConvID), Event{Type: EventMessage, ConvID: m.ConvID, Message: m})
 	}
-	return m, created, nil
 }
 
 // OpenRoom marks u present in room id (u must be a member) and returns the

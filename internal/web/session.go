@@ -18,7 +18,8 @@ import (
 
 // session is one signed-in client of the native protocol, whatever its
 // transport: a WebSocket (ws.go) or a long-poll channel (poll.go). It
-// handles the frames the client sends, one at a time, and owns the hub
+// handles the frames the client sends, one at a time and answering them in
+// order (a WebSocket's sends may commit while it reads on), and owns the hub
 // client its events queue in. Replies go to the reply function handle is
 // given: the WebSocket queues them with the events, long-poll returns them
 // in the POST's response.
@@ -33,6 +34,12 @@ type session struct {
 	reqLim  *rate.Limiter       // made at the first other frame
 	typed   map[int64]time.Time // last typing forwarded, per conversation; made at the first
 	users   inOrder             // the user's logged events delivered (Event.UserSeq)
+
+	// Sends queued in the store and not answered yet (WebSocket only: a
+	// long-poll POST answers its frames in its response). pipe is made
+	// at the first send of a session that has pipelined set.
+	pipelined bool
+	pipe      *sendPipe
 
 	// Long-poll hooks (nil for a WebSocket): a conversation was opened
 	// at last seq, synced with ms, or closed.
@@ -109,6 +116,7 @@ func (n *session) stop() {
 // end closes the session's conversations and counts the connection out
 // (after the presence grace period).
 func (n *session) end() {
+	n.drain()
 	n.cleanup()
 	n.s.svc.Disconnect(n.user)
 }
@@ -174,17 +182,21 @@ func opContext() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), opTimeout)
 }
 
-// handle performs one frame; reply receives the frames that answer it.
+// handle performs one frame; reply receives the frames that answer it,
+// in the order of the frames they answer.
 func (n *session) handle(data []byte, reply func(any)) {
 	n.hmu.Lock()
 	defer n.hmu.Unlock()
 	var f inFrame
 	if err := json.Unmarshal(data, &f); err != nil {
-		reply(n.s.errorFrameOf("", 0, chat.Errorf(chat.ErrInvalid, chat.CodeBadJSON, "frame is not a JSON object of the expected shape: %v", err)))
+		n.fail(reply, "", 0, chat.Errorf(chat.ErrInvalid, chat.CodeBadJSON, "frame is not a JSON object of the expected shape: %v", err))
 		return
 	}
+	if f.Type != "send" {
+		n.drain() // what the client sent before is done first
+	}
 	if len(f.Ref) > maxRefLen {
-		reply(n.s.errorFrameOf("", f.RoomID, chat.Invalid(chat.CodeTooLong, "ref", "ref is longer than %d bytes", maxRefLen)))
+		n.fail(reply, "", f.RoomID, chat.Invalid(chat.CodeTooLong, "ref", "ref is longer than %d bytes", maxRefLen))
 		return
 	}
 	ref := f.Ref
@@ -196,7 +208,7 @@ func (n *session) handle(data []byte, reply func(any)) {
 			n.sendLim = rate.NewLimiter(rate.Limit(n.s.cfg.SendRate), n.s.cfg.SendBurst)
 		}
 		if !n.sendLim.Allow() {
-			reply(n.s.errorFrameOf(ref, f.RoomID, rateLimited(n.sendLim)))
+			n.fail(reply, ref, f.RoomID, rateLimited(n.sendLim))
 			return
 		}
 	} else {
@@ -204,7 +216,7 @@ func (n *session) handle(data []byte, reply func(any)) {
 			n.reqLim = rate.NewLimiter(rate.Limit(5*n.s.cfg.SendRate), 5*n.s.cfg.SendBurst)
 		}
 		if !n.reqLim.Allow() {
-			reply(n.s.errorFrameOf(ref, f.RoomID, rateLimited(n.reqLim)))
+			n.fail(reply, ref, f.RoomID, rateLimited(n.reqLim))
 			return
 		}
 	}
@@ -221,7 +233,7 @@ func (n *session) handle(data []byte, reply func(any)) {
 	case "sync":
 		err = n.sync(f, reply)
 	case "send":
-		err = n.send(f, reply)
+		err = n.send(f, ref, reply)
 	case "read":
 		err = n.read(f, reply)
 	case "typing":
@@ -230,7 +242,21 @@ func (n *session) handle(data []byte, reply func(any)) {
 		err = chat.Errorf(chat.ErrInvalid, chat.CodeUnknownType, "unknown frame type %q", f.Type)
 	}
 	if err != nil {
-		reply(n.s.errorFrameOf(ref, f.RoomID, err))
+		n.fail(reply, ref, f.RoomID, err)
+	}
+}
+
+// fail replies with err's error frame, after the answers to the sends
+// queued before.
+func (n *session) fail(reply func(any), ref string, roomID int64, err error) {
+	n.drain()
+	reply(n.s.errorFrameOf(ref, roomID, err))
+}
+
+// drain waits until the sends queued before are answered.
+func (n *session) drain() {
+	if n.pipe != nil {
+		n.pipe.drain()
 	}
 }
 
@@ -365,20 +391,48 @@ func (n *session) sync(f inFrame, reply func(any)) error {
 	return nil
 }
 
-func (n *session) send(f inFrame, reply func(any)) error {
+// send stores a message. Where the session is pipelined and the message
+// can be queued, it returns once the message is queued, and the ack (or
+// error) follows from the pipe, after those of the sends before.
+func (n *session) send(f inFrame, ref string, reply func(any)) error {
 	if err := requireRoom(f); err != nil {
 		return err
 	}
 	if err := requireSendFields(f.ClientID, f.Body); err != nil {
 		return err
 	}
+	delete(n.typed, f.RoomID) // the message ends the typing; new typing is news again
 	ctx, cancel := opContext()
+	p, queued := n.s.svc.QueueSend(ctx, n.user, f.RoomID, f.ClientID, *f.Body)
+	if queued && n.pipelined {
+		if n.pipe == nil {
+			n.pipe = newSendPipe()
+		}
+		n.pipe.add(func() {
+			defer cancel()
+			m, err := p.Wait()
+			if err != nil {
+				reply(n.s.errorFrameOf(ref, f.RoomID, err))
+				return
+			}
+			reply(ackFrame{Type: "ack", Ref: f.Ref, RoomID: f.RoomID, ClientID: f.ClientID, Message: &m})
+		})
+		return nil
+	}
 	defer cancel()
-	m, err := n.s.svc.Send(ctx, n.user, f.RoomID, f.ClientID, *f.Body)
+	var (
+		m   chat.Message
+		err error
+	)
+	if queued {
+		m, err = p.Wait()
+	} else {
+		n.drain() // the conversation is looked up first: the earlier sends go before
+		m, err = n.s.svc.Send(ctx, n.user, f.RoomID, f.ClientID, *f.Body)
+	}
 	if err != nil {
 		return err
 	}
-	delete(n.typed, f.RoomID) // the message ends the typing; new typing is news again
 	reply(ackFrame{Type: "ack", Ref: f.Ref, RoomID: f.RoomID, ClientID: f.ClientID, Message: &m})
 	return nil
 }

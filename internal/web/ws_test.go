@@ -2,12 +2,16 @@ package web_test
 
 import (
 	"encoding/binary"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/parley-chat/parley/internal/chat"
+	"github.com/parley-chat/parley/internal/web"
 )
 
 // clientFrame is a masked frame of opcode op as a client sends it; long
@@ -119,5 +123,78 @@ func TestReaderIdleHandoff(t *testing.T) {
 		if n := pongs.Load(); n != int64(i+1) {
 			t.Errorf("after idle %d: pongs received = %d; want %d", i+1, n, i+1)
 		}
+	}
+}
+
+// TestPipelinedSends sends many messages without waiting for their acks,
+// two bad ones among them, then a sync: the server queues the sends in the
+// store while it reads on, and answers every frame in the order sent, with
+// the messages stored in that order.
+func TestPipelinedSends(t *testing.T) {
+	ts := newTestServer(t, withChat(func(c *chat.Config) { c.MaxMessageLen = 100 }), withWeb(func(c *web.Config) { c.SendBurst = 1000 }))
+	_, _, room, wa, wg := ts.adaAndGrace(t)
+	const n = 80 // more than one connection may have queued
+	// Refused once queued (too long), and before (no body).
+	const tooLong, noBody = 50, 60
+	for i := range n {
+		f := map[string]any{"type": "send", "room_id": room.ID, "client_id": fmt.Sprintf("c%d", i), "body": fmt.Sprintf("m%d", i)}
+		switch i {
+		case tooLong:
+			f["body"] = strings.Repeat("x", 101)
+		case noBody:
+			delete(f, "body")
+		}
+		wa.send(t, f)
+	}
+	wa.send(t, map[string]any{"type": "sync", "room_id": room.ID, "ref": "after", "after": 0})
+	wa.send(t, map[string]any{"type": "ping", "ref": "last"})
+
+	var stored []string // bodies in the order acked
+	var last int64      // the seq of the last ack
+	next := 0           // the send whose answer comes next
+	for done := false; !done; {
+		f := wa.next(t)
+		switch f.Type {
+		case "message", "presence", "read":
+			continue // events, not answers
+		case "ack":
+			if next >= n || next == tooLong || next == noBody || f.ClientID != fmt.Sprintf("c%d", next) || f.Message == nil || (last != 0 && f.Message.Seq != last+1) {
+				t.Fatalf("answer %d: %s; want the ack of c%d, after seq %d", next, f, next, last)
+			}
+			last = f.Message.Seq
+			stored = append(stored, f.Message.Body)
+			next++
+		case "error":
+			if (next != tooLong && next != noBody) || f.Ref != fmt.Sprintf("c%d", next) {
+				t.Fatalf("answer %d: %s; want the ack of c%d", next, f, next)
+			}
+			next++
+		case "sync":
+			texts := 0
+			for _, m := range f.Messages {
+				if m.Kind == "text" {
+					texts++
+				}
+			}
+			if next != n || f.Ref != "after" || texts != len(stored) {
+				t.Fatalf("sync (ref %q) after %d answers, with %d texts; want it after all %d, with %d", f.Ref, next, texts, n, len(stored))
+			}
+		case "pong":
+			done = true
+		default:
+			t.Fatalf("unexpected frame %s", f)
+		}
+	}
+	if len(stored) != n-2 {
+		t.Fatalf("%d acks; want %d", len(stored), n-2)
+	}
+	first := last - int64(len(stored)) + 1
+	for i, body := range stored {
+		if m := wg.expectMessage(t, room.ID, first+int64(i)); m.Body != body {
+			t.Errorf("seq %d holds %q; want %q", first+int64(i), m.Body, body)
+		}
+	}
+	if want := []string{"m49", "m51"}; stored[49] != want[0] || stored[50] != want[1] {
+		t.Errorf("acked bodies %q around the refused one; want %q", stored[49:51], want)
 	}
 }
