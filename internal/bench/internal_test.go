@@ -125,6 +125,8 @@ func TestDecodeNative(t *testing.T) {
 		`{"room_id":3,"type":"message","message":{"seq":45,"kind":"text","body":"1:2:3"}}`,
 		`{"type":"message","room_id":3,"message":{"seq":46,"kind":"text","sender_name":"\"seq\":1","body":"say \"hi\""}}`,
 		`{"type":"message","room_id":3,"message":{"kind":"text","body":"x","seq":47}}`,
+		`{"type":"ack","room_id":3,"message":{"seq":48,"client_id":"c-3","body":"x"},"client_id":"c-3"}`,
+		`{"type":"ack","room_id":3,"client_id":"c\"4","message":{"seq":49,"kind":"text","body":"x"}}`,
 		`not json`,
 	} {
 		decodeNative([]byte(line), func(ev event) { got = append(got, ev) })
@@ -137,6 +139,8 @@ func TestDecodeNative(t *testing.T) {
 		{typ: evMessage, seq: 45, isText: true, body: "1:2:3"},
 		{typ: evMessage, seq: 46, isText: true, body: `say "hi"`},
 		{typ: evMessage, seq: 47, isText: true, body: "x"},
+		{typ: evAck, seq: 48, ref: "c-3"},
+		{typ: evAck, seq: 49, ref: `c"4`},
 	}
 	if len(got) != len(want)+1 || got[len(got)-1].typ != evBad {
 		t.Fatalf("decoded %d events, last %+v; want %d, the last bad", len(got), got[len(got)-1], len(want)+1)

@@ -209,8 +209,10 @@ func (m *frameMessage) UnmarshalJSON(b []byte) error {
 // takes the general path.
 var (
 	messagePrefix  = []byte(`{"type":"message",`)
+	ackPrefix      = []byte(`{"type":"ack",`)
 	presencePrefix = []byte(`{"type":"presence",`)
 	messageKey     = []byte(`"message":{`)
+	clientIDKey    = []byte(`"client_id":"`)
 	seqKey         = []byte(`"seq":`)
 	kindKey        = []byte(`"kind":"`)
 	bodyKey        = []byte(`"body":"`)
@@ -232,15 +234,16 @@ func field(b, key []byte, end byte) (v []byte, ok bool) {
 	return b[:j], true
 }
 
-// fastNative decodes message and presence events; ok is false for any
-// other frame.
+// fastNative decodes message and presence events and acks; ok is false
+// for any other frame.
 func fastNative(line []byte) (ev event, ok bool) {
 	if bytes.HasPrefix(line, presencePrefix) {
 		return event{}, true // not used by the bench
 	}
-	// Two objects, the frame and its message, so each key is the
-	// message's and occurs once.
-	if !bytes.HasPrefix(line, messagePrefix) || bytes.Count(line, []byte{'{'}) != 2 {
+	ack := bytes.HasPrefix(line, ackPrefix)
+	// Two objects, the frame and its message, so each key of the
+	// message's object occurs once after messageKey.
+	if !ack && !bytes.HasPrefix(line, messagePrefix) || bytes.Count(line, []byte{'{'}) != 2 {
 		return event{}, false
 	}
 	i := bytes.Index(line, messageKey)
@@ -248,14 +251,25 @@ func fastNative(line []byte) (ev event, ok bool) {
 		return event{}, false
 	}
 	m := line[i+len(messageKey):]
-	seq, ok1 := field(m, seqKey, ',')
-	kind, ok2 := field(m, kindKey, '"')
-	body, ok3 := field(m, bodyKey, '"')
-	if !ok1 || !ok2 || !ok3 {
+	seq, ok := field(m, seqKey, ',')
+	if !ok {
 		return event{}, false
 	}
 	n, err := strconv.ParseInt(string(seq), 10, 64)
 	if err != nil {
+		return event{}, false
+	}
+	if ack {
+		// The frame's own client_id comes before its message.
+		ref, ok := field(line[:i], clientIDKey, '"')
+		if !ok {
+			return event{}, false
+		}
+		return event{typ: evAck, seq: n, ref: string(ref)}, true
+	}
+	kind, ok1 := field(m, kindKey, '"')
+	body, ok2 := field(m, bodyKey, '"')
+	if !ok1 || !ok2 {
 		return event{}, false
 	}
 	return event{typ: evMessage, seq: n, isText: string(kind) == "text", body: string(body)}, true
