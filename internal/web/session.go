@@ -35,11 +35,9 @@ type session struct {
 	typed   map[int64]time.Time // last typing forwarded, per conversation; made at the first
 	users   inOrder             // the user's logged events delivered (Event.UserSeq)
 
-	// Sends queued in the store and not answered yet (WebSocket only: a
-	// long-poll POST answers its frames in its response). pipe is made
-	// at the first send of a session that has pipelined set.
-	pipelined bool
-	pipe      *sendPipe
+	// Sends queued in the store and not answered yet, made at the first
+	// send of a session that pipelines (pipelines).
+	pipe *sendPipe
 
 	// Long-poll hooks (nil for a WebSocket): a conversation was opened
 	// at last seq, synced with ms, or closed.
@@ -47,6 +45,11 @@ type session struct {
 	onSync  func(id int64, ms []chat.Message)
 	onClose func(id int64)
 }
+
+// pipelines reports whether the session queues its sends and reads on
+// (sendPipe): a WebSocket session does, one of long-poll (the one with
+// hooks) answers its frames in the POST's response, and so does not.
+func (n *session) pipelines() bool { return n.onSync == nil }
 
 func (s *server) newSession(u chat.User) *session {
 	// Limiters and maps are made when first needed: most connections sit
@@ -404,7 +407,7 @@ func (n *session) send(f inFrame, ref string, reply func(any)) error {
 	delete(n.typed, f.RoomID) // the message ends the typing; new typing is news again
 	ctx, cancel := opContext()
 	p, queued := n.s.svc.QueueSend(ctx, n.user, f.RoomID, f.ClientID, *f.Body)
-	if queued && n.pipelined {
+	if queued && n.pipelines() {
 		if n.pipe == nil {
 			n.pipe = newSendPipe()
 		}

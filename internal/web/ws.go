@@ -830,7 +830,6 @@ func (s *server) handleWS() http.Handler {
 			return // the upgrader has answered
 		}
 		n := &nativeConn{conn: conn{s: s, ws: ws, format: formatNative, ctx: context.Background()}, session: s.newSession(a.User)}
-		n.session.pipelined = true
 		n.conn.removed = n.session.dropped
 		n.conn.admit = n.session.admitUser
 		ctx, cancel := opContext()
