@@ -350,14 +350,21 @@ const (
 // frame under way, so once gorilla has read a message its buffer is empty,
 // and the connection can wait for the next frame outside gorilla, in wait.
 // Reads (Read, wait) happen one at a time.
+//
+// Within a frame, Read takes from the socket whatever has arrived, up to a
+// pooled buffer's size: a client that sends several frames back to back
+// has them read by one system call. What lies past the frame stays in
+// pend, and the buffer goes back to the pool once pend is empty, so an
+// idle connection holds none.
 type frameConn struct {
 	net.Conn
 	pbuf     [2]byte
-	deadline int64    // the read deadline as last set (SetReadDeadline), in Unix ns; 0 for none
-	pend     []byte   // bytes read by wait, for Read to return first
-	head     [14]byte // the header of the frame under way, as far as read
-	hn       int      // bytes of head read; 0 between frames
-	left     int64    // bytes of the frame's payload not read, once head is complete
+	rbuf     *[readBufSize]byte // from readBufs while pend is in it; nil otherwise
+	deadline int64              // the read deadline as last set (SetReadDeadline), in Unix ns; 0 for none
+	pend     []byte             // bytes read and not returned yet, from the start of a frame or within one
+	head     [14]byte           // the header of the frame under way, as far as read
+	hn       int                // bytes of head read; 0 between frames
+	left     int64              // bytes of the frame's payload not read, once head is complete
 
 	// The write half (writer.go).
 	wdl atomic.Int64               // the write deadline gorilla set last, in Unix ns; 0 for none
@@ -371,9 +378,17 @@ func (f *frameConn) SetReadDeadline(t time.Time) error {
 	return f.Conn.SetReadDeadline(t)
 }
 
+// readBufSize is the size of the buffers Read reads into.
+const readBufSize = 1024
+
+var readBufs = sync.Pool{New: func() any { return new([readBufSize]byte) }}
+
 // waitAtMost is wait, but gives up after d with idle set if no frame began
 // by then and the socket's own deadline is later.
 func (f *frameConn) waitAtMost(d time.Duration) (idle bool, err error) {
+	if len(f.pend) > 0 {
+		return false, nil // the next frame was read with the last
+	}
 	until := time.Now().Add(d)
 	if f.deadline != 0 && f.deadline < until.UnixNano() {
 		return false, f.wait()
@@ -396,6 +411,9 @@ func (f *frameConn) waitAtMost(d time.Duration) (idle bool, err error) {
 // between frames. Its call chain is short, so the goroutine parked in it
 // keeps the smallest stack.
 func (f *frameConn) wait() error {
+	if len(f.pend) > 0 {
+		return nil // the next frame was read with the last
+	}
 	for {
 		n, err := f.Conn.Read(f.pbuf[:]) // at most the frame's 2 first bytes
 		if n > 0 {
@@ -412,18 +430,39 @@ func (f *frameConn) Read(p []byte) (int, error) {
 	if room := f.room(); int64(len(p)) > room {
 		p = p[:room]
 	}
-	var (
-		n   int
-		err error
-	)
-	if len(f.pend) > 0 {
-		n = copy(p, f.pend)
-		f.pend = f.pend[n:]
-	} else {
-		n, err = f.Conn.Read(p)
+	if len(f.pend) == 0 {
+		if err := f.fill(); err != nil {
+			return 0, err
+		}
+	}
+	n := copy(p, f.pend)
+	f.pend = f.pend[n:]
+	if len(f.pend) == 0 && f.rbuf != nil {
+		readBufs.Put(f.rbuf)
+		f.rbuf = nil
 	}
 	f.advance(p[:n])
-	return n, err
+	return n, nil
+}
+
+// fill reads into pend what the socket has, at least a byte, up to a
+// pooled buffer's size.
+func (f *frameConn) fill() error {
+	if f.rbuf == nil {
+		f.rbuf = readBufs.Get().(*[readBufSize]byte)
+	}
+	for {
+		n, err := f.Conn.Read(f.rbuf[:])
+		if n > 0 {
+			f.pend = f.rbuf[:n]
+			return nil // a failure shows again on the next Read
+		}
+		if err != nil {
+			readBufs.Put(f.rbuf)
+			f.rbuf = nil
+			return err
+		}
+	}
 }
 
 // headNeed is the number of bytes of the frame's header not yet read.

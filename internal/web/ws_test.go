@@ -101,6 +101,30 @@ func TestFramesAsSent(t *testing.T) {
 	}
 }
 
+// TestFramesAcrossReads: frames written back to back in one write, more
+// than the server reads at once, one of them longer than that, are all
+// read and answered in order, whichever read ends inside which frame.
+func TestFramesAcrossReads(t *testing.T) {
+	w, _ := connectCountingPongs(t)
+	const n, long = 60, 30
+	var b []byte
+	for i := range n {
+		payload := fmt.Sprintf(`{"type":"ping","ref":"r%d"}`, i)
+		if i == long {
+			payload = fmt.Sprintf(`{"type":"ping",%s"ref":"r%d"}`, strings.Repeat(" ", 3000), i)
+		}
+		b = append(b, clientFrame(websocket.TextMessage, true, false, payload)...)
+	}
+	if _, err := w.conn.NetConn().Write(b); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		if f := w.next(t); f.Type != "pong" || f.Ref != fmt.Sprintf("r%d", i) {
+			t.Fatalf("answer %d: %s; want the pong r%d", i, f, i)
+		}
+	}
+}
+
 // TestReaderIdleHandoff: a connection idle for longer than the reader's
 // idle time (its wait moves to a fresh goroutine) still reads pings and
 // frames in order, before and after.
