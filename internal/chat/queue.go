@@ -42,9 +42,14 @@ func (r *AppendRequest) Answer(res AppendResult) { r.res <- res }
 func (r *AppendRequest) Wait() (Message, bool, error) {
 	res := <-r.res
 	if res.Err != nil {
-		return Message{}, false, fmt.Errorf("append message to %d: %w", r.M.ConvID, res.Err)
+		return Message{}, false, appendErr(r.M, res.Err)
 	}
 	return res.Msg, res.Created, nil
+}
+
+// appendErr is err as Wait returns it for m.
+func appendErr(m NewMessage, err error) error {
+	return fmt.Errorf("append message to %d: %w", m.ConvID, err)
 }
 
 // appendFailed is a PendingAppend that failed before it was queued.
@@ -54,7 +59,7 @@ type appendFailed struct {
 }
 
 func (f appendFailed) Wait() (Message, bool, error) {
-	return Message{}, false, fmt.Errorf("append message to %d: %w", f.m.ConvID, f.err)
+	return Message{}, false, appendErr(f.m, f.err)
 }
 
 // CommitQueue hands queued Appends to a store's committing goroutine,

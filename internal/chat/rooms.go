@@ -190,7 +190,7 @@ func (s *Service) Send(ctx context.Context, u User, id int64, clientID, body str
 // looked up first): the caller then waits for what it queued before, so
 // that its messages keep their order, and calls Send.
 func (s *Service) QueueSend(ctx context.Context, u User, id int64, clientID, body string) (p PendingSend, ok bool) {
-	p = PendingSend{s: s, ctx: ctx, u: u, clientID: clientID, body: body}
+	p = PendingSend{s: s, ctx: ctx, u: u}
 	if p.err = checkClientID(clientID); p.err != nil {
 		return p, true
 	}
@@ -205,7 +205,6 @@ func (s *Service) QueueSend(ctx context.Context, u User, id int64, clientID, bod
 	if !ok {
 		return PendingSend{}, false
 	}
-	p.kind = kind
 	p.nm = NewMessage{ConvID: id, Kind: KindText, SenderID: u.ID, ClientID: clientID, Body: body, MemberOnly: true, ConvKind: kind, At: s.cfg.Now()}
 	p.queued = s.store.QueueAppend(ctx, p.nm)
 	return p, true
@@ -213,14 +212,12 @@ func (s *Service) QueueSend(ctx context.Context, u User, id int64, clientID, bod
 
 // PendingSend is a message that QueueSend queued.
 type PendingSend struct {
-	s              *Service
-	ctx            context.Context
-	u              User
-	clientID, body string
-	kind           ConvKind
-	nm             NewMessage
-	queued         PendingAppend
-	err            error // refused before it was queued
+	s      *Service
+	ctx    context.Context
+	u      User
+	nm     NewMessage // as queued: its ConvKind is the one remembered
+	queued PendingAppend
+	err    error // refused before it was queued
 }
 
 // Wait waits for the message's commit, publishes the message, and returns
@@ -234,7 +231,7 @@ func (p PendingSend) Wait() (Message, error) {
 	switch {
 	case err == nil:
 		return m, nil
-	case errors.Is(err, ErrNotMember) && p.kind == ConvRoom:
+	case errors.Is(err, ErrNotMember) && p.nm.ConvKind == ConvRoom:
 		return Message{}, notMember()
 	case errors.Is(err, ErrNotMember):
 		return Message{}, roomNotFound()
@@ -244,7 +241,7 @@ func (p PendingSend) Wait() (Message, error) {
 	// Gone, or its id taken by a conversation of another kind (SQLite
 	// reuses the highest id once deleted): look again.
 	s.kinds.forget(p.nm.ConvID)
-	return s.sendChecked(p.ctx, p.u, p.nm.ConvID, p.clientID, p.body)
+	return s.sendChecked(p.ctx, p.u, p.nm.ConvID, p.nm.ClientID, p.nm.Body)
 }
 
 // sendChecked is Send for a message already checked, in a conversation

@@ -414,11 +414,9 @@ func (n *session) send(f inFrame, ref string, reply func(any)) error {
 		n.pipe.add(func() {
 			defer cancel()
 			m, err := p.Wait()
-			if err != nil {
+			if err := ack(f, reply, m, err); err != nil {
 				reply(n.s.errorFrameOf(ref, f.RoomID, err))
-				return
 			}
-			reply(ackFrame{Type: "ack", Ref: f.Ref, RoomID: f.RoomID, ClientID: f.ClientID, Message: &m})
 		})
 		return nil
 	}
@@ -433,6 +431,12 @@ func (n *session) send(f inFrame, ref string, reply func(any)) error {
 		n.drain() // the conversation is looked up first: the earlier sends go before
 		m, err = n.s.svc.Send(ctx, n.user, f.RoomID, f.ClientID, *f.Body)
 	}
+	return ack(f, reply, m, err)
+}
+
+// ack replies to send frame f with the ack of m, the message its send
+// stored, unless the send failed: then it returns err, to reply with.
+func ack(f inFrame, reply func(any), m chat.Message, err error) error {
 	if err != nil {
 		return err
 	}

@@ -841,11 +841,20 @@ func testAppendConcurrent(t *testing.T, s chat.Store) {
 	}
 
 	ms := wantRoomSeqs(t, s, r.ID, workers*each)
-	next := make([]int, workers) // next i expected from each worker
 	for _, m := range ms {
 		if m.Body != bodyAt[m.Seq] {
 			t.Errorf("seq %d holds %q; Append returned it for %q", m.Seq, m.Body, bodyAt[m.Seq])
 		}
+	}
+	wantWorkerOrder(t, ms, workers)
+}
+
+// wantWorkerOrder checks that messages ms, with bodies "W-I" (message I of
+// worker W), hold each worker's messages in the order it sent them.
+func wantWorkerOrder(t *testing.T, ms []chat.Message, workers int) {
+	t.Helper()
+	next := make([]int, workers) // next i expected from each worker
+	for _, m := range ms {
 		var w, i int
 		if _, err := fmt.Sscanf(m.Body, "%d-%d", &w, &i); err != nil {
 			t.Fatalf("body %q: %v", m.Body, err)
@@ -903,18 +912,7 @@ func testQueueAppend(t *testing.T, s chat.Store) {
 		})
 	}
 	wg.Wait()
-	ms := wantRoomSeqs(t, s, r.ID, workers*each)
-	next := make([]int, workers)
-	for _, m := range ms {
-		var w, i int
-		if _, err := fmt.Sscanf(m.Body, "%d-%d", &w, &i); err != nil {
-			t.Fatalf("body %q: %v", m.Body, err)
-		}
-		if i != next[w] {
-			t.Errorf("seq %d holds message %d of worker %d; want message %d", m.Seq, i, w, next[w])
-		}
-		next[w] = i + 1
-	}
+	wantWorkerOrder(t, wantRoomSeqs(t, s, r.ID, workers*each), workers)
 }
 
 func testAppendConcurrentRetries(t *testing.T, s chat.Store) {
