@@ -14,3 +14,5 @@ func BenchmarkAppendParallel(b *testing.B) { chattest.BenchmarkAppendParallel(b,
 func BenchmarkAppendAfterPause(b *testing.B) {
 	chattest.BenchmarkAppendAfterPause(b, mustOpenDB(b), 100*time.Millisecond)
 }
+
+func BenchmarkJoinRoomParallel(b *testing.B) { chattest.BenchmarkJoinRoomParallel(b, mustOpenDB(b)) }

@@ -83,45 +83,55 @@ func roomByName(ctx context.Context, q querier, name string) (chat.Room, error) 
 	return r, err
 }
 
-// lockRoom locks the row of room id until the transaction ends, as Append
-// does, so that membership changes and messages of the room serialize;
-// chat.ErrNotFound unless the room exists.
-func lockRoom(ctx context.Context, tx pgx.Tx, id int64) error {
-	var one int
-	err := tx.QueryRow(ctx, `SELECT 1 FROM conversations WHERE id = $1 AND kind = $2 FOR NO KEY UPDATE`, id, kindRoom).Scan(&one)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return fmt.Errorf("room %d: %w", id, chat.ErrNotFound)
-	}
-	return err
+// qLockRoom locks the row of room $1 ($2 is the kind of rooms) until the
+// transaction ends, as appends do (lockConvs), so that membership changes
+// and messages of the room serialize.
+const qLockRoom = `SELECT 1 FROM conversations WHERE id = $1 AND kind = $2 FOR NO KEY UPDATE`
+
+// membershipSQL changes the membership of user $2 in room $1 at $3 with
+// the statement changed, which returns a row if it changed anything, and
+// then, if $4, appends a message of kind $6 from the user ($5 is the kind
+// of rooms). It must run after qLockRoom in the same transaction: as a new
+// statement it sees the last_seq that the lock's previous holder left. It
+// returns whether the room exists, the user's name (NULL if there is no
+// such user), whether the membership changed, and the message's seq (0 if
+// none).
+func membershipSQL(changed string) string {
+	return `WITH room AS (
+	SELECT id, last_seq FROM conversations WHERE id = $1 AND kind = $5
+), usr AS (
+	SELECT id, name FROM users WHERE id = $2
+), changed AS (
+	` + changed + `
+), msg AS (
+	INSERT INTO messages (conv_id, seq, kind, sender_id, created_at)
+	SELECT r.id, r.last_seq + 1, $6, $2, $3 FROM room r, changed WHERE $4
+	RETURNING seq
+), bumped AS (
+	UPDATE conversations c SET last_seq = m.seq, last_active_at = greatest(c.last_active_at, $3)
+	FROM msg m WHERE c.id = $1
+)
+SELECT EXISTS (SELECT 1 FROM room), (SELECT name FROM usr), EXISTS (SELECT 1 FROM changed),
+	coalesce((SELECT seq FROM msg), 0)`
 }
+
+// joinSQL and leaveSQL are membershipSQL for JoinRoom and LeaveRoom. A
+// newcomer has read up to the room's last message, its join message
+// included.
+var (
+	joinSQL = membershipSQL(`INSERT INTO members (conv_id, user_id, joined_at, read_seq)
+	SELECT r.id, u.id, $3, r.last_seq + CASE WHEN $4 THEN 1 ELSE 0 END FROM room r, usr u
+	ON CONFLICT (conv_id, user_id) DO NOTHING
+	RETURNING conv_id`)
+	leaveSQL = membershipSQL(`DELETE FROM members WHERE conv_id = (SELECT id FROM room) AND user_id = $2
+	RETURNING conv_id`)
+)
 
 // JoinRoom makes userID a member of room roomID and, if announce, appends
 // a KindJoin message; joined is false if userID was a member already. It
 // returns chat.ErrNotFound if the room or the user does not exist.
 func (db *DB) JoinRoom(ctx context.Context, roomID, userID int64, at time.Time, announce bool) (m chat.Message, joined bool, err error) {
-	err = db.write(ctx, func(tx pgx.Tx) error {
-		m, joined = chat.Message{}, false
-		if err := lockRoom(ctx, tx, roomID); err != nil {
-			return err
-		}
-		if _, err := userByID(ctx, tx, userID); err != nil {
-			return fmt.Errorf("user %d: %w", userID, err)
-		}
-		// Read up to the last message: what the join message would do.
-		tag, err := tx.Exec(ctx, `INSERT INTO members (conv_id, user_id, joined_at, read_seq)
-			VALUES ($1, $2, $3, (SELECT last_seq FROM conversations WHERE id = $1))
-			ON CONFLICT (conv_id, user_id) DO NOTHING`, roomID, userID, ts(at))
-		if err != nil || tag.RowsAffected() == 0 { // 0: a member already
-			return err
-		}
-		if !announce {
-			joined = true
-			return nil
-		}
-		m, _, err = appendMessage(ctx, tx, chat.NewMessage{ConvID: roomID, Kind: chat.KindJoin, SenderID: userID, At: at})
-		joined = err == nil
-		return err
-	})
+	m, joined, err = db.changeMembership(ctx, joinSQL, chat.KindJoin, roomID, userID, at, announce)
 	if err != nil {
 		return chat.Message{}, false, fmt.Errorf("join room %d as user %d: %w", roomID, userID, err)
 	}
@@ -132,27 +142,71 @@ func (db *DB) JoinRoom(ctx context.Context, roomID, userID int64, at time.Time, 
 // announce, appends a KindLeave message; left is false if userID was not a
 // member. It returns chat.ErrNotFound if the room does not exist.
 func (db *DB) LeaveRoom(ctx context.Context, roomID, userID int64, at time.Time, announce bool) (m chat.Message, left bool, err error) {
-	err = db.write(ctx, func(tx pgx.Tx) error {
-		m, left = chat.Message{}, false
-		if err := lockRoom(ctx, tx, roomID); err != nil {
-			return err
-		}
-		tag, err := tx.Exec(ctx, `DELETE FROM members WHERE conv_id = $1 AND user_id = $2`, roomID, userID)
-		if err != nil || tag.RowsAffected() == 0 { // 0: not a member
-			return err
-		}
-		if !announce {
-			left = true
-			return nil
-		}
-		m, _, err = appendMessage(ctx, tx, chat.NewMessage{ConvID: roomID, Kind: chat.KindLeave, SenderID: userID, At: at})
-		left = err == nil
-		return err
-	})
+	m, left, err = db.changeMembership(ctx, leaveSQL, chat.KindLeave, roomID, userID, at, announce)
+	if errors.Is(err, errNoUser) {
+		return chat.Message{}, false, nil // no such user: not a member
+	}
 	if err != nil {
 		return chat.Message{}, false, fmt.Errorf("leave room %d as user %d: %w", roomID, userID, err)
 	}
 	return m, left, nil
+}
+
+// errNoUser is changeMembership's error for a user that does not exist.
+var errNoUser = fmt.Errorf("no such user: %w", chat.ErrNotFound)
+
+// changeMembership runs q, a membershipSQL, for userID in room roomID and
+// returns the message of kind it appended, if announce, and whether the
+// membership changed.
+//
+// The room's lock and q go to the server together, without BEGIN: one
+// implicit transaction and one round trip, so that the room's row stays
+// locked only while the server runs them. A crowd entering one room queues
+// on that row; when each join was a transaction of its own statements, it
+// held the row over five round trips.
+func (db *DB) changeMembership(ctx context.Context, q string, kind chat.MessageKind, roomID, userID int64, at time.Time, announce bool) (m chat.Message, changed bool, err error) {
+	at = ts(at)
+	for attempt := 1; ; attempt++ {
+		m, changed, err = db.membershipOnce(ctx, q, kind, roomID, userID, at, announce)
+		if err == nil || attempt >= maxAttempts || !retryable(err) || ctx.Err() != nil {
+			break
+		}
+	}
+	if err != nil && !errors.Is(err, chat.ErrNotFound) {
+		err = mapErr(ctx, err)
+	}
+	return m, changed, err
+}
+
+func (db *DB) membershipOnce(ctx context.Context, q string, kind chat.MessageKind, roomID, userID int64, at time.Time, announce bool) (chat.Message, bool, error) {
+	b := &pgx.Batch{}
+	b.Queue(qLockRoom, roomID, kindRoom)
+	b.Queue(q, roomID, userID, at, announce, kindRoom, string(kind))
+	br := db.pool.SendBatch(ctx, b)
+	defer br.Close()
+	if _, err := br.Exec(); err != nil {
+		return chat.Message{}, false, err
+	}
+	var (
+		room, changed bool
+		name          *string
+		seq           int64
+	)
+	if err := br.QueryRow().Scan(&room, &name, &changed, &seq); err != nil {
+		return chat.Message{}, false, err
+	}
+	if err := br.Close(); err != nil {
+		return chat.Message{}, false, err
+	}
+	switch {
+	case !room:
+		return chat.Message{}, false, fmt.Errorf("room %d: %w", roomID, chat.ErrNotFound)
+	case name == nil:
+		return chat.Message{}, false, fmt.Errorf("user %d: %w", userID, errNoUser)
+	case !changed || !announce:
+		return chat.Message{}, changed, nil
+	}
+	return chat.Message{ConvID: roomID, Seq: seq, Kind: kind, SenderID: userID, SenderName: *name, CreatedAt: utc(at)}, true, nil
 }
 
 // IsMember reports whether userID is a member of room roomID.

@@ -15,3 +15,5 @@ func BenchmarkAppendParallel(b *testing.B) { chattest.BenchmarkAppendParallel(b,
 func BenchmarkAppendAfterPause(b *testing.B) {
 	chattest.BenchmarkAppendAfterPause(b, mustOpenDB(b), 2*checkpointEvery)
 }
+
+func BenchmarkJoinRoomParallel(b *testing.B) { chattest.BenchmarkJoinRoomParallel(b, mustOpenDB(b)) }

@@ -98,3 +98,33 @@ func BenchmarkAppendAfterPause(b *testing.B, s chat.Store, pause time.Duration) 
 	}
 	b.ReportMetric(float64(spent.Microseconds())/float64(n), "µs/append")
 }
+
+// BenchmarkJoinRoomParallel makes b.N distinct users join one room, 200 at
+// a time on 2 cores, each join announced with a message as in a room under
+// --announce-max: a crowd entering one room, whose joins serialize on it.
+// The users are made before the timer starts.
+func BenchmarkJoinRoomParallel(b *testing.B, s chat.Store) {
+	_, rooms := benchRooms(b, s, 1)
+	users := make([]int64, b.N)
+	for i := range users {
+		u, _, err := s.EnsureUser(b.Context(), "joiner"+strconv.Itoa(i)+"@example.com", time.Now())
+		if err != nil {
+			b.Fatal(err)
+		}
+		users[i] = u.ID
+	}
+	var n atomic.Int64
+	b.ReportAllocs()
+	b.SetParallelism(100)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			u := users[n.Add(1)-1]
+			if _, joined, err := s.JoinRoom(b.Context(), rooms[0], u, time.Now(), true); err != nil || !joined {
+				b.Errorf("join user %d: joined %v, %v", u, joined, err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "joins/s")
+}

@@ -55,6 +55,7 @@ func TestStore(t *testing.T, open func(t *testing.T) chat.Store) {
 		{"Rooms", testRooms},
 		{"RoomNamesIgnoreCase", testRoomNamesIgnoreCase},
 		{"JoinLeave", testJoinLeave},
+		{"JoinConcurrent", testJoinConcurrent},
 		{"UserRooms", testUserRooms},
 		{"ActiveRooms", testActiveRooms},
 		{"ActiveRoomsDefaultLimit", testActiveRoomsDefaultLimit},
@@ -626,6 +627,63 @@ func testJoinLeave(t *testing.T, s chat.Store) {
 	}
 	wantMember(t, s, r.ID, cy.ID, false)
 	wantRoom(t, s, chat.Room{ID: r.ID, Name: "general", CreatedAt: t0, LastSeq: 4, LastActiveAt: t0.Add(6 * time.Minute), Members: 2})
+}
+
+// testJoinConcurrent has users join one room at once, announced, while a
+// member sends to it: the joins and the messages must share out the
+// room's seqs without a gap or a repeat, each join message must be the one
+// JoinRoom returned, and each newcomer must have read up to its own join.
+func testJoinConcurrent(t *testing.T, s chat.Store) {
+	const joiners, sends = 24, 24
+	ann := mustUser(t, s, "ann@example.com", "Ann")
+	r := mustRoom(t, s, "general")
+	mustJoin(t, s, r.ID, ann.ID, t0)
+	users := make([]chat.User, joiners)
+	for i := range users {
+		users[i] = mustUser(t, s, fmt.Sprintf("user%d@example.com", i), fmt.Sprintf("User %d", i))
+	}
+	joinSeq := make([]int64, joiners)
+	var wg sync.WaitGroup
+	for i, u := range users {
+		wg.Go(func() {
+			m, joined, err := s.JoinRoom(t.Context(), r.ID, u.ID, t0.Add(time.Minute), true)
+			if err != nil || !joined || m.Kind != chat.KindJoin || m.SenderID != u.ID || m.SenderName != u.Name {
+				t.Errorf("JoinRoom(%s) = %+v, %v, %v; want its join message", u.Name, m, joined, err)
+			}
+			joinSeq[i] = m.Seq
+		})
+	}
+	wg.Go(func() {
+		for i := range sends {
+			nm := chat.NewMessage{ConvID: r.ID, Kind: chat.KindText, SenderID: ann.ID, Body: fmt.Sprint(i), At: t0.Add(time.Minute)}
+			if _, created, err := s.Append(t.Context(), nm); err != nil || !created {
+				t.Errorf("Append = _, %v, %v; want created", created, err)
+				return
+			}
+		}
+	})
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	ms := wantRoomSeqs(t, s, r.ID, 1+joiners+sends)
+	ps, err := s.ReadPositions(t.Context(), r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := map[int64]int64{}
+	for _, p := range ps {
+		read[p.UserID] = p.Seq
+	}
+	for i, u := range users {
+		if m := ms[joinSeq[i]-1]; m.Kind != chat.KindJoin || m.SenderID != u.ID {
+			t.Errorf("seq %d holds %s of user %d; JoinRoom returned it for the join of %d", m.Seq, m.Kind, m.SenderID, u.ID)
+		}
+		if read[u.ID] != joinSeq[i] {
+			t.Errorf("%s has read up to %d; want its join, %d", u.Name, read[u.ID], joinSeq[i])
+		}
+	}
+	wantRoom(t, s, chat.Room{ID: r.ID, Name: "general", CreatedAt: t0, LastSeq: 1 + joiners + sends, LastActiveAt: t0.Add(time.Minute), Members: 1 + joiners})
 }
 
 func testUserRooms(t *testing.T, s chat.Store) {
