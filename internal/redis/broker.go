@@ -21,7 +21,8 @@ import (
 // Prefix + topic. A node holds one pub/sub connection for all its topics:
 // Subscribe sends SUBSCRIBE for a topic's first local subscriber and cancel
 // UNSUBSCRIBE after its last, and one goroutine reads the connection and
-// calls the subscribers in order. Publish uses the client's pool.
+// calls the subscribers in order. Publish pipelines its commands over
+// the client's pool (publish.go).
 //
 // Redis is the fast path only. Publish fails while Redis is unreachable;
 // Subscribe does not: it registers locally, and the subscription is made
@@ -46,7 +47,7 @@ type Broker struct {
 	seq     atomic.Uint64
 	lost    atomic.Bool // the reader lost the connection and has not read since
 
-	pubFailed atomic.Int64 // when a Publish last failed, in Unix ns
+	pub publisher // Publish's pipelines
 
 	rmu     sync.Mutex
 	resumes []func()
@@ -86,13 +87,15 @@ func newBroker(rdb *goredis.Client, opts Options) *Broker {
 		quit:    make(chan struct{}),
 		done:    make(chan struct{}),
 	}
+	b.pub.b = b
 	go b.run()
 	return b
 }
 
 // Publish sends ev to every node subscribed to t. It fails when Redis is
 // unreachable; the event is then lost to live delivery (the store keeps
-// the message).
+// the message). Publishes made while others are on their way to Redis go
+// together in the next pipeline (publish.go).
 func (b *Broker) Publish(ctx context.Context, t chat.Topic, ev chat.Event) error {
 	b.mu.RLock()
 	closed := b.closed
@@ -104,24 +107,7 @@ func (b *Broker) Publish(ctx context.Context, t chat.Topic, ev chat.Event) error
 	if err != nil {
 		return err
 	}
-	if b.lost.Load() {
-		// Redis is probably down: fail at once if a publish failed
-		// lately, else try briefly, rather than let go-redis dial and
-		// retry for seconds while a send waits for its ack. If only this
-		// node's pub/sub connection broke, publishes still succeed and
-		// reach the other nodes.
-		if time.Since(time.Unix(0, b.pubFailed.Load())) < lostPublishTimeout*5 {
-			return errRedisDown
-		}
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, lostPublishTimeout)
-		defer cancel()
-	}
-	if err := b.rdb.Publish(ctx, b.prefix+string(t), data).Err(); err != nil {
-		b.pubFailed.Store(time.Now().UnixNano())
-		return err
-	}
-	return nil
+	return b.pub.publish(ctx, b.prefix+string(t), data)
 }
 
 // Subscribe calls fn, from the Broker's reader goroutine, for each event

@@ -13,3 +13,10 @@ func (p *Presence) Crash() {
 	close(p.quit)
 	p.wg.Wait()
 }
+
+// PendingPublishes returns how many publishes wait for the next pipeline.
+func (b *Broker) PendingPublishes() int {
+	b.pub.mu.Lock()
+	defer b.pub.mu.Unlock()
+	return len(b.pub.pending)
+}

@@ -749,6 +749,90 @@ func TestPresenceRestartSameNodeID(t *testing.T) {
 // Publish fails within a fraction of a second instead of waiting for
 // go-redis to give up dialling, so that sends (which publish after their
 // commit) are not held up by a Redis outage.
+// pipelineHook holds the first pipeline of PUBLISH commands until release
+// is closed, and records the size of every such pipeline (go-redis also
+// pipelines the commands that set up a connection).
+type pipelineHook struct {
+	entered, release chan struct{}
+	mu               sync.Mutex
+	sizes            []int
+}
+
+func (h *pipelineHook) DialHook(next goredis.DialHook) goredis.DialHook { return next }
+
+func (h *pipelineHook) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook { return next }
+
+func (h *pipelineHook) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []goredis.Cmder) error {
+		if len(cmds) == 0 || cmds[0].Name() != "publish" {
+			return next(ctx, cmds)
+		}
+		h.mu.Lock()
+		first := len(h.sizes) == 0
+		h.sizes = append(h.sizes, len(cmds))
+		h.mu.Unlock()
+		if first {
+			close(h.entered)
+			<-h.release
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// TestBrokerPipelinesPublishes holds a publish on its way to Redis while 99
+// more are made: they must go together in the next pipeline, and every
+// event must arrive.
+func TestBrokerPipelinesPublishes(t *testing.T) {
+	ctx := context.Background()
+	e := newTestEnv(t)
+	c := e.client(t, redis.Options{})
+	h := &pipelineHook{entered: make(chan struct{}), release: make(chan struct{})}
+	c.Redis().AddHook(h)
+	b := c.Broker()
+	got := newEvents()
+	cancel, err := b.Subscribe(chat.ConvTopic(1), got.add)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cancel()
+
+	const n = 100
+	var wg sync.WaitGroup
+	publish := func(seq int64) {
+		wg.Go(func() {
+			if err := b.Publish(ctx, chat.ConvTopic(1), msg(1, seq)); err != nil {
+				t.Errorf("Publish(%d): %v", seq, err)
+			}
+		})
+	}
+	publish(1)
+	select {
+	case <-h.entered:
+	case <-time.After(5 * time.Second):
+		close(h.release)
+		t.Fatal("the first publish sent no pipeline within 5s")
+	}
+	for seq := int64(2); seq <= n; seq++ {
+		publish(seq)
+	}
+	eventually(t, 5*time.Second, "99 publishes waiting", func() bool { return b.PendingPublishes() == n-1 })
+	close(h.release)
+	wg.Wait()
+
+	evs := got.wait(t, n, 5*time.Second)
+	if evs[0] != 1 {
+		t.Errorf("first event %d; want the held one, 1", evs[0])
+	}
+	if diff := cmp.Diff(seqs(1, n), slices.Sorted(slices.Values(evs))); diff != "" {
+		t.Errorf("events mismatch (-want +got):\n%s", diff)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if diff := cmp.Diff([]int{1, n - 1}, h.sizes); diff != "" {
+		t.Errorf("pipeline sizes mismatch (-want +got):\n%s", diff)
+	}
+}
+
 func TestBrokerPublishFailsFastWhenDown(t *testing.T) {
 	ctx := context.Background()
 	e := newTestEnv(t)
