@@ -9,24 +9,24 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 )
 
-// publisher sends a Broker's PUBLISH commands in pipelines: while
-// maxSenders pipelines are on their way to Redis, a publish waits, and then
-// goes with every other waiting publish in the next pipeline, which costs
-// one round trip for all of them. With a round trip per publish, a node's
-// acks waited in line for the client pool's connections, and a busy
-// cluster stored far more messages per second than it could publish.
+// publisher sends a Broker's PUBLISH commands in pipelines: a publish made
+// while a pipeline is on its way to Redis waits for it, and then goes with
+// every other waiting publish in the next one, which costs one round trip
+// for all of them. With a round trip per publish, a node's acks waited in
+// line for the client pool's connections, and a busy cluster stored far
+// more messages per second than it could publish.
 //
-// A caller that finds a sender's place free sends a pipeline itself, so
-// that a publish made when few are under way costs one round trip, as
-// before; if more are waiting once it is answered, a goroutine takes over
-// until none are. The publishes of one goroutine keep their order: each
-// waits for the one before.
+// The caller that finds no pipeline under way sends one itself, so that a
+// lone publish costs what it did before; if more are waiting once its own
+// is answered, a goroutine takes over until none are. Pipelines go out one
+// at a time, in the order their publishes came, so the publishes of one
+// goroutine keep their order.
 type publisher struct {
 	b *Broker
 
 	mu      sync.Mutex
 	pending []*pubReq
-	senders int // pipelines under way, or about to be
+	sending bool // a pipeline is under way, or about to be
 
 	failed atomic.Int64 // when a publish last failed, in Unix ns
 }
@@ -37,10 +37,8 @@ type pubReq struct {
 	done    chan error // buffered: the sender never waits for the caller
 }
 
-const (
-	maxPipeline = 512 // publishes in one pipeline
-	maxSenders  = 4   // pipelines under way at once
-)
+// maxPipeline bounds the publishes of one pipeline.
+const maxPipeline = 512
 
 // publish sends data on channel and returns once Redis has answered, or
 // ctx has ended.
@@ -48,10 +46,8 @@ func (p *publisher) publish(ctx context.Context, channel string, data []byte) er
 	r := &pubReq{channel: channel, data: data, done: make(chan error, 1)}
 	p.mu.Lock()
 	p.pending = append(p.pending, r)
-	lead := p.senders < maxSenders
-	if lead {
-		p.senders++
-	}
+	lead := !p.sending
+	p.sending = true
 	p.mu.Unlock()
 	if lead {
 		p.send(true)
@@ -65,27 +61,34 @@ func (p *publisher) publish(ctx context.Context, channel string, data []byte) er
 }
 
 // send sends the pending publishes, a pipeline at a time, until none are
-// left, and gives up its sender's place; with once, it sends one pipeline
-// and leaves whatever came meanwhile to a goroutine.
+// left; with once, it sends one pipeline and leaves whatever came meanwhile
+// to a goroutine.
 func (p *publisher) send(once bool) {
-	for sent := 0; ; sent++ {
+	for {
 		p.mu.Lock()
 		n := min(len(p.pending), maxPipeline)
 		if n == 0 {
-			p.senders--
+			p.sending = false
 			p.pending = nil
 			p.mu.Unlock()
-			return
-		}
-		if once && sent == 1 {
-			p.mu.Unlock()
-			go p.send(false)
 			return
 		}
 		batch := p.pending[:n:n]
 		p.pending = p.pending[n:]
 		p.mu.Unlock()
 		p.pipeline(batch)
+		if once {
+			p.mu.Lock()
+			if len(p.pending) == 0 {
+				p.sending = false
+				p.pending = nil
+				p.mu.Unlock()
+				return
+			}
+			p.mu.Unlock()
+			go p.send(false)
+			return
+		}
 	}
 }
 
