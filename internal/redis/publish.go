@@ -64,7 +64,7 @@ func (p *publisher) publish(ctx context.Context, channel string, data []byte) er
 // left; with once, it sends one pipeline and leaves whatever came meanwhile
 // to a goroutine.
 func (p *publisher) send(once bool) {
-	for {
+	for sent := 0; ; sent++ {
 		p.mu.Lock()
 		n := min(len(p.pending), maxPipeline)
 		if n == 0 {
@@ -73,22 +73,15 @@ func (p *publisher) send(once bool) {
 			p.mu.Unlock()
 			return
 		}
-		batch := p.pending[:n:n]
-		p.pending = p.pending[n:]
-		p.mu.Unlock()
-		p.pipeline(batch)
-		if once {
-			p.mu.Lock()
-			if len(p.pending) == 0 {
-				p.sending = false
-				p.pending = nil
-				p.mu.Unlock()
-				return
-			}
+		if once && sent == 1 {
 			p.mu.Unlock()
 			go p.send(false)
 			return
 		}
+		batch := p.pending[:n:n]
+		p.pending = p.pending[n:]
+		p.mu.Unlock()
+		p.pipeline(batch)
 	}
 }
 
