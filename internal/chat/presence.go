@@ -70,29 +70,46 @@ func (s *Service) Disconnect(u User) {
 	s.away.timers[t] = end
 }
 
+// disconnectNow counts out one connection of u. The last-seen time is
+// stored first, whether or not it was u's last connection: once the
+// Presence no longer counts u, a reader on any node that finds u offline
+// must find when u was last seen.
 func (s *Service) disconnectNow(ctx context.Context, u User) {
+	now := s.seenNow(ctx, u.ID)
 	last, err := s.presence.Remove(ctx, Everywhere, u.ID)
 	if err != nil {
 		s.log.Warn("remove presence", "user", u.ID, "err", err)
 		return
 	}
 	if last {
-		s.wentOffline(ctx, u.ID)
+		s.tellOffline(ctx, u.ID, now)
 	}
 }
 
-// wentOffline records when userID was last seen and tells their friends.
+// wentOffline records when userID, no longer present anywhere, was last
+// seen, and tells their friends.
 func (s *Service) wentOffline(ctx context.Context, userID int64) {
+	s.tellOffline(ctx, userID, s.seenNow(ctx, userID))
+}
+
+// seenNow records that userID is seen now, and returns now.
+func (s *Service) seenNow(ctx context.Context, userID int64) time.Time {
 	now := s.cfg.Now().UTC().Truncate(time.Microsecond)
 	if err := s.store.SetLastSeen(ctx, userID, now); err != nil {
 		s.log.Warn("set last seen", "user", userID, "err", err)
 	}
+	return now
+}
+
+// tellOffline tells userID's friends that userID went offline, last seen
+// at seen.
+func (s *Service) tellOffline(ctx context.Context, userID int64, seen time.Time) {
 	u, err := s.store.User(ctx, userID)
 	if err != nil {
 		s.log.Warn("load user gone offline", "user", userID, "err", err)
 		return
 	}
-	s.tellFriends(ctx, userID, Event{Type: EventPresence, User: &User{ID: u.ID, Name: u.Name}, LastSeen: now})
+	s.tellFriends(ctx, userID, Event{Type: EventPresence, User: &User{ID: u.ID, Name: u.Name}, LastSeen: seen})
 }
 
 // FlushPresence counts out at once every connection whose grace period is

@@ -80,12 +80,19 @@ func (m *fakeMailer) lastCode(tb testing.TB, email string) string {
 // a fake mailer.
 type fixture struct {
 	svc    *chat.Service
+	store  chat.Store
 	clock  *clock
 	mail   *fakeMailer
 	broker *inmem.Broker
 }
 
 func newFixture(tb testing.TB, cfg chat.Config) *fixture {
+	tb.Helper()
+	return newFixtureWith(tb, cfg, inmem.NewPresence())
+}
+
+// newFixtureWith is newFixture with Presence p.
+func newFixtureWith(tb testing.TB, cfg chat.Config, p chat.Presence) *fixture {
 	tb.Helper()
 	db, err := sqlite.Open(context.Background(), filepath.Join(tb.TempDir(), "parley.db"))
 	if err != nil {
@@ -96,13 +103,13 @@ func newFixture(tb testing.TB, cfg chat.Config) *fixture {
 			tb.Errorf("close database: %v", err)
 		}
 	})
-	f := &fixture{clock: &clock{now: time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)}, mail: &fakeMailer{}, broker: inmem.NewBroker()}
+	f := &fixture{store: db, clock: &clock{now: time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)}, mail: &fakeMailer{}, broker: inmem.NewBroker()}
 	tb.Cleanup(func() { f.broker.Close() })
 	cfg.Now = f.clock.Now
 	f.svc = chat.NewService(cfg, chat.Deps{
 		Store:    db,
 		Broker:   f.broker,
-		Presence: inmem.NewPresence(),
+		Presence: p,
 		Limiter:  inmem.NewLimiter(f.clock.Now),
 		Mailer:   f.mail,
 	})
@@ -943,5 +950,56 @@ func TestMissed(t *testing.T) {
 	}
 	if _, err := f.svc.Missed(ctx, chat.Topic("bogus"), 0); err == nil {
 		t.Error("Missed of a malformed topic succeeded")
+	}
+}
+
+// seenCheck is a Presence that, as it counts out a user everywhere, records
+// whether the store already holds when the user was last seen.
+type seenCheck struct {
+	chat.Presence
+	store chat.Store
+	mu    sync.Mutex
+	seen  []time.Time // at each Remove, the stored last-seen time
+}
+
+func (p *seenCheck) Remove(ctx context.Context, convID, userID int64) (bool, error) {
+	if convID == chat.Everywhere {
+		m, err := p.store.LastSeen(ctx, []int64{userID})
+		if err != nil {
+			return false, err
+		}
+		p.mu.Lock()
+		p.seen = append(p.seen, m[userID])
+		p.mu.Unlock()
+	}
+	return p.Presence.Remove(ctx, convID, userID)
+}
+
+// TestLastSeenBeforeOffline: a user counted out of the Presence has a
+// last-seen time stored already, so that no reader, on any node, finds
+// the user offline and never seen.
+func TestLastSeenBeforeOffline(t *testing.T) {
+	ctx := context.Background()
+	p := &seenCheck{Presence: inmem.NewPresence()}
+	f := newFixtureWith(t, chat.Config{}, p)
+	p.store = f.store
+	ada, _ := f.signIn(t, "ada@example.com", "Ada")
+	for range 2 {
+		if err := f.svc.Connect(ctx, ada); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.svc.Disconnect(ada)
+	f.svc.Disconnect(ada)
+	f.svc.FlushPresence(ctx)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.seen) != 2 {
+		t.Fatalf("%d connections counted out; want 2", len(p.seen))
+	}
+	for i, seen := range p.seen {
+		if !seen.Equal(f.clock.Now()) {
+			t.Errorf("counting out connection %d: last seen %v; want %v, stored before", i+1, seen, f.clock.Now())
+		}
 	}
 }
