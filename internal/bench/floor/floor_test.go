@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -125,4 +126,14 @@ func benchLoopback(b *testing.B, pause time.Duration) {
 func median(ds []time.Duration) float64 {
 	slices.Sort(ds)
 	return float64(ds[len(ds)/2].Nanoseconds()) / 1e3
+}
+
+// BenchmarkSyscall times the cheapest system call, getppid(2): what
+// entering and leaving the kernel costs on this machine, under every
+// read(2) and write(2) of the sockets. A kernel that keeps its page tables
+// apart from the processes' (PTI, against Meltdown) pays for it here.
+func BenchmarkSyscall(b *testing.B) {
+	for b.Loop() {
+		syscall.Getppid()
+	}
 }
