@@ -12,15 +12,15 @@ import (
 // publisher sends a Broker's PUBLISH commands in pipelines: a publish made
 // while a pipeline is on its way to Redis waits for it, and then goes with
 // every other waiting publish in the next one, which costs one round trip
-// for all of them. With a round trip per publish, a node's acks waited in
-// line for the client pool's connections, and a busy cluster stored far
-// more messages per second than it could publish.
+// for all of them. With a round trip per publish, the acks of a node's
+// sends, which wait for their publish, waited in line for the client
+// pool's connections (docs/deploy.md has the figures).
 //
 // The caller that finds no pipeline under way sends one itself, so that a
 // lone publish costs what it did before; if more are waiting once its own
 // is answered, a goroutine takes over until none are. Pipelines go out one
-// at a time, in the order their publishes came, so the publishes of one
-// goroutine keep their order.
+// at a time, so publishes reach Redis in the order they were made; with
+// several under way, one overtook another.
 type publisher struct {
 	b *Broker
 
