@@ -265,6 +265,7 @@ func (b *Broker) run() {
 			}
 			pinged = false
 			if !b.lost.Swap(true) {
+				b.pub.connLost()
 				b.log.Warn("redis: pub/sub connection lost", "err", err)
 				clear(confirmed)
 				b.releaseWaiters()

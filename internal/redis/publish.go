@@ -16,19 +16,21 @@ import (
 // sends, which wait for their publish, waited in line for the client
 // pool's connections (docs/deploy.md has the figures).
 //
-// The caller that finds no pipeline under way sends one itself, so that a
-// lone publish costs what it did before; if more are waiting once its own
-// is answered, a goroutine takes over until none are. Pipelines go out one
-// at a time, so publishes reach Redis in the order they were made; with
-// several under way, one overtook another.
+// A goroutine sends pipelines while any publish waits, and ends when none
+// does; its callers only wait, so that each can stop waiting on its own.
+// Pipelines go out one at a time, so publishes reach Redis in the order
+// they were made; with several under way, one overtook another.
 type publisher struct {
 	b *Broker
 
 	mu      sync.Mutex
 	pending []*pubReq
-	sending bool // a pipeline is under way, or about to be
+	sending bool // send runs
 
 	failed atomic.Int64 // when a publish last failed, in Unix ns
+
+	gmu  sync.Mutex
+	gone chan struct{} // closed when the Broker finds its connection lost; nil until asked for
 }
 
 type pubReq struct {
@@ -41,41 +43,93 @@ type pubReq struct {
 const maxPipeline = 512
 
 // publish sends data on channel and returns once Redis has answered, or
-// ctx has ended.
+// ctx has ended. It fails at once while Redis is known to be down, and
+// stops waiting once the Broker finds its connection lost (or, if it was
+// lost already, after lostPublishTimeout): a pipeline on a dead connection
+// waits for go-redis's read timeout, and without this every publish queued
+// behind it, and the acks of their sends, would wait as long
+// (TestBrokerPublishStopsWaitingWhenLost, TestFaultRedisRestart).
 func (p *publisher) publish(ctx context.Context, channel string, data []byte) error {
+	if p.down() {
+		return errRedisDown
+	}
+	// Stop waiting when the connection is found lost or, if it is lost
+	// already, after as long as a pipeline then tries: a pipeline sent
+	// before may be stuck on a dead connection. (A nil channel never
+	// delivers.)
+	var gone <-chan struct{}
+	var late <-chan time.Time
+	if p.b.lost.Load() {
+		t := time.NewTimer(lostPublishTimeout)
+		defer t.Stop()
+		late = t.C
+	} else {
+		gone = p.goneSignal()
+	}
 	r := &pubReq{channel: channel, data: data, done: make(chan error, 1)}
 	p.mu.Lock()
 	p.pending = append(p.pending, r)
-	lead := !p.sending
+	start := !p.sending
 	p.sending = true
 	p.mu.Unlock()
-	if lead {
-		p.send(true)
+	if start {
+		go p.send()
 	}
 	select {
 	case err := <-r.done:
 		return err
+	case <-gone:
+		return errRedisDown
+	case <-late:
+		return errRedisDown
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 }
 
+// down reports whether the Broker's connection is lost and a publish
+// failed lately: Redis is probably down.
+func (p *publisher) down() bool {
+	return p.b.lost.Load() && time.Since(time.Unix(0, p.failed.Load())) < lostPublishTimeout*5
+}
+
+// goneSignal returns a channel closed once the Broker's connection is found
+// lost: already closed if it is.
+func (p *publisher) goneSignal() <-chan struct{} {
+	p.gmu.Lock()
+	defer p.gmu.Unlock()
+	if p.b.lost.Load() {
+		return closedChan
+	}
+	if p.gone == nil {
+		p.gone = make(chan struct{})
+	}
+	return p.gone
+}
+
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// connLost is told by the Broker's reader, once it has set lost, that the
+// connection is lost.
+func (p *publisher) connLost() {
+	p.gmu.Lock()
+	defer p.gmu.Unlock()
+	if p.gone != nil {
+		close(p.gone)
+		p.gone = nil
+	}
+}
+
 // send sends the pending publishes, a pipeline at a time, until none are
-// left; with once, it sends one pipeline and leaves whatever came meanwhile
-// to a goroutine.
-func (p *publisher) send(once bool) {
-	for sent := 0; ; sent++ {
+// left.
+func (p *publisher) send() {
+	for {
 		p.mu.Lock()
 		n := min(len(p.pending), maxPipeline)
 		if n == 0 {
 			p.sending = false
 			p.pending = nil
 			p.mu.Unlock()
-			return
-		}
-		if once && sent == 1 {
-			p.mu.Unlock()
-			go p.send(false)
 			return
 		}
 		batch := p.pending[:n:n]
@@ -95,7 +149,7 @@ func (p *publisher) pipeline(batch []*pubReq) {
 		// retry for seconds while sends wait for their acks. If only this
 		// node's pub/sub connection broke, publishes still succeed and
 		// reach the other nodes.
-		if time.Since(time.Unix(0, p.failed.Load())) < lostPublishTimeout*5 {
+		if p.down() {
 			for _, r := range batch {
 				r.done <- errRedisDown
 			}

@@ -833,6 +833,44 @@ func TestBrokerPipelinesPublishes(t *testing.T) {
 	}
 }
 
+// TestBrokerPublishStopsWaitingWhenLost holds a publish's pipeline, as a
+// connection that died silently holds it until go-redis's read timeout,
+// and cuts Redis off: once the Broker finds its connection lost, the
+// publish must fail instead of waiting on, so that the acks of sends
+// queued behind it are not held through the outage.
+func TestBrokerPublishStopsWaitingWhenLost(t *testing.T) {
+	ctx := context.Background()
+	e := newTestEnv(t)
+	c, p := e.clientViaProxy(t, redis.Options{SubscribeTimeout: time.Second, PingInterval: 200 * time.Millisecond, PingTimeout: 200 * time.Millisecond})
+	h := &pipelineHook{entered: make(chan struct{}, 10), release: make(chan struct{})}
+	c.Redis().AddHook(h)
+	b := c.Broker()
+	cancel, err := b.Subscribe(chat.ConvTopic(1), func(chat.Event) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cancel()
+	defer close(h.release)
+
+	errc := make(chan error, 1)
+	go func() { errc <- b.Publish(ctx, chat.ConvTopic(1), msg(1, 1)) }()
+	select {
+	case <-h.entered:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the publish sent no pipeline within 5s")
+	}
+	p.Cut()
+	select {
+	case err := <-errc:
+		if err == nil {
+			t.Error("Publish on a held pipeline, Redis cut = nil; want an error")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Publish still waits for its held pipeline 10s after Redis was cut")
+	}
+	p.Restore(t)
+}
+
 func TestBrokerPublishFailsFastWhenDown(t *testing.T) {
 	ctx := context.Background()
 	e := newTestEnv(t)
