@@ -81,6 +81,9 @@ func (p *publisher) publish(ctx context.Context, channel string, data []byte) er
 	case <-gone:
 		return errRedisDown
 	case <-late:
+		// As a pipeline that timed out would: the next publishes fail at
+		// once, instead of each waiting as long behind a stuck one.
+		p.failed.Store(time.Now().UnixNano())
 		return errRedisDown
 	case <-ctx.Done():
 		return ctx.Err()
