@@ -227,7 +227,7 @@ func (p PendingSend) Wait() (Message, error) {
 		return Message{}, p.err
 	}
 	s := p.s
-	m, err := s.appended(p.ctx, p.nm, p.queued)
+	m, _, err := s.appended(p.ctx, p.queued)
 	switch {
 	case err == nil:
 		return m, nil
@@ -316,33 +316,23 @@ func (s *Service) append(ctx context.Context, nm NewMessage) (Message, bool, err
 // appendRaw is append with the store's errors as they are.
 func (s *Service) appendRaw(ctx context.Context, nm NewMessage) (Message, bool, error) {
 	nm.At = s.cfg.Now()
-	m, created, err := s.store.Append(ctx, nm)
+	return s.appended(ctx, s.store.QueueAppend(ctx, nm))
+}
+
+// appended waits for an append that the store queued, and then names an
+// anonymous sender and publishes the message if it is new.
+func (s *Service) appended(ctx context.Context, p PendingAppend) (Message, bool, error) {
+	m, created, err := p.Wait()
 	if err != nil {
 		return Message{}, false, err
 	}
-	s.stored(ctx, &m, created)
-	return m, created, nil
-}
-
-// appended waits for the append of nm that the store queued, and then does
-// what appendRaw does after the store's Append.
-func (s *Service) appended(ctx context.Context, nm NewMessage, p PendingAppend) (Message, error) {
-	m, created, err := p.Wait()
-	if err != nil {
-		return Message{}, err
-	}
-	s.stored(ctx, &m, created)
-	return m, nil
-}
-
-// stored names an anonymous sender and publishes m if it is new.
-func (s *Service) stored(ctx context.Context, m *Message, created bool) {
 	if m.SenderID == 0 {
 		m.SenderName = s.cfg.AnonymousName
 	}
 	if created {
-		s.publish(ctx, ConvTopic(m.ConvID), Event{Type: EventMessage, ConvID: m.ConvID, Message: m})
+		s.publish(ctx, ConvTopic(m.ConvID), Event{Type: EventMessage, ConvID: m.ConvID, Message: &m})
 	}
+	return m, created, nil
 }
 
 // OpenRoom marks u present in room id (u must be a member) and returns the
