@@ -148,14 +148,5 @@ func (db *DB) commitBatch(batch []*chat.AppendRequest) {
 // that commits when both have run, so that a batch costs one round trip.
 // It runs again after a deadlock or a serialization failure.
 func (db *DB) appendBatch(ctx context.Context, items []*appendItem) error {
-	for attempt := 1; ; attempt++ {
-		err := appendAll(ctx, db.appendPool, items)
-		if err == nil {
-			return nil
-		}
-		if attempt < maxAttempts && retryable(err) && ctx.Err() == nil {
-			continue
-		}
-		return mapErr(ctx, err)
-	}
+	return retrying(ctx, func() error { return appendAll(ctx, db.appendPool, items) })
 }

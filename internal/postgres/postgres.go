@@ -150,15 +150,18 @@ func (db *DB) read(ctx context.Context, fn func(tx pgx.Tx) error) error {
 }
 
 func (db *DB) transact(ctx context.Context, opts pgx.TxOptions, fn func(tx pgx.Tx) error) error {
+	return retrying(ctx, func() error { return pgx.BeginTxFunc(ctx, db.pool, opts, fn) })
+}
+
+// retrying runs fn, a transaction, and again while it fails in a way
+// that allows it (retryable), up to maxAttempts in all, and returns its
+// last error as mapErr maps it.
+func retrying(ctx context.Context, fn func() error) error {
 	for attempt := 1; ; attempt++ {
-		err := pgx.BeginTxFunc(ctx, db.pool, opts, fn)
-		if err == nil {
-			return nil
+		err := fn()
+		if err == nil || attempt >= maxAttempts || !retryable(err) || ctx.Err() != nil {
+			return mapErr(ctx, err)
 		}
-		if attempt < maxAttempts && retryable(err) && ctx.Err() == nil {
-			continue
-		}
-		return mapErr(ctx, err)
 	}
 }
 

@@ -166,15 +166,10 @@ var errNoUser = fmt.Errorf("no such user: %w", chat.ErrNotFound)
 // held the row over five round trips.
 func (db *DB) changeMembership(ctx context.Context, q string, kind chat.MessageKind, roomID, userID int64, at time.Time, announce bool) (m chat.Message, changed bool, err error) {
 	at = ts(at)
-	for attempt := 1; ; attempt++ {
+	err = retrying(ctx, func() (err error) {
 		m, changed, err = db.membershipOnce(ctx, q, kind, roomID, userID, at, announce)
-		if err == nil || attempt >= maxAttempts || !retryable(err) || ctx.Err() != nil {
-			break
-		}
-	}
-	if err != nil && !errors.Is(err, chat.ErrNotFound) {
-		err = mapErr(ctx, err)
-	}
+		return err
+	})
 	return m, changed, err
 }
 
