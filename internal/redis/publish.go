@@ -27,10 +27,9 @@ type publisher struct {
 	pending []*pubReq
 	sending bool // send runs
 
-	failed atomic.Int64 // when a publish last failed, in Unix ns
-
-	gmu  sync.Mutex
 	gone chan struct{} // closed when the Broker finds its connection lost; nil until asked for
+
+	failed atomic.Int64 // when a publish last failed, in Unix ns
 }
 
 type pubReq struct {
@@ -59,15 +58,17 @@ func (p *publisher) publish(ctx context.Context, channel string, data []byte) er
 	// delivers.)
 	var gone <-chan struct{}
 	var late <-chan time.Time
-	if p.b.lost.Load() {
+	lost := p.b.lost.Load()
+	if lost {
 		t := time.NewTimer(lostPublishTimeout)
 		defer t.Stop()
 		late = t.C
-	} else {
-		gone = p.goneSignal()
 	}
 	r := &pubReq{channel: channel, data: data, done: make(chan error, 1)}
 	p.mu.Lock()
+	if !lost {
+		gone = p.goneLocked()
+	}
 	p.pending = append(p.pending, r)
 	start := !p.sending
 	p.sending = true
@@ -96,11 +97,9 @@ func (p *publisher) down() bool {
 	return p.b.lost.Load() && time.Since(time.Unix(0, p.failed.Load())) < lostPublishTimeout*5
 }
 
-// goneSignal returns a channel closed once the Broker's connection is found
-// lost: already closed if it is.
-func (p *publisher) goneSignal() <-chan struct{} {
-	p.gmu.Lock()
-	defer p.gmu.Unlock()
+// goneLocked returns, with p.mu held, a channel closed once the Broker's
+// connection is found lost: already closed if it is.
+func (p *publisher) goneLocked() <-chan struct{} {
 	if p.b.lost.Load() {
 		return closedChan
 	}
@@ -115,8 +114,8 @@ var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); retu
 // connLost is told by the Broker's reader, once it has set lost, that the
 // connection is lost.
 func (p *publisher) connLost() {
-	p.gmu.Lock()
-	defer p.gmu.Unlock()
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	if p.gone != nil {
 		close(p.gone)
 		p.gone = nil
