@@ -34,8 +34,39 @@ func newToken() (string, error) {
 
 // HashToken returns the stored form of a session token.
 func HashToken(token string) string {
-	h := sha256.Sum256([]byte("parley-session\x00" + token))
+	h := tokenSum(token)
 	return hex.EncodeToString(h[:])
+}
+
+const tokenPrefix = "parley-session\x00"
+
+// tokenSum is the SHA-256 of a token under its prefix, hashed from a
+// buffer on the stack when the token is no longer than a real one can be.
+func tokenSum(token string) [sha256.Size]byte {
+	var buf [len(tokenPrefix) + 256]byte
+	if len(token) > len(buf)-len(tokenPrefix) {
+		return sha256.Sum256([]byte(tokenPrefix + token))
+	}
+	n := copy(buf[:], tokenPrefix)
+	n += copy(buf[n:], token)
+	return sha256.Sum256(buf[:n])
+}
+
+// TokenMatches reports, in constant time, whether token's stored form is
+// hash, without allocating: a long-polling client shows its token with
+// every poll.
+func TokenMatches(token, hash string) bool {
+	sum := tokenSum(token)
+	var enc [2 * sha256.Size]byte
+	hex.Encode(enc[:], sum[:])
+	if len(hash) != len(enc) {
+		return false
+	}
+	var diff byte
+	for i := range enc {
+		diff |= enc[i] ^ hash[i]
+	}
+	return subtle.ConstantTimeByteEq(diff, 0) == 1
 }
 
 func hashCode(email, code string) string {

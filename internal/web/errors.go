@@ -76,8 +76,7 @@ func (s *server) writeError(w http.ResponseWriter, err error) {
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
+	setJSONHeaders(w.Header())
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
 }
@@ -115,4 +114,21 @@ func (s *server) fail(w http.ResponseWriter, err error) {
 		return
 	}
 	s.writeError(w, err)
+}
+
+// Header values shared by every response. Header.Set makes a slice for
+// each value it sets, several per request; these are assigned as they are
+// instead. net/http copies the header map when it writes the header, and
+// nothing edits a value in place: Add appends, which copies a slice whose
+// capacity is its length.
+var (
+	hdrJSON    = []string{"application/json; charset=utf-8"}
+	hdrNoStore = []string{"no-store"}
+)
+
+// setJSONHeaders sets the headers of an answer in JSON, which no cache
+// keeps.
+func setJSONHeaders(h http.Header) {
+	h["Content-Type"] = hdrJSON
+	h["Cache-Control"] = hdrNoStore
 }

@@ -3,7 +3,6 @@ package web
 import (
 	"context"
 	"crypto/rand"
-	"crypto/subtle"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
@@ -12,7 +11,9 @@ import (
 	"maps"
 	"math"
 	"net/http"
+	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -61,14 +62,16 @@ const (
 )
 
 func (c pollCursor) encode() string {
-	b := make([]byte, 0, 1+1+len(c.Channel)+3*binary.MaxVarintLen64+len(c.Convs)*2*binary.MaxVarintLen64)
+	b := make([]byte, 0, 128) // on the stack, unless the cursor is longer
 	b = append(b, cursorV1)
 	b = binary.AppendUvarint(b, uint64(len(c.Channel)))
 	b = append(b, c.Channel...)
 	b = binary.AppendUvarint(b, uint64(c.N))
 	b = binary.AppendUvarint(b, uint64(c.User))
 	b = binary.AppendUvarint(b, uint64(len(c.Convs)))
-	for _, id := range slices.Sorted(maps.Keys(c.Convs)) {
+	ids := slices.AppendSeq(make([]int64, 0, 16), maps.Keys(c.Convs))
+	slices.Sort(ids)
+	for _, id := range ids {
 		b = binary.AppendUvarint(b, uint64(id))
 		b = binary.AppendUvarint(b, uint64(c.Convs[id]))
 	}
@@ -419,17 +422,13 @@ func (ch *pollChannel) admit(ctx context.Context, ev chat.Event) []chat.Event {
 	return append(out, ev)
 }
 
-// cursor is the cursor of the channel's state.
-func (ch *pollChannel) cursorLocked() pollCursor {
-	c := pollCursor{Channel: ch.id, N: ch.n, User: ch.sess.users.last()}
-	if len(ch.pos) > 0 {
-		c.Convs = make(map[int64]int64, len(ch.pos))
-		for k, v := range ch.pos {
-			c.Convs[k] = v
-		}
-	}
-	return c
+// cursorLocked is the encoded cursor of the channel's state.
+func (ch *pollChannel) cursorLocked() string {
+	return pollCursor{Channel: ch.id, N: ch.n, User: ch.sess.users.last(), Convs: ch.pos}.encode()
 }
+
+// pollBuffers holds writePoll's buffers between answers.
+var pollBuffers = sync.Pool{New: func() any { return new([]byte) }}
 
 // writePoll answers a GET /api/poll: {"cursor": …, "frames": […]}, as
 // writeJSON would write it, but put together here: encoding/json would scan
@@ -437,12 +436,8 @@ func (ch *pollChannel) cursorLocked() pollCursor {
 // costs one answer per delivery. The frames are encoding/json's own output
 // (encodeNative, mustJSON), and the cursor is base64url.
 func writePoll(w http.ResponseWriter, cursor string, frames []json.RawMessage) {
-	n := len(`{"cursor":"","frames":[]}`) + len(cursor) + 1
-	for _, f := range frames {
-		n += len(f) + 1
-	}
-	b := make([]byte, 0, n)
-	b = append(b, `{"cursor":"`...)
+	bp := pollBuffers.Get().(*[]byte)
+	b := append((*bp)[:0], `{"cursor":"`...)
 	b = append(b, cursor...)
 	b = append(b, `","frames":[`...)
 	for i, f := range frames {
@@ -452,13 +447,25 @@ func writePoll(w http.ResponseWriter, cursor string, frames []json.RawMessage) {
 		b = append(b, f...)
 	}
 	b = append(b, "]}\n"...)
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
+	setJSONHeaders(w.Header())
 	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(b)
+	_, _ = w.Write(b) // copied or sent before Write returns
+	if cap(b) <= maxPooledPoll {
+		*bp = b
+		pollBuffers.Put(bp)
+	}
 }
 
-// pollAuthed authenticates a long-poll request. Every delivery to a
+// maxPooledPoll is the largest buffer writePoll keeps for the next answer.
+const maxPooledPoll = 64 << 10
+
+// pollHandler serves a long-poll request of user a; cur is the request's
+// cursor, nil if it has none.
+type pollHandler func(w http.ResponseWriter, r *http.Request, a authInfo, cur *pollCursor)
+
+// pollAuthed authenticates a long-poll request and reads its cursor, which
+// it hands to h with the user: through the request's context, those cost a
+// copy of the request and two contexts per poll. Every delivery to a
 // long-polling client costs a request, and reading the session for each
 // was the largest cost of long-polling (docs/benchmarks.md, target 7). So
 // a request for a live channel that carries the very session token the
@@ -468,34 +475,41 @@ func writePoll(w http.ResponseWriter, cursor string, frames []json.RawMessage) {
 // the user's topic: the hub closes the channel's client, and from then on
 // its requests are authenticated in full. So are those due for the
 // session's renewal, which only Authenticate does.
-func (s *server) pollAuthed(h http.Handler) http.Handler {
-	full := s.authed(h)
+func (s *server) pollAuthed(h pollHandler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		cur, err := parseCursor(r.URL.Query().Get("cursor"))
-		ctx := context.WithValue(r.Context(), cursorKey{}, parsedCursor{cur, err})
+		cur, err := parseCursor(queryValue(r.URL.RawQuery, "cursor"))
 		if a, ok := s.channelAuth(r, cur); ok { // cur is nil if err is set
-			h.ServeHTTP(w, r.WithContext(context.WithValue(ctx, authKey{}, a)))
+			h(w, r, a, cur)
 			return
 		}
-		full.ServeHTTP(w, r.WithContext(ctx))
+		s.authed(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if err != nil {
+				s.writeError(w, err)
+				return
+			}
+			h(w, r, authFrom(r.Context()), cur)
+		})).ServeHTTP(w, r)
 	})
 }
 
-// cursorKey is the context key of the parsedCursor of a poll request,
-// which pollAuthed decodes once for itself and the handler.
-type cursorKey struct{}
-
-type parsedCursor struct {
-	cur *pollCursor
-	err error
-}
-
-// requestCursor returns the cursor of poll request r.
-func requestCursor(r *http.Request) (*pollCursor, error) {
-	if p, ok := r.Context().Value(cursorKey{}).(parsedCursor); ok {
-		return p.cur, p.err
+// queryValue is url.ParseQuery(query).Get(key) without a map of every
+// key: a long-polling client sends its cursor with every poll.
+func queryValue(query, key string) string {
+	for query != "" {
+		var pair string
+		pair, query, _ = strings.Cut(query, "&")
+		if strings.Contains(pair, ";") {
+			continue // url.ParseQuery refuses it
+		}
+		k, v, _ := strings.Cut(pair, "=")
+		if k, err := url.QueryUnescape(k); err != nil || k != key {
+			continue
+		}
+		if v, err := url.QueryUnescape(v); err == nil {
+			return v
+		}
 	}
-	return parseCursor(r.URL.Query().Get("cursor"))
+	return ""
 }
 
 // channelAuth returns the user and session of the live channel of cursor
@@ -521,7 +535,7 @@ func (s *server) channelAuth(r *http.Request, cur *pollCursor) (authInfo, bool) 
 	default:
 	}
 	cfg := s.svc.Config()
-	if stopped || subtle.ConstantTimeCompare([]byte(a.Session.TokenHash), []byte(chat.HashToken(c.Value))) != 1 ||
+	if stopped || !chat.TokenMatches(c.Value, a.Session.TokenHash) ||
 		!cfg.Now().Before(a.Session.ExpiresAt.Add(-cfg.SessionTTL/2)) {
 		return authInfo{}, false
 	}
@@ -529,14 +543,8 @@ func (s *server) channelAuth(r *http.Request, cur *pollCursor) (authInfo, bool) 
 }
 
 // handlePoll serves GET /api/poll.
-func (s *server) handlePoll() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		a := authFrom(r.Context())
-		cur, err := requestCursor(r)
-		if err != nil {
-			s.writeError(w, err)
-			return
-		}
+func (s *server) handlePoll() pollHandler {
+	return func(w http.ResponseWriter, r *http.Request, a authInfo, cur *pollCursor) {
 		ch, resend, err := s.channelFor(a, cur, false)
 		if err != nil {
 			s.writeError(w, err)
@@ -547,7 +555,7 @@ func (s *server) handlePoll() http.Handler {
 			c := ch.cursorLocked()
 			frames := ch.prev
 			ch.mu.Unlock()
-			writePoll(w, c.encode(), frames)
+			writePoll(w, c, frames)
 			return
 		}
 		waiter := make(chan struct{})
@@ -594,21 +602,16 @@ func (s *server) handlePoll() http.Handler {
 		c := ch.cursorLocked()
 		ch.mu.Unlock()
 		ch.touch()
-		writePoll(w, c.encode(), frames)
-	})
+		writePoll(w, c, frames)
+	}
 }
 
 // handlePollEnd serves DELETE /api/poll: the client leaves (a page
 // closing), so its channel ends now rather than when it idles out.
-func (s *server) handlePollEnd() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		a := authFrom(r.Context())
-		cur, err := requestCursor(r)
-		if err == nil && cur == nil {
-			err = chat.Invalid(chat.CodeMissingField, "cursor", "cursor is required")
-		}
-		if err != nil {
-			s.writeError(w, err)
+func (s *server) handlePollEnd() pollHandler {
+	return func(w http.ResponseWriter, r *http.Request, a authInfo, cur *pollCursor) {
+		if cur == nil {
+			s.writeError(w, chat.Invalid(chat.CodeMissingField, "cursor", "cursor is required"))
 			return
 		}
 		s.polls.mu.Lock()
@@ -618,7 +621,7 @@ func (s *server) handlePollEnd() http.Handler {
 			ch.stop()
 		}
 		w.WriteHeader(http.StatusNoContent)
-	})
+	}
 }
 
 type pollPostResponse struct {
@@ -627,15 +630,10 @@ type pollPostResponse struct {
 
 // handlePollSend serves POST /api/poll: one frame of the native protocol,
 // answered with its reply frames.
-func (s *server) handlePollSend() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		a := authFrom(r.Context())
-		cur, err := requestCursor(r)
-		if err == nil && cur == nil {
-			err = chat.Invalid(chat.CodeMissingField, "cursor", "cursor is required: poll first")
-		}
-		if err != nil {
-			s.writeError(w, err)
+func (s *server) handlePollSend() pollHandler {
+	return func(w http.ResponseWriter, r *http.Request, a authInfo, cur *pollCursor) {
+		if cur == nil {
+			s.writeError(w, chat.Invalid(chat.CodeMissingField, "cursor", "cursor is required: poll first"))
 			return
 		}
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxFrameBytes))
@@ -652,5 +650,5 @@ func (s *server) handlePollSend() http.Handler {
 		ch.sess.handle(body, func(v any) { out.Frames = append(out.Frames, v) })
 		ch.touch()
 		writeJSON(w, http.StatusOK, out)
-	})
+	}
 }

@@ -52,7 +52,7 @@ func (s *server) addRoutes(mux *http.ServeMux, ui fs.FS) {
 	mux.Handle("GET /api/ws", s.authed(s.handleWS()))
 	mux.Handle("GET /api/poll", s.pollAuthed(s.handlePoll()))
 	mux.Handle("POST /api/poll", s.pollAuthed(s.handlePollSend()))
-	mux.Handle("DELETE /api/poll", s.authed(s.handlePollEnd()))
+	mux.Handle("DELETE /api/poll", s.pollAuthed(s.handlePollEnd()))
 	if s.cfg.ChannelsCompat {
 		mux.Handle("GET /ws/chat/{room}/", s.handleCompatWS())
 	}
