@@ -23,6 +23,12 @@
 # REF=. measures the working tree as it is. PARLEY_BENCH_POSTGRES (default
 # postgres://postgres@127.0.0.1:5432/test?sslmode=disable) is the PostgreSQL
 # database of target 6; psql must reach it.
+# PERF=1 records, in place of the pprof profiles, every run's whole machine
+# with perf (perf record -g -a) for 5 s from 3 s after sending began, and
+# writes what scripts/perfsplit makes of it, kernel stacks included, to
+# OUT/profiles/NAME-perf.txt; perf must be installed and allowed to record
+# every CPU. Such runs are slowed by the recording: they explain figures,
+# they do not replace them.
 #
 # Servers listen on 127.0.0.1 only, every run is bounded by timeout, and the
 # load tool runs on the same machine as the server, sharing its cores.
@@ -125,6 +131,10 @@ else
 fi
 log "building parley $commit into $tmp"
 (cd "$src" && go build -o "$bin" ./cmd/parley)
+if [ -n "${PERF:-}" ]; then
+	command -v perf >/dev/null || { log "PERF is set, but perf is not installed"; exit 2; }
+	go build -o "$tmp/perfsplit" ./scripts/perfsplit # of this tree: REF may have none
+fi
 if wants 6; then # target 6 also measures the cgo SQLite driver
 	log "building parley with -tags sqlite_cgo (needs a C compiler)"
 	(cd "$src" && go build -tags sqlite_cgo -o "$bin_cgo" ./cmd/parley)
@@ -219,8 +229,9 @@ stop_server() {
 
 # profile PATTERN DELAY KIND [SECONDS] asks the next bench run for a
 # profile of its server: once the bench's progress shows PATTERN, wait
-# DELAY seconds, then take a KIND profile: cpu (for SECONDS) or heap (with
-# the runtime's memory statistics).
+# DELAY seconds, then take a KIND profile: cpu (for SECONDS), heap (with
+# the runtime's memory statistics) or perf (of the whole machine, for
+# SECONDS; see PERF).
 PROF_ARGS=()
 profile() { PROF_ARGS=("$@"); }
 
@@ -236,6 +247,10 @@ profile_when() {
 		sleep "$delay"
 		case $kind in
 		cpu) curl -sf -o "$tmp/$name.cpu.pb.gz" "http://$DEBUG/debug/pprof/profile?seconds=$secs" ;;
+		perf)
+			echo "$SERVER_PID" >"$tmp/$name.perf.pid"
+			perf record -g -a -o "$tmp/$name.perf.data" -- sleep "$secs" >/dev/null 2>&1
+			;;
 		heap)
 			curl -sf -o "$tmp/$name.heap.pb.gz" "http://$DEBUG/debug/pprof/heap?gc=1"
 			curl -sf "http://$DEBUG/debug/pprof/heap?debug=1" |
@@ -262,6 +277,11 @@ save_profiles() {
 			echo
 			go tool pprof -top -cum -nodecount 60 "$bin" "$tmp/$name.cpu.pb.gz" 2>/dev/null | sed -n '/flat%/,$p'
 		} >"$OUT/profiles/$name-cpu.txt"
+	fi
+	if [ -s "$tmp/$name.perf.data" ]; then
+		perf script -F comm,pid,ip,sym -i "$tmp/$name.perf.data" 2>/dev/null |
+			"$tmp/perfsplit" -server "$(cat "$tmp/$name.perf.pid")" >"$OUT/profiles/$name-perf.txt" ||
+			log "$name: perfsplit failed"
 	fi
 	if [ -s "$tmp/$name.heap.pb.gz" ]; then
 		{
@@ -305,11 +325,14 @@ bench_once() {
 	local tok rc=0 quiet load env_desc=
 	tok=$(tokens "$ntok")
 	# A repeated run must not see the files of the one before.
-	rm -f "$tmp/$name".{out,err,time,cpu.pb.gz,heap.pb.gz,memstats.txt}
+	rm -f "$tmp/$name".{out,err,time,cpu.pb.gz,heap.pb.gz,memstats.txt,perf.data,perf.pid}
 	quiet=$(wait_quiet)
 	if [ ${#SERVER_ENV[@]} -gt 0 ]; then env_desc="${SERVER_ENV[*]} "; fi
 	start_server "$name"
 	SERVER_ENV=()
+	if [ -n "${PERF:-}" ]; then
+		PROF_ARGS=('^sending (as|[0-9])' 3 perf 5)
+	fi
 	if [ ${#PROF_ARGS[@]} -gt 0 ]; then
 		profile_when "$name" "${PROF_ARGS[@]}"
 		PROF_ARGS=()
