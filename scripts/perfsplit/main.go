@@ -34,6 +34,8 @@ var stages = []struct{ frame, what string }{
 	{"do_epoll_", "epoll_pwait(2), the runtime's netpoller waiting"},
 	{"runtime.netpoll", "the runtime's netpoller, all of it"},
 	{"runtime.findRunnable", "the Go scheduler looking for work"},
+	{"runtime.exitsyscall", "the Go scheduler taking a thread back from a system call"},
+	{"runtime.sysmon", "the runtime's monitor thread (it hands over a processor stuck in a system call)"},
 	{"runtime.mallocgc", "allocation"},
 	{"runtime.gcBgMarkWorker", "the collector's own goroutines"},
 	{"sqlite.", "the SQLite store"},
