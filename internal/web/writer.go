@@ -7,6 +7,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/parley-chat/parley/internal/hub"
 )
@@ -216,18 +217,25 @@ var writeOps = sync.Pool{New: func() any {
 
 // write writes what the socket takes at once: on a full socket, nothing.
 // Returning true stops the runtime's poller from waiting for room.
+//
+// The socket does not block (the runtime's poller made it so), so the
+// write(2) is a raw system call, which does not tell the scheduler that
+// it may block. Through syscall.Write, the runtime's monitor handed the
+// processor of a write still in the kernel's TCP after 20 µs to another
+// thread, and kept polling every 20 µs while writes went on
+// (docs/benchmarks.md, "Lessons from the profiles").
 func (op *writeOp) write(fd uintptr) bool {
 	for {
-		n, err := syscall.Write(int(fd), op.p)
+		r, _, errno := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(unsafe.SliceData(op.p))), uintptr(len(op.p)))
 		switch {
-		case err == syscall.EINTR:
+		case errno == syscall.EINTR:
 			continue
-		case err == syscall.EAGAIN:
+		case errno == syscall.EAGAIN:
 			op.n, op.err = 0, nil
-		case err != nil:
-			op.n, op.err = 0, fmt.Errorf("write: %w", err)
+		case errno != 0:
+			op.n, op.err = 0, fmt.Errorf("write: %w", errno)
 		default:
-			op.n, op.err = n, nil
+			op.n, op.err = int(r), nil
 		}
 		return true
 	}
