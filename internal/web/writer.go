@@ -7,7 +7,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-	"unsafe"
 
 	"github.com/parley-chat/parley/internal/hub"
 )
@@ -218,24 +217,24 @@ var writeOps = sync.Pool{New: func() any {
 // write writes what the socket takes at once: on a full socket, nothing.
 // Returning true stops the runtime's poller from waiting for room.
 //
-// The socket does not block (the runtime's poller made it so), so the
-// write(2) is a raw system call, which does not tell the scheduler that
-// it may block. Through syscall.Write, the runtime's monitor handed the
-// processor of a write still in the kernel's TCP after 20 µs to another
-// thread, and kept polling every 20 µs while writes went on
-// (docs/benchmarks.md, "Lessons from the profiles").
+// The write goes through syscall.Write, which lets the scheduler hand the
+// processor over, even though the socket never blocks. As a raw system
+// call it spared the runtime's monitor its work, but the writers then
+// kept their processors through whole fan-outs, and the reads, commits
+// and acknowledgements waited: target 1's median latency rose by a third
+// (docs/bench/extra/raw-write-ab.txt).
 func (op *writeOp) write(fd uintptr) bool {
 	for {
-		r, _, errno := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(unsafe.SliceData(op.p))), uintptr(len(op.p)))
+		n, err := syscall.Write(int(fd), op.p)
 		switch {
-		case errno == syscall.EINTR:
+		case err == syscall.EINTR:
 			continue
-		case errno == syscall.EAGAIN:
+		case err == syscall.EAGAIN:
 			op.n, op.err = 0, nil
-		case errno != 0:
-			op.n, op.err = 0, fmt.Errorf("write: %w", errno)
+		case err != nil:
+			op.n, op.err = 0, fmt.Errorf("write: %w", err)
 		default:
-			op.n, op.err = int(r), nil
+			op.n, op.err = n, nil
 		}
 		return true
 	}
