@@ -450,6 +450,20 @@ func TestPollChannelAuth(t *testing.T) {
 	ap.barrier(t) // Ada's channel goes on
 	wantError(t, "GET with Ada's cursor and no cookie", ts.do(t, nil, "GET", path, nil), http.StatusUnauthorized, chat.CodeUnauthorized)
 
+	// Nor does Grace's DELETE with Ada's cursor end Ada's channel: one
+	// rebuilt would start with a resumed frame.
+	ts.mustDo(t, grace, "DELETE", path, nil, http.StatusNoContent, nil)
+	ap.barrier(t)
+	ap.barrier(t) // the GET after a rebuild has answered by now
+	for _, f := range ap.drain() {
+		if f.Type == "resumed" {
+			t.Errorf("Ada's channel was rebuilt after Grace's DELETE with Ada's cursor: %s", f)
+		}
+	}
+	wantError(t, "DELETE without a cursor", ts.do(t, ada, "DELETE", "/api/poll", nil), http.StatusBadRequest, chat.CodeMissingField)
+	wantError(t, "DELETE with a forged cursor", ts.do(t, ada, "DELETE", "/api/poll?cursor=%21%21", nil), http.StatusBadRequest, chat.CodeInvalidField)
+	wantError(t, "DELETE with no cookie", ts.do(t, nil, "DELETE", path, nil), http.StatusUnauthorized, chat.CodeUnauthorized)
+
 	ts.mustDo(t, ada, "POST", "/api/auth/signout", nil, http.StatusNoContent, nil)
 	if err := ap.waitEnd(t, "the session's end"); err == nil || !strings.Contains(err.Error(), "401") {
 		t.Errorf("Ada's poll ended with %v; want a 401", err)
