@@ -524,6 +524,9 @@ func goBenchmarks(b *strings.Builder, runs map[string]*run) {
 			derived = fmt.Sprintf("%.0f µs per append after a pause", v)
 		} else if v, ok := g.Metrics["µs/decode"]; ok {
 			derived = fmt.Sprintf("%.1f µs per decode after a pause", v)
+		} else if v, ok := g.Metrics["ms-to-last-p99"]; ok {
+			derived = fmt.Sprintf("p50 %.2f ms, p99 %.2f ms; to the last recipient p99 %.1f ms; CPU per delivery %.1f µs relaying, %.1f µs reading",
+				g.Metrics["ms-p50"], g.Metrics["ms-p99"], v, g.Metrics["µs-relay-cpu/delivery"], g.Metrics["µs-peer-cpu/delivery"])
 		} else if v, ok := g.Metrics["µs-one-way"]; ok {
 			derived = fmt.Sprintf("%.1f µs one way, %.1f µs round trip", v, g.Metrics["µs-round-trip"])
 		} else if ns := g.Metrics["ns/op"]; ns > 0 {

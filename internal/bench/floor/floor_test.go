@@ -18,12 +18,16 @@ import (
 )
 
 // echoEnv makes the test binary the peer process of
-// BenchmarkLoopbackAfterPause (TestMain).
+// BenchmarkLoopbackAfterPause (TestMain); relayPeerEnv makes it the
+// peer of the relay (relay_test.go).
 const echoEnv = "PARLEY_BENCH_LOOPBACK_PEER"
 
 func TestMain(m *testing.M) {
 	if os.Getenv(echoEnv) != "" {
 		os.Exit(loopbackPeer())
+	}
+	if arg := os.Getenv(relayPeerEnv); arg != "" {
+		os.Exit(relayPeer(arg))
 	}
 	os.Exit(m.Run())
 }

@@ -1,0 +1,313 @@
+package floor
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The bare relay: the floor under the fan-out targets (3 and 4 of
+// docs/benchmarks.md). A peer process opens conns connections to this one
+// and, on the first, sends rate records a second; this process writes each
+// record it reads to every connection, the first included, and the peer
+// times each record's arrival on each connection against the time stamp
+// the record carries. That is a message's way through Parley and the load
+// tool (two processes, loopback TCP, Go's network poller on both sides, one
+// write per recipient, one goroutine reading each connection) without
+// anything Parley or the tool do on top: no WebSocket, no JSON, no store,
+// no hub, no sequence checks. No server of these targets on this machine,
+// with a client that reads each connection, can do better.
+
+// relayPeerEnv makes the test binary the peer process of the relay
+// (TestMain); its value is "ADDR CONNS MESSAGES RATE".
+const relayPeerEnv = "PARLEY_BENCH_RELAY_PEER"
+
+// recordSize is the size of a relayed record: about what a message event
+// of the load tool's takes on the wire. A record holds its index and its
+// time stamp (Unix ns), then padding.
+const recordSize = 160
+
+// relayResult is what the peer measured: latencies in ns, CPU in ns.
+type relayResult struct {
+	deliveries         int
+	p50, p99, max      int64 // over every delivery
+	lastP50, lastP99   int64 // over messages, of each one's last delivery
+	lastMax            int64
+	peerCPU, serverCPU int64 // user + system, while records flowed
+}
+
+// runRelay starts the peer and relays its records until it reports: conns
+// connections, messages records at rate a second. It fails t on any error.
+func runRelay(t testing.TB, conns, messages, rate int) relayResult {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %d %d %d", relayPeerEnv, ln.Addr(), conns, messages, rate))
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Wait() }()
+	defer func() { _ = cmd.Process.Kill() }()
+
+	// The peer dials the sending connection first and waits for it to be
+	// established before the others, so it is the first accepted.
+	cs := make([]net.Conn, 0, conns)
+	defer func() {
+		for _, c := range cs {
+			c.Close()
+		}
+	}()
+	_ = ln.(*net.TCPListener).SetDeadline(time.Now().Add(time.Minute))
+	for len(cs) < conns {
+		c, err := ln.Accept()
+		if err != nil {
+			t.Fatalf("accepted %d of %d connections: %v", len(cs), conns, err)
+		}
+		cs = append(cs, c)
+	}
+
+	// One writer per processor, as Parley's, each with its share of the
+	// connections, written in order.
+	writers := min(runtime.GOMAXPROCS(0), conns)
+	queues := make([]chan []byte, writers)
+	var wg sync.WaitGroup
+	writeErr := make(chan error, writers)
+	for w := range queues {
+		queues[w] = make(chan []byte, messages)
+		mine := cs[w*conns/writers : (w+1)*conns/writers]
+		wg.Go(func() {
+			for rec := range queues[w] {
+				for _, c := range mine {
+					if _, err := c.Write(rec); err != nil {
+						writeErr <- err
+						return
+					}
+				}
+			}
+		})
+	}
+	defer func() {
+		for _, q := range queues {
+			close(q)
+		}
+		wg.Wait()
+	}()
+	cpu0 := cpuTime()
+	go func() {
+		// Relay what the first connection sends, after telling the peer
+		// that every connection is ready.
+		if _, err := cs[0].Write([]byte{1}); err != nil {
+			writeErr <- err
+			return
+		}
+		r := bufio.NewReaderSize(cs[0], recordSize)
+		for range messages {
+			rec := make([]byte, recordSize)
+			if _, err := io.ReadFull(r, rec); err != nil {
+				writeErr <- err
+				return
+			}
+			for _, q := range queues {
+				q <- rec
+			}
+		}
+	}()
+
+	line := make(chan string, 1)
+	go func() {
+		s, _ := bufio.NewReader(out).ReadString('\n')
+		line <- s
+	}()
+	var s string
+	select {
+	case s = <-line:
+	case err := <-writeErr:
+		t.Fatalf("relay: %v", err)
+	case <-time.After(time.Duration(messages/rate)*time.Second + 40*time.Second):
+		t.Fatal("the relay's peer did not report in time")
+	}
+	serverCPU := cpuTime() - cpu0
+	res, err := parseRelayResult(s)
+	if err != nil {
+		t.Fatalf("relay peer: %v", err)
+	}
+	res.serverCPU = serverCPU
+	return res
+}
+
+// cpuTime is this process's user and system time so far, in ns.
+func cpuTime() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return ru.Utime.Nano() + ru.Stime.Nano()
+}
+
+const resultFormat = "deliveries %d p50 %d p99 %d max %d last-p50 %d last-p99 %d last-max %d cpu %d\n"
+
+func parseRelayResult(s string) (relayResult, error) {
+	if rest, ok := strings.CutPrefix(s, "error "); ok {
+		return relayResult{}, errors.New(strings.TrimSpace(rest))
+	}
+	var r relayResult
+	_, err := fmt.Sscanf(s, resultFormat, &r.deliveries, &r.p50, &r.p99, &r.max, &r.lastP50, &r.lastP99, &r.lastMax, &r.peerCPU)
+	if err != nil {
+		return relayResult{}, fmt.Errorf("result %q: %w", s, err)
+	}
+	return r, nil
+}
+
+// relayPeer is the peer process: it dials, sends, receives and reports one
+// line on stdout, the result or "error ...". It gives up after the time
+// its messages take plus 30 s.
+func relayPeer(arg string) int {
+	fail := func(format string, a ...any) int {
+		fmt.Printf("error "+format+"\n", a...)
+		return 1
+	}
+	f := strings.Fields(arg)
+	if len(f) != 4 {
+		return fail("want ADDR CONNS MESSAGES RATE, got %q", arg)
+	}
+	conns, err1 := strconv.Atoi(f[1])
+	messages, err2 := strconv.Atoi(f[2])
+	rate, err3 := strconv.Atoi(f[3])
+	if err := errors.Join(err1, err2, err3); err != nil || conns < 1 || messages < 1 || rate < 1 {
+		return fail("bad arguments %q: %v", arg, err)
+	}
+	time.AfterFunc(time.Duration(messages/rate)*time.Second+30*time.Second, func() {
+		fmt.Println("error timed out")
+		os.Exit(2)
+	})
+
+	cs := make([]net.Conn, conns)
+	for i := range cs {
+		c, err := net.DialTimeout("tcp", f[0], 10*time.Second)
+		if err != nil {
+			return fail("dial %d of %d: %v", i+1, conns, err)
+		}
+		cs[i] = c
+	}
+	var ready [1]byte
+	if _, err := io.ReadFull(cs[0], ready[:]); err != nil {
+		return fail("wait for the relay: %v", err)
+	}
+	cpu0 := cpuTime()
+
+	// arrived[c][m] is when record m reached connection c, less its stamp.
+	arrived := make([][]int64, conns)
+	errs := make(chan error, conns)
+	var wg sync.WaitGroup
+	for i, c := range cs {
+		arrived[i] = make([]int64, messages)
+		wg.Go(func() {
+			var rec [recordSize]byte
+			for m := range messages {
+				if _, err := io.ReadFull(c, rec[:]); err != nil {
+					errs <- fmt.Errorf("connection %d, record %d: %w", i, m, err)
+					return
+				}
+				now := time.Now().UnixNano()
+				if got := binary.LittleEndian.Uint64(rec[:8]); got != uint64(m) {
+					errs <- fmt.Errorf("connection %d: record %d where %d was due", i, got, m)
+					return
+				}
+				arrived[i][m] = now - int64(binary.LittleEndian.Uint64(rec[8:16]))
+			}
+		})
+	}
+	tick := time.NewTicker(time.Second / time.Duration(rate))
+	var rec [recordSize]byte
+	for m := range messages {
+		<-tick.C
+		binary.LittleEndian.PutUint64(rec[:8], uint64(m))
+		binary.LittleEndian.PutUint64(rec[8:16], uint64(time.Now().UnixNano()))
+		if _, err := cs[0].Write(rec[:]); err != nil {
+			return fail("send %d: %v", m, err)
+		}
+	}
+	tick.Stop()
+	wg.Wait()
+	cpu := cpuTime() - cpu0
+	close(errs)
+	if err := <-errs; err != nil {
+		return fail("%v", err)
+	}
+	all := make([]int64, 0, conns*messages)
+	last := make([]int64, messages)
+	for _, a := range arrived {
+		all = append(all, a...)
+		for m, d := range a {
+			last[m] = max(last[m], d)
+		}
+	}
+	slices.Sort(all)
+	slices.Sort(last)
+	fmt.Printf(resultFormat, len(all), quantile(all, 0.5), quantile(all, 0.99), all[len(all)-1],
+		quantile(last, 0.5), quantile(last, 0.99), last[len(last)-1], cpu)
+	return 0
+}
+
+// quantile returns the q quantile of sorted s (nearest rank).
+func quantile(s []int64, q float64) int64 {
+	i := int(float64(len(s))*q+0.5) - 1
+	return s[min(max(i, 0), len(s)-1)]
+}
+
+// BenchmarkRelay is the bare relay at the load of target 3 (100
+// connections, 10 messages/s) and of target 4 (10,000 connections, 10
+// messages/s), 100 messages each: the latencies over deliveries and to
+// each message's last recipient, and the CPU each process spent per
+// delivery, to set beside the load tool's figures for Parley.
+func BenchmarkRelay(b *testing.B) {
+	for _, conns := range []int{100, 10000} {
+		b.Run(fmt.Sprintf("conns=%d", conns), func(b *testing.B) {
+			var res relayResult
+			for b.Loop() {
+				res = runRelay(b, conns, 100, 10)
+			}
+			ms := func(ns int64) float64 { return float64(ns) / 1e6 }
+			b.ReportMetric(ms(res.p50), "ms-p50")
+			b.ReportMetric(ms(res.p99), "ms-p99")
+			b.ReportMetric(ms(res.lastP50), "ms-to-last-p50")
+			b.ReportMetric(ms(res.lastP99), "ms-to-last-p99")
+			b.ReportMetric(float64(res.serverCPU)/1e3/float64(res.deliveries), "µs-relay-cpu/delivery")
+			b.ReportMetric(float64(res.peerCPU)/1e3/float64(res.deliveries), "µs-peer-cpu/delivery")
+		})
+	}
+}
+
+// TestRelay runs the relay small and fast: every connection gets every
+// record, in order, and the figures are consistent.
+func TestRelay(t *testing.T) {
+	res := runRelay(t, 5, 20, 200)
+	if res.deliveries != 5*20 {
+		t.Fatalf("deliveries = %d, want %d", res.deliveries, 5*20)
+	}
+	if !(0 < res.p50 && res.p50 <= res.p99 && res.p99 <= res.max && res.lastP50 <= res.lastP99 && res.lastP99 <= res.lastMax && res.lastMax == res.max) {
+		t.Fatalf("inconsistent result %+v", res)
+	}
+}
