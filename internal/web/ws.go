@@ -106,11 +106,9 @@ func (c *conn) flush(cl *hub.Client, shared bool) {
 	}
 	defer c.wmu.Unlock()
 	for {
-		select {
-		case <-cl.Done():
+		if cl.Closed() {
 			c.sayGoodbye(cl.Reason())
 			return
-		default:
 		}
 		// The drain of a congested socket flushes again once it is done;
 		// meanwhile the outbox fills, and the hub closes a client that
