@@ -82,11 +82,6 @@ type Client struct {
 	mu      sync.Mutex
 	queue   []*Item
 	writing bool // a writer has been woken and has not yet seen an empty queue
-	// closed is set by Close before done is closed. Push and the writers
-	// check it for every delivery: reading it costs no channel operation,
-	// and it shares a cache line with writing, which they touch anyway,
-	// where done's channel is an allocation of its own.
-	closed atomic.Bool
 
 	done   chan struct{}
 	once   sync.Once
@@ -100,10 +95,6 @@ func (c *Client) follows(t chat.Topic) bool { return slices.Contains(c.topics, t
 // Done is closed when the hub closes the client.
 func (c *Client) Done() <-chan struct{} { return c.done }
 
-// Closed reports whether the hub has closed c, as a receive from Done
-// would without blocking.
-func (c *Client) Closed() bool { return c.closed.Load() }
-
 // Reason tells why Done was closed.
 func (c *Client) Reason() CloseReason { return CloseReason(c.reason.Load()) }
 
@@ -112,7 +103,6 @@ func (c *Client) Reason() CloseReason { return CloseReason(c.reason.Load()) }
 func (c *Client) Close(r CloseReason) {
 	c.once.Do(func() {
 		c.reason.Store(int32(r))
-		c.closed.Store(true)
 		close(c.done)
 		if c.wake != nil {
 			c.wake(c)
@@ -123,8 +113,10 @@ func (c *Client) Close(r CloseReason) {
 // Push queues it without blocking; a full outbox closes the client as slow
 // and Push reports false.
 func (c *Client) Push(it *Item) bool {
-	if c.closed.Load() {
+	select {
+	case <-c.done:
 		return false
+	default:
 	}
 	c.mu.Lock()
 	if len(c.queue) >= c.limit {

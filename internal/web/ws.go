@@ -106,9 +106,11 @@ func (c *conn) flush(cl *hub.Client, shared bool) {
 	}
 	defer c.wmu.Unlock()
 	for {
-		if cl.Closed() {
+		select {
+		case <-cl.Done():
 			c.sayGoodbye(cl.Reason())
 			return
+		default:
 		}
 		// The drain of a congested socket flushes again once it is done;
 		// meanwhile the outbox fills, and the hub closes a client that
