@@ -79,20 +79,30 @@ func BenchmarkLoopbackBackToBack(b *testing.B) {
 	benchLoopback(b, 0)
 }
 
-func benchLoopback(b *testing.B, pause time.Duration) {
+// startPeer starts this test binary as a peer process with env (TestMain
+// tells which peer it is), and returns the peer's stdout. The peer is
+// killed when tb ends.
+func startPeer(tb testing.TB, env string) *bufio.Reader {
+	tb.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), echoEnv+"=1")
+	cmd.Env = append(os.Environ(), env)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	defer func() { _ = cmd.Wait() }()
-	defer func() { _ = cmd.Process.Kill() }()
-	addr, err := bufio.NewReader(out).ReadString('\n')
+	tb.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	return bufio.NewReader(out)
+}
+
+func benchLoopback(b *testing.B, pause time.Duration) {
+	addr, err := startPeer(b, echoEnv+"=1").ReadString('\n')
 	if err != nil {
 		b.Fatalf("peer's address: %v", err)
 	}

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"runtime"
 	"slices"
 	"strconv"
@@ -58,18 +57,7 @@ func runRelay(t testing.TB, conns, messages, rate int) relayResult {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %d %d %d", relayPeerEnv, ln.Addr(), conns, messages, rate))
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = cmd.Wait() }()
-	defer func() { _ = cmd.Process.Kill() }()
+	out := startPeer(t, fmt.Sprintf("%s=%s %d %d %d", relayPeerEnv, ln.Addr(), conns, messages, rate))
 
 	// The peer dials the sending connection first and waits for it to be
 	// established before the others, so it is the first accepted.
@@ -93,7 +81,7 @@ func runRelay(t testing.TB, conns, messages, rate int) relayResult {
 	writers := min(runtime.GOMAXPROCS(0), conns)
 	queues := make([]chan []byte, writers)
 	var wg sync.WaitGroup
-	writeErr := make(chan error, writers)
+	writeErr := make(chan error, writers+1) // the writers' and the reader's
 	for w := range queues {
 		queues[w] = make(chan []byte, messages)
 		mine := cs[w*conns/writers : (w+1)*conns/writers]
@@ -137,7 +125,7 @@ func runRelay(t testing.TB, conns, messages, rate int) relayResult {
 
 	line := make(chan string, 1)
 	go func() {
-		s, _ := bufio.NewReader(out).ReadString('\n')
+		s, _ := out.ReadString('\n')
 		line <- s
 	}()
 	var s string
