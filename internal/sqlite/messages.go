@@ -68,7 +68,7 @@ const (
 	qLast   = `SELECT kind, last_seq FROM conversations WHERE id = ?`
 	qInsert = `INSERT INTO messages (conv_id, seq, kind, sender_id, client_id, body, target_id, created_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (conv_id, sender_id, client_id) WHERE client_id <> '' DO NOTHING`
+		ON CONFLICT (client_id, conv_id, sender_id) WHERE client_id <> '' DO NOTHING`
 	qName   = `SELECT name FROM users WHERE id = ?`
 	qBump   = `UPDATE conversations SET last_seq = ?, last_active_at = max(last_active_at, ?) WHERE id = ?`
 	qRead   = `UPDATE members SET read_seq = max(read_seq, ?) WHERE conv_id = ? AND user_id = ?`
