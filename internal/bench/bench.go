@@ -703,7 +703,6 @@ func (r *runState) runSender(s *sender, stop <-chan struct{}, interval, offset t
 		defer t.Stop()
 		tick = t.C
 	}
-	prefix := r.id + "-" + strconv.Itoa(s.id) + "-"
 	for n := int64(1); ; n++ {
 		if tick != nil {
 			select {
@@ -723,8 +722,8 @@ func (r *runState) runSender(s *sender, stop <-chan struct{}, interval, offset t
 			return
 		default:
 		}
-		body := formatBody(s.id, n, time.Now())
-		if err := s.c.sess.send(prefix+strconv.FormatInt(n, 10), body); err != nil {
+		now := time.Now()
+		if err := s.c.sess.send(clientID(now, s.id, n), formatBody(s.id, n, now)); err != nil {
 			s.release()
 			s.writeErrs++
 			return
@@ -732,6 +731,25 @@ func (r *runState) runSender(s *sender, stop <-chan struct{}, interval, offset t
 		s.sent++
 		r.sent.Add(1)
 	}
+}
+
+// clientID is the client ID of a sender's nth send at t: the time in 16
+// hexadecimal digits, then "-SENDER-N". IDs made later sort later, as Parley
+// asks of its clients (docs/protocol.md): the SQLite store's index of
+// client IDs then takes a batch of sends on a few pages, where IDs in each
+// sender's own order put each sender on pages of its own. The time also
+// keeps them apart from an earlier run's IDs.
+func clientID(t time.Time, sender int, n int64) string {
+	const digits = "0123456789abcdef"
+	b := make([]byte, 16, 16+2+2*20)
+	for i, x := 15, uint64(t.UnixNano()); i >= 0; i, x = i-1, x>>4 {
+		b[i] = digits[x&15]
+	}
+	b = append(b, '-')
+	b = strconv.AppendInt(b, int64(sender), 10)
+	b = append(b, '-')
+	b = strconv.AppendInt(b, n, 10)
+	return string(b)
 }
 
 // formatBody is a message body: "SENDER:N:UNIXNANOS".

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -223,5 +224,32 @@ func TestToLast(t *testing.T) {
 	// The fastest is read back as its bucket's upper edge: within 1/32.
 	if q := s.quantile(0); s.n != 3 || s.max != 9000 || q < 2000 || q > 2000+2000/32 {
 		t.Errorf("messages %d, slowest %d µs, fastest %d µs; want 3, 9000, 2000", s.n, s.max, q)
+	}
+}
+
+// TestClientID checks that the load tool's client IDs sort in the order they
+// were made, whatever their sender and number, stay within the 64
+// characters a client ID may have, and differ between senders and sends.
+func TestClientID(t *testing.T) {
+	at := time.Unix(1700000000, 123456789)
+	ids := []string{
+		clientID(at, 999999, 999999999),
+		clientID(at.Add(time.Nanosecond), 0, 1),
+		clientID(at.Add(time.Microsecond), 5, 12),
+		clientID(at.Add(time.Hour), 5, 13),
+	}
+	if !slices.IsSorted(ids) {
+		t.Errorf("client IDs made in time order sort as %q; want that order", ids)
+	}
+	for _, id := range ids {
+		if len(id) > 64 {
+			t.Errorf("client ID %q has %d characters; want at most 64", id, len(id))
+		}
+	}
+	if a, b := clientID(at, 1, 7), clientID(at, 2, 7); a == b {
+		t.Errorf("two senders' client IDs at the same time are both %q", a)
+	}
+	if a, b := clientID(at, 1, 7), clientID(at, 1, 8); a == b {
+		t.Errorf("two sends' client IDs at the same time are both %q", a)
 	}
 }
