@@ -734,11 +734,11 @@ func (r *runState) runSender(s *sender, stop <-chan struct{}, interval, offset t
 }
 
 // clientID is the client ID of a sender's nth send at t: the time in 16
-// hexadecimal digits, then "-SENDER-N". IDs made later sort later, as Parley
-// asks of its clients (docs/protocol.md): the SQLite store's index of
-// client IDs then takes a batch of sends on a few pages, where IDs in each
-// sender's own order put each sender on pages of its own. The time also
-// keeps them apart from an earlier run's IDs.
+// hexadecimal digits, then "-SENDER-N". IDs made later sort later, as
+// docs/protocol.md recommends: the SQLite store's index of client IDs then
+// takes a batch of sends on a few pages, where IDs in each sender's own
+// order put each sender on pages of its own. The time also keeps them apart
+// from an earlier run's IDs.
 func clientID(t time.Time, sender int, n int64) string {
 	const digits = "0123456789abcdef"
 	b := make([]byte, 16, 16+2+2*20)

@@ -38,8 +38,8 @@ const FALLBACK_AFTER = 2; // WebSocket failures before hello, the HTTP API up, b
 
 // newClientId is a send's client_id: the time in milliseconds, in 12
 // hexadecimal digits, then 12 random bytes. IDs made later sort later, so
-// the server's index of client IDs takes the sends of a moment on a few
-// pages (docs/protocol.md); the random part keeps IDs made in the same
+// the SQLite store's index of client IDs takes the sends of a moment on a
+// few pages (docs/protocol.md); the random part keeps IDs made in the same
 // millisecond, or by another tab, apart.
 export function newClientId() {
   const b = new Uint8Array(12);
