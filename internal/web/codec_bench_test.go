@@ -1,7 +1,6 @@
 package web
 
 import (
-	"encoding/json"
 	"testing"
 	"time"
 
@@ -43,7 +42,7 @@ func BenchmarkDecodeSend(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		var f inFrame
-		if err := json.Unmarshal(frame, &f); err != nil || f.Body == nil {
+		if err := decodeFrame(frame, &f); err != nil || f.Body == nil {
 			b.Fatal(err)
 		}
 	}
@@ -63,7 +62,7 @@ func BenchmarkDecodeSendAfterPause(b *testing.B) {
 			time.Sleep(100 * time.Millisecond)
 			t0 := time.Now()
 			var f inFrame
-			err := json.Unmarshal(frame, &f)
+			err := decodeFrame(frame, &f)
 			spent += time.Since(t0)
 			if err != nil || f.Body == nil {
 				b.Fatal(err)

@@ -275,7 +275,7 @@ type resumedFrame struct {
 }
 
 func mustJSON(v any) json.RawMessage {
-	b, err := json.Marshal(v)
+	b, err := encodeFrame(v)
 	if err != nil {
 		panic(err) // frames are plain structs
 	}
@@ -432,9 +432,10 @@ var pollBuffers = sync.Pool{New: func() any { return new([]byte) }}
 
 // writePoll answers a GET /api/poll: {"cursor": …, "frames": […]}, as
 // writeJSON would write it, but put together here: encoding/json would scan
-// every frame again to check and compact it, and a long-polling client
-// costs one answer per delivery. The frames are encoding/json's own output
-// (encodeNative, mustJSON), and the cursor is base64url.
+// every frame again to check and compact it (and escape its <, > and &),
+// and a long-polling client costs one answer per delivery. The frames are
+// compact JSON already (encodeNative, mustJSON), and the cursor is
+// base64url.
 func writePoll(w http.ResponseWriter, cursor string, frames []json.RawMessage) {
 	bp := pollBuffers.Get().(*[]byte)
 	b := append((*bp)[:0], `{"cursor":"`...)

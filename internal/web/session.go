@@ -2,7 +2,6 @@ package web
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"slices"
@@ -191,7 +190,7 @@ func (n *session) handle(data []byte, reply func(any)) {
 	n.hmu.Lock()
 	defer n.hmu.Unlock()
 	var f inFrame
-	if err := json.Unmarshal(data, &f); err != nil {
+	if err := decodeFrame(data, &f); err != nil {
 		n.fail(reply, "", 0, chat.Errorf(chat.ErrInvalid, chat.CodeBadJSON, "frame is not a JSON object of the expected shape: %v", err))
 		return
 	}

@@ -655,7 +655,7 @@ func (c *conn) endFrame(w io.WriteCloser, first []byte) error {
 
 // push queues a reply frame for this connection only.
 func (c *conn) push(v any) {
-	b, err := json.Marshal(v)
+	b, err := encodeFrame(v)
 	if err != nil {
 		c.s.log.Error("encode frame", "err", err)
 		return
@@ -802,7 +802,7 @@ func encodeNative(ev chat.Event) []byte {
 	var v any
 	switch ev.Type {
 	case chat.EventMessage:
-		v = messageFrame{Type: "message", RoomID: ev.ConvID, Message: ev.Message}
+		return messageFrame{Type: "message", RoomID: ev.ConvID, Message: ev.Message}.appendJSON(nil)
 	case chat.EventTyping:
 		if ev.User == nil {
 			return nil
