@@ -362,7 +362,9 @@ func (f *frameConn) drain(d *drainState) {
 		}
 		if err != nil {
 			d.mu.Lock()
-			d.err = err
+			if d.err == nil { // keep the first cause: a cut makes this write fail too
+				d.err = err
+			}
 			d.mu.Unlock()
 			_ = f.Conn.Close()
 		}
