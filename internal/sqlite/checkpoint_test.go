@@ -3,10 +3,14 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/parley-chat/parley/internal/chat"
 )
 
 // TestCheckpointerBoundsWAL writes several times walRestartPages while the
@@ -99,5 +103,28 @@ func TestCheckpointerWaitsForPages(t *testing.T) {
 	}
 	if n := db.walBacklog(); n != 0 {
 		t.Errorf("after a checkpoint, the -shm file says %d pages are not copied; want 0", n)
+	}
+}
+
+// TestGroupCommitCheckpoints stores more than checkpointPages pages
+// through the group commit alone: its commits must wake the checkpointer,
+// which copies the WAL back below checkpointPages.
+func TestGroupCommitCheckpoints(t *testing.T) {
+	db, u, r := annInGeneral(t)
+	ctx := context.Background()
+	body := strings.Repeat("x", 3000) // about a page a message
+	for i := range 2 * checkpointPages {
+		if _, _, err := db.Append(ctx, chat.NewMessage{ConvID: r.ID, Kind: chat.KindText, SenderID: u.ID,
+			ClientID: fmt.Sprint(i), Body: body, At: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for db.walBacklog() >= checkpointPages {
+		if time.Now().After(deadline) {
+			t.Fatalf("the WAL still holds %d pages not checkpointed 10 s after the last commit; want fewer than %d",
+				db.walBacklog(), checkpointPages)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
