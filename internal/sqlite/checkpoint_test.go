@@ -128,3 +128,36 @@ func TestGroupCommitCheckpoints(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestWALBacklogReopens: the -shm file is kept open between reads; a read
+// that fails answers checkpointPages (a checkpoint then runs anyway) and
+// closes it, and the next read opens it again and answers the backlog.
+// The test reads through a shmHeader of its own, beside the checkpointer's.
+func TestWALBacklogReopens(t *testing.T) {
+	db, u, r := annInGeneral(t)
+	ctx := context.Background()
+	if _, _, err := db.Append(ctx, chat.NewMessage{ConvID: r.ID, Kind: chat.KindText, SenderID: u.ID, ClientID: "c-1", Body: "hello", At: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	h := &shmHeader{path: db.path + "-shm"}
+	defer h.close()
+	n := h.backlog()
+	if n <= 0 || n >= checkpointPages {
+		t.Fatalf("backlog after one message = %d; want between 1 and %d", n, checkpointPages-1)
+	}
+	if h.f == nil {
+		t.Fatal("the -shm file was not kept open after a read")
+	}
+	if err := h.f.Close(); err != nil { // the next read fails
+		t.Fatal(err)
+	}
+	if got := h.backlog(); got != checkpointPages {
+		t.Errorf("backlog with the file failing = %d; want checkpointPages (%d)", got, checkpointPages)
+	}
+	if h.f != nil {
+		t.Error("the file was kept after a failed read")
+	}
+	if got := h.backlog(); got != n {
+		t.Errorf("backlog once the file is opened again = %d; want %d", got, n)
+	}
+}

@@ -79,6 +79,7 @@ type DB struct {
 	batcherDone chan struct{}
 
 	ck               *sql.DB       // one connection, for checkpoints (checkpoint.go)
+	shm              *shmHeader    // the WAL's backlog, for the checkpointer
 	written          chan struct{} // to the checkpointer: a write has committed
 	stopCheckpoints  chan struct{}
 	checkpointerDone chan struct{}
