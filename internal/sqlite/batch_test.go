@@ -190,3 +190,44 @@ func TestGroupCommitManyConversations(t *testing.T) {
 		}
 	}
 }
+
+// TestAppendPages counts the pages that storing one message adds to the
+// WAL: at light load each message commits alone, and every page it changes
+// is written out whole (docs/benchmarks.md, target 3). They are the
+// message's row and its three index entries, the conversation's row, and
+// the sender's read position; an index that every message updates and no
+// query reads, as conversations_last_active_at was, makes one more.
+func TestAppendPages(t *testing.T) {
+	ctx := t.Context()
+	db := mustOpen(t, filepath.Join(t.TempDir(), "parley.db"))
+	now := time.Now()
+	u, _, err := db.EnsureUser(ctx, "ann@example.invalid", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := db.EnsureRoom(ctx, "pages", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := db.JoinRoom(ctx, r.ID, u.ID, now, false); err != nil {
+		t.Fatal(err)
+	}
+	send := func(i int) {
+		t.Helper()
+		m := chat.NewMessage{ConvID: r.ID, Kind: chat.KindText, SenderID: u.ID, ClientID: fmt.Sprintf("c-%03d", i), Body: "hello", MemberOnly: true, ConvKind: chat.ConvRoom, At: now.Add(time.Duration(i) * time.Millisecond)}
+		if _, created, err := db.Append(ctx, m); err != nil || !created {
+			t.Fatalf("Append %d: created %v, %v", i, created, err)
+		}
+	}
+	send(0) // the first message of the room may start pages of its own
+	const sends = 10
+	before := db.walBacklog()
+	for i := 1; i <= sends; i++ {
+		send(i)
+	}
+	pages := db.walBacklog() - before
+	t.Logf("%d pages for %d messages committed one by one", pages, sends)
+	if pages > 6*sends {
+		t.Errorf("%d messages, each in its own commit, wrote %d pages to the WAL; want at most %d", sends, pages, 6*sends)
+	}
+}
