@@ -140,12 +140,12 @@ func (db *DB) walBacklog() int64 { return db.shm.backlog() }
 
 // shmHeader reads the WAL-index header of the database at path from its
 // "-shm" file, which it opens once and keeps open: read after every
-// commit, opening it each time cost six more system calls than the read
-// (open(2), four fcntl(2) of the runtime, close(2)). The file stays the
-// same while the database is open: SQLite removes it only when the last
-// connection of the only process that may have the database open (Open's
-// lock) closes, and recreates it only on the first open after. A failed
-// read closes it, to be opened again next time.
+// commit, opening it each time cost seven more system calls than the read
+// (open(2), and the runtime's epoll_ctl(2) and four fcntl(2), close(2)).
+// The file stays the same while the database is open: SQLite removes it
+// only when the last connection of the only process that may have the
+// database open (Open's lock) closes, and recreates it only on the first
+// open after. A failed read closes it, to be opened again next time.
 type shmHeader struct {
 	path string
 	mu   sync.Mutex
