@@ -198,17 +198,9 @@ func TestGroupCommitManyConversations(t *testing.T) {
 // the sender's read position; an index that every message updates and no
 // query reads, as conversations_last_active_at was, makes one more.
 func TestAppendPages(t *testing.T) {
+	db, u, r := annInGeneral(t)
 	ctx := t.Context()
-	db := mustOpen(t, filepath.Join(t.TempDir(), "parley.db"))
 	now := time.Now()
-	u, _, err := db.EnsureUser(ctx, "ann@example.invalid", now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := db.EnsureRoom(ctx, "pages", now)
-	if err != nil {
-		t.Fatal(err)
-	}
 	if _, _, err := db.JoinRoom(ctx, r.ID, u.ID, now, false); err != nil {
 		t.Fatal(err)
 	}

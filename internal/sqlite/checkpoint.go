@@ -153,9 +153,6 @@ type shmHeader struct {
 }
 
 func (h *shmHeader) backlog() int64 {
-	if h == nil { // an in-memory database: no WAL
-		return checkpointPages
-	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.f == nil {
@@ -181,9 +178,6 @@ func (h *shmHeader) backlog() int64 {
 
 // close closes the file if it is open.
 func (h *shmHeader) close() {
-	if h == nil {
-		return
-	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.f != nil {
