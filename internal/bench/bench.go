@@ -175,8 +175,11 @@ type Result struct {
 	Server          *ServerStats `json:"server,omitempty"`
 	// The load tool's own CPU time while sending and draining: on a
 	// machine it shares with the server, what it takes from the server.
-	ToolCPUSeconds       float64  `json:"tool_cpu_seconds,omitempty"`
-	ToolCPUPerDeliveryUS float64  `json:"tool_cpu_per_delivery_us,omitempty"`
+	ToolCPUSeconds       float64 `json:"tool_cpu_seconds,omitempty"`
+	ToolCPUPerDeliveryUS float64 `json:"tool_cpu_per_delivery_us,omitempty"`
+	// Of ToolCPUSeconds, the time the kernel spent on the tool's behalf
+	// (its system calls, and TCP's work in them).
+	ToolCPUSystemSeconds float64  `json:"tool_cpu_system_seconds,omitempty"`
 	OK                   bool     `json:"ok"`
 	Interrupted          bool     `json:"interrupted,omitempty"` // stopped early (ctx ended): the run is not OK whatever it measured
 	InterruptReason      string   `json:"interrupt_reason,omitempty"`
@@ -191,6 +194,7 @@ type ServerStats struct {
 	RSSPerConn       int64   `json:"rss_per_conn_bytes"`  // (after - before) / connections
 	CPUSeconds       float64 `json:"cpu_seconds"`         // while sending and draining (idle: while connecting)
 	CPUPerDeliveryUS float64 `json:"cpu_per_delivery_us"` // CPU time per delivery received
+	CPUSystemSeconds float64 `json:"cpu_system_seconds"`  // of CPUSeconds, the kernel's on the server's behalf
 }
 
 // Run runs the benchmark cfg describes and returns its measurements. It
@@ -438,6 +442,7 @@ func (r *runState) run(ctx context.Context) (Result, error) {
 	if selfErr == nil && !sendStart.IsZero() {
 		cpu := selfEnd.CPU - self.CPU
 		res.ToolCPUSeconds = cpu.Seconds()
+		res.ToolCPUSystemSeconds = (selfEnd.Sys - self.Sys).Seconds()
 		if res.DeliveriesReceived > 0 {
 			res.ToolCPUPerDeliveryUS = float64(cpu.Microseconds()) / float64(res.DeliveriesReceived)
 		}
@@ -465,11 +470,13 @@ func serverStats(before, connected, end procStats, idle bool, conns int, deliver
 	if conns > 0 && connected.RSS > 0 {
 		s.RSSPerConn = (connected.RSS - before.RSS) / int64(conns)
 	}
-	cpu := end.CPU - connected.CPU
+	from, to := connected, end
 	if idle {
-		cpu = connected.CPU - before.CPU
+		from, to = before, connected
 	}
+	cpu := to.CPU - from.CPU
 	s.CPUSeconds = cpu.Seconds()
+	s.CPUSystemSeconds = (to.Sys - from.Sys).Seconds()
 	if deliveries > 0 {
 		s.CPUPerDeliveryUS = float64(cpu.Microseconds()) / float64(deliveries)
 	}

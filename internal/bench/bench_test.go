@@ -221,6 +221,9 @@ func TestBenchTransports(t *testing.T) {
 						t.Errorf("tool CPU %gs, %gµs per delivery of %d; want > 0, and %.1fµs",
 							res.ToolCPUSeconds, res.ToolCPUPerDeliveryUS, res.DeliveriesReceived, want)
 					}
+					if res.ToolCPUSystemSeconds < 0 || res.ToolCPUSystemSeconds > res.ToolCPUSeconds {
+						t.Errorf("tool CPU %gs, of it in the kernel %gs", res.ToolCPUSeconds, res.ToolCPUSystemSeconds)
+					}
 				}
 				// (A long-polling sender's pace depends on its POSTs' round trips.)
 				if transport == bench.TransportWS && tc.rate > 0 && (res.MessagesSent < 50 || res.MessagesSent > 300) {
@@ -393,6 +396,9 @@ func TestBenchIdle(t *testing.T) {
 	}
 	if err == nil && (res.Server == nil || res.Server.RSSBefore <= 0 || res.Server.RSSAfter <= 0) {
 		t.Errorf("server stats = %+v; want RSS before and after", res.Server)
+	}
+	if s := res.Server; s != nil && (s.CPUSystemSeconds < 0 || s.CPUSystemSeconds > s.CPUSeconds) {
+		t.Errorf("server CPU %gs, of it in the kernel %gs", s.CPUSeconds, s.CPUSystemSeconds)
 	}
 }
 

@@ -158,7 +158,7 @@ func TestParseProc(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := procStats{RSS: 12345 << 10, CPU: 3 * time.Second}
+	want := procStats{RSS: 12345 << 10, CPU: 3 * time.Second, Sys: 500 * time.Millisecond}
 	if got != want {
 		t.Errorf("parseProc = %+v; want %+v", got, want)
 	}

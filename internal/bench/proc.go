@@ -17,6 +17,7 @@ const clockTicks = 100
 type procStats struct {
 	RSS int64         // resident set size, bytes
 	CPU time.Duration // user + system time
+	Sys time.Duration // of which system time: in the kernel, on the process's behalf
 }
 
 // readProc reads process pid's memory and CPU time from /proc.
@@ -32,8 +33,8 @@ func readProc(pid int) (procStats, error) {
 	return parseProc(status, stat)
 }
 
-// parseProc reads VmRSS from a /proc/PID/status and utime + stime from a
-// /proc/PID/stat.
+// parseProc reads VmRSS from a /proc/PID/status and utime and stime from
+// a /proc/PID/stat.
 func parseProc(status, stat []byte) (procStats, error) {
 	var ps procStats
 	found := false
@@ -66,14 +67,15 @@ func parseProc(status, stat []byte) (procStats, error) {
 	if len(f) < 13 {
 		return procStats{}, fmt.Errorf("proc stat: %d fields after the command name; want at least 13", len(f))
 	}
-	var ticks int64
-	for _, s := range f[11:13] {
+	var ticks [2]int64 // utime, stime
+	for i, s := range f[11:13] {
 		n, err := strconv.ParseInt(s, 10, 64)
 		if err != nil {
 			return procStats{}, fmt.Errorf("proc stat: cpu time: %w", err)
 		}
-		ticks += n
+		ticks[i] = n
 	}
-	ps.CPU = time.Duration(ticks) * time.Second / clockTicks
+	ps.CPU = time.Duration(ticks[0]+ticks[1]) * time.Second / clockTicks
+	ps.Sys = time.Duration(ticks[1]) * time.Second / clockTicks
 	return ps, nil
 }

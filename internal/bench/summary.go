@@ -56,13 +56,13 @@ func (r Result) WriteSummary(w io.Writer) error {
 		line("server RSS", "%s before, %s connected (%s per connection), %s at the end",
 			mib(s.RSSBefore), mib(s.RSSAfter), kib(s.RSSPerConn), mib(s.RSSEnd))
 		if r.Senders > 0 {
-			line("server CPU", "%.2fs sending and draining (%.1fµs per delivery)", s.CPUSeconds, s.CPUPerDeliveryUS)
+			line("server CPU", "%.2fs sending and draining (%.1fµs per delivery, %s)", s.CPUSeconds, s.CPUPerDeliveryUS, inKernel(s.CPUSystemSeconds, s.CPUSeconds))
 		} else {
-			line("server CPU", "%.2fs connecting", s.CPUSeconds)
+			line("server CPU", "%.2fs connecting (%s)", s.CPUSeconds, inKernel(s.CPUSystemSeconds, s.CPUSeconds))
 		}
 	}
 	if r.ToolCPUSeconds > 0 {
-		line("tool CPU", "%.2fs sending and draining (%.1fµs per delivery)", r.ToolCPUSeconds, r.ToolCPUPerDeliveryUS)
+		line("tool CPU", "%.2fs sending and draining (%.1fµs per delivery, %s)", r.ToolCPUSeconds, r.ToolCPUPerDeliveryUS, inKernel(r.ToolCPUSystemSeconds, r.ToolCPUSeconds))
 	}
 	for _, n := range r.Notes {
 		line("note", "%s", n)
@@ -92,3 +92,12 @@ func codes(m map[string]int64) string {
 
 func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
 func kib(n int64) string { return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10)) }
+
+// inKernel says what share of cpu seconds sys was: the system time, spent
+// in the kernel on the process's behalf.
+func inKernel(sys, cpu float64) string {
+	if cpu <= 0 {
+		return "none of it in the kernel"
+	}
+	return fmt.Sprintf("%.0f %% of it in the kernel", 100*sys/cpu)
+}

@@ -527,6 +527,10 @@ func goBenchmarks(b *strings.Builder, runs map[string]*run) {
 		} else if v, ok := g.Metrics["ms-to-last-p99"]; ok {
 			derived = fmt.Sprintf("p50 %.2f ms, p99 %.2f ms; to the last recipient p99 %.1f ms; CPU per delivery %.1f µs relaying, %.1f µs reading",
 				g.Metrics["ms-p50"], g.Metrics["ms-p99"], v, g.Metrics["µs-relay-cpu/delivery"], g.Metrics["µs-peer-cpu/delivery"])
+			// The kernel's share, in the output of benchmarks that report it.
+			if rs, ok := g.Metrics["µs-relay-sys/delivery"]; ok {
+				derived += fmt.Sprintf(" (in the kernel %.1f and %.1f µs)", rs, g.Metrics["µs-peer-sys/delivery"])
+			}
 		} else if v, ok := g.Metrics["µs-one-way"]; ok {
 			derived = fmt.Sprintf("%.1f µs one way, %.1f µs round trip", v, g.Metrics["µs-round-trip"])
 		} else if ns := g.Metrics["ns/op"]; ns > 0 {

@@ -46,6 +46,7 @@ type relayResult struct {
 	lastP50, lastP99   int64 // over messages, of each one's last delivery
 	lastMax            int64
 	peerCPU, serverCPU int64 // user + system, while records flowed
+	peerSys, serverSys int64 // of which system: the kernel's
 }
 
 // runRelay starts the peer and relays its records until it reports: conns
@@ -102,7 +103,7 @@ func runRelay(t testing.TB, conns, messages, rate int) relayResult {
 		}
 		wg.Wait()
 	}()
-	cpu0 := cpuTime()
+	cpu0, sys0 := cpuTime()
 	go func() {
 		// Relay what the first connection sends, after telling the peer
 		// that every connection is ready.
@@ -136,32 +137,33 @@ func runRelay(t testing.TB, conns, messages, rate int) relayResult {
 	case <-time.After(time.Duration(messages/rate)*time.Second + 40*time.Second):
 		t.Fatal("the relay's peer did not report in time")
 	}
-	serverCPU := cpuTime() - cpu0
+	cpu1, sys1 := cpuTime()
 	res, err := parseRelayResult(s)
 	if err != nil {
 		t.Fatalf("relay peer: %v", err)
 	}
-	res.serverCPU = serverCPU
+	res.serverCPU, res.serverSys = cpu1-cpu0, sys1-sys0
 	return res
 }
 
-// cpuTime is this process's user and system time so far, in ns.
-func cpuTime() int64 {
+// cpuTime is this process's user and system time so far, and its system
+// time alone, in ns.
+func cpuTime() (cpu, sys int64) {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
+		return 0, 0
 	}
-	return ru.Utime.Nano() + ru.Stime.Nano()
+	return ru.Utime.Nano() + ru.Stime.Nano(), ru.Stime.Nano()
 }
 
-const resultFormat = "deliveries %d p50 %d p99 %d max %d last-p50 %d last-p99 %d last-max %d cpu %d\n"
+const resultFormat = "deliveries %d p50 %d p99 %d max %d last-p50 %d last-p99 %d last-max %d cpu %d sys %d\n"
 
 func parseRelayResult(s string) (relayResult, error) {
 	if rest, ok := strings.CutPrefix(s, "error "); ok {
 		return relayResult{}, errors.New(strings.TrimSpace(rest))
 	}
 	var r relayResult
-	_, err := fmt.Sscanf(s, resultFormat, &r.deliveries, &r.p50, &r.p99, &r.max, &r.lastP50, &r.lastP99, &r.lastMax, &r.peerCPU)
+	_, err := fmt.Sscanf(s, resultFormat, &r.deliveries, &r.p50, &r.p99, &r.max, &r.lastP50, &r.lastP99, &r.lastMax, &r.peerCPU, &r.peerSys)
 	if err != nil {
 		return relayResult{}, fmt.Errorf("result %q: %w", s, err)
 	}
@@ -203,7 +205,7 @@ func relayPeer(arg string) int {
 	if _, err := io.ReadFull(cs[0], ready[:]); err != nil {
 		return fail("wait for the relay: %v", err)
 	}
-	cpu0 := cpuTime()
+	cpu0, sys0 := cpuTime()
 
 	// arrived[c][m] is when record m reached connection c, less its stamp.
 	arrived := make([][]int64, conns)
@@ -239,7 +241,7 @@ func relayPeer(arg string) int {
 	}
 	tick.Stop()
 	wg.Wait()
-	cpu := cpuTime() - cpu0
+	cpu1, sys1 := cpuTime()
 	close(errs)
 	if err := <-errs; err != nil {
 		return fail("%v", err)
@@ -255,7 +257,7 @@ func relayPeer(arg string) int {
 	slices.Sort(all)
 	slices.Sort(last)
 	fmt.Printf(resultFormat, len(all), quantile(all, 0.5), quantile(all, 0.99), all[len(all)-1],
-		quantile(last, 0.5), quantile(last, 0.99), last[len(last)-1], cpu)
+		quantile(last, 0.5), quantile(last, 0.99), last[len(last)-1], cpu1-cpu0, sys1-sys0)
 	return 0
 }
 
@@ -284,6 +286,9 @@ func BenchmarkRelay(b *testing.B) {
 			b.ReportMetric(ms(res.lastP99), "ms-to-last-p99")
 			b.ReportMetric(float64(res.serverCPU)/1e3/float64(res.deliveries), "µs-relay-cpu/delivery")
 			b.ReportMetric(float64(res.peerCPU)/1e3/float64(res.deliveries), "µs-peer-cpu/delivery")
+			// Of which the kernel's: system calls, and TCP's work in them.
+			b.ReportMetric(float64(res.serverSys)/1e3/float64(res.deliveries), "µs-relay-sys/delivery")
+			b.ReportMetric(float64(res.peerSys)/1e3/float64(res.deliveries), "µs-peer-sys/delivery")
 		})
 	}
 }
@@ -297,5 +302,8 @@ func TestRelay(t *testing.T) {
 	}
 	if !(0 < res.p50 && res.p50 <= res.p99 && res.p99 <= res.max && res.lastP50 <= res.lastP99 && res.lastP99 <= res.lastMax && res.lastMax == res.max) {
 		t.Fatalf("inconsistent result %+v", res)
+	}
+	if !(0 <= res.serverSys && res.serverSys <= res.serverCPU && 0 <= res.peerSys && res.peerSys <= res.peerCPU) {
+		t.Fatalf("system time beyond CPU time: %+v", res)
 	}
 }
