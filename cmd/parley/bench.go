@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -25,7 +26,8 @@ connections per room send for --duration, and checks that every
 connection of a room receives every message of it once and in order.
 Prints a progress line a second to stderr, then a summary and one JSON
 line to stdout; exits with an error if a delivery was lost, duplicated or
-out of order, or if the run was interrupted (SIGINT) before its end. Runs
+out of order, if a connection failed or ended before the run did, or if
+the run was interrupted (SIGINT) before its end. Runs
 with GOGC=400 unless GOGC is set, to leave the CPU to a server on the same
 machine.
 
@@ -132,6 +134,9 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 		return fmt.Errorf("bench: %w", err)
 	case res.ConnsEstablished == 0:
 		return fmt.Errorf("bench: no connection established: %s", res.ConnectError)
+	case res.ConnsFailed > 0 || res.ConnsDropped > 0:
+		return fmt.Errorf("bench: of %d connections, %d failed to connect and %d ended early: %s",
+			res.ConnsEstablished+res.ConnsFailed, res.ConnsFailed, res.ConnsDropped, cmp.Or(res.ConnectError, res.DropError))
 	case !res.OK:
 		return fmt.Errorf("bench: %d lost, %d duplicated, %d out of order", res.Lost, res.Duplicated, res.OutOfOrder)
 	}

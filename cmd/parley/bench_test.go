@@ -104,8 +104,23 @@ func TestBenchCommand(t *testing.T) {
 		t.Error("admin sessions --room with a bad name succeeded")
 	}
 
+	// Half the clients cannot connect (a token the server never issued):
+	// whatever the others got, the run is not OK.
+	badTokens := filepath.Join(t.TempDir(), "bad-tokens")
+	first, _, _ := strings.Cut(tokens.String(), "\n")
+	if err := os.WriteFile(badTokens, []byte(first+"\nnot-a-session-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var bout bytes.Buffer
+	err := run(ctx, []string{"bench", "--targets", s.URL, "--tokens", badTokens, "--conns", "4", "--senders", "1",
+		"--rate", "20", "--duration", "300ms", "--drain", "1s"}, noEnv, &bout, &bout)
+	if err == nil || !strings.Contains(err.Error(), "of 4 connections, 2 failed to connect") ||
+		!strings.Contains(bout.String(), "result       FAILED") || !strings.Contains(bout.String(), `"ok":false`) {
+		t.Errorf("bench with 2 of 4 clients unable to connect = %v; want an error naming them, and the run not OK\n%s", err, bout.String())
+	}
+
 	var out bytes.Buffer
-	err := run(ctx, []string{"bench", "--targets", s.URL, "--transport", "longpoll"}, noEnv, &out, &out)
+	err = run(ctx, []string{"bench", "--targets", s.URL, "--transport", "longpoll"}, noEnv, &out, &out)
 	if err == nil || !strings.Contains(err.Error(), "needs session tokens") {
 		t.Errorf("bench --transport longpoll without --tokens = %v; want an error asking for tokens", err)
 	}

@@ -157,6 +157,7 @@ type Result struct {
 	GroupSetupSeconds  float64          `json:"group_setup_seconds,omitempty"` // creating the groups, before connecting
 	ConnectRate        float64          `json:"connect_rate"`                  // connections established per second
 	ConnectError       string           `json:"connect_error,omitempty"`
+	DropError          string           `json:"drop_error,omitempty"` // why the first connection to end early ended
 	MessagesSent       int64            `json:"messages_sent"`
 	MessagesAcked      int64            `json:"messages_acked"` // compat: echoed back to the sender
 	SendErrors         int64            `json:"send_errors"`
@@ -990,6 +991,7 @@ func (r *runState) result(connectTime time.Duration, sendStart, sendEnd time.Tim
 		res.ConnectError = r.connectErr.Error()
 	}
 	if r.dropErr != nil {
+		res.DropError = r.dropErr.Error()
 		res.Notes = append(res.Notes, fmt.Sprintf("%d connections ended early; the first: %v", res.ConnsDropped, r.dropErr))
 	}
 	if !sendEnd.IsZero() {
@@ -1087,8 +1089,10 @@ func (r *runState) result(connectTime time.Duration, sendStart, sendEnd time.Tim
 	if n := r.resumed.Load(); n > 0 {
 		res.Notes = append(res.Notes, fmt.Sprintf("the server rebuilt %d long-poll channels (it lost them or they fell behind); their missed messages came in sync frames", n))
 	}
-	res.OK = !res.Interrupted && res.ConnsEstablished > 0 && res.Lost == 0 && res.Duplicated == 0 && res.OutOfOrder == 0 &&
-		res.DeliveriesReceived == res.DeliveriesExpected
+	// A connection that failed or ended early is a client that got less
+	// than the run asked for, even when what the others got is whole.
+	res.OK = !res.Interrupted && res.ConnsEstablished > 0 && res.ConnsFailed == 0 && res.ConnsDropped == 0 &&
+		res.Lost == 0 && res.Duplicated == 0 && res.OutOfOrder == 0 && res.DeliveriesReceived == res.DeliveriesExpected
 	slices.SortFunc(res.Notes, func(a, b string) int { return cmp.Compare(a, b) })
 	return res
 }

@@ -455,12 +455,54 @@ func TestBenchNoticesFaults(t *testing.T) {
 	}
 }
 
+// TestBenchConnectionFaults: a client that could not connect, or whose
+// connection ended before the run did, got less than the run asked for;
+// the run is not OK even when every delivery to the others was whole.
+func TestBenchConnectionFaults(t *testing.T) {
+	t.Run("failed", func(t *testing.T) {
+		s := newTestServer(t)
+		res := mustRun(t, bench.Config{
+			Targets:        []string{s.URL},
+			Conns:          4,
+			SendersPerRoom: 1,
+			Rate:           50,
+			Duration:       300 * time.Millisecond,
+			Tokens:         append(s.tokens(t, 1), "not-a-session-token"), // clients 1 and 3 get the bad one
+		})
+		if res.ConnsEstablished != 2 || res.ConnsFailed != 2 || res.ConnectError == "" || res.OK {
+			t.Errorf("established, failed, connect error, ok = %d, %d, %q, %v; want 2, 2, a cause, false",
+				res.ConnsEstablished, res.ConnsFailed, res.ConnectError, res.OK)
+		}
+	})
+	t.Run("dropped", func(t *testing.T) {
+		f := &faultyServer{conns: make(map[*fakeConn]bool), whole: true, dropOpened: 1}
+		srv := httptest.NewServer(f)
+		t.Cleanup(srv.Close)
+		res := mustRun(t, bench.Config{
+			Targets:        []string{srv.URL},
+			Conns:          3,
+			SendersPerRoom: 1,
+			Rate:           50,
+			Duration:       300 * time.Millisecond,
+			Tokens:         []string{"t"},
+		})
+		if res.ConnsEstablished != 3 || res.ConnsDropped != 1 || res.DropError == "" || res.OK {
+			t.Errorf("established, dropped, drop error, ok = %d, %d, %q, %v; want 3, 1, a cause, false",
+				res.ConnsEstablished, res.ConnsDropped, res.DropError, res.OK)
+		}
+	})
+}
+
 // faultyServer speaks just enough of the native protocol for one room.
+// Unless whole, it loses seq 3, sends seq 5 twice and seq 7 after seq 8;
+// it closes the first dropOpened connections once they opened the room.
 type faultyServer struct {
-	mu    sync.Mutex
-	seq   int64
-	held  []byte // seq 7, sent after seq 8
-	conns map[*fakeConn]bool
+	mu         sync.Mutex
+	seq        int64
+	held       []byte // seq 7, sent after seq 8
+	conns      map[*fakeConn]bool
+	whole      bool
+	dropOpened int
 }
 
 type fakeConn struct {
@@ -510,20 +552,27 @@ func (f *faultyServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
 		switch in.Type {
 		case "open":
-			f.conns[c] = true
 			c.write(fmt.Sprintf(`{"type": "opened", "ref": %q, "room": {"id": 1, "last_seq": %d}}`, in.Ref, f.seq))
+			if f.dropOpened > 0 {
+				f.dropOpened--
+				f.mu.Unlock()
+				return
+			}
+			f.conns[c] = true
 		case "send":
 			f.seq++
 			msg := fmt.Sprintf(`{"room_id": 1, "seq": %d, "kind": "text", "client_id": %q, "body": %q}`, f.seq, in.ClientID, in.Body)
 			c.write(fmt.Sprintf(`{"type": "ack", "room_id": 1, "client_id": %q, "message": %s}`, in.ClientID, msg))
 			ev := fmt.Sprintf(`{"type": "message", "room_id": 1, "message": %s}`, msg)
 			for c := range f.conns {
-				switch f.seq {
-				case 3: // lost
-				case 5: // twice
+				switch seq := f.seq; {
+				case f.whole:
+					c.write(ev)
+				case seq == 3: // lost
+				case seq == 5: // twice
 					c.write(ev + "\n" + ev)
-				case 7: // held back
-				case 8:
+				case seq == 7: // held back
+				case seq == 8:
 					c.write(ev + "\n" + string(f.held))
 				default:
 					c.write(ev)
