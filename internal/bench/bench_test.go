@@ -459,16 +459,21 @@ func TestBenchNoticesFaults(t *testing.T) {
 // connection ended before the run did, got less than the run asked for;
 // the run is not OK even when every delivery to the others was whole.
 func TestBenchConnectionFaults(t *testing.T) {
-	t.Run("failed", func(t *testing.T) {
-		s := newTestServer(t)
-		res := mustRun(t, bench.Config{
-			Targets:        []string{s.URL},
-			Conns:          4,
+	// A few messages from one sender to every connection of one room.
+	run := func(t *testing.T, target string, conns int, tokens []string) bench.Result {
+		return mustRun(t, bench.Config{
+			Targets:        []string{target},
+			Conns:          conns,
 			SendersPerRoom: 1,
 			Rate:           50,
 			Duration:       300 * time.Millisecond,
-			Tokens:         append(s.tokens(t, 1), "not-a-session-token"), // clients 1 and 3 get the bad one
+			Tokens:         tokens,
 		})
+	}
+	t.Run("failed", func(t *testing.T) {
+		s := newTestServer(t)
+		// Tokens are taken in turn: clients 1 and 3 get the bad one.
+		res := run(t, s.URL, 4, append(s.tokens(t, 1), "not-a-session-token"))
 		if res.ConnsEstablished != 2 || res.ConnsFailed != 2 || res.ConnectError == "" || res.OK {
 			t.Errorf("established, failed, connect error, ok = %d, %d, %q, %v; want 2, 2, a cause, false",
 				res.ConnsEstablished, res.ConnsFailed, res.ConnectError, res.OK)
@@ -478,14 +483,7 @@ func TestBenchConnectionFaults(t *testing.T) {
 		f := &faultyServer{conns: make(map[*fakeConn]bool), whole: true, dropOpened: 1}
 		srv := httptest.NewServer(f)
 		t.Cleanup(srv.Close)
-		res := mustRun(t, bench.Config{
-			Targets:        []string{srv.URL},
-			Conns:          3,
-			SendersPerRoom: 1,
-			Rate:           50,
-			Duration:       300 * time.Millisecond,
-			Tokens:         []string{"t"},
-		})
+		res := run(t, srv.URL, 3, []string{"t"})
 		if res.ConnsEstablished != 3 || res.ConnsDropped != 1 || res.DropError == "" || res.OK {
 			t.Errorf("established, dropped, drop error, ok = %d, %d, %q, %v; want 3, 1, a cause, false",
 				res.ConnsEstablished, res.ConnsDropped, res.DropError, res.OK)
