@@ -15,9 +15,8 @@
 #   fan-out, the SQLite store's appends, the server's frame encoding and
 #   decoding, the load tool's decoding, and the machine's own floor: a
 #   loopback write between two processes that were idle, and back to
-#   back, and a bare relay at the loads of targets 3 and 4); no argument
-#   runs them all, in
-#   about 10 minutes.
+#   back, and a bare relay at the loads of targets 3 and 4, with writes and
+#   through io_uring); no argument runs them all, in about 11 minutes.
 # Environment: OUT (default docs/bench) is where results go; REF (default
 # HEAD) is the commit to build and test, exported with git archive so that
 # edits under way in the working tree neither break nor colour the run;

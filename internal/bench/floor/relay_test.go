@@ -51,7 +51,7 @@ type relayResult struct {
 
 // runRelay starts the peer and relays its records until it reports: conns
 // connections, messages records at rate a second. It fails t on any error.
-func runRelay(t testing.TB, conns, messages, rate int) relayResult {
+func runRelay(t testing.TB, conns, messages, rate int, uring bool) relayResult {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -86,6 +86,28 @@ func runRelay(t testing.TB, conns, messages, rate int) relayResult {
 	for w := range queues {
 		queues[w] = make(chan []byte, messages)
 		mine := cs[w*conns/writers : (w+1)*conns/writers]
+		if uring {
+			// A ring per writer, on a thread of its own: the ring is set
+			// up for a single issuer.
+			fds := socketFDs(t, mine)
+			wg.Go(func() {
+				runtime.LockOSThread()
+				defer runtime.UnlockOSThread()
+				r, err := newRing(1024)
+				if err != nil {
+					writeErr <- err
+					return
+				}
+				defer r.close()
+				for rec := range queues[w] {
+					if err := r.sendAll(fds, rec); err != nil {
+						writeErr <- err
+						return
+					}
+				}
+			})
+			continue
+		}
 		wg.Go(func() {
 			for rec := range queues[w] {
 				for _, c := range mine {
@@ -97,14 +119,26 @@ func runRelay(t testing.TB, conns, messages, rate int) relayResult {
 			}
 		})
 	}
+	// The reader closes the queues when it ends, which ends the writers;
+	// on a failure, closing its connection ends it early.
+	readerDone := make(chan struct{})
 	defer func() {
-		for _, q := range queues {
-			close(q)
+		select {
+		case <-readerDone:
+		default:
+			cs[0].Close()
+			<-readerDone
 		}
 		wg.Wait()
 	}()
 	cpu0, sys0 := cpuTime()
 	go func() {
+		defer close(readerDone)
+		defer func() {
+			for _, q := range queues {
+				close(q)
+			}
+		}()
 		// Relay what the first connection sends, after telling the peer
 		// that every connection is ready.
 		if _, err := cs[0].Write([]byte{1}); err != nil {
@@ -144,6 +178,22 @@ func runRelay(t testing.TB, conns, messages, rate int) relayResult {
 	}
 	res.serverCPU, res.serverSys = cpu1-cpu0, sys1-sys0
 	return res
+}
+
+// socketFDs returns the file descriptors of cs, which stay theirs while
+// cs are open.
+func socketFDs(t testing.TB, cs []net.Conn) []int32 {
+	fds := make([]int32, len(cs))
+	for i, c := range cs {
+		rc, err := c.(*net.TCPConn).SyscallConn()
+		if err == nil {
+			err = rc.Control(func(fd uintptr) { fds[i] = int32(fd) })
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return fds
 }
 
 // cpuTime is this process's user and system time so far, and its system
@@ -272,12 +322,19 @@ func quantile(s []int64, q float64) int64 {
 // messages/s), 100 messages each: the latencies over deliveries and to
 // each message's last recipient, and the CPU each process spent per
 // delivery, to set beside the load tool's figures for Parley.
-func BenchmarkRelay(b *testing.B) {
+func BenchmarkRelay(b *testing.B) { benchRelay(b, false) }
+
+// BenchmarkRelayIOURing is BenchmarkRelay with the relay's writers
+// sending through io_uring: all of a writer's sends of a record, up to
+// 1,024, in one system call.
+func BenchmarkRelayIOURing(b *testing.B) { benchRelay(b, true) }
+
+func benchRelay(b *testing.B, uring bool) {
 	for _, conns := range []int{100, 10000} {
 		b.Run(fmt.Sprintf("conns=%d", conns), func(b *testing.B) {
 			var res relayResult
 			for b.Loop() {
-				res = runRelay(b, conns, 100, 10)
+				res = runRelay(b, conns, 100, 10, uring)
 			}
 			ms := func(ns int64) float64 { return float64(ns) / 1e6 }
 			b.ReportMetric(ms(res.p50), "ms-p50")
@@ -293,17 +350,29 @@ func BenchmarkRelay(b *testing.B) {
 	}
 }
 
-// TestRelay runs the relay small and fast: every connection gets every
-// record, in order, and the figures are consistent.
+// TestRelay runs the relay small and fast, with plain writes and through
+// io_uring: every connection gets every record, in order, and the figures
+// are consistent.
 func TestRelay(t *testing.T) {
-	res := runRelay(t, 5, 20, 200)
-	if res.deliveries != 5*20 {
-		t.Fatalf("deliveries = %d, want %d", res.deliveries, 5*20)
-	}
-	if !(0 < res.p50 && res.p50 <= res.p99 && res.p99 <= res.max && res.lastP50 <= res.lastP99 && res.lastP99 <= res.lastMax && res.lastMax == res.max) {
-		t.Fatalf("inconsistent result %+v", res)
-	}
-	if !(0 <= res.serverSys && res.serverSys <= res.serverCPU && 0 <= res.peerSys && res.peerSys <= res.peerCPU) {
-		t.Fatalf("system time beyond CPU time: %+v", res)
+	for _, uring := range []bool{false, true} {
+		t.Run(map[bool]string{false: "write", true: "io_uring"}[uring], func(t *testing.T) {
+			if uring {
+				r, err := newRing(8)
+				if err != nil {
+					t.Skipf("io_uring is not available here: %v", err)
+				}
+				r.close()
+			}
+			res := runRelay(t, 5, 20, 200, uring)
+			if res.deliveries != 5*20 {
+				t.Fatalf("deliveries = %d, want %d", res.deliveries, 5*20)
+			}
+			if !(0 < res.p50 && res.p50 <= res.p99 && res.p99 <= res.max && res.lastP50 <= res.lastP99 && res.lastP99 <= res.lastMax && res.lastMax == res.max) {
+				t.Fatalf("inconsistent result %+v", res)
+			}
+			if !(0 <= res.serverSys && res.serverSys <= res.serverCPU && 0 <= res.peerSys && res.peerSys <= res.peerCPU) {
+				t.Fatalf("system time beyond CPU time: %+v", res)
+			}
+		})
 	}
 }
