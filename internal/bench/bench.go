@@ -180,11 +180,18 @@ type Result struct {
 	ToolCPUPerDeliveryUS float64 `json:"tool_cpu_per_delivery_us,omitempty"`
 	// Of ToolCPUSeconds, the time the kernel spent on the tool's behalf
 	// (its system calls, and TCP's work in them).
-	ToolCPUSystemSeconds float64  `json:"tool_cpu_system_seconds,omitempty"`
-	OK                   bool     `json:"ok"`
-	Interrupted          bool     `json:"interrupted,omitempty"` // stopped early (ctx ended): the run is not OK whatever it measured
-	InterruptReason      string   `json:"interrupt_reason,omitempty"`
-	Notes                []string `json:"notes,omitempty"`
+	ToolCPUSystemSeconds float64 `json:"tool_cpu_system_seconds,omitempty"`
+	// The whole machine's CPU time while sending and draining, over all
+	// its CPUs: busy, and in all (busy and idle). Busy near all means the
+	// machine could not do more: the latencies then hold the queueing.
+	// Busy beyond the server's and the tool's is other processes', and the
+	// kernel's own threads'.
+	MachineBusySeconds float64  `json:"machine_busy_seconds,omitempty"`
+	MachineCPUSeconds  float64  `json:"machine_cpu_seconds,omitempty"`
+	OK                 bool     `json:"ok"`
+	Interrupted        bool     `json:"interrupted,omitempty"` // stopped early (ctx ended): the run is not OK whatever it measured
+	InterruptReason    string   `json:"interrupt_reason,omitempty"`
+	Notes              []string `json:"notes,omitempty"`
 }
 
 // ServerStats is what /proc says about the server process.
@@ -409,9 +416,11 @@ func (r *runState) run(ctx context.Context) (Result, error) {
 		connected = r.proc()
 	}
 	var self, selfEnd procStats // the tool's own, while sending and draining
-	selfErr := errors.New("not measured")
+	var machine, machineEnd machineStats
+	selfErr, machineErr := errors.New("not measured"), errors.New("not measured")
 	if !cfg.Idle {
 		self, selfErr = readProc(os.Getpid())
+		machine, machineErr = readMachine()
 	}
 
 	var sendStart, sendEnd time.Time
@@ -434,6 +443,9 @@ func (r *runState) run(ctx context.Context) (Result, error) {
 	if selfErr == nil {
 		selfEnd, selfErr = readProc(os.Getpid())
 	}
+	if machineErr == nil {
+		machineEnd, machineErr = readMachine()
+	}
 
 	stopProgress()
 	r.closeAll()
@@ -447,6 +459,10 @@ func (r *runState) run(ctx context.Context) (Result, error) {
 		if res.DeliveriesReceived > 0 {
 			res.ToolCPUPerDeliveryUS = float64(cpu.Microseconds()) / float64(res.DeliveriesReceived)
 		}
+	}
+	if machineErr == nil && !sendStart.IsZero() {
+		res.MachineBusySeconds = (machineEnd.Busy - machine.Busy).Seconds()
+		res.MachineCPUSeconds = (machineEnd.Total - machine.Total).Seconds()
 	}
 	if cfg.ServerPID != 0 {
 		res.Server = serverStats(before, connected, end, cfg.Idle, res.ConnsEstablished, res.DeliveriesReceived)

@@ -224,6 +224,12 @@ func TestBenchTransports(t *testing.T) {
 					if res.ToolCPUSystemSeconds < 0 || res.ToolCPUSystemSeconds > res.ToolCPUSeconds {
 						t.Errorf("tool CPU %gs, of it in the kernel %gs", res.ToolCPUSeconds, res.ToolCPUSystemSeconds)
 					}
+					// The machine was busy at least while this process was
+					// (both counted in ticks of 10 ms), and no more than
+					// its CPUs' time.
+					if !(0.9*res.ToolCPUSeconds-0.05 <= res.MachineBusySeconds && res.MachineBusySeconds <= res.MachineCPUSeconds) {
+						t.Errorf("machine CPU %gs busy of %gs, with this process's %gs", res.MachineBusySeconds, res.MachineCPUSeconds, res.ToolCPUSeconds)
+					}
 				}
 				// (A long-polling sender's pace depends on its POSTs' round trips.)
 				if transport == bench.TransportWS && tc.rate > 0 && (res.MessagesSent < 50 || res.MessagesSent > 300) {

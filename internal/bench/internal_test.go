@@ -167,6 +167,25 @@ func TestParseProc(t *testing.T) {
 	}
 }
 
+func TestParseMachine(t *testing.T) {
+	stat := "cpu  100 5 50 1000 20 3 7 2 0 0\ncpu0 50 5 25 500 10 3 7 1 0 0\nintr 1 2 3\n"
+	got, err := parseMachine([]byte(stat))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Busy: user, nice, system, irq, softirq, steal; in all: with idle
+	// and iowait.
+	want := machineStats{Busy: 1670 * time.Millisecond, Total: 11870 * time.Millisecond}
+	if got != want {
+		t.Errorf("parseMachine = %+v; want %+v", got, want)
+	}
+	for _, bad := range []string{"", "cpu0 1 2 3 4 5 6 7 8\n", "cpu 1 2 3\n", "cpu 1 2 3 4 x 6 7 8\n"} {
+		if _, err := parseMachine([]byte(bad)); err == nil {
+			t.Errorf("parseMachine(%q): no error", bad)
+		}
+	}
+}
+
 func TestDecodeCompat(t *testing.T) {
 	var got []event
 	for _, line := range []string{

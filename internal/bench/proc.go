@@ -79,3 +79,43 @@ func parseProc(status, stat []byte) (procStats, error) {
 	ps.Sys = time.Duration(ticks[1]) * time.Second / clockTicks
 	return ps, nil
 }
+
+// machineStats is the whole machine's CPU time so far, over all its CPUs,
+// from /proc/stat.
+type machineStats struct {
+	Busy  time.Duration // user, nice, system, irq, softirq and steal time
+	Total time.Duration // Busy, idle and iowait: the CPUs' time in all
+}
+
+// readMachine reads the machine's CPU time from /proc/stat.
+func readMachine() (machineStats, error) {
+	stat, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return machineStats{}, err
+	}
+	return parseMachine(stat)
+}
+
+// parseMachine reads the first line of a /proc/stat: "cpu" and the
+// times of every CPU together, in USER_HZ: user, nice, system, idle,
+// iowait, irq, softirq and steal (guest time is within user's).
+func parseMachine(stat []byte) (machineStats, error) {
+	line, _, _ := bytes.Cut(stat, []byte("\n"))
+	f := strings.Fields(string(line))
+	if len(f) < 9 || f[0] != "cpu" {
+		return machineStats{}, fmt.Errorf("proc stat: first line %q: want cpu and at least 8 times", line)
+	}
+	var t [8]int64
+	for i, s := range f[1:9] {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return machineStats{}, fmt.Errorf("proc stat: cpu time: %w", err)
+		}
+		t[i] = n
+	}
+	busy := t[0] + t[1] + t[2] + t[5] + t[6] + t[7]
+	return machineStats{
+		Busy:  time.Duration(busy) * time.Second / clockTicks,
+		Total: time.Duration(busy+t[3]+t[4]) * time.Second / clockTicks,
+	}, nil
+}

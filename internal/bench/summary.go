@@ -64,6 +64,14 @@ func (r Result) WriteSummary(w io.Writer) error {
 	if r.ToolCPUSeconds > 0 {
 		line("tool CPU", "%.2fs sending and draining (%.1fµs per delivery, %s)", r.ToolCPUSeconds, r.ToolCPUPerDeliveryUS, inKernel(r.ToolCPUSystemSeconds, r.ToolCPUSeconds))
 	}
+	if r.MachineCPUSeconds > 0 {
+		other := ""
+		if s := r.Server; s != nil {
+			other = fmt.Sprintf("; %.2fs of it neither the server's nor this tool's", r.MachineBusySeconds-s.CPUSeconds-r.ToolCPUSeconds)
+		}
+		line("machine CPU", "%.2fs busy of %.2fs sending and draining (%.0f %%)%s",
+			r.MachineBusySeconds, r.MachineCPUSeconds, 100*r.MachineBusySeconds/r.MachineCPUSeconds, other)
+	}
 	for _, n := range r.Notes {
 		line("note", "%s", n)
 	}
