@@ -181,11 +181,12 @@ type Result struct {
 	// Of ToolCPUSeconds, the time the kernel spent on the tool's behalf
 	// (its system calls, and TCP's work in them).
 	ToolCPUSystemSeconds float64 `json:"tool_cpu_system_seconds,omitempty"`
-	// The whole machine's CPU time while sending and draining, over all
-	// its CPUs: busy, and in all (busy and idle). Busy near all means the
-	// machine could not do more: the latencies then hold the queueing.
-	// Busy beyond the server's and the tool's is other processes', and the
-	// kernel's own threads'.
+	// The CPU time of the machine the tool runs on (the server's too, when
+	// it shares it) while sending and draining, over all its CPUs: busy,
+	// and in all (busy and idle). Busy near all means the machine could not
+	// do more: the latencies then hold the queueing. Busy beyond the
+	// server's and the tool's is other processes', and the kernel's own
+	// threads'.
 	MachineBusySeconds float64  `json:"machine_busy_seconds,omitempty"`
 	MachineCPUSeconds  float64  `json:"machine_cpu_seconds,omitempty"`
 	OK                 bool     `json:"ok"`

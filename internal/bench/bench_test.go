@@ -230,6 +230,11 @@ func TestBenchTransports(t *testing.T) {
 					if !(0.9*res.ToolCPUSeconds-0.05 <= res.MachineBusySeconds && res.MachineBusySeconds <= res.MachineCPUSeconds) {
 						t.Errorf("machine CPU %gs busy of %gs, with this process's %gs", res.MachineBusySeconds, res.MachineCPUSeconds, res.ToolCPUSeconds)
 					}
+					var sum strings.Builder
+					res.WriteSummary(&sum)
+					if want := fmt.Sprintf("machine CPU  %.2fs busy of %.2fs sending and draining", res.MachineBusySeconds, res.MachineCPUSeconds); !strings.Contains(sum.String(), want) {
+						t.Errorf("summary does not say %q:\n%s", want, sum.String())
+					}
 				}
 				// (A long-polling sender's pace depends on its POSTs' round trips.)
 				if transport == bench.TransportWS && tc.rate > 0 && (res.MessagesSent < 50 || res.MessagesSent > 300) {

@@ -67,7 +67,8 @@ func (r Result) WriteSummary(w io.Writer) error {
 	if r.MachineCPUSeconds > 0 {
 		other := ""
 		if s := r.Server; s != nil {
-			other = fmt.Sprintf("; %.2fs of it neither the server's nor this tool's", r.MachineBusySeconds-s.CPUSeconds-r.ToolCPUSeconds)
+			// The three are counted in ticks, over nearly the same span.
+			other = fmt.Sprintf("; %.2fs of it neither the server's nor this tool's", max(r.MachineBusySeconds-s.CPUSeconds-r.ToolCPUSeconds, 0))
 		}
 		line("machine CPU", "%.2fs busy of %.2fs sending and draining (%.0f %%)%s",
 			r.MachineBusySeconds, r.MachineCPUSeconds, 100*r.MachineBusySeconds/r.MachineCPUSeconds, other)
