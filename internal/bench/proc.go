@@ -67,16 +67,11 @@ func parseProc(status, stat []byte) (procStats, error) {
 	if len(f) < 13 {
 		return procStats{}, fmt.Errorf("proc stat: %d fields after the command name; want at least 13", len(f))
 	}
-	var ticks [2]int64 // utime, stime
-	for i, s := range f[11:13] {
-		n, err := strconv.ParseInt(s, 10, 64)
-		if err != nil {
-			return procStats{}, fmt.Errorf("proc stat: cpu time: %w", err)
-		}
-		ticks[i] = n
+	t, err := ticks(f[11:13]) // utime, stime
+	if err != nil {
+		return procStats{}, err
 	}
-	ps.CPU = time.Duration(ticks[0]+ticks[1]) * time.Second / clockTicks
-	ps.Sys = time.Duration(ticks[1]) * time.Second / clockTicks
+	ps.CPU, ps.Sys = t[0]+t[1], t[1]
 	return ps, nil
 }
 
@@ -105,17 +100,23 @@ func parseMachine(stat []byte) (machineStats, error) {
 	if len(f) < 9 || f[0] != "cpu" {
 		return machineStats{}, fmt.Errorf("proc stat: first line %q: want cpu and at least 8 times", line)
 	}
-	var t [8]int64
-	for i, s := range f[1:9] {
-		n, err := strconv.ParseInt(s, 10, 64)
-		if err != nil {
-			return machineStats{}, fmt.Errorf("proc stat: cpu time: %w", err)
-		}
-		t[i] = n
+	t, err := ticks(f[1:9])
+	if err != nil {
+		return machineStats{}, err
 	}
 	busy := t[0] + t[1] + t[2] + t[5] + t[6] + t[7]
-	return machineStats{
-		Busy:  time.Duration(busy) * time.Second / clockTicks,
-		Total: time.Duration(busy+t[3]+t[4]) * time.Second / clockTicks,
-	}, nil
+	return machineStats{Busy: busy, Total: busy + t[3] + t[4]}, nil
+}
+
+// ticks reads times counted in USER_HZ, as /proc writes them.
+func ticks(fields []string) ([]time.Duration, error) {
+	t := make([]time.Duration, len(fields))
+	for i, s := range fields {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("proc stat: cpu time: %w", err)
+		}
+		t[i] = time.Duration(n) * time.Second / clockTicks
+	}
+	return t, nil
 }

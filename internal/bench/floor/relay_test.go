@@ -86,11 +86,22 @@ func runRelay(t testing.TB, conns, messages, rate int, uring bool) relayResult {
 	for w := range queues {
 		queues[w] = make(chan []byte, messages)
 		mine := cs[w*conns/writers : (w+1)*conns/writers]
+		var fds []int32
 		if uring {
-			// A ring per writer, on a thread of its own: the ring is set
-			// up for a single issuer.
-			fds := socketFDs(t, mine)
-			wg.Go(func() {
+			fds = socketFDs(t, mine)
+		}
+		wg.Go(func() {
+			send := func(rec []byte) error {
+				for _, c := range mine {
+					if _, err := c.Write(rec); err != nil {
+						return err
+					}
+				}
+				return nil
+			}
+			if uring {
+				// A ring per writer, on a thread of its own: the ring is
+				// set up for a single issuer.
 				runtime.LockOSThread()
 				defer runtime.UnlockOSThread()
 				r, err := newRing(1024)
@@ -99,22 +110,12 @@ func runRelay(t testing.TB, conns, messages, rate int, uring bool) relayResult {
 					return
 				}
 				defer r.close()
-				for rec := range queues[w] {
-					if err := r.sendAll(fds, rec); err != nil {
-						writeErr <- err
-						return
-					}
-				}
-			})
-			continue
-		}
-		wg.Go(func() {
+				send = func(rec []byte) error { return r.sendAll(fds, rec) }
+			}
 			for rec := range queues[w] {
-				for _, c := range mine {
-					if _, err := c.Write(rec); err != nil {
-						writeErr <- err
-						return
-					}
+				if err := send(rec); err != nil {
+					writeErr <- err
+					return
 				}
 			}
 		})
