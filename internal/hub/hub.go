@@ -78,7 +78,7 @@ type Client struct {
 	SessionID int64
 
 	limit   int
-	wake    func(*Client)
+	wake    Waker // an interface, not a func: a method value would be one more object to load on every Push
 	mu      sync.Mutex
 	queue   []*Item
 	writing bool // a writer has been woken and has not yet seen an empty queue
@@ -95,6 +95,11 @@ func (c *Client) follows(t chat.Topic) bool { return slices.Contains(c.topics, t
 // Done is closed when the hub closes the client.
 func (c *Client) Done() <-chan struct{} { return c.done }
 
+// Closed reports whether the hub closed the client, as a receive from
+// Done would, without reading the channel: a delivery then touches the
+// client alone, not its channel as well.
+func (c *Client) Closed() bool { return c.reason.Load() != int32(ReasonNone) }
+
 // Reason tells why Done was closed.
 func (c *Client) Reason() CloseReason { return CloseReason(c.reason.Load()) }
 
@@ -105,7 +110,7 @@ func (c *Client) Close(r CloseReason) {
 		c.reason.Store(int32(r))
 		close(c.done)
 		if c.wake != nil {
-			c.wake(c)
+			c.wake.Wake(c)
 		}
 	})
 }
@@ -113,10 +118,8 @@ func (c *Client) Close(r CloseReason) {
 // Push queues it without blocking; a full outbox closes the client as slow
 // and Push reports false.
 func (c *Client) Push(it *Item) bool {
-	select {
-	case <-c.done:
+	if c.Closed() {
 		return false
-	default:
 	}
 	c.mu.Lock()
 	if len(c.queue) >= c.limit {
@@ -129,7 +132,7 @@ func (c *Client) Push(it *Item) bool {
 	c.writing = true
 	c.mu.Unlock()
 	if start && c.wake != nil {
-		c.wake(c)
+		c.wake.Wake(c)
 	}
 	return true
 }
@@ -236,6 +239,15 @@ func (h *Hub) deliverAny(t chat.Topic, ev chat.Event) {
 	}
 }
 
+// A Waker starts a client's writer (Register).
+type Waker interface{ Wake(*Client) }
+
+// WakeFunc is a function as a Waker.
+type WakeFunc func(*Client)
+
+// Wake calls f.
+func (f WakeFunc) Wake(c *Client) { f(c) }
+
 // ErrClosed is returned by Register after Close.
 var ErrClosed = errors.New("hub closed")
 
@@ -244,7 +256,7 @@ var ErrClosed = errors.New("hub closed")
 // called when the client needs its writer: items were queued while it was
 // idle, or the client was closed. It may run with hub locks held, so it
 // must only start the writer, never block or call the hub.
-func (h *Hub) Register(userID, sessionID int64, outbox int, wake func(*Client)) (*Client, error) {
+func (h *Hub) Register(userID, sessionID int64, outbox int, wake Waker) (*Client, error) {
 	c := &Client{UserID: userID, SessionID: sessionID, limit: outbox, wake: wake, done: make(chan struct{})}
 	h.mu.Lock()
 	if h.closed {

@@ -341,7 +341,7 @@ func TestMissingMessageDoesNotHoldTheRoomForever(t *testing.T) {
 func TestWakeOnlyWhenIdle(t *testing.T) {
 	h, b := newHub(t)
 	var wakes atomic.Int32
-	c, err := h.Register(0, 0, 16, func(*hub.Client) { wakes.Add(1) })
+	c, err := h.Register(0, 0, 16, hub.WakeFunc(func(*hub.Client) { wakes.Add(1) }))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -363,9 +363,21 @@ func TestWakeOnlyWhenIdle(t *testing.T) {
 	if n := wakes.Load(); n != 2 {
 		t.Fatalf("wakes after the writer stopped and a push = %d; want 2", n)
 	}
+	if c.Closed() {
+		t.Fatal("Closed before Close")
+	}
 	c.Close(hub.ReasonShutdown)
 	if n := wakes.Load(); n != 3 {
 		t.Fatalf("wakes after Close = %d; want 3 (the writer must tell the peer)", n)
+	}
+	if !c.Closed() {
+		t.Fatal("not Closed after Close")
+	}
+	if c.Push(&hub.Item{Event: msg(1, 4)}) {
+		t.Error("Push after Close reported true")
+	}
+	if n := wakes.Load(); n != 3 {
+		t.Errorf("wakes after a Push to a closed client = %d; want 3", n)
 	}
 }
 

@@ -50,17 +50,17 @@ func (s *server) handleCompatWS() http.Handler {
 		wake := func(cl *hub.Client) {
 			<-upgraded
 			if c.ws != nil {
-				c.wake(cl)
+				c.Wake(cl)
 			}
 		}
-		c.client, err = s.hub.Register(0, 0, s.cfg.Outbox, func(cl *hub.Client) {
+		c.client, err = s.hub.Register(0, 0, s.cfg.Outbox, hub.WakeFunc(func(cl *hub.Client) {
 			select {
 			case <-upgraded:
 				wake(cl)
 			default:
 				go wake(cl)
 			}
-		})
+		}))
 		if err == nil {
 			if err = s.hub.Subscribe(c.client, chat.ConvTopic(room.ID)); err != nil {
 				s.hub.Unregister(c.client)
@@ -77,7 +77,7 @@ func (s *server) handleCompatWS() http.Handler {
 			close(upgraded)
 			return
 		}
-		c.ws = ws
+		c.setWS(ws)
 		close(upgraded)
 		lim := rate.NewLimiter(rate.Limit(s.cfg.SendRate), s.cfg.SendBurst)
 		go c.serve(func(data []byte) {

@@ -227,7 +227,7 @@ func (s *server) channelFor(a authInfo, cur *pollCursor, any bool) (ch *pollChan
 	}
 	ctx, cancel := opContext()
 	defer cancel()
-	if err := ch.sess.start(ctx, a.Session.ID, ch.wake, after); err != nil {
+	if err := ch.sess.start(ctx, a.Session.ID, ch, after); err != nil {
 		return nil, false, err
 	}
 	if cur == nil {
@@ -282,9 +282,9 @@ func mustJSON(v any) json.RawMessage {
 	return b
 }
 
-// wake is the hub's signal: something is queued, or the client closed:
+// Wake is the hub's signal: something is queued, or the client closed:
 // then the channel ends, and the next poll rebuilds it from its cursor.
-func (ch *pollChannel) wake(cl *hub.Client) {
+func (ch *pollChannel) Wake(cl *hub.Client) {
 	select {
 	case <-cl.Done():
 		go ch.stop()

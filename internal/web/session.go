@@ -59,7 +59,7 @@ func (s *server) newSession(u chat.User) *session {
 // start registers the session in the hub, counts the user online, makes it
 // follow the user's groups and positions its event log: after eventsAfter
 // if given (the events since are queued), else after the newest.
-func (n *session) start(ctx context.Context, sessionID int64, wake func(*hub.Client), eventsAfter *int64) error {
+func (n *session) start(ctx context.Context, sessionID int64, wake hub.Waker, eventsAfter *int64) error {
 	var err error
 	if n.client, err = n.s.hub.Register(n.user.ID, sessionID, n.s.cfg.Outbox, wake); err != nil {
 		return err

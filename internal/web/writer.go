@@ -59,7 +59,7 @@ func newWriters() *writers {
 
 // start has j's connection flushed by a writer; it never blocks.
 func (w *writers) start(j writeJob) {
-	if !j.c.sock().nonBlocking() { // its writes may block: not on a shared writer
+	if !j.c.nb { // its writes may block: not on a shared writer
 		go j.c.flush(j.cl, false)
 		return
 	}

@@ -66,6 +66,10 @@ type conn struct {
 	client *hub.Client // set before serve; the writer gets it as an argument
 	format uint8
 	pingIn uint8 // the pinger's bucket; guarded by the pinger's mu
+	// nb is whether the socket's writes never block (frameConn.nonBlocking),
+	// so that its flushes may run on the shared writers. Set with ws (setWS),
+	// it spares every wake a look at the socket.
+	nb bool
 	// off is where in buf the items not yet written begin: buf[off:] were
 	// taken from the outbox, and the socket was congested. Guarded by wmu.
 	off int32
@@ -81,8 +85,14 @@ type conn struct {
 	admit func(ctx context.Context, ev chat.Event) []chat.Event
 }
 
-// wake is the hub's signal that the client needs its writer.
-func (c *conn) wake(cl *hub.Client) { c.s.writers.start(writeJob{c, cl}) }
+// Wake is the hub's signal that the client needs its writer (hub.Waker).
+func (c *conn) Wake(cl *hub.Client) { c.s.writers.start(writeJob{c, cl}) }
+
+// setWS makes ws c's WebSocket.
+func (c *conn) setWS(ws *websocket.Conn) {
+	c.ws = ws
+	c.nb = c.sock().nonBlocking()
+}
 
 // sock is the socket under c: a frameConn, unless gorilla was given
 // another (never, in the server).
@@ -106,11 +116,9 @@ func (c *conn) flush(cl *hub.Client, shared bool) {
 	}
 	defer c.wmu.Unlock()
 	for {
-		select {
-		case <-cl.Done():
+		if cl.Closed() {
 			c.sayGoodbye(cl.Reason())
 			return
-		default:
 		}
 		// The drain of a congested socket flushes again once it is done;
 		// meanwhile the outbox fills, and the hub closes a client that
@@ -868,12 +876,13 @@ func (s *server) handleWS() http.Handler {
 		if err != nil {
 			return // the upgrader has answered
 		}
-		n := &nativeConn{conn: conn{s: s, ws: ws, format: formatNative, ctx: context.Background()}, session: s.newSession(a.User)}
+		n := &nativeConn{conn: conn{s: s, format: formatNative, ctx: context.Background()}, session: s.newSession(a.User)}
+		n.setWS(ws)
 		n.conn.removed = n.session.dropped
 		n.conn.admit = n.session.admitUser
 		ctx, cancel := opContext()
 		defer cancel()
-		if err := n.session.start(ctx, a.Session.ID, n.wake, after); err != nil {
+		if err := n.session.start(ctx, a.Session.ID, &n.conn, after); err != nil {
 			if !errors.Is(err, hub.ErrClosed) {
 				s.log.Warn("start connection", "user", a.User.ID, "err", err)
 			}
