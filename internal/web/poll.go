@@ -285,10 +285,8 @@ func mustJSON(v any) json.RawMessage {
 // Wake is the hub's signal: something is queued, or the client closed:
 // then the channel ends, and the next poll rebuilds it from its cursor.
 func (ch *pollChannel) Wake(cl *hub.Client) {
-	select {
-	case <-cl.Done():
+	if cl.Closed() {
 		go ch.stop()
-	default:
 	}
 	select {
 	case ch.signal <- struct{}{}:
