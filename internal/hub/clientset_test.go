@@ -1,0 +1,64 @@
+package hub
+
+import (
+	"math/rand/v2"
+	"slices"
+	"testing"
+)
+
+// A clientSet holds each client once, in address order, through adds and
+// removals in any order, and gives back what a large room held once it
+// empties.
+func TestClientSet(t *testing.T) {
+	cs := make([]*Client, 1000)
+	for i := range cs {
+		cs[i] = new(Client)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	var s clientSet
+	in := make(map[*Client]bool)
+	check := func(when string) {
+		t.Helper()
+		if !slices.IsSortedFunc(s, byAddr) {
+			t.Fatalf("%s: not in address order", when)
+		}
+		if len(s) != len(in) {
+			t.Fatalf("%s: %d clients; want %d", when, len(s), len(in))
+		}
+		for _, c := range cs {
+			if s.has(c) != in[c] {
+				t.Fatalf("%s: has = %v; want %v", when, s.has(c), in[c])
+			}
+		}
+	}
+	for _, i := range rng.Perm(len(cs)) {
+		s.add(cs[i])
+		in[cs[i]] = true
+	}
+	s.add(cs[7]) // again: no change
+	check("after adding all in random order")
+
+	for _, i := range rng.Perm(len(cs))[:300] {
+		s.remove(cs[i])
+		delete(in, cs[i])
+	}
+	s.remove(new(Client)) // never added: no change
+	check("after removing 300 one by one")
+
+	var gone []*Client
+	for _, i := range rng.Perm(len(cs))[:500] {
+		gone = append(gone, cs[i]) // some already gone: no matter
+		delete(in, cs[i])
+	}
+	s.remove(gone...)
+	check("after removing 500 at once")
+
+	for c := range in {
+		s.remove(c)
+	}
+	clear(in)
+	check("after removing the rest")
+	if cap(s) > 64 {
+		t.Errorf("an empty set holds room for %d clients; want at most 64", cap(s))
+	}
+}
