@@ -83,12 +83,15 @@ func (w *writers) take(batch []writeJob) ([]writeJob, bool) {
 	defer w.mu.Unlock()
 	n := min(len(w.jobs)-w.head, writerBatch)
 	if n == 0 {
-		if cap(w.jobs) > 4*writerBatch {
-			w.jobs = nil // after a large fan-out, let an idle server hold nothing
-		} else {
-			w.jobs = w.jobs[:0]
-		}
-		w.head = 0
+		// The slice is kept for the next fan-out, which would otherwise
+		// grow a new one a doubling at a time: at 10 messages a second to
+		// a room of 10,000 that was half of what the server allocated,
+		// and a garbage collection every few seconds (target 4 of
+		// docs/benchmarks.md). A connection is queued when its client is
+		// woken, which happens only when it is idle, so the slice holds
+		// about two words per connection at most; it goes when the last
+		// writer ends, a second after the queue last emptied.
+		w.jobs, w.head = w.jobs[:0], 0
 		w.idle++
 		return batch, false
 	}
@@ -126,7 +129,9 @@ func (w *writers) run() {
 			w.mu.Lock()
 			if w.idle > 0 { // nobody told this goroutine to go on
 				w.idle--
-				w.running--
+				if w.running--; w.running == 0 && w.head == len(w.jobs) {
+					w.jobs, w.head = nil, 0
+				}
 				w.mu.Unlock()
 				return
 			}

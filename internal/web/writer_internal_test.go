@@ -228,3 +228,35 @@ func TestWritersQueue(t *testing.T) {
 		}
 	}
 }
+
+// The queue keeps its slice from one fan-out to the next, which would
+// otherwise grow one anew: at ten messages a second to a room of 10,000,
+// half of what the server allocated (target 4 of docs/benchmarks.md).
+func TestWritersQueueKept(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocations are counted without -race (.ci/run)")
+	}
+	w := newWriters()
+	conns := make([]conn, 10_000)
+	var batch []writeJob
+	fanOut := func() {
+		w.mu.Lock()
+		for i := range conns {
+			w.jobs = append(w.jobs, writeJob{c: &conns[i]})
+		}
+		w.mu.Unlock()
+		for n := 0; ; n += len(batch) {
+			var ok bool
+			if batch, ok = w.take(batch[:0]); !ok {
+				if n != len(conns) {
+					t.Fatalf("took %d jobs of %d", n, len(conns))
+				}
+				return
+			}
+		}
+	}
+	fanOut()
+	if allocs := testing.AllocsPerRun(5, fanOut); allocs != 0 {
+		t.Fatalf("a fan-out after the first allocates %v times; want none", allocs)
+	}
+}
