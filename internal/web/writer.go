@@ -167,13 +167,7 @@ type drainState struct {
 
 // nonBlocking reports whether f's writes never block: its socket lets a
 // write(2) go without the runtime's poller waiting for room.
-func (f *frameConn) nonBlocking() bool {
-	if f == nil {
-		return false
-	}
-	_, ok := f.Conn.(syscall.Conn)
-	return ok
-}
+func (f *frameConn) nonBlocking() bool { return f != nil && f.raw != nil }
 
 // draining reports whether f has bytes waiting for its drain (or has
 // failed).
@@ -247,12 +241,9 @@ func (op *writeOp) write(fd uintptr) bool {
 
 // Write writes p, or keeps what the socket does not take at once for a
 // drain; it does not block. Gorilla calls it one frame at a time, under
-// its write lock. The socket's RawConn is obtained here, a small
-// allocation per write, rather than kept: two more words in every
-// frameConn would move it to the next size class (TestConnSizes).
+// its write lock.
 func (f *frameConn) Write(p []byte) (int, error) {
-	sc, ok := f.Conn.(syscall.Conn)
-	if !ok {
+	if f.raw == nil {
 		return f.Conn.Write(p)
 	}
 	if d := f.d.Load(); d != nil {
@@ -260,14 +251,9 @@ func (f *frameConn) Write(p []byte) (int, error) {
 			return n, err
 		}
 	}
-	raw, err := sc.SyscallConn()
-	if err != nil {
-		f.fail(err)
-		return 0, err
-	}
 	op := writeOps.Get().(*writeOp)
 	op.p = p
-	err = raw.Write(op.fn)
+	err := f.raw.Write(op.fn)
 	n, werr := op.n, op.err
 	op.p, op.err = nil, nil
 	writeOps.Put(op)

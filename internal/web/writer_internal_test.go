@@ -32,7 +32,7 @@ func socketPair(t *testing.T) (*frameConn, *net.TCPConn) {
 	t.Cleanup(func() { _ = sc.Close() })
 	_ = sc.SetWriteBuffer(4 << 10)
 	_ = cc.SetReadBuffer(4 << 10)
-	fc := &frameConn{Conn: sc}
+	fc := newFrameConn(sc)
 	if !fc.nonBlocking() {
 		t.Fatal("a TCP socket's frameConn blocks on writes")
 	}

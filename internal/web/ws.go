@@ -15,6 +15,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -366,12 +367,12 @@ const (
 // idle connection holds none.
 type frameConn struct {
 	net.Conn
-	pbuf     [2]byte
+	raw      syscall.RawConn    // Conn's, if it is a socket: writes that never block (writer.go)
 	rbuf     *[readBufSize]byte // from readBufs while pend is in it; nil otherwise
 	deadline int64              // the read deadline as last set (SetReadDeadline), in Unix ns; 0 for none
 	pend     []byte             // bytes read and not returned yet, from the start of a frame or within one
-	head     [14]byte           // the header of the frame under way, as far as read
-	hn       int                // bytes of head read; 0 between frames
+	head     [14]byte           // the header of the frame under way, as far as read; between frames, wait reads into its end
+	hn       uint8              // bytes of head read; 0 between frames
 	left     int64              // bytes of the frame's payload not read, once head is complete
 
 	// The write half (writer.go).
@@ -423,9 +424,13 @@ func (f *frameConn) wait() error {
 		return nil // the next frame was read with the last
 	}
 	for {
-		n, err := f.Conn.Read(f.pbuf[:]) // at most the frame's 2 first bytes
+		// At most the frame's 2 first bytes, into the end of head, which
+		// holds nothing between frames: Read has returned them before
+		// advance writes beyond head[1].
+		b := f.head[len(f.head)-2:]
+		n, err := f.Conn.Read(b)
 		if n > 0 {
-			f.pend = f.pbuf[:n]
+			f.pend = b[:n]
 			return nil // a failure shows again on the next Read
 		}
 		if err != nil {
@@ -476,7 +481,7 @@ func (f *frameConn) fill() error {
 // headNeed is the number of bytes of the frame's header not yet read.
 func (f *frameConn) headNeed() int {
 	if f.hn < 2 {
-		return 2 - f.hn
+		return 2 - int(f.hn)
 	}
 	n := 2
 	switch f.head[1] &^ maskBit {
@@ -488,7 +493,7 @@ func (f *frameConn) headNeed() int {
 	if f.head[1]&maskBit != 0 {
 		n += 4
 	}
-	return n - f.hn
+	return n - int(f.hn)
 }
 
 // room is the number of bytes left in the frame under way, as far as its
@@ -508,8 +513,8 @@ func (f *frameConn) room() int64 {
 func (f *frameConn) advance(b []byte) {
 	for len(b) > 0 {
 		if need := f.headNeed(); need > 0 {
-			k := copy(f.head[f.hn:f.hn+need], b)
-			f.hn += k
+			k := copy(f.head[f.hn:int(f.hn)+need], b)
+			f.hn += uint8(k)
 			b = b[k:]
 			if f.hn >= 2 && f.headNeed() == 0 {
 				f.left = payloadLen(f.head[:f.hn])
@@ -550,7 +555,20 @@ func (h hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	return &frameConn{Conn: c}, brw, nil
+	return newFrameConn(c), brw, nil
+}
+
+// newFrameConn returns a frameConn over c. The socket's RawConn is kept:
+// asking for it allocates, and a write must not (target 4 of
+// docs/benchmarks.md).
+func newFrameConn(c net.Conn) *frameConn {
+	f := &frameConn{Conn: c}
+	if sc, ok := c.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			f.raw = raw
+		}
+	}
+	return f
 }
 
 var newline = []byte{'\n'}
