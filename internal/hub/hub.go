@@ -55,6 +55,8 @@ type Item struct {
 	enc [maxFormats]struct {
 		once sync.Once
 		b    []byte
+		prep sync.Once
+		v    any
 	}
 }
 
@@ -68,6 +70,24 @@ func (it *Item) Encoded(format int, enc func(chat.Event) []byte) []byte {
 	e := &it.enc[format]
 	e.once.Do(func() { e.b = enc(it.Event) })
 	return e.b
+}
+
+// Prepared returns what prep makes of the item's encoding in format,
+// made at most once per format for all the clients that share the item:
+// nil for an item with Raw set (one client's own) or not shown in that
+// format. The web package keeps there the frame it writes to every
+// client as it is.
+func (it *Item) Prepared(format int, enc func(chat.Event) []byte, prep func([]byte) any) any {
+	if it.Raw != nil {
+		return nil
+	}
+	e := &it.enc[format]
+	e.prep.Do(func() {
+		if b := it.Encoded(format, enc); b != nil {
+			e.v = prep(b)
+		}
+	})
+	return e.v
 }
 
 // Client is one live connection's presence in the hub. Its outbox is a

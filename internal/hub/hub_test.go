@@ -120,6 +120,38 @@ func TestEncodedOncePerFormat(t *testing.T) {
 	}
 }
 
+// Prepared makes one value per format from the encoding, which it shares
+// with Encoded, for clients that may ask at once; none for a raw item, or
+// one not shown in a format.
+func TestPreparedOncePerFormat(t *testing.T) {
+	it := &hub.Item{Event: msg(1, 1)}
+	var encs, preps atomic.Int32
+	enc := func(chat.Event) []byte { encs.Add(1); return []byte("x") }
+	prep := func(b []byte) any { preps.Add(1); return string(b) + "!" }
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for f := range 2 {
+				if got := it.Prepared(f, enc, prep); got != "x!" {
+					t.Errorf("Prepared(%d) = %v; want x!", f, got)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	it.Encoded(0, enc)
+	if encs.Load() != 2 || preps.Load() != 2 {
+		t.Errorf("encoder called %d times, prep %d; want 2 each (once per format)", encs.Load(), preps.Load())
+	}
+	if got := (&hub.Item{Raw: []byte("raw")}).Prepared(0, enc, prep); got != nil {
+		t.Errorf("Prepared of a raw item = %v; want nil", got)
+	}
+	none := func(chat.Event) []byte { return nil }
+	if got := (&hub.Item{Event: msg(1, 2)}).Prepared(0, none, prep); got != nil {
+		t.Errorf("Prepared of an item not shown = %v; want nil", got)
+	}
+}
+
 func TestSlowClientEvictedOthersServed(t *testing.T) {
 	h, b := newHub(t)
 	slow := mustRegister(t, h, 1, 1, 4)

@@ -104,22 +104,7 @@ func NewHandler(log *slog.Logger, cfg Config, svc *chat.Service, h *hub.Hub, ui 
 	for _, o := range cfg.Origins {
 		s.origins[normalizeOrigin(o)] = true
 	}
-	s.upgrader = websocket.Upgrader{
-		HandshakeTimeout: 10 * time.Second,
-		// The least gorilla takes: room for a control frame. Larger frames
-		// are read through it in pieces, or around it into the message.
-		ReadBufferSize:  128,
-		WriteBufferSize: 4096,
-		WriteBufferPool: &sync.Pool{},
-		CheckOrigin:     s.checkOrigin,
-		Error: func(w http.ResponseWriter, r *http.Request, status int, reason error) {
-			code := chat.CodeInvalidField
-			if status == http.StatusForbidden {
-				code = chat.CodeForbidden
-			}
-			writeJSON(w, status, errorBody{Error: errorDetail{Code: code, Message: reason.Error()}})
-		},
-	}
+	s.upgrader = newUpgrader(s.checkOrigin)
 	mux := http.NewServeMux()
 	s.addRoutes(mux, ui)
 
@@ -133,6 +118,27 @@ func NewHandler(log *slog.Logger, cfg Config, svc *chat.Service, h *hub.Hub, ui 
 		writeJSON(w, http.StatusForbidden, errorBody{Error: errorDetail{Code: chat.CodeForbidden, Message: "cross-origin request refused"}})
 	}))
 	return securityHeaders(cop.Handler(mux))
+}
+
+// newUpgrader is the server's WebSocket upgrader; checkOrigin vets the
+// Origin of every upgrade.
+func newUpgrader(checkOrigin func(*http.Request) bool) websocket.Upgrader {
+	return websocket.Upgrader{
+		HandshakeTimeout: 10 * time.Second,
+		// The least gorilla takes: room for a control frame. Larger frames
+		// are read through it in pieces, or around it into the message.
+		ReadBufferSize:  128,
+		WriteBufferSize: 4096,
+		WriteBufferPool: &sync.Pool{},
+		CheckOrigin:     checkOrigin,
+		Error: func(w http.ResponseWriter, r *http.Request, status int, reason error) {
+			code := chat.CodeInvalidField
+			if status == http.StatusForbidden {
+				code = chat.CodeForbidden
+			}
+			writeJSON(w, status, errorBody{Error: errorDetail{Code: code, Message: reason.Error()}})
+		},
+	}
 }
 
 func normalizeOrigin(o string) string {

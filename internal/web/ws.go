@@ -583,6 +583,31 @@ func (c *conn) encode(cl *hub.Client, it *hub.Item) []byte {
 	return it.Encoded(formatNative, encodeNative)
 }
 
+// prepared returns it, as encode gives it, framed once for every client
+// that writes it alone in a frame: gorilla writes a prepared message as
+// it is, where WriteMessage copies the item into a pooled buffer and
+// allocates to give the buffer back, once per client (that was most of
+// what the server allocated at target 4 of docs/benchmarks.md, and what
+// made the collector run while it fanned out). Nil for an item of one
+// client's own, which is written the usual way.
+func (c *conn) prepared(it *hub.Item) *websocket.PreparedMessage {
+	format, enc := formatNative, encodeNative
+	if c.format == formatCompat {
+		format, enc = formatCompat, encodeCompat
+	}
+	pm, _ := it.Prepared(format, enc, prepareText).(*websocket.PreparedMessage)
+	return pm
+}
+
+// prepareText frames b as a text message (hub.Item.Prepared).
+func prepareText(b []byte) any {
+	pm, err := websocket.NewPreparedMessage(websocket.TextMessage, b)
+	if err != nil { // it cannot fail for a server's uncompressed text
+		return nil
+	}
+	return pm
+}
+
 // write sends items: in the compat format one frame each, in the native
 // format as few frames as possible of newline-separated JSON objects.
 // Between two frames, a congested socket stops it: it returns how many
@@ -596,7 +621,7 @@ func (c *conn) write(cl *hub.Client, items []*hub.Item) (int, error) {
 				return i, nil
 			}
 			if b := c.encode(cl, it); b != nil {
-				if err := c.ws.WriteMessage(websocket.TextMessage, b); err != nil {
+				if err := c.endFrame(nil, b, it); err != nil {
 					return i, err
 				}
 			}
@@ -604,13 +629,16 @@ func (c *conn) write(cl *hub.Client, items []*hub.Item) (int, error) {
 		return len(items), nil
 	}
 	var (
-		w     io.WriteCloser // the frame under way, once it holds two items
-		first []byte         // its item while it holds one
-		n     int            // its length
+		w       io.WriteCloser // the frame under way, once it holds two items
+		first   []byte         // its item while it holds one
+		firstIt *hub.Item      // the item of first, if first is its encoding
+		n       int            // its length
 	)
 	for i, it := range items {
 		b := c.encode(cl, it)
+		plain := it // b is its encoding as every client has it
 		if it.Event.UserSeq > 0 && c.admit != nil {
+			plain = nil
 			switch evs := c.admit(c.ctx, it.Event); {
 			case len(evs) == 0:
 				b = nil
@@ -626,10 +654,10 @@ func (c *conn) write(cl *hub.Client, items []*hub.Item) (int, error) {
 		}
 		var err error
 		if len(b) > 0 && (w != nil || first != nil) && n+len(b) > maxCoalesce {
-			if err = c.endFrame(w, first); err != nil {
+			if err = c.endFrame(w, first, firstIt); err != nil {
 				return i, err
 			}
-			w, first, n = nil, nil, 0
+			w, first, firstIt, n = nil, nil, nil, 0
 			// Stop, unless it was admitted: admit must not see it again.
 			if fc.draining() && (it.Event.UserSeq == 0 || c.admit == nil) {
 				return i, nil
@@ -643,7 +671,7 @@ func (c *conn) write(cl *hub.Client, items []*hub.Item) (int, error) {
 		}
 		switch {
 		case w == nil && first == nil:
-			first = b
+			first, firstIt = b, plain
 		case w == nil:
 			if w, err = c.ws.NextWriter(websocket.TextMessage); err != nil {
 				return i, err
@@ -651,7 +679,7 @@ func (c *conn) write(cl *hub.Client, items []*hub.Item) (int, error) {
 			if _, err = w.Write(first); err != nil {
 				return i, err
 			}
-			first = nil
+			first, firstIt = nil, nil
 			fallthrough
 		default:
 			if _, err = w.Write(newline); err != nil {
@@ -663,20 +691,25 @@ func (c *conn) write(cl *hub.Client, items []*hub.Item) (int, error) {
 		}
 		n += len(b) + 1
 	}
-	return len(items), c.endFrame(w, first)
+	return len(items), c.endFrame(w, first, firstIt)
 }
 
 // endFrame ends the frame that write has under way: w if it opened one,
 // else the single item first, which WriteMessage writes without a message
-// writer (NextWriter allocates one per frame).
-func (c *conn) endFrame(w io.WriteCloser, first []byte) error {
+// writer (NextWriter allocates one per frame), or, if it is the encoding
+// of item it, as it was prepared for every client.
+func (c *conn) endFrame(w io.WriteCloser, first []byte, it *hub.Item) error {
 	switch {
 	case w != nil:
 		return w.Close()
-	case first != nil:
-		return c.ws.WriteMessage(websocket.TextMessage, first)
+	case first == nil:
+		return nil
+	case it != nil:
+		if pm := c.prepared(it); pm != nil {
+			return c.ws.WritePreparedMessage(pm)
+		}
 	}
-	return nil
+	return c.ws.WriteMessage(websocket.TextMessage, first)
 }
 
 // push queues a reply frame for this connection only.
