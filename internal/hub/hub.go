@@ -49,8 +49,9 @@ const maxFormats = 2
 // Item is one frame queued for clients: an event shared by all its
 // recipients, or raw bytes for one client. Items are immutable once queued.
 type Item struct {
-	Event chat.Event
-	Raw   []byte // when set, the frame to write as is
+	Event  chat.Event
+	Raw    []byte // when set, the frame to write as is
+	Fanout int    // how many clients the hub's fan-out pushed it to; 0 if pushed to one directly
 
 	enc [maxFormats]struct {
 		once sync.Once
@@ -575,7 +576,7 @@ func (h *Hub) skipGap(tp *topic) {
 
 func (h *Hub) fanOut(tp *topic, ev chat.Event) {
 	tp.mu.RLock()
-	it := &Item{Event: ev}
+	it := &Item{Event: ev, Fanout: len(tp.clients)}
 	for _, c := range tp.clients {
 		if !c.Push(it) {
 			h.log.Debug("client evicted", "user", c.UserID, "reason", c.Reason().String())

@@ -96,6 +96,9 @@ func TestFanOut(t *testing.T) {
 		if shared != nil && shared != items[0] {
 			t.Error("recipients got different items; want one item shared by all")
 		}
+		if items[0].Fanout != 2 {
+			t.Errorf("an item pushed to 2 clients says Fanout %d", items[0].Fanout)
+		}
 		shared = items[0]
 	}
 	if n := other.Queued(); n != 0 {

@@ -50,7 +50,8 @@ func wsPair(t *testing.T) (srv, peer *websocket.Conn) {
 // docs/benchmarks.md). An item shared by every client is written as the
 // frame prepared once for all of them, on the RawConn the socket's
 // frameConn keeps; the peer reads what WriteMessage would have framed.
-// An item of one client's own (Raw) is written the usual way.
+// An item of one client's own (Raw), or of a room smaller than
+// minPrepared, is written the usual way.
 func TestWriteAllocatesNothing(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector's sync.Pool drops items; .ci/run runs this test without -race")
@@ -62,9 +63,10 @@ func TestWriteAllocatesNothing(t *testing.T) {
 		t.Fatal("the upgraded socket's writes may block")
 	}
 	cl := &hub.Client{UserID: 1}
-	shared := &hub.Item{Event: chat.Event{Type: chat.EventMessage, ConvID: 7, Message: &chat.Message{
+	ev := chat.Event{Type: chat.EventMessage, ConvID: 7, Message: &chat.Message{
 		ConvID: 7, Seq: 42, Kind: chat.KindText, SenderID: 2, SenderName: "bo", Body: "hello, room", CreatedAt: time.Unix(1e9, 0).UTC(),
-	}}}
+	}}
+	shared := &hub.Item{Event: ev, Fanout: minPrepared}
 	own := &hub.Item{Raw: []byte(`{"type":"pong","ref":"r1"}`)}
 
 	const runs = 100
@@ -106,7 +108,20 @@ func TestWriteAllocatesNothing(t *testing.T) {
 	if allocs != 0 {
 		t.Fatalf("writing a delivery allocates %v times; want none", allocs)
 	}
-	if shared.Prepared(formatNative, encodeNative, prepareText) == nil || own.Prepared(formatNative, encodeNative, prepareText) != nil {
+	if c.prepared(shared) == nil || c.prepared(own) != nil {
 		t.Fatal("a shared item has no prepared frame, or one client's own has one")
+	}
+	// An item of a small room is not worth preparing: written the usual
+	// way, it costs gorilla's one allocation.
+	small := &hub.Item{Event: ev, Fanout: minPrepared - 1}
+	go func() {
+		for range runs + 1 {
+			if _, _, err := peer.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}()
+	if allocs := testing.AllocsPerRun(runs, func() { _, _ = c.write(cl, []*hub.Item{small}) }); allocs != 1 || c.prepared(small) != nil {
+		t.Fatalf("an item of a small room: %v allocations per write, prepared %v; want 1, none", allocs, c.prepared(small) != nil)
 	}
 }

@@ -588,9 +588,13 @@ func (c *conn) encode(cl *hub.Client, it *hub.Item) []byte {
 // it is, where WriteMessage copies the item into a pooled buffer and
 // allocates to give the buffer back, once per client (that was most of
 // what the server allocated at target 4 of docs/benchmarks.md, and what
-// made the collector run while it fanned out). Nil for an item of one
-// client's own, which is written the usual way.
+// made the collector run while it fanned out). Nil for an item fanned out
+// to fewer than minPrepared clients, or one client's own, which are
+// written the usual way.
 func (c *conn) prepared(it *hub.Item) *websocket.PreparedMessage {
+	if it.Fanout < minPrepared {
+		return nil
+	}
 	format, enc := formatNative, encodeNative
 	if c.format == formatCompat {
 		format, enc = formatCompat, encodeCompat
@@ -598,6 +602,13 @@ func (c *conn) prepared(it *hub.Item) *websocket.PreparedMessage {
 	pm, _ := it.Prepared(format, enc, prepareText).(*websocket.PreparedMessage)
 	return pm
 }
+
+// minPrepared is the fewest clients an item must go to for a prepared
+// frame to pay: gorilla prepares one on a scratch connection of its own,
+// about 5 KB allocated (a 4 KB buffer among them), where writing without
+// one allocates 24 bytes per client. Below it, a store-bound load of many
+// small rooms (target 6) would make more garbage, not less.
+const minPrepared = 256
 
 // prepareText frames b as a text message (hub.Item.Prepared).
 func prepareText(b []byte) any {
