@@ -45,9 +45,9 @@ func wsPair(t *testing.T) (srv, peer *websocket.Conn) {
 }
 
 // Writing a delivery allocates nothing. What the server allocated per
-// delivery had the collector run while it fanned messages out to a room
-// of 10,000, and its pauses made the slowest fan-outs slower (target 4 of
-// docs/benchmarks.md). An item shared by every client is written as the
+// delivery had the collector run every few seconds while it fanned
+// messages out to a room of 10,000 (target 4 of docs/benchmarks.md). An
+// item shared by every client is written as the
 // frame prepared once for all of them, on the RawConn the socket's
 // frameConn keeps; the peer reads what WriteMessage would have framed.
 // An item of one client's own (Raw), or of a room smaller than
