@@ -577,10 +577,15 @@ func (c *conn) encode(cl *hub.Client, it *hub.Item) []byte {
 	if ev := it.Event; (ev.Type == chat.EventPresence || ev.Type == chat.EventTyping) && ev.User != nil && ev.User.ID == cl.UserID {
 		return nil // a user's own presence or typing: of no news to them
 	}
+	return it.Encoded(c.codec())
+}
+
+// codec is c's format and its encoder, for hub.Item's caches.
+func (c *conn) codec() (int, func(chat.Event) []byte) {
 	if c.format == formatCompat {
-		return it.Encoded(formatCompat, encodeCompat)
+		return formatCompat, encodeCompat
 	}
-	return it.Encoded(formatNative, encodeNative)
+	return formatNative, encodeNative
 }
 
 // prepared returns it, as encode gives it, framed once for every client
@@ -595,10 +600,7 @@ func (c *conn) prepared(it *hub.Item) *websocket.PreparedMessage {
 	if it.Fanout < minPrepared {
 		return nil
 	}
-	format, enc := formatNative, encodeNative
-	if c.format == formatCompat {
-		format, enc = formatCompat, encodeCompat
-	}
+	format, enc := c.codec()
 	pm, _ := it.Prepared(format, enc, prepareText).(*websocket.PreparedMessage)
 	return pm
 }
