@@ -29,18 +29,27 @@ type AppendResult struct {
 
 // AppendRequest is one message queued for a store's group commit. The
 // committing goroutine reads Ctx and M and calls Answer exactly once.
+//
+// The outcome is kept in the request itself, and done tells Wait it is
+// there: every send makes a request, and a channel would cost another
+// allocation, with room for the outcome, per send.
 type AppendRequest struct {
-	Ctx context.Context
-	M   NewMessage
-	res chan AppendResult
+	Ctx  context.Context
+	M    NewMessage
+	res  AppendResult   // set by Answer
+	done sync.WaitGroup // 1 until Answer
 }
 
 // Answer delivers r's outcome to its Wait.
-func (r *AppendRequest) Answer(res AppendResult) { r.res <- res }
+func (r *AppendRequest) Answer(res AppendResult) {
+	r.res = res
+	r.done.Done()
+}
 
 // Wait returns r's outcome; store errors name the conversation.
 func (r *AppendRequest) Wait() (Message, bool, error) {
-	res := <-r.res
+	r.done.Wait()
+	res := r.res
 	if res.Err != nil {
 		return Message{}, false, appendErr(r.M, res.Err)
 	}
@@ -90,7 +99,15 @@ func (q *CommitQueue) Queue(ctx context.Context, m NewMessage) PendingAppend {
 	if q.closed {
 		return appendFailed{m, q.errClosed}
 	}
-	req := &AppendRequest{Ctx: ctx, M: m, res: make(chan AppendResult, 1)}
+	req := &AppendRequest{Ctx: ctx, M: m}
+	req.done.Add(1)
+	select {
+	case q.ch <- req:
+		return req
+	default:
+	}
+	// The buffer is full. Only now ask for ctx's Done: a context with a
+	// deadline makes its channel on the first call.
 	select {
 	case q.ch <- req:
 		return req

@@ -3,6 +3,7 @@ package chat_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -108,5 +109,38 @@ func waitDone(t *testing.T, wg *sync.WaitGroup) {
 	case <-done:
 	case <-time.After(10 * time.Second):
 		t.Fatal("appends still wait 10 s after Close")
+	}
+}
+
+// TestCommitQueueAllocs: a queued append costs one allocation, its
+// request, which holds its outcome too. A channel for the outcome was one
+// more per send, and asking a context with a deadline for its Done
+// channel while the buffer has room another (docs/benchmarks.md, target 6).
+func TestCommitQueueAllocs(t *testing.T) {
+	q := chat.NewCommitQueue(4, errQueueClosed)
+	defer q.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var failed error
+	allocs := testing.AllocsPerRun(100, func() {
+		ctx, cancel := context.WithCancel(ctx) // a fresh one: Done is made on its first call
+		p := q.Queue(ctx, chat.NewMessage{ConvID: 7, Body: "hi"})
+		req := <-q.Requests()
+		req.Answer(chat.AppendResult{Msg: chat.Message{ConvID: 7, Seq: 1}, Created: true})
+		if m, created, err := p.Wait(); (m.Seq != 1 || !created || err != nil) && failed == nil {
+			failed = fmt.Errorf("Wait = %v, %v, %v; want seq 1, created", m, created, err)
+		}
+		cancel()
+	})
+	if failed != nil {
+		t.Fatal(failed)
+	}
+	ctxAllocs := testing.AllocsPerRun(100, func() {
+		ctx, cancel := context.WithCancel(ctx)
+		_ = ctx
+		cancel()
+	})
+	if allocs-ctxAllocs > 1 {
+		t.Fatalf("queueing and answering an append allocates %v times besides its context; want 1", allocs-ctxAllocs)
 	}
 }
