@@ -102,6 +102,7 @@ const (
 type rawConn struct {
 	dc    any // the driver connection the statements belong to
 	stmts map[string]driver.Stmt
+	args  []driver.NamedValue // exec's arguments, kept for the next exec: the driver binds them and keeps none
 }
 
 // on returns c ready to run statements on dc. If database/sql has replaced
@@ -147,16 +148,15 @@ func (c *rawConn) stmt(ctx context.Context, q string) (driver.Stmt, error) {
 }
 
 // namedValues converts args as database/sql does for a driver with no
-// converter of its own: a type defined on string (chat.ConvKind) becomes a
-// string, an int an int64.
-func namedValues(args []any) ([]driver.NamedValue, error) {
-	nv := make([]driver.NamedValue, len(args))
+// converter of its own (a type defined on string, as chat.ConvKind, becomes
+// a string, an int an int64), appending them to nv.
+func namedValues(nv []driver.NamedValue, args []any) ([]driver.NamedValue, error) {
 	for i, a := range args {
 		v, err := driver.DefaultParameterConverter.ConvertValue(a)
 		if err != nil {
 			return nil, fmt.Errorf("argument %d: %w", i+1, err)
 		}
-		nv[i] = driver.NamedValue{Ordinal: i + 1, Value: v}
+		nv = append(nv, driver.NamedValue{Ordinal: i + 1, Value: v})
 	}
 	return nv, nil
 }
@@ -166,11 +166,13 @@ func (c *rawConn) exec(ctx context.Context, q string, args ...any) (int64, error
 	if err != nil {
 		return 0, err
 	}
-	nv, err := namedValues(args)
+	nv, err := namedValues(c.args[:0], args)
 	if err != nil {
 		return 0, err
 	}
 	res, err := st.(driver.StmtExecContext).ExecContext(ctx, nv)
+	clear(nv) // let the values go: message bodies among them
+	c.args = nv
 	if err != nil {
 		return 0, err
 	}
@@ -183,7 +185,7 @@ func (c *rawConn) rows(ctx context.Context, q string, args []any) (driver.Rows, 
 	if err != nil {
 		return nil, err
 	}
-	nv, err := namedValues(args)
+	nv, err := namedValues(nil, args)
 	if err != nil {
 		return nil, err
 	}
