@@ -125,3 +125,43 @@ func TestWriteAllocatesNothing(t *testing.T) {
 		t.Fatalf("an item of a small room: %v allocations per write, prepared %v; want 1, none", allocs, c.prepared(small) != nil)
 	}
 }
+
+// Reading a message allocates no buffer for it: the message is read into a
+// pooled buffer, which the next one reuses (gorilla's ReadMessage made a
+// new one of 512 bytes and more for each). Gorilla's reader of the message
+// is the one allocation left.
+func TestReadAllocatesNoBuffer(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector's sync.Pool drops items; .ci/run runs this test without -race")
+	}
+	ws, peer := wsPair(t)
+	c := &conn{s: &server{cfg: Config{PongWait: time.Minute}}, format: formatNative}
+	c.setWS(ws)
+	const runs = 50
+	// Longer than 512 bytes, so that io.ReadAll would grow its buffer.
+	msg := []byte(`{"type":"send","room_id":7,"client_id":"c1","body":"` + strings.Repeat("x", 600) + `"}`)
+	// All written before counting: the writer's allocations would count
+	// too. They fit in the sockets' buffers.
+	for range runs + 1 { // AllocsPerRun calls once more to warm up
+		if err := peer.WriteMessage(websocket.TextMessage, msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var failed error
+	allocs := testing.AllocsPerRun(runs, func() {
+		ok := c.readMessage(func(b []byte) {
+			if !bytes.Equal(b, msg) && failed == nil {
+				failed = fmt.Errorf("read %q; want %q", b, msg)
+			}
+		})
+		if !ok && failed == nil {
+			failed = fmt.Errorf("readMessage failed")
+		}
+	})
+	if failed != nil {
+		t.Fatal(failed)
+	}
+	if allocs > 1 {
+		t.Fatalf("reading a message allocates %v times; want at most gorilla's reader", allocs)
+	}
+}

@@ -323,18 +323,55 @@ func (c *conn) control(fc *frameConn) bool {
 }
 
 // readMessage reads and handles one message; it reports whether to go on.
+// handle must not keep the bytes it is given: they are read into a pooled
+// buffer, which the next message reuses.
 func (c *conn) readMessage(handle func([]byte)) bool {
-	typ, data, err := c.ws.ReadMessage()
+	typ, r, err := c.ws.NextReader()
 	if err != nil {
 		return false
 	}
-	_ = c.ws.SetReadDeadline(time.Now().Add(c.s.cfg.PongWait))
-	if typ != websocket.TextMessage {
-		c.pushError("", 0, chat.Invalid(chat.CodeBadJSON, "", "frames must be text frames holding JSON"))
-		return true
+	bp := frameBufs.Get().(*[]byte)
+	data, err := appendAll((*bp)[:0], r)
+	if err == nil {
+		_ = c.ws.SetReadDeadline(time.Now().Add(c.s.cfg.PongWait))
+		if typ != websocket.TextMessage {
+			c.pushError("", 0, chat.Invalid(chat.CodeBadJSON, "", "frames must be text frames holding JSON"))
+		} else {
+			handle(data)
+		}
 	}
-	handle(data)
-	return true
+	if cap(data) <= maxPooledFrame {
+		*bp = data[:0]
+		frameBufs.Put(bp)
+	}
+	return err == nil
+}
+
+// frameBufs holds the buffers that readMessage reads messages into. Every
+// message is decoded before the next is read, and no handler keeps its
+// bytes, so a buffer serves message after message, where gorilla's
+// ReadMessage allocates 512 bytes and more for each.
+var frameBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooledFrame is the largest buffer readMessage keeps for the next
+// message.
+const maxPooledFrame = 64 << 10
+
+// appendAll appends what r yields until io.EOF, as io.ReadAll does, to b.
+func appendAll(b []byte, r io.Reader) ([]byte, error) {
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)] // grow, as append does
+		}
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+	}
 }
 
 // finish ends a connection whose reading ended.
