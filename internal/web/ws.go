@@ -330,19 +330,19 @@ func (c *conn) readMessage(handle func([]byte)) bool {
 	if err != nil {
 		return false
 	}
-	bp := frameBufs.Get().(*[]byte)
-	data, err := appendAll((*bp)[:0], r)
+	buf := frameBufs.Get().(*bytes.Buffer)
+	buf.Reset()
+	_, err = buf.ReadFrom(r)
 	if err == nil {
 		_ = c.ws.SetReadDeadline(time.Now().Add(c.s.cfg.PongWait))
 		if typ != websocket.TextMessage {
 			c.pushError("", 0, chat.Invalid(chat.CodeBadJSON, "", "frames must be text frames holding JSON"))
 		} else {
-			handle(data)
+			handle(buf.Bytes())
 		}
 	}
-	if cap(data) <= maxPooledFrame {
-		*bp = data[:0]
-		frameBufs.Put(bp)
+	if buf.Cap() <= maxPooledFrame {
+		frameBufs.Put(buf)
 	}
 	return err == nil
 }
@@ -351,28 +351,11 @@ func (c *conn) readMessage(handle func([]byte)) bool {
 // message is decoded before the next is read, and no handler keeps its
 // bytes, so a buffer serves message after message, where gorilla's
 // ReadMessage allocates 512 bytes and more for each.
-var frameBufs = sync.Pool{New: func() any { return new([]byte) }}
+var frameBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // maxPooledFrame is the largest buffer readMessage keeps for the next
 // message.
 const maxPooledFrame = 64 << 10
-
-// appendAll appends what r yields until io.EOF, as io.ReadAll does, to b.
-func appendAll(b []byte, r io.Reader) ([]byte, error) {
-	for {
-		if len(b) == cap(b) {
-			b = append(b, 0)[:len(b)] // grow, as append does
-		}
-		n, err := r.Read(b[len(b):cap(b)])
-		b = b[:len(b)+n]
-		if err == io.EOF {
-			return b, nil
-		}
-		if err != nil {
-			return b, err
-		}
-	}
-}
 
 // finish ends a connection whose reading ended.
 func (c *conn) finish(cleanup func()) {
