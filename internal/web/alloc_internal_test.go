@@ -44,6 +44,21 @@ func wsPair(t *testing.T) (srv, peer *websocket.Conn) {
 	return srv, peer
 }
 
+// countingPair is wsPair's server end as a native connection of a server
+// configured by cfg, for a test that counts allocations; it skips the test
+// under the race detector, whose sync.Pool drops items (.ci/run runs these
+// tests without -race).
+func countingPair(t *testing.T, cfg Config) (*conn, *websocket.Conn) {
+	t.Helper()
+	if raceEnabled {
+		t.Skip("the race detector's sync.Pool drops items; .ci/run runs this test without -race")
+	}
+	ws, peer := wsPair(t)
+	c := &conn{s: &server{cfg: cfg}, format: formatNative}
+	c.setWS(ws)
+	return c, peer
+}
+
 // Writing a delivery allocates nothing. What the server allocated per
 // delivery had the collector run every few seconds while it fanned
 // messages out to a room of 10,000 (target 4 of docs/benchmarks.md). An
@@ -53,12 +68,7 @@ func wsPair(t *testing.T) (srv, peer *websocket.Conn) {
 // An item of one client's own (Raw), or of a room smaller than
 // minPrepared, is written the usual way.
 func TestWriteAllocatesNothing(t *testing.T) {
-	if raceEnabled {
-		t.Skip("the race detector's sync.Pool drops items; .ci/run runs this test without -race")
-	}
-	ws, peer := wsPair(t)
-	c := &conn{s: &server{cfg: Config{WriteWait: time.Minute}}, format: formatNative}
-	c.setWS(ws)
+	c, peer := countingPair(t, Config{WriteWait: time.Minute})
 	if !c.nb {
 		t.Fatal("the upgraded socket's writes may block")
 	}
@@ -131,12 +141,7 @@ func TestWriteAllocatesNothing(t *testing.T) {
 // new one of 512 bytes and more for each). Gorilla's reader of the message
 // is the one allocation left.
 func TestReadAllocatesNoBuffer(t *testing.T) {
-	if raceEnabled {
-		t.Skip("the race detector's sync.Pool drops items; .ci/run runs this test without -race")
-	}
-	ws, peer := wsPair(t)
-	c := &conn{s: &server{cfg: Config{PongWait: time.Minute}}, format: formatNative}
-	c.setWS(ws)
+	c, peer := countingPair(t, Config{PongWait: time.Minute})
 	const runs = 50
 	// Longer than 512 bytes, so that io.ReadAll would grow its buffer.
 	msg := []byte(`{"type":"send","room_id":7,"client_id":"c1","body":"` + strings.Repeat("x", 600) + `"}`)
