@@ -222,6 +222,46 @@ func BenchmarkDecodeNative(b *testing.B) {
 	}
 }
 
+// sampleAnswer is a poll's answer with one message, as the server writes it.
+var sampleAnswer = []byte(`{"cursor":"AQIDBAUGBwgJCgsMDQ4P","frames":[` + string(sampleMessage) + `]}` + "\n")
+
+// TestPollAnswer: a poll's answer gives its cursor and its frames byte for
+// byte; an answer that is not one JSON object, or names a key twice, is
+// an error.
+func TestPollAnswer(t *testing.T) {
+	var a pollAnswer
+	if err := a.decode(sampleAnswer); err != nil {
+		t.Fatal(err)
+	}
+	if a.Cursor != "AQIDBAUGBwgJCgsMDQ4P" || len(a.Frames) != 1 || string(a.Frames[0]) != string(sampleMessage) {
+		t.Errorf("decoded cursor %q, frames %q; want the sample's", a.Cursor, a.Frames)
+	}
+	a = pollAnswer{}
+	if err := a.decode([]byte(`{"frames":[{"type":"ack"},{"type":"error"}]}`)); err != nil || a.Cursor != "" || len(a.Frames) != 2 {
+		t.Errorf("a POST's answer: cursor %q, %d frames, error %v; want no cursor, 2 frames", a.Cursor, len(a.Frames), err)
+	}
+	for _, bad := range []string{
+		``,
+		`{"cursor":"a","frames":[{"type":"message"]}`,
+		`{"cursor":"a","cursor":"b","frames":[]}`,
+		`{"cursor":"a","frames":[]} {}`,
+		`{"cursor":1,"frames":[]}`,
+	} {
+		if err := new(pollAnswer).decode([]byte(bad)); err == nil {
+			t.Errorf("decode(%q): no error", bad)
+		}
+	}
+}
+
+func BenchmarkDecodePollAnswer(b *testing.B) {
+	for b.Loop() {
+		var a pollAnswer
+		if err := a.decode(sampleAnswer); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // TestToLast: each message counts once, at its slowest delivery, whichever
 // client had it; a message nobody got does not count.
 func TestToLast(t *testing.T) {

@@ -13,6 +13,9 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // Long-polling (docs/protocol.md, "Long-polling"): each client holds a
@@ -208,7 +211,7 @@ func (s *pollSession) request(ctx context.Context, method string, body []byte, i
 }
 
 // poll makes one GET and returns its frames; the cursor moves on.
-func (s *pollSession) poll(ctx context.Context) ([]json.RawMessage, error) {
+func (s *pollSession) poll(ctx context.Context) ([]jsontext.Value, error) {
 	s.mu.Lock()
 	query := ""
 	if s.cursor != "" {
@@ -222,11 +225,8 @@ func (s *pollSession) poll(ctx context.Context) ([]json.RawMessage, error) {
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("poll: %w", httpError(resp, data))
 	}
-	var a struct {
-		Cursor string            `json:"cursor"`
-		Frames []json.RawMessage `json:"frames"`
-	}
-	if err := json.Unmarshal(data, &a); err != nil || a.Cursor == "" {
+	var a pollAnswer
+	if err := a.decode(data); err != nil || a.Cursor == "" {
 		return nil, fmt.Errorf("poll: unexpected answer %.200q", data)
 	}
 	s.mu.Lock()
@@ -236,21 +236,34 @@ func (s *pollSession) poll(ctx context.Context) ([]json.RawMessage, error) {
 }
 
 // post sends one frame and returns the reply frames.
-func (s *pollSession) post(ctx context.Context, frame []byte, idempotencyKey string) ([]json.RawMessage, error) {
+func (s *pollSession) post(ctx context.Context, frame []byte, idempotencyKey string) ([]jsontext.Value, error) {
 	ctx, cancel := context.WithTimeout(ctx, postTimeout)
 	defer cancel()
 	data, err := s.request(ctx, http.MethodPost, frame, idempotencyKey)
 	if err != nil {
 		return nil, err
 	}
-	var a struct {
-		Frames []json.RawMessage `json:"frames"`
-	}
-	if err := json.Unmarshal(data, &a); err != nil {
+	var a pollAnswer
+	if err := a.decode(data); err != nil {
 		return nil, fmt.Errorf("unexpected answer %.200q", data)
 	}
 	return a.Frames, nil
 }
+
+// pollAnswer is the body of an answer to a poll (GET) or a frame (POST,
+// without a cursor).
+type pollAnswer struct {
+	Cursor string           `json:"cursor"`
+	Frames []jsontext.Value `json:"frames"`
+}
+
+// decode decodes an answer with json/v2 (github.com/go-json-experiment/json,
+// which the server uses too). Every delivery to a long-polling client is
+// an answer, and encoding/json, which scans it once to check it and again
+// to decode it, took a tenth of the load tool's CPU at target 7's load
+// (docs/benchmarks.md). json/v2 is stricter too: an answer with invalid
+// UTF-8 or a key twice is an error.
+func (a *pollAnswer) decode(data []byte) error { return jsonv2.Unmarshal(data, a) }
 
 // end asks the server to end the channel (DELETE /api/poll).
 func (s *pollSession) end(ctx context.Context) {
