@@ -863,6 +863,27 @@ func testAppendIdempotent(t *testing.T, s chat.Store) {
 		t.Errorf("Append(anonymous retry) = _, %v, %v; want not created", created, err)
 	}
 	wantRoomSeqs(t, s, r.ID, 5)
+
+	// A member-only retry needs the membership still: a sender who left
+	// gets ErrNotMember, not the message they sent as a member. A refused
+	// message takes no seq.
+	memberOnly := func(m chat.NewMessage) chat.NewMessage { m.MemberOnly = true; return m }
+	if _, _, err := s.JoinRoom(ctx, r.ID, bob.ID, t0, false); err != nil {
+		t.Fatal(err)
+	}
+	mustAppend(t, s, memberOnly(msg(r.ID, bob.ID, "c2")))
+	if _, _, err := s.LeaveRoom(ctx, r.ID, bob.ID, t0, false); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"c2", "c3"} {
+		if m, _, err := s.Append(ctx, memberOnly(msg(r.ID, bob.ID, id))); !errors.Is(err, chat.ErrNotMember) {
+			t.Errorf("Append(%s from a former member) = seq %d, %v; want ErrNotMember", id, m.Seq, err)
+		}
+	}
+	if m := mustAppend(t, s, msg(r.ID, ann.ID, "c4")); m.Seq != 7 {
+		t.Errorf("Append after the refused ones = seq %d; want 7", m.Seq)
+	}
+	wantRoomSeqs(t, s, r.ID, 7)
 	wantRoomSeqs(t, s, other.ID, 1)
 }
 
