@@ -260,9 +260,9 @@ type pollAnswer struct {
 // decode decodes an answer with json/v2 (github.com/go-json-experiment/json,
 // which the server uses too). Every delivery to a long-polling client is
 // an answer, and encoding/json, which scans it once to check it and again
-// to decode it, took a tenth of the load tool's CPU at target 7's load
-// (docs/benchmarks.md). json/v2 is stricter too: an answer with invalid
-// UTF-8 or a key twice is an error.
+// to decode it, took a tenth of the load tool's CPU in a run of target 7
+// (docs/bench/extra/target7-oxide.txt). json/v2 is stricter too: an answer
+// with invalid UTF-8 or a key twice is an error.
 func (a *pollAnswer) decode(data []byte) error { return jsonv2.Unmarshal(data, a) }
 
 // end asks the server to end the channel (DELETE /api/poll).
