@@ -16,7 +16,8 @@ import (
 // and each statement went through database/sql's bookkeeping. At light
 // load, where every cache has gone cold between two messages, that cost
 // most: BenchmarkAppendAfterPause took 671–919 µs through the Tx and
-// 585–737 µs this way, in alternated runs (docs/benchmarks.md, target 3).
+// 585–737 µs this way, in alternated runs (docs/benchmarks-journal.md,
+// target 3).
 
 // runner runs the appender's statements: through database/sql in a
 // transaction (txRunner), or on the driver connection (rawConn).

@@ -87,10 +87,10 @@ func (w *writers) take(batch []writeJob) ([]writeJob, bool) {
 		// grow a new one a doubling at a time: at 10 messages a second to
 		// a room of 10,000 that was half of what the server allocated,
 		// and a garbage collection every few seconds (target 4 of
-		// docs/benchmarks.md). A connection is queued when its client is
-		// woken, which happens only when it is idle, so the slice holds
-		// about two words per connection at most; it goes when the last
-		// writer ends, a second after the queue last emptied.
+		// docs/benchmarks-journal.md). A connection is queued when its
+		// client is woken, which happens only when it is idle, so the
+		// slice holds about two words per connection at most; it goes when
+		// the last writer ends, a second after the queue last emptied.
 		w.jobs, w.head = w.jobs[:0], 0
 		w.idle++
 		return batch, false

@@ -231,7 +231,8 @@ func TestWritersQueue(t *testing.T) {
 
 // The queue keeps its slice from one fan-out to the next, which would
 // otherwise grow one anew: at ten messages a second to a room of 10,000,
-// half of what the server allocated (target 4 of docs/benchmarks.md).
+// half of what the server allocated (target 4 of
+// docs/benchmarks-journal.md).
 func TestWritersQueueKept(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocations are counted without -race (.ci/run)")
