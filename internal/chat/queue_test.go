@@ -115,7 +115,8 @@ func waitDone(t *testing.T, wg *sync.WaitGroup) {
 // TestCommitQueueAllocs: a queued append costs one allocation, its
 // request, which holds its outcome too. A channel for the outcome was one
 // more per send, and asking a context with a deadline for its Done
-// channel while the buffer has room another (docs/benchmarks.md, target 6).
+// channel while the buffer has room another (docs/benchmarks-journal.md,
+// target 6).
 func TestCommitQueueAllocs(t *testing.T) {
 	q := chat.NewCommitQueue(4, errQueueClosed)
 	defer q.Close()
