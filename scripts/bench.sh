@@ -235,6 +235,11 @@ stop_server() {
 PROF_ARGS=()
 profile() { PROF_ARGS=("$@"); }
 
+# per_message asks the next bench run for what it saw of each message
+# (parley bench --messages), saved as NAME-messages.csv.
+PER_MESSAGE=
+per_message() { PER_MESSAGE=1; }
+
 # profile_when NAME PATTERN DELAY KIND [SECONDS] takes that profile in the
 # background.
 profile_when() {
@@ -301,10 +306,10 @@ save_profiles() {
 RETRIES=${RETRIES:-1}
 EARLIER=
 bench() {
-	local env=("${SERVER_ENV[@]}") prof=("${PROF_ARGS[@]}") attempt
+	local env=("${SERVER_ENV[@]}") prof=("${PROF_ARGS[@]}") per=$PER_MESSAGE attempt
 	EARLIER=
 	for attempt in $(seq 0 "$RETRIES"); do
-		SERVER_ENV=("${env[@]}") PROF_ARGS=("${prof[@]}")
+		SERVER_ENV=("${env[@]}") PROF_ARGS=("${prof[@]}") PER_MESSAGE=$per
 		bench_once "$@"
 		local other wall
 		other=$(sed -n 's/.*"other_cpu_seconds":\([0-9.]*\).*/\1/p' "$OUT/$2.json")
@@ -316,7 +321,7 @@ bench() {
 		EARLIER="${EARLIER:+$EARLIER,}$other"
 		if [ "$attempt" -lt "$RETRIES" ]; then log "$2: running it again"; fi
 	done
-	SERVER_ENV=() PROF_ARGS=()
+	SERVER_ENV=() PROF_ARGS=() PER_MESSAGE=
 }
 
 bench_once() {
@@ -325,7 +330,15 @@ bench_once() {
 	local tok rc=0 quiet load env_desc=
 	tok=$(tokens "$ntok")
 	# A repeated run must not see the files of the one before.
-	rm -f "$tmp/$name".{out,err,time,cpu.pb.gz,heap.pb.gz,memstats.txt,perf.data,perf.pid}
+	rm -f "$tmp/$name".{out,err,time,cpu.pb.gz,heap.pb.gz,memstats.txt,perf.data,perf.pid,messages.csv}
+	rm -f "$OUT/$name-messages.csv"
+	# --messages writes into the scratch directory; the command as recorded
+	# names the file it is saved as.
+	local extra=() extra_desc=
+	if [ -n "$PER_MESSAGE" ]; then
+		extra=(--messages "$tmp/$name.messages.csv") extra_desc=" --messages $name-messages.csv"
+		PER_MESSAGE=
+	fi
 	quiet=$(wait_quiet)
 	if [ ${#SERVER_ENV[@]} -gt 0 ]; then env_desc="${SERVER_ENV[*]} "; fi
 	start_server "$name"
@@ -341,17 +354,18 @@ bench_once() {
 	log "$name: ${env_desc}parley bench $* (machine $quiet % busy before)"
 	local TIMEFORMAT='%R %U %S' b0 b1 s0 s1 d0 d1
 	b0=$(task_ticks) s0=$(proc_ticks "$SERVER_PID") d0=$(db_ticks)
-	{ time timeout -k 30 -s INT "$bound" "$bin" bench --targets "http://$ADDR" --tokens "$tok" --pid "$SERVER_PID" "$@" \
+	{ time timeout -k 30 -s INT "$bound" "$bin" bench --targets "http://$ADDR" --tokens "$tok" --pid "$SERVER_PID" "$@" "${extra[@]}" \
 		>"$tmp/$name.out" 2>"$tmp/$name.err"; } 2>"$tmp/$name.time" || rc=$?
 	b1=$(task_ticks) s1=$(proc_ticks "$SERVER_PID") d1=$(db_ticks)
 	stop_server
 	save_profiles "$name"
+	if [ -s "$tmp/$name.messages.csv" ]; then cp "$tmp/$name.messages.csv" "$OUT/$name-messages.csv"; fi
 	local result wall user sys
 	result=$(grep '^{' "$tmp/$name.out" | tail -n 1 || true)
 	read -r wall user sys <"$tmp/$name.time"
 	{
 		printf '{"target":%s,"name":%s,"commit":%s,"date":%s' "$(json_str "$target")" "$(json_str "$name")" "$(json_str "$commit")" "$(json_str "$(date -u +%Y-%m-%dT%H:%M:%SZ)")"
-		printf ',"command":%s' "$(json_str "parley bench --targets http://127.0.0.1:PORT --tokens TOKENS($ntok) --pid PID $*")"
+		printf ',"command":%s' "$(json_str "parley bench --targets http://127.0.0.1:PORT --tokens TOKENS($ntok) --pid PID $*$extra_desc")"
 		printf ',"server_command":%s' "$(json_str "${env_desc}${SERVER_BIN_DESC:-parley} --addr 127.0.0.1:0 --debug-addr 127.0.0.1:0 --db $SERVER_DB_DESC $SERVER_FLAGS")"
 		printf ',"tokens":%s,"bound_seconds":%s,"exit_code":%s' "$ntok" "$bound" "$rc"
 		printf ',"loadavg_before":%s,"machine_busy_percent_before":%s' "$(json_str "$load")" "$quiet"
@@ -429,6 +443,7 @@ fi
 if wants 4; then
 	TEMPLATE=$tmp/members.db TOKENS_ALL=$tmp/tokens.members
 	profile '^sending (as|[0-9])' 3 cpu 5
+	per_message
 	bench 4 target4 180 10000 --conns 10000 --rooms 1 --senders 10 --rate 10 --duration 10s
 	TEMPLATE=$tmp/template.db TOKENS_ALL=$tmp/tokens.all
 	profile '^connecting' 15 cpu 8

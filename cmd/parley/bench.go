@@ -56,6 +56,7 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 		targets string
 		tokens  string
 		cpuProf string
+		msgsOut string
 	)
 	fs.StringVar(&targets, "targets", "http://127.0.0.1:8080", "comma-separated server base URLs; connections are spread over them in turn")
 	fs.StringVar(&cfg.Transport, "transport", bench.TransportWS, "ws (native WebSocket, signed in), compat (Django Channels endpoint, anonymous) or longpoll (HTTP long-polling on /api/poll, signed in)")
@@ -72,6 +73,7 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	fs.StringVar(&tokens, "tokens", "", `file of session tokens, one a line, as printed by "parley admin sessions" (USER_ID<TAB>EMAIL<TAB>TOKEN) or bare; reused in turn if fewer than --conns (required for ws and longpoll)`)
 	fs.IntVar(&cfg.ServerPID, "pid", 0, "the server's process ID (same machine): report its memory and CPU time")
 	fs.StringVar(&cpuProf, "cpuprofile", "", "write the load tool's own CPU profile (go tool pprof) to this file")
+	fs.StringVar(&msgsOut, "messages", "", "write what the run saw of each message to this file, as CSV: room, sender, n, sent_unix_ns, receivers, and the latency to the first, median and last receiver in µs")
 	fs.BoolVar(&cfg.Idle, "idle", false, "connect and hold only, to measure the server's memory per connection (with --pid)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), benchUsage)
@@ -104,6 +106,17 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 		defer debug.SetGCPercent(debug.SetGCPercent(benchGCPercent))
 	}
 
+	var msgs *os.File
+	if msgsOut != "" {
+		// Made before the run, so that a path that cannot be written fails
+		// at once rather than after it.
+		var err error
+		if msgs, err = os.Create(msgsOut); err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		defer msgs.Close()
+		cfg.PerMessage = true
+	}
 	if cpuProf != "" {
 		f, err := os.Create(cpuProf)
 		if err != nil {
@@ -127,6 +140,14 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 		return jerr
 	}
 	fmt.Fprintf(stdout, "%s\n", line)
+	if msgs != nil {
+		if err := res.WriteMessages(msgs); err != nil {
+			return fmt.Errorf("bench: %s: %w", msgsOut, err)
+		}
+		if err := msgs.Close(); err != nil {
+			return fmt.Errorf("bench: %s: %w", msgsOut, err)
+		}
+	}
 	switch {
 	case res.Interrupted:
 		return fmt.Errorf("bench: %s", res.InterruptReason)

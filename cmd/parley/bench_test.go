@@ -3,10 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -28,11 +30,12 @@ func TestBenchCommand(t *testing.T) {
 	s := startServer(t, "--db", db, "--send-rate", "1000", "--send-burst", "1000", "--channels-compat")
 
 	prof := filepath.Join(t.TempDir(), "bench.cpu")
+	perMessage := filepath.Join(t.TempDir(), "messages.csv")
 	for _, tc := range []struct {
 		name, transport string
 		args            []string
 	}{
-		{"ws", "ws", []string{"--tokens", tokenFile}},
+		{"ws", "ws", []string{"--tokens", tokenFile, "--messages", perMessage}},
 		{"compat", "compat", []string{"--transport", "compat"}},
 		{"longpoll", "longpoll", []string{"--transport", "longpoll", "--tokens", tokenFile}},
 		{"groups", "ws", []string{"--tokens", tokenFile, "--groups", "--cpuprofile", prof}},
@@ -63,7 +66,18 @@ func TestBenchCommand(t *testing.T) {
 			if !strings.Contains(stdout.String(), "result       OK") {
 				t.Errorf("no summary in the output:\n%s", stdout.String())
 			}
+			if tc.name == "ws" {
+				checkPerMessage(t, perMessage, res.MessagesSent)
+			}
 		})
+	}
+	// --messages is made before the run: a path that cannot be written
+	// fails at once.
+	var mout0 bytes.Buffer
+	err := run(ctx, []string{"bench", "--targets", s.URL, "--tokens", tokenFile, "--conns", "2",
+		"--messages", filepath.Join(t.TempDir(), "no-such-dir", "m.csv")}, noEnv, &mout0, &mout0)
+	if err == nil || !strings.Contains(err.Error(), "no-such-dir") || strings.Contains(mout0.String(), "connecting") {
+		t.Errorf("bench --messages into a missing directory = %v; want an error before connecting\n%s", err, mout0.String())
 	}
 	// --cpuprofile wrote a profile: gzip-compressed protocol buffers.
 	if b, err := os.ReadFile(prof); err != nil || len(b) < 100 || b[0] != 0x1f || b[1] != 0x8b {
@@ -112,7 +126,7 @@ func TestBenchCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	var bout bytes.Buffer
-	err := run(ctx, []string{"bench", "--targets", s.URL, "--tokens", badTokens, "--conns", "4", "--senders", "1",
+	err = run(ctx, []string{"bench", "--targets", s.URL, "--tokens", badTokens, "--conns", "4", "--senders", "1",
 		"--rate", "20", "--duration", "300ms", "--drain", "1s"}, noEnv, &bout, &bout)
 	if err == nil || !strings.Contains(err.Error(), "of 4 connections, 2 failed to connect") ||
 		!strings.Contains(bout.String(), "result       FAILED") || !strings.Contains(bout.String(), `"ok":false`) {
@@ -138,6 +152,50 @@ func TestBenchTokens(t *testing.T) {
 	for _, bad := range []string{"", "# nothing\n", "1 two\n"} {
 		if _, err := parseTokens(strings.NewReader(bad), "tokens"); err == nil {
 			t.Errorf("parseTokens(%q): no error", bad)
+		}
+	}
+}
+
+// checkPerMessage reads what --messages wrote for a run of 2 rooms of 3
+// connections with a sender each: a line per message sent, every one
+// received by the 3 connections of its room, in the order sent.
+func checkPerMessage(t *testing.T, path string, sent int64) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatalf("--messages: %v", err)
+	}
+	if len(rows) == 0 || strings.Join(rows[0], ",") != "room,sender,n,sent_unix_ns,receivers,first_us,median_us,last_us" {
+		t.Fatalf("--messages header = %q", rows)
+	}
+	if int64(len(rows)-1) != sent {
+		t.Fatalf("--messages has %d messages; %d were sent", len(rows)-1, sent)
+	}
+	next := map[string]int64{} // room/sender: the number due next
+	var prevSent int64
+	for _, r := range rows[1:] {
+		v := make([]int64, len(r))
+		for i, x := range r {
+			if v[i], err = strconv.ParseInt(x, 10, 64); err != nil {
+				t.Fatalf("--messages line %q: %v", r, err)
+			}
+		}
+		key := r[0] + "/" + r[1]
+		next[key]++
+		if v[0] < 0 || v[0] > 1 || v[1] != 0 || v[2] != next[key] || v[3] <= 0 || v[4] != 3 ||
+			!(0 < v[5] && v[5] <= v[6] && v[6] <= v[7] && v[7] < 10_000_000) {
+			t.Errorf("--messages line %q: want room 0 or 1, sender 0, the next number (%d), a send time, 3 receivers, 0 < first <= median <= last < 10 s", r, next[key])
+		}
+		if v[0] == 0 && v[3] < prevSent {
+			t.Errorf("--messages line %q: sent before the message above it", r)
+		}
+		if v[0] == 0 {
+			prevSent = v[3]
 		}
 	}
 }

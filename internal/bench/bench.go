@@ -42,6 +42,7 @@ type Config struct {
 	Tokens         []string      // session tokens (ws, longpoll); reused in turn when fewer than Conns
 	ServerPID      int           // if not 0, the server's memory and CPU time are read from /proc
 	Idle           bool          // connect and hold only, to measure the server's memory per connection
+	PerMessage     bool          // fill Result.Messages: what the run saw of each message
 	Progress       io.Writer     // a progress line per second and phase changes; nil: none
 }
 
@@ -193,6 +194,23 @@ type Result struct {
 	Interrupted        bool     `json:"interrupted,omitempty"` // stopped early (ctx ended): the run is not OK whatever it measured
 	InterruptReason    string   `json:"interrupt_reason,omitempty"`
 	Notes              []string `json:"notes,omitempty"`
+	// With Config.PerMessage, each message sent, room by room, sender by
+	// sender, in the order sent: too many for the JSON line.
+	Messages []MessageStat `json:"-"`
+}
+
+// MessageStat is what a run saw of one message: when it was sent, how many
+// clients of its room got it, and how long it took to reach the first of
+// them, the median one and the last.
+type MessageStat struct {
+	Room      int   // the room's index: ROOM-PREFIX-Room
+	Sender    int   // the sender's index within the room
+	N         int64 // the sender's Nth message
+	Sent      time.Time
+	Receivers int // clients of the room that got it
+	// Latencies to the first, the median and the last of the receivers, to
+	// the µs; 0 if none got it.
+	First, Median, Last time.Duration
 }
 
 // ServerStats is what /proc says about the server process.
@@ -308,6 +326,7 @@ type sender struct {
 
 	// Set by the sender goroutine, read after it ends.
 	sent, writeErrs int64
+	sentAt          []int64 // with Config.PerMessage: UnixNano of each send
 
 	// Owned by the reader goroutine of c.
 	acked  []int64 // with seqs: the seqs of acknowledged messages
@@ -755,6 +774,9 @@ func (r *runState) runSender(s *sender, stop <-chan struct{}, interval, offset t
 		}
 		s.sent++
 		r.sent.Add(1)
+		if r.cfg.PerMessage {
+			s.sentAt = append(s.sentAt, now.UnixNano())
+		}
 	}
 }
 
@@ -907,30 +929,60 @@ func (c *client) noteLatency(k int, n int64, d time.Duration) {
 	l[n-1] = int32(min(d.Microseconds(), math.MaxInt32-1)) + 1
 }
 
+// eachMessage calls fn for each message of room rm that was sent or that
+// some client got: its sender's index within the room, its number, and
+// the latencies of the clients that got it (each 1 + µs, as in
+// client.lat), in no order. lats is reused between calls.
+func eachMessage(rm *room, fn func(k int, n int64, lats []int32)) {
+	var lats []int32
+	for k := range rm.senders {
+		last := 0
+		if s := rm.senders[k]; s != nil {
+			last = len(s.sentAt)
+		}
+		for _, c := range rm.clients {
+			if k < len(c.lat) {
+				last = max(last, len(c.lat[k]))
+			}
+		}
+		for i := range last {
+			lats = lats[:0]
+			for _, c := range rm.clients {
+				if k < len(c.lat) && i < len(c.lat[k]) && c.lat[k][i] > 0 {
+					lats = append(lats, c.lat[k][i])
+				}
+			}
+			fn(k, int64(i)+1, lats)
+		}
+	}
+}
+
 // toLast adds to h, for each message of room rm that some client got, the
 // latency of its slowest delivery: the time it took to reach its last
 // recipient.
 func toLast(h *histogram, rm *room) {
-	for k := range rm.senders {
-		var worst []int32
-		for _, c := range rm.clients {
-			if k >= len(c.lat) {
-				continue
-			}
-			l := c.lat[k]
-			if len(l) > len(worst) {
-				worst = append(worst, make([]int32, len(l)-len(worst))...)
-			}
-			for i, v := range l {
-				worst[i] = max(worst[i], v)
-			}
+	eachMessage(rm, func(_ int, _ int64, lats []int32) {
+		if len(lats) > 0 {
+			h.recordMicros(int64(slices.Max(lats) - 1))
 		}
-		for _, v := range worst {
-			if v > 0 {
-				h.recordMicros(int64(v - 1))
-			}
+	})
+}
+
+// messageStats appends what the run saw of each message of room rm.
+func messageStats(stats []MessageStat, rm *room) []MessageStat {
+	us := func(v int32) time.Duration { return time.Duration(v-1) * time.Microsecond }
+	eachMessage(rm, func(k int, n int64, lats []int32) {
+		m := MessageStat{Room: rm.idx, Sender: k, N: n, Receivers: len(lats)}
+		if s := rm.senders[k]; s != nil && n <= int64(len(s.sentAt)) {
+			m.Sent = time.Unix(0, s.sentAt[n-1])
 		}
-	}
+		if len(lats) > 0 {
+			slices.Sort(lats)
+			m.First, m.Median, m.Last = us(lats[0]), us(lats[(len(lats)-1)/2]), us(lats[len(lats)-1])
+		}
+		stats = append(stats, m)
+	})
+	return stats
 }
 
 func (r *runState) latency() snapshot {
@@ -1081,6 +1133,9 @@ func (r *runState) result(connectTime time.Duration, sendStart, sendEnd time.Tim
 	lastHist := new(histogram) // large: not on the stack
 	for _, rm := range r.rooms {
 		toLast(lastHist, rm)
+		if r.cfg.PerMessage {
+			res.Messages = messageStats(res.Messages, rm)
+		}
 	}
 	var ls snapshot
 	ls.add(lastHist)

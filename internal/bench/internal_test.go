@@ -2,6 +2,7 @@ package bench
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -283,6 +284,44 @@ func TestToLast(t *testing.T) {
 	// The fastest is read back as its bucket's upper edge: within 1/32.
 	if q := s.quantile(0); s.n != 3 || s.max != 9000 || q < 2000 || q > 2000+2000/32 {
 		t.Errorf("messages %d, slowest %d µs, fastest %d µs; want 3, 9000, 2000", s.n, s.max, q)
+	}
+}
+
+// TestMessageStats: a line per message a sender sent, or a client got,
+// with its receivers and its latencies to the first, median and last.
+func TestMessageStats(t *testing.T) {
+	at := time.Unix(1700000000, 0)
+	rm := &room{idx: 3, senders: []*sender{
+		{sentAt: []int64{at.UnixNano(), at.Add(time.Second).UnixNano(), at.Add(2 * time.Second).UnixNano()}},
+		nil, // a room's sender that never sent (it did not connect)
+	}}
+	a, b, c := &client{room: rm}, &client{room: rm}, &client{room: rm}
+	rm.clients = []*client{a, b, c}
+	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+	a.noteLatency(0, 1, ms(5))
+	b.noteLatency(0, 1, ms(9))
+	c.noteLatency(0, 1, ms(7))
+	a.noteLatency(0, 3, ms(4)) // message 2 never came; 3 only to a
+	b.noteLatency(1, 1, ms(2)) // sender 1's, sent before this run's records
+	got := messageStats(nil, rm)
+	want := []MessageStat{
+		{Room: 3, Sender: 0, N: 1, Sent: at, Receivers: 3, First: ms(5), Median: ms(7), Last: ms(9)},
+		{Room: 3, Sender: 0, N: 2, Sent: at.Add(time.Second)},
+		{Room: 3, Sender: 0, N: 3, Sent: at.Add(2 * time.Second), Receivers: 1, First: ms(4), Median: ms(4), Last: ms(4)},
+		{Room: 3, Sender: 1, N: 1, Receivers: 1, First: ms(2), Median: ms(2), Last: ms(2)},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("mismatch (-want +got):\n%s", diff)
+	}
+	var buf strings.Builder
+	if err := (Result{Messages: got[:2]}).WriteMessages(&buf); err != nil {
+		t.Fatal(err)
+	}
+	wantCSV := "room,sender,n,sent_unix_ns,receivers,first_us,median_us,last_us\n" +
+		"3,0,1,1700000000000000000,3,5000,7000,9000\n" +
+		"3,0,2,1700000001000000000,0,0,0,0\n"
+	if buf.String() != wantCSV {
+		t.Errorf("WriteMessages wrote\n%s\nwant\n%s", buf.String(), wantCSV)
 	}
 }
 

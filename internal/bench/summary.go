@@ -1,10 +1,12 @@
 package bench
 
 import (
+	"encoding/csv"
 	"fmt"
 	"io"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -109,4 +111,34 @@ func inKernel(sys, cpu float64) string {
 		return "none of it in the kernel"
 	}
 	return fmt.Sprintf("%.0f %% of it in the kernel", 100*sys/cpu)
+}
+
+// messagesHeader names the columns WriteMessages writes.
+var messagesHeader = []string{"room", "sender", "n", "sent_unix_ns", "receivers", "first_us", "median_us", "last_us"}
+
+// WriteMessages writes r.Messages as CSV, a header line first: one line
+// per message, its latencies in µs.
+func (r Result) WriteMessages(w io.Writer) error {
+	cw := csv.NewWriter(w)
+	if err := cw.Write(messagesHeader); err != nil {
+		return err
+	}
+	rec := make([]string, len(messagesHeader))
+	for _, m := range r.Messages {
+		var sent int64
+		if !m.Sent.IsZero() {
+			sent = m.Sent.UnixNano()
+		}
+		rec = append(rec[:0],
+			strconv.Itoa(m.Room), strconv.Itoa(m.Sender), strconv.FormatInt(m.N, 10),
+			strconv.FormatInt(sent, 10), strconv.Itoa(m.Receivers),
+			strconv.FormatInt(m.First.Microseconds(), 10),
+			strconv.FormatInt(m.Median.Microseconds(), 10),
+			strconv.FormatInt(m.Last.Microseconds(), 10))
+		if err := cw.Write(rec); err != nil {
+			return err
+		}
+	}
+	cw.Flush()
+	return cw.Error()
 }
