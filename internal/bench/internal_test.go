@@ -302,7 +302,7 @@ func TestMessageStats(t *testing.T) {
 	b.noteLatency(0, 1, ms(9))
 	c.noteLatency(0, 1, ms(7))
 	a.noteLatency(0, 3, ms(4)) // message 2 never came; 3 only to a
-	b.noteLatency(1, 1, ms(2)) // sender 1's, sent before this run's records
+	b.noteLatency(1, 1, ms(2)) // a message of sender 1, of whose send the run kept no time
 	got := messageStats(nil, rm)
 	want := []MessageStat{
 		{Room: 3, Sender: 0, N: 1, Sent: at, Receivers: 3, First: ms(5), Median: ms(7), Last: ms(9)},
