@@ -929,60 +929,48 @@ func (c *client) noteLatency(k int, n int64, d time.Duration) {
 	l[n-1] = int32(min(d.Microseconds(), math.MaxInt32-1)) + 1
 }
 
-// eachMessage calls fn for each message of room rm that was sent or that
-// some client got: its sender's index within the room, its number, and
-// the latencies of the clients that got it (each 1 + µs, as in
-// client.lat), in no order. lats is reused between calls.
-func eachMessage(rm *room, fn func(k int, n int64, lats []int32)) {
-	var lats []int32
-	for k := range rm.senders {
-		last := 0
-		if s := rm.senders[k]; s != nil {
-			last = len(s.sentAt)
+// perMessage walks the messages of room rm that were sent or that some
+// client got. For each that some client got it adds to last the latency
+// of its slowest delivery: the time it took to reach its last recipient.
+// If stats is not nil it also appends to it what the run saw of each.
+func perMessage(rm *room, last *histogram, stats *[]MessageStat) {
+	us := func(v int32) time.Duration { return time.Duration(v-1) * time.Microsecond }
+	var lats []int32 // of one message: 1 + µs, as in client.lat
+	for k, s := range rm.senders {
+		var sentAt []int64
+		if s != nil {
+			sentAt = s.sentAt
 		}
+		n := len(sentAt)
 		for _, c := range rm.clients {
 			if k < len(c.lat) {
-				last = max(last, len(c.lat[k]))
+				n = max(n, len(c.lat[k]))
 			}
 		}
-		for i := range last {
+		for i := range n {
 			lats = lats[:0]
 			for _, c := range rm.clients {
 				if k < len(c.lat) && i < len(c.lat[k]) && c.lat[k][i] > 0 {
 					lats = append(lats, c.lat[k][i])
 				}
 			}
-			fn(k, int64(i)+1, lats)
+			if len(lats) > 0 {
+				slices.Sort(lats)
+				last.recordMicros(int64(lats[len(lats)-1] - 1))
+			}
+			if stats == nil {
+				continue
+			}
+			m := MessageStat{Room: rm.idx, Sender: k, N: int64(i) + 1, Receivers: len(lats)}
+			if i < len(sentAt) {
+				m.Sent = time.Unix(0, sentAt[i])
+			}
+			if len(lats) > 0 {
+				m.First, m.Median, m.Last = us(lats[0]), us(lats[(len(lats)-1)/2]), us(lats[len(lats)-1])
+			}
+			*stats = append(*stats, m)
 		}
 	}
-}
-
-// toLast adds to h, for each message of room rm that some client got, the
-// latency of its slowest delivery: the time it took to reach its last
-// recipient.
-func toLast(h *histogram, rm *room) {
-	eachMessage(rm, func(_ int, _ int64, lats []int32) {
-		if len(lats) > 0 {
-			h.recordMicros(int64(slices.Max(lats) - 1))
-		}
-	})
-}
-
-// messageStats appends what the run saw of each message of room rm.
-func messageStats(stats []MessageStat, rm *room) []MessageStat {
-	us := func(v int32) time.Duration { return time.Duration(v-1) * time.Microsecond }
-	eachMessage(rm, func(k int, n int64, lats []int32) {
-		m := MessageStat{Room: rm.idx, Sender: k, N: n, Receivers: len(lats)}
-		if s := rm.senders[k]; s != nil && n <= int64(len(s.sentAt)) {
-			m.Sent = time.Unix(0, s.sentAt[n-1])
-		}
-		if len(lats) > 0 {
-			slices.Sort(lats)
-			m.First, m.Median, m.Last = us(lats[0]), us(lats[(len(lats)-1)/2]), us(lats[len(lats)-1])
-		}
-		stats = append(stats, m)
-	})
-	return stats
 }
 
 func (r *runState) latency() snapshot {
@@ -1131,11 +1119,12 @@ func (r *runState) result(connectTime time.Duration, sendStart, sendEnd time.Tim
 	lat := r.latency()
 	res.Latency = lat.latency()
 	lastHist := new(histogram) // large: not on the stack
+	var stats *[]MessageStat
+	if r.cfg.PerMessage {
+		stats = &res.Messages
+	}
 	for _, rm := range r.rooms {
-		toLast(lastHist, rm)
-		if r.cfg.PerMessage {
-			res.Messages = messageStats(res.Messages, rm)
-		}
+		perMessage(rm, lastHist, stats)
 	}
 	var ls snapshot
 	ls.add(lastHist)

@@ -278,7 +278,7 @@ func TestToLast(t *testing.T) {
 	a.noteLatency(2, 1, ms(50)) // no such sender: ignored
 	a.noteLatency(0, 0, ms(50)) // no message 0: ignored
 	var h histogram
-	toLast(&h, rm)
+	perMessage(rm, &h, nil)
 	var s snapshot
 	s.add(&h)
 	// The fastest is read back as its bucket's upper edge: within 1/32.
@@ -288,7 +288,8 @@ func TestToLast(t *testing.T) {
 }
 
 // TestMessageStats: a line per message a sender sent, or a client got,
-// with its receivers and its latencies to the first, median and last.
+// with its receivers and its latencies to the first, median and last; the
+// same walk counts each message got at its slowest delivery.
 func TestMessageStats(t *testing.T) {
 	at := time.Unix(1700000000, 0)
 	rm := &room{idx: 3, senders: []*sender{
@@ -303,7 +304,14 @@ func TestMessageStats(t *testing.T) {
 	c.noteLatency(0, 1, ms(7))
 	a.noteLatency(0, 3, ms(4)) // message 2 never came; 3 only to a
 	b.noteLatency(1, 1, ms(2)) // a message of sender 1, of whose send the run kept no time
-	got := messageStats(nil, rm)
+	var (
+		h   histogram
+		got []MessageStat
+	)
+	perMessage(rm, &h, &got)
+	if h.max.Load() != 9000 || h.counts[bucketOf(9000)].Load() != 1 || h.counts[bucketOf(4000)].Load() != 1 || h.counts[bucketOf(2000)].Load() != 1 {
+		t.Errorf("to last: max %d µs; want 9000, and 9, 4 and 2 ms counted once each", h.max.Load())
+	}
 	want := []MessageStat{
 		{Room: 3, Sender: 0, N: 1, Sent: at, Receivers: 3, First: ms(5), Median: ms(7), Last: ms(9)},
 		{Room: 3, Sender: 0, N: 2, Sent: at.Add(time.Second)},
