@@ -170,8 +170,11 @@ type Result struct {
 	Duplicated         int64            `json:"duplicated"`
 	OutOfOrder         int64            `json:"out_of_order"`
 	Latency            Latency          `json:"latency_ms"` // over deliveries
-	// LatencyLast is over messages: each message's latency to its last
-	// recipient (its slowest delivery).
+	// LatencyFirst and LatencyLast are over messages: each message's
+	// latency to its first recipient (its fastest delivery: the way
+	// through the server, before most of the fan-out) and to its last
+	// (its slowest delivery).
+	LatencyFirst    Latency      `json:"latency_first_ms"`
 	LatencyLast     Latency      `json:"latency_last_ms"`
 	DurationSeconds float64      `json:"duration_seconds"` // of sending (idle: of holding)
 	Server          *ServerStats `json:"server,omitempty"`
@@ -930,10 +933,11 @@ func (c *client) noteLatency(k int, n int64, d time.Duration) {
 }
 
 // perMessage walks the messages of room rm that were sent or that some
-// client got. For each that some client got it adds to last the latency
-// of its slowest delivery: the time it took to reach its last recipient.
-// If stats is not nil it also appends to it what the run saw of each.
-func perMessage(rm *room, last *histogram, stats *[]MessageStat) {
+// client got. For each that some client got it adds to first and last the
+// latency of its fastest and of its slowest delivery: the time it took to
+// reach its first and its last recipient. If stats is not nil it also
+// appends to it what the run saw of each.
+func perMessage(rm *room, first, last *histogram, stats *[]MessageStat) {
 	us := func(v int32) time.Duration { return time.Duration(v-1) * time.Microsecond }
 	var lats []int32 // of one message: 1 + µs, as in client.lat
 	for k, s := range rm.senders {
@@ -956,6 +960,7 @@ func perMessage(rm *room, last *histogram, stats *[]MessageStat) {
 			}
 			if len(lats) > 0 {
 				slices.Sort(lats)
+				first.recordMicros(int64(lats[0] - 1))
 				last.recordMicros(int64(lats[len(lats)-1] - 1))
 			}
 			if stats == nil {
@@ -1118,17 +1123,18 @@ func (r *runState) result(connectTime time.Duration, sendStart, sendEnd time.Tim
 	}
 	lat := r.latency()
 	res.Latency = lat.latency()
-	lastHist := new(histogram) // large: not on the stack
+	firstHist, lastHist := new(histogram), new(histogram) // large: not on the stack
 	var stats *[]MessageStat
 	if r.cfg.PerMessage {
 		stats = &res.Messages
 	}
 	for _, rm := range r.rooms {
-		perMessage(rm, lastHist, stats)
+		perMessage(rm, firstHist, lastHist, stats)
 	}
-	var ls snapshot
+	var fs, ls snapshot
+	fs.add(firstHist)
 	ls.add(lastHist)
-	res.LatencyLast = ls.latency()
+	res.LatencyFirst, res.LatencyLast = fs.latency(), ls.latency()
 	if len(res.SendErrorCodes) == 0 {
 		res.SendErrorCodes = nil
 	}

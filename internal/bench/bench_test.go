@@ -172,6 +172,10 @@ func checkClean(tb testing.TB, res bench.Result, conns int) {
 	if l := res.LatencyLast; l.P50 <= 0 || l.P50 > l.P99 || l.P99 > l.Max || l.Max != res.Latency.Max {
 		tb.Errorf("latency to the last recipient = %+v; want 0 < p50 <= p99 <= max = %v", l, res.Latency.Max)
 	}
+	// Each message reaches its first recipient no later than its last.
+	if f, l := res.LatencyFirst, res.LatencyLast; f.P50 <= 0 || f.P50 > f.P99 || f.P99 > f.Max || f.P50 > l.P50 || f.P99 > l.P99 || f.Max > l.Max {
+		tb.Errorf("latency to the first recipient = %+v; want 0 < p50 <= p99 <= max, each at most that to the last (%+v)", f, l)
+	}
 	if !res.OK {
 		tb.Errorf("OK = false; want true (notes: %q)", res.Notes)
 	}

@@ -263,9 +263,10 @@ func BenchmarkDecodePollAnswer(b *testing.B) {
 	}
 }
 
-// TestToLast: each message counts once, at its slowest delivery, whichever
-// client had it; a message nobody got does not count.
-func TestToLast(t *testing.T) {
+// TestToFirstAndLast: each message counts once, at its fastest and at its
+// slowest delivery, whichever client had them; a message nobody got does
+// not count.
+func TestToFirstAndLast(t *testing.T) {
 	rm := &room{senders: make([]*sender, 2)}
 	a, b := &client{room: rm}, &client{room: rm}
 	rm.clients = []*client{a, b}
@@ -277,13 +278,17 @@ func TestToLast(t *testing.T) {
 	a.noteLatency(1, 1, ms(1))
 	a.noteLatency(2, 1, ms(50)) // no such sender: ignored
 	a.noteLatency(0, 0, ms(50)) // no message 0: ignored
-	var h histogram
-	perMessage(rm, &h, nil)
-	var s snapshot
-	s.add(&h)
+	var first, last histogram
+	perMessage(rm, &first, &last, nil)
+	var f, l snapshot
+	f.add(&first)
+	l.add(&last)
 	// The fastest is read back as its bucket's upper edge: within 1/32.
-	if q := s.quantile(0); s.n != 3 || s.max != 9000 || q < 2000 || q > 2000+2000/32 {
-		t.Errorf("messages %d, slowest %d µs, fastest %d µs; want 3, 9000, 2000", s.n, s.max, q)
+	if q := l.quantile(0); l.n != 3 || l.max != 9000 || q < 2000 || q > 2000+2000/32 {
+		t.Errorf("to last: messages %d, slowest %d µs, fastest %d µs; want 3, 9000, 2000", l.n, l.max, q)
+	}
+	if q := f.quantile(0); f.n != 3 || f.max != 7000 || q < 1000 || q > 1000+1000/32 {
+		t.Errorf("to first: messages %d, slowest %d µs, fastest %d µs; want 3, 7000, 1000", f.n, f.max, q)
 	}
 }
 
@@ -305,12 +310,15 @@ func TestMessageStats(t *testing.T) {
 	a.noteLatency(0, 3, ms(4)) // message 2 never came; 3 only to a
 	b.noteLatency(1, 1, ms(2)) // a message of sender 1, of whose send the run kept no time
 	var (
-		h   histogram
-		got []MessageStat
+		first, last histogram
+		got         []MessageStat
 	)
-	perMessage(rm, &h, &got)
-	if h.max.Load() != 9000 || h.counts[bucketOf(9000)].Load() != 1 || h.counts[bucketOf(4000)].Load() != 1 || h.counts[bucketOf(2000)].Load() != 1 {
+	perMessage(rm, &first, &last, &got)
+	if h := &last; h.max.Load() != 9000 || h.counts[bucketOf(9000)].Load() != 1 || h.counts[bucketOf(4000)].Load() != 1 || h.counts[bucketOf(2000)].Load() != 1 {
 		t.Errorf("to last: max %d µs; want 9000, and 9, 4 and 2 ms counted once each", h.max.Load())
+	}
+	if h := &first; h.max.Load() != 5000 || h.counts[bucketOf(5000)].Load() != 1 || h.counts[bucketOf(4000)].Load() != 1 || h.counts[bucketOf(2000)].Load() != 1 {
+		t.Errorf("to first: max %d µs; want 5000, and 5, 4 and 2 ms counted once each", h.max.Load())
 	}
 	want := []MessageStat{
 		{Room: 3, Sender: 0, N: 1, Sent: at, Receivers: 3, First: ms(5), Median: ms(7), Last: ms(9)},

@@ -49,6 +49,8 @@ func (r Result) WriteSummary(w io.Writer) error {
 		}
 		line("checked", "%d lost, %d duplicated, %d out of order (%s)", r.Lost, r.Duplicated, r.OutOfOrder, check)
 		line("latency", "p50 %.2fms  p90 %.2fms  p99 %.2fms  max %.2fms", r.Latency.P50, r.Latency.P90, r.Latency.P99, r.Latency.Max)
+		line("to first", "p50 %.2fms  p90 %.2fms  p99 %.2fms  max %.2fms (each message to its first recipient)",
+			r.LatencyFirst.P50, r.LatencyFirst.P90, r.LatencyFirst.P99, r.LatencyFirst.Max)
 		line("to last", "p50 %.2fms  p90 %.2fms  p99 %.2fms  max %.2fms (each message to its last recipient)",
 			r.LatencyLast.P50, r.LatencyLast.P90, r.LatencyLast.P99, r.LatencyLast.Max)
 	} else {
