@@ -43,6 +43,7 @@ const recordSize = 160
 type relayResult struct {
 	deliveries         int
 	p50, p99, max      int64 // over every delivery
+	firstP50, firstP99 int64 // over messages, of each one's first delivery
 	lastP50, lastP99   int64 // over messages, of each one's last delivery
 	lastMax            int64
 	peerCPU, serverCPU int64 // user + system, while records flowed
@@ -207,14 +208,14 @@ func cpuTime() (cpu, sys int64) {
 	return ru.Utime.Nano() + ru.Stime.Nano(), ru.Stime.Nano()
 }
 
-const resultFormat = "deliveries %d p50 %d p99 %d max %d last-p50 %d last-p99 %d last-max %d cpu %d sys %d\n"
+const resultFormat = "deliveries %d p50 %d p99 %d max %d first-p50 %d first-p99 %d last-p50 %d last-p99 %d last-max %d cpu %d sys %d\n"
 
 func parseRelayResult(s string) (relayResult, error) {
 	if rest, ok := strings.CutPrefix(s, "error "); ok {
 		return relayResult{}, errors.New(strings.TrimSpace(rest))
 	}
 	var r relayResult
-	_, err := fmt.Sscanf(s, resultFormat, &r.deliveries, &r.p50, &r.p99, &r.max, &r.lastP50, &r.lastP99, &r.lastMax, &r.peerCPU, &r.peerSys)
+	_, err := fmt.Sscanf(s, resultFormat, &r.deliveries, &r.p50, &r.p99, &r.max, &r.firstP50, &r.firstP99, &r.lastP50, &r.lastP99, &r.lastMax, &r.peerCPU, &r.peerSys)
 	if err != nil {
 		return relayResult{}, fmt.Errorf("result %q: %w", s, err)
 	}
@@ -298,17 +299,21 @@ func relayPeer(arg string) int {
 		return fail("%v", err)
 	}
 	all := make([]int64, 0, conns*messages)
-	last := make([]int64, messages)
-	for _, a := range arrived {
+	first, last := make([]int64, messages), make([]int64, messages)
+	for i, a := range arrived {
 		all = append(all, a...)
 		for m, d := range a {
+			if i == 0 || d < first[m] {
+				first[m] = d
+			}
 			last[m] = max(last[m], d)
 		}
 	}
 	slices.Sort(all)
+	slices.Sort(first)
 	slices.Sort(last)
 	fmt.Printf(resultFormat, len(all), quantile(all, 0.5), quantile(all, 0.99), all[len(all)-1],
-		quantile(last, 0.5), quantile(last, 0.99), last[len(last)-1], cpu1-cpu0, sys1-sys0)
+		quantile(first, 0.5), quantile(first, 0.99), quantile(last, 0.5), quantile(last, 0.99), last[len(last)-1], cpu1-cpu0, sys1-sys0)
 	return 0
 }
 
@@ -340,6 +345,7 @@ func benchRelay(b *testing.B, uring bool) {
 			ms := func(ns int64) float64 { return float64(ns) / 1e6 }
 			b.ReportMetric(ms(res.p50), "ms-p50")
 			b.ReportMetric(ms(res.p99), "ms-p99")
+			b.ReportMetric(ms(res.firstP50), "ms-to-first-p50")
 			b.ReportMetric(ms(res.lastP50), "ms-to-last-p50")
 			b.ReportMetric(ms(res.lastP99), "ms-to-last-p99")
 			b.ReportMetric(float64(res.serverCPU)/1e3/float64(res.deliveries), "µs-relay-cpu/delivery")
@@ -368,7 +374,8 @@ func TestRelay(t *testing.T) {
 			if res.deliveries != 5*20 {
 				t.Fatalf("deliveries = %d, want %d", res.deliveries, 5*20)
 			}
-			if !(0 < res.p50 && res.p50 <= res.p99 && res.p99 <= res.max && res.lastP50 <= res.lastP99 && res.lastP99 <= res.lastMax && res.lastMax == res.max) {
+			if !(0 < res.p50 && res.p50 <= res.p99 && res.p99 <= res.max && res.lastP50 <= res.lastP99 && res.lastP99 <= res.lastMax && res.lastMax == res.max &&
+				0 < res.firstP50 && res.firstP50 <= res.firstP99 && res.firstP50 <= res.p50 && res.firstP99 <= res.lastP99) {
 				t.Fatalf("inconsistent result %+v", res)
 			}
 			if !(0 <= res.serverSys && res.serverSys <= res.serverCPU && 0 <= res.peerSys && res.peerSys <= res.peerCPU) {
