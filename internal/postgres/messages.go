@@ -123,7 +123,7 @@ SELECT idx, status, 0, coalesce(sender_name, ''), coalesce(s_seq, 0), coalesce(s
 	coalesce(s_target_id, 0), s_created_at
 FROM checked WHERE status <> 'new'`
 
-// batchSender is a pgx.Tx or the pool.
+// batchSender is a pgx.Tx, a connection or the pool.
 type batchSender interface {
 	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
 }

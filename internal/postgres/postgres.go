@@ -95,25 +95,82 @@ func Open(ctx context.Context, url string) (*DB, error) {
 		cfg.MaxConns = max(cfg.MaxConns, minConns)
 	}
 	db := &DB{name: fmt.Sprintf("%s:%d/%s", cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database)}
+	// The group commit's pool keeps one connection per committing
+	// goroutine open, each with the commit's statements prepared
+	// (prepareAppend), so that no message waits for a PostgreSQL backend
+	// to start or for its statements to be parsed.
 	acfg := cfg.Copy()
-	acfg.MaxConns, acfg.MinConns = batchers, 0
+	acfg.MaxConns, acfg.MinConns = batchers, batchers
 	acfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_generic_plan"
+	acfg.AfterConnect = prepareAppend
 	db.pool, err = pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open postgres database %s: %w", db.name, err)
 	}
-	db.appendPool, err = pgxpool.NewWithConfig(ctx, acfg)
-	if err != nil {
-		db.pool.Close()
-		return nil, fmt.Errorf("open postgres database %s: %w", db.name, err)
-	}
 	if err := db.migrate(ctx); err != nil {
 		db.pool.Close()
-		db.appendPool.Close()
 		return nil, fmt.Errorf("migrate postgres database %s: %w", db.name, mapErr(ctx, err))
+	}
+	// After the migrations: prepareAppend needs the schema.
+	db.appendPool, err = pgxpool.NewWithConfig(ctx, acfg)
+	if err == nil {
+		err = warm(ctx, db.appendPool, batchers)
+	}
+	if err != nil {
+		db.pool.Close()
+		if db.appendPool != nil {
+			db.appendPool.Close()
+		}
+		return nil, fmt.Errorf("open postgres database %s: %w", db.name, mapErr(ctx, err))
 	}
 	db.startBatcher()
 	return db, nil
+}
+
+// appendStatements are the statements of the group commit (appendAll).
+var appendStatements = []string{lockConvs, appendSQL}
+
+// prepareAppend readies a new connection of the group commit's pool. It
+// prepares appendStatements, each named by its own text, which is how
+// SendBatch finds them, so a mistake in them fails Open. Then it commits a
+// message to conversation 0, which cannot exist (ids start at 1): that
+// stores nothing, but plans the statements and loads the catalog entries
+// of the tables they touch, which a new PostgreSQL backend would
+// otherwise do for the first real message, tens of milliseconds on a
+// small machine (docs/deploy.md).
+func prepareAppend(ctx context.Context, c *pgx.Conn) error {
+	for _, q := range appendStatements {
+		if _, err := c.Prepare(ctx, q, q); err != nil {
+			return fmt.Errorf("prepare the group commit's statements: %w", err)
+		}
+	}
+	dry := &appendItem{m: chat.NewMessage{Kind: chat.KindText, At: time.Now()}}
+	if err := appendAll(ctx, c, []*appendItem{dry}); err != nil {
+		return fmt.Errorf("run the group commit's statements: %w", err)
+	}
+	if !errors.Is(dry.err, chat.ErrNotFound) {
+		return fmt.Errorf("run the group commit's statements: a message to conversation 0 gave %v, want not found", dry.err)
+	}
+	return nil
+}
+
+// warm opens n connections of pool before Open returns, rather than in the
+// pool's background.
+func warm(ctx context.Context, pool *pgxpool.Pool, n int) error {
+	conns := make([]*pgxpool.Conn, 0, n)
+	defer func() {
+		for _, c := range conns {
+			c.Release()
+		}
+	}()
+	for range n {
+		c, err := pool.Acquire(ctx)
+		if err != nil {
+			return err
+		}
+		conns = append(conns, c)
+	}
+	return nil
 }
 
 // Close waits for the Appends in progress and closes every connection.

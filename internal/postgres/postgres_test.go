@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/parley-chat/parley/internal/chat"
 	"github.com/parley-chat/parley/internal/chat/chattest"
 	"github.com/parley-chat/parley/internal/testenv"
@@ -49,6 +50,48 @@ func mustOpen(tb testing.TB, url string) *DB {
 func mustOpenDB(tb testing.TB) *DB {
 	tb.Helper()
 	return mustOpen(tb, mustSchema(tb))
+}
+
+// TestAppendConnectionsReady: Open leaves one connection per committing
+// goroutine open in the group commit's pool, each with the commit's
+// statements prepared and already planned, and getting them ready stored
+// nothing.
+func TestAppendConnectionsReady(t *testing.T) {
+	db := mustOpenDB(t)
+	ctx := t.Context()
+	if n := db.appendPool.Stat().TotalConns(); n != batchers {
+		t.Fatalf("group commit connections after Open = %d; want %d", n, batchers)
+	}
+	conns := make([]*pgxpool.Conn, 0, batchers)
+	defer func() {
+		for _, c := range conns {
+			c.Release()
+		}
+	}()
+	for range batchers {
+		c, err := db.appendPool.Acquire(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+		var prepared, planned int
+		err = c.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE generic_plans > 0) FROM pg_prepared_statements WHERE statement = ANY($1)`,
+			appendStatements).Scan(&prepared, &planned)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if prepared != len(appendStatements) || planned != len(appendStatements) {
+			t.Errorf("connection %d: %d of the group commit's %d statements prepared, %d planned; want all",
+				len(conns), prepared, len(appendStatements), planned)
+		}
+	}
+	var msgs, convs int
+	if err := db.pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM messages), (SELECT count(*) FROM conversations)`).Scan(&msgs, &convs); err != nil {
+		t.Fatal(err)
+	}
+	if msgs != 0 || convs != 0 {
+		t.Errorf("after Open: %d messages, %d conversations; want none", msgs, convs)
+	}
 }
 
 func TestStore(t *testing.T) {
