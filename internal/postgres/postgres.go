@@ -74,9 +74,9 @@ const minConns = 10
 // Open connects to the PostgreSQL database at url (postgres://... or any
 // connection string pgx accepts, including pool_* settings) and brings its
 // schema up to date. Besides the pool that url describes (of at least
-// minConns connections unless it sets pool_max_conns), a DB keeps up to one
-// connection per group-commit goroutine. Its sessions always use read
-// committed, whatever the server's default.
+// minConns connections unless it sets pool_max_conns), a DB keeps one
+// connection per group-commit goroutine open, from before Open returns.
+// Its sessions always use read committed, whatever the server's default.
 func Open(ctx context.Context, url string) (*DB, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
