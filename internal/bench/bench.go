@@ -953,15 +953,19 @@ func perMessage(rm *room, first, last *histogram, stats *[]MessageStat) {
 		}
 		for i := range n {
 			lats = lats[:0]
+			lo, hi := int32(math.MaxInt32), int32(0)
 			for _, c := range rm.clients {
 				if k < len(c.lat) && i < len(c.lat[k]) && c.lat[k][i] > 0 {
-					lats = append(lats, c.lat[k][i])
+					v := c.lat[k][i]
+					lo, hi = min(lo, v), max(hi, v)
+					if stats != nil {
+						lats = append(lats, v)
+					}
 				}
 			}
-			if len(lats) > 0 {
-				slices.Sort(lats)
-				first.recordMicros(int64(lats[0] - 1))
-				last.recordMicros(int64(lats[len(lats)-1] - 1))
+			if hi > 0 { // some client got it
+				first.recordMicros(int64(lo - 1))
+				last.recordMicros(int64(hi - 1))
 			}
 			if stats == nil {
 				continue
@@ -971,7 +975,9 @@ func perMessage(rm *room, first, last *histogram, stats *[]MessageStat) {
 				m.Sent = time.Unix(0, sentAt[i])
 			}
 			if len(lats) > 0 {
-				m.First, m.Median, m.Last = us(lats[0]), us(lats[(len(lats)-1)/2]), us(lats[len(lats)-1])
+				// Only the CSV's median needs them in order.
+				slices.Sort(lats)
+				m.First, m.Median, m.Last = us(lo), us(lats[(len(lats)-1)/2]), us(hi)
 			}
 			*stats = append(*stats, m)
 		}
