@@ -18,10 +18,20 @@ import (
 // user topics (a room may have many members): clients refresh the room
 // part of the list from GET /api/conversations.
 
+// conversation reads conversation id as userID sees it, and remembers its
+// kind for Send.
+func (s *Service) conversation(ctx context.Context, id, userID int64) (Conversation, bool, error) {
+	c, member, err := s.store.Conversation(ctx, id, userID)
+	if err == nil {
+		s.kinds.put(id, c.Kind)
+	}
+	return c, member, err
+}
+
 // direct returns direct conversation id as u sees it if u is one of its
 // members; otherwise the error an unknown id gets.
 func (s *Service) direct(ctx context.Context, u User, id int64) (Conversation, error) {
-	c, member, err := s.store.Conversation(ctx, id, u.ID)
+	c, member, err := s.conversation(ctx, id, u.ID)
 	if errors.Is(err, ErrNotFound) {
 		return Conversation{}, roomNotFound()
 	}
@@ -38,7 +48,7 @@ func (s *Service) direct(ctx context.Context, u User, id int64) (Conversation, e
 // private returns direct conversation or group id as u sees it if u is
 // one of its members; otherwise the error an unknown id gets.
 func (s *Service) private(ctx context.Context, u User, id int64) (Conversation, error) {
-	c, member, err := s.store.Conversation(ctx, id, u.ID)
+	c, member, err := s.conversation(ctx, id, u.ID)
 	if errors.Is(err, ErrNotFound) {
 		return Conversation{}, roomNotFound()
 	}
@@ -155,7 +165,7 @@ func (s *Service) DirectWith(ctx context.Context, u User, peerID int64) (Convers
 // public; ReadSeq is 0 for a non-member), or a direct conversation or group
 // of u.
 func (s *Service) ConversationFor(ctx context.Context, u User, id int64) (Conversation, error) {
-	c, member, err := s.store.Conversation(ctx, id, u.ID)
+	c, member, err := s.conversation(ctx, id, u.ID)
 	if errors.Is(err, ErrNotFound) {
 		return Conversation{}, roomNotFound()
 	}
@@ -242,7 +252,7 @@ func (s *Service) MarkRead(ctx context.Context, u User, id, seq int64) (ReadStat
 // memberOf returns conversation id as u sees it if u is a member, with
 // one store call; otherwise the error CheckMember gives.
 func (s *Service) memberOf(ctx context.Context, u User, id int64) (Conversation, error) {
-	c, member, err := s.store.Conversation(ctx, id, u.ID)
+	c, member, err := s.conversation(ctx, id, u.ID)
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return Conversation{}, roomNotFound()

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/parley-chat/parley/internal/chat"
+	"github.com/parley-chat/parley/internal/inmem"
 )
 
 // groupFixture is a group with an owner, an admin, two members (m, t) and
@@ -293,4 +294,55 @@ func TestSendKnownKind(t *testing.T) {
 	}
 	_, err = f.svc.Send(ctx, f.out, r.ID, "o-3", "second")
 	wantError(t, "room, kind known", err, chat.ErrForbidden, chat.CodeNotMember, "")
+}
+
+// TestSendAfterOpen: a node that has read a room or a group for a member
+// (an open) queues that member's first message there at once, with no
+// read of the conversation first; a direct conversation's sends always
+// look it up, for the friendship.
+func TestSendAfterOpen(t *testing.T) {
+	ctx := context.Background()
+	f := newGroupFixture(t)
+	r := f.enter(t, f.m, "lobby")
+	if _, err := f.svc.RequestFriend(ctx, f.m, f.t.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.AcceptFriend(ctx, f.t, f.m.ID); err != nil {
+		t.Fatal(err)
+	}
+	_, d, err := f.svc.SendDirect(ctx, f.m, f.t.ID, "d-0", "hi")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Another node on the same store, which has seen none of them yet.
+	node := func() *chat.Service {
+		return chat.NewService(chat.Config{Now: f.clock.Now}, chat.Deps{
+			Store: f.store, Broker: f.broker, Presence: inmem.NewPresence(),
+			Limiter: inmem.NewLimiter(f.clock.Now), Mailer: f.mail,
+		})
+	}
+	for _, c := range []struct {
+		name   string
+		id     int64
+		queued bool
+	}{{"room", r.ID, true}, {"group", f.g.ID, true}, {"direct", d.ID, false}} {
+		n := node()
+		if _, ok := n.QueueSend(ctx, f.m, c.id, c.name+"-0", "before"); ok {
+			t.Errorf("%s: queued before the node read it; want a lookup first", c.name)
+		}
+		if _, _, _, err := n.OpenConversation(ctx, f.m, c.id); err != nil {
+			t.Fatalf("%s: OpenConversation: %v", c.name, err)
+		}
+		p, ok := n.QueueSend(ctx, f.m, c.id, c.name+"-1", "after the open")
+		if ok != c.queued {
+			t.Errorf("%s: queued after the open = %v; want %v", c.name, ok, c.queued)
+		}
+		if !ok {
+			continue
+		}
+		m, err := p.Wait()
+		if err != nil || m.Body != "after the open" {
+			t.Errorf("%s: Wait = %+v, %v", c.name, m, err)
+		}
+	}
 }

@@ -66,6 +66,7 @@ func (s *Service) room(ctx context.Context, id int64) (Room, error) {
 	if err != nil {
 		return Room{}, internal("load room", err)
 	}
+	s.kinds.put(id, ConvRoom)
 	return r, nil
 }
 
@@ -253,9 +254,8 @@ func (s *Service) sendChecked(ctx context.Context, u User, id int64, clientID, b
 		return Message{}, roomNotFound()
 	case err != nil:
 		return Message{}, internal("load membership", err)
-	case kind == ConvRoom || kind == ConvGroup:
-		s.kinds.put(id, kind)
 	}
+	s.kinds.put(id, kind)
 	switch {
 	case kind == ConvRoom && !member:
 		return Message{}, notMember()

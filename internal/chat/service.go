@@ -180,11 +180,12 @@ func NewService(cfg Config, d Deps) *Service {
 	return s
 }
 
-// kinds remembers the kind of the rooms and groups that messages were sent
-// to, so that Send needs no read before its write. Conversations never
-// change kind; a deleted one's id may be reused, which the store's check
-// of NewMessage.ConvKind catches. It holds at most maxKinds entries, and
-// starts over when full.
+// kinds remembers the kind of the rooms and groups that this node has read
+// (a member opening one, a send looking one up), so that Send needs no
+// read before its write, the first message after an open included.
+// Conversations never change kind; a deleted one's id may be reused, which
+// the store's check of NewMessage.ConvKind catches. It holds at most
+// maxKinds entries, and starts over when full.
 type kinds struct {
 	m sync.Map // int64 → ConvKind
 	n atomic.Int64
@@ -200,7 +201,15 @@ func (k *kinds) get(id int64) (ConvKind, bool) {
 	return v.(ConvKind), true
 }
 
+// put remembers kind for id if it is a room or a group: a direct
+// conversation's send always checks the friendship first.
 func (k *kinds) put(id int64, kind ConvKind) {
+	if kind != ConvRoom && kind != ConvGroup {
+		return
+	}
+	if v, ok := k.m.Load(id); ok && v.(ConvKind) == kind {
+		return // known: no write to the map on every open
+	}
 	if _, had := k.m.Swap(id, kind); had {
 		return
 	}
