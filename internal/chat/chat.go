@@ -140,6 +140,11 @@ type NewMessage struct {
 	// ConvKind, if set, makes Append refuse, with ErrNotFound, a
 	// conversation of another kind.
 	ConvKind ConvKind
+	// Peer, if set, makes Append refuse, with ErrNotFriends, a message
+	// from a sender who is not Peer's friend when it is stored, or when
+	// either blocks the other: a direct message's check, in the
+	// transaction that stores it.
+	Peer int64
 }
 
 // Page selects messages of one conversation. With After > 0 it returns the

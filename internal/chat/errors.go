@@ -20,6 +20,11 @@ var (
 	// ErrNotMember is the ErrNotFound of a store refusing a sender who is
 	// not a member (NewMessage.MemberOnly).
 	ErrNotMember = fmt.Errorf("not a member: %w", ErrNotFound)
+
+	// ErrNotFriends is the ErrForbidden of a store refusing a direct
+	// message to a peer who is not the sender's friend, or who blocks the
+	// sender or is blocked (NewMessage.Peer).
+	ErrNotFriends = fmt.Errorf("not friends: %w", ErrForbidden)
 )
 
 // Machine-readable error codes, shown to clients next to a human message.

@@ -90,11 +90,15 @@ const appendSQL = `WITH convs AS (
 		CASE
 		WHEN c.id IS NULL OR (i.conv_kind <> '' AND c.kind <> i.conv_kind) THEN 'missing'
 		WHEN i.member_only AND mb.user_id IS NULL THEN 'not_member'
+		WHEN i.peer_id <> 0 AND NOT (
+			EXISTS (SELECT 1 FROM contacts x WHERE x.user_id = i.sender_id AND x.other_id = i.peer_id AND x.state = 'friends')
+			AND NOT EXISTS (SELECT 1 FROM blocks x WHERE (x.blocker_id = i.sender_id AND x.blocked_id = i.peer_id)
+				OR (x.blocker_id = i.peer_id AND x.blocked_id = i.sender_id))) THEN 'not_friends'
 		WHEN s.seq IS NOT NULL THEN 'stored'
 		WHEN i.repeated THEN 'repeated'
 		ELSE 'new' END AS status
-	FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::timestamptz[], $8::boolean[], $11::boolean[], $12::text[])
-		WITH ORDINALITY AS i (conv_id, sender_id, client_id, kind, body, target_id, at, member_only, repeated, conv_kind, idx)
+	FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::timestamptz[], $8::boolean[], $11::boolean[], $12::text[], $13::bigint[])
+		WITH ORDINALITY AS i (conv_id, sender_id, client_id, kind, body, target_id, at, member_only, repeated, conv_kind, peer_id, idx)
 	LEFT JOIN convs c ON c.id = i.conv_id
 	LEFT JOIN senders u ON u.id = i.sender_id
 	LEFT JOIN LATERAL (SELECT x.user_id FROM members x
@@ -136,9 +140,9 @@ type idemKey struct {
 // appendAll stores items, in order, each with the next seq of its
 // conversation, through q: a transaction, or the pool, where the two
 // statements it sends form a transaction of their own. An item whose
-// conversation does not exist, whose sender is not a member when it must
-// be, or whose text PostgreSQL cannot store fails alone (its err); an
-// error returned fails them all.
+// conversation does not exist, whose sender is not a member or not the
+// peer's friend when that is asked, or whose text PostgreSQL cannot store
+// fails alone (its err); an error returned fails them all.
 //
 // It first locks the rows of the conversations involved (lockConvs); only
 // then does it look for client IDs stored before and read each
@@ -159,6 +163,7 @@ func appendAll(ctx context.Context, q batchSender, items []*appendItem) error {
 		aAt       = make([]time.Time, 0, n)
 		aMember   = make([]bool, 0, n)
 		aConvKind = make([]string, 0, n)
+		aPeer     = make([]int64, 0, n)
 		aRepeat   = make([]bool, 0, n)
 		senders   = make([]int64, 0, n)
 		seenID    = make(map[idemKey]bool, n)
@@ -186,7 +191,7 @@ func appendAll(ctx context.Context, q batchSender, items []*appendItem) error {
 		aConv, aSender, aTarget = append(aConv, m.ConvID), append(aSender, m.SenderID), append(aTarget, m.TargetID)
 		aClient, aKind, aBody = append(aClient, m.ClientID), append(aKind, string(m.Kind)), append(aBody, m.Body)
 		aAt, aMember = append(aAt, ts(m.At)), append(aMember, m.MemberOnly)
-		aConvKind = append(aConvKind, string(m.ConvKind))
+		aConvKind, aPeer = append(aConvKind, string(m.ConvKind)), append(aPeer, m.Peer)
 		pos = append(pos, it)
 	}
 	if len(pos) == 0 {
@@ -198,7 +203,7 @@ func appendAll(ctx context.Context, q batchSender, items []*appendItem) error {
 
 	b := &pgx.Batch{}
 	b.Queue(lockConvs, convIDs)
-	b.Queue(appendSQL, aConv, aSender, aClient, aKind, aBody, aTarget, aAt, aMember, convIDs, senders, aRepeat, aConvKind)
+	b.Queue(appendSQL, aConv, aSender, aClient, aKind, aBody, aTarget, aAt, aMember, convIDs, senders, aRepeat, aConvKind, aPeer)
 	br := q.SendBatch(ctx, b)
 	defer br.Close()
 	if _, err := br.Exec(); err != nil {
@@ -235,6 +240,8 @@ func appendAll(ctx context.Context, q batchSender, items []*appendItem) error {
 			it.err = fmt.Errorf("conversation %d: %w", m.ConvID, chat.ErrNotFound)
 		case "not_member":
 			it.err = fmt.Errorf("user %d in conversation %d: %w", m.SenderID, m.ConvID, chat.ErrNotMember)
+		case "not_friends":
+			it.err = fmt.Errorf("user %d to user %d: %w", m.SenderID, m.Peer, chat.ErrNotFriends)
 		case "stored":
 			if sCreated == nil {
 				rows.Close()

@@ -79,8 +79,9 @@ func (db *DB) batcher(appends <-chan *chat.AppendRequest) {
 }
 
 // commitBatch stores batch in one transaction and answers every request.
-// A request whose conversation does not exist fails alone; any other error
-// fails the whole batch, and nothing of it is stored.
+// A request whose conversation does not exist, whose sender is not a
+// member or not the peer's friend when that is asked, fails alone; any
+// other error fails the whole batch, and nothing of it is stored.
 func (db *DB) commitBatch(batch []*chat.AppendRequest) {
 	results := make([]chat.AppendResult, len(batch))
 	err := db.writeRaw(context.Background(), func(r runner) error {
@@ -94,7 +95,7 @@ func (db *DB) commitBatch(batch []*chat.AppendRequest) {
 				continue
 			}
 			msg, created, err := a.append(context.Background(), req.M)
-			if errors.Is(err, chat.ErrNotFound) {
+			if errors.Is(err, chat.ErrNotFound) || errors.Is(err, chat.ErrNotFriends) {
 				results[i].Err = err
 				continue
 			}
@@ -120,7 +121,7 @@ func (db *DB) commitBatch(batch []*chat.AppendRequest) {
 const qLastAll = `SELECT id, kind, last_seq FROM conversations WHERE id IN (SELECT value FROM json_each(?))`
 
 // batchQueries are the statements of commitBatch's transactions.
-var batchQueries = []string{qBegin, qCommit, qRollback, qLastAll, qLookup, qLast, qInsert, qName, qBump, qRead, qMember}
+var batchQueries = []string{qBegin, qCommit, qRollback, qLastAll, qLookup, qLast, qInsert, qName, qBump, qRead, qMember, qFriends}
 
 // prepareBatch prepares batchQueries on the write connection when the
 // database opens: a mistake in them fails Open, and the first message pays

@@ -52,6 +52,8 @@ type appender struct {
 	reads map[[2]int64]int64 // (conv, sender) → the sender's latest seq
 	// members holds the (conv, sender) pairs found members; made on first use.
 	members map[[2]int64]bool
+	// friends holds the (sender, peer) pairs found friends; made on first use.
+	friends map[[2]int64]bool
 	args    []any // an insert's arguments, the slice kept for the next
 }
 
@@ -74,6 +76,9 @@ const (
 	qBump   = `UPDATE conversations SET last_seq = ?, last_active_at = max(last_active_at, ?) WHERE id = ?`
 	qRead   = `UPDATE members SET read_seq = max(read_seq, ?) WHERE conv_id = ? AND user_id = ?`
 	qMember = `SELECT EXISTS (SELECT 1 FROM members WHERE conv_id = ? AND user_id = ?)`
+	// qFriends: ?1 and ?2 are friends, and neither blocks the other.
+	qFriends = `SELECT EXISTS (SELECT 1 FROM contacts WHERE user_id = ?1 AND other_id = ?2 AND state = 'friends')
+		AND NOT EXISTS (SELECT 1 FROM blocks WHERE (blocker_id = ?1 AND blocked_id = ?2) OR (blocker_id = ?2 AND blocked_id = ?1))`
 )
 
 // newAppender returns an appender that runs its statements with r, in r's
@@ -130,6 +135,28 @@ func (a *appender) checkMember(ctx context.Context, convID, userID int64) error 
 	return nil
 }
 
+// checkFriends returns chat.ErrNotFriends unless userID and peer are
+// friends and neither blocks the other. Found so, they stay so for the
+// rest of the transaction: only appends run in it.
+func (a *appender) checkFriends(ctx context.Context, userID, peer int64) error {
+	k := [2]int64{userID, peer}
+	if a.friends[k] {
+		return nil
+	}
+	var ok bool
+	if err := a.r.queryRow(ctx, qFriends, userID, peer).Scan(&ok); err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("user %d to user %d: %w", userID, peer, chat.ErrNotFriends)
+	}
+	if a.friends == nil {
+		a.friends = make(map[[2]int64]bool)
+	}
+	a.friends[k] = true
+	return nil
+}
+
 // append stores nm with the next seq of its conversation; flush must run
 // before the transaction commits.
 func (a *appender) append(ctx context.Context, nm chat.NewMessage) (chat.Message, bool, error) {
@@ -142,6 +169,11 @@ func (a *appender) append(ctx context.Context, nm chat.NewMessage) (chat.Message
 	}
 	if nm.MemberOnly {
 		if err := a.checkMember(ctx, nm.ConvID, nm.SenderID); err != nil {
+			return chat.Message{}, false, err
+		}
+	}
+	if nm.Peer != 0 {
+		if err := a.checkFriends(ctx, nm.SenderID, nm.Peer); err != nil {
 			return chat.Message{}, false, err
 		}
 	}

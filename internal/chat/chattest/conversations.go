@@ -2,6 +2,7 @@ package chattest
 
 import (
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -241,5 +242,76 @@ func testMembership(t *testing.T, s chat.Store) {
 	}
 	if _, _, err := s.Membership(ctx, missing, ada.ID); !errors.Is(err, chat.ErrNotFound) {
 		t.Errorf("Membership of a missing conversation: err = %v; want ErrNotFound", err)
+	}
+}
+
+// testAppendPeer: a direct message with NewMessage.Peer is stored only
+// while its sender and the peer are friends, checked as it is stored. A
+// refused one takes no seq, and fails alone among those queued with it.
+func testAppendPeer(t *testing.T, s chat.Store) {
+	ctx := t.Context()
+	ada := mustUser(t, s, "ada@example.com", "Ada")
+	grace := mustUser(t, s, "grace@example.com", "Grace")
+	c, _, err := s.EnsureDirect(ctx, ada.ID, grace.ID, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	send := func(from, to int64, clientID string) error {
+		_, _, err := s.Append(ctx, chat.NewMessage{ConvID: c.ID, Kind: chat.KindText, SenderID: from, ClientID: clientID,
+			Body: clientID, At: t0, Peer: to})
+		if err == nil {
+			n++
+		}
+		return err
+	}
+	refused := func(what string, err error) {
+		t.Helper()
+		if !errors.Is(err, chat.ErrNotFriends) || !errors.Is(err, chat.ErrForbidden) {
+			t.Errorf("Append(%s) = %v; want ErrNotFriends", what, err)
+		}
+	}
+	refused("no contact", send(ada.ID, grace.ID, "a1"))
+	mustRequest(t, s, ada.ID, grace.ID, t0, chat.StateRequestSent, true)
+	refused("request not accepted", send(ada.ID, grace.ID, "a2"))
+	if _, err := s.AcceptFriend(ctx, grace.ID, ada.ID, t0); err != nil {
+		t.Fatal(err)
+	}
+	if err := send(ada.ID, grace.ID, "a3"); err != nil {
+		t.Errorf("Append(friends) = %v", err)
+	}
+	if err := send(grace.ID, ada.ID, "g1"); err != nil {
+		t.Errorf("Append(friends, the other way) = %v", err)
+	}
+
+	// Queued together, the refused one fails alone.
+	eve := mustUser(t, s, "eve@example.com", "Eve")
+	p1 := s.QueueAppend(ctx, chat.NewMessage{ConvID: c.ID, Kind: chat.KindText, SenderID: ada.ID, Body: "x", At: t0, Peer: eve.ID})
+	p2 := s.QueueAppend(ctx, chat.NewMessage{ConvID: c.ID, Kind: chat.KindText, SenderID: ada.ID, ClientID: "a4", Body: "y", At: t0, Peer: grace.ID})
+	_, _, err = p1.Wait()
+	refused("to a stranger, queued", err)
+	if m, _, err := p2.Wait(); err != nil || m.Seq != 3 {
+		t.Errorf("queued Append(friends) = seq %d, %v; want 3", m.Seq, err)
+	}
+	n++
+
+	if _, err := s.Block(ctx, grace.ID, ada.ID, t0); err != nil {
+		t.Fatal(err)
+	}
+	refused("blocked by the peer", send(ada.ID, grace.ID, "a5"))
+	refused("blocking the peer", send(grace.ID, ada.ID, "g2"))
+	if _, err := s.Unblock(ctx, grace.ID, ada.ID); err != nil {
+		t.Fatal(err)
+	}
+	refused("after a block, no longer friends", send(ada.ID, grace.ID, "a6"))
+	// A retry of a message stored while friends is refused too: the
+	// check comes first.
+	refused("retry after the friendship ended", send(ada.ID, grace.ID, "a3"))
+	ms, err := s.Messages(ctx, c.ID, chat.Page{Limit: n + 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := seqsOf(t, c.ID, ms); !slices.Equal(got, seqRange(1, int64(n))) {
+		t.Errorf("seqs %v; want 1 to %d", got, n)
 	}
 }

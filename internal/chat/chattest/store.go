@@ -64,6 +64,7 @@ func TestStore(t *testing.T, open func(t *testing.T) chat.Store) {
 		{"AppendConcurrent", testAppendConcurrent},
 		{"AppendConcurrentRetries", testAppendConcurrentRetries},
 		{"QueueAppend", testQueueAppend},
+		{"AppendPeer", testAppendPeer},
 		{"Messages", testMessages},
 		{"MessagesDefaultLimit", testMessagesDefaultLimit},
 		{"SenderName", testSenderName},
