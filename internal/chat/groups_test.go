@@ -3,6 +3,8 @@ package chat_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync/atomic"
 	"testing"
 
 	"github.com/parley-chat/parley/internal/chat"
@@ -20,8 +22,14 @@ type groupFixture struct {
 
 func newGroupFixture(tb testing.TB) *groupFixture {
 	tb.Helper()
+	return newGroupFixtureOn(tb, newFixture(tb, chat.Config{}))
+}
+
+// newGroupFixtureOn is newGroupFixture on base's Service.
+func newGroupFixtureOn(tb testing.TB, base *fixture) *groupFixture {
+	tb.Helper()
 	ctx := context.Background()
-	f := &groupFixture{fixture: newFixture(tb, chat.Config{})}
+	f := &groupFixture{fixture: base}
 	f.owner, _ = f.signIn(tb, "owner@example.com", "Owner")
 	f.admin, _ = f.signIn(tb, "admin@example.com", "Admin")
 	f.m, _ = f.signIn(tb, "m@example.com", "Member")
@@ -296,10 +304,11 @@ func TestSendKnownKind(t *testing.T) {
 	wantError(t, "room, kind known", err, chat.ErrForbidden, chat.CodeNotMember, "")
 }
 
-// TestSendAfterOpen: a node that has read a room or a group for a member
-// (an open) queues that member's first message there at once, with no
-// read of the conversation first; a direct conversation's sends always
-// look it up, for the friendship.
+// TestSendAfterOpen: a node that has read a conversation for a member
+// (an open) stores that member's first message there with no read first
+// if it is a room or a group, and with one, for the peer, if it is a
+// direct conversation, whose friendship the store checks as it stores the
+// message. A node that has not read it looks it up.
 func TestSendAfterOpen(t *testing.T) {
 	ctx := context.Background()
 	f := newGroupFixture(t)
@@ -314,35 +323,79 @@ func TestSendAfterOpen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Another node on the same store, which has seen none of them yet.
-	node := func() *chat.Service {
+	// Other nodes on the same store, which have seen none of them yet.
+	node := func() (*chat.Service, *readCounter) {
+		rc := &readCounter{Store: f.store}
 		return chat.NewService(chat.Config{Now: f.clock.Now}, chat.Deps{
-			Store: f.store, Broker: f.broker, Presence: inmem.NewPresence(),
+			Store: rc, Broker: f.broker, Presence: inmem.NewPresence(),
 			Limiter: inmem.NewLimiter(f.clock.Now), Mailer: f.mail,
-		})
+		}), rc
 	}
 	for _, c := range []struct {
-		name   string
-		id     int64
-		queued bool
-	}{{"room", r.ID, true}, {"group", f.g.ID, true}, {"direct", d.ID, false}} {
-		n := node()
-		if _, ok := n.QueueSend(ctx, f.m, c.id, c.name+"-0", "before"); ok {
-			t.Errorf("%s: queued before the node read it; want a lookup first", c.name)
-		}
-		if _, _, _, err := n.OpenConversation(ctx, f.m, c.id); err != nil {
-			t.Fatalf("%s: OpenConversation: %v", c.name, err)
-		}
-		p, ok := n.QueueSend(ctx, f.m, c.id, c.name+"-1", "after the open")
-		if ok != c.queued {
-			t.Errorf("%s: queued after the open = %v; want %v", c.name, ok, c.queued)
-		}
-		if !ok {
-			continue
-		}
-		m, err := p.Wait()
-		if err != nil || m.Body != "after the open" {
-			t.Errorf("%s: Wait = %+v, %v", c.name, m, err)
+		name                   string
+		id                     int64
+		before, afterOpen      int
+		queuedBefore, queuedAt bool
+	}{
+		{"room", r.ID, 1, 0, false, true},
+		{"group", f.g.ID, 1, 0, false, true},
+		// Before the open, the lookup and the peer; after it, the peer.
+		{"direct", d.ID, 2, 1, false, false},
+	} {
+		for _, open := range []bool{false, true} {
+			n, rc := node()
+			if open {
+				if _, _, _, err := n.OpenConversation(ctx, f.m, c.id); err != nil {
+					t.Fatalf("%s: OpenConversation: %v", c.name, err)
+				}
+			}
+			p, queued := n.QueueSend(ctx, f.m, c.id, fmt.Sprintf("%s-q-%v", c.name, open), "queued?")
+			if queued {
+				if _, err := p.Wait(); err != nil {
+					t.Fatalf("%s, opened %v: queued send: %v", c.name, open, err)
+				}
+			}
+			want, wantQueued := c.before, c.queuedBefore
+			if open {
+				want, wantQueued = c.afterOpen, c.queuedAt
+			}
+			if queued != wantQueued {
+				t.Errorf("%s, opened %v: queued = %v; want %v", c.name, open, queued, wantQueued)
+			}
+			rc.reads.Store(0)
+			m, err := n.Send(ctx, f.m, c.id, fmt.Sprintf("%s-%v", c.name, open), "hello")
+			if err != nil || m.Body != "hello" {
+				t.Fatalf("%s, opened %v: Send = %+v, %v", c.name, open, m, err)
+			}
+			if got := int(rc.reads.Load()); got != want {
+				t.Errorf("%s, opened %v: %d reads before the send's write; want %d", c.name, open, got, want)
+			}
 		}
 	}
+}
+
+// readCounter counts the reads a send may make before its write.
+type readCounter struct {
+	chat.Store
+	reads atomic.Int64
+}
+
+func (c *readCounter) Membership(ctx context.Context, id, userID int64) (chat.ConvKind, bool, error) {
+	c.reads.Add(1)
+	return c.Store.Membership(ctx, id, userID)
+}
+
+func (c *readCounter) Conversation(ctx context.Context, id, userID int64) (chat.Conversation, bool, error) {
+	c.reads.Add(1)
+	return c.Store.Conversation(ctx, id, userID)
+}
+
+func (c *readCounter) AreFriends(ctx context.Context, a, b int64) (bool, error) {
+	c.reads.Add(1)
+	return c.Store.AreFriends(ctx, a, b)
+}
+
+func (c *readCounter) IsBlocked(ctx context.Context, a, b int64) (bool, error) {
+	c.reads.Add(1)
+	return c.Store.IsBlocked(ctx, a, b)
 }

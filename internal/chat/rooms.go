@@ -203,7 +203,7 @@ func (s *Service) QueueSend(ctx context.Context, u User, id int64, clientID, bod
 	// transaction that stores the message, that the conversation is still
 	// of that kind and the sender a member: no read before the write.
 	kind, ok := s.kinds.get(id)
-	if !ok {
+	if !ok || kind == ConvDirect {
 		return PendingSend{}, false
 	}
 	p.nm = NewMessage{ConvID: id, Kind: KindText, SenderID: u.ID, ClientID: clientID, Body: body, MemberOnly: true, ConvKind: kind, At: s.cfg.Now()}
@@ -248,6 +248,15 @@ func (p PendingSend) Wait() (Message, error) {
 // sendChecked is Send for a message already checked, in a conversation
 // whose kind is not known yet: it looks the conversation up first.
 func (s *Service) sendChecked(ctx context.Context, u User, id int64, clientID, body string) (Message, error) {
+	if kind, ok := s.kinds.get(id); ok && kind == ConvDirect {
+		// A direct conversation needs its peer, which the lookup below
+		// would read again.
+		if c, err := s.direct(ctx, u, id); err == nil {
+			return s.sendDirect(ctx, u, c, clientID, body)
+		}
+		// Not u's, gone, or its id reused: look again, for the right error.
+		s.kinds.forget(id)
+	}
 	kind, member, err := s.store.Membership(ctx, id, u.ID)
 	switch {
 	case errors.Is(err, ErrNotFound):

@@ -180,9 +180,10 @@ func NewService(cfg Config, d Deps) *Service {
 	return s
 }
 
-// kinds remembers the kind of the rooms and groups that this node has read
-// (a member opening one, a send looking one up), so that Send needs no
-// read before its write, the first message after an open included.
+// kinds remembers the kind of the conversations that this node has read
+// (a member opening one, a send looking one up), so that a send to a room
+// or a group needs no read before its write, the first message after an
+// open included, and one to a direct conversation one read, for its peer.
 // Conversations never change kind; a deleted one's id may be reused, which
 // the store's check of NewMessage.ConvKind catches. It holds at most
 // maxKinds entries, and starts over when full.
@@ -201,12 +202,7 @@ func (k *kinds) get(id int64) (ConvKind, bool) {
 	return v.(ConvKind), true
 }
 
-// put remembers kind for id if it is a room or a group: a direct
-// conversation's send always checks the friendship first.
 func (k *kinds) put(id int64, kind ConvKind) {
-	if kind != ConvRoom && kind != ConvGroup {
-		return
-	}
 	if v, ok := k.m.Load(id); ok && v.(ConvKind) == kind {
 		return // known: no write to the map on every open
 	}

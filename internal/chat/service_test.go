@@ -103,6 +103,12 @@ func newFixtureWith(tb testing.TB, cfg chat.Config, p chat.Presence) *fixture {
 			tb.Errorf("close database: %v", err)
 		}
 	})
+	return newFixtureOn(tb, cfg, p, db)
+}
+
+// newFixtureOn is newFixtureWith on store db.
+func newFixtureOn(tb testing.TB, cfg chat.Config, p chat.Presence, db chat.Store) *fixture {
+	tb.Helper()
 	f := &fixture{store: db, clock: &clock{now: time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)}, mail: &fakeMailer{}, broker: inmem.NewBroker()}
 	tb.Cleanup(func() { f.broker.Close() })
 	cfg.Now = f.clock.Now

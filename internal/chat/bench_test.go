@@ -1,0 +1,63 @@
+package chat_test
+
+import (
+	"context"
+	"strconv"
+	"testing"
+
+	"github.com/parley-chat/parley/internal/chat"
+	"github.com/parley-chat/parley/internal/inmem"
+	"github.com/parley-chat/parley/internal/postgres"
+	"github.com/parley-chat/parley/internal/testenv"
+)
+
+// BenchmarkSend is a send through the Service, back to back, by kind of
+// conversation: a room, a private group, and a direct conversation, whose
+// sends need its peer and the friendship. The node knows each
+// conversation from an open, as it does a client's. On SQLite and, when
+// PARLEY_TEST_POSTGRES names one (or one answers at the default URL),
+// PostgreSQL, where each read before the write is a round trip.
+func BenchmarkSend(b *testing.B) {
+	b.Run("sqlite", func(b *testing.B) { benchmarkSend(b, newGroupFixture(b)) })
+	b.Run("postgres", func(b *testing.B) {
+		db, err := postgres.Open(context.Background(), testenv.PostgresSchema(b))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { db.Close() })
+		benchmarkSend(b, newGroupFixtureOn(b, newFixtureOn(b, chat.Config{}, inmem.NewPresence(), db)))
+	})
+}
+
+func benchmarkSend(b *testing.B, f *groupFixture) {
+	ctx := context.Background()
+	r := f.enter(b, f.m, "lobby")
+	if _, err := f.svc.RequestFriend(ctx, f.m, f.t.ID); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := f.svc.AcceptFriend(ctx, f.t, f.m.ID); err != nil {
+		b.Fatal(err)
+	}
+	_, d, err := f.svc.SendDirect(ctx, f.m, f.t.ID, "d-0", "hi")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		id   int64
+	}{{"room", r.ID}, {"group", f.g.ID}, {"direct", d.ID}} {
+		if _, _, _, err := f.svc.OpenConversation(ctx, f.m, c.id); err != nil {
+			b.Fatal(err)
+		}
+		i := 0 // over -count's runs too: each send is a new message
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				i++
+				if _, err := f.svc.Send(ctx, f.m, c.id, c.name+"-"+strconv.Itoa(i), "hello"); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
