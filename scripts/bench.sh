@@ -513,6 +513,6 @@ if wants 8; then
 	bench 8 target8-room10000 180 1000 --conns 10000 --rooms 1 --senders 1 --rate 1 --duration 10s
 fi
 if wants go; then
-	gobench go gobench -run '^$' -bench . -benchmem ./internal/hub/ ./internal/sqlite/ ./internal/web/ ./internal/bench/ ./internal/bench/floor/
+	gobench go gobench -run '^$' -bench . -benchmem ./internal/hub/ ./internal/sqlite/ ./internal/chat/ ./internal/web/ ./internal/bench/ ./internal/bench/floor/
 fi
 log "done; results in $OUT (go run ./scripts/benchreport)"
