@@ -185,8 +185,9 @@ func NewService(cfg Config, d Deps) *Service {
 // or a group needs no read before its write, the first message after an
 // open included, and one to a direct conversation one read, for its peer.
 // Conversations never change kind; a deleted one's id may be reused, which
-// the store's check of NewMessage.ConvKind catches. It holds at most
-// maxKinds entries, and starts over when full.
+// the store's check of NewMessage.ConvKind catches (for a direct
+// conversation, the read of it). It holds at most maxKinds entries, and
+// starts over when full.
 type kinds struct {
 	m sync.Map // int64 → ConvKind
 	n atomic.Int64
