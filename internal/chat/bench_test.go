@@ -19,14 +19,17 @@ import (
 // PostgreSQL, where each read before the write is a round trip.
 func BenchmarkSend(b *testing.B) {
 	b.Run("sqlite", func(b *testing.B) { benchmarkSend(b, newGroupFixture(b)) })
-	b.Run("postgres", func(b *testing.B) {
-		db, err := postgres.Open(context.Background(), testenv.PostgresSchema(b))
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { db.Close() })
-		benchmarkSend(b, newGroupFixtureOn(b, newFixtureOn(b, chat.Config{}, inmem.NewPresence(), db)))
-	})
+	b.Run("postgres", func(b *testing.B) { benchmarkSend(b, newGroupFixtureOn(b, postgresFixture(b))) })
+}
+
+// postgresFixture is newFixture on PostgreSQL, in a schema of its own.
+func postgresFixture(b *testing.B) *fixture {
+	db, err := postgres.Open(context.Background(), testenv.PostgresSchema(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { db.Close() })
+	return newFixtureOn(b, chat.Config{}, inmem.NewPresence(), db)
 }
 
 func benchmarkSend(b *testing.B, f *groupFixture) {
@@ -61,3 +64,44 @@ func benchmarkSend(b *testing.B, f *groupFixture) {
 		})
 	}
 }
+
+// BenchmarkMarkRead is a member moving their read position in a room or a
+// group the node has read, which the web app does for every message that
+// arrives while the conversation is shown: the position moves one message
+// at a time over markReadSends messages, then stays. On both stores, as
+// BenchmarkSend.
+func BenchmarkMarkRead(b *testing.B) {
+	b.Run("sqlite", func(b *testing.B) { benchmarkMarkRead(b, newGroupFixture(b)) })
+	b.Run("postgres", func(b *testing.B) { benchmarkMarkRead(b, newGroupFixtureOn(b, postgresFixture(b))) })
+}
+
+func benchmarkMarkRead(b *testing.B, f *groupFixture) {
+	ctx := context.Background()
+	r := f.enter(b, f.m, "lobby")
+	f.enter(b, f.t, "lobby")
+	for _, c := range []struct {
+		name string
+		id   int64
+	}{{"room", r.ID}, {"group", f.g.ID}} {
+		for i := range markReadSends {
+			if _, err := f.svc.Send(ctx, f.t, c.id, c.name+"-"+strconv.Itoa(i), "hello"); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if _, _, _, err := f.svc.OpenConversation(ctx, f.m, c.id); err != nil {
+			b.Fatal(err)
+		}
+		seq := int64(0)
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				seq++
+				if _, err := f.svc.MarkRead(ctx, f.m, c.id, seq); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+const markReadSends = 6000

@@ -232,20 +232,29 @@ func (s *Service) MarkRead(ctx context.Context, u User, id, seq int64) (ReadStat
 	if seq < 0 {
 		return ReadState{}, Invalid(CodeInvalidField, "seq", "seq must not be negative")
 	}
-	c, err := s.memberOf(ctx, u, id)
-	if err != nil {
-		return ReadState{}, err
+	// The web app marks a conversation read as each message arrives in
+	// it, so in a room or a group the store's write alone checks the
+	// membership: no read before it where the node knows the kind.
+	kind, known := s.kinds.get(id)
+	if !known || kind == ConvDirect {
+		c, err := s.memberOf(ctx, u, id)
+		if err != nil {
+			return ReadState{}, err
+		}
+		kind = c.Kind
 	}
 	st, moved, err := s.store.MarkRead(ctx, id, u.ID, seq)
-	if errors.Is(err, ErrNotFound) {
-		return ReadState{}, notMember() // left in between
-	}
-	if err != nil {
+	switch {
+	case errors.Is(err, ErrNotFound) && known && kind == ConvGroup:
+		return ReadState{}, roomNotFound() // as memberOf answers a non-member
+	case errors.Is(err, ErrNotFound):
+		return ReadState{}, notMember() // not a room's member, or left in between
+	case err != nil:
 		return ReadState{}, internal("mark read", err)
 	}
 	if moved {
 		s.publish(ctx, UserTopic(u.ID), Event{Type: EventRead, ConvID: id, Seq: st.ReadSeq})
-		if c.Kind != ConvRoom { // receipts: direct and group conversations only
+		if kind != ConvRoom { // receipts: direct and group conversations only
 			s.publish(ctx, ConvTopic(id), Event{Type: EventReceipt, ConvID: id, UserID: u.ID, Seq: st.ReadSeq})
 		}
 	}

@@ -446,6 +446,7 @@ func (s *Service) DeleteGroup(ctx context.Context, u User, id int64) error {
 	if err != nil {
 		return groupErr("delete group", err)
 	}
+	s.kinds.forget(id) // SQLite may give its id to the next conversation
 	for _, m := range members {
 		s.publishUser(ctx, m, Event{Type: EventRemoved, ConvID: id, Reason: "deleted"})
 	}

@@ -399,3 +399,40 @@ func (c *readCounter) IsBlocked(ctx context.Context, a, b int64) (bool, error) {
 	c.reads.Add(1)
 	return c.Store.IsBlocked(ctx, a, b)
 }
+
+// TestMarkReadAfterOpen: in a room or a group a node has read, moving the
+// read position reads nothing first (the store's write checks the
+// membership), and a non-member gets the error a lookup would give.
+func TestMarkReadAfterOpen(t *testing.T) {
+	ctx := context.Background()
+	f := newGroupFixture(t)
+	r := f.enter(t, f.m, "lobby")
+	for _, c := range []struct {
+		name    string
+		id      int64
+		outKind error
+		outCode string
+	}{{"room", r.ID, chat.ErrForbidden, chat.CodeNotMember}, {"group", f.g.ID, chat.ErrNotFound, chat.CodeNotFound}} {
+		if _, err := f.svc.Send(ctx, f.m, c.id, c.name+"-2", "hello"); err != nil {
+			t.Fatal(err)
+		}
+		rc := &readCounter{Store: f.store}
+		n := chat.NewService(chat.Config{Now: f.clock.Now}, chat.Deps{
+			Store: rc, Broker: f.broker, Presence: inmem.NewPresence(),
+			Limiter: inmem.NewLimiter(f.clock.Now), Mailer: f.mail,
+		})
+		if _, _, _, err := n.OpenConversation(ctx, f.m, c.id); err != nil {
+			t.Fatal(err)
+		}
+		rc.reads.Store(0)
+		st, err := n.MarkRead(ctx, f.m, c.id, 1)
+		if err != nil || st.ReadSeq < 1 {
+			t.Fatalf("%s: MarkRead = %+v, %v", c.name, st, err)
+		}
+		if got := rc.reads.Load(); got != 0 {
+			t.Errorf("%s: %d reads before MarkRead's write; want 0", c.name, got)
+		}
+		_, err = n.MarkRead(ctx, f.out, c.id, 1)
+		wantError(t, c.name+": MarkRead by a non-member, kind known", err, c.outKind, c.outCode, "")
+	}
+}
