@@ -213,14 +213,21 @@ func (db *DB) Conversations(ctx context.Context, userID int64) ([]chat.Conversat
 	return cs, nil
 }
 
+// MarkRead's statements.
+const (
+	qReadState = `SELECT mb.read_seq, c.last_seq FROM members mb JOIN conversations c ON c.id = mb.conv_id
+		WHERE mb.conv_id = ? AND mb.user_id = ?`
+	qSetRead = `UPDATE members SET read_seq = ? WHERE conv_id = ? AND user_id = ?`
+)
+
 // MarkRead moves userID's read position in convID forward to seq, clamped
 // to the last seq.
 func (db *DB) MarkRead(ctx context.Context, convID, userID, seq int64) (st chat.ReadState, moved bool, err error) {
 	st.ConvID = convID
-	err = db.write(ctx, func(tx *sql.Tx) error {
-		err := tx.QueryRowContext(ctx, `SELECT mb.read_seq, c.last_seq
-			FROM members mb JOIN conversations c ON c.id = mb.conv_id
-			WHERE mb.conv_id = ? AND mb.user_id = ?`, convID, userID).Scan(&st.ReadSeq, &st.LastSeq)
+	// On the write connection's own prepared statements: the web app
+	// marks a conversation read as each message arrives in it.
+	err = db.writeRaw(ctx, func(r runner) error {
+		err := r.queryRow(ctx, qReadState, convID, userID).Scan(&st.ReadSeq, &st.LastSeq)
 		if errors.Is(err, sql.ErrNoRows) {
 			return chat.ErrNotFound
 		}
@@ -228,8 +235,7 @@ func (db *DB) MarkRead(ctx context.Context, convID, userID, seq int64) (st chat.
 			return err
 		}
 		if next := min(seq, st.LastSeq); next > st.ReadSeq {
-			if _, err := tx.ExecContext(ctx, `UPDATE members SET read_seq = ? WHERE conv_id = ? AND user_id = ?`,
-				next, convID, userID); err != nil {
+			if _, err := r.exec(ctx, qSetRead, next, convID, userID); err != nil {
 				return err
 			}
 			st.ReadSeq, moved = next, true

@@ -98,8 +98,9 @@ const (
 )
 
 // rawConn runs statements on one driver connection, each prepared once for
-// the life of that connection. Only the group commit's goroutine uses it
-// (and Close, once that goroutine has ended), so it needs no lock.
+// the life of that connection. Only writeRaw uses it (and Close, once the
+// group commit's goroutine has ended), inside conn.Raw on the write
+// handle's only connection: one goroutine at a time, so it needs no lock.
 type rawConn struct {
 	dc    any // the driver connection the statements belong to
 	stmts map[string]driver.Stmt
