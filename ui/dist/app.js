@@ -55,6 +55,7 @@ const state = {
   peopleToken: 0,
   cache: new Map(), // conversation id → what was shown when we switched away
   readSent: new Map(), // conversation id → highest seq sent as read
+  readQueue: new Map(), // conversation id → {seq, timer, at}: the read position to send, and when one last went
   names: new Map(), // user id → name, of everyone seen (for group event lines)
   presence: new Map(), // user id → {online, last_seen}: friends on- or offline anywhere
   reads: new Map(), // conversation id → Map(user id → read seq) of the other members
@@ -399,6 +400,7 @@ function leaveChat() {
   state.results = null;
   state.cache.clear();
   state.readSent.clear();
+  dropReads();
   state.names.clear();
   state.presence.clear();
   state.reads.clear();
@@ -633,12 +635,68 @@ function markRead() {
     renderConversations();
   }
   if ((state.readSent.get(r.id) || 0) >= last) return;
-  state.readSent.set(r.id, last);
-  if (!s.markRead(r.id, last)) {
-    api.markRead(r.id, last).catch((err) => {
-      state.readSent.delete(r.id);
+  queueRead(r.id, last);
+}
+
+// READ_EVERY bounds how often the app moves a conversation's read position
+// on the server. Every message that arrives while a conversation is shown
+// moves it, and in a group each move is a receipt to every member: at most
+// one a second per conversation, the first at once.
+const READ_EVERY = 1000;
+
+// queueRead sends read position seq of conversation id now, or once
+// READ_EVERY has passed since the last one went, with the highest seq
+// queued by then.
+function queueRead(id, seq) {
+  let q = state.readQueue.get(id);
+  if (!q) {
+    q = { seq: 0, timer: 0, at: 0 };
+    state.readQueue.set(id, q);
+  }
+  q.seq = Math.max(q.seq, seq);
+  if (q.timer) return;
+  const wait = q.at + READ_EVERY - Date.now();
+  if (wait <= 0) {
+    sendRead(id, q);
+    return;
+  }
+  q.timer = setTimeout(() => {
+    q.timer = 0;
+    sendRead(id, q);
+  }, wait);
+}
+
+function sendRead(id, q) {
+  const s = state.socket;
+  if (!s || (state.readSent.get(id) || 0) >= q.seq) return;
+  q.at = Date.now();
+  const seq = q.seq;
+  state.readSent.set(id, seq);
+  if (!s.markRead(id, seq)) {
+    api.markRead(id, seq).catch((err) => {
+      state.readSent.delete(id);
       console.warn('parley: read:', err.message);
     });
+  }
+}
+
+// flushRead sends the read position of conversation id waiting to go out,
+// now.
+function flushRead(id) {
+  const q = state.readQueue.get(id);
+  if (!q || !q.timer) return;
+  clearTimeout(q.timer);
+  q.timer = 0;
+  sendRead(id, q);
+}
+
+// dropReads forgets the read positions waiting to go out: of conversation
+// id, or of all.
+function dropReads(id) {
+  for (const [k, q] of state.readQueue) {
+    if (id !== undefined && k !== id) continue;
+    clearTimeout(q.timer);
+    state.readQueue.delete(k);
   }
 }
 
@@ -1701,6 +1759,7 @@ function onRemoved(f) {
   state.cache.delete(id);
   state.reads.delete(id);
   state.readSent.delete(id);
+  dropReads(id);
   renderConversations();
   if (state.room && state.room.id === id && !state.ended) endAccess(f.reason);
 }
@@ -2233,6 +2292,9 @@ function sendComposer() {
     sendFirstDirect(room, body);
     return;
   }
+  // A send moves the sender's read position to the message on the server,
+  // with no receipt: what was read before it goes first, as a receipt.
+  flushRead(room.id);
   const p = socket.send(room.id, body);
   c.value = '';
   autosize();
@@ -2488,6 +2550,9 @@ function wire() {
     if (document.visibilityState === 'visible') markRead();
   });
   window.addEventListener('focus', markRead);
+  window.addEventListener('pagehide', () => {
+    for (const id of state.readQueue.keys()) flushRead(id); // best effort: the page is going
+  });
   $('room-input').addEventListener('input', () => {
     const name = roomInputName();
     roomHint(name ? checkRoomName(name) : '');

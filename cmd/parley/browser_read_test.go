@@ -1,0 +1,80 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// TestBrowserReadThrottle: the web app moves the read position of the
+// conversation it shows as messages arrive, at most about once a second:
+// twenty messages 50 ms apart cost a few moves, not twenty, and the
+// position still ends at the last of them. Each move is a write and, in a
+// group, a receipt to every member.
+func TestBrowserReadThrottle(t *testing.T) {
+	exe := chromiumPath(t)
+	s := startServer(t)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("server stderr:\n%s", s.stderr)
+		}
+	})
+	ada := startBrowser(t, exe, "ada", time.Now().Add(2*time.Minute))
+	ada.signIn(t, s, "ada@example.com", "Ada")
+	ada.enterRoom(t, "lobby")
+
+	grace := signIn(t, s, "grace@example.com", "Grace")
+	var room struct {
+		Room struct{ ID int64 } `json:"room"`
+	}
+	postJSON(t, grace, "POST", s.URL+"/api/rooms", map[string]string{"name": "lobby"}, http.StatusOK, &room)
+	// A second session of Ada's, on a socket of its own, gets a read frame
+	// each time her read position moves.
+	watch := dialWS(t, s, signIn(t, s, "ada@example.com", "Ada"))
+	readUntil(t, watch, "hello")
+	ws := dialWS(t, s, grace)
+	readUntil(t, ws, "hello")
+	ws.WriteJSON(map[string]any{"type": "open", "room_id": room.Room.ID})
+	readUntil(t, ws, "opened")
+
+	const n = 20
+	var last int64
+	for i := range n {
+		ws.WriteJSON(map[string]any{"type": "send", "room_id": room.Room.ID, "client_id": "g" + strconv.Itoa(i), "body": "message " + strconv.Itoa(i)})
+		ack := readUntil(t, ws, "ack")
+		last = int64(ack["message"].(map[string]any)["seq"].(float64))
+		time.Sleep(50 * time.Millisecond)
+	}
+	ada.waitMessage(t, "message "+strconv.Itoa(n-1))
+
+	moves := 0
+	deadline := time.Now().Add(10 * time.Second)
+	for seq := int64(0); seq < last; {
+		watch.SetReadDeadline(deadline)
+		_, data, err := watch.ReadMessage()
+		if err != nil {
+			t.Fatalf("after %d moves to seq %d, waiting for Ada's read position to reach %d: %v", moves, seq, last, err)
+		}
+		for _, line := range bytes.Split(data, []byte("\n")) {
+			var f struct {
+				Type   string `json:"type"`
+				RoomID int64  `json:"room_id"`
+				Seq    int64  `json:"seq"`
+			}
+			if err := json.Unmarshal(line, &f); err != nil {
+				t.Fatalf("frame line %q: %v", line, err)
+			}
+			if f.Type == "read" && f.RoomID == room.Room.ID {
+				moves++
+				seq = f.Seq
+			}
+		}
+	}
+	if moves > 4 {
+		t.Errorf("Ada's read position moved %d times for %d messages in %v; want at most 4", moves, n, n*50*time.Millisecond)
+	}
+	t.Logf("%d messages, %d moves of the read position", n, moves)
+}
