@@ -182,32 +182,56 @@ func (db *DB) Conversations(ctx context.Context, userID int64) ([]chat.Conversat
 }
 
 // MarkRead moves userID's read position in convID forward to seq, clamped
-// to the last seq. The member's row stays locked until the commit, so
-// concurrent calls see each other's moves.
+// to the last seq, in one statement (markReadSQL), whose commit does not
+// wait for the WAL to be flushed (asyncCommit): a read position is not a
+// message, a crash of the database server may lose the moves of its last
+// moments (wal_writer_delay, three times over at most), and the client
+// moves it again when it next shows the conversation.
+//
+// The web app marks a conversation read as messages arrive in it.
 func (db *DB) MarkRead(ctx context.Context, convID, userID, seq int64) (st chat.ReadState, moved bool, err error) {
-	err = db.write(ctx, func(tx pgx.Tx) error {
-		st, moved = chat.ReadState{ConvID: convID}, false
-		err := tx.QueryRow(ctx, `SELECT mb.read_seq, c.last_seq
-			FROM members mb JOIN conversations c ON c.id = mb.conv_id
-			WHERE mb.conv_id = $1 AND mb.user_id = $2
-			FOR NO KEY UPDATE OF mb`, convID, userID).Scan(&st.ReadSeq, &st.LastSeq)
+	st.ConvID = convID
+	err = retrying(ctx, func() error {
+		// Sent together, the two statements form one implicit
+		// transaction: one round trip.
+		b := &pgx.Batch{}
+		b.Queue(asyncCommit)
+		b.Queue(markReadSQL, convID, userID, seq)
+		br := db.pool.SendBatch(ctx, b)
+		defer br.Close()
+		if _, err := br.Exec(); err != nil {
+			return err
+		}
+		err := br.QueryRow().Scan(&st.ReadSeq, &st.LastSeq, &moved)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return chat.ErrNotFound
 		}
 		if err != nil {
 			return err
 		}
-		if next := min(seq, st.LastSeq); next > st.ReadSeq {
-			if _, err := tx.Exec(ctx, `UPDATE members SET read_seq = $1 WHERE conv_id = $2 AND user_id = $3`,
-				next, convID, userID); err != nil {
-				return err
-			}
-			st.ReadSeq, moved = next, true
-		}
-		return nil
+		return br.Close()
 	})
 	if err != nil {
 		return chat.ReadState{}, false, fmt.Errorf("mark conversation %d read for user %d: %w", convID, userID, err)
 	}
 	return st, moved, nil
 }
+
+// asyncCommit makes the transaction it runs in commit without waiting for
+// its WAL to reach the disk.
+const asyncCommit = `SELECT set_config('synchronous_commit', 'off', true)`
+
+// markReadSQL moves the read position in one statement. The UPDATE's condition is checked again on the row as it stands when it
+// waited for another's update, so the position only moves forward. When
+// it does not move, the position is the one the statement saw, or, if a
+// concurrent call moved it further meanwhile, at least the one asked for.
+const markReadSQL = `WITH moved AS (
+	UPDATE members mb SET read_seq = least($3, c.last_seq)
+	FROM conversations c
+	WHERE mb.conv_id = $1 AND mb.user_id = $2 AND c.id = mb.conv_id AND least($3, c.last_seq) > mb.read_seq
+	RETURNING mb.read_seq, c.last_seq
+)
+SELECT read_seq, last_seq, true FROM moved
+UNION ALL
+SELECT greatest(mb.read_seq, least($3, c.last_seq)), c.last_seq, false FROM members mb JOIN conversations c ON c.id = mb.conv_id
+WHERE mb.conv_id = $1 AND mb.user_id = $2 AND NOT EXISTS (SELECT 1 FROM moved)`

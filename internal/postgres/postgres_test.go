@@ -526,3 +526,40 @@ func TestTwoNodesMixed(t *testing.T) {
 		}
 	}
 }
+
+// TestAsyncCommitIsLocal: asyncCommit, sent in a batch, turns
+// synchronous_commit off for that batch's implicit transaction only, as
+// MarkRead sends it.
+func TestAsyncCommitIsLocal(t *testing.T) {
+	db := mustOpenDB(t)
+	ctx := t.Context()
+	c, err := db.pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Release()
+	const show = `SELECT current_setting('synchronous_commit')`
+	var before, in, after string
+	if err := c.QueryRow(ctx, show).Scan(&before); err != nil {
+		t.Fatal(err)
+	}
+	b := &pgx.Batch{}
+	b.Queue(asyncCommit)
+	b.Queue(show)
+	br := c.SendBatch(ctx, b)
+	if _, err := br.Exec(); err != nil {
+		t.Fatal(err)
+	}
+	if err := br.QueryRow().Scan(&in); err != nil {
+		t.Fatal(err)
+	}
+	if err := br.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.QueryRow(ctx, show).Scan(&after); err != nil {
+		t.Fatal(err)
+	}
+	if in != "off" || after != before {
+		t.Errorf("synchronous_commit: %q before, %q in the batch, %q after; want off in it, as before after", before, in, after)
+	}
+}

@@ -315,3 +315,37 @@ func testAppendPeer(t *testing.T, s chat.Store) {
 		t.Errorf("seqs %v; want 1 to %d", got, n)
 	}
 }
+
+// testMarkReadConcurrent: concurrent moves of one member's read position,
+// in any order, leave it at the highest asked for, and each call answers
+// with a position at least as far as it asked.
+func testMarkReadConcurrent(t *testing.T, s chat.Store) {
+	const workers, each, last = 8, 25, 40
+	ctx := t.Context()
+	ada := mustUser(t, s, "ada@example.com", "Ada")
+	grace := mustUser(t, s, "grace@example.com", "Grace")
+	r := mustRoom(t, s, "general")
+	mustJoin(t, s, r.ID, grace.ID, t0)
+	base := mustAppend(t, s, chat.NewMessage{ConvID: r.ID, Kind: chat.KindText, SenderID: ada.ID, Body: "0", At: t0}).Seq
+	for i := 1; i < last; i++ {
+		mustAppend(t, s, chat.NewMessage{ConvID: r.ID, Kind: chat.KindText, SenderID: ada.ID, Body: "m", At: t0})
+	}
+	top := base + last - 1
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := range each {
+				seq := base + int64((w*7+i*13)%last) // every worker its own order
+				st, _, err := s.MarkRead(ctx, r.ID, grace.ID, seq)
+				if err != nil || st.ReadSeq < seq || st.LastSeq != top {
+					t.Errorf("MarkRead(%d) = %+v, %v; want a position of at least %d, last %d", seq, st, err, seq, top)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	c, _, err := s.Conversation(ctx, r.ID, grace.ID)
+	if err != nil || c.ReadSeq != top {
+		t.Errorf("after concurrent MarkReads: read %d, %v; want %d", c.ReadSeq, err, top)
+	}
+}

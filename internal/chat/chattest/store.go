@@ -65,6 +65,7 @@ func TestStore(t *testing.T, open func(t *testing.T) chat.Store) {
 		{"AppendConcurrentRetries", testAppendConcurrentRetries},
 		{"QueueAppend", testQueueAppend},
 		{"AppendPeer", testAppendPeer},
+		{"MarkReadConcurrent", testMarkReadConcurrent},
 		{"Messages", testMessages},
 		{"MessagesDefaultLimit", testMessagesDefaultLimit},
 		{"SenderName", testSenderName},
