@@ -114,47 +114,42 @@ func (a *appender) conv(ctx context.Context, id int64) (*convSeq, error) {
 }
 
 // checkMember returns chat.ErrNotMember unless userID is a member of
-// conversation convID. A sender found a member stays one for the rest of
-// the transaction: only appends run in it.
+// conversation convID.
 func (a *appender) checkMember(ctx context.Context, convID, userID int64) error {
-	k := [2]int64{convID, userID}
-	if a.members[k] {
-		return nil
+	ok, err := a.yes(ctx, &a.members, qMember, convID, userID)
+	if err == nil && !ok {
+		err = fmt.Errorf("user %d in conversation %d: %w", userID, convID, chat.ErrNotMember)
 	}
-	var ok bool
-	if err := a.r.queryRow(ctx, qMember, convID, userID).Scan(&ok); err != nil {
-		return err
-	}
-	if !ok {
-		return fmt.Errorf("user %d in conversation %d: %w", userID, convID, chat.ErrNotMember)
-	}
-	if a.members == nil {
-		a.members = make(map[[2]int64]bool)
-	}
-	a.members[k] = true
-	return nil
+	return err
 }
 
 // checkFriends returns chat.ErrNotFriends unless userID and peer are
-// friends and neither blocks the other. Found so, they stay so for the
-// rest of the transaction: only appends run in it.
+// friends and neither blocks the other.
 func (a *appender) checkFriends(ctx context.Context, userID, peer int64) error {
-	k := [2]int64{userID, peer}
-	if a.friends[k] {
-		return nil
+	ok, err := a.yes(ctx, &a.friends, qFriends, userID, peer)
+	if err == nil && !ok {
+		err = fmt.Errorf("user %d to user %d: %w", userID, peer, chat.ErrNotFriends)
+	}
+	return err
+}
+
+// yes answers q, a question with a yes or no about (x, y). A yes is kept in
+// *seen, made on first use, and holds for the rest of the transaction: only
+// appends run in it.
+func (a *appender) yes(ctx context.Context, seen *map[[2]int64]bool, q string, x, y int64) (bool, error) {
+	k := [2]int64{x, y}
+	if (*seen)[k] {
+		return true, nil
 	}
 	var ok bool
-	if err := a.r.queryRow(ctx, qFriends, userID, peer).Scan(&ok); err != nil {
-		return err
+	if err := a.r.queryRow(ctx, q, x, y).Scan(&ok); err != nil || !ok {
+		return false, err
 	}
-	if !ok {
-		return fmt.Errorf("user %d to user %d: %w", userID, peer, chat.ErrNotFriends)
+	if *seen == nil {
+		*seen = make(map[[2]int64]bool)
 	}
-	if a.friends == nil {
-		a.friends = make(map[[2]int64]bool)
-	}
-	a.friends[k] = true
-	return nil
+	(*seen)[k] = true
+	return true, nil
 }
 
 // append stores nm with the next seq of its conversation; flush must run
