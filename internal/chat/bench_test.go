@@ -35,16 +35,7 @@ func postgresFixture(b *testing.B) *fixture {
 func benchmarkSend(b *testing.B, f *groupFixture) {
 	ctx := context.Background()
 	r := f.enter(b, f.m, "lobby")
-	if _, err := f.svc.RequestFriend(ctx, f.m, f.t.ID); err != nil {
-		b.Fatal(err)
-	}
-	if _, err := f.svc.AcceptFriend(ctx, f.t, f.m.ID); err != nil {
-		b.Fatal(err)
-	}
-	_, d, err := f.svc.SendDirect(ctx, f.m, f.t.ID, "d-0", "hi")
-	if err != nil {
-		b.Fatal(err)
-	}
+	d := f.befriend(b, f.m, f.t)
 	for _, c := range []struct {
 		name string
 		id   int64

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync/atomic"
 	"testing"
 
@@ -270,16 +271,7 @@ func TestSendKnownKind(t *testing.T) {
 	if err := f.svc.DeleteGroup(ctx, f.owner, f.g.ID); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.svc.RequestFriend(ctx, f.owner, f.admin.ID); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.svc.AcceptFriend(ctx, f.admin, f.owner.ID); err != nil {
-		t.Fatal(err)
-	}
-	_, c, err := f.svc.SendDirect(ctx, f.owner, f.admin.ID, "d-1", "hi")
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := f.befriend(t, f.owner, f.admin)
 	if c.ID != f.g.ID {
 		t.Fatalf("the direct conversation has id %d, the deleted group had %d; the test needs the id reused", c.ID, f.g.ID)
 	}
@@ -313,24 +305,8 @@ func TestSendAfterOpen(t *testing.T) {
 	ctx := context.Background()
 	f := newGroupFixture(t)
 	r := f.enter(t, f.m, "lobby")
-	if _, err := f.svc.RequestFriend(ctx, f.m, f.t.ID); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.svc.AcceptFriend(ctx, f.t, f.m.ID); err != nil {
-		t.Fatal(err)
-	}
-	_, d, err := f.svc.SendDirect(ctx, f.m, f.t.ID, "d-0", "hi")
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := f.befriend(t, f.m, f.t)
 	// Other nodes on the same store, which have seen none of them yet.
-	node := func() (*chat.Service, *readCounter) {
-		rc := &readCounter{Store: f.store}
-		return chat.NewService(chat.Config{Now: f.clock.Now}, chat.Deps{
-			Store: rc, Broker: f.broker, Presence: inmem.NewPresence(),
-			Limiter: inmem.NewLimiter(f.clock.Now), Mailer: f.mail,
-		}), rc
-	}
 	for _, c := range []struct {
 		name                   string
 		id                     int64
@@ -343,7 +319,7 @@ func TestSendAfterOpen(t *testing.T) {
 		{"direct", d.ID, 2, 1, false, false},
 	} {
 		for _, open := range []bool{false, true} {
-			n, rc := node()
+			n, rc := f.node()
 			if open {
 				if _, _, _, err := n.OpenConversation(ctx, f.m, c.id); err != nil {
 					t.Fatalf("%s: OpenConversation: %v", c.name, err)
@@ -372,6 +348,34 @@ func TestSendAfterOpen(t *testing.T) {
 			}
 		}
 	}
+}
+
+// befriend makes a and b friends, and a's first direct message to b
+// starts their conversation, which it returns.
+func (f *groupFixture) befriend(tb testing.TB, a, b chat.User) chat.Conversation {
+	tb.Helper()
+	ctx := context.Background()
+	if _, err := f.svc.RequestFriend(ctx, a, b.ID); err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := f.svc.AcceptFriend(ctx, b, a.ID); err != nil {
+		tb.Fatal(err)
+	}
+	_, c, err := f.svc.SendDirect(ctx, a, b.ID, "hi-"+strconv.FormatInt(b.ID, 10), "hi")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return c
+}
+
+// node is another node's Service on the fixture's store, which has read
+// nothing yet, and the count of its reads.
+func (f *fixture) node() (*chat.Service, *readCounter) {
+	rc := &readCounter{Store: f.store}
+	return chat.NewService(chat.Config{Now: f.clock.Now}, chat.Deps{
+		Store: rc, Broker: f.broker, Presence: inmem.NewPresence(),
+		Limiter: inmem.NewLimiter(f.clock.Now), Mailer: f.mail,
+	}), rc
 }
 
 // readCounter counts the reads a send may make before its write.
@@ -416,11 +420,7 @@ func TestMarkReadAfterOpen(t *testing.T) {
 		if _, err := f.svc.Send(ctx, f.m, c.id, c.name+"-2", "hello"); err != nil {
 			t.Fatal(err)
 		}
-		rc := &readCounter{Store: f.store}
-		n := chat.NewService(chat.Config{Now: f.clock.Now}, chat.Deps{
-			Store: rc, Broker: f.broker, Presence: inmem.NewPresence(),
-			Limiter: inmem.NewLimiter(f.clock.Now), Mailer: f.mail,
-		})
+		n, rc := f.node()
 		if _, _, _, err := n.OpenConversation(ctx, f.m, c.id); err != nil {
 			t.Fatal(err)
 		}

@@ -245,6 +245,16 @@ func testMembership(t *testing.T, s chat.Store) {
 	}
 }
 
+// mustDirect returns the direct conversation of users a and b.
+func mustDirect(t *testing.T, s chat.Store, a, b int64) chat.Conversation {
+	t.Helper()
+	c, _, err := s.EnsureDirect(t.Context(), a, b, t0)
+	if err != nil {
+		t.Fatalf("EnsureDirect(%d, %d): %v", a, b, err)
+	}
+	return c
+}
+
 // testAppendPeer: a direct message with NewMessage.Peer is stored only
 // while its sender and the peer are friends, checked as it is stored. A
 // refused one takes no seq, and fails alone among those queued with it.
@@ -252,10 +262,7 @@ func testAppendPeer(t *testing.T, s chat.Store) {
 	ctx := t.Context()
 	ada := mustUser(t, s, "ada@example.com", "Ada")
 	grace := mustUser(t, s, "grace@example.com", "Grace")
-	c, _, err := s.EnsureDirect(ctx, ada.ID, grace.ID, t0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := mustDirect(t, s, ada.ID, grace.ID)
 	n := 0
 	send := func(from, to int64, clientID string) error {
 		_, _, err := s.Append(ctx, chat.NewMessage{ConvID: c.ID, Kind: chat.KindText, SenderID: from, ClientID: clientID,
@@ -288,7 +295,7 @@ func testAppendPeer(t *testing.T, s chat.Store) {
 	eve := mustUser(t, s, "eve@example.com", "Eve")
 	p1 := s.QueueAppend(ctx, chat.NewMessage{ConvID: c.ID, Kind: chat.KindText, SenderID: ada.ID, Body: "x", At: t0, Peer: eve.ID})
 	p2 := s.QueueAppend(ctx, chat.NewMessage{ConvID: c.ID, Kind: chat.KindText, SenderID: ada.ID, ClientID: "a4", Body: "y", At: t0, Peer: grace.ID})
-	_, _, err = p1.Wait()
+	_, _, err := p1.Wait()
 	refused("to a stranger, queued", err)
 	if m, _, err := p2.Wait(); err != nil || m.Seq != 3 {
 		t.Errorf("queued Append(friends) = seq %d, %v; want 3", m.Seq, err)
