@@ -157,10 +157,13 @@ func (db *DB) writeRaw(ctx context.Context, fn func(r runner) error) error {
 		return err
 	}
 	defer conn.Close()
+	// A ROLLBACK runs whatever becomes of ctx: a transaction left open
+	// would fail the next one on this connection, database/sql's too.
+	undo := context.WithoutCancel(ctx)
 	err = conn.Raw(func(dc any) error {
 		c := db.raw.on(dc)
 		if _, err := c.exec(ctx, qBegin); err != nil {
-			if _, rerr := c.exec(ctx, qRollback); rerr != nil {
+			if _, rerr := c.exec(undo, qRollback); rerr != nil {
 				return err // no transaction was open: BEGIN failed on its own
 			}
 			if _, err := c.exec(ctx, qBegin); err != nil {
@@ -173,7 +176,7 @@ func (db *DB) writeRaw(ctx context.Context, fn func(r runner) error) error {
 				return nil
 			}
 		}
-		if _, rerr := c.exec(ctx, qRollback); rerr != nil {
+		if _, rerr := c.exec(undo, qRollback); rerr != nil {
 			return errors.Join(err, fmt.Errorf("roll back: %w", rerr))
 		}
 		return err

@@ -115,6 +115,33 @@ func TestGroupCommitEndsOpenTransaction(t *testing.T) {
 	}
 }
 
+// TestWriteRawCancelledRollsBack: a writeRaw whose context ends before it
+// is done (a MarkRead whose client went) still rolls back, so that the
+// next write on the connection, database/sql's included, can begin, and
+// nothing of it is kept.
+func TestWriteRawCancelledRollsBack(t *testing.T) {
+	db, u, r := annInGeneral(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	gone := errors.New("client gone")
+	err := db.writeRaw(ctx, func(rn runner) error {
+		if _, err := rn.exec(ctx, qInsert, r.ID, 1, chat.KindText, u.ID, "", "cancelled", 0, 0); err != nil {
+			return err
+		}
+		cancel()
+		return gone
+	})
+	if !errors.Is(err, gone) {
+		t.Fatalf("writeRaw = %v; want its own error", err)
+	}
+	if _, _, err := db.JoinRoom(context.Background(), r.ID, u.ID+1, time.Now(), false); err != nil && !errors.Is(err, chat.ErrNotFound) {
+		t.Fatalf("a database/sql write after it: %v", err)
+	}
+	ms, err := db.Messages(context.Background(), r.ID, chat.Page{Limit: 10})
+	if err != nil || len(ms) != 0 {
+		t.Errorf("room holds %+v, %v; want nothing", ms, err)
+	}
+}
+
 func TestValueRowScan(t *testing.T) {
 	var (
 		n    int64
