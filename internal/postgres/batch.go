@@ -19,8 +19,8 @@ import (
 // caller is answered only after that transaction has committed, so an
 // acknowledged message is always stored. One request failing for reasons
 // of its own (no such conversation, not a member, not the peer's friend,
-// text PostgreSQL cannot store) fails alone: appendAll sorts those out in SQL, without an error
-// that would abort the transaction.
+// text PostgreSQL cannot store) fails alone: appendAll sorts those out in
+// SQL, without an error that would abort the transaction.
 //
 // Each goroutine serves its share of the conversations (by id), so the
 // transactions of one node never wait for each other's row locks and run
@@ -108,8 +108,8 @@ func drain(appends <-chan *chat.AppendRequest, batch []*chat.AppendRequest) []*c
 // commitBatch stores batch in one transaction and answers every request.
 // A request whose conversation does not exist, whose sender is not a
 // member or not the peer's friend when that is asked, or whose text cannot
-// be stored fails alone; any
-// other error fails the whole batch, and nothing of it is stored.
+// be stored fails alone; any other error fails the whole batch, and
+// nothing of it is stored.
 func (db *DB) commitBatch(batch []*chat.AppendRequest) {
 	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
 	defer cancel()

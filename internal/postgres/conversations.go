@@ -221,10 +221,11 @@ func (db *DB) MarkRead(ctx context.Context, convID, userID, seq int64) (st chat.
 // its WAL to reach the disk.
 const asyncCommit = `SELECT set_config('synchronous_commit', 'off', true)`
 
-// markReadSQL moves the read position in one statement. The UPDATE's condition is checked again on the row as it stands when it
-// waited for another's update, so the position only moves forward. When
-// it does not move, the position is the one the statement saw, or, if a
-// concurrent call moved it further meanwhile, at least the one asked for.
+// markReadSQL moves the read position in one statement. The UPDATE's
+// condition is checked again on the row as it stands when it waited for
+// another's update, so the position only moves forward. When it does not
+// move, the position is the one the statement saw, or, if a concurrent
+// call moved it further meanwhile, at least the one asked for.
 const markReadSQL = `WITH moved AS (
 	UPDATE members mb SET read_seq = least($3, c.last_seq)
 	FROM conversations c

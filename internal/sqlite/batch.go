@@ -120,8 +120,10 @@ func (db *DB) commitBatch(batch []*chat.AppendRequest) {
 // the little work each of those lookups does.
 const qLastAll = `SELECT id, kind, last_seq FROM conversations WHERE id IN (SELECT value FROM json_each(?))`
 
-// batchQueries are the statements of commitBatch's transactions.
-var batchQueries = []string{qBegin, qCommit, qRollback, qLastAll, qLookup, qLast, qInsert, qName, qBump, qRead, qMember, qFriends}
+// batchQueries are the statements run through writeRaw: those of
+// commitBatch's transactions, and MarkRead's.
+var batchQueries = []string{qBegin, qCommit, qRollback, qLastAll, qLookup, qLast, qInsert, qName, qBump, qRead, qMember, qFriends,
+	qReadState, qSetRead}
 
 // prepareBatch prepares batchQueries on the write connection when the
 // database opens: a mistake in them fails Open, and the first message pays
