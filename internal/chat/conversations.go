@@ -94,14 +94,9 @@ func (s *Service) present(c *Conversation) {
 // both members' user topics. Whether u may is checked by the store, in the
 // transaction that stores the message (NewMessage.Peer), not read before.
 func (s *Service) sendDirect(ctx context.Context, u User, c Conversation, clientID, body string) (Message, error) {
-	m, created, err := s.appendRaw(ctx, NewMessage{ConvID: c.ID, Kind: KindText, SenderID: u.ID, ClientID: clientID, Body: body, Peer: c.Peer.ID})
-	switch {
-	case errors.Is(err, ErrNotFriends):
-		return Message{}, notFriends()
-	case errors.Is(err, ErrNotFound):
-		return Message{}, roomNotFound()
-	case err != nil:
-		return Message{}, internal("append message", err)
+	m, created, err := s.append(ctx, NewMessage{ConvID: c.ID, Kind: KindText, SenderID: u.ID, ClientID: clientID, Body: body, Peer: c.Peer.ID})
+	if err != nil {
+		return Message{}, err
 	}
 	if created {
 		peer, me := public(*c.Peer), public(u)

@@ -311,8 +311,12 @@ func (s *Service) EnterRoomAnonymous(ctx context.Context, name string) (Room, er
 	return r, nil
 }
 
+// append is appendRaw with the store's refusals as the client sees them.
 func (s *Service) append(ctx context.Context, nm NewMessage) (Message, bool, error) {
 	m, created, err := s.appendRaw(ctx, nm)
+	if errors.Is(err, ErrNotFriends) {
+		return Message{}, false, notFriends()
+	}
 	if errors.Is(err, ErrNotFound) {
 		return Message{}, false, roomNotFound()
 	}
