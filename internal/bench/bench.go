@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"net/http"
@@ -43,6 +44,7 @@ type Config struct {
 	ServerPID      int           // if not 0, the server's memory and CPU time are read from /proc
 	Idle           bool          // connect and hold only, to measure the server's memory per connection
 	PerMessage     bool          // fill Result.Messages: what the run saw of each message
+	MarkRead       bool          // every client moves its read position as the web app does (ws, longpoll)
 	Progress       io.Writer     // a progress line per second and phase changes; nil: none
 }
 
@@ -136,6 +138,9 @@ func (c *Config) fill() error {
 			bad("groups need a signed-in transport (%s or %s); the %s endpoint has rooms only", TransportWS, TransportLongPoll, TransportCompat)
 		}
 	}
+	if c.MarkRead && c.Transport == TransportCompat {
+		bad("read positions need a signed-in transport (%s or %s); the %s endpoint has none", TransportWS, TransportLongPoll, TransportCompat)
+	}
 	if (c.Transport == TransportWS || c.Transport == TransportLongPoll) && len(c.Tokens) == 0 {
 		bad("the %s transport needs session tokens (parley admin sessions)", c.Transport)
 	}
@@ -163,6 +168,9 @@ type Result struct {
 	MessagesAcked      int64            `json:"messages_acked"` // compat: echoed back to the sender
 	SendErrors         int64            `json:"send_errors"`
 	SendErrorCodes     map[string]int64 `json:"send_error_codes,omitempty"`
+	ReadsSent          int64            `json:"reads_sent,omitempty"`  // with Config.MarkRead: read positions sent
+	ReadErrors         int64            `json:"read_errors,omitempty"` // read positions refused or not sent
+	ReadErrorCodes     map[string]int64 `json:"read_error_codes,omitempty"`
 	DeliveriesExpected int64            `json:"deliveries_expected"`
 	DeliveriesReceived int64            `json:"deliveries_received"` // distinct
 	DeliveriesPerSec   float64          `json:"deliveries_per_sec"`
@@ -243,6 +251,9 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	files := cfg.Conns + fdReserve
 	if cfg.Transport == TransportLongPoll && !cfg.Idle {
 		files += cfg.Rooms * cfg.SendersPerRoom * maxPosts // a sender's POSTs
+		if cfg.MarkRead {
+			files += maxMarkPosts
+		}
 	}
 	if limit, err := raiseFileLimit(); err == nil && limit > 0 && uint64(files) > limit {
 		return Result{}, fmt.Errorf("%d connections need about %d open files; the limit is %d (ulimit -n)", cfg.Conns, files, limit)
@@ -267,6 +278,8 @@ type runState struct {
 	established, failed, dropped atomic.Int64
 	sent, acked, sendErrs        atomic.Int64
 	resumed                      atomic.Int64 // long-poll channels the server rebuilt
+	marks                        atomic.Int64 // read positions sent
+	closing                      atomic.Bool  // sessions are closing: no more read positions
 	expected                     atomic.Int64 // so far: acked × receivers of the room
 	shards                       [nShards]shard
 
@@ -274,7 +287,8 @@ type runState struct {
 	connectErr  error
 	dropErr     error
 	notes       []string
-	interrupted []string // the phases ctx cut short
+	interrupted []string         // the phases ctx cut short
+	markCodes   map[string]int64 // read positions refused or not sent, by code
 }
 
 // shard is a part of the receive statistics; a client uses one.
@@ -303,6 +317,7 @@ type client struct {
 	shard  *shard
 	sess   session
 	alive  atomic.Bool
+	mark   marker // with Config.MarkRead
 
 	counted bool // connected when sending began: expected to receive every message
 
@@ -622,6 +637,7 @@ func (r *runState) connect(ctx context.Context, c *client, readers *sync.WaitGro
 
 // closeAll ends every session; each reader then returns.
 func (r *runState) closeAll() {
+	r.closing.Store(true)
 	deadline := time.Now().Add(time.Second)
 	for _, c := range r.clients {
 		if c.alive.Swap(false) {
@@ -845,6 +861,10 @@ func (r *runState) handle(c *client, ev event) {
 			r.answered(s)
 		}
 	case evError:
+		if ev.ref == markRef {
+			r.markErr(ev.code)
+			return
+		}
 		if s != nil {
 			s.errs++
 			s.codes[ev.code]++
@@ -868,6 +888,11 @@ func (r *runState) message(c *client, ev event) {
 	ours := ev.isText && ok && g < len(r.senders)
 	if r.tr.seqs() {
 		st := c.seq.add(ev.seq)
+		if r.cfg.MarkRead {
+			// Shown, so read, as the web app has it; the latency of this
+			// delivery was taken before.
+			r.queueMark(c, ev.seq)
+		}
 		if !ours {
 			switch st {
 			case seqDup:
@@ -1066,6 +1091,13 @@ func (r *runState) result(connectTime time.Duration, sendStart, sendEnd time.Tim
 		res.DurationSeconds = sendEnd.Sub(sendStart).Seconds()
 	}
 	var writeErrs, otherDups, otherLate, otherMissing, bad int64
+	res.ReadsSent = r.marks.Load()
+	r.mu.Lock() // a timer may still be failing to send one
+	res.ReadErrorCodes = maps.Clone(r.markCodes)
+	r.mu.Unlock()
+	for _, n := range res.ReadErrorCodes {
+		res.ReadErrors += n
+	}
 	for _, s := range r.senders {
 		res.MessagesSent += s.sent
 		res.MessagesAcked += s.nAcked

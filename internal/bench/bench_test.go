@@ -328,6 +328,69 @@ func TestBenchGroups(t *testing.T) {
 	}
 }
 
+// TestBenchRead runs clients that move their read positions as the web
+// app does, in rooms and in groups (where each move is a receipt to every
+// member): each client marks at its first message, then at most once a
+// second, the server takes every mark, and in rooms each user's position
+// ends near the room's last message.
+func TestBenchRead(t *testing.T) {
+	for _, transport := range []string{bench.TransportWS, bench.TransportLongPoll} {
+		for _, groups := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/groups=%v", transport, groups), func(t *testing.T) {
+				s := newTestServer(t)
+				const conns, rate, secs = 6, 20, 3
+				tokens := s.tokens(t, conns)
+				res := mustRun(t, bench.Config{
+					Targets:        []string{s.URL},
+					Transport:      transport,
+					Conns:          conns,
+					Groups:         groups,
+					SendersPerRoom: 1,
+					Rate:           rate,
+					Duration:       secs * time.Second,
+					Tokens:         tokens,
+					RoomPrefix:     "r",
+					MarkRead:       true,
+				})
+				checkClean(t, res, conns)
+				if len(res.Notes) > 0 {
+					t.Errorf("notes %q; want none", res.Notes)
+				}
+				// The first at once, then one a second while messages come,
+				// and maybe one more as they stop.
+				if res.ReadErrors != 0 || res.ReadsSent < conns*secs || res.ReadsSent > conns*(secs+2) {
+					t.Errorf("read positions sent %d, errors %d %v; want %d to %d, 0",
+						res.ReadsSent, res.ReadErrors, res.ReadErrorCodes, conns*secs, conns*(secs+2))
+				}
+				var sum strings.Builder
+				res.WriteSummary(&sum)
+				if want := fmt.Sprintf("%d read positions sent, 0 errors", res.ReadsSent); !strings.Contains(sum.String(), want) {
+					t.Errorf("summary does not say %q:\n%s", want, sum.String())
+				}
+				if groups {
+					return // deleted at the end of the run
+				}
+				// The last move came at most a second before the last
+				// message, so at most a second's messages are unread.
+				ctx := context.Background()
+				for _, tok := range tokens {
+					u, _, _, err := s.svc.Authenticate(ctx, tok)
+					if err != nil {
+						t.Fatal(err)
+					}
+					cs, err := s.svc.Conversations(ctx, u)
+					if err != nil || len(cs) != 1 {
+						t.Fatalf("conversations of %s: %d, %v; want 1", u.Email, len(cs), err)
+					}
+					if c := cs[0]; c.ReadSeq == 0 || c.Unread > 2*rate {
+						t.Errorf("%s: read %d, unread %d of %d; want at most %d unread", u.Email, c.ReadSeq, c.Unread, c.LastSeq, 2*rate)
+					}
+				}
+			})
+		}
+	}
+}
+
 // TestBenchGroupsTooLarge runs groups larger than the server allows: the
 // run fails before connecting, saying which server flag to raise, and
 // leaves no group behind.
@@ -427,6 +490,7 @@ func TestBenchRejects(t *testing.T) {
 		{"no tokens", bench.Config{Conns: 1, Duration: time.Second, SendersPerRoom: 1}, "tokens"},
 		{"bad target", bench.Config{Targets: []string{"127.0.0.1:8080"}, Transport: bench.TransportCompat, Conns: 1, Duration: time.Second, SendersPerRoom: 1}, "target"},
 		{"too many senders", bench.Config{Transport: bench.TransportCompat, Conns: 4, Rooms: 2, SendersPerRoom: 3, Duration: time.Second}, "senders per room"},
+		{"read over compat", bench.Config{Transport: bench.TransportCompat, Conns: 1, SendersPerRoom: 1, Duration: time.Second, MarkRead: true}, "read positions need a signed-in transport"},
 		{"groups over compat", bench.Config{Transport: bench.TransportCompat, Conns: 1, SendersPerRoom: 1, Duration: time.Second, Groups: true}, "groups need a signed-in transport"},
 		{"bad room prefix", bench.Config{Transport: bench.TransportCompat, Conns: 1, SendersPerRoom: 1, Duration: time.Second, RoomPrefix: "a b"}, "room prefix"},
 	} {

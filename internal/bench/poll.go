@@ -31,6 +31,7 @@ const (
 	postTimeout   = 30 * time.Second // a POST or DELETE
 	pollBodyLimit = 16 << 20         // largest answer accepted
 	maxPosts      = 4                // POSTs under way per sender; more in-flight sends wait for one
+	maxMarkPosts  = 64               // read positions' POSTs under way over all clients; more wait for one
 )
 
 // pollDialer dials every long-poll connection: the clients' own (pollConn)
@@ -42,14 +43,18 @@ var pollDialer = &net.Dialer{Timeout: 15 * time.Second, KeepAlive: 30 * time.Sec
 // room, POSTs and the DELETE at the end. Each client polls on a
 // connection of its own (pollConn).
 type pollTransport struct {
-	http *http.Client
+	http  *http.Client
+	marks chan struct{} // one per read position's POST under way
 }
 
 func newPollTransport(cfg Config) *pollTransport {
 	// A sender has up to maxPosts POSTs under way; while connecting, up to
 	// maxConnecting clients enter their rooms and open them.
 	idle := cfg.Rooms*cfg.SendersPerRoom*maxPosts + maxConnecting
-	return &pollTransport{http: &http.Client{
+	if cfg.MarkRead {
+		idle += maxMarkPosts
+	}
+	return &pollTransport{marks: make(chan struct{}, maxMarkPosts), http: &http.Client{
 		Transport: &http.Transport{
 			DialContext:         pollDialer.DialContext,
 			TLSHandshakeTimeout: 15 * time.Second,
@@ -89,6 +94,10 @@ type pollSession struct {
 	fn      func(event)
 	pending []event // answers that arrived before read began
 	closed  bool
+
+	// Read positions are posted from fn, under mu: their own lock.
+	markMu     sync.Mutex
+	markClosed bool
 }
 
 func (s *pollSession) base() int64       { return s.start }
@@ -363,14 +372,7 @@ func (s *pollSession) send(clientID, body string) error {
 func (s *pollSession) sendFrame(frame []byte, clientID string) []event {
 	replies, err := s.post(s.ctx, frame, clientID)
 	if err != nil {
-		code := "transport_error"
-		if se, ok := errors.AsType[*statusError](err); ok {
-			code = se.code
-			if code == "" {
-				code = "http_" + strconv.Itoa(se.status)
-			}
-		}
-		return []event{{typ: evError, ref: clientID, code: code, text: err.Error()}}
+		return []event{postError(clientID, err)}
 	}
 	var evs []event
 	answered := false
@@ -386,12 +388,65 @@ func (s *pollSession) sendFrame(frame []byte, clientID string) []event {
 	return evs
 }
 
+// postError is the error event of a POST that got no frames back.
+func postError(ref string, err error) event {
+	code := "transport_error"
+	if se, ok := errors.AsType[*statusError](err); ok {
+		code = se.code
+		if code == "" {
+			code = "http_" + strconv.Itoa(se.status)
+		}
+	}
+	return event{typ: evError, ref: ref, code: code, text: err.Error()}
+}
+
+// markRead posts the read frame in a goroutine of its own, once fewer than
+// maxMarkPosts are under way over all clients, as a browser's fetch does
+// not wait; a refusal reaches the reader's function.
+func (s *pollSession) markRead(seq int64) error {
+	s.markMu.Lock()
+	if s.markClosed {
+		s.markMu.Unlock()
+		return net.ErrClosed
+	}
+	s.wg.Add(1)
+	s.markMu.Unlock()
+	go func() {
+		defer s.wg.Done()
+		select {
+		case s.t.marks <- struct{}{}:
+		case <-s.ctx.Done():
+			return
+		}
+		defer func() { <-s.t.marks }()
+		// Moving a read position again changes nothing: the HTTP client
+		// may retry it.
+		replies, err := s.post(s.ctx, markFrame(s.roomID, seq), markRef)
+		if s.ctx.Err() != nil {
+			return // the session is closing
+		}
+		if err != nil {
+			s.deliver([]event{postError(markRef, err)})
+			return
+		}
+		var evs []event
+		for _, line := range replies {
+			decodeNative(line, func(ev event) { evs = append(evs, ev) })
+		}
+		s.deliver(evs)
+	}()
+	return nil
+}
+
 // close stops polling, waits for the POSTs under way, then ends the
 // channel on the server if it can before deadline.
 func (s *pollSession) close(deadline time.Time) {
 	s.mu.Lock()
 	s.closed = true
 	s.mu.Unlock()
+	s.markMu.Lock()
+	s.markClosed = true
+	s.markMu.Unlock()
 	s.cancel()
 	s.wg.Wait()
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)

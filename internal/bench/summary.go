@@ -42,6 +42,9 @@ func (r Result) WriteSummary(w io.Writer) error {
 			acked = "echoed to their sender"
 		}
 		line("messages", "%d sent in %.1fs, %d %s, %d errors%s", r.MessagesSent, r.DurationSeconds, r.MessagesAcked, acked, r.SendErrors, codes(r.SendErrorCodes))
+		if r.ReadsSent > 0 || r.ReadErrors > 0 {
+			line("reads", "%d read positions sent, %d errors%s", r.ReadsSent, r.ReadErrors, codes(r.ReadErrorCodes))
+		}
 		line("deliveries", "%d received of %d expected (%.0f/s)", r.DeliveriesReceived, r.DeliveriesExpected, r.DeliveriesPerSec)
 		check := "sequence per " + kind
 		if r.Transport == TransportCompat {

@@ -38,6 +38,10 @@ type session interface {
 	sendRate() float64
 	// send writes one message; only the client's sender goroutine calls it.
 	send(clientID, body string) error
+	// markRead moves the user's read position in the room to seq (a
+	// frame with ref markRef); the reader goroutine or a timer of the
+	// client calls it, one at a time, and never with the compat transport.
+	markRead(seq int64) error
 	// read calls fn for each event until the connection ends; only the
 	// client's reader goroutine calls it.
 	read(fn func(event)) error

@@ -57,7 +57,9 @@ func wsURL(base, path string) (string, error) {
 // client's sender (if any) calls send.
 type wsSession struct {
 	ws      *websocket.Conn
-	pending []event // events that arrived while connecting
+	wmu     sync.Mutex // one writer at a time: the sender, or a read position
+	roomID  int64      // native
+	pending []event    // events that arrived while connecting
 	decode  func(line []byte, fn func(event))
 	frame   func(clientID, body string) []byte
 	start   int64
@@ -68,8 +70,18 @@ func (s *wsSession) base() int64       { return s.start }
 func (s *wsSession) sendRate() float64 { return s.limit }
 
 func (s *wsSession) send(clientID, body string) error {
+	return s.write(s.frame(clientID, body))
+}
+
+func (s *wsSession) markRead(seq int64) error {
+	return s.write(markFrame(s.roomID, seq))
+}
+
+func (s *wsSession) write(frame []byte) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
 	_ = s.ws.SetWriteDeadline(time.Now().Add(writeWait))
-	return s.ws.WriteMessage(websocket.TextMessage, s.frame(clientID, body))
+	return s.ws.WriteMessage(websocket.TextMessage, frame)
 }
 
 func (s *wsSession) read(fn func(event)) error {
@@ -211,6 +223,8 @@ var (
 	messagePrefix  = []byte(`{"type":"message",`)
 	ackPrefix      = []byte(`{"type":"ack",`)
 	presencePrefix = []byte(`{"type":"presence",`)
+	readPrefix     = []byte(`{"type":"read",`)
+	receiptPrefix  = []byte(`{"type":"receipt",`)
 	messageKey     = []byte(`"message":{`)
 	clientIDKey    = []byte(`"client_id":"`)
 	seqKey         = []byte(`"seq":`)
@@ -234,10 +248,10 @@ func field(b, key []byte, end byte) (v []byte, ok bool) {
 	return b[:j], true
 }
 
-// fastNative decodes message and presence events and acks; ok is false
-// for any other frame.
+// fastNative decodes message, presence, read and receipt events and acks;
+// ok is false for any other frame.
 func fastNative(line []byte) (ev event, ok bool) {
-	if bytes.HasPrefix(line, presencePrefix) {
+	if bytes.HasPrefix(line, presencePrefix) || bytes.HasPrefix(line, readPrefix) || bytes.HasPrefix(line, receiptPrefix) {
 		return event{}, true // not used by the bench
 	}
 	ack := bytes.HasPrefix(line, ackPrefix)
@@ -326,7 +340,7 @@ func (t *nativeTransport) connect(ctx context.Context, c *client) (session, erro
 	if err != nil {
 		return nil, err
 	}
-	s := &wsSession{ws: ws, decode: decodeNative, frame: nativeSend(roomID)}
+	s := &wsSession{ws: ws, roomID: roomID, decode: decodeNative, frame: nativeSend(roomID)}
 	open, err := json.Marshal(map[string]any{"type": "open", "room_id": roomID, "ref": "bench-open"})
 	if err != nil {
 		ws.Close()

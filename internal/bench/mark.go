@@ -1,0 +1,100 @@
+package bench
+
+import (
+	"strconv"
+	"sync"
+	"time"
+)
+
+// markEvery bounds how often a client moves its read position, as the web
+// app does (READ_EVERY in ui/dist/app.js).
+const markEvery = time.Second
+
+// markRef is the ref of a client's read frames: an error with it is a
+// refused read, not a refused send.
+const markRef = "bench-read"
+
+// marker moves a client's read position as the web app does while it shows
+// the conversation (queueRead in ui/dist/app.js): at the first message at
+// once, then at most once every markEvery, with the highest seq seen.
+type marker struct {
+	mu    sync.Mutex
+	seq   int64     // the highest seq seen
+	sent  int64     // the highest seq sent
+	at    time.Time // when the last one went
+	armed bool      // a timer will send what waits
+}
+
+// queueMark notes that c has shown seq, and sends c's read position now or
+// arms a timer for when markEvery has passed since the last one. Called by
+// c's reader.
+func (r *runState) queueMark(c *client, seq int64) {
+	m := &c.mark
+	m.mu.Lock()
+	m.seq = max(m.seq, seq)
+	if m.armed || m.seq <= m.sent {
+		m.mu.Unlock()
+		return
+	}
+	if wait := time.Until(m.at.Add(markEvery)); wait > 0 {
+		m.armed = true
+		m.mu.Unlock()
+		time.AfterFunc(wait, func() {
+			m.mu.Lock()
+			m.armed = false
+			seq, ok := m.take()
+			m.mu.Unlock()
+			r.sendMark(c, seq, ok)
+		})
+		return
+	}
+	seq, ok := m.take()
+	m.mu.Unlock()
+	r.sendMark(c, seq, ok)
+}
+
+// take returns the seq waiting to be sent, if any, as sent now. m.mu is
+// held.
+func (m *marker) take() (int64, bool) {
+	if m.seq <= m.sent {
+		return 0, false
+	}
+	m.at = time.Now()
+	m.sent = m.seq
+	return m.seq, true
+}
+
+// sendMark sends read position seq of c if ok, unless the run is closing
+// its sessions. Called without c.mark.mu, which the session's own locks
+// must not nest in: the long-poll reader calls queueMark under its lock.
+func (r *runState) sendMark(c *client, seq int64, ok bool) {
+	if !ok || r.closing.Load() {
+		return
+	}
+	r.marks.Add(1)
+	if err := c.sess.markRead(seq); err != nil {
+		r.markErr("write_error")
+	}
+}
+
+// markErr counts a read position the server refused or the client could
+// not send.
+func (r *runState) markErr(code string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.markCodes == nil {
+		r.markCodes = make(map[string]int64)
+	}
+	r.markCodes[code]++
+}
+
+// markFrame is the frame that moves the read position in room to seq.
+func markFrame(roomID, seq int64) []byte {
+	b := make([]byte, 0, 80)
+	b = append(b, `{"type":"read","room_id":`...)
+	b = strconv.AppendInt(b, roomID, 10)
+	b = append(b, `,"seq":`...)
+	b = strconv.AppendInt(b, seq, 10)
+	b = append(b, `,"ref":"`+markRef+`"}`...)
+	return b
+}
