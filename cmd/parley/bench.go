@@ -26,10 +26,10 @@ connections per room send for --duration, and checks that every
 connection of a room receives every message of it once and in order.
 Prints a progress line a second to stderr, then a summary and one JSON
 line to stdout; exits with an error if a delivery was lost, duplicated or
-out of order, if a connection failed or ended before the run did, or if
-the run was interrupted (SIGINT) before its end. Runs
-with GOGC=400 unless GOGC is set, to leave the CPU to a server on the same
-machine.
+out of order, if a send was still unanswered at the end, if a connection
+failed or ended before the run did, or if the run was interrupted (SIGINT)
+before its end. Runs with GOGC=400 unless GOGC is set, to leave the CPU to
+a server on the same machine.
 
 Prepare the server for it:
   - sessions without mail: parley admin sessions --db parley.db --count N > tokens

@@ -168,6 +168,7 @@ type Result struct {
 	MessagesAcked      int64            `json:"messages_acked"` // compat: echoed back to the sender
 	SendErrors         int64            `json:"send_errors"`
 	SendErrorCodes     map[string]int64 `json:"send_error_codes,omitempty"`
+	Unanswered         int64            `json:"unanswered"`            // sends neither acknowledged nor refused by the end of the drain
 	ReadsSent          int64            `json:"reads_sent,omitempty"`  // with Config.MarkRead: read positions sent
 	ReadErrors         int64            `json:"read_errors,omitempty"` // read positions refused or not sent
 	ReadErrorCodes     map[string]int64 `json:"read_error_codes,omitempty"`
@@ -1102,6 +1103,7 @@ func (r *runState) result(connectTime time.Duration, sendStart, sendEnd time.Tim
 		res.MessagesSent += s.sent
 		res.MessagesAcked += s.nAcked
 		res.SendErrors += s.errs + s.writeErrs
+		res.Unanswered += max(0, s.sent-s.nAcked-s.errs)
 		writeErrs += s.writeErrs
 		for code, n := range s.codes {
 			res.SendErrorCodes[code] += n
@@ -1196,7 +1198,7 @@ func (r *runState) result(connectTime time.Duration, sendStart, sendEnd time.Tim
 	}
 	// A connection that failed or ended early is a client that got less
 	// than the run asked for, even when what the others got is whole.
-	res.OK = !res.Interrupted && res.ConnsEstablished > 0 && res.ConnsFailed == 0 && res.ConnsDropped == 0 &&
+	res.OK = !res.Interrupted && res.ConnsEstablished > 0 && res.ConnsFailed == 0 && res.ConnsDropped == 0 && res.Unanswered == 0 &&
 		res.Lost == 0 && res.Duplicated == 0 && res.OutOfOrder == 0 && res.DeliveriesReceived == res.DeliveriesExpected
 	slices.SortFunc(res.Notes, func(a, b string) int { return cmp.Compare(a, b) })
 	return res

@@ -534,6 +534,34 @@ func TestBenchNoticesFaults(t *testing.T) {
 	}
 }
 
+// TestBenchUnanswered runs against a fake server that stops answering
+// sends after the fifth: the run counts the rest as unanswered and is not
+// OK, though every message stored reached everyone.
+func TestBenchUnanswered(t *testing.T) {
+	f := &faultyServer{conns: make(map[*fakeConn]bool), whole: true, storeMax: 5}
+	srv := httptest.NewServer(f)
+	t.Cleanup(srv.Close)
+	res := mustRun(t, bench.Config{
+		Targets:        []string{srv.URL},
+		Conns:          3,
+		SendersPerRoom: 1,
+		Rate:           100,
+		Duration:       300 * time.Millisecond,
+		Drain:          200 * time.Millisecond,
+		Tokens:         []string{"t"},
+	})
+	if res.MessagesAcked != 5 || res.MessagesSent <= 5 || res.Unanswered != res.MessagesSent-5 || res.Lost != 0 ||
+		res.DeliveriesReceived != 15 || res.OK {
+		t.Errorf("sent %d, acked %d, unanswered %d, lost %d, received %d, OK %v; want more than 5, 5, the rest, 0, 15, false",
+			res.MessagesSent, res.MessagesAcked, res.Unanswered, res.Lost, res.DeliveriesReceived, res.OK)
+	}
+	var sum strings.Builder
+	res.WriteSummary(&sum)
+	if want := fmt.Sprintf("%d unanswered", res.Unanswered); !strings.Contains(sum.String(), want) {
+		t.Errorf("summary does not say %q:\n%s", want, sum.String())
+	}
+}
+
 // TestBenchConnectionFaults: a client that could not connect, or whose
 // connection ended before the run did, got less than the run asked for;
 // the run is not OK even when every delivery to the others was whole.
@@ -580,6 +608,7 @@ type faultyServer struct {
 	conns      map[*fakeConn]bool
 	whole      bool
 	dropOpened int
+	storeMax   int64 // if not 0, sends after the storeMax-th are never answered
 }
 
 type fakeConn struct {
@@ -637,6 +666,9 @@ func (f *faultyServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 			f.conns[c] = true
 		case "send":
+			if f.storeMax > 0 && f.seq == f.storeMax {
+				break // neither stored nor refused
+			}
 			f.seq++
 			msg := fmt.Sprintf(`{"room_id": 1, "seq": %d, "kind": "text", "client_id": %q, "body": %q}`, f.seq, in.ClientID, in.Body)
 			c.write(fmt.Sprintf(`{"type": "ack", "room_id": 1, "client_id": %q, "message": %s}`, in.ClientID, msg))

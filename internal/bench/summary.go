@@ -41,7 +41,11 @@ func (r Result) WriteSummary(w io.Writer) error {
 		if r.Transport == TransportCompat {
 			acked = "echoed to their sender"
 		}
-		line("messages", "%d sent in %.1fs, %d %s, %d errors%s", r.MessagesSent, r.DurationSeconds, r.MessagesAcked, acked, r.SendErrors, codes(r.SendErrorCodes))
+		unanswered := ""
+		if r.Unanswered > 0 {
+			unanswered = fmt.Sprintf(", %d unanswered", r.Unanswered)
+		}
+		line("messages", "%d sent in %.1fs, %d %s, %d errors%s%s", r.MessagesSent, r.DurationSeconds, r.MessagesAcked, acked, r.SendErrors, codes(r.SendErrorCodes), unanswered)
 		if r.ReadsSent > 0 || r.ReadErrors > 0 {
 			line("reads", "%d read positions sent, %d errors%s", r.ReadsSent, r.ReadErrors, codes(r.ReadErrorCodes))
 		}
