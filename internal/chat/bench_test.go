@@ -2,7 +2,9 @@ package chat_test
 
 import (
 	"context"
+	"runtime"
 	"strconv"
+	"sync/atomic"
 	"testing"
 
 	"github.com/parley-chat/parley/internal/chat"
@@ -96,3 +98,52 @@ func benchmarkMarkRead(b *testing.B, f *groupFixture) {
 }
 
 const markReadSends = 6000
+
+// BenchmarkMarkReadViewers is many members of a room moving their read
+// positions at once, as the web app does for each viewer of a busy room
+// (about once a second each): markReadViewers goroutines, each a member of
+// its own, each moving its position one message at a time. On both stores,
+// as BenchmarkSend.
+func BenchmarkMarkReadViewers(b *testing.B) {
+	b.Run("sqlite", func(b *testing.B) { benchmarkMarkReadViewers(b, newGroupFixture(b)) })
+	b.Run("postgres", func(b *testing.B) { benchmarkMarkReadViewers(b, newGroupFixtureOn(b, postgresFixture(b))) })
+}
+
+const markReadViewers = 64
+
+func benchmarkMarkReadViewers(b *testing.B, f *groupFixture) {
+	ctx := context.Background()
+	r := f.enter(b, f.m, "lobby")
+	viewers := make([]chat.User, markReadViewers)
+	for i := range viewers {
+		in, err := f.svc.IssueSession(ctx, "viewer-"+strconv.Itoa(i)+"@example.com", "Viewer")
+		if err != nil {
+			b.Fatal(err)
+		}
+		viewers[i] = in.User
+		f.enter(b, viewers[i], "lobby")
+	}
+	for i := range markReadSends {
+		if _, err := f.svc.Send(ctx, f.m, r.ID, "m-"+strconv.Itoa(i), "hello"); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if _, _, _, err := f.svc.OpenConversation(ctx, f.m, r.ID); err != nil {
+		b.Fatal(err)
+	}
+	var next atomic.Int64
+	b.ReportAllocs()
+	b.SetParallelism(max(1, markReadViewers/runtime.GOMAXPROCS(0)))
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		u := viewers[int(next.Add(1)-1)%markReadViewers]
+		seq := int64(0)
+		for pb.Next() {
+			seq++
+			if _, err := f.svc.MarkRead(ctx, u, r.ID, seq); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}

@@ -247,11 +247,23 @@ type ConversationStore interface {
 	// Conversations lists the conversations userID is a member of, most
 	// recently active first (then highest id first).
 	Conversations(ctx context.Context, userID int64) ([]Conversation, error)
-	// MarkRead moves userID's read position in convID forward to seq,
-	// clamped to the conversation's last seq; it never moves it back.
-	// moved tells whether it changed. ErrNotFound if userID is not a
-	// member of convID.
-	MarkRead(ctx context.Context, convID, userID, seq int64) (st ReadState, moved bool, err error)
+	// MarkRead moves read positions, in one transaction: for each mark,
+	// UserID's in ConvID forward to Seq, clamped to the conversation's
+	// last seq, never back, in the order given. It sets each mark's State
+	// and Moved (whether it changed), or its Err to ErrNotFound if UserID
+	// is not a member of ConvID; the others still move. An error of the
+	// whole batch moves none and is returned.
+	MarkRead(ctx context.Context, marks []ReadMark) error
+}
+
+// ReadMark is one move of a read position in a Store.MarkRead batch: the
+// request, then its outcome.
+type ReadMark struct {
+	ConvID, UserID, Seq int64
+
+	State ReadState
+	Moved bool
+	Err   error
 }
 
 // ReadPosition is one member's read position in a conversation.

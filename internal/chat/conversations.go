@@ -238,7 +238,8 @@ func (s *Service) MarkRead(ctx context.Context, u User, id, seq int64) (ReadStat
 		}
 		kind = c.Kind
 	}
-	st, moved, err := s.store.MarkRead(ctx, id, u.ID, seq)
+	m := s.reads.mark(ctx, s.store, ReadMark{ConvID: id, UserID: u.ID, Seq: seq})
+	st, moved, err := m.State, m.Moved, m.Err
 	switch {
 	case errors.Is(err, ErrNotFound) && known && kind == ConvGroup:
 		return ReadState{}, roomNotFound() // as memberOf answers a non-member

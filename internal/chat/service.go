@@ -152,6 +152,7 @@ type Service struct {
 	away     away // connections ended, not yet counted out (presence.go)
 	counts   counts
 	kinds    kinds
+	reads    readBatch
 }
 
 // Deps are the parts a Service consumes.

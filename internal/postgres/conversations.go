@@ -1,9 +1,11 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -181,40 +183,54 @@ func (db *DB) Conversations(ctx context.Context, userID int64) ([]chat.Conversat
 	return cs, nil
 }
 
-// MarkRead moves userID's read position in convID forward to seq, clamped
-// to the last seq, in one statement (markReadSQL), whose commit does not
+// MarkRead moves read positions forward, each clamped to its
+// conversation's last seq, with one statement each (markReadSQL), sent
+// together as one implicit transaction: one round trip. Its commit does not
 // wait for the WAL to be flushed (asyncCommit): a read position is not a
 // message, a crash of the database server may lose the moves of its last
 // moments (wal_writer_delay, three times over at most), and the client
 // moves it again when it next shows the conversation.
 //
-// The web app marks a conversation read as messages arrive in it.
-func (db *DB) MarkRead(ctx context.Context, convID, userID, seq int64) (st chat.ReadState, moved bool, err error) {
-	st.ConvID = convID
-	err = retrying(ctx, func() error {
-		// Sent together, the two statements form one implicit
-		// transaction: one round trip.
+// The rows are updated in the order of (conversation, user), the same in
+// every batch of every node, so two batches never wait for each other's
+// rows in a cycle; the moves of one row keep their order.
+func (db *DB) MarkRead(ctx context.Context, marks []chat.ReadMark) error {
+	order := make([]int, len(marks))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int {
+		return cmp.Or(cmp.Compare(marks[a].ConvID, marks[b].ConvID), cmp.Compare(marks[a].UserID, marks[b].UserID))
+	})
+	err := retrying(ctx, func() error {
 		b := &pgx.Batch{}
 		b.Queue(asyncCommit)
-		b.Queue(markReadSQL, convID, userID, seq)
+		for _, i := range order {
+			b.Queue(markReadSQL, marks[i].ConvID, marks[i].UserID, marks[i].Seq)
+		}
 		br := db.pool.SendBatch(ctx, b)
 		defer br.Close()
 		if _, err := br.Exec(); err != nil {
 			return err
 		}
-		err := br.QueryRow().Scan(&st.ReadSeq, &st.LastSeq, &moved)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return chat.ErrNotFound
-		}
-		if err != nil {
-			return err
+		for _, i := range order {
+			m := &marks[i]
+			m.State, m.Moved, m.Err = chat.ReadState{ConvID: m.ConvID}, false, nil
+			err := br.QueryRow().Scan(&m.State.ReadSeq, &m.State.LastSeq, &m.Moved)
+			if errors.Is(err, pgx.ErrNoRows) {
+				m.Err = chat.ErrNotFound
+				continue
+			}
+			if err != nil {
+				return err
+			}
 		}
 		return br.Close()
 	})
 	if err != nil {
-		return chat.ReadState{}, false, fmt.Errorf("mark conversation %d read for user %d: %w", convID, userID, err)
+		return fmt.Errorf("move %d read positions: %w", len(marks), err)
 	}
-	return st, moved, nil
+	return nil
 }
 
 // asyncCommit makes the transaction it runs in commit without waiting for

@@ -492,7 +492,7 @@ func TestTwoNodesMixed(t *testing.T) {
 				case 0:
 					_, _, err = b.JoinRoom(ctx, r.ID, bob.ID, time.Now(), true)
 				case 1:
-					_, _, err = b.MarkRead(ctx, r.ID, bob.ID, 1<<40)
+					_, _, err = chattest.MarkRead(ctx, b, r.ID, bob.ID, 1<<40)
 					if errors.Is(err, chat.ErrNotFound) {
 						err = nil // not a member at the moment
 					}

@@ -220,30 +220,33 @@ const (
 	qSetRead = `UPDATE members SET read_seq = ? WHERE conv_id = ? AND user_id = ?`
 )
 
-// MarkRead moves userID's read position in convID forward to seq, clamped
-// to the last seq.
-func (db *DB) MarkRead(ctx context.Context, convID, userID, seq int64) (st chat.ReadState, moved bool, err error) {
-	st.ConvID = convID
-	// On the write connection's own prepared statements: the web app
-	// marks a conversation read as each message arrives in it.
-	err = db.writeRaw(ctx, func(r runner) error {
-		err := r.queryRow(ctx, qReadState, convID, userID).Scan(&st.ReadSeq, &st.LastSeq)
-		if errors.Is(err, sql.ErrNoRows) {
-			return chat.ErrNotFound
-		}
-		if err != nil {
-			return err
-		}
-		if next := min(seq, st.LastSeq); next > st.ReadSeq {
-			if _, err := r.exec(ctx, qSetRead, next, convID, userID); err != nil {
+// MarkRead moves read positions forward, each clamped to its
+// conversation's last seq, in one transaction on the write connection's
+// own prepared statements.
+func (db *DB) MarkRead(ctx context.Context, marks []chat.ReadMark) error {
+	err := db.writeRaw(ctx, func(r runner) error {
+		for i := range marks {
+			m := &marks[i]
+			m.State, m.Moved, m.Err = chat.ReadState{ConvID: m.ConvID}, false, nil
+			err := r.queryRow(ctx, qReadState, m.ConvID, m.UserID).Scan(&m.State.ReadSeq, &m.State.LastSeq)
+			if errors.Is(err, sql.ErrNoRows) {
+				m.Err = chat.ErrNotFound
+				continue
+			}
+			if err != nil {
 				return err
 			}
-			st.ReadSeq, moved = next, true
+			if next := min(m.Seq, m.State.LastSeq); next > m.State.ReadSeq {
+				if _, err := r.exec(ctx, qSetRead, next, m.ConvID, m.UserID); err != nil {
+					return err
+				}
+				m.State.ReadSeq, m.Moved = next, true
+			}
 		}
 		return nil
 	})
 	if err != nil {
-		return chat.ReadState{}, false, fmt.Errorf("mark conversation %d read for user %d: %w", convID, userID, err)
+		return fmt.Errorf("move %d read positions: %w", len(marks), err)
 	}
-	return st, moved, nil
+	return nil
 }

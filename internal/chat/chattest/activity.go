@@ -53,7 +53,7 @@ func testMemberReadPositions(t *testing.T, s chat.Store) {
 	for i := range 3 {
 		mustAppend(t, s, chat.NewMessage{ConvID: c.ID, Kind: chat.KindText, SenderID: ada.ID, Body: "a", At: t0.Add(time.Duration(i) * time.Second)})
 	}
-	if _, _, err := s.MarkRead(ctx, c.ID, grace.ID, 2); err != nil {
+	if _, _, err := MarkRead(ctx, s, c.ID, grace.ID, 2); err != nil {
 		t.Fatalf("MarkRead: %v", err)
 	}
 	got, err := s.ReadPositions(ctx, c.ID)

@@ -112,12 +112,12 @@ func testReadPositions(t *testing.T, s chat.Store) {
 		seq, want int64
 		moved     bool
 	}{{2, 2, true}, {1, 2, false}, {2, 2, false}, {10, 3, true}, {0, 3, false}} {
-		st, moved, err := s.MarkRead(ctx, c.ID, grace.ID, tc.seq)
+		st, moved, err := MarkRead(ctx, s, c.ID, grace.ID, tc.seq)
 		if err != nil || st.ReadSeq != tc.want || st.LastSeq != 3 || moved != tc.moved {
 			t.Errorf("MarkRead(%d) = %+v, %v, %v; want read %d, moved %v", tc.seq, st, moved, err, tc.want, tc.moved)
 		}
 	}
-	if _, _, err := s.MarkRead(ctx, c.ID, eve.ID, 1); !errors.Is(err, chat.ErrNotFound) {
+	if _, _, err := MarkRead(ctx, s, c.ID, eve.ID, 1); !errors.Is(err, chat.ErrNotFound) {
 		t.Errorf("MarkRead by a non-member: err = %v; want ErrNotFound", err)
 	}
 	// Grace replies: her position follows, Ada's stays.
@@ -343,7 +343,7 @@ func testMarkReadConcurrent(t *testing.T, s chat.Store) {
 		wg.Go(func() {
 			for i := range each {
 				seq := base + int64((w*7+i*13)%last) // every worker its own order
-				st, _, err := s.MarkRead(ctx, r.ID, grace.ID, seq)
+				st, _, err := MarkRead(ctx, s, r.ID, grace.ID, seq)
 				if err != nil || st.ReadSeq < seq || st.LastSeq != top {
 					t.Errorf("MarkRead(%d) = %+v, %v; want a position of at least %d, last %d", seq, st, err, seq, top)
 				}
@@ -354,5 +354,57 @@ func testMarkReadConcurrent(t *testing.T, s chat.Store) {
 	c, _, err := s.Conversation(ctx, r.ID, grace.ID)
 	if err != nil || c.ReadSeq != top {
 		t.Errorf("after concurrent MarkReads: read %d, %v; want %d", c.ReadSeq, err, top)
+	}
+}
+
+// testMarkReadBatch: one MarkRead moves several positions, in several
+// conversations, given in any order; each mark gets its own outcome, one
+// that is not a member's fails alone, and two moves of one position apply
+// in the order given.
+func testMarkReadBatch(t *testing.T, s chat.Store) {
+	ctx := t.Context()
+	ada := mustUser(t, s, "ada@example.com", "Ada")
+	grace := mustUser(t, s, "grace@example.com", "Grace")
+	eve := mustUser(t, s, "eve@example.com", "Eve")
+	r1, r2 := mustRoom(t, s, "first"), mustRoom(t, s, "second")
+	for _, r := range []chat.Room{r1, r2} {
+		mustJoin(t, s, r.ID, grace.ID, t0)
+	}
+	last := map[int64]int64{}
+	for _, r := range []chat.Room{r1, r2, r2} { // r2 has one message more
+		last[r.ID] = mustAppend(t, s, chat.NewMessage{ConvID: r.ID, Kind: chat.KindText, SenderID: ada.ID, Body: "m", At: t0}).Seq
+	}
+	// The rooms and users in descending order, and back: a store that
+	// orders its updates must still answer each mark with its own.
+	marks := []chat.ReadMark{
+		{ConvID: r2.ID, UserID: grace.ID, Seq: last[r2.ID] - 1},
+		{ConvID: r2.ID, UserID: eve.ID, Seq: 1}, // not a member
+		{ConvID: r1.ID, UserID: grace.ID, Seq: last[r1.ID] + 10},
+		{ConvID: r2.ID, UserID: grace.ID, Seq: last[r2.ID] - 2}, // behind the first: no move
+		{ConvID: r2.ID, UserID: grace.ID, Seq: last[r2.ID]},
+	}
+	if err := s.MarkRead(ctx, marks); err != nil {
+		t.Fatalf("MarkRead: %v", err)
+	}
+	want := []chat.ReadMark{
+		{State: chat.ReadState{ConvID: r2.ID, ReadSeq: last[r2.ID] - 1, LastSeq: last[r2.ID]}, Moved: true},
+		{Err: chat.ErrNotFound},
+		{State: chat.ReadState{ConvID: r1.ID, ReadSeq: last[r1.ID], LastSeq: last[r1.ID]}, Moved: true},
+		{State: chat.ReadState{ConvID: r2.ID, ReadSeq: last[r2.ID] - 1, LastSeq: last[r2.ID]}},
+		{State: chat.ReadState{ConvID: r2.ID, ReadSeq: last[r2.ID], LastSeq: last[r2.ID]}, Moved: true},
+	}
+	for i, m := range marks {
+		w := want[i]
+		if !errors.Is(m.Err, w.Err) || (w.Err == nil && (m.State != w.State || m.Moved != w.Moved)) {
+			t.Errorf("mark %d: state %+v, moved %v, err %v; want %+v, %v, %v", i, m.State, m.Moved, m.Err, w.State, w.Moved, w.Err)
+		}
+	}
+	for _, r := range []chat.Room{r1, r2} {
+		if c, _, err := s.Conversation(ctx, r.ID, grace.ID); err != nil || c.ReadSeq != last[r.ID] {
+			t.Errorf("room %d: read %d, %v; want %d", r.ID, c.ReadSeq, err, last[r.ID])
+		}
+	}
+	if _, member, err := s.Conversation(ctx, r2.ID, eve.ID); err != nil || member {
+		t.Errorf("eve in room %d: member %v, %v; want not a member", r2.ID, member, err)
 	}
 }

@@ -5,6 +5,7 @@
 package chattest
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -66,6 +67,7 @@ func TestStore(t *testing.T, open func(t *testing.T) chat.Store) {
 		{"QueueAppend", testQueueAppend},
 		{"AppendPeer", testAppendPeer},
 		{"MarkReadConcurrent", testMarkReadConcurrent},
+		{"MarkReadBatch", testMarkReadBatch},
 		{"Messages", testMessages},
 		{"MessagesDefaultLimit", testMessagesDefaultLimit},
 		{"SenderName", testSenderName},
@@ -1110,6 +1112,16 @@ func testSenderName(t *testing.T, s chat.Store) {
 	}
 	m1.SenderName = "Annie"
 	wantMessages(t, s, r.ID, chat.Page{}, []chat.Message{m1, m2})
+}
+
+// MarkRead moves one read position with s.MarkRead, a batch of one, and
+// returns its outcome.
+func MarkRead(ctx context.Context, s chat.Store, convID, userID, seq int64) (chat.ReadState, bool, error) {
+	marks := []chat.ReadMark{{ConvID: convID, UserID: userID, Seq: seq}}
+	if err := s.MarkRead(ctx, marks); err != nil {
+		return chat.ReadState{}, false, err
+	}
+	return marks[0].State, marks[0].Moved, marks[0].Err
 }
 
 func mustUser(t *testing.T, s chat.Store, email, name string) chat.User {
