@@ -445,6 +445,9 @@ if wants 4; then
 	profile '^sending (as|[0-9])' 3 cpu 5
 	per_message
 	bench 4 target4 180 10000 --conns 10000 --rooms 1 --senders 10 --rate 10 --duration 10s
+	# Context: the same room where every client moves its read position as
+	# the web app does, about once a second.
+	bench 4 target4-read 180 10000 --conns 10000 --rooms 1 --senders 10 --rate 10 --duration 10s --read
 	TEMPLATE=$tmp/template.db TOKENS_ALL=$tmp/tokens.all
 	profile '^connecting' 15 cpu 8
 	bench 4 target4-joining 60 10000 --conns 10000 --rooms 1 --senders 10 --rate 10 --duration 10s

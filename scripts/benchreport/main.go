@@ -92,6 +92,9 @@ type result struct {
 	ConnectSeconds     float64 `json:"connect_seconds"`
 	ConnectRate        float64 `json:"connect_rate"`
 	MessagesSent       int64   `json:"messages_sent"`
+	Unanswered         int64   `json:"unanswered"`
+	ReadsSent          int64   `json:"reads_sent"`
+	ReadErrors         int64   `json:"read_errors"`
 	MessagesAcked      int64   `json:"messages_acked"`
 	SendErrors         int64   `json:"send_errors"`
 	DeliveriesExpected int64   `json:"deliveries_expected"`
@@ -311,6 +314,16 @@ func targets(b *strings.Builder, runs map[string]*run) {
 					commas(float64(res.ConnsEstablished)), commas(float64(r.Tokens)), res.ConnectSeconds, res.ConnectRate, r.BoundSeconds)
 			}
 			add(row{"4", r.Name, got, "(10,000 newcomers fill a room in bounded time)", info})
+		}
+	}
+	if r := runs["target4-read"]; r != nil {
+		if res, bad := resultOf(r); bad != "" {
+			add(row{"4", r.Name, bad, "", notRun})
+		} else {
+			add(row{"4", r.Name,
+				fmt.Sprintf("context: every client also moves its read position as the web app does (%s moves, %s refused); p99 to the last recipient %s ms (p50 %s ms); %s deliveries/s; %s",
+					commas(float64(res.ReadsSent)), commas(float64(res.ReadErrors)), ms(res.LatencyLast.P99), ms(res.LatencyLast.P50), commas(res.DeliveriesPerSec), checks(res)),
+				"(the room of target 4 with its viewers' read positions)", info})
 		}
 	}
 	if r := runs["target5"]; r != nil {
@@ -674,6 +687,9 @@ func checks(r *result) string {
 	}
 	c := fmt.Sprintf("**%s lost, %s duplicated, %s out of order, %d connections dropped**",
 		commas(float64(r.Lost)), commas(float64(r.Duplicated)), commas(float64(r.OutOfOrder)), r.ConnsDropped)
+	if r.Unanswered > 0 {
+		c += fmt.Sprintf("; **%s sends unanswered**", commas(float64(r.Unanswered)))
+	}
 	if r.Interrupted {
 		return "**interrupted** before its end; " + c
 	}
