@@ -299,13 +299,7 @@ func startFriends(t *testing.T) (s *testServer, ada, grace *browser) {
 		waitFor[bool](t, b, "connected", groupsState,
 			`() => document.getElementById("conn-status").dataset.state === "connected"`)
 		evaluate[chromedp.Void](t, b, "mark the page", `window.parleyTestPage = true`)
-		var me struct {
-			User struct {
-				ID int64 `json:"id"`
-			} `json:"user"`
-		}
-		b.fetchJSON(t, "GET", "/api/me", nil, &me)
-		b.userID = me.User.ID
+		b.userID = userIDOf(t, s, nil, b)
 	}
 
 	// They become friends through the API, with the pages' own sessions;

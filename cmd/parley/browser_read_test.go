@@ -3,10 +3,14 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/chromedp/chromedp"
 )
 
 // TestBrowserReadThrottle: the web app moves the read position of the
@@ -77,4 +81,58 @@ func TestBrowserReadThrottle(t *testing.T) {
 		t.Errorf("Ada's read position moved %d times for %d messages in %v; want at most 4", moves, n, n*50*time.Millisecond)
 	}
 	t.Logf("%d messages, %d moves of the read position", n, moves)
+}
+
+// TestBrowserGroupReceipts: three members read Ada's message in a group
+// at once; the server sends the first move as a receipt and the two after
+// it together as one receipts frame, and Ada's page counts all three.
+func TestBrowserGroupReceipts(t *testing.T) {
+	exe := chromiumPath(t)
+	s := startServer(t)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("server stderr:\n%s", s.stderr)
+		}
+	})
+	ada := startBrowser(t, exe, "ada", time.Now().Add(2*time.Minute))
+	ada.signIn(t, s, "ada@example.com", "Ada")
+	waitFor[bool](t, ada, "connected", groupsState,
+		`() => document.getElementById("conn-status").dataset.state === "connected"`)
+	evaluate[chromedp.Void](t, ada, "mark the page", `window.parleyTestPage = true`)
+	ada.userID = userIDOf(t, s, nil, ada)
+	ada.createGroup(t, "Crew", "", "")
+	groupID := waitFor[int64](t, ada, "Crew is open", groupsState, `() => {
+		const m = /^#conv\/(\d+)$/.exec(location.hash);
+		return document.getElementById("room-title").textContent === "Crew" && !!m && Number(m[1]);
+	}`)
+	var readers []*http.Client
+	for _, name := range []string{"Grace", "Cy", "Dan"} {
+		c := signIn(t, s, strings.ToLower(name)+"@example.com", name)
+		ada.fetchJSON(t, "POST", fmt.Sprintf("/api/groups/%d/members", groupID), map[string]int64{"user_id": userIDOf(t, s, c, nil)}, nil)
+		readers = append(readers, c)
+	}
+	seq := ada.send(t, "Read this, crew.")
+	for _, c := range readers {
+		postJSON(t, c, "POST", fmt.Sprintf("%s/api/conversations/%d/read", s.URL, groupID), map[string]int64{"seq": seq}, http.StatusOK, nil)
+	}
+	waitFor[bool](t, ada, "Ada's message is read by 3", groupsState, `(seq) => {
+		const r = document.querySelector('#messages .msg.own[data-seq="' + seq + '"] [data-receipt]');
+		return !!r && r.dataset.receipt === "read-by" && r.dataset.count === "3" && r.textContent === "Read by 3";
+	}`, seq)
+}
+
+// userIDOf returns the ID of the user signed in on c, or else in b's page.
+func userIDOf(t *testing.T, s *testServer, c *http.Client, b *browser) int64 {
+	t.Helper()
+	var me struct {
+		User struct {
+			ID int64 `json:"id"`
+		} `json:"user"`
+	}
+	if c != nil {
+		postJSON(t, c, "GET", s.URL+"/api/me", nil, http.StatusOK, &me)
+	} else {
+		b.fetchJSON(t, "GET", "/api/me", nil, &me)
+	}
+	return me.User.ID
 }

@@ -224,7 +224,7 @@ var (
 	ackPrefix      = []byte(`{"type":"ack",`)
 	presencePrefix = []byte(`{"type":"presence",`)
 	readPrefix     = []byte(`{"type":"read",`)
-	receiptPrefix  = []byte(`{"type":"receipt",`)
+	receiptPrefix  = []byte(`{"type":"receipt`) // and "receipts"
 	messageKey     = []byte(`"message":{`)
 	clientIDKey    = []byte(`"client_id":"`)
 	seqKey         = []byte(`"seq":`)

@@ -346,6 +346,10 @@ const (
 	// EventReceipt, on a conversation topic: UserID's read position in
 	// ConvID is now Seq.
 	EventReceipt EventType = "receipt"
+	// EventReceipts, on a conversation topic: the read positions of
+	// several members of ConvID moved (Positions), within
+	// Config.ReceiptEvery.
+	EventReceipts EventType = "receipts"
 )
 
 // TypingTTL is how long a typing indicator shows without a new one; a
@@ -379,6 +383,8 @@ type Event struct {
 	// OnlineCount is how many users have ConvID open after an
 	// EventPresence in it (0 if unknown), or in an EventOnlineCount.
 	OnlineCount int `json:"online_count,omitempty"`
+	// Positions are an EventReceipts' read positions, by user ID.
+	Positions []ReadPosition `json:"positions,omitempty"`
 }
 
 // Broker fans events out to every node. It is the fast path only: an event

@@ -1,12 +1,16 @@
 package chat_test
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/parley-chat/parley/internal/chat"
 	"github.com/parley-chat/parley/internal/inmem"
@@ -434,5 +438,77 @@ func TestMarkReadAfterOpen(t *testing.T) {
 		}
 		_, err = n.MarkRead(ctx, f.out, c.id, 1)
 		wantError(t, c.name+": MarkRead by a non-member, kind known", err, c.outKind, c.outCode, "")
+	}
+}
+
+// TestReceiptsTogether: in a group, the first move of a read position in a
+// while is a receipt at once; the moves within Config.ReceiptEvery after it
+// go out together, one event with each member's latest position; once a
+// window passes without any, the next is at once again.
+func TestReceiptsTogether(t *testing.T) {
+	ctx := context.Background()
+	const every = 500 * time.Millisecond
+	f := newGroupFixtureOn(t, newFixture(t, chat.Config{ReceiptEvery: every}))
+	var seqs []int64
+	for i := range 3 {
+		m, err := f.svc.Send(ctx, f.owner, f.g.ID, "r-"+strconv.Itoa(i), "hello")
+		if err != nil {
+			t.Fatal(err)
+		}
+		seqs = append(seqs, m.Seq)
+	}
+	rec := f.record(t, chat.ConvTopic(f.g.ID))
+	receipts := func() []chat.Event {
+		var out []chat.Event
+		for _, ev := range rec.take() {
+			if ev.Type == chat.EventReceipt || ev.Type == chat.EventReceipts {
+				out = append(out, ev)
+			}
+		}
+		return out
+	}
+	mark := func(u chat.User, seq int64) {
+		t.Helper()
+		if st, err := f.svc.MarkRead(ctx, u, f.g.ID, seq); err != nil || st.ReadSeq != seq {
+			t.Fatalf("MarkRead(%s, %d) = %+v, %v", u.Name, seq, st, err)
+		}
+	}
+	wait := func() []chat.Event {
+		t.Helper()
+		for range 100 { // at most 5 s
+			if evs := receipts(); len(evs) > 0 {
+				return evs
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		t.Fatal("no receipt within 5 s")
+		return nil
+	}
+
+	mark(f.m, seqs[0])
+	want := []chat.Event{{Type: chat.EventReceipt, ConvID: f.g.ID, UserID: f.m.ID, Seq: seqs[0]}}
+	if got := receipts(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("first move: %+v; want %+v at once", got, want)
+	}
+	mark(f.t, seqs[1])
+	mark(f.admin, seqs[0])
+	mark(f.t, seqs[2])
+	if got := receipts(); len(got) != 0 {
+		t.Fatalf("moves within the window: %+v at once; want none until it ends", got)
+	}
+	ps := []chat.ReadPosition{{UserID: f.admin.ID, Seq: seqs[0]}, {UserID: f.t.ID, Seq: seqs[2]}}
+	slices.SortFunc(ps, func(a, b chat.ReadPosition) int { return cmp.Compare(a.UserID, b.UserID) })
+	want = []chat.Event{{Type: chat.EventReceipts, ConvID: f.g.ID, Positions: ps}}
+	if got := wait(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("after the window: %+v; want %+v", got, want)
+	}
+	time.Sleep(2*every + every/2) // a window with nothing ends the gathering
+	if got := receipts(); len(got) != 0 {
+		t.Fatalf("quiet windows: %+v; want nothing", got)
+	}
+	mark(f.m, seqs[2])
+	want = []chat.Event{{Type: chat.EventReceipt, ConvID: f.g.ID, UserID: f.m.ID, Seq: seqs[2]}}
+	if got := receipts(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("after quiet windows: %+v; want %+v at once", got, want)
 	}
 }

@@ -1,7 +1,9 @@
 package chat
 
 import (
+	"cmp"
 	"context"
+	"slices"
 	"sync"
 	"time"
 )
@@ -102,4 +104,63 @@ func (b *readBatch) lead(ctx context.Context, store Store) {
 	for _, r := range batch[1:] {
 		r.wake <- struct{}{}
 	}
+}
+
+// receipts holds, for each conversation that had a receipt in the last
+// Config.ReceiptEvery, the moves made since (user ID → seq), to go out
+// together when it has passed. A conversation is here exactly while a
+// flush of it is due.
+type receipts struct {
+	mu    sync.Mutex
+	convs map[int64]map[int64]int64
+}
+
+// receipt tells the members of conversation id that userID's read position
+// is now seq: at once if none went out in the last Config.ReceiptEvery,
+// else with every other move until then, in one event.
+func (s *Service) receipt(ctx context.Context, id, userID, seq int64) {
+	r := &s.receipts
+	r.mu.Lock()
+	if waiting, due := r.convs[id]; due {
+		waiting[userID] = max(waiting[userID], seq)
+		r.mu.Unlock()
+		return
+	}
+	if r.convs == nil {
+		r.convs = make(map[int64]map[int64]int64)
+	}
+	r.convs[id] = make(map[int64]int64)
+	r.mu.Unlock()
+	time.AfterFunc(s.cfg.ReceiptEvery, func() { s.flushReceipts(id) })
+	s.publish(ctx, ConvTopic(id), Event{Type: EventReceipt, ConvID: id, UserID: userID, Seq: seq})
+}
+
+// flushReceipts publishes the moves waiting in conversation id, if any,
+// and keeps gathering for another Config.ReceiptEvery; with none, the
+// conversation's next move goes out at once.
+func (s *Service) flushReceipts(id int64) {
+	r := &s.receipts
+	r.mu.Lock()
+	waiting := r.convs[id]
+	if len(waiting) == 0 {
+		delete(r.convs, id)
+		r.mu.Unlock()
+		return
+	}
+	r.convs[id] = make(map[int64]int64)
+	r.mu.Unlock()
+	time.AfterFunc(s.cfg.ReceiptEvery, func() { s.flushReceipts(id) })
+
+	ev := Event{Type: EventReceipts, ConvID: id, Positions: make([]ReadPosition, 0, len(waiting))}
+	for u, seq := range waiting {
+		ev.Positions = append(ev.Positions, ReadPosition{UserID: u, Seq: seq})
+	}
+	slices.SortFunc(ev.Positions, func(a, b ReadPosition) int { return cmp.Compare(a.UserID, b.UserID) })
+	if len(ev.Positions) == 1 {
+		p := ev.Positions[0]
+		ev = Event{Type: EventReceipt, ConvID: id, UserID: p.UserID, Seq: p.Seq}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s.publish(ctx, ConvTopic(id), ev)
 }

@@ -42,6 +42,12 @@ type Config struct {
 	// event per arrival to everyone present costs O(n²) to fill it.
 	OnlineMax        int
 	OnlineCountEvery time.Duration
+	// ReceiptEvery bounds how often each node tells a conversation's
+	// members that read positions moved: the first move in a while goes
+	// out at once, the moves after it together once ReceiptEvery has
+	// passed. In a group whose members all watch, every message makes
+	// each of them move; a receipt each to everyone would cost O(n²).
+	ReceiptEvery time.Duration
 	// AnnounceMax is the most members a room may have for joining and
 	// leaving it to append a message. In a larger room, a message to
 	// everyone each time one of thousands comes or goes is noise, and
@@ -71,6 +77,7 @@ func DefaultConfig() Config {
 		PresenceGrace:    5 * time.Second,
 		OnlineMax:        100,
 		OnlineCountEvery: time.Second,
+		ReceiptEvery:     250 * time.Millisecond,
 		AnnounceMax:      1000,
 	}
 }
@@ -113,6 +120,9 @@ func (c *Config) fill() {
 	if c.AnnounceMax <= 0 {
 		c.AnnounceMax = d.AnnounceMax
 	}
+	if c.ReceiptEvery <= 0 {
+		c.ReceiptEvery = d.ReceiptEvery
+	}
 	if c.HistoryLimit <= 0 {
 		c.HistoryLimit = d.HistoryLimit
 	}
@@ -153,6 +163,7 @@ type Service struct {
 	counts   counts
 	kinds    kinds
 	reads    readBatch
+	receipts receipts
 }
 
 // Deps are the parts a Service consumes.

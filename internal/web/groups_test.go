@@ -1,8 +1,10 @@
 package web_test
 
 import (
+	"cmp"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -244,5 +246,36 @@ func TestGroupConcurrentInvites(t *testing.T) {
 	ts.mustDo(t, owner, "GET", groupPath(g.ID, ""), nil, http.StatusOK, &out)
 	if out.Group.Members != 11 || len(out.Group.MemberList) != 11 {
 		t.Errorf("group has %d members; want 11", out.Group.Members)
+	}
+}
+
+// TestGroupReceipts: a member who has a group open sees the first move of
+// another member's read position as a receipt frame at once, and the moves
+// right after it as one receipts frame with each member's latest position.
+func TestGroupReceipts(t *testing.T) {
+	ts := newTestServer(t)
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	bob := ts.signIn(t, "bob@example.com", "Bob")
+	cy := ts.signIn(t, "cy@example.com", "Cy")
+	g := ts.createGroup(t, ada, "Crew", 0)
+	ts.addMember(t, ada, g.ID, bob)
+	ts.addMember(t, ada, g.ID, cy)
+	aws := ts.connect(t, ada)
+	aws.open(t, g.ID, nil)
+	var seqs []int64
+	for i := range 3 {
+		seqs = append(seqs, aws.sendMessage(t, g.ID, fmt.Sprintf("r%d", i), "hello").Seq)
+	}
+	ts.markRead(t, bob, g.ID, seqs[0])
+	aws.take(t, "Bob's receipt", func(f frame) bool {
+		return f.Type == "receipt" && f.RoomID == g.ID && f.UserID == bob.ID && f.Seq == seqs[0]
+	})
+	ts.markRead(t, cy, g.ID, seqs[1])
+	ts.markRead(t, bob, g.ID, seqs[2])
+	want := []wireRead{{UserID: bob.ID, Seq: seqs[2]}, {UserID: cy.ID, Seq: seqs[1]}}
+	slices.SortFunc(want, func(a, b wireRead) int { return cmp.Compare(a.UserID, b.UserID) })
+	f := aws.take(t, "receipts of Bob and Cy", func(f frame) bool { return f.Type == "receipts" || f.Type == "receipt" })
+	if f.Type != "receipts" || f.RoomID != g.ID || !slices.Equal(f.Positions, want) {
+		t.Errorf("after two more moves: %s; want one receipts frame with %+v", f, want)
 	}
 }

@@ -857,6 +857,13 @@ type receiptFrame struct {
 	Seq    int64  `json:"seq"`
 }
 
+// receiptsFrame: the read positions of several members moved.
+type receiptsFrame struct {
+	Type      string              `json:"type"`
+	RoomID    int64               `json:"room_id"`
+	Positions []chat.ReadPosition `json:"positions"`
+}
+
 type openedFrame struct {
 	Type   string    `json:"type"`
 	Ref    string    `json:"ref,omitempty"`
@@ -909,6 +916,8 @@ func encodeNative(ev chat.Event) []byte {
 		v = onlineCountFrame{Type: "online_count", RoomID: ev.ConvID, OnlineCount: ev.OnlineCount}
 	case chat.EventReceipt:
 		v = receiptFrame{Type: "receipt", RoomID: ev.ConvID, UserID: ev.UserID, Seq: ev.Seq}
+	case chat.EventReceipts:
+		v = receiptsFrame{Type: "receipts", RoomID: ev.ConvID, Positions: ev.Positions}
 	case chat.EventContact:
 		if ev.Contact == nil {
 			return nil

@@ -52,6 +52,7 @@ type frame struct {
 	LastSeen     time.Time  // presence
 	UserID       int64      // receipt
 	Reads        []wireRead // opened
+	Positions    []wireRead // receipts
 	Rooms        []int64    // resumed
 }
 
@@ -90,6 +91,7 @@ func parseFrame(line []byte) (frame, error) {
 		LastSeen     time.Time          `json:"last_seen"`
 		UserID       int64              `json:"user_id"`
 		Reads        []wireRead         `json:"reads"`
+		Positions    []wireRead         `json:"positions"`
 		Rooms        []int64            `json:"rooms"`
 		OnlineCount  int                `json:"online_count"`
 	}
@@ -102,7 +104,7 @@ func parseFrame(line []byte) (frame, error) {
 		Field: w.Field, RetryAfterMS: w.RetryAfterMS, Limits: w.Limits, Error: w.Error,
 		State: w.State, Since: w.Since, Seq: w.Seq, Kind: w.Kind, Peer: w.Peer, Reason: w.Reason,
 		UserSeq: w.UserSeq, Channel: w.Channel, LastSeen: w.LastSeen, UserID: w.UserID, Reads: w.Reads, Rooms: w.Rooms,
-		OnlineCount: w.OnlineCount,
+		OnlineCount: w.OnlineCount, Positions: w.Positions,
 	}
 	var err error
 	switch m := bytes.TrimSpace(w.Message); {

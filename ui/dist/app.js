@@ -1804,15 +1804,19 @@ function clearEnded() {
 
 // ---------------------------------------------------------------- read receipts
 
+// onReceipt takes the read positions of one or more members: a group's
+// moves come together, one event for all of them, rendered once.
 function onReceipt(f) {
-  if (state.me && f.user_id === state.me.id) return;
+  const others = f.positions.filter(
+    (p) => p && p.user_id && p.seq >= 0 && !(state.me && p.user_id === state.me.id));
+  if (others.length === 0) return;
   let reads = state.reads.get(f.room_id);
   if (!reads) {
     if (!state.room || state.room.id !== f.room_id) return; // the next opened reply tells
     reads = new Map();
     state.reads.set(f.room_id, reads);
   }
-  reads.set(f.user_id, Math.max(reads.get(f.user_id) || 0, f.seq));
+  for (const p of others) reads.set(p.user_id, Math.max(reads.get(p.user_id) || 0, p.seq));
   if (state.room && state.room.id === f.room_id) renderReceipts();
 }
 

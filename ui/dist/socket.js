@@ -13,7 +13,7 @@
 //   presence     the presence frame of an open room
 //   online-count the online_count frame of an open room: in a large room, how many are present
 //   user-presence a presence frame without room_id: a friend went on- or offline
-//   receipt      {room_id, user_id, seq}: another member's read position moved
+//   receipt      {room_id, positions: [{user_id, seq}]}: members' read positions moved (a receipt or receipts frame)
 //   removed      {room_id, reason}: the user left or lost a group; it is forgotten
 //   ack          the ack frame
 //   send-failed  {roomId, clientId, body, code, message}   the send was refused
@@ -612,7 +612,10 @@ export class ChatSocket {
         if (this.rooms.has(f.room_id)) this.emit('online-count', f);
         break;
       case 'receipt':
-        if (f.room_id && f.user_id && f.seq >= 0) this.emit('receipt', f);
+        if (f.room_id && f.user_id && f.seq >= 0) this.emit('receipt', { room_id: f.room_id, positions: [{ user_id: f.user_id, seq: f.seq }] });
+        break;
+      case 'receipts':
+        if (f.room_id && Array.isArray(f.positions)) this.emit('receipt', { room_id: f.room_id, positions: f.positions });
         break;
       case 'removed':
         this.forget(f.room_id);
