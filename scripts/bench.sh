@@ -428,6 +428,9 @@ fi
 if wants 2; then
 	bench 2 target2 90 1000 --conns 1000 --rooms 10 --senders 1 --rate 100 --duration 10s
 	bench 2 target2-groups 120 1000 --conns 1000 --rooms 10 --groups --senders 1 --rate 100 --duration 10s
+	# Context: the groups where every member moves its read position as the
+	# web app does, each move a receipt to the group.
+	bench 2 target2-groups-read 120 1000 --conns 1000 --rooms 10 --groups --senders 1 --rate 100 --duration 10s --read
 fi
 # Target 3: light load, 100 connections in one room, 10 messages/s.
 # Context: the same load in 10 rooms of 10, to tell the store and the

@@ -251,6 +251,7 @@ func targets(b *strings.Builder, runs map[string]*run) {
 				"100 % delivered, p99 ≤ 10 ms", verdict(ok)})
 		}
 	}
+	readRow(add, runs["target2-groups-read"], "2", "the groups of target 2")
 	if r := runs["target3"]; r != nil {
 		if res, bad := resultOf(r); bad != "" {
 			add(row{"3", r.Name, bad, "", notRun})
@@ -316,16 +317,7 @@ func targets(b *strings.Builder, runs map[string]*run) {
 			add(row{"4", r.Name, got, "(10,000 newcomers fill a room in bounded time)", info})
 		}
 	}
-	if r := runs["target4-read"]; r != nil {
-		if res, bad := resultOf(r); bad != "" {
-			add(row{"4", r.Name, bad, "", notRun})
-		} else {
-			add(row{"4", r.Name,
-				fmt.Sprintf("context: every client also moves its read position as the web app does (%s moves, %s refused); p99 to the last recipient %s ms (p50 %s ms); %s deliveries/s; %s",
-					commas(float64(res.ReadsSent)), commas(float64(res.ReadErrors)), ms(res.LatencyLast.P99), ms(res.LatencyLast.P50), commas(res.DeliveriesPerSec), checks(res)),
-				"(the room of target 4 with its viewers' read positions)", info})
-		}
-	}
+	readRow(add, runs["target4-read"], "4", "the room of target 4")
 	if r := runs["target5"]; r != nil {
 		if res, bad := resultOf(r); bad != "" || res.Server == nil {
 			add(row{"5", r.Name, bad, "", notRun})
@@ -766,4 +758,22 @@ func commas(v float64) string {
 		return "-" + string(out)
 	}
 	return string(out)
+}
+
+// readRow adds the row of run r, a target's run where every client also
+// moves its read position as the web app does (parley bench --read), for
+// context: of what, in the target's column.
+func readRow(add func(row), r *run, target, of string) {
+	if r == nil {
+		return
+	}
+	res, bad := resultOf(r)
+	if bad != "" {
+		add(row{target, r.Name, bad, "", notRun})
+		return
+	}
+	add(row{target, r.Name,
+		fmt.Sprintf("context: every client also moves its read position as the web app does (%s moves, %s refused); p99 %s ms, p99 to the last recipient %s ms (p50 %s ms); %s deliveries/s; %s",
+			commas(float64(res.ReadsSent)), commas(float64(res.ReadErrors)), ms(res.Latency.P99), ms(res.LatencyLast.P99), ms(res.LatencyLast.P50), commas(res.DeliveriesPerSec), checks(res)),
+		"(" + of + " with its members' read positions)", info})
 }
