@@ -19,15 +19,7 @@ import (
 // position still ends at the last of them. Each move is a write and, in a
 // group, a receipt to every member.
 func TestBrowserReadThrottle(t *testing.T) {
-	exe := chromiumPath(t)
-	s := startServer(t)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("server stderr:\n%s", s.stderr)
-		}
-	})
-	ada := startBrowser(t, exe, "ada", time.Now().Add(2*time.Minute))
-	ada.signIn(t, s, "ada@example.com", "Ada")
+	s, ada := startAda(t)
 	ada.enterRoom(t, "lobby")
 
 	grace := signIn(t, s, "grace@example.com", "Grace")
@@ -87,15 +79,7 @@ func TestBrowserReadThrottle(t *testing.T) {
 // at once; the server sends the first move as a receipt and the two after
 // it together as one receipts frame, and Ada's page counts all three.
 func TestBrowserGroupReceipts(t *testing.T) {
-	exe := chromiumPath(t)
-	s := startServer(t)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("server stderr:\n%s", s.stderr)
-		}
-	})
-	ada := startBrowser(t, exe, "ada", time.Now().Add(2*time.Minute))
-	ada.signIn(t, s, "ada@example.com", "Ada")
+	s, ada := startAda(t)
 	waitFor[bool](t, ada, "connected", groupsState,
 		`() => document.getElementById("conn-status").dataset.state === "connected"`)
 	evaluate[chromedp.Void](t, ada, "mark the page", `window.parleyTestPage = true`)
@@ -135,4 +119,20 @@ func userIDOf(t *testing.T, s *testServer, c *http.Client, b *browser) int64 {
 		b.fetchJSON(t, "GET", "/api/me", nil, &me)
 	}
 	return me.User.ID
+}
+
+// startAda starts a server, whose output a failed test shows, and a
+// browser signed in as Ada.
+func startAda(t *testing.T) (*testServer, *browser) {
+	t.Helper()
+	exe := chromiumPath(t)
+	s := startServer(t)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("server stderr:\n%s", s.stderr)
+		}
+	})
+	ada := startBrowser(t, exe, "ada", time.Now().Add(2*time.Minute))
+	ada.signIn(t, s, "ada@example.com", "Ada")
+	return s, ada
 }
