@@ -3,6 +3,7 @@ package chat
 import (
 	"cmp"
 	"context"
+	"errors"
 	"slices"
 	"sync"
 	"time"
@@ -75,36 +76,42 @@ func (b *readBatch) lead(ctx context.Context, store Store) {
 	for i, r := range batch {
 		marks[i] = ReadMark{ConvID: r.ConvID, UserID: r.UserID, Seq: r.Seq}
 	}
-	var err error
+	// Whatever becomes of the store's call, a panic included (net/http
+	// recovers a handler's), the batch is answered and the lead passed
+	// on: no later move may wait for a batch that never ends.
+	err := errStorePanicked
+	defer func() {
+		for i, r := range batch {
+			r.ReadMark = marks[i]
+			if err != nil {
+				r.Err = err
+			}
+		}
+		b.mu.Lock()
+		if len(b.waiting) > 0 {
+			next := b.waiting[0]
+			next.lead = true
+			next.wake <- struct{}{}
+		} else {
+			b.busy = false
+		}
+		b.mu.Unlock()
+		for _, r := range batch[1:] {
+			r.wake <- struct{}{}
+		}
+	}()
 	if n == 1 {
 		err = store.MarkRead(ctx, marks) // the leader's alone
 	} else {
 		// The batch is the others' too: the leader's leaving must not
 		// cut it.
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), readTimeout)
+		defer cancel()
 		err = store.MarkRead(sctx, marks)
-		cancel()
-	}
-	for i, r := range batch {
-		r.ReadMark = marks[i]
-		if err != nil {
-			r.Err = err
-		}
-	}
-
-	b.mu.Lock()
-	if len(b.waiting) > 0 {
-		next := b.waiting[0]
-		next.lead = true
-		next.wake <- struct{}{}
-	} else {
-		b.busy = false
-	}
-	b.mu.Unlock()
-	for _, r := range batch[1:] {
-		r.wake <- struct{}{}
 	}
 }
+
+var errStorePanicked = errors.New("the store panicked moving read positions")
 
 // receipts holds, for each conversation that had a receipt in the last
 // Config.ReceiptEvery, the moves made since (user ID → seq), to go out

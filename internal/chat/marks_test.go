@@ -11,7 +11,7 @@ import (
 
 // batchStore is a Store whose MarkRead records each batch's size and holds
 // the first until released; a mark with seq 0 fails its whole batch, one of
-// user 0 alone.
+// user 0 alone, and one with seq -1 panics.
 type batchStore struct {
 	Store
 	entered chan struct{} // closed when the first batch arrives
@@ -33,6 +33,8 @@ func (s *batchStore) MarkRead(ctx context.Context, marks []ReadMark) error {
 	for i := range marks {
 		m := &marks[i]
 		switch {
+		case m.Seq == -1:
+			panic("the store panicked")
 		case m.Seq == 0:
 			return errors.New("the batch failed")
 		case m.UserID == 0:
@@ -114,5 +116,39 @@ func waitQueued(t *testing.T, b *readBatch, n int) {
 			t.Fatalf("%d moves queued; want %d", queued, n)
 		}
 		time.Sleep(50 * time.Microsecond)
+	}
+}
+
+// TestReadBatchStorePanics: a store that panics fails the moves of its
+// batch, and the batches after it run: none waits for it forever.
+func TestReadBatchStorePanics(t *testing.T) {
+	st := &batchStore{entered: make(chan struct{}), release: make(chan struct{})}
+	var b readBatch
+	ctx := context.Background()
+	var got ReadMark
+	var wg sync.WaitGroup
+	wg.Go(func() { b.mark(ctx, st, ReadMark{ConvID: 1, UserID: 1, Seq: 1}) }) // held
+	<-st.entered
+	wg.Go(func() {
+		defer func() {
+			if recover() == nil {
+				t.Error("the leader of the batch that panicked did not panic")
+			}
+		}()
+		b.mark(ctx, st, ReadMark{ConvID: 1, UserID: 2, Seq: -1})
+	})
+	waitQueued(t, &b, 1)
+	wg.Go(func() { got = b.mark(ctx, st, ReadMark{ConvID: 1, UserID: 3, Seq: 3}) })
+	waitQueued(t, &b, 2) // both in the next batch
+	close(st.release)
+	wg.Wait()
+	if !errors.Is(got.Err, errStorePanicked) {
+		t.Errorf("a move in the batch that panicked: %+v; want errStorePanicked", got)
+	}
+	if m := b.mark(ctx, st, ReadMark{ConvID: 1, UserID: 4, Seq: 5}); m.Err != nil || m.State.ReadSeq != 5 {
+		t.Errorf("a move after the panic: %+v", m)
+	}
+	if want := []int{1, 2, 1}; !slices.Equal(st.sizes, want) {
+		t.Errorf("batches of %v; want %v", st.sizes, want)
 	}
 }
