@@ -635,19 +635,26 @@ function markRead() {
     renderConversations();
   }
   if ((state.readSent.get(r.id) || 0) >= last) return;
-  queueRead(r.id, last);
+  queueRead(r.id, last, r.kind === 'room');
 }
 
 // READ_EVERY bounds how often the app moves a conversation's read position
 // on the server. Every message that arrives while a conversation is shown
 // moves it, and in a group each move is a receipt to every member: at most
-// one a second per conversation, the first at once.
+// one a second per conversation, the first at once. A room has no
+// receipts, and may have thousands of members watching it, each move a
+// write and a frame: its position moves at most every READ_EVERY_ROOM, and
+// a move that could go at once waits a random part of it instead, since a
+// message wakes all the room's viewers at the same moment, and their moves
+// would come in one burst, and again every READ_EVERY_ROOM after it. (It
+// goes out at once before a send, and when the page goes: flushRead.)
 const READ_EVERY = 1000;
+const READ_EVERY_ROOM = 5000;
 
-// queueRead sends read position seq of conversation id now, or once
-// READ_EVERY has passed since the last one went, with the highest seq
-// queued by then.
-function queueRead(id, seq) {
+// queueRead sends read position seq of conversation id (a room if room is
+// set) now, or once its interval has passed since the last one went, with
+// the highest seq queued by then.
+function queueRead(id, seq, room) {
   let q = state.readQueue.get(id);
   if (!q) {
     q = { seq: 0, timer: 0, at: 0 };
@@ -655,7 +662,9 @@ function queueRead(id, seq) {
   }
   q.seq = Math.max(q.seq, seq);
   if (q.timer) return;
-  const wait = q.at + READ_EVERY - Date.now();
+  const every = room ? READ_EVERY_ROOM : READ_EVERY;
+  let wait = q.at + every - Date.now();
+  if (wait <= 0 && room) wait = Math.random() * every;
   if (wait <= 0) {
     sendRead(id, q);
     return;
