@@ -1,14 +1,25 @@
 package bench
 
 import (
+	"math/rand/v2"
 	"strconv"
 	"sync"
 	"time"
 )
 
-// markEvery bounds how often a client moves its read position, as the web
-// app does (READ_EVERY in ui/dist/app.js).
-const markEvery = time.Second
+// ReadEvery is how often at most a client of the load tool moves its read
+// position, as the web app does (READ_EVERY and READ_EVERY_ROOM in
+// ui/dist/app.js): once a second in a group, whose members get each move
+// as a receipt; every 5 s in a room, which has no receipts and may have
+// thousands of members watching it. In a room, a move that could go at
+// once waits a random part of that instead, as the app's does: the
+// viewers, all woken by the same message, would otherwise move together.
+func ReadEvery(groups bool) time.Duration {
+	if groups {
+		return time.Second
+	}
+	return 5 * time.Second
+}
 
 // markRef is the ref of a client's read frames: an error with it is a
 // refused read, not a refused send.
@@ -16,7 +27,8 @@ const markRef = "bench-read"
 
 // marker moves a client's read position as the web app does while it shows
 // the conversation (queueRead in ui/dist/app.js): at the first message at
-// once, then at most once every markEvery, with the highest seq seen.
+// once (in a room, after a random part of ReadEvery), then at most once
+// every ReadEvery, with the highest seq seen.
 type marker struct {
 	mu    sync.Mutex
 	seq   int64     // the highest seq seen
@@ -26,7 +38,7 @@ type marker struct {
 }
 
 // queueMark notes that c has shown seq, and sends c's read position now or
-// arms a timer for when markEvery has passed since the last one. Called by
+// arms a timer for when ReadEvery has passed since the last one. Called by
 // c's reader.
 func (r *runState) queueMark(c *client, seq int64) {
 	m := &c.mark
@@ -36,7 +48,12 @@ func (r *runState) queueMark(c *client, seq int64) {
 		m.mu.Unlock()
 		return
 	}
-	if wait := time.Until(m.at.Add(markEvery)); wait > 0 {
+	every := ReadEvery(r.cfg.Groups)
+	wait := time.Until(m.at.Add(every))
+	if wait <= 0 && !r.cfg.Groups {
+		wait = rand.N(every)
+	}
+	if wait > 0 {
 		m.armed = true
 		m.mu.Unlock()
 		time.AfterFunc(wait, func() {
