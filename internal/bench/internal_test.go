@@ -3,6 +3,7 @@ package bench
 import (
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -365,5 +366,76 @@ func TestClientID(t *testing.T) {
 	}
 	if a, b := clientID(at, 1, 7), clientID(at, 1, 8); a == b {
 		t.Errorf("two sends' client IDs at the same time are both %q", a)
+	}
+}
+
+// markSession records when its read positions were sent.
+type markSession struct {
+	session
+	mu sync.Mutex
+	at []time.Time
+}
+
+func (s *markSession) markRead(int64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.at = append(s.at, time.Now())
+	return nil
+}
+
+// TestMarkSpread: clients that see the same message at the same moment
+// move their read positions at once in a group, and spread over ReadEvery
+// in a room, as the web app's queueRead does.
+func TestMarkSpread(t *testing.T) {
+	t.Parallel()
+	const n = 50
+	for _, groups := range []bool{true, false} {
+		r := &runState{cfg: Config{Groups: groups}}
+		ss := make([]*markSession, n)
+		start := time.Now()
+		for i := range ss {
+			ss[i] = &markSession{}
+			r.queueMark(&client{sess: ss[i]}, 1)
+		}
+		at := func() (sent int, first, last time.Time) {
+			for _, s := range ss {
+				s.mu.Lock()
+				for _, a := range s.at {
+					if sent == 0 || a.Before(first) {
+						first = a
+					}
+					if a.After(last) {
+						last = a
+					}
+					sent++
+				}
+				s.mu.Unlock()
+			}
+			return sent, first, last
+		}
+		if groups {
+			if sent, _, _ := at(); sent != n {
+				t.Fatalf("group: %d of %d moves sent at once; want all", sent, n)
+			}
+			continue
+		}
+		if sent, _, _ := at(); sent > 2 {
+			t.Errorf("room: %d of %d moves sent at once; want them spread", sent, n)
+		}
+		every := ReadEvery(false)
+		deadline := start.Add(every + 5*time.Second)
+		for {
+			sent, first, last := at()
+			if sent == n {
+				if spread := last.Sub(first); spread < every/4 {
+					t.Errorf("room: %d moves within %v; want them spread over up to %v", n, spread, every)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("room: %d of %d moves sent after %v", sent, n, time.Since(start))
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
 	}
 }
