@@ -74,7 +74,7 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	fs.IntVar(&cfg.ServerPID, "pid", 0, "the server's process ID (same machine): report its memory and CPU time")
 	fs.StringVar(&cpuProf, "cpuprofile", "", "write the load tool's own CPU profile (go tool pprof) to this file")
 	fs.StringVar(&msgsOut, "messages", "", "write what the run saw of each message to this file, as CSV: room, sender, n, sent_unix_ns, receivers, and the latency to the first, median and last receiver in µs")
-	fs.BoolVar(&cfg.MarkRead, "read", false, "every client moves its read position as the web app does while it shows the room: at the first message at once, then at most once a second with the latest seq (ws and longpoll)")
+	fs.BoolVar(&cfg.MarkRead, "read", false, "every client moves its read position as the web app does while it shows the room, with the latest seq: in a group at the first message at once, then at most once a second; in a room at most every 5 s, the first after a random part of that (ws and longpoll)")
 	fs.BoolVar(&cfg.Idle, "idle", false, "connect and hold only, to measure the server's memory per connection (with --pid)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), benchUsage)

@@ -100,8 +100,8 @@ func benchmarkMarkRead(b *testing.B, f *groupFixture) {
 const markReadSends = 6000
 
 // BenchmarkMarkReadViewers is many members of a room moving their read
-// positions at once, as the web app does for each viewer of a busy room
-// (about once a second each): markReadViewers goroutines, each a member of
+// positions at once, as the web app does for each member watching a busy
+// group (about once a second each): markReadViewers goroutines, each a member of
 // its own, each moving its position one message at a time. On both stores,
 // as BenchmarkSend.
 func BenchmarkMarkReadViewers(b *testing.B) {
