@@ -387,7 +387,6 @@ func (s *markSession) markRead(int64) error {
 // move their read positions at once in a group, and spread over ReadEvery
 // in a room, as the web app's queueRead does.
 func TestMarkSpread(t *testing.T) {
-	t.Parallel()
 	const n = 50
 	for _, groups := range []bool{true, false} {
 		r := &runState{cfg: Config{Groups: groups}}

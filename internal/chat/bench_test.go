@@ -99,11 +99,11 @@ func benchmarkMarkRead(b *testing.B, f *groupFixture) {
 
 const markReadSends = 6000
 
-// BenchmarkMarkReadViewers is many members of a room moving their read
-// positions at once, as the web app does for each member watching a busy
-// group (about once a second each): markReadViewers goroutines, each a member of
-// its own, each moving its position one message at a time. On both stores,
-// as BenchmarkSend.
+// BenchmarkMarkReadViewers is many members of a conversation moving their
+// read positions at once, as the web app does for each member watching a
+// busy group (about once a second each): markReadViewers goroutines, each a
+// member of its own, each moving its position one message at a time. On
+// both stores, as BenchmarkSend.
 func BenchmarkMarkReadViewers(b *testing.B) {
 	b.Run("sqlite", func(b *testing.B) { benchmarkMarkReadViewers(b, newGroupFixture(b)) })
 	b.Run("postgres", func(b *testing.B) { benchmarkMarkReadViewers(b, newGroupFixtureOn(b, postgresFixture(b))) })
