@@ -391,7 +391,7 @@ func TestBenchRead(t *testing.T) {
 						t.Fatalf("conversations of %s: %d, %v; want 1", u.Email, len(cs), err)
 					}
 					if c := cs[0]; c.ReadSeq <= 1 || c.Unread > maxUnread {
-						t.Errorf("%s: read %d, unread %d of %d; want a move after the first, and at most %d unread", u.Email, c.ReadSeq, c.Unread, c.LastSeq, maxUnread)
+						t.Errorf("%s: read %d, unread %d of %d; want a position past the first message, and at most %d unread", u.Email, c.ReadSeq, c.Unread, c.LastSeq, maxUnread)
 					}
 				}
 			})
