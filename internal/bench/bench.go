@@ -639,6 +639,9 @@ func (r *runState) connect(ctx context.Context, c *client, readers *sync.WaitGro
 // closeAll ends every session; each reader then returns.
 func (r *runState) closeAll() {
 	r.closing.Store(true)
+	for _, c := range r.clients {
+		c.mark.stop()
+	}
 	deadline := time.Now().Add(time.Second)
 	for _, c := range r.clients {
 		if c.alive.Swap(false) {

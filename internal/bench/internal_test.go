@@ -438,3 +438,26 @@ func TestMarkSpread(t *testing.T) {
 		}
 	}
 }
+
+// TestMarkStops: closing a run's sessions stops the clients' armed read
+// position timers, up to 5 s away in a room, which would otherwise fire
+// after the run, and arms no more.
+func TestMarkStops(t *testing.T) {
+	s := &markSession{}
+	c := &client{sess: s}
+	r := &runState{cfg: Config{}, clients: []*client{c}}
+	r.queueMark(c, 1)
+	c.mark.mu.Lock()
+	armed := c.mark.armed != nil
+	c.mark.mu.Unlock()
+	if !armed {
+		t.Fatal("a room's first move armed no timer")
+	}
+	r.closeAll()
+	r.queueMark(c, 2)
+	c.mark.mu.Lock()
+	defer c.mark.mu.Unlock()
+	if c.mark.armed != nil {
+		t.Error("a timer is armed after closeAll")
+	}
+}

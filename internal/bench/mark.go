@@ -30,11 +30,12 @@ const markRef = "bench-read"
 // once (in a room, after a random part of ReadEvery), then at most once
 // every ReadEvery, with the highest seq seen.
 type marker struct {
-	mu    sync.Mutex
-	seq   int64     // the highest seq seen
-	sent  int64     // the highest seq sent
-	at    time.Time // when the last one went
-	armed bool      // a timer will send what waits
+	mu     sync.Mutex
+	seq    int64       // the highest seq seen
+	sent   int64       // the highest seq sent
+	at     time.Time   // when the last one went
+	armed  *time.Timer // set while a timer will send what waits
+	closed bool        // the run is closing its sessions: no more timers
 }
 
 // queueMark notes that c has shown seq, and sends c's read position now or
@@ -44,7 +45,7 @@ func (r *runState) queueMark(c *client, seq int64) {
 	m := &c.mark
 	m.mu.Lock()
 	m.seq = max(m.seq, seq)
-	if m.armed || m.seq <= m.sent {
+	if m.armed != nil || m.closed || m.seq <= m.sent {
 		m.mu.Unlock()
 		return
 	}
@@ -54,20 +55,31 @@ func (r *runState) queueMark(c *client, seq int64) {
 		wait = rand.N(every)
 	}
 	if wait > 0 {
-		m.armed = true
-		m.mu.Unlock()
-		time.AfterFunc(wait, func() {
+		m.armed = time.AfterFunc(wait, func() {
 			m.mu.Lock()
-			m.armed = false
+			m.armed = nil
 			seq, ok := m.take()
 			m.mu.Unlock()
 			r.sendMark(c, seq, ok)
 		})
+		m.mu.Unlock()
 		return
 	}
 	seq, ok := m.take()
 	m.mu.Unlock()
 	r.sendMark(c, seq, ok)
+}
+
+// stop stops m's timer, if armed, and arms no more: a timer of a room's
+// client may be 5 s away, and must not fire after the run.
+func (m *marker) stop() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.closed = true
+	if m.armed != nil {
+		m.armed.Stop()
+		m.armed = nil
+	}
 }
 
 // take returns the seq waiting to be sent, if any, as sent now. m.mu is
