@@ -30,12 +30,11 @@ const markRef = "bench-read"
 // once (in a room, after a random part of ReadEvery), then at most once
 // every ReadEvery, with the highest seq seen.
 type marker struct {
-	mu     sync.Mutex
-	seq    int64       // the highest seq seen
-	sent   int64       // the highest seq sent
-	at     time.Time   // when the last one went
-	armed  *time.Timer // set while a timer will send what waits
-	closed bool        // the run is closing its sessions: no more timers
+	mu    sync.Mutex
+	seq   int64       // the highest seq seen
+	sent  int64       // the highest seq sent
+	at    time.Time   // when the last one went
+	armed *time.Timer // set while a timer will send what waits
 }
 
 // queueMark notes that c has shown seq, and sends c's read position now or
@@ -45,7 +44,9 @@ func (r *runState) queueMark(c *client, seq int64) {
 	m := &c.mark
 	m.mu.Lock()
 	m.seq = max(m.seq, seq)
-	if m.armed != nil || m.closed || m.seq <= m.sent {
+	// r.closing is read under m.mu: either stop, which closeAll calls
+	// once it is set, stops the timer armed here, or it is seen here.
+	if m.armed != nil || r.closing.Load() || m.seq <= m.sent {
 		m.mu.Unlock()
 		return
 	}
@@ -70,12 +71,12 @@ func (r *runState) queueMark(c *client, seq int64) {
 	r.sendMark(c, seq, ok)
 }
 
-// stop stops m's timer, if armed, and arms no more: a timer of a room's
-// client may be 5 s away, and must not fire after the run.
+// stop stops m's timer, if armed: a timer of a room's client may be 5 s
+// away, and must not fire after the run. Called once the run is closing,
+// when queueMark arms no more.
 func (m *marker) stop() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.closed = true
 	if m.armed != nil {
 		m.armed.Stop()
 		m.armed = nil
