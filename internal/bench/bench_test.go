@@ -380,15 +380,10 @@ func TestBenchRead(t *testing.T) {
 				// The last move came at most ReadEvery before the last
 				// message, so at most that long's messages are unread.
 				maxUnread := int64(every.Seconds()+1) * rate
-				ctx := context.Background()
 				for _, tok := range tokens {
-					u, _, _, err := s.svc.Authenticate(ctx, tok)
-					if err != nil {
-						t.Fatal(err)
-					}
-					cs, err := s.svc.Conversations(ctx, u)
-					if err != nil || len(cs) != 1 {
-						t.Fatalf("conversations of %s: %d, %v; want 1", u.Email, len(cs), err)
+					u, cs := s.conversationsOf(t, tok)
+					if len(cs) != 1 {
+						t.Fatalf("conversations of %s: %d; want 1", u.Email, len(cs))
 					}
 					if c := cs[0]; c.ReadSeq <= 1 || c.Unread > maxUnread {
 						t.Errorf("%s: read %d, unread %d of %d; want a position past the first message, and at most %d unread", u.Email, c.ReadSeq, c.Unread, c.LastSeq, maxUnread)
@@ -426,19 +421,27 @@ func TestBenchGroupsTooLarge(t *testing.T) {
 	s.checkNoGroups(t, tokens)
 }
 
+// conversationsOf returns the user of session token tok and their
+// conversations.
+func (s *testServer) conversationsOf(tb testing.TB, tok string) (chat.User, []chat.Conversation) {
+	tb.Helper()
+	ctx := context.Background()
+	u, _, _, err := s.svc.Authenticate(ctx, tok)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cs, err := s.svc.Conversations(ctx, u)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return u, cs
+}
+
 // checkNoGroups fails if a user of tokens is in a group.
 func (s *testServer) checkNoGroups(tb testing.TB, tokens []string) {
 	tb.Helper()
-	ctx := context.Background()
 	for _, tok := range tokens {
-		u, _, _, err := s.svc.Authenticate(ctx, tok)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		cs, err := s.svc.Conversations(ctx, u)
-		if err != nil {
-			tb.Fatal(err)
-		}
+		u, cs := s.conversationsOf(tb, tok)
 		for _, c := range cs {
 			tb.Errorf("user %d is left in conversation %+v", u.ID, c)
 		}
