@@ -77,8 +77,10 @@ func TestBrowserReadThrottle(t *testing.T) {
 }
 
 // TestBrowserGroupReceipts: three members read Ada's message in a group
-// at once; the server sends the first move as a receipt and the two after
-// it together as one receipts frame, and Ada's page counts all three.
+// at once; the server sends the moves together as one receipts frame (or
+// the first as a receipt and the others in a receipts frame, if they come
+// more than chat.Config.ReceiptDelay apart), and Ada's page counts all
+// three.
 func TestBrowserGroupReceipts(t *testing.T) {
 	s, ada := startAda(t)
 	waitFor[bool](t, ada, "connected", groupsState,

@@ -348,7 +348,7 @@ const (
 	EventReceipt EventType = "receipt"
 	// EventReceipts, on a conversation topic: the read positions of
 	// several members of ConvID moved (Positions), within
-	// Config.ReceiptEvery.
+	// Config.ReceiptDelay or Config.ReceiptEvery.
 	EventReceipts EventType = "receipts"
 )
 

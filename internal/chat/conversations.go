@@ -251,7 +251,7 @@ func (s *Service) MarkRead(ctx context.Context, u User, id, seq int64) (ReadStat
 	if moved {
 		s.publish(ctx, UserTopic(u.ID), Event{Type: EventRead, ConvID: id, Seq: st.ReadSeq})
 		if kind != ConvRoom { // receipts: direct and group conversations only
-			s.receipt(ctx, id, u.ID, st.ReadSeq)
+			s.receipt(id, u.ID, st.ReadSeq)
 		}
 	}
 	return st, nil

@@ -442,13 +442,15 @@ func TestMarkReadAfterOpen(t *testing.T) {
 }
 
 // TestReceiptsTogether: in a group, the first move of a read position in a
-// while is a receipt at once; the moves within Config.ReceiptEvery after it
-// go out together, one event with each member's latest position; once a
-// window passes without any, the next is at once again.
+// while waits Config.ReceiptDelay, and the moves made until then go out
+// with it, one event with each member's latest position; the moves within
+// Config.ReceiptEvery after it go out together at its end; once a window
+// passes without any, the next waits only the delay again, and alone is a
+// receipt.
 func TestReceiptsTogether(t *testing.T) {
 	ctx := context.Background()
-	const every = 500 * time.Millisecond
-	f := newGroupFixtureOn(t, newFixture(t, chat.Config{ReceiptEvery: every}))
+	const delay, every = 300 * time.Millisecond, 600 * time.Millisecond
+	f := newGroupFixtureOn(t, newFixture(t, chat.Config{ReceiptDelay: delay, ReceiptEvery: every}))
 	var seqs []int64
 	for i := range 3 {
 		m, err := f.svc.Send(ctx, f.owner, f.g.ID, "r-"+strconv.Itoa(i), "hello")
@@ -484,21 +486,27 @@ func TestReceiptsTogether(t *testing.T) {
 		t.Fatal("no receipt within 5 s")
 		return nil
 	}
+	together := func(ps ...chat.ReadPosition) []chat.Event {
+		slices.SortFunc(ps, func(a, b chat.ReadPosition) int { return cmp.Compare(a.UserID, b.UserID) })
+		return []chat.Event{{Type: chat.EventReceipts, ConvID: f.g.ID, Positions: ps}}
+	}
 
 	mark(f.m, seqs[0])
-	want := []chat.Event{{Type: chat.EventReceipt, ConvID: f.g.ID, UserID: f.m.ID, Seq: seqs[0]}}
-	if got := receipts(); !reflect.DeepEqual(got, want) {
-		t.Fatalf("first move: %+v; want %+v at once", got, want)
+	mark(f.admin, seqs[0])
+	if got := receipts(); len(got) != 0 {
+		t.Fatalf("first moves: %+v at once; want none until the delay ends", got)
+	}
+	want := together(chat.ReadPosition{UserID: f.m.ID, Seq: seqs[0]}, chat.ReadPosition{UserID: f.admin.ID, Seq: seqs[0]})
+	if got := wait(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("after the delay: %+v; want %+v", got, want)
 	}
 	mark(f.t, seqs[1])
-	mark(f.admin, seqs[0])
+	mark(f.m, seqs[1])
 	mark(f.t, seqs[2])
 	if got := receipts(); len(got) != 0 {
 		t.Fatalf("moves within the window: %+v at once; want none until it ends", got)
 	}
-	ps := []chat.ReadPosition{{UserID: f.admin.ID, Seq: seqs[0]}, {UserID: f.t.ID, Seq: seqs[2]}}
-	slices.SortFunc(ps, func(a, b chat.ReadPosition) int { return cmp.Compare(a.UserID, b.UserID) })
-	want = []chat.Event{{Type: chat.EventReceipts, ConvID: f.g.ID, Positions: ps}}
+	want = together(chat.ReadPosition{UserID: f.m.ID, Seq: seqs[1]}, chat.ReadPosition{UserID: f.t.ID, Seq: seqs[2]})
 	if got := wait(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("after the window: %+v; want %+v", got, want)
 	}
@@ -507,8 +515,11 @@ func TestReceiptsTogether(t *testing.T) {
 		t.Fatalf("quiet windows: %+v; want nothing", got)
 	}
 	mark(f.m, seqs[2])
+	if got := receipts(); len(got) != 0 {
+		t.Fatalf("after quiet windows: %+v at once; want none until the delay ends", got)
+	}
 	want = []chat.Event{{Type: chat.EventReceipt, ConvID: f.g.ID, UserID: f.m.ID, Seq: seqs[2]}}
-	if got := receipts(); !reflect.DeepEqual(got, want) {
-		t.Fatalf("after quiet windows: %+v; want %+v at once", got, want)
+	if got := wait(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("a lone move after the delay: %+v; want %+v", got, want)
 	}
 }

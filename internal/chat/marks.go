@@ -114,38 +114,37 @@ func (b *readBatch) lead(ctx context.Context, store Store) {
 
 var errStorePanicked = errors.New("the store panicked moving read positions")
 
-// receipts holds, for each conversation that had a receipt in the last
-// Config.ReceiptEvery, the moves made since (user ID → seq), to go out
-// together when it has passed. A conversation is here exactly while a
-// flush of it is due.
+// receipts holds, for each conversation whose receipts are due, the moves
+// made since the last went out (user ID → seq), to go out together when
+// Config.ReceiptDelay or Config.ReceiptEvery has passed. A conversation is
+// here exactly while a flush of it is due.
 type receipts struct {
 	mu    sync.Mutex
 	convs map[int64]map[int64]int64
 }
 
 // receipt tells the members of conversation id that userID's read position
-// is now seq: at once if none went out in the last Config.ReceiptEvery,
-// else with every other move until then, in one event.
-func (s *Service) receipt(ctx context.Context, id, userID, seq int64) {
+// is now seq: once Config.ReceiptDelay has passed, with the moves made
+// until then, if none went out in the last Config.ReceiptEvery, else with
+// every other move until the end of it, in one event.
+func (s *Service) receipt(id, userID, seq int64) {
 	r := &s.receipts
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	if waiting, due := r.convs[id]; due {
 		waiting[userID] = max(waiting[userID], seq)
-		r.mu.Unlock()
 		return
 	}
 	if r.convs == nil {
 		r.convs = make(map[int64]map[int64]int64)
 	}
-	r.convs[id] = make(map[int64]int64)
-	r.mu.Unlock()
-	time.AfterFunc(s.cfg.ReceiptEvery, func() { s.flushReceipts(id) })
-	s.publish(ctx, ConvTopic(id), Event{Type: EventReceipt, ConvID: id, UserID: userID, Seq: seq})
+	r.convs[id] = map[int64]int64{userID: seq}
+	time.AfterFunc(s.cfg.ReceiptDelay, func() { s.flushReceipts(id) })
 }
 
 // flushReceipts publishes the moves waiting in conversation id, if any,
 // and keeps gathering for another Config.ReceiptEvery; with none, the
-// conversation's next move goes out at once.
+// conversation's next move waits only Config.ReceiptDelay.
 func (s *Service) flushReceipts(id int64) {
 	r := &s.receipts
 	r.mu.Lock()

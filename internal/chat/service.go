@@ -44,10 +44,17 @@ type Config struct {
 	OnlineCountEvery time.Duration
 	// ReceiptEvery bounds how often each node tells a conversation's
 	// members that read positions moved: the first move in a while goes
-	// out at once, the moves after it together once ReceiptEvery has
-	// passed. In a group whose members all watch, every message makes
-	// each of them move; a receipt each to everyone would cost O(n²).
+	// out after ReceiptDelay, with the moves made until then, and the
+	// moves after it together once ReceiptEvery has passed. In a group
+	// whose members all watch, every message makes each of them move; a
+	// receipt each to everyone would cost O(n²).
 	ReceiptEvery time.Duration
+	// ReceiptDelay is how long the first move in a while waits for the
+	// moves that come with it: a message makes every member who watches
+	// move at about the same time, and one event for them all is a frame
+	// to each member where going out at once made it two
+	// (docs/benchmarks.md, target 2).
+	ReceiptDelay time.Duration
 	// AnnounceMax is the most members a room may have for joining and
 	// leaving it to append a message. In a larger room, a message to
 	// everyone each time one of thousands comes or goes is noise, and
@@ -78,6 +85,7 @@ func DefaultConfig() Config {
 		OnlineMax:        100,
 		OnlineCountEvery: time.Second,
 		ReceiptEvery:     250 * time.Millisecond,
+		ReceiptDelay:     50 * time.Millisecond,
 		AnnounceMax:      1000,
 	}
 }
@@ -122,6 +130,9 @@ func (c *Config) fill() {
 	}
 	if c.ReceiptEvery <= 0 {
 		c.ReceiptEvery = d.ReceiptEvery
+	}
+	if c.ReceiptDelay <= 0 {
+		c.ReceiptDelay = d.ReceiptDelay
 	}
 	if c.HistoryLimit <= 0 {
 		c.HistoryLimit = d.HistoryLimit

@@ -250,8 +250,9 @@ func TestGroupConcurrentInvites(t *testing.T) {
 }
 
 // TestGroupReceipts: a member who has a group open sees the first move of
-// another member's read position as a receipt frame at once, and the moves
-// right after it as one receipts frame with each member's latest position.
+// another member's read position as a receipt frame (once
+// chat.Config.ReceiptDelay has passed), and the moves right after it as one
+// receipts frame with each member's latest position.
 func TestGroupReceipts(t *testing.T) {
 	ts := newTestServer(t)
 	ada := ts.signIn(t, "ada@example.com", "Ada")
