@@ -172,6 +172,7 @@ type Result struct {
 	ReadsSent          int64            `json:"reads_sent,omitempty"`  // with Config.MarkRead: read positions sent
 	ReadErrors         int64            `json:"read_errors,omitempty"` // read positions refused or not sent
 	ReadErrorCodes     map[string]int64 `json:"read_error_codes,omitempty"`
+	ReceiptFrames      int64            `json:"receipt_frames,omitempty"` // receipt and receipts frames received (groups)
 	DeliveriesExpected int64            `json:"deliveries_expected"`
 	DeliveriesReceived int64            `json:"deliveries_received"` // distinct
 	DeliveriesPerSec   float64          `json:"deliveries_per_sec"`
@@ -279,6 +280,7 @@ type runState struct {
 	established, failed, dropped atomic.Int64
 	sent, acked, sendErrs        atomic.Int64
 	resumed                      atomic.Int64 // long-poll channels the server rebuilt
+	receipts                     atomic.Int64 // receipt and receipts frames received
 	marks                        atomic.Int64 // read positions sent
 	closing                      atomic.Bool  // sessions are closing: no more read positions
 	expected                     atomic.Int64 // so far: acked × receivers of the room
@@ -857,6 +859,8 @@ func (r *runState) handle(c *client, ev event) {
 		c.bad++
 	case evResumed:
 		r.resumed.Add(1)
+	case evReceipt:
+		r.receipts.Add(1)
 	case evMessage:
 		r.message(c, ev)
 	case evAck:
@@ -1096,6 +1100,7 @@ func (r *runState) result(connectTime time.Duration, sendStart, sendEnd time.Tim
 	}
 	var writeErrs, otherDups, otherLate, otherMissing, bad int64
 	res.ReadsSent = r.marks.Load()
+	res.ReceiptFrames = r.receipts.Load()
 	r.mu.Lock() // a timer may still be failing to send one
 	res.ReadErrorCodes = maps.Clone(r.markCodes)
 	r.mu.Unlock()

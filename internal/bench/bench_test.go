@@ -371,11 +371,19 @@ func TestBenchRead(t *testing.T) {
 				}
 				var sum strings.Builder
 				res.WriteSummary(&sum)
-				if want := fmt.Sprintf("%d read positions sent, 0 errors", res.ReadsSent); !strings.Contains(sum.String(), want) {
+				if want := fmt.Sprintf("%d read positions sent, 0 errors; %d receipt frames received", res.ReadsSent, res.ReceiptFrames); !strings.Contains(sum.String(), want) {
 					t.Errorf("summary does not say %q:\n%s", want, sum.String())
 				}
 				if groups {
+					// Every member sees the others' moves: at least one
+					// receipt frame each.
+					if res.ReceiptFrames < conns {
+						t.Errorf("receipt frames %d; want at least %d", res.ReceiptFrames, conns)
+					}
 					return // deleted at the end of the run
+				}
+				if res.ReceiptFrames != 0 {
+					t.Errorf("receipt frames %d in a room; want none", res.ReceiptFrames)
 				}
 				// The last move came at most ReadEvery before the last
 				// message, so at most that long's messages are unread.

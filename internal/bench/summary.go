@@ -47,7 +47,7 @@ func (r Result) WriteSummary(w io.Writer) error {
 		}
 		line("messages", "%d sent in %.1fs, %d %s, %d errors%s%s", r.MessagesSent, r.DurationSeconds, r.MessagesAcked, acked, r.SendErrors, codes(r.SendErrorCodes), unanswered)
 		if r.ReadsSent > 0 || r.ReadErrors > 0 {
-			line("reads", "%d read positions sent, %d errors%s", r.ReadsSent, r.ReadErrors, codes(r.ReadErrorCodes))
+			line("reads", "%d read positions sent, %d errors%s; %d receipt frames received", r.ReadsSent, r.ReadErrors, codes(r.ReadErrorCodes), r.ReceiptFrames)
 		}
 		line("deliveries", "%d received of %d expected (%.0f/s)", r.DeliveriesReceived, r.DeliveriesExpected, r.DeliveriesPerSec)
 		check := "sequence per " + kind

@@ -58,6 +58,7 @@ const (
 	evError                        // the server refused a request
 	evBad                          // a frame the bench could not parse
 	evResumed                      // long-poll: the server rebuilt the channel
+	evReceipt                      // a receipt or receipts frame (other members' read positions)
 )
 
 // event is what a transport makes of one server frame.
