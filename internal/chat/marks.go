@@ -22,18 +22,7 @@ import (
 // the lead to the first caller still waiting, if any, and answers the
 // others. So a lone move waits for nothing, moves that arrive while a batch
 // is stored go together in the next, and no caller leads more than one.
-//
-// A caller handed the lead waits linger before it takes the batch: a move
-// that arrived while a batch was stored shows that moves are coming
-// together (a message woke every member of a group), and they arrive one
-// by one, each read from its own connection, so without the wait most of
-// them were a transaction each (docs/benchmarks.md, target 2). A lone move,
-// and a caller that moves positions one after another, still wait for
-// nothing. PostgreSQL's commit_delay, which waits only when other
-// transactions are open (commit_siblings), works the same way.
 type readBatch struct {
-	linger  time.Duration       // how long a caller handed the lead waits
-	sleep   func(time.Duration) // waits linger: time.Sleep, but in tests
 	mu      sync.Mutex
 	busy    bool // a batch is under way; then waiting holds the next one's
 	waiting []*markReq
@@ -47,9 +36,8 @@ type markReq struct {
 }
 
 const (
-	maxReadBatch = 512                  // moves in one transaction at most
-	readTimeout  = 10 * time.Second     // one batch's store call
-	readLinger   = 2 * time.Millisecond // readBatch.linger of a Service
+	maxReadBatch = 512              // moves in one transaction at most
+	readTimeout  = 10 * time.Second // one batch's store call
 )
 
 // mark moves a read position with others in one store call and returns
@@ -64,9 +52,6 @@ func (b *readBatch) mark(ctx context.Context, store Store, m ReadMark) ReadMark 
 		<-r.wake // bounded by readTimeout, or by the leader's ctx
 		if !r.lead {
 			return r.ReadMark
-		}
-		if b.linger > 0 {
-			b.sleep(b.linger) // let the moves coming with it join
 		}
 	} else {
 		b.busy = true

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -99,59 +98,6 @@ func TestReadBatch(t *testing.T) {
 	}
 	if len(st.sizes) != 4 || st.sizes[3] != 1 {
 		t.Errorf("batches of %v; want a fourth of 1", st.sizes)
-	}
-}
-
-// TestReadBatchLingers: a caller handed the lead waits readBatch.linger
-// before it takes the batch, so a move that arrives meanwhile goes with it;
-// a caller who finds no batch under way does not wait.
-func TestReadBatchLingers(t *testing.T) {
-	st := &batchStore{entered: make(chan struct{}), release: make(chan struct{})}
-	lingering, resume := make(chan time.Duration, 1), make(chan struct{})
-	var waits atomic.Int32
-	b := readBatch{linger: time.Millisecond, sleep: func(d time.Duration) {
-		if waits.Add(1) == 1 {
-			lingering <- d
-		}
-		<-resume
-	}}
-	ctx := context.Background()
-	got := make([]ReadMark, 3)
-	var wg sync.WaitGroup
-	wg.Go(func() { got[0] = b.mark(ctx, st, ReadMark{ConvID: 1, UserID: 1, Seq: 1}) })
-	<-st.entered
-	wg.Go(func() { got[1] = b.mark(ctx, st, ReadMark{ConvID: 1, UserID: 2, Seq: 2}) })
-	waitQueued(t, &b, 1)
-	close(st.release)
-	select {
-	case d := <-lingering:
-		if d != b.linger {
-			t.Errorf("the caller handed the lead waited %v; want %v", d, b.linger)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the caller handed the lead did not wait")
-	}
-	wg.Go(func() { got[2] = b.mark(ctx, st, ReadMark{ConvID: 1, UserID: 3, Seq: 3}) })
-	waitQueued(t, &b, 2)
-	close(resume)
-	wg.Wait()
-	if want := []int{1, 2}; !slices.Equal(st.sizes, want) {
-		t.Errorf("batches of %v; want %v: the third move with the second", st.sizes, want)
-	}
-	for i, m := range got {
-		if m.Err != nil || m.State.ReadSeq != int64(i+1) {
-			t.Errorf("mark %d: %+v; want moved to %d", i, m, i+1)
-		}
-	}
-	// Idle again: a lone move does not wait.
-	if m := b.mark(ctx, st, ReadMark{ConvID: 2, UserID: 3, Seq: 4}); m.Err != nil || m.State.ReadSeq != 4 {
-		t.Errorf("lone mark: %+v", m)
-	}
-	if n := waits.Load(); n != 1 {
-		t.Errorf("%d waits; want 1, the second move's caller's", n)
-	}
-	if len(st.sizes) != 3 || st.sizes[2] != 1 {
-		t.Errorf("batches of %v; want a third of 1", st.sizes)
 	}
 }
 
