@@ -280,7 +280,6 @@ type runState struct {
 	established, failed, dropped atomic.Int64
 	sent, acked, sendErrs        atomic.Int64
 	resumed                      atomic.Int64 // long-poll channels the server rebuilt
-	receipts                     atomic.Int64 // receipt and receipts frames received
 	marks                        atomic.Int64 // read positions sent
 	closing                      atomic.Bool  // sessions are closing: no more read positions
 	expected                     atomic.Int64 // so far: acked × receivers of the room
@@ -337,6 +336,7 @@ type client struct {
 	dups, late           int64 // of this run's messages
 	otherDups, otherLate int64 // of other messages (joins, leaves)
 	bad                  int64 // frames that did not parse
+	receipts             int64 // receipt and receipts frames
 }
 
 // sender is a client that also sends.
@@ -860,7 +860,7 @@ func (r *runState) handle(c *client, ev event) {
 	case evResumed:
 		r.resumed.Add(1)
 	case evReceipt:
-		r.receipts.Add(1)
+		c.receipts++
 	case evMessage:
 		r.message(c, ev)
 	case evAck:
@@ -1100,7 +1100,6 @@ func (r *runState) result(connectTime time.Duration, sendStart, sendEnd time.Tim
 	}
 	var writeErrs, otherDups, otherLate, otherMissing, bad int64
 	res.ReadsSent = r.marks.Load()
-	res.ReceiptFrames = r.receipts.Load()
 	r.mu.Lock() // a timer may still be failing to send one
 	res.ReadErrorCodes = maps.Clone(r.markCodes)
 	r.mu.Unlock()
@@ -1134,6 +1133,7 @@ func (r *runState) result(connectTime time.Duration, sendStart, sendEnd time.Tim
 		}
 		for _, c := range rm.clients {
 			bad += c.bad
+			res.ReceiptFrames += c.receipts
 			if !c.counted {
 				continue
 			}
