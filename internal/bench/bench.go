@@ -760,8 +760,9 @@ func (r *runState) received() int64 {
 	return n
 }
 
-// runSender sends from s until stop is closed: every interval, or, if
-// interval is 0, whenever fewer than cfg.InFlight sends are unanswered.
+// runSender sends from s until stop is closed: every interval from offset
+// on, the first at offset, or, if interval is 0, whenever fewer than
+// cfg.InFlight sends are unanswered.
 func (r *runState) runSender(s *sender, stop <-chan struct{}, interval, offset time.Duration) {
 	var tick <-chan time.Time
 	if interval > 0 {
@@ -773,7 +774,7 @@ func (r *runState) runSender(s *sender, stop <-chan struct{}, interval, offset t
 		tick = t.C
 	}
 	for n := int64(1); ; n++ {
-		if tick != nil {
+		if tick != nil && n > 1 {
 			select {
 			case <-stop:
 				return

@@ -249,6 +249,33 @@ func TestBenchTransports(t *testing.T) {
 	}
 }
 
+// TestBenchRateFromStart: at a set rate the senders send from the start of
+// the run, each first at its place in the first interval, so that a run of
+// D seconds at R messages/s sends R × D messages. Here 20 senders send once
+// a second each, 1/20 s apart, for 2 s: 40 messages, one more if the last
+// tick meets the end. Waiting an interval before the first send sent
+// nothing in the first second, 20 messages in all.
+func TestBenchRateFromStart(t *testing.T) {
+	s := newTestServer(t)
+	const conns = 20
+	res := mustRun(t, bench.Config{
+		Targets:        []string{s.URL},
+		Conns:          conns,
+		Rooms:          1,
+		SendersPerRoom: conns,
+		Rate:           conns,
+		Duration:       2 * time.Second,
+		Tokens:         s.tokens(t, conns),
+		RoomPrefix:     "r",
+	})
+	checkClean(t, res, conns)
+	// The last sends of the run come 50 ms before its end at the least; a
+	// few may miss it on a loaded machine.
+	if res.MessagesSent < 36 || res.MessagesSent > 41 {
+		t.Errorf("sent %d messages at %d/s for 2s; want 40 (36–41)", res.MessagesSent, conns)
+	}
+}
+
 // TestBenchWebSocketSenders runs several senders per room. The server
 // publishes messages committed together in whatever order their goroutines
 // get to it, so deliveries may come out of order; the bench reports that,
