@@ -1167,8 +1167,17 @@ func (r *runState) result(connectTime time.Duration, sendStart, sendEnd time.Tim
 	for i := range r.shards {
 		last = max(last, r.shards[i].last.Load())
 	}
-	if span := time.Unix(0, last).Sub(sendStart); last > 0 && span > 0 {
-		res.DeliveriesPerSec = float64(res.DeliveriesReceived) / span.Seconds()
+	// Over the sending window, or to the last delivery if that came later:
+	// a run at a set rate offered its rate for the whole window, also when
+	// its last message was delivered before the window ended.
+	if last > 0 {
+		end := time.Unix(0, last)
+		if sendEnd.After(end) {
+			end = sendEnd
+		}
+		if span := end.Sub(sendStart); span > 0 {
+			res.DeliveriesPerSec = float64(res.DeliveriesReceived) / span.Seconds()
+		}
 	}
 	lat := r.latency()
 	res.Latency = lat.latency()

@@ -274,6 +274,12 @@ func TestBenchRateFromStart(t *testing.T) {
 	if res.MessagesSent < 36 || res.MessagesSent > 41 {
 		t.Errorf("sent %d messages at %d/s for 2s; want 40 (36–41)", res.MessagesSent, conns)
 	}
+	// Deliveries/s are over the 2 s of sending, or more if deliveries came
+	// later, not to a last delivery that came before the end.
+	if d := res.DeliveriesPerSec * res.DurationSeconds; d > float64(res.DeliveriesReceived)+0.5 {
+		t.Errorf("%g deliveries/s over %gs of sending is %g deliveries; %d were received",
+			res.DeliveriesPerSec, res.DurationSeconds, d, res.DeliveriesReceived)
+	}
 }
 
 // TestBenchWebSocketSenders runs several senders per room. The server
