@@ -142,6 +142,41 @@ func TestWriteRawCancelledRollsBack(t *testing.T) {
 	}
 }
 
+// TestWriteRawStopsWhenCancelled: the write connection's statements are
+// not watched while they run (unwatched), but a context that ends between
+// two of them, or before the COMMIT, still stops the transaction there:
+// the next statement fails with the context's error and nothing is kept.
+func TestWriteRawStopsWhenCancelled(t *testing.T) {
+	db, u, r := annInGeneral(t)
+	for _, tc := range []struct {
+		name   string
+		second bool // a statement after the cancel, or straight to the COMMIT
+	}{{"next statement", true}, {"commit", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			var secondErr error
+			err := db.writeRaw(ctx, func(rn runner) error {
+				if _, err := rn.exec(ctx, qInsert, r.ID, 1, chat.KindText, u.ID, "", "first", 0, 0); err != nil {
+					return err
+				}
+				cancel()
+				if tc.second {
+					_, secondErr = rn.exec(ctx, qInsert, r.ID, 2, chat.KindText, u.ID, "", "second", 0, 0)
+					return secondErr
+				}
+				return nil
+			})
+			if !errors.Is(err, context.Canceled) || (tc.second && !errors.Is(secondErr, context.Canceled)) {
+				t.Fatalf("writeRaw = %v (second statement: %v); want context.Canceled", err, secondErr)
+			}
+			ms, err := db.Messages(context.Background(), r.ID, chat.Page{Limit: 10})
+			if err != nil || len(ms) != 0 {
+				t.Errorf("room holds %+v, %v; want nothing", ms, err)
+			}
+		})
+	}
+}
+
 func TestValueRowScan(t *testing.T) {
 	var (
 		n    int64
