@@ -168,7 +168,7 @@ func namedValues(nv []driver.NamedValue, args []any) ([]driver.NamedValue, error
 // runs. For a context that can end, the driver starts a goroutine per
 // statement to interrupt it, and registers a progress handler: for the
 // write connection's statements, a few rows each on a local file, that
-// cost a quarter of a lone read position's move (BenchmarkMarkRead with
+// cost about a fifth of a lone read position's move (BenchmarkMarkRead with
 // an operation's deadline, docs/benchmarks-journal.md, target 2). A
 // transaction whose caller's context ends between two statements still
 // stops there and rolls back.
