@@ -3,7 +3,6 @@
 package sqlite
 
 import (
-	"context"
 	"database/sql"
 	"database/sql/driver"
 	"errors"
@@ -31,19 +30,10 @@ func openDB(name string, s connSettings) (*sql.DB, error) {
 	if s.immediate {
 		name += "?_txlock=immediate"
 	}
-	return sql.OpenDB(connector{d, name}), nil
+	// One driver value per pool: each pool has its own connect hook
+	// without a driver registered per setting.
+	return sql.OpenDB(stmtCacheConnector{connect: func() (driver.Conn, error) { return d.Open(name) }, drv: d}), nil
 }
-
-// connector opens connections to one DSN with one driver value, so that
-// each pool has its own connect hook without a driver registered per
-// setting.
-type connector struct {
-	d   *sqlite3.SQLiteDriver
-	dsn string
-}
-
-func (c connector) Connect(context.Context) (driver.Conn, error) { return c.d.Open(c.dsn) }
-func (c connector) Driver() driver.Driver                        { return c.d }
 
 // isUniqueViolation reports whether err is a broken UNIQUE or PRIMARY KEY
 // constraint.

@@ -4,6 +4,7 @@ package sqlite
 
 import (
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"strings"
 
@@ -28,7 +29,19 @@ func openDB(name string, s connSettings) (*sql.DB, error) {
 	if len(q) > 0 {
 		name += "?" + strings.Join(q, "&")
 	}
-	return sql.Open("sqlite", name)
+	d := moderncDriver()
+	return sql.OpenDB(stmtCacheConnector{connect: func() (driver.Conn, error) { return d.Open(name) }, drv: d}), nil
+}
+
+// moderncDriver returns the driver modernc.org/sqlite registers as
+// "sqlite" (sql.Open connects nothing).
+func moderncDriver() driver.Driver {
+	db, err := sql.Open("sqlite", "")
+	if err != nil {
+		panic(err) // registered by the import: cannot fail
+	}
+	defer db.Close()
+	return db.Driver()
 }
 
 // isUniqueViolation reports whether err is a broken UNIQUE or PRIMARY KEY
