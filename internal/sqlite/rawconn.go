@@ -27,52 +27,26 @@ type runner interface {
 	query(ctx context.Context, q string, args []any, each func(scanner) error) error
 }
 
-// txRunner runs statements in tx, each prepared once for the transaction.
-type txRunner struct {
-	tx    *sql.Tx
-	stmts map[string]*sql.Stmt
-}
+// txRunner runs statements in tx. The connection keeps each prepared
+// (stmtcache.go), so the transaction prepares none of its own.
+type txRunner struct{ tx *sql.Tx }
 
-func newTxRunner(tx *sql.Tx) *txRunner { return &txRunner{tx: tx, stmts: make(map[string]*sql.Stmt)} }
+func newTxRunner(tx *sql.Tx) txRunner { return txRunner{tx: tx} }
 
-func (r *txRunner) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
-	if st, ok := r.stmts[q]; ok {
-		return st, nil
-	}
-	st, err := r.tx.PrepareContext(ctx, q)
-	if err != nil {
-		return nil, err
-	}
-	r.stmts[q] = st
-	return st, nil
-}
-
-func (r *txRunner) exec(ctx context.Context, q string, args ...any) (int64, error) {
-	st, err := r.stmt(ctx, q)
-	if err != nil {
-		return 0, err
-	}
-	res, err := st.ExecContext(ctx, args...)
+func (r txRunner) exec(ctx context.Context, q string, args ...any) (int64, error) {
+	res, err := r.tx.ExecContext(ctx, q, args...)
 	if err != nil {
 		return 0, err
 	}
 	return res.RowsAffected()
 }
 
-func (r *txRunner) queryRow(ctx context.Context, q string, args ...any) scanner {
-	st, err := r.stmt(ctx, q)
-	if err != nil {
-		return errRow{err}
-	}
-	return st.QueryRowContext(ctx, args...)
+func (r txRunner) queryRow(ctx context.Context, q string, args ...any) scanner {
+	return r.tx.QueryRowContext(ctx, q, args...)
 }
 
-func (r *txRunner) query(ctx context.Context, q string, args []any, each func(scanner) error) error {
-	st, err := r.stmt(ctx, q)
-	if err != nil {
-		return err
-	}
-	rows, err := st.QueryContext(ctx, args...)
+func (r txRunner) query(ctx context.Context, q string, args []any, each func(scanner) error) error {
+	rows, err := r.tx.QueryContext(ctx, q, args...)
 	if err != nil {
 		return err
 	}
