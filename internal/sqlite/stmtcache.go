@@ -9,8 +9,8 @@ import (
 
 // SQLite drivers parse a statement anew each time database/sql runs it
 // without preparing it first, which is how the store runs all but its
-// hottest statements (prepareHot, rawconn.go). Connecting a client ran a
-// dozen such statements, and parsing them was a quarter of the server's
+// hottest statements (prepareHot, rawconn.go). Connecting a client runs
+// several such statements, and parsing them was a quarter of the server's
 // CPU while clients connected (docs/benchmarks.md, target 5). So every
 // connection of the store's pools keeps each statement it runs prepared,
 // for its life: a statement is parsed once per connection, as a prepared
