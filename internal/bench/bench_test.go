@@ -254,7 +254,7 @@ func TestBenchTransports(t *testing.T) {
 // D seconds at R messages/s sends R × D messages. Here 20 senders send once
 // a second each, 1/20 s apart, for 2 s: 40 messages, one more if the last
 // tick meets the end. Waiting an interval before the first send sent
-// nothing in the first second, 20 messages in all.
+// nothing in the first second: 20 messages in all, or 21.
 func TestBenchRateFromStart(t *testing.T) {
 	s := newTestServer(t)
 	const conns = 20
