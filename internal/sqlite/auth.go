@@ -90,8 +90,9 @@ func (db *DB) CreateSession(ctx context.Context, s chat.Session) (chat.Session, 
 }
 
 // sessionSQL loads a session and its user by token hash: every
-// authenticated request runs it, so it is one statement, prepared once
-// (prepareHot) and run outside an explicit transaction.
+// authenticated request runs it, so it is one statement, run outside an
+// explicit transaction (and, as every statement, parsed once per
+// connection: stmtcache.go).
 const sessionSQL = `SELECT s.id, s.user_id, s.token_hash, s.created_at, s.expires_at,
 		u.id, u.email, u.name, u.created_at
 	FROM sessions s JOIN users u ON u.id = s.user_id
@@ -105,7 +106,7 @@ func (db *DB) Session(ctx context.Context, tokenHash string) (chat.Session, chat
 		created, expires int64
 		userCreated      int64
 	)
-	err := db.roStmts[sessionSQL].QueryRowContext(ctx, tokenHash).Scan(&s.ID, &s.UserID, &s.TokenHash, &created, &expires,
+	err := db.ro.QueryRowContext(ctx, sessionSQL, tokenHash).Scan(&s.ID, &s.UserID, &s.TokenHash, &created, &expires,
 		&u.ID, &u.Email, &u.Name, &userCreated)
 	if errors.Is(err, sql.ErrNoRows) {
 		err = chat.ErrNotFound

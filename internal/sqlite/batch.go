@@ -137,9 +137,11 @@ func (db *DB) prepareBatch(ctx context.Context) error {
 	return conn.Raw(func(dc any) error {
 		c := db.raw.on(dc)
 		for _, q := range batchQueries {
-			if _, err := c.stmt(ctx, q); err != nil {
+			cs, err := c.stmt(ctx, q)
+			if err != nil {
 				return fmt.Errorf("prepare %q: %w", q, err)
 			}
+			cs.release()
 		}
 		return nil
 	})

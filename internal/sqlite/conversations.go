@@ -85,10 +85,10 @@ func conversation(ctx context.Context, tx *sql.Tx, id, userID int64) (chat.Conve
 // Conversation returns conversation id as userID sees it and whether
 // userID is a member.
 func (db *DB) Conversation(ctx context.Context, id, userID int64) (c chat.Conversation, member bool, err error) {
-	// Every send loads its conversation: one statement, prepared once,
-	// outside an explicit transaction (a single SELECT reads one snapshot
+	// Every send loads its conversation: one statement, parsed once per
+	// connection, outside an explicit transaction (a single SELECT reads one snapshot
 	// anyway, and BEGIN and COMMIT cost as much again).
-	c, member, err = scanConversation(db.roStmts[conversationSQL].QueryRowContext(ctx, userID, userID, id))
+	c, member, err = scanConversation(db.ro.QueryRowContext(ctx, conversationSQL, userID, userID, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		err = chat.ErrNotFound
 	}
@@ -108,7 +108,7 @@ const membershipSQL = `SELECT c.kind, mb.user_id IS NOT NULL
 // Membership returns the kind of conversation id and whether userID is a
 // member: the send path's check, two index lookups and nothing else.
 func (db *DB) Membership(ctx context.Context, id, userID int64) (kind chat.ConvKind, member bool, err error) {
-	err = db.roStmts[membershipSQL].QueryRowContext(ctx, userID, id).Scan(&kind, &member)
+	err = db.ro.QueryRowContext(ctx, membershipSQL, userID, id).Scan(&kind, &member)
 	if errors.Is(err, sql.ErrNoRows) {
 		err = chat.ErrNotFound
 	}

@@ -71,56 +71,28 @@ const (
 	qRollback = `ROLLBACK`
 )
 
-// rawConn runs statements on one driver connection, each prepared once for
-// the life of that connection. Only writeRaw uses it (and Close, once the
-// group commit's goroutine has ended), inside conn.Raw on the write
-// handle's only connection: one goroutine at a time, so it needs no lock.
+// rawConn runs statements on the write connection's driver connection,
+// prepared once for its life in the connection's own cache (stmtcache.go),
+// without database/sql's bookkeeping. Only writeRaw and prepareBatch use
+// it, inside conn.Raw on the write handle's only connection: one goroutine
+// at a time, so it needs no lock.
 type rawConn struct {
-	dc    any // the driver connection the statements belong to
-	stmts map[string]driver.Stmt
-	args  []driver.NamedValue // exec's arguments, kept for the next exec: the driver binds them and keeps none
+	dc   *stmtCacheConn      // nil if the driver connection is not one of the store's
+	args []driver.NamedValue // exec's arguments, kept for the next exec: the driver binds them and keeps none
 }
 
-// on returns c ready to run statements on dc. If database/sql has replaced
-// the connection since, the statements of the old one are dropped.
+// on returns c ready to run statements on dc, the driver connection
+// database/sql hands to conn.Raw.
 func (c *rawConn) on(dc any) *rawConn {
-	if c.dc != dc {
-		c.closeStmts()
-		c.dc, c.stmts = dc, make(map[string]driver.Stmt)
-	}
+	c.dc, _ = dc.(*stmtCacheConn)
 	return c
 }
 
-// closeStmts closes every statement prepared on the connection.
-func (c *rawConn) closeStmts() error {
-	var errs []error
-	for _, st := range c.stmts {
-		errs = append(errs, st.Close())
+func (c *rawConn) stmt(ctx context.Context, q string) (*cachedStmt, error) {
+	if c.dc == nil {
+		return nil, errors.New("sqlite: the write connection keeps no statements (not opened by openDB)")
 	}
-	c.dc, c.stmts = nil, nil
-	return errors.Join(errs...)
-}
-
-func (c *rawConn) stmt(ctx context.Context, q string) (driver.Stmt, error) {
-	if st, ok := c.stmts[q]; ok {
-		return st, nil
-	}
-	p, ok := c.dc.(driver.ConnPrepareContext)
-	if !ok {
-		return nil, fmt.Errorf("sqlite driver connection %T cannot prepare with a context", c.dc)
-	}
-	st, err := p.PrepareContext(ctx, q)
-	if err != nil {
-		return nil, err
-	}
-	_, canExec := st.(driver.StmtExecContext)
-	_, canQuery := st.(driver.StmtQueryContext)
-	if !canExec || !canQuery {
-		_ = st.Close()
-		return nil, fmt.Errorf("sqlite driver statement %T cannot run with a context", st)
-	}
-	c.stmts[q] = st
-	return st, nil
+	return c.dc.stmt(ctx, q)
 }
 
 // namedValues converts args as database/sql does for a driver with no
@@ -158,15 +130,16 @@ func (c *rawConn) exec(ctx context.Context, q string, args ...any) (int64, error
 	if err != nil {
 		return 0, err
 	}
-	st, err := c.stmt(ctx, q)
+	cs, err := c.stmt(ctx, q)
 	if err != nil {
 		return 0, err
 	}
+	defer cs.release()
 	nv, err := namedValues(c.args[:0], args)
 	if err != nil {
 		return 0, err
 	}
-	res, err := st.(driver.StmtExecContext).ExecContext(ctx, nv)
+	res, err := cs.exec(ctx, nv)
 	clear(nv) // let the values go: message bodies among them
 	c.args = nv
 	if err != nil {
@@ -181,15 +154,16 @@ func (c *rawConn) rows(ctx context.Context, q string, args []any) (driver.Rows, 
 	if err != nil {
 		return nil, err
 	}
-	st, err := c.stmt(ctx, q)
+	cs, err := c.stmt(ctx, q)
 	if err != nil {
 		return nil, err
 	}
 	nv, err := namedValues(nil, args)
 	if err != nil {
+		cs.release()
 		return nil, err
 	}
-	return st.(driver.StmtQueryContext).QueryContext(ctx, nv)
+	return cs.query(ctx, nv)
 }
 
 func (c *rawConn) query(ctx context.Context, q string, args []any, each func(scanner) error) error {

@@ -210,23 +210,31 @@ func TestValueRowScan(t *testing.T) {
 	}
 }
 
-// TestRawConnNewConnection: once database/sql hands over another driver
-// connection, the statements of the old one are closed and prepared anew.
+// TestRawConnNewConnection: the statements run on a driver connection are
+// prepared once in that connection's cache, and a new connection prepares
+// its own; a connection's statements close with it; and a driver
+// connection that keeps none (not opened by openDB) is an error.
 func TestRawConnNewConnection(t *testing.T) {
 	ctx := context.Background()
 	var c rawConn
 	a, b := &fakeConn{}, &fakeConn{}
-	for _, dc := range []*fakeConn{a, a, b} {
-		if _, err := c.on(dc).stmt(ctx, qBegin); err != nil {
+	ca, cb := newStmtCacheConn(a), newStmtCacheConn(b)
+	for _, dc := range []*stmtCacheConn{ca, ca, cb} {
+		cs, err := c.on(dc).stmt(ctx, qBegin)
+		if err != nil {
 			t.Fatal(err)
 		}
+		cs.release()
 	}
-	if a.prepared != 1 || a.closed != 1 || b.prepared != 1 || b.closed != 0 {
-		t.Errorf("old connection: %d prepared, %d closed; new: %d prepared, %d closed; want 1, 1, 1, 0",
+	if a.prepared != 1 || a.closed != 0 || b.prepared != 1 || b.closed != 0 {
+		t.Errorf("first connection: %d prepared, %d closed; second: %d prepared, %d closed; want 1, 0, 1, 0",
 			a.prepared, a.closed, b.prepared, b.closed)
 	}
-	if _, err := c.on(struct{}{}).stmt(ctx, qBegin); err == nil {
-		t.Error("a connection that cannot prepare with a context: no error")
+	if err := ca.Close(); err != nil || a.closed != 1 {
+		t.Errorf("closing the first connection: %v, %d statements closed; want 1", err, a.closed)
+	}
+	if _, err := c.on(a).stmt(ctx, qBegin); err == nil {
+		t.Error("a driver connection that keeps no statements: no error")
 	}
 }
 

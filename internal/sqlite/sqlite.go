@@ -72,8 +72,7 @@ type DB struct {
 	ro     *sql.DB // read-only connections; rw itself for Memory
 	unlock func() error
 
-	roStmts stmtCache // hot statements of the read handle, prepared once
-	raw     rawConn   // the write connection, for the group commit (batch.go)
+	raw rawConn // the write connection, for the group commit (batch.go)
 
 	appends     *chat.CommitQueue // to the group-commit goroutine (batch.go)
 	batcherDone chan struct{}
@@ -97,9 +96,6 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		if err := db.openMemory(ctx); err != nil {
 			return nil, err
 		}
-		if err := db.prepareHot(ctx); err != nil {
-			return nil, errors.Join(err, db.Close())
-		}
 		if err := db.prepareBatch(ctx); err != nil {
 			return nil, errors.Join(err, db.Close())
 		}
@@ -115,9 +111,6 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	}
 	db.unlock = unlock
 	if err := db.openFile(ctx); err != nil {
-		return nil, errors.Join(err, db.Close())
-	}
-	if err := db.prepareHot(ctx); err != nil {
 		return nil, errors.Join(err, db.Close())
 	}
 	if err := db.prepareBatch(ctx); err != nil {
@@ -177,7 +170,7 @@ func (db *DB) openFile(ctx context.Context) error {
 func (db *DB) Close() error {
 	db.stopBatcher()
 	db.stopCheckpointer()
-	errs := []error{db.roStmts.close(), db.closeRaw()}
+	var errs []error
 	if db.ro != nil && db.ro != db.rw {
 		errs = append(errs, db.ro.Close())
 	}
@@ -233,63 +226,6 @@ func (db *DB) read(ctx context.Context, fn func(tx *sql.Tx) error) error {
 		return err
 	}
 	return tx.Commit()
-}
-
-// stmtCache holds the hot queries of a handle, prepared once when the DB
-// opens. database/sql keeps each prepared on every connection it then runs
-// on, so a hot query is parsed once per connection instead of once per
-// call: parsing was most of the cost of small queries with
-// modernc.org/sqlite. (The group commit keeps its own on the write
-// connection: rawconn.go.)
-type stmtCache map[string]*sql.Stmt
-
-func prepareAll(ctx context.Context, h *sql.DB, qs ...string) (stmtCache, error) {
-	c := make(stmtCache, len(qs))
-	for _, q := range qs {
-		st, err := h.PrepareContext(ctx, q)
-		if err != nil {
-			c.close()
-			return nil, fmt.Errorf("prepare %.40q: %w", q, err)
-		}
-		c[q] = st
-	}
-	return c, nil
-}
-
-func (c stmtCache) close() error {
-	var errs []error
-	for _, st := range c {
-		errs = append(errs, st.Close())
-	}
-	return errors.Join(errs...)
-}
-
-// prepareHot prepares the statements of the send path and of
-// authentication.
-func (db *DB) prepareHot(ctx context.Context) error {
-	var err error
-	db.roStmts, err = prepareAll(ctx, db.ro, conversationSQL, membershipSQL, sessionSQL)
-	return err
-}
-
-// closeRaw closes the group commit's statements, on their connection; the
-// group commit has ended.
-func (db *DB) closeRaw() error {
-	if db.rw == nil || db.raw.dc == nil {
-		return nil
-	}
-	conn, err := db.rw.Conn(context.Background())
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	return conn.Raw(func(dc any) error {
-		if dc != db.raw.dc {
-			db.raw.dc, db.raw.stmts = nil, nil // closed with their connection
-			return nil
-		}
-		return db.raw.closeStmts()
-	})
 }
 
 //go:embed migrations/*.sql

@@ -4,17 +4,19 @@ import (
 	"context"
 	"database/sql/driver"
 	"errors"
+	"fmt"
 	"strings"
 )
 
 // SQLite drivers parse a statement anew each time database/sql runs it
-// without preparing it first, which is how the store runs all but its
-// hottest statements (prepareHot, rawconn.go). Connecting a client runs
-// several such statements, and parsing them was a quarter of the server's
-// CPU while clients connected (docs/benchmarks.md, target 5). So every
-// connection of the store's pools keeps each statement it runs prepared,
-// for its life: a statement is parsed once per connection, as a prepared
-// *sql.Stmt would be, without the store having to prepare each one.
+// without preparing it first, which is how the store ran all but its three
+// hottest reads and the group commit's statements, each kept prepared on
+// its own. Connecting a client runs several such statements, and parsing
+// them was a quarter of the server's CPU while clients connected
+// (docs/benchmarks.md, target 5). So every connection of the store's pools
+// keeps each statement it runs prepared, for its life: a statement is
+// parsed once per connection, whoever runs it, through database/sql or on
+// the driver connection (rawconn.go).
 
 // maxCachedStmts bounds the statements a connection keeps. The store's
 // statements are constants, a few dozen; past the bound, a statement is
@@ -30,12 +32,13 @@ type stmtCacheConn struct {
 	stmts map[string]*cachedStmt
 }
 
-// cachedStmt is a prepared statement and whether rows of it are open: a
-// statement run again before its rows are closed (a query inside the loop
-// over another's rows) is prepared for that call.
+// cachedStmt is a prepared statement and whether it is in use: a
+// statement run again before the rows of its last run are closed (a query
+// inside the loop over another's rows) is prepared for that call alone.
 type cachedStmt struct {
-	st   driver.Stmt
-	busy bool
+	st     driver.Stmt
+	busy   bool
+	oneOff bool // not kept: closed once released
 }
 
 func newStmtCacheConn(c driver.Conn) *stmtCacheConn {
@@ -49,25 +52,53 @@ func single(q string) bool {
 	return !strings.Contains(strings.TrimRight(strings.TrimSpace(q), "; \t\n"), ";")
 }
 
-// stmt returns q prepared, and what to call once the caller is done with
-// it.
-func (c *stmtCacheConn) stmt(ctx context.Context, q string) (driver.Stmt, func(), error) {
+// stmt returns q prepared, in use until released.
+func (c *stmtCacheConn) stmt(ctx context.Context, q string) (*cachedStmt, error) {
 	if cs, ok := c.stmts[q]; ok && !cs.busy {
 		cs.busy = true
-		return cs.st, func() { cs.busy = false }, nil
+		return cs, nil
 	}
 	st, err := c.PrepareContext(ctx, q)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	_, canExec := st.(driver.StmtExecContext)
 	_, canQuery := st.(driver.StmtQueryContext)
-	if _, ok := c.stmts[q]; ok || len(c.stmts) >= maxCachedStmts || !canExec || !canQuery {
-		return st, func() { _ = st.Close() }, nil
+	if !canExec || !canQuery {
+		_ = st.Close()
+		return nil, fmt.Errorf("sqlite driver statement %T cannot run with a context", st)
 	}
 	cs := &cachedStmt{st: st, busy: true}
-	c.stmts[q] = cs
-	return st, func() { cs.busy = false }, nil
+	if _, ok := c.stmts[q]; ok || len(c.stmts) >= maxCachedStmts {
+		cs.oneOff = true
+	} else {
+		c.stmts[q] = cs
+	}
+	return cs, nil
+}
+
+// release ends the caller's use of cs.
+func (cs *cachedStmt) release() {
+	if cs.oneOff {
+		_ = cs.st.Close()
+		return
+	}
+	cs.busy = false
+}
+
+func (cs *cachedStmt) exec(ctx context.Context, args []driver.NamedValue) (driver.Result, error) {
+	return cs.st.(driver.StmtExecContext).ExecContext(ctx, args)
+}
+
+// query runs cs; it is released when the rows are closed, or now if it
+// fails.
+func (cs *cachedStmt) query(ctx context.Context, args []driver.NamedValue) (driver.Rows, error) {
+	rows, err := cs.st.(driver.StmtQueryContext).QueryContext(ctx, args)
+	if err != nil {
+		cs.release()
+		return nil, err
+	}
+	return &cachedRows{Rows: rows, cs: cs}, nil
 }
 
 func (c *stmtCacheConn) ExecContext(ctx context.Context, q string, args []driver.NamedValue) (driver.Result, error) {
@@ -78,15 +109,12 @@ func (c *stmtCacheConn) ExecContext(ctx context.Context, q string, args []driver
 		}
 		return e.ExecContext(ctx, q, args)
 	}
-	st, done, err := c.stmt(ctx, q)
+	cs, err := c.stmt(ctx, q)
 	if err != nil {
 		return nil, err
 	}
-	defer done()
-	if e, ok := st.(driver.StmtExecContext); ok {
-		return e.ExecContext(ctx, args)
-	}
-	return nil, driver.ErrSkip // not reached: stmt keeps only statements that run with a context
+	defer cs.release()
+	return cs.exec(ctx, args)
 }
 
 func (c *stmtCacheConn) QueryContext(ctx context.Context, q string, args []driver.NamedValue) (driver.Rows, error) {
@@ -97,21 +125,11 @@ func (c *stmtCacheConn) QueryContext(ctx context.Context, q string, args []drive
 		}
 		return qc.QueryContext(ctx, q, args)
 	}
-	st, done, err := c.stmt(ctx, q)
+	cs, err := c.stmt(ctx, q)
 	if err != nil {
 		return nil, err
 	}
-	qs, ok := st.(driver.StmtQueryContext)
-	if !ok {
-		done()
-		return nil, driver.ErrSkip
-	}
-	rows, err := qs.QueryContext(ctx, args)
-	if err != nil {
-		done()
-		return nil, err
-	}
-	return &cachedRows{Rows: rows, done: done}, nil
+	return cs.query(ctx, args)
 }
 
 func (c *stmtCacheConn) PrepareContext(ctx context.Context, q string) (driver.Stmt, error) {
@@ -166,18 +184,18 @@ func (c *stmtCacheConn) Close() error {
 	return errors.Join(append(errs, c.Conn.Close())...)
 }
 
-// cachedRows are the rows of a kept statement, which is free again once
-// they are closed.
+// cachedRows are the rows of a statement, which is released once they are
+// closed.
 type cachedRows struct {
 	driver.Rows
-	done func()
+	cs *cachedStmt
 }
 
 func (r *cachedRows) Close() error {
 	err := r.Rows.Close()
-	if r.done != nil {
-		r.done()
-		r.done = nil
+	if r.cs != nil {
+		r.cs.release()
+		r.cs = nil
 	}
 	return err
 }
