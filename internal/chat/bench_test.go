@@ -160,3 +160,44 @@ func benchmarkMarkReadViewers(b *testing.B, f *groupFixture) {
 		}
 	})
 }
+
+// BenchmarkOpen is a member opening a room or a group, as a client's "open"
+// frame does (web's session.open): the membership checked, then the
+// conversation opened (marked present, who else is present read) and, so
+// that each open is the first, closed again; within an operation's
+// deadline, as the server's. On both stores, as BenchmarkSend.
+func BenchmarkOpen(b *testing.B) {
+	b.Run("sqlite", func(b *testing.B) { benchmarkOpen(b, newGroupFixture(b)) })
+	b.Run("postgres", func(b *testing.B) { benchmarkOpen(b, newGroupFixtureOn(b, postgresFixture(b))) })
+}
+
+func benchmarkOpen(b *testing.B, f *groupFixture) {
+	r := f.enter(b, f.m, "lobby")
+	for _, c := range []struct {
+		name string
+		id   int64
+	}{{"room", r.ID}, {"group", f.g.ID}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := open(f, f.m, c.id); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// open opens conversation id for u and closes it again, as BenchmarkOpen
+// describes.
+func open(f *groupFixture, u chat.User, id int64) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := f.svc.CheckMember(ctx, u, id); err != nil {
+		return err
+	}
+	if _, _, _, err := f.svc.OpenConversation(ctx, u, id); err != nil {
+		return err
+	}
+	return f.svc.CloseRoom(ctx, u, id)
+}
