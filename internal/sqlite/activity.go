@@ -33,22 +33,21 @@ func (db *DB) LastSeen(ctx context.Context, ids []int64) (map[int64]time.Time, e
 	if err != nil {
 		return nil, fmt.Errorf("load last seen: %w", err)
 	}
-	err = db.read(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT id, last_seen_at FROM users
-			WHERE id IN (SELECT value FROM json_each(?)) AND last_seen_at IS NOT NULL`, string(list))
-		if err != nil {
-			return err
-		}
+	rows, err := db.ro.QueryContext(ctx, `SELECT id, last_seen_at FROM users
+		WHERE id IN (SELECT value FROM json_each(?)) AND last_seen_at IS NOT NULL`, string(list))
+	if err == nil {
 		defer rows.Close()
 		for rows.Next() {
 			var id, at int64
-			if err := rows.Scan(&id, &at); err != nil {
-				return err
+			if err = rows.Scan(&id, &at); err != nil {
+				break
 			}
 			seen[id] = fromMicros(at)
 		}
-		return rows.Err()
-	})
+		if err == nil {
+			err = rows.Err()
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("load last seen: %w", err)
 	}
@@ -57,22 +56,12 @@ func (db *DB) LastSeen(ctx context.Context, ids []int64) (map[int64]time.Time, e
 
 // ReadPositions lists the read positions of convID's members by user id.
 func (db *DB) ReadPositions(ctx context.Context, convID int64) ([]chat.ReadPosition, error) {
-	ps := []chat.ReadPosition{}
-	err := db.read(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT user_id, read_seq FROM members WHERE conv_id = ? ORDER BY user_id`, convID)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
+	ps, err := queryAll(ctx, db.ro, `SELECT user_id, read_seq FROM members WHERE conv_id = ? ORDER BY user_id`, []any{convID},
+		func(s scanner) (chat.ReadPosition, error) {
 			var p chat.ReadPosition
-			if err := rows.Scan(&p.UserID, &p.Seq); err != nil {
-				return err
-			}
-			ps = append(ps, p)
-		}
-		return rows.Err()
-	})
+			err := s.Scan(&p.UserID, &p.Seq)
+			return p, err
+		})
 	if err != nil {
 		return nil, fmt.Errorf("load read positions of conversation %d: %w", convID, err)
 	}
@@ -105,27 +94,18 @@ func (db *DB) AppendUserEvent(ctx context.Context, userID int64, ev chat.Event, 
 
 // UserEvents returns up to limit of userID's events after after.
 func (db *DB) UserEvents(ctx context.Context, userID, after int64, limit int) ([]chat.Event, error) {
-	evs := []chat.Event{}
-	err := db.read(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT payload FROM user_events WHERE user_id = ? AND seq > ? ORDER BY seq LIMIT ?`,
-			userID, after, limit)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
+	evs, err := queryAll(ctx, db.ro, `SELECT payload FROM user_events WHERE user_id = ? AND seq > ? ORDER BY seq LIMIT ?`,
+		[]any{userID, after, limit}, func(s scanner) (chat.Event, error) {
 			var payload string
-			if err := rows.Scan(&payload); err != nil {
-				return err
-			}
 			var ev chat.Event
-			if err := json.Unmarshal([]byte(payload), &ev); err != nil {
-				return fmt.Errorf("decode stored event: %w", err)
+			if err := s.Scan(&payload); err != nil {
+				return ev, err
 			}
-			evs = append(evs, ev)
-		}
-		return rows.Err()
-	})
+			if err := json.Unmarshal([]byte(payload), &ev); err != nil {
+				return ev, fmt.Errorf("decode stored event: %w", err)
+			}
+			return ev, nil
+		})
 	if err != nil {
 		return nil, fmt.Errorf("load events of user %d: %w", userID, err)
 	}
@@ -135,13 +115,10 @@ func (db *DB) UserEvents(ctx context.Context, userID, after int64, limit int) ([
 // LastUserEvent returns the UserSeq of userID's newest event.
 func (db *DB) LastUserEvent(ctx context.Context, userID int64) (int64, error) {
 	var seq int64
-	err := db.read(ctx, func(tx *sql.Tx) error {
-		err := tx.QueryRowContext(ctx, `SELECT event_seq FROM users WHERE id = ?`, userID).Scan(&seq)
-		if errors.Is(err, sql.ErrNoRows) {
-			return chat.ErrNotFound
-		}
-		return err
-	})
+	err := db.ro.QueryRowContext(ctx, `SELECT event_seq FROM users WHERE id = ?`, userID).Scan(&seq)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = chat.ErrNotFound
+	}
 	if err != nil {
 		return 0, fmt.Errorf("load last event of user %d: %w", userID, err)
 	}

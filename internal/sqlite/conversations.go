@@ -74,8 +74,8 @@ const conversationSQL = `SELECT ` + convCols + `
 		LEFT JOIN members mb ON mb.conv_id = c.id AND mb.user_id = ?` + convJoins + `
 		WHERE c.id = ?`
 
-func conversation(ctx context.Context, tx *sql.Tx, id, userID int64) (chat.Conversation, bool, error) {
-	c, member, err := scanConversation(tx.QueryRowContext(ctx, conversationSQL, userID, userID, id))
+func conversation(ctx context.Context, q querier, id, userID int64) (chat.Conversation, bool, error) {
+	c, member, err := scanConversation(q.QueryRowContext(ctx, conversationSQL, userID, userID, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return chat.Conversation{}, false, chat.ErrNotFound
 	}
@@ -85,13 +85,7 @@ func conversation(ctx context.Context, tx *sql.Tx, id, userID int64) (chat.Conve
 // Conversation returns conversation id as userID sees it and whether
 // userID is a member.
 func (db *DB) Conversation(ctx context.Context, id, userID int64) (c chat.Conversation, member bool, err error) {
-	// Every send loads its conversation: one statement, parsed once per
-	// connection, outside an explicit transaction (a single SELECT reads one snapshot
-	// anyway, and BEGIN and COMMIT cost as much again).
-	c, member, err = scanConversation(db.ro.QueryRowContext(ctx, conversationSQL, userID, userID, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		err = chat.ErrNotFound
-	}
+	c, member, err = conversation(ctx, db.ro, id, userID)
 	if err != nil {
 		return chat.Conversation{}, false, fmt.Errorf("load conversation %d for user %d: %w", id, userID, err)
 	}
@@ -167,19 +161,13 @@ func (db *DB) EnsureDirect(ctx context.Context, a, b int64, at time.Time) (c cha
 
 // Direct returns the direct conversation of a and b as a sees it.
 func (db *DB) Direct(ctx context.Context, a, b int64) (chat.Conversation, error) {
-	var c chat.Conversation
-	err := db.read(ctx, func(tx *sql.Tx) error {
-		var id int64
-		err := tx.QueryRowContext(ctx, `SELECT id FROM conversations WHERE direct_key = ?`, directKey(a, b)).Scan(&id)
-		if errors.Is(err, sql.ErrNoRows) {
-			return chat.ErrNotFound
-		}
-		if err != nil {
-			return err
-		}
-		c, _, err = conversation(ctx, tx, id, a)
-		return err
-	})
+	c, _, err := scanConversation(db.ro.QueryRowContext(ctx, `SELECT `+convCols+`
+		FROM conversations c
+		LEFT JOIN members mb ON mb.conv_id = c.id AND mb.user_id = ?`+convJoins+`
+		WHERE c.direct_key = ?`, a, a, directKey(a, b)))
+	if errors.Is(err, sql.ErrNoRows) {
+		err = chat.ErrNotFound
+	}
 	if err != nil {
 		return chat.Conversation{}, fmt.Errorf("load direct conversation of users %d and %d: %w", a, b, err)
 	}
@@ -188,25 +176,14 @@ func (db *DB) Direct(ctx context.Context, a, b int64) (chat.Conversation, error)
 
 // Conversations lists userID's conversations, most recently active first.
 func (db *DB) Conversations(ctx context.Context, userID int64) ([]chat.Conversation, error) {
-	cs := []chat.Conversation{}
-	err := db.read(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT `+convCols+`
-			FROM members mb JOIN conversations c ON c.id = mb.conv_id`+convJoins+`
-			WHERE mb.user_id = ?
-			ORDER BY c.last_active_at DESC, c.id DESC`, userID, userID)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			c, _, err := scanConversation(rows)
-			if err != nil {
-				return err
-			}
-			cs = append(cs, c)
-		}
-		return rows.Err()
-	})
+	cs, err := queryAll(ctx, db.ro, `SELECT `+convCols+`
+		FROM members mb JOIN conversations c ON c.id = mb.conv_id`+convJoins+`
+		WHERE mb.user_id = ?
+		ORDER BY c.last_active_at DESC, c.id DESC`, []any{userID, userID},
+		func(s scanner) (chat.Conversation, error) {
+			c, _, err := scanConversation(s)
+			return c, err
+		})
 	if err != nil {
 		return nil, fmt.Errorf("list conversations of user %d: %w", userID, err)
 	}

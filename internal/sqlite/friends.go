@@ -55,7 +55,7 @@ func userExists(ctx context.Context, tx *sql.Tx, id int64) error {
 	return err
 }
 
-func isBlocked(ctx context.Context, tx *sql.Tx, a, b int64) (bool, error) {
+func isBlocked(ctx context.Context, tx querier, a, b int64) (bool, error) {
 	var n int
 	err := tx.QueryRowContext(ctx, `SELECT count(*) FROM blocks
 		WHERE (blocker_id = ? AND blocked_id = ?) OR (blocker_id = ? AND blocked_id = ?)`, a, b, b, a).Scan(&n)
@@ -63,7 +63,7 @@ func isBlocked(ctx context.Context, tx *sql.Tx, a, b int64) (bool, error) {
 }
 
 // contactState returns a's state towards b, "" if none.
-func contactState(ctx context.Context, tx *sql.Tx, a, b int64) (string, error) {
+func contactState(ctx context.Context, tx querier, a, b int64) (string, error) {
 	var state string
 	err := tx.QueryRowContext(ctx, `SELECT state FROM contacts WHERE user_id = ? AND other_id = ?`, a, b).Scan(&state)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -74,13 +74,16 @@ func contactState(ctx context.Context, tx *sql.Tx, a, b int64) (string, error) {
 
 // contact returns me's contact for other.
 func contact(ctx context.Context, tx *sql.Tx, me, other int64) (chat.Contact, error) {
+	return scanContact(tx.QueryRowContext(ctx, `SELECT `+publicUserCols+`, c.state, c.since
+		FROM contacts c JOIN users u ON u.id = c.other_id
+		WHERE c.user_id = ? AND c.other_id = ?`, me, other))
+}
+
+// scanContact scans a contact: publicUserCols, then the state and since.
+func scanContact(s scanner) (chat.Contact, error) {
 	var c chat.Contact
 	var created, since int64
-	err := tx.QueryRowContext(ctx, `SELECT `+publicUserCols+`, c.state, c.since
-		FROM contacts c JOIN users u ON u.id = c.other_id
-		WHERE c.user_id = ? AND c.other_id = ?`, me, other).
-		Scan(&c.User.ID, &c.User.Email, &c.User.Name, &created, &c.State, &since)
-	if err != nil {
+	if err := s.Scan(&c.User.ID, &c.User.Email, &c.User.Name, &created, &c.State, &since); err != nil {
 		return chat.Contact{}, err
 	}
 	c.User.CreatedAt, c.Since = fromMicros(created), fromMicros(since)
@@ -185,27 +188,10 @@ func (db *DB) RemoveContact(ctx context.Context, a, b int64) (string, error) {
 
 // Contacts lists me's friends and requests by name.
 func (db *DB) Contacts(ctx context.Context, me int64) ([]chat.Contact, error) {
-	cs := []chat.Contact{}
-	err := db.read(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT `+publicUserCols+`, c.state, c.since
-			FROM contacts c JOIN users u ON u.id = c.other_id
-			WHERE c.user_id = ?
-			ORDER BY u.name_key, u.id`, me)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var c chat.Contact
-			var created, since int64
-			if err := rows.Scan(&c.User.ID, &c.User.Email, &c.User.Name, &created, &c.State, &since); err != nil {
-				return err
-			}
-			c.User.CreatedAt, c.Since = fromMicros(created), fromMicros(since)
-			cs = append(cs, c)
-		}
-		return rows.Err()
-	})
+	cs, err := queryAll(ctx, db.ro, `SELECT `+publicUserCols+`, c.state, c.since
+		FROM contacts c JOIN users u ON u.id = c.other_id
+		WHERE c.user_id = ?
+		ORDER BY u.name_key, u.id`, []any{me}, scanContact)
 	if err != nil {
 		return nil, fmt.Errorf("list contacts of %d: %w", me, err)
 	}
@@ -269,12 +255,7 @@ func (db *DB) Blocked(ctx context.Context, me int64) ([]chat.User, error) {
 
 // IsBlocked reports whether a blocked b or b blocked a.
 func (db *DB) IsBlocked(ctx context.Context, a, b int64) (bool, error) {
-	var blocked bool
-	err := db.read(ctx, func(tx *sql.Tx) error {
-		var err error
-		blocked, err = isBlocked(ctx, tx, a, b)
-		return err
-	})
+	blocked, err := isBlocked(ctx, db.ro, a, b)
 	if err != nil {
 		return false, fmt.Errorf("check block %d – %d: %w", a, b, err)
 	}
@@ -283,12 +264,7 @@ func (db *DB) IsBlocked(ctx context.Context, a, b int64) (bool, error) {
 
 // AreFriends reports whether a and b are friends.
 func (db *DB) AreFriends(ctx context.Context, a, b int64) (bool, error) {
-	var state string
-	err := db.read(ctx, func(tx *sql.Tx) error {
-		var err error
-		state, err = contactState(ctx, tx, a, b)
-		return err
-	})
+	state, err := contactState(ctx, db.ro, a, b)
 	if err != nil {
 		return false, fmt.Errorf("check friends %d – %d: %w", a, b, err)
 	}
@@ -319,23 +295,7 @@ func (db *DB) SearchUsers(ctx context.Context, q chat.UserSearch) ([]chat.User, 
 	return us, nil
 }
 
-// queryUsers runs a query of users in a read transaction.
+// queryUsers runs a query of users on a read connection.
 func (db *DB) queryUsers(ctx context.Context, query string, args ...any) ([]chat.User, error) {
-	us := []chat.User{}
-	err := db.read(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, query, args...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			u, err := scanUser(rows)
-			if err != nil {
-				return err
-			}
-			us = append(us, u)
-		}
-		return rows.Err()
-	})
-	return us, err
+	return queryAll(ctx, db.ro, query, args, scanUser)
 }

@@ -21,7 +21,7 @@ const groupCols = `c.id, c.name, c.description, c.max_members,
 	coalesce((SELECT o.user_id FROM members o WHERE o.conv_id = c.id AND o.role = 'owner'), 0),
 	c.created_at, c.last_seq, c.member_count`
 
-func group(ctx context.Context, tx *sql.Tx, id int64) (chat.Group, error) {
+func group(ctx context.Context, tx querier, id int64) (chat.Group, error) {
 	var g chat.Group
 	var created int64
 	err := tx.QueryRowContext(ctx, `SELECT `+groupCols+` FROM conversations c WHERE c.id = ? AND c.kind = ?`, id, kindGroup).
@@ -35,7 +35,7 @@ func group(ctx context.Context, tx *sql.Tx, id int64) (chat.Group, error) {
 
 // groupRole returns userID's role in group id, "" for a non-member;
 // chat.ErrNotFound if the group does not exist.
-func groupRole(ctx context.Context, tx *sql.Tx, id, userID int64) (chat.Role, error) {
+func groupRole(ctx context.Context, tx querier, id, userID int64) (chat.Role, error) {
 	var role sql.NullString
 	err := tx.QueryRowContext(ctx, `SELECT m.role FROM conversations c
 		LEFT JOIN members m ON m.conv_id = c.id AND m.user_id = ?
@@ -87,11 +87,8 @@ func (db *DB) CreateGroup(ctx context.Context, ng chat.NewGroup) (g chat.Group, 
 }
 
 // Group returns group id.
-func (db *DB) Group(ctx context.Context, id int64) (g chat.Group, err error) {
-	err = db.read(ctx, func(tx *sql.Tx) error {
-		g, err = group(ctx, tx, id)
-		return err
-	})
+func (db *DB) Group(ctx context.Context, id int64) (chat.Group, error) {
+	g, err := group(ctx, db.ro, id)
 	if err != nil {
 		return chat.Group{}, fmt.Errorf("load group %d: %w", id, err)
 	}
@@ -100,29 +97,24 @@ func (db *DB) Group(ctx context.Context, id int64) (g chat.Group, err error) {
 
 // GroupMembers lists group id's members: owner, admins, then by name.
 func (db *DB) GroupMembers(ctx context.Context, id int64) ([]chat.GroupMember, error) {
-	ms := []chat.GroupMember{}
+	var ms []chat.GroupMember
 	err := db.read(ctx, func(tx *sql.Tx) error {
 		if _, err := group(ctx, tx, id); err != nil {
 			return err
 		}
-		rows, err := tx.QueryContext(ctx, `SELECT u.id, u.name, u.created_at, m.role, m.joined_at
+		var err error
+		ms, err = queryAll(ctx, tx, `SELECT u.id, u.name, u.created_at, m.role, m.joined_at
 			FROM members m JOIN users u ON u.id = m.user_id
 			WHERE m.conv_id = ?
-			ORDER BY CASE m.role WHEN 'owner' THEN 0 WHEN 'admin' THEN 1 ELSE 2 END, u.name_key, u.id`, id)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var gm chat.GroupMember
-			var created, joined int64
-			if err := rows.Scan(&gm.User.ID, &gm.User.Name, &created, &gm.Role, &joined); err != nil {
-				return err
-			}
-			gm.User.CreatedAt, gm.JoinedAt = fromMicros(created), fromMicros(joined)
-			ms = append(ms, gm)
-		}
-		return rows.Err()
+			ORDER BY CASE m.role WHEN 'owner' THEN 0 WHEN 'admin' THEN 1 ELSE 2 END, u.name_key, u.id`, []any{id},
+			func(s scanner) (chat.GroupMember, error) {
+				var gm chat.GroupMember
+				var created, joined int64
+				err := s.Scan(&gm.User.ID, &gm.User.Name, &created, &gm.Role, &joined)
+				gm.User.CreatedAt, gm.JoinedAt = fromMicros(created), fromMicros(joined)
+				return gm, err
+			})
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list members of group %d: %w", id, err)
@@ -131,11 +123,8 @@ func (db *DB) GroupMembers(ctx context.Context, id int64) ([]chat.GroupMember, e
 }
 
 // GroupRole returns userID's role in group id, "" for a non-member.
-func (db *DB) GroupRole(ctx context.Context, id, userID int64) (role chat.Role, err error) {
-	err = db.read(ctx, func(tx *sql.Tx) error {
-		role, err = groupRole(ctx, tx, id, userID)
-		return err
-	})
+func (db *DB) GroupRole(ctx context.Context, id, userID int64) (chat.Role, error) {
+	role, err := groupRole(ctx, db.ro, id, userID)
 	if err != nil {
 		return "", fmt.Errorf("load role of user %d in group %d: %w", userID, id, err)
 	}

@@ -249,38 +249,17 @@ func (db *DB) Messages(ctx context.Context, convID int64, p chat.Page) ([]chat.M
 	if limit <= 0 {
 		limit = defaultPageLimit
 	}
-	var ms []chat.Message
-	err := db.read(ctx, func(tx *sql.Tx) error {
-		var rows *sql.Rows
-		var err error
-		switch {
-		case p.After > 0:
-			rows, err = tx.QueryContext(ctx, `SELECT `+messageCols+messagesFrom+`
-				WHERE m.conv_id = ? AND m.seq > ?
-				ORDER BY m.seq LIMIT ?`, convID, p.After, limit)
-		case p.Before > 0:
-			rows, err = tx.QueryContext(ctx, `SELECT `+messageCols+messagesFrom+`
-				WHERE m.conv_id = ? AND m.seq < ?
-				ORDER BY m.seq DESC LIMIT ?`, convID, p.Before, limit)
-		default:
-			rows, err = tx.QueryContext(ctx, `SELECT `+messageCols+messagesFrom+`
-				WHERE m.conv_id = ?
-				ORDER BY m.seq DESC LIMIT ?`, convID, limit)
-		}
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		ms = []chat.Message{}
-		for rows.Next() {
-			m, err := scanMessage(rows)
-			if err != nil {
-				return err
-			}
-			ms = append(ms, m)
-		}
-		return rows.Err()
-	})
+	var where string
+	var args []any
+	switch {
+	case p.After > 0:
+		where, args = `WHERE m.conv_id = ? AND m.seq > ? ORDER BY m.seq LIMIT ?`, []any{convID, p.After, limit}
+	case p.Before > 0:
+		where, args = `WHERE m.conv_id = ? AND m.seq < ? ORDER BY m.seq DESC LIMIT ?`, []any{convID, p.Before, limit}
+	default:
+		where, args = `WHERE m.conv_id = ? ORDER BY m.seq DESC LIMIT ?`, []any{convID, limit}
+	}
+	ms, err := queryAll(ctx, db.ro, `SELECT `+messageCols+messagesFrom+` `+where, args, scanMessage)
 	if err != nil {
 		return nil, fmt.Errorf("load messages of %d: %w", convID, err)
 	}

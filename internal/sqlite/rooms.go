@@ -58,15 +58,10 @@ func (db *DB) EnsureRoom(ctx context.Context, name string, at time.Time) (chat.R
 
 // Room returns room id.
 func (db *DB) Room(ctx context.Context, id int64) (chat.Room, error) {
-	var r chat.Room
-	err := db.read(ctx, func(tx *sql.Tx) error {
-		var err error
-		r, err = scanRoom(tx.QueryRowContext(ctx, `SELECT `+roomCols+` FROM conversations c WHERE c.id = ? AND c.kind = ?`, id, kindRoom))
-		if errors.Is(err, sql.ErrNoRows) {
-			return chat.ErrNotFound
-		}
-		return err
-	})
+	r, err := scanRoom(db.ro.QueryRowContext(ctx, `SELECT `+roomCols+` FROM conversations c WHERE c.id = ? AND c.kind = ?`, id, kindRoom))
+	if errors.Is(err, sql.ErrNoRows) {
+		err = chat.ErrNotFound
+	}
 	if err != nil {
 		return chat.Room{}, fmt.Errorf("load room %d: %w", id, err)
 	}
@@ -75,19 +70,14 @@ func (db *DB) Room(ctx context.Context, id int64) (chat.Room, error) {
 
 // RoomByName returns the room called name, ignoring case.
 func (db *DB) RoomByName(ctx context.Context, name string) (chat.Room, error) {
-	var r chat.Room
-	err := db.read(ctx, func(tx *sql.Tx) error {
-		var err error
-		r, err = roomByName(ctx, tx, name)
-		return err
-	})
+	r, err := roomByName(ctx, db.ro, name)
 	if err != nil {
 		return chat.Room{}, fmt.Errorf("load room %q: %w", name, err)
 	}
 	return r, nil
 }
 
-func roomByName(ctx context.Context, tx *sql.Tx, name string) (chat.Room, error) {
+func roomByName(ctx context.Context, tx querier, name string) (chat.Room, error) {
 	r, err := scanRoom(tx.QueryRowContext(ctx, `SELECT `+roomCols+` FROM conversations c WHERE c.kind = ? AND c.name_key = ?`,
 		kindRoom, nameKey(name)))
 	if errors.Is(err, sql.ErrNoRows) {
@@ -177,10 +167,8 @@ func (db *DB) LeaveRoom(ctx context.Context, roomID, userID int64, at time.Time,
 // IsMember reports whether userID is a member of room roomID.
 func (db *DB) IsMember(ctx context.Context, roomID, userID int64) (bool, error) {
 	var ok bool
-	err := db.read(ctx, func(tx *sql.Tx) error {
-		return tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM members WHERE conv_id = ? AND user_id = ?)`,
-			roomID, userID).Scan(&ok)
-	})
+	err := db.ro.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM members WHERE conv_id = ? AND user_id = ?)`,
+		roomID, userID).Scan(&ok)
 	if err != nil {
 		return false, fmt.Errorf("check member %d of room %d: %w", userID, roomID, err)
 	}
@@ -189,15 +177,10 @@ func (db *DB) IsMember(ctx context.Context, roomID, userID int64) (bool, error) 
 
 // UserRooms lists the rooms userID belongs to, most recently active first.
 func (db *DB) UserRooms(ctx context.Context, userID int64) ([]chat.Room, error) {
-	var rs []chat.Room
-	err := db.read(ctx, func(tx *sql.Tx) error {
-		var err error
-		rs, err = queryRooms(ctx, tx, `SELECT `+roomCols+`
-			FROM members m JOIN conversations c ON c.id = m.conv_id
-			WHERE m.user_id = ? AND c.kind = ?
-			ORDER BY c.last_active_at DESC, c.id DESC`, false, userID, kindRoom)
-		return err
-	})
+	rs, err := db.queryRooms(ctx, `SELECT `+roomCols+`
+		FROM members m JOIN conversations c ON c.id = m.conv_id
+		WHERE m.user_id = ? AND c.kind = ?
+		ORDER BY c.last_active_at DESC, c.id DESC`, false, userID, kindRoom)
 	if err != nil {
 		return nil, fmt.Errorf("list rooms of user %d: %w", userID, err)
 	}
@@ -214,23 +197,18 @@ func (db *DB) ActiveRooms(ctx context.Context, since time.Time, limit int) ([]ch
 	if limit <= 0 {
 		limit = defaultActiveRooms
 	}
-	var rs []chat.Room
-	err := db.read(ctx, func(tx *sql.Tx) error {
-		var err error
-		// kind = 'text' and +conv_id let SQLite count from the index
-		// messages_text_created_at instead of scanning every message;
-		// CROSS JOIN makes it look up only the rooms it counted.
-		rs, err = queryRooms(ctx, tx, `SELECT `+roomCols+`, a.recent
-			FROM (
-				SELECT conv_id, count(*) AS recent FROM messages
-				WHERE kind = 'text' AND created_at >= ?
-				GROUP BY +conv_id
-			) a CROSS JOIN conversations c ON c.id = a.conv_id
-			WHERE c.kind = ?
-			ORDER BY a.recent DESC, c.last_active_at DESC, c.id DESC
-			LIMIT ?`, true, micros(since), kindRoom, limit)
-		return err
-	})
+	// kind = 'text' and +conv_id let SQLite count from the index
+	// messages_text_created_at instead of scanning every message;
+	// CROSS JOIN makes it look up only the rooms it counted.
+	rs, err := db.queryRooms(ctx, `SELECT `+roomCols+`, a.recent
+		FROM (
+			SELECT conv_id, count(*) AS recent FROM messages
+			WHERE kind = 'text' AND created_at >= ?
+			GROUP BY +conv_id
+		) a CROSS JOIN conversations c ON c.id = a.conv_id
+		WHERE c.kind = ?
+		ORDER BY a.recent DESC, c.last_active_at DESC, c.id DESC
+		LIMIT ?`, true, micros(since), kindRoom, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list active rooms: %w", err)
 	}
@@ -238,26 +216,16 @@ func (db *DB) ActiveRooms(ctx context.Context, since time.Time, limit int) ([]ch
 }
 
 // queryRooms runs a query selecting roomCols and, if recent, a count for
-// Room.Recent.
-func queryRooms(ctx context.Context, tx *sql.Tx, query string, recent bool, args ...any) ([]chat.Room, error) {
-	rows, err := tx.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	rs := []chat.Room{}
-	for rows.Next() {
+// Room.Recent, on a read connection.
+func (db *DB) queryRooms(ctx context.Context, query string, recent bool, args ...any) ([]chat.Room, error) {
+	return queryAll(ctx, db.ro, query, args, func(s scanner) (chat.Room, error) {
 		var n int
 		var extra []any
 		if recent {
 			extra = append(extra, &n)
 		}
-		r, err := scanRoom(rows, extra...)
-		if err != nil {
-			return nil, err
-		}
+		r, err := scanRoom(s, extra...)
 		r.Recent = n
-		rs = append(rs, r)
-	}
-	return rs, rows.Err()
+		return r, err
+	})
 }

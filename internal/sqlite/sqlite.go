@@ -215,7 +215,12 @@ func (db *DB) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	return nil
 }
 
-// read runs fn in a read-only transaction, which sees one snapshot.
+// read runs fn in a read-only transaction, which sees one snapshot: for
+// reads of several statements that must agree. A read of one statement
+// runs on db.ro without one, as the PostgreSQL store's do: a single
+// statement reads one snapshot anyway, and the transaction's BEGIN and
+// COMMIT are two more statements for the driver to run, each with a
+// goroutine watching the context, and one more for database/sql's Tx.
 func (db *DB) read(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	tx, err := db.ro.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
@@ -319,4 +324,29 @@ func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
 // scanner is a *sql.Row or *sql.Rows.
 type scanner interface {
 	Scan(dest ...any) error
+}
+
+// querier is a *sql.Tx or a pool of connections (*sql.DB).
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// queryAll runs query on q and scans each of its rows; it returns an empty
+// slice, not nil, when there are none.
+func queryAll[T any](ctx context.Context, q querier, query string, args []any, scan func(scanner) (T, error)) ([]T, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []T{}
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
 }

@@ -47,19 +47,14 @@ func (db *DB) EnsureUser(ctx context.Context, email string, at time.Time) (u cha
 
 // User returns the user with this id.
 func (db *DB) User(ctx context.Context, id int64) (chat.User, error) {
-	var u chat.User
-	err := db.read(ctx, func(tx *sql.Tx) error {
-		var err error
-		u, err = userByID(ctx, tx, id)
-		return err
-	})
+	u, err := userByID(ctx, db.ro, id)
 	if err != nil {
 		return chat.User{}, fmt.Errorf("load user %d: %w", id, err)
 	}
 	return u, nil
 }
 
-func userByID(ctx context.Context, tx *sql.Tx, id int64) (chat.User, error) {
+func userByID(ctx context.Context, tx querier, id int64) (chat.User, error) {
 	u, err := scanUser(tx.QueryRowContext(ctx, `SELECT `+userCols+` FROM users WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return chat.User{}, chat.ErrNotFound
