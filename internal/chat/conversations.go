@@ -191,10 +191,7 @@ func (s *Service) ConversationFor(ctx context.Context, u User, id int64) (Conver
 // marks u present and returns the conversation as u sees it and who is
 // present, u included, as Online does.
 func (s *Service) OpenConversation(ctx context.Context, u User, id int64) (Conversation, []User, int, error) {
-	if err := s.CheckMember(ctx, u, id); err != nil {
-		return Conversation{}, nil, 0, err
-	}
-	c, err := s.ConversationFor(ctx, u, id)
+	c, err := s.memberOf(ctx, u, id)
 	if err != nil {
 		return Conversation{}, nil, 0, err
 	}

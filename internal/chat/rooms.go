@@ -257,22 +257,13 @@ func (s *Service) sendChecked(ctx context.Context, u User, id int64, clientID, b
 		// Not u's, gone, or its id reused: look again, for the right error.
 		s.kinds.forget(id)
 	}
-	kind, member, err := s.store.Membership(ctx, id, u.ID)
+	kind, err := s.membership(ctx, u, id)
 	switch {
-	case errors.Is(err, ErrNotFound):
-		return Message{}, roomNotFound()
 	case err != nil:
-		return Message{}, internal("load membership", err)
-	}
-	s.kinds.put(id, kind)
-	switch {
-	case kind == ConvRoom && !member:
-		return Message{}, notMember()
+		return Message{}, err
 	case kind == ConvRoom:
 		m, _, err := s.append(ctx, NewMessage{ConvID: id, Kind: KindText, SenderID: u.ID, ClientID: clientID, Body: body})
 		return m, err
-	case !member:
-		return Message{}, roomNotFound()
 	case kind == ConvGroup:
 		// MemberOnly: a member removed since the check above is refused.
 		m, _, err := s.append(ctx, NewMessage{ConvID: id, Kind: KindText, SenderID: u.ID, ClientID: clientID, Body: body, MemberOnly: true})
@@ -470,11 +461,37 @@ func (s *Service) Sync(ctx context.Context, u User, id, after int64, limit int) 
 // direct conversation or a group), and the error an open would get
 // otherwise.
 func (s *Service) CheckMember(ctx context.Context, u User, id int64) error {
-	_, err := s.member(ctx, u, id)
-	if errors.Is(err, ErrNotFound) {
-		_, err = s.private(ctx, u, id)
+	kind, err := s.membership(ctx, u, id)
+	switch {
+	case err != nil:
+		return err
+	case kind == ConvRoom, kind == ConvGroup:
+		return nil
 	}
+	// A direct conversation needs its peer too.
+	_, err = s.direct(ctx, u, id)
 	return err
+}
+
+// membership returns the kind of conversation id if u is a member of it,
+// from one statement, two index lookups; otherwise the error CheckMember
+// gives. A direct conversation's peer is not checked.
+func (s *Service) membership(ctx context.Context, u User, id int64) (ConvKind, error) {
+	kind, member, err := s.store.Membership(ctx, id, u.ID)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return "", roomNotFound()
+	case err != nil:
+		return "", internal("load membership", err)
+	}
+	s.kinds.put(id, kind)
+	switch {
+	case kind == ConvRoom && !member:
+		return "", notMember()
+	case !member:
+		return "", roomNotFound()
+	}
+	return kind, nil
 }
 
 // Typing tells the other members who have conversation id open that u is
