@@ -20,7 +20,12 @@ func (s *Service) EnterRoom(ctx context.Context, u User, name string) (Room, err
 		return Room{}, err
 	}
 	now := s.cfg.Now()
-	r, err := s.store.EnsureRoom(ctx, name, now)
+	// Most enter a room that exists: a read finds it, and only a new
+	// room takes a write transaction of its own.
+	r, err := s.store.RoomByName(ctx, name)
+	if errors.Is(err, ErrNotFound) {
+		r, err = s.store.EnsureRoom(ctx, name, now)
+	}
 	if err != nil {
 		return Room{}, internal("ensure room", err)
 	}
