@@ -299,15 +299,9 @@ func (s *Service) ReadPositions(ctx context.Context, u User, id int64) ([]ReadPo
 // GroupIDs lists the groups u belongs to: every connection of u receives
 // their events, opened or not, to keep the conversation list live.
 func (s *Service) GroupIDs(ctx context.Context, u User) ([]int64, error) {
-	cs, err := s.store.Conversations(ctx, u.ID)
+	ids, err := s.store.GroupIDs(ctx, u.ID)
 	if err != nil {
-		return nil, internal("list conversations", err)
-	}
-	var ids []int64
-	for _, c := range cs {
-		if c.Kind == ConvGroup {
-			ids = append(ids, c.ID)
-		}
+		return nil, internal("list groups", err)
 	}
 	return ids, nil
 }

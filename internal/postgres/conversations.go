@@ -164,6 +164,24 @@ func (db *DB) Direct(ctx context.Context, a, b int64) (chat.Conversation, error)
 	return c, nil
 }
 
+// GroupIDs lists the ids of the groups userID is a member of, ascending.
+func (db *DB) GroupIDs(ctx context.Context, userID int64) ([]int64, error) {
+	rows, err := db.pool.Query(ctx, `SELECT c.id FROM members m JOIN conversations c ON c.id = m.conv_id
+		WHERE m.user_id = $1 AND c.kind = $2 ORDER BY c.id`, userID, kindGroup)
+	var ids []int64
+	if err == nil {
+		ids, err = collectRows(rows, func(s scanner) (int64, error) {
+			var id int64
+			err := s.Scan(&id)
+			return id, err
+		})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list groups of user %d: %w", userID, mapErr(ctx, err))
+	}
+	return ids, nil
+}
+
 // Conversations lists userID's conversations, most recently active first.
 func (db *DB) Conversations(ctx context.Context, userID int64) ([]chat.Conversation, error) {
 	rows, err := db.pool.Query(ctx, `SELECT `+convCols+`

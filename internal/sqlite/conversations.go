@@ -174,6 +174,23 @@ func (db *DB) Direct(ctx context.Context, a, b int64) (chat.Conversation, error)
 	return c, nil
 }
 
+// GroupIDs lists the ids of the groups userID is a member of, ascending.
+func (db *DB) GroupIDs(ctx context.Context, userID int64) ([]int64, error) {
+	ids, err := queryAll(ctx, db.ro, `SELECT c.id FROM members m JOIN conversations c ON c.id = m.conv_id
+		WHERE m.user_id = ? AND c.kind = ? ORDER BY c.id`, []any{userID, kindGroup}, scanID)
+	if err != nil {
+		return nil, fmt.Errorf("list groups of user %d: %w", userID, err)
+	}
+	return ids, nil
+}
+
+// scanID scans a row of one integer.
+func scanID(s scanner) (int64, error) {
+	var id int64
+	err := s.Scan(&id)
+	return id, err
+}
+
 // Conversations lists userID's conversations, most recently active first.
 func (db *DB) Conversations(ctx context.Context, userID int64) ([]chat.Conversation, error) {
 	cs, err := queryAll(ctx, db.ro, `SELECT `+convCols+`

@@ -245,6 +245,41 @@ func testMembership(t *testing.T, s chat.Store) {
 	}
 }
 
+// testGroupIDs: GroupIDs lists a user's groups only, ascending, and not
+// those they have left.
+func testGroupIDs(t *testing.T, s chat.Store) {
+	ctx := t.Context()
+	ada := mustUser(t, s, "ada@example.com", "Ada")
+	grace := mustUser(t, s, "grace@example.com", "Grace")
+	if ids, err := s.GroupIDs(ctx, ada.ID); err != nil || ids == nil || len(ids) != 0 {
+		t.Errorf("GroupIDs of a new user = %v, %v; want an empty list", ids, err)
+	}
+	room := mustRoom(t, s, "general")
+	mustJoin(t, s, room.ID, ada.ID, t0)
+	if _, _, err := s.EnsureDirect(ctx, ada.ID, grace.ID, t0); err != nil {
+		t.Fatalf("EnsureDirect: %v", err)
+	}
+	g1 := mustGroup(t, s, ada, "crew", 10)
+	g2 := mustGroup(t, s, grace, "band", 10)
+	g3 := mustGroup(t, s, grace, "club", 10)
+	mustGroup(t, s, grace, "alone", 10)
+	for _, g := range []chat.Group{g3, g2} {
+		if _, err := s.AddGroupMember(ctx, g.ID, ada.ID, grace.ID, t0); err != nil {
+			t.Fatalf("AddGroupMember(%s): %v", g.Name, err)
+		}
+	}
+	if _, err := s.RemoveGroupMember(ctx, g2.ID, ada.ID, grace.ID, t0); err != nil {
+		t.Fatalf("RemoveGroupMember: %v", err)
+	}
+	ids, err := s.GroupIDs(ctx, ada.ID)
+	if want := []int64{g1.ID, g3.ID}; err != nil || !slices.Equal(ids, want) {
+		t.Errorf("GroupIDs(ada) = %v, %v; want %v", ids, err, want)
+	}
+	if ids, err := s.GroupIDs(ctx, missing); err != nil || len(ids) != 0 {
+		t.Errorf("GroupIDs(missing user) = %v, %v; want none", ids, err)
+	}
+}
+
 // mustDirect returns the direct conversation of users a and b.
 func mustDirect(t *testing.T, s chat.Store, a, b int64) chat.Conversation {
 	t.Helper()

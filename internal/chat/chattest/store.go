@@ -82,6 +82,7 @@ func TestStore(t *testing.T, open func(t *testing.T) chat.Store) {
 		{"ReadPositions", testReadPositions},
 		{"Conversations", testConversations},
 		{"Membership", testMembership},
+		{"GroupIDs", testGroupIDs},
 		{"Groups", testGroups},
 		{"GroupCapConcurrent", testGroupCapConcurrent},
 		{"LastSeen", testLastSeen},
