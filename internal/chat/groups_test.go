@@ -382,10 +382,12 @@ func (f *fixture) node() (*chat.Service, *readCounter) {
 	}), rc
 }
 
-// readCounter counts the reads a send may make before its write.
+// readCounter counts the reads a send may make before its write, and the
+// rooms ensured.
 type readCounter struct {
 	chat.Store
-	reads atomic.Int64
+	reads   atomic.Int64
+	ensures atomic.Int64
 }
 
 func (c *readCounter) Membership(ctx context.Context, id, userID int64) (chat.ConvKind, bool, error) {
@@ -396,6 +398,22 @@ func (c *readCounter) Membership(ctx context.Context, id, userID int64) (chat.Co
 func (c *readCounter) Conversation(ctx context.Context, id, userID int64) (chat.Conversation, bool, error) {
 	c.reads.Add(1)
 	return c.Store.Conversation(ctx, id, userID)
+}
+
+func (c *readCounter) Room(ctx context.Context, id int64) (chat.Room, error) {
+	c.reads.Add(1)
+	return c.Store.Room(ctx, id)
+}
+
+func (c *readCounter) IsMember(ctx context.Context, roomID, userID int64) (bool, error) {
+	c.reads.Add(1)
+	return c.Store.IsMember(ctx, roomID, userID)
+}
+
+// EnsureRoom is a write transaction, counted apart.
+func (c *readCounter) EnsureRoom(ctx context.Context, name string, at time.Time) (chat.Room, error) {
+	c.ensures.Add(1)
+	return c.Store.EnsureRoom(ctx, name, at)
 }
 
 func (c *readCounter) AreFriends(ctx context.Context, a, b int64) (bool, error) {
@@ -438,6 +456,44 @@ func TestMarkReadAfterOpen(t *testing.T) {
 		}
 		_, err = n.MarkRead(ctx, f.out, c.id, 1)
 		wantError(t, c.name+": MarkRead by a non-member, kind known", err, c.outKind, c.outCode, "")
+	}
+}
+
+// TestOpenReadsOnce: a client's open of a room or a group (CheckMember,
+// then OpenConversation, as web's session.open) on a node that has read
+// nothing reads the membership once and the conversation once; entering a
+// room that exists reads it and takes no write transaction to ensure it.
+func TestOpenReadsOnce(t *testing.T) {
+	ctx := context.Background()
+	f := newGroupFixture(t)
+	r := f.enter(t, f.m, "lobby")
+	for _, c := range []struct {
+		name string
+		id   int64
+	}{{"room", r.ID}, {"group", f.g.ID}} {
+		n, rc := f.node()
+		if err := n.CheckMember(ctx, f.m, c.id); err != nil {
+			t.Fatalf("%s: CheckMember: %v", c.name, err)
+		}
+		if _, _, _, err := n.OpenConversation(ctx, f.m, c.id); err != nil {
+			t.Fatalf("%s: OpenConversation: %v", c.name, err)
+		}
+		if got := rc.reads.Load(); got != 2 {
+			t.Errorf("%s: %d reads to open; want 2, the membership and the conversation", c.name, got)
+		}
+	}
+	n, rc := f.node()
+	if _, err := n.EnterRoom(ctx, f.t, "Lobby"); err != nil {
+		t.Fatal(err)
+	}
+	if got := rc.ensures.Load(); got != 0 {
+		t.Errorf("entering a room that exists ensured it %d times; want 0", got)
+	}
+	if _, err := n.EnterRoom(ctx, f.t, "annex"); err != nil {
+		t.Fatal(err)
+	}
+	if got := rc.ensures.Load(); got != 1 {
+		t.Errorf("entering a new room ensured it %d times; want 1", got)
 	}
 }
 
