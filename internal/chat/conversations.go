@@ -45,34 +45,22 @@ func (s *Service) direct(ctx context.Context, u User, id int64) (Conversation, e
 	return c, nil
 }
 
-// private returns direct conversation or group id as u sees it if u is
-// one of its members; otherwise the error an unknown id gets.
-func (s *Service) private(ctx context.Context, u User, id int64) (Conversation, error) {
-	c, member, err := s.conversation(ctx, id, u.ID)
-	if errors.Is(err, ErrNotFound) {
-		return Conversation{}, roomNotFound()
-	}
-	if err != nil {
-		return Conversation{}, internal("load conversation", err)
-	}
-	switch {
-	case !member:
-		return Conversation{}, roomNotFound()
-	case c.Kind == ConvDirect && c.Peer != nil, c.Kind == ConvGroup:
-	default:
-		return Conversation{}, roomNotFound()
-	}
-	s.present(&c)
-	return c, nil
-}
-
 // readable returns nil if u may read conversation id: any room, or a
 // direct conversation or group u is a member of.
 func (s *Service) readable(ctx context.Context, u User, id int64) error {
-	_, err := s.room(ctx, id)
-	if errors.Is(err, ErrNotFound) {
-		_, err = s.private(ctx, u, id)
+	kind, member, err := s.membership(ctx, u, id)
+	switch {
+	case err != nil:
+		return err
+	case kind == ConvRoom:
+		return nil
+	case !member:
+		return roomNotFound()
+	case kind == ConvGroup:
+		return nil
 	}
+	// A direct conversation needs its peer too.
+	_, err = s.direct(ctx, u, id)
 	return err
 }
 

@@ -461,8 +461,9 @@ func TestMarkReadAfterOpen(t *testing.T) {
 
 // TestOpenReadsOnce: a client's open of a room or a group (CheckMember,
 // then OpenConversation, as web's session.open) on a node that has read
-// nothing reads the membership once and the conversation once; entering a
-// room that exists reads it and takes no write transaction to ensure it.
+// nothing reads the membership once and the conversation once, and its
+// history reads the membership before the page; entering a room that
+// exists reads it and takes no write transaction to ensure it.
 func TestOpenReadsOnce(t *testing.T) {
 	ctx := context.Background()
 	f := newGroupFixture(t)
@@ -480,6 +481,13 @@ func TestOpenReadsOnce(t *testing.T) {
 		}
 		if got := rc.reads.Load(); got != 2 {
 			t.Errorf("%s: %d reads to open; want 2, the membership and the conversation", c.name, got)
+		}
+		n, rc = f.node()
+		if _, err := n.History(ctx, f.m, c.id, chat.Page{}); err != nil {
+			t.Fatalf("%s: History: %v", c.name, err)
+		}
+		if got := rc.reads.Load(); got != 1 {
+			t.Errorf("%s: %d reads before the history; want 1, the membership", c.name, got)
 		}
 	}
 	n, rc := f.node()

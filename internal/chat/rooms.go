@@ -262,10 +262,12 @@ func (s *Service) sendChecked(ctx context.Context, u User, id int64, clientID, b
 		// Not u's, gone, or its id reused: look again, for the right error.
 		s.kinds.forget(id)
 	}
-	kind, err := s.membership(ctx, u, id)
+	kind, member, err := s.membership(ctx, u, id)
 	switch {
 	case err != nil:
 		return Message{}, err
+	case !member:
+		return Message{}, notMemberOf(kind)
 	case kind == ConvRoom:
 		m, _, err := s.append(ctx, NewMessage{ConvID: id, Kind: KindText, SenderID: u.ID, ClientID: clientID, Body: body})
 		return m, err
@@ -466,10 +468,12 @@ func (s *Service) Sync(ctx context.Context, u User, id, after int64, limit int) 
 // direct conversation or a group), and the error an open would get
 // otherwise.
 func (s *Service) CheckMember(ctx context.Context, u User, id int64) error {
-	kind, err := s.membership(ctx, u, id)
+	kind, member, err := s.membership(ctx, u, id)
 	switch {
 	case err != nil:
 		return err
+	case !member:
+		return notMemberOf(kind)
 	case kind == ConvRoom, kind == ConvGroup:
 		return nil
 	}
@@ -478,25 +482,29 @@ func (s *Service) CheckMember(ctx context.Context, u User, id int64) error {
 	return err
 }
 
-// membership returns the kind of conversation id if u is a member of it,
-// from one statement, two index lookups; otherwise the error CheckMember
-// gives. A direct conversation's peer is not checked.
-func (s *Service) membership(ctx context.Context, u User, id int64) (ConvKind, error) {
+// membership returns the kind of conversation id and whether u is a
+// member of it, from one statement, two index lookups; for an unknown id,
+// the error an open gets.
+func (s *Service) membership(ctx context.Context, u User, id int64) (ConvKind, bool, error) {
 	kind, member, err := s.store.Membership(ctx, id, u.ID)
 	switch {
 	case errors.Is(err, ErrNotFound):
-		return "", roomNotFound()
+		return "", false, roomNotFound()
 	case err != nil:
-		return "", internal("load membership", err)
+		return "", false, internal("load membership", err)
 	}
 	s.kinds.put(id, kind)
-	switch {
-	case kind == ConvRoom && !member:
-		return "", notMember()
-	case !member:
-		return "", roomNotFound()
+	return kind, member, nil
+}
+
+// notMemberOf is the error a non-member of a conversation of this kind
+// gets: told so for a room, which anyone may enter; for a group or a
+// direct conversation, the error an unknown id gets, which tells nothing.
+func notMemberOf(kind ConvKind) error {
+	if kind == ConvRoom {
+		return notMember()
 	}
-	return kind, nil
+	return roomNotFound()
 }
 
 // Typing tells the other members who have conversation id open that u is
