@@ -657,7 +657,7 @@ func TestSlowReader(t *testing.T) {
 		ts.enterRoom(t, slows[i].user, "general")
 	}
 	for i := range slows {
-		ws := ts.connectWith(t, slows[i].user, dialOptions{rcvbuf: 8 << 10})
+		ws := ts.connectWith(t, slows[i].user, dialOptions{rcvbuf: 64 << 10})
 		ws.readNow(t, "hello")
 		ws.send(t, map[string]any{"type": "open", "room_id": room.ID})
 		slows[i].ws, slows[i].last = ws, ws.readNow(t, "opened").Room.LastSeq
@@ -668,14 +668,15 @@ func TestSlowReader(t *testing.T) {
 	wg.open(t, room.ID, nil)
 
 	// Ada floods the room while the slow clients read nothing; Grace
-	// receives every message, in order.
+	// receives every message, in order (and, once a slow client is cut
+	// off, its presence).
 	const n = 200
 	body := strings.Repeat("flood ", 400)
 	var sent []wireMessage
 	for i := range n {
 		m := ts.post(t, ada, room.ID, fmt.Sprintf("f-%d", i), body)
 		sent = append(sent, m)
-		if got := wg.next(t); got.Type != "message" || got.Message == nil || got.Message.Seq != m.Seq {
+		if got := wg.expect(t, "message"); got.Message == nil || got.Message.Seq != m.Seq {
 			t.Fatalf("Grace got %.200s; want message %d", got.Raw, m.Seq)
 		}
 	}
