@@ -67,11 +67,15 @@ func scanConversation(s scanner) (c chat.Conversation, member bool, err error) {
 	return c, member, nil
 }
 
+// conversationFrom selects conversations as user $1 (and $2) sees them;
+// a WHERE clause picks one.
+const conversationFrom = `SELECT ` + convCols + `
+		FROM conversations c
+		LEFT JOIN members mb ON mb.conv_id = c.id AND mb.user_id = ?` + convJoins
+
 // conversation loads conversation id as userID sees it.
 // conversationSQL selects conversation $3 as user $1 (and $2) sees it.
-const conversationSQL = `SELECT ` + convCols + `
-		FROM conversations c
-		LEFT JOIN members mb ON mb.conv_id = c.id AND mb.user_id = ?` + convJoins + `
+const conversationSQL = conversationFrom + `
 		WHERE c.id = ?`
 
 func conversation(ctx context.Context, q querier, id, userID int64) (chat.Conversation, bool, error) {
@@ -161,9 +165,7 @@ func (db *DB) EnsureDirect(ctx context.Context, a, b int64, at time.Time) (c cha
 
 // Direct returns the direct conversation of a and b as a sees it.
 func (db *DB) Direct(ctx context.Context, a, b int64) (chat.Conversation, error) {
-	c, _, err := scanConversation(db.ro.QueryRowContext(ctx, `SELECT `+convCols+`
-		FROM conversations c
-		LEFT JOIN members mb ON mb.conv_id = c.id AND mb.user_id = ?`+convJoins+`
+	c, _, err := scanConversation(db.ro.QueryRowContext(ctx, conversationFrom+`
 		WHERE c.direct_key = ?`, a, a, directKey(a, b)))
 	if errors.Is(err, sql.ErrNoRows) {
 		err = chat.ErrNotFound
