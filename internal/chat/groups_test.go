@@ -383,11 +383,12 @@ func (f *fixture) node() (*chat.Service, *readCounter) {
 }
 
 // readCounter counts the reads a send may make before its write, and the
-// rooms ensured.
+// rooms ensured and joined.
 type readCounter struct {
 	chat.Store
 	reads   atomic.Int64
 	ensures atomic.Int64
+	joins   atomic.Int64
 }
 
 func (c *readCounter) Membership(ctx context.Context, id, userID int64) (chat.ConvKind, bool, error) {
@@ -414,6 +415,12 @@ func (c *readCounter) IsMember(ctx context.Context, roomID, userID int64) (bool,
 func (c *readCounter) EnsureRoom(ctx context.Context, name string, at time.Time) (chat.Room, error) {
 	c.ensures.Add(1)
 	return c.Store.EnsureRoom(ctx, name, at)
+}
+
+// JoinRoom is a write transaction, counted apart.
+func (c *readCounter) JoinRoom(ctx context.Context, roomID, userID int64, at time.Time, announce bool) (chat.Message, bool, error) {
+	c.joins.Add(1)
+	return c.Store.JoinRoom(ctx, roomID, userID, at, announce)
 }
 
 func (c *readCounter) AreFriends(ctx context.Context, a, b int64) (bool, error) {
@@ -502,6 +509,39 @@ func TestOpenReadsOnce(t *testing.T) {
 	}
 	if got := rc.ensures.Load(); got != 1 {
 		t.Errorf("entering a new room ensured it %d times; want 1", got)
+	}
+}
+
+// TestEnterAsMember: a member entering a room again (a reload, a
+// reconnect) reads it and the membership and takes no write transaction;
+// a newcomer joins, and the room it gets counts it.
+func TestEnterAsMember(t *testing.T) {
+	ctx := context.Background()
+	f := newGroupFixture(t)
+	r := f.enter(t, f.m, "lobby")
+	n, rc := f.node()
+	got, err := n.EnterRoom(ctx, f.m, "LOBBY")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ID != r.ID || got.Members != r.Members {
+		t.Errorf("re-entering = room %d of %d members; want %d of %d", got.ID, got.Members, r.ID, r.Members)
+	}
+	if j, e, rd := rc.joins.Load(), rc.ensures.Load(), rc.reads.Load(); j != 0 || e != 0 || rd != 1 {
+		t.Errorf("a member re-entering: %d joins, %d ensures, %d membership reads; want 0, 0, 1", j, e, rd)
+	}
+	got, err = n.EnterRoom(ctx, f.t, "lobby")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j := rc.joins.Load(); j != 1 {
+		t.Errorf("a newcomer entering: %d joins; want 1", j)
+	}
+	if got.Members != r.Members+1 {
+		t.Errorf("after a newcomer, room has %d members; want %d", got.Members, r.Members+1)
+	}
+	if ok, err := f.store.IsMember(ctx, r.ID, f.t.ID); err != nil || !ok {
+		t.Errorf("IsMember(newcomer) = %v, %v; want true", ok, err)
 	}
 }
 

@@ -23,8 +23,17 @@ func (s *Service) EnterRoom(ctx context.Context, u User, name string) (Room, err
 	// Most enter a room that exists: a read finds it, and only a new
 	// room takes a write transaction of its own.
 	r, err := s.store.RoomByName(ctx, name)
-	if errors.Is(err, ErrNotFound) {
+	switch {
+	case errors.Is(err, ErrNotFound):
 		r, err = s.store.EnsureRoom(ctx, name, now)
+	case err == nil:
+		// A member coming back (a reload, a reconnect) is answered by a
+		// second read: a write transaction that changes nothing would
+		// still wait its turn behind every send being committed.
+		var member bool
+		if member, err = s.store.IsMember(ctx, r.ID, u.ID); err == nil && member {
+			return r, nil
+		}
 	}
 	if err != nil {
 		return Room{}, internal("ensure room", err)
