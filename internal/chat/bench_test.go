@@ -201,3 +201,41 @@ func open(f *groupFixture, u chat.User, id int64) error {
 	}
 	return f.svc.CloseRoom(ctx, u, id)
 }
+
+// BenchmarkEnter is a member entering a room again, as a reload or a
+// reconnect of the web app does, one at a time and from several
+// goroutines at once; on SQLite and, when configured, PostgreSQL.
+func BenchmarkEnter(b *testing.B) {
+	b.Run("sqlite", func(b *testing.B) { benchmarkEnter(b, newGroupFixture(b)) })
+	b.Run("postgres", func(b *testing.B) { benchmarkEnter(b, newGroupFixtureOn(b, postgresFixture(b))) })
+}
+
+func benchmarkEnter(b *testing.B, f *groupFixture) {
+	f.enter(b, f.m, "lobby")
+	enter := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		_, err := f.svc.EnterRoom(ctx, f.m, "lobby")
+		return err
+	}
+	b.Run("serial", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := enter(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("parallel", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetParallelism(4)
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if err := enter(); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
+}
