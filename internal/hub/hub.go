@@ -101,7 +101,7 @@ type Client struct {
 	SessionID int64
 
 	limit   int
-	wake    Waker // an interface, not a func: a method value would be one more object to load on every Push
+	wake    Waker // guarded by mu (Attach sets it late); an interface, not a func: a method value would be one more object to load on every Push
 	mu      sync.Mutex
 	queue   []*Item
 	writing bool // a writer has been woken and has not yet seen an empty queue
@@ -132,10 +132,28 @@ func (c *Client) Close(r CloseReason) {
 	c.once.Do(func() {
 		c.reason.Store(int32(r))
 		close(c.done)
-		if c.wake != nil {
-			c.wake.Wake(c)
+		c.mu.Lock()
+		wake := c.wake
+		c.mu.Unlock()
+		if wake != nil {
+			wake.Wake(c)
 		}
 	})
+}
+
+// Attach gives a client registered without a Waker its writer, with first
+// (if not nil) queued ahead of whatever was queued since: nothing was
+// written before it. A connection's greeting is its first frame that way,
+// though events reach the client while the connection is set up.
+func (c *Client) Attach(wake Waker, first *Item) {
+	c.mu.Lock()
+	if first != nil {
+		c.queue = slices.Insert(c.queue, 0, first)
+	}
+	c.wake = wake
+	c.writing = true
+	c.mu.Unlock()
+	wake.Wake(c)
 }
 
 // Push queues it without blocking; a full outbox closes the client as slow
@@ -153,9 +171,10 @@ func (c *Client) Push(it *Item) bool {
 	c.queue = append(c.queue, it)
 	start := !c.writing
 	c.writing = true
+	wake := c.wake
 	c.mu.Unlock()
-	if start && c.wake != nil {
-		c.wake.Wake(c)
+	if start && wake != nil {
+		wake.Wake(c)
 	}
 	return true
 }
@@ -320,8 +339,8 @@ func (f WakeFunc) Wake(c *Client) { f(c) }
 var ErrClosed = errors.New("hub closed")
 
 // Register adds a client with an outbox of at most outbox items and
-// subscribes it to its user's topic. wake (nil in tests that poll Next) is
-// called when the client needs its writer: items were queued while it was
+// subscribes it to its user's topic. wake (nil in tests that poll Next, or
+// until Attach) is called when the client needs its writer: items were queued while it was
 // idle, or the client was closed. It may run with hub locks held, so it
 // must only start the writer, never block or call the hub.
 func (h *Hub) Register(userID, sessionID int64, outbox int, wake Waker) (*Client, error) {

@@ -416,6 +416,56 @@ func TestWakeOnlyWhenIdle(t *testing.T) {
 	}
 }
 
+// TestAttach: a client registered without a Waker queues what reaches it
+// and wakes nobody; Attach puts its first item ahead of those, and wakes
+// the writer once. A client closed before it is attached is woken by
+// Attach, so that its writer says goodbye.
+func TestAttach(t *testing.T) {
+	h, b := newHub(t)
+	c, err := h.Register(0, 0, 16, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Subscribe(c, chat.ConvTopic(1)); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, b, chat.ConvTopic(1), msg(1, 1))
+	publish(t, b, chat.ConvTopic(1), msg(1, 2))
+	var wakes atomic.Int32
+	wake := hub.WakeFunc(func(*hub.Client) { wakes.Add(1) })
+	c.Attach(wake, &hub.Item{Raw: []byte("hello")})
+	if n := wakes.Load(); n != 1 {
+		t.Fatalf("wakes after Attach = %d; want 1", n)
+	}
+	publish(t, b, chat.ConvTopic(1), msg(1, 3))
+	if n := wakes.Load(); n != 1 {
+		t.Fatalf("wakes after a push to a client being written = %d; want 1", n)
+	}
+	items := c.Next(nil)
+	var got []string
+	for _, it := range items {
+		if it.Raw != nil {
+			got = append(got, string(it.Raw))
+		} else {
+			got = append(got, strconv.FormatInt(it.Event.Message.Seq, 10))
+		}
+	}
+	if want := []string{"hello", "1", "2", "3"}; !slices.Equal(got, want) {
+		t.Errorf("queued %v; want %v", got, want)
+	}
+
+	late, err := h.Register(0, 0, 16, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	late.Close(hub.ReasonShutdown)
+	wakes.Store(0)
+	late.Attach(wake, nil)
+	if n := wakes.Load(); n != 1 || !late.Closed() {
+		t.Errorf("Attach to a closed client: %d wakes, closed %v; want 1, true", n, late.Closed())
+	}
+}
+
 // queuedOf returns the seqs of the conversation messages queued for c, and
 // the types of other events.
 func queuedOf(c *hub.Client) []string {

@@ -381,7 +381,14 @@ func (ch *pollChannel) admit(ctx context.Context, ev chat.Event) []chat.Event {
 		return nil
 	}
 	if ev.UserSeq > 0 {
-		evs := ch.sess.admitUser(ctx, ev)
+		evs, err := ch.sess.admitUser(ctx, ev)
+		if err != nil {
+			// The channel ends; the next poll rebuilds it from its cursor,
+			// which is still before the events missed.
+			ch.sess.s.log.Warn("read missed events", "user", ch.sess.user.ID, "err", err)
+			ch.sess.client.Close(hub.ReasonSlow)
+			return nil
+		}
 		for _, e := range evs {
 			if e.Type == chat.EventRemoved {
 				ch.mu.Lock()

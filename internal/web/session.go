@@ -58,7 +58,8 @@ func (s *server) newSession(u chat.User) *session {
 
 // start registers the session in the hub, counts the user online, makes it
 // follow the user's groups and positions its event log: after eventsAfter
-// if given (the events since are queued), else after the newest.
+// if given (the events since are delivered first), else after the newest.
+// wake may be nil, for a client to be attached later (hub.Client.Attach).
 func (n *session) start(ctx context.Context, sessionID int64, wake hub.Waker, eventsAfter *int64) error {
 	var err error
 	if n.client, err = n.s.hub.Register(n.user.ID, sessionID, n.s.cfg.Outbox, wake); err != nil {
@@ -77,12 +78,16 @@ func (n *session) start(ctx context.Context, sessionID int64, wake hub.Waker, ev
 		n.stop()
 		return err
 	}
-	if eventsAfter == nil || *eventsAfter > last {
+	if eventsAfter == nil || *eventsAfter >= last {
 		n.users.reset(last)
 		return nil
 	}
 	n.users.reset(max(*eventsAfter, last-maxReplay))
-	evs, err := n.s.svc.UserEvents(ctx, n.user, n.users.last(), maxReplay)
+	// Only the newest is queued: the writer fills the gap before it from
+	// the store (admitUser), in order. One item per event missed could
+	// pass the outbox's bound and close the client as too slow before it
+	// read a thing, every time it came back.
+	evs, err := n.s.svc.UserEvents(ctx, n.user, last-1, 1)
 	if err != nil {
 		n.stop()
 		return err
@@ -124,8 +129,10 @@ func (n *session) end() {
 }
 
 // admitUser returns what to deliver for logged user event ev: nothing if
-// it was delivered, else ev after any earlier ones that were missed.
-func (n *session) admitUser(ctx context.Context, ev chat.Event) []chat.Event {
+// it was delivered, else ev after any earlier ones that were missed. An
+// error means those could not be read: nothing is delivered, and the
+// connection must end for the client to resume from what it has.
+func (n *session) admitUser(ctx context.Context, ev chat.Event) ([]chat.Event, error) {
 	return n.users.admit(ev.UserSeq, ev, func(after int64, limit int) ([]chat.Event, error) {
 		return n.s.svc.UserEvents(ctx, n.user, after, limit)
 	}, func(ev chat.Event) int64 { return ev.UserSeq })
@@ -151,27 +158,30 @@ func (o *inOrder) last() int64 {
 }
 
 // admit returns what to deliver for item ev numbered seq; fetch loads the
-// items after a number (at most limit), num numbers an item.
-func (o *inOrder) admit(seq int64, ev chat.Event, fetch func(after int64, limit int) ([]chat.Event, error), num func(chat.Event) int64) []chat.Event {
+// items after a number (at most limit), num numbers an item. If fetch
+// fails, admit delivers nothing and stays where it was.
+func (o *inOrder) admit(seq int64, ev chat.Event, fetch func(after int64, limit int) ([]chat.Event, error), num func(chat.Event) int64) ([]chat.Event, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	switch {
 	case seq <= o.n:
-		return nil
+		return nil, nil
 	case seq == o.n+1:
 		o.n = seq
-		return []chat.Event{ev}
+		return []chat.Event{ev}, nil
+	}
+	missed, err := fetch(o.n, int(min(seq-o.n, maxReplay)))
+	if err != nil {
+		return nil, err
 	}
 	var out []chat.Event
-	if missed, err := fetch(o.n, int(min(seq-o.n, maxReplay))); err == nil {
-		for _, m := range missed {
-			if k := num(m); k > o.n && k < seq {
-				out = append(out, m)
-			}
+	for _, m := range missed {
+		if k := num(m); k > o.n && k < seq {
+			out = append(out, m)
 		}
 	}
 	o.n = seq
-	return append(out, ev)
+	return append(out, ev), nil
 }
 
 // errorFrameOf is the error frame of err.

@@ -83,7 +83,10 @@ type conn struct {
 	// admit, if set, decides which logged user events (Event.UserSeq > 0)
 	// to write for one: none if written already, missed ones first. It may
 	// read the store, so a writer shared by all connections never calls it.
-	admit func(ctx context.Context, ev chat.Event) []chat.Event
+	admit func(ctx context.Context, ev chat.Event) ([]chat.Event, error)
+	// settle, if set, returns once the frames read before have been
+	// answered (session.drain), for an answer readMessage gives itself.
+	settle func()
 }
 
 // Wake is the hub's signal that the client needs its writer (hub.Waker).
@@ -335,9 +338,18 @@ func (c *conn) readMessage(handle func([]byte)) bool {
 	_, err = buf.ReadFrom(r)
 	if err == nil {
 		_ = c.ws.SetReadDeadline(time.Now().Add(c.s.cfg.PongWait))
-		if typ != websocket.TextMessage {
+		switch {
+		case c.client != nil && c.client.Closed():
+			// The hub ended the connection (its session ended, it was too
+			// slow, the server is stopping): its close frame is sent or on
+			// its way, and nothing more is acted on. Reading goes on, to
+			// see the peer's answer.
+		case typ != websocket.TextMessage:
+			if c.settle != nil {
+				c.settle() // its error comes after the answers to the frames before
+			}
 			c.pushError("", 0, chat.Invalid(chat.CodeBadJSON, "", "frames must be text frames holding JSON"))
-		} else {
+		default:
 			handle(buf.Bytes())
 		}
 	}
@@ -672,7 +684,15 @@ func (c *conn) write(cl *hub.Client, items []*hub.Item) (int, error) {
 		plain := it // b is its encoding as every client has it
 		if it.Event.UserSeq > 0 && c.admit != nil {
 			plain = nil
-			switch evs := c.admit(c.ctx, it.Event); {
+			evs, err := c.admit(c.ctx, it.Event)
+			if err != nil {
+				// The events missed could not be read: the client resumes
+				// from the last it has, on a new connection.
+				c.s.log.Warn("read missed events", "user", cl.UserID, "err", err)
+				cl.Close(hub.ReasonSlow)
+				return i + 1, c.endFrame(w, first, firstIt)
+			}
+			switch {
 			case len(evs) == 0:
 				b = nil
 			case len(evs) > 1: // a gap filled from the store: those first
@@ -747,12 +767,20 @@ func (c *conn) endFrame(w io.WriteCloser, first []byte, it *hub.Item) error {
 
 // push queues a reply frame for this connection only.
 func (c *conn) push(v any) {
+	if it := c.own(v); it != nil {
+		c.client.Push(it)
+	}
+}
+
+// own is the item of a frame for this connection only, nil if v does not
+// encode.
+func (c *conn) own(v any) *hub.Item {
 	b, err := encodeFrame(v)
 	if err != nil {
 		c.s.log.Error("encode frame", "err", err)
-		return
+		return nil
 	}
-	c.client.Push(&hub.Item{Raw: b})
+	return &hub.Item{Raw: b}
 }
 
 type errorFrame struct {
@@ -973,9 +1001,12 @@ func (s *server) handleWS() http.Handler {
 		n.setWS(ws)
 		n.conn.removed = n.session.dropped
 		n.conn.admit = n.session.admitUser
+		n.conn.settle = n.session.drain
 		ctx, cancel := opContext()
 		defer cancel()
-		if err := n.session.start(ctx, a.Session.ID, &n.conn, after); err != nil {
+		// Nothing is written until hello is queued ahead of what reached
+		// the client meanwhile: hello is the first frame.
+		if err := n.session.start(ctx, a.Session.ID, nil, after); err != nil {
 			if !errors.Is(err, hub.ErrClosed) {
 				s.log.Warn("start connection", "user", a.User.ID, "err", err)
 			}
@@ -983,7 +1014,7 @@ func (s *server) handleWS() http.Handler {
 			return
 		}
 		n.conn.client = n.session.client
-		n.push(s.helloOf(n.session))
+		n.conn.client.Attach(&n.conn, n.own(s.helloOf(n.session)))
 		go n.serve(func(data []byte) { n.session.handle(data, n.push) }, n.session.end) // and let net/http's goroutine and buffers go
 	})
 }

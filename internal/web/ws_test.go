@@ -2,7 +2,9 @@ package web_test
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -220,5 +222,175 @@ func TestPipelinedSends(t *testing.T) {
 	}
 	if want := []string{"m49", "m51"}; stored[49] != want[0] || stored[50] != want[1] {
 		t.Errorf("acked bodies %q around the refused one; want %q", stored[49:51], want)
+	}
+}
+
+// TestBinaryErrorAfterAcks: "The server answers a connection's
+// frames in the order it received them" (docs/protocol.md). A binary frame
+// sent after pipelined sends must be answered (with its error) after their
+// acks.
+func TestBinaryErrorAfterAcks(t *testing.T) {
+	ts := newTestServer(t, withWeb(func(c *web.Config) { c.SendBurst = 1000 }))
+	_, _, room, wa, _ := ts.adaAndGrace(t)
+	const n = 20
+	for i := range n {
+		wa.send(t, map[string]any{"type": "send", "room_id": room.ID, "client_id": fmt.Sprintf("c%d", i), "body": fmt.Sprintf("m%d", i)})
+	}
+	wa.sendRaw(t, websocket.BinaryMessage, []byte(`{"type":"ping","ref":"bin"}`))
+	wa.send(t, map[string]any{"type": "ping", "ref": "last"})
+	acks := 0
+	for done := false; !done; {
+		f := wa.next(t)
+		switch f.Type {
+		case "ack":
+			acks++
+		case "error":
+			if acks != n {
+				t.Fatalf("error frame %s came after %d acks; want it after all %d", f, acks, n)
+			}
+		case "pong":
+			done = true
+		}
+	}
+}
+
+// TestHelloFirstOnResume: "hello — first frame after the upgrade"
+// (docs/protocol.md), also when events_after replays logged events.
+func TestHelloFirstOnResume(t *testing.T) {
+	ts := newTestServer(t)
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	grace := ts.signIn(t, "grace@example.com", "Grace")
+	ts.requestFriend(t, ada, grace.ID) // a logged event for Grace: user_seq 1
+	conn, resp, err := ts.dial(t, grace, "/api/ws?events_after=0", dialOptions{})
+	if err != nil {
+		t.Fatalf("dial: %v (%s)", err, statusOf(resp))
+	}
+	w := newWSClient(t, grace.Name, conn)
+	w.startReading()
+	if f := w.next(t); f.Type != "hello" {
+		t.Fatalf("first frame %s; want hello", f)
+	}
+}
+
+// TestNothingHandledAfterSignOut: once the hub closed a connection because its
+// session signed out, frames that arrive on it before the socket closes
+// should not be acted on.
+func TestNothingHandledAfterSignOut(t *testing.T) {
+	ts := newTestServer(t)
+	phone := ts.signIn(t, "ada@example.com", "Ada")
+	grace := ts.signIn(t, "grace@example.com", "Grace")
+	room := ts.enterRoom(t, phone, "general")
+	ts.enterRoom(t, grace, "general")
+	wp := ts.connectWith(t, phone, dialOptions{}) // read here only: a reader would answer the close at once
+	wp.readNow(t, "hello")
+	wp.send(t, map[string]any{"type": "open", "room_id": room.ID, "ref": "o"})
+	wp.readNow(t, "opened")
+
+	if r := ts.do(t, phone, "POST", "/api/auth/signout", nil); r.Status != http.StatusNoContent {
+		t.Fatalf("sign out = %s; want 204", r)
+	}
+	b, _ := json.Marshal(map[string]any{"type": "send", "room_id": room.ID, "client_id": "after-signout", "body": "posted after sign-out"})
+	if _, err := wp.conn.NetConn().Write(clientFrame(websocket.TextMessage, true, false, string(b))); err != nil {
+		t.Fatal(err)
+	}
+	wp.startReading()
+	wp.expectClose(t, web.CloseSessionEnded)
+	time.Sleep(100 * time.Millisecond)
+	for _, m := range ts.allMessages(t, grace, room.ID) {
+		if m.ClientID == "after-signout" {
+			t.Fatalf("message %q stored after its session signed out", m.Body)
+		}
+	}
+}
+
+// TestHostileFrames sends one malformed sequence per connection and
+// checks the server ends it as RFC 6455 asks, and then still serves a
+// fresh connection.
+func TestHostileFrames(t *testing.T) {
+	ts := newTestServer(t, withWeb(func(c *web.Config) { c.MaxFrameBytes = 1000; c.PongWait = 500 * time.Millisecond }))
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	const text, cont, closeOp, ping, pong = websocket.TextMessage, 0, websocket.CloseMessage, websocket.PingMessage, websocket.PongMessage
+	unmasked := func(b0 byte, payload string) []byte { return append([]byte{b0, byte(len(payload))}, payload...) }
+	cat := func(fs ...[]byte) []byte {
+		var b []byte
+		for _, f := range fs {
+			b = append(b, f...)
+		}
+		return b
+	}
+	msg := `{"type":"ping","ref":"x"}`
+	big := `{"type":"ping","ref":"` + strings.Repeat("y", 1000) + `"}`
+	cases := []struct {
+		name string
+		b    []byte
+		code int // 0: any end
+	}{
+		{"unmasked text", unmasked(0x80|text, msg), websocket.CloseProtocolError},
+		{"unmasked ping", unmasked(0x80|ping, "p"), websocket.CloseProtocolError},
+		{"ping 126", clientFrame(ping, true, false, strings.Repeat("p", 126)), websocket.CloseProtocolError},
+		{"ping 125 in 64 bits", clientFrame(ping, true, true, strings.Repeat("p", 125)), websocket.CloseProtocolError},
+		{"pong 200", clientFrame(pong, true, false, strings.Repeat("p", 200)), websocket.CloseProtocolError},
+		{"ping not final", clientFrame(ping, false, false, "p"), websocket.CloseProtocolError},
+		{"ping rsv1", func() []byte { b := clientFrame(ping, true, false, "p"); b[0] |= 0x40; return b }(), websocket.CloseProtocolError},
+		{"text rsv2", func() []byte { b := clientFrame(text, true, false, msg); b[0] |= 0x20; return b }(), websocket.CloseProtocolError},
+		{"opcode 3", clientFrame(3, true, false, "x"), websocket.CloseProtocolError},
+		{"opcode 0xb", clientFrame(0xb, true, false, "x"), websocket.CloseProtocolError},
+		{"lone continuation", clientFrame(cont, true, false, msg), websocket.CloseProtocolError},
+		{"text inside text", cat(clientFrame(text, false, false, "{"), clientFrame(text, true, false, msg)), websocket.CloseProtocolError},
+		{"big ping inside fragments", cat(clientFrame(text, false, false, "{"), clientFrame(ping, true, false, strings.Repeat("p", 126))), websocket.CloseProtocolError},
+		{"fragmented ping inside fragments", cat(clientFrame(text, false, false, "{"), clientFrame(ping, false, false, "p")), websocket.CloseProtocolError},
+		{"too big", clientFrame(text, true, false, big), websocket.CloseMessageTooBig},
+		{"too big in fragments", cat(clientFrame(text, false, false, big[:600]), clientFrame(cont, true, false, big[600:])), websocket.CloseMessageTooBig},
+		{"64-bit length msb", []byte{0x81, 0x80 | 127, 0x80, 0, 0, 0, 0, 0, 0, 1, 1, 2, 3, 4}, 0},
+		{"close code 1005", clientFrame(closeOp, true, false, "\x03\xed"), websocket.CloseProtocolError},
+		{"close bad utf8", clientFrame(closeOp, true, false, "\x03\xe8\xff\xfe"), websocket.CloseProtocolError},
+		{"close 126", clientFrame(closeOp, true, false, "\x03\xe8"+strings.Repeat("c", 124)), websocket.CloseProtocolError},
+		{"header then stall", clientFrame(text, true, false, msg)[:3], 0},
+		{"half header then stall", clientFrame(text, true, false, msg)[:1], 0},
+		{"ping header then stall", clientFrame(ping, true, false, "abc")[:4], 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			w := ts.connectWith(t, ada, dialOptions{})
+			w.readNow(t, "hello")
+			w.startReading()
+			if _, err := w.conn.NetConn().Write(c.b); err != nil {
+				t.Fatal(err)
+			}
+			err := w.waitEnd(t, "the connection's end")
+			if c.code != 0 && !websocket.IsCloseError(err, c.code) {
+				t.Errorf("ended with %v; want close %d", err, c.code)
+			}
+		})
+	}
+	w := ts.connect(t, ada)
+	w.barrier(t)
+}
+
+// TestReplayPastOutbox: a client that returns with
+// events_after behind by more logged events than its outbox holds (but
+// fewer than the 1,000 replayed) gets them, rather than a close as too
+// slow before it could read a thing.
+func TestReplayPastOutbox(t *testing.T) {
+	ts := newTestServer(t) // the default outbox: 256 frames
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	grace := ts.signIn(t, "grace@example.com", "Grace")
+	g := ts.createGroup(t, ada, "crew", 0)
+	const cycles = 130 // 260 logged events for Grace: more than the outbox holds, fewer than maxReplay
+	for range cycles {
+		ts.addMember(t, ada, g.ID, grace)
+		ts.mustDo(t, ada, "DELETE", memberPath(g.ID, grace, ""), nil, http.StatusNoContent, nil)
+	}
+	conn, resp, err := ts.dial(t, grace, "/api/ws?events_after=0", dialOptions{})
+	if err != nil {
+		t.Fatalf("dial: %v (%s)", err, statusOf(resp))
+	}
+	w := newWSClient(t, grace.Name, conn)
+	w.startReading()
+	for i := range 2 * cycles {
+		f := w.take(t, fmt.Sprintf("logged event %d", i+1), func(f frame) bool { return f.UserSeq > 0 })
+		if f.UserSeq != int64(i+1) {
+			t.Fatalf("logged event %d: %s", i+1, f)
+		}
 	}
 }
