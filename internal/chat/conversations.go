@@ -82,7 +82,7 @@ func (s *Service) present(c *Conversation) {
 // both members' user topics. Whether u may is checked by the store, in the
 // transaction that stores the message (NewMessage.Peer), not read before.
 func (s *Service) sendDirect(ctx context.Context, u User, c Conversation, clientID, body string) (Message, error) {
-	m, created, err := s.append(ctx, NewMessage{ConvID: c.ID, Kind: KindText, SenderID: u.ID, ClientID: clientID, Body: body, Peer: c.Peer.ID})
+	m, created, err := s.append(ctx, NewMessage{ConvID: c.ID, Kind: KindText, SenderID: u.ID, ClientID: clientID, Body: body, Peer: c.Peer.ID, ConvKind: ConvDirect})
 	if err != nil {
 		return Message{}, err
 	}

@@ -277,12 +277,13 @@ func (s *Service) sendChecked(ctx context.Context, u User, id int64, clientID, b
 		return Message{}, err
 	case !member:
 		return Message{}, notMemberOf(kind)
-	case kind == ConvRoom:
-		m, _, err := s.append(ctx, NewMessage{ConvID: id, Kind: KindText, SenderID: u.ID, ClientID: clientID, Body: body})
-		return m, err
-	case kind == ConvGroup:
-		// MemberOnly: a member removed since the check above is refused.
-		m, _, err := s.append(ctx, NewMessage{ConvID: id, Kind: KindText, SenderID: u.ID, ClientID: clientID, Body: body, MemberOnly: true})
+	case kind == ConvRoom, kind == ConvGroup:
+		// The store checks again as it writes: a member gone since the
+		// check above is refused (MemberOnly), and so is an id given
+		// meanwhile to a conversation of another kind (ConvKind; SQLite
+		// reuses a deleted group's), which could be a direct conversation
+		// whose peer's block no check here would see.
+		m, _, err := s.append(ctx, NewMessage{ConvID: id, Kind: KindText, SenderID: u.ID, ClientID: clientID, Body: body, MemberOnly: true, ConvKind: kind})
 		return m, err
 	}
 	c, err := s.direct(ctx, u, id)
@@ -323,6 +324,9 @@ func (s *Service) append(ctx context.Context, nm NewMessage) (Message, bool, err
 	m, created, err := s.appendRaw(ctx, nm)
 	if errors.Is(err, ErrNotFriends) {
 		return Message{}, false, notFriends()
+	}
+	if errors.Is(err, ErrNotMember) { // an ErrNotFound: first
+		return Message{}, false, notMemberOf(nm.ConvKind)
 	}
 	if errors.Is(err, ErrNotFound) {
 		return Message{}, false, roomNotFound()

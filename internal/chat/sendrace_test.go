@@ -1,0 +1,111 @@
+package chat_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+
+	"github.com/parley-chat/parley/internal/chat"
+	"github.com/parley-chat/parley/internal/inmem"
+)
+
+// hookStore runs after once, the first time Membership answers for conv,
+// before it returns: what another request does between a send's lookup
+// and its write.
+type hookStore struct {
+	chat.Store
+	conv  int64
+	once  sync.Once
+	after func()
+}
+
+func (h *hookStore) Membership(ctx context.Context, id, userID int64) (chat.ConvKind, bool, error) {
+	kind, member, err := h.Store.Membership(ctx, id, userID)
+	if id == h.conv {
+		h.once.Do(h.after)
+	}
+	return kind, member, err
+}
+
+// TestSendLookupThenIDReused: a node that does not know a group's
+// kind looks it up (sendChecked) and then appends with MemberOnly only. If
+// the group is deleted in between and SQLite gives its id to a direct
+// conversation the sender is in, whose peer has just blocked the sender,
+// the message must not be stored there.
+func TestSendLookupThenIDReused(t *testing.T) {
+	ctx := context.Background()
+	f := newGroupFixture(t)
+	// m and admin are friends, with no direct conversation yet.
+	if _, err := f.svc.RequestFriend(ctx, f.m, f.admin.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.AcceptFriend(ctx, f.admin, f.m.ID); err != nil {
+		t.Fatal(err)
+	}
+	var direct chat.Conversation
+	h := &hookStore{Store: f.store, conv: f.g.ID}
+	h.after = func() {
+		if err := f.svc.DeleteGroup(ctx, f.owner, f.g.ID); err != nil {
+			t.Errorf("DeleteGroup: %v", err)
+			return
+		}
+		var err error
+		if _, direct, err = f.svc.SendDirect(ctx, f.admin, f.m.ID, "a-1", "hi"); err != nil {
+			t.Errorf("SendDirect: %v", err)
+			return
+		}
+		if err := f.svc.Block(ctx, f.admin, f.m.ID); err != nil {
+			t.Errorf("Block: %v", err)
+		}
+	}
+	n := chat.NewService(chat.Config{Now: f.clock.Now}, chat.Deps{
+		Store: h, Broker: f.broker, Presence: inmem.NewPresence(),
+		Limiter: inmem.NewLimiter(f.clock.Now), Mailer: f.mail,
+	})
+	m, err := n.Send(ctx, f.m, f.g.ID, "m-1", "for the group only")
+	if direct.ID != f.g.ID {
+		t.Fatalf("the direct conversation got id %d, the group had %d; the test needs the id reused", direct.ID, f.g.ID)
+	}
+	if err == nil {
+		t.Errorf("Send to the deleted group = %+v stored in the direct conversation %d, past the peer's block", m, m.ConvID)
+	}
+	ms, err := f.store.Messages(ctx, direct.ID, chat.Page{Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range ms {
+		if x.SenderID == f.m.ID {
+			t.Errorf("direct conversation %d holds %q from the blocked user", direct.ID, x.Body)
+		}
+	}
+}
+
+// TestSendLookupThenLeft: a member of a room who leaves between a send's
+// lookup and its write (on a node that did not know the room's kind) is
+// refused as a non-member, and nothing is stored.
+func TestSendLookupThenLeft(t *testing.T) {
+	ctx := context.Background()
+	f := newGroupFixture(t)
+	r := f.enter(t, f.m, "lobby")
+	h := &hookStore{Store: f.store, conv: r.ID}
+	h.after = func() {
+		if err := f.svc.LeaveRoom(ctx, f.m, r.ID); err != nil {
+			t.Errorf("LeaveRoom: %v", err)
+		}
+	}
+	n := chat.NewService(chat.Config{Now: f.clock.Now}, chat.Deps{
+		Store: h, Broker: f.broker, Presence: inmem.NewPresence(),
+		Limiter: inmem.NewLimiter(f.clock.Now), Mailer: f.mail,
+	})
+	_, err := n.Send(ctx, f.m, r.ID, "m-1", "after leaving")
+	wantError(t, "Send by a member gone since the lookup", err, chat.ErrForbidden, chat.CodeNotMember, "")
+	ms, err := f.store.Messages(ctx, r.ID, chat.Page{Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range ms {
+		if x.ClientID == "m-1" {
+			t.Errorf("room %d holds %q, sent after its sender left", r.ID, x.Body)
+		}
+	}
+}
