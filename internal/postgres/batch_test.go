@@ -103,3 +103,69 @@ func TestAppendAfterClose(t *testing.T) {
 		t.Error("Append after Close = nil error")
 	}
 }
+
+// TestRepeatAfterRefusal: in one batch, a member-only message refused (its
+// sender is not a member), then the same client ID without that condition,
+// and another sender's message. Each gets its own answer: the second is
+// stored, not taken for a repeat of the first, which stored nothing.
+func TestRepeatAfterRefusal(t *testing.T) {
+	db := mustOpenDB(t)
+	ctx := context.Background()
+	ann, _, err := db.EnsureUser(ctx, "ann@example.com", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob, _, err := db.EnsureUser(ctx, "bob@example.com", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := db.EnsureRoom(ctx, "general", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Hold the room's row so that the batch in progress waits, and the
+	// three requests below are queued meanwhile and taken together.
+	tx, err := db.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `SELECT id FROM conversations WHERE id = $1 FOR UPDATE`, r.ID); err != nil {
+		t.Fatal(err)
+	}
+	blocker := db.QueueAppend(ctx, chat.NewMessage{ConvID: r.ID, Kind: chat.KindText, SenderID: bob.ID, Body: "first", At: time.Now()})
+	time.Sleep(200 * time.Millisecond) // the batcher takes the blocker and waits for the lock
+	refused := db.QueueAppend(ctx, chat.NewMessage{ConvID: r.ID, Kind: chat.KindText, SenderID: ann.ID, ClientID: "c1",
+		Body: "hi", At: time.Now(), MemberOnly: true, ConvKind: chat.ConvRoom})
+	again := db.QueueAppend(ctx, chat.NewMessage{ConvID: r.ID, Kind: chat.KindText, SenderID: ann.ID, ClientID: "c1",
+		Body: "hi", At: time.Now()})
+	other := db.QueueAppend(ctx, chat.NewMessage{ConvID: r.ID, Kind: chat.KindText, SenderID: bob.ID, ClientID: "b1",
+		Body: "unrelated", At: time.Now()})
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := blocker.Wait(); err != nil {
+		t.Fatalf("blocker: %v", err)
+	}
+	_, _, err1 := refused.Wait()
+	m2, _, err2 := again.Wait()
+	m3, _, err3 := other.Wait()
+	t.Logf("refused: %v\nagain: %+v, %v\nother: %+v, %v", err1, m2, err2, m3, err3)
+	if !errors.Is(err1, chat.ErrNotMember) {
+		t.Errorf("member-only append of a non-member = %v; want ErrNotMember", err1)
+	}
+	if err2 != nil {
+		t.Errorf("the same client ID without MemberOnly = %v; want it stored (it fails none of its own checks)", err2)
+	}
+	if err3 != nil {
+		t.Errorf("another sender's message in the same batch = %v; want it stored", err3)
+	}
+	ms, err := db.Messages(ctx, r.ID, chat.Page{Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		if m.Body == "unrelated" && err3 != nil {
+			t.Errorf("message %q stored at seq %d, yet its Append failed: %v", m.Body, m.Seq, err3)
+		}
+	}
+}

@@ -76,10 +76,11 @@ const lockConvs = `SELECT id FROM conversations WHERE id = ANY($1) ORDER BY id F
 // A message's status is missing (no such conversation, or not of the kind
 // $12 asks for, where it is not empty), not_member (the
 // sender must be a member and is not), stored (its client ID was stored
-// before), repeated (an earlier message of the list has its client ID) or
-// new. New messages get seqs from the conversation's last_seq on, in list
-// order; the conversations' last_seq and last_active_at and the senders'
-// read positions move to their last new message.
+// before), repeated (an earlier message of the list with its client ID is
+// new: one refused for reasons of its own does not count) or new. New
+// messages get seqs from the conversation's last_seq on, in list order;
+// the conversations' last_seq and last_active_at and the senders' read
+// positions move to their last new message.
 const appendSQL = `WITH convs AS (
 	SELECT id, kind, last_seq FROM conversations WHERE id = ANY($9::bigint[])
 ), senders AS (
@@ -95,8 +96,7 @@ const appendSQL = `WITH convs AS (
 			AND NOT EXISTS (SELECT 1 FROM blocks x WHERE (x.blocker_id = i.sender_id AND x.blocked_id = i.peer_id)
 				OR (x.blocker_id = i.peer_id AND x.blocked_id = i.sender_id))) THEN 'not_friends'
 		WHEN s.seq IS NOT NULL THEN 'stored'
-		WHEN i.repeated THEN 'repeated'
-		ELSE 'new' END AS status
+		ELSE 'new' END AS checked_status
 	FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::timestamptz[], $8::boolean[], $11::boolean[], $12::text[], $13::bigint[])
 		WITH ORDINALITY AS i (conv_id, sender_id, client_id, kind, body, target_id, at, member_only, repeated, conv_kind, peer_id, idx)
 	LEFT JOIN convs c ON c.id = i.conv_id
@@ -106,9 +106,16 @@ const appendSQL = `WITH convs AS (
 	LEFT JOIN LATERAL (SELECT x.seq, x.kind, x.body, x.target_id, x.created_at FROM messages x
 		WHERE i.client_id <> '' AND x.conv_id = i.conv_id AND x.sender_id = i.sender_id AND x.client_id = i.client_id
 			AND x.client_id <> '' LIMIT 1) s ON true
+), deduped AS (
+	SELECT ch.*, CASE
+		WHEN ch.checked_status <> 'new' OR NOT ch.repeated THEN ch.checked_status
+		WHEN EXISTS (SELECT 1 FROM checked e WHERE e.conv_id = ch.conv_id AND e.sender_id = ch.sender_id
+			AND e.client_id = ch.client_id AND e.idx < ch.idx AND e.checked_status = 'new') THEN 'repeated'
+		ELSE 'new' END AS status
+	FROM checked ch
 ), numbered AS (
 	SELECT ch.*, ch.last_seq + row_number() OVER (PARTITION BY ch.conv_id ORDER BY ch.idx) AS seq
-	FROM checked ch WHERE ch.status = 'new'
+	FROM deduped ch WHERE ch.status = 'new'
 ), inserted AS (
 	INSERT INTO messages (conv_id, seq, kind, sender_id, client_id, body, target_id, created_at)
 	SELECT conv_id, seq, kind, sender_id, client_id, body, target_id, at FROM numbered
@@ -125,7 +132,7 @@ SELECT idx, status, seq, coalesce(sender_name, ''), 0, '', '', 0, NULL::timestam
 UNION ALL
 SELECT idx, status, 0, coalesce(sender_name, ''), coalesce(s_seq, 0), coalesce(s_kind, ''), coalesce(s_body, ''),
 	coalesce(s_target_id, 0), s_created_at
-FROM checked WHERE status <> 'new'`
+FROM deduped WHERE status <> 'new'`
 
 // batchSender is a pgx.Tx, a connection or the pool.
 type batchSender interface {
