@@ -28,6 +28,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/parley-chat/parley/internal/chat"
@@ -82,6 +83,9 @@ type DB struct {
 	written          chan struct{} // to the checkpointer: a write has committed
 	stopCheckpoints  chan struct{}
 	checkpointerDone chan struct{}
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // Open opens the SQLite database at path, creating it if needed, and brings
@@ -166,8 +170,14 @@ func (db *DB) openFile(ctx context.Context) error {
 	return db.startCheckpointer(ctx, name)
 }
 
-// Close closes the database and releases its lock.
+// Close closes the database and releases its lock. Calls after the first
+// return what it returned.
 func (db *DB) Close() error {
+	db.closeOnce.Do(func() { db.closeErr = db.close() })
+	return db.closeErr
+}
+
+func (db *DB) close() error {
 	db.stopBatcher()
 	db.stopCheckpointer()
 	var errs []error

@@ -237,3 +237,27 @@ func TestPing(t *testing.T) {
 		t.Errorf("Ping: %v", err)
 	}
 }
+
+// TestCloseTwice: a second Close returns what the first did, as the
+// PostgreSQL store's does, and does not panic; the file can be opened
+// again.
+func TestCloseTwice(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "parley.db")
+	db, err := Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Errorf("second Close = %v; want nil, as the first", err)
+	}
+	db, err = Open(t.Context(), path)
+	if err != nil {
+		t.Fatalf("Open after Close twice: %v", err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
