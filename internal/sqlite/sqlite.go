@@ -258,49 +258,111 @@ type migration struct {
 }
 
 // migrate applies, in one transaction, the migrations not yet recorded in
-// schema_migrations.
+// schema_migrations. It runs them with foreign keys off, as a table made
+// anew needs (migration 9): dropping the old one must not delete the rows
+// that refer to it. Before it commits, it checks that every reference
+// holds.
 func (db *DB) migrate(ctx context.Context) error {
 	ms, err := listMigrations()
 	if err != nil {
 		return err
 	}
-	return db.write(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-			version    INTEGER PRIMARY KEY,
-			applied_at INTEGER NOT NULL
-		)`); err != nil {
+	return db.migrateWith(ctx, ms)
+}
+
+// migrateWith is migrate with the migrations ms, for a test to stop at an
+// earlier version.
+func (db *DB) migrateWith(ctx context.Context, ms []migration) (err error) {
+	// The pragma is the connection's, and cannot change in a transaction:
+	// the write pool's only connection is held throughout.
+	conn, err := db.rw.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `PRAGMA foreign_keys = OFF`); err != nil {
+		return err
+	}
+	defer func() {
+		if _, ferr := conn.ExecContext(context.WithoutCancel(ctx), `PRAGMA foreign_keys = ON`); ferr != nil {
+			err = errors.Join(err, fmt.Errorf("turn foreign keys on again: %w", ferr))
+		}
+	}()
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := db.migrateIn(ctx, tx, ms); err != nil {
+		return err
+	}
+	if err := foreignKeysHold(ctx, tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	db.wrote()
+	return nil
+}
+
+// foreignKeysHold returns an error naming the first row whose reference
+// does not hold.
+func foreignKeysHold(ctx context.Context, tx *sql.Tx) error {
+	rows, err := tx.QueryContext(ctx, `PRAGMA foreign_key_check`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	if rows.Next() {
+		var table, parent string
+		var rowid sql.NullInt64
+		var fk int64
+		if err := rows.Scan(&table, &rowid, &parent, &fk); err != nil {
 			return err
 		}
-		var current int
-		if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
+		return fmt.Errorf("a row of %s (rowid %v) refers to no row of %s", table, rowid, parent)
+	}
+	return rows.Err()
+}
+
+// migrateIn applies in tx the migrations of ms not yet recorded.
+func (db *DB) migrateIn(ctx context.Context, tx *sql.Tx, ms []migration) error {
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version    INTEGER PRIMARY KEY,
+		applied_at INTEGER NOT NULL
+	)`); err != nil {
+		return err
+	}
+	var current int
+	if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
+		return err
+	}
+	if current > len(ms) {
+		return fmt.Errorf("schema version %d is newer than this parley knows (%d); use a newer parley", current, len(ms))
+	}
+	for _, m := range ms {
+		if m.version <= current {
+			continue
+		}
+		src, err := migrations.ReadFile(m.name)
+		if err != nil {
 			return err
 		}
-		if current > len(ms) {
-			return fmt.Errorf("schema version %d is newer than this parley knows (%d); use a newer parley", current, len(ms))
+		if _, err := tx.ExecContext(ctx, string(src)); err != nil {
+			return fmt.Errorf("apply %s: %w", m.name, err)
 		}
-		for _, m := range ms {
-			if m.version <= current {
-				continue
-			}
-			src, err := migrations.ReadFile(m.name)
-			if err != nil {
-				return err
-			}
-			if _, err := tx.ExecContext(ctx, string(src)); err != nil {
+		if step := goSteps[m.version]; step != nil {
+			if err := step(ctx, tx); err != nil {
 				return fmt.Errorf("apply %s: %w", m.name, err)
 			}
-			if step := goSteps[m.version]; step != nil {
-				if err := step(ctx, tx); err != nil {
-					return fmt.Errorf("apply %s: %w", m.name, err)
-				}
-			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`,
-				m.version, micros(time.Now())); err != nil {
-				return err
-			}
 		}
-		return nil
-	})
+		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`,
+			m.version, micros(time.Now())); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // listMigrations returns the embedded migrations in order. Their names are

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -259,5 +260,100 @@ func TestCloseTwice(t *testing.T) {
 	}
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestMigrateConversationIDs: migration 9 makes the conversations table
+// anew, with AUTOINCREMENT. A database of version 8 keeps every
+// conversation with its id and columns, and the members and messages that
+// refer to them; afterwards deleting a conversation still deletes them,
+// the member counts still follow, and the id of a deleted newest
+// conversation is not given again.
+func TestMigrateConversationIDs(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "parley.db")
+	rw, err := openDB("file:"+path, writeConn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err := listMigrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := (&DB{path: path, rw: rw}).migrateWith(ctx, ms[:8]); err != nil {
+		t.Fatalf("migrate to version 8: %v", err)
+	}
+	for _, q := range []string{
+		`INSERT INTO users (id, email, name, name_key, created_at) VALUES (1, 'ada@example.com', 'Ada', 'ada', 1), (2, 'bob@example.com', 'Bob', 'bob', 1)`,
+		`INSERT INTO conversations (id, kind, name, name_key, created_at, last_seq, last_active_at) VALUES (1, 'room', 'General', 'general', 1, 2, 5)`,
+		`INSERT INTO conversations (id, kind, name, name_key, description, max_members, created_at, last_seq, last_active_at) VALUES (2, 'group', 'Crew', 'crew', 'the crew', 10, 2, 1, 6)`,
+		`INSERT INTO members (conv_id, user_id, joined_at, read_seq, role) VALUES (1, 1, 1, 2, 'member'), (1, 2, 1, 0, 'member'), (2, 1, 2, 1, 'owner')`,
+		`INSERT INTO messages (conv_id, seq, kind, sender_id, client_id, body, created_at) VALUES (1, 1, 'text', 1, 'a1', 'hi', 3), (1, 2, 'text', 2, 'b1', 'hello', 5), (2, 1, 'text', 1, 'a2', 'crew only', 6)`,
+	} {
+		if _, err := rw.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	const convCols = `id, kind, name, coalesce(name_key, ''), created_at, last_seq, last_active_at, coalesce(direct_key, ''), description, max_members, member_count`
+	dump := func(q querier) []string {
+		t.Helper()
+		var out []string
+		for _, table := range []string{
+			`SELECT ` + convCols + ` FROM conversations ORDER BY id`,
+			`SELECT conv_id, user_id, joined_at, read_seq, role, '', '', '', '', '', '' FROM members ORDER BY conv_id, user_id`,
+			`SELECT conv_id, seq, kind, sender_id, client_id, body, created_at, '', '', '', '' FROM messages ORDER BY conv_id, seq`,
+		} {
+			rows, err := queryAll(ctx, q, table, nil, func(r scanner) (string, error) {
+				v := make([]any, 11)
+				for i := range v {
+					v[i] = new(any)
+				}
+				err := r.Scan(v...)
+				for i, p := range v {
+					v[i] = *p.(*any)
+				}
+				return fmt.Sprint(v...), err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, rows...)
+		}
+		return out
+	}
+	before := dump(rw)
+	if len(before) != 2+3+3 {
+		t.Fatalf("version 8 holds %d rows; want 8: %q", len(before), before)
+	}
+	if err := rw.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	db := mustOpen(t, path)
+	if diff := cmp.Diff(before, dump(db.ro)); diff != "" {
+		t.Errorf("rows after migration 9 (-before +after):\n%s", diff)
+	}
+	if _, err := db.DeleteGroup(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	var members, messages int
+	if err := db.ro.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM members WHERE conv_id = 2), (SELECT count(*) FROM messages WHERE conv_id = 2)`).Scan(&members, &messages); err != nil {
+		t.Fatal(err)
+	}
+	if members != 0 || messages != 0 {
+		t.Errorf("after the group was deleted: %d members, %d messages of it left; want none", members, messages)
+	}
+	r, err := db.EnsureRoom(ctx, "annex", time.Unix(10, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.ID != 3 {
+		t.Errorf("new room's id = %d; want 3, past the deleted group's 2", r.ID)
+	}
+	if _, _, err := db.JoinRoom(ctx, r.ID, 1, time.Unix(11, 0), false); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := db.Room(ctx, r.ID); err != nil || r.Members != 1 {
+		t.Errorf("room after a join = %+v, %v; want 1 member, counted by the trigger made again", r, err)
 	}
 }

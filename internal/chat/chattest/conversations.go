@@ -443,3 +443,36 @@ func testMarkReadBatch(t *testing.T, s chat.Store) {
 		t.Errorf("eve in room %d: member %v, %v; want not a member", r2.ID, member, err)
 	}
 }
+
+// testConversationIDsOnce: the id of a deleted conversation (the newest
+// one, a group) is not given to the next, whatever its kind: a send or a
+// client that still holds the id must not reach another conversation.
+func testConversationIDsOnce(t *testing.T, s chat.Store) {
+	ctx := t.Context()
+	ada := mustUser(t, s, "ada@example.com", "Ada")
+	grace := mustUser(t, s, "grace@example.com", "Grace")
+	seen := map[int64]bool{}
+	for i, make := range []func() int64{
+		func() int64 { return mustGroup(t, s, ada, "crew", 10).ID },
+		func() int64 { return mustGroup(t, s, ada, "band", 10).ID },
+		func() int64 { return mustRoom(t, s, "general").ID },
+		func() int64 {
+			c, _, err := s.EnsureDirect(ctx, ada.ID, grace.ID, t0)
+			if err != nil {
+				t.Fatalf("EnsureDirect: %v", err)
+			}
+			return c.ID
+		},
+	} {
+		id := make()
+		if seen[id] {
+			t.Fatalf("conversation %d (the %d-th made) has the id of one deleted before", id, i+1)
+		}
+		seen[id] = true
+		if i < 2 { // the groups: deleted at once, each the newest conversation
+			if _, err := s.DeleteGroup(ctx, id); err != nil {
+				t.Fatalf("DeleteGroup(%d): %v", id, err)
+			}
+		}
+	}
+}

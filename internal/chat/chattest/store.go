@@ -83,6 +83,7 @@ func TestStore(t *testing.T, open func(t *testing.T) chat.Store) {
 		{"Conversations", testConversations},
 		{"Membership", testMembership},
 		{"GroupIDs", testGroupIDs},
+		{"ConversationIDsOnce", testConversationIDsOnce},
 		{"Groups", testGroups},
 		{"GroupCapConcurrent", testGroupCapConcurrent},
 		{"LastSeen", testLastSeen},
