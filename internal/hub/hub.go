@@ -269,6 +269,11 @@ type topic struct {
 	pending map[int64]chat.Event // early messages by seq
 	timer   *time.Timer          // flushes pending after reorderWait
 	filling bool                 // fillGap is running
+
+	// removals counts, per conversation, the EventRemoved this user topic
+	// delivered; guarded by dmu. A follow made before one must not
+	// subscribe after it.
+	removals map[int64]uint64
 }
 
 // reorderWait bounds how long an early message waits for the ones before it.
@@ -467,12 +472,18 @@ func (h *Hub) deliver(tp *topic, ev chat.Event) {
 	if ev.Type == chat.EventRemoved {
 		// On a user topic: every client here is the user's. Stop their
 		// delivery of the conversation now, then tell them.
+		tp.dmu.Lock()
+		if tp.removals == nil {
+			tp.removals = make(map[int64]uint64)
+		}
+		tp.removals[ev.ConvID]++
+		tp.dmu.Unlock()
 		h.revoke(h.topicOf(chat.ConvTopic(ev.ConvID)), 0, tp)
 	}
 	if ev.Type == chat.EventConversation && ev.ConvKind == chat.ConvGroup {
 		// On a user topic: the user created or joined a group. Every
 		// connection follows all its user's groups.
-		h.follow(tp, chat.ConvTopic(ev.ConvID))
+		h.follow(tp, ev.ConvID)
 	}
 	tp.dmu.Lock()
 	defer tp.dmu.Unlock()
@@ -661,18 +672,35 @@ func (h *Hub) revoke(tp *topic, userID int64, of *topic) {
 	}()
 }
 
-// follow subscribes the clients of tp to t, from a goroutine: Subscribe
-// may subscribe to the broker, which must not happen inside a broker
-// callback.
-func (h *Hub) follow(tp *topic, t chat.Topic) {
+// follow subscribes the clients of user topic tp to conversation id, from
+// a goroutine: Subscribe may subscribe to the broker, which must not
+// happen inside a broker callback. If tp delivers the user's removal from
+// id meanwhile, whose revoke may have run before these subscriptions,
+// they are undone.
+func (h *Hub) follow(tp *topic, id int64) {
+	t := chat.ConvTopic(id)
 	tp.mu.RLock()
 	cs := slices.Clone(tp.clients)
 	tp.mu.RUnlock()
+	tp.dmu.Lock()
+	gen := tp.removals[id]
+	tp.dmu.Unlock()
+	removed := func() bool {
+		tp.dmu.Lock()
+		defer tp.dmu.Unlock()
+		return tp.removals[id] != gen
+	}
 	go func() {
 		for _, c := range cs {
+			if removed() {
+				break
+			}
 			if err := h.Subscribe(c, t); err != nil && !errors.Is(err, ErrClosed) {
 				h.log.Warn("follow group", "topic", string(t), "err", err)
 			}
+		}
+		if removed() {
+			h.revoke(h.topicOf(t), 0, tp)
 		}
 	}()
 }
