@@ -523,8 +523,21 @@ func notMemberOf(kind ConvKind) error {
 // Typing tells the other members who have conversation id open that u is
 // typing. It is ephemeral: nothing is stored.
 func (s *Service) Typing(ctx context.Context, u User, id int64) error {
-	if err := s.CheckMember(ctx, u, id); err != nil {
+	kind, member, err := s.membership(ctx, u, id)
+	switch {
+	case err != nil:
 		return err
+	case !member:
+		return notMemberOf(kind)
+	case kind == ConvDirect:
+		// As a send: only to a friend, neither blocking the other.
+		c, err := s.direct(ctx, u, id)
+		if err != nil {
+			return err
+		}
+		if err := s.CanMessage(ctx, u.ID, c.Peer.ID); err != nil {
+			return err
+		}
 	}
 	tu := User{ID: u.ID, Name: u.Name}
 	s.publish(ctx, ConvTopic(id), Event{Type: EventTyping, ConvID: id, User: &tu})

@@ -1,6 +1,8 @@
 package web_test
 
 import (
+	"net/http"
+	"strconv"
 	"testing"
 )
 
@@ -42,5 +44,39 @@ func TestTyping(t *testing.T) {
 	we.send(t, map[string]any{"type": "typing", "room_id": room.ID, "ref": "t1"})
 	if e := we.expectError(t, "t1"); e.Code != "not_member" {
 		t.Errorf("non-member typing: error %s; want not_member", e)
+	}
+}
+
+// TestBlockedTyping: after Ada blocks Mallory, Mallory can no longer
+// message Ada, nor show Ada that they are typing: typing in a direct
+// conversation is refused as a send is.
+func TestBlockedTyping(t *testing.T) {
+	ts := newTestServer(t)
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	mallory := ts.signIn(t, "mallory@example.com", "Mallory")
+	ts.befriend(t, ada, mallory)
+	_, conv := ts.sendDirect(t, mallory, ada.ID, "m1", "hi")
+	ts.mustDo(t, ada, "POST", "/api/blocks", map[string]int64{"user_id": mallory.ID}, http.StatusNoContent, nil)
+	wantError(t, "Mallory messages Ada after the block", ts.do(t, mallory, "POST", "/api/direct/"+strconv.FormatInt(ada.ID, 10)+"/messages",
+		map[string]string{"client_id": "m2", "body": "hi again"}), http.StatusForbidden, "not_friends")
+
+	aws := ts.connect(t, ada)
+	aws.open(t, conv.ID, nil)
+	mws := ts.connect(t, mallory)
+	mws.open(t, conv.ID, nil)
+	mws.send(t, map[string]any{"type": "typing", "room_id": conv.ID, "ref": "t"})
+	mws.barrier(t) // answered after the typing frame
+	aws.barrier(t) // and anything published for Ada is queued by now
+	for _, f := range aws.drain() {
+		if f.Type == "typing" {
+			t.Errorf("Ada, who blocked Mallory, received from Mallory: %s", f)
+		}
+	}
+	refused := false
+	for _, f := range mws.drain() {
+		refused = refused || (f.Type == "error" && f.Ref == "t" && f.Code == "not_friends")
+	}
+	if !refused {
+		t.Errorf("Mallory's typing after the block was accepted; want not_friends, as a send")
 	}
 }
