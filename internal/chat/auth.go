@@ -247,6 +247,21 @@ func (s *Service) Authenticate(ctx context.Context, token string) (u User, sess 
 	return u, sess, renewed, nil
 }
 
+// CheckSession returns nil if sess is still signed in: not signed out,
+// not expired. It reads the store, as Authenticate does, for a transport
+// that keeps a session between requests.
+func (s *Service) CheckSession(ctx context.Context, sess Session) error {
+	got, _, err := s.store.Session(ctx, sess.TokenHash)
+	switch {
+	case errors.Is(err, ErrNotFound):
+	case err != nil:
+		return internal("load session", err)
+	case got.ID == sess.ID && s.cfg.Now().Before(got.ExpiresAt):
+		return nil
+	}
+	return Errorf(ErrUnauthorized, CodeUnauthorized, "sign in first")
+}
+
 // SignOut ends a session and tells every node to close its connections.
 func (s *Service) SignOut(ctx context.Context, sess Session) error {
 	if err := s.store.DeleteSession(ctx, sess.ID); err != nil {

@@ -73,6 +73,10 @@ type testConfig struct {
 	sndbuf  int    // when positive, the socket send buffer of every accepted connection
 	mailURL string // when set, the mailer's relay instead of the smtptest server
 	dbPath  string // when set, the SQLite file instead of a new one
+	// wrapStore and wrapBroker, when set, wrap the store and the broker
+	// that the service and the hub get, to step in between.
+	wrapStore  func(chat.Store) chat.Store
+	wrapBroker func(chat.Broker) chat.Broker
 }
 
 type option func(*testConfig)
@@ -83,6 +87,12 @@ func withChat(f func(*chat.Config)) option { return func(c *testConfig) { f(&c.c
 // withDB makes the server use the SQLite file at path, so that a test can
 // stop a server and start another on the same database.
 func withDB(path string) option { return func(c *testConfig) { c.dbPath = path } }
+
+// withStore and withBroker wrap the stack's store and broker.
+func withStore(f func(chat.Store) chat.Store) option { return func(c *testConfig) { c.wrapStore = f } }
+func withBroker(f func(chat.Broker) chat.Broker) option {
+	return func(c *testConfig) { c.wrapBroker = f }
+}
 
 // testServer is Parley's whole stack (SQLite in a temporary directory,
 // inmem broker, presence and limiter, SMTP to an smtptest server) behind an
@@ -130,15 +140,23 @@ func newTestServer(tb testing.TB, opts ...option) *testServer {
 		tb.Fatalf("sqlite.Open: %v", err)
 	}
 	broker := inmem.NewBroker()
+	var store chat.Store = db
+	if cfg.wrapStore != nil {
+		store = cfg.wrapStore(db)
+	}
+	var br chat.Broker = broker
+	if cfg.wrapBroker != nil {
+		br = cfg.wrapBroker(broker)
+	}
 	svc := chat.NewService(cfg.chat, chat.Deps{
-		Store:    db,
-		Broker:   broker,
+		Store:    store,
+		Broker:   br,
 		Presence: inmem.NewPresence(),
 		Limiter:  inmem.NewLimiter(cfg.chat.Now),
 		Mailer:   ml,
 		Logger:   logger,
 	})
-	h := hub.New(broker, logger)
+	h := hub.New(br, logger)
 	ui := fstest.MapFS{"index.html": {Data: []byte("<!doctype html><title>Parley</title>")}}
 	srv := httptest.NewUnstartedServer(web.NewHandler(logger, cfg.web, svc, h, ui))
 	if cfg.sndbuf > 0 {

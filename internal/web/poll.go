@@ -159,6 +159,7 @@ type pollChannel struct {
 
 	mu       sync.Mutex
 	auth     authInfo          // the user and session the channel serves (channelAuth)
+	checked  time.Time         // when the store last confirmed auth's session (chat Config.Now)
 	n        int64             // responses given
 	prev     []json.RawMessage // frames of response n, for a client that lost it
 	pending  []json.RawMessage // frames to give before the queued events
@@ -230,6 +231,14 @@ func (s *server) channelFor(a authInfo, cur *pollCursor, any bool) (ch *pollChan
 	if err := ch.sess.start(ctx, a.Session.ID, ch, after); err != nil {
 		return nil, false, err
 	}
+	// The hub client now follows the user's topic: a sign-out from here on
+	// closes it. One that came before (after the request's session read)
+	// is found in the store.
+	if err := s.svc.CheckSession(ctx, a.Session); err != nil {
+		ch.sess.stop()
+		return nil, false, err
+	}
+	ch.checked = s.svc.Config().Now()
 	if cur == nil {
 		b, _ := json.Marshal(s.helloOf(ch.sess))
 		ch.pending = append(ch.pending, b)
@@ -493,7 +502,9 @@ func (s *server) pollAuthed(h pollHandler) http.Handler {
 				s.writeError(w, err)
 				return
 			}
-			h(w, r, authFrom(r.Context()), cur)
+			a := authFrom(r.Context())
+			s.channelChecked(cur, a)
+			h(w, r, a, cur)
 		})).ServeHTTP(w, r)
 	})
 }
@@ -518,9 +529,34 @@ func queryValue(query, key string) string {
 	return ""
 }
 
+// pollRecheck is how long channelAuth trusts a channel's session without
+// reading it: the session_ended event that closes the channel is a
+// broker's, which may be lost (a Redis outage fails the publish), so it
+// bounds how long a signed-out token may go on polling.
+const pollRecheck = 15 * time.Second
+
+// channelChecked records that the store has just confirmed session a of
+// the channel of cursor cur, if it is that channel's.
+func (s *server) channelChecked(cur *pollCursor, a authInfo) {
+	if cur == nil {
+		return
+	}
+	s.polls.mu.Lock()
+	ch := s.polls.m[cur.Channel]
+	s.polls.mu.Unlock()
+	if ch == nil {
+		return
+	}
+	ch.mu.Lock()
+	if ch.auth.Session.ID == a.Session.ID {
+		ch.checked = s.svc.Config().Now()
+	}
+	ch.mu.Unlock()
+}
+
 // channelAuth returns the user and session of the live channel of cursor
-// cur if r carries that session's token and the session needs no renewal
-// yet.
+// cur if r carries that session's token, the session needs no renewal
+// yet, and the store confirmed it less than pollRecheck ago.
 func (s *server) channelAuth(r *http.Request, cur *pollCursor) (authInfo, bool) {
 	c, err := r.Cookie(CookieName)
 	if err != nil || c.Value == "" || len(c.Value) > 256 || cur == nil {
@@ -533,7 +569,7 @@ func (s *server) channelAuth(r *http.Request, cur *pollCursor) (authInfo, bool) 
 		return authInfo{}, false
 	}
 	ch.mu.Lock()
-	a, stopped := ch.auth, ch.stopped
+	a, stopped, checked := ch.auth, ch.stopped, ch.checked
 	ch.mu.Unlock()
 	select {
 	case <-ch.sess.client.Done():
@@ -542,7 +578,8 @@ func (s *server) channelAuth(r *http.Request, cur *pollCursor) (authInfo, bool) 
 	}
 	cfg := s.svc.Config()
 	if stopped || !chat.TokenMatches(c.Value, a.Session.TokenHash) ||
-		!cfg.Now().Before(a.Session.ExpiresAt.Add(-cfg.SessionTTL/2)) {
+		!cfg.Now().Before(a.Session.ExpiresAt.Add(-cfg.SessionTTL/2)) ||
+		!cfg.Now().Before(checked.Add(pollRecheck)) {
 		return authInfo{}, false
 	}
 	return a, true

@@ -1013,6 +1013,21 @@ func (s *server) handleWS() http.Handler {
 			refuse(ws)
 			return
 		}
+		// The hub client now follows the user's topic: a sign-out from here
+		// on closes it; one that came before (after authed's session read)
+		// is found in the store.
+		if err := s.svc.CheckSession(ctx, a.Session); err != nil {
+			n.session.stop()
+			if !errors.Is(err, chat.ErrUnauthorized) {
+				s.log.Warn("check session", "user", a.User.ID, "err", err)
+				refuse(ws)
+				return
+			}
+			code, text := closeFrame(hub.ReasonSessionEnded)
+			_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(time.Second))
+			_ = ws.Close()
+			return
+		}
 		n.conn.client = n.session.client
 		n.conn.client.Attach(&n.conn, n.own(s.helloOf(n.session)))
 		go n.serve(func(data []byte) { n.session.handle(data, n.push) }, n.session.end) // and let net/http's goroutine and buffers go

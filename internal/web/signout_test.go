@@ -1,0 +1,193 @@
+package web_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/parley-chat/parley/internal/chat"
+	"github.com/parley-chat/parley/internal/web"
+)
+
+// signOutOnRead is a store whose Session read, when armed for a token
+// hash, lets the session's sign-out run to its end before the read
+// returns: the interleaving of a request authenticated just before a
+// sign-out committed and was published.
+type signOutOnRead struct {
+	chat.Store
+	svc   atomic.Pointer[chat.Service]
+	armed atomic.Pointer[string]
+}
+
+func (s *signOutOnRead) Session(ctx context.Context, hash string) (chat.Session, chat.User, error) {
+	sess, u, err := s.Store.Session(ctx, hash)
+	if p := s.armed.Load(); err == nil && p != nil && *p == hash && s.armed.CompareAndSwap(p, nil) {
+		if serr := s.svc.Load().SignOut(ctx, sess); serr != nil {
+			panic(serr)
+		}
+	}
+	return sess, u, err
+}
+
+// lossyBroker fails the publish of session_ended while down is set, as
+// the Redis broker's Publish fails while Redis is unreachable.
+type lossyBroker struct {
+	chat.Broker
+	down atomic.Bool
+}
+
+func (b *lossyBroker) Publish(ctx context.Context, t chat.Topic, ev chat.Event) error {
+	if b.down.Load() && ev.Type == chat.EventSessionEnded {
+		return errors.New("redis: unreachable")
+	}
+	return b.Broker.Publish(ctx, t, ev)
+}
+
+// pollAs does a poll request with the raw session token (none if "").
+func pollAs(tb testing.TB, ts *testServer, method, token, cursor, body string) response {
+	tb.Helper()
+	var b any
+	if body != "" {
+		b = body
+	}
+	req := ts.newRequest(tb, method, "/api/poll?cursor="+url.QueryEscape(cursor), b)
+	if token != "" {
+		req.AddCookie(&http.Cookie{Name: web.CookieName, Value: token})
+	}
+	return send(tb, nil, req)
+}
+
+func cursorOf(tb testing.TB, r response) string {
+	tb.Helper()
+	var body struct {
+		Cursor string `json:"cursor"`
+	}
+	if r.Status != http.StatusOK || json.Unmarshal(r.Body, &body) != nil || body.Cursor == "" {
+		tb.Fatalf("poll = %s; want 200 with a cursor", r)
+	}
+	return body.Cursor
+}
+
+// TestPollSignOutLost: a signed-out session token keeps working, for
+// reading and for sending as its user, on a long-poll channel whose
+// session_ended event did not arrive (the broker was unreachable when the
+// session signed out), while every other request with it gets 401.
+func TestPollSignOutLost(t *testing.T) {
+	var lb *lossyBroker
+	ts := newTestServer(t, withWeb(func(c *web.Config) { c.PollHold = 200 * time.Millisecond }), withBroker(func(b chat.Broker) chat.Broker { lb = &lossyBroker{Broker: b}; return lb }))
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	room := ts.enterRoom(t, ada, "general")
+	token := ada.Jar.Cookies(mustParseURL(t, ts.URL))[0].Value
+
+	// Whoever holds the token (a stolen cookie) long-polls.
+	cur := cursorOf(t, pollAs(t, ts, "GET", token, "", ""))
+	cur = cursorOf(t, pollAs(t, ts, "GET", token, cur, ""))
+
+	lb.down.Store(true) // Redis is unreachable for a moment
+	ts.mustDo(t, ada, "POST", "/api/auth/signout", nil, http.StatusNoContent, nil)
+	lb.down.Store(false)
+	ts.clock.Advance(time.Minute) // a minute later (sessions live 30 days)
+
+	req := ts.newRequest(t, "GET", "/api/me", nil)
+	req.AddCookie(&http.Cookie{Name: web.CookieName, Value: token})
+	wantError(t, "GET /api/me with the signed-out token", send(t, nil, req), http.StatusUnauthorized, chat.CodeUnauthorized)
+
+	for i := range 3 {
+		r := pollAs(t, ts, "GET", token, cur, "")
+		if r.Status != http.StatusOK {
+			return // refused: as it should be
+		}
+		cur = cursorOf(t, r)
+		frame := `{"type":"send","room_id":` + strconv.FormatInt(room.ID, 10) + `,"client_id":"after-signout-` + strconv.Itoa(i) + `","body":"sent with a signed-out token"}`
+		r = pollAs(t, ts, "POST", token, cur, frame)
+		t.Errorf("after sign-out, the signed-out token still polls (200) and POST send = %s", r)
+	}
+	for _, m := range ts.allMessages(t, ts.signIn(t, "eve@example.com", "Eve"), room.ID) {
+		if m.Kind == "text" {
+			t.Errorf("stored after Ada signed out, as Ada: %+v", m)
+		}
+	}
+}
+
+// TestPollSignOutRace: a poll channel made by a request authenticated
+// just before its session signed out misses the session_ended event, and
+// from then on the signed-out token is that channel's user without a
+// session read: single node, nothing lost.
+func TestPollSignOutRace(t *testing.T) {
+	var st *signOutOnRead
+	ts := newTestServer(t, withWeb(func(c *web.Config) { c.PollHold = 200 * time.Millisecond }), withStore(func(s chat.Store) chat.Store { st = &signOutOnRead{Store: s}; return st }))
+	st.svc.Store(ts.svc)
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	room := ts.enterRoom(t, ada, "general")
+	token := ada.Jar.Cookies(mustParseURL(t, ts.URL))[0].Value
+
+	hash := chat.HashToken(token)
+	st.armed.Store(&hash) // Ada signs out while the next poll is authenticated
+	r := pollAs(t, ts, "GET", token, "", "")
+	if r.Status != http.StatusOK {
+		wantError(t, "poll authenticated as its session signed out", r, http.StatusUnauthorized, chat.CodeUnauthorized)
+		return // refused: as it should be
+	}
+	cur := cursorOf(t, r)
+	req := ts.newRequest(t, "GET", "/api/me", nil)
+	req.AddCookie(&http.Cookie{Name: web.CookieName, Value: token})
+	wantError(t, "GET /api/me with the signed-out token", send(t, nil, req), http.StatusUnauthorized, chat.CodeUnauthorized)
+
+	for i := range 3 {
+		r := pollAs(t, ts, "GET", token, cur, "")
+		if r.Status != http.StatusOK {
+			return
+		}
+		cur = cursorOf(t, r)
+		frame := `{"type":"send","room_id":` + strconv.FormatInt(room.ID, 10) + `,"client_id":"race-` + strconv.Itoa(i) + `","body":"sent with a signed-out token"}`
+		t.Errorf("poll %d with the signed-out token = 200; POST send = %s", i, pollAs(t, ts, "POST", token, cur, frame))
+	}
+}
+
+// TestWSSignOutRace: the WebSocket form of TestPollSignOutRace: an
+// upgrade authenticated just before its session signed out stays open,
+// and sends, after the sign-out.
+func TestWSSignOutRace(t *testing.T) {
+	var st *signOutOnRead
+	ts := newTestServer(t, withStore(func(s chat.Store) chat.Store { st = &signOutOnRead{Store: s}; return st }))
+	st.svc.Store(ts.svc)
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	room := ts.enterRoom(t, ada, "general")
+	token := ada.Jar.Cookies(mustParseURL(t, ts.URL))[0].Value
+	hash := chat.HashToken(token)
+	st.armed.Store(&hash)
+	conn, _, err := ts.dial(t, ada, "/api/ws", dialOptions{})
+	if err != nil {
+		return // refused
+	}
+	w := newWSClient(t, "Ada", conn)
+	w.startReading()
+	w.send(t, map[string]any{"type": "send", "room_id": room.ID, "client_id": "ws-after", "body": "after sign-out", "ref": "x"})
+	deadline := time.Now().Add(waitTimeout)
+	for time.Now().Before(deadline) {
+		w.mu.Lock()
+		q, err, changed := w.queue, w.err, w.changed
+		w.mu.Unlock()
+		for _, f := range q {
+			if f.Type == "ack" {
+				t.Errorf("WebSocket opened as its session signed out stays open and sends: %s", f)
+				return
+			}
+		}
+		if err != nil {
+			t.Logf("closed: %v", err)
+			return // closed: as it should be
+		}
+		select {
+		case <-changed:
+		case <-time.After(time.Until(deadline)):
+		}
+	}
+	t.Errorf("neither an ack nor a close within %s", waitTimeout)
+}
