@@ -303,6 +303,10 @@ func (s *server) handleSend() http.Handler {
 			s.fail(w, err)
 			return
 		}
+		if err := s.allowSend(authFrom(r.Context()).User); err != nil {
+			s.fail(w, err)
+			return
+		}
 		m, err := s.svc.Send(r.Context(), authFrom(r.Context()).User, id, req.ClientID, *req.Body)
 		if err != nil {
 			s.fail(w, err)

@@ -155,6 +155,10 @@ func (s *server) handleSendDirect() http.Handler {
 			s.fail(w, err)
 			return
 		}
+		if err := s.allowSend(authFrom(r.Context()).User); err != nil {
+			s.fail(w, err)
+			return
+		}
 		m, c, err := s.svc.SendDirect(r.Context(), authFrom(r.Context()).User, id, req.ClientID, *req.Body)
 		if err != nil {
 			s.fail(w, err)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"golang.org/x/time/rate"
 
 	"github.com/parley-chat/parley/internal/chat"
 	"github.com/parley-chat/parley/internal/hub"
@@ -94,6 +95,7 @@ type server struct {
 	polls    pollChannels
 	pings    pinger
 	writers  *writers
+	sends    restSends
 }
 
 // NewHandler returns Parley's whole HTTP surface. ui is the web app's file
@@ -182,4 +184,42 @@ func securityHeaders(h http.Handler) http.Handler {
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// restSends holds the send-rate limiters of the users sending through the
+// REST API, which a connection's limit does not bind: one per user, as
+// for a connection, dropped once full again (a minute after its last use
+// at most), so that it holds only the users sending lately.
+type restSends struct {
+	mu    sync.Mutex
+	m     map[int64]*rate.Limiter
+	sweep time.Time
+}
+
+// allowSend applies a connection's send-rate limit to u's REST sends.
+func (s *server) allowSend(u chat.User) error {
+	rs := &s.sends
+	now := time.Now()
+	rs.mu.Lock()
+	if now.Sub(rs.sweep) > time.Minute {
+		rs.sweep = now
+		for id, lim := range rs.m {
+			if lim.TokensAt(now) >= float64(lim.Burst()) {
+				delete(rs.m, id)
+			}
+		}
+	}
+	lim := rs.m[u.ID]
+	if lim == nil {
+		if rs.m == nil {
+			rs.m = make(map[int64]*rate.Limiter)
+		}
+		lim = rate.NewLimiter(rate.Limit(s.cfg.SendRate), s.cfg.SendBurst)
+		rs.m[u.ID] = lim
+	}
+	rs.mu.Unlock()
+	if !lim.AllowN(now, 1) {
+		return rateLimited(lim)
+	}
+	return nil
 }

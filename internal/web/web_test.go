@@ -151,7 +151,7 @@ func TestTwoUsersChat(t *testing.T) {
 }
 
 func TestHistoryPaging(t *testing.T) {
-	ts := newTestServer(t)
+	ts := newTestServer(t, withWeb(func(c *web.Config) { c.SendBurst = 1000 })) // 249 REST sends at once
 	ada := ts.signIn(t, "ada@example.com", "Ada")
 	grace := ts.signIn(t, "grace@example.com", "Grace") // not a member: rooms are public
 	room := ts.enterRoom(t, ada, "history")
@@ -1315,5 +1315,32 @@ func TestDeliveryAfterWritersIdle(t *testing.T) {
 		if got := wg.next(t); got.Type != "message" || got.Message == nil || got.Message.Seq != m.Seq {
 			t.Fatalf("message %d: Grace got %.200s; want message %d", i, got.Raw, m.Seq)
 		}
+	}
+}
+
+// TestRESTSendLimited: a user's REST sends are bound by the send-rate
+// limit of a connection (bursts of 20 at 10/s): the rest of a burst is
+// refused as too many, with nothing stored.
+func TestRESTSendLimited(t *testing.T) {
+	ts := newTestServer(t)
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	room := ts.enterRoom(t, ada, "general")
+	ok := 0
+	var refused response
+	for i := range 60 {
+		r := ts.do(t, ada, "POST", roomPath(room.ID, "/messages"), map[string]string{"client_id": "r" + strconv.Itoa(i), "body": "spam"})
+		switch r.Status {
+		case http.StatusOK:
+			ok++
+		default:
+			refused = r
+		}
+	}
+	if ok < 20 || ok > 25 {
+		t.Errorf("%d of 60 back-to-back REST sends stored; want the burst of 20 and the few a second refills", ok)
+	}
+	wantError(t, "a REST send past the limit", refused, http.StatusTooManyRequests, "rate_limited")
+	if n := len(ts.allMessages(t, ada, room.ID)); n > ok+1 { // the join message, and what was accepted
+		t.Errorf("%d messages stored; want at most %d", n, ok+1)
 	}
 }
