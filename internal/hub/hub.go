@@ -271,9 +271,10 @@ type topic struct {
 	filling bool                 // fillGap is running
 
 	// removals counts, per conversation, the EventRemoved this user topic
-	// delivered; guarded by dmu. A follow made before one must not
-	// subscribe after it.
+	// delivered, and removed all of them; guarded by dmu. A follow made
+	// before one must not subscribe after it.
 	removals map[int64]uint64
+	removed  uint64
 }
 
 // reorderWait bounds how long an early message waits for the ones before it.
@@ -477,6 +478,7 @@ func (h *Hub) deliver(tp *topic, ev chat.Event) {
 			tp.removals = make(map[int64]uint64)
 		}
 		tp.removals[ev.ConvID]++
+		tp.removed++
 		tp.dmu.Unlock()
 		h.revoke(h.topicOf(chat.ConvTopic(ev.ConvID)), 0, tp)
 	}
@@ -620,6 +622,20 @@ func (h *Hub) fanOut(tp *topic, ev chat.Event) {
 
 // topicOf returns topic t if this hub has it, else nil. It takes tmu
 // only, not mu, so deliver may call it inside a broker callback.
+// Removals returns how many removals from conversations (EventRemoved)
+// the topic of user userID has delivered to its clients so far. A client
+// that subscribes to the groups it read compares it before the read and
+// after the subscriptions: a removal in between found nothing to revoke.
+func (h *Hub) Removals(userID int64) uint64 {
+	tp := h.topicOf(chat.UserTopic(userID))
+	if tp == nil {
+		return 0
+	}
+	tp.dmu.Lock()
+	defer tp.dmu.Unlock()
+	return tp.removed
+}
+
 func (h *Hub) topicOf(t chat.Topic) *topic {
 	h.tmu.RLock()
 	defer h.tmu.RUnlock()

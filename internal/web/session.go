@@ -102,6 +102,7 @@ func (n *session) start(ctx context.Context, sessionID int64, wake hub.Waker, ev
 const maxReplay = 1000
 
 func (n *session) followGroups(ctx context.Context) error {
+	removals := n.s.hub.Removals(n.user.ID)
 	ids, err := n.s.svc.GroupIDs(ctx, n.user)
 	if err != nil {
 		return err
@@ -109,6 +110,21 @@ func (n *session) followGroups(ctx context.Context) error {
 	for _, id := range ids {
 		if err := n.s.hub.Subscribe(n.client, chat.ConvTopic(id)); err != nil {
 			return err
+		}
+	}
+	if n.s.hub.Removals(n.user.ID) == removals {
+		return nil
+	}
+	// The user was removed from a group meanwhile, maybe one read above,
+	// before it was followed: that removal revoked nothing. Read again,
+	// and follow only what is left.
+	now, err := n.s.svc.GroupIDs(ctx, n.user)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if !slices.Contains(now, id) {
+			n.s.hub.Unsubscribe(n.client, chat.ConvTopic(id))
 		}
 	}
 	return nil

@@ -191,3 +191,45 @@ func TestWSSignOutRace(t *testing.T) {
 	}
 	t.Errorf("neither an ack nor a close within %s", waitTimeout)
 }
+
+// removeOnGroupIDs is a store whose GroupIDs, when armed, runs a function
+// after the read and before it returns: a removal from a group between a
+// connection's read of its user's groups and its subscriptions to them.
+type removeOnGroupIDs struct {
+	chat.Store
+	armed atomic.Pointer[func()]
+}
+
+func (s *removeOnGroupIDs) GroupIDs(ctx context.Context, userID int64) ([]int64, error) {
+	ids, err := s.Store.GroupIDs(ctx, userID)
+	if f := s.armed.Swap(nil); f != nil {
+		(*f)()
+	}
+	return ids, err
+}
+
+// TestRemovedWhileConnecting: a member removed from a group while their
+// connection reads their groups does not follow the group: its messages
+// do not reach them.
+func TestRemovedWhileConnecting(t *testing.T) {
+	var st *removeOnGroupIDs
+	ts := newTestServer(t, withStore(func(s chat.Store) chat.Store { st = &removeOnGroupIDs{Store: s}; return st }))
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	grace := ts.signIn(t, "grace@example.com", "Grace")
+	g := ts.createGroup(t, ada, "crew", 0)
+	ts.addMember(t, ada, g.ID, grace)
+	var removed response
+	remove := func() { removed = ts.do(t, ada, "DELETE", memberPath(g.ID, grace, ""), nil) }
+	st.armed.Store(&remove)
+	wg := ts.connect(t, grace)
+	if removed.Status != http.StatusNoContent {
+		t.Fatalf("removing Grace as she connects = %s; want 204", removed)
+	}
+	ts.mustDo(t, ada, "POST", roomPath(g.ID, "/messages"), map[string]string{"client_id": "a-1", "body": "after Grace left"}, http.StatusOK, nil)
+	wg.barrier(t)
+	for _, f := range wg.drain() {
+		if f.Type == "message" && f.Message != nil && f.Message.ClientID == "a-1" {
+			t.Errorf("Grace, removed as she connected, received the group's message: %s", f)
+		}
+	}
+}
