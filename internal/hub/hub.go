@@ -100,11 +100,12 @@ type Client struct {
 	UserID    int64
 	SessionID int64
 
-	limit   int
-	wake    Waker // guarded by mu (Attach sets it late); an interface, not a func: a method value would be one more object to load on every Push
-	mu      sync.Mutex
-	queue   []*Item
-	writing bool // a writer has been woken and has not yet seen an empty queue
+	limit    int
+	wake     Waker // guarded by mu (Attach sets it late); an interface, not a func: a method value would be one more object to load on every Push
+	mu       sync.Mutex
+	queue    []*Item
+	writing  bool  // a writer has been woken and has not yet seen an empty queue
+	ownBytes int32 // of the queued items' Raw frames
 
 	done   chan struct{}
 	once   sync.Once
@@ -156,19 +157,28 @@ func (c *Client) Attach(wake Waker, first *Item) {
 	wake.Wake(c)
 }
 
-// Push queues it without blocking; a full outbox closes the client as slow
-// and Push reports false.
+// maxOwnBytes bounds the bytes of a client's own frames (Item.Raw: the
+// answers to its requests, a page of history among them) waiting in its
+// outbox, past the first. The outbox's bound counts frames: a client that
+// asked for pages and read none would otherwise have the server hold that
+// many pages. Frames shared with other clients are held once for all.
+const maxOwnBytes = 4 << 20
+
+// Push queues it without blocking; a full outbox (in frames, or in bytes
+// of the client's own frames) closes the client as slow and Push reports
+// false.
 func (c *Client) Push(it *Item) bool {
 	if c.Closed() {
 		return false
 	}
 	c.mu.Lock()
-	if len(c.queue) >= c.limit {
+	if len(c.queue) >= c.limit || c.ownBytes > 0 && int(c.ownBytes)+len(it.Raw) > maxOwnBytes {
 		c.mu.Unlock()
 		c.Close(ReasonSlow)
 		return false
 	}
 	c.queue = append(c.queue, it)
+	c.ownBytes += int32(len(it.Raw))
 	start := !c.writing
 	c.writing = true
 	wake := c.wake
@@ -189,6 +199,7 @@ func (c *Client) Next(buf []*Item) []*Item {
 		return nil
 	}
 	buf = append(buf, c.queue...)
+	c.ownBytes = 0
 	if cap(c.queue) > 64 {
 		c.queue = nil // after a burst, let an idle connection hold nothing
 	} else {

@@ -735,3 +735,41 @@ func TestOneSubscriptionForAllTopics(t *testing.T) {
 		t.Errorf("hub holds %d clients; want 0", n)
 	}
 }
+
+// TestOwnBytesBound: a client's own frames (Raw) may wait in its outbox
+// up to 4 MiB past the first; one more closes it as slow, whatever the
+// bound in frames. What the writer has taken no longer counts, and a
+// first frame of any size is taken.
+func TestOwnBytesBound(t *testing.T) {
+	h, _ := newHub(t)
+	c, err := h.Register(0, 0, 1000, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := make([]byte, 1<<20)
+	if !c.Push(&hub.Item{Raw: make([]byte, 5<<20)}) {
+		t.Fatal("a first frame of 5 MiB refused")
+	}
+	if items := c.Next(nil); len(items) != 1 {
+		t.Fatalf("Next = %d items; want 1", len(items))
+	}
+	for i := range 4 {
+		if !c.Push(&hub.Item{Raw: page}) {
+			t.Fatalf("page %d refused; want 4 MiB queued", i+1)
+		}
+	}
+	if c.Closed() {
+		t.Fatal("closed with 4 MiB queued")
+	}
+	if items := c.Next(nil); len(items) != 4 {
+		t.Fatalf("Next = %d items; want 4", len(items))
+	}
+	for i := range 4 {
+		if !c.Push(&hub.Item{Raw: page}) {
+			t.Fatalf("page %d after Next refused", i+1)
+		}
+	}
+	if c.Push(&hub.Item{Raw: []byte("one more")}) || !c.Closed() || c.Reason() != hub.ReasonSlow {
+		t.Errorf("a frame past 4 MiB: closed %v (%v); want closed as slow", c.Closed(), c.Reason())
+	}
+}
