@@ -61,9 +61,17 @@ func appendMessage(ctx context.Context, tx pgx.Tx, nm chat.NewMessage) (chat.Mes
 // concurrent appends, on this node or another, cannot deadlock.
 const lockConvs = `SELECT id FROM conversations WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE`
 
-// appendSQL stores a list of messages given as arrays ($1 to $8, and $11:
-// whether an earlier message of the list has the same client ID), in
-// order, and returns one row per message, by position (idx, from 1): its
+// appendSQL is appendSQLFor a list with no client ID repeated, and
+// appendRepeatsSQL for one with: which repeats count is a stage more,
+// which a list without any does not pay.
+var (
+	appendSQL        = appendSQLFor(false)
+	appendRepeatsSQL = appendSQLFor(true)
+)
+
+// appendSQLFor is the statement that stores a list of messages given as
+// arrays ($1 to $8, and $11: whether an earlier message of the list has
+// the same client ID), in order, and returns one row per message, by position (idx, from 1): its
 // status and, if new, its seq; if stored before, the stored message. $9
 // and $10 list the conversations and the senders, each once. It must run
 // after lockConvs in the same transaction: as a new statement it sees
@@ -81,7 +89,19 @@ const lockConvs = `SELECT id FROM conversations WHERE id = ANY($1) ORDER BY id F
 // messages get seqs from the conversation's last_seq on, in list order;
 // the conversations' last_seq and last_active_at and the senders' read
 // positions move to their last new message.
-const appendSQL = `WITH convs AS (
+func appendSQLFor(repeats bool) string {
+	status, from, dedupe := "status", "checked", ""
+	if repeats {
+		status, from, dedupe = "checked_status", "deduped", `), deduped AS (
+	SELECT ch.*, CASE
+		WHEN ch.checked_status <> 'new' OR NOT ch.repeated THEN ch.checked_status
+		WHEN EXISTS (SELECT 1 FROM checked e WHERE e.conv_id = ch.conv_id AND e.sender_id = ch.sender_id
+			AND e.client_id = ch.client_id AND e.idx < ch.idx AND e.checked_status = 'new') THEN 'repeated'
+		ELSE 'new' END AS status
+	FROM checked ch
+`
+	}
+	return `WITH convs AS (
 	SELECT id, kind, last_seq FROM conversations WHERE id = ANY($9::bigint[])
 ), senders AS (
 	SELECT id, name FROM users WHERE id = ANY($10::bigint[])
@@ -96,7 +116,7 @@ const appendSQL = `WITH convs AS (
 			AND NOT EXISTS (SELECT 1 FROM blocks x WHERE (x.blocker_id = i.sender_id AND x.blocked_id = i.peer_id)
 				OR (x.blocker_id = i.peer_id AND x.blocked_id = i.sender_id))) THEN 'not_friends'
 		WHEN s.seq IS NOT NULL THEN 'stored'
-		ELSE 'new' END AS checked_status
+		ELSE 'new' END AS ` + status + `
 	FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::timestamptz[], $8::boolean[], $11::boolean[], $12::text[], $13::bigint[])
 		WITH ORDINALITY AS i (conv_id, sender_id, client_id, kind, body, target_id, at, member_only, repeated, conv_kind, peer_id, idx)
 	LEFT JOIN convs c ON c.id = i.conv_id
@@ -106,16 +126,9 @@ const appendSQL = `WITH convs AS (
 	LEFT JOIN LATERAL (SELECT x.seq, x.kind, x.body, x.target_id, x.created_at FROM messages x
 		WHERE i.client_id <> '' AND x.conv_id = i.conv_id AND x.sender_id = i.sender_id AND x.client_id = i.client_id
 			AND x.client_id <> '' LIMIT 1) s ON true
-), deduped AS (
-	SELECT ch.*, CASE
-		WHEN ch.checked_status <> 'new' OR NOT ch.repeated THEN ch.checked_status
-		WHEN EXISTS (SELECT 1 FROM checked e WHERE e.conv_id = ch.conv_id AND e.sender_id = ch.sender_id
-			AND e.client_id = ch.client_id AND e.idx < ch.idx AND e.checked_status = 'new') THEN 'repeated'
-		ELSE 'new' END AS status
-	FROM checked ch
-), numbered AS (
+` + dedupe + `), numbered AS (
 	SELECT ch.*, ch.last_seq + row_number() OVER (PARTITION BY ch.conv_id ORDER BY ch.idx) AS seq
-	FROM deduped ch WHERE ch.status = 'new'
+	FROM ` + from + ` ch WHERE ch.status = 'new'
 ), inserted AS (
 	INSERT INTO messages (conv_id, seq, kind, sender_id, client_id, body, target_id, created_at)
 	SELECT conv_id, seq, kind, sender_id, client_id, body, target_id, at FROM numbered
@@ -132,7 +145,8 @@ SELECT idx, status, seq, coalesce(sender_name, ''), 0, '', '', 0, NULL::timestam
 UNION ALL
 SELECT idx, status, 0, coalesce(sender_name, ''), coalesce(s_seq, 0), coalesce(s_kind, ''), coalesce(s_body, ''),
 	coalesce(s_target_id, 0), s_created_at
-FROM deduped WHERE status <> 'new'`
+FROM ` + from + ` WHERE status <> 'new'`
+}
 
 // batchSender is a pgx.Tx, a connection or the pool.
 type batchSender interface {
@@ -210,7 +224,11 @@ func appendAll(ctx context.Context, q batchSender, items []*appendItem) error {
 
 	b := &pgx.Batch{}
 	b.Queue(lockConvs, convIDs)
-	b.Queue(appendSQL, aConv, aSender, aClient, aKind, aBody, aTarget, aAt, aMember, convIDs, senders, aRepeat, aConvKind, aPeer)
+	stmt := appendSQL
+	if slices.Contains(aRepeat, true) {
+		stmt = appendRepeatsSQL
+	}
+	b.Queue(stmt, aConv, aSender, aClient, aKind, aBody, aTarget, aAt, aMember, convIDs, senders, aRepeat, aConvKind, aPeer)
 	br := q.SendBatch(ctx, b)
 	defer br.Close()
 	if _, err := br.Exec(); err != nil {
