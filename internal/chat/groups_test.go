@@ -292,14 +292,8 @@ func TestSendKnownKind(t *testing.T) {
 	h.reused.Store(c.ID)
 	_, err = n.Send(ctx, f.admin, f.g.ID, "d-2", "hello")
 	wantError(t, "blocked, to an id once a group's", err, chat.ErrNotFound, chat.CodeNotFound, "")
-	ms, err := f.store.Messages(ctx, c.ID, chat.Page{Limit: 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range ms {
-		if m.ClientID == "d-2" {
-			t.Errorf("direct conversation %d holds %q, sent past the block", c.ID, m.Body)
-		}
+	if m, ok := f.stored(t, c.ID, "d-2"); ok {
+		t.Errorf("direct conversation %d holds %q, sent past the block", c.ID, m.Body)
 	}
 
 	// A room: a non-member is told so whether the kind is known or not.

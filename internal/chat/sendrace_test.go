@@ -82,14 +82,8 @@ func TestSendLookupThenIDReused(t *testing.T) {
 	if err == nil {
 		t.Errorf("Send to the deleted group = %+v stored in the direct conversation %d, past the peer's block", m, m.ConvID)
 	}
-	ms, err := f.store.Messages(ctx, direct.ID, chat.Page{Limit: 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, x := range ms {
-		if x.SenderID == f.m.ID {
-			t.Errorf("direct conversation %d holds %q from the blocked user", direct.ID, x.Body)
-		}
+	if m, ok := f.stored(t, direct.ID, "m-1"); ok {
+		t.Errorf("direct conversation %d holds %q from the blocked user", direct.ID, m.Body)
 	}
 }
 
@@ -112,13 +106,23 @@ func TestSendLookupThenLeft(t *testing.T) {
 	})
 	_, err := n.Send(ctx, f.m, r.ID, "m-1", "after leaving")
 	wantError(t, "Send by a member gone since the lookup", err, chat.ErrForbidden, chat.CodeNotMember, "")
-	ms, err := f.store.Messages(ctx, r.ID, chat.Page{Limit: 10})
+	if m, ok := f.stored(t, r.ID, "m-1"); ok {
+		t.Errorf("room %d holds %q, sent after its sender left", r.ID, m.Body)
+	}
+}
+
+// stored returns the message of conversation id with client ID clientID,
+// if the store holds one.
+func (f *groupFixture) stored(t *testing.T, id int64, clientID string) (chat.Message, bool) {
+	t.Helper()
+	ms, err := f.store.Messages(context.Background(), id, chat.Page{Limit: 100})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, x := range ms {
-		if x.ClientID == "m-1" {
-			t.Errorf("room %d holds %q, sent after its sender left", r.ID, x.Body)
+	for _, m := range ms {
+		if m.ClientID == clientID {
+			return m, true
 		}
 	}
+	return chat.Message{}, false
 }

@@ -94,20 +94,7 @@ func TestPollSignOutLost(t *testing.T) {
 	lb.down.Store(false)
 	ts.clock.Advance(time.Minute) // a minute later (sessions live 30 days)
 
-	req := ts.newRequest(t, "GET", "/api/me", nil)
-	req.AddCookie(&http.Cookie{Name: web.CookieName, Value: token})
-	wantError(t, "GET /api/me with the signed-out token", send(t, nil, req), http.StatusUnauthorized, chat.CodeUnauthorized)
-
-	for i := range 3 {
-		r := pollAs(t, ts, "GET", token, cur, "")
-		if r.Status != http.StatusOK {
-			return // refused: as it should be
-		}
-		cur = cursorOf(t, r)
-		frame := `{"type":"send","room_id":` + strconv.FormatInt(room.ID, 10) + `,"client_id":"after-signout-` + strconv.Itoa(i) + `","body":"sent with a signed-out token"}`
-		r = pollAs(t, ts, "POST", token, cur, frame)
-		t.Errorf("after sign-out, the signed-out token still polls (200) and POST send = %s", r)
-	}
+	wantSignedOut(t, ts, token, cur, room.ID)
 	for _, m := range ts.allMessages(t, ts.signIn(t, "eve@example.com", "Eve"), room.ID) {
 		if m.Kind == "text" {
 			t.Errorf("stored after Ada signed out, as Ada: %+v", m)
@@ -134,18 +121,25 @@ func TestPollSignOutRace(t *testing.T) {
 		wantError(t, "poll authenticated as its session signed out", r, http.StatusUnauthorized, chat.CodeUnauthorized)
 		return // refused: as it should be
 	}
-	cur := cursorOf(t, r)
+	wantSignedOut(t, ts, token, cursorOf(t, r), room.ID)
+}
+
+// wantSignedOut checks that the signed-out session token gets 401 from the
+// API, and from the poll channel of cursor cur, where it neither polls
+// nor sends.
+func wantSignedOut(t *testing.T, ts *testServer, token, cur string, roomID int64) {
+	t.Helper()
 	req := ts.newRequest(t, "GET", "/api/me", nil)
 	req.AddCookie(&http.Cookie{Name: web.CookieName, Value: token})
 	wantError(t, "GET /api/me with the signed-out token", send(t, nil, req), http.StatusUnauthorized, chat.CodeUnauthorized)
-
 	for i := range 3 {
 		r := pollAs(t, ts, "GET", token, cur, "")
 		if r.Status != http.StatusOK {
+			wantError(t, "a poll with the signed-out token", r, http.StatusUnauthorized, chat.CodeUnauthorized)
 			return
 		}
 		cur = cursorOf(t, r)
-		frame := `{"type":"send","room_id":` + strconv.FormatInt(room.ID, 10) + `,"client_id":"race-` + strconv.Itoa(i) + `","body":"sent with a signed-out token"}`
+		frame := `{"type":"send","room_id":` + strconv.FormatInt(roomID, 10) + `,"client_id":"after-signout-` + strconv.Itoa(i) + `","body":"sent with a signed-out token"}`
 		t.Errorf("poll %d with the signed-out token = 200; POST send = %s", i, pollAs(t, ts, "POST", token, cur, frame))
 	}
 }
