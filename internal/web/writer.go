@@ -145,11 +145,14 @@ func (w *writers) run() {
 // words to frameConn (wdl, d); what only a congested socket needs is in
 // drainState.
 
-// maxRest bounds what a congested socket keeps for its drain: the rest of
-// the frame under way (a flush stops at the end of a frame), and control
-// frames written meanwhile (pings, pongs, close). A peer that sends pings
-// and reads nothing passes it, and so would one far behind on a gap filled
-// from the store; either is cut off.
+// maxRest bounds what a congested socket keeps for its drain past the rest
+// of the frame that congested it (a flush stops at the end of a frame):
+// control frames written meanwhile (pings, pongs, close). A peer that
+// sends pings and reads nothing passes it, and so would one far behind on
+// a gap filled from the store; either is cut off. The frame's rest does
+// not count: a page of history can pass 1 MiB (100 messages of 4,000
+// characters of three bytes each), and a pong behind it must not cut off
+// a client that reads it slowly.
 const maxRest = 1 << 20
 
 var errPeerTooSlow = errors.New("websocket: the peer reads too slowly")
@@ -160,6 +163,7 @@ type drainState struct {
 	mu       sync.Mutex
 	rest     []byte   // bytes to write next
 	inflight int      // bytes being written
+	limit    int      // inflight+len(rest) at most: the first rest, and maxRest more
 	drained  []func() // to run once everything is written, or the socket failed
 	done     bool     // everything written: Write goes to the socket again
 	err      error    // the socket failed: every Write fails, for good
@@ -265,7 +269,7 @@ func (f *frameConn) Write(p []byte) (int, error) {
 		return n, err
 	}
 	if n < len(p) {
-		d := &drainState{rest: append([]byte(nil), p[n:]...)}
+		d := &drainState{rest: append([]byte(nil), p[n:]...), limit: len(p) - n + maxRest}
 		f.d.Store(d)
 		go f.drain(d)
 	}
@@ -285,7 +289,7 @@ func (d *drainState) keep(p []byte, f *frameConn) (n int, err error, kept bool) 
 		return 0, d.err, true
 	case d.done:
 		return 0, nil, false
-	case d.inflight+len(d.rest)+len(p) > maxRest:
+	case d.inflight+len(d.rest)+len(p) > d.limit:
 		d.err = errPeerTooSlow
 		_ = f.Conn.Close()
 		return 0, d.err, true

@@ -15,6 +15,13 @@ import (
 // does not read congests it soon.
 func socketPair(t *testing.T) (*frameConn, *net.TCPConn) {
 	t.Helper()
+	return socketPairSized(t, 4<<10)
+}
+
+// socketPairSized is socketPair with buffers of size bytes, or the
+// kernel's own if size is 0.
+func socketPairSized(t *testing.T, size int) (*frameConn, *net.TCPConn) {
+	t.Helper()
 	ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
@@ -30,8 +37,10 @@ func socketPair(t *testing.T) (*frameConn, *net.TCPConn) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = sc.Close() })
-	_ = sc.SetWriteBuffer(4 << 10)
-	_ = cc.SetReadBuffer(4 << 10)
+	if size > 0 {
+		_ = sc.SetWriteBuffer(size)
+		_ = cc.SetReadBuffer(size)
+	}
 	fc := newFrameConn(sc)
 	if !fc.nonBlocking() {
 		t.Fatal("a TCP socket's frameConn blocks on writes")
@@ -259,5 +268,32 @@ func TestWritersQueueKept(t *testing.T) {
 	fanOut()
 	if allocs := testing.AllocsPerRun(5, fanOut); allocs != 0 {
 		t.Fatalf("a fan-out after the first allocates %v times; want none", allocs)
+	}
+}
+
+// A frame larger than maxRest that congests the socket is kept whole, and
+// a small frame written behind it (a pong) is kept too, not taken for a
+// peer too slow: the peer reads both, in order. The socket keeps the
+// kernel's own buffers: a frame of 16 MiB is more than they take at once.
+func TestFrameConnLargeFrame(t *testing.T) {
+	fc, cc := socketPairSized(t, 0)
+	big := bytes.Repeat([]byte("界"), (16<<20)/3)
+	if n, err := fc.Write(big); n != len(big) || err != nil {
+		t.Fatalf("Write of %d bytes = %d, %v", len(big), n, err)
+	}
+	if !fc.draining() {
+		t.Fatalf("%d bytes written to a peer that reads nothing, and the socket is not congested", len(big))
+	}
+	pong := []byte{0x8a, 0}
+	if _, err := fc.Write(pong); err != nil {
+		t.Fatalf("a pong behind a frame larger than maxRest: %v; want it kept", err)
+	}
+	_ = cc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	got := make([]byte, len(big)+len(pong))
+	if _, err := io.ReadFull(cc, got); err != nil {
+		t.Fatalf("peer read: %v", err)
+	}
+	if !bytes.Equal(got, append(big, pong...)) {
+		t.Fatal("the peer read other bytes, or in another order, than were written")
 	}
 }
