@@ -34,6 +34,7 @@ type Config struct {
 	SendRate        float64
 	SendBurst       int
 	Outbox          int
+	MaxUserConns    int
 	BehindProxy     bool
 	TLSCert         string
 	TLSKey          string
@@ -78,6 +79,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.Float64Var(&c.SendRate, "send-rate", 10, "sends per second allowed per connection")
 	fs.IntVar(&c.SendBurst, "send-burst", 20, "sends allowed in a burst per connection")
 	fs.IntVar(&c.Outbox, "outbox", 256, "frames queued per connection before a slow reader is disconnected")
+	fs.IntVar(&c.MaxUserConns, "max-user-conns", 64, "WebSockets and long-poll channels a user may hold on this node")
 	fs.BoolVar(&c.BehindProxy, "behind-proxy", false, "behind a TLS-terminating proxy: Secure cookies, client IP from X-Forwarded-For")
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "serve HTTPS with this certificate file (with --tls-key)")
 	fs.StringVar(&c.TLSKey, "tls-key", "", "private key file for --tls-cert")
@@ -178,6 +180,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Outbox < 8 {
 		bad("--outbox must be at least 8")
+	}
+	if c.MaxUserConns < 1 {
+		bad("--max-user-conns must be at least 1")
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		bad("--tls-cert and --tls-key go together")

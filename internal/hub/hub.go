@@ -647,6 +647,17 @@ func (h *Hub) Removals(userID int64) uint64 {
 	return tp.removed
 }
 
+// UserClients returns how many clients of user userID the hub holds.
+func (h *Hub) UserClients(userID int64) int {
+	tp := h.topicOf(chat.UserTopic(userID))
+	if tp == nil {
+		return 0
+	}
+	tp.mu.RLock()
+	defer tp.mu.RUnlock()
+	return len(tp.clients)
+}
+
 func (h *Hub) topicOf(t chat.Topic) *topic {
 	h.tmu.RLock()
 	defer h.tmu.RUnlock()

@@ -207,6 +207,9 @@ func (s *server) channelFor(a authInfo, cur *pollCursor, any bool) (ch *pollChan
 			ch.stop()
 		}
 	}
+	if err := s.roomForConn(a.User); err != nil {
+		return nil, false, err
+	}
 	id := newChannelID()
 	if cur != nil && (ch == nil || ch.sess.user.ID == a.User.ID) {
 		id = cur.Channel

@@ -31,6 +31,7 @@ type Config struct {
 	SendRate       float64       // sends per second per connection
 	SendBurst      int           // sends allowed in a burst
 	Outbox         int           // frames queued per connection before it is cut off as too slow
+	MaxUserConns   int           // WebSockets and long-poll channels per user on one node
 	PingInterval   time.Duration // WebSocket ping period
 	PongWait       time.Duration // silence after which a connection is dropped
 	WriteWait      time.Duration // longest a write may stall
@@ -46,6 +47,7 @@ func DefaultConfig() Config {
 		SendRate:      10,
 		SendBurst:     20,
 		Outbox:        256,
+		MaxUserConns:  64,
 		PingInterval:  30 * time.Second,
 		PongWait:      60 * time.Second,
 		WriteWait:     10 * time.Second,
@@ -69,6 +71,9 @@ func (c *Config) fill() {
 	}
 	if c.Outbox <= 0 {
 		c.Outbox = d.Outbox
+	}
+	if c.MaxUserConns <= 0 {
+		c.MaxUserConns = d.MaxUserConns
 	}
 	if c.PingInterval <= 0 {
 		c.PingInterval = d.PingInterval
@@ -222,4 +227,17 @@ func (s *server) allowSend(u chat.User) error {
 		return rateLimited(lim)
 	}
 	return nil
+}
+
+// roomForConn returns a rate_limited error if user u holds
+// Config.MaxUserConns connections (WebSockets and long-poll channels) on
+// this node already: each costs the server a socket and memory, and the
+// sockets of a process are bounded.
+func (s *server) roomForConn(u chat.User) error {
+	if s.hub.UserClients(u.ID) < s.cfg.MaxUserConns {
+		return nil
+	}
+	e := chat.Errorf(chat.ErrRateLimited, chat.CodeRateLimited, "too many connections for this user: close some first")
+	e.RetryAfter = 10 * time.Second
+	return e
 }

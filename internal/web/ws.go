@@ -987,6 +987,9 @@ func (s *server) handleWS() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a := authFrom(r.Context())
 		after, err := eventsAfter(r)
+		if err == nil {
+			err = s.roomForConn(a.User)
+		}
 		if err != nil {
 			s.writeError(w, err)
 			return

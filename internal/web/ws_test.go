@@ -394,3 +394,39 @@ func TestReplayPastOutbox(t *testing.T) {
 		}
 	}
 }
+
+// TestUserConnCap: a user holds at most Config.MaxUserConns connections
+// on a node, WebSockets and long-poll channels together; one more is
+// refused as too many, before any upgrade, and a place freed is taken
+// again.
+func TestUserConnCap(t *testing.T) {
+	ts := newTestServer(t, withWeb(func(c *web.Config) { c.MaxUserConns = 2; c.PollHold = 100 * time.Millisecond }))
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	grace := ts.signIn(t, "grace@example.com", "Grace")
+	first := ts.connect(t, ada)
+	ts.connect(t, ada)
+	conn, resp, err := ts.dial(t, ada, "/api/ws", dialOptions{})
+	if err == nil {
+		conn.Close()
+		t.Fatal("a third WebSocket with a cap of 2 was opened")
+	}
+	if resp == nil || resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("a third WebSocket: %v (%s); want 429", err, statusOf(resp))
+	}
+	wantError(t, "a long-poll channel past the cap", ts.do(t, ada, "GET", "/api/poll", nil), http.StatusTooManyRequests, "rate_limited")
+	ts.connect(t, grace).barrier(t) // another user is not bound by Ada's connections
+
+	first.conn.Close()
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		conn, _, err := ts.dial(t, ada, "/api/ws", dialOptions{})
+		if err == nil {
+			conn.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no WebSocket within %s of one closed: %v", waitTimeout, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
