@@ -30,6 +30,7 @@ type Config struct {
 	MaxGroupMembers int
 	OnlineMax       int
 	AnnounceMax     int
+	NewConvsPerHour int
 	MaxFrameBytes   int64
 	SendRate        float64
 	SendBurst       int
@@ -75,6 +76,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.IntVar(&c.MaxGroupMembers, "max-group-members", 200, "largest member cap of a group (new groups get at most 200)")
 	fs.IntVar(&c.OnlineMax, "online-max", 100, "most users a room's online list names; above it, arrivals and departures go out as a count, once a second")
 	fs.IntVar(&c.AnnounceMax, "announce-max", 1000, "most members a room may have for joining and leaving it to post a message")
+	fs.IntVar(&c.NewConvsPerHour, "new-convs-per-hour", 100, "rooms and groups one user may make in an hour")
 	fs.Int64Var(&c.MaxFrameBytes, "max-frame-bytes", 32<<10, "largest WebSocket frame a client may send, in bytes")
 	fs.Float64Var(&c.SendRate, "send-rate", 10, "sends per second allowed per connection")
 	fs.IntVar(&c.SendBurst, "send-burst", 20, "sends allowed in a burst per connection")
@@ -168,6 +170,9 @@ func (c *Config) Validate() error {
 	}
 	if c.AnnounceMax < 1 {
 		bad("--announce-max must be at least 1, not %d", c.AnnounceMax)
+	}
+	if c.NewConvsPerHour < 1 {
+		bad("--new-convs-per-hour must be at least 1, not %d", c.NewConvsPerHour)
 	}
 	if min := int64(c.MaxMessageLen)*4 + 1024; c.MaxFrameBytes < min {
 		bad("--max-frame-bytes must be at least %d (4 bytes per character of --max-message-len plus 1024), not %d", min, c.MaxFrameBytes)

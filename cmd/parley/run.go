@@ -89,6 +89,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		MaxGroupMembers: cfg.MaxGroupMembers,
 		OnlineMax:       cfg.OnlineMax,
 		AnnounceMax:     cfg.AnnounceMax,
+		NewConvsPerHour: cfg.NewConvsPerHour,
 		SessionTTL:      cfg.SessionTTL,
 		PublicURL:       cfg.publicURL(ln.Addr().String()),
 	}, chat.Deps{

@@ -12,6 +12,7 @@ import (
 	"html/template"
 	"math/big"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -101,6 +102,12 @@ func (s *Service) RequestCode(ctx context.Context, email, clientIP string) error
 		return Errorf(ErrUnavailable, CodeUnavailable, "the sign-in mail could not be sent; try again later")
 	}
 	return nil
+}
+
+// allowNewConv counts a room or a group that u is about to make against
+// Config.NewConvsPerHour.
+func (s *Service) allowNewConv(ctx context.Context, u User) error {
+	return s.allow(ctx, "new-conv:"+strconv.FormatInt(u.ID, 10), s.cfg.NewConvsPerHour, time.Hour)
 }
 
 func (s *Service) allow(ctx context.Context, key string, n int, window time.Duration) error {

@@ -202,6 +202,9 @@ func (s *Service) CreateGroup(ctx context.Context, u User, name, desc string, ma
 	if err := s.checkCap(maxMembers); err != nil {
 		return Group{}, err
 	}
+	if err := s.allowNewConv(ctx, u); err != nil {
+		return Group{}, err
+	}
 	g, m, err := s.store.CreateGroup(ctx, NewGroup{Name: name, Description: desc, MaxMembers: maxMembers, OwnerID: u.ID, At: s.cfg.Now()})
 	if err != nil {
 		return Group{}, groupErr("create group", err)

@@ -634,3 +634,28 @@ func TestReceiptsTogether(t *testing.T) {
 		t.Fatalf("a lone move after the delay: %+v; want %+v", got, want)
 	}
 }
+
+// TestNewConvsPerHour: a user makes at most Config.NewConvsPerHour rooms
+// and groups an hour; past it they are told to wait, and can still enter
+// a room that exists. An hour later they make more.
+func TestNewConvsPerHour(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, chat.Config{NewConvsPerHour: 3})
+	u, _ := f.signIn(t, "a@example.com", "A")
+	f.enter(t, u, "one")
+	f.enter(t, u, "two")
+	if _, err := f.svc.CreateGroup(ctx, u, "Crew", "", 0); err != nil {
+		t.Fatal(err)
+	}
+	_, err := f.svc.EnterRoom(ctx, u, "three")
+	wantError(t, "a fourth new room", err, chat.ErrRateLimited, chat.CodeRateLimited, "")
+	_, err = f.svc.CreateGroup(ctx, u, "Band", "", 0)
+	wantError(t, "a fourth new group", err, chat.ErrRateLimited, chat.CodeRateLimited, "")
+	if _, err := f.svc.EnterRoom(ctx, u, "One"); err != nil {
+		t.Errorf("entering a room that exists past the limit: %v", err)
+	}
+	other, _ := f.signIn(t, "b@example.com", "B")
+	f.enter(t, other, "four") // another user's own count
+	f.clock.Advance(time.Hour)
+	f.enter(t, u, "three")
+}

@@ -25,6 +25,9 @@ func (s *Service) EnterRoom(ctx context.Context, u User, name string) (Room, err
 	r, err := s.store.RoomByName(ctx, name)
 	switch {
 	case errors.Is(err, ErrNotFound):
+		if err := s.allowNewConv(ctx, u); err != nil {
+			return Room{}, err
+		}
 		r, err = s.store.EnsureRoom(ctx, name, now)
 	case err == nil:
 		// A member coming back (a reload, a reconnect) is answered by a

@@ -60,6 +60,10 @@ type Config struct {
 	// everyone each time one of thousands comes or goes is noise, and
 	// 10,000 newcomers would cost 10,000²/2 deliveries.
 	AnnounceMax int
+	// NewConvsPerHour is how many rooms and groups one user may make in
+	// an hour: each is a row kept for good, and a room is made by naming
+	// it.
+	NewConvsPerHour int
 }
 
 // DefaultConfig returns the documented defaults.
@@ -87,6 +91,7 @@ func DefaultConfig() Config {
 		ReceiptEvery:     250 * time.Millisecond,
 		ReceiptDelay:     50 * time.Millisecond,
 		AnnounceMax:      1000,
+		NewConvsPerHour:  100,
 	}
 }
 
@@ -127,6 +132,9 @@ func (c *Config) fill() {
 	}
 	if c.AnnounceMax <= 0 {
 		c.AnnounceMax = d.AnnounceMax
+	}
+	if c.NewConvsPerHour <= 0 {
+		c.NewConvsPerHour = d.NewConvsPerHour
 	}
 	if c.ReceiptEvery <= 0 {
 		c.ReceiptEvery = d.ReceiptEvery
