@@ -274,12 +274,10 @@ func (s *Service) sendChecked(ctx context.Context, u User, id int64, clientID, b
 		// Not u's, gone, or its id reused: look again, for the right error.
 		s.kinds.forget(id)
 	}
-	kind, member, err := s.membership(ctx, u, id)
+	kind, err := s.memberKind(ctx, u, id)
 	switch {
 	case err != nil:
 		return Message{}, err
-	case !member:
-		return Message{}, notMemberOf(kind)
 	case kind == ConvRoom, kind == ConvGroup:
 		// The store checks again as it writes: a member gone since the
 		// check above is refused (MemberOnly), and so is an id given
@@ -484,18 +482,26 @@ func (s *Service) Sync(ctx context.Context, u User, id, after int64, limit int) 
 // direct conversation or a group), and the error an open would get
 // otherwise.
 func (s *Service) CheckMember(ctx context.Context, u User, id int64) error {
-	kind, member, err := s.membership(ctx, u, id)
-	switch {
-	case err != nil:
+	kind, err := s.memberKind(ctx, u, id)
+	if err != nil || kind != ConvDirect {
 		return err
-	case !member:
-		return notMemberOf(kind)
-	case kind == ConvRoom, kind == ConvGroup:
-		return nil
 	}
 	// A direct conversation needs its peer too.
 	_, err = s.direct(ctx, u, id)
 	return err
+}
+
+// memberKind returns the kind of conversation id if u is a member of it,
+// and otherwise the error an open gets.
+func (s *Service) memberKind(ctx context.Context, u User, id int64) (ConvKind, error) {
+	kind, member, err := s.membership(ctx, u, id)
+	switch {
+	case err != nil:
+		return "", err
+	case !member:
+		return "", notMemberOf(kind)
+	}
+	return kind, nil
 }
 
 // membership returns the kind of conversation id and whether u is a
@@ -526,13 +532,11 @@ func notMemberOf(kind ConvKind) error {
 // Typing tells the other members who have conversation id open that u is
 // typing. It is ephemeral: nothing is stored.
 func (s *Service) Typing(ctx context.Context, u User, id int64) error {
-	kind, member, err := s.membership(ctx, u, id)
-	switch {
-	case err != nil:
+	kind, err := s.memberKind(ctx, u, id)
+	if err != nil {
 		return err
-	case !member:
-		return notMemberOf(kind)
-	case kind == ConvDirect:
+	}
+	if kind == ConvDirect {
 		// As a send: only to a friend, neither blocking the other.
 		c, err := s.direct(ctx, u, id)
 		if err != nil {

@@ -631,8 +631,6 @@ func (h *Hub) fanOut(tp *topic, ev chat.Event) {
 	}
 }
 
-// topicOf returns topic t if this hub has it, else nil. It takes tmu
-// only, not mu, so deliver may call it inside a broker callback.
 // Removals returns how many removals from conversations (EventRemoved)
 // the topic of user userID has delivered to its clients so far. A client
 // that subscribes to the groups it read compares it before the read and
@@ -658,6 +656,8 @@ func (h *Hub) UserClients(userID int64) int {
 	return len(tp.clients)
 }
 
+// topicOf returns topic t if this hub has it, else nil. It takes tmu
+// only, not mu, so deliver may call it inside a broker callback.
 func (h *Hub) topicOf(t chat.Topic) *topic {
 	h.tmu.RLock()
 	defer h.tmu.RUnlock()

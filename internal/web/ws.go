@@ -1013,7 +1013,7 @@ func (s *server) handleWS() http.Handler {
 			if !errors.Is(err, hub.ErrClosed) {
 				s.log.Warn("start connection", "user", a.User.ID, "err", err)
 			}
-			refuse(ws)
+			refuse(ws, hub.ReasonShutdown)
 			return
 		}
 		// The hub client now follows the user's topic: a sign-out from here
@@ -1023,12 +1023,10 @@ func (s *server) handleWS() http.Handler {
 			n.session.stop()
 			if !errors.Is(err, chat.ErrUnauthorized) {
 				s.log.Warn("check session", "user", a.User.ID, "err", err)
-				refuse(ws)
+				refuse(ws, hub.ReasonShutdown)
 				return
 			}
-			code, text := closeFrame(hub.ReasonSessionEnded)
-			_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(time.Second))
-			_ = ws.Close()
+			refuse(ws, hub.ReasonSessionEnded)
 			return
 		}
 		n.conn.client = n.session.client
@@ -1045,9 +1043,11 @@ func (s *server) helloOf(n *session) helloFrame {
 	}}
 }
 
-// refuse closes a just-upgraded socket because the hub is shutting down.
-func refuse(ws *websocket.Conn) {
-	_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseServiceRestart, "server restarting: reconnect"), time.Now().Add(time.Second))
+// refuse closes a just-upgraded socket with the close frame of r: the hub
+// shutting down (reconnect), or the session ended (sign in again).
+func refuse(ws *websocket.Conn, r hub.CloseReason) {
+	code, text := closeFrame(r)
+	_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(time.Second))
 	_ = ws.Close()
 }
 
