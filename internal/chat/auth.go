@@ -12,6 +12,7 @@ import (
 	"html/template"
 	"math/big"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -268,6 +269,29 @@ func (s *Service) CheckSession(ctx context.Context, sess Session) error {
 	}
 	return Errorf(ErrUnauthorized, CodeUnauthorized, "sign in first")
 }
+
+// EndedSessions returns those of ids that are no longer signed in:
+// signed out or expired. The hub asks it, now and then, for the sessions
+// of its connections (hub.CheckSessions).
+func (s *Service) EndedSessions(ctx context.Context, ids []int64) ([]int64, error) {
+	var ended []int64
+	for chunk := range slices.Chunk(ids, maxSessionsRead) {
+		live, err := s.store.LiveSessions(ctx, chunk, s.cfg.Now())
+		if err != nil {
+			return nil, internal("load sessions", err)
+		}
+		slices.Sort(live)
+		for _, id := range chunk {
+			if _, found := slices.BinarySearch(live, id); !found {
+				ended = append(ended, id)
+			}
+		}
+	}
+	return ended, nil
+}
+
+// maxSessionsRead is how many sessions EndedSessions reads at a time.
+const maxSessionsRead = 500
 
 // SignOut ends a session and tells every node to close its connections.
 func (s *Service) SignOut(ctx context.Context, sess Session) error {

@@ -2,6 +2,7 @@ package chat_test
 
 import (
 	"context"
+	"fmt"
 	"runtime"
 	"strconv"
 	"sync/atomic"
@@ -238,4 +239,36 @@ func benchmarkEnter(b *testing.B, f *groupFixture) {
 			}
 		})
 	})
+}
+
+// BenchmarkEndedSessions is a node's check of its connections' sessions
+// (hub.CheckSessions, every 15 s): 19,000 sessions, target 5's idle
+// connections, one of them signed out; on both stores, as BenchmarkSend.
+func BenchmarkEndedSessions(b *testing.B) {
+	b.Run("sqlite", func(b *testing.B) { benchmarkEndedSessions(b, newFixture(b, chat.Config{})) })
+	b.Run("postgres", func(b *testing.B) { benchmarkEndedSessions(b, postgresFixture(b)) })
+}
+
+func benchmarkEndedSessions(b *testing.B, f *fixture) {
+	ctx := context.Background()
+	const n = 19000
+	ids := make([]int64, 0, n)
+	for i := range n {
+		in, err := f.svc.IssueSession(ctx, fmt.Sprintf("u%d@example.com", i%1000), "U")
+		if err != nil {
+			b.Fatal(err)
+		}
+		ids = append(ids, in.Session.ID)
+	}
+	if err := f.store.DeleteSession(ctx, ids[n/2]); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		ended, err := f.svc.EndedSessions(ctx, ids)
+		if err != nil || len(ended) != 1 {
+			b.Fatalf("EndedSessions = %d ids, %v; want 1", len(ended), err)
+		}
+	}
 }

@@ -183,6 +183,9 @@ type AuthStore interface {
 	Session(ctx context.Context, tokenHash string) (Session, User, error)
 	ExtendSession(ctx context.Context, id int64, expires time.Time) error
 	DeleteSession(ctx context.Context, id int64) error
+	// LiveSessions returns those of ids that are sessions expiring after
+	// now, in any order.
+	LiveSessions(ctx context.Context, ids []int64, now time.Time) ([]int64, error)
 	DeleteExpired(ctx context.Context, now time.Time) error
 }
 

@@ -1009,3 +1009,31 @@ func TestLastSeenBeforeOffline(t *testing.T) {
 		}
 	}
 }
+
+// TestEndedSessions: of a node's sessions, those signed out, expired or
+// never known are ended; more than one read's worth are all answered.
+func TestEndedSessions(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, chat.Config{})
+	_, a := f.signIn(t, "ada@example.com", "Ada")
+	_, b := f.signIn(t, "ada@example.com", "Ada")
+	_, c := f.signIn(t, "bob@example.com", "Bob")
+	if err := f.svc.SignOut(ctx, b.Session); err != nil {
+		t.Fatalf("SignOut: %v", err)
+	}
+	ids := []int64{a.Session.ID, b.Session.ID, c.Session.ID}
+	for id := int64(1000); len(ids) < 1200; id++ { // sessions that never were
+		ids = append(ids, id)
+	}
+	ended, err := f.svc.EndedSessions(ctx, ids)
+	if err != nil {
+		t.Fatalf("EndedSessions: %v", err)
+	}
+	if want := ids[3:]; !slices.Equal(ended, append([]int64{b.Session.ID}, want...)) {
+		t.Errorf("EndedSessions = %d ids, first %v; want %d: the signed-out one and the unknown", len(ended), ended[:min(3, len(ended))], len(want)+1)
+	}
+	f.clock.Advance(31 * 24 * time.Hour)
+	if ended, err := f.svc.EndedSessions(ctx, ids[:3]); err != nil || !slices.Equal(ended, ids[:3]) {
+		t.Errorf("EndedSessions after expiry = %v, %v; want %v", ended, err, ids[:3])
+	}
+}

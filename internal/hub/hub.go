@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -309,6 +310,9 @@ type Hub struct {
 	empty   chan struct{} // closed when closed and no client is left
 
 	fetch Fetch // the store, for gaps and resyncs; nil: none (tests)
+
+	stop   chan struct{} // closed by Close: ends CheckSessions' goroutine
+	checks sync.Once     // CheckSessions starts one goroutine
 }
 
 // UseStore makes the hub fill from fetch the messages that do not arrive
@@ -318,7 +322,7 @@ func (h *Hub) UseStore(fetch Fetch) { h.fetch = fetch }
 
 // New returns a Hub fed by b.
 func New(b chat.Broker, log *slog.Logger) *Hub {
-	h := &Hub{broker: b, log: log, topics: make(map[chat.Topic]*topic), clients: make(map[*Client]struct{}), empty: make(chan struct{})}
+	h := &Hub{broker: b, log: log, topics: make(map[chat.Topic]*topic), clients: make(map[*Client]struct{}), empty: make(chan struct{}), stop: make(chan struct{})}
 	if a, ok := b.(allBroker); ok {
 		if cancel, err := a.SubscribeAll(h.deliverAny); err == nil {
 			h.cancelAll = cancel
@@ -631,6 +635,61 @@ func (h *Hub) fanOut(tp *topic, ev chat.Event) {
 	}
 }
 
+// SessionCheck returns those of ids, the sessions of a hub's clients,
+// that have ended: signed out or expired.
+type SessionCheck func(ctx context.Context, ids []int64) ([]int64, error)
+
+// CheckSessions makes the hub ask check, every interval, which of its
+// clients' sessions have ended, and close their clients as a
+// session_ended event would. That event is a broker's, which may lose it
+// (a publish fails while Redis is unreachable): this bounds how long a
+// signed-out session's connections stay open on a node that missed it.
+// Only the first call counts; the checks end with Close.
+func (h *Hub) CheckSessions(every time.Duration, check SessionCheck) {
+	h.checks.Do(func() {
+		go func() {
+			t := time.NewTicker(every)
+			defer t.Stop()
+			for {
+				select {
+				case <-h.stop:
+					return
+				case <-t.C:
+					h.checkSessions(every, check)
+				}
+			}
+		}()
+	})
+}
+
+// checkSessions closes the clients whose session check reports ended:
+// one call for every session of the hub's clients.
+func (h *Hub) checkSessions(timeout time.Duration, check SessionCheck) {
+	users := make(map[int64]int64) // session ID → its user's
+	h.mu.Lock()
+	for c := range h.clients {
+		if c.SessionID != 0 && !c.Closed() {
+			users[c.SessionID] = c.UserID
+		}
+	}
+	h.mu.Unlock()
+	if len(users) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	ended, err := check(ctx, slices.Sorted(maps.Keys(users)))
+	if err != nil {
+		h.log.Warn("check sessions", "sessions", len(users), "err", err)
+		return
+	}
+	for _, id := range ended {
+		if u, ok := users[id]; ok {
+			h.deliverAny(chat.UserTopic(u), chat.Event{Type: chat.EventSessionEnded, UserID: u, SessionID: id})
+		}
+	}
+}
+
 // Removals returns how many removals from conversations (EventRemoved)
 // the topic of user userID has delivered to its clients so far. A client
 // that subscribes to the groups it read compares it before the read and
@@ -831,6 +890,7 @@ func (h *Hub) Close(ctx context.Context) error {
 	h.mu.Lock()
 	if !h.closed {
 		h.closed = true
+		close(h.stop)
 		if len(h.clients) == 0 {
 			close(h.empty)
 		}

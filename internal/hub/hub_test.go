@@ -2,6 +2,7 @@ package hub_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -771,5 +772,68 @@ func TestOwnBytesBound(t *testing.T) {
 	}
 	if c.Push(&hub.Item{Raw: []byte("one more")}) || !c.Closed() || c.Reason() != hub.ReasonSlow {
 		t.Errorf("a frame past 4 MiB: closed %v (%v); want closed as slow", c.Closed(), c.Reason())
+	}
+}
+
+// TestCheckSessions: the hub closes the clients of the sessions its check
+// reports ended, as a session_ended event would, and no others; a check
+// that fails closes nothing; Close ends the checks.
+func TestCheckSessions(t *testing.T) {
+	h, _ := newHub(t)
+	ada1 := mustRegister(t, h, 1, 10, 8)
+	ada1b := mustRegister(t, h, 1, 10, 8) // a second connection of the session
+	ada2 := mustRegister(t, h, 1, 11, 8)
+	bob := mustRegister(t, h, 2, 20, 8)
+	anon := mustRegister(t, h, 0, 0, 8)
+	asked := make(chan []int64, 100)
+	var fail atomic.Bool
+	fail.Store(true)
+	h.CheckSessions(time.Millisecond, func(_ context.Context, ids []int64) ([]int64, error) {
+		select {
+		case asked <- ids:
+		default: // the test is not listening
+		}
+		if fail.Load() {
+			return []int64{10, 11, 20}, errors.New("database unreachable")
+		}
+		return []int64{10, 99}, nil
+	})
+	if got := <-asked; !slices.Equal(got, []int64{10, 11, 20}) {
+		t.Errorf("the check was asked %v; want the three sessions once each, in order", got)
+	}
+	<-asked // the first failed check is over
+	for _, c := range []*hub.Client{ada1, ada1b, ada2, bob, anon} {
+		if c.Closed() {
+			t.Fatalf("client of session %d closed after a failed check", c.SessionID)
+		}
+	}
+	fail.Store(false)
+	for _, c := range []*hub.Client{ada1, ada1b} {
+		select {
+		case <-c.Done():
+		case <-time.After(5 * time.Second):
+			t.Fatalf("client of ended session %d still open", c.SessionID)
+		}
+		if c.Reason() != hub.ReasonSessionEnded {
+			t.Errorf("closed for %v; want ReasonSessionEnded", c.Reason())
+		}
+	}
+	for _, c := range []*hub.Client{ada2, bob, anon} {
+		if c.Closed() {
+			t.Errorf("client of live session %d closed", c.SessionID)
+		}
+	}
+	for _, c := range []*hub.Client{ada1, ada1b, ada2, bob, anon} {
+		h.Unregister(c)
+	}
+	if err := h.Close(context.Background()); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	for len(asked) > 0 { // a check under way when Close came may still ask
+		<-asked
+	}
+	time.Sleep(20 * time.Millisecond)
+	if n := len(asked); n > 1 {
+		t.Errorf("the check was asked %d times after Close", n)
 	}
 }

@@ -119,6 +119,18 @@ func (db *DB) DeleteSession(ctx context.Context, id int64) error {
 	return nil
 }
 
+// LiveSessions returns those of ids that are sessions expiring after now.
+func (db *DB) LiveSessions(ctx context.Context, ids []int64, now time.Time) ([]int64, error) {
+	rows, err := db.pool.Query(ctx, `SELECT id FROM sessions WHERE id = ANY($1) AND expires_at > $2`, ids, ts(now))
+	if err == nil {
+		var live []int64
+		if live, err = collectRows(rows, func(s scanner) (id int64, err error) { return id, s.Scan(&id) }); err == nil {
+			return live, nil
+		}
+	}
+	return nil, fmt.Errorf("load live sessions: %w", mapErr(ctx, err))
+}
+
 // DeleteExpired removes the sessions and login codes that expire at or
 // before now.
 func (db *DB) DeleteExpired(ctx context.Context, now time.Time) error {

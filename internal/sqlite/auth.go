@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -148,6 +149,23 @@ func (db *DB) DeleteSession(ctx context.Context, id int64) error {
 		return fmt.Errorf("delete session %d: %w", id, err)
 	}
 	return nil
+}
+
+// LiveSessions returns those of ids that are sessions expiring after now.
+func (db *DB) LiveSessions(ctx context.Context, ids []int64, now time.Time) ([]int64, error) {
+	if len(ids) == 0 {
+		return []int64{}, nil
+	}
+	list, err := json.Marshal(ids)
+	if err == nil {
+		var live []int64
+		live, err = queryAll(ctx, db.ro, `SELECT id FROM sessions WHERE id IN (SELECT value FROM json_each(?)) AND expires_at > ?`,
+			[]any{string(list), micros(now)}, func(s scanner) (id int64, err error) { return id, s.Scan(&id) })
+		if err == nil {
+			return live, nil
+		}
+	}
+	return nil, fmt.Errorf("load live sessions: %w", err)
 }
 
 // DeleteExpired removes the sessions and login codes that expire at or

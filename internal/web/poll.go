@@ -159,7 +159,6 @@ type pollChannel struct {
 
 	mu       sync.Mutex
 	auth     authInfo          // the user and session the channel serves (channelAuth)
-	checked  time.Time         // when the store last confirmed auth's session (chat Config.Now)
 	n        int64             // responses given
 	prev     []json.RawMessage // frames of response n, for a client that lost it
 	pending  []json.RawMessage // frames to give before the queued events
@@ -241,7 +240,6 @@ func (s *server) channelFor(a authInfo, cur *pollCursor, any bool) (ch *pollChan
 		ch.sess.stop()
 		return nil, false, err
 	}
-	ch.checked = s.svc.Config().Now()
 	if cur == nil {
 		b, _ := json.Marshal(s.helloOf(ch.sess))
 		ch.pending = append(ch.pending, b)
@@ -489,10 +487,12 @@ type pollHandler func(w http.ResponseWriter, r *http.Request, a authInfo, cur *p
 // a request for a live channel that carries the very session token the
 // channel was made with is that channel's user without a read: the
 // channel is the long-poll form of an open WebSocket, which is checked
-// once, at its upgrade. The session's end reaches it the same way, through
-// the user's topic: the hub closes the channel's client, and from then on
-// its requests are authenticated in full. So are those due for the
-// session's renewal, which only Authenticate does.
+// once, at its upgrade. The session's end reaches it the same way: the
+// hub closes the channel's client, on the session_ended event of the
+// user's topic or, if this node missed that, at its next check of its
+// clients' sessions (Config.SessionCheck), and from then on the channel's
+// requests are authenticated in full. So are those due for the session's
+// renewal, which only Authenticate does.
 func (s *server) pollAuthed(h pollHandler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		cur, err := parseCursor(queryValue(r.URL.RawQuery, "cursor"))
@@ -505,9 +505,7 @@ func (s *server) pollAuthed(h pollHandler) http.Handler {
 				s.writeError(w, err)
 				return
 			}
-			a := authFrom(r.Context())
-			s.channelChecked(cur, a)
-			h(w, r, a, cur)
+			h(w, r, authFrom(r.Context()), cur)
 		})).ServeHTTP(w, r)
 	})
 }
@@ -532,34 +530,9 @@ func queryValue(query, key string) string {
 	return ""
 }
 
-// pollRecheck is how long channelAuth trusts a channel's session without
-// reading it: the session_ended event that closes the channel is a
-// broker's, which may be lost (a Redis outage fails the publish), so it
-// bounds how long a signed-out token may go on polling.
-const pollRecheck = 15 * time.Second
-
-// channelChecked records that the store has just confirmed session a of
-// the channel of cursor cur, if it is that channel's.
-func (s *server) channelChecked(cur *pollCursor, a authInfo) {
-	if cur == nil {
-		return
-	}
-	s.polls.mu.Lock()
-	ch := s.polls.m[cur.Channel]
-	s.polls.mu.Unlock()
-	if ch == nil {
-		return
-	}
-	ch.mu.Lock()
-	if ch.auth.Session.ID == a.Session.ID {
-		ch.checked = s.svc.Config().Now()
-	}
-	ch.mu.Unlock()
-}
-
 // channelAuth returns the user and session of the live channel of cursor
-// cur if r carries that session's token, the session needs no renewal
-// yet, and the store confirmed it less than pollRecheck ago.
+// cur if r carries that session's token and the session needs no renewal
+// yet.
 func (s *server) channelAuth(r *http.Request, cur *pollCursor) (authInfo, bool) {
 	c, err := r.Cookie(CookieName)
 	if err != nil || c.Value == "" || len(c.Value) > 256 || cur == nil {
@@ -572,7 +545,7 @@ func (s *server) channelAuth(r *http.Request, cur *pollCursor) (authInfo, bool) 
 		return authInfo{}, false
 	}
 	ch.mu.Lock()
-	a, stopped, checked := ch.auth, ch.stopped, ch.checked
+	a, stopped := ch.auth, ch.stopped
 	ch.mu.Unlock()
 	select {
 	case <-ch.sess.client.Done():
@@ -581,8 +554,7 @@ func (s *server) channelAuth(r *http.Request, cur *pollCursor) (authInfo, bool) 
 	}
 	cfg := s.svc.Config()
 	if stopped || !chat.TokenMatches(c.Value, a.Session.TokenHash) ||
-		!cfg.Now().Before(a.Session.ExpiresAt.Add(-cfg.SessionTTL/2)) ||
-		!cfg.Now().Before(checked.Add(pollRecheck)) {
+		!cfg.Now().Before(a.Session.ExpiresAt.Add(-cfg.SessionTTL/2)) {
 		return authInfo{}, false
 	}
 	return a, true

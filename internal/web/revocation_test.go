@@ -74,13 +74,15 @@ func cursorOf(tb testing.TB, r response) string {
 	return body.Cursor
 }
 
-// TestPollSignOutLost: a signed-out session token keeps working, for
+// TestPollSignOutLost: a signed-out session token kept working, for
 // reading and for sending as its user, on a long-poll channel whose
 // session_ended event did not arrive (the broker was unreachable when the
-// session signed out), while every other request with it gets 401.
+// session signed out), while every other request with it got 401. The
+// hub's check of its clients' sessions closes the channel.
 func TestPollSignOutLost(t *testing.T) {
 	var lb *lossyBroker
-	ts := newTestServer(t, withWeb(func(c *web.Config) { c.PollHold = 200 * time.Millisecond }), withBroker(func(b chat.Broker) chat.Broker { lb = &lossyBroker{Broker: b}; return lb }))
+	ts := newTestServer(t, withWeb(func(c *web.Config) { c.PollHold = 200 * time.Millisecond; c.SessionCheck = 20 * time.Millisecond }),
+		withBroker(func(b chat.Broker) chat.Broker { lb = &lossyBroker{Broker: b}; return lb }))
 	ada := ts.signIn(t, "ada@example.com", "Ada")
 	room := ts.enterRoom(t, ada, "general")
 	token := ada.Jar.Cookies(mustParseURL(t, ts.URL))[0].Value
@@ -92,14 +94,44 @@ func TestPollSignOutLost(t *testing.T) {
 	lb.down.Store(true) // Redis is unreachable for a moment
 	ts.mustDo(t, ada, "POST", "/api/auth/signout", nil, http.StatusNoContent, nil)
 	lb.down.Store(false)
-	ts.clock.Advance(time.Minute) // a minute later (sessions live 30 days)
 
+	// The channel serves its polls until the check closes it: polls that
+	// read, and send nothing.
+	deadline := time.Now().Add(waitTimeout)
+	for r := pollAs(t, ts, "GET", token, cur, ""); r.Status == http.StatusOK; r = pollAs(t, ts, "GET", token, cur, "") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the signed-out token still polls after %s", waitTimeout)
+		}
+		cur = cursorOf(t, r)
+	}
 	wantSignedOut(t, ts, token, cur, room.ID)
 	for _, m := range ts.allMessages(t, ts.signIn(t, "eve@example.com", "Eve"), room.ID) {
 		if m.Kind == "text" {
 			t.Errorf("stored after Ada signed out, as Ada: %+v", m)
 		}
 	}
+}
+
+// TestWSSignOutLost: the WebSocket form of TestPollSignOutLost: a
+// connection whose node missed its session's sign-out stayed open. The
+// hub's check closes it as the event would have, and the other session's
+// connection stays.
+func TestWSSignOutLost(t *testing.T) {
+	var lb *lossyBroker
+	ts := newTestServer(t, withWeb(func(c *web.Config) { c.SessionCheck = 20 * time.Millisecond }),
+		withBroker(func(b chat.Broker) chat.Broker { lb = &lossyBroker{Broker: b}; return lb }))
+	phone := ts.signIn(t, "ada@example.com", "Ada")
+	room := ts.enterRoom(t, phone, "general")
+	laptop := ts.signIn(t, "ada@example.com", "Ada")
+	wp, wl := ts.connect(t, phone), ts.connect(t, laptop)
+	wp.open(t, room.ID, nil)
+	wl.open(t, room.ID, nil)
+
+	lb.down.Store(true)
+	ts.mustDo(t, phone, "POST", "/api/auth/signout", nil, http.StatusNoContent, nil)
+	lb.down.Store(false)
+	wp.expectClose(t, web.CloseSessionEnded)
+	wl.sendMessage(t, room.ID, "laptop-1", "still here")
 }
 
 // TestPollSignOutRace: a poll channel made by a request authenticated

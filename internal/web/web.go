@@ -36,6 +36,7 @@ type Config struct {
 	PongWait       time.Duration // silence after which a connection is dropped
 	WriteWait      time.Duration // longest a write may stall
 	PollHold       time.Duration // longest a long-poll GET is held open
+	SessionCheck   time.Duration // how often the sessions of open connections are read again (hub.CheckSessions)
 	Health         func(context.Context) error
 }
 
@@ -52,6 +53,7 @@ func DefaultConfig() Config {
 		PongWait:      60 * time.Second,
 		WriteWait:     10 * time.Second,
 		PollHold:      25 * time.Second,
+		SessionCheck:  15 * time.Second,
 	}
 }
 
@@ -87,6 +89,9 @@ func (c *Config) fill() {
 	if c.WriteWait <= 0 {
 		c.WriteWait = d.WriteWait
 	}
+	if c.SessionCheck <= 0 {
+		c.SessionCheck = d.SessionCheck
+	}
 }
 
 // server holds what the handlers share.
@@ -112,6 +117,9 @@ func NewHandler(log *slog.Logger, cfg Config, svc *chat.Service, h *hub.Hub, ui 
 		s.origins[normalizeOrigin(o)] = true
 	}
 	s.upgrader = newUpgrader(s.checkOrigin)
+	// A connection's session is read when it opens; its end reaches it
+	// as an event, which a node may miss (the broker lost it).
+	h.CheckSessions(cfg.SessionCheck, svc.EndedSessions)
 	mux := http.NewServeMux()
 	s.addRoutes(mux, ui)
 

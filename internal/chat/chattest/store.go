@@ -432,6 +432,30 @@ func testSessions(t *testing.T, s chat.Store) {
 	if !errors.Is(err, chat.ErrConflict) {
 		t.Errorf("CreateSession(token hash in use) = %v; want chat.ErrConflict", err)
 	}
+
+	// s1 is signed out, s2 lives an hour from t0, s3 expires at t0.
+	s3, err := s.CreateSession(ctx, chat.Session{UserID: ann.ID, TokenHash: "t3", CreatedAt: t0, ExpiresAt: t0})
+	if err != nil {
+		t.Fatalf("CreateSession: %v", err)
+	}
+	all := []int64{s1.ID, s2.ID, s3.ID, missing}
+	for _, c := range []struct {
+		ids  []int64
+		now  time.Time
+		want []int64
+	}{
+		{all, t0.Add(-time.Second), []int64{s2.ID, s3.ID}},
+		{all, t0, []int64{s2.ID}},
+		{all, t0.Add(time.Hour), nil},
+		{[]int64{s3.ID, s2.ID}, t0.Add(-time.Second), []int64{s2.ID, s3.ID}},
+		{nil, t0, nil},
+	} {
+		got, err := s.LiveSessions(ctx, c.ids, c.now)
+		slices.Sort(got)
+		if err != nil || !slices.Equal(got, c.want) {
+			t.Errorf("LiveSessions(%v, t0%+v) = %v, %v; want %v", c.ids, c.now.Sub(t0), got, err, c.want)
+		}
+	}
 }
 
 func testDeleteExpired(t *testing.T, s chat.Store) {
