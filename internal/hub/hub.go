@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -665,26 +664,34 @@ func (h *Hub) CheckSessions(every time.Duration, check SessionCheck) {
 // checkSessions closes the clients whose session check reports ended:
 // one call for every session of the hub's clients.
 func (h *Hub) checkSessions(timeout time.Duration, check SessionCheck) {
-	users := make(map[int64]int64) // session ID → its user's
+	type userSession struct{ session, user int64 }
 	h.mu.Lock()
+	all := make([]userSession, 0, len(h.clients))
 	for c := range h.clients {
 		if c.SessionID != 0 && !c.Closed() {
-			users[c.SessionID] = c.UserID
+			all = append(all, userSession{c.SessionID, c.UserID})
 		}
 	}
 	h.mu.Unlock()
-	if len(users) == 0 {
+	if len(all) == 0 {
 		return
+	}
+	slices.SortFunc(all, func(a, b userSession) int { return cmp.Compare(a.session, b.session) })
+	all = slices.CompactFunc(all, func(a, b userSession) bool { return a.session == b.session })
+	ids := make([]int64, len(all))
+	for i, us := range all {
+		ids[i] = us.session
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	ended, err := check(ctx, slices.Sorted(maps.Keys(users)))
+	ended, err := check(ctx, ids)
 	if err != nil {
-		h.log.Warn("check sessions", "sessions", len(users), "err", err)
+		h.log.Warn("check sessions", "sessions", len(ids), "err", err)
 		return
 	}
 	for _, id := range ended {
-		if u, ok := users[id]; ok {
+		if i, ok := slices.BinarySearch(ids, id); ok {
+			u := all[i].user
 			h.deliverAny(chat.UserTopic(u), chat.Event{Type: chat.EventSessionEnded, UserID: u, SessionID: id})
 		}
 	}
