@@ -225,8 +225,8 @@ func (s *Service) startSession(ctx context.Context, u User, newUser bool, now ti
 }
 
 // Authenticate returns the user and session of a session token, extending
-// the session when less than half its lifetime remains (renewed reports
-// that, so the transport can refresh its cookie).
+// the session when Config.Renews says so (renewed reports that, so the
+// transport can refresh its cookie).
 func (s *Service) Authenticate(ctx context.Context, token string) (u User, sess Session, renewed bool, err error) {
 	unauth := Errorf(ErrUnauthorized, CodeUnauthorized, "sign in first")
 	if token == "" || len(token) > 256 {
@@ -245,7 +245,7 @@ func (s *Service) Authenticate(ctx context.Context, token string) (u User, sess 
 		_ = s.store.DeleteSession(ctx, sess.ID)
 		return User{}, Session{}, false, unauth
 	}
-	if sess.ExpiresAt.Sub(now) < s.cfg.SessionTTL/2 {
+	if s.cfg.Renews(sess) {
 		sess.ExpiresAt = now.Add(s.cfg.SessionTTL)
 		if err := s.store.ExtendSession(ctx, sess.ID, sess.ExpiresAt); err != nil {
 			return User{}, Session{}, false, internal("extend session", err)

@@ -256,6 +256,15 @@ func (k *kinds) forget(id int64) {
 // Config returns the effective configuration.
 func (s *Service) Config() Config { return s.cfg }
 
+// Renews reports whether Authenticate extends session s now, to a full
+// SessionTTL: less than half of SessionTTL remains, and s was made to live
+// longer than that half. A session issued for less ("parley admin
+// sessions --ttl 1h") ends when it was set to.
+func (c Config) Renews(s Session) bool {
+	half := c.SessionTTL / 2
+	return s.ExpiresAt.Sub(c.Now()) < half && s.ExpiresAt.Sub(s.CreatedAt) > half
+}
+
 // internal wraps an unexpected error from a dependency.
 func internal(op string, err error) error {
 	if AsError(err) != nil {

@@ -1010,6 +1010,39 @@ func TestLastSeenBeforeOffline(t *testing.T) {
 	}
 }
 
+// TestShortSessionNotRenewed: a session made to live less than half the
+// server's lifetime ("parley admin sessions --ttl 1h") ends when it was
+// set to, however often it is used; one made for more is renewed as any.
+func TestShortSessionNotRenewed(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, chat.Config{}) // sessions live 30 days
+	ada, _ := f.signIn(t, "ada@example.com", "Ada")
+	now := f.clock.Now()
+	for _, c := range []struct {
+		token      string
+		lifetime   time.Duration
+		usedAfter  time.Duration
+		wantExpiry time.Time // after the use
+	}{
+		{"hour", time.Hour, time.Minute, now.Add(time.Hour)},
+		{"week", 7 * 24 * time.Hour, 6 * 24 * time.Hour, now.Add(7 * 24 * time.Hour)},
+		{"20 days", 20 * 24 * time.Hour, 6 * 24 * time.Hour, now.Add(6*24*time.Hour + 30*24*time.Hour)},
+	} {
+		if _, err := f.store.CreateSession(ctx, chat.Session{UserID: ada.ID, TokenHash: chat.HashToken(c.token), CreatedAt: now, ExpiresAt: now.Add(c.lifetime)}); err != nil {
+			t.Fatalf("CreateSession: %v", err)
+		}
+		f.clock.Advance(c.usedAfter)
+		_, sess, _, err := f.svc.Authenticate(ctx, c.token)
+		if err != nil || !sess.ExpiresAt.Equal(c.wantExpiry) {
+			t.Errorf("a session of %s used after %s: Authenticate = %v, %v; want it to expire at %v", c.token, c.usedAfter, sess.ExpiresAt, err, c.wantExpiry)
+		}
+		f.clock.Advance(-c.usedAfter)
+	}
+	f.clock.Advance(time.Hour)
+	_, _, _, err := f.svc.Authenticate(ctx, "hour")
+	wantError(t, "a session of an hour, an hour later", err, chat.ErrUnauthorized, chat.CodeUnauthorized, "")
+}
+
 // TestEndedSessions: of a node's sessions, those signed out, expired or
 // never known are ended; more than one read's worth are all answered.
 func TestEndedSessions(t *testing.T) {

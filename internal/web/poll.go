@@ -531,8 +531,8 @@ func queryValue(query, key string) string {
 }
 
 // channelAuth returns the user and session of the live channel of cursor
-// cur if r carries that session's token and the session needs no renewal
-// yet.
+// cur if r carries that session's token and the session has neither
+// expired nor come due for renewal.
 func (s *server) channelAuth(r *http.Request, cur *pollCursor) (authInfo, bool) {
 	c, err := r.Cookie(CookieName)
 	if err != nil || c.Value == "" || len(c.Value) > 256 || cur == nil {
@@ -554,7 +554,7 @@ func (s *server) channelAuth(r *http.Request, cur *pollCursor) (authInfo, bool) 
 	}
 	cfg := s.svc.Config()
 	if stopped || !chat.TokenMatches(c.Value, a.Session.TokenHash) ||
-		!cfg.Now().Before(a.Session.ExpiresAt.Add(-cfg.SessionTTL/2)) {
+		!cfg.Now().Before(a.Session.ExpiresAt) || cfg.Renews(a.Session) {
 		return authInfo{}, false
 	}
 	return a, true

@@ -259,3 +259,24 @@ func TestRemovedWhileConnecting(t *testing.T) {
 		}
 	}
 }
+
+// TestPollShortSessionExpires: a session made to live an hour ("parley
+// admin sessions --ttl 1h"), never renewed, stops working on its poll
+// channel when it expires, as on every other request.
+func TestPollShortSessionExpires(t *testing.T) {
+	var st chat.Store
+	ts := newTestServer(t, withWeb(func(c *web.Config) { c.PollHold = 200 * time.Millisecond }), withStore(func(s chat.Store) chat.Store { st = s; return s }))
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	ts.enterRoom(t, ada, "general")
+	const token = "a-token-of-an-hour"
+	now := ts.clock.Now()
+	if _, err := st.CreateSession(t.Context(), chat.Session{UserID: ada.ID, TokenHash: chat.HashToken(token), CreatedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
+		t.Fatalf("CreateSession: %v", err)
+	}
+	cur := cursorOf(t, pollAs(t, ts, "GET", token, "", ""))
+	cur = cursorOf(t, pollAs(t, ts, "GET", token, cur, ""))
+	ts.clock.Advance(time.Hour - time.Second)
+	cur = cursorOf(t, pollAs(t, ts, "GET", token, cur, ""))
+	ts.clock.Advance(time.Second)
+	wantError(t, "a poll as the session expires", pollAs(t, ts, "GET", token, cur, ""), http.StatusUnauthorized, chat.CodeUnauthorized)
+}
