@@ -917,7 +917,14 @@ func (r *runState) message(c *client, ev event) {
 		case seqDup:
 			c.dups++
 			return
-		case seqLate:
+		}
+		if c.hasMessage(g-c.room.idx*r.cfg.SendersPerRoom, n) {
+			// The same message again under another seq: the server
+			// stored one send twice.
+			c.dups++
+			return
+		}
+		if st == seqLate {
 			c.late++
 		}
 	} else {
@@ -949,6 +956,12 @@ func (r *runState) message(c *client, ev event) {
 
 // maxKept is the most messages per sender whose latency a client keeps.
 const maxKept = 1 << 22
+
+// hasMessage reports whether c got message n of the room's k-th sender
+// before, whatever its seq.
+func (c *client) hasMessage(k int, n int64) bool {
+	return k >= 0 && k < len(c.lat) && n >= 1 && n <= int64(len(c.lat[k])) && c.lat[k][n-1] > 0
+}
 
 // noteLatency keeps the latency of message n of the room's k-th sender.
 func (c *client) noteLatency(k int, n int64, d time.Duration) {

@@ -614,6 +614,31 @@ func TestBenchUnanswered(t *testing.T) {
 	}
 }
 
+// TestBenchNoticesStoredTwice runs against a fake server that stores one
+// send twice, under two seqs, and acknowledges the second: every receiver
+// gets the same message twice, which the run must report as duplicated.
+func TestBenchNoticesStoredTwice(t *testing.T) {
+	f := &faultyServer{conns: make(map[*fakeConn]bool), whole: true, twice: 4}
+	srv := httptest.NewServer(f)
+	t.Cleanup(srv.Close)
+	const conns = 3
+	res := mustRun(t, bench.Config{
+		Targets:        []string{srv.URL},
+		Conns:          conns,
+		SendersPerRoom: 1,
+		Rate:           100,
+		Duration:       300 * time.Millisecond,
+		Drain:          500 * time.Millisecond,
+		Tokens:         []string{"t"},
+	})
+	if res.MessagesAcked < 5 {
+		t.Fatalf("acked %d messages; want at least 5 to reach the fault", res.MessagesAcked)
+	}
+	if res.Duplicated != conns || res.Lost != 0 || res.OK {
+		t.Errorf("duplicated, lost, ok = %d, %d, %v; want %d, 0, false", res.Duplicated, res.Lost, res.OK, conns)
+	}
+}
+
 // TestBenchConnectionFaults: a client that could not connect, or whose
 // connection ended before the run did, got less than the run asked for;
 // the run is not OK even when every delivery to the others was whole.
@@ -661,6 +686,8 @@ type faultyServer struct {
 	whole      bool
 	dropOpened int
 	storeMax   int64 // if not 0, sends after the storeMax-th are never answered
+	twice      int64 // if not 0, the twice-th send is stored (and delivered) twice, under two seqs
+	sends      int64
 }
 
 type fakeConn struct {
@@ -720,6 +747,14 @@ func (f *faultyServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case "send":
 			if f.storeMax > 0 && f.seq == f.storeMax {
 				break // neither stored nor refused
+			}
+			f.sends++
+			if f.sends == f.twice {
+				f.seq++
+				msg := fmt.Sprintf(`{"room_id": 1, "seq": %d, "kind": "text", "client_id": %q, "body": %q}`, f.seq, in.ClientID, in.Body)
+				for c := range f.conns {
+					c.write(fmt.Sprintf(`{"type": "message", "room_id": 1, "message": %s}`, msg))
+				}
 			}
 			f.seq++
 			msg := fmt.Sprintf(`{"room_id": 1, "seq": %d, "kind": "text", "client_id": %q, "body": %q}`, f.seq, in.ClientID, in.Body)
