@@ -1112,7 +1112,7 @@ func (r *runState) result(connectTime time.Duration, sendStart, sendEnd time.Tim
 	if !sendEnd.IsZero() {
 		res.DurationSeconds = sendEnd.Sub(sendStart).Seconds()
 	}
-	var writeErrs, otherDups, otherLate, otherMissing, bad int64
+	var writeErrs, otherDups, otherLate, otherMissing, bad, sharedSeqs int64
 	res.ReadsSent = r.marks.Load()
 	r.mu.Lock() // a timer may still be failing to send one
 	res.ReadErrorCodes = maps.Clone(r.markCodes)
@@ -1137,9 +1137,14 @@ func (r *runState) result(connectTime time.Duration, sendStart, sendEnd time.Tim
 			for _, s := range rm.senders {
 				acked = append(acked, s.acked...)
 			}
-			slices.Sort(acked)
-			acked = slices.Compact(acked)
+			// Every acknowledged send is a message each receiver is to
+			// get. Two sends acknowledged with one seq are two messages
+			// of which at most one can be delivered: the other is lost.
 			res.DeliveriesExpected += int64(len(acked)) * receivers
+			slices.Sort(acked)
+			n := len(acked)
+			acked = slices.Compact(acked)
+			sharedSeqs += int64(n - len(acked))
 		} else {
 			for _, s := range rm.senders {
 				res.DeliveriesExpected += (s.sent - s.errs) * receivers
@@ -1220,6 +1225,9 @@ func (r *runState) result(connectTime time.Duration, sendStart, sendEnd time.Tim
 	}
 	if otherMissing > 0 {
 		res.Notes = append(res.Notes, fmt.Sprintf("%d deliveries of other messages (joins, leaves) left gaps in the room sequences (a client would sync them)", otherMissing))
+	}
+	if sharedSeqs > 0 {
+		res.Notes = append(res.Notes, fmt.Sprintf("%d sends were acknowledged with the seq of another send", sharedSeqs))
 	}
 	if bad > 0 {
 		res.Notes = append(res.Notes, fmt.Sprintf("%d frames could not be parsed", bad))

@@ -639,6 +639,32 @@ func TestBenchNoticesStoredTwice(t *testing.T) {
 	}
 }
 
+// TestBenchNoticesSharedSeq runs against a fake server that acknowledges
+// one send with the seq of the message before it, and stores nothing: the
+// message reaches nobody, which the run must report as lost.
+func TestBenchNoticesSharedSeq(t *testing.T) {
+	f := &faultyServer{conns: make(map[*fakeConn]bool), whole: true, sameSeq: 4}
+	srv := httptest.NewServer(f)
+	t.Cleanup(srv.Close)
+	const conns = 3
+	res := mustRun(t, bench.Config{
+		Targets:        []string{srv.URL},
+		Conns:          conns,
+		SendersPerRoom: 1,
+		Rate:           100,
+		Duration:       300 * time.Millisecond,
+		Drain:          500 * time.Millisecond,
+		Tokens:         []string{"t"},
+	})
+	if res.MessagesAcked < 5 {
+		t.Fatalf("acked %d messages; want at least 5 to reach the fault", res.MessagesAcked)
+	}
+	if res.DeliveriesExpected != res.MessagesAcked*conns || res.Lost != conns || res.OK {
+		t.Errorf("expected, lost, ok = %d, %d, %v; want acked × conns = %d, %d, false",
+			res.DeliveriesExpected, res.Lost, res.OK, res.MessagesAcked*conns, conns)
+	}
+}
+
 // TestBenchConnectionFaults: a client that could not connect, or whose
 // connection ended before the run did, got less than the run asked for;
 // the run is not OK even when every delivery to the others was whole.
@@ -687,6 +713,7 @@ type faultyServer struct {
 	dropOpened int
 	storeMax   int64 // if not 0, sends after the storeMax-th are never answered
 	twice      int64 // if not 0, the twice-th send is stored (and delivered) twice, under two seqs
+	sameSeq    int64 // if not 0, the sameSeq-th send is acknowledged with the seq before, and not stored
 	sends      int64
 }
 
@@ -749,6 +776,11 @@ func (f *faultyServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				break // neither stored nor refused
 			}
 			f.sends++
+			if f.sends == f.sameSeq {
+				msg := fmt.Sprintf(`{"room_id": 1, "seq": %d, "kind": "text", "client_id": %q, "body": %q}`, f.seq, in.ClientID, in.Body)
+				c.write(fmt.Sprintf(`{"type": "ack", "room_id": 1, "client_id": %q, "message": %s}`, in.ClientID, msg))
+				break
+			}
 			if f.sends == f.twice {
 				f.seq++
 				msg := fmt.Sprintf(`{"room_id": 1, "seq": %d, "kind": "text", "client_id": %q, "body": %q}`, f.seq, in.ClientID, in.Body)
