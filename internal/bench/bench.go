@@ -333,6 +333,7 @@ type client struct {
 	// thing while they run.
 	lat                  [][]int32
 	received             int64 // without seqs: distinct deliveries
+	syncedTo             int64 // with seqs: the highest seq the client's own sync fetched
 	dups, late           int64 // of this run's messages
 	otherDups, otherLate int64 // of other messages (joins, leaves)
 	bad                  int64 // frames that did not parse
@@ -896,7 +897,16 @@ func (r *runState) message(c *client, ev event) {
 	g, n, sent, ok := parseBody(ev.body)
 	ours := ev.isText && ok && g < len(r.senders)
 	if r.tr.seqs() {
+		if ev.synced {
+			c.syncedTo = max(c.syncedTo, ev.seq)
+		}
 		st := c.seq.add(ev.seq)
+		if st == seqDup && ev.seq <= c.syncedTo {
+			// Again after the client's own sync fetched it, or fetched
+			// again by it: a client ignores it (docs/protocol.md,
+			// "Staying in sync").
+			return
+		}
 		if r.cfg.MarkRead {
 			// Shown, so read, as the web app has it; the latency of this
 			// delivery was taken before.

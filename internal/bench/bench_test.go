@@ -1,9 +1,11 @@
 package bench_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"net/http"
@@ -36,7 +38,15 @@ type testServer struct {
 	svc *chat.Service
 
 	mu       sync.Mutex
-	requests map[string]int // "METHOD /path" → count, the IDs in paths as {id}
+	requests map[string]int      // "METHOD /path" → count, the IDs in paths as {id}
+	hold     func(*http.Request) // if set, called before each request is handled
+}
+
+// setHold makes the server call hold before it handles each request.
+func (s *testServer) setHold(hold func(*http.Request)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.hold = hold
 }
 
 // count returns how many requests "METHOD /path" the server had.
@@ -49,6 +59,13 @@ func (s *testServer) count(req string) int {
 var pathID = regexp.MustCompile(`/[0-9]+(/|$)`)
 
 func newTestServer(tb testing.TB, opts ...func(*chat.Config)) *testServer {
+	tb.Helper()
+	return newTestServerWeb(tb, nil, opts...)
+}
+
+// newTestServerWeb is newTestServer with webOpt, if not nil, applied to the
+// web handler's configuration.
+func newTestServerWeb(tb testing.TB, webOpt func(*web.Config), opts ...func(*chat.Config)) *testServer {
 	tb.Helper()
 	ctx := context.Background()
 	logger := slog.New(slog.DiscardHandler)
@@ -75,12 +92,20 @@ func newTestServer(tb testing.TB, opts ...func(*chat.Config)) *testServer {
 		Store: db, Broker: broker, Presence: inmem.NewPresence(), Limiter: inmem.NewLimiter(nil),
 		Mailer: mailer.NewLog(logger), Logger: logger,
 	})
-	handler := web.NewHandler(logger, web.Config{SendRate: 10000, SendBurst: 10000, ChannelsCompat: true}, svc, h, fstest.MapFS{})
+	wcfg := web.Config{SendRate: 10000, SendBurst: 10000, ChannelsCompat: true}
+	if webOpt != nil {
+		webOpt(&wcfg)
+	}
+	handler := web.NewHandler(logger, wcfg, svc, h, fstest.MapFS{})
 	s := &testServer{svc: svc, requests: make(map[string]int)}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		s.requests[r.Method+" "+pathID.ReplaceAllString(r.URL.Path, "/{id}$1")]++
+		hold := s.hold
 		s.mu.Unlock()
+		if hold != nil {
+			hold(r)
+		}
 		handler.ServeHTTP(w, r)
 	}))
 	tb.Cleanup(srv.Close)
@@ -309,6 +334,66 @@ func TestBenchWebSocketSenders(t *testing.T) {
 	if res.OutOfOrder > 0 {
 		t.Logf("%d deliveries out of order: the server's publish order race", res.OutOfOrder)
 	}
+}
+
+// TestBenchPollResumedPages holds the long-polling clients' polls while
+// the sender sends more than their outboxes (4 frames) hold: the server
+// drops the channels and rebuilds them from the cursors, with the first
+// page of what each missed (a history page of 2) and has_more. A client that
+// follows the protocol fetches the rest, so nothing is lost.
+func TestBenchPollResumedPages(t *testing.T) {
+	s := newTestServerWeb(t, func(c *web.Config) { c.Outbox = 4 }, func(c *chat.Config) { c.HistoryLimit = 2 })
+	var (
+		mu      sync.Mutex
+		sends   int
+		release = make(chan struct{})
+		closed  bool
+	)
+	const holdFrom, holdTo = 5, 25 // sends seen
+	s.setHold(func(r *http.Request) {
+		switch {
+		case r.Method == http.MethodPost && r.URL.Path == "/api/poll":
+			body, err := io.ReadAll(r.Body)
+			if err != nil {
+				return
+			}
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			if !bytes.Contains(body, []byte(`"type":"send"`)) {
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if sends++; sends >= holdTo && !closed {
+				close(release)
+				closed = true
+			}
+		case r.Method == http.MethodGet && r.URL.Path == "/api/poll" && r.URL.RawQuery != "":
+			mu.Lock()
+			held := sends >= holdFrom && !closed
+			mu.Unlock()
+			if held {
+				select {
+				case <-release:
+				case <-time.After(2 * time.Second): // within the drain
+				}
+			}
+		}
+	})
+	const conns = 3
+	res := mustRun(t, bench.Config{
+		Targets:        []string{s.URL},
+		Transport:      bench.TransportLongPoll,
+		Conns:          conns,
+		SendersPerRoom: 1,
+		Rate:           100,
+		Duration:       time.Second,
+		Tokens:         s.tokens(t, conns),
+		RoomPrefix:     "p",
+	})
+	if !strings.Contains(strings.Join(res.Notes, "\n"), "rebuilt") {
+		t.Fatalf("notes %q; want the server to have rebuilt channels", res.Notes)
+	}
+	checkClean(t, res, conns)
 }
 
 // TestBenchGroups spreads the connections over private groups: the run

@@ -284,26 +284,79 @@ var (
 	resumedPrefix = []byte(`{"type":"resumed",`)
 )
 
+// syncFrame is a "sync" frame: a page of the messages after a seq.
+type syncFrame struct {
+	Type     string         `json:"type"`
+	Code     string         `json:"code"`    // of an error instead
+	Message  frameMessage   `json:"message"` // of an error instead
+	Messages []frameMessage `json:"messages"`
+	HasMore  bool           `json:"has_more"`
+}
+
 // decodePoll decodes a frame of a poll answer. Besides the WebSocket's,
 // a channel the server rebuilt starts with "resumed" and a "sync" of the
-// messages the client missed, which are deliveries too.
-func decodePoll(line []byte, fn func(event)) {
+// messages the client missed, which are deliveries too. If that sync is
+// one page of more (has_more), decodePoll returns the seq of its last
+// message and more: the rest is the client's to fetch.
+func decodePoll(line []byte, fn func(event)) (after int64, more bool) {
 	switch {
 	case bytes.HasPrefix(line, resumedPrefix):
 		fn(event{typ: evResumed})
 	case bytes.HasPrefix(line, syncPrefix):
-		var f struct {
-			Messages []frameMessage `json:"messages"`
-		}
+		var f syncFrame
 		if err := json.Unmarshal(line, &f); err != nil {
 			fn(event{typ: evBad, text: err.Error()})
-			return
+			return 0, false
 		}
 		for _, m := range f.Messages {
 			fn(event{typ: evMessage, seq: m.Seq, isText: m.Kind == "text", body: m.Body})
 		}
+		if f.HasMore && len(f.Messages) > 0 {
+			return f.Messages[len(f.Messages)-1].Seq, true
+		}
 	default:
 		decodeNative(line, fn)
+	}
+	return 0, false
+}
+
+// syncRest fetches the room's messages after seq after, a page at a time
+// while the server has more, as a client does after a sync with has_more
+// (docs/protocol.md), and hands them to fn as synced: the same messages
+// may also come live, which a client ignores.
+func (s *pollSession) syncRest(after int64, fn func(event)) error {
+	for {
+		frame := fmt.Appendf(nil, `{"type":"sync","room_id":%d,"after":%d,"ref":"bench-sync"}`, s.roomID, after)
+		replies, err := s.post(s.ctx, frame, "bench-sync") // the same sync again is harmless
+		if err != nil {
+			return fmt.Errorf("sync after %d: %w", after, err)
+		}
+		var page *syncFrame
+		for _, line := range replies {
+			var f syncFrame
+			if err := json.Unmarshal(line, &f); err != nil {
+				return fmt.Errorf("sync after %d: bad frame %.80q: %w", after, line, err)
+			}
+			switch f.Type {
+			case "sync":
+				page = &f
+			case "error":
+				return fmt.Errorf("sync after %d: %s: %s", after, f.Code, f.Message.Text)
+			}
+		}
+		if page == nil {
+			return fmt.Errorf("sync after %d: no sync frame in %d frames", after, len(replies))
+		}
+		s.mu.Lock()
+		for _, m := range page.Messages {
+			fn(event{typ: evMessage, seq: m.Seq, isText: m.Kind == "text", body: m.Body, synced: true})
+		}
+		s.mu.Unlock()
+		n := len(page.Messages)
+		if !page.HasMore || n == 0 || page.Messages[n-1].Seq <= after {
+			return nil
+		}
+		after = page.Messages[n-1].Seq
 	}
 }
 
@@ -321,11 +374,25 @@ func (s *pollSession) read(fn func(event)) error {
 		if err != nil {
 			return err
 		}
-		s.mu.Lock()
-		for _, line := range frames {
-			decodePoll(line, fn)
+		for len(frames) > 0 {
+			// Up to a sync that has more: the rest of it comes before
+			// the frames after it.
+			var (
+				after int64
+				more  bool
+			)
+			s.mu.Lock()
+			for len(frames) > 0 && !more {
+				after, more = decodePoll(frames[0], fn)
+				frames = frames[1:]
+			}
+			s.mu.Unlock()
+			if more {
+				if err := s.syncRest(after, fn); err != nil {
+					return err
+				}
+			}
 		}
-		s.mu.Unlock()
 	}
 }
 

@@ -70,6 +70,7 @@ type event struct {
 	ref    string // ack, error: the client ID or ref of the request
 	code   string // error
 	text   string // error, bad: a description
+	synced bool   // message: fetched by the client's own sync, so it may come twice
 }
 
 // newTransport returns the transport cfg asks for.
