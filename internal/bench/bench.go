@@ -683,7 +683,7 @@ func (r *runState) sendAll(ctx context.Context) (start, end time.Time) {
 	for i, s := range active {
 		// Stagger the senders over one interval so that the rate is even.
 		offset := time.Duration(int64(interval) * int64(i) / int64(len(active)))
-		wg.Go(func() { r.runSender(s, stop, interval, offset) })
+		wg.Go(func() { r.runSender(s, stop, start, interval, offset) })
 	}
 	full := sleep(ctx.Done(), cfg.Duration)
 	close(stop)
@@ -761,25 +761,31 @@ func (r *runState) received() int64 {
 	return n
 }
 
-// runSender sends from s until stop is closed: every interval from offset
-// on, the first at offset, or, if interval is 0, whenever fewer than
-// cfg.InFlight sends are unanswered.
-func (r *runState) runSender(s *sender, stop <-chan struct{}, interval, offset time.Duration) {
-	var tick <-chan time.Time
+// runSender sends from s until stop is closed: message n when
+// offset+(n-1)×interval has passed since start, or, if interval is 0,
+// whenever fewer than cfg.InFlight sends are unanswered. A sender that
+// fell behind its schedule (waiting for answers, or for a write) sends
+// what it owes at once, and a message sent more than an interval late is
+// timed from when it was due: the wait is the server's doing and belongs
+// in the latency, which would otherwise be taken only of the messages the
+// server let through (coordinated omission).
+func (r *runState) runSender(s *sender, stop <-chan struct{}, start time.Time, interval, offset time.Duration) {
+	var timer *time.Timer
 	if interval > 0 {
-		if !sleep(stop, offset) {
-			return
-		}
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		tick = t.C
+		timer = time.NewTimer(time.Hour)
+		defer timer.Stop()
 	}
 	for n := int64(1); ; n++ {
-		if tick != nil && n > 1 {
-			select {
-			case <-stop:
-				return
-			case <-tick:
+		var due time.Time
+		if interval > 0 {
+			due = start.Add(offset + time.Duration(n-1)*interval)
+			if d := time.Until(due); d > 0 {
+				timer.Reset(d)
+				select {
+				case <-stop:
+					return
+				case <-timer.C:
+				}
 			}
 		}
 		select {
@@ -794,6 +800,9 @@ func (r *runState) runSender(s *sender, stop <-chan struct{}, interval, offset t
 		default:
 		}
 		now := time.Now()
+		if interval > 0 && now.Sub(due) > interval {
+			now = due
+		}
 		if err := s.c.sess.send(clientID(now, s.id, n), formatBody(s.id, n, now)); err != nil {
 			s.release()
 			s.writeErrs++

@@ -750,6 +750,42 @@ func TestBenchNoticesSharedSeq(t *testing.T) {
 	}
 }
 
+// TestBenchRateStall runs a sender at a set rate against a fake server
+// that stalls for half a second before it answers one send, with at most
+// two sends unanswered: the sender falls behind. It sends what it owes once
+// the server answers again, each message timed from when it was due, so
+// that the wait is in the latencies (no coordinated omission): no message
+// is timed from more than two intervals after the one before it.
+func TestBenchRateStall(t *testing.T) {
+	f := &faultyServer{conns: make(map[*fakeConn]bool), whole: true, stallAt: 5, stall: 500 * time.Millisecond}
+	srv := httptest.NewServer(f)
+	t.Cleanup(srv.Close)
+	const rate, dur = 40, 1500 * time.Millisecond
+	const interval = time.Second / rate
+	res := mustRun(t, bench.Config{
+		Targets:        []string{srv.URL},
+		Conns:          2,
+		SendersPerRoom: 1,
+		Rate:           rate,
+		InFlight:       2,
+		Duration:       dur,
+		Tokens:         []string{"t"},
+		PerMessage:     true,
+	})
+	if len(res.Messages) < 10 {
+		t.Fatalf("%d messages; want the run to send past the stall", len(res.Messages))
+	}
+	for i := 1; i < len(res.Messages); i++ {
+		if gap := res.Messages[i].Sent.Sub(res.Messages[i-1].Sent); gap > 2*interval {
+			t.Errorf("message %d timed from %v after message %d; want at most 2 intervals (%v)", i+1, gap, i, 2*interval)
+		}
+	}
+	// 60 were due; a few may miss the end on a loaded machine.
+	if res.MessagesSent < 50 {
+		t.Errorf("sent %d messages at %d/s for %v; want about 60", res.MessagesSent, rate, dur)
+	}
+}
+
 // TestBenchConnectionFaults: a client that could not connect, or whose
 // connection ended before the run did, got less than the run asked for;
 // the run is not OK even when every delivery to the others was whole.
@@ -799,6 +835,8 @@ type faultyServer struct {
 	storeMax   int64 // if not 0, sends after the storeMax-th are never answered
 	twice      int64 // if not 0, the twice-th send is stored (and delivered) twice, under two seqs
 	sameSeq    int64 // if not 0, the sameSeq-th send is acknowledged with the seq before, and not stored
+	stallAt    int64 // if not 0, the server stalls for stall before it answers the stallAt-th send
+	stall      time.Duration
 	sends      int64
 }
 
@@ -861,6 +899,9 @@ func (f *faultyServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				break // neither stored nor refused
 			}
 			f.sends++
+			if f.sends == f.stallAt {
+				time.Sleep(f.stall)
+			}
 			if f.sends == f.sameSeq {
 				msg := fmt.Sprintf(`{"room_id": 1, "seq": %d, "kind": "text", "client_id": %q, "body": %q}`, f.seq, in.ClientID, in.Body)
 				c.write(fmt.Sprintf(`{"type": "ack", "room_id": 1, "client_id": %q, "message": %s}`, in.ClientID, msg))
