@@ -51,8 +51,9 @@ type Config struct {
 const (
 	defaultRamp         = 1000
 	defaultDrain        = 5 * time.Second
-	defaultInFlight     = 8    // per sender, as fast as possible
-	defaultRateInFlight = 1000 // per sender, at a set rate: a memory bound, not a pace
+	defaultInFlight     = 8     // per sender, as fast as possible
+	defaultRateInFlight = 1000  // per sender, at a set rate: a memory bound, not a pace
+	minRamp             = 0.001 // one connection every 1,000 s: the ramp's interval must fit a time.Duration
 	maxRamp             = 1_000_000
 	maxConnecting       = 200 // connections being set up at once
 	connectTimeout      = 30 * time.Second
@@ -116,8 +117,8 @@ func (c *Config) fill() error {
 	if c.Duration < 0 || (c.Duration == 0 && !c.Idle) {
 		bad("duration must be positive, not %v", c.Duration)
 	}
-	if c.Ramp < 0 || c.Ramp > maxRamp {
-		bad("ramp must be between 0 and %d connections per second, not %v", maxRamp, c.Ramp)
+	if c.Ramp < minRamp || c.Ramp > maxRamp {
+		bad("ramp must be between %g and %d connections per second, not %v", minRamp, maxRamp, c.Ramp)
 	}
 	if c.Drain < 0 {
 		bad("drain must not be negative")

@@ -630,6 +630,7 @@ func TestBenchRejects(t *testing.T) {
 		{"read over compat", bench.Config{Transport: bench.TransportCompat, Conns: 1, SendersPerRoom: 1, Duration: time.Second, MarkRead: true}, "read positions need a signed-in transport"},
 		{"groups over compat", bench.Config{Transport: bench.TransportCompat, Conns: 1, SendersPerRoom: 1, Duration: time.Second, Groups: true}, "groups need a signed-in transport"},
 		{"bad room prefix", bench.Config{Transport: bench.TransportCompat, Conns: 1, SendersPerRoom: 1, Duration: time.Second, RoomPrefix: "a b"}, "room prefix"},
+		{"ramp too slow for a ticker", bench.Config{Transport: bench.TransportCompat, Conns: 1, SendersPerRoom: 1, Duration: time.Second, Ramp: 1e-10}, "ramp must be between"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.cfg.Targets == nil {
