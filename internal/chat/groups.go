@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -125,6 +126,9 @@ func NormalizeGroupName(s string) (string, error) {
 	}
 	if utf8.RuneCountInString(s) > MaxGroupNameLen {
 		return "", Invalid(CodeTooLong, "name", "group name is longer than %d characters", MaxGroupNameLen)
+	}
+	if strings.IndexFunc(s, unicode.IsControl) >= 0 {
+		return "", Invalid(CodeInvalidField, "name", "group name contains control characters")
 	}
 	return s, nil
 }

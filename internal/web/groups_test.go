@@ -280,3 +280,19 @@ func TestGroupReceipts(t *testing.T) {
 		t.Errorf("after two more moves: %s; want one receipts frame with %+v", f, want)
 	}
 }
+
+// TestGroupNameControlCharacters: a group name holding control characters
+// is refused with invalid_field, on create and on rename, and nothing is
+// made or changed.
+func TestGroupNameControlCharacters(t *testing.T) {
+	ts := newTestServer(t)
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	g := ts.createGroup(t, ada, "Crew", 0)
+	for _, name := range []string{"Crew\x00", "\x1b[2JCrew", "Cr\x7few", "Cr\u009bew"} {
+		wantError(t, fmt.Sprintf("create %q", name), ts.do(t, ada, "POST", "/api/groups", map[string]string{"name": name}), http.StatusBadRequest, "invalid_field")
+		wantError(t, fmt.Sprintf("rename to %q", name), ts.do(t, ada, "PATCH", groupPath(g.ID, ""), map[string]string{"name": name}), http.StatusBadRequest, "invalid_field")
+	}
+	if cs := ts.conversations(t, ada); len(cs) != 1 || cs[0].Name != "Crew" || cs[0].LastSeq != g.LastSeq {
+		t.Errorf("Ada's conversations = %+v; want only Crew, unchanged", cs)
+	}
+}
