@@ -108,6 +108,11 @@ type GroupStore interface {
 	RenameGroup(ctx context.Context, id int64, name string, by int64, at time.Time) (m Message, changed bool, err error)
 	DescribeGroup(ctx context.Context, id int64, desc string, by int64, at time.Time) (m Message, changed bool, err error)
 	SetGroupCap(ctx context.Context, id int64, maxMembers int, by int64, at time.Time) (m Message, changed bool, err error)
+	// UpdateGroup makes the changes of up (nil fields stay; values
+	// normalized) to group id in one transaction, as RenameGroup,
+	// DescribeGroup and SetGroupCap do, in that order, and returns the
+	// messages of those that changed something. If one fails, none is made.
+	UpdateGroup(ctx context.Context, id int64, up GroupUpdate, by int64, at time.Time) ([]Message, error)
 	// DeleteGroup deletes the group with its members and messages and
 	// returns who the members were.
 	DeleteGroup(ctx context.Context, id int64) (members []int64, err error)
@@ -246,7 +251,7 @@ type GroupUpdate struct {
 
 // UpdateGroup changes group id's settings: name and description by the
 // owner or an admin, the member cap by the owner only. Each change is a
-// message in the group's sequence.
+// message in the group's sequence; if one is refused, none is made.
 func (s *Service) UpdateGroup(ctx context.Context, u User, id int64, up GroupUpdate) (Group, error) {
 	role, err := s.groupRole(ctx, u, id)
 	if err != nil {
@@ -274,33 +279,19 @@ func (s *Service) UpdateGroup(ctx context.Context, u User, id int64, up GroupUpd
 			return Group{}, err
 		}
 	}
-	now := s.cfg.Now()
-	apply := func(op string, m Message, changed bool, err error) error {
-		if err != nil {
-			return groupErr(op, err)
-		}
-		if changed {
-			s.publishGroup(ctx, id, m, 0)
-		}
-		return nil
-	}
+	norm := GroupUpdate{MaxMembers: up.MaxMembers}
 	if up.Name != nil {
-		m, changed, err := s.store.RenameGroup(ctx, id, name, u.ID, now)
-		if err := apply("rename group", m, changed, err); err != nil {
-			return Group{}, err
-		}
+		norm.Name = &name
 	}
 	if up.Description != nil {
-		m, changed, err := s.store.DescribeGroup(ctx, id, desc, u.ID, now)
-		if err := apply("describe group", m, changed, err); err != nil {
-			return Group{}, err
-		}
+		norm.Description = &desc
 	}
-	if up.MaxMembers != nil {
-		m, changed, err := s.store.SetGroupCap(ctx, id, *up.MaxMembers, u.ID, now)
-		if err := apply("set group cap", m, changed, err); err != nil {
-			return Group{}, err
-		}
+	ms, err := s.store.UpdateGroup(ctx, id, norm, u.ID, s.cfg.Now())
+	if err != nil {
+		return Group{}, groupErr("update group", err)
+	}
+	for _, m := range ms {
+		s.publishGroup(ctx, id, m, 0)
 	}
 	g, err := s.store.Group(ctx, id)
 	if err != nil {

@@ -296,19 +296,12 @@ func (db *DB) TransferGroup(ctx context.Context, id, from, to int64, at time.Tim
 // appends the message kind with body.
 func (db *DB) setting(ctx context.Context, id, by int64, at time.Time, kind chat.MessageKind, body string,
 	set func(tx pgx.Tx, g chat.Group) (bool, error)) (m chat.Message, changed bool, err error) {
+	c := groupChange{kind, body, set}
 	if err := storable(body); err != nil {
 		return chat.Message{}, false, fmt.Errorf("change %s of group %d: %w", kind, id, err)
 	}
 	err = db.write(ctx, func(tx pgx.Tx) error {
-		m, changed = chat.Message{}, false
-		g, err := lockGroup(ctx, tx, id)
-		if err != nil {
-			return err
-		}
-		if changed, err = set(tx, g); err != nil || !changed {
-			return err
-		}
-		m, _, err = appendMessage(ctx, tx, chat.NewMessage{ConvID: id, Kind: kind, SenderID: by, Body: body, At: at})
+		m, changed, err = settingTx(ctx, tx, id, by, at, c)
 		return err
 	})
 	if err != nil {
@@ -317,9 +310,29 @@ func (db *DB) setting(ctx context.Context, id, by int64, at time.Time, kind chat
 	return m, changed, nil
 }
 
-// RenameGroup renames group id.
-func (db *DB) RenameGroup(ctx context.Context, id int64, name string, by int64, at time.Time) (chat.Message, bool, error) {
-	return db.setting(ctx, id, by, at, chat.KindRenamed, name, func(tx pgx.Tx, g chat.Group) (bool, error) {
+// groupChange is one setting of a group to change: set makes the change
+// if it changes something, and the message kind with body records it.
+type groupChange struct {
+	kind chat.MessageKind
+	body string
+	set  func(tx pgx.Tx, g chat.Group) (bool, error)
+}
+
+// settingTx makes change c to group id in tx.
+func settingTx(ctx context.Context, tx pgx.Tx, id, by int64, at time.Time, c groupChange) (m chat.Message, changed bool, err error) {
+	g, err := lockGroup(ctx, tx, id)
+	if err != nil {
+		return chat.Message{}, false, err
+	}
+	if changed, err = c.set(tx, g); err != nil || !changed {
+		return chat.Message{}, false, err
+	}
+	m, _, err = appendMessage(ctx, tx, chat.NewMessage{ConvID: id, Kind: c.kind, SenderID: by, Body: c.body, At: at})
+	return m, err == nil, err
+}
+
+func renameGroup(ctx context.Context, id int64, name string) groupChange {
+	return groupChange{chat.KindRenamed, name, func(tx pgx.Tx, g chat.Group) (bool, error) {
 		if g.Name == name {
 			return false, nil
 		}
@@ -328,23 +341,21 @@ func (db *DB) RenameGroup(ctx context.Context, id int64, name string, by int64, 
 			return false, chat.ErrNameTaken
 		}
 		return err == nil, err
-	})
+	}}
 }
 
-// DescribeGroup changes group id's description.
-func (db *DB) DescribeGroup(ctx context.Context, id int64, desc string, by int64, at time.Time) (chat.Message, bool, error) {
-	return db.setting(ctx, id, by, at, chat.KindDescribed, desc, func(tx pgx.Tx, g chat.Group) (bool, error) {
+func describeGroup(ctx context.Context, id int64, desc string) groupChange {
+	return groupChange{chat.KindDescribed, desc, func(tx pgx.Tx, g chat.Group) (bool, error) {
 		if g.Description == desc {
 			return false, nil
 		}
 		_, err := tx.Exec(ctx, `UPDATE conversations SET description = $1 WHERE id = $2`, desc, id)
 		return err == nil, err
-	})
+	}}
 }
 
-// SetGroupCap changes group id's member cap; never below its member count.
-func (db *DB) SetGroupCap(ctx context.Context, id int64, maxMembers int, by int64, at time.Time) (chat.Message, bool, error) {
-	return db.setting(ctx, id, by, at, chat.KindCapChanged, strconv.Itoa(maxMembers), func(tx pgx.Tx, g chat.Group) (bool, error) {
+func setGroupCap(ctx context.Context, id int64, maxMembers int) groupChange {
+	return groupChange{chat.KindCapChanged, strconv.Itoa(maxMembers), func(tx pgx.Tx, g chat.Group) (bool, error) {
 		if g.MaxMembers == maxMembers {
 			return false, nil
 		}
@@ -353,7 +364,63 @@ func (db *DB) SetGroupCap(ctx context.Context, id int64, maxMembers int, by int6
 		}
 		_, err := tx.Exec(ctx, `UPDATE conversations SET max_members = $1 WHERE id = $2`, maxMembers, id)
 		return err == nil, err
+	}}
+}
+
+// RenameGroup renames group id.
+func (db *DB) RenameGroup(ctx context.Context, id int64, name string, by int64, at time.Time) (chat.Message, bool, error) {
+	c := renameGroup(ctx, id, name)
+	return db.setting(ctx, id, by, at, c.kind, c.body, c.set)
+}
+
+// DescribeGroup changes group id's description.
+func (db *DB) DescribeGroup(ctx context.Context, id int64, desc string, by int64, at time.Time) (chat.Message, bool, error) {
+	c := describeGroup(ctx, id, desc)
+	return db.setting(ctx, id, by, at, c.kind, c.body, c.set)
+}
+
+// SetGroupCap changes group id's member cap; never below its member count.
+func (db *DB) SetGroupCap(ctx context.Context, id int64, maxMembers int, by int64, at time.Time) (chat.Message, bool, error) {
+	c := setGroupCap(ctx, id, maxMembers)
+	return db.setting(ctx, id, by, at, c.kind, c.body, c.set)
+}
+
+// UpdateGroup changes the settings of group id that up holds, all in one
+// transaction.
+func (db *DB) UpdateGroup(ctx context.Context, id int64, up chat.GroupUpdate, by int64, at time.Time) ([]chat.Message, error) {
+	var cs []groupChange
+	if up.Name != nil {
+		cs = append(cs, renameGroup(ctx, id, *up.Name))
+	}
+	if up.Description != nil {
+		cs = append(cs, describeGroup(ctx, id, *up.Description))
+	}
+	if up.MaxMembers != nil {
+		cs = append(cs, setGroupCap(ctx, id, *up.MaxMembers))
+	}
+	for _, c := range cs {
+		if err := storable(c.body); err != nil {
+			return nil, fmt.Errorf("update group %d: %w", id, err)
+		}
+	}
+	var ms []chat.Message
+	err := db.write(ctx, func(tx pgx.Tx) error {
+		ms = nil
+		for _, c := range cs {
+			m, changed, err := settingTx(ctx, tx, id, by, at, c)
+			if err != nil {
+				return err
+			}
+			if changed {
+				ms = append(ms, m)
+			}
+		}
+		return nil
 	})
+	if err != nil {
+		return nil, fmt.Errorf("update group %d: %w", id, err)
+	}
+	return ms, nil
 }
 
 // DeleteGroup deletes group id with its messages; its members go with it

@@ -296,3 +296,37 @@ func TestGroupNameControlCharacters(t *testing.T) {
 		t.Errorf("Ada's conversations = %+v; want only Crew, unchanged", cs)
 	}
 }
+
+// TestGroupUpdateAllOrNothing: a PATCH that changes several settings, one
+// of them refused, changes none of them (the app saves its whole form in
+// one PATCH).
+func TestGroupUpdateAllOrNothing(t *testing.T) {
+	ts := newTestServer(t)
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	bob := ts.signIn(t, "bob@example.com", "Bob")
+	cy := ts.signIn(t, "cy@example.com", "Cy")
+	g := ts.createGroup(t, ada, "Crew", 0)
+	ts.addMember(t, ada, g.ID, bob)
+	ts.addMember(t, ada, g.ID, cy)
+	ts.createGroup(t, bob, "Taken", 0)
+
+	for _, tc := range []struct {
+		name   string
+		body   map[string]any
+		status int
+		code   string
+	}{
+		{"cap below members", map[string]any{"name": "Crew 2", "description": "new", "max_members": 2}, http.StatusConflict, "cap_below_members"},
+		{"name taken", map[string]any{"name": "taken", "description": "new", "max_members": 50}, http.StatusConflict, "name_taken"},
+	} {
+		wantError(t, tc.name, ts.do(t, ada, "PATCH", groupPath(g.ID, ""), tc.body), tc.status, tc.code)
+		var got struct {
+			Group wireGroup `json:"group"`
+		}
+		ts.mustDo(t, ada, "GET", groupPath(g.ID, ""), nil, http.StatusOK, &got)
+		if got.Group.Name != "Crew" || got.Group.Description != "about Crew" || got.Group.MaxMembers != 200 || got.Group.LastSeq != g.LastSeq+2 {
+			t.Errorf("%s: after the refused PATCH the group is %q %q cap %d, last seq %d; want it unchanged: %q %q cap 200, last seq %d",
+				tc.name, got.Group.Name, got.Group.Description, got.Group.MaxMembers, got.Group.LastSeq, "Crew", "about Crew", g.LastSeq+2)
+		}
+	}
+}

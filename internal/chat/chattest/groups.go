@@ -117,6 +117,18 @@ func testGroups(t *testing.T, s chat.Store) {
 	if _, changed, err := s.SetGroupCap(ctx, g.ID, 2, bob.ID, t0); err != nil || !changed {
 		t.Errorf("SetGroupCap(2) = %v, %v; want changed", changed, err)
 	}
+	// UpdateGroup changes all it is given or nothing.
+	crew3, newer, one, two := "Crew 3", "newer", 1, 2
+	if ms, err := s.UpdateGroup(ctx, g.ID, chat.GroupUpdate{Name: &crew3, Description: &newer, MaxMembers: &one}, bob.ID, t0); !errors.Is(err, chat.ErrBelowMembers) {
+		t.Errorf("UpdateGroup(name, description, cap 1) with 2 members = %v, %v; want ErrBelowMembers", ms, err)
+	}
+	if got, err := s.Group(ctx, g.ID); err != nil || got.Name != "Crew 2" || got.Description != "new" || got.MaxMembers != 2 || got.LastSeq != 7 {
+		t.Errorf("after a refused UpdateGroup: Group = %+v, %v; want Crew 2, new, cap 2, last seq 7 as before", got, err)
+	}
+	crew2, same := "Crew 2", "new"
+	if ms, err := s.UpdateGroup(ctx, g.ID, chat.GroupUpdate{Name: &crew2, Description: &same, MaxMembers: &two}, bob.ID, t0); err != nil || len(ms) != 0 {
+		t.Errorf("UpdateGroup(the same settings) = %v, %v; want no messages", ms, err)
+	}
 	if _, err := s.AddGroupMember(ctx, g.ID, cy.ID, bob.ID, t0); !errors.Is(err, chat.ErrGroupFull) || !errors.Is(err, chat.ErrConflict) {
 		t.Errorf("AddGroupMember to a full group: err = %v; want ErrGroupFull", err)
 	}
