@@ -2427,7 +2427,9 @@ function startSocket() {
       refreshConversations();
       refreshContacts();
       markRead();
-      if (f.user && state.me && f.user.name !== state.me.name) {
+      // A resumed long-poll channel replays its first hello, whose user
+      // may be older than a rename made since: only a new one tells.
+      if (f.user && !f.resumed && state.me && f.user.name !== state.me.name) {
         state.me = { ...state.me, ...f.user };
         renderMe();
       }

@@ -6,7 +6,7 @@
 //
 // Events (socket.on(type, fn)):
 //   state        {state: 'connecting'|'connected'|'disconnected', transport: 'ws'|'poll', retryAt?}
-//   hello        the hello frame (user, limits)
+//   hello        the hello frame (user, limits); resumed: true when a long-poll channel's first one is given again
 //   opened       {room, online, onlineCount, reads}   online: some of the onlineCount present; reads: [{user_id, seq}] or undefined
 //   messages     {roomId, messages}   new messages in seq order, never repeated
 //   conv-message {roomId, message}   a message of a conversation not open here
