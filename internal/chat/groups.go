@@ -138,11 +138,15 @@ func NormalizeGroupName(s string) (string, error) {
 	return s, nil
 }
 
-// NormalizeGroupDescription trims a description and checks its length.
+// NormalizeGroupDescription trims a description and checks it: valid
+// UTF-8 without NUL (which PostgreSQL cannot store), not too long.
 func NormalizeGroupDescription(s string) (string, error) {
 	s = strings.TrimSpace(s)
 	if !utf8.ValidString(s) {
 		return "", Invalid(CodeInvalidField, "description", "description is not valid UTF-8")
+	}
+	if strings.IndexByte(s, 0) >= 0 {
+		return "", Invalid(CodeInvalidField, "description", "description contains the NUL character")
 	}
 	if utf8.RuneCountInString(s) > MaxGroupDescLen {
 		return "", Invalid(CodeTooLong, "description", "description is longer than %d characters", MaxGroupDescLen)

@@ -309,6 +309,7 @@ func TestSend(t *testing.T) {
 		{"white space body", ada, room.ID, "c-5", " \t\n", chat.ErrInvalid, chat.CodeEmpty, "body"},
 		{"body too long", ada, room.ID, "c-6", strings.Repeat("é", 11), chat.ErrInvalid, chat.CodeTooLong, "body"},
 		{"body not UTF-8", ada, room.ID, "c-7", "bad \xff", chat.ErrInvalid, chat.CodeInvalidField, "body"},
+		{"body with a NUL", ada, room.ID, "c-9", "a\x00b", chat.ErrInvalid, chat.CodeInvalidField, "body"},
 		{"client id too long", ada, room.ID, strings.Repeat("c", 65), "hi", chat.ErrInvalid, chat.CodeTooLong, "client_id"},
 		{"client id with a space", ada, room.ID, "c 8", "hi", chat.ErrInvalid, chat.CodeInvalidField, "client_id"},
 		{"client id not ASCII", ada, room.ID, "c-é", "hi", chat.ErrInvalid, chat.CodeInvalidField, "client_id"},

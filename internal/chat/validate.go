@@ -72,6 +72,10 @@ func checkBody(body string, max int) error {
 	if !utf8.ValidString(body) {
 		return Invalid(CodeInvalidField, "body", "message is not valid UTF-8")
 	}
+	if strings.IndexByte(body, 0) >= 0 {
+		// PostgreSQL cannot store it: refused on every store alike.
+		return Invalid(CodeInvalidField, "body", "message contains the NUL character")
+	}
 	if strings.TrimSpace(body) == "" {
 		return Invalid(CodeEmpty, "body", "message is empty")
 	}

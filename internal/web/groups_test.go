@@ -282,8 +282,8 @@ func TestGroupReceipts(t *testing.T) {
 }
 
 // TestGroupNameControlCharacters: a group name holding control characters
-// is refused with invalid_field, on create and on rename, and nothing is
-// made or changed.
+// is refused with invalid_field, on create and on rename, and so is a NUL
+// in a description; nothing is made or changed.
 func TestGroupNameControlCharacters(t *testing.T) {
 	ts := newTestServer(t)
 	ada := ts.signIn(t, "ada@example.com", "Ada")
@@ -292,6 +292,11 @@ func TestGroupNameControlCharacters(t *testing.T) {
 		wantError(t, fmt.Sprintf("create %q", name), ts.do(t, ada, "POST", "/api/groups", map[string]string{"name": name}), http.StatusBadRequest, "invalid_field")
 		wantError(t, fmt.Sprintf("rename to %q", name), ts.do(t, ada, "PATCH", groupPath(g.ID, ""), map[string]string{"name": name}), http.StatusBadRequest, "invalid_field")
 	}
+	// A description may hold line breaks, but not NUL, which PostgreSQL
+	// cannot store: refused alike on every store, not a 500 on one.
+	desc := "about\x00Crew"
+	wantError(t, "create with a NUL in the description", ts.do(t, ada, "POST", "/api/groups", map[string]string{"name": "Crew 2", "description": desc}), http.StatusBadRequest, "invalid_field")
+	wantError(t, "describe with a NUL", ts.do(t, ada, "PATCH", groupPath(g.ID, ""), map[string]string{"description": desc}), http.StatusBadRequest, "invalid_field")
 	if cs := ts.conversations(t, ada); len(cs) != 1 || cs[0].Name != "Crew" || cs[0].LastSeq != g.LastSeq {
 		t.Errorf("Ada's conversations = %+v; want only Crew, unchanged", cs)
 	}
