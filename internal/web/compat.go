@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 
+	"github.com/gorilla/websocket"
 	"golang.org/x/time/rate"
 
 	"github.com/parley-chat/parley/internal/chat"
@@ -34,6 +35,13 @@ func (s *server) handleCompatWS() http.Handler {
 		name := r.PathValue("room")
 		if err := chat.ValidRoomName(name); err != nil {
 			s.fail(w, err)
+			return
+		}
+		// A request the upgrade will refuse (another site's Origin, or no
+		// WebSocket at all: an <img> on any page) must not make the room:
+		// the upgrader refuses it now, and says why.
+		if !websocket.IsWebSocketUpgrade(r) || !s.checkOrigin(r) {
+			_, _ = s.upgrader.Upgrade(hijacker{w}, r, nil)
 			return
 		}
 		room, err := s.svc.EnterRoomAnonymous(r.Context(), name)

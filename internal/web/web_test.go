@@ -3,6 +3,7 @@ package web_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -18,6 +19,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/gorilla/websocket"
 
+	"github.com/parley-chat/parley/internal/chat"
 	"github.com/parley-chat/parley/internal/mailer/smtptest"
 	"github.com/parley-chat/parley/internal/web"
 )
@@ -1298,6 +1300,25 @@ func TestChannelsCompatRateLimit(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"one", "two", "rate_limited"}, got); diff != "" {
 		t.Errorf("frames mismatch (-want +got):\n%s", diff)
+	}
+}
+
+// TestChannelsCompatRefusedMakesNoRoom: a request to the Django Channels
+// endpoint that is refused (another site's Origin, or no WebSocket at all,
+// as an <img> on any page makes) creates no room.
+func TestChannelsCompatRefusedMakesNoRoom(t *testing.T) {
+	ts := newTestServer(t, withWeb(func(c *web.Config) { c.ChannelsCompat = true }))
+	_, resp, err := ts.dial(t, nil, "/ws/chat/crossorigin/", dialOptions{header: http.Header{"Origin": {"http://evil.example"}}})
+	if err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
+		t.Errorf("cross-origin compat dial: %v (%s); want 403", err, statusOf(resp))
+	}
+	if r := ts.do(t, nil, "GET", "/ws/chat/plainget/", nil); r.Status < 400 {
+		t.Errorf("GET /ws/chat/plainget/ without an upgrade = %s; want it refused", r)
+	}
+	for _, name := range []string{"crossorigin", "plainget"} {
+		if r, err := ts.svc.RoomByName(context.Background(), name); !errors.Is(err, chat.ErrNotFound) {
+			t.Errorf("room %q after a refused compat request: %+v, %v; want none", name, r, err)
+		}
 	}
 }
 
