@@ -147,9 +147,6 @@ func (c *pollCursor) decode(b []byte) error {
 	return nil
 }
 
-// pollIdle is how long a channel outlives its last poll.
-const pollIdle = 20 * time.Second
-
 // pollChannel is one long-poll client's session between polls.
 type pollChannel struct {
 	s      *server
@@ -309,10 +306,22 @@ func (ch *pollChannel) touch() {
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
 	if ch.idle == nil {
-		ch.idle = time.AfterFunc(pollIdle, ch.stop)
+		ch.idle = time.AfterFunc(ch.s.cfg.PollIdle, ch.idleOut)
 		return
 	}
-	ch.idle.Reset(pollIdle)
+	ch.idle.Reset(ch.s.cfg.PollIdle)
+}
+
+// idleOut stops the channel, unless a GET is held on it: a poll under way
+// is not idle (PollHold may be longer than PollIdle), and it touches the
+// channel when it answers.
+func (ch *pollChannel) idleOut() {
+	ch.mu.Lock()
+	held := ch.waiter != nil
+	ch.mu.Unlock()
+	if !held {
+		ch.stop()
+	}
 }
 
 // stop ends the channel: it leaves the hub and the user's presence.
@@ -583,6 +592,14 @@ func (s *server) handlePoll() pollHandler {
 		}
 		ch.waiter = waiter
 		ch.mu.Unlock()
+		defer func() { // however it ends: the idle countdown starts again
+			ch.mu.Lock()
+			if ch.waiter == waiter {
+				ch.waiter = nil
+			}
+			ch.mu.Unlock()
+			ch.touch()
+		}()
 		var hold *time.Timer // made once the poll has to wait
 		var frames []json.RawMessage
 		for {
@@ -612,14 +629,10 @@ func (s *server) handlePoll() pollHandler {
 			break
 		}
 		ch.mu.Lock()
-		if ch.waiter == waiter {
-			ch.waiter = nil
-		}
 		ch.n++
 		ch.prev = frames
 		c := ch.cursorLocked()
 		ch.mu.Unlock()
-		ch.touch()
 		writePoll(w, c, frames)
 	}
 }

@@ -474,3 +474,27 @@ func TestPollChannelAuth(t *testing.T) {
 		wantError(t, "GET with the signed-out cookie", send(t, nil, req), http.StatusUnauthorized, chat.CodeUnauthorized)
 	}
 }
+
+// TestPollHeldChannelStays: a channel does not idle out under a GET that
+// is held on it. With a hold longer than the idle time (as the defaults
+// are: 25 s and 20 s), a quiet channel was stopped under every poll and
+// rebuilt by the next, "resumed" and all.
+func TestPollHeldChannelStays(t *testing.T) {
+	ts := newTestServer(t, withWeb(func(c *web.Config) { c.PollHold = 1500 * time.Millisecond; c.PollIdle = 500 * time.Millisecond }))
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	token := ada.Jar.Cookies(mustParseURL(t, ts.URL))[0].Value
+	cur := cursorOf(t, pollAs(t, ts, "GET", token, "", "")) // hello
+	for i := range 2 {
+		r := pollAs(t, ts, "GET", token, cur, "")
+		cur = cursorOf(t, r)
+		var body struct {
+			Frames []json.RawMessage `json:"frames"`
+		}
+		if err := json.Unmarshal(r.Body, &body); err != nil {
+			t.Fatal(err)
+		}
+		if len(body.Frames) != 0 {
+			t.Fatalf("quiet poll %d = %s; want no frames (the channel went on)", i, r)
+		}
+	}
+}

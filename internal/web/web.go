@@ -36,6 +36,7 @@ type Config struct {
 	PongWait       time.Duration // silence after which a connection is dropped
 	WriteWait      time.Duration // longest a write may stall
 	PollHold       time.Duration // longest a long-poll GET is held open
+	PollIdle       time.Duration // how long a long-poll channel outlives its last poll
 	SessionCheck   time.Duration // how often the sessions of open connections are read again (hub.CheckSessions)
 	Health         func(context.Context) error
 }
@@ -53,6 +54,7 @@ func DefaultConfig() Config {
 		PongWait:      60 * time.Second,
 		WriteWait:     10 * time.Second,
 		PollHold:      25 * time.Second,
+		PollIdle:      20 * time.Second,
 		SessionCheck:  15 * time.Second,
 	}
 }
@@ -85,6 +87,9 @@ func (c *Config) fill() {
 	}
 	if c.PollHold <= 0 {
 		c.PollHold = d.PollHold
+	}
+	if c.PollIdle <= 0 {
+		c.PollIdle = d.PollIdle
 	}
 	if c.WriteWait <= 0 {
 		c.WriteWait = d.WriteWait
