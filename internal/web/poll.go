@@ -211,6 +211,7 @@ func (s *server) channelFor(a authInfo, cur *pollCursor, any bool) (ch *pollChan
 		id = cur.Channel
 	}
 	ch = &pollChannel{s: s, id: id, sess: s.newSession(a.User), auth: a, signal: make(chan struct{}, 1), pos: make(map[int64]int64)}
+	ch.sess.maxRooms = maxCursorConvs
 	ch.sess.onOpen = func(conv, seq int64) { ch.mu.Lock(); ch.pos[conv] = seq; ch.mu.Unlock() }
 	ch.sess.onClose = func(conv int64) { ch.mu.Lock(); delete(ch.pos, conv); ch.mu.Unlock() }
 	ch.sess.onSync = func(conv int64, ms []chat.Message) {

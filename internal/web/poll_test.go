@@ -498,3 +498,36 @@ func TestPollHeldChannelStays(t *testing.T) {
 		}
 	}
 }
+
+// TestPollManyOpen: a long-poll channel whose client opens more
+// conversations than a cursor may name (256) goes on polling: the server
+// never gives a cursor that it then refuses as forged.
+func TestPollManyOpen(t *testing.T) {
+	ts := newTestServer(t, withWeb(func(c *web.Config) { fastPoll(c); c.SendRate, c.SendBurst = 1000, 1000 }),
+		withChat(func(c *chat.Config) { c.NewConvsPerHour = 1000 }))
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	grace := ts.signIn(t, "grace@example.com", "Grace")
+	ap := ts.connectPoll(t, ada, "")
+	var first wireRoom
+	opened := 0
+	for i := range 260 {
+		room := ts.enterRoom(t, ada, fmt.Sprint("r", i))
+		if i == 0 {
+			first = room
+		}
+		ref := ap.newRef()
+		ap.send(t, map[string]any{"type": "open", "room_id": room.ID, "ref": ref})
+		f := ap.take(t, "opened or error "+ref, func(f frame) bool { return (f.Type == "opened" || f.Type == "error") && f.Ref == ref })
+		switch {
+		case f.Type == "opened":
+			opened++
+		case f.Code != chat.CodeRateLimited || opened < 256:
+			t.Fatalf("open of conversation %d, after %d opened: %s; want it opened, or rate_limited past 256", i+1, opened, f)
+		}
+	}
+	ts.enterRoom(t, grace, first.Name)
+	for i := range 2 {
+		m := ts.post(t, grace, first.ID, fmt.Sprint("g", i), "hi")
+		ap.expectMessage(t, first.ID, m.Seq)
+	}
+}

@@ -43,6 +43,9 @@ type session struct {
 	onOpen  func(id, lastSeq int64)
 	onSync  func(id int64, ms []chat.Message)
 	onClose func(id int64)
+	// maxRooms, if positive, bounds the conversations open at once: a
+	// long-poll cursor names them all, and a cursor is bounded.
+	maxRooms int
 }
 
 // pipelines reports whether the session queues its sends and reads on
@@ -325,6 +328,11 @@ func (n *session) open(f inFrame, reply func(any)) error {
 		// that every message after its last_seq in "opened" arrives live;
 		// check the membership first, so a non-member never receives a
 		// thing.
+		if n.maxRooms > 0 && n.openCount() >= n.maxRooms {
+			e := chat.Errorf(chat.ErrRateLimited, chat.CodeRateLimited, "%d conversations are open on this channel: close some first", n.maxRooms)
+			e.RetryAfter = 10 * time.Second
+			return e
+		}
 		if err := n.s.svc.CheckMember(ctx, n.user, f.RoomID); err != nil {
 			return err
 		}
@@ -511,6 +519,12 @@ func (n *session) typing(f inFrame) error {
 	}
 	n.typed[f.RoomID] = now
 	return nil
+}
+
+func (n *session) openCount() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return len(n.rooms)
 }
 
 func (n *session) isOpen(id int64) bool {
