@@ -83,9 +83,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // decodeBody reads a JSON request body of at most MaxBodyBytes into v.
 func (s *server) decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
-	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if mt != "application/json" {
-		return &httpError{status: http.StatusUnsupportedMediaType, d: errorDetail{Code: chat.CodeInvalidField, Field: "Content-Type", Message: "request body must be application/json"}}
+	if err := requireJSON(r); err != nil {
+		return err
 	}
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
 	if err := dec.Decode(v); err != nil {
@@ -94,6 +93,16 @@ func (s *server) decodeBody(w http.ResponseWriter, r *http.Request, v any) error
 			return err
 		}
 		return chat.Errorf(chat.ErrInvalid, chat.CodeBadJSON, "request body is not valid JSON: %v", err)
+	}
+	return nil
+}
+
+// requireJSON refuses a request body that is not application/json: a
+// plain HTML form cannot send one.
+func requireJSON(r *http.Request) error {
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if mt != "application/json" {
+		return &httpError{status: http.StatusUnsupportedMediaType, d: errorDetail{Code: chat.CodeInvalidField, Field: "Content-Type", Message: "request body must be application/json"}}
 	}
 	return nil
 }

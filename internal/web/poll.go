@@ -668,6 +668,10 @@ func (s *server) handlePollSend() pollHandler {
 			s.writeError(w, chat.Invalid(chat.CodeMissingField, "cursor", "cursor is required: poll first"))
 			return
 		}
+		if err := requireJSON(r); err != nil {
+			s.fail(w, err)
+			return
+		}
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxFrameBytes))
 		if err != nil {
 			s.writeError(w, chat.Invalid(chat.CodeTooLong, "", "frame is larger than %d bytes", s.cfg.MaxFrameBytes))

@@ -111,3 +111,7 @@ func FuzzParseCursor(f *testing.F) {
 		}
 	})
 }
+
+// ForgedCursor is a well-formed cursor of channel ch that no server gave,
+// for the tests of package web_test.
+func ForgedCursor(ch string) string { return pollCursor{Channel: ch}.encode() }

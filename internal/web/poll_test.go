@@ -531,3 +531,23 @@ func TestPollManyOpen(t *testing.T) {
 		ap.expectMessage(t, first.ID, m.Seq)
 	}
 }
+
+// TestPollPostNotJSON: a POST /api/poll body must be application/json, as
+// every request body of the API: a plain HTML form (text/plain can carry
+// a JSON frame) cannot post a frame, here a send as the signed-in user.
+func TestPollPostNotJSON(t *testing.T) {
+	ts := newTestServer(t, withWeb(fastPoll))
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	room := ts.enterRoom(t, ada, "general")
+	cursor := web.ForgedCursor("any")
+	for _, ct := range []string{"text/plain", "application/x-www-form-urlencoded", ""} {
+		req := ts.newRequest(t, "POST", "/api/poll?cursor="+url.QueryEscape(cursor), fmt.Sprintf(`{"type":"send","room_id":%d,"client_id":"form","body":"=x"}`, room.ID))
+		req.Header.Set("Content-Type", ct)
+		wantError(t, "POST /api/poll as "+ct, send(t, ada.Client, req), http.StatusUnsupportedMediaType, chat.CodeInvalidField)
+	}
+	for _, m := range ts.allMessages(t, ada, room.ID) {
+		if m.Kind == "text" {
+			t.Errorf("stored from a POST that is not JSON: %+v", m)
+		}
+	}
+}
