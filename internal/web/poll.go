@@ -674,7 +674,11 @@ func (s *server) handlePollSend() pollHandler {
 		}
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxFrameBytes))
 		if err != nil {
-			s.writeError(w, chat.Invalid(chat.CodeTooLong, "", "frame is larger than %d bytes", s.cfg.MaxFrameBytes))
+			var mbe *http.MaxBytesError
+			if !errors.As(err, &mbe) {
+				err = chat.Errorf(chat.ErrInvalid, chat.CodeBadJSON, "reading the frame: %v", err)
+			}
+			s.writeError(w, err) // a body over the limit: 413 too_large
 			return
 		}
 		ch, _, err := s.channelFor(a, cur, true)

@@ -551,3 +551,15 @@ func TestPollPostNotJSON(t *testing.T) {
 		}
 	}
 }
+
+// TestPollPostTooLarge: a POST /api/poll frame over max_frame_bytes is a
+// request body over the limit: 413 too_large, as the protocol's error
+// codes say, and nothing is done.
+func TestPollPostTooLarge(t *testing.T) {
+	ts := newTestServer(t, withWeb(fastPoll))
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	room := ts.enterRoom(t, ada, "general")
+	body := fmt.Sprintf(`{"type":"send","room_id":%d,"client_id":"big","body":%q}`, room.ID, strings.Repeat("x", 40<<10))
+	r := ts.do(t, ada, "POST", "/api/poll?cursor="+url.QueryEscape(web.ForgedCursor("any")), body)
+	wantError(t, "POST /api/poll of 40 KiB", r, http.StatusRequestEntityTooLarge, "too_large")
+}
