@@ -76,7 +76,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.IntVar(&c.MaxGroupMembers, "max-group-members", 200, "largest member cap of a group (new groups get at most 200)")
 	fs.IntVar(&c.OnlineMax, "online-max", 100, "most users a room's online list names; above it, arrivals and departures go out as a count, once a second")
 	fs.IntVar(&c.AnnounceMax, "announce-max", 1000, "most members a room may have for joining and leaving it to post a message")
-	fs.IntVar(&c.NewConvsPerHour, "new-convs-per-hour", 100, "rooms and groups one user may make in an hour")
+	fs.IntVar(&c.NewConvsPerHour, "new-convs-per-hour", 100, "rooms and groups one user (or one address on the Channels endpoint) may make in an hour")
 	fs.Int64Var(&c.MaxFrameBytes, "max-frame-bytes", 32<<10, "largest WebSocket frame a client may send, in bytes")
 	fs.Float64Var(&c.SendRate, "send-rate", 10, "sends per second allowed per connection")
 	fs.IntVar(&c.SendBurst, "send-burst", 20, "sends allowed in a burst per connection")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"time"
 )
 
 func roomNotFound() error { return Errorf(ErrNotFound, CodeNotFound, "no such room") }
@@ -308,12 +309,24 @@ func (s *Service) SendAnonymous(ctx context.Context, id int64, body string) (Mes
 }
 
 // EnterRoomAnonymous returns the room called name, creating it if needed,
-// without making anyone a member.
-func (s *Service) EnterRoomAnonymous(ctx context.Context, name string) (Room, error) {
+// without making anyone a member. An anonymous client, known by its
+// address client, makes at most Config.NewConvsPerHour rooms an hour, as
+// a user does.
+func (s *Service) EnterRoomAnonymous(ctx context.Context, name, client string) (Room, error) {
 	if err := ValidRoomName(name); err != nil {
 		return Room{}, err
 	}
-	r, err := s.store.EnsureRoom(ctx, name, s.cfg.Now())
+	r, err := s.store.RoomByName(ctx, name)
+	if err == nil {
+		return r, nil
+	}
+	if !errors.Is(err, ErrNotFound) {
+		return Room{}, internal("load room", err)
+	}
+	if err := s.allow(ctx, "new-conv-anon:"+client, s.cfg.NewConvsPerHour, time.Hour); err != nil {
+		return Room{}, err
+	}
+	r, err = s.store.EnsureRoom(ctx, name, s.cfg.Now())
 	if err != nil {
 		return Room{}, internal("ensure room", err)
 	}

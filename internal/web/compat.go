@@ -44,7 +44,7 @@ func (s *server) handleCompatWS() http.Handler {
 			_, _ = s.upgrader.Upgrade(hijacker{w}, r, nil)
 			return
 		}
-		room, err := s.svc.EnterRoomAnonymous(r.Context(), name)
+		room, err := s.svc.EnterRoomAnonymous(r.Context(), name, s.clientIP(r))
 		if err != nil {
 			s.fail(w, err)
 			return

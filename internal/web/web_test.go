@@ -1322,6 +1322,29 @@ func TestChannelsCompatRefusedMakesNoRoom(t *testing.T) {
 	}
 }
 
+// TestChannelsCompatNewRoomsLimited: anonymous clients make rooms under
+// the limit of a user (Config.NewConvsPerHour), counted per client
+// address: without it, anyone could fill the database with rooms. Rooms
+// that exist are entered as before.
+func TestChannelsCompatNewRoomsLimited(t *testing.T) {
+	ts := newTestServer(t, withWeb(func(c *web.Config) { c.ChannelsCompat = true }),
+		withChat(func(c *chat.Config) { c.NewConvsPerHour = 2 }))
+	ts.connectCompat(t, "one")
+	ts.connectCompat(t, "two")
+	_, resp, err := ts.dial(t, nil, "/ws/chat/three/", dialOptions{})
+	if err == nil || resp == nil || resp.StatusCode != http.StatusTooManyRequests {
+		t.Errorf("compat dial of a third new room: %v (%s); want 429", err, statusOf(resp))
+	}
+	if r, err := ts.svc.RoomByName(context.Background(), "three"); !errors.Is(err, chat.ErrNotFound) {
+		t.Errorf("room three after a refused dial: %+v, %v; want none", r, err)
+	}
+	c := ts.connectCompat(t, "one") // exists: entered
+	c.send(t, map[string]string{"message": "still here"})
+	if f := c.next(t); f.Text != "still here" {
+		t.Errorf("compat client of an existing room got %s; want its message", f.Raw)
+	}
+}
+
 // TestDeliveryAfterWritersIdle: the server's writers end once idle, and a
 // later message starts them again.
 func TestDeliveryAfterWritersIdle(t *testing.T) {
