@@ -160,6 +160,7 @@ type pollChannel struct {
 	prev     []json.RawMessage // frames of response n, for a client that lost it
 	pending  []json.RawMessage // frames to give before the queued events
 	pos      map[int64]int64   // open conversations: last seq delivered
+	live     map[int64]int64   // conversations not open (groups, one being opened): last seq delivered
 	waiter   chan struct{}     // closed to end the GET waiting now
 	idle     *time.Timer
 	stopped  bool
@@ -212,8 +213,15 @@ func (s *server) channelFor(a authInfo, cur *pollCursor, any bool) (ch *pollChan
 	}
 	ch = &pollChannel{s: s, id: id, sess: s.newSession(a.User), auth: a, signal: make(chan struct{}, 1), pos: make(map[int64]int64)}
 	ch.sess.maxRooms = maxCursorConvs
-	ch.sess.onOpen = func(conv, seq int64) { ch.mu.Lock(); ch.pos[conv] = seq; ch.mu.Unlock() }
-	ch.sess.onClose = func(conv int64) { ch.mu.Lock(); delete(ch.pos, conv); ch.mu.Unlock() }
+	ch.sess.onOpen = func(conv, seq int64) {
+		ch.mu.Lock()
+		defer ch.mu.Unlock()
+		// A message delivered before the open knew it was open (a group's,
+		// or one that came as it opened) is delivered: not missed.
+		ch.pos[conv] = max(seq, ch.live[conv])
+		delete(ch.live, conv)
+	}
+	ch.sess.onClose = func(conv int64) { ch.mu.Lock(); delete(ch.pos, conv); delete(ch.live, conv); ch.mu.Unlock() }
 	ch.sess.onSync = func(conv int64, ms []chat.Message) {
 		ch.mu.Lock()
 		defer ch.mu.Unlock()
@@ -426,8 +434,14 @@ func (ch *pollChannel) admit(ctx context.Context, ev chat.Event) []chat.Event {
 	p, open := ch.pos[ev.ConvID]
 	seq := ev.Message.Seq
 	switch {
-	case !open:
-		return []chat.Event{ev} // a group not open: the list only
+	case !open: // a group not open (the list only), or one being opened
+		if seq > ch.live[ev.ConvID] {
+			if ch.live == nil {
+				ch.live = make(map[int64]int64)
+			}
+			ch.live[ev.ConvID] = seq
+		}
+		return []chat.Event{ev}
 	case seq <= p:
 		return nil
 	case seq == p+1:

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -562,4 +563,72 @@ func TestPollPostTooLarge(t *testing.T) {
 	body := fmt.Sprintf(`{"type":"send","room_id":%d,"client_id":"big","body":%q}`, room.ID, strings.Repeat("x", 40<<10))
 	r := ts.do(t, ada, "POST", "/api/poll?cursor="+url.QueryEscape(web.ForgedCursor("any")), body)
 	wantError(t, "POST /api/poll of 40 KiB", r, http.StatusRequestEntityTooLarge, "too_large")
+}
+
+// stallReadPositions is a store whose ReadPositions, once armed, first
+// waits until it is let go: an open of a group reads them after the
+// group's last_seq, before the channel takes the group as open.
+type stallReadPositions struct {
+	chat.Store
+	armed   atomic.Bool
+	stalled chan struct{} // closed when a read waits
+	resume  chan struct{} // closed to let it go on
+}
+
+func (s *stallReadPositions) ReadPositions(ctx context.Context, convID int64) ([]chat.ReadPosition, error) {
+	if s.armed.CompareAndSwap(true, false) {
+		close(s.stalled)
+		<-s.resume
+	}
+	return s.Store.ReadPositions(ctx, convID)
+}
+
+// TestPollOpenGroupNoDuplicate: a long-poll channel receives a group's
+// messages before it opens the group (for the list); one that arrives
+// while the open is under way, after it read last_seq, was delivered
+// again with the next message (filled in as missed), where a WebSocket
+// delivers each once.
+func TestPollOpenGroupNoDuplicate(t *testing.T) {
+	st := &stallReadPositions{stalled: make(chan struct{}), resume: make(chan struct{})}
+	ts := newTestServer(t, withWeb(fastPoll), withStore(func(s chat.Store) chat.Store { st.Store = s; return st }))
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	grace := ts.signIn(t, "grace@example.com", "Grace")
+	g := ts.createGroup(t, ada, "crew", 0)
+	ts.addMember(t, ada, g.ID, grace)
+	gp := ts.connectPoll(t, grace, "")
+
+	st.armed.Store(true)
+	opened := make(chan string, 1)
+	go func() {
+		req, _ := http.NewRequest("POST", ts.URL+"/api/poll?cursor="+url.QueryEscape(gp.poll.getCursor()),
+			strings.NewReader(fmt.Sprintf(`{"type":"open","room_id":%d}`, g.ID)))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := grace.Client.Do(req)
+		if err != nil {
+			opened <- err.Error()
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		opened <- string(b)
+	}()
+	select {
+	case <-st.stalled:
+	case <-time.After(waitTimeout):
+		t.Fatal("the open did not read the group's read positions")
+	}
+	during := ts.post(t, ada, g.ID, "during", "while Grace opens")
+	gp.expectMessage(t, g.ID, during.Seq) // live, for the list
+	close(st.resume)
+	if b := <-opened; !strings.Contains(b, `"type":"opened"`) {
+		t.Fatalf("open of the group = %s; want opened", b)
+	}
+	after := ts.post(t, ada, g.ID, "after", "once Grace has it open")
+	gp.expectMessage(t, g.ID, after.Seq)
+	gp.barrier(t)
+	for _, f := range gp.drain() {
+		if f.Type == "message" && f.RoomID == g.ID {
+			t.Errorf("delivered twice: %s", f)
+		}
+	}
 }
