@@ -827,7 +827,8 @@ func (h *Hub) Seen(t chat.Topic, seq int64) {
 
 // Fetch returns the events of topic t after position after: a
 // conversation's messages with seq > after, or a user's logged events with
-// UserSeq > after. With after < 0 it returns the newest event only.
+// UserSeq > after, in order, or the first page of them. With after < 0 it
+// returns the newest event only.
 type Fetch func(ctx context.Context, t chat.Topic, after int64) ([]chat.Event, error)
 
 // resyncWorkers bounds the store queries of one Resync.
@@ -868,27 +869,45 @@ func (h *Hub) Resync(ctx context.Context) {
 	wg.Wait()
 }
 
+// resyncTopic delivers what tp missed, a page at a time: fetch answers
+// with at most a page (chat.Service.Missed: Config.HistoryLimit), and
+// nothing else would show clients a tail they lack once the conversation
+// goes quiet. It stops when a page takes the topic no further: it has
+// caught up with the store, and the broker delivers what comes next.
 func (h *Hub) resyncTopic(ctx context.Context, tp *topic, fetch Fetch) {
+	after := tp.position()
+	for {
+		evs, err := fetch(ctx, tp.name, after)
+		if err != nil {
+			h.log.Warn("resync", "topic", string(tp.name), "err", err)
+			return
+		}
+		if len(evs) == 0 || h.topicOf(tp.name) != tp {
+			return // caught up, or nobody listens any more
+		}
+		for _, ev := range evs {
+			h.deliver(tp, ev)
+		}
+		pos := tp.position()
+		if pos <= after {
+			return
+		}
+		after = pos
+	}
+}
+
+// position returns what tp delivered last: the seq of its newest message,
+// or else the UserSeq of its newest logged event; -1 if neither.
+func (tp *topic) position() int64 {
 	tp.dmu.Lock()
-	after := int64(-1)
+	defer tp.dmu.Unlock()
 	switch {
 	case tp.next > 0:
-		after = tp.next - 1
+		return tp.next - 1
 	case tp.user > 0:
-		after = tp.user
+		return tp.user
 	}
-	tp.dmu.Unlock()
-	evs, err := fetch(ctx, tp.name, after)
-	if err != nil {
-		h.log.Warn("resync", "topic", string(tp.name), "err", err)
-		return
-	}
-	if h.topicOf(tp.name) != tp {
-		return // nobody listens any more
-	}
-	for _, ev := range evs {
-		h.deliver(tp, ev)
-	}
+	return -1
 }
 
 // Close closes every client with ReasonShutdown, refuses new ones, and

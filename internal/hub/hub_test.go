@@ -575,17 +575,27 @@ func TestResync(t *testing.T) {
 	)
 	fetch := func(_ context.Context, tp chat.Topic, after int64) ([]chat.Event, error) {
 		mu.Lock()
-		asked[tp] = after
+		if _, ok := asked[tp]; !ok { // the first ask; Resync asks again until caught up
+			asked[tp] = after
+		}
 		mu.Unlock()
+		var evs []chat.Event
 		switch tp {
 		case chat.ConvTopic(1):
-			return []chat.Event{msg(1, 2), msg(1, 3)}, nil
+			evs = []chat.Event{msg(1, 2), msg(1, 3)}
 		case chat.ConvTopic(2):
-			return []chat.Event{msg(2, 5)}, nil
+			evs = []chat.Event{msg(2, 5)}
 		case chat.UserTopic(7):
-			return []chat.Event{{Type: chat.EventContact, UserSeq: 5}}, nil
+			evs = []chat.Event{{Type: chat.EventContact, UserSeq: 5}}
+		default:
+			return nil, fmt.Errorf("unexpected topic %s", tp)
 		}
-		return nil, fmt.Errorf("unexpected topic %s", tp)
+		return slices.DeleteFunc(evs, func(ev chat.Event) bool { // as the store: only what follows after
+			if ev.Message != nil {
+				return ev.Message.Seq <= after
+			}
+			return ev.UserSeq <= after
+		}), nil
 	}
 	h.UseStore(fetch)
 	h.Resync(context.Background())
@@ -835,5 +845,58 @@ func TestCheckSessions(t *testing.T) {
 	time.Sleep(20 * time.Millisecond)
 	if n := len(asked); n > 1 {
 		t.Errorf("the check was asked %d times after Close", n)
+	}
+}
+
+// TestResyncPagesThroughWhatWasMissed: the store answers a fetch with at
+// most a page of events (chat.Service.Missed: Config.HistoryLimit, 100),
+// so after an outage longer than a page, Resync must ask again until it
+// has delivered everything the topic missed: nothing else would show the
+// clients the tail they lack if the conversation goes quiet.
+func TestResyncPagesThroughWhatWasMissed(t *testing.T) {
+	const page, stored = 100, 250
+	h, b := newHub(t)
+	h.UseStore(func(_ context.Context, tp chat.Topic, after int64) ([]chat.Event, error) {
+		var evs []chat.Event
+		switch tp {
+		case chat.ConvTopic(1):
+			for seq := max(after, 0) + 1; seq <= stored && len(evs) < page; seq++ {
+				evs = append(evs, msg(1, seq))
+			}
+		case chat.UserTopic(7):
+			for seq := max(after, 0) + 1; seq <= stored && len(evs) < page; seq++ {
+				evs = append(evs, chat.Event{Type: chat.EventContact, UserSeq: seq})
+			}
+		}
+		return evs, nil
+	})
+	c := mustRegister(t, h, 7, 0, 2*stored)
+	if err := h.Subscribe(c, chat.ConvTopic(1)); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, b, chat.ConvTopic(1), msg(1, 1))
+	publish(t, b, chat.UserTopic(7), chat.Event{Type: chat.EventContact, UserSeq: 1})
+	if got := len(c.Next(nil)); got != 2 {
+		t.Fatalf("before the outage: %d items; want 2", got)
+	}
+	// The broker lost seqs 2..250 and user events 2..250.
+	h.Resync(context.Background())
+	var seqs, users []int64
+	for _, it := range c.Next(nil) {
+		if m := it.Event.Message; m != nil {
+			seqs = append(seqs, m.Seq)
+		} else {
+			users = append(users, it.Event.UserSeq)
+		}
+	}
+	var want []int64
+	for seq := int64(2); seq <= stored; seq++ {
+		want = append(want, seq)
+	}
+	if fmt.Sprint(seqs) != fmt.Sprint(want) {
+		t.Errorf("Resync delivered %d messages, %v … %v; want seqs 2..%d", len(seqs), seqs[:min(3, len(seqs))], seqs[max(0, len(seqs)-3):], stored)
+	}
+	if fmt.Sprint(users) != fmt.Sprint(want) {
+		t.Errorf("Resync delivered %d user events, %v … %v; want 2..%d", len(users), users[:min(3, len(users))], users[max(0, len(users)-3):], stored)
 	}
 }
