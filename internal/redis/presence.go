@@ -75,6 +75,7 @@ func (k pair) String() string {
 type entry struct {
 	mu      sync.Mutex
 	n       int     // local connections
+	unheld  int     // local connections whose Add failed: not in Redis, still to be Removed
 	pending pending // Redis state in doubt after a failed call
 	refs    int     // goroutines holding the entry; guarded by Presence.mu
 }
@@ -213,7 +214,10 @@ func (p *Presence) Add(ctx context.Context, convID, userID int64) (bool, error) 
 	}
 	first, err := p.run(ctx, addScript, k)
 	if err != nil {
+		// The caller serves the connection anyway, and Removes it when it
+		// ends: that Remove must not count out another connection.
 		e.n--
+		e.unheld++
 		e.pending = failedAdd
 		return false, fmt.Errorf("add presence %s: %w", k, err)
 	}
@@ -223,6 +227,8 @@ func (p *Presence) Add(ctx context.Context, convID, userID int64) (bool, error) 
 
 // Remove uncounts one connection; last is true if no live node has the
 // user in convID any more. A Remove without a matching Add does nothing.
+// Connections whose Add failed are counted out first: while the user has
+// another connection here, the presence stays.
 func (p *Presence) Remove(ctx context.Context, convID, userID int64) (bool, error) {
 	p.gate.RLock()
 	defer p.gate.RUnlock()
@@ -232,6 +238,10 @@ func (p *Presence) Remove(ctx context.Context, convID, userID int64) (bool, erro
 	k := pair{convID, userID}
 	e := p.acquire(k)
 	defer p.release(k, e)
+	if e.unheld > 0 {
+		e.unheld--
+		return false, nil
+	}
 	if e.n == 0 {
 		return false, nil
 	}
@@ -275,7 +285,7 @@ func (p *Presence) release(k pair, e *entry) {
 	e.refs--
 	// With no holder left, n and pending are stable: the last one wrote
 	// them before taking p.mu.
-	if e.refs == 0 && e.n == 0 && e.pending == settled {
+	if e.refs == 0 && e.n == 0 && e.unheld == 0 && e.pending == settled {
 		delete(p.local, k)
 	}
 }

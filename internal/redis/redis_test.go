@@ -906,3 +906,34 @@ func TestBrokerPublishFailsFastWhenDown(t *testing.T) {
 		t.Errorf("Publish after Redis returned = %v; want nil", err)
 	}
 }
+
+// TestPresenceFailedAddThenRemove: a connection whose Add failed (Redis
+// unreachable) is served anyway, and chat.Service counts it out with
+// Remove when it ends (Service.Connect, Service.disconnectNow). That
+// Remove must not end the presence of the user's other connection, whose
+// Add succeeded once Redis was back.
+func TestPresenceFailedAddThenRemove(t *testing.T) {
+	ctx := context.Background()
+	e := newTestEnv(t)
+	c, p := e.clientViaProxy(t, redis.Options{})
+	a := c.Presence()
+	other := e.client(t, redis.Options{}).Presence()
+
+	p.Cut()
+	actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := a.Add(actx, chat.Everywhere, 7); err == nil { // the first tab
+		t.Fatal("Add with Redis down = nil error; want an error")
+	}
+	p.Restore(t)
+	mustAdd(t, a, chat.Everywhere, 7, true) // the second tab, Redis back
+
+	mustRemove(t, a, chat.Everywhere, 7, false) // the first tab closes; the second is open
+	if diff := cmp.Diff([]int64{7}, online(t, other, chat.Everywhere)); diff != "" {
+		t.Errorf("Online with the second tab open mismatch (-want +got):\n%s", diff)
+	}
+	mustRemove(t, a, chat.Everywhere, 7, true) // the second tab closes
+	if got := online(t, other, chat.Everywhere); len(got) != 0 {
+		t.Errorf("Online with both tabs closed = %v; want none", got)
+	}
+}
