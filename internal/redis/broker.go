@@ -52,6 +52,10 @@ type Broker struct {
 	rmu     sync.Mutex
 	resumes []func()
 
+	fmu      sync.Mutex
+	failed   map[string]failedPub // by channel: the newest recoverable event whose publish failed
+	retrying bool                 // retryFailed runs
+
 	quit chan struct{}
 	done chan struct{}
 }
@@ -94,7 +98,10 @@ func newBroker(rdb *goredis.Client, opts Options) *Broker {
 
 // Publish sends ev to every node subscribed to t. It fails when Redis is
 // unreachable; the event is then lost to live delivery (the store keeps
-// the message). Publishes made while others are on their way to Redis go
+// the message), except that the newest message or logged user event of
+// each topic whose publish failed is published again once Redis is back
+// (publishFailed), for subscribers to fill the gap before it from the
+// store. Publishes made while others are on their way to Redis go
 // together in the next pipeline (publish.go).
 func (b *Broker) Publish(ctx context.Context, t chat.Topic, ev chat.Event) error {
 	b.mu.RLock()
@@ -107,7 +114,102 @@ func (b *Broker) Publish(ctx context.Context, t chat.Topic, ev chat.Event) error
 	if err != nil {
 		return err
 	}
-	return b.pub.publish(ctx, b.prefix+string(t), data)
+	ch := b.prefix + string(t)
+	if err := b.pub.publish(ctx, ch, data); err != nil {
+		b.publishFailed(ch, ev, data)
+		return err
+	}
+	b.fmu.Lock()
+	retry := len(b.failed) > 0
+	b.fmu.Unlock()
+	if retry {
+		b.retryFailed()
+	}
+	return nil
+}
+
+// maxFailed bounds the channels whose failed publish the Broker keeps.
+const maxFailed = 4096
+
+// failedPub is the newest recoverable event of a channel whose publish
+// failed: its seq or UserSeq, and its encoding.
+type failedPub struct {
+	pos  int64
+	data []byte
+}
+
+// publishFailed keeps ev (encoded as data) to publish again once Redis is
+// back, if subscribers can recover the events before it from the store: a
+// message (the hub fills the gap up to its seq) or a logged user event
+// (UserSeq). The other nodes' connections to Redis may never have broken:
+// without this they would not learn of the message until the next one in
+// its conversation, and their clients would miss it while the
+// conversation stays quiet. Only the newest such event per channel is
+// kept.
+func (b *Broker) publishFailed(ch string, ev chat.Event, data []byte) {
+	var pos int64
+	switch {
+	case ev.Type == chat.EventMessage && ev.Message != nil:
+		pos = ev.Message.Seq
+	case ev.UserSeq > 0:
+		pos = ev.UserSeq
+	default:
+		return
+	}
+	b.keepFailed(ch, failedPub{pos, data})
+}
+
+func (b *Broker) keepFailed(ch string, f failedPub) {
+	b.fmu.Lock()
+	defer b.fmu.Unlock()
+	old, ok := b.failed[ch]
+	switch {
+	case ok && old.pos >= f.pos:
+		return
+	case !ok && len(b.failed) >= maxFailed:
+		b.log.Warn("redis: too many failed publishes to retry; dropped", "channel", ch)
+		return
+	}
+	if b.failed == nil {
+		b.failed = make(map[string]failedPub)
+	}
+	b.failed[ch] = f
+}
+
+// retryFailed publishes again, on its own goroutine, the events kept by
+// publishFailed: after the connection resumed, or a publish succeeded.
+// What fails again is kept again.
+func (b *Broker) retryFailed() {
+	b.fmu.Lock()
+	if b.retrying || len(b.failed) == 0 {
+		b.fmu.Unlock()
+		return
+	}
+	b.retrying = true
+	failed := b.failed
+	b.failed = nil
+	b.fmu.Unlock()
+	go func() {
+		defer func() {
+			b.fmu.Lock()
+			b.retrying = false
+			b.fmu.Unlock()
+		}()
+		for ch, f := range failed {
+			b.mu.RLock()
+			closed := b.closed
+			b.mu.RUnlock()
+			if closed {
+				return
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), b.opts.SubscribeTimeout)
+			err := b.pub.publish(ctx, ch, f.data)
+			cancel()
+			if err != nil {
+				b.keepFailed(ch, f)
+			}
+		}
+	}()
 }
 
 // Subscribe calls fn, from the Broker's reader goroutine, for each event
@@ -325,6 +427,7 @@ func (b *Broker) releaseWaiters() {
 
 func (b *Broker) resume() {
 	b.log.Info("redis: pub/sub connection resumed")
+	b.retryFailed()
 	b.rmu.Lock()
 	fns := slices.Clone(b.resumes)
 	b.rmu.Unlock()

@@ -937,3 +937,65 @@ func TestPresenceFailedAddThenRemove(t *testing.T) {
 		t.Errorf("Online with both tabs closed = %v; want none", got)
 	}
 }
+
+// TestBrokerPublishesFailedMessageAgain: a message whose publish failed
+// while its node was cut from Redis reaches the other nodes, whose own
+// connections never broke, once the node has Redis back; their hubs fill
+// whatever came before it from the store.
+func TestBrokerPublishesFailedMessageAgain(t *testing.T) {
+	ctx := context.Background()
+	e := newTestEnv(t)
+	c, p := e.clientViaProxy(t, redis.Options{SubscribeTimeout: time.Second})
+	a := c.Broker()
+	resumed := make(chan struct{}, 10)
+	a.OnResume(func() { resumed <- struct{}{} })
+	cancelA, err := a.Subscribe(chat.ConvTopic(9), func(chat.Event) {}) // so that a notices the cut
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cancelA()
+	b := e.client(t, redis.Options{}).Broker()
+	got := newEvents()
+	cancel, err := b.Subscribe(chat.ConvTopic(1), got.add)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cancel()
+	if err := a.Publish(ctx, chat.ConvTopic(1), msg(1, 1)); err != nil {
+		t.Fatal(err)
+	}
+	got.wait(t, 1, 5*time.Second)
+
+	p.Cut()
+	// Once a knows Redis is gone, its publishes fail at once and send
+	// nothing (a publish made before might still go out when Redis is back).
+	eventually(t, 5*time.Second, "the broker notices Redis is gone", func() bool {
+		return a.Publish(ctx, chat.ConvTopic(9), chat.Event{Type: chat.EventTyping, ConvID: 9}) != nil
+	})
+	pctx, pcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer pcancel()
+	for seq := int64(2); seq <= 3; seq++ {
+		if err := a.Publish(pctx, chat.ConvTopic(1), msg(1, seq)); err == nil {
+			t.Fatalf("Publish(%d) with Redis cut = nil; want an error", seq)
+		}
+	}
+	if err := a.Publish(pctx, chat.ConvTopic(1), chat.Event{Type: chat.EventTyping, ConvID: 1}); err == nil {
+		t.Fatal("Publish(typing) with Redis cut = nil; want an error")
+	}
+	p.Restore(t)
+	select {
+	case <-resumed:
+	case <-time.After(15 * time.Second):
+		t.Fatal("OnResume not called within 15s of Redis coming back")
+	}
+	// The newest failed message, once; the typing event is not kept.
+	if diff := cmp.Diff([]int64{1, 3}, got.wait(t, 2, 10*time.Second)); diff != "" {
+		t.Errorf("node B mismatch (-want +got):\n%s", diff)
+	}
+	if err := a.Publish(ctx, chat.ConvTopic(1), msg(1, 4)); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]int64{1, 3, 4}, got.wait(t, 3, 5*time.Second)); diff != "" {
+		t.Errorf("node B mismatch (-want +got):\n%s", diff)
+	}
+}
