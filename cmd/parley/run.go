@@ -178,7 +178,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	defer cancel()
 	// Shutdown stops accepting and waits for HTTP requests; it does not
 	// track WebSockets, which the hub closes with "server restarting".
-	err = errors.Join(srv.Shutdown(sctx), h.Close(sctx))
+	// Both at once: a long-poll GET held open is a request that ends only
+	// when the hub closes its channel.
+	herr := make(chan error, 1)
+	go func() { herr <- h.Close(sctx) }()
+	err = errors.Join(srv.Shutdown(sctx), <-herr)
 	svc.FlushPresence(sctx) // record last-seen times of those who just left
 	logger.Info("stopped", "err", err)
 	return err

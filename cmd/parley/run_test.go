@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -303,5 +304,43 @@ func TestConfig(t *testing.T) {
 		if !strings.Contains(help.String(), want) {
 			t.Errorf("--help does not mention %s", want)
 		}
+	}
+}
+
+// TestRunShutsDownWithLongPolls: a long-poll GET held open (up to 25 s)
+// is answered when the server shuts down, and the shutdown ends within
+// its timeout, as it does with WebSockets open.
+func TestRunShutsDownWithLongPolls(t *testing.T) {
+	s := startServer(t)
+	ada := signIn(t, s, "ada@example.com", "Ada")
+	ada.Timeout = 30 * time.Second
+	poll := func(cursor string) (int, string) {
+		resp, err := ada.Get(s.URL + "/api/poll?cursor=" + url.QueryEscape(cursor))
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	status, body := poll("")
+	var first struct{ Cursor string }
+	if status != http.StatusOK || json.Unmarshal([]byte(body), &first) != nil || first.Cursor == "" {
+		t.Fatalf("first poll = %d %s; want 200 with a cursor", status, body)
+	}
+	held := make(chan string, 1)
+	go func() {
+		status, body := poll(first.Cursor) // nothing to give: held
+		held <- fmt.Sprintf("%d %.200s", status, body)
+	}()
+	time.Sleep(300 * time.Millisecond) // setup: let the GET reach the server and wait there
+	if err := s.shutdown(t); err != nil {
+		t.Errorf("run after shutdown with a long-poll held = %v; want nil\n%s", err, s.stderr)
+	}
+	select {
+	case got := <-held:
+		t.Logf("held poll answered: %s", got)
+	case <-time.After(10 * time.Second):
+		t.Errorf("the held poll was not answered")
 	}
 }
