@@ -423,11 +423,13 @@ type Presence interface {
 	Online(ctx context.Context, convID int64, max int) (ids []int64, total int, err error)
 	// OnlineOf returns those of userIDs present in convID.
 	OnlineOf(ctx context.Context, convID int64, userIDs []int64) ([]int64, error)
-	// Watch registers fn to be called for each presence that ended without
-	// Remove, because the node holding it died; the user was present in
-	// convID, and no longer is anywhere. An implementation confined to
-	// one process never calls it.
-	Watch(fn func(convID, userID int64))
+	// Watch registers fn to be called for each presence that changed
+	// without Add or Remove saying so: online false when it ended because
+	// the node holding it died (the user was present in convID, and no
+	// longer is anywhere); online true when that node turned out alive
+	// and wrote its presences again, and the user is present once more.
+	// An implementation confined to one process never calls it.
+	Watch(fn func(convID, userID int64, online bool))
 }
 
 // Limiter is a rate limiter keyed by strings.

@@ -133,12 +133,13 @@ func (s *Service) FlushPresence(ctx context.Context) {
 	}
 }
 
-// presenceLost is the Presence.Watch callback: a dead node's user is no
-// longer present in convID anywhere.
-func (s *Service) presenceLost(convID, userID int64) {
+// presenceChanged is the Presence.Watch callback: a dead node's user is
+// no longer present in convID anywhere, or (online) is again, the node
+// having turned out alive.
+func (s *Service) presenceChanged(convID, userID int64, online bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if convID == Everywhere {
+	if convID == Everywhere && !online {
 		s.wentOffline(ctx, userID)
 		return
 	}
@@ -146,7 +147,11 @@ func (s *Service) presenceLost(convID, userID int64) {
 	if err != nil {
 		return
 	}
-	s.convPresence(ctx, convID, u, false)
+	if convID == Everywhere {
+		s.tellFriends(ctx, u.ID, Event{Type: EventPresence, User: &User{ID: u.ID, Name: u.Name}, Online: true})
+		return
+	}
+	s.convPresence(ctx, convID, u, online)
 }
 
 // counts holds the conversations with an EventOnlineCount due.

@@ -206,7 +206,7 @@ func NewService(cfg Config, d Deps) *Service {
 	s.away.timers = make(map[*time.Timer]func())
 	s.counts.due = make(map[int64]bool)
 	if s.presence != nil {
-		s.presence.Watch(s.presenceLost)
+		s.presence.Watch(s.presenceChanged)
 	}
 	return s
 }

@@ -1071,3 +1071,37 @@ func TestEndedSessions(t *testing.T) {
 		t.Errorf("EndedSessions after expiry = %v, %v; want %v", ended, err, ids[:3])
 	}
 }
+
+// watchedPresence is a Presence that keeps the function the service
+// registers with Watch, for a test to call as a shared Presence would.
+type watchedPresence struct {
+	chat.Presence
+	fn func(convID, userID int64, online bool)
+}
+
+func (p *watchedPresence) Watch(fn func(convID, userID int64, online bool)) { p.fn = fn }
+
+// TestPresenceBack: a user reported gone with a dead node, whose node
+// turned out alive and wrote its presences again, is shown online again
+// to friends.
+func TestPresenceBack(t *testing.T) {
+	ctx := context.Background()
+	p := &watchedPresence{Presence: inmem.NewPresence()}
+	f := newFixtureWith(t, chat.Config{}, p)
+	ada, _ := f.signIn(t, "ada@example.com", "Ada")
+	grace, _ := f.signIn(t, "grace@example.com", "Grace")
+	if _, err := f.svc.RequestFriend(ctx, ada, grace.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.AcceptFriend(ctx, grace, ada.ID); err != nil {
+		t.Fatal(err)
+	}
+	graceEv := f.record(t, chat.UserTopic(grace.ID))
+	for _, online := range []bool{false, true} {
+		p.fn(chat.Everywhere, ada.ID, online)
+		evs := graceEv.take()
+		if len(evs) != 1 || evs[0].Type != chat.EventPresence || evs[0].User == nil || evs[0].User.ID != ada.ID || evs[0].Online != online {
+			t.Errorf("Ada's presence reported %v: Grace got %+v; want one presence event, online %v", online, evs, online)
+		}
+	}
+}

@@ -185,7 +185,7 @@ func (p *Presence) OnlineOf(_ context.Context, convID int64, userIDs []int64) ([
 }
 
 // Watch does nothing: presences of one process end with it.
-func (p *Presence) Watch(func(convID, userID int64)) {}
+func (p *Presence) Watch(func(convID, userID int64, online bool)) {}
 
 // Limiter is a sliding-window rate limiter over this process's memory.
 // It forgets keys whose window has passed.

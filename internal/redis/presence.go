@@ -41,7 +41,8 @@ import (
 //
 // A node whose key expired while it lived (Redis unreachable, a long pause)
 // may have been reaped: when its heartbeat finds the key gone it writes its
-// presences again. A failed Add or Remove leaves Redis in doubt; the
+// presences again, and reports to its Watch functions those it was alone
+// to hold. A failed Add or Remove leaves Redis in doubt; the
 // heartbeat goroutine retries the removal, and if a failed Remove turns out
 // to end the presence everywhere it calls the Watch functions, since no
 // caller announced that end.
@@ -58,7 +59,7 @@ type Presence struct {
 
 	mu       sync.Mutex
 	local    map[pair]*entry
-	watchers []func(convID, userID int64)
+	watchers []func(convID, userID int64, online bool)
 
 	quit chan struct{}
 	wg   sync.WaitGroup
@@ -348,21 +349,23 @@ func (p *Presence) OnlineOf(ctx context.Context, convID int64, userIDs []int64) 
 }
 
 // Watch registers fn to be called, on the node that reaps a dead node, for
-// each presence that thereby ended everywhere; and on this node for the
-// presences Close or a retried Remove ends (see Presence). fn runs on a
-// background goroutine, one presence at a time.
-func (p *Presence) Watch(fn func(convID, userID int64)) {
+// each presence that thereby ended everywhere; on this node for the
+// presences Close or a retried Remove ends (see Presence); and, online, on
+// a node that was reaped while alive for each presence it wrote again that
+// no other node held. fn runs on a background goroutine, one presence at
+// a time.
+func (p *Presence) Watch(fn func(convID, userID int64, online bool)) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.watchers = append(p.watchers, fn)
 }
 
-func (p *Presence) ended(convID, userID int64) {
+func (p *Presence) changed(convID, userID int64, online bool) {
 	p.mu.Lock()
 	fns := slices.Clone(p.watchers)
 	p.mu.Unlock()
 	for _, fn := range fns {
-		fn(convID, userID)
+		fn(convID, userID, online)
 	}
 }
 
@@ -376,7 +379,7 @@ func (p *Presence) endedAll(gone []string) {
 			p.log.Warn("redis: bad presence member", "member", m)
 			continue
 		}
-		p.ended(conv, user)
+		p.changed(conv, user, false)
 	}
 }
 
@@ -424,10 +427,13 @@ func (p *Presence) settle(ctx context.Context, rewrite bool) {
 		keys = append(keys, k)
 	}
 	p.mu.Unlock()
-	var ended []pair
+	var ended, back []pair
 	defer func() {
 		for _, k := range ended {
-			p.ended(k.conv, k.user)
+			p.changed(k.conv, k.user, false)
+		}
+		for _, k := range back {
+			p.changed(k.conv, k.user, true)
 		}
 	}()
 	for _, k := range keys {
@@ -442,8 +448,13 @@ func (p *Presence) settle(ctx context.Context, rewrite bool) {
 		e := p.acquire(k)
 		switch {
 		case e.n > 0 && rewrite:
-			if _, err := p.run(ctx, addScript, k); err != nil {
+			// First: no other node holds the user, who, if this node was
+			// reaped meanwhile, was reported gone.
+			first, err := p.run(ctx, addScript, k)
+			if err != nil {
 				p.log.Warn("redis: rewrite presence", "presence", k.String(), "err", err)
+			} else if first {
+				back = append(back, k)
 			}
 		case e.n == 0 && e.pending != settled:
 			last, err := p.run(ctx, removeScript, k)

@@ -285,18 +285,24 @@ func TestBrokerResumesAfterConnectionKill(t *testing.T) {
 	later.wait(t, 1, 5*time.Second)
 }
 
-// watched records what a Presence's Watch functions receive.
+// watched records what a Presence's Watch functions receive: presences
+// ended in got, presences back in back.
 type watched struct {
 	mu     sync.Mutex
 	got    [][2]int64
+	back   [][2]int64
 	signal chan struct{}
 }
 
 func watch(p *redis.Presence) *watched {
 	w := &watched{signal: make(chan struct{}, 1)}
-	p.Watch(func(conv, user int64) {
+	p.Watch(func(conv, user int64, online bool) {
 		w.mu.Lock()
-		w.got = append(w.got, [2]int64{conv, user})
+		if online {
+			w.back = append(w.back, [2]int64{conv, user})
+		} else {
+			w.got = append(w.got, [2]int64{conv, user})
+		}
 		w.mu.Unlock()
 		select {
 		case w.signal <- struct{}{}:
@@ -505,8 +511,10 @@ func TestPresenceRewriteAfterReap(t *testing.T) {
 	e := newTestEnv(t)
 	a := e.client(t, redis.Options{NodeID: "a", NodeTTL: 12 * time.Second}).Presence() // heartbeat every 2 s
 	b := e.client(t, redis.Options{NodeID: "b", NodeTTL: time.Second}).Presence()      // sweeps every ~170 ms
-	wb := watch(b)
+	wa, wb := watch(a), watch(b)
 	mustAdd(t, a, 1, 10, true)
+	mustAdd(t, a, 1, 11, true)
+	mustAdd(t, b, 1, 11, false) // 11 is on B too: never gone
 	if err := e.raw.Del(context.Background(), e.prefix+"presence:node:a").Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -514,8 +522,23 @@ func TestPresenceRewriteAfterReap(t *testing.T) {
 		t.Errorf("Watch mismatch (-want +got):\n%s", diff)
 	}
 	eventually(t, 15*time.Second, "presence written again", func() bool {
-		return slices.Equal(online(t, b, 1), []int64{10})
+		return slices.Equal(online(t, b, 1), []int64{10, 11})
 	})
+	// 10 was reported gone: A, writing it again, reports it back (to tell
+	// who was told it had gone); 11 never went.
+	eventually(t, 5*time.Second, "presence reported back", func() bool {
+		wa.mu.Lock()
+		defer wa.mu.Unlock()
+		return len(wa.back) > 0
+	})
+	wa.mu.Lock()
+	back := slices.Clone(wa.back)
+	wa.mu.Unlock()
+	if diff := cmp.Diff([][2]int64{{1, 10}}, back); diff != "" {
+		t.Errorf("presences reported back mismatch (-want +got):\n%s", diff)
+	}
+	mustRemove(t, b, 1, 11, false)
+	mustRemove(t, a, 1, 11, true)
 	mustAdd(t, b, 1, 10, false)
 	mustRemove(t, b, 1, 10, false)
 	mustRemove(t, a, 1, 10, true)
