@@ -1,5 +1,7 @@
 package redis
 
+import "context"
+
 // Crash stops p's heartbeat and sweeper without removing anything from
 // Redis, as if the process had died; later calls fail with ErrClosed.
 func (p *Presence) Crash() {
@@ -19,4 +21,14 @@ func (b *Broker) PendingPublishes() int {
 	b.pub.mu.Lock()
 	defer b.pub.mu.Unlock()
 	return len(b.pub.pending)
+}
+
+// PresenceKey is a presence: a conversation and a user.
+type PresenceKey = pair
+
+// Settle runs one heartbeat's settling (beat): a rewrite of every local
+// presence if rewrite is set, else of those of redo; it returns those it
+// did not write.
+func (p *Presence) Settle(ctx context.Context, rewrite bool, redo map[PresenceKey]bool) map[PresenceKey]bool {
+	return p.settle(ctx, rewrite, redo)
 }

@@ -398,6 +398,7 @@ func (p *Presence) beat() {
 	defer p.wg.Done()
 	t := time.NewTicker(p.every)
 	defer t.Stop()
+	var redo map[pair]bool // presences a rewrite has yet to write
 	for {
 		select {
 		case <-p.quit:
@@ -409,15 +410,17 @@ func (p *Presence) beat() {
 		if err != nil {
 			p.log.Warn("redis: presence heartbeat", "err", err)
 		} else {
-			p.settle(ctx, expired)
+			redo = p.settle(ctx, expired, redo)
 		}
 		cancel()
 	}
 }
 
-// settle writes every local presence again if rewrite is set, and
-// retries the calls that failed.
-func (p *Presence) settle(ctx context.Context, rewrite bool) {
+// settle writes every local presence again if rewrite is set, and those
+// of redo, which an earlier rewrite did not reach or failed to write; it
+// retries the calls that failed, and returns the presences it did not
+// write again as it should have.
+func (p *Presence) settle(ctx context.Context, rewrite bool, redo map[pair]bool) (left map[pair]bool) {
 	if rewrite {
 		p.log.Warn("redis: presence heartbeat had expired; writing presences again", "node", p.id)
 	}
@@ -426,7 +429,23 @@ func (p *Presence) settle(ctx context.Context, rewrite bool) {
 	for k := range p.local {
 		keys = append(keys, k)
 	}
+	for k := range redo {
+		if _, ok := p.local[k]; !ok {
+			delete(redo, k) // gone from this node since
+		}
+	}
 	p.mu.Unlock()
+	if rewrite {
+		redo = make(map[pair]bool, len(keys))
+		for _, k := range keys {
+			redo[k] = true
+		}
+	}
+	defer func() {
+		if len(redo) > 0 {
+			left = redo // not reached
+		}
+	}()
 	var ended, back []pair
 	defer func() {
 		for _, k := range ended {
@@ -446,14 +465,20 @@ func (p *Presence) settle(ctx context.Context, rewrite bool) {
 			return
 		}
 		e := p.acquire(k)
+		if e.n == 0 {
+			delete(redo, k) // no connection left to write
+		}
 		switch {
-		case e.n > 0 && rewrite:
+		case e.n > 0 && redo[k]:
 			// First: no other node holds the user, who, if this node was
 			// reaped meanwhile, was reported gone.
 			first, err := p.run(ctx, addScript, k)
 			if err != nil {
 				p.log.Warn("redis: rewrite presence", "presence", k.String(), "err", err)
-			} else if first {
+				break // left in redo
+			}
+			delete(redo, k)
+			if first {
 				back = append(back, k)
 			}
 		case e.n == 0 && e.pending != settled:
@@ -470,6 +495,7 @@ func (p *Presence) settle(ctx context.Context, rewrite bool) {
 		p.release(k, e)
 		p.gate.RUnlock()
 	}
+	return
 }
 
 // sweep reaps dead nodes every NodeTTL/6.

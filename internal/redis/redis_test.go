@@ -1022,3 +1022,41 @@ func TestBrokerPublishesFailedMessageAgain(t *testing.T) {
 		t.Errorf("node B mismatch (-want +got):\n%s", diff)
 	}
 }
+
+// TestPresenceRewriteResumes: a rewrite of a reaped node's presences cut
+// short (its heartbeat's time ran out, Redis failed) is taken up by the
+// next heartbeat, which finds the node's key present again and would
+// otherwise rewrite nothing.
+func TestPresenceRewriteResumes(t *testing.T) {
+	ctx := context.Background()
+	e := newTestEnv(t)
+	a := e.client(t, redis.Options{NodeID: "a", NodeTTL: 12 * time.Second}).Presence()
+	for u := int64(10); u < 13; u++ {
+		mustAdd(t, a, 1, u, true)
+	}
+	// As a reap does: the node's presences are gone from Redis, its key
+	// is not.
+	keys, err := e.raw.Keys(ctx, e.prefix+"presence:*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		if k != e.prefix+"presence:node:a" && k != e.prefix+"presence:nodes" {
+			if err := e.raw.Del(ctx, k).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	cut, cancel := context.WithCancel(ctx)
+	cancel()
+	left := a.Settle(cut, true, nil)
+	if len(left) != 3 {
+		t.Fatalf("a rewrite cut short left %v; want the 3 presences", left)
+	}
+	if left = a.Settle(ctx, false, left); len(left) != 0 {
+		t.Errorf("the next heartbeat left %v; want nothing", left)
+	}
+	if diff := cmp.Diff([]int64{10, 11, 12}, online(t, a, 1)); diff != "" {
+		t.Errorf("Online after the rewrite resumed mismatch (-want +got):\n%s", diff)
+	}
+}
