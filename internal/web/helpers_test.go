@@ -102,6 +102,7 @@ type testServer struct {
 	mail  *smtptest.Server
 	clock *clock
 	svc   *chat.Service
+	hub   *hub.Hub
 	stop  func() // stops the server and closes its database; idempotent
 }
 
@@ -180,7 +181,7 @@ func newTestServer(tb testing.TB, opts ...option) *testServer {
 		})
 	}
 	tb.Cleanup(stop)
-	return &testServer{Server: srv, mail: smtp, clock: clk, svc: svc, stop: stop}
+	return &testServer{Server: srv, mail: smtp, clock: clk, svc: svc, hub: h, stop: stop}
 }
 
 // sndbufListener shrinks the send buffer of the connections it accepts, so

@@ -237,6 +237,9 @@ func (s *server) channelFor(a authInfo, cur *pollCursor, any bool) (ch *pollChan
 	ctx, cancel := opContext()
 	defer cancel()
 	if err := ch.sess.start(ctx, a.Session.ID, ch, after); err != nil {
+		if errors.Is(err, hub.ErrClosed) {
+			err = chat.Errorf(chat.ErrUnavailable, chat.CodeUnavailable, "server restarting: poll again")
+		}
 		return nil, false, err
 	}
 	// The hub client now follows the user's topic: a sign-out from here on

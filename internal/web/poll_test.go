@@ -632,3 +632,17 @@ func TestPollOpenGroupNoDuplicate(t *testing.T) {
 		}
 	}
 }
+
+// TestPollWhileShuttingDown: a poll that would make a channel once the
+// hub has closed (the server is shutting down) is told to come again,
+// 503 unavailable, not an internal error.
+func TestPollWhileShuttingDown(t *testing.T) {
+	ts := newTestServer(t)
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	if err := ts.hub.Close(ctx); err != nil {
+		t.Fatalf("close hub: %v", err)
+	}
+	wantError(t, "a poll after the hub closed", ts.do(t, ada, "GET", "/api/poll", nil), http.StatusServiceUnavailable, chat.CodeUnavailable)
+}
