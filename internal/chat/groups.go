@@ -90,7 +90,9 @@ type GroupStore interface {
 	AddGroupMember(ctx context.Context, id, userID, by int64, at time.Time) (Message, error)
 	// RemoveGroupMember ends userID's membership, appending KindRemoved
 	// from by, or KindLeave from userID when by == userID. ErrNotFound if
-	// userID is not a member.
+	// userID is not a member; ErrInvalid if userID is the owner (checked
+	// in the transaction that removes, so that an owner made meanwhile
+	// stays).
 	RemoveGroupMember(ctx context.Context, id, userID, by int64, at time.Time) (Message, error)
 	// SetGroupRole sets userID's role to admin or member, appending
 	// KindAdminGranted or KindAdminRevoked from by; changed is false (and
@@ -370,8 +372,13 @@ func (s *Service) RemoveGroupMember(ctx context.Context, u User, id, userID int6
 		}
 	}
 	m, err := s.store.RemoveGroupMember(ctx, id, userID, u.ID, s.cfg.Now())
-	if errors.Is(err, ErrNotFound) && userID != u.ID {
+	switch {
+	case errors.Is(err, ErrNotFound) && userID != u.ID:
 		return Errorf(ErrNotFound, CodeNotMember, "this user is not in the group")
+	case errors.Is(err, ErrInvalid) && userID == u.ID: // made the owner since the check above
+		return Errorf(ErrConflict, CodeOwnerMustLeave, "the owner must transfer the group before leaving it")
+	case errors.Is(err, ErrInvalid):
+		return notAllowed("the owner cannot be removed")
 	}
 	if err != nil {
 		return groupErr("remove group member", err)

@@ -659,3 +659,58 @@ func TestNewConvsPerHour(t *testing.T) {
 	f.clock.Advance(time.Hour)
 	f.enter(t, u, "three")
 }
+
+// removeHookStore runs before, once, when RemoveGroupMember is called,
+// before the store removes anyone: what another request commits between
+// the Service's role checks and the removal.
+type removeHookStore struct {
+	chat.Store
+	before func()
+}
+
+func (h *removeHookStore) RemoveGroupMember(ctx context.Context, id, userID, by int64, at time.Time) (chat.Message, error) {
+	if h.before != nil {
+		h.before()
+		h.before = nil
+	}
+	return h.Store.RemoveGroupMember(ctx, id, userID, by, at)
+}
+
+// TestRemoveWhileMadeOwner: an admin who leaves while the owner makes them
+// the owner, or an admin the owner removes while (in another tab) making
+// them the owner, must not take the ownership out of the group with them:
+// a group always has an owner, who leaves only after transferring.
+func TestRemoveWhileMadeOwner(t *testing.T) {
+	ctx := context.Background()
+	for _, self := range []bool{true, false} {
+		t.Run(fmt.Sprintf("self=%v", self), func(t *testing.T) {
+			f := newGroupFixture(t)
+			h := &removeHookStore{Store: f.store, before: func() {
+				if err := f.svc.TransferGroup(ctx, f.owner, f.g.ID, f.ta.ID); err != nil {
+					t.Errorf("TransferGroup: %v", err)
+				}
+			}}
+			n := chat.NewService(chat.Config{Now: f.clock.Now}, chat.Deps{
+				Store: h, Broker: f.broker, Presence: inmem.NewPresence(),
+				Limiter: inmem.NewLimiter(f.clock.Now), Mailer: f.mail,
+			})
+			by := f.owner
+			if self {
+				by = f.ta
+			}
+			err := n.RemoveGroupMember(ctx, by, f.g.ID, f.ta.ID)
+			if self {
+				wantError(t, "the new owner leaving", err, chat.ErrConflict, chat.CodeOwnerMustLeave, "")
+			} else {
+				wantError(t, "removing the new owner", err, chat.ErrForbidden, chat.CodeForbidden, "")
+			}
+			g, err := f.store.Group(ctx, f.g.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if g.OwnerID != f.ta.ID {
+				t.Errorf("after the transfer and the removal, the group's owner is %d; want %d (TargetAdmin)", g.OwnerID, f.ta.ID)
+			}
+		})
+	}
+}

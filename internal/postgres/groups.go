@@ -201,6 +201,9 @@ func (db *DB) RemoveGroupMember(ctx context.Context, id, userID, by int64, at ti
 		if role == "" {
 			return fmt.Errorf("member %d: %w", userID, chat.ErrNotFound)
 		}
+		if role == chat.RoleOwner {
+			return fmt.Errorf("remove the owner %d: %w", userID, chat.ErrInvalid)
+		}
 		if _, err := tx.Exec(ctx, `DELETE FROM members WHERE conv_id = $1 AND user_id = $2`, id, userID); err != nil {
 			return err
 		}

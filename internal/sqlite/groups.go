@@ -176,6 +176,9 @@ func (db *DB) RemoveGroupMember(ctx context.Context, id, userID, by int64, at ti
 		if role == "" {
 			return fmt.Errorf("member %d: %w", userID, chat.ErrNotFound)
 		}
+		if role == chat.RoleOwner {
+			return fmt.Errorf("remove the owner %d: %w", userID, chat.ErrInvalid)
+		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM members WHERE conv_id = ? AND user_id = ?`, id, userID); err != nil {
 			return err
 		}

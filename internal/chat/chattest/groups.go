@@ -137,6 +137,12 @@ func testGroups(t *testing.T, s chat.Store) {
 	if _, err := s.RemoveGroupMember(ctx, g.ID, cy.ID, bob.ID, t0); !errors.Is(err, chat.ErrNotFound) {
 		t.Errorf("RemoveGroupMember(non-member): err = %v; want ErrNotFound", err)
 	}
+	for _, by := range []chat.User{bob, ada} {
+		if _, err := s.RemoveGroupMember(ctx, g.ID, bob.ID, by.ID, t0); !errors.Is(err, chat.ErrInvalid) {
+			t.Errorf("RemoveGroupMember(the owner, by %s): err = %v; want ErrInvalid", by.Name, err)
+		}
+	}
+	wantRole(t, s, g.ID, bob, chat.RoleOwner)
 	if _, err := s.RemoveGroupMember(ctx, g.ID, ada.ID, ada.ID, t0); err != nil {
 		t.Fatalf("RemoveGroupMember(leave): %v", err)
 	}
