@@ -714,3 +714,56 @@ func TestRemoveWhileMadeOwner(t *testing.T) {
 		})
 	}
 }
+
+// TestMissedRevokes: the events Missed gives a hub that lost them mark who
+// lost access with each, as the live ones do: the removed member of a
+// removal, and the member who left of a group's leave, so that the hub
+// delivers nothing of the group after it to them. A room's leave revokes
+// nothing (rooms are public), live or missed.
+func TestMissedRevokes(t *testing.T) {
+	ctx := context.Background()
+	f := newGroupFixture(t)
+	r := f.enter(t, f.m, "lobby")
+	f.enter(t, f.t, "lobby")
+	if err := f.svc.LeaveRoom(ctx, f.m, r.ID); err != nil {
+		t.Fatal(err)
+	}
+	live := f.record(t, chat.ConvTopic(f.g.ID))
+	if err := f.svc.RemoveGroupMember(ctx, f.owner, f.g.ID, f.t.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.svc.RemoveGroupMember(ctx, f.m, f.g.ID, f.m.ID); err != nil {
+		t.Fatal(err)
+	}
+	type revoke struct {
+		Kind   chat.MessageKind
+		Revoke int64
+	}
+	var want []revoke
+	for _, ev := range live.take() {
+		want = append(want, revoke{ev.Message.Kind, ev.Revoke})
+	}
+	if len(want) != 2 || want[1].Revoke != f.m.ID {
+		t.Fatalf("live events of the removal and the leave = %+v; want the second to revoke %d", want, f.m.ID)
+	}
+	evs, err := f.svc.Missed(ctx, chat.ConvTopic(f.g.ID), f.g.LastSeq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []revoke
+	for _, ev := range evs[len(evs)-2:] {
+		got = append(got, revoke{ev.Message.Kind, ev.Revoke})
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("Missed(group) = %+v; want %+v, as published live", got, want)
+	}
+	evs, err = f.svc.Missed(ctx, chat.ConvTopic(r.ID), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range evs {
+		if ev.Revoke != 0 {
+			t.Errorf("Missed(room) %s #%d revokes %d; want nothing revoked in a room", ev.Message.Kind, ev.Message.Seq, ev.Revoke)
+		}
+	}
+}

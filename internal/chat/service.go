@@ -360,10 +360,21 @@ func (s *Service) Missed(ctx context.Context, t Topic, after int64) ([]Event, er
 		s.anonymize(ms)
 		s.nameTargets(ctx, ms)
 		evs := make([]Event, len(ms))
+		var kind ConvKind // read when a leave needs it: a group's revokes, a room's not
 		for i := range ms {
 			evs[i] = Event{Type: EventMessage, ConvID: id, Message: &ms[i]}
-			if ms[i].Kind == KindRemoved {
+			switch ms[i].Kind {
+			case KindRemoved:
 				evs[i].Revoke = ms[i].TargetID
+			case KindLeave:
+				if kind == "" {
+					if kind, _, err = s.store.Membership(ctx, id, 0); err != nil {
+						return nil, internal("load conversation kind", err)
+					}
+				}
+				if kind == ConvGroup { // as RemoveGroupMember publishes it
+					evs[i].Revoke = ms[i].SenderID
+				}
 			}
 		}
 		return evs, nil
