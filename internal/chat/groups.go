@@ -90,9 +90,10 @@ type GroupStore interface {
 	AddGroupMember(ctx context.Context, id, userID, by int64, at time.Time) (Message, error)
 	// RemoveGroupMember ends userID's membership, appending KindRemoved
 	// from by, or KindLeave from userID when by == userID. ErrNotFound if
-	// userID is not a member; ErrInvalid if userID is the owner (checked
-	// in the transaction that removes, so that an owner made meanwhile
-	// stays).
+	// userID is not a member; ErrInvalid if userID is the owner;
+	// ErrForbidden if by is someone else than userID, and neither the
+	// owner nor an admin removing a plain member. The roles are those in
+	// the transaction that removes, not those a caller read before.
 	RemoveGroupMember(ctx context.Context, id, userID, by int64, at time.Time) (Message, error)
 	// SetGroupRole sets userID's role to admin or member, appending
 	// KindAdminGranted or KindAdminRevoked from by; changed is false (and
@@ -379,6 +380,8 @@ func (s *Service) RemoveGroupMember(ctx context.Context, u User, id, userID int6
 		return Errorf(ErrConflict, CodeOwnerMustLeave, "the owner must transfer the group before leaving it")
 	case errors.Is(err, ErrInvalid):
 		return notAllowed("the owner cannot be removed")
+	case errors.Is(err, ErrForbidden): // roles changed since the check above
+		return notAllowed("only the owner may remove admins, and the owner and admins members")
 	}
 	if err != nil {
 		return groupErr("remove group member", err)

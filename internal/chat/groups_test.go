@@ -767,3 +767,36 @@ func TestMissedRevokes(t *testing.T) {
 		}
 	}
 }
+
+// TestRemoveWhileRolesChange: an admin's removal of a member is refused
+// if, by the time it is made, the owner has demoted the admin or promoted
+// the member: the roles that count are those when the removal is made.
+func TestRemoveWhileRolesChange(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		user func(f *groupFixture) chat.User // whose role the owner changes
+		role chat.Role
+	}{
+		{"admin demoted", func(f *groupFixture) chat.User { return f.admin }, chat.RoleMember},
+		{"target promoted", func(f *groupFixture) chat.User { return f.t }, chat.RoleAdmin},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newGroupFixture(t)
+			h := &removeHookStore{Store: f.store, before: func() {
+				if err := f.svc.SetGroupRole(ctx, f.owner, f.g.ID, tc.user(f).ID, tc.role); err != nil {
+					t.Errorf("SetGroupRole: %v", err)
+				}
+			}}
+			n := chat.NewService(chat.Config{Now: f.clock.Now}, chat.Deps{
+				Store: h, Broker: f.broker, Presence: inmem.NewPresence(),
+				Limiter: inmem.NewLimiter(f.clock.Now), Mailer: f.mail,
+			})
+			err := n.RemoveGroupMember(ctx, f.admin, f.g.ID, f.t.ID)
+			wantError(t, "Admin removing Target", err, chat.ErrForbidden, chat.CodeForbidden, "")
+			if role, err := f.store.GroupRole(ctx, f.g.ID, f.t.ID); err != nil || role == "" {
+				t.Errorf("after the refused removal, Target's role = %q, %v; want a member still", role, err)
+			}
+		})
+	}
+}

@@ -204,6 +204,15 @@ func (db *DB) RemoveGroupMember(ctx context.Context, id, userID, by int64, at ti
 		if role == chat.RoleOwner {
 			return fmt.Errorf("remove the owner %d: %w", userID, chat.ErrInvalid)
 		}
+		if by != userID {
+			br, err := groupRole(ctx, tx, id, by)
+			if err != nil {
+				return err
+			}
+			if br != chat.RoleOwner && (br != chat.RoleAdmin || role != chat.RoleMember) {
+				return fmt.Errorf("user %d, %q, removing %s %d: %w", by, br, role, userID, chat.ErrForbidden)
+			}
+		}
 		if _, err := tx.Exec(ctx, `DELETE FROM members WHERE conv_id = $1 AND user_id = $2`, id, userID); err != nil {
 			return err
 		}

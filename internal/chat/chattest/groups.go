@@ -305,3 +305,42 @@ func testGroupCapConcurrent(t *testing.T, s chat.Store) {
 		t.Errorf("GroupMembers: %d members, first %+v; want 11, owner first", len(ms), ms[0])
 	}
 }
+
+// testGroupRemoveRoles: RemoveGroupMember checks, as it removes, that the
+// remover may: the owner anyone else, an admin plain members.
+func testGroupRemoveRoles(t *testing.T, s chat.Store) {
+	ctx := t.Context()
+	ada := mustUser(t, s, "ada@example.com", "Ada")
+	bob := mustUser(t, s, "bob@example.com", "Bob")
+	cy := mustUser(t, s, "cy@example.com", "Cy")
+	dan := mustUser(t, s, "dan@example.com", "Dan")
+	eve := mustUser(t, s, "eve@example.com", "Eve")
+	g := mustGroup(t, s, ada, "Crew", 10)
+	for _, u := range []chat.User{bob, cy, dan} {
+		if _, err := s.AddGroupMember(ctx, g.ID, u.ID, ada.ID, t0); err != nil {
+			t.Fatalf("AddGroupMember(%s): %v", u.Name, err)
+		}
+	}
+	for _, u := range []chat.User{bob, cy} {
+		if _, _, err := s.SetGroupRole(ctx, g.ID, u.ID, chat.RoleAdmin, ada.ID, t0); err != nil {
+			t.Fatalf("SetGroupRole(%s): %v", u.Name, err)
+		}
+	}
+	for _, tt := range []struct{ by, who chat.User }{{cy, bob}, {dan, cy}, {dan, bob}, {eve, dan}} {
+		if _, err := s.RemoveGroupMember(ctx, g.ID, tt.who.ID, tt.by.ID, t0); !errors.Is(err, chat.ErrForbidden) {
+			t.Errorf("RemoveGroupMember(%s, by %s): err = %v; want ErrForbidden", tt.who.Name, tt.by.Name, err)
+		}
+	}
+	if g, err := s.Group(ctx, g.ID); err != nil || g.Members != 4 || g.LastSeq != 6 {
+		t.Errorf("after refused removals: Group = %+v, %v; want 4 members, last seq 6 as before", g, err)
+	}
+	if _, err := s.RemoveGroupMember(ctx, g.ID, dan.ID, bob.ID, t0); err != nil {
+		t.Errorf("RemoveGroupMember(Dan, by admin Bob): %v", err)
+	}
+	if _, err := s.RemoveGroupMember(ctx, g.ID, bob.ID, ada.ID, t0); err != nil {
+		t.Errorf("RemoveGroupMember(admin Bob, by the owner): %v", err)
+	}
+	if _, err := s.RemoveGroupMember(ctx, g.ID, cy.ID, cy.ID, t0); err != nil {
+		t.Errorf("RemoveGroupMember(Cy leaving): %v", err)
+	}
+}

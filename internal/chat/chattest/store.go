@@ -85,6 +85,7 @@ func TestStore(t *testing.T, open func(t *testing.T) chat.Store) {
 		{"GroupIDs", testGroupIDs},
 		{"ConversationIDsOnce", testConversationIDsOnce},
 		{"Groups", testGroups},
+		{"GroupRemoveRoles", testGroupRemoveRoles},
 		{"GroupCapConcurrent", testGroupCapConcurrent},
 		{"LastSeen", testLastSeen},
 		{"MemberReadPositions", testMemberReadPositions},
