@@ -97,7 +97,8 @@ type GroupStore interface {
 	RemoveGroupMember(ctx context.Context, id, userID, by int64, at time.Time) (Message, error)
 	// SetGroupRole sets userID's role to admin or member, appending
 	// KindAdminGranted or KindAdminRevoked from by; changed is false (and
-	// the message zero) if it was the role already. ErrNotFound if userID
+	// the message zero) if it was the role already. ErrForbidden if by is
+	// not the owner (as the transaction finds it); ErrNotFound if userID
 	// is not a member; ErrInvalid for the owner or another role.
 	SetGroupRole(ctx context.Context, id, userID int64, role Role, by int64, at time.Time) (m Message, changed bool, err error)
 	// TransferGroup makes member to the owner and the owner from an admin,
@@ -408,8 +409,11 @@ func (s *Service) SetGroupRole(ctx context.Context, u User, id, userID int64, ro
 		return Invalid(CodeInvalidField, "user_id", "the owner's role changes only by transferring the group")
 	}
 	m, changed, err := s.store.SetGroupRole(ctx, id, userID, role, u.ID, s.cfg.Now())
-	if errors.Is(err, ErrNotFound) {
+	switch {
+	case errors.Is(err, ErrNotFound):
 		return Errorf(ErrNotFound, CodeNotMember, "this user is not in the group")
+	case errors.Is(err, ErrForbidden), errors.Is(err, ErrInvalid): // u transferred the group since the check above
+		return notAllowed("only the owner may promote and demote admins")
 	}
 	if err != nil {
 		return groupErr("set group role", err)
@@ -434,8 +438,11 @@ func (s *Service) TransferGroup(ctx context.Context, u User, id, userID int64) e
 		return Invalid(CodeInvalidField, "user_id", "you own this group already")
 	}
 	m, err := s.store.TransferGroup(ctx, id, u.ID, userID, s.cfg.Now())
-	if errors.Is(err, ErrNotFound) {
+	switch {
+	case errors.Is(err, ErrNotFound):
 		return Errorf(ErrNotFound, CodeNotMember, "this user is not in the group")
+	case errors.Is(err, ErrInvalid): // u transferred the group since the check above
+		return notAllowed("only the owner may transfer the group")
 	}
 	if err != nil {
 		return groupErr("transfer group", err)

@@ -800,3 +800,69 @@ func TestRemoveWhileRolesChange(t *testing.T) {
 		})
 	}
 }
+
+// ownerHookStore runs before, once, when SetGroupRole or TransferGroup
+// is called, before the store changes anything.
+type ownerHookStore struct {
+	chat.Store
+	before func()
+}
+
+func (h *ownerHookStore) hook() {
+	if h.before != nil {
+		h.before()
+		h.before = nil
+	}
+}
+
+func (h *ownerHookStore) SetGroupRole(ctx context.Context, id, userID int64, role chat.Role, by int64, at time.Time) (chat.Message, bool, error) {
+	h.hook()
+	return h.Store.SetGroupRole(ctx, id, userID, role, by, at)
+}
+
+func (h *ownerHookStore) TransferGroup(ctx context.Context, id, from, to int64, at time.Time) (chat.Message, error) {
+	h.hook()
+	return h.Store.TransferGroup(ctx, id, from, to, at)
+}
+
+// TestOwnerActsAfterTransfer: an owner who transfers the group (in one
+// tab) while promoting a member or transferring it again (in another) is
+// refused the second as an admin is, with forbidden: the owner's rights
+// end with the transfer.
+func TestOwnerActsAfterTransfer(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		do   func(n *chat.Service, f *groupFixture) error
+	}{
+		{"promote", func(n *chat.Service, f *groupFixture) error {
+			return n.SetGroupRole(ctx, f.owner, f.g.ID, f.m.ID, chat.RoleAdmin)
+		}},
+		{"demote the new owner", func(n *chat.Service, f *groupFixture) error {
+			return n.SetGroupRole(ctx, f.owner, f.g.ID, f.admin.ID, chat.RoleMember)
+		}},
+		{"transfer again", func(n *chat.Service, f *groupFixture) error {
+			return n.TransferGroup(ctx, f.owner, f.g.ID, f.m.ID)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newGroupFixture(t)
+			h := &ownerHookStore{Store: f.store, before: func() {
+				if err := f.svc.TransferGroup(ctx, f.owner, f.g.ID, f.admin.ID); err != nil {
+					t.Errorf("TransferGroup: %v", err)
+				}
+			}}
+			n := chat.NewService(chat.Config{Now: f.clock.Now}, chat.Deps{
+				Store: h, Broker: f.broker, Presence: inmem.NewPresence(),
+				Limiter: inmem.NewLimiter(f.clock.Now), Mailer: f.mail,
+			})
+			wantError(t, "the former owner's "+tc.name, tc.do(n, f), chat.ErrForbidden, chat.CodeForbidden, "")
+			want := map[int64]chat.Role{f.owner.ID: chat.RoleAdmin, f.admin.ID: chat.RoleOwner, f.m.ID: chat.RoleMember}
+			for id, role := range want {
+				if got, err := f.store.GroupRole(ctx, f.g.ID, id); err != nil || got != role {
+					t.Errorf("GroupRole(%d) = %q, %v; want %q", id, got, err, role)
+				}
+			}
+		})
+	}
+}

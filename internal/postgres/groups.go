@@ -244,6 +244,11 @@ func (db *DB) SetGroupRole(ctx context.Context, id, userID int64, role chat.Role
 		if _, err := lockGroup(ctx, tx, id); err != nil {
 			return err
 		}
+		if br, err := groupRole(ctx, tx, id, by); err != nil {
+			return err
+		} else if br != chat.RoleOwner {
+			return fmt.Errorf("user %d, %q, setting a role: %w", by, br, chat.ErrForbidden)
+		}
 		cur, err := groupRole(ctx, tx, id, userID)
 		if err != nil {
 			return err

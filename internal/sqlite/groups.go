@@ -215,6 +215,11 @@ func (db *DB) SetGroupRole(ctx context.Context, id, userID int64, role chat.Role
 		return chat.Message{}, false, fmt.Errorf("set role %q: %w", role, chat.ErrInvalid)
 	}
 	err = db.write(ctx, func(tx *sql.Tx) error {
+		if br, err := groupRole(ctx, tx, id, by); err != nil {
+			return err
+		} else if br != chat.RoleOwner {
+			return fmt.Errorf("user %d, %q, setting a role: %w", by, br, chat.ErrForbidden)
+		}
 		cur, err := groupRole(ctx, tx, id, userID)
 		if err != nil {
 			return err

@@ -87,6 +87,12 @@ func testGroups(t *testing.T, s chat.Store) {
 	if _, _, err := s.SetGroupRole(ctx, g.ID, cy.ID, chat.RoleAdmin, ada.ID, t0); !errors.Is(err, chat.ErrNotFound) {
 		t.Errorf("SetGroupRole(non-member): err = %v; want ErrNotFound", err)
 	}
+	for _, by := range []chat.User{bob, cy} {
+		if _, _, err := s.SetGroupRole(ctx, g.ID, bob.ID, chat.RoleMember, by.ID, t0); !errors.Is(err, chat.ErrForbidden) {
+			t.Errorf("SetGroupRole(Bob, member, by %s, not the owner): err = %v; want ErrForbidden", by.Name, err)
+		}
+	}
+	wantRole(t, s, g.ID, bob, chat.RoleAdmin)
 	wantRole(t, s, g.ID, bob, chat.RoleAdmin)
 	if _, err := s.TransferGroup(ctx, g.ID, bob.ID, ada.ID, t0); !errors.Is(err, chat.ErrInvalid) {
 		t.Errorf("TransferGroup(from a non-owner): err = %v; want ErrInvalid", err)
