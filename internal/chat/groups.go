@@ -117,9 +117,10 @@ type GroupStore interface {
 	// DescribeGroup and SetGroupCap do, in that order, and returns the
 	// messages of those that changed something. If one fails, none is made.
 	UpdateGroup(ctx context.Context, id int64, up GroupUpdate, by int64, at time.Time) ([]Message, error)
-	// DeleteGroup deletes the group with its members and messages and
+	// DeleteGroup deletes the group with its members and messages, if by
+	// owns it (ErrForbidden otherwise, as the transaction finds it), and
 	// returns who the members were.
-	DeleteGroup(ctx context.Context, id int64) (members []int64, err error)
+	DeleteGroup(ctx context.Context, id, by int64) (members []int64, err error)
 }
 
 func groupNotFound() error { return Errorf(ErrNotFound, CodeNotFound, "no such group") }
@@ -461,7 +462,10 @@ func (s *Service) DeleteGroup(ctx context.Context, u User, id int64) error {
 	if mine != RoleOwner {
 		return notAllowed("only the owner may delete the group")
 	}
-	members, err := s.store.DeleteGroup(ctx, id)
+	members, err := s.store.DeleteGroup(ctx, id, u.ID)
+	if errors.Is(err, ErrForbidden) { // u transferred the group since the check above
+		return notAllowed("only the owner may delete the group")
+	}
 	if err != nil {
 		return groupErr("delete group", err)
 	}

@@ -866,3 +866,38 @@ func TestOwnerActsAfterTransfer(t *testing.T) {
 		})
 	}
 }
+
+// deleteHookStore runs before, once, when DeleteGroup is called.
+type deleteHookStore struct {
+	chat.Store
+	before func()
+}
+
+func (h *deleteHookStore) DeleteGroup(ctx context.Context, id, by int64) ([]int64, error) {
+	if h.before != nil {
+		h.before()
+		h.before = nil
+	}
+	return h.Store.DeleteGroup(ctx, id, by)
+}
+
+// TestDeleteAfterTransfer: an owner who transfers the group (in one tab)
+// while deleting it (in another) no longer owns it when the deletion is
+// made, and may not delete the new owner's group.
+func TestDeleteAfterTransfer(t *testing.T) {
+	ctx := context.Background()
+	f := newGroupFixture(t)
+	h := &deleteHookStore{Store: f.store, before: func() {
+		if err := f.svc.TransferGroup(ctx, f.owner, f.g.ID, f.admin.ID); err != nil {
+			t.Errorf("TransferGroup: %v", err)
+		}
+	}}
+	n := chat.NewService(chat.Config{Now: f.clock.Now}, chat.Deps{
+		Store: h, Broker: f.broker, Presence: inmem.NewPresence(),
+		Limiter: inmem.NewLimiter(f.clock.Now), Mailer: f.mail,
+	})
+	wantError(t, "the former owner's DeleteGroup", n.DeleteGroup(ctx, f.owner, f.g.ID), chat.ErrForbidden, chat.CodeForbidden, "")
+	if g, err := f.store.Group(ctx, f.g.ID); err != nil || g.OwnerID != f.admin.ID {
+		t.Errorf("Group after the refused deletion = %+v, %v; want it owned by Admin", g, err)
+	}
+}

@@ -440,13 +440,18 @@ func (db *DB) UpdateGroup(ctx context.Context, id int64, up chat.GroupUpdate, by
 	return ms, nil
 }
 
-// DeleteGroup deletes group id with its messages; its members go with it
-// (ON DELETE CASCADE).
-func (db *DB) DeleteGroup(ctx context.Context, id int64) (members []int64, err error) {
+// DeleteGroup deletes group id with its messages if by owns it; its
+// members go with it (ON DELETE CASCADE).
+func (db *DB) DeleteGroup(ctx context.Context, id, by int64) (members []int64, err error) {
 	err = db.write(ctx, func(tx pgx.Tx) error {
 		members = nil
 		if _, err := lockGroup(ctx, tx, id); err != nil {
 			return err
+		}
+		if role, err := groupRole(ctx, tx, id, by); err != nil {
+			return err
+		} else if role != chat.RoleOwner {
+			return fmt.Errorf("user %d, %q, deleting: %w", by, role, chat.ErrForbidden)
 		}
 		rows, err := tx.Query(ctx, `SELECT user_id FROM members WHERE conv_id = $1 ORDER BY user_id`, id)
 		if err != nil {

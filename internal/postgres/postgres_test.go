@@ -438,7 +438,7 @@ func TestDeleteGroupMessages(t *testing.T) {
 	if _, _, err := db.Append(ctx, chat.NewMessage{ConvID: g.ID, Kind: chat.KindText, SenderID: u.ID, ClientID: "c", Body: "hi", At: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.DeleteGroup(ctx, g.ID); err != nil {
+	if _, err := db.DeleteGroup(ctx, g.ID, u.ID); err != nil {
 		t.Fatal(err)
 	}
 	var n int

@@ -399,12 +399,14 @@ func (db *DB) UpdateGroup(ctx context.Context, id int64, up chat.GroupUpdate, by
 	return ms, nil
 }
 
-// DeleteGroup deletes group id; its members and messages go with it (ON
-// DELETE CASCADE).
-func (db *DB) DeleteGroup(ctx context.Context, id int64) (members []int64, err error) {
+// DeleteGroup deletes group id if by owns it; its members and messages go
+// with it (ON DELETE CASCADE).
+func (db *DB) DeleteGroup(ctx context.Context, id, by int64) (members []int64, err error) {
 	err = db.write(ctx, func(tx *sql.Tx) error {
-		if _, err := group(ctx, tx, id); err != nil {
+		if role, err := groupRole(ctx, tx, id, by); err != nil {
 			return err
+		} else if role != chat.RoleOwner {
+			return fmt.Errorf("user %d, %q, deleting: %w", by, role, chat.ErrForbidden)
 		}
 		rows, err := tx.QueryContext(ctx, `SELECT user_id FROM members WHERE conv_id = ? ORDER BY user_id`, id)
 		if err != nil {

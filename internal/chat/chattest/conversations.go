@@ -470,7 +470,7 @@ func testConversationIDsOnce(t *testing.T, s chat.Store) {
 		}
 		seen[id] = true
 		if i < 2 { // the groups: deleted at once, each the newest conversation
-			if _, err := s.DeleteGroup(ctx, id); err != nil {
+			if _, err := s.DeleteGroup(ctx, id, ada.ID); err != nil {
 				t.Fatalf("DeleteGroup(%d): %v", id, err)
 			}
 		}

@@ -229,7 +229,12 @@ func testGroups(t *testing.T, s chat.Store) {
 	}
 
 	// Delete.
-	members, err := s.DeleteGroup(ctx, g.ID)
+	for _, by := range []chat.User{ada, cy} {
+		if _, err := s.DeleteGroup(ctx, g.ID, by.ID); !errors.Is(err, chat.ErrForbidden) {
+			t.Errorf("DeleteGroup by %s, not the owner: err = %v; want ErrForbidden", by.Name, err)
+		}
+	}
+	members, err := s.DeleteGroup(ctx, g.ID, bob.ID)
 	if err != nil || !cmp.Equal(members, []int64{bob.ID}) {
 		t.Errorf("DeleteGroup = %v, %v; want [%d]", members, err, bob.ID)
 	}
@@ -239,7 +244,7 @@ func testGroups(t *testing.T, s chat.Store) {
 	if _, _, err := s.Conversation(ctx, g.ID, bob.ID); !errors.Is(err, chat.ErrNotFound) {
 		t.Errorf("Conversation after DeleteGroup: err = %v; want ErrNotFound", err)
 	}
-	if _, err := s.DeleteGroup(ctx, g.ID); !errors.Is(err, chat.ErrNotFound) {
+	if _, err := s.DeleteGroup(ctx, g.ID, bob.ID); !errors.Is(err, chat.ErrNotFound) {
 		t.Errorf("DeleteGroup twice: err = %v; want ErrNotFound", err)
 	}
 	// Its messages went with it, and none can be added.
