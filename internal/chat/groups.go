@@ -31,6 +31,22 @@ const (
 	RoleMember Role = "member"
 )
 
+// MayAdd reports whether a member of role may add members: the owner and
+// admins.
+func (r Role) MayAdd() bool { return r == RoleOwner || r == RoleAdmin }
+
+// MayRemove reports whether a member of role may remove a member of role
+// target: the owner anyone but itself, an admin plain members.
+func (r Role) MayRemove(target Role) bool {
+	return target != RoleOwner && (r == RoleOwner || r == RoleAdmin && target == RoleMember)
+}
+
+// MayMake reports whether a member of role may make the changes of up:
+// the owner all, an admin the name and the description.
+func (r Role) MayMake(up GroupUpdate) bool {
+	return r == RoleOwner || r == RoleAdmin && up.MaxMembers == nil
+}
+
 // DefaultGroupMembers is the member cap of a group created without one,
 // unless the server's MaxGroupMembers is lower.
 const DefaultGroupMembers = 200
@@ -86,7 +102,8 @@ type GroupStore interface {
 	// AddGroupMember makes userID a member, appending KindAdded from by.
 	// Atomically with the insert it counts the members: ErrGroupFull if
 	// the group has max_members already, so concurrent adds never exceed
-	// the cap. ErrAlreadyMember if userID is a member.
+	// the cap. ErrAlreadyMember if userID is a member; ErrForbidden if by
+	// may not add (Role.MayAdd, as the transaction finds the role).
 	AddGroupMember(ctx context.Context, id, userID, by int64, at time.Time) (Message, error)
 	// RemoveGroupMember ends userID's membership, appending KindRemoved
 	// from by, or KindLeave from userID when by == userID. ErrNotFound if
@@ -116,6 +133,8 @@ type GroupStore interface {
 	// normalized) to group id in one transaction, as RenameGroup,
 	// DescribeGroup and SetGroupCap do, in that order, and returns the
 	// messages of those that changed something. If one fails, none is made.
+	// ErrForbidden if by may not make them (Role.MayMake, as the
+	// transaction finds the role).
 	UpdateGroup(ctx context.Context, id int64, up GroupUpdate, by int64, at time.Time) ([]Message, error)
 	// DeleteGroup deletes the group with its members and messages, if by
 	// owns it (ErrForbidden otherwise, as the transaction finds it), and
@@ -266,11 +285,8 @@ func (s *Service) UpdateGroup(ctx context.Context, u User, id int64, up GroupUpd
 	if err != nil {
 		return Group{}, err
 	}
-	if role == RoleMember {
-		return Group{}, notAllowed("only the owner and admins may change the group")
-	}
-	if up.MaxMembers != nil && role != RoleOwner {
-		return Group{}, notAllowed("only the owner may change the member cap")
+	if !role.MayMake(up) {
+		return Group{}, notAllowedUpdate(role)
 	}
 	var name, desc string
 	if up.Name != nil {
@@ -296,6 +312,9 @@ func (s *Service) UpdateGroup(ctx context.Context, u User, id int64, up GroupUpd
 		norm.Description = &desc
 	}
 	ms, err := s.store.UpdateGroup(ctx, id, norm, u.ID, s.cfg.Now())
+	if errors.Is(err, ErrForbidden) { // u's role changed since the check above
+		return Group{}, notAllowed("only the owner and admins may change the group, and only the owner its member cap")
+	}
 	if err != nil {
 		return Group{}, groupErr("update group", err)
 	}
@@ -317,8 +336,8 @@ func (s *Service) AddGroupMember(ctx context.Context, u User, id, userID int64) 
 	if err != nil {
 		return Message{}, err
 	}
-	if role == RoleMember {
-		return Message{}, notAllowed("only the owner and admins may add members")
+	if !role.MayAdd() {
+		return Message{}, notAllowedAdd()
 	}
 	if userID <= 0 {
 		return Message{}, Invalid(CodeInvalidField, "user_id", "user_id must be positive")
@@ -334,6 +353,9 @@ func (s *Service) AddGroupMember(ctx context.Context, u User, id, userID int64) 
 		return Message{}, refused()
 	}
 	m, err := s.store.AddGroupMember(ctx, id, userID, u.ID, s.cfg.Now())
+	if errors.Is(err, ErrForbidden) { // u's role changed since the check above
+		return Message{}, notAllowedAdd()
+	}
 	if err != nil {
 		return Message{}, groupErr("add group member", err)
 	}
@@ -474,4 +496,14 @@ func (s *Service) DeleteGroup(ctx context.Context, u User, id int64) error {
 		s.publishUser(ctx, m, Event{Type: EventRemoved, ConvID: id, Reason: "deleted"})
 	}
 	return nil
+}
+
+func notAllowedAdd() error { return notAllowed("only the owner and admins may add members") }
+
+// notAllowedUpdate refuses a change a member of role may not make.
+func notAllowedUpdate(role Role) error {
+	if role == RoleAdmin {
+		return notAllowed("only the owner may change the member cap")
+	}
+	return notAllowed("only the owner and admins may change the group")
 }

@@ -901,3 +901,92 @@ func TestDeleteAfterTransfer(t *testing.T) {
 		t.Errorf("Group after the refused deletion = %+v, %v; want it owned by Admin", g, err)
 	}
 }
+
+// changeHookStore runs before, once, when AddGroupMember or UpdateGroup
+// is called, before the store changes anything.
+type changeHookStore struct {
+	chat.Store
+	before func()
+}
+
+func (h *changeHookStore) hook() {
+	if h.before != nil {
+		h.before()
+		h.before = nil
+	}
+}
+
+func (h *changeHookStore) AddGroupMember(ctx context.Context, id, userID, by int64, at time.Time) (chat.Message, error) {
+	h.hook()
+	return h.Store.AddGroupMember(ctx, id, userID, by, at)
+}
+
+func (h *changeHookStore) UpdateGroup(ctx context.Context, id int64, up chat.GroupUpdate, by int64, at time.Time) ([]chat.Message, error) {
+	h.hook()
+	return h.Store.UpdateGroup(ctx, id, up, by, at)
+}
+
+// TestChangeWhileDemoted: an admin demoted as it adds a member or renames
+// the group, and an owner who transferred the group as it changes the
+// member cap, are refused: the role that counts is the one when the
+// change is made.
+func TestChangeWhileDemoted(t *testing.T) {
+	ctx := context.Background()
+	name, cap50 := "Renamed", 50
+	demote := func(f *groupFixture) error {
+		return f.svc.SetGroupRole(ctx, f.owner, f.g.ID, f.admin.ID, chat.RoleMember)
+	}
+	transfer := func(f *groupFixture) error { return f.svc.TransferGroup(ctx, f.owner, f.g.ID, f.admin.ID) }
+	for _, tc := range []struct {
+		name   string
+		meant  func(f *groupFixture) error // the owner's change, made in between
+		change func(n *chat.Service, f *groupFixture) error
+		check  func(t *testing.T, f *groupFixture)
+	}{
+		{"add", demote,
+			func(n *chat.Service, f *groupFixture) error {
+				_, err := n.AddGroupMember(ctx, f.admin, f.g.ID, f.out.ID)
+				return err
+			},
+			func(t *testing.T, f *groupFixture) {
+				if role, err := f.store.GroupRole(ctx, f.g.ID, f.out.ID); err != nil || role != "" {
+					t.Errorf("after the refused add, Out's role = %q, %v; want none", role, err)
+				}
+			}},
+		{"rename", demote,
+			func(n *chat.Service, f *groupFixture) error {
+				_, err := n.UpdateGroup(ctx, f.admin, f.g.ID, chat.GroupUpdate{Name: &name})
+				return err
+			},
+			func(t *testing.T, f *groupFixture) {
+				if g, err := f.store.Group(ctx, f.g.ID); err != nil || g.Name != f.g.Name {
+					t.Errorf("after the refused rename, the group is %q, %v; want %q", g.Name, err, f.g.Name)
+				}
+			}},
+		{"cap", transfer,
+			func(n *chat.Service, f *groupFixture) error {
+				_, err := n.UpdateGroup(ctx, f.owner, f.g.ID, chat.GroupUpdate{MaxMembers: &cap50})
+				return err
+			},
+			func(t *testing.T, f *groupFixture) {
+				if g, err := f.store.Group(ctx, f.g.ID); err != nil || g.MaxMembers == 50 {
+					t.Errorf("after the refused cap change, the cap is %d, %v; want it unchanged", g.MaxMembers, err)
+				}
+			}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newGroupFixture(t)
+			h := &changeHookStore{Store: f.store, before: func() {
+				if err := tc.meant(f); err != nil {
+					t.Errorf("the owner's change: %v", err)
+				}
+			}}
+			n := chat.NewService(chat.Config{Now: f.clock.Now}, chat.Deps{
+				Store: h, Broker: f.broker, Presence: inmem.NewPresence(),
+				Limiter: inmem.NewLimiter(f.clock.Now), Mailer: f.mail,
+			})
+			wantError(t, tc.name, tc.change(n, f), chat.ErrForbidden, chat.CodeForbidden, "")
+			tc.check(t, f)
+		})
+	}
+}

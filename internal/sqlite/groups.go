@@ -140,6 +140,11 @@ func (db *DB) AddGroupMember(ctx context.Context, id, userID, by int64, at time.
 		if err != nil {
 			return err
 		}
+		if br, err := groupRole(ctx, tx, id, by); err != nil {
+			return err
+		} else if !br.MayAdd() {
+			return fmt.Errorf("user %d, %q, adding: %w", by, br, chat.ErrForbidden)
+		}
 		if _, err := userByID(ctx, tx, userID); err != nil {
 			return fmt.Errorf("user %d: %w", userID, err)
 		}
@@ -184,7 +189,7 @@ func (db *DB) RemoveGroupMember(ctx context.Context, id, userID, by int64, at ti
 			if err != nil {
 				return err
 			}
-			if br != chat.RoleOwner && (br != chat.RoleAdmin || role != chat.RoleMember) {
+			if !br.MayRemove(role) {
 				return fmt.Errorf("user %d, %q, removing %s %d: %w", by, br, role, userID, chat.ErrForbidden)
 			}
 		}
@@ -382,6 +387,11 @@ func (db *DB) UpdateGroup(ctx context.Context, id int64, up chat.GroupUpdate, by
 	var ms []chat.Message
 	err := db.write(ctx, func(tx *sql.Tx) error {
 		ms = nil
+		if br, err := groupRole(ctx, tx, id, by); err != nil {
+			return err
+		} else if !br.MayMake(up) {
+			return fmt.Errorf("user %d, %q, updating: %w", by, br, chat.ErrForbidden)
+		}
 		for _, c := range cs {
 			m, changed, err := settingTx(ctx, tx, id, by, at, c)
 			if err != nil {

@@ -73,6 +73,15 @@ func testGroups(t *testing.T, s chat.Store) {
 		t.Errorf("AddGroupMember(missing user): err = %v; want ErrNotFound", err)
 	}
 	wantRole(t, s, g.ID, bob, chat.RoleMember)
+	// A plain member may neither add nor change the group, as the
+	// transaction finds the roles.
+	if _, err := s.AddGroupMember(ctx, g.ID, cy.ID, bob.ID, t0); !errors.Is(err, chat.ErrForbidden) {
+		t.Errorf("AddGroupMember(Cy, by the member Bob): err = %v; want ErrForbidden", err)
+	}
+	renamed := "Renamed"
+	if _, err := s.UpdateGroup(ctx, g.ID, chat.GroupUpdate{Name: &renamed}, bob.ID, t0); !errors.Is(err, chat.ErrForbidden) {
+		t.Errorf("UpdateGroup(by the member Bob): err = %v; want ErrForbidden", err)
+	}
 
 	// Roles.
 	if _, changed, err := s.SetGroupRole(ctx, g.ID, bob.ID, chat.RoleAdmin, ada.ID, t0); err != nil || !changed {
