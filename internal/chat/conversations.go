@@ -77,6 +77,26 @@ func (s *Service) present(c *Conversation) {
 	}
 }
 
+// nameLast fills in the TargetName of the last messages of cs that are
+// group events, as nameTargets does for a page of history.
+func (s *Service) nameLast(ctx context.Context, cs []Conversation) {
+	var ms []Message
+	for _, c := range cs {
+		if c.LastMessage != nil && c.LastMessage.TargetID != 0 {
+			ms = append(ms, *c.LastMessage)
+		}
+	}
+	if len(ms) == 0 {
+		return
+	}
+	s.nameTargets(ctx, ms)
+	for _, c := range cs {
+		if c.LastMessage != nil && c.LastMessage.TargetID != 0 {
+			c.LastMessage.TargetName, ms = ms[0].TargetName, ms[1:]
+		}
+	}
+}
+
 // sendDirect appends a text message from u to direct conversation c, if u
 // may still message the peer, and publishes it to the conversation and to
 // both members' user topics. Whether u may is checked by the store, in the
@@ -172,6 +192,7 @@ func (s *Service) ConversationFor(ctx context.Context, u User, id int64) (Conver
 		return Conversation{}, roomNotFound()
 	}
 	s.present(&c)
+	s.nameLast(ctx, []Conversation{c})
 	return c, nil
 }
 
@@ -187,6 +208,7 @@ func (s *Service) OpenConversation(ctx context.Context, u User, id int64) (Conve
 	if err != nil {
 		return Conversation{}, nil, 0, err
 	}
+	s.nameLast(ctx, []Conversation{c})
 	return c, online, n, nil
 }
 
@@ -200,6 +222,7 @@ func (s *Service) Conversations(ctx context.Context, u User) ([]Conversation, er
 	for i := range cs {
 		s.present(&cs[i])
 	}
+	s.nameLast(ctx, cs)
 	return cs, nil
 }
 

@@ -235,3 +235,33 @@ func TestDirectConversation(t *testing.T) {
 		t.Errorf("list after restart mismatch (-before +after):\n%s", diff)
 	}
 }
+
+// TestLastMessageNamesTarget: a group event carries target_name wherever
+// it is a Message (docs/protocol.md), the last_message of the
+// conversation list and of a group's opened reply included, so that a
+// member who never met the target reads "Ada added Bob".
+func TestLastMessageNamesTarget(t *testing.T) {
+	ts := newTestServer(t)
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	bob := ts.signIn(t, "bob@example.com", "Bob")
+	g := ts.createGroup(t, ada, "Crew", 0)
+	ts.addMember(t, ada, g.ID, bob)
+
+	for _, c := range []*client{ada, bob} {
+		lm := ts.conversation(t, c, g.ID).LastMessage
+		if lm == nil || lm.Kind != "added" || lm.TargetID != bob.ID || lm.TargetName != "Bob" {
+			t.Errorf("%s: last_message of the group in GET /api/conversations = %+v; want added with target_name Bob", c.Name, lm)
+		}
+		var out struct {
+			Conversation wireConversation `json:"conversation"`
+		}
+		ts.mustDo(t, c, "GET", "/api/conversations/"+strconv.FormatInt(g.ID, 10), nil, http.StatusOK, &out)
+		if lm := out.Conversation.LastMessage; lm == nil || lm.TargetName != "Bob" {
+			t.Errorf("%s: last_message in GET /api/conversations/{id} = %+v; want target_name Bob", c.Name, lm)
+		}
+	}
+	w := ts.connect(t, bob)
+	if lm := w.open(t, g.ID, nil).Room.LastMessage; lm == nil || lm.TargetName != "Bob" {
+		t.Errorf("last_message in opened = %+v; want target_name Bob", lm)
+	}
+}
