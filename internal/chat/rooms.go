@@ -483,12 +483,17 @@ func (s *Service) Sync(ctx context.Context, u User, id, after int64, limit int) 
 	if limit <= 0 || limit > s.cfg.HistoryLimit {
 		limit = s.cfg.HistoryLimit
 	}
-	p := Page{After: after, Limit: limit}
+	return s.History(ctx, u, id, pageAfter(after, limit))
+}
+
+// pageAfter selects the oldest limit messages with seq > after, where after
+// is not negative. A Page with After 0 is the newest messages, but
+// sequences start at 1 without gaps, so "after 0" is "before limit+1".
+func pageAfter(after int64, limit int) Page {
 	if after == 0 {
-		// Sequences start at 1 without gaps, so "after 0" is "before limit+1".
-		p = Page{Before: int64(limit) + 1, Limit: limit}
+		return Page{Before: int64(limit) + 1, Limit: limit}
 	}
-	return s.History(ctx, u, id, p)
+	return Page{After: after, Limit: limit}
 }
 
 // CheckMember returns nil if u is a member of conversation id (a room, a

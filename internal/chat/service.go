@@ -349,7 +349,7 @@ func (s *Service) Missed(ctx context.Context, t Topic, after int64) ([]Event, er
 	}
 	switch kind {
 	case "conv":
-		p := Page{After: after, Limit: s.cfg.HistoryLimit}
+		p := pageAfter(max(after, 0), s.cfg.HistoryLimit)
 		if after < 0 {
 			p = Page{Limit: 1}
 		}

@@ -960,6 +960,32 @@ func TestMissed(t *testing.T) {
 	}
 }
 
+// TestMissedFromStart: a hub whose topic was opened on an empty
+// conversation asks for what follows seq 0, and gets the first page of
+// it, not the newest: what it delivers must follow on from 0.
+func TestMissedFromStart(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, chat.Config{HistoryLimit: 10})
+	ada, _ := f.signIn(t, "ada@example.com", "Ada")
+	room := f.enter(t, ada, "general") // seq 1: the join
+	for i := 2; i <= 14; i++ {
+		if _, err := f.svc.Send(ctx, ada, room.ID, fmt.Sprintf("c-%d", i), fmt.Sprintf("message %d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	evs, err := f.svc.Missed(ctx, chat.ConvTopic(room.ID), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []int64
+	for _, ev := range evs {
+		got = append(got, ev.Message.Seq)
+	}
+	if want := []int64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("Missed(room, after 0) = seqs %v; want %v", got, want)
+	}
+}
+
 // seenCheck is a Presence that, as it counts out a user everywhere, records
 // whether the store already holds when the user was last seen.
 type seenCheck struct {
