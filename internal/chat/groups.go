@@ -359,6 +359,9 @@ func (s *Service) AddGroupMember(ctx context.Context, u User, id, userID int64) 
 	if err != nil {
 		return Message{}, groupErr("add group member", err)
 	}
+	one := []Message{m}
+	s.nameTargets(ctx, one)
+	m = one[0]
 	s.publishGroup(ctx, id, m, 0)
 	s.publishUser(ctx, userID, Event{Type: EventConversation, ConvID: id, ConvKind: ConvGroup, Message: &m})
 	return m, nil

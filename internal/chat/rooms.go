@@ -158,10 +158,11 @@ func (s *Service) History(ctx context.Context, u User, id int64, p Page) ([]Mess
 // nameTargets fills in the TargetName of group events with one lookup, so
 // that a member who never met the target can read "Ada added Grace". A
 // failed lookup leaves the names empty: clients fall back to the ID.
+// Messages named already are left as they are.
 func (s *Service) nameTargets(ctx context.Context, ms []Message) {
 	var ids []int64
 	for _, m := range ms {
-		if m.TargetID != 0 && !slices.Contains(ids, m.TargetID) {
+		if m.TargetID != 0 && m.TargetName == "" && !slices.Contains(ids, m.TargetID) {
 			ids = append(ids, m.TargetID)
 		}
 	}

@@ -265,3 +265,22 @@ func TestLastMessageNamesTarget(t *testing.T) {
 		t.Errorf("last_message in opened = %+v; want target_name Bob", lm)
 	}
 }
+
+// TestAddedNamesTarget: the added event that reaches the new member as a
+// conversation frame, the first entry of the group in their list, and
+// the one the adder gets back, carry target_name as every other copy of
+// it does.
+func TestAddedNamesTarget(t *testing.T) {
+	ts := newTestServer(t)
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	bob := ts.signIn(t, "bob@example.com", "Bob")
+	g := ts.createGroup(t, ada, "Crew", 0)
+	wb := ts.connect(t, bob)
+	if m := ts.addMember(t, ada, g.ID, bob); m.Kind != "added" || m.TargetName != "Bob" {
+		t.Errorf("POST members = %+v; want added with target_name Bob", m)
+	}
+	f := wb.take(t, "conversation", func(f frame) bool { return f.Type == "conversation" && f.RoomID == g.ID })
+	if f.Message == nil || f.Message.Kind != "added" || f.Message.TargetName != "Bob" {
+		t.Errorf("conversation frame = %s; want the added event with target_name Bob", f)
+	}
+}
