@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -279,4 +280,63 @@ func TestPollShortSessionExpires(t *testing.T) {
 	cur = cursorOf(t, pollAs(t, ts, "GET", token, cur, ""))
 	ts.clock.Advance(time.Second)
 	wantError(t, "a poll as the session expires", pollAs(t, ts, "GET", token, cur, ""), http.StatusUnauthorized, chat.CodeUnauthorized)
+}
+
+// dropRemoved is a broker that loses, while down is set, the removed
+// events published to one user's topic, as a Redis broker loses what is
+// published while Redis is unreachable.
+type dropRemoved struct {
+	chat.Broker
+	user atomic.Int64
+	down atomic.Bool
+}
+
+func (b *dropRemoved) Publish(ctx context.Context, t chat.Topic, ev chat.Event) error {
+	if b.down.Load() && ev.Type == chat.EventRemoved && t == chat.UserTopic(b.user.Load()) {
+		return errors.New("redis: unreachable")
+	}
+	return b.Broker.Publish(ctx, t, ev)
+}
+
+// TestRemovedFromStoreEndsPresence: a removed event that a WebSocket
+// gets from the store, filling the gap before the next logged event
+// (its broker lost it), closes the group on the connection as the live
+// one does: the removed member is no longer listed as present in it.
+func TestRemovedFromStoreEndsPresence(t *testing.T) {
+	var br *dropRemoved
+	ts := newTestServer(t, withBroker(func(b chat.Broker) chat.Broker { br = &dropRemoved{Broker: b}; return br }))
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	bob := ts.signIn(t, "bob@example.com", "Bob")
+	g := ts.createGroup(t, ada, "Crew", 0)
+	ts.addMember(t, ada, g.ID, bob)
+	wb := ts.connect(t, bob)
+	wb.open(t, g.ID, nil)
+
+	br.user.Store(bob.ID)
+	br.down.Store(true)
+	ts.mustDo(t, ada, "DELETE", memberPath(g.ID, bob, ""), nil, http.StatusNoContent, nil)
+	br.down.Store(false)
+	ts.requestFriend(t, ada, bob.ID) // the next logged event for Bob
+	wb.take(t, "removed", func(f frame) bool { return f.Type == "removed" && f.RoomID == g.ID })
+	wb.take(t, "contact", func(f frame) bool { return f.Type == "contact" })
+
+	online := func() []wireUser {
+		var out struct {
+			Users []wireUser `json:"users"`
+			Count int        `json:"count"`
+		}
+		ts.mustDo(t, ada, "GET", roomPath(g.ID, "/online"), nil, http.StatusOK, &out)
+		return out.Users
+	}
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		us := online()
+		if !slices.ContainsFunc(us, func(u wireUser) bool { return u.ID == bob.ID }) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("group %d online = %+v %s after Bob's connection got removed; want Bob gone", g.ID, us, waitTimeout)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

@@ -701,6 +701,9 @@ func (c *conn) write(cl *hub.Client, items []*hub.Item) (int, error) {
 					if eb := encodeNative(ev); eb != nil {
 						all = append(append(all, eb...), '\n')
 					}
+					if ev.Type == chat.EventRemoved && c.removed != nil {
+						go c.removed(ev.ConvID)
+					}
 				}
 				b = bytes.TrimSuffix(append(all, b...), newline)
 			}
