@@ -282,17 +282,18 @@ func TestPollShortSessionExpires(t *testing.T) {
 	wantError(t, "a poll as the session expires", pollAs(t, ts, "GET", token, cur, ""), http.StatusUnauthorized, chat.CodeUnauthorized)
 }
 
-// dropRemoved is a broker that loses, while down is set, the removed
-// events published to one user's topic, as a Redis broker loses what is
-// published while Redis is unreachable.
-type dropRemoved struct {
+// dropUserEvents is a broker that loses, while down is set, the events
+// of type typ published to one user's topic, as a Redis broker loses what
+// is published while Redis is unreachable.
+type dropUserEvents struct {
 	chat.Broker
+	typ  chat.EventType
 	user atomic.Int64
 	down atomic.Bool
 }
 
-func (b *dropRemoved) Publish(ctx context.Context, t chat.Topic, ev chat.Event) error {
-	if b.down.Load() && ev.Type == chat.EventRemoved && t == chat.UserTopic(b.user.Load()) {
+func (b *dropUserEvents) Publish(ctx context.Context, t chat.Topic, ev chat.Event) error {
+	if b.down.Load() && ev.Type == b.typ && t == chat.UserTopic(b.user.Load()) {
 		return errors.New("redis: unreachable")
 	}
 	return b.Broker.Publish(ctx, t, ev)
@@ -303,8 +304,11 @@ func (b *dropRemoved) Publish(ctx context.Context, t chat.Topic, ev chat.Event) 
 // (its broker lost it), closes the group on the connection as the live
 // one does: the removed member is no longer listed as present in it.
 func TestRemovedFromStoreEndsPresence(t *testing.T) {
-	var br *dropRemoved
-	ts := newTestServer(t, withBroker(func(b chat.Broker) chat.Broker { br = &dropRemoved{Broker: b}; return br }))
+	var br *dropUserEvents
+	ts := newTestServer(t, withBroker(func(b chat.Broker) chat.Broker {
+		br = &dropUserEvents{Broker: b, typ: chat.EventRemoved}
+		return br
+	}))
 	ada := ts.signIn(t, "ada@example.com", "Ada")
 	bob := ts.signIn(t, "bob@example.com", "Bob")
 	g := ts.createGroup(t, ada, "Crew", 0)
@@ -339,4 +343,31 @@ func TestRemovedFromStoreEndsPresence(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// TestAddedFromStoreFollowsGroup: a connection receives the messages of
+// every group its user belongs to, opened or not, and follows a group
+// the user is added to by itself (docs/protocol.md), also when the event
+// that tells it comes from the store, filling the gap before the next
+// logged event because its broker lost it.
+func TestAddedFromStoreFollowsGroup(t *testing.T) {
+	var br *dropUserEvents
+	ts := newTestServer(t, withBroker(func(b chat.Broker) chat.Broker {
+		br = &dropUserEvents{Broker: b, typ: chat.EventConversation}
+		return br
+	}))
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	bob := ts.signIn(t, "bob@example.com", "Bob")
+	g := ts.createGroup(t, ada, "Crew", 0)
+	wb := ts.connect(t, bob)
+
+	br.user.Store(bob.ID)
+	br.down.Store(true)
+	ts.addMember(t, ada, g.ID, bob)
+	br.down.Store(false)
+	ts.requestFriend(t, ada, bob.ID) // the next logged event for Bob
+	wb.take(t, "conversation", func(f frame) bool { return f.Type == "conversation" && f.RoomID == g.ID })
+	wb.take(t, "contact", func(f frame) bool { return f.Type == "contact" })
+	m := ts.post(t, ada, g.ID, "a-1", "hello crew")
+	wb.expectMessage(t, g.ID, m.Seq)
 }

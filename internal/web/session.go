@@ -152,9 +152,24 @@ func (n *session) end() {
 // error means those could not be read: nothing is delivered, and the
 // connection must end for the client to resume from what it has.
 func (n *session) admitUser(ctx context.Context, ev chat.Event) ([]chat.Event, error) {
-	return n.users.admit(ev.UserSeq, ev, func(after int64, limit int) ([]chat.Event, error) {
+	evs, err := n.users.admit(ev.UserSeq, ev, func(after int64, limit int) ([]chat.Event, error) {
 		return n.s.svc.UserEvents(ctx, n.user, after, limit)
 	}, func(ev chat.Event) int64 { return ev.UserSeq })
+	if err != nil || len(evs) < 2 {
+		return evs, err
+	}
+	// The events before the last came from the store, not through the
+	// hub, which follows a group the user was added to as it delivers the
+	// event: follow the user's groups again. The events go out whatever
+	// becomes of it: admit has counted them delivered.
+	if slices.ContainsFunc(evs[:len(evs)-1], func(e chat.Event) bool {
+		return e.Type == chat.EventConversation && e.ConvKind == chat.ConvGroup
+	}) {
+		if err := n.followGroups(ctx); err != nil {
+			n.s.log.Warn("follow groups", "user", n.user.ID, "err", err)
+		}
+	}
+	return evs, nil
 }
 
 // inOrder keeps a numbered stream exactly-once and in order: it drops what
