@@ -277,6 +277,7 @@ type topic struct {
 	next    int64                // seq expected next; 0 before the first message
 	first   int64                // seq of the first message delivered
 	user    int64                // newest Event.UserSeq delivered (user topics)
+	reads   map[int64]int64      // highest EventRead seq delivered, per conversation (user topics)
 	pending map[int64]chat.Event // early messages by seq
 	timer   *time.Timer          // flushes pending after reorderWait
 	filling bool                 // fillGap is running
@@ -493,6 +494,7 @@ func (h *Hub) deliver(tp *topic, ev chat.Event) {
 		}
 		tp.removals[ev.ConvID]++
 		tp.removed++
+		delete(tp.reads, ev.ConvID) // a deleted group's id may be reused
 		tp.dmu.Unlock()
 		h.revoke(h.topicOf(chat.ConvTopic(ev.ConvID)), 0, tp)
 	}
@@ -504,6 +506,17 @@ func (h *Hub) deliver(tp *topic, ev chat.Event) {
 	tp.dmu.Lock()
 	defer tp.dmu.Unlock()
 	if ev.Type != chat.EventMessage || ev.Message == nil {
+		if ev.Type == chat.EventRead {
+			// Moves of one position, published by concurrent callers,
+			// may arrive out of order: a read position only goes forward.
+			if ev.Seq < tp.reads[ev.ConvID] {
+				return
+			}
+			if tp.reads == nil {
+				tp.reads = make(map[int64]int64)
+			}
+			tp.reads[ev.ConvID] = ev.Seq
+		}
 		tp.user = max(tp.user, ev.UserSeq)
 		h.fanOut(tp, ev)
 		return

@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"context"
 	"net/http"
 	"path/filepath"
 	"strconv"
@@ -8,6 +9,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/parley-chat/parley/internal/chat"
 )
 
 type wireConversation struct {
@@ -282,5 +285,72 @@ func TestAddedNamesTarget(t *testing.T) {
 	f := wb.take(t, "conversation", func(f frame) bool { return f.Type == "conversation" && f.RoomID == g.ID })
 	if f.Message == nil || f.Message.Kind != "added" || f.Message.TargetName != "Bob" {
 		t.Errorf("conversation frame = %s; want the added event with target_name Bob", f)
+	}
+}
+
+// holdRead is a broker that holds the publish of the read event of seq
+// low back until that of seq high has been published (or a while has
+// passed): two moves of one user's position, by two tabs, whose publishes
+// are overtaken one by the other.
+type holdRead struct {
+	chat.Broker
+	low, high int64
+	published chan struct{} // closed once the read of high is published
+}
+
+func (b *holdRead) Publish(ctx context.Context, t chat.Topic, ev chat.Event) error {
+	if ev.Type == chat.EventRead && ev.Seq == b.low {
+		select {
+		case <-b.published:
+		case <-time.After(waitTimeout):
+		}
+	}
+	err := b.Broker.Publish(ctx, t, ev)
+	if ev.Type == chat.EventRead && ev.Seq == b.high {
+		close(b.published)
+	}
+	return err
+}
+
+// TestReadFramesOnlyForward: a read frame says the user's read position
+// "is now seq", and a client sets its badge to last_seq - seq. When two
+// moves of one position (two tabs) are published out of order, a
+// connection must not be told last of the older, lower one: it would
+// show messages read as unread again.
+func TestReadFramesOnlyForward(t *testing.T) {
+	br := &holdRead{low: 5, high: 7, published: make(chan struct{})}
+	ts := newTestServer(t, withBroker(func(b chat.Broker) chat.Broker { br.Broker = b; return br }))
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	grace := ts.signIn(t, "grace@example.com", "Grace")
+	room := ts.enterRoom(t, ada, "general")
+	ts.enterRoom(t, grace, "general") // seq 2
+	for i := 3; i <= 8; i++ {
+		ts.post(t, grace, room.ID, "g-"+strconv.Itoa(i), "hello")
+	}
+	w := ts.connect(t, ada)
+
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if r := ts.do(t, ada, "POST", "/api/conversations/"+strconv.FormatInt(room.ID, 10)+"/read", map[string]int64{"seq": 5}); r.Status != http.StatusOK {
+			t.Errorf("read 5 = %s", r)
+		}
+	}()
+	// The first move is stored before the second is asked for.
+	deadline := time.Now().Add(waitTimeout)
+	for ts.conversation(t, ada, room.ID).ReadSeq != 5 {
+		if time.Now().After(deadline) {
+			t.Fatal("read position not at 5")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	ts.markRead(t, ada, room.ID, 7)
+	<-done
+	w.expectRead(t, room.ID, 7)
+	w.barrier(t)
+	for _, f := range w.drain() {
+		if f.Type == "read" && f.RoomID == room.ID && f.Seq < 7 {
+			t.Errorf("after read 7: %s; want no read frame going back", f)
+		}
 	}
 }
