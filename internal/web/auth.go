@@ -65,12 +65,16 @@ func (s *server) clearSessionCookie(w http.ResponseWriter, r *http.Request) {
 }
 
 // clientIP is the peer address, or the nearest X-Forwarded-For hop when the
-// server sits behind a proxy.
+// server sits behind a proxy. The hops of all X-Forwarded-For lines form
+// one list: a proxy may add its own line after those the client sent
+// (HAProxy does), so the nearest hop is the last one of the last line.
 func (s *server) clientIP(r *http.Request) string {
 	if s.cfg.BehindProxy {
-		if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
-			parts := strings.Split(xff, ",")
-			return strings.TrimSpace(parts[len(parts)-1])
+		if xff := r.Header.Values("X-Forwarded-For"); len(xff) > 0 {
+			last := xff[len(xff)-1]
+			if ip := strings.TrimSpace(last[strings.LastIndexByte(last, ',')+1:]); ip != "" {
+				return ip
+			}
 		}
 	}
 	host, _, err := net.SplitHostPort(r.RemoteAddr)

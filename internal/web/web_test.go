@@ -1096,6 +1096,30 @@ func TestSignInThrottle(t *testing.T) {
 	}
 }
 
+// TestSignInThrottleForwardedLines checks that the per-IP limit keys on
+// the hop the proxy adds, also when the proxy adds its own
+// X-Forwarded-For line (as HAProxy's option forwardfor does) after the
+// client's: the client's lines are the client's to forge.
+func TestSignInThrottleForwardedLines(t *testing.T) {
+	ts := newTestServer(t, func(c *testConfig) {
+		c.chat.CodesPerIP = 2
+		c.web.BehindProxy = true
+	})
+	for i := 1; i <= 3; i++ {
+		req := ts.newRequest(t, "POST", "/api/auth/code", map[string]string{"email": fmt.Sprintf("user%d@example.com", i)})
+		req.Header.Add("X-Forwarded-For", fmt.Sprintf("203.0.113.%d", i)) // forged by the client
+		req.Header.Add("X-Forwarded-For", "192.0.2.1")                    // added by the proxy
+		r := send(t, nil, req)
+		if i <= 2 {
+			if r.Status != http.StatusAccepted {
+				t.Fatalf("code %d from 192.0.2.1 = %s; want 202", i, r)
+			}
+			continue
+		}
+		wantError(t, "third code from 192.0.2.1 behind forged X-Forwarded-For lines", r, http.StatusTooManyRequests, "rate_limited")
+	}
+}
+
 func TestSignInMailDown(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
