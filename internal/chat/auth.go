@@ -95,12 +95,15 @@ func (s *Service) RequestCode(ctx context.Context, email, clientIP string) error
 		return internal("new code", err)
 	}
 	now := s.cfg.Now()
-	if err := s.store.PutLoginCode(ctx, LoginCode{Email: email, Hash: hashCode(email, code), ExpiresAt: now.Add(s.cfg.CodeTTL)}); err != nil {
-		return internal("store login code", err)
-	}
+	// Mailed first, stored after: the new code replaces the pending one,
+	// which must keep working if the mail is never sent. Once it is sent,
+	// the code is stored even if the client has gone meanwhile.
 	if err := s.mailer.Send(ctx, s.codeMail(email, code)); err != nil {
 		s.log.Error("send login code", "err", err)
 		return Errorf(ErrUnavailable, CodeUnavailable, "the sign-in mail could not be sent; try again later")
+	}
+	if err := s.store.PutLoginCode(context.WithoutCancel(ctx), LoginCode{Email: email, Hash: hashCode(email, code), ExpiresAt: now.Add(s.cfg.CodeTTL)}); err != nil {
+		return internal("store login code", err)
 	}
 	return nil
 }

@@ -669,6 +669,25 @@ func TestRequestCode(t *testing.T) {
 	wantError(t, "RequestCode with the relay down", err, chat.ErrUnavailable, chat.CodeUnavailable, "")
 }
 
+// TestRequestCodeMailFails checks that a code request whose mail fails
+// changes nothing: the code mailed before still works.
+func TestRequestCodeMailFails(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, chat.Config{})
+	if err := f.svc.RequestCode(ctx, "ada@example.com", "192.0.2.1"); err != nil {
+		t.Fatal(err)
+	}
+	code := f.mail.lastCode(t, "ada@example.com")
+	f.mail.mu.Lock()
+	f.mail.err = errors.New("relay down")
+	f.mail.mu.Unlock()
+	err := f.svc.RequestCode(ctx, "ada@example.com", "192.0.2.1")
+	wantError(t, "RequestCode with the relay down", err, chat.ErrUnavailable, chat.CodeUnavailable, "")
+	if _, err := f.svc.VerifyCode(ctx, "ada@example.com", code); err != nil {
+		t.Errorf("VerifyCode with the code mailed before the failed request: %v; want a session", err)
+	}
+}
+
 func TestVerifyCode(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, chat.Config{})
