@@ -2,8 +2,8 @@ package web
 
 import (
 	"context"
-	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -64,22 +64,35 @@ func (s *server) clearSessionCookie(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: s.secure(r), SameSite: http.SameSiteLaxMode})
 }
 
-// clientIP is the peer address, or the nearest X-Forwarded-For hop when the
-// server sits behind a proxy. The hops of all X-Forwarded-For lines form
-// one list: a proxy may add its own line after those the client sent
-// (HAProxy does), so the nearest hop is the last one of the last line.
+// clientIP is the client's address as the limits per client count it:
+// the peer's, or the nearest X-Forwarded-For hop when the server sits
+// behind a proxy, without a port, and for IPv6 its /64, the least a site
+// is given, all of which one client can pick from. The hops of all
+// X-Forwarded-For lines form one list: a proxy may add its own line after
+// those the client sent (HAProxy does), so the nearest hop is the last one
+// of the last line.
 func (s *server) clientIP(r *http.Request) string {
+	addr := r.RemoteAddr
 	if s.cfg.BehindProxy {
 		if xff := r.Header.Values("X-Forwarded-For"); len(xff) > 0 {
 			last := xff[len(xff)-1]
-			if ip := strings.TrimSpace(last[strings.LastIndexByte(last, ',')+1:]); ip != "" {
-				return ip
+			if hop := strings.TrimSpace(last[strings.LastIndexByte(last, ',')+1:]); hop != "" {
+				addr = hop
 			}
 		}
 	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	ip, err := netip.ParseAddr(addr)
 	if err != nil {
-		return r.RemoteAddr
+		ap, err := netip.ParseAddrPort(addr)
+		if err != nil {
+			return addr
+		}
+		ip = ap.Addr()
 	}
-	return host
+	ip = ip.Unmap().WithZone("")
+	if ip.Is6() {
+		p, _ := ip.Prefix(64) // never fails for IPv6
+		return p.String()
+	}
+	return ip.String()
 }

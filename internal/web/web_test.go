@@ -1120,6 +1120,43 @@ func TestSignInThrottleForwardedLines(t *testing.T) {
 	}
 }
 
+// TestSignInThrottleIPv6 checks that the per-IP limit counts an IPv6
+// client by its /64, the least a site is given: one client has all of
+// it to pick addresses from. Addresses the proxy writes with a port, or
+// IPv4 mapped into IPv6, count as the address.
+func TestSignInThrottleIPv6(t *testing.T) {
+	for _, tt := range []struct {
+		name       string
+		first, hop func(i int) string
+	}{
+		{"one /64", func(int) string { return "2001:db8:1:2::1" }, func(i int) string { return fmt.Sprintf("2001:db8:1:2::%x", i+1) }},
+		{"with ports", func(int) string { return "192.0.2.1" }, func(i int) string { return fmt.Sprintf("192.0.2.1:%d", 40000+i) }},
+		{"mapped", func(int) string { return "192.0.2.1" }, func(int) string { return "::ffff:192.0.2.1" }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ts := newTestServer(t, func(c *testConfig) {
+				c.chat.CodesPerIP = 2
+				c.web.BehindProxy = true
+			})
+			ask := func(i int, ip string) response {
+				req := ts.newRequest(t, "POST", "/api/auth/code", map[string]string{"email": fmt.Sprintf("user%d@example.com", i)})
+				req.Header.Set("X-Forwarded-For", ip)
+				return send(t, nil, req)
+			}
+			if r := ask(0, tt.first(0)); r.Status != http.StatusAccepted {
+				t.Fatalf("first code from %s = %s; want 202", tt.first(0), r)
+			}
+			if r := ask(1, tt.hop(1)); r.Status != http.StatusAccepted {
+				t.Fatalf("second code, from %s = %s; want 202", tt.hop(1), r)
+			}
+			wantError(t, "third code, from "+tt.hop(2), ask(2, tt.hop(2)), http.StatusTooManyRequests, "rate_limited")
+			if r := ask(3, "2001:db8:1:3::1"); r.Status != http.StatusAccepted {
+				t.Errorf("code from another /64 = %s; want 202", r)
+			}
+		})
+	}
+}
+
 func TestSignInMailDown(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
