@@ -154,7 +154,8 @@ func (s *SMTP) client() (*mail.Client, error) {
 // Send delivers m to the relay as a multipart/alternative message with a
 // text/plain and a text/html part (just one of them when the other is
 // empty). ctx bounds connecting; the whole exchange is bounded by the
-// timeout.
+// timeout. A mail the relay accepted is sent: a failure of the session
+// after that is logged, not returned.
 func (s *SMTP) Send(ctx context.Context, m chat.Mail) error {
 	msg := mail.NewMsg(mail.WithNoDefaultUserAgent())
 	msg.FromMailAddress(s.from)
@@ -176,6 +177,12 @@ func (s *SMTP) Send(ctx context.Context, m chat.Mail) error {
 		return err
 	}
 	if err := c.DialAndSendWithContext(ctx, msg); err != nil {
+		if msg.IsDelivered() {
+			// The relay accepted the mail; only what follows (RSET,
+			// QUIT) failed.
+			s.logger.WarnContext(ctx, "mail sent, then the SMTP session failed", "to", m.To, "relay", s.addr, "err", err)
+			return nil
+		}
 		return fmt.Errorf("mailer: send mail to %s via %s: %w", m.To, s.addr, err)
 	}
 	s.logger.DebugContext(ctx, "mail sent", "to", m.To, "relay", s.addr)

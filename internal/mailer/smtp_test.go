@@ -173,6 +173,24 @@ func TestSMTPSendFails(t *testing.T) {
 	}
 }
 
+// TestSMTPSendDeliveredThenDropped checks that a mail the relay accepted
+// is reported sent even if the session fails after it: the relay has the
+// mail, and a caller told otherwise would count it as lost.
+func TestSMTPSendDeliveredThenDropped(t *testing.T) {
+	srv := smtptest.Start(t, smtptest.WithDropAfterMail())
+	m := newTestSMTP(t, "smtp://"+srv.Addr()+"?tls=none")
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := m.Send(ctx, testMail); err != nil {
+		t.Errorf("Send = %v; want nil: the relay accepted the mail", err)
+	}
+	got, err := srv.WaitFor(ctx, testMail.To)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkMessage(t, got, testMail)
+}
+
 func TestSMTPOpportunisticWithoutSTARTTLS(t *testing.T) {
 	srv := smtptest.Start(t)
 	m := newTestSMTP(t, "smtp://"+srv.Addr()+"?tls=opportunistic")

@@ -49,6 +49,7 @@ type config struct {
 	user, password string
 	startTLS       bool
 	implicitTLS    bool
+	dropAfterMail  bool
 }
 
 // WithAuth makes the server offer AUTH PLAIN and refuse mail from clients
@@ -67,6 +68,14 @@ func WithSTARTTLS() Option {
 // with a self-signed certificate.
 func WithImplicitTLS() Option {
 	return func(c *config) { c.implicitTLS = true }
+}
+
+// WithDropAfterMail makes the server close the connection as soon as it
+// has accepted a message, without waiting for the client's next command
+// (RSET or QUIT): the mail is delivered, and the client's session ends in
+// an error, as with a relay that goes away at that moment.
+func WithDropAfterMail() Option {
+	return func(c *config) { c.dropAfterMail = true }
 }
 
 // Start starts a server on 127.0.0.1 at a free port and stops it when the
@@ -220,6 +229,9 @@ type session struct {
 	authed bool
 	from   string
 	to     []string
+	// accepted is set when a message was accepted; go-smtp calls Reset
+	// once it has answered the DATA.
+	accepted bool
 }
 
 var (
@@ -307,13 +319,20 @@ func (ss *session) Data(r io.Reader) error {
 	m.From = ss.from
 	m.To = slices.Clone(ss.to)
 	ss.srv.add(m)
+	ss.accepted = true
 	return nil
 }
 
-// Reset ends the transaction.
+// Reset ends the transaction, and with WithDropAfterMail the connection
+// if a message was accepted.
 func (ss *session) Reset() {
 	ss.from = ""
 	ss.to = nil
+	if ss.accepted && ss.srv.cfg.dropAfterMail {
+		// The underlying connection: Conn.Close takes a lock that go-smtp
+		// holds while it calls Reset.
+		ss.conn.Conn().Close()
+	}
 }
 
 // Logout frees nothing: a session holds no resources.
