@@ -250,7 +250,11 @@ func (s *Service) Authenticate(ctx context.Context, token string) (u User, sess 
 	}
 	if s.cfg.Renews(sess) {
 		sess.ExpiresAt = now.Add(s.cfg.SessionTTL)
-		if err := s.store.ExtendSession(ctx, sess.ID, sess.ExpiresAt); err != nil {
+		err := s.store.ExtendSession(ctx, sess.ID, sess.ExpiresAt)
+		if errors.Is(err, ErrNotFound) { // signed out since it was read
+			return User{}, Session{}, false, unauth
+		}
+		if err != nil {
 			return User{}, Session{}, false, internal("extend session", err)
 		}
 		renewed = true

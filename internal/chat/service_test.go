@@ -834,6 +834,32 @@ func TestSessions(t *testing.T) {
 	}
 }
 
+// signOutOnExtend is a Store on which each session is signed out (by
+// another request) between Authenticate's read of it and its renewal.
+type signOutOnExtend struct{ chat.Store }
+
+func (s signOutOnExtend) ExtendSession(ctx context.Context, id int64, expires time.Time) error {
+	if err := s.Store.DeleteSession(ctx, id); err != nil {
+		return err
+	}
+	return s.Store.ExtendSession(ctx, id, expires)
+}
+
+// TestAuthenticateSignedOutWhileRenewed checks that a session signed out
+// while a request renews it is unauthorized, not an internal error.
+func TestAuthenticateSignedOutWhileRenewed(t *testing.T) {
+	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "parley.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	f := newFixtureOn(t, chat.Config{}, inmem.NewPresence(), signOutOnExtend{db})
+	_, in := f.signIn(t, "ada@example.com", "Ada")
+	f.clock.Advance(16 * 24 * time.Hour) // in its second half: renewed
+	_, _, _, err = f.svc.Authenticate(context.Background(), in.Token)
+	wantError(t, "Authenticate of a session signed out as it is renewed", err, chat.ErrUnauthorized, chat.CodeUnauthorized, "")
+}
+
 func TestSendConcurrent(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, chat.Config{})
