@@ -4,9 +4,13 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strconv"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -56,16 +60,36 @@ func newLimiter(rdb *goredis.Client, opts Options) *Limiter {
 
 // Allow counts one event for key if fewer than n happened in the last
 // window; otherwise it reports, as retryAfter, when the oldest of them
-// leaves the window.
+// leaves the window. It returns a chat.ErrUnavailable error if Redis
+// cannot be reached.
 func (l *Limiter) Allow(ctx context.Context, key string, n int, window time.Duration) (bool, time.Duration, error) {
 	win := max(window.Microseconds(), 1)
 	member := l.tag + ":" + strconv.FormatUint(l.seq.Add(1), 10)
 	r, err := allowScript.Run(ctx, l.rdb, []string{l.prefix + key}, n, win, member).Int64Slice()
 	if err != nil {
-		return false, 0, fmt.Errorf("rate limit %q: %w", key, err)
+		return false, 0, fmt.Errorf("rate limit %q: %w", key, mapErr(ctx, err))
 	}
 	if r[0] == 1 {
 		return true, 0, nil
 	}
 	return false, max(time.Duration(r[1])*time.Microsecond, time.Microsecond), nil
+}
+
+// unavailable is the error kind of a Redis that cannot be reached.
+var unavailable = &chat.Error{Kind: chat.ErrUnavailable, Code: chat.CodeUnavailable,
+	Message: "a service the server needs is unavailable; try again later"}
+
+// mapErr marks err as chat.ErrUnavailable when Redis could not be reached
+// or answer, and ctx was not what ended the wait.
+func mapErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return err
+	}
+	var ne net.Error
+	if errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, goredis.ErrPoolTimeout) {
+		return fmt.Errorf("%w: %w", unavailable, err)
+	}
+	return err
 }

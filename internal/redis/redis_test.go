@@ -1060,3 +1060,18 @@ func TestPresenceRewriteResumes(t *testing.T) {
 		t.Errorf("Online after the rewrite resumed mismatch (-want +got):\n%s", diff)
 	}
 }
+
+// TestLimiterRedisDown checks that a Limiter that cannot reach Redis
+// says the dependency is unavailable (503 to the client), as the stores
+// do, rather than failing as a bug would (500).
+func TestLimiterRedisDown(t *testing.T) {
+	e := newTestEnv(t)
+	c, p := e.clientViaProxy(t, redis.Options{})
+	p.Cut()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, _, err := c.Limiter().Allow(ctx, "k", 3, time.Minute)
+	if e := chat.AsError(err); e == nil || !errors.Is(err, chat.ErrUnavailable) || e.Code != chat.CodeUnavailable {
+		t.Errorf("Allow with Redis down = %#v; want a chat error of kind ErrUnavailable", err)
+	}
+}
