@@ -209,9 +209,20 @@ func (s *Service) VerifyCode(ctx context.Context, email, code string) (SignIn, e
 	}
 	u, created, err := s.store.EnsureUser(ctx, email, now)
 	if err != nil {
-		return SignIn{}, internal("ensure user", err)
+		err = internal("ensure user", err)
+	} else {
+		var in SignIn
+		if in, err = s.startSession(ctx, u, created || u.Name == "", now); err == nil {
+			return in, nil
+		}
 	}
-	return s.startSession(ctx, u, created || u.Name == "", now)
+	// The code was right, but no session came of it: put the code back
+	// for the retry the error invites (its tries counted afresh, which
+	// only its holder gets).
+	if perr := s.store.PutLoginCode(context.WithoutCancel(ctx), LoginCode{Email: email, Hash: lc.Hash, ExpiresAt: lc.ExpiresAt}); perr != nil {
+		s.log.Error("restore login code", "err", perr)
+	}
+	return SignIn{}, err
 }
 
 // startSession creates a new session of u and its token.

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -730,6 +731,48 @@ func TestVerifyCode(t *testing.T) {
 	wantError(t, "no code", err, chat.ErrInvalid, chat.CodeMissingField, "code")
 	_, err = f.svc.VerifyCode(ctx, "nobody@example.com", "123456")
 	wantError(t, "no pending code", err, chat.ErrUnauthorized, chat.CodeBadCode, "")
+}
+
+// failingSessions is a Store whose CreateSession fails while fail is set,
+// as a database that is briefly unreachable.
+type failingSessions struct {
+	chat.Store
+	fail *atomic.Bool
+}
+
+func (s failingSessions) CreateSession(ctx context.Context, sess chat.Session) (chat.Session, error) {
+	if s.fail.Load() {
+		return chat.Session{}, chat.Errorf(chat.ErrUnavailable, chat.CodeUnavailable, "the database is unavailable; try again later")
+	}
+	return s.Store.CreateSession(ctx, sess)
+}
+
+// TestVerifyCodeFailsAfterUse checks that a right code whose sign-in
+// fails afterwards (the database unreachable) can be tried again: the
+// error says to retry, and the code must still be there.
+func TestVerifyCodeFailsAfterUse(t *testing.T) {
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "parley.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	var fail atomic.Bool
+	f := newFixtureOn(t, chat.Config{}, inmem.NewPresence(), failingSessions{db, &fail})
+	if err := f.svc.RequestCode(ctx, "ada@example.com", "192.0.2.1"); err != nil {
+		t.Fatal(err)
+	}
+	code := f.mail.lastCode(t, "ada@example.com")
+	fail.Store(true)
+	_, err = f.svc.VerifyCode(ctx, "ada@example.com", code)
+	wantError(t, "VerifyCode with the database down", err, chat.ErrUnavailable, chat.CodeUnavailable, "")
+	fail.Store(false)
+	if in, err := f.svc.VerifyCode(ctx, "ada@example.com", code); err != nil || in.Token == "" {
+		t.Errorf("VerifyCode again once the database is back = %+v, %v; want a session", in, err)
+	}
+	if _, err := f.svc.VerifyCode(ctx, "ada@example.com", code); err == nil {
+		t.Error("VerifyCode a third time = nil; want the used code refused")
+	}
 }
 
 func TestVerifyCodeConcurrent(t *testing.T) {
