@@ -127,6 +127,16 @@ func (s *testServer) tokens(tb testing.TB, n int) []string {
 	return out
 }
 
+// runAgainst runs conns connections, one sending 100 messages a second
+// for d, then draining for drain, against the fake server f.
+func runAgainst(t *testing.T, f *faultyServer, conns int, d, drain time.Duration) bench.Result {
+	t.Helper()
+	f.conns = make(map[*fakeConn]bool)
+	srv := httptest.NewServer(f)
+	t.Cleanup(srv.Close)
+	return mustRun(t, bench.Config{Targets: []string{srv.URL}, Conns: conns, SendersPerRoom: 1, Rate: 100, Duration: d, Drain: drain, Tokens: []string{"t"}})
+}
+
 func mustRun(tb testing.TB, cfg bench.Config) bench.Result {
 	tb.Helper()
 	var progress strings.Builder
@@ -647,19 +657,8 @@ func TestBenchRejects(t *testing.T) {
 // TestBenchNoticesFaults runs against a fake server that drops seq 3,
 // sends seq 5 twice and seq 7 after seq 8, to every connection.
 func TestBenchNoticesFaults(t *testing.T) {
-	f := &faultyServer{conns: make(map[*fakeConn]bool)}
-	srv := httptest.NewServer(f)
-	t.Cleanup(srv.Close)
 	const conns = 3
-	res := mustRun(t, bench.Config{
-		Targets:        []string{srv.URL},
-		Conns:          conns,
-		SendersPerRoom: 1,
-		Rate:           100,
-		Duration:       500 * time.Millisecond,
-		Drain:          500 * time.Millisecond,
-		Tokens:         []string{"t"},
-	})
+	res := runAgainst(t, &faultyServer{}, conns, 500*time.Millisecond, 500*time.Millisecond)
 	if res.MessagesAcked < 10 {
 		t.Fatalf("acked %d messages; want at least 10 to reach the faults", res.MessagesAcked)
 	}
@@ -676,18 +675,7 @@ func TestBenchNoticesFaults(t *testing.T) {
 // sends after the fifth: the run counts the rest as unanswered and is not
 // OK, though every message stored reached everyone.
 func TestBenchUnanswered(t *testing.T) {
-	f := &faultyServer{conns: make(map[*fakeConn]bool), whole: true, storeMax: 5}
-	srv := httptest.NewServer(f)
-	t.Cleanup(srv.Close)
-	res := mustRun(t, bench.Config{
-		Targets:        []string{srv.URL},
-		Conns:          3,
-		SendersPerRoom: 1,
-		Rate:           100,
-		Duration:       300 * time.Millisecond,
-		Drain:          200 * time.Millisecond,
-		Tokens:         []string{"t"},
-	})
+	res := runAgainst(t, &faultyServer{whole: true, storeMax: 5}, 3, 300*time.Millisecond, 200*time.Millisecond)
 	if res.MessagesAcked != 5 || res.MessagesSent <= 5 || res.Unanswered != res.MessagesSent-5 || res.Lost != 0 ||
 		res.DeliveriesReceived != 15 || res.OK {
 		t.Errorf("sent %d, acked %d, unanswered %d, lost %d, received %d, OK %v; want more than 5, 5, the rest, 0, 15, false",
@@ -704,19 +692,8 @@ func TestBenchUnanswered(t *testing.T) {
 // send twice, under two seqs, and acknowledges the second: every receiver
 // gets the same message twice, which the run must report as duplicated.
 func TestBenchNoticesStoredTwice(t *testing.T) {
-	f := &faultyServer{conns: make(map[*fakeConn]bool), whole: true, twice: 4}
-	srv := httptest.NewServer(f)
-	t.Cleanup(srv.Close)
 	const conns = 3
-	res := mustRun(t, bench.Config{
-		Targets:        []string{srv.URL},
-		Conns:          conns,
-		SendersPerRoom: 1,
-		Rate:           100,
-		Duration:       300 * time.Millisecond,
-		Drain:          500 * time.Millisecond,
-		Tokens:         []string{"t"},
-	})
+	res := runAgainst(t, &faultyServer{whole: true, twice: 4}, conns, 300*time.Millisecond, 500*time.Millisecond)
 	if res.MessagesAcked < 5 {
 		t.Fatalf("acked %d messages; want at least 5 to reach the fault", res.MessagesAcked)
 	}
@@ -729,19 +706,8 @@ func TestBenchNoticesStoredTwice(t *testing.T) {
 // one send with the seq of the message before it, and stores nothing: the
 // message reaches nobody, which the run must report as lost.
 func TestBenchNoticesSharedSeq(t *testing.T) {
-	f := &faultyServer{conns: make(map[*fakeConn]bool), whole: true, sameSeq: 4}
-	srv := httptest.NewServer(f)
-	t.Cleanup(srv.Close)
 	const conns = 3
-	res := mustRun(t, bench.Config{
-		Targets:        []string{srv.URL},
-		Conns:          conns,
-		SendersPerRoom: 1,
-		Rate:           100,
-		Duration:       300 * time.Millisecond,
-		Drain:          500 * time.Millisecond,
-		Tokens:         []string{"t"},
-	})
+	res := runAgainst(t, &faultyServer{whole: true, sameSeq: 4}, conns, 300*time.Millisecond, 500*time.Millisecond)
 	if res.MessagesAcked < 5 {
 		t.Fatalf("acked %d messages; want at least 5 to reach the fault", res.MessagesAcked)
 	}
