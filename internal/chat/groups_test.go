@@ -275,10 +275,7 @@ func TestSendKnownKind(t *testing.T) {
 	// peer blocked the sender: on a node that knows the id for a group's,
 	// the store refuses the message as it checks the kind.
 	h := &hookStore{Store: f.store, conv: f.g.ID}
-	n := chat.NewService(chat.Config{Now: f.clock.Now}, chat.Deps{
-		Store: h, Broker: f.broker, Presence: inmem.NewPresence(),
-		Limiter: inmem.NewLimiter(f.clock.Now), Mailer: f.mail,
-	})
+	n := f.nodeOn(h)
 	if _, err := n.Send(ctx, f.admin, f.g.ID, "a-1", "hello"); err != nil {
 		t.Fatalf("Send(admin): %v", err)
 	}
@@ -383,10 +380,16 @@ func (f *groupFixture) befriend(tb testing.TB, a, b chat.User) chat.Conversation
 // nothing yet, and the count of its reads.
 func (f *fixture) node() (*chat.Service, *readCounter) {
 	rc := &readCounter{Store: f.store}
+	return f.nodeOn(rc), rc
+}
+
+// nodeOn is another node's Service on st, a wrapper of the fixture's
+// store, sharing its broker, clock and mailer.
+func (f *fixture) nodeOn(st chat.Store) *chat.Service {
 	return chat.NewService(chat.Config{Now: f.clock.Now}, chat.Deps{
-		Store: rc, Broker: f.broker, Presence: inmem.NewPresence(),
+		Store: st, Broker: f.broker, Presence: inmem.NewPresence(),
 		Limiter: inmem.NewLimiter(f.clock.Now), Mailer: f.mail,
-	}), rc
+	})
 }
 
 // readCounter counts the reads a send may make before its write, and the
@@ -660,22 +663,6 @@ func TestNewConvsPerHour(t *testing.T) {
 	f.enter(t, u, "three")
 }
 
-// removeHookStore runs before, once, when RemoveGroupMember is called,
-// before the store removes anyone: what another request commits between
-// the Service's role checks and the removal.
-type removeHookStore struct {
-	chat.Store
-	before func()
-}
-
-func (h *removeHookStore) RemoveGroupMember(ctx context.Context, id, userID, by int64, at time.Time) (chat.Message, error) {
-	if h.before != nil {
-		h.before()
-		h.before = nil
-	}
-	return h.Store.RemoveGroupMember(ctx, id, userID, by, at)
-}
-
 // TestRemoveWhileMadeOwner: an admin who leaves while the owner makes them
 // the owner, or an admin the owner removes while (in another tab) making
 // them the owner, must not take the ownership out of the group with them:
@@ -685,15 +672,7 @@ func TestRemoveWhileMadeOwner(t *testing.T) {
 	for _, self := range []bool{true, false} {
 		t.Run(fmt.Sprintf("self=%v", self), func(t *testing.T) {
 			f := newGroupFixture(t)
-			h := &removeHookStore{Store: f.store, before: func() {
-				if err := f.svc.TransferGroup(ctx, f.owner, f.g.ID, f.ta.ID); err != nil {
-					t.Errorf("TransferGroup: %v", err)
-				}
-			}}
-			n := chat.NewService(chat.Config{Now: f.clock.Now}, chat.Deps{
-				Store: h, Broker: f.broker, Presence: inmem.NewPresence(),
-				Limiter: inmem.NewLimiter(f.clock.Now), Mailer: f.mail,
-			})
+			n := f.meanwhile(t, func() error { return f.svc.TransferGroup(ctx, f.owner, f.g.ID, f.ta.ID) })
 			by := f.owner
 			if self {
 				by = f.ta
@@ -783,15 +762,7 @@ func TestRemoveWhileRolesChange(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newGroupFixture(t)
-			h := &removeHookStore{Store: f.store, before: func() {
-				if err := f.svc.SetGroupRole(ctx, f.owner, f.g.ID, tc.user(f).ID, tc.role); err != nil {
-					t.Errorf("SetGroupRole: %v", err)
-				}
-			}}
-			n := chat.NewService(chat.Config{Now: f.clock.Now}, chat.Deps{
-				Store: h, Broker: f.broker, Presence: inmem.NewPresence(),
-				Limiter: inmem.NewLimiter(f.clock.Now), Mailer: f.mail,
-			})
+			n := f.meanwhile(t, func() error { return f.svc.SetGroupRole(ctx, f.owner, f.g.ID, tc.user(f).ID, tc.role) })
 			err := n.RemoveGroupMember(ctx, f.admin, f.g.ID, f.t.ID)
 			wantError(t, "Admin removing Target", err, chat.ErrForbidden, chat.CodeForbidden, "")
 			if role, err := f.store.GroupRole(ctx, f.g.ID, f.t.ID); err != nil || role == "" {
@@ -799,30 +770,6 @@ func TestRemoveWhileRolesChange(t *testing.T) {
 			}
 		})
 	}
-}
-
-// ownerHookStore runs before, once, when SetGroupRole or TransferGroup
-// is called, before the store changes anything.
-type ownerHookStore struct {
-	chat.Store
-	before func()
-}
-
-func (h *ownerHookStore) hook() {
-	if h.before != nil {
-		h.before()
-		h.before = nil
-	}
-}
-
-func (h *ownerHookStore) SetGroupRole(ctx context.Context, id, userID int64, role chat.Role, by int64, at time.Time) (chat.Message, bool, error) {
-	h.hook()
-	return h.Store.SetGroupRole(ctx, id, userID, role, by, at)
-}
-
-func (h *ownerHookStore) TransferGroup(ctx context.Context, id, from, to int64, at time.Time) (chat.Message, error) {
-	h.hook()
-	return h.Store.TransferGroup(ctx, id, from, to, at)
 }
 
 // TestOwnerActsAfterTransfer: an owner who transfers the group (in one
@@ -847,15 +794,7 @@ func TestOwnerActsAfterTransfer(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newGroupFixture(t)
-			h := &ownerHookStore{Store: f.store, before: func() {
-				if err := f.svc.TransferGroup(ctx, f.owner, f.g.ID, f.admin.ID); err != nil {
-					t.Errorf("TransferGroup: %v", err)
-				}
-			}}
-			n := chat.NewService(chat.Config{Now: f.clock.Now}, chat.Deps{
-				Store: h, Broker: f.broker, Presence: inmem.NewPresence(),
-				Limiter: inmem.NewLimiter(f.clock.Now), Mailer: f.mail,
-			})
+			n := f.meanwhile(t, func() error { return f.svc.TransferGroup(ctx, f.owner, f.g.ID, f.admin.ID) })
 			wantError(t, "the former owner's "+tc.name, tc.do(n, f), chat.ErrForbidden, chat.CodeForbidden, "")
 			want := map[int64]chat.Role{f.owner.ID: chat.RoleAdmin, f.admin.ID: chat.RoleOwner, f.m.ID: chat.RoleMember}
 			for id, role := range want {
@@ -867,63 +806,17 @@ func TestOwnerActsAfterTransfer(t *testing.T) {
 	}
 }
 
-// deleteHookStore runs before, once, when DeleteGroup is called.
-type deleteHookStore struct {
-	chat.Store
-	before func()
-}
-
-func (h *deleteHookStore) DeleteGroup(ctx context.Context, id, by int64) ([]int64, error) {
-	if h.before != nil {
-		h.before()
-		h.before = nil
-	}
-	return h.Store.DeleteGroup(ctx, id, by)
-}
-
 // TestDeleteAfterTransfer: an owner who transfers the group (in one tab)
 // while deleting it (in another) no longer owns it when the deletion is
 // made, and may not delete the new owner's group.
 func TestDeleteAfterTransfer(t *testing.T) {
 	ctx := context.Background()
 	f := newGroupFixture(t)
-	h := &deleteHookStore{Store: f.store, before: func() {
-		if err := f.svc.TransferGroup(ctx, f.owner, f.g.ID, f.admin.ID); err != nil {
-			t.Errorf("TransferGroup: %v", err)
-		}
-	}}
-	n := chat.NewService(chat.Config{Now: f.clock.Now}, chat.Deps{
-		Store: h, Broker: f.broker, Presence: inmem.NewPresence(),
-		Limiter: inmem.NewLimiter(f.clock.Now), Mailer: f.mail,
-	})
+	n := f.meanwhile(t, func() error { return f.svc.TransferGroup(ctx, f.owner, f.g.ID, f.admin.ID) })
 	wantError(t, "the former owner's DeleteGroup", n.DeleteGroup(ctx, f.owner, f.g.ID), chat.ErrForbidden, chat.CodeForbidden, "")
 	if g, err := f.store.Group(ctx, f.g.ID); err != nil || g.OwnerID != f.admin.ID {
 		t.Errorf("Group after the refused deletion = %+v, %v; want it owned by Admin", g, err)
 	}
-}
-
-// changeHookStore runs before, once, when AddGroupMember or UpdateGroup
-// is called, before the store changes anything.
-type changeHookStore struct {
-	chat.Store
-	before func()
-}
-
-func (h *changeHookStore) hook() {
-	if h.before != nil {
-		h.before()
-		h.before = nil
-	}
-}
-
-func (h *changeHookStore) AddGroupMember(ctx context.Context, id, userID, by int64, at time.Time) (chat.Message, error) {
-	h.hook()
-	return h.Store.AddGroupMember(ctx, id, userID, by, at)
-}
-
-func (h *changeHookStore) UpdateGroup(ctx context.Context, id int64, up chat.GroupUpdate, by int64, at time.Time) ([]chat.Message, error) {
-	h.hook()
-	return h.Store.UpdateGroup(ctx, id, up, by, at)
 }
 
 // TestChangeWhileDemoted: an admin demoted as it adds a member or renames
@@ -976,17 +869,65 @@ func TestChangeWhileDemoted(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newGroupFixture(t)
-			h := &changeHookStore{Store: f.store, before: func() {
-				if err := tc.meant(f); err != nil {
-					t.Errorf("the owner's change: %v", err)
-				}
-			}}
-			n := chat.NewService(chat.Config{Now: f.clock.Now}, chat.Deps{
-				Store: h, Broker: f.broker, Presence: inmem.NewPresence(),
-				Limiter: inmem.NewLimiter(f.clock.Now), Mailer: f.mail,
-			})
+			n := f.meanwhile(t, func() error { return tc.meant(f) })
 			wantError(t, tc.name, tc.change(n, f), chat.ErrForbidden, chat.CodeForbidden, "")
 			tc.check(t, f)
 		})
 	}
+}
+
+// groupHookStore runs before, once, when a group is first changed through
+// it (members, roles, ownership, settings, deletion), before the store
+// changes anything: what another request commits between the Service's
+// role checks and the store's transaction.
+type groupHookStore struct {
+	chat.Store
+	before func()
+}
+
+func (h *groupHookStore) hook() {
+	if h.before != nil {
+		h.before()
+		h.before = nil
+	}
+}
+
+func (h *groupHookStore) AddGroupMember(ctx context.Context, id, userID, by int64, at time.Time) (chat.Message, error) {
+	h.hook()
+	return h.Store.AddGroupMember(ctx, id, userID, by, at)
+}
+
+func (h *groupHookStore) RemoveGroupMember(ctx context.Context, id, userID, by int64, at time.Time) (chat.Message, error) {
+	h.hook()
+	return h.Store.RemoveGroupMember(ctx, id, userID, by, at)
+}
+
+func (h *groupHookStore) SetGroupRole(ctx context.Context, id, userID int64, role chat.Role, by int64, at time.Time) (chat.Message, bool, error) {
+	h.hook()
+	return h.Store.SetGroupRole(ctx, id, userID, role, by, at)
+}
+
+func (h *groupHookStore) TransferGroup(ctx context.Context, id, from, to int64, at time.Time) (chat.Message, error) {
+	h.hook()
+	return h.Store.TransferGroup(ctx, id, from, to, at)
+}
+
+func (h *groupHookStore) UpdateGroup(ctx context.Context, id int64, up chat.GroupUpdate, by int64, at time.Time) ([]chat.Message, error) {
+	h.hook()
+	return h.Store.UpdateGroup(ctx, id, up, by, at)
+}
+
+func (h *groupHookStore) DeleteGroup(ctx context.Context, id, by int64) ([]int64, error) {
+	h.hook()
+	return h.Store.DeleteGroup(ctx, id, by)
+}
+
+// meanwhile is another node's Service whose first change to a group
+// runs change first (groupHookStore).
+func (f *groupFixture) meanwhile(t *testing.T, change func() error) *chat.Service {
+	return f.nodeOn(&groupHookStore{Store: f.store, before: func() {
+		if err := change(); err != nil {
+			t.Errorf("the change made meanwhile: %v", err)
+		}
+	}})
 }

@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/parley-chat/parley/internal/chat"
-	"github.com/parley-chat/parley/internal/inmem"
 )
 
 // hookStore runs after once, the first time Membership answers for conv,
@@ -71,10 +70,7 @@ func TestSendLookupThenIDReused(t *testing.T) {
 		}
 		h.reused.Store(direct.ID)
 	}
-	n := chat.NewService(chat.Config{Now: f.clock.Now}, chat.Deps{
-		Store: h, Broker: f.broker, Presence: inmem.NewPresence(),
-		Limiter: inmem.NewLimiter(f.clock.Now), Mailer: f.mail,
-	})
+	n := f.nodeOn(h)
 	m, err := n.Send(ctx, f.m, f.g.ID, "m-1", "for the group only")
 	if direct.ID == 0 {
 		t.Fatal("no direct conversation was made")
@@ -100,10 +96,7 @@ func TestSendLookupThenLeft(t *testing.T) {
 			t.Errorf("LeaveRoom: %v", err)
 		}
 	}
-	n := chat.NewService(chat.Config{Now: f.clock.Now}, chat.Deps{
-		Store: h, Broker: f.broker, Presence: inmem.NewPresence(),
-		Limiter: inmem.NewLimiter(f.clock.Now), Mailer: f.mail,
-	})
+	n := f.nodeOn(h)
 	_, err := n.Send(ctx, f.m, r.ID, "m-1", "after leaving")
 	wantError(t, "Send by a member gone since the lookup", err, chat.ErrForbidden, chat.CodeNotMember, "")
 	if m, ok := f.stored(t, r.ID, "m-1"); ok {
