@@ -494,7 +494,7 @@ func (h *Hub) deliver(tp *topic, ev chat.Event) {
 		}
 		tp.removals[ev.ConvID]++
 		tp.removed++
-		delete(tp.reads, ev.ConvID) // a deleted group's id may be reused
+		delete(tp.reads, ev.ConvID) // added again, the user starts from a read position anew
 		tp.dmu.Unlock()
 		h.revoke(h.topicOf(chat.ConvTopic(ev.ConvID)), 0, tp)
 	}
