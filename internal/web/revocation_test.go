@@ -36,15 +36,18 @@ func (s *signOutOnRead) Session(ctx context.Context, hash string) (chat.Session,
 	return sess, u, err
 }
 
-// lossyBroker fails the publish of session_ended while down is set, as
-// the Redis broker's Publish fails while Redis is unreachable.
+// lossyBroker loses, while down is set, the events of type typ published
+// to the topic of user (to any topic while user is 0), as a Redis broker
+// loses what is published while Redis is unreachable.
 type lossyBroker struct {
 	chat.Broker
+	typ  chat.EventType
+	user atomic.Int64
 	down atomic.Bool
 }
 
 func (b *lossyBroker) Publish(ctx context.Context, t chat.Topic, ev chat.Event) error {
-	if b.down.Load() && ev.Type == chat.EventSessionEnded {
+	if u := b.user.Load(); b.down.Load() && ev.Type == b.typ && (u == 0 || t == chat.UserTopic(u)) {
 		return errors.New("redis: unreachable")
 	}
 	return b.Broker.Publish(ctx, t, ev)
@@ -83,7 +86,7 @@ func cursorOf(tb testing.TB, r response) string {
 func TestPollSignOutLost(t *testing.T) {
 	var lb *lossyBroker
 	ts := newTestServer(t, withWeb(func(c *web.Config) { c.PollHold = 200 * time.Millisecond; c.SessionCheck = 20 * time.Millisecond }),
-		withBroker(func(b chat.Broker) chat.Broker { lb = &lossyBroker{Broker: b}; return lb }))
+		withBroker(func(b chat.Broker) chat.Broker { lb = &lossyBroker{Broker: b, typ: chat.EventSessionEnded}; return lb }))
 	ada := ts.signIn(t, "ada@example.com", "Ada")
 	room := ts.enterRoom(t, ada, "general")
 	token := ada.Jar.Cookies(mustParseURL(t, ts.URL))[0].Value
@@ -120,7 +123,7 @@ func TestPollSignOutLost(t *testing.T) {
 func TestWSSignOutLost(t *testing.T) {
 	var lb *lossyBroker
 	ts := newTestServer(t, withWeb(func(c *web.Config) { c.SessionCheck = 20 * time.Millisecond }),
-		withBroker(func(b chat.Broker) chat.Broker { lb = &lossyBroker{Broker: b}; return lb }))
+		withBroker(func(b chat.Broker) chat.Broker { lb = &lossyBroker{Broker: b, typ: chat.EventSessionEnded}; return lb }))
 	phone := ts.signIn(t, "ada@example.com", "Ada")
 	room := ts.enterRoom(t, phone, "general")
 	laptop := ts.signIn(t, "ada@example.com", "Ada")
@@ -282,31 +285,14 @@ func TestPollShortSessionExpires(t *testing.T) {
 	wantError(t, "a poll as the session expires", pollAs(t, ts, "GET", token, cur, ""), http.StatusUnauthorized, chat.CodeUnauthorized)
 }
 
-// dropUserEvents is a broker that loses, while down is set, the events
-// of type typ published to one user's topic, as a Redis broker loses what
-// is published while Redis is unreachable.
-type dropUserEvents struct {
-	chat.Broker
-	typ  chat.EventType
-	user atomic.Int64
-	down atomic.Bool
-}
-
-func (b *dropUserEvents) Publish(ctx context.Context, t chat.Topic, ev chat.Event) error {
-	if b.down.Load() && ev.Type == b.typ && t == chat.UserTopic(b.user.Load()) {
-		return errors.New("redis: unreachable")
-	}
-	return b.Broker.Publish(ctx, t, ev)
-}
-
 // TestRemovedFromStoreEndsPresence: a removed event that a WebSocket
 // gets from the store, filling the gap before the next logged event
 // (its broker lost it), closes the group on the connection as the live
 // one does: the removed member is no longer listed as present in it.
 func TestRemovedFromStoreEndsPresence(t *testing.T) {
-	var br *dropUserEvents
+	var br *lossyBroker
 	ts := newTestServer(t, withBroker(func(b chat.Broker) chat.Broker {
-		br = &dropUserEvents{Broker: b, typ: chat.EventRemoved}
+		br = &lossyBroker{Broker: b, typ: chat.EventRemoved}
 		return br
 	}))
 	ada := ts.signIn(t, "ada@example.com", "Ada")
@@ -351,9 +337,9 @@ func TestRemovedFromStoreEndsPresence(t *testing.T) {
 // that tells it comes from the store, filling the gap before the next
 // logged event because its broker lost it.
 func TestAddedFromStoreFollowsGroup(t *testing.T) {
-	var br *dropUserEvents
+	var br *lossyBroker
 	ts := newTestServer(t, withBroker(func(b chat.Broker) chat.Broker {
-		br = &dropUserEvents{Broker: b, typ: chat.EventConversation}
+		br = &lossyBroker{Broker: b, typ: chat.EventConversation}
 		return br
 	}))
 	ada := ts.signIn(t, "ada@example.com", "Ada")
