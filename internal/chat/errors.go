@@ -3,6 +3,9 @@ package chat
 import (
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"syscall"
 	"time"
 )
 
@@ -94,4 +97,14 @@ func AsError(err error) *Error {
 		return e
 	}
 	return nil
+}
+
+// Unreachable reports whether err is a server's that could not be reached
+// or dropped the connection (a network error, refused, reset, a broken
+// pipe, an early end of the stream): a store or a broker maps it to
+// ErrUnavailable.
+func Unreachable(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }

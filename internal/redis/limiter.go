@@ -6,11 +6,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"strconv"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -85,10 +82,7 @@ func mapErr(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
 		return err
 	}
-	var ne net.Error
-	if errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
-		errors.Is(err, goredis.ErrPoolTimeout) {
+	if chat.Unreachable(err) || errors.Is(err, goredis.ErrPoolTimeout) {
 		return fmt.Errorf("%w: %w", unavailable, err)
 	}
 	return err
