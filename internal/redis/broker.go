@@ -54,6 +54,7 @@ type Broker struct {
 
 	fmu      sync.Mutex
 	failed   map[string]failedPub // by channel: the newest recoverable event whose publish failed
+	anyFail  atomic.Bool          // failed holds something: read by every Publish without fmu
 	retrying bool                 // retryFailed runs
 
 	quit chan struct{}
@@ -119,10 +120,7 @@ func (b *Broker) Publish(ctx context.Context, t chat.Topic, ev chat.Event) error
 		b.publishFailed(ch, ev, data)
 		return err
 	}
-	b.fmu.Lock()
-	retry := len(b.failed) > 0
-	b.fmu.Unlock()
-	if retry {
+	if b.anyFail.Load() {
 		b.retryFailed()
 	}
 	return nil
@@ -174,6 +172,7 @@ func (b *Broker) keepFailed(ch string, f failedPub) {
 		b.failed = make(map[string]failedPub)
 	}
 	b.failed[ch] = f
+	b.anyFail.Store(true)
 }
 
 // retryFailed publishes again, on its own goroutine, the events kept by
@@ -188,6 +187,7 @@ func (b *Broker) retryFailed() {
 	b.retrying = true
 	failed := b.failed
 	b.failed = nil
+	b.anyFail.Store(false)
 	b.fmu.Unlock()
 	go func() {
 		defer func() {
