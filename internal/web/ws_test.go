@@ -430,3 +430,24 @@ func TestUserConnCap(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestWebSocketRequestRateLimit: frames other than send have a limit of
+// their own per connection, five times the send rate and burst
+// (docs/protocol.md, Limits): past it they get rate_limited and are not
+// acted on.
+func TestWebSocketRequestRateLimit(t *testing.T) {
+	// A rate so low that no token comes back during the test.
+	ts := newTestServer(t, withWeb(func(c *web.Config) { c.SendRate, c.SendBurst = 0.001, 1 }))
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	w := ts.connect(t, ada)
+	for i := 1; i <= 6; i++ {
+		w.send(t, map[string]any{"type": "ping", "ref": fmt.Sprintf("p-%d", i)})
+	}
+	for i := 1; i <= 5; i++ {
+		ref := fmt.Sprintf("p-%d", i)
+		w.take(t, "pong "+ref, func(f frame) bool { return f.Type == "pong" && f.Ref == ref })
+	}
+	if f := w.expectError(t, "p-6"); f.Code != chat.CodeRateLimited || f.RetryAfterMS <= 0 {
+		t.Fatalf("sixth ping = %s; want rate_limited with retry_after_ms", f)
+	}
+}
