@@ -199,9 +199,16 @@ func machine(b *strings.Builder, m *run, runs map[string]*run) {
 			commits[r.Commit] = append(commits[r.Commit], name)
 		}
 	}
-	if len(commits) <= 1 {
+	switch len(commits) {
+	case 0:
 		fmt.Fprintf(b, "| parley commit | %s |\n", m.GitCommit)
-	} else {
+	case 1:
+		// The runs' own: machine.json is written when an invocation
+		// starts, and one that ended no run names a commit none measured.
+		for c := range commits {
+			fmt.Fprintf(b, "| parley commit | %s |\n", c)
+		}
+	default:
 		var parts []string
 		for c, names := range commits {
 			sort.Slice(names, func(i, j int) bool { return runKey(names[i]) < runKey(names[j]) })
