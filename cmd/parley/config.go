@@ -70,7 +70,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.StringVar(&c.MailFrom, "mail-from", "Parley <parley@localhost>", "From address of sign-in mail")
 	fs.StringVar(&origins, "origins", "", "comma-separated origins allowed besides the server's own (e.g. https://chat.example.com)")
 	fs.BoolVar(&c.ChannelsCompat, "channels-compat", false, "serve the Django Channels tutorial protocol on /ws/chat/<room>/")
-	fs.StringVar(&c.PublicURL, "public-url", "", "public base URL used in mail links (default http://localhost:<port>)")
+	fs.StringVar(&c.PublicURL, "public-url", "", "public base URL used in mail links (default http://localhost:<port>, https with --tls-cert)")
 	fs.StringVar(&level, "log-level", "info", "log level: debug, info, warn or error")
 	fs.IntVar(&c.MaxMessageLen, "max-message-len", 4000, "longest message, in characters")
 	fs.IntVar(&c.MaxGroupMembers, "max-group-members", 200, "largest member cap of a group (new groups get at most 200)")
