@@ -64,6 +64,15 @@ type DB struct {
 // connect_timeout.
 const connectTimeout = 10 * time.Second
 
+// idleInTransaction is how long the server lets a session of a DB sit
+// in an open transaction waiting for its next statement, unless the URL
+// sets idle_in_transaction_session_timeout: a node that froze or lost
+// its network mid-transaction holds its row locks (a group's, which every
+// node's sends to the group wait for) that long, rather than until TCP
+// keepalive notices, which takes hours by default. The DB's own
+// transactions never wait between statements for more than a round trip.
+const idleInTransaction = "10s"
+
 // minConns is the smallest pool Open makes when the URL sets no
 // pool_max_conns.
 const minConns = 10
@@ -73,7 +82,8 @@ const minConns = 10
 // schema up to date. Besides the pool that url describes (of at least
 // minConns connections unless it sets pool_max_conns), a DB keeps one
 // connection per group-commit goroutine open, from before Open returns.
-// Its sessions always use read committed, whatever the server's default.
+// Its sessions always use read committed, whatever the server's default,
+// and end a transaction left idle for idleInTransaction.
 func Open(ctx context.Context, url string) (*DB, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
@@ -86,6 +96,9 @@ func Open(ctx context.Context, url string) (*DB, error) {
 	// statement sees what was committed before it started, such as the
 	// messages of whoever held a lock it waited for.
 	cfg.ConnConfig.RuntimeParams["default_transaction_isolation"] = "read committed"
+	if _, ok := cfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"]; !ok {
+		cfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] = idleInTransaction
+	}
 	if !strings.Contains(url, "pool_max_conns") {
 		// pgxpool's default, max(4, NumCPU), leaves little beside the
 		// group-commit goroutines.
