@@ -234,11 +234,13 @@ func retrying(ctx context.Context, fn func() error) error {
 
 // retryable reports whether a transaction that failed with err may run
 // again: it lost a deadlock or a serialization conflict and was rolled
-// back, or it failed before anything reached the server.
+// back, the server ended it for sitting idle between statements (which
+// it cannot do while committing, so nothing of it was stored), or it
+// failed before anything reached the server.
 func retryable(err error) bool {
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
-		return pe.Code == "40001" || pe.Code == "40P01"
+		return pe.Code == "40001" || pe.Code == "40P01" || pe.Code == "25P03"
 	}
 	return pgconn.SafeToRetry(err)
 }
@@ -262,6 +264,7 @@ func mapErr(ctx context.Context, err error) error {
 			return fmt.Errorf("%w: %w", chat.ErrInvalid, err)
 		case strings.HasPrefix(pe.Code, "08"), // connection exception
 			pe.Code == "57P01", pe.Code == "57P02", pe.Code == "57P03", // admin or crash shutdown, cannot connect now
+			pe.Code == "25P03", // idle_in_transaction_session_timeout ended the session
 			pe.Code == "53300": // too many connections
 			return fmt.Errorf("%w: %w", unavailable, err)
 		}
