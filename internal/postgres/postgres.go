@@ -22,8 +22,9 @@
 // with chat.ErrInvalid.
 //
 // Errors that mean the server cannot be reached (refused or lost
-// connections, a server shutting down) wrap a *chat.Error of kind
-// chat.ErrUnavailable: the caller may retry later.
+// connections, a server shutting down) or gave up on a statement after a
+// timeout of its settings (statement_timeout, lock_timeout) wrap a
+// *chat.Error of kind chat.ErrUnavailable: the caller may retry later.
 package postgres
 
 import (
@@ -249,7 +250,8 @@ func retryable(err error) bool {
 var unavailable = &chat.Error{Kind: chat.ErrUnavailable, Code: chat.CodeUnavailable,
 	Message: "the database is unavailable; try again later"}
 
-// mapErr turns the errors of a server that cannot be reached into
+// mapErr turns the errors of a server that cannot be reached, or that
+// gave up on a statement after a timeout of its settings, into
 // chat.ErrUnavailable, and those of strings PostgreSQL cannot store into
 // chat.ErrInvalid, keeping err in the chain. Errors of a ctx that ended
 // stay as they are.
@@ -264,7 +266,8 @@ func mapErr(ctx context.Context, err error) error {
 			return fmt.Errorf("%w: %w", chat.ErrInvalid, err)
 		case strings.HasPrefix(pe.Code, "08"), // connection exception
 			pe.Code == "57P01", pe.Code == "57P02", pe.Code == "57P03", // admin or crash shutdown, cannot connect now
-			pe.Code == "25P03", // idle_in_transaction_session_timeout ended the session
+			pe.Code == "25P03",                     // idle_in_transaction_session_timeout ended the session
+			pe.Code == "57014", pe.Code == "55P03", // statement_timeout (ctx is alive), lock_timeout
 			pe.Code == "53300": // too many connections
 			return fmt.Errorf("%w: %w", unavailable, err)
 		}

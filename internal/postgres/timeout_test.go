@@ -1,0 +1,48 @@
+package postgres
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/parley-chat/parley/internal/chat"
+)
+
+// TestServerTimeouts: a statement that the server cancels because of a
+// timeout the operator set in the URL (statement_timeout, lock_timeout),
+// here a send waiting for a room's row that another transaction holds,
+// fails with chat.ErrUnavailable, which tells the user to try again
+// later, not with an error of no kind shown as an internal error.
+func TestServerTimeouts(t *testing.T) {
+	dsn := mustSchema(t)
+	for _, setting := range []string{"statement_timeout", "lock_timeout"} {
+		t.Run(setting, func(t *testing.T) {
+			db := mustOpen(t, dsn+"&"+setting+"=100ms")
+			ctx := t.Context()
+			ann, _, err := db.EnsureUser(ctx, "ann@example.com", time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := db.EnsureRoom(ctx, "general", time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			tx, err := db.pool.Begin(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tx.Rollback(ctx)
+			if _, err := tx.Exec(ctx, `SELECT 1 FROM conversations WHERE id = $1 FOR UPDATE`, r.ID); err != nil {
+				t.Fatal(err)
+			}
+			_, _, err = db.Append(ctx, chat.NewMessage{ConvID: r.ID, Kind: chat.KindText, SenderID: ann.ID, Body: "hi", At: time.Now()})
+			if !errors.Is(err, chat.ErrUnavailable) {
+				t.Errorf("Append cancelled by the server's %s = %v; want chat.ErrUnavailable", setting, err)
+			}
+			_, _, err = db.JoinRoom(ctx, r.ID, ann.ID, time.Now(), true)
+			if !errors.Is(err, chat.ErrUnavailable) {
+				t.Errorf("JoinRoom cancelled by the server's %s = %v; want chat.ErrUnavailable", setting, err)
+			}
+		})
+	}
+}
