@@ -39,6 +39,13 @@ func classify(log *slog.Logger, err error) (int, errorDetail) {
 		// The client went away; nobody reads the answer.
 		return 499, errorDetail{Code: chat.CodeInternal, Message: "request cancelled"}
 	}
+	if e == nil && errors.Is(err, context.DeadlineExceeded) {
+		// The operation ran out of the server's time for it (opTimeout):
+		// a database too slow to answer, or no connection of its pool
+		// free for that long. The client may retry.
+		log.Warn("operation timed out", "err", err)
+		return http.StatusServiceUnavailable, errorDetail{Code: chat.CodeUnavailable, Message: "the server is too busy to answer in time; try again later"}
+	}
 	if e == nil {
 		log.Error("internal error", "err", err)
 		return http.StatusInternalServerError, errorDetail{Code: chat.CodeInternal, Message: "internal error"}
