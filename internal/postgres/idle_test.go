@@ -49,3 +49,20 @@ func TestIdleTransactionEnded(t *testing.T) {
 		t.Errorf("mapErr(idle-in-transaction timeout) = %v; want chat.ErrUnavailable", err)
 	}
 }
+
+// TestRetriesExhausted: a transaction that loses a deadlock or a
+// serialization conflict every time it runs was rolled back each time;
+// after the last attempt the caller is told to try again later, not shown
+// an internal error.
+func TestRetriesExhausted(t *testing.T) {
+	for _, code := range []string{"40001", "40P01"} {
+		attempts := 0
+		err := retrying(t.Context(), func() error {
+			attempts++
+			return &pgconn.PgError{Code: code}
+		})
+		if attempts != maxAttempts || !errors.Is(err, chat.ErrUnavailable) {
+			t.Errorf("%s every time = %v after %d attempts; want chat.ErrUnavailable after %d", code, err, attempts, maxAttempts)
+		}
+	}
+}

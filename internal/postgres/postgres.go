@@ -268,7 +268,8 @@ func mapErr(ctx context.Context, err error) error {
 			pe.Code == "57P01", pe.Code == "57P02", pe.Code == "57P03", // admin or crash shutdown, cannot connect now
 			pe.Code == "25P03",                     // idle_in_transaction_session_timeout ended the session
 			pe.Code == "57014", pe.Code == "55P03", // statement_timeout (ctx is alive), lock_timeout
-			pe.Code == "53300": // too many connections
+			pe.Code == "53300",                     // too many connections
+			pe.Code == "40001", pe.Code == "40P01": // conflicts that outlasted maxAttempts, all rolled back
 			return fmt.Errorf("%w: %w", unavailable, err)
 		}
 		return err
