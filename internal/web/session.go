@@ -320,6 +320,10 @@ func (n *session) open(f inFrame, reply func(any)) error {
 	if err := requireRoom(f); err != nil {
 		return err
 	}
+	if f.After != nil && *f.After < 0 {
+		// Checked before the open, which the sync after it would not undo.
+		return chat.Invalid(chat.CodeInvalidField, "after", "after must not be negative")
+	}
 	ctx, cancel := opContext()
 	defer cancel()
 	var (

@@ -451,3 +451,37 @@ func TestWebSocketRequestRateLimit(t *testing.T) {
 		t.Fatalf("sixth ping = %s; want rate_limited with retry_after_ms", f)
 	}
 }
+
+// TestOpenBadAfterChangesNothing: an open whose after is negative gets an
+// invalid_field error, and nothing else: the room is not opened (no
+// opened reply, no presence, no live messages).
+func TestOpenBadAfterChangesNothing(t *testing.T) {
+	ts := newTestServer(t)
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	grace := ts.signIn(t, "grace@example.com", "Grace")
+	room := ts.enterRoom(t, ada, "general")
+	ts.enterRoom(t, grace, "general")
+	wa := ts.connect(t, ada)
+	wa.open(t, room.ID, nil)
+	wg := ts.connect(t, grace)
+
+	ref := wg.newRef()
+	wg.send(t, map[string]any{"type": "open", "room_id": room.ID, "after": -1, "ref": ref})
+	f := wg.take(t, "the answer to open", func(f frame) bool { return f.Ref == ref })
+	if f.Type != "error" || f.Code != "invalid_field" || f.Field != "after" {
+		t.Fatalf("open with after -1: got %s; want an invalid_field error on after", f)
+	}
+	m := wa.sendMessage(t, room.ID, "a-1", "hello")
+	wg.barrier(t)
+	for _, f := range wg.drain() {
+		if f.Ref == ref || f.Type == "message" && f.Message != nil && f.Message.Seq == m.Seq {
+			t.Errorf("after a refused open: got %s", f)
+		}
+	}
+	wa.barrier(t)
+	for _, f := range wa.drain() {
+		if f.Type == "presence" {
+			t.Errorf("after Grace's refused open, Ada got %s", f)
+		}
+	}
+}
