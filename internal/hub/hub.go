@@ -435,6 +435,13 @@ func (h *Hub) Subscribe(c *Client, t chat.Topic) error {
 	return nil
 }
 
+// Follows reports whether c is subscribed to t.
+func (h *Hub) Follows(c *Client, t chat.Topic) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return c.follows(t)
+}
+
 // Unsubscribe stops c receiving the events of t.
 func (h *Hub) Unsubscribe(c *Client, t chat.Topic) {
 	h.mu.Lock()

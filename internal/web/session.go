@@ -355,12 +355,14 @@ func (n *session) open(f inFrame, reply func(any)) error {
 		if err := n.s.svc.CheckMember(ctx, n.user, f.RoomID); err != nil {
 			return err
 		}
+		// A group is followed already, and stays so if the open fails.
+		followed := n.s.hub.Follows(n.client, chat.ConvTopic(f.RoomID))
 		if err := n.s.hub.Subscribe(n.client, chat.ConvTopic(f.RoomID)); err != nil {
 			return err
 		}
 		conv, online, count, err = n.s.svc.OpenConversation(ctx, n.user, f.RoomID)
 		if err != nil {
-			if conv.Kind != chat.ConvGroup {
+			if !followed {
 				n.s.hub.Unsubscribe(n.client, chat.ConvTopic(f.RoomID))
 			}
 			return err
@@ -401,20 +403,29 @@ func (n *session) close(f inFrame, reply func(any)) error {
 	if err := requireRoom(f); err != nil {
 		return err
 	}
-	n.mu.Lock()
-	was := n.forget(f.RoomID)
-	n.mu.Unlock()
-	if was {
+	if n.isOpen(f.RoomID) {
 		ctx, cancel := opContext()
 		defer cancel()
-		if c, err := n.s.svc.ConversationFor(ctx, n.user, f.RoomID); err != nil || c.Kind != chat.ConvGroup {
-			n.s.hub.Unsubscribe(n.client, chat.ConvTopic(f.RoomID)) // groups stay followed
-		}
-		if n.onClose != nil {
-			n.onClose(f.RoomID)
-		}
-		if err := n.s.svc.CloseRoom(ctx, n.user, f.RoomID); err != nil {
+		// Groups stay followed: a lookup that fails tells not whether this
+		// is one, and so changes nothing (but one the user is no longer a
+		// member of, or that is gone, is closed).
+		c, err := n.s.svc.ConversationFor(ctx, n.user, f.RoomID)
+		if err != nil && !errors.Is(err, chat.ErrNotFound) {
 			return err
+		}
+		n.mu.Lock()
+		was := n.forget(f.RoomID) // unless dropped meanwhile
+		n.mu.Unlock()
+		if was {
+			if err != nil || c.Kind != chat.ConvGroup {
+				n.s.hub.Unsubscribe(n.client, chat.ConvTopic(f.RoomID))
+			}
+			if n.onClose != nil {
+				n.onClose(f.RoomID)
+			}
+			if err := n.s.svc.CloseRoom(ctx, n.user, f.RoomID); err != nil {
+				return err
+			}
 		}
 	}
 	reply(roomFrame{Type: "closed", Ref: f.Ref, RoomID: f.RoomID})

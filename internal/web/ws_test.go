@@ -1,8 +1,10 @@
 package web_test
 
 import (
+	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -484,4 +486,49 @@ func TestOpenBadAfterChangesNothing(t *testing.T) {
 			t.Errorf("after Grace's refused open, Ada got %s", f)
 		}
 	}
+}
+
+// failConversation is a store whose Conversation, once armed, fails once,
+// as a database that is briefly unreachable would.
+type failConversation struct {
+	chat.Store
+	armed atomic.Bool
+}
+
+func (s *failConversation) Conversation(ctx context.Context, id, userID int64) (chat.Conversation, bool, error) {
+	if s.armed.CompareAndSwap(true, false) {
+		return chat.Conversation{}, false, errors.New("database unreachable")
+	}
+	return s.Store.Conversation(ctx, id, userID)
+}
+
+// TestGroupFollowedAfterFailedOpenOrClose: a connection receives the
+// messages of every group its user belongs to, opened or not; an open or
+// a close of a group that fails on the store's side does not stop that.
+func TestGroupFollowedAfterFailedOpenOrClose(t *testing.T) {
+	st := &failConversation{}
+	ts := newTestServer(t, withStore(func(s chat.Store) chat.Store { st.Store = s; return st }))
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	grace := ts.signIn(t, "grace@example.com", "Grace")
+	g := ts.createGroup(t, ada, "crew", 0)
+	ts.addMember(t, ada, g.ID, grace)
+	wa := ts.connect(t, ada)
+	wg := ts.connect(t, grace)
+
+	st.armed.Store(true)
+	ref := wg.newRef()
+	wg.send(t, map[string]any{"type": "open", "room_id": g.ID, "ref": ref})
+	if f := wg.expectError(t, ref); f.Code != "internal" {
+		t.Fatalf("open while the store fails: got %s; want an internal error", f)
+	}
+	m := wa.sendMessage(t, g.ID, "a-1", "after the failed open")
+	wg.expectMessage(t, g.ID, m.Seq)
+
+	wg.open(t, g.ID, nil)
+	st.armed.Store(true)
+	ref = wg.newRef()
+	wg.send(t, map[string]any{"type": "close", "room_id": g.ID, "ref": ref})
+	wg.take(t, "the answer to close", func(f frame) bool { return f.Ref == ref })
+	m = wa.sendMessage(t, g.ID, "a-2", "after the close")
+	wg.expectMessage(t, g.ID, m.Seq)
 }
