@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/parley-chat/parley/internal/chat"
+	"github.com/parley-chat/parley/internal/hub"
 )
 
 // TestFollowAfterRemoved: a user added to group 5 and removed from it
@@ -36,5 +37,46 @@ func TestFollowAfterRemoved(t *testing.T) {
 	}
 	if leaks > 0 {
 		t.Errorf("the removed user went on receiving the group in %d of %d runs", leaks, runs)
+	}
+}
+
+// TestSubscribeAgainAfterRevokedTopicWent: a client whose user was
+// removed from conversation 5 is subscribed to it again (the user was
+// added back) after the topic went meanwhile, its last other client
+// having left before the removal's bookkeeping ran: it receives the
+// conversation again.
+func TestSubscribeAgainAfterRevokedTopicWent(t *testing.T) {
+	const runs = 20
+	lost := 0
+	for i := range runs {
+		h, b := newHub(t)
+		gone := mustRegister(t, h, 2, 2, 16)
+		other := mustRegister(t, h, 1, 1, 16)
+		for _, c := range []*hub.Client{gone, other} {
+			if err := h.Subscribe(c, chat.ConvTopic(5)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		publish(t, b, chat.UserTopic(2), chat.Event{Type: chat.EventRemoved, ConvID: 5, Reason: "removed"})
+		h.Unsubscribe(other, chat.ConvTopic(5))
+		for j := 0; b.live.Load() != 2 && j < 1000; j++ { // the user topics only
+			time.Sleep(time.Millisecond)
+		}
+		gone.Next(nil)
+		if err := h.Subscribe(gone, chat.ConvTopic(5)); err != nil {
+			t.Fatal(err)
+		}
+		publish(t, b, chat.ConvTopic(5), msg(5, 1))
+		if got := fmt.Sprint(queuedOf(gone)); got != "[1]" {
+			lost++
+			if lost == 1 {
+				t.Errorf("run %d: client subscribed again got %s; want [1]", i, got)
+			}
+		}
+		h.Unregister(gone)
+		h.Unregister(other)
+	}
+	if lost > 0 {
+		t.Errorf("the client subscribed again received nothing in %d of %d runs", lost, runs)
 	}
 }

@@ -406,14 +406,10 @@ func (h *Hub) Subscribe(c *Client, t chat.Topic) error {
 	if _, ok := h.clients[c]; !ok {
 		return ErrClosed
 	}
-	if c.follows(t) {
-		if tp := h.topics[t]; tp != nil { // revoke may have taken c out
-			tp.mu.Lock()
-			tp.clients.add(c)
-			tp.mu.Unlock()
-		}
-		return nil
-	}
+	// A client that follows t may have been taken out of it by revoke,
+	// and the topic may even have gone since, with its last other client,
+	// before revoke's bookkeeping ran: add it again all the same.
+	follows := c.follows(t)
 	tp := h.topics[t]
 	if tp == nil {
 		tp = &topic{name: t}
@@ -431,7 +427,9 @@ func (h *Hub) Subscribe(c *Client, t chat.Topic) error {
 	tp.mu.Lock()
 	tp.clients.add(c)
 	tp.mu.Unlock()
-	c.topics = append(c.topics, t)
+	if !follows {
+		c.topics = append(c.topics, t)
+	}
 	return nil
 }
 
