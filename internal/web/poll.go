@@ -204,9 +204,11 @@ func (s *server) channelFor(a authInfo, cur *pollCursor, any bool) (ch *pollChan
 			ch.stop()
 		}
 	}
-	if err := s.roomForConn(a.User); err != nil {
+	release, err := s.roomForConn(a.User)
+	if err != nil {
 		return nil, false, err
 	}
+	defer release() // the channel's hub client is registered, or it failed
 	id := newChannelID()
 	if cur != nil && (ch == nil || ch.sess.user.ID == a.User.ID) {
 		id = cur.Channel

@@ -111,6 +111,7 @@ type server struct {
 	pings    pinger
 	writers  *writers
 	sends    restSends
+	conns    connSlots
 }
 
 // NewHandler returns Parley's whole HTTP surface. ui is the web app's file
@@ -245,12 +246,34 @@ func (s *server) allowSend(u chat.User) error {
 // roomForConn returns a rate_limited error if user u holds
 // Config.MaxUserConns connections (WebSockets and long-poll channels) on
 // this node already: each costs the server a socket and memory, and the
-// sockets of a process are bounded.
-func (s *server) roomForConn(u chat.User) error {
-	if s.hub.UserClients(u.ID) < s.cfg.MaxUserConns {
-		return nil
+// sockets of a process are bounded. Otherwise it holds a place for one
+// more until release is called, which must be once its hub client is
+// registered, or it failed: the hub counts a connection only then, and
+// connections that come all at once must not all find room.
+func (s *server) roomForConn(u chat.User) (release func(), err error) {
+	s.conns.mu.Lock()
+	defer s.conns.mu.Unlock()
+	if s.hub.UserClients(u.ID)+s.conns.pending[u.ID] >= s.cfg.MaxUserConns {
+		e := chat.Errorf(chat.ErrRateLimited, chat.CodeRateLimited, "too many connections for this user: close some first")
+		e.RetryAfter = 10 * time.Second
+		return nil, e
 	}
-	e := chat.Errorf(chat.ErrRateLimited, chat.CodeRateLimited, "too many connections for this user: close some first")
-	e.RetryAfter = 10 * time.Second
-	return e
+	if s.conns.pending == nil {
+		s.conns.pending = make(map[int64]int)
+	}
+	s.conns.pending[u.ID]++
+	return func() {
+		s.conns.mu.Lock()
+		defer s.conns.mu.Unlock()
+		if s.conns.pending[u.ID]--; s.conns.pending[u.ID] <= 0 {
+			delete(s.conns.pending, u.ID)
+		}
+	}, nil
+}
+
+// connSlots counts, per user, the connections that roomForConn let in and
+// the hub does not count yet.
+type connSlots struct {
+	mu      sync.Mutex
+	pending map[int64]int
 }

@@ -990,13 +990,15 @@ func (s *server) handleWS() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a := authFrom(r.Context())
 		after, err := eventsAfter(r)
+		release := func() {}
 		if err == nil {
-			err = s.roomForConn(a.User)
+			release, err = s.roomForConn(a.User)
 		}
 		if err != nil {
 			s.writeError(w, err)
 			return
 		}
+		defer release() // the hub client is registered, or it failed
 		// The upgrader writes its own response: pass on the cookie that
 		// authed set when it renewed the session.
 		ws, err := s.upgrader.Upgrade(hijacker{w}, r, http.Header{"Set-Cookie": w.Header().Values("Set-Cookie")})

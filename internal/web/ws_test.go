@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -451,6 +452,38 @@ func TestWebSocketRequestRateLimit(t *testing.T) {
 	}
 	if f := w.expectError(t, "p-6"); f.Code != chat.CodeRateLimited || f.RetryAfterMS <= 0 {
 		t.Fatalf("sixth ping = %s; want rate_limited with retry_after_ms", f)
+	}
+}
+
+// TestUserConnCapConcurrent: WebSockets of one user that connect all at
+// once are held to the cap as those that come one after another.
+func TestUserConnCapConcurrent(t *testing.T) {
+	const max, tries = 2, 16
+	ts := newTestServer(t, withWeb(func(c *web.Config) { c.MaxUserConns = max }))
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	var opened atomic.Int64
+	for range tries {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			conn, _, err := ts.dial(t, ada, "/api/ws", dialOptions{})
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { conn.Close() }) // none closes before all are dialled
+			_ = conn.SetReadDeadline(time.Now().Add(waitTimeout))
+			if _, data, err := conn.ReadMessage(); err == nil && strings.Contains(string(data), `"type":"hello"`) {
+				opened.Add(1)
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	if n := opened.Load(); n > max {
+		t.Errorf("%d of %d WebSockets dialled at once were opened; want at most %d", n, tries, max)
 	}
 }
 
