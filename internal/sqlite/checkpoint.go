@@ -60,6 +60,17 @@ const (
 	// the default page size of 4 KiB.
 	walRestartPages = 4096
 
+	// walSizeLimit is the size, in bytes, that the WAL file is cut back to
+	// when it starts over (the write connection's journal_size_limit): 64
+	// MiB, four times walRestartPages with the default page size of 4 KiB,
+	// which the WAL does not reach while the checkpointer keeps up. SQLite
+	// otherwise never shrinks the file: once a long reader (a backup, a
+	// long query) had kept the checkpoints from copying past its snapshot,
+	// the WAL file kept the size it grew to, for as long as the database
+	// stayed open. Below the limit the file is reused as it is, without
+	// the cost of allocating its blocks anew.
+	walSizeLimit = 4 * walRestartPages * 4096
+
 	// Offsets in the WAL-index header, at the start of the -shm file, of
 	// mxFrame (the WAL's last valid page) and nBackfill (the last one that
 	// a checkpoint has copied), both 32-bit in the machine's byte order.

@@ -166,3 +166,78 @@ func TestWALBacklogReopens(t *testing.T) {
 		t.Errorf("backlog once the file is opened again = %d; want %d", got, n)
 	}
 }
+
+// TestCheckpointerShrinksWALAfterLongReader: while a reader keeps an old
+// snapshot (a backup, a long query), no checkpoint can copy past it and the
+// WAL grows with every write. Once the reader is done, the WAL starts over,
+// and its file must be cut back to walSizeLimit, not keep the size it grew
+// to for as long as the database stays open.
+func TestCheckpointerShrinksWALAfterLongReader(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "parley.db")
+	ctx := context.Background()
+	db := mustOpen(t, path)
+	if err := db.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `CREATE TABLE filler (b BLOB NOT NULL)`)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var pageSize int64
+	if err := db.ro.QueryRowContext(ctx, `PRAGMA page_size`).Scan(&pageSize); err != nil {
+		t.Fatal(err)
+	}
+	const chunk = walRestartPages / 8 // rows of about a page each
+	fill := func() {
+		t.Helper()
+		if err := db.write(ctx, func(tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx, `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
+				INSERT INTO filler SELECT zeroblob(? - 200) FROM n`, chunk, pageSize)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	walSize := func() int64 {
+		t.Helper()
+		fi, err := os.Stat(path + "-wal")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
+	}
+
+	reader, err := db.ro.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := reader.QueryRowContext(ctx, `SELECT count(*) FROM filler`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	for range (walSizeLimit/pageSize + walRestartPages) / chunk {
+		fill()
+	}
+	grown := walSize()
+	if grown <= walSizeLimit {
+		t.Fatalf("WAL holds %d bytes with a reader in the way; want more than %d for the test to mean anything", grown, walSizeLimit)
+	}
+	if err := reader.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+
+	// With the reader gone, the next checkpoints copy the WAL, and a
+	// commit after them starts it over.
+	for i := 0; ; i++ {
+		fill()
+		size := walSize()
+		if size <= walSizeLimit {
+			t.Logf("WAL cut back from %d to %d bytes after %d more writes", grown, size, i+1)
+			return
+		}
+		if i == 40 {
+			t.Fatalf("WAL still holds %d bytes (%d at most with the reader) after %d writes past the reader; want at most %d",
+				size, grown, i+1, walSizeLimit)
+		}
+		time.Sleep(checkpointEvery)
+	}
+}

@@ -45,10 +45,12 @@ const Memory = ":memory:"
 // last commits without corrupting the file. They begin with BEGIN
 // IMMEDIATE, so a write transaction holds the write lock from its first
 // statement and cannot fail to upgrade a read lock halfway. They leave
-// checkpoints to the checkpointer (checkpoint.go). Readers are query-only.
+// checkpoints to the checkpointer (checkpoint.go), and cut the WAL file
+// back to walSizeLimit when it starts over. Readers are query-only.
 var (
 	writeConn = connSettings{
-		pragmas:   []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(NORMAL)", "foreign_keys(ON)", "wal_autocheckpoint(0)"},
+		pragmas: []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(NORMAL)", "foreign_keys(ON)", "wal_autocheckpoint(0)",
+			"journal_size_limit(" + strconv.Itoa(walSizeLimit) + ")"},
 		immediate: true,
 	}
 	readConn = connSettings{pragmas: []string{"busy_timeout(10000)", "query_only(1)"}}

@@ -57,6 +57,7 @@ func TestPragmas(t *testing.T) {
 		{"rw", "foreign_keys", "1"},
 		{"rw", "busy_timeout", "10000"},
 		{"rw", "wal_autocheckpoint", "0"},
+		{"rw", "journal_size_limit", fmt.Sprint(walSizeLimit)},
 		{"ro", "journal_mode", "wal"},
 		{"ro", "query_only", "1"},
 		{"ro", "busy_timeout", "10000"},
