@@ -146,7 +146,7 @@ func (db *DB) openMemory(ctx context.Context) error {
 }
 
 func (db *DB) openFile(ctx context.Context) error {
-	name := "file:" + (&url.URL{Path: db.path}).EscapedPath()
+	name := fileURI(db.path)
 	rw, err := openDB(name, writeConn)
 	if err != nil {
 		return fmt.Errorf("open sqlite database %s: %w", db.path, err)
@@ -170,6 +170,19 @@ func (db *DB) openFile(ctx context.Context) error {
 		return fmt.Errorf("open sqlite database %s: %w", db.path, err)
 	}
 	return db.startCheckpointer(ctx, name)
+}
+
+// fileURI is the SQLite URI of the file at path. An absolute path gets an
+// empty authority, "file://" before it: after "file:" alone, a path that
+// starts with two slashes ("//data/parley.db", which names the same file
+// as "/data/parley.db") would have its first component taken for the
+// URI's authority, which SQLite refuses.
+func fileURI(path string) string {
+	p := (&url.URL{Path: path}).EscapedPath()
+	if strings.HasPrefix(p, "/") {
+		return "file://" + p
+	}
+	return "file:" + p
 }
 
 // Close closes the database and releases its lock. Calls after the first

@@ -234,6 +234,29 @@ func TestReopen(t *testing.T) {
 	}
 }
 
+// TestOpenDoubleSlash: a path that starts with two slashes ("$HOME/parley.db"
+// with HOME=/, as containers often have) names the same file as with one,
+// and opens it: the URI made of it must not read the first component as
+// a URI authority.
+func TestOpenDoubleSlash(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "parley.db")
+	db, err := Open(ctx, "/"+path)
+	if err != nil {
+		t.Fatalf("Open(%q): %v", "/"+path, err)
+	}
+	u, _, err := db.EnsureUser(ctx, "ann@example.com", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := mustOpen(t, path).User(ctx, u.ID); err != nil || got.Email != u.Email {
+		t.Errorf("User(%d) through %s = %+v, %v; want %s, stored through %s", u.ID, path, got, err, u.Email, "/"+path)
+	}
+}
+
 func TestPing(t *testing.T) {
 	if err := mustOpenDB(t).Ping(t.Context()); err != nil {
 		t.Errorf("Ping: %v", err)
