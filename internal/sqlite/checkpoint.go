@@ -94,7 +94,7 @@ func (db *DB) startCheckpointer(ctx context.Context, name string) error {
 	if err := ck.PingContext(ctx); err != nil {
 		return fmt.Errorf("open sqlite database %s: %w", db.path, err)
 	}
-	db.shm = &shmHeader{path: db.path + "-shm"}
+	db.shm = &shmHeader{path: db.file + "-shm"}
 	db.written = make(chan struct{}, 1)
 	db.stopCheckpoints = make(chan struct{})
 	db.checkpointerDone = make(chan struct{})

@@ -144,7 +144,7 @@ func TestWALBacklogReopens(t *testing.T) {
 	if _, _, err := db.Append(ctx, chat.NewMessage{ConvID: r.ID, Kind: chat.KindText, SenderID: u.ID, ClientID: "c-1", Body: "hello", At: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
-	h := &shmHeader{path: db.path + "-shm"}
+	h := &shmHeader{path: db.file + "-shm"}
 	defer h.close()
 	n := h.backlog()
 	if n <= 0 || n >= checkpointPages {

@@ -6,8 +6,9 @@
 // another adapter, the hub or the web transport.
 //
 // SQLite serves one node: Open takes an exclusive advisory lock on a sibling
-// file, path + ".lock", so a second parley process cannot open the same
-// database. Several nodes need PostgreSQL.
+// file, path + ".lock" (beside the file linked to if path is a symbolic
+// link), so a second parley process cannot open the same database.
+// Several nodes need PostgreSQL.
 //
 // Times are stored as microseconds since the Unix epoch, PostgreSQL's
 // precision: a time read back equals the one stored truncated to the
@@ -24,7 +25,9 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
+	"os"
 	"path"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -70,7 +73,8 @@ type connSettings struct {
 // Go rather than spin on SQLite's busy handler; reads use a pool of their
 // own and, thanks to WAL, never wait for a writer.
 type DB struct {
-	path   string
+	path   string  // as given to Open, for messages
+	file   string  // path with its symbolic links resolved (realPath)
 	rw     *sql.DB // one connection: every write transaction, in turn
 	ro     *sql.DB // read-only connections; rw itself for Memory
 	unlock func() error
@@ -108,7 +112,8 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		db.startBatcher()
 		return db, nil
 	}
-	unlock, err := lockFile(path + ".lock")
+	db.file = realPath(path)
+	unlock, err := lockFile(db.file + ".lock")
 	if errors.Is(err, errLocked) {
 		return nil, fmt.Errorf("sqlite database %s is in use by another parley process (SQLite serves one node; use PostgreSQL for several)", path)
 	}
@@ -146,7 +151,7 @@ func (db *DB) openMemory(ctx context.Context) error {
 }
 
 func (db *DB) openFile(ctx context.Context) error {
-	name := fileURI(db.path)
+	name := fileURI(db.file)
 	rw, err := openDB(name, writeConn)
 	if err != nil {
 		return fmt.Errorf("open sqlite database %s: %w", db.path, err)
@@ -170,6 +175,34 @@ func (db *DB) openFile(ctx context.Context) error {
 		return fmt.Errorf("open sqlite database %s: %w", db.path, err)
 	}
 	return db.startCheckpointer(ctx, name)
+}
+
+// realPath is the file that SQLite opens for path: its unix VFS follows
+// symbolic links, the last one even to a file it has yet to make, and keeps
+// the -wal and -shm files beside that file. So Open's lock goes there too,
+// and the checkpointer reads that -shm file: beside a link, the lock
+// refused no process that named the file by another path, and the
+// checkpointer, finding no -shm file, checkpointed after every write. It
+// returns path itself if a directory on the way cannot be resolved;
+// opening the database then says why.
+func realPath(path string) string {
+	p := path
+	for range 100 { // SQLite's bound on the links it follows
+		dir, err := filepath.EvalSymlinks(filepath.Dir(p))
+		if err != nil {
+			return path
+		}
+		p = filepath.Join(dir, filepath.Base(p))
+		target, err := os.Readlink(p)
+		if err != nil {
+			return p // not a link, or not made yet
+		}
+		if !filepath.IsAbs(target) {
+			target = filepath.Join(dir, target)
+		}
+		p = target
+	}
+	return path
 }
 
 // fileURI is the SQLite URI of the file at path. An absolute path gets an

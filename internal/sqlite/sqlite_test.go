@@ -182,6 +182,37 @@ func TestOpenLocked(t *testing.T) {
 	mustOpen(t, path)
 }
 
+// TestOpenThroughSymlink: SQLite resolves a symbolic link to the
+// database and keeps its -wal and -shm files beside the file linked to.
+// Open's lock must be taken there too, so that the database is refused
+// to a second process that names it by another path, and the
+// checkpointer must read the WAL's backlog from that -shm file.
+func TestOpenThroughSymlink(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "data", "parley.db")
+	if err := os.Mkdir(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "parley.db")
+	if err := os.Symlink(filepath.Join("data", "parley.db"), link); err != nil {
+		t.Skipf("no symbolic links here: %v", err)
+	}
+	db := mustOpen(t, link)
+	if _, _, err := db.EnsureUser(ctx, "ann@example.com", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if n := db.walBacklog(); n <= 0 || n >= checkpointPages {
+		t.Errorf("WAL backlog after one write = %d; want between 1 and %d, read from %s-shm", n, checkpointPages-1, path)
+	}
+	if other, err := Open(ctx, path); err == nil || !strings.Contains(err.Error(), "is in use by another parley process") {
+		if err == nil {
+			other.Close()
+		}
+		t.Errorf("Open(%s) while open as %s = %v; want an in-use error", path, link, err)
+	}
+}
+
 func TestReopen(t *testing.T) {
 	// The directory name needs escaping in an SQLite URI.
 	path := filepath.Join(t.TempDir(), "a dir?#%", "parley.db")
