@@ -1,7 +1,9 @@
 package hub_test
 
 import (
+	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -78,5 +80,55 @@ func TestSubscribeAgainAfterRevokedTopicWent(t *testing.T) {
 	}
 	if lost > 0 {
 		t.Errorf("the client subscribed again received nothing in %d of %d runs", lost, runs)
+	}
+}
+
+// TestFollowCatchesUp: a group message published as a user is added to
+// the group (between the added event and the hub's subscription of the
+// user's connections, which runs in a goroutine) reaches them all the
+// same, from the store: when another connection here already follows the
+// group, and when none does (the node had no subscription to it yet).
+func TestFollowCatchesUp(t *testing.T) {
+	const runs = 10
+	for _, others := range []bool{true, false} {
+		lost := 0
+		for i := range runs {
+			h, b := newHub(t)
+			stored := []chat.Event{msg(5, 1), msg(5, 2), msg(5, 3)}
+			h.UseStore(func(_ context.Context, tp chat.Topic, after int64) ([]chat.Event, error) {
+				if tp != chat.ConvTopic(5) {
+					return nil, fmt.Errorf("fetch %s; want conversation 5", tp)
+				}
+				return slices.DeleteFunc(slices.Clone(stored), func(ev chat.Event) bool { return ev.Message.Seq <= after }), nil
+			})
+			if others {
+				other := mustRegister(t, h, 1, 1, 16)
+				if err := h.Subscribe(other, chat.ConvTopic(5)); err != nil {
+					t.Fatal(err)
+				}
+				publish(t, b, chat.ConvTopic(5), msg(5, 1))
+			}
+			user := int64(100 + i)
+			c := mustRegister(t, h, user, 2, 16)
+			publish(t, b, chat.UserTopic(user), chat.Event{Type: chat.EventConversation, ConvID: 5, ConvKind: chat.ConvGroup, UserSeq: 1,
+				Message: &chat.Message{ConvID: 5, Seq: 2, Kind: chat.KindAdded, TargetID: user}})
+			publish(t, b, chat.ConvTopic(5), msg(5, 2))
+			publish(t, b, chat.ConvTopic(5), msg(5, 3)) // before the subscription, most likely
+			var got []string
+			for deadline := time.Now().Add(time.Second); time.Now().Before(deadline) && !slices.Contains(got, "3"); {
+				time.Sleep(5 * time.Millisecond)
+				got = append(got, queuedOf(c)...)
+			}
+			if !slices.Contains(got, "3") {
+				lost++
+				if lost == 1 {
+					t.Errorf("others following: %v; run %d: the user added got %v; want seq 3", others, i, got)
+				}
+			}
+			h.Unregister(c)
+		}
+		if lost > 0 {
+			t.Errorf("others following: %v: the message after the add was missed in %d of %d runs", others, lost, runs)
+		}
 	}
 }

@@ -506,7 +506,11 @@ func (h *Hub) deliver(tp *topic, ev chat.Event) {
 	if ev.Type == chat.EventConversation && ev.ConvKind == chat.ConvGroup {
 		// On a user topic: the user created or joined a group. Every
 		// connection follows all its user's groups.
-		h.follow(tp, ev.ConvID)
+		var base int64
+		if ev.Message != nil {
+			base = ev.Message.Seq
+		}
+		h.follow(tp, ev.ConvID, base)
 	}
 	tp.dmu.Lock()
 	defer tp.dmu.Unlock()
@@ -798,8 +802,10 @@ func (h *Hub) revoke(tp *topic, userID int64, of *topic) {
 // a goroutine: Subscribe may subscribe to the broker, which must not
 // happen inside a broker callback. If tp delivers the user's removal from
 // id meanwhile, whose revoke may have run before these subscriptions,
-// they are undone.
-func (h *Hub) follow(tp *topic, id int64) {
+// they are undone. The messages after seq base (the user's addition) that
+// the group's topic delivered, or missed, before they were subscribed
+// reach them from the store (catchUp).
+func (h *Hub) follow(tp *topic, id, base int64) {
 	t := chat.ConvTopic(id)
 	tp.mu.RLock()
 	cs := slices.Clone(tp.clients)
@@ -823,8 +829,54 @@ func (h *Hub) follow(tp *topic, id int64) {
 		}
 		if removed() {
 			h.revoke(h.topicOf(t), 0, tp)
+			return
 		}
+		h.catchUp(t, cs, base)
 	}()
+}
+
+// catchUp gives clients cs, just subscribed to conversation topic t, the
+// messages after seq base that they may have missed: those that the topic
+// delivered here before they were subscribed, or that were published
+// before this node subscribed to it at all. If the topic has delivered
+// nothing yet, it starts after base and fills from the store in order,
+// for all its clients; else each of cs gets, from the store, what the
+// topic delivered after base, which clients that had it drop (the same
+// seq twice). Without a store, or for base 0, it does nothing.
+func (h *Hub) catchUp(t chat.Topic, cs []*Client, base int64) {
+	tp := h.topicOf(t)
+	if tp == nil || h.fetch == nil || base <= 0 || len(cs) == 0 {
+		return
+	}
+	tp.dmu.Lock()
+	if tp.next == 0 && !tp.filling {
+		tp.next, tp.first = base+1, base+1
+		tp.filling = true
+		tp.dmu.Unlock()
+		h.fillGap(tp, base)
+		return
+	}
+	next := tp.next
+	tp.dmu.Unlock()
+	if next <= base+1 {
+		return // nothing after base was delivered before them
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), fillTimeout)
+	evs, err := h.fetch(ctx, t, base)
+	cancel()
+	if err != nil {
+		h.log.Warn("catch up a followed group from the store", "topic", string(t), "after", base, "err", err)
+		return
+	}
+	for _, ev := range evs {
+		if ev.Message == nil || ev.Message.Seq >= next {
+			break // the topic delivers it to them
+		}
+		it := &Item{Event: ev, Fanout: len(cs)}
+		for _, c := range cs {
+			c.Push(it)
+		}
+	}
 }
 
 // Seen tells the hub that the clients of topic t have its messages up to
