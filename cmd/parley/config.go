@@ -15,37 +15,38 @@ import (
 
 // Config is everything parley's server reads from flags and environment.
 type Config struct {
-	Addr            string
-	DB              string
-	Broker          string
-	RedisPrefix     string
-	NodeID          string
-	SMTP            string
-	MailFrom        string
-	Origins         []string
-	ChannelsCompat  bool
-	PublicURL       string
-	LogLevel        slog.Level
-	MaxMessageLen   int
-	MaxGroupMembers int
-	OnlineMax       int
-	AnnounceMax     int
-	NewConvsPerHour int
-	MaxFrameBytes   int64
-	SendRate        float64
-	SendBurst       int
-	Outbox          int
-	MaxUserConns    int
-	BehindProxy     bool
-	TLSCert         string
-	TLSKey          string
-	SessionTTL      time.Duration
-	PingInterval    time.Duration
-	PongWait        time.Duration
-	PollHold        time.Duration
-	ShutdownTimeout time.Duration
-	Dev             bool
-	DebugAddr       string
+	Addr                  string
+	DB                    string
+	Broker                string
+	RedisPrefix           string
+	NodeID                string
+	SMTP                  string
+	MailFrom              string
+	Origins               []string
+	ChannelsCompat        bool
+	PublicURL             string
+	LogLevel              slog.Level
+	MaxMessageLen         int
+	MaxGroupMembers       int
+	OnlineMax             int
+	AnnounceMax           int
+	NewConvsPerHour       int
+	FriendRequestsPerHour int
+	MaxFrameBytes         int64
+	SendRate              float64
+	SendBurst             int
+	Outbox                int
+	MaxUserConns          int
+	BehindProxy           bool
+	TLSCert               string
+	TLSKey                string
+	SessionTTL            time.Duration
+	PingInterval          time.Duration
+	PongWait              time.Duration
+	PollHold              time.Duration
+	ShutdownTimeout       time.Duration
+	Dev                   bool
+	DebugAddr             string
 }
 
 // envVar is the environment twin of a flag: --max-frame-bytes is
@@ -77,6 +78,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.IntVar(&c.OnlineMax, "online-max", 100, "most users a room's online list names; above it, arrivals and departures go out as a count, once a second")
 	fs.IntVar(&c.AnnounceMax, "announce-max", 1000, "most members a room may have for joining and leaving it to post a message")
 	fs.IntVar(&c.NewConvsPerHour, "new-convs-per-hour", 100, "rooms and groups one user (or one address on the Channels endpoint) may make in an hour")
+	fs.IntVar(&c.FriendRequestsPerHour, "friend-requests-per-hour", 100, "friend requests one user may make in an hour")
 	fs.Int64Var(&c.MaxFrameBytes, "max-frame-bytes", 32<<10, "largest WebSocket frame a client may send, in bytes")
 	fs.Float64Var(&c.SendRate, "send-rate", 10, "sends per second allowed per connection")
 	fs.IntVar(&c.SendBurst, "send-burst", 20, "sends allowed in a burst per connection")
@@ -173,6 +175,9 @@ func (c *Config) Validate() error {
 	}
 	if c.NewConvsPerHour < 1 {
 		bad("--new-convs-per-hour must be at least 1, not %d", c.NewConvsPerHour)
+	}
+	if c.FriendRequestsPerHour < 1 {
+		bad("--friend-requests-per-hour must be at least 1, not %d", c.FriendRequestsPerHour)
 	}
 	if min := int64(c.MaxMessageLen)*4 + 1024; c.MaxFrameBytes < min {
 		bad("--max-frame-bytes must be at least %d (4 bytes per character of --max-message-len plus 1024), not %d", min, c.MaxFrameBytes)

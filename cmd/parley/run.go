@@ -85,13 +85,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	h := hub.New(fab.broker, logger)
 	svc := chat.NewService(chat.Config{
-		MaxMessageLen:   cfg.MaxMessageLen,
-		MaxGroupMembers: cfg.MaxGroupMembers,
-		OnlineMax:       cfg.OnlineMax,
-		AnnounceMax:     cfg.AnnounceMax,
-		NewConvsPerHour: cfg.NewConvsPerHour,
-		SessionTTL:      cfg.SessionTTL,
-		PublicURL:       cfg.publicURL(ln.Addr().String()),
+		MaxMessageLen:         cfg.MaxMessageLen,
+		MaxGroupMembers:       cfg.MaxGroupMembers,
+		OnlineMax:             cfg.OnlineMax,
+		AnnounceMax:           cfg.AnnounceMax,
+		NewConvsPerHour:       cfg.NewConvsPerHour,
+		FriendRequestsPerHour: cfg.FriendRequestsPerHour,
+		SessionTTL:            cfg.SessionTTL,
+		PublicURL:             cfg.publicURL(ln.Addr().String()),
 	}, chat.Deps{
 		Store:    st,
 		Broker:   fab.broker,

@@ -3,6 +3,7 @@ package chat
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -166,9 +167,12 @@ func (s *Service) SearchUsers(ctx context.Context, me User, q string) ([]User, e
 
 // RequestFriend asks user id to be me's friend, or accepts when id had
 // already asked me. The answer is the same refusal whichever of the two
-// blocked the other.
+// blocked the other. Each call counts against Config.FriendRequestsPerHour.
 func (s *Service) RequestFriend(ctx context.Context, me User, id int64) (Contact, error) {
 	if err := notSelf(me, id, "you cannot add yourself"); err != nil {
+		return Contact{}, err
+	}
+	if err := s.allow(ctx, "friend-request:"+strconv.FormatInt(me.ID, 10), s.cfg.FriendRequestsPerHour, time.Hour); err != nil {
 		return Contact{}, err
 	}
 	c, changed, err := s.store.RequestFriend(ctx, me.ID, id, s.cfg.Now())

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -326,5 +327,43 @@ func TestSearchUsers(t *testing.T) {
 	}
 	if diff := cmp.Diff([]int64{f.ada.ID}, search(f.eve, "ada")); diff != "" {
 		t.Errorf("Eve's search mismatch (-want +got):\n%s", diff)
+	}
+}
+
+// TestFriendRequestRate checks that a user cannot ask and cancel without
+// end: each request is a contact event kept in the other user's event log
+// for good, and a notification to them.
+func TestFriendRequestRate(t *testing.T) {
+	f := &friendsFixture{fixture: newFixture(t, chat.Config{FriendRequestsPerHour: 3})}
+	f.ada, _ = f.signIn(t, "ada@example.com", "Ada")
+	f.grace, _ = f.signIn(t, "grace@example.com", "Grace")
+	f.graceEv = f.record(t, chat.UserTopic(f.grace.ID))
+	ctx := context.Background()
+	for i := range 3 {
+		if _, err := f.svc.RequestFriend(ctx, f.ada, f.grace.ID); err != nil {
+			t.Fatalf("RequestFriend %d: %v", i+1, err)
+		}
+		if err := f.svc.RemoveContact(ctx, f.ada, f.grace.ID); err != nil {
+			t.Fatalf("RemoveContact %d: %v", i+1, err)
+		}
+	}
+	f.graceEv.take()
+	_, err := f.svc.RequestFriend(ctx, f.ada, f.grace.ID)
+	wantError(t, "RequestFriend(over the rate)", err, chat.ErrRateLimited, chat.CodeRateLimited, "")
+	if e := chat.AsError(err); e != nil && e.RetryAfter <= 0 {
+		t.Errorf("RequestFriend(over the rate): RetryAfter = %v; want > 0", e.RetryAfter)
+	}
+	wantContactEvents(t, "over the rate, Grace", f.graceEv)
+	if got := f.contacts(t, f.grace); len(got) != 0 {
+		t.Errorf("Grace's contacts after a refused request = %v; want none", got)
+	}
+
+	// Grace is not held back by Ada's requests, and may still answer.
+	if _, err := f.svc.RequestFriend(ctx, f.grace, f.ada.ID); err != nil {
+		t.Fatalf("RequestFriend(Grace): %v", err)
+	}
+	f.clock.Advance(time.Hour)
+	if c, err := f.svc.RequestFriend(ctx, f.ada, f.grace.ID); err != nil || c.State != chat.StateFriends {
+		t.Errorf("RequestFriend(an hour later) = %+v, %v; want friends", c, err)
 	}
 }

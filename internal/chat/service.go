@@ -64,34 +64,40 @@ type Config struct {
 	// an hour: each is a row kept for good, and a room is made by naming
 	// it.
 	NewConvsPerHour int
+	// FriendRequestsPerHour is how many friend requests one user may make
+	// in an hour: each is an event kept in the other user's event log,
+	// and asking and cancelling over and over would fill it, and flood
+	// them with notifications, without end.
+	FriendRequestsPerHour int
 }
 
 // DefaultConfig returns the documented defaults.
 func DefaultConfig() Config {
 	return Config{
-		MaxMessageLen:    4000,
-		CodeTTL:          10 * time.Minute,
-		CodeAttempts:     5,
-		CodesPerEmail:    5,
-		CodesPerIP:       30,
-		CodeWindow:       15 * time.Minute,
-		SessionTTL:       30 * 24 * time.Hour,
-		PublicURL:        "http://localhost:8080",
-		HistoryLimit:     100,
-		ActiveWindow:     24 * time.Hour,
-		AnonymousName:    "anonymous",
-		Now:              time.Now,
-		NewCode:          newCode,
-		NewToken:         newToken,
-		MailFromProduct:  "Parley",
-		MaxGroupMembers:  DefaultGroupMembers,
-		PresenceGrace:    5 * time.Second,
-		OnlineMax:        100,
-		OnlineCountEvery: time.Second,
-		ReceiptEvery:     250 * time.Millisecond,
-		ReceiptDelay:     50 * time.Millisecond,
-		AnnounceMax:      1000,
-		NewConvsPerHour:  100,
+		MaxMessageLen:         4000,
+		CodeTTL:               10 * time.Minute,
+		CodeAttempts:          5,
+		CodesPerEmail:         5,
+		CodesPerIP:            30,
+		CodeWindow:            15 * time.Minute,
+		SessionTTL:            30 * 24 * time.Hour,
+		PublicURL:             "http://localhost:8080",
+		HistoryLimit:          100,
+		ActiveWindow:          24 * time.Hour,
+		AnonymousName:         "anonymous",
+		Now:                   time.Now,
+		NewCode:               newCode,
+		NewToken:              newToken,
+		MailFromProduct:       "Parley",
+		MaxGroupMembers:       DefaultGroupMembers,
+		PresenceGrace:         5 * time.Second,
+		OnlineMax:             100,
+		OnlineCountEvery:      time.Second,
+		ReceiptEvery:          250 * time.Millisecond,
+		ReceiptDelay:          50 * time.Millisecond,
+		AnnounceMax:           1000,
+		NewConvsPerHour:       100,
+		FriendRequestsPerHour: 100,
 	}
 }
 
@@ -135,6 +141,9 @@ func (c *Config) fill() {
 	}
 	if c.NewConvsPerHour <= 0 {
 		c.NewConvsPerHour = d.NewConvsPerHour
+	}
+	if c.FriendRequestsPerHour <= 0 {
+		c.FriendRequestsPerHour = d.FriendRequestsPerHour
 	}
 	if c.ReceiptEvery <= 0 {
 		c.ReceiptEvery = d.ReceiptEvery
