@@ -367,3 +367,62 @@ func TestFriendRequestRate(t *testing.T) {
 		t.Errorf("RequestFriend(an hour later) = %+v, %v; want friends", c, err)
 	}
 }
+
+// TestDirectPresenceEnds checks that once two users stop being friends, or
+// one blocks the other, neither learns any more when the other has their
+// direct conversation open, as neither learns when the other is online:
+// the conversation stays readable, its presence does not.
+func TestDirectPresenceEnds(t *testing.T) {
+	for _, end := range []string{"unfriend", "block"} {
+		t.Run(end, func(t *testing.T) {
+			f := newFriendsFixture(t)
+			ctx := context.Background()
+			if _, err := f.svc.RequestFriend(ctx, f.ada, f.grace.ID); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.svc.AcceptFriend(ctx, f.grace, f.ada.ID); err != nil {
+				t.Fatal(err)
+			}
+			_, c, err := f.svc.SendDirect(ctx, f.ada, f.grace.ID, "c-1", "hi")
+			if err != nil {
+				t.Fatalf("SendDirect: %v", err)
+			}
+			// Grace has the conversation open, and hears what it carries.
+			if _, _, _, err := f.svc.OpenConversation(ctx, f.grace, c.ID); err != nil {
+				t.Fatalf("OpenConversation(Grace): %v", err)
+			}
+			conv := f.record(t, chat.ConvTopic(c.ID))
+			if end == "block" {
+				err = f.svc.Block(ctx, f.ada, f.grace.ID)
+			} else {
+				err = f.svc.RemoveContact(ctx, f.ada, f.grace.ID)
+			}
+			if err != nil {
+				t.Fatalf("%s: %v", end, err)
+			}
+
+			_, online, n, err := f.svc.OpenConversation(ctx, f.ada, c.ID)
+			if err != nil {
+				t.Fatalf("OpenConversation(Ada): %v", err)
+			}
+			if len(online) != 1 || online[0].ID != f.ada.ID || n != 1 {
+				t.Errorf("OpenConversation(Ada) online = %v, %d; want Ada alone, 1", online, n)
+			}
+			online, n, err = f.svc.OnlineFor(ctx, f.grace, c.ID)
+			if err != nil {
+				t.Fatalf("OnlineFor(Grace): %v", err)
+			}
+			if len(online) != 1 || online[0].ID != f.grace.ID || n != 1 {
+				t.Errorf("OnlineFor(Grace) = %v, %d; want Grace alone, 1", online, n)
+			}
+			if err := f.svc.CloseRoom(ctx, f.ada, c.ID); err != nil {
+				t.Fatalf("CloseRoom(Ada): %v", err)
+			}
+			for _, ev := range conv.take() {
+				if ev.Type == chat.EventPresence || ev.Type == chat.EventOnlineCount {
+					t.Errorf("after the %s, the conversation carries %+v", end, ev)
+				}
+			}
+		})
+	}
+}

@@ -167,6 +167,9 @@ type counts struct {
 // count then, for every change in between: filling a room of n would
 // otherwise send n²/2 events.
 func (s *Service) convPresence(ctx context.Context, id int64, u User, online bool) {
+	if s.hidesPresence(ctx, u.ID, id) {
+		return
+	}
 	_, n, err := s.presence.Online(ctx, id, 0)
 	if err != nil {
 		s.log.Warn("count presence", "conv", id, "err", err)

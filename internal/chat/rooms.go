@@ -381,7 +381,7 @@ func (s *Service) OpenRoom(ctx context.Context, u User, id int64) (Room, []User,
 	if err != nil {
 		return Room{}, nil, 0, err
 	}
-	online, n, err := s.markOpen(ctx, u, id)
+	online, n, err := s.markOpen(ctx, u, id, false)
 	if err != nil {
 		return Room{}, nil, 0, err
 	}
@@ -391,10 +391,17 @@ func (s *Service) OpenRoom(ctx context.Context, u User, id int64) (Room, []User,
 // markOpen counts one more connection of u with conversation id open and
 // returns who has it open, as Online does. If u was not there before, the
 // others are told, with the count Online read: one presence read for both.
-func (s *Service) markOpen(ctx context.Context, u User, id int64) ([]User, int, error) {
+// With hide (hidesPresence), the others are not told, and u sees only
+// themselves.
+func (s *Service) markOpen(ctx context.Context, u User, id int64, hide bool) ([]User, int, error) {
 	first := s.addPresence(ctx, id, u.ID)
 	online, n, err := s.Online(ctx, u, id)
 	switch {
+	case hide:
+		if err == nil {
+			online = alone(u, online)
+			n = len(online)
+		}
 	case !first:
 	case err != nil:
 		s.convPresence(ctx, id, u, true)
@@ -422,7 +429,48 @@ func (s *Service) OnlineFor(ctx context.Context, u User, id int64) ([]User, int,
 	if err := s.readable(ctx, u, id); err != nil {
 		return nil, 0, err
 	}
-	return s.Online(ctx, u, id)
+	online, n, err := s.Online(ctx, u, id)
+	if err == nil && s.hidesPresence(ctx, u.ID, id) {
+		online = alone(u, online)
+		n = len(online)
+	}
+	return online, n, err
+}
+
+// hidesPresence reports whether conversation id is a direct conversation
+// whose two members may no longer message each other: see hides.
+func (s *Service) hidesPresence(ctx context.Context, userID, id int64) bool {
+	if kind, ok := s.kinds.get(id); ok && kind != ConvDirect {
+		return false
+	}
+	c, _, err := s.conversation(ctx, id, userID)
+	if err != nil {
+		return !errors.Is(err, ErrNotFound)
+	}
+	return s.hides(ctx, userID, c)
+}
+
+// hides reports whether c, as userID sees it, is a direct conversation
+// whose two members may no longer message each other (no longer friends,
+// or one blocked the other): neither then learns when the other has it
+// open, as neither learns when the other is online anywhere. A check that
+// fails hides.
+func (s *Service) hides(ctx context.Context, userID int64, c Conversation) bool {
+	if c.Kind != ConvDirect {
+		return false
+	}
+	return c.Peer == nil || s.CanMessage(ctx, userID, c.Peer.ID) != nil
+}
+
+// alone is the list of those present, online, with u only, if u is among
+// them.
+func alone(u User, online []User) []User {
+	for _, o := range online {
+		if o.ID == u.ID {
+			return []User{o}
+		}
+	}
+	return []User{}
 }
 
 // Online returns how many users have conversation id open and, by name, at
