@@ -239,9 +239,10 @@ func (s *Service) MarkRead(ctx context.Context, u User, id, seq int64) (ReadStat
 	// it, so in a room or a group the store's write alone checks the
 	// membership: no read before it where the node knows the kind.
 	kind, known := s.kinds.get(id)
+	var c Conversation
 	if !known || kind == ConvDirect {
-		c, err := s.memberOf(ctx, u, id)
-		if err != nil {
+		var err error
+		if c, err = s.memberOf(ctx, u, id); err != nil {
 			return ReadState{}, err
 		}
 		kind = c.Kind
@@ -258,7 +259,9 @@ func (s *Service) MarkRead(ctx context.Context, u User, id, seq int64) (ReadStat
 	}
 	if moved {
 		s.publish(ctx, UserTopic(u.ID), Event{Type: EventRead, ConvID: id, Seq: st.ReadSeq})
-		if kind != ConvRoom { // receipts: direct and group conversations only
+		// Receipts: direct and group conversations only, and not to a
+		// peer u may no longer message (hides).
+		if kind == ConvGroup || kind == ConvDirect && !s.hides(ctx, u.ID, c) {
 			s.receipt(id, u.ID, st.ReadSeq)
 		}
 	}
@@ -285,14 +288,15 @@ func (s *Service) memberOf(ctx context.Context, u User, id int64) (Conversation,
 
 // ReadPositions returns the read positions of the other members of direct
 // conversation or group id, for read receipts; u must be a member. For a
-// room it returns none: rooms have no receipts.
+// room it returns none: rooms have no receipts; nor for a direct
+// conversation whose peer u may no longer message (hides).
 func (s *Service) ReadPositions(ctx context.Context, u User, id int64) ([]ReadPosition, error) {
 	c, err := s.memberOf(ctx, u, id)
 	if err != nil {
 		return nil, err
 	}
 	out := []ReadPosition{}
-	if c.Kind == ConvRoom {
+	if c.Kind == ConvRoom || s.hides(ctx, u.ID, c) {
 		return out, nil
 	}
 	ps, err := s.store.ReadPositions(ctx, id)

@@ -2,6 +2,7 @@ package chat_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -424,5 +425,76 @@ func TestDirectPresenceEnds(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestDirectReceiptsEnd checks that a blocked user learns nothing of the
+// blocker's reading of their direct conversation: not the position in
+// the opened reply's reads, nor its moves as receipts.
+func TestDirectReceiptsEnd(t *testing.T) {
+	f := newFriendsFixture(t)
+	ctx := context.Background()
+	befriend := func() {
+		t.Helper()
+		if _, err := f.svc.RequestFriend(ctx, f.grace, f.ada.ID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.svc.AcceptFriend(ctx, f.ada, f.grace.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	befriend()
+	_, c, err := f.svc.SendDirect(ctx, f.ada, f.grace.ID, "a-1", "hi")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"g-1", "g-2"} {
+		if _, _, err := f.svc.SendDirect(ctx, f.grace, f.ada.ID, id, "hello"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conv := f.record(t, chat.ConvTopic(c.ID))
+	if err := f.svc.Block(ctx, f.ada, f.grace.ID); err != nil {
+		t.Fatal(err)
+	}
+	ps, err := f.svc.ReadPositions(ctx, f.grace, c.ID)
+	if err != nil || len(ps) != 0 {
+		t.Errorf("ReadPositions(Grace, after the block) = %v, %v; want none", ps, err)
+	}
+	if st, err := f.svc.MarkRead(ctx, f.ada, c.ID, 2); err != nil || st.ReadSeq != 2 {
+		t.Fatalf("MarkRead(Ada) = %+v, %v; want read to 2", st, err)
+	}
+
+	// Friends again, a move of Grace's goes out: Ada's move while blocked
+	// must not have gone out before it, nor with it.
+	if err := f.svc.Unblock(ctx, f.ada, f.grace.ID); err != nil {
+		t.Fatal(err)
+	}
+	befriend()
+	m, _, err := f.svc.SendDirect(ctx, f.ada, f.grace.ID, "a-2", "back")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.MarkRead(ctx, f.grace, c.ID, m.Seq); err != nil {
+		t.Fatal(err)
+	}
+	var got []chat.ReadPosition
+	for range 100 { // at most 5 s
+		for _, ev := range conv.take() {
+			switch ev.Type {
+			case chat.EventReceipt:
+				got = append(got, chat.ReadPosition{UserID: ev.UserID, Seq: ev.Seq})
+			case chat.EventReceipts:
+				got = append(got, ev.Positions...)
+			}
+		}
+		if slices.ContainsFunc(got, func(p chat.ReadPosition) bool { return p.UserID == f.grace.ID }) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	want := []chat.ReadPosition{{UserID: f.grace.ID, Seq: m.Seq}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("receipts mismatch (-want +got):\n%s", diff)
 	}
 }
