@@ -392,19 +392,28 @@ func (s *Service) OpenRoom(ctx context.Context, u User, id int64) (Room, []User,
 // returns who has it open, as Online does. If u was not there before, the
 // others are told, with the count Online read: one presence read for both.
 // With hide (hidesPresence), the others are not told, and u sees only
-// themselves.
+// themselves. If Online fails, the open fails: the connection is counted
+// out again and nobody is told, since the client, told it failed, will
+// not close it.
 func (s *Service) markOpen(ctx context.Context, u User, id int64, hide bool) ([]User, int, error) {
-	first := s.addPresence(ctx, id, u.ID)
+	first, addErr := s.presence.Add(ctx, id, u.ID)
+	if addErr != nil {
+		s.log.Warn("add presence", "conv", id, "user", u.ID, "err", addErr)
+	}
 	online, n, err := s.Online(ctx, u, id)
 	switch {
-	case hide:
-		if err == nil {
-			online = alone(u, online)
-			n = len(online)
+	case err != nil && addErr == nil:
+		// ctx may be what failed: the undo gets a time of its own.
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if _, err := s.presence.Remove(uctx, id, u.ID); err != nil {
+			s.log.Warn("remove presence", "conv", id, "user", u.ID, "err", err)
 		}
-	case !first:
 	case err != nil:
-		s.convPresence(ctx, id, u, true)
+	case hide:
+		online = alone(u, online)
+		n = len(online)
+	case !first:
 	default:
 		s.announce(ctx, id, u, true, n)
 	}

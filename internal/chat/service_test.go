@@ -1219,3 +1219,61 @@ func TestPresenceBack(t *testing.T) {
 		}
 	}
 }
+
+// onlineFails is a Presence whose Online fails while fail is set.
+type onlineFails struct {
+	chat.Presence
+	fail atomic.Bool
+}
+
+func (p *onlineFails) Online(ctx context.Context, convID int64, max int) ([]int64, int, error) {
+	if p.fail.Load() {
+		return nil, 0, errors.New("presence unreachable")
+	}
+	return p.Presence.Online(ctx, convID, max)
+}
+
+// TestFailedOpenNotPresent: an open that fails leaves the user not
+// present, and tells nobody otherwise: the client was told it failed, so
+// it never closes what it did not open, and a count left behind would
+// show the user in the room for good.
+func TestFailedOpenNotPresent(t *testing.T) {
+	ctx := context.Background()
+	p := &onlineFails{Presence: inmem.NewPresence()}
+	f := newFixtureWith(t, chat.Config{}, p)
+	ada, _ := f.signIn(t, "ada@example.com", "Ada")
+	grace, _ := f.signIn(t, "grace@example.com", "Grace")
+	room := f.enter(t, ada, "general")
+	f.enter(t, grace, "general")
+	events := f.record(t, chat.ConvTopic(room.ID))
+	for _, open := range []struct {
+		name string
+		fn   func() error
+	}{
+		{"OpenRoom", func() error { _, _, _, err := f.svc.OpenRoom(ctx, ada, room.ID); return err }},
+		{"OpenConversation", func() error { _, _, _, err := f.svc.OpenConversation(ctx, ada, room.ID); return err }},
+	} {
+		p.fail.Store(true)
+		err := open.fn()
+		p.fail.Store(false)
+		if err == nil {
+			t.Fatalf("%s with presence failing = nil; want an error", open.name)
+		}
+		if ids, n, err := p.Online(ctx, room.ID, 10); err != nil || n != 0 {
+			t.Errorf("after a failed %s: present %v (%d), %v; want nobody", open.name, ids, n, err)
+		}
+		if evs := events.take(); len(evs) != 0 {
+			t.Errorf("a failed %s published %+v; want nothing", open.name, evs)
+		}
+	}
+	// Grace opens and closes: nobody is left present.
+	if _, _, _, err := f.svc.OpenRoom(ctx, grace, room.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.svc.CloseRoom(ctx, grace, room.ID); err != nil {
+		t.Fatal(err)
+	}
+	if ids, n, err := p.Online(ctx, room.ID, 10); err != nil || n != 0 {
+		t.Errorf("after all closed: present %v (%d), %v; want nobody", ids, n, err)
+	}
+}
