@@ -91,6 +91,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		AnnounceMax:           cfg.AnnounceMax,
 		NewConvsPerHour:       cfg.NewConvsPerHour,
 		FriendRequestsPerHour: cfg.FriendRequestsPerHour,
+		RoomJoinsPerHour:      cfg.RoomJoinsPerHour,
 		SessionTTL:            cfg.SessionTTL,
 		PublicURL:             cfg.publicURL(ln.Addr().String()),
 	}, chat.Deps{

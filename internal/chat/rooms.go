@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strconv"
 	"time"
 )
 
@@ -26,6 +27,11 @@ func (s *Service) EnterRoom(ctx context.Context, u User, name string) (Room, err
 	r, err := s.store.RoomByName(ctx, name)
 	switch {
 	case errors.Is(err, ErrNotFound):
+		// Both limits before the room is made: none is made for a user
+		// who may not join it.
+		if err := s.allowJoin(ctx, u); err != nil {
+			return Room{}, err
+		}
 		if err := s.allowNewConv(ctx, u); err != nil {
 			return Room{}, err
 		}
@@ -37,6 +43,11 @@ func (s *Service) EnterRoom(ctx context.Context, u User, name string) (Room, err
 		var member bool
 		if member, err = s.store.IsMember(ctx, r.ID, u.ID); err == nil && member {
 			return r, nil
+		}
+		if err == nil {
+			if err := s.allowJoin(ctx, u); err != nil {
+				return Room{}, err
+			}
 		}
 	}
 	if err != nil {
@@ -63,6 +74,9 @@ func (s *Service) LeaveRoom(ctx context.Context, u User, id int64) error {
 	if err != nil {
 		return err
 	}
+	if err := s.allowJoin(ctx, u); err != nil {
+		return err
+	}
 	m, left, err := s.store.LeaveRoom(ctx, id, u.ID, s.cfg.Now(), r.Members <= s.cfg.AnnounceMax)
 	if err != nil {
 		return internal("leave room", err)
@@ -74,6 +88,12 @@ func (s *Service) LeaveRoom(ctx context.Context, u User, id int64) error {
 		s.publish(ctx, ConvTopic(id), Event{Type: EventMessage, ConvID: id, Message: &m})
 	}
 	return nil
+}
+
+// allowJoin counts one room entered or left by u, at most
+// Config.RoomJoinsPerHour an hour.
+func (s *Service) allowJoin(ctx context.Context, u User) error {
+	return s.allow(ctx, "room-join:"+strconv.FormatInt(u.ID, 10), s.cfg.RoomJoinsPerHour, time.Hour)
 }
 
 func (s *Service) room(ctx context.Context, id int64) (Room, error) {

@@ -69,6 +69,11 @@ type Config struct {
 	// and asking and cancelling over and over would fill it, and flood
 	// them with notifications, without end.
 	FriendRequestsPerHour int
+	// RoomJoinsPerHour is how many times one user may enter or leave a
+	// room in an hour: each change is a write, and, up to AnnounceMax
+	// members, a message to everyone in the room, which no send limit
+	// binds.
+	RoomJoinsPerHour int
 }
 
 // DefaultConfig returns the documented defaults.
@@ -98,6 +103,7 @@ func DefaultConfig() Config {
 		AnnounceMax:           1000,
 		NewConvsPerHour:       100,
 		FriendRequestsPerHour: 100,
+		RoomJoinsPerHour:      120,
 	}
 }
 
@@ -144,6 +150,9 @@ func (c *Config) fill() {
 	}
 	if c.FriendRequestsPerHour <= 0 {
 		c.FriendRequestsPerHour = d.FriendRequestsPerHour
+	}
+	if c.RoomJoinsPerHour <= 0 {
+		c.RoomJoinsPerHour = d.RoomJoinsPerHour
 	}
 	if c.ReceiptEvery <= 0 {
 		c.ReceiptEvery = d.ReceiptEvery

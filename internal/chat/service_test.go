@@ -1277,3 +1277,56 @@ func TestFailedOpenNotPresent(t *testing.T) {
 		t.Errorf("after all closed: present %v (%d), %v; want nobody", ids, n, err)
 	}
 }
+
+// TestRoomJoinsLimited: entering and leaving rooms, each a message to
+// everyone in the room, is rate-limited per user like the sends are;
+// past the limit the change is refused, typed, with nothing written, and
+// a member entering again is not counted.
+func TestRoomJoinsLimited(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, chat.Config{})
+	ada, _ := f.signIn(t, "ada@example.com", "Ada")
+	grace, _ := f.signIn(t, "grace@example.com", "Grace")
+	room := f.enter(t, ada, "general")
+	var err error
+	changes := 0
+	for member := false; changes < 1000; changes++ {
+		if member {
+			err = f.svc.LeaveRoom(ctx, grace, room.ID)
+		} else {
+			_, err = f.svc.EnterRoom(ctx, grace, "general")
+		}
+		if err != nil {
+			break
+		}
+		member = !member
+	}
+	if err == nil {
+		t.Fatalf("%d joins and leaves of one room in a row, all accepted; want rate_limited", changes)
+	}
+	wantError(t, "a join or leave past the limit", err, chat.ErrRateLimited, chat.CodeRateLimited, "")
+	if e := chat.AsError(err); e == nil || e.RetryAfter <= 0 {
+		t.Errorf("refusal %#v; want a RetryAfter", err)
+	}
+	r, member, err := f.svc.RoomFor(ctx, grace, room.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := int64(1 + changes); r.LastSeq != want || member != (changes%2 == 1) {
+		t.Errorf("after %d changes and a refused one: last_seq %d, member %v; want %d, %v", changes, r.LastSeq, member, want, changes%2 == 1)
+	}
+	if member {
+		if _, err := f.svc.EnterRoom(ctx, grace, "general"); err != nil {
+			t.Errorf("a member entering again past the limit: %v; want the room", err)
+		}
+	}
+	f.clock.Advance(time.Hour)
+	if member {
+		err = f.svc.LeaveRoom(ctx, grace, room.ID)
+	} else {
+		_, err = f.svc.EnterRoom(ctx, grace, "general")
+	}
+	if err != nil {
+		t.Errorf("a change an hour later: %v; want it accepted", err)
+	}
+}
