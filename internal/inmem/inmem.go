@@ -5,7 +5,9 @@ package inmem
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/parley-chat/parley/internal/chat"
@@ -13,37 +15,56 @@ import (
 
 // Broker delivers events to the subscribers in this process, synchronously
 // and in publish order per topic.
+//
+// The subscriber lists are copied on write, and Publish calls the
+// subscribers of the list it read without holding a lock: a subscriber may
+// cancel its subscription, subscribe, or publish from its callback, and a
+// slow one delays only its publisher, never a Subscribe or the publishers
+// of other topics.
 type Broker struct {
 	mu     sync.RWMutex
-	subs   map[chat.Topic]map[*sub]struct{}
-	all    map[*allSub]struct{}
+	subs   map[chat.Topic][]*sub
+	all    []*allSub
 	closed bool
 }
 
-type allSub struct{ fn func(chat.Topic, chat.Event) }
+type allSub struct {
+	fn        func(chat.Topic, chat.Event)
+	cancelled atomic.Bool
+}
 
-type sub struct{ fn func(chat.Event) }
+type sub struct {
+	fn        func(chat.Event)
+	cancelled atomic.Bool
+}
 
 var _ chat.Broker = (*Broker)(nil)
 
 // NewBroker returns an empty Broker.
-func NewBroker() *Broker { return &Broker{subs: make(map[chat.Topic]map[*sub]struct{})} }
+func NewBroker() *Broker { return &Broker{subs: make(map[chat.Topic][]*sub)} }
 
 // ErrClosed is returned after Close.
 var ErrClosed = errors.New("inmem: broker closed")
 
-// Publish calls every subscriber of t with ev.
+// Publish calls every subscriber of t with ev. A subscription cancelled
+// meanwhile receives nothing more.
 func (b *Broker) Publish(_ context.Context, t chat.Topic, ev chat.Event) error {
 	b.mu.RLock()
-	defer b.mu.RUnlock()
 	if b.closed {
+		b.mu.RUnlock()
 		return ErrClosed
 	}
-	for s := range b.subs[t] {
-		s.fn(ev)
+	subs, all := b.subs[t], b.all
+	b.mu.RUnlock()
+	for _, s := range subs {
+		if !s.cancelled.Load() {
+			s.fn(ev)
+		}
 	}
-	for s := range b.all {
-		s.fn(t, ev)
+	for _, s := range all {
+		if !s.cancelled.Load() {
+			s.fn(t, ev)
+		}
 	}
 	return nil
 }
@@ -58,16 +79,14 @@ func (b *Broker) SubscribeAll(fn func(chat.Topic, chat.Event)) (func(), error) {
 		return nil, ErrClosed
 	}
 	s := &allSub{fn: fn}
-	if b.all == nil {
-		b.all = make(map[*allSub]struct{})
-	}
-	b.all[s] = struct{}{}
+	b.all = append(slices.Clip(b.all), s)
 	var once sync.Once
 	return func() {
 		once.Do(func() {
+			s.cancelled.Store(true)
 			b.mu.Lock()
 			defer b.mu.Unlock()
-			delete(b.all, s)
+			b.all = slices.DeleteFunc(slices.Clone(b.all), func(x *allSub) bool { return x == s })
 		})
 	}, nil
 }
@@ -80,20 +99,21 @@ func (b *Broker) Subscribe(t chat.Topic, fn func(chat.Event)) (func(), error) {
 		return nil, ErrClosed
 	}
 	s := &sub{fn: fn}
-	m := b.subs[t]
-	if m == nil {
-		m = make(map[*sub]struct{})
-		b.subs[t] = m
-	}
-	m[s] = struct{}{}
+	b.subs[t] = append(slices.Clip(b.subs[t]), s)
 	var once sync.Once
 	return func() {
 		once.Do(func() {
+			s.cancelled.Store(true)
 			b.mu.Lock()
 			defer b.mu.Unlock()
-			delete(b.subs[t], s)
-			if len(b.subs[t]) == 0 {
+			if b.closed {
+				return
+			}
+			rest := slices.DeleteFunc(slices.Clone(b.subs[t]), func(x *sub) bool { return x == s })
+			if len(rest) == 0 {
 				delete(b.subs, t)
+			} else {
+				b.subs[t] = rest
 			}
 		})
 	}, nil
@@ -104,6 +124,14 @@ func (b *Broker) Close() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.closed = true
+	for _, ss := range b.subs {
+		for _, s := range ss {
+			s.cancelled.Store(true)
+		}
+	}
+	for _, s := range b.all {
+		s.cancelled.Store(true)
+	}
 	b.subs = nil
 	b.all = nil
 	return nil

@@ -174,6 +174,55 @@ func TestBroker(t *testing.T, open func(t *testing.T) chat.Broker) {
 		}
 	})
 
+	t.Run("CancelInsideCallback", func(t *testing.T) {
+		// A subscriber may end its subscription as it receives an event
+		// (the one it waited for), and the others still receive.
+		b := open(t)
+		once, stays := newCollector(), newCollector()
+		var (
+			mu         sync.Mutex
+			cancelOnce func()
+		)
+		mu.Lock() // until cancelOnce is set
+		c, err := b.Subscribe(chat.ConvTopic(3), func(ev chat.Event) {
+			once.add(ev)
+			mu.Lock()
+			cancel := cancelOnce
+			mu.Unlock()
+			cancel()
+		})
+		cancelOnce = c
+		mu.Unlock()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cancelStays, err := b.Subscribe(chat.ConvTopic(3), stays.add)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cancelStays()
+		done := make(chan error, 1)
+		go func() {
+			var err error
+			for i := int64(1); i <= 2 && err == nil; i++ {
+				err = b.Publish(ctx, chat.ConvTopic(3), textEvent(3, i))
+			}
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("Publish: %v", err)
+			}
+		case <-time.After(wait):
+			t.Fatalf("Publish did not return within %s of a subscriber cancelling itself in its callback", wait)
+		}
+		stays.wait(t, 2, wait)
+		if n := once.count(); n != 1 {
+			t.Errorf("subscriber that cancelled at its first event received %d; want 1", n)
+		}
+	})
+
 	t.Run("PublishWithoutSubscribers", func(t *testing.T) {
 		b := open(t)
 		if err := b.Publish(ctx, chat.ConvTopic(99), textEvent(99, 1)); err != nil {
