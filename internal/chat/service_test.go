@@ -242,6 +242,14 @@ func TestValidRoomName(t *testing.T) {
 		{"dot.name", chat.CodeInvalidField},
 		{"tab\t", chat.CodeInvalidField},
 		{"smile😀", chat.CodeInvalidField},
+		// Hangul fillers are letters that show as nothing: "general"
+		// followed by one looks like "general" and is another room.
+		{"general\u3164", chat.CodeInvalidField},
+		{"\u3164\u3164", chat.CodeInvalidField},
+		{"\u115fgeneral", chat.CodeInvalidField},
+		{"gen\u1160eral", chat.CodeInvalidField},
+		{"general\uffa0", chat.CodeInvalidField},
+		{"한국어", ""},
 	}
 	for _, tt := range tests {
 		err := chat.ValidRoomName(tt.name)

@@ -32,6 +32,8 @@ func NormalizeEmail(s string) (string, error) {
 }
 
 // ValidRoomName checks a room name: 1–64 letters, digits, '-' or '_'.
+// The letters that show as nothing (the Hangul fillers) are refused: a
+// name with one looks like the name without it, and is another room.
 func ValidRoomName(s string) error {
 	if s == "" {
 		return Invalid(CodeMissingField, "name", "room name is required")
@@ -40,7 +42,7 @@ func ValidRoomName(s string) error {
 		return Invalid(CodeTooLong, "name", "room name is longer than %d characters", MaxRoomNameLen)
 	}
 	for _, r := range s {
-		if !(r == '-' || r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r)) {
+		if !(r == '-' || r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r)) || unicode.Is(unicode.Other_Default_Ignorable_Code_Point, r) {
 			return Invalid(CodeInvalidField, "name", "room names use letters, digits, '-' and '_' only")
 		}
 	}
