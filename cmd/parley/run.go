@@ -125,11 +125,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		PollHold:       cfg.PollHold,
 		Health:         st.Ping,
 	}, svc, h, uiFS)
+	// A request must be read and answered within these, a long-poll GET
+	// held for --poll-hold included: past the read timeout net/http cancels
+	// the request, past the write one it drops the answer.
+	reqTimeout := max(30*time.Second, cfg.PollHold+10*time.Second)
 	srv := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
+		ReadTimeout:       reqTimeout,
+		WriteTimeout:      reqTimeout,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),

@@ -344,3 +344,35 @@ func TestRunShutsDownWithLongPolls(t *testing.T) {
 		t.Errorf("the held poll was not answered")
 	}
 }
+
+// TestRunHoldsLongPollPastThirtySeconds: --poll-hold accepts up to 5m, so
+// a poll held longer than the HTTP server's usual 30 s read and write
+// timeouts must still be answered.
+func TestRunHoldsLongPollPastThirtySeconds(t *testing.T) {
+	if testing.Short() {
+		t.Skip("holds a long-poll for 32s; skipped in -short mode")
+	}
+	s := startServer(t, "--poll-hold", "32s")
+	// A new connection per poll: on a reused one, net/http's client would
+	// retry a GET the server dropped unanswered, and hide the fault.
+	ada := &http.Client{Jar: signIn(t, s, "ada@example.com", "Ada").Jar, Timeout: 60 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	poll := func(cursor string) (int, string) {
+		resp, err := ada.Get(s.URL + "/api/poll?cursor=" + url.QueryEscape(cursor))
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	status, body := poll("")
+	var first struct{ Cursor string }
+	if status != http.StatusOK || json.Unmarshal([]byte(body), &first) != nil || first.Cursor == "" {
+		t.Fatalf("first poll = %d %s; want 200 with a cursor", status, body)
+	}
+	status, body = poll(first.Cursor) // nothing to give: held 32s
+	var next struct{ Cursor string }
+	if status != http.StatusOK || json.Unmarshal([]byte(body), &next) != nil || next.Cursor == "" {
+		t.Errorf("poll held 32s = %d %.200s; want 200 with a cursor", status, body)
+	}
+}
