@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/mail"
 	"net/url"
 	"strconv"
@@ -187,8 +188,8 @@ func (c *Config) Validate() error {
 	if min := int64(c.MaxMessageLen)*4 + 1024; c.MaxFrameBytes < min {
 		bad("--max-frame-bytes must be at least %d (4 bytes per character of --max-message-len plus 1024), not %d", min, c.MaxFrameBytes)
 	}
-	if c.SendRate <= 0 {
-		bad("--send-rate must be positive")
+	if !(c.SendRate > 0) || math.IsInf(c.SendRate, 0) { // NaN fails the first
+		bad("--send-rate must be a positive number, not %v", c.SendRate)
 	}
 	if c.SendBurst < 1 {
 		bad("--send-burst must be at least 1")
