@@ -94,7 +94,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.DurationVar(&c.PingInterval, "ping-interval", 30*time.Second, "WebSocket ping period")
 	fs.DurationVar(&c.PongWait, "pong-wait", 60*time.Second, "drop a WebSocket silent for this long")
 	fs.DurationVar(&c.PollHold, "poll-hold", 25*time.Second, "hold a long-poll request open at most this long")
-	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long a graceful shutdown may take")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long a graceful shutdown may take; a second SIGINT or SIGTERM ends the process at once")
 	fs.BoolVar(&c.Dev, "dev", false, "serve the UI from ui/dist on disk instead of the embedded copy")
 	fs.StringVar(&c.DebugAddr, "debug-addr", "", "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060); off when empty")
 	fs.Usage = func() {
