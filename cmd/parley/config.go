@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"net"
 	"net/mail"
 	"net/url"
 	"strconv"
@@ -49,6 +50,7 @@ type Config struct {
 	ShutdownTimeout       time.Duration
 	Dev                   bool
 	DebugAddr             string
+	DebugPublic           bool
 }
 
 // envVar is the environment twin of a flag: --max-frame-bytes is
@@ -97,6 +99,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long a graceful shutdown may take; a second SIGINT or SIGTERM ends the process at once")
 	fs.BoolVar(&c.Dev, "dev", false, "serve the UI from ui/dist on disk instead of the embedded copy")
 	fs.StringVar(&c.DebugAddr, "debug-addr", "", "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060); off when empty")
+	fs.BoolVar(&c.DebugPublic, "debug-public", false, "allow --debug-addr on an address other than loopback (pprof has no authentication)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: parley [flags]\n       parley bench [flags]     load tool (parley bench --help)\n       parley admin COMMAND     sessions without mail, migrations (parley admin help)\n       parley migrate [--db DB] apply the database migrations\n\nEvery flag may also be set by its environment variable, e.g. --db by PARLEY_DB.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -215,7 +218,24 @@ func (c *Config) Validate() error {
 	if c.ShutdownTimeout <= 0 {
 		bad("--shutdown-timeout must be positive")
 	}
+	if c.DebugAddr != "" {
+		if host, _, err := net.SplitHostPort(c.DebugAddr); err != nil {
+			bad("--debug-addr %q: %v", c.DebugAddr, err)
+		} else if !c.DebugPublic && !loopback(host) {
+			bad("--debug-addr %q is not a loopback address, and pprof has no authentication: use 127.0.0.1:PORT, or add --debug-public", c.DebugAddr)
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// loopback reports whether host names only this machine: "localhost" or
+// a loopback IP.
+func loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // publicURL is the configured public URL or one derived from the listener.

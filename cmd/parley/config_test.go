@@ -16,6 +16,9 @@ func TestConfigRefuses(t *testing.T) {
 	}{
 		{"send rate NaN", []string{"--send-rate", "NaN"}, "--send-rate"},
 		{"send rate Inf", []string{"--send-rate", "+Inf"}, "--send-rate"},
+		{"pprof on every address", []string{"--debug-addr", ":6060"}, "--debug-addr"},
+		{"pprof on a public address", []string{"--debug-addr", "0.0.0.0:6060"}, "--debug-addr"},
+		{"pprof on no port", []string{"--debug-addr", "127.0.0.1"}, "--debug-addr"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := parseConfig(tt.args, func(string) string { return "" }, io.Discard)
@@ -23,5 +26,22 @@ func TestConfigRefuses(t *testing.T) {
 				t.Errorf("parseConfig(%q) = %v; want an error naming %s", tt.args, err, tt.want)
 			}
 		})
+	}
+}
+
+// TestConfigDebugAddr: pprof, which has no authentication, is served on
+// loopback, or elsewhere only when asked for with --debug-public.
+func TestConfigDebugAddr(t *testing.T) {
+	for _, args := range [][]string{
+		{"--debug-addr", "127.0.0.1:6060"},
+		{"--debug-addr", "[::1]:6060"},
+		{"--debug-addr", "localhost:6060"},
+		{"--debug-addr", ":6060", "--debug-public"},
+		{"--debug-addr", "10.0.0.1:6060", "--debug-public"},
+	} {
+		c, err := parseConfig(args, func(string) string { return "" }, io.Discard)
+		if err != nil || c.DebugAddr != args[1] {
+			t.Errorf("parseConfig(%q) = %q, %v; want it accepted", args, c.DebugAddr, err)
+		}
 	}
 }
