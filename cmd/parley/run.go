@@ -40,19 +40,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if len(args) > 0 {
 		switch args[0] {
 		case "admin":
-			return runAdmin(ctx, args[1:], getenv, stdout, stderr)
+			return helpIsNoError(runAdmin(ctx, args[1:], getenv, stdout, stderr))
 		case "migrate":
-			return adminMigrate(ctx, args[1:], getenv, stdout, stderr)
+			return helpIsNoError(adminMigrate(ctx, args[1:], getenv, stdout, stderr))
 		case "bench":
 			return runBench(ctx, args[1:], getenv, stdout, stderr)
 		}
 	}
 	cfg, err := parseConfig(args, getenv, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return nil
-	}
 	if err != nil {
-		return err
+		return helpIsNoError(err)
 	}
 	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
 
@@ -191,6 +188,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	err = errors.Join(srv.Shutdown(sctx), <-herr)
 	svc.FlushPresence(sctx) // record last-seen times of those who just left
 	logger.Info("stopped", "err", err)
+	return err
+}
+
+// helpIsNoError is err, unless it is only that --help was asked for: a
+// command that printed its usage on request succeeded.
+func helpIsNoError(err error) error {
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
 	return err
 }
 
