@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
+	"strings"
 
 	"github.com/parley-chat/parley/internal/chat"
 	"github.com/parley-chat/parley/internal/inmem"
@@ -58,6 +60,9 @@ func adminMigrate(ctx context.Context, args []string, getenv func(string) string
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
 	st, err := openStore(ctx, *db)
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
@@ -82,8 +87,17 @@ func adminSessions(ctx context.Context, args []string, getenv func(string) strin
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
 	if *count < 1 || *count > 1_000_000 {
 		return fmt.Errorf("--count must be between 1 and 1000000, not %d", *count)
+	}
+	if *first < 0 || *first > math.MaxInt-*count {
+		return fmt.Errorf("--first must be between 0 and %d, not %d", math.MaxInt-*count, *first)
+	}
+	if *ttl < 0 {
+		return fmt.Errorf("--ttl must not be negative, not %s", *ttl)
 	}
 	if *room != "" {
 		if err := chat.ValidRoomName(*room); err != nil {

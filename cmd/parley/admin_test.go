@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -20,5 +22,38 @@ func TestAdminHelp(t *testing.T) {
 		if err != nil || !strings.Contains(stderr.String(), "-db") {
 			t.Errorf("parley %s = %v, printing %q; want nil and the flags", strings.Join(args, " "), err, stderr.String())
 		}
+	}
+}
+
+// TestAdminSessionsRefuses: arguments parley admin sessions cannot act on
+// are refused before it writes anything.
+func TestAdminSessionsRefuses(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--ttl", "-1h"}, "--ttl"},
+		{[]string{"--first", "9223372036854775807", "--count", "2"}, "--first"},
+		{[]string{"--count", "2", "lobby"}, "lobby"},
+	} {
+		db := filepath.Join(t.TempDir(), "parley.db")
+		var stdout bytes.Buffer
+		args := append([]string{"admin", "sessions", "--db", db}, tt.args...)
+		err := run(context.Background(), args, func(string) string { return "" }, &stdout, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("parley %s = %v, printing %q; want an error naming %s", strings.Join(tt.args, " "), err, stdout.String(), tt.want)
+		}
+		if _, err := os.Stat(db); err == nil {
+			t.Errorf("parley %s created the database; want nothing written", strings.Join(tt.args, " "))
+		}
+	}
+}
+
+// TestMigrateRefusesArguments: parley migrate takes flags only.
+func TestMigrateRefusesArguments(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "parley.db")
+	err := run(context.Background(), []string{"migrate", "--db", db, "other.db"}, func(string) string { return "" }, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "other.db") {
+		t.Errorf("parley migrate --db %s other.db = %v; want an error naming other.db", db, err)
 	}
 }
