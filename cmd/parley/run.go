@@ -115,6 +115,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	var uiFS fs.FS
 	if cfg.Dev {
 		uiFS = os.DirFS("ui/dist")
+		if _, err := fs.Stat(uiFS, "index.html"); err != nil {
+			return fmt.Errorf("--dev serves the UI from ui/dist in the working directory (run parley from the repository's root): %w", err)
+		}
 	} else if uiFS, err = fs.Sub(ui.FS, "dist"); err != nil {
 		return err
 	}
