@@ -323,23 +323,11 @@ func TestRunShutsDownWithLongPolls(t *testing.T) {
 	s := startServer(t)
 	ada := signIn(t, s, "ada@example.com", "Ada")
 	ada.Timeout = 30 * time.Second
-	poll := func(cursor string) (int, string) {
-		resp, err := ada.Get(s.URL + "/api/poll?cursor=" + url.QueryEscape(cursor))
-		if err != nil {
-			return 0, err.Error()
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
-	status, body := poll("")
-	var first struct{ Cursor string }
-	if status != http.StatusOK || json.Unmarshal([]byte(body), &first) != nil || first.Cursor == "" {
-		t.Fatalf("first poll = %d %s; want 200 with a cursor", status, body)
-	}
+	poll := poller(s, ada)
+	cursor := firstCursor(t, poll)
 	held := make(chan string, 1)
 	go func() {
-		status, body := poll(first.Cursor) // nothing to give: held
+		status, body := poll(cursor) // nothing to give: held
 		held <- fmt.Sprintf("%d %.200s", status, body)
 	}()
 	time.Sleep(300 * time.Millisecond) // setup: let the GET reach the server and wait there
@@ -365,21 +353,8 @@ func TestRunHoldsLongPollPastThirtySeconds(t *testing.T) {
 	// A new connection per poll: on a reused one, net/http's client would
 	// retry a GET the server dropped unanswered, and hide the fault.
 	ada := &http.Client{Jar: signIn(t, s, "ada@example.com", "Ada").Jar, Timeout: 60 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	poll := func(cursor string) (int, string) {
-		resp, err := ada.Get(s.URL + "/api/poll?cursor=" + url.QueryEscape(cursor))
-		if err != nil {
-			return 0, err.Error()
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
-	status, body := poll("")
-	var first struct{ Cursor string }
-	if status != http.StatusOK || json.Unmarshal([]byte(body), &first) != nil || first.Cursor == "" {
-		t.Fatalf("first poll = %d %s; want 200 with a cursor", status, body)
-	}
-	status, body = poll(first.Cursor) // nothing to give: held 32s
+	poll := poller(s, ada)
+	status, body := poll(firstCursor(t, poll)) // nothing to give: held 32s
 	var next struct{ Cursor string }
 	if status != http.StatusOK || json.Unmarshal([]byte(body), &next) != nil || next.Cursor == "" {
 		t.Errorf("poll held 32s = %d %.200s; want 200 with a cursor", status, body)
@@ -459,4 +434,29 @@ func TestRunDevNeedsUIOnDisk(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "--dev") {
 		t.Errorf("run --dev without ui/dist = %v (printed %q); want an error naming --dev", err, stdout.String())
 	}
+}
+
+// poller returns a long-poll GET of s as c: its status and body, or 0
+// and the error.
+func poller(s *testServer, c *http.Client) func(cursor string) (int, string) {
+	return func(cursor string) (int, string) {
+		resp, err := c.Get(s.URL + "/api/poll?cursor=" + url.QueryEscape(cursor))
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+}
+
+// firstCursor opens a long-poll channel with poll and returns its cursor.
+func firstCursor(t *testing.T, poll func(cursor string) (int, string)) string {
+	t.Helper()
+	status, body := poll("")
+	var first struct{ Cursor string }
+	if status != http.StatusOK || json.Unmarshal([]byte(body), &first) != nil || first.Cursor == "" {
+		t.Fatalf("first poll = %d %s; want 200 with a cursor", status, body)
+	}
+	return first.Cursor
 }
