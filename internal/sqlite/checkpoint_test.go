@@ -23,26 +23,10 @@ func TestCheckpointerBoundsWAL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := db.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `CREATE TABLE filler (b BLOB NOT NULL)`)
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	var pageSize int64
-	if err := db.ro.QueryRowContext(ctx, `PRAGMA page_size`).Scan(&pageSize); err != nil {
-		t.Fatal(err)
-	}
-	const chunk = walRestartPages / 8 // rows of about a page each
+	fill, pageSize := fillerTable(t, db)
 	const chunks = 3 * 8
 	for range chunks {
-		if err := db.write(ctx, func(tx *sql.Tx) error {
-			_, err := tx.ExecContext(ctx, `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
-				INSERT INTO filler SELECT zeroblob(? - 200) FROM n`, chunk, pageSize)
-			return err
-		}); err != nil {
-			t.Fatal(err)
-		}
+		fill()
 		time.Sleep(checkpointEvery / 4)
 	}
 	fi, err := os.Stat(path + "-wal")
@@ -55,7 +39,7 @@ func TestCheckpointerBoundsWAL(t *testing.T) {
 	// copied: on a slow disk, with the test writing on, more than another
 	// walRestartPages at times (8,314 pages in one run of CI).
 	if max := 5 * walRestartPages * pageSize / 2; fi.Size() > max {
-		t.Errorf("WAL holds %d bytes after writing %d pages; want at most %d", fi.Size(), chunk*chunks, max)
+		t.Errorf("WAL holds %d bytes after writing %d pages; want at most %d", fi.Size(), fillChunk*chunks, max)
 	}
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
@@ -65,8 +49,8 @@ func TestCheckpointerBoundsWAL(t *testing.T) {
 	if err := db.ro.QueryRowContext(ctx, `SELECT count(*) FROM filler`).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
-	if n != chunk*chunks {
-		t.Errorf("filler holds %d rows; want %d", n, chunk*chunks)
+	if n != fillChunk*chunks {
+		t.Errorf("filler holds %d rows; want %d", n, fillChunk*chunks)
 	}
 }
 
@@ -176,27 +160,7 @@ func TestCheckpointerShrinksWALAfterLongReader(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "parley.db")
 	ctx := context.Background()
 	db := mustOpen(t, path)
-	if err := db.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `CREATE TABLE filler (b BLOB NOT NULL)`)
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	var pageSize int64
-	if err := db.ro.QueryRowContext(ctx, `PRAGMA page_size`).Scan(&pageSize); err != nil {
-		t.Fatal(err)
-	}
-	const chunk = walRestartPages / 8 // rows of about a page each
-	fill := func() {
-		t.Helper()
-		if err := db.write(ctx, func(tx *sql.Tx) error {
-			_, err := tx.ExecContext(ctx, `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
-				INSERT INTO filler SELECT zeroblob(? - 200) FROM n`, chunk, pageSize)
-			return err
-		}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	fill, pageSize := fillerTable(t, db)
 	walSize := func() int64 {
 		t.Helper()
 		fi, err := os.Stat(path + "-wal")
@@ -214,7 +178,7 @@ func TestCheckpointerShrinksWALAfterLongReader(t *testing.T) {
 	if err := reader.QueryRowContext(ctx, `SELECT count(*) FROM filler`).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
-	for range (walSizeLimit/pageSize + walRestartPages) / chunk {
+	for range (walSizeLimit/pageSize + walRestartPages) / fillChunk {
 		fill()
 	}
 	grown := walSize()
@@ -240,4 +204,35 @@ func TestCheckpointerShrinksWALAfterLongReader(t *testing.T) {
 		}
 		time.Sleep(checkpointEvery)
 	}
+}
+
+// fillChunk is how many rows, of about a page each, one call of
+// fillerTable's fill writes: an eighth of walRestartPages.
+const fillChunk = walRestartPages / 8
+
+// fillerTable makes a table in db and returns a function that writes
+// fillChunk pages' worth of rows to it in one transaction, and the
+// database's page size.
+func fillerTable(t *testing.T, db *DB) (fill func(), pageSize int64) {
+	t.Helper()
+	ctx := context.Background()
+	if err := db.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `CREATE TABLE filler (b BLOB NOT NULL)`)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.ro.QueryRowContext(ctx, `PRAGMA page_size`).Scan(&pageSize); err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		t.Helper()
+		if err := db.write(ctx, func(tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx, `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
+				INSERT INTO filler SELECT zeroblob(? - 200) FROM n`, fillChunk, pageSize)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}, pageSize
 }
