@@ -18,14 +18,7 @@ import (
 func TestGroupCommitMixedBatch(t *testing.T) {
 	db := mustOpenDB(t)
 	ctx := context.Background()
-	u, _, err := db.EnsureUser(ctx, "ann@example.com", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := db.EnsureRoom(ctx, "general", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
+	u, r := annAndGeneral(t, db)
 	const senders, each = 40, 25
 	var (
 		wg      sync.WaitGroup
@@ -125,13 +118,7 @@ func TestRepeatAfterRefusal(t *testing.T) {
 	}
 	// Hold the room's row so that the batch in progress waits, and the
 	// three requests below are queued meanwhile and taken together.
-	tx, err := db.pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tx.Exec(ctx, `SELECT id FROM conversations WHERE id = $1 FOR UPDATE`, r.ID); err != nil {
-		t.Fatal(err)
-	}
+	tx := holdRow(t, db, r.ID)
 	blocker := db.QueueAppend(ctx, chat.NewMessage{ConvID: r.ID, Kind: chat.KindText, SenderID: bob.ID, Body: "first", At: time.Now()})
 	time.Sleep(200 * time.Millisecond) // the batcher takes the blocker and waits for the lock
 	refused := db.QueueAppend(ctx, chat.NewMessage{ConvID: r.ID, Kind: chat.KindText, SenderID: ann.ID, ClientID: "c1",

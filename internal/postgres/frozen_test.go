@@ -25,14 +25,7 @@ func TestFrozenNodeLock(t *testing.T) {
 	u.Host = p.Addr()
 	frozen, live := mustOpen(t, u.String()), mustOpen(t, dsn)
 	ctx := t.Context()
-	ann, _, err := live.EnsureUser(ctx, "ann@example.com", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := live.EnsureRoom(ctx, "general", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
+	ann, r := annAndGeneral(t, live)
 
 	c, err := frozen.pool.Acquire(ctx)
 	if err != nil {

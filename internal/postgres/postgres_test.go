@@ -364,14 +364,7 @@ func TestUnavailable(t *testing.T) {
 	u.Host = p.Addr()
 	db := mustOpen(t, u.String())
 	ctx := t.Context()
-	ann, _, err := db.EnsureUser(ctx, "ann@example.com", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := db.EnsureRoom(ctx, "general", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
+	ann, r := annAndGeneral(t, db)
 	p.Cut()
 
 	check := func(what string, err error) {
@@ -398,14 +391,7 @@ func TestUnavailable(t *testing.T) {
 func TestAppendInvalidText(t *testing.T) {
 	db := mustOpenDB(t)
 	ctx := t.Context()
-	u, _, err := db.EnsureUser(ctx, "ann@example.com", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := db.EnsureRoom(ctx, "general", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
+	u, r := annAndGeneral(t, db)
 	for _, body := range []string{"a\x00b", "\xff"} {
 		if _, _, err := db.Append(ctx, chat.NewMessage{ConvID: r.ID, Kind: chat.KindText, SenderID: u.ID, Body: body, At: time.Now()}); !errors.Is(err, chat.ErrInvalid) {
 			t.Errorf("Append(%q) = %v; want ErrInvalid", body, err)
@@ -562,4 +548,35 @@ func TestAsyncCommitIsLocal(t *testing.T) {
 	if in != "off" || after != before {
 		t.Errorf("synchronous_commit: %q before, %q in the batch, %q after; want off in it, as before after", before, in, after)
 	}
+}
+
+// annAndGeneral makes the user ann@example.com and the room general in db.
+func annAndGeneral(t *testing.T, db *DB) (chat.User, chat.Room) {
+	t.Helper()
+	ctx := t.Context()
+	ann, _, err := db.EnsureUser(ctx, "ann@example.com", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := db.EnsureRoom(ctx, "general", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ann, r
+}
+
+// holdRow locks conversation id's row in a transaction of its own, as a
+// send to it does, until the test ends or the caller rolls it back.
+func holdRow(t *testing.T, db *DB, id int64) pgx.Tx {
+	t.Helper()
+	ctx := t.Context()
+	tx, err := db.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tx.Rollback(context.Background()) })
+	if _, err := tx.Exec(ctx, `SELECT id FROM conversations WHERE id = $1 FOR UPDATE`, id); err != nil {
+		t.Fatal(err)
+	}
+	return tx
 }

@@ -19,23 +19,9 @@ func TestServerTimeouts(t *testing.T) {
 		t.Run(setting, func(t *testing.T) {
 			db := mustOpen(t, dsn+"&"+setting+"=100ms")
 			ctx := t.Context()
-			ann, _, err := db.EnsureUser(ctx, "ann@example.com", time.Now())
-			if err != nil {
-				t.Fatal(err)
-			}
-			r, err := db.EnsureRoom(ctx, "general", time.Now())
-			if err != nil {
-				t.Fatal(err)
-			}
-			tx, err := db.pool.Begin(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer tx.Rollback(ctx)
-			if _, err := tx.Exec(ctx, `SELECT 1 FROM conversations WHERE id = $1 FOR UPDATE`, r.ID); err != nil {
-				t.Fatal(err)
-			}
-			_, _, err = db.Append(ctx, chat.NewMessage{ConvID: r.ID, Kind: chat.KindText, SenderID: ann.ID, Body: "hi", At: time.Now()})
+			ann, r := annAndGeneral(t, db)
+			holdRow(t, db, r.ID)
+			_, _, err := db.Append(ctx, chat.NewMessage{ConvID: r.ID, Kind: chat.KindText, SenderID: ann.ID, Body: "hi", At: time.Now()})
 			if !errors.Is(err, chat.ErrUnavailable) {
 				t.Errorf("Append cancelled by the server's %s = %v; want chat.ErrUnavailable", setting, err)
 			}
