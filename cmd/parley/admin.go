@@ -82,7 +82,7 @@ func adminSessions(ctx context.Context, args []string, getenv func(string) strin
 	first := fs.Int("first", 1, "number of the first user")
 	prefix := fs.String("prefix", "bench", "users are PREFIX-N@DOMAIN, named PREFIX-N")
 	domain := fs.String("domain", "bench.invalid", "email domain of the users")
-	ttl := fs.Duration("ttl", 0, "session lifetime (default: the server's, 720h)")
+	ttl := fs.Duration("ttl", 0, "session lifetime (default: the server's default, 720h, whatever --session-ttl a server runs with)")
 	room := fs.String("room", "", "also make every user a member of this room (created if needed), as entering it does")
 	if err := fs.Parse(args); err != nil {
 		return err
