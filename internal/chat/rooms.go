@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -642,7 +643,62 @@ func (s *Service) Typing(ctx context.Context, u User, id int64) error {
 			return err
 		}
 	}
+	if !s.typers.allow(id, s.cfg.Now()) {
+		return nil // dropped, as a connection's own limit drops typing
+	}
 	tu := User{ID: u.ID, Name: u.Name}
 	s.publish(ctx, ConvTopic(id), Event{Type: EventTyping, ConvID: id, User: &tu})
 	return nil
+}
+
+const (
+	typingWindow = 2 * time.Second // a connection forwards one typing per conversation in it
+	typingMax    = 10              // typing events a node forwards per conversation in a window
+)
+
+// typers bounds the typing events a node forwards in each conversation to
+// typingMax every typingWindow. Each connection forwards one per
+// conversation every typingWindow, but in a room of thousands where
+// hundreds type, each viewer would still get hundreds of frames in every
+// window, to show names nobody can read: the cost of a room of n grows
+// with n² as presence's would (OnlineMax).
+type typers struct {
+	mu      sync.Mutex
+	convs   map[int64]typingCount
+	sweepAt int // size of convs at which windows over are swept out
+}
+
+// typingCount is a conversation's typing events forwarded since start.
+type typingCount struct {
+	start time.Time
+	n     int
+}
+
+// allow reports whether conversation id's typing event at now may go
+// out, and counts it if so.
+func (t *typers) allow(id int64, now time.Time) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	c, ok := t.convs[id]
+	if ok && !now.Before(c.start) && now.Sub(c.start) < typingWindow {
+		if c.n >= typingMax {
+			return false
+		}
+		c.n++
+		t.convs[id] = c
+		return true
+	}
+	if t.convs == nil {
+		t.convs, t.sweepAt = make(map[int64]typingCount), 1024
+	}
+	if !ok && len(t.convs) >= t.sweepAt {
+		for k, c := range t.convs {
+			if now.Before(c.start) || now.Sub(c.start) >= typingWindow {
+				delete(t.convs, k)
+			}
+		}
+		t.sweepAt = max(1024, 2*len(t.convs))
+	}
+	t.convs[id] = typingCount{start: now, n: 1}
+	return true
 }

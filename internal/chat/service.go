@@ -201,6 +201,7 @@ type Service struct {
 	kinds    kinds
 	reads    readBatch
 	receipts receipts
+	typers   typers // typing events forwarded per conversation (rooms.go)
 }
 
 // Deps are the parts a Service consumes.

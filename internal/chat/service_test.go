@@ -1338,3 +1338,54 @@ func TestRoomJoinsLimited(t *testing.T) {
 		t.Errorf("a change an hour later: %v; want it accepted", err)
 	}
 }
+
+// TestTypingBoundedPerConversation: each connection forwards at most one
+// typing event per conversation every 2 s, but a room of thousands where
+// hundreds type would still send each of its viewers hundreds of frames
+// every 2 s. A node forwards at most 10 per conversation in 2 s, and
+// drops the rest silently, as a connection's own limit does.
+func TestTypingBoundedPerConversation(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, chat.Config{})
+	var users []chat.User
+	var room chat.Room
+	for i := range 15 {
+		u, _ := f.signIn(t, fmt.Sprintf("u%d@example.com", i), fmt.Sprintf("U%d", i))
+		room = f.enter(t, u, "general")
+		users = append(users, u)
+	}
+	other, _ := f.signIn(t, "other@example.com", "Other")
+	quiet := f.enter(t, other, "quiet")
+	events := f.record(t, chat.ConvTopic(room.ID))
+	quietEvents := f.record(t, chat.ConvTopic(quiet.ID))
+	typed := func() int {
+		n := 0
+		for _, ev := range events.take() {
+			if ev.Type == chat.EventTyping {
+				n++
+			}
+		}
+		return n
+	}
+	for _, u := range users {
+		if err := f.svc.Typing(ctx, u, room.ID); err != nil {
+			t.Fatalf("Typing: %v", err)
+		}
+	}
+	if err := f.svc.Typing(ctx, other, quiet.ID); err != nil {
+		t.Fatal(err)
+	}
+	if n := typed(); n != 10 {
+		t.Errorf("15 users typing at once: %d typing events; want 10", n)
+	}
+	if n := len(quietEvents.take()); n != 1 {
+		t.Errorf("another room's typing: %d events; want 1 (the bound is per conversation)", n)
+	}
+	f.clock.Advance(2 * time.Second)
+	if err := f.svc.Typing(ctx, users[14], room.ID); err != nil {
+		t.Fatal(err)
+	}
+	if n := typed(); n != 1 {
+		t.Errorf("typing 2 s later: %d events; want 1", n)
+	}
+}
