@@ -257,6 +257,17 @@ func (c *conn) serve(handle func([]byte), cleanup func()) {
 	c.ws.SetPongHandler(func(string) error {
 		return c.ws.SetReadDeadline(time.Now().Add(c.s.cfg.PongWait))
 	})
+	// A ping of the client's own is a frame from it too: it keeps the
+	// connection, as a pong does, and is answered as gorilla's default
+	// handler answers it.
+	c.ws.SetPingHandler(func(data string) error {
+		_ = c.ws.SetReadDeadline(time.Now().Add(c.s.cfg.PongWait))
+		err := c.ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(c.s.cfg.WriteWait))
+		if ne, ok := err.(net.Error); err == websocket.ErrCloseSent || ok && ne.Timeout() {
+			return nil
+		}
+		return err
+	})
 	c.s.pings.add(c)
 	if fc, ok := c.ws.NetConn().(*frameConn); ok {
 		go c.await(fc, handle, cleanup) // on a fresh stack: this one has grown

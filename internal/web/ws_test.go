@@ -565,3 +565,48 @@ func TestGroupFollowedAfterFailedOpenOrClose(t *testing.T) {
 	m = wa.sendMessage(t, g.ID, "a-2", "after the close")
 	wg.expectMessage(t, g.ID, m.Seq)
 }
+
+// TestClientPingsKeepAlive: a connection is closed after PongWait with
+// nothing from the client, "no pong, no frame" (docs/protocol.md); a ping
+// of the client's own is a frame from it, and answered, even from a client
+// that does not answer the server's.
+func TestClientPingsKeepAlive(t *testing.T) {
+	ts := newTestServer(t, withWeb(func(c *web.Config) { c.PingInterval, c.PongWait = 50*time.Millisecond, 400*time.Millisecond }))
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	conn, _, err := ts.dial(t, ada, "/api/ws", dialOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetPingHandler(func(string) error { return nil }) // the server's pings go unanswered
+	pongs := make(chan struct{}, 64)
+	conn.SetPongHandler(func(string) error {
+		select {
+		case pongs <- struct{}{}:
+		default:
+		}
+		return nil
+	})
+	read := make(chan error, 1)
+	go func() {
+		for {
+			if _, _, err := conn.ReadMessage(); err != nil {
+				read <- err
+				return
+			}
+		}
+	}()
+	for i := range 15 { // 1.5 s, over three times PongWait
+		if err := conn.WriteControl(websocket.PingMessage, []byte(fmt.Sprint(i)), time.Now().Add(time.Second)); err != nil {
+			t.Fatalf("ping %d: %v", i, err)
+		}
+		select {
+		case err := <-read:
+			t.Fatalf("connection ended after %d pings of the client's own: %v", i, err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	if len(pongs) == 0 {
+		t.Errorf("no pong answered the client's pings")
+	}
+}
