@@ -34,7 +34,7 @@ type Config struct {
 	AnnounceMax           int
 	NewConvsPerHour       int
 	FriendRequestsPerHour int
-	RoomJoinsPerHour      int
+	RoomLeavesPerHour     int
 	MaxFrameBytes         int64
 	SendRate              float64
 	SendBurst             int
@@ -83,7 +83,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.IntVar(&c.AnnounceMax, "announce-max", 1000, "most members a room may have for joining and leaving it to post a message")
 	fs.IntVar(&c.NewConvsPerHour, "new-convs-per-hour", 100, "rooms and groups one user (or one address on the Channels endpoint) may make in an hour")
 	fs.IntVar(&c.FriendRequestsPerHour, "friend-requests-per-hour", 100, "friend requests one user may make in an hour")
-	fs.IntVar(&c.RoomJoinsPerHour, "room-joins-per-hour", 120, "times one user may enter or leave a room in an hour")
+	fs.IntVar(&c.RoomLeavesPerHour, "room-leaves-per-hour", 60, "rooms one user may leave in an hour (each leave, and entering again after it, posts to the room)")
 	fs.Int64Var(&c.MaxFrameBytes, "max-frame-bytes", 32<<10, "largest WebSocket frame a client may send, in bytes")
 	fs.Float64Var(&c.SendRate, "send-rate", 10, "sends per second allowed per connection")
 	fs.IntVar(&c.SendBurst, "send-burst", 20, "sends allowed in a burst per connection")
@@ -185,8 +185,8 @@ func (c *Config) Validate() error {
 	if c.FriendRequestsPerHour < 1 {
 		bad("--friend-requests-per-hour must be at least 1, not %d", c.FriendRequestsPerHour)
 	}
-	if c.RoomJoinsPerHour < 1 {
-		bad("--room-joins-per-hour must be at least 1, not %d", c.RoomJoinsPerHour)
+	if c.RoomLeavesPerHour < 1 {
+		bad("--room-leaves-per-hour must be at least 1, not %d", c.RoomLeavesPerHour)
 	}
 	if min := int64(c.MaxMessageLen)*4 + 1024; c.MaxFrameBytes < min {
 		bad("--max-frame-bytes must be at least %d (4 bytes per character of --max-message-len plus 1024), not %d", min, c.MaxFrameBytes)

@@ -98,7 +98,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		AnnounceMax:           cfg.AnnounceMax,
 		NewConvsPerHour:       cfg.NewConvsPerHour,
 		FriendRequestsPerHour: cfg.FriendRequestsPerHour,
-		RoomJoinsPerHour:      cfg.RoomJoinsPerHour,
+		RoomLeavesPerHour:     cfg.RoomLeavesPerHour,
 		SessionTTL:            cfg.SessionTTL,
 		PublicURL:             cfg.publicURL(ln.Addr().String()),
 	}, chat.Deps{

@@ -28,11 +28,6 @@ func (s *Service) EnterRoom(ctx context.Context, u User, name string) (Room, err
 	r, err := s.store.RoomByName(ctx, name)
 	switch {
 	case errors.Is(err, ErrNotFound):
-		// Both limits before the room is made: none is made for a user
-		// who may not join it.
-		if err := s.allowJoin(ctx, u); err != nil {
-			return Room{}, err
-		}
 		if err := s.allowNewConv(ctx, u); err != nil {
 			return Room{}, err
 		}
@@ -44,11 +39,6 @@ func (s *Service) EnterRoom(ctx context.Context, u User, name string) (Room, err
 		var member bool
 		if member, err = s.store.IsMember(ctx, r.ID, u.ID); err == nil && member {
 			return r, nil
-		}
-		if err == nil {
-			if err := s.allowJoin(ctx, u); err != nil {
-				return Room{}, err
-			}
 		}
 	}
 	if err != nil {
@@ -75,7 +65,7 @@ func (s *Service) LeaveRoom(ctx context.Context, u User, id int64) error {
 	if err != nil {
 		return err
 	}
-	if err := s.allowJoin(ctx, u); err != nil {
+	if err := s.allowLeave(ctx, u); err != nil {
 		return err
 	}
 	m, left, err := s.store.LeaveRoom(ctx, id, u.ID, s.cfg.Now(), r.Members <= s.cfg.AnnounceMax)
@@ -91,10 +81,13 @@ func (s *Service) LeaveRoom(ctx context.Context, u User, id int64) error {
 	return nil
 }
 
-// allowJoin counts one room entered or left by u, at most
-// Config.RoomJoinsPerHour an hour.
-func (s *Service) allowJoin(ctx context.Context, u User) error {
-	return s.allow(ctx, "room-join:"+strconv.FormatInt(u.ID, 10), s.cfg.RoomJoinsPerHour, time.Hour)
+// allowLeave counts one room left by u, at most Config.RoomLeavesPerHour
+// an hour. Leaving is what is counted, not entering: a user enters a room
+// once until they leave it, so the leaves bound the comings and goings
+// that each post to the room, while entering rooms, what every user of a
+// room does once, costs no count to be kept for each of them.
+func (s *Service) allowLeave(ctx context.Context, u User) error {
+	return s.allow(ctx, "room-leave:"+strconv.FormatInt(u.ID, 10), s.cfg.RoomLeavesPerHour, time.Hour)
 }
 
 func (s *Service) room(ctx context.Context, id int64) (Room, error) {

@@ -69,11 +69,10 @@ type Config struct {
 	// and asking and cancelling over and over would fill it, and flood
 	// them with notifications, without end.
 	FriendRequestsPerHour int
-	// RoomJoinsPerHour is how many times one user may enter or leave a
-	// room in an hour: each change is a write, and, up to AnnounceMax
-	// members, a message to everyone in the room, which no send limit
-	// binds.
-	RoomJoinsPerHour int
+	// RoomLeavesPerHour is how many rooms one user may leave in an hour:
+	// a leave, and entering again after it, each post to everyone in the
+	// room (up to AnnounceMax members), which no send limit binds.
+	RoomLeavesPerHour int
 }
 
 // DefaultConfig returns the documented defaults.
@@ -103,7 +102,7 @@ func DefaultConfig() Config {
 		AnnounceMax:           1000,
 		NewConvsPerHour:       100,
 		FriendRequestsPerHour: 100,
-		RoomJoinsPerHour:      120,
+		RoomLeavesPerHour:     60,
 	}
 }
 
@@ -151,8 +150,8 @@ func (c *Config) fill() {
 	if c.FriendRequestsPerHour <= 0 {
 		c.FriendRequestsPerHour = d.FriendRequestsPerHour
 	}
-	if c.RoomJoinsPerHour <= 0 {
-		c.RoomJoinsPerHour = d.RoomJoinsPerHour
+	if c.RoomLeavesPerHour <= 0 {
+		c.RoomLeavesPerHour = d.RoomLeavesPerHour
 	}
 	if c.ReceiptEvery <= 0 {
 		c.ReceiptEvery = d.ReceiptEvery

@@ -1287,9 +1287,10 @@ func TestFailedOpenNotPresent(t *testing.T) {
 }
 
 // TestRoomJoinsLimited: entering and leaving rooms, each a message to
-// everyone in the room, is rate-limited per user like the sends are;
-// past the limit the change is refused, typed, with nothing written, and
-// a member entering again is not counted.
+// everyone in the room, is rate-limited per user like the sends are, by
+// the leaves (entering again needs one): past the limit the leave is
+// refused, typed, with nothing written, and a member entering again is
+// not counted.
 func TestRoomJoinsLimited(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, chat.Config{})

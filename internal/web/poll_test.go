@@ -505,7 +505,7 @@ func TestPollHeldChannelStays(t *testing.T) {
 // never gives a cursor that it then refuses as forged.
 func TestPollManyOpen(t *testing.T) {
 	ts := newTestServer(t, withWeb(func(c *web.Config) { fastPoll(c); c.SendRate, c.SendBurst = 1000, 1000 }),
-		withChat(func(c *chat.Config) { c.NewConvsPerHour, c.RoomJoinsPerHour = 1000, 1000 }))
+		withChat(func(c *chat.Config) { c.NewConvsPerHour = 1000 }))
 	ada := ts.signIn(t, "ada@example.com", "Ada")
 	grace := ts.signIn(t, "grace@example.com", "Grace")
 	ap := ts.connectPoll(t, ada, "")
