@@ -849,8 +849,7 @@ func (h *Hub) catchUp(t chat.Topic, cs []*Client, base int64) {
 		return
 	}
 	tp.dmu.Lock()
-	if tp.next == 0 && !tp.filling {
-		tp.next, tp.first = base+1, base+1
+	if !tp.filling && tp.startAfter(base) {
 		tp.filling = true
 		tp.dmu.Unlock()
 		h.fillGap(tp, base)
@@ -890,9 +889,17 @@ func (h *Hub) Seen(t chat.Topic, seq int64) {
 	}
 	tp.dmu.Lock()
 	defer tp.dmu.Unlock()
-	if tp.next == 0 {
-		tp.next, tp.first = seq+1, seq+1
+	tp.startAfter(seq)
+}
+
+// startAfter makes tp, if it has delivered no message yet, deliver from
+// seq+1 on, and reports whether it did. tp.dmu is held.
+func (tp *topic) startAfter(seq int64) bool {
+	if tp.next != 0 {
+		return false
 	}
+	tp.next, tp.first = seq+1, seq+1
+	return true
 }
 
 // Fetch returns the events of topic t after position after: a
