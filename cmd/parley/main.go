@@ -11,11 +11,17 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	go func() {
-		<-ctx.Done()
-		stop() // the first signal starts a graceful shutdown; a second one kills
+		<-sigs
+		// The first signal starts a graceful shutdown; a second one kills.
+		// The signals get their default action back before the shutdown
+		// begins, so that no second signal falls in between.
+		signal.Reset(os.Interrupt, syscall.SIGTERM)
+		cancel()
 	}()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintf(os.Stderr, "parley: %v\n", err)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"fmt"
 	"net"
 	"path/filepath"
@@ -22,13 +23,22 @@ func TestSecondSignalStopsAtOnce(t *testing.T) {
 		<-n.done
 	})
 	// A request whose body never comes: the graceful shutdown waits for
-	// it until the server's read timeout.
+	// it until the server's read timeout. Its handler is reading the body
+	// once the server asks for it (100 Continue): before that, the server
+	// may not have accepted the connection, which a shutdown then never
+	// waits for.
 	c, err := net.Dial("tcp", n.addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	fmt.Fprint(c, "POST /api/auth/code HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+	fmt.Fprint(c, "POST /api/auth/code HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\nExpect: 100-continue\r\n\r\n")
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil || !strings.Contains(line, "100 Continue") {
+		t.Fatalf("answer to the request's headers = %q, %v; want 100 Continue", line, err)
+	}
+	fmt.Fprint(c, "{")
 
 	n.cmd.Process.Signal(syscall.SIGTERM)
 	if !pollUntil(10*time.Second, func() bool { return strings.Contains(n.stderr.String(), `"shutting down"`) }) {
