@@ -70,7 +70,7 @@ func adminMigrate(ctx context.Context, args []string, getenv func(string) string
 	if err := st.Close(); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%s is migrated\n", *db)
+	fmt.Fprintf(stdout, "%s is migrated\n", redactURL(*db))
 	return nil
 }
 

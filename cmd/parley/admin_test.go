@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/parley-chat/parley/internal/testenv"
 )
 
 // TestAdminHelp: asking a command for its help is no failure.
@@ -55,5 +58,47 @@ func TestMigrateRefusesArguments(t *testing.T) {
 	err := run(context.Background(), []string{"migrate", "--db", db, "other.db"}, func(string) string { return "" }, io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "other.db") {
 		t.Errorf("parley migrate --db %s other.db = %v; want an error naming other.db", db, err)
+	}
+}
+
+// TestMigrateHidesPassword: what parley migrate prints, and its error for a
+// database it does not know, name the database without its password, as
+// the server's log does.
+func TestMigrateHidesPassword(t *testing.T) {
+	const password = "migrate-secret-7"
+	for _, tt := range []struct {
+		name    string
+		db      func(t *testing.T) string
+		wantErr bool
+	}{
+		{"postgres", func(t *testing.T) string {
+			u, err := url.Parse(testenv.PostgresSchema(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := u.User.Password(); !ok { // the test server trusts: any will do
+				u.User = url.UserPassword(u.User.Username(), password)
+			}
+			return u.String()
+		}, false},
+		{"unknown scheme", func(*testing.T) string { return "mysql://parley:" + password + "@127.0.0.1:3306/parley" }, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			db := tt.db(t)
+			u, _ := url.Parse(db)
+			pw, _ := u.User.Password()
+			var stdout, stderr bytes.Buffer
+			err := run(context.Background(), []string{"migrate", "--db", db}, func(string) string { return "" }, &stdout, &stderr)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("parley migrate = %v; want error %v", err, tt.wantErr)
+			}
+			out := stdout.String() + stderr.String()
+			if err != nil {
+				out += err.Error()
+			}
+			if strings.Contains(out, pw) {
+				t.Errorf("parley migrate printed the database's password:\n%s", out)
+			}
+		})
 	}
 }

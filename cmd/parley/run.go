@@ -223,7 +223,7 @@ func openStore(ctx context.Context, dsn string) (store, error) {
 	case strings.HasPrefix(dsn, "sqlite:"):
 		return sqlite.Open(ctx, strings.TrimPrefix(strings.TrimPrefix(dsn, "sqlite:"), "//"))
 	case strings.Contains(dsn, "://"):
-		return nil, fmt.Errorf("unknown database URL scheme in %q", dsn)
+		return nil, fmt.Errorf("unknown database URL scheme in %q", redactURL(dsn))
 	}
 	return sqlite.Open(ctx, dsn)
 }
