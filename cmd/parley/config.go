@@ -146,7 +146,7 @@ func (c *Config) Validate() error {
 		bad("--db is required")
 	}
 	if c.Broker != "" && !strings.HasPrefix(c.Broker, "redis://") && !strings.HasPrefix(c.Broker, "rediss://") {
-		bad("--broker %q: only redis:// and rediss:// brokers are supported (empty for one node)", c.Broker)
+		bad("--broker %q: only redis:// and rediss:// brokers are supported (empty for one node)", redactURL(c.Broker))
 	}
 	if c.Broker != "" && c.RedisPrefix == "" {
 		bad("--redis-prefix must not be empty")

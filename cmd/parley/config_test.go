@@ -45,3 +45,16 @@ func TestConfigDebugAddr(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigHidesBrokerPassword: a --broker refused for its scheme is named
+// without its password, as the log names it.
+func TestConfigHidesBrokerPassword(t *testing.T) {
+	const password = "broker-secret-9"
+	_, err := parseConfig([]string{"--broker", "nats://parley:" + password + "@127.0.0.1:4222"}, func(string) string { return "" }, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "--broker") {
+		t.Fatalf("parseConfig(--broker nats://...) = %v; want an error naming --broker", err)
+	}
+	if strings.Contains(err.Error(), password) {
+		t.Errorf("the error shows the broker's password: %v", err)
+	}
+}
