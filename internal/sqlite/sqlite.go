@@ -121,6 +121,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		return nil, fmt.Errorf("lock sqlite database %s: %w", path, err)
 	}
 	db.unlock = unlock
+	createPrivate(db.file)
 	if err := db.openFile(ctx); err != nil {
 		return nil, errors.Join(err, db.Close())
 	}
@@ -175,6 +176,18 @@ func (db *DB) openFile(ctx context.Context) error {
 		return fmt.Errorf("open sqlite database %s: %w", db.path, err)
 	}
 	return db.startCheckpointer(ctx, name)
+}
+
+// createPrivate makes the database file, if it is not there yet, readable
+// by its owner only: it holds users' addresses and sessions, and SQLite,
+// which would make it 0644, gives its -wal and -shm files the database's
+// mode. An existing file keeps the mode its operator gave it; an error is
+// left for SQLite's open to report.
+func createPrivate(file string) {
+	f, err := os.OpenFile(file, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err == nil {
+		f.Close()
+	}
 }
 
 // realPath is the file that SQLite opens for path: its unix VFS follows

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -180,6 +181,29 @@ func TestOpenLocked(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustOpen(t, path)
+}
+
+// TestNewFilesPrivate: a new database holds users' addresses and sessions,
+// so its file, and the -wal and -shm files that SQLite gives the database's
+// mode, are readable by their owner only.
+func TestNewFilesPrivate(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no unix modes")
+	}
+	path := filepath.Join(t.TempDir(), "parley.db")
+	db := mustOpen(t, path)
+	if _, _, err := db.EnsureUser(t.Context(), "ann@example.com", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m := fi.Mode().Perm(); m&0o077 != 0 {
+			t.Errorf("%s has mode %v; want no access for group or others", filepath.Base(name), m)
+		}
+	}
 }
 
 // TestOpenThroughSymlink: SQLite resolves a symbolic link to the
