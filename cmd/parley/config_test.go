@@ -2,6 +2,7 @@ package main
 
 import (
 	"io"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -57,4 +58,52 @@ func TestConfigHidesBrokerPassword(t *testing.T) {
 	if strings.Contains(err.Error(), password) {
 		t.Errorf("the error shows the broker's password: %v", err)
 	}
+}
+
+// FuzzConfig sets one flag to a value, on the command line and by its
+// environment twin: the two must be refused alike or make the same Config,
+// and what is accepted must be a Config the server can run with.
+func FuzzConfig(f *testing.F) {
+	names := []string{
+		"addr", "db", "broker", "redis-prefix", "smtp", "mail-from", "origins", "public-url", "log-level",
+		"max-message-len", "max-group-members", "online-max", "announce-max", "new-convs-per-hour",
+		"friend-requests-per-hour", "room-leaves-per-hour", "max-frame-bytes", "send-rate", "send-burst",
+		"outbox", "max-user-conns", "session-ttl", "ping-interval", "pong-wait", "poll-hold",
+		"shutdown-timeout", "debug-addr", "channels-compat", "behind-proxy", "dev",
+	}
+	for i, v := range []string{
+		":0", "sqlite:x.db", "redis://127.0.0.1:6379/0", "p:", "smtp://u:p@host:587", "Parley <p@example.com>",
+		"https://a.example, http://b.example:8080/", "https://chat.example.com/", "debug",
+		"100000", "2", "10000", "1", "-1", "0", "1e3", "401024", "NaN", "1000000000",
+		"8", "0x40", "1m", "90s", "1ns", "5m", "-1s", "[::1]:6060", "true", "false", "1",
+	} {
+		f.Add(uint8(i), v)
+	}
+	f.Fuzz(func(t *testing.T, i uint8, v string) {
+		name := names[int(i)%len(names)]
+		if v == "" {
+			return // an empty variable is as good as none
+		}
+		fromFlag, ferr := parseConfig([]string{"--" + name + "=" + v}, func(string) string { return "" }, io.Discard)
+		fromEnv, eerr := parseConfig(nil, func(k string) string {
+			if k == envVar(name) {
+				return v
+			}
+			return ""
+		}, io.Discard)
+		if (ferr == nil) != (eerr == nil) || !reflect.DeepEqual(fromFlag, fromEnv) {
+			t.Fatalf("--%s=%q gives %+v, %v; %s gives %+v, %v", name, v, fromFlag, ferr, envVar(name), fromEnv, eerr)
+		}
+		if ferr != nil {
+			return
+		}
+		if err := fromFlag.Validate(); err != nil {
+			t.Fatalf("--%s=%q is accepted, but Validate says %v", name, v, err)
+		}
+		// Frames other than sends are limited to five times --send-rate
+		// and --send-burst (docs/protocol.md, Limits).
+		if c := fromFlag; 5*c.SendBurst < c.SendBurst || !(5*c.SendRate >= c.SendRate) {
+			t.Fatalf("--%s=%q: five times --send-burst %d and --send-rate %v are %d and %v", name, v, c.SendBurst, c.SendRate, 5*c.SendBurst, 5*c.SendRate)
+		}
+	})
 }

@@ -59,19 +59,33 @@ func TestSharedHeaderValues(t *testing.T) {
 	}
 }
 
-// TestQueryValue checks queryValue against url.ParseQuery.
-func TestQueryValue(t *testing.T) {
-	for _, q := range []string{
-		"", "cursor=abc", "a=1&cursor=abc&cursor=def", "cursor", "cursor=", "x=1",
-		"cursor=a%2Bb+c", "cur%73or=esc", "cursor=%zz&cursor=ok", "cursor=a;b&cursor=c",
-		"a;b=1&cursor=d", "&&cursor=e&", "cursor=f=g", "%zz=1&cursor=h", "cursorx=1&xcursor=2",
-	} {
-		want := url.Values{}
-		if v, err := url.ParseQuery(q); err == nil || v != nil {
-			want = v
-		}
-		if got := queryValue(q, "cursor"); got != want.Get("cursor") {
-			t.Errorf("queryValue(%q) = %q; url.ParseQuery gives %q", q, got, want.Get("cursor"))
-		}
+// queryInputs are query strings that need each rule of url.ParseQuery.
+var queryInputs = []string{
+	"", "cursor=abc", "a=1&cursor=abc&cursor=def", "cursor", "cursor=", "x=1",
+	"cursor=a%2Bb+c", "cur%73or=esc", "cursor=%zz&cursor=ok", "cursor=a;b&cursor=c",
+	"a;b=1&cursor=d", "&&cursor=e&", "cursor=f=g", "%zz=1&cursor=h", "cursorx=1&xcursor=2",
+}
+
+// checkQueryValue checks queryValue against url.ParseQuery.
+func checkQueryValue(t *testing.T, q string) {
+	want := url.Values{}
+	if v, err := url.ParseQuery(q); err == nil || v != nil {
+		want = v
 	}
+	if got := queryValue(q, "cursor"); got != want.Get("cursor") {
+		t.Errorf("queryValue(%q) = %q; url.ParseQuery gives %q", q, got, want.Get("cursor"))
+	}
+}
+
+func TestQueryValue(t *testing.T) {
+	for _, q := range queryInputs {
+		checkQueryValue(t, q)
+	}
+}
+
+func FuzzQueryValue(f *testing.F) {
+	for _, q := range queryInputs {
+		f.Add(q)
+	}
+	f.Fuzz(checkQueryValue)
 }
