@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"mime"
 	"net/http"
@@ -100,6 +101,15 @@ func (s *server) decodeBody(w http.ResponseWriter, r *http.Request, v any) error
 			return err
 		}
 		return chat.Errorf(chat.ErrInvalid, chat.CodeBadJSON, "request body is not valid JSON: %v", err)
+	}
+	// The body is one JSON value: a second, or anything but white space
+	// after the first, is not the request's to ignore.
+	if _, err := dec.Token(); err != io.EOF {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return err
+		}
+		return chat.Errorf(chat.ErrInvalid, chat.CodeBadJSON, "request body is not valid JSON: more after its value")
 	}
 	return nil
 }

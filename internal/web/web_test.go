@@ -500,6 +500,8 @@ func TestRESTErrors(t *testing.T) {
 		{"not JSON", false, "POST", "/api/rooms", `{"name":`, nil, 400, "bad_json", ""},
 		{"wrong type", false, "POST", "/api/rooms", `{"name":5}`, nil, 400, "bad_json", ""},
 		{"body as number", false, "POST", msgs, `{"client_id":"c","body":5}`, nil, 400, "bad_json", ""},
+		{"two JSON values", false, "POST", msgs, `{"client_id":"c-1","body":"one"} {"client_id":"c-2","body":"two"}`, nil, 400, "bad_json", ""},
+		{"more after the JSON", false, "PATCH", "/api/me", `{"name":"Eve"}x`, nil, 400, "bad_json", ""},
 		{"no room name", false, "POST", "/api/rooms", map[string]string{}, nil, 400, "missing_field", "name"},
 		{"no client_id", false, "POST", msgs, map[string]string{"body": "hi"}, nil, 400, "missing_field", "client_id"},
 		{"no body", false, "POST", msgs, map[string]string{"client_id": "c"}, nil, 400, "missing_field", "body"},
