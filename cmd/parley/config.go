@@ -194,8 +194,10 @@ func (c *Config) Validate() error {
 	if !(c.SendRate > 0) || math.IsInf(c.SendRate, 0) { // NaN fails the first
 		bad("--send-rate must be a positive number, not %v", c.SendRate)
 	}
-	if c.SendBurst < 1 {
-		bad("--send-burst must be at least 1")
+	// The server allows five times the burst of other frames: a burst
+	// whose fivefold overflows would refuse them all.
+	if c.SendBurst < 1 || c.SendBurst > 1_000_000_000 {
+		bad("--send-burst must be between 1 and 1000000000, not %d", c.SendBurst)
 	}
 	if c.Outbox < 8 {
 		bad("--outbox must be at least 8")

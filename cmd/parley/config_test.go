@@ -17,6 +17,7 @@ func TestConfigRefuses(t *testing.T) {
 	}{
 		{"send rate NaN", []string{"--send-rate", "NaN"}, "--send-rate"},
 		{"send rate Inf", []string{"--send-rate", "+Inf"}, "--send-rate"},
+		{"send burst whose fivefold overflows", []string{"--send-burst", "2000000000000000000"}, "--send-burst"},
 		{"pprof on every address", []string{"--debug-addr", ":6060"}, "--debug-addr"},
 		{"pprof on a public address", []string{"--debug-addr", "0.0.0.0:6060"}, "--debug-addr"},
 		{"pprof on no port", []string{"--debug-addr", "127.0.0.1"}, "--debug-addr"},
