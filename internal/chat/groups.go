@@ -153,6 +153,9 @@ func NormalizeGroupName(s string) (string, error) {
 	if s == "" {
 		return "", Invalid(CodeMissingField, "name", "group name is required")
 	}
+	if !utf8.ValidString(s) {
+		return "", Invalid(CodeInvalidField, "name", "group name is not valid UTF-8")
+	}
 	if utf8.RuneCountInString(s) > MaxGroupNameLen {
 		return "", Invalid(CodeTooLong, "name", "group name is longer than %d characters", MaxGroupNameLen)
 	}
