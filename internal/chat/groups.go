@@ -5,7 +5,6 @@ import (
 	"errors"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 )
 
@@ -146,23 +145,10 @@ func groupNotFound() error { return Errorf(ErrNotFound, CodeNotFound, "no such g
 
 func notAllowed(msg string) error { return Errorf(ErrForbidden, CodeForbidden, "%s", msg) }
 
-// NormalizeGroupName trims a group name and checks it: 1–64 characters,
-// no control characters.
+// NormalizeGroupName trims a group name and checks it as a display name
+// (normalizeName), with up to MaxGroupNameLen characters.
 func NormalizeGroupName(s string) (string, error) {
-	s = strings.Join(strings.Fields(s), " ")
-	if s == "" {
-		return "", Invalid(CodeMissingField, "name", "group name is required")
-	}
-	if !utf8.ValidString(s) {
-		return "", Invalid(CodeInvalidField, "name", "group name is not valid UTF-8")
-	}
-	if utf8.RuneCountInString(s) > MaxGroupNameLen {
-		return "", Invalid(CodeTooLong, "name", "group name is longer than %d characters", MaxGroupNameLen)
-	}
-	if strings.IndexFunc(s, unicode.IsControl) >= 0 {
-		return "", Invalid(CodeInvalidField, "name", "group name contains control characters")
-	}
-	return s, nil
+	return normalizeName(s, "group name", MaxGroupNameLen)
 }
 
 // NormalizeGroupDescription trims a description and checks it: valid

@@ -291,6 +291,35 @@ func TestNormalizeUserName(t *testing.T) {
 	}
 }
 
+// TestNamesShowSomething: display and group names, which others see, may
+// not be made of characters that show nothing, nor hold the controls that
+// turn the direction of the text after them (U+202E makes "Ann\u202Egnp.exe"
+// show as "Annexe.png").
+func TestNamesShowSomething(t *testing.T) {
+	for _, tt := range []struct {
+		in, code string
+	}{
+		{"\u200b", chat.CodeMissingField},
+		{"\u3164", chat.CodeMissingField},
+		{"\u200b \u2060\ufe0f", chat.CodeMissingField},
+		{"Ann\u202Egnp.exe", chat.CodeInvalidField},
+		{"Ann\u2067x", chat.CodeInvalidField},
+	} {
+		for what, normalize := range map[string]func(string) (string, error){
+			"NormalizeUserName": chat.NormalizeUserName, "NormalizeGroupName": chat.NormalizeGroupName,
+		} {
+			_, err := normalize(tt.in)
+			wantError(t, fmt.Sprintf("%s(%q)", what, tt.in), err, chat.ErrInvalid, tt.code, "name")
+		}
+	}
+	// Marks that join or shape letters stay allowed inside a name.
+	for _, in := range []string{"\u05e9\u05e8\u05d4\u200f", "\U0001F469\u200d\U0001F4BB Ada", "\u0645\u0631\u064a\u0645"} {
+		if _, err := chat.NormalizeUserName(in); err != nil {
+			t.Errorf("NormalizeUserName(%q) = %v; want it accepted", in, err)
+		}
+	}
+}
+
 func TestSend(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, chat.Config{MaxMessageLen: 10})

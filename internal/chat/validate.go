@@ -51,22 +51,49 @@ func ValidRoomName(s string) error {
 
 // NormalizeUserName trims a display name and checks it.
 func NormalizeUserName(s string) (string, error) {
+	return normalizeName(s, "name", MaxUserNameLen)
+}
+
+// normalizeName trims a name that others see, a user's or a group's, to
+// single spaces between words and checks it: 1 to max characters of UTF-8,
+// no control characters, not only characters that show nothing (the
+// Hangul fillers, zero-width spaces), and none of the controls that turn
+// the direction of the text after them (U+202A–U+202E, U+2066–U+2069): a
+// name with U+202E shows what follows it backwards. what names the name
+// in messages ("name", "group name").
+func normalizeName(s, what string, max int) (string, error) {
 	s = strings.Join(strings.Fields(s), " ")
-	if s == "" {
-		return "", Invalid(CodeMissingField, "name", "name is required")
+	if s == "" || strings.IndexFunc(s, showsSomething) < 0 {
+		return "", Invalid(CodeMissingField, "name", "%s is required", what)
 	}
 	if !utf8.ValidString(s) {
-		return "", Invalid(CodeInvalidField, "name", "name is not valid UTF-8")
+		return "", Invalid(CodeInvalidField, "name", "%s is not valid UTF-8", what)
 	}
-	if utf8.RuneCountInString(s) > MaxUserNameLen {
-		return "", Invalid(CodeTooLong, "name", "name is longer than %d characters", MaxUserNameLen)
+	if utf8.RuneCountInString(s) > max {
+		return "", Invalid(CodeTooLong, "name", "%s is longer than %d characters", what, max)
 	}
-	for _, r := range s {
-		if unicode.IsControl(r) {
-			return "", Invalid(CodeInvalidField, "name", "name contains control characters")
-		}
+	if strings.IndexFunc(s, unicode.IsControl) >= 0 {
+		return "", Invalid(CodeInvalidField, "name", "%s contains control characters", what)
+	}
+	if strings.IndexFunc(s, turnsDirection) >= 0 {
+		return "", Invalid(CodeInvalidField, "name", "%s contains characters that turn the direction of text", what)
 	}
 	return s, nil
+}
+
+// showsSomething reports whether r is seen: not white space, not a format
+// character (zero-width spaces and joiners, direction marks), not one that
+// shows as nothing (the Hangul fillers, variation selectors).
+func showsSomething(r rune) bool {
+	return !unicode.IsSpace(r) && !unicode.Is(unicode.Cf, r) &&
+		!unicode.Is(unicode.Other_Default_Ignorable_Code_Point, r) && !unicode.Is(unicode.Variation_Selector, r)
+}
+
+// turnsDirection reports whether r is one of Unicode's explicit embedding,
+// override and isolate controls. The marks U+200E and U+200F, which
+// right-to-left names need and which turn nothing, are not.
+func turnsDirection(r rune) bool {
+	return r >= 0x202a && r <= 0x202e || r >= 0x2066 && r <= 0x2069
 }
 
 // checkBody validates a message body against max characters.
