@@ -407,10 +407,11 @@ func (ch *pollChannel) take(ctx context.Context) []json.RawMessage {
 	return frames
 }
 
-// admit returns the events to deliver for ev: none if it is the user's own
-// presence or typing or was delivered already; missed ones before it.
+// admit returns the events to deliver for ev: none if the session does
+// not show it (session.shows) or it was delivered already; missed ones
+// before it.
 func (ch *pollChannel) admit(ctx context.Context, ev chat.Event) []chat.Event {
-	if (ev.Type == chat.EventPresence || ev.Type == chat.EventTyping) && ev.User != nil && ev.User.ID == ch.sess.user.ID {
+	if !ch.sess.shows(ev) {
 		return nil
 	}
 	if ev.UserSeq > 0 {

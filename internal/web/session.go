@@ -29,6 +29,7 @@ type session struct {
 	hmu     sync.Mutex // one frame at a time
 	mu      sync.Mutex
 	rooms   []int64             // conversations open, few: a slice costs less than a map; guarded by mu
+	opening int64               // the conversation an open under way subscribed to, not in rooms yet; guarded by mu
 	sendLim *rate.Limiter       // made at the first send, full as if made at the start
 	reqLim  *rate.Limiter       // made at the first other frame
 	typed   map[int64]time.Time // last typing forwarded, per conversation; made at the first
@@ -357,6 +358,8 @@ func (n *session) open(f inFrame, reply func(any)) error {
 		}
 		// A group is followed already, and stays so if the open fails.
 		followed := n.s.hub.Follows(n.client, chat.ConvTopic(f.RoomID))
+		n.setOpening(f.RoomID) // its presence from now on is shown
+		defer n.setOpening(0)
 		if err := n.s.hub.Subscribe(n.client, chat.ConvTopic(f.RoomID)); err != nil {
 			return err
 		}
@@ -561,6 +564,35 @@ func (n *session) isOpen(id int64) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return slices.Contains(n.rooms, id)
+}
+
+func (n *session) setOpening(id int64) {
+	n.mu.Lock()
+	n.opening = id
+	n.mu.Unlock()
+}
+
+// shows reports whether ev is for this session to show. A conversation's
+// typing, presence and online count are, only where the session has it
+// open (or is opening it): a group's events reach every connection of its
+// members, open or not, for the list; these are of no use to the list.
+// The user's own typing and presence are news to nobody of theirs.
+func (n *session) shows(ev chat.Event) bool {
+	switch ev.Type {
+	case chat.EventTyping, chat.EventPresence:
+		if ev.User != nil && ev.User.ID == n.user.ID {
+			return false
+		}
+	case chat.EventOnlineCount:
+	default:
+		return true
+	}
+	if ev.ConvID == chat.Everywhere { // a friend's presence anywhere
+		return true
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.opening == ev.ConvID || slices.Contains(n.rooms, ev.ConvID)
 }
 
 // forget removes conversation id from those open and reports whether it

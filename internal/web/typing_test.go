@@ -80,3 +80,47 @@ func TestBlockedTyping(t *testing.T) {
 		t.Errorf("Mallory's typing after the block was accepted; want not_friends, as a send")
 	}
 }
+
+// TestGroupEphemeralWhereOpen: a connection receives the messages of every
+// group its user belongs to, opened or not, but typing and presence only
+// of the conversations it has open (docs/protocol.md, "Server → client"),
+// over WebSocket and long-polling alike.
+func TestGroupEphemeralWhereOpen(t *testing.T) {
+	for _, transport := range []string{"ws", "poll"} {
+		t.Run(transport, func(t *testing.T) {
+			ts := newTestServer(t, withWeb(fastPoll))
+			ada := ts.signIn(t, "ada@example.com", "Ada")
+			grace := ts.signIn(t, "grace@example.com", "Grace")
+			g := ts.createGroup(t, ada, "crew", 0)
+			ts.addMember(t, ada, g.ID, grace)
+			wa := ts.connect(t, ada)
+			var wg *wsClient
+			if transport == "poll" {
+				wg = ts.connectPoll(t, grace, "")
+			} else {
+				wg = ts.connect(t, grace)
+			}
+
+			// Grace has the group in her list, not open: Ada's arrival and
+			// typing are not hers to show; the message is.
+			wa.open(t, g.ID, nil)
+			wa.send(t, map[string]any{"type": "typing", "room_id": g.ID})
+			m := wa.sendMessage(t, g.ID, "a-1", "hello")
+			wg.expectMessage(t, g.ID, m.Seq)
+			for _, f := range wg.drain() {
+				if f.Type == "typing" || f.Type == "presence" || f.Type == "online_count" {
+					t.Errorf("%s, without the group open, got %s", wg.name, f)
+				}
+			}
+
+			// Once she opens it, she gets them.
+			wg.open(t, g.ID, nil)
+			wa.send(t, map[string]any{"type": "typing", "room_id": g.ID})
+			if f := wg.expect(t, "typing"); f.RoomID != g.ID || f.User == nil || f.User.ID != ada.ID {
+				t.Errorf("%s got %s; want Ada typing in group %d", wg.name, f, g.ID)
+			}
+			wa.send(t, map[string]any{"type": "close", "room_id": g.ID})
+			wg.expectPresence(t, g.ID, ada, false)
+		})
+	}
+}

@@ -84,9 +84,11 @@ type conn struct {
 	// to write for one: none if written already, missed ones first. It may
 	// read the store, so a writer shared by all connections never calls it.
 	admit func(ctx context.Context, ev chat.Event) ([]chat.Event, error)
-	// settle, if set, returns once the frames read before have been
-	// answered (session.drain), for an answer readMessage gives itself.
-	settle func()
+	// sess is the session of a native connection, nil otherwise: its
+	// drain returns once the frames read before have been answered, for
+	// an answer readMessage gives itself; its shows tells the events the
+	// connection writes.
+	sess *session
 }
 
 // Wake is the hub's signal that the client needs its writer (hub.Waker).
@@ -356,8 +358,8 @@ func (c *conn) readMessage(handle func([]byte)) bool {
 			// its way, and nothing more is acted on. Reading goes on, to
 			// see the peer's answer.
 		case typ != websocket.TextMessage:
-			if c.settle != nil {
-				c.settle() // its error comes after the answers to the frames before
+			if c.sess != nil {
+				c.sess.drain() // its error comes after the answers to the frames before
 			}
 			c.pushError("", 0, chat.Invalid(chat.CodeBadJSON, "", "frames must be text frames holding JSON"))
 		default:
@@ -616,9 +618,9 @@ func newFrameConn(c net.Conn) *frameConn {
 
 var newline = []byte{'\n'}
 
-func (c *conn) encode(cl *hub.Client, it *hub.Item) []byte {
-	if ev := it.Event; (ev.Type == chat.EventPresence || ev.Type == chat.EventTyping) && ev.User != nil && ev.User.ID == cl.UserID {
-		return nil // a user's own presence or typing: of no news to them
+func (c *conn) encode(it *hub.Item) []byte {
+	if c.sess != nil && !c.sess.shows(it.Event) {
+		return nil
 	}
 	return it.Encoded(c.codec())
 }
@@ -676,7 +678,7 @@ func (c *conn) write(cl *hub.Client, items []*hub.Item) (int, error) {
 			if i > 0 && fc.draining() {
 				return i, nil
 			}
-			if b := c.encode(cl, it); b != nil {
+			if b := c.encode(it); b != nil {
 				if err := c.endFrame(nil, b, it); err != nil {
 					return i, err
 				}
@@ -691,7 +693,7 @@ func (c *conn) write(cl *hub.Client, items []*hub.Item) (int, error) {
 		n       int            // its length
 	)
 	for i, it := range items {
-		b := c.encode(cl, it)
+		b := c.encode(it)
 		plain := it // b is its encoding as every client has it
 		if it.Event.UserSeq > 0 && c.admit != nil {
 			plain = nil
@@ -1020,7 +1022,7 @@ func (s *server) handleWS() http.Handler {
 		n.setWS(ws)
 		n.conn.removed = n.session.dropped
 		n.conn.admit = n.session.admitUser
-		n.conn.settle = n.session.drain
+		n.conn.sess = n.session
 		ctx, cancel := opContext()
 		defer cancel()
 		// Nothing is written until hello is queued ahead of what reached
