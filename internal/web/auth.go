@@ -26,8 +26,23 @@ func authFrom(ctx context.Context) authInfo {
 }
 
 // authed lets only requests with a valid session through, renewing the
-// cookie when the session was extended.
-func (s *server) authed(h http.Handler) http.Handler {
+// cookie when the session was extended, and gives each opTimeout (timed).
+func (s *server) authed(h http.Handler) http.Handler { return timed(s.authenticated(h)) }
+
+// timed gives a request opTimeout for its work, as a frame has: a
+// dependency that does not answer in that time gets the client the
+// retryable 503 unavailable, rather than a wait for as long as it takes.
+func timed(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), opTimeout)
+		defer cancel()
+		h.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// authenticated is authed without the time limit, for a long poll, which
+// is held open longer.
+func (s *server) authenticated(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := r.Cookie(CookieName)
 		token := ""

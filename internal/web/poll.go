@@ -530,7 +530,7 @@ func (s *server) pollAuthed(h pollHandler) http.Handler {
 			h(w, r, a, cur)
 			return
 		}
-		s.authed(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.authenticated(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if err != nil {
 				s.writeError(w, err)
 				return

@@ -9,8 +9,8 @@ import (
 func (s *server) addRoutes(mux *http.ServeMux, ui fs.FS) {
 	mux.Handle("GET /healthz", s.handleHealth())
 
-	mux.Handle("POST /api/auth/code", s.handleRequestCode())
-	mux.Handle("POST /api/auth/verify", s.handleVerify())
+	mux.Handle("POST /api/auth/code", timed(s.handleRequestCode()))
+	mux.Handle("POST /api/auth/verify", timed(s.handleVerify()))
 	mux.Handle("POST /api/auth/signout", s.authed(s.handleSignOut()))
 
 	mux.Handle("GET /api/me", s.authed(s.handleMe()))

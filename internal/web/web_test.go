@@ -1170,6 +1170,31 @@ func TestSignInMailDown(t *testing.T) {
 	wantError(t, "code without a mail server", ts.do(t, nil, "POST", "/api/auth/code", map[string]string{"email": "ada@example.com"}), http.StatusServiceUnavailable, "unavailable")
 }
 
+// stallUserRooms is a store whose UserRooms does not answer (a database
+// that stopped answering) until its context ends, or for 20 s.
+type stallUserRooms struct{ chat.Store }
+
+func (s stallUserRooms) UserRooms(ctx context.Context, userID int64) ([]chat.Room, error) {
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-time.After(20 * time.Second):
+		return nil, errors.New("the database did not answer")
+	}
+}
+
+// TestRESTStoreStalled: a REST request whose database does not answer gets
+// 503 unavailable within the server's 15 s for an operation
+// (docs/protocol.md, "Error codes"), as a WebSocket frame does, instead of
+// waiting on it for as long as the database takes.
+func TestRESTStoreStalled(t *testing.T) {
+	ts := newTestServer(t, withStore(func(s chat.Store) chat.Store { return stallUserRooms{s} }))
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	hc := &http.Client{Jar: ada.Jar, Timeout: 30 * time.Second}
+	wantError(t, "GET /api/rooms while the database stalls", send(t, hc, ts.newRequest(t, "GET", "/api/rooms", nil)),
+		http.StatusServiceUnavailable, "unavailable")
+}
+
 func TestSessionCookie(t *testing.T) {
 	for _, proxy := range []bool{false, true} {
 		t.Run(fmt.Sprintf("BehindProxy=%v", proxy), func(t *testing.T) {
