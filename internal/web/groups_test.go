@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"cmp"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
@@ -332,6 +333,54 @@ func TestGroupUpdateAllOrNothing(t *testing.T) {
 		if got.Group.Name != "Crew" || got.Group.Description != "about Crew" || got.Group.MaxMembers != 200 || got.Group.LastSeq != g.LastSeq+2 {
 			t.Errorf("%s: after the refused PATCH the group is %q %q cap %d, last seq %d; want it unchanged: %q %q cap 200, last seq %d",
 				tc.name, got.Group.Name, got.Group.Description, got.Group.MaxMembers, got.Group.LastSeq, "Crew", "about Crew", g.LastSeq+2)
+		}
+	}
+}
+
+// openedReads returns the reads of opened frame f, nil if it has none.
+func openedReads(tb testing.TB, f frame) *[]wireRead {
+	tb.Helper()
+	var v struct {
+		Reads *[]wireRead `json:"reads"`
+	}
+	if err := json.Unmarshal([]byte(f.Raw), &v); err != nil {
+		tb.Fatalf("opened frame %s: %v", f, err)
+	}
+	return v.Reads
+}
+
+// TestOpenedReadsAlwaysThere: the opened reply of a direct chat or a group
+// carries the other members' read positions in reads (docs/protocol.md,
+// "receipt"), also when there are none to give: the group's other members
+// have left, or the direct chat's pair may no longer talk. A client that
+// keeps the positions it was given last (the web app does) would otherwise
+// go on showing "Read" and "Read by N" from those who are gone.
+func TestOpenedReadsAlwaysThere(t *testing.T) {
+	ts := newTestServer(t)
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	grace := ts.signIn(t, "grace@example.com", "Grace")
+	g := ts.createGroup(t, ada, "crew", 0)
+	ts.addMember(t, ada, g.ID, grace)
+	ts.befriend(t, ada, grace)
+	_, dm := ts.sendDirect(t, ada, grace.ID, "d-1", "hello")
+	m := ts.post(t, ada, g.ID, "g-1", "hello")
+	ts.markRead(t, grace, g.ID, m.Seq)
+	ts.markRead(t, grace, dm.ID, 1)
+
+	wa := ts.connect(t, ada)
+	for _, id := range []int64{g.ID, dm.ID} {
+		if r := openedReads(t, wa.open(t, id, nil)); r == nil || len(*r) != 1 || (*r)[0].UserID != grace.ID {
+			t.Fatalf("opened %d: reads %v; want Grace's position", id, r)
+		}
+		wa.send(t, map[string]any{"type": "close", "room_id": id})
+	}
+
+	ts.mustDo(t, grace, "DELETE", memberPath(g.ID, grace, ""), nil, http.StatusNoContent, nil)
+	ts.mustDo(t, ada, "POST", "/api/blocks", map[string]int64{"user_id": grace.ID}, http.StatusNoContent, nil)
+	for _, id := range []int64{g.ID, dm.ID} {
+		f := wa.open(t, id, nil)
+		if r := openedReads(t, f); r == nil || len(*r) != 0 {
+			t.Errorf("opened %d after Grace left or was blocked: %s; want \"reads\": []", id, f)
 		}
 	}
 }

@@ -916,7 +916,7 @@ type openedFrame struct {
 	// OnlineCount is how many have the room open, more than len(Online)
 	// in a room with more than chat.Config.OnlineMax present.
 	OnlineCount int                 `json:"online_count"`
-	Reads       []chat.ReadPosition `json:"reads,omitempty"` // direct and group: the other members' read positions
+	Reads       []chat.ReadPosition `json:"reads,omitzero"` // direct and group (never nil): the other members' read positions
 }
 
 type roomFrame struct {
