@@ -111,20 +111,24 @@ func mirror(state string) string {
 // public is u without its email address, fit to show to other users.
 func public(u User) User { return User{ID: u.ID, Name: u.Name, CreatedAt: u.CreatedAt} }
 
-// notifyContact tells owner that their contact c changed.
-func (s *Service) notifyContact(ctx context.Context, owner int64, c Contact) {
+// notifyContact tells owner that their contact c changed, and returns c as
+// told: with the presence of a friend.
+func (s *Service) notifyContact(ctx context.Context, owner int64, c Contact) Contact {
 	c.User = public(c.User)
 	cs := []Contact{c}
 	if err := s.FriendsPresence(ctx, cs); err != nil {
 		s.log.Warn("load presence of new friend", "user", c.User.ID, "err", err)
 	}
 	s.publishUser(ctx, owner, Event{Type: EventContact, Contact: &cs[0]})
+	return cs[0]
 }
 
-// notifyBoth tells me of c and c.User of the mirror image.
-func (s *Service) notifyBoth(ctx context.Context, me User, c Contact) {
-	s.notifyContact(ctx, me.ID, c)
+// notifyBoth tells me of c and c.User of the mirror image, and returns c
+// as me was told.
+func (s *Service) notifyBoth(ctx context.Context, me User, c Contact) Contact {
+	c = s.notifyContact(ctx, me.ID, c)
 	s.notifyContact(ctx, c.User.ID, Contact{User: me, State: mirror(c.State), Since: c.Since})
+	return c
 }
 
 func notSelf(me User, id int64, msg string) error {
@@ -191,8 +195,7 @@ func (s *Service) RequestFriend(ctx context.Context, me User, id int64) (Contact
 		}
 		return c, nil // a repeated request
 	}
-	s.notifyBoth(ctx, me, c)
-	return c, nil
+	return s.notifyBoth(ctx, me, c), nil
 }
 
 // AcceptFriend accepts the friend request of user id.
@@ -208,8 +211,7 @@ func (s *Service) AcceptFriend(ctx context.Context, me User, id int64) (Contact,
 		return Contact{}, internal("accept friend", err)
 	}
 	c.User = public(c.User)
-	s.notifyBoth(ctx, me, c)
-	return c, nil
+	return s.notifyBoth(ctx, me, c), nil
 }
 
 // RemoveContact ends me's relation with user id, whatever it is: it

@@ -205,3 +205,32 @@ func TestBlockRefusesQuietly(t *testing.T) {
 	ts.requestFriend(t, mallory, ada.ID)
 	aws.expectContact(t, mallory, "request_received")
 }
+
+// TestNewFriendPresence: the contact that answers an acceptance, by
+// POST /api/contacts/{id}/accept or by a request to who asked first,
+// carries the new friend's presence, as every friend in GET /api/contacts
+// and the contact frame do (docs/protocol.md, "Contacts"). A client that
+// takes the answer after the frame (the web app does) would otherwise show
+// an online friend offline.
+func TestNewFriendPresence(t *testing.T) {
+	ts := newTestServer(t)
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	grace := ts.signIn(t, "grace@example.com", "Grace")
+	bob := ts.signIn(t, "bob@example.com", "Bob")
+	ts.connect(t, grace)
+	ts.connect(t, bob)
+
+	ts.requestFriend(t, grace, ada.ID)
+	var out struct {
+		Contact wireContact `json:"contact"`
+	}
+	ts.mustDo(t, ada, "POST", "/api/contacts/"+strconv.FormatInt(grace.ID, 10)+"/accept", nil, http.StatusOK, &out)
+	if c := out.Contact; c.State != "friends" || c.Online == nil || !*c.Online {
+		t.Errorf("Ada accepts Grace, who is online: contact %s, online %v; want friends, online", c.State, c.Online != nil && *c.Online)
+	}
+
+	ts.requestFriend(t, bob, ada.ID)
+	if c := ts.requestFriend(t, ada, bob.ID); c.State != "friends" || c.Online == nil || !*c.Online {
+		t.Errorf("Ada asks Bob, who asked first and is online: contact %s, online %v; want friends, online", c.State, c.Online != nil && *c.Online)
+	}
+}
