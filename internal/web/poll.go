@@ -706,7 +706,7 @@ func (s *server) handlePollSend() pollHandler {
 			s.writeError(w, err)
 			return
 		}
-		var out pollPostResponse
+		out := pollPostResponse{Frames: []any{}} // a list, also for a frame with no reply (typing)
 		ch.sess.handle(body, func(v any) { out.Frames = append(out.Frames, v) })
 		ch.touch()
 		writeJSON(w, http.StatusOK, out)

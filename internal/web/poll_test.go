@@ -132,6 +132,9 @@ func (p *pollTransport) post(tb testing.TB, w *wsClient, b []byte) {
 	if err := decodeStrict(r.Body, &body); err != nil {
 		tb.Fatalf("%s: POST /api/poll: %v", w.name, err)
 	}
+	if body.Frames == nil {
+		tb.Fatalf("%s: POST /api/poll %s = %s; want frames, a list", w.name, b, r)
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, raw := range body.Frames {
@@ -146,6 +149,18 @@ func (p *pollTransport) post(tb testing.TB, w *wsClient, b []byte) {
 }
 
 func fastPoll(c *web.Config) { c.PollHold = 500 * time.Millisecond }
+
+// TestPollPostNoReply: a POST whose frame has no reply (typing) answers
+// with an empty list of frames, not null: "the answer holds its reply
+// frames" (docs/protocol.md, "Long-polling").
+func TestPollPostNoReply(t *testing.T) {
+	ts := newTestServer(t, withWeb(fastPoll))
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	room := ts.enterRoom(t, ada, "general")
+	ap := ts.connectPoll(t, ada, "")
+	ap.open(t, room.ID, nil)
+	ap.send(t, map[string]any{"type": "typing", "room_id": room.ID}) // post checks the answer
+}
 
 // TestPollChat: a long-polling user and a WebSocket user chat in a room;
 // errors come back as over WebSocket.
