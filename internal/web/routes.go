@@ -54,7 +54,7 @@ func (s *server) addRoutes(mux *http.ServeMux, ui fs.FS) {
 	mux.Handle("POST /api/poll", s.pollAuthed(s.handlePollSend()))
 	mux.Handle("DELETE /api/poll", s.pollAuthed(s.handlePollEnd()))
 	if s.cfg.ChannelsCompat {
-		mux.Handle("GET /ws/chat/{room}/", s.handleCompatWS())
+		mux.Handle("GET /ws/chat/{room}/", timed(s.handleCompatWS()))
 	}
 
 	mux.Handle("/api/", s.handleNotFound())

@@ -1170,17 +1170,25 @@ func TestSignInMailDown(t *testing.T) {
 	wantError(t, "code without a mail server", ts.do(t, nil, "POST", "/api/auth/code", map[string]string{"email": "ada@example.com"}), http.StatusServiceUnavailable, "unavailable")
 }
 
-// stallUserRooms is a store whose UserRooms does not answer (a database
-// that stopped answering) until its context ends, or for 20 s.
-type stallUserRooms struct{ chat.Store }
+// stallRooms is a store whose UserRooms and RoomByName do not answer (a
+// database that stopped answering) until their context ends, or for 20 s.
+type stallRooms struct{ chat.Store }
 
-func (s stallUserRooms) UserRooms(ctx context.Context, userID int64) ([]chat.Room, error) {
+func stall(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return ctx.Err()
 	case <-time.After(20 * time.Second):
-		return nil, errors.New("the database did not answer")
+		return errors.New("the database did not answer")
 	}
+}
+
+func (s stallRooms) UserRooms(ctx context.Context, userID int64) ([]chat.Room, error) {
+	return nil, stall(ctx)
+}
+
+func (s stallRooms) RoomByName(ctx context.Context, name string) (chat.Room, error) {
+	return chat.Room{}, stall(ctx)
 }
 
 // TestRESTStoreStalled: a REST request whose database does not answer gets
@@ -1188,10 +1196,32 @@ func (s stallUserRooms) UserRooms(ctx context.Context, userID int64) ([]chat.Roo
 // (docs/protocol.md, "Error codes"), as a WebSocket frame does, instead of
 // waiting on it for as long as the database takes.
 func TestRESTStoreStalled(t *testing.T) {
-	ts := newTestServer(t, withStore(func(s chat.Store) chat.Store { return stallUserRooms{s} }))
+	ts := newTestServer(t, withStore(func(s chat.Store) chat.Store { return stallRooms{s} }))
 	ada := ts.signIn(t, "ada@example.com", "Ada")
 	hc := &http.Client{Jar: ada.Jar, Timeout: 30 * time.Second}
 	wantError(t, "GET /api/rooms while the database stalls", send(t, hc, ts.newRequest(t, "GET", "/api/rooms", nil)),
+		http.StatusServiceUnavailable, "unavailable")
+}
+
+// TestChannelsCompatStoreStalled: the Django Channels endpoint, too, answers
+// 503 unavailable when the database does not answer within the server's
+// 15 s, before the upgrade, instead of holding the request for as long as
+// the database takes.
+func TestChannelsCompatStoreStalled(t *testing.T) {
+	ts := newTestServer(t, withWeb(func(c *web.Config) { c.ChannelsCompat = true }),
+		withStore(func(s chat.Store) chat.Store { return stallRooms{s} }))
+	d := websocket.Dialer{HandshakeTimeout: 30 * time.Second}
+	conn, resp, err := d.Dial("ws"+strings.TrimPrefix(ts.URL, "http")+"/ws/chat/lobby/", nil)
+	if err == nil {
+		conn.Close()
+		t.Fatal("the upgrade succeeded while the database stalls")
+	}
+	if resp == nil {
+		t.Fatalf("dial /ws/chat/lobby/: %v; want 503 unavailable", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	wantError(t, "upgrade while the database stalls", response{Status: resp.StatusCode, Header: resp.Header, Body: body},
 		http.StatusServiceUnavailable, "unavailable")
 }
 
