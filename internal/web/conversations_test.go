@@ -354,3 +354,29 @@ func TestReadFramesOnlyForward(t *testing.T) {
 		}
 	}
 }
+
+// TestNoOwnReceipt: a receipt is another member's read position
+// (docs/protocol.md, "receipt"); the reader's own connections learn of
+// their own move from the read frame, and get no receipt of it, which a
+// client taking every receipt of a direct chat for the peer's would show
+// as "Read".
+func TestNoOwnReceipt(t *testing.T) {
+	ts := newTestServer(t)
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	grace := ts.signIn(t, "grace@example.com", "Grace")
+	ts.befriend(t, ada, grace)
+	_, dm := ts.sendDirect(t, grace, ada.ID, "g-1", "hello")
+	wa, wg := ts.connect(t, ada), ts.connect(t, grace)
+	wa.open(t, dm.ID, nil)
+	wg.open(t, dm.ID, nil)
+
+	wa.send(t, map[string]any{"type": "read", "room_id": dm.ID, "seq": 1})
+	wa.expectRead(t, dm.ID, 1)
+	wg.take(t, "Ada's receipt", func(f frame) bool { return f.Type == "receipt" && f.UserID == ada.ID && f.Seq == 1 })
+	wa.barrier(t) // Ada's copy, published with Grace's, is here by now
+	for _, f := range wa.drain() {
+		if f.Type == "receipt" || f.Type == "receipts" {
+			t.Errorf("Ada got a receipt of her own read: %s", f)
+		}
+	}
+}

@@ -576,9 +576,12 @@ func (n *session) setOpening(id int64) {
 // typing, presence and online count are, only where the session has it
 // open (or is opening it): a group's events reach every connection of its
 // members, open or not, for the list; these are of no use to the list.
-// The user's own typing and presence are news to nobody of theirs.
+// The user's own typing, presence and read receipt are news to nobody of
+// theirs (their read frame tells of their own read position).
 func (n *session) shows(ev chat.Event) bool {
 	switch ev.Type {
+	case chat.EventReceipt:
+		return ev.UserID != n.user.ID
 	case chat.EventTyping, chat.EventPresence:
 		if ev.User != nil && ev.User.ID == n.user.ID {
 			return false
