@@ -7,7 +7,7 @@ import (
 
 // addRoutes lists Parley's whole HTTP surface; docs/protocol.md documents it.
 func (s *server) addRoutes(mux *http.ServeMux, ui fs.FS) {
-	mux.Handle("GET /healthz", s.handleHealth())
+	mux.Handle("GET /healthz", timed(s.handleHealth()))
 
 	mux.Handle("POST /api/auth/code", timed(s.handleRequestCode()))
 	mux.Handle("POST /api/auth/verify", timed(s.handleVerify()))

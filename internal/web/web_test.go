@@ -1225,6 +1225,24 @@ func TestChannelsCompatStoreStalled(t *testing.T) {
 		http.StatusServiceUnavailable, "unavailable")
 }
 
+// TestHealthStalled: a health check whose database does not answer fails
+// within the server's 15 s, 503, so that a load balancer waiting for it
+// takes the node out rather than waiting as long as the database does.
+func TestHealthStalled(t *testing.T) {
+	ts := newTestServer(t, withWeb(func(c *web.Config) {
+		c.Health = func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }
+	}))
+	hc := &http.Client{Timeout: 30 * time.Second}
+	resp, err := hc.Get(ts.URL + "/healthz")
+	if err != nil {
+		t.Fatalf("GET /healthz while the database stalls: %v; want 503", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("GET /healthz while the database stalls = %d; want 503", resp.StatusCode)
+	}
+}
+
 func TestSessionCookie(t *testing.T) {
 	for _, proxy := range []bool{false, true} {
 		t.Run(fmt.Sprintf("BehindProxy=%v", proxy), func(t *testing.T) {
