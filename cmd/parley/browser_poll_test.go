@@ -115,9 +115,16 @@ func TestBrowserPollFallback(t *testing.T) {
 // pollOffline cuts b's page off /api/poll, or restores it.
 func (b *browser) pollOffline(t *testing.T, s *testServer, offline bool) {
 	t.Helper()
+	b.cutOff(t, s.URL+"/api/poll*", offline)
+}
+
+// cutOff cuts b's page off the addresses that pattern matches (a * matches
+// anything), or, with offline false, restores every address.
+func (b *browser) cutOff(t *testing.T, pattern string, offline bool) {
+	t.Helper()
 	var rules []*network.Conditions
 	if offline {
-		rules = append(rules, &network.Conditions{URLPattern: s.URL + "/api/poll*", Offline: true, DownloadThroughput: -1, UploadThroughput: -1})
+		rules = append(rules, &network.Conditions{URLPattern: pattern, Offline: true, DownloadThroughput: -1, UploadThroughput: -1})
 	}
 	ctx, cancel := b.stepCtx()
 	defer cancel()

@@ -353,10 +353,19 @@ async function onSaveName(e) {
 }
 
 async function signOut() {
+  showError('signout-error', '');
   try {
     await api.signOut();
   } catch (err) {
-    console.warn('parley: sign out:', err);
+    // Only the server can end the session (its cookie is HttpOnly): while
+    // it lives on, saying "signed out" would leave the next user of this
+    // computer in the account. A 401 means it has ended.
+    if (err.status !== 401) {
+      const msg = `You are still signed in: ${err.message}`;
+      if (state.view === 'chat') showError('signout-error', msg);
+      else authError(msg);
+      return;
+    }
   }
   clearHash();
   showSignin('You are signed out.');
@@ -405,6 +414,7 @@ function leaveChat() {
   state.presence.clear();
   state.reads.clear();
   $('people-search').value = '';
+  showError('signout-error', '');
   renderConversations();
   renderPeople();
   if ($('profile').open) $('profile').close();
