@@ -1257,6 +1257,10 @@ async function loadConversation(room, token) {
   const last = msgs.length ? msgs[msgs.length - 1].seq : room.last_seq;
   state.loaded = true;
   state.socket.openRoom(room.id, last);
+  // What was sent while the page loaded is in it, or comes after it, once
+  // stored: only the sends still unacknowledged are shown as pending.
+  for (const el of state.pendingEls.values()) el.remove();
+  state.pendingEls.clear();
   for (const p of state.socket.pendingFor(room.id)) appendPending(p);
   updateHistoryTop();
   renderReceipts();

@@ -1,0 +1,60 @@
+package main
+
+import (
+	"net/http"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+)
+
+// holdHistory makes the page's requests for history pages wait until
+// window.parleyRelease() is called.
+const holdHistory = `(() => {
+	const held = [];
+	const fetch = window.fetch;
+	window.fetch = (url, init) => String(url).includes("/messages?")
+		? new Promise((resolve) => held.push(() => resolve(fetch(url, init))))
+		: fetch(url, init);
+	window.parleyHeld = () => held.length;
+	window.parleyRelease = () => held.splice(0).forEach((go) => go());
+})()`
+
+// TestBrowserSendWhileLoading: Ada sends in a room whose first page of
+// history is still loading, and the page reads it only once the message
+// is stored. The message is shown once, as sent: the page of history
+// holds it, and the "Sending…" element made for it goes.
+func TestBrowserSendWhileLoading(t *testing.T) {
+	s, ada := startAda(t)
+	waitFor[bool](t, ada, "connected", viewState, connectedBy, "ws")
+
+	grace := signIn(t, s, "grace@example.com", "Grace")
+	var room struct {
+		Room struct{ ID int64 } `json:"room"`
+	}
+	postJSON(t, grace, "POST", s.URL+"/api/rooms", map[string]string{"name": "lobby"}, http.StatusOK, &room)
+	ws := dialWS(t, s, grace)
+	readUntil(t, ws, "hello")
+	ws.WriteJSON(map[string]any{"type": "open", "room_id": room.Room.ID})
+	readUntil(t, ws, "opened")
+
+	evaluate[chromedp.Void](t, ada, "hold history", holdHistory)
+	ada.do(t, "enter lobby",
+		chromedp.SendKeys(chromedp.ID("room-input"), "lobby"),
+		chromedp.Click(chromedp.ID("room-enter")),
+	)
+	waitFor[bool](t, ada, "lobby's history is asked for", viewState, `() =>
+		document.getElementById("room-title").textContent === "lobby" && window.parleyHeld() === 1`)
+	const text = "Sent before the history came."
+	ada.do(t, "send", chromedp.SendKeys(chromedp.ID("composer"), text+kb.Enter))
+	readUntil(t, ws, "message") // stored: the history will hold it
+	evaluate[chromedp.Void](t, ada, "release history", `window.parleyRelease()`)
+
+	waitFor[bool](t, ada, "the message is shown once, sent", viewState, `(text) => {
+		const shown = [...document.querySelectorAll("#messages .msg")]
+			.filter((m) => m.querySelector(".msg-body")?.textContent === text);
+		return document.getElementById("history-text").textContent !== "Loading messages…" &&
+			shown.length === 1 && !shown[0].classList.contains("pending") && !!shown[0].dataset.seq;
+	}`, text)
+	ada.checkQuiet(t)
+}
