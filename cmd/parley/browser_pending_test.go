@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"net/http"
 	"testing"
 
@@ -57,4 +58,42 @@ func TestBrowserSendWhileLoading(t *testing.T) {
 			shown.length === 1 && !shown[0].classList.contains("pending") && !!shown[0].dataset.seq;
 	}`, text)
 	ada.checkQuiet(t)
+}
+
+// TestBrowserSendWhenRemoved: Ada writes in a group while her link is
+// down, and is removed from it meanwhile. When she is back the group is
+// ended, and her message, which was not and will not be sent, says so
+// instead of "Sending…".
+func TestBrowserSendWhenRemoved(t *testing.T) {
+	s, ada := startAdaBy(t, "?transport=poll")
+	waitFor[bool](t, ada, "connected", viewState, connectedBy, "poll")
+	adaID := userIDOf(t, s, nil, ada)
+
+	grace := signIn(t, s, "grace@example.com", "Grace")
+	var group struct {
+		Group struct{ ID int64 } `json:"group"`
+	}
+	postJSON(t, grace, "POST", s.URL+"/api/groups", map[string]string{"name": "Crew"}, http.StatusCreated, &group)
+	members := fmt.Sprintf("%s/api/groups/%d/members", s.URL, group.Group.ID)
+	postJSON(t, grace, "POST", members, map[string]int64{"user_id": adaID}, http.StatusOK, nil)
+
+	evaluate[chromedp.Void](t, ada, "open Crew", fmt.Sprintf(`location.hash = "#conv/%d"`, group.Group.ID))
+	waitFor[bool](t, ada, "Crew is open", viewState, `() =>
+		document.getElementById("room-title").textContent === "Crew" &&
+		document.getElementById("history-text").textContent !== "Loading messages…" &&
+		document.getElementById("conn-status").dataset.state === "connected"`)
+
+	ada.pollOffline(t, s, true)
+	const text = "Written while cut off."
+	ada.do(t, "send while cut off", chromedp.SendKeys(chromedp.ID("composer"), text+kb.Enter))
+	waitFor[bool](t, ada, "Ada is disconnected", viewState, `() => document.getElementById("conn-status").dataset.state === "disconnected"`)
+	postJSON(t, grace, "DELETE", fmt.Sprintf("%s/%d", members, adaID), nil, http.StatusNoContent, nil)
+	ada.pollOffline(t, s, false)
+
+	waitFor[bool](t, ada, "the group is ended and the message not pending", viewState, `(text) => {
+		const m = [...document.querySelectorAll("#messages .msg")]
+			.filter((m) => m.querySelector(".msg-body")?.textContent === text);
+		return !document.getElementById("room-ended").hidden && m.length === 1 &&
+			m[0].querySelector(".msg-time").textContent !== "Sending…";
+	}`, text)
 }

@@ -128,6 +128,12 @@ func userIDOf(t *testing.T, s *testServer, c *http.Client, b *browser) int64 {
 // browser signed in as Ada.
 func startAda(t *testing.T) (*testServer, *browser) {
 	t.Helper()
+	return startAdaBy(t, "")
+}
+
+// startAdaBy is startAda with the app's URL ending in query.
+func startAdaBy(t *testing.T, query string) (*testServer, *browser) {
+	t.Helper()
 	exe := chromiumPath(t)
 	s := startServer(t)
 	t.Cleanup(func() {
@@ -136,6 +142,7 @@ func startAda(t *testing.T) (*testServer, *browser) {
 		}
 	})
 	ada := startBrowser(t, exe, "ada", time.Now().Add(2*time.Minute))
+	ada.query = query
 	ada.signIn(t, s, "ada@example.com", "Ada")
 	return s, ada
 }

@@ -1805,6 +1805,13 @@ function endAccess(reason) {
   $('composer').disabled = true;
   $('send').disabled = true;
   setHidden($('group-settings'), true);
+  // The sends still pending here were forgotten with the conversation:
+  // they will not go, whatever the link does.
+  for (const el of state.pendingEls.values()) {
+    el.classList.replace('pending', 'failed');
+    el.querySelector('.msg-time').textContent = 'Not sent';
+  }
+  state.pendingEls.clear();
   state.typing.clear();
   renderTyping();
   state.online = new Map();
