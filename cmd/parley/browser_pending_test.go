@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/chromedp/chromedp"
@@ -96,4 +97,48 @@ func TestBrowserSendWhenRemoved(t *testing.T) {
 		return !document.getElementById("room-ended").hidden && m.length === 1 &&
 			m[0].querySelector(".msg-time").textContent !== "Sending…";
 	}`, text)
+}
+
+// TestBrowserSendFailsElsewhere: Ada writes in #lobby while her link is
+// down and goes on to #other; meanwhile she leaves #lobby on another
+// device. When she is back the resend is refused: the page says where the
+// message did not go, and #lobby gives her text back, to send again.
+func TestBrowserSendFailsElsewhere(t *testing.T) {
+	s, ada := startAdaBy(t, "?transport=poll")
+	waitFor[bool](t, ada, "connected", viewState, connectedBy, "poll")
+	ada.enterRoom(t, "lobby")
+
+	ada.pollOffline(t, s, true)
+	const text = "Written in the lobby while cut off."
+	ada.do(t, "send while cut off", chromedp.SendKeys(chromedp.ID("composer"), text+kb.Enter))
+	waitFor[bool](t, ada, "Ada is disconnected", viewState, `() => document.getElementById("conn-status").dataset.state === "disconnected"`)
+	evaluate[chromedp.Void](t, ada, "go to #other", `location.hash = "#room/other"`)
+	waitFor[bool](t, ada, "#other is shown", viewState, `() =>
+		document.getElementById("room-title").textContent === "other" &&
+		document.getElementById("history-text").textContent !== "Loading messages…"`)
+
+	elsewhere := signIn(t, s, "ada@example.com", "Ada")
+	var room struct {
+		Room struct{ ID int64 } `json:"room"`
+	}
+	postJSON(t, elsewhere, "POST", s.URL+"/api/rooms", map[string]string{"name": "lobby"}, http.StatusOK, &room)
+	postJSON(t, elsewhere, "DELETE", fmt.Sprintf("%s/api/rooms/%d/members/me", s.URL, room.Room.ID), nil, http.StatusNoContent, nil)
+	ada.pollOffline(t, s, false)
+
+	said := waitFor[string](t, ada, "the refusal is shown", viewState, `() => {
+		const e = document.getElementById("composer-error");
+		return !e.hidden && e.textContent;
+	}`)
+	if !strings.Contains(said, "#lobby") {
+		t.Errorf("in #other the page says %q; want it to name #lobby", said)
+	}
+	evaluate[chromedp.Void](t, ada, "back to #lobby", `location.hash = "#room/lobby"`)
+	got := waitFor[[]string](t, ada, "#lobby is shown", viewState, `() =>
+		document.getElementById("room-title").textContent === "lobby" &&
+		document.getElementById("history-text").textContent !== "Loading messages…" &&
+		[document.getElementById("composer").value, document.getElementById("composer-error").textContent]`)
+	if got[0] != text || got[1] == "" {
+		t.Errorf("back in #lobby the composer holds %q, the error line %q; want %q and why it was not sent", got[0], got[1], text)
+	}
+	ada.checkQuiet(t)
 }

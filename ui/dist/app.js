@@ -54,6 +54,7 @@ const state = {
   peopleTimer: 0,
   peopleToken: 0,
   cache: new Map(), // conversation id → what was shown when we switched away
+  unsent: new Map(), // conversation id → {body, why}: a send refused while it was not shown
   readSent: new Map(), // conversation id → highest seq sent as read
   readQueue: new Map(), // conversation id → {seq, timer, at}: the read position to send, and when one last went
   names: new Map(), // user id → name, of everyone seen (for group event lines)
@@ -408,6 +409,7 @@ function leaveChat() {
   state.blocked = new Map();
   state.results = null;
   state.cache.clear();
+  state.unsent.clear();
   state.readSent.clear();
   dropReads();
   state.names.clear();
@@ -1295,6 +1297,16 @@ function resetRoomView(room) {
   setHidden($('jump'), true);
   renderRooms(); // highlight the current room
   renderConversations();
+  // A send refused while another conversation was shown: its text is back.
+  const unsent = room.id && state.unsent.get(room.id);
+  if (unsent) {
+    state.unsent.delete(room.id);
+    composerError(unsent.why);
+    if (!$('composer').value) {
+      $('composer').value = unsent.body;
+      autosize();
+    }
+  }
 }
 
 // closeRoom stops following the open room and shows the room list.
@@ -2330,6 +2342,7 @@ function sendComposer() {
   // with no receipt: what was read before it goes first, as a receipt.
   flushRead(room.id);
   const p = socket.send(room.id, body);
+  p.where = room.kind === 'room' ? `#${room.name}` : convTitle(room); // for a refusal seen elsewhere
   c.value = '';
   autosize();
   appendPending(p);
@@ -2503,10 +2516,18 @@ function startSocket() {
       const el = state.pendingEls.get(p.clientId);
       if (el) el.remove();
       state.pendingEls.delete(p.clientId);
-      composerError(p.message || 'The message was not sent.');
+      const why = p.message || 'The message was not sent.';
+      if (!current(p.roomId)) {
+        // Written in a conversation shown no more: say which, and keep
+        // the text for when it is shown again.
+        state.unsent.set(p.roomId, { body: p.body, why });
+        composerError(`A message to ${p.where || 'another chat'} was not sent: ${why}`);
+        return;
+      }
+      composerError(why);
       // Give the text back so it is not lost.
       const c = $('composer');
-      if (current(p.roomId) && !c.value) {
+      if (!c.value) {
         c.value = p.body;
         autosize();
       }
