@@ -84,6 +84,7 @@ func TestBrowserSendWhenRemoved(t *testing.T) {
 		document.getElementById("history-text").textContent !== "Loading messages…" &&
 		document.getElementById("conn-status").dataset.state === "connected"`)
 
+	evaluate[chromedp.Void](t, ada, "count answers to sends", countSendAnswers)
 	ada.pollOffline(t, s, true)
 	const text = "Written while cut off."
 	ada.do(t, "send while cut off", chromedp.SendKeys(chromedp.ID("composer"), text+kb.Enter))
@@ -95,9 +96,39 @@ func TestBrowserSendWhenRemoved(t *testing.T) {
 		const m = [...document.querySelectorAll("#messages .msg")]
 			.filter((m) => m.querySelector(".msg-body")?.textContent === text);
 		return !document.getElementById("room-ended").hidden && m.length === 1 &&
-			m[0].querySelector(".msg-time").textContent !== "Sending…";
+			m[0].querySelector(".msg-time").textContent === "Not sent";
 	}`, text)
+	// The resend went out before the page knew, and was refused: the
+	// banner says why the group cannot be used; the refusal is no news.
+	waitFor[bool](t, ada, "the resend is answered", viewState, `() => window.parleySendAnswers > 0`)
+	if e := evaluate[string](t, ada, "read the error line", `(() => {
+		const e = document.getElementById("composer-error");
+		return e.hidden ? "" : e.textContent;
+	})()`); e != "" {
+		t.Errorf("under the ended group's banner the page says %q; want nothing", e)
+	}
 }
+
+// countSendAnswers counts in window.parleySendAnswers the answers to
+// the long-poll POSTs of send frames, once the page has handled them.
+const countSendAnswers = `(() => {
+	window.parleySendAnswers = 0;
+	const fetch = window.fetch;
+	window.fetch = async (url, init) => {
+		const res = await fetch(url, init);
+		if (String(url).includes("/api/poll") && String(init?.body).includes('"type":"send"')) {
+			const json = res.json.bind(res);
+			// The page handles the frames in the microtasks after json();
+			// a timer runs after them.
+			res.json = async () => {
+				const v = await json();
+				setTimeout(() => window.parleySendAnswers++);
+				return v;
+			};
+		}
+		return res;
+	};
+})()`
 
 // TestBrowserSendFailsElsewhere: Ada writes in #lobby while her link is
 // down and goes on to #other; meanwhile she leaves #lobby on another

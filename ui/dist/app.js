@@ -2541,6 +2541,9 @@ function startSocket() {
         return;
       }
       if (f.room_id && state.room && f.room_id !== state.room.id) return;
+      // The banner of an ended group says why: what was sent before the
+      // page knew is refused ("no such room"), which is no news.
+      if (state.ended && f.room_id) return;
       composerError(f.message || f.code, f.transient ? 4000 : 0);
     })
     .on('session-ended', () => {
