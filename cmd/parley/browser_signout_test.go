@@ -52,3 +52,25 @@ func TestBrowserSignOutFails(t *testing.T) {
 	}
 	ada.checkQuiet(t)
 }
+
+// TestBrowserStartOffline: the page loads while the server cannot be
+// reached (a restored tab before the network is up, a server
+// restarting). It says so on the sign-in card, and once the server
+// answers it finds the session still valid and opens the chat by itself:
+// a session is not lost to a failed request.
+func TestBrowserStartOffline(t *testing.T) {
+	s, ada := startAda(t)
+	waitFor[bool](t, ada, "connected", viewState, connectedBy, "ws")
+
+	ada.cutOff(t, s.URL+"/api/me", true)
+	ada.do(t, "load the page again", chromedp.Navigate(ada.appURL(s, "")))
+	waitFor[bool](t, ada, "the page says the server cannot be reached", viewState, `() =>
+		document.getElementById("app").dataset.view === "signin" &&
+		!document.getElementById("auth-error").hidden`)
+	ada.cutOff(t, "", false)
+	waitFor[bool](t, ada, "the chat opens", viewState, `(name) =>
+		document.getElementById("app").dataset.view === "chat" &&
+		document.getElementById("me-name").textContent === name &&
+		document.getElementById("conn-status").dataset.state === "connected"`, ada.name)
+	ada.checkQuiet(t)
+}

@@ -2670,13 +2670,37 @@ function wire() {
 
 async function start() {
   wire();
-  try {
-    state.me = await api.me();
-  } catch (err) {
-    showSignin();
-    if (err.status !== 401) authError(err.message);
-    return;
+  // A server that cannot be reached, or fails, says nothing of the
+  // session: the sign-in shows why, and the page asks again (at once when
+  // the browser comes online) until the server answers, or the user signs
+  // in by the form meanwhile.
+  for (let wait = 1000; ; wait = Math.min(wait * 2, 15000)) {
+    let me;
+    try {
+      me = await api.me();
+    } catch (err) {
+      if (state.me) return;
+      if (state.view !== 'signin') showSignin();
+      const transient = err.status === 0 || err.status >= 500;
+      authError(err.status === 401 ? '' : err.message);
+      if (!transient) return;
+      await new Promise((resolve) => {
+        const done = () => {
+          clearTimeout(timer);
+          window.removeEventListener('online', done);
+          resolve();
+        };
+        const timer = setTimeout(done, wait);
+        window.addEventListener('online', done);
+      });
+      if (state.me) return; // signed in by the form meanwhile
+      continue;
+    }
+    if (state.me) return;
+    state.me = me;
+    break;
   }
+  authError('');
   if (!state.me.name) showNameStep();
   else enterChat();
 }
