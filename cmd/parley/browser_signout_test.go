@@ -74,3 +74,21 @@ func TestBrowserStartOffline(t *testing.T) {
 		document.getElementById("conn-status").dataset.state === "connected"`, ada.name)
 	ada.checkQuiet(t)
 }
+
+// TestBrowserSessionEndsInDialog: the session ends (signed out on
+// another tab) while the new group form is open. The sign-in shows, and
+// no dialog of the chat stays over it, keeping the page inert.
+func TestBrowserSessionEndsInDialog(t *testing.T) {
+	_, ada := startAda(t)
+	waitFor[bool](t, ada, "connected", viewState, connectedBy, "ws")
+	ada.click(t, "open the new group form", "#new-group")
+	waitFor[bool](t, ada, "the form is open", viewState, `() => document.getElementById("group-create").open`)
+
+	ada.fetchJSON(t, "POST", "/api/auth/signout", nil, nil)
+	open := waitFor[[]string](t, ada, "the sign-in shows", viewState, `() =>
+		document.getElementById("app").dataset.view === "signin" &&
+		[...document.querySelectorAll("dialog[open]")].map((d) => d.id)`)
+	if len(open) > 0 {
+		t.Errorf("over the sign-in, dialogs %q are open; want none", open)
+	}
+}

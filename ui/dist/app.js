@@ -419,7 +419,9 @@ function leaveChat() {
   showError('signout-error', '');
   renderConversations();
   renderPeople();
-  if ($('profile').open) $('profile').close();
+  // Every dialog of the chat (profile, new group, group settings): a
+  // modal one left open would keep the sign-in inert.
+  for (const d of document.querySelectorAll('dialog[open]')) d.close();
 }
 
 function renderMe() {
