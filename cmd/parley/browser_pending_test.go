@@ -173,3 +173,61 @@ func TestBrowserSendFailsElsewhere(t *testing.T) {
 	}
 	ada.checkQuiet(t)
 }
+
+// TestBrowserFirstDirectFailsElsewhere: Ada writes the first message to
+// her friend Grace (sent over REST, which makes the conversation) while
+// the server cannot be reached, and moves on to a room. The page stops
+// trying once she has gone, says so there, and the chat with Grace gives
+// her text back.
+func TestBrowserFirstDirectFailsElsewhere(t *testing.T) {
+	s, ada := startAda(t)
+	waitFor[bool](t, ada, "connected", viewState, connectedBy, "ws")
+	ada.userID = userIDOf(t, s, nil, ada)
+	grace := signIn(t, s, "grace@example.com", "Grace")
+	graceID := userIDOf(t, s, grace, nil)
+	postJSON(t, grace, "POST", s.URL+"/api/contacts", map[string]int64{"user_id": ada.userID}, http.StatusOK, nil)
+	ada.fetchJSON(t, "POST", fmt.Sprintf("/api/contacts/%d/accept", graceID), nil, nil)
+
+	dm := fmt.Sprintf("#dm/%d", graceID)
+	evaluate[chromedp.Void](t, ada, "open the chat with Grace", `location.hash = "`+dm+`"`)
+	waitFor[bool](t, ada, "the chat with Grace is open", viewState, `() =>
+		document.getElementById("room-title").textContent === "Grace" &&
+		document.getElementById("history-text").textContent.startsWith("This is the beginning")`)
+	evaluate[chromedp.Void](t, ada, "count failed sends", `(() => {
+		window.parleyDirectFailures = 0;
+		const fetch = window.fetch;
+		window.fetch = (url, init) => {
+			const p = fetch(url, init);
+			if (/\/api\/direct\/\d+\/messages$/.test(String(url))) {
+				// The page handles the failure in the microtasks after it;
+				// a timer runs after them.
+				p.catch(() => setTimeout(() => window.parleyDirectFailures++));
+			}
+			return p;
+		};
+	})()`)
+	ada.cutOff(t, s.URL+"/api/direct/*", true)
+	const text = "Hello Grace, from a train."
+	ada.do(t, "write to Grace", chromedp.SendKeys(chromedp.ID("composer"), text+kb.Enter))
+	waitFor[bool](t, ada, "the send failed once", viewState, `() => window.parleyDirectFailures > 0`)
+	evaluate[chromedp.Void](t, ada, "go to #lobby", `location.hash = "#room/lobby"`)
+	waitFor[bool](t, ada, "the send failed in #lobby", viewState, `() =>
+		document.getElementById("room-title").textContent === "lobby" && window.parleyDirectFailures > 1`)
+	said := evaluate[string](t, ada, "read the error line", `(() => {
+		const e = document.getElementById("composer-error");
+		return e.hidden ? "" : e.textContent;
+	})()`)
+	if !strings.Contains(said, "Grace") {
+		t.Errorf("in #lobby the page says %q; want it to name Grace", said)
+	}
+
+	ada.cutOff(t, "", false)
+	evaluate[chromedp.Void](t, ada, "back to Grace", `location.hash = "`+dm+`"`)
+	got := waitFor[string](t, ada, "the chat with Grace is open", viewState, `() =>
+		document.getElementById("room-title").textContent === "Grace" &&
+		document.getElementById("history-text").textContent.startsWith("This is the beginning") &&
+		"text: " + document.getElementById("composer").value`)
+	if got != "text: "+text {
+		t.Errorf("back with Grace the composer holds %q; want %q", got, "text: "+text)
+	}
+}

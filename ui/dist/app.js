@@ -54,7 +54,7 @@ const state = {
   peopleTimer: 0,
   peopleToken: 0,
   cache: new Map(), // conversation id → what was shown when we switched away
-  unsent: new Map(), // conversation id → {body, why}: a send refused while it was not shown
+  unsent: new Map(), // targetOf(conversation) → {body, why}: a send that failed while it was not shown
   readSent: new Map(), // conversation id → highest seq sent as read
   readQueue: new Map(), // conversation id → {seq, timer, at}: the read position to send, and when one last went
   names: new Map(), // user id → name, of everyone seen (for group event lines)
@@ -1299,13 +1299,13 @@ function resetRoomView(room) {
   setHidden($('jump'), true);
   renderRooms(); // highlight the current room
   renderConversations();
-  // A send refused while another conversation was shown: its text is back.
-  const unsent = room.id && state.unsent.get(room.id);
-  if (unsent) {
-    state.unsent.delete(room.id);
-    composerError(unsent.why);
+  // A send that failed while another conversation was shown: its text is back.
+  const kept = state.unsent.get(targetOf(room));
+  if (kept) {
+    state.unsent.delete(targetOf(room));
+    composerError(kept.why);
     if (!$('composer').value) {
-      $('composer').value = unsent.body;
+      $('composer').value = kept.body;
       autosize();
     }
   }
@@ -2344,7 +2344,8 @@ function sendComposer() {
   // with no receipt: what was read before it goes first, as a receipt.
   flushRead(room.id);
   const p = socket.send(room.id, body);
-  p.where = room.kind === 'room' ? `#${room.name}` : convTitle(room); // for a refusal seen elsewhere
+  p.target = targetOf(room); // for a refusal that comes when it is not shown
+  p.where = whereTo(room);
   c.value = '';
   autosize();
   appendPending(p);
@@ -2375,12 +2376,14 @@ async function sendFirstDirect(room, body) {
       const el = state.pendingEls.get(p.clientId);
       if (el) el.remove();
       state.pendingEls.delete(p.clientId);
-      if (state.room === room) {
-        composerError(err.message);
-        if (!c.value) {
-          c.value = body;
-          autosize();
-        }
+      if (state.room !== room) {
+        unsent(targetOf(room), whereTo(room), body, err.message);
+        return;
+      }
+      composerError(err.message);
+      if (!c.value) {
+        c.value = body;
+        autosize();
       }
       return;
     }
@@ -2397,6 +2400,19 @@ async function sendFirstDirect(room, body) {
   } else if (res.message) {
     state.socket.ingest(room.id, [res.message]);
   }
+}
+
+// whereTo names a conversation in an error shown elsewhere.
+function whereTo(room) {
+  return room.kind === 'room' ? `#${room.name}` : convTitle(room);
+}
+
+// unsent keeps the text of a send that failed while the user looked at
+// another conversation, for when its own (target) is shown again, and
+// says there where it did not go.
+function unsent(target, where, body, why) {
+  state.unsent.set(target, { body, why });
+  composerError(`A message to ${where || 'another chat'} was not sent: ${why}`);
 }
 
 function isSendKey(e) {
@@ -2522,8 +2538,7 @@ function startSocket() {
       if (!current(p.roomId)) {
         // Written in a conversation shown no more: say which, and keep
         // the text for when it is shown again.
-        state.unsent.set(p.roomId, { body: p.body, why });
-        composerError(`A message to ${p.where || 'another chat'} was not sent: ${why}`);
+        unsent(p.target, p.where, p.body, why);
         return;
       }
       composerError(why);
