@@ -231,3 +231,21 @@ func TestBrowserFirstDirectFailsElsewhere(t *testing.T) {
 		t.Errorf("back with Grace the composer holds %q; want %q", got, "text: "+text)
 	}
 }
+
+// TestBrowserDraftStays: what Ada types but does not send stays with its
+// conversation: #other opens with an empty composer, not the words meant
+// for #lobby (an Enter would send them there), and #lobby gives them back.
+func TestBrowserDraftStays(t *testing.T) {
+	_, ada := startAda(t)
+	ada.enterRoom(t, "lobby")
+	const draft = "Only for the lobby, half writ"
+	ada.do(t, "type without sending", chromedp.SendKeys(chromedp.ID("composer"), draft))
+	ada.enterRoom(t, "other")
+	if got := evaluate[string](t, ada, "read the composer", `document.getElementById("composer").value`); got != "" {
+		t.Errorf("#other opens with %q in the composer; want it empty", got)
+	}
+	evaluate[chromedp.Void](t, ada, "back to #lobby", `location.hash = "#room/lobby"`)
+	waitFor[bool](t, ada, "#lobby has its draft back", viewState, `(draft) =>
+		document.getElementById("room-title").textContent === "lobby" &&
+		document.getElementById("composer").value === draft`, draft)
+}

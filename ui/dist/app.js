@@ -54,6 +54,7 @@ const state = {
   peopleTimer: 0,
   peopleToken: 0,
   cache: new Map(), // conversation id → what was shown when we switched away
+  drafts: new Map(), // targetOf(conversation) → what was typed there and not sent
   unsent: new Map(), // targetOf(conversation) → {body, why}: a send that failed while it was not shown
   readSent: new Map(), // conversation id → highest seq sent as read
   readQueue: new Map(), // conversation id → {seq, timer, at}: the read position to send, and when one last went
@@ -409,7 +410,9 @@ function leaveChat() {
   state.blocked = new Map();
   state.results = null;
   state.cache.clear();
+  state.drafts.clear();
   state.unsent.clear();
+  $('composer').value = '';
   state.readSent.clear();
   dropReads();
   state.names.clear();
@@ -1202,6 +1205,10 @@ function leaveCurrent() {
   renderTyping();
   const room = state.room;
   if (!room) return;
+  // What was typed and not sent stays with its conversation.
+  const draft = $('composer').value;
+  if (draft.trim()) state.drafts.set(targetOf(room), draft);
+  else state.drafts.delete(targetOf(room));
   if (room.id && state.socket && state.loaded && !state.ended) {
     const b = box();
     const els = [...b.children].filter((el) => el.id !== 'history-top' && !el.classList.contains('pending'));
@@ -1299,6 +1306,9 @@ function resetRoomView(room) {
   setHidden($('jump'), true);
   renderRooms(); // highlight the current room
   renderConversations();
+  $('composer').value = state.drafts.get(targetOf(room)) || '';
+  state.drafts.delete(targetOf(room));
+  autosize();
   // A send that failed while another conversation was shown: its text is back.
   const kept = state.unsent.get(targetOf(room));
   if (kept) {
