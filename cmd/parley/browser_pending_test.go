@@ -88,7 +88,7 @@ func TestBrowserSendWhenRemoved(t *testing.T) {
 	ada.pollOffline(t, s, true)
 	const text = "Written while cut off."
 	ada.do(t, "send while cut off", chromedp.SendKeys(chromedp.ID("composer"), text+kb.Enter))
-	waitFor[bool](t, ada, "Ada is disconnected", viewState, `() => document.getElementById("conn-status").dataset.state === "disconnected"`)
+	ada.waitDisconnected(t)
 	postJSON(t, grace, "DELETE", fmt.Sprintf("%s/%d", members, adaID), nil, http.StatusNoContent, nil)
 	ada.pollOffline(t, s, false)
 
@@ -101,10 +101,7 @@ func TestBrowserSendWhenRemoved(t *testing.T) {
 	// The resend went out before the page knew, and was refused: the
 	// banner says why the group cannot be used; the refusal is no news.
 	waitFor[bool](t, ada, "the resend is answered", viewState, `() => window.parleySendAnswers > 0`)
-	if e := evaluate[string](t, ada, "read the error line", `(() => {
-		const e = document.getElementById("composer-error");
-		return e.hidden ? "" : e.textContent;
-	})()`); e != "" {
+	if e := ada.composerError(t); e != "" {
 		t.Errorf("under the ended group's banner the page says %q; want nothing", e)
 	}
 }
@@ -142,7 +139,7 @@ func TestBrowserSendFailsElsewhere(t *testing.T) {
 	ada.pollOffline(t, s, true)
 	const text = "Written in the lobby while cut off."
 	ada.do(t, "send while cut off", chromedp.SendKeys(chromedp.ID("composer"), text+kb.Enter))
-	waitFor[bool](t, ada, "Ada is disconnected", viewState, `() => document.getElementById("conn-status").dataset.state === "disconnected"`)
+	ada.waitDisconnected(t)
 	evaluate[chromedp.Void](t, ada, "go to #other", `location.hash = "#room/other"`)
 	waitFor[bool](t, ada, "#other is shown", viewState, `() =>
 		document.getElementById("room-title").textContent === "other" &&
@@ -213,10 +210,7 @@ func TestBrowserFirstDirectFailsElsewhere(t *testing.T) {
 	evaluate[chromedp.Void](t, ada, "go to #lobby", `location.hash = "#room/lobby"`)
 	waitFor[bool](t, ada, "the send failed in #lobby", viewState, `() =>
 		document.getElementById("room-title").textContent === "lobby" && window.parleyDirectFailures > 1`)
-	said := evaluate[string](t, ada, "read the error line", `(() => {
-		const e = document.getElementById("composer-error");
-		return e.hidden ? "" : e.textContent;
-	})()`)
+	said := ada.composerError(t)
 	if !strings.Contains(said, "Grace") {
 		t.Errorf("in #lobby the page says %q; want it to name Grace", said)
 	}
@@ -248,4 +242,19 @@ func TestBrowserDraftStays(t *testing.T) {
 	waitFor[bool](t, ada, "#lobby has its draft back", viewState, `(draft) =>
 		document.getElementById("room-title").textContent === "lobby" &&
 		document.getElementById("composer").value === draft`, draft)
+}
+
+// waitDisconnected waits until b's page shows its connection lost.
+func (b *browser) waitDisconnected(t *testing.T) {
+	t.Helper()
+	waitFor[bool](t, b, b.name+" is disconnected", viewState, `() => document.getElementById("conn-status").dataset.state === "disconnected"`)
+}
+
+// composerError returns the error line above b's composer ("" if hidden).
+func (b *browser) composerError(t *testing.T) string {
+	t.Helper()
+	return evaluate[string](t, b, "read the error line", `(() => {
+		const e = document.getElementById("composer-error");
+		return e.hidden ? "" : e.textContent;
+	})()`)
 }

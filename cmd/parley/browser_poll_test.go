@@ -99,7 +99,7 @@ func TestBrowserPollFallback(t *testing.T) {
 	// channel, and the message arrives once.
 	ada.pollOffline(t, s, true)
 	ada.do(t, "send while cut off", chromedp.SendKeys(chromedp.ID("composer"), "Sent through a broken link."+kb.Enter))
-	waitFor[bool](t, ada, "Ada is disconnected", viewState, `() => document.getElementById("conn-status").dataset.state === "disconnected"`)
+	ada.waitDisconnected(t)
 	ada.pollOffline(t, s, false)
 	grace.waitMessage(t, "Sent through a broken link.")
 	ada.waitMessage(t, "Sent through a broken link.")
