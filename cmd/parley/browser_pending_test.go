@@ -258,3 +258,60 @@ func (b *browser) composerError(t *testing.T) string {
 		return e.hidden ? "" : e.textContent;
 	})()`)
 }
+
+// TestBrowserRemovedStaysGone: the page re-reads its conversation list
+// after events (here a friend request), and the answer may be on its way
+// when Ada is removed from a group: the answer read before the removal
+// must not bring the group back into the list.
+func TestBrowserRemovedStaysGone(t *testing.T) {
+	s, ada := startAda(t)
+	waitFor[bool](t, ada, "connected", viewState, connectedBy, "ws")
+	adaID := userIDOf(t, s, nil, ada)
+	grace := signIn(t, s, "grace@example.com", "Grace")
+	var group struct {
+		Group struct{ ID int64 } `json:"group"`
+	}
+	postJSON(t, grace, "POST", s.URL+"/api/groups", map[string]string{"name": "Crew"}, http.StatusCreated, &group)
+	members := fmt.Sprintf("%s/api/groups/%d/members", s.URL, group.Group.ID)
+	postJSON(t, grace, "POST", members, map[string]int64{"user_id": adaID}, http.StatusOK, nil)
+	crewShown := fmt.Sprintf(`!!document.querySelector('#conversations li[data-conv-id="%d"]')`, group.Group.ID)
+	waitFor[bool](t, ada, "Crew is listed", viewState, `() => `+crewShown)
+
+	// The answers to the page's reads of the list are held (the server
+	// answers at once, the page gets the answer on release); the reads
+	// after the release are counted.
+	evaluate[chromedp.Void](t, ada, "hold the list", `(() => {
+		const held = [];
+		let holding = true;
+		const fetch = window.fetch;
+		window.parleyListReads = 0;
+		window.fetch = (url, init) => {
+			if (String(url) !== "/api/conversations") return fetch(url, init);
+			const answer = fetch(url, init);
+			if (!holding) {
+				window.parleyListReads++;
+				return answer;
+			}
+			return new Promise((resolve) => {
+				const hold = () => held.push(() => resolve(answer));
+				answer.then(hold, hold);
+			});
+		};
+		window.parleyHeld = () => held.length;
+		window.parleyRelease = () => {
+			holding = false;
+			held.splice(0).forEach((go) => go());
+		};
+	})()`)
+	postJSON(t, grace, "POST", s.URL+"/api/contacts", map[string]int64{"user_id": adaID}, http.StatusOK, nil)
+	waitFor[bool](t, ada, "the list is answered", viewState, `() => window.parleyHeld() > 0`)
+	postJSON(t, grace, "DELETE", fmt.Sprintf("%s/%d", members, adaID), nil, http.StatusNoContent, nil)
+	waitFor[bool](t, ada, "Crew is gone", viewState, `() => !`+crewShown)
+
+	evaluate[chromedp.Void](t, ada, "release the list", `window.parleyRelease()`)
+	// Either the page shows the stale answer, or it reads the list again.
+	waitFor[bool](t, ada, "the stale answer is handled", viewState, `() => `+crewShown+` || window.parleyListReads > 0`)
+	if evaluate[bool](t, ada, "look for Crew", crewShown) {
+		t.Errorf("Crew is listed again after Ada was removed from it")
+	}
+}

@@ -49,7 +49,7 @@ const state = {
   contacts: new Map(), // user id → Contact
   blocked: new Map(), // user id → User the user blocked
   contactsVersion: 0, // counts contact frames
-  convsVersion: 0, // counts read frames
+  convsVersion: 0, // counts read frames and groups dropped: a list read meanwhile is stale
   results: null, // the last people search: [User] or null
   peopleTimer: 0,
   peopleToken: 0,
@@ -1755,6 +1755,7 @@ async function onGroupInvite(e) {
 
 // dropGroup forgets a group the user left or deleted here and shows the list.
 function dropGroup(id) {
+  state.convsVersion++;
   state.convs.delete(id);
   state.cache.delete(id);
   state.reads.delete(id);
@@ -1802,6 +1803,7 @@ async function onGroupDelete() {
 // if it is open, its history stays readable but nothing more can be done.
 function onRemoved(f) {
   const id = f.room_id;
+  state.convsVersion++;
   state.convs.delete(id);
   state.cache.delete(id);
   state.reads.delete(id);
