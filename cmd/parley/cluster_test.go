@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"net/http"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -101,14 +102,7 @@ func TestClusterPresence(t *testing.T) {
 	}
 	waitOnline(false, 5*time.Second)
 
-	h := http.Header{}
-	h.Set("Cookie", "parley_session="+ada.token)
-	wsURL := "ws://" + e.nodes[0].addr + "/api/ws"
-	ws, resp, err := websocket.DefaultDialer.Dial(wsURL, h)
-	if err != nil {
-		t.Fatalf("dial %s: %v (%v)", wsURL, err, resp)
-	}
-	defer ws.Close()
+	ws := e.dialWS(ada, e.nodes[0])
 	waitOnline(true, 5*time.Second)
 
 	left := time.Now()
@@ -118,6 +112,70 @@ func TestClusterPresence(t *testing.T) {
 	seen := waitOnline(false, 20*time.Second)
 	if seen.IsZero() || seen.Before(left.Add(-time.Minute)) {
 		t.Errorf("Ada's last_seen = %v; want about %v", seen, left)
+	}
+}
+
+// dialWS opens a WebSocket as u on node n, closed when the test ends.
+func (e *faultEnv) dialWS(u *fuser, n *node) *websocket.Conn {
+	e.t.Helper()
+	h := http.Header{}
+	h.Set("Cookie", "parley_session="+u.token)
+	wsURL := "ws" + strings.TrimPrefix(n.URL(), "http") + "/api/ws"
+	ws, resp, err := websocket.DefaultDialer.Dial(wsURL, h)
+	if err != nil {
+		e.t.Fatalf("dial %s: %v (%v)", wsURL, err, resp)
+	}
+	e.t.Cleanup(func() { ws.Close() })
+	return ws
+}
+
+// waitFriendPresence reads ws until a friend's presence frame about
+// userID says online, failing after within.
+func waitFriendPresence(t *testing.T, ws *websocket.Conn, userID int64, online bool, within time.Duration) (lastSeen time.Time) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		ws.SetReadDeadline(deadline)
+		_, data, err := ws.ReadMessage()
+		if err != nil {
+			t.Fatalf("no presence of user %d with online=%v within %v: %v", userID, online, within, err)
+		}
+		for _, line := range bytes.Split(data, []byte("\n")) {
+			var f struct {
+				Type   string             `json:"type"`
+				RoomID int64              `json:"room_id"`
+				User   struct{ ID int64 } `json:"user"`
+				Online bool               `json:"online"`
+				Seen   time.Time          `json:"last_seen"`
+			}
+			if json.Unmarshal(line, &f) == nil && f.Type == "presence" && f.RoomID == 0 && f.User.ID == userID && f.Online == online {
+				return f.Seen
+			}
+		}
+	}
+}
+
+// TestClusterPresenceNodeRestartedSameID: a node is killed and started
+// again at once under the same --node-id, as deploy.md advises, and its
+// user does not come back: friends on another node are told the user went
+// offline, with a last-seen time, as after any node's death.
+func TestClusterPresenceNodeRestartedSameID(t *testing.T) {
+	e := newFaultEnv(t, envOptions{nodes: 2, users: 2})
+	ada, grace := e.users[0], e.users[1] // friends (setup)
+	gws := e.dialWS(grace, e.nodes[1])
+	readUntil(t, gws, "hello")
+	connected := time.Now()
+	aws := e.dialWS(ada, e.nodes[0])
+	readUntil(t, aws, "hello")
+	waitFriendPresence(t, gws, ada.id, true, 10*time.Second)
+
+	e.signal(e.nodes[0], sigkill)
+	aws.Close()
+	e.startNode(e.nodes[0])
+	// NodeTTL (30 s) bounds it after a death; a restart must not make it never.
+	seen := waitFriendPresence(t, gws, ada.id, false, 40*time.Second)
+	if seen.Before(connected.Add(-time.Second)) {
+		t.Errorf("Ada's last_seen = %v; want after she connected (%v)", seen, connected)
 	}
 }
 

@@ -60,6 +60,7 @@ type Presence struct {
 	mu       sync.Mutex
 	local    map[pair]*entry
 	watchers []func(convID, userID int64, online bool)
+	leftOver []string // "<conv>:<user>" presences an earlier run left, which ended at start
 
 	quit chan struct{}
 	wg   sync.WaitGroup
@@ -189,6 +190,7 @@ func newPresence(ctx context.Context, rdb *goredis.Client, opts Options) (*Prese
 	if len(gone) > 0 {
 		p.log.Warn("redis: dropped presences left by an earlier run of this node", "node", p.id, "ended", len(gone))
 	}
+	p.leftOver = gone
 	if _, err := p.heartbeat(ctx); err != nil {
 		return nil, fmt.Errorf("presence heartbeat: %w", err)
 	}
@@ -353,11 +355,15 @@ func (p *Presence) OnlineOf(ctx context.Context, convID int64, userIDs []int64) 
 // presences Close or a retried Remove ends (see Presence); and, online, on
 // a node that was reaped while alive for each presence it wrote again that
 // no other node held. fn runs on a background goroutine, one presence at
-// a time.
+// a time. Before Watch returns, fn is called for each presence that an
+// earlier run with this NodeID left and that thereby ended: that run
+// died, and no other node will report its users gone.
 func (p *Presence) Watch(fn func(convID, userID int64, online bool)) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	p.watchers = append(p.watchers, fn)
+	left := p.leftOver
+	p.mu.Unlock()
+	eachPresence(left, p.log, func(conv, user int64) { fn(conv, user, false) })
 }
 
 func (p *Presence) changed(convID, userID int64, online bool) {
@@ -371,15 +377,20 @@ func (p *Presence) changed(convID, userID int64, online bool) {
 
 // endedAll passes the "<conv>:<user>" members a reap returned to ended.
 func (p *Presence) endedAll(gone []string) {
-	for _, m := range gone {
+	eachPresence(gone, p.log, func(conv, user int64) { p.changed(conv, user, false) })
+}
+
+// eachPresence calls fn for each "<conv>:<user>" member of ms.
+func eachPresence(ms []string, log *slog.Logger, fn func(conv, user int64)) {
+	for _, m := range ms {
 		c, u, _ := strings.Cut(m, ":")
 		conv, err1 := strconv.ParseInt(c, 10, 64)
 		user, err2 := strconv.ParseInt(u, 10, 64)
 		if err1 != nil || err2 != nil {
-			p.log.Warn("redis: bad presence member", "member", m)
+			log.Warn("redis: bad presence member", "member", m)
 			continue
 		}
-		p.changed(conv, user, false)
+		fn(conv, user)
 	}
 }
 

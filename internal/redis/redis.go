@@ -33,8 +33,8 @@ type Options struct {
 	Prefix string
 	// NodeID names this node in presence keys (default: random). Two live
 	// nodes must not share one. A node started with the NodeID of an
-	// earlier run drops what that run left in Redis, without reporting
-	// it to Watch.
+	// earlier run drops what that run left in Redis, and reports the
+	// presences that thereby ended to each function given to Watch.
 	NodeID string
 	// NodeTTL bounds how long a crashed node's users stay present: within
 	// about NodeTTL of its last heartbeat another node reports them to

@@ -765,6 +765,10 @@ func TestPresenceRestartSameNodeID(t *testing.T) {
 	if got := online(t, b, 1); len(got) != 0 {
 		t.Errorf("Online after a restart with the same NodeID = %v; want none", got)
 	}
+	// Nobody else will report the earlier run's users gone.
+	if diff := cmp.Diff([][2]int64{{1, 10}}, watch(b).all()); diff != "" {
+		t.Errorf("Watch after a restart with the same NodeID mismatch (-want +got):\n%s", diff)
+	}
 	mustAdd(t, b, 1, 10, true)
 }
 
