@@ -43,9 +43,11 @@ import (
 // may have been reaped: when its heartbeat finds the key gone it writes its
 // presences again, and reports to its Watch functions those it was alone
 // to hold. A failed Add or Remove leaves Redis in doubt; the
-// heartbeat goroutine retries the removal, and if a failed Remove turns out
-// to end the presence everywhere it calls the Watch functions, since no
-// caller announced that end.
+// heartbeat goroutine retries the removal, and if no live node holds the
+// presence of a failed Remove once retried it calls the Watch functions,
+// since no caller announced that end: also when Redis lost the presence
+// meanwhile (a restart), and, if this node was reaped meanwhile, after the
+// reaper did.
 type Presence struct {
 	rdb    *goredis.Client
 	p      string // key prefix
@@ -120,13 +122,16 @@ if first then return 1 end
 return 0
 `)
 
-// ARGV: prefix, node, conv, user. Returns 1 if that ended the presence.
+// ARGV: prefix, node, conv, user, and "1" to retry a Remove that failed.
+// Returns 1 if that ended the presence. A retried Remove also ends a
+// presence that Redis has lost (restarted empty, or the node was reaped)
+// and no live node holds: nobody else knows it was there.
 var removeScript = goredis.NewScript(liveOther + `
-local self, conv, user = ARGV[2], ARGV[3], ARGV[4]
+local self, conv, user, retry = ARGV[2], ARGV[3], ARGV[4], ARGV[5] == '1'
 local m = conv .. ':' .. user
 local pk = P .. 'of:' .. m
 redis.call('SREM', P .. 'held:' .. self, m)
-if redis.call('SREM', pk, self) == 0 or live_other(pk, self) then
+if (redis.call('SREM', pk, self) == 0 and not retry) or live_other(pk, self) then
   return 0
 end
 redis.call('DEL', pk)
@@ -261,8 +266,8 @@ func (p *Presence) Remove(ctx context.Context, convID, userID int64) (bool, erro
 	return last, nil
 }
 
-func (p *Presence) run(ctx context.Context, s *goredis.Script, k pair) (bool, error) {
-	n, err := s.Run(ctx, p.rdb, nil, p.p, p.id, k.conv, k.user).Int()
+func (p *Presence) run(ctx context.Context, s *goredis.Script, k pair, more ...any) (bool, error) {
+	n, err := s.Run(ctx, p.rdb, nil, append([]any{p.p, p.id, k.conv, k.user}, more...)...).Int()
 	return n == 1, err
 }
 
@@ -493,7 +498,11 @@ func (p *Presence) settle(ctx context.Context, rewrite bool, redo map[pair]bool)
 				back = append(back, k)
 			}
 		case e.n == 0 && e.pending != settled:
-			last, err := p.run(ctx, removeScript, k)
+			retry := "0"
+			if e.pending == failedRemove {
+				retry = "1"
+			}
+			last, err := p.run(ctx, removeScript, k, retry)
 			if err != nil {
 				p.log.Warn("redis: retry presence removal", "presence", k.String(), "err", err)
 				break

@@ -756,6 +756,44 @@ func TestPresenceRetriesFailedRemove(t *testing.T) {
 	mustRemove(t, a, 1, 11, true)
 }
 
+// TestPresenceRetriesFailedRemoveAfterFlush: a Remove fails while Redis
+// is unreachable, and Redis comes back empty (restarted without
+// persistence, as docs/deploy.md advises). Nobody else knows the user was
+// there: the node that failed to remove them reports their end.
+func TestPresenceRetriesFailedRemoveAfterFlush(t *testing.T) {
+	ctx := context.Background()
+	e := newTestEnv(t)
+	c, p := e.clientViaProxy(t, redis.Options{NodeTTL: 3 * time.Second}) // heartbeat every 500 ms
+	a := c.Presence()
+	wa := watch(a)
+	mustAdd(t, a, chat.Everywhere, 10, true)
+	mustAdd(t, a, chat.Everywhere, 11, true)
+
+	p.Cut()
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if last, err := a.Remove(rctx, chat.Everywhere, 10); err == nil {
+		t.Fatalf("Remove with Redis down = %v, nil; want an error", last)
+	}
+	keys, err := e.raw.Keys(ctx, e.prefix+"*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) > 0 {
+		if err := e.raw.Del(ctx, keys...).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.Restore(t)
+
+	if diff := cmp.Diff([][2]int64{{chat.Everywhere, 10}}, wa.wait(t, 1, 15*time.Second)); diff != "" {
+		t.Errorf("Watch mismatch (-want +got):\n%s", diff)
+	}
+	eventually(t, 15*time.Second, "11 written again", func() bool {
+		return slices.Equal(online(t, a, chat.Everywhere), []int64{11})
+	})
+}
+
 func TestPresenceRestartSameNodeID(t *testing.T) {
 	e := newTestEnv(t)
 	a := e.client(t, redis.Options{NodeID: "x"}).Presence()
