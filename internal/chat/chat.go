@@ -427,7 +427,8 @@ type Presence interface {
 	// without Add or Remove saying so: online false when it ended because
 	// the node holding it died (the user was present in convID, and no
 	// longer is anywhere); online true when that node turned out alive
-	// and wrote its presences again, and the user is present once more.
+	// and wrote its presences again, or wrote one whose Add had failed,
+	// and the user is present once more.
 	// An implementation confined to one process never calls it.
 	Watch(fn func(convID, userID int64, online bool))
 }

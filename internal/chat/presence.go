@@ -39,7 +39,8 @@ func (s *Service) Connect(ctx context.Context, u User) error {
 // addPresence counts one more connection of userID in convID and reports
 // whether it is the first. Presence is not worth refusing a connection
 // for: when it cannot be counted (a shared Presence unreachable) the user
-// is served anyway, shown offline until the next change.
+// is served anyway, shown offline until the Presence can count it (a
+// shared one then reports it through Watch).
 func (s *Service) addPresence(ctx context.Context, convID, userID int64) bool {
 	first, err := s.presence.Add(ctx, convID, userID)
 	if err != nil {

@@ -42,8 +42,10 @@ import (
 // A node whose key expired while it lived (Redis unreachable, a long pause)
 // may have been reaped: when its heartbeat finds the key gone it writes its
 // presences again, and reports to its Watch functions those it was alone
-// to hold. A failed Add or Remove leaves Redis in doubt; the
-// heartbeat goroutine retries the removal, and if no live node holds the
+// to hold. A failed Add or Remove leaves Redis in doubt; the heartbeat
+// goroutine writes the presence of a failed Add whose connection is still
+// open, reporting it to the Watch functions if no other node held it, or
+// else retries the removal, and if no live node holds the
 // presence of a failed Remove once retried it calls the Watch functions,
 // since no caller announced that end: also when Redis lost the presence
 // meanwhile (a restart), and, if this node was reaped meanwhile, after the
@@ -359,7 +361,8 @@ func (p *Presence) OnlineOf(ctx context.Context, convID int64, userIDs []int64) 
 // each presence that thereby ended everywhere; on this node for the
 // presences Close or a retried Remove ends (see Presence); and, online, on
 // a node that was reaped while alive for each presence it wrote again that
-// no other node held. fn runs on a background goroutine, one presence at
+// no other node held, and for each presence whose Add failed that it
+// wrote once Redis was back and no other node held. fn runs on a background goroutine, one presence at
 // a time. Before Watch returns, fn is called for each presence that an
 // earlier run with this NodeID left and that thereby ended: that run
 // died, and no other node will report its users gone.
@@ -481,10 +484,27 @@ func (p *Presence) settle(ctx context.Context, rewrite bool, redo map[pair]bool)
 			return
 		}
 		e := p.acquire(k)
-		if e.n == 0 {
+		if e.n > 0 && e.unheld > 0 {
+			// An Add since wrote the presence that theirs failed to.
+			e.n, e.unheld = e.n+e.unheld, 0
+		}
+		if e.n == 0 && e.unheld == 0 {
 			delete(redo, k) // no connection left to write
 		}
 		switch {
+		case e.n == 0 && e.unheld > 0:
+			// Connections whose Add failed, still open: write what their
+			// Add would have, or they are shown absent while they last.
+			first, err := p.run(ctx, addScript, k)
+			if err != nil {
+				p.log.Warn("redis: retry presence add", "presence", k.String(), "err", err)
+				break
+			}
+			e.n, e.unheld, e.pending = e.unheld, 0, settled
+			delete(redo, k)
+			if first {
+				back = append(back, k)
+			}
 		case e.n > 0 && redo[k]:
 			// First: no other node holds the user, who, if this node was
 			// reaped meanwhile, was reported gone.

@@ -735,6 +735,7 @@ func TestPresenceRetriesFailedRemove(t *testing.T) {
 	if _, err := a.Add(rctx, 2, 12); err == nil {
 		t.Fatal("Add with Redis down = nil error; want an error")
 	}
+	mustRemove(t, a, 2, 12, false) // its connection ends: undo what the Add may have written
 	p.Restore(t)
 
 	ended := func() int {
@@ -998,6 +999,48 @@ func TestPresenceFailedAddThenRemove(t *testing.T) {
 		t.Errorf("Online with the second tab open mismatch (-want +got):\n%s", diff)
 	}
 	mustRemove(t, a, chat.Everywhere, 7, true) // the second tab closes
+	if got := online(t, other, chat.Everywhere); len(got) != 0 {
+		t.Errorf("Online with both tabs closed = %v; want none", got)
+	}
+}
+
+// TestPresenceFailedAddWrittenWhenBack: a user connects while Redis is
+// unreachable, so the Add fails, and stays connected; once Redis is back,
+// the heartbeat writes the presence and reports it to Watch, instead of
+// showing the user offline for as long as the connection lasts.
+func TestPresenceFailedAddWrittenWhenBack(t *testing.T) {
+	ctx := context.Background()
+	e := newTestEnv(t)
+	c, p := e.clientViaProxy(t, redis.Options{NodeTTL: 3 * time.Second}) // heartbeat every 500 ms
+	a := c.Presence()
+	other := e.client(t, redis.Options{}).Presence()
+	wa := watch(a)
+
+	p.Cut()
+	actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := a.Add(actx, chat.Everywhere, 7); err == nil {
+		t.Fatal("Add with Redis down = nil error; want an error")
+	}
+	p.Restore(t)
+
+	eventually(t, 15*time.Second, "the failed Add written", func() bool {
+		return slices.Equal(online(t, other, chat.Everywhere), []int64{7})
+	})
+	eventually(t, 5*time.Second, "the presence reported", func() bool {
+		wa.mu.Lock()
+		defer wa.mu.Unlock()
+		return len(wa.back) > 0
+	})
+	wa.mu.Lock()
+	back := slices.Clone(wa.back)
+	wa.mu.Unlock()
+	if diff := cmp.Diff([][2]int64{{chat.Everywhere, 7}}, back); diff != "" {
+		t.Errorf("presences reported mismatch (-want +got):\n%s", diff)
+	}
+	mustAdd(t, a, chat.Everywhere, 7, false)    // a second tab
+	mustRemove(t, a, chat.Everywhere, 7, false) // one closes
+	mustRemove(t, a, chat.Everywhere, 7, true)  // the other
 	if got := online(t, other, chat.Everywhere); len(got) != 0 {
 		t.Errorf("Online with both tabs closed = %v; want none", got)
 	}
