@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -90,5 +92,66 @@ func TestClusterNodeCutFromRedis(t *testing.T) {
 				return
 			}
 		}
+	}
+}
+
+// TestClusterRedisDownOpen: while Redis is unreachable, a client that
+// connects opens a conversation and reads it, and lists its contacts:
+// Redis only shows who is online, which can wait until it is back.
+func TestClusterRedisDownOpen(t *testing.T) {
+	rs := startRedisServer(t)
+	s := startServer(t, "--broker", rs.URL(), "--redis-prefix", "parleydown:"+testenv.RandHex(6)+":")
+	ada := signIn(t, s, "ada@example.com", "Ada")
+	grace := signIn(t, s, "grace@example.com", "Grace")
+	var room struct {
+		Room struct{ ID int64 } `json:"room"`
+	}
+	postJSON(t, ada, "POST", s.URL+"/api/rooms", map[string]string{"name": "general"}, http.StatusOK, &room)
+	postJSON(t, grace, "POST", s.URL+"/api/rooms", map[string]string{"name": "general"}, http.StatusOK, &room)
+	adaID, graceID := userIDOf(t, s, ada, nil), userIDOf(t, s, grace, nil)
+	postJSON(t, ada, "POST", s.URL+"/api/contacts", map[string]any{"user_id": graceID}, http.StatusOK, nil)
+	postJSON(t, grace, "POST", fmt.Sprintf("%s/api/contacts/%d/accept", s.URL, adaID), nil, http.StatusOK, nil)
+	postJSON(t, ada, "POST", fmt.Sprintf("%s/api/rooms/%d/messages", s.URL, room.Room.ID),
+		map[string]string{"client_id": "c1", "body": "before the outage"}, http.StatusOK, nil)
+
+	rs.stop()
+	ws := dialWS(t, s, grace)
+	readUntil(t, ws, "hello")
+	ws.WriteJSON(map[string]any{"type": "open", "room_id": room.Room.ID, "after": 0, "ref": "o"})
+	deadline := time.Now().Add(20 * time.Second)
+	for opened, synced := false, false; !opened || !synced; {
+		ws.SetReadDeadline(deadline)
+		_, data, err := ws.ReadMessage()
+		if err != nil {
+			t.Fatalf("open with Redis down: no opened and sync within 20s: %v", err)
+		}
+		for _, line := range bytes.Split(data, []byte("\n")) {
+			var f struct {
+				Type     string                  `json:"type"`
+				Code     string                  `json:"code"`
+				Messages []struct{ Body string } `json:"messages"`
+			}
+			json.Unmarshal(line, &f)
+			switch f.Type {
+			case "error":
+				t.Fatalf("open with Redis down: %s", line)
+			case "opened":
+				opened = true
+			case "sync":
+				synced = len(f.Messages) > 0 && f.Messages[len(f.Messages)-1].Body == "before the outage"
+				if !synced {
+					t.Fatalf("sync with Redis down = %s; want the message before the outage", line)
+				}
+			}
+		}
+	}
+	resp, err := grace.Get(s.URL + "/api/contacts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !bytes.Contains(body, []byte(`"Ada"`)) {
+		t.Errorf("GET /api/contacts with Redis down = %d %s; want 200 with Ada", resp.StatusCode, body)
 	}
 }

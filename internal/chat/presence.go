@@ -228,6 +228,9 @@ func (s *Service) tellFriends(ctx context.Context, userID int64, ev Event) {
 }
 
 // FriendsPresence fills in Online and LastSeen of the friends among cs.
+// If the Presence cannot be read (a shared one unreachable), the friends
+// are shown offline, last seen when the store says: the contacts stay
+// listed.
 func (s *Service) FriendsPresence(ctx context.Context, cs []Contact) error {
 	var ids []int64
 	for _, c := range cs {
@@ -240,7 +243,7 @@ func (s *Service) FriendsPresence(ctx context.Context, cs []Contact) error {
 	}
 	online, err := s.presence.OnlineOf(ctx, Everywhere, ids)
 	if err != nil {
-		return internal("load presence", err)
+		s.log.Warn("load presence of friends", "err", err)
 	}
 	seen, err := s.store.LastSeen(ctx, ids)
 	if err != nil {

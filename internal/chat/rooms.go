@@ -406,24 +406,25 @@ func (s *Service) OpenRoom(ctx context.Context, u User, id int64) (Room, []User,
 // returns who has it open, as Online does. If u was not there before, the
 // others are told, with the count Online read: one presence read for both.
 // With hide (hidesPresence), the others are not told, and u sees only
-// themselves. If Online fails, the open fails: the connection is counted
-// out again and nobody is told, since the client, told it failed, will
-// not close it.
+// themselves. If Online fails (a shared Presence unreachable), the open
+// goes on with u alone in the list, and the others, if told, without a
+// count: who is present is only shown, and the conversation must stay
+// readable meanwhile.
 func (s *Service) markOpen(ctx context.Context, u User, id int64, hide bool) ([]User, int, error) {
 	first, addErr := s.presence.Add(ctx, id, u.ID)
 	if addErr != nil {
 		s.log.Warn("add presence", "conv", id, "user", u.ID, "err", addErr)
 	}
 	online, n, err := s.Online(ctx, u, id)
-	switch {
-	case err != nil && addErr == nil:
-		// ctx may be what failed: the undo gets a time of its own.
-		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		if _, err := s.presence.Remove(uctx, id, u.ID); err != nil {
-			s.log.Warn("remove presence", "conv", id, "user", u.ID, "err", err)
+	if err != nil {
+		s.log.Warn("list presence", "conv", id, "user", u.ID, "err", err)
+		online, n = []User{public(u)}, 1
+		if first && !hide {
+			s.announce(ctx, id, u, true, 0)
 		}
-	case err != nil:
+		return online, n, nil
+	}
+	switch {
 	case hide:
 		online = alone(u, online)
 		n = len(online)
