@@ -301,13 +301,14 @@ func (p *Presence) release(k pair, e *entry) {
 }
 
 // Online returns how many users are present in convID on any node and at
-// most max of them.
+// most max of them. Like OnlineOf, it returns a chat.ErrUnavailable error
+// if Redis cannot be reached.
 func (p *Presence) Online(ctx context.Context, convID int64, max int) ([]int64, int, error) {
 	key := p.p + "in:" + strconv.FormatInt(convID, 10)
 	if max <= 0 {
 		n, err := p.rdb.SCard(ctx, key).Result()
 		if err != nil {
-			return nil, 0, fmt.Errorf("online %d: %w", convID, err)
+			return nil, 0, fmt.Errorf("online %d: %w", convID, mapErr(ctx, err))
 		}
 		return nil, int(n), nil
 	}
@@ -320,7 +321,7 @@ func (p *Presence) Online(ctx context.Context, convID int64, max int) ([]int64, 
 		some = pipe.SRandMemberN(ctx, key, int64(max))
 		return nil
 	}); err != nil {
-		return nil, 0, fmt.Errorf("online %d: %w", convID, err)
+		return nil, 0, fmt.Errorf("online %d: %w", convID, mapErr(ctx, err))
 	}
 	ms := some.Val()
 	ids := make([]int64, 0, len(ms))
@@ -346,7 +347,7 @@ func (p *Presence) OnlineOf(ctx context.Context, convID int64, userIDs []int64) 
 	}
 	in, err := p.rdb.SMIsMember(ctx, p.p+"in:"+strconv.FormatInt(convID, 10), ms...).Result()
 	if err != nil {
-		return nil, fmt.Errorf("online of %d: %w", convID, err)
+		return nil, fmt.Errorf("online of %d: %w", convID, mapErr(ctx, err))
 	}
 	var ids []int64
 	for i, ok := range in {

@@ -1146,6 +1146,25 @@ func TestPresenceRewriteResumes(t *testing.T) {
 	}
 }
 
+// TestPresenceRedisDown: reading who is present while Redis is
+// unreachable says the dependency is unavailable (503 to a client asking
+// GET /api/rooms/{id}/online), as the Limiter does, not a bug (500).
+func TestPresenceRedisDown(t *testing.T) {
+	e := newTestEnv(t)
+	c, p := e.clientViaProxy(t, redis.Options{})
+	p.Cut()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, _, err := c.Presence().Online(ctx, 1, 10)
+	if !errors.Is(err, chat.ErrUnavailable) {
+		t.Errorf("Online with Redis down = %v; want a chat error of kind ErrUnavailable", err)
+	}
+	_, err = c.Presence().OnlineOf(ctx, 1, []int64{7})
+	if !errors.Is(err, chat.ErrUnavailable) {
+		t.Errorf("OnlineOf with Redis down = %v; want a chat error of kind ErrUnavailable", err)
+	}
+}
+
 // TestLimiterRedisDown checks that a Limiter that cannot reach Redis
 // says the dependency is unavailable (503 to the client), as the stores
 // do, rather than failing as a bug would (500).
