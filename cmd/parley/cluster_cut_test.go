@@ -17,12 +17,19 @@ import (
 	"github.com/parley-chat/parley/internal/testenv"
 )
 
-// TestClusterNodeCutFromRedis: a message stored through a node that has
-// lost Redis (its publish fails; the other nodes' connections stay up, so
-// they have nothing to resync) reaches a client on another node once the
-// node has Redis back, without the client asking, even if nothing more is
-// said in the room.
+// TestClusterNodeCutFromRedis: a message stored through node a while one
+// node is cut from Redis reaches a client on node b once the node has
+// Redis back, without the client asking, even if nothing more is said in
+// the room. With a cut ("sender"), a's publish fails, and the other
+// nodes' connections stay up, so they have nothing to resync: a publishes
+// it again. With b cut ("receiver"), a's publish succeeds while b is not
+// listening: b resyncs its conversations from the store (hub.Resync).
 func TestClusterNodeCutFromRedis(t *testing.T) {
+	t.Run("sender", func(t *testing.T) { testNodeCutFromRedis(t, true) })
+	t.Run("receiver", func(t *testing.T) { testNodeCutFromRedis(t, false) })
+}
+
+func testNodeCutFromRedis(t *testing.T, cutSender bool) {
 	db := testenv.PostgresSchema(t)
 	rurl, prefix, _ := testenv.Redis(t)
 	opt, err := goredis.ParseURL(rurl)
@@ -35,8 +42,16 @@ func TestClusterNodeCutFromRedis(t *testing.T) {
 		t.Fatal(err)
 	}
 	viaProxy.Host = proxy.Addr()
-	a := startServer(t, "--db", db, "--broker", viaProxy.String(), "--redis-prefix", prefix, "--node-id", "a")
-	b := startServer(t, "--db", db, "--broker", rurl, "--redis-prefix", prefix, "--node-id", "b")
+	aBroker, bBroker := viaProxy.String(), rurl
+	if !cutSender {
+		aBroker, bBroker = bBroker, aBroker
+	}
+	a := startServer(t, "--db", db, "--broker", aBroker, "--redis-prefix", prefix, "--node-id", "a")
+	b := startServer(t, "--db", db, "--broker", bBroker, "--redis-prefix", prefix, "--node-id", "b")
+	cut := a
+	if !cutSender {
+		cut = b
+	}
 
 	ada := signIn(t, a, "ada@example.com", "Ada")
 	grace := signIn(t, a, "grace@example.com", "Grace") // sessions are in PostgreSQL: good on b too
@@ -62,16 +77,17 @@ func TestClusterNodeCutFromRedis(t *testing.T) {
 	}
 
 	proxy.Cut()
-	// Once node a knows, its publishes fail without sending anything (one
-	// made before might still go out when Redis is back).
+	// Once the node knows, a's publishes fail without sending anything
+	// (one made before might still go out when Redis is back), or b is
+	// not subscribed.
 	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(a.stderr.String(), "pub/sub connection lost") {
+	for !strings.Contains(cut.stderr.String(), "pub/sub connection lost") {
 		if time.Now().After(deadline) {
-			t.Fatalf("node a did not notice it was cut from Redis within 10s\n%s", a.stderr)
+			t.Fatalf("the node did not notice it was cut from Redis within 10s\n%s", cut.stderr)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	send("a2", "during the cut") // stored and acknowledged; its publish fails
+	send("a2", "during the cut") // stored and acknowledged
 	proxy.Restore(t)
 
 	deadline = time.Now().Add(20 * time.Second)
@@ -79,7 +95,7 @@ func TestClusterNodeCutFromRedis(t *testing.T) {
 		wg.SetReadDeadline(deadline)
 		_, data, err := wg.ReadMessage()
 		if err != nil {
-			t.Fatalf("Grace, on node b, did not receive the message sent through node a while it was cut from Redis: %v", err)
+			t.Fatalf("Grace, on node b, did not receive the message sent through node a while a node was cut from Redis: %v", err)
 		}
 		for _, line := range bytes.Split(data, []byte("\n")) {
 			var f struct {
