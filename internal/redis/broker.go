@@ -42,6 +42,8 @@ type Broker struct {
 	topics map[string]*topicSubs // by channel
 	closed bool
 
+	deferred map[string]struct{} // channels whose command waits for the connection; guarded by cmdMu
+
 	wmu     sync.Mutex
 	waiters map[string]chan bool // by ping payload; true: answered
 	seq     atomic.Uint64
@@ -237,7 +239,7 @@ func (b *Broker) Subscribe(t chat.Topic, fn func(chat.Event)) (func(), error) {
 	ts.subs = append(slices.Clip(ts.subs), s)
 	ready := ts.ready
 	b.mu.Unlock()
-	if first {
+	if first && !b.deferLocked(ch) {
 		ctx, cancel := context.WithTimeout(context.Background(), b.opts.SubscribeTimeout)
 		// On error go-redis still records the channel and subscribes to it
 		// when it reconnects.
@@ -274,13 +276,63 @@ func (b *Broker) unsubscribe(ch string, s *sub) {
 		delete(b.topics, ch)
 	}
 	b.mu.Unlock()
-	if last {
+	if last && !b.deferLocked(ch) {
 		ctx, cancel := context.WithTimeout(context.Background(), b.opts.SubscribeTimeout)
 		defer cancel()
 		if err := b.ps.Unsubscribe(ctx, ch); err != nil {
 			b.log.Warn("redis: unsubscribe", "channel", ch, "err", err)
 		}
 	}
+}
+
+// deferLocked, with cmdMu held, puts off the SUBSCRIBE or UNSUBSCRIBE of
+// ch while the connection is lost, and reports whether it did. go-redis
+// would dial for it, and wait for SubscribeTimeout if Redis does not
+// answer: the hub subscribes and cancels with its lock held, on every
+// connect, open and disconnect. The reader sends what was put off once
+// the connection is back (sendDeferred).
+func (b *Broker) deferLocked(ch string) bool {
+	if !b.lost.Load() {
+		return false
+	}
+	if b.deferred == nil {
+		b.deferred = make(map[string]struct{})
+	}
+	b.deferred[ch] = struct{}{}
+	return true
+}
+
+// sendDeferred subscribes to each channel put off while the connection
+// was lost that has subscribers now, and unsubscribes from the others. It
+// reports whether it subscribed to any.
+func (b *Broker) sendDeferred() bool {
+	b.cmdMu.Lock()
+	defer b.cmdMu.Unlock()
+	var sub, unsub []string
+	b.mu.RLock()
+	for ch := range b.deferred {
+		if b.topics[ch] != nil {
+			sub = append(sub, ch)
+		} else {
+			unsub = append(unsub, ch)
+		}
+	}
+	b.mu.RUnlock()
+	clear(b.deferred)
+	ctx, cancel := context.WithTimeout(context.Background(), b.opts.SubscribeTimeout)
+	defer cancel()
+	if len(unsub) > 0 {
+		if err := b.ps.Unsubscribe(ctx, unsub...); err != nil {
+			b.log.Warn("redis: unsubscribe", "channels", len(unsub), "err", err)
+		}
+	}
+	if len(sub) > 0 {
+		// On error go-redis still records them, as in Subscribe.
+		if err := b.ps.Subscribe(ctx, sub...); err != nil {
+			b.log.Warn("redis: subscribe (will retry on reconnect)", "channels", len(sub), "err", err)
+		}
+	}
+	return len(sub) > 0
 }
 
 // barrier waits until Redis has handled every command sent before it on
@@ -335,6 +387,7 @@ func (b *Broker) run() {
 	ctx := context.Background()
 	confirmed := make(map[string]bool) // channels Redis confirmed on this connection
 	pinged := false
+	resumeAt := "" // the payload of the PING whose answer ends a reconnect
 	backoff := 50 * time.Millisecond
 	for {
 		var msg any
@@ -386,12 +439,29 @@ func (b *Broker) run() {
 		pinged = false
 		backoff = 50 * time.Millisecond
 		if b.lost.Swap(false) {
-			b.resume()
+			// Subscriptions put off meanwhile go now; resyncing waits
+			// until Redis holds them, which the answer to a PING sent
+			// after them shows.
+			resumeAt = ""
+			if b.sendDeferred() {
+				resumeAt = "parley-resume-" + strconv.FormatUint(b.seq.Add(1), 10)
+				if err := b.ps.Ping(ctx, resumeAt); err != nil {
+					resumeAt = ""
+				}
+			}
+			if resumeAt == "" {
+				b.resume()
+			}
 		}
 		switch m := msg.(type) {
 		case *goredis.Message:
 			b.dispatch(m)
 		case *goredis.Pong:
+			if resumeAt != "" && m.Payload == resumeAt {
+				resumeAt = ""
+				b.resume()
+				continue
+			}
 			b.wmu.Lock()
 			if w, ok := b.waiters[m.Payload]; ok {
 				w <- true

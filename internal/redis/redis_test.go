@@ -1,10 +1,13 @@
 package redis_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -186,6 +189,80 @@ func eventually(tb testing.TB, timeout time.Duration, what string, cond func() b
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// TestBrokerSubscribeWhileRedisHangs: while Redis does not answer (its
+// host gone), Subscribe and cancel return without waiting for it, since
+// the hub calls them with its lock held on every connect, open and
+// disconnect; once Redis answers again, the topics subscribed meanwhile
+// receive what is published, and those cancelled meanwhile do not stay
+// subscribed.
+func TestBrokerSubscribeWhileRedisHangs(t *testing.T) {
+	ctx := context.Background()
+	e := newTestEnv(t)
+	var logs syncLog
+	c, p := e.clientViaProxy(t, redis.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	b := c.Broker()
+	resumed := make(chan struct{}, 10)
+	b.OnResume(func() { resumed <- struct{}{} })
+	cancel1, err := b.Subscribe(chat.ConvTopic(1), func(chat.Event) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cancel1()
+	p.Hang()
+	eventually(t, 10*time.Second, "the connection found lost", func() bool { return logs.contains("pub/sub connection lost") })
+
+	// Each would wait for SubscribeTimeout (5 s), one after another.
+	start := time.Now()
+	got := newEvents()
+	var cancels []func()
+	for i := range 4 {
+		cancel, err := b.Subscribe(chat.ConvTopic(int64(10+i)), got.add)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cancels = append(cancels, cancel)
+	}
+	cancels[3]()
+	if d := time.Since(start); d > 4*time.Second {
+		t.Errorf("4 Subscribes and a cancel with Redis hanging took %v; want no wait for Redis", d.Round(time.Millisecond))
+	}
+	p.Restore(t)
+	select {
+	case <-resumed:
+	case <-time.After(15 * time.Second):
+		t.Fatal("OnResume not called within 15s of Redis answering again")
+	}
+	pub := e.client(t, redis.Options{}).Broker()
+	for i := range 3 {
+		if err := pub.Publish(ctx, chat.ConvTopic(int64(10+i)), msg(int64(10+i), 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got.wait(t, 3, 5*time.Second)
+	eventually(t, 5*time.Second, "the topic cancelled meanwhile unsubscribed", func() bool { return e.numSub(t, chat.ConvTopic(13)) == 0 })
+	for _, cancel := range cancels[:3] {
+		cancel()
+	}
+}
+
+// syncLog is a log sink tests may read while the code under test writes.
+type syncLog struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *syncLog) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(b)
+}
+
+func (l *syncLog) contains(s string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Contains(l.buf.String(), s)
 }
 
 func TestBrokerOneSubscriptionPerTopic(t *testing.T) {

@@ -10,7 +10,7 @@ import (
 
 // Proxy forwards TCP connections from a loopback address to a server and
 // fails them on demand, to show what clients do when the server goes away
-// (Cut, Restore) or its host vanishes (Freeze).
+// (Cut, Restore) or its host vanishes (Freeze, Hang).
 type Proxy struct {
 	target string
 
@@ -18,6 +18,8 @@ type Proxy struct {
 	addr  string // where it listens; kept across Cut and Restore
 	ln    net.Listener
 	conns map[*proxyConn]struct{}
+	hung  []net.Conn // accepted while hanging, never answered
+	hang  bool
 }
 
 type proxyConn struct {
@@ -44,6 +46,14 @@ func (p *Proxy) Addr() string {
 // Restore listens again on the proxy's address: the server is back.
 func (p *Proxy) Restore(tb testing.TB) {
 	tb.Helper()
+	p.mu.Lock()
+	if p.hang { // still listening: forward again
+		p.hang = false
+		p.closeHungLocked()
+		p.mu.Unlock()
+		return
+	}
+	p.mu.Unlock()
 	var ln net.Listener
 	var err error
 	for range 50 { // the port may take a moment to be free again
@@ -64,6 +74,13 @@ func (p *Proxy) Restore(tb testing.TB) {
 			if err != nil {
 				return
 			}
+			p.mu.Lock()
+			if p.hang {
+				p.hung = append(p.hung, c)
+				p.mu.Unlock()
+				continue
+			}
+			p.mu.Unlock()
 			s, err := net.DialTimeout("tcp", p.target, 5*time.Second)
 			if err != nil {
 				c.Close()
@@ -111,11 +128,36 @@ func (p *Proxy) Cut() {
 		p.ln.Close()
 		p.ln = nil
 	}
+	p.hang = false
+	p.closeHungLocked()
+	p.dropLocked()
+}
+
+// dropLocked closes every forwarded connection; p.mu is held.
+func (p *Proxy) dropLocked() {
 	for pc := range p.conns {
 		pc.client.Close()
 		pc.server.Close()
 	}
 	clear(p.conns)
+}
+
+func (p *Proxy) closeHungLocked() {
+	for _, c := range p.hung {
+		c.Close()
+	}
+	p.hung = nil
+}
+
+// Hang closes every connection and then accepts new ones without ever
+// answering, as a host that stopped answering does: a client's dial
+// succeeds (or, for a real host, times out) and its first command times
+// out. Restore answers again.
+func (p *Proxy) Hang() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.hang = true
+	p.dropLocked()
 }
 
 // Freeze makes every open connection silently drop what it carries, as
