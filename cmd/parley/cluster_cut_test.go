@@ -170,6 +170,8 @@ func TestClusterRedisDownOpen(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !bytes.Contains(body, []byte(`"Ada"`)) {
 		t.Errorf("GET /api/contacts with Redis down = %d %s; want 200 with Ada", resp.StatusCode, body)
 	}
-	// Who is online, asked for alone, is what is unavailable.
+	// Who is online, asked for alone, is what is unavailable, and so are
+	// the limits kept in Redis (docs/deploy.md).
 	postJSON(t, grace, "GET", fmt.Sprintf("%s/api/rooms/%d/online", s.URL, room.Room.ID), nil, http.StatusServiceUnavailable, nil)
+	postJSON(t, grace, "POST", s.URL+"/api/auth/code", map[string]string{"email": "linus@example.com"}, http.StatusServiceUnavailable, nil)
 }
