@@ -946,19 +946,40 @@ func (h *Hub) Resync(ctx context.Context) {
 	wg.Wait()
 }
 
+// resyncAttempts bounds the store queries of a topic's resync that fail
+// in a row; the first retry waits resyncRetryWait, each next one twice as
+// long (about 25 s in all).
+const (
+	resyncAttempts  = 8
+	resyncRetryWait = 200 * time.Millisecond
+)
+
 // resyncTopic delivers what tp missed, a page at a time: fetch answers
 // with at most a page (chat.Service.Missed: Config.HistoryLimit), and
 // nothing else would show clients a tail they lack once the conversation
 // goes quiet. It stops when a page takes the topic no further: it has
-// caught up with the store, and the broker delivers what comes next.
+// caught up with the store, and the broker delivers what comes next. A
+// query that fails is tried again, for the same reason.
 func (h *Hub) resyncTopic(ctx context.Context, tp *topic, fetch Fetch) {
 	after := tp.position()
+	wait, failed := resyncRetryWait, 0
 	for {
 		evs, err := fetch(ctx, tp.name, after)
 		if err != nil {
-			h.log.Warn("resync", "topic", string(tp.name), "err", err)
-			return
+			failed++
+			if failed >= resyncAttempts || ctx.Err() != nil {
+				h.log.Warn("resync", "topic", string(tp.name), "attempts", failed, "err", err)
+				return
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+			wait *= 2
+			continue
 		}
+		failed, wait = 0, resyncRetryWait
 		if len(evs) == 0 || h.topicOf(tp.name) != tp {
 			return // caught up, or nobody listens any more
 		}

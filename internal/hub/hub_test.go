@@ -622,6 +622,42 @@ func TestResync(t *testing.T) {
 	}
 }
 
+// TestResyncRetriesFailedFetch: a Resync whose store query fails (the
+// database unreachable a moment as Redis comes back) tries again, rather
+// than leave the topic's clients without what the broker lost until the
+// next message, which a quiet conversation may never have.
+func TestResyncRetriesFailedFetch(t *testing.T) {
+	h, b := newHub(t)
+	var calls atomic.Int32
+	h.UseStore(func(_ context.Context, tp chat.Topic, after int64) ([]chat.Event, error) {
+		if calls.Add(1) <= 2 {
+			return nil, errors.New("store unreachable")
+		}
+		if tp != chat.ConvTopic(1) || after >= 2 {
+			return nil, nil
+		}
+		return []chat.Event{msg(1, 2)}, nil
+	})
+	c := mustRegister(t, h, 0, 0, 64)
+	if err := h.Subscribe(c, chat.ConvTopic(1)); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, b, chat.ConvTopic(1), msg(1, 1))
+	if got := len(c.Next(nil)); got != 1 {
+		t.Fatalf("before the outage: %d items; want 1", got)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	h.Resync(ctx)
+	var got []int64
+	for _, it := range c.Next(nil) {
+		got = append(got, it.Event.Message.Seq)
+	}
+	if !slices.Equal(got, []int64{2}) {
+		t.Errorf("after a Resync whose first fetches failed, delivered %v; want [2]", got)
+	}
+}
+
 // TestGapFilledFromStore: a message whose publish is late (or lost) is
 // fetched from the store once the reorder wait is over, so clients get
 // every message in order; the late publish, when it comes, is dropped.
