@@ -30,6 +30,7 @@ type pollTransport struct {
 	hc     *http.Client
 	cancel context.CancelFunc
 	ctx    context.Context
+	ending atomic.Bool // leave: poll no more once the poll under way is answered
 
 	mu     sync.Mutex
 	cursor string
@@ -59,6 +60,16 @@ func (w *wsClient) stopPolling() {
 	<-w.done
 }
 
+// leave ends the poll loop once the poll under way is answered, and waits
+// for it: a page that closes between polls. stopPolling aborts the poll
+// under way instead, which may reach the server after a DELETE of the
+// channel and rebuild it from its cursor (the server cannot tell it from
+// a client that resumes), keeping the user present until PollIdle.
+func (w *wsClient) leave() {
+	w.poll.ending.Store(true)
+	<-w.done
+}
+
 func (p *pollTransport) getCursor() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -67,7 +78,7 @@ func (p *pollTransport) getCursor() string {
 
 func (p *pollTransport) loop(w *wsClient) {
 	defer close(w.done)
-	for p.ctx.Err() == nil {
+	for p.ctx.Err() == nil && !p.ending.Load() {
 		req, _ := http.NewRequestWithContext(p.ctx, "GET", p.ts.URL+"/api/poll?cursor="+url.QueryEscape(p.getCursor()), nil)
 		var body struct {
 			Cursor string            `json:"cursor"`

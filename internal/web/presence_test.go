@@ -55,7 +55,7 @@ func TestPresenceTabs(t *testing.T) {
 	isOnline(true)
 
 	_ = tab1.conn.Close()
-	tab3.stopPolling()
+	tab3.leave()
 	ts.mustDo(t, gr, "DELETE", "/api/poll?cursor="+url.QueryEscape(tab3.poll.getCursor()), nil, http.StatusNoContent, nil)
 	time.Sleep(2 * grace)
 	noPresence()
