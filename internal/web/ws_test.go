@@ -571,7 +571,11 @@ func TestGroupFollowedAfterFailedOpenOrClose(t *testing.T) {
 // of the client's own is a frame from it, and answered, even from a client
 // that does not answer the server's.
 func TestClientPingsKeepAlive(t *testing.T) {
-	ts := newTestServer(t, withWeb(func(c *web.Config) { c.PingInterval, c.PongWait = 50*time.Millisecond, 400*time.Millisecond }))
+	// PongWait is far above the 100 ms between the client's pings: on a
+	// loaded machine under -race, the client's or the server's goroutine
+	// may stall for a good part of a second between two of them.
+	const pongWait = 2 * time.Second
+	ts := newTestServer(t, withWeb(func(c *web.Config) { c.PingInterval, c.PongWait = 50*time.Millisecond, pongWait }))
 	ada := ts.signIn(t, "ada@example.com", "Ada")
 	conn, _, err := ts.dial(t, ada, "/api/ws", dialOptions{})
 	if err != nil {
@@ -596,7 +600,7 @@ func TestClientPingsKeepAlive(t *testing.T) {
 			}
 		}
 	}()
-	for i := range 15 { // 1.5 s, over three times PongWait
+	for i, start := 0, time.Now(); time.Since(start) < 2*pongWait; i++ {
 		if err := conn.WriteControl(websocket.PingMessage, []byte(fmt.Sprint(i)), time.Now().Add(time.Second)); err != nil {
 			t.Fatalf("ping %d: %v", i, err)
 		}
