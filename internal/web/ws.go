@@ -1011,6 +1011,7 @@ func (s *server) handleWS() http.Handler {
 			s.writeError(w, err)
 			return
 		}
+		release = sync.OnceFunc(release)
 		defer release() // the hub client is registered, or it failed
 		// The upgrader writes its own response: pass on the cookie that
 		// authed set when it renewed the session.
@@ -1048,6 +1049,10 @@ func (s *server) handleWS() http.Handler {
 			return
 		}
 		n.conn.client = n.session.client
+		// The hub counts the connection now. Its place is given back
+		// before hello: a client that connects again once it has its
+		// hello must not find this connection counted twice.
+		release()
 		n.conn.client.Attach(&n.conn, n.own(s.helloOf(n.session)))
 		go n.serve(func(data []byte) { n.session.handle(data, n.push) }, n.session.end) // and let net/http's goroutine and buffers go
 	})
