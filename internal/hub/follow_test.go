@@ -115,7 +115,9 @@ func TestFollowCatchesUp(t *testing.T) {
 			publish(t, b, chat.ConvTopic(5), msg(5, 2))
 			publish(t, b, chat.ConvTopic(5), msg(5, 3)) // before the subscription, most likely
 			var got []string
-			for deadline := time.Now().Add(time.Second); time.Now().Before(deadline) && !slices.Contains(got, "3"); {
+			// The catch-up runs in a goroutine, which a loaded -race run
+			// may leave waiting for more than a second.
+			for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline) && !slices.Contains(got, "3"); {
 				time.Sleep(5 * time.Millisecond)
 				got = append(got, queuedOf(c)...)
 			}
