@@ -61,7 +61,7 @@ func TestSubscribeAgainAfterRevokedTopicWent(t *testing.T) {
 		}
 		publish(t, b, chat.UserTopic(2), chat.Event{Type: chat.EventRemoved, ConvID: 5, Reason: "removed"})
 		h.Unsubscribe(other, chat.ConvTopic(5))
-		for j := 0; b.live.Load() != 2 && j < 1000; j++ { // the user topics only
+		for j := 0; b.live.Load() != 2 && j < 5000; j++ { // the user topics only; 5 s at most
 			time.Sleep(time.Millisecond)
 		}
 		gone.Next(nil)
