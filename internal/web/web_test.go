@@ -1416,7 +1416,9 @@ func TestConcurrentSenders(t *testing.T) {
 func TestChannelsCompatRateLimit(t *testing.T) {
 	ts := newTestServer(t, withWeb(func(c *web.Config) {
 		c.ChannelsCompat = true
-		c.SendRate, c.SendBurst = 2, 2
+		// No token comes back during the test: at 2/s, one would if the
+		// server took half a second between the first and third frame.
+		c.SendRate, c.SendBurst = 0.001, 2
 	}))
 	compat := ts.connectCompat(t, "general")
 	for _, body := range []string{"one", "two", "three"} {
