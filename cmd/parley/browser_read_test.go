@@ -18,7 +18,9 @@ import (
 // ui/dist/app.js; once a second in a group, for its receipts): twenty
 // messages over 3 s cost two moves, not twenty (nor three or four, as at
 // once a second), and the position still ends at the last of them. Each
-// move is a write, and a frame to each of the user's connections.
+// move is a write, and a frame to each of the user's connections. On a
+// loaded machine the messages may take longer than 5 s to send; then
+// another move per 5 s is due.
 func TestBrowserReadThrottle(t *testing.T) {
 	s, ada := startAda(t)
 	ada.enterRoom(t, "lobby")
@@ -39,6 +41,7 @@ func TestBrowserReadThrottle(t *testing.T) {
 
 	const n = 20
 	var last int64
+	start := time.Now()
 	for i := range n {
 		ws.WriteJSON(map[string]any{"type": "send", "room_id": room.Room.ID, "client_id": "g" + strconv.Itoa(i), "body": "message " + strconv.Itoa(i)})
 		ack := readUntil(t, ws, "ack")
@@ -46,6 +49,11 @@ func TestBrowserReadThrottle(t *testing.T) {
 		time.Sleep(150 * time.Millisecond)
 	}
 	ada.waitMessage(t, "message "+strconv.Itoa(n-1))
+	// The first move comes within 5 s of the first message shown, and
+	// one more at most every 5 s until the last is read.
+	const readEveryRoom = 5 * time.Second // READ_EVERY_ROOM
+	took := time.Since(start)
+	maxMoves := 1 + int((took+readEveryRoom-1)/readEveryRoom)
 
 	moves := 0
 	deadline := time.Now().Add(10 * time.Second)
@@ -70,10 +78,10 @@ func TestBrowserReadThrottle(t *testing.T) {
 			}
 		}
 	}
-	if moves > 2 {
-		t.Errorf("Ada's read position moved %d times for %d messages in %v; want at most 2", moves, n, n*150*time.Millisecond)
+	if moves > maxMoves {
+		t.Errorf("Ada's read position moved %d times for %d messages in %v; want at most %d", moves, n, took.Round(time.Millisecond), maxMoves)
 	}
-	t.Logf("%d messages, %d moves of the read position", n, moves)
+	t.Logf("%d messages in %v, %d moves of the read position", n, took.Round(time.Millisecond), moves)
 }
 
 // TestBrowserGroupReceipts: three members read Ada's message in a group
