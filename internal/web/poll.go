@@ -411,7 +411,7 @@ func (ch *pollChannel) take(ctx context.Context) []json.RawMessage {
 // not show it (session.shows) or it was delivered already; missed ones
 // before it.
 func (ch *pollChannel) admit(ctx context.Context, ev chat.Event) []chat.Event {
-	if !ch.sess.shows(ev) {
+	if !ch.sess.shows(&ev) {
 		return nil
 	}
 	if ev.UserSeq > 0 {

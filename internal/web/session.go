@@ -578,7 +578,7 @@ func (n *session) setOpening(id int64) {
 // members, open or not, for the list; these are of no use to the list.
 // The user's own typing, presence and read receipt are news to nobody of
 // theirs (their read frame tells of their own read position).
-func (n *session) shows(ev chat.Event) bool {
+func (n *session) shows(ev *chat.Event) bool {
 	switch ev.Type {
 	case chat.EventReceipt:
 		return ev.UserID != n.user.ID

@@ -619,7 +619,9 @@ func newFrameConn(c net.Conn) *frameConn {
 var newline = []byte{'\n'}
 
 func (c *conn) encode(it *hub.Item) []byte {
-	if c.sess != nil && !c.sess.shows(it.Event) {
+	// A message, nearly every item, is shown to all: no call, no copy of
+	// the event, on the fan-out's path.
+	if ev := &it.Event; ev.Type != chat.EventMessage && c.sess != nil && !c.sess.shows(ev) {
 		return nil
 	}
 	return it.Encoded(c.codec())
