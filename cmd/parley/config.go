@@ -70,7 +70,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.StringVar(&c.DB, "db", "parley.db", "database: a SQLite file path (or sqlite:PATH) for one node, or postgres://user:pass@host:5432/db for any number")
 	fs.StringVar(&c.Broker, "broker", "", "fan-out between nodes: redis://[user:pass@]host:6379/0 (or rediss:// for TLS); empty: in this process only (one node)")
 	fs.StringVar(&c.RedisPrefix, "redis-prefix", "parley:", "prefix of every Redis key and channel, so that deployments can share a Redis")
-	fs.StringVar(&c.NodeID, "node-id", "", "this node's name in Redis presence keys (default: random); two live nodes must not share one")
+	fs.StringVar(&c.NodeID, "node-id", "", "this node's name in Redis presence keys (default: random); a node does not start under the name of a live one")
 	fs.StringVar(&c.SMTP, "smtp", "", "SMTP server for sign-in mail, smtp://user:pass@host:587 (STARTTLS) or smtps://user:pass@host:465 (TLS); empty prints codes to the log")
 	fs.StringVar(&c.MailFrom, "mail-from", "Parley <parley@localhost>", "From address of sign-in mail")
 	fs.StringVar(&origins, "origins", "", "comma-separated origins allowed besides the server's own (e.g. https://chat.example.com)")

@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -189,6 +190,9 @@ func newPresence(ctx context.Context, rdb *goredis.Client, opts Options) (*Prese
 		local:  make(map[pair]*entry),
 		quit:   make(chan struct{}),
 	}
+	if err := p.checkNodeFree(ctx); err != nil {
+		return nil, err
+	}
 	// A previous run with this NodeID may have left presences behind.
 	gone, err := reapScript.Run(ctx, rdb, nil, p.p, p.id, "1").StringSlice()
 	if err != nil {
@@ -205,6 +209,49 @@ func newPresence(ctx context.Context, rdb *goredis.Client, opts Options) (*Prese
 	go p.beat()
 	go p.sweep()
 	return p, nil
+}
+
+// ErrNodeIDInUse is returned by New when a live node beats under the
+// NodeID asked for.
+var ErrNodeIDInUse = errors.New("redis: another live node uses this node id")
+
+// checkNodeFree fails with ErrNodeIDInUse if a live node has this NodeID.
+// Starting would drop that node's presences as an earlier run's, and the
+// two would end each other's. A run that stopped cleanly deleted its
+// heartbeat key; if the key is there, its node either died less than
+// keyTTL ago or lives, and a live one renews the key every p.every: so
+// its time to live is watched for half as long again, and a renewal (it
+// only falls otherwise) shows a live node.
+func (p *Presence) checkNodeFree(ctx context.Context) error {
+	key := p.p + "node:" + p.id
+	last, err := p.rdb.PTTL(ctx, key).Result()
+	if err != nil {
+		return fmt.Errorf("presence start: %w", err)
+	}
+	if last < 0 {
+		return nil // no heartbeat: no node, or one that stopped cleanly
+	}
+	p.log.Info("redis: a heartbeat of this node id is there; waiting to see whether it is a live node's", "node", p.id, "wait", p.every*3/2)
+	deadline := time.Now().Add(p.every * 3 / 2)
+	for time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("presence start: %w", ctx.Err())
+		case <-time.After(p.every / 10):
+		}
+		ttl, err := p.rdb.PTTL(ctx, key).Result()
+		if err != nil {
+			return fmt.Errorf("presence start: %w", err)
+		}
+		if ttl < 0 {
+			return nil // it expired, or its node stopped
+		}
+		if ttl > last+p.every/20 {
+			return fmt.Errorf("%w: %q (its heartbeat was renewed); give each node its own --node-id", ErrNodeIDInUse, p.id)
+		}
+		last = ttl
+	}
+	return nil
 }
 
 // Add counts one connection of userID in convID on this node; first is

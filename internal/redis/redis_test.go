@@ -876,10 +876,13 @@ func TestPresenceRetriesFailedRemoveAfterFlush(t *testing.T) {
 
 func TestPresenceRestartSameNodeID(t *testing.T) {
 	e := newTestEnv(t)
-	a := e.client(t, redis.Options{NodeID: "x"}).Presence()
+	// A short NodeTTL: the restart watches the dead run's heartbeat for
+	// 1.5 × NodeTTL/6 before it takes the id over.
+	opts := redis.Options{NodeID: "x", NodeTTL: 3 * time.Second}
+	a := e.client(t, opts).Presence()
 	mustAdd(t, a, 1, 10, true)
 	a.Crash()
-	b := e.client(t, redis.Options{NodeID: "x"}).Presence()
+	b := e.client(t, opts).Presence()
 	if got := online(t, b, 1); len(got) != 0 {
 		t.Errorf("Online after a restart with the same NodeID = %v; want none", got)
 	}
@@ -888,6 +891,27 @@ func TestPresenceRestartSameNodeID(t *testing.T) {
 		t.Errorf("Watch after a restart with the same NodeID mismatch (-want +got):\n%s", diff)
 	}
 	mustAdd(t, b, 1, 10, true)
+}
+
+// TestNodeIDInUse: a node does not start under the NodeID of a live node,
+// whose presences it would drop as an earlier run's; the live node keeps
+// its users present.
+func TestNodeIDInUse(t *testing.T) {
+	e := newTestEnv(t)
+	opts := redis.Options{NodeID: "x", NodeTTL: 6 * time.Second, Prefix: e.prefix}
+	a := e.client(t, opts).Presence()
+	mustAdd(t, a, 1, 10, true)
+	c, err := redis.New(t.Context(), e.url, opts)
+	if err == nil {
+		c.Close()
+		t.Fatal("New under the NodeID of a live node = nil; want ErrNodeIDInUse")
+	}
+	if !errors.Is(err, redis.ErrNodeIDInUse) || !strings.Contains(err.Error(), "--node-id") {
+		t.Errorf("New under the NodeID of a live node = %v; want ErrNodeIDInUse naming --node-id", err)
+	}
+	if got := online(t, a, 1); !slices.Equal(got, []int64{10}) {
+		t.Errorf("Online of the live node after the refused start = %v; want [10]", got)
+	}
 }
 
 // TestBrokerPublishFailsFastWhenDown: while the pub/sub connection is lost,
