@@ -70,15 +70,9 @@ func TestBrowserSendWhenRemoved(t *testing.T) {
 	waitFor[bool](t, ada, "connected", viewState, connectedBy, "poll")
 	adaID := userIDOf(t, s, nil, ada)
 
-	grace := signIn(t, s, "grace@example.com", "Grace")
-	var group struct {
-		Group struct{ ID int64 } `json:"group"`
-	}
-	postJSON(t, grace, "POST", s.URL+"/api/groups", map[string]string{"name": "Crew"}, http.StatusCreated, &group)
-	members := fmt.Sprintf("%s/api/groups/%d/members", s.URL, group.Group.ID)
-	postJSON(t, grace, "POST", members, map[string]int64{"user_id": adaID}, http.StatusOK, nil)
+	grace, groupID, members := graceAddsToCrew(t, s, adaID)
 
-	evaluate[chromedp.Void](t, ada, "open Crew", fmt.Sprintf(`location.hash = "#conv/%d"`, group.Group.ID))
+	evaluate[chromedp.Void](t, ada, "open Crew", fmt.Sprintf(`location.hash = "#conv/%d"`, groupID))
 	waitFor[bool](t, ada, "Crew is open", viewState, `() =>
 		document.getElementById("room-title").textContent === "Crew" &&
 		document.getElementById("history-text").textContent !== "Loading messages…" &&
@@ -267,14 +261,8 @@ func TestBrowserRemovedStaysGone(t *testing.T) {
 	s, ada := startAda(t)
 	waitFor[bool](t, ada, "connected", viewState, connectedBy, "ws")
 	adaID := userIDOf(t, s, nil, ada)
-	grace := signIn(t, s, "grace@example.com", "Grace")
-	var group struct {
-		Group struct{ ID int64 } `json:"group"`
-	}
-	postJSON(t, grace, "POST", s.URL+"/api/groups", map[string]string{"name": "Crew"}, http.StatusCreated, &group)
-	members := fmt.Sprintf("%s/api/groups/%d/members", s.URL, group.Group.ID)
-	postJSON(t, grace, "POST", members, map[string]int64{"user_id": adaID}, http.StatusOK, nil)
-	crewShown := fmt.Sprintf(`!!document.querySelector('#conversations li[data-conv-id="%d"]')`, group.Group.ID)
+	grace, groupID, members := graceAddsToCrew(t, s, adaID)
+	crewShown := fmt.Sprintf(`!!document.querySelector('#conversations li[data-conv-id="%d"]')`, groupID)
 	waitFor[bool](t, ada, "Crew is listed", viewState, `() => `+crewShown)
 
 	// The answers to the page's reads of the list are held (the server
@@ -314,4 +302,19 @@ func TestBrowserRemovedStaysGone(t *testing.T) {
 	if evaluate[bool](t, ada, "look for Crew", crewShown) {
 		t.Errorf("Crew is listed again after Ada was removed from it")
 	}
+}
+
+// graceAddsToCrew signs Grace in, has her make the group Crew and add
+// userID to it, and returns her client, the group's id and the URL of its
+// members.
+func graceAddsToCrew(t *testing.T, s *testServer, userID int64) (grace *http.Client, groupID int64, members string) {
+	t.Helper()
+	grace = signIn(t, s, "grace@example.com", "Grace")
+	var group struct {
+		Group struct{ ID int64 } `json:"group"`
+	}
+	postJSON(t, grace, "POST", s.URL+"/api/groups", map[string]string{"name": "Crew"}, http.StatusCreated, &group)
+	members = fmt.Sprintf("%s/api/groups/%d/members", s.URL, group.Group.ID)
+	postJSON(t, grace, "POST", members, map[string]int64{"user_id": userID}, http.StatusOK, nil)
+	return grace, group.Group.ID, members
 }
