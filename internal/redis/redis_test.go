@@ -203,13 +203,7 @@ func TestBrokerSubscribeWhileRedisHangs(t *testing.T) {
 	var logs syncLog
 	c, p := e.clientViaProxy(t, redis.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	b := c.Broker()
-	resumed := make(chan struct{}, 10)
-	b.OnResume(func() { resumed <- struct{}{} })
-	cancel1, err := b.Subscribe(chat.ConvTopic(1), func(chat.Event) {})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cancel1()
+	resumed := subscribeResumes(t, b, chat.ConvTopic(1), func(chat.Event) {})
 	p.Hang()
 	eventually(t, 10*time.Second, "the connection found lost", func() bool { return logs.contains("pub/sub connection lost") })
 
@@ -321,14 +315,8 @@ func TestBrokerResumesAfterConnectionKill(t *testing.T) {
 	e := newTestEnv(t)
 	a := e.client(t, redis.Options{}).Broker()
 	pub := e.client(t, redis.Options{}).Broker()
-	resumed := make(chan struct{}, 10)
-	a.OnResume(func() { resumed <- struct{}{} })
 	got := newEvents()
-	cancel, err := a.Subscribe(chat.ConvTopic(1), got.add)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cancel()
+	resumed := subscribeResumes(t, a, chat.ConvTopic(1), got.add)
 	if err := pub.Publish(ctx, chat.ConvTopic(1), msg(1, 1)); err != nil {
 		t.Fatal(err)
 	}
@@ -706,14 +694,8 @@ func TestBrokerRedisDown(t *testing.T) {
 	c, p := e.clientViaProxy(t, redis.Options{SubscribeTimeout: time.Second})
 	b := c.Broker()
 	pub := e.client(t, redis.Options{}).Broker()
-	resumed := make(chan struct{}, 10)
-	b.OnResume(func() { resumed <- struct{}{} })
 	got := newEvents()
-	cancel, err := b.Subscribe(chat.ConvTopic(1), got.add)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cancel()
+	resumed := subscribeResumes(t, b, chat.ConvTopic(1), got.add)
 	if err := pub.Publish(ctx, chat.ConvTopic(1), msg(1, 1)); err != nil {
 		t.Fatal(err)
 	}
@@ -767,14 +749,8 @@ func TestBrokerDeadPeer(t *testing.T) {
 	})
 	b := c.Broker()
 	pub := e.client(t, redis.Options{}).Broker()
-	resumed := make(chan struct{}, 10)
-	b.OnResume(func() { resumed <- struct{}{} })
 	got := newEvents()
-	cancel, err := b.Subscribe(chat.ConvTopic(1), got.add)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cancel()
+	resumed := subscribeResumes(t, b, chat.ConvTopic(1), got.add)
 	p.Freeze()
 	select {
 	case <-resumed:
@@ -1045,13 +1021,7 @@ func TestBrokerPublishFailsFastWhenDown(t *testing.T) {
 	e := newTestEnv(t)
 	c, p := e.clientViaProxy(t, redis.Options{SubscribeTimeout: time.Second})
 	b := c.Broker()
-	resumed := make(chan struct{}, 10)
-	b.OnResume(func() { resumed <- struct{}{} })
-	cancel, err := b.Subscribe(chat.ConvTopic(1), func(chat.Event) {})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cancel()
+	resumed := subscribeResumes(t, b, chat.ConvTopic(1), func(chat.Event) {})
 
 	p.Cut()
 	eventually(t, 5*time.Second, "the broker notices Redis is gone", func() bool {
@@ -1158,13 +1128,7 @@ func TestBrokerPublishesFailedMessageAgain(t *testing.T) {
 	e := newTestEnv(t)
 	c, p := e.clientViaProxy(t, redis.Options{SubscribeTimeout: time.Second})
 	a := c.Broker()
-	resumed := make(chan struct{}, 10)
-	a.OnResume(func() { resumed <- struct{}{} })
-	cancelA, err := a.Subscribe(chat.ConvTopic(9), func(chat.Event) {}) // so that a notices the cut
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cancelA()
+	resumed := subscribeResumes(t, a, chat.ConvTopic(9), func(chat.Event) {}) // so that a notices the cut
 	b := e.client(t, redis.Options{}).Broker()
 	got := newEvents()
 	cancel, err := b.Subscribe(chat.ConvTopic(1), got.add)
@@ -1281,4 +1245,18 @@ func TestLimiterRedisDown(t *testing.T) {
 	if e := chat.AsError(err); e == nil || !errors.Is(err, chat.ErrUnavailable) || e.Code != chat.CodeUnavailable {
 		t.Errorf("Allow with Redis down = %#v; want a chat error of kind ErrUnavailable", err)
 	}
+}
+
+// subscribeResumes subscribes fn to topic on b until the test ends, and
+// returns a channel that receives each time b resumes.
+func subscribeResumes(tb testing.TB, b *redis.Broker, topic chat.Topic, fn func(chat.Event)) <-chan struct{} {
+	tb.Helper()
+	resumed := make(chan struct{}, 10)
+	b.OnResume(func() { resumed <- struct{}{} })
+	cancel, err := b.Subscribe(topic, fn)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(cancel)
+	return resumed
 }
