@@ -390,6 +390,20 @@ func (w *watched) all() [][2]int64 {
 	return got
 }
 
+// waitBack returns the presences reported back once there is one, failing
+// after 5 s; what names the wait.
+func (w *watched) waitBack(t *testing.T, what string) [][2]int64 {
+	t.Helper()
+	eventually(t, 5*time.Second, what, func() bool {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return len(w.back) > 0
+	})
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.back)
+}
+
 // wait returns what was reported once there are n, failing after timeout.
 func (w *watched) wait(tb testing.TB, n int, timeout time.Duration) [][2]int64 {
 	tb.Helper()
@@ -591,14 +605,7 @@ func TestPresenceRewriteAfterReap(t *testing.T) {
 	})
 	// 10 was reported gone: A, writing it again, reports it back (to tell
 	// who was told it had gone); 11 never went.
-	eventually(t, 5*time.Second, "presence reported back", func() bool {
-		wa.mu.Lock()
-		defer wa.mu.Unlock()
-		return len(wa.back) > 0
-	})
-	wa.mu.Lock()
-	back := slices.Clone(wa.back)
-	wa.mu.Unlock()
+	back := wa.waitBack(t, "presence reported back")
 	if diff := cmp.Diff([][2]int64{{1, 10}}, back); diff != "" {
 		t.Errorf("presences reported back mismatch (-want +got):\n%s", diff)
 	}
@@ -1100,14 +1107,7 @@ func TestPresenceFailedAddWrittenWhenBack(t *testing.T) {
 	eventually(t, 15*time.Second, "the failed Add written", func() bool {
 		return slices.Equal(online(t, other, chat.Everywhere), []int64{7})
 	})
-	eventually(t, 5*time.Second, "the presence reported", func() bool {
-		wa.mu.Lock()
-		defer wa.mu.Unlock()
-		return len(wa.back) > 0
-	})
-	wa.mu.Lock()
-	back := slices.Clone(wa.back)
-	wa.mu.Unlock()
+	back := wa.waitBack(t, "the presence reported")
 	if diff := cmp.Diff([][2]int64{{chat.Everywhere, 7}}, back); diff != "" {
 		t.Errorf("presences reported mismatch (-want +got):\n%s", diff)
 	}
