@@ -180,7 +180,7 @@ func isReset(err error) bool {
 // WriterIdle is writerIdle, for the tests of package web_test.
 const WriterIdle = writerIdle
 
-// Every connection holds a frameConn and a nativeConn, so a byte more in
+// Every connection holds a frameConn and a conn, so a byte more in
 // either can cost a whole allocation size class, times the connections:
 // target 5 of docs/benchmarks.md (19,000 connections in 12 KB each) has
 // little room. These are the classes they fit in now (64-bit).
@@ -193,7 +193,7 @@ func TestConnSizes(t *testing.T) {
 		size, max uintptr
 	}{
 		{"frameConn", unsafe.Sizeof(frameConn{}), 112},
-		{"nativeConn", unsafe.Sizeof(nativeConn{}), 128},
+		{"conn", unsafe.Sizeof(conn{}), 128},
 	} {
 		if c.size > c.max {
 			t.Errorf("%s is %d bytes; want at most %d, the size class it had (see target 5 in docs/benchmarks.md)", c.name, c.size, c.max)

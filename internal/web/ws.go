@@ -1021,16 +1021,16 @@ func (s *server) handleWS() http.Handler {
 		if err != nil {
 			return // the upgrader has answered
 		}
-		n := &nativeConn{conn: conn{s: s, format: formatNative, ctx: context.Background()}, session: s.newSession(a.User)}
+		// A signed-in WebSocket: a session over a conn.
+		n := &conn{s: s, format: formatNative, ctx: context.Background(), sess: s.newSession(a.User)}
 		n.setWS(ws)
-		n.conn.removed = n.session.dropped
-		n.conn.admit = n.session.admitUser
-		n.conn.sess = n.session
+		n.removed = n.sess.dropped
+		n.admit = n.sess.admitUser
 		ctx, cancel := opContext()
 		defer cancel()
 		// Nothing is written until hello is queued ahead of what reached
 		// the client meanwhile: hello is the first frame.
-		if err := n.session.start(ctx, a.Session.ID, nil, after); err != nil {
+		if err := n.sess.start(ctx, a.Session.ID, nil, after); err != nil {
 			if !errors.Is(err, hub.ErrClosed) {
 				s.log.Warn("start connection", "user", a.User.ID, "err", err)
 			}
@@ -1041,7 +1041,7 @@ func (s *server) handleWS() http.Handler {
 		// on closes it; one that came before (after authed's session read)
 		// is found in the store.
 		if err := s.svc.CheckSession(ctx, a.Session); err != nil {
-			n.session.stop()
+			n.sess.stop()
 			if !errors.Is(err, chat.ErrUnauthorized) {
 				s.log.Warn("check session", "user", a.User.ID, "err", err)
 				refuse(ws, hub.ReasonShutdown)
@@ -1050,13 +1050,13 @@ func (s *server) handleWS() http.Handler {
 			refuse(ws, hub.ReasonSessionEnded)
 			return
 		}
-		n.conn.client = n.session.client
+		n.client = n.sess.client
 		// The hub counts the connection now. Its place is given back
 		// before hello: a client that connects again once it has its
 		// hello must not find this connection counted twice.
 		release()
-		n.conn.client.Attach(&n.conn, n.own(s.helloOf(n.session)))
-		go n.serve(func(data []byte) { n.session.handle(data, n.push) }, n.session.end) // and let net/http's goroutine and buffers go
+		n.client.Attach(n, n.own(s.helloOf(n.sess)))
+		go n.serve(func(data []byte) { n.sess.handle(data, n.push) }, n.sess.end) // and let net/http's goroutine and buffers go
 	})
 }
 
@@ -1074,10 +1074,4 @@ func refuse(ws *websocket.Conn, r hub.CloseReason) {
 	code, text := closeFrame(r)
 	_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(time.Second))
 	_ = ws.Close()
-}
-
-// nativeConn is a signed-in WebSocket: a session over a conn.
-type nativeConn struct {
-	conn
-	session *session
 }
