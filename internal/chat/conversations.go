@@ -204,10 +204,7 @@ func (s *Service) OpenConversation(ctx context.Context, u User, id int64) (Conve
 	if err != nil {
 		return Conversation{}, nil, 0, err
 	}
-	online, n, err := s.markOpen(ctx, u, id, s.hides(ctx, u.ID, c))
-	if err != nil {
-		return Conversation{}, nil, 0, err
-	}
+	online, n := s.markOpen(ctx, u, id, s.hides(ctx, u.ID, c))
 	s.nameLast(ctx, []Conversation{c})
 	return c, online, n, nil
 }

@@ -395,10 +395,7 @@ func (s *Service) OpenRoom(ctx context.Context, u User, id int64) (Room, []User,
 	if err != nil {
 		return Room{}, nil, 0, err
 	}
-	online, n, err := s.markOpen(ctx, u, id, false)
-	if err != nil {
-		return Room{}, nil, 0, err
-	}
+	online, n := s.markOpen(ctx, u, id, false)
 	return r, online, n, nil
 }
 
@@ -410,7 +407,7 @@ func (s *Service) OpenRoom(ctx context.Context, u User, id int64) (Room, []User,
 // goes on with u alone in the list, and the others, if told, without a
 // count: who is present is only shown, and the conversation must stay
 // readable meanwhile.
-func (s *Service) markOpen(ctx context.Context, u User, id int64, hide bool) ([]User, int, error) {
+func (s *Service) markOpen(ctx context.Context, u User, id int64, hide bool) ([]User, int) {
 	first, addErr := s.presence.Add(ctx, id, u.ID)
 	if addErr != nil {
 		s.log.Warn("add presence", "conv", id, "user", u.ID, "err", addErr)
@@ -422,7 +419,7 @@ func (s *Service) markOpen(ctx context.Context, u User, id int64, hide bool) ([]
 		if first && !hide {
 			s.announce(ctx, id, u, true, 0)
 		}
-		return online, n, nil
+		return online, n
 	}
 	switch {
 	case hide:
@@ -432,7 +429,7 @@ func (s *Service) markOpen(ctx context.Context, u User, id int64, hide bool) ([]
 	default:
 		s.announce(ctx, id, u, true, n)
 	}
-	return online, n, err
+	return online, n
 }
 
 // CloseRoom undoes one OpenRoom.
