@@ -13,6 +13,7 @@ import (
 
 	"github.com/parley-chat/parley/internal/chat"
 	"github.com/parley-chat/parley/internal/inmem"
+	"github.com/parley-chat/parley/internal/sqlite"
 )
 
 const adminUsage = `Usage: parley admin COMMAND [flags]
@@ -63,7 +64,7 @@ func adminMigrate(ctx context.Context, args []string, getenv func(string) string
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
-	st, err := openStore(ctx, *db)
+	st, err := openStore(ctx, *db, sqlite.Options{})
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
@@ -104,7 +105,7 @@ func adminSessions(ctx context.Context, args []string, getenv func(string) strin
 			return fmt.Errorf("--room: %w", err)
 		}
 	}
-	st, err := openStore(ctx, *db)
+	st, err := openStore(ctx, *db, sqlite.Options{})
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}

@@ -13,12 +13,15 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/parley-chat/parley/internal/sqlite"
 )
 
 // Config is everything parley's server reads from flags and environment.
 type Config struct {
 	Addr                  string
 	DB                    string
+	SQLiteSync            string
 	Broker                string
 	RedisPrefix           string
 	NodeID                string
@@ -68,6 +71,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	var origins, level string
 	fs.StringVar(&c.Addr, "addr", ":8080", "address to listen on")
 	fs.StringVar(&c.DB, "db", "parley.db", "database: a SQLite file path (or sqlite:PATH) for one node, or postgres://user:pass@host:5432/db for any number")
+	fs.StringVar(&c.SQLiteSync, "sqlite-synchronous", "normal", "SQLite only: normal syncs the disk at checkpoints (a power loss can undo the last commits), full at every commit (one fsync per group commit)")
 	fs.StringVar(&c.Broker, "broker", "", "fan-out between nodes: redis://[user:pass@]host:6379/0 (or rediss:// for TLS); empty: in this process only (one node)")
 	fs.StringVar(&c.RedisPrefix, "redis-prefix", "parley:", "prefix of every Redis key and channel, so that deployments can share a Redis")
 	fs.StringVar(&c.NodeID, "node-id", "", "this node's name in Redis presence keys (default: random); a node does not start under the name of a live one")
@@ -125,6 +129,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 			c.Origins = append(c.Origins, o)
 		}
 	}
+	c.SQLiteSync = strings.ToLower(c.SQLiteSync)
 	if err := c.LogLevel.UnmarshalText([]byte(level)); err != nil {
 		problems = append(problems, fmt.Errorf("--log-level: %v", err))
 	}
@@ -144,6 +149,11 @@ func (c *Config) Validate() error {
 	}
 	if c.DB == "" {
 		bad("--db is required")
+	}
+	if _, err := sqlite.ParseSynchronous(c.SQLiteSync); err != nil {
+		bad("--sqlite-synchronous: %v", err)
+	} else if isPostgresURL(c.DB) && c.SQLiteSync != string(sqlite.SyncNormal) {
+		bad("--sqlite-synchronous applies to a SQLite database only: PostgreSQL syncs as its synchronous_commit setting says")
 	}
 	if c.Broker != "" && !strings.HasPrefix(c.Broker, "redis://") && !strings.HasPrefix(c.Broker, "rediss://") {
 		bad("--broker %q: only redis:// and rediss:// brokers are supported (empty for one node)", redactURL(c.Broker))

@@ -54,13 +54,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
 
-	st, err := openStore(ctx, cfg.DB)
+	st, err := openStore(ctx, cfg.DB, sqlite.Options{Synchronous: sqlite.Synchronous(cfg.SQLiteSync)})
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
 	defer st.Close()
 	if _, ok := st.(*sqlite.DB); ok {
-		logger.Info("sqlite database opened", "driver", sqlite.Driver)
+		logger.Info("sqlite database opened", "driver", sqlite.Driver, "synchronous", cfg.SQLiteSync)
 	}
 	fab, err := openFabric(ctx, cfg, logger)
 	if err != nil {
@@ -214,18 +214,23 @@ func helpIsNoError(err error) error {
 	return err
 }
 
-// openStore opens the database named by dsn; it is the only code that
-// knows every backend.
-func openStore(ctx context.Context, dsn string) (store, error) {
+// openStore opens the database named by dsn, a SQLite one with opts; it is
+// the only code that knows every backend.
+func openStore(ctx context.Context, dsn string, opts sqlite.Options) (store, error) {
 	switch {
-	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+	case isPostgresURL(dsn):
 		return postgres.Open(ctx, dsn)
 	case strings.HasPrefix(dsn, "sqlite:"):
-		return sqlite.Open(ctx, strings.TrimPrefix(strings.TrimPrefix(dsn, "sqlite:"), "//"))
+		return sqlite.OpenWith(ctx, strings.TrimPrefix(strings.TrimPrefix(dsn, "sqlite:"), "//"), opts)
 	case strings.Contains(dsn, "://"):
 		return nil, fmt.Errorf("unknown database URL scheme in %q", redactURL(dsn))
 	}
-	return sqlite.Open(ctx, dsn)
+	return sqlite.OpenWith(ctx, dsn, opts)
+}
+
+// isPostgresURL reports whether dsn names a PostgreSQL database.
+func isPostgresURL(dsn string) bool {
+	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
 }
 
 // fabric is what connects the nodes: the broker, presence and rate limits,

@@ -261,6 +261,23 @@ func TestRunServesUIAndHealth(t *testing.T) {
 	}
 }
 
+// TestRunSQLiteSynchronousFull: --sqlite-synchronous, in any case, reaches
+// the store, and the log says which setting the server runs with.
+func TestRunSQLiteSynchronousFull(t *testing.T) {
+	s := startServer(t, "--sqlite-synchronous", "FULL")
+	if want := `"msg":"sqlite database opened","driver":"` + sqlite.Driver + `","synchronous":"full"`; !strings.Contains(s.stderr.String(), want) {
+		t.Errorf("log lacks %s:\n%s", want, s.stderr)
+	}
+	resp, err := http.Get(s.URL + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("GET /healthz = %d; want 200", resp.StatusCode)
+	}
+}
+
 func TestRunRefusesSecondProcessOnSameSQLiteFile(t *testing.T) {
 	s := startServer(t)
 	var out, errb bytes.Buffer

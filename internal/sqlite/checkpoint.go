@@ -18,8 +18,9 @@ import (
 // checkpointer goroutine below checkpoints from a connection of its own,
 // beside the writer: a PASSIVE checkpoint copies what the WAL holds when it
 // starts and takes no lock that a writer needs. Durability is unchanged:
-// commits are not synced either way (synchronous=NORMAL), and a checkpoint
-// still syncs the WAL before it copies anything out of it.
+// commits are synced or not as the database's Synchronous says (by default
+// NORMAL: not), and a checkpoint still syncs the WAL before it copies
+// anything out of it.
 //
 // A checkpoint waits until the WAL has grown by checkpointPages since the
 // last one, as SQLite's own autocheckpoint does, and not after every write:
@@ -79,12 +80,14 @@ const (
 )
 
 // The checkpoint connection syncs like the writer.
-var checkpointConn = connSettings{pragmas: []string{"busy_timeout(10000)", "synchronous(NORMAL)"}}
+func checkpointConn(s Synchronous) connSettings {
+	return connSettings{pragmas: []string{"busy_timeout(10000)", s.pragma()}}
+}
 
 // startCheckpointer opens the checkpoint connection to the database file
 // name and starts the goroutine that checkpoints the WAL after writes.
 func (db *DB) startCheckpointer(ctx context.Context, name string) error {
-	ck, err := openDB(name, checkpointConn)
+	ck, err := openDB(name, checkpointConn(db.sync))
 	if err != nil {
 		return fmt.Errorf("open sqlite database %s: %w", db.path, err)
 	}

@@ -42,22 +42,59 @@ var _ chat.Store = (*DB)(nil)
 // Memory is the path of a private in-memory database, gone on Close.
 const Memory = ":memory:"
 
+// Synchronous is how the writes wait for the disk: SQLite's synchronous
+// setting, which in WAL mode is one of two.
+type Synchronous string
+
+const (
+	// SyncNormal, the default, syncs at checkpoints only: a commit
+	// survives a crash of the process but not necessarily a power loss,
+	// which can undo the last commits without corrupting the file.
+	SyncNormal Synchronous = "normal"
+	// SyncFull syncs the WAL at every commit, before the commit returns:
+	// an acknowledged message survives a power loss too. With the group
+	// commit (batch.go) that is one fsync per batch, not per message.
+	SyncFull Synchronous = "full"
+)
+
+// ParseSynchronous reads a Synchronous from its name, in any case.
+func ParseSynchronous(s string) (Synchronous, error) {
+	switch v := Synchronous(strings.ToLower(s)); v {
+	case SyncNormal, SyncFull:
+		return v, nil
+	}
+	return "", fmt.Errorf("%q is not a SQLite synchronous setting: want normal or full", s)
+}
+
+// pragma is the setting as a connection pragma.
+func (s Synchronous) pragma() string {
+	if s == SyncFull {
+		return "synchronous(FULL)"
+	}
+	return "synchronous(NORMAL)"
+}
+
+// Options are a database's settings besides its path. The zero value is
+// the default: SyncNormal.
+type Options struct {
+	Synchronous Synchronous
+}
+
 // Connection settings. Every connection waits up to 10 s for a lock held
-// elsewhere. Writers use WAL with synchronous=NORMAL: a commit survives a
-// crash of the process but not necessarily a power loss, which can undo the
-// last commits without corrupting the file. They begin with BEGIN
-// IMMEDIATE, so a write transaction holds the write lock from its first
-// statement and cannot fail to upgrade a read lock halfway. They leave
-// checkpoints to the checkpointer (checkpoint.go), and cut the WAL file
-// back to walSizeLimit when it starts over. Readers are query-only.
-var (
-	writeConn = connSettings{
-		pragmas: []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(NORMAL)", "foreign_keys(ON)", "wal_autocheckpoint(0)",
+// elsewhere. Writers use WAL with the database's Synchronous. They begin
+// with BEGIN IMMEDIATE, so a write transaction holds the write lock from
+// its first statement and cannot fail to upgrade a read lock halfway. They
+// leave checkpoints to the checkpointer (checkpoint.go), and cut the WAL
+// file back to walSizeLimit when it starts over. Readers are query-only.
+func writeConn(s Synchronous) connSettings {
+	return connSettings{
+		pragmas: []string{"busy_timeout(10000)", "journal_mode(WAL)", s.pragma(), "foreign_keys(ON)", "wal_autocheckpoint(0)",
 			"journal_size_limit(" + strconv.Itoa(walSizeLimit) + ")"},
 		immediate: true,
 	}
-	readConn = connSettings{pragmas: []string{"busy_timeout(10000)", "query_only(1)"}}
-)
+}
+
+var readConn = connSettings{pragmas: []string{"busy_timeout(10000)", "query_only(1)"}}
 
 // connSettings is how a pool's connections are set up, whichever the
 // driver: the pragmas each connection runs first, in order, as
@@ -73,7 +110,8 @@ type connSettings struct {
 // Go rather than spin on SQLite's busy handler; reads use a pool of their
 // own and, thanks to WAL, never wait for a writer.
 type DB struct {
-	path   string  // as given to Open, for messages
+	path   string // as given to Open, for messages
+	sync   Synchronous
 	file   string  // path with its symbolic links resolved (realPath)
 	rw     *sql.DB // one connection: every write transaction, in turn
 	ro     *sql.DB // read-only connections; rw itself for Memory
@@ -98,10 +136,22 @@ type DB struct {
 // its schema up to date. path is a file path or Memory. Open fails if
 // another process, or another DB in this one, has the file open.
 func Open(ctx context.Context, path string) (*DB, error) {
+	return OpenWith(ctx, path, Options{})
+}
+
+// OpenWith is Open with settings other than the defaults.
+func OpenWith(ctx context.Context, path string, opts Options) (*DB, error) {
 	if path == "" {
 		return nil, errors.New("open sqlite database: empty path")
 	}
-	db := &DB{path: path, unlock: func() error { return nil }}
+	sync := opts.Synchronous
+	if sync == "" {
+		sync = SyncNormal
+	}
+	if _, err := ParseSynchronous(string(sync)); err != nil {
+		return nil, fmt.Errorf("open sqlite database %s: %w", path, err)
+	}
+	db := &DB{path: path, sync: sync, unlock: func() error { return nil }}
 	if path == Memory {
 		if err := db.openMemory(ctx); err != nil {
 			return nil, err
@@ -135,7 +185,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 func (db *DB) openMemory(ctx context.Context) error {
 	// Each connection to ":memory:" is a database of its own, so one
 	// connection serves both reads and writes, and must live as long as db.
-	rw, err := openDB(Memory, writeConn)
+	rw, err := openDB(Memory, writeConn(db.sync))
 	if err != nil {
 		return fmt.Errorf("open sqlite database %s: %w", db.path, err)
 	}
@@ -153,7 +203,7 @@ func (db *DB) openMemory(ctx context.Context) error {
 
 func (db *DB) openFile(ctx context.Context) error {
 	name := fileURI(db.file)
-	rw, err := openDB(name, writeConn)
+	rw, err := openDB(name, writeConn(db.sync))
 	if err != nil {
 		return fmt.Errorf("open sqlite database %s: %w", db.path, err)
 	}

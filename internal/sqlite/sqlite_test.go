@@ -76,6 +76,61 @@ func TestPragmas(t *testing.T) {
 	}
 }
 
+// TestSynchronousFull: with SyncFull the writer and the checkpointer sync
+// every commit (synchronous=2), and the database still stores and reads.
+// A setting that is not one of the two is refused before anything opens.
+func TestSynchronousFull(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "parley.db")
+	db, err := OpenWith(ctx, path, Options{Synchronous: SyncFull})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for name, conn := range map[string]*sql.DB{"rw": db.rw, "ck": db.ck} {
+		var got string
+		if err := conn.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&got); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if got != "2" {
+			t.Errorf("%s: PRAGMA synchronous = %s; want 2 (FULL)", name, got)
+		}
+	}
+	u, _, err := db.EnsureUser(ctx, "ada@example.com", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	room, err := db.EnsureRoom(ctx, "general", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _, err := db.Append(ctx, chat.NewMessage{ConvID: room.ID, Kind: chat.KindText, SenderID: u.ID, ClientID: "c1", Body: "synced", At: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Seq != 1 {
+		t.Errorf("Append: seq %d; want 1", m.Seq)
+	}
+
+	for _, s := range []string{"FULL", "Normal"} {
+		if _, err := ParseSynchronous(s); err != nil {
+			t.Errorf("ParseSynchronous(%q): %v", s, err)
+		}
+	}
+	for _, s := range []string{"off", "extra", "", "1"} {
+		if _, err := ParseSynchronous(s); err == nil {
+			t.Errorf("ParseSynchronous(%q) = nil error; want one", s)
+		}
+	}
+	other := filepath.Join(t.TempDir(), "other.db")
+	if _, err := OpenWith(ctx, other, Options{Synchronous: "off"}); err == nil || !strings.Contains(err.Error(), "normal or full") {
+		t.Errorf("OpenWith(synchronous off) = %v; want an error naming the settings", err)
+	}
+	if _, err := os.Stat(other); !os.IsNotExist(err) {
+		t.Errorf("a refused setting made %s (stat: %v)", other, err)
+	}
+}
+
 // TestDriver checks that every pool uses the driver the build chose.
 func TestDriver(t *testing.T) {
 	db := mustOpenDB(t)
@@ -351,7 +406,7 @@ func TestCloseTwice(t *testing.T) {
 func TestMigrateConversationIDs(t *testing.T) {
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "parley.db")
-	rw, err := openDB("file:"+path, writeConn)
+	rw, err := openDB("file:"+path, writeConn(SyncNormal))
 	if err != nil {
 		t.Fatal(err)
 	}
