@@ -469,11 +469,17 @@ fi
 # Target 6: stored and acknowledged sends, 200 concurrent senders over 100
 # rooms: the store alone (Go benchmark), then end to end over WebSocket.
 if wants 6; then
-	gobench 6 target6 -run '^$' -bench AppendParallel -benchtime 5s -count 3 ./internal/sqlite/
+	gobench 6 target6 -run '^$' -bench 'AppendParallel$' -benchtime 5s -count 3 ./internal/sqlite/
 	profile '^sending (as|[0-9])' 3 cpu 5
 	bench 6 target6-e2e 90 200 --conns 200 --rooms 100 --senders 2 --rate 0 --duration 10s
+	# The same two with synchronous=FULL, where every commit waits for an
+	# fsync of the WAL (--sqlite-synchronous full).
+	gobench 6 target6-syncfull -run '^$' -bench 'AppendParallelSyncFull$' -benchtime 5s -count 3 ./internal/sqlite/
+	saved_flags=$SERVER_FLAGS SERVER_FLAGS="$SERVER_FLAGS --sqlite-synchronous full"
+	bench 6 target6-e2e-syncfull 90 200 --conns 200 --rooms 100 --senders 2 --rate 0 --duration 10s
+	SERVER_FLAGS=$saved_flags
 	# The same two with the cgo SQLite driver (github.com/mattn/go-sqlite3).
-	gobench 6 target6-cgo -tags sqlite_cgo -run '^$' -bench AppendParallel -benchtime 5s -count 3 ./internal/sqlite/
+	gobench 6 target6-cgo -tags sqlite_cgo -run '^$' -bench 'AppendParallel$' -benchtime 5s -count 3 ./internal/sqlite/
 	SERVER_BIN=$bin_cgo SERVER_BIN_DESC="parley(-tags sqlite_cgo)"
 	bench 6 target6-e2e-cgo 90 200 --conns 200 --rooms 100 --senders 2 --rate 0 --duration 10s
 	SERVER_BIN= SERVER_BIN_DESC=
@@ -481,7 +487,7 @@ if wants 6; then
 	# schema of its own that the test drops), then a server on a fresh
 	# schema of PG_URL holding 200 benchmark sessions.
 	GOBENCH_ENV=("PARLEY_TEST_POSTGRES=$PG_URL") GOBENCH_ENV_DESC="PARLEY_TEST_POSTGRES=$PG_URL"
-	gobench 6 target6-postgres -run '^$' -bench AppendParallel -benchtime 5s -count 3 ./internal/postgres/
+	gobench 6 target6-postgres -run '^$' -bench 'AppendParallel$' -benchtime 5s -count 3 ./internal/postgres/
 	PG_SCHEMA=parley_bench_$$
 	case $PG_URL in *\?*) pg_db="$PG_URL&search_path=$PG_SCHEMA" ;; *) pg_db="$PG_URL?search_path=$PG_SCHEMA" ;; esac
 	if psql -q -v ON_ERROR_STOP=1 "$PG_URL" -c "DROP SCHEMA IF EXISTS $PG_SCHEMA CASCADE; CREATE SCHEMA $PG_SCHEMA" >"$tmp/pg.out" 2>&1 &&

@@ -406,6 +406,8 @@ func targets(b *strings.Builder, runs map[string]*run) {
 	const sqliteGoal, pgGoal = "≥ 50,000 messages/s (SQLite)", "≥ 40,000 messages/s (PostgreSQL)"
 	storeRow("target6", "target6 (SQLite store, go test)", sqliteGoal, 50_000)
 	e2eRow("target6-e2e", "target6-e2e (end to end, WebSocket)", sqliteGoal, 50_000)
+	storeRow("target6-syncfull", "target6-syncfull (SQLite store, synchronous=FULL, go test)", sqliteGoal, 50_000)
+	e2eRow("target6-e2e-syncfull", "target6-e2e-syncfull (end to end, WebSocket, --sqlite-synchronous full)", sqliteGoal, 50_000)
 	storeRow("target6-cgo", "target6-cgo (SQLite store, cgo driver: go test -tags sqlite_cgo)", sqliteGoal, 50_000)
 	e2eRow("target6-e2e-cgo", "target6-e2e-cgo (end to end, WebSocket, parley built with -tags sqlite_cgo)", sqliteGoal, 50_000)
 	storeRow("target6-postgres", "target6-postgres (PostgreSQL store, go test)", pgGoal, 40_000)
@@ -521,7 +523,7 @@ func growth(b *strings.Builder, runs map[string]*run) {
 
 func goBenchmarks(b *strings.Builder, runs map[string]*run) {
 	var lines []gobench
-	for _, name := range []string{"gobench", "target6", "target6-cgo", "target6-postgres"} {
+	for _, name := range []string{"gobench", "target6", "target6-syncfull", "target6-cgo", "target6-postgres"} {
 		if r := runs[name]; r != nil {
 			for _, g := range r.Benchmarks {
 				if name == "target6-cgo" {
