@@ -227,7 +227,9 @@ type MessageStat struct {
 	First, Median, Last time.Duration
 }
 
-// ServerStats is what /proc says about the server process.
+// ServerStats is what /proc says about the server process. A figure that
+// needs a reading the process did not give (it ended during the run) is 0,
+// with a note.
 type ServerStats struct {
 	RSSBefore        int64   `json:"rss_bytes_before"`    // before connecting
 	RSSAfter         int64   `json:"rss_bytes_after"`     // once every connection was open
@@ -520,19 +522,24 @@ func (r *runState) run(ctx context.Context) (Result, error) {
 func (r *runState) proc() procStats {
 	ps, err := readProc(r.cfg.ServerPID)
 	if err != nil {
-		r.note("server stats: %v", err)
+		r.note("server stats: %v; the server figures that need them are 0 (not measured)", err)
 	}
 	return ps
 }
 
 func serverStats(before, connected, end procStats, idle bool, conns int, deliveries int64) *ServerStats {
 	s := &ServerStats{RSSBefore: before.RSS, RSSAfter: connected.RSS, RSSEnd: end.RSS}
-	if conns > 0 && connected.RSS > 0 {
+	if conns > 0 && connected.ok {
 		s.RSSPerConn = (connected.RSS - before.RSS) / int64(conns)
 	}
 	from, to := connected, end
 	if idle {
 		from, to = before, connected
+	}
+	if !from.ok || !to.ok {
+		// The process could not be read at one end of the span (it
+		// ended; proc noted why): its CPU time over it is unknown, 0.
+		return s
 	}
 	cpu := to.CPU - from.CPU
 	s.CPUSeconds = cpu.Seconds()

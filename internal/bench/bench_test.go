@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -969,5 +970,90 @@ func TestBenchInterrupted(t *testing.T) {
 				t.Errorf("JSON = %s; want ok false, interrupted true", line)
 			}
 		})
+	}
+}
+
+// killOn is a progress writer that kills cmd, and waits for it to end,
+// once a line starting with prefix is written.
+type killOn struct {
+	mu     sync.Mutex
+	prefix string
+	cmd    *exec.Cmd
+	done   bool
+	out    strings.Builder
+}
+
+func (w *killOn) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.done && strings.HasPrefix(string(p), w.prefix) {
+		w.done = true
+		_ = w.cmd.Process.Kill()
+		_ = w.cmd.Wait()
+	}
+	return w.out.Write(p)
+}
+
+// TestBenchServerPIDExits gives --pid a process that ends once sending
+// begins, after it used some CPU time: the server's figures of the run
+// cannot be read at the end. The run must say so, not report a CPU time
+// computed against nothing (negative) as if measured.
+func TestBenchServerPIDExits(t *testing.T) {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		t.Skip("no /proc")
+	}
+	// Some CPU time first (at least one tick), then nothing.
+	cmd := exec.Command("sh", "-c", `i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done; exec sleep 60`)
+	if err := cmd.Start(); err != nil {
+		t.Skip("no sh: ", err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() })
+	// Wait, a bounded time, for it to have used CPU time.
+	for range 100 {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", cmd.Process.Pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+		if f[11] != "0" || f[12] != "0" {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	s := newTestServer(t)
+	progress := &killOn{prefix: "sending", cmd: cmd}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	res, err := bench.Run(ctx, bench.Config{
+		Targets:        []string{s.URL},
+		Conns:          2,
+		SendersPerRoom: 1,
+		Rate:           20,
+		Duration:       200 * time.Millisecond,
+		Tokens:         s.tokens(t, 2),
+		ServerPID:      cmd.Process.Pid,
+		Progress:       progress,
+	})
+	if err != nil {
+		t.Fatalf("Run: %v\nprogress:\n%s", err, progress.out.String())
+	}
+	checkStopped(t)
+	srv := res.Server
+	if srv == nil {
+		t.Fatalf("no server stats; want those read before the process ended")
+	}
+	if srv.RSSBefore <= 0 || srv.RSSAfter <= 0 {
+		t.Errorf("RSS before, after connecting = %d, %d; want both read", srv.RSSBefore, srv.RSSAfter)
+	}
+	if srv.CPUSeconds != 0 || srv.CPUSystemSeconds != 0 || srv.CPUPerDeliveryUS != 0 {
+		t.Errorf("server CPU %gs (%gs in the kernel, %gµs per delivery) after its process ended; want 0: not measured",
+			srv.CPUSeconds, srv.CPUSystemSeconds, srv.CPUPerDeliveryUS)
+	}
+	found := false
+	for _, n := range res.Notes {
+		found = found || strings.Contains(n, "server stats")
+	}
+	if !found {
+		t.Errorf("notes = %q; want one saying the server's stats could not be read", res.Notes)
 	}
 }

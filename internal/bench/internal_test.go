@@ -160,7 +160,7 @@ func TestParseProc(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := procStats{RSS: 12345 << 10, CPU: 3 * time.Second, Sys: 500 * time.Millisecond}
+	want := procStats{RSS: 12345 << 10, CPU: 3 * time.Second, Sys: 500 * time.Millisecond, ok: true}
 	if got != want {
 		t.Errorf("parseProc = %+v; want %+v", got, want)
 	}

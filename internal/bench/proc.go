@@ -18,6 +18,7 @@ type procStats struct {
 	RSS int64         // resident set size, bytes
 	CPU time.Duration // user + system time
 	Sys time.Duration // of which system time: in the kernel, on the process's behalf
+	ok  bool          // read: false if the process could not be read (it ended)
 }
 
 // readProc reads process pid's memory and CPU time from /proc.
@@ -72,6 +73,7 @@ func parseProc(status, stat []byte) (procStats, error) {
 		return procStats{}, err
 	}
 	ps.CPU, ps.Sys = t[0]+t[1], t[1]
+	ps.ok = true
 	return ps, nil
 }
 
