@@ -42,3 +42,46 @@ func TestTarget5WithoutServer(t *testing.T) {
 		}
 	}
 }
+
+// TestGrowthHoles: a target 8 run that failed or did not run is not left
+// out of its table silently, and no verdict is given over the rest.
+func TestGrowthHoles(t *testing.T) {
+	ok := func(conns int, cpu float64, rss int64) *result {
+		r := &result{OK: true, Rate: 100, Rooms: conns / 100, ConnsEstablished: conns, DeliveriesExpected: 1000, DeliveriesReceived: 1000}
+		r.Server = &struct {
+			RSSBefore        int64   `json:"rss_bytes_before"`
+			RSSAfter         int64   `json:"rss_bytes_after"`
+			RSSEnd           int64   `json:"rss_bytes_end"`
+			RSSPerConn       int64   `json:"rss_per_conn_bytes"`
+			CPUSeconds       float64 `json:"cpu_seconds"`
+			CPUPerDeliveryUS float64 `json:"cpu_per_delivery_us"`
+		}{RSSAfter: rss, RSSPerConn: rss / int64(conns), CPUPerDeliveryUS: cpu, CPUSeconds: 1}
+		return r
+	}
+	runs := map[string]*run{
+		"target8-conns1k":  {Name: "target8-conns1k", Result: ok(1000, 10, 20<<20)},
+		"target8-conns5k":  {Name: "target8-conns5k", Error: "server did not start"},
+		"target8-conns19k": {Name: "target8-conns19k", Result: ok(19000, 12, 220<<20)},
+		// target8-room10 did not run at all.
+		"target8-room1000":  {Name: "target8-room1000", Result: ok(1000, 8, 20<<20)},
+		"target8-room10000": {Name: "target8-room10000", Result: ok(10000, 9, 100<<20)},
+	}
+	var b strings.Builder
+	if err := report(&b, runs); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	conns, _, _ := strings.Cut(out[strings.Index(out, "### Cost growth with connections"):], "### Cost growth with room size")
+	rooms, _, _ := strings.Cut(out[strings.Index(out, "### Cost growth with room size"):], "### Runs")
+	if !strings.Contains(conns, "target8-conns5k") || !strings.Contains(conns, "server did not start") {
+		t.Errorf("the connections table does not say target8-conns5k failed:\n%s", conns)
+	}
+	if !strings.Contains(rooms, "target8-room10 ") && !strings.Contains(rooms, "target8-room10:") && !strings.Contains(rooms, "target8-room10 (") {
+		t.Errorf("the room size table does not say target8-room10 did not run:\n%s", rooms)
+	}
+	for name, sec := range map[string]string{"connections": conns, "room size": rooms} {
+		if strings.Contains(sec, met) || strings.Contains(sec, notMet) {
+			t.Errorf("the %s table gives a verdict over the runs left:\n%s", name, sec)
+		}
+	}
+}
