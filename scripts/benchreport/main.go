@@ -432,6 +432,15 @@ func targets(b *strings.Builder, runs map[string]*run) {
 		}
 	}
 
+	// A target without any run in the directory is not run: a table
+	// without its row would read as complete.
+	for _, t := range []string{"1", "2", "3", "4", "5", "6", "7"} {
+		if !slices.ContainsFunc(rows, func(r row) bool { return r.target == t }) {
+			add(row{t, "—", "no result in the directory", "", notRun})
+		}
+	}
+	slices.SortStableFunc(rows, func(a, b row) int { return strings.Compare(a.target, b.target) })
+
 	fmt.Fprintf(b, "### Targets\n\n| target | run | measured | goal | verdict |\n|---|---|---|---|---|\n")
 	for _, r := range rows {
 		fmt.Fprintf(b, "| %s | %s | %s | %s | %s |\n", r.target, r.run, r.measured, r.goal, r.verdict)

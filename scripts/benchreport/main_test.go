@@ -85,3 +85,20 @@ func TestGrowthHoles(t *testing.T) {
 		}
 	}
 }
+
+// TestTargetNotRun: a target with no result at all has a row that says
+// so, rather than no row: the table would read as if it were complete.
+func TestTargetNotRun(t *testing.T) {
+	runs := map[string]*run{
+		"target3": {Name: "target3", Result: &result{OK: true, DeliveriesExpected: 10, DeliveriesReceived: 10}},
+	}
+	var b strings.Builder
+	if err := report(&b, runs); err != nil {
+		t.Fatal(err)
+	}
+	for _, target := range []string{"1", "2", "4", "5", "6", "7"} {
+		if !strings.Contains(b.String(), "\n| "+target+" | ") {
+			t.Errorf("no row for target %s:\n%s", target, b.String())
+		}
+	}
+}
