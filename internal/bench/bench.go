@@ -335,12 +335,12 @@ type client struct {
 	// recipient's) is found at the end without the receivers sharing a
 	// thing while they run.
 	lat                  [][]int32
-	received             int64 // without seqs: distinct deliveries
-	syncedTo             int64 // with seqs: the highest seq the client's own sync fetched
-	dups, late           int64 // of this run's messages
-	otherDups, otherLate int64 // of other messages (joins, leaves)
-	bad                  int64 // frames that did not parse
-	receipts             int64 // receipt and receipts frames
+	received             int64       // without seqs: distinct deliveries
+	synced               *seqChecker // with seqs: the seqs the client's own sync fetched; nil until it fetched one
+	dups, late           int64       // of this run's messages
+	otherDups, otherLate int64       // of other messages (joins, leaves)
+	bad                  int64       // frames that did not parse
+	receipts             int64       // receipt and receipts frames
 }
 
 // sender is a client that also sends.
@@ -915,13 +915,18 @@ func (r *runState) message(c *client, ev event) {
 	ours := ev.isText && ok && g < len(r.senders)
 	if r.tr.seqs() {
 		if ev.synced {
-			c.syncedTo = max(c.syncedTo, ev.seq)
+			if c.synced == nil {
+				sc := newSeqChecker(c.seq.base)
+				c.synced = &sc
+			}
+			c.synced.add(ev.seq)
 		}
 		st := c.seq.add(ev.seq)
-		if st == seqDup && ev.seq <= c.syncedTo {
+		if st == seqDup && (ev.synced || c.synced != nil && c.synced.has(ev.seq)) {
 			// Again after the client's own sync fetched it, or fetched
 			// again by it: a client ignores it (docs/protocol.md,
-			// "Staying in sync").
+			// "Staying in sync"). A message that came twice otherwise
+			// is a duplicate, also below what a sync fetched.
 			return
 		}
 		if r.cfg.MarkRead {
