@@ -806,6 +806,7 @@ type faultyServer struct {
 	stallAt    int64 // if not 0, the server stalls for stall before it answers the stallAt-th send
 	stall      time.Duration
 	sends      int64
+	dropAt     int64 // if not 0, one connection other than the sender's is closed before seq dropAt is delivered
 }
 
 type fakeConn struct {
@@ -886,6 +887,15 @@ func (f *faultyServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			msg := fmt.Sprintf(`{"room_id": 1, "seq": %d, "kind": "text", "client_id": %q, "body": %q}`, f.seq, in.ClientID, in.Body)
 			c.write(fmt.Sprintf(`{"type": "ack", "room_id": 1, "client_id": %q, "message": %s}`, in.ClientID, msg))
 			ev := fmt.Sprintf(`{"type": "message", "room_id": 1, "message": %s}`, msg)
+			if f.seq == f.dropAt {
+				for o := range f.conns {
+					if o != c {
+						delete(f.conns, o)
+						o.ws.Close()
+						break
+					}
+				}
+			}
 			for c := range f.conns {
 				switch seq := f.seq; {
 				case f.whole:
@@ -1055,5 +1065,22 @@ func TestBenchServerPIDExits(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("notes = %q; want one saying the server's stats could not be read", res.Notes)
+	}
+}
+
+// TestBenchDroppedMidRun: a connection that ends while messages are being
+// sent was one of the receivers the run counted when sending began; the
+// messages it did not get count as lost (docs/benchmarks.md), and the run
+// is not OK.
+func TestBenchDroppedMidRun(t *testing.T) {
+	const conns, dropAt = 3, 5
+	res := runAgainst(t, &faultyServer{whole: true, dropAt: dropAt}, conns, 300*time.Millisecond, 300*time.Millisecond)
+	if res.MessagesAcked < dropAt+2 {
+		t.Fatalf("acked %d messages; want at least %d to reach the drop", res.MessagesAcked, dropAt+2)
+	}
+	lost := res.MessagesAcked - (dropAt - 1)
+	if res.ConnsDropped != 1 || res.DeliveriesExpected != res.MessagesAcked*conns || res.Lost != lost || res.OK {
+		t.Errorf("dropped, expected, lost, ok = %d, %d, %d, %v; want 1, %d, %d, false",
+			res.ConnsDropped, res.DeliveriesExpected, res.Lost, res.OK, res.MessagesAcked*conns, lost)
 	}
 }
