@@ -735,6 +735,9 @@ func checks(r *result) string {
 	}
 	c := fmt.Sprintf("**%s lost, %s duplicated, %s out of order, %d connections dropped**",
 		commas(float64(r.Lost)), commas(float64(r.Duplicated)), commas(float64(r.OutOfOrder)), r.ConnsDropped)
+	if r.ConnsFailed > 0 {
+		c += fmt.Sprintf("; **%s connections failed**", commas(float64(r.ConnsFailed)))
+	}
 	if r.Unanswered > 0 {
 		c += fmt.Sprintf("; **%s sends unanswered**", commas(float64(r.Unanswered)))
 	}

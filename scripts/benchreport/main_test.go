@@ -102,3 +102,18 @@ func TestTargetNotRun(t *testing.T) {
 		}
 	}
 }
+
+// TestChecksSayWhy: a run that is not clean says why in its row, also
+// when the cause is connections that failed to connect.
+func TestChecksSayWhy(t *testing.T) {
+	runs := map[string]*run{
+		"target3": {Name: "target3", Result: &result{OK: false, ConnsEstablished: 95, ConnsFailed: 5, DeliveriesExpected: 10, DeliveriesReceived: 10}},
+	}
+	var b strings.Builder
+	if err := report(&b, runs); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "5 connections failed") {
+		t.Errorf("the row of a run with 5 failed connections does not say so:\n%s", b.String())
+	}
+}
