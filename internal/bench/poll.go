@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -92,6 +93,7 @@ type pollSession struct {
 	mu      sync.Mutex // serializes calls of fn; guards what follows
 	cursor  string
 	fn      func(event)
+	last    int64   // the highest seq of a message handed to fn; start before any
 	pending []event // answers that arrived before read began
 	closed  bool
 
@@ -363,6 +365,8 @@ func (s *pollSession) syncRest(after int64, fn func(event)) error {
 func (s *pollSession) read(fn func(event)) error {
 	defer s.pc.close()
 	s.mu.Lock()
+	s.last = s.start
+	fn = s.tracking(fn)
 	s.fn = fn
 	for _, ev := range s.pending {
 		fn(ev)
@@ -378,15 +382,21 @@ func (s *pollSession) read(fn func(event)) error {
 			// Up to a sync that has more: the rest of it comes before
 			// the frames after it.
 			var (
-				after int64
-				more  bool
+				after        int64
+				more, reopen bool
 			)
 			s.mu.Lock()
-			for len(frames) > 0 && !more {
+			for len(frames) > 0 && !more && !reopen {
+				reopen = bytes.HasPrefix(frames[0], resumedPrefix) && !s.restored(frames[0])
 				after, more = decodePoll(frames[0], fn)
 				frames = frames[1:]
 			}
 			s.mu.Unlock()
+			if reopen {
+				if after, more, err = s.reopen(fn); err != nil {
+					return err
+				}
+			}
 			if more {
 				if err := s.syncRest(after, fn); err != nil {
 					return err
@@ -394,6 +404,73 @@ func (s *pollSession) read(fn func(event)) error {
 			}
 		}
 	}
+}
+
+// tracking returns fn noting, as it passes them on, the seqs of the
+// messages in s.last; it is called under s.mu, as fn is.
+func (s *pollSession) tracking(fn func(event)) func(event) {
+	return func(ev event) {
+		if ev.typ == evMessage {
+			s.last = max(s.last, ev.seq)
+		}
+		fn(ev)
+	}
+}
+
+// restored reports whether the "resumed" frame line names the session's
+// room among the conversations the server restored; a frame it cannot
+// read is taken to.
+func (s *pollSession) restored(line []byte) bool {
+	var f struct {
+		Rooms []int64 `json:"rooms"`
+	}
+	if err := json.Unmarshal(line, &f); err != nil {
+		return true // counted as a bad frame
+	}
+	return slices.Contains(f.Rooms, s.roomID)
+}
+
+// reopen opens the room again, with the messages after the last one the
+// client got, after the server rebuilt the channel without it: a client
+// does (docs/protocol.md, "Long-polling": "re-open any other"), and would
+// lose nothing. The messages come as the client's own sync: they may
+// also come live. If the sync is one page of more, reopen returns the seq
+// of its last message and more, as decodePoll does.
+func (s *pollSession) reopen(fn func(event)) (after int64, more bool, err error) {
+	s.mu.Lock()
+	last := s.last
+	s.mu.Unlock()
+	frame := fmt.Appendf(nil, `{"type":"open","room_id":%d,"after":%d,"ref":"bench-reopen"}`, s.roomID, last)
+	replies, err := s.post(s.ctx, frame, "bench-reopen") // opening again is harmless
+	if err != nil {
+		return 0, false, fmt.Errorf("open room %d again: %w", s.roomID, err)
+	}
+	opened := false
+	for _, line := range replies {
+		var f syncFrame
+		if err := json.Unmarshal(line, &f); err != nil {
+			return 0, false, fmt.Errorf("open room %d again: bad frame %.80q: %w", s.roomID, line, err)
+		}
+		switch f.Type {
+		case "opened":
+			opened = true
+		case "error":
+			return 0, false, fmt.Errorf("open room %d again: %s: %s", s.roomID, f.Code, f.Message.Text)
+		case "sync":
+			s.mu.Lock()
+			for _, m := range f.Messages {
+				fn(event{typ: evMessage, seq: m.Seq, isText: m.Kind == "text", body: m.Body, synced: true})
+			}
+			s.mu.Unlock()
+			if n := len(f.Messages); f.HasMore && n > 0 {
+				after, more = f.Messages[n-1].Seq, true
+			}
+		}
+	}
+	if !opened {
+		return 0, false, fmt.Errorf("open room %d again: no opened frame in %d frames", s.roomID, len(replies))
+	}
+	return after, more, nil
 }
 
 // deliver hands events of a POST's answer to the reader's function.

@@ -38,6 +38,7 @@ type faultyTransports struct {
 	resumeDrop  bool  // the resuming sync leaves out resumeAt+1
 	resumePaged bool  // the resuming sync holds resumeAt only, with has_more: the client fetches the rest
 	redeliver   int64 // if not 0: message 2, delivered live before, comes live again before message redeliver
+	resumeShut  bool  // the channels resume without the room open (its open failed): the client must open it again
 }
 
 // fakeChan is a long-polling channel: the frames its next poll gets.
@@ -138,6 +139,13 @@ func (f *faultyTransports) poll(w http.ResponseWriter, r *http.Request) {
 	case "open":
 		ch.open = true
 		reply = append(reply, fmt.Sprintf(`{"type":"opened","ref":%q,"room":{"id":1,"last_seq":%d}}`, in.Ref, f.seq))
+		if in.After != 0 {
+			var ms []string
+			for s := in.After + 1; s <= f.seq; s++ {
+				ms = append(ms, f.msgs[s-1])
+			}
+			reply = append(reply, fmt.Sprintf(`{"type":"sync","ref":%q,"room_id":1,"messages":[%s],"has_more":false}`, in.Ref, strings.Join(ms, ",")))
+		}
 	case "sync":
 		var ms []string
 		for s := in.After + 1; s <= f.seq; s++ {
@@ -172,7 +180,11 @@ func (f *faultyTransports) pollDeliver(c *fakeChan, seq int64) {
 	if f.redeliver != 0 && seq == f.redeliver {
 		out(messageFrame(f.msgs[1]))
 	}
-	if a := f.resumeAt; a != 0 && seq >= a && seq <= a+2 {
+	if f.resumeShut && seq == f.resumeAt {
+		// The channel is lost, and rebuilt without the room.
+		c.open = false
+		out(`{"type":"resumed","rooms":[]}`)
+	} else if a := f.resumeAt; !f.resumeShut && a != 0 && seq >= a && seq <= a+2 {
 		if seq < a+2 {
 			return // the channel is lost
 		}
@@ -287,8 +299,10 @@ func TestBenchTransportFaults(t *testing.T) {
 // TestBenchPollResumeFaults: a long-polling channel the server rebuilt
 // resumes with a sync of the messages it missed. Given once each, they
 // count once each; a message the sync gives again, or leaves out, is a
-// duplicate or a loss; and a message that comes twice live is a
-// duplicate also after a sync the client paged through itself.
+// duplicate or a loss; a message that comes twice live is a duplicate
+// also after a sync the client paged through itself; and a room the
+// resumed channel does not have open is opened again, as the protocol
+// asks, with the messages missed.
 func TestBenchPollResumeFaults(t *testing.T) {
 	const conns = 3
 	for _, c := range []struct {
@@ -301,6 +315,7 @@ func TestBenchPollResumeFaults(t *testing.T) {
 		{"repeated", &faultyTransports{whole: true, resumeAt: 4, resumeDup: true}, 0, conns, 0},
 		{"left out", &faultyTransports{whole: true, resumeAt: 4, resumeDrop: true}, conns, 0, 0},
 		{"twice live after paging", &faultyTransports{whole: true, resumeAt: 4, resumePaged: true, redeliver: 10}, 0, conns, 0},
+		{"room not restored", &faultyTransports{whole: true, resumeAt: 4, resumeShut: true}, 0, 0, 0},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			c.f.chans, c.f.comp = make(map[string]*fakeChan), make(map[*fakeConn]bool)
