@@ -331,11 +331,11 @@ func targets(b *strings.Builder, runs map[string]*run) {
 			add(row{"5", r.Name, bad, "", notRun})
 		} else {
 			s := res.Server
-			ok := res.ConnsEstablished >= 19_000 && s.RSSPerConn <= 12*1024
+			ok := clean(res) && res.ConnsEstablished >= 19_000 && s.RSSPerConn <= 12*1024
 			add(row{"5", r.Name,
-				fmt.Sprintf("%s idle connections; RSS %s → %s MiB: **%.1f KiB** (%s B) per connection; connected in %.1f s (%.0f/s), server CPU %.1f s",
+				fmt.Sprintf("%s idle connections; RSS %s → %s MiB: **%.1f KiB** (%s B) per connection; connected in %.1f s (%.0f/s), server CPU %.1f s%s",
 					commas(float64(res.ConnsEstablished)), mib(s.RSSBefore), mib(s.RSSAfter), float64(s.RSSPerConn)/1024, commas(float64(s.RSSPerConn)),
-					res.ConnectSeconds, res.ConnectRate, s.CPUSeconds),
+					res.ConnectSeconds, res.ConnectRate, s.CPUSeconds, unclean(res)),
 				"19,000 connections, ≤ 12 KB (12,288 B) RSS each", verdict(ok)})
 		}
 	}
@@ -345,9 +345,9 @@ func targets(b *strings.Builder, runs map[string]*run) {
 		} else {
 			s := res.Server
 			add(row{"5", r.Name + " (server under GOGC=25)",
-				fmt.Sprintf("%s idle connections; RSS %s → %s MiB: %.1f KiB (%s B) per connection; connected in %.1f s (%.0f/s), server CPU %.1f s",
+				fmt.Sprintf("%s idle connections; RSS %s → %s MiB: %.1f KiB (%s B) per connection; connected in %.1f s (%.0f/s), server CPU %.1f s%s",
 					commas(float64(res.ConnsEstablished)), mib(s.RSSBefore), mib(s.RSSAfter), float64(s.RSSPerConn)/1024, commas(float64(s.RSSPerConn)),
-					res.ConnectSeconds, res.ConnectRate, s.CPUSeconds),
+					res.ConnectSeconds, res.ConnectRate, s.CPUSeconds, unclean(res)),
 				"(how much is collectable garbage)", info})
 		}
 	}
@@ -745,6 +745,15 @@ func checks(r *result) string {
 		return "**interrupted** before its end; " + c
 	}
 	return c
+}
+
+// unclean is "; " and what went wrong in r, or nothing if r is clean: for
+// rows that otherwise tell nothing of it.
+func unclean(r *result) string {
+	if clean(r) {
+		return ""
+	}
+	return "; " + checks(r)
 }
 
 func verdict(ok bool) string {

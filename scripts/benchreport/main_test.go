@@ -117,3 +117,26 @@ func TestChecksSayWhy(t *testing.T) {
 		t.Errorf("the row of a run with 5 failed connections does not say so:\n%s", b.String())
 	}
 }
+
+// TestTarget5NotOK: a target 5 run that is not OK (here, connections that
+// ended while held) does not meet the target, whatever its RSS.
+func TestTarget5NotOK(t *testing.T) {
+	res := &result{OK: false, Idle: true, ConnsEstablished: 19000, ConnsDropped: 300}
+	res.Server = &struct {
+		RSSBefore        int64   `json:"rss_bytes_before"`
+		RSSAfter         int64   `json:"rss_bytes_after"`
+		RSSEnd           int64   `json:"rss_bytes_end"`
+		RSSPerConn       int64   `json:"rss_per_conn_bytes"`
+		CPUSeconds       float64 `json:"cpu_seconds"`
+		CPUPerDeliveryUS float64 `json:"cpu_per_delivery_us"`
+	}{RSSBefore: 20 << 20, RSSAfter: 220 << 20, RSSPerConn: 11 << 10}
+	var b strings.Builder
+	if err := report(&b, map[string]*run{"target5": {Name: "target5", Result: res}}); err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(b.String()) {
+		if strings.HasPrefix(line, "| 5 | target5 |") && (strings.Contains(line, met) || !strings.Contains(line, "300 connections dropped")) {
+			t.Errorf("row of a run with 300 connections dropped: %s", line)
+		}
+	}
+}
