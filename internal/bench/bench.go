@@ -238,6 +238,8 @@ type ServerStats struct {
 	CPUSeconds       float64 `json:"cpu_seconds"`         // while sending and draining (idle: while connecting)
 	CPUPerDeliveryUS float64 `json:"cpu_per_delivery_us"` // CPU time per delivery received
 	CPUSystemSeconds float64 `json:"cpu_system_seconds"`  // of CPUSeconds, the kernel's on the server's behalf
+
+	cpuRead bool // the CPU figures were measured (the summary's business)
 }
 
 // Run runs the benchmark cfg describes and returns its measurements. It
@@ -541,6 +543,7 @@ func serverStats(before, connected, end procStats, idle bool, conns int, deliver
 		// ended; proc noted why): its CPU time over it is unknown, 0.
 		return s
 	}
+	s.cpuRead = true
 	cpu := to.CPU - from.CPU
 	s.CPUSeconds = cpu.Seconds()
 	s.CPUSystemSeconds = (to.Sys - from.Sys).Seconds()

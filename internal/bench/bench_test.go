@@ -1066,6 +1066,14 @@ func TestBenchServerPIDExits(t *testing.T) {
 	if !found {
 		t.Errorf("notes = %q; want one saying the server's stats could not be read", res.Notes)
 	}
+	var sum strings.Builder
+	res.WriteSummary(&sum)
+	for line := range strings.Lines(sum.String()) {
+		if strings.HasPrefix(line, "server CPU") && !strings.Contains(line, "not measured") ||
+			strings.HasPrefix(line, "machine CPU") && strings.Contains(line, "neither the server's") {
+			t.Errorf("summary line %q gives the server's CPU time as if measured", line)
+		}
+	}
 }
 
 // TestBenchDroppedMidRun: a connection that ends while messages are being

@@ -66,7 +66,9 @@ func (r Result) WriteSummary(w io.Writer) error {
 	if s := r.Server; s != nil {
 		line("server RSS", "%s before, %s connected (%s per connection), %s at the end",
 			mib(s.RSSBefore), mib(s.RSSAfter), kib(s.RSSPerConn), mib(s.RSSEnd))
-		if r.Senders > 0 {
+		if !s.cpuRead {
+			line("server CPU", "not measured: the process could not be read (see the notes)")
+		} else if r.Senders > 0 {
 			line("server CPU", "%.2fs sending and draining (%.1fµs per delivery, %s)", s.CPUSeconds, s.CPUPerDeliveryUS, inKernel(s.CPUSystemSeconds, s.CPUSeconds))
 		} else {
 			line("server CPU", "%.2fs connecting (%s)", s.CPUSeconds, inKernel(s.CPUSystemSeconds, s.CPUSeconds))
@@ -77,7 +79,7 @@ func (r Result) WriteSummary(w io.Writer) error {
 	}
 	if r.MachineCPUSeconds > 0 {
 		other := ""
-		if s := r.Server; s != nil {
+		if s := r.Server; s != nil && s.cpuRead {
 			// The three are counted in ticks, over nearly the same span.
 			other = fmt.Sprintf("; %.2fs of it neither the server's nor this tool's", max(r.MachineBusySeconds-s.CPUSeconds-r.ToolCPUSeconds, 0))
 		}
