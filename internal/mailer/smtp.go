@@ -153,9 +153,10 @@ func (s *SMTP) client() (*mail.Client, error) {
 
 // Send delivers m to the relay as a multipart/alternative message with a
 // text/plain and a text/html part (just one of them when the other is
-// empty). ctx bounds connecting; the whole exchange is bounded by the
-// timeout. A mail the relay accepted is sent: a failure of the session
-// after that is logged, not returned.
+// empty). Send returns when ctx ends, with its error; the session, each
+// of whose exchanges is bounded by the timeout, then ends on its own, and
+// its outcome is only logged. A mail the relay accepted is sent: a failure
+// of the session after that is logged, not returned.
 func (s *SMTP) Send(ctx context.Context, m chat.Mail) error {
 	msg := mail.NewMsg(mail.WithNoDefaultUserAgent())
 	msg.FromMailAddress(s.from)
@@ -176,7 +177,31 @@ func (s *SMTP) Send(ctx context.Context, m chat.Mail) error {
 	if err != nil {
 		return err
 	}
-	if err := c.DialAndSendWithContext(ctx, msg); err != nil {
+	// go-mail heeds ctx only while it dials; after that each exchange has
+	// the timeout. So the session runs on its own, and Send returns when
+	// ctx ends: a relay that stops answering must not hold the caller (a
+	// sign-in request) past its own deadline.
+	done := make(chan error, 1)
+	go func() { done <- c.DialAndSendWithContext(ctx, msg) }()
+	select {
+	case err := <-done:
+		return s.sent(ctx, m, msg, err)
+	case <-ctx.Done():
+		go func() {
+			// The session ends within its timeouts. The caller was told
+			// the mail failed: one the relay took after all is logged.
+			if err := <-done; err == nil || msg.IsDelivered() {
+				s.logger.WarnContext(context.WithoutCancel(ctx), "mail sent after its sender gave up waiting", "to", m.To, "relay", s.addr)
+			}
+		}()
+		return fmt.Errorf("mailer: send mail to %s via %s: gave up waiting for the relay: %w", m.To, s.addr, context.Cause(ctx))
+	}
+}
+
+// sent reports how the session that sent msg ended with err: nil if the
+// relay accepted the mail, even if the session failed after it.
+func (s *SMTP) sent(ctx context.Context, m chat.Mail, msg *mail.Msg, err error) error {
+	if err != nil {
 		if msg.IsDelivered() {
 			// The relay accepted the mail; only what follows (RSET,
 			// QUIT) failed.

@@ -50,6 +50,32 @@ type config struct {
 	startTLS       bool
 	implicitTLS    bool
 	dropAfterMail  bool
+	fault          Fault
+	stalled        chan struct{} // closed when the test ends, with FaultStall
+}
+
+// Fault is a way for the server to fail a transaction (WithFault).
+type Fault int
+
+const (
+	// FaultNone: the server accepts every transaction.
+	FaultNone Fault = iota
+	// FaultRejectRcpt refuses every recipient with 550.
+	FaultRejectRcpt
+	// FaultRejectData reads the message, then refuses it with 554.
+	FaultRejectData
+	// FaultDropInData closes the connection while the client sends the
+	// message, before its end.
+	FaultDropInData
+	// FaultStall reads the message and then answers nothing until the
+	// test ends, as a relay that hangs.
+	FaultStall
+)
+
+// WithFault makes the server fail every transaction as f says; nothing
+// is kept.
+func WithFault(f Fault) Option {
+	return func(c *config) { c.fault = f }
 }
 
 // WithAuth makes the server offer AUTH PLAIN and refuse mail from clients
@@ -90,6 +116,7 @@ func Start(tb testing.TB, opts ...Option) *Server {
 		tb.Fatal("smtptest: WithSTARTTLS and WithImplicitTLS exclude each other")
 	}
 	s := &Server{cfg: cfg, next: make(map[string]int), arrived: make(chan struct{})}
+	s.cfg.stalled = make(chan struct{})
 
 	srv := smtp.NewServer(smtp.BackendFunc(s.newSession))
 	srv.Domain = "localhost"
@@ -124,6 +151,7 @@ func Start(tb testing.TB, opts ...Option) *Server {
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
 	tb.Cleanup(func() {
+		close(s.cfg.stalled)
 		log.close()
 		if err := srv.Close(); err != nil {
 			tb.Errorf("smtptest: close: %v", err)
@@ -297,15 +325,32 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	if err := ss.check(); err != nil {
 		return err
 	}
+	if ss.srv.cfg.fault == FaultRejectRcpt {
+		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "smtptest: no such mailbox"}
+	}
 	ss.to = append(ss.to, to)
 	return nil
 }
 
 // Data reads, parses and keeps the message.
 func (ss *session) Data(r io.Reader) error {
+	if ss.srv.cfg.fault == FaultDropInData {
+		if _, err := r.Read(make([]byte, 1)); err != nil {
+			return err
+		}
+		ss.conn.Conn().Close()
+		return errors.New("smtptest: connection dropped in DATA")
+	}
 	raw, err := io.ReadAll(r)
 	if err != nil {
 		return err
+	}
+	switch ss.srv.cfg.fault {
+	case FaultRejectData:
+		return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "smtptest: message refused"}
+	case FaultStall:
+		<-ss.srv.cfg.stalled
+		return errors.New("smtptest: stalled until the test ended")
 	}
 	m, err := parse(raw)
 	if err != nil {
