@@ -7,7 +7,9 @@
 //
 // SQLite serves one node: Open takes an exclusive advisory lock on a sibling
 // file, path + ".lock" (beside the file linked to if path is a symbolic
-// link), so a second parley process cannot open the same database.
+// link), so a second parley process cannot open the same database. The
+// lock is flock(2)'s: where that is missing (Windows, AIX, Solaris:
+// lock_other.go), nothing stops a second process.
 // Several nodes need PostgreSQL.
 //
 // Times are stored as microseconds since the Unix epoch, PostgreSQL's
