@@ -2,6 +2,7 @@ package mailer
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -160,6 +161,9 @@ func (s *SMTP) client() (*mail.Client, error) {
 func (s *SMTP) Send(ctx context.Context, m chat.Mail) error {
 	msg := mail.NewMsg(mail.WithNoDefaultUserAgent())
 	msg.FromMailAddress(s.from)
+	// go-mail would name this machine in the Message-ID: no domain of the
+	// sender's, and the name of a host inside for every recipient to see.
+	msg.SetMessageIDWithValue(rand.Text() + "@" + s.from.Address[strings.LastIndexByte(s.from.Address, '@')+1:])
 	if err := msg.To(m.To); err != nil {
 		return fmt.Errorf("mailer: invalid recipient %q: %w", m.To, err)
 	}
