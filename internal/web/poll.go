@@ -168,8 +168,99 @@ type pollChannel struct {
 }
 
 type pollChannels struct {
-	mu sync.Mutex
-	m  map[string]*pollChannel
+	mu    sync.Mutex
+	m     map[string]*pollChannel
+	ended endedChannels
+}
+
+// endedChannels remembers, per user, the channels the client ended with
+// DELETE lately, so that a request sent before the DELETE and arriving
+// after it (a poll the closing page cancelled) does not rebuild the
+// channel, and the user's presence with it, until the channel idles out.
+// Such a request is answered 410 channel_ended with a cursor for a new
+// channel. A channel that ended otherwise (a restart, idling out, too
+// slow) is not here and is rebuilt from its cursor.
+//
+// Bounded: maxEndedPerUser channels per user, each for endedFor; users
+// whose entries all expired are swept when the map has doubled.
+type endedChannels struct {
+	m       map[int64][]endedChannel
+	sweepAt int
+}
+
+type endedChannel struct {
+	id string
+	at time.Time
+}
+
+const (
+	endedFor        = time.Minute
+	maxEndedPerUser = 64
+)
+
+// add records that user ended channel id at now.
+func (e *endedChannels) add(user int64, id string, now time.Time) {
+	if e.m == nil {
+		e.m = make(map[int64][]endedChannel)
+		e.sweepAt = 64
+	}
+	l := e.live(user, now)
+	if len(l) >= maxEndedPerUser {
+		l = slices.Delete(l, 0, len(l)-maxEndedPerUser+1)
+	}
+	e.m[user] = append(l, endedChannel{id: id, at: now})
+	if len(e.m) >= e.sweepAt {
+		for u := range e.m {
+			e.live(u, now)
+		}
+		e.sweepAt = max(64, 2*len(e.m))
+	}
+}
+
+// has reports whether user ended channel id less than endedFor ago.
+func (e *endedChannels) has(user int64, id string, now time.Time) bool {
+	return slices.ContainsFunc(e.live(user, now), func(c endedChannel) bool { return c.id == id })
+}
+
+// live drops user's expired entries and returns the others, oldest first.
+func (e *endedChannels) live(user int64, now time.Time) []endedChannel {
+	l := e.m[user]
+	i := 0
+	for i < len(l) && now.Sub(l[i].at) >= endedFor {
+		i++
+	}
+	switch {
+	case i == 0:
+	case i == len(l):
+		delete(e.m, user)
+		return nil
+	default:
+		l = slices.Delete(l, 0, i)
+		e.m[user] = l
+	}
+	return l
+}
+
+// codeChannelEnded is the code of a request for a channel its client ended.
+const codeChannelEnded = "channel_ended"
+
+// errChannelEnded is channelFor's error for a channel its client ended;
+// the request is answered with channelEnded.
+var errChannelEnded = errors.New("channel ended")
+
+// channelEnded answers a request for channel cur, which its client ended
+// (DELETE): 410 channel_ended, with a cursor that resumes the channel on
+// a new one, as the server rebuilds a channel it lost.
+func channelEnded(w http.ResponseWriter, cur *pollCursor) {
+	next := *cur
+	next.Channel = newChannelID()
+	writeJSON(w, http.StatusGone, struct {
+		Error  errorDetail `json:"error"`
+		Cursor string      `json:"cursor"`
+	}{
+		errorDetail{Code: codeChannelEnded, Field: "cursor", Message: "this channel was ended (DELETE): poll with the cursor given here to resume it"},
+		next.encode(),
+	})
 }
 
 func newChannelID() string {
@@ -186,7 +277,11 @@ func (s *server) channelFor(a authInfo, cur *pollCursor, any bool) (ch *pollChan
 	if cur != nil {
 		s.polls.mu.Lock()
 		ch = s.polls.m[cur.Channel]
+		ended := s.polls.ended.has(a.User.ID, cur.Channel, time.Now())
 		s.polls.mu.Unlock()
+		if ended {
+			return nil, false, errChannelEnded
+		}
 		if ch != nil && ch.sess.user.ID == a.User.ID {
 			ch.mu.Lock()
 			n, stopped := ch.n, ch.stopped
@@ -258,6 +353,12 @@ func (s *server) channelFor(a authInfo, cur *pollCursor, any bool) (ch *pollChan
 		ch.restore(cur)
 	}
 	s.polls.mu.Lock()
+	if cur != nil && s.polls.ended.has(a.User.ID, cur.Channel, time.Now()) {
+		// Ended (DELETE) while it was being rebuilt.
+		s.polls.mu.Unlock()
+		ch.sess.stop()
+		return nil, false, errChannelEnded
+	}
 	s.polls.m[ch.id] = ch
 	s.polls.mu.Unlock()
 	ch.touch()
@@ -594,6 +695,10 @@ func (s *server) channelAuth(r *http.Request, cur *pollCursor) (authInfo, bool) 
 func (s *server) handlePoll() pollHandler {
 	return func(w http.ResponseWriter, r *http.Request, a authInfo, cur *pollCursor) {
 		ch, resend, err := s.channelFor(a, cur, false)
+		if errors.Is(err, errChannelEnded) {
+			channelEnded(w, cur)
+			return
+		}
 		if err != nil {
 			s.writeError(w, err)
 			return
@@ -666,8 +771,12 @@ func (s *server) handlePollEnd() pollHandler {
 			s.writeError(w, chat.Invalid(chat.CodeMissingField, "cursor", "cursor is required"))
 			return
 		}
+		// Remembered whether or not the channel is live here: a poll sent
+		// before this request, or one rebuilding it now, must not bring
+		// it back.
 		s.polls.mu.Lock()
 		ch := s.polls.m[cur.Channel]
+		s.polls.ended.add(a.User.ID, cur.Channel, time.Now())
 		s.polls.mu.Unlock()
 		if ch != nil && ch.sess.user.ID == a.User.ID {
 			ch.stop()
@@ -702,6 +811,10 @@ func (s *server) handlePollSend() pollHandler {
 			return
 		}
 		ch, _, err := s.channelFor(a, cur, true)
+		if errors.Is(err, errChannelEnded) {
+			channelEnded(w, cur)
+			return
+		}
 		if err != nil {
 			s.writeError(w, err)
 			return

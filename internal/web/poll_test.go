@@ -63,8 +63,7 @@ func (w *wsClient) stopPolling() {
 // leave ends the poll loop once the poll under way is answered, and waits
 // for it: a page that closes between polls. stopPolling aborts the poll
 // under way instead, which may reach the server after a DELETE of the
-// channel and rebuild it from its cursor (the server cannot tell it from
-// a client that resumes), keeping the user present until PollIdle.
+// channel (it is answered 410 channel_ended then, TestPollEndedNotRebuilt).
 func (w *wsClient) leave() {
 	w.poll.ending.Store(true)
 	<-w.done

@@ -184,7 +184,7 @@ class PollConnection {
   // request makes one request with the current cursor and returns the
   // answer's body, or null when the connection ended (closed, or this
   // request failed and ended it).
-  async request(method, frame) {
+  async request(method, frame, retried = false) {
     const init = {
       method,
       headers: { Accept: 'application/json' },
@@ -212,6 +212,12 @@ class PollConnection {
       this.fail(SESSION_ENDED);
       return null;
     }
+    if (res.status === 410 && e.code === 'channel_ended' && body.cursor && !retried) {
+      // This page ended the channel (close(), as it was hidden): the
+      // answer's cursor carries on from it on a new one.
+      this.t.cursor = body.cursor;
+      return this.request(method, frame, true);
+    }
     if (res.status === 400 && e.field === 'cursor') {
       // Not a cursor of this server (any more): start a new channel.
       this.t.cursor = '';
@@ -235,7 +241,8 @@ class PollConnection {
 
   // close ends the connection and the server's channel now (the page is
   // closing), so that the user's presence ends without the idle timeout.
-  // The cursor is kept: a later connection rebuilds the channel from it.
+  // The cursor is kept: a later connection resumes from it (the server
+  // answers 410 channel_ended with a cursor for a new channel).
   close() {
     if (this.done) return;
     this.done = true;

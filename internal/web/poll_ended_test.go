@@ -1,0 +1,74 @@
+package web_test
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"testing"
+)
+
+// TestPollEndedNotRebuilt: a poll that the client cancelled as its page
+// closed can reach the server after the DELETE of its channel. It carries
+// the channel's cursor, which used to rebuild the channel, and with it
+// the user's presence until the channel idled out: the user stayed online
+// after closing the page. A channel ended by DELETE is answered 410
+// channel_ended instead (GET and POST alike), with a cursor that resumes
+// it on a new channel, losing nothing.
+func TestPollEndedNotRebuilt(t *testing.T) {
+	ts := newTestServer(t, withWeb(fastPoll))
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	grace := ts.signIn(t, "grace@example.com", "Grace")
+	room := ts.enterRoom(t, ada, "general")
+	ts.enterRoom(t, grace, "general")
+	ap := ts.connectPoll(t, ada, "")
+	ap.open(t, room.ID, nil)
+	seen := ts.post(t, grace, room.ID, "g0", "before")
+	ap.expectMessage(t, room.ID, seen.Seq) // the cursor names the room
+	cursor := ap.poll.getCursor()
+	ap.stopPolling() // the page closes: its poll is cancelled...
+	path := "/api/poll?cursor=" + url.QueryEscape(cursor)
+	ts.mustDo(t, ada, "DELETE", path, nil, http.StatusNoContent, nil) // ...and it ends its channel
+	if n := ts.hub.UserClients(ada.ID); n != 0 {
+		t.Fatalf("after the DELETE, Ada has %d connections; want 0", n)
+	}
+	missed := ts.post(t, grace, room.ID, "g1", "while Ada is away")
+
+	// The cancelled poll arrives late, and a POST too.
+	var resume string
+	for _, method := range []string{"GET", "POST"} {
+		var body any
+		if method == "POST" {
+			body = `{"type":"ping"}`
+		}
+		r := ts.do(t, ada, method, path, body)
+		var b struct {
+			Error  wireError `json:"error"`
+			Cursor string    `json:"cursor"`
+		}
+		if err := decodeStrict(r.Body, &b); err != nil || r.Status != http.StatusGone || b.Error.Code != "channel_ended" ||
+			b.Error.Field != "cursor" || b.Error.Message == "" {
+			t.Errorf("late %s of an ended channel = %s (%v); want 410 channel_ended, field cursor", method, r, err)
+		}
+		if b.Cursor == "" || b.Cursor == cursor {
+			t.Errorf("late %s = %s; want a cursor to resume on a new channel", method, r)
+		}
+		resume = b.Cursor
+		if n := ts.hub.UserClients(ada.ID); n != 0 {
+			t.Fatalf("after a late %s, Ada has %d connections; want 0 (the ended channel was rebuilt)", method, n)
+		}
+	}
+
+	// The page comes back (the back/forward cache): the cursor of the
+	// answer resumes the channel on a new one, with what was missed.
+	back := ts.connectPoll(t, ada, resume)
+	if f := back.expect(t, "resumed"); f.Raw != fmt.Sprintf(`{"type":"resumed","rooms":[%d]}`, room.ID) {
+		t.Errorf("resumed = %s; want room %d", f, room.ID)
+	}
+	if got := seqs(back.expect(t, "sync").Messages); !slices.Equal(got, []int64{missed.Seq}) {
+		t.Errorf("messages missed = %v; want [%d]", got, missed.Seq)
+	}
+	if n := ts.hub.UserClients(ada.ID); n != 1 {
+		t.Errorf("resumed: Ada has %d connections; want 1", n)
+	}
+}
