@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"sync"
+	"time"
 
 	"github.com/gorilla/websocket"
 	"golang.org/x/time/rate"
@@ -44,7 +46,19 @@ func (s *server) handleCompatWS() http.Handler {
 			_, _ = s.upgrader.Upgrade(hijacker{w}, r, nil)
 			return
 		}
-		room, err := s.svc.EnterRoomAnonymous(r.Context(), name, s.clientIP(r))
+		ip := s.clientIP(r)
+		release, err := s.compat.take(ip, s.cfg.MaxUserConns)
+		if err != nil {
+			s.fail(w, err)
+			return
+		}
+		served := false
+		defer func() {
+			if !served {
+				release()
+			}
+		}()
+		room, err := s.svc.EnterRoomAnonymous(r.Context(), name, ip)
 		if err != nil {
 			s.fail(w, err)
 			return
@@ -87,6 +101,7 @@ func (s *server) handleCompatWS() http.Handler {
 		}
 		c.setWS(ws)
 		close(upgraded)
+		served = true // the connection's cleanup releases its place
 		lim := rate.NewLimiter(rate.Limit(s.cfg.SendRate), s.cfg.SendBurst)
 		go c.serve(func(data []byte) {
 			var f compatFrame
@@ -107,6 +122,40 @@ func (s *server) handleCompatWS() http.Handler {
 			if _, err := s.svc.SendAnonymous(ctx, room.ID, *f.Message); err != nil {
 				c.pushError("", 0, err)
 			}
-		}, func() {})
+		}, release)
 	})
+}
+
+// compatSlots counts the connections of the Django Channels endpoint per
+// client address: they are anonymous, and so not bound by the cap of a
+// user's connections (roomForConn), but cost as much.
+type compatSlots struct {
+	mu sync.Mutex
+	m  map[string]int
+}
+
+// take holds a place for one more connection from ip, to release once it
+// ends, unless ip holds limit already: then it returns a rate_limited error.
+func (cs *compatSlots) take(ip string, limit int) (release func(), err error) {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if cs.m[ip] >= limit {
+		e := chat.Errorf(chat.ErrRateLimited, chat.CodeRateLimited, "too many connections from this address: close some first")
+		e.RetryAfter = 10 * time.Second
+		return nil, e
+	}
+	if cs.m == nil {
+		cs.m = make(map[string]int)
+	}
+	cs.m[ip]++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			cs.mu.Lock()
+			defer cs.mu.Unlock()
+			if cs.m[ip]--; cs.m[ip] <= 0 {
+				delete(cs.m, ip)
+			}
+		})
+	}, nil
 }

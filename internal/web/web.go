@@ -31,7 +31,7 @@ type Config struct {
 	SendRate       float64       // sends per second per connection
 	SendBurst      int           // sends allowed in a burst
 	Outbox         int           // frames queued per connection before it is cut off as too slow
-	MaxUserConns   int           // WebSockets and long-poll channels per user on one node
+	MaxUserConns   int           // WebSockets and long-poll channels per user on one node; Django Channels connections per client address
 	PingInterval   time.Duration // WebSocket ping period
 	PongWait       time.Duration // silence after which a connection is dropped
 	WriteWait      time.Duration // longest a write may stall
@@ -112,6 +112,7 @@ type server struct {
 	writers  *writers
 	sends    restSends
 	conns    connSlots
+	compat   compatSlots
 }
 
 // NewHandler returns Parley's whole HTTP surface. ui is the web app's file
