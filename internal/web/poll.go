@@ -366,25 +366,25 @@ func (s *server) channelFor(a authInfo, cur *pollCursor, any bool) (ch *pollChan
 }
 
 // restore reopens the conversations of cur, queueing what the client
-// missed in each, after a resumed frame naming those restored.
+// missed in each, after a resumed frame naming those restored. The opens
+// are the server's, not the client's: they do not count against the
+// client's request limit (session.handle), which the cursor's up to 256
+// conversations would exhaust.
 func (ch *pollChannel) restore(cur *pollCursor) {
 	var frames []json.RawMessage
 	rooms := []int64{}
 	for id, seq := range cur.Convs {
-		ok := true
-		ch.sess.handle(mustJSON(inFrame{Type: "open", RoomID: id, After: &seq}), func(v any) {
-			switch f := v.(type) {
-			case openedFrame:
+		err := ch.sess.open(inFrame{Type: "open", RoomID: id, After: &seq}, func(v any) {
+			if _, ok := v.(openedFrame); ok {
 				return // the client has the conversation open already
-			case errorFrame:
-				ok = false
-				_ = f
 			}
 			frames = append(frames, mustJSON(v))
 		})
-		if ok {
-			rooms = append(rooms, id)
+		if err != nil {
+			frames = append(frames, mustJSON(ch.s.errorFrameOf("", id, err)))
+			continue
 		}
+		rooms = append(rooms, id)
 	}
 	ch.mu.Lock()
 	ch.pending = append(append(ch.pending, mustJSON(resumedFrame{Type: "resumed", Rooms: rooms})), frames...)

@@ -1,11 +1,14 @@
 package web_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
 	"testing"
+
+	"github.com/parley-chat/parley/internal/web"
 )
 
 // TestPollEndedNotRebuilt: a poll that the client cancelled as its page
@@ -70,5 +73,56 @@ func TestPollEndedNotRebuilt(t *testing.T) {
 	}
 	if n := ts.hub.UserClients(ada.ID); n != 1 {
 		t.Errorf("resumed: Ada has %d connections; want 1", n)
+	}
+}
+
+// TestPollRestoreNotRateLimited: a channel rebuilt from its cursor opens
+// again every conversation the cursor names (up to 256). Those opens are
+// the server's, not the client's, but they went through the client's
+// request limit (five times --send-rate and --send-burst): past its
+// burst, the rest were dropped from "resumed" with rate_limited errors,
+// and the client had to open them again under the same limit.
+func TestPollRestoreNotRateLimited(t *testing.T) {
+	const rooms = 8
+	db := t.TempDir() + "/parley.db"
+	ts := newTestServer(t, withWeb(fastPoll), withDB(db))
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	grace := ts.signIn(t, "grace@example.com", "Grace")
+	ap := ts.connectPoll(t, ada, "")
+	var ids []int64
+	for i := range rooms {
+		room := ts.enterRoom(t, ada, fmt.Sprint("r", i))
+		ts.enterRoom(t, grace, room.Name)
+		ap.open(t, room.ID, nil)
+		ids = append(ids, room.ID)
+	}
+	m := ts.post(t, grace, ids[rooms-1], "g0", "named in the cursor")
+	ap.expectMessage(t, ids[rooms-1], m.Seq) // the cursor names every room now
+	ap.stopPolling()
+	cursor := ap.poll.getCursor()
+
+	// A restart, on a node whose request limit is a burst of 5.
+	ts.stop()
+	ts2 := newTestServer(t, withDB(db), withWeb(func(c *web.Config) { fastPoll(c); c.SendRate, c.SendBurst = 0.001, 1 }))
+	ada.Client.Jar = rejar(t, ts, ts2, ada)
+	back := ts2.connectPoll(t, ada, cursor)
+	f := back.expect(t, "resumed")
+	slices.Sort(ids)
+	want, _ := json.Marshal(map[string]any{"type": "resumed", "rooms": ids})
+	var got struct {
+		Rooms []int64 `json:"rooms"`
+	}
+	if err := json.Unmarshal([]byte(f.Raw), &got); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(got.Rooms)
+	if !slices.Equal(got.Rooms, ids) {
+		t.Errorf("resumed = %s; want every room open: %s", f, want)
+	}
+	back.barrier(t)
+	for _, f := range back.drain() {
+		if f.Type == "error" {
+			t.Errorf("rebuilding the channel: %s", f)
+		}
 	}
 }
