@@ -153,6 +153,7 @@ type pollChannel struct {
 	id     string
 	sess   *session
 	signal chan struct{} // a frame is waiting, or the hub client closed
+	taking sync.Mutex    // held by a GET while it takes frames and answers with them
 
 	mu       sync.Mutex
 	auth     authInfo          // the user and session the channel serves (channelAuth)
@@ -703,21 +704,34 @@ func (s *server) handlePoll() pollHandler {
 			s.writeError(w, err)
 			return
 		}
-		if resend {
-			ch.mu.Lock()
-			c := ch.cursorLocked()
-			frames := ch.prev
-			ch.mu.Unlock()
-			writePoll(w, c, frames)
-			return
-		}
 		waiter := make(chan struct{})
-		ch.mu.Lock()
-		if ch.waiter != nil {
-			close(ch.waiter) // a newer poll replaces the one waiting
+		for try := 0; ; try++ {
+			if resend {
+				ch.mu.Lock()
+				c := ch.cursorLocked()
+				frames := ch.prev
+				ch.mu.Unlock()
+				writePoll(w, c, frames)
+				return
+			}
+			ch.mu.Lock()
+			if cur != nil && cur.N != ch.n && !ch.stopped && try < 3 {
+				// A GET before this one answered since channelFor:
+				// channelFor gives that answer again.
+				ch.mu.Unlock()
+				if ch, resend, err = s.channelFor(a, cur, false); err != nil {
+					s.writeError(w, err)
+					return
+				}
+				continue
+			}
+			if ch.waiter != nil {
+				close(ch.waiter) // a newer poll replaces the one waiting
+			}
+			ch.waiter = waiter
+			ch.mu.Unlock()
+			break
 		}
-		ch.waiter = waiter
-		ch.mu.Unlock()
 		defer func() { // however it ends: the idle countdown starts again
 			ch.mu.Lock()
 			if ch.waiter == waiter {
@@ -726,13 +740,41 @@ func (s *server) handlePoll() pollHandler {
 			ch.mu.Unlock()
 			ch.touch()
 		}()
-		var hold *time.Timer // made once the poll has to wait
-		var frames []json.RawMessage
-		for {
-			frames = ch.take(r.Context())
-			if len(frames) > 0 {
-				break
+		// answer answers with frames, unless a newer GET replaced this
+		// one: the client gave up on it, and the newer one is to give
+		// them. Frames are taken and answered under ch.take, so that a
+		// newer GET takes only once this one has given back what it took.
+		answer := func(frames []json.RawMessage) {
+			ch.mu.Lock()
+			if ch.waiter != waiter && !ch.stopped {
+				ch.pending = append(frames, ch.pending...)
+				ch.mu.Unlock()
+				select {
+				case ch.signal <- struct{}{}: // the newer GET may be waiting
+				default:
+				}
+				c := queryValue(r.URL.RawQuery, "cursor") // nothing given: the same cursor
+				if cur == nil {
+					c = ""
+				}
+				writePoll(w, c, nil)
+				return
 			}
+			ch.n++
+			ch.prev = frames
+			c := ch.cursorLocked()
+			ch.mu.Unlock()
+			writePoll(w, c, frames)
+		}
+		var hold *time.Timer // made once the poll has to wait
+		for {
+			ch.taking.Lock()
+			if frames := ch.take(r.Context()); len(frames) > 0 {
+				answer(frames)
+				ch.taking.Unlock()
+				return
+			}
+			ch.taking.Unlock()
 			if hold == nil {
 				hold = time.NewTimer(s.cfg.PollHold)
 				defer hold.Stop()
@@ -754,12 +796,13 @@ func (s *server) handlePoll() pollHandler {
 			}
 			break
 		}
-		ch.mu.Lock()
-		ch.n++
-		ch.prev = frames
-		c := ch.cursorLocked()
-		ch.mu.Unlock()
-		writePoll(w, c, frames)
+		// Whatever ended the wait, what is pending (frames a replaced GET
+		// gave back, which the cursor counts as delivered) goes out now.
+		ctx, cancel := opContext()
+		defer cancel()
+		ch.taking.Lock()
+		answer(ch.take(ctx))
+		ch.taking.Unlock()
 	}
 }
 
