@@ -768,13 +768,19 @@ func (s *server) handlePoll() pollHandler {
 		}
 		var hold *time.Timer // made once the poll has to wait
 		for {
+			// Not the request's context: what is taken is answered,
+			// and given again to a client that cancelled the request.
+			ctx, cancel := opContext()
 			ch.taking.Lock()
-			if frames := ch.take(r.Context()); len(frames) > 0 {
+			frames := ch.take(ctx)
+			if len(frames) > 0 {
 				answer(frames)
-				ch.taking.Unlock()
-				return
 			}
 			ch.taking.Unlock()
+			cancel()
+			if len(frames) > 0 {
+				return
+			}
 			if hold == nil {
 				hold = time.NewTimer(s.cfg.PollHold)
 				defer hold.Stop()

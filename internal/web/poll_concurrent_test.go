@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/url"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -93,5 +95,89 @@ func TestPollReplacedGetLosesNothing(t *testing.T) {
 	}
 	if !got[grace.ID] || !got[eve.ID] {
 		t.Errorf("friend requests the client received, by user: %v; want Grace's (%d) and Eve's (%d)", got, grace.ID, eve.ID)
+	}
+}
+
+// stallMessages is a store whose Messages, once armed, first waits until
+// it is let go.
+type stallMessages struct {
+	chat.Store
+	armed   atomic.Bool
+	stalled chan struct{}
+	resume  chan struct{}
+}
+
+func (s *stallMessages) Messages(ctx context.Context, convID int64, p chat.Page) ([]chat.Message, error) {
+	if s.armed.CompareAndSwap(true, false) {
+		close(s.stalled)
+		<-s.resume
+	}
+	return s.Store.Messages(ctx, convID, p)
+}
+
+// TestPollCancelledGetLosesNothing: a GET that the client cancels while
+// the channel reads a message it missed (to give before the next) still
+// counts its answer, which the client gets again by polling with the
+// same cursor. The read used the request's context: cancelled, it
+// failed, and the answer given again lacked the missed message.
+func TestPollCancelledGetLosesNothing(t *testing.T) {
+	st := &stallMessages{stalled: make(chan struct{}), resume: make(chan struct{})}
+	var lb *lossyBroker
+	ts := newTestServer(t, withWeb(func(c *web.Config) { c.PollHold = 300 * time.Millisecond }),
+		withStore(func(s chat.Store) chat.Store { st.Store = s; return st }),
+		withBroker(func(b chat.Broker) chat.Broker { lb = &lossyBroker{Broker: b, typ: chat.EventMessage}; return lb }))
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	grace := ts.signIn(t, "grace@example.com", "Grace")
+	room := ts.enterRoom(t, ada, "general")
+	ts.enterRoom(t, grace, "general")
+	token := ada.Jar.Cookies(mustParseURL(t, ts.URL))[0].Value
+	cur := cursorOf(t, pollAs(t, ts, "GET", token, "", "")) // hello
+	if r := pollAs(t, ts, "POST", token, cur, `{"type":"open","room_id":`+strconv.FormatInt(room.ID, 10)+`}`); r.Status != http.StatusOK {
+		t.Fatalf("open: %s", r)
+	}
+	lb.down.Store(true)
+	m1 := ts.post(t, grace, room.ID, "m1", "lost on its way") // stored, not published
+	lb.down.Store(false)
+	st.armed.Store(true)
+	m2 := ts.post(t, grace, room.ID, "m2", "after a gap") // queued on the channel
+
+	ctx, cancel := context.WithCancel(context.Background())
+	req := ts.newRequest(t, "GET", "/api/poll?cursor="+url.QueryEscape(cur), nil).WithContext(ctx)
+	req.AddCookie(&http.Cookie{Name: web.CookieName, Value: token})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	select {
+	case <-st.stalled: // the GET reads m1, to give it before m2
+	case <-time.After(waitTimeout):
+		t.Fatal("the GET did not read the gap before m2")
+	}
+	cancel()
+	<-done
+	close(st.resume)
+
+	got := map[int64]bool{}
+	for i := 0; i < 3 && !got[m2.Seq]; i++ {
+		r := pollAs(t, ts, "GET", token, cur, "")
+		var body struct {
+			Cursor string            `json:"cursor"`
+			Frames []json.RawMessage `json:"frames"`
+		}
+		if r.Status != http.StatusOK || json.Unmarshal(r.Body, &body) != nil {
+			t.Fatalf("poll = %s; want 200", r)
+		}
+		for _, raw := range body.Frames {
+			if f, err := parseFrame(raw); err == nil && f.Type == "message" {
+				got[f.Message.Seq] = true
+			}
+		}
+		cur = body.Cursor
+	}
+	if !got[m1.Seq] || !got[m2.Seq] {
+		t.Errorf("messages received: %v; want %d and %d", got, m1.Seq, m2.Seq)
 	}
 }
