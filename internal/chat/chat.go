@@ -344,8 +344,9 @@ const (
 	EventConversation EventType = "conversation"
 	EventRead         EventType = "read" // on a user topic: the owner's read position in ConvID is now Seq
 	// EventRemoved, on a user topic: the owner no longer belongs to group
-	// ConvID (Reason: removed, left or deleted). Hubs unsubscribe the
-	// owner's connections from the conversation.
+	// ConvID (Reason: removed, left or deleted), or left room ConvID
+	// (Reason: left). Hubs unsubscribe the owner's connections from the
+	// conversation.
 	EventRemoved EventType = "removed"
 	// EventTyping: User is typing in ConvID. Never stored; clients show it
 	// for TypingTTL after the last one.

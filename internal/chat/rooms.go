@@ -78,6 +78,9 @@ func (s *Service) LeaveRoom(ctx context.Context, u User, id int64) error {
 	if m.Seq > 0 {
 		s.publish(ctx, ConvTopic(id), Event{Type: EventMessage, ConvID: id, Message: &m})
 	}
+	// Every connection of u, on every tab and device, stops following the
+	// room and is told, as when leaving a group.
+	s.publishUser(ctx, u.ID, Event{Type: EventRemoved, ConvID: id, Reason: "left"})
 	return nil
 }
 

@@ -1801,8 +1801,13 @@ async function onGroupDelete() {
 
 // onRemoved handles a removed frame: the group is gone from the list and,
 // if it is open, its history stays readable but nothing more can be done.
+// A room left here or in another tab or device is gone from the lists,
+// and closed if shown.
 function onRemoved(f) {
   const id = f.room_id;
+  const conv = state.convs.get(id);
+  const isRoom = (state.room && state.room.id === id && state.room.kind === 'room') || (conv && conv.kind === 'room') ||
+    state.rooms.joined.some((r) => r.id === id);
   state.convsVersion++;
   state.convs.delete(id);
   state.cache.delete(id);
@@ -1810,6 +1815,19 @@ function onRemoved(f) {
   state.readSent.delete(id);
   dropReads(id);
   renderConversations();
+  if (isRoom) {
+    // Sends still pending there will not go: keep their text for when
+    // the room is entered again, and say so.
+    for (const p of f.unsent || []) unsent(p.target, p.where, p.body, 'You left this room.');
+    state.rooms = { ...state.rooms, joined: state.rooms.joined.filter((r) => r.id !== id) };
+    renderRooms();
+    if (state.room && state.room.id === id) {
+      clearHash();
+      closeRoom();
+      state.cache.delete(id); // closeRoom kept it
+    }
+    return;
+  }
   if (state.room && state.room.id === id && !state.ended) endAccess(f.reason);
 }
 

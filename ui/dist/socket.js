@@ -14,7 +14,9 @@
 //   online-count the online_count frame of an open room: in a large room, how many are present
 //   user-presence a presence frame without room_id: a friend went on- or offline
 //   receipt      {room_id, positions: [{user_id, seq}]}: members' read positions moved (a receipt or receipts frame)
-//   removed      {room_id, reason}: the user left or lost a group; it is forgotten
+//   removed      {room_id, reason, unsent}: the user left a room or group (here or
+//                elsewhere) or lost a group; it is forgotten, and unsent holds
+//                its sends that were still unacknowledged, now dropped
 //   ack          the ack frame
 //   send-failed  {roomId, clientId, body, code, message}   the send was refused
 //   error        an error frame not tied to a send ({transient: true} for rate limits)
@@ -271,6 +273,7 @@ export class ChatSocket {
     this.attempt = 0;
     this.rooms = new Map(); // roomId → RoomSync for each open room
     this.pending = new Map(); // clientId → {roomId, clientId, body}, unacknowledged sends
+    this.dropped = new Set(); // clientIds of sends forgotten with their conversation: their refusal is no news
     this.refs = new Map(); // ref → {type, roomId}
     this.nextRef = 1;
     this.limits = { max_message_len: 4000, max_frame_bytes: 32768 };
@@ -503,9 +506,17 @@ export class ChatSocket {
 
   // forget stops following a conversation the server no longer serves us
   // (removed from a group): nothing to close, nothing left to send there.
+  // It returns the sends it dropped.
   forget(roomId) {
     this.rooms.delete(roomId);
-    for (const [id, p] of this.pending) if (p.roomId === roomId) this.pending.delete(id);
+    const dropped = [];
+    for (const [id, p] of this.pending) {
+      if (p.roomId !== roomId) continue;
+      this.pending.delete(id);
+      this.dropped.add(id);
+      dropped.push(p);
+    }
+    return dropped;
   }
 
   sendOpen(rs) {
@@ -625,8 +636,7 @@ export class ChatSocket {
         if (f.room_id && Array.isArray(f.positions)) this.emit('receipt', { room_id: f.room_id, positions: f.positions });
         break;
       case 'removed':
-        this.forget(f.room_id);
-        this.emit('removed', f);
+        this.emit('removed', { ...f, unsent: this.forget(f.room_id) });
         break;
       case 'typing':
         if (this.rooms.has(f.room_id)) this.emit('typing', f);
@@ -660,6 +670,8 @@ export class ChatSocket {
   }
 
   handleError(f) {
+    const key = f.client_id || f.ref; // a send's refusal carries its client_id as ref
+    if (key && this.dropped.delete(key)) return;
     const sendKey = this.pending.has(f.client_id) ? f.client_id : f.ref;
     const p = this.pending.get(sendKey);
     if (p) {
