@@ -3,7 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 )
@@ -86,4 +90,59 @@ func TestBrowserLeaveRoomOtherTab(t *testing.T) {
 	for _, b := range []*browser{ada, other} {
 		b.checkQuiet(t)
 	}
+}
+
+// drainBeforeOpen makes the page's WebSocket send pings ahead of its
+// first open frame, enough to use up the connection's allowance of
+// frames: the server refuses that open with rate_limited. It records in
+// window.parleyRoomSubs what the room's subtitle said meanwhile.
+const drainBeforeOpen = `(() => {
+	const send = WebSocket.prototype.send;
+	let drained = false;
+	WebSocket.prototype.send = function (data) {
+		if (!drained && String(data).includes('"type":"open"')) {
+			drained = true;
+			for (let i = 0; i < 8; i++) send.call(this, JSON.stringify({type: "ping"}));
+		}
+		return send.call(this, data);
+	};
+	window.parleyRoomSubs = [];
+	new MutationObserver(() => window.parleyRoomSubs.push(document.getElementById("room-sub").textContent))
+		.observe(document.getElementById("room-sub"), {childList: true, characterData: true, subtree: true});
+})()`
+
+// TestBrowserOpenRateLimited: the server refuses the open of a room with
+// rate_limited (the connection sent too many frames). The page says it is
+// waiting and asks again after the retry_after_ms the error gives: the
+// room opens, with who is there and its live messages.
+func TestBrowserOpenRateLimited(t *testing.T) {
+	exe := chromiumPath(t)
+	// Other frames than sends: five times --send-rate, bursts of five times --send-burst.
+	s := startServer(t, "--send-rate", "1", "--send-burst", "1")
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("server stderr:\n%s", s.stderr)
+		}
+	})
+	ada := startBrowser(t, exe, "ada", time.Now().Add(2*time.Minute))
+	ada.signIn(t, s, "ada@example.com", "Ada")
+	waitFor[bool](t, ada, "connected", viewState, connectedBy, "ws")
+
+	evaluate[chromedp.Void](t, ada, "drain the frame allowance before the open", drainBeforeOpen)
+	ada.enterRoom(t, "lobby") // waits for the opened reply: Ada is listed there
+	if subs := evaluate[[]string](t, ada, "read the subtitles", `window.parleyRoomSubs`); !slices.ContainsFunc(subs, func(s string) bool {
+		return strings.Contains(s, "Waiting")
+	}) {
+		t.Errorf("the room's subtitle said %q while the open was refused; want it to say it is waiting", subs)
+	}
+
+	grace := signIn(t, s, "grace@example.com", "Grace")
+	var room struct {
+		Room struct{ ID int64 } `json:"room"`
+	}
+	postJSON(t, grace, "POST", s.URL+"/api/rooms", map[string]string{"name": "lobby"}, http.StatusOK, &room)
+	postJSON(t, grace, "POST", fmt.Sprintf("%s/api/rooms/%d/messages", s.URL, room.Room.ID),
+		map[string]string{"client_id": "c-grace-1", "body": "Is anyone here?"}, http.StatusOK, nil)
+	ada.waitMessage(t, "Is anyone here?")
+	ada.checkQuiet(t)
 }

@@ -35,6 +35,7 @@ const state = {
   loadingOlder: false,
   online: new Map(), // user id → User
   onlineCount: 0, // how many have the open room open: more than online.size in a large room
+  openWait: 0, // when the open room's refused open is asked again (0: not waiting)
   onlineFetch: false, // a GET of the online list is under way
   pendingEls: new Map(), // client id → element of an unacknowledged send
   roomsTimer: 0,
@@ -1296,6 +1297,7 @@ function resetRoomView(room) {
   state.pendingEls.clear();
   state.online = new Map();
   state.onlineCount = 0;
+  state.openWait = 0;
   state.oldest = 0;
   state.hasOlder = false;
   state.loadingOlder = false;
@@ -1336,6 +1338,7 @@ function closeRoom() {
   state.pendingEls.clear();
   state.online = new Map();
   state.onlineCount = 0;
+  state.openWait = 0;
   renderOnline();
   showScreen('list');
   renderRooms();
@@ -1860,6 +1863,7 @@ function endAccess(reason) {
   renderTyping();
   state.online = new Map();
   state.onlineCount = 0;
+  state.openWait = 0;
   renderOnline();
   $('room-sub').textContent = 'No longer a member';
   composerError('');
@@ -1985,6 +1989,11 @@ function renderOnline() {
     else sub = p ? `Direct chat · ${p.replace(/^Offline · /, '').toLowerCase()}` : 'Direct chat';
   } else if (room) {
     sub = `${plural(room.members ?? 0, 'member')} · ${count} online`;
+  }
+  // The server asked us to wait before opening it (rate_limited).
+  if (room && state.openWait) {
+    const s = Math.max(1, Math.ceil((state.openWait - Date.now()) / 1000));
+    sub = `Waiting to load new messages — trying again in ${plural(s, 'second')}…`;
   }
   $('room-sub').textContent = sub;
 }
@@ -2519,6 +2528,7 @@ function startSocket() {
     .on('opened', ({ room, online, onlineCount, reads }) => {
       if (reads) setReads(room.id, reads);
       if (!current(room.id)) return;
+      state.openWait = 0;
       const name = state.room.name;
       Object.assign(state.room, room); // same object: in-flight page loads stay valid
       if (state.room.kind !== 'direct' && !state.room.name) state.room.name = name;
@@ -2527,6 +2537,11 @@ function startSocket() {
       renderOnline();
       if (state.room.name !== name) updateRoomTitle();
       renderReceipts();
+    })
+    .on('open-wait', ({ roomId, retryAt }) => {
+      if (!current(roomId)) return;
+      state.openWait = retryAt;
+      renderOnline();
     })
     .on('messages', ({ roomId, messages }) => {
       if (current(roomId)) showLive(messages);

@@ -19,6 +19,7 @@
 //                its sends that were still unacknowledged, now dropped
 //   ack          the ack frame
 //   send-failed  {roomId, clientId, body, code, message}   the send was refused
+//   open-wait    {roomId, retryAt}: the open of a room was refused for now (rate_limited); it is asked again at retryAt
 //   error        an error frame not tied to a send ({transient: true} for rate limits)
 //   session-ended  the session is gone (close code 4001, or 401 to a poll): do not reconnect
 //   contact      a contact frame (a friend, request or block changed)
@@ -690,6 +691,21 @@ export class ChatSocket {
     if (r && r.type === 'sync') {
       const rs = this.rooms.get(r.roomId);
       if (rs) rs.endSync();
+    }
+    if (r && r.type === 'open' && f.code === 'rate_limited') {
+      // Not opened: nothing of the room would come. Ask again once the
+      // server allows it, on this connection (a new one opens it anyway).
+      const rs = this.rooms.get(r.roomId);
+      if (rs) {
+        rs.endSync(); // the sync an open with after would have brought
+        const conn = this.conn;
+        const wait = f.retry_after_ms > 0 ? f.retry_after_ms : 1000;
+        this.emit('open-wait', { roomId: rs.roomId, retryAt: Date.now() + wait });
+        setTimeout(() => {
+          if (this.rooms.get(rs.roomId) === rs && this.conn === conn && this.ready) this.sendOpen(rs);
+        }, wait);
+        return;
+      }
     }
     this.emit('error', {
       ...f,
