@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 )
 
@@ -144,5 +145,83 @@ func TestBrowserOpenRateLimited(t *testing.T) {
 	postJSON(t, grace, "POST", fmt.Sprintf("%s/api/rooms/%d/messages", s.URL, room.Room.ID),
 		map[string]string{"client_id": "c-grace-1", "body": "Is anyone here?"}, http.StatusOK, nil)
 	ada.waitMessage(t, "Is anyone here?")
+	ada.checkQuiet(t)
+}
+
+// throttledTimers is run in the page before the app: the socket's
+// 5-second timer runs only when window.parleyMinute() is called, which
+// first moves the page's clock a minute and a second on, as Chrome does
+// with the timers of a tab hidden for a while (once a minute). It counts
+// the WebSockets made and the pongs received, and drops the page's pings
+// while window.parleyDropPings is set (a link that died).
+const throttledTimers = `(() => {
+	let off = 0;
+	const now = Date.now.bind(Date);
+	Date.now = () => now() + off;
+	const setInterval = window.setInterval.bind(window);
+	const ticks = [];
+	window.setInterval = (fn, ms, ...args) => {
+		if (ms !== 5000) return setInterval(fn, ms, ...args);
+		ticks.push(fn);
+		return 0;
+	};
+	window.parleyMinute = () => {
+		off += 61000;
+		for (const fn of ticks) fn();
+	};
+	window.parleySockets = 0;
+	window.parleyPongs = 0;
+	window.parleyDropPings = false;
+	window.WebSocket = class extends WebSocket {
+		constructor(...args) {
+			super(...args);
+			window.parleySockets++;
+			this.addEventListener("message", (e) => {
+				if (String(e.data).includes('"type":"pong"')) window.parleyPongs++;
+			});
+		}
+		send(data) {
+			if (window.parleyDropPings && String(data).includes('"type":"ping"')) return;
+			super.send(data);
+		}
+	};
+})()`
+
+// TestBrowserHiddenTabKeepsSocket: in a tab hidden for long, whose timers
+// run once a minute, the page does not take its WebSocket for dead and
+// reconnect each minute while the link answers; a link that stops
+// answering is still given up.
+func TestBrowserHiddenTabKeepsSocket(t *testing.T) {
+	exe := chromiumPath(t)
+	s := startServer(t)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("server stderr:\n%s", s.stderr)
+		}
+	})
+	ada := startBrowser(t, exe, "ada", time.Now().Add(2*time.Minute))
+	ctx, cancel := ada.stepCtx()
+	_, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: throttledTimers})
+	cancel()
+	if err != nil {
+		t.Fatalf("throttle the page's timers: %v", err)
+	}
+	ada.signIn(t, s, "ada@example.com", "Ada")
+	waitFor[bool](t, ada, "connected", viewState, connectedBy, "ws")
+
+	const sockets = `{sockets: window.parleySockets, pongs: window.parleyPongs,
+		conn: document.getElementById("conn-status").dataset.state}`
+	for i := 1; i <= 3; i++ {
+		evaluate[chromedp.Void](t, ada, "a minute passes", `window.parleyMinute()`)
+		waitFor[bool](t, ada, fmt.Sprintf("minute %d: the ping is answered on the first WebSocket", i), sockets, `(n) =>
+			window.parleyPongs >= n && window.parleySockets === 1 &&
+			document.getElementById("conn-status").dataset.state === "connected"`, i)
+	}
+
+	evaluate[chromedp.Void](t, ada, "the link dies", `window.parleyDropPings = true`)
+	evaluate[chromedp.Void](t, ada, "a minute passes", `window.parleyMinute()`)
+	evaluate[chromedp.Void](t, ada, "another minute passes", `window.parleyMinute()`)
+	waitFor[bool](t, ada, "the page reconnects", sockets, `() =>
+		window.parleySockets === 2 && document.getElementById("conn-status").dataset.state === "connected"`)
 	ada.checkQuiet(t)
 }

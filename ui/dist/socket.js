@@ -33,8 +33,9 @@ import { RoomSync } from './sync.js';
 
 const MIN_DELAY = 500; // first reconnect delay, doubled per failure
 const MAX_DELAY = 15000;
-const PING_EVERY = 25000; // app-level ping, so a dead link is noticed
-const DEAD_AFTER = 60000; // nothing received for this long: reconnect
+const PING_EVERY = 25000; // nothing received or sent for this long: an app-level ping, so a dead link is noticed
+const PONG_WAIT = 15000; // a ping answered by nothing for this long: the link is dead, reconnect
+const DEAD_AFTER = 60000; // nothing received for this long, without pings (long-polling, before hello): reconnect
 const SYNC_TIMEOUT = 15000; // a sync reply that never came is asked again
 const SESSION_ENDED = 4001;
 const FALLBACK_AFTER = 2; // WebSocket failures before hello, the HTTP API up, before long-polling
@@ -282,6 +283,7 @@ export class ChatSocket {
     this.userSeq = 0; // newest logged user event seen (user_seq): replayed after it on reconnect
     this.lastRx = 0;
     this.lastTx = 0;
+    this.pingAt = 0; // when the ping that nothing answered yet was sent; 0 if none
     this.retryTimer = 0;
     this.tickTimer = 0;
   }
@@ -363,6 +365,7 @@ export class ChatSocket {
       onframes: (frames) => {
         if (conn !== this.conn) return;
         this.lastRx = Date.now();
+        this.pingAt = 0; // the link works
         for (const f of frames) {
           this.handle(f);
           if (conn !== this.conn) return; // a frame ended the connection
@@ -373,6 +376,7 @@ export class ChatSocket {
       },
     };
     this.lastRx = Date.now();
+    this.pingAt = 0;
     try {
       conn = this.transport.open(this.userSeq, handlers);
     } catch (err) {
@@ -441,16 +445,25 @@ export class ChatSocket {
   }
 
   // tick runs every few seconds: keep-alive, dead-link and lost-sync checks.
+  // In a tab hidden for long the browser runs it only once a minute, so a
+  // connection with pings is taken for dead only when a ping of its own
+  // went unanswered: the time since the last frame received says nothing
+  // there (the server's WebSocket pings, which keep the link up, are not
+  // seen by the page).
   tick() {
     if (this.stopped || !this.conn) return;
     const now = Date.now();
-    if (now - this.lastRx > DEAD_AFTER) {
+    const pings = this.ready && this.conn.pings;
+    const dead = pings ? this.pingAt > 0 && now - this.pingAt > PONG_WAIT : now - this.lastRx > DEAD_AFTER;
+    if (dead) {
       this.drop(4002);
       this.closed(1006);
       return;
     }
     if (!this.ready) return;
-    if (this.conn.pings && now - this.lastTx > PING_EVERY) this.raw({ type: 'ping' });
+    if (pings && !this.pingAt && (now - this.lastRx > PING_EVERY || now - this.lastTx > PING_EVERY)) {
+      if (this.raw({ type: 'ping' })) this.pingAt = now;
+    }
     for (const rs of this.rooms.values()) {
       const stuck = rs.syncing && now - rs.syncSince > SYNC_TIMEOUT;
       if (stuck || (!rs.syncing && rs.hasGap)) this.requestSync(rs);
