@@ -233,6 +233,12 @@ func (s *server) handleHistory() http.Handler {
 			s.fail(w, err)
 			return
 		}
+		if p.Before == 0 && r.URL.Query().Has("before") {
+			// Nothing is before seq 0, as nothing is before seq 1: a client
+			// paging back to the start gets an empty page, not the newest
+			// again (a Page's Before 0 has no bound).
+			p.Before = 1
+		}
 		if p.After, err = queryInt(r, "after"); err != nil {
 			s.fail(w, err)
 			return

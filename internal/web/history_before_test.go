@@ -1,0 +1,42 @@
+package web_test
+
+import (
+	"fmt"
+	"net/http"
+	"testing"
+
+	"github.com/parley-chat/parley/internal/chat"
+)
+
+// TestHistoryBeforeZero pages backwards to the start: before=0 asks for
+// the messages before seq 0, of which there are none, not for the newest
+// page again; a negative before is refused.
+func TestHistoryBeforeZero(t *testing.T) {
+	ts := newTestServer(t)
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	room := ts.enterRoom(t, ada, "general")
+	for i := range 3 {
+		ts.post(t, ada, room.ID, fmt.Sprintf("c-%d", i), "hello")
+	}
+	for _, q := range []string{"before=0", "before=0&limit=2", "before=1"} {
+		p := ts.history(t, ada, room.ID, q)
+		if len(p.Messages) != 0 || p.HasMore {
+			t.Errorf("history?%s = %v messages, has_more %v; want none, false", q, seqs(p.Messages), p.HasMore)
+		}
+	}
+	if p := ts.history(t, ada, room.ID, "before=2"); len(p.Messages) != 1 || p.Messages[0].Seq != 1 {
+		t.Errorf("history?before=2 = %v; want [1]", seqs(p.Messages))
+	}
+	r := ts.do(t, ada, "GET", roomPath(room.ID, "/messages?before=-1"), nil)
+	if e := wantError(t, "history?before=-1", r, http.StatusBadRequest, chat.CodeInvalidField); e.Field != "before" {
+		t.Errorf("history?before=-1: field %q; want before", e.Field)
+	}
+	// Still only for those who may read: a group's history is its members'.
+	grace := ts.signIn(t, "grace@example.com", "Grace")
+	var g struct {
+		Group map[string]any `json:"group"`
+	}
+	ts.mustDo(t, ada, "POST", "/api/groups", map[string]any{"name": "Crew"}, http.StatusCreated, &g)
+	r = ts.do(t, grace, "GET", fmt.Sprintf("/api/conversations/%v/messages?before=0", g.Group["id"]), nil)
+	wantError(t, "history?before=0 of another's group", r, http.StatusNotFound, chat.CodeNotFound)
+}
