@@ -114,6 +114,15 @@ func (s *Service) allowNewConv(ctx context.Context, u User) error {
 	return s.allow(ctx, "new-conv:"+strconv.FormatInt(u.ID, 10), s.cfg.NewConvsPerHour, time.Hour)
 }
 
+// undo takes back an event that allow counted for key, for an action that
+// then did not happen. A failure is only logged: the count is then one too
+// many until its window passes.
+func (s *Service) undo(ctx context.Context, key string) {
+	if err := s.limiter.Undo(context.WithoutCancel(ctx), key); err != nil {
+		s.log.Warn("undo rate limit", "key", key, "err", err)
+	}
+}
+
 func (s *Service) allow(ctx context.Context, key string, n int, window time.Duration) error {
 	ok, after, err := s.limiter.Allow(ctx, key, n, window)
 	if err != nil {

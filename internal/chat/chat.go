@@ -439,6 +439,9 @@ type Limiter interface {
 	// Allow counts one event for key and reports whether at most n events
 	// happened in the last window; if not, retryAfter says when to retry.
 	Allow(ctx context.Context, key string, n int, window time.Duration) (ok bool, retryAfter time.Duration, err error)
+	// Undo takes back the newest event counted for key, if any: for an
+	// action allowed and then refused or failed, which must not count.
+	Undo(ctx context.Context, key string) error
 }
 
 // Mail is one message to send.

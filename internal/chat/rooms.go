@@ -69,10 +69,16 @@ func (s *Service) LeaveRoom(ctx context.Context, u User, id int64) error {
 		return err
 	}
 	m, left, err := s.store.LeaveRoom(ctx, id, u.ID, s.cfg.Now(), r.Members <= s.cfg.AnnounceMax)
-	if err != nil {
-		return internal("leave room", err)
+	if err != nil || !left {
+		// Nothing was left: the leave does not count.
+		s.undo(ctx, leaveKey(u))
 	}
-	if !left {
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return roomNotFound()
+	case err != nil:
+		return internal("leave room", err)
+	case !left:
 		return notMember()
 	}
 	if m.Seq > 0 {
@@ -88,10 +94,13 @@ func (s *Service) LeaveRoom(ctx context.Context, u User, id int64) error {
 // an hour. Leaving is what is counted, not entering: a user enters a room
 // once until they leave it, so the leaves bound the comings and goings
 // that each post to the room, while entering rooms, what every user of a
-// room does once, costs no count to be kept for each of them.
+// room does once, costs no count to be kept for each of them. A leave
+// that fails is taken back (undo): only the rooms left count.
 func (s *Service) allowLeave(ctx context.Context, u User) error {
-	return s.allow(ctx, "room-leave:"+strconv.FormatInt(u.ID, 10), s.cfg.RoomLeavesPerHour, time.Hour)
+	return s.allow(ctx, leaveKey(u), s.cfg.RoomLeavesPerHour, time.Hour)
 }
+
+func leaveKey(u User) string { return "room-leave:" + strconv.FormatInt(u.ID, 10) }
 
 func (s *Service) room(ctx context.Context, id int64) (Room, error) {
 	r, err := s.store.Room(ctx, id)

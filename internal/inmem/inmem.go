@@ -270,3 +270,13 @@ func (l *Limiter) Allow(_ context.Context, key string, n int, per time.Duration)
 	w.ts = append(w.ts, now)
 	return true, 0, nil
 }
+
+// Undo takes back the newest event counted for key.
+func (l *Limiter) Undo(_ context.Context, key string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if w := l.hits[key]; w != nil && len(w.ts) > 0 {
+		w.ts = w.ts[:len(w.ts)-1]
+	}
+	return nil
+}

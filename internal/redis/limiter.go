@@ -72,6 +72,15 @@ func (l *Limiter) Allow(ctx context.Context, key string, n int, window time.Dura
 	return false, max(time.Duration(r[1])*time.Microsecond, time.Microsecond), nil
 }
 
+// Undo takes back the newest event counted for key. It returns a
+// chat.ErrUnavailable error if Redis cannot be reached.
+func (l *Limiter) Undo(ctx context.Context, key string) error {
+	if err := l.rdb.ZPopMax(ctx, l.prefix+key, 1).Err(); err != nil {
+		return fmt.Errorf("undo rate limit %q: %w", key, mapErr(ctx, err))
+	}
+	return nil
+}
+
 // unavailable is the error kind of a Redis that cannot be reached.
 var unavailable = &chat.Error{Kind: chat.ErrUnavailable, Code: chat.CodeUnavailable,
 	Message: "a service the server needs is unavailable; try again later"}

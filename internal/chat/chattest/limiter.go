@@ -81,6 +81,34 @@ func TestLimiter(t *testing.T, open func(t *testing.T) chat.Limiter) {
 		refused(t, l, "k", 2)
 	})
 
+	t.Run("Undo", func(t *testing.T) {
+		l := open(t)
+		const n = 2
+		for i := range n {
+			if ok, _, err := l.Allow(ctx, "u", n, time.Hour); err != nil || !ok {
+				t.Fatalf("Allow(u) event %d = %v, %v; want allowed", i+1, ok, err)
+			}
+		}
+		if ok, _, err := l.Allow(ctx, "u", n, time.Hour); err != nil || ok {
+			t.Fatalf("Allow(u) event %d = %v, %v; want refused", n+1, ok, err)
+		}
+		if err := l.Undo(ctx, "u"); err != nil {
+			t.Fatalf("Undo(u): %v", err)
+		}
+		if ok, _, err := l.Allow(ctx, "u", n, time.Hour); err != nil || !ok {
+			t.Fatalf("Allow(u) after Undo = %v, %v; want allowed", ok, err)
+		}
+		if ok, _, err := l.Allow(ctx, "u", n, time.Hour); err != nil || ok {
+			t.Fatalf("Allow(u) again = %v, %v; want refused", ok, err)
+		}
+		if err := l.Undo(ctx, "never"); err != nil {
+			t.Fatalf("Undo(never) = %v; want nil", err)
+		}
+		if ok, _, err := l.Allow(ctx, "never", 1, time.Hour); err != nil || !ok {
+			t.Fatalf("Allow(never) after Undo = %v, %v; want allowed", ok, err)
+		}
+	})
+
 	t.Run("OnlyOne", func(t *testing.T) {
 		l := open(t)
 		allowN(t, l, "one", 1)
