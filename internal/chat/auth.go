@@ -84,10 +84,17 @@ func (s *Service) RequestCode(ctx context.Context, email, clientIP string) error
 	if err != nil {
 		return err
 	}
-	if err := s.allow(ctx, "code-ip:"+clientIP, s.cfg.CodesPerIP, s.cfg.CodeWindow); err != nil {
+	// The client IP is counted first, so that a client over its own limit
+	// cannot use up an address's codes; a code then refused for its
+	// address is taken back from the IP's count, so that asking again for
+	// an address that has had its codes (a user clicking "send" again)
+	// does not use up the codes of everyone behind the same IP.
+	ipKey := "code-ip:" + clientIP
+	if err := s.allow(ctx, ipKey, s.cfg.CodesPerIP, s.cfg.CodeWindow); err != nil {
 		return err
 	}
 	if err := s.allow(ctx, "code-email:"+email, s.cfg.CodesPerEmail, s.cfg.CodeWindow); err != nil {
+		s.undo(ctx, ipKey)
 		return err
 	}
 	code, err := s.cfg.NewCode()
