@@ -19,7 +19,8 @@ func notMember() error {
 // Joining appends a join message to the room's sequence, unless the room
 // has Config.AnnounceMax members already.
 func (s *Service) EnterRoom(ctx context.Context, u User, name string) (Room, error) {
-	if err := ValidRoomName(name); err != nil {
+	name, err := NormalizeRoomName(name)
+	if err != nil {
 		return Room{}, err
 	}
 	now := s.cfg.Now()
@@ -131,7 +132,8 @@ func (s *Service) Room(ctx context.Context, id int64) (Room, error) { return s.r
 
 // RoomByName returns a room by its name.
 func (s *Service) RoomByName(ctx context.Context, name string) (Room, error) {
-	if err := ValidRoomName(name); err != nil {
+	name, err := NormalizeRoomName(name)
+	if err != nil {
 		return Room{}, err
 	}
 	r, err := s.store.RoomByName(ctx, name)
@@ -340,7 +342,8 @@ func (s *Service) SendAnonymous(ctx context.Context, id int64, body string) (Mes
 // address client, makes at most Config.NewConvsPerHour rooms an hour, as
 // a user does.
 func (s *Service) EnterRoomAnonymous(ctx context.Context, name, client string) (Room, error) {
-	if err := ValidRoomName(name); err != nil {
+	name, err := NormalizeRoomName(name)
+	if err != nil {
 		return Room{}, err
 	}
 	r, err := s.store.RoomByName(ctx, name)

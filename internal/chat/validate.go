@@ -5,6 +5,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 // Limits on input sizes.
@@ -31,22 +33,55 @@ func NormalizeEmail(s string) (string, error) {
 	return s, nil
 }
 
-// ValidRoomName checks a room name: 1–64 letters, digits, '-' or '_'.
-// The letters that show as nothing (the Hangul fillers) are refused: a
-// name with one looks like the name without it, and is another room.
+// ValidRoomName checks a room name as NormalizeRoomName does.
 func ValidRoomName(s string) error {
+	_, err := NormalizeRoomName(s)
+	return err
+}
+
+// NormalizeRoomName returns a room name in Unicode's composed form (NFC),
+// so that "café" typed with a precomposed é and with e and a combining
+// acute accent names one room, and checks it: 1–64 letters, digits, '-'
+// or '_', where a letter or digit may carry combining marks (as the vowel
+// signs of Hindi and Thai do), but a mark may not start the name or follow
+// '-' or '_'. The characters that show as nothing (the Hangul fillers,
+// variation selectors, the combining grapheme joiner) are refused: a name
+// with one looks like the name without it, and is another room.
+func NormalizeRoomName(s string) (string, error) {
 	if s == "" {
-		return Invalid(CodeMissingField, "name", "room name is required")
+		return "", Invalid(CodeMissingField, "name", "room name is required")
 	}
+	if !utf8.ValidString(s) {
+		return "", Invalid(CodeInvalidField, "name", "room name is not valid UTF-8")
+	}
+	if len(s) > 16*MaxRoomNameLen {
+		// Longer than any that composing could bring within the limit.
+		return "", Invalid(CodeTooLong, "name", "room name is longer than %d characters", MaxRoomNameLen)
+	}
+	s = norm.NFC.String(s)
 	if utf8.RuneCountInString(s) > MaxRoomNameLen {
-		return Invalid(CodeTooLong, "name", "room name is longer than %d characters", MaxRoomNameLen)
+		return "", Invalid(CodeTooLong, "name", "room name is longer than %d characters", MaxRoomNameLen)
 	}
+	base := false // the rune before is a letter, a digit or a mark on one
 	for _, r := range s {
-		if !(r == '-' || r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r)) || unicode.Is(unicode.Other_Default_Ignorable_Code_Point, r) {
-			return Invalid(CodeInvalidField, "name", "room names use letters, digits, '-' and '_' only")
+		switch {
+		case !showsSomething(r):
+			// Refused below, letter or mark.
+		case unicode.IsLetter(r) || unicode.IsDigit(r):
+			base = true
+			continue
+		case unicode.IsMark(r):
+			if base {
+				continue
+			}
+			return "", Invalid(CodeInvalidField, "name", "a room name cannot start with a combining mark, nor have one after '-' or '_'")
+		case r == '-' || r == '_':
+			base = false
+			continue
 		}
+		return "", Invalid(CodeInvalidField, "name", "room names use letters, digits, '-' and '_' only")
 	}
-	return nil
+	return s, nil
 }
 
 // NormalizeUserName trims a display name and checks it.

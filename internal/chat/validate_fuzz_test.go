@@ -6,6 +6,8 @@ import (
 	"testing"
 	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 // The fuzz targets of this file hold the validators to what
@@ -17,7 +19,7 @@ var nameSeeds = []string{
 	"", " ", "general", "General", "go-nuts_2026", "Été", "日本語", "한국어", "οδοσ", "ΟΔΟΣ", "οδος",
 	"İstanbul", "ǅemal", "K", "ß", "two words", "  Ada \t Lovelace\n", "a/b", "dot.name",
 	"general\u3164", "\u115fgeneral", "Ada\x00", "Ada\x1b[31m", "\u0085x\u00a0y\u2028z",
-	"e\u0301", "\u200b", "\ufeffbom", strings.Repeat("r", 64), strings.Repeat("é", 65), strings.Repeat("n", 41),
+	"e\u0301", "\u0301e", "e-\u0301", "नमस्ते", "ที่\ufe0f", "\u1100\u1161", "\u212b", "\u200b", "\ufeffbom", strings.Repeat("r", 64), strings.Repeat("é", 65), strings.Repeat("n", 41),
 	"ada@example.com", "  Ada@Example.COM \n", "a.b+tag@mail.example.org", "Ada <ada@example.com>",
 	"\"a b\"@example.com", "ada@[127.0.0.1]", "ADA@EXAMPLE.İO", "ada@xn--bcher-kva.example", "ü@bücher.example",
 }
@@ -44,19 +46,29 @@ func FuzzValidRoomName(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if !utf8.ValidString(s) || utf8.RuneCountInString(s) > MaxRoomNameLen {
+		// Letters, digits, '-' and '_', and marks on a letter or digit,
+		// in the name as kept: its NFC form, which is a name too.
+		n, err := NormalizeRoomName(s)
+		if err != nil || n != norm.NFC.String(s) {
+			t.Fatalf("NormalizeRoomName(%q) = %q, %v; want its NFC form", s, n, err)
+		}
+		if !utf8.ValidString(s) || utf8.RuneCountInString(n) > MaxRoomNameLen {
 			t.Fatalf("ValidRoomName(%q) accepts a name that is not 1-%d characters of UTF-8", s, MaxRoomNameLen)
 		}
-		for _, r := range s {
-			if !(r == '-' || r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r)) {
-				t.Fatalf("ValidRoomName(%q) accepts %q", s, r)
+		prev := '-'
+		for _, r := range n {
+			ok := r == '-' || r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r) ||
+				unicode.IsMark(r) && prev != '-' && prev != '_'
+			if !ok || !showsSomething(r) {
+				t.Fatalf("NormalizeRoomName(%q) accepts %q in %q", s, r, n)
 			}
+			prev = r
 		}
 		// Rooms are one by each letter's lower case: the other spellings
 		// of an accepted name are names too, and name the same room.
-		key := strings.ToLower(s)
+		key := strings.ToLower(n)
 		for _, other := range []string{key, strings.ToUpper(s), strings.ToTitle(s)} {
-			if err := ValidRoomName(other); err != nil && strings.ToLower(other) == key {
+			if err := ValidRoomName(other); err != nil && strings.ToLower(norm.NFC.String(other)) == key {
 				t.Fatalf("ValidRoomName(%q) = nil, but %q, the same room, is refused: %v", s, other, err)
 			}
 		}
