@@ -16,7 +16,10 @@ function h(tag, className, text) {
   return e;
 }
 
-const ROOM_NAME = /^[\p{L}\p{Nd}_-]+$/u;
+// ROOM_NAME is the server's rule for a room name in NFC: letters and digits,
+// each with any combining marks (accents, Indic and Thai vowel signs),
+// '-' and '_'. Characters that show nothing the server refuses itself.
+const ROOM_NAME = /^(?:[\p{L}\p{Nd}]\p{M}*|[_-])+$/u;
 const GROUP_GAP_MS = 5 * 60 * 1000; // a sender's messages further apart start a new group
 const PAGE = 50;
 
@@ -199,7 +202,7 @@ function safeDecode(s) {
 // parseHash reads "#room/NAME" and "#login?email=ADDRESS".
 function parseHash() {
   const hash = location.hash.replace(/^#/, '');
-  if (hash.startsWith('room/')) return { room: safeDecode(hash.slice(5)) };
+  if (hash.startsWith('room/')) return { room: safeDecode(hash.slice(5)).normalize('NFC') };
   if (/^dm\/\d+$/.test(hash)) return { dm: Number(hash.slice(3)) };
   if (/^conv\/\d+$/.test(hash)) return { conv: Number(hash.slice(5)) };
   if (hash === 'login' || hash.startsWith('login?')) {
@@ -1060,6 +1063,7 @@ function onPeopleInput() {
 function checkRoomName(s) {
   if (!s) return 'Type a room name.';
   if ([...s].length > 64) return 'Room names are at most 64 characters.';
+  if (/^\p{M}|[_-]\p{M}/u.test(s)) return 'An accent or vowel sign must follow a letter or digit.';
   if (!ROOM_NAME.test(s)) return 'Use only letters, digits, - and _ (no spaces).';
   return '';
 }
@@ -1073,8 +1077,10 @@ function roomHint(error) {
   $('room-input').setAttribute('aria-invalid', error ? 'true' : 'false');
 }
 
+// roomInputName is the name typed, in NFC, the form the server keeps:
+// "café" typed with a combining accent is the room "café".
 function roomInputName() {
-  return $('room-input').value.trim().replace(/^#/, '');
+  return $('room-input').value.trim().replace(/^#/, '').normalize('NFC');
 }
 
 function onRoomSubmit(e) {

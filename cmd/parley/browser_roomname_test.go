@@ -1,0 +1,52 @@
+package main
+
+import (
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// TestBrowserRoomNamesWithMarks: the room form takes names written with
+// combining marks, as the server does, and shows a name typed decomposed
+// in its composed form, the room's; a mark with nothing to sit on is
+// refused before anything is sent.
+func TestBrowserRoomNamesWithMarks(t *testing.T) {
+	exe := chromiumPath(t)
+	s := startServer(t)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("server stderr:\n%s", s.stderr)
+		}
+	})
+	ada := startBrowser(t, exe, "ada", time.Now().Add(browserTestTimeout))
+	ada.signIn(t, s, "ada@example.com", "Ada")
+
+	ada.enterRoom(t, "नमस्ते")
+
+	// "café" typed as e and U+0301 is the room "café", shown composed.
+	// (Set as a value: a key event of its own for U+0301 is not typed.)
+	ada.do(t, "enter cafe\u0301",
+		chromedp.SetValue(chromedp.ID("room-input"), "cafe\u0301"),
+		chromedp.Click(chromedp.ID("room-enter")),
+	)
+	waitFor[bool](t, ada, "room café is open", viewState, `() =>
+		document.getElementById("room-title").textContent === "caf\u00e9" &&
+		document.getElementById("conn-status").dataset.state === "connected"`)
+	waitFor[bool](t, ada, "the room list names both rooms once", viewState, `() => {
+		const names = [...document.querySelectorAll("li[data-room-name]")].map((li) => li.dataset.roomName);
+		return names.filter((n) => n === "caf\u00e9").length === 1 && names.includes("नमस्ते") &&
+			!names.includes("cafe\u0301");
+	}`)
+
+	// A leading mark is refused by the form, with a hint.
+	evaluate[chromedp.Void](t, ada, "type a leading mark", `(() => {
+		const input = document.getElementById("room-input");
+		input.value = "\u0301abc";
+		input.dispatchEvent(new Event("input"));
+	})()`)
+	waitFor[bool](t, ada, "the hint says the name is refused", viewState, `() =>
+		document.getElementById("room-hint").classList.contains("error") &&
+		document.getElementById("room-input").getAttribute("aria-invalid") === "true"`)
+	ada.checkQuiet(t)
+}
