@@ -140,7 +140,9 @@ func checkBody(body string, max int) error {
 		// PostgreSQL cannot store it: refused on every store alike.
 		return Invalid(CodeInvalidField, "body", "message contains the NUL character")
 	}
-	if strings.TrimSpace(body) == "" {
+	if strings.IndexFunc(body, showsSomething) < 0 {
+		// White space only, or characters that show nothing (zero-width
+		// spaces, Hangul fillers): a message that would show as blank.
 		return Invalid(CodeEmpty, "body", "message is empty")
 	}
 	if n := utf8.RuneCountInString(body); n > max {
