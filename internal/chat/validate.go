@@ -90,8 +90,8 @@ func NormalizeUserName(s string) (string, error) {
 }
 
 // normalizeName trims a name that others see, a user's or a group's, to
-// single spaces between words and checks it: 1 to max characters of UTF-8,
-// no control characters, not only characters that show nothing (the
+// single spaces between words, takes it to NFC and checks it: 1 to max
+// characters of UTF-8, no control characters, not only characters that show nothing (the
 // Hangul fillers, zero-width spaces), and none of the controls that turn
 // the direction of the text after them (U+202A–U+202E, U+2066–U+2069): a
 // name with U+202E shows what follows it backwards. what names the name
@@ -104,6 +104,9 @@ func normalizeName(s, what string, max int) (string, error) {
 	if !utf8.ValidString(s) {
 		return "", Invalid(CodeInvalidField, "name", "%s is not valid UTF-8", what)
 	}
+	// Composed (NFC), as room names are: two spellings of one name look
+	// alike, and must be one name (a group's is unique).
+	s = norm.NFC.String(s)
 	if utf8.RuneCountInString(s) > max {
 		return "", Invalid(CodeTooLong, "name", "%s is longer than %d characters", what, max)
 	}

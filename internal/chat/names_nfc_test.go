@@ -1,0 +1,30 @@
+package chat_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/parley-chat/parley/internal/chat"
+)
+
+// TestNamesNFC: a display name or a group name typed with combining
+// accents is kept composed, so that two names that look alike are one:
+// a group cannot take the name of another by spelling it decomposed.
+func TestNamesNFC(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, chat.Config{})
+	ada, _ := f.signIn(t, "ada@example.com", "Ada")
+	u, err := f.svc.SetName(ctx, ada, "Rene\u0301e")
+	if err != nil || u.Name != "Ren\u00e9e" {
+		t.Errorf("SetName(decomposed) = %q, %v; want %q", u.Name, err, "Ren\u00e9e")
+	}
+	g, err := f.svc.CreateGroup(ctx, ada, "Caf\u00e9", "", 0)
+	if err != nil {
+		t.Fatalf("CreateGroup: %v", err)
+	}
+	_, err = f.svc.CreateGroup(ctx, ada, "Cafe\u0301", "", 0)
+	wantError(t, "CreateGroup(decomposed name of another)", err, chat.ErrConflict, chat.CodeNameTaken, "")
+	if g.Name != "Caf\u00e9" {
+		t.Errorf("CreateGroup name = %q; want %q", g.Name, "Caf\u00e9")
+	}
+}
