@@ -116,10 +116,15 @@ func (s *Service) RequestCode(ctx context.Context, email, clientIP string) error
 }
 
 // allowNewConv counts a room or a group that u is about to make against
-// Config.NewConvsPerHour.
+// Config.NewConvsPerHour; if the store then fails to make it, undoNewConv
+// takes the count back.
 func (s *Service) allowNewConv(ctx context.Context, u User) error {
-	return s.allow(ctx, "new-conv:"+strconv.FormatInt(u.ID, 10), s.cfg.NewConvsPerHour, time.Hour)
+	return s.allow(ctx, newConvKey(u), s.cfg.NewConvsPerHour, time.Hour)
 }
+
+func (s *Service) undoNewConv(ctx context.Context, u User) { s.undo(ctx, newConvKey(u)) }
+
+func newConvKey(u User) string { return "new-conv:" + strconv.FormatInt(u.ID, 10) }
 
 // undo takes back an event that allow counted for key, for an action that
 // then did not happen. A failure is only logged: the count is then one too

@@ -176,10 +176,14 @@ func (s *Service) RequestFriend(ctx context.Context, me User, id int64) (Contact
 	if err := notSelf(me, id, "you cannot add yourself"); err != nil {
 		return Contact{}, err
 	}
-	if err := s.allow(ctx, "friend-request:"+strconv.FormatInt(me.ID, 10), s.cfg.FriendRequestsPerHour, time.Hour); err != nil {
+	key := "friend-request:" + strconv.FormatInt(me.ID, 10)
+	if err := s.allow(ctx, key, s.cfg.FriendRequestsPerHour, time.Hour); err != nil {
 		return Contact{}, err
 	}
 	c, changed, err := s.store.RequestFriend(ctx, me.ID, id, s.cfg.Now())
+	if err != nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrForbidden) {
+		s.undo(ctx, key) // the store failed: nothing was asked
+	}
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return Contact{}, userNotFound()

@@ -233,6 +233,7 @@ func (s *Service) CreateGroup(ctx context.Context, u User, name, desc string, ma
 	}
 	g, m, err := s.store.CreateGroup(ctx, NewGroup{Name: name, Description: desc, MaxMembers: maxMembers, OwnerID: u.ID, At: s.cfg.Now()})
 	if err != nil {
+		s.undoNewConv(ctx, u) // no group made: it does not count
 		return Group{}, groupErr("create group", err)
 	}
 	s.publishGroup(ctx, g.ID, m, 0)

@@ -663,6 +663,22 @@ func TestNewConvsPerHour(t *testing.T) {
 	f.enter(t, u, "three")
 }
 
+// TestNewConvRefusedNotCounted: a group the store refuses to make (its
+// name is taken) is not counted against Config.NewConvsPerHour.
+func TestNewConvRefusedNotCounted(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, chat.Config{NewConvsPerHour: 2})
+	u, _ := f.signIn(t, "a@example.com", "A")
+	if _, err := f.svc.CreateGroup(ctx, u, "Crew", "", 0); err != nil {
+		t.Fatal(err)
+	}
+	_, err := f.svc.CreateGroup(ctx, u, "crew", "", 0)
+	wantError(t, "a group of a taken name", err, chat.ErrConflict, chat.CodeNameTaken, "")
+	if _, err := f.svc.EnterRoom(ctx, u, "one"); err != nil {
+		t.Errorf("a second new conversation after a refused one: %v", err)
+	}
+}
+
 // TestRemoveWhileMadeOwner: an admin who leaves while the owner makes them
 // the owner, or an admin the owner removes while (in another tab) making
 // them the owner, must not take the ownership out of the group with them:

@@ -32,7 +32,9 @@ func (s *Service) EnterRoom(ctx context.Context, u User, name string) (Room, err
 		if err := s.allowNewConv(ctx, u); err != nil {
 			return Room{}, err
 		}
-		r, err = s.store.EnsureRoom(ctx, name, now)
+		if r, err = s.store.EnsureRoom(ctx, name, now); err != nil {
+			s.undoNewConv(ctx, u) // no room made: it does not count
+		}
 	case err == nil:
 		// A member coming back (a reload, a reconnect) is answered by a
 		// second read: a write transaction that changes nothing would
@@ -353,11 +355,13 @@ func (s *Service) EnterRoomAnonymous(ctx context.Context, name, client string) (
 	if !errors.Is(err, ErrNotFound) {
 		return Room{}, internal("load room", err)
 	}
-	if err := s.allow(ctx, "new-conv-anon:"+client, s.cfg.NewConvsPerHour, time.Hour); err != nil {
+	key := "new-conv-anon:" + client
+	if err := s.allow(ctx, key, s.cfg.NewConvsPerHour, time.Hour); err != nil {
 		return Room{}, err
 	}
 	r, err = s.store.EnsureRoom(ctx, name, s.cfg.Now())
 	if err != nil {
+		s.undo(ctx, key) // no room made: it does not count
 		return Room{}, internal("ensure room", err)
 	}
 	return r, nil
