@@ -265,7 +265,15 @@ type topic struct {
 	name    chat.Topic
 	mu      sync.RWMutex
 	clients clientSet
-	cancel  func()
+
+	// The broker subscription, made and cancelled by the hub's broker
+	// goroutine (work), never with mu held: over Redis it waits for an
+	// answer, for seconds while Redis hangs unnoticed.
+	cancel     func()        // set and read by work only
+	subscribed chan struct{} // closed once the broker subscription was tried
+	subErr     error         // its error, read after subscribed is closed
+	gone       atomic.Bool   // the hub dropped the topic: it has no client left
+	late       atomic.Bool   // a Subscribe stopped waiting for subscribed
 
 	// Delivery of messages in seq order. Publishers of one conversation
 	// (goroutines answered by one group commit, or several nodes) may
@@ -310,6 +318,13 @@ type Hub struct {
 	empty   chan struct{} // closed when closed and no client is left
 
 	fetch Fetch // the store, for gaps and resyncs; nil: none (tests)
+
+	// Broker subscriptions and cancels to make, in the order the hub
+	// asked for them; one goroutine at a time (work) makes them.
+	qmu     sync.Mutex
+	ops     []brokerOp
+	working bool
+	slow    atomic.Bool // a broker call kept a caller waiting subscribeWait: callers wait no more until one is quick
 
 	stop   chan struct{} // closed by Close: ends CheckSessions' goroutine
 	checks sync.Once     // CheckSessions starts one goroutine
@@ -382,12 +397,15 @@ func (h *Hub) Register(userID, sessionID int64, outbox int, wake Waker) (*Client
 	return c, nil
 }
 
-// Unregister removes c from the hub and all its topics.
+// Unregister removes c from the hub and all its topics. Like Unsubscribe,
+// it waits a little for the broker subscriptions it ends.
 func (h *Hub) Unregister(c *Client) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
+	var done chan struct{}
 	for len(c.topics) > 0 {
-		h.unsubscribeLocked(c, c.topics[len(c.topics)-1])
+		if d := h.unsubscribeLocked(c, c.topics[len(c.topics)-1]); d != nil {
+			done = d // the last one queued: the others are made before it
+		}
 	}
 	delete(h.clients, c)
 	if h.closed && len(h.clients) == 0 {
@@ -397,13 +415,22 @@ func (h *Hub) Unregister(c *Client) {
 			close(h.empty)
 		}
 	}
+	h.mu.Unlock()
+	if done != nil {
+		h.await(done)
+	}
 }
 
-// Subscribe makes c receive the events of t.
+// Subscribe makes c receive the events of t. It returns once the broker
+// subscription of t is made, so that an event published after it returns
+// reaches c; but it waits for that at most subscribeWait, and not at all
+// while the broker is slow to answer (Redis hanging unnoticed): t then
+// delivers, once subscribed, what it missed from the store, as Resync
+// does. It fails if the broker refuses t (closed).
 func (h *Hub) Subscribe(c *Client, t chat.Topic) error {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	if _, ok := h.clients[c]; !ok {
+		h.mu.Unlock()
 		return ErrClosed
 	}
 	// A client that follows t may have been taken out of it by revoke,
@@ -414,11 +441,8 @@ func (h *Hub) Subscribe(c *Client, t chat.Topic) error {
 	if tp == nil {
 		tp = &topic{name: t}
 		if h.cancelAll == nil {
-			cancel, err := h.broker.Subscribe(t, func(ev chat.Event) { h.deliver(tp, ev) })
-			if err != nil {
-				return fmt.Errorf("subscribe %s: %w", t, err)
-			}
-			tp.cancel = cancel
+			tp.subscribed = make(chan struct{})
+			h.enqueue(brokerOp{tp: tp, sub: true})
 		}
 		h.tmu.Lock()
 		h.topics[t] = tp
@@ -430,7 +454,134 @@ func (h *Hub) Subscribe(c *Client, t chat.Topic) error {
 	if !follows {
 		c.topics = append(c.topics, t)
 	}
+	h.mu.Unlock()
+	if tp.subscribed == nil {
+		return nil
+	}
+	if !h.await(tp.subscribed) {
+		tp.late.Store(true)
+		select {
+		case <-tp.subscribed: // work may have missed late: the caller has read nothing yet
+		default:
+			return nil // work sees late, and resyncs tp
+		}
+	}
+	if tp.subErr != nil {
+		if !follows {
+			h.Unsubscribe(c, t)
+		}
+		return fmt.Errorf("subscribe %s: %w", t, tp.subErr)
+	}
 	return nil
+}
+
+// subscribeWait bounds how long Subscribe, Unsubscribe and Unregister wait
+// for the broker; lateResyncTimeout how long a topic subscribed after its
+// Subscribe stopped waiting reads what it missed from the store.
+const (
+	subscribeWait     = time.Second
+	lateResyncTimeout = 30 * time.Second
+)
+
+// A brokerOp is a broker subscription to make (sub) or cancel, for topic
+// tp; done, for a cancel, is closed once it is made.
+type brokerOp struct {
+	tp   *topic
+	sub  bool
+	done chan struct{}
+}
+
+// enqueue has op made after the ones before it, on the hub's broker
+// goroutine. Any lock may be held.
+func (h *Hub) enqueue(op brokerOp) {
+	h.qmu.Lock()
+	h.ops = append(h.ops, op)
+	start := !h.working
+	h.working = true
+	h.qmu.Unlock()
+	if start {
+		go h.work()
+	}
+}
+
+// work makes the queued broker calls, in order, until none is left. It
+// alone calls the broker's Subscribe and cancel functions, with no hub
+// lock held: so the hub never waits for the broker with its lock held,
+// and the subscribe and cancel of one topic reach the broker in the order
+// the hub made them.
+func (h *Hub) work() {
+	for {
+		h.qmu.Lock()
+		if len(h.ops) == 0 {
+			h.ops = nil
+			h.working = false
+			h.qmu.Unlock()
+			return
+		}
+		op := h.ops[0]
+		h.ops[0] = brokerOp{}
+		h.ops = h.ops[1:]
+		h.qmu.Unlock()
+		if op.sub {
+			h.subscribeBroker(op.tp)
+		} else if op.tp.cancel != nil {
+			op.tp.cancel()
+			op.tp.cancel = nil
+		}
+		if op.done != nil {
+			close(op.done)
+		}
+	}
+}
+
+// subscribeBroker subscribes tp to the broker, unless it has gone since.
+// If a Subscribe stopped waiting for it, tp then delivers from the store
+// what was published before: its clients may have read the store before
+// the broker subscription was made.
+func (h *Hub) subscribeBroker(tp *topic) {
+	if tp.gone.Load() {
+		close(tp.subscribed)
+		return
+	}
+	start := time.Now()
+	tp.cancel, tp.subErr = h.broker.Subscribe(tp.name, func(ev chat.Event) { h.deliver(tp, ev) })
+	close(tp.subscribed)
+	if time.Since(start) < subscribeWait {
+		h.slow.Store(false) // the broker answers in time again
+	}
+	if tp.subErr != nil {
+		h.log.Warn("subscribe", "topic", string(tp.name), "err", tp.subErr)
+		return
+	}
+	if tp.late.Load() && h.fetch != nil && !tp.gone.Load() {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), lateResyncTimeout)
+			defer cancel()
+			h.resyncTopic(ctx, tp, h.fetch)
+		}()
+	}
+}
+
+// await waits for done, at most subscribeWait, and not at all while the
+// broker is slow; it reports whether done was closed.
+func (h *Hub) await(done <-chan struct{}) bool {
+	select {
+	case <-done:
+		return true
+	default:
+	}
+	if h.slow.Load() {
+		return false
+	}
+	t := time.NewTimer(subscribeWait)
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		h.slow.Store(true)
+		return false
+	}
 }
 
 // Follows reports whether c is subscribed to t.
@@ -440,30 +591,40 @@ func (h *Hub) Follows(c *Client, t chat.Topic) bool {
 	return c.follows(t)
 }
 
-// Unsubscribe stops c receiving the events of t.
+// Unsubscribe stops c receiving the events of t. If that ends the broker
+// subscription of t, it waits for it as Subscribe does.
 func (h *Hub) Unsubscribe(c *Client, t chat.Topic) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.unsubscribeLocked(c, t)
+	done := h.unsubscribeLocked(c, t)
+	h.mu.Unlock()
+	if done != nil {
+		h.await(done)
+	}
 }
 
-func (h *Hub) unsubscribeLocked(c *Client, t chat.Topic) {
+// unsubscribeLocked removes c from t. If t is left without a client, it
+// drops it, queues the cancel of its broker subscription and returns a
+// channel closed once that is made. h.mu is held.
+func (h *Hub) unsubscribeLocked(c *Client, t chat.Topic) chan struct{} {
 	i := slices.Index(c.topics, t)
 	if i < 0 {
-		return
+		return nil
 	}
 	c.topics = slices.Delete(c.topics, i, i+1)
 	tp := h.topics[t]
 	if tp == nil {
-		return
+		return nil
 	}
 	tp.mu.Lock()
 	tp.clients.remove(c)
 	n := len(tp.clients)
 	tp.mu.Unlock()
+	var done chan struct{}
 	if n == 0 {
-		if tp.cancel != nil {
-			tp.cancel()
+		tp.gone.Store(true)
+		if tp.subscribed != nil {
+			done = make(chan struct{})
+			h.enqueue(brokerOp{tp: tp, done: done})
 		}
 		h.tmu.Lock()
 		delete(h.topics, t)
@@ -475,6 +636,7 @@ func (h *Hub) unsubscribeLocked(c *Client, t chat.Topic) {
 		}
 		tp.dmu.Unlock()
 	}
+	return done
 }
 
 // deliver fans ev out to the clients of tp, messages in seq order. It

@@ -288,9 +288,10 @@ func (b *Broker) unsubscribe(ch string, s *sub) {
 // deferLocked, with cmdMu held, puts off the SUBSCRIBE or UNSUBSCRIBE of
 // ch while the connection is lost, and reports whether it did. go-redis
 // would dial for it, and wait for SubscribeTimeout if Redis does not
-// answer: the hub subscribes and cancels with its lock held, on every
-// connect, open and disconnect. The reader sends what was put off once
-// the connection is back (sendDeferred).
+// answer: the hub, which subscribes and cancels on every connect, open
+// and disconnect, makes those calls one after another on one goroutine.
+// The reader sends what was put off once the connection is back
+// (sendDeferred).
 func (b *Broker) deferLocked(ch string) bool {
 	if !b.lost.Load() {
 		return false
