@@ -175,3 +175,51 @@ func TestClusterRedisDownOpen(t *testing.T) {
 	postJSON(t, grace, "GET", fmt.Sprintf("%s/api/rooms/%d/online", s.URL, room.Room.ID), nil, http.StatusServiceUnavailable, nil)
 	postJSON(t, grace, "POST", s.URL+"/api/auth/code", map[string]string{"email": "linus@example.com"}, http.StatusServiceUnavailable, nil)
 }
+
+// TestClusterRedisDownOpenAgain: a client that opens again a
+// conversation it has open (switching back to it) while Redis is
+// unreachable gets it as the first open would: opened, with itself alone
+// in the online list, not an error.
+func TestClusterRedisDownOpenAgain(t *testing.T) {
+	rs := startRedisServer(t)
+	s := startServer(t, "--broker", rs.URL(), "--redis-prefix", "parleydown:"+testenv.RandHex(6)+":")
+	ada := signIn(t, s, "ada@example.com", "Ada")
+	var room struct {
+		Room struct{ ID int64 } `json:"room"`
+	}
+	postJSON(t, ada, "POST", s.URL+"/api/rooms", map[string]string{"name": "general"}, http.StatusOK, &room)
+	ws := dialWS(t, s, ada)
+	readUntil(t, ws, "hello")
+	ws.WriteJSON(map[string]any{"type": "open", "room_id": room.Room.ID, "ref": "o1"})
+	readUntil(t, ws, "opened")
+
+	rs.stop()
+	ws.WriteJSON(map[string]any{"type": "open", "room_id": room.Room.ID, "ref": "o2"})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ws.SetReadDeadline(deadline)
+		_, data, err := ws.ReadMessage()
+		if err != nil {
+			t.Fatalf("open again with Redis down: no opened within 20s: %v", err)
+		}
+		for _, line := range bytes.Split(data, []byte("\n")) {
+			var f struct {
+				Type   string `json:"type"`
+				Ref    string `json:"ref"`
+				Online []struct {
+					Name string `json:"name"`
+				} `json:"online"`
+			}
+			json.Unmarshal(line, &f)
+			switch {
+			case f.Type == "error":
+				t.Fatalf("open again with Redis down: %s", line)
+			case f.Type == "opened" && f.Ref == "o2":
+				if len(f.Online) != 1 || f.Online[0].Name != "Ada" {
+					t.Errorf("open again with Redis down = %s; want Ada alone online", line)
+				}
+				return
+			}
+		}
+	}
+}

@@ -513,6 +513,18 @@ func alone(u User, online []User) []User {
 	return []User{}
 }
 
+// OnlineOrAlone is Online for u, who has conversation id open already
+// (an open repeated), as the open showed it: if who is present cannot be
+// read (a shared Presence unreachable), u alone, as markOpen has it.
+func (s *Service) OnlineOrAlone(ctx context.Context, u User, id int64) ([]User, int) {
+	online, n, err := s.Online(ctx, u, id)
+	if err != nil {
+		s.log.Warn("list presence", "conv", id, "user", u.ID, "err", err)
+		return []User{public(u)}, 1
+	}
+	return online, n
+}
+
 // Online returns how many users have conversation id open and, by name, at
 // most Config.OnlineMax of them: all of them up to that size. In a larger
 // one the list holds u if u is present: whoever looks sees themselves.

@@ -341,7 +341,9 @@ func (n *session) open(f inFrame, reply func(any)) error {
 			}
 		}
 		if err == nil {
-			online, count, err = n.s.svc.Online(ctx, n.user, f.RoomID)
+			// Who is present is only shown: while it cannot be read, the
+			// open goes on as the first did.
+			online, count = n.s.svc.OnlineOrAlone(ctx, n.user, f.RoomID)
 		}
 	} else {
 		// Subscribe before OpenConversation reads the conversation, so
