@@ -223,3 +223,51 @@ func TestClusterRedisDownOpenAgain(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterRedisHangsConnectOpen: while Redis hangs (its host gone:
+// connections are accepted and never answered), a client connects,
+// opens a room and opens it again without waiting for Redis at every
+// step: who is present is only shown. (Each presence call used to wait
+// for Redis until it timed out, the open until the whole operation did,
+// 15 s.)
+func TestClusterRedisHangsConnectOpen(t *testing.T) {
+	rs := startRedisServer(t)
+	p := testenv.StartProxy(t, strings.TrimPrefix(rs.URL(), "redis://"))
+	s := startServer(t, "--broker", "redis://"+p.Addr(), "--redis-prefix", "parleyhang:"+testenv.RandHex(6)+":")
+	ada := signIn(t, s, "ada@example.com", "Ada")
+	var room struct {
+		Room struct{ ID int64 } `json:"room"`
+	}
+	postJSON(t, ada, "POST", s.URL+"/api/rooms", map[string]string{"name": "general"}, http.StatusOK, &room)
+
+	p.Hang()
+	defer p.Restore(t) // the node's shutdown would wait for Redis
+	deadline := time.Now().Add(8 * time.Second)
+	ws := dialWS(t, s, ada)
+	next := func(what string) []byte {
+		ws.SetReadDeadline(deadline)
+		_, data, err := ws.ReadMessage()
+		if err != nil {
+			t.Fatalf("connect, open and open again with Redis hanging: no %s within 8s: %v", what, err)
+		}
+		return data
+	}
+	if data := next("hello"); !bytes.Contains(data, []byte(`"hello"`)) {
+		t.Fatalf("first frame %s; want hello", data)
+	}
+	for _, ref := range []string{"o1", "o2"} {
+		ws.WriteJSON(map[string]any{"type": "open", "room_id": room.Room.ID, "ref": ref})
+		for answered := false; !answered; {
+			for _, line := range bytes.Split(next("opened "+ref), []byte("\n")) {
+				var f struct{ Type, Ref string }
+				json.Unmarshal(line, &f)
+				if f.Ref == ref {
+					if f.Type != "opened" {
+						t.Fatalf("open %s with Redis hanging: %s", ref, line)
+					}
+					answered = true
+				}
+			}
+		}
+	}
+}
