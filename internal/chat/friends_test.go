@@ -416,6 +416,12 @@ func TestDirectPresenceEnds(t *testing.T) {
 			if len(online) != 1 || online[0].ID != f.grace.ID || n != 1 {
 				t.Errorf("OnlineFor(Grace) = %v, %d; want Grace alone, 1", online, n)
 			}
+			// Grace, whose open came before, opens it again (a tab shown
+			// again): she sees herself alone there too.
+			online, n = f.svc.OnlineOrAlone(ctx, f.grace, c.ID)
+			if len(online) != 1 || online[0].ID != f.grace.ID || n != 1 {
+				t.Errorf("OnlineOrAlone(Grace) = %v, %d; want Grace alone, 1", online, n)
+			}
 			if err := f.svc.CloseRoom(ctx, f.ada, c.ID); err != nil {
 				t.Fatalf("CloseRoom(Ada): %v", err)
 			}

@@ -516,11 +516,17 @@ func alone(u User, online []User) []User {
 // OnlineOrAlone is Online for u, who has conversation id open already
 // (an open repeated), as the open showed it: if who is present cannot be
 // read (a shared Presence unreachable), u alone, as markOpen has it.
+// In a direct conversation whose two may no longer message each other, u
+// sees only u, as markOpen and OnlineFor show it (hidesPresence).
 func (s *Service) OnlineOrAlone(ctx context.Context, u User, id int64) ([]User, int) {
 	online, n, err := s.Online(ctx, u, id)
 	if err != nil {
 		s.log.Warn("list presence", "conv", id, "user", u.ID, "err", err)
 		return []User{public(u)}, 1
+	}
+	if s.hidesPresence(ctx, u.ID, id) {
+		online = alone(u, online)
+		n = len(online)
 	}
 	return online, n
 }
