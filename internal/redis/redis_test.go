@@ -736,8 +736,20 @@ func TestBrokerRedisDown(t *testing.T) {
 		}
 	}
 	// 9, whose publish failed, is published again once Redis is back
-	// (Publish), on a goroutine of its own: before 2 or after it.
-	if seqs := got.wait(t, 3, 5*time.Second); !slices.Equal(seqs, []int64{1, 9, 2}) && !slices.Equal(seqs, []int64{1, 2, 9}) {
+	// (Publish), on a goroutine of its own: before 2 or after it. A retry
+	// that timed out after Redis took it is kept and made again, so 9 may
+	// come twice: delivery is at least once, and the hub drops a seq it
+	// has delivered.
+	var seqs []int64
+	for n := 3; n <= 5 && len(seqs) < 3; n++ {
+		seen := map[int64]bool{}
+		seqs = slices.DeleteFunc(got.wait(t, n, 5*time.Second), func(s int64) bool {
+			again := seen[s] && s == 9
+			seen[s] = true
+			return again
+		})
+	}
+	if !slices.Equal(seqs, []int64{1, 9, 2}) && !slices.Equal(seqs, []int64{1, 2, 9}) {
 		t.Errorf("topic 1 got %v; want 1, then 2 with the retried 9 before or after it", seqs)
 	}
 	got2.wait(t, 1, 5*time.Second)
