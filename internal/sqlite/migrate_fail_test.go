@@ -14,7 +14,7 @@ import (
 func TestMigrationFailsWhole(t *testing.T) {
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "parley.db")
-	rw, err := openDB("file:"+path, writeConn)
+	rw, err := openDB("file:"+path, writeConn(SyncNormal))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +37,7 @@ func TestMigrationFailsWhole(t *testing.T) {
 	} else if !strings.Contains(err.Error(), "0006_member_count.sql") {
 		t.Errorf("Open = %v; want it to name 0006_member_count.sql", err)
 	}
-	rw, err = openDB("file:"+path, writeConn)
+	rw, err = openDB("file:"+path, writeConn(SyncNormal))
 	if err != nil {
 		t.Fatal(err)
 	}
