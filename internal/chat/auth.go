@@ -93,7 +93,8 @@ func (s *Service) RequestCode(ctx context.Context, email, clientIP string) error
 	if err := s.allow(ctx, ipKey, s.cfg.CodesPerIP, s.cfg.CodeWindow); err != nil {
 		return err
 	}
-	if err := s.allow(ctx, "code-email:"+email, s.cfg.CodesPerEmail, s.cfg.CodeWindow); err != nil {
+	emailKey := "code-email:" + email
+	if err := s.allow(ctx, emailKey, s.cfg.CodesPerEmail, s.cfg.CodeWindow); err != nil {
 		s.undo(ctx, ipKey)
 		return err
 	}
@@ -107,6 +108,10 @@ func (s *Service) RequestCode(ctx context.Context, email, clientIP string) error
 	// the code is stored even if the client has gone meanwhile.
 	if err := s.mailer.Send(ctx, s.codeMail(email, code)); err != nil {
 		s.log.Error("send login code", "err", err)
+		// The address got nothing: its codes are not used up by a relay
+		// that is down, and the user may ask again once it is back. The
+		// client's count stays, bounding how often it makes us try.
+		s.undo(ctx, emailKey)
 		return Errorf(ErrUnavailable, CodeUnavailable, "the sign-in mail could not be sent; try again later")
 	}
 	if err := s.store.PutLoginCode(context.WithoutCancel(ctx), LoginCode{Email: email, Hash: hashCode(email, code), ExpiresAt: now.Add(s.cfg.CodeTTL)}); err != nil {

@@ -1428,3 +1428,29 @@ func TestTypingBoundedPerConversation(t *testing.T) {
 		t.Errorf("typing 2 s later: %d events; want 1", n)
 	}
 }
+
+// TestCodeMailFailedNotCounted: a sign-in code whose mail could not be
+// sent (the relay down) does not count against the address's codes, so
+// that the user can ask again once the relay is back; the client's
+// address still counts it, which bounds how often one client makes the
+// server try the relay.
+func TestCodeMailFailedNotCounted(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, chat.Config{CodesPerEmail: 2, CodesPerIP: 4})
+	f.mail.mu.Lock()
+	f.mail.err = errors.New("relay down")
+	f.mail.mu.Unlock()
+	for i := range 3 {
+		err := f.svc.RequestCode(ctx, "ada@example.com", "192.0.2.1")
+		wantError(t, fmt.Sprintf("code %d with the relay down", i+1), err, chat.ErrUnavailable, chat.CodeUnavailable, "")
+	}
+	f.mail.mu.Lock()
+	f.mail.err = nil
+	f.mail.mu.Unlock()
+	if err := f.svc.RequestCode(ctx, "ada@example.com", "192.0.2.1"); err != nil {
+		t.Fatalf("a code once the relay is back: %v", err)
+	}
+	// The fifth from that client is past its 4.
+	err := f.svc.RequestCode(ctx, "bob@example.com", "192.0.2.1")
+	wantError(t, "a fifth code from one client", err, chat.ErrRateLimited, chat.CodeRateLimited, "")
+}
