@@ -107,17 +107,10 @@ type result struct {
 	Latency            latency `json:"latency_ms"`
 	// LatencyFirst and LatencyLast are over messages, to each one's first
 	// and last recipient; zero in results of load tools older than them.
-	LatencyFirst    latency `json:"latency_first_ms"`
-	LatencyLast     latency `json:"latency_last_ms"`
-	DurationSeconds float64 `json:"duration_seconds"`
-	Server          *struct {
-		RSSBefore        int64   `json:"rss_bytes_before"`
-		RSSAfter         int64   `json:"rss_bytes_after"`
-		RSSEnd           int64   `json:"rss_bytes_end"`
-		RSSPerConn       int64   `json:"rss_per_conn_bytes"`
-		CPUSeconds       float64 `json:"cpu_seconds"`
-		CPUPerDeliveryUS float64 `json:"cpu_per_delivery_us"`
-	} `json:"server"`
+	LatencyFirst    latency      `json:"latency_first_ms"`
+	LatencyLast     latency      `json:"latency_last_ms"`
+	DurationSeconds float64      `json:"duration_seconds"`
+	Server          *serverStats `json:"server"`
 	// The load tool's CPU while sending and draining; zero in results of
 	// load tools older than it.
 	ToolCPUPerDeliveryUS float64  `json:"tool_cpu_per_delivery_us"`
@@ -125,6 +118,16 @@ type result struct {
 	Interrupted          bool     `json:"interrupted"`
 	InterruptReason      string   `json:"interrupt_reason"`
 	Notes                []string `json:"notes"`
+}
+
+// serverStats is what the load tool read of the server's process.
+type serverStats struct {
+	RSSBefore        int64   `json:"rss_bytes_before"`
+	RSSAfter         int64   `json:"rss_bytes_after"`
+	RSSEnd           int64   `json:"rss_bytes_end"`
+	RSSPerConn       int64   `json:"rss_per_conn_bytes"`
+	CPUSeconds       float64 `json:"cpu_seconds"`
+	CPUPerDeliveryUS float64 `json:"cpu_per_delivery_us"`
 }
 
 // gobench is one line of go test -bench output.

@@ -48,14 +48,7 @@ func TestTarget5WithoutServer(t *testing.T) {
 func TestGrowthHoles(t *testing.T) {
 	ok := func(conns int, cpu float64, rss int64) *result {
 		r := &result{OK: true, Rate: 100, Rooms: conns / 100, ConnsEstablished: conns, DeliveriesExpected: 1000, DeliveriesReceived: 1000}
-		r.Server = &struct {
-			RSSBefore        int64   `json:"rss_bytes_before"`
-			RSSAfter         int64   `json:"rss_bytes_after"`
-			RSSEnd           int64   `json:"rss_bytes_end"`
-			RSSPerConn       int64   `json:"rss_per_conn_bytes"`
-			CPUSeconds       float64 `json:"cpu_seconds"`
-			CPUPerDeliveryUS float64 `json:"cpu_per_delivery_us"`
-		}{RSSAfter: rss, RSSPerConn: rss / int64(conns), CPUPerDeliveryUS: cpu, CPUSeconds: 1}
+		r.Server = &serverStats{RSSAfter: rss, RSSPerConn: rss / int64(conns), CPUPerDeliveryUS: cpu, CPUSeconds: 1}
 		return r
 	}
 	runs := map[string]*run{
@@ -122,14 +115,7 @@ func TestChecksSayWhy(t *testing.T) {
 // ended while held) does not meet the target, whatever its RSS.
 func TestTarget5NotOK(t *testing.T) {
 	res := &result{OK: false, Idle: true, ConnsEstablished: 19000, ConnsDropped: 300}
-	res.Server = &struct {
-		RSSBefore        int64   `json:"rss_bytes_before"`
-		RSSAfter         int64   `json:"rss_bytes_after"`
-		RSSEnd           int64   `json:"rss_bytes_end"`
-		RSSPerConn       int64   `json:"rss_per_conn_bytes"`
-		CPUSeconds       float64 `json:"cpu_seconds"`
-		CPUPerDeliveryUS float64 `json:"cpu_per_delivery_us"`
-	}{RSSBefore: 20 << 20, RSSAfter: 220 << 20, RSSPerConn: 11 << 10}
+	res.Server = &serverStats{RSSBefore: 20 << 20, RSSAfter: 220 << 20, RSSPerConn: 11 << 10}
 	var b strings.Builder
 	if err := report(&b, map[string]*run{"target5": {Name: "target5", Result: res}}); err != nil {
 		t.Fatal(err)
