@@ -339,8 +339,9 @@ const (
 	// EventConversation, on a user topic: Message was appended to ConvID
 	// (of kind ConvKind; User is the other member of a direct one). Sent
 	// for every direct message, and for a group only when the owner of
-	// the topic created it or was added; clients refresh rooms and group
-	// activity from REST.
+	// the topic created it or was added, and for a room when the owner
+	// entered it (Message is the join message, nil in a room too large to
+	// announce joins); clients refresh rooms and group activity from REST.
 	EventConversation EventType = "conversation"
 	EventRead         EventType = "read" // on a user topic: the owner's read position in ConvID is now Seq
 	// EventRemoved, on a user topic: the owner no longer belongs to group

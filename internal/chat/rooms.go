@@ -51,8 +51,16 @@ func (s *Service) EnterRoom(ctx context.Context, u User, name string) (Room, err
 	if err != nil {
 		return Room{}, internal("join room", err)
 	}
-	if joined && m.Seq > 0 {
-		s.publish(ctx, ConvTopic(r.ID), Event{Type: EventMessage, ConvID: r.ID, Message: &m})
+	if joined {
+		var join *Message // none in a room too large to announce joins
+		if m.Seq > 0 {
+			join = &m
+			s.publish(ctx, ConvTopic(r.ID), Event{Type: EventMessage, ConvID: r.ID, Message: join})
+		}
+		// Every connection of u learns of it, and it is kept in u's event
+		// log after the removed of an earlier leave: a device that replays
+		// the log ends with the room joined.
+		s.publishUser(ctx, u.ID, Event{Type: EventConversation, ConvID: r.ID, ConvKind: ConvRoom, Message: join})
 	}
 	r, err = s.store.Room(ctx, r.ID)
 	if err != nil {

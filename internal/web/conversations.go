@@ -40,7 +40,7 @@ type conversationFrame struct {
 	RoomID  int64         `json:"room_id"`
 	Kind    chat.ConvKind `json:"kind"`
 	Peer    *userRef      `json:"peer,omitempty"`
-	Message *chat.Message `json:"message"`
+	Message *chat.Message `json:"message,omitempty"` // absent for a room entered quietly
 	UserSeq int64         `json:"user_seq,omitempty"`
 }
 

@@ -970,7 +970,7 @@ func encodeNative(ev chat.Event) []byte {
 		}
 		v = contactFrame{Type: "contact", contactJSON: contactOf(*ev.Contact), UserSeq: ev.UserSeq}
 	case chat.EventConversation:
-		if ev.Message == nil {
+		if ev.Message == nil && ev.ConvKind != chat.ConvRoom { // a room entered without a join message has none
 			return nil
 		}
 		f := conversationFrame{Type: "conversation", RoomID: ev.ConvID, Kind: ev.ConvKind, Message: ev.Message, UserSeq: ev.UserSeq}

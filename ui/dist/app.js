@@ -741,6 +741,13 @@ function onRead({ room_id: id, seq }) {
 
 function onConversationFrame(f) {
   const m = f.message;
+  if (f.kind === 'room' && f.room_id) {
+    // The user entered a room, here or elsewhere (or again, after a
+    // removed replayed before it): it is in the lists again.
+    refreshRooms();
+    refreshConversationsSoon();
+    return;
+  }
   if (!m || !f.room_id) return;
   let conv = state.convs.get(f.room_id);
   if (!conv) {

@@ -1,0 +1,54 @@
+package chat_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/parley-chat/parley/internal/chat"
+)
+
+// TestEnterRoomAgainLogged: a user leaves a room and enters it again. The
+// leave is kept in the user's event log as a removed event; the entering
+// again must be kept there too, after it, or a device that was offline
+// meanwhile replays the log and drops a room the user belongs to. It holds
+// in a room too large to announce joins (no join message) as well.
+func TestEnterRoomAgainLogged(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, chat.Config{AnnounceMax: 2})
+	ada, _ := f.signIn(t, "ada@example.com", "Ada")
+	bo, _ := f.signIn(t, "bo@example.com", "Bo")
+	cy, _ := f.signIn(t, "cy@example.com", "Cy")
+	for _, c := range []struct {
+		name  string
+		quiet bool
+	}{{"lobby", false}, {"crowd", true}} {
+		r := f.enter(t, ada, c.name)
+		if c.quiet {
+			f.enter(t, bo, c.name)
+			f.enter(t, cy, c.name) // three members: Ada's leave and join are quiet
+		}
+		if err := f.svc.LeaveRoom(ctx, ada, r.ID); err != nil {
+			t.Fatal(err)
+		}
+		f.enter(t, ada, c.name)
+		f.enter(t, ada, c.name) // a member coming back: no event
+		evs, err := f.svc.UserEvents(ctx, ada, 0, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []chat.Event
+		for _, ev := range evs {
+			if ev.ConvID == r.ID {
+				got = append(got, ev)
+			}
+		}
+		if len(got) != 3 || got[1].Type != chat.EventRemoved ||
+			got[0].Type != chat.EventConversation || got[2].Type != chat.EventConversation || got[2].ConvKind != chat.ConvRoom {
+			t.Errorf("#%s: Ada's logged events of the room = %+v; want conversation (room) when she entered it, removed when she left, conversation again", c.name, got)
+			continue
+		}
+		if m := got[2].Message; c.quiet != (m == nil) || m != nil && (m.Kind != chat.KindJoin || m.SenderID != ada.ID) {
+			t.Errorf("#%s: message of the event of entering again = %+v; want her join message (none in a quiet room: %v)", c.name, m, c.quiet)
+		}
+	}
+}
