@@ -225,3 +225,120 @@ func TestBrowserHiddenTabKeepsSocket(t *testing.T) {
 		window.parleySockets === 2 && document.getElementById("conn-status").dataset.state === "connected"`)
 	ada.checkQuiet(t)
 }
+
+// holdRemoved is run in a tab before the app: WebSocket frames carrying a
+// removed are held back until window.parleyReleaseRemoved() is called (a
+// removed that comes late), and window.parleyHeldRemoved counts them.
+const holdRemoved = `(() => {
+	const add = WebSocket.prototype.addEventListener;
+	window.parleyHeldRemoved = 0;
+	const held = [];
+	window.parleyReleaseRemoved = () => { for (const f of held.splice(0)) f(); };
+	WebSocket.prototype.addEventListener = function (type, fn, opts) {
+		if (type !== "message") return add.call(this, type, fn, opts);
+		return add.call(this, type, function (e) {
+			if (String(e.data).includes('"type":"removed"')) {
+				window.parleyHeldRemoved++;
+				held.push(() => fn.call(this, e));
+				return;
+			}
+			return fn.call(this, e);
+		}, opts);
+	};
+})()`
+
+// TestBrowserEnterRoomAgainOtherTab: Ada leaves #lobby in one tab and, in
+// the other, enters it again before that tab has handled the removed of
+// the leave (as when the removed comes late, from another node). The late removed must not close the room she is a member of
+// again, nor leave it shown without its live messages.
+func TestBrowserEnterRoomAgainOtherTab(t *testing.T) {
+	s, ada := startAda(t)
+	ada.enterRoom(t, "lobby")
+	other := ada.newTab(t, "Ada's other tab")
+	ctx, cancel := other.stepCtx()
+	_, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: holdRemoved})
+	cancel()
+	if err != nil {
+		t.Fatalf("hold the removed frames: %v", err)
+	}
+	other.openApp(t, s, "")
+
+	ada.click(t, "leave #lobby", "#leave-room")
+	waitFor[bool](t, ada, "#lobby is closed here", viewState, `() =>
+		document.querySelector(".chat").dataset.screen === "list" &&
+		!document.querySelector('#rooms-joined li[data-room-name="lobby"]')`)
+	waitFor[bool](t, other, "the other tab has received the removed", viewState, `() => window.parleyHeldRemoved > 0`)
+	other.enterRoom(t, "lobby")
+	evaluate[chromedp.Void](t, other, "let the removed through", `window.parleyReleaseRemoved()`)
+
+	grace := signIn(t, s, "grace@example.com", "Grace")
+	var room struct {
+		Room struct{ ID int64 } `json:"room"`
+	}
+	postJSON(t, grace, "POST", s.URL+"/api/rooms", map[string]string{"name": "lobby"}, http.StatusOK, &room)
+	postJSON(t, grace, "POST", fmt.Sprintf("%s/api/rooms/%d/messages", s.URL, room.Room.ID),
+		map[string]string{"client_id": "c-grace-1", "body": "Still here, Ada?"}, http.StatusOK, nil)
+	other.waitMessage(t, "Still here, Ada?")
+	waitFor[bool](t, other, "#lobby is open and in the other tab's lists", viewState, `() =>
+		document.querySelector(".room").classList.contains("has-room") &&
+		document.getElementById("room-title").textContent === "lobby" &&
+		!!document.querySelector('#rooms-joined li[data-room-name="lobby"]')`)
+	other.send(t, "Yes, back again")
+	for _, b := range []*browser{ada, other} {
+		b.checkQuiet(t)
+	}
+}
+
+// deafSocket is run in a tab before the app: while window.parleyDeaf is
+// set, what the WebSocket receives is lost, as on a link that died
+// without a word; window.parleyCut() then closes that socket, and the app
+// reconnects.
+const deafSocket = `(() => {
+	const add = WebSocket.prototype.addEventListener;
+	window.parleyDeaf = false;
+	window.parleyCut = () => { window.parleyDeaf = false; window.parleyWS.close(); };
+	WebSocket.prototype.addEventListener = function (type, fn, opts) {
+		if (type !== "message") return add.call(this, type, fn, opts);
+		window.parleyWS = this;
+		return add.call(this, type, function (e) {
+			if (window.parleyDeaf) return;
+			return fn.call(this, e);
+		}, opts);
+	};
+})()`
+
+// TestBrowserEnterRoomAgainOffline: Ada has #lobby open in a tab whose
+// link is down while she leaves the room elsewhere and enters it again.
+// When the tab reconnects, the server replays the removed of the leave
+// and the conversation of entering again: the tab keeps #lobby open, with
+// its live messages.
+func TestBrowserEnterRoomAgainOffline(t *testing.T) {
+	s, ada := startAda(t)
+	ctx, cancel := ada.stepCtx()
+	_, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: deafSocket})
+	cancel()
+	if err != nil {
+		t.Fatalf("install the deaf socket: %v", err)
+	}
+	ada.openApp(t, s, "")
+	ada.enterRoom(t, "lobby")
+	id := evaluate[int64](t, ada, "the room's id", `Number(document.querySelector('#rooms-joined li[data-room-name="lobby"]').dataset.roomId)`)
+	evaluate[chromedp.Void](t, ada, "the link goes deaf", `window.parleyDeaf = true`)
+
+	// Ada's phone: leave #lobby and enter it again.
+	ada.fetchJSON(t, "DELETE", fmt.Sprintf("/api/rooms/%d/members/me", id), nil, nil)
+	ada.fetchJSON(t, "POST", "/api/rooms", map[string]string{"name": "lobby"}, nil)
+	evaluate[chromedp.Void](t, ada, "cut the link", `window.parleyCut()`)
+	waitFor[bool](t, ada, "reconnected", viewState, connectedBy, "ws")
+
+	grace := signIn(t, s, "grace@example.com", "Grace")
+	postJSON(t, grace, "POST", s.URL+"/api/rooms", map[string]string{"name": "lobby"}, http.StatusOK, nil)
+	postJSON(t, grace, "POST", fmt.Sprintf("%s/api/rooms/%d/messages", s.URL, id),
+		map[string]string{"client_id": "c-grace-1", "body": "Still here, Ada?"}, http.StatusOK, nil)
+	ada.waitMessage(t, "Still here, Ada?")
+	waitFor[bool](t, ada, "#lobby is open and in the lists", viewState, `() =>
+		document.querySelector(".room").classList.contains("has-room") &&
+		document.getElementById("room-title").textContent === "lobby" &&
+		!!document.querySelector('#rooms-joined li[data-room-name="lobby"]')`)
+	ada.checkQuiet(t)
+}

@@ -1817,13 +1817,21 @@ async function onGroupDelete() {
 
 // onRemoved handles a removed frame: the group is gone from the list and,
 // if it is open, its history stays readable but nothing more can be done.
-// A room left here or in another tab or device is gone from the lists,
-// and closed if shown.
+// A room is handled by onRoomRemoved.
 function onRemoved(f) {
   const id = f.room_id;
   const conv = state.convs.get(id);
   const isRoom = (state.room && state.room.id === id && state.room.kind === 'room') || (conv && conv.kind === 'room') ||
     state.rooms.joined.some((r) => r.id === id);
+  if (isRoom) {
+    onRoomRemoved(f);
+    return;
+  }
+  forgetConversation(id);
+  if (state.room && state.room.id === id && !state.ended) endAccess(f.reason);
+}
+
+function forgetConversation(id) {
   state.convsVersion++;
   state.convs.delete(id);
   state.cache.delete(id);
@@ -1831,20 +1839,42 @@ function onRemoved(f) {
   state.readSent.delete(id);
   dropReads(id);
   renderConversations();
-  if (isRoom) {
-    // Sends still pending there will not go: keep their text for when
-    // the room is entered again, and say so.
-    for (const p of f.unsent || []) unsent(p.target, p.where, p.body, 'You left this room.');
-    state.rooms = { ...state.rooms, joined: state.rooms.joined.filter((r) => r.id !== id) };
-    renderRooms();
-    if (state.room && state.room.id === id) {
-      clearHash();
-      closeRoom();
-      state.cache.delete(id); // closeRoom kept it
+}
+
+// onRoomRemoved handles the removed of a room left here or in another tab
+// or device. It may be old news: replayed after a reconnect, or late while
+// this tab entered the room again; so the server is asked first. A room
+// left is gone from the lists, and closed if shown. A room the user is a
+// member of again is kept: the removed stopped its delivery here, so it is
+// opened again if shown, and its sends still unacknowledged go again.
+async function onRoomRemoved(f) {
+  const id = f.room_id;
+  let member = false;
+  try {
+    member = (await api.room(id)).member === true;
+  } catch (err) {
+    console.warn('parley: room after removed:', err.message);
+  }
+  if (member) {
+    if (state.socket) {
+      state.socket.retake(f.unsent || []);
+      if (state.room && state.room.id === id && !state.socket.rooms.has(id)) state.socket.openRoom(id, f.last || 0);
     }
+    refreshRooms();
+    refreshConversationsSoon();
     return;
   }
-  if (state.room && state.room.id === id && !state.ended) endAccess(f.reason);
+  forgetConversation(id);
+  // Sends still pending there will not go: keep their text for when
+  // the room is entered again, and say so.
+  for (const p of f.unsent || []) unsent(p.target, p.where, p.body, 'You left this room.');
+  state.rooms = { ...state.rooms, joined: state.rooms.joined.filter((r) => r.id !== id) };
+  renderRooms();
+  if (state.room && state.room.id === id) {
+    clearHash();
+    closeRoom();
+    state.cache.delete(id); // closeRoom kept it
+  }
 }
 
 const ENDED_TEXT = {

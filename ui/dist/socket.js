@@ -14,9 +14,10 @@
 //   online-count the online_count frame of an open room: in a large room, how many are present
 //   user-presence a presence frame without room_id: a friend went on- or offline
 //   receipt      {room_id, positions: [{user_id, seq}]}: members' read positions moved (a receipt or receipts frame)
-//   removed      {room_id, reason, unsent}: the user left a room or group (here or
-//                elsewhere) or lost a group; it is forgotten, and unsent holds
-//                its sends that were still unacknowledged, now dropped
+//   removed      {room_id, reason, last, unsent}: the user left a room or group (here or
+//                elsewhere) or lost a group; it is forgotten, last is the highest seq
+//                it had shown, and unsent holds its sends that were still
+//                unacknowledged, now dropped (retake takes them back)
 //   ack          the ack frame
 //   send-failed  {roomId, clientId, body, code, message}   the send was refused
 //   open-wait    {roomId, retryAt}: the open of a room was refused for now (rate_limited); it is asked again at retryAt
@@ -533,6 +534,16 @@ export class ChatSocket {
     return dropped;
   }
 
+  // retake takes back sends that forget dropped, of a conversation that
+  // turned out to be ours still: they go again with their client_id.
+  retake(sends) {
+    for (const p of sends) {
+      this.dropped.delete(p.clientId);
+      this.pending.set(p.clientId, p);
+      this.sendPending(p);
+    }
+  }
+
   sendOpen(rs) {
     const frame = { type: 'open', room_id: rs.roomId, ref: this.ref('open', rs.roomId) };
     if (rs.last > 0) frame.after = rs.last; // the server follows `opened` with a sync reply
@@ -650,7 +661,7 @@ export class ChatSocket {
         if (f.room_id && Array.isArray(f.positions)) this.emit('receipt', { room_id: f.room_id, positions: f.positions });
         break;
       case 'removed':
-        this.emit('removed', { ...f, unsent: this.forget(f.room_id) });
+        this.emit('removed', { ...f, last: this.last(f.room_id), unsent: this.forget(f.room_id) });
         break;
       case 'typing':
         if (this.rooms.has(f.room_id)) this.emit('typing', f);
