@@ -57,16 +57,41 @@ func (s *Service) EnterRoom(ctx context.Context, u User, name string) (Room, err
 			join = &m
 			s.publish(ctx, ConvTopic(r.ID), Event{Type: EventMessage, ConvID: r.ID, Message: join})
 		}
-		// Every connection of u learns of it, and it is kept in u's event
-		// log after the removed of an earlier leave: a device that replays
-		// the log ends with the room joined.
-		s.publishUser(ctx, u.ID, Event{Type: EventConversation, ConvID: r.ID, ConvKind: ConvRoom, Message: join})
+		// Every connection of u learns of it. After a leave that u's event
+		// log keeps (a removed), it is kept there too: a device that
+		// replays the log then ends with the room joined. A first entry
+		// is not logged, which would cost every join a second write.
+		ev := Event{Type: EventConversation, ConvID: r.ID, ConvKind: ConvRoom, Message: join}
+		if s.leftLogged(ctx, u.ID, r.ID) {
+			s.publishUser(ctx, u.ID, ev)
+		} else {
+			s.publish(ctx, UserTopic(u.ID), ev)
+		}
 	}
 	r, err = s.store.Room(ctx, r.ID)
 	if err != nil {
 		return Room{}, internal("load room", err)
 	}
 	return r, nil
+}
+
+// MaxReplay is how many of a user's newest logged events a returning
+// client is given at most.
+const MaxReplay = 1000
+
+// leftLogged reports whether the part of user's event log that a client
+// may be given again (MaxReplay) holds a removed of conversation id; or,
+// if the log cannot be read, that it may.
+func (s *Service) leftLogged(ctx context.Context, userID, id int64) bool {
+	last, err := s.store.LastUserEvent(ctx, userID)
+	if err != nil || last == 0 {
+		return err != nil
+	}
+	evs, err := s.store.UserEvents(ctx, userID, max(0, last-MaxReplay), MaxReplay)
+	if err != nil {
+		return true
+	}
+	return slices.ContainsFunc(evs, func(e Event) bool { return e.Type == EventRemoved && e.ConvID == id })
 }
 
 // LeaveRoom ends u's membership of room id, with a leave message unless

@@ -103,7 +103,7 @@ func (n *session) start(ctx context.Context, sessionID int64, wake hub.Waker, ev
 }
 
 // maxReplay bounds the logged events replayed to a returning client.
-const maxReplay = 1000
+const maxReplay = chat.MaxReplay
 
 func (n *session) followGroups(ctx context.Context) error {
 	removals := n.s.hub.Removals(n.user.ID)
