@@ -3,7 +3,6 @@ package main
 import (
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/chromedp/chromedp"
 )
@@ -26,14 +25,7 @@ const onlineFits = `() => {
 // fit, instead of running out of the column or taking a chip wider than
 // the screen.
 func TestBrowserLongNameOnline(t *testing.T) {
-	exe := chromiumPath(t)
-	s := startServer(t)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("server stderr:\n%s", s.stderr)
-		}
-	})
-	ada := startBrowser(t, exe, "ada", time.Now().Add(2*time.Minute))
+	s, ada := startAdaUnsigned(t)
 	ada.signIn(t, s, "ada@example.com", strings.Repeat("W", 40))
 	ada.enterRoom(t, "lobby")
 	const state = `[...document.querySelectorAll("#online-list li")].map((li) =>

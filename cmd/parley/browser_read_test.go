@@ -142,6 +142,16 @@ func startAda(t *testing.T) (*testServer, *browser) {
 // startAdaBy is startAda with the app's URL ending in query.
 func startAdaBy(t *testing.T, query string) (*testServer, *browser) {
 	t.Helper()
+	s, ada := startAdaUnsigned(t)
+	ada.query = query
+	ada.signIn(t, s, "ada@example.com", "Ada")
+	return s, ada
+}
+
+// startAdaUnsigned starts a server, whose log a failing test shows, and
+// Ada's browser, not yet signed in.
+func startAdaUnsigned(t *testing.T) (*testServer, *browser) {
+	t.Helper()
 	exe := chromiumPath(t)
 	s := startServer(t)
 	t.Cleanup(func() {
@@ -150,7 +160,5 @@ func startAdaBy(t *testing.T, query string) (*testServer, *browser) {
 		}
 	})
 	ada := startBrowser(t, exe, "ada", time.Now().Add(2*time.Minute))
-	ada.query = query
-	ada.signIn(t, s, "ada@example.com", "Ada")
 	return s, ada
 }

@@ -192,14 +192,7 @@ const throttledTimers = `(() => {
 // reconnect each minute while the link answers; a link that stops
 // answering is still given up.
 func TestBrowserHiddenTabKeepsSocket(t *testing.T) {
-	exe := chromiumPath(t)
-	s := startServer(t)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("server stderr:\n%s", s.stderr)
-		}
-	})
-	ada := startBrowser(t, exe, "ada", time.Now().Add(2*time.Minute))
+	s, ada := startAdaUnsigned(t)
 	ctx, cancel := ada.stepCtx()
 	_, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: throttledTimers})
 	cancel()
