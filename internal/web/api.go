@@ -243,6 +243,11 @@ func (s *server) handleHistory() http.Handler {
 			s.fail(w, err)
 			return
 		}
+		if q := r.URL.Query(); q.Has("before") && q.Has("after") {
+			// A page has one bound: a range would be two requests' work.
+			s.fail(w, chat.Invalid(chat.CodeInvalidField, "before", "before and after do not go together: page backwards with before, forwards with after"))
+			return
+		}
 		limit, err := queryInt(r, "limit")
 		if err != nil {
 			s.fail(w, err)

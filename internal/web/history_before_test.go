@@ -40,3 +40,18 @@ func TestHistoryBeforeZero(t *testing.T) {
 	r = ts.do(t, grace, "GET", fmt.Sprintf("/api/conversations/%v/messages?before=0", g.Group["id"]), nil)
 	wantError(t, "history?before=0 of another's group", r, http.StatusNotFound, chat.CodeNotFound)
 }
+
+// TestHistoryBeforeAndAfter: a page has one bound; before and after
+// together were answered as after alone, silently, and are now refused.
+func TestHistoryBeforeAndAfter(t *testing.T) {
+	ts := newTestServer(t)
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	room := ts.enterRoom(t, ada, "general")
+	for i := range 3 {
+		ts.post(t, ada, room.ID, fmt.Sprintf("c-%d", i), "hello")
+	}
+	r := ts.do(t, ada, "GET", roomPath(room.ID, "/messages?after=0&before=2"), nil)
+	if e := wantError(t, "history?after=0&before=2", r, http.StatusBadRequest, chat.CodeInvalidField); e.Field != "before" {
+		t.Errorf("history?after=0&before=2: field %q; want before", e.Field)
+	}
+}
