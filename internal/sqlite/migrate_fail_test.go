@@ -14,17 +14,7 @@ import (
 func TestMigrationFailsWhole(t *testing.T) {
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "parley.db")
-	rw, err := openDB("file:"+path, writeConn(SyncNormal))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ms, err := listMigrations()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := (&DB{path: path, rw: rw}).migrateWith(ctx, ms[:5]); err != nil {
-		t.Fatalf("migrate to version 5: %v", err)
-	}
+	rw := migratedTo(t, path, 5)
 	if _, err := rw.ExecContext(ctx, `CREATE TRIGGER members_count_insert AFTER INSERT ON members BEGIN SELECT 1; END`); err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +27,7 @@ func TestMigrationFailsWhole(t *testing.T) {
 	} else if !strings.Contains(err.Error(), "0006_member_count.sql") {
 		t.Errorf("Open = %v; want it to name 0006_member_count.sql", err)
 	}
-	rw, err = openDB("file:"+path, writeConn(SyncNormal))
+	rw, err := openDB("file:"+path, writeConn(SyncNormal))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -397,6 +397,24 @@ func TestCloseTwice(t *testing.T) {
 	}
 }
 
+// migratedTo makes a database at path of schema version n, the first n
+// migrations applied, and returns its write connection.
+func migratedTo(t *testing.T, path string, n int) *sql.DB {
+	t.Helper()
+	rw, err := openDB("file:"+path, writeConn(SyncNormal))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err := listMigrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := (&DB{path: path, rw: rw}).migrateWith(t.Context(), ms[:n]); err != nil {
+		t.Fatalf("migrate to version %d: %v", n, err)
+	}
+	return rw
+}
+
 // TestMigrateConversationIDs: migration 9 makes the conversations table
 // anew, with AUTOINCREMENT. A database of version 8 keeps every
 // conversation with its id and columns, and the members and messages that
@@ -406,17 +424,7 @@ func TestCloseTwice(t *testing.T) {
 func TestMigrateConversationIDs(t *testing.T) {
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "parley.db")
-	rw, err := openDB("file:"+path, writeConn(SyncNormal))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ms, err := listMigrations()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := (&DB{path: path, rw: rw}).migrateWith(ctx, ms[:8]); err != nil {
-		t.Fatalf("migrate to version 8: %v", err)
-	}
+	rw := migratedTo(t, path, 8)
 	for _, q := range []string{
 		`INSERT INTO users (id, email, name, name_key, created_at) VALUES (1, 'ada@example.com', 'Ada', 'ada', 1), (2, 'bob@example.com', 'Bob', 'bob', 1)`,
 		`INSERT INTO conversations (id, kind, name, name_key, created_at, last_seq, last_active_at) VALUES (1, 'room', 'General', 'general', 1, 2, 5)`,
