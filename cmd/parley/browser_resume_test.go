@@ -2,7 +2,6 @@ package main
 
 import (
 	"testing"
-	"time"
 
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
@@ -12,16 +11,7 @@ import (
 // channel after the back/forward cache keeps the name its user chose meanwhile: the
 // hello it replays is the channel's first, which holds the old name.
 func TestBrowserPollRenameResume(t *testing.T) {
-	exe := chromiumPath(t)
-	s := startServer(t)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("server stderr:\n%s", s.stderr)
-		}
-	})
-	ada := startBrowser(t, exe, "ada", time.Now().Add(browserTestTimeout))
-	ada.query = "?transport=poll"
-	ada.signIn(t, s, "ada@example.com", "Ada")
+	_, ada := startAdaBy(t, "?transport=poll")
 	waitFor[bool](t, ada, "Ada is connected by long-polling", viewState, connectedBy, "poll")
 
 	ada.click(t, "open the profile", "#profile-open")

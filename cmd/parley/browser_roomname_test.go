@@ -2,7 +2,6 @@ package main
 
 import (
 	"testing"
-	"time"
 
 	"github.com/chromedp/chromedp"
 )
@@ -12,15 +11,7 @@ import (
 // in its composed form, the room's; a mark with nothing to sit on is
 // refused before anything is sent.
 func TestBrowserRoomNamesWithMarks(t *testing.T) {
-	exe := chromiumPath(t)
-	s := startServer(t)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("server stderr:\n%s", s.stderr)
-		}
-	})
-	ada := startBrowser(t, exe, "ada", time.Now().Add(browserTestTimeout))
-	ada.signIn(t, s, "ada@example.com", "Ada")
+	_, ada := startAdaBy(t, "")
 
 	ada.enterRoom(t, "नमस्ते")
 
