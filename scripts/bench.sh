@@ -5,8 +5,9 @@
 # "parley bench --pid", and writes the bench's JSON line, tagged with the
 # target, to docs/bench/NAME.json (CPU and heap profiles of some runs go to
 # docs/bench/profiles/). "go run ./scripts/benchreport" turns the files into
-# the tables of docs/benchmarks.md. Target 6 also runs with the cgo SQLite
-# driver (go build -tags sqlite_cgo: a C compiler is needed) and against
+# the tables of docs/benchmarks.md. Target 6 also runs with SQLite's
+# synchronous=FULL (--sqlite-synchronous full), with the cgo SQLite driver
+# (go build -tags sqlite_cgo: a C compiler is needed) and against
 # PostgreSQL: its Go benchmark, and a server on a fresh schema dropped
 # afterwards.
 #
