@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"sync"
-	"time"
 
 	"github.com/gorilla/websocket"
 	"golang.org/x/time/rate"
@@ -47,7 +45,9 @@ func (s *server) handleCompatWS() http.Handler {
 			return
 		}
 		ip := s.clientIP(r)
-		release, err := s.compat.take(ip, s.cfg.MaxUserConns)
+		// Anonymous, they are not bound by the cap of a user's connections
+		// (roomForConn), but cost as much.
+		release, err := s.compat.take(ip, s.cfg.MaxUserConns, func() int { return 0 }, "too many connections from this address: close some first")
 		if err != nil {
 			s.fail(w, err)
 			return
@@ -124,38 +124,4 @@ func (s *server) handleCompatWS() http.Handler {
 			}
 		}, release)
 	})
-}
-
-// compatSlots counts the connections of the Django Channels endpoint per
-// client address: they are anonymous, and so not bound by the cap of a
-// user's connections (roomForConn), but cost as much.
-type compatSlots struct {
-	mu sync.Mutex
-	m  map[string]int
-}
-
-// take holds a place for one more connection from ip, to release once it
-// ends, unless ip holds limit already: then it returns a rate_limited error.
-func (cs *compatSlots) take(ip string, limit int) (release func(), err error) {
-	cs.mu.Lock()
-	defer cs.mu.Unlock()
-	if cs.m[ip] >= limit {
-		e := chat.Errorf(chat.ErrRateLimited, chat.CodeRateLimited, "too many connections from this address: close some first")
-		e.RetryAfter = 10 * time.Second
-		return nil, e
-	}
-	if cs.m == nil {
-		cs.m = make(map[string]int)
-	}
-	cs.m[ip]++
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			cs.mu.Lock()
-			defer cs.mu.Unlock()
-			if cs.m[ip]--; cs.m[ip] <= 0 {
-				delete(cs.m, ip)
-			}
-		})
-	}, nil
 }

@@ -111,8 +111,8 @@ type server struct {
 	pings    pinger
 	writers  *writers
 	sends    restSends
-	conns    connSlots
-	compat   compatSlots
+	conns    slots[int64]  // a user's connections the hub does not count yet (roomForConn)
+	compat   slots[string] // the Django Channels connections of a client address
 }
 
 // NewHandler returns Parley's whole HTTP surface. ui is the web app's file
@@ -252,29 +252,40 @@ func (s *server) allowSend(u chat.User) error {
 // registered, or it failed: the hub counts a connection only then, and
 // connections that come all at once must not all find room.
 func (s *server) roomForConn(u chat.User) (release func(), err error) {
-	s.conns.mu.Lock()
-	defer s.conns.mu.Unlock()
-	if s.hub.UserClients(u.ID)+s.conns.pending[u.ID] >= s.cfg.MaxUserConns {
-		e := chat.Errorf(chat.ErrRateLimited, chat.CodeRateLimited, "too many connections for this user: close some first")
+	return s.conns.take(u.ID, s.cfg.MaxUserConns, func() int { return s.hub.UserClients(u.ID) },
+		"too many connections for this user: close some first")
+}
+
+// slots counts places held per key K: connections let in that nothing
+// else counts yet (a user's, until the hub has their client), or at all
+// (an address's anonymous ones).
+type slots[K comparable] struct {
+	mu   sync.Mutex
+	held map[K]int
+}
+
+// take holds a place for one more under key, unless others (counted
+// elsewhere, read under the lock so that connections coming at once see
+// each other) and those held here reach limit: then it returns a
+// rate_limited error saying msg. release gives the place back; calls
+// after the first do nothing.
+func (sl *slots[K]) take(key K, limit int, others func() int, msg string) (release func(), err error) {
+	sl.mu.Lock()
+	defer sl.mu.Unlock()
+	if others()+sl.held[key] >= limit {
+		e := chat.Errorf(chat.ErrRateLimited, chat.CodeRateLimited, "%s", msg)
 		e.RetryAfter = 10 * time.Second
 		return nil, e
 	}
-	if s.conns.pending == nil {
-		s.conns.pending = make(map[int64]int)
+	if sl.held == nil {
+		sl.held = make(map[K]int)
 	}
-	s.conns.pending[u.ID]++
-	return func() {
-		s.conns.mu.Lock()
-		defer s.conns.mu.Unlock()
-		if s.conns.pending[u.ID]--; s.conns.pending[u.ID] <= 0 {
-			delete(s.conns.pending, u.ID)
+	sl.held[key]++
+	return sync.OnceFunc(func() {
+		sl.mu.Lock()
+		defer sl.mu.Unlock()
+		if sl.held[key]--; sl.held[key] <= 0 {
+			delete(sl.held, key)
 		}
-	}, nil
-}
-
-// connSlots counts, per user, the connections that roomForConn let in and
-// the hub does not count yet.
-type connSlots struct {
-	mu      sync.Mutex
-	pending map[int64]int
+	}), nil
 }
