@@ -134,6 +134,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		PongWait:       cfg.PongWait,
 		PollHold:       cfg.PollHold,
 		Health:         st.Ping,
+		Ended:          fab.ended,
 	}, svc, h, uiFS)
 	// A request must be read and answered within these, a long-poll GET
 	// held for --poll-hold included: past the read timeout net/http cancels
@@ -239,6 +240,7 @@ type fabric struct {
 	broker   chat.Broker
 	presence chat.Presence
 	limiter  chat.Limiter
+	ended    web.EndedLog // nil: each node remembers the long-poll channels ended through it
 	onResume func(func()) // nil when the broker never loses events
 	close    func() error
 }
@@ -254,7 +256,7 @@ func openFabric(ctx context.Context, cfg Config, logger *slog.Logger) (*fabric, 
 		return nil, fmt.Errorf("broker %s: %w", redactURL(cfg.Broker), err)
 	}
 	return &fabric{
-		broker: rc.Broker(), presence: rc.Presence(), limiter: rc.Limiter(),
+		broker: rc.Broker(), presence: rc.Presence(), limiter: rc.Limiter(), ended: rc.Ended(),
 		onResume: rc.Broker().OnResume, close: rc.Close,
 	}, nil
 }

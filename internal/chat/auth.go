@@ -345,3 +345,10 @@ func (s *Service) SignOut(ctx context.Context, sess Session) error {
 	s.publish(ctx, UserTopic(sess.UserID), Event{Type: EventSessionEnded, UserID: sess.UserID, SessionID: sess.ID})
 	return nil
 }
+
+// EndChannel tells every node that u's client ended its long-poll channel
+// (a transport's connection, named by the transport): the node holding
+// it closes it. The event may be lost, like any broker's.
+func (s *Service) EndChannel(ctx context.Context, u User, channel string) {
+	s.publish(ctx, UserTopic(u.ID), Event{Type: EventChannelEnded, UserID: u.ID, Channel: channel})
+}

@@ -335,7 +335,11 @@ const (
 	// Config.OnlineMax are present.
 	EventOnlineCount  EventType = "online_count"
 	EventSessionEnded EventType = "session_ended" // SessionID of UserID signed out
-	EventContact      EventType = "contact"       // Contact changed, seen by the owner of the user topic
+	// EventChannelEnded, on a user topic: UserID's client ended its
+	// long-poll channel Channel (a DELETE, on any node). Hubs close the
+	// connection serving it.
+	EventChannelEnded EventType = "channel_ended"
+	EventContact      EventType = "contact" // Contact changed, seen by the owner of the user topic
 	// EventConversation, on a user topic: Message was appended to ConvID
 	// (of kind ConvKind; User is the other member of a direct one). Sent
 	// for every direct message, and for a group only when the owner of
@@ -377,6 +381,7 @@ type Event struct {
 	Online    bool      `json:"online,omitempty"`
 	UserID    int64     `json:"user_id,omitempty"`
 	SessionID int64     `json:"session_id,omitempty"`
+	Channel   string    `json:"channel,omitempty"` // EventChannelEnded
 	Contact   *Contact  `json:"contact,omitempty"`
 	ConvKind  ConvKind  `json:"conv_kind,omitempty"`
 	Seq       int64     `json:"seq,omitempty"`

@@ -29,6 +29,7 @@ const (
 	ReasonSlow                     // the outbox was full
 	ReasonSessionEnded             // the client's session signed out
 	ReasonShutdown                 // the hub is closing
+	ReasonChannelEnded             // its client ended the long-poll channel it serves (EventChannelEnded)
 )
 
 func (r CloseReason) String() string {
@@ -39,6 +40,8 @@ func (r CloseReason) String() string {
 		return "session ended"
 	case ReasonShutdown:
 		return "shutdown"
+	case ReasonChannelEnded:
+		return "channel ended"
 	}
 	return "none"
 }
@@ -99,6 +102,7 @@ func (it *Item) Prepared(format int, enc func(chat.Event) []byte, prep func([]by
 type Client struct {
 	UserID    int64
 	SessionID int64
+	Channel   string // the long-poll channel the client serves, if any (RegisterChannel)
 
 	limit    int
 	wake     Waker // guarded by mu (Attach sets it late); an interface, not a func: a method value would be one more object to load on every Push
@@ -380,7 +384,13 @@ var ErrClosed = errors.New("hub closed")
 // idle, or the client was closed. It may run with hub locks held, so it
 // must only start the writer, never block or call the hub.
 func (h *Hub) Register(userID, sessionID int64, outbox int, wake Waker) (*Client, error) {
-	c := &Client{UserID: userID, SessionID: sessionID, limit: outbox, wake: wake, done: make(chan struct{})}
+	return h.RegisterChannel(userID, sessionID, "", outbox, wake)
+}
+
+// RegisterChannel is Register for a client serving the long-poll channel
+// named channel: an EventChannelEnded for it closes the client.
+func (h *Hub) RegisterChannel(userID, sessionID int64, channel string, outbox int, wake Waker) (*Client, error) {
+	c := &Client{UserID: userID, SessionID: sessionID, Channel: channel, limit: outbox, wake: wake, done: make(chan struct{})}
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
@@ -648,6 +658,16 @@ func (h *Hub) deliver(tp *topic, ev chat.Event) {
 		for _, c := range tp.clients {
 			if c.SessionID == ev.SessionID {
 				c.Close(ReasonSessionEnded)
+			}
+		}
+		return
+	}
+	if ev.Type == chat.EventChannelEnded {
+		tp.mu.RLock()
+		defer tp.mu.RUnlock()
+		for _, c := range tp.clients {
+			if ev.Channel != "" && c.Channel == ev.Channel {
+				c.Close(ReasonChannelEnded)
 			}
 		}
 		return

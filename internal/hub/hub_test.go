@@ -937,3 +937,36 @@ func TestResyncPagesThroughWhatWasMissed(t *testing.T) {
 		t.Errorf("Resync delivered %d user events, %v … %v; want 2..%d", len(users), users[:min(3, len(users))], users[max(0, len(users)-3):], stored)
 	}
 }
+
+func TestChannelEndedClosesOnlyThatChannel(t *testing.T) {
+	h, b := newHub(t)
+	poll, err := h.RegisterChannel(7, 100, "ch-a", 8, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := h.RegisterChannel(7, 100, "ch-b", 8, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := mustRegister(t, h, 7, 100, 8) // a WebSocket of the same session
+	t.Cleanup(func() { h.Unregister(poll); h.Unregister(other) })
+	publish(t, b, chat.UserTopic(7), chat.Event{Type: chat.EventChannelEnded, UserID: 7, Channel: "ch-a"})
+	select {
+	case <-poll.Done():
+		if poll.Reason() != hub.ReasonChannelEnded {
+			t.Errorf("reason = %v; want %v", poll.Reason(), hub.ReasonChannelEnded)
+		}
+	default:
+		t.Error("client of the ended channel still open")
+	}
+	for _, c := range []*hub.Client{other, ws} {
+		select {
+		case <-c.Done():
+			t.Errorf("client of channel %q closed", c.Channel)
+		default:
+		}
+		if n := c.Queued(); n != 0 {
+			t.Errorf("client of channel %q got %d items; want none", c.Channel, n)
+		}
+	}
+}

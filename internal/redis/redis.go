@@ -1,7 +1,8 @@
 // Package redis provides the Broker, Presence and Limiter that let several
 // Parley nodes share one Redis: events fan out through Redis pub/sub,
 // presence is counted in Redis sets kept alive by a heartbeat per node, and
-// rate limits are sliding windows in sorted sets. It speaks chat types only
+// rate limits are sliding windows in sorted sets. Ended shares the
+// long-poll channels clients ended, so that no node rebuilds one. It speaks chat types only
 // and must not import another adapter, the hub or web.
 //
 // Every script computes some of its key names from a prefix instead of
@@ -90,6 +91,7 @@ type Client struct {
 	broker   *Broker
 	presence *Presence
 	limiter  *Limiter
+	ended    *Ended
 
 	closeOnce sync.Once
 	closeErr  error
@@ -123,6 +125,7 @@ func New(ctx context.Context, url string, opts Options) (*Client, error) {
 		broker:   newBroker(rdb, opts),
 		presence: p,
 		limiter:  newLimiter(rdb, opts),
+		ended:    newEnded(rdb, opts),
 	}, nil
 }
 
@@ -134,6 +137,9 @@ func (c *Client) Presence() *Presence { return c.presence }
 
 // Limiter returns the Limiter.
 func (c *Client) Limiter() *Limiter { return c.limiter }
+
+// Ended returns the record of ended long-poll channels.
+func (c *Client) Ended() *Ended { return c.ended }
 
 // Redis returns the underlying client, for health checks.
 func (c *Client) Redis() *goredis.Client { return c.rdb }

@@ -1272,3 +1272,56 @@ func subscribeResumes(tb testing.TB, b *redis.Broker, topic chat.Topic, fn func(
 	tb.Cleanup(cancel)
 	return resumed
 }
+
+// TestEnded: a channel recorded on one node counts as ended on another,
+// for the given time only; a user's set keeps the newest max channels and
+// expires.
+func TestEnded(t *testing.T) {
+	ctx := context.Background()
+	e := newTestEnv(t)
+	a, b := e.client(t, redis.Options{}).Ended(), e.client(t, redis.Options{}).Ended()
+	if err := a.Add(ctx, 7, "ch1", time.Minute, 3); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		user    int64
+		channel string
+		want    bool
+	}{{7, "ch1", true}, {7, "ch2", false}, {8, "ch1", false}} {
+		if got, err := b.Has(ctx, c.user, c.channel); got != c.want || err != nil {
+			t.Errorf("Has(%d, %q) = %v, %v; want %v", c.user, c.channel, got, err, c.want)
+		}
+	}
+	for _, ch := range []string{"ch2", "ch3", "ch4"} {
+		if err := b.Add(ctx, 7, ch, time.Minute, 3); err != nil {
+			t.Fatal(err)
+		}
+	}
+	key := e.prefix + "ended:7"
+	if n := e.raw.ZCard(ctx, key).Val(); n != 3 {
+		t.Errorf("channels kept = %d; want 3", n)
+	}
+	if got, _ := a.Has(ctx, 7, "ch1"); got {
+		t.Error("the oldest of 4 channels, past max 3, still counts as ended")
+	}
+	if ttl := e.raw.PTTL(ctx, key).Val(); ttl <= 0 || ttl > time.Minute {
+		t.Errorf("the set's TTL = %v; want at most 1m", ttl)
+	}
+	if err := a.Add(ctx, 9, "short", 50*time.Millisecond, 3); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got, err := b.Has(ctx, 9, "short")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !got {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a channel ended for 50ms still counts as ended after 5s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -180,7 +180,10 @@ type pollChannels struct {
 // channel, and the user's presence with it, until the channel idles out.
 // Such a request is answered 410 channel_ended with a cursor for a new
 // channel. A channel that ended otherwise (a restart, idling out, too
-// slow) is not here and is rebuilt from its cursor.
+// slow) is not here and is rebuilt from its cursor. These are the
+// channels ended through this node, or closed here by the channel_ended
+// event of a DELETE on another; Config.Ended, if set, holds those of
+// every node.
 //
 // Bounded: maxEndedPerUser channels per user, each for endedFor; users
 // whose entries all expired are swept when the map has doubled.
@@ -299,6 +302,11 @@ func (s *server) channelFor(a authInfo, cur *pollCursor, any bool) (ch *pollChan
 			}
 			ch.stop()
 		}
+		// Not live here: maybe ended through another node. (A live
+		// channel ended elsewhere is closed by the channel_ended event.)
+		if s.endedElsewhere(a.User.ID, cur.Channel) {
+			return nil, false, errChannelEnded
+		}
 	}
 	release, err := s.roomForConn(a.User)
 	if err != nil {
@@ -310,6 +318,7 @@ func (s *server) channelFor(a authInfo, cur *pollCursor, any bool) (ch *pollChan
 		id = cur.Channel
 	}
 	ch = &pollChannel{s: s, id: id, sess: s.newSession(a.User), auth: a, signal: make(chan struct{}, 1), pos: make(map[int64]int64)}
+	ch.sess.channel = id
 	ch.sess.maxRooms = maxCursorConvs
 	ch.sess.onOpen = func(conv, seq int64) {
 		ch.mu.Lock()
@@ -353,9 +362,15 @@ func (s *server) channelFor(a authInfo, cur *pollCursor, any bool) (ch *pollChan
 	} else {
 		ch.restore(cur)
 	}
+	// Ended (DELETE) while it was being rebuilt: here, or on another
+	// node, which recorded it before publishing the event that closes
+	// the channel's hub client, now following the user's topic.
+	if cur != nil && s.endedElsewhere(a.User.ID, cur.Channel) {
+		ch.sess.stop()
+		return nil, false, errChannelEnded
+	}
 	s.polls.mu.Lock()
-	if cur != nil && s.polls.ended.has(a.User.ID, cur.Channel, time.Now()) {
-		// Ended (DELETE) while it was being rebuilt.
+	if cur != nil && (s.polls.ended.has(a.User.ID, cur.Channel, time.Now()) || ch.sess.client.Reason() == hub.ReasonChannelEnded) {
 		s.polls.mu.Unlock()
 		ch.sess.stop()
 		return nil, false, errChannelEnded
@@ -365,6 +380,25 @@ func (s *server) channelFor(a authInfo, cur *pollCursor, any bool) (ch *pollChan
 	ch.touch()
 	return ch, false, nil
 }
+
+// endedElsewhere reports whether Config.Ended records that user ended
+// channel id. If it cannot be read, the answer is no: the channel is
+// rebuilt, as by a node without it.
+func (s *server) endedElsewhere(user int64, id string) bool {
+	if s.cfg.Ended == nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), endedWait)
+	defer cancel()
+	ended, err := s.cfg.Ended.Has(ctx, user, id)
+	if err != nil {
+		s.log.Warn("read ended poll channels", "user", user, "err", err)
+	}
+	return ended
+}
+
+// endedWait bounds a read or write of Config.Ended.
+const endedWait = 3 * time.Second
 
 // restore reopens the conversations of cur, queueing what the client
 // missed in each, after a resumed frame naming those restored. The opens
@@ -409,7 +443,16 @@ func mustJSON(v any) json.RawMessage {
 // then the channel ends, and the next poll rebuilds it from its cursor.
 func (ch *pollChannel) Wake(cl *hub.Client) {
 	if cl.Closed() {
-		go ch.stop()
+		go func() {
+			if cl.Reason() == hub.ReasonChannelEnded {
+				// Its client ended it through another node: a late
+				// poll here is refused, as if the DELETE came here.
+				ch.s.polls.mu.Lock()
+				ch.s.polls.ended.add(ch.sess.user.ID, ch.id, time.Now())
+				ch.s.polls.mu.Unlock()
+			}
+			ch.stop()
+		}()
 	}
 	select {
 	case ch.signal <- struct{}{}:
@@ -830,6 +873,18 @@ func (s *server) handlePollEnd() pollHandler {
 		if ch != nil && ch.sess.user.ID == a.User.ID {
 			ch.stop()
 		}
+		// Other nodes: recorded for a poll reaching one of them, before
+		// the answer; told, for the one that may hold the channel (a
+		// client that changed nodes). Either may fail: the channel has
+		// ended here all the same.
+		ctx, cancel := context.WithTimeout(context.Background(), endedWait)
+		defer cancel()
+		if s.cfg.Ended != nil {
+			if err := s.cfg.Ended.Add(ctx, a.User.ID, cur.Channel, endedFor, maxEndedPerUser); err != nil {
+				s.log.Warn("record ended poll channel", "user", a.User.ID, "err", err)
+			}
+		}
+		s.svc.EndChannel(ctx, a.User, cur.Channel)
 		w.WriteHeader(http.StatusNoContent)
 	}
 }

@@ -1,12 +1,16 @@
 package web_test
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/parley-chat/parley/internal/web"
 )
@@ -124,5 +128,53 @@ func TestPollRestoreNotRateLimited(t *testing.T) {
 		if f.Type == "error" {
 			t.Errorf("rebuilding the channel: %s", f)
 		}
+	}
+}
+
+// downLog is a web.EndedLog whose store cannot be reached.
+type downLog struct{ adds, reads atomic.Int32 }
+
+func (d *downLog) Add(context.Context, int64, string, time.Duration, int) error {
+	d.adds.Add(1)
+	return errors.New("redis down")
+}
+
+func (d *downLog) Has(context.Context, int64, string) (bool, error) {
+	d.reads.Add(1)
+	return false, errors.New("redis down")
+}
+
+// TestPollEndedSharedLogDown: with the record shared by the nodes
+// (Config.Ended) unreachable, a DELETE still ends the channel on its node,
+// which still refuses a late poll for it; and a channel this node does
+// not know is still rebuilt from its cursor.
+func TestPollEndedSharedLogDown(t *testing.T) {
+	log := new(downLog)
+	ts := newTestServer(t, withWeb(func(c *web.Config) { fastPoll(c); c.Ended = log }))
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	ap := ts.connectPoll(t, ada, "")
+	ap.barrier(t)
+	cursor := ap.poll.getCursor()
+	ap.stopPolling()
+	path := "/api/poll?cursor=" + url.QueryEscape(cursor)
+	ts.mustDo(t, ada, "DELETE", path, nil, http.StatusNoContent, nil)
+	if n := ts.hub.UserClients(ada.ID); n != 0 {
+		t.Fatalf("after the DELETE, Ada has %d connections; want 0", n)
+	}
+	if n := log.adds.Load(); n != 1 {
+		t.Errorf("records of the ended channel tried = %d; want 1", n)
+	}
+	r := ts.do(t, ada, "GET", path, nil)
+	var b struct {
+		Error  wireError `json:"error"`
+		Cursor string    `json:"cursor"`
+	}
+	if err := decodeStrict(r.Body, &b); err != nil || r.Status != http.StatusGone || b.Error.Code != "channel_ended" {
+		t.Fatalf("late GET = %s (%v); want 410 channel_ended", r, err)
+	}
+	back := ts.connectPoll(t, ada, b.Cursor)
+	back.expect(t, "resumed")
+	if log.reads.Load() == 0 {
+		t.Error("the rebuild did not read the shared record")
 	}
 }

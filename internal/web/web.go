@@ -39,6 +39,20 @@ type Config struct {
 	PollIdle       time.Duration // how long a long-poll channel outlives its last poll
 	SessionCheck   time.Duration // how often the sessions of open connections are read again (hub.CheckSessions)
 	Health         func(context.Context) error
+	// Ended, if set, records the long-poll channels clients end (DELETE)
+	// where every node reads them (Redis): a late poll for one is refused
+	// whichever node it reaches. Unset, each node remembers those ended
+	// through it.
+	Ended EndedLog
+}
+
+// EndedLog records, for every node, the long-poll channels clients ended.
+type EndedLog interface {
+	// Add records that userID ended channel, for ttl; of a user's
+	// channels only the newest max need be kept.
+	Add(ctx context.Context, userID int64, channel string, ttl time.Duration, max int) error
+	// Has reports whether userID ended channel within its ttl.
+	Has(ctx context.Context, userID int64, channel string) (bool, error)
 }
 
 // DefaultConfig returns the documented defaults.
