@@ -276,8 +276,11 @@ func newChannelID() string {
 // channelFor returns the channel for cursor cur of user a (nil: a new
 // one), reusing a live one or rebuilding it from the cursor. resend holds
 // the frames of a response the client did not receive, to give again.
-// A POST (any) takes the live channel whatever response the client is at.
+// A POST (any) takes the live channel whatever response the client is at;
+// a GET two or more responses behind it is answered by a new channel,
+// rebuilt from the cursor, and leaves the live one as it is.
 func (s *server) channelFor(a authInfo, cur *pollCursor, any bool) (ch *pollChannel, resend bool, err error) {
+	fork := false
 	if cur != nil {
 		s.polls.mu.Lock()
 		ch = s.polls.m[cur.Channel]
@@ -299,8 +302,19 @@ func (s *server) channelFor(a authInfo, cur *pollCursor, any bool) (ch *pollChan
 				return ch, false, nil
 			case cur.N == n-1:
 				return ch, true, nil
+			case cur.N < n-1:
+				// Its client had answer cur.N+1 (answer cur.N+2 went to
+				// a poll with its cursor), so this is a poll it gave
+				// up on, retried or delivered late. Rebuilding the
+				// channel from it would count the channel's answers
+				// from cur.N again, and the client, polling on with its
+				// own cursor, would miss those given to stale polls.
+				// It gets a channel of its own, from its cursor.
+				fork = true
 			}
-			ch.stop()
+			if !fork {
+				ch.stop()
+			}
 		}
 		// Not live here: maybe ended through another node. (A live
 		// channel ended elsewhere is closed by the channel_ended event.)
@@ -314,7 +328,7 @@ func (s *server) channelFor(a authInfo, cur *pollCursor, any bool) (ch *pollChan
 	}
 	defer release() // the channel's hub client is registered, or it failed
 	id := newChannelID()
-	if cur != nil && (ch == nil || ch.sess.user.ID == a.User.ID) {
+	if cur != nil && !fork && (ch == nil || ch.sess.user.ID == a.User.ID) {
 		id = cur.Channel
 	}
 	ch = &pollChannel{s: s, id: id, sess: s.newSession(a.User), auth: a, signal: make(chan struct{}, 1), pos: make(map[int64]int64)}

@@ -1,0 +1,79 @@
+package web_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"testing"
+)
+
+// TestPollStaleCursorKeepsChannel: a poll whose cursor is two or more
+// answers behind its live channel can only be one its client gave up on
+// (the client had the next answer before it could poll for the one
+// after): a request a proxy retried or delivered late. It used to tear
+// the live channel down and rebuild it from that old cursor, counting its
+// answers from there again: the next stale poll then matched the count
+// and was answered from the channel, and the client, polling with its own
+// cursor, found the count its own and never got what those answers held.
+// The live channel now stays as it is (the stale poll is served by a
+// channel of its own, rebuilt from its cursor), and the client loses
+// nothing.
+func TestPollStaleCursorKeepsChannel(t *testing.T) {
+	ts := newTestServer(t, withWeb(fastPoll))
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	grace := ts.signIn(t, "grace@example.com", "Grace")
+	room := ts.enterRoom(t, ada, "general")
+	ts.enterRoom(t, grace, "general")
+	ap := ts.connectPoll(t, ada, "")
+	ap.open(t, room.ID, nil)
+	m0 := ts.post(t, grace, room.ID, "g0", "zero")
+	ap.expectMessage(t, room.ID, m0.Seq)
+	ap.stopPolling()
+
+	type answer struct {
+		Cursor string            `json:"cursor"`
+		Frames []json.RawMessage `json:"frames"`
+	}
+	get := func(what, cur string) (answer, []byte) {
+		t.Helper()
+		r := ts.do(t, ada, "GET", "/api/poll?cursor="+url.QueryEscape(cur), nil)
+		var a answer
+		if r.Status != http.StatusOK || json.Unmarshal(r.Body, &a) != nil {
+			t.Fatalf("%s: GET /api/poll = %s; want 200", what, r)
+		}
+		b, _ := json.Marshal(a.Frames)
+		return a, b
+	}
+	// Two answers, each with a message: c1, c2 and c3 are the cursors
+	// before, between and after them.
+	c1 := ap.poll.getCursor()
+	var c2, c3 string
+	m1 := ts.post(t, grace, room.ID, "g1", "one")
+	if a, b := get("answer 1", c1); !bytes.Contains(b, []byte(`"client_id":"g1"`)) {
+		t.Fatalf("answer 1 = %s; want message %d", b, m1.Seq)
+	} else {
+		c2 = a.Cursor
+	}
+	m2 := ts.post(t, grace, room.ID, "g2", "two")
+	if a, b := get("answer 2", c2); !bytes.Contains(b, []byte(`"client_id":"g2"`)) {
+		t.Fatalf("answer 2 = %s; want message %d", b, m2.Seq)
+	} else {
+		c3 = a.Cursor
+	}
+
+	// A stale poll with c1; a message; a stale poll with c2; the
+	// client's own poll with c3.
+	get("stale poll c1", c1)
+	m3 := ts.post(t, grace, room.ID, "g3", "three")
+	get("stale poll c2", c2)
+	_, frames := get("the client's poll c3", c3)
+	want := fmt.Sprintf(`"client_id":%q`, "g3")
+	if !bytes.Contains(frames, []byte(want)) {
+		t.Errorf("the client's poll after message %d = %s; want it (%s)", m3.Seq, frames, want)
+	}
+	if bytes.Contains(frames, []byte(`"type":"resumed"`)) {
+		t.Errorf("the client's poll = %s; want its live channel, not one rebuilt", frames)
+	}
+}
