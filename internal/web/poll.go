@@ -162,6 +162,7 @@ type pollChannel struct {
 	pending  []json.RawMessage // frames to give before the queued events
 	pos      map[int64]int64   // open conversations: last seq delivered
 	live     map[int64]int64   // conversations not open (groups, one being opened): last seq delivered
+	unsynced map[int64]bool    // open conversations whose messages missed could not be read at the rebuild (restore)
 	waiter   chan struct{}     // closed to end the GET waiting now
 	idle     *time.Timer
 	stopped  bool
@@ -342,7 +343,13 @@ func (s *server) channelFor(a authInfo, cur *pollCursor, any bool) (ch *pollChan
 		ch.pos[conv] = max(seq, ch.live[conv])
 		delete(ch.live, conv)
 	}
-	ch.sess.onClose = func(conv int64) { ch.mu.Lock(); delete(ch.pos, conv); delete(ch.live, conv); ch.mu.Unlock() }
+	ch.sess.onClose = func(conv int64) {
+		ch.mu.Lock()
+		delete(ch.pos, conv)
+		delete(ch.live, conv)
+		delete(ch.unsynced, conv)
+		ch.mu.Unlock()
+	}
 	ch.sess.onSync = func(conv int64, ms []chat.Message) {
 		ch.mu.Lock()
 		defer ch.mu.Unlock()
@@ -429,6 +436,23 @@ func (ch *pollChannel) restore(cur *pollCursor) {
 			}
 			frames = append(frames, mustJSON(v))
 		})
+		if err != nil && ch.sess.isOpen(id) {
+			// Open, but what was missed could not be read (the sync, or
+			// a group's read positions): it is read at the next take.
+			ch.s.log.Warn("restore a long-poll conversation", "user", ch.sess.user.ID, "conv", id, "err", err)
+			ch.mu.Lock()
+			if _, ok := ch.pos[id]; !ok { // as onOpen
+				ch.pos[id] = max(seq, ch.live[id])
+				delete(ch.live, id)
+			}
+			if ch.unsynced == nil {
+				ch.unsynced = make(map[int64]bool)
+			}
+			ch.unsynced[id] = true
+			ch.mu.Unlock()
+			rooms = append(rooms, id)
+			continue
+		}
 		if err != nil {
 			frames = append(frames, mustJSON(ch.s.errorFrameOf("", id, err)))
 			continue
@@ -527,7 +551,14 @@ func (ch *pollChannel) take(ctx context.Context) []json.RawMessage {
 	ch.mu.Lock()
 	frames := ch.pending
 	ch.pending = nil
+	var unsynced []int64
+	if len(ch.unsynced) > 0 {
+		unsynced = slices.Collect(maps.Keys(ch.unsynced))
+	}
 	ch.mu.Unlock()
+	for _, id := range unsynced {
+		frames = ch.resync(id, frames)
+	}
 	// Until Next finds nothing: only then is the client idle, and only an
 	// idle client is woken (signal) when events come. Stopping earlier,
 	// with every item filtered out by admit, would leave the GET asleep
@@ -563,6 +594,26 @@ func (ch *pollChannel) take(ctx context.Context) []json.RawMessage {
 	for _, id := range drop {
 		ch.sess.dropped(id)
 	}
+	return frames
+}
+
+// resync appends to frames the sync of open conversation id that restore
+// could not read: the messages after the last delivered, which the
+// queued events then follow. If it fails again, the next take tries.
+func (ch *pollChannel) resync(id int64, frames []json.RawMessage) []json.RawMessage {
+	ch.mu.Lock()
+	after, open := ch.pos[id]
+	ch.mu.Unlock()
+	if open {
+		var out []json.RawMessage
+		if err := ch.sess.sync(inFrame{Type: "sync", RoomID: id, After: &after}, func(v any) { out = append(out, mustJSON(v)) }); err != nil {
+			return frames
+		}
+		frames = append(frames, out...)
+	}
+	ch.mu.Lock()
+	delete(ch.unsynced, id)
+	ch.mu.Unlock()
 	return frames
 }
 
