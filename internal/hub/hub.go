@@ -102,7 +102,6 @@ func (it *Item) Prepared(format int, enc func(chat.Event) []byte, prep func([]by
 type Client struct {
 	UserID    int64
 	SessionID int64
-	Channel   string // the long-poll channel the client serves, if any (RegisterChannel)
 
 	limit    int
 	wake     Waker // guarded by mu (Attach sets it late); an interface, not a func: a method value would be one more object to load on every Push
@@ -369,6 +368,22 @@ func (h *Hub) deliverAny(t chat.Topic, ev chat.Event) {
 // A Waker starts a client's writer (Register).
 type Waker interface{ Wake(*Client) }
 
+// A ChannelWaker is the Waker of a client that serves a long-poll channel:
+// an EventChannelEnded naming the channel closes the client. The name is
+// the Waker's, not a field of every Client: a WebSocket has none.
+type ChannelWaker interface {
+	Waker
+	ChannelName() string
+}
+
+// servesChannel reports whether c's Waker serves long-poll channel name.
+func (c *Client) servesChannel(name string) bool {
+	c.mu.Lock()
+	w, ok := c.wake.(ChannelWaker)
+	c.mu.Unlock()
+	return ok && name != "" && w.ChannelName() == name
+}
+
 // WakeFunc is a function as a Waker.
 type WakeFunc func(*Client)
 
@@ -384,13 +399,7 @@ var ErrClosed = errors.New("hub closed")
 // idle, or the client was closed. It may run with hub locks held, so it
 // must only start the writer, never block or call the hub.
 func (h *Hub) Register(userID, sessionID int64, outbox int, wake Waker) (*Client, error) {
-	return h.RegisterChannel(userID, sessionID, "", outbox, wake)
-}
-
-// RegisterChannel is Register for a client serving the long-poll channel
-// named channel: an EventChannelEnded for it closes the client.
-func (h *Hub) RegisterChannel(userID, sessionID int64, channel string, outbox int, wake Waker) (*Client, error) {
-	c := &Client{UserID: userID, SessionID: sessionID, Channel: channel, limit: outbox, wake: wake, done: make(chan struct{})}
+	c := &Client{UserID: userID, SessionID: sessionID, limit: outbox, wake: wake, done: make(chan struct{})}
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
@@ -666,7 +675,7 @@ func (h *Hub) deliver(tp *topic, ev chat.Event) {
 		tp.mu.RLock()
 		defer tp.mu.RUnlock()
 		for _, c := range tp.clients {
-			if ev.Channel != "" && c.Channel == ev.Channel {
+			if c.servesChannel(ev.Channel) {
 				c.Close(ReasonChannelEnded)
 			}
 		}

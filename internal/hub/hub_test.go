@@ -940,11 +940,11 @@ func TestResyncPagesThroughWhatWasMissed(t *testing.T) {
 
 func TestChannelEndedClosesOnlyThatChannel(t *testing.T) {
 	h, b := newHub(t)
-	poll, err := h.RegisterChannel(7, 100, "ch-a", 8, nil)
+	poll, err := h.Register(7, 100, 8, channelWaker("ch-a"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, err := h.RegisterChannel(7, 100, "ch-b", 8, nil)
+	other, err := h.Register(7, 100, 8, channelWaker("ch-b"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -959,14 +959,21 @@ func TestChannelEndedClosesOnlyThatChannel(t *testing.T) {
 	default:
 		t.Error("client of the ended channel still open")
 	}
-	for _, c := range []*hub.Client{other, ws} {
+	for name, c := range map[string]*hub.Client{"ch-b": other, "a WebSocket": ws} {
 		select {
 		case <-c.Done():
-			t.Errorf("client of channel %q closed", c.Channel)
+			t.Errorf("client of %s closed", name)
 		default:
 		}
 		if n := c.Queued(); n != 0 {
-			t.Errorf("client of channel %q got %d items; want none", c.Channel, n)
+			t.Errorf("client of %s got %d items; want none", name, n)
 		}
 	}
 }
+
+// channelWaker is the Waker of a client serving the long-poll channel it
+// names.
+type channelWaker string
+
+func (channelWaker) Wake(*hub.Client)      {}
+func (w channelWaker) ChannelName() string { return string(w) }

@@ -333,7 +333,6 @@ func (s *server) channelFor(a authInfo, cur *pollCursor, any bool) (ch *pollChan
 		id = cur.Channel
 	}
 	ch = &pollChannel{s: s, id: id, sess: s.newSession(a.User), auth: a, signal: make(chan struct{}, 1), pos: make(map[int64]int64)}
-	ch.sess.channel = id
 	ch.sess.maxRooms = maxCursorConvs
 	ch.sess.onOpen = func(conv, seq int64) {
 		ch.mu.Lock()
@@ -476,6 +475,10 @@ func mustJSON(v any) json.RawMessage {
 	}
 	return b
 }
+
+// ChannelName names the channel for the hub (hub.ChannelWaker): a
+// channel_ended event naming it closes the channel's client.
+func (ch *pollChannel) ChannelName() string { return ch.id }
 
 // Wake is the hub's signal: something is queued, or the client closed:
 // then the channel ends, and the next poll rebuilds it from its cursor.

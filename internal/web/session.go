@@ -44,9 +44,6 @@ type session struct {
 	onOpen  func(id, lastSeq int64)
 	onSync  func(id int64, ms []chat.Message)
 	onClose func(id int64)
-	// channel names the long-poll channel the session serves: a
-	// channel_ended event for it closes the session's hub client.
-	channel string
 	// maxRooms, if positive, bounds the conversations open at once: a
 	// long-poll cursor names them all, and a cursor is bounded.
 	maxRooms int
@@ -69,7 +66,7 @@ func (s *server) newSession(u chat.User) *session {
 // wake may be nil, for a client to be attached later (hub.Client.Attach).
 func (n *session) start(ctx context.Context, sessionID int64, wake hub.Waker, eventsAfter *int64) error {
 	var err error
-	if n.client, err = n.s.hub.RegisterChannel(n.user.ID, sessionID, n.channel, n.s.cfg.Outbox, wake); err != nil {
+	if n.client, err = n.s.hub.Register(n.user.ID, sessionID, n.s.cfg.Outbox, wake); err != nil {
 		return err
 	}
 	if err := n.s.svc.Connect(ctx, n.user); err != nil {
