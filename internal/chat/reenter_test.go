@@ -2,6 +2,7 @@ package chat_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 
 	"github.com/parley-chat/parley/internal/chat"
@@ -51,5 +52,47 @@ func TestEnterRoomAgainLogged(t *testing.T) {
 		if m := got[1].Message; c.quiet != (m == nil) || m != nil && (m.Kind != chat.KindJoin || m.SenderID != ada.ID) {
 			t.Errorf("#%s: message of the event of entering again = %+v; want her join message (none in a quiet room: %v)", c.name, m, c.quiet)
 		}
+	}
+}
+
+// TestCheckMemberAtMark: the mark of a membership check comes before the
+// removal that ends the membership found, and at or after one that ended
+// an earlier membership (the user left and entered again before the
+// check); a non-member is refused as by CheckMember.
+func TestCheckMemberAtMark(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, chat.Config{})
+	ada, _ := f.signIn(t, "ada@example.com", "Ada")
+	r := f.enter(t, ada, "lobby")
+	before, err := f.svc.CheckMemberAt(ctx, ada, r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.svc.LeaveRoom(ctx, ada, r.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.CheckMemberAt(ctx, ada, r.ID); !errors.Is(err, chat.ErrForbidden) {
+		t.Errorf("CheckMemberAt after leaving: %v; want ErrForbidden", err)
+	}
+	f.enter(t, ada, "lobby")
+	after, err := f.svc.CheckMemberAt(ctx, ada, r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs, err := f.svc.UserEvents(ctx, ada, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var removed int64
+	for _, ev := range evs {
+		if ev.Type == chat.EventRemoved && ev.ConvID == r.ID {
+			removed = ev.UserSeq
+		}
+	}
+	if removed == 0 {
+		t.Fatalf("no removed logged for the leave: %+v", evs)
+	}
+	if before >= removed || after < removed {
+		t.Errorf("marks before the leave %d, after entering again %d; want %d between them (before < removed ≤ after)", before, after, removed)
 	}
 }

@@ -649,6 +649,24 @@ func (s *Service) CheckMember(ctx context.Context, u User, id int64) error {
 	return err
 }
 
+// CheckMemberAt is CheckMember that also returns where u's event log
+// stood before the check (LastUserEvent), the check's mark. An
+// EventRemoved of u from conversation id is logged after the membership it
+// ends is stored: one logged after the mark ended the membership the check
+// found (or a later one), one logged at or before it an earlier one, and
+// is old news to whoever subscribed on the check (hub.Hub.SubscribeMember).
+// A removal stored before the check and logged after it still counts as
+// the newer: the mark errs only that way.
+func (s *Service) CheckMemberAt(ctx context.Context, u User, id int64) (mark int64, err error) {
+	if mark, err = s.store.LastUserEvent(ctx, u.ID); err != nil {
+		return 0, internal("load last user event", err)
+	}
+	if err := s.CheckMember(ctx, u, id); err != nil {
+		return 0, err
+	}
+	return mark, nil
+}
+
 // memberKind returns the kind of conversation id if u is a member of it,
 // and otherwise the error an open gets.
 func (s *Service) memberKind(ctx context.Context, u User, id int64) (ConvKind, error) {

@@ -134,3 +134,66 @@ func TestFollowCatchesUp(t *testing.T) {
 		}
 	}
 }
+
+// TestStaleRemovedSparesNewerOpen: a removal of user 2 from conversation
+// 5 logged at UserSeq 5 reaches the hub after a connection opened the
+// conversation on a membership checked with the user's log at 7 (the user
+// entered it again meanwhile; over Redis the removal may come late): it
+// stops the user's connections subscribed before, or on an older check,
+// and not that one. A later removal, logged after its check, stops it.
+func TestStaleRemovedSparesNewerOpen(t *testing.T) {
+	h, b := newHub(t)
+	followed := mustRegister(t, h, 2, 1, 16) // subscribed with no check of its own
+	older := mustRegister(t, h, 2, 2, 16)
+	newer := mustRegister(t, h, 2, 3, 16)
+	t5 := chat.ConvTopic(5)
+	if err := h.Subscribe(followed, t5); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.SubscribeMember(older, t5, 4); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.SubscribeMember(newer, t5, 7); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, b, chat.UserTopic(2), chat.Event{Type: chat.EventRemoved, ConvID: 5, Reason: "left", UserSeq: 5})
+	publish(t, b, t5, msg(5, 1))
+	for _, c := range []*hub.Client{followed, older} {
+		if got := fmt.Sprint(queuedOf(c)); got != "[removed]" {
+			t.Errorf("client subscribed before the removal got %s; want [removed]", got)
+		}
+		if h.Spares(c, t5, 5) {
+			t.Errorf("Spares(client subscribed before, removal 5) = true; want false")
+		}
+	}
+	if got := fmt.Sprint(queuedOf(newer)); got != "[removed 1]" {
+		t.Errorf("client subscribed on the newer membership got %s; want [removed 1]", got)
+	}
+	if !h.Spares(newer, t5, 5) {
+		t.Errorf("Spares(client subscribed on the newer membership, removal 5) = false; want true")
+	}
+
+	publish(t, b, chat.UserTopic(2), chat.Event{Type: chat.EventRemoved, ConvID: 5, Reason: "left", UserSeq: 8})
+	publish(t, b, t5, msg(5, 2))
+	if got := fmt.Sprint(queuedOf(newer)); got != "[removed]" {
+		t.Errorf("after a removal logged after its check, the client got %s; want [removed]", got)
+	}
+	if h.Spares(newer, t5, 8) {
+		t.Errorf("Spares(client, removal 8) = true; want false")
+	}
+}
+
+// TestRemovedUnloggedStopsAll: a removal that could not be logged
+// (UserSeq 0) tells nothing of its age: it stops every connection.
+func TestRemovedUnloggedStopsAll(t *testing.T) {
+	h, b := newHub(t)
+	c := mustRegister(t, h, 2, 1, 16)
+	if err := h.SubscribeMember(c, chat.ConvTopic(5), 7); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, b, chat.UserTopic(2), chat.Event{Type: chat.EventRemoved, ConvID: 5, Reason: "left"})
+	publish(t, b, chat.ConvTopic(5), msg(5, 1))
+	if got := fmt.Sprint(queuedOf(c)); got != "[removed]" {
+		t.Errorf("client got %s; want [removed]", got)
+	}
+}

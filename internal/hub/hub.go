@@ -268,6 +268,12 @@ type topic struct {
 	name    chat.Topic
 	mu      sync.RWMutex
 	clients clientSet
+	// marks holds, for the clients subscribed with SubscribeMember (a
+	// conversation opened), where their user's event log stood when the
+	// membership was checked; guarded by mu, nil while empty. A removal
+	// logged at or before its mark ended an earlier membership, and does
+	// not stop the client.
+	marks map[*Client]int64
 
 	// The broker subscription, made and cancelled by the hub's broker
 	// goroutine (work), never with mu held: over Redis it waits for an
@@ -294,10 +300,31 @@ type topic struct {
 	filling bool                 // fillGap is running
 
 	// removals counts, per conversation, the EventRemoved this user topic
-	// delivered, and removed all of them; guarded by dmu. A follow made
-	// before one must not subscribe after it.
-	removals map[int64]uint64
+	// delivered, with the UserSeq of the newest, and removed all of them;
+	// guarded by dmu. A follow made before one must not subscribe after it.
+	removals map[int64]removal
 	removed  uint64
+}
+
+// removal is what a user topic knows of the user's removals from one
+// conversation: how many it delivered, and the UserSeq of the last.
+type removal struct {
+	n   uint64
+	seq int64
+}
+
+// removeLocked removes the clients of cs that tp has, and their marks.
+// tp.mu is held.
+func (tp *topic) removeLocked(cs ...*Client) {
+	tp.clients.remove(cs...)
+	if tp.marks != nil {
+		for _, c := range cs {
+			delete(tp.marks, c)
+		}
+		if len(tp.marks) == 0 {
+			tp.marks = nil
+		}
+	}
 }
 
 // reorderWait bounds how long an early message waits for the ones before it.
@@ -446,7 +473,19 @@ func (h *Hub) Unregister(c *Client) {
 // while the broker is slow to answer (Redis hanging unnoticed): t then
 // delivers, once subscribed, what it missed from the store, as Resync
 // does. It fails if the broker refuses t (closed).
-func (h *Hub) Subscribe(c *Client, t chat.Topic) error {
+func (h *Hub) Subscribe(c *Client, t chat.Topic) error { return h.subscribe(c, t, 0) }
+
+// SubscribeMember is Subscribe for the topic of a conversation that c's
+// user was found a member of when their event log stood at mark
+// (chat.Service.CheckMemberAt). A removal of the user from it logged at or
+// before mark (an EventRemoved with 0 < UserSeq ≤ mark) ended an earlier
+// membership: delivered late, as over Redis it may be, it leaves c
+// subscribed. While c stays subscribed, the newest mark counts.
+func (h *Hub) SubscribeMember(c *Client, t chat.Topic, mark int64) error {
+	return h.subscribe(c, t, mark)
+}
+
+func (h *Hub) subscribe(c *Client, t chat.Topic, mark int64) error {
 	h.mu.Lock()
 	if _, ok := h.clients[c]; !ok {
 		h.mu.Unlock()
@@ -469,6 +508,12 @@ func (h *Hub) Subscribe(c *Client, t chat.Topic) error {
 	}
 	tp.mu.Lock()
 	tp.clients.add(c)
+	if mark > 0 {
+		if tp.marks == nil {
+			tp.marks = make(map[*Client]int64)
+		}
+		tp.marks[c] = max(tp.marks[c], mark)
+	}
 	tp.mu.Unlock()
 	if !follows {
 		c.topics = append(c.topics, t)
@@ -635,7 +680,7 @@ func (h *Hub) unsubscribeLocked(c *Client, t chat.Topic) chan struct{} {
 		return nil
 	}
 	tp.mu.Lock()
-	tp.clients.remove(c)
+	tp.removeLocked(c)
 	n := len(tp.clients)
 	tp.mu.Unlock()
 	var done chan struct{}
@@ -684,15 +729,17 @@ func (h *Hub) deliver(tp *topic, ev chat.Event) {
 	if ev.Type == chat.EventRemoved {
 		// On a user topic: every client here is the user's. Stop their
 		// delivery of the conversation now, then tell them.
+		// A client whose open found a newer membership than the one this
+		// ended (a removal that reached this node late) is spared.
 		tp.dmu.Lock()
 		if tp.removals == nil {
-			tp.removals = make(map[int64]uint64)
+			tp.removals = make(map[int64]removal)
 		}
-		tp.removals[ev.ConvID]++
+		tp.removals[ev.ConvID] = removal{n: tp.removals[ev.ConvID].n + 1, seq: ev.UserSeq}
 		tp.removed++
 		delete(tp.reads, ev.ConvID) // added again, the user starts from a read position anew
 		tp.dmu.Unlock()
-		h.revoke(h.topicOf(chat.ConvTopic(ev.ConvID)), 0, tp)
+		h.revoke(h.topicOf(chat.ConvTopic(ev.ConvID)), 0, tp, ev.UserSeq)
 	}
 	if ev.Type == chat.EventConversation && ev.ConvKind == chat.ConvGroup {
 		// On a user topic: the user created or joined a group. Every
@@ -843,7 +890,7 @@ func (h *Hub) fanOut(tp *topic, ev chat.Event) {
 	}
 	tp.mu.RUnlock()
 	if ev.Revoke != 0 {
-		h.revoke(tp, ev.Revoke, nil)
+		h.revoke(tp, ev.Revoke, nil, 0)
 	}
 }
 
@@ -924,6 +971,20 @@ func (h *Hub) Removals(userID int64) uint64 {
 	return tp.removed
 }
 
+// Spares reports whether c receives topic t in spite of a removal of its
+// user from t's conversation logged at userSeq: c subscribed with
+// SubscribeMember on a membership newer than the one that removal ended.
+// A connection that the removal did not stop keeps the conversation open.
+func (h *Hub) Spares(c *Client, t chat.Topic, userSeq int64) bool {
+	tp := h.topicOf(t)
+	if tp == nil || userSeq <= 0 {
+		return false
+	}
+	tp.mu.RLock()
+	defer tp.mu.RUnlock()
+	return tp.clients.has(c) && tp.marks[c] >= userSeq
+}
+
 // UserClients returns how many clients of user userID the hub holds.
 func (h *Hub) UserClients(userID int64) int {
 	tp := h.topicOf(chat.UserTopic(userID))
@@ -944,12 +1005,13 @@ func (h *Hub) topicOf(t chat.Topic) *topic {
 }
 
 // revoke stops tp (a conversation topic; nil is no-op) delivering to the
-// clients of user userID, or, with of set, to the clients of topic of. It
-// removes them from tp at once, so that nothing more reaches them, and
-// leaves the bookkeeping (Unsubscribe, which may cancel a broker
-// subscription and so must not run inside a broker callback) to a
-// goroutine.
-func (h *Hub) revoke(tp *topic, userID int64, of *topic) {
+// clients of user userID, or, with of set, to the clients of topic of;
+// with seq > 0 (the UserSeq of a removal), not to those whose mark is seq
+// or more (SubscribeMember). It removes them from tp at once, so that
+// nothing more reaches them, and leaves the bookkeeping (Unsubscribe,
+// which may cancel a broker subscription and so must not run inside a
+// broker callback) to a goroutine.
+func (h *Hub) revoke(tp *topic, userID int64, of *topic, seq int64) {
 	if tp == nil {
 		return
 	}
@@ -967,7 +1029,10 @@ func (h *Hub) revoke(tp *topic, userID int64, of *topic) {
 			}
 		}
 	}
-	tp.clients.remove(gone...)
+	if seq > 0 && tp.marks != nil {
+		gone = slices.DeleteFunc(gone, func(c *Client) bool { return tp.marks[c] >= seq })
+	}
+	tp.removeLocked(gone...)
 	tp.mu.Unlock()
 	if len(gone) == 0 {
 		return
@@ -1002,24 +1067,26 @@ func (h *Hub) follow(tp *topic, id, base int64) {
 	cs := slices.Clone(tp.clients)
 	tp.mu.RUnlock()
 	tp.dmu.Lock()
-	gen := tp.removals[id]
+	gen := tp.removals[id].n
 	tp.dmu.Unlock()
-	removed := func() bool {
+	// removed returns the UserSeq of the newest removal since, if any.
+	removed := func() (bool, int64) {
 		tp.dmu.Lock()
 		defer tp.dmu.Unlock()
-		return tp.removals[id] != gen
+		r := tp.removals[id]
+		return r.n != gen, r.seq
 	}
 	go func() {
 		for _, c := range cs {
-			if removed() {
+			if gone, _ := removed(); gone {
 				break
 			}
 			if err := h.Subscribe(c, t); err != nil && !errors.Is(err, ErrClosed) {
 				h.log.Warn("follow group", "topic", string(t), "err", err)
 			}
 		}
-		if removed() {
-			h.revoke(h.topicOf(t), 0, tp)
+		if gone, seq := removed(); gone {
+			h.revoke(h.topicOf(t), 0, tp, seq)
 			return
 		}
 		h.catchUp(t, cs, base)

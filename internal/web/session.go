@@ -331,14 +331,17 @@ func (n *session) open(f inFrame, reply func(any)) error {
 		conv   chat.Conversation
 		online []chat.User
 		count  int
+		mark   int64 // where the user's event log stood before the membership check
 		err    error
 	)
 	if n.isOpen(f.RoomID) {
-		if conv, err = n.s.svc.ConversationFor(ctx, n.user, f.RoomID); err == nil {
-			if conv.Kind == chat.ConvGroup {
-				// A member removed and added again was unsubscribed by the hub.
-				err = n.s.hub.Subscribe(n.client, chat.ConvTopic(f.RoomID))
-			}
+		if mark, err = n.s.svc.LastUserEvent(ctx, n.user); err == nil {
+			conv, err = n.s.svc.ConversationFor(ctx, n.user, f.RoomID)
+		}
+		if err == nil {
+			// A member removed and added again was unsubscribed by the
+			// hub; one subscribed still now has the newer mark.
+			err = n.s.hub.SubscribeMember(n.client, chat.ConvTopic(f.RoomID), mark)
 		}
 		if err == nil {
 			// Who is present is only shown: while it cannot be read, the
@@ -355,14 +358,16 @@ func (n *session) open(f inFrame, reply func(any)) error {
 			e.RetryAfter = 10 * time.Second
 			return e
 		}
-		if err := n.s.svc.CheckMember(ctx, n.user, f.RoomID); err != nil {
+		if mark, err = n.s.svc.CheckMemberAt(ctx, n.user, f.RoomID); err != nil {
 			return err
 		}
 		// A group is followed already, and stays so if the open fails.
 		followed := n.s.hub.Follows(n.client, chat.ConvTopic(f.RoomID))
 		n.setOpening(f.RoomID) // its presence from now on is shown
 		defer n.setOpening(0)
-		if err := n.s.hub.Subscribe(n.client, chat.ConvTopic(f.RoomID)); err != nil {
+		// A removal logged up to mark, reaching this node late, ended an
+		// earlier membership: the hub keeps this subscription.
+		if err := n.s.hub.SubscribeMember(n.client, chat.ConvTopic(f.RoomID), mark); err != nil {
 			return err
 		}
 		conv, online, count, err = n.s.svc.OpenConversation(ctx, n.user, f.RoomID)
@@ -382,7 +387,7 @@ func (n *session) open(f inFrame, reply func(any)) error {
 	if err != nil {
 		return err
 	}
-	opened := openedFrame{Type: "opened", Ref: f.Ref, Room: conversationOf(conv), Online: userRefs(online), OnlineCount: count}
+	opened := openedFrame{Type: "opened", Ref: f.Ref, Room: conversationOf(conv), Online: userRefs(online), OnlineCount: count, UserSeq: mark}
 	if conv.Kind == chat.ConvRoom {
 		opened.Room = conv.Room()
 	} else {
@@ -628,6 +633,17 @@ func (n *session) dropped(id int64) {
 	if err := n.s.svc.CloseRoom(ctx, n.user, id); err != nil {
 		n.s.log.Warn("close removed conversation", "room", id, "err", err)
 	}
+}
+
+// removedBy handles ev, a removed written to the client: the
+// conversation is dropped, unless the hub kept this connection's
+// subscription, made on a membership newer than the one ev ended
+// (hub.Hub.Spares): ev is old news, and the conversation stays open.
+func (n *session) removedBy(ev chat.Event) {
+	if n.s.hub.Spares(n.client, chat.ConvTopic(ev.ConvID), ev.UserSeq) {
+		return
+	}
+	n.dropped(ev.ConvID)
 }
 
 // cleanup closes the conversations this session had open.

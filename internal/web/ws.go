@@ -79,7 +79,7 @@ type conn struct {
 	wmu     sync.Mutex  // one flush at a time
 	buf     []*hub.Item // guarded by wmu
 	goodbye sync.Once
-	removed func(convID int64) // called, in a goroutine, when a removed frame is written
+	removed func(ev chat.Event) // called, in a goroutine, when a removed frame is written
 	// admit, if set, decides which logged user events (Event.UserSeq > 0)
 	// to write for one: none if written already, missed ones first. It may
 	// read the store, so a writer shared by all connections never calls it.
@@ -717,7 +717,7 @@ func (c *conn) write(cl *hub.Client, items []*hub.Item) (int, error) {
 						all = append(append(all, eb...), '\n')
 					}
 					if ev.Type == chat.EventRemoved && c.removed != nil {
-						go c.removed(ev.ConvID)
+						go c.removed(ev)
 					}
 				}
 				b = bytes.TrimSuffix(append(all, b...), newline)
@@ -735,7 +735,7 @@ func (c *conn) write(cl *hub.Client, items []*hub.Item) (int, error) {
 			}
 		}
 		if it.Event.Type == chat.EventRemoved && c.removed != nil {
-			go c.removed(it.Event.ConvID)
+			go c.removed(it.Event)
 		}
 		if len(b) == 0 {
 			continue
@@ -915,6 +915,9 @@ type openedFrame struct {
 	Ref    string    `json:"ref,omitempty"`
 	Room   any       `json:"room"`   // chat.Room, or conversationJSON for other kinds
 	Online []userRef `json:"online"` // at most chat.Config.OnlineMax of those present
+	// UserSeq is the open's mark (chat.Service.CheckMemberAt): a removed
+	// of the room with a user_seq up to it is old news to this connection.
+	UserSeq int64 `json:"user_seq,omitempty"`
 	// OnlineCount is how many have the room open, more than len(Online)
 	// in a room with more than chat.Config.OnlineMax present.
 	OnlineCount int                 `json:"online_count"`
@@ -1024,7 +1027,7 @@ func (s *server) handleWS() http.Handler {
 		// A signed-in WebSocket: a session over a conn.
 		n := &conn{s: s, format: formatNative, ctx: context.Background(), sess: s.newSession(a.User)}
 		n.setWS(ws)
-		n.removed = n.sess.dropped
+		n.removed = n.sess.removedBy
 		n.admit = n.sess.admitUser
 		ctx, cancel := opContext()
 		defer cancel()
