@@ -8,7 +8,8 @@ import (
 
 // TestDependencies keeps the domain free of transports and drivers: chat
 // may use the standard library only, and golang.org/x/text, the Go
-// project's own Unicode tables (room names are compared in NFC).
+// project's own Unicode tables (room names are compared in NFC, and
+// secure/precis checks where their joiners stand).
 func TestDependencies(t *testing.T) {
 	out, err := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}} {{.Standard}}", "github.com/parley-chat/parley/internal/chat").CombinedOutput()
 	if err != nil {

@@ -85,3 +85,46 @@ func TestRoomNameNFC(t *testing.T) {
 		t.Errorf("ValidRoomName(64 decomposed é) = %v; want nil", err)
 	}
 }
+
+// TestRoomNameJoiners: the zero-width non-joiner and joiner, which Persian
+// and the Indic scripts need between letters, make room names exactly
+// where IDNA's CONTEXTJ rules (RFC 5892, Appendix A.1 and A.2) allow
+// them: a joiner after a virama; a non-joiner after a virama, or between
+// a letter that joins on its left and one that joins on its right.
+// Anywhere else they show nothing, and would make a look-alike name.
+func TestRoomNameJoiners(t *testing.T) {
+	tests := []struct {
+		name string
+		code string // "" when valid
+	}{
+		{"می\u200cخواهم", ""},                 // Persian: "I want", ZWNJ between joining letters
+		{"نامه\u200cها", ""},                  // Persian plural suffix
+		{"क्\u200dष", ""},                     // Hindi: ZWJ after the virama (a half form)
+		{"क्\u200cष", ""},                     // Hindi: ZWNJ after the virama (explicit virama)
+		{"ക്\u200d", ""},                      // Malayalam chillu written with ZWJ, last
+		{"بِ\u200cب", ""},                     // a mark (transparent) between the letter and ZWNJ
+		{"ab\u200ccd", chat.CodeInvalidField}, // ZWNJ between Latin letters
+		{"ab\u200dcd", chat.CodeInvalidField}, // ZWJ between Latin letters
+		{"\u200c", chat.CodeInvalidField},     // alone
+		{"\u200d", chat.CodeInvalidField},
+		{"\u200cمی", chat.CodeInvalidField}, // first
+		{"\u200dक्ष", chat.CodeInvalidField},
+		{"می\u200c", chat.CodeInvalidField}, // last, without a virama before
+		{"कष\u200d", chat.CodeInvalidField},
+		{"क\u200dष", chat.CodeInvalidField},            // ZWJ after a letter, no virama
+		{"ب\u200ca", chat.CodeInvalidField},            // ZWNJ before a letter that does not join
+		{"ب\u200c-ب", chat.CodeInvalidField},           // nor before '-'
+		{"ا\u200cب", chat.CodeInvalidField},            // alef joins on its right only: nothing to cut
+		{"می\u200c\u200cخواهم", chat.CodeInvalidField}, // two in a row
+	}
+	for _, tt := range tests {
+		got, err := chat.NormalizeRoomName(tt.name)
+		if tt.code == "" {
+			if err != nil || got != tt.name {
+				t.Errorf("NormalizeRoomName(%+q) = %+q, %v; want it kept", tt.name, got, err)
+			}
+			continue
+		}
+		wantError(t, fmt.Sprintf("NormalizeRoomName(%+q)", tt.name), err, chat.ErrInvalid, tt.code, "name")
+	}
+}

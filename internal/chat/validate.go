@@ -6,6 +6,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"golang.org/x/text/secure/precis"
 	"golang.org/x/text/unicode/norm"
 )
 
@@ -46,7 +47,9 @@ func ValidRoomName(s string) error {
 // signs of Hindi and Thai do), but a mark may not start the name or follow
 // '-' or '_'. The characters that show as nothing (the Hangul fillers,
 // variation selectors, the combining grapheme joiner) are refused: a name
-// with one looks like the name without it, and is another room.
+// with one looks like the name without it, and is another room. Of them,
+// the zero-width non-joiner and joiner, which Persian and the Indic
+// scripts need, are taken exactly where IDNA allows them (see joinersOK).
 func NormalizeRoomName(s string) (string, error) {
 	if s == "" {
 		return "", Invalid(CodeMissingField, "name", "room name is required")
@@ -65,6 +68,8 @@ func NormalizeRoomName(s string) (string, error) {
 	base := false // the rune before is a letter, a digit or a mark on one
 	for _, r := range s {
 		switch {
+		case r == zwnj || r == zwj:
+			continue // checked by joinersOK below
 		case !showsSomething(r):
 			// Refused below, letter or mark.
 		case unicode.IsLetter(r) || unicode.IsDigit(r):
@@ -81,7 +86,49 @@ func NormalizeRoomName(s string) (string, error) {
 		}
 		return "", Invalid(CodeInvalidField, "name", "room names use letters, digits, '-' and '_' only")
 	}
+	if !joinersOK(s) {
+		return "", Invalid(CodeInvalidField, "name", "a zero-width joiner or non-joiner in a room name must follow a virama, or stand between letters that join")
+	}
 	return s, nil
+}
+
+const (
+	zwnj = '\u200c' // ZERO WIDTH NON-JOINER
+	zwj  = '\u200d' // ZERO WIDTH JOINER
+)
+
+// joinCheck checks the joiners of a string; see joinersOK.
+var joinCheck = precis.NewFreeform()
+
+// joinersOK reports whether every zero-width joiner and non-joiner in s
+// stands where IDNA's CONTEXTJ rules (RFC 5892, Appendix A.1 and A.2)
+// allow it: a joiner only after a virama (canonical combining class 9); a
+// non-joiner after a virama, or where Joining_Type matches
+// (L|D) T* ZWNJ T* (R|D), between letters that would join but for it.
+// Elsewhere they change nothing that shows.
+//
+// The rules and the Joining_Type table are x/text's PRECIS, which applies
+// them as RFC 8264 says. Its other rules (the classes of characters, the
+// contextual rules for the middle dot, Greek and Hebrew punctuation,
+// Arabic-Indic digits) are not wanted here, so it is given a copy of s in
+// which every rune but the joiners, and the letters and marks it allows,
+// is '-': a rune that joins nothing, as the runes it stands for (digits,
+// punctuation, symbols, spaces) join nothing. golang.org/x/net/idna's
+// CheckJoiners would need no copy but is wrong after a non-joiner: it
+// takes any rune that joins nothing there (ZWNJ before a Latin letter or
+// a space) as the right side.
+func joinersOK(s string) bool {
+	if !strings.ContainsRune(s, zwnj) && !strings.ContainsRune(s, zwj) {
+		return true
+	}
+	probe := strings.Map(func(r rune) rune {
+		if r == zwnj || r == zwj || (unicode.IsLetter(r) || unicode.IsMark(r)) && joinCheck.Allowed().Contains(r) {
+			return r
+		}
+		return '-'
+	}, s)
+	_, err := joinCheck.String(probe)
+	return err == nil
 }
 
 // NormalizeUserName trims a display name and checks it.

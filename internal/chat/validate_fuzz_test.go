@@ -19,7 +19,7 @@ var nameSeeds = []string{
 	"", " ", "general", "General", "go-nuts_2026", "Été", "日本語", "한국어", "οδοσ", "ΟΔΟΣ", "οδος",
 	"İstanbul", "ǅemal", "K", "ß", "two words", "  Ada \t Lovelace\n", "a/b", "dot.name",
 	"general\u3164", "\u115fgeneral", "Ada\x00", "Ada\x1b[31m", "\u0085x\u00a0y\u2028z",
-	"e\u0301", "\u0301e", "e-\u0301", "नमस्ते", "ที่\ufe0f", "\u1100\u1161", "\u212b", "\u200b", "\ufeffbom", strings.Repeat("r", 64), strings.Repeat("é", 65), strings.Repeat("n", 41),
+	"e\u0301", "\u0301e", "e-\u0301", "नमस्ते", "ที่\ufe0f", "\u1100\u1161", "\u212b", "\u200b", "\ufeffbom", "می\u200cخواهم", "क्\u200dष", "क्\u200cष", "a\u200cb", "ب\u200ca", "\u200dक्", "ക്\u200d", strings.Repeat("r", 64), strings.Repeat("é", 65), strings.Repeat("n", 41),
 	"ada@example.com", "  Ada@Example.COM \n", "a.b+tag@mail.example.org", "Ada <ada@example.com>",
 	"\"a b\"@example.com", "ada@[127.0.0.1]", "ADA@EXAMPLE.İO", "ada@xn--bcher-kva.example", "ü@bücher.example",
 }
@@ -56,7 +56,14 @@ func FuzzValidRoomName(f *testing.F) {
 			t.Fatalf("ValidRoomName(%q) accepts a name that is not 1-%d characters of UTF-8", s, MaxRoomNameLen)
 		}
 		prev := '-'
-		for _, r := range n {
+		rs := []rune(n)
+		for i, r := range rs {
+			if r == zwj || r == zwnj {
+				if !joinerFits(rs, i) {
+					t.Fatalf("NormalizeRoomName(%q) accepts %q at %d in %q", s, r, i, n)
+				}
+				continue
+			}
 			ok := r == '-' || r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r) ||
 				unicode.IsMark(r) && prev != '-' && prev != '_'
 			if !ok || !showsSomething(r) {
@@ -110,6 +117,30 @@ func FuzzNormalizeGroupName(f *testing.F) {
 			t.Fatalf("NormalizeGroupName(%q) = %q, which normalizes to %q, %v", s, got, again, err)
 		}
 	})
+}
+
+// joinerFits reports whether the joiner or non-joiner rs[i] has what
+// CONTEXTJ needs around it, by a test of its own, coarser than
+// Joining_Type: a virama (combining class 9) just before it; or, for a
+// non-joiner, letters of a script that joins (not Latin) on both sides,
+// past any marks.
+func joinerFits(rs []rune, i int) bool {
+	if i > 0 && norm.NFC.PropertiesString(string(rs[i-1])).CCC() == 9 {
+		return true
+	}
+	if rs[i] == zwj {
+		return false
+	}
+	joins := func(r rune) bool { return unicode.IsLetter(r) && !unicode.Is(unicode.Latin, r) }
+	j := i - 1
+	for j >= 0 && unicode.IsMark(rs[j]) {
+		j--
+	}
+	k := i + 1
+	for k < len(rs) && unicode.IsMark(rs[k]) {
+		k++
+	}
+	return j >= 0 && k < len(rs) && joins(rs[j]) && joins(rs[k])
 }
 
 // checkNormalName checks a normalized display or group name: UTF-8 that
