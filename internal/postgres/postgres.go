@@ -295,6 +295,12 @@ func storable(s string) error {
 //go:embed migrations/*.sql
 var migrations embed.FS
 
+// goSteps are the parts of migrations that SQL cannot do, by version; each
+// runs in the migration's transaction right after its SQL.
+var goSteps = map[int]func(ctx context.Context, tx pgx.Tx) error{
+	5: namesNFC,
+}
+
 type migration struct {
 	version int
 	name    string
@@ -338,6 +344,11 @@ func (db *DB) migrate(ctx context.Context) error {
 			// a whole script.
 			if _, err := tx.Exec(ctx, string(src)); err != nil {
 				return fmt.Errorf("apply %s: %w", m.name, err)
+			}
+			if step := goSteps[m.version]; step != nil {
+				if err := step(ctx, tx); err != nil {
+					return fmt.Errorf("apply %s: %w", m.name, err)
+				}
 			}
 			if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)`,
 				m.version, ts(time.Now())); err != nil {

@@ -362,7 +362,8 @@ var migrations embed.FS
 // goSteps are the parts of migrations that SQL cannot do, by version; each
 // runs in the migration's transaction right after its SQL.
 var goSteps = map[int]func(ctx context.Context, tx *sql.Tx) error{
-	2: nameKeyBackfill,
+	2:  nameKeyBackfill,
+	10: namesNFC,
 }
 
 type migration struct {

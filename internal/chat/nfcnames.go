@@ -1,0 +1,70 @@
+package chat
+
+import (
+	"cmp"
+	"slices"
+	"strconv"
+	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
+)
+
+// StoredName is the name of a room or a group as a store holds it, and
+// its unique key there (the lower case of the name).
+type StoredName struct {
+	ID   int64
+	Name string
+	Key  string
+}
+
+// NFCRenames returns the new names of those of names (all the rooms, or
+// all the groups, of a store) that are not in NFC, by ID. Before names
+// were taken in NFC, a name could be stored decomposed (conjoining
+// Hangul jamo, U+212B ANGSTROM SIGN, CJK compatibility ideographs), and
+// the room could no longer be found by name.
+//
+// A name becomes its NFC form, unless that form's key (key of the name)
+// is another's: a room or group found by that key today keeps it, and of
+// several decomposed spellings of one name the oldest (the smallest ID)
+// takes it. The others get a visible suffix, "-2", "-3", ..., within max
+// characters. No new key is another's key before or after, so a store
+// may rename them one by one under its unique index.
+func NFCRenames(names []StoredName, key func(string) string, max int) map[int64]string {
+	taken := make(map[string]bool, len(names))
+	for _, n := range names {
+		taken[n.Key] = true
+	}
+	renames := make(map[int64]string)
+	for _, n := range sortedByID(names) {
+		if norm.NFC.IsNormalString(n.Name) {
+			continue
+		}
+		name := norm.NFC.String(n.Name)
+		for i := 2; ; i++ {
+			k := key(name)
+			if k == n.Key || !taken[k] {
+				taken[k] = true
+				renames[n.ID] = name
+				break
+			}
+			name = withSuffix(norm.NFC.String(n.Name), "-"+strconv.Itoa(i), max)
+		}
+	}
+	return renames
+}
+
+// withSuffix is name with suffix, name cut to fit max characters.
+func withSuffix(name, suffix string, max int) string {
+	for utf8.RuneCountInString(name)+len(suffix) > max && name != "" {
+		_, size := utf8.DecodeLastRuneInString(name)
+		name = norm.NFC.String(name[:len(name)-size])
+	}
+	return name + suffix
+}
+
+// sortedByID returns a copy of names ordered by ID.
+func sortedByID(names []StoredName) []StoredName {
+	s := append([]StoredName(nil), names...)
+	slices.SortFunc(s, func(a, b StoredName) int { return cmp.Compare(a.ID, b.ID) })
+	return s
+}

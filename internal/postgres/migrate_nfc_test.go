@@ -1,0 +1,192 @@
+package postgres
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5"
+	"github.com/parley-chat/parley/internal/chat"
+)
+
+// nfcRows are rooms, a group and users stored before names were taken in
+// NFC, by id: conjoining Hangul jamo, U+212B ANGSTROM SIGN, a CJK
+// compatibility ideograph, two decomposed spellings of one name.
+const nfcRows = `
+INSERT INTO users (id, email, name, name_key, created_at) VALUES
+	(1, 'ha@example.com', '` + "\u1112\u1161\u11ab" + `', '` + "\u1112\u1161\u11ab" + `', now()),
+	(2, 'ada@example.com', 'Ada', 'ada', now());
+INSERT INTO conversations (id, kind, name, name_key, created_at, last_active_at) VALUES
+	(1, 'room', '` + "\u1112\u1161\u11ab\u1100\u1173\u11af" + `', '` + "\u1112\u1161\u11ab\u1100\u1173\u11af" + `', now(), now()),
+	(2, 'room', '` + "\u212b" + `', '` + "\u00e5" + `', now(), now()),
+	(3, 'room', '` + "A\u030a" + `', '` + "a\u030a" + `', now(), now()),
+	(4, 'room', '` + "\uf900" + `', '` + "\uf900" + `', now(), now()),
+	(5, 'room', '` + "\u8c48" + `', '` + "\u8c48" + `', now(), now()),
+	(6, 'room', '` + "E\u0301te\u0301" + `', '` + "e\u0301te\u0301" + `', now(), now()),
+	(7, 'room', '` + "\u00e9te\u0301" + `', '` + "\u00e9te\u0301" + `', now(), now()),
+	(8, 'group', '` + "Cafe\u0301" + `', '` + "cafe\u0301" + `', now(), now()),
+	(9, 'room', '` + "caf\u00e9" + `', '` + "caf\u00e9" + `', now(), now());
+`
+
+// dumpNames lists every user's and conversation's id, name and key.
+func dumpNames(t *testing.T, conn *pgx.Conn) []string {
+	t.Helper()
+	rows, err := conn.Query(t.Context(), `SELECT 'user ' || id || ' ' || name || ' ' || name_key FROM users
+		UNION ALL SELECT kind || ' ' || id || ' ' || name || ' ' || name_key FROM conversations ORDER BY 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+// TestMigrateNamesNFC: rooms, groups and users stored with names that NFC
+// changes are renamed to NFC, so the rooms are found by name again.
+func TestMigrateNamesNFC(t *testing.T) {
+	url := mustSchema(t)
+	conn := migrateTo(t, url, 4)
+	ctx := t.Context()
+	if _, err := conn.Exec(ctx, nfcRows); err != nil {
+		t.Fatal(err)
+	}
+	db := mustOpen(t, url)
+	// Every name in NFC; the room found by a name before keeps it (5, the
+	// composed 豈, over the older 4; 2, found by its key å, over 3); of two
+	// decomposed spellings the older (6) takes the name, the newer a
+	// suffix. Keys are unique per kind: group 8 and room 9 are both Café.
+	want := []string{
+		"group 8 Caf\u00e9 caf\u00e9",
+		"room 1 \ud55c\uae00 \ud55c\uae00",
+		"room 2 \u00c5 \u00e5",
+		"room 3 \u00c5-2 \u00e5-2",
+		"room 4 \u8c48-2 \u8c48-2",
+		"room 5 \u8c48 \u8c48",
+		"room 6 \u00c9t\u00e9 \u00e9t\u00e9",
+		"room 7 \u00e9t\u00e9-2 \u00e9t\u00e9-2",
+		"room 9 caf\u00e9 caf\u00e9",
+		"user 1 \ud55c \ud55c",
+		"user 2 Ada ada",
+	}
+	if diff := cmp.Diff(want, dumpNames(t, conn)); diff != "" {
+		t.Errorf("names after the migration mismatch (-want +got):\n%s", diff)
+	}
+	for name, id := range map[string]int64{"\ud55c\uae00": 1, "\u00c5": 2, "\u8c48": 5, "\u00e9t\u00e9": 6, "\u00e9t\u00e9-2": 7} {
+		if r, err := db.RoomByName(ctx, name); err != nil || r.ID != id {
+			t.Errorf("RoomByName(%+q) = room %d, %v; want room %d", name, r.ID, err, id)
+		}
+	}
+	us, err := db.SearchUsers(ctx, chat.UserSearch{NamePrefix: "\ud55c", Viewer: 2})
+	if err != nil || len(us) != 1 || us[0].ID != 1 {
+		t.Errorf("SearchUsers(%+q) = %v, %v; want user 1", "\ud55c", us, err)
+	}
+}
+
+// TestUpgradeNamesNFCOldNodeMakesRoom: a node of the older parley makes
+// the room "한글", composed, while a newer node migrates a database that
+// holds room 1 under the same name in conjoining jamo. The migration
+// waits for it, and the room made meanwhile keeps the name it was given;
+// room 1 takes a suffix, and the migration does not fail on the name
+// taken under it.
+func TestUpgradeNamesNFCOldNodeMakesRoom(t *testing.T) {
+	url := mustSchema(t)
+	conn := migrateTo(t, url, 4)
+	ctx := t.Context()
+	if _, err := conn.Exec(ctx, nfcRows); err != nil {
+		t.Fatal(err)
+	}
+	old, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close(context.Background())
+	tx, err := old.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tx.Rollback(context.Background()) })
+	// EnsureRoom as the older parley ran it.
+	if _, err := tx.Exec(ctx, `INSERT INTO conversations (id, kind, name, name_key, created_at, last_active_at)
+		VALUES (100, 'room', $1, $1, now(), now()) ON CONFLICT (kind, name_key) DO NOTHING`, "\ud55c\uae00"); err != nil {
+		t.Fatal(err)
+	}
+
+	opened := make(chan *DB, 1)
+	openErr := make(chan error, 1)
+	go func() {
+		db, err := Open(context.Background(), url)
+		if err != nil {
+			openErr <- err
+			return
+		}
+		opened <- db
+	}()
+	// Until the migration waits for the older node's transaction.
+	deadline := time.Now().Add(10 * time.Second)
+	for n := 0; n == 0; {
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 && time.Now().After(deadline) {
+			t.Fatal("no session waits for a lock after 10 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case db := <-opened:
+		db.Close()
+	case err := <-openErr:
+		t.Fatalf("Open: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("Open did not return in 30 s")
+	}
+	got := strings.Join(dumpNames(t, conn), "\n")
+	for _, want := range []string{"room 1 \ud55c\uae00-2 \ud55c\uae00-2", "room 100 \ud55c\uae00 \ud55c\uae00"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("names after the migration:\n%s\nwant a line %q", got, want)
+		}
+	}
+}
+
+// TestMigrateNamesNFCFailsWhole: when renaming a room fails (here a
+// trigger refuses it), the migration's Go part leaves nothing behind: the
+// users it renamed first keep their old names, and the version stays 4.
+func TestMigrateNamesNFCFailsWhole(t *testing.T) {
+	url := mustSchema(t)
+	conn := migrateTo(t, url, 4)
+	ctx := t.Context()
+	for _, q := range []string{nfcRows,
+		`CREATE FUNCTION no_rename() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'no rename'; END $$`,
+		`CREATE TRIGGER no_rename BEFORE UPDATE OF name ON conversations FOR EACH ROW EXECUTE FUNCTION no_rename()`,
+	} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if db, err := Open(ctx, url); err == nil {
+		db.Close()
+		t.Fatal("Open succeeded; want migration 0005 to fail")
+	} else if !strings.Contains(err.Error(), "0005_names_nfc.sql") || !strings.Contains(err.Error(), "no rename") {
+		t.Errorf("Open = %v; want it to name 0005_names_nfc.sql and the trigger's refusal", err)
+	}
+	var version int
+	var name string
+	if err := conn.QueryRow(ctx, `SELECT (SELECT max(version) FROM schema_migrations), (SELECT name FROM users WHERE id = 1)`).Scan(&version, &name); err != nil {
+		t.Fatal(err)
+	}
+	if version != 4 || name != "\u1112\u1161\u11ab" {
+		t.Errorf("after the failed migration: version %d, user 1 named %+q; want 4 and the name as it was", version, name)
+	}
+	if _, err := conn.Exec(ctx, `DROP TRIGGER no_rename ON conversations`); err != nil {
+		t.Fatal(err)
+	}
+	mustOpen(t, url)
+}
