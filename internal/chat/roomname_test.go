@@ -3,6 +3,7 @@ package chat_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/parley-chat/parley/internal/chat"
@@ -127,4 +128,38 @@ func TestRoomNameJoiners(t *testing.T) {
 		}
 		wantError(t, fmt.Sprintf("NormalizeRoomName(%+q)", tt.name), err, chat.ErrInvalid, tt.code, "name")
 	}
+}
+
+// TestNameMarksLimit: a letter carries at most 8 combining marks in any
+// name. The deepest stacks that scripts need stay within it (a Sanskrit
+// stack in Tibetan, Hebrew with points and a cantillation mark,
+// Vietnamese, which NFC composes, typed decomposed); "Zalgo" text, marks
+// piled by the dozen above and below the letters, does not.
+func TestNameMarksLimit(t *testing.T) {
+	zalgo := "Z" + strings.Repeat("\u0336\u0317", 5) + "algo" // 10 marks on Z
+	nine := "x" + strings.Repeat("\u0301", 9)                 // x and an acute do not compose
+	eight := "x" + strings.Repeat("\u0301", 8)
+	for _, name := range []string{
+		"\u0f40\u0fb5\u0fa8\u0fb1\u0f71\u0f83",       // Tibetan: ཀ and five marks
+		"\u05e9\u05b8\u05bc\u05c1\u0591\u05bd\u05dc", // Hebrew: ש and five marks, then ל
+		"Vie\u0323\u0302t",                           // Vietnamese ệ decomposed
+		eight,
+	} {
+		if err := chat.ValidRoomName(name); err != nil {
+			t.Errorf("ValidRoomName(%+q) = %v; want nil", name, err)
+		}
+		if _, err := chat.NormalizeUserName(name); err != nil {
+			t.Errorf("NormalizeUserName(%+q) = %v; want nil", name, err)
+		}
+	}
+	for _, name := range []string{zalgo, nine, "y" + nine} {
+		wantError(t, fmt.Sprintf("ValidRoomName(%+q)", name), chat.ValidRoomName(name), chat.ErrInvalid, chat.CodeInvalidField, "name")
+		_, err := chat.NormalizeUserName(name)
+		wantError(t, fmt.Sprintf("NormalizeUserName(%+q)", name), err, chat.ErrInvalid, chat.CodeInvalidField, "name")
+		_, err = chat.NormalizeGroupName(name)
+		wantError(t, fmt.Sprintf("NormalizeGroupName(%+q)", name), err, chat.ErrInvalid, chat.CodeInvalidField, "name")
+	}
+	// Marks that follow characters showing nothing are the letter's still.
+	_, err := chat.NormalizeUserName("x" + strings.Repeat("\u0301\u200b", 9))
+	wantError(t, "NormalizeUserName(marks between zero-width spaces)", err, chat.ErrInvalid, chat.CodeInvalidField, "name")
 }

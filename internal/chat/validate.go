@@ -16,6 +16,16 @@ const (
 	MaxUserNameLen = 40
 	MaxEmailLen    = 254
 	MaxClientIDLen = 64
+
+	// MaxMarks is how many combining marks one character of a name may
+	// carry. The deepest stacks that scripts need have about five (a
+	// Sanskrit stack in Tibetan: ཀ with ྵ ྨ ྱ ཱ ྃ; Hebrew with points
+	// and cantillation), and Vietnamese, whose letters carry two, is
+	// composed by NFC; "Zalgo" text piles marks by the dozen on each
+	// letter, over the lines above and below. Unicode's Stream-Safe Text
+	// Format allows 30, which still lets a 64-character name cover a
+	// screen.
+	MaxMarks = 8
 )
 
 // NormalizeEmail trims and lower-cases an address and checks its form.
@@ -85,6 +95,9 @@ func NormalizeRoomName(s string) (string, error) {
 			continue
 		}
 		return "", Invalid(CodeInvalidField, "name", "room names use letters, digits, '-' and '_' only")
+	}
+	if tooManyMarks(s) {
+		return "", Invalid(CodeInvalidField, "name", "a character of a room name carries more than %d combining marks", MaxMarks)
 	}
 	if !joinersOK(s) {
 		return "", Invalid(CodeInvalidField, "name", "a zero-width joiner or non-joiner in a room name must follow a virama, or stand between letters that join")
@@ -163,7 +176,29 @@ func normalizeName(s, what string, max int) (string, error) {
 	if strings.IndexFunc(s, turnsDirection) >= 0 {
 		return "", Invalid(CodeInvalidField, "name", "%s contains characters that turn the direction of text", what)
 	}
+	if tooManyMarks(s) {
+		return "", Invalid(CodeInvalidField, "name", "a character of the %s carries more than %d combining marks", what, MaxMarks)
+	}
 	return s, nil
+}
+
+// tooManyMarks reports whether more than MaxMarks combining marks follow
+// one another in s. The characters that show nothing between them (a
+// zero-width space, a joiner) do not part them: the marks after still sit
+// on the character before.
+func tooManyMarks(s string) bool {
+	n := 0
+	for _, r := range s {
+		switch {
+		case unicode.IsMark(r):
+			if n++; n > MaxMarks {
+				return true
+			}
+		case showsSomething(r):
+			n = 0
+		}
+	}
+	return false
 }
 
 // showsSomething reports whether r is seen: not white space, not a format

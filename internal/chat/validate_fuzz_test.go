@@ -19,7 +19,7 @@ var nameSeeds = []string{
 	"", " ", "general", "General", "go-nuts_2026", "Été", "日本語", "한국어", "οδοσ", "ΟΔΟΣ", "οδος",
 	"İstanbul", "ǅemal", "K", "ß", "two words", "  Ada \t Lovelace\n", "a/b", "dot.name",
 	"general\u3164", "\u115fgeneral", "Ada\x00", "Ada\x1b[31m", "\u0085x\u00a0y\u2028z",
-	"e\u0301", "\u0301e", "e-\u0301", "नमस्ते", "ที่\ufe0f", "\u1100\u1161", "\u212b", "\u200b", "\ufeffbom", "می\u200cخواهم", "क्\u200dष", "क्\u200cष", "a\u200cb", "ب\u200ca", "\u200dक्", "ക്\u200d", strings.Repeat("r", 64), strings.Repeat("é", 65), strings.Repeat("n", 41),
+	"e\u0301", "\u0301e", "e-\u0301", "नमस्ते", "ที่\ufe0f", "\u1100\u1161", "\u212b", "\u200b", "\ufeffbom", "می\u200cخواهم", "क्\u200dष", "क्\u200cष", "a\u200cb", "ب\u200ca", "\u200dक्", "ക്\u200d", "x\u0301\u0301\u0301\u0301\u0301\u0301\u0301\u0301", "x\u0301\u0301\u0301\u0301\u0301\u0301\u0301\u0301\u0301", "a\u0301\u200b\u0301", strings.Repeat("r", 64), strings.Repeat("é", 65), strings.Repeat("n", 41),
 	"ada@example.com", "  Ada@Example.COM \n", "a.b+tag@mail.example.org", "Ada <ada@example.com>",
 	"\"a b\"@example.com", "ada@[127.0.0.1]", "ADA@EXAMPLE.İO", "ada@xn--bcher-kva.example", "ü@bücher.example",
 }
@@ -56,8 +56,16 @@ func FuzzValidRoomName(f *testing.F) {
 			t.Fatalf("ValidRoomName(%q) accepts a name that is not 1-%d characters of UTF-8", s, MaxRoomNameLen)
 		}
 		prev := '-'
+		marks := 0 // on the letter or digit before
 		rs := []rune(n)
 		for i, r := range rs {
+			if unicode.IsLetter(r) || unicode.IsDigit(r) {
+				marks = 0
+			} else if unicode.IsMark(r) {
+				if marks++; marks > MaxMarks {
+					t.Fatalf("NormalizeRoomName(%q) accepts %d marks on one letter in %q", s, marks, n)
+				}
+			}
 			if r == zwj || r == zwnj {
 				if !joinerFits(rs, i) {
 					t.Fatalf("NormalizeRoomName(%q) accepts %q at %d in %q", s, r, i, n)
@@ -156,6 +164,16 @@ func checkNormalName(t *testing.T, what, in, got string, max int) {
 	}
 	if strings.Join(strings.Fields(got), " ") != got {
 		t.Fatalf("%s(%q) = %q, with white space other than single spaces between words", what, in, got)
+	}
+	marks := 0
+	for _, r := range got {
+		if unicode.IsMark(r) {
+			if marks++; marks > MaxMarks {
+				t.Fatalf("%s(%q) = %q, with more than %d marks on one character", what, in, got, MaxMarks)
+			}
+		} else if showsSomething(r) {
+			marks = 0
+		}
 	}
 }
 
