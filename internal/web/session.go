@@ -44,8 +44,10 @@ type session struct {
 	onOpen  func(id, lastSeq int64)
 	onSync  func(id int64, ms []chat.Message)
 	onClose func(id int64)
-	// maxRooms, if positive, bounds the conversations open at once: a
-	// long-poll cursor names them all, and a cursor is bounded.
+	// maxRooms bounds the conversations open at once: each is a
+	// subscription in the hub and a presence, and a user may enter any
+	// number of rooms (Config.MaxOpen); a long-poll cursor names them
+	// all, and a cursor is bounded.
 	maxRooms int
 }
 
@@ -57,7 +59,7 @@ func (n *session) pipelines() bool { return n.onSync == nil }
 func (s *server) newSession(u chat.User) *session {
 	// Limiters and maps are made when first needed: most connections sit
 	// idle most of the time, and there are many of them.
-	return &session{s: s, user: u}
+	return &session{s: s, user: u, maxRooms: s.cfg.MaxOpen}
 }
 
 // start registers the session in the hub, counts the user online, makes it
@@ -354,7 +356,7 @@ func (n *session) open(f inFrame, reply func(any)) error {
 		// check the membership first, so a non-member never receives a
 		// thing.
 		if n.maxRooms > 0 && n.openCount() >= n.maxRooms {
-			e := chat.Errorf(chat.ErrRateLimited, chat.CodeRateLimited, "%d conversations are open on this channel: close some first", n.maxRooms)
+			e := chat.Errorf(chat.ErrRateLimited, chat.CodeRateLimited, "%d conversations are open on this connection: close some first", n.maxRooms)
 			e.RetryAfter = 10 * time.Second
 			return e
 		}

@@ -32,6 +32,7 @@ type Config struct {
 	SendBurst      int           // sends allowed in a burst
 	Outbox         int           // frames queued per connection before it is cut off as too slow
 	MaxUserConns   int           // WebSockets and long-poll channels per user on one node; Django Channels connections per client address
+	MaxOpen        int           // conversations open at once on one WebSocket
 	PingInterval   time.Duration // WebSocket ping period
 	PongWait       time.Duration // silence after which a connection is dropped
 	WriteWait      time.Duration // longest a write may stall
@@ -64,6 +65,7 @@ func DefaultConfig() Config {
 		SendBurst:     20,
 		Outbox:        256,
 		MaxUserConns:  64,
+		MaxOpen:       256,
 		PingInterval:  30 * time.Second,
 		PongWait:      60 * time.Second,
 		WriteWait:     10 * time.Second,
@@ -92,6 +94,9 @@ func (c *Config) fill() {
 	}
 	if c.MaxUserConns <= 0 {
 		c.MaxUserConns = d.MaxUserConns
+	}
+	if c.MaxOpen <= 0 {
+		c.MaxOpen = d.MaxOpen
 	}
 	if c.PingInterval <= 0 {
 		c.PingInterval = d.PingInterval
