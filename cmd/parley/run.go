@@ -99,6 +99,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		NewConvsPerHour:       cfg.NewConvsPerHour,
 		FriendRequestsPerHour: cfg.FriendRequestsPerHour,
 		RoomLeavesPerHour:     cfg.RoomLeavesPerHour,
+		MaxUserGroups:         cfg.MaxUserGroups,
 		SessionTTL:            cfg.SessionTTL,
 		PublicURL:             cfg.publicURL(ln.Addr().String()),
 	}, chat.Deps{

@@ -54,6 +54,7 @@ const (
 	CodeAlreadyMember  = "already_member"      // the user is in the group already
 	CodeOwnerMustLeave = "owner_must_transfer" // the owner leaves only after transferring ownership
 	CodeBelowMembers   = "cap_below_members"   // a cap lower than the current member count
+	CodeLimitReached   = "limit_reached"       // a user has as many of a thing (groups, rooms, ...) as the server allows
 	CodeInternal       = "internal"
 )
 

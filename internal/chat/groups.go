@@ -228,6 +228,9 @@ func (s *Service) CreateGroup(ctx context.Context, u User, name, desc string, ma
 	if err := s.checkCap(maxMembers); err != nil {
 		return Group{}, err
 	}
+	if err := s.roomForGroup(ctx, u.ID, "you are"); err != nil {
+		return Group{}, err
+	}
 	if err := s.allowNewConv(ctx, u); err != nil {
 		return Group{}, err
 	}
@@ -341,6 +344,9 @@ func (s *Service) AddGroupMember(ctx context.Context, u User, id, userID int64) 
 	}
 	if blocked {
 		return Message{}, refused()
+	}
+	if err := s.roomForGroup(ctx, userID, "this user is"); err != nil {
+		return Message{}, err
 	}
 	m, err := s.store.AddGroupMember(ctx, id, userID, u.ID, s.cfg.Now())
 	if errors.Is(err, ErrForbidden) { // u's role changed since the check above
@@ -487,6 +493,21 @@ func (s *Service) DeleteGroup(ctx context.Context, u User, id int64) error {
 	s.kinds.forget(id) // SQLite may give its id to the next conversation
 	for _, m := range members {
 		s.publishUser(ctx, m, Event{Type: EventRemoved, ConvID: id, Reason: "deleted"})
+	}
+	return nil
+}
+
+// roomForGroup returns a limit_reached conflict if user userID is in
+// Config.MaxUserGroups groups already; who names them in its message. It
+// is read before the change, not in its transaction: requests made at
+// once may go past the limit by as many as they are.
+func (s *Service) roomForGroup(ctx context.Context, userID int64, who string) error {
+	ids, err := s.store.GroupIDs(ctx, userID)
+	if err != nil {
+		return internal("list groups", err)
+	}
+	if len(ids) >= s.cfg.MaxUserGroups {
+		return Errorf(ErrConflict, CodeLimitReached, "%s in %d groups, as many as the server allows: one must be left first", who, len(ids))
 	}
 	return nil
 }

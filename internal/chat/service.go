@@ -73,6 +73,10 @@ type Config struct {
 	// a leave, and entering again after it, each post to everyone in the
 	// room (up to AnnounceMax members), which no send limit binds.
 	RoomLeavesPerHour int
+	// MaxUserGroups is how many groups one user may be in, owned or
+	// joined: every connection of a user follows all their groups, and
+	// their conversation list names them all.
+	MaxUserGroups int
 }
 
 // DefaultConfig returns the documented defaults.
@@ -103,6 +107,7 @@ func DefaultConfig() Config {
 		NewConvsPerHour:       100,
 		FriendRequestsPerHour: 100,
 		RoomLeavesPerHour:     60,
+		MaxUserGroups:         500,
 	}
 }
 
@@ -152,6 +157,9 @@ func (c *Config) fill() {
 	}
 	if c.RoomLeavesPerHour <= 0 {
 		c.RoomLeavesPerHour = d.RoomLeavesPerHour
+	}
+	if c.MaxUserGroups <= 0 {
+		c.MaxUserGroups = d.MaxUserGroups
 	}
 	if c.ReceiptEvery <= 0 {
 		c.ReceiptEvery = d.ReceiptEvery
