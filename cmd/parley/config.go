@@ -38,6 +38,7 @@ type Config struct {
 	NewConvsPerHour       int
 	FriendRequestsPerHour int
 	RoomLeavesPerHour     int
+	MaxUserRooms          int
 	MaxUserGroups         int
 	MaxFrameBytes         int64
 	SendRate              float64
@@ -90,6 +91,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.IntVar(&c.FriendRequestsPerHour, "friend-requests-per-hour", 100, "friend requests one user may make in an hour")
 	fs.IntVar(&c.RoomLeavesPerHour, "room-leaves-per-hour", 60, "rooms one user may leave in an hour (each leave, and entering again after it, posts to the room)")
 	fs.IntVar(&c.MaxUserGroups, "max-user-groups", 500, "groups one user may be in, owned or joined")
+	fs.IntVar(&c.MaxUserRooms, "max-user-rooms", 500, "rooms one user may be in")
 	fs.Int64Var(&c.MaxFrameBytes, "max-frame-bytes", 32<<10, "largest WebSocket frame a client may send, in bytes")
 	fs.Float64Var(&c.SendRate, "send-rate", 10, "sends per second allowed per connection")
 	fs.IntVar(&c.SendBurst, "send-burst", 20, "sends allowed in a burst per connection")
@@ -202,6 +204,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxUserGroups < 1 {
 		bad("--max-user-groups must be at least 1, not %d", c.MaxUserGroups)
+	}
+	if c.MaxUserRooms < 1 {
+		bad("--max-user-rooms must be at least 1, not %d", c.MaxUserRooms)
 	}
 	if min := int64(c.MaxMessageLen)*4 + 1024; c.MaxFrameBytes < min {
 		bad("--max-frame-bytes must be at least %d (4 bytes per character of --max-message-len plus 1024), not %d", min, c.MaxFrameBytes)

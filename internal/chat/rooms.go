@@ -29,6 +29,9 @@ func (s *Service) EnterRoom(ctx context.Context, u User, name string) (Room, err
 	r, err := s.store.RoomByName(ctx, name)
 	switch {
 	case errors.Is(err, ErrNotFound):
+		if err := s.roomForRoom(ctx, u); err != nil {
+			return Room{}, err
+		}
 		if err := s.allowNewConv(ctx, u); err != nil {
 			return Room{}, err
 		}
@@ -42,6 +45,11 @@ func (s *Service) EnterRoom(ctx context.Context, u User, name string) (Room, err
 		var member bool
 		if member, err = s.store.IsMember(ctx, r.ID, u.ID); err == nil && member {
 			return r, nil
+		}
+		if err == nil {
+			if err := s.roomForRoom(ctx, u); err != nil {
+				return Room{}, err
+			}
 		}
 	}
 	if err != nil {
@@ -73,6 +81,21 @@ func (s *Service) EnterRoom(ctx context.Context, u User, name string) (Room, err
 		return Room{}, internal("load room", err)
 	}
 	return r, nil
+}
+
+// roomForRoom returns a limit_reached conflict if u is in
+// Config.MaxUserRooms rooms already. It is read before the join, not in
+// its transaction: entries made at once may go past the limit by as many
+// as they are.
+func (s *Service) roomForRoom(ctx context.Context, u User) error {
+	rooms, err := s.store.UserRooms(ctx, u.ID)
+	if err != nil {
+		return internal("list user rooms", err)
+	}
+	if len(rooms) >= s.cfg.MaxUserRooms {
+		return Errorf(ErrConflict, CodeLimitReached, "you are in %d rooms, as many as the server allows: leave one first", len(rooms))
+	}
+	return nil
 }
 
 // MaxReplay is how many of a user's newest logged events a returning

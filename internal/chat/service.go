@@ -77,6 +77,10 @@ type Config struct {
 	// joined: every connection of a user follows all their groups, and
 	// their conversation list names them all.
 	MaxUserGroups int
+	// MaxUserRooms is how many rooms one user may be in: entering an
+	// existing room is not counted by NewConvsPerHour, and the rooms a
+	// user is in are listed whole (GET /api/rooms, the conversation list).
+	MaxUserRooms int
 }
 
 // DefaultConfig returns the documented defaults.
@@ -108,6 +112,7 @@ func DefaultConfig() Config {
 		FriendRequestsPerHour: 100,
 		RoomLeavesPerHour:     60,
 		MaxUserGroups:         500,
+		MaxUserRooms:          500,
 	}
 }
 
@@ -160,6 +165,9 @@ func (c *Config) fill() {
 	}
 	if c.MaxUserGroups <= 0 {
 		c.MaxUserGroups = d.MaxUserGroups
+	}
+	if c.MaxUserRooms <= 0 {
+		c.MaxUserRooms = d.MaxUserRooms
 	}
 	if c.ReceiptEvery <= 0 {
 		c.ReceiptEvery = d.ReceiptEvery

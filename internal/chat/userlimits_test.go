@@ -57,3 +57,41 @@ func TestGroupsPerUser(t *testing.T) {
 		t.Fatalf("CreateGroup(D) once Ada is in one group: %v", err)
 	}
 }
+
+// TestRoomsPerUser: a user is in at most Config.MaxUserRooms rooms: past
+// it, entering another, made or not, is refused, makes no room and does
+// not count as a room made; entering one of theirs again still works, and
+// once they leave one, they may enter another.
+func TestRoomsPerUser(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, chat.Config{MaxUserRooms: 2, NewConvsPerHour: 3})
+	ada, _ := f.signIn(t, "ada@example.com", "Ada")
+	bob, _ := f.signIn(t, "bob@example.com", "Bob")
+	a, err := f.svc.EnterRoom(ctx, ada, "a")
+	if err != nil {
+		t.Fatalf("EnterRoom(a): %v", err)
+	}
+	if _, err := f.svc.EnterRoom(ctx, ada, "b"); err != nil {
+		t.Fatalf("EnterRoom(b): %v", err)
+	}
+	if _, err := f.svc.EnterRoom(ctx, bob, "c"); err != nil {
+		t.Fatalf("Bob enters c: %v", err)
+	}
+	_, err = f.svc.EnterRoom(ctx, ada, "c")
+	wantLimit(t, "Ada enters a third room", err)
+	_, err = f.svc.EnterRoom(ctx, ada, "d")
+	wantLimit(t, "Ada makes a third room", err)
+	if _, err := f.svc.RoomByName(ctx, "d"); !errors.Is(err, chat.ErrNotFound) {
+		t.Fatalf("room d after a refused enter: err = %v; want not found", err)
+	}
+	if _, err := f.svc.EnterRoom(ctx, ada, "a"); err != nil {
+		t.Fatalf("Ada enters a again: %v", err)
+	}
+	if err := f.svc.LeaveRoom(ctx, ada, a.ID); err != nil {
+		t.Fatalf("LeaveRoom(a): %v", err)
+	}
+	// Two made and one refused: the refused one did not count.
+	if _, err := f.svc.EnterRoom(ctx, ada, "d"); err != nil {
+		t.Fatalf("EnterRoom(d) after leaving a: %v", err)
+	}
+}
