@@ -38,6 +38,7 @@ type Config struct {
 	NewConvsPerHour       int
 	FriendRequestsPerHour int
 	RoomLeavesPerHour     int
+	MaxPendingRequests    int
 	MaxUserRooms          int
 	MaxUserGroups         int
 	MaxFrameBytes         int64
@@ -92,6 +93,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.IntVar(&c.RoomLeavesPerHour, "room-leaves-per-hour", 60, "rooms one user may leave in an hour (each leave, and entering again after it, posts to the room)")
 	fs.IntVar(&c.MaxUserGroups, "max-user-groups", 500, "groups one user may be in, owned or joined")
 	fs.IntVar(&c.MaxUserRooms, "max-user-rooms", 500, "rooms one user may be in")
+	fs.IntVar(&c.MaxPendingRequests, "max-pending-requests", 200, "friend requests one user may have unanswered")
 	fs.Int64Var(&c.MaxFrameBytes, "max-frame-bytes", 32<<10, "largest WebSocket frame a client may send, in bytes")
 	fs.Float64Var(&c.SendRate, "send-rate", 10, "sends per second allowed per connection")
 	fs.IntVar(&c.SendBurst, "send-burst", 20, "sends allowed in a burst per connection")
@@ -207,6 +209,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxUserRooms < 1 {
 		bad("--max-user-rooms must be at least 1, not %d", c.MaxUserRooms)
+	}
+	if c.MaxPendingRequests < 1 {
+		bad("--max-pending-requests must be at least 1, not %d", c.MaxPendingRequests)
 	}
 	if min := int64(c.MaxMessageLen)*4 + 1024; c.MaxFrameBytes < min {
 		bad("--max-frame-bytes must be at least %d (4 bytes per character of --max-message-len plus 1024), not %d", min, c.MaxFrameBytes)

@@ -176,6 +176,9 @@ func (s *Service) RequestFriend(ctx context.Context, me User, id int64) (Contact
 	if err := notSelf(me, id, "you cannot add yourself"); err != nil {
 		return Contact{}, err
 	}
+	if err := s.roomForRequest(ctx, me, id); err != nil {
+		return Contact{}, err
+	}
 	key := "friend-request:" + strconv.FormatInt(me.ID, 10)
 	if err := s.allow(ctx, key, s.cfg.FriendRequestsPerHour, time.Hour); err != nil {
 		return Contact{}, err
@@ -200,6 +203,31 @@ func (s *Service) RequestFriend(ctx context.Context, me User, id int64) (Contact
 		return c, nil // a repeated request
 	}
 	return s.notifyBoth(ctx, me, c), nil
+}
+
+// roomForRequest returns a limit_reached conflict if a request from me to
+// user id would be a new one while me has Config.MaxPendingRequests
+// unanswered already. A repeat, or asking back one who asked me, makes
+// none. It is read before the request, not in its transaction: requests
+// made at once may go past the limit by as many as they are.
+func (s *Service) roomForRequest(ctx context.Context, me User, id int64) error {
+	cs, err := s.store.Contacts(ctx, me.ID)
+	if err != nil {
+		return internal("list contacts", err)
+	}
+	pending := 0
+	for _, c := range cs {
+		if c.User.ID == id {
+			return nil
+		}
+		if c.State == StateRequestSent {
+			pending++
+		}
+	}
+	if pending >= s.cfg.MaxPendingRequests {
+		return Errorf(ErrConflict, CodeLimitReached, "you have %d friend requests unanswered, as many as the server allows: cancel one first", pending)
+	}
+	return nil
 }
 
 // AcceptFriend accepts the friend request of user id.

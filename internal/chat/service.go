@@ -81,6 +81,10 @@ type Config struct {
 	// existing room is not counted by NewConvsPerHour, and the rooms a
 	// user is in are listed whole (GET /api/rooms, the conversation list).
 	MaxUserRooms int
+	// MaxPendingRequests is how many friend requests one user may have
+	// unanswered: FriendRequestsPerHour bounds how fast they are made,
+	// not how many pile up, and a user's contacts are listed whole.
+	MaxPendingRequests int
 }
 
 // DefaultConfig returns the documented defaults.
@@ -113,6 +117,7 @@ func DefaultConfig() Config {
 		RoomLeavesPerHour:     60,
 		MaxUserGroups:         500,
 		MaxUserRooms:          500,
+		MaxPendingRequests:    200,
 	}
 }
 
@@ -168,6 +173,9 @@ func (c *Config) fill() {
 	}
 	if c.MaxUserRooms <= 0 {
 		c.MaxUserRooms = d.MaxUserRooms
+	}
+	if c.MaxPendingRequests <= 0 {
+		c.MaxPendingRequests = d.MaxPendingRequests
 	}
 	if c.ReceiptEvery <= 0 {
 		c.ReceiptEvery = d.ReceiptEvery

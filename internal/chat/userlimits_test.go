@@ -95,3 +95,41 @@ func TestRoomsPerUser(t *testing.T) {
 		t.Fatalf("EnterRoom(d) after leaving a: %v", err)
 	}
 }
+
+// TestPendingFriendRequests: a user has at most
+// Config.MaxPendingRequests friend requests unanswered: past it, a new one
+// is refused and not counted against FriendRequestsPerHour, while
+// repeating one, accepting one by asking back, and asking again once one
+// was answered still work.
+func TestPendingFriendRequests(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, chat.Config{MaxPendingRequests: 2, FriendRequestsPerHour: 6})
+	ada, _ := f.signIn(t, "ada@example.com", "Ada")
+	bob, _ := f.signIn(t, "bob@example.com", "Bob")
+	cy, _ := f.signIn(t, "cy@example.com", "Cy")
+	dee, _ := f.signIn(t, "dee@example.com", "Dee")
+	eve, _ := f.signIn(t, "eve@example.com", "Eve")
+	for _, u := range []chat.User{bob, cy} {
+		if _, err := f.svc.RequestFriend(ctx, ada, u.ID); err != nil {
+			t.Fatalf("Ada asks %s: %v", u.Name, err)
+		}
+	}
+	if _, err := f.svc.RequestFriend(ctx, eve, ada.ID); err != nil {
+		t.Fatalf("Eve asks Ada: %v", err)
+	}
+	_, err := f.svc.RequestFriend(ctx, ada, dee.ID)
+	wantLimit(t, "Ada asks a third user", err)
+	if _, err := f.svc.RequestFriend(ctx, ada, bob.ID); err != nil {
+		t.Fatalf("Ada asks Bob again: %v", err)
+	}
+	if c, err := f.svc.RequestFriend(ctx, ada, eve.ID); err != nil || c.State != chat.StateFriends {
+		t.Fatalf("Ada asks Eve, who asked her = %+v, %v; want friends", c, err)
+	}
+	if _, err := f.svc.AcceptFriend(ctx, bob, ada.ID); err != nil {
+		t.Fatalf("Bob accepts: %v", err)
+	}
+	// Five asked, one refused: the refused one did not count.
+	if _, err := f.svc.RequestFriend(ctx, ada, dee.ID); err != nil {
+		t.Fatalf("Ada asks Dee once Bob answered: %v", err)
+	}
+}
