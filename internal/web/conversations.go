@@ -114,6 +114,10 @@ func (s *server) handleMarkRead() http.Handler {
 			s.fail(w, chat.Invalid(chat.CodeMissingField, "seq", "seq is required"))
 			return
 		}
+		if err := s.allowRead(authFrom(r.Context()).User); err != nil {
+			s.fail(w, err)
+			return
+		}
 		st, err := s.svc.MarkRead(r.Context(), authFrom(r.Context()).User, id, *req.Seq)
 		if err != nil {
 			s.fail(w, err)

@@ -129,7 +129,8 @@ type server struct {
 	polls    pollChannels
 	pings    pinger
 	writers  *writers
-	sends    restSends
+	sends    restLimits    // REST sends per user, as a connection's sends
+	reads    restLimits    // REST read-position moves per user, as a connection's other frames
 	conns    slots[int64]  // a user's connections the hub does not count yet (roomForConn)
 	compat   slots[string] // the Django Channels connections of a client address
 }
@@ -225,11 +226,11 @@ func securityHeaders(h http.Handler) http.Handler {
 	})
 }
 
-// restSends holds the send-rate limiters of the users sending through the
-// REST API, which a connection's limit does not bind: one per user, as
-// for a connection, dropped once full again (a minute after its last use
-// at most), so that it holds only the users sending lately.
-type restSends struct {
+// restLimits holds rate limiters of the users acting through the REST
+// API, which a connection's limits do not bind: one per user, as for a
+// connection, dropped once full again (a minute after its last use at
+// most), so that it holds only the users acting lately.
+type restLimits struct {
 	mu    sync.Mutex
 	m     map[int64]*rate.Limiter
 	sweep time.Time
@@ -237,7 +238,18 @@ type restSends struct {
 
 // allowSend applies a connection's send-rate limit to u's REST sends.
 func (s *server) allowSend(u chat.User) error {
-	rs := &s.sends
+	return s.sends.allow(u, rate.Limit(s.cfg.SendRate), s.cfg.SendBurst)
+}
+
+// allowRead applies the limit of a connection's frames other than sends
+// (five times the send rate and burst, as session.handle) to u's REST
+// read-position moves: each is a write to the store, moved or not.
+func (s *server) allowRead(u chat.User) error {
+	return s.reads.allow(u, rate.Limit(5*s.cfg.SendRate), 5*s.cfg.SendBurst)
+}
+
+// allow takes one event from u's limiter, made with limit and burst.
+func (rs *restLimits) allow(u chat.User, limit rate.Limit, burst int) error {
 	now := time.Now()
 	rs.mu.Lock()
 	if now.Sub(rs.sweep) > time.Minute {
@@ -253,7 +265,7 @@ func (s *server) allowSend(u chat.User) error {
 		if rs.m == nil {
 			rs.m = make(map[int64]*rate.Limiter)
 		}
-		lim = rate.NewLimiter(rate.Limit(s.cfg.SendRate), s.cfg.SendBurst)
+		lim = rate.NewLimiter(limit, burst)
 		rs.m[u.ID] = lim
 	}
 	rs.mu.Unlock()
