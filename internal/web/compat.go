@@ -103,14 +103,23 @@ func (s *server) handleCompatWS() http.Handler {
 		close(upgraded)
 		served = true // the connection's cleanup releases its place
 		lim := rate.NewLimiter(rate.Limit(s.cfg.SendRate), s.cfg.SendBurst)
+		// Frames that are no send are limited as a native connection's
+		// frames other than sends: each is answered with an error.
+		bad := rate.NewLimiter(rate.Limit(5*s.cfg.SendRate), 5*s.cfg.SendBurst)
+		refuse := func(err error) {
+			if !bad.Allow() {
+				err = rateLimited(bad)
+			}
+			c.pushError("", 0, err)
+		}
 		go c.serve(func(data []byte) {
 			var f compatFrame
 			if err := json.Unmarshal(data, &f); err != nil {
-				c.pushError("", 0, chat.Errorf(chat.ErrInvalid, chat.CodeBadJSON, "frame is not JSON of the form {\"message\": \"...\"}"))
+				refuse(chat.Errorf(chat.ErrInvalid, chat.CodeBadJSON, "frame is not JSON of the form {\"message\": \"...\"}"))
 				return
 			}
 			if f.Message == nil {
-				c.pushError("", 0, chat.Invalid(chat.CodeMissingField, "message", "message is required"))
+				refuse(chat.Invalid(chat.CodeMissingField, "message", "message is required"))
 				return
 			}
 			if !lim.Allow() {

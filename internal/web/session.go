@@ -238,19 +238,24 @@ func (n *session) handle(data []byte, reply func(any)) {
 	defer n.hmu.Unlock()
 	var f inFrame
 	if err := decodeFrame(data, &f); err != nil {
+		// A frame that is no frame counts as one of the others: its
+		// answer costs as much.
+		if err := n.allowOther(); err != nil {
+			n.fail(reply, "", 0, err)
+			return
+		}
 		n.fail(reply, "", 0, chat.Errorf(chat.ErrInvalid, chat.CodeBadJSON, "frame is not a JSON object of the expected shape: %v", err))
 		return
 	}
 	if f.Type != "send" {
 		n.drain() // what the client sent before is done first
 	}
-	if len(f.Ref) > maxRefLen {
-		n.fail(reply, "", f.RoomID, chat.Invalid(chat.CodeTooLong, "ref", "ref is longer than %d bytes", maxRefLen))
-		return
-	}
 	ref := f.Ref
+	if len(ref) > maxRefLen {
+		ref = "" // not to be sent back
+	}
 	if f.Type == "send" {
-		if ref == "" {
+		if f.Ref == "" {
 			ref = f.ClientID
 		}
 		if n.sendLim == nil {
@@ -260,14 +265,13 @@ func (n *session) handle(data []byte, reply func(any)) {
 			n.fail(reply, ref, f.RoomID, rateLimited(n.sendLim))
 			return
 		}
-	} else {
-		if n.reqLim == nil {
-			n.reqLim = rate.NewLimiter(rate.Limit(5*n.s.cfg.SendRate), 5*n.s.cfg.SendBurst)
-		}
-		if !n.reqLim.Allow() {
-			n.fail(reply, ref, f.RoomID, rateLimited(n.reqLim))
-			return
-		}
+	} else if err := n.allowOther(); err != nil {
+		n.fail(reply, ref, f.RoomID, err)
+		return
+	}
+	if len(f.Ref) > maxRefLen {
+		n.fail(reply, "", f.RoomID, chat.Invalid(chat.CodeTooLong, "ref", "ref is longer than %d bytes", maxRefLen))
+		return
 	}
 	var err error
 	switch f.Type {
@@ -293,6 +297,18 @@ func (n *session) handle(data []byte, reply func(any)) {
 	if err != nil {
 		n.fail(reply, ref, f.RoomID, err)
 	}
+}
+
+// allowOther takes one frame other than a send from the connection's
+// limit of them: five times the send rate and burst.
+func (n *session) allowOther() error {
+	if n.reqLim == nil {
+		n.reqLim = rate.NewLimiter(rate.Limit(5*n.s.cfg.SendRate), 5*n.s.cfg.SendBurst)
+	}
+	if !n.reqLim.Allow() {
+		return rateLimited(n.reqLim)
+	}
+	return nil
 }
 
 // fail replies with err's error frame, after the answers to the sends
