@@ -38,6 +38,7 @@ type Config struct {
 	NewConvsPerHour       int
 	FriendRequestsPerHour int
 	RoomLeavesPerHour     int
+	MaxFriends            int
 	MaxPendingRequests    int
 	MaxUserRooms          int
 	MaxUserGroups         int
@@ -94,6 +95,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.IntVar(&c.MaxUserGroups, "max-user-groups", 500, "groups one user may be in, owned or joined")
 	fs.IntVar(&c.MaxUserRooms, "max-user-rooms", 500, "rooms one user may be in")
 	fs.IntVar(&c.MaxPendingRequests, "max-pending-requests", 200, "friend requests one user may have unanswered")
+	fs.IntVar(&c.MaxFriends, "max-friends", 1000, "friends one user may have")
 	fs.Int64Var(&c.MaxFrameBytes, "max-frame-bytes", 32<<10, "largest WebSocket frame a client may send, in bytes")
 	fs.Float64Var(&c.SendRate, "send-rate", 10, "sends per second allowed per connection")
 	fs.IntVar(&c.SendBurst, "send-burst", 20, "sends allowed in a burst per connection")
@@ -212,6 +214,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxPendingRequests < 1 {
 		bad("--max-pending-requests must be at least 1, not %d", c.MaxPendingRequests)
+	}
+	if c.MaxFriends < 1 {
+		bad("--max-friends must be at least 1, not %d", c.MaxFriends)
 	}
 	if min := int64(c.MaxMessageLen)*4 + 1024; c.MaxFrameBytes < min {
 		bad("--max-frame-bytes must be at least %d (4 bytes per character of --max-message-len plus 1024), not %d", min, c.MaxFrameBytes)

@@ -207,22 +207,26 @@ func (s *Service) RequestFriend(ctx context.Context, me User, id int64) (Contact
 
 // roomForRequest returns a limit_reached conflict if a request from me to
 // user id would be a new one while me has Config.MaxPendingRequests
-// unanswered already. A repeat, or asking back one who asked me, makes
-// none. It is read before the request, not in its transaction: requests
-// made at once may go past the limit by as many as they are.
+// unanswered already, or Config.MaxFriends friends; or, if it accepts
+// id's request, if either of the two has Config.MaxFriends friends. A
+// repeat makes nothing. It is read before the request, not in its
+// transaction: requests made at once may go past the limits by as many
+// as they are.
 func (s *Service) roomForRequest(ctx context.Context, me User, id int64) error {
 	cs, err := s.store.Contacts(ctx, me.ID)
 	if err != nil {
 		return internal("list contacts", err)
 	}
-	pending := 0
-	for _, c := range cs {
-		if c.User.ID == id {
-			return nil
-		}
-		if c.State == StateRequestSent {
-			pending++
-		}
+	pending, friends, state := countContacts(cs, id)
+	switch state {
+	case StateRequestReceived:
+		return s.roomForFriend(ctx, me.ID, id, friends)
+	case "":
+	default:
+		return nil // a repeat, or already friends: the store answers
+	}
+	if friends >= s.cfg.MaxFriends {
+		return tooManyFriends("you have", friends)
 	}
 	if pending >= s.cfg.MaxPendingRequests {
 		return Errorf(ErrConflict, CodeLimitReached, "you have %d friend requests unanswered, as many as the server allows: cancel one first", pending)
@@ -230,10 +234,56 @@ func (s *Service) roomForRequest(ctx context.Context, me User, id int64) error {
 	return nil
 }
 
+// countContacts counts the requests sent and the friends among cs, and
+// returns the state of the contact with user id ("" if none).
+func countContacts(cs []Contact, id int64) (pending, friends int, state string) {
+	for _, c := range cs {
+		if c.User.ID == id {
+			state = c.State
+		}
+		switch c.State {
+		case StateRequestSent:
+			pending++
+		case StateFriends:
+			friends++
+		}
+	}
+	return pending, friends, state
+}
+
+// roomForFriend returns a limit_reached conflict if me, who has friends
+// friends, or user id has Config.MaxFriends friends already.
+func (s *Service) roomForFriend(ctx context.Context, me, id int64, friends int) error {
+	if friends >= s.cfg.MaxFriends {
+		return tooManyFriends("you have", friends)
+	}
+	cs, err := s.store.Contacts(ctx, id)
+	if err != nil {
+		return internal("list contacts", err)
+	}
+	if _, n, _ := countContacts(cs, me); n >= s.cfg.MaxFriends {
+		return tooManyFriends("this user has", n)
+	}
+	return nil
+}
+
+func tooManyFriends(who string, n int) error {
+	return Errorf(ErrConflict, CodeLimitReached, "%s %d friends, as many as the server allows: one must be removed first", who, n)
+}
+
 // AcceptFriend accepts the friend request of user id.
 func (s *Service) AcceptFriend(ctx context.Context, me User, id int64) (Contact, error) {
 	if err := notSelf(me, id, "you cannot add yourself"); err != nil {
 		return Contact{}, err
+	}
+	cs, err := s.store.Contacts(ctx, me.ID)
+	if err != nil {
+		return Contact{}, internal("list contacts", err)
+	}
+	if _, friends, state := countContacts(cs, id); state == StateRequestReceived {
+		if err := s.roomForFriend(ctx, me.ID, id, friends); err != nil {
+			return Contact{}, err
+		}
 	}
 	c, err := s.store.AcceptFriend(ctx, me.ID, id, s.cfg.Now())
 	if errors.Is(err, ErrNotFound) {

@@ -85,6 +85,10 @@ type Config struct {
 	// unanswered: FriendRequestsPerHour bounds how fast they are made,
 	// not how many pile up, and a user's contacts are listed whole.
 	MaxPendingRequests int
+	// MaxFriends is how many friends one user may have: each is told of
+	// every change of the user's presence, and a user's contacts are
+	// listed whole.
+	MaxFriends int
 }
 
 // DefaultConfig returns the documented defaults.
@@ -118,6 +122,7 @@ func DefaultConfig() Config {
 		MaxUserGroups:         500,
 		MaxUserRooms:          500,
 		MaxPendingRequests:    200,
+		MaxFriends:            1000,
 	}
 }
 
@@ -176,6 +181,9 @@ func (c *Config) fill() {
 	}
 	if c.MaxPendingRequests <= 0 {
 		c.MaxPendingRequests = d.MaxPendingRequests
+	}
+	if c.MaxFriends <= 0 {
+		c.MaxFriends = d.MaxFriends
 	}
 	if c.ReceiptEvery <= 0 {
 		c.ReceiptEvery = d.ReceiptEvery

@@ -133,3 +133,44 @@ func TestPendingFriendRequests(t *testing.T) {
 		t.Fatalf("Ada asks Dee once Bob answered: %v", err)
 	}
 }
+
+// TestFriendsPerUser: a user has at most Config.MaxFriends friends: a
+// request from a user who has as many, and an acceptance (by accepting,
+// or by asking back) that would give either user one more, are refused.
+// Once a friendship ends, they go through.
+func TestFriendsPerUser(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, chat.Config{MaxFriends: 1})
+	ada, _ := f.signIn(t, "ada@example.com", "Ada")
+	bob, _ := f.signIn(t, "bob@example.com", "Bob")
+	cy, _ := f.signIn(t, "cy@example.com", "Cy")
+	dee, _ := f.signIn(t, "dee@example.com", "Dee")
+	if _, err := f.svc.RequestFriend(ctx, ada, bob.ID); err != nil {
+		t.Fatalf("Ada asks Bob: %v", err)
+	}
+	if _, err := f.svc.RequestFriend(ctx, cy, ada.ID); err != nil {
+		t.Fatalf("Cy asks Ada: %v", err)
+	}
+	if _, err := f.svc.RequestFriend(ctx, dee, ada.ID); err != nil {
+		t.Fatalf("Dee asks Ada: %v", err)
+	}
+	if _, err := f.svc.AcceptFriend(ctx, bob, ada.ID); err != nil {
+		t.Fatalf("Bob accepts Ada: %v", err)
+	}
+	_, err := f.svc.AcceptFriend(ctx, ada, cy.ID)
+	wantLimit(t, "Ada, with one friend, accepts Cy", err)
+	_, err = f.svc.RequestFriend(ctx, ada, dee.ID)
+	wantLimit(t, "Ada, with one friend, asks Dee back", err)
+	_, err = f.svc.RequestFriend(ctx, bob, cy.ID)
+	wantLimit(t, "Bob, with one friend, asks Cy", err)
+	if err := f.svc.RemoveContact(ctx, ada, bob.ID); err != nil {
+		t.Fatalf("Ada removes Bob: %v", err)
+	}
+	if c, err := f.svc.AcceptFriend(ctx, ada, cy.ID); err != nil || c.State != chat.StateFriends {
+		t.Fatalf("Ada accepts Cy once Bob is gone = %+v, %v; want friends", c, err)
+	}
+	_, err = f.svc.AcceptFriend(ctx, dee, ada.ID)
+	if err == nil {
+		t.Fatalf("Dee accepts Ada: want an error, Dee asked Ada")
+	}
+}
