@@ -810,11 +810,18 @@ func (r *runState) runSender(s *sender, stop <-chan struct{}, start time.Time, i
 			return
 		default:
 		}
-		now := time.Now()
-		if interval > 0 && now.Sub(due) > interval {
-			now = due
-		}
-		if err := s.c.sess.send(clientID(now, s.id, n), formatBody(s.id, n, now)); err != nil {
+		// The session stamps the send once it can go, past its own
+		// limits (a long-poll session's POST slots): that wait is the
+		// load tool's, not the server's.
+		var now time.Time
+		err := s.c.sess.send(func() (string, string) {
+			now = time.Now()
+			if interval > 0 && now.Sub(due) > interval {
+				now = due
+			}
+			return clientID(now, s.id, n), formatBody(s.id, n, now)
+		})
+		if err != nil {
 			s.release()
 			s.writeErrs++
 			return

@@ -1,6 +1,10 @@
 package bench
 
 import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
@@ -459,5 +463,62 @@ func TestMarkStops(t *testing.T) {
 	defer c.mark.mu.Unlock()
 	if c.mark.armed != nil {
 		t.Error("a timer is armed after closeAll")
+	}
+}
+
+// TestPollSendStampsAfterSlot: a long-polling sender whose maxPosts POSTs
+// are all under way takes its send's timestamp once one of them ends, as
+// the WebSocket sender takes it once its write can go: waiting for a slot
+// of the load tool's own is not the server's latency.
+func TestPollSendStampsAfterSlot(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"frames":[{"type":"ack","room_id":1,"client_id":"x","message":{"seq":1}}]}`)
+	}))
+	defer srv.Close()
+	framed := make(chan struct{}, 1)
+	s := &pollSession{t: newPollTransport(Config{}), target: srv.URL, posts: make(chan struct{}, maxPosts),
+		frame: func(clientID, body string) []byte {
+			framed <- struct{}{}
+			return nativeSend(1)(clientID, body)
+		}}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	defer func() {
+		s.cancel()
+		s.wg.Wait()
+	}()
+	for range maxPosts {
+		s.posts <- struct{}{} // every POST slot is taken
+	}
+
+	r := &runState{cfg: Config{PerMessage: true}}
+	snd := &sender{c: &client{sess: s}, slots: make(chan struct{}, 1)}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r.runSender(snd, stop, time.Now(), 0, 0)
+	}()
+	// Let the sender come to its wait for a slot (the test cannot fail
+	// for waiting too little, only miss the fault).
+	time.Sleep(200 * time.Millisecond)
+	freed := time.Now()
+	<-s.posts
+	select {
+	case <-framed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no send within 10s of a POST slot coming free")
+	}
+	close(stop)
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the sender did not stop within 10s")
+	}
+	if len(snd.sentAt) != 1 {
+		t.Fatalf("sender sent %d messages; want 1 (one send slot)", len(snd.sentAt))
+	}
+	if at := time.Unix(0, snd.sentAt[0]); at.Before(freed) {
+		t.Errorf("send stamped %v before its POST slot came free; want the stamp taken once the slot is had", freed.Sub(at))
 	}
 }

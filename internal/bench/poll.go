@@ -486,9 +486,11 @@ func (s *pollSession) deliver(evs []event) {
 	}
 }
 
-// send posts the frame in a goroutine of its own, once fewer than maxPosts
-// are under way; the answer (ack or error) reaches the reader's function.
-func (s *pollSession) send(clientID, body string) error {
+// send posts the message msg makes in a goroutine of its own, once fewer
+// than maxPosts are under way: msg is called (and the send stamped) only
+// then, as the WebSocket's sender stamps a send that can go at once. The
+// answer (ack or error) reaches the reader's function.
+func (s *pollSession) send(msg func() (clientID, body string)) error {
 	select {
 	case s.posts <- struct{}{}:
 	case <-s.ctx.Done():
@@ -502,6 +504,7 @@ func (s *pollSession) send(clientID, body string) error {
 	}
 	s.wg.Add(1)
 	s.mu.Unlock()
+	clientID, body := msg()
 	frame := s.frame(clientID, body)
 	go func() {
 		defer s.wg.Done()

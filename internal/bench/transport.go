@@ -36,8 +36,11 @@ type session interface {
 	base() int64
 	// sendRate is the server's per-connection send limit, 0 if unknown.
 	sendRate() float64
-	// send writes one message; only the client's sender goroutine calls it.
-	send(clientID, body string) error
+	// send writes one message, which msg makes (and so stamps) once the
+	// session has what it needs to send it at once (a long-poll session
+	// waits for one of its POST slots first); only the client's sender
+	// goroutine calls it.
+	send(msg func() (clientID, body string)) error
 	// markRead moves the user's read position in the room to seq (a
 	// frame with ref markRef); the reader goroutine or a timer of the
 	// client calls it, one at a time, and never with the compat transport.

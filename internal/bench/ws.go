@@ -69,8 +69,8 @@ type wsSession struct {
 func (s *wsSession) base() int64       { return s.start }
 func (s *wsSession) sendRate() float64 { return s.limit }
 
-func (s *wsSession) send(clientID, body string) error {
-	return s.write(s.frame(clientID, body))
+func (s *wsSession) send(msg func() (clientID, body string)) error {
+	return s.write(s.frame(msg()))
 }
 
 func (s *wsSession) markRead(seq int64) error {
