@@ -335,3 +335,64 @@ func TestBrowserEnterRoomAgainOffline(t *testing.T) {
 		!!document.querySelector('#rooms-joined li[data-room-name="lobby"]')`)
 	ada.checkQuiet(t)
 }
+
+// failRoomChecks makes the page's next reads of a room (GET
+// /api/rooms/ID) fail for a passing reason, one each of: no answer, 503,
+// 429. window.parleyRoomChecks counts the reads.
+const failRoomChecks = `(() => {
+	const fails = [
+		() => Promise.reject(new TypeError("Failed to fetch")),
+		() => Promise.resolve(new Response('{"error":{"code":"unavailable","message":"try later"}}',
+			{status: 503, headers: {"Content-Type": "application/json"}})),
+		() => Promise.resolve(new Response('{"error":{"code":"rate_limited","message":"slow down"}}',
+			{status: 429, headers: {"Content-Type": "application/json"}})),
+	];
+	window.parleyRoomChecks = 0;
+	const fetch = window.fetch;
+	window.fetch = (url, init) => {
+		if (!/^\/api\/rooms\/\d+$/.test(String(url)) || (init && init.method !== "GET")) return fetch(url, init);
+		window.parleyRoomChecks++;
+		const fail = fails.shift();
+		return fail ? fail() : fetch(url, init);
+	};
+})()`
+
+// TestBrowserRoomCheckRetried: Ada leaves #lobby on her phone and enters
+// it again; the removed of the leave comes late to her tab, which asks the
+// server whether she is still a member, and the first answers fail for a
+// passing reason (no answer, 503, 429). The tab asks again until it
+// learns she is: #lobby stays open and listed, with its live messages.
+func TestBrowserRoomCheckRetried(t *testing.T) {
+	s, ada := startAda(t)
+	ctx, cancel := ada.stepCtx()
+	_, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: holdRemoved})
+	cancel()
+	if err != nil {
+		t.Fatalf("hold the removed frames: %v", err)
+	}
+	ada.openApp(t, s, "")
+	ada.enterRoom(t, "lobby")
+	id := evaluate[int64](t, ada, "the room's id", `Number(document.querySelector('#rooms-joined li[data-room-name="lobby"]').dataset.roomId)`)
+
+	// Ada's phone: leave #lobby and enter it again.
+	ada.fetchJSON(t, "DELETE", fmt.Sprintf("/api/rooms/%d/members/me", id), nil, nil)
+	ada.fetchJSON(t, "POST", "/api/rooms", map[string]string{"name": "lobby"}, nil)
+	waitFor[bool](t, ada, "the removed of the leave has come", viewState, `() => window.parleyHeldRemoved > 0`)
+	evaluate[chromedp.Void](t, ada, "fail the room checks", failRoomChecks)
+	evaluate[chromedp.Void](t, ada, "let the removed through", `window.parleyReleaseRemoved()`)
+
+	const lobbyState = `{view: ` + viewState + `, checks: window.parleyRoomChecks,
+		joined: [...document.querySelectorAll("#rooms-joined li")].map((li) => li.dataset.roomName)}`
+	waitFor[bool](t, ada, "the room was checked again after three failures", lobbyState, `() => window.parleyRoomChecks >= 4`)
+	grace := signIn(t, s, "grace@example.com", "Grace")
+	postJSON(t, grace, "POST", s.URL+"/api/rooms", map[string]string{"name": "lobby"}, http.StatusOK, nil)
+	postJSON(t, grace, "POST", fmt.Sprintf("%s/api/rooms/%d/messages", s.URL, id),
+		map[string]string{"client_id": "c-grace-1", "body": "Still here, Ada?"}, http.StatusOK, nil)
+	waitFor[bool](t, ada, "#lobby is open and listed, with Grace's message", lobbyState, `() =>
+		document.querySelector(".room").classList.contains("has-room") &&
+		document.getElementById("room-title").textContent === "lobby" &&
+		!!document.querySelector('#rooms-joined li[data-room-name="lobby"]') &&
+		[...document.querySelectorAll("#messages .msg-body")].some((e) => e.textContent === "Still here, Ada?")`)
+	ada.send(t, "Yes, still here")
+	ada.checkQuiet(t)
+}

@@ -1846,16 +1846,16 @@ function forgetConversation(id) {
 // this tab entered the room again; so the server is asked first. A room
 // left is gone from the lists, and closed if shown. A room the user is a
 // member of again is kept: the removed stopped its delivery here, so it is
-// opened again if shown, and its sends still unacknowledged go again.
+// opened again if shown, and its sends still unacknowledged go again. So
+// is a room the server could not say about (memberOf): it is not dropped
+// on a failed request, and the server refuses its open and sends if it
+// was left after all.
 async function onRoomRemoved(f) {
   const id = f.room_id;
-  let member = false;
-  try {
-    member = (await api.room(id)).member === true;
-  } catch (err) {
-    console.warn('parley: room after removed:', err.message);
-  }
-  if (member) {
+  const socket = state.socket;
+  const member = await memberOf(id, socket);
+  if (state.socket !== socket) return; // signed out meanwhile
+  if (member !== false) {
     if (state.socket) {
       state.socket.retake(f.unsent || []);
       if (state.room && state.room.id === id && !state.socket.rooms.has(id)) state.socket.openRoom(id, f.last || 0);
@@ -1874,6 +1874,36 @@ async function onRoomRemoved(f) {
     clearHash();
     closeRoom();
     state.cache.delete(id); // closeRoom kept it
+  }
+}
+
+// ROOM_CHECK_WAITS are the waits before memberOf asks again, one per
+// retry: about 15 s in all.
+const ROOM_CHECK_WAITS = [500, 1000, 2000, 4000, 8000];
+
+// passing reports whether a request failed for a reason that may go by
+// itself: no answer, a server error, a rate limit.
+function passing(err) {
+  return err.status === 0 || err.status === 408 || err.status === 429 || err.status >= 500;
+}
+
+// memberOf asks the server whether the user is a member of room id, again
+// after a passing failure, with longer waits (or the wait a rate limit
+// asks), while socket is the app's. It resolves to true or false when the
+// server says (a room gone, 404, or refused, 403, is not the user's), and
+// to null when it could not tell.
+async function memberOf(id, socket) {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return (await api.room(id)).member === true;
+    } catch (err) {
+      if (!passing(err)) return false;
+      console.warn('parley: room after removed:', err.message);
+      if (attempt >= ROOM_CHECK_WAITS.length || state.socket !== socket) return null;
+      const wait = Math.max(ROOM_CHECK_WAITS[attempt], Math.min(err.retryAfterMs || 0, 30000));
+      await new Promise((resolve) => setTimeout(resolve, wait));
+      if (state.socket !== socket) return null;
+    }
   }
 }
 
