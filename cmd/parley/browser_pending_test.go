@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 )
@@ -317,4 +318,211 @@ func graceAddsToCrew(t *testing.T, s *testServer, userID int64) (grace *http.Cli
 	members = fmt.Sprintf("%s/api/groups/%d/members", s.URL, group.Group.ID)
 	postJSON(t, grace, "POST", members, map[string]int64{"user_id": userID}, http.StatusOK, nil)
 	return grace, group.Group.ID, members
+}
+
+// refuseOnce is run in a tab before the app. The first send frame whose
+// body is window.parleyWatch does not go: the page gets the refusal the
+// server gives past its rate, rate_limited with retry_after_ms 7777. The
+// others go, counted in window.parleySent. The page's 7777 ms timers wait
+// for window.parleyFireRetries() (window.parleyRetries() counts them).
+// While window.parleyHoldAcks is set, frames with an ack are held until
+// window.parleyRelease(); while window.parleyHoldRemoved is, so are those
+// with a removed (counted in window.parleyHeldRemoved).
+const refuseOnce = `(() => {
+	const setTimeout = window.setTimeout.bind(window);
+	const clearTimeout = window.clearTimeout.bind(window);
+	const retries = new Map();
+	let next = 1e9;
+	window.setTimeout = (fn, ms, ...args) => {
+		if (ms !== 7777) return setTimeout(fn, ms, ...args);
+		const id = next++;
+		retries.set(id, () => fn(...args));
+		return id;
+	};
+	window.clearTimeout = (id) => retries.delete(id) || clearTimeout(id);
+	window.parleyRetries = () => retries.size;
+	window.parleyFireRetries = () => {
+		for (const [id, fn] of [...retries]) {
+			retries.delete(id);
+			fn();
+		}
+	};
+
+	window.parleyWatch = "";
+	window.parleyRefused = 0;
+	window.parleySent = 0;
+	const send = WebSocket.prototype.send;
+	WebSocket.prototype.send = function (data) {
+		let f = null;
+		try { f = JSON.parse(data); } catch {}
+		if (f && f.type === "send" && window.parleyWatch && f.body === window.parleyWatch) {
+			if (window.parleyRefused === 0) {
+				window.parleyRefused++;
+				const refusal = {type: "error", ref: f.client_id, room_id: f.room_id, code: "rate_limited",
+					message: "too many requests; slow down", retry_after_ms: 7777};
+				setTimeout(() => this.dispatchEvent(new MessageEvent("message", {data: JSON.stringify(refusal)})));
+				return;
+			}
+			window.parleySent++;
+		}
+		return send.call(this, data);
+	};
+
+	window.parleyHoldAcks = false;
+	window.parleyHoldRemoved = false;
+	window.parleyHeldRemoved = 0;
+	const held = [];
+	window.parleyRelease = () => {
+		window.parleyHoldAcks = false;
+		window.parleyHoldRemoved = false;
+		for (const f of held.splice(0)) f();
+	};
+	const add = WebSocket.prototype.addEventListener;
+	WebSocket.prototype.addEventListener = function (type, fn, opts) {
+		if (type !== "message") return add.call(this, type, fn, opts);
+		window.parleyWS = this;
+		return add.call(this, type, function (e) {
+			const data = String(e.data);
+			const removed = window.parleyHoldRemoved && data.includes('"type":"removed"');
+			if (removed) window.parleyHeldRemoved++;
+			if (removed || (window.parleyHoldAcks && data.includes('"type":"ack"'))) {
+				held.push(() => fn.call(this, e));
+				return;
+			}
+			return fn.call(this, e);
+		}, opts);
+	};
+})()`
+
+// TestBrowserRateLimitedRetry: a send refused rate_limited is sent again
+// after the retry_after_ms the refusal gives, by a timer of the page. Once
+// the socket has reconnected, which sends it again at once, or the room
+// was left, which forgets it (and entered again, which sends it again
+// at once), that timer must not send it once more.
+func TestBrowserRateLimitedRetry(t *testing.T) {
+	s, ada := startAdaUnsigned(t)
+	ctx, cancel := ada.stepCtx()
+	_, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: refuseOnce})
+	cancel()
+	if err != nil {
+		t.Fatalf("install the refusal: %v", err)
+	}
+	ada.signIn(t, s, "ada@example.com", "Ada")
+	ada.enterRoom(t, "lobby")
+	id := evaluate[int64](t, ada, "the room's id", `Number(document.querySelector('#rooms-joined li[data-room-name="lobby"]').dataset.roomId)`)
+	const state = `{view: ` + viewState + `, refused: window.parleyRefused, sent: window.parleySent,
+		retries: window.parleyRetries(), heldRemoved: window.parleyHeldRemoved}`
+
+	// refused sends text, refused once, and waits for the retry's timer.
+	refused := func(text string) {
+		t.Helper()
+		evaluate[chromedp.Void](t, ada, "watch "+text, fmt.Sprintf(
+			`window.parleyWatch = %q; window.parleyRefused = 0; window.parleySent = 0; window.parleyHoldAcks = true`, text))
+		ada.do(t, "send "+text, chromedp.SendKeys(chromedp.ID("composer"), text+kb.Enter))
+		waitFor[bool](t, ada, "the send is refused and its retry due", state, `() => window.parleyRefused === 1 && window.parleyRetries() === 1`)
+	}
+	// fire runs the retry timers and returns how often text went since
+	// it was refused.
+	fire := func(text string) int {
+		t.Helper()
+		evaluate[chromedp.Void](t, ada, "the retry's time comes", `window.parleyFireRetries()`)
+		return evaluate[int](t, ada, "count the sends", `window.parleySent`)
+	}
+	acked := func(text string) {
+		t.Helper()
+		evaluate[chromedp.Void](t, ada, "let the acks through", `window.parleyRelease()`)
+		waitFor[bool](t, ada, fmt.Sprintf("%q is sent, once", text), state, `(text) => {
+			const shown = [...document.querySelectorAll("#messages .msg")]
+				.filter((m) => m.querySelector(".msg-body")?.textContent === text);
+			return shown.length === 1 && !shown[0].classList.contains("pending") && !!shown[0].dataset.seq;
+		}`, text)
+	}
+
+	// The socket reconnects before the retry's time: the new one sends it.
+	const first = "Sent again by the new socket."
+	refused(first)
+	evaluate[chromedp.Void](t, ada, "cut the socket", `window.parleyWS.close()`)
+	waitFor[bool](t, ada, "the new socket sends it again", state, `() =>
+		window.parleySent === 1 && document.getElementById("conn-status").dataset.state === "connected"`)
+	if n := fire(first); n != 1 {
+		t.Errorf("%q went %d times after the socket reconnected and the retry's time came; want 1 (the new socket's)", first, n)
+	}
+	acked(first)
+
+	// Ada leaves #lobby on her phone and enters it again; the page learns
+	// from the late removed that she is a member still, and sends again.
+	const second = "Sent again in the room entered again."
+	evaluate[chromedp.Void](t, ada, "hold the removed", `window.parleyHoldRemoved = true`)
+	refused(second)
+	ada.fetchJSON(t, "DELETE", fmt.Sprintf("/api/rooms/%d/members/me", id), nil, nil)
+	ada.fetchJSON(t, "POST", "/api/rooms", map[string]string{"name": "lobby"}, nil)
+	waitFor[bool](t, ada, "the removed of the leave has come", state, `() => window.parleyHeldRemoved > 0`)
+	evaluate[chromedp.Void](t, ada, "let the removed through", `(() => {
+		window.parleyHoldRemoved = false;
+		window.parleyRelease();
+		window.parleyHoldAcks = true;
+	})()`)
+	waitFor[bool](t, ada, "the page sends it again", state, `() => window.parleySent === 1`)
+	if n := fire(second); n != 1 {
+		t.Errorf("%q went %d times after the room was left and entered again and the retry's time came; want 1", second, n)
+	}
+	acked(second)
+	ada.checkQuiet(t)
+}
+
+// TestBrowserFirstDirectStopsAtSignOut: Ada's first message to her friend
+// Grace (sent over REST) is refused rate_limited, and she signs out before
+// the page would send it again. The page's timer must not send it then:
+// not with no session, nor with the session of whoever signs in next.
+func TestBrowserFirstDirectStopsAtSignOut(t *testing.T) {
+	s, ada := startAda(t)
+	waitFor[bool](t, ada, "connected", viewState, connectedBy, "ws")
+	ada.userID = userIDOf(t, s, nil, ada)
+	grace := signIn(t, s, "grace@example.com", "Grace")
+	graceID := userIDOf(t, s, grace, nil)
+	postJSON(t, grace, "POST", s.URL+"/api/contacts", map[string]int64{"user_id": ada.userID}, http.StatusOK, nil)
+	ada.fetchJSON(t, "POST", fmt.Sprintf("/api/contacts/%d/accept", graceID), nil, nil)
+
+	evaluate[chromedp.Void](t, ada, "open the chat with Grace", fmt.Sprintf(`location.hash = "#dm/%d"`, graceID))
+	waitFor[bool](t, ada, "the chat with Grace is open", viewState, `() =>
+		document.getElementById("room-title").textContent === "Grace" &&
+		document.getElementById("history-text").textContent.startsWith("This is the beginning")`)
+	// The first send is refused with retry_after_ms 7777; the page's
+	// 7777 ms timers wait for window.parleyFireRetries().
+	evaluate[chromedp.Void](t, ada, "refuse the first send", `(() => {
+		const setTimeout = window.setTimeout.bind(window);
+		const retries = [];
+		window.setTimeout = (fn, ms, ...args) => ms === 7777 ? retries.push(() => fn(...args)) + 1e9 : setTimeout(fn, ms, ...args);
+		window.parleyRetries = () => retries.length;
+		window.parleyFireRetries = () => retries.splice(0).forEach((fn) => fn());
+		window.parleyDirectPosts = 0;
+		const fetch = window.fetch;
+		window.fetch = (url, init) => {
+			if (!/\/api\/direct\/\d+\/messages$/.test(String(url))) return fetch(url, init);
+			if (window.parleyDirectPosts++ > 0) return fetch(url, init);
+			return Promise.resolve(new Response(
+				'{"error":{"code":"rate_limited","message":"too many requests; slow down","retry_after_ms":7777}}',
+				{status: 429, headers: {"Content-Type": "application/json"}}));
+		};
+	})()`)
+	ada.do(t, "write to Grace", chromedp.SendKeys(chromedp.ID("composer"), "Hello Grace."+kb.Enter))
+	const state = `{view: ` + viewState + `, posts: window.parleyDirectPosts, retries: window.parleyRetries()}`
+	waitFor[bool](t, ada, "the send is refused and its retry due", state, `() => window.parleyDirectPosts === 1 && window.parleyRetries() === 1`)
+	ada.click(t, "sign out", "#signout")
+	waitFor[bool](t, ada, "signed out", state, `() => document.getElementById("app").dataset.view === "signin"`)
+
+	ctx, cancel := ada.stepCtx()
+	defer cancel()
+	posts, err := chromedp.Run(ctx, chromedp.Evaluate[int](`(async () => {
+		window.parleyFireRetries();
+		// What the timer starts runs in the microtasks after it.
+		await new Promise((resolve) => setTimeout(resolve, 100));
+		return window.parleyDirectPosts;
+	})()`, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatalf("Ada: fire the retry: %v", err)
+	}
+	if posts != 1 {
+		t.Errorf("after Ada signed out and the retry's time came, the message was posted %d times; want 1 (refused, not sent again)", posts)
+	}
 }

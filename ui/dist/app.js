@@ -2468,6 +2468,7 @@ function sendComposer() {
 // which creates it; from then on the conversation is followed on the socket.
 async function sendFirstDirect(room, body) {
   const c = $('composer');
+  const socket = state.socket; // of this sign-in: it ends with it
   const p = { roomId: 0, clientId: newClientId(), body };
   c.value = '';
   autosize();
@@ -2483,6 +2484,7 @@ async function sendFirstDirect(room, body) {
       const transient = err.status === 0 || err.status >= 500 || err.code === 'rate_limited';
       if (transient && attempt < 5 && state.room === room) {
         await new Promise((r) => setTimeout(r, err.retryAfterMs || 1000 * (attempt + 1)));
+        if (state.socket !== socket) return; // signed out meanwhile: what was shown is gone
         continue;
       }
       const el = state.pendingEls.get(p.clientId);

@@ -277,6 +277,7 @@ export class ChatSocket {
     this.rooms = new Map(); // roomId → RoomSync for each open room
     this.pending = new Map(); // clientId → {roomId, clientId, body}, unacknowledged sends
     this.dropped = new Set(); // clientIds of sends forgotten with their conversation: their refusal is no news
+    this.retries = new Map(); // clientId → timer sending again a send refused rate_limited on this connection
     this.refs = new Map(); // ref → {type, roomId}
     this.nextRef = 1;
     this.limits = { max_message_len: 4000, max_frame_bytes: 32768 };
@@ -393,6 +394,7 @@ export class ChatSocket {
     const conn = this.conn;
     this.conn = null;
     this.ready = false;
+    this.cancelRetries();
     if (conn) conn.close(code);
   }
 
@@ -400,6 +402,7 @@ export class ChatSocket {
     const hadHello = this.ready;
     this.conn = null;
     this.ready = false;
+    this.cancelRetries();
     this.refs.clear();
     for (const rs of this.rooms.values()) rs.endSync();
     if (code === SESSION_ENDED) {
@@ -528,6 +531,7 @@ export class ChatSocket {
     for (const [id, p] of this.pending) {
       if (p.roomId !== roomId) continue;
       this.pending.delete(id);
+      this.cancelRetry(id);
       this.dropped.add(id);
       dropped.push(p);
     }
@@ -539,6 +543,7 @@ export class ChatSocket {
   retake(sends) {
     for (const p of sends) {
       this.dropped.delete(p.clientId);
+      this.cancelRetry(p.clientId);
       this.pending.set(p.clientId, p);
       this.sendPending(p);
     }
@@ -574,6 +579,31 @@ export class ChatSocket {
 
   sendPending(p) {
     this.raw({ type: 'send', room_id: p.roomId, client_id: p.clientId, body: p.body });
+  }
+
+  // retryLater sends p again after wait, on this connection, if it is
+  // still pending then: a new connection sends every pending send at its
+  // hello, and a send forgotten with its conversation must not go.
+  retryLater(p, wait) {
+    this.cancelRetry(p.clientId);
+    const conn = this.conn;
+    const timer = setTimeout(() => {
+      if (this.retries.get(p.clientId) !== timer) return;
+      this.retries.delete(p.clientId);
+      if (this.conn === conn && this.ready && this.pending.get(p.clientId) === p) this.sendPending(p);
+    }, wait);
+    this.retries.set(p.clientId, timer);
+  }
+
+  cancelRetry(clientId) {
+    clearTimeout(this.retries.get(clientId));
+    this.retries.delete(clientId);
+  }
+
+  // cancelRetries cancels the retries of the connection that ended.
+  cancelRetries() {
+    for (const timer of this.retries.values()) clearTimeout(timer);
+    this.retries.clear();
   }
 
   pendingFor(roomId) {
@@ -644,6 +674,7 @@ export class ChatSocket {
         break;
       case 'ack':
         this.pending.delete(f.client_id);
+        this.cancelRetry(f.client_id);
         this.emit('ack', f);
         if (f.message) this.ingest(f.room_id, [f.message]);
         break;
@@ -703,10 +734,11 @@ export class ChatSocket {
       if (f.code === 'rate_limited') {
         // Nothing was stored: keep it pending and try again shortly.
         this.emit('error', { ...f, transient: true });
-        setTimeout(() => this.pending.has(p.clientId) && this.sendPending(p), f.retry_after_ms || 1000);
+        this.retryLater(p, f.retry_after_ms > 0 ? f.retry_after_ms : 1000);
         return;
       }
       this.pending.delete(sendKey);
+      this.cancelRetry(p.clientId);
       this.emit('send-failed', { ...p, code: f.code, message: f.message });
       return;
     }
