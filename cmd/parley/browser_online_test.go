@@ -3,6 +3,8 @@ package main
 import (
 	"net/http"
 	"testing"
+
+	"github.com/chromedp/chromedp"
 )
 
 // TestBrowserLargeRoom: with --online-max 2, a room with three present
@@ -59,4 +61,59 @@ func TestBrowserLargeRoom(t *testing.T) {
 	for _, b := range []*browser{ada, grace} {
 		b.checkQuiet(t)
 	}
+}
+
+// youShown tells, of the user's own entry in the online list, whether
+// "(you)" is shown whole: some element of the entry says it (as text or
+// in ::after), is not cut short, and lies inside the entry and the
+// screen.
+const youShown = `(() => {
+	const li = document.querySelector("#online-list li.is-me");
+	if (!li) return {found: false};
+	const box = li.getBoundingClientRect();
+	const says = (el) => (el.childElementCount === 0 && el.textContent.includes("(you)")) ||
+		getComputedStyle(el, "::after").content.includes("(you)");
+	const marks = [...li.querySelectorAll("*")].filter(says).map((el) => {
+		const r = el.getBoundingClientRect();
+		return {
+			cut: el.scrollWidth > el.clientWidth + 1,
+			inside: r.width > 0 && r.left >= box.left - 1 && r.right <= box.right + 1 && r.right <= innerWidth,
+		};
+	});
+	const name = li.querySelector(".name");
+	return {
+		found: true,
+		text: li.textContent,
+		marks,
+		shown: marks.some((m) => !m.cut && m.inside),
+		nameFits: !!name && name.getBoundingClientRect().right <= box.right + 1,
+		overflowX: document.documentElement.scrollWidth > innerWidth,
+	};
+})()`
+
+// TestBrowserLongNameYou: a user with a 40-character name sees "(you)"
+// beside it in the room's online list, the name cut short instead, in the
+// column of a wide screen and in the chips of a phone's.
+func TestBrowserLongNameYou(t *testing.T) {
+	s, ada := startAdaUnsigned(t)
+	const name = "Augusta Ada King, Countess of Lovelace 1"
+	if len(name) != 40 {
+		t.Fatalf("name has %d characters; want 40", len(name))
+	}
+	ada.signIn(t, s, "ada@example.com", name)
+	ada.enterRoom(t, "lobby")
+	for _, layout := range []struct {
+		name string
+		view chromedp.Action[chromedp.Void]
+	}{
+		{"1280px", chromedp.EmulateViewport(1280, 800)},
+		{"390px", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile, chromedp.EmulatePortrait)},
+	} {
+		ada.do(t, layout.name+" viewport", layout.view)
+		waitFor[bool](t, ada, "(you) is shown whole at "+layout.name, youShown, `() => {
+			const s = `+youShown+`;
+			return s.found && s.shown && s.nameFits && !s.overflowX;
+		}`)
+	}
+	ada.checkQuiet(t)
 }

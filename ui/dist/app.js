@@ -2042,8 +2042,14 @@ function renderOnline() {
     learnName(u.id, u.name);
     const li = h('li');
     li.dataset.userId = String(u.id);
-    if (state.me && u.id === state.me.id) li.classList.add('is-me');
-    li.append(avatar(u.id, u.name), h('span', 'name', displayName(u.id, u.name)));
+    const name = h('span', 'name', displayName(u.id, u.name));
+    name.title = name.textContent; // the whole of a name cut short
+    li.append(avatar(u.id, u.name), name);
+    if (state.me && u.id === state.me.id) {
+      li.classList.add('is-me');
+      // Beside the name, not in it: a long name is cut short, not this.
+      li.append(h('span', 'you', '(you)'));
+    }
     return li;
   });
   // A large room's list names some of those present; the count is all.
