@@ -20,8 +20,14 @@ import (
 // Prefix + "limit:" + key, checked and updated by one script. Time is the
 // Redis server's clock (TIME), so nodes whose clocks disagree still share
 // one window. A key's set expires one window after its last event.
+//
+// While Redis hangs, a call gives up after 2 s, and the next ones at once
+// until Redis answers again, as the calls of Presence do (callTimeout).
+// A call that fails returns a chat.ErrUnavailable error: what is limited
+// is then refused, not let through unlimited.
 type Limiter struct {
 	rdb    *goredis.Client
+	guard  *hangGuard
 	prefix string
 	tag    string // makes members unique across Limiters
 	seq    atomic.Uint64
@@ -49,22 +55,24 @@ redis.call('PEXPIRE', KEYS[1], math.ceil(win / 1000))
 return {1, 0}
 `)
 
-func newLimiter(rdb *goredis.Client, opts Options) *Limiter {
+func newLimiter(rdb *goredis.Client, guard *hangGuard, opts Options) *Limiter {
 	b := make([]byte, 6)
 	rand.Read(b) // never fails (crypto/rand)
-	return &Limiter{rdb: rdb, prefix: opts.Prefix + "limit:", tag: hex.EncodeToString(b)}
+	return &Limiter{rdb: rdb, guard: guard, prefix: opts.Prefix + "limit:", tag: hex.EncodeToString(b)}
 }
 
 // Allow counts one event for key if fewer than n happened in the last
 // window; otherwise it reports, as retryAfter, when the oldest of them
 // leaves the window. It returns a chat.ErrUnavailable error if Redis
-// cannot be reached.
+// cannot be reached or does not answer in time.
 func (l *Limiter) Allow(ctx context.Context, key string, n int, window time.Duration) (bool, time.Duration, error) {
 	win := max(window.Microseconds(), 1)
 	member := l.tag + ":" + strconv.FormatUint(l.seq.Add(1), 10)
-	r, err := allowScript.Run(ctx, l.rdb, []string{l.prefix + key}, n, win, member).Int64Slice()
+	r, err := guarded(ctx, l.guard, func(ctx context.Context) ([]int64, error) {
+		return allowScript.Run(ctx, l.rdb, []string{l.prefix + key}, n, win, member).Int64Slice()
+	})
 	if err != nil {
-		return false, 0, fmt.Errorf("rate limit %q: %w", key, mapErr(ctx, err))
+		return false, 0, fmt.Errorf("rate limit %q: %w", key, err)
 	}
 	if r[0] == 1 {
 		return true, 0, nil
@@ -73,10 +81,14 @@ func (l *Limiter) Allow(ctx context.Context, key string, n int, window time.Dura
 }
 
 // Undo takes back the newest event counted for key. It returns a
-// chat.ErrUnavailable error if Redis cannot be reached.
+// chat.ErrUnavailable error if Redis cannot be reached or does not answer
+// in time.
 func (l *Limiter) Undo(ctx context.Context, key string) error {
-	if err := l.rdb.ZPopMax(ctx, l.prefix+key, 1).Err(); err != nil {
-		return fmt.Errorf("undo rate limit %q: %w", key, mapErr(ctx, err))
+	_, err := guarded(ctx, l.guard, func(ctx context.Context) ([]goredis.Z, error) {
+		return l.rdb.ZPopMax(ctx, l.prefix+key, 1).Result()
+	})
+	if err != nil {
+		return fmt.Errorf("undo rate limit %q: %w", key, err)
 	}
 	return nil
 }

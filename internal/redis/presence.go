@@ -6,12 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -54,11 +52,9 @@ import (
 // meanwhile (a restart), and, if this node was reaped meanwhile, after the
 // reaper did.
 type Presence struct {
-	downUntil atomic.Int64 // unix nanoseconds until which Redis is taken for unreachable (presenceDownFor)
-	probing   atomic.Bool  // probe runs
-
 	rdb    *goredis.Client
-	p      string // key prefix
+	guard  *hangGuard // bounds the calls of connections (callTimeout)
+	p      string     // key prefix
 	id     string
 	keyTTL time.Duration
 	every  time.Duration
@@ -184,9 +180,10 @@ redis.call('DEL', held)
 return gone
 `)
 
-func newPresence(ctx context.Context, rdb *goredis.Client, opts Options) (*Presence, error) {
+func newPresence(ctx context.Context, rdb *goredis.Client, guard *hangGuard, opts Options) (*Presence, error) {
 	p := &Presence{
 		rdb:    rdb,
+		guard:  guard,
 		p:      opts.Prefix + "presence:",
 		id:     opts.NodeID,
 		keyTTL: opts.NodeTTL * 2 / 3,
@@ -259,76 +256,6 @@ func (p *Presence) checkNodeFree(ctx context.Context) error {
 	return nil
 }
 
-// While Redis does not answer, a connection's presence calls (Add,
-// Remove, Online, OnlineOf) each wait at most presenceCallTimeout, and
-// once one timed out, the next ones fail at once for presenceDownFor,
-// or until a PING sent meanwhile (probe) or the heartbeat finds Redis
-// answering again: who is present is only shown, and a connect or an
-// open, which make these calls, must not wait for Redis again and again.
-// The heartbeat writes what failed meanwhile (settle). (A Redis that
-// refuses connections makes calls fail quickly anyway.)
-const (
-	presenceCallTimeout = 2 * time.Second
-	presenceDownFor     = 5 * time.Second
-)
-
-// errPresenceDown is the error of a presence call while Redis is taken for
-// unreachable.
-var errPresenceDown = fmt.Errorf("%w: redis: unreachable (a presence call failed moments ago)", unavailable)
-
-// call bounds ctx for one presence call, and returns the function to
-// give its outcome to, which returns the error to report; it fails at
-// once while Redis is taken for unreachable.
-func (p *Presence) call(ctx context.Context) (context.Context, func(error) error, error) {
-	if time.Now().UnixNano() < p.downUntil.Load() {
-		return nil, nil, errPresenceDown
-	}
-	cctx, cancel := context.WithTimeout(ctx, presenceCallTimeout)
-	return cctx, func(err error) error {
-		cancel()
-		if err == nil {
-			return nil
-		}
-		return p.failed(ctx, err)
-	}, nil
-}
-
-// failed takes Redis for unreachable if err, the error of a call under
-// ctx, is a timeout of its own, and returns err as mapErr does.
-func (p *Presence) failed(ctx context.Context, err error) error {
-	if ctx.Err() != nil {
-		return err
-	}
-	var ne net.Error
-	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
-		p.downUntil.Store(time.Now().Add(presenceDownFor).UnixNano())
-		if p.probing.CompareAndSwap(false, true) {
-			go p.probe()
-		}
-		return fmt.Errorf("%w: %w", unavailable, err)
-	}
-	return mapErr(ctx, err)
-}
-
-// probe pings Redis, while it is taken for unreachable, until it answers.
-func (p *Presence) probe() {
-	defer p.probing.Store(false)
-	for time.Now().UnixNano() < p.downUntil.Load() {
-		ctx, cancel := context.WithTimeout(context.Background(), presenceCallTimeout)
-		err := p.rdb.Ping(ctx).Err()
-		cancel()
-		if err == nil {
-			p.downUntil.Store(0)
-			return
-		}
-		select {
-		case <-p.quit:
-			return
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-}
-
 // Add counts one connection of userID in convID on this node; first is
 // true if no live node had the user there before.
 func (p *Presence) Add(ctx context.Context, convID, userID int64) (bool, error) {
@@ -344,12 +271,9 @@ func (p *Presence) Add(ctx context.Context, convID, userID int64) (bool, error) 
 	if e.n > 1 {
 		return false, nil
 	}
-	cctx, done, err := p.call(ctx)
-	var first bool
-	if err == nil {
-		first, err = p.run(cctx, addScript, k)
-		err = done(err)
-	}
+	first, err := guarded(ctx, p.guard, func(ctx context.Context) (bool, error) {
+		return p.run(ctx, addScript, k)
+	})
 	if err != nil {
 		// The caller serves the connection anyway, and Removes it when it
 		// ends: that Remove must not count out another connection.
@@ -386,12 +310,9 @@ func (p *Presence) Remove(ctx context.Context, convID, userID int64) (bool, erro
 	if e.n > 0 {
 		return false, nil
 	}
-	cctx, done, err := p.call(ctx)
-	var last bool
-	if err == nil {
-		last, err = p.run(cctx, removeScript, k)
-		err = done(err)
-	}
+	last, err := guarded(ctx, p.guard, func(ctx context.Context) (bool, error) {
+		return p.run(ctx, removeScript, k)
+	})
 	if err != nil {
 		e.pending = failedRemove
 		return false, fmt.Errorf("remove presence %s: %w", k, err)
@@ -436,31 +357,37 @@ func (p *Presence) release(k pair, e *entry) {
 // most max of them. Like OnlineOf, it returns a chat.ErrUnavailable error
 // if Redis cannot be reached.
 func (p *Presence) Online(ctx context.Context, convID int64, max int) ([]int64, int, error) {
-	cctx, done, err := p.call(ctx)
+	key := p.p + "in:" + strconv.FormatInt(convID, 10)
+	type online struct {
+		card int64
+		some []string
+	}
+	r, err := guarded(ctx, p.guard, func(ctx context.Context) (online, error) {
+		if max <= 0 {
+			n, err := p.rdb.SCard(ctx, key).Result()
+			return online{card: n}, err
+		}
+		// One round trip, one snapshot: SRANDMEMBER with a positive count
+		// returns distinct members, the whole set if it is smaller.
+		var card *goredis.IntCmd
+		var some *goredis.StringSliceCmd
+		_, err := p.rdb.TxPipelined(ctx, func(pipe goredis.Pipeliner) error {
+			card = pipe.SCard(ctx, key)
+			some = pipe.SRandMemberN(ctx, key, int64(max))
+			return nil
+		})
+		if err != nil {
+			return online{}, err
+		}
+		return online{card.Val(), some.Val()}, nil
+	})
 	if err != nil {
 		return nil, 0, fmt.Errorf("online %d: %w", convID, err)
 	}
-	key := p.p + "in:" + strconv.FormatInt(convID, 10)
 	if max <= 0 {
-		n, err := p.rdb.SCard(cctx, key).Result()
-		if err := done(err); err != nil {
-			return nil, 0, fmt.Errorf("online %d: %w", convID, err)
-		}
-		return nil, int(n), nil
+		return nil, int(r.card), nil
 	}
-	// One round trip, one snapshot: SRANDMEMBER with a positive count
-	// returns distinct members, the whole set if it is smaller.
-	var card *goredis.IntCmd
-	var some *goredis.StringSliceCmd
-	_, err = p.rdb.TxPipelined(cctx, func(pipe goredis.Pipeliner) error {
-		card = pipe.SCard(cctx, key)
-		some = pipe.SRandMemberN(cctx, key, int64(max))
-		return nil
-	})
-	if err := done(err); err != nil {
-		return nil, 0, fmt.Errorf("online %d: %w", convID, err)
-	}
-	ms := some.Val()
+	ms := r.some
 	ids := make([]int64, 0, len(ms))
 	for _, m := range ms {
 		id, err := strconv.ParseInt(m, 10, 64)
@@ -469,7 +396,7 @@ func (p *Presence) Online(ctx context.Context, convID int64, max int) ([]int64, 
 		}
 		ids = append(ids, id)
 	}
-	return ids, int(card.Val()), nil
+	return ids, int(r.card), nil
 }
 
 // OnlineOf returns those of userIDs present in convID, in their order, in
@@ -482,12 +409,10 @@ func (p *Presence) OnlineOf(ctx context.Context, convID int64, userIDs []int64) 
 	for i, id := range userIDs {
 		ms[i] = id
 	}
-	cctx, done, err := p.call(ctx)
+	in, err := guarded(ctx, p.guard, func(ctx context.Context) ([]bool, error) {
+		return p.rdb.SMIsMember(ctx, p.p+"in:"+strconv.FormatInt(convID, 10), ms...).Result()
+	})
 	if err != nil {
-		return nil, fmt.Errorf("online of %d: %w", convID, err)
-	}
-	in, err := p.rdb.SMIsMember(cctx, p.p+"in:"+strconv.FormatInt(convID, 10), ms...).Result()
-	if err := done(err); err != nil {
 		return nil, fmt.Errorf("online of %d: %w", convID, err)
 	}
 	var ids []int64
@@ -571,7 +496,7 @@ func (p *Presence) beat() {
 		if err != nil {
 			p.log.Warn("redis: presence heartbeat", "err", err)
 		} else {
-			p.downUntil.Store(0) // Redis answers
+			p.guard.answered()
 			redo = p.settle(ctx, expired, redo)
 		}
 		cancel()

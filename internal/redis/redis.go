@@ -88,6 +88,7 @@ func (o Options) withDefaults() (Options, error) {
 // Limiter built on it. The Broker adds one pub/sub connection.
 type Client struct {
 	rdb      *goredis.Client
+	guard    *hangGuard
 	broker   *Broker
 	presence *Presence
 	limiter  *Limiter
@@ -115,16 +116,18 @@ func New(ctx context.Context, url string, opts Options) (*Client, error) {
 		rdb.Close()
 		return nil, fmt.Errorf("redis ping: %w", err)
 	}
-	p, err := newPresence(ctx, rdb, opts)
+	guard := newHangGuard(rdb)
+	p, err := newPresence(ctx, rdb, guard, opts)
 	if err != nil {
 		rdb.Close()
 		return nil, err
 	}
 	return &Client{
 		rdb:      rdb,
+		guard:    guard,
 		broker:   newBroker(rdb, opts),
 		presence: p,
-		limiter:  newLimiter(rdb, opts),
+		limiter:  newLimiter(rdb, guard, opts),
 		ended:    newEnded(rdb, opts),
 	}, nil
 }
@@ -149,6 +152,7 @@ func (c *Client) Redis() *goredis.Client { return c.rdb }
 func (c *Client) Close() error {
 	c.closeOnce.Do(func() {
 		c.closeErr = errors.Join(c.presence.Close(), c.broker.Close(), c.rdb.Close())
+		c.guard.close()
 	})
 	return c.closeErr
 }

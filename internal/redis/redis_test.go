@@ -1325,3 +1325,35 @@ func TestEnded(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestLimiterWhileRedisHangs: while Redis does not answer (its host gone:
+// connections accepted, nothing comes back), a rate-limited call fails
+// with "unavailable" without waiting for go-redis's own timeouts, as a
+// presence call does: sign-in codes, new rooms and the other limited
+// actions must not hang on it. Once Redis answers again, Allow counts
+// again.
+func TestLimiterWhileRedisHangs(t *testing.T) {
+	e := newTestEnv(t)
+	c, p := e.clientViaProxy(t, redis.Options{})
+	l := c.Limiter()
+	ctx := context.Background()
+	p.Hang()
+	// Each used to wait for go-redis's read timeout, and its retries.
+	start := time.Now()
+	for i := range 3 {
+		if _, _, err := l.Allow(ctx, "k", 3, time.Minute); !errors.Is(err, chat.ErrUnavailable) {
+			t.Errorf("Allow %d with Redis hanging = %v; want a chat error of kind ErrUnavailable", i, err)
+		}
+	}
+	if err := l.Undo(ctx, "k"); !errors.Is(err, chat.ErrUnavailable) {
+		t.Errorf("Undo with Redis hanging = %v; want a chat error of kind ErrUnavailable", err)
+	}
+	if d := time.Since(start); d > 4*time.Second {
+		t.Errorf("3 Allows and an Undo with Redis hanging took %v; want no wait for Redis past the first", d.Round(time.Millisecond))
+	}
+	p.Restore(t)
+	eventually(t, 15*time.Second, "Allow with Redis back", func() bool {
+		ok, _, err := l.Allow(ctx, "k", 3, time.Minute)
+		return err == nil && ok
+	})
+}
