@@ -14,6 +14,7 @@ import (
 	"github.com/gorilla/websocket"
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/parley-chat/parley/internal/redis"
 	"github.com/parley-chat/parley/internal/testenv"
 )
 
@@ -270,4 +271,38 @@ func TestClusterRedisHangsConnectOpen(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestClusterRedisHangsShutdown: a node whose Redis hangs (its host gone)
+// while it serves a client in a room stops within its --shutdown-timeout
+// (5 s, from startServer) and redis.CloseTimeout, with a second for the
+// rest: the closing of its presence and broker gives up on Redis. (It
+// waited for the heartbeat and the sweep under way, then up to 10 s for
+// the presences' removal, and for the pub/sub connection's dial: over
+// 20 s.)
+func TestClusterRedisHangsShutdown(t *testing.T) {
+	rs := startRedisServer(t)
+	p := testenv.StartProxy(t, strings.TrimPrefix(rs.URL(), "redis://"))
+	s := startServer(t, "--broker", "redis://"+p.Addr(), "--redis-prefix", "parleyhang:"+testenv.RandHex(6)+":")
+	ada := signIn(t, s, "ada@example.com", "Ada")
+	var room struct {
+		Room struct{ ID int64 } `json:"room"`
+	}
+	postJSON(t, ada, "POST", s.URL+"/api/rooms", map[string]string{"name": "general"}, http.StatusOK, &room)
+	ws := dialWS(t, s, ada)
+	readUntil(t, ws, "hello")
+	ws.WriteJSON(map[string]any{"type": "open", "room_id": room.Room.ID, "ref": "o1"})
+	readUntil(t, ws, "opened")
+
+	p.Hang()
+	const bound = 5*time.Second + redis.CloseTimeout + time.Second
+	start := time.Now()
+	s.stop()
+	select {
+	case <-s.done:
+		close(s.done)
+	case <-time.After(bound):
+		t.Fatalf("with Redis hanging, parley did not stop within %v\n%s", bound, s.stderr)
+	}
+	t.Logf("stopped in %v", time.Since(start).Round(time.Millisecond))
 }

@@ -66,7 +66,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	defer fab.close()
+	// After the graceful shutdown, which --shutdown-timeout bounds; Redis's
+	// close takes at most redis.CloseTimeout more, even while it hangs.
+	defer func() {
+		if err := fab.close(); err != nil {
+			logger.Warn("close broker", "err", err)
+		}
+	}()
 
 	var mail chat.Mailer = mailer.NewLog(logger)
 	if cfg.SMTP != "" {

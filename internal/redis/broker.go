@@ -60,6 +60,8 @@ type Broker struct {
 	retrying bool                 // retryFailed runs
 
 	quit chan struct{}
+	ctx  context.Context // the reader's, ended by Close: a dial for it stops
+	stop context.CancelFunc
 	done chan struct{}
 }
 
@@ -94,6 +96,7 @@ func newBroker(rdb *goredis.Client, opts Options) *Broker {
 		quit:    make(chan struct{}),
 		done:    make(chan struct{}),
 	}
+	b.ctx, b.stop = context.WithCancel(context.Background())
 	b.pub.b = b
 	go b.run()
 	return b
@@ -385,7 +388,7 @@ func (b *Broker) OnResume(fn func()) {
 // connection.
 func (b *Broker) run() {
 	defer close(b.done)
-	ctx := context.Background()
+	ctx := b.ctx
 	confirmed := make(map[string]bool) // channels Redis confirmed on this connection
 	pinged := false
 	resumeAt := "" // the payload of the PING whose answer ends a reconnect
@@ -541,6 +544,7 @@ func (b *Broker) Close() error {
 	b.topics = nil
 	b.mu.Unlock()
 	close(b.quit)
+	b.stop()
 	err := b.ps.Close()
 	<-b.done
 	return err

@@ -12,7 +12,7 @@ func (p *Presence) Crash() {
 	}
 	p.closed = true
 	p.gate.Unlock()
-	close(p.quit)
+	p.stop()
 	p.wg.Wait()
 }
 

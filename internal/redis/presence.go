@@ -68,7 +68,8 @@ type Presence struct {
 	watchers []func(convID, userID int64, online bool)
 	leftOver []string // "<conv>:<user>" presences an earlier run left, which ended at start
 
-	quit chan struct{}
+	life context.Context // ended by Close: ends the heartbeat's and sweep's calls too
+	stop context.CancelFunc
 	wg   sync.WaitGroup
 }
 
@@ -190,14 +191,16 @@ func newPresence(ctx context.Context, rdb *goredis.Client, guard *hangGuard, opt
 		every:  opts.NodeTTL / 6,
 		log:    opts.Logger,
 		local:  make(map[pair]*entry),
-		quit:   make(chan struct{}),
 	}
+	p.life, p.stop = context.WithCancel(context.Background())
 	if err := p.checkNodeFree(ctx); err != nil {
+		p.stop()
 		return nil, err
 	}
 	// A previous run with this NodeID may have left presences behind.
 	gone, err := reapScript.Run(ctx, rdb, nil, p.p, p.id, "1").StringSlice()
 	if err != nil {
+		p.stop()
 		return nil, fmt.Errorf("presence start: %w", err)
 	}
 	if len(gone) > 0 {
@@ -205,6 +208,7 @@ func newPresence(ctx context.Context, rdb *goredis.Client, guard *hangGuard, opt
 	}
 	p.leftOver = gone
 	if _, err := p.heartbeat(ctx); err != nil {
+		p.stop()
 		return nil, fmt.Errorf("presence heartbeat: %w", err)
 	}
 	p.wg.Add(2)
@@ -487,14 +491,16 @@ func (p *Presence) beat() {
 	var redo map[pair]bool // presences a rewrite has yet to write
 	for {
 		select {
-		case <-p.quit:
+		case <-p.life.Done():
 			return
 		case <-t.C:
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), p.keyTTL)
+		ctx, cancel := context.WithTimeout(p.life, p.keyTTL)
 		expired, err := p.heartbeat(ctx)
 		if err != nil {
-			p.log.Warn("redis: presence heartbeat", "err", err)
+			if p.life.Err() == nil { // else Close stopped it
+				p.log.Warn("redis: presence heartbeat", "err", err)
+			}
 		} else {
 			p.guard.answered()
 			redo = p.settle(ctx, expired, redo)
@@ -613,12 +619,12 @@ func (p *Presence) sweep() {
 		// Jitter spreads the sweeps of nodes started together.
 		d := p.every/2 + rand.N(p.every)
 		select {
-		case <-p.quit:
+		case <-p.life.Done():
 			return
 		case <-time.After(d):
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), p.keyTTL)
-		if err := p.reapDead(ctx); err != nil {
+		ctx, cancel := context.WithTimeout(p.life, p.keyTTL)
+		if err := p.reapDead(ctx); err != nil && p.life.Err() == nil {
 			p.log.Warn("redis: presence sweep", "err", err)
 		}
 		cancel()
@@ -663,6 +669,10 @@ func (p *Presence) reapDead(ctx context.Context) error {
 // had died: the Watch functions are called for those that thereby ended
 // everywhere, before Close returns, so close Presence before the Broker
 // they may publish on (Client.Close does).
+//
+// Close waits for Redis at most CloseTimeout, and not at all while a call
+// has just found it hanging (callTimeout); the presences it failed to
+// remove end when another node reaps this one, within about NodeTTL.
 func (p *Presence) Close() error {
 	p.gate.Lock()
 	if p.closed {
@@ -671,9 +681,12 @@ func (p *Presence) Close() error {
 	}
 	p.closed = true
 	p.gate.Unlock()
-	close(p.quit)
+	p.stop()
 	p.wg.Wait()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	if p.guard.down() {
+		return fmt.Errorf("presence close: %w", errDown)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), CloseTimeout)
 	defer cancel()
 	gone, err := reapScript.Run(ctx, p.rdb, nil, p.p, p.id, "1").StringSlice()
 	if err != nil {

@@ -147,11 +147,26 @@ func (c *Client) Ended() *Ended { return c.ended }
 // Redis returns the underlying client, for health checks.
 func (c *Client) Redis() *goredis.Client { return c.rdb }
 
+// CloseTimeout bounds Client.Close while Redis does not answer.
+const CloseTimeout = 3 * time.Second
+
 // Close closes the Presence (see Presence.Close), the Broker and the
-// connections. Later calls return the same result.
+// connections. It returns within CloseTimeout: past it, it stops waiting
+// for Redis and closes the connections, which ends the calls still
+// waiting for an answer. Later calls return the same result.
 func (c *Client) Close() error {
 	c.closeOnce.Do(func() {
-		c.closeErr = errors.Join(c.presence.Close(), c.broker.Close(), c.rdb.Close())
+		done := make(chan error, 1)
+		go func() { done <- errors.Join(c.presence.Close(), c.broker.Close()) }()
+		t := time.NewTimer(CloseTimeout)
+		defer t.Stop()
+		var err error
+		select {
+		case err = <-done:
+		case <-t.C:
+			err = fmt.Errorf("redis: close: Redis did not answer within %v", CloseTimeout)
+		}
+		c.closeErr = errors.Join(err, c.rdb.Close())
 		c.guard.close()
 	})
 	return c.closeErr

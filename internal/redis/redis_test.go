@@ -1357,3 +1357,23 @@ func TestLimiterWhileRedisHangs(t *testing.T) {
 		return err == nil && ok
 	})
 }
+
+// TestCloseWhileRedisHangs: Close returns within CloseTimeout while Redis
+// does not answer, although the heartbeat and the pub/sub connection wait
+// for a new connection's handshake, which go-redis does not cut short.
+func TestCloseWhileRedisHangs(t *testing.T) {
+	e := newTestEnv(t)
+	c, p := e.clientViaProxy(t, redis.Options{})
+	if _, err := c.Presence().Add(context.Background(), 1, 1); err != nil {
+		t.Fatal(err)
+	}
+	p.Hang()
+	done := make(chan error, 1)
+	go func() { done <- c.Close() }()
+	select {
+	case err := <-done:
+		t.Logf("Close: %v", err)
+	case <-time.After(redis.CloseTimeout + time.Second):
+		t.Fatalf("Close with Redis hanging did not return within %v", redis.CloseTimeout+time.Second)
+	}
+}
