@@ -14,8 +14,13 @@ import (
 // scored by the time (the Redis server's, in ms) until which each counts
 // as ended. A set holds at most the max given to Add, the newest, and
 // expires with its newest entry.
+//
+// Its calls are made for requests (a DELETE, a poll rebuilding a channel):
+// while Redis hangs they give up as presence calls and rate limits do
+// (hangGuard).
 type Ended struct {
 	rdb    *goredis.Client
+	guard  *hangGuard
 	prefix string
 }
 
@@ -44,32 +49,38 @@ if tonumber(s) > now then return 1 end
 return 0
 `)
 
-func newEnded(rdb *goredis.Client, opts Options) *Ended {
-	return &Ended{rdb: rdb, prefix: opts.Prefix + "ended:"}
+func newEnded(rdb *goredis.Client, guard *hangGuard, opts Options) *Ended {
+	return &Ended{rdb: rdb, guard: guard, prefix: opts.Prefix + "ended:"}
 }
 
 func (e *Ended) key(userID int64) string { return e.prefix + strconv.FormatInt(userID, 10) }
 
 // Add records that userID ended channel, for ttl; of the user's channels
 // only the newest max are kept. It returns a chat.ErrUnavailable error if
-// Redis cannot be reached.
+// Redis cannot be reached or does not answer in time.
 func (e *Ended) Add(ctx context.Context, userID int64, channel string, ttl time.Duration, max int) error {
 	ms := ttl.Milliseconds()
 	if ms <= 0 || max <= 0 {
 		return nil
 	}
-	if err := endAddScript.Run(ctx, e.rdb, []string{e.key(userID)}, channel, ms, max).Err(); err != nil {
-		return fmt.Errorf("record ended channel: %w", mapErr(ctx, err))
+	_, err := guarded(ctx, e.guard, func(ctx context.Context) (any, error) {
+		return endAddScript.Run(ctx, e.rdb, []string{e.key(userID)}, channel, ms, max).Result()
+	})
+	if err != nil {
+		return fmt.Errorf("record ended channel: %w", err)
 	}
 	return nil
 }
 
 // Has reports whether userID ended channel within the ttl given to Add.
-// It returns a chat.ErrUnavailable error if Redis cannot be reached.
+// It returns a chat.ErrUnavailable error if Redis cannot be reached or
+// does not answer in time.
 func (e *Ended) Has(ctx context.Context, userID int64, channel string) (bool, error) {
-	n, err := endHasScript.Run(ctx, e.rdb, []string{e.key(userID)}, channel).Int()
+	n, err := guarded(ctx, e.guard, func(ctx context.Context) (int, error) {
+		return endHasScript.Run(ctx, e.rdb, []string{e.key(userID)}, channel).Int()
+	})
 	if err != nil {
-		return false, fmt.Errorf("read ended channels: %w", mapErr(ctx, err))
+		return false, fmt.Errorf("read ended channels: %w", err)
 	}
 	return n == 1, nil
 }

@@ -14,7 +14,8 @@ import (
 // While Redis does not answer (its host gone: connections accepted or
 // half-open, nothing comes back), each call made for a client, a presence
 // call of a connection (Add, Remove, Online, OnlineOf) or a rate-limit
-// check (Limiter.Allow, Undo), waits at most callTimeout; once one timed out,
+// check (Limiter.Allow, Undo), or a read or write of the ended long-poll
+// channels (Ended), waits at most callTimeout; once one timed out,
 // the next ones fail at once for downFor, or until a PING sent meanwhile
 // (probe) or the presence heartbeat finds Redis answering again. Who is
 // present is only shown, and a rate-limited action is refused as
@@ -31,8 +32,8 @@ const (
 var errDown = fmt.Errorf("%w: redis: unreachable (a call failed moments ago)", unavailable)
 
 // hangGuard bounds the calls made for requests while Redis hangs (see
-// callTimeout). One is shared by a Client's Presence and Limiter: what
-// one of them found holds for the other.
+// callTimeout). One is shared by a Client's Presence, Limiter and Ended:
+// what one of them found holds for the others.
 type hangGuard struct {
 	rdb       *goredis.Client
 	downUntil atomic.Int64 // unix nanoseconds until which Redis is taken for unreachable

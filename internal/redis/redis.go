@@ -128,7 +128,7 @@ func New(ctx context.Context, url string, opts Options) (*Client, error) {
 		broker:   newBroker(rdb, opts),
 		presence: p,
 		limiter:  newLimiter(rdb, guard, opts),
-		ended:    newEnded(rdb, opts),
+		ended:    newEnded(rdb, guard, opts),
 	}, nil
 }
 

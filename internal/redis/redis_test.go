@@ -1348,8 +1348,15 @@ func TestLimiterWhileRedisHangs(t *testing.T) {
 	if err := l.Undo(ctx, "k"); !errors.Is(err, chat.ErrUnavailable) {
 		t.Errorf("Undo with Redis hanging = %v; want a chat error of kind ErrUnavailable", err)
 	}
+	// The record of ended long-poll channels shares the verdict.
+	if err := c.Ended().Add(ctx, 1, "ch", time.Minute, 4); !errors.Is(err, chat.ErrUnavailable) {
+		t.Errorf("Ended.Add with Redis hanging = %v; want a chat error of kind ErrUnavailable", err)
+	}
+	if _, err := c.Ended().Has(ctx, 1, "ch"); !errors.Is(err, chat.ErrUnavailable) {
+		t.Errorf("Ended.Has with Redis hanging = %v; want a chat error of kind ErrUnavailable", err)
+	}
 	if d := time.Since(start); d > 4*time.Second {
-		t.Errorf("3 Allows and an Undo with Redis hanging took %v; want no wait for Redis past the first", d.Round(time.Millisecond))
+		t.Errorf("3 Allows, an Undo and two calls of Ended with Redis hanging took %v; want no wait for Redis past the first", d.Round(time.Millisecond))
 	}
 	p.Restore(t)
 	eventually(t, 15*time.Second, "Allow with Redis back", func() bool {
