@@ -53,6 +53,55 @@ func NFCRenames(names []StoredName, key func(string) string, max int) map[int64]
 	return renames
 }
 
+// NameTable is what MigrateNamesNFC asks of a store, inside the
+// migration's transaction: its names, and a way to write one.
+type NameTable struct {
+	// Users returns every user's display name (Key: its name_key).
+	Users func() ([]StoredName, error)
+	// Convs returns the names of every room (group false) or group.
+	Convs func(group bool) ([]StoredName, error)
+	// RenameUser and RenameConv write a new name and its key.
+	RenameUser, RenameConv func(id int64, name, key string) error
+}
+
+// MigrateNamesNFC takes every name of t to NFC: the users' display names
+// as they are, the rooms' and groups' as NFCRenames decides, by ID (the
+// order in which rows are locked). key is the store's name_key.
+func MigrateNamesNFC(t NameTable, key func(string) string) error {
+	users, err := t.Users()
+	if err != nil {
+		return err
+	}
+	for _, u := range sortedByID(users) {
+		if norm.NFC.IsNormalString(u.Name) {
+			continue
+		}
+		name := norm.NFC.String(u.Name)
+		if err := t.RenameUser(u.ID, name, key(name)); err != nil {
+			return err
+		}
+	}
+	for _, group := range []bool{false, true} {
+		names, err := t.Convs(group)
+		if err != nil {
+			return err
+		}
+		max := MaxRoomNameLen
+		if group {
+			max = MaxGroupNameLen
+		}
+		renames := NFCRenames(names, key, max)
+		for _, n := range sortedByID(names) {
+			if name, ok := renames[n.ID]; ok {
+				if err := t.RenameConv(n.ID, name, key(name)); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
 // withSuffix is name with suffix, name cut to fit max characters.
 func withSuffix(name, suffix string, max int) string {
 	for utf8.RuneCountInString(name)+len(suffix) > max && name != "" {
