@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+	"unsafe"
 )
 
 // A clientSet holds each client once, in address order, through adds and
@@ -60,5 +61,17 @@ func TestClientSet(t *testing.T) {
 	check("after removing the rest")
 	if cap(s) > 64 {
 		t.Errorf("an empty set holds room for %d clients; want at most 64", cap(s))
+	}
+}
+
+// A Client stays in the 128-byte size class: every connection holds one
+// (target 5 in docs/benchmarks.md). What only some clients need, such as
+// a long-poll channel's name, belongs to their Waker.
+func TestClientSize(t *testing.T) {
+	if unsafe.Sizeof(uintptr(0)) != 8 {
+		t.Skip("sizes are for 64-bit platforms")
+	}
+	if n := unsafe.Sizeof(Client{}); n > 128 {
+		t.Errorf("Client is %d bytes; want at most 128, the size class it had", n)
 	}
 }
