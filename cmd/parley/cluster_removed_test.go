@@ -2,8 +2,10 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -11,10 +13,146 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/parley-chat/parley/internal/testenv"
 )
+
+// A link carries the native protocol between a test client and a node:
+// a WebSocket or a long-poll channel, so that one test body covers both.
+type link interface {
+	// send sends frame f; replies arrive through next.
+	send(t testing.TB, f map[string]any)
+	// next returns the frames (JSON objects, one each) that arrive next,
+	// waiting at most until deadline.
+	next(deadline time.Time) ([][]byte, error)
+}
+
+// dialLink opens a link of user c to node s.
+type dialLink func(t testing.TB, s *testServer, c *http.Client) link
+
+type wsLink struct{ ws *websocket.Conn }
+
+func dialWSLink(t testing.TB, s *testServer, c *http.Client) link {
+	return wsLink{dialWS(t, s, c)}
+}
+
+func (l wsLink) send(t testing.TB, f map[string]any) {
+	t.Helper()
+	if err := l.ws.WriteJSON(f); err != nil {
+		t.Fatalf("write %v: %v", f, err)
+	}
+}
+
+func (l wsLink) next(deadline time.Time) ([][]byte, error) {
+	l.ws.SetReadDeadline(deadline)
+	_, data, err := l.ws.ReadMessage()
+	if err != nil {
+		return nil, err
+	}
+	return bytes.Split(data, []byte("\n")), nil
+}
+
+// pollLink long-polls: next is a GET /api/poll with the cursor of the
+// last answer (none at first, which starts the channel), send a POST,
+// whose reply frames next gives before polling again.
+type pollLink struct {
+	url    string
+	c      *http.Client // no timeout of its own: next's deadline bounds a poll
+	cursor string
+	queued [][]byte
+}
+
+func dialPollLink(t testing.TB, s *testServer, c *http.Client) link {
+	return &pollLink{url: s.URL + "/api/poll", c: &http.Client{Jar: c.Jar}}
+}
+
+func (l *pollLink) target() string {
+	if l.cursor == "" {
+		return l.url
+	}
+	return l.url + "?cursor=" + url.QueryEscape(l.cursor)
+}
+
+func (l *pollLink) send(t testing.TB, f map[string]any) {
+	t.Helper()
+	if l.cursor == "" {
+		t.Fatal("POST /api/poll before the first poll: no cursor")
+	}
+	b, _ := json.Marshal(f)
+	req, _ := http.NewRequest("POST", l.target(), bytes.NewReader(b))
+	req.Header.Set("Content-Type", "application/json")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := l.c.Do(req.WithContext(ctx))
+	if err != nil {
+		t.Fatalf("POST /api/poll %s: %v", b, err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	var out struct{ Frames []json.RawMessage }
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(data, &out) != nil {
+		t.Fatalf("POST /api/poll %s = %d %s; want 200 with frames", b, resp.StatusCode, data)
+	}
+	for _, f := range out.Frames {
+		l.queued = append(l.queued, f)
+	}
+}
+
+func (l *pollLink) next(deadline time.Time) ([][]byte, error) {
+	if len(l.queued) > 0 {
+		q := l.queued
+		l.queued = nil
+		return q, nil
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", l.target(), nil)
+	resp, err := l.c.Do(req)
+	if err != nil {
+		return nil, err // given up on: the next poll, with the same cursor, has its answer
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	var out struct {
+		Cursor string
+		Frames []json.RawMessage
+	}
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(data, &out) != nil || out.Cursor == "" {
+		return nil, fmt.Errorf("GET /api/poll = %d %s; want 200 with a cursor", resp.StatusCode, data)
+	}
+	l.cursor = out.Cursor
+	frames := make([][]byte, len(out.Frames))
+	for i, f := range out.Frames {
+		frames[i] = f
+	}
+	return frames, nil
+}
+
+// linkUntil reads l until a frame of type typ comes, within 5 s.
+func linkUntil(t testing.TB, l link, typ string) map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		frames, err := l.next(deadline)
+		if err != nil {
+			t.Fatalf("waiting for %q: %v", typ, err)
+		}
+		for _, b := range frames {
+			var m map[string]any
+			if err := json.Unmarshal(b, &m); err != nil {
+				t.Fatalf("frame %q: %v", b, err)
+			}
+			if m["type"] == typ {
+				return m
+			}
+		}
+	}
+}
 
 // TestClusterStaleRemovedKeepsNewerOpen: Ada leaves a room and enters it
 // again through node a, then opens it on a connection to node b, which
@@ -23,6 +161,16 @@ import (
 // That removed ended a membership older than the one the open found: the
 // connection goes on receiving the room.
 func TestClusterStaleRemovedKeepsNewerOpen(t *testing.T) {
+	testStaleRemovedKeepsNewerOpen(t, dialWSLink)
+}
+
+// TestClusterPollStaleRemovedKeepsNewerOpen is
+// TestClusterStaleRemovedKeepsNewerOpen with Ada long-polling node b.
+func TestClusterPollStaleRemovedKeepsNewerOpen(t *testing.T) {
+	testStaleRemovedKeepsNewerOpen(t, dialPollLink)
+}
+
+func testStaleRemovedKeepsNewerOpen(t *testing.T, dial dialLink) {
 	db := testenv.PostgresSchema(t)
 	rurl, prefix, _ := testenv.Redis(t)
 	opt, err := goredis.ParseURL(rurl)
@@ -48,12 +196,12 @@ func TestClusterStaleRemovedKeepsNewerOpen(t *testing.T) {
 	postJSON(t, ada, "POST", a.URL+"/api/rooms", map[string]string{"name": "general"}, http.StatusOK, &general)
 	postJSON(t, grace, "POST", a.URL+"/api/rooms", map[string]string{"name": "general"}, http.StatusOK, &general)
 
-	wb := dialWS(t, b, ada)
-	adaID := readUntil(t, wb, "hello")["user"].(map[string]any)["id"]
+	lb := dial(t, b, ada)
+	adaID := linkUntil(t, lb, "hello")["user"].(map[string]any)["id"]
 	// A first logged event, delivered live on b: b's topic of Ada then
 	// resyncs what follows it.
 	postJSON(t, ada, "DELETE", fmt.Sprintf("%s/api/rooms/%d/members/me", a.URL, lobby.Room.ID), nil, http.StatusNoContent, nil)
-	readUntil(t, wb, "removed")
+	linkUntil(t, lb, "removed")
 
 	proxy.Cut()
 	deadline := time.Now().Add(10 * time.Second)
@@ -65,8 +213,8 @@ func TestClusterStaleRemovedKeepsNewerOpen(t *testing.T) {
 	}
 	postJSON(t, ada, "DELETE", fmt.Sprintf("%s/api/rooms/%d/members/me", a.URL, general.Room.ID), nil, http.StatusNoContent, nil)
 	postJSON(t, ada, "POST", a.URL+"/api/rooms", map[string]string{"name": "general"}, http.StatusOK, nil)
-	wb.WriteJSON(map[string]any{"type": "open", "room_id": general.Room.ID})
-	opened := readUntil(t, wb, "opened")
+	lb.send(t, map[string]any{"type": "open", "room_id": general.Room.ID})
+	opened := linkUntil(t, lb, "opened")
 	proxy.Restore(t)
 
 	// b delivers what it missed: the removed of the leave, then the
@@ -75,13 +223,12 @@ func TestClusterStaleRemovedKeepsNewerOpen(t *testing.T) {
 	got := func(want func(f map[string]any) bool, what string, within time.Duration) {
 		t.Helper()
 		deadline := time.Now().Add(within)
-		for {
-			wb.SetReadDeadline(deadline)
-			_, data, err := wb.ReadMessage()
+		for range 1000 {
+			frames, err := lb.next(deadline)
 			if err != nil {
 				t.Fatalf("Ada, on node b, did not receive %s: %v; frames since the open: %v", what, err, seen)
 			}
-			for _, line := range bytes.Split(data, []byte("\n")) {
+			for _, line := range frames {
 				var f map[string]any
 				if json.Unmarshal(line, &f) != nil {
 					continue
@@ -92,6 +239,7 @@ func TestClusterStaleRemovedKeepsNewerOpen(t *testing.T) {
 				}
 			}
 		}
+		t.Fatalf("Ada, on node b, did not receive %s in 1000 reads; frames since the open: %v", what, seen)
 	}
 	got(func(f map[string]any) bool {
 		return f["type"] == "conversation" && f["room_id"] == float64(general.Room.ID)

@@ -166,7 +166,6 @@ type pollChannel struct {
 	waiter   chan struct{}     // closed to end the GET waiting now
 	idle     *time.Timer
 	stopped  bool
-	dropping []int64 // groups removed, to close outside mu
 }
 
 type pollChannels struct {
@@ -566,6 +565,7 @@ func (ch *pollChannel) take(ctx context.Context) []json.RawMessage {
 	// idle client is woken (signal) when events come. Stopping earlier,
 	// with every item filtered out by admit, would leave the GET asleep
 	// until its hold runs out.
+	var removed []chat.Event // handled once taken (session.removedBy)
 	for {
 		items := ch.sess.client.Next(nil)
 		if items == nil {
@@ -578,6 +578,9 @@ func (ch *pollChannel) take(ctx context.Context) []json.RawMessage {
 			}
 			evs := ch.admit(ctx, it.Event)
 			for i, ev := range evs {
+				if ev.Type == chat.EventRemoved {
+					removed = append(removed, ev)
+				}
 				var b []byte
 				if i == len(evs)-1 { // the item's own event: encoded once for all its recipients
 					b = it.Encoded(formatNative, encodeNative)
@@ -590,12 +593,8 @@ func (ch *pollChannel) take(ctx context.Context) []json.RawMessage {
 			}
 		}
 	}
-	ch.mu.Lock()
-	drop := ch.dropping
-	ch.dropping = nil
-	ch.mu.Unlock()
-	for _, id := range drop {
-		ch.sess.dropped(id)
+	for _, ev := range removed {
+		ch.sess.removedBy(ev)
 	}
 	return frames
 }
@@ -635,13 +634,6 @@ func (ch *pollChannel) admit(ctx context.Context, ev chat.Event) []chat.Event {
 			ch.sess.s.log.Warn("read missed events", "user", ch.sess.user.ID, "err", err)
 			ch.sess.client.Close(hub.ReasonSlow)
 			return nil
-		}
-		for _, e := range evs {
-			if e.Type == chat.EventRemoved {
-				ch.mu.Lock()
-				ch.dropping = append(ch.dropping, e.ConvID)
-				ch.mu.Unlock()
-			}
 		}
 		return evs
 	}
