@@ -3,7 +3,10 @@ package hub_test
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -195,5 +198,112 @@ func TestRemovedUnloggedStopsAll(t *testing.T) {
 	publish(t, b, chat.ConvTopic(5), msg(5, 1))
 	if got := fmt.Sprint(queuedOf(c)); got != "[removed]" {
 		t.Errorf("client got %s; want [removed]", got)
+	}
+}
+
+// gateWaker blocks the first Wake until release is closed, having closed
+// entered: the fan-out that woke it holds its topic's locks meanwhile.
+type gateWaker struct {
+	once             sync.Once
+	entered, release chan struct{}
+}
+
+func newGateWaker() *gateWaker {
+	return &gateWaker{entered: make(chan struct{}), release: make(chan struct{})}
+}
+
+func (w *gateWaker) Wake(*hub.Client) {
+	w.once.Do(func() {
+		close(w.entered)
+		<-w.release
+	})
+}
+
+// waitGoroutines waits, 5 s at most, until no goroutine runs a function
+// whose name contains one of fns.
+func waitGoroutines(t *testing.T, fns ...string) {
+	t.Helper()
+	buf := make([]byte, 1<<20)
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		stacks := string(buf[:runtime.Stack(buf, true)])
+		if !slices.ContainsFunc(fns, func(fn string) bool { return strings.Contains(stacks, fn) }) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("goroutines of %v still running after 5s:\n%s", fns, stacks)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestFollowUndoneSparesNewerOpen: user 2 was added to group 5 (logged at
+// 5), removed (6) and added again, and a connection here opened the group
+// on that last membership (its log at 7) before this node received the
+// first two (late, over Redis). The removal reaches the hub while the
+// add's follow is under way, which undoes the follow: that must leave the
+// connection subscribed, as the removal itself does. The follow is held
+// in its subscription, behind a fan-out of the group that a client's
+// Waker blocks, until the removal has been counted: the undo always runs.
+func TestFollowUndoneSparesNewerOpen(t *testing.T) {
+	h, b := newHub(t)
+	t5 := chat.ConvTopic(5)
+	gate := newGateWaker()
+	other, err := h.Register(1, 1, 64, gate) // another member, in the group
+	if err != nil {
+		t.Fatal(err)
+	}
+	opened := mustRegister(t, h, 2, 2, 64)
+	idle := mustRegister(t, h, 2, 3, 64) // the group not open: the undo stops it
+	if err := h.Subscribe(other, t5); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.SubscribeMember(opened, t5, 7); err != nil {
+		t.Fatal(err)
+	}
+
+	var wg sync.WaitGroup
+	defer func() {
+		select {
+		case <-gate.release:
+		default:
+			close(gate.release)
+		}
+		wg.Wait()
+	}()
+	wg.Add(1)
+	go func() { defer wg.Done(); publish(t, b, t5, msg(5, 1)) }()
+	select {
+	case <-gate.entered:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the fan-out of group 5 did not wake its client within 5s")
+	}
+	publish(t, b, chat.UserTopic(2), chat.Event{Type: chat.EventConversation, ConvID: 5, ConvKind: chat.ConvGroup, UserSeq: 5,
+		Message: &chat.Message{ConvID: 5, Seq: 1, Kind: chat.KindAdded, TargetID: 2}})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		publish(t, b, chat.UserTopic(2), chat.Event{Type: chat.EventRemoved, ConvID: 5, Reason: "removed", UserSeq: 6})
+	}()
+	for deadline := time.Now().Add(5 * time.Second); h.Removals(2) == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("the removal was not counted within 5s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(gate.release)
+	wg.Wait()
+	waitGoroutines(t, "(*Hub).follow", "(*Hub).revoke")
+
+	opened.Next(nil)
+	idle.Next(nil)
+	publish(t, b, t5, msg(5, 2))
+	if got := fmt.Sprint(queuedOf(opened)); got != "[2]" {
+		t.Errorf("connection that opened the group on the newer membership got %s; want [2]", got)
+	}
+	if !h.Spares(opened, t5, 6) {
+		t.Errorf("Spares(opened, removal 6) = false; want true")
+	}
+	if got := queuedOf(idle); len(got) > 0 {
+		t.Errorf("connection of the removed user with the group not open got %v; want nothing", got)
 	}
 }
