@@ -170,22 +170,108 @@ func TestClusterPollStaleRemovedKeepsNewerOpen(t *testing.T) {
 	testStaleRemovedKeepsNewerOpen(t, dialPollLink)
 }
 
-func testStaleRemovedKeepsNewerOpen(t *testing.T, dial dialLink) {
+// cutPair starts two nodes on one PostgreSQL database and Redis, node b
+// reaching Redis through the returned proxy.
+func cutPair(t *testing.T) (a, b *testServer, proxy *testenv.Proxy) {
+	t.Helper()
 	db := testenv.PostgresSchema(t)
 	rurl, prefix, _ := testenv.Redis(t)
 	opt, err := goredis.ParseURL(rurl)
 	if err != nil {
 		t.Fatal(err)
 	}
-	proxy := testenv.StartProxy(t, opt.Addr)
+	proxy = testenv.StartProxy(t, opt.Addr)
 	viaProxy, err := url.Parse(rurl)
 	if err != nil {
 		t.Fatal(err)
 	}
 	viaProxy.Host = proxy.Addr()
-	a := startServer(t, "--db", db, "--broker", rurl, "--redis-prefix", prefix, "--node-id", "a")
-	b := startServer(t, "--db", db, "--broker", viaProxy.String(), "--redis-prefix", prefix, "--node-id", "b")
+	a = startServer(t, "--db", db, "--broker", rurl, "--redis-prefix", prefix, "--node-id", "a")
+	b = startServer(t, "--db", db, "--broker", viaProxy.String(), "--redis-prefix", prefix, "--node-id", "b")
+	return a, b, proxy
+}
 
+// cut cuts node b from Redis and waits until b notices.
+func cut(t *testing.T, proxy *testenv.Proxy, b *testServer) {
+	t.Helper()
+	proxy.Cut()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(b.stderr.String(), "pub/sub connection lost") {
+		if time.Now().After(deadline) {
+			t.Fatalf("node b did not notice it was cut from Redis within 10s\n%s", b.stderr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// linkReader reads a link, keeping the frames it read to show them.
+type linkReader struct {
+	t    *testing.T
+	l    link
+	who  string
+	seen []string
+}
+
+// until reads until a frame that want accepts, within the time given.
+func (r *linkReader) until(want func(f map[string]any) bool, what string, within time.Duration) {
+	r.t.Helper()
+	deadline := time.Now().Add(within)
+	for range 1000 {
+		frames, err := r.l.next(deadline)
+		if err != nil {
+			r.t.Fatalf("%s did not receive %s: %v; frames since the open: %v", r.who, what, err, r.seen)
+		}
+		for _, line := range frames {
+			var f map[string]any
+			if json.Unmarshal(line, &f) != nil {
+				continue
+			}
+			r.seen = append(r.seen, string(line))
+			if want(f) {
+				return
+			}
+		}
+	}
+	r.t.Fatalf("%s did not receive %s in 1000 reads; frames since the open: %v", r.who, what, r.seen)
+}
+
+// removedSeq returns the user_seq of the last removed of conversation id
+// read so far, -1 if none.
+func (r *linkReader) removedSeq(id int64) float64 {
+	seq := -1.0
+	for _, line := range r.seen {
+		var f map[string]any
+		if json.Unmarshal([]byte(line), &f) == nil && f["type"] == "removed" && f["room_id"] == float64(id) {
+			seq, _ = f["user_seq"].(float64)
+		}
+	}
+	return seq
+}
+
+// keepsOpen checks, once node b delivered what it missed, that Ada's
+// link there still has conversation id open: Grace, opening it on node
+// a, sees Ada present, and Ada receives Grace's message in it.
+func keepsOpen(t *testing.T, a *testServer, grace *http.Client, adaID any, r *linkReader, id int64) {
+	t.Helper()
+	wg := dialWS(t, a, grace)
+	readUntil(t, wg, "hello")
+	wg.WriteJSON(map[string]any{"type": "open", "room_id": id})
+	// The old removal did not close the conversation on Ada's link
+	// either: she is present there.
+	online, _ := readUntil(t, wg, "opened")["online"].([]any)
+	if !slices.ContainsFunc(online, func(u any) bool { m, _ := u.(map[string]any); return m["id"] == adaID }) {
+		t.Errorf("Grace's opened online = %v; want Ada (%v) among them", online, adaID)
+	}
+	wg.WriteJSON(map[string]any{"type": "send", "room_id": id, "client_id": "g1", "body": "still here?"})
+	readUntil(t, wg, "ack")
+	r.until(func(f map[string]any) bool {
+		m, _ := f["message"].(map[string]any)
+		return f["type"] == "message" && m["body"] == "still here?"
+	}, "Grace's message in the conversation she opened after being a member again", 10*time.Second)
+}
+
+func testStaleRemovedKeepsNewerOpen(t *testing.T, dial dialLink) {
+	a, b, proxy := cutPair(t)
 	ada := signIn(t, a, "ada@example.com", "Ada")
 	grace := signIn(t, a, "grace@example.com", "Grace")
 	type roomReply struct {
@@ -203,14 +289,7 @@ func testStaleRemovedKeepsNewerOpen(t *testing.T, dial dialLink) {
 	postJSON(t, ada, "DELETE", fmt.Sprintf("%s/api/rooms/%d/members/me", a.URL, lobby.Room.ID), nil, http.StatusNoContent, nil)
 	linkUntil(t, lb, "removed")
 
-	proxy.Cut()
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(b.stderr.String(), "pub/sub connection lost") {
-		if time.Now().After(deadline) {
-			t.Fatalf("node b did not notice it was cut from Redis within 10s\n%s", b.stderr)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	cut(t, proxy, b)
 	postJSON(t, ada, "DELETE", fmt.Sprintf("%s/api/rooms/%d/members/me", a.URL, general.Room.ID), nil, http.StatusNoContent, nil)
 	postJSON(t, ada, "POST", a.URL+"/api/rooms", map[string]string{"name": "general"}, http.StatusOK, nil)
 	lb.send(t, map[string]any{"type": "open", "room_id": general.Room.ID})
@@ -219,59 +298,83 @@ func testStaleRemovedKeepsNewerOpen(t *testing.T, dial dialLink) {
 
 	// b delivers what it missed: the removed of the leave, then the
 	// conversation of the entry again.
-	var seen []string
-	got := func(want func(f map[string]any) bool, what string, within time.Duration) {
-		t.Helper()
-		deadline := time.Now().Add(within)
-		for range 1000 {
-			frames, err := lb.next(deadline)
-			if err != nil {
-				t.Fatalf("Ada, on node b, did not receive %s: %v; frames since the open: %v", what, err, seen)
-			}
-			for _, line := range frames {
-				var f map[string]any
-				if json.Unmarshal(line, &f) != nil {
-					continue
-				}
-				seen = append(seen, string(line))
-				if want(f) {
-					return
-				}
-			}
-		}
-		t.Fatalf("Ada, on node b, did not receive %s in 1000 reads; frames since the open: %v", what, seen)
-	}
-	got(func(f map[string]any) bool {
+	r := &linkReader{t: t, l: lb, who: "Ada, on node b,"}
+	r.until(func(f map[string]any) bool {
 		return f["type"] == "conversation" && f["room_id"] == float64(general.Room.ID)
-	},
-		"the conversation frame of her entry again", 20*time.Second)
-	removedSeq := -1.0
-	for _, line := range seen {
-		var f map[string]any
-		if json.Unmarshal([]byte(line), &f) == nil && f["type"] == "removed" && f["room_id"] == float64(general.Room.ID) {
-			removedSeq, _ = f["user_seq"].(float64)
-		}
-	}
+	}, "the conversation frame of her entry again", 20*time.Second)
+	removedSeq := r.removedSeq(general.Room.ID)
 	if removedSeq < 0 {
-		t.Fatalf("no removed of general before the conversation frame: %v", seen)
+		t.Fatalf("no removed of general before the conversation frame: %v", r.seen)
 	}
 	if mark, _ := opened["user_seq"].(float64); mark < removedSeq {
 		t.Errorf("opened user_seq = %v; want at least the removed's %v, which ended an earlier membership", opened["user_seq"], removedSeq)
 	}
+	keepsOpen(t, a, grace, adaID, r, general.Room.ID)
+}
 
-	wg := dialWS(t, a, grace)
-	readUntil(t, wg, "hello")
-	wg.WriteJSON(map[string]any{"type": "open", "room_id": general.Room.ID})
-	// The old removed did not close the room on Ada's connection either:
-	// she is present there.
-	online, _ := readUntil(t, wg, "opened")["online"].([]any)
-	if !slices.ContainsFunc(online, func(u any) bool { m, _ := u.(map[string]any); return m["id"] == adaID }) {
-		t.Errorf("Grace's opened online = %v; want Ada (%v) among them", online, adaID)
+// TestClusterStaleGroupRemovalKeepsNewerOpen: Grace removes Ada from a
+// group and adds her again through node a, and Ada opens the group on a
+// connection to node b, which learns of the removal only after that (b
+// was cut from Redis). Besides the removed on Ada's topic, the removal is
+// a message of the group that cuts Ada from it on every node: that one
+// too is old news to the connection, which goes on receiving the group.
+func TestClusterStaleGroupRemovalKeepsNewerOpen(t *testing.T) {
+	testStaleGroupRemovalKeepsNewerOpen(t, dialWSLink)
+}
+
+// TestClusterPollStaleGroupRemovalKeepsNewerOpen is
+// TestClusterStaleGroupRemovalKeepsNewerOpen with Ada long-polling node b.
+func TestClusterPollStaleGroupRemovalKeepsNewerOpen(t *testing.T) {
+	testStaleGroupRemovalKeepsNewerOpen(t, dialPollLink)
+}
+
+func testStaleGroupRemovalKeepsNewerOpen(t *testing.T, dial dialLink) {
+	a, b, proxy := cutPair(t)
+	ada := signIn(t, a, "ada@example.com", "Ada")
+	grace := signIn(t, a, "grace@example.com", "Grace")
+	var me struct {
+		User struct{ ID int64 } `json:"user"`
 	}
-	wg.WriteJSON(map[string]any{"type": "send", "room_id": general.Room.ID, "client_id": "g1", "body": "still here?"})
-	readUntil(t, wg, "ack")
-	got(func(f map[string]any) bool {
+	postJSON(t, ada, "GET", a.URL+"/api/me", nil, http.StatusOK, &me)
+	var crew struct {
+		Group struct{ ID int64 } `json:"group"`
+	}
+	postJSON(t, grace, "POST", a.URL+"/api/groups", map[string]string{"name": "crew"}, http.StatusCreated, &crew)
+	id := crew.Group.ID
+	members := fmt.Sprintf("%s/api/groups/%d/members", a.URL, id)
+	postJSON(t, grace, "POST", members, map[string]int64{"user_id": me.User.ID}, http.StatusOK, nil)
+
+	lb := dial(t, b, ada)
+	adaID := linkUntil(t, lb, "hello")["user"].(map[string]any)["id"]
+	// A first logged event on Ada's topic and a first message of the
+	// group, delivered live on b: b's topics then resync what follows.
+	var lobby struct {
+		Room struct{ ID int64 } `json:"room"`
+	}
+	postJSON(t, ada, "POST", a.URL+"/api/rooms", map[string]string{"name": "lobby"}, http.StatusOK, &lobby)
+	postJSON(t, ada, "DELETE", fmt.Sprintf("%s/api/rooms/%d/members/me", a.URL, lobby.Room.ID), nil, http.StatusNoContent, nil)
+	linkUntil(t, lb, "removed")
+	postJSON(t, grace, "POST", fmt.Sprintf("%s/api/conversations/%d/messages", a.URL, id), map[string]string{"client_id": "g0", "body": "hi crew"}, http.StatusOK, nil)
+	r := &linkReader{t: t, l: lb, who: "Ada, on node b,"}
+	r.until(func(f map[string]any) bool {
 		m, _ := f["message"].(map[string]any)
-		return f["type"] == "message" && m["body"] == "still here?"
-	}, "Grace's message in the room she opened after entering it again", 10*time.Second)
+		return f["type"] == "message" && m["body"] == "hi crew"
+	}, "Grace's first message in the group", 5*time.Second)
+
+	cut(t, proxy, b)
+	postJSON(t, grace, "DELETE", fmt.Sprintf("%s/%d", members, me.User.ID), nil, http.StatusNoContent, nil)
+	postJSON(t, grace, "POST", members, map[string]int64{"user_id": me.User.ID}, http.StatusOK, nil)
+	lb.send(t, map[string]any{"type": "open", "room_id": id})
+	linkUntil(t, lb, "opened")
+	proxy.Restore(t)
+
+	// b delivers what it missed: on Ada's topic the removed and the
+	// conversation of the addition again; on the group's the removed and
+	// added messages, which the hub delivers in order before any later
+	// one, Grace's below among them.
+	r.seen = nil
+	r.until(func(f map[string]any) bool {
+		return f["type"] == "conversation" && f["room_id"] == float64(id)
+	}, "the conversation frame of her addition again", 20*time.Second)
+	keepsOpen(t, a, grace, adaID, r, id)
 }

@@ -387,7 +387,8 @@ type Event struct {
 	Seq       int64     `json:"seq,omitempty"`
 	// Revoke, on a conversation topic, is the user whose access to ConvID
 	// ends with this event: hubs deliver the event to them, then nothing
-	// more of ConvID.
+	// more of ConvID, but to a connection that opened ConvID on a later
+	// membership (a Mark whose Seq is at least the event's message's).
 	Revoke int64  `json:"revoke,omitempty"`
 	Reason string `json:"reason,omitempty"` // EventRemoved
 	// UserSeq, on a user topic, numbers an event kept in the owner's log

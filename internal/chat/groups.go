@@ -19,7 +19,9 @@ import (
 // direct conversations. A member who is removed (or leaves) is cut off at
 // once: the conversation topic event that records it carries Revoke, so
 // hubs deliver nothing after it to that user, and an EventRemoved on the
-// user's topic tells their connections.
+// user's topic tells their connections. Both may reach a node late, after
+// the user, added again, opened the group there: numbered before that
+// open's Mark, they spare its connection.
 
 // Role is a group member's role.
 type Role string

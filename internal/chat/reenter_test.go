@@ -92,7 +92,49 @@ func TestCheckMemberAtMark(t *testing.T) {
 	if removed == 0 {
 		t.Fatalf("no removed logged for the leave: %+v", evs)
 	}
-	if before >= removed || after < removed {
-		t.Errorf("marks before the leave %d, after entering again %d; want %d between them (before < removed ≤ after)", before, after, removed)
+	if before.UserSeq >= removed || after.UserSeq < removed {
+		t.Errorf("marks before the leave %d, after entering again %d; want %d between them (before < removed ≤ after)", before.UserSeq, after.UserSeq, removed)
+	}
+}
+
+// TestCheckMemberAtGroupMark: the mark of a check of a group membership
+// also comes before the group's removed message that ends the membership
+// found (Mark.Seq), and at or after one that ended an earlier membership.
+func TestCheckMemberAtGroupMark(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, chat.Config{})
+	grace, _ := f.signIn(t, "grace@example.com", "Grace")
+	ada, _ := f.signIn(t, "ada@example.com", "Ada")
+	g, err := f.svc.CreateGroup(ctx, grace, "crew", "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.AddGroupMember(ctx, grace, g.ID, ada.ID); err != nil {
+		t.Fatal(err)
+	}
+	before, err := f.svc.CheckMemberAt(ctx, ada, g.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.svc.RemoveGroupMember(ctx, grace, g.ID, ada.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.CheckMemberAt(ctx, ada, g.ID); !errors.Is(err, chat.ErrNotFound) {
+		t.Errorf("CheckMemberAt after the removal: %v; want ErrNotFound", err)
+	}
+	added, err := f.svc.AddGroupMember(ctx, grace, g.ID, ada.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := f.svc.CheckMemberAt(ctx, ada, g.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	removed := added.Seq - 1 // the removal, the message before the addition
+	if before.Seq >= removed || after.Seq < removed {
+		t.Errorf("seq marks before the removal %d, after the addition again %d; want %d between them (before < removed ≤ after)", before.Seq, after.Seq, removed)
+	}
+	if before.UserSeq >= after.UserSeq {
+		t.Errorf("user_seq marks before the removal %d, after the addition again %d; want the first lower", before.UserSeq, after.UserSeq)
 	}
 }

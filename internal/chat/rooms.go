@@ -672,22 +672,45 @@ func (s *Service) CheckMember(ctx context.Context, u User, id int64) error {
 	return err
 }
 
-// CheckMemberAt is CheckMember that also returns where u's event log
-// stood before the check (LastUserEvent), the check's mark. An
+// A Mark is where a membership check found a user a member of a
+// conversation (CheckMemberAt): UserSeq is where the user's event log
+// stood before the check, Seq the conversation's last seq when the
+// membership was read. A removal of the user from the conversation
+// numbered at or before the mark ended an earlier membership: an
+// EventRemoved with 0 < UserSeq <= mark.UserSeq, or the group's removed
+// or leave message (the Event with Revoke) with seq <= mark.Seq. It is
+// old news to whoever subscribed on the check (hub.Hub.SubscribeMember).
+type Mark struct {
+	UserSeq int64
+	Seq     int64
+}
+
+// CheckMemberAt is CheckMember that also returns the check's mark. An
 // EventRemoved of u from conversation id is logged after the membership it
 // ends is stored: one logged after the mark ended the membership the check
-// found (or a later one), one logged at or before it an earlier one, and
-// is old news to whoever subscribed on the check (hub.Hub.SubscribeMember).
-// A removal stored before the check and logged after it still counts as
-// the newer: the mark errs only that way.
-func (s *Service) CheckMemberAt(ctx context.Context, u User, id int64) (mark int64, err error) {
-	if mark, err = s.store.LastUserEvent(ctx, u.ID); err != nil {
-		return 0, internal("load last user event", err)
+// found (or a later one). A removal stored before the check and logged
+// after it still counts as the newer: the mark errs only that way. The
+// removal's message is stored with the membership's end: one numbered up
+// to the mark's Seq, read with the membership the check found, ended an
+// earlier one, and one stored before the log's mark is numbered up to it.
+func (s *Service) CheckMemberAt(ctx context.Context, u User, id int64) (Mark, error) {
+	userSeq, err := s.store.LastUserEvent(ctx, u.ID)
+	if err != nil {
+		return Mark{}, internal("load last user event", err)
 	}
-	if err := s.CheckMember(ctx, u, id); err != nil {
-		return 0, err
+	// One statement reads the membership and the last seq together.
+	c, member, err := s.conversation(ctx, id, u.ID)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return Mark{}, roomNotFound()
+	case err != nil:
+		return Mark{}, internal("load conversation", err)
+	case !member:
+		return Mark{}, notMemberOf(c.Kind)
+	case c.Kind == ConvDirect && c.Peer == nil: // as CheckMember
+		return Mark{}, roomNotFound()
 	}
-	return mark, nil
+	return Mark{UserSeq: userSeq, Seq: c.LastSeq}, nil
 }
 
 // memberKind returns the kind of conversation id if u is a member of it,

@@ -153,10 +153,10 @@ func TestStaleRemovedSparesNewerOpen(t *testing.T) {
 	if err := h.Subscribe(followed, t5); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.SubscribeMember(older, t5, 4); err != nil {
+	if err := h.SubscribeMember(older, t5, chat.Mark{UserSeq: 4}); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.SubscribeMember(newer, t5, 7); err != nil {
+	if err := h.SubscribeMember(newer, t5, chat.Mark{UserSeq: 7}); err != nil {
 		t.Fatal(err)
 	}
 	publish(t, b, chat.UserTopic(2), chat.Event{Type: chat.EventRemoved, ConvID: 5, Reason: "left", UserSeq: 5})
@@ -191,7 +191,7 @@ func TestStaleRemovedSparesNewerOpen(t *testing.T) {
 func TestRemovedUnloggedStopsAll(t *testing.T) {
 	h, b := newHub(t)
 	c := mustRegister(t, h, 2, 1, 16)
-	if err := h.SubscribeMember(c, chat.ConvTopic(5), 7); err != nil {
+	if err := h.SubscribeMember(c, chat.ConvTopic(5), chat.Mark{UserSeq: 7}); err != nil {
 		t.Fatal(err)
 	}
 	publish(t, b, chat.UserTopic(2), chat.Event{Type: chat.EventRemoved, ConvID: 5, Reason: "left"})
@@ -257,7 +257,7 @@ func TestFollowUndoneSparesNewerOpen(t *testing.T) {
 	if err := h.Subscribe(other, t5); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.SubscribeMember(opened, t5, 7); err != nil {
+	if err := h.SubscribeMember(opened, t5, chat.Mark{UserSeq: 7}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -305,5 +305,49 @@ func TestFollowUndoneSparesNewerOpen(t *testing.T) {
 	}
 	if got := queuedOf(idle); len(got) > 0 {
 		t.Errorf("connection of the removed user with the group not open got %v; want nothing", got)
+	}
+}
+
+// TestStaleRevokeSparesNewerOpen: the group message that removes user 2
+// from conversation 5 (seq 4, with Revoke) reaches the hub after a
+// connection opened the conversation on a membership read with the
+// conversation at seq 5 (the user was added again meanwhile; over Redis
+// the message may come late): it stops the user's connections subscribed
+// before, or on an older read, and not that one. A later removal stops it.
+func TestStaleRevokeSparesNewerOpen(t *testing.T) {
+	h, b := newHub(t)
+	followed := mustRegister(t, h, 2, 1, 16)
+	older := mustRegister(t, h, 2, 2, 16)
+	newer := mustRegister(t, h, 2, 3, 16)
+	t5 := chat.ConvTopic(5)
+	if err := h.Subscribe(followed, t5); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.SubscribeMember(older, t5, chat.Mark{UserSeq: 1, Seq: 3}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.SubscribeMember(newer, t5, chat.Mark{UserSeq: 3, Seq: 5}); err != nil {
+		t.Fatal(err)
+	}
+	removal := func(seq int64) chat.Event {
+		ev := msg(5, seq)
+		ev.Message.Kind, ev.Message.TargetID, ev.Revoke = chat.KindRemoved, 2, 2
+		return ev
+	}
+	publish(t, b, t5, msg(5, 3))
+	publish(t, b, t5, removal(4))
+	publish(t, b, t5, msg(5, 5))
+	for _, c := range []*hub.Client{followed, older} {
+		if got := fmt.Sprint(queuedOf(c)); got != "[3 4]" {
+			t.Errorf("client subscribed before the removal got %s; want [3 4]", got)
+		}
+	}
+	if got := fmt.Sprint(queuedOf(newer)); got != "[3 4 5]" {
+		t.Errorf("client subscribed on the newer membership got %s; want [3 4 5]", got)
+	}
+	publish(t, b, t5, removal(6))
+	publish(t, b, t5, msg(5, 7))
+	if got := fmt.Sprint(queuedOf(newer)); got != "[6]" {
+		t.Errorf("after a removal numbered after its read, the client got %s; want [6]", got)
 	}
 }

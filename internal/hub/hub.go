@@ -269,11 +269,11 @@ type topic struct {
 	mu      sync.RWMutex
 	clients clientSet
 	// marks holds, for the clients subscribed with SubscribeMember (a
-	// conversation opened), where their user's event log stood when the
-	// membership was checked; guarded by mu, nil while empty. A removal
-	// logged at or before its mark ended an earlier membership, and does
-	// not stop the client.
-	marks map[*Client]int64
+	// conversation opened), where the membership check found their user
+	// a member; guarded by mu, nil while empty. A removal numbered at or
+	// before its mark ended an earlier membership, and does not stop the
+	// client.
+	marks map[*Client]chat.Mark
 
 	// The broker subscription, made and cancelled by the hub's broker
 	// goroutine (work), never with mu held: over Redis it waits for an
@@ -473,19 +473,20 @@ func (h *Hub) Unregister(c *Client) {
 // while the broker is slow to answer (Redis hanging unnoticed): t then
 // delivers, once subscribed, what it missed from the store, as Resync
 // does. It fails if the broker refuses t (closed).
-func (h *Hub) Subscribe(c *Client, t chat.Topic) error { return h.subscribe(c, t, 0) }
+func (h *Hub) Subscribe(c *Client, t chat.Topic) error { return h.subscribe(c, t, chat.Mark{}) }
 
 // SubscribeMember is Subscribe for the topic of a conversation that c's
-// user was found a member of when their event log stood at mark
-// (chat.Service.CheckMemberAt). A removal of the user from it logged at or
-// before mark (an EventRemoved with 0 < UserSeq ≤ mark) ended an earlier
-// membership: delivered late, as over Redis it may be, it leaves c
-// subscribed. While c stays subscribed, the newest mark counts.
-func (h *Hub) SubscribeMember(c *Client, t chat.Topic, mark int64) error {
+// user was found a member of at mark (chat.Service.CheckMemberAt). A
+// removal of the user from it numbered at or before mark (an EventRemoved
+// with 0 < UserSeq ≤ mark.UserSeq, or the conversation's message with
+// Revoke and a seq ≤ mark.Seq) ended an earlier membership: delivered
+// late, as over Redis it may be, it leaves c subscribed. While c stays
+// subscribed, the newest mark counts.
+func (h *Hub) SubscribeMember(c *Client, t chat.Topic, mark chat.Mark) error {
 	return h.subscribe(c, t, mark)
 }
 
-func (h *Hub) subscribe(c *Client, t chat.Topic, mark int64) error {
+func (h *Hub) subscribe(c *Client, t chat.Topic, mark chat.Mark) error {
 	h.mu.Lock()
 	if _, ok := h.clients[c]; !ok {
 		h.mu.Unlock()
@@ -508,11 +509,12 @@ func (h *Hub) subscribe(c *Client, t chat.Topic, mark int64) error {
 	}
 	tp.mu.Lock()
 	tp.clients.add(c)
-	if mark > 0 {
+	if mark != (chat.Mark{}) {
 		if tp.marks == nil {
-			tp.marks = make(map[*Client]int64)
+			tp.marks = make(map[*Client]chat.Mark)
 		}
-		tp.marks[c] = max(tp.marks[c], mark)
+		old := tp.marks[c]
+		tp.marks[c] = chat.Mark{UserSeq: max(old.UserSeq, mark.UserSeq), Seq: max(old.Seq, mark.Seq)}
 	}
 	tp.mu.Unlock()
 	if !follows {
@@ -739,7 +741,7 @@ func (h *Hub) deliver(tp *topic, ev chat.Event) {
 		tp.removed++
 		delete(tp.reads, ev.ConvID) // added again, the user starts from a read position anew
 		tp.dmu.Unlock()
-		h.revoke(h.topicOf(chat.ConvTopic(ev.ConvID)), 0, tp, ev.UserSeq)
+		h.revoke(h.topicOf(chat.ConvTopic(ev.ConvID)), 0, tp, chat.Mark{UserSeq: ev.UserSeq})
 	}
 	if ev.Type == chat.EventConversation && ev.ConvKind == chat.ConvGroup {
 		// On a user topic: the user created or joined a group. Every
@@ -890,7 +892,13 @@ func (h *Hub) fanOut(tp *topic, ev chat.Event) {
 	}
 	tp.mu.RUnlock()
 	if ev.Revoke != 0 {
-		h.revoke(tp, ev.Revoke, nil, 0)
+		// A removal that reached this node after the user, a member
+		// again, opened the conversation here spares that client.
+		var at chat.Mark
+		if ev.Message != nil {
+			at.Seq = ev.Message.Seq
+		}
+		h.revoke(tp, ev.Revoke, nil, at)
 	}
 }
 
@@ -982,7 +990,7 @@ func (h *Hub) Spares(c *Client, t chat.Topic, userSeq int64) bool {
 	}
 	tp.mu.RLock()
 	defer tp.mu.RUnlock()
-	return tp.clients.has(c) && tp.marks[c] >= userSeq
+	return tp.clients.has(c) && tp.marks[c].UserSeq >= userSeq
 }
 
 // UserClients returns how many clients of user userID the hub holds.
@@ -1005,13 +1013,14 @@ func (h *Hub) topicOf(t chat.Topic) *topic {
 }
 
 // revoke stops tp (a conversation topic; nil is no-op) delivering to the
-// clients of user userID, or, with of set, to the clients of topic of;
-// with seq > 0 (the UserSeq of a removal), not to those whose mark is seq
-// or more (SubscribeMember). It removes them from tp at once, so that
-// nothing more reaches them, and leaves the bookkeeping (Unsubscribe,
-// which may cancel a broker subscription and so must not run inside a
-// broker callback) to a goroutine.
-func (h *Hub) revoke(tp *topic, userID int64, of *topic, seq int64) {
+// clients of user userID, or, with of set, to the clients of topic of,
+// but not to those whose mark (SubscribeMember) is at least at, the
+// removal's number: its UserSeq, or its message's Seq, if not 0. It
+// removes them from tp at once, so that nothing more reaches them, and
+// leaves the bookkeeping (Unsubscribe, which may cancel a broker
+// subscription and so must not run inside a broker callback) to a
+// goroutine.
+func (h *Hub) revoke(tp *topic, userID int64, of *topic, at chat.Mark) {
 	if tp == nil {
 		return
 	}
@@ -1029,8 +1038,8 @@ func (h *Hub) revoke(tp *topic, userID int64, of *topic, seq int64) {
 			}
 		}
 	}
-	if seq > 0 && tp.marks != nil {
-		gone = slices.DeleteFunc(gone, func(c *Client) bool { return tp.marks[c] >= seq })
+	if tp.marks != nil {
+		gone = slices.DeleteFunc(gone, func(c *Client) bool { return covers(tp.marks[c], at) })
 	}
 	tp.removeLocked(gone...)
 	tp.mu.Unlock()
@@ -1052,6 +1061,12 @@ func (h *Hub) revoke(tp *topic, userID int64, of *topic, seq int64) {
 			}
 		}
 	}()
+}
+
+// covers reports whether mark m, a client's, is at or after removal at:
+// the removal ended an earlier membership than the one m was made on.
+func covers(m, at chat.Mark) bool {
+	return at.UserSeq > 0 && m.UserSeq >= at.UserSeq || at.Seq > 0 && m.Seq >= at.Seq
 }
 
 // follow subscribes the clients of user topic tp to conversation id, from
@@ -1086,7 +1101,7 @@ func (h *Hub) follow(tp *topic, id, base int64) {
 			}
 		}
 		if gone, seq := removed(); gone {
-			h.revoke(h.topicOf(t), 0, tp, seq)
+			h.revoke(h.topicOf(t), 0, tp, chat.Mark{UserSeq: seq})
 			return
 		}
 		h.catchUp(t, cs, base)

@@ -349,14 +349,17 @@ func (n *session) open(f inFrame, reply func(any)) error {
 		conv   chat.Conversation
 		online []chat.User
 		count  int
-		mark   int64 // where the user's event log stood before the membership check
+		mark   chat.Mark // where the membership check found the user a member
 		err    error
 	)
 	if n.isOpen(f.RoomID) {
-		if mark, err = n.s.svc.LastUserEvent(ctx, n.user); err == nil {
+		if mark.UserSeq, err = n.s.svc.LastUserEvent(ctx, n.user); err == nil {
 			conv, err = n.s.svc.ConversationFor(ctx, n.user, f.RoomID)
 		}
 		if err == nil {
+			// Read with the membership, for a group or a direct
+			// conversation; a room's removals are no messages with Revoke.
+			mark.Seq = conv.LastSeq
 			// A member removed and added again was unsubscribed by the
 			// hub; one subscribed still now has the newer mark.
 			err = n.s.hub.SubscribeMember(n.client, chat.ConvTopic(f.RoomID), mark)
@@ -383,8 +386,8 @@ func (n *session) open(f inFrame, reply func(any)) error {
 		followed := n.s.hub.Follows(n.client, chat.ConvTopic(f.RoomID))
 		n.setOpening(f.RoomID) // its presence from now on is shown
 		defer n.setOpening(0)
-		// A removal logged up to mark, reaching this node late, ended an
-		// earlier membership: the hub keeps this subscription.
+		// A removal numbered up to mark, reaching this node late, ended
+		// an earlier membership: the hub keeps this subscription.
 		if err := n.s.hub.SubscribeMember(n.client, chat.ConvTopic(f.RoomID), mark); err != nil {
 			return err
 		}
@@ -405,7 +408,7 @@ func (n *session) open(f inFrame, reply func(any)) error {
 	if err != nil {
 		return err
 	}
-	opened := openedFrame{Type: "opened", Ref: f.Ref, Room: conversationOf(conv), Online: userRefs(online), OnlineCount: count, UserSeq: mark}
+	opened := openedFrame{Type: "opened", Ref: f.Ref, Room: conversationOf(conv), Online: userRefs(online), OnlineCount: count, UserSeq: mark.UserSeq}
 	if conv.Kind == chat.ConvRoom {
 		opened.Room = conv.Room()
 	} else {
