@@ -115,6 +115,10 @@ func (s *server) handleUpdateGroup() http.Handler {
 			return
 		}
 		u := authFrom(r.Context()).User
+		if err := s.allowGroupChange(u); err != nil {
+			s.fail(w, err)
+			return
+		}
 		if _, err := s.svc.UpdateGroup(r.Context(), u, id, chat.GroupUpdate{Name: req.Name, Description: req.Description, MaxMembers: req.MaxMembers}); err != nil {
 			s.fail(w, err)
 			return
@@ -142,6 +146,13 @@ func (s *server) handleDeleteGroup() http.Handler {
 		w.WriteHeader(http.StatusNoContent)
 	})
 }
+
+// allowGroupChange counts a change of a group that posts to all its
+// members (a rename, a new description or cap, a role, the ownership) as
+// one of u's REST sends: an admin must not flood the members with them.
+// Adding and removing members is not counted: the load tool (--groups)
+// adds a thousand at once.
+func (s *server) allowGroupChange(u chat.User) error { return s.allowSend(u) }
 
 func (s *server) handleAddGroupMember() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -204,6 +215,10 @@ func (s *server) handleSetGroupRole() http.Handler {
 			s.fail(w, err)
 			return
 		}
+		if err := s.allowGroupChange(authFrom(r.Context()).User); err != nil {
+			s.fail(w, err)
+			return
+		}
 		if err := s.svc.SetGroupRole(r.Context(), authFrom(r.Context()).User, id, userID, req.Role); err != nil {
 			s.fail(w, err)
 			return
@@ -221,6 +236,10 @@ func (s *server) handleTransferGroup() http.Handler {
 		}
 		userID, err := s.decodeUserID(w, r)
 		if err != nil {
+			s.fail(w, err)
+			return
+		}
+		if err := s.allowGroupChange(authFrom(r.Context()).User); err != nil {
 			s.fail(w, err)
 			return
 		}
