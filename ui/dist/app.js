@@ -1843,7 +1843,8 @@ function forgetConversation(id) {
 
 // onRoomRemoved handles the removed of a room left here or in another tab
 // or device. It may be old news: replayed after a reconnect, or late while
-// this tab entered the room again; so the server is asked first. A room
+// this tab entered the room again; so the server is asked first (the
+// socket already drops one that its user_seq shows to be old news). A room
 // left is gone from the lists, and closed if shown. A room the user is a
 // member of again is kept: the removed stopped its delivery here, so it is
 // opened again if shown, and its sends still unacknowledged go again. So

@@ -17,7 +17,9 @@
 //   removed      {room_id, reason, last, unsent}: the user left a room or group (here or
 //                elsewhere) or lost a group; it is forgotten, last is the highest seq
 //                it had shown, and unsent holds its sends that were still
-//                unacknowledged, now dropped (retake takes them back)
+//                unacknowledged, now dropped (retake takes them back).
+//                A removed that is old news (its user_seq at most that of this
+//                connection's newest opened reply of the room) is not emitted.
 //   ack          the ack frame
 //   send-failed  {roomId, clientId, body, code, message}   the send was refused
 //   open-wait    {roomId, retryAt}: the open of a room was refused for now (rate_limited); it is asked again at retryAt
@@ -283,6 +285,7 @@ export class ChatSocket {
     this.limits = { max_message_len: 4000, max_frame_bytes: 32768 };
     this.handlers = new Map();
     this.userSeq = 0; // newest logged user event seen (user_seq): replayed after it on reconnect
+    this.openSeqs = new Map(); // roomId → user_seq of this connection's newest opened reply of it
     this.lastRx = 0;
     this.lastTx = 0;
     this.pingAt = 0; // when the ping that nothing answered yet was sent; 0 if none
@@ -361,6 +364,7 @@ export class ChatSocket {
   connect() {
     clearTimeout(this.retryTimer);
     this.ready = false;
+    this.openSeqs.clear(); // a new connection's opens give new values
     this.setState('connecting');
     let conn = null;
     const handlers = {
@@ -636,6 +640,10 @@ export class ChatSocket {
         break;
       case 'opened': {
         this.refs.delete(f.ref);
+        if (f.room) {
+          if (f.user_seq > 0) this.openSeqs.set(f.room.id, f.user_seq);
+          else this.openSeqs.delete(f.room.id); // an empty log: any logged removed is newer
+        }
         const rs = f.room && this.rooms.get(f.room.id);
         if (!rs) break;
         this.emit('opened', {
@@ -692,6 +700,10 @@ export class ChatSocket {
         if (f.room_id && Array.isArray(f.positions)) this.emit('receipt', { room_id: f.room_id, positions: f.positions });
         break;
       case 'removed':
+        // Old news: it ended an earlier membership than the one this
+        // connection's newest open of the room found, and stopped
+        // nothing here (docs/protocol.md).
+        if (f.user_seq > 0 && f.user_seq <= (this.openSeqs.get(f.room_id) || 0)) break;
         this.emit('removed', { ...f, last: this.last(f.room_id), unsent: this.forget(f.room_id) });
         break;
       case 'typing':
