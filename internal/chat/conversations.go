@@ -268,18 +268,28 @@ func (s *Service) MarkRead(ctx context.Context, u User, id, seq int64) (ReadStat
 // memberOf returns conversation id as u sees it if u is a member, with
 // one store call; otherwise the error CheckMember gives.
 func (s *Service) memberOf(ctx context.Context, u User, id int64) (Conversation, error) {
+	c, err := s.memberConversation(ctx, u, id)
+	if err != nil {
+		return Conversation{}, err
+	}
+	s.present(&c)
+	return c, nil
+}
+
+// memberConversation is memberOf without the peer's presence: one
+// statement reads the conversation and u's membership together.
+func (s *Service) memberConversation(ctx context.Context, u User, id int64) (Conversation, error) {
 	c, member, err := s.conversation(ctx, id, u.ID)
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return Conversation{}, roomNotFound()
 	case err != nil:
 		return Conversation{}, internal("load conversation", err)
-	case c.Kind == ConvRoom && !member:
-		return Conversation{}, notMember()
-	case !member, c.Kind == ConvDirect && c.Peer == nil:
+	case !member:
+		return Conversation{}, notMemberOf(c.Kind)
+	case c.Kind == ConvDirect && c.Peer == nil:
 		return Conversation{}, roomNotFound()
 	}
-	s.present(&c)
 	return c, nil
 }
 

@@ -699,16 +699,9 @@ func (s *Service) CheckMemberAt(ctx context.Context, u User, id int64) (Mark, er
 		return Mark{}, internal("load last user event", err)
 	}
 	// One statement reads the membership and the last seq together.
-	c, member, err := s.conversation(ctx, id, u.ID)
-	switch {
-	case errors.Is(err, ErrNotFound):
-		return Mark{}, roomNotFound()
-	case err != nil:
-		return Mark{}, internal("load conversation", err)
-	case !member:
-		return Mark{}, notMemberOf(c.Kind)
-	case c.Kind == ConvDirect && c.Peer == nil: // as CheckMember
-		return Mark{}, roomNotFound()
+	c, err := s.memberConversation(ctx, u, id)
+	if err != nil {
+		return Mark{}, err
 	}
 	return Mark{UserSeq: userSeq, Seq: c.LastSeq}, nil
 }
