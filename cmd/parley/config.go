@@ -194,29 +194,23 @@ func (c *Config) Validate() error {
 	if c.OnlineMax < 1 || c.OnlineMax > 10_000 {
 		bad("--online-max must be between 1 and 10000, not %d", c.OnlineMax)
 	}
-	if c.AnnounceMax < 1 {
-		bad("--announce-max must be at least 1, not %d", c.AnnounceMax)
-	}
-	if c.NewConvsPerHour < 1 {
-		bad("--new-convs-per-hour must be at least 1, not %d", c.NewConvsPerHour)
-	}
-	if c.FriendRequestsPerHour < 1 {
-		bad("--friend-requests-per-hour must be at least 1, not %d", c.FriendRequestsPerHour)
-	}
-	if c.RoomLeavesPerHour < 1 {
-		bad("--room-leaves-per-hour must be at least 1, not %d", c.RoomLeavesPerHour)
-	}
-	if c.MaxUserGroups < 1 {
-		bad("--max-user-groups must be at least 1, not %d", c.MaxUserGroups)
-	}
-	if c.MaxUserRooms < 1 {
-		bad("--max-user-rooms must be at least 1, not %d", c.MaxUserRooms)
-	}
-	if c.MaxPendingRequests < 1 {
-		bad("--max-pending-requests must be at least 1, not %d", c.MaxPendingRequests)
-	}
-	if c.MaxFriends < 1 {
-		bad("--max-friends must be at least 1, not %d", c.MaxFriends)
+	// Counts and hourly allowances: at least one of each.
+	for _, f := range []struct {
+		flag string
+		v    int
+	}{
+		{"--announce-max", c.AnnounceMax},
+		{"--new-convs-per-hour", c.NewConvsPerHour},
+		{"--friend-requests-per-hour", c.FriendRequestsPerHour},
+		{"--room-leaves-per-hour", c.RoomLeavesPerHour},
+		{"--max-user-groups", c.MaxUserGroups},
+		{"--max-user-rooms", c.MaxUserRooms},
+		{"--max-pending-requests", c.MaxPendingRequests},
+		{"--max-friends", c.MaxFriends},
+	} {
+		if f.v < 1 {
+			bad("%s must be at least 1, not %d", f.flag, f.v)
+		}
 	}
 	if min := int64(c.MaxMessageLen)*4 + 1024; c.MaxFrameBytes < min {
 		bad("--max-frame-bytes must be at least %d (4 bytes per character of --max-message-len plus 1024), not %d", min, c.MaxFrameBytes)
