@@ -105,7 +105,7 @@ func (s *server) handleCompatWS() http.Handler {
 		lim := rate.NewLimiter(rate.Limit(s.cfg.SendRate), s.cfg.SendBurst)
 		// Frames that are no send are limited as a native connection's
 		// frames other than sends: each is answered with an error.
-		bad := rate.NewLimiter(rate.Limit(5*s.cfg.SendRate), 5*s.cfg.SendBurst)
+		bad := rate.NewLimiter(s.otherFrames())
 		refuse := func(err error) {
 			if !bad.Allow() {
 				err = rateLimited(bad)

@@ -300,10 +300,10 @@ func (n *session) handle(data []byte, reply func(any)) {
 }
 
 // allowOther takes one frame other than a send from the connection's
-// limit of them: five times the send rate and burst.
+// limit of them (server.otherFrames).
 func (n *session) allowOther() error {
 	if n.reqLim == nil {
-		n.reqLim = rate.NewLimiter(rate.Limit(5*n.s.cfg.SendRate), 5*n.s.cfg.SendBurst)
+		n.reqLim = rate.NewLimiter(n.s.otherFrames())
 	}
 	if !n.reqLim.Allow() {
 		return rateLimited(n.reqLim)

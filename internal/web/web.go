@@ -241,11 +241,19 @@ func (s *server) allowSend(u chat.User) error {
 	return s.sends.allow(u, rate.Limit(s.cfg.SendRate), s.cfg.SendBurst)
 }
 
+// otherFrames is the limit of a connection's frames other than sends:
+// five times the send rate and burst. Every such frame is answered, and
+// a malformed one with an error, so each costs about as much as a send.
+func (s *server) otherFrames() (rate.Limit, int) {
+	return rate.Limit(5 * s.cfg.SendRate), 5 * s.cfg.SendBurst
+}
+
 // allowRead applies the limit of a connection's frames other than sends
-// (five times the send rate and burst, as session.handle) to u's REST
-// read-position moves: each is a write to the store, moved or not.
+// (otherFrames) to u's REST read-position moves: each is a write to the
+// store, moved or not.
 func (s *server) allowRead(u chat.User) error {
-	return s.reads.allow(u, rate.Limit(5*s.cfg.SendRate), 5*s.cfg.SendBurst)
+	limit, burst := s.otherFrames()
+	return s.reads.allow(u, limit, burst)
 }
 
 // allow takes one event from u's limiter, made with limit and burst.
