@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -68,6 +69,13 @@ func newTestServer(tb testing.TB, opts ...func(*chat.Config)) *testServer {
 // web handler's configuration.
 func newTestServerWeb(tb testing.TB, webOpt func(*web.Config), opts ...func(*chat.Config)) *testServer {
 	tb.Helper()
+	return newTestServerOn(tb, nil, webOpt, opts...)
+}
+
+// newTestServerOn is newTestServerWeb listening on what wrap, if not nil,
+// makes of the test listener.
+func newTestServerOn(tb testing.TB, wrap func(net.Listener) net.Listener, webOpt func(*web.Config), opts ...func(*chat.Config)) *testServer {
+	tb.Helper()
 	ctx := context.Background()
 	logger := slog.New(slog.DiscardHandler)
 	db, err := sqlite.Open(ctx, filepath.Join(tb.TempDir(), "parley.db"))
@@ -99,7 +107,7 @@ func newTestServerWeb(tb testing.TB, webOpt func(*web.Config), opts ...func(*cha
 	}
 	handler := web.NewHandler(logger, wcfg, svc, h, fstest.MapFS{})
 	s := &testServer{svc: svc, requests: make(map[string]int)}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		s.requests[r.Method+" "+pathID.ReplaceAllString(r.URL.Path, "/{id}$1")]++
 		hold := s.hold
@@ -109,6 +117,10 @@ func newTestServerWeb(tb testing.TB, webOpt func(*web.Config), opts ...func(*cha
 		}
 		handler.ServeHTTP(w, r)
 	}))
+	if wrap != nil {
+		srv.Listener = wrap(srv.Listener)
+	}
+	srv.Start()
 	tb.Cleanup(srv.Close)
 	s.URL = srv.URL
 	return s
@@ -531,6 +543,52 @@ func TestBenchRead(t *testing.T) {
 	}
 }
 
+// TestBenchJoinsWhileOpening runs clients against a real server whose
+// writes stall after each connection's hello, as a loaded machine's may:
+// the clients connect one after another within the stall, so the server
+// queues the joins of the later ones behind the "opened" of the earlier
+// ones and coalesces them into one frame. The run must count them, and see no gap.
+func TestBenchJoinsWhileOpening(t *testing.T) {
+	s := newTestServerOn(t, func(ln net.Listener) net.Listener { return stallAfterHello{ln} }, nil)
+	const conns = 6
+	res := mustRun(t, bench.Config{
+		Targets:        []string{s.URL},
+		Conns:          conns,
+		SendersPerRoom: 1,
+		Rate:           20,
+		Duration:       time.Second,
+		Tokens:         s.tokens(t, conns),
+		RoomPrefix:     "j",
+		Ramp:           20, // a join every 50 ms, during the stalls
+	})
+	checkClean(t, res, conns)
+	if len(res.Notes) > 0 {
+		t.Errorf("notes %q; want none", res.Notes)
+	}
+}
+
+// stallAfterHello is a listener whose connections, once they have
+// written a WebSocket hello, hold the writer a while before they return.
+type stallAfterHello struct{ net.Listener }
+
+func (l stallAfterHello) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return stallConn{c}, nil
+}
+
+type stallConn struct{ net.Conn }
+
+func (c stallConn) Write(b []byte) (int, error) {
+	n, err := c.Conn.Write(b)
+	if err == nil && bytes.Contains(b, []byte(`{"type":"hello"`)) {
+		time.Sleep(300 * time.Millisecond) // the client has the hello, and opens
+	}
+	return n, err
+}
+
 // TestBenchGroupsTooLarge runs groups larger than the server allows: the
 // run fails before connecting, saying which server flag to raise, and
 // leaves no group behind.
@@ -672,6 +730,20 @@ func TestBenchNoticesFaults(t *testing.T) {
 	}
 }
 
+// TestBenchOpenedCoalesced runs against a fake server that answers each
+// open in one frame with "opened" and a join stored after it, as the
+// server does when the hub queues the join before the writer takes the
+// answer (docs/protocol.md: several JSON objects may share a frame): the
+// join counts as delivered, and leaves no gap.
+func TestBenchOpenedCoalesced(t *testing.T) {
+	const conns = 3
+	res := runAgainst(t, &faultyServer{whole: true, joinOpened: true}, conns, 300*time.Millisecond, 300*time.Millisecond)
+	checkClean(t, res, conns)
+	if len(res.Notes) > 0 {
+		t.Errorf("notes %q; want none", res.Notes)
+	}
+}
+
 // TestBenchUnanswered runs against a fake server that stops answering
 // sends after the fifth: the run counts the rest as unanswered and is not
 // OK, though every message stored reached everyone.
@@ -807,6 +879,7 @@ type faultyServer struct {
 	stall      time.Duration
 	sends      int64
 	dropAt     int64 // if not 0, one connection other than the sender's is closed before seq dropAt is delivered
+	joinOpened bool  // each open is answered in one frame with "opened" and the join of another user stored just after it
 }
 
 type fakeConn struct {
@@ -856,7 +929,18 @@ func (f *faultyServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
 		switch in.Type {
 		case "open":
-			c.write(fmt.Sprintf(`{"type": "opened", "ref": %q, "room": {"id": 1, "last_seq": %d}}`, in.Ref, f.seq))
+			opened := fmt.Sprintf(`{"type": "opened", "ref": %q, "room": {"id": 1, "last_seq": %d}}`, in.Ref, f.seq)
+			if f.joinOpened {
+				// Queued right after the answer, as by the hub, and
+				// coalesced with it; the others get it alone.
+				f.seq++
+				join := fmt.Sprintf(`{"type": "message", "room_id": 1, "message": {"room_id": 1, "seq": %d, "kind": "join", "body": ""}}`, f.seq)
+				for o := range f.conns {
+					o.write(join)
+				}
+				opened += "\n" + join
+			}
+			c.write(opened)
 			if f.dropOpened > 0 {
 				f.dropOpened--
 				f.mu.Unlock()

@@ -84,6 +84,11 @@ func (s *wsSession) write(frame []byte) error {
 	return s.ws.WriteMessage(websocket.TextMessage, frame)
 }
 
+// keep decodes a line that came while connecting, for read to hand on.
+func (s *wsSession) keep(line []byte) {
+	s.decode(line, func(ev event) { s.pending = append(s.pending, ev) })
+}
+
 func (s *wsSession) read(fn func(event)) error {
 	for _, ev := range s.pending {
 		fn(ev)
@@ -147,23 +152,25 @@ func dial(ctx context.Context, d *websocket.Dialer, u string, h http.Header) (*w
 }
 
 // handshake reads frames until done reports true for a line, with ctx's
-// deadline; lines before it go to other.
-func handshake(ctx context.Context, ws *websocket.Conn, done func(line []byte) (bool, error)) error {
+// deadline. The lines after that one in its frame go to rest: the server
+// coalesces what it queued after the answer awaited (a message of the
+// room just opened, say) into the answer's frame, and the reader would
+// otherwise never see them.
+func handshake(ctx context.Context, ws *websocket.Conn, done func(line []byte) (bool, error), rest func(line []byte)) error {
 	stop := context.AfterFunc(ctx, func() { _ = ws.NetConn().Close() })
 	defer stop()
-	errDone := errors.New("done")
+	finished := false
 	for {
 		err := readFrame(ws, func(line []byte) error {
+			if finished {
+				rest(line)
+				return nil
+			}
 			ok, err := done(line)
-			if err != nil {
-				return err
-			}
-			if ok {
-				return errDone
-			}
-			return nil
+			finished = ok
+			return err
 		})
-		if errors.Is(err, errDone) {
+		if err == nil && finished {
 			return nil
 		}
 		if err != nil {
@@ -368,10 +375,10 @@ func (t *nativeTransport) connect(ctx context.Context, c *client) (session, erro
 			return false, fmt.Errorf("open room %d: %s: %s", roomID, f.Code, f.Message.Text)
 		case f.Type == "message":
 			// Subscribed just before "opened" was queued.
-			decodeNative(line, func(ev event) { s.pending = append(s.pending, ev) })
+			s.keep(line)
 		}
 		return false, nil
-	})
+	}, s.keep)
 	if err != nil {
 		ws.Close()
 		return nil, fmt.Errorf("open room: %w", err)
@@ -540,9 +547,9 @@ func (t *compatTransport) connect(ctx context.Context, c *client) (session, erro
 		if f.Error != nil {
 			return true, nil
 		}
-		decodeCompat(line, func(ev event) { s.pending = append(s.pending, ev) })
+		s.keep(line)
 		return false, nil
-	})
+	}, s.keep)
 	if err != nil {
 		ws.Close()
 		return nil, fmt.Errorf("join room: %w", err)
