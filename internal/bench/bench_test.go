@@ -101,6 +101,7 @@ func newTestServerOn(tb testing.TB, wrap func(net.Listener) net.Listener, webOpt
 		Store: db, Broker: broker, Presence: inmem.NewPresence(), Limiter: inmem.NewLimiter(nil),
 		Mailer: mailer.NewLog(logger), Logger: logger,
 	})
+	h.UseStore(svc.Missed) // as parley wires it: gaps are filled from the store
 	wcfg := web.Config{SendRate: 10000, SendBurst: 10000, ChannelsCompat: true}
 	if webOpt != nil {
 		webOpt(&wcfg)
