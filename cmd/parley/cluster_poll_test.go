@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -87,4 +88,47 @@ func TestClusterPollEndedOnOtherNode(t *testing.T) {
 	waitFriendPresence(t, gws, ada.id, false, 15*time.Second)
 	status, body := e.pollAs(ada, e.nodes[0], "GET", cursor)
 	wantChannelEnded(t, "late GET on n0", status, body)
+}
+
+// TestClusterPollForkEndedOnOtherNode: a stale poll on the node holding a
+// long-poll channel is answered by a fork of the channel, and the client's
+// DELETE of its channel then reaches another node. The record of the
+// DELETE and the event telling the other nodes named the channel, not the
+// fork: the fork lived on until it idled out, keeping the user online,
+// and a poll with its cursor on a third node was answered by a rebuild.
+// Both name the family of the channel and its forks now.
+func TestClusterPollForkEndedOnOtherNode(t *testing.T) {
+	e := newFaultEnv(t, envOptions{nodes: 2, users: 2})
+	ada, grace := e.users[0], e.users[1] // friends, in a group (setup)
+	gws := e.dialWS(grace, e.nodes[1])
+	c1 := e.newPollChannel(ada, e.nodes[0])
+	waitFriendPresence(t, gws, ada.id, true, 10*time.Second)
+
+	// answer polls on n0 with cursor cur, after a message of the group if
+	// one is named.
+	answer := func(what, msg, cur string) string {
+		t.Helper()
+		if msg != "" {
+			e.api(grace, "POST", fmt.Sprintf("/api/conversations/%d/messages", e.group), map[string]string{"client_id": msg, "body": msg}, http.StatusOK, nil)
+		}
+		status, body := e.pollAs(ada, e.nodes[0], "GET", cur)
+		var a struct{ Cursor string }
+		if status != http.StatusOK || json.Unmarshal([]byte(body), &a) != nil || a.Cursor == "" {
+			t.Fatalf("%s on n0 = %d %s; want 200 with a cursor", what, status, body)
+		}
+		return a.Cursor
+	}
+	c2 := answer("answer 1", "g1", c1)
+	c3 := answer("answer 2", "g2", c2)
+	fork := answer("stale poll c1", "", c1)
+
+	if status, body := e.pollAs(ada, e.nodes[1], "DELETE", c3); status != http.StatusNoContent {
+		t.Fatalf("DELETE on n1 = %d %s; want 204", status, body)
+	}
+	// Idling out would take 20 s and the grace period 5 s more.
+	waitFriendPresence(t, gws, ada.id, false, 15*time.Second)
+	status, body := e.pollAs(ada, e.nodes[1], "GET", fork)
+	wantChannelEnded(t, "a poll on the fork on n1", status, body)
+	status, body = e.pollAs(ada, e.nodes[0], "GET", fork)
+	wantChannelEnded(t, "a poll on the fork on n0", status, body)
 }

@@ -171,11 +171,72 @@ type pollChannel struct {
 type pollChannels struct {
 	mu    sync.Mutex
 	m     map[string]*pollChannel
+	forks map[string][]*pollChannel // live forks (forkID), by the family they belong to
 	ended endedChannels
 }
 
-// endedChannels remembers, per user, the channels the client ended with
-// DELETE lately, so that a request sent before the DELETE and arriving
+// A stale poll is answered by a fork of its channel (channelFor). The
+// fork serves the same client, so the client's DELETE, which names the
+// channel it polls on, must end the fork too: else it keeps the user
+// online until it idles out. So a fork's name is its family's, the name of
+// the channel first forked, a dot and its own: "F.x". Every node can tell
+// the family from a cursor, with no record to share, and the DELETE of
+// any channel of a family, the record of it (local and Config.Ended) and
+// the channel_ended event name the family and end them all. A dot is not
+// in the base64url alphabet of channel names.
+
+// channelFamily is the family of channel id: the name before the dot.
+func channelFamily(id string) string {
+	fam, _, _ := strings.Cut(id, ".")
+	return fam
+}
+
+// forkID names a new fork of channel id. A family name too long for a
+// fork's name to fit in a cursor is not one this server gave: such a
+// fork gets a family of its own.
+func forkID(id string) string {
+	fam, own := channelFamily(id), newChannelID()
+	if len(fam)+1+len(own) > maxChannelLen {
+		return own
+	}
+	return fam + "." + own
+}
+
+// addFork indexes ch by its family if it is a fork; p.mu is held.
+func (p *pollChannels) addFork(ch *pollChannel) {
+	if fam := channelFamily(ch.id); fam != ch.id {
+		if p.forks == nil {
+			p.forks = make(map[string][]*pollChannel)
+		}
+		p.forks[fam] = append(p.forks[fam], ch)
+	}
+}
+
+// dropFork undoes addFork; p.mu is held.
+func (p *pollChannels) dropFork(ch *pollChannel) {
+	fam := channelFamily(ch.id)
+	if fam == ch.id {
+		return
+	}
+	l := slices.DeleteFunc(p.forks[fam], func(c *pollChannel) bool { return c == ch })
+	if len(l) == 0 {
+		delete(p.forks, fam)
+	} else {
+		p.forks[fam] = l
+	}
+}
+
+// family returns the live channels of family fam; p.mu is held.
+func (p *pollChannels) family(fam string) []*pollChannel {
+	l := slices.Clone(p.forks[fam])
+	if ch := p.m[fam]; ch != nil {
+		l = append(l, ch)
+	}
+	return l
+}
+
+// endedChannels remembers, per user, the channel families (channelFamily)
+// the client ended with DELETE lately, so that a request sent before the DELETE and arriving
 // after it (a poll the closing page cancelled) does not rebuild the
 // channel, and the user's presence with it, until the channel idles out.
 // Such a request is answered 410 channel_ended with a cursor for a new
@@ -284,7 +345,7 @@ func (s *server) channelFor(a authInfo, cur *pollCursor, any bool) (ch *pollChan
 	if cur != nil {
 		s.polls.mu.Lock()
 		ch = s.polls.m[cur.Channel]
-		ended := s.polls.ended.has(a.User.ID, cur.Channel, time.Now())
+		ended := s.polls.ended.has(a.User.ID, channelFamily(cur.Channel), time.Now())
 		s.polls.mu.Unlock()
 		if ended {
 			return nil, false, errChannelEnded
@@ -309,7 +370,8 @@ func (s *server) channelFor(a authInfo, cur *pollCursor, any bool) (ch *pollChan
 				// channel from it would count the channel's answers
 				// from cur.N again, and the client, polling on with its
 				// own cursor, would miss those given to stale polls.
-				// It gets a channel of its own, from its cursor.
+				// It gets a channel of its own, from its cursor: a
+				// fork, which ends with the channel (forkID).
 				fork = true
 			}
 			if !fork {
@@ -318,7 +380,7 @@ func (s *server) channelFor(a authInfo, cur *pollCursor, any bool) (ch *pollChan
 		}
 		// Not live here: maybe ended through another node. (A live
 		// channel ended elsewhere is closed by the channel_ended event.)
-		if s.endedElsewhere(a.User.ID, cur.Channel) {
+		if s.endedElsewhere(a.User.ID, channelFamily(cur.Channel)) {
 			return nil, false, errChannelEnded
 		}
 	}
@@ -328,7 +390,10 @@ func (s *server) channelFor(a authInfo, cur *pollCursor, any bool) (ch *pollChan
 	}
 	defer release() // the channel's hub client is registered, or it failed
 	id := newChannelID()
-	if cur != nil && !fork && (ch == nil || ch.sess.user.ID == a.User.ID) {
+	switch {
+	case fork:
+		id = forkID(cur.Channel)
+	case cur != nil && (ch == nil || ch.sess.user.ID == a.User.ID):
 		id = cur.Channel
 	}
 	ch = &pollChannel{s: s, id: id, sess: s.newSession(a.User), auth: a, signal: make(chan struct{}, 1), pos: make(map[int64]int64)}
@@ -384,24 +449,25 @@ func (s *server) channelFor(a authInfo, cur *pollCursor, any bool) (ch *pollChan
 	// Ended (DELETE) while it was being rebuilt: here, or on another
 	// node, which recorded it before publishing the event that closes
 	// the channel's hub client, now following the user's topic.
-	if cur != nil && s.endedElsewhere(a.User.ID, cur.Channel) {
+	if cur != nil && s.endedElsewhere(a.User.ID, channelFamily(cur.Channel)) {
 		ch.sess.stop()
 		return nil, false, errChannelEnded
 	}
 	s.polls.mu.Lock()
-	if cur != nil && (s.polls.ended.has(a.User.ID, cur.Channel, time.Now()) || ch.sess.client.Reason() == hub.ReasonChannelEnded) {
+	if cur != nil && (s.polls.ended.has(a.User.ID, channelFamily(cur.Channel), time.Now()) || ch.sess.client.Reason() == hub.ReasonChannelEnded) {
 		s.polls.mu.Unlock()
 		ch.sess.stop()
 		return nil, false, errChannelEnded
 	}
 	s.polls.m[ch.id] = ch
+	s.polls.addFork(ch)
 	s.polls.mu.Unlock()
 	ch.touch()
 	return ch, false, nil
 }
 
 // endedElsewhere reports whether Config.Ended records that user ended
-// channel id. If it cannot be read, the answer is no: the channel is
+// channel family id. If it cannot be read, the answer is no: the channel is
 // rebuilt, as by a node without it.
 func (s *server) endedElsewhere(user int64, id string) bool {
 	if s.cfg.Ended == nil {
@@ -475,9 +541,10 @@ func mustJSON(v any) json.RawMessage {
 	return b
 }
 
-// ChannelName names the channel for the hub (hub.ChannelWaker): a
-// channel_ended event naming it closes the channel's client.
-func (ch *pollChannel) ChannelName() string { return ch.id }
+// ChannelName names the channel for the hub (hub.ChannelWaker): its
+// family, so that a channel_ended event, which names one, closes the
+// clients of the channel and of its forks.
+func (ch *pollChannel) ChannelName() string { return channelFamily(ch.id) }
 
 // Wake is the hub's signal: something is queued, or the client closed:
 // then the channel ends, and the next poll rebuilds it from its cursor.
@@ -488,7 +555,7 @@ func (ch *pollChannel) Wake(cl *hub.Client) {
 				// Its client ended it through another node: a late
 				// poll here is refused, as if the DELETE came here.
 				ch.s.polls.mu.Lock()
-				ch.s.polls.ended.add(ch.sess.user.ID, ch.id, time.Now())
+				ch.s.polls.ended.add(ch.sess.user.ID, channelFamily(ch.id), time.Now())
 				ch.s.polls.mu.Unlock()
 			}
 			ch.stop()
@@ -543,6 +610,7 @@ func (ch *pollChannel) stop() {
 	if ch.s.polls.m[ch.id] == ch {
 		delete(ch.s.polls.m, ch.id)
 	}
+	ch.s.polls.dropFork(ch)
 	ch.s.polls.mu.Unlock()
 	ch.sess.stop()
 }
@@ -925,13 +993,16 @@ func (s *server) handlePollEnd() pollHandler {
 		}
 		// Remembered whether or not the channel is live here: a poll sent
 		// before this request, or one rebuilding it now, must not bring
-		// it back.
+		// it back. The channel's forks end with it: the whole family.
+		fam := channelFamily(cur.Channel)
 		s.polls.mu.Lock()
-		ch := s.polls.m[cur.Channel]
-		s.polls.ended.add(a.User.ID, cur.Channel, time.Now())
+		chs := s.polls.family(fam)
+		s.polls.ended.add(a.User.ID, fam, time.Now())
 		s.polls.mu.Unlock()
-		if ch != nil && ch.sess.user.ID == a.User.ID {
-			ch.stop()
+		for _, ch := range chs {
+			if ch.sess.user.ID == a.User.ID {
+				ch.stop()
+			}
 		}
 		// Other nodes: recorded for a poll reaching one of them, before
 		// the answer; told, for the one that may hold the channel (a
@@ -940,11 +1011,11 @@ func (s *server) handlePollEnd() pollHandler {
 		ctx, cancel := context.WithTimeout(context.Background(), endedWait)
 		defer cancel()
 		if s.cfg.Ended != nil {
-			if err := s.cfg.Ended.Add(ctx, a.User.ID, cur.Channel, endedFor, maxEndedPerUser); err != nil {
+			if err := s.cfg.Ended.Add(ctx, a.User.ID, fam, endedFor, maxEndedPerUser); err != nil {
 				s.log.Warn("record ended poll channel", "user", a.User.ID, "err", err)
 			}
 		}
-		s.svc.EndChannel(ctx, a.User, cur.Channel)
+		s.svc.EndChannel(ctx, a.User, fam)
 		w.WriteHeader(http.StatusNoContent)
 	}
 }

@@ -77,3 +77,61 @@ func TestPollStaleCursorKeepsChannel(t *testing.T) {
 		t.Errorf("the client's poll = %s; want its live channel, not one rebuilt", frames)
 	}
 }
+
+// TestPollStaleForkEndsWithChannel: a stale poll is answered by a channel
+// of its own, a fork of the live one (TestPollStaleCursorKeepsChannel).
+// The client's DELETE names its own channel, not the fork, which lived on
+// until it idled out (20 s): the user stayed online that long, and a poll
+// with the fork's cursor was still answered from it. A fork now ends with
+// the channel it forked from, and a late poll for either is refused.
+func TestPollStaleForkEndsWithChannel(t *testing.T) {
+	ts := newTestServer(t, withWeb(fastPoll))
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	grace := ts.signIn(t, "grace@example.com", "Grace")
+	room := ts.enterRoom(t, ada, "general")
+	ts.enterRoom(t, grace, "general")
+	ap := ts.connectPoll(t, ada, "")
+	ap.open(t, room.ID, nil)
+	m0 := ts.post(t, grace, room.ID, "g0", "zero")
+	ap.expectMessage(t, room.ID, m0.Seq)
+	ap.stopPolling()
+
+	get := func(what, cur string) string {
+		t.Helper()
+		r := ts.do(t, ada, "GET", "/api/poll?cursor="+url.QueryEscape(cur), nil)
+		var a struct {
+			Cursor string `json:"cursor"`
+		}
+		if r.Status != http.StatusOK || json.Unmarshal(r.Body, &a) != nil || a.Cursor == "" {
+			t.Fatalf("%s: GET /api/poll = %s; want 200 with a cursor", what, r)
+		}
+		return a.Cursor
+	}
+	c1 := ap.poll.getCursor()
+	ts.post(t, grace, room.ID, "g1", "one")
+	c2 := get("answer 1", c1)
+	ts.post(t, grace, room.ID, "g2", "two")
+	c3 := get("answer 2", c2)
+	fork := get("stale poll c1", c1) // the fork's cursor
+	if n := ts.hub.UserClients(ada.ID); n != 2 {
+		t.Fatalf("with the fork, Ada has %d connections; want 2", n)
+	}
+
+	// The page closes: it ends its own channel.
+	ts.mustDo(t, ada, "DELETE", "/api/poll?cursor="+url.QueryEscape(c3), nil, http.StatusNoContent, nil)
+	if n := ts.hub.UserClients(ada.ID); n != 0 {
+		t.Errorf("after the DELETE, Ada has %d connections; want 0 (the fork lives on)", n)
+	}
+	ts.post(t, grace, room.ID, "g3", "three")
+	r := ts.do(t, ada, "GET", "/api/poll?cursor="+url.QueryEscape(fork), nil)
+	var b struct {
+		Error  wireError `json:"error"`
+		Cursor string    `json:"cursor"`
+	}
+	if err := decodeStrict(r.Body, &b); err != nil || r.Status != http.StatusGone || b.Error.Code != "channel_ended" {
+		t.Errorf("a poll on the fork after the DELETE = %s (%v); want 410 channel_ended", r, err)
+	}
+	if n := ts.hub.UserClients(ada.ID); n != 0 {
+		t.Errorf("after a poll on the fork, Ada has %d connections; want 0", n)
+	}
+}

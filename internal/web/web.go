@@ -48,6 +48,8 @@ type Config struct {
 }
 
 // EndedLog records, for every node, the long-poll channels clients ended.
+// The channels it is given are families: a channel with its forks
+// (channelFamily).
 type EndedLog interface {
 	// Add records that userID ended channel, for ttl; of a user's
 	// channels only the newest max need be kept.
