@@ -131,7 +131,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	} else if uiFS, err = fs.Sub(ui.FS, "dist"); err != nil {
 		return err
 	}
-	handler := web.NewHandler(logger, web.Config{
+	webCfg := web.Config{
 		Origins:        cfg.Origins,
 		ChannelsCompat: cfg.ChannelsCompat,
 		BehindProxy:    cfg.BehindProxy,
@@ -145,7 +145,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		PollHold:       cfg.PollHold,
 		Health:         st.Ping,
 		Ended:          fab.ended,
-	}, svc, h, uiFS)
+	}
+	handler := web.NewHandler(logger, webCfg, svc, h, uiFS)
 	// A request must be read and answered within these, a long-poll GET
 	// held for --poll-hold included: past the read timeout net/http cancels
 	// the request, past the write one it drops the answer.
@@ -156,7 +157,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		ReadTimeout:       reqTimeout,
 		WriteTimeout:      reqTimeout,
 		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
+		MaxHeaderBytes:    webCfg.HeaderReadLimit(), // the handler answers past its own bound
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 		TLSConfig:         tlsConfig,
 	}

@@ -425,7 +425,7 @@ func TestRunServesTLS(t *testing.T) {
 	leaf, _ := x509.ParseCertificate(der)
 	pool := x509.NewCertPool()
 	pool.AddCert(leaf)
-	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}}
 	resp, err := c.Get(s.URL + "/healthz")
 	if err != nil {
 		t.Fatalf("GET /healthz over TLS: %v", err)
@@ -433,6 +433,21 @@ func TestRunServesTLS(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("GET /healthz over TLS = %d; want 200", resp.StatusCode)
+	}
+
+	// HTTP/2 bounds a header by its own count (net/http's limit, as the
+	// header list size it announces): a header over the server's bound
+	// still reaches the handler, answered 431 headers_too_large.
+	req, _ := http.NewRequest("GET", s.URL+"/api/me", nil)
+	req.Header.Set("X-Big", strings.Repeat("x", 100<<10))
+	resp, err = c.Do(req)
+	if err != nil {
+		t.Fatalf("GET /api/me over TLS with a 100 KiB header: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.ProtoMajor != 2 || resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge || !strings.Contains(string(b), `"code":"headers_too_large"`) {
+		t.Errorf("GET /api/me over TLS with a 100 KiB header = %s %d %.200q; want HTTP/2, 431 headers_too_large", resp.Proto, resp.StatusCode, b)
 	}
 }
 

@@ -27,6 +27,10 @@ type errorBody struct {
 // codeTooLarge is the code of a REST body over the limit.
 const codeTooLarge = "too_large"
 
+// codeHeadersTooLarge is the code of a request whose header is over
+// Config.MaxHeaderBytes (limitHeaders).
+const codeHeadersTooLarge = "headers_too_large"
+
 // classify maps any error to an HTTP status and what the client is shown.
 // It is the one place where error kinds meet the transport; unexpected
 // errors are logged and shown as "internal error".

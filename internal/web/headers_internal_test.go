@@ -1,10 +1,12 @@
 package web
 
 import (
+	"bufio"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -88,4 +90,18 @@ func FuzzQueryValue(f *testing.F) {
 		f.Add(q)
 	}
 	f.Fuzz(checkQueryValue)
+}
+
+// TestHeaderBytes: headerBytes counts a request's line and header fields
+// as they came over HTTP/1.1, Host included.
+func TestHeaderBytes(t *testing.T) {
+	raw := "GET /api/poll?cursor=AQ HTTP/1.1\r\nHost: chat.example.com\r\nCookie: parley_session=abc\r\n" +
+		"Accept: */*\r\nX-Twice: 1\r\nX-Twice: 22\r\n\r\n"
+	r, err := http.ReadRequest(bufio.NewReader(strings.NewReader(raw)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := headerBytes(r); got != len(raw) {
+		t.Errorf("headerBytes(%q) = %d; want %d", raw, got, len(raw))
+	}
 }

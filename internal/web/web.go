@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -45,6 +46,21 @@ type Config struct {
 	// whichever node it reaches. Unset, each node remembers those ended
 	// through it.
 	Ended EndedLog
+	// MaxHeaderBytes bounds a request's line and header fields (headerBytes):
+	// past it, the request is answered 431 headers_too_large. The
+	// http.Server serving the handler is to be given HeaderReadLimit.
+	MaxHeaderBytes int
+}
+
+// HeaderReadLimit is the MaxHeaderBytes to give the http.Server serving a
+// handler of c. net/http answers a request whose header is past its own
+// limit (plus 4 KiB of slack for its buffer) with a plain-text 431, so it
+// is given twice c.MaxHeaderBytes: the handler answers a request over
+// c.MaxHeaderBytes with a typed error (limitHeaders), and net/http still
+// cuts one far over it, so what is read of a header stays bounded.
+func (c Config) HeaderReadLimit() int {
+	c.fill()
+	return 2 * c.MaxHeaderBytes
 }
 
 // EndedLog records, for every node, the long-poll channels clients ended.
@@ -63,17 +79,20 @@ func DefaultConfig() Config {
 	return Config{
 		MaxFrameBytes: 32 << 10,
 		MaxBodyBytes:  64 << 10,
-		SendRate:      10,
-		SendBurst:     20,
-		Outbox:        256,
-		MaxUserConns:  64,
-		MaxOpen:       256,
-		PingInterval:  30 * time.Second,
-		PongWait:      60 * time.Second,
-		WriteWait:     10 * time.Second,
-		PollHold:      25 * time.Second,
-		PollIdle:      20 * time.Second,
-		SessionCheck:  15 * time.Second,
+		// Not net/http's 1 MiB: room for many cookies (a browser keeps up
+		// to 4 KiB each) and a tighter bound on a request's memory.
+		MaxHeaderBytes: 64 << 10,
+		SendRate:       10,
+		SendBurst:      20,
+		Outbox:         256,
+		MaxUserConns:   64,
+		MaxOpen:        256,
+		PingInterval:   30 * time.Second,
+		PongWait:       60 * time.Second,
+		WriteWait:      10 * time.Second,
+		PollHold:       25 * time.Second,
+		PollIdle:       20 * time.Second,
+		SessionCheck:   15 * time.Second,
 	}
 }
 
@@ -84,6 +103,9 @@ func (c *Config) fill() {
 	}
 	if c.MaxBodyBytes <= 0 {
 		c.MaxBodyBytes = d.MaxBodyBytes
+	}
+	if c.MaxHeaderBytes <= 0 {
+		c.MaxHeaderBytes = d.MaxHeaderBytes
 	}
 	if c.SendRate <= 0 {
 		c.SendRate = d.SendRate
@@ -161,7 +183,37 @@ func NewHandler(log *slog.Logger, cfg Config, svc *chat.Service, h *hub.Hub, ui 
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusForbidden, errorBody{Error: errorDetail{Code: chat.CodeForbidden, Message: "cross-origin request refused"}})
 	}))
-	return securityHeaders(cop.Handler(mux))
+	return securityHeaders(limitHeaders(cfg.MaxHeaderBytes, cop.Handler(mux)))
+}
+
+// limitHeaders answers a request whose line and header fields hold more
+// than max bytes (headerBytes) with 431 headers_too_large, as every
+// other error, rather than net/http's plain text.
+func limitHeaders(max int, h http.Handler) http.Handler {
+	msg := "request header fields are larger than " + strconv.Itoa(max) + " bytes"
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if headerBytes(r) > max {
+			writeJSON(w, http.StatusRequestHeaderFieldsTooLarge, errorBody{Error: errorDetail{Code: codeHeadersTooLarge, Message: msg}})
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// headerBytes is the size of r's request line and header fields as
+// HTTP/1.1 sends them, "Name: value\r\n" each, Host among them (net/http
+// takes it out of r.Header), whatever protocol r came by. Those parsed,
+// not the bytes read: a line's extra white space is not counted, which
+// net/http's own limit bounds.
+func headerBytes(r *http.Request) int {
+	n := len(r.Method) + 1 + len(r.RequestURI) + 1 + len(r.Proto) + 2
+	n += len("Host: \r\n") + len(r.Host)
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			n += len(k) + len(": \r\n") + len(v)
+		}
+	}
+	return n + len("\r\n")
 }
 
 // newUpgrader is the server's WebSocket upgrader; checkOrigin vets the
