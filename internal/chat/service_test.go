@@ -312,8 +312,9 @@ func TestNamesShowSomething(t *testing.T) {
 			wantError(t, fmt.Sprintf("%s(%q)", what, tt.in), err, chat.ErrInvalid, tt.code, "name")
 		}
 	}
-	// Marks that join or shape letters stay allowed inside a name.
-	for _, in := range []string{"\u05e9\u05e8\u05d4\u200f", "\U0001F469\u200d\U0001F4BB Ada", "\u0645\u0631\u064a\u0645"} {
+	// Marks that join or shape letters stay allowed inside a name, and the
+	// right-to-left mark after punctuation that ends a Hebrew name.
+	for _, in := range []string{"\u05e9\u05e8\u05d4!\u200f", "\U0001F469\u200d\U0001F4BB Ada", "\u0645\u0631\u064a\u0645"} {
 		if _, err := chat.NormalizeUserName(in); err != nil {
 			t.Errorf("NormalizeUserName(%q) = %v; want it accepted", in, err)
 		}

@@ -152,10 +152,11 @@ func NormalizeUserName(s string) (string, error) {
 // normalizeName trims a name that others see, a user's or a group's, to
 // single spaces between words, takes it to NFC and checks it: 1 to max
 // characters of UTF-8, no control characters, not only characters that show nothing (the
-// Hangul fillers, zero-width spaces), and none of the controls that turn
+// Hangul fillers, zero-width spaces), none of the controls that turn
 // the direction of the text after them (U+202A–U+202E, U+2066–U+2069): a
-// name with U+202E shows what follows it backwards. what names the name
-// in messages ("name", "group name").
+// name with U+202E shows what follows it backwards; and no character that
+// shows nothing but where it does something (see checkInvisibles). what
+// names the name in messages ("name", "group name").
 func normalizeName(s, what string, max int) (string, error) {
 	s = strings.Join(strings.Fields(s), " ")
 	if s == "" || strings.IndexFunc(s, showsSomething) < 0 {
@@ -178,6 +179,9 @@ func normalizeName(s, what string, max int) (string, error) {
 	}
 	if tooManyMarks(s) {
 		return "", Invalid(CodeInvalidField, "name", "a character of the %s carries more than %d combining marks", what, MaxMarks)
+	}
+	if err := checkInvisibles(s, what); err != nil {
+		return "", err
 	}
 	return s, nil
 }

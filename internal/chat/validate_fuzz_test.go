@@ -19,7 +19,7 @@ var nameSeeds = []string{
 	"", " ", "general", "General", "go-nuts_2026", "Été", "日本語", "한국어", "οδοσ", "ΟΔΟΣ", "οδος",
 	"İstanbul", "ǅemal", "K", "ß", "two words", "  Ada \t Lovelace\n", "a/b", "dot.name",
 	"general\u3164", "\u115fgeneral", "Ada\x00", "Ada\x1b[31m", "\u0085x\u00a0y\u2028z",
-	"e\u0301", "\u0301e", "e-\u0301", "नमस्ते", "ที่\ufe0f", "\u1100\u1161", "\u212b", "\u200b", "\ufeffbom", "می\u200cخواهم", "क्\u200dष", "क्\u200cष", "a\u200cb", "ب\u200ca", "\u200dक्", "ക്\u200d", "x\u0301\u0301\u0301\u0301\u0301\u0301\u0301\u0301", "x\u0301\u0301\u0301\u0301\u0301\u0301\u0301\u0301\u0301", "a\u0301\u200b\u0301", strings.Repeat("r", 64), strings.Repeat("é", 65), strings.Repeat("n", 41),
+	"e\u0301", "\u0301e", "e-\u0301", "नमस्ते", "ที่\ufe0f", "\u1100\u1161", "\u212b", "\u200b", "\ufeffbom", "می\u200cخواهم", "क्\u200dष", "क्\u200cष", "a\u200cb", "ب\u200ca", "\u200dक्", "ക്\u200d", "x\u0301\u0301\u0301\u0301\u0301\u0301\u0301\u0301", "x\u0301\u0301\u0301\u0301\u0301\u0301\u0301\u0301\u0301", "a\u0301\u200b\u0301", "Te\u200bam", "Team\ufe0f", "1\ufe0f\u20e3", "\U0001F468\u200d\U0001F469\u200d\U0001F467", "\U0001F3F3\ufe0f\u200d\U0001F308", "\U0001F3F4\U000E0067\U000E0062\U000E0073\U000E0063\U000E0074\U000E007F", "\u05e9\u05e8\u05d4!\u200f", "\u845b\U000E0100", strings.Repeat("r", 64), strings.Repeat("é", 65), strings.Repeat("n", 41),
 	"ada@example.com", "  Ada@Example.COM \n", "a.b+tag@mail.example.org", "Ada <ada@example.com>",
 	"\"a b\"@example.com", "ada@[127.0.0.1]", "ADA@EXAMPLE.İO", "ada@xn--bcher-kva.example", "ü@bücher.example",
 }
@@ -164,6 +164,15 @@ func checkNormalName(t *testing.T, what, in, got string, max int) {
 	}
 	if strings.Join(strings.Fields(got), " ") != got {
 		t.Fatalf("%s(%q) = %q, with white space other than single spaces between words", what, in, got)
+	}
+	for _, r := range got {
+		// Of the characters that show nothing, a name keeps only those
+		// that do something where they stand (checkInvisibles).
+		kept := r == zwj || r == zwnj || unicode.Is(unicode.Variation_Selector, r) ||
+			r >= 0xe0020 && r <= 0xe007f || dirMark(r) || r == mvs
+		if invisible(r) && !kept {
+			t.Fatalf("%s(%q) = %q, with %U, which shows nothing", what, in, got, r)
+		}
 	}
 	marks := 0
 	for _, r := range got {

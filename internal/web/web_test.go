@@ -517,6 +517,8 @@ func TestRESTErrors(t *testing.T) {
 		{"body too long", false, "POST", msgs, map[string]string{"client_id": "c", "body": long}, nil, 400, "too_long", "body"},
 		{"client_id too long", false, "POST", msgs, map[string]string{"client_id": strings.Repeat("c", 65), "body": "hi"}, nil, 400, "too_long", "client_id"},
 		{"name too long", false, "PATCH", "/api/me", map[string]string{"name": strings.Repeat("n", 41)}, nil, 400, "too_long", "name"},
+		{"name with a zero-width space", false, "PATCH", "/api/me", map[string]string{"name": "A\u200bda"}, nil, 400, "invalid_field", "name"},
+		{"group name with a word joiner", false, "POST", "/api/groups", map[string]string{"name": "Te\u2060am"}, nil, 400, "invalid_field", "name"},
 		{"room name too long", false, "POST", "/api/rooms", map[string]string{"name": strings.Repeat("r", 65)}, nil, 400, "too_long", "name"},
 		{"empty body", false, "POST", msgs, map[string]string{"client_id": "c", "body": " \n "}, nil, 400, "empty", "body"},
 		{"send to a room not joined", false, "POST", roomPath(other.ID, "/messages"), map[string]string{"client_id": "c", "body": "hi"}, nil, 403, "not_member", ""},
