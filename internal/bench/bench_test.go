@@ -40,8 +40,17 @@ type testServer struct {
 	svc *chat.Service
 
 	mu       sync.Mutex
-	requests map[string]int      // "METHOD /path" → count, the IDs in paths as {id}
-	hold     func(*http.Request) // if set, called before each request is handled
+	requests map[string]int                                    // "METHOD /path" → count, the IDs in paths as {id}
+	hold     func(*http.Request)                               // if set, called before each request is handled
+	front    func(w http.ResponseWriter, r *http.Request) bool // if set, answers a request instead of the server when it returns true
+}
+
+// setFront makes the server let front answer each request first: those it
+// answers (returns true for) do not reach the handler.
+func (s *testServer) setFront(front func(w http.ResponseWriter, r *http.Request) bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.front = front
 }
 
 // setHold makes the server call hold before it handles each request.
@@ -111,10 +120,13 @@ func newTestServerOn(tb testing.TB, wrap func(net.Listener) net.Listener, webOpt
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		s.requests[r.Method+" "+pathID.ReplaceAllString(r.URL.Path, "/{id}$1")]++
-		hold := s.hold
+		hold, front := s.hold, s.front
 		s.mu.Unlock()
 		if hold != nil {
 			hold(r)
+		}
+		if front != nil && front(w, r) {
+			return
 		}
 		handler.ServeHTTP(w, r)
 	}))

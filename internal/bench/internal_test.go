@@ -522,3 +522,23 @@ func TestPollSendStampsAfterSlot(t *testing.T) {
 		t.Errorf("send stamped %v before its POST slot came free; want the stamp taken once the slot is had", freed.Sub(at))
 	}
 }
+
+func TestRetryAfter(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, tc := range []struct {
+		h    string
+		want time.Duration
+	}{
+		{"0", 0},
+		{"3", 3 * time.Second},
+		{now.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second},
+		{now.Add(-time.Minute).Format(http.TimeFormat), 0},
+		{"", time.Second},
+		{"-1", time.Second},
+		{"soon", time.Second},
+	} {
+		if got := retryAfter(tc.h, now); got != tc.want {
+			t.Errorf("retryAfter(%q) = %s; want %s", tc.h, got, tc.want)
+		}
+	}
+}

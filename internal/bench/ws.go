@@ -416,41 +416,101 @@ func enterRoom(ctx context.Context, hc *http.Client, c *client) (int64, error) {
 // apiCall makes one request of the REST API with the session token: in
 // is sent as JSON unless nil; an answer other than status want is a
 // *statusError; the JSON answer is decoded into out unless nil.
+//
+// A 429 changed nothing, and the server limits some of the calls the
+// run's set-up makes by the hundred (each user's group changes,
+// docs/protocol.md): apiCall waits as its Retry-After says (a second if
+// it says nothing) and makes the call again, up to apiTries times and
+// apiRetryWait of waiting in all. Past either bound, or if the server asks
+// for a longer wait than is left, the call fails with the 429 and why it
+// was not made again.
 func apiCall(ctx context.Context, hc *http.Client, method, url, token string, in, out any, want int) error {
-	var body io.Reader
+	var body []byte
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
 			return err
 		}
-		body = bytes.NewReader(b)
+		body = b
 	}
-	req, err := http.NewRequestWithContext(ctx, method, url, body)
+	var waited time.Duration
+	for try := 1; ; try++ {
+		resp, data, err := apiRequest(ctx, hc, method, url, token, body)
+		if err != nil {
+			return err
+		}
+		if resp.StatusCode == want {
+			if out != nil {
+				if err := json.Unmarshal(data, out); err != nil {
+					return fmt.Errorf("unexpected answer %.200q: %w", data, err)
+				}
+			}
+			return nil
+		}
+		se := httpError(resp, data)
+		if resp.StatusCode != http.StatusTooManyRequests {
+			return se
+		}
+		wait := retryAfter(resp.Header.Get("Retry-After"), time.Now())
+		switch {
+		case try >= apiTries:
+			return fmt.Errorf("%w (refused %d times, after %s of waiting)", se, try, waited.Round(time.Millisecond))
+		case waited+wait > apiRetryWait:
+			return fmt.Errorf("%w (the server asks to wait %s, and the tool waits %s at most for one call; %s so far)", se, wait, apiRetryWait, waited.Round(time.Millisecond))
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("%w (while waiting to try again: %w)", se, context.Cause(ctx))
+		case <-t.C:
+		}
+		waited += wait
+	}
+}
+
+// The bounds of apiCall's tries after a 429.
+const (
+	apiTries     = 10
+	apiRetryWait = time.Minute
+)
+
+// apiRequest makes one request of apiCall and reads its answer.
+func apiRequest(ctx context.Context, hc *http.Client, method, url, token string, body []byte) (*http.Response, []byte, error) {
+	var r io.Reader
+	if body != nil {
+		r = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, r)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	if in != nil {
+	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.AddCookie(&http.Cookie{Name: cookieName, Value: token})
 	resp, err := hc.Do(req)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	if resp.StatusCode != want {
-		return httpError(resp, data)
+	return resp, data, nil
+}
+
+// retryAfter is the wait a Retry-After header asks for at now: a number
+// of seconds or an HTTP date; a second if it is empty or neither.
+func retryAfter(h string, now time.Time) time.Duration {
+	if n, err := strconv.ParseInt(h, 10, 64); err == nil && n >= 0 {
+		return time.Duration(min(n, int64(365*24*time.Hour/time.Second))) * time.Second
 	}
-	if out != nil {
-		if err := json.Unmarshal(data, out); err != nil {
-			return fmt.Errorf("unexpected answer %.200q: %w", data, err)
-		}
+	if t, err := http.ParseTime(h); err == nil {
+		return max(0, t.Sub(now))
 	}
-	return nil
+	return time.Second
 }
 
 // statusError is an HTTP answer other than the one expected.

@@ -1,0 +1,128 @@
+package bench_test
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/parley-chat/parley/internal/bench"
+)
+
+// tooMany answers r as a server over its rate limit does: 429
+// rate_limited, with retryAfter as its Retry-After.
+func tooMany(w http.ResponseWriter, retryAfter string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Retry-After", retryAfter)
+	w.WriteHeader(http.StatusTooManyRequests)
+	_, _ = w.Write([]byte(`{"error":{"code":"rate_limited","message":"too many requests; slow down"}}`))
+}
+
+// TestBenchFollowsRetryAfter: a REST call of the run's set-up or clean-up
+// that the server refuses with 429 and Retry-After (the server limits
+// group changes, docs/protocol.md) is made again after the wait, and the
+// run goes on. Before, the first 429 failed the run.
+func TestBenchFollowsRetryAfter(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		groups bool
+		want   map[string]int // requests of each kind, the refused one included
+	}{
+		{"groups", true, map[string]int{
+			"GET /api/me":                   4 + 1,
+			"POST /api/groups":              2 + 1,
+			"POST /api/groups/{id}/members": 2*(4/2-1) + 1,
+			"DELETE /api/groups/{id}":       2 + 1,
+		}},
+		{"rooms", false, map[string]int{"POST /api/rooms": 4 + 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newTestServer(t)
+			tokens := s.tokens(t, 4)
+			var mu sync.Mutex
+			refused := make(map[string]bool)
+			s.setFront(func(w http.ResponseWriter, r *http.Request) bool {
+				kind := r.Method + " " + pathID.ReplaceAllString(r.URL.Path, "/{id}$1")
+				if _, ok := tc.want[kind]; !ok {
+					return false
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				if refused[kind] {
+					return false
+				}
+				refused[kind] = true
+				tooMany(w, "1")
+				return true
+			})
+			res := mustRun(t, bench.Config{
+				Targets:        []string{s.URL},
+				Conns:          4,
+				Rooms:          2,
+				Groups:         tc.groups,
+				SendersPerRoom: 1,
+				Rate:           50,
+				Duration:       500 * time.Millisecond,
+				Tokens:         tokens,
+				RoomPrefix:     "r",
+			})
+			checkClean(t, res, 4)
+			for req, want := range tc.want {
+				if got := s.count(req); got != want {
+					t.Errorf("%s: %d requests; want %d (one refused)", req, got, want)
+				}
+			}
+			if tc.groups {
+				s.checkNoGroups(t, tokens)
+			}
+		})
+	}
+}
+
+// TestBenchRetryAfterBounded: the tool follows Retry-After only so far.
+// A server that keeps refusing fails the run after a bounded number of
+// tries, and one that asks for a longer wait than the tool allows fails it
+// at once; both say why, and no group is left behind.
+func TestBenchRetryAfterBounded(t *testing.T) {
+	for _, tc := range []struct {
+		name, retryAfter, want string
+	}{
+		{"keeps refusing", "0", "refused 10 times"},
+		{"asks too long a wait", "3600", "asks to wait 1h0m0s"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newTestServer(t)
+			tokens := s.tokens(t, 4)
+			s.setFront(func(w http.ResponseWriter, r *http.Request) bool {
+				if r.Method != http.MethodPost || !strings.HasSuffix(r.URL.Path, "/members") {
+					return false
+				}
+				tooMany(w, tc.retryAfter)
+				return true
+			})
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			var progress strings.Builder
+			_, err := bench.Run(ctx, bench.Config{
+				Targets:        []string{s.URL},
+				Conns:          4,
+				Rooms:          1,
+				Groups:         true,
+				SendersPerRoom: 1,
+				Duration:       time.Second,
+				Tokens:         tokens,
+				Progress:       &progress,
+			})
+			if err == nil || !strings.Contains(err.Error(), "429 rate_limited") || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Run = %v; want a 429 rate_limited error saying %q", err, tc.want)
+			}
+			checkStopped(t)
+			if n := s.count("GET /api/ws"); n != 0 {
+				t.Errorf("%d connections attempted; want none", n)
+			}
+			s.checkNoGroups(t, tokens)
+		})
+	}
+}
