@@ -113,7 +113,14 @@ func (r *runState) makeGroups(ctx context.Context) error {
 		a := adds[i]
 		owner := a.rm.clients[0]
 		path := owner.target + "/api/groups/" + strconv.FormatInt(a.rm.groupID, 10) + "/members"
-		if err := apiCall(ctx, r.groupHTTP, http.MethodPost, path, owner.token, map[string]int64{"user_id": a.user}, nil, http.StatusOK); err != nil {
+		err := apiCall(ctx, r.groupHTTP, http.MethodPost, path, owner.token, map[string]int64{"user_id": a.user}, nil, http.StatusOK)
+		var se *statusError
+		if errors.As(err, &se) && se.status == http.StatusTooManyRequests {
+			// Each add is one of the owner's REST sends: a large group
+			// needs more of them than the server's defaults allow soon.
+			return fmt.Errorf("add user %d to group %s: %w (start the server with a higher --send-rate and --send-burst: each add is one of the owner's REST sends)", a.user, a.rm.name, err)
+		}
+		if err != nil {
 			return fmt.Errorf("add user %d to group %s: %w", a.user, a.rm.name, err)
 		}
 		return nil

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/parley-chat/parley/internal/bench"
+	"github.com/parley-chat/parley/internal/web"
 )
 
 // tooMany answers r as a server over its rate limit does: 429
@@ -115,8 +116,9 @@ func TestBenchRetryAfterBounded(t *testing.T) {
 				Tokens:         tokens,
 				Progress:       &progress,
 			})
-			if err == nil || !strings.Contains(err.Error(), "429 rate_limited") || !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("Run = %v; want a 429 rate_limited error saying %q", err, tc.want)
+			if err == nil || !strings.Contains(err.Error(), "429 rate_limited") || !strings.Contains(err.Error(), tc.want) ||
+				!strings.Contains(err.Error(), "--send-rate") {
+				t.Errorf("Run = %v; want a 429 rate_limited error saying %q and naming --send-rate", err, tc.want)
 			}
 			checkStopped(t)
 			if n := s.count("GET /api/ws"); n != 0 {
@@ -125,4 +127,50 @@ func TestBenchRetryAfterBounded(t *testing.T) {
 			s.checkNoGroups(t, tokens)
 		})
 	}
+}
+
+// TestBenchGroupsDefaultLimits: with the server's limits at their defaults
+// (--send-rate 10, --send-burst 20), the owner of a group of 40 users
+// makes more adds at once than the server allows (each counts as one of
+// the owner's REST sends, docs/protocol.md): the server refuses some with
+// 429 and Retry-After, the tool makes them again, and the run is clean.
+func TestBenchGroupsDefaultLimits(t *testing.T) {
+	s := newTestServerWeb(t, func(c *web.Config) { c.SendRate, c.SendBurst = 0, 0 })
+	const users, adds = 40, 40 - 1
+	tokens := s.tokens(t, users)
+	// The first tries of the adds reach the server together, as they would
+	// from a machine faster than the one the test runs on.
+	var mu sync.Mutex
+	arrived := 0
+	all := make(chan struct{})
+	s.setHold(func(r *http.Request) {
+		if r.Method != http.MethodPost || !strings.HasSuffix(r.URL.Path, "/members") {
+			return
+		}
+		mu.Lock()
+		if arrived++; arrived == adds {
+			close(all)
+		}
+		mu.Unlock()
+		select {
+		case <-all:
+		case <-time.After(30 * time.Second):
+		}
+	})
+	res := mustRun(t, bench.Config{
+		Targets:        []string{s.URL},
+		Conns:          users,
+		Rooms:          1,
+		Groups:         true,
+		SendersPerRoom: 1,
+		Rate:           5,
+		Duration:       500 * time.Millisecond,
+		Tokens:         tokens,
+		RoomPrefix:     "d",
+	})
+	checkClean(t, res, users)
+	if got := s.count("POST /api/groups/{id}/members"); got <= adds {
+		t.Errorf("POST /api/groups/{id}/members: %d requests; want more than the %d adds (some refused, then made again)", got, adds)
+	}
+	s.checkNoGroups(t, tokens)
 }

@@ -3,6 +3,8 @@ package web_test
 import (
 	"fmt"
 	"net/http"
+	"slices"
+	"strconv"
 	"testing"
 
 	"github.com/parley-chat/parley/internal/web"
@@ -14,7 +16,8 @@ import (
 // (docs/protocol.md, Limits). Before, an admin could rename a group in a
 // loop, and every member received each rename.
 func TestGroupChangesLimited(t *testing.T) {
-	ts := newTestServer(t, withWeb(func(c *web.Config) { c.SendRate, c.SendBurst = 0.001, 3 }))
+	// Four: Grace's add, and three renames.
+	ts := newTestServer(t, withWeb(func(c *web.Config) { c.SendRate, c.SendBurst = 0.001, 4 }))
 	ada := ts.signIn(t, "ada@example.com", "Ada")
 	grace := ts.signIn(t, "grace@example.com", "Grace")
 	g := ts.createGroup(t, ada, "Crew", 0)
@@ -47,4 +50,53 @@ func TestGroupChangesLimited(t *testing.T) {
 	if got.Group.Name != "Crew 2" || got.Group.Description != "about Crew" {
 		t.Errorf("group after the refusals: %q, %q; want \"Crew 2\", \"about Crew\"", got.Group.Name, got.Group.Description)
 	}
+}
+
+// TestGroupMembersLimited: adding a member and removing one post to every
+// member of the group, and an event to the user, so each counts as one of
+// the acting admin's REST sends, as the other group changes do. Past
+// them, 429 rate_limited with Retry-After, and nobody is added or
+// removed. A member leaving is not counted: a member is in a group only
+// by a counted add, and must always be able to leave. Before, an admin
+// could add and remove one user in a loop.
+func TestGroupMembersLimited(t *testing.T) {
+	ts := newTestServer(t, withWeb(func(c *web.Config) { c.SendRate, c.SendBurst = 0.001, 3 }))
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	bob := ts.signIn(t, "bob@example.com", "Bob")
+	cy := ts.signIn(t, "cy@example.com", "Cy")
+	grace := ts.signIn(t, "grace@example.com", "Grace")
+	g := ts.createGroup(t, ada, "Crew", 0)
+	ts.addMember(t, ada, g.ID, grace)
+	ts.addMember(t, ada, g.ID, bob)
+	ts.mustDo(t, ada, "DELETE", memberPath(g.ID, bob, ""), nil, http.StatusNoContent, nil)
+	for _, c := range []struct {
+		what, method, path string
+		body               any
+	}{
+		{"a fourth add", "POST", groupPath(g.ID, "/members"), map[string]int64{"user_id": cy.ID}},
+		{"a removal", "DELETE", memberPath(g.ID, grace, ""), nil},
+	} {
+		r := ts.do(t, ada, c.method, c.path, c.body)
+		wantError(t, c.what, r, http.StatusTooManyRequests, "rate_limited")
+		if r.Header.Get("Retry-After") == "" {
+			t.Errorf("%s: no Retry-After header", c.what)
+		}
+	}
+	var got struct {
+		Group wireGroup `json:"group"`
+	}
+	ts.mustDo(t, grace, "GET", groupPath(g.ID, ""), nil, http.StatusOK, &got)
+	var ids []int64
+	for _, m := range got.Group.MemberList {
+		ids = append(ids, m.ID)
+	}
+	if want := []int64{ada.ID, grace.ID}; !slices.Equal(ids, want) {
+		t.Errorf("members after the refusals: %v; want %v", ids, want)
+	}
+	// Grace's own allowance is hers, and leaving costs none of it.
+	for i := range 3 {
+		ts.mustDo(t, grace, "POST", "/api/conversations/"+strconv.FormatInt(g.ID, 10)+"/messages",
+			map[string]string{"body": "bye", "client_id": fmt.Sprintf("bye-%d", i)}, http.StatusOK, nil)
+	}
+	ts.mustDo(t, grace, "DELETE", memberPath(g.ID, grace, ""), nil, http.StatusNoContent, nil)
 }

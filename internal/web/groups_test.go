@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/parley-chat/parley/internal/chat"
+	"github.com/parley-chat/parley/internal/web"
 )
 
 type wireGroup struct {
@@ -210,9 +211,11 @@ func TestGroup(t *testing.T) {
 }
 
 // TestGroupConcurrentInvites sends 50 invitations at once to a group with
-// 10 free places: exactly 10 succeed and the rest get group_full.
+// 10 free places: exactly 10 succeed and the rest get group_full. Each
+// is one of the owner's REST sends: the test server allows them all.
 func TestGroupConcurrentInvites(t *testing.T) {
-	ts := newTestServer(t, withChat(func(c *chat.Config) { c.CodesPerIP = 1000 }))
+	ts := newTestServer(t, withChat(func(c *chat.Config) { c.CodesPerIP = 1000 }),
+		withWeb(func(c *web.Config) { c.SendRate, c.SendBurst = 1000, 1000 }))
 	owner := ts.signIn(t, "owner@example.com", "Owner")
 	g := ts.createGroup(t, owner, "Packed", 11)
 	const n = 50

@@ -375,7 +375,9 @@ func TestHostileFrames(t *testing.T) {
 // fewer than the 1,000 replayed) gets them, rather than a close as too
 // slow before it could read a thing.
 func TestReplayPastOutbox(t *testing.T) {
-	ts := newTestServer(t) // the default outbox: 256 frames
+	// The default outbox, 256 frames; sends enough for Ada's adds and
+	// removals.
+	ts := newTestServer(t, withWeb(func(c *web.Config) { c.SendRate, c.SendBurst = 1000, 1000 }))
 	ada := ts.signIn(t, "ada@example.com", "Ada")
 	grace := ts.signIn(t, "grace@example.com", "Grace")
 	g := ts.createGroup(t, ada, "crew", 0)
