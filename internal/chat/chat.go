@@ -201,7 +201,10 @@ type RoomStore interface {
 	// read the room up to its last message, as the join would have made it.
 	JoinRoom(ctx context.Context, roomID, userID int64, at time.Time, announce bool) (m Message, joined bool, err error)
 	// LeaveRoom is JoinRoom's inverse, appending KindLeave if announce.
-	LeaveRoom(ctx context.Context, roomID, userID int64, at time.Time, announce bool) (m Message, left bool, err error)
+	// In the same transaction it keeps removed in userID's event log, as
+	// AppendUserEvent does, and returns it numbered (logged); if userID was
+	// not a member, nothing is logged and logged is zero.
+	LeaveRoom(ctx context.Context, roomID, userID int64, at time.Time, announce bool, removed Event) (m Message, logged Event, left bool, err error)
 	IsMember(ctx context.Context, roomID, userID int64) (bool, error)
 	// UserRooms lists the rooms userID belongs to, most recently active first.
 	UserRooms(ctx context.Context, userID int64) ([]Room, error)
@@ -294,13 +297,21 @@ type ActivityStore interface {
 	ReadPositions(ctx context.Context, convID int64) ([]ReadPosition, error)
 	// AppendUserEvent stores ev as userID's next event, numbered one more
 	// than the previous (from 1, gap-free), and returns it with UserSeq
-	// set. ErrNotFound if the user does not exist.
+	// set. ErrNotFound if the user does not exist. The end of a
+	// membership logs its EventRemoved in the transaction that ends it
+	// instead (LeaveRoom, RemoveGroupMember, DeleteGroup).
 	AppendUserEvent(ctx context.Context, userID int64, ev Event, at time.Time) (Event, error)
 	// UserEvents returns up to limit of userID's events with UserSeq >
 	// after, ascending.
 	UserEvents(ctx context.Context, userID, after int64, limit int) ([]Event, error)
 	// LastUserEvent returns the UserSeq of userID's newest event, 0 if none.
 	LastUserEvent(ctx context.Context, userID int64) (int64, error)
+}
+
+// UserEvent is an event kept in one user's log, numbered there (UserSeq).
+type UserEvent struct {
+	UserID int64
+	Event  Event
 }
 
 // Store is everything the Service keeps durably.

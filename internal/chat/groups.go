@@ -111,8 +111,10 @@ type GroupStore interface {
 	// userID is not a member; ErrInvalid if userID is the owner;
 	// ErrForbidden if by is someone else than userID, and neither the
 	// owner nor an admin removing a plain member. The roles are those in
-	// the transaction that removes, not those a caller read before.
-	RemoveGroupMember(ctx context.Context, id, userID, by int64, at time.Time) (Message, error)
+	// the transaction that removes, not those a caller read before. In
+	// that transaction it keeps removed in userID's event log, as
+	// AppendUserEvent does, and returns it numbered.
+	RemoveGroupMember(ctx context.Context, id, userID, by int64, at time.Time, removed Event) (Message, Event, error)
 	// SetGroupRole sets userID's role to admin or member, appending
 	// KindAdminGranted or KindAdminRevoked from by; changed is false (and
 	// the message zero) if it was the role already. ErrForbidden if by is
@@ -138,9 +140,11 @@ type GroupStore interface {
 	// transaction finds the role).
 	UpdateGroup(ctx context.Context, id int64, up GroupUpdate, by int64, at time.Time) ([]Message, error)
 	// DeleteGroup deletes the group with its members and messages, if by
-	// owns it (ErrForbidden otherwise, as the transaction finds it), and
-	// returns who the members were.
-	DeleteGroup(ctx context.Context, id, by int64) (members []int64, err error)
+	// owns it (ErrForbidden otherwise, as the transaction finds it). In
+	// the same transaction it keeps removed in the event log of each
+	// member, as AppendUserEvent does, and returns them numbered, by
+	// ascending user id: who the members were.
+	DeleteGroup(ctx context.Context, id, by int64, at time.Time, removed Event) ([]UserEvent, error)
 }
 
 func groupNotFound() error { return Errorf(ErrNotFound, CodeNotFound, "no such group") }
@@ -397,7 +401,10 @@ func (s *Service) RemoveGroupMember(ctx context.Context, u User, id, userID int6
 			return notAllowed("only the owner may remove admins")
 		}
 	}
-	m, err := s.store.RemoveGroupMember(ctx, id, userID, u.ID, s.cfg.Now())
+	// The removed is logged in the removal's transaction, as a room's
+	// leave logs it (LeaveRoom).
+	removed := Event{Type: EventRemoved, ConvID: id, Reason: reason}
+	m, removed, err := s.store.RemoveGroupMember(ctx, id, userID, u.ID, s.cfg.Now(), removed)
 	switch {
 	case errors.Is(err, ErrNotFound) && userID != u.ID:
 		return Errorf(ErrNotFound, CodeNotMember, "this user is not in the group")
@@ -412,7 +419,7 @@ func (s *Service) RemoveGroupMember(ctx context.Context, u User, id, userID int6
 		return groupErr("remove group member", err)
 	}
 	s.publishGroup(ctx, id, m, userID)
-	s.publishUser(ctx, userID, Event{Type: EventRemoved, ConvID: id, Reason: reason})
+	s.publish(ctx, UserTopic(userID), removed)
 	return nil
 }
 
@@ -485,7 +492,7 @@ func (s *Service) DeleteGroup(ctx context.Context, u User, id int64) error {
 	if mine != RoleOwner {
 		return notAllowed("only the owner may delete the group")
 	}
-	members, err := s.store.DeleteGroup(ctx, id, u.ID)
+	removed, err := s.store.DeleteGroup(ctx, id, u.ID, s.cfg.Now(), Event{Type: EventRemoved, ConvID: id, Reason: "deleted"})
 	if errors.Is(err, ErrForbidden) { // u transferred the group since the check above
 		return notAllowed("only the owner may delete the group")
 	}
@@ -493,8 +500,8 @@ func (s *Service) DeleteGroup(ctx context.Context, u User, id int64) error {
 		return groupErr("delete group", err)
 	}
 	s.kinds.forget(id) // SQLite may give its id to the next conversation
-	for _, m := range members {
-		s.publishUser(ctx, m, Event{Type: EventRemoved, ConvID: id, Reason: "deleted"})
+	for _, r := range removed {
+		s.publish(ctx, UserTopic(r.UserID), r.Event)
 	}
 	return nil
 }

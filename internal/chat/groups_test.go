@@ -913,9 +913,9 @@ func (h *groupHookStore) AddGroupMember(ctx context.Context, id, userID, by int6
 	return h.Store.AddGroupMember(ctx, id, userID, by, at)
 }
 
-func (h *groupHookStore) RemoveGroupMember(ctx context.Context, id, userID, by int64, at time.Time) (chat.Message, error) {
+func (h *groupHookStore) RemoveGroupMember(ctx context.Context, id, userID, by int64, at time.Time, removed chat.Event) (chat.Message, chat.Event, error) {
 	h.hook()
-	return h.Store.RemoveGroupMember(ctx, id, userID, by, at)
+	return h.Store.RemoveGroupMember(ctx, id, userID, by, at, removed)
 }
 
 func (h *groupHookStore) SetGroupRole(ctx context.Context, id, userID int64, role chat.Role, by int64, at time.Time) (chat.Message, bool, error) {
@@ -933,9 +933,9 @@ func (h *groupHookStore) UpdateGroup(ctx context.Context, id int64, up chat.Grou
 	return h.Store.UpdateGroup(ctx, id, up, by, at)
 }
 
-func (h *groupHookStore) DeleteGroup(ctx context.Context, id, by int64) ([]int64, error) {
+func (h *groupHookStore) DeleteGroup(ctx context.Context, id, by int64, at time.Time, removed chat.Event) ([]chat.UserEvent, error) {
 	h.hook()
-	return h.Store.DeleteGroup(ctx, id, by)
+	return h.Store.DeleteGroup(ctx, id, by, at, removed)
 }
 
 // meanwhile is another node's Service whose first change to a group

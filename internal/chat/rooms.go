@@ -127,7 +127,10 @@ func (s *Service) LeaveRoom(ctx context.Context, u User, id int64) error {
 	if err := s.allowLeave(ctx, u); err != nil {
 		return err
 	}
-	m, left, err := s.store.LeaveRoom(ctx, id, u.ID, s.cfg.Now(), r.Members <= s.cfg.AnnounceMax)
+	// The removed is logged in the leave's transaction: an open that finds
+	// u a member again after it reads a log that has it (Mark).
+	removed := Event{Type: EventRemoved, ConvID: id, Reason: "left"}
+	m, removed, left, err := s.store.LeaveRoom(ctx, id, u.ID, s.cfg.Now(), r.Members <= s.cfg.AnnounceMax, removed)
 	if err != nil || !left {
 		// Nothing was left: the leave does not count.
 		s.undo(ctx, leaveKey(u))
@@ -145,7 +148,7 @@ func (s *Service) LeaveRoom(ctx context.Context, u User, id int64) error {
 	}
 	// Every connection of u, on every tab and device, stops following the
 	// room and is told, as when leaving a group.
-	s.publishUser(ctx, u.ID, Event{Type: EventRemoved, ConvID: id, Reason: "left"})
+	s.publish(ctx, UserTopic(u.ID), removed)
 	return nil
 }
 
@@ -686,13 +689,16 @@ type Mark struct {
 }
 
 // CheckMemberAt is CheckMember that also returns the check's mark. An
-// EventRemoved of u from conversation id is logged after the membership it
-// ends is stored: one logged after the mark ended the membership the check
-// found (or a later one). A removal stored before the check and logged
-// after it still counts as the newer: the mark errs only that way. The
-// removal's message is stored with the membership's end: one numbered up
-// to the mark's Seq, read with the membership the check found, ended an
-// earlier one, and one stored before the log's mark is numbered up to it.
+// EventRemoved of u from conversation id is logged in the transaction that
+// ends the membership (LeaveRoom, RemoveGroupMember, DeleteGroup), and the
+// log is read before the membership: a removal numbered up to the mark
+// ended an earlier membership than the one the check found, and one
+// numbered after it, this one or a later one, except when the membership
+// ended and began again between the two reads. That one still counts as
+// the newer: the mark errs only that way, and only in that gap. The
+// removal's message is stored with the membership's end too: one numbered
+// up to the mark's Seq, read with the membership the check found, ended an
+// earlier one.
 func (s *Service) CheckMemberAt(ctx context.Context, u User, id int64) (Mark, error) {
 	userSeq, err := s.store.LastUserEvent(ctx, u.ID)
 	if err != nil {

@@ -334,6 +334,9 @@ func (s *Service) publish(ctx context.Context, t Topic, ev Event) {
 // publishUser keeps ev in userID's event log (ActivityStore) and publishes
 // it, numbered, to userID's topic. A failure to keep it is logged: the
 // live event still goes out, and the state it reports is stored anyway.
+// The EventRemoved of a membership's end is not kept here but by the
+// store's change itself, in its transaction (see Mark), and published
+// as the store numbered it.
 func (s *Service) publishUser(ctx context.Context, userID int64, ev Event) {
 	logged, err := s.store.AppendUserEvent(context.WithoutCancel(ctx), userID, ev, s.cfg.Now())
 	if err != nil {

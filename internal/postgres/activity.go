@@ -62,28 +62,44 @@ func (db *DB) ReadPositions(ctx context.Context, convID int64) ([]chat.ReadPosit
 // AppendUserEvent stores ev as userID's next event. Incrementing the
 // user's event_seq locks the user's row until the commit, so concurrent
 // appends number their events one after another.
-func (db *DB) AppendUserEvent(ctx context.Context, userID int64, ev chat.Event, at time.Time) (chat.Event, error) {
-	payload := func() ([]byte, error) { return json.Marshal(ev) }
-	err := db.write(ctx, func(tx pgx.Tx) error {
-		err := tx.QueryRow(ctx, `UPDATE users SET event_seq = event_seq + 1 WHERE id = $1 RETURNING event_seq`, userID).Scan(&ev.UserSeq)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return chat.ErrNotFound
-		}
-		if err != nil {
-			return err
-		}
-		p, err := payload()
-		if err != nil {
-			return err
-		}
-		_, err = tx.Exec(ctx, `INSERT INTO user_events (user_id, seq, payload, created_at) VALUES ($1, $2, $3, $4)`,
-			userID, ev.UserSeq, string(p), ts(at))
+func (db *DB) AppendUserEvent(ctx context.Context, userID int64, ev chat.Event, at time.Time) (logged chat.Event, err error) {
+	err = db.write(ctx, func(tx pgx.Tx) error {
+		logged, err = appendUserEvent(ctx, tx, userID, ev, at)
 		return err
 	})
 	if err != nil {
 		return chat.Event{}, fmt.Errorf("append event of user %d: %w", userID, err)
 	}
+	return logged, nil
+}
+
+// appendUserEvent stores ev as userID's next event in tx and returns it
+// with UserSeq set; chat.ErrNotFound if the user does not exist.
+func appendUserEvent(ctx context.Context, tx pgx.Tx, userID int64, ev chat.Event, at time.Time) (chat.Event, error) {
+	err := tx.QueryRow(ctx, `UPDATE users SET event_seq = event_seq + 1 WHERE id = $1 RETURNING event_seq`, userID).Scan(&ev.UserSeq)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return chat.Event{}, fmt.Errorf("user %d: %w", userID, chat.ErrNotFound)
+	}
+	if err != nil {
+		return chat.Event{}, err
+	}
+	p, err := json.Marshal(ev)
+	if err != nil {
+		return chat.Event{}, err
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO user_events (user_id, seq, payload, created_at) VALUES ($1, $2, $3, $4)`,
+		userID, ev.UserSeq, string(p), ts(at)); err != nil {
+		return chat.Event{}, err
+	}
 	return ev, nil
+}
+
+// payloadOf is ev as user_events stores it from a statement that numbers
+// it: without a UserSeq, which UserEvents reads from the seq column.
+func payloadOf(ev chat.Event) (string, error) {
+	ev.UserSeq = 0
+	p, err := json.Marshal(ev)
+	return string(p), err
 }
 
 // UserEvents returns up to limit of userID's events after after.
@@ -92,19 +108,21 @@ func (db *DB) UserEvents(ctx context.Context, userID, after int64, limit int) ([
 	if limit >= 0 {
 		lim = &limit
 	}
-	rows, err := db.pool.Query(ctx, `SELECT payload FROM user_events WHERE user_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
+	rows, err := db.pool.Query(ctx, `SELECT seq, payload FROM user_events WHERE user_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
 		userID, after, lim)
 	var evs []chat.Event
 	if err == nil {
 		evs, err = collectRows(rows, func(s scanner) (chat.Event, error) {
+			var seq int64
 			var payload string
-			if err := s.Scan(&payload); err != nil {
+			if err := s.Scan(&seq, &payload); err != nil {
 				return chat.Event{}, err
 			}
 			var ev chat.Event
 			if err := json.Unmarshal([]byte(payload), &ev); err != nil {
 				return chat.Event{}, fmt.Errorf("decode stored event: %w", err)
 			}
+			ev.UserSeq = seq // the column is the number; a payload need not hold it (payloadOf)
 			return ev, nil
 		})
 	}

@@ -194,7 +194,7 @@ func (db *DB) AddGroupMember(ctx context.Context, id, userID, by int64, at time.
 }
 
 // RemoveGroupMember ends userID's membership of group id.
-func (db *DB) RemoveGroupMember(ctx context.Context, id, userID, by int64, at time.Time) (m chat.Message, err error) {
+func (db *DB) RemoveGroupMember(ctx context.Context, id, userID, by int64, at time.Time, removed chat.Event) (m chat.Message, logged chat.Event, err error) {
 	err = db.write(ctx, func(tx pgx.Tx) error {
 		if _, err := lockGroup(ctx, tx, id); err != nil {
 			return err
@@ -225,13 +225,16 @@ func (db *DB) RemoveGroupMember(ctx context.Context, id, userID, by int64, at ti
 		if by == userID {
 			nm = chat.NewMessage{ConvID: id, Kind: chat.KindLeave, SenderID: userID, At: at}
 		}
-		m, _, err = appendMessage(ctx, tx, nm)
+		if m, _, err = appendMessage(ctx, tx, nm); err != nil {
+			return err
+		}
+		logged, err = appendUserEvent(ctx, tx, userID, removed, at)
 		return err
 	})
 	if err != nil {
-		return chat.Message{}, fmt.Errorf("remove user %d from group %d: %w", userID, id, err)
+		return chat.Message{}, chat.Event{}, fmt.Errorf("remove user %d from group %d: %w", userID, id, err)
 	}
-	return m, nil
+	return m, logged, nil
 }
 
 // SetGroupRole sets member userID's role to admin or member.
@@ -455,9 +458,13 @@ func (db *DB) UpdateGroup(ctx context.Context, id int64, up chat.GroupUpdate, by
 
 // DeleteGroup deletes group id with its messages if by owns it; its
 // members go with it (ON DELETE CASCADE).
-func (db *DB) DeleteGroup(ctx context.Context, id, by int64) (members []int64, err error) {
+func (db *DB) DeleteGroup(ctx context.Context, id, by int64, at time.Time, removed chat.Event) (logged []chat.UserEvent, err error) {
+	payload, err := payloadOf(removed)
+	if err != nil {
+		return nil, fmt.Errorf("delete group %d: %w", id, err)
+	}
 	err = db.write(ctx, func(tx pgx.Tx) error {
-		members = nil
+		logged = nil
 		if _, err := lockGroup(ctx, tx, id); err != nil {
 			return err
 		}
@@ -466,16 +473,33 @@ func (db *DB) DeleteGroup(ctx context.Context, id, by int64) (members []int64, e
 		} else if role != chat.RoleOwner {
 			return fmt.Errorf("user %d, %q, deleting: %w", by, role, chat.ErrForbidden)
 		}
-		rows, err := tx.Query(ctx, `SELECT user_id FROM members WHERE conv_id = $1 ORDER BY user_id`, id)
+		// One statement logs the removed of every member: their rows are
+		// locked in the order of their ids, as every deletion locks them,
+		// so that two deletions with members in common never deadlock.
+		rows, err := tx.Query(ctx, `WITH locked AS (
+				SELECT u.id FROM users u JOIN members m ON m.user_id = u.id
+				WHERE m.conv_id = $1 ORDER BY u.id FOR NO KEY UPDATE OF u
+			), ev AS (
+				UPDATE users u SET event_seq = u.event_seq + 1 FROM locked l WHERE u.id = l.id
+				RETURNING u.id, u.event_seq
+			), logged AS (
+				INSERT INTO user_events (user_id, seq, payload, created_at)
+				SELECT id, event_seq, $2, $3 FROM ev
+			)
+			SELECT id, event_seq FROM ev ORDER BY id`, id, payload, ts(at))
 		if err != nil {
 			return err
 		}
-		members, err = pgx.CollectRows(rows, pgx.RowTo[int64])
+		logged, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (chat.UserEvent, error) {
+			ue := chat.UserEvent{Event: removed}
+			err := r.Scan(&ue.UserID, &ue.Event.UserSeq)
+			return ue, err
+		})
 		if err != nil {
 			return err
 		}
-		if len(members) == 0 {
-			members = nil
+		if len(logged) == 0 {
+			logged = nil
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM messages WHERE conv_id = $1`, id); err != nil {
 			return err
@@ -486,5 +510,5 @@ func (db *DB) DeleteGroup(ctx context.Context, id, by int64) (members []int64, e
 	if err != nil {
 		return nil, fmt.Errorf("delete group %d: %w", id, err)
 	}
-	return members, nil
+	return logged, nil
 }

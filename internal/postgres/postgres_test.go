@@ -424,7 +424,7 @@ func TestDeleteGroupMessages(t *testing.T) {
 	if _, _, err := db.Append(ctx, chat.NewMessage{ConvID: g.ID, Kind: chat.KindText, SenderID: u.ID, ClientID: "c", Body: "hi", At: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.DeleteGroup(ctx, g.ID, u.ID); err != nil {
+	if _, err := db.DeleteGroup(ctx, g.ID, u.ID, time.Now(), chat.Event{Type: chat.EventRemoved, ConvID: g.ID, Reason: "deleted"}); err != nil {
 		t.Fatal(err)
 	}
 	var n int
@@ -483,7 +483,7 @@ func TestTwoNodesMixed(t *testing.T) {
 						err = nil // not a member at the moment
 					}
 				case 2:
-					_, _, err = b.LeaveRoom(ctx, r.ID, bob.ID, time.Now(), true)
+					_, _, _, err = b.LeaveRoom(ctx, r.ID, bob.ID, time.Now(), true, chat.Event{Type: chat.EventRemoved, ConvID: r.ID, Reason: "left"})
 				}
 				if err != nil {
 					t.Errorf("room %d, step %d: %v", r.ID, i, err)

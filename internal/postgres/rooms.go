@@ -94,10 +94,11 @@ const qLockRoom = `SELECT 1 FROM conversations WHERE id = $1 AND kind = $2 FOR N
 // of rooms). It must run after qLockRoom in the same transaction: as a new
 // statement it sees the last_seq that the lock's previous holder left. It
 // returns whether the room exists, the user's name (NULL if there is no
-// such user), whether the membership changed, and the message's seq (0 if
-// none).
-func membershipSQL(changed string) string {
-	return `WITH room AS (
+// such user), whether the membership changed, the message's seq (0 if
+// none), and, with logs, the UserSeq of the event $7 (a payloadOf) that it
+// keeps in the user's log if the membership changed (0 if none).
+func membershipSQL(changed string, logs bool) string {
+	q := `WITH room AS (
 	SELECT id, last_seq FROM conversations WHERE id = $1 AND kind = $5
 ), usr AS (
 	SELECT id, name FROM users WHERE id = $2
@@ -110,28 +111,42 @@ func membershipSQL(changed string) string {
 ), bumped AS (
 	UPDATE conversations c SET last_seq = m.seq, last_active_at = greatest(c.last_active_at, $3)
 	FROM msg m WHERE c.id = $1
-)
+)`
+	logged := `0`
+	if logs {
+		q += `, ev AS (
+	UPDATE users SET event_seq = event_seq + 1 WHERE id = $2 AND EXISTS (SELECT 1 FROM changed)
+	RETURNING event_seq
+), logged AS (
+	INSERT INTO user_events (user_id, seq, payload, created_at)
+	SELECT $2, event_seq, $7::text, $3 FROM ev
+)`
+		logged = `coalesce((SELECT event_seq FROM ev), 0)`
+	}
+	return q + `
 SELECT EXISTS (SELECT 1 FROM room), (SELECT name FROM usr), EXISTS (SELECT 1 FROM changed),
-	coalesce((SELECT seq FROM msg), 0)`
+	coalesce((SELECT seq FROM msg), 0), ` + logged
 }
 
 // joinSQL and leaveSQL are membershipSQL for JoinRoom and LeaveRoom. A
 // newcomer has read up to the room's last message, its join message
-// included.
+// included. A leave keeps its removed in the user's log, in the
+// transaction that ends the membership: an open whose check finds the
+// user a member again reads a log that has it (chat.Mark).
 var (
 	joinSQL = membershipSQL(`INSERT INTO members (conv_id, user_id, joined_at, read_seq)
 	SELECT r.id, u.id, $3, r.last_seq + CASE WHEN $4 THEN 1 ELSE 0 END FROM room r, usr u
 	ON CONFLICT (conv_id, user_id) DO NOTHING
-	RETURNING conv_id`)
+	RETURNING conv_id`, false)
 	leaveSQL = membershipSQL(`DELETE FROM members WHERE conv_id = (SELECT id FROM room) AND user_id = $2
-	RETURNING conv_id`)
+	RETURNING conv_id`, true)
 )
 
 // JoinRoom makes userID a member of room roomID and, if announce, appends
 // a KindJoin message; joined is false if userID was a member already. It
 // returns chat.ErrNotFound if the room or the user does not exist.
 func (db *DB) JoinRoom(ctx context.Context, roomID, userID int64, at time.Time, announce bool) (m chat.Message, joined bool, err error) {
-	m, joined, err = db.changeMembership(ctx, joinSQL, chat.KindJoin, roomID, userID, at, announce)
+	m, _, joined, err = db.changeMembership(ctx, joinSQL, chat.KindJoin, roomID, userID, at, announce)
 	if err != nil {
 		return chat.Message{}, false, fmt.Errorf("join room %d as user %d: %w", roomID, userID, err)
 	}
@@ -140,68 +155,78 @@ func (db *DB) JoinRoom(ctx context.Context, roomID, userID int64, at time.Time, 
 
 // LeaveRoom ends the membership of userID in room roomID and, if
 // announce, appends a KindLeave message; left is false if userID was not a
-// member. It returns chat.ErrNotFound if the room does not exist.
-func (db *DB) LeaveRoom(ctx context.Context, roomID, userID int64, at time.Time, announce bool) (m chat.Message, left bool, err error) {
-	m, left, err = db.changeMembership(ctx, leaveSQL, chat.KindLeave, roomID, userID, at, announce)
+// member. It keeps removed in the user's log, numbered (logged). It
+// returns chat.ErrNotFound if the room does not exist.
+func (db *DB) LeaveRoom(ctx context.Context, roomID, userID int64, at time.Time, announce bool, removed chat.Event) (m chat.Message, logged chat.Event, left bool, err error) {
+	payload, err := payloadOf(removed)
+	if err == nil {
+		var seq int64
+		m, seq, left, err = db.changeMembership(ctx, leaveSQL, chat.KindLeave, roomID, userID, at, announce, payload)
+		if left {
+			logged = removed
+			logged.UserSeq = seq
+		}
+	}
 	if errors.Is(err, errNoUser) {
-		return chat.Message{}, false, nil // no such user: not a member
+		return chat.Message{}, chat.Event{}, false, nil // no such user: not a member
 	}
 	if err != nil {
-		return chat.Message{}, false, fmt.Errorf("leave room %d as user %d: %w", roomID, userID, err)
+		return chat.Message{}, chat.Event{}, false, fmt.Errorf("leave room %d as user %d: %w", roomID, userID, err)
 	}
-	return m, left, nil
+	return m, logged, left, nil
 }
 
 // errNoUser is changeMembership's error for a user that does not exist.
 var errNoUser = fmt.Errorf("no such user: %w", chat.ErrNotFound)
 
 // changeMembership runs q, a membershipSQL, for userID in room roomID and
-// returns the message of kind it appended, if announce, and whether the
-// membership changed.
+// returns the message of kind it appended, if announce, the UserSeq of
+// the event it logged (with logs, whose payload is extra), and whether
+// the membership changed.
 //
 // The room's lock and q go to the server together, without BEGIN: one
 // implicit transaction and one round trip, so that the room's row stays
 // locked only while the server runs them. A crowd entering one room queues
 // on that row; when each join was a transaction of its own statements, it
 // held the row over five round trips.
-func (db *DB) changeMembership(ctx context.Context, q string, kind chat.MessageKind, roomID, userID int64, at time.Time, announce bool) (m chat.Message, changed bool, err error) {
+func (db *DB) changeMembership(ctx context.Context, q string, kind chat.MessageKind, roomID, userID int64, at time.Time, announce bool, extra ...any) (m chat.Message, userSeq int64, changed bool, err error) {
 	at = ts(at)
 	err = retrying(ctx, func() (err error) {
-		m, changed, err = db.membershipOnce(ctx, q, kind, roomID, userID, at, announce)
+		m, userSeq, changed, err = db.membershipOnce(ctx, q, kind, roomID, userID, at, announce, extra)
 		return err
 	})
-	return m, changed, err
+	return m, userSeq, changed, err
 }
 
-func (db *DB) membershipOnce(ctx context.Context, q string, kind chat.MessageKind, roomID, userID int64, at time.Time, announce bool) (chat.Message, bool, error) {
+func (db *DB) membershipOnce(ctx context.Context, q string, kind chat.MessageKind, roomID, userID int64, at time.Time, announce bool, extra []any) (chat.Message, int64, bool, error) {
 	b := &pgx.Batch{}
 	b.Queue(qLockRoom, roomID, kindRoom)
-	b.Queue(q, roomID, userID, at, announce, kindRoom, string(kind))
+	b.Queue(q, append([]any{roomID, userID, at, announce, kindRoom, string(kind)}, extra...)...)
 	br := db.pool.SendBatch(ctx, b)
 	defer br.Close()
 	if _, err := br.Exec(); err != nil {
-		return chat.Message{}, false, err
+		return chat.Message{}, 0, false, err
 	}
 	var (
 		room, changed bool
 		name          *string
-		seq           int64
+		seq, userSeq  int64
 	)
-	if err := br.QueryRow().Scan(&room, &name, &changed, &seq); err != nil {
-		return chat.Message{}, false, err
+	if err := br.QueryRow().Scan(&room, &name, &changed, &seq, &userSeq); err != nil {
+		return chat.Message{}, 0, false, err
 	}
 	if err := br.Close(); err != nil {
-		return chat.Message{}, false, err
+		return chat.Message{}, 0, false, err
 	}
 	switch {
 	case !room:
-		return chat.Message{}, false, fmt.Errorf("room %d: %w", roomID, chat.ErrNotFound)
+		return chat.Message{}, 0, false, fmt.Errorf("room %d: %w", roomID, chat.ErrNotFound)
 	case name == nil:
-		return chat.Message{}, false, fmt.Errorf("user %d: %w", userID, errNoUser)
+		return chat.Message{}, 0, false, fmt.Errorf("user %d: %w", userID, errNoUser)
 	case !changed || !announce:
-		return chat.Message{}, changed, nil
+		return chat.Message{}, userSeq, changed, nil
 	}
-	return chat.Message{ConvID: roomID, Seq: seq, Kind: kind, SenderID: userID, SenderName: *name, CreatedAt: utc(at)}, true, nil
+	return chat.Message{ConvID: roomID, Seq: seq, Kind: kind, SenderID: userID, SenderName: *name, CreatedAt: utc(at)}, userSeq, true, nil
 }
 
 // IsMember reports whether userID is a member of room roomID.

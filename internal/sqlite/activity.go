@@ -71,19 +71,8 @@ func (db *DB) ReadPositions(ctx context.Context, convID int64) ([]chat.ReadPosit
 // AppendUserEvent stores ev as userID's next event.
 func (db *DB) AppendUserEvent(ctx context.Context, userID int64, ev chat.Event, at time.Time) (chat.Event, error) {
 	err := db.write(ctx, func(tx *sql.Tx) error {
-		err := tx.QueryRowContext(ctx, `UPDATE users SET event_seq = event_seq + 1 WHERE id = ? RETURNING event_seq`, userID).Scan(&ev.UserSeq)
-		if errors.Is(err, sql.ErrNoRows) {
-			return chat.ErrNotFound
-		}
-		if err != nil {
-			return err
-		}
-		payload, err := json.Marshal(ev)
-		if err != nil {
-			return err
-		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO user_events (user_id, seq, payload, created_at) VALUES (?, ?, ?, ?)`,
-			userID, ev.UserSeq, string(payload), micros(at))
+		var err error
+		ev, err = appendUserEvent(ctx, tx, userID, ev, at)
 		return err
 	})
 	if err != nil {
@@ -92,18 +81,41 @@ func (db *DB) AppendUserEvent(ctx context.Context, userID int64, ev chat.Event, 
 	return ev, nil
 }
 
+// appendUserEvent stores ev as userID's next event in tx and returns it
+// with UserSeq set; chat.ErrNotFound if the user does not exist.
+func appendUserEvent(ctx context.Context, tx *sql.Tx, userID int64, ev chat.Event, at time.Time) (chat.Event, error) {
+	err := tx.QueryRowContext(ctx, `UPDATE users SET event_seq = event_seq + 1 WHERE id = ? RETURNING event_seq`, userID).Scan(&ev.UserSeq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return chat.Event{}, fmt.Errorf("user %d: %w", userID, chat.ErrNotFound)
+	}
+	if err != nil {
+		return chat.Event{}, err
+	}
+	payload, err := json.Marshal(ev)
+	if err != nil {
+		return chat.Event{}, err
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO user_events (user_id, seq, payload, created_at) VALUES (?, ?, ?, ?)`,
+		userID, ev.UserSeq, string(payload), micros(at)); err != nil {
+		return chat.Event{}, err
+	}
+	return ev, nil
+}
+
 // UserEvents returns up to limit of userID's events after after.
 func (db *DB) UserEvents(ctx context.Context, userID, after int64, limit int) ([]chat.Event, error) {
-	evs, err := queryAll(ctx, db.ro, `SELECT payload FROM user_events WHERE user_id = ? AND seq > ? ORDER BY seq LIMIT ?`,
+	evs, err := queryAll(ctx, db.ro, `SELECT seq, payload FROM user_events WHERE user_id = ? AND seq > ? ORDER BY seq LIMIT ?`,
 		[]any{userID, after, limit}, func(s scanner) (chat.Event, error) {
+			var seq int64
 			var payload string
 			var ev chat.Event
-			if err := s.Scan(&payload); err != nil {
+			if err := s.Scan(&seq, &payload); err != nil {
 				return ev, err
 			}
 			if err := json.Unmarshal([]byte(payload), &ev); err != nil {
 				return ev, fmt.Errorf("decode stored event: %w", err)
 			}
+			ev.UserSeq = seq // the column is the number; a payload need not hold it
 			return ev, nil
 		})
 	if err != nil {

@@ -172,7 +172,7 @@ func (db *DB) AddGroupMember(ctx context.Context, id, userID, by int64, at time.
 }
 
 // RemoveGroupMember ends userID's membership of group id.
-func (db *DB) RemoveGroupMember(ctx context.Context, id, userID, by int64, at time.Time) (m chat.Message, err error) {
+func (db *DB) RemoveGroupMember(ctx context.Context, id, userID, by int64, at time.Time, removed chat.Event) (m chat.Message, logged chat.Event, err error) {
 	err = db.write(ctx, func(tx *sql.Tx) error {
 		role, err := groupRole(ctx, tx, id, userID)
 		if err != nil {
@@ -200,13 +200,16 @@ func (db *DB) RemoveGroupMember(ctx context.Context, id, userID, by int64, at ti
 		if by == userID {
 			nm = chat.NewMessage{ConvID: id, Kind: chat.KindLeave, SenderID: userID, At: at}
 		}
-		m, _, err = appendMessage(ctx, tx, nm)
+		if m, _, err = appendMessage(ctx, tx, nm); err != nil {
+			return err
+		}
+		logged, err = appendUserEvent(ctx, tx, userID, removed, at)
 		return err
 	})
 	if err != nil {
-		return chat.Message{}, fmt.Errorf("remove user %d from group %d: %w", userID, id, err)
+		return chat.Message{}, chat.Event{}, fmt.Errorf("remove user %d from group %d: %w", userID, id, err)
 	}
-	return m, nil
+	return m, logged, nil
 }
 
 // SetGroupRole sets member userID's role to admin or member.
@@ -411,33 +414,37 @@ func (db *DB) UpdateGroup(ctx context.Context, id int64, up chat.GroupUpdate, by
 
 // DeleteGroup deletes group id if by owns it; its members and messages go
 // with it (ON DELETE CASCADE).
-func (db *DB) DeleteGroup(ctx context.Context, id, by int64) (members []int64, err error) {
+func (db *DB) DeleteGroup(ctx context.Context, id, by int64, at time.Time, removed chat.Event) (logged []chat.UserEvent, err error) {
 	err = db.write(ctx, func(tx *sql.Tx) error {
+		logged = nil
 		if role, err := groupRole(ctx, tx, id, by); err != nil {
 			return err
 		} else if role != chat.RoleOwner {
 			return fmt.Errorf("user %d, %q, deleting: %w", by, role, chat.ErrForbidden)
 		}
-		rows, err := tx.QueryContext(ctx, `SELECT user_id FROM members WHERE conv_id = ? ORDER BY user_id`, id)
+		members, err := queryAll(ctx, tx, `SELECT user_id FROM members WHERE conv_id = ? ORDER BY user_id`, []any{id},
+			func(s scanner) (int64, error) {
+				var u int64
+				err := s.Scan(&u)
+				return u, err
+			})
 		if err != nil {
 			return err
 		}
-		defer rows.Close()
-		for rows.Next() {
-			var u int64
-			if err := rows.Scan(&u); err != nil {
-				return err
-			}
-			members = append(members, u)
-		}
-		if err := rows.Err(); err != nil {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM conversations WHERE id = ?`, id); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `DELETE FROM conversations WHERE id = ?`, id)
-		return err
+		for _, u := range members {
+			ev, err := appendUserEvent(ctx, tx, u, removed, at)
+			if err != nil {
+				return err
+			}
+			logged = append(logged, chat.UserEvent{UserID: u, Event: ev})
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("delete group %d: %w", id, err)
 	}
-	return members, nil
+	return logged, nil
 }

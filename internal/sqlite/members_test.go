@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/parley-chat/parley/internal/chat"
 )
 
 // TestMemberCount checks that the member count a room carries, kept by
@@ -54,7 +56,7 @@ func TestMemberCount(t *testing.T) {
 		t.Fatalf("JoinRoom of a member = %v, %v; want false, nil", joined, err)
 	}
 	want("joining twice", 3)
-	if _, _, err := db.LeaveRoom(ctx, r.ID, ids[1], now, true); err != nil {
+	if _, _, _, err := db.LeaveRoom(ctx, r.ID, ids[1], now, true, chat.Event{Type: chat.EventRemoved, ConvID: r.ID, Reason: "left"}); err != nil {
 		t.Fatal(err)
 	}
 	want("a leave", 2)

@@ -136,9 +136,9 @@ func (db *DB) JoinRoom(ctx context.Context, roomID, userID int64, at time.Time, 
 // LeaveRoom ends the membership of userID in room roomID and, if
 // announce, appends a KindLeave message; left is false if userID was not a
 // member. It returns chat.ErrNotFound if the room does not exist.
-func (db *DB) LeaveRoom(ctx context.Context, roomID, userID int64, at time.Time, announce bool) (m chat.Message, left bool, err error) {
+func (db *DB) LeaveRoom(ctx context.Context, roomID, userID int64, at time.Time, announce bool, removed chat.Event) (m chat.Message, logged chat.Event, left bool, err error) {
 	err = db.write(ctx, func(tx *sql.Tx) error {
-		m, left = chat.Message{}, false
+		m, logged, left = chat.Message{}, chat.Event{}, false
 		if err := checkRoom(ctx, tx, roomID); err != nil {
 			return err
 		}
@@ -150,18 +150,19 @@ func (db *DB) LeaveRoom(ctx context.Context, roomID, userID int64, at time.Time,
 		if err != nil || n == 0 { // n == 0: not a member
 			return err
 		}
-		if !announce {
-			left = true
-			return nil
+		if announce {
+			if m, _, err = appendMessage(ctx, tx, chat.NewMessage{ConvID: roomID, Kind: chat.KindLeave, SenderID: userID, At: at}); err != nil {
+				return err
+			}
 		}
-		m, _, err = appendMessage(ctx, tx, chat.NewMessage{ConvID: roomID, Kind: chat.KindLeave, SenderID: userID, At: at})
+		logged, err = appendUserEvent(ctx, tx, userID, removed, at)
 		left = err == nil
 		return err
 	})
 	if err != nil {
-		return chat.Message{}, false, fmt.Errorf("leave room %d as user %d: %w", roomID, userID, err)
+		return chat.Message{}, chat.Event{}, false, fmt.Errorf("leave room %d as user %d: %w", roomID, userID, err)
 	}
-	return m, left, nil
+	return m, logged, left, nil
 }
 
 // IsMember reports whether userID is a member of room roomID.

@@ -475,7 +475,7 @@ func TestMigrateConversationIDs(t *testing.T) {
 	if diff := cmp.Diff(before, dump(db.ro)); diff != "" {
 		t.Errorf("rows after migration 9 (-before +after):\n%s", diff)
 	}
-	if _, err := db.DeleteGroup(ctx, 2, 1); err != nil {
+	if _, err := db.DeleteGroup(ctx, 2, 1, time.Now(), chat.Event{Type: chat.EventRemoved, ConvID: 2, Reason: "deleted"}); err != nil {
 		t.Fatal(err)
 	}
 	var members, messages int

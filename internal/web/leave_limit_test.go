@@ -39,11 +39,11 @@ type failingLeaves struct {
 	down atomic.Bool
 }
 
-func (s *failingLeaves) LeaveRoom(ctx context.Context, roomID, userID int64, at time.Time, announce bool) (chat.Message, bool, error) {
+func (s *failingLeaves) LeaveRoom(ctx context.Context, roomID, userID int64, at time.Time, announce bool, removed chat.Event) (chat.Message, chat.Event, bool, error) {
 	if s.down.Load() {
-		return chat.Message{}, false, errors.New("disk on fire")
+		return chat.Message{}, chat.Event{}, false, errors.New("disk on fire")
 	}
-	return s.Store.LeaveRoom(ctx, roomID, userID, at, announce)
+	return s.Store.LeaveRoom(ctx, roomID, userID, at, announce, removed)
 }
 
 // TestFailedLeaveNotCountedStoreError: a leave the store fails to make

@@ -156,3 +156,131 @@ func testUserEventsConcurrent(t *testing.T, s chat.Store) {
 		t.Errorf("got %d events over %d distinct conversations; want %d", len(got), len(seen), n)
 	}
 }
+
+// removedOf is the EventRemoved that the end of a membership of
+// conversation id logs, for reason.
+func removedOf(id int64, reason string) chat.Event {
+	return chat.Event{Type: chat.EventRemoved, ConvID: id, Reason: reason}
+}
+
+// testRemovedLogged: the end of a membership (a room left, a group's
+// member removed or leaving, a group deleted) keeps its removed in the
+// user's event log, numbered in the transaction that ends the membership,
+// and returns it so numbered; a change that changes nothing or is refused
+// logs nothing.
+func testRemovedLogged(t *testing.T, s chat.Store) {
+	ctx := t.Context()
+	ada := mustUser(t, s, "ada@example.com", "Ada")
+	bob := mustUser(t, s, "bob@example.com", "Bob")
+	cy := mustUser(t, s, "cy@example.com", "Cy")
+	// Each user's log starts with an event of another kind.
+	for _, u := range []chat.User{ada, bob, cy} {
+		if _, err := s.AppendUserEvent(ctx, u.ID, chat.Event{Type: chat.EventContact}, t0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantLog := func(what string, u chat.User, got chat.Event, want chat.Event) {
+		t.Helper()
+		want.UserSeq = got.UserSeq
+		if diff := cmp.Diff(want, got); diff != "" || got.UserSeq < 2 {
+			t.Errorf("%s: logged event mismatch (-want +got):\n%s(UserSeq %d; want after the first)", what, diff, got.UserSeq)
+		}
+		evs, err := s.UserEvents(ctx, u.ID, 0, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n, err := s.LastUserEvent(ctx, u.ID); err != nil || n != got.UserSeq || len(evs) == 0 || !cmp.Equal(evs[len(evs)-1], got) {
+			t.Errorf("%s: %s's log = %+v, last %d, %v; want it to end with %+v", what, u.Name, evs, n, err, got)
+		}
+	}
+
+	r, err := s.EnsureRoom(ctx, "lobby", t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.JoinRoom(ctx, r.ID, ada.ID, t0, true); err != nil {
+		t.Fatal(err)
+	}
+	_, logged, left, err := s.LeaveRoom(ctx, r.ID, ada.ID, t0, true, removedOf(r.ID, "left"))
+	if err != nil || !left {
+		t.Fatalf("LeaveRoom = %v, %v; want left", left, err)
+	}
+	wantLog("LeaveRoom", ada, logged, removedOf(r.ID, "left"))
+	last, _ := s.LastUserEvent(ctx, ada.ID)
+	// Not a member (any more), or no such room: nothing logged.
+	if _, logged, left, err := s.LeaveRoom(ctx, r.ID, ada.ID, t0, false, removedOf(r.ID, "left")); err != nil || left || logged.Type != "" || logged.UserSeq != 0 {
+		t.Errorf("LeaveRoom(not a member) = %+v, %v, %v; want nothing logged, not left", logged, left, err)
+	}
+	if _, _, _, err := s.LeaveRoom(ctx, missing, ada.ID, t0, true, removedOf(missing, "left")); !errors.Is(err, chat.ErrNotFound) {
+		t.Errorf("LeaveRoom(missing room): err = %v; want ErrNotFound", err)
+	}
+	if n, err := s.LastUserEvent(ctx, ada.ID); err != nil || n != last {
+		t.Errorf("LastUserEvent after leaves that left nothing = %d, %v; want %d", n, err, last)
+	}
+	// A leave without a message logs its removed too.
+	if _, _, err := s.JoinRoom(ctx, r.ID, ada.ID, t0, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, logged, left, err = s.LeaveRoom(ctx, r.ID, ada.ID, t0, false, removedOf(r.ID, "left")); err != nil || !left {
+		t.Fatalf("LeaveRoom(unannounced) = %v, %v; want left", left, err)
+	}
+	wantLog("LeaveRoom(unannounced)", ada, logged, removedOf(r.ID, "left"))
+
+	g := mustGroup(t, s, ada, "crew", 10)
+	for _, u := range []chat.User{bob, cy} {
+		if _, err := s.AddGroupMember(ctx, g.ID, u.ID, ada.ID, t0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, logged, err = s.RemoveGroupMember(ctx, g.ID, bob.ID, ada.ID, t0, removedOf(g.ID, "removed"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantLog("RemoveGroupMember", bob, logged, removedOf(g.ID, "removed"))
+	last, _ = s.LastUserEvent(ctx, bob.ID)
+	lastAda, _ := s.LastUserEvent(ctx, ada.ID)
+	// Refused: nothing of it is kept, the removed neither.
+	if _, _, err := s.RemoveGroupMember(ctx, g.ID, bob.ID, ada.ID, t0, removedOf(g.ID, "removed")); !errors.Is(err, chat.ErrNotFound) {
+		t.Errorf("RemoveGroupMember(non-member): err = %v; want ErrNotFound", err)
+	}
+	if _, _, err := s.RemoveGroupMember(ctx, g.ID, ada.ID, cy.ID, t0, removedOf(g.ID, "removed")); !errors.Is(err, chat.ErrInvalid) {
+		t.Errorf("RemoveGroupMember(the owner): err = %v; want ErrInvalid", err)
+	}
+	if n, err := s.LastUserEvent(ctx, bob.ID); err != nil || n != last {
+		t.Errorf("LastUserEvent(Bob) after a refused removal = %d, %v; want %d", n, err, last)
+	}
+	if n, err := s.LastUserEvent(ctx, ada.ID); err != nil || n != lastAda {
+		t.Errorf("LastUserEvent(Ada) after a refused removal of her = %d, %v; want %d", n, err, lastAda)
+	}
+	if _, err := s.AddGroupMember(ctx, g.ID, bob.ID, ada.ID, t0); err != nil {
+		t.Fatal(err)
+	}
+	_, logged, err = s.RemoveGroupMember(ctx, g.ID, cy.ID, cy.ID, t0, removedOf(g.ID, "left"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantLog("RemoveGroupMember(leave)", cy, logged, removedOf(g.ID, "left"))
+
+	// Deleting logs one per member, by user id; refused, none.
+	lastAda, _ = s.LastUserEvent(ctx, ada.ID)
+	if _, err := s.DeleteGroup(ctx, g.ID, bob.ID, t0, removedOf(g.ID, "deleted")); !errors.Is(err, chat.ErrForbidden) {
+		t.Errorf("DeleteGroup(not the owner): err = %v; want ErrForbidden", err)
+	}
+	if n, err := s.LastUserEvent(ctx, ada.ID); err != nil || n != lastAda {
+		t.Errorf("LastUserEvent(Ada) after a refused deletion = %d, %v; want %d", n, err, lastAda)
+	}
+	all, err := s.DeleteGroup(ctx, g.ID, ada.ID, t0, removedOf(g.ID, "deleted"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 2 || all[0].UserID != min(ada.ID, bob.ID) || all[1].UserID != max(ada.ID, bob.ID) {
+		t.Fatalf("DeleteGroup logged %+v; want a removed each of Ada and Bob, by id", all)
+	}
+	for _, ue := range all {
+		u := ada
+		if ue.UserID == bob.ID {
+			u = bob
+		}
+		wantLog("DeleteGroup", u, ue.Event, removedOf(g.ID, "deleted"))
+	}
+}

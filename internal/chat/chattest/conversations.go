@@ -234,7 +234,7 @@ func testMembership(t *testing.T, s chat.Store) {
 			t.Errorf("%s: Membership = %q, %v, %v; want %q, %v, nil", c.name, kind, member, err, c.wantKind, c.wantMember)
 		}
 	}
-	if _, _, err := s.LeaveRoom(ctx, room.ID, ada.ID, t0, true); err != nil {
+	if _, _, _, err := s.LeaveRoom(ctx, room.ID, ada.ID, t0, true, removedOf(room.ID, "left")); err != nil {
 		t.Fatalf("LeaveRoom: %v", err)
 	}
 	if _, member, err := s.Membership(ctx, room.ID, ada.ID); err != nil || member {
@@ -268,7 +268,7 @@ func testGroupIDs(t *testing.T, s chat.Store) {
 			t.Fatalf("AddGroupMember(%s): %v", g.Name, err)
 		}
 	}
-	if _, err := s.RemoveGroupMember(ctx, g2.ID, ada.ID, grace.ID, t0); err != nil {
+	if _, _, err := s.RemoveGroupMember(ctx, g2.ID, ada.ID, grace.ID, t0, removedOf(g2.ID, "removed")); err != nil {
 		t.Fatalf("RemoveGroupMember: %v", err)
 	}
 	ids, err := s.GroupIDs(ctx, ada.ID)
@@ -470,7 +470,7 @@ func testConversationIDsOnce(t *testing.T, s chat.Store) {
 		}
 		seen[id] = true
 		if i < 2 { // the groups: deleted at once, each the newest conversation
-			if _, err := s.DeleteGroup(ctx, id, ada.ID); err != nil {
+			if _, err := s.DeleteGroup(ctx, id, ada.ID, t0, removedOf(id, "deleted")); err != nil {
 				t.Fatalf("DeleteGroup(%d): %v", id, err)
 			}
 		}

@@ -149,16 +149,16 @@ func testGroups(t *testing.T, s chat.Store) {
 	}
 
 	// Leave and remove.
-	if _, err := s.RemoveGroupMember(ctx, g.ID, cy.ID, bob.ID, t0); !errors.Is(err, chat.ErrNotFound) {
+	if _, _, err := s.RemoveGroupMember(ctx, g.ID, cy.ID, bob.ID, t0, removedOf(g.ID, "removed")); !errors.Is(err, chat.ErrNotFound) {
 		t.Errorf("RemoveGroupMember(non-member): err = %v; want ErrNotFound", err)
 	}
 	for _, by := range []chat.User{bob, ada} {
-		if _, err := s.RemoveGroupMember(ctx, g.ID, bob.ID, by.ID, t0); !errors.Is(err, chat.ErrInvalid) {
+		if _, _, err := s.RemoveGroupMember(ctx, g.ID, bob.ID, by.ID, t0, removedOf(g.ID, "removed")); !errors.Is(err, chat.ErrInvalid) {
 			t.Errorf("RemoveGroupMember(the owner, by %s): err = %v; want ErrInvalid", by.Name, err)
 		}
 	}
 	wantRole(t, s, g.ID, bob, chat.RoleOwner)
-	if _, err := s.RemoveGroupMember(ctx, g.ID, ada.ID, ada.ID, t0); err != nil {
+	if _, _, err := s.RemoveGroupMember(ctx, g.ID, ada.ID, ada.ID, t0, removedOf(g.ID, "left")); err != nil {
 		t.Fatalf("RemoveGroupMember(leave): %v", err)
 	}
 	wantRole(t, s, g.ID, ada, "")
@@ -239,13 +239,13 @@ func testGroups(t *testing.T, s chat.Store) {
 
 	// Delete.
 	for _, by := range []chat.User{ada, cy} {
-		if _, err := s.DeleteGroup(ctx, g.ID, by.ID); !errors.Is(err, chat.ErrForbidden) {
+		if _, err := s.DeleteGroup(ctx, g.ID, by.ID, t0, removedOf(g.ID, "deleted")); !errors.Is(err, chat.ErrForbidden) {
 			t.Errorf("DeleteGroup by %s, not the owner: err = %v; want ErrForbidden", by.Name, err)
 		}
 	}
-	members, err := s.DeleteGroup(ctx, g.ID, bob.ID)
-	if err != nil || !cmp.Equal(members, []int64{bob.ID}) {
-		t.Errorf("DeleteGroup = %v, %v; want [%d]", members, err, bob.ID)
+	logged, err := s.DeleteGroup(ctx, g.ID, bob.ID, t0, removedOf(g.ID, "deleted"))
+	if err != nil || len(logged) != 1 || logged[0].UserID != bob.ID {
+		t.Errorf("DeleteGroup = %+v, %v; want a removed of Bob (%d)", logged, err, bob.ID)
 	}
 	if _, err := s.Group(ctx, g.ID); !errors.Is(err, chat.ErrNotFound) {
 		t.Errorf("Group after DeleteGroup: err = %v; want ErrNotFound", err)
@@ -253,7 +253,7 @@ func testGroups(t *testing.T, s chat.Store) {
 	if _, _, err := s.Conversation(ctx, g.ID, bob.ID); !errors.Is(err, chat.ErrNotFound) {
 		t.Errorf("Conversation after DeleteGroup: err = %v; want ErrNotFound", err)
 	}
-	if _, err := s.DeleteGroup(ctx, g.ID, bob.ID); !errors.Is(err, chat.ErrNotFound) {
+	if _, err := s.DeleteGroup(ctx, g.ID, bob.ID, t0, removedOf(g.ID, "deleted")); !errors.Is(err, chat.ErrNotFound) {
 		t.Errorf("DeleteGroup twice: err = %v; want ErrNotFound", err)
 	}
 	// Its messages went with it, and none can be added.
@@ -347,20 +347,20 @@ func testGroupRemoveRoles(t *testing.T, s chat.Store) {
 		}
 	}
 	for _, tt := range []struct{ by, who chat.User }{{cy, bob}, {dan, cy}, {dan, bob}, {eve, dan}} {
-		if _, err := s.RemoveGroupMember(ctx, g.ID, tt.who.ID, tt.by.ID, t0); !errors.Is(err, chat.ErrForbidden) {
+		if _, _, err := s.RemoveGroupMember(ctx, g.ID, tt.who.ID, tt.by.ID, t0, removedOf(g.ID, "removed")); !errors.Is(err, chat.ErrForbidden) {
 			t.Errorf("RemoveGroupMember(%s, by %s): err = %v; want ErrForbidden", tt.who.Name, tt.by.Name, err)
 		}
 	}
 	if g, err := s.Group(ctx, g.ID); err != nil || g.Members != 4 || g.LastSeq != 6 {
 		t.Errorf("after refused removals: Group = %+v, %v; want 4 members, last seq 6 as before", g, err)
 	}
-	if _, err := s.RemoveGroupMember(ctx, g.ID, dan.ID, bob.ID, t0); err != nil {
+	if _, _, err := s.RemoveGroupMember(ctx, g.ID, dan.ID, bob.ID, t0, removedOf(g.ID, "removed")); err != nil {
 		t.Errorf("RemoveGroupMember(Dan, by admin Bob): %v", err)
 	}
-	if _, err := s.RemoveGroupMember(ctx, g.ID, bob.ID, ada.ID, t0); err != nil {
+	if _, _, err := s.RemoveGroupMember(ctx, g.ID, bob.ID, ada.ID, t0, removedOf(g.ID, "removed")); err != nil {
 		t.Errorf("RemoveGroupMember(admin Bob, by the owner): %v", err)
 	}
-	if _, err := s.RemoveGroupMember(ctx, g.ID, cy.ID, cy.ID, t0); err != nil {
+	if _, _, err := s.RemoveGroupMember(ctx, g.ID, cy.ID, cy.ID, t0, removedOf(g.ID, "left")); err != nil {
 		t.Errorf("RemoveGroupMember(Cy leaving): %v", err)
 	}
 }

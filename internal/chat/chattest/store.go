@@ -91,6 +91,7 @@ func TestStore(t *testing.T, open func(t *testing.T) chat.Store) {
 		{"MemberReadPositions", testMemberReadPositions},
 		{"UserEvents", testUserEvents},
 		{"UserEventsConcurrent", testUserEventsConcurrent},
+		{"RemovedLogged", testRemovedLogged},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })
@@ -600,7 +601,7 @@ func testJoinLeave(t *testing.T, s chat.Store) {
 	}
 	wantRoom(t, s, chat.Room{ID: r.ID, Name: "general", CreatedAt: t0, LastSeq: 2, LastActiveAt: t0.Add(3 * time.Minute), Members: 2})
 
-	m3, left, err := s.LeaveRoom(ctx, r.ID, ann.ID, t0.Add(4*time.Minute), true)
+	m3, _, left, err := s.LeaveRoom(ctx, r.ID, ann.ID, t0.Add(4*time.Minute), true, removedOf(r.ID, "left"))
 	if err != nil || !left {
 		t.Fatalf("LeaveRoom = _, %v, %v; want left", left, err)
 	}
@@ -608,7 +609,7 @@ func testJoinLeave(t *testing.T, s chat.Store) {
 	if diff := cmp.Diff(want3, m3); diff != "" {
 		t.Errorf("LeaveRoom mismatch (-want +got):\n%s", diff)
 	}
-	m, left, err = s.LeaveRoom(ctx, r.ID, ann.ID, t0.Add(5*time.Minute), true)
+	m, _, left, err = s.LeaveRoom(ctx, r.ID, ann.ID, t0.Add(5*time.Minute), true, removedOf(r.ID, "left"))
 	if err != nil || left || m != (chat.Message{}) {
 		t.Errorf("LeaveRoom(not member) = %+v, %v, %v; want zero message, false, nil", m, left, err)
 	}
@@ -621,7 +622,7 @@ func testJoinLeave(t *testing.T, s chat.Store) {
 	wantNotFound(t, "JoinRoom(missing room)", err)
 	_, _, err = s.JoinRoom(ctx, r.ID, missing, t0, true)
 	wantNotFound(t, "JoinRoom(missing user)", err)
-	_, _, err = s.LeaveRoom(ctx, missing, ann.ID, t0, true)
+	_, _, _, err = s.LeaveRoom(ctx, missing, ann.ID, t0, true, removedOf(missing, "left"))
 	wantNotFound(t, "LeaveRoom(missing room)", err)
 
 	m4, joined, err := s.JoinRoom(ctx, r.ID, ann.ID, t0.Add(6*time.Minute), true)
@@ -652,7 +653,7 @@ func testJoinLeave(t *testing.T, s chat.Store) {
 	if i := slices.IndexFunc(ps, func(p chat.ReadPosition) bool { return p.UserID == cy.ID }); i < 0 || ps[i].Seq != 4 {
 		t.Errorf("read positions after an unannounced join = %+v; want Cy at 4", ps)
 	}
-	m, left, err = s.LeaveRoom(ctx, r.ID, cy.ID, t0.Add(8*time.Minute), false)
+	m, _, left, err = s.LeaveRoom(ctx, r.ID, cy.ID, t0.Add(8*time.Minute), false, removedOf(r.ID, "left"))
 	if err != nil || !left || m != (chat.Message{}) {
 		t.Errorf("LeaveRoom(unannounced) = %+v, %v, %v; want zero message, left", m, left, err)
 	}
@@ -736,7 +737,7 @@ func testUserRooms(t *testing.T, s chat.Store) {
 	mustAppend(t, s, chat.NewMessage{ConvID: alpha.ID, Kind: chat.KindText, SenderID: ann.ID, Body: "hi", At: t0.Add(20 * time.Second)})
 	wantUserRooms(t, s, ann.ID, alpha.ID, beta.ID, gamma.ID)
 
-	if _, _, err := s.LeaveRoom(ctx, beta.ID, ann.ID, t0.Add(30*time.Second), true); err != nil {
+	if _, _, _, err := s.LeaveRoom(ctx, beta.ID, ann.ID, t0.Add(30*time.Second), true, removedOf(beta.ID, "left")); err != nil {
 		t.Fatalf("LeaveRoom: %v", err)
 	}
 	wantUserRooms(t, s, ann.ID, alpha.ID, gamma.ID)
@@ -903,7 +904,7 @@ func testAppendIdempotent(t *testing.T, s chat.Store) {
 		t.Fatal(err)
 	}
 	mustAppend(t, s, memberOnly(msg(r.ID, bob.ID, "c2")))
-	if _, _, err := s.LeaveRoom(ctx, r.ID, bob.ID, t0, false); err != nil {
+	if _, _, _, err := s.LeaveRoom(ctx, r.ID, bob.ID, t0, false, removedOf(r.ID, "left")); err != nil {
 		t.Fatal(err)
 	}
 	for _, id := range []string{"c2", "c3"} {
