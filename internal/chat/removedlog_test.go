@@ -150,3 +150,90 @@ func removedBeforeCheck(t *testing.T, f *fixture, db *leaveGapStore, u chat.User
 		t.Errorf("the open made on the membership after the leave was cut: removed user_seq %d, mark %+v; want user_seq ≤ mark", removed.UserSeq, mark)
 	}
 }
+
+// checkGapStore is a Store whose LastUserEvent, once armed, waits for
+// release after reading: what the caller reads next comes only then.
+type checkGapStore struct {
+	chat.Store
+	armed   chan struct{} // closed to arm the next LastUserEvent
+	read    chan struct{} // closed once the armed read is done
+	release chan struct{}
+}
+
+func (s *checkGapStore) LastUserEvent(ctx context.Context, userID int64) (int64, error) {
+	n, err := s.Store.LastUserEvent(ctx, userID)
+	select {
+	case <-s.armed:
+		select {
+		case <-s.read: // only the first armed read waits
+		default:
+			close(s.read)
+			<-s.release
+		}
+	default:
+	}
+	return n, err
+}
+
+// TestRemovedBetweenCheckReads: an open's check reads the user's log
+// position, and before it reads the membership, the user leaves the room
+// and enters it again. The check finds the new membership; the leave's
+// removed, numbered after the position read first, ended the one before
+// it, and the mark must say so: a removed numbered up to the mark is old
+// news to the open. When the mark was the first read, the removed came
+// after it and cut the open (over Redis, where it can reach the hub after
+// the open's subscription).
+func TestRemovedBetweenCheckReads(t *testing.T) {
+	ctx := context.Background()
+	db := &checkGapStore{armed: make(chan struct{}), read: make(chan struct{}), release: make(chan struct{})}
+	db.Store = newFixture(t, chat.Config{}).store
+	f := newFixtureOn(t, chat.Config{}, inmem.NewPresence(), db)
+	ada, _ := f.signIn(t, "ada@example.com", "Ada")
+	r := f.enter(t, ada, "lobby")
+
+	close(db.armed)
+	type result struct {
+		mark chat.Mark
+		err  error
+	}
+	checked := make(chan result, 1)
+	go func() {
+		m, err := f.svc.CheckMemberAt(ctx, ada, r.ID)
+		checked <- result{m, err}
+	}()
+	select {
+	case <-db.read:
+	case res := <-checked:
+		t.Fatalf("the check ended without reading the log: %+v", res)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the check did not read the log within 10s")
+	}
+	err := f.svc.LeaveRoom(ctx, ada, r.ID)
+	if err == nil {
+		_, err = f.svc.EnterRoom(ctx, ada, "lobby")
+	}
+	close(db.release)
+	if err != nil {
+		t.Fatalf("leave and enter again: %v", err)
+	}
+	res := <-checked
+	if res.err != nil {
+		t.Fatalf("CheckMemberAt: %v", res.err)
+	}
+	evs, err := f.svc.UserEvents(ctx, ada, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var removed int64
+	for _, ev := range evs {
+		if ev.Type == chat.EventRemoved && ev.ConvID == r.ID {
+			removed = ev.UserSeq
+		}
+	}
+	if removed == 0 {
+		t.Fatalf("no removed of room %d in Ada's log %+v", r.ID, evs)
+	}
+	if res.mark.UserSeq < removed {
+		t.Errorf("the check found Ada a member again, with mark %+v, below the removed (user_seq %d) of the membership before", res.mark, removed)
+	}
+}
