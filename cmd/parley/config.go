@@ -51,6 +51,7 @@ type Config struct {
 	TLSCert               string
 	TLSKey                string
 	SessionTTL            time.Duration
+	MaxSessionsPerUser    int
 	PingInterval          time.Duration
 	PongWait              time.Duration
 	PollHold              time.Duration
@@ -105,6 +106,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "serve HTTPS with this certificate file (with --tls-key)")
 	fs.StringVar(&c.TLSKey, "tls-key", "", "private key file for --tls-cert")
 	fs.DurationVar(&c.SessionTTL, "session-ttl", 30*24*time.Hour, "session lifetime, renewed while in use")
+	fs.IntVar(&c.MaxSessionsPerUser, "max-sessions-per-user", 100, "sessions one user may have; a sign-in past it ends their least recently used")
 	fs.DurationVar(&c.PingInterval, "ping-interval", 30*time.Second, "WebSocket ping period")
 	fs.DurationVar(&c.PongWait, "pong-wait", 60*time.Second, "drop a WebSocket silent for this long")
 	fs.DurationVar(&c.PollHold, "poll-hold", 25*time.Second, "hold a long-poll request open at most this long")
@@ -207,6 +209,7 @@ func (c *Config) Validate() error {
 		{"--max-user-rooms", c.MaxUserRooms},
 		{"--max-pending-requests", c.MaxPendingRequests},
 		{"--max-friends", c.MaxFriends},
+		{"--max-sessions-per-user", c.MaxSessionsPerUser},
 	} {
 		if f.v < 1 {
 			bad("%s must be at least 1, not %d", f.flag, f.v)

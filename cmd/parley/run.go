@@ -110,6 +110,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		MaxUserRooms:          cfg.MaxUserRooms,
 		MaxUserGroups:         cfg.MaxUserGroups,
 		SessionTTL:            cfg.SessionTTL,
+		MaxSessionsPerUser:    cfg.MaxSessionsPerUser,
 		PublicURL:             cfg.publicURL(ln.Addr().String()),
 	}, chat.Deps{
 		Store:    st,

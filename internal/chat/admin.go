@@ -6,6 +6,13 @@ import "context"
 // creating the user with the given name if needed. It is for operators
 // (the "parley admin sessions" command, benchmarks and tests), never
 // reachable from the network.
+//
+// It does not end sessions past Config.MaxSessionsPerUser, as a sign-in
+// does: the operator who issues many sessions of one user (a load test of
+// one user's many tabs, scripted clients) means to, and the command runs
+// apart from the servers, with no broker to reach the connections of the
+// sessions it would end. The user's next sign-in by mail trims them with
+// the rest.
 func (s *Service) IssueSession(ctx context.Context, email, name string) (SignIn, error) {
 	email, err := NormalizeEmail(email)
 	if err != nil {

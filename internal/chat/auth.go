@@ -239,6 +239,7 @@ func (s *Service) VerifyCode(ctx context.Context, email, code string) (SignIn, e
 	} else {
 		var in SignIn
 		if in, err = s.startSession(ctx, u, created || u.Name == "", now); err == nil {
+			s.trimSessions(ctx, in.Session)
 			return in, nil
 		}
 	}
@@ -257,16 +258,34 @@ func (s *Service) startSession(ctx context.Context, u User, newUser bool, now ti
 	if err != nil {
 		return SignIn{}, internal("new token", err)
 	}
-	sess, err := s.store.CreateSession(ctx, Session{UserID: u.ID, TokenHash: HashToken(token), CreatedAt: now, ExpiresAt: now.Add(s.cfg.SessionTTL)})
+	sess, err := s.store.CreateSession(ctx, Session{UserID: u.ID, TokenHash: HashToken(token), CreatedAt: now, ExpiresAt: now.Add(s.cfg.SessionTTL), UsedAt: now})
 	if err != nil {
 		return SignIn{}, internal("create session", err)
 	}
 	return SignIn{User: u, Session: sess, Token: token, NewUser: newUser}, nil
 }
 
+// trimSessions ends, past Config.MaxSessionsPerUser, the least recently
+// used sessions of the user of sess, a sign-in's new session, as SignOut
+// does: each node closes their connections. The sign-in has succeeded
+// whatever happens here: a failure is logged, and the next sign-in trims
+// again. The client going away does not stop it halfway.
+func (s *Service) trimSessions(ctx context.Context, sess Session) {
+	ctx = context.WithoutCancel(ctx)
+	ended, err := s.store.TrimSessions(ctx, sess.UserID, sess.ID, s.cfg.MaxSessionsPerUser-1)
+	if err != nil {
+		s.log.Error("end sessions past the cap", "user", sess.UserID, "err", err)
+		return
+	}
+	for _, id := range ended {
+		s.publish(ctx, UserTopic(sess.UserID), Event{Type: EventSessionEnded, UserID: sess.UserID, SessionID: id})
+	}
+}
+
 // Authenticate returns the user and session of a session token, extending
 // the session when Config.Renews says so (renewed reports that, so the
-// transport can refresh its cookie).
+// transport can refresh its cookie) and recording its use when
+// Config.Touches does.
 func (s *Service) Authenticate(ctx context.Context, token string) (u User, sess Session, renewed bool, err error) {
 	unauth := Errorf(ErrUnauthorized, CodeUnauthorized, "sign in first")
 	if token == "" || len(token) > 256 {
@@ -285,16 +304,20 @@ func (s *Service) Authenticate(ctx context.Context, token string) (u User, sess 
 		_ = s.store.DeleteSession(ctx, sess.ID)
 		return User{}, Session{}, false, unauth
 	}
-	if s.cfg.Renews(sess) {
-		sess.ExpiresAt = now.Add(s.cfg.SessionTTL)
-		err := s.store.ExtendSession(ctx, sess.ID, sess.ExpiresAt)
+	// A use is recorded now and then, for MaxSessionsPerUser to end the
+	// least recently used sessions; a renewal is one.
+	if renewed = s.cfg.Renews(sess); renewed || s.cfg.Touches(sess) {
+		if renewed {
+			sess.ExpiresAt = now.Add(s.cfg.SessionTTL)
+		}
+		sess.UsedAt = now
+		err := s.store.UseSession(ctx, sess.ID, sess.UsedAt, sess.ExpiresAt)
 		if errors.Is(err, ErrNotFound) { // signed out since it was read
 			return User{}, Session{}, false, unauth
 		}
 		if err != nil {
-			return User{}, Session{}, false, internal("extend session", err)
+			return User{}, Session{}, false, internal("use session", err)
 		}
-		renewed = true
 	}
 	return u, sess, renewed, nil
 }

@@ -27,6 +27,9 @@ type Session struct {
 	TokenHash string
 	CreatedAt time.Time
 	ExpiresAt time.Time
+	// UsedAt is when the session last authenticated a request, to within
+	// SessionUseStep: a session past MaxSessionsPerUser ends by it.
+	UsedAt time.Time
 }
 
 // LoginCode is the pending one-time code of an email address. Only its hash
@@ -177,12 +180,22 @@ type AuthStore interface {
 	// DeleteLoginCode removes the pending code of email if its hash is
 	// hash, and reports whether it did: of concurrent callers, one wins.
 	DeleteLoginCode(ctx context.Context, email, hash string) (bool, error)
+	// CreateSession stores s and returns it with its ID; a zero UsedAt is
+	// stored as CreatedAt.
 	CreateSession(ctx context.Context, s Session) (Session, error)
 	// Session returns the session with this token hash and its user;
 	// ErrNotFound if there is none.
 	Session(ctx context.Context, tokenHash string) (Session, User, error)
-	ExtendSession(ctx context.Context, id int64, expires time.Time) error
+	// UseSession sets the UsedAt and the ExpiresAt of session id;
+	// ErrNotFound if there is none.
+	UseSession(ctx context.Context, id int64, used, expires time.Time) error
 	DeleteSession(ctx context.Context, id int64) error
+	// TrimSessions removes the sessions of userID made before session
+	// keep (of lower ID) but the n of them used last (by UsedAt, then
+	// ID), and returns the IDs it removed, in any order. The sessions
+	// made after keep are left to their own sign-in's trim: two sign-ins
+	// at once must not end each other.
+	TrimSessions(ctx context.Context, userID, keep int64, n int) ([]int64, error)
 	// LiveSessions returns those of ids that are sessions expiring after
 	// now, in any order.
 	LiveSessions(ctx context.Context, ids []int64, now time.Time) ([]int64, error)

@@ -89,6 +89,13 @@ type Config struct {
 	// every change of the user's presence, and a user's contacts are
 	// listed whole.
 	MaxFriends int
+	// MaxSessionsPerUser is how many sessions one user may have. A
+	// sign-in past it ends the user's least recently used sessions, as a
+	// sign-out would, rather than refusing: signing in on a new device
+	// must keep working. Without it, the sign-in code rate alone bounded
+	// them (about 14,400 live sessions in 30 days), each a row and a
+	// token that works until it expires.
+	MaxSessionsPerUser int
 }
 
 // DefaultConfig returns the documented defaults.
@@ -123,6 +130,7 @@ func DefaultConfig() Config {
 		MaxUserRooms:          500,
 		MaxPendingRequests:    200,
 		MaxFriends:            1000,
+		MaxSessionsPerUser:    100,
 	}
 }
 
@@ -184,6 +192,9 @@ func (c *Config) fill() {
 	}
 	if c.MaxFriends <= 0 {
 		c.MaxFriends = d.MaxFriends
+	}
+	if c.MaxSessionsPerUser <= 0 {
+		c.MaxSessionsPerUser = d.MaxSessionsPerUser
 	}
 	if c.ReceiptEvery <= 0 {
 		c.ReceiptEvery = d.ReceiptEvery
@@ -314,6 +325,15 @@ func (c Config) Renews(s Session) bool {
 	half := c.SessionTTL / 2
 	return s.ExpiresAt.Sub(c.Now()) < half && s.ExpiresAt.Sub(s.CreatedAt) > half
 }
+
+// SessionUseStep is how stale a session's UsedAt may grow while it is in
+// use: Authenticate records a use once the last one recorded is this old,
+// so that a session in use costs a write an hour, not one per request.
+const SessionUseStep = time.Hour
+
+// Touches reports whether Authenticate records a use of session s now
+// (Session.UsedAt): the last one recorded is SessionUseStep old or more.
+func (c Config) Touches(s Session) bool { return c.Now().Sub(s.UsedAt) >= SessionUseStep }
 
 // internal wraps an unexpected error from a dependency.
 func internal(op string, err error) error {

@@ -919,11 +919,11 @@ func TestSessions(t *testing.T) {
 // another request) between Authenticate's read of it and its renewal.
 type signOutOnExtend struct{ chat.Store }
 
-func (s signOutOnExtend) ExtendSession(ctx context.Context, id int64, expires time.Time) error {
+func (s signOutOnExtend) UseSession(ctx context.Context, id int64, used, expires time.Time) error {
 	if err := s.Store.DeleteSession(ctx, id); err != nil {
 		return err
 	}
-	return s.Store.ExtendSession(ctx, id, expires)
+	return s.Store.UseSession(ctx, id, used, expires)
 }
 
 // TestAuthenticateSignedOutWhileRenewed checks that a session signed out
@@ -1454,4 +1454,108 @@ func TestCodeMailFailedNotCounted(t *testing.T) {
 	// The fifth from that client is past its 4.
 	err := f.svc.RequestCode(ctx, "bob@example.com", "192.0.2.1")
 	wantError(t, "a fifth code from one client", err, chat.ErrRateLimited, chat.CodeRateLimited, "")
+}
+
+// TestSessionCapSignIn: a sign-in past MaxSessionsPerUser ends the user's
+// least recently used sessions and tells every node, as a sign-out does.
+// Sessions issued by an operator (IssueSession) are not held to the cap
+// as they are made: the next sign-in by mail trims them with the rest.
+func TestSessionCapSignIn(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, chat.Config{MaxSessionsPerUser: 2})
+	var issued []chat.SignIn
+	for range 3 {
+		in, err := f.svc.IssueSession(ctx, "ada@example.com", "Ada")
+		if err != nil {
+			t.Fatalf("IssueSession: %v", err)
+		}
+		issued = append(issued, in)
+		f.clock.Advance(time.Minute)
+	}
+	for i, in := range issued {
+		if _, _, _, err := f.svc.Authenticate(ctx, in.Token); err != nil {
+			t.Errorf("issued session %d of 3, cap 2: %v", i+1, err)
+		}
+	}
+	// The first issued is used again an hour later: the second is now the
+	// least recently used, and the first the second least.
+	f.clock.Advance(chat.SessionUseStep)
+	if _, _, _, err := f.svc.Authenticate(ctx, issued[0].Token); err != nil {
+		t.Fatal(err)
+	}
+	events := f.record(t, chat.UserTopic(issued[0].User.ID))
+	_, in := f.signIn(t, "ada@example.com", "Ada")
+	want := []chat.Event{
+		{Type: chat.EventSessionEnded, UserID: in.User.ID, SessionID: issued[1].Session.ID},
+		{Type: chat.EventSessionEnded, UserID: in.User.ID, SessionID: issued[2].Session.ID},
+	}
+	bySession := cmpopts.SortSlices(func(a, b chat.Event) bool { return a.SessionID < b.SessionID })
+	if diff := cmp.Diff(want, events.take(), bySession); diff != "" {
+		t.Errorf("events of a sign-in past the cap mismatch (-want +got):\n%s", diff)
+	}
+	for _, c := range []struct {
+		what  string
+		token string
+		live  bool
+	}{
+		{"used an hour ago", issued[0].Token, true},
+		{"least recently used", issued[1].Token, false},
+		{"second least recently used", issued[2].Token, false},
+		{"new", in.Token, true},
+	} {
+		_, _, _, err := f.svc.Authenticate(ctx, c.token)
+		if c.live && err != nil {
+			t.Errorf("the session %s: %v", c.what, err)
+		}
+		if !c.live {
+			wantError(t, "the session "+c.what, err, chat.ErrUnauthorized, chat.CodeUnauthorized, "")
+		}
+	}
+}
+
+// usesCounted counts UseSession calls.
+type usesCounted struct {
+	chat.Store
+	n atomic.Int64
+}
+
+func (s *usesCounted) UseSession(ctx context.Context, id int64, used, expires time.Time) error {
+	s.n.Add(1)
+	return s.Store.UseSession(ctx, id, used, expires)
+}
+
+// TestAuthenticateRecordsUse: a session's use is recorded for the session
+// cap, but once per SessionUseStep, not with every request.
+func TestAuthenticateRecordsUse(t *testing.T) {
+	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "parley.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	st := &usesCounted{Store: db}
+	f := newFixtureOn(t, chat.Config{}, inmem.NewPresence(), st)
+	_, in := f.signIn(t, "ada@example.com", "Ada")
+	auth := func() chat.Session {
+		t.Helper()
+		_, sess, _, err := f.svc.Authenticate(context.Background(), in.Token)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sess
+	}
+	for range 3 {
+		auth()
+		f.clock.Advance(chat.SessionUseStep / 4)
+	}
+	if n := st.n.Load(); n != 0 {
+		t.Errorf("within %s of signing in: %d uses recorded; want 0", chat.SessionUseStep, n)
+	}
+	f.clock.Advance(chat.SessionUseStep / 4)
+	if sess := auth(); !sess.UsedAt.Equal(f.clock.Now()) {
+		t.Errorf("%s after signing in: UsedAt = %v; want %v", chat.SessionUseStep, sess.UsedAt, f.clock.Now())
+	}
+	auth()
+	if n := st.n.Load(); n != 1 {
+		t.Errorf("%s after signing in, twice: %d uses recorded; want 1", chat.SessionUseStep, n)
+	}
 }

@@ -48,10 +48,13 @@ func (db *DB) DeleteLoginCode(ctx context.Context, email, hash string) (bool, er
 	return tag.RowsAffected() > 0, nil
 }
 
-// CreateSession stores s and returns it with its ID. It returns
-// chat.ErrNotFound if the user does not exist and chat.ErrConflict if
-// another session has the same token hash.
+// CreateSession stores s and returns it with its ID; a zero UsedAt is
+// stored as CreatedAt. It returns chat.ErrNotFound if the user does not
+// exist and chat.ErrConflict if another session has the same token hash.
 func (db *DB) CreateSession(ctx context.Context, s chat.Session) (chat.Session, error) {
+	if s.UsedAt.IsZero() {
+		s.UsedAt = s.CreatedAt
+	}
 	if err := storable(s.TokenHash); err != nil {
 		return chat.Session{}, fmt.Errorf("create session of user %d: %w", s.UserID, err)
 	}
@@ -59,8 +62,8 @@ func (db *DB) CreateSession(ctx context.Context, s chat.Session) (chat.Session, 
 		if _, err := userByID(ctx, tx, s.UserID); err != nil {
 			return err
 		}
-		err := tx.QueryRow(ctx, `INSERT INTO sessions (user_id, token_hash, created_at, expires_at) VALUES ($1, $2, $3, $4)
-			RETURNING id`, s.UserID, s.TokenHash, ts(s.CreatedAt), ts(s.ExpiresAt)).Scan(&s.ID)
+		err := tx.QueryRow(ctx, `INSERT INTO sessions (user_id, token_hash, created_at, expires_at, used_at) VALUES ($1, $2, $3, $4, $5)
+			RETURNING id`, s.UserID, s.TokenHash, ts(s.CreatedAt), ts(s.ExpiresAt), ts(s.UsedAt)).Scan(&s.ID)
 		if isUniqueViolation(err) {
 			return chat.ErrConflict
 		}
@@ -72,7 +75,7 @@ func (db *DB) CreateSession(ctx context.Context, s chat.Session) (chat.Session, 
 	if err != nil {
 		return chat.Session{}, fmt.Errorf("create session of user %d: %w", s.UserID, err)
 	}
-	s.CreatedAt, s.ExpiresAt = utc(ts(s.CreatedAt)), utc(ts(s.ExpiresAt))
+	s.CreatedAt, s.ExpiresAt, s.UsedAt = utc(ts(s.CreatedAt)), utc(ts(s.ExpiresAt)), utc(ts(s.UsedAt))
 	return s, nil
 }
 
@@ -83,30 +86,30 @@ func (db *DB) Session(ctx context.Context, tokenHash string) (chat.Session, chat
 		s chat.Session
 		u chat.User
 	)
-	err := db.pool.QueryRow(ctx, `SELECT s.id, s.user_id, s.token_hash, s.created_at, s.expires_at,
+	err := db.pool.QueryRow(ctx, `SELECT s.id, s.user_id, s.token_hash, s.created_at, s.expires_at, s.used_at,
 			u.id, u.email, u.name, u.created_at
 		FROM sessions s JOIN users u ON u.id = s.user_id
 		WHERE s.token_hash = $1`,
-		tokenHash).Scan(&s.ID, &s.UserID, &s.TokenHash, &s.CreatedAt, &s.ExpiresAt, &u.ID, &u.Email, &u.Name, &u.CreatedAt)
+		tokenHash).Scan(&s.ID, &s.UserID, &s.TokenHash, &s.CreatedAt, &s.ExpiresAt, &s.UsedAt, &u.ID, &u.Email, &u.Name, &u.CreatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		err = chat.ErrNotFound
 	}
 	if err != nil {
 		return chat.Session{}, chat.User{}, fmt.Errorf("load session: %w", mapErr(ctx, err))
 	}
-	s.CreatedAt, s.ExpiresAt, u.CreatedAt = utc(s.CreatedAt), utc(s.ExpiresAt), utc(u.CreatedAt)
+	s.CreatedAt, s.ExpiresAt, s.UsedAt, u.CreatedAt = utc(s.CreatedAt), utc(s.ExpiresAt), utc(s.UsedAt), utc(u.CreatedAt)
 	return s, u, nil
 }
 
-// ExtendSession sets the expiry of session id; chat.ErrNotFound if there is
-// no such session.
-func (db *DB) ExtendSession(ctx context.Context, id int64, expires time.Time) error {
-	tag, err := db.pool.Exec(ctx, `UPDATE sessions SET expires_at = $1 WHERE id = $2`, ts(expires), id)
+// UseSession sets the last use and the expiry of session id;
+// chat.ErrNotFound if there is no such session.
+func (db *DB) UseSession(ctx context.Context, id int64, used, expires time.Time) error {
+	tag, err := db.pool.Exec(ctx, `UPDATE sessions SET used_at = $1, expires_at = $2 WHERE id = $3`, ts(used), ts(expires), id)
 	if err == nil && tag.RowsAffected() == 0 {
 		err = chat.ErrNotFound
 	}
 	if err != nil {
-		return fmt.Errorf("extend session %d: %w", id, mapErr(ctx, err))
+		return fmt.Errorf("use session %d: %w", id, mapErr(ctx, err))
 	}
 	return nil
 }
@@ -117,6 +120,22 @@ func (db *DB) DeleteSession(ctx context.Context, id int64) error {
 		return fmt.Errorf("delete session %d: %w", id, mapErr(ctx, err))
 	}
 	return nil
+}
+
+// TrimSessions removes the sessions of userID made before session keep but
+// the n of them used last, and returns the IDs it removed.
+func (db *DB) TrimSessions(ctx context.Context, userID, keep int64, n int) ([]int64, error) {
+	rows, err := db.pool.Query(ctx, `DELETE FROM sessions WHERE id IN (
+			SELECT id FROM sessions WHERE user_id = $1 AND id < $2
+			ORDER BY used_at DESC, id DESC OFFSET $3)
+		RETURNING id`, userID, keep, max(n, 0))
+	if err == nil {
+		var ended []int64
+		if ended, err = collectRows(rows, func(s scanner) (id int64, err error) { return id, s.Scan(&id) }); err == nil {
+			return ended, nil
+		}
+	}
+	return nil, fmt.Errorf("trim sessions of user %d: %w", userID, mapErr(ctx, err))
 }
 
 // LiveSessions returns those of ids that are sessions expiring after now.

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -408,5 +409,44 @@ func TestUpgradeOldNodeKeepsWorking(t *testing.T) {
 		if s != int64(i+1) {
 			t.Fatalf("seqs %v; want 1 to %d without gaps", seqs, len(seqs))
 		}
+	}
+}
+
+// TestUpgradeSessionUsedAt: migration 0006 gives the sessions a last use.
+// A session from before is taken as used when it was made, and one that a
+// node of the older parley makes after it, naming no used_at, as used
+// when stored; the new node reads and trims both.
+func TestUpgradeSessionUsedAt(t *testing.T) {
+	url := mustSchema(t)
+	conn := migrateTo(t, url, 4) // 0005 runs Go too: Open applies it
+	ctx := t.Context()
+	ann, _ := oldUserAndRoom(t, conn)
+	created := time.Now().Add(-48 * time.Hour).UTC().Truncate(time.Microsecond)
+	// What CreateSession did before migration 0006.
+	oldCreate := func(hash string) {
+		t.Helper()
+		if _, err := conn.Exec(ctx, `INSERT INTO sessions (user_id, token_hash, created_at, expires_at) VALUES ($1, $2, $3, $4)`,
+			ann, hash, created, created.Add(time.Hour)); err != nil {
+			t.Fatalf("an older node's CreateSession: %v", err)
+		}
+	}
+	oldCreate("before")
+	db := mustOpen(t, url) // the new node migrates
+	oldCreate("after")
+	before, _, err := db.Session(ctx, "before")
+	if err != nil || !before.UsedAt.Equal(created) {
+		t.Errorf("a session made before migration 0006: UsedAt = %v, %v; want its CreatedAt %v", before.UsedAt, err, created)
+	}
+	after, _, err := db.Session(ctx, "after")
+	if err != nil || !after.UsedAt.After(created) {
+		t.Errorf("a session an older node made after migration 0006: UsedAt = %v, %v; want when stored", after.UsedAt, err)
+	}
+	in, err := db.CreateSession(ctx, chat.Session{UserID: ann, TokenHash: "new", CreatedAt: created, ExpiresAt: created.Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ended, err := db.TrimSessions(ctx, ann, in.ID, 1)
+	if err != nil || !slices.Equal(ended, []int64{before.ID}) {
+		t.Errorf("TrimSessions(keep the new one and 1 more) = %v, %v; want [%d], the least recently used", ended, err, before.ID)
 	}
 }

@@ -68,16 +68,19 @@ func (db *DB) DeleteLoginCode(ctx context.Context, email, hash string) (bool, er
 	return deleted, nil
 }
 
-// CreateSession stores s and returns it with its ID. It returns
-// chat.ErrNotFound if the user does not exist and chat.ErrConflict if
-// another session has the same token hash.
+// CreateSession stores s and returns it with its ID; a zero UsedAt is
+// stored as CreatedAt. It returns chat.ErrNotFound if the user does not
+// exist and chat.ErrConflict if another session has the same token hash.
 func (db *DB) CreateSession(ctx context.Context, s chat.Session) (chat.Session, error) {
+	if s.UsedAt.IsZero() {
+		s.UsedAt = s.CreatedAt
+	}
 	err := db.write(ctx, func(tx *sql.Tx) error {
 		if _, err := userByID(ctx, tx, s.UserID); err != nil {
 			return err
 		}
-		err := tx.QueryRowContext(ctx, `INSERT INTO sessions (user_id, token_hash, created_at, expires_at) VALUES (?, ?, ?, ?)
-			RETURNING id`, s.UserID, s.TokenHash, micros(s.CreatedAt), micros(s.ExpiresAt)).Scan(&s.ID)
+		err := tx.QueryRowContext(ctx, `INSERT INTO sessions (user_id, token_hash, created_at, expires_at, used_at) VALUES (?, ?, ?, ?, ?)
+			RETURNING id`, s.UserID, s.TokenHash, micros(s.CreatedAt), micros(s.ExpiresAt), micros(s.UsedAt)).Scan(&s.ID)
 		if isUniqueViolation(err) {
 			return chat.ErrConflict
 		}
@@ -86,7 +89,7 @@ func (db *DB) CreateSession(ctx context.Context, s chat.Session) (chat.Session, 
 	if err != nil {
 		return chat.Session{}, fmt.Errorf("create session of user %d: %w", s.UserID, err)
 	}
-	s.CreatedAt, s.ExpiresAt = fromMicros(micros(s.CreatedAt)), fromMicros(micros(s.ExpiresAt))
+	s.CreatedAt, s.ExpiresAt, s.UsedAt = fromMicros(micros(s.CreatedAt)), fromMicros(micros(s.ExpiresAt)), fromMicros(micros(s.UsedAt))
 	return s, nil
 }
 
@@ -94,7 +97,7 @@ func (db *DB) CreateSession(ctx context.Context, s chat.Session) (chat.Session, 
 // authenticated request runs it, so it is one statement, run outside an
 // explicit transaction (and, as every statement, parsed once per
 // connection: stmtcache.go).
-const sessionSQL = `SELECT s.id, s.user_id, s.token_hash, s.created_at, s.expires_at,
+const sessionSQL = `SELECT s.id, s.user_id, s.token_hash, s.created_at, s.expires_at, s.used_at,
 		u.id, u.email, u.name, u.created_at
 	FROM sessions s JOIN users u ON u.id = s.user_id
 	WHERE s.token_hash = ?`
@@ -102,12 +105,12 @@ const sessionSQL = `SELECT s.id, s.user_id, s.token_hash, s.created_at, s.expire
 // Session returns the session with this token hash and its user.
 func (db *DB) Session(ctx context.Context, tokenHash string) (chat.Session, chat.User, error) {
 	var (
-		s                chat.Session
-		u                chat.User
-		created, expires int64
-		userCreated      int64
+		s                 chat.Session
+		u                 chat.User
+		created, expires  int64
+		used, userCreated int64
 	)
-	err := db.ro.QueryRowContext(ctx, sessionSQL, tokenHash).Scan(&s.ID, &s.UserID, &s.TokenHash, &created, &expires,
+	err := db.ro.QueryRowContext(ctx, sessionSQL, tokenHash).Scan(&s.ID, &s.UserID, &s.TokenHash, &created, &expires, &used,
 		&u.ID, &u.Email, &u.Name, &userCreated)
 	if errors.Is(err, sql.ErrNoRows) {
 		err = chat.ErrNotFound
@@ -115,15 +118,15 @@ func (db *DB) Session(ctx context.Context, tokenHash string) (chat.Session, chat
 	if err != nil {
 		return chat.Session{}, chat.User{}, fmt.Errorf("load session: %w", err)
 	}
-	s.CreatedAt, s.ExpiresAt, u.CreatedAt = fromMicros(created), fromMicros(expires), fromMicros(userCreated)
+	s.CreatedAt, s.ExpiresAt, s.UsedAt, u.CreatedAt = fromMicros(created), fromMicros(expires), fromMicros(used), fromMicros(userCreated)
 	return s, u, nil
 }
 
-// ExtendSession sets the expiry of session id; chat.ErrNotFound if there is
-// no such session.
-func (db *DB) ExtendSession(ctx context.Context, id int64, expires time.Time) error {
+// UseSession sets the last use and the expiry of session id;
+// chat.ErrNotFound if there is no such session.
+func (db *DB) UseSession(ctx context.Context, id int64, used, expires time.Time) error {
 	err := db.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE sessions SET expires_at = ? WHERE id = ?`, micros(expires), id)
+		res, err := tx.ExecContext(ctx, `UPDATE sessions SET used_at = ?, expires_at = ? WHERE id = ?`, micros(used), micros(expires), id)
 		if err != nil {
 			return err
 		}
@@ -134,7 +137,7 @@ func (db *DB) ExtendSession(ctx context.Context, id int64, expires time.Time) er
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("extend session %d: %w", id, err)
+		return fmt.Errorf("use session %d: %w", id, err)
 	}
 	return nil
 }
@@ -149,6 +152,25 @@ func (db *DB) DeleteSession(ctx context.Context, id int64) error {
 		return fmt.Errorf("delete session %d: %w", id, err)
 	}
 	return nil
+}
+
+// TrimSessions removes the sessions of userID made before session keep but
+// the n of them used last, and returns the IDs it removed.
+func (db *DB) TrimSessions(ctx context.Context, userID, keep int64, n int) ([]int64, error) {
+	var ended []int64
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		var err error
+		ended, err = queryAll(ctx, tx, `DELETE FROM sessions WHERE id IN (
+				SELECT id FROM sessions WHERE user_id = ? AND id < ?
+				ORDER BY used_at DESC, id DESC LIMIT -1 OFFSET ?)
+			RETURNING id`,
+			[]any{userID, keep, max(n, 0)}, func(s scanner) (id int64, err error) { return id, s.Scan(&id) })
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("trim sessions of user %d: %w", userID, err)
+	}
+	return ended, nil
 }
 
 // LiveSessions returns those of ids that are sessions expiring after now.

@@ -38,6 +38,7 @@ func TestClientIDIndexUpgrade(t *testing.T) {
 	if err := db.write(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `DROP INDEX messages_client_id;
 			CREATE UNIQUE INDEX messages_client_id ON messages (conv_id, sender_id, client_id) WHERE client_id <> '';
+			ALTER TABLE sessions DROP COLUMN used_at; -- migration 11's
 			DELETE FROM schema_migrations WHERE version >= 7`)
 		return err
 	}); err != nil {

@@ -353,8 +353,8 @@ func (s *server) channelFor(a authInfo, cur *pollCursor, any bool) (ch *pollChan
 		if ch != nil && ch.sess.user.ID == a.User.ID {
 			ch.mu.Lock()
 			n, stopped := ch.n, ch.stopped
-			if a.Session.ID == ch.auth.Session.ID && a.Session.ExpiresAt.After(ch.auth.Session.ExpiresAt) {
-				ch.auth = a // renewed: channelAuth goes by the new expiry
+			if a.Session.ID == ch.auth.Session.ID && (a.Session.ExpiresAt.After(ch.auth.Session.ExpiresAt) || a.Session.UsedAt.After(ch.auth.Session.UsedAt)) {
+				ch.auth = a // renewed or used: channelAuth goes by the new times
 			}
 			ch.mu.Unlock()
 			switch {
@@ -795,7 +795,8 @@ type pollHandler func(w http.ResponseWriter, r *http.Request, a authInfo, cur *p
 // user's topic or, if this node missed that, at its next check of its
 // clients' sessions (Config.SessionCheck), and from then on the channel's
 // requests are authenticated in full. So are those due for the session's
-// renewal, which only Authenticate does.
+// renewal, or for a record of its use (an hour after the last), which only
+// Authenticate does.
 func (s *server) pollAuthed(h pollHandler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		cur, err := parseCursor(queryValue(r.URL.RawQuery, "cursor"))
@@ -835,7 +836,7 @@ func queryValue(query, key string) string {
 
 // channelAuth returns the user and session of the live channel of cursor
 // cur if r carries that session's token and the session has neither
-// expired nor come due for renewal.
+// expired nor come due for renewal or a record of its use.
 func (s *server) channelAuth(r *http.Request, cur *pollCursor) (authInfo, bool) {
 	c, err := r.Cookie(CookieName)
 	if err != nil || c.Value == "" || len(c.Value) > 256 || cur == nil {
@@ -857,7 +858,7 @@ func (s *server) channelAuth(r *http.Request, cur *pollCursor) (authInfo, bool) 
 	}
 	cfg := s.svc.Config()
 	if stopped || !chat.TokenMatches(c.Value, a.Session.TokenHash) ||
-		!cfg.Now().Before(a.Session.ExpiresAt) || cfg.Renews(a.Session) {
+		!cfg.Now().Before(a.Session.ExpiresAt) || cfg.Renews(a.Session) || cfg.Touches(a.Session) {
 		return authInfo{}, false
 	}
 	return a, true

@@ -357,3 +357,83 @@ func TestAddedFromStoreFollowsGroup(t *testing.T) {
 	m := ts.post(t, ada, g.ID, "a-1", "hello crew")
 	wb.expectMessage(t, g.ID, m.Seq)
 }
+
+// TestSessionCap: a user could hold as many sessions as sign-in codes
+// reached them, about 14,400 in a session's 30 days. Past
+// MaxSessionsPerUser a sign-in ends the user's least recently used
+// session as a sign-out does: its token gets 401, its WebSocket is closed
+// with 4001 and its long-poll channel ends. The sessions used since, the
+// one signed in first among them, and the new one keep working.
+func TestSessionCap(t *testing.T) {
+	ts := newTestServer(t, withWeb(func(c *web.Config) { c.PollHold = 200 * time.Millisecond }),
+		withChat(func(c *chat.Config) { c.MaxSessionsPerUser = 3 }))
+	phone := ts.signIn(t, "ada@example.com", "Ada")
+	room := ts.enterRoom(t, phone, "general")
+	ts.clock.Advance(time.Minute)
+	laptop := ts.signIn(t, "ada@example.com", "Ada")
+	ts.clock.Advance(time.Minute)
+	tablet := ts.signIn(t, "ada@example.com", "Ada")
+	wp, wl := ts.connect(t, phone), ts.connect(t, laptop)
+	wp.open(t, room.ID, nil)
+	wl.open(t, room.ID, nil)
+	laptopToken := laptop.Jar.Cookies(mustParseURL(t, ts.URL))[0].Value
+	cur := cursorOf(t, pollAs(t, ts, "GET", laptopToken, "", ""))
+
+	// A day later the phone and the tablet are used again, the laptop
+	// not: it is the least recently used, though the phone is older.
+	ts.clock.Advance(24 * time.Hour)
+	ts.mustDo(t, phone, "GET", "/api/me", nil, http.StatusOK, nil)
+	ts.mustDo(t, tablet, "GET", "/api/me", nil, http.StatusOK, nil)
+	desk := ts.signIn(t, "ada@example.com", "Ada")
+
+	wl.expectClose(t, web.CloseSessionEnded)
+	wantSignedOut(t, ts, laptopToken, cur, room.ID)
+	wp.sendMessage(t, room.ID, "phone-1", "still here")
+	for _, c := range []*client{phone, tablet, desk} {
+		ts.mustDo(t, c, "GET", "/api/me", nil, http.StatusOK, nil)
+	}
+}
+
+// sessionUses counts a store's session reads and recorded uses.
+type sessionUses struct {
+	chat.Store
+	reads, uses atomic.Int64
+}
+
+func (s *sessionUses) Session(ctx context.Context, hash string) (chat.Session, chat.User, error) {
+	s.reads.Add(1)
+	return s.Store.Session(ctx, hash)
+}
+
+func (s *sessionUses) UseSession(ctx context.Context, id int64, used, expires time.Time) error {
+	s.uses.Add(1)
+	return s.Store.UseSession(ctx, id, used, expires)
+}
+
+// TestPollChannelRecordsUse: a long-poll channel's polls are its user's
+// without a session read, and so record no use of the session for the
+// session cap; once an hour one is authenticated in full, which records
+// it, and the polls after it go without a read again.
+func TestPollChannelRecordsUse(t *testing.T) {
+	var st *sessionUses
+	ts := newTestServer(t, withWeb(func(c *web.Config) { c.PollHold = 50 * time.Millisecond }),
+		withStore(func(s chat.Store) chat.Store { st = &sessionUses{Store: s}; return st }))
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	token := ada.Jar.Cookies(mustParseURL(t, ts.URL))[0].Value
+	cur := cursorOf(t, pollAs(t, ts, "GET", token, "", ""))
+	poll := func(what string, wantReads, wantUses int64) {
+		t.Helper()
+		st.reads.Store(0)
+		st.uses.Store(0)
+		for range 3 {
+			cur = cursorOf(t, pollAs(t, ts, "GET", token, cur, ""))
+		}
+		if r, u := st.reads.Load(), st.uses.Load(); r != wantReads || u != wantUses {
+			t.Errorf("%s: 3 polls read the session %d times and recorded %d uses; want %d and %d", what, r, u, wantReads, wantUses)
+		}
+	}
+	poll("on the channel", 0, 0)
+	ts.clock.Advance(chat.SessionUseStep)
+	poll("an hour later", 1, 1)
+	poll("after that", 0, 0)
+}

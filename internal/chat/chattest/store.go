@@ -33,7 +33,7 @@ const missing int64 = 1 << 40
 // Beyond chat's doc comments, the suite holds stores to these rules:
 // times come back in UTC, truncated to the microsecond; room names are
 // unique regardless of case; only ActiveRooms sets Room.Recent, and its
-// limit defaults to 20; a Page's limit defaults to 100; ExtendSession of a missing session, and JoinRoom with a
+// limit defaults to 20; a Page's limit defaults to 100; UseSession of a missing session, and JoinRoom with a
 // missing room or user, return chat.ErrNotFound; CreateSession returns
 // chat.ErrNotFound for a missing user and chat.ErrConflict for a token hash
 // in use; DeleteSession of a missing session succeeds; DeleteExpired removes
@@ -52,6 +52,7 @@ func TestStore(t *testing.T, open func(t *testing.T) chat.Store) {
 		{"LoginCodeAttemptsConcurrent", testLoginCodeAttemptsConcurrent},
 		{"DeleteLoginCodeRace", testDeleteLoginCodeRace},
 		{"Sessions", testSessions},
+		{"TrimSessions", testTrimSessions},
 		{"DeleteExpired", testDeleteExpired},
 		{"Rooms", testRooms},
 		{"RoomNamesIgnoreCase", testRoomNamesIgnoreCase},
@@ -369,7 +370,7 @@ func testDeleteLoginCodeRace(t *testing.T, s chat.Store) {
 func testSessions(t *testing.T, s chat.Store) {
 	ctx := t.Context()
 	ann := mustUser(t, s, "ann@example.com", "Ann")
-	in := chat.Session{UserID: ann.ID, TokenHash: "t1", CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+	in := chat.Session{UserID: ann.ID, TokenHash: "t1", CreatedAt: t0, ExpiresAt: t0.Add(time.Hour), UsedAt: t0.Add(time.Minute)}
 	s1, err := s.CreateSession(ctx, in)
 	if err != nil {
 		t.Fatalf("CreateSession: %v", err)
@@ -385,6 +386,9 @@ func testSessions(t *testing.T, s chat.Store) {
 	s2, err := s.CreateSession(ctx, chat.Session{UserID: ann.ID, TokenHash: "t2", CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)})
 	if err != nil {
 		t.Fatalf("CreateSession: %v", err)
+	}
+	if !s2.UsedAt.Equal(t0) {
+		t.Errorf("CreateSession without UsedAt: UsedAt = %v; want CreatedAt %v", s2.UsedAt, t0)
 	}
 	if s2.ID == s1.ID {
 		t.Errorf("two sessions share ID %d", s1.ID)
@@ -403,18 +407,23 @@ func testSessions(t *testing.T, s chat.Store) {
 	_, _, err = s.Session(ctx, "nope")
 	wantNotFound(t, "Session(unknown)", err)
 
-	if err := s.ExtendSession(ctx, s1.ID, t0.Add(2*time.Hour)); err != nil {
-		t.Fatalf("ExtendSession: %v", err)
+	if err := s.UseSession(ctx, s1.ID, t0.Add(90*time.Minute), t0.Add(2*time.Hour)); err != nil {
+		t.Fatalf("UseSession: %v", err)
 	}
-	want.ExpiresAt = t0.Add(2 * time.Hour)
+	want.UsedAt, want.ExpiresAt = t0.Add(90*time.Minute), t0.Add(2*time.Hour)
 	got, _, err = s.Session(ctx, "t1")
 	if err != nil {
 		t.Fatalf("Session: %v", err)
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("Session after ExtendSession mismatch (-want +got):\n%s", diff)
+		t.Errorf("Session after UseSession mismatch (-want +got):\n%s", diff)
 	}
-	wantNotFound(t, "ExtendSession(missing)", s.ExtendSession(ctx, missing, t0))
+	if got, _, err := s.Session(ctx, "t2"); err != nil {
+		t.Errorf("Session(other): %v", err)
+	} else if diff := cmp.Diff(s2, got); diff != "" {
+		t.Errorf("Session(other) after UseSession mismatch (-want +got):\n%s", diff)
+	}
+	wantNotFound(t, "UseSession(missing)", s.UseSession(ctx, missing, t0, t0))
 
 	if err := s.DeleteSession(ctx, s1.ID); err != nil {
 		t.Fatalf("DeleteSession: %v", err)
@@ -457,6 +466,66 @@ func testSessions(t *testing.T, s chat.Store) {
 		if err != nil || !slices.Equal(got, c.want) {
 			t.Errorf("LiveSessions(%v, t0%+v) = %v, %v; want %v", c.ids, c.now.Sub(t0), got, err, c.want)
 		}
+	}
+}
+
+// testTrimSessions: TrimSessions keeps, of a user's sessions made before
+// the one kept, those used last, and touches neither the sessions made
+// after it nor other users' sessions.
+func testTrimSessions(t *testing.T, s chat.Store) {
+	ctx := t.Context()
+	ann := mustUser(t, s, "ann@example.com", "Ann")
+	bob := mustUser(t, s, "bob@example.com", "Bob")
+	mk := func(u chat.User, token string, used time.Time) int64 {
+		t.Helper()
+		sess, err := s.CreateSession(ctx, chat.Session{UserID: u.ID, TokenHash: token, CreatedAt: t0, ExpiresAt: t0.Add(time.Hour), UsedAt: used})
+		if err != nil {
+			t.Fatalf("CreateSession: %v", err)
+		}
+		return sess.ID
+	}
+	// Made in this order; used: old at t0, mid at t0+1m, recent at
+	// t0+2m, tie and tie2 both at t0+1m (tie2, made later, counts as
+	// used later).
+	bobOld := mk(bob, "bob-old", t0)
+	recent := mk(ann, "recent", t0.Add(2*time.Minute))
+	old := mk(ann, "old", t0)
+	tie := mk(ann, "tie", t0.Add(time.Minute))
+	tie2 := mk(ann, "tie2", t0.Add(time.Minute))
+	keep := mk(ann, "keep", t0.Add(3*time.Minute))
+	after := mk(ann, "after", t0) // another sign-in's, made after keep
+
+	live := func() []int64 {
+		t.Helper()
+		got, err := s.LiveSessions(ctx, []int64{bobOld, recent, old, tie, tie2, keep, after}, t0)
+		if err != nil {
+			t.Fatalf("LiveSessions: %v", err)
+		}
+		slices.Sort(got)
+		return got
+	}
+	for _, c := range []struct {
+		n          int
+		wantEnded  []int64
+		wantRemain []int64
+	}{
+		{5, nil, []int64{bobOld, recent, old, tie, tie2, keep, after}},
+		{4, nil, []int64{bobOld, recent, old, tie, tie2, keep, after}},
+		{2, []int64{old, tie}, []int64{bobOld, recent, tie2, keep, after}},
+		{2, nil, []int64{bobOld, recent, tie2, keep, after}},
+		{0, []int64{recent, tie2}, []int64{bobOld, keep, after}},
+	} {
+		ended, err := s.TrimSessions(ctx, ann.ID, keep, c.n)
+		slices.Sort(ended)
+		if err != nil || !slices.Equal(ended, c.wantEnded) {
+			t.Errorf("TrimSessions(ann, keep, %d) = %v, %v; want %v", c.n, ended, err, c.wantEnded)
+		}
+		if got := live(); !slices.Equal(got, c.wantRemain) {
+			t.Errorf("after TrimSessions(ann, keep, %d): sessions %v; want %v", c.n, got, c.wantRemain)
+		}
+	}
+	if ended, err := s.TrimSessions(ctx, missing, keep, 0); err != nil || len(ended) != 0 {
+		t.Errorf("TrimSessions(missing user) = %v, %v; want none", ended, err)
 	}
 }
 
