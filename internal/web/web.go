@@ -176,7 +176,9 @@ func NewHandler(log *slog.Logger, cfg Config, svc *chat.Service, h *hub.Hub, ui 
 
 	cop := http.NewCrossOriginProtection()
 	for _, o := range cfg.Origins {
-		if err := cop.AddTrustedOrigin(o); err != nil {
+		// The Origin header is matched as it is written: the listed origin
+		// is too, as the upgrades' check (checkOrigin) matches it.
+		if err := cop.AddTrustedOrigin(normalizeOrigin(o)); err != nil {
 			log.Warn("ignoring bad origin", "origin", o, "err", err)
 		}
 	}
@@ -237,8 +239,20 @@ func newUpgrader(checkOrigin func(*http.Request) bool) websocket.Upgrader {
 	}
 }
 
+// normalizeOrigin returns origin o as a browser writes it in an Origin
+// header: in lower case, without a trailing slash or its scheme's default
+// port. --origins takes "https://Chat.Example.com:443/" for the origin
+// browsers name "https://chat.example.com".
 func normalizeOrigin(o string) string {
-	return strings.TrimRight(strings.ToLower(strings.TrimSpace(o)), "/")
+	o = strings.TrimRight(strings.ToLower(strings.TrimSpace(o)), "/")
+	u, err := url.Parse(o)
+	if err != nil || u.Host == "" {
+		return o
+	}
+	if p := u.Port(); (u.Scheme == "https" && p == "443") || (u.Scheme == "http" && p == "80") {
+		return u.Scheme + "://" + strings.TrimSuffix(u.Host, ":"+p)
+	}
+	return o
 }
 
 // checkOrigin allows upgrades without an Origin header (not a browser), from
