@@ -434,6 +434,10 @@ func TestRunServesTLS(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("GET /healthz over TLS = %d; want 200", resp.StatusCode)
 	}
+	// Reached over TLS, the server has the browser come back over TLS only.
+	if got := resp.Header.Get("Strict-Transport-Security"); got != "max-age=31536000" {
+		t.Errorf("GET /healthz over TLS: Strict-Transport-Security = %q; want max-age=31536000", got)
+	}
 
 	// HTTP/2 bounds a header by its own count (net/http's limit, as the
 	// header list size it announces): a header over the server's bound

@@ -21,7 +21,7 @@ func TestSharedHeaderValues(t *testing.T) {
 			w.Header().Add("X-Frame-Options", extra)
 			w.Header().Add("Cache-Control", extra)
 		}
-	}))
+	}), func(*http.Request) bool { return false })
 	serve := func(target string) http.Header {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest("GET", target, nil))

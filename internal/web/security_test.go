@@ -1,7 +1,9 @@
 package web_test
 
 import (
+	"fmt"
 	"net/http"
+	"slices"
 	"testing"
 
 	"github.com/parley-chat/parley/internal/web"
@@ -41,5 +43,31 @@ func TestListedOriginsAsWritten(t *testing.T) {
 		if err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
 			t.Errorf("upgrade with Origin %s: %v (%s); want 403", origin, err, statusOf(resp))
 		}
+	}
+}
+
+// TestStrictTransportSecurity: behind a TLS-terminating proxy every answer
+// tells the browser to come back over HTTPS only (Strict-Transport-Security),
+// the app's pages and the API alike; over plain HTTP, where it would mean
+// nothing, none does.
+func TestStrictTransportSecurity(t *testing.T) {
+	for _, proxy := range []bool{false, true} {
+		t.Run(fmt.Sprintf("BehindProxy=%v", proxy), func(t *testing.T) {
+			ts := newTestServer(t, withWeb(func(c *web.Config) { c.BehindProxy = proxy }))
+			ada := ts.signIn(t, "ada@example.com", "Ada")
+			for _, r := range []struct {
+				c    *client
+				path string
+			}{{nil, "/"}, {nil, "/healthz"}, {ada, "/api/me"}, {nil, "/api/me"}} {
+				got := ts.do(t, r.c, "GET", r.path, nil).Header.Values("Strict-Transport-Security")
+				var want []string
+				if proxy {
+					want = []string{"max-age=31536000"}
+				}
+				if !slices.Equal(got, want) {
+					t.Errorf("GET %s: Strict-Transport-Security = %q; want %q", r.path, got, want)
+				}
+			}
+		})
 	}
 }

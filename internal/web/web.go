@@ -26,7 +26,7 @@ import (
 type Config struct {
 	Origins        []string      // allowed origins besides the server's own, e.g. "https://chat.example.com"
 	ChannelsCompat bool          // serve /ws/chat/{room}/
-	BehindProxy    bool          // behind a TLS-terminating proxy: Secure cookies, client IP from X-Forwarded-For
+	BehindProxy    bool          // behind a TLS-terminating proxy: Secure cookies, Strict-Transport-Security, client IP from X-Forwarded-For
 	MaxFrameBytes  int64         // largest WebSocket frame a client may send
 	MaxBodyBytes   int64         // largest REST request body
 	SendRate       float64       // sends per second per connection
@@ -185,7 +185,7 @@ func NewHandler(log *slog.Logger, cfg Config, svc *chat.Service, h *hub.Hub, ui 
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusForbidden, errorBody{Error: errorDetail{Code: chat.CodeForbidden, Message: "cross-origin request refused"}})
 	}))
-	return securityHeaders(limitHeaders(cfg.MaxHeaderBytes, cop.Handler(mux)))
+	return securityHeaders(limitHeaders(cfg.MaxHeaderBytes, cop.Handler(mux)), s.secure)
 }
 
 // limitHeaders answers a request whose line and header fields hold more
@@ -284,11 +284,22 @@ var securityHeaderValues = [...]struct {
 	{"Content-Security-Policy", []string{"default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; style-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"}},
 }
 
-func securityHeaders(h http.Handler) http.Handler {
+// hdrHSTS has a browser that reached the server over TLS use only TLS
+// for a year: a network attacker cannot serve it the app over plain HTTP
+// on a later visit. Subdomains are not the server's to speak for.
+var hdrHSTS = []string{"max-age=31536000"}
+
+// securityHeaders sets securityHeaderValues on every answer, and
+// Strict-Transport-Security on those to requests that secure says came
+// over TLS (browsers ignore it over plain HTTP).
+func securityHeaders(h http.Handler, secure func(*http.Request) bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hd := w.Header()
 		for _, kv := range securityHeaderValues {
 			hd[kv.key] = kv.value // shared, as setJSONHeaders's
+		}
+		if secure(r) {
+			hd["Strict-Transport-Security"] = hdrHSTS
 		}
 		h.ServeHTTP(w, r)
 	})
