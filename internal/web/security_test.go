@@ -71,3 +71,33 @@ func TestStrictTransportSecurity(t *testing.T) {
 		})
 	}
 }
+
+// TestUpgradeFromPlainHTTPOrigin: a server reached over TLS (here behind a
+// TLS-terminating proxy) refuses upgrades from its own host's plain-HTTP
+// origin, both WebSocket endpoints. A page there is whatever anyone on
+// the network path made it, and the session cookie reaches the socket in
+// browsers that tell sites apart by host only.
+func TestUpgradeFromPlainHTTPOrigin(t *testing.T) {
+	for _, proxy := range []bool{false, true} {
+		t.Run(fmt.Sprintf("BehindProxy=%v", proxy), func(t *testing.T) {
+			ts := newTestServer(t, withWeb(func(c *web.Config) { c.BehindProxy = proxy; c.ChannelsCompat = true }))
+			ada := ts.signIn(t, "ada@example.com", "Ada")
+			host := ts.Listener.Addr().String()
+			for _, path := range []string{"/api/ws", "/ws/chat/general/"} {
+				for _, origin := range []string{"http://" + host, "https://" + host} {
+					want := http.StatusSwitchingProtocols
+					if proxy && origin == "http://"+host {
+						want = http.StatusForbidden
+					}
+					conn, resp, _ := ts.dial(t, ada, path, dialOptions{header: http.Header{"Origin": {origin}}})
+					if conn != nil {
+						conn.Close()
+					}
+					if resp == nil || resp.StatusCode != want {
+						t.Errorf("upgrade %s with Origin %s: %s; want %d", path, origin, statusOf(resp), want)
+					}
+				}
+			}
+		})
+	}
+}

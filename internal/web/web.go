@@ -256,7 +256,10 @@ func normalizeOrigin(o string) string {
 }
 
 // checkOrigin allows upgrades without an Origin header (not a browser), from
-// the server's own origin, and from the configured origins.
+// the server's own origin, and from the configured origins. A server
+// reached over TLS is not its host's plain-HTTP origin: a page there is
+// whatever the network path made it, and some browsers send a SameSite
+// cookie to a host whatever the scheme.
 func (s *server) checkOrigin(r *http.Request) bool {
 	o := r.Header.Get("Origin")
 	if o == "" {
@@ -266,7 +269,7 @@ func (s *server) checkOrigin(r *http.Request) bool {
 	if err != nil {
 		return false
 	}
-	if strings.EqualFold(u.Host, r.Host) {
+	if strings.EqualFold(u.Host, r.Host) && (!s.secure(r) || strings.EqualFold(u.Scheme, "https")) {
 		return true
 	}
 	return s.origins[normalizeOrigin(o)]
