@@ -132,6 +132,9 @@ type browser struct {
 	dialogs  []string // JavaScript dialogs the page opened
 	console  []chromedp.ConsoleMessage
 	problems []string // uncaught exceptions and console.error calls
+	// Content-Security-Policy violations: the browser logs them as
+	// entries of its own, which are otherwise noise (problems).
+	violations []string
 }
 
 // startPair starts a server (with serverArgs) and Ada's and Grace's
@@ -224,6 +227,9 @@ func startBrowser(t *testing.T, exe, profile string, deadline time.Time) *browse
 			// and logged); browser log entries have a Source and are noise.
 			if m.IsException() || (m.Type == chromedp.ConsoleError && m.Source == "") {
 				b.problems = append(b.problems, fmt.Sprintf("%s (%s:%d)", m, m.URL, m.Line+1))
+			}
+			if isViolation(m) {
+				b.violations = append(b.violations, fmt.Sprintf("%s (%s:%d)", m.Text, m.URL, m.Line+1))
 			}
 			b.mu.Unlock()
 		}
@@ -506,6 +512,25 @@ func (b *browser) checkQuiet(t *testing.T) {
 	if len(b.problems) > 0 {
 		t.Errorf("%s: the page reported errors:\n%s", b.name, strings.Join(b.problems, "\n"))
 	}
+	if len(b.violations) > 0 {
+		t.Errorf("%s: the page broke the Content-Security-Policy:\n%s", b.name, strings.Join(b.violations, "\n"))
+	}
+}
+
+// isViolation reports whether m is the browser's report of something the
+// page's Content-Security-Policy refused.
+func isViolation(m chromedp.ConsoleMessage) bool {
+	return m.Source == "security" && strings.Contains(m.Text, "Content Security Policy")
+}
+
+// takeViolations returns the Content-Security-Policy violations seen
+// since the last call, which checkQuiet then no longer reports.
+func (b *browser) takeViolations() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	v := b.violations
+	b.violations = nil
+	return v
 }
 
 // dumpState saves a screenshot after a failure and logs where, with the
