@@ -453,6 +453,32 @@ func TestRunServesTLS(t *testing.T) {
 	if resp.ProtoMajor != 2 || resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge || !strings.Contains(string(b), `"code":"headers_too_large"`) {
 		t.Errorf("GET /api/me over TLS with a 100 KiB header = %s %d %.200q; want HTTP/2, 431 headers_too_large", resp.Proto, resp.StatusCode, b)
 	}
+
+	// Signed in over TLS, without --behind-proxy, the session cookie is
+	// Secure: it never goes out over plain HTTP.
+	const email = "ada@example.com"
+	postJSON(t, c, "POST", s.URL+"/api/auth/code", map[string]string{"email": email}, http.StatusAccepted, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	m, err := s.Mail.WaitFor(ctx, email)
+	if err != nil {
+		t.Fatalf("no sign-in mail: %v", err)
+	}
+	body, _ := json.Marshal(map[string]string{"email": email, "code": smtptest.ExtractCode(m.Text)})
+	resp, err = c.Post(s.URL+"/api/auth/verify", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatalf("POST /api/auth/verify over TLS: %v", err)
+	}
+	resp.Body.Close()
+	var session *http.Cookie
+	for _, ck := range resp.Cookies() {
+		if ck.Name == "parley_session" {
+			session = ck
+		}
+	}
+	if resp.StatusCode != http.StatusOK || session == nil || !session.Secure || !session.HttpOnly || session.SameSite != http.SameSiteLaxMode {
+		t.Errorf("verify over TLS = %d, Set-Cookie %q; want 200 and a Secure, HttpOnly, SameSite=Lax session cookie", resp.StatusCode, resp.Header.Values("Set-Cookie"))
+	}
 }
 
 // TestRunDevNeedsUIOnDisk: --dev serves ui/dist from the working
