@@ -867,6 +867,10 @@ func (s *server) channelAuth(r *http.Request, cur *pollCursor) (authInfo, bool) 
 // handlePoll serves GET /api/poll.
 func (s *server) handlePoll() pollHandler {
 	return func(w http.ResponseWriter, r *http.Request, a authInfo, cur *pollCursor) {
+		if s.fromAnotherSite(r) {
+			writeJSON(w, http.StatusForbidden, errorBody{Error: errorDetail{Code: chat.CodeForbidden, Message: "cross-origin request refused"}})
+			return
+		}
 		ch, resend, err := s.channelFor(a, cur, false)
 		if errors.Is(err, errChannelEnded) {
 			channelEnded(w, cur)
@@ -1060,4 +1064,20 @@ func (s *server) handlePollSend() pollHandler {
 		ch.touch()
 		writeJSON(w, http.StatusOK, out)
 	}
+}
+
+// fromAnotherSite reports whether r, a long-poll GET, came from a page of
+// another origin than the server's and those listed: the browser says it
+// is cross-site or same-site, and its Origin is not listed. Such a GET is
+// refused as a write would be (http.CrossOriginProtection passes every
+// GET): it makes a channel, which shows the user online and takes one of
+// their connections, and a sibling subdomain's page sends the SameSite=Lax
+// cookie with it.
+func (s *server) fromAnotherSite(r *http.Request) bool {
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "", "same-origin", "none":
+		return false
+	}
+	o := r.Header.Get("Origin")
+	return o == "" || !s.origins[normalizeOrigin(o)]
 }

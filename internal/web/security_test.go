@@ -101,3 +101,49 @@ func TestUpgradeFromPlainHTTPOrigin(t *testing.T) {
 		})
 	}
 }
+
+// TestPollFromAnotherSite: a long-poll GET from another site's page,
+// same-site or cross-site, is refused before it makes a channel: each
+// channel shows the user online and takes one of their connections
+// (MaxUserConns), so a page on a sibling subdomain, whose requests carry
+// the SameSite=Lax cookie, could fill those and keep the user's own tabs
+// out. The app's own polls, and clients that are no browser, go on.
+func TestPollFromAnotherSite(t *testing.T) {
+	ts := newTestServer(t, withWeb(func(c *web.Config) {
+		c.MaxUserConns = 3
+		c.Origins = []string{"https://chat.example.com"}
+	}))
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	for _, h := range []map[string]string{
+		{"Sec-Fetch-Site": "same-site"},
+		{"Sec-Fetch-Site": "cross-site"},
+		{"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"},
+		{"Sec-Fetch-Site": "same-site", "Origin": "null"},
+	} {
+		for range 4 { // more than MaxUserConns
+			req := ts.newRequest(t, "GET", "/api/poll", nil)
+			for k, v := range h {
+				req.Header.Set(k, v)
+			}
+			wantError(t, fmt.Sprintf("GET /api/poll with %v", h), send(t, ada.Client, req), http.StatusForbidden, "forbidden")
+		}
+	}
+	if n := ts.hub.UserClients(ada.ID); n != 0 {
+		t.Errorf("Ada's connections after polls from other sites = %d; want 0", n)
+	}
+	// A listed origin's page and the app's own each get a channel, and a
+	// WebSocket the last place.
+	for _, h := range []map[string]string{
+		{"Sec-Fetch-Site": "cross-site", "Origin": "https://chat.example.com"},
+		{"Sec-Fetch-Site": "same-origin"},
+	} {
+		req := ts.newRequest(t, "GET", "/api/poll", nil)
+		for k, v := range h {
+			req.Header.Set(k, v)
+		}
+		if r := send(t, ada.Client, req); r.Status != http.StatusOK {
+			t.Errorf("GET /api/poll with %v = %s; want 200", h, r)
+		}
+	}
+	ts.connect(t, ada).barrier(t)
+}
