@@ -78,6 +78,10 @@ type Conversation struct {
 	LastMessage  *Message  `json:"last_message"`
 	LastActiveAt time.Time `json:"last_active_at"`
 	Members      int       `json:"members"`
+	// UserSeq is where the viewer's event log stood (the UserSeq of their
+	// newest event) when Store.Conversation read c: read in the same
+	// statement as the membership, for Service.CheckMemberAt's mark.
+	UserSeq int64 `json:"-"`
 }
 
 // Room returns c as a Room (meaningful for rooms).
@@ -257,7 +261,8 @@ type ConversationStore interface {
 	Direct(ctx context.Context, a, b int64) (Conversation, error)
 	// Conversation returns conversation id of any kind as userID sees it
 	// and whether userID is a member; for a non-member ReadSeq is 0 and
-	// Peer nil. ErrNotFound if it does not exist.
+	// Peer nil. ErrNotFound if it does not exist. UserSeq is userID's
+	// LastUserEvent, read in the same statement (one snapshot).
 	Conversation(ctx context.Context, id, userID int64) (c Conversation, member bool, err error)
 	// Membership returns the kind of conversation id and whether userID
 	// is a member, and nothing else: the check of every send. ErrNotFound

@@ -690,40 +690,20 @@ type Mark struct {
 
 // CheckMemberAt is CheckMember that also returns the check's mark. An
 // EventRemoved of u from conversation id is logged in the transaction that
-// ends the membership (LeaveRoom, RemoveGroupMember, DeleteGroup), and the
-// log is read before the membership and again after it: when the two
-// reads agree, a removal numbered up to the mark ended an earlier
-// membership than the one the check found, and one numbered after it
-// this one or a later one. When they differ (a leave and an entry again,
-// or any other event of u, came between), the check is made again, at
-// most checkTries times; past them the mark is the read before the last
-// membership read, which errs only toward cutting. The removal's message
-// is stored with the membership's end too: one numbered up to the mark's
-// Seq, read with the membership the check found, ended an earlier one.
+// ends the membership (LeaveRoom, RemoveGroupMember, DeleteGroup), and one
+// statement reads the membership, the conversation's last seq and the
+// user's log position (Conversation.UserSeq): a removal numbered up to the
+// mark ended an earlier membership than the one the check found, and one
+// numbered after it this one or a later one. The removal's message is
+// stored with the membership's end too: one numbered up to the mark's
+// Seq ended an earlier one.
 func (s *Service) CheckMemberAt(ctx context.Context, u User, id int64) (Mark, error) {
-	userSeq, err := s.store.LastUserEvent(ctx, u.ID)
+	c, err := s.memberConversation(ctx, u, id)
 	if err != nil {
-		return Mark{}, internal("load last user event", err)
+		return Mark{}, err
 	}
-	for try := 1; ; try++ {
-		// One statement reads the membership and the last seq together.
-		c, err := s.memberConversation(ctx, u, id)
-		if err != nil {
-			return Mark{}, err
-		}
-		after, err := s.store.LastUserEvent(ctx, u.ID)
-		if err != nil {
-			return Mark{}, internal("load last user event", err)
-		}
-		if after == userSeq || try == checkTries {
-			return Mark{UserSeq: userSeq, Seq: c.LastSeq}, nil
-		}
-		userSeq = after
-	}
+	return Mark{UserSeq: c.UserSeq, Seq: c.LastSeq}, nil
 }
-
-// checkTries bounds CheckMemberAt's checks while the user's log moves.
-const checkTries = 3
 
 // memberKind returns the kind of conversation id if u is a member of it,
 // and otherwise the error an open gets.

@@ -38,7 +38,9 @@ const convJoins = `
 	LEFT JOIN messages lm ON lm.conv_id = c.id AND lm.seq = c.last_seq
 	LEFT JOIN users lu ON lu.id = lm.sender_id`
 
-func scanConversation(s scanner) (c chat.Conversation, member bool, err error) {
+// scanConversation scans a row of convCols, then into extra what the
+// query selects after them.
+func scanConversation(s scanner, extra ...any) (c chat.Conversation, member bool, err error) {
 	var (
 		peerID         *int64
 		peerName       *string
@@ -50,9 +52,9 @@ func scanConversation(s scanner) (c chat.Conversation, member bool, err error) {
 		mSenderName    string
 		mCreated       *time.Time
 	)
-	if err := s.Scan(&c.ID, &c.Kind, &c.Name, &c.CreatedAt, &c.LastSeq, &c.LastActiveAt, &c.Members, &member, &c.ReadSeq,
+	if err := s.Scan(append([]any{&c.ID, &c.Kind, &c.Name, &c.CreatedAt, &c.LastSeq, &c.LastActiveAt, &c.Members, &member, &c.ReadSeq,
 		&peerID, &peerName, &peerCreated,
-		&mSeq, &mKind, &mSender, &mSenderName, &mClient, &mBody, &mTarget, &mCreated); err != nil {
+		&mSeq, &mKind, &mSender, &mSenderName, &mClient, &mBody, &mTarget, &mCreated}, extra...)...); err != nil {
 		return chat.Conversation{}, false, err
 	}
 	c.CreatedAt, c.LastActiveAt = utc(c.CreatedAt), utc(c.LastActiveAt)
@@ -68,15 +70,19 @@ func scanConversation(s scanner) (c chat.Conversation, member bool, err error) {
 	return c, member, nil
 }
 
-// conversation loads conversation id as userID sees it.
+// conversation loads conversation id as userID sees it, and userID's
+// event_seq in the same statement: one snapshot (chat.Conversation.UserSeq).
 func conversation(ctx context.Context, q querier, id, userID int64) (chat.Conversation, bool, error) {
-	c, member, err := scanConversation(q.QueryRow(ctx, `SELECT `+convCols+`
+	var userSeq int64
+	c, member, err := scanConversation(q.QueryRow(ctx, `SELECT `+convCols+`,
+		coalesce((SELECT event_seq FROM users WHERE id = $1), 0)
 		FROM conversations c
 		LEFT JOIN members mb ON mb.conv_id = c.id AND mb.user_id = $1`+convJoins+`
-		WHERE c.id = $2`, userID, id))
+		WHERE c.id = $2`, userID, id), &userSeq)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return chat.Conversation{}, false, chat.ErrNotFound
 	}
+	c.UserSeq = userSeq
 	return c, member, err
 }
 

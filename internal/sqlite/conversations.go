@@ -36,7 +36,9 @@ const convJoins = `
 	LEFT JOIN messages lm ON lm.conv_id = c.id AND lm.seq = c.last_seq
 	LEFT JOIN users lu ON lu.id = lm.sender_id`
 
-func scanConversation(s scanner) (c chat.Conversation, member bool, err error) {
+// scanConversation scans a row of convCols, then into extra what the
+// query selects after them.
+func scanConversation(s scanner, extra ...any) (c chat.Conversation, member bool, err error) {
 	var (
 		created, active int64
 		peerID          sql.NullInt64
@@ -49,9 +51,9 @@ func scanConversation(s scanner) (c chat.Conversation, member bool, err error) {
 		mSenderName     string
 		mCreated        sql.NullInt64
 	)
-	if err := s.Scan(&c.ID, &c.Kind, &c.Name, &created, &c.LastSeq, &active, &c.Members, &member, &c.ReadSeq,
+	if err := s.Scan(append([]any{&c.ID, &c.Kind, &c.Name, &created, &c.LastSeq, &active, &c.Members, &member, &c.ReadSeq,
 		&peerID, &peerName, &peerCreated,
-		&mSeq, &mKind, &mSender, &mSenderName, &mClient, &mBody, &mTarget, &mCreated); err != nil {
+		&mSeq, &mKind, &mSender, &mSenderName, &mClient, &mBody, &mTarget, &mCreated}, extra...)...); err != nil {
 		return chat.Conversation{}, false, err
 	}
 	c.CreatedAt, c.LastActiveAt = fromMicros(created), fromMicros(active)
@@ -73,16 +75,22 @@ const conversationFrom = `SELECT ` + convCols + `
 		FROM conversations c
 		LEFT JOIN members mb ON mb.conv_id = c.id AND mb.user_id = ?` + convJoins
 
-// conversation loads conversation id as userID sees it.
-// conversationSQL selects conversation $3 as user $1 (and $2) sees it.
-const conversationSQL = conversationFrom + `
+// conversationSQL selects conversation $4 as user $2 (and $3) sees it,
+// then the event_seq of user $1, the same: one statement reads them in one
+// snapshot (chat.Conversation.UserSeq).
+const conversationSQL = `SELECT ` + convCols + `, coalesce((SELECT event_seq FROM users WHERE id = ?), 0)
+		FROM conversations c
+		LEFT JOIN members mb ON mb.conv_id = c.id AND mb.user_id = ?` + convJoins + `
 		WHERE c.id = ?`
 
+// conversation loads conversation id as userID sees it.
 func conversation(ctx context.Context, q querier, id, userID int64) (chat.Conversation, bool, error) {
-	c, member, err := scanConversation(q.QueryRowContext(ctx, conversationSQL, userID, userID, id))
+	var userSeq int64
+	c, member, err := scanConversation(q.QueryRowContext(ctx, conversationSQL, userID, userID, userID, id), &userSeq)
 	if errors.Is(err, sql.ErrNoRows) {
 		return chat.Conversation{}, false, chat.ErrNotFound
 	}
+	c.UserSeq = userSeq
 	return c, member, err
 }
 

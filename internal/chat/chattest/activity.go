@@ -207,6 +207,10 @@ func testRemovedLogged(t *testing.T, s chat.Store) {
 	}
 	wantLog("LeaveRoom", ada, logged, removedOf(r.ID, "left"))
 	last, _ := s.LastUserEvent(ctx, ada.ID)
+	// Conversation reads the log's position with the membership.
+	if c, member, err := s.Conversation(ctx, r.ID, ada.ID); err != nil || member || c.UserSeq != last {
+		t.Errorf("Conversation after the leave = UserSeq %d, member %v, %v; want UserSeq %d, not a member", c.UserSeq, member, err, last)
+	}
 	// Not a member (any more), or no such room: nothing logged.
 	if _, logged, left, err := s.LeaveRoom(ctx, r.ID, ada.ID, t0, false, removedOf(r.ID, "left")); err != nil || left || logged.Type != "" || logged.UserSeq != 0 {
 		t.Errorf("LeaveRoom(not a member) = %+v, %v, %v; want nothing logged, not left", logged, left, err)
