@@ -79,19 +79,7 @@ func TestCheckMemberAtMark(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	evs, err := f.svc.UserEvents(ctx, ada, 0, 100)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var removed int64
-	for _, ev := range evs {
-		if ev.Type == chat.EventRemoved && ev.ConvID == r.ID {
-			removed = ev.UserSeq
-		}
-	}
-	if removed == 0 {
-		t.Fatalf("no removed logged for the leave: %+v", evs)
-	}
+	removed := loggedRemoved(t, f, ada, r.ID)
 	if before.UserSeq >= removed || after.UserSeq < removed {
 		t.Errorf("marks before the leave %d, after entering again %d; want %d between them (before < removed ≤ after)", before.UserSeq, after.UserSeq, removed)
 	}

@@ -224,20 +224,28 @@ func TestRemovedBetweenCheckReads(t *testing.T) {
 	if res.err != nil {
 		t.Fatalf("CheckMemberAt: %v", res.err)
 	}
-	evs, err := f.svc.UserEvents(ctx, ada, 0, 100)
+	removed := loggedRemoved(t, f, ada, r.ID)
+	if res.mark.UserSeq < removed {
+		t.Errorf("the check found Ada a member again, with mark %+v, below the removed (user_seq %d) of the membership before", res.mark, removed)
+	}
+}
+
+// loggedRemoved returns the UserSeq of the newest removed of conversation
+// id in u's event log, which must hold one.
+func loggedRemoved(t *testing.T, f *fixture, u chat.User, id int64) int64 {
+	t.Helper()
+	evs, err := f.svc.UserEvents(context.Background(), u, 0, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var removed int64
 	for _, ev := range evs {
-		if ev.Type == chat.EventRemoved && ev.ConvID == r.ID {
+		if ev.Type == chat.EventRemoved && ev.ConvID == id {
 			removed = ev.UserSeq
 		}
 	}
 	if removed == 0 {
-		t.Fatalf("no removed of room %d in Ada's log %+v", r.ID, evs)
+		t.Fatalf("no removed of conversation %d in %s's log %+v", id, u.Name, evs)
 	}
-	if res.mark.UserSeq < removed {
-		t.Errorf("the check found Ada a member again, with mark %+v, below the removed (user_seq %d) of the membership before", res.mark, removed)
-	}
+	return removed
 }

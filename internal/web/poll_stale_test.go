@@ -21,16 +21,7 @@ import (
 // channel of its own, rebuilt from its cursor), and the client loses
 // nothing.
 func TestPollStaleCursorKeepsChannel(t *testing.T) {
-	ts := newTestServer(t, withWeb(fastPoll))
-	ada := ts.signIn(t, "ada@example.com", "Ada")
-	grace := ts.signIn(t, "grace@example.com", "Grace")
-	room := ts.enterRoom(t, ada, "general")
-	ts.enterRoom(t, grace, "general")
-	ap := ts.connectPoll(t, ada, "")
-	ap.open(t, room.ID, nil)
-	m0 := ts.post(t, grace, room.ID, "g0", "zero")
-	ap.expectMessage(t, room.ID, m0.Seq)
-	ap.stopPolling()
+	ts, ada, grace, room, ap := pollingInRoom(t)
 
 	type answer struct {
 		Cursor string            `json:"cursor"`
@@ -85,16 +76,7 @@ func TestPollStaleCursorKeepsChannel(t *testing.T) {
 // with the fork's cursor was still answered from it. A fork now ends with
 // the channel it forked from, and a late poll for either is refused.
 func TestPollStaleForkEndsWithChannel(t *testing.T) {
-	ts := newTestServer(t, withWeb(fastPoll))
-	ada := ts.signIn(t, "ada@example.com", "Ada")
-	grace := ts.signIn(t, "grace@example.com", "Grace")
-	room := ts.enterRoom(t, ada, "general")
-	ts.enterRoom(t, grace, "general")
-	ap := ts.connectPoll(t, ada, "")
-	ap.open(t, room.ID, nil)
-	m0 := ts.post(t, grace, room.ID, "g0", "zero")
-	ap.expectMessage(t, room.ID, m0.Seq)
-	ap.stopPolling()
+	ts, ada, grace, room, ap := pollingInRoom(t)
 
 	get := func(what, cur string) string {
 		t.Helper()
@@ -134,4 +116,22 @@ func TestPollStaleForkEndsWithChannel(t *testing.T) {
 	if n := ts.hub.UserClients(ada.ID); n != 0 {
 		t.Errorf("after a poll on the fork, Ada has %d connections; want 0", n)
 	}
+}
+
+// pollingInRoom starts a server on which Ada, long-polling, has room
+// "general" open with Grace in it and has received Grace's first message;
+// then Ada's client stops polling, for the test to poll by hand.
+func pollingInRoom(t *testing.T) (ts *testServer, ada, grace *client, room wireRoom, ap *wsClient) {
+	t.Helper()
+	ts = newTestServer(t, withWeb(fastPoll))
+	ada = ts.signIn(t, "ada@example.com", "Ada")
+	grace = ts.signIn(t, "grace@example.com", "Grace")
+	room = ts.enterRoom(t, ada, "general")
+	ts.enterRoom(t, grace, "general")
+	ap = ts.connectPoll(t, ada, "")
+	ap.open(t, room.ID, nil)
+	m0 := ts.post(t, grace, room.ID, "g0", "zero")
+	ap.expectMessage(t, room.ID, m0.Seq)
+	ap.stopPolling()
+	return ts, ada, grace, room, ap
 }
