@@ -205,12 +205,12 @@ func tooManyMarks(s string) bool {
 	return false
 }
 
-// showsSomething reports whether r is seen: not white space, not a format
-// character (zero-width spaces and joiners, direction marks), not one that
-// shows as nothing (the Hangul fillers, variation selectors).
+// showsSomething reports whether r is seen: not white space, not one of
+// the characters that show nothing (invisible: format characters such as
+// zero-width spaces, joiners and direction marks, the Hangul fillers,
+// variation selectors).
 func showsSomething(r rune) bool {
-	return !unicode.IsSpace(r) && !unicode.Is(unicode.Cf, r) &&
-		!unicode.Is(unicode.Other_Default_Ignorable_Code_Point, r) && !unicode.Is(unicode.Variation_Selector, r)
+	return !unicode.IsSpace(r) && !invisible(r)
 }
 
 // turnsDirection reports whether r is one of Unicode's explicit embedding,
