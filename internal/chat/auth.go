@@ -278,7 +278,7 @@ func (s *Service) trimSessions(ctx context.Context, sess Session) {
 		return
 	}
 	for _, id := range ended {
-		s.publish(ctx, UserTopic(sess.UserID), Event{Type: EventSessionEnded, UserID: sess.UserID, SessionID: id})
+		s.sessionEnded(ctx, sess.UserID, id)
 	}
 }
 
@@ -365,8 +365,14 @@ func (s *Service) SignOut(ctx context.Context, sess Session) error {
 	if err := s.store.DeleteSession(ctx, sess.ID); err != nil {
 		return internal("delete session", err)
 	}
-	s.publish(ctx, UserTopic(sess.UserID), Event{Type: EventSessionEnded, UserID: sess.UserID, SessionID: sess.ID})
+	s.sessionEnded(ctx, sess.UserID, sess.ID)
 	return nil
+}
+
+// sessionEnded tells every node that session id of userID is gone
+// (deleted from the store): each closes its connections.
+func (s *Service) sessionEnded(ctx context.Context, userID, id int64) {
+	s.publish(ctx, UserTopic(userID), Event{Type: EventSessionEnded, UserID: userID, SessionID: id})
 }
 
 // EndChannel tells every node that u's client ended its long-poll channel
