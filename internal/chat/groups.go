@@ -290,12 +290,18 @@ func (s *Service) UpdateGroup(ctx context.Context, u User, id int64, up GroupUpd
 	var name, desc string
 	if up.Name != nil {
 		if name, err = NormalizeGroupName(*up.Name); err != nil {
-			return Group{}, err
+			if !s.groupHas(ctx, id, func(g Group) bool { return g.Name == *up.Name }) {
+				return Group{}, err
+			}
+			up.Name = nil // stored before a rule that now refuses it, and sent unchanged
 		}
 	}
 	if up.Description != nil {
 		if desc, err = NormalizeGroupDescription(*up.Description); err != nil {
-			return Group{}, err
+			if !s.groupHas(ctx, id, func(g Group) bool { return g.Description == *up.Description }) {
+				return Group{}, err
+			}
+			up.Description = nil
 		}
 	}
 	if up.MaxMembers != nil {
@@ -325,6 +331,15 @@ func (s *Service) UpdateGroup(ctx context.Context, u User, id int64, up GroupUpd
 		return Group{}, groupErr("load group", err)
 	}
 	return g, nil
+}
+
+// groupHas reports whether group id, as stored, satisfies is. An update may
+// send a field unchanged that a rule made after it was stored refuses (a
+// name with an invisible character, say): that field is left as it is,
+// not refused, so that the group's other fields can still change.
+func (s *Service) groupHas(ctx context.Context, id int64, is func(Group) bool) bool {
+	g, err := s.store.Group(ctx, id)
+	return err == nil && is(g)
 }
 
 // AddGroupMember adds user userID to group id; u must be its owner or an

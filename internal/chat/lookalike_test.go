@@ -143,3 +143,32 @@ func TestNameInvisiblesRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestGroupStoredNameKept: a group named before a rule that now refuses its
+// name keeps working. An update that sends the stored name unchanged, with
+// another change, succeeds and leaves the name as it is; a rename to
+// another refused name still fails.
+func TestGroupStoredNameKept(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, chat.Config{})
+	ada, _ := f.signIn(t, "ada@example.com", "Ada")
+	g, err := f.svc.CreateGroup(ctx, ada, "Team", "", 0)
+	if err != nil {
+		t.Fatalf("CreateGroup: %v", err)
+	}
+	old := "Te\u200bam" // refused since invisible characters are
+	if _, err := f.store.UpdateGroup(ctx, g.ID, chat.GroupUpdate{Name: &old}, ada.ID, f.clock.Now()); err != nil {
+		t.Fatalf("store.UpdateGroup(name from before the rule): %v", err)
+	}
+	same, desc := old, "plans"
+	got, err := f.svc.UpdateGroup(ctx, ada, g.ID, chat.GroupUpdate{Name: &same, Description: &desc})
+	if err != nil {
+		t.Fatalf("UpdateGroup(stored name unchanged, new description): %v; want the description changed", err)
+	}
+	if got.Name != old || got.Description != desc {
+		t.Errorf("UpdateGroup = name %+q, description %+q; want %+q, %+q", got.Name, got.Description, old, desc)
+	}
+	other := "Te\u200bams"
+	_, err = f.svc.UpdateGroup(ctx, ada, g.ID, chat.GroupUpdate{Name: &other})
+	wantError(t, fmt.Sprintf("UpdateGroup(rename to %+q)", other), err, chat.ErrInvalid, chat.CodeInvalidField, "name")
+}
