@@ -172,7 +172,12 @@ func dialWS(t testing.TB, s *testServer, c *http.Client) *websocket.Conn {
 // readUntil reads frames until one holds an object of type typ.
 func readUntil(t testing.TB, ws *websocket.Conn, typ string) map[string]any {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	return readUntilBy(t, ws, typ, time.Now().Add(5*time.Second))
+}
+
+// readUntilBy is readUntil with a deadline of the caller's.
+func readUntilBy(t testing.TB, ws *websocket.Conn, typ string, deadline time.Time) map[string]any {
+	t.Helper()
 	for {
 		ws.SetReadDeadline(deadline)
 		_, data, err := ws.ReadMessage()
