@@ -1,6 +1,7 @@
 package chat
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -337,19 +338,43 @@ func (s *Service) CheckSession(ctx context.Context, sess Session) error {
 	return Errorf(ErrUnauthorized, CodeUnauthorized, "sign in first")
 }
 
-// EndedSessions returns those of ids that are no longer signed in:
-// signed out or expired. The hub asks it, now and then, for the sessions
-// of its connections (hub.CheckSessions).
-func (s *Service) EndedSessions(ctx context.Context, ids []int64) ([]int64, error) {
-	var ended []int64
+// OpenSessions is a node's check of the sessions of its open connections
+// (hub.CheckSessions, every 15 s): it returns those of ids that are no
+// longer signed in, signed out or expired, and counts the others as used,
+// since a connection that stays open authenticates no request. As
+// Authenticate does for a request, it records a use of a session whose
+// last recorded use is SessionUseStep old (Config.Touches), one write for
+// all of those a read finds, and renews a session that Config.Renews when
+// less than SessionUseStep of it remains (Config.Keeps). A failed write is
+// logged, and the next check tries again: it ends no session.
+func (s *Service) OpenSessions(ctx context.Context, ids []int64) ([]int64, error) {
+	var ended, used []int64
 	for chunk := range slices.Chunk(ids, maxSessionsRead) {
-		live, err := s.store.LiveSessions(ctx, chunk, s.cfg.Now())
+		now := s.cfg.Now()
+		live, err := s.store.LiveSessions(ctx, chunk, now)
 		if err != nil {
 			return nil, internal("load sessions", err)
 		}
-		slices.Sort(live)
+		slices.SortFunc(live, func(a, b Session) int { return cmp.Compare(a.ID, b.ID) })
+		used = used[:0]
+		for _, sess := range live {
+			switch {
+			case s.cfg.Keeps(sess):
+				err := s.store.UseSession(ctx, sess.ID, now, now.Add(s.cfg.SessionTTL))
+				if err != nil && !errors.Is(err, ErrNotFound) { // not found: signed out since, ended at the next check
+					s.log.Error("renew session of an open connection", "session", sess.ID, "err", err)
+				}
+			case s.cfg.Touches(sess):
+				used = append(used, sess.ID)
+			}
+		}
+		if len(used) > 0 {
+			if err := s.store.UseSessions(ctx, used, now); err != nil {
+				s.log.Error("record use of the sessions of open connections", "sessions", len(used), "err", err)
+			}
+		}
 		for _, id := range chunk {
-			if _, found := slices.BinarySearch(live, id); !found {
+			if _, found := slices.BinarySearchFunc(live, id, func(s Session, id int64) int { return cmp.Compare(s.ID, id) }); !found {
 				ended = append(ended, id)
 			}
 		}
@@ -357,7 +382,7 @@ func (s *Service) EndedSessions(ctx context.Context, ids []int64) ([]int64, erro
 	return ended, nil
 }
 
-// maxSessionsRead is how many sessions EndedSessions reads at a time.
+// maxSessionsRead is how many sessions OpenSessions reads at a time.
 const maxSessionsRead = 500
 
 // SignOut ends a session and tells every node to close its connections.

@@ -27,8 +27,9 @@ type Session struct {
 	TokenHash string
 	CreatedAt time.Time
 	ExpiresAt time.Time
-	// UsedAt is when the session last authenticated a request, to within
-	// SessionUseStep: a session past MaxSessionsPerUser ends by it.
+	// UsedAt is when the session last authenticated a request or had a
+	// connection open, to within SessionUseStep: a session past
+	// MaxSessionsPerUser ends by it.
 	UsedAt time.Time
 }
 
@@ -201,8 +202,12 @@ type AuthStore interface {
 	// at once must not end each other.
 	TrimSessions(ctx context.Context, userID, keep int64, n int) ([]int64, error)
 	// LiveSessions returns those of ids that are sessions expiring after
-	// now, in any order.
-	LiveSessions(ctx context.Context, ids []int64, now time.Time) ([]int64, error)
+	// now, in any order, without their TokenHash.
+	LiveSessions(ctx context.Context, ids []int64, now time.Time) ([]Session, error)
+	// UseSessions sets the UsedAt of those of ids that are sessions used
+	// before used to used, in one write; the others, and ids that are no
+	// sessions, it leaves as they are.
+	UseSessions(ctx context.Context, ids []int64, used time.Time) error
 	DeleteExpired(ctx context.Context, now time.Time) error
 }
 

@@ -335,6 +335,18 @@ const SessionUseStep = time.Hour
 // (Session.UsedAt): the last one recorded is SessionUseStep old or more.
 func (c Config) Touches(s Session) bool { return c.Now().Sub(s.UsedAt) >= SessionUseStep }
 
+// Keeps reports whether a node's check of the sessions of its open
+// connections (Service.OpenSessions) renews session s now, as
+// Authenticate would: it Renews s, and less than SessionUseStep of it
+// remains. Not earlier: a request renews the session and the browser's
+// cookie with it, which a WebSocket cannot set; a session renewed in its
+// second half by the check alone would no longer be renewed by requests,
+// and its cookie would end when the session would have. In its last hour
+// the session would otherwise end under its open connections.
+func (c Config) Keeps(s Session) bool {
+	return c.Renews(s) && s.ExpiresAt.Sub(c.Now()) < SessionUseStep
+}
+
 // internal wraps an unexpected error from a dependency.
 func internal(op string, err error) error {
 	if AsError(err) != nil {

@@ -1196,9 +1196,9 @@ func TestShortSessionNotRenewed(t *testing.T) {
 	wantError(t, "a session of an hour, an hour later", err, chat.ErrUnauthorized, chat.CodeUnauthorized, "")
 }
 
-// TestEndedSessions: of a node's sessions, those signed out, expired or
+// TestOpenSessionsEnded: of a node's sessions, those signed out, expired or
 // never known are ended; more than one read's worth are all answered.
-func TestEndedSessions(t *testing.T) {
+func TestOpenSessionsEnded(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, chat.Config{})
 	_, a := f.signIn(t, "ada@example.com", "Ada")
@@ -1211,16 +1211,146 @@ func TestEndedSessions(t *testing.T) {
 	for id := int64(1000); len(ids) < 1200; id++ { // sessions that never were
 		ids = append(ids, id)
 	}
-	ended, err := f.svc.EndedSessions(ctx, ids)
+	ended, err := f.svc.OpenSessions(ctx, ids)
 	if err != nil {
-		t.Fatalf("EndedSessions: %v", err)
+		t.Fatalf("OpenSessions: %v", err)
 	}
 	if want := ids[3:]; !slices.Equal(ended, append([]int64{b.Session.ID}, want...)) {
-		t.Errorf("EndedSessions = %d ids, first %v; want %d: the signed-out one and the unknown", len(ended), ended[:min(3, len(ended))], len(want)+1)
+		t.Errorf("OpenSessions = %d ids, first %v; want %d: the signed-out one and the unknown", len(ended), ended[:min(3, len(ended))], len(want)+1)
 	}
 	f.clock.Advance(31 * 24 * time.Hour)
-	if ended, err := f.svc.EndedSessions(ctx, ids[:3]); err != nil || !slices.Equal(ended, ids[:3]) {
-		t.Errorf("EndedSessions after expiry = %v, %v; want %v", ended, err, ids[:3])
+	if ended, err := f.svc.OpenSessions(ctx, ids[:3]); err != nil || !slices.Equal(ended, ids[:3]) {
+		t.Errorf("OpenSessions after expiry = %v, %v; want %v", ended, err, ids[:3])
+	}
+}
+
+// sessionWrites counts a store's writes of sessions' use.
+type sessionWrites struct {
+	chat.Store
+	mu      sync.Mutex
+	renewed []int64   // by UseSession
+	used    [][]int64 // by UseSessions, a call each
+}
+
+func (s *sessionWrites) UseSession(ctx context.Context, id int64, used, expires time.Time) error {
+	s.mu.Lock()
+	s.renewed = append(s.renewed, id)
+	s.mu.Unlock()
+	return s.Store.UseSession(ctx, id, used, expires)
+}
+
+func (s *sessionWrites) UseSessions(ctx context.Context, ids []int64, used time.Time) error {
+	s.mu.Lock()
+	s.used = append(s.used, slices.Clone(ids))
+	s.mu.Unlock()
+	return s.Store.UseSessions(ctx, ids, used)
+}
+
+// take returns and forgets the writes counted so far.
+func (s *sessionWrites) take() (renewed []int64, used [][]int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	renewed, used = s.renewed, s.used
+	s.renewed, s.used = nil, nil
+	return renewed, used
+}
+
+// TestOpenSessionsUse: a session whose only use is a connection left open
+// authenticates no request, so it was counted as used when it connected:
+// a sign-in past MaxSessionsPerUser ended it as the least recently used,
+// and it expired under its connection. The node's check of its
+// connections' sessions records their use as Authenticate does, once
+// SessionUseStep has passed since the last, with one write per read of
+// sessions and none when none is due, and renews in its last hour a
+// session that a request would renew.
+func TestOpenSessionsUse(t *testing.T) {
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "parley.db"))
+	if err != nil {
+		t.Fatalf("sqlite.Open: %v", err)
+	}
+	t.Cleanup(func() { db.Close() })
+	st := &sessionWrites{Store: db}
+	f := newFixtureOn(t, chat.Config{MaxSessionsPerUser: 2}, inmem.NewPresence(), st)
+	_, laptop := f.signIn(t, "ada@example.com", "Ada")
+	_, phone := f.signIn(t, "ada@example.com", "Ada")
+	// Sessions of other users with connections open here: more than one
+	// read's worth.
+	open := []int64{phone.Session.ID}
+	var other chat.User
+	for i := range 600 {
+		in, err := f.svc.IssueSession(ctx, fmt.Sprintf("u%d@example.com", i%50), "U")
+		if err != nil {
+			t.Fatalf("IssueSession: %v", err)
+		}
+		open = append(open, in.Session.ID)
+		other = in.User
+	}
+	// A session issued to end 90 minutes after it was made: never renewed.
+	short, err := st.CreateSession(ctx, chat.Session{UserID: other.ID, TokenHash: "short", CreatedAt: f.clock.Now(), ExpiresAt: f.clock.Now().Add(90 * time.Minute)})
+	if err != nil {
+		t.Fatalf("CreateSession: %v", err)
+	}
+	open = append(open, short.ID)
+	check := func(what string, wantEnded, wantRenewed []int64, wantUses int) {
+		t.Helper()
+		ended, err := f.svc.OpenSessions(ctx, open)
+		if err != nil || !slices.Equal(ended, wantEnded) {
+			t.Errorf("%s: OpenSessions = %d ended (first %v), %v; want %v", what, len(ended), ended[:min(3, len(ended))], err, wantEnded)
+		}
+		renewed, used := st.take()
+		var n int
+		for _, ids := range used {
+			n += len(ids)
+		}
+		if !slices.Equal(renewed, wantRenewed) || n != wantUses || len(used) > (len(open)+499)/500 {
+			t.Errorf("%s: OpenSessions renewed %d sessions (first %v) and recorded %d uses in %d writes; want %d renewed (first %v) and %d uses, a write per 500 sessions at most",
+				what, len(renewed), renewed[:min(3, len(renewed))], n, len(used), len(wantRenewed), wantRenewed[:min(3, len(wantRenewed))], wantUses)
+		}
+	}
+	check("at once", nil, nil, 0)
+	f.clock.Advance(chat.SessionUseStep - time.Second)
+	check("before an hour has passed", nil, nil, 0)
+	f.clock.Advance(time.Second)
+	check("an hour on", nil, nil, len(open)) // the phone's and the short one's too
+	check("again", nil, nil, 0)
+
+	// The phone's session, used by its connection since, is not the
+	// least recently used: the laptop's, unused since its sign-in, is.
+	events := f.record(t, chat.UserTopic(phone.User.ID))
+	_, desk := f.signIn(t, "ada@example.com", "Ada")
+	bySession := cmpopts.SortSlices(func(a, b chat.Event) bool { return a.SessionID < b.SessionID })
+	want := []chat.Event{
+		{Type: chat.EventSessionEnded, UserID: phone.User.ID, SessionID: laptop.Session.ID},
+	}
+	if diff := cmp.Diff(want, events.take(), bySession); diff != "" {
+		t.Errorf("events of a sign-in past the cap mismatch (-want +got):\n%s", diff)
+	}
+	for _, in := range []chat.SignIn{phone, desk} {
+		if _, _, _, err := f.svc.Authenticate(ctx, in.Token); err != nil {
+			t.Errorf("session %d after the sign-in past the cap: %v", in.Session.ID, err)
+		}
+	}
+	open = slices.DeleteFunc(open, func(id int64) bool { return id == short.ID }) // it ends soon
+
+	// In the second half of their life, not yet renewed: a request renews
+	// them, and the browser's cookie with them. In their last hour, the
+	// check does.
+	sess, _, err := st.Session(ctx, phone.Session.TokenHash)
+	if err != nil {
+		t.Fatalf("Session: %v", err)
+	}
+	f.clock.Advance(sess.ExpiresAt.Sub(f.clock.Now()) - 2*time.Hour)
+	check("two hours before the end", nil, nil, len(open))
+	f.clock.Advance(90 * time.Minute)
+	check("half an hour before the end", nil, open, 0)
+	if got, _, err := st.Session(ctx, phone.Session.TokenHash); err != nil || !got.ExpiresAt.Equal(f.clock.Now().Add(30*24*time.Hour)) || !got.UsedAt.Equal(f.clock.Now()) {
+		t.Errorf("session in its last hour after the check = %+v, %v; want it used now and renewed for 30 days", got, err)
+	}
+	f.clock.Advance(time.Hour)
+	check("past the first end", nil, nil, len(open))
+	if _, _, _, err := f.svc.Authenticate(ctx, phone.Token); err != nil {
+		t.Errorf("session renewed by the check, past its first end: %v", err)
 	}
 }
 

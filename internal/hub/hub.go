@@ -903,7 +903,9 @@ func (h *Hub) fanOut(tp *topic, ev chat.Event) {
 }
 
 // SessionCheck returns those of ids, the sessions of a hub's clients,
-// that have ended: signed out or expired.
+// that have ended: signed out or expired. It may count the others as in
+// use (chat.Service.OpenSessions): the hub asks only for the sessions
+// of its clients that are open.
 type SessionCheck func(ctx context.Context, ids []int64) ([]int64, error)
 
 // CheckSessions makes the hub ask check, every interval, which of its

@@ -138,16 +138,35 @@ func (db *DB) TrimSessions(ctx context.Context, userID, keep int64, n int) ([]in
 	return nil, fmt.Errorf("trim sessions of user %d: %w", userID, mapErr(ctx, err))
 }
 
-// LiveSessions returns those of ids that are sessions expiring after now.
-func (db *DB) LiveSessions(ctx context.Context, ids []int64, now time.Time) ([]int64, error) {
-	rows, err := db.pool.Query(ctx, `SELECT id FROM sessions WHERE id = ANY($1) AND expires_at > $2`, ids, ts(now))
+// LiveSessions returns those of ids that are sessions expiring after now,
+// without their token hash.
+func (db *DB) LiveSessions(ctx context.Context, ids []int64, now time.Time) ([]chat.Session, error) {
+	rows, err := db.pool.Query(ctx, `SELECT id, user_id, created_at, expires_at, used_at FROM sessions
+		WHERE id = ANY($1) AND expires_at > $2`, ids, ts(now))
 	if err == nil {
-		var live []int64
-		if live, err = collectRows(rows, func(s scanner) (id int64, err error) { return id, s.Scan(&id) }); err == nil {
+		var live []chat.Session
+		live, err = collectRows(rows, func(s scanner) (sess chat.Session, err error) {
+			err = s.Scan(&sess.ID, &sess.UserID, &sess.CreatedAt, &sess.ExpiresAt, &sess.UsedAt)
+			sess.CreatedAt, sess.ExpiresAt, sess.UsedAt = utc(sess.CreatedAt), utc(sess.ExpiresAt), utc(sess.UsedAt)
+			return sess, err
+		})
+		if err == nil {
 			return live, nil
 		}
 	}
 	return nil, fmt.Errorf("load live sessions: %w", mapErr(ctx, err))
+}
+
+// UseSessions sets the last use of those of ids that are sessions used
+// before used, in one statement.
+func (db *DB) UseSessions(ctx context.Context, ids []int64, used time.Time) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	if _, err := db.pool.Exec(ctx, `UPDATE sessions SET used_at = $1 WHERE id = ANY($2) AND used_at < $1`, ts(used), ids); err != nil {
+		return fmt.Errorf("use %d sessions: %w", len(ids), mapErr(ctx, err))
+	}
+	return nil
 }
 
 // DeleteExpired removes the sessions and login codes that expire at or

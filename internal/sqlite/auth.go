@@ -173,21 +173,51 @@ func (db *DB) TrimSessions(ctx context.Context, userID, keep int64, n int) ([]in
 	return ended, nil
 }
 
-// LiveSessions returns those of ids that are sessions expiring after now.
-func (db *DB) LiveSessions(ctx context.Context, ids []int64, now time.Time) ([]int64, error) {
+// LiveSessions returns those of ids that are sessions expiring after now,
+// without their token hash.
+func (db *DB) LiveSessions(ctx context.Context, ids []int64, now time.Time) ([]chat.Session, error) {
 	if len(ids) == 0 {
-		return []int64{}, nil
+		return []chat.Session{}, nil
 	}
 	list, err := json.Marshal(ids)
 	if err == nil {
-		var live []int64
-		live, err = queryAll(ctx, db.ro, `SELECT id FROM sessions WHERE id IN (SELECT value FROM json_each(?)) AND expires_at > ?`,
-			[]any{string(list), micros(now)}, func(s scanner) (id int64, err error) { return id, s.Scan(&id) })
+		var live []chat.Session
+		live, err = queryAll(ctx, db.ro, `SELECT id, user_id, created_at, expires_at, used_at FROM sessions
+			WHERE id IN (SELECT value FROM json_each(?)) AND expires_at > ?`,
+			[]any{string(list), micros(now)}, func(s scanner) (chat.Session, error) {
+				var (
+					sess                   chat.Session
+					created, expires, used int64
+				)
+				err := s.Scan(&sess.ID, &sess.UserID, &created, &expires, &used)
+				sess.CreatedAt, sess.ExpiresAt, sess.UsedAt = fromMicros(created), fromMicros(expires), fromMicros(used)
+				return sess, err
+			})
 		if err == nil {
 			return live, nil
 		}
 	}
 	return nil, fmt.Errorf("load live sessions: %w", err)
+}
+
+// UseSessions sets the last use of those of ids that are sessions used
+// before used, in one statement.
+func (db *DB) UseSessions(ctx context.Context, ids []int64, used time.Time) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	list, err := json.Marshal(ids)
+	if err == nil {
+		err = db.write(ctx, func(tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx, `UPDATE sessions SET used_at = ?1
+				WHERE id IN (SELECT value FROM json_each(?2)) AND used_at < ?1`, micros(used), string(list))
+			return err
+		})
+	}
+	if err != nil {
+		return fmt.Errorf("use %d sessions: %w", len(ids), err)
+	}
+	return nil
 }
 
 // DeleteExpired removes the sessions and login codes that expire at or

@@ -795,8 +795,10 @@ type pollHandler func(w http.ResponseWriter, r *http.Request, a authInfo, cur *p
 // user's topic or, if this node missed that, at its next check of its
 // clients' sessions (Config.SessionCheck), and from then on the channel's
 // requests are authenticated in full. So are those due for the session's
-// renewal, or for a record of its use (an hour after the last), which only
-// Authenticate does.
+// renewal, or for a record of its use (an hour after the last), which
+// Authenticate does (and the node's check, chat.Service.OpenSessions,
+// records the use of an open channel's session too: the request then
+// reads the session and writes nothing).
 func (s *server) pollAuthed(h pollHandler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		cur, err := parseCursor(queryValue(r.URL.RawQuery, "cursor"))

@@ -437,3 +437,60 @@ func TestPollChannelRecordsUse(t *testing.T) {
 	poll("an hour later", 1, 1)
 	poll("after that", 0, 0)
 }
+
+// TestSessionUsedByWebSocket: a WebSocket opened once and left open
+// recorded no use of its session after it connected, so a sign-in past
+// MaxSessionsPerUser ended it as the least recently used while it was in
+// use, and the session expired under it 30 days after its last request.
+// The node's check of its connections' sessions records their use, an
+// hour after the last one recorded, and renews a session in its last
+// hour: the phone's WebSocket outlives the laptop signed in after it and
+// left unused, and its session's first 30 days.
+func TestSessionUsedByWebSocket(t *testing.T) {
+	var st chat.Store
+	ts := newTestServer(t, withWeb(func(c *web.Config) { c.SessionCheck = 20 * time.Millisecond }),
+		withChat(func(c *chat.Config) { c.MaxSessionsPerUser = 2 }),
+		withStore(func(s chat.Store) chat.Store { st = s; return s }))
+	phone := ts.signIn(t, "ada@example.com", "Ada")
+	room := ts.enterRoom(t, phone, "general")
+	wp := ts.connect(t, phone)
+	wp.open(t, room.ID, nil)
+	phoneHash := chat.HashToken(phone.Jar.Cookies(mustParseURL(t, ts.URL))[0].Value)
+	ts.clock.Advance(time.Minute)
+	laptop := ts.signIn(t, "ada@example.com", "Ada")
+
+	// waitUse waits for the check to record a use of the phone's session
+	// now, by the test's clock, and returns the session.
+	waitUse := func(what string) chat.Session {
+		t.Helper()
+		now := ts.clock.Now().Truncate(time.Microsecond)
+		deadline := time.Now().Add(waitTimeout)
+		for {
+			sess, _, err := st.Session(t.Context(), phoneHash)
+			if err == nil && sess.UsedAt.Equal(now) {
+				return sess
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the session of the open WebSocket = %+v, %v after %s; want it used at %v", what, sess, err, waitTimeout, now)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	ts.clock.Advance(chat.SessionUseStep)
+	sess := waitUse("an hour later")
+	desk := ts.signIn(t, "ada@example.com", "Ada")
+	ts.mustDo(t, laptop, "GET", "/api/me", nil, http.StatusUnauthorized, nil)
+	wp.sendMessage(t, room.ID, "phone-1", "still here")
+	ts.mustDo(t, desk, "GET", "/api/me", nil, http.StatusOK, nil)
+
+	// Half an hour before it would expire, the session is renewed; an
+	// hour later, past that expiry, the WebSocket still works.
+	ts.clock.Advance(sess.ExpiresAt.Sub(ts.clock.Now()) - 30*time.Minute)
+	sess = waitUse("30 minutes before the session's end")
+	if want := ts.clock.Now().Truncate(time.Microsecond).Add(30 * 24 * time.Hour); !sess.ExpiresAt.Equal(want) {
+		t.Errorf("the session of the open WebSocket, in its last hour, expires at %v; want it renewed to %v", sess.ExpiresAt, want)
+	}
+	ts.clock.Advance(time.Hour)
+	waitUse("past the session's first expiry")
+	wp.sendMessage(t, room.ID, "phone-2", "still here, a month on")
+}

@@ -170,7 +170,7 @@ func NewHandler(log *slog.Logger, cfg Config, svc *chat.Service, h *hub.Hub, ui 
 	s.upgrader = newUpgrader(s.checkOrigin)
 	// A connection's session is read when it opens; its end reaches it
 	// as an event, which a node may miss (the broker lost it).
-	h.CheckSessions(cfg.SessionCheck, svc.EndedSessions)
+	h.CheckSessions(cfg.SessionCheck, svc.OpenSessions)
 	mux := http.NewServeMux()
 	s.addRoutes(mux, ui)
 

@@ -53,6 +53,7 @@ func TestStore(t *testing.T, open func(t *testing.T) chat.Store) {
 		{"DeleteLoginCodeRace", testDeleteLoginCodeRace},
 		{"Sessions", testSessions},
 		{"TrimSessions", testTrimSessions},
+		{"UseSessions", testUseSessions},
 		{"DeleteExpired", testDeleteExpired},
 		{"Rooms", testRooms},
 		{"RoomNamesIgnoreCase", testRoomNamesIgnoreCase},
@@ -461,11 +462,76 @@ func testSessions(t *testing.T, s chat.Store) {
 		{[]int64{s3.ID, s2.ID}, t0.Add(-time.Second), []int64{s2.ID, s3.ID}},
 		{nil, t0, nil},
 	} {
-		got, err := s.LiveSessions(ctx, c.ids, c.now)
-		slices.Sort(got)
+		got, err := liveIDs(ctx, s, c.ids, c.now)
 		if err != nil || !slices.Equal(got, c.want) {
 			t.Errorf("LiveSessions(%v, t0%+v) = %v, %v; want %v", c.ids, c.now.Sub(t0), got, err, c.want)
 		}
+	}
+	// With their times and user, not their token hash.
+	live, err := s.LiveSessions(ctx, []int64{s2.ID}, t0)
+	if err != nil {
+		t.Fatalf("LiveSessions: %v", err)
+	}
+	want2 := s2
+	want2.TokenHash = ""
+	if diff := cmp.Diff([]chat.Session{want2}, live); diff != "" {
+		t.Errorf("LiveSessions mismatch (-want +got):\n%s", diff)
+	}
+}
+
+// liveIDs returns the IDs of the sessions LiveSessions returns, in order.
+func liveIDs(ctx context.Context, s chat.Store, ids []int64, now time.Time) ([]int64, error) {
+	live, err := s.LiveSessions(ctx, ids, now)
+	var got []int64
+	for _, sess := range live {
+		got = append(got, sess.ID)
+	}
+	slices.Sort(got)
+	return got, err
+}
+
+// testUseSessions: UseSessions moves the last use of the sessions it is
+// given, and only theirs, forward: never back, and never their expiry.
+func testUseSessions(t *testing.T, s chat.Store) {
+	ctx := t.Context()
+	ann := mustUser(t, s, "ann@example.com", "Ann")
+	mk := func(token string, used time.Time) chat.Session {
+		t.Helper()
+		sess, err := s.CreateSession(ctx, chat.Session{UserID: ann.ID, TokenHash: token, CreatedAt: t0, ExpiresAt: t0.Add(2 * time.Hour), UsedAt: used})
+		if err != nil {
+			t.Fatalf("CreateSession: %v", err)
+		}
+		return sess
+	}
+	old, other := mk("old", t0), mk("other", t0)
+	later := mk("later", t0.Add(2*time.Minute)) // used after the time given: kept
+	same := mk("same", t0.Add(time.Minute))
+	gone := mk("gone", t0)
+	if err := s.DeleteSession(ctx, gone.ID); err != nil {
+		t.Fatalf("DeleteSession: %v", err)
+	}
+	used := t0.Add(time.Minute)
+	if err := s.UseSessions(ctx, []int64{later.ID, old.ID, gone.ID, same.ID, missing}, used); err != nil {
+		t.Fatalf("UseSessions: %v", err)
+	}
+	for _, c := range []struct {
+		sess     chat.Session
+		wantUsed time.Time
+	}{{old, used}, {other, t0}, {later, later.UsedAt}, {same, used}} {
+		got, _, err := s.Session(ctx, c.sess.TokenHash)
+		want := c.sess
+		want.UsedAt = c.wantUsed
+		if err != nil {
+			t.Errorf("Session(%s) after UseSessions: %v", c.sess.TokenHash, err)
+		} else if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("Session(%s) after UseSessions mismatch (-want +got):\n%s", c.sess.TokenHash, diff)
+		}
+	}
+	if _, _, err := s.Session(ctx, "gone"); !errors.Is(err, chat.ErrNotFound) {
+		t.Errorf("Session(gone) after UseSessions = %v; want chat.ErrNotFound", err)
+	}
+	if err := s.UseSessions(ctx, nil, used); err != nil {
+		t.Errorf("UseSessions(none) = %v; want nil", err)
 	}
 }
 
@@ -497,11 +563,10 @@ func testTrimSessions(t *testing.T, s chat.Store) {
 
 	live := func() []int64 {
 		t.Helper()
-		got, err := s.LiveSessions(ctx, []int64{bobOld, recent, old, tie, tie2, keep, after}, t0)
+		got, err := liveIDs(ctx, s, []int64{bobOld, recent, old, tie, tie2, keep, after}, t0)
 		if err != nil {
 			t.Fatalf("LiveSessions: %v", err)
 		}
-		slices.Sort(got)
 		return got
 	}
 	for _, c := range []struct {
