@@ -460,7 +460,8 @@ func TestRunServesTLS(t *testing.T) {
 	}
 
 	// Signed in over TLS, without --behind-proxy, the session cookie is
-	// Secure: it never goes out over plain HTTP.
+	// Secure (it never goes out over plain HTTP) and __Host- prefixed (no
+	// other host of the site can set it).
 	const email = "ada@example.com"
 	postJSON(t, c, "POST", s.URL+"/api/auth/code", map[string]string{"email": email}, http.StatusAccepted, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -477,12 +478,13 @@ func TestRunServesTLS(t *testing.T) {
 	resp.Body.Close()
 	var session *http.Cookie
 	for _, ck := range resp.Cookies() {
-		if ck.Name == "parley_session" {
+		if ck.Name == "__Host-parley_session" {
 			session = ck
 		}
 	}
-	if resp.StatusCode != http.StatusOK || session == nil || !session.Secure || !session.HttpOnly || session.SameSite != http.SameSiteLaxMode {
-		t.Errorf("verify over TLS = %d, Set-Cookie %q; want 200 and a Secure, HttpOnly, SameSite=Lax session cookie", resp.StatusCode, resp.Header.Values("Set-Cookie"))
+	if resp.StatusCode != http.StatusOK || session == nil || !session.Secure || !session.HttpOnly || session.SameSite != http.SameSiteLaxMode ||
+		session.Path != "/" || session.Domain != "" {
+		t.Errorf("verify over TLS = %d, Set-Cookie %q; want 200 and a Secure, HttpOnly, SameSite=Lax __Host-parley_session for Path=/", resp.StatusCode, resp.Header.Values("Set-Cookie"))
 	}
 }
 

@@ -1189,3 +1189,25 @@ func TestBenchDroppedMidRun(t *testing.T) {
 			res.ConnsDropped, res.DeliveriesExpected, res.Lost, res.OK, res.MessagesAcked*conns, lost)
 	}
 }
+
+// TestBenchBehindProxy: a server that is reached over TLS, or says it is
+// (--behind-proxy), reads the session from __Host-parley_session only;
+// the tool's connections sign in all the same, over each transport.
+func TestBenchBehindProxy(t *testing.T) {
+	for _, transport := range []string{bench.TransportWS, bench.TransportLongPoll} {
+		t.Run(transport, func(t *testing.T) {
+			s := newTestServerWeb(t, func(c *web.Config) { c.BehindProxy = true })
+			res := mustRun(t, bench.Config{
+				Targets:        []string{s.URL},
+				Transport:      transport,
+				Conns:          4,
+				Rooms:          1,
+				SendersPerRoom: 1,
+				Rate:           20,
+				Duration:       300 * time.Millisecond,
+				Tokens:         s.tokens(t, 2),
+			})
+			checkClean(t, res, 4)
+		})
+	}
+}

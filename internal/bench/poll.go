@@ -193,7 +193,7 @@ func (s *pollSession) request(ctx context.Context, method string, body []byte, i
 	if err != nil {
 		return nil, err
 	}
-	req.AddCookie(&http.Cookie{Name: cookieName, Value: s.token})
+	req.Header.Set("Cookie", sessionCookie(s.token))
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}

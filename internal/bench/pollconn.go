@@ -52,7 +52,7 @@ func newPollConn(target, token string) (*pollConn, error) {
 	return &pollConn{
 		u:      u,
 		addr:   net.JoinHostPort(u.Hostname(), port),
-		cookie: (&http.Cookie{Name: cookieName, Value: token}).String(),
+		cookie: sessionCookie(token),
 	}, nil
 }
 

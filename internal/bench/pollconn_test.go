@@ -93,7 +93,7 @@ func TestPollConn(t *testing.T) {
 	for i := range 3 {
 		q := "cursor=c" + strconv.Itoa(i)
 		status, body, err := get(q)
-		if err != nil || status != http.StatusOK || body != q+" "+cookieName+"=tok" {
+		if err != nil || status != http.StatusOK || body != q+" "+sessionCookie("tok") {
 			t.Fatalf("get %d = %d %q, %v", i, status, body, err)
 		}
 	}

@@ -16,8 +16,21 @@ import (
 	"github.com/gorilla/websocket"
 )
 
-// cookieName is the server's session cookie (web.CookieName).
-const cookieName = "parley_session"
+// The server's session cookies (web.CookieName, web.SecureCookieName): it
+// reads only the second over TLS or behind a proxy (--behind-proxy), only
+// the first otherwise. The tool cannot tell which a target does, and sends
+// both.
+const (
+	cookieName       = "parley_session"
+	secureCookieName = "__Host-" + cookieName
+)
+
+// sessionCookie is the Cookie header that carries token to a server
+// whichever of its session cookies it reads.
+func sessionCookie(token string) string {
+	return (&http.Cookie{Name: secureCookieName, Value: token}).String() + "; " +
+		(&http.Cookie{Name: cookieName, Value: token}).String()
+}
 
 const (
 	readLimit = 1 << 20 // largest frame accepted from the server
@@ -346,7 +359,7 @@ func (t *nativeTransport) connect(ctx context.Context, c *client) (session, erro
 	if err != nil {
 		return nil, err
 	}
-	ws, err := dial(ctx, t.dialer, u, http.Header{"Cookie": {cookieName + "=" + c.token}})
+	ws, err := dial(ctx, t.dialer, u, http.Header{"Cookie": {sessionCookie(c.token)}})
 	if err != nil {
 		return nil, err
 	}
@@ -488,7 +501,7 @@ func apiRequest(ctx context.Context, hc *http.Client, method, url, token string,
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	req.AddCookie(&http.Cookie{Name: cookieName, Value: token})
+	req.Header.Set("Cookie", sessionCookie(token))
 	resp, err := hc.Do(req)
 	if err != nil {
 		return nil, nil, err

@@ -10,8 +10,24 @@ import (
 	"github.com/parley-chat/parley/internal/chat"
 )
 
-// CookieName is the session cookie.
-const CookieName = "parley_session"
+// CookieName is the session cookie over plain HTTP; SecureCookieName is
+// the session cookie over TLS (secure), where only it is read.
+//
+// A page on another subdomain of the site can set a cookie of a plain name
+// for the whole site (Domain=example.com) with a more specific Path, which
+// the browser sends first: it would sign the user in as the account of the
+// page's author (cookie tossing). Browsers take a __Host- cookie only with
+// Secure, Path=/ and no Domain, from the host itself, so no other host can
+// set SecureCookieName. A secure request carrying only CookieName is not
+// signed in, not even once to move a session from before the __Host- name
+// to it: that cookie may just as well be a sibling's, tossed at a user
+// signed out, or whose cookies the sibling pushed out of the browser's jar
+// by setting many of its own (login CSRF). A user holding only the
+// CookieName of a version before SecureCookieName signs in again once.
+const (
+	CookieName       = "parley_session"
+	SecureCookieName = "__Host-" + CookieName
+)
 
 type authKey struct{}
 
@@ -44,11 +60,7 @@ func timed(h http.Handler) http.Handler {
 // is held open longer.
 func (s *server) authenticated(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := r.Cookie(CookieName)
-		token := ""
-		if err == nil {
-			token = c.Value
-		}
+		token := s.sessionToken(r)
 		u, sess, renewed, err := s.svc.Authenticate(r.Context(), token)
 		if err != nil {
 			s.fail(w, err)
@@ -63,9 +75,28 @@ func (s *server) authenticated(h http.Handler) http.Handler {
 
 func (s *server) secure(r *http.Request) bool { return r.TLS != nil || s.cfg.BehindProxy }
 
+// cookieName is the name of the session cookie for r: SecureCookieName if
+// it came over TLS, CookieName otherwise.
+func (s *server) cookieName(r *http.Request) string {
+	if s.secure(r) {
+		return SecureCookieName
+	}
+	return CookieName
+}
+
+// sessionToken is the session token r carries, "" if none: the value of
+// its cookie named cookieName(r), the only one read.
+func (s *server) sessionToken(r *http.Request) string {
+	c, err := r.Cookie(s.cookieName(r))
+	if err != nil {
+		return ""
+	}
+	return c.Value
+}
+
 func (s *server) setSessionCookie(w http.ResponseWriter, r *http.Request, token string, expires time.Time) {
 	http.SetCookie(w, &http.Cookie{
-		Name:     CookieName,
+		Name:     s.cookieName(r),
 		Value:    token,
 		Path:     "/",
 		MaxAge:   int(expires.Sub(s.svc.Config().Now()).Seconds()),
@@ -75,8 +106,16 @@ func (s *server) setSessionCookie(w http.ResponseWriter, r *http.Request, token 
 	})
 }
 
+// clearSessionCookie expires the session cookie of r's scheme and, over
+// TLS, a CookieName left from before SecureCookieName. (A CookieName that
+// another host set for the whole site is not the server's to expire:
+// browsers tell cookies apart by domain and path too.)
 func (s *server) clearSessionCookie(w http.ResponseWriter, r *http.Request) {
-	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: s.secure(r), SameSite: http.SameSiteLaxMode})
+	secure := s.secure(r)
+	http.SetCookie(w, &http.Cookie{Name: s.cookieName(r), Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: secure, SameSite: http.SameSiteLaxMode})
+	if secure {
+		http.SetCookie(w, &http.Cookie{Name: CookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: true, SameSite: http.SameSiteLaxMode})
+	}
 }
 
 // clientIP is the client's address as the limits per client count it:

@@ -72,6 +72,7 @@ type testConfig struct {
 	chat    chat.Config
 	sndbuf  int    // when positive, the socket send buffer of every accepted connection
 	mailURL string // when set, the mailer's relay instead of the smtptest server
+	tls     bool   // serve HTTPS (httptest's certificate) instead of plain HTTP
 	dbPath  string // when set, the SQLite file instead of a new one
 	// wrapStore and wrapBroker, when set, wrap the store and the broker
 	// that the service and the hub get, to step in between.
@@ -83,6 +84,10 @@ type option func(*testConfig)
 
 func withWeb(f func(*web.Config)) option   { return func(c *testConfig) { f(&c.web) } }
 func withChat(f func(*chat.Config)) option { return func(c *testConfig) { f(&c.chat) } }
+
+// withTLS serves the stack over HTTPS; the clients of signIn and do trust
+// its certificate.
+func withTLS() option { return func(c *testConfig) { c.tls = true } }
 
 // withDB makes the server use the SQLite file at path, so that a test can
 // stop a server and start another on the same database.
@@ -163,7 +168,11 @@ func newTestServer(tb testing.TB, opts ...option) *testServer {
 	if cfg.sndbuf > 0 {
 		srv.Listener = &sndbufListener{Listener: srv.Listener, size: cfg.sndbuf}
 	}
-	srv.Start()
+	if cfg.tls {
+		srv.StartTLS()
+	} else {
+		srv.Start()
+	}
 	var once sync.Once
 	stop := func() {
 		once.Do(func() {
@@ -215,6 +224,16 @@ func newHTTPClient(tb testing.TB) *http.Client {
 		tb.Fatal(err)
 	}
 	return &http.Client{Jar: jar, Timeout: 2 * waitTimeout}
+}
+
+// newClient is newHTTPClient for ts: over TLS, it trusts ts's certificate.
+func (ts *testServer) newClient(tb testing.TB) *http.Client {
+	tb.Helper()
+	hc := newHTTPClient(tb)
+	if ts.TLS != nil {
+		hc.Transport = ts.Client().Transport
+	}
+	return hc
 }
 
 // response is an HTTP answer with its body read.
@@ -271,10 +290,20 @@ func send(tb testing.TB, hc *http.Client, req *http.Request) response {
 	return response{Status: resp.StatusCode, Header: resp.Header, Body: buf.Bytes()}
 }
 
+// anonClient is a client of ts without cookies; over TLS, it trusts ts's
+// certificate.
+func (ts *testServer) anonClient() *http.Client {
+	hc := &http.Client{Timeout: 2 * waitTimeout}
+	if ts.TLS != nil {
+		hc.Transport = ts.Client().Transport
+	}
+	return hc
+}
+
 // do sends a request with c's cookies (none when c is nil).
 func (ts *testServer) do(tb testing.TB, c *client, method, path string, body any) response {
 	tb.Helper()
-	var hc *http.Client
+	hc := ts.anonClient()
 	if c != nil {
 		hc = c.Client
 	}
@@ -360,7 +389,7 @@ type verifyAnswer struct {
 func (ts *testServer) signIn(tb testing.TB, email, name string) *client {
 	tb.Helper()
 	code := ts.requestCode(tb, email)
-	c := &client{Client: newHTTPClient(tb)}
+	c := &client{Client: ts.newClient(tb)}
 	var v verifyAnswer
 	ts.mustDo(tb, c, "POST", "/api/auth/verify", map[string]string{"email": email, "code": code}, http.StatusOK, &v)
 	var me struct {

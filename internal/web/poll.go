@@ -840,8 +840,8 @@ func queryValue(query, key string) string {
 // cur if r carries that session's token and the session has neither
 // expired nor come due for renewal or a record of its use.
 func (s *server) channelAuth(r *http.Request, cur *pollCursor) (authInfo, bool) {
-	c, err := r.Cookie(CookieName)
-	if err != nil || c.Value == "" || len(c.Value) > 256 || cur == nil {
+	token := s.sessionToken(r)
+	if token == "" || len(token) > 256 || cur == nil {
 		return authInfo{}, false
 	}
 	s.polls.mu.Lock()
@@ -859,7 +859,7 @@ func (s *server) channelAuth(r *http.Request, cur *pollCursor) (authInfo, bool) 
 	default:
 	}
 	cfg := s.svc.Config()
-	if stopped || !chat.TokenMatches(c.Value, a.Session.TokenHash) ||
+	if stopped || !chat.TokenMatches(token, a.Session.TokenHash) ||
 		!cfg.Now().Before(a.Session.ExpiresAt) || cfg.Renews(a.Session) || cfg.Touches(a.Session) {
 		return authInfo{}, false
 	}

@@ -159,6 +159,9 @@ func (ts *testServer) dial(tb testing.TB, c *client, path string, o dialOptions)
 	if c != nil {
 		d.Jar = c.Jar
 	}
+	if ts.TLS != nil {
+		d.TLSClientConfig = ts.Client().Transport.(*http.Transport).TLSClientConfig
+	}
 	if o.rcvbuf > 0 {
 		d.NetDialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 			conn, err := (&net.Dialer{}).DialContext(ctx, network, addr)
