@@ -443,6 +443,10 @@ func TestRunServesTLS(t *testing.T) {
 	if got := resp.Header.Get("Strict-Transport-Security"); got != "max-age=31536000" {
 		t.Errorf("GET /healthz over TLS: Strict-Transport-Security = %q; want max-age=31536000", got)
 	}
+	// The page may open its WebSocket to its own wss: origin, no other.
+	if got, want := resp.Header.Get("Content-Security-Policy"), "connect-src 'self' wss://"+strings.TrimPrefix(s.URL, "https://")+";"; !strings.Contains(got, want) {
+		t.Errorf("GET /healthz over TLS: Content-Security-Policy = %q; want it to hold %q", got, want)
+	}
 
 	// HTTP/2 bounds a header by its own count (net/http's limit, as the
 	// header list size it announces): a header over the server's bound

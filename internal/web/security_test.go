@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/parley-chat/parley/internal/web"
@@ -66,6 +67,57 @@ func TestStrictTransportSecurity(t *testing.T) {
 				}
 				if !slices.Equal(got, want) {
 					t.Errorf("GET %s: Strict-Transport-Security = %q; want %q", r.path, got, want)
+				}
+			}
+		})
+	}
+}
+
+// TestConnectSrcOwnOrigin: every answer's Content-Security-Policy lets the
+// page connect to its own origin only, the WebSocket's ws: or wss: origin
+// of the Host it was asked for named (wss: behind a TLS-terminating
+// proxy); not to the listed origins, which the app never connects to, and
+// not to a Host that would add to the policy.
+func TestConnectSrcOwnOrigin(t *testing.T) {
+	for _, proxy := range []bool{false, true} {
+		t.Run(fmt.Sprintf("BehindProxy=%v", proxy), func(t *testing.T) {
+			ts := newTestServer(t, withWeb(func(c *web.Config) {
+				c.BehindProxy = proxy
+				c.Origins = []string{"https://other.example"}
+			}))
+			ada := ts.signIn(t, "ada@example.com", "Ada")
+			scheme := "ws://"
+			if proxy {
+				scheme = "wss://"
+			}
+			for _, r := range []struct {
+				c          *client
+				path, host string
+				want       string
+			}{
+				{nil, "/", "", "connect-src 'self' " + scheme + ts.Listener.Addr().String()},
+				{nil, "/healthz", "chat.example.com", "connect-src 'self' " + scheme + "chat.example.com"},
+				{ada, "/api/me", "", "connect-src 'self' " + scheme + ts.Listener.Addr().String()},
+				{nil, "/", "chat.example.com;script-src", "connect-src 'self'"},
+				{nil, "/", "chat.example.com;connect-src", "connect-src 'self'"},
+			} {
+				req := ts.newRequest(t, "GET", r.path, nil)
+				if r.host != "" {
+					req.Host = r.host
+				}
+				hc := http.DefaultClient
+				if r.c != nil {
+					hc = r.c.Client
+				}
+				policy := send(t, hc, req).Header.Get("Content-Security-Policy")
+				var got []string
+				for _, d := range strings.Split(policy, ";") {
+					if d = strings.TrimSpace(d); strings.HasPrefix(d, "connect-src") || strings.HasPrefix(d, "script-src") {
+						got = append(got, d)
+					}
+				}
+				if !slices.Equal(got, []string{r.want}) {
+					t.Errorf("GET %s, Host %q: policy %q; want its connect-src (and script-src) %q", r.path, r.host, policy, r.want)
 				}
 			}
 		})

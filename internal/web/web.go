@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -275,8 +276,8 @@ func (s *server) checkOrigin(r *http.Request) bool {
 	return s.origins[normalizeOrigin(o)]
 }
 
-// securityHeaderValues are the headers securityHeaders sets, keys in
-// canonical form.
+// securityHeaderValues are the headers securityHeaders sets as they are,
+// keys in canonical form.
 var securityHeaderValues = [...]struct {
 	key   string
 	value []string
@@ -284,7 +285,85 @@ var securityHeaderValues = [...]struct {
 	{"X-Content-Type-Options", []string{"nosniff"}},
 	{"X-Frame-Options", []string{"DENY"}},
 	{"Referrer-Policy", []string{"same-origin"}},
-	{"Content-Security-Policy", []string{"default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; style-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"}},
+}
+
+// The Content-Security-Policy is cspHead, the page's own WebSocket origin
+// when the request's Host can name it (cspSource), and cspTail. 'self'
+// covers the WebSocket's origin too in CSP Level 3 browsers, not in older
+// Safari; no other host: a script that got past the policy cannot send
+// what it read elsewhere.
+const (
+	cspHead = "default-src 'self'; connect-src 'self'"
+	cspTail = "; img-src 'self' data:; style-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+
+// hdrCSPSelf is the policy for a Host cspSource refuses.
+var hdrCSPSelf = []string{cspHead + cspTail}
+
+// cspSource returns the ws: (wss: when secure) origin of host, the origin
+// the web app opens its WebSocket to, as a CSP host-source, or false when
+// host is not a plain host name or IPv4 address with an optional port:
+// it comes from the client, and anything else could add to the policy
+// (a space, ';', a quote, '*') or has no place in its grammar (an IPv6
+// literal, '_').
+func cspSource(host string, secure bool) (string, bool) {
+	name, port, hasPort := strings.Cut(host, ":")
+	if name == "" || len(name) > 253 || (hasPort && (port == "" || len(port) > 5)) {
+		return "", false
+	}
+	for _, c := range []byte(port) {
+		if c < '0' || c > '9' {
+			return "", false
+		}
+	}
+	prev := byte('.')
+	for _, c := range []byte(name) {
+		switch {
+		case c == '.':
+			if prev == '.' {
+				return "", false
+			}
+		case c == '-', '0' <= c && c <= '9', 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z':
+		default:
+			return "", false
+		}
+		prev = c
+	}
+	if prev == '.' {
+		return "", false
+	}
+	scheme := "ws://"
+	if secure {
+		scheme = "wss://"
+	}
+	return scheme + strings.ToLower(host), true
+}
+
+// cspCache holds the policy last made, for a Host and scheme: nearly every
+// request asks for the same, and the answer shares it.
+type cspCache struct {
+	last atomic.Pointer[cspEntry]
+}
+
+type cspEntry struct {
+	host   string
+	secure bool
+	value  []string
+}
+
+// policy returns the Content-Security-Policy of an answer to a request
+// for host, secure or not.
+func (c *cspCache) policy(host string, secure bool) []string {
+	if e := c.last.Load(); e != nil && e.host == host && e.secure == secure {
+		return e.value
+	}
+	src, ok := cspSource(host, secure)
+	if !ok {
+		return hdrCSPSelf
+	}
+	e := &cspEntry{host: host, secure: secure, value: []string{cspHead + " " + src + cspTail}}
+	c.last.Store(e)
+	return e.value
 }
 
 // hdrHSTS has a browser that reached the server over TLS use only TLS
@@ -292,16 +371,20 @@ var securityHeaderValues = [...]struct {
 // on a later visit. Subdomains are not the server's to speak for.
 var hdrHSTS = []string{"max-age=31536000"}
 
-// securityHeaders sets securityHeaderValues on every answer, and
-// Strict-Transport-Security on those to requests that secure says came
-// over TLS (browsers ignore it over plain HTTP).
+// securityHeaders sets securityHeaderValues and the Content-Security-Policy
+// for the request's Host on every answer, and Strict-Transport-Security on
+// those to requests that secure says came over TLS (browsers ignore it
+// over plain HTTP).
 func securityHeaders(h http.Handler, secure func(*http.Request) bool) http.Handler {
+	var csp cspCache
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hd := w.Header()
 		for _, kv := range securityHeaderValues {
 			hd[kv.key] = kv.value // shared, as setJSONHeaders's
 		}
-		if secure(r) {
+		sec := secure(r)
+		hd["Content-Security-Policy"] = csp.policy(r.Host, sec)
+		if sec {
 			hd["Strict-Transport-Security"] = hdrHSTS
 		}
 		h.ServeHTTP(w, r)
