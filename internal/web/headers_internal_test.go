@@ -32,11 +32,13 @@ func TestSharedHeaderValues(t *testing.T) {
 	}
 	want := func(extra string) map[string][]string {
 		w := map[string][]string{
-			"X-Frame-Options":        {"DENY"},
-			"X-Content-Type-Options": {"nosniff"},
-			"Referrer-Policy":        {"same-origin"},
-			"Content-Type":           {"application/json; charset=utf-8"},
-			"Cache-Control":          {"no-store"},
+			"X-Frame-Options":              {"DENY"},
+			"X-Content-Type-Options":       {"nosniff"},
+			"Referrer-Policy":              {"same-origin"},
+			"Cross-Origin-Opener-Policy":   {"same-origin"},
+			"Cross-Origin-Resource-Policy": {"same-origin"},
+			"Content-Type":                 {"application/json; charset=utf-8"},
+			"Cache-Control":                {"no-store"},
 		}
 		if extra != "" {
 			w["X-Frame-Options"] = append(w["X-Frame-Options"], extra)

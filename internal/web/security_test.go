@@ -124,6 +124,36 @@ func TestConnectSrcOwnOrigin(t *testing.T) {
 	}
 }
 
+// TestCrossOriginPolicies: every answer, the app's page as the API's and
+// errors alike, keeps the page out of other sites' windows
+// (Cross-Origin-Opener-Policy) and its responses out of other sites'
+// pages (Cross-Origin-Resource-Policy), listed origins included.
+func TestCrossOriginPolicies(t *testing.T) {
+	ts := newTestServer(t, withWeb(func(c *web.Config) { c.Origins = []string{"https://other.example"} }))
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	for _, r := range []struct {
+		c      *client
+		path   string
+		origin string
+	}{{nil, "/", ""}, {nil, "/healthz", ""}, {ada, "/api/me", ""}, {nil, "/api/me", ""}, {nil, "/no-such-page", ""}, {ada, "/api/me", "https://other.example"}} {
+		req := ts.newRequest(t, "GET", r.path, nil)
+		if r.origin != "" {
+			req.Header.Set("Origin", r.origin)
+			req.Header.Set("Sec-Fetch-Site", "cross-site")
+		}
+		hc := http.DefaultClient
+		if r.c != nil {
+			hc = r.c.Client
+		}
+		resp := send(t, hc, req)
+		for _, k := range []string{"Cross-Origin-Opener-Policy", "Cross-Origin-Resource-Policy"} {
+			if got := resp.Header.Values(k); !slices.Equal(got, []string{"same-origin"}) {
+				t.Errorf("GET %s (%d), Origin %q: %s = %q; want same-origin", r.path, resp.Status, r.origin, k, got)
+			}
+		}
+	}
+}
+
 // TestUpgradeFromPlainHTTPOrigin: a server reached over TLS (here behind a
 // TLS-terminating proxy) refuses upgrades from its own host's plain-HTTP
 // origin, both WebSocket endpoints. A page there is whatever anyone on

@@ -278,6 +278,17 @@ func (s *server) checkOrigin(r *http.Request) bool {
 
 // securityHeaderValues are the headers securityHeaders sets as they are,
 // keys in canonical form.
+//
+// Cross-Origin-Opener-Policy puts the app's page in a browsing context
+// group of its own: a page of another origin that opened it, or that it
+// opened, gets no handle on it. The app opens no window and is opened by
+// none (mail links navigate to it). Cross-Origin-Resource-Policy has
+// browsers refuse every answer to another origin's no-cors request (an
+// <img>, <script> or no-cors fetch there): the app loads its favicon,
+// scripts and styles from its own origin; the API sends no CORS headers,
+// so a page of another origin, listed in --origins or not, never reads
+// its answers anyway, and the WebSocket upgrades such a page makes are
+// not subject to it.
 var securityHeaderValues = [...]struct {
 	key   string
 	value []string
@@ -285,6 +296,8 @@ var securityHeaderValues = [...]struct {
 	{"X-Content-Type-Options", []string{"nosniff"}},
 	{"X-Frame-Options", []string{"DENY"}},
 	{"Referrer-Policy", []string{"same-origin"}},
+	{"Cross-Origin-Opener-Policy", []string{"same-origin"}},
+	{"Cross-Origin-Resource-Policy", []string{"same-origin"}},
 }
 
 // The Content-Security-Policy is cspHead, the page's own WebSocket origin
