@@ -78,6 +78,7 @@ func TestClusterPollEndedOnOtherNode(t *testing.T) {
 	e := newFaultEnv(t, envOptions{nodes: 2, users: 2})
 	ada, grace := e.users[0], e.users[1] // friends (setup)
 	gws := e.dialWS(grace, e.nodes[1])
+	readUntil(t, gws, "hello") // subscribed to her friends' presence: Ada's going online is not missed
 	cursor := e.newPollChannel(ada, e.nodes[0])
 	waitFriendPresence(t, gws, ada.id, true, 10*time.Second)
 
@@ -101,6 +102,7 @@ func TestClusterPollForkEndedOnOtherNode(t *testing.T) {
 	e := newFaultEnv(t, envOptions{nodes: 2, users: 2})
 	ada, grace := e.users[0], e.users[1] // friends, in a group (setup)
 	gws := e.dialWS(grace, e.nodes[1])
+	readUntil(t, gws, "hello") // subscribed to her friends' presence: Ada's going online is not missed
 	c1 := e.newPollChannel(ada, e.nodes[0])
 	waitFriendPresence(t, gws, ada.id, true, 10*time.Second)
 
