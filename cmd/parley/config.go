@@ -38,6 +38,8 @@ type Config struct {
 	NewConvsPerHour       int
 	FriendRequestsPerHour int
 	RoomLeavesPerHour     int
+	AddsByStrangersPerDay int
+	StrangerAddsPerHour   int
 	MaxFriends            int
 	MaxPendingRequests    int
 	MaxUserRooms          int
@@ -93,6 +95,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.IntVar(&c.NewConvsPerHour, "new-convs-per-hour", 100, "rooms and groups one user (or one address on the Channels endpoint) may make in an hour")
 	fs.IntVar(&c.FriendRequestsPerHour, "friend-requests-per-hour", 100, "friend requests one user may make in an hour")
 	fs.IntVar(&c.RoomLeavesPerHour, "room-leaves-per-hour", 60, "rooms one user may leave in an hour (each leave, and entering again after it, posts to the room)")
+	fs.IntVar(&c.AddsByStrangersPerDay, "adds-by-strangers-per-day", 20, "groups one user may be added to in a day by users who are not their friends")
+	fs.IntVar(&c.StrangerAddsPerHour, "stranger-adds-per-hour", 200, "users who are not their friends one user may add to groups in an hour")
 	fs.IntVar(&c.MaxUserGroups, "max-user-groups", 500, "groups one user may be in, owned or joined")
 	fs.IntVar(&c.MaxUserRooms, "max-user-rooms", 500, "rooms one user may be in")
 	fs.IntVar(&c.MaxPendingRequests, "max-pending-requests", 200, "friend requests one user may have unanswered")
@@ -205,6 +209,8 @@ func (c *Config) Validate() error {
 		{"--new-convs-per-hour", c.NewConvsPerHour},
 		{"--friend-requests-per-hour", c.FriendRequestsPerHour},
 		{"--room-leaves-per-hour", c.RoomLeavesPerHour},
+		{"--adds-by-strangers-per-day", c.AddsByStrangersPerDay},
+		{"--stranger-adds-per-hour", c.StrangerAddsPerHour},
 		{"--max-user-groups", c.MaxUserGroups},
 		{"--max-user-rooms", c.MaxUserRooms},
 		{"--max-pending-requests", c.MaxPendingRequests},

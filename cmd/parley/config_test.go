@@ -73,6 +73,7 @@ func FuzzConfig(f *testing.F) {
 		"friend-requests-per-hour", "room-leaves-per-hour", "max-friends", "max-pending-requests", "max-user-rooms", "max-user-groups", "max-frame-bytes", "send-rate", "send-burst",
 		"outbox", "max-user-conns", "session-ttl", "max-sessions-per-user", "ping-interval", "pong-wait", "poll-hold",
 		"shutdown-timeout", "debug-addr", "channels-compat", "behind-proxy", "dev",
+		"adds-by-strangers-per-day", "stranger-adds-per-hour",
 	}
 	for i, v := range []string{
 		":0", "sqlite:x.db", "redis://127.0.0.1:6379/0", "p:", "smtp://u:p@host:587", "Parley <p@example.com>",

@@ -3,6 +3,8 @@ package chat
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -369,7 +371,14 @@ func (s *Service) AddGroupMember(ctx context.Context, u User, id, userID int64) 
 	if err := s.roomForGroup(ctx, userID, "this user is"); err != nil {
 		return Message{}, err
 	}
+	undo, err := s.allowStrangerAdd(ctx, u, userID)
+	if err != nil {
+		return Message{}, err
+	}
 	m, err := s.store.AddGroupMember(ctx, id, userID, u.ID, s.cfg.Now())
+	if err != nil {
+		undo() // nobody added: it does not count
+	}
 	if errors.Is(err, ErrForbidden) { // u's role changed since the check above
 		return Message{}, notAllowedAdd()
 	}
@@ -534,6 +543,54 @@ func (s *Service) roomForGroup(ctx context.Context, userID int64, who string) er
 		return Errorf(ErrConflict, CodeLimitReached, "%s in %d groups, as many as the server allows: one must be left first", who, len(ids))
 	}
 	return nil
+}
+
+// allowStrangerAdd counts an add of user userID by u, unless they are
+// friends (or the same user), against u's Config.StrangerAddsPerHour and
+// userID's Config.AddsByStrangersPerDay, both in the Limiter, which is
+// shared by every node. The first refuses an account that sprays adds,
+// the second a few accounts that fill a user's MaxUserGroups places with
+// groups they never asked for: each is 429 rate_limited, the second with
+// Field "user_id", as the user named is the one who may be added no
+// more. The returned undo takes back what was counted, for an add that
+// then fails.
+func (s *Service) allowStrangerAdd(ctx context.Context, u User, userID int64) (undo func(), err error) {
+	nothing := func() {}
+	if userID == u.ID {
+		return nothing, nil
+	}
+	friends, err := s.store.AreFriends(ctx, u.ID, userID)
+	if err != nil {
+		return nil, internal("check friends", err)
+	}
+	if friends {
+		return nothing, nil
+	}
+	byKey := "stranger-adds:" + strconv.FormatInt(u.ID, 10)
+	if err := s.allow(ctx, byKey, s.cfg.StrangerAddsPerHour, time.Hour); err != nil {
+		return nil, limited(err, "", "you have added as many users who are not your friends to groups as the server allows in an hour")
+	}
+	toKey := "added-by-strangers:" + strconv.FormatInt(userID, 10)
+	if err := s.allow(ctx, toKey, s.cfg.AddsByStrangersPerDay, 24*time.Hour); err != nil {
+		s.undo(ctx, byKey)
+		return nil, limited(err, "user_id", "this user has been added to as many groups in a day as the server allows by users who are not their friends")
+	}
+	return func() {
+		s.undo(ctx, toKey)
+		s.undo(ctx, byKey)
+	}, nil
+}
+
+// limited gives err, if it is a rate_limited error of allow, the message
+// why and the field; any other error is returned as it is.
+func limited(err error, field, why string) error {
+	e := AsError(err)
+	if e == nil || !errors.Is(err, ErrRateLimited) {
+		return err
+	}
+	e.Message = fmt.Sprintf("%s; try again in %s", why, e.RetryAfter.Round(time.Second))
+	e.Field = field
+	return e
 }
 
 func notAllowedAdd() error { return notAllowed("only the owner and admins may add members") }

@@ -73,6 +73,18 @@ type Config struct {
 	// a leave, and entering again after it, each post to everyone in the
 	// room (up to AnnounceMax members), which no send limit binds.
 	RoomLeavesPerHour int
+	// AddsByStrangersPerDay is how many groups one user may be added to
+	// in a day by users who are not their friends, whoever adds them:
+	// anyone may make groups and add anyone who has not blocked them,
+	// and without it a few accounts could fill a user's MaxUserGroups
+	// places with groups they never asked for. Adds by friends are not
+	// counted.
+	AddsByStrangersPerDay int
+	// StrangerAddsPerHour is how many users who are not their friends one
+	// user may add to groups in an hour, over all their groups: one
+	// account must not spray adds over many users. Adds of friends are
+	// not counted. Both limits are the Limiter's, shared by every node.
+	StrangerAddsPerHour int
 	// MaxUserGroups is how many groups one user may be in, owned or
 	// joined: every connection of a user follows all their groups, and
 	// their conversation list names them all.
@@ -126,6 +138,8 @@ func DefaultConfig() Config {
 		NewConvsPerHour:       100,
 		FriendRequestsPerHour: 100,
 		RoomLeavesPerHour:     60,
+		AddsByStrangersPerDay: 20,
+		StrangerAddsPerHour:   200,
 		MaxUserGroups:         500,
 		MaxUserRooms:          500,
 		MaxPendingRequests:    200,
@@ -180,6 +194,12 @@ func (c *Config) fill() {
 	}
 	if c.RoomLeavesPerHour <= 0 {
 		c.RoomLeavesPerHour = d.RoomLeavesPerHour
+	}
+	if c.AddsByStrangersPerDay <= 0 {
+		c.AddsByStrangersPerDay = d.AddsByStrangersPerDay
+	}
+	if c.StrangerAddsPerHour <= 0 {
+		c.StrangerAddsPerHour = d.StrangerAddsPerHour
 	}
 	if c.MaxUserGroups <= 0 {
 		c.MaxUserGroups = d.MaxUserGroups

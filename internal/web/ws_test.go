@@ -375,13 +375,14 @@ func TestHostileFrames(t *testing.T) {
 // fewer than the 1,000 replayed) gets them, rather than a close as too
 // slow before it could read a thing.
 func TestReplayPastOutbox(t *testing.T) {
-	// The default outbox, 256 frames; sends enough for Ada's adds and
-	// removals.
-	ts := newTestServer(t, withWeb(func(c *web.Config) { c.SendRate, c.SendBurst = 1000, 1000 }))
+	// The default outbox, 256 frames; sends, and adds of a user who is
+	// not a friend, enough for Ada's adds and removals.
+	const cycles = 130 // 260 logged events for Grace: more than the outbox holds, fewer than maxReplay
+	ts := newTestServer(t, withWeb(func(c *web.Config) { c.SendRate, c.SendBurst = 1000, 1000 }),
+		withChat(func(c *chat.Config) { c.AddsByStrangersPerDay, c.StrangerAddsPerHour = cycles, cycles }))
 	ada := ts.signIn(t, "ada@example.com", "Ada")
 	grace := ts.signIn(t, "grace@example.com", "Grace")
 	g := ts.createGroup(t, ada, "crew", 0)
-	const cycles = 130 // 260 logged events for Grace: more than the outbox holds, fewer than maxReplay
 	for range cycles {
 		ts.addMember(t, ada, g.ID, grace)
 		ts.mustDo(t, ada, "DELETE", memberPath(g.ID, grace, ""), nil, http.StatusNoContent, nil)
