@@ -629,6 +629,35 @@ func TestBenchGroupsTooLarge(t *testing.T) {
 	s.checkNoGroups(t, tokens)
 }
 
+// TestBenchGroupsStrangerLimit runs a group whose owner must add more
+// users who are not their friends than the server allows in an hour
+// (docs/protocol.md, Groups): the run fails before connecting, naming the
+// server flags to raise, and leaves no group behind.
+func TestBenchGroupsStrangerLimit(t *testing.T) {
+	s := newTestServer(t, func(c *chat.Config) { c.StrangerAddsPerHour = 2 })
+	tokens := s.tokens(t, 4)
+	var progress strings.Builder
+	_, err := bench.Run(context.Background(), bench.Config{
+		Targets:        []string{s.URL},
+		Conns:          4, // one group: its owner adds 3 users
+		Rooms:          1,
+		Groups:         true,
+		SendersPerRoom: 1,
+		Duration:       time.Second,
+		Tokens:         tokens,
+		Progress:       &progress,
+	})
+	if err == nil || !strings.Contains(err.Error(), "429 rate_limited") || !strings.Contains(err.Error(), "--stranger-adds-per-hour") ||
+		!strings.Contains(err.Error(), "--adds-by-strangers-per-day") {
+		t.Errorf("Run = %v; want a 429 rate_limited error naming --stranger-adds-per-hour and --adds-by-strangers-per-day", err)
+	}
+	checkStopped(t)
+	if n := s.count("GET /api/ws"); n != 0 {
+		t.Errorf("%d connections attempted; want none", n)
+	}
+	s.checkNoGroups(t, tokens)
+}
+
 // conversationsOf returns the user of session token tok and their
 // conversations.
 func (s *testServer) conversationsOf(tb testing.TB, tok string) (chat.User, []chat.Conversation) {

@@ -118,7 +118,14 @@ func (r *runState) makeGroups(ctx context.Context) error {
 		if errors.As(err, &se) && se.status == http.StatusTooManyRequests {
 			// Each add is one of the owner's REST sends: a large group
 			// needs more of them than the server's defaults allow soon.
-			return fmt.Errorf("add user %d to group %s: %w (start the server with a higher --send-rate and --send-burst: each add is one of the owner's REST sends)", a.user, a.rm.name, err)
+			// The run's users are not the owner's friends: each add also
+			// counts, across the cluster, against the owner's adds of
+			// strangers an hour and the user's adds by strangers a day.
+			// The server's defaults, 200 and 20, allow groups of up to
+			// 201 members, in up to 20 runs a day with the same users
+			// (scripts/bench.sh starts a fresh server for each run).
+			return fmt.Errorf("add user %d to group %s: %w (start the server with a higher --send-rate and --send-burst: each add is one of the owner's REST sends; "+
+				"or, if the server says so, a higher --stranger-adds-per-hour or --adds-by-strangers-per-day: the run's users are not the owner's friends)", a.user, a.rm.name, err)
 		}
 		if err != nil {
 			return fmt.Errorf("add user %d to group %s: %w", a.user, a.rm.name, err)
