@@ -358,13 +358,32 @@ func (c Config) Touches(s Session) bool { return c.Now().Sub(s.UsedAt) >= Sessio
 // Keeps reports whether a node's check of the sessions of its open
 // connections (Service.OpenSessions) renews session s now, as
 // Authenticate would: it Renews s, and less than SessionUseStep of it
-// remains. Not earlier: a request renews the session and the browser's
-// cookie with it, which a WebSocket cannot set; a session renewed in its
-// second half by the check alone would no longer be renewed by requests,
-// and its cookie would end when the session would have. In its last hour
-// the session would otherwise end under its open connections.
+// remains, or a quarter of SessionTTL if that is less. Not earlier: a
+// request renews the session and the browser's cookie with it, which a
+// WebSocket cannot set; a session renewed in its second half by the check
+// alone would no longer be renewed by requests, and its cookie would end
+// when the session would have. So the first part of the second half, up
+// to RenewWindow's end, is left to the client's requests, also for a
+// session shorter than two hours. In its last part the session would
+// otherwise end under its open connections.
 func (c Config) Keeps(s Session) bool {
-	return c.Renews(s) && s.ExpiresAt.Sub(c.Now()) < SessionUseStep
+	return c.Renews(s) && s.ExpiresAt.Sub(c.Now()) < c.keepWithin()
+}
+
+// keepWithin is how much of a session remains when Keeps starts to hold.
+func (c Config) keepWithin() time.Duration { return min(SessionUseStep, c.SessionTTL/4) }
+
+// RenewWindow returns the time from which a request renews session s
+// (Renews: the start of its second half) and the time from which the
+// node's check of open connections renews it instead (Keeps), which does
+// not refresh the browser's cookie. A client that keeps a connection open
+// makes a request between the two to have its cookie renewed with the
+// session. ok is false for a session that is never renewed.
+func (c Config) RenewWindow(s Session) (from, until time.Time, ok bool) {
+	if s.ExpiresAt.Sub(s.CreatedAt) <= c.SessionTTL/2 {
+		return time.Time{}, time.Time{}, false
+	}
+	return s.ExpiresAt.Add(-c.SessionTTL / 2), s.ExpiresAt.Add(-c.keepWithin()), true
 }
 
 // internal wraps an unexpected error from a dependency.

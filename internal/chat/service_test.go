@@ -1689,3 +1689,41 @@ func TestAuthenticateRecordsUse(t *testing.T) {
 		t.Errorf("%s after signing in, twice: %d uses recorded; want 1", chat.SessionUseStep, n)
 	}
 }
+
+// TestOpenSessionsLeaveRenewalToRequests: a session with a connection
+// open is renewed by the node's check only near its end, after the
+// first part of its second half, where a request renews it and the
+// browser's cookie with it. A session shorter than two hours has such a
+// part too: the check waits until a quarter of it remains.
+func TestOpenSessionsLeaveRenewalToRequests(t *testing.T) {
+	ctx := context.Background()
+	const ttl = time.Minute
+	f := newFixture(t, chat.Config{SessionTTL: ttl})
+	_, in := f.signIn(t, "ada@example.com", "Ada")
+	start := f.clock.Now()
+	cfg := f.svc.Config()
+	if from, until, ok := cfg.RenewWindow(in.Session); !ok || !from.Equal(start.Add(ttl/2)) || !until.Equal(start.Add(ttl*3/4)) {
+		t.Errorf("RenewWindow of a new session = %v, %v, %v; want %v to %v", from, until, ok, start.Add(ttl/2), start.Add(ttl*3/4))
+	}
+
+	f.clock.Advance(ttl/2 + time.Second) // second half, a quarter not reached
+	if _, err := f.svc.OpenSessions(ctx, []int64{in.Session.ID}); err != nil {
+		t.Fatalf("OpenSessions: %v", err)
+	}
+	_, sess, renewed, err := f.svc.Authenticate(ctx, in.Token)
+	if err != nil || !renewed {
+		t.Fatalf("Authenticate after the check, %s in = renewed %v, %v; want renewed by the request, not by the check", ttl/2+time.Second, renewed, err)
+	}
+	renewedAt := f.clock.Now()
+	if from, until, ok := cfg.RenewWindow(sess); !ok || !from.Equal(renewedAt.Add(ttl/2)) || !until.Equal(renewedAt.Add(ttl*3/4)) {
+		t.Errorf("RenewWindow of the renewed session = %v, %v, %v; want %v to %v", from, until, ok, renewedAt.Add(ttl/2), renewedAt.Add(ttl*3/4))
+	}
+
+	f.clock.Advance(ttl*3/4 + time.Second) // less than a quarter left
+	if _, err := f.svc.OpenSessions(ctx, []int64{in.Session.ID}); err != nil {
+		t.Fatalf("OpenSessions: %v", err)
+	}
+	if _, _, renewed, err := f.svc.Authenticate(ctx, in.Token); err != nil || renewed {
+		t.Errorf("Authenticate after the check in the last quarter = renewed %v, %v; want renewed by the check already", renewed, err)
+	}
+}
