@@ -122,8 +122,19 @@ func (b *browser) pollOffline(t *testing.T, s *testServer, offline bool) {
 // anything), or, with offline false, restores every address.
 func (b *browser) cutOff(t *testing.T, pattern string, offline bool) {
 	t.Helper()
+	if !offline {
+		b.cutOffAll(t)
+		return
+	}
+	b.cutOffAll(t, pattern)
+}
+
+// cutOffAll cuts b's page off the addresses that any of patterns match,
+// and restores every other address.
+func (b *browser) cutOffAll(t *testing.T, patterns ...string) {
+	t.Helper()
 	var rules []*network.Conditions
-	if offline {
+	for _, pattern := range patterns {
 		rules = append(rules, &network.Conditions{URLPattern: pattern, Offline: true, DownloadThroughput: -1, UploadThroughput: -1})
 	}
 	ctx, cancel := b.stepCtx()

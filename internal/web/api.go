@@ -93,9 +93,16 @@ func (s *server) handleSignOut() http.Handler {
 	})
 }
 
+// handleMe answers GET /api/me with the user and when a request renews
+// their session next (sessionRenewal): a page kept open asks again then.
 func (s *server) handleMe() http.Handler {
+	type response struct {
+		User me `json:"user"`
+		sessionRenewal
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]me{"user": meOf(authFrom(r.Context()).User)})
+		a := authFrom(r.Context())
+		writeJSON(w, http.StatusOK, response{User: meOf(a.User), sessionRenewal: s.renewalOf(a.Session)})
 	})
 }
 

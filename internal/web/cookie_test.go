@@ -74,9 +74,7 @@ type pollAnswer struct {
 func (ts *testServer) identities(tb testing.TB, cookie string) (rest, ws, poll int64, post response) {
 	tb.Helper()
 	r := ts.withCookie(tb, cookie, "GET", "/api/me", nil)
-	var me struct {
-		User wireUser `json:"user"`
-	}
+	var me wireMe
 	if r.Status != http.StatusOK || decodeStrict(r.Body, &me) != nil {
 		tb.Fatalf("GET /api/me with Cookie %q = %s; want 200", cookie, r)
 	}

@@ -441,7 +441,7 @@ func (s *server) channelFor(a authInfo, cur *pollCursor, any bool) (ch *pollChan
 		return nil, false, err
 	}
 	if cur == nil {
-		b, _ := json.Marshal(s.helloOf(ch.sess))
+		b, _ := json.Marshal(s.helloOf(ch.sess, a.Session))
 		ch.pending = append(ch.pending, b)
 	} else {
 		ch.restore(cur)

@@ -46,8 +46,8 @@ func (ts *testServer) connectPoll(tb testing.TB, c *client, cursor string) *wsCl
 	go p.loop(w)
 	tb.Cleanup(w.stopPolling)
 	if cursor == "" {
-		h := w.expect(tb, "hello")
-		if h.User == nil || h.User.ID != c.ID {
+		w.hello = w.expect(tb, "hello")
+		if h := w.hello; h.User == nil || h.User.ID != c.ID {
 			tb.Fatalf("%s: hello = %s; want user %d", w.name, h, c.ID)
 		}
 	}

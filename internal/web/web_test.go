@@ -570,9 +570,7 @@ func TestRESTErrors(t *testing.T) {
 	if got := seqs(ts.allMessages(t, ada, room.ID)); !cmp.Equal(got, []int64{1, 2, 3}) {
 		t.Errorf("history seqs = %v; want [1 2 3]", got)
 	}
-	var me struct {
-		User wireUser `json:"user"`
-	}
+	var me wireMe
 	ts.mustDo(t, ada, "GET", "/api/me", nil, http.StatusOK, &me)
 	if me.User.Name != "Ada" {
 		t.Errorf("name = %q; want Ada", me.User.Name)

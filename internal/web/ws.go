@@ -861,6 +861,31 @@ type helloFrame struct {
 	Limits  limits `json:"limits"`
 	UserSeq int64  `json:"user_seq"` // the newest logged event: pass it as events_after on reconnect
 	Channel string `json:"channel,omitempty"`
+	sessionRenewal
+}
+
+// sessionRenewal tells a client when a request renews its session, and
+// the cookie with it (chat.Config.RenewWindow): a connection left open
+// cannot refresh the cookie itself. Both are zero, and left out, for a
+// session that is never renewed.
+type sessionRenewal struct {
+	RenewAt time.Time `json:"session_renew_at,omitzero"`
+	RenewBy time.Time `json:"session_renew_by,omitzero"`
+}
+
+// renewalOf is the sessionRenewal of sess, in whole seconds within the
+// window: the store keeps times to the microsecond or less, and a request
+// a moment early would not renew.
+func (s *server) renewalOf(sess chat.Session) sessionRenewal {
+	from, until, ok := s.svc.Config().RenewWindow(sess)
+	if !ok {
+		return sessionRenewal{}
+	}
+	at := from.Truncate(time.Second)
+	if at.Before(from) {
+		at = at.Add(time.Second)
+	}
+	return sessionRenewal{RenewAt: at.UTC(), RenewBy: until.Truncate(time.Second).UTC()}
 }
 
 type limits struct {
@@ -1058,17 +1083,17 @@ func (s *server) handleWS() http.Handler {
 		// before hello: a client that connects again once it has its
 		// hello must not find this connection counted twice.
 		release()
-		n.client.Attach(n, n.own(s.helloOf(n.sess)))
+		n.client.Attach(n, n.own(s.helloOf(n.sess, a.Session)))
 		go n.serve(func(data []byte) { n.sess.handle(data, n.push) }, n.sess.end) // and let net/http's goroutine and buffers go
 	})
 }
 
-// helloFrame greets a signed-in client.
-func (s *server) helloOf(n *session) helloFrame {
+// helloOf greets a signed-in client of session sess.
+func (s *server) helloOf(n *session, sess chat.Session) helloFrame {
 	return helloFrame{Type: "hello", User: meOf(n.user), UserSeq: n.users.last(), Limits: limits{
 		MaxMessageLen: s.svc.Config().MaxMessageLen, MaxFrameBytes: s.cfg.MaxFrameBytes,
 		SendRate: s.cfg.SendRate, SendBurst: s.cfg.SendBurst,
-	}}
+	}, sessionRenewal: s.renewalOf(sess)}
 }
 
 // refuse closes a just-upgraded socket with the close frame of r: the hub

@@ -54,6 +54,8 @@ type frame struct {
 	Reads        []wireRead // opened
 	Positions    []wireRead // receipts
 	Rooms        []int64    // resumed
+	RenewAt      time.Time  // hello: session_renew_at
+	RenewBy      time.Time  // hello: session_renew_by
 }
 
 type wireRead struct {
@@ -94,6 +96,8 @@ func parseFrame(line []byte) (frame, error) {
 		Positions    []wireRead         `json:"positions"`
 		Rooms        []int64            `json:"rooms"`
 		OnlineCount  int                `json:"online_count"`
+		RenewAt      time.Time          `json:"session_renew_at"`
+		RenewBy      time.Time          `json:"session_renew_by"`
 	}
 	if err := decodeStrict(line, &w); err != nil {
 		return frame{}, fmt.Errorf("bad frame %q: %v", line, err)
@@ -104,7 +108,7 @@ func parseFrame(line []byte) (frame, error) {
 		Field: w.Field, RetryAfterMS: w.RetryAfterMS, Limits: w.Limits, Error: w.Error,
 		State: w.State, Since: w.Since, Seq: w.Seq, Kind: w.Kind, Peer: w.Peer, Reason: w.Reason,
 		UserSeq: w.UserSeq, Channel: w.Channel, LastSeen: w.LastSeen, UserID: w.UserID, Reads: w.Reads, Rooms: w.Rooms,
-		OnlineCount: w.OnlineCount, Positions: w.Positions,
+		OnlineCount: w.OnlineCount, Positions: w.Positions, RenewAt: w.RenewAt, RenewBy: w.RenewBy,
 	}
 	var err error
 	switch m := bytes.TrimSpace(w.Message); {
@@ -145,6 +149,7 @@ type wsClient struct {
 	reading bool
 	done    chan struct{}  // closed when the reader has stopped
 	poll    *pollTransport // long-poll instead of conn (poll_test.go)
+	hello   frame          // of a new long-poll channel, which connectPoll takes
 }
 
 type dialOptions struct {

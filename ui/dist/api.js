@@ -60,6 +60,9 @@ export const api = {
   signOut: () => request('POST', '/api/auth/signout'),
 
   me: () => request('GET', '/api/me').then((d) => d.user),
+  // session: the user and when a request renews the session next
+  // (session_renew_at, session_renew_by); the request renews it if due.
+  session: () => request('GET', '/api/me'),
   setName: (name) => request('PATCH', '/api/me', { name }).then((d) => d.user),
 
   rooms: () => request('GET', '/api/rooms'),

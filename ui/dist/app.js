@@ -398,6 +398,7 @@ function enterChat() {
 
 // leaveChat tears the app down (sign-out, session ended).
 function leaveChat() {
+  stopRenewal();
   clearInterval(state.roomsTimer);
   clearTimeout(state.roomsSoon);
   state.roomsSoon = null;
@@ -2595,6 +2596,9 @@ function startSocket() {
     .on('receipt', onReceipt)
     .on('removed', onRemoved)
     .on('hello', (f) => {
+      // A resumed long-poll channel's hello is its first: its times may
+      // be older than a renewal since.
+      if (!f.resumed) scheduleRenewal(f);
       // Frames may have been missed while disconnected.
       state.readSent.clear();
       refreshConversations();
@@ -2696,6 +2700,73 @@ function startSocket() {
   socket.start();
 }
 
+// ---------------------------------------------------------------- session
+
+// A WebSocket cannot refresh the session cookie, and the server renews the
+// session of an open connection near its end without it: a page whose
+// only traffic is its live connection would keep the cookie it signed in
+// with, and be signed out on a reload or reconnect once it ended. So the
+// page makes a request (GET /api/me) where one renews the session and the
+// cookie with it: after session_renew_at, before session_renew_by (told
+// by the hello and by GET /api/me, docs/protocol.md), at a random moment
+// of up to an hour after the first, so that many pages do not come at
+// once. A hidden page's timers may be held back: it checks when shown.
+const RENEW_SPREAD = 3600000; // ms
+const RENEW_TIMER_MAX = 86400000; // a longer timeout overflows past 24.8 days: wake daily and check
+const renewal = { due: 0, retry: 0, notBefore: 0, timer: 0, busy: false };
+
+// scheduleRenewal takes the times of f, a hello or GET /api/me's answer.
+function scheduleRenewal(f) {
+  clearTimeout(renewal.timer);
+  const from = Date.parse(f.session_renew_at);
+  const by = Date.parse(f.session_renew_by);
+  if (!(from > 0)) {
+    renewal.due = 0; // a session that is never renewed
+    return;
+  }
+  const spread = Math.min(RENEW_SPREAD, by > from ? (by - from) / 2 : 0);
+  renewal.due = from + Math.random() * spread;
+  // The times are the server's: a clock ahead of it would ask before the
+  // session is due, and be told the same times again. Ask again after a
+  // while, not at once.
+  renewal.retry = Math.min(RENEW_SPREAD, Math.max(10000, spread));
+  armRenewal();
+}
+
+function armRenewal() {
+  clearTimeout(renewal.timer);
+  if (!renewal.due) return;
+  const wait = Math.max(renewal.due, renewal.notBefore) - Date.now();
+  renewal.timer = setTimeout(checkRenewal, Math.min(Math.max(wait, 0), RENEW_TIMER_MAX));
+}
+
+function stopRenewal() {
+  clearTimeout(renewal.timer);
+  renewal.due = 0;
+  renewal.notBefore = 0;
+}
+
+// checkRenewal makes the request once it is due. A 401 signs out, through
+// the unauthorized handler; another failure is tried again later.
+async function checkRenewal() {
+  if (!renewal.due || renewal.busy || !state.me) return;
+  if (Date.now() < Math.max(renewal.due, renewal.notBefore)) {
+    armRenewal();
+    return;
+  }
+  renewal.busy = true;
+  renewal.notBefore = Date.now() + renewal.retry;
+  try {
+    const d = await api.session();
+    if (state.me) scheduleRenewal(d);
+  } catch (err) {
+    if (err.status === 401) stopRenewal();
+    else armRenewal();
+  } finally {
+    renewal.busy = false;
+  }
+}
+
 // ---------------------------------------------------------------- profile
 
 function openProfile() {
@@ -2751,7 +2822,9 @@ function wire() {
   });
   $('people-search').addEventListener('input', onPeopleInput);
   document.addEventListener('visibilitychange', () => {
-    if (document.visibilityState === 'visible') markRead();
+    if (document.visibilityState !== 'visible') return;
+    markRead();
+    checkRenewal(); // timers may have been held back while hidden
   });
   window.addEventListener('focus', markRead);
   window.addEventListener('pagehide', () => {
