@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -607,20 +608,28 @@ func (c stallConn) Write(b []byte) (int, error) {
 // leaves no group behind.
 func TestBenchGroupsTooLarge(t *testing.T) {
 	s := newTestServer(t, func(c *chat.Config) { c.MaxGroupMembers = 3 })
-	tokens := s.tokens(t, 7)
+	s.groupRunFails(t, context.Background(), 7, 2, "--max-group-members 4") // groups of 4 and 3 users
+}
+
+// groupRunFails runs conns connections in groups of the rooms given on s,
+// and checks that the run fails before connecting, with an error that
+// holds every one of want, and leaves no group behind.
+func (s *testServer) groupRunFails(t *testing.T, ctx context.Context, conns, rooms int, want ...string) {
+	t.Helper()
+	tokens := s.tokens(t, conns)
 	var progress strings.Builder
-	_, err := bench.Run(context.Background(), bench.Config{
+	_, err := bench.Run(ctx, bench.Config{
 		Targets:        []string{s.URL},
-		Conns:          7, // groups of 4 and 3 users
-		Rooms:          2,
+		Conns:          conns,
+		Rooms:          rooms,
 		Groups:         true,
 		SendersPerRoom: 1,
 		Duration:       time.Second,
 		Tokens:         tokens,
 		Progress:       &progress,
 	})
-	if err == nil || !strings.Contains(err.Error(), "--max-group-members 4") {
-		t.Errorf("Run = %v; want an error naming --max-group-members 4", err)
+	if err == nil || slices.ContainsFunc(want, func(w string) bool { return !strings.Contains(err.Error(), w) }) {
+		t.Errorf("Run = %v; want an error holding each of %q", err, want)
 	}
 	checkStopped(t)
 	if n := s.count("GET /api/ws"); n != 0 {
@@ -635,27 +644,8 @@ func TestBenchGroupsTooLarge(t *testing.T) {
 // server flags to raise, and leaves no group behind.
 func TestBenchGroupsStrangerLimit(t *testing.T) {
 	s := newTestServer(t, func(c *chat.Config) { c.StrangerAddsPerHour = 2 })
-	tokens := s.tokens(t, 4)
-	var progress strings.Builder
-	_, err := bench.Run(context.Background(), bench.Config{
-		Targets:        []string{s.URL},
-		Conns:          4, // one group: its owner adds 3 users
-		Rooms:          1,
-		Groups:         true,
-		SendersPerRoom: 1,
-		Duration:       time.Second,
-		Tokens:         tokens,
-		Progress:       &progress,
-	})
-	if err == nil || !strings.Contains(err.Error(), "429 rate_limited") || !strings.Contains(err.Error(), "--stranger-adds-per-hour") ||
-		!strings.Contains(err.Error(), "--adds-by-strangers-per-day") {
-		t.Errorf("Run = %v; want a 429 rate_limited error naming --stranger-adds-per-hour and --adds-by-strangers-per-day", err)
-	}
-	checkStopped(t)
-	if n := s.count("GET /api/ws"); n != 0 {
-		t.Errorf("%d connections attempted; want none", n)
-	}
-	s.checkNoGroups(t, tokens)
+	// One group: its owner adds 3 users.
+	s.groupRunFails(t, context.Background(), 4, 1, "429 rate_limited", "--stranger-adds-per-hour", "--adds-by-strangers-per-day")
 }
 
 // conversationsOf returns the user of session token tok and their

@@ -95,7 +95,6 @@ func TestBenchRetryAfterBounded(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newTestServer(t)
-			tokens := s.tokens(t, 4)
 			s.setFront(func(w http.ResponseWriter, r *http.Request) bool {
 				if r.Method != http.MethodPost || !strings.HasSuffix(r.URL.Path, "/members") {
 					return false
@@ -105,26 +104,7 @@ func TestBenchRetryAfterBounded(t *testing.T) {
 			})
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			var progress strings.Builder
-			_, err := bench.Run(ctx, bench.Config{
-				Targets:        []string{s.URL},
-				Conns:          4,
-				Rooms:          1,
-				Groups:         true,
-				SendersPerRoom: 1,
-				Duration:       time.Second,
-				Tokens:         tokens,
-				Progress:       &progress,
-			})
-			if err == nil || !strings.Contains(err.Error(), "429 rate_limited") || !strings.Contains(err.Error(), tc.want) ||
-				!strings.Contains(err.Error(), "--send-rate") {
-				t.Errorf("Run = %v; want a 429 rate_limited error saying %q and naming --send-rate", err, tc.want)
-			}
-			checkStopped(t)
-			if n := s.count("GET /api/ws"); n != 0 {
-				t.Errorf("%d connections attempted; want none", n)
-			}
-			s.checkNoGroups(t, tokens)
+			s.groupRunFails(t, ctx, 4, 1, "429 rate_limited", tc.want, "--send-rate")
 		})
 	}
 }
