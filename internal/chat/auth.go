@@ -142,13 +142,20 @@ func (s *Service) undo(ctx context.Context, key string) {
 }
 
 func (s *Service) allow(ctx context.Context, key string, n int, window time.Duration) error {
+	return s.allowOr(ctx, key, n, window, "", "too many requests")
+}
+
+// allowOr is allow with the refusal's field and what it says, before the
+// wait.
+func (s *Service) allowOr(ctx context.Context, key string, n int, window time.Duration, field, why string) error {
 	ok, after, err := s.limiter.Allow(ctx, key, n, window)
 	if err != nil {
 		return internal("rate limit", err)
 	}
 	if !ok {
-		e := Errorf(ErrRateLimited, CodeRateLimited, "too many requests; try again in %s", after.Round(time.Second))
+		e := Errorf(ErrRateLimited, CodeRateLimited, "%s; try again in %s", why, after.Round(time.Second))
 		e.RetryAfter = after
+		e.Field = field
 		return e
 	}
 	return nil

@@ -3,7 +3,6 @@ package chat
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -567,30 +566,20 @@ func (s *Service) allowStrangerAdd(ctx context.Context, u User, userID int64) (u
 		return nothing, nil
 	}
 	byKey := "stranger-adds:" + strconv.FormatInt(u.ID, 10)
-	if err := s.allow(ctx, byKey, s.cfg.StrangerAddsPerHour, time.Hour); err != nil {
-		return nil, limited(err, "", "you have added as many users who are not your friends to groups as the server allows in an hour")
+	if err := s.allowOr(ctx, byKey, s.cfg.StrangerAddsPerHour, time.Hour, "",
+		"you have added as many users who are not your friends to groups as the server allows in an hour"); err != nil {
+		return nil, err
 	}
 	toKey := "added-by-strangers:" + strconv.FormatInt(userID, 10)
-	if err := s.allow(ctx, toKey, s.cfg.AddsByStrangersPerDay, 24*time.Hour); err != nil {
+	if err := s.allowOr(ctx, toKey, s.cfg.AddsByStrangersPerDay, 24*time.Hour, "user_id",
+		"this user has been added to as many groups in a day as the server allows by users who are not their friends"); err != nil {
 		s.undo(ctx, byKey)
-		return nil, limited(err, "user_id", "this user has been added to as many groups in a day as the server allows by users who are not their friends")
+		return nil, err
 	}
 	return func() {
 		s.undo(ctx, toKey)
 		s.undo(ctx, byKey)
 	}, nil
-}
-
-// limited gives err, if it is a rate_limited error of allow, the message
-// why and the field; any other error is returned as it is.
-func limited(err error, field, why string) error {
-	e := AsError(err)
-	if e == nil || !errors.Is(err, ErrRateLimited) {
-		return err
-	}
-	e.Message = fmt.Sprintf("%s; try again in %s", why, e.RetryAfter.Round(time.Second))
-	e.Field = field
-	return e
 }
 
 func notAllowedAdd() error { return notAllowed("only the owner and admins may add members") }
