@@ -112,9 +112,12 @@ func (s *server) setSessionCookie(w http.ResponseWriter, r *http.Request, token 
 // browsers tell cookies apart by domain and path too.)
 func (s *server) clearSessionCookie(w http.ResponseWriter, r *http.Request) {
 	secure := s.secure(r)
-	http.SetCookie(w, &http.Cookie{Name: s.cookieName(r), Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: secure, SameSite: http.SameSiteLaxMode})
+	names := []string{CookieName}
 	if secure {
-		http.SetCookie(w, &http.Cookie{Name: CookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: true, SameSite: http.SameSiteLaxMode})
+		names = append(names, SecureCookieName)
+	}
+	for _, name := range names {
+		http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: secure, SameSite: http.SameSiteLaxMode})
 	}
 }
 
