@@ -342,8 +342,8 @@ func (s *Service) Config() Config { return s.cfg }
 // longer than that half. A session issued for less ("parley admin
 // sessions --ttl 1h") ends when it was set to.
 func (c Config) Renews(s Session) bool {
-	half := c.SessionTTL / 2
-	return s.ExpiresAt.Sub(c.Now()) < half && s.ExpiresAt.Sub(s.CreatedAt) > half
+	from, _, ok := c.RenewWindow(s)
+	return ok && c.Now().After(from)
 }
 
 // SessionUseStep is how stale a session's UsedAt may grow while it is in
@@ -367,7 +367,8 @@ func (c Config) Touches(s Session) bool { return c.Now().Sub(s.UsedAt) >= Sessio
 // session shorter than two hours. In its last part the session would
 // otherwise end under its open connections.
 func (c Config) Keeps(s Session) bool {
-	return c.Renews(s) && s.ExpiresAt.Sub(c.Now()) < c.keepWithin()
+	_, until, ok := c.RenewWindow(s)
+	return ok && c.Now().After(until)
 }
 
 // keepWithin is how much of a session remains when Keeps starts to hold.
@@ -378,7 +379,8 @@ func (c Config) keepWithin() time.Duration { return min(SessionUseStep, c.Sessio
 // node's check of open connections renews it instead (Keeps), which does
 // not refresh the browser's cookie. A client that keeps a connection open
 // makes a request between the two to have its cookie renewed with the
-// session. ok is false for a session that is never renewed.
+// session. ok is false for a session that is never renewed: one made to
+// live no longer than half of SessionTTL.
 func (c Config) RenewWindow(s Session) (from, until time.Time, ok bool) {
 	if s.ExpiresAt.Sub(s.CreatedAt) <= c.SessionTTL/2 {
 		return time.Time{}, time.Time{}, false
