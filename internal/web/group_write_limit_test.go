@@ -27,21 +27,12 @@ func TestGroupChangesLimited(t *testing.T) {
 			t.Fatalf("rename %d of 3: %s", i+1, r)
 		}
 	}
-	for _, c := range []struct {
-		what, method, path string
-		body               any
-	}{
+	ts.wantLimited(t, ada, []limitedRequest{
 		{"a fourth rename", "PATCH", groupPath(g.ID, ""), map[string]string{"name": "Crew 4"}},
 		{"a new description", "PATCH", groupPath(g.ID, ""), map[string]string{"description": "spam"}},
 		{"a role given", "PUT", memberPath(g.ID, grace, "/role"), map[string]string{"role": "admin"}},
 		{"the ownership passed on", "POST", groupPath(g.ID, "/owner"), map[string]int64{"user_id": grace.ID}},
-	} {
-		r := ts.do(t, ada, c.method, c.path, c.body)
-		wantError(t, c.what, r, http.StatusTooManyRequests, "rate_limited")
-		if r.Header.Get("Retry-After") == "" {
-			t.Errorf("%s: no Retry-After header", c.what)
-		}
-	}
+	})
 	// Nothing changed, and another member's allowance is their own.
 	var got struct {
 		Group wireGroup `json:"group"`
@@ -69,19 +60,10 @@ func TestGroupMembersLimited(t *testing.T) {
 	ts.addMember(t, ada, g.ID, grace)
 	ts.addMember(t, ada, g.ID, bob)
 	ts.mustDo(t, ada, "DELETE", memberPath(g.ID, bob, ""), nil, http.StatusNoContent, nil)
-	for _, c := range []struct {
-		what, method, path string
-		body               any
-	}{
+	ts.wantLimited(t, ada, []limitedRequest{
 		{"a fourth add", "POST", groupPath(g.ID, "/members"), map[string]int64{"user_id": cy.ID}},
 		{"a removal", "DELETE", memberPath(g.ID, grace, ""), nil},
-	} {
-		r := ts.do(t, ada, c.method, c.path, c.body)
-		wantError(t, c.what, r, http.StatusTooManyRequests, "rate_limited")
-		if r.Header.Get("Retry-After") == "" {
-			t.Errorf("%s: no Retry-After header", c.what)
-		}
-	}
+	})
 	var got struct {
 		Group wireGroup `json:"group"`
 	}
@@ -99,4 +81,23 @@ func TestGroupMembersLimited(t *testing.T) {
 			map[string]string{"body": "bye", "client_id": fmt.Sprintf("bye-%d", i)}, http.StatusOK, nil)
 	}
 	ts.mustDo(t, grace, "DELETE", memberPath(g.ID, grace, ""), nil, http.StatusNoContent, nil)
+}
+
+// limitedRequest is a request that a limit should refuse.
+type limitedRequest struct {
+	what, method, path string
+	body               any
+}
+
+// wantLimited checks that each of reqs, made as u, is refused with 429
+// rate_limited and a Retry-After.
+func (ts *testServer) wantLimited(t *testing.T, u *client, reqs []limitedRequest) {
+	t.Helper()
+	for _, c := range reqs {
+		r := ts.do(t, u, c.method, c.path, c.body)
+		wantError(t, c.what, r, http.StatusTooManyRequests, "rate_limited")
+		if r.Header.Get("Retry-After") == "" {
+			t.Errorf("%s: no Retry-After header", c.what)
+		}
+	}
 }
