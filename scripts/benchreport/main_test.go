@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -124,5 +126,26 @@ func TestTarget5NotOK(t *testing.T) {
 		if strings.HasPrefix(line, "| 5 | target5 |") && (strings.Contains(line, met) || !strings.Contains(line, "300 connections dropped")) {
 			t.Errorf("row of a run with 300 connections dropped: %s", line)
 		}
+	}
+}
+
+// TestPublishedTables: the tables of docs/benchmarks.md are this command's
+// output for docs/bench, unchanged. A table typed over by hand, or left
+// behind when the files of a newer run were put in docs/bench, fails it.
+func TestPublishedTables(t *testing.T) {
+	runs, err := load(filepath.Join("..", "..", "docs", "bench"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	if err := report(&b, runs); err != nil {
+		t.Fatal(err)
+	}
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "benchmarks.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(doc), b.String()) {
+		t.Errorf("docs/benchmarks.md does not hold the tables of go run ./scripts/benchreport; paste its output under \"## Results\":\n%s", b.String())
 	}
 }
