@@ -24,7 +24,8 @@ themselves (stop a SQLite server first).
   sessions   create users and signed-in sessions without mail, for load
              tests and scripted clients; prints "USER_ID<TAB>EMAIL<TAB>TOKEN"
              per line (the token is the value of the session cookie:
-             __Host-parley_session over TLS or with --behind-proxy,
+             __Host-parley_session over TLS or with --behind-proxy
+             unless its proxy says X-Forwarded-Proto: http,
              parley_session otherwise)
   migrate    apply the database migrations and exit
 `

@@ -106,7 +106,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.IntVar(&c.SendBurst, "send-burst", 20, "sends allowed in a burst per connection")
 	fs.IntVar(&c.Outbox, "outbox", 256, "frames queued per connection before a slow reader is disconnected")
 	fs.IntVar(&c.MaxUserConns, "max-user-conns", 64, "WebSockets and long-poll channels a user (or, on /ws/chat/, a client address) may hold on this node")
-	fs.BoolVar(&c.BehindProxy, "behind-proxy", false, "behind a TLS-terminating proxy: Secure cookies, Strict-Transport-Security, client IP from X-Forwarded-For")
+	fs.BoolVar(&c.BehindProxy, "behind-proxy", false, "behind a proxy: client IP from X-Forwarded-For; TLS (Secure cookies, Strict-Transport-Security) unless X-Forwarded-Proto says http")
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "serve HTTPS with this certificate file (with --tls-key)")
 	fs.StringVar(&c.TLSKey, "tls-key", "", "private key file for --tls-cert")
 	fs.DurationVar(&c.SessionTTL, "session-ttl", 30*24*time.Hour, "session lifetime, renewed while in use")

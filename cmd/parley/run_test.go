@@ -492,6 +492,69 @@ func TestRunServesTLS(t *testing.T) {
 	}
 }
 
+// forwardProto is a transport that sends every request with proto as its
+// X-Forwarded-Proto, as a proxy in front of the server would.
+type forwardProto struct{ proto string }
+
+func (f forwardProto) RoundTrip(req *http.Request) (*http.Response, error) {
+	req = req.Clone(req.Context())
+	req.Header.Set("X-Forwarded-Proto", f.proto)
+	return http.DefaultTransport.RoundTrip(req)
+}
+
+// TestRunBehindPlainHTTPProxy: --behind-proxy with a proxy that serves
+// plain HTTP and says so (X-Forwarded-Proto: http): signing in sets the
+// plain-HTTP session cookie, not Secure (a browser on an http:// page
+// other than localhost drops a Secure one, and stays signed out), which
+// signs in, and the browser is not told to come back over TLS. A proxy
+// that says https, or nothing, is TLS.
+func TestRunBehindPlainHTTPProxy(t *testing.T) {
+	s := startServer(t, "--behind-proxy")
+	c := &http.Client{Timeout: 10 * time.Second, Transport: forwardProto{"http"}}
+	const email = "ada@example.com"
+	postJSON(t, c, "POST", s.URL+"/api/auth/code", map[string]string{"email": email}, http.StatusAccepted, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	m, err := s.Mail.WaitFor(ctx, email)
+	if err != nil {
+		t.Fatalf("no sign-in mail: %v", err)
+	}
+	body, _ := json.Marshal(map[string]string{"email": email, "code": smtptest.ExtractCode(m.Text)})
+	resp, err := c.Post(s.URL+"/api/auth/verify", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatalf("POST /api/auth/verify: %v", err)
+	}
+	resp.Body.Close()
+	cookies := resp.Cookies()
+	if resp.StatusCode != http.StatusOK || len(cookies) != 1 || cookies[0].Name != "parley_session" || cookies[0].Secure {
+		t.Fatalf("verify behind a plain-HTTP proxy = %d, Set-Cookie %q; want 200 and parley_session, not Secure", resp.StatusCode, resp.Header.Values("Set-Cookie"))
+	}
+	req, _ := http.NewRequest("GET", s.URL+"/api/me", nil)
+	req.AddCookie(cookies[0])
+	if resp, err = c.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("GET /api/me with the cookie verify set = %d; want 200", resp.StatusCode)
+	}
+
+	for proto, want := range map[string]string{"http": "", "https": "max-age=31536000", "": "max-age=31536000"} {
+		req, _ := http.NewRequest("GET", s.URL+"/healthz", nil)
+		if proto != "" {
+			req.Header.Set("X-Forwarded-Proto", proto)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got := resp.Header.Get("Strict-Transport-Security"); got != want {
+			t.Errorf("GET /healthz, X-Forwarded-Proto %q: Strict-Transport-Security = %q; want %q", proto, got, want)
+		}
+	}
+}
+
 // TestRunDevNeedsUIOnDisk: --dev serves ui/dist from the working
 // directory; started where there is none (here, cmd/parley), it says so
 // instead of answering every page with 404.

@@ -73,10 +73,29 @@ func (s *server) authenticated(h http.Handler) http.Handler {
 	})
 }
 
-func (s *server) secure(r *http.Request) bool { return r.TLS != nil || s.cfg.BehindProxy }
+// secure reports whether the browser reached the server over TLS, which
+// decides the session cookie's name and Secure flag, Strict-Transport-
+// Security, the CSP's wss: and the Origin an upgrade must have. Behind a
+// proxy that is what the proxy says in X-Forwarded-Proto, TLS unless it
+// says "http" (a proxy serving plain HTTP, where a browser drops a Secure
+// cookie); the connection to the proxy does not tell. Of the values the
+// last counts, as in clientIP: a proxy that appends to what the client
+// sent puts its own last, one that sets the header sends one value. Not
+// behind a proxy, the header is the client's and is ignored.
+func (s *server) secure(r *http.Request) bool {
+	if !s.cfg.BehindProxy {
+		return r.TLS != nil
+	}
+	xfp := r.Header.Values("X-Forwarded-Proto")
+	if len(xfp) == 0 {
+		return true
+	}
+	last := xfp[len(xfp)-1]
+	return !strings.EqualFold(strings.TrimSpace(last[strings.LastIndexByte(last, ',')+1:]), "http")
+}
 
 // cookieName is the name of the session cookie for r: SecureCookieName if
-// it came over TLS, CookieName otherwise.
+// it is secure, CookieName otherwise.
 func (s *server) cookieName(r *http.Request) string {
 	if s.secure(r) {
 		return SecureCookieName

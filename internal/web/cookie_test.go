@@ -30,7 +30,18 @@ var cookieModes = []struct {
 }{
 	{"HTTP", withWeb(func(*web.Config) {}), false, plainCookie, secureCookie},
 	{"TLS", withTLS(), true, secureCookie, plainCookie},
-	{"BehindProxy", withWeb(func(c *web.Config) { c.BehindProxy = true }), true, secureCookie, plainCookie},
+	{"BehindProxy", behindProxy(), true, secureCookie, plainCookie},
+	{"BehindProxyHTTPS", behindProxy("https"), true, secureCookie, plainCookie},
+	// A proxy serving plain HTTP (a LAN, a test set-up) says so: a
+	// browser there would drop a Secure cookie.
+	{"BehindProxyHTTP", behindProxy("http"), false, plainCookie, secureCookie},
+	// The proxy's value is the last: one it appended, as its own line or
+	// at the end of the client's list, after what the client sent.
+	{"BehindProxyAppendedHTTP", behindProxy("https", "http"), false, plainCookie, secureCookie},
+	{"BehindProxyListHTTPS", behindProxy("http, https"), true, secureCookie, plainCookie},
+	// Without BehindProxy the header is the client's, and ignored.
+	{"HTTPForgedHTTPS", withForwardedProto("https"), false, plainCookie, secureCookie},
+	{"TLSForgedHTTP", func(c *testConfig) { withTLS()(c); withForwardedProto("http")(c) }, true, secureCookie, plainCookie},
 }
 
 // sessionOf signs email in by mail and returns the user's id and the

@@ -74,6 +74,9 @@ type testConfig struct {
 	mailURL string // when set, the mailer's relay instead of the smtptest server
 	tls     bool   // serve HTTPS (httptest's certificate) instead of plain HTTP
 	dbPath  string // when set, the SQLite file instead of a new one
+	// forwardedProto, when set, are the X-Forwarded-Proto lines every
+	// request reaches the handler with, as a proxy in front sets them.
+	forwardedProto []string
 	// wrapStore and wrapBroker, when set, wrap the store and the broker
 	// that the service and the hub get, to step in between.
 	wrapStore  func(chat.Store) chat.Store
@@ -88,6 +91,22 @@ func withChat(f func(*chat.Config)) option { return func(c *testConfig) { f(&c.c
 // withTLS serves the stack over HTTPS; the clients of signIn and do trust
 // its certificate.
 func withTLS() option { return func(c *testConfig) { c.tls = true } }
+
+// withForwardedProto has every request reach the handler with lines as
+// its X-Forwarded-Proto header, whatever the client sent: a proxy's, or,
+// without BehindProxy, a client's.
+func withForwardedProto(lines ...string) option {
+	return func(c *testConfig) { c.forwardedProto = lines }
+}
+
+// behindProxy starts the server with BehindProxy and has every request
+// reach it with lines as its X-Forwarded-Proto header (none: without it).
+func behindProxy(lines ...string) option {
+	return func(c *testConfig) {
+		c.web.BehindProxy = true
+		c.forwardedProto = lines
+	}
+}
 
 // withDB makes the server use the SQLite file at path, so that a test can
 // stop a server and start another on the same database.
@@ -164,7 +183,15 @@ func newTestServer(tb testing.TB, opts ...option) *testServer {
 	})
 	h := hub.New(br, logger)
 	ui := fstest.MapFS{"index.html": {Data: []byte("<!doctype html><title>Parley</title>")}}
-	srv := httptest.NewUnstartedServer(web.NewHandler(logger, cfg.web, svc, h, ui))
+	handler := web.NewHandler(logger, cfg.web, svc, h, ui)
+	if lines := cfg.forwardedProto; lines != nil {
+		next := handler
+		handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			r.Header["X-Forwarded-Proto"] = lines
+			next.ServeHTTP(w, r)
+		})
+	}
+	srv := httptest.NewUnstartedServer(handler)
 	if cfg.sndbuf > 0 {
 		srv.Listener = &sndbufListener{Listener: srv.Listener, size: cfg.sndbuf}
 	}

@@ -47,14 +47,14 @@ func TestListedOriginsAsWritten(t *testing.T) {
 	}
 }
 
-// TestStrictTransportSecurity: behind a TLS-terminating proxy every answer
-// tells the browser to come back over HTTPS only (Strict-Transport-Security),
-// the app's pages and the API alike; over plain HTTP, where it would mean
-// nothing, none does.
+// TestStrictTransportSecurity: over TLS, or behind a TLS-terminating
+// proxy, every answer tells the browser to come back over HTTPS only
+// (Strict-Transport-Security), the app's pages and the API alike; over
+// plain HTTP, where it would mean nothing, none does.
 func TestStrictTransportSecurity(t *testing.T) {
-	for _, proxy := range []bool{false, true} {
-		t.Run(fmt.Sprintf("BehindProxy=%v", proxy), func(t *testing.T) {
-			ts := newTestServer(t, withWeb(func(c *web.Config) { c.BehindProxy = proxy }))
+	for _, m := range cookieModes {
+		t.Run(m.name, func(t *testing.T) {
+			ts := newTestServer(t, m.opt)
 			ada := ts.signIn(t, "ada@example.com", "Ada")
 			for _, r := range []struct {
 				c    *client
@@ -62,7 +62,7 @@ func TestStrictTransportSecurity(t *testing.T) {
 			}{{nil, "/"}, {nil, "/healthz"}, {ada, "/api/me"}, {nil, "/api/me"}} {
 				got := ts.do(t, r.c, "GET", r.path, nil).Header.Values("Strict-Transport-Security")
 				var want []string
-				if proxy {
+				if m.secure {
 					want = []string{"max-age=31536000"}
 				}
 				if !slices.Equal(got, want) {
@@ -75,19 +75,16 @@ func TestStrictTransportSecurity(t *testing.T) {
 
 // TestConnectSrcOwnOrigin: every answer's Content-Security-Policy lets the
 // page connect to its own origin only, the WebSocket's ws: or wss: origin
-// of the Host it was asked for named (wss: behind a TLS-terminating
-// proxy); not to the listed origins, which the app never connects to, and
-// not to a Host that would add to the policy.
+// of the Host it was asked for named (wss: over TLS or behind a
+// TLS-terminating proxy); not to the listed origins, which the app never
+// connects to, and not to a Host that would add to the policy.
 func TestConnectSrcOwnOrigin(t *testing.T) {
-	for _, proxy := range []bool{false, true} {
-		t.Run(fmt.Sprintf("BehindProxy=%v", proxy), func(t *testing.T) {
-			ts := newTestServer(t, withWeb(func(c *web.Config) {
-				c.BehindProxy = proxy
-				c.Origins = []string{"https://other.example"}
-			}))
+	for _, m := range cookieModes {
+		t.Run(m.name, func(t *testing.T) {
+			ts := newTestServer(t, m.opt, withWeb(func(c *web.Config) { c.Origins = []string{"https://other.example"} }))
 			ada := ts.signIn(t, "ada@example.com", "Ada")
 			scheme := "ws://"
-			if proxy {
+			if m.secure {
 				scheme = "wss://"
 			}
 			for _, r := range []struct {
@@ -105,7 +102,7 @@ func TestConnectSrcOwnOrigin(t *testing.T) {
 				if r.host != "" {
 					req.Host = r.host
 				}
-				hc := http.DefaultClient
+				hc := ts.anonClient()
 				if r.c != nil {
 					hc = r.c.Client
 				}
@@ -154,21 +151,21 @@ func TestCrossOriginPolicies(t *testing.T) {
 	}
 }
 
-// TestUpgradeFromPlainHTTPOrigin: a server reached over TLS (here behind a
+// TestUpgradeFromPlainHTTPOrigin: a server reached over TLS (or behind a
 // TLS-terminating proxy) refuses upgrades from its own host's plain-HTTP
 // origin, both WebSocket endpoints. A page there is whatever anyone on
 // the network path made it, and the session cookie reaches the socket in
 // browsers that tell sites apart by host only.
 func TestUpgradeFromPlainHTTPOrigin(t *testing.T) {
-	for _, proxy := range []bool{false, true} {
-		t.Run(fmt.Sprintf("BehindProxy=%v", proxy), func(t *testing.T) {
-			ts := newTestServer(t, withWeb(func(c *web.Config) { c.BehindProxy = proxy; c.ChannelsCompat = true }))
+	for _, m := range cookieModes {
+		t.Run(m.name, func(t *testing.T) {
+			ts := newTestServer(t, m.opt, withWeb(func(c *web.Config) { c.ChannelsCompat = true }))
 			ada := ts.signIn(t, "ada@example.com", "Ada")
 			host := ts.Listener.Addr().String()
 			for _, path := range []string{"/api/ws", "/ws/chat/general/"} {
 				for _, origin := range []string{"http://" + host, "https://" + host} {
 					want := http.StatusSwitchingProtocols
-					if proxy && origin == "http://"+host {
+					if m.secure && origin == "http://"+host {
 						want = http.StatusForbidden
 					}
 					conn, resp, _ := ts.dial(t, ada, path, dialOptions{header: http.Header{"Origin": {origin}}})

@@ -27,7 +27,7 @@ import (
 type Config struct {
 	Origins        []string      // allowed origins besides the server's own, e.g. "https://chat.example.com"
 	ChannelsCompat bool          // serve /ws/chat/{room}/
-	BehindProxy    bool          // behind a TLS-terminating proxy: Secure cookies, Strict-Transport-Security, client IP from X-Forwarded-For
+	BehindProxy    bool          // behind a proxy: client IP from X-Forwarded-For; TLS (Secure cookies, Strict-Transport-Security) unless X-Forwarded-Proto says http
 	MaxFrameBytes  int64         // largest WebSocket frame a client may send
 	MaxBodyBytes   int64         // largest REST request body
 	SendRate       float64       // sends per second per connection
