@@ -19,7 +19,7 @@ import (
 // request in the session's second half (the hello's session_renew_at),
 // before the check would renew the session (session_renew_by), and the
 // browser's cookie moves with the session. With one-minute sessions, the
-// second half starts 30 s in and the check takes over 45 s in.
+// second half starts 30 s in and the check takes over 37.5 s in.
 func TestBrowserKeepsCookie(t *testing.T) {
 	exe := chromiumPath(t)
 	s := startServer(t, "--session-ttl", "1m")
@@ -35,7 +35,7 @@ func TestBrowserKeepsCookie(t *testing.T) {
 	ada.cutOffAll(t, s.URL+"/api/rooms*", s.URL+"/api/conversations*", s.URL+"/api/contacts*")
 
 	first := ada.sessionCookieExpiry(t, s)
-	// The page renews the cookie 30 to 37.5 s into the session; bounded
+	// The page renews the cookie 30 to 33.75 s into the session; bounded
 	// by the cookie's first expiry, after which renewing is too late.
 	var renewed time.Time
 	for i := 0; i < 120 && time.Now().Before(first); i++ {

@@ -346,7 +346,7 @@ func (s *Service) CheckSession(ctx context.Context, sess Session) error {
 }
 
 // OpenSessions is a node's check of the sessions of its open connections
-// (hub.CheckSessions, every 15 s): it returns those of ids that are no
+// (hub.CheckSessions, every Config.SessionCheck): it returns those of ids that are no
 // longer signed in, signed out or expired, and counts the others as used,
 // since a connection that stays open authenticates no request. As
 // Authenticate does for a request, it records a use of a session whose

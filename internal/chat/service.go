@@ -22,6 +22,7 @@ type Config struct {
 	CodesPerIP      int           // login codes sent per client IP per CodeWindow
 	CodeWindow      time.Duration
 	SessionTTL      time.Duration // session lifetime, renewed on use
+	SessionCheck    time.Duration // how often a node checks its connections' sessions (OpenSessions, by hub.CheckSessions); Keeps's window is made from it
 	PublicURL       string        // base URL used in mail links
 	HistoryLimit    int           // largest history page
 	ActiveWindow    time.Duration // window for "most active rooms"
@@ -120,6 +121,7 @@ func DefaultConfig() Config {
 		CodesPerIP:            30,
 		CodeWindow:            15 * time.Minute,
 		SessionTTL:            30 * 24 * time.Hour,
+		SessionCheck:          15 * time.Second,
 		PublicURL:             "http://localhost:8080",
 		HistoryLimit:          100,
 		ActiveWindow:          24 * time.Hour,
@@ -170,6 +172,9 @@ func (c *Config) fill() {
 	}
 	if c.SessionTTL <= 0 {
 		c.SessionTTL = d.SessionTTL
+	}
+	if c.SessionCheck <= 0 {
+		c.SessionCheck = d.SessionCheck
 	}
 	if c.PublicURL == "" {
 		c.PublicURL = d.PublicURL
@@ -358,21 +363,29 @@ func (c Config) Touches(s Session) bool { return c.Now().Sub(s.UsedAt) >= Sessio
 // Keeps reports whether a node's check of the sessions of its open
 // connections (Service.OpenSessions) renews session s now, as
 // Authenticate would: it Renews s, and less than SessionUseStep of it
-// remains, or a quarter of SessionTTL if that is less. Not earlier: a
-// request renews the session and the browser's cookie with it, which a
-// WebSocket cannot set; a session renewed in its second half by the check
-// alone would no longer be renewed by requests, and its cookie would end
-// when the session would have. So the first part of the second half, up
-// to RenewWindow's end, is left to the client's requests, also for a
-// session shorter than two hours. In its last part the session would
-// otherwise end under its open connections.
+// remains, or a quarter of SessionTTL if that is less, but never less
+// than twice SessionCheck: the check after the one that found the
+// session not yet due may come late (the check before it took its time,
+// up to SessionCheck, and the ticker dropped a tick), and must still find
+// the session alive and due. Not earlier: a request renews the session
+// and the browser's cookie with it, which a WebSocket cannot set; a
+// session renewed in its second half by the check alone would no longer
+// be renewed by requests, and its cookie would end when the session
+// would have. So the first part of the second half, up to RenewWindow's
+// end, is left to the client's requests, also for a session shorter than
+// two hours: at least its first quarter, which bounds twice SessionCheck
+// for the shortest sessions (a minute: the check keeps the last 22.5 s,
+// not 30). In its last part the session would otherwise end under its
+// open connections.
 func (c Config) Keeps(s Session) bool {
 	_, until, ok := c.RenewWindow(s)
 	return ok && c.Now().After(until)
 }
 
 // keepWithin is how much of a session remains when Keeps starts to hold.
-func (c Config) keepWithin() time.Duration { return min(SessionUseStep, c.SessionTTL/4) }
+func (c Config) keepWithin() time.Duration {
+	return min(max(min(SessionUseStep, c.SessionTTL/4), 2*c.SessionCheck), c.SessionTTL*3/8)
+}
 
 // RenewWindow returns the time from which a request renews session s
 // (Renews: the start of its second half) and the time from which the

@@ -1690,11 +1690,51 @@ func TestAuthenticateRecordsUse(t *testing.T) {
 	}
 }
 
+// TestOpenSessionsLateCheck: a node checks its connections' sessions
+// every 15 s, and a check may come late (the one before took its time, a
+// tick was dropped). A one-minute session, the shortest --session-ttl,
+// was renewed by the check only in its last 15 s: a check 16 s after the
+// one before could find it expired, and its connection was closed
+// although open all along. The check's window is twice its interval, or
+// as near as the part of the second half left to requests allows.
+func TestOpenSessionsLateCheck(t *testing.T) {
+	ctx := context.Background()
+	const ttl = time.Minute
+	for _, gap := range []time.Duration{16 * time.Second, 20 * time.Second} {
+		t.Run(gap.String(), func(t *testing.T) {
+			f := newFixture(t, chat.Config{SessionTTL: ttl})
+			_, in := f.signIn(t, "ada@example.com", "Ada")
+			start := f.clock.Now()
+			// On time, every 15 s, the last just before the session's
+			// last 15 s; from then on, each check gap after the one before.
+			next := 14*time.Second + 500*time.Millisecond
+			for f.clock.Now().Sub(start) < 5*time.Minute {
+				f.clock.Advance(next)
+				ended, err := f.svc.OpenSessions(ctx, []int64{in.Session.ID})
+				if err != nil || len(ended) != 0 {
+					t.Fatalf("a check %s after the one before, %s after signing in: OpenSessions = %v, %v; want the session kept",
+						next, f.clock.Now().Sub(start), ended, err)
+				}
+				next = 15 * time.Second
+				if f.clock.Now().Sub(start) > 40*time.Second {
+					next = gap
+				}
+			}
+			if _, _, _, err := f.svc.Authenticate(ctx, in.Token); err != nil {
+				t.Errorf("Authenticate after 5 minutes of checks %s apart: %v", gap, err)
+			}
+		})
+	}
+}
+
 // TestOpenSessionsLeaveRenewalToRequests: a session with a connection
 // open is renewed by the node's check only near its end, after the
 // first part of its second half, where a request renews it and the
 // browser's cookie with it. A session shorter than two hours has such a
-// part too: the check waits until a quarter of it remains.
+// part too: the check waits until a quarter of it remains, or twice the
+// check's interval (TestOpenSessionsLateCheck); for the shortest, a
+// minute, that would be all of the second half, and the check waits
+// until 3/8 of it remains.
 func TestOpenSessionsLeaveRenewalToRequests(t *testing.T) {
 	ctx := context.Background()
 	const ttl = time.Minute
@@ -1702,11 +1742,11 @@ func TestOpenSessionsLeaveRenewalToRequests(t *testing.T) {
 	_, in := f.signIn(t, "ada@example.com", "Ada")
 	start := f.clock.Now()
 	cfg := f.svc.Config()
-	if from, until, ok := cfg.RenewWindow(in.Session); !ok || !from.Equal(start.Add(ttl/2)) || !until.Equal(start.Add(ttl*3/4)) {
-		t.Errorf("RenewWindow of a new session = %v, %v, %v; want %v to %v", from, until, ok, start.Add(ttl/2), start.Add(ttl*3/4))
+	if from, until, ok := cfg.RenewWindow(in.Session); !ok || !from.Equal(start.Add(ttl/2)) || !until.Equal(start.Add(ttl*5/8)) {
+		t.Errorf("RenewWindow of a new session = %v, %v, %v; want %v to %v", from, until, ok, start.Add(ttl/2), start.Add(ttl*5/8))
 	}
 
-	f.clock.Advance(ttl/2 + time.Second) // second half, a quarter not reached
+	f.clock.Advance(ttl/2 + time.Second) // second half, the check's part not reached
 	if _, err := f.svc.OpenSessions(ctx, []int64{in.Session.ID}); err != nil {
 		t.Fatalf("OpenSessions: %v", err)
 	}
@@ -1715,15 +1755,23 @@ func TestOpenSessionsLeaveRenewalToRequests(t *testing.T) {
 		t.Fatalf("Authenticate after the check, %s in = renewed %v, %v; want renewed by the request, not by the check", ttl/2+time.Second, renewed, err)
 	}
 	renewedAt := f.clock.Now()
-	if from, until, ok := cfg.RenewWindow(sess); !ok || !from.Equal(renewedAt.Add(ttl/2)) || !until.Equal(renewedAt.Add(ttl*3/4)) {
-		t.Errorf("RenewWindow of the renewed session = %v, %v, %v; want %v to %v", from, until, ok, renewedAt.Add(ttl/2), renewedAt.Add(ttl*3/4))
+	if from, until, ok := cfg.RenewWindow(sess); !ok || !from.Equal(renewedAt.Add(ttl/2)) || !until.Equal(renewedAt.Add(ttl*5/8)) {
+		t.Errorf("RenewWindow of the renewed session = %v, %v, %v; want %v to %v", from, until, ok, renewedAt.Add(ttl/2), renewedAt.Add(ttl*5/8))
 	}
 
-	f.clock.Advance(ttl*3/4 + time.Second) // less than a quarter left
+	f.clock.Advance(ttl*5/8 + time.Second) // less than 3/8 left
 	if _, err := f.svc.OpenSessions(ctx, []int64{in.Session.ID}); err != nil {
 		t.Fatalf("OpenSessions: %v", err)
 	}
 	if _, _, renewed, err := f.svc.Authenticate(ctx, in.Token); err != nil || renewed {
-		t.Errorf("Authenticate after the check in the last quarter = renewed %v, %v; want renewed by the check already", renewed, err)
+		t.Errorf("Authenticate after the check in the last 3/8 = renewed %v, %v; want renewed by the check already", renewed, err)
+	}
+
+	// A two-minute session: a quarter of it is twice the check's
+	// interval, and the check waits until a quarter remains.
+	f2 := newFixture(t, chat.Config{SessionTTL: 2 * time.Minute})
+	_, in2 := f2.signIn(t, "ada@example.com", "Ada")
+	if _, until, ok := f2.svc.Config().RenewWindow(in2.Session); !ok || !until.Equal(f2.clock.Now().Add(90*time.Second)) {
+		t.Errorf("RenewWindow of a two-minute session ends %v, %v; want %v", until, ok, f2.clock.Now().Add(90*time.Second))
 	}
 }

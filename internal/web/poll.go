@@ -793,7 +793,7 @@ type pollHandler func(w http.ResponseWriter, r *http.Request, a authInfo, cur *p
 // once, at its upgrade. The session's end reaches it the same way: the
 // hub closes the channel's client, on the session_ended event of the
 // user's topic or, if this node missed that, at its next check of its
-// clients' sessions (Config.SessionCheck), and from then on the channel's
+// clients' sessions (chat.Config.SessionCheck), and from then on the channel's
 // requests are authenticated in full. So are those due for the session's
 // renewal, or for a record of its use (an hour after the last), which
 // Authenticate does (and the node's check, chat.Service.OpenSessions,

@@ -85,7 +85,7 @@ func cursorOf(tb testing.TB, r response) string {
 // hub's check of its clients' sessions closes the channel.
 func TestPollSignOutLost(t *testing.T) {
 	var lb *lossyBroker
-	ts := newTestServer(t, withWeb(func(c *web.Config) { c.PollHold = 200 * time.Millisecond; c.SessionCheck = 20 * time.Millisecond }),
+	ts := newTestServer(t, withWeb(func(c *web.Config) { c.PollHold = 200 * time.Millisecond }), withChat(func(c *chat.Config) { c.SessionCheck = 20 * time.Millisecond }),
 		withBroker(func(b chat.Broker) chat.Broker { lb = &lossyBroker{Broker: b, typ: chat.EventSessionEnded}; return lb }))
 	ada := ts.signIn(t, "ada@example.com", "Ada")
 	room := ts.enterRoom(t, ada, "general")
@@ -122,7 +122,7 @@ func TestPollSignOutLost(t *testing.T) {
 // connection stays.
 func TestWSSignOutLost(t *testing.T) {
 	var lb *lossyBroker
-	ts := newTestServer(t, withWeb(func(c *web.Config) { c.SessionCheck = 20 * time.Millisecond }),
+	ts := newTestServer(t, withChat(func(c *chat.Config) { c.SessionCheck = 20 * time.Millisecond }),
 		withBroker(func(b chat.Broker) chat.Broker { lb = &lossyBroker{Broker: b, typ: chat.EventSessionEnded}; return lb }))
 	phone := ts.signIn(t, "ada@example.com", "Ada")
 	room := ts.enterRoom(t, phone, "general")
@@ -448,7 +448,7 @@ func TestPollChannelRecordsUse(t *testing.T) {
 // left unused, and its session's first 30 days.
 func TestSessionUsedByWebSocket(t *testing.T) {
 	var st chat.Store
-	ts := newTestServer(t, withWeb(func(c *web.Config) { c.SessionCheck = 20 * time.Millisecond }),
+	ts := newTestServer(t, withChat(func(c *chat.Config) { c.SessionCheck = 20 * time.Millisecond }),
 		withChat(func(c *chat.Config) { c.MaxSessionsPerUser = 2 }),
 		withStore(func(s chat.Store) chat.Store { st = s; return s }))
 	phone := ts.signIn(t, "ada@example.com", "Ada")

@@ -40,7 +40,6 @@ type Config struct {
 	WriteWait      time.Duration // longest a write may stall
 	PollHold       time.Duration // longest a long-poll GET is held open
 	PollIdle       time.Duration // how long a long-poll channel outlives its last poll
-	SessionCheck   time.Duration // how often the sessions of open connections are read again (hub.CheckSessions)
 	Health         func(context.Context) error
 	// Ended, if set, records the long-poll channels clients end (DELETE)
 	// where every node reads them (Redis): a late poll for one is refused
@@ -93,7 +92,6 @@ func DefaultConfig() Config {
 		WriteWait:      10 * time.Second,
 		PollHold:       25 * time.Second,
 		PollIdle:       20 * time.Second,
-		SessionCheck:   15 * time.Second,
 	}
 }
 
@@ -138,9 +136,6 @@ func (c *Config) fill() {
 	if c.WriteWait <= 0 {
 		c.WriteWait = d.WriteWait
 	}
-	if c.SessionCheck <= 0 {
-		c.SessionCheck = d.SessionCheck
-	}
 }
 
 // server holds what the handlers share.
@@ -171,7 +166,7 @@ func NewHandler(log *slog.Logger, cfg Config, svc *chat.Service, h *hub.Hub, ui 
 	s.upgrader = newUpgrader(s.checkOrigin)
 	// A connection's session is read when it opens; its end reaches it
 	// as an event, which a node may miss (the broker lost it).
-	h.CheckSessions(cfg.SessionCheck, svc.OpenSessions)
+	h.CheckSessions(svc.Config().SessionCheck, svc.OpenSessions)
 	mux := http.NewServeMux()
 	s.addRoutes(mux, ui)
 
