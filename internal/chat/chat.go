@@ -213,7 +213,10 @@ type AuthStore interface {
 
 // RoomStore keeps rooms and their members.
 type RoomStore interface {
-	// EnsureRoom returns the room with this name, creating it when absent.
+	// EnsureRoom returns the room with this name, or whose name differs
+	// from it only in case, creating it when absent. A *LookAlikeError
+	// (ErrNameLookAlike) if the name is absent but another room's has its
+	// NameSkeleton: no room is made.
 	EnsureRoom(ctx context.Context, name string, at time.Time) (Room, error)
 	Room(ctx context.Context, id int64) (Room, error)
 	RoomByName(ctx context.Context, name string) (Room, error)

@@ -9,7 +9,10 @@ import (
 // TestDependencies keeps the domain free of transports and drivers: chat
 // may use the standard library only, and golang.org/x/text, the Go
 // project's own Unicode tables (room names are compared in NFC, and
-// secure/precis checks where their joiners stand).
+// secure/precis checks where their joiners stand), and
+// github.com/mtibben/confusables, Unicode's confusables.txt as a Go map
+// with UTS #39's skeleton (look-alike room and group names), which itself
+// needs only golang.org/x/text.
 func TestDependencies(t *testing.T) {
 	out, err := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}} {{.Standard}}", "github.com/parley-chat/parley/internal/chat").CombinedOutput()
 	if err != nil {
@@ -23,7 +26,7 @@ func TestDependencies(t *testing.T) {
 				t.Errorf("internal/chat depends on %s", dep)
 			}
 		}
-		if std != "true" && dep != "github.com/parley-chat/parley/internal/chat" && !strings.HasPrefix(dep, "golang.org/x/text/") {
+		if std != "true" && dep != "github.com/parley-chat/parley/internal/chat" && !strings.HasPrefix(dep, "golang.org/x/text/") && dep != "github.com/mtibben/confusables" {
 			t.Errorf("internal/chat depends on non-standard package %s", dep)
 		}
 	}

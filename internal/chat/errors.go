@@ -51,6 +51,7 @@ const (
 	CodeUnavailable    = "unavailable"
 	CodeGroupFull      = "group_full"          // the group has max_members members
 	CodeNameTaken      = "name_taken"          // another group has this name
+	CodeNameLookAlike  = "name_look_alike"     // the name looks like another room's or group's (UTS #39 confusables)
 	CodeAlreadyMember  = "already_member"      // the user is in the group already
 	CodeOwnerMustLeave = "owner_must_transfer" // the owner leaves only after transferring ownership
 	CodeBelowMembers   = "cap_below_members"   // a cap lower than the current member count
@@ -64,7 +65,22 @@ var (
 	ErrNameTaken     = fmt.Errorf("name taken: %w", ErrConflict)
 	ErrAlreadyMember = fmt.Errorf("already a member: %w", ErrConflict)
 	ErrBelowMembers  = fmt.Errorf("cap below member count: %w", ErrConflict)
+
+	// ErrNameLookAlike is the conflict of a room or group store refusing a
+	// name whose NameSkeleton is another's of the kind, though its
+	// case-folded name is not: it looks like that one. A store returns it
+	// as a *LookAlikeError, naming the other where it can tell.
+	ErrNameLookAlike = fmt.Errorf("name looks like another: %w", ErrConflict)
 )
+
+// LookAlikeError is ErrNameLookAlike with the name of the room or group
+// that the refused name looks like ("" if the store could not tell).
+type LookAlikeError struct {
+	Name string
+}
+
+func (e *LookAlikeError) Error() string { return fmt.Sprintf("the name looks like %q", e.Name) }
+func (e *LookAlikeError) Unwrap() error { return ErrNameLookAlike }
 
 // Error is a domain error: a kind (one of the Err* values), a
 // machine-readable code and a message fit to show to the user.

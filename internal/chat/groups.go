@@ -94,7 +94,8 @@ type NewGroup struct {
 type GroupStore interface {
 	// CreateGroup creates a group whose only member is g.OwnerID, as
 	// owner, and appends KindCreated. ErrNameTaken if another group's name
-	// differs from g.Name at most in case.
+	// differs from g.Name at most in case; ErrNameLookAlike (a
+	// *LookAlikeError) if another's has its NameSkeleton otherwise.
 	CreateGroup(ctx context.Context, g NewGroup) (Group, Message, error)
 	Group(ctx context.Context, id int64) (Group, error)
 	// GroupMembers lists the members, owner first, then admins, then by name.
@@ -128,7 +129,8 @@ type GroupStore interface {
 	TransferGroup(ctx context.Context, id, from, to int64, at time.Time) (Message, error)
 	// RenameGroup, DescribeGroup and SetGroupCap change one setting and
 	// append KindRenamed, KindDescribed or KindCapChanged from by; changed
-	// is false if the value was the same. RenameGroup: ErrNameTaken;
+	// is false if the value was the same. RenameGroup: ErrNameTaken or
+	// ErrNameLookAlike, as CreateGroup;
 	// SetGroupCap: ErrBelowMembers if the group has more members.
 	RenameGroup(ctx context.Context, id int64, name string, by int64, at time.Time) (m Message, changed bool, err error)
 	DescribeGroup(ctx context.Context, id int64, desc string, by int64, at time.Time) (m Message, changed bool, err error)
@@ -188,6 +190,9 @@ func groupErr(op string, err error) error {
 		return Errorf(ErrConflict, CodeGroupFull, "the group is full")
 	case errors.Is(err, ErrNameTaken):
 		return Errorf(ErrConflict, CodeNameTaken, "another group has this name")
+	case errors.Is(err, ErrNameLookAlike):
+		// Which group is not said: groups are private.
+		return Errorf(ErrConflict, CodeNameLookAlike, "the name looks like another group's (letters of other scripts or digits that look like its letters): choose another")
 	case errors.Is(err, ErrAlreadyMember):
 		return Errorf(ErrConflict, CodeAlreadyMember, "this user is in the group already")
 	case errors.Is(err, ErrBelowMembers):

@@ -17,7 +17,9 @@ func notMember() error {
 
 // EnterRoom creates the room called name if needed and makes u a member.
 // Joining appends a join message to the room's sequence, unless the room
-// has Config.AnnounceMax members already.
+// has Config.AnnounceMax members already. A name that differs from a
+// room's only in case enters that room; one that only looks like a room's
+// name (NameSkeleton) is refused with CodeNameLookAlike (lookAlikeRoom).
 func (s *Service) EnterRoom(ctx context.Context, u User, name string) (Room, error) {
 	name, err := NormalizeRoomName(name)
 	if err != nil {
@@ -37,6 +39,9 @@ func (s *Service) EnterRoom(ctx context.Context, u User, name string) (Room, err
 		}
 		if r, err = s.store.EnsureRoom(ctx, name, now); err != nil {
 			s.undoNewConv(ctx, u) // no room made: it does not count
+		}
+		if e := (*LookAlikeError)(nil); errors.As(err, &e) {
+			return Room{}, lookAlikeRoom(name, e.Name)
 		}
 	case err == nil:
 		// A member coming back (a reload, a reconnect) is answered by a
@@ -81,6 +86,19 @@ func (s *Service) EnterRoom(ctx context.Context, u User, name string) (Room, err
 		return Room{}, internal("load room", err)
 	}
 	return r, nil
+}
+
+// lookAlikeRoom is the conflict of entering a room called name, absent,
+// that looks like the room called like (NameSkeleton). It is refused, not
+// taken for the room it looks like: a skeleton also joins names that are
+// different words ("MAIL" and "mall", "room1" and "rooml"), and who typed
+// one should not find themselves in the other; the message names the room
+// that is there, to enter it by its name.
+func lookAlikeRoom(name, like string) error {
+	if like == "" {
+		return Errorf(ErrConflict, CodeNameLookAlike, "%q looks like the name of an existing room: choose another", name)
+	}
+	return Errorf(ErrConflict, CodeNameLookAlike, "%q looks like the existing room %q: enter that one by its name, or choose another", name, like)
 }
 
 // roomForRoom returns a limit_reached conflict if u is in

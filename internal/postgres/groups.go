@@ -78,12 +78,15 @@ func (db *DB) CreateGroup(ctx context.Context, ng chat.NewGroup) (g chat.Group, 
 			return fmt.Errorf("user %d: %w", ng.OwnerID, err)
 		}
 		var id int64
-		err := tx.QueryRow(ctx, `INSERT INTO conversations (kind, name, name_key, description, max_members, created_at, last_active_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $6)
-			ON CONFLICT (kind, name_key) DO NOTHING
+		err := tx.QueryRow(ctx, `INSERT INTO conversations (kind, name, name_key, name_skel, description, max_members, created_at, last_active_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
+			ON CONFLICT DO NOTHING
 			RETURNING id`,
-			kindGroup, ng.Name, nameKey(ng.Name), ng.Description, ng.MaxMembers, ts(ng.At)).Scan(&id)
+			kindGroup, ng.Name, nameKey(ng.Name), chat.NameSkeleton(ng.Name), ng.Description, ng.MaxMembers, ts(ng.At)).Scan(&id)
 		if errors.Is(err, pgx.ErrNoRows) {
+			if clash := nameClash(ctx, tx, kindGroup, ng.Name, 0); clash != nil {
+				return clash
+			}
 			return chat.ErrNameTaken
 		}
 		if err != nil {
@@ -361,7 +364,15 @@ func renameGroup(ctx context.Context, id int64, name string) groupChange {
 		if g.Name == name {
 			return false, nil
 		}
-		_, err := tx.Exec(ctx, `UPDATE conversations SET name = $1, name_key = $2 WHERE id = $3`, name, nameKey(name), id)
+		if err := nameClash(ctx, tx, kindGroup, name, id); err != nil {
+			return false, err
+		}
+		_, err := tx.Exec(ctx, `UPDATE conversations SET name = $1, name_key = $2, name_skel = $3 WHERE id = $4`,
+			name, nameKey(name), chat.NameSkeleton(name), id)
+		// A name given at once, after nameClash read.
+		if isUniqueViolation(err, "conversations_kind_name_skel") {
+			return false, &chat.LookAlikeError{}
+		}
 		if isUniqueViolation(err) {
 			return false, chat.ErrNameTaken
 		}

@@ -41,3 +41,20 @@ func storedNames(ctx context.Context, tx pgx.Tx, query string, args ...any) ([]c
 	}
 	return pgx.CollectRows(rows, pgx.RowToStructByPos[chat.StoredName])
 }
+
+// nameSkeletons fills name_skel of every room and group (migration 0007),
+// as chat.SkeletonKeys decides, by ID.
+func nameSkeletons(ctx context.Context, tx pgx.Tx) error {
+	for _, kind := range []string{kindRoom, kindGroup} {
+		names, err := storedNames(ctx, tx, `SELECT id, name, name_key FROM conversations WHERE kind = $1 AND name_key IS NOT NULL`, kind)
+		if err != nil {
+			return err
+		}
+		for _, n := range chat.SkeletonKeys(names) {
+			if _, err := tx.Exec(ctx, `UPDATE conversations SET name_skel = $1 WHERE id = $2`, n.Key, n.ID); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

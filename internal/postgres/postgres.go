@@ -299,6 +299,7 @@ var migrations embed.FS
 // runs in the migration's transaction right after its SQL.
 var goSteps = map[int]func(ctx context.Context, tx pgx.Tx) error{
 	5: namesNFC,
+	7: nameSkeletons,
 }
 
 type migration struct {
@@ -394,10 +395,10 @@ func utc(t time.Time) time.Time { return t.UTC() }
 func nameKey(name string) string { return strings.ToLower(name) }
 
 // isUniqueViolation reports whether err is a broken UNIQUE or PRIMARY KEY
-// constraint.
-func isUniqueViolation(err error) bool {
+// constraint: constraint[0], if given.
+func isUniqueViolation(err error, constraint ...string) bool {
 	var pe *pgconn.PgError
-	return errors.As(err, &pe) && pe.Code == "23505"
+	return errors.As(err, &pe) && pe.Code == "23505" && (len(constraint) == 0 || pe.ConstraintName == constraint[0])
 }
 
 // scanner is a pgx.Row or pgx.Rows.

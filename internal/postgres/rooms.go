@@ -29,22 +29,55 @@ func scanRoom(s scanner, extra ...any) (chat.Room, error) {
 	return r, nil
 }
 
+// nameClash returns the conflict of giving name to a conversation of
+// kind (not id): ErrNameTaken if another's name differs from it at most
+// in case, a *chat.LookAlikeError if another's has its skeleton
+// (chat.NameSkeleton, the column name_skel, unique per kind); nil if none
+// that the statement sees.
+func nameClash(ctx context.Context, tx pgx.Tx, kind, name string, id int64) error {
+	var same bool
+	var other string
+	err := tx.QueryRow(ctx, `SELECT name_key = $3, name FROM conversations
+		WHERE kind = $1 AND id <> $2 AND (name_key = $3 OR name_skel = $4)
+		ORDER BY name_key = $3 DESC LIMIT 1`,
+		kind, id, nameKey(name), chat.NameSkeleton(name)).Scan(&same, &other)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return nil
+	case err != nil:
+		return err
+	case same:
+		return chat.ErrNameTaken
+	}
+	return &chat.LookAlikeError{Name: other}
+}
+
 // EnsureRoom returns the room called name, or whose name differs from it
-// only in case, creating it when absent.
+// only in case, creating it when absent; a *chat.LookAlikeError if it is
+// absent and another room's name has its skeleton.
 func (db *DB) EnsureRoom(ctx context.Context, name string, at time.Time) (chat.Room, error) {
 	if err := storable(name); err != nil {
 		return chat.Room{}, fmt.Errorf("ensure room %q: %w", name, err)
 	}
 	var r chat.Room
 	err := db.write(ctx, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `INSERT INTO conversations (kind, name, name_key, created_at, last_active_at)
-			VALUES ($1, $2, $3, $4, $4)
-			ON CONFLICT (kind, name_key) DO NOTHING`,
-			kindRoom, name, nameKey(name), ts(at)); err != nil {
+		// Without a target: a name taken (name_key) and a look-alike
+		// (name_skel) both leave the row out. The insert waits for one
+		// being made at once, and the reads after it see it (READ
+		// COMMITTED reads what was committed when each statement starts).
+		if _, err := tx.Exec(ctx, `INSERT INTO conversations (kind, name, name_key, name_skel, created_at, last_active_at)
+			VALUES ($1, $2, $3, $4, $5, $5)
+			ON CONFLICT DO NOTHING`,
+			kindRoom, name, nameKey(name), chat.NameSkeleton(name), ts(at)); err != nil {
 			return err
 		}
 		var err error
 		r, err = roomByName(ctx, tx, name)
+		if errors.Is(err, chat.ErrNotFound) {
+			if clash := nameClash(ctx, tx, kindRoom, name, 0); clash != nil {
+				return clash
+			}
+		}
 		return err
 	})
 	if err != nil {

@@ -53,16 +53,19 @@ func (db *DB) CreateGroup(ctx context.Context, ng chat.NewGroup) (g chat.Group, 
 			return fmt.Errorf("user %d: %w", ng.OwnerID, err)
 		}
 		at := micros(ng.At)
-		res, err := tx.ExecContext(ctx, `INSERT INTO conversations (kind, name, name_key, description, max_members, created_at, last_active_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT (kind, name_key) DO NOTHING`,
-			kindGroup, ng.Name, nameKey(ng.Name), ng.Description, ng.MaxMembers, at, at)
+		res, err := tx.ExecContext(ctx, `INSERT INTO conversations (kind, name, name_key, name_skel, description, max_members, created_at, last_active_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT DO NOTHING`,
+			kindGroup, ng.Name, nameKey(ng.Name), chat.NameSkeleton(ng.Name), ng.Description, ng.MaxMembers, at, at)
 		if err != nil {
 			return err
 		}
 		if n, err := res.RowsAffected(); err != nil {
 			return err
 		} else if n == 0 {
+			if clash := nameClash(ctx, tx, kindGroup, ng.Name, 0); clash != nil {
+				return clash
+			}
 			return chat.ErrNameTaken
 		}
 		id, err := res.LastInsertId()
@@ -325,7 +328,12 @@ func renameGroup(ctx context.Context, id int64, name string) groupChange {
 		if g.Name == name {
 			return false, nil
 		}
-		_, err := tx.ExecContext(ctx, `UPDATE conversations SET name = ?, name_key = ? WHERE id = ?`, name, nameKey(name), id)
+		// Writers take turns: what nameClash finds holds until the update.
+		if err := nameClash(ctx, tx, kindGroup, name, id); err != nil {
+			return false, err
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE conversations SET name = ?, name_key = ?, name_skel = ? WHERE id = ?`,
+			name, nameKey(name), chat.NameSkeleton(name), id)
 		if isUniqueViolation(err) {
 			return false, chat.ErrNameTaken
 		}

@@ -39,3 +39,21 @@ func scanStoredName(r scanner) (chat.StoredName, error) {
 	var n chat.StoredName
 	return n, r.Scan(&n.ID, &n.Name, &n.Key)
 }
+
+// nameSkeletons fills name_skel of every room and group (migration 0012),
+// as chat.SkeletonKeys decides.
+func nameSkeletons(ctx context.Context, tx *sql.Tx) error {
+	for _, kind := range []string{kindRoom, kindGroup} {
+		names, err := queryAll(ctx, tx, `SELECT id, name, name_key FROM conversations WHERE kind = ? AND name_key IS NOT NULL`,
+			[]any{kind}, scanStoredName)
+		if err != nil {
+			return err
+		}
+		for _, n := range chat.SkeletonKeys(names) {
+			if _, err := tx.ExecContext(ctx, `UPDATE conversations SET name_skel = ? WHERE id = ?`, n.Key, n.ID); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

@@ -35,19 +35,50 @@ func scanRoom(s scanner, extra ...any) (chat.Room, error) {
 // only in case name one room.
 func nameKey(name string) string { return strings.ToLower(name) }
 
+// nameClash returns the conflict of giving name to a conversation of
+// kind (not id): ErrNameTaken if another's name differs from it at most
+// in case, a *chat.LookAlikeError if another's has its skeleton
+// (chat.NameSkeleton, the column name_skel, unique per kind); nil if
+// none.
+func nameClash(ctx context.Context, tx *sql.Tx, kind, name string, id int64) error {
+	var same bool
+	var other string
+	err := tx.QueryRowContext(ctx, `SELECT name_key = ?, name FROM conversations
+		WHERE kind = ? AND id <> ? AND (name_key = ? OR name_skel = ?)
+		ORDER BY name_key = ? DESC LIMIT 1`,
+		nameKey(name), kind, id, nameKey(name), chat.NameSkeleton(name), nameKey(name)).Scan(&same, &other)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil
+	case err != nil:
+		return err
+	case same:
+		return chat.ErrNameTaken
+	}
+	return &chat.LookAlikeError{Name: other}
+}
+
 // EnsureRoom returns the room called name, or whose name differs from it
-// only in case, creating it when absent.
+// only in case, creating it when absent; a *chat.LookAlikeError if it is
+// absent and another room's name has its skeleton.
 func (db *DB) EnsureRoom(ctx context.Context, name string, at time.Time) (chat.Room, error) {
 	var r chat.Room
 	err := db.write(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO conversations (kind, name, name_key, created_at, last_active_at)
-			VALUES (?, ?, ?, ?, ?)
-			ON CONFLICT (kind, name_key) DO NOTHING`,
-			kindRoom, name, nameKey(name), micros(at), micros(at)); err != nil {
+		// Without a target: a name taken (name_key) and a look-alike
+		// (name_skel) both leave the row out.
+		if _, err := tx.ExecContext(ctx, `INSERT INTO conversations (kind, name, name_key, name_skel, created_at, last_active_at)
+			VALUES (?, ?, ?, ?, ?, ?)
+			ON CONFLICT DO NOTHING`,
+			kindRoom, name, nameKey(name), chat.NameSkeleton(name), micros(at), micros(at)); err != nil {
 			return err
 		}
 		var err error
 		r, err = roomByName(ctx, tx, name)
+		if errors.Is(err, chat.ErrNotFound) {
+			if clash := nameClash(ctx, tx, kindRoom, name, 0); clash != nil {
+				return clash
+			}
+		}
 		return err
 	})
 	if err != nil {

@@ -364,6 +364,7 @@ var migrations embed.FS
 var goSteps = map[int]func(ctx context.Context, tx *sql.Tx) error{
 	2:  nameKeyBackfill,
 	10: namesNFC,
+	12: nameSkeletons,
 }
 
 type migration struct {

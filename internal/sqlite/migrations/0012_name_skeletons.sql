@@ -1,0 +1,9 @@
+-- Look-alike names: name_skel is the UTS #39 skeleton of a room's or
+-- group's name (chat.NameSkeleton), unique per kind beside name_key, so
+-- that "раypal" in Cyrillic is not another room than "paypal". NULL for
+-- conversations without a name (NULLs are distinct). SQLite cannot compute
+-- it: nameSkeletons fills it right after this, in the migration's
+-- transaction, as chat.SkeletonKeys decides (names that already look
+-- alike keep them; the later ones get a key of their own).
+ALTER TABLE conversations ADD COLUMN name_skel TEXT;
+CREATE UNIQUE INDEX conversations_kind_name_skel ON conversations (kind, name_skel);
