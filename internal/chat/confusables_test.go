@@ -56,6 +56,9 @@ func TestConfusableNames(t *testing.T) {
 			if joined, _, err := f.svc.Rooms(ctx, bob, 10); err != nil || len(joined) != 0 {
 				t.Errorf("Bob's rooms after the refusals = %v, %v; want none", joined, err)
 			}
+			// So from the Django Channels endpoint, which enters no one.
+			_, err := f.svc.EnterRoomAnonymous(ctx, "g\u0435neral", "192.0.2.1")
+			wantError(t, "EnterRoomAnonymous(look-alike)", err, chat.ErrConflict, chat.CodeNameLookAlike, "")
 			// Another case of the name is the room itself.
 			if r, err := f.svc.EnterRoom(ctx, bob, "General"); err != nil || r.ID != general.ID {
 				t.Errorf("EnterRoom(General) = room %d, %v; want room %d", r.ID, err, general.ID)

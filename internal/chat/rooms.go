@@ -439,6 +439,9 @@ func (s *Service) EnterRoomAnonymous(ctx context.Context, name, client string) (
 	r, err = s.store.EnsureRoom(ctx, name, s.cfg.Now())
 	if err != nil {
 		s.undo(ctx, key) // no room made: it does not count
+		if e := (*LookAlikeError)(nil); errors.As(err, &e) {
+			return Room{}, lookAlikeRoom(name, e.Name)
+		}
 		return Room{}, internal("ensure room", err)
 	}
 	return r, nil
