@@ -33,22 +33,34 @@ func NameSkeleton(name string) string {
 // '_'; group names have no control characters.
 const skeletonSep = "\x1f#"
 
-// SkeletonKeys returns names (all the rooms, or all the groups, of a
-// store) by ID, each with Key its skeleton key, for the migration that
-// adds them: its NameSkeleton; but where names that are there already look
-// alike, only the oldest (the smallest ID) has that, and each later one
-// the skeleton, skeletonSep and its ID: unique, and no name's skeleton.
-// No one is renamed, and a new name still clashes with the oldest.
-func SkeletonKeys(names []StoredName) []StoredName {
+// SkeletonKeys returns names (rooms, or groups, of a store that have no
+// skeleton key yet) by ID, each with Key its skeleton key: its
+// NameSkeleton; but where that is taken already, by a key of the store
+// (stored reports whether a room, or group, holds it) or by an earlier
+// one of names, the skeleton, skeletonSep and its ID: unique, and no
+// name's skeleton. So of names that look alike, a room (or group) that
+// holds the skeleton keeps it, else the oldest of names (the smallest ID)
+// takes it; no one is renamed, and a new name clashes with the holder.
+//
+// The migration that adds the keys gives it every name; a store that
+// opens, those that a parley from before the keys made since.
+func SkeletonKeys(names []StoredName, stored func(key string) (bool, error)) ([]StoredName, error) {
 	s := sortedByID(names)
 	taken := make(map[string]bool, len(s))
 	for i, n := range s {
 		k := NameSkeleton(n.Name)
+		if !taken[k] {
+			held, err := stored(k)
+			if err != nil {
+				return nil, err
+			}
+			taken[k] = held
+		}
 		if taken[k] {
 			k += skeletonSep + strconv.FormatInt(n.ID, 10)
 		}
 		taken[k] = true
 		s[i].Key = k
 	}
-	return s
+	return s, nil
 }

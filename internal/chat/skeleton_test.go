@@ -1,6 +1,8 @@
 package chat_test
 
 import (
+	"errors"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -39,21 +41,48 @@ func TestNameSkeleton(t *testing.T) {
 }
 
 // TestSkeletonKeys: of names that look alike, the oldest keeps the
-// skeleton; each later one gets a key of its own, ending in its ID.
+// skeleton, unless the store holds it already; each other one gets a key
+// of its own, ending in its ID.
 func TestSkeletonKeys(t *testing.T) {
-	got := chat.SkeletonKeys([]chat.StoredName{
+	names := []chat.StoredName{
 		{ID: 9, Name: "PAYPA1"},
 		{ID: 3, Name: "\u0440\u0430ypal"},
 		{ID: 4, Name: "general"},
 		{ID: 7, Name: "paypal"},
-	})
-	want := []chat.StoredName{
-		{ID: 3, Name: "\u0440\u0430ypal", Key: "paypal"},
-		{ID: 4, Name: "general", Key: "general"},
-		{ID: 7, Name: "paypal", Key: "paypal\x1f#7"},
-		{ID: 9, Name: "PAYPA1", Key: "paypal\x1f#9"},
 	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("SkeletonKeys mismatch (-want +got):\n%s", diff)
+	tests := []struct {
+		name   string
+		stored []string
+		want   []chat.StoredName
+	}{
+		{"none stored", nil, []chat.StoredName{
+			{ID: 3, Name: "\u0440\u0430ypal", Key: "paypal"},
+			{ID: 4, Name: "general", Key: "general"},
+			{ID: 7, Name: "paypal", Key: "paypal\x1f#7"},
+			{ID: 9, Name: "PAYPA1", Key: "paypal\x1f#9"},
+		}},
+		{"skeleton stored", []string{"paypal", "hello"}, []chat.StoredName{
+			{ID: 3, Name: "\u0440\u0430ypal", Key: "paypal\x1f#3"},
+			{ID: 4, Name: "general", Key: "general"},
+			{ID: 7, Name: "paypal", Key: "paypal\x1f#7"},
+			{ID: 9, Name: "PAYPA1", Key: "paypal\x1f#9"},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := chat.SkeletonKeys(slices.Clone(names), func(key string) (bool, error) {
+				return slices.Contains(tt.stored, key), nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("SkeletonKeys mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+	failed := errors.New("store down")
+	if _, err := chat.SkeletonKeys(names, func(string) (bool, error) { return false, failed }); !errors.Is(err, failed) {
+		t.Errorf("SkeletonKeys with a failing store = %v; want %v", err, failed)
 	}
 }

@@ -1,7 +1,9 @@
 package postgres
 
 import (
+	"context"
 	"errors"
+	"strconv"
 	"testing"
 	"time"
 
@@ -81,5 +83,194 @@ func TestMigrateNameSkeletons(t *testing.T) {
 	}
 	if _, changed, err := db.RenameGroup(ctx, 6, "Pay Pal fans", 1, at); err != nil || !changed {
 		t.Errorf("RenameGroup(6, Pay Pal fans) = %v, %v; want renamed", changed, err)
+	}
+}
+
+// oldBinaryRows are rooms and groups that a node of a parley from before
+// name_skel makes beside upgraded ones, leaving name_skel NULL: a room
+// that looks like the keyed room "paypal" (Cyrillic р and а), a room like
+// no other, then one that looks like it; a group that looks like the keyed
+// group "Team" (Cyrillic Т, е, а; the skeleton of m is rn), and a group
+// like no other.
+const oldBinaryRows = `
+INSERT INTO conversations (id, kind, name, name_key, created_at, last_active_at) VALUES
+	(10, 'room', '` + "\u0440\u0430ypal" + `', '` + "\u0440\u0430ypal" + `', now(), now()),
+	(11, 'room', 'hello', 'hello', now(), now()),
+	(12, 'room', 'HELL0', 'hell0', now(), now()),
+	(13, 'group', '` + "\u0422\u0435\u0430m" + `', '` + "\u0442\u0435\u0430m" + `', now(), now()),
+	(14, 'group', 'Crew', 'crew', now(), now());
+`
+
+// oldBinaryKeys are the conversations after a store fills the skeletons
+// of oldBinaryRows, beside room 1 "paypal" and group 2 "Team" made with
+// theirs.
+var oldBinaryKeys = []string{
+	"room 1 paypal paypal",
+	"group 2 Team tearn",
+	"room 10 \u0440\u0430ypal paypal\x1f#10",
+	"room 11 hello hello",
+	"room 12 HELL0 hello\x1f#12",
+	"group 13 \u0422\u0435\u0430m tearn\x1f#13",
+	"group 14 Crew crew",
+}
+
+// withOldBinaryRows opens the store at url, makes room 1 "paypal" and
+// group 2 "Team" through it, and adds oldBinaryRows through conn, as a
+// node of the older parley would.
+func withOldBinaryRows(t *testing.T, url string, conn *pgx.Conn) *DB {
+	t.Helper()
+	ctx := t.Context()
+	db := mustOpen(t, url)
+	at := time.Unix(100, 0)
+	if _, err := conn.Exec(ctx, `INSERT INTO users (id, email, name, name_key, created_at) VALUES (1, 'ada@example.com', 'Ada', 'ada', now())`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.EnsureRoom(ctx, "paypal", at); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := db.CreateGroup(ctx, chat.NewGroup{Name: "Team", MaxMembers: 3, OwnerID: 1, At: at}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, oldBinaryRows); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+// dumpSkeletons lists the conversations' kind, id, name and name_skel.
+func dumpSkeletons(t *testing.T, conn *pgx.Conn) []string {
+	t.Helper()
+	rows, err := conn.Query(t.Context(), `SELECT kind || ' ' || id || ' ' || name || ' ' || coalesce(name_skel, 'NULL') FROM conversations ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+func mustConnect(t *testing.T, url string) *pgx.Conn {
+	t.Helper()
+	conn, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+// TestOpenFillsNameSkeletons: rooms and groups that a node of an older
+// parley made after the migration, without a skeleton, get one when a
+// node next opens the store, by the migration's rule: the first of
+// look-alikes keeps the skeleton, and one whose skeleton is another's,
+// keyed already or before it, gets a key of its own; nobody is renamed,
+// and every node then refuses a new look-alike.
+func TestOpenFillsNameSkeletons(t *testing.T) {
+	url := mustSchema(t)
+	conn := mustConnect(t, url)
+	ctx := t.Context()
+	running := withOldBinaryRows(t, url, conn)
+	mustOpen(t, url) // the next node to start
+	if diff := cmp.Diff(oldBinaryKeys, dumpSkeletons(t, conn)); diff != "" {
+		t.Errorf("conversations after a node opened mismatch (-want +got):\n%s", diff)
+	}
+	at := time.Unix(200, 0)
+	var e *chat.LookAlikeError
+	for name, other := range map[string]string{"he11o": "hello", "p\u0430yp\u0430l": "paypal"} {
+		if _, err := running.EnsureRoom(ctx, name, at); !errors.As(err, &e) || e.Name != other {
+			t.Errorf("EnsureRoom(%+q) = %v; want a LookAlikeError naming %q", name, err, other)
+		}
+	}
+	if _, _, err := running.CreateGroup(ctx, chat.NewGroup{Name: "\u0421rew", MaxMembers: 3, OwnerID: 1, At: at}); !errors.As(err, &e) || e.Name != "Crew" {
+		t.Errorf("CreateGroup(Cyrillic Сrew) = %v; want a LookAlikeError naming Crew", err)
+	}
+}
+
+// TestOpenFillsNameSkeletonsAtOnce: nodes that start at once all open
+// the store, and the skeletons they fill are those one would.
+func TestOpenFillsNameSkeletonsAtOnce(t *testing.T) {
+	url := mustSchema(t)
+	conn := mustConnect(t, url)
+	withOldBinaryRows(t, url, conn)
+	const nodes = 4
+	errs := make(chan error, nodes)
+	for range nodes {
+		go func() {
+			db, err := Open(t.Context(), url)
+			if err == nil {
+				err = db.Close()
+			}
+			errs <- err
+		}()
+	}
+	for range nodes {
+		if err := <-errs; err != nil {
+			t.Errorf("Open: %v", err)
+		}
+	}
+	if diff := cmp.Diff(oldBinaryKeys, dumpSkeletons(t, conn)); diff != "" {
+		t.Errorf("conversations after the nodes opened mismatch (-want +got):\n%s", diff)
+	}
+}
+
+// TestOpenFillsNameSkeletonsRace: a room that an upgraded node makes
+// while another node fills the skeletons, with the skeleton the filling
+// would give an older room ("he11o" beside "hello", which has none), keeps
+// it; the older room gets a key of its own, and the node opens.
+func TestOpenFillsNameSkeletonsRace(t *testing.T) {
+	url := mustSchema(t)
+	conn := mustConnect(t, url)
+	ctx := t.Context()
+	mustOpen(t, url)
+	if _, err := conn.Exec(ctx, `INSERT INTO conversations (id, kind, name, name_key, created_at, last_active_at)
+		VALUES (10, 'room', 'hello', 'hello', now(), now())`); err != nil {
+		t.Fatal(err)
+	}
+	// The upgraded node's insert, not yet committed.
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(context.Background())
+	if _, err := tx.Exec(ctx, `INSERT INTO conversations (id, kind, name, name_key, name_skel, created_at, last_active_at)
+		VALUES (11, 'room', 'he11o', 'he11o', $1, now(), now())`, chat.NameSkeleton("he11o")); err != nil {
+		t.Fatal(err)
+	}
+	app := "parley_fill_" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	opened := make(chan error, 1)
+	go func() {
+		db, err := Open(ctx, url+"&application_name="+app)
+		if err == nil {
+			err = db.Close()
+		}
+		opened <- err
+	}()
+	// Wait until the filling waits for the insert, then commit it.
+	watch := mustConnect(t, url)
+	for waiting := false; !waiting; {
+		select {
+		case err := <-opened:
+			t.Fatalf("Open returned %v before the insert it should wait for was committed", err)
+		case <-time.After(10 * time.Millisecond):
+		}
+		if err := watch.QueryRow(ctx, `SELECT count(*) > 0 FROM pg_stat_activity
+			WHERE application_name = $1 AND wait_event_type = 'Lock'`, app).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-opened; err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	want := []string{
+		"room 10 hello hello\x1f#10",
+		"room 11 he11o hello",
+	}
+	if diff := cmp.Diff(want, dumpSkeletons(t, conn)); diff != "" {
+		t.Errorf("conversations mismatch (-want +got):\n%s", diff)
 	}
 }

@@ -42,19 +42,65 @@ func storedNames(ctx context.Context, tx pgx.Tx, query string, args ...any) ([]c
 	return pgx.CollectRows(rows, pgx.RowToStructByPos[chat.StoredName])
 }
 
-// nameSkeletons fills name_skel of every room and group (migration 0007),
-// as chat.SkeletonKeys decides, by ID.
+// nameSkeletons fills name_skel of the rooms and groups that have none, as
+// chat.SkeletonKeys decides, by ID: all of them in migration 0007, and,
+// each time a store opens (fillNameSkeletons), those that a node of an
+// older parley has made since. A name changed meanwhile, by such a node
+// renaming a group, is left for the next time.
 func nameSkeletons(ctx context.Context, tx pgx.Tx) error {
 	for _, kind := range []string{kindRoom, kindGroup} {
-		names, err := storedNames(ctx, tx, `SELECT id, name, name_key FROM conversations WHERE kind = $1 AND name_key IS NOT NULL`, kind)
+		names, err := storedNames(ctx, tx, `SELECT id, name, name_key FROM conversations WHERE kind = $1 AND name_skel IS NULL`, kind)
 		if err != nil {
 			return err
 		}
-		for _, n := range chat.SkeletonKeys(names) {
-			if _, err := tx.Exec(ctx, `UPDATE conversations SET name_skel = $1 WHERE id = $2`, n.Key, n.ID); err != nil {
+		keys, err := chat.SkeletonKeys(names, func(key string) (held bool, err error) {
+			err = tx.QueryRow(ctx, `SELECT EXISTS (SELECT FROM conversations WHERE kind = $1 AND name_skel = $2)`, kind, key).Scan(&held)
+			return held, err
+		})
+		if err != nil {
+			return err
+		}
+		for _, n := range keys {
+			if _, err := tx.Exec(ctx, `UPDATE conversations SET name_skel = $1 WHERE id = $2 AND name = $3 AND name_skel IS NULL`,
+				n.Key, n.ID, n.Name); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+// fillNameSkeletons gives a skeleton to the rooms and groups that a node
+// of a parley from before name_skel (migration 0007) made, without one,
+// since the migration ran: nothing is checked against them until then.
+// With none missing, it costs one query, which reads, per kind, the
+// first entry of the index of name_skel in descending order, where NULLs
+// come first. (Asked for rows WHERE name_skel IS NULL, the planner
+// expects many, counting direct conversations' NULLs, and scans the
+// table for one.)
+//
+// Nodes that open at once take turns on an advisory lock, so that the
+// later ones find nothing left to do. A room or group that an upgraded
+// node makes meanwhile, with the skeleton that filling gives another,
+// breaks the unique index when one commits: the filling, rolled back,
+// runs again and sees it.
+func (db *DB) fillNameSkeletons(ctx context.Context) error {
+	var missing bool
+	if err := db.pool.QueryRow(ctx, `SELECT
+		coalesce((SELECT name_skel IS NULL FROM conversations WHERE kind = $1 ORDER BY name_skel DESC NULLS FIRST LIMIT 1), false) OR
+		coalesce((SELECT name_skel IS NULL FROM conversations WHERE kind = $2 ORDER BY name_skel DESC NULLS FIRST LIMIT 1), false)`,
+		kindRoom, kindGroup).Scan(&missing); err != nil || !missing {
+		return err
+	}
+	for attempt := 1; ; attempt++ {
+		err := db.write(ctx, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('parley name_skel ' || coalesce(current_schema(), ''), 0))`); err != nil {
+				return err
+			}
+			return nameSkeletons(ctx, tx)
+		})
+		if err == nil || attempt >= maxAttempts || !isUniqueViolation(err, "conversations_kind_name_skel") {
+			return err
+		}
+	}
 }

@@ -122,6 +122,10 @@ func Open(ctx context.Context, url string) (*DB, error) {
 		db.pool.Close()
 		return nil, fmt.Errorf("migrate postgres database %s: %w", db.name, mapErr(ctx, err))
 	}
+	if err := db.fillNameSkeletons(ctx); err != nil {
+		db.pool.Close()
+		return nil, fmt.Errorf("fill name skeletons of postgres database %s: %w", db.name, mapErr(ctx, err))
+	}
 	// After the migrations: prepareAppend needs the schema.
 	db.appendPool, err = pgxpool.NewWithConfig(ctx, acfg)
 	if err == nil {

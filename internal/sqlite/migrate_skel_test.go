@@ -86,3 +86,79 @@ func TestMigrateNameSkeletons(t *testing.T) {
 		t.Errorf("RenameGroup(6, Pay Pal fans) = %v, %v; want renamed", changed, err)
 	}
 }
+
+// oldBinaryRows are rooms and groups that a parley from before name_skel
+// writes to a migrated database, leaving name_skel NULL: a room that looks
+// like the keyed room "paypal" (Cyrillic р and а), a room like no other,
+// then one that looks like it; a group that looks like the keyed group
+// "Team" (Cyrillic Т, е, а; the skeleton of m is rn), and a group like
+// no other.
+const oldBinaryRows = `
+INSERT INTO conversations (id, kind, name, name_key, created_at, last_active_at) VALUES
+	(10, 'room', '` + "\u0440\u0430ypal" + `', '` + "\u0440\u0430ypal" + `', 10, 10),
+	(11, 'room', 'hello', 'hello', 11, 11),
+	(12, 'room', 'HELL0', 'hell0', 12, 12),
+	(13, 'group', '` + "\u0422\u0435\u0430m" + `', '` + "\u0442\u0435\u0430m" + `', 13, 13),
+	(14, 'group', 'Crew', 'crew', 14, 14);
+`
+
+// TestOpenFillsNameSkeletons: rooms and groups that an older parley made
+// in a migrated database, without a skeleton, get one when the store next
+// opens, by the migration's rule: the first of look-alikes keeps the
+// skeleton, and one whose skeleton is another's, keyed already or before
+// it, gets a key of its own; nobody is renamed, and a new look-alike is
+// refused.
+func TestOpenFillsNameSkeletons(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "parley.db")
+	db, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Unix(100, 0)
+	if _, err := db.rw.ExecContext(ctx, `INSERT INTO users (id, email, name, name_key, created_at) VALUES (1, 'ada@example.com', 'Ada', 'ada', 1)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.EnsureRoom(ctx, "paypal", at); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := db.CreateGroup(ctx, chat.NewGroup{Name: "Team", MaxMembers: 3, OwnerID: 1, At: at}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.rw.ExecContext(ctx, oldBinaryRows); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = mustOpen(t, path)
+	got, err := queryAll(ctx, db.ro, `SELECT kind || ' ' || id || ' ' || name || ' ' || coalesce(name_skel, 'NULL') FROM conversations ORDER BY id`, nil,
+		func(r scanner) (string, error) {
+			var s string
+			return s, r.Scan(&s)
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"room 1 paypal paypal",
+		"group 2 Team tearn",
+		"room 10 \u0440\u0430ypal paypal\x1f#10",
+		"room 11 hello hello",
+		"room 12 HELL0 hello\x1f#12",
+		"group 13 \u0422\u0435\u0430m tearn\x1f#13",
+		"group 14 Crew crew",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("conversations after reopening mismatch (-want +got):\n%s", diff)
+	}
+	var e *chat.LookAlikeError
+	for name, other := range map[string]string{"he11o": "hello", "p\u0430yp\u0430l": "paypal"} {
+		if _, err := db.EnsureRoom(ctx, name, at); !errors.As(err, &e) || e.Name != other {
+			t.Errorf("EnsureRoom(%+q) = %v; want a LookAlikeError naming %q", name, err, other)
+		}
+	}
+	if _, _, err := db.CreateGroup(ctx, chat.NewGroup{Name: "\u0421rew", MaxMembers: 3, OwnerID: 1, At: at}); !errors.As(err, &e) || e.Name != "Crew" {
+		t.Errorf("CreateGroup(Cyrillic Сrew) = %v; want a LookAlikeError naming Crew", err)
+	}
+}

@@ -376,13 +376,20 @@ type migration struct {
 // schema_migrations. It runs them with foreign keys off, as a table made
 // anew needs (migration 9): dropping the old one must not delete the rows
 // that refer to it. Before it commits, it checks that every reference
-// holds.
+// holds. Then it fills what an older parley, run on the file since, left
+// out (fillNameSkeletons).
 func (db *DB) migrate(ctx context.Context) error {
 	ms, err := listMigrations()
 	if err != nil {
 		return err
 	}
-	return db.migrateWith(ctx, ms)
+	if err := db.migrateWith(ctx, ms); err != nil {
+		return err
+	}
+	if err := db.fillNameSkeletons(ctx); err != nil {
+		return fmt.Errorf("fill name skeletons: %w", err)
+	}
+	return nil
 }
 
 // migrateWith is migrate with the migrations ms, for a test to stop at an

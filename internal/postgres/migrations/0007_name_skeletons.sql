@@ -7,6 +7,7 @@
 -- already look alike keep them; the later ones get a key of their own).
 -- The ALTER locks the table until then: a node of the older parley makes
 -- no room meanwhile. Rooms and groups it makes later have no skeleton,
--- and nothing is refused as looking like them: upgrade every node.
+-- and nothing is refused as looking like them, until a node opens the
+-- database again: Open fills them the same way (fillNameSkeletons).
 ALTER TABLE conversations ADD COLUMN name_skel text COLLATE "C";
 CREATE UNIQUE INDEX conversations_kind_name_skel ON conversations (kind, name_skel);
