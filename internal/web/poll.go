@@ -615,9 +615,34 @@ func (ch *pollChannel) stop() {
 	ch.sess.stop()
 }
 
+// lazyOp is the context of an operation (opContext), made when first
+// needed: a poll's take reads the store only for events missed (admit),
+// and making a context with its timer for every poll was 2 % of the
+// server's CPU per long-poll delivery (BenchmarkPollDelivery).
+type lazyOp struct {
+	ctx  context.Context
+	stop context.CancelFunc
+}
+
+// get returns the operation's context, made at the first call.
+func (o *lazyOp) get() context.Context {
+	if o.ctx == nil {
+		o.ctx, o.stop = opContext()
+	}
+	return o.ctx
+}
+
+// cancel releases the context, if one was made.
+func (o *lazyOp) cancel() {
+	if o.stop != nil {
+		o.stop()
+	}
+}
+
 // take returns the frames waiting: pending ones, then the queued events,
-// each delivered once and in order.
-func (ch *pollChannel) take(ctx context.Context) []json.RawMessage {
+// each delivered once and in order. op gives the context of the store
+// reads it needs.
+func (ch *pollChannel) take(op *lazyOp) []json.RawMessage {
 	ch.mu.Lock()
 	frames := ch.pending
 	ch.pending = nil
@@ -644,7 +669,7 @@ func (ch *pollChannel) take(ctx context.Context) []json.RawMessage {
 				frames = append(frames, it.Raw)
 				continue
 			}
-			evs := ch.admit(ctx, it.Event)
+			evs := ch.admit(op, it.Event)
 			for i, ev := range evs {
 				if ev.Type == chat.EventRemoved {
 					removed = append(removed, ev)
@@ -690,12 +715,12 @@ func (ch *pollChannel) resync(id int64, frames []json.RawMessage) []json.RawMess
 // admit returns the events to deliver for ev: none if the session does
 // not show it (session.shows) or it was delivered already; missed ones
 // before it.
-func (ch *pollChannel) admit(ctx context.Context, ev chat.Event) []chat.Event {
+func (ch *pollChannel) admit(op *lazyOp, ev chat.Event) []chat.Event {
 	if !ch.sess.shows(&ev) {
 		return nil
 	}
 	if ev.UserSeq > 0 {
-		evs, err := ch.sess.admitUser(ctx, ev)
+		evs, err := ch.sess.admitUser(op.get(), ev)
 		if err != nil {
 			// The channel ends; the next poll rebuilds it from its cursor,
 			// which is still before the events missed.
@@ -729,7 +754,7 @@ func (ch *pollChannel) admit(ctx context.Context, ev chat.Event) []chat.Event {
 	}
 	var out []chat.Event
 	limit := int(min(seq-p-1, int64(ch.s.svc.Config().HistoryLimit)))
-	if ms, err := ch.s.svc.Sync(ctx, ch.sess.user, ev.ConvID, p, limit); err == nil {
+	if ms, err := ch.s.svc.Sync(op.get(), ch.sess.user, ev.ConvID, p, limit); err == nil {
 		for i := range ms {
 			if ms[i].Seq > p && ms[i].Seq < seq {
 				out = append(out, chat.Event{Type: chat.EventMessage, ConvID: ev.ConvID, Message: &ms[i]})
@@ -948,14 +973,14 @@ func (s *server) handlePoll() pollHandler {
 		for {
 			// Not the request's context: what is taken is answered,
 			// and given again to a client that cancelled the request.
-			ctx, cancel := opContext()
+			var op lazyOp
 			ch.taking.Lock()
-			frames := ch.take(ctx)
+			frames := ch.take(&op)
 			if len(frames) > 0 {
 				answer(frames)
 			}
 			ch.taking.Unlock()
-			cancel()
+			op.cancel()
 			if len(frames) > 0 {
 				return
 			}
@@ -982,10 +1007,10 @@ func (s *server) handlePoll() pollHandler {
 		}
 		// Whatever ended the wait, what is pending (frames a replaced GET
 		// gave back, which the cursor counts as delivered) goes out now.
-		ctx, cancel := opContext()
-		defer cancel()
+		var op lazyOp
+		defer op.cancel()
 		ch.taking.Lock()
-		answer(ch.take(ctx))
+		answer(ch.take(&op))
 		ch.taking.Unlock()
 	}
 }
