@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"strconv"
 	"testing"
 	"time"
@@ -10,6 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
 	"github.com/parley-chat/parley/internal/chat"
+	"github.com/parley-chat/parley/internal/chat/chattest"
 )
 
 // skelRows are rooms and groups stored before look-alike names were
@@ -39,51 +39,7 @@ func TestMigrateNameSkeletons(t *testing.T) {
 		t.Fatal(err)
 	}
 	db := mustOpen(t, url)
-	rows, err := conn.Query(ctx, `SELECT kind || ' ' || id || ' ' || name || ' ' || coalesce(name_skel, 'NULL') FROM conversations ORDER BY id`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []string{
-		"room 1 paypal paypal",
-		"room 2 \u0440\u0430ypal paypal\x1f#2",
-		"room 3 PAYPA1 paypal\x1f#3",
-		"room 4 general general",
-		"group 5 \u0420\u0430yPal paypal",
-		"group 6 PayPal paypal\x1f#6",
-		"direct 7  NULL",
-	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("conversations after the migration mismatch (-want +got):\n%s", diff)
-	}
-	at := time.Unix(100, 0)
-	// Every room is found by its name as before.
-	for name, id := range map[string]int64{"PayPal": 1, "\u0440\u0430ypal": 2, "paypa1": 3} {
-		if r, err := db.EnsureRoom(ctx, name, at); err != nil || r.ID != id {
-			t.Errorf("EnsureRoom(%+q) = room %d, %v; want room %d", name, r.ID, err, id)
-		}
-	}
-	var e *chat.LookAlikeError
-	if _, err := db.EnsureRoom(ctx, "p\u0430yp\u0430l", at); !errors.As(err, &e) || e.Name != "paypal" {
-		t.Errorf("EnsureRoom(new look-alike) = %v; want a LookAlikeError naming paypal", err)
-	}
-	if _, _, err := db.CreateGroup(ctx, chat.NewGroup{Name: "P\u0430yp\u0430l", MaxMembers: 3, OwnerID: 1, At: at}); !errors.As(err, &e) || e.Name != "\u0420\u0430yPal" {
-		t.Errorf("CreateGroup(new look-alike) = %v; want a LookAlikeError naming group 5", err)
-	}
-	if _, _, err := db.CreateGroup(ctx, chat.NewGroup{Name: "PAYPAL", MaxMembers: 3, OwnerID: 1, At: at}); !errors.Is(err, chat.ErrNameTaken) {
-		t.Errorf("CreateGroup(PAYPAL) = %v; want ErrNameTaken (group 6)", err)
-	}
-	// A later look-alike keeps its name, but is renamed only to a name
-	// that looks like no other group's, as any group is.
-	if _, _, err := db.RenameGroup(ctx, 6, "PAYPAL", 1, at); !errors.As(err, &e) || e.Name != "\u0420\u0430yPal" {
-		t.Errorf("RenameGroup(6, PAYPAL) = %v; want a LookAlikeError naming group 5", err)
-	}
-	if _, changed, err := db.RenameGroup(ctx, 6, "Pay Pal fans", 1, at); err != nil || !changed {
-		t.Errorf("RenameGroup(6, Pay Pal fans) = %v, %v; want renamed", changed, err)
-	}
+	chattest.MigratedSkeletons(t, db, dumpSkeletons(t, conn))
 }
 
 // oldBinaryRows are rooms and groups that a node of a parley from before
@@ -100,19 +56,6 @@ INSERT INTO conversations (id, kind, name, name_key, created_at, last_active_at)
 	(13, 'group', '` + "\u0422\u0435\u0430m" + `', '` + "\u0442\u0435\u0430m" + `', now(), now()),
 	(14, 'group', 'Crew', 'crew', now(), now());
 `
-
-// oldBinaryKeys are the conversations after a store fills the skeletons
-// of oldBinaryRows, beside room 1 "paypal" and group 2 "Team" made with
-// theirs.
-var oldBinaryKeys = []string{
-	"room 1 paypal paypal",
-	"group 2 Team tearn",
-	"room 10 \u0440\u0430ypal paypal\x1f#10",
-	"room 11 hello hello",
-	"room 12 HELL0 hello\x1f#12",
-	"group 13 \u0422\u0435\u0430m tearn\x1f#13",
-	"group 14 Crew crew",
-}
 
 // withOldBinaryRows opens the store at url, makes room 1 "paypal" and
 // group 2 "Team" through it, and adds oldBinaryRows through conn, as a
@@ -170,22 +113,9 @@ func mustConnect(t *testing.T, url string) *pgx.Conn {
 func TestOpenFillsNameSkeletons(t *testing.T) {
 	url := mustSchema(t)
 	conn := mustConnect(t, url)
-	ctx := t.Context()
 	running := withOldBinaryRows(t, url, conn)
 	mustOpen(t, url) // the next node to start
-	if diff := cmp.Diff(oldBinaryKeys, dumpSkeletons(t, conn)); diff != "" {
-		t.Errorf("conversations after a node opened mismatch (-want +got):\n%s", diff)
-	}
-	at := time.Unix(200, 0)
-	var e *chat.LookAlikeError
-	for name, other := range map[string]string{"he11o": "hello", "p\u0430yp\u0430l": "paypal"} {
-		if _, err := running.EnsureRoom(ctx, name, at); !errors.As(err, &e) || e.Name != other {
-			t.Errorf("EnsureRoom(%+q) = %v; want a LookAlikeError naming %q", name, err, other)
-		}
-	}
-	if _, _, err := running.CreateGroup(ctx, chat.NewGroup{Name: "\u0421rew", MaxMembers: 3, OwnerID: 1, At: at}); !errors.As(err, &e) || e.Name != "Crew" {
-		t.Errorf("CreateGroup(Cyrillic Сrew) = %v; want a LookAlikeError naming Crew", err)
-	}
+	chattest.FilledSkeletons(t, running, dumpSkeletons(t, conn))
 }
 
 // TestOpenFillsNameSkeletonsAtOnce: nodes that start at once all open
@@ -210,7 +140,7 @@ func TestOpenFillsNameSkeletonsAtOnce(t *testing.T) {
 			t.Errorf("Open: %v", err)
 		}
 	}
-	if diff := cmp.Diff(oldBinaryKeys, dumpSkeletons(t, conn)); diff != "" {
+	if diff := cmp.Diff(chattest.FilledKeys, dumpSkeletons(t, conn)); diff != "" {
 		t.Errorf("conversations after the nodes opened mismatch (-want +got):\n%s", diff)
 	}
 }

@@ -1,13 +1,12 @@
 package sqlite
 
 import (
-	"errors"
 	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
 	"github.com/parley-chat/parley/internal/chat"
+	"github.com/parley-chat/parley/internal/chat/chattest"
 )
 
 // skelRows are rooms and groups stored before look-alike names were
@@ -40,51 +39,7 @@ func TestMigrateNameSkeletons(t *testing.T) {
 		t.Fatal(err)
 	}
 	db := mustOpen(t, path)
-	at := time.Unix(100, 0)
-	got, err := queryAll(ctx, db.ro, `SELECT kind || ' ' || id || ' ' || name || ' ' || coalesce(name_skel, 'NULL') FROM conversations ORDER BY id`, nil,
-		func(r scanner) (string, error) {
-			var s string
-			return s, r.Scan(&s)
-		})
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []string{
-		"room 1 paypal paypal",
-		"room 2 \u0440\u0430ypal paypal\x1f#2",
-		"room 3 PAYPA1 paypal\x1f#3",
-		"room 4 general general",
-		"group 5 \u0420\u0430yPal paypal",
-		"group 6 PayPal paypal\x1f#6",
-		"direct 7  NULL",
-	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("conversations after the migration mismatch (-want +got):\n%s", diff)
-	}
-	// Every room is found by its name as before.
-	for name, id := range map[string]int64{"PayPal": 1, "\u0440\u0430ypal": 2, "paypa1": 3} {
-		if r, err := db.EnsureRoom(ctx, name, at); err != nil || r.ID != id {
-			t.Errorf("EnsureRoom(%+q) = room %d, %v; want room %d", name, r.ID, err, id)
-		}
-	}
-	var e *chat.LookAlikeError
-	if _, err := db.EnsureRoom(ctx, "p\u0430yp\u0430l", at); !errors.As(err, &e) || e.Name != "paypal" {
-		t.Errorf("EnsureRoom(new look-alike) = %v; want a LookAlikeError naming paypal", err)
-	}
-	if _, _, err := db.CreateGroup(ctx, chat.NewGroup{Name: "P\u0430yp\u0430l", MaxMembers: 3, OwnerID: 1, At: at}); !errors.As(err, &e) || e.Name != "\u0420\u0430yPal" {
-		t.Errorf("CreateGroup(new look-alike) = %v; want a LookAlikeError naming group 5", err)
-	}
-	if _, _, err := db.CreateGroup(ctx, chat.NewGroup{Name: "PAYPAL", MaxMembers: 3, OwnerID: 1, At: at}); !errors.Is(err, chat.ErrNameTaken) {
-		t.Errorf("CreateGroup(PAYPAL) = %v; want ErrNameTaken (group 6)", err)
-	}
-	// A later look-alike keeps its name, but is renamed only to a name
-	// that looks like no other group's, as any group is.
-	if _, _, err := db.RenameGroup(ctx, 6, "PAYPAL", 1, at); !errors.As(err, &e) || e.Name != "\u0420\u0430yPal" {
-		t.Errorf("RenameGroup(6, PAYPAL) = %v; want a LookAlikeError naming group 5", err)
-	}
-	if _, changed, err := db.RenameGroup(ctx, 6, "Pay Pal fans", 1, at); err != nil || !changed {
-		t.Errorf("RenameGroup(6, Pay Pal fans) = %v, %v; want renamed", changed, err)
-	}
+	chattest.MigratedSkeletons(t, db, dumpSkeletons(t, db))
 }
 
 // oldBinaryRows are rooms and groups that a parley from before name_skel
@@ -132,7 +87,13 @@ func TestOpenFillsNameSkeletons(t *testing.T) {
 		t.Fatal(err)
 	}
 	db = mustOpen(t, path)
-	got, err := queryAll(ctx, db.ro, `SELECT kind || ' ' || id || ' ' || name || ' ' || coalesce(name_skel, 'NULL') FROM conversations ORDER BY id`, nil,
+	chattest.FilledSkeletons(t, db, dumpSkeletons(t, db))
+}
+
+// dumpSkeletons lists the conversations' kind, id, name and name_skel.
+func dumpSkeletons(t *testing.T, db *DB) []string {
+	t.Helper()
+	got, err := queryAll(t.Context(), db.ro, `SELECT kind || ' ' || id || ' ' || name || ' ' || coalesce(name_skel, 'NULL') FROM conversations ORDER BY id`, nil,
 		func(r scanner) (string, error) {
 			var s string
 			return s, r.Scan(&s)
@@ -140,25 +101,5 @@ func TestOpenFillsNameSkeletons(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{
-		"room 1 paypal paypal",
-		"group 2 Team tearn",
-		"room 10 \u0440\u0430ypal paypal\x1f#10",
-		"room 11 hello hello",
-		"room 12 HELL0 hello\x1f#12",
-		"group 13 \u0422\u0435\u0430m tearn\x1f#13",
-		"group 14 Crew crew",
-	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("conversations after reopening mismatch (-want +got):\n%s", diff)
-	}
-	var e *chat.LookAlikeError
-	for name, other := range map[string]string{"he11o": "hello", "p\u0430yp\u0430l": "paypal"} {
-		if _, err := db.EnsureRoom(ctx, name, at); !errors.As(err, &e) || e.Name != other {
-			t.Errorf("EnsureRoom(%+q) = %v; want a LookAlikeError naming %q", name, err, other)
-		}
-	}
-	if _, _, err := db.CreateGroup(ctx, chat.NewGroup{Name: "\u0421rew", MaxMembers: 3, OwnerID: 1, At: at}); !errors.As(err, &e) || e.Name != "Crew" {
-		t.Errorf("CreateGroup(Cyrillic Сrew) = %v; want a LookAlikeError naming Crew", err)
-	}
+	return got
 }
