@@ -120,6 +120,16 @@ func signIn(t testing.TB, s *testServer, email, name string) *http.Client {
 	t.Helper()
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{Jar: jar, Timeout: 10 * time.Second}
+	code := mailCode(t, s, c, email)
+	postJSON(t, c, "POST", s.URL+"/api/auth/verify", map[string]string{"email": email, "code": code}, http.StatusOK, nil)
+	postJSON(t, c, "PATCH", s.URL+"/api/me", map[string]string{"name": name}, http.StatusOK, nil)
+	return c
+}
+
+// mailCode asks the server, through c, for a sign-in code for email, and
+// returns the code of the mail that comes.
+func mailCode(t testing.TB, s *testServer, c *http.Client, email string) string {
+	t.Helper()
 	postJSON(t, c, "POST", s.URL+"/api/auth/code", map[string]string{"email": email}, http.StatusAccepted, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -131,9 +141,7 @@ func signIn(t testing.TB, s *testServer, email, name string) *http.Client {
 	if code == "" || !strings.Contains(m.HTML, code) {
 		t.Fatalf("mail to %s has no code in both parts:\ntext: %s\nhtml: %s", email, m.Text, m.HTML)
 	}
-	postJSON(t, c, "POST", s.URL+"/api/auth/verify", map[string]string{"email": email, "code": code}, http.StatusOK, nil)
-	postJSON(t, c, "PATCH", s.URL+"/api/me", map[string]string{"name": name}, http.StatusOK, nil)
-	return c
+	return code
 }
 
 func postJSON(t testing.TB, c *http.Client, method, u string, body any, want int, out any) {
@@ -467,14 +475,7 @@ func TestRunServesTLS(t *testing.T) {
 	// Secure (it never goes out over plain HTTP) and __Host- prefixed (no
 	// other host of the site can set it).
 	const email = "ada@example.com"
-	postJSON(t, c, "POST", s.URL+"/api/auth/code", map[string]string{"email": email}, http.StatusAccepted, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	m, err := s.Mail.WaitFor(ctx, email)
-	if err != nil {
-		t.Fatalf("no sign-in mail: %v", err)
-	}
-	body, _ := json.Marshal(map[string]string{"email": email, "code": smtptest.ExtractCode(m.Text)})
+	body, _ := json.Marshal(map[string]string{"email": email, "code": mailCode(t, s, c, email)})
 	resp, err = c.Post(s.URL+"/api/auth/verify", "application/json", bytes.NewReader(body))
 	if err != nil {
 		t.Fatalf("POST /api/auth/verify over TLS: %v", err)
@@ -512,14 +513,7 @@ func TestRunBehindPlainHTTPProxy(t *testing.T) {
 	s := startServer(t, "--behind-proxy")
 	c := &http.Client{Timeout: 10 * time.Second, Transport: forwardProto{"http"}}
 	const email = "ada@example.com"
-	postJSON(t, c, "POST", s.URL+"/api/auth/code", map[string]string{"email": email}, http.StatusAccepted, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	m, err := s.Mail.WaitFor(ctx, email)
-	if err != nil {
-		t.Fatalf("no sign-in mail: %v", err)
-	}
-	body, _ := json.Marshal(map[string]string{"email": email, "code": smtptest.ExtractCode(m.Text)})
+	body, _ := json.Marshal(map[string]string{"email": email, "code": mailCode(t, s, c, email)})
 	resp, err := c.Post(s.URL+"/api/auth/verify", "application/json", bytes.NewReader(body))
 	if err != nil {
 		t.Fatalf("POST /api/auth/verify: %v", err)
