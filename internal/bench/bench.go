@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -202,12 +203,15 @@ type Result struct {
 	// do more: the latencies then hold the queueing. Busy beyond the
 	// server's and the tool's is other processes', and the kernel's own
 	// threads'.
-	MachineBusySeconds float64  `json:"machine_busy_seconds,omitempty"`
-	MachineCPUSeconds  float64  `json:"machine_cpu_seconds,omitempty"`
-	OK                 bool     `json:"ok"`
-	Interrupted        bool     `json:"interrupted,omitempty"` // stopped early (ctx ended): the run is not OK whatever it measured
-	InterruptReason    string   `json:"interrupt_reason,omitempty"`
-	Notes              []string `json:"notes,omitempty"`
+	MachineBusySeconds float64 `json:"machine_busy_seconds,omitempty"`
+	MachineCPUSeconds  float64 `json:"machine_cpu_seconds,omitempty"`
+	// How long the tool's collection of its own garbage took once every
+	// client was connected, before sending began (see run).
+	ToolGCBeforeSendingMS float64  `json:"tool_gc_before_sending_ms,omitempty"`
+	OK                    bool     `json:"ok"`
+	Interrupted           bool     `json:"interrupted,omitempty"` // stopped early (ctx ended): the run is not OK whatever it measured
+	InterruptReason       string   `json:"interrupt_reason,omitempty"`
+	Notes                 []string `json:"notes,omitempty"`
 	// With Config.PerMessage, each message sent, room by room, sender by
 	// sender, in the order sent: too many for the JSON line.
 	Messages []MessageStat `json:"-"`
@@ -465,7 +469,17 @@ func (r *runState) run(ctx context.Context) (Result, error) {
 	var self, selfEnd procStats // the tool's own, while sending and draining
 	var machine, machineEnd machineStats
 	selfErr, machineErr := errors.New("not measured"), errors.New("not measured")
+	var gcBeforeSending time.Duration
 	if !cfg.Idle {
+		// Connecting leaves the tool a heap of garbage (thousands of
+		// handshakes, requests and their buffers), which its collector
+		// would otherwise take in the first second of sending, beside the
+		// readers whose latencies it measures. Collected now, as testing.B
+		// collects before it times a benchmark.
+		t := time.Now()
+		runtime.GC()
+		gcBeforeSending = time.Since(t)
+		r.logf("collected the tool's garbage of connecting in %v", gcBeforeSending.Round(time.Millisecond))
 		self, selfErr = readProc(os.Getpid())
 		machine, machineErr = readMachine()
 	}
@@ -499,6 +513,7 @@ func (r *runState) run(ctx context.Context) (Result, error) {
 	readers.Wait()
 
 	res := r.result(connectTime, sendStart, sendEnd)
+	res.ToolGCBeforeSendingMS = float64(gcBeforeSending.Microseconds()) / 1000
 	if selfErr == nil && !sendStart.IsZero() {
 		cpu := selfEnd.CPU - self.CPU
 		res.ToolCPUSeconds = cpu.Seconds()

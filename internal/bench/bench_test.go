@@ -275,6 +275,11 @@ func TestBenchTransports(t *testing.T) {
 				if res.Transport != transport {
 					t.Errorf("transport = %q; want %q", res.Transport, transport)
 				}
+				// The tool collected the garbage of connecting before it
+				// began to send and measure.
+				if res.ToolGCBeforeSendingMS <= 0 {
+					t.Errorf("tool_gc_before_sending_ms = %g; want the collection before sending timed", res.ToolGCBeforeSendingMS)
+				}
 				// Every connection of a room receives every message of it.
 				if res.DeliveriesExpected != res.MessagesAcked*conns/2 {
 					t.Errorf("deliveries expected = %d; want acked × conns per room = %d", res.DeliveriesExpected, res.MessagesAcked*conns/2)
@@ -707,8 +712,8 @@ func TestBenchIdle(t *testing.T) {
 		cfg.ServerPID = os.Getpid() // the server runs in this process
 	}
 	res := mustRun(t, cfg)
-	if res.ConnsEstablished != 20 || res.ConnsFailed != 0 || res.Senders != 0 || res.MessagesSent != 0 || !res.OK {
-		t.Errorf("idle run = %+v; want 20 connections, no senders, ok", res)
+	if res.ConnsEstablished != 20 || res.ConnsFailed != 0 || res.Senders != 0 || res.MessagesSent != 0 || !res.OK || res.ToolGCBeforeSendingMS != 0 {
+		t.Errorf("idle run = %+v; want 20 connections, no senders, no collection before sending, ok", res)
 	}
 	if err == nil && (res.Server == nil || res.Server.RSSBefore <= 0 || res.Server.RSSAfter <= 0) {
 		t.Errorf("server stats = %+v; want RSS before and after", res.Server)
