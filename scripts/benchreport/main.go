@@ -596,6 +596,8 @@ func goBenchmarks(b *strings.Builder, runs map[string]*run) {
 			if rs, ok := g.Metrics["µs-relay-sys/delivery"]; ok {
 				derived += fmt.Sprintf(" (in the kernel %.1f and %.1f µs)", rs, g.Metrics["µs-peer-sys/delivery"])
 			}
+		} else if v, ok := g.Metrics["ns/delivery"]; ok {
+			derived = fmt.Sprintf("%.1f µs per delivery, %.1f µs of CPU and %.1f allocations of both sides", v/1000, g.Metrics["cpu-ns/delivery"]/1000, g.Metrics["allocs/delivery"])
 		} else if v, ok := g.Metrics["µs-one-way"]; ok {
 			derived = fmt.Sprintf("%.1f µs one way, %.1f µs round trip", v, g.Metrics["µs-round-trip"])
 		} else if ns := g.Metrics["ns/op"]; ns > 0 {

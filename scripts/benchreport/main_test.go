@@ -149,3 +149,20 @@ func TestPublishedTables(t *testing.T) {
 		t.Errorf("docs/benchmarks.md does not hold the tables of go run ./scripts/benchreport; paste its output under \"## Results\":\n%s", b.String())
 	}
 }
+
+// TestPollDeliveryDerived: BenchmarkPollDelivery's figures are per
+// delivery, not per op (a message to 100 clients), and the derived column
+// says so, rather than ops/s of its ns/op.
+func TestPollDeliveryDerived(t *testing.T) {
+	runs := map[string]*run{
+		"gobench": {Name: "gobench", Benchmarks: []gobench{{Pkg: "github.com/parley-chat/parley/internal/web", Name: "BenchmarkPollDelivery-2", N: 300,
+			Metrics: map[string]float64{"ns/op": 5469555, "ns/delivery": 54705, "cpu-ns/delivery": 90918, "allocs/delivery": 115.6, "B/op": 993093, "allocs/op": 11555}}}},
+	}
+	var b strings.Builder
+	if err := report(&b, runs); err != nil {
+		t.Fatal(err)
+	}
+	if want := "| 54.7 µs per delivery, 90.9 µs of CPU and 115.6 allocations of both sides |"; !strings.Contains(b.String(), want) {
+		t.Errorf("report has no %q:\n%s", want, b.String())
+	}
+}
