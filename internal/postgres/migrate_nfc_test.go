@@ -32,9 +32,14 @@ INSERT INTO conversations (id, kind, name, name_key, created_at, last_active_at)
 
 // dumpNames lists every user's and conversation's id, name and key.
 func dumpNames(t *testing.T, conn *pgx.Conn) []string {
-	t.Helper()
-	rows, err := conn.Query(t.Context(), `SELECT 'user ' || id || ' ' || name || ' ' || name_key FROM users
+	return queryStrings(t, conn, `SELECT 'user ' || id || ' ' || name || ' ' || name_key FROM users
 		UNION ALL SELECT kind || ' ' || id || ' ' || name || ' ' || name_key FROM conversations ORDER BY 1`)
+}
+
+// queryStrings returns the rows of a query of one text column.
+func queryStrings(t *testing.T, conn *pgx.Conn, query string) []string {
+	t.Helper()
+	rows, err := conn.Query(t.Context(), query)
 	if err != nil {
 		t.Fatal(err)
 	}

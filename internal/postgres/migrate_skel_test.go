@@ -82,16 +82,7 @@ func withOldBinaryRows(t *testing.T, url string, conn *pgx.Conn) *DB {
 
 // dumpSkeletons lists the conversations' kind, id, name and name_skel.
 func dumpSkeletons(t *testing.T, conn *pgx.Conn) []string {
-	t.Helper()
-	rows, err := conn.Query(t.Context(), `SELECT kind || ' ' || id || ' ' || name || ' ' || coalesce(name_skel, 'NULL') FROM conversations ORDER BY id`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		t.Fatal(err)
-	}
-	return got
+	return queryStrings(t, conn, `SELECT kind || ' ' || id || ' ' || name || ' ' || coalesce(name_skel, 'NULL') FROM conversations ORDER BY id`)
 }
 
 func mustConnect(t *testing.T, url string) *pgx.Conn {
