@@ -154,11 +154,6 @@ func startAdaUnsigned(t *testing.T) (*testServer, *browser) {
 	t.Helper()
 	exe := chromiumPath(t)
 	s := startServer(t)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("server stderr:\n%s", s.stderr)
-		}
-	})
 	ada := startBrowser(t, exe, "ada", time.Now().Add(2*time.Minute))
 	return s, ada
 }

@@ -23,11 +23,6 @@ import (
 func TestBrowserKeepsCookie(t *testing.T) {
 	exe := chromiumPath(t)
 	s := startServer(t, "--session-ttl", "1m")
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("server stderr:\n%s", s.stderr)
-		}
-	})
 	ada := startBrowser(t, exe, "ada", time.Now().Add(3*time.Minute))
 	ada.signIn(t, s, "ada@example.com", "Ada")
 	waitFor[bool](t, ada, "connected", viewState, connectedBy, "ws")

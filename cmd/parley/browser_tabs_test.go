@@ -120,11 +120,6 @@ func TestBrowserOpenRateLimited(t *testing.T) {
 	exe := chromiumPath(t)
 	// Other frames than sends: five times --send-rate, bursts of five times --send-burst.
 	s := startServer(t, "--send-rate", "1", "--send-burst", "1")
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("server stderr:\n%s", s.stderr)
-		}
-	})
 	ada := startBrowser(t, exe, "ada", time.Now().Add(2*time.Minute))
 	ada.signIn(t, s, "ada@example.com", "Ada")
 	waitFor[bool](t, ada, "connected", viewState, connectedBy, "ws")

@@ -144,11 +144,6 @@ func startPair(t *testing.T, timeout time.Duration, serverArgs ...string) (s *te
 	exe := chromiumPath(t)
 	deadline := time.Now().Add(timeout)
 	s = startServer(t, serverArgs...)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("server stderr:\n%s", s.stderr)
-		}
-	})
 	return s, startBrowser(t, exe, "ada", deadline), startBrowser(t, exe, "grace", deadline)
 }
 

@@ -94,6 +94,12 @@ func startServer(t testing.TB, args ...string) *testServer {
 	case <-time.After(15 * time.Second):
 		t.Fatalf("parley did not print its address within 15s\n%s", s.stderr)
 	}
+	// Runs after the shutdown below: what the server logged, to its end.
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("server stderr:\n%s", s.stderr)
+		}
+	})
 	t.Cleanup(func() { s.shutdown(t) })
 	return s
 }
