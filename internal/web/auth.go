@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/netip"
+	"net/textproto"
 	"strings"
 	"time"
 
@@ -106,12 +107,60 @@ func (s *server) cookieName(r *http.Request) string {
 // sessionToken is the session token r carries, "" if none: the value of
 // its cookie named cookieName(r), the only one read.
 func (s *server) sessionToken(r *http.Request) string {
-	c, err := r.Cookie(s.cookieName(r))
+	return cookieValue(r, s.cookieName(r))
+}
+
+// cookieValue is the value of r's cookie name, as r.Cookie reads it, but
+// found without allocating: a long-polling client sends its session
+// cookie with every poll (docs/benchmarks.md, target 7), and r.Cookie
+// makes a slice and a Cookie. It scans as net/http's readCookies does, and
+// leaves to r.Cookie what it did not find and headers of many cookies,
+// which r.Cookie may refuse as a whole (GODEBUG httpcookiemaxnum).
+func cookieValue(r *http.Request, name string) string {
+	lines, n := r.Header["Cookie"], 0
+	for _, line := range lines {
+		n += strings.Count(line, ";") + 1
+	}
+	if n <= maxFastCookies {
+		for _, line := range lines {
+			line = textproto.TrimString(line)
+			for line != "" {
+				var part string
+				part, line, _ = strings.Cut(line, ";")
+				k, v, _ := strings.Cut(textproto.TrimString(part), "=")
+				if textproto.TrimString(k) != name {
+					continue
+				}
+				if v, ok := plainCookieValue(v); ok {
+					return v
+				}
+			}
+		}
+	}
+	c, err := r.Cookie(name)
 	if err != nil {
 		return ""
 	}
 	return c.Value
 }
+
+// plainCookieValue is net/http's parseCookieValue: raw without the double
+// quotes around it, if it has them, and whether every byte left may be in
+// a cookie's value.
+func plainCookieValue(raw string) (string, bool) {
+	if len(raw) > 1 && raw[0] == '"' && raw[len(raw)-1] == '"' {
+		raw = raw[1 : len(raw)-1]
+	}
+	for i := range len(raw) {
+		if b := raw[i]; b < 0x20 || b >= 0x7f || b == '"' || b == ';' || b == '\\' {
+			return "", false
+		}
+	}
+	return raw, true
+}
+
+// maxFastCookies bounds the cookies cookieValue scans itself.
+const maxFastCookies = 64
 
 func (s *server) setSessionCookie(w http.ResponseWriter, r *http.Request, token string, expires time.Time) {
 	http.SetCookie(w, &http.Cookie{
