@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"iter"
 	"maps"
 	"math"
 	"net/http"
@@ -45,6 +46,47 @@ type pollCursor struct {
 	N       int64           `json:"n"`           // responses the client has received
 	User    int64           `json:"u"`           // user_seq of the last logged event delivered
 	Convs   map[int64]int64 `json:"c,omitempty"` // open conversations: seq of the last message delivered
+	// convs are the open conversations of a cursor decoded from cursorV1,
+	// as encoded there, in place of Convs: every poll reads a cursor, and
+	// only a channel rebuilt from it reads its conversations (restore).
+	convs []byte
+}
+
+// conversations yields each open conversation of c with the seq of the
+// last message delivered in it, by id.
+func (c *pollCursor) conversations() iter.Seq2[int64, int64] {
+	return func(yield func(id, seq int64) bool) {
+		if c.convs == nil {
+			ids := slices.AppendSeq(make([]int64, 0, 16), maps.Keys(c.Convs)) // on the stack, unless more
+			slices.Sort(ids)
+			for _, id := range ids {
+				if !yield(id, c.Convs[id]) {
+					return
+				}
+			}
+			return
+		}
+		for b := c.convs; len(b) > 0; {
+			id, n := binary.Uvarint(b)
+			seq, m := binary.Uvarint(b[n:])
+			b = b[n+m:]
+			if !yield(int64(id), int64(seq)) {
+				return
+			}
+		}
+	}
+}
+
+// numConvs is the number of open conversations of c.
+func (c *pollCursor) numConvs() int {
+	if c.convs == nil {
+		return len(c.Convs)
+	}
+	n := 0
+	for range c.conversations() {
+		n++
+	}
+	return n
 }
 
 // A cursor is base64url (unpadded) of cursorV1 and uvarints: the
@@ -62,20 +104,23 @@ const (
 )
 
 func (c pollCursor) encode() string {
+	return string(c.appendEncoded(nil))
+}
+
+// appendEncoded appends the cursor, encoded, to dst.
+func (c pollCursor) appendEncoded(dst []byte) []byte {
 	b := make([]byte, 0, 128) // on the stack, unless the cursor is longer
 	b = append(b, cursorV1)
 	b = binary.AppendUvarint(b, uint64(len(c.Channel)))
 	b = append(b, c.Channel...)
 	b = binary.AppendUvarint(b, uint64(c.N))
 	b = binary.AppendUvarint(b, uint64(c.User))
-	b = binary.AppendUvarint(b, uint64(len(c.Convs)))
-	ids := slices.AppendSeq(make([]int64, 0, 16), maps.Keys(c.Convs))
-	slices.Sort(ids)
-	for _, id := range ids {
+	b = binary.AppendUvarint(b, uint64(c.numConvs()))
+	for id, seq := range c.conversations() {
 		b = binary.AppendUvarint(b, uint64(id))
-		b = binary.AppendUvarint(b, uint64(c.Convs[id]))
+		b = binary.AppendUvarint(b, uint64(seq))
 	}
-	return base64.RawURLEncoding.EncodeToString(b)
+	return base64.RawURLEncoding.AppendEncode(dst, b)
 }
 
 func parseCursor(s string) (*pollCursor, error) {
@@ -98,7 +143,7 @@ func parseCursor(s string) (*pollCursor, error) {
 	} else {
 		err = c.decode(b)
 	}
-	if err != nil || c.Channel == "" || len(c.Channel) > maxChannelLen || c.N < 0 || c.User < 0 || len(c.Convs) > maxCursorConvs {
+	if err != nil || c.Channel == "" || len(c.Channel) > maxChannelLen || c.N < 0 || c.User < 0 || c.numConvs() > maxCursorConvs {
 		return nil, bad()
 	}
 	return &c, nil
@@ -131,19 +176,18 @@ func (c *pollCursor) decode(b []byte) error {
 	if c.N < 0 || c.User < 0 || convs < 0 || convs > maxCursorConvs {
 		return errCursor
 	}
-	if convs > 0 {
-		c.Convs = make(map[int64]int64, convs)
-	}
+	start, prev := b, int64(-1)
 	for range convs {
 		id, seq := num(), num()
-		if id < 0 || seq < 0 {
-			return errCursor
+		if id <= prev || seq < 0 {
+			return errCursor // malformed, or the ids not in increasing order as encode gives them
 		}
-		c.Convs[id] = seq
+		prev = id
 	}
-	if len(b) > 0 || len(c.Convs) != int(convs) {
-		return errCursor // trailing bytes, or an id given twice
+	if len(b) > 0 {
+		return errCursor // trailing bytes
 	}
+	c.convs = start[:len(start):len(start)]
 	return nil
 }
 
@@ -493,7 +537,7 @@ const endedWait = 3 * time.Second
 func (ch *pollChannel) restore(cur *pollCursor) {
 	var frames []json.RawMessage
 	rooms := []int64{}
-	for id, seq := range cur.Convs {
+	for id, seq := range cur.conversations() {
 		err := ch.sess.open(inFrame{Type: "open", RoomID: id, After: &seq}, func(v any) {
 			if _, ok := v.(openedFrame); ok {
 				return // the client has the conversation open already
@@ -659,6 +703,7 @@ func (ch *pollChannel) take(op *lazyOp) []json.RawMessage {
 	// with every item filtered out by admit, would leave the GET asleep
 	// until its hold runs out.
 	var removed []chat.Event // handled once taken (session.removedBy)
+	var one [1]chat.Event    // admit's answer when it is the event alone
 	for {
 		items := ch.sess.client.Next(nil)
 		if items == nil {
@@ -669,7 +714,7 @@ func (ch *pollChannel) take(op *lazyOp) []json.RawMessage {
 				frames = append(frames, it.Raw)
 				continue
 			}
-			evs := ch.admit(op, it.Event)
+			evs := ch.admit(op, it.Event, one[:0])
 			for i, ev := range evs {
 				if ev.Type == chat.EventRemoved {
 					removed = append(removed, ev)
@@ -714,8 +759,10 @@ func (ch *pollChannel) resync(id int64, frames []json.RawMessage) []json.RawMess
 
 // admit returns the events to deliver for ev: none if the session does
 // not show it (session.shows) or it was delivered already; missed ones
-// before it.
-func (ch *pollChannel) admit(op *lazyOp, ev chat.Event) []chat.Event {
+// before it. ev alone, the common case, comes in buf, of length zero: a
+// poll's take makes it on its stack, where a slice made here would be
+// one more allocation per delivery.
+func (ch *pollChannel) admit(op *lazyOp, ev chat.Event, buf []chat.Event) []chat.Event {
 	if !ch.sess.shows(&ev) {
 		return nil
 	}
@@ -731,7 +778,7 @@ func (ch *pollChannel) admit(op *lazyOp, ev chat.Event) []chat.Event {
 		return evs
 	}
 	if ev.Type != chat.EventMessage || ev.Message == nil {
-		return []chat.Event{ev}
+		return append(buf, ev)
 	}
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
@@ -745,12 +792,12 @@ func (ch *pollChannel) admit(op *lazyOp, ev chat.Event) []chat.Event {
 			}
 			ch.live[ev.ConvID] = seq
 		}
-		return []chat.Event{ev}
+		return append(buf, ev)
 	case seq <= p:
 		return nil
 	case seq == p+1:
 		ch.pos[ev.ConvID] = seq
-		return []chat.Event{ev}
+		return append(buf, ev)
 	}
 	var out []chat.Event
 	limit := int(min(seq-p-1, int64(ch.s.svc.Config().HistoryLimit)))
@@ -765,9 +812,9 @@ func (ch *pollChannel) admit(op *lazyOp, ev chat.Event) []chat.Event {
 	return append(out, ev)
 }
 
-// cursorLocked is the encoded cursor of the channel's state.
-func (ch *pollChannel) cursorLocked() string {
-	return pollCursor{Channel: ch.id, N: ch.n, User: ch.sess.users.last(), Convs: ch.pos}.encode()
+// appendCursorLocked appends the encoded cursor of the channel's state to b.
+func (ch *pollChannel) appendCursorLocked(b []byte) []byte {
+	return pollCursor{Channel: ch.id, N: ch.n, User: ch.sess.users.last(), Convs: ch.pos}.appendEncoded(b)
 }
 
 // pollBuffers holds writePoll's buffers between answers.
@@ -780,9 +827,21 @@ var pollBuffers = sync.Pool{New: func() any { return new([]byte) }}
 // compact JSON already (encodeNative, mustJSON), and the cursor is
 // base64url.
 func writePoll(w http.ResponseWriter, cursor string, frames []json.RawMessage) {
+	bp, b := startPoll()
+	finishPoll(w, bp, append(b, cursor...), frames)
+}
+
+// startPoll returns a buffer of pollBuffers and the start of an answer in
+// it, to be followed by the cursor: a channel's cursor is encoded into it
+// (appendCursorLocked), not into a string of its own.
+func startPoll() (*[]byte, []byte) {
 	bp := pollBuffers.Get().(*[]byte)
-	b := append((*bp)[:0], `{"cursor":"`...)
-	b = append(b, cursor...)
+	return bp, append((*bp)[:0], `{"cursor":"`...)
+}
+
+// finishPoll writes the answer begun in b, from bp (startPoll), and the
+// cursor after it, with frames.
+func finishPoll(w http.ResponseWriter, bp *[]byte, b []byte, frames []json.RawMessage) {
 	b = append(b, `","frames":[`...)
 	for i, f := range frames {
 		if i > 0 {
@@ -910,11 +969,12 @@ func (s *server) handlePoll() pollHandler {
 		waiter := make(chan struct{})
 		for try := 0; ; try++ {
 			if resend {
+				bp, b := startPoll()
 				ch.mu.Lock()
-				c := ch.cursorLocked()
+				b = ch.appendCursorLocked(b)
 				frames := ch.prev
 				ch.mu.Unlock()
-				writePoll(w, c, frames)
+				finishPoll(w, bp, b, frames)
 				return
 			}
 			ch.mu.Lock()
@@ -965,11 +1025,17 @@ func (s *server) handlePoll() pollHandler {
 			}
 			ch.n++
 			ch.prev = frames
-			c := ch.cursorLocked()
+			bp, b := startPoll()
+			b = ch.appendCursorLocked(b)
 			ch.mu.Unlock()
-			writePoll(w, c, frames)
+			finishPoll(w, bp, b, frames)
 		}
-		var hold *time.Timer // made once the poll has to wait
+		var hold *time.Timer // taken once the poll has to wait
+		defer func() {
+			if hold != nil {
+				putHoldTimer(hold)
+			}
+		}()
 		for {
 			// Not the request's context: what is taken is answered,
 			// and given again to a client that cancelled the request.
@@ -985,8 +1051,7 @@ func (s *server) handlePoll() pollHandler {
 				return
 			}
 			if hold == nil {
-				hold = time.NewTimer(s.cfg.PollHold)
-				defer hold.Stop()
+				hold = getHoldTimer(s.cfg.PollHold)
 			}
 			select {
 			case <-ch.sess.client.Done():
@@ -1013,6 +1078,28 @@ func (s *server) handlePoll() pollHandler {
 		answer(ch.take(&op))
 		ch.taking.Unlock()
 	}
+}
+
+// holdTimers holds the stopped timers of polls that waited: every
+// delivery to a long-polling client ends a poll, and most of them wait
+// (docs/benchmarks.md, target 7). Since Go 1.23 a timer stopped or reset
+// sends nothing of its earlier period, so a timer taken from here fires
+// only at the end of its new one.
+var holdTimers sync.Pool
+
+// getHoldTimer returns a timer that fires after d.
+func getHoldTimer(d time.Duration) *time.Timer {
+	if t, ok := holdTimers.Get().(*time.Timer); ok {
+		t.Reset(d)
+		return t
+	}
+	return time.NewTimer(d)
+}
+
+// putHoldTimer stops t and keeps it for getHoldTimer.
+func putHoldTimer(t *time.Timer) {
+	t.Stop()
+	holdTimers.Put(t)
 }
 
 // handlePollEnd serves DELETE /api/poll: the client leaves (a page

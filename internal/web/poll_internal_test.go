@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -54,7 +55,7 @@ func TestCursor(t *testing.T) {
 			t.Errorf("parseCursor(encode(%+v)): %v", c, err)
 			continue
 		}
-		if diff := cmp.Diff(c, *got); diff != "" {
+		if diff := cmp.Diff(c, got.plain(), cmpopts.EquateEmpty(), cmp.AllowUnexported(pollCursor{})); diff != "" {
 			t.Errorf("cursor after a round trip (-want +got):\n%s", diff)
 		}
 		if again := c.encode(); again != s {
@@ -65,7 +66,7 @@ func TestCursor(t *testing.T) {
 	// A cursor of an earlier server, JSON under the base64, still parses.
 	legacy := base64.RawURLEncoding.EncodeToString([]byte(`{"ch":"old","n":5,"u":3,"c":{"9":12}}`))
 	want := pollCursor{Channel: "old", N: 5, User: 3, Convs: map[int64]int64{9: 12}}
-	if got, err := parseCursor(legacy); err != nil || !cmp.Equal(*got, want) {
+	if got, err := parseCursor(legacy); err != nil || !cmp.Equal(got.plain(), want, cmp.AllowUnexported(pollCursor{})) {
 		t.Errorf("parseCursor(legacy) = %+v, %v; want %+v", got, err, want)
 	}
 
@@ -83,6 +84,7 @@ func TestCursor(t *testing.T) {
 		"truncated":         raw(good[:len(good)-1]...),
 		"trailing bytes":    raw(append(good, 0)...),
 		"id twice":          raw(cursorV1, 1, 'a', 0, 0, 2, 7, 3, 7, 4),
+		"ids not in order":  raw(cursorV1, 1, 'a', 0, 0, 2, 9, 3, 7, 4),
 		"too many convs":    raw(cursorV1, 1, 'a', 0, 0, 0x81, 0x02), // 257
 		"number overflows":  raw(cursorV1, 1, 'a', 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0, 0),
 		"negative n (json)": base64.RawURLEncoding.EncodeToString([]byte(`{"ch":"a","n":-1}`)),
@@ -96,6 +98,40 @@ func TestCursor(t *testing.T) {
 	}
 }
 
+// TestParseCursorAllocs checks that reading a cursor makes no map of its
+// conversations: the buffer it is decoded into, the channel's name and
+// the cursor are all it allocates.
+func TestParseCursorAllocs(t *testing.T) {
+	s := pollCursor{Channel: "abc-_", N: 4, User: 2, Convs: map[int64]int64{7: 3, 9: 1, 12: 40}}.encode()
+	if n := testing.AllocsPerRun(100, func() { _, _ = parseCursor(s) }); n > 3 {
+		t.Errorf("parseCursor allocates %v times; want 3 at most", n)
+	}
+}
+
+// TestHoldTimer checks that a hold timer taken again fires at the end of
+// its new period, not with a value its earlier one left unread.
+func TestHoldTimer(t *testing.T) {
+	for range 3 { // the pool may drop what it was given: try a few
+		old := getHoldTimer(time.Millisecond)
+		time.Sleep(20 * time.Millisecond) // it fired; nobody received
+		putHoldTimer(old)
+		tm := getHoldTimer(time.Hour)
+		select {
+		case <-tm.C:
+			t.Fatal("a timer taken for an hour fired at once")
+		case <-time.After(30 * time.Millisecond):
+		}
+		putHoldTimer(tm)
+		tm = getHoldTimer(time.Millisecond)
+		select {
+		case <-tm.C:
+		case <-time.After(10 * time.Second):
+			t.Fatal("a timer taken for a millisecond did not fire")
+		}
+		putHoldTimer(tm)
+	}
+}
+
 func FuzzParseCursor(f *testing.F) {
 	f.Add(pollCursor{Channel: "abc", N: 4, User: 2, Convs: map[int64]int64{7: 3}}.encode())
 	f.Add(base64.RawURLEncoding.EncodeToString([]byte(`{"ch":"old","n":5,"u":3,"c":{"9":12}}`)))
@@ -106,10 +142,23 @@ func FuzzParseCursor(f *testing.F) {
 		}
 		// What parses is a cursor the server could have given.
 		again, err := parseCursor(c.encode())
-		if err != nil || !cmp.Equal(*c, *again, cmpopts.EquateEmpty()) {
+		if err != nil || !cmp.Equal(c.plain(), again.plain(), cmpopts.EquateEmpty(), cmp.AllowUnexported(pollCursor{})) {
 			t.Fatalf("parseCursor(%q) = %+v, which encodes to %+v, %v", s, c, again, err)
 		}
 	})
+}
+
+// plain is c with its conversations in Convs, as a cursor made to be
+// encoded has them, for cmp.
+func (c *pollCursor) plain() pollCursor {
+	p := pollCursor{Channel: c.Channel, N: c.N, User: c.User}
+	for id, seq := range c.conversations() {
+		if p.Convs == nil {
+			p.Convs = make(map[int64]int64)
+		}
+		p.Convs[id] = seq
+	}
+	return p
 }
 
 // ForgedCursor is a well-formed cursor of channel ch that no server gave,
