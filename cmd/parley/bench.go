@@ -69,6 +69,7 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "how long to send (with --idle, how long to hold the connections)")
 	fs.Float64Var(&cfg.Ramp, "ramp", 1000, "connections opened per second")
 	fs.DurationVar(&cfg.Drain, "drain", 5*time.Second, "how long to wait for answers and deliveries once sending stops")
+	fs.DurationVar(&cfg.Settle, "settle", 1500*time.Millisecond, "once connected, wait until no frame has come for this long (30s at most) before sending: what connecting made the server deliver (joins, online counts) is then not timed; 0: send at once")
 	fs.StringVar(&cfg.RoomPrefix, "room-prefix", "bench", "rooms are PREFIX-0, PREFIX-1, ...")
 	fs.StringVar(&tokens, "tokens", "", `file of session tokens, one a line, as printed by "parley admin sessions" (USER_ID<TAB>EMAIL<TAB>TOKEN) or bare; reused in turn if fewer than --conns (required for ws and longpoll)`)
 	fs.IntVar(&cfg.ServerPID, "pid", 0, "the server's process ID (same machine): report its memory and CPU time")

@@ -252,9 +252,10 @@ func TestBenchTransports(t *testing.T) {
 			name     string
 			rate     float64
 			inFlight int
+			settle   time.Duration
 		}{
-			{"fixed rate", 200, 0},
-			{"as fast as possible", 0, 4},
+			{"fixed rate", 200, 0, 200 * time.Millisecond},
+			{"as fast as possible", 0, 4, 0},
 		} {
 			t.Run(transport+"/"+tc.name, func(t *testing.T) {
 				s := newTestServer(t)
@@ -268,6 +269,7 @@ func TestBenchTransports(t *testing.T) {
 					Rate:           tc.rate,
 					InFlight:       tc.inFlight,
 					Duration:       time.Second,
+					Settle:         tc.settle,
 					Tokens:         s.tokens(t, conns/2), // reused in turn: two connections of one user in a room
 					RoomPrefix:     "t",
 				})
@@ -279,6 +281,11 @@ func TestBenchTransports(t *testing.T) {
 				// began to send and measure.
 				if res.ToolGCBeforeSendingMS <= 0 {
 					t.Errorf("tool_gc_before_sending_ms = %g; want the collection before sending timed", res.ToolGCBeforeSendingMS)
+				}
+				// With Settle, it waited that long at least for frames to stop
+				// coming first (the rooms' online counts among them).
+				if want := float64(tc.settle.Milliseconds()); res.SettleMS < want || tc.settle == 0 && res.SettleMS != 0 {
+					t.Errorf("settle_ms = %g; want %g at least, and 0 without Settle", res.SettleMS, want)
 				}
 				// Every connection of a room receives every message of it.
 				if res.DeliveriesExpected != res.MessagesAcked*conns/2 {

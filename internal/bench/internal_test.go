@@ -143,6 +143,7 @@ func TestDecodeNative(t *testing.T) {
 		{typ: evMessage, seq: 43},
 		{typ: evAck, seq: 44, ref: "c-1"},
 		{typ: evError, ref: "c-2", code: "rate_limited", text: "too many requests; slow down"},
+		{typ: evOther},
 		{typ: evMessage, seq: 45, isText: true, body: "1:2:3"},
 		{typ: evMessage, seq: 46, isText: true, body: `say "hi"`},
 		{typ: evMessage, seq: 47, isText: true, body: "x"},
@@ -540,5 +541,49 @@ func TestRetryAfter(t *testing.T) {
 		if got := retryAfter(tc.h, now); got != tc.want {
 			t.Errorf("retryAfter(%q) = %s; want %s", tc.h, got, tc.want)
 		}
+	}
+}
+
+// TestSettle checks that settle waits until no frame has come for its
+// quiet time, for its limit at most.
+func TestSettle(t *testing.T) {
+	r := newRun(Config{Targets: []string{"http://127.0.0.1:1"}, Rooms: 2, Conns: 4, Progress: io.Discard}, nil)
+	frames := func(d time.Duration) (stop func()) {
+		done := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			tick := time.NewTicker(5 * time.Millisecond)
+			defer tick.Stop()
+			end := time.After(d)
+			for i := 0; ; i++ {
+				select {
+				case <-done:
+					return
+				case <-end:
+					return
+				case <-tick.C:
+					r.clients[i%len(r.clients)].shard.frames.Add(1)
+				}
+			}
+		})
+		return func() { close(done); wg.Wait() }
+	}
+
+	const busy, quiet = 150 * time.Millisecond, 50 * time.Millisecond
+	stop := frames(busy)
+	d, ok := r.settle(context.Background(), quiet, 10*time.Second)
+	stop()
+	if !ok || d < busy+quiet {
+		t.Errorf("settle = %v, %v; want true once no frame came for %v, after %v at least", d, ok, quiet, busy+quiet)
+	}
+
+	stop = frames(10 * time.Second)
+	d, ok = r.settle(context.Background(), quiet, 300*time.Millisecond)
+	stop()
+	if ok || d < 300*time.Millisecond {
+		t.Errorf("settle with frames coming all along = %v, %v; want false after its limit", d, ok)
+	}
+	if len(r.notes) != 1 || !strings.Contains(r.notes[0], "frames still came") {
+		t.Errorf("notes = %q; want one of the frames still coming", r.notes)
 	}
 }

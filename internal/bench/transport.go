@@ -62,6 +62,7 @@ const (
 	evBad                          // a frame the bench could not parse
 	evResumed                      // long-poll: the server rebuilt the channel
 	evReceipt                      // a receipt or receipts frame (other members' read positions)
+	evOther                        // a frame of another type (presence, online count, typing...): counted only (settle)
 )
 
 // event is what a transport makes of one server frame.

@@ -272,7 +272,7 @@ func field(b, key []byte, end byte) (v []byte, ok bool) {
 // ok is false for any other frame.
 func fastNative(line []byte) (ev event, ok bool) {
 	if bytes.HasPrefix(line, presencePrefix) || bytes.HasPrefix(line, readPrefix) {
-		return event{}, true // not used by the bench
+		return event{typ: evOther}, true // counted only
 	}
 	if bytes.HasPrefix(line, receiptPrefix) {
 		return event{typ: evReceipt}, true // counted only
@@ -314,9 +314,7 @@ func fastNative(line []byte) (ev event, ok bool) {
 
 func decodeNative(line []byte, fn func(event)) {
 	if ev, ok := fastNative(line); ok {
-		if ev.typ != 0 {
-			fn(ev)
-		}
+		fn(ev)
 		return
 	}
 	var f nativeFrame
@@ -331,6 +329,8 @@ func decodeNative(line []byte, fn func(event)) {
 		fn(event{typ: evAck, seq: f.Message.Seq, ref: f.ClientID})
 	case "error":
 		fn(event{typ: evError, ref: f.Ref, code: f.Code, text: f.Message.Text})
+	default:
+		fn(event{typ: evOther})
 	}
 }
 
