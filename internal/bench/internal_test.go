@@ -569,12 +569,14 @@ func TestSettle(t *testing.T) {
 		return func() { close(done); wg.Wait() }
 	}
 
-	const busy, quiet = 150 * time.Millisecond, 50 * time.Millisecond
+	// The last frame comes up to one tick (5 ms) before busy ends, and
+	// settle starts a little after the frames: hence the margin.
+	const busy, quiet, margin = 200 * time.Millisecond, 100 * time.Millisecond, 20 * time.Millisecond
 	stop := frames(busy)
 	d, ok := r.settle(context.Background(), quiet, 10*time.Second)
 	stop()
-	if !ok || d < busy+quiet {
-		t.Errorf("settle = %v, %v; want true once no frame came for %v, after %v at least", d, ok, quiet, busy+quiet)
+	if !ok || d < busy+quiet-margin {
+		t.Errorf("settle = %v, %v; want true once no frame came for %v, after %v at least", d, ok, quiet, busy+quiet-margin)
 	}
 
 	stop = frames(10 * time.Second)
