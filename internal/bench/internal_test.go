@@ -588,4 +588,9 @@ func TestSettle(t *testing.T) {
 	if len(r.notes) != 1 || !strings.Contains(r.notes[0], "frames still came") {
 		t.Errorf("notes = %q; want one of the frames still coming", r.notes)
 	}
+
+	// A wait shorter than the ticker's finest step still settles.
+	if _, ok := r.settle(context.Background(), time.Nanosecond, 10*time.Second); !ok {
+		t.Error("settle with a wait of 1ns did not settle")
+	}
 }
