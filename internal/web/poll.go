@@ -839,8 +839,8 @@ func startPoll() (*[]byte, []byte) {
 	return bp, append((*bp)[:0], `{"cursor":"`...)
 }
 
-// finishPoll writes the answer begun in b, from bp (startPoll), and the
-// cursor after it, with frames.
+// finishPoll ends the answer in b (startPoll's start, then the cursor)
+// with frames, writes it, and gives its buffer back to pollBuffers in bp.
 func finishPoll(w http.ResponseWriter, bp *[]byte, b []byte, frames []json.RawMessage) {
 	b = append(b, `","frames":[`...)
 	for i, f := range frames {
