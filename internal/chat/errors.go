@@ -82,6 +82,17 @@ type LookAlikeError struct {
 func (e *LookAlikeError) Error() string { return fmt.Sprintf("the name looks like %q", e.Name) }
 func (e *LookAlikeError) Unwrap() error { return ErrNameLookAlike }
 
+// NameClash is the conflict of a name with the name of another room or
+// group of its kind, as a store's query found it: ErrNameTaken if
+// sameKey (the two differ at most in case), else a *LookAlikeError
+// naming the other.
+func NameClash(sameKey bool, other string) error {
+	if sameKey {
+		return ErrNameTaken
+	}
+	return &LookAlikeError{Name: other}
+}
+
 // Error is a domain error: a kind (one of the Err* values), a
 // machine-readable code and a message fit to show to the user.
 type Error struct {

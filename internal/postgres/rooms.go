@@ -46,10 +46,8 @@ func nameClash(ctx context.Context, tx pgx.Tx, kind, name string, id int64) erro
 		return nil
 	case err != nil:
 		return err
-	case same:
-		return chat.ErrNameTaken
 	}
-	return &chat.LookAlikeError{Name: other}
+	return chat.NameClash(same, other)
 }
 
 // EnsureRoom returns the room called name, or whose name differs from it

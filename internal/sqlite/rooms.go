@@ -52,10 +52,8 @@ func nameClash(ctx context.Context, tx *sql.Tx, kind, name string, id int64) err
 		return nil
 	case err != nil:
 		return err
-	case same:
-		return chat.ErrNameTaken
 	}
-	return &chat.LookAlikeError{Name: other}
+	return chat.NameClash(same, other)
 }
 
 // EnsureRoom returns the room called name, or whose name differs from it
