@@ -143,7 +143,7 @@ func parseCursor(s string) (*pollCursor, error) {
 	} else {
 		err = c.decode(b)
 	}
-	if err != nil || c.Channel == "" || len(c.Channel) > maxChannelLen || c.N < 0 || c.User < 0 || c.numConvs() > maxCursorConvs {
+	if err != nil || c.Channel == "" || len(c.Channel) > maxChannelLen || c.N < 0 || c.User < 0 || len(c.Convs) > maxCursorConvs { // decode bounds a v1 cursor's
 		return nil, bad()
 	}
 	return &c, nil
