@@ -17,11 +17,14 @@
 #   decoding, the load tool's decoding, and the machine's own floor: a
 #   loopback write between two processes that were idle, and back to
 #   back, and a bare relay at the loads of targets 3 and 4, with writes and
-#   through io_uring); no argument runs them all, in about 11 minutes.
+#   through io_uring); no argument runs them all, in about 13 minutes.
 # Environment: OUT (default docs/bench) is where results go; REF (default
 # HEAD) is the commit to build and test, exported with git archive so that
 # edits under way in the working tree neither break nor colour the run;
-# REF=. measures the working tree as it is. PARLEY_BENCH_POSTGRES (default
+# REF=. measures the working tree as it is. REPEAT (default 3) is how many
+# times targets 3 and 7 run, each on a fresh server (NAME, NAME-run2, ...):
+# their figures follow the machine's hour from run to run, and benchreport
+# judges them by the median of the runs. PARLEY_BENCH_POSTGRES (default
 # postgres://postgres@127.0.0.1:5432/test?sslmode=disable) is the PostgreSQL
 # database of target 6; psql must reach it.
 # PERF=1 records, in place of the pprof profiles, every run's whole machine
@@ -52,6 +55,13 @@ for t in "${targets[@]}"; do
 	esac
 done
 wants() { case " ${targets[*]} " in *" $1 "*) return 0 ;; esac; return 1; }
+REPEAT=${REPEAT:-3}
+case $REPEAT in
+'' | *[!0-9]* | 0)
+	echo "bench.sh: REPEAT=$REPEAT: want a whole number of runs, at least 1" >&2
+	exit 2
+	;;
+esac
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/parley-bench.XXXXXX")
 bin=$tmp/parley
@@ -417,6 +427,18 @@ gobench() {
 		END { print "]}" }' "$OUT/$name.txt" >"$OUT/$name.json"
 }
 
+# repeat TARGET NAME ARGS...: bench NAME, then NAME-run2 and on up to
+# REPEAT runs in all; what was asked for the next run (a profile, per
+# message figures, the server's environment) goes to the first alone.
+repeat() {
+	local target=$1 name=$2 i
+	shift 2
+	bench "$target" "$name" "$@"
+	for ((i = 2; i <= REPEAT; i++)); do
+		bench "$target" "$name-run$i" "$@"
+	done
+}
+
 # Target 1: one room of 1,000, 10 senders as fast as they can: with the
 # bench's default of 8 unanswered sends per sender, and with 1.
 if wants 1; then
@@ -437,7 +459,7 @@ fi
 # Context: the same load in 10 rooms of 10, to tell the store and the
 # fan-out apart.
 if wants 3; then
-	bench 3 target3 60 100 --conns 100 --rooms 1 --senders 10 --rate 10 --duration 20s
+	repeat 3 target3 60 100 --conns 100 --rooms 1 --senders 10 --rate 10 --duration 20s
 	bench 3 target3-rooms10 60 100 --conns 100 --rooms 10 --senders 1 --rate 10 --duration 20s
 fi
 # Target 4: one room of 10,000 members, each connected once, 10
@@ -511,7 +533,7 @@ fi
 # 5k run does over WebSocket.
 if wants 7; then
 	profile '^sending (as|[0-9])' 3 cpu 5
-	bench 7 target7 150 5000 --transport longpoll --conns 5000 --rooms 50 --senders 1 --rate 100 --duration 10s
+	repeat 7 target7 150 5000 --transport longpoll --conns 5000 --rooms 50 --senders 1 --rate 100 --duration 10s
 fi
 # Target 8: how cost grows, at 10,000 deliveries/s offered. Connections:
 # 1k, 5k and 19k in rooms of 100, 100 messages/s in all. Room size: 10, 100

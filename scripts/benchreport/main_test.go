@@ -166,3 +166,67 @@ func TestPollDeliveryDerived(t *testing.T) {
 		t.Errorf("report has no %q:\n%s", want, b.String())
 	}
 }
+
+// TestRepeatedRuns: a load that scripts/bench.sh runs more than once
+// (REPEAT) is judged by the median of its runs' figures, each run's own
+// listed beside it; a run that lost a delivery or has no result decides
+// the row however the others went.
+func TestRepeatedRuns(t *testing.T) {
+	light := func(p50, p99 float64) *result {
+		r := &result{OK: true, ConnsEstablished: 100, Rooms: 1, DeliveriesExpected: 20000, DeliveriesReceived: 20000}
+		r.Latency = latency{P50: p50, P99: p99, Max: p99 + 1}
+		return r
+	}
+	poll := func(p99 float64) *result {
+		r := &result{OK: true, ConnsEstablished: 5000, Rooms: 50, DeliveriesExpected: 100000, DeliveriesReceived: 100000}
+		r.Latency = latency{P50: 2, P99: p99, Max: p99 + 10}
+		return r
+	}
+	rowOf := func(t *testing.T, runs map[string]*run, target string) string {
+		t.Helper()
+		var b strings.Builder
+		if err := report(&b, runs); err != nil {
+			t.Fatal(err)
+		}
+		for line := range strings.Lines(b.String()) {
+			if strings.HasPrefix(line, "| "+target+" | target"+target) {
+				return line
+			}
+		}
+		t.Fatalf("no row for target %s:\n%s", target, b.String())
+		return ""
+	}
+
+	runs := map[string]*run{
+		"target3":      {Name: "target3", Result: light(1.20, 1.9)},
+		"target3-run2": {Name: "target3-run2", Result: light(0.90, 1.7)},
+		"target3-run3": {Name: "target3-run3", Result: light(0.95, 2.1)},
+		"target7":      {Name: "target7", Result: poll(60)},
+		"target7-run2": {Name: "target7-run2", Result: poll(40)},
+		"target7-run3": {Name: "target7-run3", Result: poll(45)},
+	}
+	for target, want := range map[string][]string{
+		"3": {"target3, target3-run2, target3-run3 (median of 3 runs)", "median of 3 runs: p50 0.95 ms (1.20, 0.90, 0.95), p99 1.90 ms (1.90, 1.70, 2.10) (60,000 of 60,000 delivered)", met},
+		"7": {"median of 3 runs: 5,000 long-polling clients in 50 rooms; 300,000 of 300,000 delivered (100.00 %); p50 2.00 ms (2.00, 2.00, 2.00), p99 45.0 ms (60.0, 40.0, 45.0)", met},
+	} {
+		row := rowOf(t, runs, target)
+		for _, w := range want {
+			if !strings.Contains(row, w) {
+				t.Errorf("target %s: row has no %q: %s", target, w, row)
+			}
+		}
+	}
+
+	// One run of three lost a delivery: not met, and the row says so.
+	lossy := light(0.5, 0.9)
+	lossy.Lost, lossy.DeliveriesReceived = 1, 19999
+	runs["target3-run2"] = &run{Name: "target3-run2", Result: lossy}
+	if row := rowOf(t, runs, "3"); strings.Contains(row, met) || !strings.Contains(row, "1 lost") {
+		t.Errorf("a run that lost a delivery is in a row met or silent: %s", row)
+	}
+	// One run of three has no result: the row names it, with no verdict.
+	runs["target7-run3"] = &run{Name: "target7-run3", Error: "server did not start"}
+	if row := rowOf(t, runs, "7"); strings.Contains(row, met) || !strings.Contains(row, "target7-run3 failed: `server did not start`") {
+		t.Errorf("a run without a result is not named, or judged over: %s", row)
+	}
+}
