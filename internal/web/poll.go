@@ -428,11 +428,6 @@ func (s *server) channelFor(a authInfo, cur *pollCursor, any bool) (ch *pollChan
 			return nil, false, errChannelEnded
 		}
 	}
-	release, err := s.roomForConn(a.User)
-	if err != nil {
-		return nil, false, err
-	}
-	defer release() // the channel's hub client is registered, or it failed
 	id := newChannelID()
 	switch {
 	case fork:
@@ -440,7 +435,22 @@ func (s *server) channelFor(a authInfo, cur *pollCursor, any bool) (ch *pollChan
 	case cur != nil && (ch == nil || ch.sess.user.ID == a.User.ID):
 		id = cur.Channel
 	}
-	ch = &pollChannel{s: s, id: id, sess: s.newSession(a.User), auth: a, signal: make(chan struct{}, 1), pos: make(map[int64]int64)}
+	ch, err = s.buildChannel(a, cur, id)
+	return ch, false, err
+}
+
+// buildChannel makes channel id for user a, from cursor cur (nil: a new
+// channel), and registers it. It is channelFor's, apart so that the
+// channel its callbacks capture is a variable of its own: captured, the
+// result of channelFor went to the heap on every poll, the many that
+// find their channel live too.
+func (s *server) buildChannel(a authInfo, cur *pollCursor, id string) (*pollChannel, error) {
+	release, err := s.roomForConn(a.User)
+	if err != nil {
+		return nil, err
+	}
+	defer release() // the channel's hub client is registered, or it failed
+	ch := &pollChannel{s: s, id: id, sess: s.newSession(a.User), auth: a, signal: make(chan struct{}, 1), pos: make(map[int64]int64)}
 	ch.sess.maxRooms = maxCursorConvs
 	ch.sess.onOpen = func(conv, seq int64) {
 		ch.mu.Lock()
@@ -475,14 +485,14 @@ func (s *server) channelFor(a authInfo, cur *pollCursor, any bool) (ch *pollChan
 		if errors.Is(err, hub.ErrClosed) {
 			err = chat.Errorf(chat.ErrUnavailable, chat.CodeUnavailable, "server restarting: poll again")
 		}
-		return nil, false, err
+		return nil, err
 	}
 	// The hub client now follows the user's topic: a sign-out from here on
 	// closes it. One that came before (after the request's session read)
 	// is found in the store.
 	if err := s.svc.CheckSession(ctx, a.Session); err != nil {
 		ch.sess.stop()
-		return nil, false, err
+		return nil, err
 	}
 	if cur == nil {
 		b, _ := json.Marshal(s.helloOf(ch.sess, a.Session))
@@ -495,19 +505,19 @@ func (s *server) channelFor(a authInfo, cur *pollCursor, any bool) (ch *pollChan
 	// the channel's hub client, now following the user's topic.
 	if cur != nil && s.endedElsewhere(a.User.ID, channelFamily(cur.Channel)) {
 		ch.sess.stop()
-		return nil, false, errChannelEnded
+		return nil, errChannelEnded
 	}
 	s.polls.mu.Lock()
 	if cur != nil && (s.polls.ended.has(a.User.ID, channelFamily(cur.Channel), time.Now()) || ch.sess.client.Reason() == hub.ReasonChannelEnded) {
 		s.polls.mu.Unlock()
 		ch.sess.stop()
-		return nil, false, errChannelEnded
+		return nil, errChannelEnded
 	}
 	s.polls.m[ch.id] = ch
 	s.polls.addFork(ch)
 	s.polls.mu.Unlock()
 	ch.touch()
-	return ch, false, nil
+	return ch, nil
 }
 
 // endedElsewhere reports whether Config.Ended records that user ended
@@ -704,8 +714,9 @@ func (ch *pollChannel) take(op *lazyOp) []json.RawMessage {
 	// until its hold runs out.
 	var removed []chat.Event // handled once taken (session.removedBy)
 	var one [1]chat.Event    // admit's answer when it is the event alone
+	var some [8]*hub.Item    // what Next takes, when it is no more
 	for {
-		items := ch.sess.client.Next(nil)
+		items := ch.sess.client.Next(some[:0])
 		if items == nil {
 			break
 		}
