@@ -230,3 +230,32 @@ func TestRepeatedRuns(t *testing.T) {
 		t.Errorf("a run without a result is not named, or judged over: %s", row)
 	}
 }
+
+// TestRepeatedRunsFewerConns: target 7 wants 5,000 clients connected in
+// every run of it; the median of the runs' counts would hide one that
+// connected fewer.
+func TestRepeatedRunsFewerConns(t *testing.T) {
+	poll := func(conns int) *result {
+		r := &result{OK: true, ConnsEstablished: conns, Rooms: 50, DeliveriesExpected: 100000, DeliveriesReceived: 100000}
+		r.Latency = latency{P50: 2, P99: 40, Max: 50}
+		return r
+	}
+	runs := map[string]*run{
+		"target7":      {Name: "target7", Result: poll(5000)},
+		"target7-run2": {Name: "target7-run2", Result: poll(4000)},
+		"target7-run3": {Name: "target7-run3", Result: poll(5000)},
+	}
+	var b strings.Builder
+	if err := report(&b, runs); err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(b.String()) {
+		if strings.HasPrefix(line, "| 7 | target7") {
+			if strings.Contains(line, met) || !strings.Contains(line, "4,000 long-polling clients") {
+				t.Errorf("a run of 4,000 clients in three is hidden by the median: %s", line)
+			}
+			return
+		}
+	}
+	t.Fatalf("no row for target 7:\n%s", b.String())
+}
