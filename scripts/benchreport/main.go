@@ -730,11 +730,17 @@ func repeated(runs map[string]*run, name string) []*run {
 // each latency and CPU figure is the median of the runs' (a run's figure
 // follows the machine's hour, and one run can land on a slow one), the
 // connections established are the fewest of any run, the other counts
-// are summed, and it is clean only if every run is. bad describes
-// the first run without a result.
+// are summed, and it is clean only if every run is. bad describes the
+// first run without a result, or of another commit or command than the
+// first.
 func combined(rs []*run) (*result, string) {
 	var all []*result
 	for _, r := range rs {
+		// A run left by an earlier invocation (with a larger REPEAT) may
+		// have measured another commit or load.
+		if r.Commit != rs[0].Commit || r.Command != rs[0].Command {
+			return nil, fmt.Sprintf("%s is of another commit or command than %s: not a run of the same load", r.Name, rs[0].Name)
+		}
 		res, bad := resultOf(r)
 		if bad != "" {
 			if len(rs) > 1 {

@@ -259,3 +259,35 @@ func TestRepeatedRunsFewerConns(t *testing.T) {
 	}
 	t.Fatalf("no row for target 7:\n%s", b.String())
 }
+
+// TestRepeatedRunsOfAnotherCommit: runs left in the directory by an
+// earlier invocation (one with a larger REPEAT, of another commit or
+// with another command) are not taken as runs of the same load.
+func TestRepeatedRunsOfAnotherCommit(t *testing.T) {
+	light := func() *result {
+		r := &result{OK: true, ConnsEstablished: 100, Rooms: 1, DeliveriesExpected: 20000, DeliveriesReceived: 20000}
+		r.Latency = latency{P50: 0.5, P99: 2, Max: 3}
+		return r
+	}
+	const cmd = "parley bench --conns 100 --rooms 1"
+	for name, second := range map[string]*run{
+		"commit":  {Name: "target3-run2", Commit: "aaaaaaa", Command: cmd, Result: light()},
+		"command": {Name: "target3-run2", Commit: "bbbbbbb", Command: cmd + " --rate 1", Result: light()},
+	} {
+		runs := map[string]*run{
+			"target3":      {Name: "target3", Commit: "bbbbbbb", Command: cmd, Result: light()},
+			"target3-run2": second,
+		}
+		var b strings.Builder
+		if err := report(&b, runs); err != nil {
+			t.Fatal(err)
+		}
+		for line := range strings.Lines(b.String()) {
+			if strings.HasPrefix(line, "| 3 | target3") {
+				if strings.Contains(line, met) || !strings.Contains(line, "target3-run2") {
+					t.Errorf("another %s's run is judged with target3, or not named: %s", name, line)
+				}
+			}
+		}
+	}
+}
