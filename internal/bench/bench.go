@@ -40,7 +40,7 @@ type Config struct {
 	Duration       time.Duration // how long to send; with Idle, how long to hold the connections
 	Ramp           float64       // connections opened per second (default 1000)
 	Drain          time.Duration // how long to wait for answers and deliveries once sending stops (default 5s)
-	Settle         time.Duration // before sending, wait until no frame has come for this long (see settle); 0: do not wait
+	Settle         time.Duration // before sending, wait until no frame has come for this long (see settle), 30s at most; 0: do not wait
 	RoomPrefix     string        // rooms are PREFIX-0 … PREFIX-(Rooms-1) (default "bench")
 	Tokens         []string      // session tokens (ws, longpoll); reused in turn when fewer than Conns
 	ServerPID      int           // if not 0, the server's memory and CPU time are read from /proc
@@ -123,8 +123,8 @@ func (c *Config) fill() error {
 	if c.Ramp < minRamp || c.Ramp > maxRamp {
 		bad("ramp must be between %g and %d connections per second, not %v", minRamp, maxRamp, c.Ramp)
 	}
-	if c.Settle < 0 {
-		bad("settle %v is negative", c.Settle)
+	if c.Settle < 0 || c.Settle > settleLimit {
+		bad("settle must be between 0 and %v, not %v", settleLimit, c.Settle)
 	}
 	if c.Drain < 0 {
 		bad("drain must not be negative")

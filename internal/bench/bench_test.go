@@ -744,6 +744,9 @@ func TestBenchRejects(t *testing.T) {
 		{"groups over compat", bench.Config{Transport: bench.TransportCompat, Conns: 1, SendersPerRoom: 1, Duration: time.Second, Groups: true}, "groups need a signed-in transport"},
 		{"bad room prefix", bench.Config{Transport: bench.TransportCompat, Conns: 1, SendersPerRoom: 1, Duration: time.Second, RoomPrefix: "a b"}, "room prefix"},
 		{"ramp too slow for a ticker", bench.Config{Transport: bench.TransportCompat, Conns: 1, SendersPerRoom: 1, Duration: time.Second, Ramp: 1e-10}, "ramp must be between"},
+		// A quiet time longer than settle's limit never comes to pass: the
+		// run would wait the limit, then note frames that never came.
+		{"settle beyond its limit", bench.Config{Transport: bench.TransportCompat, Conns: 1, SendersPerRoom: 1, Duration: time.Second, Settle: 31 * time.Second}, "settle"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.cfg.Targets == nil {
