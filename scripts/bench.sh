@@ -57,7 +57,7 @@ done
 wants() { case " ${targets[*]} " in *" $1 "*) return 0 ;; esac; return 1; }
 REPEAT=${REPEAT:-3}
 case $REPEAT in
-'' | *[!0-9]* | 0)
+'' | *[!0-9]* | 0*)
 	echo "bench.sh: REPEAT=$REPEAT: want a whole number of runs, at least 1" >&2
 	exit 2
 	;;
@@ -428,11 +428,14 @@ gobench() {
 }
 
 # repeat TARGET NAME ARGS...: bench NAME, then NAME-run2 and on up to
-# REPEAT runs in all; what was asked for the next run (a profile, per
+# REPEAT runs in all, first removing the NAME-runN files of an earlier
+# invocation; what was asked for the next run (a profile, per
 # message figures, the server's environment) goes to the first alone.
 repeat() {
 	local target=$1 name=$2 i
 	shift 2
+	# Runs of an earlier invocation with a larger REPEAT are not this one's.
+	rm -f "$OUT/$name"-run[0-9]*.json "$OUT/$name"-run[0-9]*.txt
 	bench "$target" "$name" "$@"
 	for ((i = 2; i <= REPEAT; i++)); do
 		bench "$target" "$name-run$i" "$@"
