@@ -3,6 +3,7 @@ package web
 import (
 	"errors"
 	"fmt"
+	"math"
 	"runtime"
 	"sync"
 	"syscall"
@@ -163,7 +164,8 @@ type drainState struct {
 	mu       sync.Mutex
 	rest     []byte   // bytes to write next
 	inflight int      // bytes being written
-	limit    int      // inflight+len(rest) at most: the first rest, and maxRest more
+	limit    int      // inflight+len(rest) at most: the rest of the frame that congested the socket, and maxRest more
+	tail     int64    // bytes of the frame that congested the socket that Write has not been given yet
 	drained  []func() // to run once everything is written, or the socket failed
 	done     bool     // everything written: Write goes to the socket again
 	err      error    // the socket failed: every Write fails, for good
@@ -244,12 +246,21 @@ func (op *writeOp) write(fd uintptr) bool {
 }
 
 // Write writes p, or keeps what the socket does not take at once for a
-// drain; it does not block. Gorilla calls it one frame at a time, under
-// its write lock.
+// drain; it does not block. Gorilla calls it under its write lock, once
+// per frame, or twice for a frame longer than its buffer: the frame's
+// header with the buffer, then the rest of the payload (Conn.WriteMessage,
+// messageWriter.Write).
 func (f *frameConn) Write(p []byte) (int, error) {
 	if f.raw == nil {
 		return f.Conn.Write(p)
 	}
+	// tail is what lies past p of the frame p begins: the next Write
+	// brings it.
+	var tail int64
+	if !f.wmid {
+		tail = max(frameLen(p)-int64(len(p)), 0)
+	}
+	f.wmid = tail > 0
 	if d := f.d.Load(); d != nil {
 		if n, err, kept := d.keep(p, f); kept {
 			return n, err
@@ -269,11 +280,33 @@ func (f *frameConn) Write(p []byte) (int, error) {
 		return n, err
 	}
 	if n < len(p) {
-		d := &drainState{rest: append([]byte(nil), p[n:]...), limit: len(p) - n + maxRest}
+		d := &drainState{rest: append([]byte(nil), p[n:]...), limit: len(p) - n + maxRest, tail: tail}
 		f.d.Store(d)
 		go f.drain(d)
 	}
 	return len(p), nil
+}
+
+// frameLen is the length, header and payload, of the frame that p
+// begins; 0 if p does not hold its header.
+func frameLen(p []byte) int64 {
+	if len(p) < 2 {
+		return 0
+	}
+	h := 2
+	switch p[1] &^ maskBit {
+	case 126:
+		h = 4
+	case 127:
+		h = 10
+	}
+	if p[1]&maskBit != 0 {
+		h += 4
+	}
+	if len(p) < h {
+		return 0
+	}
+	return int64(h) + min(payloadLen(p), math.MaxInt64/2)
 }
 
 // fail makes every later Write fail with err.
@@ -289,6 +322,12 @@ func (d *drainState) keep(p []byte, f *frameConn) (n int, err error, kept bool) 
 		return 0, d.err, true
 	case d.done:
 		return 0, nil, false
+	}
+	if k := min(int64(len(p)), d.tail); k > 0 { // the rest of the frame that congested the socket
+		d.tail -= k
+		d.limit += int(k)
+	}
+	switch {
 	case d.inflight+len(d.rest)+len(p) > d.limit:
 		d.err = errPeerTooSlow
 		_ = f.Conn.Close()

@@ -1,13 +1,18 @@
 package web
 
 import (
+	"bufio"
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
 	"net"
+	"os"
 	"testing"
 	"time"
 	"unsafe"
+
+	"github.com/gorilla/websocket"
 )
 
 // socketPair returns both ends of a loopback TCP connection, the server's
@@ -295,5 +300,68 @@ func TestFrameConnLargeFrame(t *testing.T) {
 	}
 	if !bytes.Equal(got, append(big, pong...)) {
 		t.Fatal("the peer read other bytes, or in another order, than were written")
+	}
+}
+
+// Gorilla writes a message longer than its write buffer in two Writes:
+// the frame's header with the buffer, then the rest of the payload
+// (Conn.WriteMessage, as endFrame calls it for a page of history). If the
+// first congests the socket, the second is still the rest of the frame
+// that congested it, which maxRest does not count: a page of more than
+// 1 MiB reaches a client that reads it slowly, with a pong behind it. The
+// socket keeps the kernel's own buffers, as TestFrameConnLargeFrame's.
+func TestFrameConnLargeMessage(t *testing.T) {
+	fc, cc := socketPairSized(t, 0)
+	ws := upgradeOver(t, fc)
+	br := bufio.NewReader(cc)
+	_ = cc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for { // the upgrade's response
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("peer read the upgrade's response: %v", err)
+		}
+		if line == "\r\n" {
+			break
+		}
+	}
+	// The socket is full, so that the frame's head congests it: filled
+	// here from under the frameConn, as a write it took whole can leave
+	// it.
+	sc := fc.Conn.(*net.TCPConn)
+	_ = sc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+	filled, err := sc.Write(make([]byte, 64<<20))
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("filling the socket: %d bytes, %v; want it full", filled, err)
+	}
+	_ = sc.SetWriteDeadline(time.Time{})
+
+	page := bytes.Repeat([]byte("界"), (1<<20)/3+100_000)
+	_ = ws.SetWriteDeadline(time.Now().Add(time.Minute))
+	if err := ws.WriteMessage(websocket.TextMessage, page); err != nil {
+		t.Fatalf("WriteMessage of %d bytes to a full socket: %v; want it kept for the drain", len(page), err)
+	}
+	if !fc.draining() {
+		t.Fatal("a message written to a full socket, and it is not congested")
+	}
+	if err := ws.WriteControl(websocket.PongMessage, nil, time.Now().Add(time.Minute)); err != nil {
+		t.Fatalf("a pong behind the message: %v", err)
+	}
+
+	if _, err := io.CopyN(io.Discard, br, int64(filled)); err != nil {
+		t.Fatalf("peer read the filling: %v", err)
+	}
+	head := make([]byte, 10)
+	if _, err := io.ReadFull(br, head); err != nil {
+		t.Fatalf("peer read the frame's header: %v", err)
+	}
+	if head[0] != 0x81 || head[1] != 127 || binary.BigEndian.Uint64(head[2:]) != uint64(len(page)) {
+		t.Fatalf("frame header %x; want a text frame of %d bytes", head, len(page))
+	}
+	got := make([]byte, len(page)+2)
+	if _, err := io.ReadFull(br, got); err != nil {
+		t.Fatalf("peer read the frame and the pong: %v", err)
+	}
+	if !bytes.Equal(got, append(page, 0x8a, 0)) {
+		t.Fatal("the peer read another payload than was written, or no pong after it")
 	}
 }

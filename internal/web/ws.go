@@ -418,6 +418,7 @@ type frameConn struct {
 	pend     []byte             // bytes read and not returned yet, from the start of a frame or within one
 	head     [14]byte           // the header of the frame under way, as far as read; between frames, wait reads into its end
 	hn       uint8              // bytes of head read; 0 between frames
+	wmid     bool               // the last Write began a frame it did not end (writer.go); in head's padding
 	left     int64              // bytes of the frame's payload not read, once head is complete
 
 	// The write half (writer.go).
