@@ -270,7 +270,9 @@ func (f *frameConn) Write(p []byte) (int, error) {
 	op.p = p
 	err := f.raw.Write(op.fn)
 	n, werr := op.n, op.err
-	op.p, op.err = nil, nil
+	// Cleared for the op's next use: RawConn.Write fails without calling
+	// op.fn on a closed socket, and must not report an earlier write's n.
+	op.p, op.n, op.err = nil, 0, nil
 	writeOps.Put(op)
 	if err == nil {
 		err = werr

@@ -365,3 +365,18 @@ func TestFrameConnLargeMessage(t *testing.T) {
 		t.Fatal("the peer read another payload than was written, or no pong after it")
 	}
 }
+
+// A Write to a socket closed under it writes nothing and says so: the
+// count is not one left over from an earlier write.
+func TestFrameConnWriteAfterClose(t *testing.T) {
+	fc, _ := socketPair(t)
+	if n, err := fc.Write([]byte("hello")); n != 5 || err != nil {
+		t.Fatalf("Write = %d, %v; want 5, nil", n, err)
+	}
+	_ = fc.Conn.Close()
+	for range 3 { // and after the failure too
+		if n, err := fc.Write([]byte("x")); n != 0 || err == nil {
+			t.Fatalf("Write to a closed socket = %d, %v; want 0 and an error", n, err)
+		}
+	}
+}
