@@ -329,8 +329,7 @@ func (d *drainState) keep(p []byte, f *frameConn) (n int, err error, kept bool) 
 		d.tail -= k
 		d.limit += int(k)
 	}
-	switch {
-	case d.inflight+len(d.rest)+len(p) > d.limit:
+	if d.inflight+len(d.rest)+len(p) > d.limit {
 		d.err = errPeerTooSlow
 		_ = f.Conn.Close()
 		return 0, d.err, true
