@@ -77,8 +77,10 @@ func TestBuckets(t *testing.T) {
 			t.Fatalf("bucketOf(%d) = %d < bucketOf of a smaller value (%d)", us, i, prev)
 		}
 		prev = i
-		if m := bucketMax(i); m < us || float64(m-us) > 0.04*float64(us)+1 {
-			t.Fatalf("bucketMax(bucketOf(%d)) = %d; want within 4%% above", us, m)
+		// The upper edge is what a quantile reads: near a goal, a wide
+		// bucket turns a figure under it into one over it.
+		if m := bucketMax(i); m < us || float64(m-us) > 0.008*float64(us)+1 {
+			t.Fatalf("bucketMax(bucketOf(%d)) = %d; want within 0.8%% above", us, m)
 		}
 	}
 	if i := bucketOf(maxMicro); i != nBuckets-1 {
@@ -97,7 +99,7 @@ func TestHistogramQuantiles(t *testing.T) {
 	var s snapshot
 	s.add(&h)
 	got := s.latency()
-	near := func(got, want float64) bool { return got >= want && got <= want*1.04 }
+	near := func(got, want float64) bool { return got >= want && got <= want*1.008 }
 	if !near(got.P50, 50) || !near(got.P90, 90) || !near(got.P99, 99) || got.Max != 100 {
 		t.Errorf("latency = %+v; want about p50 50, p90 90, p99 99, max 100", got)
 	}
