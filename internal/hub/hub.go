@@ -700,14 +700,21 @@ func (h *Hub) unsubscribeLocked(c *Client, t chat.Topic) chan struct{} {
 			tp.timer.Stop()
 			tp.timer = nil
 		}
+		tp.pending = nil
 		tp.dmu.Unlock()
 	}
 	return done
 }
 
 // deliver fans ev out to the clients of tp, messages in seq order. It
-// never blocks on a client.
+// never blocks on a client. A topic gone has no client, and never will:
+// what still reaches it (its broker subscription is cancelled after it
+// went) is dropped, not held for the reorder wait and filled from the
+// store for nobody.
 func (h *Hub) deliver(tp *topic, ev chat.Event) {
+	if tp.gone.Load() {
+		return
+	}
 	if ev.Type == chat.EventSessionEnded {
 		tp.mu.RLock()
 		defer tp.mu.RUnlock()
@@ -822,6 +829,11 @@ func (h *Hub) drainPending(tp *topic) {
 func (h *Hub) flushPending(tp *topic) {
 	tp.dmu.Lock()
 	tp.timer = nil
+	if tp.gone.Load() { // the timer fired as the topic went
+		tp.pending = nil
+		tp.dmu.Unlock()
+		return
+	}
 	if tp.filling { // wait for it
 		if len(tp.pending) > 0 {
 			tp.timer = time.AfterFunc(reorderWait, func() { h.flushPending(tp) })
