@@ -297,6 +297,7 @@ type topic struct {
 	reads   map[int64]int64      // highest EventRead seq delivered, per conversation (user topics)
 	pending map[int64]chat.Event // early messages by seq
 	timer   *time.Timer          // flushes pending after reorderWait
+	timerN  uint64               // counts the timers started and stopped: a flush that fired before a stop, or for an earlier timer, is stale
 	filling bool                 // fillGap is running
 
 	// removals counts, per conversation, the EventRemoved this user topic
@@ -696,10 +697,7 @@ func (h *Hub) unsubscribeLocked(c *Client, t chat.Topic) chan struct{} {
 		delete(h.topics, t)
 		h.tmu.Unlock()
 		tp.dmu.Lock()
-		if tp.timer != nil {
-			tp.timer.Stop()
-			tp.timer = nil
-		}
+		tp.stopTimer()
 		tp.pending = nil
 		tp.dmu.Unlock()
 	}
@@ -800,7 +798,7 @@ func (h *Hub) deliver(tp *topic, ev chat.Event) {
 		}
 		tp.pending[seq] = ev
 		if tp.timer == nil {
-			tp.timer = time.AfterFunc(reorderWait, func() { h.flushPending(tp) })
+			h.startTimer(tp)
 		}
 	}
 }
@@ -816,27 +814,49 @@ func (h *Hub) drainPending(tp *topic) {
 		h.fanOut(tp, ev)
 		tp.next++
 	}
-	if len(tp.pending) == 0 && tp.timer != nil {
-		tp.timer.Stop()
-		tp.timer = nil
+	if len(tp.pending) == 0 {
+		tp.stopTimer()
 	}
 }
 
-// flushPending stops waiting for a missing message: it fetches the
-// messages from the missing one on from the store and delivers them in
-// order; without a store, or if that fails, it delivers what is held and
-// leaves the gap to clients (docs/protocol.md, "Staying in sync").
-func (h *Hub) flushPending(tp *topic) {
+// startTimer starts tp's reorder timer. tp.dmu is held.
+func (h *Hub) startTimer(tp *topic) {
+	tp.timerN++
+	n := tp.timerN
+	tp.timer = time.AfterFunc(reorderWait, func() { h.flushPending(tp, n) })
+}
+
+// stopTimer stops tp's reorder timer, if it runs. One that fired already
+// may be waiting for tp.dmu: its flush, then stale, does nothing, or it
+// would cut short the wait of a gap opened since. tp.dmu is held.
+func (tp *topic) stopTimer() {
+	if tp.timer != nil {
+		tp.timer.Stop()
+		tp.timer = nil
+		tp.timerN++
+	}
+}
+
+// flushPending stops waiting for a missing message, when timer n fires:
+// it fetches the messages from the missing one on from the store and
+// delivers them in order; without a store, or if that fails, it delivers
+// what is held and leaves the gap to clients (docs/protocol.md, "Staying
+// in sync").
+func (h *Hub) flushPending(tp *topic, n uint64) {
 	tp.dmu.Lock()
+	if n != tp.timerN { // stale: stopped, or replaced
+		tp.dmu.Unlock()
+		return
+	}
 	tp.timer = nil
-	if tp.gone.Load() { // the timer fired as the topic went
+	if tp.gone.Load() { // started by a fill under way as the topic went
 		tp.pending = nil
 		tp.dmu.Unlock()
 		return
 	}
 	if tp.filling { // wait for it
 		if len(tp.pending) > 0 {
-			tp.timer = time.AfterFunc(reorderWait, func() { h.flushPending(tp) })
+			h.startTimer(tp)
 		}
 		tp.dmu.Unlock()
 		return
@@ -869,7 +889,7 @@ func (h *Hub) fillGap(tp *topic, after int64) {
 	if tp.next == after+1 { // not filled: give up on it
 		h.skipGap(tp)
 	} else if len(tp.pending) > 0 && tp.timer == nil {
-		tp.timer = time.AfterFunc(reorderWait, func() { h.flushPending(tp) })
+		h.startTimer(tp)
 	}
 }
 
@@ -890,7 +910,7 @@ func (h *Hub) skipGap(tp *topic) {
 	tp.next = seqs[0]
 	h.drainPending(tp)
 	if len(tp.pending) > 0 && tp.timer == nil { // another gap further on: wait for it in turn
-		tp.timer = time.AfterFunc(reorderWait, func() { h.flushPending(tp) })
+		h.startTimer(tp)
 	}
 }
 
