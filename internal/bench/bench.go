@@ -847,10 +847,13 @@ func (r *runState) received() int64 {
 // offset+(n-1)×interval has passed since start, or, if interval is 0,
 // whenever fewer than cfg.InFlight sends are unanswered. A sender that
 // fell behind its schedule (waiting for answers, or for a write) sends
-// what it owes at once, and a message sent more than an interval late is
-// timed from when it was due: the wait is the server's doing and belongs
-// in the latency, which would otherwise be taken only of the messages the
-// server let through (coordinated omission).
+// what it owes at once, and a message it was held back from (it came to
+// it late because of the send before, or had to wait for an answer) is
+// timed from when it was due, however short the wait: the wait is the
+// server's doing and belongs in the latency, which would otherwise be
+// taken only of the messages the server let through (coordinated
+// omission). A message sent on time, after the sender's timer, is timed
+// when it went, so that the timer's own lateness stays out of the figures.
 func (r *runState) runSender(s *sender, stop <-chan struct{}, start time.Time, interval, offset time.Duration) {
 	var timer *time.Timer
 	if interval > 0 {
@@ -859,6 +862,7 @@ func (r *runState) runSender(s *sender, stop <-chan struct{}, start time.Time, i
 	}
 	for n := int64(1); ; n++ {
 		var due time.Time
+		held := false // held back by the send before, or waiting for an answer
 		if interval > 0 {
 			due = start.Add(offset + time.Duration(n-1)*interval)
 			if d := time.Until(due); d > 0 {
@@ -868,12 +872,22 @@ func (r *runState) runSender(s *sender, stop <-chan struct{}, start time.Time, i
 					return
 				case <-timer.C:
 				}
+			} else {
+				// Past its place already: the send before went late.
+				// The first, past its place only by the time the
+				// senders took to start, is the tool's.
+				held = n > 1
 			}
 		}
 		select {
-		case <-stop:
-			return
 		case s.slots <- struct{}{}:
+		default:
+			held = true
+			select {
+			case <-stop:
+				return
+			case s.slots <- struct{}{}:
+			}
 		}
 		select {
 		case <-stop:
@@ -887,7 +901,7 @@ func (r *runState) runSender(s *sender, stop <-chan struct{}, start time.Time, i
 		var now time.Time
 		err := s.c.sess.send(func() (string, string) {
 			now = time.Now()
-			if interval > 0 && now.Sub(due) > interval {
+			if interval > 0 && held && now.After(due) {
 				now = due
 			}
 			return clientID(now, s.id, n), formatBody(s.id, n, now)

@@ -873,6 +873,41 @@ func TestBenchRateStall(t *testing.T) {
 	}
 }
 
+// TestBenchRateShortStall: a stall shorter than an interval holds the
+// next send past its place too, and that wait is as much the server's as
+// a longer one's. Here one sender sends 10 a second with one send
+// unanswered at most, and the server answers the third send 180 ms late:
+// the fourth, due 100 ms after the third, can go only 80 ms after its
+// place, and is timed from its place.
+func TestBenchRateShortStall(t *testing.T) {
+	f := &faultyServer{conns: make(map[*fakeConn]bool), whole: true, stallAt: 3, stall: 180 * time.Millisecond}
+	srv := httptest.NewServer(f)
+	t.Cleanup(srv.Close)
+	const rate, dur = 10, 700 * time.Millisecond
+	const interval = time.Second / rate
+	res := mustRun(t, bench.Config{
+		Targets:        []string{srv.URL},
+		Conns:          2,
+		SendersPerRoom: 1,
+		Rate:           rate,
+		InFlight:       1,
+		Duration:       dur,
+		Tokens:         []string{"t"},
+		PerMessage:     true,
+	})
+	if len(res.Messages) < 5 {
+		t.Fatalf("%d messages; want the run to send past the stall", len(res.Messages))
+	}
+	// The first is timed from the start: its place. The timer's own
+	// lateness, up to the margin, is not the server's.
+	const margin = 40 * time.Millisecond
+	for i, m := range res.Messages {
+		if late := m.Sent.Sub(res.Messages[0].Sent) - time.Duration(i)*interval; late > margin {
+			t.Errorf("message %d timed from %v after its place; want at most %v", i+1, late, margin)
+		}
+	}
+}
+
 // TestBenchConnectionFaults: a client that could not connect, or whose
 // connection ended before the run did, got less than the run asked for;
 // the run is not OK even when every delivery to the others was whole.
