@@ -765,7 +765,7 @@ func (r *runState) sendAll(ctx context.Context) (start, end time.Time) {
 	for i, s := range active {
 		// Stagger the senders over one interval so that the rate is even.
 		offset := time.Duration(int64(interval) * int64(i) / int64(len(active)))
-		wg.Go(func() { r.runSender(s, stop, start, interval, offset) })
+		wg.Go(func() { r.runSender(s, stop, start, start.Add(cfg.Duration), interval, offset) })
 	}
 	full := sleep(ctx.Done(), cfg.Duration)
 	close(stop)
@@ -844,17 +844,17 @@ func (r *runState) received() int64 {
 }
 
 // runSender sends from s until stop is closed: message n when
-// offset+(n-1)×interval has passed since start, or, if interval is 0,
-// whenever fewer than cfg.InFlight sends are unanswered. A sender that
-// fell behind its schedule (waiting for answers, or for a write) sends
-// what it owes at once, and a message it was held back from (it came to
-// it late because of the send before, or had to wait for an answer) is
-// timed from when it was due, however short the wait: the wait is the
-// server's doing and belongs in the latency, which would otherwise be
-// taken only of the messages the server let through (coordinated
+// offset+(n-1)×interval has passed since start, if that is before end, or,
+// if interval is 0, whenever fewer than cfg.InFlight sends are unanswered.
+// A sender that fell behind its schedule (waiting for answers, or for a
+// write) sends what it owes at once, and a message it was held back from
+// (it came to it late because of the send before, or had to wait for an
+// answer) is timed from when it was due, however short the wait: the wait
+// is the server's doing and belongs in the latency, which would otherwise
+// be taken only of the messages the server let through (coordinated
 // omission). A message sent on time, after the sender's timer, is timed
 // when it went, so that the timer's own lateness stays out of the figures.
-func (r *runState) runSender(s *sender, stop <-chan struct{}, start time.Time, interval, offset time.Duration) {
+func (r *runState) runSender(s *sender, stop <-chan struct{}, start, end time.Time, interval, offset time.Duration) {
 	var timer *time.Timer
 	if interval > 0 {
 		timer = time.NewTimer(time.Hour)
@@ -865,6 +865,11 @@ func (r *runState) runSender(s *sender, stop <-chan struct{}, start time.Time, i
 		held := false // held back by the send before, or waiting for an answer
 		if interval > 0 {
 			due = start.Add(offset + time.Duration(n-1)*interval)
+			if !due.Before(end) {
+				// Not in the window: a message due at its end raced the
+				// end, and rate × duration were sent without it.
+				return
+			}
 			if d := time.Until(due); d > 0 {
 				timer.Reset(d)
 				select {

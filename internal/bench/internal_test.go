@@ -500,7 +500,7 @@ func TestPollSendStampsAfterSlot(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		r.runSender(snd, stop, time.Now(), 0, 0)
+		r.runSender(snd, stop, time.Now(), time.Time{}, 0, 0)
 	}()
 	// Let the sender come to its wait for a slot (the test cannot fail
 	// for waiting too little, only miss the fault).
