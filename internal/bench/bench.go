@@ -630,8 +630,13 @@ func (r *runState) connectAll(ctx context.Context, readers *sync.WaitGroup) {
 	r.tr.doneConnecting()
 	if ctx.Err() != nil {
 		r.interrupt("connecting cut short")
-		return
 	}
+}
+
+// countReceivers marks the clients connected now, as sending begins, as
+// the receivers of their rooms: those expected to get every message. One
+// that connected but ended since (while the run settled, say) is not.
+func (r *runState) countReceivers() {
 	for _, rm := range r.rooms {
 		n := int64(0)
 		for _, c := range rm.clients {
@@ -739,6 +744,7 @@ func (r *runState) closeAll() {
 // for the answers and deliveries still under way.
 func (r *runState) sendAll(ctx context.Context) (start, end time.Time) {
 	cfg := r.cfg
+	r.countReceivers()
 	var active []*sender
 	for _, s := range r.senders {
 		if s.c.alive.Load() {
