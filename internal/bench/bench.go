@@ -39,7 +39,7 @@ type Config struct {
 	InFlight       int           // unanswered sends per sender (default 8 when Rate is 0, else 1000)
 	Duration       time.Duration // how long to send; with Idle, how long to hold the connections
 	Ramp           float64       // connections opened per second (default 1000)
-	Drain          time.Duration // how long to wait for answers and deliveries once sending stops (default 5s)
+	Drain          time.Duration // from the end of the sending window, how long to wait for senders still behind, then for answers and deliveries (default 5s)
 	Settle         time.Duration // before sending, wait until no frame has come for this long (see settle), 30s at most; 0: do not wait
 	RoomPrefix     string        // rooms are PREFIX-0 … PREFIX-(Rooms-1) (default "bench")
 	Tokens         []string      // session tokens (ws, longpoll); reused in turn when fewer than Conns
@@ -363,6 +363,8 @@ type sender struct {
 	id    int // over the run: room.idx*SendersPerRoom + number within the room
 	c     *client
 	slots chan struct{} // one per unanswered send
+
+	done atomic.Bool // the sender goroutine returned
 
 	// Set by the sender goroutine, read after it ends.
 	sent, writeErrs int64
@@ -771,20 +773,51 @@ func (r *runState) sendAll(ctx context.Context) (start, end time.Time) {
 	for i, s := range active {
 		// Stagger the senders over one interval so that the rate is even.
 		offset := time.Duration(int64(interval) * int64(i) / int64(len(active)))
-		wg.Go(func() { r.runSender(s, stop, start, start.Add(cfg.Duration), interval, offset) })
+		wg.Go(func() {
+			defer s.done.Store(true)
+			r.runSender(s, stop, start, start.Add(cfg.Duration), interval, offset)
+		})
 	}
 	full := sleep(ctx.Done(), cfg.Duration)
+	drainFrom := time.Now()
+	deadline := time.NewTimer(cfg.Drain)
+	defer deadline.Stop()
+	drained, caughtUp := false, true
+	if full && interval > 0 {
+		// At a set rate a sender returns once it sent what was due in
+		// the window; one that a stall held back sends what it still
+		// owes first, within the drain, each message timed from its
+		// place. Stopped at the end of the window, it would leave out
+		// of the figures the messages the stall held back. One whose
+		// connection ended is not waited for.
+		poll := time.NewTicker(20 * time.Millisecond)
+		for caughtUp && !drained && slices.ContainsFunc(active, func(s *sender) bool { return !s.done.Load() && s.c.alive.Load() }) {
+			select {
+			case <-poll.C:
+			case <-ctx.Done():
+				caughtUp = false
+			case <-deadline.C:
+				drained = true
+			}
+		}
+		poll.Stop()
+	}
 	close(stop)
 	wg.Wait()
 	end = time.Now()
-	if !full {
+	switch {
+	case !full:
 		r.interrupt(fmt.Sprintf("sending stopped after %.1fs of %v", end.Sub(start).Seconds(), cfg.Duration))
+		return start, end
+	case !caughtUp:
+		r.interrupt("sending what was due in the window stopped before the senders caught up")
+		return start, end
+	case drained:
+		r.note("draining ended after %v with messages due in the sending window still unsent: the server held the senders back", cfg.Drain)
 		return start, end
 	}
 
-	r.logf("sending stopped; draining for up to %v", cfg.Drain)
-	deadline := time.NewTimer(cfg.Drain)
-	defer deadline.Stop()
+	r.logf("sending stopped; draining for up to %v", (cfg.Drain - time.Since(drainFrom)).Round(time.Millisecond))
 	poll := time.NewTicker(20 * time.Millisecond)
 	defer poll.Stop()
 	for !r.settled() {
