@@ -455,7 +455,7 @@ func (r *runState) run(ctx context.Context) (Result, error) {
 	}
 	// The server's memory before connecting: after the groups, which are
 	// not the connections' to account for.
-	var before, connected procStats
+	var before, connected, sending procStats
 	if cfg.ServerPID != 0 {
 		var err error
 		if before, err = readProc(cfg.ServerPID); err != nil {
@@ -497,6 +497,12 @@ func (r *runState) run(ctx context.Context) (Result, error) {
 		runtime.GC()
 		gcBeforeSending = time.Since(t)
 		r.logf("collected the tool's garbage of connecting in %v", gcBeforeSending.Round(time.Millisecond))
+		// The server's CPU time is taken from here too: over the span of
+		// the tool's and the machine's, without the settle wait and the
+		// collection, which are connecting's.
+		if cfg.ServerPID != 0 {
+			sending = r.proc()
+		}
 		self, selfErr = readProc(os.Getpid())
 		machine, machineErr = readMachine()
 	}
@@ -545,7 +551,7 @@ func (r *runState) run(ctx context.Context) (Result, error) {
 		res.MachineCPUSeconds = (machineEnd.Total - machine.Total).Seconds()
 	}
 	if cfg.ServerPID != 0 {
-		res.Server = serverStats(before, connected, end, cfg.Idle, res.ConnsEstablished, res.DeliveriesReceived)
+		res.Server = serverStats(before, connected, sending, end, cfg.Idle, res.ConnsEstablished, res.DeliveriesReceived)
 		if res.Server.RSSAfter > 0 && res.Server.RSSPerConn <= 0 {
 			res.Notes = append(res.Notes, "the server's RSS did not grow while connecting: it reuses memory of earlier work; measure memory per connection on a freshly started server")
 		}
@@ -562,12 +568,14 @@ func (r *runState) proc() procStats {
 	return ps
 }
 
-func serverStats(before, connected, end procStats, idle bool, conns int, deliveries int64) *ServerStats {
+// serverStats makes the server's figures from its readings before
+// connecting, once connected, as sending began and at the end.
+func serverStats(before, connected, sending, end procStats, idle bool, conns int, deliveries int64) *ServerStats {
 	s := &ServerStats{RSSBefore: before.RSS, RSSAfter: connected.RSS, RSSEnd: end.RSS}
 	if conns > 0 && connected.ok {
 		s.RSSPerConn = (connected.RSS - before.RSS) / int64(conns)
 	}
-	from, to := connected, end
+	from, to := sending, end
 	if idle {
 		from, to = before, connected
 	}

@@ -730,6 +730,52 @@ func TestBenchIdle(t *testing.T) {
 	}
 }
 
+// TestBenchServerCPUSpan: the server's CPU time is taken over the span of
+// the tool's own and the machine's, sending and draining, not from when
+// the last client connected: the settle wait between is the aftermath of
+// connecting (joins, presence, online counts), not the load measured, and
+// the summary subtracts the tool's CPU time from the machine's beside the
+// server's. The server here is this process, so the two figures are of
+// one process over what should be one span; a goroutine keeps it busy
+// throughout, so that a longer span shows.
+func TestBenchServerCPUSpan(t *testing.T) {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		t.Skip("no /proc")
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+		}
+	})
+	defer wg.Wait()
+	defer close(stop)
+	f := &faultyServer{conns: make(map[*fakeConn]bool), whole: true}
+	srv := httptest.NewServer(f)
+	t.Cleanup(srv.Close)
+	res := mustRun(t, bench.Config{
+		Targets:        []string{srv.URL},
+		Conns:          2,
+		SendersPerRoom: 1,
+		Rate:           20,
+		Duration:       200 * time.Millisecond,
+		Settle:         time.Second,
+		Tokens:         []string{"t"},
+		ServerPID:      os.Getpid(),
+	})
+	if res.Server == nil || res.ToolCPUSeconds == 0 {
+		t.Fatalf("server stats %+v, tool CPU %gs; want both measured", res.Server, res.ToolCPUSeconds)
+	}
+	if d := res.Server.CPUSeconds - res.ToolCPUSeconds; d > 0.2 || d < -0.2 {
+		t.Errorf("server CPU %gs, tool CPU %gs of the same process; want them within 0.2s", res.Server.CPUSeconds, res.ToolCPUSeconds)
+	}
+}
+
 func TestBenchRejects(t *testing.T) {
 	for _, tc := range []struct {
 		name string
