@@ -188,6 +188,16 @@ func TestParseMachine(t *testing.T) {
 	if got != want {
 		t.Errorf("parseMachine = %+v; want %+v", got, want)
 	}
+	// A machine of 64 CPUs up for five weeks has been idle some 2×10¹⁰
+	// ticks: 2×10⁸ s, which a time.Duration holds, though not the ticks
+	// times a second.
+	got, err = parseMachine([]byte("cpu  100 0 0 20000000000 0 0 0 0 0 0\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (machineStats{Busy: time.Second, Total: 200_000_001 * time.Second}); got != want {
+		t.Errorf("parseMachine of a long-idle machine = %+v; want %+v", got, want)
+	}
 	for _, bad := range []string{"", "cpu0 1 2 3 4 5 6 7 8\n", "cpu 1 2 3\n", "cpu 1 2 3 4 x 6 7 8\n"} {
 		if _, err := parseMachine([]byte(bad)); err == nil {
 			t.Errorf("parseMachine(%q): no error", bad)

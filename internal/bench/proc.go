@@ -118,7 +118,10 @@ func ticks(fields []string) ([]time.Duration, error) {
 		if err != nil {
 			return nil, fmt.Errorf("proc stat: cpu time: %w", err)
 		}
-		t[i] = time.Duration(n) * time.Second / clockTicks
+		// A tick is 10 ms: ticks times that, not times a second over
+		// USER_HZ, which overflows from about 9×10⁹ ticks (a machine's
+		// idle time, over all its CPUs, reaches that in weeks).
+		t[i] = time.Duration(n) * (time.Second / clockTicks)
 	}
 	return t, nil
 }
