@@ -436,6 +436,14 @@ func (r *runState) interrupt(phase string) {
 	r.interrupted = append(r.interrupted, phase)
 }
 
+// now is the time on the tool's own clock: the wall clock as the run
+// began, moved on by the monotonic clock since. Messages carry it as Unix
+// nanoseconds (formatBody), which have no monotonic reading, and a
+// receiver subtracts it from its own now: with time.Now, a step of the
+// wall clock during a run (a clock set by hand, an NTP step) would shift
+// every latency measured across it, or make one negative.
+func (r *runState) now() time.Time { return r.start.Add(time.Since(r.start)) }
+
 func (r *runState) run(ctx context.Context) (Result, error) {
 	cfg := r.cfg
 	r.start = time.Now()
@@ -777,7 +785,7 @@ func (r *runState) sendAll(ctx context.Context) (start, end time.Time) {
 	}
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	start = time.Now()
+	start = r.now() // the senders' due times and stamps are on the tool's clock
 	for i, s := range active {
 		// Stagger the senders over one interval so that the rate is even.
 		offset := time.Duration(int64(interval) * int64(i) / int64(len(active)))
@@ -812,7 +820,7 @@ func (r *runState) sendAll(ctx context.Context) (start, end time.Time) {
 	}
 	close(stop)
 	wg.Wait()
-	end = time.Now()
+	end = r.now()
 	switch {
 	case !full:
 		r.interrupt(fmt.Sprintf("sending stopped after %.1fs of %v", end.Sub(start).Seconds(), cfg.Duration))
@@ -952,7 +960,7 @@ func (r *runState) runSender(s *sender, stop <-chan struct{}, start, end time.Ti
 		// load tool's, not the server's.
 		var now time.Time
 		err := s.c.sess.send(func() (string, string) {
-			now = time.Now()
+			now = r.now()
 			if interval > 0 && held && now.After(due) {
 				now = due
 			}
@@ -1058,7 +1066,7 @@ func (r *runState) answered(s *sender) {
 }
 
 func (r *runState) message(c *client, ev event) {
-	now := time.Now()
+	now := r.now()
 	g, n, sent, ok := parseBody(ev.body)
 	ours := ev.isText && ok && g < len(r.senders)
 	if r.tr.seqs() {
