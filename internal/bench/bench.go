@@ -489,7 +489,8 @@ func (r *runState) run(ctx context.Context) (Result, error) {
 	var machine, machineEnd machineStats
 	selfErr, machineErr := errors.New("not measured"), errors.New("not measured")
 	var settled, gcBeforeSending time.Duration
-	if !cfg.Idle && cfg.Settle > 0 && r.established.Load() > 0 && ctx.Err() == nil { // nobody connected: nothing to wait for, and nothing is sent
+	// With nobody connected there is nothing to wait for, and nothing is sent.
+	if !cfg.Idle && cfg.Settle > 0 && r.established.Load() > 0 && ctx.Err() == nil {
 		var ok bool
 		if settled, ok = r.settle(ctx, cfg.Settle, settleLimit); ok {
 			r.logf("no frame came for %v: settled after %v", cfg.Settle, settled.Round(time.Millisecond))
