@@ -84,7 +84,7 @@ func adminSessions(ctx context.Context, args []string, getenv func(string) strin
 	db := dbFlag(fs, getenv)
 	count := fs.Int("count", 1, "number of users (one session each)")
 	first := fs.Int("first", 1, "number of the first user")
-	prefix := fs.String("prefix", "bench", "users are PREFIX-N@DOMAIN, named PREFIX-N")
+	prefix := fs.String("prefix", "bench", "users are PREFIX-N@DOMAIN, named PREFIX-N when it creates them")
 	domain := fs.String("domain", "bench.invalid", "email domain of the users")
 	ttl := fs.Duration("ttl", 0, "session lifetime (default: the server's default, 720h, whatever --session-ttl a server runs with)")
 	room := fs.String("room", "", "also make every user a member of this room (created if needed), as entering it does")

@@ -9,7 +9,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/parley-chat/parley/internal/sqlite"
 	"github.com/parley-chat/parley/internal/testenv"
 )
 
@@ -99,6 +101,84 @@ func TestMigrateHidesPassword(t *testing.T) {
 			if strings.Contains(out, pw) {
 				t.Errorf("parley migrate printed the database's password:\n%s", out)
 			}
+		})
+	}
+}
+
+// adminStores are the databases parley admin sessions is tested on.
+var adminStores = []struct {
+	name string
+	db   func(t *testing.T) string
+}{
+	{"sqlite", func(t *testing.T) string { return filepath.Join(t.TempDir(), "parley.db") }},
+	{"postgres", func(t *testing.T) string { return testenv.PostgresSchema(t) }},
+}
+
+// withAdminStore opens db as parley does, runs f on it and closes it
+// again, so that the next command finds a SQLite database free.
+func withAdminStore(t *testing.T, db string, f func(st store)) {
+	t.Helper()
+	st, err := openStore(t.Context(), db, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	f(st)
+}
+
+// liveSessions returns how many sessions of the first hundred IDs are live.
+func liveSessions(t *testing.T, db string) int {
+	t.Helper()
+	var n int
+	withAdminStore(t, db, func(st store) {
+		ids := make([]int64, 100)
+		for i := range ids {
+			ids[i] = int64(i + 1)
+		}
+		ss, err := st.LiveSessions(t.Context(), ids, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		n = len(ss)
+	})
+	return n
+}
+
+// TestAdminSessionsKeepsNames: parley admin sessions run again for users
+// that exist gives them sessions but leaves their names as they chose
+// them: the names PREFIX-N are for the users it creates.
+func TestAdminSessionsKeepsNames(t *testing.T) {
+	for _, tt := range adminStores {
+		t.Run(tt.name, func(t *testing.T) {
+			db := tt.db(t)
+			var out bytes.Buffer
+			args := []string{"admin", "sessions", "--db", db, "--prefix", "ada", "--domain", "example.com"}
+			if err := run(t.Context(), args, func(string) string { return "" }, &out, io.Discard); err != nil {
+				t.Fatalf("parley %s: %v", strings.Join(args, " "), err)
+			}
+			var id int64
+			withAdminStore(t, db, func(st store) {
+				u, _, err := st.EnsureUser(t.Context(), "ada-1@example.com", time.Now())
+				if err != nil {
+					t.Fatal(err)
+				}
+				id = u.ID
+				if _, err := st.SetUserName(t.Context(), id, "Ada Lovelace"); err != nil {
+					t.Fatal(err)
+				}
+			})
+			if err := run(t.Context(), args, func(string) string { return "" }, &out, io.Discard); err != nil {
+				t.Fatalf("parley %s again: %v", strings.Join(args, " "), err)
+			}
+			withAdminStore(t, db, func(st store) {
+				u, err := st.User(t.Context(), id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if u.Name != "Ada Lovelace" {
+					t.Errorf("name of ada-1@example.com after admin sessions ran again = %q; want %q, the name she chose", u.Name, "Ada Lovelace")
+				}
+			})
 		})
 	}
 }

@@ -3,9 +3,9 @@ package chat
 import "context"
 
 // IssueSession signs in the user with this email without a login code,
-// creating the user with the given name if needed. It is for operators
-// (the "parley admin sessions" command, benchmarks and tests), never
-// reachable from the network.
+// creating the user with the given name if needed; a user that exists
+// keeps their name. It is for operators (the "parley admin sessions"
+// command, benchmarks and tests), never reachable from the network.
 //
 // It does not end sessions past Config.MaxSessionsPerUser, as a sign-in
 // does: the operator who issues many sessions of one user (a load test of
@@ -26,7 +26,9 @@ func (s *Service) IssueSession(ctx context.Context, email, name string) (SignIn,
 	if err != nil {
 		return SignIn{}, internal("ensure user", err)
 	}
-	if u.Name != name {
+	// The name is for a user it creates: one that exists keeps the name
+	// they chose, and no one would be told of a change made here.
+	if created && u.Name != name {
 		if u, err = s.store.SetUserName(ctx, u.ID, name); err != nil {
 			return SignIn{}, internal("set user name", err)
 		}
