@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -117,8 +116,9 @@ func adminSessions(ctx context.Context, args []string, getenv func(string) strin
 		Store: st, Broker: inmem.NewBroker(), Presence: inmem.NewPresence(), Limiter: inmem.NewLimiter(nil),
 		Logger: slog.New(slog.NewTextHandler(stderr, nil)),
 	})
-	w := bufio.NewWriter(stdout)
-	defer w.Flush()
+	// Each line is written as its session is made, and a session whose
+	// line could not be written is ended again: every session the
+	// command leaves has its token printed, whatever stops it.
 	for i := *first; i < *first+*count; i++ {
 		name := fmt.Sprintf("%s-%d", *prefix, i)
 		in, err := svc.IssueSession(ctx, name+"@"+*domain, name)
@@ -127,10 +127,21 @@ func adminSessions(ctx context.Context, args []string, getenv func(string) strin
 		}
 		if *room != "" {
 			if _, err := svc.EnterRoom(ctx, in.User, *room); err != nil {
-				return fmt.Errorf("%s enters %s: %w", name, *room, err)
+				return errors.Join(fmt.Errorf("%s enters %s: %w", name, *room, err), endSession(ctx, svc, in))
 			}
 		}
-		fmt.Fprintf(w, "%d\t%s\t%s\n", in.User.ID, in.User.Email, in.Token)
+		if _, err := fmt.Fprintf(stdout, "%d\t%s\t%s\n", in.User.ID, in.User.Email, in.Token); err != nil {
+			return errors.Join(fmt.Errorf("print session of %s: %w", name, err), endSession(ctx, svc, in))
+		}
 	}
-	return w.Flush()
+	return nil
+}
+
+// endSession ends the session of in, whose token was not printed, even
+// once ctx has ended.
+func endSession(ctx context.Context, svc *chat.Service, in chat.SignIn) error {
+	if err := svc.SignOut(context.WithoutCancel(ctx), in.Session); err != nil {
+		return fmt.Errorf("end the unprinted session of %s: %w", in.User.Email, err)
+	}
+	return nil
 }

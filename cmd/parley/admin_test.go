@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net/url"
 	"os"
@@ -179,6 +180,47 @@ func TestAdminSessionsKeepsNames(t *testing.T) {
 					t.Errorf("name of ada-1@example.com after admin sessions ran again = %q; want %q, the name she chose", u.Name, "Ada Lovelace")
 				}
 			})
+		})
+	}
+}
+
+// failingWriter fails every write, as a closed pipe or a full disk does.
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("no space left on device") }
+
+// TestAdminSessionsNoUnprintedTokens: a session whose token parley admin
+// sessions could not print is not left in the store, whether the run
+// fails entering the room or writing the line; and it stops at the first
+// failure.
+func TestAdminSessionsNoUnprintedTokens(t *testing.T) {
+	for _, tt := range adminStores {
+		t.Run(tt.name, func(t *testing.T) {
+			db := tt.db(t)
+			noEnv := func(string) string { return "" }
+			var out bytes.Buffer
+			if err := run(t.Context(), []string{"admin", "sessions", "--db", db, "--room", "general"}, noEnv, &out, io.Discard); err != nil {
+				t.Fatal(err)
+			}
+			// A room name like general's (the digit 1 for l) is refused
+			// once the user and the session are made.
+			out.Reset()
+			args := []string{"admin", "sessions", "--db", db, "--first", "2", "--count", "3", "--room", "genera1"}
+			err := run(t.Context(), args, noEnv, &out, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), "genera1") {
+				t.Errorf("parley %s = %v; want an error naming genera1", strings.Join(args, " "), err)
+			}
+			if n := liveSessions(t, db); n != 1+strings.Count(out.String(), "\n") {
+				t.Errorf("after it, %d live sessions, printed %q; want the first run's and those printed", n, out.String())
+			}
+			args = []string{"admin", "sessions", "--db", db, "--first", "10", "--count", "3"}
+			err = run(t.Context(), args, noEnv, failingWriter{}, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), "no space left") {
+				t.Errorf("parley %s printing to a failing writer = %v; want its error", strings.Join(args, " "), err)
+			}
+			if n := liveSessions(t, db); n != 1 {
+				t.Errorf("after printing failed, %d live sessions; want 1, the first run's", n)
+			}
 		})
 	}
 }
