@@ -102,6 +102,20 @@ func adminSessions(ctx context.Context, args []string, getenv func(string) strin
 	if *ttl < 0 {
 		return fmt.Errorf("--ttl must not be negative, not %s", *ttl)
 	}
+	// Every user's name and address must be valid before anything is
+	// written: the first's and the last's, the longest, tell.
+	if _, err := chat.NormalizeEmail("x@" + *domain); err != nil {
+		return fmt.Errorf("--domain: %w", err)
+	}
+	for _, i := range []int{*first, *first + *count - 1} {
+		name := fmt.Sprintf("%s-%d", *prefix, i)
+		if _, err := chat.NormalizeUserName(name); err != nil {
+			return fmt.Errorf("--prefix: %w", err)
+		}
+		if _, err := chat.NormalizeEmail(name + "@" + *domain); err != nil {
+			return fmt.Errorf("--prefix: %w", err)
+		}
+	}
 	if *room != "" {
 		if err := chat.ValidRoomName(*room); err != nil {
 			return fmt.Errorf("--room: %w", err)

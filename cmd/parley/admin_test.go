@@ -41,6 +41,10 @@ func TestAdminSessionsRefuses(t *testing.T) {
 		{[]string{"--ttl", "-1h"}, "--ttl"},
 		{[]string{"--first", "9223372036854775807", "--count", "2"}, "--first"},
 		{[]string{"--count", "2", "lobby"}, "lobby"},
+		{[]string{"--prefix", "two words"}, "--prefix"},
+		{[]string{"--domain", "localhost"}, "--domain"},
+		// The name of the first user fits in 40 characters, the last's does not.
+		{[]string{"--prefix", strings.Repeat("a", 38), "--first", "9", "--count", "2"}, "--prefix"},
 	} {
 		db := filepath.Join(t.TempDir(), "parley.db")
 		var stdout bytes.Buffer
