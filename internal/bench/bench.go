@@ -111,8 +111,15 @@ func (c *Config) fill() error {
 	case !c.Idle && (c.SendersPerRoom < 1 || c.SendersPerRoom > c.Conns/c.Rooms):
 		bad("senders per room must be between 1 and the connections per room (%d), not %d", c.Conns/c.Rooms, c.SendersPerRoom)
 	}
-	if c.Rate < 0 {
-		bad("rate must not be negative")
+	// The comparisons are written so that NaN, which fails every one,
+	// fails them.
+	senders := float64(max(c.Rooms, 1)) * float64(max(c.SendersPerRoom, 1))
+	switch {
+	case !(c.Rate >= 0) || math.IsInf(c.Rate, 1):
+		bad("rate must be a number of messages per second, 0 or more, not %v", c.Rate)
+	case c.Rate > 0 && senders/c.Rate*float64(time.Second) >= math.MaxInt64:
+		// A sender's interval between sends must fit a time.Duration.
+		bad("rate must be at least %.3g messages per second for %g senders, not %v", senders*float64(time.Second)/math.MaxInt64, senders, c.Rate)
 	}
 	if c.InFlight < 1 {
 		bad("in-flight must be at least 1, not %d", c.InFlight)
@@ -120,7 +127,7 @@ func (c *Config) fill() error {
 	if c.Duration < 0 || (c.Duration == 0 && !c.Idle) {
 		bad("duration must be positive, not %v", c.Duration)
 	}
-	if c.Ramp < minRamp || c.Ramp > maxRamp {
+	if !(c.Ramp >= minRamp && c.Ramp <= maxRamp) {
 		bad("ramp must be between %g and %d connections per second, not %v", minRamp, maxRamp, c.Ramp)
 	}
 	if c.Settle < 0 || c.Settle > settleLimit {

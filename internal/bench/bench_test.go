@@ -790,6 +790,14 @@ func TestBenchRejects(t *testing.T) {
 		{"groups over compat", bench.Config{Transport: bench.TransportCompat, Conns: 1, SendersPerRoom: 1, Duration: time.Second, Groups: true}, "groups need a signed-in transport"},
 		{"bad room prefix", bench.Config{Transport: bench.TransportCompat, Conns: 1, SendersPerRoom: 1, Duration: time.Second, RoomPrefix: "a b"}, "room prefix"},
 		{"ramp too slow for a ticker", bench.Config{Transport: bench.TransportCompat, Conns: 1, SendersPerRoom: 1, Duration: time.Second, Ramp: 1e-10}, "ramp must be between"},
+		// NaN passes every comparison of a range; infinities and rates too
+		// low for a sender's interval to fit a time.Duration are no rate
+		// either, and a run with one would fail only at its end, writing
+		// its JSON line.
+		{"ramp not a number", bench.Config{Transport: bench.TransportCompat, Conns: 1, SendersPerRoom: 1, Duration: time.Second, Ramp: math.NaN()}, "ramp must be between"},
+		{"rate not a number", bench.Config{Transport: bench.TransportCompat, Conns: 1, SendersPerRoom: 1, Duration: time.Second, Rate: math.NaN()}, "rate must be"},
+		{"rate infinite", bench.Config{Transport: bench.TransportCompat, Conns: 1, SendersPerRoom: 1, Duration: time.Second, Rate: math.Inf(1)}, "rate must be"},
+		{"rate too low for an interval", bench.Config{Transport: bench.TransportCompat, Conns: 1, SendersPerRoom: 1, Duration: time.Second, Rate: 1e-15}, "rate must be"},
 		// A quiet time longer than settle's limit never comes to pass: the
 		// run would wait the limit, then note frames that never came.
 		{"settle beyond its limit", bench.Config{Transport: bench.TransportCompat, Conns: 1, SendersPerRoom: 1, Duration: time.Second, Settle: 31 * time.Second}, "settle"},
