@@ -102,6 +102,11 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 		}
 	}
 	cfg.Progress = stderr
+	// Checked before the files of --messages and --cpuprofile are made:
+	// flags the run refuses leave an earlier run's files as they were.
+	if err := cfg.Check(); err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
 	if getenv("GOGC") == "" {
 		// The tool shares the machine with the server it measures: it
 		// spends memory, not CPU, on collecting its garbage.

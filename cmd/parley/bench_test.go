@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -197,5 +198,53 @@ func checkPerMessage(t *testing.T, path string, sent int64) {
 		if v[0] == 0 {
 			prevSent = v[3]
 		}
+	}
+}
+
+// TestBenchRefusesBeforeWriting: flags a run cannot go with are refused
+// with an error before anything is written: the files of --messages and
+// --cpuprofile, which may hold an earlier run's, are left as they were,
+// and nothing is printed to stdout.
+func TestBenchRefusesBeforeWriting(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--conns", "0"}, "conns"},
+		{[]string{"--duration", "-1s"}, "duration"},
+		{[]string{"--drain", "-1s"}, "drain"},
+		{[]string{"--settle", "1h"}, "settle"},
+		{[]string{"--rate", "-1"}, "rate"},
+		{[]string{"--inflight", "-1"}, "in-flight"},
+		{[]string{"--ramp", "NaN"}, "ramp"},
+		{[]string{"--groups"}, "groups need a signed-in transport"},
+		{[]string{"--transport", "carrier-pigeon"}, "carrier-pigeon"},
+		{[]string{"--targets", "ftp://127.0.0.1:1"}, "target"},
+		{[]string{"--conns", "2000000000"}, "ulimit -n"},
+	} {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			dir := t.TempDir()
+			msgs, prof := filepath.Join(dir, "messages.csv"), filepath.Join(dir, "bench.cpu")
+			for _, f := range []string{msgs, prof} {
+				if err := os.WriteFile(f, []byte("an earlier run's\n"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			args := append([]string{"bench", "--transport", "compat", "--targets", "http://127.0.0.1:1",
+				"--messages", msgs, "--cpuprofile", prof}, tt.args...)
+			var stdout bytes.Buffer
+			err := run(t.Context(), args, func(string) string { return "" }, &stdout, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("parley %s = %v; want an error naming %s", strings.Join(args, " "), err, tt.want)
+			}
+			if stdout.Len() > 0 {
+				t.Errorf("parley %s printed %q; want nothing", strings.Join(args, " "), stdout.String())
+			}
+			for _, f := range []string{msgs, prof} {
+				if b, err := os.ReadFile(f); err != nil || string(b) != "an earlier run's\n" {
+					t.Errorf("after parley %s, %s holds %d bytes (%q…), %v; want it as it was", strings.Join(tt.args, " "), filepath.Base(f), len(b), b[:min(len(b), 8)], err)
+				}
+			}
+		})
 	}
 }

@@ -71,6 +71,11 @@ func (c *Config) fill() error {
 	if c.Transport == "" {
 		c.Transport = TransportWS
 	}
+	switch c.Transport {
+	case TransportWS, TransportCompat, TransportLongPoll:
+	default:
+		bad("unknown transport %q: want %s, %s or %s", c.Transport, TransportWS, TransportCompat, TransportLongPoll)
+	}
 	if len(c.Targets) == 0 {
 		bad("no target: give at least one server URL")
 	}
@@ -261,6 +266,33 @@ type ServerStats struct {
 	cpuRead bool // the CPU figures were measured (the summary's business)
 }
 
+// checkFiles raises the process's limit on open files as far as it may,
+// and reports whether the run of c, filled, fits in it.
+func (c *Config) checkFiles() error {
+	files := c.Conns + fdReserve
+	if c.Transport == TransportLongPoll && !c.Idle {
+		files += c.Rooms * c.SendersPerRoom * maxPosts // a sender's POSTs
+		if c.MarkRead {
+			files += maxMarkPosts
+		}
+	}
+	if limit, err := raiseFileLimit(); err == nil && limit > 0 && uint64(files) > limit {
+		return fmt.Errorf("%d connections need about %d open files; the limit is %d (ulimit -n)", c.Conns, files, limit)
+	}
+	return nil
+}
+
+// Check reports every problem of c that Run would refuse it for before
+// connecting, without running it: a caller can check before it prepares
+// what the run's results go to.
+func (c Config) Check() error {
+	c.Targets = slices.Clone(c.Targets)
+	if err := c.fill(); err != nil {
+		return err
+	}
+	return c.checkFiles()
+}
+
 // Run runs the benchmark cfg describes and returns its measurements. It
 // returns when the run is over or ctx ends (then with what was measured so
 // far and ctx's error); every connection and goroutine it started is gone
@@ -274,15 +306,8 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	files := cfg.Conns + fdReserve
-	if cfg.Transport == TransportLongPoll && !cfg.Idle {
-		files += cfg.Rooms * cfg.SendersPerRoom * maxPosts // a sender's POSTs
-		if cfg.MarkRead {
-			files += maxMarkPosts
-		}
-	}
-	if limit, err := raiseFileLimit(); err == nil && limit > 0 && uint64(files) > limit {
-		return Result{}, fmt.Errorf("%d connections need about %d open files; the limit is %d (ulimit -n)", cfg.Conns, files, limit)
+	if err := cfg.checkFiles(); err != nil {
+		return Result{}, err
 	}
 	r := newRun(cfg, tr)
 	return r.run(ctx)
