@@ -102,9 +102,21 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 		}
 	}
 	cfg.Progress = stderr
+	// bench.Config takes zero for its default, which these flags have
+	// already: a zero given is refused, not read as the default.
+	var errs []error
+	if cfg.Rooms == 0 {
+		errs = append(errs, errors.New("--rooms must be at least 1, not 0"))
+	}
+	if cfg.Ramp == 0 {
+		errs = append(errs, errors.New("--ramp must be more than 0 connections per second"))
+	}
+	if cfg.Drain == 0 {
+		errs = append(errs, errors.New("--drain must be more than 0: the sends still unanswered when sending stops need it"))
+	}
 	// Checked before the files of --messages and --cpuprofile are made:
 	// flags the run refuses leave an earlier run's files as they were.
-	if err := cfg.Check(); err != nil {
+	if err := errors.Join(append(errs, cfg.Check())...); err != nil {
 		return fmt.Errorf("bench: %w", err)
 	}
 	if getenv("GOGC") == "" {

@@ -221,6 +221,11 @@ func TestBenchRefusesBeforeWriting(t *testing.T) {
 		{[]string{"--transport", "carrier-pigeon"}, "carrier-pigeon"},
 		{[]string{"--targets", "ftp://127.0.0.1:1"}, "target"},
 		{[]string{"--conns", "2000000000"}, "ulimit -n"},
+		// Zero is what bench.Config takes for its default; the flags
+		// have their defaults already, and refuse it.
+		{[]string{"--rooms", "0"}, "--rooms"},
+		{[]string{"--ramp", "0"}, "--ramp"},
+		{[]string{"--drain", "0"}, "--drain"},
 	} {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
 			dir := t.TempDir()
@@ -230,7 +235,7 @@ func TestBenchRefusesBeforeWriting(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			args := append([]string{"bench", "--transport", "compat", "--targets", "http://127.0.0.1:1",
+			args := append([]string{"bench", "--transport", "compat", "--targets", "http://127.0.0.1:1", "--duration", "100ms",
 				"--messages", msgs, "--cpuprofile", prof}, tt.args...)
 			var stdout bytes.Buffer
 			err := run(t.Context(), args, func(string) string { return "" }, &stdout, io.Discard)
