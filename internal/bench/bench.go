@@ -141,6 +141,9 @@ func (c *Config) fill() error {
 	if c.Drain < 0 {
 		bad("drain must not be negative")
 	}
+	if c.ServerPID < 0 {
+		bad("server PID %d: a process ID is positive", c.ServerPID)
+	}
 	name := c.RoomPrefix + "-" + strconv.Itoa(c.Rooms-1)
 	if len(name) > 64 || strings.ContainsFunc(name, func(r rune) bool {
 		return !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '-' || r == '_')
@@ -266,9 +269,15 @@ type ServerStats struct {
 	cpuRead bool // the CPU figures were measured (the summary's business)
 }
 
-// checkFiles raises the process's limit on open files as far as it may,
-// and reports whether the run of c, filled, fits in it.
-func (c *Config) checkFiles() error {
+// checkHost checks the run of c, filled, against this machine: the
+// process's limit on open files, which it raises as far as it may, and
+// the server's process, read now rather than once the groups are made.
+func (c *Config) checkHost() error {
+	if c.ServerPID > 0 {
+		if _, err := readProc(c.ServerPID); err != nil {
+			return fmt.Errorf("server stats of PID %d: %w", c.ServerPID, err)
+		}
+	}
 	files := c.Conns + fdReserve
 	if c.Transport == TransportLongPoll && !c.Idle {
 		files += c.Rooms * c.SendersPerRoom * maxPosts // a sender's POSTs
@@ -290,7 +299,7 @@ func (c Config) Check() error {
 	if err := c.fill(); err != nil {
 		return err
 	}
-	return c.checkFiles()
+	return c.checkHost()
 }
 
 // Run runs the benchmark cfg describes and returns its measurements. It
@@ -306,7 +315,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	if err := cfg.checkFiles(); err != nil {
+	if err := cfg.checkHost(); err != nil {
 		return Result{}, err
 	}
 	r := newRun(cfg, tr)

@@ -798,6 +798,10 @@ func TestBenchRejects(t *testing.T) {
 		{"rate not a number", bench.Config{Transport: bench.TransportCompat, Conns: 1, SendersPerRoom: 1, Duration: time.Second, Rate: math.NaN()}, "rate must be"},
 		{"rate infinite", bench.Config{Transport: bench.TransportCompat, Conns: 1, SendersPerRoom: 1, Duration: time.Second, Rate: math.Inf(1)}, "rate must be"},
 		{"rate too low for an interval", bench.Config{Transport: bench.TransportCompat, Conns: 1, SendersPerRoom: 1, Duration: time.Second, Rate: 1e-15}, "rate must be"},
+		// A server's PID that names no process is found before the groups
+		// are made, not once they are.
+		{"negative pid", bench.Config{Conns: 2, SendersPerRoom: 1, Duration: time.Second, Groups: true, Tokens: []string{"t"}, ServerPID: -1}, "PID -1"},
+		{"pid of no process", bench.Config{Conns: 2, SendersPerRoom: 1, Duration: time.Second, Groups: true, Tokens: []string{"t"}, ServerPID: math.MaxInt32}, "PID 2147483647"},
 		// A quiet time longer than settle's limit never comes to pass: the
 		// run would wait the limit, then note frames that never came.
 		{"settle beyond its limit", bench.Config{Transport: bench.TransportCompat, Conns: 1, SendersPerRoom: 1, Duration: time.Second, Settle: 31 * time.Second}, "settle"},
