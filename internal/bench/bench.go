@@ -82,8 +82,11 @@ func (c *Config) fill() error {
 	for i, t := range c.Targets {
 		t = strings.TrimRight(strings.TrimSpace(t), "/")
 		u, err := url.Parse(t)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			bad("target %q: want a URL like http://127.0.0.1:8080", t)
+		// The API's paths are appended to it: a query or a fragment would
+		// take them in.
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+			u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
+			bad("target %q: want a URL like http://127.0.0.1:8080, with no query or fragment", t)
 		}
 		c.Targets[i] = t
 	}

@@ -785,6 +785,10 @@ func TestBenchRejects(t *testing.T) {
 		{"long-poll without tokens", bench.Config{Transport: bench.TransportLongPoll, Conns: 1, Duration: time.Second, SendersPerRoom: 1}, "the longpoll transport needs session tokens"},
 		{"no tokens", bench.Config{Conns: 1, Duration: time.Second, SendersPerRoom: 1}, "tokens"},
 		{"bad target", bench.Config{Targets: []string{"127.0.0.1:8080"}, Transport: bench.TransportCompat, Conns: 1, Duration: time.Second, SendersPerRoom: 1}, "target"},
+		// The paths of the API are appended to a target: one with a query
+		// or a fragment would hide them in it.
+		{"target with a query", bench.Config{Targets: []string{"http://127.0.0.1:1/?node=2"}, Transport: bench.TransportCompat, Conns: 1, Duration: time.Second, SendersPerRoom: 1}, "target"},
+		{"target with a fragment", bench.Config{Targets: []string{"http://127.0.0.1:1#a"}, Transport: bench.TransportCompat, Conns: 1, Duration: time.Second, SendersPerRoom: 1}, "target"},
 		{"too many senders", bench.Config{Transport: bench.TransportCompat, Conns: 4, Rooms: 2, SendersPerRoom: 3, Duration: time.Second}, "senders per room"},
 		{"read over compat", bench.Config{Transport: bench.TransportCompat, Conns: 1, SendersPerRoom: 1, Duration: time.Second, MarkRead: true}, "read positions need a signed-in transport"},
 		{"groups over compat", bench.Config{Transport: bench.TransportCompat, Conns: 1, SendersPerRoom: 1, Duration: time.Second, Groups: true}, "groups need a signed-in transport"},
