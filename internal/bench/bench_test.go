@@ -904,7 +904,10 @@ func TestBenchNoticesSharedSeq(t *testing.T) {
 // two sends unanswered: the sender falls behind. It sends what it owes once
 // the server answers again, each message timed from when it was due, so
 // that the wait is in the latencies (no coordinated omission): no message
-// is timed from more than two intervals after the one before it.
+// is timed from half the stall or more after the one before it. (A
+// message sent on time is timed when it went, so on a busy machine the
+// tool's own lateness can part two by more than an interval; a stall
+// left out of the latencies parts two by the whole stall.)
 func TestBenchRateStall(t *testing.T) {
 	f := &faultyServer{conns: make(map[*fakeConn]bool), whole: true, stallAt: 5, stall: 500 * time.Millisecond}
 	srv := httptest.NewServer(f)
@@ -925,8 +928,8 @@ func TestBenchRateStall(t *testing.T) {
 		t.Fatalf("%d messages; want the run to send past the stall", len(res.Messages))
 	}
 	for i := 1; i < len(res.Messages); i++ {
-		if gap := res.Messages[i].Sent.Sub(res.Messages[i-1].Sent); gap > 2*interval {
-			t.Errorf("message %d timed from %v after message %d; want at most 2 intervals (%v)", i+1, gap, i, 2*interval)
+		if gap := res.Messages[i].Sent.Sub(res.Messages[i-1].Sent); gap >= f.stall/2 {
+			t.Errorf("message %d timed from %v after message %d; want less than half the stall (%v), since it is timed from its place (every %v)", i+1, gap, i, f.stall/2, interval)
 		}
 	}
 	if res.MessagesSent != 60 {
