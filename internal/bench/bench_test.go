@@ -994,15 +994,16 @@ func TestBenchRateStallAtEnd(t *testing.T) {
 
 // TestBenchRateShortStall: a stall shorter than an interval holds the
 // next send past its place too, and that wait is as much the server's as
-// a longer one's. Here one sender sends 10 a second with one send
-// unanswered at most, and the server answers the third send 180 ms late:
-// the fourth, due 100 ms after the third, can go only 80 ms after its
-// place, and is timed from its place.
+// a longer one's. Here one sender sends 4 a second with one send
+// unanswered at most, and the server answers the third send 430 ms late:
+// the fourth, due 250 ms after the third, can go only 180 ms after its
+// place, less than an interval, and is timed from its place. (The margin
+// for the timer's own lateness, 100 ms, is wide for a busy machine.)
 func TestBenchRateShortStall(t *testing.T) {
-	f := &faultyServer{conns: make(map[*fakeConn]bool), whole: true, stallAt: 3, stall: 180 * time.Millisecond}
+	f := &faultyServer{conns: make(map[*fakeConn]bool), whole: true, stallAt: 3, stall: 430 * time.Millisecond}
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
-	const rate, dur = 10, 700 * time.Millisecond
+	const rate, dur = 4, 1500 * time.Millisecond
 	const interval = time.Second / rate
 	res := mustRun(t, bench.Config{
 		Targets:        []string{srv.URL},
@@ -1019,7 +1020,7 @@ func TestBenchRateShortStall(t *testing.T) {
 	}
 	// The first is timed from the start: its place. The timer's own
 	// lateness, up to the margin, is not the server's.
-	const margin = 40 * time.Millisecond
+	const margin = 100 * time.Millisecond
 	for i, m := range res.Messages {
 		if late := m.Sent.Sub(res.Messages[0].Sent) - time.Duration(i)*interval; late > margin {
 			t.Errorf("message %d timed from %v after its place; want at most %v", i+1, late, margin)
