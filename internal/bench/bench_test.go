@@ -899,6 +899,26 @@ func TestBenchNoticesSharedSeq(t *testing.T) {
 	}
 }
 
+// stalledRun runs one sender of two connections at rate against a fake
+// server that answers send stallAt stall late, with at most inflight
+// sends unanswered, for dur, keeping each message's figures.
+func stalledRun(t *testing.T, stallAt int64, stall time.Duration, rate float64, inflight int, dur time.Duration) bench.Result {
+	t.Helper()
+	f := &faultyServer{conns: make(map[*fakeConn]bool), whole: true, stallAt: stallAt, stall: stall}
+	srv := httptest.NewServer(f)
+	t.Cleanup(srv.Close)
+	return mustRun(t, bench.Config{
+		Targets:        []string{srv.URL},
+		Conns:          2,
+		SendersPerRoom: 1,
+		Rate:           rate,
+		InFlight:       inflight,
+		Duration:       dur,
+		Tokens:         []string{"t"},
+		PerMessage:     true,
+	})
+}
+
 // TestBenchRateStall runs a sender at a set rate against a fake server
 // that stalls for half a second before it answers one send, with at most
 // two sends unanswered: the sender falls behind. It sends what it owes once
@@ -909,27 +929,15 @@ func TestBenchNoticesSharedSeq(t *testing.T) {
 // tool's own lateness can part two by more than an interval; a stall
 // left out of the latencies parts two by the whole stall.)
 func TestBenchRateStall(t *testing.T) {
-	f := &faultyServer{conns: make(map[*fakeConn]bool), whole: true, stallAt: 5, stall: 500 * time.Millisecond}
-	srv := httptest.NewServer(f)
-	t.Cleanup(srv.Close)
-	const rate, dur = 40, 1500 * time.Millisecond
+	const rate, dur, stall = 40, 1500 * time.Millisecond, 500 * time.Millisecond
 	const interval = time.Second / rate
-	res := mustRun(t, bench.Config{
-		Targets:        []string{srv.URL},
-		Conns:          2,
-		SendersPerRoom: 1,
-		Rate:           rate,
-		InFlight:       2,
-		Duration:       dur,
-		Tokens:         []string{"t"},
-		PerMessage:     true,
-	})
+	res := stalledRun(t, 5, stall, rate, 2, dur)
 	if len(res.Messages) < 10 {
 		t.Fatalf("%d messages; want the run to send past the stall", len(res.Messages))
 	}
 	for i := 1; i < len(res.Messages); i++ {
-		if gap := res.Messages[i].Sent.Sub(res.Messages[i-1].Sent); gap >= f.stall/2 {
-			t.Errorf("message %d timed from %v after message %d; want less than half the stall (%v), since it is timed from its place (every %v)", i+1, gap, i, f.stall/2, interval)
+		if gap := res.Messages[i].Sent.Sub(res.Messages[i-1].Sent); gap >= stall/2 {
+			t.Errorf("message %d timed from %v after message %d; want less than half the stall (%v), since it is timed from its place (every %v)", i+1, gap, i, stall/2, interval)
 		}
 	}
 	if res.MessagesSent != 60 {
@@ -970,20 +978,8 @@ func TestBenchRateNotPastEnd(t *testing.T) {
 // of the window sent 17 and left their latency out (coordinated omission
 // again, at the end).
 func TestBenchRateStallAtEnd(t *testing.T) {
-	f := &faultyServer{conns: make(map[*fakeConn]bool), whole: true, stallAt: 15, stall: 300 * time.Millisecond}
-	srv := httptest.NewServer(f)
-	t.Cleanup(srv.Close)
 	const rate, dur = 40, 500 * time.Millisecond
-	res := mustRun(t, bench.Config{
-		Targets:        []string{srv.URL},
-		Conns:          2,
-		SendersPerRoom: 1,
-		Rate:           rate,
-		InFlight:       2,
-		Duration:       dur,
-		Tokens:         []string{"t"},
-		PerMessage:     true,
-	})
+	res := stalledRun(t, 15, 300*time.Millisecond, rate, 2, dur)
 	if res.MessagesSent != 20 || !res.OK {
 		t.Fatalf("sent %d messages at %d/s for %v, ok %v; want 20, true", res.MessagesSent, rate, dur, res.OK)
 	}
@@ -1000,21 +996,9 @@ func TestBenchRateStallAtEnd(t *testing.T) {
 // place, less than an interval, and is timed from its place. (The margin
 // for the timer's own lateness, 100 ms, is wide for a busy machine.)
 func TestBenchRateShortStall(t *testing.T) {
-	f := &faultyServer{conns: make(map[*fakeConn]bool), whole: true, stallAt: 3, stall: 430 * time.Millisecond}
-	srv := httptest.NewServer(f)
-	t.Cleanup(srv.Close)
-	const rate, dur = 4, 1500 * time.Millisecond
+	const rate = 4
 	const interval = time.Second / rate
-	res := mustRun(t, bench.Config{
-		Targets:        []string{srv.URL},
-		Conns:          2,
-		SendersPerRoom: 1,
-		Rate:           rate,
-		InFlight:       1,
-		Duration:       dur,
-		Tokens:         []string{"t"},
-		PerMessage:     true,
-	})
+	res := stalledRun(t, 3, 430*time.Millisecond, rate, 1, 1500*time.Millisecond)
 	if len(res.Messages) < 5 {
 		t.Fatalf("%d messages; want the run to send past the stall", len(res.Messages))
 	}
