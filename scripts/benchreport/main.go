@@ -755,10 +755,17 @@ func combined(rs []*run) (*result, string) {
 	}
 	c := *all[0]
 	c.Notes = nil
+	// A figure of 0 was not measured (a CPU time without --pid, or by an
+	// older tool): the median is of the runs that have it.
 	med := func(f func(*result) float64) float64 {
-		xs := make([]float64, len(all))
-		for i, r := range all {
-			xs[i] = f(r)
+		var xs []float64
+		for _, r := range all {
+			if x := f(r); x != 0 {
+				xs = append(xs, x)
+			}
+		}
+		if len(xs) == 0 {
+			return 0
 		}
 		return median(xs)
 	}

@@ -291,3 +291,27 @@ func TestRepeatedRunsOfAnotherCommit(t *testing.T) {
 		}
 	}
 }
+
+// TestRepeatedRunsUnmeasured: a run without a CPU figure (no --pid) does
+// not pull the median of the others' down as a 0.
+func TestRepeatedRunsUnmeasured(t *testing.T) {
+	poll := func(server, tool float64) *result {
+		r := &result{OK: true, ConnsEstablished: 5000, Rooms: 50, DeliveriesExpected: 100000, DeliveriesReceived: 100000, ToolCPUPerDeliveryUS: tool}
+		r.Latency = latency{P50: 2, P99: 40, Max: 50}
+		if server > 0 {
+			r.Server = &serverStats{CPUPerDeliveryUS: server}
+		}
+		return r
+	}
+	res, bad := combined([]*run{
+		{Name: "target7", Result: poll(40, 20)},
+		{Name: "target7-run2", Result: poll(0, 0)},
+		{Name: "target7-run3", Result: poll(50, 30)},
+	})
+	if bad != "" {
+		t.Fatal(bad)
+	}
+	if res.Server.CPUPerDeliveryUS != 45 || res.ToolCPUPerDeliveryUS != 25 {
+		t.Errorf("CPU per delivery: server %v, tool %v; want 45 and 25, the medians of the runs that measured it", res.Server.CPUPerDeliveryUS, res.ToolCPUPerDeliveryUS)
+	}
+}
