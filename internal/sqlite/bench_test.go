@@ -35,3 +35,5 @@ func BenchmarkAppendAfterPause(b *testing.B) {
 }
 
 func BenchmarkJoinRoomParallel(b *testing.B) { chattest.BenchmarkJoinRoomParallel(b, mustOpenDB(b)) }
+
+func BenchmarkHistoryPage(b *testing.B) { chattest.BenchmarkHistoryPage(b, mustOpenDB(b)) }

@@ -128,3 +128,56 @@ func BenchmarkJoinRoomParallel(b *testing.B, s chat.Store) {
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "joins/s")
 }
+
+// BenchmarkHistoryPage reads the newest page of 50 messages of one of 100
+// rooms whose 10,000 messages came in turn, each read right after a commit,
+// as in a live server, where reads follow writes (SQLite: a commit drops
+// the read connections' page caches). Its metric, µs/page, is the mean time
+// of one read; ns/op counts the commit too.
+func BenchmarkHistoryPage(b *testing.B, s chat.Store) {
+	const rooms, perRoom, senders, page = 100, 100, 8, 50
+	user, roomIDs := benchRooms(b, s, rooms)
+	var n atomic.Int64
+	errs := make(chan error, senders)
+	for range senders {
+		go func() {
+			for {
+				i := n.Add(1)
+				if i > rooms*perRoom {
+					errs <- nil
+					return
+				}
+				if err := benchAppend(b, s, user, roomIDs[i%rooms], i); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	for range senders {
+		if err := <-errs; err != nil {
+			b.Fatal(err)
+		}
+	}
+	var spent time.Duration
+	reads := 0
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		i := n.Add(1)
+		if err := benchAppend(b, s, user, roomIDs[i*37%rooms], i); err != nil {
+			b.Fatal(err)
+		}
+		t0 := time.Now()
+		ms, err := s.Messages(b.Context(), roomIDs[i*53%rooms], chat.Page{Limit: page})
+		spent += time.Since(t0)
+		reads++
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(ms) != page {
+			b.Fatalf("a page of %d messages; want %d", len(ms), page)
+		}
+	}
+	b.ReportMetric(float64(spent.Microseconds())/float64(reads), "µs/page")
+}
