@@ -156,3 +156,62 @@ func TestRepeatAfterRefusal(t *testing.T) {
 		}
 	}
 }
+
+// TestGroupCommitAfterServerEndedConnection: the server ended the group
+// commit's connections while they sat idle (an operator's
+// pg_terminate_backend, a restart): the next sends find out only when they
+// read the server's farewell in place of their first statement's answer,
+// which shows that nothing of them ran. They run again on new connections
+// instead of failing.
+func TestGroupCommitAfterServerEndedConnection(t *testing.T) {
+	db := mustOpenDB(t)
+	ctx := t.Context()
+	ann, general := annAndGeneral(t, db)
+	other, err := db.EnsureRoom(ctx, "other", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rooms := []chat.Room{general, other} // one per committing goroutine
+	for _, r := range rooms {
+		if _, _, err := db.Append(ctx, chat.NewMessage{ConvID: r.ID, Kind: chat.KindText, SenderID: ann.ID, Body: "before", At: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var pids []uint32
+	for _, c := range db.appendPool.AcquireAllIdle(ctx) {
+		pids = append(pids, c.Conn().PgConn().PID())
+		c.Release()
+	}
+	if len(pids) != batchers {
+		t.Fatalf("%d idle group commit connections; want %d", len(pids), batchers)
+	}
+	if _, err := db.pool.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid`, pids); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		var n int
+		if err := db.pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1::int[])`, pids).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+		if i == 200 {
+			t.Fatalf("the group commit's backends %v still run", pids)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	for _, r := range rooms {
+		m, created, err := db.Append(ctx, chat.NewMessage{ConvID: r.ID, Kind: chat.KindText, SenderID: ann.ID, ClientID: "c1", Body: "after", At: time.Now()})
+		if err != nil || !created || m.Seq != 2 {
+			t.Errorf("Append to room %d after the server ended the connection = seq %d, created %v, %v; want seq 2 stored", r.ID, m.Seq, created, err)
+		}
+		ms, err := db.Messages(ctx, r.ID, chat.Page{Limit: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ms) != 2 || ms[1].Body != "after" {
+			t.Errorf("room %d holds %d messages (%+v); want before and after", r.ID, len(ms), ms)
+		}
+	}
+}

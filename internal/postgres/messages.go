@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/parley-chat/parley/internal/chat"
 )
 
@@ -232,6 +233,14 @@ func appendAll(ctx context.Context, q batchSender, items []*appendItem) error {
 	br := q.SendBatch(ctx, b)
 	defer br.Close()
 	if _, err := br.Exec(); err != nil {
+		if sessionEnded(err) {
+			// The server answers in order, so it ended the session
+			// before it ran the first statement: nothing of the batch
+			// ran, and it may run again on another connection. This is
+			// how a connection that the server ended while it sat idle
+			// in the pool shows itself.
+			return &notRunError{err}
+		}
 		return err
 	}
 	rows, err := br.Query()
@@ -310,6 +319,27 @@ func appendAll(ctx context.Context, q batchSender, items []*appendItem) error {
 		it.msg = msg
 	}
 	return nil
+}
+
+// notRunError is the error of a batch that the server did not run.
+type notRunError struct{ err error }
+
+func (e *notRunError) Error() string     { return e.err.Error() }
+func (e *notRunError) Unwrap() error     { return e.err }
+func (e *notRunError) SafeToRetry() bool { return true }
+
+// sessionEnded reports whether err is the server ending the session (an
+// error of severity FATAL or PANIC).
+func sessionEnded(err error) bool {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		return false
+	}
+	sev := pe.SeverityUnlocalized
+	if sev == "" { // servers before 9.6
+		sev = pe.Severity
+	}
+	return sev == "FATAL" || sev == "PANIC"
 }
 
 // defaultPageLimit is the number of messages Messages returns when the

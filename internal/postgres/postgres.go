@@ -241,13 +241,13 @@ func retrying(ctx context.Context, fn func() error) error {
 // again: it lost a deadlock or a serialization conflict and was rolled
 // back, the server ended it for sitting idle between statements (which
 // it cannot do while committing, so nothing of it was stored), or it
-// failed before anything reached the server.
+// failed before anything reached the server or ran there (notRunError).
 func retryable(err error) bool {
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) {
-		return pe.Code == "40001" || pe.Code == "40P01" || pe.Code == "25P03"
+	if pgconn.SafeToRetry(err) {
+		return true
 	}
-	return pgconn.SafeToRetry(err)
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "40001" || pe.Code == "40P01" || pe.Code == "25P03")
 }
 
 // unavailable is the error kind of a server that cannot be reached.
