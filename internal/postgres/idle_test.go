@@ -66,3 +66,51 @@ func TestRetriesExhausted(t *testing.T) {
 		}
 	}
 }
+
+// TestTransactionAfterServerEndedConnection: the server ended the pool's
+// idle connections (an operator's pg_terminate_backend, a restart); a
+// write that finds out at its BEGIN ran nothing, and runs again on a new
+// connection instead of failing.
+func TestTransactionAfterServerEndedConnection(t *testing.T) {
+	db := mustOpenDB(t)
+	ctx := t.Context()
+	var pids []uint32
+	for _, c := range db.pool.AcquireAllIdle(ctx) {
+		pids = append(pids, c.Conn().PgConn().PID())
+		c.Release()
+	}
+	if len(pids) == 0 {
+		t.Fatal("no idle connection in the pool")
+	}
+	// From a connection of its own: every one of the pool's is to end.
+	conn, err := pgx.Connect(ctx, testServer(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid`, pids); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		var n int
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1::int[])`, pids).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+		if i == 200 {
+			t.Fatalf("the pool's backends %v still run", pids)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	attempts := 0
+	err = db.write(ctx, func(tx pgx.Tx) error {
+		attempts++
+		_, err := tx.Exec(ctx, `SELECT 1`)
+		return err
+	})
+	if err != nil {
+		t.Errorf("write after the server ended the pool's connections = %v after %d attempts; want nil", err, attempts)
+	}
+}

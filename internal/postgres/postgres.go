@@ -222,7 +222,23 @@ func (db *DB) read(ctx context.Context, fn func(tx pgx.Tx) error) error {
 }
 
 func (db *DB) transact(ctx context.Context, opts pgx.TxOptions, fn func(tx pgx.Tx) error) error {
-	return retrying(ctx, func() error { return pgx.BeginTxFunc(ctx, db.pool, opts, fn) })
+	return retrying(ctx, func() error {
+		tx, err := db.pool.BeginTx(ctx, opts)
+		if err != nil {
+			if sessionEnded(err) {
+				// Ended before BEGIN ran, as a connection that the
+				// server ended while it sat idle in the pool shows
+				// itself: nothing ran.
+				return &notRunError{err}
+			}
+			return err
+		}
+		defer func() { _ = tx.Rollback(ctx) }() // after Commit: pgx.ErrTxClosed
+		if err := fn(tx); err != nil {
+			return err
+		}
+		return tx.Commit(ctx)
+	})
 }
 
 // retrying runs fn, a transaction, and again while it fails in a way
