@@ -2,11 +2,13 @@ package hub_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -349,5 +351,187 @@ func TestStaleRevokeSparesNewerOpen(t *testing.T) {
 	publish(t, b, t5, msg(5, 7))
 	if got := fmt.Sprint(queuedOf(newer)); got != "[6]" {
 		t.Errorf("after a removal numbered after its read, the client got %s; want [6]", got)
+	}
+}
+
+// blockingStore is a store of conversation 5's messages whose fetches
+// after the user's addition wait, having closed entered, until release
+// is closed (5 s at most); err, if set, is what they then return.
+type blockingStore struct {
+	stored           []chat.Event
+	page             int // at most this many events a fetch; 0: all
+	err              error
+	entered, release chan struct{}
+	once             sync.Once
+	fetches          atomic.Int64
+}
+
+func newBlockingStore(last int64) *blockingStore {
+	s := &blockingStore{entered: make(chan struct{}), release: make(chan struct{})}
+	for seq := int64(1); seq <= last; seq++ {
+		s.stored = append(s.stored, msg(5, seq))
+	}
+	return s
+}
+
+func (s *blockingStore) fetch(ctx context.Context, tp chat.Topic, after int64) ([]chat.Event, error) {
+	if tp != chat.ConvTopic(5) {
+		return nil, fmt.Errorf("fetch %s; want conversation 5", tp)
+	}
+	s.fetches.Add(1)
+	s.once.Do(func() { close(s.entered) })
+	select {
+	case <-s.release:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-time.After(5 * time.Second):
+		return nil, errors.New("fetch not released within 5s")
+	}
+	if s.err != nil {
+		return nil, s.err
+	}
+	evs := slices.DeleteFunc(slices.Clone(s.stored), func(ev chat.Event) bool { return ev.Message.Seq <= after })
+	if s.page > 0 && len(evs) > s.page {
+		evs = evs[:s.page]
+	}
+	return evs, nil
+}
+
+// convSeqs returns the seqs of the conversation messages queued for c.
+func convSeqs(c *hub.Client) []int64 {
+	var out []int64
+	for _, it := range c.Next(nil) {
+		if it.Event.Type == chat.EventMessage && it.Event.Message != nil {
+			out = append(out, it.Event.Message.Seq)
+		}
+	}
+	return out
+}
+
+// followWhileFetching adds user 100 (two clients, c and c2) to group 5 at seq 2,
+// which another client here follows and has received up to seq 4, and
+// while the follow's read of the store is under way publishes seq 5, then
+// calls during (if not nil). It returns c and c2, each with the messages
+// it received by then.
+func followWhileFetching(t *testing.T, s *blockingStore, during func(b chat.Broker, c, other *hub.Client)) (c, c2 *hub.Client, early, early2 []int64) {
+	t.Helper()
+	h, b := newHub(t)
+	h.UseStore(s.fetch)
+	t5 := chat.ConvTopic(5)
+	other := mustRegister(t, h, 1, 1, 64)
+	if err := h.Subscribe(other, t5); err != nil {
+		t.Fatal(err)
+	}
+	for seq := int64(1); seq <= 4; seq++ {
+		publish(t, b, t5, msg(5, seq))
+	}
+	c = mustRegister(t, h, 100, 2, 64)
+	c2 = mustRegister(t, h, 100, 3, 64)
+	publish(t, b, chat.UserTopic(100), chat.Event{Type: chat.EventConversation, ConvID: 5, ConvKind: chat.ConvGroup, UserSeq: 1,
+		Message: &chat.Message{ConvID: 5, Seq: 2, Kind: chat.KindAdded, TargetID: 100}})
+	select {
+	case <-s.entered:
+	case <-time.After(5 * time.Second):
+		close(s.release)
+		t.Fatal("the follow did not read the store within 5s")
+	}
+	publish(t, b, t5, msg(5, 5))
+	if got := fmt.Sprint(convSeqs(other)); got != "[1 2 3 4 5]" {
+		t.Errorf("the other member got %s while the new one caught up; want [1 2 3 4 5]", got)
+	}
+	if during != nil {
+		during(b, c, other)
+	}
+	early, early2 = convSeqs(c), convSeqs(c2)
+	close(s.release)
+	t.Cleanup(func() { h.Unregister(c); h.Unregister(c2); h.Unregister(other) })
+	return c, c2, early, early2
+}
+
+// collectSeqs gathers the conversation messages queued for c until it
+// has want of them, or 5 s have passed, and then what a little longer
+// brings (duplicates, if any).
+func collectSeqs(c *hub.Client, got []int64, want int) []int64 {
+	for deadline := time.Now().Add(5 * time.Second); len(got) < want && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+		got = append(got, convSeqs(c)...)
+	}
+	time.Sleep(20 * time.Millisecond)
+	return append(got, convSeqs(c)...)
+}
+
+// TestFollowCatchUpInOrder: a user added to group 5 while connected
+// receives the messages after the addition in seq order, each once:
+// those the group's topic delivered before the user's connection was
+// subscribed come from the store, and the one published live while that
+// read was under way waits for them.
+func TestFollowCatchUpInOrder(t *testing.T) {
+	for _, page := range []int{0, 1} {
+		t.Run(fmt.Sprintf("page=%d", page), func(t *testing.T) {
+			s := newBlockingStore(5)
+			s.page = page
+			c, c2, early, early2 := followWhileFetching(t, s, nil)
+			if got := fmt.Sprint(collectSeqs(c, early, 3)); got != "[3 4 5]" {
+				t.Errorf("the user added at seq 2 got %s; want [3 4 5]", got)
+			}
+			if got := fmt.Sprint(collectSeqs(c2, early2, 3)); got != "[3 4 5]" {
+				t.Errorf("the user's other connection got %s; want [3 4 5]", got)
+			}
+		})
+	}
+}
+
+// TestFollowCatchUpFetchFails: the follow's read of the store fails: the
+// user's connection still receives what the topic delivers from its
+// subscription on, in order, and sees the gap before it (which a client
+// fills with sync).
+func TestFollowCatchUpFetchFails(t *testing.T) {
+	s := newBlockingStore(5)
+	s.err = errors.New("store down")
+	c, _, early, _ := followWhileFetching(t, s, nil)
+	if got := fmt.Sprint(collectSeqs(c, early, 1)); got != "[5]" {
+		t.Errorf("the user added at seq 2 got %s; want [5]", got)
+	}
+}
+
+// TestFollowCatchUpRemoved: the user added to group 5 is removed from it
+// while the follow reads the store: its connection receives no message of
+// the group after the removal, from the store or live.
+func TestFollowCatchUpRemoved(t *testing.T) {
+	s := newBlockingStore(5)
+	var before int
+	c, _, early, _ := followWhileFetching(t, s, func(b chat.Broker, c, _ *hub.Client) {
+		publish(t, b, chat.UserTopic(100), chat.Event{Type: chat.EventRemoved, ConvID: 5, Reason: "removed", UserSeq: 2})
+		before = len(convSeqs(c)) // and the removed event
+	})
+	if before > 0 || len(early) > 0 {
+		t.Fatalf("the user added got %d messages before its read of the store ended", before+len(early))
+	}
+	waitGoroutines(t, "(*Hub).follow", "(*Hub).catchUp")
+	if got := convSeqs(c); len(got) > 0 {
+		t.Errorf("the user removed while it caught up got %v after the removal; want nothing", got)
+	}
+}
+
+// TestFollowCatchUpBounded: what the topic holds back for a connection
+// while it catches up is bounded by its outbox: past that, the connection
+// is closed as too slow (it will resync), and the others go on.
+func TestFollowCatchUpBounded(t *testing.T) {
+	s := newBlockingStore(5)
+	c, _, _, _ := followWhileFetching(t, s, func(b chat.Broker, c, other *hub.Client) {
+		for seq := int64(6); seq <= 68; seq++ { // 64 held, with 5
+			publish(t, b, chat.ConvTopic(5), msg(5, seq))
+			other.Next(nil)
+		}
+		if c.Closed() {
+			t.Errorf("the connection was closed with its outbox's worth held")
+		}
+		publish(t, b, chat.ConvTopic(5), msg(5, 69))
+		if got := fmt.Sprint(convSeqs(other)); got != "[69]" {
+			t.Errorf("the other member got %s; want [69]", got)
+		}
+	})
+	if got := c.Reason(); got != hub.ReasonSlow {
+		t.Errorf("held past its outbox, the connection was closed for %v; want slow", got)
 	}
 }

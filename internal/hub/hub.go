@@ -274,6 +274,12 @@ type topic struct {
 	// before its mark ended an earlier membership, and does not stop the
 	// client.
 	marks map[*Client]chat.Mark
+	// held holds back, for the clients a follow subscribed after the topic
+	// had delivered messages that came after their user's addition, what
+	// the topic delivers to them until the follow has given them those
+	// messages from the store (catchUp). The map is guarded by mu, the
+	// holds' items by dmu; nil while empty.
+	held map[*Client]*hold
 
 	// The broker subscription, made and cancelled by the hub's broker
 	// goroutine (work), never with mu held: over Redis it waits for an
@@ -314,10 +320,25 @@ type removal struct {
 	seq int64
 }
 
-// removeLocked removes the clients of cs that tp has, and their marks.
-// tp.mu is held.
+// hold is what a topic delivered to a client while a follow caught the
+// client up from the store.
+type hold struct {
+	from  int64   // the topic's next seq as the client was subscribed: the store gives it those before
+	items []*Item // guarded by the topic's dmu
+}
+
+// removeLocked removes the clients of cs that tp has, their marks and
+// holds. tp.mu is held.
 func (tp *topic) removeLocked(cs ...*Client) {
 	tp.clients.remove(cs...)
+	if tp.held != nil {
+		for _, c := range cs {
+			delete(tp.held, c)
+		}
+		if len(tp.held) == 0 {
+			tp.held = nil
+		}
+	}
 	if tp.marks != nil {
 		for _, c := range cs {
 			delete(tp.marks, c)
@@ -474,7 +495,10 @@ func (h *Hub) Unregister(c *Client) {
 // while the broker is slow to answer (Redis hanging unnoticed): t then
 // delivers, once subscribed, what it missed from the store, as Resync
 // does. It fails if the broker refuses t (closed).
-func (h *Hub) Subscribe(c *Client, t chat.Topic) error { return h.subscribe(c, t, chat.Mark{}) }
+func (h *Hub) Subscribe(c *Client, t chat.Topic) error {
+	_, _, err := h.subscribe(c, t, chat.Mark{}, 0)
+	return err
+}
 
 // SubscribeMember is Subscribe for the topic of a conversation that c's
 // user was found a member of at mark (chat.Service.CheckMemberAt). A
@@ -484,14 +508,29 @@ func (h *Hub) Subscribe(c *Client, t chat.Topic) error { return h.subscribe(c, t
 // late, as over Redis it may be, it leaves c subscribed. While c stays
 // subscribed, the newest mark counts.
 func (h *Hub) SubscribeMember(c *Client, t chat.Topic, mark chat.Mark) error {
-	return h.subscribe(c, t, mark)
+	_, _, err := h.subscribe(c, t, mark, 0)
+	return err
 }
 
-func (h *Hub) subscribe(c *Client, t chat.Topic, mark chat.Mark) error {
+// A catch is what a follow has left to do for a client it subscribed, so
+// that the client receives the conversation's messages after its user's
+// addition in order (topic.catchFrom).
+type catch int
+
+const (
+	catchNone catch = iota // nothing: the topic delivers them, or the client was subscribed already
+	catchFill              // the topic starts after the addition: fill it from the store (fillGap)
+	catchHeld              // the client is held: catchUp gives it what the topic delivered before
+)
+
+// subscribe subscribes c to t, marked with mark if it is not zero. For a
+// follow of its user's addition at seq base > 0, it also returns the
+// topic and what catchFrom left to do.
+func (h *Hub) subscribe(c *Client, t chat.Topic, mark chat.Mark, base int64) (*topic, catch, error) {
 	h.mu.Lock()
 	if _, ok := h.clients[c]; !ok {
 		h.mu.Unlock()
-		return ErrClosed
+		return nil, catchNone, ErrClosed
 	}
 	// A client that follows t may have been taken out of it by revoke,
 	// and the topic may even have gone since, with its last other client,
@@ -508,7 +547,15 @@ func (h *Hub) subscribe(c *Client, t chat.Topic, mark chat.Mark) error {
 		h.topics[t] = tp
 		h.tmu.Unlock()
 	}
+	catching := base > 0 && h.fetch != nil
+	what := catchNone
+	if catching {
+		tp.dmu.Lock() // no delivery between the look at next and the add
+	}
 	tp.mu.Lock()
+	if catching {
+		what = tp.catchFrom(c, base)
+	}
 	tp.clients.add(c)
 	if mark != (chat.Mark{}) {
 		if tp.marks == nil {
@@ -518,28 +565,59 @@ func (h *Hub) subscribe(c *Client, t chat.Topic, mark chat.Mark) error {
 		tp.marks[c] = chat.Mark{UserSeq: max(old.UserSeq, mark.UserSeq), Seq: max(old.Seq, mark.Seq)}
 	}
 	tp.mu.Unlock()
+	if catching {
+		tp.dmu.Unlock()
+	}
 	if !follows {
 		c.topics = append(c.topics, t)
 	}
 	h.mu.Unlock()
 	if tp.subscribed == nil {
-		return nil
+		return tp, what, nil
 	}
 	if !h.await(tp.subscribed) {
 		tp.late.Store(true)
 		select {
 		case <-tp.subscribed: // work may have missed late: the caller has read nothing yet
 		default:
-			return nil // work sees late, and resyncs tp
+			return tp, what, nil // work sees late, and resyncs tp
 		}
 	}
 	if tp.subErr != nil {
 		if !follows {
 			h.Unsubscribe(c, t)
 		}
-		return fmt.Errorf("subscribe %s: %w", t, tp.subErr)
+		return tp, what, fmt.Errorf("subscribe %s: %w", t, tp.subErr)
 	}
-	return nil
+	return tp, what, nil
+}
+
+// catchFrom readies tp to give c, which a follow of its user's addition
+// at seq base is about to subscribe, the messages after base in order,
+// and says what the follow must then do. If tp has delivered nothing yet,
+// it starts after base and is filled from the store, for all its
+// clients; if it has delivered messages after base, c is held back from
+// what it delivers until catchUp has given c those from the store. A
+// client subscribed already is left as it is: it receives the topic from
+// its subscription on, and anything older from the store, through its
+// open or sync, would come after that. tp.dmu and tp.mu are held.
+func (tp *topic) catchFrom(c *Client, base int64) catch {
+	if tp.clients.has(c) {
+		return catchNone
+	}
+	switch {
+	case tp.next == 0 && !tp.filling:
+		tp.startAfter(base)
+		tp.filling = true
+		return catchFill
+	case tp.next > base+1:
+		if tp.held == nil {
+			tp.held = make(map[*Client]*hold)
+		}
+		tp.held[c] = &hold{from: tp.next}
+		return catchHeld
+	}
+	return catchNone
 }
 
 // subscribeWait bounds how long Subscribe, Unsubscribe and Unregister wait
@@ -917,7 +995,11 @@ func (h *Hub) skipGap(tp *topic) {
 func (h *Hub) fanOut(tp *topic, ev chat.Event) {
 	tp.mu.RLock()
 	it := &Item{Event: ev, Fanout: len(tp.clients)}
+	held := tp.held != nil
 	for _, c := range tp.clients {
+		if held && tp.holdFor(c, it) {
+			continue
+		}
 		if !c.Push(it) {
 			h.log.Debug("client evicted", "user", c.UserID, "reason", c.Reason().String())
 		}
@@ -932,6 +1014,25 @@ func (h *Hub) fanOut(tp *topic, ev chat.Event) {
 		}
 		h.revoke(tp, ev.Revoke, nil, at)
 	}
+}
+
+// holdFor keeps it for c, and reports true, if c is held (catchUp). A
+// hold that would outgrow c's outbox closes c as slow, as pushing it
+// later would. tp.mu (to read) and tp.dmu are held.
+func (tp *topic) holdFor(c *Client, it *Item) bool {
+	hd := tp.held[c]
+	if hd == nil {
+		return false
+	}
+	switch {
+	case c.Closed():
+	case len(hd.items) >= c.limit:
+		hd.items = nil
+		c.Close(ReasonSlow)
+	default:
+		hd.items = append(hd.items, it)
+	}
+	return true
 }
 
 // SessionCheck returns those of ids, the sessions of a hub's clients,
@@ -1109,7 +1210,8 @@ func covers(m, at chat.Mark) bool {
 // id meanwhile, whose revoke may have run before these subscriptions,
 // they are undone. The messages after seq base (the user's addition) that
 // the group's topic delivered, or missed, before they were subscribed
-// reach them from the store (catchUp).
+// reach them from the store, ahead of what it delivers since
+// (topic.catchFrom).
 func (h *Hub) follow(tp *topic, id, base int64) {
 	t := chat.ConvTopic(id)
 	tp.mu.RLock()
@@ -1126,63 +1228,125 @@ func (h *Hub) follow(tp *topic, id, base int64) {
 		return r.n != gen, r.seq
 	}
 	go func() {
+		var fills []*topic
+		held := make(map[*topic][]*Client) // one topic, unless it went and came back meanwhile
 		for _, c := range cs {
 			if gone, _ := removed(); gone {
 				break
 			}
-			if err := h.Subscribe(c, t); err != nil && !errors.Is(err, ErrClosed) {
+			ctp, what, err := h.subscribe(c, t, chat.Mark{}, base)
+			if err != nil && !errors.Is(err, ErrClosed) {
 				h.log.Warn("follow group", "topic", string(t), "err", err)
 			}
+			switch what {
+			case catchFill:
+				fills = append(fills, ctp)
+			case catchHeld:
+				held[ctp] = append(held[ctp], c)
+			}
 		}
-		if gone, seq := removed(); gone {
+		gone, seq := removed()
+		if gone {
 			h.revoke(h.topicOf(t), 0, tp, chat.Mark{UserSeq: seq})
-			return
 		}
-		h.catchUp(t, cs, base)
+		for _, ftp := range fills { // whatever became of the follow: it set filling
+			h.fillGap(ftp, base)
+		}
+		for htp, hcs := range held {
+			if gone { // nothing from the store; a client the revoke spared is let go
+				h.release(htp, hcs, base, base)
+			} else {
+				h.catchUp(htp, hcs, base)
+			}
+		}
 	}()
 }
 
-// catchUp gives clients cs, just subscribed to conversation topic t, the
-// messages after seq base that they may have missed: those that the topic
-// delivered here before they were subscribed, or that were published
-// before this node subscribed to it at all. If the topic has delivered
-// nothing yet, it starts after base and fills from the store in order,
-// for all its clients; else each of cs gets, from the store, what the
-// topic delivered after base, which clients that had it drop (the same
-// seq twice). Without a store, or for base 0, it does nothing.
-func (h *Hub) catchUp(t chat.Topic, cs []*Client, base int64) {
-	tp := h.topicOf(t)
-	if tp == nil || h.fetch == nil || base <= 0 || len(cs) == 0 {
-		return
-	}
-	tp.dmu.Lock()
-	if !tp.filling && tp.startAfter(base) {
-		tp.filling = true
-		tp.dmu.Unlock()
-		h.fillGap(tp, base)
-		return
-	}
-	next := tp.next
-	tp.dmu.Unlock()
-	if next <= base+1 {
-		return // nothing after base was delivered before them
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), fillTimeout)
-	evs, err := h.fetch(ctx, t, base)
-	cancel()
-	if err != nil {
-		h.log.Warn("catch up a followed group from the store", "topic", string(t), "after", base, "err", err)
-		return
-	}
-	for _, ev := range evs {
-		if ev.Message == nil || ev.Message.Seq >= next {
-			break // the topic delivers it to them
+// catchUp gives the clients cs that a follow subscribed to conversation
+// topic tp, and held (catchFrom), the messages after seq base that tp
+// delivered before, from the store, a page at a time, then lets go what
+// tp held for them meanwhile: all in seq order, each once. A client no
+// longer held (revoked, unsubscribed, closed) gets no more of it. If the
+// store fails, the clients get what they were held for all the same, and
+// see a gap, which they fill as after any other.
+func (h *Hub) catchUp(tp *topic, cs []*Client, base int64) {
+	var until int64 // the store has to give what comes before
+	tp.mu.RLock()
+	for _, c := range cs {
+		if hd := tp.held[c]; hd != nil {
+			until = max(until, hd.from)
 		}
-		it := &Item{Event: ev, Fanout: len(cs)}
-		for _, c := range cs {
+	}
+	tp.mu.RUnlock()
+	after, stop := base, false
+	for !stop && after+1 < until {
+		ctx, cancel := context.WithTimeout(context.Background(), fillTimeout)
+		evs, err := h.fetch(ctx, tp.name, after)
+		cancel()
+		if err != nil {
+			h.log.Warn("catch up a followed group from the store", "topic", string(tp.name), "after", after, "err", err)
+			break
+		}
+		last := after
+		tp.mu.RLock()
+		for _, ev := range evs {
+			if ev.Message == nil || ev.Message.Seq <= last {
+				continue
+			}
+			last = ev.Message.Seq
+			var it *Item
+			for _, c := range cs {
+				if hd := tp.held[c]; hd != nil && last < hd.from {
+					if it == nil {
+						it = &Item{Event: ev, Fanout: len(cs)}
+					}
+					c.Push(it)
+				}
+			}
+			if ev.Revoke != 0 && ev.Revoke == cs[0].UserID {
+				// Removed again: what follows is not theirs, unless the
+				// user was added again, which they learn through sync.
+				stop = true
+				break
+			}
+		}
+		tp.mu.RUnlock()
+		if last <= after {
+			break
+		}
+		after = last
+	}
+	h.release(tp, cs, base, after)
+}
+
+// release ends the holds of cs on tp, whose messages from base to after
+// (at most) came from the store, and pushes them what tp held for them.
+func (h *Hub) release(tp *topic, cs []*Client, base, after int64) {
+	tp.dmu.Lock() // no delivery to them in between
+	tp.mu.Lock()
+	holds := make([]*hold, len(cs))
+	for i, c := range cs {
+		holds[i] = tp.held[c]
+		delete(tp.held, c)
+	}
+	if len(tp.held) == 0 {
+		tp.held = nil
+	}
+	tp.mu.Unlock()
+	for i, c := range cs {
+		hd := holds[i]
+		if hd == nil {
+			continue
+		}
+		pushed := min(after, hd.from-1) // from the store, through
+		for _, it := range hd.items {
+			if ev := it.Event; ev.Type == chat.EventMessage && ev.Message != nil && base < ev.Message.Seq && ev.Message.Seq <= pushed {
+				continue // a late publish it had from the store
+			}
 			c.Push(it)
 		}
 	}
+	tp.dmu.Unlock()
 }
 
 // Seen tells the hub that the clients of topic t have its messages up to
