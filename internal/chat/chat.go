@@ -437,6 +437,12 @@ type Event struct {
 	OnlineCount int `json:"online_count,omitempty"`
 	// Positions are an EventReceipts' read positions, by user ID.
 	Positions []ReadPosition `json:"positions,omitempty"`
+	// Repeat marks a Message published again, for a send retried with
+	// its client ID that the store had already. Its first publish may
+	// have been made or not: the store may have committed it and failed
+	// to answer. Hubs deliver it where nothing has delivered it yet and
+	// no later message has gone before it, never twice.
+	Repeat bool `json:"repeat,omitempty"`
 }
 
 // Broker fans events out to every node. It is the fast path only: an event

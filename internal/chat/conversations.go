@@ -99,18 +99,18 @@ func (s *Service) nameLast(ctx context.Context, cs []Conversation) {
 
 // sendDirect appends a text message from u to direct conversation c, if u
 // may still message the peer, and publishes it to the conversation and to
-// both members' user topics. Whether u may is checked by the store, in the
-// transaction that stores the message (NewMessage.Peer), not read before.
+// both members' user topics; a retry, again (see appended), which clients
+// drop by seq if they have it. Whether u may is checked by the store, in
+// the transaction that stores the message (NewMessage.Peer), not read
+// before.
 func (s *Service) sendDirect(ctx context.Context, u User, c Conversation, clientID, body string) (Message, error) {
 	m, created, err := s.append(ctx, NewMessage{ConvID: c.ID, Kind: KindText, SenderID: u.ID, ClientID: clientID, Body: body, Peer: c.Peer.ID, ConvKind: ConvDirect})
 	if err != nil {
 		return Message{}, err
 	}
-	if created {
-		peer, me := public(*c.Peer), public(u)
-		s.publish(ctx, UserTopic(u.ID), Event{Type: EventConversation, ConvID: c.ID, ConvKind: ConvDirect, Message: &m, User: &peer})
-		s.publish(ctx, UserTopic(peer.ID), Event{Type: EventConversation, ConvID: c.ID, ConvKind: ConvDirect, Message: &m, User: &me})
-	}
+	peer, me := public(*c.Peer), public(u)
+	s.publish(ctx, UserTopic(u.ID), Event{Type: EventConversation, ConvID: c.ID, ConvKind: ConvDirect, Message: &m, User: &peer, Repeat: !created})
+	s.publish(ctx, UserTopic(peer.ID), Event{Type: EventConversation, ConvID: c.ID, ConvKind: ConvDirect, Message: &m, User: &me, Repeat: !created})
 	return m, nil
 }
 

@@ -472,7 +472,11 @@ func (s *Service) appendRaw(ctx context.Context, nm NewMessage) (Message, bool, 
 }
 
 // appended waits for an append that the store queued, and then names an
-// anonymous sender and publishes the message if it is new.
+// anonymous sender and publishes the message. A message the store had
+// already (a send retried with its client ID) is published again, marked
+// Event.Repeat: the store may have committed the first try and failed to
+// answer, and then nothing published it. Hubs drop it where it was
+// delivered.
 func (s *Service) appended(ctx context.Context, p PendingAppend) (Message, bool, error) {
 	m, created, err := p.Wait()
 	if err != nil {
@@ -481,9 +485,7 @@ func (s *Service) appended(ctx context.Context, p PendingAppend) (Message, bool,
 	if m.SenderID == 0 {
 		m.SenderName = s.cfg.AnonymousName
 	}
-	if created {
-		s.publish(ctx, ConvTopic(m.ConvID), Event{Type: EventMessage, ConvID: m.ConvID, Message: &m})
-	}
+	s.publish(ctx, ConvTopic(m.ConvID), Event{Type: EventMessage, ConvID: m.ConvID, Message: &m, Repeat: !created})
 	return m, created, nil
 }
 

@@ -855,6 +855,15 @@ func (h *Hub) deliver(tp *topic, ev chat.Event) {
 	}
 	seq := ev.Message.Seq
 	switch {
+	case ev.Repeat && tp.next == 0:
+		// A send retried: what came after it may have been published
+		// before this topic was there, and this topic must not wait
+		// for it from here.
+		h.fanOut(tp, ev)
+	case ev.Repeat && seq < tp.next:
+		// Delivered here, or skipped as a gap that clients filled; or
+		// older than what this topic started with, which its clients
+		// have from the store or came after.
 	case tp.next == 0 || seq == tp.next:
 		if tp.next == 0 {
 			tp.first = seq

@@ -977,3 +977,67 @@ type channelWaker string
 
 func (channelWaker) Wake(*hub.Client)      {}
 func (w channelWaker) ChannelName() string { return string(w) }
+
+// TestRepeat: a message published again (chat.Event.Repeat, a send
+// retried) is delivered where it is the one awaited, and where the topic
+// has delivered nothing yet, without the topic starting from it: the
+// messages after it may have been published before the topic was
+// there. It is never delivered twice, nor below the message the topic
+// started with, which its clients have from the store.
+func TestRepeat(t *testing.T) {
+	h, b := newHub(t)
+	var fetched atomic.Int32
+	h.UseStore(func(_ context.Context, tp chat.Topic, after int64) ([]chat.Event, error) {
+		fetched.Add(1)
+		return nil, fmt.Errorf("fetch(%s, after %d); want none", tp, after)
+	})
+	again := func(conv, seq int64) chat.Event {
+		ev := msg(conv, seq)
+		ev.Repeat = true
+		return ev
+	}
+	c := mustRegister(t, h, 0, 0, 64)
+	for _, id := range []int64{1, 2, 3} {
+		if err := h.Subscribe(c, chat.ConvTopic(id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Topic 1 has delivered nothing: 6..8 were published before it was.
+	publish(t, b, chat.ConvTopic(1), again(1, 5))
+	publish(t, b, chat.ConvTopic(1), msg(1, 9))
+	var got []int64 // the broker delivers as it publishes: all is there
+	for _, it := range c.Next(nil) {
+		got = append(got, it.Event.Message.Seq)
+	}
+	if fmt.Sprint(got) != "[5 9]" {
+		t.Errorf("a topic that had delivered nothing: delivered %v; want [5 9] at once", got)
+	}
+	if len(got) < 2 {
+		seqsOf(t, c, 2-len(got), time.Second) // what came late, not to the checks below
+	}
+
+	// Topic 2 holds 6 back, waiting for 5, whose first publish never came.
+	h.Seen(chat.ConvTopic(2), 4)
+	publish(t, b, chat.ConvTopic(2), msg(2, 6))
+	publish(t, b, chat.ConvTopic(2), again(2, 5))
+	if got := seqsOf(t, c, 2, time.Second); fmt.Sprint(got) != "[5 6]" {
+		t.Errorf("a topic waiting for it: delivered %v; want [5 6]", got)
+	}
+	publish(t, b, chat.ConvTopic(2), again(2, 5))
+	publish(t, b, chat.ConvTopic(2), msg(2, 7))
+	if got := seqsOf(t, c, 1, time.Second); fmt.Sprint(got) != "[7]" {
+		t.Errorf("a topic that delivered it: delivered %v; want [7] only", got)
+	}
+
+	// Topic 3 started at 8.
+	publish(t, b, chat.ConvTopic(3), msg(3, 8))
+	publish(t, b, chat.ConvTopic(3), again(3, 7))
+	publish(t, b, chat.ConvTopic(3), msg(3, 9))
+	if got := seqsOf(t, c, 2, time.Second); fmt.Sprint(got) != "[8 9]" {
+		t.Errorf("a topic that started after it: delivered %v; want [8 9]", got)
+	}
+	if n := fetched.Load(); n != 0 {
+		t.Errorf("%d fetches; want none", n)
+	}
+}
