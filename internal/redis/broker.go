@@ -54,10 +54,12 @@ type Broker struct {
 	rmu     sync.Mutex
 	resumes []func()
 
-	fmu      sync.Mutex
-	failed   map[string]failedPub // by channel: the newest recoverable event whose publish failed
-	anyFail  atomic.Bool          // failed holds something: read by every Publish without fmu
-	retrying bool                 // retryFailed runs
+	fmu        sync.Mutex
+	failed     map[string]failedPub // by channel: the newest recoverable event whose publish failed
+	anyFail    atomic.Bool          // failed holds something: read by every Publish without fmu
+	retrying   bool                 // retryFailed runs
+	retryTimer *time.Timer          // runs retryFailed later, while failed holds something (retryLaterLocked)
+	retryWait  time.Duration        // the wait of the next retryTimer; 0: retryAfter
 
 	quit chan struct{}
 	ctx  context.Context // the reader's, ended by Close: a dial for it stops
@@ -178,11 +180,49 @@ func (b *Broker) keepFailed(ch string, f failedPub) {
 	}
 	b.failed[ch] = f
 	b.anyFail.Store(true)
+	b.retryLaterLocked()
+}
+
+// retryAfter is the wait before the Broker publishes again, by itself,
+// what failed; it doubles while that fails, up to retryAfterMax. Redis may
+// take publishes again while the pub/sub connection never broke (only
+// this node's other connections did, or a publish timed out): no resume
+// then retries, and a node that publishes nothing more would keep a
+// failed message from the other nodes for as long.
+const (
+	retryAfter    = time.Second
+	retryAfterMax = 30 * time.Second
+)
+
+// retryLaterLocked starts the timer that calls retryFailed, unless it
+// runs or the Broker is closed (Close stops it). While the pub/sub
+// connection is lost the timer does nothing: resume retries. b.fmu is
+// held.
+func (b *Broker) retryLaterLocked() {
+	b.mu.RLock()
+	closed := b.closed
+	b.mu.RUnlock()
+	if b.retryTimer != nil || closed {
+		return
+	}
+	wait := b.retryWait
+	if wait == 0 {
+		wait = retryAfter
+	}
+	b.retryWait = min(2*wait, retryAfterMax)
+	b.retryTimer = time.AfterFunc(wait, func() {
+		b.fmu.Lock()
+		b.retryTimer = nil
+		b.fmu.Unlock()
+		if !b.lost.Load() {
+			b.retryFailed()
+		}
+	})
 }
 
 // retryFailed publishes again, on its own goroutine, the events kept by
-// publishFailed: after the connection resumed, or a publish succeeded.
-// What fails again is kept again.
+// publishFailed: after the connection resumed, a publish succeeded, or
+// some time passed (retryAfter). What fails again is kept again.
 func (b *Broker) retryFailed() {
 	b.fmu.Lock()
 	if b.retrying || len(b.failed) == 0 {
@@ -195,10 +235,17 @@ func (b *Broker) retryFailed() {
 	b.anyFail.Store(false)
 	b.fmu.Unlock()
 	go func() {
+		again := false
 		defer func() {
 			b.fmu.Lock()
+			defer b.fmu.Unlock()
 			b.retrying = false
-			b.fmu.Unlock()
+			if !again {
+				b.retryWait = 0
+			}
+			if len(b.failed) > 0 {
+				b.retryLaterLocked() // a timer that fired meanwhile found this running
+			}
 		}()
 		for ch, f := range failed {
 			b.mu.RLock()
@@ -211,6 +258,7 @@ func (b *Broker) retryFailed() {
 			err := b.pub.publish(ctx, ch, f.data)
 			cancel()
 			if err != nil {
+				again = true
 				b.keepFailed(ch, f)
 			}
 		}
@@ -543,6 +591,11 @@ func (b *Broker) Close() error {
 	b.closed = true
 	b.topics = nil
 	b.mu.Unlock()
+	b.fmu.Lock()
+	if b.retryTimer != nil {
+		b.retryTimer.Stop()
+	}
+	b.fmu.Unlock()
 	close(b.quit)
 	b.stop()
 	err := b.ps.Close()

@@ -1384,3 +1384,43 @@ func TestCloseWhileRedisHangs(t *testing.T) {
 		t.Fatalf("Close with Redis hanging did not return within %v", redis.CloseTimeout+time.Second)
 	}
 }
+
+// TestBrokerRetriesFailedPublishByItself: a message whose publish failed
+// while only the node's other connections to Redis broke (its pub/sub
+// connection held, so the connection never resumes) reaches the other
+// nodes once Redis takes publishes again, though the node publishes
+// nothing more.
+func TestBrokerRetriesFailedPublishByItself(t *testing.T) {
+	ctx := context.Background()
+	e := newTestEnv(t)
+	c, p := e.clientViaProxy(t, redis.Options{SubscribeTimeout: time.Second})
+	a := c.Broker()
+	resumed := subscribeResumes(t, a, chat.ConvTopic(9), func(chat.Event) {})
+	b := e.client(t, redis.Options{}).Broker()
+	got := newEvents()
+	cancel, err := b.Subscribe(chat.ConvTopic(1), got.add)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cancel()
+	if err := a.Publish(ctx, chat.ConvTopic(1), msg(1, 1)); err != nil {
+		t.Fatal(err)
+	}
+	got.wait(t, 1, 5*time.Second)
+
+	p.CutExcept([]byte("subscribe")) // a's pub/sub connection holds
+	pctx, pcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer pcancel()
+	if err := a.Publish(pctx, chat.ConvTopic(1), msg(1, 2)); err == nil {
+		t.Fatal("Publish(2) with a's other connections cut = nil; want an error")
+	}
+	p.Restore(t)
+	if diff := cmp.Diff([]int64{1, 2}, got.wait(t, 2, 15*time.Second)); diff != "" {
+		t.Errorf("node B mismatch (-want +got):\n%s", diff)
+	}
+	select {
+	case <-resumed:
+		t.Error("a's pub/sub connection resumed; want it held throughout")
+	default:
+	}
+}

@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"bytes"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -20,12 +21,19 @@ type Proxy struct {
 	conns map[*proxyConn]struct{}
 	hung  []net.Conn // accepted while hanging, never answered
 	hang  bool
+	cut   bool // CutExcept: new connections are closed as they come
 }
 
 type proxyConn struct {
 	client, server net.Conn
 	frozen         atomic.Bool // data is read and dropped, like a dead peer
+
+	mu   sync.Mutex
+	sent []byte // the first maxSent bytes the client sent
 }
+
+// maxSent bounds what a proxyConn keeps of what its client sent.
+const maxSent = 64 << 10
 
 // StartProxy forwards a new loopback port to target until the test ends.
 func StartProxy(tb testing.TB, target string) *Proxy {
@@ -47,8 +55,8 @@ func (p *Proxy) Addr() string {
 func (p *Proxy) Restore(tb testing.TB) {
 	tb.Helper()
 	p.mu.Lock()
-	if p.hang { // still listening: forward again
-		p.hang = false
+	if p.hang || p.cut { // still listening: forward again
+		p.hang, p.cut = false, false
 		p.closeHungLocked()
 		p.mu.Unlock()
 		return
@@ -80,6 +88,11 @@ func (p *Proxy) Restore(tb testing.TB) {
 				p.mu.Unlock()
 				continue
 			}
+			if p.cut {
+				p.mu.Unlock()
+				c.Close()
+				continue
+			}
 			p.mu.Unlock()
 			s, err := net.DialTimeout("tcp", p.target, 5*time.Second)
 			if err != nil {
@@ -96,18 +109,25 @@ func (p *Proxy) Restore(tb testing.TB) {
 			}
 			p.conns[pc] = struct{}{}
 			p.mu.Unlock()
-			go pc.copy(s, c)
-			go pc.copy(c, s)
+			go pc.copy(s, c, true)
+			go pc.copy(c, s, false)
 		}
 	}()
 }
 
-func (pc *proxyConn) copy(dst, src net.Conn) {
+func (pc *proxyConn) copy(dst, src net.Conn, fromClient bool) {
 	defer pc.client.Close()
 	defer pc.server.Close()
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := src.Read(buf)
+		if n > 0 && fromClient {
+			pc.mu.Lock()
+			if k := min(n, maxSent-len(pc.sent)); k > 0 {
+				pc.sent = append(pc.sent, buf[:k]...)
+			}
+			pc.mu.Unlock()
+		}
 		if n > 0 && !pc.frozen.Load() {
 			if _, err := dst.Write(buf[:n]); err != nil {
 				return
@@ -128,9 +148,30 @@ func (p *Proxy) Cut() {
 		p.ln.Close()
 		p.ln = nil
 	}
-	p.hang = false
+	p.hang, p.cut = false, false
 	p.closeHungLocked()
 	p.dropLocked()
+}
+
+// CutExcept closes every connection whose client has not sent keep (in
+// its first 64 KiB), and until Restore closes new connections as they
+// come: the server is gone for every client but those, as when a
+// client's other connections break and its dials fail while one
+// connection holds.
+func (p *Proxy) CutExcept(keep []byte) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cut = true
+	for pc := range p.conns {
+		pc.mu.Lock()
+		kept := bytes.Contains(pc.sent, keep)
+		pc.mu.Unlock()
+		if !kept {
+			pc.client.Close()
+			pc.server.Close()
+			delete(p.conns, pc)
+		}
+	}
 }
 
 // dropLocked closes every forwarded connection; p.mu is held.
