@@ -535,3 +535,37 @@ func TestFollowCatchUpBounded(t *testing.T) {
 		t.Errorf("held past its outbox, the connection was closed for %v; want slow", got)
 	}
 }
+
+// TestFollowAfterRepeat: the group's topic here had delivered nothing
+// but a repeat of seq 3 (chat.Event.Repeat) when a user added at seq 2
+// is followed: the user's connection, which did not get that repeat,
+// receives 3 from the store.
+func TestFollowAfterRepeat(t *testing.T) {
+	h, b := newHub(t)
+	stored := []chat.Event{msg(5, 1), msg(5, 2), msg(5, 3)}
+	h.UseStore(func(_ context.Context, tp chat.Topic, after int64) ([]chat.Event, error) {
+		if tp != chat.ConvTopic(5) {
+			return nil, fmt.Errorf("fetch %s; want conversation 5", tp)
+		}
+		return slices.DeleteFunc(slices.Clone(stored), func(ev chat.Event) bool { return ev.Message.Seq <= after }), nil
+	})
+	other := mustRegister(t, h, 1, 1, 16)
+	if err := h.Subscribe(other, chat.ConvTopic(5)); err != nil {
+		t.Fatal(err)
+	}
+	again := msg(5, 3)
+	again.Repeat = true
+	publish(t, b, chat.ConvTopic(5), again)
+	if got := fmt.Sprint(convSeqs(other)); got != "[3]" {
+		t.Fatalf("the member following got %s; want [3]", got)
+	}
+	c := mustRegister(t, h, 100, 2, 16)
+	publish(t, b, chat.UserTopic(100), chat.Event{Type: chat.EventConversation, ConvID: 5, ConvKind: chat.ConvGroup, UserSeq: 1,
+		Message: &chat.Message{ConvID: 5, Seq: 2, Kind: chat.KindAdded, TargetID: 100}})
+	waitGoroutines(t, "(*Hub).follow")
+	if got := fmt.Sprint(convSeqs(c)); got != "[3]" {
+		t.Errorf("the user added at seq 2 got %s; want [3]", got)
+	}
+	h.Unregister(c)
+	h.Unregister(other)
+}

@@ -305,6 +305,12 @@ type topic struct {
 	timer   *time.Timer          // flushes pending after reorderWait
 	timerN  uint64               // counts the timers started and stopped: a flush that fired before a stop, or for an earlier timer, is stale
 	filling bool                 // fillGap is running
+	// repeats holds the seqs of the messages the topic delivered as
+	// repeats (chat.Event.Repeat) before it delivered any other: their
+	// first publish, or another repeat, may come after, and must not be
+	// delivered again. At most maxRepeats; nil while empty. A follow
+	// (catchFrom), whose clients did not get them, empties it.
+	repeats map[int64]struct{}
 
 	// removals counts, per conversation, the EventRemoved this user topic
 	// delivered, with the UserSeq of the newest, and removed all of them;
@@ -605,19 +611,26 @@ func (tp *topic) catchFrom(c *Client, base int64) catch {
 	if tp.clients.has(c) {
 		return catchNone
 	}
+	var what catch
 	switch {
 	case tp.next == 0 && !tp.filling:
 		tp.startAfter(base)
 		tp.filling = true
-		return catchFill
+		what = catchFill
 	case tp.next > base+1:
 		if tp.held == nil {
 			tp.held = make(map[*Client]*hold)
 		}
 		tp.held[c] = &hold{from: tp.next}
-		return catchHeld
+		what = catchHeld
+	default:
+		return catchNone
 	}
-	return catchNone
+	// c did not get the repeats the topic delivered before: let their
+	// messages through again. A group's other clients drop by seq what
+	// they have; only a room has clients that cannot (compat).
+	tp.repeats = nil
+	return what
 }
 
 // subscribeWait bounds how long Subscribe, Unsubscribe and Unregister wait
@@ -858,8 +871,17 @@ func (h *Hub) deliver(tp *topic, ev chat.Event) {
 	case ev.Repeat && tp.next == 0:
 		// A send retried: what came after it may have been published
 		// before this topic was there, and this topic must not wait
-		// for it from here.
+		// for it from here. It is noted, so that it is delivered once:
+		// its first publish may still come (a publish on its way, or
+		// one a broker makes again), or it may be repeated again.
+		if _, ok := tp.repeats[seq]; ok || len(tp.repeats) >= maxRepeats {
+			break // delivered; or too many to note: clients fill the gap, if any, from the store
+		}
 		h.fanOut(tp, ev)
+		if tp.repeats == nil {
+			tp.repeats = make(map[int64]struct{})
+		}
+		tp.repeats[seq] = struct{}{}
 	case ev.Repeat && seq < tp.next:
 		// Delivered here, or skipped as a gap that clients filled; or
 		// older than what this topic started with, which its clients
@@ -1001,7 +1023,21 @@ func (h *Hub) skipGap(tp *topic) {
 	}
 }
 
+// maxRepeats bounds the repeats a topic notes (topic.repeats).
+const maxRepeats = 16
+
+// fanOut pushes ev to the clients of tp, unless it is a message that tp
+// delivered as a repeat before (topic.repeats). tp.dmu is held.
 func (h *Hub) fanOut(tp *topic, ev chat.Event) {
+	if tp.repeats != nil && ev.Type == chat.EventMessage && ev.Message != nil {
+		if _, ok := tp.repeats[ev.Message.Seq]; ok {
+			delete(tp.repeats, ev.Message.Seq)
+			if len(tp.repeats) == 0 {
+				tp.repeats = nil
+			}
+			return
+		}
+	}
 	tp.mu.RLock()
 	it := &Item{Event: ev, Fanout: len(tp.clients)}
 	held := tp.held != nil
