@@ -569,3 +569,75 @@ func TestFollowAfterRepeat(t *testing.T) {
 	h.Unregister(c)
 	h.Unregister(other)
 }
+
+// pagedStore is a store of conversation 5's messages 1..last that
+// answers a page of at most page of them, as chat.Service.Missed does.
+func pagedStore(last, page int64, fetches *atomic.Int64) hub.Fetch {
+	return func(_ context.Context, tp chat.Topic, after int64) ([]chat.Event, error) {
+		if tp != chat.ConvTopic(5) {
+			return nil, fmt.Errorf("fetch %s; want conversation 5", tp)
+		}
+		fetches.Add(1)
+		var evs []chat.Event
+		for seq := max(after, 0) + 1; seq <= last && int64(len(evs)) < page; seq++ {
+			evs = append(evs, msg(5, seq))
+		}
+		return evs, nil
+	}
+}
+
+// TestFollowFillPagesThrough: a user is added to group 5 at seq 2 while
+// no connection here follows the group, and more than a page of messages
+// follows the addition before the user's connection is subscribed: the
+// fill reads page after page, so that the connection gets them all
+// although the conversation then goes quiet.
+func TestFollowFillPagesThrough(t *testing.T) {
+	const page, last = 100, 250
+	h, b := newHub(t)
+	var fetches atomic.Int64
+	h.UseStore(pagedStore(last, page, &fetches))
+	c := mustRegister(t, h, 100, 2, 2*last)
+	publish(t, b, chat.UserTopic(100), chat.Event{Type: chat.EventConversation, ConvID: 5, ConvKind: chat.ConvGroup, UserSeq: 1,
+		Message: &chat.Message{ConvID: 5, Seq: 2, Kind: chat.KindAdded, TargetID: 100}})
+	waitGoroutines(t, "(*Hub).follow", "(*Hub).fillGap")
+	got := convSeqs(c)
+	var want []int64
+	for seq := int64(3); seq <= last; seq++ {
+		want = append(want, seq)
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("the user added at seq 2 got %d messages, %v … %v; want seqs 3..%d", len(got), got[:min(3, len(got))], got[max(0, len(got)-3):], last)
+	}
+	if n := fetches.Load(); n > 4 {
+		t.Errorf("%d fetches; want at most 4 (3 pages and an empty one)", n)
+	}
+	h.Unregister(c)
+}
+
+// TestGapFillPagesThrough: a topic waits for more than a page of
+// messages before an early one, none of which the broker delivers: the
+// fill reads page after page up to it, and then reads no more.
+func TestGapFillPagesThrough(t *testing.T) {
+	const page, last = 100, 250
+	h, b := newHub(t)
+	var fetches atomic.Int64
+	h.UseStore(pagedStore(last, page, &fetches))
+	c := mustRegister(t, h, 0, 0, 2*last)
+	if err := h.Subscribe(c, chat.ConvTopic(5)); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, b, chat.ConvTopic(5), msg(5, 1))
+	publish(t, b, chat.ConvTopic(5), msg(5, last)) // 2..249 lost
+	got := seqsOf(t, c, last, 5*time.Second)
+	var want []int64
+	for seq := int64(1); seq <= last; seq++ {
+		want = append(want, seq)
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("delivered %d messages, %v … %v; want seqs 1..%d", len(got), got[:min(3, len(got))], got[max(0, len(got)-3):], last)
+	}
+	waitGoroutines(t, "(*Hub).fillGap")
+	if n := fetches.Load(); n != 3 {
+		t.Errorf("%d fetches; want 3 pages", n)
+	}
+}

@@ -978,24 +978,41 @@ func (h *Hub) flushPending(tp *topic, n uint64) {
 	tp.filling = true
 	after := tp.next - 1
 	tp.dmu.Unlock()
-	go h.fillGap(tp, after)
+	go h.fillGap(tp, after, false)
 }
 
-// fillGap delivers tp's messages after seq after from the store.
-func (h *Hub) fillGap(tp *topic, after int64) {
-	ctx, cancel := context.WithTimeout(context.Background(), fillTimeout)
-	evs, err := h.fetch(ctx, tp.name, after)
-	cancel()
-	if err != nil {
-		h.log.Warn("fill gap from the store", "topic", string(tp.name), "after", after, "err", err)
+// fillGap delivers tp's messages after seq after from the store, a page
+// at a time (Fetch may answer the first page only): up to the messages tp
+// holds back (pending), or, if open (a follow's fill, which knows of no
+// message after the gap), until the store has no more. It stops early at
+// a page that takes tp no further, or on an error. Each page is read with
+// no lock held; deliver puts its messages in order with those the broker
+// delivers meanwhile, which are not held back for the fill if next.
+func (h *Hub) fillGap(tp *topic, after int64, open bool) {
+	start := after
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), fillTimeout)
+		evs, err := h.fetch(ctx, tp.name, after)
+		cancel()
+		if err != nil {
+			h.log.Warn("fill gap from the store", "topic", string(tp.name), "after", after, "err", err)
+		}
+		for _, ev := range evs {
+			h.deliver(tp, ev)
+		}
+		tp.dmu.Lock()
+		if len(tp.pending) > 0 {
+			open = false // the gap ends at a message the broker delivered
+		}
+		if err != nil || tp.gone.Load() || tp.next-1 <= after || len(tp.pending) == 0 && !open {
+			break // with tp.dmu held
+		}
+		after = tp.next - 1
+		tp.dmu.Unlock()
 	}
-	for _, ev := range evs {
-		h.deliver(tp, ev)
-	}
-	tp.dmu.Lock()
 	defer tp.dmu.Unlock()
 	tp.filling = false
-	if tp.next == after+1 { // not filled: give up on it
+	if tp.next == start+1 { // not filled: give up on it
 		h.skipGap(tp)
 	} else if len(tp.pending) > 0 && tp.timer == nil {
 		h.startTimer(tp)
@@ -1295,7 +1312,7 @@ func (h *Hub) follow(tp *topic, id, base int64) {
 			h.revoke(h.topicOf(t), 0, tp, chat.Mark{UserSeq: seq})
 		}
 		for _, ftp := range fills { // whatever became of the follow: it set filling
-			h.fillGap(ftp, base)
+			h.fillGap(ftp, base, true)
 		}
 		for htp, hcs := range held {
 			if gone { // nothing from the store; a client the revoke spared is let go
