@@ -641,3 +641,23 @@ func TestGapFillPagesThrough(t *testing.T) {
 		t.Errorf("%d fetches; want 3 pages", n)
 	}
 }
+
+// TestFollowCatchUpStopsAtRemoval: the store gives the user added to
+// group 5 at seq 2 its removal at seq 3, which the group's topic
+// delivered before the user's connection was subscribed: the connection
+// gets the removal, and not what the topic held back for it meanwhile
+// (seq 5), which came after.
+func TestFollowCatchUpStopsAtRemoval(t *testing.T) {
+	s := newBlockingStore(5)
+	m := *s.stored[2].Message
+	m.Kind, m.TargetID = chat.KindRemoved, 100
+	s.stored[2].Message, s.stored[2].Revoke = &m, 100
+	c, c2, early, early2 := followWhileFetching(t, s, nil)
+	waitGoroutines(t, "(*Hub).follow", "(*Hub).catchUp")
+	if got := fmt.Sprint(append(early, convSeqs(c)...)); got != "[3]" {
+		t.Errorf("the user added at seq 2 and removed at 3 got %s; want [3]", got)
+	}
+	if got := fmt.Sprint(append(early2, convSeqs(c2)...)); got != "[3]" {
+		t.Errorf("the user's other connection got %s; want [3]", got)
+	}
+}

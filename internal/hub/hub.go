@@ -1316,7 +1316,7 @@ func (h *Hub) follow(tp *topic, id, base int64) {
 		}
 		for htp, hcs := range held {
 			if gone { // nothing from the store; a client the revoke spared is let go
-				h.release(htp, hcs, base, base)
+				h.release(htp, hcs, base, base, 0)
 			} else {
 				h.catchUp(htp, hcs, base)
 			}
@@ -1330,7 +1330,8 @@ func (h *Hub) follow(tp *topic, id, base int64) {
 // tp held for them meanwhile: all in seq order, each once. A client no
 // longer held (revoked, unsubscribed, closed) gets no more of it. If the
 // store fails, the clients get what they were held for all the same, and
-// see a gap, which they fill as after any other.
+// see a gap, which they fill as after any other. If the store gives the
+// user's removal, the clients get nothing after it (release).
 func (h *Hub) catchUp(tp *topic, cs []*Client, base int64) {
 	var until int64 // the store has to give what comes before
 	tp.mu.RLock()
@@ -1340,8 +1341,8 @@ func (h *Hub) catchUp(tp *topic, cs []*Client, base int64) {
 		}
 	}
 	tp.mu.RUnlock()
-	after, stop := base, false
-	for !stop && after+1 < until {
+	after, removed := base, int64(0)
+	for removed == 0 && after+1 < until {
 		ctx, cancel := context.WithTimeout(context.Background(), fillTimeout)
 		evs, err := h.fetch(ctx, tp.name, after)
 		cancel()
@@ -1368,7 +1369,7 @@ func (h *Hub) catchUp(tp *topic, cs []*Client, base int64) {
 			if ev.Revoke != 0 && ev.Revoke == cs[0].UserID {
 				// Removed again: what follows is not theirs, unless the
 				// user was added again, which they learn through sync.
-				stop = true
+				removed = last
 				break
 			}
 		}
@@ -1378,17 +1379,26 @@ func (h *Hub) catchUp(tp *topic, cs []*Client, base int64) {
 		}
 		after = last
 	}
-	h.release(tp, cs, base, after)
+	h.release(tp, cs, base, after, removed)
 }
 
 // release ends the holds of cs on tp, whose messages from base to after
 // (at most) came from the store, and pushes them what tp held for them.
-func (h *Hub) release(tp *topic, cs []*Client, base, after int64) {
+// If the store gave the user's removal at seq removed (not 0), what tp
+// held from the first message after it on is dropped instead, as the
+// removal's revoke would have dropped it, had the topic delivered the
+// removal with the client subscribed: unless the client's mark is newer
+// than the removal (revoke spares it). A client dropped from is left to
+// its user topic's EventRemoved, which revokes it; or, if its user was
+// added again, to the gap it sees, which it fills from the store.
+func (h *Hub) release(tp *topic, cs []*Client, base, after, removed int64) {
 	tp.dmu.Lock() // no delivery to them in between
 	tp.mu.Lock()
 	holds := make([]*hold, len(cs))
+	cut := make([]bool, len(cs))
 	for i, c := range cs {
 		holds[i] = tp.held[c]
+		cut[i] = removed > 0 && !covers(tp.marks[c], chat.Mark{Seq: removed})
 		delete(tp.held, c)
 	}
 	if len(tp.held) == 0 {
@@ -1402,7 +1412,12 @@ func (h *Hub) release(tp *topic, cs []*Client, base, after int64) {
 		}
 		pushed := min(after, hd.from-1) // from the store, through
 		for _, it := range hd.items {
-			if ev := it.Event; ev.Type == chat.EventMessage && ev.Message != nil && base < ev.Message.Seq && ev.Message.Seq <= pushed {
+			ev := it.Event
+			isMsg := ev.Type == chat.EventMessage && ev.Message != nil
+			if cut[i] && isMsg && ev.Message.Seq > removed {
+				break // not the user's: the removal came before
+			}
+			if isMsg && base < ev.Message.Seq && ev.Message.Seq <= pushed {
 				continue // a late publish it had from the store
 			}
 			c.Push(it)
