@@ -661,3 +661,117 @@ func TestFollowCatchUpStopsAtRemoval(t *testing.T) {
 		t.Errorf("the user's other connection got %s; want [3]", got)
 	}
 }
+
+// waitStacks waits, 5 s at most, until at least n goroutines run fn.
+func waitStacks(t *testing.T, fn string, n int) {
+	t.Helper()
+	buf := make([]byte, 1<<20)
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		stacks := string(buf[:runtime.Stack(buf, true)])
+		if strings.Count(stacks, fn) >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines run %s after 5s; want %d:\n%s", strings.Count(stacks, fn), fn, n, stacks)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// added is user's addition to group 5, logged at userSeq, at seq.
+func added(user, userSeq, seq int64) chat.Event {
+	return chat.Event{Type: chat.EventConversation, ConvID: 5, ConvKind: chat.ConvGroup, UserSeq: userSeq,
+		Message: &chat.Message{ConvID: 5, Seq: seq, Kind: chat.KindAdded, TargetID: user}}
+}
+
+// TestFollowAgainOutlivesEarlierRemoval: user 2 is added to group 5
+// (logged at 5), removed (6) and added again (7), and the removal reaches
+// the hub last (late, over Redis): the connection that the second
+// addition's follow subscribed stays subscribed, as one that opened the
+// group on that membership does.
+func TestFollowAgainOutlivesEarlierRemoval(t *testing.T) {
+	h, b := newHub(t)
+	c := mustRegister(t, h, 2, 1, 64)
+	t5 := chat.ConvTopic(5)
+	publish(t, b, chat.UserTopic(2), added(2, 5, 1))
+	waitGoroutines(t, "(*Hub).follow")
+	publish(t, b, chat.UserTopic(2), added(2, 7, 3))
+	waitGoroutines(t, "(*Hub).follow")
+	publish(t, b, chat.UserTopic(2), chat.Event{Type: chat.EventRemoved, ConvID: 5, Reason: "removed", UserSeq: 6})
+	waitGoroutines(t, "(*Hub).revoke")
+	c.Next(nil)
+	publish(t, b, t5, msg(5, 4))
+	if got := fmt.Sprint(queuedOf(c)); got != "[4]" {
+		t.Errorf("the connection of the user added again got %s; want [4]", got)
+	}
+	if !h.Follows(c, t5) {
+		t.Errorf("Follows(connection, group 5) = false; want true")
+	}
+}
+
+// TestFollowUndoneSparesFollowAgain: user 2 is added to group 5 (logged
+// at 5), removed (6) and added again (7) while the first addition's
+// follow is under way, held in its subscription behind a fan-out of the
+// group that a client's Waker blocks. The first follow, finding the
+// removal, undoes itself; whatever the order of that undo, the removal's
+// revoke and the second follow's subscription, the user's connection
+// ends subscribed to the group.
+func TestFollowUndoneSparesFollowAgain(t *testing.T) {
+	const runs = 20
+	lost := 0
+	for i := range runs {
+		h, b := newHub(t)
+		t5 := chat.ConvTopic(5)
+		gate := newGateWaker()
+		other, err := h.Register(1, 1, 64, gate) // another member, in the group
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := h.Subscribe(other, t5); err != nil {
+			t.Fatal(err)
+		}
+		c := mustRegister(t, h, 2, 2, 64)
+
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() { defer wg.Done(); publish(t, b, t5, msg(5, 1)) }()
+		select {
+		case <-gate.entered:
+		case <-time.After(5 * time.Second):
+			close(gate.release)
+			t.Fatal("the fan-out of group 5 did not wake its client within 5s")
+		}
+		publish(t, b, chat.UserTopic(2), added(2, 5, 2))
+		waitStacks(t, "(*Hub).subscribe(", 1) // the first follow, held
+		go func() {
+			defer wg.Done()
+			publish(t, b, chat.UserTopic(2), chat.Event{Type: chat.EventRemoved, ConvID: 5, Reason: "removed", UserSeq: 6})
+		}()
+		for deadline := time.Now().Add(5 * time.Second); h.Removals(2) == 0; {
+			if time.Now().After(deadline) {
+				close(gate.release)
+				t.Fatal("the removal was not counted within 5s")
+			}
+			time.Sleep(time.Millisecond)
+		}
+		publish(t, b, chat.UserTopic(2), added(2, 7, 4))
+		waitStacks(t, "(*Hub).subscribe(", 2) // the second follow, behind the first
+		close(gate.release)
+		wg.Wait()
+		waitGoroutines(t, "(*Hub).follow", "(*Hub).revoke")
+
+		c.Next(nil)
+		publish(t, b, t5, msg(5, 2))
+		if got := fmt.Sprint(queuedOf(c)); got != "[2]" {
+			lost++
+			if lost == 1 {
+				t.Errorf("run %d: the connection of the user added again got %s; want [2]", i, got)
+			}
+		}
+		h.Unregister(c)
+		h.Unregister(other)
+	}
+	if lost > 0 {
+		t.Errorf("the user added again lost the group in %d of %d runs", lost, runs)
+	}
+}

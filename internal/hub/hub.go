@@ -270,7 +270,8 @@ type topic struct {
 	clients clientSet
 	// marks holds, for the clients subscribed with SubscribeMember (a
 	// conversation opened), where the membership check found their user
-	// a member; guarded by mu, nil while empty. A removal numbered at or
+	// a member, and for those a follow subscribed, where their user was
+	// added; guarded by mu, nil while empty. A removal numbered at or
 	// before its mark ended an earlier membership, and does not stop the
 	// client.
 	marks map[*Client]chat.Mark
@@ -313,17 +314,21 @@ type topic struct {
 	repeats map[int64]struct{}
 
 	// removals counts, per conversation, the EventRemoved this user topic
-	// delivered, with the UserSeq of the newest, and removed all of them;
-	// guarded by dmu. A follow made before one must not subscribe after it.
+	// delivered, and removed all of them; guarded by dmu. A follow made
+	// before one that ended its addition's membership must not subscribe
+	// after it.
 	removals map[int64]removal
 	removed  uint64
 }
 
 // removal is what a user topic knows of the user's removals from one
-// conversation: how many it delivered, and the UserSeq of the last.
+// conversation: how many it delivered, the highest UserSeq among them,
+// and how many of them had none (not logged: they may have ended any
+// membership).
 type removal struct {
-	n   uint64
-	seq int64
+	n        uint64
+	seq      int64
+	unlogged uint64
 }
 
 // hold is what a topic delivered to a client while a follow caught the
@@ -833,7 +838,14 @@ func (h *Hub) deliver(tp *topic, ev chat.Event) {
 		if tp.removals == nil {
 			tp.removals = make(map[int64]removal)
 		}
-		tp.removals[ev.ConvID] = removal{n: tp.removals[ev.ConvID].n + 1, seq: ev.UserSeq}
+		r := tp.removals[ev.ConvID]
+		r.n++
+		if ev.UserSeq > 0 {
+			r.seq = max(r.seq, ev.UserSeq)
+		} else {
+			r.unlogged++
+		}
+		tp.removals[ev.ConvID] = r
 		tp.removed++
 		delete(tp.reads, ev.ConvID) // added again, the user starts from a read position anew
 		tp.dmu.Unlock()
@@ -842,11 +854,11 @@ func (h *Hub) deliver(tp *topic, ev chat.Event) {
 	if ev.Type == chat.EventConversation && ev.ConvKind == chat.ConvGroup {
 		// On a user topic: the user created or joined a group. Every
 		// connection follows all its user's groups.
-		var base int64
+		at := chat.Mark{UserSeq: ev.UserSeq}
 		if ev.Message != nil {
-			base = ev.Message.Seq
+			at.Seq = ev.Message.Seq
 		}
-		h.follow(tp, ev.ConvID, base)
+		h.follow(tp, ev.ConvID, at)
 	}
 	tp.dmu.Lock()
 	defer tp.dmu.Unlock()
@@ -1178,7 +1190,8 @@ func (h *Hub) Removals(userID int64) uint64 {
 
 // Spares reports whether c receives topic t in spite of a removal of its
 // user from t's conversation logged at userSeq: c subscribed with
-// SubscribeMember on a membership newer than the one that removal ended.
+// SubscribeMember, or was followed on its user's addition (EventConversation),
+// on a membership newer than the one that removal ended.
 // A connection that the removal did not stop keeps the conversation open.
 func (h *Hub) Spares(c *Client, t chat.Topic, userSeq int64) bool {
 	tp := h.topicOf(t)
@@ -1268,26 +1281,39 @@ func covers(m, at chat.Mark) bool {
 
 // follow subscribes the clients of user topic tp to conversation id, from
 // a goroutine: Subscribe may subscribe to the broker, which must not
-// happen inside a broker callback. If tp delivers the user's removal from
-// id meanwhile, whose revoke may have run before these subscriptions,
-// they are undone. The messages after seq base (the user's addition) that
-// the group's topic delivered, or missed, before they were subscribed
-// reach them from the store, ahead of what it delivers since
-// (topic.catchFrom).
-func (h *Hub) follow(tp *topic, id, base int64) {
+// happen inside a broker callback. The subscriptions are marked with at,
+// the user's addition (its UserSeq, and its message's seq): a removal
+// numbered at or before it ended an earlier membership (SubscribeMember),
+// and spares them. If tp delivers meanwhile a removal of the user from id
+// that it does not spare, whose revoke may have run before these
+// subscriptions, they are undone; a follow of a later addition, which
+// may have found them subscribed, marked them newer, and the undo spares
+// them. The messages after the addition that the group's topic
+// delivered, or missed, before they were subscribed reach them from the
+// store, ahead of what it delivers since (topic.catchFrom).
+func (h *Hub) follow(tp *topic, id int64, at chat.Mark) {
 	t := chat.ConvTopic(id)
+	base := at.Seq
 	tp.mu.RLock()
 	cs := slices.Clone(tp.clients)
 	tp.mu.RUnlock()
 	tp.dmu.Lock()
-	gen := tp.removals[id].n
+	before := tp.removals[id]
 	tp.dmu.Unlock()
-	// removed returns the UserSeq of the newest removal since, if any.
-	removed := func() (bool, int64) {
+	// removed reports whether a removal since ended the addition's
+	// membership (or may have: not logged), and what to revoke from.
+	removed := func() (bool, chat.Mark) {
 		tp.dmu.Lock()
 		defer tp.dmu.Unlock()
 		r := tp.removals[id]
-		return r.n != gen, r.seq
+		switch {
+		case r.n == before.n:
+			return false, chat.Mark{}
+		case r.unlogged != before.unlogged:
+			return true, chat.Mark{} // stops every client
+		}
+		end := chat.Mark{UserSeq: r.seq}
+		return !covers(at, end), end
 	}
 	go func() {
 		var fills []*topic
@@ -1296,7 +1322,7 @@ func (h *Hub) follow(tp *topic, id, base int64) {
 			if gone, _ := removed(); gone {
 				break
 			}
-			ctp, what, err := h.subscribe(c, t, chat.Mark{}, base)
+			ctp, what, err := h.subscribe(c, t, at, base)
 			if err != nil && !errors.Is(err, ErrClosed) {
 				h.log.Warn("follow group", "topic", string(t), "err", err)
 			}
@@ -1307,9 +1333,9 @@ func (h *Hub) follow(tp *topic, id, base int64) {
 				held[ctp] = append(held[ctp], c)
 			}
 		}
-		gone, seq := removed()
+		gone, end := removed()
 		if gone {
-			h.revoke(h.topicOf(t), 0, tp, chat.Mark{UserSeq: seq})
+			h.revoke(h.topicOf(t), 0, tp, end)
 		}
 		for _, ftp := range fills { // whatever became of the follow: it set filling
 			h.fillGap(ftp, base, true)
