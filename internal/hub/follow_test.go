@@ -775,3 +775,98 @@ func TestFollowUndoneSparesFollowAgain(t *testing.T) {
 		t.Errorf("the user added again lost the group in %d of %d runs", lost, runs)
 	}
 }
+
+// TestFollowCatchUpOwnHold: user 100, added to group 5 at seq 2, is
+// removed from it at 5 and added again at 6 while the first follow's
+// read of the store is under way; the second follow holds the user's
+// connection in its turn, from 8. The first follow's catch-up, which its
+// connection left with the removal, gives it nothing and lets go of
+// nothing: the connection gets the group's messages after its second
+// addition, 7 from the store, then 8, which the topic held for it.
+func TestFollowCatchUpOwnHold(t *testing.T) {
+	h, b := newHub(t)
+	t5 := chat.ConvTopic(5)
+	var stored []chat.Event
+	for seq := int64(1); seq <= 8; seq++ {
+		ev := msg(5, seq)
+		switch seq {
+		case 2, 6:
+			ev.Message.Kind, ev.Message.TargetID = chat.KindAdded, 100
+		case 5:
+			ev.Message.Kind, ev.Message.TargetID, ev.Revoke = chat.KindRemoved, 100, 100
+		}
+		stored = append(stored, ev)
+	}
+	first, second := make(chan struct{}), make(chan struct{}) // released the fetches after 2, after 6
+	entered := make(chan int64, 2)
+	h.UseStore(func(ctx context.Context, tp chat.Topic, after int64) ([]chat.Event, error) {
+		release := first
+		if after >= 6 {
+			release = second
+		}
+		entered <- after
+		select {
+		case <-release:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		return slices.DeleteFunc(slices.Clone(stored), func(ev chat.Event) bool { return ev.Message.Seq <= after }), nil
+	})
+	defer func() {
+		for _, ch := range []chan struct{}{first, second} {
+			select {
+			case <-ch:
+			default:
+				close(ch)
+			}
+		}
+	}()
+	waitFetch := func(want int64) {
+		t.Helper()
+		select {
+		case after := <-entered:
+			if after != want {
+				t.Fatalf("fetch after %d; want after %d", after, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no fetch after %d within 5s", want)
+		}
+	}
+	other := mustRegister(t, h, 1, 1, 64)
+	if err := h.Subscribe(other, t5); err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range stored[:4] {
+		publish(t, b, t5, ev)
+	}
+	c := mustRegister(t, h, 100, 2, 64)
+	publish(t, b, chat.UserTopic(100), added(100, 1, 2))
+	waitFetch(2)
+	publish(t, b, t5, stored[4]) // the removal: revokes c
+	publish(t, b, chat.UserTopic(100), chat.Event{Type: chat.EventRemoved, ConvID: 5, Reason: "removed", UserSeq: 2})
+	publish(t, b, t5, stored[5])
+	publish(t, b, t5, stored[6])
+	publish(t, b, chat.UserTopic(100), added(100, 3, 6))
+	waitFetch(6)
+	publish(t, b, t5, stored[7])
+	if got := fmt.Sprint(convSeqs(c)); got != "[]" {
+		t.Fatalf("the connection got %s before the reads of the store ended; want []", got)
+	}
+	close(first)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		buf := make([]byte, 1<<20)
+		if strings.Count(string(buf[:runtime.Stack(buf, true)]), "(*Hub).catchUp(") <= 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the first follow's catch-up still runs after 5s")
+		}
+	}
+	close(second)
+	waitGoroutines(t, "(*Hub).follow", "(*Hub).catchUp")
+	if got := fmt.Sprint(convSeqs(c)); got != "[7 8]" {
+		t.Errorf("the connection of the user added again at 6 got %s; want [7 8]", got)
+	}
+	h.Unregister(c)
+	h.Unregister(other)
+}

@@ -332,8 +332,11 @@ type removal struct {
 }
 
 // hold is what a topic delivered to a client while a follow caught the
-// client up from the store.
+// client up from the store. A follow's catchUp and release act on the
+// holds it made only: a client revoked meanwhile, and held again by a
+// later follow (its user added again), is that follow's to release.
 type hold struct {
+	c     *Client
 	from  int64   // the topic's next seq as the client was subscribed: the store gives it those before
 	items []*Item // guarded by the topic's dmu
 }
@@ -507,7 +510,7 @@ func (h *Hub) Unregister(c *Client) {
 // delivers, once subscribed, what it missed from the store, as Resync
 // does. It fails if the broker refuses t (closed).
 func (h *Hub) Subscribe(c *Client, t chat.Topic) error {
-	_, _, err := h.subscribe(c, t, chat.Mark{}, 0)
+	_, _, _, err := h.subscribe(c, t, chat.Mark{}, 0)
 	return err
 }
 
@@ -519,7 +522,7 @@ func (h *Hub) Subscribe(c *Client, t chat.Topic) error {
 // late, as over Redis it may be, it leaves c subscribed. While c stays
 // subscribed, the newest mark counts.
 func (h *Hub) SubscribeMember(c *Client, t chat.Topic, mark chat.Mark) error {
-	_, _, err := h.subscribe(c, t, mark, 0)
+	_, _, _, err := h.subscribe(c, t, mark, 0)
 	return err
 }
 
@@ -536,12 +539,12 @@ const (
 
 // subscribe subscribes c to t, marked with mark if it is not zero. For a
 // follow of its user's addition at seq base > 0, it also returns the
-// topic and what catchFrom left to do.
-func (h *Hub) subscribe(c *Client, t chat.Topic, mark chat.Mark, base int64) (*topic, catch, error) {
+// topic and what catchFrom left to do, with c's hold for catchHeld.
+func (h *Hub) subscribe(c *Client, t chat.Topic, mark chat.Mark, base int64) (*topic, catch, *hold, error) {
 	h.mu.Lock()
 	if _, ok := h.clients[c]; !ok {
 		h.mu.Unlock()
-		return nil, catchNone, ErrClosed
+		return nil, catchNone, nil, ErrClosed
 	}
 	// A client that follows t may have been taken out of it by revoke,
 	// and the topic may even have gone since, with its last other client,
@@ -560,12 +563,13 @@ func (h *Hub) subscribe(c *Client, t chat.Topic, mark chat.Mark, base int64) (*t
 	}
 	catching := base > 0 && h.fetch != nil
 	what := catchNone
+	var hd *hold
 	if catching {
 		tp.dmu.Lock() // no delivery between the look at next and the add
 	}
 	tp.mu.Lock()
 	if catching {
-		what = tp.catchFrom(c, base)
+		what, hd = tp.catchFrom(c, base)
 	}
 	tp.clients.add(c)
 	if mark != (chat.Mark{}) {
@@ -584,23 +588,23 @@ func (h *Hub) subscribe(c *Client, t chat.Topic, mark chat.Mark, base int64) (*t
 	}
 	h.mu.Unlock()
 	if tp.subscribed == nil {
-		return tp, what, nil
+		return tp, what, hd, nil
 	}
 	if !h.await(tp.subscribed) {
 		tp.late.Store(true)
 		select {
 		case <-tp.subscribed: // work may have missed late: the caller has read nothing yet
 		default:
-			return tp, what, nil // work sees late, and resyncs tp
+			return tp, what, hd, nil // work sees late, and resyncs tp
 		}
 	}
 	if tp.subErr != nil {
 		if !follows {
 			h.Unsubscribe(c, t)
 		}
-		return tp, what, fmt.Errorf("subscribe %s: %w", t, tp.subErr)
+		return tp, what, hd, fmt.Errorf("subscribe %s: %w", t, tp.subErr)
 	}
-	return tp, what, nil
+	return tp, what, hd, nil
 }
 
 // catchFrom readies tp to give c, which a follow of its user's addition
@@ -611,12 +615,14 @@ func (h *Hub) subscribe(c *Client, t chat.Topic, mark chat.Mark, base int64) (*t
 // what it delivers until catchUp has given c those from the store. A
 // client subscribed already is left as it is: it receives the topic from
 // its subscription on, and anything older from the store, through its
-// open or sync, would come after that. tp.dmu and tp.mu are held.
-func (tp *topic) catchFrom(c *Client, base int64) catch {
+// open or sync, would come after that. It returns c's hold for
+// catchHeld. tp.dmu and tp.mu are held.
+func (tp *topic) catchFrom(c *Client, base int64) (catch, *hold) {
 	if tp.clients.has(c) {
-		return catchNone
+		return catchNone, nil
 	}
 	var what catch
+	var hd *hold
 	switch {
 	case tp.next == 0 && !tp.filling:
 		tp.startAfter(base)
@@ -626,16 +632,17 @@ func (tp *topic) catchFrom(c *Client, base int64) catch {
 		if tp.held == nil {
 			tp.held = make(map[*Client]*hold)
 		}
-		tp.held[c] = &hold{from: tp.next}
+		hd = &hold{c: c, from: tp.next}
+		tp.held[c] = hd
 		what = catchHeld
 	default:
-		return catchNone
+		return catchNone, nil
 	}
 	// c did not get the repeats the topic delivered before: let their
 	// messages through again. A group's other clients drop by seq what
 	// they have; only a room has clients that cannot (compat).
 	tp.repeats = nil
-	return what
+	return what, hd
 }
 
 // subscribeWait bounds how long Subscribe, Unsubscribe and Unregister wait
@@ -1317,12 +1324,12 @@ func (h *Hub) follow(tp *topic, id int64, at chat.Mark) {
 	}
 	go func() {
 		var fills []*topic
-		held := make(map[*topic][]*Client) // one topic, unless it went and came back meanwhile
+		held := make(map[*topic][]*hold) // one topic, unless it went and came back meanwhile
 		for _, c := range cs {
 			if gone, _ := removed(); gone {
 				break
 			}
-			ctp, what, err := h.subscribe(c, t, at, base)
+			ctp, what, hd, err := h.subscribe(c, t, at, base)
 			if err != nil && !errors.Is(err, ErrClosed) {
 				h.log.Warn("follow group", "topic", string(t), "err", err)
 			}
@@ -1330,7 +1337,7 @@ func (h *Hub) follow(tp *topic, id int64, at chat.Mark) {
 			case catchFill:
 				fills = append(fills, ctp)
 			case catchHeld:
-				held[ctp] = append(held[ctp], c)
+				held[ctp] = append(held[ctp], hd)
 			}
 		}
 		gone, end := removed()
@@ -1340,29 +1347,30 @@ func (h *Hub) follow(tp *topic, id int64, at chat.Mark) {
 		for _, ftp := range fills { // whatever became of the follow: it set filling
 			h.fillGap(ftp, base, true)
 		}
-		for htp, hcs := range held {
+		for htp, hs := range held {
 			if gone { // nothing from the store; a client the revoke spared is let go
-				h.release(htp, hcs, base, base, 0)
+				h.release(htp, hs, base, base, 0)
 			} else {
-				h.catchUp(htp, hcs, base)
+				h.catchUp(htp, hs, base)
 			}
 		}
 	}()
 }
 
-// catchUp gives the clients cs that a follow subscribed to conversation
-// topic tp, and held (catchFrom), the messages after seq base that tp
-// delivered before, from the store, a page at a time, then lets go what
-// tp held for them meanwhile: all in seq order, each once. A client no
-// longer held (revoked, unsubscribed, closed) gets no more of it. If the
+// catchUp gives the clients that a follow subscribed to conversation
+// topic tp, and held with hs (catchFrom), the messages after seq base that
+// tp delivered before, from the store, a page at a time, then lets go
+// what tp held for them meanwhile: all in seq order, each once. A client
+// no longer held with its hold of hs (revoked, unsubscribed, closed; and
+// maybe held again by a later follow) gets no more of it. If the
 // store fails, the clients get what they were held for all the same, and
 // see a gap, which they fill as after any other. If the store gives the
 // user's removal, the clients get nothing after it (release).
-func (h *Hub) catchUp(tp *topic, cs []*Client, base int64) {
+func (h *Hub) catchUp(tp *topic, hs []*hold, base int64) {
 	var until int64 // the store has to give what comes before
 	tp.mu.RLock()
-	for _, c := range cs {
-		if hd := tp.held[c]; hd != nil {
+	for _, hd := range hs {
+		if tp.held[hd.c] == hd {
 			until = max(until, hd.from)
 		}
 	}
@@ -1384,15 +1392,15 @@ func (h *Hub) catchUp(tp *topic, cs []*Client, base int64) {
 			}
 			last = ev.Message.Seq
 			var it *Item
-			for _, c := range cs {
-				if hd := tp.held[c]; hd != nil && last < hd.from {
+			for _, hd := range hs {
+				if tp.held[hd.c] == hd && last < hd.from {
 					if it == nil {
-						it = &Item{Event: ev, Fanout: len(cs)}
+						it = &Item{Event: ev, Fanout: len(hs)}
 					}
-					c.Push(it)
+					hd.c.Push(it)
 				}
 			}
-			if ev.Revoke != 0 && ev.Revoke == cs[0].UserID {
+			if ev.Revoke != 0 && ev.Revoke == hs[0].c.UserID {
 				// Removed again: what follows is not theirs, unless the
 				// user was added again, which they learn through sync.
 				removed = last
@@ -1405,10 +1413,10 @@ func (h *Hub) catchUp(tp *topic, cs []*Client, base int64) {
 		}
 		after = last
 	}
-	h.release(tp, cs, base, after, removed)
+	h.release(tp, hs, base, after, removed)
 }
 
-// release ends the holds of cs on tp, whose messages from base to after
+// release ends the holds hs on tp, those of them it still has, whose messages from base to after
 // (at most) came from the store, and pushes them what tp held for them.
 // If the store gave the user's removal at seq removed (not 0), what tp
 // held from the first message after it on is dropped instead, as the
@@ -1417,25 +1425,25 @@ func (h *Hub) catchUp(tp *topic, cs []*Client, base int64) {
 // than the removal (revoke spares it). A client dropped from is left to
 // its user topic's EventRemoved, which revokes it; or, if its user was
 // added again, to the gap it sees, which it fills from the store.
-func (h *Hub) release(tp *topic, cs []*Client, base, after, removed int64) {
+func (h *Hub) release(tp *topic, hs []*hold, base, after, removed int64) {
 	tp.dmu.Lock() // no delivery to them in between
 	tp.mu.Lock()
-	holds := make([]*hold, len(cs))
-	cut := make([]bool, len(cs))
-	for i, c := range cs {
-		holds[i] = tp.held[c]
-		cut[i] = removed > 0 && !covers(tp.marks[c], chat.Mark{Seq: removed})
-		delete(tp.held, c)
+	holds := make([]*hold, 0, len(hs))
+	cut := make([]bool, 0, len(hs))
+	for _, hd := range hs {
+		if tp.held[hd.c] != hd {
+			continue
+		}
+		holds = append(holds, hd)
+		cut = append(cut, removed > 0 && !covers(tp.marks[hd.c], chat.Mark{Seq: removed}))
+		delete(tp.held, hd.c)
 	}
 	if len(tp.held) == 0 {
 		tp.held = nil
 	}
 	tp.mu.Unlock()
-	for i, c := range cs {
-		hd := holds[i]
-		if hd == nil {
-			continue
-		}
+	for i, hd := range holds {
+		c := hd.c
 		pushed := min(after, hd.from-1) // from the store, through
 		for _, it := range hd.items {
 			ev := it.Event
