@@ -1131,27 +1131,38 @@ func TestPresenceFailedAddWrittenWhenBack(t *testing.T) {
 	}
 }
 
+// twoNodesOneBehindProxy starts two brokers on one Redis: a, whose
+// connections go through the proxy p, and another that has subscribed
+// got to conversation topic 1, where a has published message 1, which
+// got has. a's pub/sub connection also holds topic 9, so that a notices
+// a cut; resumed has a value each time a resumes.
+func twoNodesOneBehindProxy(t *testing.T) (a *redis.Broker, p *testenv.Proxy, resumed <-chan struct{}, got *events) {
+	t.Helper()
+	e := newTestEnv(t)
+	c, p := e.clientViaProxy(t, redis.Options{SubscribeTimeout: time.Second})
+	a = c.Broker()
+	resumed = subscribeResumes(t, a, chat.ConvTopic(9), func(chat.Event) {})
+	b := e.client(t, redis.Options{}).Broker()
+	got = newEvents()
+	cancel, err := b.Subscribe(chat.ConvTopic(1), got.add)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cancel)
+	if err := a.Publish(context.Background(), chat.ConvTopic(1), msg(1, 1)); err != nil {
+		t.Fatal(err)
+	}
+	got.wait(t, 1, 5*time.Second)
+	return a, p, resumed, got
+}
+
 // TestBrokerPublishesFailedMessageAgain: a message whose publish failed
 // while its node was cut from Redis reaches the other nodes, whose own
 // connections never broke, once the node has Redis back; their hubs fill
 // whatever came before it from the store.
 func TestBrokerPublishesFailedMessageAgain(t *testing.T) {
 	ctx := context.Background()
-	e := newTestEnv(t)
-	c, p := e.clientViaProxy(t, redis.Options{SubscribeTimeout: time.Second})
-	a := c.Broker()
-	resumed := subscribeResumes(t, a, chat.ConvTopic(9), func(chat.Event) {}) // so that a notices the cut
-	b := e.client(t, redis.Options{}).Broker()
-	got := newEvents()
-	cancel, err := b.Subscribe(chat.ConvTopic(1), got.add)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cancel()
-	if err := a.Publish(ctx, chat.ConvTopic(1), msg(1, 1)); err != nil {
-		t.Fatal(err)
-	}
-	got.wait(t, 1, 5*time.Second)
+	a, p, resumed, got := twoNodesOneBehindProxy(t)
 
 	p.Cut()
 	// Once a knows Redis is gone, its publishes fail at once and send
@@ -1392,21 +1403,7 @@ func TestCloseWhileRedisHangs(t *testing.T) {
 // nothing more.
 func TestBrokerRetriesFailedPublishByItself(t *testing.T) {
 	ctx := context.Background()
-	e := newTestEnv(t)
-	c, p := e.clientViaProxy(t, redis.Options{SubscribeTimeout: time.Second})
-	a := c.Broker()
-	resumed := subscribeResumes(t, a, chat.ConvTopic(9), func(chat.Event) {})
-	b := e.client(t, redis.Options{}).Broker()
-	got := newEvents()
-	cancel, err := b.Subscribe(chat.ConvTopic(1), got.add)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cancel()
-	if err := a.Publish(ctx, chat.ConvTopic(1), msg(1, 1)); err != nil {
-		t.Fatal(err)
-	}
-	got.wait(t, 1, 5*time.Second)
+	a, p, resumed, got := twoNodesOneBehindProxy(t)
 
 	p.CutExcept([]byte("subscribe")) // a's pub/sub connection holds
 	pctx, pcancel := context.WithTimeout(ctx, 10*time.Second)
