@@ -1932,6 +1932,7 @@ function endAccess(reason) {
   for (const el of state.pendingEls.values()) {
     el.classList.replace('pending', 'failed');
     el.querySelector('.msg-time').textContent = 'Not sent';
+    el.querySelector('.msg-actions')?.remove(); // nothing to retry there
   }
   state.pendingEls.clear();
   state.typing.clear();
@@ -2349,10 +2350,45 @@ function appendPending(p) {
   });
   el.classList.add('pending');
   el.dataset.clientId = p.clientId;
-  el.querySelector('.msg-time').textContent = 'Sending…';
+  el.querySelector('.msg-time').textContent = p.tries > 0 ? 'Retrying…' : 'Sending…';
   box().append(el);
   decorate(el);
   state.pendingEls.set(p.clientId, el);
+  if (p.stuck) markStuck(el, p);
+}
+
+// markStuck shows a send that failed its last try, whose outcome the
+// server could not tell: not sent, with Retry (the same client id, which
+// stores it at most once) and Discard. It stays among the pending sends,
+// where its message replaces it if it was stored after all.
+function markStuck(el, p) {
+  el.classList.add('failed');
+  el.querySelector('.msg-time').textContent = 'Not sent';
+  if (el.querySelector('.msg-actions')) return;
+  const actions = h('div', 'msg-actions');
+  const retry = h('button', 'link', 'Retry');
+  retry.type = 'button';
+  retry.dataset.action = 'retry';
+  retry.addEventListener('click', () => {
+    if (state.pendingEls.get(p.clientId) !== el) return;
+    actions.remove();
+    el.classList.remove('failed');
+    el.querySelector('.msg-time').textContent = 'Sending…';
+    composerError('');
+    state.socket.resend(p.clientId);
+  });
+  const discard = h('button', 'link', 'Discard');
+  discard.type = 'button';
+  discard.dataset.action = 'discard';
+  discard.addEventListener('click', () => {
+    if (state.pendingEls.get(p.clientId) !== el) return;
+    el.remove();
+    state.pendingEls.delete(p.clientId);
+    composerError('');
+    state.socket.discard(p.clientId);
+  });
+  actions.append(retry, ' · ', discard);
+  el.querySelector('.msg-main').append(actions);
 }
 
 function updateHistoryTop() {
@@ -2679,6 +2715,23 @@ function startSocket() {
         c.value = p.body;
         autosize();
       }
+    })
+    .on('send-retrying', (p) => {
+      // The server could not tell whether it stored the message: it goes
+      // again with its client id, shown as pending meanwhile.
+      const el = state.pendingEls.get(p.clientId);
+      if (el) el.querySelector('.msg-time').textContent = 'Retrying…';
+    })
+    .on('send-stuck', (p) => {
+      const why = p.message || 'The message was not sent.';
+      if (!current(p.roomId)) {
+        // Shown as not sent, with Retry and Discard, in its conversation.
+        composerError(`A message to ${p.where || 'another chat'} was not sent: ${why}`);
+        return;
+      }
+      const el = state.pendingEls.get(p.clientId);
+      if (el) markStuck(el, p);
+      composerError(`Not sent: ${why}`);
     })
     .on('error', (f) => {
       if (f.request === 'read') return; // a read position is best effort

@@ -22,6 +22,11 @@
 //                connection's newest opened reply of the room) is not emitted.
 //   ack          the ack frame
 //   send-failed  {roomId, clientId, body, code, message}   the send was refused
+//   send-retrying {roomId, clientId, body, code, message, retryAt}: the server could not
+//                say whether the send was stored (unavailable, internal); it goes again,
+//                with the same client_id, at retryAt
+//   send-stuck   {roomId, clientId, body, code, message}: such a send failed its last try;
+//                it stays pending, unsent, until resend(clientId) or discard(clientId)
 //   open-wait    {roomId, retryAt}: the open of a room was refused for now (rate_limited); it is asked again at retryAt
 //   error        an error frame not tied to a send ({transient: true} for rate limits)
 //   session-ended  the session is gone (close code 4001, or 401 to a poll): do not reconnect
@@ -42,6 +47,16 @@ const DEAD_AFTER = 60000; // nothing received for this long, without pings (long
 const SYNC_TIMEOUT = 15000; // a sync reply that never came is asked again
 const SESSION_ENDED = 4001;
 const FALLBACK_AFTER = 2; // WebSocket failures before hello, the HTTP API up, before long-polling
+const RESEND_FIRST = 1000; // wait before sending again a send of unknown outcome, doubled per try
+const RESEND_MAX = 30000;
+const RESEND_TRIES = 8; // tries of a send of unknown outcome before it is shown as failed
+
+// UNSURE holds the error codes of a send whose outcome is unknown: the
+// server could not tell whether it stored the message (docs/protocol.md,
+// "Error codes"). Such a send goes again with the same client_id, which
+// stores it at most once; any other error refused it, and nothing was
+// stored.
+const UNSURE = new Set(['unavailable', 'internal']);
 
 // newClientId is a send's client_id: the time in milliseconds, in 12
 // hexadecimal digits, then 12 random bytes. IDs made later sort later, so
@@ -277,14 +292,15 @@ export class ChatSocket {
     this.state = 'disconnected';
     this.attempt = 0;
     this.rooms = new Map(); // roomId → RoomSync for each open room
-    this.pending = new Map(); // clientId → {roomId, clientId, body}, unacknowledged sends
-    this.dropped = new Set(); // clientIds of sends forgotten with their conversation: their refusal is no news
-    this.retries = new Map(); // clientId → timer sending again a send refused rate_limited on this connection
+    this.pending = new Map(); // clientId → {roomId, clientId, body, tries, stuck}, unacknowledged sends
+    this.dropped = new Set(); // clientIds of sends forgotten with their conversation, or discarded: their refusal is no news
+    this.retries = new Map(); // clientId → timer sending again a send refused for now (rate_limited, or of unknown outcome) on this connection
     this.refs = new Map(); // ref → {type, roomId}
     this.nextRef = 1;
     this.limits = { max_message_len: 4000, max_frame_bytes: 32768 };
     this.handlers = new Map();
     this.userSeq = 0; // newest logged user event seen (user_seq): replayed after it on reconnect
+    this.userId = 0; // of the hello: the sender of this user's messages
     this.openSeqs = new Map(); // roomId → user_seq of this connection's newest opened reply of it
     this.lastRx = 0;
     this.lastTx = 0;
@@ -548,9 +564,42 @@ export class ChatSocket {
     for (const p of sends) {
       this.dropped.delete(p.clientId);
       this.cancelRetry(p.clientId);
+      p.tries = 0;
+      p.stuck = false;
       this.pending.set(p.clientId, p);
       this.sendPending(p);
     }
+  }
+
+  // resend sends again, with its client_id, a send that failed its last
+  // try (send-stuck); it is tried as often again.
+  resend(clientId) {
+    const p = this.pending.get(clientId);
+    if (!p || !p.stuck) return;
+    p.tries = 0;
+    p.stuck = false;
+    this.sendPending(p);
+  }
+
+  // discard gives up a send that failed its last try. It may have been
+  // stored all the same: if so, it arrives as any message does.
+  discard(clientId) {
+    const p = this.pending.get(clientId);
+    if (!p || !p.stuck) return;
+    this.pending.delete(clientId);
+    this.cancelRetry(clientId);
+    this.dropped.add(clientId); // the answer of a try still under way is no news
+  }
+
+  // settle forgets the pending send that message m of this user
+  // answers: it was stored (an earlier try that the server could not
+  // confirm), and arrived by a sync or live.
+  settle(m) {
+    if (!m || !m.client_id || !this.userId || m.sender_id !== this.userId) return;
+    const p = this.pending.get(m.client_id);
+    if (!p) return;
+    this.pending.delete(m.client_id);
+    this.cancelRetry(m.client_id);
   }
 
   sendOpen(rs) {
@@ -575,7 +624,7 @@ export class ChatSocket {
   // send queues a text message; it goes out now or after the next reconnect.
   send(roomId, body) {
     if (this.typedAt) this.typedAt.delete(roomId); // typing after a send is news again
-    const p = { roomId, clientId: newClientId(), body };
+    const p = { roomId, clientId: newClientId(), body, tries: 0, stuck: false };
     this.pending.set(p.clientId, p);
     this.sendPending(p);
     return p;
@@ -619,7 +668,10 @@ export class ChatSocket {
     const rs = this.rooms.get(roomId);
     if (!rs || !Array.isArray(messages)) return;
     const out = [];
-    for (const m of messages) out.push(...rs.accept(m));
+    for (const m of messages) {
+      this.settle(m);
+      out.push(...rs.accept(m));
+    }
     if (out.length) this.emit('messages', { roomId, messages: out });
     if (rs.hasGap && !rs.syncing) this.requestSync(rs);
   }
@@ -632,11 +684,13 @@ export class ChatSocket {
         this.attempt = 0;
         this.wsFailures = 0;
         if (f.limits) this.limits = { ...this.limits, ...f.limits };
+        if (f.user && f.user.id) this.userId = f.user.id;
         this.setState('connected');
         this.emit('hello', f);
-        // Re-open every room from where we are, then retry what was not acked.
+        // Re-open every room from where we are, then retry what was not
+        // acked, but for sends that failed their last try: the user says.
         for (const rs of this.rooms.values()) this.sendOpen(rs);
-        for (const p of this.pending.values()) this.sendPending(p);
+        for (const p of this.pending.values()) if (!p.stuck) this.sendPending(p);
         break;
       case 'opened': {
         this.refs.delete(f.ref);
@@ -747,6 +801,21 @@ export class ChatSocket {
         // Nothing was stored: keep it pending and try again shortly.
         this.emit('error', { ...f, transient: true });
         this.retryLater(p, f.retry_after_ms > 0 ? f.retry_after_ms : 1000);
+        return;
+      }
+      if (UNSURE.has(f.code)) {
+        // Maybe stored, maybe not: only the same client_id again tells,
+        // and publishes it if it was. A new message would be stored twice.
+        p.tries = (p.tries || 0) + 1;
+        if (p.tries < RESEND_TRIES) {
+          const wait = Math.max(f.retry_after_ms || 0, Math.min(RESEND_MAX, RESEND_FIRST * 2 ** (p.tries - 1)));
+          this.emit('send-retrying', { ...p, code: f.code, message: f.message, retryAt: Date.now() + wait });
+          this.retryLater(p, wait);
+          return;
+        }
+        p.stuck = true;
+        this.cancelRetry(p.clientId);
+        this.emit('send-stuck', { ...p, code: f.code, message: f.message });
         return;
       }
       this.pending.delete(sendKey);

@@ -1,0 +1,304 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+
+	"github.com/parley-chat/parley/internal/chat"
+	"github.com/parley-chat/parley/internal/hub"
+	"github.com/parley-chat/parley/internal/inmem"
+	"github.com/parley-chat/parley/internal/mailer"
+	"github.com/parley-chat/parley/internal/mailer/smtptest"
+	"github.com/parley-chat/parley/internal/sqlite"
+	"github.com/parley-chat/parley/internal/web"
+	"github.com/parley-chat/parley/ui"
+)
+
+// unsureMark in a message's body makes unsureStore answer its first
+// append with an error of unknown outcome.
+const unsureMark = "[unsure]"
+
+// downMark in a message's body makes unsureStore answer unavailable,
+// storing nothing, while it is down.
+const downMark = "[down]"
+
+// unsureStore is a store that, for the first append of each message whose
+// body holds unsureMark, commits the message and then answers unavailable,
+// as a store whose connection was lost after COMMIT does: the sender is
+// told of an error, and nothing publishes the message. It counts the
+// messages each body was stored as.
+type unsureStore struct {
+	chat.Store
+	mu     sync.Mutex
+	down   bool            // appends of bodies with downMark fail
+	tries  map[string]int  // body → appends asked for
+	failed map[string]bool // bodies whose first append failed
+	stored map[string]int  // body → messages made
+}
+
+// errDown is the answer of a store that cannot be reached.
+var errDown = chat.Errorf(chat.ErrUnavailable, chat.CodeUnavailable, "the database cannot be reached; try again later")
+
+func (s *unsureStore) setDown(down bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.down = down
+}
+
+// triesOf reports how many appends of body were asked for.
+func (s *unsureStore) triesOf(body string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tries[body]
+}
+
+type failedAppend struct{ err error }
+
+func (p failedAppend) Wait() (chat.Message, bool, error) { return chat.Message{}, false, p.err }
+
+func (s *unsureStore) QueueAppend(ctx context.Context, nm chat.NewMessage) chat.PendingAppend {
+	s.mu.Lock()
+	s.tries[nm.Body]++
+	down := s.down && strings.Contains(nm.Body, downMark)
+	s.mu.Unlock()
+	if down {
+		return failedAppend{errDown}
+	}
+	p := unsureAppend{PendingAppend: s.Store.QueueAppend(ctx, nm), s: s, body: nm.Body}
+	if strings.Contains(nm.Body, unsureMark) {
+		s.mu.Lock()
+		p.fail = !s.failed[nm.Body]
+		s.failed[nm.Body] = true
+		s.mu.Unlock()
+	}
+	return p
+}
+
+// storedAs reports how many messages body was stored as.
+func (s *unsureStore) storedAs(body string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stored[body]
+}
+
+type unsureAppend struct {
+	chat.PendingAppend
+	s    *unsureStore
+	body string
+	fail bool
+}
+
+func (p unsureAppend) Wait() (chat.Message, bool, error) {
+	m, created, err := p.PendingAppend.Wait()
+	if err == nil && created {
+		p.s.mu.Lock()
+		p.s.stored[p.body]++
+		p.s.mu.Unlock()
+	}
+	if err == nil && p.fail {
+		return chat.Message{}, false, chat.Errorf(chat.ErrUnavailable, chat.CodeUnavailable, "the database did not answer in time; try again later")
+	}
+	return m, created, err
+}
+
+// startUnsureServer serves the web app, as run() wires it for SQLite and
+// the in-process broker, on an unsureStore.
+func startUnsureServer(t *testing.T) (*testServer, *unsureStore) {
+	t.Helper()
+	mail := smtptest.Start(t)
+	path := filepath.Join(t.TempDir(), "parley.db")
+	db, err := sqlite.OpenWith(context.Background(), path, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	st := &unsureStore{Store: db, tries: make(map[string]int), failed: make(map[string]bool), stored: make(map[string]int)}
+
+	stderr := newSyncBuffer()
+	logger := slog.New(slog.NewJSONHandler(stderr, nil))
+	m, err := mailer.NewSMTP(mail.URL(), "Parley <parley@localhost>", logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	broker := inmem.NewBroker()
+	t.Cleanup(func() { broker.Close() })
+	h := hub.New(broker, logger)
+	svc := chat.NewService(chat.Config{}, chat.Deps{
+		Store:    st,
+		Broker:   broker,
+		Presence: inmem.NewPresence(),
+		Limiter:  inmem.NewLimiter(nil),
+		Mailer:   m,
+		Logger:   logger,
+	})
+	h.UseStore(svc.Missed)
+	uiFS, err := fs.Sub(ui.FS, "dist")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(web.NewHandler(logger, web.Config{}, svc, h, uiFS))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		h.Close(ctx)
+		srv.Close()
+		if t.Failed() {
+			t.Logf("server stderr:\n%s", stderr)
+		}
+	})
+	return &testServer{URL: srv.URL, DB: path, Mail: mail, stderr: stderr}, st
+}
+
+// TestBrowserResendUnsure: the store commits Ada's message but answers
+// unavailable, so the outcome is unknown to her page and nothing has
+// published the message. The page keeps it pending and sends it again
+// with the same client ID: the message is shown once to Ada and once to
+// Grace, who sends nothing meanwhile, and it is stored once.
+func TestBrowserResendUnsure(t *testing.T) {
+	exe := chromiumPath(t)
+	s, st := startUnsureServer(t)
+	deadline := time.Now().Add(2 * time.Minute)
+	ada, grace := startBrowser(t, exe, "ada", deadline), startBrowser(t, exe, "grace", deadline)
+	ada.signIn(t, s, "ada@example.com", "Ada")
+	grace.signIn(t, s, "grace@example.com", "Grace")
+	ada.enterRoom(t, "lobby")
+	grace.enterRoom(t, "lobby")
+	ada.send(t, "Before the store falters.")
+	grace.waitMessage(t, "Before the store falters.")
+
+	text := "Stored, though the store did not say so. " + unsureMark
+	ada.do(t, "send", chromedp.SendKeys(chromedp.ID("composer"), text+kb.Enter))
+	seq := waitFor[int64](t, ada, "the message is sent", viewState, `(text) => {
+		const shown = [...document.querySelectorAll("#messages .msg")]
+			.filter((m) => m.querySelector(".msg-body")?.textContent === text);
+		return shown.length === 1 && !shown[0].classList.contains("pending") &&
+			document.getElementById("composer").value === "" && Number(shown[0].dataset.seq);
+	}`, text)
+	if got := grace.waitMessage(t, text); got.Seq != seq || got.Pending || got.SenderID != ada.userID {
+		t.Errorf("Grace sees %q as %+v; want seq %d from Ada (%d), not pending", text, got, seq, ada.userID)
+	}
+
+	var room struct {
+		Room struct{ ID int64 } `json:"room"`
+	}
+	ada.fetchJSON(t, "POST", "/api/rooms", map[string]string{"name": "lobby"}, &room)
+	var page struct {
+		Messages []struct {
+			Body string `json:"body"`
+		} `json:"messages"`
+	}
+	ada.fetchJSON(t, "GET", fmt.Sprintf("/api/rooms/%d/messages", room.Room.ID), nil, &page)
+	n := 0
+	for _, m := range page.Messages {
+		if m.Body == text {
+			n++
+		}
+	}
+	if n != 1 || st.storedAs(text) != 1 {
+		t.Errorf("%q is %d times in the history, stored %d times; want once", text, n, st.storedAs(text))
+	}
+	for _, b := range []*browser{ada, grace} {
+		if n := evaluate[int](t, b, "count the message", fmt.Sprintf(`[...document.querySelectorAll("#messages .msg")]
+			.filter((m) => m.querySelector(".msg-body")?.textContent === %q).length`, text)); n != 1 {
+			t.Errorf("%s shows %q %d times; want once", b.name, text, n)
+		}
+	}
+	for _, b := range []*browser{ada, grace} {
+		b.checkQuiet(t)
+	}
+}
+
+// hurryTimers makes the live connection's timers (socket.js) of a second
+// or more run a hundred times sooner, so that a send's tries are over in a
+// moment. Others, the test's own waits among them, keep their time.
+const hurryTimers = `(() => {
+	const setTimeout = window.setTimeout;
+	window.setTimeout = (fn, ms, ...args) => {
+		const hurry = ms >= 1000 && String(new Error().stack).includes("/socket.js");
+		return setTimeout(fn, hurry ? ms / 100 : ms, ...args);
+	};
+})()`
+
+// TestBrowserResendStuck: the store cannot be reached while Ada sends.
+// Her page tries a bounded number of times, then shows the message as
+// not sent, with Retry and Discard. Once the store is back, Retry sends
+// it with the same client ID: shown once to Ada and to Grace, stored
+// once. Discard drops another such message for good.
+func TestBrowserResendStuck(t *testing.T) {
+	exe := chromiumPath(t)
+	s, st := startUnsureServer(t)
+	deadline := time.Now().Add(2 * time.Minute)
+	ada, grace := startBrowser(t, exe, "ada", deadline), startBrowser(t, exe, "grace", deadline)
+	ada.signIn(t, s, "ada@example.com", "Ada")
+	grace.signIn(t, s, "grace@example.com", "Grace")
+	ada.enterRoom(t, "lobby")
+	grace.enterRoom(t, "lobby")
+
+	st.setDown(true)
+	evaluate[chromedp.Void](t, ada, "hurry timers", hurryTimers)
+	text := "Sent while the store is down. " + downMark
+	ada.do(t, "send", chromedp.SendKeys(chromedp.ID("composer"), text+kb.Enter))
+	waitFor[bool](t, ada, "the message is shown as not sent", viewState, `(text) => {
+		const shown = [...document.querySelectorAll("#messages .msg")]
+			.filter((m) => m.querySelector(".msg-body")?.textContent === text);
+		return shown.length === 1 && shown[0].classList.contains("failed") &&
+			shown[0].querySelector(".msg-time").textContent === "Not sent" &&
+			!!shown[0].querySelector("button[data-action=retry]") &&
+			!!shown[0].querySelector("button[data-action=discard]") &&
+			document.getElementById("composer").value === "";
+	}`, text)
+	if n := st.triesOf(text); n < 2 || n > 8 {
+		t.Errorf("the page tried %q %d times before giving up; want 2 to 8", text, n)
+	}
+
+	other := "Given up on. " + downMark
+	ada.do(t, "send another", chromedp.SendKeys(chromedp.ID("composer"), other+kb.Enter))
+	waitFor[bool](t, ada, "the other is shown as not sent", viewState, `(text) =>
+		[...document.querySelectorAll("#messages .msg.failed")]
+			.some((m) => m.querySelector(".msg-body")?.textContent === text)`, other)
+	evaluate[chromedp.Void](t, ada, "discard it", fmt.Sprintf(`[...document.querySelectorAll("#messages .msg.failed")]
+		.find((m) => m.querySelector(".msg-body")?.textContent === %q)
+		.querySelector("button[data-action=discard]").click()`, other))
+
+	st.setDown(false)
+	evaluate[chromedp.Void](t, ada, "retry the first", fmt.Sprintf(`[...document.querySelectorAll("#messages .msg.failed")]
+		.find((m) => m.querySelector(".msg-body")?.textContent === %q)
+		.querySelector("button[data-action=retry]").click()`, text))
+	seq := waitFor[int64](t, ada, "the message is sent", viewState, `(text) => {
+		const shown = [...document.querySelectorAll("#messages .msg")]
+			.filter((m) => m.querySelector(".msg-body")?.textContent === text);
+		return shown.length === 1 && !shown[0].classList.contains("pending") &&
+			!shown[0].classList.contains("failed") && Number(shown[0].dataset.seq);
+	}`, text)
+	if got := grace.waitMessage(t, text); got.Seq != seq || got.Pending || got.SenderID != ada.userID {
+		t.Errorf("Grace sees %q as %+v; want seq %d from Ada (%d), not pending", text, got, seq, ada.userID)
+	}
+	if n := st.storedAs(text); n != 1 {
+		t.Errorf("%q stored %d times; want once", text, n)
+	}
+	ada.send(t, "And on we go.")
+	grace.waitMessage(t, "And on we go.")
+	for _, b := range []*browser{ada, grace} {
+		if n := evaluate[int](t, b, "count the discarded message", fmt.Sprintf(`[...document.querySelectorAll("#messages .msg")]
+			.filter((m) => m.querySelector(".msg-body")?.textContent === %q).length`, other)); n != 0 {
+			t.Errorf("%s shows the discarded %q %d times; want none", b.name, other, n)
+		}
+	}
+	if n := st.storedAs(other); n != 0 {
+		t.Errorf("the discarded %q is stored %d times; want none", other, n)
+	}
+	for _, b := range []*browser{ada, grace} {
+		b.checkQuiet(t)
+	}
+}
