@@ -30,7 +30,8 @@ import (
 const unsureMark = "[unsure]"
 
 // downMark in a message's body makes unsureStore answer unavailable,
-// storing nothing, while it is down.
+// storing nothing, while it is down. A body with both marks takes the
+// store down with its first, unsure, append.
 const downMark = "[down]"
 
 // unsureStore is a store that, for the first append of each message whose
@@ -80,6 +81,9 @@ func (s *unsureStore) QueueAppend(ctx context.Context, nm chat.NewMessage) chat.
 		s.mu.Lock()
 		p.fail = !s.failed[nm.Body]
 		s.failed[nm.Body] = true
+		if p.fail && strings.Contains(nm.Body, downMark) {
+			s.down = true
+		}
 		s.mu.Unlock()
 	}
 	return p
@@ -297,6 +301,154 @@ func TestBrowserResendStuck(t *testing.T) {
 	}
 	if n := st.storedAs(other); n != 0 {
 		t.Errorf("the discarded %q is stored %d times; want none", other, n)
+	}
+	for _, b := range []*browser{ada, grace} {
+		b.checkQuiet(t)
+	}
+}
+
+// TestBrowserResendFirstDirect: Ada's first message to her friend Grace
+// goes over REST, which makes their conversation. The store commits it
+// but answers unavailable, and is down for the tries after. Ada's page
+// keeps it pending with its client ID, then shows it as not sent, with
+// Retry and Discard, and the composer empty: sending the text again would
+// store it twice. Once the store is back, Retry gets the stored message:
+// it is shown once to Ada and to Grace, and stored once.
+func TestBrowserResendFirstDirect(t *testing.T) {
+	exe := chromiumPath(t)
+	s, st := startUnsureServer(t)
+	deadline := time.Now().Add(2 * time.Minute)
+	ada, grace := startBrowser(t, exe, "ada", deadline), startBrowser(t, exe, "grace", deadline)
+	ada.signIn(t, s, "ada@example.com", "Ada")
+	grace.signIn(t, s, "grace@example.com", "Grace")
+	ada.userID = userIDOf(t, s, nil, ada)
+	grace.userID = userIDOf(t, s, nil, grace)
+	ada.fetchJSON(t, "POST", "/api/contacts", map[string]int64{"user_id": grace.userID}, nil)
+	grace.fetchJSON(t, "POST", fmt.Sprintf("/api/contacts/%d/accept", ada.userID), nil, nil)
+
+	evaluate[chromedp.Void](t, ada, "open the chat with Grace", fmt.Sprintf(`location.hash = "#dm/%d"`, grace.userID))
+	waitFor[bool](t, ada, "the chat with Grace is open", viewState, `() =>
+		document.getElementById("room-title").textContent === "Grace" &&
+		document.getElementById("history-text").textContent.startsWith("This is the beginning")`)
+	evaluate[chromedp.Void](t, ada, "mark the page", `window.parleyTestPage = true`)
+	evaluate[chromedp.Void](t, ada, "hurry timers", hurryTimers)
+	text := "Hello Grace; stored, though the store did not say so. " + unsureMark + " " + downMark
+	ada.do(t, "write to Grace", chromedp.SendKeys(chromedp.ID("composer"), text+kb.Enter))
+	waitFor[bool](t, ada, "the message is shown as not sent", viewState, `(text) => {
+		const shown = [...document.querySelectorAll("#messages .msg")]
+			.filter((m) => m.querySelector(".msg-body")?.textContent === text);
+		return shown.length === 1 && shown[0].classList.contains("failed") &&
+			shown[0].querySelector(".msg-time").textContent === "Not sent" &&
+			!!shown[0].querySelector("button[data-action=retry]") &&
+			!!shown[0].querySelector("button[data-action=discard]") &&
+			document.getElementById("composer").value === "";
+	}`, text)
+	if n := st.triesOf(text); n < 2 || n > 8 {
+		t.Errorf("the page tried %q %d times before giving up; want 2 to 8", text, n)
+	}
+
+	st.setDown(false)
+	evaluate[chromedp.Void](t, ada, "retry it", fmt.Sprintf(`[...document.querySelectorAll("#messages .msg.failed")]
+		.find((m) => m.querySelector(".msg-body")?.textContent === %q)
+		.querySelector("button[data-action=retry]").click()`, text))
+	seq := waitFor[int64](t, ada, "the message is sent", viewState, `(text) => {
+		const shown = [...document.querySelectorAll("#messages .msg")]
+			.filter((m) => m.querySelector(".msg-body")?.textContent === text);
+		return shown.length === 1 && !shown[0].classList.contains("pending") &&
+			!shown[0].classList.contains("failed") && Number(shown[0].dataset.seq);
+	}`, text)
+	ada.checkSamePage(t)
+
+	evaluate[chromedp.Void](t, grace, "mark the page", `window.parleyTestPage = true`)
+	evaluate[chromedp.Void](t, grace, "open the chat with Ada", fmt.Sprintf(`location.hash = "#dm/%d"`, ada.userID))
+	if got := grace.waitMessage(t, text); got.Seq != seq || got.Pending || got.SenderID != ada.userID {
+		t.Errorf("Grace sees %q as %+v; want seq %d from Ada (%d), not pending", text, got, seq, ada.userID)
+	}
+	ada.send(t, "And on we go.")
+	grace.waitMessage(t, "And on we go.")
+	for _, b := range []*browser{ada, grace} {
+		if n := evaluate[int](t, b, "count the message", fmt.Sprintf(`[...document.querySelectorAll("#messages .msg")]
+			.filter((m) => m.querySelector(".msg-body")?.textContent === %q).length`, text)); n != 1 {
+			t.Errorf("%s shows %q %d times; want once", b.name, text, n)
+		}
+	}
+	if n := st.storedAs(text); n != 1 {
+		t.Errorf("%q stored %d times; want once", text, n)
+	}
+	for _, b := range []*browser{ada, grace} {
+		b.checkQuiet(t)
+	}
+}
+
+// TestBrowserResendFirstDirectAway: the store is down while Ada writes her
+// first message to Grace, and Ada goes to a room and back while the page
+// tries. The chat with Grace still shows the message as not sent, with
+// Retry, and not its text in the composer; once the store is back, Retry
+// sends it: shown once to Ada and to Grace, stored once.
+func TestBrowserResendFirstDirectAway(t *testing.T) {
+	exe := chromiumPath(t)
+	s, st := startUnsureServer(t)
+	deadline := time.Now().Add(2 * time.Minute)
+	ada, grace := startBrowser(t, exe, "ada", deadline), startBrowser(t, exe, "grace", deadline)
+	ada.signIn(t, s, "ada@example.com", "Ada")
+	grace.signIn(t, s, "grace@example.com", "Grace")
+	ada.userID = userIDOf(t, s, nil, ada)
+	grace.userID = userIDOf(t, s, nil, grace)
+	ada.fetchJSON(t, "POST", "/api/contacts", map[string]int64{"user_id": grace.userID}, nil)
+	grace.fetchJSON(t, "POST", fmt.Sprintf("/api/contacts/%d/accept", ada.userID), nil, nil)
+
+	dm := fmt.Sprintf("#dm/%d", grace.userID)
+	openGrace := func() {
+		t.Helper()
+		evaluate[chromedp.Void](t, ada, "open the chat with Grace", `location.hash = "`+dm+`"`)
+		waitFor[bool](t, ada, "the chat with Grace is open", viewState, `() =>
+			document.getElementById("room-title").textContent === "Grace" &&
+			document.getElementById("history-text").textContent.startsWith("This is the beginning")`)
+	}
+	openGrace()
+	evaluate[chromedp.Void](t, ada, "mark the page", `window.parleyTestPage = true`)
+	st.setDown(true)
+	text := "Hello Grace, while the store is down. " + downMark
+	ada.do(t, "write to Grace", chromedp.SendKeys(chromedp.ID("composer"), text+kb.Enter))
+	waitFor[bool](t, ada, "the page tries again", viewState, `(text) =>
+		[...document.querySelectorAll("#messages .msg.pending")]
+			.some((m) => m.querySelector(".msg-body")?.textContent === text &&
+				m.querySelector(".msg-time").textContent === "Retrying…")`, text)
+	evaluate[chromedp.Void](t, ada, "go to #lobby", `location.hash = "#room/lobby"`)
+	waitFor[bool](t, ada, "#lobby is open", viewState, `() =>
+		document.getElementById("room-title").textContent === "lobby" &&
+		document.getElementById("history-text").textContent !== "Loading messages…"`)
+	evaluate[chromedp.Void](t, ada, "hurry timers", hurryTimers)
+	waitFor[bool](t, ada, "#lobby says the message was not sent", viewState, `() =>
+		document.getElementById("composer-error").textContent.includes("Grace")`)
+
+	openGrace()
+	waitFor[bool](t, ada, "the message is shown as not sent", viewState, `(text) => {
+		const shown = [...document.querySelectorAll("#messages .msg")]
+			.filter((m) => m.querySelector(".msg-body")?.textContent === text);
+		return shown.length === 1 && shown[0].classList.contains("failed") &&
+			!!shown[0].querySelector("button[data-action=retry]") &&
+			document.getElementById("composer").value === "";
+	}`, text)
+	st.setDown(false)
+	evaluate[chromedp.Void](t, ada, "retry it", fmt.Sprintf(`[...document.querySelectorAll("#messages .msg.failed")]
+		.find((m) => m.querySelector(".msg-body")?.textContent === %q)
+		.querySelector("button[data-action=retry]").click()`, text))
+	seq := waitFor[int64](t, ada, "the message is sent", viewState, `(text) => {
+		const shown = [...document.querySelectorAll("#messages .msg")]
+			.filter((m) => m.querySelector(".msg-body")?.textContent === text);
+		return shown.length === 1 && !shown[0].classList.contains("pending") &&
+			!shown[0].classList.contains("failed") && Number(shown[0].dataset.seq);
+	}`, text)
+	ada.checkSamePage(t)
+
+	evaluate[chromedp.Void](t, grace, "mark the page", `window.parleyTestPage = true`)
+	evaluate[chromedp.Void](t, grace, "open the chat with Ada", fmt.Sprintf(`location.hash = "#dm/%d"`, ada.userID))
+	if got := grace.waitMessage(t, text); got.Seq != seq || got.Pending || got.SenderID != ada.userID {
+		t.Errorf("Grace sees %q as %+v; want seq %d from Ada (%d), not pending", text, got, seq, ada.userID)
+	}
+	if n := st.storedAs(text); n != 1 {
+		t.Errorf("%q stored %d times; want once", text, n)
 	}
 	for _, b := range []*browser{ada, grace} {
 		b.checkQuiet(t)

@@ -16,8 +16,20 @@ export function setUnauthorizedHandler(fn) {
   onUnauthorized = fn;
 }
 
-async function request(method, path, body) {
+// request makes a request of the API; one with timeoutMs whose answer has
+// not begun by then fails as if the server could not be reached (status 0).
+async function request(method, path, body, timeoutMs) {
   const init = { method, headers: { Accept: 'application/json' }, credentials: 'same-origin' };
+  let timer = 0;
+  let timedOut = false;
+  if (timeoutMs) {
+    const ctl = new AbortController();
+    init.signal = ctl.signal;
+    timer = setTimeout(() => {
+      timedOut = true;
+      ctl.abort();
+    }, timeoutMs);
+  }
   if (body !== undefined) {
     init.headers['Content-Type'] = 'application/json';
     init.body = JSON.stringify(body);
@@ -26,7 +38,10 @@ async function request(method, path, body) {
   try {
     res = await fetch(path, init);
   } catch {
+    if (timedOut) throw new ApiError(0, 'network', 'The server did not answer in time.');
     throw new ApiError(0, 'network', "Can't reach the server. Check your connection and try again.");
+  } finally {
+    clearTimeout(timer);
   }
   const text = await res.text().catch(() => '');
   let data = null;
@@ -75,8 +90,10 @@ export const api = {
   conversation: (id) => request('GET', `/api/conversations/${encodeURIComponent(id)}`).then((d) => d.conversation),
   markRead: (id, seq) => request('POST', `/api/conversations/${encodeURIComponent(id)}/read`, { seq }),
   direct: (userId) => request('GET', `/api/direct/${encodeURIComponent(userId)}`).then((d) => d.conversation),
+  // sendDirect waits longer than the server's 15 s for an operation; a
+  // request with no answer by then may have stored the message all the same.
   sendDirect: (userId, clientId, body) =>
-    request('POST', `/api/direct/${encodeURIComponent(userId)}/messages`, { client_id: clientId, body }),
+    request('POST', `/api/direct/${encodeURIComponent(userId)}/messages`, { client_id: clientId, body }, 30000),
 
   createGroup: (name, description, maxMembers) => {
     const body = { name, description };

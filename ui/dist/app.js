@@ -4,7 +4,7 @@
 // textContent / createTextNode only.
 
 import { api, setUnauthorizedHandler } from './api.js';
-import { ChatSocket, newClientId } from './socket.js';
+import { ChatSocket, newClientId, resendAfter, resendWait, unsure } from './socket.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -60,6 +60,7 @@ const state = {
   cache: new Map(), // conversation id → what was shown when we switched away
   drafts: new Map(), // targetOf(conversation) → what was typed there and not sent
   unsent: new Map(), // targetOf(conversation) → {body, why}: a send that failed while it was not shown
+  firstSends: new Map(), // client id → first message to a friend, over REST, not yet answered (sendFirstDirect)
   readSent: new Map(), // conversation id → highest seq sent as read
   readQueue: new Map(), // conversation id → {seq, timer, at}: the read position to send, and when one last went
   names: new Map(), // user id → name, of everyone seen (for group event lines)
@@ -417,6 +418,7 @@ function leaveChat() {
   state.cache.clear();
   state.drafts.clear();
   state.unsent.clear();
+  state.firstSends.clear();
   $('composer').value = '';
   state.readSent.clear();
   dropReads();
@@ -1204,12 +1206,14 @@ async function enterDirect(userId) {
   showScreen('room');
   if (room.id) {
     await loadConversation(room, token);
+    if (token === state.entering) showFirstSends(room);
     return;
   }
   state.loaded = true;
   state.oldest = 1;
   state.hasOlder = false;
   updateHistoryTop();
+  showFirstSends(room);
   if (!matchMedia('(max-width: 700px)').matches) $('composer').focus();
 }
 
@@ -1277,6 +1281,7 @@ async function loadConversation(room, token) {
   if (token !== state.entering) return;
 
   const msgs = page.messages || [];
+  for (const m of msgs) settleFirst(m);
   insertOlder(msgs);
   state.oldest = msgs.length ? msgs[0].seq : room.last_seq + 1;
   state.hasOlder = !!page.has_more;
@@ -2305,6 +2310,7 @@ function showLive(messages) {
     if (state.typing.delete(m.sender_id)) renderTyping();
     if (group && GROUP_EVENTS.has(m.kind)) onGroupEvent(m);
     else if (m.kind === 'join' || m.kind === 'leave') refreshRoomSoon();
+    settleFirst(m);
     const pend = m.client_id && state.me && m.sender_id === state.me.id && state.pendingEls.get(m.client_id);
     if (pend) {
       pend.remove();
@@ -2375,7 +2381,8 @@ function markStuck(el, p) {
     el.classList.remove('failed');
     el.querySelector('.msg-time').textContent = 'Sending…';
     composerError('');
-    state.socket.resend(p.clientId);
+    if (p.first) resendFirstDirect(p);
+    else state.socket.resend(p.clientId);
   });
   const discard = h('button', 'link', 'Discard');
   discard.type = 'button';
@@ -2385,7 +2392,8 @@ function markStuck(el, p) {
     el.remove();
     state.pendingEls.delete(p.clientId);
     composerError('');
-    state.socket.discard(p.clientId);
+    if (p.first) state.firstSends.delete(p.clientId);
+    else state.socket.discard(p.clientId);
   });
   actions.append(retry, ' · ', discard);
   el.querySelector('.msg-main').append(actions);
@@ -2510,54 +2518,136 @@ function sendComposer() {
 
 // sendFirstDirect sends to a friend with no conversation yet over REST,
 // which creates it; from then on the conversation is followed on the socket.
-async function sendFirstDirect(room, body) {
+function sendFirstDirect(room, body) {
   const c = $('composer');
-  const socket = state.socket; // of this sign-in: it ends with it
-  const p = { roomId: 0, clientId: newClientId(), body };
+  const p = {
+    roomId: 0,
+    clientId: newClientId(),
+    body,
+    tries: 0,
+    stuck: false,
+    first: true, // over REST: Retry and Discard act here, not on the socket
+    peer: room.peer,
+    target: targetOf(room),
+    where: whereTo(room),
+    socket: state.socket, // of this sign-in: it ends with it
+  };
+  state.firstSends.set(p.clientId, p);
   c.value = '';
   autosize();
   appendPending(p);
   scrollToBottom();
+  postFirstDirect(p);
+}
+
+// resendFirstDirect sends again, with its client id, a first message that
+// failed its last try (Retry); it is tried as often again.
+function resendFirstDirect(p) {
+  if (state.firstSends.get(p.clientId) !== p || !p.stuck || state.socket !== p.socket) return;
+  p.tries = 0;
+  p.stuck = false;
+  postFirstDirect(p);
+}
+
+// postFirstDirect posts first message p until the server answers it. An
+// answer of unknown outcome (unavailable, internal, another 5xx, or none at
+// all) may come from a try that stored it: p stays pending and goes again
+// with its client id, which stores it at most once, as the socket's sends
+// do (resendWait), and is shown as not sent, with Retry and Discard, after
+// its last try. Any other refusal stored nothing and gives its text back.
+async function postFirstDirect(p) {
+  const live = () => state.socket === p.socket && state.firstSends.get(p.clientId) === p;
+  const shown = () => !!state.room && targetOf(state.room) === p.target;
   let res;
-  for (let attempt = 0; ; attempt++) {
+  for (let limited = 0; ; ) {
     try {
-      res = await api.sendDirect(room.peer.id, p.clientId, body);
+      res = await api.sendDirect(p.peer.id, p.clientId, p.body);
       break;
     } catch (err) {
-      // The client id makes a retry safe; retry what may not have arrived.
-      const transient = err.status === 0 || err.status >= 500 || err.code === 'rate_limited';
-      if (transient && attempt < 5 && state.room === room) {
-        await new Promise((r) => setTimeout(r, err.retryAfterMs || 1000 * (attempt + 1)));
-        if (state.socket !== socket) return; // signed out meanwhile: what was shown is gone
+      // Signed out meanwhile, or settled or discarded: what was shown is gone.
+      if (!live()) return;
+      // A refusal for now after a try of unknown outcome leaves it unknown.
+      if (err.status === 0 || err.status >= 500 || unsure(err.code) || (p.tries > 0 && err.code === 'rate_limited')) {
+        p.tries++;
+        const wait = resendWait(p.tries, err.retryAfterMs);
+        if (wait > 0) {
+          const el = state.pendingEls.get(p.clientId);
+          if (el) el.querySelector('.msg-time').textContent = 'Retrying…';
+          await resendAfter(wait);
+          if (!live()) return;
+          continue;
+        }
+        p.stuck = true;
+        if (!shown()) {
+          // Shown as not sent, with Retry and Discard, in its conversation.
+          composerError(`A message to ${p.where || 'another chat'} was not sent: ${err.message}`);
+          return;
+        }
+        const el = state.pendingEls.get(p.clientId);
+        if (el) markStuck(el, p);
+        composerError(`Not sent: ${err.message}`);
+        return;
+      }
+      // The client id makes a retry safe; a refusal for now goes again.
+      if (err.code === 'rate_limited' && limited++ < 5 && shown()) {
+        await new Promise((r) => setTimeout(r, err.retryAfterMs || 1000 * limited));
+        if (!live()) return;
         continue;
       }
+      state.firstSends.delete(p.clientId);
       const el = state.pendingEls.get(p.clientId);
       if (el) el.remove();
       state.pendingEls.delete(p.clientId);
-      if (state.room !== room) {
-        unsent(targetOf(room), whereTo(room), body, err.message);
+      if (!shown()) {
+        unsent(p.target, p.where, p.body, err.message);
         return;
       }
       composerError(err.message);
+      const c = $('composer');
       if (!c.value) {
-        c.value = body;
+        c.value = p.body;
         autosize();
       }
       return;
     }
   }
+  if (!live()) return;
+  state.firstSends.delete(p.clientId);
   const conv = res.conversation;
   if (conv) upsertConv(conv);
-  if (state.room !== room || !conv) return;
+  const room = state.room;
+  if (!shown() || !conv) return;
   if (!room.id) {
     Object.assign(room, conv, { kind: 'direct', peer: room.peer, name: room.name });
     // Everything from seq 1 comes in a sync, our message included, which
     // replaces the pending one.
     state.socket.openRoom(room.id, 0);
     renderConversations();
-  } else if (res.message) {
-    state.socket.ingest(room.id, [res.message]);
+    return;
   }
+  if (res.message) state.socket.ingest(room.id, [res.message]);
+  // Shown already (with the history, or live, from a try that stored it):
+  // the pending copy goes.
+  const el = state.pendingEls.get(p.clientId);
+  if (el && res.message && box().querySelector(`:scope > .msg[data-seq="${res.message.seq}"]:not(.pending)`)) {
+    el.remove();
+    state.pendingEls.delete(p.clientId);
+  }
+}
+
+// showFirstSends shows the first messages to the friend of direct chat
+// room that are not answered yet, pending or not sent.
+function showFirstSends(room) {
+  for (const p of state.firstSends.values()) {
+    if (p.target === targetOf(room) && !state.pendingEls.has(p.clientId)) appendPending(p);
+  }
+}
+
+// settleFirst forgets the first message to a friend that message m of the
+// user's is: a try stored it, and it arrived (live, by a sync, with the
+// history).
+function settleFirst(m) {
+  if (m && m.client_id && state.me && m.sender_id === state.me.id) state.firstSends.delete(m.client_id);
 }
 
 // whereTo names a conversation in an error shown elsewhere.

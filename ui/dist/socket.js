@@ -58,6 +58,27 @@ const RESEND_TRIES = 8; // tries of a send of unknown outcome before it is shown
 // stored.
 const UNSURE = new Set(['unavailable', 'internal']);
 
+// unsure reports whether a send refused with error code is of unknown
+// outcome (UNSURE): it goes again with the same client_id.
+export function unsure(code) {
+  return UNSURE.has(code);
+}
+
+// resendWait is how long to wait before the next try of a send of
+// unknown outcome that has failed tries times, and at least retryAfterMs
+// (the server's word); 0 when it has had all its tries and is to be shown
+// as not sent. The REST sends of the web app use it too.
+export function resendWait(tries, retryAfterMs) {
+  if (tries >= RESEND_TRIES) return 0;
+  return Math.max(retryAfterMs || 0, Math.min(RESEND_MAX, RESEND_FIRST * 2 ** (tries - 1)));
+}
+
+// resendAfter resolves after ms: the wait before a REST send's next try,
+// on the timers of the sends here.
+export function resendAfter(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
 // newClientId is a send's client_id: the time in milliseconds, in 12
 // hexadecimal digits, then 12 random bytes. IDs made later sort later, so
 // the SQLite store's index of client IDs takes the sends of a moment on a
@@ -803,12 +824,12 @@ export class ChatSocket {
         this.retryLater(p, f.retry_after_ms > 0 ? f.retry_after_ms : 1000);
         return;
       }
-      if (UNSURE.has(f.code)) {
+      if (unsure(f.code)) {
         // Maybe stored, maybe not: only the same client_id again tells,
         // and publishes it if it was. A new message would be stored twice.
         p.tries = (p.tries || 0) + 1;
-        if (p.tries < RESEND_TRIES) {
-          const wait = Math.max(f.retry_after_ms || 0, Math.min(RESEND_MAX, RESEND_FIRST * 2 ** (p.tries - 1)));
+        const wait = resendWait(p.tries, f.retry_after_ms);
+        if (wait > 0) {
           this.emit('send-retrying', { ...p, code: f.code, message: f.message, retryAt: Date.now() + wait });
           this.retryLater(p, wait);
           return;
