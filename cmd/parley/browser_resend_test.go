@@ -170,12 +170,7 @@ func startUnsureServer(t *testing.T) (*testServer, *unsureStore) {
 // with the same client ID: the message is shown once to Ada and once to
 // Grace, who sends nothing meanwhile, and it is stored once.
 func TestBrowserResendUnsure(t *testing.T) {
-	exe := chromiumPath(t)
-	s, st := startUnsureServer(t)
-	deadline := time.Now().Add(2 * time.Minute)
-	ada, grace := startBrowser(t, exe, "ada", deadline), startBrowser(t, exe, "grace", deadline)
-	ada.signIn(t, s, "ada@example.com", "Ada")
-	grace.signIn(t, s, "grace@example.com", "Grace")
+	_, st, ada, grace := adaAndGrace(t)
 	ada.enterRoom(t, "lobby")
 	grace.enterRoom(t, "lobby")
 	ada.send(t, "Before the store falters.")
@@ -213,8 +208,7 @@ func TestBrowserResendUnsure(t *testing.T) {
 		t.Errorf("%q is %d times in the history, stored %d times; want once", text, n, st.storedAs(text))
 	}
 	for _, b := range []*browser{ada, grace} {
-		if n := evaluate[int](t, b, "count the message", fmt.Sprintf(`[...document.querySelectorAll("#messages .msg")]
-			.filter((m) => m.querySelector(".msg-body")?.textContent === %q).length`, text)); n != 1 {
+		if n := shownTimes(t, b, text); n != 1 {
 			t.Errorf("%s shows %q %d times; want once", b.name, text, n)
 		}
 	}
@@ -240,12 +234,7 @@ const hurryTimers = `(() => {
 // it with the same client ID: shown once to Ada and to Grace, stored
 // once. Discard drops another such message for good.
 func TestBrowserResendStuck(t *testing.T) {
-	exe := chromiumPath(t)
-	s, st := startUnsureServer(t)
-	deadline := time.Now().Add(2 * time.Minute)
-	ada, grace := startBrowser(t, exe, "ada", deadline), startBrowser(t, exe, "grace", deadline)
-	ada.signIn(t, s, "ada@example.com", "Ada")
-	grace.signIn(t, s, "grace@example.com", "Grace")
+	_, st, ada, grace := adaAndGrace(t)
 	ada.enterRoom(t, "lobby")
 	grace.enterRoom(t, "lobby")
 
@@ -253,15 +242,7 @@ func TestBrowserResendStuck(t *testing.T) {
 	evaluate[chromedp.Void](t, ada, "hurry timers", hurryTimers)
 	text := "Sent while the store is down. " + downMark
 	ada.do(t, "send", chromedp.SendKeys(chromedp.ID("composer"), text+kb.Enter))
-	waitFor[bool](t, ada, "the message is shown as not sent", viewState, `(text) => {
-		const shown = [...document.querySelectorAll("#messages .msg")]
-			.filter((m) => m.querySelector(".msg-body")?.textContent === text);
-		return shown.length === 1 && shown[0].classList.contains("failed") &&
-			shown[0].querySelector(".msg-time").textContent === "Not sent" &&
-			!!shown[0].querySelector("button[data-action=retry]") &&
-			!!shown[0].querySelector("button[data-action=discard]") &&
-			document.getElementById("composer").value === "";
-	}`, text)
+	waitNotSent(t, ada, text)
 	if n := st.triesOf(text); n < 2 || n > 8 {
 		t.Errorf("the page tried %q %d times before giving up; want 2 to 8", text, n)
 	}
@@ -276,15 +257,7 @@ func TestBrowserResendStuck(t *testing.T) {
 		.querySelector("button[data-action=discard]").click()`, other))
 
 	st.setDown(false)
-	evaluate[chromedp.Void](t, ada, "retry the first", fmt.Sprintf(`[...document.querySelectorAll("#messages .msg.failed")]
-		.find((m) => m.querySelector(".msg-body")?.textContent === %q)
-		.querySelector("button[data-action=retry]").click()`, text))
-	seq := waitFor[int64](t, ada, "the message is sent", viewState, `(text) => {
-		const shown = [...document.querySelectorAll("#messages .msg")]
-			.filter((m) => m.querySelector(".msg-body")?.textContent === text);
-		return shown.length === 1 && !shown[0].classList.contains("pending") &&
-			!shown[0].classList.contains("failed") && Number(shown[0].dataset.seq);
-	}`, text)
+	seq := retrySent(t, ada, text)
 	if got := grace.waitMessage(t, text); got.Seq != seq || got.Pending || got.SenderID != ada.userID {
 		t.Errorf("Grace sees %q as %+v; want seq %d from Ada (%d), not pending", text, got, seq, ada.userID)
 	}
@@ -294,8 +267,7 @@ func TestBrowserResendStuck(t *testing.T) {
 	ada.send(t, "And on we go.")
 	grace.waitMessage(t, "And on we go.")
 	for _, b := range []*browser{ada, grace} {
-		if n := evaluate[int](t, b, "count the discarded message", fmt.Sprintf(`[...document.querySelectorAll("#messages .msg")]
-			.filter((m) => m.querySelector(".msg-body")?.textContent === %q).length`, other)); n != 0 {
+		if n := shownTimes(t, b, other); n != 0 {
 			t.Errorf("%s shows the discarded %q %d times; want none", b.name, other, n)
 		}
 	}
@@ -315,16 +287,8 @@ func TestBrowserResendStuck(t *testing.T) {
 // store it twice. Once the store is back, Retry gets the stored message:
 // it is shown once to Ada and to Grace, and stored once.
 func TestBrowserResendFirstDirect(t *testing.T) {
-	exe := chromiumPath(t)
-	s, st := startUnsureServer(t)
-	deadline := time.Now().Add(2 * time.Minute)
-	ada, grace := startBrowser(t, exe, "ada", deadline), startBrowser(t, exe, "grace", deadline)
-	ada.signIn(t, s, "ada@example.com", "Ada")
-	grace.signIn(t, s, "grace@example.com", "Grace")
-	ada.userID = userIDOf(t, s, nil, ada)
-	grace.userID = userIDOf(t, s, nil, grace)
-	ada.fetchJSON(t, "POST", "/api/contacts", map[string]int64{"user_id": grace.userID}, nil)
-	grace.fetchJSON(t, "POST", fmt.Sprintf("/api/contacts/%d/accept", ada.userID), nil, nil)
+	s, st, ada, grace := adaAndGrace(t)
+	befriend(t, s, ada, grace)
 
 	evaluate[chromedp.Void](t, ada, "open the chat with Grace", fmt.Sprintf(`location.hash = "#dm/%d"`, grace.userID))
 	waitFor[bool](t, ada, "the chat with Grace is open", viewState, `() =>
@@ -334,29 +298,13 @@ func TestBrowserResendFirstDirect(t *testing.T) {
 	evaluate[chromedp.Void](t, ada, "hurry timers", hurryTimers)
 	text := "Hello Grace; stored, though the store did not say so. " + unsureMark + " " + downMark
 	ada.do(t, "write to Grace", chromedp.SendKeys(chromedp.ID("composer"), text+kb.Enter))
-	waitFor[bool](t, ada, "the message is shown as not sent", viewState, `(text) => {
-		const shown = [...document.querySelectorAll("#messages .msg")]
-			.filter((m) => m.querySelector(".msg-body")?.textContent === text);
-		return shown.length === 1 && shown[0].classList.contains("failed") &&
-			shown[0].querySelector(".msg-time").textContent === "Not sent" &&
-			!!shown[0].querySelector("button[data-action=retry]") &&
-			!!shown[0].querySelector("button[data-action=discard]") &&
-			document.getElementById("composer").value === "";
-	}`, text)
+	waitNotSent(t, ada, text)
 	if n := st.triesOf(text); n < 2 || n > 8 {
 		t.Errorf("the page tried %q %d times before giving up; want 2 to 8", text, n)
 	}
 
 	st.setDown(false)
-	evaluate[chromedp.Void](t, ada, "retry it", fmt.Sprintf(`[...document.querySelectorAll("#messages .msg.failed")]
-		.find((m) => m.querySelector(".msg-body")?.textContent === %q)
-		.querySelector("button[data-action=retry]").click()`, text))
-	seq := waitFor[int64](t, ada, "the message is sent", viewState, `(text) => {
-		const shown = [...document.querySelectorAll("#messages .msg")]
-			.filter((m) => m.querySelector(".msg-body")?.textContent === text);
-		return shown.length === 1 && !shown[0].classList.contains("pending") &&
-			!shown[0].classList.contains("failed") && Number(shown[0].dataset.seq);
-	}`, text)
+	seq := retrySent(t, ada, text)
 	ada.checkSamePage(t)
 
 	evaluate[chromedp.Void](t, grace, "mark the page", `window.parleyTestPage = true`)
@@ -367,8 +315,7 @@ func TestBrowserResendFirstDirect(t *testing.T) {
 	ada.send(t, "And on we go.")
 	grace.waitMessage(t, "And on we go.")
 	for _, b := range []*browser{ada, grace} {
-		if n := evaluate[int](t, b, "count the message", fmt.Sprintf(`[...document.querySelectorAll("#messages .msg")]
-			.filter((m) => m.querySelector(".msg-body")?.textContent === %q).length`, text)); n != 1 {
+		if n := shownTimes(t, b, text); n != 1 {
 			t.Errorf("%s shows %q %d times; want once", b.name, text, n)
 		}
 	}
@@ -386,16 +333,8 @@ func TestBrowserResendFirstDirect(t *testing.T) {
 // Retry, and not its text in the composer; once the store is back, Retry
 // sends it: shown once to Ada and to Grace, stored once.
 func TestBrowserResendFirstDirectAway(t *testing.T) {
-	exe := chromiumPath(t)
-	s, st := startUnsureServer(t)
-	deadline := time.Now().Add(2 * time.Minute)
-	ada, grace := startBrowser(t, exe, "ada", deadline), startBrowser(t, exe, "grace", deadline)
-	ada.signIn(t, s, "ada@example.com", "Ada")
-	grace.signIn(t, s, "grace@example.com", "Grace")
-	ada.userID = userIDOf(t, s, nil, ada)
-	grace.userID = userIDOf(t, s, nil, grace)
-	ada.fetchJSON(t, "POST", "/api/contacts", map[string]int64{"user_id": grace.userID}, nil)
-	grace.fetchJSON(t, "POST", fmt.Sprintf("/api/contacts/%d/accept", ada.userID), nil, nil)
+	s, st, ada, grace := adaAndGrace(t)
+	befriend(t, s, ada, grace)
 
 	dm := fmt.Sprintf("#dm/%d", grace.userID)
 	openGrace := func() {
@@ -431,15 +370,7 @@ func TestBrowserResendFirstDirectAway(t *testing.T) {
 			document.getElementById("composer").value === "";
 	}`, text)
 	st.setDown(false)
-	evaluate[chromedp.Void](t, ada, "retry it", fmt.Sprintf(`[...document.querySelectorAll("#messages .msg.failed")]
-		.find((m) => m.querySelector(".msg-body")?.textContent === %q)
-		.querySelector("button[data-action=retry]").click()`, text))
-	seq := waitFor[int64](t, ada, "the message is sent", viewState, `(text) => {
-		const shown = [...document.querySelectorAll("#messages .msg")]
-			.filter((m) => m.querySelector(".msg-body")?.textContent === text);
-		return shown.length === 1 && !shown[0].classList.contains("pending") &&
-			!shown[0].classList.contains("failed") && Number(shown[0].dataset.seq);
-	}`, text)
+	seq := retrySent(t, ada, text)
 	ada.checkSamePage(t)
 
 	evaluate[chromedp.Void](t, grace, "mark the page", `window.parleyTestPage = true`)
@@ -453,4 +384,63 @@ func TestBrowserResendFirstDirectAway(t *testing.T) {
 	for _, b := range []*browser{ada, grace} {
 		b.checkQuiet(t)
 	}
+}
+
+// adaAndGrace starts the unsure server and two browsers signed in to it,
+// Ada's and Grace's.
+func adaAndGrace(t *testing.T) (*testServer, *unsureStore, *browser, *browser) {
+	t.Helper()
+	exe := chromiumPath(t)
+	s, st := startUnsureServer(t)
+	deadline := time.Now().Add(2 * time.Minute)
+	ada, grace := startBrowser(t, exe, "ada", deadline), startBrowser(t, exe, "grace", deadline)
+	ada.signIn(t, s, "ada@example.com", "Ada")
+	grace.signIn(t, s, "grace@example.com", "Grace")
+	return s, st, ada, grace
+}
+
+// befriend makes a and b friends: a asks, b accepts.
+func befriend(t *testing.T, s *testServer, a, b *browser) {
+	t.Helper()
+	a.userID = userIDOf(t, s, nil, a)
+	b.userID = userIDOf(t, s, nil, b)
+	a.fetchJSON(t, "POST", "/api/contacts", map[string]int64{"user_id": b.userID}, nil)
+	b.fetchJSON(t, "POST", fmt.Sprintf("/api/contacts/%d/accept", a.userID), nil, nil)
+}
+
+// waitNotSent waits until b shows its message text as not sent, once,
+// with Retry and Discard, and the composer empty.
+func waitNotSent(t *testing.T, b *browser, text string) {
+	t.Helper()
+	waitFor[bool](t, b, "the message is shown as not sent", viewState, `(text) => {
+		const shown = [...document.querySelectorAll("#messages .msg")]
+			.filter((m) => m.querySelector(".msg-body")?.textContent === text);
+		return shown.length === 1 && shown[0].classList.contains("failed") &&
+			shown[0].querySelector(".msg-time").textContent === "Not sent" &&
+			!!shown[0].querySelector("button[data-action=retry]") &&
+			!!shown[0].querySelector("button[data-action=discard]") &&
+			document.getElementById("composer").value === "";
+	}`, text)
+}
+
+// retrySent clicks Retry on b's message text, shown as not sent, waits
+// until it is shown sent, once, and returns its seq.
+func retrySent(t *testing.T, b *browser, text string) int64 {
+	t.Helper()
+	evaluate[chromedp.Void](t, b, "retry it", fmt.Sprintf(`[...document.querySelectorAll("#messages .msg.failed")]
+		.find((m) => m.querySelector(".msg-body")?.textContent === %q)
+		.querySelector("button[data-action=retry]").click()`, text))
+	return waitFor[int64](t, b, "the message is sent", viewState, `(text) => {
+		const shown = [...document.querySelectorAll("#messages .msg")]
+			.filter((m) => m.querySelector(".msg-body")?.textContent === text);
+		return shown.length === 1 && !shown[0].classList.contains("pending") &&
+			!shown[0].classList.contains("failed") && Number(shown[0].dataset.seq);
+	}`, text)
+}
+
+// shownTimes counts the messages b shows whose body is text.
+func shownTimes(t *testing.T, b *browser, text string) int {
+	t.Helper()
+	return evaluate[int](t, b, "count the message", fmt.Sprintf(`[...document.querySelectorAll("#messages .msg")]
+		.filter((m) => m.querySelector(".msg-body")?.textContent === %q).length`, text))
 }
