@@ -43,17 +43,16 @@ func (s *server) handleRequestCode() http.Handler {
 	type request struct {
 		Email string `json:"email"`
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return s.handleErr(func(w http.ResponseWriter, r *http.Request) error {
 		var req request
 		if err := s.decodeBody(w, r, &req); err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		if err := s.svc.RequestCode(r.Context(), req.Email, s.clientIP(r)); err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		writeJSON(w, http.StatusAccepted, map[string]bool{"sent": true})
+		return nil
 	})
 }
 
@@ -66,30 +65,29 @@ func (s *server) handleVerify() http.Handler {
 		User    me   `json:"user"`
 		NewUser bool `json:"new_user"`
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return s.handleErr(func(w http.ResponseWriter, r *http.Request) error {
 		var req request
 		if err := s.decodeBody(w, r, &req); err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		in, err := s.svc.VerifyCode(r.Context(), req.Email, req.Code)
 		if err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		s.setSessionCookie(w, r, in.Token, in.Session.ExpiresAt)
 		writeJSON(w, http.StatusOK, response{User: meOf(in.User), NewUser: in.NewUser})
+		return nil
 	})
 }
 
 func (s *server) handleSignOut() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return s.handleErr(func(w http.ResponseWriter, r *http.Request) error {
 		if err := s.svc.SignOut(r.Context(), authFrom(r.Context()).Session); err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		s.clearSessionCookie(w, r)
 		w.WriteHeader(http.StatusNoContent)
+		return nil
 	})
 }
 
@@ -110,18 +108,17 @@ func (s *server) handleSetName() http.Handler {
 	type request struct {
 		Name string `json:"name"`
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return s.handleErr(func(w http.ResponseWriter, r *http.Request) error {
 		var req request
 		if err := s.decodeBody(w, r, &req); err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		u, err := s.svc.SetName(r.Context(), authFrom(r.Context()).User, req.Name)
 		if err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		writeJSON(w, http.StatusOK, map[string]me{"user": meOf(u)})
+		return nil
 	})
 }
 
@@ -130,13 +127,13 @@ func (s *server) handleRooms() http.Handler {
 		Joined []chat.Room `json:"joined"`
 		Active []chat.Room `json:"active"`
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return s.handleErr(func(w http.ResponseWriter, r *http.Request) error {
 		joined, active, err := s.svc.Rooms(r.Context(), authFrom(r.Context()).User, 20)
 		if err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		writeJSON(w, http.StatusOK, response{Joined: nonNil(joined), Active: nonNil(active)})
+		return nil
 	})
 }
 
@@ -151,18 +148,17 @@ func (s *server) handleEnterRoom() http.Handler {
 	type request struct {
 		Name string `json:"name"`
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return s.handleErr(func(w http.ResponseWriter, r *http.Request) error {
 		var req request
 		if err := s.decodeBody(w, r, &req); err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		room, err := s.svc.EnterRoom(r.Context(), authFrom(r.Context()).User, strings.TrimSpace(req.Name))
 		if err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		writeJSON(w, http.StatusOK, map[string]chat.Room{"room": room})
+		return nil
 	})
 }
 
@@ -192,33 +188,31 @@ func (s *server) handleRoom() http.Handler {
 		Room   chat.Room `json:"room"`
 		Member bool      `json:"member"`
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return s.handleErr(func(w http.ResponseWriter, r *http.Request) error {
 		id, err := pathID(r)
 		if err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		room, member, err := s.svc.RoomFor(r.Context(), authFrom(r.Context()).User, id)
 		if err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		writeJSON(w, http.StatusOK, response{Room: room, Member: member})
+		return nil
 	})
 }
 
 func (s *server) handleLeaveRoom() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return s.handleErr(func(w http.ResponseWriter, r *http.Request) error {
 		id, err := pathID(r)
 		if err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		if err := s.svc.LeaveRoom(r.Context(), authFrom(r.Context()).User, id); err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		w.WriteHeader(http.StatusNoContent)
+		return nil
 	})
 }
 
@@ -229,16 +223,14 @@ type historyPage struct {
 }
 
 func (s *server) handleHistory() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return s.handleErr(func(w http.ResponseWriter, r *http.Request) error {
 		id, err := pathID(r)
 		if err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		var p chat.Page
 		if p.Before, err = queryInt(r, "before"); err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		if p.Before == 0 && r.URL.Query().Has("before") {
 			// Nothing is before seq 0, as nothing is before seq 1: a client
@@ -247,26 +239,23 @@ func (s *server) handleHistory() http.Handler {
 			p.Before = 1
 		}
 		if p.After, err = queryInt(r, "after"); err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		if q := r.URL.Query(); q.Has("before") && q.Has("after") {
 			// A page has one bound: a range would be two requests' work.
-			s.fail(w, chat.Invalid(chat.CodeInvalidField, "before", "before and after do not go together: page backwards with before, forwards with after"))
-			return
+			return chat.Invalid(chat.CodeInvalidField, "before", "before and after do not go together: page backwards with before, forwards with after")
 		}
 		limit, err := queryInt(r, "limit")
 		if err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		p.Limit = int(min(limit, 1000))
 		page, err := s.history(r.Context(), authFrom(r.Context()).User, id, p, r.URL.Query().Has("after"))
 		if err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		writeJSON(w, http.StatusOK, page)
+		return nil
 	})
 }
 
@@ -310,27 +299,24 @@ func (s *server) hasMore(ctx context.Context, u chat.User, id int64, ms []chat.M
 }
 
 func (s *server) handleSend() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return s.handleErr(func(w http.ResponseWriter, r *http.Request) error {
 		id, err := pathID(r)
 		if err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		req, err := s.decodeSend(w, r)
 		if err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		if err := s.allowSend(authFrom(r.Context()).User); err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		m, err := s.svc.Send(r.Context(), authFrom(r.Context()).User, id, req.ClientID, *req.Body)
 		if err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		writeJSON(w, http.StatusOK, map[string]chat.Message{"message": m})
+		return nil
 	})
 }
 
@@ -360,21 +346,20 @@ func requireSendFields(clientID string, body *string) error {
 }
 
 func (s *server) handleOnline() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return s.handleErr(func(w http.ResponseWriter, r *http.Request) error {
 		id, err := pathID(r)
 		if err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		us, n, err := s.svc.OnlineFor(r.Context(), authFrom(r.Context()).User, id)
 		if err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		writeJSON(w, http.StatusOK, struct {
 			Users []userRef `json:"users"`
 			Count int       `json:"count"`
 		}{userRefs(us), n})
+		return nil
 	})
 }
 

@@ -60,17 +60,17 @@ func timed(h http.Handler) http.Handler {
 // authenticated is authed without the time limit, for a long poll, which
 // is held open longer.
 func (s *server) authenticated(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return s.handleErr(func(w http.ResponseWriter, r *http.Request) error {
 		token := s.sessionToken(r)
 		u, sess, renewed, err := s.svc.Authenticate(r.Context(), token)
 		if err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		if renewed {
 			s.setSessionCookie(w, r, token, sess.ExpiresAt)
 		}
 		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), authKey{}, authInfo{User: u, Session: sess})))
+		return nil
 	})
 }
 

@@ -65,33 +65,32 @@ func readOf(st chat.ReadState) readResponse {
 }
 
 func (s *server) handleConversations() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return s.handleErr(func(w http.ResponseWriter, r *http.Request) error {
 		cs, err := s.svc.Conversations(r.Context(), authFrom(r.Context()).User)
 		if err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		out := make([]conversationJSON, len(cs))
 		for i, c := range cs {
 			out[i] = conversationOf(c)
 		}
 		writeJSON(w, http.StatusOK, map[string][]conversationJSON{"conversations": out})
+		return nil
 	})
 }
 
 func (s *server) handleConversation() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return s.handleErr(func(w http.ResponseWriter, r *http.Request) error {
 		id, err := pathID(r)
 		if err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		c, err := s.svc.ConversationFor(r.Context(), authFrom(r.Context()).User, id)
 		if err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		writeJSON(w, http.StatusOK, map[string]conversationJSON{"conversation": conversationOf(c)})
+		return nil
 	})
 }
 
@@ -99,47 +98,42 @@ func (s *server) handleMarkRead() http.Handler {
 	type request struct {
 		Seq *int64 `json:"seq"`
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return s.handleErr(func(w http.ResponseWriter, r *http.Request) error {
 		id, err := pathID(r)
 		if err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		var req request
 		if err := s.decodeBody(w, r, &req); err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		if req.Seq == nil {
-			s.fail(w, chat.Invalid(chat.CodeMissingField, "seq", "seq is required"))
-			return
+			return chat.Invalid(chat.CodeMissingField, "seq", "seq is required")
 		}
 		if err := s.allowRead(authFrom(r.Context()).User); err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		st, err := s.svc.MarkRead(r.Context(), authFrom(r.Context()).User, id, *req.Seq)
 		if err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		writeJSON(w, http.StatusOK, readOf(st))
+		return nil
 	})
 }
 
 func (s *server) handleDirect() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return s.handleErr(func(w http.ResponseWriter, r *http.Request) error {
 		id, err := userPathID(r)
 		if err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		c, err := s.svc.DirectWith(r.Context(), authFrom(r.Context()).User, id)
 		if err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		writeJSON(w, http.StatusOK, map[string]conversationJSON{"conversation": conversationOf(c)})
+		return nil
 	})
 }
 
@@ -148,26 +142,23 @@ func (s *server) handleSendDirect() http.Handler {
 		Message      chat.Message     `json:"message"`
 		Conversation conversationJSON `json:"conversation"`
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return s.handleErr(func(w http.ResponseWriter, r *http.Request) error {
 		id, err := userPathID(r)
 		if err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		req, err := s.decodeSend(w, r)
 		if err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		if err := s.allowSend(authFrom(r.Context()).User); err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		m, c, err := s.svc.SendDirect(r.Context(), authFrom(r.Context()).User, id, req.ClientID, *req.Body)
 		if err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		writeJSON(w, http.StatusOK, response{Message: m, Conversation: conversationOf(c)})
+		return nil
 	})
 }

@@ -162,3 +162,13 @@ func setJSONHeaders(h http.Header) {
 	h["Content-Type"] = hdrJSON
 	h["Cache-Control"] = hdrNoStore
 }
+
+// handleErr makes a handler of fn, whose error, returned before it has
+// written anything, fail answers.
+func (s *server) handleErr(fn func(w http.ResponseWriter, r *http.Request) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := fn(w, r); err != nil {
+			s.fail(w, err)
+		}
+	})
+}

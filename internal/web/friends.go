@@ -62,13 +62,13 @@ func (s *server) decodeUserID(w http.ResponseWriter, r *http.Request) (int64, er
 }
 
 func (s *server) handleSearchUsers() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return s.handleErr(func(w http.ResponseWriter, r *http.Request) error {
 		us, err := s.svc.SearchUsers(r.Context(), authFrom(r.Context()).User, r.URL.Query().Get("q"))
 		if err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		writeJSON(w, http.StatusOK, map[string][]userRef{"users": userRefs(us)})
+		return nil
 	})
 }
 
@@ -77,93 +77,88 @@ func (s *server) handleContacts() http.Handler {
 		Contacts []contactJSON `json:"contacts"`
 		Blocked  []userRef     `json:"blocked"`
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return s.handleErr(func(w http.ResponseWriter, r *http.Request) error {
 		cs, blocked, err := s.svc.Contacts(r.Context(), authFrom(r.Context()).User)
 		if err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		resp := response{Contacts: make([]contactJSON, len(cs)), Blocked: userRefs(blocked)}
 		for i, c := range cs {
 			resp.Contacts[i] = contactOf(c)
 		}
 		writeJSON(w, http.StatusOK, resp)
+		return nil
 	})
 }
 
 func (s *server) handleRequestFriend() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return s.handleErr(func(w http.ResponseWriter, r *http.Request) error {
 		id, err := s.decodeUserID(w, r)
 		if err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		c, err := s.svc.RequestFriend(r.Context(), authFrom(r.Context()).User, id)
 		if err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		writeJSON(w, http.StatusOK, map[string]contactJSON{"contact": contactOf(c)})
+		return nil
 	})
 }
 
 func (s *server) handleAcceptFriend() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return s.handleErr(func(w http.ResponseWriter, r *http.Request) error {
 		id, err := userPathID(r)
 		if err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		c, err := s.svc.AcceptFriend(r.Context(), authFrom(r.Context()).User, id)
 		if err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		writeJSON(w, http.StatusOK, map[string]contactJSON{"contact": contactOf(c)})
+		return nil
 	})
 }
 
 func (s *server) handleRemoveContact() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return s.handleErr(func(w http.ResponseWriter, r *http.Request) error {
 		id, err := userPathID(r)
 		if err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		if err := s.svc.RemoveContact(r.Context(), authFrom(r.Context()).User, id); err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		w.WriteHeader(http.StatusNoContent)
+		return nil
 	})
 }
 
 func (s *server) handleBlock() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return s.handleErr(func(w http.ResponseWriter, r *http.Request) error {
 		id, err := s.decodeUserID(w, r)
 		if err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		if err := s.svc.Block(r.Context(), authFrom(r.Context()).User, id); err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		w.WriteHeader(http.StatusNoContent)
+		return nil
 	})
 }
 
 func (s *server) handleUnblock() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return s.handleErr(func(w http.ResponseWriter, r *http.Request) error {
 		id, err := userPathID(r)
 		if err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		if err := s.svc.Unblock(r.Context(), authFrom(r.Context()).User, id); err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		w.WriteHeader(http.StatusNoContent)
+		return nil
 	})
 }

@@ -60,40 +60,37 @@ func (s *server) handleCreateGroup() http.Handler {
 		Description string `json:"description"`
 		MaxMembers  int    `json:"max_members"`
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return s.handleErr(func(w http.ResponseWriter, r *http.Request) error {
 		var req request
 		if err := s.decodeBody(w, r, &req); err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		u := authFrom(r.Context()).User
 		g, err := s.svc.CreateGroup(r.Context(), u, req.Name, req.Description, req.MaxMembers)
 		if err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		g, ms, err := s.svc.Group(r.Context(), u, g.ID)
 		if err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		writeJSON(w, http.StatusCreated, map[string]groupJSON{"group": groupOf(g, ms)})
+		return nil
 	})
 }
 
 func (s *server) handleGroup() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return s.handleErr(func(w http.ResponseWriter, r *http.Request) error {
 		id, err := pathID(r)
 		if err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		g, ms, err := s.svc.Group(r.Context(), authFrom(r.Context()).User, id)
 		if err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		writeJSON(w, http.StatusOK, map[string]groupJSON{"group": groupOf(g, ms)})
+		return nil
 	})
 }
 
@@ -103,47 +100,42 @@ func (s *server) handleUpdateGroup() http.Handler {
 		Description *string `json:"description"`
 		MaxMembers  *int    `json:"max_members"`
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return s.handleErr(func(w http.ResponseWriter, r *http.Request) error {
 		id, err := pathID(r)
 		if err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		var req request
 		if err := s.decodeBody(w, r, &req); err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		u := authFrom(r.Context()).User
 		if err := s.allowGroupChange(u); err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		if _, err := s.svc.UpdateGroup(r.Context(), u, id, chat.GroupUpdate{Name: req.Name, Description: req.Description, MaxMembers: req.MaxMembers}); err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		g, ms, err := s.svc.Group(r.Context(), u, id)
 		if err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		writeJSON(w, http.StatusOK, map[string]groupJSON{"group": groupOf(g, ms)})
+		return nil
 	})
 }
 
 func (s *server) handleDeleteGroup() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return s.handleErr(func(w http.ResponseWriter, r *http.Request) error {
 		id, err := pathID(r)
 		if err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		if err := s.svc.DeleteGroup(r.Context(), authFrom(r.Context()).User, id); err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		w.WriteHeader(http.StatusNoContent)
+		return nil
 	})
 }
 
@@ -157,41 +149,36 @@ func (s *server) handleDeleteGroup() http.Handler {
 func (s *server) allowGroupChange(u chat.User) error { return s.allowSend(u) }
 
 func (s *server) handleAddGroupMember() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return s.handleErr(func(w http.ResponseWriter, r *http.Request) error {
 		id, err := pathID(r)
 		if err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		userID, err := s.decodeUserID(w, r)
 		if err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		if err := s.allowGroupChange(authFrom(r.Context()).User); err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		m, err := s.svc.AddGroupMember(r.Context(), authFrom(r.Context()).User, id, userID)
 		if err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		writeJSON(w, http.StatusOK, map[string]chat.Message{"message": m})
+		return nil
 	})
 }
 
 func (s *server) handleRemoveGroupMember() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return s.handleErr(func(w http.ResponseWriter, r *http.Request) error {
 		id, err := pathID(r)
 		if err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		userID, err := memberPathID(r)
 		if err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		// A member leaving is not counted, unlike a room left
 		// (chat.Service.LeaveRoom): anyone may enter a room, so its
@@ -201,15 +188,14 @@ func (s *server) handleRemoveGroupMember() http.Handler {
 		u := authFrom(r.Context()).User
 		if userID != u.ID {
 			if err := s.allowGroupChange(u); err != nil {
-				s.fail(w, err)
-				return
+				return err
 			}
 		}
 		if err := s.svc.RemoveGroupMember(r.Context(), u, id, userID); err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		w.WriteHeader(http.StatusNoContent)
+		return nil
 	})
 }
 
@@ -217,54 +203,47 @@ func (s *server) handleSetGroupRole() http.Handler {
 	type request struct {
 		Role chat.Role `json:"role"`
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return s.handleErr(func(w http.ResponseWriter, r *http.Request) error {
 		id, err := pathID(r)
 		if err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		userID, err := memberPathID(r)
 		if err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		var req request
 		if err := s.decodeBody(w, r, &req); err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		if err := s.allowGroupChange(authFrom(r.Context()).User); err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		if err := s.svc.SetGroupRole(r.Context(), authFrom(r.Context()).User, id, userID, req.Role); err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		w.WriteHeader(http.StatusNoContent)
+		return nil
 	})
 }
 
 func (s *server) handleTransferGroup() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return s.handleErr(func(w http.ResponseWriter, r *http.Request) error {
 		id, err := pathID(r)
 		if err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		userID, err := s.decodeUserID(w, r)
 		if err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		if err := s.allowGroupChange(authFrom(r.Context()).User); err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		if err := s.svc.TransferGroup(r.Context(), authFrom(r.Context()).User, id, userID); err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		w.WriteHeader(http.StatusNoContent)
+		return nil
 	})
 }
