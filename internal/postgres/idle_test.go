@@ -1,12 +1,15 @@
 package postgres
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/parley-chat/parley/internal/chat"
 )
 
@@ -74,6 +77,121 @@ func TestRetriesExhausted(t *testing.T) {
 func TestTransactionAfterServerEndedConnection(t *testing.T) {
 	db := mustOpenDB(t)
 	ctx := t.Context()
+	endIdleConns(t, db)
+	attempts := 0
+	err := db.write(ctx, func(tx pgx.Tx) error {
+		attempts++
+		_, err := tx.Exec(ctx, `SELECT 1`)
+		return err
+	})
+	if err != nil {
+		t.Errorf("write after the server ended the pool's connections = %v after %d attempts; want nil", err, attempts)
+	}
+}
+
+// TestStatementAfterServerEndedConnection: the server ended the pool's idle
+// connections less than a second after their last use, so the pool hands
+// them out without a ping. A statement outside a transaction that finds
+// out by reading the server's farewell in place of its first answer ran
+// nothing, and runs again on another connection instead of failing: a
+// read whose error pgx reports at Prepare, at the first Next or at Scan,
+// and a write through Exec or QueryRow.
+func TestStatementAfterServerEndedConnection(t *testing.T) {
+	type fixture struct {
+		ann     chat.User
+		general chat.Room
+		token   string
+	}
+	ops := []struct {
+		name string
+		run  func(ctx context.Context, db *DB, f fixture) error
+	}{
+		{"Messages", func(ctx context.Context, db *DB, f fixture) error {
+			ms, err := db.Messages(ctx, f.general.ID, chat.Page{Limit: 10})
+			if err == nil && len(ms) != 1 {
+				err = fmt.Errorf("%d messages; want 1", len(ms))
+			}
+			return err
+		}},
+		{"UserEvents", func(ctx context.Context, db *DB, f fixture) error {
+			_, err := db.UserEvents(ctx, f.ann.ID, 0, 10)
+			return err
+		}},
+		{"Session", func(ctx context.Context, db *DB, f fixture) error {
+			_, _, err := db.Session(ctx, f.token)
+			return err
+		}},
+		{"User", func(ctx context.Context, db *DB, f fixture) error {
+			_, err := db.User(ctx, f.ann.ID)
+			return err
+		}},
+		{"SetLastSeen", func(ctx context.Context, db *DB, f fixture) error {
+			return db.SetLastSeen(ctx, f.ann.ID, time.Now())
+		}},
+		{"SetUserName", func(ctx context.Context, db *DB, f fixture) error {
+			_, err := db.SetUserName(ctx, f.ann.ID, "ann")
+			return err
+		}},
+	}
+	for _, tc := range []struct {
+		name  string
+		query string // added to the URL
+		idle  int    // idle connections in the pool when the server ends them
+	}{
+		// A statement's first run here may find it not yet prepared on
+		// the ended connection (pgx fails at Prepare), the second finds
+		// it prepared (pgx fails at the first Next, or at Scan).
+		{"one connection", "&pool_max_conns=1", 1},
+		// More ended connections in a row than a transaction's attempts.
+		{"many connections", "", maxAttempts + 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			db := mustOpen(t, mustSchema(t)+tc.query)
+			ctx := t.Context()
+			ann, general := annAndGeneral(t, db)
+			if _, _, err := db.Append(ctx, chat.NewMessage{ConvID: general.ID, Kind: chat.KindText, SenderID: ann.ID, Body: "hi", At: time.Now()}); err != nil {
+				t.Fatal(err)
+			}
+			now := time.Now()
+			if _, err := db.CreateSession(ctx, chat.Session{UserID: ann.ID, TokenHash: "h1", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
+				t.Fatal(err)
+			}
+			f := fixture{ann: ann, general: general, token: "h1"}
+			for _, op := range ops {
+				for run := 1; run <= 2; run++ {
+					idleConns(t, db, tc.idle)
+					endIdleConns(t, db)
+					if err := op.run(ctx, db, f); err != nil {
+						t.Errorf("%s (run %d) after the server ended %d idle connections: %v; want success", op.name, run, tc.idle, err)
+					}
+				}
+			}
+		})
+	}
+}
+
+// idleConns makes the pool of db hold at least n idle connections.
+func idleConns(t *testing.T, db *DB, n int) {
+	t.Helper()
+	conns := make([]*pgxpool.Conn, 0, n)
+	for range n {
+		c, err := db.pool.Acquire(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	for _, c := range conns {
+		c.Release()
+	}
+}
+
+// endIdleConns has the server end every idle connection of db's pool, as
+// an operator's pg_terminate_backend or a restart does, and waits until
+// their backends are gone. The pool does not know yet.
+func endIdleConns(t *testing.T, db *DB) {
+	t.Helper()
+	ctx := t.Context()
 	var pids []uint32
 	for _, c := range db.pool.AcquireAllIdle(ctx) {
 		pids = append(pids, c.Conn().PgConn().PID())
@@ -97,20 +215,11 @@ func TestTransactionAfterServerEndedConnection(t *testing.T) {
 			t.Fatal(err)
 		}
 		if n == 0 {
-			break
+			return
 		}
 		if i == 200 {
 			t.Fatalf("the pool's backends %v still run", pids)
 		}
 		time.Sleep(25 * time.Millisecond)
-	}
-	attempts := 0
-	err = db.write(ctx, func(tx pgx.Tx) error {
-		attempts++
-		_, err := tx.Exec(ctx, `SELECT 1`)
-		return err
-	})
-	if err != nil {
-		t.Errorf("write after the server ended the pool's connections = %v after %d attempts; want nil", err, attempts)
 	}
 }

@@ -50,7 +50,9 @@ var _ chat.Store = (*DB)(nil)
 // DB is a Parley database on a PostgreSQL server. It is safe for concurrent
 // use, and several DBs, in one process or many, may share a database.
 type DB struct {
-	pool *pgxpool.Pool
+	// pool runs a statement outside a transaction again when the server
+	// ended its connection before it ran (pool.go).
+	pool *pool
 	// appendPool serves the group commit alone (batch.go). Its sessions
 	// use generic plans: appendSQL planned for the array sizes of each
 	// batch costs more than running it for a few messages.
@@ -114,7 +116,7 @@ func Open(ctx context.Context, url string) (*DB, error) {
 	acfg.MaxConns, acfg.MinConns = batchers, batchers
 	acfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_generic_plan"
 	acfg.AfterConnect = prepareAppend
-	db.pool, err = pgxpool.NewWithConfig(ctx, cfg)
+	db.pool, err = newPool(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open postgres database %s: %w", db.name, err)
 	}

@@ -1,0 +1,150 @@
+package postgres
+
+import (
+	"context"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// pool is the DB's connection pool. Its Exec, Query and QueryRow, which
+// stand in for pgxpool.Pool's, run a statement outside a transaction
+// again on another connection when it failed in a way that proves it did
+// not run (notRun): above all on a connection that the server ended while
+// it sat idle in the pool less than a second, after which pgxpool hands it
+// out without a ping. A transaction (DB.transact) finds such a
+// connection out at its BEGIN, and runs again, by itself.
+type pool struct {
+	*pgxpool.Pool
+	mode pgx.QueryExecMode // the connections' default
+	// attempts is the most runs of a statement: every connection the pool
+	// holds may have been ended, and each found so leaves the pool.
+	attempts int
+}
+
+func newPool(ctx context.Context, cfg *pgxpool.Config) (*pool, error) {
+	p, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &pool{Pool: p, mode: cfg.ConnConfig.DefaultQueryExecMode, attempts: int(cfg.MaxConns) + 1}, nil
+}
+
+// Exec is pgxpool.Pool's Exec, run again while it did not run.
+func (p *pool) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	return again(ctx, p, p.extended(true, args), func() (pgconn.CommandTag, pgconn.CommandTag, error) {
+		tag, err := p.Pool.Exec(ctx, sql, args...)
+		return tag, tag, err
+	})
+}
+
+// Query is pgxpool.Pool's Query, run again while it did not run. pgx
+// reports an error that arrives in place of the first answer at the first
+// Next, so Query reads as far as the first row (which its Rows then give
+// first) to see it; an error after that stays with the Rows.
+func (p *pool) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	return again(ctx, p, p.extended(false, args), func() (pgx.Rows, pgconn.CommandTag, error) {
+		rows, err := p.Pool.Query(ctx, sql, args...)
+		if err != nil {
+			return rows, rows.CommandTag(), err
+		}
+		if rows.Next() {
+			return &readRows{Rows: rows, first: true}, pgconn.CommandTag{}, nil
+		}
+		// Closed: Err and CommandTag are final.
+		return rows, rows.CommandTag(), rows.Err()
+	})
+}
+
+// QueryRow is pgxpool.Pool's QueryRow, run again while it did not run.
+func (p *pool) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	rows, err := p.Query(ctx, sql, args...)
+	return &row{rows: rows, err: err}
+}
+
+// again calls run, which runs a statement, and again while the statement
+// failed without running, up to p.attempts times in all, or until ctx
+// ends.
+func again[T any](ctx context.Context, p *pool, extended bool, run func() (T, pgconn.CommandTag, error)) (T, error) {
+	for attempt := 1; ; attempt++ {
+		v, tag, err := run()
+		if err == nil || attempt >= p.attempts || ctx.Err() != nil || !notRun(err, tag, extended) {
+			return v, err
+		}
+	}
+}
+
+// notRun reports whether a statement outside a transaction that failed
+// with err, after reading tag, did not run or was rolled back: nothing
+// of it reached the server, or, by the extended protocol, the server's
+// farewell (sessionEnded) came before the statement completed. The
+// extended protocol commits such a statement at the Sync after it, once
+// its CommandComplete is queued ahead of anything else the server may
+// send, a farewell included; the simple protocol commits it before
+// queuing its CommandComplete, so there a farewell can follow a commit.
+func notRun(err error, tag pgconn.CommandTag, extended bool) bool {
+	if pgconn.SafeToRetry(err) {
+		return true
+	}
+	return extended && tag.String() == "" && sessionEnded(err)
+}
+
+// extended reports whether pgx sends a statement with arguments args by
+// the extended protocol: unless the pool's or the statement's mode is the
+// simple protocol, or it is an Exec without arguments.
+func (p *pool) extended(exec bool, args []any) bool {
+	mode := p.mode
+	for len(args) > 0 { // pgx's options come first
+		switch a := args[0].(type) {
+		case pgx.QueryExecMode:
+			mode = a
+		case pgx.QueryResultFormats, pgx.QueryResultFormatsByOID, pgx.QueryRewriter:
+		default:
+			return mode != pgx.QueryExecModeSimpleProtocol
+		}
+		args = args[1:]
+	}
+	return mode != pgx.QueryExecModeSimpleProtocol && !exec
+}
+
+// readRows are Rows whose first row Query has read: the first Next gives
+// it.
+type readRows struct {
+	pgx.Rows
+	first bool
+}
+
+func (r *readRows) Next() bool {
+	if r.first {
+		r.first = false
+		return true
+	}
+	return r.Rows.Next()
+}
+
+// row is the pgx.Row of pool.QueryRow. Like pgx's, it gives the error
+// of the query at Scan.
+type row struct {
+	rows pgx.Rows
+	err  error
+}
+
+func (r *row) Scan(dest ...any) error {
+	if r.err != nil {
+		return r.err
+	}
+	defer r.rows.Close()
+	if !r.rows.Next() {
+		if err := r.rows.Err(); err != nil {
+			return err
+		}
+		return pgx.ErrNoRows
+	}
+	err := r.rows.Scan(dest...)
+	r.rows.Close()
+	if err != nil {
+		return err
+	}
+	return r.rows.Err()
+}
