@@ -149,5 +149,5 @@ func (db *DB) commitBatch(batch []*chat.AppendRequest) {
 // that commits when both have run, so that a batch costs one round trip.
 // It runs again after a deadlock or a serialization failure.
 func (db *DB) appendBatch(ctx context.Context, items []*appendItem) error {
-	return retrying(ctx, func() error { return appendAll(ctx, db.appendPool, items) })
+	return retrying(ctx, batchers, func() error { return appendAll(ctx, db.appendPool, items) })
 }

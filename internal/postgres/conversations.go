@@ -226,7 +226,7 @@ func (db *DB) MarkRead(ctx context.Context, marks []chat.ReadMark) error {
 	slices.SortStableFunc(order, func(a, b int) int {
 		return cmp.Or(cmp.Compare(marks[a].ConvID, marks[b].ConvID), cmp.Compare(marks[a].UserID, marks[b].UserID))
 	})
-	err := retrying(ctx, func() error {
+	err := retrying(ctx, db.pool.conns, func() error {
 		b := &pgx.Batch{}
 		b.Queue(asyncCommit)
 		for _, i := range order {

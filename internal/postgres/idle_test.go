@@ -56,11 +56,12 @@ func TestIdleTransactionEnded(t *testing.T) {
 // TestRetriesExhausted: a transaction that loses a deadlock or a
 // serialization conflict every time it runs was rolled back each time;
 // after the last attempt the caller is told to try again later, not shown
-// an internal error.
+// an internal error. So is the caller of one that found every connection
+// ended, once more than the pool holds.
 func TestRetriesExhausted(t *testing.T) {
 	for _, code := range []string{"40001", "40P01"} {
 		attempts := 0
-		err := retrying(t.Context(), func() error {
+		err := retrying(t.Context(), 10, func() error {
 			attempts++
 			return &pgconn.PgError{Code: code}
 		})
@@ -68,25 +69,31 @@ func TestRetriesExhausted(t *testing.T) {
 			t.Errorf("%s every time = %v after %d attempts; want chat.ErrUnavailable after %d", code, err, attempts, maxAttempts)
 		}
 	}
+	const conns = 3
+	attempts := 0
+	err := retrying(t.Context(), conns, func() error {
+		attempts++
+		return &notRunError{&pgconn.PgError{Severity: "FATAL", SeverityUnlocalized: "FATAL", Code: "57P01"}}
+	})
+	if want := conns + maxAttempts; attempts != want || !errors.Is(err, chat.ErrUnavailable) {
+		t.Errorf("an ended connection every time = %v after %d attempts; want chat.ErrUnavailable after %d", err, attempts, want)
+	}
 }
 
 // TestTransactionAfterServerEndedConnection: the server ended the pool's
 // idle connections (an operator's pg_terminate_backend, a restart); a
 // write that finds out at its BEGIN ran nothing, and runs again on a new
-// connection instead of failing.
+// connection instead of failing, however many of the pool's connections
+// were ended.
 func TestTransactionAfterServerEndedConnection(t *testing.T) {
-	db := mustOpenDB(t)
-	ctx := t.Context()
-	endIdleConns(t, db)
-	attempts := 0
-	err := db.write(ctx, func(tx pgx.Tx) error {
-		attempts++
-		_, err := tx.Exec(ctx, `SELECT 1`)
-		return err
+	afterEndedConns(t, []endedConnsOp{
+		{"write", func(ctx context.Context, db *DB, f endedConnsFixture) error {
+			return db.write(ctx, func(tx pgx.Tx) error {
+				_, err := tx.Exec(ctx, `SELECT 1`)
+				return err
+			})
+		}},
 	})
-	if err != nil {
-		t.Errorf("write after the server ended the pool's connections = %v after %d attempts; want nil", err, attempts)
-	}
 }
 
 // TestStatementAfterServerEndedConnection: the server ended the pool's idle
@@ -97,42 +104,51 @@ func TestTransactionAfterServerEndedConnection(t *testing.T) {
 // read whose error pgx reports at Prepare, at the first Next or at Scan,
 // and a write through Exec or QueryRow.
 func TestStatementAfterServerEndedConnection(t *testing.T) {
-	type fixture struct {
-		ann     chat.User
-		general chat.Room
-		token   string
-	}
-	ops := []struct {
-		name string
-		run  func(ctx context.Context, db *DB, f fixture) error
-	}{
-		{"Messages", func(ctx context.Context, db *DB, f fixture) error {
+	afterEndedConns(t, []endedConnsOp{
+		{"Messages", func(ctx context.Context, db *DB, f endedConnsFixture) error {
 			ms, err := db.Messages(ctx, f.general.ID, chat.Page{Limit: 10})
 			if err == nil && len(ms) != 1 {
 				err = fmt.Errorf("%d messages; want 1", len(ms))
 			}
 			return err
 		}},
-		{"UserEvents", func(ctx context.Context, db *DB, f fixture) error {
+		{"UserEvents", func(ctx context.Context, db *DB, f endedConnsFixture) error {
 			_, err := db.UserEvents(ctx, f.ann.ID, 0, 10)
 			return err
 		}},
-		{"Session", func(ctx context.Context, db *DB, f fixture) error {
+		{"Session", func(ctx context.Context, db *DB, f endedConnsFixture) error {
 			_, _, err := db.Session(ctx, f.token)
 			return err
 		}},
-		{"User", func(ctx context.Context, db *DB, f fixture) error {
+		{"User", func(ctx context.Context, db *DB, f endedConnsFixture) error {
 			_, err := db.User(ctx, f.ann.ID)
 			return err
 		}},
-		{"SetLastSeen", func(ctx context.Context, db *DB, f fixture) error {
+		{"SetLastSeen", func(ctx context.Context, db *DB, f endedConnsFixture) error {
 			return db.SetLastSeen(ctx, f.ann.ID, time.Now())
 		}},
-		{"SetUserName", func(ctx context.Context, db *DB, f fixture) error {
+		{"SetUserName", func(ctx context.Context, db *DB, f endedConnsFixture) error {
 			_, err := db.SetUserName(ctx, f.ann.ID, "ann")
 			return err
 		}},
-	}
+	})
+}
+
+type endedConnsFixture struct {
+	ann     chat.User
+	general chat.Room // with one message of ann's
+	token   string    // the token hash of a session of ann's
+}
+
+type endedConnsOp struct {
+	name string
+	run  func(ctx context.Context, db *DB, f endedConnsFixture) error
+}
+
+// afterEndedConns runs each of ops twice right after the server ended the
+// idle connections of the pool, and fails the test if one fails.
+func afterEndedConns(t *testing.T, ops []endedConnsOp) {
+	t.Helper()
 	for _, tc := range []struct {
 		name  string
 		query string // added to the URL
@@ -156,7 +172,7 @@ func TestStatementAfterServerEndedConnection(t *testing.T) {
 			if _, err := db.CreateSession(ctx, chat.Session{UserID: ann.ID, TokenHash: "h1", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
 				t.Fatal(err)
 			}
-			f := fixture{ann: ann, general: general, token: "h1"}
+			f := endedConnsFixture{ann: ann, general: general, token: "h1"}
 			for _, op := range ops {
 				for run := 1; run <= 2; run++ {
 					idleConns(t, db, tc.idle)

@@ -321,7 +321,8 @@ func appendAll(ctx context.Context, q batchSender, items []*appendItem) error {
 	return nil
 }
 
-// notRunError is the error of a batch that the server did not run.
+// notRunError is the error of a batch or a transaction that the server
+// did not run.
 type notRunError struct{ err error }
 
 func (e *notRunError) Error() string     { return e.err.Error() }

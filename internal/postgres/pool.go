@@ -14,13 +14,11 @@ import (
 // not run (notRun): above all on a connection that the server ended while
 // it sat idle in the pool less than a second, after which pgxpool hands it
 // out without a ping. A transaction (DB.transact) finds such a
-// connection out at its BEGIN, and runs again, by itself.
+// connection out at its BEGIN by itself, and runs again (retrying).
 type pool struct {
 	*pgxpool.Pool
-	mode pgx.QueryExecMode // the connections' default
-	// attempts is the most runs of a statement: every connection the pool
-	// holds may have been ended, and each found so leaves the pool.
-	attempts int
+	mode  pgx.QueryExecMode // the connections' default
+	conns int               // the most connections the pool holds
 }
 
 func newPool(ctx context.Context, cfg *pgxpool.Config) (*pool, error) {
@@ -28,7 +26,7 @@ func newPool(ctx context.Context, cfg *pgxpool.Config) (*pool, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &pool{Pool: p, mode: cfg.ConnConfig.DefaultQueryExecMode, attempts: int(cfg.MaxConns) + 1}, nil
+	return &pool{Pool: p, mode: cfg.ConnConfig.DefaultQueryExecMode, conns: int(cfg.MaxConns)}, nil
 }
 
 // Exec is pgxpool.Pool's Exec, run again while it did not run.
@@ -64,12 +62,13 @@ func (p *pool) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
 }
 
 // again calls run, which runs a statement, and again while the statement
-// failed without running, up to p.attempts times in all, or until ctx
-// ends.
+// failed without running, or until ctx ends: at most once more than the
+// connections of the pool, as every one of them may have been ended, and
+// each found so leaves the pool.
 func again[T any](ctx context.Context, p *pool, extended bool, run func() (T, pgconn.CommandTag, error)) (T, error) {
 	for attempt := 1; ; attempt++ {
 		v, tag, err := run()
-		if err == nil || attempt >= p.attempts || ctx.Err() != nil || !notRun(err, tag, extended) {
+		if err == nil || attempt > p.conns || ctx.Err() != nil || !notRun(err, tag, extended) {
 			return v, err
 		}
 	}

@@ -207,8 +207,7 @@ func (db *DB) Ping(ctx context.Context) error {
 }
 
 // maxAttempts is how many times write and read run a transaction that
-// failed on a deadlock or a serialization failure, or on a connection found
-// broken before anything was sent.
+// failed on a deadlock or a serialization failure.
 const maxAttempts = 5
 
 // write runs fn in a read-committed transaction and commits it if fn
@@ -224,7 +223,7 @@ func (db *DB) read(ctx context.Context, fn func(tx pgx.Tx) error) error {
 }
 
 func (db *DB) transact(ctx context.Context, opts pgx.TxOptions, fn func(tx pgx.Tx) error) error {
-	return retrying(ctx, func() error {
+	return retrying(ctx, db.pool.conns, func() error {
 		tx, err := db.pool.BeginTx(ctx, opts)
 		if err != nil {
 			if sessionEnded(err) {
@@ -243,13 +242,23 @@ func (db *DB) transact(ctx context.Context, opts pgx.TxOptions, fn func(tx pgx.T
 	})
 }
 
-// retrying runs fn, a transaction, and again while it fails in a way
-// that allows it (retryable), up to maxAttempts in all, and returns its
-// last error as mapErr maps it.
-func retrying(ctx context.Context, fn func() error) error {
-	for attempt := 1; ; attempt++ {
+// retrying runs fn, a transaction on a pool of at most conns
+// connections, and again while it fails in a way that allows it
+// (retryable), and returns its last error as mapErr maps it. It runs fn
+// up to maxAttempts times for conflicts and the like, and besides once for
+// each connection that it found ended before anything ran: every one of
+// the pool's may have been, and each found so leaves the pool.
+func retrying(ctx context.Context, conns int, fn func() error) error {
+	for attempts, ended := 1, 0; ; {
 		err := fn()
-		if err == nil || attempt >= maxAttempts || !retryable(err) || ctx.Err() != nil {
+		switch {
+		case err == nil || ctx.Err() != nil || !retryable(err):
+			return mapErr(ctx, err)
+		case pgconn.SafeToRetry(err) && ended < conns:
+			ended++
+		case attempts < maxAttempts:
+			attempts++
+		default:
 			return mapErr(ctx, err)
 		}
 	}

@@ -222,7 +222,7 @@ var errNoUser = fmt.Errorf("no such user: %w", chat.ErrNotFound)
 // held the row over five round trips.
 func (db *DB) changeMembership(ctx context.Context, q string, kind chat.MessageKind, roomID, userID int64, at time.Time, announce bool, extra ...any) (m chat.Message, userSeq int64, changed bool, err error) {
 	at = ts(at)
-	err = retrying(ctx, func() (err error) {
+	err = retrying(ctx, db.pool.conns, func() (err error) {
 		m, userSeq, changed, err = db.membershipOnce(ctx, q, kind, roomID, userID, at, announce, extra)
 		return err
 	})
