@@ -234,7 +234,7 @@ func (db *DB) MarkRead(ctx context.Context, marks []chat.ReadMark) error {
 		}
 		br := db.pool.SendBatch(ctx, b)
 		defer br.Close()
-		if _, err := br.Exec(); err != nil {
+		if err := execFirst(br); err != nil {
 			return err
 		}
 		for _, i := range order {

@@ -186,6 +186,26 @@ func afterEndedConns(t *testing.T, ops []endedConnsOp) {
 	}
 }
 
+// TestBatchAfterServerEndedConnection: like a statement
+// (TestStatementAfterServerEndedConnection) or a transaction, a batch
+// outside a transaction on a connection that the server ended while it
+// sat idle ran nothing, and runs again on another connection.
+func TestBatchAfterServerEndedConnection(t *testing.T) {
+	afterEndedConns(t, []endedConnsOp{
+		{"JoinRoom", func(ctx context.Context, db *DB, f endedConnsFixture) error {
+			_, _, err := db.JoinRoom(ctx, f.general.ID, f.ann.ID, time.Now(), true)
+			return err
+		}},
+		{"MarkRead", func(ctx context.Context, db *DB, f endedConnsFixture) error {
+			marks := []chat.ReadMark{{ConvID: f.general.ID, UserID: f.ann.ID, Seq: 1}}
+			if err := db.MarkRead(ctx, marks); err != nil {
+				return err
+			}
+			return marks[0].Err
+		}},
+	})
+}
+
 // idleConns makes the pool of db hold at least n idle connections.
 func idleConns(t *testing.T, db *DB, n int) {
 	t.Helper()

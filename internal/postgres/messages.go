@@ -232,15 +232,7 @@ func appendAll(ctx context.Context, q batchSender, items []*appendItem) error {
 	b.Queue(stmt, aConv, aSender, aClient, aKind, aBody, aTarget, aAt, aMember, convIDs, senders, aRepeat, aConvKind, aPeer)
 	br := q.SendBatch(ctx, b)
 	defer br.Close()
-	if _, err := br.Exec(); err != nil {
-		if sessionEnded(err) {
-			// The server answers in order, so it ended the session
-			// before it ran the first statement: nothing of the batch
-			// ran, and it may run again on another connection. This is
-			// how a connection that the server ended while it sat idle
-			// in the pool shows itself.
-			return &notRunError{err}
-		}
+	if err := execFirst(br); err != nil {
 		return err
 	}
 	rows, err := br.Query()
@@ -319,6 +311,21 @@ func appendAll(ctx context.Context, q batchSender, items []*appendItem) error {
 		it.msg = msg
 	}
 	return nil
+}
+
+// execFirst reads the result of the first statement of br, a batch of
+// several statements without BEGIN, which runs as one implicit
+// transaction that commits after its last statement. If the server ended
+// the session in place of that first answer (sessionEnded), nothing of
+// the batch committed and it may run again on another connection: the
+// error is a notRunError. This is how a connection that the server ended
+// while it sat idle in the pool shows itself.
+func execFirst(br pgx.BatchResults) error {
+	_, err := br.Exec()
+	if err != nil && sessionEnded(err) {
+		return &notRunError{err}
+	}
+	return err
 }
 
 // notRunError is the error of a batch or a transaction that the server

@@ -13,8 +13,8 @@ import (
 // again on another connection when it failed in a way that proves it did
 // not run (notRun): above all on a connection that the server ended while
 // it sat idle in the pool less than a second, after which pgxpool hands it
-// out without a ping. A transaction (DB.transact) finds such a
-// connection out at its BEGIN by itself, and runs again (retrying).
+// out without a ping. A transaction (DB.transact) or a batch (execFirst)
+// finds such a connection out by itself, and runs again (retrying).
 type pool struct {
 	*pgxpool.Pool
 	mode  pgx.QueryExecMode // the connections' default

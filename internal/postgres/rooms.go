@@ -235,7 +235,7 @@ func (db *DB) membershipOnce(ctx context.Context, q string, kind chat.MessageKin
 	b.Queue(q, append([]any{roomID, userID, at, announce, kindRoom, string(kind)}, extra...)...)
 	br := db.pool.SendBatch(ctx, b)
 	defer br.Close()
-	if _, err := br.Exec(); err != nil {
+	if err := execFirst(br); err != nil {
 		return chat.Message{}, 0, false, err
 	}
 	var (
