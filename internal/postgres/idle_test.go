@@ -186,6 +186,14 @@ func afterEndedConns(t *testing.T, ops []endedConnsOp) {
 	}
 }
 
+// TestPingAfterServerEndedConnection: Ping, the health check, finds the
+// server answering although it had ended the pool's idle connections.
+func TestPingAfterServerEndedConnection(t *testing.T) {
+	afterEndedConns(t, []endedConnsOp{
+		{"Ping", func(ctx context.Context, db *DB, f endedConnsFixture) error { return db.Ping(ctx) }},
+	})
+}
+
 // TestBatchAfterServerEndedConnection: like a statement
 // (TestStatementAfterServerEndedConnection) or a transaction, a batch
 // outside a transaction on a connection that the server ended while it

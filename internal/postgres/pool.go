@@ -13,8 +13,9 @@ import (
 // again on another connection when it failed in a way that proves it did
 // not run (notRun): above all on a connection that the server ended while
 // it sat idle in the pool less than a second, after which pgxpool hands it
-// out without a ping. A transaction (DB.transact) or a batch (execFirst)
-// finds such a connection out by itself, and runs again (retrying).
+// out without a ping. Its Ping does the same. A transaction (DB.transact)
+// or a batch (execFirst) finds such a connection out by itself, and runs
+// again (retrying).
 type pool struct {
 	*pgxpool.Pool
 	mode  pgx.QueryExecMode // the connections' default
@@ -59,6 +60,16 @@ func (p *pool) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, er
 func (p *pool) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
 	rows, err := p.Query(ctx, sql, args...)
 	return &row{rows: rows, err: err}
+}
+
+// Ping is pgxpool.Pool's Ping, run again while the server had ended the
+// connection it got: a ping changes nothing, and that connection says
+// nothing of whether the server answers now.
+func (p *pool) Ping(ctx context.Context) error {
+	_, err := again(ctx, p, true, func() (struct{}, pgconn.CommandTag, error) {
+		return struct{}{}, pgconn.CommandTag{}, p.Pool.Ping(ctx)
+	})
+	return err
 }
 
 // again calls run, which runs a statement, and again while the statement
