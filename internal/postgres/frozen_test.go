@@ -27,7 +27,7 @@ func TestFrozenNodeLock(t *testing.T) {
 	ctx := t.Context()
 	ann, r := annAndGeneral(t, live)
 
-	c, err := frozen.pool.Acquire(ctx)
+	c, err := frozen.pool.raw.Acquire(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

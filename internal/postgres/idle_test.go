@@ -219,7 +219,7 @@ func idleConns(t *testing.T, db *DB, n int) {
 	t.Helper()
 	conns := make([]*pgxpool.Conn, 0, n)
 	for range n {
-		c, err := db.pool.Acquire(t.Context())
+		c, err := db.pool.raw.Acquire(t.Context())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -237,7 +237,7 @@ func endIdleConns(t *testing.T, db *DB) {
 	t.Helper()
 	ctx := t.Context()
 	var pids []uint32
-	for _, c := range db.pool.AcquireAllIdle(ctx) {
+	for _, c := range db.pool.raw.AcquireAllIdle(ctx) {
 		pids = append(pids, c.Conn().PgConn().PID())
 		c.Release()
 	}

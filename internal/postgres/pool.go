@@ -16,8 +16,11 @@ import (
 // out without a ping. Its Ping does the same. A transaction (DB.transact)
 // or a batch (execFirst) finds such a connection out by itself, and runs
 // again (retrying).
+//
+// pool does not embed the *pgxpool.Pool: only what it offers reaches the
+// connections, so no statement can go around it.
 type pool struct {
-	*pgxpool.Pool
+	raw   *pgxpool.Pool
 	mode  pgx.QueryExecMode // the connections' default
 	conns int               // the most connections the pool holds
 }
@@ -27,13 +30,13 @@ func newPool(ctx context.Context, cfg *pgxpool.Config) (*pool, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &pool{Pool: p, mode: cfg.ConnConfig.DefaultQueryExecMode, conns: int(cfg.MaxConns)}, nil
+	return &pool{raw: p, mode: cfg.ConnConfig.DefaultQueryExecMode, conns: int(cfg.MaxConns)}, nil
 }
 
 // Exec is pgxpool.Pool's Exec, run again while it did not run.
 func (p *pool) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
 	return again(ctx, p, p.extended(true, args), func() (pgconn.CommandTag, pgconn.CommandTag, error) {
-		tag, err := p.Pool.Exec(ctx, sql, args...)
+		tag, err := p.raw.Exec(ctx, sql, args...)
 		return tag, tag, err
 	})
 }
@@ -44,7 +47,7 @@ func (p *pool) Exec(ctx context.Context, sql string, args ...any) (pgconn.Comman
 // first) to see it; an error after that stays with the Rows.
 func (p *pool) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
 	return again(ctx, p, p.extended(false, args), func() (pgx.Rows, pgconn.CommandTag, error) {
-		rows, err := p.Pool.Query(ctx, sql, args...)
+		rows, err := p.raw.Query(ctx, sql, args...)
 		if err != nil {
 			return rows, rows.CommandTag(), err
 		}
@@ -67,10 +70,25 @@ func (p *pool) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
 // nothing of whether the server answers now.
 func (p *pool) Ping(ctx context.Context) error {
 	_, err := again(ctx, p, true, func() (struct{}, pgconn.CommandTag, error) {
-		return struct{}{}, pgconn.CommandTag{}, p.Pool.Ping(ctx)
+		return struct{}{}, pgconn.CommandTag{}, p.raw.Ping(ctx)
 	})
 	return err
 }
+
+// BeginTx is pgxpool.Pool's BeginTx; DB.transact runs a transaction
+// again.
+func (p *pool) BeginTx(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, error) {
+	return p.raw.BeginTx(ctx, opts)
+}
+
+// SendBatch is pgxpool.Pool's SendBatch; its callers run a batch again
+// (execFirst).
+func (p *pool) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
+	return p.raw.SendBatch(ctx, b)
+}
+
+// Close closes the pool's connections.
+func (p *pool) Close() { p.raw.Close() }
 
 // again calls run, which runs a statement, and again while the statement
 // failed without running, or until ctx ends: at most once more than the

@@ -519,7 +519,7 @@ func TestTwoNodesMixed(t *testing.T) {
 func TestAsyncCommitIsLocal(t *testing.T) {
 	db := mustOpenDB(t)
 	ctx := t.Context()
-	c, err := db.pool.Acquire(ctx)
+	c, err := db.pool.raw.Acquire(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -570,7 +570,7 @@ func annAndGeneral(t *testing.T, db *DB) (chat.User, chat.Room) {
 func holdRow(t *testing.T, db *DB, id int64) pgx.Tx {
 	t.Helper()
 	ctx := t.Context()
-	tx, err := db.pool.Begin(ctx)
+	tx, err := db.pool.raw.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
