@@ -386,6 +386,124 @@ func TestBrowserResendFirstDirectAway(t *testing.T) {
 	}
 }
 
+// slowTimers makes the live connection's timers (socket.js) of a second or
+// more run a hundred times later, so that a send's next try is well past
+// the test's waits.
+const slowTimers = `(() => {
+	const setTimeout = window.setTimeout;
+	window.setTimeout = (fn, ms, ...args) => {
+		const slow = ms >= 1000 && String(new Error().stack).includes("/socket.js");
+		return setTimeout(fn, slow ? ms * 100 : ms, ...args);
+	};
+})()`
+
+// waitRetrying waits until b shows its message text as pending, to be
+// tried again.
+func waitRetrying(t *testing.T, b *browser, text string) {
+	t.Helper()
+	waitFor[bool](t, b, "the page is to try again", viewState, `(text) =>
+		[...document.querySelectorAll("#messages .msg.pending")]
+			.some((m) => m.querySelector(".msg-body")?.textContent === text &&
+				m.querySelector(".msg-time").textContent === "Retrying…")`, text)
+}
+
+// goAwayAndBack shows b the room lobby and then the conversation at hash
+// again, whose title is title.
+func goAwayAndBack(t *testing.T, b *browser, hash, title string) {
+	t.Helper()
+	for _, to := range []struct{ hash, title string }{{"#room/lobby", "lobby"}, {hash, title}} {
+		evaluate[chromedp.Void](t, b, "go to "+to.hash, fmt.Sprintf(`location.hash = %q`, to.hash))
+		waitFor[bool](t, b, to.title+" is open", viewState, `(title) =>
+			document.getElementById("room-title").textContent === title &&
+			document.getElementById("history-text").textContent !== "Loading messages…"`, to.title)
+	}
+}
+
+// TestBrowserResendSettledBySync: the store commits Ada's message but
+// answers unavailable, and before her page tries again she goes to another
+// room and back: the sync of the reopened room brings the message. Nothing
+// has published it, so the page still sends it again with its client ID,
+// and Grace, who keeps the room open, gets it live. Ada sees it once,
+// sent, throughout; it is stored once.
+func TestBrowserResendSettledBySync(t *testing.T) {
+	_, st, ada, grace := adaAndGrace(t)
+	ada.enterRoom(t, "general")
+	grace.enterRoom(t, "general")
+	ada.send(t, "Before the store falters.")
+	grace.waitMessage(t, "Before the store falters.")
+
+	evaluate[chromedp.Void](t, ada, "slow timers", slowTimers)
+	text := "Stored, and brought by a sync. " + unsureMark
+	ada.do(t, "send", chromedp.SendKeys(chromedp.ID("composer"), text+kb.Enter))
+	waitRetrying(t, ada, text)
+	goAwayAndBack(t, ada, "#room/general", "general")
+	seq := waitSent(t, ada, text)
+	if got := grace.waitMessage(t, text); got.Seq != seq || got.Pending || got.SenderID != ada.userID {
+		t.Errorf("Grace sees %q as %+v; want seq %d from Ada (%d), not pending", text, got, seq, ada.userID)
+	}
+	ada.send(t, "And on we go.")
+	grace.waitMessage(t, "And on we go.")
+	waitSent(t, ada, text)
+	for _, b := range []*browser{ada, grace} {
+		if n := shownTimes(t, b, text); n != 1 {
+			t.Errorf("%s shows %q %d times; want once", b.name, text, n)
+		}
+	}
+	if n, tries := st.storedAs(text), st.triesOf(text); n != 1 || tries != 2 {
+		t.Errorf("%q stored %d times in %d tries; want once in 2", text, n, tries)
+	}
+	for _, b := range []*browser{ada, grace} {
+		b.checkQuiet(t)
+	}
+}
+
+// TestBrowserResendFirstDirectSettledByHistory: Ada's first message to
+// Grace, over REST, is committed with its conversation, but the store
+// answers unavailable; before her page tries again, she goes to a room and
+// back, and the chat's history brings the message. Nothing has published
+// it, so the page still sends it again with its client ID, and Grace, who
+// has her empty chat with Ada open, gets it live. Ada sees it once, sent;
+// it is stored once.
+func TestBrowserResendFirstDirectSettledByHistory(t *testing.T) {
+	s, st, ada, grace := adaAndGrace(t)
+	befriend(t, s, ada, grace)
+	for _, o := range []struct {
+		b    *browser
+		peer *browser
+		name string
+	}{{grace, ada, "Ada"}, {ada, grace, "Grace"}} {
+		evaluate[chromedp.Void](t, o.b, "open the chat", fmt.Sprintf(`location.hash = "#dm/%d"`, o.peer.userID))
+		waitFor[bool](t, o.b, "the chat is open", viewState, `(name) =>
+			document.getElementById("room-title").textContent === name &&
+			document.getElementById("history-text").textContent.startsWith("This is the beginning")`, o.name)
+		evaluate[chromedp.Void](t, o.b, "mark the page", `window.parleyTestPage = true`)
+	}
+
+	evaluate[chromedp.Void](t, ada, "slow timers", slowTimers)
+	text := "Hello Grace; stored, and brought by the history. " + unsureMark
+	ada.do(t, "write to Grace", chromedp.SendKeys(chromedp.ID("composer"), text+kb.Enter))
+	waitRetrying(t, ada, text)
+	goAwayAndBack(t, ada, fmt.Sprintf("#dm/%d", grace.userID), "Grace")
+	seq := waitSent(t, ada, text)
+	if got := grace.waitMessage(t, text); got.Seq != seq || got.Pending || got.SenderID != ada.userID {
+		t.Errorf("Grace sees %q as %+v; want seq %d from Ada (%d), not pending", text, got, seq, ada.userID)
+	}
+	ada.send(t, "And on we go.")
+	grace.waitMessage(t, "And on we go.")
+	waitSent(t, ada, text)
+	for _, b := range []*browser{ada, grace} {
+		if n := shownTimes(t, b, text); n != 1 {
+			t.Errorf("%s shows %q %d times; want once", b.name, text, n)
+		}
+	}
+	if n, tries := st.storedAs(text), st.triesOf(text); n != 1 || tries != 2 {
+		t.Errorf("%q stored %d times in %d tries; want once in 2", text, n, tries)
+	}
+	for _, b := range []*browser{ada, grace} {
+		b.checkQuiet(t)
+	}
+}
+
 // adaAndGrace starts the unsure server and two browsers signed in to it,
 // Ada's and Grace's.
 func adaAndGrace(t *testing.T) (*testServer, *unsureStore, *browser, *browser) {
@@ -430,6 +548,13 @@ func retrySent(t *testing.T, b *browser, text string) int64 {
 	evaluate[chromedp.Void](t, b, "retry it", fmt.Sprintf(`[...document.querySelectorAll("#messages .msg.failed")]
 		.find((m) => m.querySelector(".msg-body")?.textContent === %q)
 		.querySelector("button[data-action=retry]").click()`, text))
+	return waitSent(t, b, text)
+}
+
+// waitSent waits until b shows its message text sent, once, and returns
+// its seq.
+func waitSent(t *testing.T, b *browser, text string) int64 {
+	t.Helper()
 	return waitFor[int64](t, b, "the message is sent", viewState, `(text) => {
 		const shown = [...document.querySelectorAll("#messages .msg")]
 			.filter((m) => m.querySelector(".msg-body")?.textContent === text);

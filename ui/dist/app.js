@@ -1281,7 +1281,10 @@ async function loadConversation(room, token) {
   if (token !== state.entering) return;
 
   const msgs = page.messages || [];
-  for (const m of msgs) settleFirst(m);
+  for (const m of msgs) {
+    settleFirst(m);
+    state.socket.settle(m, false);
+  }
   insertOlder(msgs);
   state.oldest = msgs.length ? msgs[0].seq : room.last_seq + 1;
   state.hasOlder = !!page.has_more;
@@ -1874,7 +1877,7 @@ async function onRoomRemoved(f) {
   forgetConversation(id);
   // Sends still pending there will not go: keep their text for when
   // the room is entered again, and say so.
-  for (const p of f.unsent || []) unsent(p.target, p.where, p.body, 'You left this room.');
+  for (const p of f.unsent || []) if (!p.settled) unsent(p.target, p.where, p.body, 'You left this room.');
   state.rooms = { ...state.rooms, joined: state.rooms.joined.filter((r) => r.id !== id) };
   renderRooms();
   if (state.room && state.room.id === id) {
@@ -2573,9 +2576,18 @@ async function postFirstDirect(p) {
         if (wait > 0) {
           const el = state.pendingEls.get(p.clientId);
           if (el) el.querySelector('.msg-time').textContent = 'Retrying…';
-          await resendAfter(wait);
+          // settleFirst cuts the wait short.
+          await new Promise((resolve) => {
+            p.wake = resolve;
+            resendAfter(wait).then(resolve);
+          });
           if (!live()) return;
           continue;
+        }
+        // A settled message was stored and is shown: only its publishing failed.
+        if (p.settled) {
+          state.firstSends.delete(p.clientId);
+          return;
         }
         p.stuck = true;
         if (!shown()) {
@@ -2598,6 +2610,7 @@ async function postFirstDirect(p) {
       const el = state.pendingEls.get(p.clientId);
       if (el) el.remove();
       state.pendingEls.delete(p.clientId);
+      if (p.settled) return;
       if (!shown()) {
         unsent(p.target, p.where, p.body, err.message);
         return;
@@ -2639,15 +2652,22 @@ async function postFirstDirect(p) {
 // room that are not answered yet, pending or not sent.
 function showFirstSends(room) {
   for (const p of state.firstSends.values()) {
-    if (p.target === targetOf(room) && !state.pendingEls.has(p.clientId)) appendPending(p);
+    if (p.target === targetOf(room) && !p.settled && !state.pendingEls.has(p.clientId)) appendPending(p);
   }
 }
 
-// settleFirst forgets the first message to a friend that message m of the
+// settleFirst settles the first message to a friend that message m of the
 // user's is: a try stored it, and it arrived (live, by a sync, with the
-// history).
+// history). It is shown as the message, no longer as pending; but nothing
+// may have published it, so it goes again with its client id now, and on
+// the schedule of its tries until an answer ends it, as the socket's
+// settled sends do.
 function settleFirst(m) {
-  if (m && m.client_id && state.me && m.sender_id === state.me.id) state.firstSends.delete(m.client_id);
+  const p = m && m.client_id && state.me && m.sender_id === state.me.id && state.firstSends.get(m.client_id);
+  if (!p || p.settled) return;
+  p.settled = true;
+  if (p.stuck) resendFirstDirect(p);
+  else if (p.wake) p.wake();
 }
 
 // whereTo names a conversation in an error shown elsewhere.

@@ -27,6 +27,7 @@
 //                with the same client_id, at retryAt
 //   send-stuck   {roomId, clientId, body, code, message}: such a send failed its last try;
 //                it stays pending, unsent, until resend(clientId) or discard(clientId)
+//                (a send settled by a sync or the history, see settle, ends quietly instead)
 //   open-wait    {roomId, retryAt}: the open of a room was refused for now (rate_limited); it is asked again at retryAt
 //   error        an error frame not tied to a send ({transient: true} for rate limits)
 //   session-ended  the session is gone (close code 4001, or 401 to a poll): do not reconnect
@@ -313,7 +314,7 @@ export class ChatSocket {
     this.state = 'disconnected';
     this.attempt = 0;
     this.rooms = new Map(); // roomId → RoomSync for each open room
-    this.pending = new Map(); // clientId → {roomId, clientId, body, tries, stuck}, unacknowledged sends
+    this.pending = new Map(); // clientId → {roomId, clientId, body, tries, stuck, settled}, unacknowledged sends
     this.dropped = new Set(); // clientIds of sends forgotten with their conversation, or discarded: their refusal is no news
     this.retries = new Map(); // clientId → timer sending again a send refused for now (rate_limited, or of unknown outcome) on this connection
     this.refs = new Map(); // ref → {type, roomId}
@@ -612,15 +613,29 @@ export class ChatSocket {
     this.dropped.add(clientId); // the answer of a try still under way is no news
   }
 
-  // settle forgets the pending send that message m of this user
-  // answers: it was stored (an earlier try that the server could not
-  // confirm), and arrived by a sync or live.
-  settle(m) {
+  // settle answers the pending send that message m of this user is: a
+  // try stored it, which the server could not confirm. Arrived live, it
+  // was published: the send is done. Arrived by a sync or with the
+  // history (live false), nothing may have published it: it is settled,
+  // shown as the message, no longer as pending, and goes again with its
+  // client_id now, on the schedule of its tries, until an answer ends
+  // it, so that the server publishes it for the others (docs/protocol.md).
+  settle(m, live) {
     if (!m || !m.client_id || !this.userId || m.sender_id !== this.userId) return;
     const p = this.pending.get(m.client_id);
     if (!p) return;
-    this.pending.delete(m.client_id);
-    this.cancelRetry(m.client_id);
+    if (live) {
+      this.pending.delete(m.client_id);
+      this.cancelRetry(m.client_id);
+      return;
+    }
+    if (p.settled) return;
+    p.settled = true;
+    if (p.stuck) this.resend(p.clientId);
+    else if (this.retries.has(p.clientId)) {
+      this.cancelRetry(p.clientId);
+      this.sendPending(p);
+    }
   }
 
   sendOpen(rs) {
@@ -680,17 +695,20 @@ export class ChatSocket {
     this.retries.clear();
   }
 
+  // pendingFor lists the sends of a room to show as pending: not the
+  // settled ones, whose messages are shown.
   pendingFor(roomId) {
-    return [...this.pending.values()].filter((p) => p.roomId === roomId);
+    return [...this.pending.values()].filter((p) => p.roomId === roomId && !p.settled);
   }
 
-  // ingest feeds messages to a room's bookkeeping and emits what is new.
-  ingest(roomId, messages) {
+  // ingest feeds messages to a room's bookkeeping and emits what is new;
+  // live is false for a sync's.
+  ingest(roomId, messages, live = true) {
     const rs = this.rooms.get(roomId);
     if (!rs || !Array.isArray(messages)) return;
     const out = [];
     for (const m of messages) {
-      this.settle(m);
+      this.settle(m, live);
       out.push(...rs.accept(m));
     }
     if (out.length) this.emit('messages', { roomId, messages: out });
@@ -734,7 +752,7 @@ export class ChatSocket {
         this.refs.delete(f.ref);
         const rs = this.rooms.get(f.room_id);
         if (!rs) break;
-        this.ingest(f.room_id, f.messages); // rs.syncing is still set: no new request
+        this.ingest(f.room_id, f.messages, false); // rs.syncing is still set: no new request
         const got = (f.messages || []).length;
         if (f.has_more && got) {
           this.requestSync(rs);
@@ -834,14 +852,17 @@ export class ChatSocket {
           this.retryLater(p, wait);
           return;
         }
-        p.stuck = true;
-        this.cancelRetry(p.clientId);
-        this.emit('send-stuck', { ...p, code: f.code, message: f.message });
-        return;
+        if (!p.settled) {
+          p.stuck = true;
+          this.cancelRetry(p.clientId);
+          this.emit('send-stuck', { ...p, code: f.code, message: f.message });
+          return;
+        }
       }
+      // A settled send was stored and is shown: only its publishing failed.
       this.pending.delete(sendKey);
       this.cancelRetry(p.clientId);
-      this.emit('send-failed', { ...p, code: f.code, message: f.message });
+      if (!p.settled) this.emit('send-failed', { ...p, code: f.code, message: f.message });
       return;
     }
     const r = this.refs.get(f.ref);
