@@ -836,6 +836,17 @@ func (h *Hub) deliver(tp *topic, ev chat.Event) {
 		}
 		return
 	}
+	if ev.Repeat && ev.UserSeq > 0 {
+		// A logged event published again (chat.Event.Repeat): delivered
+		// unless this topic delivered it, or a later one, already.
+		tp.dmu.Lock()
+		seen := ev.UserSeq <= tp.user
+		tp.user = max(tp.user, ev.UserSeq)
+		tp.dmu.Unlock()
+		if seen {
+			return
+		}
+	}
 	if ev.Type == chat.EventRemoved {
 		// On a user topic: every client here is the user's. Stop their
 		// delivery of the conversation now, then tell them.

@@ -1078,3 +1078,28 @@ func TestRepeatBeforeItsFirstPublish(t *testing.T) {
 		t.Errorf("delivered %v; want %s", got, want)
 	}
 }
+
+// TestRepeatUserEvent: a logged user event published again
+// (chat.Event.Repeat, after a change of unknown outcome) is delivered
+// where the topic has delivered neither it nor a later logged event, and
+// then only once.
+func TestRepeatUserEvent(t *testing.T) {
+	h, b := newHub(t)
+	c := mustRegister(t, h, 7, 1, 64)
+	ev := func(seq int64, repeat bool) chat.Event {
+		return chat.Event{Type: chat.EventContact, UserSeq: seq, Repeat: repeat}
+	}
+	publish(t, b, chat.UserTopic(7), ev(1, false))
+	publish(t, b, chat.UserTopic(7), ev(1, true)) // delivered: dropped
+	publish(t, b, chat.UserTopic(7), ev(3, true)) // its first publish lost
+	publish(t, b, chat.UserTopic(7), ev(3, true))
+	publish(t, b, chat.UserTopic(7), ev(2, true)) // a later one went before it
+	publish(t, b, chat.UserTopic(7), ev(4, false))
+	var got []int64 // the broker delivers as it publishes: all is there
+	for _, it := range c.Next(nil) {
+		got = append(got, it.Event.UserSeq)
+	}
+	if want := "[1 3 4]"; fmt.Sprint(got) != want {
+		t.Errorf("delivered user events %v; want %s", got, want)
+	}
+}
