@@ -216,6 +216,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	go func() { herr <- h.Close(sctx) }()
 	err = errors.Join(srv.Shutdown(sctx), <-herr)
 	svc.FlushPresence(sctx) // record last-seen times of those who just left
+	svc.Close()             // republishes still due are dropped: clients resync on reconnecting
 	logger.Info("stopped", "err", err)
 	return err
 }

@@ -438,10 +438,13 @@ type Event struct {
 	// Positions are an EventReceipts' read positions, by user ID.
 	Positions []ReadPosition `json:"positions,omitempty"`
 	// Repeat marks a Message published again, for a send retried with
-	// its client ID that the store had already. Its first publish may
-	// have been made or not: the store may have committed it and failed
-	// to answer. Hubs deliver it where nothing has delivered it yet and
-	// no later message has gone before it, never twice.
+	// its client ID that the store had already, or by the Service after
+	// a change of unknown outcome (Config.RepublishWait); or, on a user
+	// topic, a logged event (UserSeq) published again after such a
+	// change. Its first publish may have been made or not: the store may
+	// have committed it and failed to answer. Hubs deliver it where
+	// nothing has delivered it yet and no later message (or, on a user
+	// topic, no later logged event) has gone before it, never twice.
 	Repeat bool `json:"repeat,omitempty"`
 }
 

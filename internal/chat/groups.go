@@ -327,6 +327,7 @@ func (s *Service) UpdateGroup(ctx context.Context, u User, id int64, up GroupUpd
 		return Group{}, notAllowed("only the owner and admins may change the group, and only the owner its member cap")
 	}
 	if err != nil {
+		s.republishTail(err, id) // a retry finds nothing to change
 		return Group{}, groupErr("update group", err)
 	}
 	for _, m := range ms {
@@ -387,6 +388,9 @@ func (s *Service) AddGroupMember(ctx context.Context, u User, id, userID int64) 
 		return Message{}, notAllowedAdd()
 	}
 	if err != nil {
+		// A retry is refused: userID is a member already.
+		s.republishTail(err, id)
+		s.republishAdded(err, userID, id)
 		return Message{}, groupErr("add group member", err)
 	}
 	one := []Message{m}
@@ -444,6 +448,9 @@ func (s *Service) RemoveGroupMember(ctx context.Context, u User, id, userID int6
 		return notAllowed("only the owner may remove admins, and the owner and admins members")
 	}
 	if err != nil {
+		// A retry is refused: userID is no member.
+		s.republishTail(err, id)
+		s.republishRemoved(err, userID, id)
 		return groupErr("remove group member", err)
 	}
 	s.publishGroup(ctx, id, m, userID)
@@ -475,6 +482,7 @@ func (s *Service) SetGroupRole(ctx context.Context, u User, id, userID int64, ro
 		return notAllowed("only the owner may promote and demote admins")
 	}
 	if err != nil {
+		s.republishTail(err, id) // a retry finds nothing to change
 		return groupErr("set group role", err)
 	}
 	if changed {
@@ -504,6 +512,7 @@ func (s *Service) TransferGroup(ctx context.Context, u User, id, userID int64) e
 		return notAllowed("only the owner may transfer the group")
 	}
 	if err != nil {
+		s.republishTail(err, id) // a retry is refused: u owns it no more
 		return groupErr("transfer group", err)
 	}
 	s.publishGroup(ctx, id, m, 0)

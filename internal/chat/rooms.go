@@ -62,6 +62,9 @@ func (s *Service) EnterRoom(ctx context.Context, u User, name string) (Room, err
 	}
 	m, joined, err := s.store.JoinRoom(ctx, r.ID, u.ID, now, r.Members < s.cfg.AnnounceMax)
 	if err != nil {
+		// A retry finds u a member and publishes nothing.
+		s.republishTail(err, r.ID)
+		s.republishJoined(err, u, r.ID)
 		return Room{}, internal("join room", err)
 	}
 	if joined {
@@ -157,6 +160,8 @@ func (s *Service) LeaveRoom(ctx context.Context, u User, id int64) error {
 	case errors.Is(err, ErrNotFound):
 		return roomNotFound()
 	case err != nil:
+		s.republishTail(err, id)
+		s.republishRemoved(err, u.ID, id)
 		return internal("leave room", err)
 	case !left:
 		return notMember()

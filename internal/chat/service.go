@@ -109,6 +109,12 @@ type Config struct {
 	// them (about 14,400 live sessions in 30 days), each a row and a
 	// token that works until it expires.
 	MaxSessionsPerUser int
+	// RepublishWait is how long after a change of unknown outcome (its
+	// store failed to answer, and may have committed it) that carries no
+	// client ID to retry it by (a join, a leave, a group event) the
+	// Service reads what was stored and publishes it again; a read that
+	// fails is tried again after twice as long, a few times.
+	RepublishWait time.Duration
 }
 
 // DefaultConfig returns the documented defaults.
@@ -147,6 +153,7 @@ func DefaultConfig() Config {
 		MaxPendingRequests:    200,
 		MaxFriends:            1000,
 		MaxSessionsPerUser:    100,
+		RepublishWait:         500 * time.Millisecond,
 	}
 }
 
@@ -221,6 +228,9 @@ func (c *Config) fill() {
 	if c.MaxSessionsPerUser <= 0 {
 		c.MaxSessionsPerUser = d.MaxSessionsPerUser
 	}
+	if c.RepublishWait <= 0 {
+		c.RepublishWait = d.RepublishWait
+	}
 	if c.ReceiptEvery <= 0 {
 		c.ReceiptEvery = d.ReceiptEvery
 	}
@@ -269,6 +279,7 @@ type Service struct {
 	reads    readBatch
 	receipts receipts
 	typers   typers // typing events forwarded per conversation (rooms.go)
+	later    later  // changes of unknown outcome to publish again (republish.go)
 }
 
 // Deps are the parts a Service consumes.

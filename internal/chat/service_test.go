@@ -120,6 +120,7 @@ func newFixtureOn(tb testing.TB, cfg chat.Config, p chat.Presence, db chat.Store
 		Limiter:  inmem.NewLimiter(f.clock.Now),
 		Mailer:   f.mail,
 	})
+	tb.Cleanup(f.svc.Close)
 	return f
 }
 

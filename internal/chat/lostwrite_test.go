@@ -1,0 +1,299 @@
+package chat_test
+
+import (
+	"context"
+	"log/slog"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/parley-chat/parley/internal/chat"
+	"github.com/parley-chat/parley/internal/hub"
+	"github.com/parley-chat/parley/internal/inmem"
+)
+
+// lostWriteStore makes the next membership or group change, once lose is
+// set, commit and then answer errLostCommit, as a store does that lost
+// its connection after sending COMMIT.
+type lostWriteStore struct {
+	chat.Store
+	lose atomic.Bool
+	fail atomic.Bool // the next change fails before it is made
+}
+
+func (s *lostWriteStore) lost(err error) error {
+	if err == nil && s.lose.CompareAndSwap(true, false) {
+		return errLostCommit
+	}
+	return err
+}
+
+// failed reports whether the next change must fail unmade, and then
+// fails no more.
+func (s *lostWriteStore) failed() bool { return s.fail.CompareAndSwap(true, false) }
+
+func (s *lostWriteStore) JoinRoom(ctx context.Context, roomID, userID int64, at time.Time, announce bool) (chat.Message, bool, error) {
+	if s.failed() {
+		return chat.Message{}, false, errLostCommit
+	}
+	m, joined, err := s.Store.JoinRoom(ctx, roomID, userID, at, announce)
+	if err = s.lost(err); err != nil {
+		return chat.Message{}, false, err
+	}
+	return m, joined, nil
+}
+
+func (s *lostWriteStore) LeaveRoom(ctx context.Context, roomID, userID int64, at time.Time, announce bool, removed chat.Event) (chat.Message, chat.Event, bool, error) {
+	m, logged, left, err := s.Store.LeaveRoom(ctx, roomID, userID, at, announce, removed)
+	if err = s.lost(err); err != nil {
+		return chat.Message{}, chat.Event{}, false, err
+	}
+	return m, logged, left, nil
+}
+
+func (s *lostWriteStore) AddGroupMember(ctx context.Context, id, userID, by int64, at time.Time) (chat.Message, error) {
+	m, err := s.Store.AddGroupMember(ctx, id, userID, by, at)
+	if err = s.lost(err); err != nil {
+		return chat.Message{}, err
+	}
+	return m, nil
+}
+
+func (s *lostWriteStore) RemoveGroupMember(ctx context.Context, id, userID, by int64, at time.Time, removed chat.Event) (chat.Message, chat.Event, error) {
+	m, logged, err := s.Store.RemoveGroupMember(ctx, id, userID, by, at, removed)
+	if err = s.lost(err); err != nil {
+		return chat.Message{}, chat.Event{}, err
+	}
+	return m, logged, nil
+}
+
+func (s *lostWriteStore) SetGroupRole(ctx context.Context, id, userID int64, role chat.Role, by int64, at time.Time) (chat.Message, bool, error) {
+	m, changed, err := s.Store.SetGroupRole(ctx, id, userID, role, by, at)
+	if err = s.lost(err); err != nil {
+		return chat.Message{}, false, err
+	}
+	return m, changed, nil
+}
+
+func (s *lostWriteStore) TransferGroup(ctx context.Context, id, from, to int64, at time.Time) (chat.Message, error) {
+	m, err := s.Store.TransferGroup(ctx, id, from, to, at)
+	if err = s.lost(err); err != nil {
+		return chat.Message{}, err
+	}
+	return m, nil
+}
+
+func (s *lostWriteStore) UpdateGroup(ctx context.Context, id int64, up chat.GroupUpdate, by int64, at time.Time) ([]chat.Message, error) {
+	if s.failed() {
+		return nil, errLostCommit
+	}
+	ms, err := s.Store.UpdateGroup(ctx, id, up, by, at)
+	if err = s.lost(err); err != nil {
+		return nil, err
+	}
+	return ms, nil
+}
+
+// TestLostWritePublishes: a change that appends a message of its own (a
+// join, a leave, a group event) or logs a user event, whose commit went
+// through but whose caller got an error, is not published by the call
+// that made it, nor by a retry, which finds the change made. The other
+// members' clients must still get it live, not at the conversation's
+// next message, which in a quiet group may be long in coming.
+func TestLostWritePublishes(t *testing.T) {
+	ctx := context.Background()
+	db := &lostWriteStore{Store: newFixture(t, chat.Config{}).store}
+	f := newFixtureOn(t, chat.Config{RepublishWait: 10 * time.Millisecond}, inmem.NewPresence(), db)
+	ada, _ := f.signIn(t, "ada@example.com", "Ada")
+	grace, _ := f.signIn(t, "grace@example.com", "Grace")
+	bob, _ := f.signIn(t, "bob@example.com", "Bob")
+	h := hub.New(f.broker, slog.New(slog.DiscardHandler))
+	h.UseStore(f.svc.Missed) // as parley wires it
+	t.Cleanup(func() { h.Close(context.Background()) })
+
+	// client registers a client of u, following conversation id, if not 0.
+	client := func(t *testing.T, u chat.User, id int64) *hub.Client {
+		t.Helper()
+		c, err := h.Register(u.ID, 0, 64, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { h.Unregister(c) })
+		if id == 0 {
+			return c
+		}
+		mark, err := f.svc.CheckMemberAt(ctx, u, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := h.SubscribeMember(c, chat.ConvTopic(id), mark); err != nil {
+			t.Fatal(err)
+		}
+		h.Seen(chat.ConvTopic(id), mark.Seq)
+		return c
+	}
+	// lose makes do fail once, having committed, and then calls it again.
+	lose := func(t *testing.T, what string, do func() error) {
+		t.Helper()
+		db.lose.Store(true)
+		if err := do(); err == nil {
+			t.Fatalf("%s = nil; want the store's error", what)
+		}
+		do() // a retry: it finds the change made, and may say so
+	}
+	// want waits until an event that is reaches c, once.
+	want := func(t *testing.T, c *hub.Client, what string, is func(chat.Event) bool) {
+		t.Helper()
+		got := 0
+		deadline := time.Now().Add(5 * time.Second)
+		for time.Now().Before(deadline) && got == 0 {
+			for _, it := range c.Next(nil) {
+				if is(it.Event) {
+					got++
+				}
+			}
+			time.Sleep(time.Millisecond)
+		}
+		if got == 0 {
+			t.Errorf("%s never reached the client", what)
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+		for _, it := range c.Next(nil) {
+			if is(it.Event) {
+				t.Errorf("%s reached the client twice", what)
+			}
+		}
+	}
+	message := func(id int64, kind chat.MessageKind, sender int64) func(chat.Event) bool {
+		return func(ev chat.Event) bool {
+			m := ev.Message
+			return ev.Type == chat.EventMessage && m != nil && m.ConvID == id && m.Kind == kind && m.SenderID == sender
+		}
+	}
+
+	t.Run("room", func(t *testing.T) {
+		r := f.enter(t, grace, "lobby")
+		c := client(t, grace, r.ID)
+		other := client(t, ada, 0) // another of Ada's tabs
+		lose(t, "EnterRoom", func() error { _, err := f.svc.EnterRoom(ctx, ada, "lobby"); return err })
+		want(t, c, "Ada's join", message(r.ID, chat.KindJoin, ada.ID))
+		want(t, other, "Ada's conversation", func(ev chat.Event) bool {
+			return ev.Type == chat.EventConversation && ev.ConvID == r.ID && ev.Message != nil && ev.Message.Kind == chat.KindJoin
+		})
+
+		lose(t, "LeaveRoom", func() error { return f.svc.LeaveRoom(ctx, ada, r.ID) })
+		want(t, c, "Ada's leave", message(r.ID, chat.KindLeave, ada.ID))
+		want(t, other, "Ada's removed", func(ev chat.Event) bool { return ev.Type == chat.EventRemoved && ev.ConvID == r.ID })
+		lose(t, "EnterRoom again", func() error { _, err := f.svc.EnterRoom(ctx, ada, "lobby"); return err })
+		want(t, c, "Ada's second join", message(r.ID, chat.KindJoin, ada.ID))
+		want(t, other, "Ada's second conversation", func(ev chat.Event) bool {
+			return ev.Type == chat.EventConversation && ev.ConvID == r.ID && ev.UserSeq > 0 // logged, after a removed
+		})
+	})
+
+	t.Run("group", func(t *testing.T) {
+		g, err := f.svc.CreateGroup(ctx, ada, "team", "", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.svc.AddGroupMember(ctx, ada, g.ID, grace.ID); err != nil {
+			t.Fatal(err)
+		}
+		c := client(t, grace, g.ID)
+		bobs := client(t, bob, 0)
+		lose(t, "AddGroupMember", func() error { _, err := f.svc.AddGroupMember(ctx, ada, g.ID, bob.ID); return err })
+		want(t, c, "Bob's addition", message(g.ID, chat.KindAdded, ada.ID))
+		want(t, bobs, "Bob's conversation", func(ev chat.Event) bool { return ev.Type == chat.EventConversation && ev.ConvID == g.ID })
+
+		lose(t, "SetGroupRole", func() error { return f.svc.SetGroupRole(ctx, ada, g.ID, grace.ID, chat.RoleAdmin) })
+		want(t, c, "Grace's promotion", message(g.ID, chat.KindAdminGranted, ada.ID))
+
+		name := "crew"
+		lose(t, "UpdateGroup", func() error { _, err := f.svc.UpdateGroup(ctx, ada, g.ID, chat.GroupUpdate{Name: &name}); return err })
+		want(t, c, "the renaming", message(g.ID, chat.KindRenamed, ada.ID))
+
+		lose(t, "RemoveGroupMember", func() error { return f.svc.RemoveGroupMember(ctx, ada, g.ID, bob.ID) })
+		want(t, c, "Bob's removal", message(g.ID, chat.KindRemoved, ada.ID))
+		want(t, bobs, "Bob's removed", func(ev chat.Event) bool { return ev.Type == chat.EventRemoved && ev.ConvID == g.ID })
+
+		lose(t, "TransferGroup", func() error { return f.svc.TransferGroup(ctx, ada, g.ID, grace.ID) })
+		want(t, c, "the transfer", message(g.ID, chat.KindOwnerTransferred, ada.ID))
+	})
+}
+
+// TestFailedWritePublishesNothing: a change that failed unmade, with an
+// error that does not say so, is looked for in the store as one that was
+// made; what is found there, delivered already, is not delivered again.
+func TestFailedWritePublishesNothing(t *testing.T) {
+	ctx := context.Background()
+	db := &lostWriteStore{Store: newFixture(t, chat.Config{}).store}
+	f := newFixtureOn(t, chat.Config{RepublishWait: 10 * time.Millisecond}, inmem.NewPresence(), db)
+	ada, _ := f.signIn(t, "ada@example.com", "Ada")
+	grace, _ := f.signIn(t, "grace@example.com", "Grace")
+	h := hub.New(f.broker, slog.New(slog.DiscardHandler))
+	h.UseStore(f.svc.Missed)
+	t.Cleanup(func() { h.Close(context.Background()) })
+	g, err := f.svc.CreateGroup(ctx, ada, "team", "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.AddGroupMember(ctx, ada, g.ID, grace.ID); err != nil {
+		t.Fatal(err)
+	}
+	c, err := h.Register(grace.ID, 0, 64, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Unregister(c) })
+	mark, err := f.svc.CheckMemberAt(ctx, grace, g.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.SubscribeMember(c, chat.ConvTopic(g.ID), mark); err != nil {
+		t.Fatal(err)
+	}
+	h.Seen(chat.ConvTopic(g.ID), mark.Seq)
+	rec := f.record(t, chat.ConvTopic(g.ID))
+	name := "crew"
+	db.fail.Store(true)
+	if _, err := f.svc.UpdateGroup(ctx, ada, g.ID, chat.GroupUpdate{Name: &name}); err == nil {
+		t.Fatal("UpdateGroup = nil; want the store's error")
+	}
+	var evs []chat.Event
+	for deadline := time.Now().Add(5 * time.Second); len(evs) == 0 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+		evs = rec.take()
+	}
+	if len(evs) != 1 || !evs[0].Repeat || evs[0].Message == nil || evs[0].Message.Kind != chat.KindAdded {
+		t.Fatalf("published %+v; want the group's newest message again, marked Repeat", evs)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if its := c.Next(nil); len(its) != 0 {
+		t.Errorf("Grace's client got %d events; want none (the added message, again)", len(its))
+		for _, it := range its {
+			t.Logf("%+v", it.Event)
+		}
+	}
+}
+
+// TestCloseStopsRepublish: a republish due when the Service closes is not
+// made.
+func TestCloseStopsRepublish(t *testing.T) {
+	ctx := context.Background()
+	db := &lostWriteStore{Store: newFixture(t, chat.Config{}).store}
+	f := newFixtureOn(t, chat.Config{RepublishWait: 50 * time.Millisecond}, inmem.NewPresence(), db)
+	ada, _ := f.signIn(t, "ada@example.com", "Ada")
+	grace, _ := f.signIn(t, "grace@example.com", "Grace")
+	r := f.enter(t, grace, "lobby")
+	rec := f.record(t, chat.ConvTopic(r.ID))
+	db.lose.Store(true)
+	if _, err := f.svc.EnterRoom(ctx, ada, "lobby"); err == nil {
+		t.Fatal("EnterRoom = nil; want the store's error")
+	}
+	f.svc.Close()
+	time.Sleep(200 * time.Millisecond)
+	if evs := rec.take(); len(evs) != 0 {
+		t.Errorf("published %d events after Close; want none", len(evs))
+	}
+}

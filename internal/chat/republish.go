@@ -1,0 +1,300 @@
+package chat
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// A change that the Service makes as a side effect (a join, a leave, a
+// group event, and the user events that go with them) carries no client
+// ID: a store that fails to answer after committing it (an unavailable or
+// unexpected error: PostgreSQL committed and the connection broke) leaves
+// it stored and unpublished, and a retry finds it made and publishes
+// nothing. Clients would learn of it only at the conversation's next
+// message, or at a reconnect. So, on such an error, the Service reads what
+// the store has, a little later, and publishes it marked Event.Repeat:
+// hubs drop what they delivered already (see hub.Hub), and deliver the
+// rest in order.
+
+// unknownOutcome reports whether err, from a store's change, leaves it
+// unknown whether the change was made: any error but a refusal.
+func unknownOutcome(err error) bool {
+	if err == nil {
+		return false
+	}
+	for _, kind := range []error{ErrInvalid, ErrNotFound, ErrForbidden, ErrConflict, ErrUnauthorized, ErrRateLimited} {
+		if errors.Is(err, kind) {
+			return false
+		}
+	}
+	return true
+}
+
+const (
+	// maxLater bounds the republishes waiting or running at once.
+	maxLater = 256
+	// laterAttempts bounds the tries of a republish whose reads fail;
+	// each waits twice as long as the one before, from
+	// Config.RepublishWait.
+	laterAttempts = 8
+	// laterTimeout bounds one try.
+	laterTimeout = 10 * time.Second
+)
+
+// later holds the republishes due, by key: one per conversation tail or
+// user event, so that changes failing together cost one read.
+type later struct {
+	mu     sync.Mutex
+	closed bool
+	jobs   map[string]*laterJob
+	ctx    context.Context // ended by Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // the jobs running
+}
+
+type laterJob struct {
+	timer   *time.Timer
+	running bool
+	again   bool // asked for again while running: it may have read too early
+}
+
+// republishLater runs do after Config.RepublishWait, and again, waiting
+// twice as long each time, while it fails, up to laterAttempts tries.
+// A key already due is not added twice; one running is run again after.
+// Nothing is added after Close, or past maxLater keys: clients then learn
+// of the change at the conversation's next message or when they reconnect.
+func (s *Service) republishLater(key string, do func(ctx context.Context) error) {
+	l := &s.later
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return
+	}
+	if j := l.jobs[key]; j != nil {
+		if j.running {
+			j.again = true
+		}
+		return
+	}
+	if len(l.jobs) >= maxLater {
+		s.log.Warn("republish: too many due", "key", key)
+		return
+	}
+	if l.jobs == nil {
+		l.jobs = make(map[string]*laterJob)
+		l.ctx, l.cancel = context.WithCancel(context.Background())
+	}
+	j := &laterJob{}
+	l.jobs[key] = j
+	s.scheduleLocked(key, j, do, 0)
+}
+
+// scheduleLocked starts j's timer for its try attempt. l.mu is held.
+func (s *Service) scheduleLocked(key string, j *laterJob, do func(ctx context.Context) error, attempt int) {
+	l := &s.later
+	j.timer = time.AfterFunc(s.cfg.RepublishWait<<attempt, func() {
+		l.mu.Lock()
+		if l.closed {
+			l.mu.Unlock()
+			return
+		}
+		j.running, j.again = true, false
+		l.wg.Add(1)
+		l.mu.Unlock()
+		defer l.wg.Done()
+
+		ctx, cancel := context.WithTimeout(l.ctx, laterTimeout)
+		err := do(ctx)
+		cancel()
+
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		j.running = false
+		switch {
+		case l.closed:
+		case j.again:
+			s.scheduleLocked(key, j, do, 0)
+		case err != nil && attempt+1 < laterAttempts:
+			s.scheduleLocked(key, j, do, attempt+1)
+		default:
+			if err != nil {
+				s.log.Warn("republish", "key", key, "attempts", attempt+1, "err", err)
+			}
+			delete(l.jobs, key)
+		}
+	})
+}
+
+// Close stops the republishes due and waits for those running. The
+// Service stays usable otherwise.
+func (s *Service) Close() {
+	l := &s.later
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return
+	}
+	l.closed = true
+	for _, j := range l.jobs {
+		j.timer.Stop()
+	}
+	l.jobs = nil
+	if l.cancel != nil {
+		l.cancel()
+	}
+	l.mu.Unlock()
+	l.wg.Wait()
+}
+
+// republishTail is, after an error of unknown outcome from a change that
+// appends a message to conversation id, the republish of its newest
+// message: hubs that lack it fill the gap before it from the store, and
+// clients from sync.
+func (s *Service) republishTail(err error, id int64) {
+	if !unknownOutcome(err) {
+		return
+	}
+	t := ConvTopic(id)
+	s.republishLater(string(t), func(ctx context.Context) error {
+		evs, err := s.Missed(ctx, t, -1)
+		if errors.Is(err, ErrNotFound) {
+			return nil // gone
+		}
+		if err != nil {
+			return err
+		}
+		for _, ev := range evs {
+			if ev.Message.Kind == KindText {
+				// The change was not made, or a send came after it,
+				// whose publish shows hubs and clients the gap. A text
+				// message published again would only show the clients
+				// of the compatibility endpoint, which keep no seq, one
+				// they have, or one from before they came.
+				continue
+			}
+			ev.Repeat = true
+			s.publish(ctx, t, ev)
+		}
+		return nil
+	})
+}
+
+// republishRemoved is, after an error of unknown outcome from a change
+// that ends userID's membership of conversation id and logs its
+// EventRemoved, the republish of that event, if userID is no member now.
+func (s *Service) republishRemoved(err error, userID, id int64) {
+	if !unknownOutcome(err) {
+		return
+	}
+	s.republishLater("removed:"+strconv.FormatInt(userID, 10)+":"+strconv.FormatInt(id, 10), func(ctx context.Context) error {
+		_, member, err := s.store.Membership(ctx, id, userID)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			return nil
+		case err != nil:
+			return err
+		case member:
+			return nil // not removed, or a member again: the removal is old news
+		}
+		last, err := s.store.LastUserEvent(ctx, userID)
+		if err != nil || last == 0 {
+			return err
+		}
+		evs, err := s.store.UserEvents(ctx, userID, max(0, last-maxLaterEvents), maxLaterEvents)
+		if err != nil {
+			return err
+		}
+		for _, ev := range slices.Backward(evs) {
+			if ev.Type == EventRemoved && ev.ConvID == id {
+				ev.Repeat = true
+				s.publish(ctx, UserTopic(userID), ev)
+				break
+			}
+		}
+		return nil
+	})
+}
+
+// maxLaterEvents is how many of a user's newest logged events a
+// republish looks through for the one it republishes.
+const maxLaterEvents = 16
+
+// republishJoined is, after an error of unknown outcome from u's entry
+// into room id, the EventConversation of the entry, to u's topic, if u is
+// a member: EnterRoom, retried, finds u a member and tells nobody.
+func (s *Service) republishJoined(err error, u User, id int64) {
+	if !unknownOutcome(err) {
+		return
+	}
+	s.republishLater("joined:"+strconv.FormatInt(u.ID, 10)+":"+strconv.FormatInt(id, 10), func(ctx context.Context) error {
+		join, member, err := s.memberSince(ctx, u.ID, id, func(m Message) bool {
+			return (m.Kind == KindJoin || m.Kind == KindLeave) && m.SenderID == u.ID
+		})
+		if err != nil || !member {
+			return err
+		}
+		if join != nil && join.Kind != KindJoin {
+			join = nil // a room too large to announce joins: this one has none
+		}
+		ev := Event{Type: EventConversation, ConvID: id, ConvKind: ConvRoom, Message: join}
+		if s.leftLogged(ctx, u.ID, id) {
+			s.publishUser(ctx, u.ID, ev)
+		} else {
+			s.publish(ctx, UserTopic(u.ID), ev)
+		}
+		return nil
+	})
+}
+
+// republishAdded is, after an error of unknown outcome from the addition
+// of userID to group id, the EventConversation that tells userID, kept in
+// their log as AddGroupMember keeps it, if userID is a member: a retry
+// finds userID a member and is refused.
+func (s *Service) republishAdded(err error, userID, id int64) {
+	if !unknownOutcome(err) {
+		return
+	}
+	s.republishLater("added:"+strconv.FormatInt(userID, 10)+":"+strconv.FormatInt(id, 10), func(ctx context.Context) error {
+		added, member, err := s.memberSince(ctx, userID, id, func(m Message) bool {
+			return (m.Kind == KindAdded || m.Kind == KindRemoved) && m.TargetID == userID || m.Kind == KindLeave && m.SenderID == userID
+		})
+		if err != nil || !member {
+			return err
+		}
+		if added != nil && added.Kind != KindAdded {
+			added = nil
+		}
+		s.publishUser(ctx, userID, Event{Type: EventConversation, ConvID: id, ConvKind: ConvGroup, Message: added})
+		return nil
+	})
+}
+
+// memberSince reports whether userID is a member of conversation id, and
+// if so returns the newest of its last Config.HistoryLimit messages that
+// is, if any: the one that made the membership, or one that ended an
+// earlier one.
+func (s *Service) memberSince(ctx context.Context, userID, id int64, is func(Message) bool) (*Message, bool, error) {
+	_, member, err := s.store.Membership(ctx, id, userID)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return nil, false, nil
+	case err != nil || !member:
+		return nil, false, err
+	}
+	ms, err := s.store.Messages(ctx, id, Page{Limit: s.cfg.HistoryLimit})
+	if err != nil {
+		return nil, false, err
+	}
+	for i := len(ms) - 1; i >= 0; i-- {
+		if is(ms[i]) {
+			one := ms[i : i+1]
+			s.nameTargets(ctx, one)
+			return &one[0], true, nil
+		}
+	}
+	return nil, true, nil
+}
