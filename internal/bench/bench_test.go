@@ -436,8 +436,12 @@ func TestBenchPollResumedPages(t *testing.T) {
 		SendersPerRoom: 1,
 		Rate:           100,
 		Duration:       time.Second,
-		Tokens:         s.tokens(t, conns),
-		RoomPrefix:     "p",
+		// Each client fetches what it missed two messages a page: on a
+		// machine busy with other tests that takes longer than the
+		// default drain. The drain ends once everything has come.
+		Drain:      30 * time.Second,
+		Tokens:     s.tokens(t, conns),
+		RoomPrefix: "p",
 	})
 	if !strings.Contains(strings.Join(res.Notes, "\n"), "rebuilt") {
 		t.Fatalf("notes %q; want the server to have rebuilt channels", res.Notes)
