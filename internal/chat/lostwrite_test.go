@@ -3,6 +3,7 @@ package chat_test
 import (
 	"context"
 	"log/slog"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -296,4 +297,106 @@ func TestCloseStopsRepublish(t *testing.T) {
 	if evs := rec.take(); len(evs) != 0 {
 		t.Errorf("published %d events after Close; want none", len(evs))
 	}
+}
+
+// appendHookStore is a lostWriteStore that calls before, once set, ahead
+// of logging a user event, as a change made meanwhile by another request
+// would come first.
+type appendHookStore struct {
+	*lostWriteStore
+	before atomic.Pointer[func(userID int64, ev chat.Event)]
+}
+
+func (s *appendHookStore) AppendUserEvent(ctx context.Context, userID int64, ev chat.Event, at time.Time) (chat.Event, error) {
+	if f := s.before.Swap(nil); f != nil {
+		(*f)(userID, ev)
+	}
+	return s.lostWriteStore.AppendUserEvent(ctx, userID, ev, at)
+}
+
+// TestRepublishAfterLaterRemoval: the republish of an entry into a room,
+// or an addition to a group, whose outcome was unknown finds the user a
+// member, and the user leaves before it logs the event that tells their
+// clients. That event, logged after the removal's, is not published: it
+// would announce a membership that has ended, after the removed that ended
+// it; a hub would even take it for a membership newer than the removal and
+// follow the group for a user who is no member.
+func TestRepublishAfterLaterRemoval(t *testing.T) {
+	ctx := context.Background()
+	db := &appendHookStore{lostWriteStore: &lostWriteStore{Store: newFixture(t, chat.Config{}).store}}
+	f := newFixtureOn(t, chat.Config{RepublishWait: 10 * time.Millisecond}, inmem.NewPresence(), db)
+	ada, _ := f.signIn(t, "ada@example.com", "Ada")
+	bob, _ := f.signIn(t, "bob@example.com", "Bob")
+	h := hub.New(f.broker, slog.New(slog.DiscardHandler))
+	h.UseStore(f.svc.Missed)
+	t.Cleanup(func() { h.Close(context.Background()) })
+	bobs, err := h.Register(bob.ID, 0, 64, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Unregister(bobs) })
+
+	// run makes change fail once, having committed; its republish finds
+	// Bob a member, and leave makes him leave on another device before
+	// the republish logs its event. Then Ada writes to conversation id.
+	run := func(t *testing.T, id int64, change func() error, leave func() error) {
+		t.Helper()
+		left := make(chan error, 1)
+		hook := func(int64, chat.Event) { left <- leave() }
+		db.before.Store(&hook)
+		db.lose.Store(true)
+		if err := change(); err == nil {
+			t.Fatal("the change = nil; want the store's error")
+		}
+		select {
+		case err := <-left:
+			if err != nil {
+				t.Fatalf("leave = %v", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("the change was never republished")
+		}
+		time.Sleep(200 * time.Millisecond) // the republish, and any follow, done
+		if _, err := f.svc.Send(ctx, ada, id, "c"+strconv.FormatInt(id, 10), "for members only"); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(200 * time.Millisecond)
+		removed := false
+		for _, it := range bobs.Next(nil) {
+			switch ev := it.Event; {
+			case ev.Type == chat.EventRemoved && ev.ConvID == id:
+				removed = true
+			case ev.Type == chat.EventMessage && ev.ConvID == id:
+				t.Errorf("Bob, no member, got message %d of conversation %d (%s)", ev.Message.Seq, id, ev.Message.Kind)
+			case ev.Type == chat.EventConversation && ev.ConvID == id && removed:
+				t.Errorf("Bob's clients got the conversation event %d of %d after its removed", ev.UserSeq, id)
+			}
+		}
+		if !removed {
+			t.Errorf("Bob's clients never got the removed of %d", id)
+		}
+	}
+
+	t.Run("group", func(t *testing.T) {
+		g, err := f.svc.CreateGroup(ctx, ada, "team", "", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		run(t, g.ID,
+			func() error { _, err := f.svc.AddGroupMember(ctx, ada, g.ID, bob.ID); return err },
+			func() error { return f.svc.RemoveGroupMember(ctx, bob, g.ID, bob.ID) })
+	})
+	t.Run("room", func(t *testing.T) {
+		r := f.enter(t, ada, "lobby")
+		// A first entry is not logged, nor told of again after a lost
+		// commit by a logged event: one after a leave is.
+		f.enter(t, bob, "lobby")
+		if err := f.svc.LeaveRoom(ctx, bob, r.ID); err != nil {
+			t.Fatal(err)
+		}
+		bobs.Next(nil)
+		run(t, r.ID,
+			func() error { _, err := f.svc.EnterRoom(ctx, bob, "lobby"); return err },
+			func() error { return f.svc.LeaveRoom(ctx, bob, r.ID) })
+	})
 }

@@ -241,11 +241,7 @@ func (s *Service) republishJoined(err error, u User, id int64) {
 			join = nil // a room too large to announce joins: this one has none
 		}
 		ev := Event{Type: EventConversation, ConvID: id, ConvKind: ConvRoom, Message: join}
-		if s.leftLogged(ctx, u.ID, id) {
-			s.publishUser(ctx, u.ID, ev)
-		} else {
-			s.publish(ctx, UserTopic(u.ID), ev)
-		}
+		s.publishMember(ctx, u.ID, id, ev, s.leftLogged(ctx, u.ID, id))
 		return nil
 	})
 }
@@ -268,9 +264,33 @@ func (s *Service) republishAdded(err error, userID, id int64) {
 		if added != nil && added.Kind != KindAdded {
 			added = nil
 		}
-		s.publishUser(ctx, userID, Event{Type: EventConversation, ConvID: id, ConvKind: ConvGroup, Message: added})
+		s.publishMember(ctx, userID, id, Event{Type: EventConversation, ConvID: id, ConvKind: ConvGroup, Message: added}, true)
 		return nil
 	})
+}
+
+// publishMember publishes ev, which tells userID of their membership of
+// conversation id, to userID's topic, kept first in their event log if
+// logged (as publishUser keeps it), unless userID is no member once it is
+// kept. The membership was read before, and may have ended since: the
+// removal's event, logged before ev, would then come before it, and ev
+// announce a membership that has ended (a hub would even take it for one
+// newer than the removal, and follow a group for a user who is no member).
+// A removal logged after ev comes after it.
+func (s *Service) publishMember(ctx context.Context, userID, id int64, ev Event, logged bool) {
+	if logged {
+		kept, err := s.store.AppendUserEvent(context.WithoutCancel(ctx), userID, ev, s.cfg.Now())
+		if err != nil {
+			s.log.Warn("keep user event", "user", userID, "type", string(ev.Type), "err", err)
+		} else {
+			ev = kept
+		}
+	}
+	// A failed read publishes: the hub revokes what a removal ends.
+	if _, member, err := s.store.Membership(ctx, id, userID); errors.Is(err, ErrNotFound) || (err == nil && !member) {
+		return
+	}
+	s.publish(ctx, UserTopic(userID), ev)
 }
 
 // memberSince reports whether userID is a member of conversation id, and
