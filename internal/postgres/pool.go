@@ -35,9 +35,8 @@ func newPool(ctx context.Context, cfg *pgxpool.Config) (*pool, error) {
 
 // Exec is pgxpool.Pool's Exec, run again while it did not run.
 func (p *pool) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
-	return again(ctx, p, p.extended(true, args), func() (pgconn.CommandTag, pgconn.CommandTag, error) {
-		tag, err := p.raw.Exec(ctx, sql, args...)
-		return tag, tag, err
+	return again(ctx, p, p.extended(true, args), func() (pgconn.CommandTag, error) {
+		return p.raw.Exec(ctx, sql, args...)
 	})
 }
 
@@ -46,16 +45,16 @@ func (p *pool) Exec(ctx context.Context, sql string, args ...any) (pgconn.Comman
 // Next, so Query reads as far as the first row (which its Rows then give
 // first) to see it; an error after that stays with the Rows.
 func (p *pool) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
-	return again(ctx, p, p.extended(false, args), func() (pgx.Rows, pgconn.CommandTag, error) {
+	return again(ctx, p, p.extended(false, args), func() (pgx.Rows, error) {
 		rows, err := p.raw.Query(ctx, sql, args...)
 		if err != nil {
-			return rows, rows.CommandTag(), err
+			return rows, err
 		}
 		if rows.Next() {
-			return &readRows{Rows: rows, first: true}, pgconn.CommandTag{}, nil
+			return &readRows{Rows: rows, first: true}, nil
 		}
-		// Closed: Err and CommandTag are final.
-		return rows, rows.CommandTag(), rows.Err()
+		// Closed: Err is final.
+		return rows, rows.Err()
 	})
 }
 
@@ -69,8 +68,8 @@ func (p *pool) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
 // connection it got: a ping changes nothing, and that connection says
 // nothing of whether the server answers now.
 func (p *pool) Ping(ctx context.Context) error {
-	_, err := again(ctx, p, true, func() (struct{}, pgconn.CommandTag, error) {
-		return struct{}{}, pgconn.CommandTag{}, p.raw.Ping(ctx)
+	_, err := again(ctx, p, true, func() (struct{}, error) {
+		return struct{}{}, p.raw.Ping(ctx)
 	})
 	return err
 }
@@ -94,28 +93,32 @@ func (p *pool) Close() { p.raw.Close() }
 // failed without running, or until ctx ends: at most once more than the
 // connections of the pool, as every one of them may have been ended, and
 // each found so leaves the pool.
-func again[T any](ctx context.Context, p *pool, extended bool, run func() (T, pgconn.CommandTag, error)) (T, error) {
+func again[T any](ctx context.Context, p *pool, extended bool, run func() (T, error)) (T, error) {
 	for attempt := 1; ; attempt++ {
-		v, tag, err := run()
-		if err == nil || attempt > p.conns || ctx.Err() != nil || !notRun(err, tag, extended) {
+		v, err := run()
+		if err == nil || attempt > p.conns || ctx.Err() != nil || !notRun(err, extended) {
 			return v, err
 		}
 	}
 }
 
 // notRun reports whether a statement outside a transaction that failed
-// with err, after reading tag, did not run or was rolled back: nothing
-// of it reached the server, or, by the extended protocol, the server's
-// farewell (sessionEnded) came before the statement completed. The
-// extended protocol commits such a statement at the Sync after it, once
-// its CommandComplete is queued ahead of anything else the server may
-// send, a farewell included; the simple protocol commits it before
-// queuing its CommandComplete, so there a farewell can follow a commit.
-func notRun(err error, tag pgconn.CommandTag, extended bool) bool {
+// with err did not run, or ran and was rolled back: nothing of it
+// reached the server, or it went by the extended protocol and the server
+// ended the session (sessionEnded). By the extended protocol such a
+// statement commits at the Sync after it. A termination that PostgreSQL
+// acts on before that commit rolls the statement back, and it acts on
+// none between the commit and the ReadyForQuery after it (only the
+// processing of NOTIFYs runs there, and Parley's connections listen for
+// none): it acts on the next while it waits for a command. pgx gives no
+// command tag with an error that follows it, so the answer itself cannot
+// tell. The simple protocol commits a statement before its
+// CommandComplete, so there a farewell can follow a commit.
+func notRun(err error, extended bool) bool {
 	if pgconn.SafeToRetry(err) {
 		return true
 	}
-	return extended && tag.String() == "" && sessionEnded(err)
+	return extended && sessionEnded(err)
 }
 
 // extended reports whether pgx sends a statement with arguments args by

@@ -9,30 +9,27 @@ import (
 )
 
 // TestNotRun: a statement outside a transaction runs again only when its
-// error proves that it did not run: nothing of it was sent, or the
-// server's farewell came before its CommandComplete under the extended
-// protocol, which commits only after that. A farewell after the
-// CommandComplete (the statement may have committed), under the simple
-// protocol (which commits before it), or an error that does not end the
-// session leaves the statement's outcome to the caller.
+// error shows that it did not run or was rolled back: nothing of it was
+// sent, or the server ended the session under the extended protocol,
+// which commits at the Sync after the statement (see notRun). A farewell
+// under the simple protocol (which commits before it), or an error that
+// does not end the session, leaves the statement's outcome to the caller.
 func TestNotRun(t *testing.T) {
 	fatal := &pgconn.PgError{Severity: "FATAL", SeverityUnlocalized: "FATAL", Code: "57P01"}
 	for _, tc := range []struct {
 		name     string
 		err      error
-		tag      string
 		extended bool
 		want     bool
 	}{
-		{"nothing sent", &notRunError{errors.New("broken pipe")}, "", false, true},
-		{"farewell first", fatal, "", true, true},
-		{"farewell after CommandComplete", fatal, "UPDATE 1", true, false},
-		{"farewell by the simple protocol", fatal, "", false, false},
-		{"error", &pgconn.PgError{Severity: "ERROR", SeverityUnlocalized: "ERROR", Code: "23505"}, "", true, false},
-		{"connection lost", errors.New("unexpected EOF"), "", true, false},
+		{"nothing sent", &notRunError{errors.New("broken pipe")}, false, true},
+		{"farewell", fatal, true, true},
+		{"farewell by the simple protocol", fatal, false, false},
+		{"error", &pgconn.PgError{Severity: "ERROR", SeverityUnlocalized: "ERROR", Code: "23505"}, true, false},
+		{"connection lost", errors.New("unexpected EOF"), true, false},
 	} {
-		if got := notRun(tc.err, pgconn.NewCommandTag(tc.tag), tc.extended); got != tc.want {
-			t.Errorf("%s: notRun(%v, %q, %v) = %v; want %v", tc.name, tc.err, tc.tag, tc.extended, got, tc.want)
+		if got := notRun(tc.err, tc.extended); got != tc.want {
+			t.Errorf("%s: notRun(%v, %v) = %v; want %v", tc.name, tc.err, tc.extended, got, tc.want)
 		}
 	}
 	p := &pool{mode: pgx.QueryExecModeCacheStatement}
