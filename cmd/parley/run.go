@@ -123,6 +123,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Logger:   logger,
 	})
 
+	// Before the store closes, however run returns: republishes still due
+	// are dropped, and clients resync on reconnecting.
+	defer svc.Close()
 	h.UseStore(svc.Missed) // gaps in the broker's stream are filled from the store
 
 	var uiFS fs.FS
@@ -216,7 +219,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	go func() { herr <- h.Close(sctx) }()
 	err = errors.Join(srv.Shutdown(sctx), <-herr)
 	svc.FlushPresence(sctx) // record last-seen times of those who just left
-	svc.Close()             // republishes still due are dropped: clients resync on reconnecting
 	logger.Info("stopped", "err", err)
 	return err
 }
