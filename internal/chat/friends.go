@@ -3,6 +3,7 @@ package chat
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -131,6 +132,16 @@ func (s *Service) notifyBoth(ctx context.Context, me User, c Contact) Contact {
 	return c
 }
 
+// retellBoth is retellContact for both a and b if err, from the store's
+// change of their relation, leaves it unknown whether it was made.
+func (s *Service) retellBoth(err error, a, b int64) {
+	if !unknownOutcome(err) {
+		return
+	}
+	s.retellContact(a, b)
+	s.retellContact(b, a)
+}
+
 func notSelf(me User, id int64, msg string) error {
 	if id == me.ID {
 		return Invalid(CodeInvalidField, "user_id", "%s", msg)
@@ -193,10 +204,13 @@ func (s *Service) RequestFriend(ctx context.Context, me User, id int64) (Contact
 	case errors.Is(err, ErrForbidden):
 		return Contact{}, refused()
 	case err != nil:
+		s.retellBoth(err, me.ID, id)
 		return Contact{}, internal("request friend", err)
 	}
 	c.User = public(c.User)
 	if !changed {
+		// A repeat, maybe a retry of a request whose answer was lost: the
+		// call that got the error is having the two told.
 		if c.State == StateFriends {
 			return Contact{}, Errorf(ErrConflict, CodeAlreadyFriends, "you are already friends")
 		}
@@ -271,7 +285,9 @@ func tooManyFriends(who string, n int) error {
 	return Errorf(ErrConflict, CodeLimitReached, "%s %d friends, as many as the server allows: one must be removed first", who, n)
 }
 
-// AcceptFriend accepts the friend request of user id.
+// AcceptFriend accepts the friend request of user id. Accepting again
+// once they are friends (a retry of an acceptance whose answer was lost)
+// answers as the acceptance did.
 func (s *Service) AcceptFriend(ctx context.Context, me User, id int64) (Contact, error) {
 	if err := notSelf(me, id, "you cannot add yourself"); err != nil {
 		return Contact{}, err
@@ -280,16 +296,29 @@ func (s *Service) AcceptFriend(ctx context.Context, me User, id int64) (Contact,
 	if err != nil {
 		return Contact{}, internal("list contacts", err)
 	}
-	if _, friends, state := countContacts(cs, id); state == StateRequestReceived {
+	_, friends, state := countContacts(cs, id)
+	switch state {
+	case StateRequestReceived:
 		if err := s.roomForFriend(ctx, me.ID, id, friends); err != nil {
 			return Contact{}, err
 		}
+	case StateFriends:
+		// Maybe a retry: the call that got the error is having the two
+		// told. A repeat schedules nothing, as any user can make it.
+		i := slices.IndexFunc(cs, func(c Contact) bool { return c.User.ID == id })
+		c := []Contact{cs[i]}
+		c[0].User = public(c[0].User)
+		if err := s.FriendsPresence(ctx, c); err != nil {
+			s.log.Warn("load presence of friend", "user", id, "err", err)
+		}
+		return c[0], nil
 	}
 	c, err := s.store.AcceptFriend(ctx, me.ID, id, s.cfg.Now())
 	if errors.Is(err, ErrNotFound) {
 		return Contact{}, Errorf(ErrNotFound, CodeNotFound, "this user has not asked to be your friend")
 	}
 	if err != nil {
+		s.retellBoth(err, me.ID, id)
 		return Contact{}, internal("accept friend", err)
 	}
 	c.User = public(c.User)
@@ -305,6 +334,7 @@ func (s *Service) RemoveContact(ctx context.Context, me User, id int64) error {
 	}
 	prev, err := s.store.RemoveContact(ctx, me.ID, id)
 	if err != nil {
+		s.retellBoth(err, me.ID, id)
 		return internal("remove contact", err)
 	}
 	if prev == "" {
@@ -363,12 +393,17 @@ func (s *Service) Block(ctx context.Context, me User, id int64) error {
 		return userNotFound()
 	}
 	if err != nil {
+		s.retellBoth(err, me.ID, id)
 		return internal("block user", err)
 	}
 	other, err := s.store.User(ctx, id)
 	if err != nil {
 		return internal("load user", err)
 	}
+	// A retry of a block whose answer was lost tells me blocked here, and
+	// so does the retell the failed call scheduled if it ran first (else
+	// it finds this one logged): me then gets blocked twice, harmless for
+	// a state. Avoiding it would cost every block a read of me's log.
 	s.notifyContact(ctx, me.ID, Contact{User: other, State: StateBlocked})
 	if prev != "" {
 		s.notifyContact(ctx, id, Contact{User: me, State: StateNone})
@@ -382,6 +417,9 @@ func (s *Service) Unblock(ctx context.Context, me User, id int64) error {
 		return err
 	}
 	ok, err := s.store.Unblock(ctx, me.ID, id)
+	if unknownOutcome(err) {
+		s.retellContact(me.ID, id)
+	}
 	if err != nil {
 		return internal("unblock user", err)
 	}

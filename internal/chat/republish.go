@@ -54,6 +54,10 @@ type later struct {
 	ctx    context.Context // ended by Close
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // the jobs running
+
+	// tell serializes tellContact, which reads a log and then appends
+	// to it, so that two of one node do not both append.
+	tell sync.Mutex
 }
 
 type laterJob struct {
@@ -200,23 +204,40 @@ func (s *Service) republishRemoved(err error, userID, id int64) {
 		case member:
 			return nil // not removed, or a member again: the removal is old news
 		}
-		last, err := s.store.LastUserEvent(ctx, userID)
-		if err != nil || last == 0 {
+		ev, err := s.loggedRemoved(ctx, userID, id)
+		if err != nil || ev == nil {
 			return err
 		}
-		evs, err := s.store.UserEvents(ctx, userID, max(0, last-maxLaterEvents), maxLaterEvents)
-		if err != nil {
-			return err
-		}
-		for _, ev := range slices.Backward(evs) {
-			if ev.Type == EventRemoved && ev.ConvID == id {
-				ev.Repeat = true
-				s.publish(ctx, UserTopic(userID), ev)
-				break
-			}
-		}
+		ev.Repeat = true
+		s.publish(ctx, UserTopic(userID), *ev)
 		return nil
 	})
+}
+
+// loggedRemoved returns the newest EventRemoved of conversation id among
+// userID's newest maxLaterEvents logged events, nil if none is.
+func (s *Service) loggedRemoved(ctx context.Context, userID, id int64) (*Event, error) {
+	ev, err := s.findLogged(ctx, userID, func(ev Event) bool { return ev.Type == EventRemoved && ev.ConvID == id })
+	return ev, err
+}
+
+// findLogged returns the newest of userID's newest maxLaterEvents logged
+// events that is, nil if none is.
+func (s *Service) findLogged(ctx context.Context, userID int64, is func(Event) bool) (*Event, error) {
+	last, err := s.store.LastUserEvent(ctx, userID)
+	if err != nil || last == 0 {
+		return nil, err
+	}
+	evs, err := s.store.UserEvents(ctx, userID, max(0, last-maxLaterEvents), maxLaterEvents)
+	if err != nil {
+		return nil, err
+	}
+	for _, ev := range slices.Backward(evs) {
+		if is(ev) {
+			return &ev, nil
+		}
+	}
+	return nil, nil
 }
 
 // maxLaterEvents is how many of a user's newest logged events a
@@ -317,4 +338,87 @@ func (s *Service) memberSince(ctx context.Context, userID, id int64, is func(Mes
 		}
 	}
 	return nil, true, nil
+}
+
+// retellContact is, after an error of unknown outcome from a change of
+// the relation between users owner and other (a friend request, an
+// acceptance, a removal, a block or unblock), tellContact later. The
+// store makes such a change before the Service logs and publishes its
+// EventContact, so an answer lost after the commit loses the event too,
+// and a retry finds nothing to change. Only the call that got the error
+// schedules it: not a repeat, which any user can make at no cost.
+func (s *Service) retellContact(owner, other int64) {
+	s.republishLater("contact:"+strconv.FormatInt(owner, 10)+":"+strconv.FormatInt(other, 10), func(ctx context.Context) error {
+		return s.tellContact(ctx, owner, other)
+	})
+}
+
+// tellContact tells owner, keeping it in their log, their contact with
+// user other as the store has it, unless the newest EventContact about
+// other among owner's newest logged events has that state already. A
+// state of none is told only to an owner whose log shows another: not
+// to one who never heard of a relation, nor, the blocked user of a block,
+// one who had none.
+func (s *Service) tellContact(ctx context.Context, owner, other int64) error {
+	s.later.tell.Lock()
+	defer s.later.tell.Unlock()
+	logged, err := s.loggedContact(ctx, owner, other)
+	if err != nil {
+		return err
+	}
+	c, err := s.contactOf(ctx, owner, other)
+	if errors.Is(err, ErrNotFound) {
+		return nil // gone
+	}
+	if err != nil {
+		return err
+	}
+	if c.State == logged || c.State == StateNone && logged == "" {
+		return nil
+	}
+	s.notifyContact(ctx, owner, c)
+	return nil
+}
+
+// loggedContact returns the state of the newest EventContact about user
+// other among owner's newest maxLaterEvents logged events, "" if none is.
+func (s *Service) loggedContact(ctx context.Context, owner, other int64) (string, error) {
+	ev, err := s.findLogged(ctx, owner, func(ev Event) bool {
+		return ev.Type == EventContact && ev.Contact != nil && ev.Contact.User.ID == other
+	})
+	if err != nil || ev == nil {
+		return "", err
+	}
+	return ev.Contact.State, nil
+}
+
+// contactOf returns owner's contact with user other as the store has it:
+// their relation, or StateBlocked if owner blocked other, or StateNone.
+func (s *Service) contactOf(ctx context.Context, owner, other int64) (Contact, error) {
+	cs, err := s.store.Contacts(ctx, owner)
+	if err != nil {
+		return Contact{}, err
+	}
+	for _, c := range cs {
+		if c.User.ID == other {
+			return c, nil
+		}
+	}
+	u, err := s.store.User(ctx, other)
+	if err != nil {
+		return Contact{}, err
+	}
+	c := Contact{User: u, State: StateNone}
+	blocked, err := s.store.IsBlocked(ctx, owner, other)
+	if err != nil || !blocked {
+		return c, err
+	}
+	us, err := s.store.Blocked(ctx, owner) // which of the two blocked
+	if err != nil {
+		return Contact{}, err
+	}
+	if slices.ContainsFunc(us, func(u User) bool { return u.ID == other }) {
+		c.State = StateBlocked
+	}
+	return c, nil
 }
