@@ -523,17 +523,31 @@ func (s *Service) TransferGroup(ctx context.Context, u User, id, userID int64) e
 // member is cut off.
 func (s *Service) DeleteGroup(ctx context.Context, u User, id int64) error {
 	mine, err := s.groupRole(ctx, u, id)
+	if errors.Is(err, ErrNotFound) {
+		// A retry, maybe, of a deletion whose answer was lost: u's log
+		// has the group's deletion.
+		if ev, lerr := s.loggedRemoved(ctx, u.ID, id); lerr == nil && ev != nil && ev.Reason == reasonDeleted {
+			return nil
+		}
+	}
 	if err != nil {
 		return err
 	}
 	if mine != RoleOwner {
 		return notAllowed("only the owner may delete the group")
 	}
-	removed, err := s.store.DeleteGroup(ctx, id, u.ID, s.cfg.Now(), Event{Type: EventRemoved, ConvID: id, Reason: "deleted"})
+	// The members go with the group: they are read before, for a
+	// republish of their removed should the store fail to answer.
+	members, err := s.store.GroupMembers(ctx, id)
+	if err != nil {
+		return groupErr("load group members", err)
+	}
+	removed, err := s.store.DeleteGroup(ctx, id, u.ID, s.cfg.Now(), Event{Type: EventRemoved, ConvID: id, Reason: reasonDeleted})
 	if errors.Is(err, ErrForbidden) { // u transferred the group since the check above
 		return notAllowed("only the owner may delete the group")
 	}
 	if err != nil {
+		s.republishDeleted(err, id, members)
 		return groupErr("delete group", err)
 	}
 	s.kinds.forget(id) // SQLite may give its id to the next conversation

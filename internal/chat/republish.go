@@ -240,6 +240,41 @@ func (s *Service) findLogged(ctx context.Context, userID int64, is func(Event) b
 	return nil, nil
 }
 
+// reasonDeleted is the Reason of the EventRemoved of a group's deletion.
+const reasonDeleted = "deleted"
+
+// republishDeleted is, after an error of unknown outcome from the
+// deletion of group id, whose members were read just before, the
+// republish of the EventRemoved that the deletion kept in each member's
+// log, if the group is gone: the members went with it, and a retry finds
+// no group.
+func (s *Service) republishDeleted(err error, id int64, members []GroupMember) {
+	if !unknownOutcome(err) {
+		return
+	}
+	s.republishLater("deleted:"+strconv.FormatInt(id, 10), func(ctx context.Context) error {
+		_, err := s.store.Group(ctx, id)
+		switch {
+		case err == nil:
+			return nil // not deleted
+		case !errors.Is(err, ErrNotFound):
+			return err
+		}
+		s.kinds.forget(id)
+		for _, m := range members {
+			ev, err := s.loggedRemoved(ctx, m.User.ID, id)
+			if err != nil {
+				return err // tried again: hubs drop those delivered
+			}
+			if ev != nil && ev.Reason == reasonDeleted {
+				ev.Repeat = true
+				s.publish(ctx, UserTopic(m.User.ID), *ev)
+			}
+		}
+		return nil
+	})
+}
+
 // maxLaterEvents is how many of a user's newest logged events a
 // republish looks through for the one it republishes.
 const maxLaterEvents = 16
