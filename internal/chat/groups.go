@@ -246,9 +246,21 @@ func (s *Service) CreateGroup(ctx context.Context, u User, name, desc string, ma
 	if err := s.allowNewConv(ctx, u); err != nil {
 		return Group{}, err
 	}
-	g, m, err := s.store.CreateGroup(ctx, NewGroup{Name: name, Description: desc, MaxMembers: maxMembers, OwnerID: u.ID, At: s.cfg.Now()})
+	ng := NewGroup{Name: name, Description: desc, MaxMembers: maxMembers, OwnerID: u.ID, At: s.cfg.Now()}
+	g, m, err := s.store.CreateGroup(ctx, ng)
+	if errors.Is(err, ErrNameTaken) {
+		// A retry, maybe, of a creation whose answer was lost: answered
+		// with the group it made, counted by this call.
+		if g, m, ok, ferr := s.freshGroup(ctx, ng); ferr != nil {
+			s.log.Warn("look for a group made by a retried creation", "user", u.ID, "err", ferr)
+		} else if ok {
+			s.tellCreated(ctx, g.ID, m)
+			return g, nil
+		}
+	}
 	if err != nil {
 		s.undoNewConv(ctx, u) // no group made: it does not count
+		s.republishCreated(err, ng)
 		return Group{}, groupErr("create group", err)
 	}
 	s.publishGroup(ctx, g.ID, m, 0)

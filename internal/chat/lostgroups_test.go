@@ -17,6 +17,17 @@ func (s *lostWriteStore) DeleteGroup(ctx context.Context, id, by int64, at time.
 	return evs, nil
 }
 
+func (s *lostWriteStore) CreateGroup(ctx context.Context, g chat.NewGroup) (chat.Group, chat.Message, error) {
+	if s.failed() {
+		return chat.Group{}, chat.Message{}, errLostCommit
+	}
+	gr, m, err := s.Store.CreateGroup(ctx, g)
+	if err = s.lost(err); err != nil {
+		return chat.Group{}, chat.Message{}, err
+	}
+	return gr, m, nil
+}
+
 // TestLostWriteDeleteGroup: a group deletion whose commit went through
 // but whose caller got an error still tells every member, once, that
 // the group is gone; a retry by the owner is no error.
@@ -49,4 +60,75 @@ func TestLostWriteDeleteGroup(t *testing.T) {
 	wantOnce(t, adas, "Ada's removed", removed)
 	wantOnce(t, graces, "Grace's removed", removed)
 	wantOnce(t, bobs, "Bob's removed", removed)
+}
+
+// TestLostWriteCreateGroup: a group creation whose commit went through
+// but whose caller got an error is answered, when its owner tries it
+// again soon, with the group it made, not name_taken; the owner's
+// clients learn of it once, and their log keeps it.
+func TestLostWriteCreateGroup(t *testing.T) {
+	ctx := context.Background()
+	db := &lostWriteStore{Store: newFixture(t, chat.Config{}).store}
+	f := newFixtureOn(t, chat.Config{RepublishWait: 10 * time.Millisecond}, inmem.NewPresence(), db)
+	ada, _ := f.signIn(t, "ada@example.com", "Ada")
+	grace, _ := f.signIn(t, "grace@example.com", "Grace")
+	h := lostHub(t, f)
+	adas := userClient(t, h, ada)
+	created := func(ev chat.Event) bool {
+		return ev.Type == chat.EventConversation && ev.ConvKind == chat.ConvGroup && ev.Message != nil && ev.Message.Kind == chat.KindCreated && ev.UserSeq > 0
+	}
+
+	db.lose.Store(true)
+	if _, err := f.svc.CreateGroup(ctx, ada, "team", "ours", 10); err == nil {
+		t.Fatal("CreateGroup = nil; want the store's error")
+	}
+	g, err := f.svc.CreateGroup(ctx, ada, "team", "ours", 10)
+	if err != nil {
+		t.Fatalf("CreateGroup retried: %v; want the group", err)
+	}
+	if g.Name != "team" || g.OwnerID != ada.ID || g.ID == 0 {
+		t.Errorf("CreateGroup retried = %+v; want Ada's team", g)
+	}
+	wantOnce(t, adas, "Ada's new group", created)
+
+	// Not a retry: another user, other settings, a group with more in it,
+	// or one made long ago.
+	if _, err := f.svc.CreateGroup(ctx, grace, "team", "ours", 10); err == nil {
+		t.Error("Grace's CreateGroup(team) = nil; want name_taken")
+	}
+	if _, err := f.svc.CreateGroup(ctx, ada, "team", "theirs", 10); err == nil {
+		t.Error("CreateGroup(team) with another description = nil; want name_taken")
+	}
+	if _, err := f.svc.AddGroupMember(ctx, ada, g.ID, grace.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.CreateGroup(ctx, ada, "team", "ours", 10); err == nil {
+		t.Error("CreateGroup(team) of a group with two members = nil; want name_taken")
+	}
+	if _, err := f.svc.CreateGroup(ctx, ada, "crew", "", 0); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(time.Hour)
+	if _, err := f.svc.CreateGroup(ctx, ada, "crew", "", 0); err == nil {
+		t.Error("CreateGroup(crew) an hour after = nil; want name_taken")
+	}
+
+	// A creation that failed unmade is tried again, and made, once.
+	db.fail.Store(true)
+	if _, err := f.svc.CreateGroup(ctx, ada, "band", "", 0); err == nil {
+		t.Fatal("CreateGroup = nil; want the store's error")
+	}
+	if _, err := f.svc.CreateGroup(ctx, ada, "band", "", 0); err != nil {
+		t.Fatal(err)
+	}
+
+	// A creation of unknown outcome not tried again: the owner's clients
+	// still learn of it.
+	time.Sleep(50 * time.Millisecond)
+	adas.Next(nil)
+	db.lose.Store(true)
+	if _, err := f.svc.CreateGroup(ctx, ada, "choir", "", 0); err == nil {
+		t.Fatal("CreateGroup = nil; want the store's error")
+	}
+	wantOnce(t, adas, "Ada's choir", created)
 }

@@ -275,6 +275,74 @@ func (s *Service) republishDeleted(err error, id int64, members []GroupMember) {
 	})
 }
 
+// freshWindow is how long after its creation a group that nothing
+// happened in since answers a creation by its owner of a group with its
+// name and settings, as a retry of the creation that made it.
+const freshWindow = 5 * time.Minute
+
+// freshGroup returns the group, and its created message, that a creation
+// of ng whose answer was lost made: ng.OwnerID's newest group, if it has
+// ng's name and settings, no member but its owner, no message but the
+// created one, and was made at most freshWindow ago.
+func (s *Service) freshGroup(ctx context.Context, ng NewGroup) (Group, Message, bool, error) {
+	ids, err := s.store.GroupIDs(ctx, ng.OwnerID)
+	if err != nil || len(ids) == 0 {
+		return Group{}, Message{}, false, err
+	}
+	g, err := s.store.Group(ctx, ids[len(ids)-1]) // the newest: ids only grow
+	if errors.Is(err, ErrNotFound) {
+		return Group{}, Message{}, false, nil
+	}
+	if err != nil {
+		return Group{}, Message{}, false, err
+	}
+	if g.Name != ng.Name || g.Description != ng.Description || g.MaxMembers != ng.MaxMembers ||
+		g.OwnerID != ng.OwnerID || g.Members != 1 || g.LastSeq != 1 ||
+		s.cfg.Now().Sub(g.CreatedAt) > freshWindow {
+		return Group{}, Message{}, false, nil
+	}
+	ms, err := s.store.Messages(ctx, g.ID, Page{Limit: 1})
+	if err != nil || len(ms) != 1 || ms[0].Kind != KindCreated {
+		return Group{}, Message{}, false, err
+	}
+	return g, ms[0], true, nil
+}
+
+// republishCreated is, after an error of unknown outcome from the
+// creation of ng, tellCreated of the group, if the creation made it.
+func (s *Service) republishCreated(err error, ng NewGroup) {
+	if !unknownOutcome(err) {
+		return
+	}
+	s.republishLater("created:"+strconv.FormatInt(ng.OwnerID, 10)+":"+ng.Name, func(ctx context.Context) error {
+		g, m, ok, err := s.freshGroup(ctx, ng)
+		if err != nil || !ok {
+			return err
+		}
+		s.tellCreated(ctx, g.ID, m)
+		return nil
+	})
+}
+
+// tellCreated publishes the created message m of group id, and tells its
+// owner of the group, kept in their log, unless their log has it: what
+// CreateGroup does after the store made the group.
+func (s *Service) tellCreated(ctx context.Context, id int64, m Message) {
+	s.later.tell.Lock()
+	defer s.later.tell.Unlock()
+	ev, err := s.findLogged(ctx, m.SenderID, func(ev Event) bool { return ev.Type == EventConversation && ev.ConvID == id })
+	if err != nil {
+		s.log.Warn("read user events", "user", m.SenderID, "err", err)
+	}
+	if err != nil || ev != nil {
+		return
+	}
+	one := []Message{m}
+	s.nameTargets(ctx, one)
+	s.publish(ctx, ConvTopic(id), Event{Type: EventMessage, ConvID: id, Message: &one[0], Repeat: true})
+	s.publishUser(ctx, m.SenderID, Event{Type: EventConversation, ConvID: id, ConvKind: ConvGroup, Message: &m})
+}
+
 // maxLaterEvents is how many of a user's newest logged events a
 // republish looks through for the one it republishes.
 const maxLaterEvents = 16
