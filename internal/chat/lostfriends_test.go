@@ -52,11 +52,17 @@ func (s *lostWriteStore) Unblock(ctx context.Context, blocker, blocked int64) (b
 	return ok, nil
 }
 
+// lostFixture is a fixture on db that republishes changes of unknown
+// outcome 10 ms after their error.
+func lostFixture(t *testing.T, db chat.Store) *fixture {
+	return newFixtureOn(t, chat.Config{RepublishWait: 10 * time.Millisecond}, inmem.NewPresence(), db)
+}
+
 // lostHub is a hub on f's broker, as parley wires it.
 func lostHub(t *testing.T, f *fixture) *hub.Hub {
 	t.Helper()
 	h := hub.New(f.broker, slog.New(slog.DiscardHandler))
-	h.UseStore(f.svc.Missed)
+	h.UseStore(f.svc.Missed) // as parley wires it
 	t.Cleanup(func() { h.Close(context.Background()) })
 	return h
 }
@@ -133,7 +139,7 @@ func wantLogged(t *testing.T, f *fixture, u chat.User, id int64, state string) {
 func TestLostWriteFriends(t *testing.T) {
 	ctx := context.Background()
 	db := &lostWriteStore{Store: newFixture(t, chat.Config{}).store}
-	f := newFixtureOn(t, chat.Config{RepublishWait: 10 * time.Millisecond}, inmem.NewPresence(), db)
+	f := lostFixture(t, db)
 	ada, _ := f.signIn(t, "ada@example.com", "Ada")
 	grace, _ := f.signIn(t, "grace@example.com", "Grace")
 	bob, _ := f.signIn(t, "bob@example.com", "Bob")
@@ -224,7 +230,7 @@ func mirrorState(s string) string {
 func TestLostWriteFriendsFailed(t *testing.T) {
 	ctx := context.Background()
 	db := &failFriendStore{Store: newFixture(t, chat.Config{}).store}
-	f := newFixtureOn(t, chat.Config{RepublishWait: 10 * time.Millisecond}, inmem.NewPresence(), db)
+	f := lostFixture(t, db)
 	ada, _ := f.signIn(t, "ada@example.com", "Ada")
 	grace, _ := f.signIn(t, "grace@example.com", "Grace")
 	if _, err := f.svc.RequestFriend(ctx, ada, grace.ID); err != nil {

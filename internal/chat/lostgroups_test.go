@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/parley-chat/parley/internal/chat"
-	"github.com/parley-chat/parley/internal/inmem"
 )
 
 func (s *lostWriteStore) DeleteGroup(ctx context.Context, id, by int64, at time.Time, removed chat.Event) ([]chat.UserEvent, error) {
@@ -34,7 +33,7 @@ func (s *lostWriteStore) CreateGroup(ctx context.Context, g chat.NewGroup) (chat
 func TestLostWriteDeleteGroup(t *testing.T) {
 	ctx := context.Background()
 	db := &lostWriteStore{Store: newFixture(t, chat.Config{}).store}
-	f := newFixtureOn(t, chat.Config{RepublishWait: 10 * time.Millisecond}, inmem.NewPresence(), db)
+	f := lostFixture(t, db)
 	ada, _ := f.signIn(t, "ada@example.com", "Ada")
 	grace, _ := f.signIn(t, "grace@example.com", "Grace")
 	bob, _ := f.signIn(t, "bob@example.com", "Bob")
@@ -69,7 +68,7 @@ func TestLostWriteDeleteGroup(t *testing.T) {
 func TestLostWriteCreateGroup(t *testing.T) {
 	ctx := context.Background()
 	db := &lostWriteStore{Store: newFixture(t, chat.Config{}).store}
-	f := newFixtureOn(t, chat.Config{RepublishWait: 10 * time.Millisecond}, inmem.NewPresence(), db)
+	f := lostFixture(t, db)
 	ada, _ := f.signIn(t, "ada@example.com", "Ada")
 	grace, _ := f.signIn(t, "grace@example.com", "Grace")
 	h := lostHub(t, f)

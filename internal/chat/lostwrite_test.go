@@ -2,7 +2,6 @@ package chat_test
 
 import (
 	"context"
-	"log/slog"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -104,13 +103,11 @@ func (s *lostWriteStore) UpdateGroup(ctx context.Context, id int64, up chat.Grou
 func TestLostWritePublishes(t *testing.T) {
 	ctx := context.Background()
 	db := &lostWriteStore{Store: newFixture(t, chat.Config{}).store}
-	f := newFixtureOn(t, chat.Config{RepublishWait: 10 * time.Millisecond}, inmem.NewPresence(), db)
+	f := lostFixture(t, db)
 	ada, _ := f.signIn(t, "ada@example.com", "Ada")
 	grace, _ := f.signIn(t, "grace@example.com", "Grace")
 	bob, _ := f.signIn(t, "bob@example.com", "Bob")
-	h := hub.New(f.broker, slog.New(slog.DiscardHandler))
-	h.UseStore(f.svc.Missed) // as parley wires it
-	t.Cleanup(func() { h.Close(context.Background()) })
+	h := lostHub(t, f)
 
 	// client registers a client of u, following conversation id, if not 0.
 	client := func(t *testing.T, u chat.User, id int64) *hub.Client {
@@ -229,12 +226,10 @@ func TestLostWritePublishes(t *testing.T) {
 func TestFailedWritePublishesNothing(t *testing.T) {
 	ctx := context.Background()
 	db := &lostWriteStore{Store: newFixture(t, chat.Config{}).store}
-	f := newFixtureOn(t, chat.Config{RepublishWait: 10 * time.Millisecond}, inmem.NewPresence(), db)
+	f := lostFixture(t, db)
 	ada, _ := f.signIn(t, "ada@example.com", "Ada")
 	grace, _ := f.signIn(t, "grace@example.com", "Grace")
-	h := hub.New(f.broker, slog.New(slog.DiscardHandler))
-	h.UseStore(f.svc.Missed)
-	t.Cleanup(func() { h.Close(context.Background()) })
+	h := lostHub(t, f)
 	g, err := f.svc.CreateGroup(ctx, ada, "team", "", 0)
 	if err != nil {
 		t.Fatal(err)
@@ -324,12 +319,10 @@ func (s *appendHookStore) AppendUserEvent(ctx context.Context, userID int64, ev 
 func TestRepublishAfterLaterRemoval(t *testing.T) {
 	ctx := context.Background()
 	db := &appendHookStore{lostWriteStore: &lostWriteStore{Store: newFixture(t, chat.Config{}).store}}
-	f := newFixtureOn(t, chat.Config{RepublishWait: 10 * time.Millisecond}, inmem.NewPresence(), db)
+	f := lostFixture(t, db)
 	ada, _ := f.signIn(t, "ada@example.com", "Ada")
 	bob, _ := f.signIn(t, "bob@example.com", "Bob")
-	h := hub.New(f.broker, slog.New(slog.DiscardHandler))
-	h.UseStore(f.svc.Missed)
-	t.Cleanup(func() { h.Close(context.Background()) })
+	h := lostHub(t, f)
 	bobs, err := h.Register(bob.ID, 0, 64, nil)
 	if err != nil {
 		t.Fatal(err)
