@@ -1308,7 +1308,9 @@ func covers(m, at chat.Mark) bool {
 // may have found them subscribed, marked them newer, and the undo spares
 // them. The messages after the addition that the group's topic
 // delivered, or missed, before they were subscribed reach them from the
-// store, ahead of what it delivers since (topic.catchFrom).
+// store, ahead of what it delivers since (topic.catchFrom). An addition
+// logged before a removal that tp has delivered already is stale, and
+// follows nothing.
 func (h *Hub) follow(tp *topic, id int64, at chat.Mark) {
 	t := chat.ConvTopic(id)
 	base := at.Seq
@@ -1318,6 +1320,11 @@ func (h *Hub) follow(tp *topic, id int64, at chat.Mark) {
 	tp.dmu.Lock()
 	before := tp.removals[id]
 	tp.dmu.Unlock()
+	if at.UserSeq > 0 && before.seq > at.UserSeq {
+		// A removal logged after the addition was delivered first (two
+		// nodes published them): the membership has ended already.
+		return
+	}
 	// removed reports whether a removal since ended the addition's
 	// membership (or may have: not logged), and what to revoke from.
 	removed := func() (bool, chat.Mark) {

@@ -1,0 +1,77 @@
+package hub_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/parley-chat/parley/internal/chat"
+)
+
+// userLogStore serves conversation 5's messages and user 100's log, as
+// chat.Service.Missed does.
+func userLogStore(conv, log []chat.Event) func(context.Context, chat.Topic, int64) ([]chat.Event, error) {
+	return func(_ context.Context, tp chat.Topic, after int64) ([]chat.Event, error) {
+		switch tp {
+		case chat.ConvTopic(5):
+			return slices.DeleteFunc(slices.Clone(conv), func(ev chat.Event) bool { return ev.Message.Seq <= after }), nil
+		case chat.UserTopic(100):
+			return slices.DeleteFunc(slices.Clone(log), func(ev chat.Event) bool { return ev.UserSeq <= after }), nil
+		}
+		return nil, fmt.Errorf("fetch %s; want conversation 5 or user 100", tp)
+	}
+}
+
+// removedFrom5 is user's removal from group 5, logged at userSeq.
+func removedFrom5(userSeq int64) chat.Event {
+	return chat.Event{Type: chat.EventRemoved, ConvID: 5, Reason: "removed", UserSeq: userSeq}
+}
+
+// TestUserTopicRemovedBeforeAdded: user 100 is added to group 5 (logged
+// at 2) and removed from it (3), and this node receives the removal
+// first: the addition, when it comes, must not subscribe the user's
+// connection, whether the user's topic had delivered an earlier logged
+// event (1) or none yet.
+func TestUserTopicRemovedBeforeAdded(t *testing.T) {
+	for _, earlier := range []bool{true, false} {
+		t.Run(fmt.Sprintf("earlier=%v", earlier), func(t *testing.T) {
+			h, b := newHub(t)
+			t5 := chat.ConvTopic(5)
+			conv := []chat.Event{msg(5, 1), msg(5, 2), msg(5, 3)}
+			conv[1].Message.Kind, conv[1].Message.TargetID = chat.KindAdded, 100
+			conv[2].Message.Kind, conv[2].Message.TargetID, conv[2].Revoke = chat.KindRemoved, 100, 100
+			log := []chat.Event{{Type: chat.EventConversation, ConvID: 9, ConvKind: chat.ConvDirect, UserSeq: 1}, added(100, 2, 2), removedFrom5(3)}
+			h.UseStore(userLogStore(conv, log))
+			other := mustRegister(t, h, 1, 1, 64)
+			if err := h.Subscribe(other, t5); err != nil {
+				t.Fatal(err)
+			}
+			for _, ev := range conv {
+				publish(t, b, t5, ev)
+			}
+			c := mustRegister(t, h, 100, 2, 64)
+			if earlier {
+				publish(t, b, chat.UserTopic(100), log[0])
+			}
+			publish(t, b, chat.UserTopic(100), log[2]) // the removal, early
+			publish(t, b, chat.UserTopic(100), log[1]) // the addition, late
+			time.Sleep(3 * reorderWaitForTest)
+			waitGoroutines(t, "(*Hub).follow", "(*Hub).catchUp", "(*Hub).fillGap", "(*Hub).revoke")
+			c.Next(nil)
+			publish(t, b, t5, msg(5, 4))
+			if got := convSeqs(c); len(got) > 0 {
+				t.Errorf("the connection of the user removed from group 5 got %v", got)
+			}
+			if h.Follows(c, t5) {
+				t.Errorf("Follows(connection, group 5) = true; want false")
+			}
+			h.Unregister(c)
+			h.Unregister(other)
+		})
+	}
+}
+
+// reorderWaitForTest is the hub's reorderWait.
+const reorderWaitForTest = 100 * time.Millisecond
