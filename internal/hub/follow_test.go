@@ -179,6 +179,12 @@ func TestStaleRemovedSparesNewerOpen(t *testing.T) {
 	}
 
 	publish(t, b, chat.UserTopic(2), chat.Event{Type: chat.EventRemoved, ConvID: 5, Reason: "left", UserSeq: 8})
+	// 6 and 7 are not published: the topic delivers 8 after reorderWait.
+	for deadline := time.Now().Add(5 * time.Second); h.Removals(2) < 2; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the removal logged at 8 was not delivered within 5s")
+		}
+	}
 	publish(t, b, t5, msg(5, 2))
 	if got := fmt.Sprint(queuedOf(newer)); got != "[removed]" {
 		t.Errorf("after a removal logged after its check, the client got %s; want [removed]", got)
@@ -696,9 +702,10 @@ func TestFollowAgainOutlivesEarlierRemoval(t *testing.T) {
 	publish(t, b, chat.UserTopic(2), added(2, 5, 1))
 	waitGoroutines(t, "(*Hub).follow")
 	publish(t, b, chat.UserTopic(2), added(2, 7, 3))
+	time.Sleep(3 * reorderWaitForTest) // the topic gives up waiting for 6
 	waitGoroutines(t, "(*Hub).follow")
 	publish(t, b, chat.UserTopic(2), chat.Event{Type: chat.EventRemoved, ConvID: 5, Reason: "removed", UserSeq: 6})
-	waitGoroutines(t, "(*Hub).revoke")
+	waitGoroutines(t, "(*Hub).follow", "(*Hub).revoke")
 	c.Next(nil)
 	publish(t, b, t5, msg(5, 4))
 	if got := fmt.Sprint(queuedOf(c)); got != "[4]" {
@@ -715,7 +722,9 @@ func TestFollowAgainOutlivesEarlierRemoval(t *testing.T) {
 // group that a client's Waker blocks. The first follow, finding the
 // removal, undoes itself; whatever the order of that undo, the removal's
 // revoke and the second follow's subscription, the user's connection
-// ends subscribed to the group.
+// ends subscribed to the group. (The user topic acts on the second
+// addition after the removal's revoke, which waits for the fan-out too:
+// the second addition is published, and waits, meanwhile.)
 func TestFollowUndoneSparesFollowAgain(t *testing.T) {
 	const runs = 20
 	lost := 0
@@ -733,7 +742,7 @@ func TestFollowUndoneSparesFollowAgain(t *testing.T) {
 		c := mustRegister(t, h, 2, 2, 64)
 
 		var wg sync.WaitGroup
-		wg.Add(2)
+		wg.Add(3)
 		go func() { defer wg.Done(); publish(t, b, t5, msg(5, 1)) }()
 		select {
 		case <-gate.entered:
@@ -754,8 +763,8 @@ func TestFollowUndoneSparesFollowAgain(t *testing.T) {
 			}
 			time.Sleep(time.Millisecond)
 		}
-		publish(t, b, chat.UserTopic(2), added(2, 7, 4))
-		waitStacks(t, "(*Hub).subscribe(", 2) // the second follow, behind the first
+		go func() { defer wg.Done(); publish(t, b, chat.UserTopic(2), added(2, 7, 4)) }()
+		waitStacks(t, "(*Hub).deliverLogged(", 2) // the second addition, behind the removal
 		close(gate.release)
 		wg.Wait()
 		waitGoroutines(t, "(*Hub).follow", "(*Hub).revoke")

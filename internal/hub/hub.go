@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -297,12 +298,22 @@ type topic struct {
 	// the ones before it arrive, or until reorderWait has passed (its
 	// publisher may have died after committing: clients then fill the gap
 	// from the store).
+	//
+	// A user topic (logged) delivers the events of its user's log
+	// (Event.UserSeq) in UserSeq order the same way, as it acts on them
+	// (a removal stops a conversation, an addition follows one): two
+	// nodes may publish them out of order. pending then holds the early
+	// ones by UserSeq, up to reorderWait; the gap is not filled from the
+	// user's log, which keeps events never published (flushPending).
 	dmu     sync.Mutex
+	logged  bool                 // a user topic; set once, as it is made
 	next    int64                // seq expected next; 0 before the first message
 	first   int64                // seq of the first message delivered
 	user    int64                // newest Event.UserSeq delivered (user topics)
+	ufirst  int64                // the first Event.UserSeq delivered in order (user topics)
+	skipped map[int64]struct{}   // UserSeqs a user topic gave up waiting for (skipGap), at most maxRepeats; nil while empty
 	reads   map[int64]int64      // highest EventRead seq delivered, per conversation (user topics)
-	pending map[int64]chat.Event // early messages by seq
+	pending map[int64]chat.Event // early messages by seq; on a user topic, early logged events by UserSeq
 	timer   *time.Timer          // flushes pending after reorderWait
 	timerN  uint64               // counts the timers started and stopped: a flush that fired before a stop, or for an earlier timer, is stale
 	filling bool                 // fillGap is running
@@ -314,11 +325,12 @@ type topic struct {
 	repeats map[int64]struct{}
 
 	// removals counts, per conversation, the EventRemoved this user topic
-	// delivered, and removed all of them; guarded by dmu. A follow made
-	// before one that ended its addition's membership must not subscribe
-	// after it.
+	// delivered, guarded by dmu, and removed all of them, read without it
+	// (Removals: a removal's revoke may wait for a fan-out of its
+	// conversation). A follow made before one that ended its addition's
+	// membership must not subscribe after it.
 	removals map[int64]removal
-	removed  uint64
+	removed  atomic.Uint64
 }
 
 // removal is what a user topic knows of the user's removals from one
@@ -365,6 +377,9 @@ func (tp *topic) removeLocked(cs ...*Client) {
 
 // reorderWait bounds how long an early message waits for the ones before it.
 const reorderWait = 100 * time.Millisecond
+
+// userTopicPrefix begins the name of every user topic (chat.UserTopic).
+var userTopicPrefix = strings.TrimSuffix(string(chat.UserTopic(0)), "0")
 
 // Hub is the set of this process's clients and their topics.
 type Hub struct {
@@ -552,7 +567,7 @@ func (h *Hub) subscribe(c *Client, t chat.Topic, mark chat.Mark, base int64) (*t
 	follows := c.follows(t)
 	tp := h.topics[t]
 	if tp == nil {
-		tp = &topic{name: t}
+		tp = &topic{name: t, logged: strings.HasPrefix(string(t), userTopicPrefix)}
 		if h.cancelAll == nil {
 			tp.subscribed = make(chan struct{})
 			h.enqueue(brokerOp{tp: tp, sub: true})
@@ -836,64 +851,14 @@ func (h *Hub) deliver(tp *topic, ev chat.Event) {
 		}
 		return
 	}
-	if ev.Repeat && ev.UserSeq > 0 {
-		// A logged event published again (chat.Event.Repeat): delivered
-		// unless this topic delivered it, or a later one, already.
-		tp.dmu.Lock()
-		seen := ev.UserSeq <= tp.user
-		tp.user = max(tp.user, ev.UserSeq)
-		tp.dmu.Unlock()
-		if seen {
-			return
-		}
-	}
-	if ev.Type == chat.EventRemoved {
-		// On a user topic: every client here is the user's. Stop their
-		// delivery of the conversation now, then tell them.
-		// A client whose open found a newer membership than the one this
-		// ended (a removal that reached this node late) is spared.
-		tp.dmu.Lock()
-		if tp.removals == nil {
-			tp.removals = make(map[int64]removal)
-		}
-		r := tp.removals[ev.ConvID]
-		r.n++
-		if ev.UserSeq > 0 {
-			r.seq = max(r.seq, ev.UserSeq)
-		} else {
-			r.unlogged++
-		}
-		tp.removals[ev.ConvID] = r
-		tp.removed++
-		delete(tp.reads, ev.ConvID) // added again, the user starts from a read position anew
-		tp.dmu.Unlock()
-		h.revoke(h.topicOf(chat.ConvTopic(ev.ConvID)), 0, tp, chat.Mark{UserSeq: ev.UserSeq})
-	}
-	if ev.Type == chat.EventConversation && ev.ConvKind == chat.ConvGroup {
-		// On a user topic: the user created or joined a group. Every
-		// connection follows all its user's groups.
-		at := chat.Mark{UserSeq: ev.UserSeq}
-		if ev.Message != nil {
-			at.Seq = ev.Message.Seq
-		}
-		h.follow(tp, ev.ConvID, at)
+	if ev.UserSeq > 0 {
+		h.deliverLogged(tp, ev)
+		return
 	}
 	tp.dmu.Lock()
 	defer tp.dmu.Unlock()
 	if ev.Type != chat.EventMessage || ev.Message == nil {
-		if ev.Type == chat.EventRead {
-			// Moves of one position, published by concurrent callers,
-			// may arrive out of order: a read position only goes forward.
-			if ev.Seq < tp.reads[ev.ConvID] {
-				return
-			}
-			if tp.reads == nil {
-				tp.reads = make(map[int64]int64)
-			}
-			tp.reads[ev.ConvID] = ev.Seq
-		}
-		tp.user = max(tp.user, ev.UserSeq)
-		h.fanOut(tp, ev)
+		h.fanOutUser(tp, ev)
 		return
 	}
 	seq := ev.Message.Seq
@@ -940,6 +905,110 @@ func (h *Hub) deliver(tp *topic, ev chat.Event) {
 			h.startTimer(tp)
 		}
 	}
+}
+
+// deliverLogged delivers ev, an event of the log of tp's user (UserSeq >
+// 0), and acts on it, in UserSeq order: one that comes early waits, up
+// to reorderWait, for those before it, as a conversation's messages do;
+// one that this topic delivered already is dropped. A topic delivers
+// from the first logged event it receives on; one older than that, or
+// one that it gave up waiting for (skipGap), is delivered as it comes:
+// the hub's acts on it compare UserSeqs (covers, follow), and clients
+// drop by UserSeq what they have.
+func (h *Hub) deliverLogged(tp *topic, ev chat.Event) {
+	tp.dmu.Lock()
+	defer tp.dmu.Unlock()
+	u := ev.UserSeq
+	switch {
+	case ev.Repeat && u <= tp.user:
+		// A logged event published again (chat.Event.Repeat): this topic
+		// delivered it, or a later one, already.
+	case tp.user == 0 || u == tp.user+1:
+		if tp.user == 0 {
+			tp.ufirst = u
+		}
+		h.fanOutUser(tp, ev)
+		h.drainLogged(tp)
+	case u < tp.ufirst:
+		h.fanOutUser(tp, ev)
+	case u <= tp.user:
+		if _, ok := tp.skipped[u]; ok {
+			delete(tp.skipped, u)
+			if len(tp.skipped) == 0 {
+				tp.skipped = nil
+			}
+			h.fanOutUser(tp, ev)
+		}
+	default:
+		if tp.pending == nil {
+			tp.pending = make(map[int64]chat.Event)
+		}
+		tp.pending[u] = ev
+		if tp.timer == nil {
+			h.startTimer(tp)
+		}
+	}
+}
+
+// drainLogged delivers the early logged events that are now next in
+// line. tp.dmu is held.
+func (h *Hub) drainLogged(tp *topic) {
+	for len(tp.pending) > 0 {
+		ev, ok := tp.pending[tp.user+1]
+		if !ok {
+			return
+		}
+		delete(tp.pending, tp.user+1)
+		h.fanOutUser(tp, ev)
+	}
+	tp.stopTimer()
+}
+
+// fanOutUser acts on ev, an event other than a conversation's message,
+// then pushes it to the clients of tp. On a user topic (every client
+// here is the user's): a removal from a conversation stops the clients'
+// delivery of it, an addition to a group makes them follow it, and a read
+// position only goes forward. tp.dmu is held.
+func (h *Hub) fanOutUser(tp *topic, ev chat.Event) {
+	switch {
+	case ev.Type == chat.EventRemoved:
+		// A client whose open found a newer membership than the one this
+		// ended (a removal that reached this node late) is spared.
+		if tp.removals == nil {
+			tp.removals = make(map[int64]removal)
+		}
+		r := tp.removals[ev.ConvID]
+		r.n++
+		if ev.UserSeq > 0 {
+			r.seq = max(r.seq, ev.UserSeq)
+		} else {
+			r.unlogged++
+		}
+		tp.removals[ev.ConvID] = r
+		tp.removed.Add(1)
+		delete(tp.reads, ev.ConvID) // added again, the user starts from a read position anew
+		h.revoke(h.topicOf(chat.ConvTopic(ev.ConvID)), 0, tp, chat.Mark{UserSeq: ev.UserSeq})
+	case ev.Type == chat.EventConversation && ev.ConvKind == chat.ConvGroup:
+		// The user created or joined a group. Every connection follows
+		// all its user's groups.
+		at := chat.Mark{UserSeq: ev.UserSeq}
+		if ev.Message != nil {
+			at.Seq = ev.Message.Seq
+		}
+		h.follow(tp, ev.ConvID, at)
+	case ev.Type == chat.EventRead:
+		// Moves of one position, published by concurrent callers,
+		// may arrive out of order: a read position only goes forward.
+		if ev.Seq < tp.reads[ev.ConvID] {
+			return
+		}
+		if tp.reads == nil {
+			tp.reads = make(map[int64]int64)
+		}
+		tp.reads[ev.ConvID] = ev.Seq
+	}
+	tp.user = max(tp.user, ev.UserSeq)
+	h.fanOut(tp, ev)
 }
 
 // drainPending delivers the held messages that are now next in line.
@@ -1000,7 +1069,10 @@ func (h *Hub) flushPending(tp *topic, n uint64) {
 		tp.dmu.Unlock()
 		return
 	}
-	if len(tp.pending) == 0 || h.fetch == nil {
+	if len(tp.pending) == 0 || h.fetch == nil || tp.logged {
+		// A user's log holds events that were never published (one that
+		// announced a membership ended meanwhile: chat.Service's
+		// publishMember): a user topic does not read them from it.
 		h.skipGap(tp)
 		tp.dmu.Unlock()
 		return
@@ -1063,8 +1135,19 @@ func (h *Hub) skipGap(tp *topic) {
 		seqs = append(seqs, seq)
 	}
 	slices.Sort(seqs)
-	tp.next = seqs[0]
-	h.drainPending(tp)
+	if tp.logged {
+		for u := tp.user + 1; u < seqs[0] && len(tp.skipped) < maxRepeats; u++ {
+			if tp.skipped == nil {
+				tp.skipped = make(map[int64]struct{})
+			}
+			tp.skipped[u] = struct{}{}
+		}
+		tp.user = seqs[0] - 1
+		h.drainLogged(tp)
+	} else {
+		tp.next = seqs[0]
+		h.drainPending(tp)
+	}
 	if len(tp.pending) > 0 && tp.timer == nil { // another gap further on: wait for it in turn
 		h.startTimer(tp)
 	}
@@ -1201,9 +1284,7 @@ func (h *Hub) Removals(userID int64) uint64 {
 	if tp == nil {
 		return 0
 	}
-	tp.dmu.Lock()
-	defer tp.dmu.Unlock()
-	return tp.removed
+	return tp.removed.Load()
 }
 
 // Spares reports whether c receives topic t in spite of a removal of its
@@ -1310,16 +1391,14 @@ func covers(m, at chat.Mark) bool {
 // delivered, or missed, before they were subscribed reach them from the
 // store, ahead of what it delivers since (topic.catchFrom). An addition
 // logged before a removal that tp has delivered already is stale, and
-// follows nothing.
+// follows nothing. tp.dmu is held.
 func (h *Hub) follow(tp *topic, id int64, at chat.Mark) {
 	t := chat.ConvTopic(id)
 	base := at.Seq
 	tp.mu.RLock()
 	cs := slices.Clone(tp.clients)
 	tp.mu.RUnlock()
-	tp.dmu.Lock()
 	before := tp.removals[id]
-	tp.dmu.Unlock()
 	if at.UserSeq > 0 && before.seq > at.UserSeq {
 		// A removal logged after the addition was delivered first (two
 		// nodes published them): the membership has ended already.

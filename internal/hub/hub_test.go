@@ -1082,7 +1082,8 @@ func TestRepeatBeforeItsFirstPublish(t *testing.T) {
 // TestRepeatUserEvent: a logged user event published again
 // (chat.Event.Repeat, after a change of unknown outcome) is delivered
 // where the topic has delivered neither it nor a later logged event, and
-// then only once.
+// then only once; one that comes early waits, as any logged event does,
+// for those before it.
 func TestRepeatUserEvent(t *testing.T) {
 	h, b := newHub(t)
 	c := mustRegister(t, h, 7, 1, 64)
@@ -1091,15 +1092,17 @@ func TestRepeatUserEvent(t *testing.T) {
 	}
 	publish(t, b, chat.UserTopic(7), ev(1, false))
 	publish(t, b, chat.UserTopic(7), ev(1, true)) // delivered: dropped
-	publish(t, b, chat.UserTopic(7), ev(3, true)) // its first publish lost
+	publish(t, b, chat.UserTopic(7), ev(3, true)) // its first publish lost; early: held
 	publish(t, b, chat.UserTopic(7), ev(3, true))
-	publish(t, b, chat.UserTopic(7), ev(2, true)) // a later one went before it
+	publish(t, b, chat.UserTopic(7), ev(2, true)) // delivered, then 3
 	publish(t, b, chat.UserTopic(7), ev(4, false))
-	var got []int64 // the broker delivers as it publishes: all is there
+	publish(t, b, chat.UserTopic(7), ev(2, false)) // a later one went before it
+	// The broker delivers as it publishes: all is there.
+	var got []int64
 	for _, it := range c.Next(nil) {
 		got = append(got, it.Event.UserSeq)
 	}
-	if want := "[1 3 4]"; fmt.Sprint(got) != want {
+	if want := "[1 2 3 4]"; fmt.Sprint(got) != want {
 		t.Errorf("delivered user events %v; want %s", got, want)
 	}
 }

@@ -29,6 +29,57 @@ func removedFrom5(userSeq int64) chat.Event {
 	return chat.Event{Type: chat.EventRemoved, ConvID: 5, Reason: "removed", UserSeq: userSeq}
 }
 
+// TestUserTopicReAddedBeforeRemoved: user 100, following group 5 since
+// its addition (logged at 1, seq 2), is removed (logged at 2, seq 5) and
+// added again (3, seq 10), others writing 6..9 in between; this node
+// receives the addition before the removal (two nodes published them),
+// and before the group's messages from 3 on. The connection must not get
+// the messages written while the user was not a member.
+func TestUserTopicReAddedBeforeRemoved(t *testing.T) {
+	h, b := newHub(t)
+	t5 := chat.ConvTopic(5)
+	var conv []chat.Event
+	for seq := int64(1); seq <= 11; seq++ {
+		ev := msg(5, seq)
+		switch seq {
+		case 2, 10:
+			ev.Message.Kind, ev.Message.TargetID = chat.KindAdded, 100
+		case 5:
+			ev.Message.Kind, ev.Message.TargetID, ev.Revoke = chat.KindRemoved, 100, 100
+		}
+		conv = append(conv, ev)
+	}
+	log := []chat.Event{added(100, 1, 2), removedFrom5(2), added(100, 3, 10)}
+	h.UseStore(userLogStore(conv, log))
+	other := mustRegister(t, h, 1, 1, 64)
+	if err := h.Subscribe(other, t5); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, b, t5, conv[0])
+	publish(t, b, t5, conv[1])
+	c := mustRegister(t, h, 100, 2, 64)
+	publish(t, b, chat.UserTopic(100), log[0])
+	waitGoroutines(t, "(*Hub).follow", "(*Hub).catchUp", "(*Hub).fillGap")
+
+	publish(t, b, chat.UserTopic(100), log[2]) // the addition, early
+	waitGoroutines(t, "(*Hub).follow", "(*Hub).catchUp", "(*Hub).fillGap")
+	for _, ev := range conv[2:] {
+		publish(t, b, t5, ev)
+	}
+	publish(t, b, chat.UserTopic(100), log[1]) // the removal, late
+	var got []int64
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline) && !slices.Contains(got, 11); time.Sleep(5 * time.Millisecond) {
+		got = append(got, convSeqs(c)...)
+	}
+	waitGoroutines(t, "(*Hub).follow", "(*Hub).catchUp", "(*Hub).fillGap", "(*Hub).revoke")
+	got = append(got, convSeqs(c)...)
+	if slices.ContainsFunc(got, func(seq int64) bool { return 5 < seq && seq < 10 }) || !slices.Contains(got, 11) {
+		t.Errorf("the connection of the user removed at seq 5 and added again at 10 got %v; want 11 and nothing of 6..9", got)
+	}
+	h.Unregister(c)
+	h.Unregister(other)
+}
+
 // TestUserTopicRemovedBeforeAdded: user 100 is added to group 5 (logged
 // at 2) and removed from it (3), and this node receives the removal
 // first: the addition, when it comes, must not subscribe the user's
