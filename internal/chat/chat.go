@@ -8,6 +8,7 @@ package chat
 import (
 	"context"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -359,7 +360,12 @@ type Topic string
 func ConvTopic(id int64) Topic { return Topic("conv:" + strconv.FormatInt(id, 10)) }
 
 // UserTopic is the topic of events addressed to one user.
-func UserTopic(id int64) Topic { return Topic("user:" + strconv.FormatInt(id, 10)) }
+func UserTopic(id int64) Topic { return Topic(userTopicPrefix + strconv.FormatInt(id, 10)) }
+
+const userTopicPrefix = "user:"
+
+// IsUser reports whether t is a user's topic (UserTopic).
+func (t Topic) IsUser() bool { return strings.HasPrefix(string(t), userTopicPrefix) }
 
 // EventType tells what an Event carries.
 type EventType string

@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -378,9 +377,6 @@ func (tp *topic) removeLocked(cs ...*Client) {
 // reorderWait bounds how long an early message waits for the ones before it.
 const reorderWait = 100 * time.Millisecond
 
-// userTopicPrefix begins the name of every user topic (chat.UserTopic).
-var userTopicPrefix = strings.TrimSuffix(string(chat.UserTopic(0)), "0")
-
 // Hub is the set of this process's clients and their topics.
 type Hub struct {
 	broker chat.Broker
@@ -567,7 +563,7 @@ func (h *Hub) subscribe(c *Client, t chat.Topic, mark chat.Mark, base int64) (*t
 	follows := c.follows(t)
 	tp := h.topics[t]
 	if tp == nil {
-		tp = &topic{name: t, logged: strings.HasPrefix(string(t), userTopicPrefix)}
+		tp = &topic{name: t, logged: t.IsUser()}
 		if h.cancelAll == nil {
 			tp.subscribed = make(chan struct{})
 			h.enqueue(brokerOp{tp: tp, sub: true})
