@@ -115,12 +115,19 @@ func public(u User) User { return User{ID: u.ID, Name: u.Name, CreatedAt: u.Crea
 // notifyContact tells owner that their contact c changed, and returns c as
 // told: with the presence of a friend.
 func (s *Service) notifyContact(ctx context.Context, owner int64, c Contact) Contact {
+	c = s.shownContact(ctx, c)
+	s.publishUser(ctx, owner, Event{Type: EventContact, Contact: &c})
+	return c
+}
+
+// shownContact is c as its owner is shown it: the public part of the
+// user, with their presence.
+func (s *Service) shownContact(ctx context.Context, c Contact) Contact {
 	c.User = public(c.User)
 	cs := []Contact{c}
 	if err := s.FriendsPresence(ctx, cs); err != nil {
-		s.log.Warn("load presence of new friend", "user", c.User.ID, "err", err)
+		s.log.Warn("load presence of contact", "user", c.User.ID, "err", err)
 	}
-	s.publishUser(ctx, owner, Event{Type: EventContact, Contact: &cs[0]})
 	return cs[0]
 }
 
@@ -306,12 +313,7 @@ func (s *Service) AcceptFriend(ctx context.Context, me User, id int64) (Contact,
 		// Maybe a retry: the call that got the error is having the two
 		// told. A repeat schedules nothing, as any user can make it.
 		i := slices.IndexFunc(cs, func(c Contact) bool { return c.User.ID == id })
-		c := []Contact{cs[i]}
-		c[0].User = public(c[0].User)
-		if err := s.FriendsPresence(ctx, c); err != nil {
-			s.log.Warn("load presence of friend", "user", id, "err", err)
-		}
-		return c[0], nil
+		return s.shownContact(ctx, cs[i]), nil
 	}
 	c, err := s.store.AcceptFriend(ctx, me.ID, id, s.cfg.Now())
 	if errors.Is(err, ErrNotFound) {

@@ -55,8 +55,8 @@ type later struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // the jobs running
 
-	// tell serializes tellContact, which reads a log and then appends
-	// to it, so that two of one node do not both append.
+	// tell serializes tellCreated, which reads a log and then appends to
+	// it, so that a retried creation and its republish do not both append.
 	tell sync.Mutex
 }
 
@@ -463,8 +463,6 @@ func (s *Service) retellContact(owner, other int64) {
 // to one who never heard of a relation, nor, the blocked user of a block,
 // one who had none.
 func (s *Service) tellContact(ctx context.Context, owner, other int64) error {
-	s.later.tell.Lock()
-	defer s.later.tell.Unlock()
 	logged, err := s.loggedContact(ctx, owner, other)
 	if err != nil {
 		return err
