@@ -184,9 +184,7 @@ func TestBrowserResendUnsure(t *testing.T) {
 		return shown.length === 1 && !shown[0].classList.contains("pending") &&
 			document.getElementById("composer").value === "" && Number(shown[0].dataset.seq);
 	}`, text)
-	if got := grace.waitMessage(t, text); got.Seq != seq || got.Pending || got.SenderID != ada.userID {
-		t.Errorf("Grace sees %q as %+v; want seq %d from Ada (%d), not pending", text, got, seq, ada.userID)
-	}
+	wantFromAda(t, grace, ada, text, seq)
 
 	var room struct {
 		Room struct{ ID int64 } `json:"room"`
@@ -258,9 +256,7 @@ func TestBrowserResendStuck(t *testing.T) {
 
 	st.setDown(false)
 	seq := retrySent(t, ada, text)
-	if got := grace.waitMessage(t, text); got.Seq != seq || got.Pending || got.SenderID != ada.userID {
-		t.Errorf("Grace sees %q as %+v; want seq %d from Ada (%d), not pending", text, got, seq, ada.userID)
-	}
+	wantFromAda(t, grace, ada, text, seq)
 	if n := st.storedAs(text); n != 1 {
 		t.Errorf("%q stored %d times; want once", text, n)
 	}
@@ -309,9 +305,7 @@ func TestBrowserResendFirstDirect(t *testing.T) {
 
 	evaluate[chromedp.Void](t, grace, "mark the page", `window.parleyTestPage = true`)
 	evaluate[chromedp.Void](t, grace, "open the chat with Ada", fmt.Sprintf(`location.hash = "#dm/%d"`, ada.userID))
-	if got := grace.waitMessage(t, text); got.Seq != seq || got.Pending || got.SenderID != ada.userID {
-		t.Errorf("Grace sees %q as %+v; want seq %d from Ada (%d), not pending", text, got, seq, ada.userID)
-	}
+	wantFromAda(t, grace, ada, text, seq)
 	ada.send(t, "And on we go.")
 	grace.waitMessage(t, "And on we go.")
 	for _, b := range []*browser{ada, grace} {
@@ -349,10 +343,7 @@ func TestBrowserResendFirstDirectAway(t *testing.T) {
 	st.setDown(true)
 	text := "Hello Grace, while the store is down. " + downMark
 	ada.do(t, "write to Grace", chromedp.SendKeys(chromedp.ID("composer"), text+kb.Enter))
-	waitFor[bool](t, ada, "the page tries again", viewState, `(text) =>
-		[...document.querySelectorAll("#messages .msg.pending")]
-			.some((m) => m.querySelector(".msg-body")?.textContent === text &&
-				m.querySelector(".msg-time").textContent === "Retrying…")`, text)
+	waitRetrying(t, ada, text)
 	evaluate[chromedp.Void](t, ada, "go to #lobby", `location.hash = "#room/lobby"`)
 	waitFor[bool](t, ada, "#lobby is open", viewState, `() =>
 		document.getElementById("room-title").textContent === "lobby" &&
@@ -375,9 +366,7 @@ func TestBrowserResendFirstDirectAway(t *testing.T) {
 
 	evaluate[chromedp.Void](t, grace, "mark the page", `window.parleyTestPage = true`)
 	evaluate[chromedp.Void](t, grace, "open the chat with Ada", fmt.Sprintf(`location.hash = "#dm/%d"`, ada.userID))
-	if got := grace.waitMessage(t, text); got.Seq != seq || got.Pending || got.SenderID != ada.userID {
-		t.Errorf("Grace sees %q as %+v; want seq %d from Ada (%d), not pending", text, got, seq, ada.userID)
-	}
+	wantFromAda(t, grace, ada, text, seq)
 	if n := st.storedAs(text); n != 1 {
 		t.Errorf("%q stored %d times; want once", text, n)
 	}
@@ -477,9 +466,7 @@ func TestBrowserResendFirstDirectSettledByHistory(t *testing.T) {
 func settledLive(t *testing.T, st *unsureStore, ada, grace *browser, text string) {
 	t.Helper()
 	seq := waitSent(t, ada, text)
-	if got := grace.waitMessage(t, text); got.Seq != seq || got.Pending || got.SenderID != ada.userID {
-		t.Errorf("Grace sees %q as %+v; want seq %d from Ada (%d), not pending", text, got, seq, ada.userID)
-	}
+	wantFromAda(t, grace, ada, text, seq)
 	ada.send(t, "And on we go.")
 	grace.waitMessage(t, "And on we go.")
 	waitSent(t, ada, text)
@@ -541,6 +528,15 @@ func retrySent(t *testing.T, b *browser, text string) int64 {
 		.find((m) => m.querySelector(".msg-body")?.textContent === %q)
 		.querySelector("button[data-action=retry]").click()`, text))
 	return waitSent(t, b, text)
+}
+
+// wantFromAda waits until Grace shows Ada's message text, and checks it
+// is the one of seq, from Ada, not pending.
+func wantFromAda(t *testing.T, grace, ada *browser, text string, seq int64) {
+	t.Helper()
+	if got := grace.waitMessage(t, text); got.Seq != seq || got.Pending || got.SenderID != ada.userID {
+		t.Errorf("Grace sees %q as %+v; want seq %d from Ada (%d), not pending", text, got, seq, ada.userID)
+	}
 }
 
 // waitSent waits until b shows its message text sent, once, and returns
