@@ -281,6 +281,15 @@ type topic struct {
 	// messages from the store (catchUp). The map is guarded by mu, the
 	// holds' items by dmu; nil while empty.
 	held map[*Client]*hold
+	// floors holds, for the clients a follow subscribed, their user's
+	// addition's seq: a message up to it, which the topic delivers late
+	// (its position was behind the addition's, or the message was
+	// published late, before the one it started with), is not theirs,
+	// and does not reach them. floor is the highest of them, 0 while
+	// there are none: a message after it is every client's on one
+	// comparison. Both guarded by mu; floors nil while empty.
+	floors map[*Client]int64
+	floor  int64
 
 	// The broker subscription, made and cancelled by the hub's broker
 	// goroutine (work), never with mu held: over Redis it waits for an
@@ -370,6 +379,14 @@ func (tp *topic) removeLocked(cs ...*Client) {
 		}
 		if len(tp.marks) == 0 {
 			tp.marks = nil
+		}
+	}
+	if tp.floors != nil {
+		for _, c := range cs {
+			delete(tp.floors, c)
+		}
+		if len(tp.floors) == 0 {
+			tp.floors, tp.floor = nil, 0
 		}
 	}
 }
@@ -581,6 +598,13 @@ func (h *Hub) subscribe(c *Client, t chat.Topic, mark chat.Mark, base int64) (*t
 	tp.mu.Lock()
 	if catching {
 		what, hd = tp.catchFrom(c, base)
+	}
+	if base > 0 && !tp.clients.has(c) {
+		if tp.floors == nil {
+			tp.floors = make(map[*Client]int64)
+		}
+		tp.floors[c] = base
+		tp.floor = max(tp.floor, base)
 	}
 	tp.clients.add(c)
 	if mark != (chat.Mark{}) {
@@ -1153,7 +1177,8 @@ func (h *Hub) skipGap(tp *topic) {
 const maxRepeats = 16
 
 // fanOut pushes ev to the clients of tp, unless it is a message that tp
-// delivered as a repeat before (topic.repeats). tp.dmu is held.
+// delivered as a repeat before (topic.repeats); a message is not pushed
+// to a client a follow subscribed after it (topic.floors). tp.dmu is held.
 func (h *Hub) fanOut(tp *topic, ev chat.Event) {
 	if tp.repeats != nil && ev.Type == chat.EventMessage && ev.Message != nil {
 		if _, ok := tp.repeats[ev.Message.Seq]; ok {
@@ -1167,8 +1192,13 @@ func (h *Hub) fanOut(tp *topic, ev chat.Event) {
 	tp.mu.RLock()
 	it := &Item{Event: ev, Fanout: len(tp.clients)}
 	held := tp.held != nil
+	var below int64 // a message older than some clients' addition (topic.floors)
+	if tp.floor > 0 && ev.Type == chat.EventMessage && ev.Message != nil && ev.Message.Seq <= tp.floor {
+		below = ev.Message.Seq
+	}
+	odd := held || below > 0
 	for _, c := range tp.clients {
-		if held && tp.holdFor(c, it) {
+		if odd && (below > 0 && tp.floors[c] >= below || held && tp.holdFor(c, it)) {
 			continue
 		}
 		if !c.Push(it) {
@@ -1385,7 +1415,8 @@ func covers(m, at chat.Mark) bool {
 // may have found them subscribed, marked them newer, and the undo spares
 // them. The messages after the addition that the group's topic
 // delivered, or missed, before they were subscribed reach them from the
-// store, ahead of what it delivers since (topic.catchFrom). An addition
+// store, ahead of what it delivers since (topic.catchFrom); those up to
+// it, which the topic may deliver late, do not (topic.floors). An addition
 // logged before a removal that tp has delivered already is stale, and
 // follows nothing. tp.dmu is held.
 func (h *Hub) follow(tp *topic, id int64, at chat.Mark) {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/parley-chat/parley/internal/chat"
+	"github.com/parley-chat/parley/internal/hub"
 )
 
 // userLogStore serves conversation 5's messages and user 100's log, as
@@ -126,3 +127,93 @@ func TestUserTopicRemovedBeforeAdded(t *testing.T) {
 
 // reorderWaitForTest is the hub's reorderWait.
 const reorderWaitForTest = 100 * time.Millisecond
+
+// reAddedConv is group 5 as user 100 left it and came back: added at
+// seq 2, removed at 4, others writing 5..7, added again at 8, others
+// writing 9 and 10.
+func reAddedConv() []chat.Event {
+	var conv []chat.Event
+	for seq := int64(1); seq <= 10; seq++ {
+		ev := msg(5, seq)
+		switch seq {
+		case 2, 8:
+			ev.Message.Kind, ev.Message.TargetID = chat.KindAdded, 100
+		case 4:
+			ev.Message.Kind, ev.Message.TargetID, ev.Revoke = chat.KindRemoved, 100, 100
+		}
+		conv = append(conv, ev)
+	}
+	return conv
+}
+
+// TestFollowReAddedTopicBehind: user 100 is added to group 5 (logged at
+// 1, seq 2), removed (2, seq 4) and added again (3, seq 8), and this node
+// has delivered the group only up to some point when the second
+// addition's follow subscribes the user's connection: the other
+// messages, published by another node, come late. The connection must
+// get the group's messages after 8, in order, each once, and none of
+// those written before, while the user was no member among them: whether
+// the group's topic here is behind the removal, between the removal and
+// the addition, at the addition or past it, or has delivered nothing, or
+// is not there. With followed, the connection followed the first
+// addition too, and the removal revoked it.
+func TestFollowReAddedTopicBehind(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		pos      int // messages the topic delivered before the addition; -1: no topic here
+		followed bool
+	}{
+		{"no topic", -1, false},
+		{"nothing delivered", 0, false},
+		{"behind the removal", 1, false},
+		{"behind the removal, followed before", 1, true},
+		{"between removal and addition", 6, false},
+		{"at the addition", 8, false},
+		{"past the addition", 9, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h, b := newHub(t)
+			t5 := chat.ConvTopic(5)
+			conv := reAddedConv()
+			log := []chat.Event{added(100, 1, 2), removedFrom5(2), added(100, 3, 8)}
+			h.UseStore(userLogStore(conv, log))
+			var other *hub.Client
+			if tc.pos >= 0 {
+				other = mustRegister(t, h, 1, 1, 64)
+				if err := h.Subscribe(other, t5); err != nil {
+					t.Fatal(err)
+				}
+				for _, ev := range conv[:tc.pos] {
+					publish(t, b, t5, ev)
+				}
+			}
+			c := mustRegister(t, h, 100, 2, 64)
+			settle := func() {
+				waitGoroutines(t, "(*Hub).follow", "(*Hub).catchUp", "(*Hub).fillGap", "(*Hub).revoke")
+			}
+			if tc.followed {
+				publish(t, b, chat.UserTopic(100), log[0])
+				settle()
+			}
+			publish(t, b, chat.UserTopic(100), log[1])
+			settle()
+			c.Next(nil)
+			publish(t, b, chat.UserTopic(100), log[2])
+			settle()
+			for _, ev := range conv[max(tc.pos, 0):] { // late, from another node
+				publish(t, b, t5, ev)
+			}
+			for _, ev := range conv[1:7] { // and some again, later still
+				publish(t, b, t5, ev)
+			}
+			settle()
+			if got := fmt.Sprint(convSeqs(c)); got != "[9 10]" {
+				t.Errorf("the connection of the user added again at seq 8 got %s; want [9 10]", got)
+			}
+			h.Unregister(c)
+			if other != nil {
+				h.Unregister(other)
+			}
+		})
+	}
+}
