@@ -1378,6 +1378,13 @@ func (h *Hub) revoke(tp *topic, userID int64, of *topic, at chat.Mark) {
 	}
 	tp.removeLocked(gone...)
 	tp.mu.Unlock()
+	h.revokeUnsubscribe(tp, gone)
+}
+
+// revokeUnsubscribe unsubscribes from conversation topic tp, in a
+// goroutine, the clients gone that revoke or release took out of it,
+// unless one was subscribed again since.
+func (h *Hub) revokeUnsubscribe(tp *topic, gone []*Client) {
 	if len(gone) == 0 {
 		return
 	}
@@ -1543,17 +1550,20 @@ func (h *Hub) catchUp(tp *topic, hs []*hold, base int64) {
 // release ends the holds hs on tp, those of them it still has, whose messages from base to after
 // (at most) came from the store, and pushes them what tp held for them.
 // If the store gave the user's removal at seq removed (not 0), what tp
-// held from the first message after it on is dropped instead, as the
-// removal's revoke would have dropped it, had the topic delivered the
-// removal with the client subscribed: unless the client's mark is newer
-// than the removal (revoke spares it). A client dropped from is left to
-// its user topic's EventRemoved, which revokes it; or, if its user was
-// added again, to the gap it sees, which it fills from the store.
+// held from the first message after it on is dropped instead, and the
+// client is revoked, as the removal's revoke would have done, had the
+// topic delivered the removal with the client subscribed: unless the
+// client's mark is newer than the removal (revoke spares it). The user
+// topic's EventRemoved may not do it: the removal may have been logged
+// before the addition (chat.Service logs an addition's event after its
+// commit), and then delivered first. If the user was added again, the
+// follow of that addition subscribes the client anew.
 func (h *Hub) release(tp *topic, hs []*hold, base, after, removed int64) {
 	tp.dmu.Lock() // no delivery to them in between
 	tp.mu.Lock()
 	holds := make([]*hold, 0, len(hs))
 	cut := make([]bool, 0, len(hs))
+	var gone []*Client // cut: revoked
 	for _, hd := range hs {
 		if tp.held[hd.c] != hd {
 			continue
@@ -1561,11 +1571,16 @@ func (h *Hub) release(tp *topic, hs []*hold, base, after, removed int64) {
 		holds = append(holds, hd)
 		cut = append(cut, removed > 0 && !covers(tp.marks[hd.c], chat.Mark{Seq: removed}))
 		delete(tp.held, hd.c)
+		if cut[len(cut)-1] {
+			gone = append(gone, hd.c)
+		}
 	}
 	if len(tp.held) == 0 {
 		tp.held = nil
 	}
+	tp.removeLocked(gone...)
 	tp.mu.Unlock()
+	h.revokeUnsubscribe(tp, gone)
 	for i, hd := range holds {
 		c := hd.c
 		pushed := min(after, hd.from-1) // from the store, through

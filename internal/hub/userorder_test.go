@@ -217,3 +217,78 @@ func TestFollowReAddedTopicBehind(t *testing.T) {
 		})
 	}
 }
+
+// TestFollowAddedLoggedAfterRemoval: user 100 is added to group 5 (seq
+// 2) and removed from it (seq 3) at once, the removal committed, logged
+// (UserSeq 1, in its transaction) and published between the addition's
+// commit and the logging of its event (UserSeq 2), as chat.Service's
+// AddGroupMember and RemoveGroupMember may run: the user's log has the
+// removal first, the group the addition first. The addition's follow
+// must leave the user's connection unsubscribed from the group, whatever
+// the group's topic here has delivered when it subscribes, and whether
+// the user's topic delivers the removal first or, having given up
+// waiting for it, last.
+func TestFollowAddedLoggedAfterRemoval(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		pos         int // messages the topic delivered before the follow; -1: no topic here
+		removalLast bool
+	}{
+		{"no topic", -1, false},
+		{"behind the addition", 1, false},
+		{"at the addition", 2, false},
+		{"past the removal", 3, false},
+		{"past the removal, removal delivered last", 3, true},
+		{"no topic, removal delivered last", -1, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h, b := newHub(t)
+			t5 := chat.ConvTopic(5)
+			conv := []chat.Event{msg(5, 1), msg(5, 2), msg(5, 3)}
+			conv[1].Message.Kind, conv[1].Message.TargetID = chat.KindAdded, 100
+			conv[2].Message.Kind, conv[2].Message.TargetID, conv[2].Revoke = chat.KindRemoved, 100, 100
+			log := []chat.Event{removedFrom5(1), added(100, 2, 2)}
+			h.UseStore(userLogStore(conv, log))
+			var other *hub.Client
+			if tc.pos >= 0 {
+				other = mustRegister(t, h, 1, 1, 64)
+				if err := h.Subscribe(other, t5); err != nil {
+					t.Fatal(err)
+				}
+				for _, ev := range conv[:tc.pos] {
+					publish(t, b, t5, ev)
+				}
+			}
+			c := mustRegister(t, h, 100, 2, 64)
+			settle := func() {
+				waitGoroutines(t, "(*Hub).follow", "(*Hub).catchUp", "(*Hub).fillGap", "(*Hub).revoke")
+			}
+			if tc.removalLast {
+				publish(t, b, chat.UserTopic(100), log[1])
+				settle()
+				publish(t, b, chat.UserTopic(100), log[0])
+			} else {
+				publish(t, b, chat.UserTopic(100), log[0])
+				publish(t, b, chat.UserTopic(100), log[1])
+			}
+			settle()
+			for _, ev := range conv[max(tc.pos, 0):] {
+				publish(t, b, t5, ev)
+			}
+			settle()
+			c.Next(nil)
+			publish(t, b, t5, msg(5, 4))
+			publish(t, b, t5, chat.Event{Type: chat.EventTyping, ConvID: 5, User: &chat.User{ID: 1}})
+			if got := queuedOf(c); len(got) > 0 {
+				t.Errorf("the connection of the user removed at seq 3 got %v of the group after", got)
+			}
+			if h.Follows(c, t5) {
+				t.Errorf("Follows(connection, group 5) = true; want false")
+			}
+			h.Unregister(c)
+			if other != nil {
+				h.Unregister(other)
+			}
+		})
+	}
+}
