@@ -292,3 +292,35 @@ func TestFollowAddedLoggedAfterRemoval(t *testing.T) {
 		})
 	}
 }
+
+// TestRoomEnteredLoggedAfterLeave: user 100 enters room 5 (seq 2), and
+// leaves it (seq 3, its removed logged at UserSeq 1) before
+// chat.Service.EnterRoom logs the entry's event (UserSeq 2): the user's
+// topic delivers the removal, then the entry. A room's entry makes the
+// hub follow nothing (a connection subscribes to a room it opens, after
+// a check of membership), so the user's connection must not be
+// subscribed to the room.
+func TestRoomEnteredLoggedAfterLeave(t *testing.T) {
+	h, b := newHub(t)
+	t5 := chat.ConvTopic(5)
+	join := &chat.Message{ConvID: 5, Seq: 2, Kind: chat.KindJoin, SenderID: 100}
+	h.UseStore(userLogStore([]chat.Event{msg(5, 1), {Type: chat.EventMessage, ConvID: 5, Message: join}, msg(5, 3)}, nil))
+	other := mustRegister(t, h, 1, 1, 64)
+	if err := h.Subscribe(other, t5); err != nil {
+		t.Fatal(err)
+	}
+	c := mustRegister(t, h, 100, 2, 64)
+	publish(t, b, chat.UserTopic(100), chat.Event{Type: chat.EventRemoved, ConvID: 5, Reason: "left", UserSeq: 1})
+	publish(t, b, chat.UserTopic(100), chat.Event{Type: chat.EventConversation, ConvID: 5, ConvKind: chat.ConvRoom, UserSeq: 2, Message: join})
+	waitGoroutines(t, "(*Hub).follow", "(*Hub).catchUp", "(*Hub).fillGap", "(*Hub).revoke")
+	c.Next(nil)
+	publish(t, b, t5, msg(5, 4))
+	if got := queuedOf(c); len(got) > 0 {
+		t.Errorf("the connection of the user who left room 5 got %v of it", got)
+	}
+	if h.Follows(c, t5) {
+		t.Errorf("Follows(connection, room 5) = true; want false")
+	}
+	h.Unregister(c)
+	h.Unregister(other)
+}
