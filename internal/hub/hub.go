@@ -281,13 +281,14 @@ type topic struct {
 	// messages from the store (catchUp). The map is guarded by mu, the
 	// holds' items by dmu; nil while empty.
 	held map[*Client]*hold
-	// floors holds, for the clients a follow subscribed, their user's
-	// addition's seq: a message up to it, which the topic delivers late
-	// (its position was behind the addition's, or the message was
-	// published late, before the one it started with), is not theirs,
-	// and does not reach them. floor is the highest of them, 0 while
-	// there are none: a message after it is every client's on one
-	// comparison. Both guarded by mu; floors nil while empty.
+	// floors holds, for the clients a follow subscribed, the seq of
+	// their user's newest addition followed: a message up to it, which
+	// the topic delivers late (its position was behind the addition's,
+	// or the message was published late, before the one it started
+	// with), is not theirs, and does not reach them. floor is the
+	// highest of them, 0 while there are none: a message after it is
+	// every client's on one comparison. Both guarded by mu; floors nil
+	// while empty.
 	floors map[*Client]int64
 	floor  int64
 
@@ -599,12 +600,20 @@ func (h *Hub) subscribe(c *Client, t chat.Topic, mark chat.Mark, base int64) (*t
 	if catching {
 		what, hd = tp.catchFrom(c, base)
 	}
-	if base > 0 && !tp.clients.has(c) {
-		if tp.floors == nil {
-			tp.floors = make(map[*Client]int64)
+	if base > 0 {
+		// A client that a follow of an earlier addition subscribed, and
+		// that no removal has stopped yet (it may come late), was no
+		// member between that removal and this addition: what came
+		// before, if delivered late, is not pushed to it either. A
+		// client that opened the conversation has no floor.
+		f, ok := tp.floors[c]
+		if ok || !tp.clients.has(c) {
+			if tp.floors == nil {
+				tp.floors = make(map[*Client]int64)
+			}
+			tp.floors[c] = max(f, base)
+			tp.floor = max(tp.floor, base)
 		}
-		tp.floors[c] = base
-		tp.floor = max(tp.floor, base)
 	}
 	tp.clients.add(c)
 	if mark != (chat.Mark{}) {

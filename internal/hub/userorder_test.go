@@ -324,3 +324,47 @@ func TestRoomEnteredLoggedAfterLeave(t *testing.T) {
 	h.Unregister(c)
 	h.Unregister(other)
 }
+
+// TestFollowReAddedRemovalLate: user 100, whose connection follows group
+// 5 since its addition (logged at 1, seq 2), is removed (2, seq 4) and
+// added again (3, seq 8); this node's topic of the group has delivered
+// seq 1 only, and the user's topic gets the removal so late that it
+// gives up waiting for it and follows the second addition first, with
+// the connection still subscribed. The group's messages written while
+// the user was no member (5..7), which the topic here delivers late,
+// must not reach the connection, and those after 8 must, in order.
+func TestFollowReAddedRemovalLate(t *testing.T) {
+	h, b := newHub(t)
+	t5 := chat.ConvTopic(5)
+	conv := reAddedConv()
+	log := []chat.Event{added(100, 1, 2), removedFrom5(2), added(100, 3, 8)}
+	h.UseStore(userLogStore(conv, log))
+	other := mustRegister(t, h, 1, 1, 64)
+	if err := h.Subscribe(other, t5); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, b, t5, conv[0])
+	c := mustRegister(t, h, 100, 2, 64)
+	settle := func() {
+		waitGoroutines(t, "(*Hub).follow", "(*Hub).catchUp", "(*Hub).fillGap", "(*Hub).revoke")
+	}
+	publish(t, b, chat.UserTopic(100), log[0])
+	settle()
+	publish(t, b, chat.UserTopic(100), log[2])
+	time.Sleep(3 * reorderWaitForTest) // the user's topic gives up waiting for 2
+	settle()
+	if !h.Follows(c, t5) {
+		t.Fatal("Follows(connection, group 5) = false after the second addition; want true")
+	}
+	for _, ev := range conv[1:] {
+		publish(t, b, t5, ev)
+	}
+	publish(t, b, chat.UserTopic(100), log[1])
+	settle()
+	got := convSeqs(c)
+	if slices.ContainsFunc(got, func(seq int64) bool { return 5 <= seq && seq <= 7 }) || !slices.Equal(got[max(0, len(got)-2):], []int64{9, 10}) {
+		t.Errorf("the connection of the user removed at seq 4 and added again at 8 got %v; want 9 and 10 last, and nothing of 5..7", got)
+	}
+	h.Unregister(c)
+	h.Unregister(other)
+}
