@@ -124,7 +124,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	})
 
 	// Before the store closes, however run returns: republishes still due
-	// are dropped, and clients resync on reconnecting.
+	// are dropped, those running ended (Close returns even while the
+	// broker hangs), and clients resync on reconnecting.
 	defer svc.Close()
 	h.UseStore(svc.Missed) // gaps in the broker's stream are filled from the store
 

@@ -111,7 +111,7 @@ func (s *Service) scheduleLocked(key string, j *laterJob, do func(ctx context.Co
 		l.mu.Unlock()
 		defer l.wg.Done()
 
-		ctx, cancel := context.WithTimeout(l.ctx, laterTimeout)
+		ctx, cancel := context.WithTimeout(context.WithValue(l.ctx, laterKey{}, true), laterTimeout)
 		err := do(ctx)
 		cancel()
 
@@ -133,8 +133,17 @@ func (s *Service) scheduleLocked(key string, j *laterJob, do func(ctx context.Co
 	})
 }
 
-// Close stops the republishes due and waits for those running. The
-// Service stays usable otherwise.
+// laterKey marks the context of a republish job: its publishes end with
+// it, at Close, where those of a request outlive the request.
+type laterKey struct{}
+
+// closeWait bounds how long Close waits for the republishes running, once
+// it has ended their context: a store or broker call that ignores it
+// would otherwise hold Close for as long as it hangs.
+const closeWait = 5 * time.Second
+
+// Close stops the republishes due, ends those running, and waits for them
+// (at most closeWait). The Service stays usable otherwise.
 func (s *Service) Close() {
 	l := &s.later
 	l.mu.Lock()
@@ -151,7 +160,15 @@ func (s *Service) Close() {
 		l.cancel()
 	}
 	l.mu.Unlock()
-	l.wg.Wait()
+	done := make(chan struct{})
+	go func() { l.wg.Wait(); close(done) }()
+	t := time.NewTimer(closeWait)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		s.log.Warn("republish: jobs still running at close", "waited", closeWait.String())
+	}
 }
 
 // republishTail is, after an error of unknown outcome from a change that
