@@ -131,3 +131,56 @@ func TestLostWriteCreateGroup(t *testing.T) {
 	}
 	wantOnce(t, adas, "Ada's choir", created)
 }
+
+// TestLostWriteCreateGroupRetriedLater: a creation of unknown outcome
+// tried again after its owner made another group is answered with the
+// group it made, found by its name, not name_taken; the owner's clients
+// learn of it once.
+func TestLostWriteCreateGroupRetriedLater(t *testing.T) {
+	ctx := context.Background()
+	db := &lostWriteStore{Store: newFixture(t, chat.Config{}).store}
+	f := lostFixture(t, db)
+	ada, _ := f.signIn(t, "ada@example.com", "Ada")
+	grace, _ := f.signIn(t, "grace@example.com", "Grace")
+	h := lostHub(t, f)
+	adas := userClient(t, h, ada)
+	created := func(name string) func(chat.Event) bool {
+		return func(ev chat.Event) bool {
+			return ev.Type == chat.EventConversation && ev.ConvKind == chat.ConvGroup && ev.Message != nil &&
+				ev.Message.Kind == chat.KindCreated && ev.UserSeq > 0 && ev.Message.Body == name
+		}
+	}
+
+	db.lose.Store(true)
+	if _, err := f.svc.CreateGroup(ctx, ada, "team", "ours", 10); err == nil {
+		t.Fatal("CreateGroup = nil; want the store's error")
+	}
+	if _, err := f.svc.CreateGroup(ctx, ada, "crew", "", 0); err != nil {
+		t.Fatal(err)
+	}
+	// Grace's group, with Ada in it, is newer still.
+	gg, err := f.svc.CreateGroup(ctx, grace, "band", "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.AddGroupMember(ctx, grace, gg.ID, ada.ID); err != nil {
+		t.Fatal(err)
+	}
+	g, err := f.svc.CreateGroup(ctx, ada, "team", "ours", 10)
+	if err != nil {
+		t.Fatalf("CreateGroup(team) retried after another: %v; want the group", err)
+	}
+	if g.Name != "team" || g.OwnerID != ada.ID || g.Description != "ours" {
+		t.Errorf("CreateGroup(team) retried = %+v; want Ada's team", g)
+	}
+	wantOnce(t, adas, "Ada's team", created("team"))
+
+	// Still not a retry: other settings, or a group made long ago.
+	if _, err := f.svc.CreateGroup(ctx, ada, "team", "theirs", 10); err == nil {
+		t.Error("CreateGroup(team) with another description = nil; want name_taken")
+	}
+	f.clock.Advance(time.Hour)
+	if _, err := f.svc.CreateGroup(ctx, ada, "team", "ours", 10); err == nil {
+		t.Error("CreateGroup(team) an hour after = nil; want name_taken")
+	}
+}

@@ -297,32 +297,51 @@ func (s *Service) republishDeleted(err error, id int64, members []GroupMember) {
 // name and settings, as a retry of the creation that made it.
 const freshWindow = 5 * time.Minute
 
+// maxFreshReads bounds the groups freshGroup reads.
+const maxFreshReads = 32
+
 // freshGroup returns the group, and its created message, that a creation
-// of ng whose answer was lost made: ng.OwnerID's newest group, if it has
-// ng's name and settings, no member but its owner, no message but the
-// created one, and was made at most freshWindow ago.
+// of ng whose answer was lost made: the group of ng.OwnerID's named
+// ng.Name, if it has ng's settings, no member but its owner, no message
+// but the created one, and was made at most freshWindow ago. The owner
+// may have made other groups, or been added to some, since: it looks
+// through their groups newest first (ids only grow), up to the first one
+// made before freshWindow, and at most maxFreshReads of them. Only a
+// creation refused name_taken, or one of unknown outcome, looks.
 func (s *Service) freshGroup(ctx context.Context, ng NewGroup) (Group, Message, bool, error) {
 	ids, err := s.store.GroupIDs(ctx, ng.OwnerID)
-	if err != nil || len(ids) == 0 {
-		return Group{}, Message{}, false, err
-	}
-	g, err := s.store.Group(ctx, ids[len(ids)-1]) // the newest: ids only grow
-	if errors.Is(err, ErrNotFound) {
-		return Group{}, Message{}, false, nil
-	}
 	if err != nil {
 		return Group{}, Message{}, false, err
 	}
-	if g.Name != ng.Name || g.Description != ng.Description || g.MaxMembers != ng.MaxMembers ||
-		g.OwnerID != ng.OwnerID || g.Members != 1 || g.LastSeq != 1 ||
-		s.cfg.Now().Sub(g.CreatedAt) > freshWindow {
-		return Group{}, Message{}, false, nil
+	reads := 0
+	for _, id := range slices.Backward(ids) {
+		if reads++; reads > maxFreshReads {
+			break
+		}
+		g, err := s.store.Group(ctx, id)
+		if errors.Is(err, ErrNotFound) {
+			continue // deleted since
+		}
+		if err != nil {
+			return Group{}, Message{}, false, err
+		}
+		if s.cfg.Now().Sub(g.CreatedAt) > freshWindow {
+			break // and so were those before it
+		}
+		if g.Name != ng.Name {
+			continue
+		}
+		if g.Description != ng.Description || g.MaxMembers != ng.MaxMembers ||
+			g.OwnerID != ng.OwnerID || g.Members != 1 || g.LastSeq != 1 {
+			return Group{}, Message{}, false, nil
+		}
+		ms, err := s.store.Messages(ctx, g.ID, Page{Limit: 1})
+		if err != nil || len(ms) != 1 || ms[0].Kind != KindCreated {
+			return Group{}, Message{}, false, err
+		}
+		return g, ms[0], true, nil
 	}
-	ms, err := s.store.Messages(ctx, g.ID, Page{Limit: 1})
-	if err != nil || len(ms) != 1 || ms[0].Kind != KindCreated {
-		return Group{}, Message{}, false, err
-	}
-	return g, ms[0], true, nil
+	return Group{}, Message{}, false, nil
 }
 
 // republishCreated is, after an error of unknown outcome from the
