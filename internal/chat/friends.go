@@ -67,8 +67,9 @@ type FriendStore interface {
 	Contacts(ctx context.Context, me int64) ([]Contact, error)
 	// Block records that blocker blocks blocked and, in the same
 	// transaction, ends any relation between them; it returns blocker's
-	// state before ("" if none). Blocking twice is no error. ErrNotFound if
-	// blocked does not exist; ErrInvalid if blocker == blocked.
+	// state before ("" if none, StateBlocked if blocker had blocked
+	// blocked already). Blocking twice is no error. ErrNotFound if blocked
+	// does not exist; ErrInvalid if blocker == blocked.
 	Block(ctx context.Context, blocker, blocked int64, at time.Time) (prev string, err error)
 	// Unblock undoes Block and reports whether there was a block.
 	Unblock(ctx context.Context, blocker, blocked int64) (bool, error)
@@ -398,14 +399,17 @@ func (s *Service) Block(ctx context.Context, me User, id int64) error {
 		s.retellBoth(err, me.ID, id)
 		return internal("block user", err)
 	}
+	if prev == StateBlocked {
+		// A repeat, maybe a retry of a block whose answer was lost: the
+		// call that got the error is having the two told, once (the
+		// retell finds what it tells logged). A repeat schedules nothing,
+		// as any user can make it.
+		return nil
+	}
 	other, err := s.store.User(ctx, id)
 	if err != nil {
 		return internal("load user", err)
 	}
-	// A retry of a block whose answer was lost tells me blocked here, and
-	// so does the retell the failed call scheduled if it ran first (else
-	// it finds this one logged): me then gets blocked twice, harmless for
-	// a state. Avoiding it would cost every block a read of me's log.
 	s.notifyContact(ctx, me.ID, Contact{User: other, State: StateBlocked})
 	if prev != "" {
 		s.notifyContact(ctx, id, Contact{User: me, State: StateNone})

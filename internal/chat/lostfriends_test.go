@@ -199,7 +199,7 @@ func TestLostWriteFriends(t *testing.T) {
 	wantOnce(t, bobs, "Ada's none", contactIs(ada.ID, chat.StateNone))
 	wantLogged(t, f, ada, bob.ID, chat.StateBlocked)
 	wantLogged(t, f, bob, ada.ID, chat.StateNone)
-	// A retry tells Ada blocked again (a state told twice), Bob nothing.
+	// A retry tells nobody anything: the failed call had them told.
 	if err := f.svc.Block(ctx, ada, bob.ID); err != nil {
 		t.Errorf("Block retried: %v; want success", err)
 	}
@@ -325,4 +325,40 @@ type logReadStore struct {
 func (s *logReadStore) LastUserEvent(ctx context.Context, userID int64) (int64, error) {
 	s.reads.Add(1)
 	return s.Store.LastUserEvent(ctx, userID)
+}
+
+// TestLostWriteBlockRetried: a block of unknown outcome, tried again by
+// the blocker after or before the republish of its event, tells the
+// blocker blocked once.
+func TestLostWriteBlockRetried(t *testing.T) {
+	for _, wait := range []time.Duration{10 * time.Millisecond, time.Second} {
+		t.Run("republish after "+wait.String(), func(t *testing.T) {
+			ctx := context.Background()
+			db := &lostWriteStore{Store: newFixture(t, chat.Config{}).store}
+			f := newFixtureOn(t, chat.Config{RepublishWait: wait}, inmem.NewPresence(), db)
+			ada, _ := f.signIn(t, "ada@example.com", "Ada")
+			bob, _ := f.signIn(t, "bob@example.com", "Bob")
+			h := lostHub(t, f)
+			adas, bobs := userClient(t, h, ada), userClient(t, h, bob)
+			if _, err := f.svc.RequestFriend(ctx, bob, ada.ID); err != nil {
+				t.Fatal(err)
+			}
+			db.lose.Store(true)
+			if err := f.svc.Block(ctx, ada, bob.ID); err == nil {
+				t.Fatal("Block = nil; want the store's error")
+			}
+			if wait < time.Second {
+				time.Sleep(20 * wait) // the republish runs first
+			}
+			if err := f.svc.Block(ctx, ada, bob.ID); err != nil {
+				t.Fatalf("Block retried: %v; want success", err)
+			}
+			if wait >= time.Second {
+				time.Sleep(wait + 500*time.Millisecond) // the republish runs after
+			}
+			wantOnce(t, adas, "Bob blocked", contactIs(bob.ID, chat.StateBlocked))
+			wantOnce(t, bobs, "Ada's none", contactIs(ada.ID, chat.StateNone))
+			wantLogged(t, f, ada, bob.ID, chat.StateBlocked)
+		})
+	}
 }

@@ -192,13 +192,16 @@ func (db *DB) Block(ctx context.Context, blocker, blocked int64, at time.Time) (
 		if err := lockPair(ctx, tx, blocker, blocked); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO blocks (blocker_id, blocked_id, created_at) VALUES ($1, $2, $3)
-			ON CONFLICT DO NOTHING`, blocker, blocked, ts(at)); err != nil {
+		tag, err := tx.Exec(ctx, `INSERT INTO blocks (blocker_id, blocked_id, created_at) VALUES ($1, $2, $3)
+			ON CONFLICT DO NOTHING`, blocker, blocked, ts(at))
+		if err != nil {
 			return err
 		}
-		var err error
 		if prev, err = contactState(ctx, tx, blocker, blocked); err != nil {
 			return err
+		}
+		if prev == "" && tag.RowsAffected() == 0 {
+			prev = chat.StateBlocked
 		}
 		return unrelate(ctx, tx, blocker, blocked)
 	})

@@ -198,7 +198,8 @@ func (db *DB) Contacts(ctx context.Context, me int64) ([]chat.Contact, error) {
 	return cs, nil
 }
 
-// Block records that blocker blocks blocked and ends their relation.
+// Block records that blocker blocks blocked and ends their relation. A
+// block already recorded answers chat.StateBlocked.
 func (db *DB) Block(ctx context.Context, blocker, blocked int64, at time.Time) (string, error) {
 	if blocker == blocked {
 		return "", fmt.Errorf("block %d → %d: %w", blocker, blocked, chat.ErrInvalid)
@@ -208,13 +209,20 @@ func (db *DB) Block(ctx context.Context, blocker, blocked int64, at time.Time) (
 		if err := userExists(ctx, tx, blocked); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO blocks (blocker_id, blocked_id, created_at) VALUES (?, ?, ?)
-			ON CONFLICT DO NOTHING`, blocker, blocked, micros(at)); err != nil {
+		res, err := tx.ExecContext(ctx, `INSERT INTO blocks (blocker_id, blocked_id, created_at) VALUES (?, ?, ?)
+			ON CONFLICT DO NOTHING`, blocker, blocked, micros(at))
+		if err != nil {
 			return err
 		}
-		var err error
+		added, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
 		if prev, err = contactState(ctx, tx, blocker, blocked); err != nil {
 			return err
+		}
+		if prev == "" && added == 0 {
+			prev = chat.StateBlocked
 		}
 		return unrelate(ctx, tx, blocker, blocked)
 	})

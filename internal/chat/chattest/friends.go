@@ -189,9 +189,9 @@ func testBlock(t *testing.T, s chat.Store) {
 	}
 	wantContacts(t, s, bob.ID, nil)
 
-	// Blocking twice is no error; a pending request ends too.
-	if prev, err := s.Block(ctx, ann.ID, bob.ID, t0); err != nil || prev != "" {
-		t.Errorf("Block(again) = %q, %v; want \"\", nil", prev, err)
+	// Blocking twice is no error, and says so; a pending request ends too.
+	if prev, err := s.Block(ctx, ann.ID, bob.ID, t0); err != nil || prev != chat.StateBlocked {
+		t.Errorf("Block(again) = %q, %v; want %q, nil", prev, err, chat.StateBlocked)
 	}
 	if prev, err := s.Block(ctx, ann.ID, cat.ID, t0); err != nil || prev != chat.StateRequestReceived {
 		t.Errorf("Block(asker) = %q, %v; want %q", prev, err, chat.StateRequestReceived)
