@@ -420,24 +420,18 @@ func internal(op string, err error) error {
 	return fmt.Errorf("%s: %w", op, err)
 }
 
-// publishTimeout bounds one publish. It is well above what a Broker takes
-// while it works (internal/redis answers within go-redis's 3 s read and
-// write timeouts, or at once once it finds Redis gone), so it cuts short
-// only a broker that hangs.
-const publishTimeout = 10 * time.Second
-
 // publish sends ev to t; a failure is logged, never returned: the event is
 // already stored and clients recover from the store. The publish of a
 // change outlives the request that made it: a client that goes away once
-// it is stored must not keep it from the others. It is bounded by
-// publishTimeout, and a republish job's (republishLater) by the job's
-// context too, which Close ends.
+// it is stored must not keep it from the others. A republish job's
+// (republishLater) ends with the job's context, which Close ends. No
+// other bound is added: a Broker bounds its own publishes (internal/redis
+// by go-redis's read and write timeouts), and a timer per message would
+// cost every send.
 func (s *Service) publish(ctx context.Context, t Topic, ev Event) {
 	if ctx.Value(laterKey{}) == nil {
 		ctx = context.WithoutCancel(ctx)
 	}
-	ctx, cancel := context.WithTimeout(ctx, publishTimeout)
-	defer cancel()
 	if err := s.broker.Publish(ctx, t, ev); err != nil {
 		s.log.Warn("publish failed", "topic", string(t), "type", string(ev.Type), "err", err)
 	}
