@@ -321,6 +321,7 @@ type topic struct {
 	user    int64                // newest Event.UserSeq delivered (user topics)
 	ufirst  int64                // the first Event.UserSeq delivered in order (user topics)
 	skipped map[int64]struct{}   // UserSeqs a user topic gave up waiting for (skipGap), at most maxRepeats; nil while empty
+	lost    [2]int64             // the span (first, last) of the UserSeqs a user topic gave up waiting for and could not note in skipped; of all such give-ups, if several; zero if none
 	reads   map[int64]int64      // highest EventRead seq delivered, per conversation (user topics)
 	pending map[int64]chat.Event // early messages by seq; on a user topic, early logged events by UserSeq
 	timer   *time.Timer          // flushes pending after reorderWait
@@ -943,7 +944,11 @@ func (h *Hub) deliver(tp *topic, ev chat.Event) {
 // from the first logged event it receives on; one older than that, or
 // one that it gave up waiting for (skipGap), is delivered as it comes:
 // the hub's acts on it compare UserSeqs (covers, follow), and clients
-// drop by UserSeq what they have.
+// drop by UserSeq what they have. A removal is delivered, and revokes,
+// however late: one the topic gave up on but could not note (lost) is
+// delivered too, though it may be a duplicate (lost may span events
+// delivered between two give-ups), as its revoke spares the clients
+// subscribed on a later membership.
 func (h *Hub) deliverLogged(tp *topic, ev chat.Event) {
 	tp.dmu.Lock()
 	defer tp.dmu.Unlock()
@@ -966,6 +971,8 @@ func (h *Hub) deliverLogged(tp *topic, ev chat.Event) {
 			if len(tp.skipped) == 0 {
 				tp.skipped = nil
 			}
+			h.fanOutUser(tp, ev)
+		} else if tp.lost[0] <= u && u <= tp.lost[1] && ev.Type == chat.EventRemoved {
 			h.fanOutUser(tp, ev)
 		}
 	default:
@@ -1165,7 +1172,14 @@ func (h *Hub) skipGap(tp *topic) {
 	}
 	slices.Sort(seqs)
 	if tp.logged {
-		for u := tp.user + 1; u < seqs[0] && len(tp.skipped) < maxRepeats; u++ {
+		for u := tp.user + 1; u < seqs[0]; u++ {
+			if len(tp.skipped) >= maxRepeats {
+				if tp.lost[1] == 0 {
+					tp.lost[0] = u
+				}
+				tp.lost[1] = seqs[0] - 1
+				break
+			}
 			if tp.skipped == nil {
 				tp.skipped = make(map[int64]struct{})
 			}

@@ -368,3 +368,40 @@ func TestFollowReAddedRemovalLate(t *testing.T) {
 	h.Unregister(c)
 	h.Unregister(other)
 }
+
+// TestUserTopicLateRemovalPastSkipped: the topic of user 100 gives up
+// waiting for more logged events than it notes (maxRepeats), and the
+// removal from conversation 5 among them arrives only then (a room's
+// removal has no message with Revoke: this is the only one). The removal
+// must still stop the connection's delivery of conversation 5; an event
+// delivered before and arriving again is still dropped.
+func TestUserTopicLateRemovalPastSkipped(t *testing.T) {
+	h, b := newHub(t)
+	t5, u := chat.ConvTopic(5), chat.UserTopic(100)
+	c := mustRegister(t, h, 100, 1, 64)
+	if err := h.Subscribe(c, t5); err != nil {
+		t.Fatal(err)
+	}
+	contact := func(userSeq int64) chat.Event { return chat.Event{Type: chat.EventContact, UserSeq: userSeq} }
+	publish(t, b, u, contact(1))
+	publish(t, b, u, contact(30)) // 2..29 are late
+	time.Sleep(3 * reorderWaitForTest)
+	publish(t, b, u, contact(30)) // delivered: dropped
+	publish(t, b, u, removedFrom5(25))
+	waitGoroutines(t, "(*Hub).revoke")
+	var got []int64
+	for _, it := range c.Next(nil) {
+		got = append(got, it.Event.UserSeq)
+	}
+	if want := []int64{1, 30, 25}; !slices.Equal(got, want) {
+		t.Errorf("the connection got logged events %v; want %v", got, want)
+	}
+	publish(t, b, t5, msg(5, 1))
+	if got := convSeqs(c); len(got) > 0 {
+		t.Errorf("the connection of the user removed from conversation 5 got %v", got)
+	}
+	if h.Follows(c, t5) {
+		t.Errorf("Follows(connection, conversation 5) = true; want false")
+	}
+	h.Unregister(c)
+}
