@@ -2,6 +2,7 @@ package chat_test
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -392,4 +393,51 @@ func TestRepublishAfterLaterRemoval(t *testing.T) {
 			func() error { _, err := f.svc.EnterRoom(ctx, bob, "lobby"); return err },
 			func() error { return f.svc.LeaveRoom(ctx, bob, r.ID) })
 	})
+}
+
+// TestUnpublishedMemberEventHoldsNothing: a republished addition that
+// finds its membership ended once it is logged is not published
+// (TestRepublishAfterLaterRemoval); its number in the user's log must not
+// hold the user's next logged event back in a hub, waiting for it.
+func TestUnpublishedMemberEventHoldsNothing(t *testing.T) {
+	ctx := context.Background()
+	db := &appendHookStore{lostWriteStore: &lostWriteStore{Store: newFixture(t, chat.Config{}).store}}
+	f := lostFixture(t, db)
+	ada, _ := f.signIn(t, "ada@example.com", "Ada")
+	bob, _ := f.signIn(t, "bob@example.com", "Bob")
+	bobs := userClient(t, lostHub(t, f), bob)
+	g, err := f.svc.CreateGroup(ctx, ada, "team", "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	left := make(chan error, 1)
+	hook := func(int64, chat.Event) { left <- f.svc.RemoveGroupMember(ctx, bob, g.ID, bob.ID) }
+	db.before.Store(&hook)
+	db.lose.Store(true)
+	if _, err := f.svc.AddGroupMember(ctx, ada, g.ID, bob.ID); err == nil {
+		t.Fatal("AddGroupMember = nil; want the store's error")
+	}
+	select {
+	case err := <-left:
+		if err != nil {
+			t.Fatalf("RemoveGroupMember = %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the addition was never republished")
+	}
+	time.Sleep(200 * time.Millisecond) // the republish done
+	bobs.Next(nil)
+
+	if _, err := f.svc.RequestFriend(ctx, ada, bob.ID); err != nil {
+		t.Fatal(err)
+	}
+	// The in-process broker delivers as it publishes: what the hub does
+	// not hold back is queued already.
+	var got []chat.EventType
+	for _, it := range bobs.Next(nil) {
+		got = append(got, it.Event.Type)
+	}
+	if !slices.Contains(got, chat.EventContact) {
+		t.Errorf("Bob's clients got %v as Ada asked him to be her friend; want %s at once", got, chat.EventContact)
+	}
 }

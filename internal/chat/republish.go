@@ -436,7 +436,9 @@ func (s *Service) republishAdded(err error, userID, id int64) {
 // removal's event, logged before ev, would then come before it, and ev
 // announce a membership that has ended (a hub would even take it for one
 // newer than the removal, and follow a group for a user who is no member).
-// A removal logged after ev comes after it.
+// A removal logged after ev comes after it. A logged ev not published
+// has an EventVoid published in its place, so that nobody waits for its
+// number.
 func (s *Service) publishMember(ctx context.Context, userID, id int64, ev Event, logged bool) {
 	if logged {
 		kept, err := s.store.AppendUserEvent(context.WithoutCancel(ctx), userID, ev, s.cfg.Now())
@@ -448,6 +450,9 @@ func (s *Service) publishMember(ctx context.Context, userID, id int64, ev Event,
 	}
 	// A failed read publishes: the hub revokes what a removal ends.
 	if _, member, err := s.store.Membership(ctx, id, userID); errors.Is(err, ErrNotFound) || (err == nil && !member) {
+		if ev.UserSeq > 0 {
+			s.publish(ctx, UserTopic(userID), Event{Type: EventVoid, UserSeq: ev.UserSeq})
+		}
 		return
 	}
 	s.publish(ctx, UserTopic(userID), ev)

@@ -1108,7 +1108,8 @@ func (h *Hub) flushPending(tp *topic, n uint64) {
 	if len(tp.pending) == 0 || h.fetch == nil || tp.logged {
 		// A user's log holds events that were never published (one that
 		// announced a membership ended meanwhile: chat.Service's
-		// publishMember): a user topic does not read them from it.
+		// publishMember, which publishes an EventVoid in its place): a
+		// user topic does not read them from it.
 		h.skipGap(tp)
 		tp.dmu.Unlock()
 		return
