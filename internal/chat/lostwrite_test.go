@@ -441,3 +441,47 @@ func TestUnpublishedMemberEventHoldsNothing(t *testing.T) {
 		t.Errorf("Bob's clients got %v as Ada asked him to be her friend; want %s at once", got, chat.EventContact)
 	}
 }
+
+// TestAdditionLoggedAfterRemoval: Bob is added to a group and removed
+// from it again before the addition's event is logged, so that the
+// removal comes first in his log. The addition must not make his
+// connection follow the group, which Ada's connection on the same hub
+// has open.
+func TestAdditionLoggedAfterRemoval(t *testing.T) {
+	ctx := context.Background()
+	db := &appendHookStore{lostWriteStore: &lostWriteStore{Store: newFixture(t, chat.Config{}).store}}
+	f := lostFixture(t, db)
+	ada, _ := f.signIn(t, "ada@example.com", "Ada")
+	bob, _ := f.signIn(t, "bob@example.com", "Bob")
+	h := lostHub(t, f)
+	adas, bobs := userClient(t, h, ada), userClient(t, h, bob)
+	g, err := f.svc.CreateGroup(ctx, ada, "team", "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Subscribe(adas, chat.ConvTopic(g.ID)); err != nil {
+		t.Fatal(err)
+	}
+	removed := make(chan error, 1)
+	hook := func(int64, chat.Event) { removed <- f.svc.RemoveGroupMember(ctx, ada, g.ID, bob.ID) }
+	db.before.Store(&hook)
+	if _, err := f.svc.AddGroupMember(ctx, ada, g.ID, bob.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-removed; err != nil {
+		t.Fatalf("RemoveGroupMember = %v", err)
+	}
+	time.Sleep(200 * time.Millisecond) // any follow done
+	if _, err := f.svc.Send(ctx, ada, g.ID, "c1", "for members only"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	for _, it := range bobs.Next(nil) {
+		if ev := it.Event; ev.Type == chat.EventMessage && ev.ConvID == g.ID && ev.Message.Kind == chat.KindText {
+			t.Errorf("Bob, no member, got message %d of the group", ev.Message.Seq)
+		}
+	}
+	if h.Follows(bobs, chat.ConvTopic(g.ID)) {
+		t.Errorf("Follows(Bob's connection, the group) = true; want false")
+	}
+}

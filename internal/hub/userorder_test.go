@@ -405,3 +405,66 @@ func TestUserTopicLateRemovalPastSkipped(t *testing.T) {
 	}
 	h.Unregister(c)
 }
+
+// TestResyncStaleAddition: user 100 is added to group 5 (logged at 1,
+// seq 2) and removed (logged at 2, seq 3); a republish of the addition,
+// logged at 3 as the removal committed, was never published
+// (chat.Service.publishMember). A Resync after a broker outage reads it
+// from the log: the user's connection must not follow the group again,
+// whose other member here keeps it open. An addition logged at 3 that
+// made the user a member again (seq 4), which the broker dropped, is
+// followed.
+func TestResyncStaleAddition(t *testing.T) {
+	for _, again := range []bool{false, true} {
+		t.Run(fmt.Sprintf("again=%v", again), func(t *testing.T) {
+			h, b := newHub(t)
+			t5, u := chat.ConvTopic(5), chat.UserTopic(100)
+			conv := []chat.Event{msg(5, 1), msg(5, 2), msg(5, 3)}
+			conv[1].Message.Kind, conv[1].Message.TargetID = chat.KindAdded, 100
+			conv[2].Message.Kind, conv[2].Message.TargetID, conv[2].Revoke = chat.KindRemoved, 100, 100
+			log := []chat.Event{added(100, 1, 2), removedFrom5(2), added(100, 3, 2)}
+			if again {
+				conv = append(conv, msg(5, 4))
+				conv[3].Message.Kind, conv[3].Message.TargetID = chat.KindAdded, 100
+				log[2] = added(100, 3, 4)
+			}
+			fetch := userLogStore(conv, log)
+			h.UseStore(func(ctx context.Context, tp chat.Topic, after int64) ([]chat.Event, error) {
+				if tp == chat.UserTopic(1) {
+					return nil, nil
+				}
+				return fetch(ctx, tp, after)
+			})
+			other := mustRegister(t, h, 1, 1, 64)
+			if err := h.Subscribe(other, t5); err != nil {
+				t.Fatal(err)
+			}
+			publish(t, b, t5, conv[0])
+			c := mustRegister(t, h, 100, 2, 64)
+			publish(t, b, u, log[0])
+			waitGoroutines(t, "(*Hub).follow", "(*Hub).catchUp", "(*Hub).fillGap")
+			for _, ev := range conv[1:] {
+				publish(t, b, t5, ev)
+			}
+			publish(t, b, u, log[1])
+			waitGoroutines(t, "(*Hub).follow", "(*Hub).catchUp", "(*Hub).fillGap", "(*Hub).revoke")
+			if h.Follows(c, t5) {
+				t.Fatalf("Follows(connection, group 5) = true after the removal; want false")
+			}
+			c.Next(nil)
+
+			h.Resync(context.Background())
+			waitGoroutines(t, "(*Hub).follow", "(*Hub).catchUp", "(*Hub).fillGap", "(*Hub).revoke")
+			next := int64(len(conv) + 1)
+			publish(t, b, t5, msg(5, next))
+			if got := convSeqs(c); slices.Contains(got, next) != again {
+				t.Errorf("the connection got %v after a Resync; want %d among them: %v", got, next, again)
+			}
+			if h.Follows(c, t5) != again {
+				t.Errorf("Follows(connection, group 5) = %v after a Resync; want %v", !again, again)
+			}
+			h.Unregister(c)
+			h.Unregister(other)
+		})
+	}
+}
