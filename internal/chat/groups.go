@@ -562,7 +562,7 @@ func (s *Service) DeleteGroup(ctx context.Context, u User, id int64) error {
 		s.republishDeleted(err, id, members)
 		return groupErr("delete group", err)
 	}
-	s.kinds.forget(id) // SQLite may give its id to the next conversation
+	s.kinds.forget(id) // gone: nothing of this node's memory should outlive it
 	for _, r := range removed {
 		s.publish(ctx, UserTopic(r.UserID), r.Event)
 	}

@@ -370,8 +370,8 @@ func (p PendingSend) Wait() (Message, error) {
 	case !errors.Is(err, ErrNotFound):
 		return Message{}, internal("append message", err)
 	}
-	// Gone, or its id taken by a conversation of another kind (SQLite
-	// reuses the highest id once deleted): look again.
+	// Gone (a deleted group), or of another kind than remembered: look
+	// again, for the right error.
 	s.kinds.forget(p.nm.ConvID)
 	return s.sendChecked(p.ctx, p.u, p.nm.ConvID, p.nm.ClientID, p.nm.Body)
 }
@@ -385,7 +385,7 @@ func (s *Service) sendChecked(ctx context.Context, u User, id int64, clientID, b
 		if c, err := s.direct(ctx, u, id); err == nil {
 			return s.sendDirect(ctx, u, c, clientID, body)
 		}
-		// Not u's, gone, or its id reused: look again, for the right error.
+		// Not u's, or gone: look again, for the right error.
 		s.kinds.forget(id)
 	}
 	kind, err := s.memberKind(ctx, u, id)
@@ -395,9 +395,10 @@ func (s *Service) sendChecked(ctx context.Context, u User, id int64, clientID, b
 	case kind == ConvRoom, kind == ConvGroup:
 		// The store checks again as it writes: a member gone since the
 		// check above is refused (MemberOnly), and so is an id given
-		// meanwhile to a conversation of another kind (ConvKind; SQLite
-		// reuses a deleted group's), which could be a direct conversation
-		// whose peer's block no check here would see.
+		// meanwhile to a conversation of another kind (ConvKind: no store
+		// gives a deleted conversation's id again, since SQLite's migration
+		// 9, but the check costs nothing in the transaction), which could be
+		// a direct conversation whose peer's block no check here would see.
 		m, _, err := s.append(ctx, NewMessage{ConvID: id, Kind: KindText, SenderID: u.ID, ClientID: clientID, Body: body, MemberOnly: true, ConvKind: kind})
 		return m, err
 	}

@@ -312,9 +312,10 @@ func NewService(cfg Config, d Deps) *Service {
 // (a member opening one, a send looking one up), so that a send to a room
 // or a group needs no read before its write, the first message after an
 // open included, and one to a direct conversation one read, for its peer.
-// Conversations never change kind; a deleted one's id may be reused, which
-// the store's check of NewMessage.ConvKind catches (for a direct
-// conversation, the read of it). It holds at most maxKinds entries, and
+// Conversations never change kind, and no store gives a deleted one's id
+// again (SQLite since its migration 9); the store's check of
+// NewMessage.ConvKind, and for a direct conversation the read of it, would
+// catch a stale kind all the same. It holds at most maxKinds entries, and
 // starts over when full.
 type kinds struct {
 	m sync.Map // int64 → ConvKind
