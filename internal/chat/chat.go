@@ -465,6 +465,10 @@ type Event struct {
 // may be lost (the store is the truth), but the events of one topic that a
 // subscriber receives arrive in publish order.
 type Broker interface {
+	// Publish sends ev to t's subscribers on every node. It returns once
+	// ctx is done, if not before, and bounds its own wait for a broker
+	// that does not answer (Service.publish adds no deadline, and does
+	// not pass a request's cancellation on).
 	Publish(ctx context.Context, t Topic, ev Event) error
 	// Subscribe calls fn for each event published to t until cancel is
 	// called. fn must not block.
