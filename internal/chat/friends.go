@@ -408,6 +408,10 @@ func (s *Service) Block(ctx context.Context, me User, id int64) error {
 	}
 	other, err := s.store.User(ctx, id)
 	if err != nil {
+		// The block is made: the two are told later, a retry (a repeat)
+		// telling nobody.
+		s.retellContact(me.ID, id)
+		s.retellContact(id, me.ID)
 		return internal("load user", err)
 	}
 	s.notifyContact(ctx, me.ID, Contact{User: other, State: StateBlocked})

@@ -2,6 +2,7 @@ package chat_test
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync/atomic"
 	"testing"
@@ -361,4 +362,46 @@ func TestLostWriteBlockRetried(t *testing.T) {
 			wantLogged(t, f, ada, bob.ID, chat.StateBlocked)
 		})
 	}
+}
+
+// userReadFailStore fails the next read of a user, once fail is set.
+type userReadFailStore struct {
+	chat.Store
+	fail atomic.Bool
+}
+
+func (s *userReadFailStore) User(ctx context.Context, id int64) (chat.User, error) {
+	if s.fail.CompareAndSwap(true, false) {
+		return chat.User{}, errors.New("user read failed")
+	}
+	return s.Store.User(ctx, id)
+}
+
+// TestBlockUserReadFails: a block made, whose answer is an error because
+// the read of the blocked user after it failed, is told to the two all
+// the same, once, though the blocker's retry finds it made.
+func TestBlockUserReadFails(t *testing.T) {
+	ctx := context.Background()
+	db := &userReadFailStore{Store: newFixture(t, chat.Config{}).store}
+	f := newFixtureOn(t, chat.Config{RepublishWait: 10 * time.Millisecond}, inmem.NewPresence(), db)
+	ada, _ := f.signIn(t, "ada@example.com", "Ada")
+	bob, _ := f.signIn(t, "bob@example.com", "Bob")
+	h := lostHub(t, f)
+	adas, bobs := userClient(t, h, ada), userClient(t, h, bob)
+	if _, err := f.svc.RequestFriend(ctx, bob, ada.ID); err != nil {
+		t.Fatal(err)
+	}
+	wantOnce(t, adas, "Bob's request", contactIs(bob.ID, chat.StateRequestReceived))
+	wantOnce(t, bobs, "Bob's request", contactIs(ada.ID, chat.StateRequestSent))
+	db.fail.Store(true)
+	if err := f.svc.Block(ctx, ada, bob.ID); err == nil {
+		t.Fatal("Block = nil; want the store's error")
+	}
+	if err := f.svc.Block(ctx, ada, bob.ID); err != nil {
+		t.Fatalf("Block retried: %v; want success", err)
+	}
+	wantOnce(t, adas, "Bob blocked", contactIs(bob.ID, chat.StateBlocked))
+	wantOnce(t, bobs, "Ada's none", contactIs(ada.ID, chat.StateNone))
+	wantLogged(t, f, ada, bob.ID, chat.StateBlocked)
+	wantLogged(t, f, bob, ada.ID, chat.StateNone)
 }
