@@ -419,7 +419,7 @@ func convSeqs(c *hub.Client) []int64 {
 // while the follow's read of the store is under way publishes seq 5, then
 // calls during (if not nil). It returns c and c2, each with the messages
 // it received by then.
-func followWhileFetching(t *testing.T, s *blockingStore, during func(b chat.Broker, c, other *hub.Client)) (c, c2 *hub.Client, early, early2 []int64) {
+func followWhileFetching(t *testing.T, s *blockingStore, during func(h *hub.Hub, b chat.Broker, c, other *hub.Client)) (c, c2 *hub.Client, early, early2 []int64) {
 	t.Helper()
 	h, b := newHub(t)
 	h.UseStore(s.fetch)
@@ -446,7 +446,7 @@ func followWhileFetching(t *testing.T, s *blockingStore, during func(b chat.Brok
 		t.Errorf("the other member got %s while the new one caught up; want [1 2 3 4 5]", got)
 	}
 	if during != nil {
-		during(b, c, other)
+		during(h, b, c, other)
 	}
 	early, early2 = convSeqs(c), convSeqs(c2)
 	close(s.release)
@@ -506,7 +506,7 @@ func TestFollowCatchUpFetchFails(t *testing.T) {
 func TestFollowCatchUpRemoved(t *testing.T) {
 	s := newBlockingStore(5)
 	var before int
-	c, _, early, _ := followWhileFetching(t, s, func(b chat.Broker, c, _ *hub.Client) {
+	c, _, early, _ := followWhileFetching(t, s, func(h *hub.Hub, b chat.Broker, c, _ *hub.Client) {
 		publish(t, b, chat.UserTopic(100), chat.Event{Type: chat.EventRemoved, ConvID: 5, Reason: "removed", UserSeq: 2})
 		before = len(convSeqs(c)) // and the removed event
 	})
@@ -524,7 +524,7 @@ func TestFollowCatchUpRemoved(t *testing.T) {
 // is closed as too slow (it will resync), and the others go on.
 func TestFollowCatchUpBounded(t *testing.T) {
 	s := newBlockingStore(5)
-	c, _, _, _ := followWhileFetching(t, s, func(b chat.Broker, c, other *hub.Client) {
+	c, _, _, _ := followWhileFetching(t, s, func(h *hub.Hub, b chat.Broker, c, other *hub.Client) {
 		for seq := int64(6); seq <= 68; seq++ { // 64 held, with 5
 			publish(t, b, chat.ConvTopic(5), msg(5, seq))
 			other.Next(nil)
@@ -881,4 +881,40 @@ func TestFollowCatchUpOwnHold(t *testing.T) {
 	}
 	h.Unregister(c)
 	h.Unregister(other)
+}
+
+// TestFollowCatchUpRemovedAddedAgain: user 100, added to group 5 at seq
+// 2, was removed at 3 (a removal whose event the user topic never
+// delivered), and is added again at 8 while the first follow's read of
+// the store is under way, the topic holding 5 to 7 for the user's
+// connections meanwhile. Those came between the removal and the second
+// addition: the connections get none of them, only the removal, from the
+// store, and what follows the second addition.
+func TestFollowCatchUpRemovedAddedAgain(t *testing.T) {
+	s := newBlockingStore(5)
+	m := *s.stored[2].Message
+	m.Kind, m.TargetID = chat.KindRemoved, 100
+	s.stored[2].Message, s.stored[2].Revoke = &m, 100
+	t5 := chat.ConvTopic(5)
+	c, c2, early, early2 := followWhileFetching(t, s, func(h *hub.Hub, b chat.Broker, c, other *hub.Client) {
+		for seq := int64(6); seq <= 7; seq++ {
+			publish(t, b, t5, msg(5, seq))
+		}
+		publish(t, b, chat.UserTopic(100), added(100, 2, 8))
+		for deadline := time.Now().Add(5 * time.Second); !h.Spares(c, t5, 2); {
+			if time.Now().After(deadline) {
+				t.Fatal("the second addition's follow did not mark the connection within 5s")
+			}
+			time.Sleep(time.Millisecond)
+		}
+		publish(t, b, t5, msg(5, 8))
+		publish(t, b, t5, msg(5, 9))
+	})
+	waitGoroutines(t, "(*Hub).follow", "(*Hub).catchUp")
+	if got := fmt.Sprint(append(early, convSeqs(c)...)); got != "[3 9]" {
+		t.Errorf("the user removed at 3 and added again at 8 got %s; want [3 9]", got)
+	}
+	if got := fmt.Sprint(append(early2, convSeqs(c2)...)); got != "[3 9]" {
+		t.Errorf("the user's other connection got %s; want [3 9]", got)
+	}
 }

@@ -1577,22 +1577,25 @@ func (h *Hub) catchUp(tp *topic, hs []*hold, base int64) {
 // held from the first message after it on is dropped instead, and the
 // client is revoked, as the removal's revoke would have done, had the
 // topic delivered the removal with the client subscribed: unless the
-// client's mark is newer than the removal (revoke spares it). The user
-// topic's EventRemoved may not do it: the removal may have been logged
-// before the addition (chat.Service logs an addition's event after its
-// commit), and then delivered first. If the user was added again, the
+// client's mark is newer than the removal (revoke spares it): then only
+// what it held after the removal up to the client's floor (the later
+// addition) is dropped. The user topic's EventRemoved may not do it: the
+// removal may have been logged before the addition (chat.Service logs an
+// addition's event after its commit), and then delivered first. If the user was added again, the
 // follow of that addition subscribes the client anew.
 func (h *Hub) release(tp *topic, hs []*hold, base, after, removed int64) {
 	tp.dmu.Lock() // no delivery to them in between
 	tp.mu.Lock()
 	holds := make([]*hold, 0, len(hs))
 	cut := make([]bool, 0, len(hs))
+	floors := make([]int64, 0, len(hs))
 	var gone []*Client // cut: revoked
 	for _, hd := range hs {
 		if tp.held[hd.c] != hd {
 			continue
 		}
 		holds = append(holds, hd)
+		floors = append(floors, tp.floors[hd.c])
 		cut = append(cut, removed > 0 && !covers(tp.marks[hd.c], chat.Mark{Seq: removed}))
 		delete(tp.held, hd.c)
 		if cut[len(cut)-1] {
@@ -1613,6 +1616,12 @@ func (h *Hub) release(tp *topic, hs []*hold, base, after, removed int64) {
 			isMsg := ev.Type == chat.EventMessage && ev.Message != nil
 			if cut[i] && isMsg && ev.Message.Seq > removed {
 				break // not the user's: the removal came before
+			}
+			if isMsg && removed > 0 && removed < ev.Message.Seq && ev.Message.Seq <= floors[i] {
+				// Not the user's either: between the removal and the
+				// later addition whose follow spared the client (its
+				// floor), held before that follow raised the floor.
+				continue
 			}
 			if isMsg && base < ev.Message.Seq && ev.Message.Seq <= pushed {
 				continue // a late publish it had from the store
