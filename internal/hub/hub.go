@@ -946,9 +946,9 @@ func (h *Hub) deliver(tp *topic, ev chat.Event) {
 // the hub's acts on it compare UserSeqs (covers, follow), and clients
 // drop by UserSeq what they have. A removal is delivered, and revokes,
 // however late: one the topic gave up on but could not note (lost) is
-// delivered too, though it may be a duplicate (lost may span events
-// delivered between two give-ups), as its revoke spares the clients
-// subscribed on a later membership.
+// delivered too, unless the topic delivered it, or a later removal from
+// the same conversation, already (lost may span events delivered between
+// two give-ups, and a broker may deliver one again).
 func (h *Hub) deliverLogged(tp *topic, ev chat.Event) {
 	tp.dmu.Lock()
 	defer tp.dmu.Unlock()
@@ -972,7 +972,10 @@ func (h *Hub) deliverLogged(tp *topic, ev chat.Event) {
 				tp.skipped = nil
 			}
 			h.fanOutUser(tp, ev)
-		} else if tp.lost[0] <= u && u <= tp.lost[1] && ev.Type == chat.EventRemoved {
+		} else if tp.lost[0] <= u && u <= tp.lost[1] && ev.Type == chat.EventRemoved && u > tp.removals[ev.ConvID].seq {
+			// Not one delivered, nor older than one: that one's revoke
+			// left only clients of a later membership, which a repeat
+			// would stop (those subscribed with no mark).
 			h.fanOutUser(tp, ev)
 		}
 	default:

@@ -468,3 +468,46 @@ func TestResyncStaleAddition(t *testing.T) {
 		})
 	}
 }
+
+// TestUserTopicLateRemovalAgain: the topic of user 100 gives up waiting
+// for more logged events than it notes, the removal from group 5 among
+// them arrives late and stops the connection; the user is added again,
+// and a new connection of theirs subscribes to the group (as a session
+// following its user's groups does, with no mark). The removal, arriving
+// again (a broker's retry of a publish it thought failed), ended a
+// membership before the current one: it must not stop the new
+// connection, nor the one the second addition's follow subscribed.
+func TestUserTopicLateRemovalAgain(t *testing.T) {
+	h, b := newHub(t)
+	t5, u := chat.ConvTopic(5), chat.UserTopic(100)
+	c := mustRegister(t, h, 100, 1, 64)
+	contact := func(userSeq int64) chat.Event { return chat.Event{Type: chat.EventContact, UserSeq: userSeq} }
+	publish(t, b, u, added(100, 1, 1))
+	waitGoroutines(t, "(*Hub).follow")
+	publish(t, b, u, contact(30)) // 2..29 are late
+	time.Sleep(3 * reorderWaitForTest)
+	publish(t, b, u, removedFrom5(25))
+	waitGoroutines(t, "(*Hub).revoke")
+	if h.Follows(c, t5) {
+		t.Fatalf("Follows(connection, group 5) after the late removal = true; want false")
+	}
+	publish(t, b, u, added(100, 31, 3))
+	waitGoroutines(t, "(*Hub).follow")
+	c2 := mustRegister(t, h, 100, 2, 64)
+	if err := h.Subscribe(c2, t5); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, b, u, removedFrom5(25)) // again
+	waitGoroutines(t, "(*Hub).revoke")
+	c.Next(nil)
+	c2.Next(nil)
+	publish(t, b, t5, msg(5, 4))
+	if got := fmt.Sprint(convSeqs(c)); got != "[4]" {
+		t.Errorf("the connection followed on the second addition got %s; want [4]", got)
+	}
+	if got := fmt.Sprint(convSeqs(c2)); got != "[4]" {
+		t.Errorf("the new connection got %s; want [4]", got)
+	}
+	h.Unregister(c)
+	h.Unregister(c2)
+}
