@@ -281,8 +281,8 @@ type topic struct {
 	// messages from the store (catchUp). The map is guarded by mu, the
 	// holds' items by dmu; nil while empty.
 	held map[*Client]*hold
-	// floors holds, for the clients a follow subscribed, the seq of
-	// their user's newest addition followed: a message up to it, which
+	// floors holds, for the clients a follow subscribed or found
+	// subscribed, the seq of their user's newest addition followed: a message up to it, which
 	// the topic delivers late (its position was behind the addition's,
 	// or the message was published late, before the one it started
 	// with), is not theirs, and does not reach them. floor is the
@@ -602,19 +602,17 @@ func (h *Hub) subscribe(c *Client, t chat.Topic, mark chat.Mark, base int64) (*t
 		what, hd = tp.catchFrom(c, base)
 	}
 	if base > 0 {
-		// A client that a follow of an earlier addition subscribed, and
-		// that no removal has stopped yet (it may come late), was no
-		// member between that removal and this addition: what came
-		// before, if delivered late, is not pushed to it either. A
-		// client that opened the conversation has no floor.
-		f, ok := tp.floors[c]
-		if ok || !tp.clients.has(c) {
-			if tp.floors == nil {
-				tp.floors = make(map[*Client]int64)
-			}
-			tp.floors[c] = max(f, base)
-			tp.floor = max(tp.floor, base)
+		// A client subscribed already, by a follow of an earlier addition
+		// or an open of an earlier membership, that no removal has
+		// stopped yet (it may come late), was no member between that
+		// removal and this addition: what came before, if delivered late,
+		// is not pushed to it either. It fills from the store what it
+		// misses of its earlier membership.
+		if tp.floors == nil {
+			tp.floors = make(map[*Client]int64)
 		}
+		tp.floors[c] = max(tp.floors[c], base)
+		tp.floor = max(tp.floor, base)
 	}
 	tp.clients.add(c)
 	if mark != (chat.Mark{}) {

@@ -511,3 +511,53 @@ func TestUserTopicLateRemovalAgain(t *testing.T) {
 	h.Unregister(c)
 	h.Unregister(c2)
 }
+
+// TestUserTopicReAddedBeforeRemovedOpen is TestUserTopicReAddedBeforeRemoved
+// for a connection that opened group 5 on the user's first membership
+// (SubscribeMember), rather than one a follow subscribed: it must not get
+// the messages written while the user was not a member either.
+func TestUserTopicReAddedBeforeRemovedOpen(t *testing.T) {
+	h, b := newHub(t)
+	t5 := chat.ConvTopic(5)
+	var conv []chat.Event
+	for seq := int64(1); seq <= 11; seq++ {
+		ev := msg(5, seq)
+		switch seq {
+		case 2, 10:
+			ev.Message.Kind, ev.Message.TargetID = chat.KindAdded, 100
+		case 5:
+			ev.Message.Kind, ev.Message.TargetID, ev.Revoke = chat.KindRemoved, 100, 100
+		}
+		conv = append(conv, ev)
+	}
+	log := []chat.Event{added(100, 1, 2), removedFrom5(2), added(100, 3, 10)}
+	h.UseStore(userLogStore(conv, log))
+	other := mustRegister(t, h, 1, 1, 64)
+	if err := h.Subscribe(other, t5); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, b, t5, conv[0])
+	publish(t, b, t5, conv[1])
+	c := mustRegister(t, h, 100, 2, 64)
+	if err := h.SubscribeMember(c, t5, chat.Mark{UserSeq: 1, Seq: 2}); err != nil {
+		t.Fatal(err)
+	}
+
+	publish(t, b, chat.UserTopic(100), log[2]) // the addition, early
+	waitGoroutines(t, "(*Hub).follow", "(*Hub).catchUp", "(*Hub).fillGap")
+	for _, ev := range conv[2:] {
+		publish(t, b, t5, ev)
+	}
+	publish(t, b, chat.UserTopic(100), log[1]) // the removal, late
+	var got []int64
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline) && !slices.Contains(got, 11); time.Sleep(5 * time.Millisecond) {
+		got = append(got, convSeqs(c)...)
+	}
+	waitGoroutines(t, "(*Hub).follow", "(*Hub).catchUp", "(*Hub).fillGap", "(*Hub).revoke")
+	got = append(got, convSeqs(c)...)
+	if slices.ContainsFunc(got, func(seq int64) bool { return 5 < seq && seq < 10 }) || !slices.Contains(got, 11) {
+		t.Errorf("the connection of the user removed at seq 5 and added again at 10 got %v; want 11 and nothing of 6..9", got)
+	}
+	h.Unregister(c)
+	h.Unregister(other)
+}
