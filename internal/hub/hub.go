@@ -282,13 +282,13 @@ type topic struct {
 	// holds' items by dmu; nil while empty.
 	held map[*Client]*hold
 	// floors holds, for the clients a follow subscribed or found
-	// subscribed, the seq of their user's newest addition followed: a message up to it, which
-	// the topic delivers late (its position was behind the addition's,
-	// or the message was published late, before the one it started
-	// with), is not theirs, and does not reach them. floor is the
-	// highest of them, 0 while there are none: a message after it is
-	// every client's on one comparison. Both guarded by mu; floors nil
-	// while empty.
+	// subscribed, the seq of their user's newest addition followed: a
+	// message up to it, which the topic delivers late (its position was
+	// behind the addition's, or the message was published late, before
+	// the one it started with), is not theirs, and does not reach them.
+	// floor is the highest of them, 0 while there are none: a message
+	// after it is every client's on one comparison. Both guarded by mu;
+	// floors nil while empty.
 	floors map[*Client]int64
 	floor  int64
 
@@ -1582,8 +1582,9 @@ func (h *Hub) catchUp(tp *topic, hs []*hold, base int64) {
 // what it held after the removal up to the client's floor (the later
 // addition) is dropped. The user topic's EventRemoved may not do it: the
 // removal may have been logged before the addition (chat.Service logs an
-// addition's event after its commit), and then delivered first. If the user was added again, the
-// follow of that addition subscribes the client anew.
+// addition's event after its commit), and then delivered first. If the
+// user was added again, the follow of that addition subscribes the
+// client anew.
 func (h *Hub) release(tp *topic, hs []*hold, base, after, removed int64) {
 	tp.dmu.Lock() // no delivery to them in between
 	tp.mu.Lock()
