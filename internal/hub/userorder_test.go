@@ -30,16 +30,15 @@ func removedFrom5(userSeq int64) chat.Event {
 	return chat.Event{Type: chat.EventRemoved, ConvID: 5, Reason: "removed", UserSeq: userSeq}
 }
 
-// TestUserTopicReAddedBeforeRemoved: user 100, following group 5 since
-// its addition (logged at 1, seq 2), is removed (logged at 2, seq 5) and
-// added again (3, seq 10), others writing 6..9 in between; this node
-// receives the addition before the removal (two nodes published them),
-// and before the group's messages from 3 on. The connection must not get
-// the messages written while the user was not a member.
-func TestUserTopicReAddedBeforeRemoved(t *testing.T) {
-	h, b := newHub(t)
+// reAddedAt10 is the hub of TestUserTopicReAddedBeforeRemoved and its
+// variants: group 5's messages 1..11, user 100 added at 2 (logged at 1),
+// removed at 5 (logged at 2) and added again at 10 (logged at 3), which
+// its store gives; another member's connection other holding the group,
+// to which 1 and 2 were delivered; and user 100's connection c.
+func reAddedAt10(t *testing.T) (h *hub.Hub, b *countingBroker, conv, log []chat.Event, other, c *hub.Client) {
+	t.Helper()
+	h, b = newHub(t)
 	t5 := chat.ConvTopic(5)
-	var conv []chat.Event
 	for seq := int64(1); seq <= 11; seq++ {
 		ev := msg(5, seq)
 		switch seq {
@@ -50,15 +49,26 @@ func TestUserTopicReAddedBeforeRemoved(t *testing.T) {
 		}
 		conv = append(conv, ev)
 	}
-	log := []chat.Event{added(100, 1, 2), removedFrom5(2), added(100, 3, 10)}
+	log = []chat.Event{added(100, 1, 2), removedFrom5(2), added(100, 3, 10)}
 	h.UseStore(userLogStore(conv, log))
-	other := mustRegister(t, h, 1, 1, 64)
+	other = mustRegister(t, h, 1, 1, 64)
 	if err := h.Subscribe(other, t5); err != nil {
 		t.Fatal(err)
 	}
 	publish(t, b, t5, conv[0])
 	publish(t, b, t5, conv[1])
-	c := mustRegister(t, h, 100, 2, 64)
+	return h, b, conv, log, other, mustRegister(t, h, 100, 2, 64)
+}
+
+// TestUserTopicReAddedBeforeRemoved: user 100, following group 5 since
+// its addition (logged at 1, seq 2), is removed (logged at 2, seq 5) and
+// added again (3, seq 10), others writing 6..9 in between; this node
+// receives the addition before the removal (two nodes published them),
+// and before the group's messages from 3 on. The connection must not get
+// the messages written while the user was not a member.
+func TestUserTopicReAddedBeforeRemoved(t *testing.T) {
+	h, b, conv, log, other, c := reAddedAt10(t)
+	t5 := chat.ConvTopic(5)
 	publish(t, b, chat.UserTopic(100), log[0])
 	waitGoroutines(t, "(*Hub).follow", "(*Hub).catchUp", "(*Hub).fillGap")
 
@@ -517,28 +527,8 @@ func TestUserTopicLateRemovalAgain(t *testing.T) {
 // (SubscribeMember), rather than one a follow subscribed: it must not get
 // the messages written while the user was not a member either.
 func TestUserTopicReAddedBeforeRemovedOpen(t *testing.T) {
-	h, b := newHub(t)
+	h, b, conv, log, other, c := reAddedAt10(t)
 	t5 := chat.ConvTopic(5)
-	var conv []chat.Event
-	for seq := int64(1); seq <= 11; seq++ {
-		ev := msg(5, seq)
-		switch seq {
-		case 2, 10:
-			ev.Message.Kind, ev.Message.TargetID = chat.KindAdded, 100
-		case 5:
-			ev.Message.Kind, ev.Message.TargetID, ev.Revoke = chat.KindRemoved, 100, 100
-		}
-		conv = append(conv, ev)
-	}
-	log := []chat.Event{added(100, 1, 2), removedFrom5(2), added(100, 3, 10)}
-	h.UseStore(userLogStore(conv, log))
-	other := mustRegister(t, h, 1, 1, 64)
-	if err := h.Subscribe(other, t5); err != nil {
-		t.Fatal(err)
-	}
-	publish(t, b, t5, conv[0])
-	publish(t, b, t5, conv[1])
-	c := mustRegister(t, h, 100, 2, 64)
 	if err := h.SubscribeMember(c, t5, chat.Mark{UserSeq: 1, Seq: 2}); err != nil {
 		t.Fatal(err)
 	}
