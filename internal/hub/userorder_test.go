@@ -156,6 +156,31 @@ func reAddedConv() []chat.Event {
 	return conv
 }
 
+// otherAt registers, unless pos is negative, another member's connection
+// holding group 5, to which the topic delivered conv[:pos]; nil if pos is
+// negative (no topic here).
+func otherAt(t *testing.T, h *hub.Hub, b *countingBroker, conv []chat.Event, pos int) *hub.Client {
+	t.Helper()
+	if pos < 0 {
+		return nil
+	}
+	other := mustRegister(t, h, 1, 1, 64)
+	if err := h.Subscribe(other, chat.ConvTopic(5)); err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range conv[:pos] {
+		publish(t, b, chat.ConvTopic(5), ev)
+	}
+	return other
+}
+
+// settleFollows waits for the goroutines a follow, its catch-up and a
+// revoke start.
+func settleFollows(t *testing.T) {
+	t.Helper()
+	waitGoroutines(t, "(*Hub).follow", "(*Hub).catchUp", "(*Hub).fillGap", "(*Hub).revoke")
+}
+
 // TestFollowReAddedTopicBehind: user 100 is added to group 5 (logged at
 // 1, seq 2), removed (2, seq 4) and added again (3, seq 8), and this node
 // has delivered the group only up to some point when the second
@@ -187,20 +212,9 @@ func TestFollowReAddedTopicBehind(t *testing.T) {
 			conv := reAddedConv()
 			log := []chat.Event{added(100, 1, 2), removedFrom5(2), added(100, 3, 8)}
 			h.UseStore(userLogStore(conv, log))
-			var other *hub.Client
-			if tc.pos >= 0 {
-				other = mustRegister(t, h, 1, 1, 64)
-				if err := h.Subscribe(other, t5); err != nil {
-					t.Fatal(err)
-				}
-				for _, ev := range conv[:tc.pos] {
-					publish(t, b, t5, ev)
-				}
-			}
+			other := otherAt(t, h, b, conv, tc.pos)
 			c := mustRegister(t, h, 100, 2, 64)
-			settle := func() {
-				waitGoroutines(t, "(*Hub).follow", "(*Hub).catchUp", "(*Hub).fillGap", "(*Hub).revoke")
-			}
+			settle := func() { settleFollows(t) }
 			if tc.followed {
 				publish(t, b, chat.UserTopic(100), log[0])
 				settle()
@@ -259,20 +273,9 @@ func TestFollowAddedLoggedAfterRemoval(t *testing.T) {
 			conv[2].Message.Kind, conv[2].Message.TargetID, conv[2].Revoke = chat.KindRemoved, 100, 100
 			log := []chat.Event{removedFrom5(1), added(100, 2, 2)}
 			h.UseStore(userLogStore(conv, log))
-			var other *hub.Client
-			if tc.pos >= 0 {
-				other = mustRegister(t, h, 1, 1, 64)
-				if err := h.Subscribe(other, t5); err != nil {
-					t.Fatal(err)
-				}
-				for _, ev := range conv[:tc.pos] {
-					publish(t, b, t5, ev)
-				}
-			}
+			other := otherAt(t, h, b, conv, tc.pos)
 			c := mustRegister(t, h, 100, 2, 64)
-			settle := func() {
-				waitGoroutines(t, "(*Hub).follow", "(*Hub).catchUp", "(*Hub).fillGap", "(*Hub).revoke")
-			}
+			settle := func() { settleFollows(t) }
 			if tc.removalLast {
 				publish(t, b, chat.UserTopic(100), log[1])
 				settle()
