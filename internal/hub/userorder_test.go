@@ -67,28 +67,40 @@ func reAddedAt10(t *testing.T) (h *hub.Hub, b *countingBroker, conv, log []chat.
 // and before the group's messages from 3 on. The connection must not get
 // the messages written while the user was not a member.
 func TestUserTopicReAddedBeforeRemoved(t *testing.T) {
-	h, b, conv, log, other, c := reAddedAt10(t)
-	t5 := chat.ConvTopic(5)
-	publish(t, b, chat.UserTopic(100), log[0])
-	waitGoroutines(t, "(*Hub).follow", "(*Hub).catchUp", "(*Hub).fillGap")
+	// opened: the connection opened group 5 on the user's first
+	// membership (SubscribeMember), rather than a follow subscribing it.
+	for _, opened := range []bool{false, true} {
+		t.Run(fmt.Sprintf("opened=%v", opened), func(t *testing.T) {
+			h, b, conv, log, other, c := reAddedAt10(t)
+			t5 := chat.ConvTopic(5)
+			if opened {
+				if err := h.SubscribeMember(c, t5, chat.Mark{UserSeq: 1, Seq: 2}); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				publish(t, b, chat.UserTopic(100), log[0])
+				waitGoroutines(t, "(*Hub).follow", "(*Hub).catchUp", "(*Hub).fillGap")
+			}
 
-	publish(t, b, chat.UserTopic(100), log[2]) // the addition, early
-	waitGoroutines(t, "(*Hub).follow", "(*Hub).catchUp", "(*Hub).fillGap")
-	for _, ev := range conv[2:] {
-		publish(t, b, t5, ev)
+			publish(t, b, chat.UserTopic(100), log[2]) // the addition, early
+			waitGoroutines(t, "(*Hub).follow", "(*Hub).catchUp", "(*Hub).fillGap")
+			for _, ev := range conv[2:] {
+				publish(t, b, t5, ev)
+			}
+			publish(t, b, chat.UserTopic(100), log[1]) // the removal, late
+			var got []int64
+			for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline) && !slices.Contains(got, 11); time.Sleep(5 * time.Millisecond) {
+				got = append(got, convSeqs(c)...)
+			}
+			settleFollows(t)
+			got = append(got, convSeqs(c)...)
+			if slices.ContainsFunc(got, func(seq int64) bool { return 5 < seq && seq < 10 }) || !slices.Contains(got, 11) {
+				t.Errorf("the connection of the user removed at seq 5 and added again at 10 got %v; want 11 and nothing of 6..9", got)
+			}
+			h.Unregister(c)
+			h.Unregister(other)
+		})
 	}
-	publish(t, b, chat.UserTopic(100), log[1]) // the removal, late
-	var got []int64
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline) && !slices.Contains(got, 11); time.Sleep(5 * time.Millisecond) {
-		got = append(got, convSeqs(c)...)
-	}
-	waitGoroutines(t, "(*Hub).follow", "(*Hub).catchUp", "(*Hub).fillGap", "(*Hub).revoke")
-	got = append(got, convSeqs(c)...)
-	if slices.ContainsFunc(got, func(seq int64) bool { return 5 < seq && seq < 10 }) || !slices.Contains(got, 11) {
-		t.Errorf("the connection of the user removed at seq 5 and added again at 10 got %v; want 11 and nothing of 6..9", got)
-	}
-	h.Unregister(c)
-	h.Unregister(other)
 }
 
 // TestUserTopicRemovedBeforeAdded: user 100 is added to group 5 (logged
@@ -523,34 +535,4 @@ func TestUserTopicLateRemovalAgain(t *testing.T) {
 	}
 	h.Unregister(c)
 	h.Unregister(c2)
-}
-
-// TestUserTopicReAddedBeforeRemovedOpen is TestUserTopicReAddedBeforeRemoved
-// for a connection that opened group 5 on the user's first membership
-// (SubscribeMember), rather than one a follow subscribed: it must not get
-// the messages written while the user was not a member either.
-func TestUserTopicReAddedBeforeRemovedOpen(t *testing.T) {
-	h, b, conv, log, other, c := reAddedAt10(t)
-	t5 := chat.ConvTopic(5)
-	if err := h.SubscribeMember(c, t5, chat.Mark{UserSeq: 1, Seq: 2}); err != nil {
-		t.Fatal(err)
-	}
-
-	publish(t, b, chat.UserTopic(100), log[2]) // the addition, early
-	waitGoroutines(t, "(*Hub).follow", "(*Hub).catchUp", "(*Hub).fillGap")
-	for _, ev := range conv[2:] {
-		publish(t, b, t5, ev)
-	}
-	publish(t, b, chat.UserTopic(100), log[1]) // the removal, late
-	var got []int64
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline) && !slices.Contains(got, 11); time.Sleep(5 * time.Millisecond) {
-		got = append(got, convSeqs(c)...)
-	}
-	waitGoroutines(t, "(*Hub).follow", "(*Hub).catchUp", "(*Hub).fillGap", "(*Hub).revoke")
-	got = append(got, convSeqs(c)...)
-	if slices.ContainsFunc(got, func(seq int64) bool { return 5 < seq && seq < 10 }) || !slices.Contains(got, 11) {
-		t.Errorf("the connection of the user removed at seq 5 and added again at 10 got %v; want 11 and nothing of 6..9", got)
-	}
-	h.Unregister(c)
-	h.Unregister(other)
 }
