@@ -310,6 +310,29 @@ func (s *appendHookStore) AppendUserEvent(ctx context.Context, userID int64, ev 
 	return s.lostWriteStore.AppendUserEvent(ctx, userID, ev, at)
 }
 
+// loseRacing makes change fail once, having committed, and runs meanwhile
+// (a change on another device) when its republish is about to log its
+// event; it returns once the republish, and any follow, is done.
+func loseRacing(t *testing.T, db *appendHookStore, change, meanwhile func() error) {
+	t.Helper()
+	done := make(chan error, 1)
+	hook := func(int64, chat.Event) { done <- meanwhile() }
+	db.before.Store(&hook)
+	db.lose.Store(true)
+	if err := change(); err == nil {
+		t.Fatal("the change = nil; want the store's error")
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("the change meanwhile = %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the change was never republished")
+	}
+	time.Sleep(200 * time.Millisecond) // the republish, and any follow, done
+}
+
 // TestRepublishAfterLaterRemoval: the republish of an entry into a room,
 // or an addition to a group, whose outcome was unknown finds the user a
 // member, and the user leaves before it logs the event that tells their
@@ -335,22 +358,7 @@ func TestRepublishAfterLaterRemoval(t *testing.T) {
 	// the republish logs its event. Then Ada writes to conversation id.
 	run := func(t *testing.T, id int64, change func() error, leave func() error) {
 		t.Helper()
-		left := make(chan error, 1)
-		hook := func(int64, chat.Event) { left <- leave() }
-		db.before.Store(&hook)
-		db.lose.Store(true)
-		if err := change(); err == nil {
-			t.Fatal("the change = nil; want the store's error")
-		}
-		select {
-		case err := <-left:
-			if err != nil {
-				t.Fatalf("leave = %v", err)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatal("the change was never republished")
-		}
-		time.Sleep(200 * time.Millisecond) // the republish, and any follow, done
+		loseRacing(t, db, change, leave)
 		if _, err := f.svc.Send(ctx, ada, id, "c"+strconv.FormatInt(id, 10), "for members only"); err != nil {
 			t.Fatal(err)
 		}
@@ -410,22 +418,10 @@ func TestUnpublishedMemberEventHoldsNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	left := make(chan error, 1)
-	hook := func(int64, chat.Event) { left <- f.svc.RemoveGroupMember(ctx, bob, g.ID, bob.ID) }
-	db.before.Store(&hook)
-	db.lose.Store(true)
-	if _, err := f.svc.AddGroupMember(ctx, ada, g.ID, bob.ID); err == nil {
-		t.Fatal("AddGroupMember = nil; want the store's error")
-	}
-	select {
-	case err := <-left:
-		if err != nil {
-			t.Fatalf("RemoveGroupMember = %v", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("the addition was never republished")
-	}
-	time.Sleep(200 * time.Millisecond) // the republish done
+	loseRacing(t, db, func() error {
+		_, err := f.svc.AddGroupMember(ctx, ada, g.ID, bob.ID)
+		return err
+	}, func() error { return f.svc.RemoveGroupMember(ctx, bob, g.ID, bob.ID) })
 	bobs.Next(nil)
 
 	if _, err := f.svc.RequestFriend(ctx, ada, bob.ID); err != nil {
