@@ -61,6 +61,15 @@ func TestLostWriteDeleteGroup(t *testing.T) {
 	wantOnce(t, bobs, "Bob's removed", removed)
 }
 
+// groupCreated matches the logged event that tells an owner of a group
+// created, named name (any name if name is "").
+func groupCreated(name string) func(chat.Event) bool {
+	return func(ev chat.Event) bool {
+		return ev.Type == chat.EventConversation && ev.ConvKind == chat.ConvGroup && ev.Message != nil &&
+			ev.Message.Kind == chat.KindCreated && ev.UserSeq > 0 && (name == "" || ev.Message.Body == name)
+	}
+}
+
 // TestLostWriteCreateGroup: a group creation whose commit went through
 // but whose caller got an error is answered, when its owner tries it
 // again soon, with the group it made, not name_taken; the owner's
@@ -73,9 +82,7 @@ func TestLostWriteCreateGroup(t *testing.T) {
 	grace, _ := f.signIn(t, "grace@example.com", "Grace")
 	h := lostHub(t, f)
 	adas := userClient(t, h, ada)
-	created := func(ev chat.Event) bool {
-		return ev.Type == chat.EventConversation && ev.ConvKind == chat.ConvGroup && ev.Message != nil && ev.Message.Kind == chat.KindCreated && ev.UserSeq > 0
-	}
+	created := groupCreated("")
 
 	db.lose.Store(true)
 	if _, err := f.svc.CreateGroup(ctx, ada, "team", "ours", 10); err == nil {
@@ -144,12 +151,6 @@ func TestLostWriteCreateGroupRetriedLater(t *testing.T) {
 	grace, _ := f.signIn(t, "grace@example.com", "Grace")
 	h := lostHub(t, f)
 	adas := userClient(t, h, ada)
-	created := func(name string) func(chat.Event) bool {
-		return func(ev chat.Event) bool {
-			return ev.Type == chat.EventConversation && ev.ConvKind == chat.ConvGroup && ev.Message != nil &&
-				ev.Message.Kind == chat.KindCreated && ev.UserSeq > 0 && ev.Message.Body == name
-		}
-	}
 
 	db.lose.Store(true)
 	if _, err := f.svc.CreateGroup(ctx, ada, "team", "ours", 10); err == nil {
@@ -173,7 +174,7 @@ func TestLostWriteCreateGroupRetriedLater(t *testing.T) {
 	if g.Name != "team" || g.OwnerID != ada.ID || g.Description != "ours" {
 		t.Errorf("CreateGroup(team) retried = %+v; want Ada's team", g)
 	}
-	wantOnce(t, adas, "Ada's team", created("team"))
+	wantOnce(t, adas, "Ada's team", groupCreated("team"))
 
 	// Still not a retry: other settings, or a group made long ago.
 	if _, err := f.svc.CreateGroup(ctx, ada, "team", "theirs", 10); err == nil {
