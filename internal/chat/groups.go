@@ -106,8 +106,13 @@ type GroupStore interface {
 	// Atomically with the insert it counts the members: ErrGroupFull if
 	// the group has max_members already, so concurrent adds never exceed
 	// the cap. ErrAlreadyMember if userID is a member; ErrForbidden if by
-	// may not add (Role.MayAdd, as the transaction finds the role).
-	AddGroupMember(ctx context.Context, id, userID, by int64, at time.Time) (Message, error)
+	// may not add (Role.MayAdd, as the transaction finds the role). In
+	// that transaction it keeps added, its Message set to the KindAdded
+	// message with the sender's and the target's names, in userID's event
+	// log, as AppendUserEvent does, and returns it numbered: a removal,
+	// which logs its removed in its own transaction, then comes after it
+	// in the log, as it came after it in the group.
+	AddGroupMember(ctx context.Context, id, userID, by int64, at time.Time, added Event) (Message, Event, error)
 	// RemoveGroupMember ends userID's membership, appending KindRemoved
 	// from by, or KindLeave from userID when by == userID. ErrNotFound if
 	// userID is not a member; ErrInvalid if userID is the owner;
@@ -392,7 +397,10 @@ func (s *Service) AddGroupMember(ctx context.Context, u User, id, userID int64) 
 	if err != nil {
 		return Message{}, err
 	}
-	m, err := s.store.AddGroupMember(ctx, id, userID, u.ID, s.cfg.Now())
+	// The added is logged in the addition's transaction, as a removal
+	// logs its removed: a removal made meanwhile comes after it.
+	added := Event{Type: EventConversation, ConvID: id, ConvKind: ConvGroup}
+	m, added, err := s.store.AddGroupMember(ctx, id, userID, u.ID, s.cfg.Now(), added)
 	if err != nil {
 		undo() // nobody added: it does not count
 	}
@@ -405,11 +413,8 @@ func (s *Service) AddGroupMember(ctx context.Context, u User, id, userID int64) 
 		s.republishAdded(err, userID, id)
 		return Message{}, groupErr("add group member", err)
 	}
-	one := []Message{m}
-	s.nameTargets(ctx, one)
-	m = one[0]
 	s.publishGroup(ctx, id, m, 0)
-	s.publishUser(ctx, userID, Event{Type: EventConversation, ConvID: id, ConvKind: ConvGroup, Message: &m})
+	s.publish(ctx, UserTopic(userID), added)
 	return m, nil
 }
 

@@ -908,9 +908,9 @@ func (h *groupHookStore) hook() {
 	}
 }
 
-func (h *groupHookStore) AddGroupMember(ctx context.Context, id, userID, by int64, at time.Time) (chat.Message, error) {
+func (h *groupHookStore) AddGroupMember(ctx context.Context, id, userID, by int64, at time.Time, added chat.Event) (chat.Message, chat.Event, error) {
 	h.hook()
-	return h.Store.AddGroupMember(ctx, id, userID, by, at)
+	return h.Store.AddGroupMember(ctx, id, userID, by, at, added)
 }
 
 func (h *groupHookStore) RemoveGroupMember(ctx context.Context, id, userID, by int64, at time.Time, removed chat.Event) (chat.Message, chat.Event, error) {

@@ -52,12 +52,12 @@ func (s *lostWriteStore) LeaveRoom(ctx context.Context, roomID, userID int64, at
 	return m, logged, left, nil
 }
 
-func (s *lostWriteStore) AddGroupMember(ctx context.Context, id, userID, by int64, at time.Time) (chat.Message, error) {
-	m, err := s.Store.AddGroupMember(ctx, id, userID, by, at)
+func (s *lostWriteStore) AddGroupMember(ctx context.Context, id, userID, by int64, at time.Time, added chat.Event) (chat.Message, chat.Event, error) {
+	m, logged, err := s.Store.AddGroupMember(ctx, id, userID, by, at, added)
 	if err = s.lost(err); err != nil {
-		return chat.Message{}, err
+		return chat.Message{}, chat.Event{}, err
 	}
-	return m, nil
+	return m, logged, nil
 }
 
 func (s *lostWriteStore) RemoveGroupMember(ctx context.Context, id, userID, by int64, at time.Time, removed chat.Event) (chat.Message, chat.Event, error) {
@@ -333,13 +333,15 @@ func loseRacing(t *testing.T, db *appendHookStore, change, meanwhile func() erro
 	time.Sleep(200 * time.Millisecond) // the republish, and any follow, done
 }
 
-// TestRepublishAfterLaterRemoval: the republish of an entry into a room,
-// or an addition to a group, whose outcome was unknown finds the user a
-// member, and the user leaves before it logs the event that tells their
-// clients. That event, logged after the removal's, is not published: it
-// would announce a membership that has ended, after the removed that ended
-// it; a hub would even take it for a membership newer than the removal and
-// follow the group for a user who is no member.
+// TestRepublishAfterLaterRemoval: an entry into a room, or an addition to
+// a group, whose outcome was unknown is republished, and the user leaves
+// on another device meanwhile. The republish of the entry finds the user a
+// member and then logs the event that tells their clients: logged after
+// the removal's, it is not published, as it would announce a membership
+// that has ended, after the removed that ended it. The addition was logged
+// in its transaction, before the removal: republished after it, it is not
+// taken for a membership newer than the removal (a hub would follow the
+// group for a user who is no member).
 func TestRepublishAfterLaterRemoval(t *testing.T) {
 	ctx := context.Background()
 	db := &appendHookStore{lostWriteStore: &lostWriteStore{Store: newFixture(t, chat.Config{}).store}}
@@ -353,12 +355,11 @@ func TestRepublishAfterLaterRemoval(t *testing.T) {
 	}
 	t.Cleanup(func() { h.Unregister(bobs) })
 
-	// run makes change fail once, having committed; its republish finds
-	// Bob a member, and leave makes him leave on another device before
-	// the republish logs its event. Then Ada writes to conversation id.
-	run := func(t *testing.T, id int64, change func() error, leave func() error) {
+	// run runs race, a change that fails having committed and Bob's
+	// leave on another device. Then Ada writes to conversation id.
+	run := func(t *testing.T, id int64, race func(t *testing.T)) {
 		t.Helper()
-		loseRacing(t, db, change, leave)
+		race(t)
 		if _, err := f.svc.Send(ctx, ada, id, "c"+strconv.FormatInt(id, 10), "for members only"); err != nil {
 			t.Fatal(err)
 		}
@@ -384,9 +385,16 @@ func TestRepublishAfterLaterRemoval(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		run(t, g.ID,
-			func() error { _, err := f.svc.AddGroupMember(ctx, ada, g.ID, bob.ID); return err },
-			func() error { return f.svc.RemoveGroupMember(ctx, bob, g.ID, bob.ID) })
+		run(t, g.ID, func(t *testing.T) {
+			db.lose.Store(true)
+			if _, err := f.svc.AddGroupMember(ctx, ada, g.ID, bob.ID); err == nil {
+				t.Fatal("AddGroupMember = nil; want the store's error")
+			}
+			if err := f.svc.RemoveGroupMember(ctx, bob, g.ID, bob.ID); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(200 * time.Millisecond) // the republish, and any follow, done
+		})
 	})
 	t.Run("room", func(t *testing.T) {
 		r := f.enter(t, ada, "lobby")
@@ -397,14 +405,16 @@ func TestRepublishAfterLaterRemoval(t *testing.T) {
 			t.Fatal(err)
 		}
 		bobs.Next(nil)
-		run(t, r.ID,
-			func() error { _, err := f.svc.EnterRoom(ctx, bob, "lobby"); return err },
-			func() error { return f.svc.LeaveRoom(ctx, bob, r.ID) })
+		run(t, r.ID, func(t *testing.T) {
+			loseRacing(t, db,
+				func() error { _, err := f.svc.EnterRoom(ctx, bob, "lobby"); return err },
+				func() error { return f.svc.LeaveRoom(ctx, bob, r.ID) })
+		})
 	})
 }
 
-// TestUnpublishedMemberEventHoldsNothing: a republished addition that
-// finds its membership ended once it is logged is not published
+// TestUnpublishedMemberEventHoldsNothing: a republished entry into a room
+// that finds its membership ended once it is logged is not published
 // (TestRepublishAfterLaterRemoval); its number in the user's log must not
 // hold the user's next logged event back in a hub, waiting for it.
 func TestUnpublishedMemberEventHoldsNothing(t *testing.T) {
@@ -414,14 +424,15 @@ func TestUnpublishedMemberEventHoldsNothing(t *testing.T) {
 	ada, _ := f.signIn(t, "ada@example.com", "Ada")
 	bob, _ := f.signIn(t, "bob@example.com", "Bob")
 	bobs := userClient(t, lostHub(t, f), bob)
-	g, err := f.svc.CreateGroup(ctx, ada, "team", "", 0)
-	if err != nil {
+	// A first entry is not logged, nor republished as a logged event: one
+	// after a leave is.
+	r := f.enter(t, bob, "lobby")
+	if err := f.svc.LeaveRoom(ctx, bob, r.ID); err != nil {
 		t.Fatal(err)
 	}
-	loseRacing(t, db, func() error {
-		_, err := f.svc.AddGroupMember(ctx, ada, g.ID, bob.ID)
-		return err
-	}, func() error { return f.svc.RemoveGroupMember(ctx, bob, g.ID, bob.ID) })
+	loseRacing(t, db,
+		func() error { _, err := f.svc.EnterRoom(ctx, bob, "lobby"); return err },
+		func() error { return f.svc.LeaveRoom(ctx, bob, r.ID) })
 	bobs.Next(nil)
 
 	if _, err := f.svc.RequestFriend(ctx, ada, bob.ID); err != nil {
@@ -438,14 +449,30 @@ func TestUnpublishedMemberEventHoldsNothing(t *testing.T) {
 	}
 }
 
-// TestAdditionLoggedAfterRemoval: Bob is added to a group and removed
-// from it again before the addition's event is logged, so that the
-// removal comes first in his log. The addition must not make his
-// connection follow the group, which Ada's connection on the same hub
-// has open.
-func TestAdditionLoggedAfterRemoval(t *testing.T) {
+// addHookStore is a lostWriteStore that calls after, once set, when an
+// addition to a group has committed and before its caller goes on: a
+// change another request makes meanwhile.
+type addHookStore struct {
+	*lostWriteStore
+	after atomic.Pointer[func()]
+}
+
+func (s *addHookStore) AddGroupMember(ctx context.Context, id, userID, by int64, at time.Time, added chat.Event) (chat.Message, chat.Event, error) {
+	m, logged, err := s.lostWriteStore.AddGroupMember(ctx, id, userID, by, at, added)
+	if f := s.after.Swap(nil); f != nil {
+		(*f)()
+	}
+	return m, logged, err
+}
+
+// TestRemovedBeforeAdditionPublished: Bob is removed from a group by
+// another request between his addition's commit and its publish. His
+// event log, which a device replays, and his connections must have the
+// addition before the removal that ended it: the group is gone from his
+// list, and nothing of it reaches him.
+func TestRemovedBeforeAdditionPublished(t *testing.T) {
 	ctx := context.Background()
-	db := &appendHookStore{lostWriteStore: &lostWriteStore{Store: newFixture(t, chat.Config{}).store}}
+	db := &addHookStore{lostWriteStore: &lostWriteStore{Store: newFixture(t, chat.Config{}).store}}
 	f := lostFixture(t, db)
 	ada, _ := f.signIn(t, "ada@example.com", "Ada")
 	bob, _ := f.signIn(t, "bob@example.com", "Bob")
@@ -458,24 +485,55 @@ func TestAdditionLoggedAfterRemoval(t *testing.T) {
 	if err := h.Subscribe(adas, chat.ConvTopic(g.ID)); err != nil {
 		t.Fatal(err)
 	}
-	removed := make(chan error, 1)
-	hook := func(int64, chat.Event) { removed <- f.svc.RemoveGroupMember(ctx, ada, g.ID, bob.ID) }
-	db.before.Store(&hook)
-	if _, err := f.svc.AddGroupMember(ctx, ada, g.ID, bob.ID); err != nil {
+	// Bob's topic on the hub has delivered a logged event: it delivers the
+	// next ones in their log's order, as a client admits them.
+	if _, err := f.svc.RequestFriend(ctx, ada, bob.ID); err != nil {
 		t.Fatal(err)
 	}
-	if err := <-removed; err != nil {
-		t.Fatalf("RemoveGroupMember = %v", err)
+	time.Sleep(50 * time.Millisecond)
+	bobs.Next(nil)
+	hook := func() {
+		if err := f.svc.RemoveGroupMember(ctx, ada, g.ID, bob.ID); err != nil {
+			t.Errorf("RemoveGroupMember = %v", err)
+		}
+	}
+	db.after.Store(&hook)
+	if _, err := f.svc.AddGroupMember(ctx, ada, g.ID, bob.ID); err != nil {
+		t.Fatal(err)
 	}
 	time.Sleep(200 * time.Millisecond) // any follow done
 	if _, err := f.svc.Send(ctx, ada, g.ID, "c1", "for members only"); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(200 * time.Millisecond)
+
+	// about lists the membership events of evs about the group.
+	about := func(evs []chat.Event) []chat.EventType {
+		var types []chat.EventType
+		for _, ev := range evs {
+			if ev.ConvID == g.ID && (ev.Type == chat.EventConversation || ev.Type == chat.EventRemoved) {
+				types = append(types, ev.Type)
+			}
+		}
+		return types
+	}
+	want := []chat.EventType{chat.EventConversation, chat.EventRemoved}
+	logged, err := f.svc.UserEvents(ctx, bob, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := about(logged); !slices.Equal(got, want) {
+		t.Errorf("Bob's event log has %v about the group; want %v", got, want)
+	}
+	var got []chat.Event
 	for _, it := range bobs.Next(nil) {
 		if ev := it.Event; ev.Type == chat.EventMessage && ev.ConvID == g.ID && ev.Message.Kind == chat.KindText {
 			t.Errorf("Bob, no member, got message %d of the group", ev.Message.Seq)
 		}
+		got = append(got, it.Event)
+	}
+	if got := about(got); !slices.Equal(got, want) {
+		t.Errorf("Bob's clients got %v about the group; want %v", got, want)
 	}
 	if h.Follows(bobs, chat.ConvTopic(g.ID)) {
 		t.Errorf("Follows(Bob's connection, the group) = true; want false")

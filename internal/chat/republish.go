@@ -407,24 +407,25 @@ func (s *Service) republishJoined(err error, u User, id int64) {
 }
 
 // republishAdded is, after an error of unknown outcome from the addition
-// of userID to group id, the EventConversation that tells userID, kept in
-// their log as AddGroupMember keeps it, if userID is a member: a retry
-// finds userID a member and is refused.
+// of userID to group id, the republish of the EventConversation that the
+// addition kept in userID's log in its transaction, if it is the newest
+// of the log's membership events of the group: a retry finds userID a
+// member and is refused. A removal logged after it was published by the
+// call that made it, and ends what the addition began: clients that lack
+// the addition fill it from the log.
 func (s *Service) republishAdded(err error, userID, id int64) {
 	if !unknownOutcome(err) {
 		return
 	}
 	s.republishLater("added:"+strconv.FormatInt(userID, 10)+":"+strconv.FormatInt(id, 10), func(ctx context.Context) error {
-		added, member, err := s.memberSince(ctx, userID, id, func(m Message) bool {
-			return (m.Kind == KindAdded || m.Kind == KindRemoved) && m.TargetID == userID || m.Kind == KindLeave && m.SenderID == userID
+		ev, err := s.findLogged(ctx, userID, func(ev Event) bool {
+			return ev.ConvID == id && (ev.Type == EventConversation || ev.Type == EventRemoved)
 		})
-		if err != nil || !member {
+		if err != nil || ev == nil || ev.Type != EventConversation {
 			return err
 		}
-		if added != nil && added.Kind != KindAdded {
-			added = nil
-		}
-		s.publishMember(ctx, userID, id, Event{Type: EventConversation, ConvID: id, ConvKind: ConvGroup, Message: added}, true)
+		ev.Repeat = true
+		s.publish(ctx, UserTopic(userID), *ev)
 		return nil
 	})
 }
@@ -434,9 +435,9 @@ func (s *Service) republishAdded(err error, userID, id int64) {
 // logged (as publishUser keeps it), unless userID is no member once it is
 // kept. The membership was read before, and may have ended since: the
 // removal's event, logged before ev, would then come before it, and ev
-// announce a membership that has ended (a hub would even take it for one
-// newer than the removal, and follow a group for a user who is no member).
-// A removal logged after ev comes after it. A logged ev not published
+// announce a membership that has ended. A removal logged after ev comes
+// after it. (A group's addition is logged in its transaction, and
+// republishAdded needs none of this.) A logged ev not published
 // has an EventVoid published in its place, so that nobody waits for its
 // number.
 func (s *Service) publishMember(ctx context.Context, userID, id int64, ev Event, logged bool) {

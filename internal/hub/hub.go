@@ -1581,8 +1581,9 @@ func (h *Hub) catchUp(tp *topic, hs []*hold, base int64) {
 // client's mark is newer than the removal (revoke spares it): then only
 // what it held after the removal up to the client's floor (the later
 // addition) is dropped. The user topic's EventRemoved may not do it: the
-// removal may have been logged before the addition (chat.Service logs an
-// addition's event after its commit), and then delivered first. If the
+// removal may have been logged before the addition (a log written before
+// the stores logged an addition in its transaction, as they log a
+// removal), and then delivered first. If the
 // user was added again, the follow of that addition subscribes the
 // client anew.
 func (h *Hub) release(tp *topic, hs []*hold, base, after, removed int64) {

@@ -329,7 +329,7 @@ func TestTwoNodesGroupCap(t *testing.T) {
 	added, full := 0, 0
 	for i, id := range ids {
 		wg.Go(func() {
-			_, err := nodes[i%2].AddGroupMember(ctx, g.ID, id, owner.ID, time.Now())
+			_, _, err := nodes[i%2].AddGroupMember(ctx, g.ID, id, owner.ID, time.Now(), chat.Event{Type: chat.EventConversation, ConvID: g.ID, ConvKind: chat.ConvGroup})
 			mu.Lock()
 			defer mu.Unlock()
 			switch {

@@ -134,10 +134,11 @@ func (db *DB) GroupRole(ctx context.Context, id, userID int64) (chat.Role, error
 	return role, nil
 }
 
-// AddGroupMember makes userID a member of group id. The write transaction
-// holds SQLite's write lock from its start (BEGIN IMMEDIATE), so the count
-// and the insert are atomic: concurrent adds never exceed max_members.
-func (db *DB) AddGroupMember(ctx context.Context, id, userID, by int64, at time.Time) (m chat.Message, err error) {
+// AddGroupMember makes userID a member of group id, and logs added in the
+// same transaction. The write transaction holds SQLite's write lock from
+// its start (BEGIN IMMEDIATE), so the count and the insert are atomic:
+// concurrent adds never exceed max_members.
+func (db *DB) AddGroupMember(ctx context.Context, id, userID, by int64, at time.Time, added chat.Event) (m chat.Message, logged chat.Event, err error) {
 	err = db.write(ctx, func(tx *sql.Tx) error {
 		g, err := group(ctx, tx, id)
 		if err != nil {
@@ -148,7 +149,8 @@ func (db *DB) AddGroupMember(ctx context.Context, id, userID, by int64, at time.
 		} else if !br.MayAdd() {
 			return fmt.Errorf("user %d, %q, adding: %w", by, br, chat.ErrForbidden)
 		}
-		if _, err := userByID(ctx, tx, userID); err != nil {
+		u, err := userByID(ctx, tx, userID)
+		if err != nil {
 			return fmt.Errorf("user %d: %w", userID, err)
 		}
 		role, err := groupRole(ctx, tx, id, userID)
@@ -165,13 +167,18 @@ func (db *DB) AddGroupMember(ctx context.Context, id, userID, by int64, at time.
 			id, userID, micros(at), g.LastSeq); err != nil {
 			return err
 		}
-		m, _, err = appendMessage(ctx, tx, chat.NewMessage{ConvID: id, Kind: chat.KindAdded, SenderID: by, TargetID: userID, At: at})
+		if m, _, err = appendMessage(ctx, tx, chat.NewMessage{ConvID: id, Kind: chat.KindAdded, SenderID: by, TargetID: userID, At: at}); err != nil {
+			return err
+		}
+		m.TargetName = u.Name
+		added.Message = &m
+		logged, err = appendUserEvent(ctx, tx, userID, added, at)
 		return err
 	})
 	if err != nil {
-		return chat.Message{}, fmt.Errorf("add user %d to group %d: %w", userID, id, err)
+		return chat.Message{}, chat.Event{}, fmt.Errorf("add user %d to group %d: %w", userID, id, err)
 	}
-	return m, nil
+	return m, logged, nil
 }
 
 // RemoveGroupMember ends userID's membership of group id.

@@ -157,6 +157,11 @@ func testUserEventsConcurrent(t *testing.T, s chat.Store) {
 	}
 }
 
+// addedOf is the EventConversation that an addition to group id logs.
+func addedOf(id int64) chat.Event {
+	return chat.Event{Type: chat.EventConversation, ConvID: id, ConvKind: chat.ConvGroup}
+}
+
 // removedOf is the EventRemoved that the end of a membership of
 // conversation id logs, for reason.
 func removedOf(id int64, reason string) chat.Event {
@@ -166,8 +171,8 @@ func removedOf(id int64, reason string) chat.Event {
 // testRemovedLogged: the end of a membership (a room left, a group's
 // member removed or leaving, a group deleted) keeps its removed in the
 // user's event log, numbered in the transaction that ends the membership,
-// and returns it so numbered; a change that changes nothing or is refused
-// logs nothing.
+// and returns it so numbered, as an addition to a group keeps its added;
+// a change that changes nothing or is refused logs nothing.
 func testRemovedLogged(t *testing.T, s chat.Store) {
 	ctx := t.Context()
 	ada := mustUser(t, s, "ada@example.com", "Ada")
@@ -232,9 +237,24 @@ func testRemovedLogged(t *testing.T, s chat.Store) {
 
 	g := mustGroup(t, s, ada, "crew", 10)
 	for _, u := range []chat.User{bob, cy} {
-		if _, err := s.AddGroupMember(ctx, g.ID, u.ID, ada.ID, t0); err != nil {
+		m, logged, err := s.AddGroupMember(ctx, g.ID, u.ID, ada.ID, t0, addedOf(g.ID))
+		if err != nil {
 			t.Fatal(err)
 		}
+		if m.Kind != chat.KindAdded || m.SenderName != ada.Name || m.TargetID != u.ID || m.TargetName != u.Name {
+			t.Errorf("AddGroupMember(%s) = %+v; want the added message from Ada, with both names", u.Name, m)
+		}
+		want := addedOf(g.ID)
+		want.Message = &m
+		wantLog("AddGroupMember("+u.Name+")", u, logged, want)
+	}
+	// Refused: nothing logged.
+	last, _ = s.LastUserEvent(ctx, bob.ID)
+	if _, _, err := s.AddGroupMember(ctx, g.ID, bob.ID, ada.ID, t0, addedOf(g.ID)); !errors.Is(err, chat.ErrAlreadyMember) {
+		t.Errorf("AddGroupMember(Bob again): err = %v; want ErrAlreadyMember", err)
+	}
+	if n, err := s.LastUserEvent(ctx, bob.ID); err != nil || n != last {
+		t.Errorf("LastUserEvent(Bob) after a refused addition = %d, %v; want %d", n, err, last)
 	}
 	_, logged, err = s.RemoveGroupMember(ctx, g.ID, bob.ID, ada.ID, t0, removedOf(g.ID, "removed"))
 	if err != nil {
@@ -256,7 +276,7 @@ func testRemovedLogged(t *testing.T, s chat.Store) {
 	if n, err := s.LastUserEvent(ctx, ada.ID); err != nil || n != lastAda {
 		t.Errorf("LastUserEvent(Ada) after a refused removal of her = %d, %v; want %d", n, err, lastAda)
 	}
-	if _, err := s.AddGroupMember(ctx, g.ID, bob.ID, ada.ID, t0); err != nil {
+	if _, _, err := s.AddGroupMember(ctx, g.ID, bob.ID, ada.ID, t0, addedOf(g.ID)); err != nil {
 		t.Fatal(err)
 	}
 	_, logged, err = s.RemoveGroupMember(ctx, g.ID, cy.ID, cy.ID, t0, removedOf(g.ID, "left"))

@@ -264,7 +264,7 @@ func testGroupIDs(t *testing.T, s chat.Store) {
 	g3 := mustGroup(t, s, grace, "club", 10)
 	mustGroup(t, s, grace, "alone", 10)
 	for _, g := range []chat.Group{g3, g2} {
-		if _, err := s.AddGroupMember(ctx, g.ID, ada.ID, grace.ID, t0); err != nil {
+		if _, _, err := s.AddGroupMember(ctx, g.ID, ada.ID, grace.ID, t0, addedOf(g.ID)); err != nil {
 			t.Fatalf("AddGroupMember(%s): %v", g.Name, err)
 		}
 	}

@@ -63,19 +63,19 @@ func testGroups(t *testing.T, s chat.Store) {
 
 	wantRole(t, s, g.ID, ada, chat.RoleOwner)
 	wantRole(t, s, g.ID, bob, "")
-	if _, err := s.AddGroupMember(ctx, g.ID, bob.ID, ada.ID, t0); err != nil {
+	if _, _, err := s.AddGroupMember(ctx, g.ID, bob.ID, ada.ID, t0, addedOf(g.ID)); err != nil {
 		t.Fatalf("AddGroupMember(Bob): %v", err)
 	}
-	if _, err := s.AddGroupMember(ctx, g.ID, bob.ID, ada.ID, t0); !errors.Is(err, chat.ErrAlreadyMember) {
+	if _, _, err := s.AddGroupMember(ctx, g.ID, bob.ID, ada.ID, t0, addedOf(g.ID)); !errors.Is(err, chat.ErrAlreadyMember) {
 		t.Errorf("AddGroupMember(Bob again): err = %v; want ErrAlreadyMember", err)
 	}
-	if _, err := s.AddGroupMember(ctx, g.ID, missing, ada.ID, t0); !errors.Is(err, chat.ErrNotFound) {
+	if _, _, err := s.AddGroupMember(ctx, g.ID, missing, ada.ID, t0, addedOf(g.ID)); !errors.Is(err, chat.ErrNotFound) {
 		t.Errorf("AddGroupMember(missing user): err = %v; want ErrNotFound", err)
 	}
 	wantRole(t, s, g.ID, bob, chat.RoleMember)
 	// A plain member may neither add nor change the group, as the
 	// transaction finds the roles.
-	if _, err := s.AddGroupMember(ctx, g.ID, cy.ID, bob.ID, t0); !errors.Is(err, chat.ErrForbidden) {
+	if _, _, err := s.AddGroupMember(ctx, g.ID, cy.ID, bob.ID, t0, addedOf(g.ID)); !errors.Is(err, chat.ErrForbidden) {
 		t.Errorf("AddGroupMember(Cy, by the member Bob): err = %v; want ErrForbidden", err)
 	}
 	renamed := "Renamed"
@@ -144,7 +144,7 @@ func testGroups(t *testing.T, s chat.Store) {
 	if ms, err := s.UpdateGroup(ctx, g.ID, chat.GroupUpdate{Name: &crew2, Description: &same, MaxMembers: &two}, bob.ID, t0); err != nil || len(ms) != 0 {
 		t.Errorf("UpdateGroup(the same settings) = %v, %v; want no messages", ms, err)
 	}
-	if _, err := s.AddGroupMember(ctx, g.ID, cy.ID, bob.ID, t0); !errors.Is(err, chat.ErrGroupFull) || !errors.Is(err, chat.ErrConflict) {
+	if _, _, err := s.AddGroupMember(ctx, g.ID, cy.ID, bob.ID, t0, addedOf(g.ID)); !errors.Is(err, chat.ErrGroupFull) || !errors.Is(err, chat.ErrConflict) {
 		t.Errorf("AddGroupMember to a full group: err = %v; want ErrGroupFull", err)
 	}
 
@@ -287,7 +287,7 @@ func testGroupCapConcurrent(t *testing.T, s chat.Store) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			m, err := s.AddGroupMember(ctx, g.ID, u.ID, owner.ID, t0)
+			m, _, err := s.AddGroupMember(ctx, g.ID, u.ID, owner.ID, t0, addedOf(g.ID))
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
@@ -337,7 +337,7 @@ func testGroupRemoveRoles(t *testing.T, s chat.Store) {
 	eve := mustUser(t, s, "eve@example.com", "Eve")
 	g := mustGroup(t, s, ada, "Crew", 10)
 	for _, u := range []chat.User{bob, cy, dan} {
-		if _, err := s.AddGroupMember(ctx, g.ID, u.ID, ada.ID, t0); err != nil {
+		if _, _, err := s.AddGroupMember(ctx, g.ID, u.ID, ada.ID, t0, addedOf(g.ID)); err != nil {
 			t.Fatalf("AddGroupMember(%s): %v", u.Name, err)
 		}
 	}
