@@ -280,10 +280,11 @@ type ConversationStore interface {
 	// Conversations lists the conversations userID is a member of, most
 	// recently active first (then highest id first).
 	Conversations(ctx context.Context, userID int64) ([]Conversation, error)
-	// GroupIDs lists the ids of the groups userID is a member of, in
-	// ascending order: what a connection follows (no more than that is
-	// read).
-	GroupIDs(ctx context.Context, userID int64) ([]int64, error)
+	// UserGroups lists the groups userID is a member of, by ascending id:
+	// what a connection follows. Each comes with the mark of the read
+	// (Service.CheckMemberAt): userID's log position and the group's last
+	// seq, read in one statement with the memberships.
+	UserGroups(ctx context.Context, userID int64) ([]MemberAt, error)
 	// MarkRead moves read positions, in one transaction: for each mark,
 	// UserID's in ConvID forward to Seq, clamped to the conversation's
 	// last seq, never back, in the order given. It sets each mark's State

@@ -79,8 +79,8 @@ func TestConfusableNames(t *testing.T) {
 					t.Errorf("CreateGroup(%+q): message %q names the private group", name, err)
 				}
 			}
-			if ids, err := f.svc.GroupIDs(ctx, bob); err != nil || len(ids) != 0 {
-				t.Errorf("Bob's groups after the refusals = %v, %v; want none", ids, err)
+			if gs, err := f.svc.UserGroups(ctx, bob); err != nil || len(gs) != 0 {
+				t.Errorf("Bob's groups after the refusals = %v, %v; want none", gs, err)
 			}
 			mine, err := f.svc.CreateGroup(ctx, bob, "Mine", "", 0)
 			if err != nil {

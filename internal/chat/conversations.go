@@ -318,12 +318,15 @@ func (s *Service) ReadPositions(ctx context.Context, u User, id int64) ([]ReadPo
 	return out, nil
 }
 
-// GroupIDs lists the groups u belongs to: every connection of u receives
-// their events, opened or not, to keep the conversation list live.
-func (s *Service) GroupIDs(ctx context.Context, u User) ([]int64, error) {
-	ids, err := s.store.GroupIDs(ctx, u.ID)
+// UserGroups lists the groups u belongs to, each with the mark of the
+// read that found it (CheckMemberAt): every connection of u receives
+// their events, opened or not, to keep the conversation list live, and
+// a removal numbered at or before the mark, which may reach a node late,
+// ended an earlier membership (hub.Hub.SubscribeMember).
+func (s *Service) UserGroups(ctx context.Context, u User) ([]MemberAt, error) {
+	gs, err := s.store.UserGroups(ctx, u.ID)
 	if err != nil {
 		return nil, internal("list groups", err)
 	}
-	return ids, nil
+	return gs, nil
 }

@@ -579,12 +579,12 @@ func (s *Service) DeleteGroup(ctx context.Context, u User, id int64) error {
 // is read before the change, not in its transaction: requests made at
 // once may go past the limit by as many as they are.
 func (s *Service) roomForGroup(ctx context.Context, userID int64, who string) error {
-	ids, err := s.store.GroupIDs(ctx, userID)
+	gs, err := s.store.UserGroups(ctx, userID)
 	if err != nil {
 		return internal("list groups", err)
 	}
-	if len(ids) >= s.cfg.MaxUserGroups {
-		return Errorf(ErrConflict, CodeLimitReached, "%s in %d groups, as many as the server allows: one must be left first", who, len(ids))
+	if len(gs) >= s.cfg.MaxUserGroups {
+		return Errorf(ErrConflict, CodeLimitReached, "%s in %d groups, as many as the server allows: one must be left first", who, len(gs))
 	}
 	return nil
 }

@@ -309,16 +309,16 @@ const maxFreshReads = 32
 // made before freshWindow, and at most maxFreshReads of them. Only a
 // creation refused name_taken, or one of unknown outcome, looks.
 func (s *Service) freshGroup(ctx context.Context, ng NewGroup) (Group, Message, bool, error) {
-	ids, err := s.store.GroupIDs(ctx, ng.OwnerID)
+	gs, err := s.store.UserGroups(ctx, ng.OwnerID)
 	if err != nil {
 		return Group{}, Message{}, false, err
 	}
 	reads := 0
-	for _, id := range slices.Backward(ids) {
+	for _, ga := range slices.Backward(gs) {
 		if reads++; reads > maxFreshReads {
 			break
 		}
-		g, err := s.store.Group(ctx, id)
+		g, err := s.store.Group(ctx, ga.ID)
 		if errors.Is(err, ErrNotFound) {
 			continue // deleted since
 		}

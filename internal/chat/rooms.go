@@ -717,6 +717,13 @@ type Mark struct {
 	Seq     int64
 }
 
+// A MemberAt is a conversation that a user was found a member of, with
+// the mark of the read that found it.
+type MemberAt struct {
+	ID   int64
+	Mark Mark
+}
+
 // CheckMemberAt is CheckMember that also returns the check's mark. An
 // EventRemoved of u from conversation id is logged in the transaction that
 // ends the membership (LeaveRoom, RemoveGroupMember, DeleteGroup), and one

@@ -170,22 +170,25 @@ func (db *DB) Direct(ctx context.Context, a, b int64) (chat.Conversation, error)
 	return c, nil
 }
 
-// GroupIDs lists the ids of the groups userID is a member of, ascending.
-func (db *DB) GroupIDs(ctx context.Context, userID int64) ([]int64, error) {
-	rows, err := db.pool.Query(ctx, `SELECT c.id FROM members m JOIN conversations c ON c.id = m.conv_id
+// UserGroups lists the groups userID is a member of, by ascending id,
+// with the user's event_seq and each group's last seq read in the same
+// statement: one snapshot (chat.Mark).
+func (db *DB) UserGroups(ctx context.Context, userID int64) ([]chat.MemberAt, error) {
+	rows, err := db.pool.Query(ctx, `SELECT c.id, c.last_seq, u.event_seq
+		FROM members m JOIN conversations c ON c.id = m.conv_id JOIN users u ON u.id = m.user_id
 		WHERE m.user_id = $1 AND c.kind = $2 ORDER BY c.id`, userID, kindGroup)
-	var ids []int64
+	var gs []chat.MemberAt
 	if err == nil {
-		ids, err = collectRows(rows, func(s scanner) (int64, error) {
-			var id int64
-			err := s.Scan(&id)
-			return id, err
+		gs, err = collectRows(rows, func(s scanner) (chat.MemberAt, error) {
+			var g chat.MemberAt
+			err := s.Scan(&g.ID, &g.Mark.Seq, &g.Mark.UserSeq)
+			return g, err
 		})
 	}
 	if err != nil {
 		return nil, fmt.Errorf("list groups of user %d: %w", userID, mapErr(ctx, err))
 	}
-	return ids, nil
+	return gs, nil
 }
 
 // Conversations lists userID's conversations, most recently active first.

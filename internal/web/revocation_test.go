@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -222,28 +223,28 @@ func TestWSSignOutRace(t *testing.T) {
 	t.Errorf("neither an ack nor a close within %s", waitTimeout)
 }
 
-// removeOnGroupIDs is a store whose GroupIDs, when armed, runs a function
+// removeOnUserGroups is a store whose UserGroups, when armed, runs a function
 // after the read and before it returns: a removal from a group between a
 // connection's read of its user's groups and its subscriptions to them.
-type removeOnGroupIDs struct {
+type removeOnUserGroups struct {
 	chat.Store
 	armed atomic.Pointer[func()]
 }
 
-func (s *removeOnGroupIDs) GroupIDs(ctx context.Context, userID int64) ([]int64, error) {
-	ids, err := s.Store.GroupIDs(ctx, userID)
+func (s *removeOnUserGroups) UserGroups(ctx context.Context, userID int64) ([]chat.MemberAt, error) {
+	gs, err := s.Store.UserGroups(ctx, userID)
 	if f := s.armed.Swap(nil); f != nil {
 		(*f)()
 	}
-	return ids, err
+	return gs, err
 }
 
 // TestRemovedWhileConnecting: a member removed from a group while their
 // connection reads their groups does not follow the group: its messages
 // do not reach them.
 func TestRemovedWhileConnecting(t *testing.T) {
-	var st *removeOnGroupIDs
-	ts := newTestServer(t, withStore(func(s chat.Store) chat.Store { st = &removeOnGroupIDs{Store: s}; return st }))
+	var st *removeOnUserGroups
+	ts := newTestServer(t, withStore(func(s chat.Store) chat.Store { st = &removeOnUserGroups{Store: s}; return st }))
 	ada := ts.signIn(t, "ada@example.com", "Ada")
 	grace := ts.signIn(t, "grace@example.com", "Grace")
 	g := ts.createGroup(t, ada, "crew", 0)
@@ -493,4 +494,69 @@ func TestSessionUsedByWebSocket(t *testing.T) {
 	ts.clock.Advance(time.Hour)
 	waitUse("past the session's first expiry")
 	wp.sendMessage(t, room.ID, "phone-2", "still here, a month on")
+}
+
+// lateRemoval is a broker that, while holding, keeps back the publishes
+// of user's removal from a group (the removed on their topic, and the
+// group's message with Revoke) until release: a removal whose publish
+// reaches this node late, over Redis from another node.
+type lateRemoval struct {
+	chat.Broker
+	user    atomic.Int64
+	holding atomic.Bool
+	mu      sync.Mutex
+	held    []func() error
+}
+
+func (b *lateRemoval) Publish(ctx context.Context, t chat.Topic, ev chat.Event) error {
+	u := b.user.Load()
+	if b.holding.Load() && (ev.Type == chat.EventRemoved && t == chat.UserTopic(u) || ev.Revoke == u) {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		b.held = append(b.held, func() error { return b.Broker.Publish(context.WithoutCancel(ctx), t, ev) })
+		return nil
+	}
+	return b.Broker.Publish(ctx, t, ev)
+}
+
+// release publishes what was held, in order, and holds no more.
+func (b *lateRemoval) release(tb testing.TB) {
+	tb.Helper()
+	b.holding.Store(false)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.held) == 0 {
+		tb.Fatal("no removal was held")
+	}
+	for _, publish := range b.held {
+		if err := publish(); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	b.held = nil
+}
+
+// TestLateRemovalSparesGroupsFollowed: Grace is removed from a group and
+// added again, and then connects, before the removal's publishes reach
+// this node. Her connection follows the group from the connect on; the
+// removal, late, ended an earlier membership than the one the connect
+// found, and must not stop it: the group's next message reaches her.
+func TestLateRemovalSparesGroupsFollowed(t *testing.T) {
+	br := &lateRemoval{}
+	ts := newTestServer(t, withBroker(func(b chat.Broker) chat.Broker { br.Broker = b; return br }))
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	grace := ts.signIn(t, "grace@example.com", "Grace")
+	g := ts.createGroup(t, ada, "crew", 0)
+	ts.addMember(t, ada, g.ID, grace)
+	br.user.Store(grace.ID)
+	br.holding.Store(true)
+	ts.mustDo(t, ada, "DELETE", memberPath(g.ID, grace, ""), nil, http.StatusNoContent, nil)
+	ts.addMember(t, ada, g.ID, grace)
+	wg := ts.connect(t, grace)
+	br.release(t)
+	wg.barrier(t)
+	ts.mustDo(t, ada, "POST", roomPath(g.ID, "/messages"), map[string]string{"client_id": "a-1", "body": "for Grace again"}, http.StatusOK, nil)
+	wg.take(t, "the message after the late removal", func(f frame) bool {
+		return f.Type == "message" && f.Message != nil && f.Message.ClientID == "a-1"
+	})
 }

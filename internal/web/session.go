@@ -107,14 +107,18 @@ func (n *session) start(ctx context.Context, sessionID int64, wake hub.Waker, ev
 // maxReplay bounds the logged events replayed to a returning client.
 const maxReplay = chat.MaxReplay
 
+// followGroups subscribes the session to its user's groups, each marked
+// with the read that found the membership: a removal numbered at or
+// before it, which may reach this node late, ended an earlier membership
+// and does not stop this one (hub.Hub.SubscribeMember).
 func (n *session) followGroups(ctx context.Context) error {
 	removals := n.s.hub.Removals(n.user.ID)
-	ids, err := n.s.svc.GroupIDs(ctx, n.user)
+	gs, err := n.s.svc.UserGroups(ctx, n.user)
 	if err != nil {
 		return err
 	}
-	for _, id := range ids {
-		if err := n.s.hub.Subscribe(n.client, chat.ConvTopic(id)); err != nil {
+	for _, g := range gs {
+		if err := n.s.hub.SubscribeMember(n.client, chat.ConvTopic(g.ID), g.Mark); err != nil {
 			return err
 		}
 	}
@@ -124,13 +128,13 @@ func (n *session) followGroups(ctx context.Context) error {
 	// The user was removed from a group meanwhile, maybe one read above,
 	// before it was followed: that removal revoked nothing. Read again,
 	// and follow only what is left.
-	now, err := n.s.svc.GroupIDs(ctx, n.user)
+	now, err := n.s.svc.UserGroups(ctx, n.user)
 	if err != nil {
 		return err
 	}
-	for _, id := range ids {
-		if !slices.Contains(now, id) {
-			n.s.hub.Unsubscribe(n.client, chat.ConvTopic(id))
+	for _, g := range gs {
+		if !slices.ContainsFunc(now, func(o chat.MemberAt) bool { return o.ID == g.ID }) {
+			n.s.hub.Unsubscribe(n.client, chat.ConvTopic(g.ID))
 		}
 	}
 	return nil

@@ -245,14 +245,15 @@ func testMembership(t *testing.T, s chat.Store) {
 	}
 }
 
-// testGroupIDs: GroupIDs lists a user's groups only, ascending, and not
-// those they have left.
-func testGroupIDs(t *testing.T, s chat.Store) {
+// testUserGroups: UserGroups lists a user's groups only, ascending, and
+// not those they have left, each with the group's last seq and the
+// user's log position as the mark.
+func testUserGroups(t *testing.T, s chat.Store) {
 	ctx := t.Context()
 	ada := mustUser(t, s, "ada@example.com", "Ada")
 	grace := mustUser(t, s, "grace@example.com", "Grace")
-	if ids, err := s.GroupIDs(ctx, ada.ID); err != nil || ids == nil || len(ids) != 0 {
-		t.Errorf("GroupIDs of a new user = %v, %v; want an empty list", ids, err)
+	if gs, err := s.UserGroups(ctx, ada.ID); err != nil || gs == nil || len(gs) != 0 {
+		t.Errorf("UserGroups of a new user = %v, %v; want an empty list", gs, err)
 	}
 	room := mustRoom(t, s, "general")
 	mustJoin(t, s, room.ID, ada.ID, t0)
@@ -271,12 +272,27 @@ func testGroupIDs(t *testing.T, s chat.Store) {
 	if _, _, err := s.RemoveGroupMember(ctx, g2.ID, ada.ID, grace.ID, t0, removedOf(g2.ID, "removed")); err != nil {
 		t.Fatalf("RemoveGroupMember: %v", err)
 	}
-	ids, err := s.GroupIDs(ctx, ada.ID)
-	if want := []int64{g1.ID, g3.ID}; err != nil || !slices.Equal(ids, want) {
-		t.Errorf("GroupIDs(ada) = %v, %v; want %v", ids, err, want)
+	if _, _, err := s.Append(ctx, chat.NewMessage{ConvID: g3.ID, Kind: chat.KindText, SenderID: grace.ID, ClientID: "g-1", Body: "hi", At: t0}); err != nil {
+		t.Fatal(err)
 	}
-	if ids, err := s.GroupIDs(ctx, missing); err != nil || len(ids) != 0 {
-		t.Errorf("GroupIDs(missing user) = %v, %v; want none", ids, err)
+	last, err := s.LastUserEvent(ctx, ada.ID)
+	if err != nil || last == 0 {
+		t.Fatalf("LastUserEvent(ada) = %d, %v; want her added and removed logged", last, err)
+	}
+	var want []chat.MemberAt
+	for _, g := range []chat.Group{g1, g3} {
+		g, err := s.Group(ctx, g.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, chat.MemberAt{ID: g.ID, Mark: chat.Mark{UserSeq: last, Seq: g.LastSeq}})
+	}
+	gs, err := s.UserGroups(ctx, ada.ID)
+	if err != nil || !slices.Equal(gs, want) {
+		t.Errorf("UserGroups(ada) = %v, %v; want %v", gs, err, want)
+	}
+	if gs, err := s.UserGroups(ctx, missing); err != nil || len(gs) != 0 {
+		t.Errorf("UserGroups(missing user) = %v, %v; want none", gs, err)
 	}
 }
 

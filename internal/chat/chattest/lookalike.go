@@ -115,9 +115,13 @@ func testGroupNameLookAlikes(t *testing.T, s chat.Store) {
 	if _, _, err := s.CreateGroup(ctx, chat.NewGroup{Name: "PAYPAL", MaxMembers: 3, OwnerID: ada.ID, At: t0}); !errors.Is(err, chat.ErrNameTaken) {
 		t.Errorf("CreateGroup(PAYPAL): err = %v; want ErrNameTaken", err)
 	}
-	ids, err := s.GroupIDs(ctx, ada.ID)
+	gs, err := s.UserGroups(ctx, ada.ID)
 	if err != nil {
 		t.Fatal(err)
+	}
+	var ids []int64
+	for _, g := range gs {
+		ids = append(ids, g.ID)
 	}
 	if diff := cmp.Diff([]int64{pp.ID, other.ID}, ids); diff != "" {
 		t.Errorf("groups after the refusals mismatch (-want +got):\n%s", diff)

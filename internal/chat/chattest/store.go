@@ -87,7 +87,7 @@ func TestStore(t *testing.T, open func(t *testing.T) chat.Store) {
 		{"ReadPositions", testReadPositions},
 		{"Conversations", testConversations},
 		{"Membership", testMembership},
-		{"GroupIDs", testGroupIDs},
+		{"UserGroups", testUserGroups},
 		{"ConversationIDsOnce", testConversationIDsOnce},
 		{"Groups", testGroups},
 		{"GroupRemoveRoles", testGroupRemoveRoles},
