@@ -274,3 +274,26 @@ func benchmarkEndedSessions(b *testing.B, f *fixture) {
 		}
 	}
 }
+
+// BenchmarkAddGroupMember is a member added to a group by its owner, a
+// friend, and removed again, through the Service: one op is both, each
+// logging the member's event in its transaction. On SQLite and, when
+// configured, PostgreSQL.
+func BenchmarkAddGroupMember(b *testing.B) {
+	b.Run("sqlite", func(b *testing.B) { benchmarkAddGroupMember(b, newGroupFixture(b)) })
+	b.Run("postgres", func(b *testing.B) { benchmarkAddGroupMember(b, newGroupFixtureOn(b, postgresFixture(b))) })
+}
+
+func benchmarkAddGroupMember(b *testing.B, f *groupFixture) {
+	ctx := context.Background()
+	f.befriend(b, f.owner, f.out)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := f.svc.AddGroupMember(ctx, f.owner, f.g.ID, f.out.ID); err != nil {
+			b.Fatal(err)
+		}
+		if err := f.svc.RemoveGroupMember(ctx, f.owner, f.g.ID, f.out.ID); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
