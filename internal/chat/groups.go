@@ -95,8 +95,13 @@ type GroupStore interface {
 	// CreateGroup creates a group whose only member is g.OwnerID, as
 	// owner, and appends KindCreated. ErrNameTaken if another group's name
 	// differs from g.Name at most in case; ErrNameLookAlike (a
-	// *LookAlikeError) if another's has its NameSkeleton otherwise.
-	CreateGroup(ctx context.Context, g NewGroup) (Group, Message, error)
+	// *LookAlikeError) if another's has its NameSkeleton otherwise. In
+	// that transaction it keeps created, its ConvID set to the group's and
+	// its Message to the KindCreated message, in the owner's event log, as
+	// AppendUserEvent does, and returns it numbered: the group's deletion,
+	// which logs its removed in its own transaction, then comes after it
+	// in the log, as AddGroupMember's added comes before a removal.
+	CreateGroup(ctx context.Context, g NewGroup, created Event) (Group, Message, Event, error)
 	Group(ctx context.Context, id int64) (Group, error)
 	// GroupMembers lists the members, owner first, then admins, then by name.
 	GroupMembers(ctx context.Context, id int64) ([]GroupMember, error)
@@ -252,7 +257,10 @@ func (s *Service) CreateGroup(ctx context.Context, u User, name, desc string, ma
 		return Group{}, err
 	}
 	ng := NewGroup{Name: name, Description: desc, MaxMembers: maxMembers, OwnerID: u.ID, At: s.cfg.Now()}
-	g, m, err := s.store.CreateGroup(ctx, ng)
+	// The created is logged in the creation's transaction, as an addition
+	// logs its added: a deletion made meanwhile comes after it.
+	created := Event{Type: EventConversation, ConvKind: ConvGroup}
+	g, m, created, err := s.store.CreateGroup(ctx, ng, created)
 	if errors.Is(err, ErrNameTaken) {
 		// A retry, maybe, of a creation whose answer was lost: answered
 		// with the group it made, counted by this call.
@@ -269,7 +277,7 @@ func (s *Service) CreateGroup(ctx context.Context, u User, name, desc string, ma
 		return Group{}, groupErr("create group", err)
 	}
 	s.publishGroup(ctx, g.ID, m, 0)
-	s.publishUser(ctx, u.ID, Event{Type: EventConversation, ConvID: g.ID, ConvKind: ConvGroup, Message: &m})
+	s.publish(ctx, UserTopic(u.ID), created)
 	return g, nil
 }
 

@@ -2,10 +2,13 @@ package chat_test
 
 import (
 	"context"
+	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/parley-chat/parley/internal/chat"
+	"github.com/parley-chat/parley/internal/hub"
 )
 
 func (s *lostWriteStore) DeleteGroup(ctx context.Context, id, by int64, at time.Time, removed chat.Event) ([]chat.UserEvent, error) {
@@ -16,15 +19,15 @@ func (s *lostWriteStore) DeleteGroup(ctx context.Context, id, by int64, at time.
 	return evs, nil
 }
 
-func (s *lostWriteStore) CreateGroup(ctx context.Context, g chat.NewGroup) (chat.Group, chat.Message, error) {
+func (s *lostWriteStore) CreateGroup(ctx context.Context, g chat.NewGroup, created chat.Event) (chat.Group, chat.Message, chat.Event, error) {
 	if s.failed() {
-		return chat.Group{}, chat.Message{}, errLostCommit
+		return chat.Group{}, chat.Message{}, chat.Event{}, errLostCommit
 	}
-	gr, m, err := s.Store.CreateGroup(ctx, g)
+	gr, m, logged, err := s.Store.CreateGroup(ctx, g, created)
 	if err = s.lost(err); err != nil {
-		return chat.Group{}, chat.Message{}, err
+		return chat.Group{}, chat.Message{}, chat.Event{}, err
 	}
-	return gr, m, nil
+	return gr, m, logged, nil
 }
 
 // TestLostWriteDeleteGroup: a group deletion whose commit went through
@@ -174,7 +177,7 @@ func TestLostWriteCreateGroupRetriedLater(t *testing.T) {
 	if g.Name != "team" || g.OwnerID != ada.ID || g.Description != "ours" {
 		t.Errorf("CreateGroup(team) retried = %+v; want Ada's team", g)
 	}
-	wantOnce(t, adas, "Ada's team", groupCreated("team"))
+	wantToldOnce(t, f, adas, ada, "Ada's team", groupCreated("team"))
 
 	// Still not a retry: other settings, or a group made long ago.
 	if _, err := f.svc.CreateGroup(ctx, ada, "team", "theirs", 10); err == nil {
@@ -183,5 +186,123 @@ func TestLostWriteCreateGroupRetriedLater(t *testing.T) {
 	f.clock.Advance(time.Hour)
 	if _, err := f.svc.CreateGroup(ctx, ada, "team", "ours", 10); err == nil {
 		t.Error("CreateGroup(team) an hour after = nil; want name_taken")
+	}
+}
+
+// createHookStore is a lostWriteStore that calls after, once set, when a
+// group's creation has committed and before its caller goes on: a change
+// another request (the owner's other device) makes meanwhile.
+type createHookStore struct {
+	*lostWriteStore
+	after atomic.Pointer[func(g chat.Group)]
+}
+
+func (s *createHookStore) CreateGroup(ctx context.Context, ng chat.NewGroup, created chat.Event) (chat.Group, chat.Message, chat.Event, error) {
+	g, m, logged, err := s.lostWriteStore.CreateGroup(ctx, ng, created)
+	if f := s.after.Swap(nil); f != nil && err == nil {
+		(*f)(g)
+	}
+	return g, m, logged, err
+}
+
+// TestDeletedBeforeCreationPublished: Ada's other device deletes the
+// group she creates between the creation's commit and its publish. Her
+// event log, which a device replays, and her connections must have the
+// creation before the deletion that ended it: the group is gone from her
+// list, and her connection does not follow it.
+func TestDeletedBeforeCreationPublished(t *testing.T) {
+	ctx := context.Background()
+	db := &createHookStore{lostWriteStore: &lostWriteStore{Store: newFixture(t, chat.Config{}).store}}
+	f := lostFixture(t, db)
+	ada, _ := f.signIn(t, "ada@example.com", "Ada")
+	bob, _ := f.signIn(t, "bob@example.com", "Bob")
+	h := lostHub(t, f)
+	adas := userClient(t, h, ada)
+	// Ada's topic on the hub has delivered a logged event: it delivers the
+	// next ones in their log's order, as a client admits them.
+	if _, err := f.svc.RequestFriend(ctx, bob, ada.ID); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	adas.Next(nil)
+	hook := func(g chat.Group) {
+		if err := f.svc.DeleteGroup(ctx, ada, g.ID); err != nil {
+			t.Errorf("DeleteGroup = %v", err)
+		}
+	}
+	db.after.Store(&hook)
+	g, err := f.svc.CreateGroup(ctx, ada, "team", "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // any follow done
+
+	// about lists the membership events of evs about the group.
+	about := func(evs []chat.Event) []chat.EventType {
+		var types []chat.EventType
+		for _, ev := range evs {
+			if ev.ConvID == g.ID && (ev.Type == chat.EventConversation || ev.Type == chat.EventRemoved) {
+				types = append(types, ev.Type)
+			}
+		}
+		return types
+	}
+	want := []chat.EventType{chat.EventConversation, chat.EventRemoved}
+	logged, err := f.svc.UserEvents(ctx, ada, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := about(logged); !slices.Equal(got, want) {
+		t.Errorf("Ada's event log has %v about the group; want %v", got, want)
+	}
+	var got []chat.Event
+	for _, it := range adas.Next(nil) {
+		got = append(got, it.Event)
+	}
+	if got := about(got); !slices.Equal(got, want) {
+		t.Errorf("Ada's clients got %v about the group; want %v", got, want)
+	}
+	if h.Follows(adas, chat.ConvTopic(g.ID)) {
+		t.Errorf("Follows(Ada's connection, the deleted group) = true; want false")
+	}
+}
+
+// wantToldOnce fails unless u's client c learns once of the logged event
+// that is: it reaches c once, or, logged once before a logged event that
+// reaches c (a republish of it is older than what the hub delivered, and
+// dropped), it is what a client fills from the log as it sees that gap.
+func wantToldOnce(t *testing.T, f *fixture, c *hub.Client, u chat.User, what string, is func(chat.Event) bool) {
+	t.Helper()
+	var live, after int64 // the UserSeq of the one that reached c, and the newest that did
+	got := 0
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		for _, it := range c.Next(nil) {
+			if is(it.Event) {
+				got++
+				live = it.Event.UserSeq
+			}
+			after = max(after, it.Event.UserSeq)
+		}
+	}
+	if got > 1 {
+		t.Errorf("%s reached the client %d times; want once", what, got)
+	}
+	evs, err := f.svc.UserEvents(context.Background(), u, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logged []int64
+	for _, ev := range evs {
+		if is(ev) {
+			logged = append(logged, ev.UserSeq)
+		}
+	}
+	switch {
+	case len(logged) != 1:
+		t.Errorf("%s is logged as %v; want once", what, logged)
+	case got == 1 && live != logged[0]:
+		t.Errorf("%s reached the client as %d; want %d, as logged", what, live, logged[0])
+	case got == 0 && after <= logged[0]:
+		t.Errorf("%s, logged as %d, reached the client neither itself nor through a later logged event (newest %d)", what, logged[0], after)
 	}
 }

@@ -118,12 +118,12 @@ type cancelAfterStore struct {
 	cancel context.CancelFunc
 }
 
-func (s *cancelAfterStore) CreateGroup(ctx context.Context, g chat.NewGroup) (chat.Group, chat.Message, error) {
-	gr, m, err := s.Store.CreateGroup(ctx, g)
+func (s *cancelAfterStore) CreateGroup(ctx context.Context, g chat.NewGroup, created chat.Event) (chat.Group, chat.Message, chat.Event, error) {
+	gr, m, logged, err := s.Store.CreateGroup(ctx, g, created)
 	s.mu.Lock()
 	if s.cancel != nil {
 		s.cancel()
 	}
 	s.mu.Unlock()
-	return gr, m, err
+	return gr, m, logged, err
 }

@@ -54,10 +54,6 @@ type later struct {
 	ctx    context.Context // ended by Close
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // the jobs running
-
-	// tell serializes tellCreated, which reads a log and then appends to
-	// it, so that a retried creation and its republish do not both append.
-	tell sync.Mutex
 }
 
 type laterJob struct {
@@ -360,23 +356,28 @@ func (s *Service) republishCreated(err error, ng NewGroup) {
 	})
 }
 
-// tellCreated publishes the created message m of group id, and tells its
-// owner of the group, kept in their log, unless their log has it: what
-// CreateGroup does after the store made the group.
+// tellCreated publishes again the created message m of group id, and the
+// EventConversation that the creation kept in its owner's log in its
+// transaction, if it is the newest of the log's membership events of the
+// group: what CreateGroup publishes after the store made the group. A
+// deletion logged after it was published by the call that made it, and
+// ends what the creation began: clients that lack the creation fill it
+// from the log.
 func (s *Service) tellCreated(ctx context.Context, id int64, m Message) {
-	s.later.tell.Lock()
-	defer s.later.tell.Unlock()
-	ev, err := s.findLogged(ctx, m.SenderID, func(ev Event) bool { return ev.Type == EventConversation && ev.ConvID == id })
-	if err != nil {
-		s.log.Warn("read user events", "user", m.SenderID, "err", err)
-	}
-	if err != nil || ev != nil {
-		return
-	}
 	one := []Message{m}
 	s.nameTargets(ctx, one)
 	s.publish(ctx, ConvTopic(id), Event{Type: EventMessage, ConvID: id, Message: &one[0], Repeat: true})
-	s.publishUser(ctx, m.SenderID, Event{Type: EventConversation, ConvID: id, ConvKind: ConvGroup, Message: &m})
+	ev, err := s.findLogged(ctx, m.SenderID, func(ev Event) bool {
+		return ev.ConvID == id && (ev.Type == EventConversation || ev.Type == EventRemoved)
+	})
+	if err != nil {
+		s.log.Warn("read user events", "user", m.SenderID, "err", err)
+	}
+	if err != nil || ev == nil || ev.Type != EventConversation {
+		return
+	}
+	ev.Repeat = true
+	s.publish(ctx, UserTopic(m.SenderID), *ev)
 }
 
 // maxLaterEvents is how many of a user's newest logged events a

@@ -68,10 +68,11 @@ func groupRole(ctx context.Context, q querier, id, userID int64) (chat.Role, err
 	return chat.Role(*role), nil
 }
 
-// CreateGroup creates a group owned by g.OwnerID.
-func (db *DB) CreateGroup(ctx context.Context, ng chat.NewGroup) (g chat.Group, m chat.Message, err error) {
+// CreateGroup creates a group owned by g.OwnerID, and logs created in the
+// same transaction.
+func (db *DB) CreateGroup(ctx context.Context, ng chat.NewGroup, created chat.Event) (g chat.Group, m chat.Message, logged chat.Event, err error) {
 	if err := errors.Join(storable(ng.Name), storable(ng.Description)); err != nil {
-		return chat.Group{}, chat.Message{}, fmt.Errorf("create group %q: %w", ng.Name, chat.ErrInvalid)
+		return chat.Group{}, chat.Message{}, chat.Event{}, fmt.Errorf("create group %q: %w", ng.Name, chat.ErrInvalid)
 	}
 	err = db.write(ctx, func(tx pgx.Tx) error {
 		if _, err := userByID(ctx, tx, ng.OwnerID); err != nil {
@@ -100,13 +101,18 @@ func (db *DB) CreateGroup(ctx context.Context, ng chat.NewGroup) (g chat.Group, 
 		if err != nil {
 			return err
 		}
+		created.ConvID = id
+		created.Message = &m
+		if logged, err = appendUserEvent(ctx, tx, ng.OwnerID, created, ng.At); err != nil {
+			return err
+		}
 		g, err = group(ctx, tx, id)
 		return err
 	})
 	if err != nil {
-		return chat.Group{}, chat.Message{}, fmt.Errorf("create group %q: %w", ng.Name, err)
+		return chat.Group{}, chat.Message{}, chat.Event{}, fmt.Errorf("create group %q: %w", ng.Name, err)
 	}
-	return g, m, nil
+	return g, m, logged, nil
 }
 
 // Group returns group id.

@@ -71,7 +71,7 @@ func withOldBinaryRows(t *testing.T, url string, conn *pgx.Conn) *DB {
 	if _, err := db.EnsureRoom(ctx, "paypal", at); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := db.CreateGroup(ctx, chat.NewGroup{Name: "Team", MaxMembers: 3, OwnerID: 1, At: at}); err != nil {
+	if _, _, _, err := db.CreateGroup(ctx, chat.NewGroup{Name: "Team", MaxMembers: 3, OwnerID: 1, At: at}, chat.Event{Type: chat.EventConversation, ConvKind: chat.ConvGroup}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := conn.Exec(ctx, oldBinaryRows); err != nil {

@@ -312,7 +312,7 @@ func TestTwoNodesGroupCap(t *testing.T) {
 		t.Fatal(err)
 	}
 	const limit, joiners = 5, 20
-	g, _, err := nodes[0].CreateGroup(ctx, chat.NewGroup{Name: "g", MaxMembers: limit, OwnerID: owner.ID, At: time.Now()})
+	g, _, _, err := nodes[0].CreateGroup(ctx, chat.NewGroup{Name: "g", MaxMembers: limit, OwnerID: owner.ID, At: time.Now()}, chat.Event{Type: chat.EventConversation, ConvKind: chat.ConvGroup})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -417,7 +417,7 @@ func TestDeleteGroupMessages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, _, err := db.CreateGroup(ctx, chat.NewGroup{Name: "g", MaxMembers: 10, OwnerID: u.ID, At: time.Now()})
+	g, _, _, err := db.CreateGroup(ctx, chat.NewGroup{Name: "g", MaxMembers: 10, OwnerID: u.ID, At: time.Now()}, chat.Event{Type: chat.EventConversation, ConvKind: chat.ConvGroup})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -46,8 +46,9 @@ func groupRole(ctx context.Context, tx querier, id, userID int64) (chat.Role, er
 	return chat.Role(role.String), err
 }
 
-// CreateGroup creates a group owned by g.OwnerID.
-func (db *DB) CreateGroup(ctx context.Context, ng chat.NewGroup) (g chat.Group, m chat.Message, err error) {
+// CreateGroup creates a group owned by g.OwnerID, and logs created in the
+// same transaction.
+func (db *DB) CreateGroup(ctx context.Context, ng chat.NewGroup, created chat.Event) (g chat.Group, m chat.Message, logged chat.Event, err error) {
 	err = db.write(ctx, func(tx *sql.Tx) error {
 		if _, err := userByID(ctx, tx, ng.OwnerID); err != nil {
 			return fmt.Errorf("user %d: %w", ng.OwnerID, err)
@@ -80,13 +81,18 @@ func (db *DB) CreateGroup(ctx context.Context, ng chat.NewGroup) (g chat.Group, 
 		if err != nil {
 			return err
 		}
+		created.ConvID = id
+		created.Message = &m
+		if logged, err = appendUserEvent(ctx, tx, ng.OwnerID, created, ng.At); err != nil {
+			return err
+		}
 		g, err = group(ctx, tx, id)
 		return err
 	})
 	if err != nil {
-		return chat.Group{}, chat.Message{}, fmt.Errorf("create group %q: %w", ng.Name, err)
+		return chat.Group{}, chat.Message{}, chat.Event{}, fmt.Errorf("create group %q: %w", ng.Name, err)
 	}
-	return g, m, nil
+	return g, m, logged, nil
 }
 
 // Group returns group id.

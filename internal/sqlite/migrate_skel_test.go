@@ -77,7 +77,7 @@ func TestOpenFillsNameSkeletons(t *testing.T) {
 	if _, err := db.EnsureRoom(ctx, "paypal", at); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := db.CreateGroup(ctx, chat.NewGroup{Name: "Team", MaxMembers: 3, OwnerID: 1, At: at}); err != nil {
+	if _, _, _, err := db.CreateGroup(ctx, chat.NewGroup{Name: "Team", MaxMembers: 3, OwnerID: 1, At: at}, chat.Event{Type: chat.EventConversation, ConvKind: chat.ConvGroup}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := db.rw.ExecContext(ctx, oldBinaryRows); err != nil {

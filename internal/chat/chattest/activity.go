@@ -157,6 +157,10 @@ func testUserEventsConcurrent(t *testing.T, s chat.Store) {
 	}
 }
 
+// createdEv is the EventConversation that a group's creation logs, before
+// the store sets its ConvID and Message.
+var createdEv = chat.Event{Type: chat.EventConversation, ConvKind: chat.ConvGroup}
+
 // addedOf is the EventConversation that an addition to group id logs.
 func addedOf(id int64) chat.Event {
 	return chat.Event{Type: chat.EventConversation, ConvID: id, ConvKind: chat.ConvGroup}

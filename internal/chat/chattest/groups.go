@@ -13,7 +13,7 @@ import (
 
 func mustGroup(t *testing.T, s chat.Store, owner chat.User, name string, maxMembers int) chat.Group {
 	t.Helper()
-	g, _, err := s.CreateGroup(t.Context(), chat.NewGroup{Name: name, Description: "about " + name, MaxMembers: maxMembers, OwnerID: owner.ID, At: t0})
+	g, _, _, err := s.CreateGroup(t.Context(), chat.NewGroup{Name: name, Description: "about " + name, MaxMembers: maxMembers, OwnerID: owner.ID, At: t0}, createdEv)
 	if err != nil {
 		t.Fatalf("CreateGroup(%q): %v", name, err)
 	}
@@ -34,9 +34,23 @@ func testGroups(t *testing.T, s chat.Store) {
 	bob := mustUser(t, s, "bob@example.com", "Bob")
 	cy := mustUser(t, s, "cy@example.com", "Cy")
 
-	g, m, err := s.CreateGroup(ctx, chat.NewGroup{Name: "Crew", Description: "the crew", MaxMembers: 3, OwnerID: ada.ID, At: t0})
+	last, err := s.LastUserEvent(ctx, ada.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, m, created, err := s.CreateGroup(ctx, chat.NewGroup{Name: "Crew", Description: "the crew", MaxMembers: 3, OwnerID: ada.ID, At: t0}, createdEv)
 	if err != nil {
 		t.Fatalf("CreateGroup: %v", err)
+	}
+	// The owner's created is logged in the creation's transaction: a
+	// deletion, logged in its own, comes after it.
+	wantCreated := createdEv
+	wantCreated.ConvID, wantCreated.Message, wantCreated.UserSeq = g.ID, &m, last+1
+	if diff := cmp.Diff(wantCreated, created); diff != "" {
+		t.Errorf("CreateGroup's logged event mismatch (-want +got):\n%s", diff)
+	}
+	if evs, err := s.UserEvents(ctx, ada.ID, last, 10); err != nil || len(evs) != 1 || evs[0].UserSeq != last+1 || evs[0].ConvID != g.ID || evs[0].Type != chat.EventConversation {
+		t.Errorf("Ada's log after CreateGroup = %+v, %v; want her created, numbered %d", evs, err, last+1)
 	}
 	want := chat.Group{ID: g.ID, Name: "Crew", Description: "the crew", MaxMembers: 3, OwnerID: ada.ID, CreatedAt: t0, LastSeq: 1, Members: 1}
 	if diff := cmp.Diff(want, g); diff != "" {
@@ -45,8 +59,12 @@ func testGroups(t *testing.T, s chat.Store) {
 	if m.Kind != chat.KindCreated || m.Seq != 1 || m.SenderID != ada.ID || m.Body != "Crew" {
 		t.Errorf("CreateGroup message = %+v; want created #1 by Ada", m)
 	}
-	if _, _, err := s.CreateGroup(ctx, chat.NewGroup{Name: "CREW", MaxMembers: 3, OwnerID: bob.ID, At: t0}); !errors.Is(err, chat.ErrNameTaken) || !errors.Is(err, chat.ErrConflict) {
+	lastBob, _ := s.LastUserEvent(ctx, bob.ID)
+	if _, _, _, err := s.CreateGroup(ctx, chat.NewGroup{Name: "CREW", MaxMembers: 3, OwnerID: bob.ID, At: t0}, createdEv); !errors.Is(err, chat.ErrNameTaken) || !errors.Is(err, chat.ErrConflict) {
 		t.Errorf("CreateGroup(name in other case): err = %v; want ErrNameTaken", err)
+	}
+	if n, err := s.LastUserEvent(ctx, bob.ID); err != nil || n != lastBob {
+		t.Errorf("LastUserEvent(Bob) after a refused creation = %d, %v; want %d", n, err, lastBob)
 	}
 	if _, err := s.EnsureRoom(ctx, "Crew", t0); err != nil {
 		t.Errorf("EnsureRoom with a group's name: %v; want a room (names are unique per kind)", err)

@@ -78,7 +78,7 @@ func testRoomNameLookAlikes(t *testing.T, s chat.Store) {
 	}
 	// Per kind: a group may look like a room.
 	ada := mustUser(t, s, "ada@example.com", "Ada")
-	if _, _, err := s.CreateGroup(ctx, chat.NewGroup{Name: paypalCyr, MaxMembers: 3, OwnerID: ada.ID, At: t0}); err != nil {
+	if _, _, _, err := s.CreateGroup(ctx, chat.NewGroup{Name: paypalCyr, MaxMembers: 3, OwnerID: ada.ID, At: t0}, createdEv); err != nil {
 		t.Errorf("CreateGroup(%+q) beside room %q: %v; want a group (names are unique per kind)", paypalCyr, paypal, err)
 	}
 }
@@ -92,7 +92,7 @@ func testGroupNameLookAlikes(t *testing.T, s chat.Store) {
 	pp := mustGroup(t, s, ada, "PayPal", 5)
 	other := mustGroup(t, s, ada, "Other", 5)
 	for _, name := range []string{paypalCyr, "PAYPA1", "P\u0430yP\u0430l"} {
-		g, _, err := s.CreateGroup(ctx, chat.NewGroup{Name: name, MaxMembers: 3, OwnerID: ada.ID, At: t0})
+		g, _, _, err := s.CreateGroup(ctx, chat.NewGroup{Name: name, MaxMembers: 3, OwnerID: ada.ID, At: t0}, createdEv)
 		if err == nil {
 			t.Errorf("CreateGroup(%+q) = group %d; want ErrNameLookAlike", name, g.ID)
 			continue
@@ -112,7 +112,7 @@ func testGroupNameLookAlikes(t *testing.T, s chat.Store) {
 		}
 	}
 	// Same case-insensitive name: still name taken, not a look-alike.
-	if _, _, err := s.CreateGroup(ctx, chat.NewGroup{Name: "PAYPAL", MaxMembers: 3, OwnerID: ada.ID, At: t0}); !errors.Is(err, chat.ErrNameTaken) {
+	if _, _, _, err := s.CreateGroup(ctx, chat.NewGroup{Name: "PAYPAL", MaxMembers: 3, OwnerID: ada.ID, At: t0}, createdEv); !errors.Is(err, chat.ErrNameTaken) {
 		t.Errorf("CreateGroup(PAYPAL): err = %v; want ErrNameTaken", err)
 	}
 	gs, err := s.UserGroups(ctx, ada.ID)
@@ -134,7 +134,7 @@ func testGroupNameLookAlikes(t *testing.T, s chat.Store) {
 		t.Errorf("RenameGroup(own look-alike) = changed %v, %v; want renamed", changed, err)
 	}
 	// The old spelling now looks like it: still refused for another.
-	_, _, err = s.CreateGroup(ctx, chat.NewGroup{Name: "paypal", MaxMembers: 3, OwnerID: ada.ID, At: t0})
+	_, _, _, err = s.CreateGroup(ctx, chat.NewGroup{Name: "paypal", MaxMembers: 3, OwnerID: ada.ID, At: t0}, createdEv)
 	wantLookAlike(t, "CreateGroup(paypal) after the rename", err, paypalCyr)
 }
 
@@ -160,7 +160,7 @@ func testNameLookAlikeConcurrent(t *testing.T, s chat.Store) {
 				var err error
 				if group {
 					var g chat.Group
-					g, _, err = s.CreateGroup(ctx, chat.NewGroup{Name: name, MaxMembers: 3, OwnerID: ada.ID, At: t0})
+					g, _, _, err = s.CreateGroup(ctx, chat.NewGroup{Name: name, MaxMembers: 3, OwnerID: ada.ID, At: t0}, createdEv)
 					id = g.ID
 				} else {
 					var r chat.Room

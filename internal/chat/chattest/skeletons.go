@@ -44,10 +44,10 @@ func MigratedSkeletons(t *testing.T, st chat.Store, got []string) {
 	if _, err := st.EnsureRoom(ctx, "p\u0430yp\u0430l", at); !errors.As(err, &e) || e.Name != "paypal" {
 		t.Errorf("EnsureRoom(new look-alike) = %v; want a LookAlikeError naming paypal", err)
 	}
-	if _, _, err := st.CreateGroup(ctx, chat.NewGroup{Name: "P\u0430yp\u0430l", MaxMembers: 3, OwnerID: 1, At: at}); !errors.As(err, &e) || e.Name != "\u0420\u0430yPal" {
+	if _, _, _, err := st.CreateGroup(ctx, chat.NewGroup{Name: "P\u0430yp\u0430l", MaxMembers: 3, OwnerID: 1, At: at}, createdEv); !errors.As(err, &e) || e.Name != "\u0420\u0430yPal" {
 		t.Errorf("CreateGroup(new look-alike) = %v; want a LookAlikeError naming group 5", err)
 	}
-	if _, _, err := st.CreateGroup(ctx, chat.NewGroup{Name: "PAYPAL", MaxMembers: 3, OwnerID: 1, At: at}); !errors.Is(err, chat.ErrNameTaken) {
+	if _, _, _, err := st.CreateGroup(ctx, chat.NewGroup{Name: "PAYPAL", MaxMembers: 3, OwnerID: 1, At: at}, createdEv); !errors.Is(err, chat.ErrNameTaken) {
 		t.Errorf("CreateGroup(PAYPAL) = %v; want ErrNameTaken (group 6)", err)
 	}
 	// A later look-alike keeps its name, but is renamed only to a name
@@ -80,7 +80,7 @@ func FilledSkeletons(t *testing.T, st chat.Store, got []string) {
 			t.Errorf("EnsureRoom(%+q) = %v; want a LookAlikeError naming %q", name, err, other)
 		}
 	}
-	if _, _, err := st.CreateGroup(ctx, chat.NewGroup{Name: "\u0421rew", MaxMembers: 3, OwnerID: 1, At: at}); !errors.As(err, &e) || e.Name != "Crew" {
+	if _, _, _, err := st.CreateGroup(ctx, chat.NewGroup{Name: "\u0421rew", MaxMembers: 3, OwnerID: 1, At: at}, createdEv); !errors.As(err, &e) || e.Name != "Crew" {
 		t.Errorf("CreateGroup(Cyrillic Сrew) = %v; want a LookAlikeError naming Crew", err)
 	}
 }
