@@ -329,6 +329,12 @@ type ActivityStore interface {
 	// membership logs its EventRemoved in the transaction that ends it
 	// instead (LeaveRoom, RemoveGroupMember, DeleteGroup).
 	AppendUserEvent(ctx context.Context, userID int64, ev Event, at time.Time) (Event, error)
+	// AppendMemberEvent is AppendUserEvent if userID is a member of
+	// conversation convID, in a transaction that serializes with the
+	// changes of its membership: the end of that membership, which logs
+	// its EventRemoved in its own transaction, comes before ev, and finds
+	// nothing logged (member false), or after it.
+	AppendMemberEvent(ctx context.Context, userID, convID int64, ev Event, at time.Time) (logged Event, member bool, err error)
 	// UserEvents returns up to limit of userID's events with UserSeq >
 	// after, ascending.
 	UserEvents(ctx context.Context, userID, after int64, limit int) ([]Event, error)

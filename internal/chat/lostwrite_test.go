@@ -310,6 +310,13 @@ func (s *appendHookStore) AppendUserEvent(ctx context.Context, userID int64, ev 
 	return s.lostWriteStore.AppendUserEvent(ctx, userID, ev, at)
 }
 
+func (s *appendHookStore) AppendMemberEvent(ctx context.Context, userID, convID int64, ev chat.Event, at time.Time) (chat.Event, bool, error) {
+	if f := s.before.Swap(nil); f != nil {
+		(*f)(userID, ev)
+	}
+	return s.lostWriteStore.AppendMemberEvent(ctx, userID, convID, ev, at)
+}
+
 // loseRacing makes change fail once, having committed, and runs meanwhile
 // (a change on another device) when its republish is about to log its
 // event; it returns once the republish, and any follow, is done.
@@ -537,5 +544,76 @@ func TestRemovedBeforeAdditionPublished(t *testing.T) {
 	}
 	if h.Follows(bobs, chat.ConvTopic(g.ID)) {
 		t.Errorf("Follows(Bob's connection, the group) = true; want false")
+	}
+}
+
+// joinHookStore is a lostWriteStore that calls after, once set, when an
+// entry into a room has committed and before its caller goes on: a change
+// another request (the user's other device) makes meanwhile.
+type joinHookStore struct {
+	*lostWriteStore
+	after atomic.Pointer[func()]
+}
+
+func (s *joinHookStore) JoinRoom(ctx context.Context, roomID, userID int64, at time.Time, announce bool) (chat.Message, bool, error) {
+	m, joined, err := s.lostWriteStore.JoinRoom(ctx, roomID, userID, at, announce)
+	if f := s.after.Swap(nil); f != nil {
+		(*f)()
+	}
+	return m, joined, err
+}
+
+// TestLeftBeforeEntryPublished: Bob, who left a room before, enters it
+// again, and leaves it on another device between the entry's commit and
+// its publish. His event log, which a device replays, and his
+// connections must end with the leave that ended the entry: the room is
+// not in his list.
+func TestLeftBeforeEntryPublished(t *testing.T) {
+	ctx := context.Background()
+	db := &joinHookStore{lostWriteStore: &lostWriteStore{Store: newFixture(t, chat.Config{}).store}}
+	f := lostFixture(t, db)
+	ada, _ := f.signIn(t, "ada@example.com", "Ada")
+	bob, _ := f.signIn(t, "bob@example.com", "Bob")
+	h := lostHub(t, f)
+	bobs := userClient(t, h, bob)
+	r := f.enter(t, ada, "lobby")
+	f.enter(t, bob, "lobby")
+	if err := f.svc.LeaveRoom(ctx, bob, r.ID); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	bobs.Next(nil)
+	hook := func() {
+		if err := f.svc.LeaveRoom(ctx, bob, r.ID); err != nil {
+			t.Errorf("LeaveRoom = %v", err)
+		}
+	}
+	db.after.Store(&hook)
+	f.enter(t, bob, "lobby")
+	time.Sleep(200 * time.Millisecond)
+
+	// last is the last membership event of evs about the room.
+	last := func(evs []chat.Event) chat.EventType {
+		var typ chat.EventType
+		for _, ev := range evs {
+			if ev.ConvID == r.ID && (ev.Type == chat.EventConversation || ev.Type == chat.EventRemoved) {
+				typ = ev.Type
+			}
+		}
+		return typ
+	}
+	logged, err := f.svc.UserEvents(ctx, bob, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := last(logged); got != chat.EventRemoved {
+		t.Errorf("Bob's event log ends with %q about the room; want %q", got, chat.EventRemoved)
+	}
+	var got []chat.Event
+	for _, it := range bobs.Next(nil) {
+		got = append(got, it.Event)
+	}
+	if got := last(got); got != chat.EventRemoved {
+		t.Errorf("Bob's clients got %q last about the room; want %q", got, chat.EventRemoved)
 	}
 }

@@ -433,20 +433,24 @@ func (s *Service) republishAdded(err error, userID, id int64) {
 
 // publishMember publishes ev, which tells userID of their membership of
 // conversation id, to userID's topic, kept first in their event log if
-// logged (as publishUser keeps it), unless userID is no member once it is
-// kept. The membership was read before, and may have ended since: the
-// removal's event, logged before ev, would then come before it, and ev
-// announce a membership that has ended. A removal logged after ev comes
-// after it. (A group's addition is logged in its transaction, and
-// republishAdded needs none of this.) A logged ev not published
-// has an EventVoid published in its place, so that nobody waits for its
-// number.
+// logged (AppendMemberEvent), unless userID is no member once it is kept.
+// The membership was read before, and may have ended since: the removal's
+// event, logged before ev would be, is then the last of the log about id,
+// and ev is neither kept nor published, as it would announce, in the log
+// that devices replay too, a membership that has ended. A removal logged
+// after ev comes after it. (A group's addition is logged in its
+// transaction, and republishAdded needs none of this.) A logged ev not
+// published has an EventVoid published in its place, so that nobody
+// waits for its number.
 func (s *Service) publishMember(ctx context.Context, userID, id int64, ev Event, logged bool) {
 	if logged {
-		kept, err := s.store.AppendUserEvent(context.WithoutCancel(ctx), userID, ev, s.cfg.Now())
-		if err != nil {
+		kept, member, err := s.store.AppendMemberEvent(context.WithoutCancel(ctx), userID, id, ev, s.cfg.Now())
+		switch {
+		case err != nil:
 			s.log.Warn("keep user event", "user", userID, "type", string(ev.Type), "err", err)
-		} else {
+		case !member:
+			return // ended since: its removed, logged, is the news
+		default:
 			ev = kept
 		}
 	}

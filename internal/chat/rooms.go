@@ -76,10 +76,13 @@ func (s *Service) EnterRoom(ctx context.Context, u User, name string) (Room, err
 		// Every connection of u learns of it. After a leave that u's event
 		// log keeps (a removed), it is kept there too: a device that
 		// replays the log then ends with the room joined. A first entry
-		// is not logged, which would cost every join a second write.
+		// is not logged, which would cost every join a second write. It
+		// is kept after the commit, so only if u is still a member: a
+		// leave made meanwhile, on another device, logged its removed
+		// already, and a device replaying the log must end with it.
 		ev := Event{Type: EventConversation, ConvID: r.ID, ConvKind: ConvRoom, Message: join}
 		if s.leftLogged(ctx, u.ID, r.ID) {
-			s.publishUser(ctx, u.ID, ev)
+			s.publishMember(ctx, u.ID, r.ID, ev, true)
 		} else {
 			s.publish(ctx, UserTopic(u.ID), ev)
 		}

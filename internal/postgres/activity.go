@@ -73,6 +73,34 @@ func (db *DB) AppendUserEvent(ctx context.Context, userID int64, ev chat.Event, 
 	return logged, nil
 }
 
+// AppendMemberEvent stores ev as userID's next event if userID is a
+// member of conversation convID. It locks the conversation's row first,
+// as every change of its membership does (qLockRoom, lockGroup), so the
+// check that follows, a statement of its own, sees the last change made.
+func (db *DB) AppendMemberEvent(ctx context.Context, userID, convID int64, ev chat.Event, at time.Time) (logged chat.Event, member bool, err error) {
+	err = db.write(ctx, func(tx pgx.Tx) error {
+		logged, member = chat.Event{}, false
+		var one int
+		err := tx.QueryRow(ctx, `SELECT 1 FROM conversations WHERE id = $1 FOR NO KEY UPDATE`, convID).Scan(&one)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil // gone: no member
+		}
+		if err != nil {
+			return err
+		}
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM members WHERE conv_id = $1 AND user_id = $2)`,
+			convID, userID).Scan(&member); err != nil || !member {
+			return err
+		}
+		logged, err = appendUserEvent(ctx, tx, userID, ev, at)
+		return err
+	})
+	if err != nil {
+		return chat.Event{}, false, fmt.Errorf("append event of member %d of conversation %d: %w", userID, convID, err)
+	}
+	return logged, member, nil
+}
+
 // appendUserEvent stores ev as userID's next event in tx and returns it
 // with UserSeq set; chat.ErrNotFound if the user does not exist.
 func appendUserEvent(ctx context.Context, tx pgx.Tx, userID int64, ev chat.Event, at time.Time) (chat.Event, error) {

@@ -81,6 +81,26 @@ func (db *DB) AppendUserEvent(ctx context.Context, userID int64, ev chat.Event, 
 	return ev, nil
 }
 
+// AppendMemberEvent stores ev as userID's next event if userID is a
+// member of conversation convID; the write transaction holds SQLite's
+// write lock from its start, so no membership change comes in between.
+func (db *DB) AppendMemberEvent(ctx context.Context, userID, convID int64, ev chat.Event, at time.Time) (logged chat.Event, member bool, err error) {
+	err = db.write(ctx, func(tx *sql.Tx) error {
+		logged, member = chat.Event{}, false
+		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM members WHERE conv_id = ? AND user_id = ?)`,
+			convID, userID).Scan(&member); err != nil || !member {
+			return err
+		}
+		var err error
+		logged, err = appendUserEvent(ctx, tx, userID, ev, at)
+		return err
+	})
+	if err != nil {
+		return chat.Event{}, false, fmt.Errorf("append event of member %d of conversation %d: %w", userID, convID, err)
+	}
+	return logged, member, nil
+}
+
 // appendUserEvent stores ev as userID's next event in tx and returns it
 // with UserSeq set; chat.ErrNotFound if the user does not exist.
 func appendUserEvent(ctx context.Context, tx *sql.Tx, userID int64, ev chat.Event, at time.Time) (chat.Event, error) {

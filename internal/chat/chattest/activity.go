@@ -312,3 +312,42 @@ func testRemovedLogged(t *testing.T, s chat.Store) {
 		wantLog("DeleteGroup", u, ue.Event, removedOf(g.ID, "deleted"))
 	}
 }
+
+// testMemberEventLogged: AppendMemberEvent logs an event, numbered, for a
+// member of the conversation only; for one who is no member (left, or
+// never joined) or a conversation that is not there, it logs nothing.
+func testMemberEventLogged(t *testing.T, s chat.Store) {
+	ctx := t.Context()
+	ada := mustUser(t, s, "ada@example.com", "Ada")
+	r, err := s.EnsureRoom(ctx, "lobby", t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.JoinRoom(ctx, r.ID, ada.ID, t0, true); err != nil {
+		t.Fatal(err)
+	}
+	ev := chat.Event{Type: chat.EventConversation, ConvID: r.ID, ConvKind: chat.ConvRoom}
+	logged, member, err := s.AppendMemberEvent(ctx, ada.ID, r.ID, ev, t0)
+	if err != nil || !member || logged.UserSeq != 1 || logged.ConvID != r.ID || logged.Type != chat.EventConversation {
+		t.Errorf("AppendMemberEvent(member) = %+v, %v, %v; want it logged as 1", logged, member, err)
+	}
+	if _, _, _, err := s.LeaveRoom(ctx, r.ID, ada.ID, t0, true, removedOf(r.ID, "left")); err != nil {
+		t.Fatal(err)
+	}
+	last, err := s.LastUserEvent(ctx, ada.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		id   int64
+	}{{"left", r.ID}, {"missing conversation", missing}} {
+		logged, member, err := s.AppendMemberEvent(ctx, ada.ID, tc.id, ev, t0)
+		if err != nil || member || logged.UserSeq != 0 {
+			t.Errorf("AppendMemberEvent(%s) = %+v, %v, %v; want nothing logged, no member", tc.name, logged, member, err)
+		}
+		if n, err := s.LastUserEvent(ctx, ada.ID); err != nil || n != last {
+			t.Errorf("LastUserEvent after AppendMemberEvent(%s) = %d, %v; want %d", tc.name, n, err, last)
+		}
+	}
+}

@@ -97,6 +97,7 @@ func TestStore(t *testing.T, open func(t *testing.T) chat.Store) {
 		{"UserEvents", testUserEvents},
 		{"UserEventsConcurrent", testUserEventsConcurrent},
 		{"RemovedLogged", testRemovedLogged},
+		{"MemberEventLogged", testMemberEventLogged},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })
