@@ -413,13 +413,6 @@ const (
 	// several members of ConvID moved (Positions), within
 	// Config.ReceiptDelay or Config.ReceiptEvery.
 	EventReceipts EventType = "receipts"
-	// EventVoid, on a user topic, takes the place of the owner's logged
-	// event numbered UserSeq, which was not published: it told of a
-	// membership that had ended once it was logged (publishMember). Hubs
-	// and clients, which take the owner's logged events in UserSeq order,
-	// then need not wait for that number. It carries nothing else, and
-	// clients are shown nothing of it.
-	EventVoid EventType = "void"
 )
 
 // TypingTTL is how long a typing indicator shows without a new one; a

@@ -237,29 +237,12 @@ func TestDeletedBeforeCreationPublished(t *testing.T) {
 	}
 	time.Sleep(200 * time.Millisecond) // any follow done
 
-	// about lists the membership events of evs about the group.
-	about := func(evs []chat.Event) []chat.EventType {
-		var types []chat.EventType
-		for _, ev := range evs {
-			if ev.ConvID == g.ID && (ev.Type == chat.EventConversation || ev.Type == chat.EventRemoved) {
-				types = append(types, ev.Type)
-			}
-		}
-		return types
-	}
 	want := []chat.EventType{chat.EventConversation, chat.EventRemoved}
-	logged, err := f.svc.UserEvents(ctx, ada, 0, 100)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := about(logged); !slices.Equal(got, want) {
+	logged, got := loggedAndGot(t, f, ada, adas)
+	if got := membershipOf(logged, g.ID); !slices.Equal(got, want) {
 		t.Errorf("Ada's event log has %v about the group; want %v", got, want)
 	}
-	var got []chat.Event
-	for _, it := range adas.Next(nil) {
-		got = append(got, it.Event)
-	}
-	if got := about(got); !slices.Equal(got, want) {
+	if got := membershipOf(got, g.ID); !slices.Equal(got, want) {
 		t.Errorf("Ada's clients got %v about the group; want %v", got, want)
 	}
 	if h.Follows(adas, chat.ConvTopic(g.ID)) {

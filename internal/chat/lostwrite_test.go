@@ -343,9 +343,9 @@ func loseRacing(t *testing.T, db *appendHookStore, change, meanwhile func() erro
 // TestRepublishAfterLaterRemoval: an entry into a room, or an addition to
 // a group, whose outcome was unknown is republished, and the user leaves
 // on another device meanwhile. The republish of the entry finds the user a
-// member and then logs the event that tells their clients: logged after
-// the removal's, it is not published, as it would announce a membership
-// that has ended, after the removed that ended it. The addition was logged
+// member, and the leave comes before it logs the event that tells their
+// clients: it is neither logged nor published, as it would announce a
+// membership that has ended, after the removed that ended it. The addition was logged
 // in its transaction, before the removal: republished after it, it is not
 // taken for a membership newer than the removal (a hub would follow the
 // group for a user who is no member).
@@ -421,9 +421,9 @@ func TestRepublishAfterLaterRemoval(t *testing.T) {
 }
 
 // TestUnpublishedMemberEventHoldsNothing: a republished entry into a room
-// that finds its membership ended once it is logged is not published
-// (TestRepublishAfterLaterRemoval); its number in the user's log must not
-// hold the user's next logged event back in a hub, waiting for it.
+// whose membership ended before it was logged is neither logged nor
+// published (TestRepublishAfterLaterRemoval); nothing of it may hold the
+// user's next logged event back in a hub, waiting for a number.
 func TestUnpublishedMemberEventHoldsNothing(t *testing.T) {
 	ctx := context.Background()
 	db := &appendHookStore{lostWriteStore: &lostWriteStore{Store: newFixture(t, chat.Config{}).store}}
@@ -514,32 +514,17 @@ func TestRemovedBeforeAdditionPublished(t *testing.T) {
 	}
 	time.Sleep(200 * time.Millisecond)
 
-	// about lists the membership events of evs about the group.
-	about := func(evs []chat.Event) []chat.EventType {
-		var types []chat.EventType
-		for _, ev := range evs {
-			if ev.ConvID == g.ID && (ev.Type == chat.EventConversation || ev.Type == chat.EventRemoved) {
-				types = append(types, ev.Type)
-			}
-		}
-		return types
-	}
 	want := []chat.EventType{chat.EventConversation, chat.EventRemoved}
-	logged, err := f.svc.UserEvents(ctx, bob, 0, 100)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := about(logged); !slices.Equal(got, want) {
+	logged, got := loggedAndGot(t, f, bob, bobs)
+	if got := membershipOf(logged, g.ID); !slices.Equal(got, want) {
 		t.Errorf("Bob's event log has %v about the group; want %v", got, want)
 	}
-	var got []chat.Event
-	for _, it := range bobs.Next(nil) {
-		if ev := it.Event; ev.Type == chat.EventMessage && ev.ConvID == g.ID && ev.Message.Kind == chat.KindText {
+	for _, ev := range got {
+		if ev.Type == chat.EventMessage && ev.ConvID == g.ID && ev.Message.Kind == chat.KindText {
 			t.Errorf("Bob, no member, got message %d of the group", ev.Message.Seq)
 		}
-		got = append(got, it.Event)
 	}
-	if got := about(got); !slices.Equal(got, want) {
+	if got := membershipOf(got, g.ID); !slices.Equal(got, want) {
 		t.Errorf("Bob's clients got %v about the group; want %v", got, want)
 	}
 	if h.Follows(bobs, chat.ConvTopic(g.ID)) {
@@ -592,28 +577,37 @@ func TestLeftBeforeEntryPublished(t *testing.T) {
 	f.enter(t, bob, "lobby")
 	time.Sleep(200 * time.Millisecond)
 
-	// last is the last membership event of evs about the room.
-	last := func(evs []chat.Event) chat.EventType {
-		var typ chat.EventType
-		for _, ev := range evs {
-			if ev.ConvID == r.ID && (ev.Type == chat.EventConversation || ev.Type == chat.EventRemoved) {
-				typ = ev.Type
-			}
-		}
-		return typ
+	logged, got := loggedAndGot(t, f, bob, bobs)
+	if got := membershipOf(logged, r.ID); len(got) == 0 || got[len(got)-1] != chat.EventRemoved {
+		t.Errorf("Bob's event log has %v about the room; want it to end with %q", got, chat.EventRemoved)
 	}
-	logged, err := f.svc.UserEvents(ctx, bob, 0, 100)
+	if got := membershipOf(got, r.ID); len(got) == 0 || got[len(got)-1] != chat.EventRemoved {
+		t.Errorf("Bob's clients got %v about the room; want it to end with %q", got, chat.EventRemoved)
+	}
+}
+
+// membershipOf lists the types of the membership events of evs
+// (EventConversation, EventRemoved) about conversation id, in order.
+func membershipOf(evs []chat.Event, id int64) []chat.EventType {
+	var types []chat.EventType
+	for _, ev := range evs {
+		if ev.ConvID == id && (ev.Type == chat.EventConversation || ev.Type == chat.EventRemoved) {
+			types = append(types, ev.Type)
+		}
+	}
+	return types
+}
+
+// loggedAndGot returns u's logged events, and the events that reached
+// u's client c since it was last read.
+func loggedAndGot(t *testing.T, f *fixture, u chat.User, c *hub.Client) (logged, got []chat.Event) {
+	t.Helper()
+	logged, err := f.svc.UserEvents(context.Background(), u, 0, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := last(logged); got != chat.EventRemoved {
-		t.Errorf("Bob's event log ends with %q about the room; want %q", got, chat.EventRemoved)
-	}
-	var got []chat.Event
-	for _, it := range bobs.Next(nil) {
+	for _, it := range c.Next(nil) {
 		got = append(got, it.Event)
 	}
-	if got := last(got); got != chat.EventRemoved {
-		t.Errorf("Bob's clients got %q last about the room; want %q", got, chat.EventRemoved)
-	}
+	return logged, got
 }

@@ -438,10 +438,11 @@ func (s *Service) republishAdded(err error, userID, id int64) {
 // event, logged before ev would be, is then the last of the log about id,
 // and ev is neither kept nor published, as it would announce, in the log
 // that devices replay too, a membership that has ended. A removal logged
-// after ev comes after it. (A group's addition is logged in its
-// transaction, and republishAdded needs none of this.) A logged ev not
-// published has an EventVoid published in its place, so that nobody
-// waits for its number.
+// after ev comes after it, in the log and to the hubs, which order a
+// user's logged events by their numbers: ev kept is published as it is.
+// (A group's addition is logged in its transaction, and republishAdded
+// needs none of this.) An ev not kept is published only if userID is a
+// member as a read after finds.
 func (s *Service) publishMember(ctx context.Context, userID, id int64, ev Event, logged bool) {
 	if logged {
 		kept, member, err := s.store.AppendMemberEvent(context.WithoutCancel(ctx), userID, id, ev, s.cfg.Now())
@@ -451,14 +452,12 @@ func (s *Service) publishMember(ctx context.Context, userID, id int64, ev Event,
 		case !member:
 			return // ended since: its removed, logged, is the news
 		default:
-			ev = kept
+			s.publish(ctx, UserTopic(userID), kept)
+			return
 		}
 	}
 	// A failed read publishes: the hub revokes what a removal ends.
 	if _, member, err := s.store.Membership(ctx, id, userID); errors.Is(err, ErrNotFound) || (err == nil && !member) {
-		if ev.UserSeq > 0 {
-			s.publish(ctx, UserTopic(userID), Event{Type: EventVoid, UserSeq: ev.UserSeq})
-		}
 		return
 	}
 	s.publish(ctx, UserTopic(userID), ev)

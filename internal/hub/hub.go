@@ -1107,10 +1107,10 @@ func (h *Hub) flushPending(tp *topic, n uint64) {
 		return
 	}
 	if len(tp.pending) == 0 || h.fetch == nil || tp.logged {
-		// A user's log holds events that were never published (one that
-		// announced a membership ended meanwhile: chat.Service's
-		// publishMember, which publishes an EventVoid in its place): a
-		// user topic does not read them from it.
+		// A user's log may hold events that were never published (in logs
+		// written before chat.Service's publishMember kept only events
+		// of a membership still there), and clients fill its gaps from it
+		// themselves: a user topic does not read it.
 		h.skipGap(tp)
 		tp.dmu.Unlock()
 		return
