@@ -3,7 +3,6 @@ package chat_test
 import (
 	"context"
 	"slices"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -189,22 +188,6 @@ func TestLostWriteCreateGroupRetriedLater(t *testing.T) {
 	}
 }
 
-// createHookStore is a lostWriteStore that calls after, once set, when a
-// group's creation has committed and before its caller goes on: a change
-// another request (the owner's other device) makes meanwhile.
-type createHookStore struct {
-	*lostWriteStore
-	after atomic.Pointer[func(g chat.Group)]
-}
-
-func (s *createHookStore) CreateGroup(ctx context.Context, ng chat.NewGroup, created chat.Event) (chat.Group, chat.Message, chat.Event, error) {
-	g, m, logged, err := s.lostWriteStore.CreateGroup(ctx, ng, created)
-	if f := s.after.Swap(nil); f != nil && err == nil {
-		(*f)(g)
-	}
-	return g, m, logged, err
-}
-
 // TestDeletedBeforeCreationPublished: Ada's other device deletes the
 // group she creates between the creation's commit and its publish. Her
 // event log, which a device replays, and her connections must have the
@@ -212,21 +195,15 @@ func (s *createHookStore) CreateGroup(ctx context.Context, ng chat.NewGroup, cre
 // list, and her connection does not follow it.
 func TestDeletedBeforeCreationPublished(t *testing.T) {
 	ctx := context.Background()
-	db := &createHookStore{lostWriteStore: &lostWriteStore{Store: newFixture(t, chat.Config{}).store}}
+	db := &commitHookStore{lostWriteStore: &lostWriteStore{Store: newFixture(t, chat.Config{}).store}}
 	f := lostFixture(t, db)
 	ada, _ := f.signIn(t, "ada@example.com", "Ada")
 	bob, _ := f.signIn(t, "bob@example.com", "Bob")
 	h := lostHub(t, f)
 	adas := userClient(t, h, ada)
-	// Ada's topic on the hub has delivered a logged event: it delivers the
-	// next ones in their log's order, as a client admits them.
-	if _, err := f.svc.RequestFriend(ctx, bob, ada.ID); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(50 * time.Millisecond)
-	adas.Next(nil)
-	hook := func(g chat.Group) {
-		if err := f.svc.DeleteGroup(ctx, ada, g.ID); err != nil {
+	primeUserTopic(t, f, bob, ada, adas)
+	hook := func(id int64) {
+		if err := f.svc.DeleteGroup(ctx, ada, id); err != nil {
 			t.Errorf("DeleteGroup = %v", err)
 		}
 	}

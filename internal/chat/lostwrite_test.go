@@ -456,22 +456,6 @@ func TestUnpublishedMemberEventHoldsNothing(t *testing.T) {
 	}
 }
 
-// addHookStore is a lostWriteStore that calls after, once set, when an
-// addition to a group has committed and before its caller goes on: a
-// change another request makes meanwhile.
-type addHookStore struct {
-	*lostWriteStore
-	after atomic.Pointer[func()]
-}
-
-func (s *addHookStore) AddGroupMember(ctx context.Context, id, userID, by int64, at time.Time, added chat.Event) (chat.Message, chat.Event, error) {
-	m, logged, err := s.lostWriteStore.AddGroupMember(ctx, id, userID, by, at, added)
-	if f := s.after.Swap(nil); f != nil {
-		(*f)()
-	}
-	return m, logged, err
-}
-
 // TestRemovedBeforeAdditionPublished: Bob is removed from a group by
 // another request between his addition's commit and its publish. His
 // event log, which a device replays, and his connections must have the
@@ -479,7 +463,7 @@ func (s *addHookStore) AddGroupMember(ctx context.Context, id, userID, by int64,
 // list, and nothing of it reaches him.
 func TestRemovedBeforeAdditionPublished(t *testing.T) {
 	ctx := context.Background()
-	db := &addHookStore{lostWriteStore: &lostWriteStore{Store: newFixture(t, chat.Config{}).store}}
+	db := &commitHookStore{lostWriteStore: &lostWriteStore{Store: newFixture(t, chat.Config{}).store}}
 	f := lostFixture(t, db)
 	ada, _ := f.signIn(t, "ada@example.com", "Ada")
 	bob, _ := f.signIn(t, "bob@example.com", "Bob")
@@ -492,14 +476,8 @@ func TestRemovedBeforeAdditionPublished(t *testing.T) {
 	if err := h.Subscribe(adas, chat.ConvTopic(g.ID)); err != nil {
 		t.Fatal(err)
 	}
-	// Bob's topic on the hub has delivered a logged event: it delivers the
-	// next ones in their log's order, as a client admits them.
-	if _, err := f.svc.RequestFriend(ctx, ada, bob.ID); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(50 * time.Millisecond)
-	bobs.Next(nil)
-	hook := func() {
+	primeUserTopic(t, f, ada, bob, bobs)
+	hook := func(int64) {
 		if err := f.svc.RemoveGroupMember(ctx, ada, g.ID, bob.ID); err != nil {
 			t.Errorf("RemoveGroupMember = %v", err)
 		}
@@ -532,22 +510,6 @@ func TestRemovedBeforeAdditionPublished(t *testing.T) {
 	}
 }
 
-// joinHookStore is a lostWriteStore that calls after, once set, when an
-// entry into a room has committed and before its caller goes on: a change
-// another request (the user's other device) makes meanwhile.
-type joinHookStore struct {
-	*lostWriteStore
-	after atomic.Pointer[func()]
-}
-
-func (s *joinHookStore) JoinRoom(ctx context.Context, roomID, userID int64, at time.Time, announce bool) (chat.Message, bool, error) {
-	m, joined, err := s.lostWriteStore.JoinRoom(ctx, roomID, userID, at, announce)
-	if f := s.after.Swap(nil); f != nil {
-		(*f)()
-	}
-	return m, joined, err
-}
-
 // TestLeftBeforeEntryPublished: Bob, who left a room before, enters it
 // again, and leaves it on another device between the entry's commit and
 // its publish. His event log, which a device replays, and his
@@ -555,7 +517,7 @@ func (s *joinHookStore) JoinRoom(ctx context.Context, roomID, userID int64, at t
 // not in his list.
 func TestLeftBeforeEntryPublished(t *testing.T) {
 	ctx := context.Background()
-	db := &joinHookStore{lostWriteStore: &lostWriteStore{Store: newFixture(t, chat.Config{}).store}}
+	db := &commitHookStore{lostWriteStore: &lostWriteStore{Store: newFixture(t, chat.Config{}).store}}
 	f := lostFixture(t, db)
 	ada, _ := f.signIn(t, "ada@example.com", "Ada")
 	bob, _ := f.signIn(t, "bob@example.com", "Bob")
@@ -568,7 +530,7 @@ func TestLeftBeforeEntryPublished(t *testing.T) {
 	}
 	time.Sleep(50 * time.Millisecond)
 	bobs.Next(nil)
-	hook := func() {
+	hook := func(int64) {
 		if err := f.svc.LeaveRoom(ctx, bob, r.ID); err != nil {
 			t.Errorf("LeaveRoom = %v", err)
 		}
@@ -610,4 +572,52 @@ func loggedAndGot(t *testing.T, f *fixture, u chat.User, c *hub.Client) (logged,
 		got = append(got, it.Event)
 	}
 	return logged, got
+}
+
+// commitHookStore is a lostWriteStore that calls after, once set, when a
+// group's creation, an addition to a group or an entry into a room has
+// committed, with the conversation's id, before its caller goes on: a
+// change another request (another member, the user's other device) makes
+// meanwhile.
+type commitHookStore struct {
+	*lostWriteStore
+	after atomic.Pointer[func(convID int64)]
+}
+
+// committed calls the hook, once, after a change to id that err did not
+// refuse.
+func (s *commitHookStore) committed(id int64, err error) {
+	if f := s.after.Swap(nil); f != nil && err == nil {
+		(*f)(id)
+	}
+}
+
+func (s *commitHookStore) CreateGroup(ctx context.Context, ng chat.NewGroup, created chat.Event) (chat.Group, chat.Message, chat.Event, error) {
+	g, m, logged, err := s.lostWriteStore.CreateGroup(ctx, ng, created)
+	s.committed(g.ID, err)
+	return g, m, logged, err
+}
+
+func (s *commitHookStore) AddGroupMember(ctx context.Context, id, userID, by int64, at time.Time, added chat.Event) (chat.Message, chat.Event, error) {
+	m, logged, err := s.lostWriteStore.AddGroupMember(ctx, id, userID, by, at, added)
+	s.committed(id, err)
+	return m, logged, err
+}
+
+func (s *commitHookStore) JoinRoom(ctx context.Context, roomID, userID int64, at time.Time, announce bool) (chat.Message, bool, error) {
+	m, joined, err := s.lostWriteStore.JoinRoom(ctx, roomID, userID, at, announce)
+	s.committed(roomID, err)
+	return m, joined, err
+}
+
+// primeUserTopic has u's topic on the hub of u's client c deliver a
+// logged event (a friend request from other), so that it delivers the
+// next ones in their log's order, as a client admits them, and empties c.
+func primeUserTopic(t *testing.T, f *fixture, other, u chat.User, c *hub.Client) {
+	t.Helper()
+	if _, err := f.svc.RequestFriend(context.Background(), other, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	c.Next(nil)
 }
