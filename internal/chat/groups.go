@@ -267,7 +267,10 @@ func (s *Service) CreateGroup(ctx context.Context, u User, name, desc string, ma
 		if g, m, ok, ferr := s.freshGroup(ctx, ng); ferr != nil {
 			s.log.Warn("look for a group made by a retried creation", "user", u.ID, "err", ferr)
 		} else if ok {
-			s.tellCreated(ctx, g.ID, m)
+			if terr := s.tellCreated(ctx, g.ID, m); terr != nil {
+				s.log.Warn("read user events", "user", u.ID, "err", terr)
+				s.republishCreated(terr, ng) // told later
+			}
 			return g, nil
 		}
 	}

@@ -3,6 +3,7 @@ package chat_test
 import (
 	"context"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -265,4 +266,38 @@ func wantToldOnce(t *testing.T, f *fixture, c *hub.Client, u chat.User, what str
 	case got == 0 && after <= logged[0]:
 		t.Errorf("%s, logged as %d, reached the client neither itself nor through a later logged event (newest %d)", what, logged[0], after)
 	}
+}
+
+// readFailStore is a lostWriteStore whose next failLast reads of a user's
+// newest logged event number fail, as a store's reads do while its server
+// cannot be reached: what a republish is for.
+type readFailStore struct {
+	*lostWriteStore
+	failLast atomic.Int32
+}
+
+func (s *readFailStore) LastUserEvent(ctx context.Context, userID int64) (int64, error) {
+	if n := s.failLast.Load(); n > 0 && s.failLast.CompareAndSwap(n, n-1) {
+		return 0, errLostCommit
+	}
+	return s.lostWriteStore.LastUserEvent(ctx, userID)
+}
+
+// TestRepublishCreatedAfterFailedRead: the republish of a creation of
+// unknown outcome whose read of the owner's log fails is tried again, as
+// the other republishes are, and the owner's clients learn of the group.
+func TestRepublishCreatedAfterFailedRead(t *testing.T) {
+	ctx := context.Background()
+	db := &readFailStore{lostWriteStore: &lostWriteStore{Store: newFixture(t, chat.Config{}).store}}
+	f := lostFixture(t, db)
+	ada, _ := f.signIn(t, "ada@example.com", "Ada")
+	h := lostHub(t, f)
+	adas := userClient(t, h, ada)
+
+	db.lose.Store(true)
+	if _, err := f.svc.CreateGroup(ctx, ada, "team", "", 0); err == nil {
+		t.Fatal("CreateGroup = nil; want the store's error")
+	}
+	db.failLast.Store(1) // the republish's first read of Ada's log
+	wantOnce(t, adas, "Ada's team, republished", groupCreated("team"))
 }

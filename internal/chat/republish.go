@@ -351,8 +351,7 @@ func (s *Service) republishCreated(err error, ng NewGroup) {
 		if err != nil || !ok {
 			return err
 		}
-		s.tellCreated(ctx, g.ID, m)
-		return nil
+		return s.tellCreated(ctx, g.ID, m)
 	})
 }
 
@@ -362,22 +361,21 @@ func (s *Service) republishCreated(err error, ng NewGroup) {
 // group: what CreateGroup publishes after the store made the group. A
 // deletion logged after it was published by the call that made it, and
 // ends what the creation began: clients that lack the creation fill it
-// from the log.
-func (s *Service) tellCreated(ctx context.Context, id int64, m Message) {
+// from the log. An error is that of the log's read: nothing was told the
+// owner, and a republish tries again (hubs drop what they delivered).
+func (s *Service) tellCreated(ctx context.Context, id int64, m Message) error {
 	one := []Message{m}
 	s.nameTargets(ctx, one)
 	s.publish(ctx, ConvTopic(id), Event{Type: EventMessage, ConvID: id, Message: &one[0], Repeat: true})
 	ev, err := s.findLogged(ctx, m.SenderID, func(ev Event) bool {
 		return ev.ConvID == id && (ev.Type == EventConversation || ev.Type == EventRemoved)
 	})
-	if err != nil {
-		s.log.Warn("read user events", "user", m.SenderID, "err", err)
-	}
 	if err != nil || ev == nil || ev.Type != EventConversation {
-		return
+		return err
 	}
 	ev.Repeat = true
 	s.publish(ctx, UserTopic(m.SenderID), *ev)
+	return nil
 }
 
 // maxLaterEvents is how many of a user's newest logged events a
