@@ -951,10 +951,13 @@ func (h *Hub) deliverLogged(tp *topic, ev chat.Event) {
 	tp.dmu.Lock()
 	defer tp.dmu.Unlock()
 	u := ev.UserSeq
+	_, skipped := tp.skipped[u]
 	switch {
-	case ev.Repeat && u <= tp.user:
+	case ev.Repeat && u <= tp.user && !skipped:
 		// A logged event published again (chat.Event.Repeat): this topic
-		// delivered it, or a later one, already.
+		// delivered it, or a later one, already. One it gave up waiting
+		// for is delivered below, once: its first publish may have been
+		// lost (a change of unknown outcome, republished).
 	case tp.user == 0 || u == tp.user+1:
 		if tp.user == 0 {
 			tp.ufirst = u
@@ -964,7 +967,7 @@ func (h *Hub) deliverLogged(tp *topic, ev chat.Event) {
 	case u < tp.ufirst:
 		h.fanOutUser(tp, ev)
 	case u <= tp.user:
-		if _, ok := tp.skipped[u]; ok {
+		if skipped {
 			delete(tp.skipped, u)
 			if len(tp.skipped) == 0 {
 				tp.skipped = nil

@@ -536,3 +536,30 @@ func TestUserTopicLateRemovalAgain(t *testing.T) {
 	h.Unregister(c)
 	h.Unregister(c2)
 }
+
+// TestUserTopicRepeatOfSkipped: the topic of user 100 gives up waiting
+// for logged event 2, whose publish was lost (a change of unknown
+// outcome), and delivers 3. The republish of 2, marked Repeat, is then
+// the first of it to arrive: it is delivered, once, not dropped as one
+// delivered already.
+func TestUserTopicRepeatOfSkipped(t *testing.T) {
+	h, b := newHub(t)
+	u := chat.UserTopic(100)
+	c := mustRegister(t, h, 100, 1, 64)
+	contact := func(userSeq int64, repeat bool) chat.Event {
+		return chat.Event{Type: chat.EventContact, UserSeq: userSeq, Repeat: repeat}
+	}
+	publish(t, b, u, contact(1, false))
+	publish(t, b, u, contact(3, false)) // 2 is lost
+	time.Sleep(3 * reorderWaitForTest)
+	publish(t, b, u, contact(2, true))
+	publish(t, b, u, contact(2, true)) // a broker's second delivery
+	var got []int64
+	for _, it := range c.Next(nil) {
+		got = append(got, it.Event.UserSeq)
+	}
+	if want := []int64{1, 3, 2}; !slices.Equal(got, want) {
+		t.Errorf("the connection got logged events %v; want %v", got, want)
+	}
+	h.Unregister(c)
+}
