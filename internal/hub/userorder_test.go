@@ -563,3 +563,54 @@ func TestUserTopicRepeatOfSkipped(t *testing.T) {
 	}
 	h.Unregister(c)
 }
+
+// TestFreshUserTopicStaleAddition: user 100 was added to group 5 (logged
+// at 1, seq 2) and removed (logged at 2, seq 3) before their connection
+// registered here; then the addition's publish, delayed or republished,
+// is the first logged event the user's new topic receives, and its
+// removal never comes again. The follow it makes must find the removal
+// through its catch-up, whatever the group's topic here has delivered,
+// and leave the connection unsubscribed.
+func TestFreshUserTopicStaleAddition(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		pos  int // messages the topic delivered before the follow; -1: no topic here
+	}{
+		{"no topic", -1},
+		{"behind the addition", 1},
+		{"at the addition", 2},
+		{"past the removal", 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h, b := newHub(t)
+			t5 := chat.ConvTopic(5)
+			conv := []chat.Event{msg(5, 1), msg(5, 2), msg(5, 3)}
+			conv[1].Message.Kind, conv[1].Message.TargetID = chat.KindAdded, 100
+			conv[2].Message.Kind, conv[2].Message.TargetID, conv[2].Revoke = chat.KindRemoved, 100, 100
+			log := []chat.Event{added(100, 1, 2), removedFrom5(2)}
+			h.UseStore(userLogStore(conv, log))
+			other := otherAt(t, h, b, conv, tc.pos)
+			c := mustRegister(t, h, 100, 2, 64)
+			stale := log[0]
+			stale.Repeat = true
+			publish(t, b, chat.UserTopic(100), stale)
+			settleFollows(t)
+			for _, ev := range conv[max(tc.pos, 0):] {
+				publish(t, b, t5, ev)
+			}
+			settleFollows(t)
+			c.Next(nil)
+			publish(t, b, t5, msg(5, 4))
+			if got := queuedOf(c); len(got) > 0 {
+				t.Errorf("the connection of the user removed at seq 3 got %v of the group after", got)
+			}
+			if h.Follows(c, t5) {
+				t.Errorf("Follows(connection, group 5) = true; want false")
+			}
+			h.Unregister(c)
+			if other != nil {
+				h.Unregister(other)
+			}
+		})
+	}
+}
