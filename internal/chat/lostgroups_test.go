@@ -196,11 +196,7 @@ func TestLostWriteCreateGroupRetriedLater(t *testing.T) {
 // list, and her connection does not follow it.
 func TestDeletedBeforeCreationPublished(t *testing.T) {
 	ctx := context.Background()
-	db := &commitHookStore{lostWriteStore: &lostWriteStore{Store: newFixture(t, chat.Config{}).store}}
-	f := lostFixture(t, db)
-	ada, _ := f.signIn(t, "ada@example.com", "Ada")
-	bob, _ := f.signIn(t, "bob@example.com", "Bob")
-	h := lostHub(t, f)
+	f, db, h, ada, bob := newCommitRace(t)
 	adas := userClient(t, h, ada)
 	primeUserTopic(t, f, bob, ada, adas)
 	hook := func(id int64) {

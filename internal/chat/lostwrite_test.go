@@ -463,11 +463,7 @@ func TestUnpublishedMemberEventHoldsNothing(t *testing.T) {
 // list, and nothing of it reaches him.
 func TestRemovedBeforeAdditionPublished(t *testing.T) {
 	ctx := context.Background()
-	db := &commitHookStore{lostWriteStore: &lostWriteStore{Store: newFixture(t, chat.Config{}).store}}
-	f := lostFixture(t, db)
-	ada, _ := f.signIn(t, "ada@example.com", "Ada")
-	bob, _ := f.signIn(t, "bob@example.com", "Bob")
-	h := lostHub(t, f)
+	f, db, h, ada, bob := newCommitRace(t)
 	adas, bobs := userClient(t, h, ada), userClient(t, h, bob)
 	g, err := f.svc.CreateGroup(ctx, ada, "team", "", 0)
 	if err != nil {
@@ -517,11 +513,7 @@ func TestRemovedBeforeAdditionPublished(t *testing.T) {
 // not in his list.
 func TestLeftBeforeEntryPublished(t *testing.T) {
 	ctx := context.Background()
-	db := &commitHookStore{lostWriteStore: &lostWriteStore{Store: newFixture(t, chat.Config{}).store}}
-	f := lostFixture(t, db)
-	ada, _ := f.signIn(t, "ada@example.com", "Ada")
-	bob, _ := f.signIn(t, "bob@example.com", "Bob")
-	h := lostHub(t, f)
+	f, db, h, ada, bob := newCommitRace(t)
 	bobs := userClient(t, h, bob)
 	r := f.enter(t, ada, "lobby")
 	f.enter(t, bob, "lobby")
@@ -582,6 +574,18 @@ func loggedAndGot(t *testing.T, f *fixture, u chat.User, c *hub.Client) (logged,
 type commitHookStore struct {
 	*lostWriteStore
 	after atomic.Pointer[func(convID int64)]
+}
+
+// newCommitRace is the set-up of a test of a change made between
+// another's commit and its publish: a lost-write fixture over a
+// commitHookStore, its hub, and Ada and Bob signed in.
+func newCommitRace(t *testing.T) (*fixture, *commitHookStore, *hub.Hub, chat.User, chat.User) {
+	t.Helper()
+	db := &commitHookStore{lostWriteStore: &lostWriteStore{Store: newFixture(t, chat.Config{}).store}}
+	f := lostFixture(t, db)
+	ada, _ := f.signIn(t, "ada@example.com", "Ada")
+	bob, _ := f.signIn(t, "bob@example.com", "Bob")
+	return f, db, lostHub(t, f), ada, bob
 }
 
 // committed calls the hook, once, after a change to id that err did not

@@ -279,10 +279,7 @@ func TestFollowAddedLoggedAfterRemoval(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h, b := newHub(t)
-			t5 := chat.ConvTopic(5)
-			conv := []chat.Event{msg(5, 1), msg(5, 2), msg(5, 3)}
-			conv[1].Message.Kind, conv[1].Message.TargetID = chat.KindAdded, 100
-			conv[2].Message.Kind, conv[2].Message.TargetID, conv[2].Revoke = chat.KindRemoved, 100, 100
+			conv := addedAt2RemovedAt3()
 			log := []chat.Event{removedFrom5(1), added(100, 2, 2)}
 			h.UseStore(userLogStore(conv, log))
 			other := otherAt(t, h, b, conv, tc.pos)
@@ -297,23 +294,7 @@ func TestFollowAddedLoggedAfterRemoval(t *testing.T) {
 				publish(t, b, chat.UserTopic(100), log[1])
 			}
 			settle()
-			for _, ev := range conv[max(tc.pos, 0):] {
-				publish(t, b, t5, ev)
-			}
-			settle()
-			c.Next(nil)
-			publish(t, b, t5, msg(5, 4))
-			publish(t, b, t5, chat.Event{Type: chat.EventTyping, ConvID: 5, User: &chat.User{ID: 1}})
-			if got := queuedOf(c); len(got) > 0 {
-				t.Errorf("the connection of the user removed at seq 3 got %v of the group after", got)
-			}
-			if h.Follows(c, t5) {
-				t.Errorf("Follows(connection, group 5) = true; want false")
-			}
-			h.Unregister(c)
-			if other != nil {
-				h.Unregister(other)
-			}
+			wantRemovedAt3(t, h, b, c, other, conv, tc.pos)
 		})
 	}
 }
@@ -583,10 +564,7 @@ func TestFreshUserTopicStaleAddition(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h, b := newHub(t)
-			t5 := chat.ConvTopic(5)
-			conv := []chat.Event{msg(5, 1), msg(5, 2), msg(5, 3)}
-			conv[1].Message.Kind, conv[1].Message.TargetID = chat.KindAdded, 100
-			conv[2].Message.Kind, conv[2].Message.TargetID, conv[2].Revoke = chat.KindRemoved, 100, 100
+			conv := addedAt2RemovedAt3()
 			log := []chat.Event{added(100, 1, 2), removedFrom5(2)}
 			h.UseStore(userLogStore(conv, log))
 			other := otherAt(t, h, b, conv, tc.pos)
@@ -595,22 +573,42 @@ func TestFreshUserTopicStaleAddition(t *testing.T) {
 			stale.Repeat = true
 			publish(t, b, chat.UserTopic(100), stale)
 			settleFollows(t)
-			for _, ev := range conv[max(tc.pos, 0):] {
-				publish(t, b, t5, ev)
-			}
-			settleFollows(t)
-			c.Next(nil)
-			publish(t, b, t5, msg(5, 4))
-			if got := queuedOf(c); len(got) > 0 {
-				t.Errorf("the connection of the user removed at seq 3 got %v of the group after", got)
-			}
-			if h.Follows(c, t5) {
-				t.Errorf("Follows(connection, group 5) = true; want false")
-			}
-			h.Unregister(c)
-			if other != nil {
-				h.Unregister(other)
-			}
+			wantRemovedAt3(t, h, b, c, other, conv, tc.pos)
 		})
+	}
+}
+
+// addedAt2RemovedAt3 is group 5's messages 1..3: user 100 added at 2 and
+// removed at 3.
+func addedAt2RemovedAt3() []chat.Event {
+	conv := []chat.Event{msg(5, 1), msg(5, 2), msg(5, 3)}
+	conv[1].Message.Kind, conv[1].Message.TargetID = chat.KindAdded, 100
+	conv[2].Message.Kind, conv[2].Message.TargetID, conv[2].Revoke = chat.KindRemoved, 100, 100
+	return conv
+}
+
+// wantRemovedAt3 publishes group 5's messages conv after the pos its
+// topic delivered (all, if -1), and then message 4 and a typing: c, the
+// connection of user 100, who was removed at 3, must get none of them
+// and follow the group no more. It unregisters c and other (if not nil).
+func wantRemovedAt3(t *testing.T, h *hub.Hub, b *countingBroker, c, other *hub.Client, conv []chat.Event, pos int) {
+	t.Helper()
+	t5 := chat.ConvTopic(5)
+	for _, ev := range conv[max(pos, 0):] {
+		publish(t, b, t5, ev)
+	}
+	settleFollows(t)
+	c.Next(nil)
+	publish(t, b, t5, msg(5, 4))
+	publish(t, b, t5, chat.Event{Type: chat.EventTyping, ConvID: 5, User: &chat.User{ID: 1}})
+	if got := queuedOf(c); len(got) > 0 {
+		t.Errorf("the connection of the user removed at seq 3 got %v of the group after", got)
+	}
+	if h.Follows(c, t5) {
+		t.Errorf("Follows(connection, group 5) = true; want false")
+	}
+	h.Unregister(c)
+	if other != nil {
+		h.Unregister(other)
 	}
 }
