@@ -356,25 +356,32 @@ func (s *Service) republishCreated(err error, ng NewGroup) {
 }
 
 // tellCreated publishes again the created message m of group id, and the
-// EventConversation that the creation kept in its owner's log in its
-// transaction, if it is the newest of the log's membership events of the
-// group: what CreateGroup publishes after the store made the group. A
-// deletion logged after it was published by the call that made it, and
-// ends what the creation began: clients that lack the creation fill it
-// from the log. An error is that of the log's read: nothing was told the
-// owner, and a republish tries again (hubs drop what they delivered).
+// EventConversation that the creation kept in its owner's log
+// (repeatJoined): what CreateGroup publishes after the store made the
+// group. An error is that of the log's read: nothing was told the owner,
+// and a republish tries again (hubs drop what they delivered).
 func (s *Service) tellCreated(ctx context.Context, id int64, m Message) error {
 	one := []Message{m}
 	s.nameTargets(ctx, one)
 	s.publish(ctx, ConvTopic(id), Event{Type: EventMessage, ConvID: id, Message: &one[0], Repeat: true})
-	ev, err := s.findLogged(ctx, m.SenderID, func(ev Event) bool {
+	return s.repeatJoined(ctx, m.SenderID, id)
+}
+
+// repeatJoined publishes again, marked Repeat, the EventConversation of
+// group id that a creation or an addition kept in userID's log in its
+// transaction, if it is the newest of the log's membership events of the
+// group (among its newest maxLaterEvents). A removal logged after it was
+// published by the call that made it, and ends what it began: clients
+// that lack it fill it from the log. An error is the log's read's.
+func (s *Service) repeatJoined(ctx context.Context, userID, id int64) error {
+	ev, err := s.findLogged(ctx, userID, func(ev Event) bool {
 		return ev.ConvID == id && (ev.Type == EventConversation || ev.Type == EventRemoved)
 	})
 	if err != nil || ev == nil || ev.Type != EventConversation {
 		return err
 	}
 	ev.Repeat = true
-	s.publish(ctx, UserTopic(m.SenderID), *ev)
+	s.publish(ctx, UserTopic(userID), *ev)
 	return nil
 }
 
@@ -407,25 +414,14 @@ func (s *Service) republishJoined(err error, u User, id int64) {
 
 // republishAdded is, after an error of unknown outcome from the addition
 // of userID to group id, the republish of the EventConversation that the
-// addition kept in userID's log in its transaction, if it is the newest
-// of the log's membership events of the group: a retry finds userID a
-// member and is refused. A removal logged after it was published by the
-// call that made it, and ends what the addition began: clients that lack
-// the addition fill it from the log.
+// addition kept in userID's log (repeatJoined): a retry finds userID a
+// member and is refused.
 func (s *Service) republishAdded(err error, userID, id int64) {
 	if !unknownOutcome(err) {
 		return
 	}
 	s.republishLater("added:"+strconv.FormatInt(userID, 10)+":"+strconv.FormatInt(id, 10), func(ctx context.Context) error {
-		ev, err := s.findLogged(ctx, userID, func(ev Event) bool {
-			return ev.ConvID == id && (ev.Type == EventConversation || ev.Type == EventRemoved)
-		})
-		if err != nil || ev == nil || ev.Type != EventConversation {
-			return err
-		}
-		ev.Repeat = true
-		s.publish(ctx, UserTopic(userID), *ev)
-		return nil
+		return s.repeatJoined(ctx, userID, id)
 	})
 }
 
