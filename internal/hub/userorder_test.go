@@ -30,6 +30,11 @@ func removedFrom5(userSeq int64) chat.Event {
 	return chat.Event{Type: chat.EventRemoved, ConvID: 5, Reason: "removed", UserSeq: userSeq}
 }
 
+// contactAt is a logged EventContact, numbered userSeq.
+func contactAt(userSeq int64) chat.Event {
+	return chat.Event{Type: chat.EventContact, UserSeq: userSeq}
+}
+
 // reAddedAt10 is the hub of TestUserTopicReAddedBeforeRemoved and its
 // variants: group 5's messages 1..11, user 100 added at 2 (logged at 1),
 // removed at 5 (logged at 2) and added again at 10 (logged at 3), which
@@ -388,11 +393,10 @@ func TestUserTopicLateRemovalPastSkipped(t *testing.T) {
 	if err := h.Subscribe(c, t5); err != nil {
 		t.Fatal(err)
 	}
-	contact := func(userSeq int64) chat.Event { return chat.Event{Type: chat.EventContact, UserSeq: userSeq} }
-	publish(t, b, u, contact(1))
-	publish(t, b, u, contact(30)) // 2..29 are late
+	publish(t, b, u, contactAt(1))
+	publish(t, b, u, contactAt(30)) // 2..29 are late
 	time.Sleep(3 * reorderWaitForTest)
-	publish(t, b, u, contact(30)) // delivered: dropped
+	publish(t, b, u, contactAt(30)) // delivered: dropped
 	publish(t, b, u, removedFrom5(25))
 	waitGoroutines(t, "(*Hub).revoke")
 	var got []int64
@@ -414,8 +418,9 @@ func TestUserTopicLateRemovalPastSkipped(t *testing.T) {
 
 // TestResyncStaleAddition: user 100 is added to group 5 (logged at 1,
 // seq 2) and removed (logged at 2, seq 3); a republish of the addition,
-// logged at 3 as the removal committed, was never published
-// (chat.Service.publishMember). A Resync after a broker outage reads it
+// logged at 3 as the removal committed, was never published (as in logs
+// written before chat.Service logged an addition in its transaction and a
+// republished one only for a member). A Resync after a broker outage reads it
 // from the log: the user's connection must not follow the group again,
 // whose other member here keeps it open. An addition logged at 3 that
 // made the user a member again (seq 4), which the broker dropped, is
@@ -478,8 +483,8 @@ func TestResyncStaleAddition(t *testing.T) {
 // TestUserTopicLateRemovalAgain: the topic of user 100 gives up waiting
 // for more logged events than it notes, the removal from group 5 among
 // them arrives late and stops the connection; the user is added again,
-// and a new connection of theirs subscribes to the group (as a session
-// following its user's groups does, with no mark). The removal, arriving
+// and a new connection of theirs subscribes to the group with no mark (as
+// a session following its user's groups did before it had the read's). The removal, arriving
 // again (a broker's retry of a publish it thought failed), ended a
 // membership before the current one: it must not stop the new
 // connection, nor the one the second addition's follow subscribed.
@@ -487,10 +492,9 @@ func TestUserTopicLateRemovalAgain(t *testing.T) {
 	h, b := newHub(t)
 	t5, u := chat.ConvTopic(5), chat.UserTopic(100)
 	c := mustRegister(t, h, 100, 1, 64)
-	contact := func(userSeq int64) chat.Event { return chat.Event{Type: chat.EventContact, UserSeq: userSeq} }
 	publish(t, b, u, added(100, 1, 1))
 	waitGoroutines(t, "(*Hub).follow")
-	publish(t, b, u, contact(30)) // 2..29 are late
+	publish(t, b, u, contactAt(30)) // 2..29 are late
 	time.Sleep(3 * reorderWaitForTest)
 	publish(t, b, u, removedFrom5(25))
 	waitGoroutines(t, "(*Hub).revoke")
@@ -527,14 +531,13 @@ func TestUserTopicRepeatOfSkipped(t *testing.T) {
 	h, b := newHub(t)
 	u := chat.UserTopic(100)
 	c := mustRegister(t, h, 100, 1, 64)
-	contact := func(userSeq int64, repeat bool) chat.Event {
-		return chat.Event{Type: chat.EventContact, UserSeq: userSeq, Repeat: repeat}
-	}
-	publish(t, b, u, contact(1, false))
-	publish(t, b, u, contact(3, false)) // 2 is lost
+	repeat := contactAt(2)
+	repeat.Repeat = true
+	publish(t, b, u, contactAt(1))
+	publish(t, b, u, contactAt(3)) // 2 is lost
 	time.Sleep(3 * reorderWaitForTest)
-	publish(t, b, u, contact(2, true))
-	publish(t, b, u, contact(2, true)) // a broker's second delivery
+	publish(t, b, u, repeat)
+	publish(t, b, u, repeat) // a broker's second delivery
 	var got []int64
 	for _, it := range c.Next(nil) {
 		got = append(got, it.Event.UserSeq)
