@@ -3,10 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io/fs"
-	"log/slog"
-	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -16,13 +12,6 @@ import (
 	"github.com/chromedp/chromedp/kb"
 
 	"github.com/parley-chat/parley/internal/chat"
-	"github.com/parley-chat/parley/internal/hub"
-	"github.com/parley-chat/parley/internal/inmem"
-	"github.com/parley-chat/parley/internal/mailer"
-	"github.com/parley-chat/parley/internal/mailer/smtptest"
-	"github.com/parley-chat/parley/internal/sqlite"
-	"github.com/parley-chat/parley/internal/web"
-	"github.com/parley-chat/parley/ui"
 )
 
 // unsureMark in a message's body makes unsureStore answer its first
@@ -40,7 +29,7 @@ const downMark = "[down]"
 // told of an error, and nothing publishes the message. It counts the
 // messages each body was stored as.
 type unsureStore struct {
-	chat.Store
+	store
 	mu     sync.Mutex
 	down   bool            // appends of bodies with downMark fail
 	tries  map[string]int  // body → appends asked for
@@ -76,7 +65,7 @@ func (s *unsureStore) QueueAppend(ctx context.Context, nm chat.NewMessage) chat.
 	if down {
 		return failedAppend{errDown}
 	}
-	p := unsureAppend{PendingAppend: s.Store.QueueAppend(ctx, nm), s: s, body: nm.Body}
+	p := unsureAppend{PendingAppend: s.store.QueueAppend(ctx, nm), s: s, body: nm.Body}
 	if strings.Contains(nm.Body, unsureMark) {
 		s.mu.Lock()
 		p.fail = !s.failed[nm.Body]
@@ -116,52 +105,16 @@ func (p unsureAppend) Wait() (chat.Message, bool, error) {
 	return m, created, err
 }
 
-// startUnsureServer serves the web app, as run() wires it for SQLite and
-// the in-process broker, on an unsureStore.
+// startUnsureServer runs parley, on SQLite and the in-process broker, on
+// an unsureStore.
 func startUnsureServer(t *testing.T) (*testServer, *unsureStore) {
 	t.Helper()
-	mail := smtptest.Start(t)
-	path := filepath.Join(t.TempDir(), "parley.db")
-	db, err := sqlite.OpenWith(context.Background(), path, sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	st := &unsureStore{Store: db, tries: make(map[string]int), failed: make(map[string]bool), stored: make(map[string]int)}
-
-	stderr := newSyncBuffer()
-	logger := slog.New(slog.NewJSONHandler(stderr, nil))
-	m, err := mailer.NewSMTP(mail.URL(), "Parley <parley@localhost>", logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	broker := inmem.NewBroker()
-	t.Cleanup(func() { broker.Close() })
-	h := hub.New(broker, logger)
-	svc := chat.NewService(chat.Config{}, chat.Deps{
-		Store:    st,
-		Broker:   broker,
-		Presence: inmem.NewPresence(),
-		Limiter:  inmem.NewLimiter(nil),
-		Mailer:   m,
-		Logger:   logger,
+	var st *unsureStore
+	s := startServerWith(t, func(db store) store {
+		st = &unsureStore{store: db, tries: make(map[string]int), failed: make(map[string]bool), stored: make(map[string]int)}
+		return st
 	})
-	h.UseStore(svc.Missed)
-	uiFS, err := fs.Sub(ui.FS, "dist")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(web.NewHandler(logger, web.Config{}, svc, h, uiFS))
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		h.Close(ctx)
-		srv.Close()
-		if t.Failed() {
-			t.Logf("server stderr:\n%s", stderr)
-		}
-	})
-	return &testServer{URL: srv.URL, DB: path, Mail: mail, stderr: stderr}, st
+	return s, st
 }
 
 // TestBrowserResendUnsure: the store commits Ada's message but answers

@@ -48,6 +48,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return runBench(ctx, args[1:], getenv, stdout, stderr)
 		}
 	}
+	return runServer(ctx, args, getenv, stdout, stderr, nil)
+}
+
+// runServer is run without a subcommand: it serves Parley. wrap, if not
+// nil, is given the store opened and returns the one the server uses, so
+// that tests can serve the whole program on a store that fails on cue.
+func runServer(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, wrap func(store) store) error {
 	cfg, err := parseConfig(args, getenv, stderr)
 	if err != nil {
 		return helpIsNoError(err)
@@ -61,6 +68,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	defer st.Close()
 	if _, ok := st.(*sqlite.DB); ok {
 		logger.Info("sqlite database opened", "driver", sqlite.Driver, "synchronous", cfg.SQLiteSync)
+	}
+	if wrap != nil {
+		st = wrap(st)
 	}
 	fab, err := openFabric(ctx, cfg, logger)
 	if err != nil {

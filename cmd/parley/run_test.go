@@ -64,6 +64,13 @@ func (b *syncBuffer) String() string {
 // SMTP server, and waits for its "listening on" line.
 func startServer(t testing.TB, args ...string) *testServer {
 	t.Helper()
+	return startServerWith(t, nil, args...)
+}
+
+// startServerWith is startServer with the store that run opens passed
+// through wrap (runServer).
+func startServerWith(t testing.TB, wrap func(store) store, args ...string) *testServer {
+	t.Helper()
 	mail := smtptest.Start(t)
 	db := filepath.Join(t.TempDir(), "parley.db")
 	args = append([]string{"--addr", "127.0.0.1:0", "--db", db, "--smtp", mail.URL(), "--shutdown-timeout", "5s"}, args...)
@@ -71,7 +78,7 @@ func startServer(t testing.TB, args ...string) *testServer {
 	pr, pw := io.Pipe()
 	s := &testServer{DB: db, Mail: mail, stop: cancel, done: make(chan error, 1), stderr: newSyncBuffer()}
 	go func() {
-		err := run(ctx, args, func(string) string { return "" }, pw, s.stderr)
+		err := runServer(ctx, args, func(string) string { return "" }, pw, s.stderr, wrap)
 		pw.CloseWithError(errors.New("run returned"))
 		s.done <- err
 	}()
