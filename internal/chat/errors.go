@@ -28,6 +28,10 @@ var (
 	// message to a peer who is not the sender's friend, or who blocks the
 	// sender or is blocked (NewMessage.Peer).
 	ErrNotFriends = fmt.Errorf("not friends: %w", ErrForbidden)
+
+	// ErrBlocked is the ErrForbidden of a store refusing a change between
+	// two users of whom one blocked the other (GroupStore.AddGroupMember).
+	ErrBlocked = fmt.Errorf("blocked: %w", ErrForbidden)
 )
 
 // Machine-readable error codes, shown to clients next to a human message.

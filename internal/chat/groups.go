@@ -111,7 +111,10 @@ type GroupStore interface {
 	// Atomically with the insert it counts the members: ErrGroupFull if
 	// the group has max_members already, so concurrent adds never exceed
 	// the cap. ErrAlreadyMember if userID is a member; ErrForbidden if by
-	// may not add (Role.MayAdd, as the transaction finds the role). In
+	// may not add (Role.MayAdd, as the transaction finds the role);
+	// ErrBlocked if by or userID blocked the other (as the transaction
+	// finds the blocks, so that a block made after a caller read none
+	// still refuses the add). In
 	// that transaction it keeps added, its Message set to the KindAdded
 	// message with the sender's and the target's names, in userID's event
 	// log, as AppendUserEvent does, and returns it numbered: a removal,
@@ -414,6 +417,9 @@ func (s *Service) AddGroupMember(ctx context.Context, u User, id, userID int64) 
 	m, added, err := s.store.AddGroupMember(ctx, id, userID, u.ID, s.cfg.Now(), added)
 	if err != nil {
 		undo() // nobody added: it does not count
+	}
+	if errors.Is(err, ErrBlocked) { // a block made since the check above
+		return Message{}, refused()
 	}
 	if errors.Is(err, ErrForbidden) { // u's role changed since the check above
 		return Message{}, notAllowedAdd()

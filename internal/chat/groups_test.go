@@ -14,6 +14,8 @@ import (
 
 	"github.com/parley-chat/parley/internal/chat"
 	"github.com/parley-chat/parley/internal/inmem"
+	"github.com/parley-chat/parley/internal/postgres"
+	"github.com/parley-chat/parley/internal/testenv"
 )
 
 // groupFixture is a group with an owner, an admin, two members (m, t) and
@@ -946,4 +948,50 @@ func (f *groupFixture) meanwhile(t *testing.T, change func() error) *chat.Servic
 			t.Errorf("the change made meanwhile: %v", err)
 		}
 	}})
+}
+
+// onBothStores runs fn, as subtest name, with a fixture on SQLite and,
+// when PARLEY_TEST_POSTGRES names one, on PostgreSQL.
+func onBothStores(t *testing.T, name string, fn func(t *testing.T, f *fixture)) {
+	t.Run(name+"/sqlite", func(t *testing.T) { fn(t, newFixture(t, chat.Config{})) })
+	t.Run(name+"/postgres", func(t *testing.T) {
+		db, err := postgres.Open(context.Background(), testenv.PostgresSchema(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		fn(t, newFixtureOn(t, chat.Config{}, inmem.NewPresence(), db))
+	})
+}
+
+// TestAddWhileBlocked: an add is refused, and writes nothing, if by the
+// time it is made either user has blocked the other, though neither had
+// when the Service checked: the blocks that count are those when the add
+// is made, as the roles are. On SQLite and, when PARLEY_TEST_POSTGRES
+// names one, PostgreSQL.
+func TestAddWhileBlocked(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name    string
+		blocker func(f *groupFixture) (chat.User, chat.User)
+	}{
+		{"invitee blocks", func(f *groupFixture) (chat.User, chat.User) { return f.out, f.owner }},
+		{"inviter blocks", func(f *groupFixture) (chat.User, chat.User) { return f.owner, f.out }},
+	} {
+		onBothStores(t, tc.name, func(t *testing.T, base *fixture) {
+			f := newGroupFixtureOn(t, base)
+			var before addState // after the block, which may log a contact event
+			n := f.meanwhile(t, func() error {
+				a, b := tc.blocker(f)
+				err := f.svc.Block(ctx, a, b.ID)
+				before = f.addState(t, f.owner, f.g.ID, f.out)
+				return err
+			})
+			_, err := n.AddGroupMember(ctx, f.owner, f.g.ID, f.out.ID)
+			wantError(t, "adding a user blocked meanwhile", err, chat.ErrForbidden, chat.CodeRefused, "")
+			if after := f.addState(t, f.owner, f.g.ID, f.out); after != before {
+				t.Errorf("refused, and yet the group and the user's events went from %+v to %+v", before, after)
+			}
+		})
+	}
 }

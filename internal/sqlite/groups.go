@@ -159,6 +159,11 @@ func (db *DB) AddGroupMember(ctx context.Context, id, userID, by int64, at time.
 		if err != nil {
 			return fmt.Errorf("user %d: %w", userID, err)
 		}
+		if blocked, err := isBlocked(ctx, tx, by, userID); err != nil {
+			return err
+		} else if blocked {
+			return fmt.Errorf("user %d adding user %d: %w", by, userID, chat.ErrBlocked)
+		}
 		role, err := groupRole(ctx, tx, id, userID)
 		if err != nil {
 			return err

@@ -382,3 +382,35 @@ func testGroupRemoveRoles(t *testing.T, s chat.Store) {
 		t.Errorf("RemoveGroupMember(Cy leaving): %v", err)
 	}
 }
+
+// testGroupAddBlocked: AddGroupMember refuses with ErrBlocked, and writes
+// nothing, when the adder or the added user blocked the other.
+func testGroupAddBlocked(t *testing.T, s chat.Store) {
+	ctx := t.Context()
+	ada := mustUser(t, s, "ada@example.com", "Ada")
+	bob := mustUser(t, s, "bob@example.com", "Bob")
+	cy := mustUser(t, s, "cy@example.com", "Cy")
+	g := mustGroup(t, s, ada, "Crew", 10)
+	if _, err := s.Block(ctx, bob.ID, ada.ID, t0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Block(ctx, ada.ID, cy.ID, t0); err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []chat.User{bob, cy} {
+		last, err := s.LastUserEvent(ctx, u.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := s.AddGroupMember(ctx, g.ID, u.ID, ada.ID, t0, addedOf(g.ID)); !errors.Is(err, chat.ErrBlocked) {
+			t.Errorf("AddGroupMember(%s, blocked): err = %v; want ErrBlocked", u.Name, err)
+		}
+		wantRole(t, s, g.ID, u, "")
+		if got, err := s.LastUserEvent(ctx, u.ID); err != nil || got != last {
+			t.Errorf("after the refused add, %s's last event = %d, %v; want %d as before", u.Name, got, err, last)
+		}
+	}
+	if got, err := s.Group(ctx, g.ID); err != nil || got.Members != 1 || got.LastSeq != g.LastSeq {
+		t.Errorf("after refused adds: Group = %+v, %v; want 1 member, last seq %d as before", got, err, g.LastSeq)
+	}
+}

@@ -91,6 +91,7 @@ func TestStore(t *testing.T, open func(t *testing.T) chat.Store) {
 		{"ConversationIDsOnce", testConversationIDsOnce},
 		{"Groups", testGroups},
 		{"GroupRemoveRoles", testGroupRemoveRoles},
+		{"GroupAddBlocked", testGroupAddBlocked},
 		{"GroupCapConcurrent", testGroupCapConcurrent},
 		{"LastSeen", testLastSeen},
 		{"MemberReadPositions", testMemberReadPositions},
