@@ -10,9 +10,6 @@ import (
 	"time"
 
 	"github.com/parley-chat/parley/internal/chat"
-	"github.com/parley-chat/parley/internal/inmem"
-	"github.com/parley-chat/parley/internal/postgres"
-	"github.com/parley-chat/parley/internal/testenv"
 )
 
 // BenchmarkSend is a send through the Service, back to back, by kind of
@@ -24,16 +21,6 @@ import (
 func BenchmarkSend(b *testing.B) {
 	b.Run("sqlite", func(b *testing.B) { benchmarkSend(b, newGroupFixture(b)) })
 	b.Run("postgres", func(b *testing.B) { benchmarkSend(b, newGroupFixtureOn(b, postgresFixture(b))) })
-}
-
-// postgresFixture is newFixture on PostgreSQL, in a schema of its own.
-func postgresFixture(b *testing.B) *fixture {
-	db, err := postgres.Open(context.Background(), testenv.PostgresSchema(b))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { db.Close() })
-	return newFixtureOn(b, chat.Config{}, inmem.NewPresence(), db)
 }
 
 func benchmarkSend(b *testing.B, f *groupFixture) {

@@ -6,9 +6,6 @@ import (
 	"testing"
 
 	"github.com/parley-chat/parley/internal/chat"
-	"github.com/parley-chat/parley/internal/inmem"
-	"github.com/parley-chat/parley/internal/postgres"
-	"github.com/parley-chat/parley/internal/testenv"
 )
 
 // confusableStores opens a fixture on each store.
@@ -17,14 +14,7 @@ var confusableStores = []struct {
 	open func(t *testing.T) *fixture
 }{
 	{"sqlite", func(t *testing.T) *fixture { return newFixture(t, chat.Config{}) }},
-	{"postgres", func(t *testing.T) *fixture {
-		db, err := postgres.Open(context.Background(), testenv.PostgresSchema(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		return newFixtureOn(t, chat.Config{}, inmem.NewPresence(), db)
-	}},
+	{"postgres", func(t *testing.T) *fixture { return postgresFixture(t) }},
 }
 
 // TestConfusableNames: a room or group whose name looks like another's of

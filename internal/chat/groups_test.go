@@ -14,8 +14,6 @@ import (
 
 	"github.com/parley-chat/parley/internal/chat"
 	"github.com/parley-chat/parley/internal/inmem"
-	"github.com/parley-chat/parley/internal/postgres"
-	"github.com/parley-chat/parley/internal/testenv"
 )
 
 // groupFixture is a group with an owner, an admin, two members (m, t) and
@@ -954,14 +952,7 @@ func (f *groupFixture) meanwhile(t *testing.T, change func() error) *chat.Servic
 // when PARLEY_TEST_POSTGRES names one, on PostgreSQL.
 func onBothStores(t *testing.T, name string, fn func(t *testing.T, f *fixture)) {
 	t.Run(name+"/sqlite", func(t *testing.T) { fn(t, newFixture(t, chat.Config{})) })
-	t.Run(name+"/postgres", func(t *testing.T) {
-		db, err := postgres.Open(context.Background(), testenv.PostgresSchema(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		fn(t, newFixtureOn(t, chat.Config{}, inmem.NewPresence(), db))
-	})
+	t.Run(name+"/postgres", func(t *testing.T) { fn(t, postgresFixture(t)) })
 }
 
 // TestAddWhileBlocked: an add is refused, and writes nothing, if by the

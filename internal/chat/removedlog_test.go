@@ -10,8 +10,6 @@ import (
 	"github.com/parley-chat/parley/internal/chat"
 	"github.com/parley-chat/parley/internal/hub"
 	"github.com/parley-chat/parley/internal/inmem"
-	"github.com/parley-chat/parley/internal/postgres"
-	"github.com/parley-chat/parley/internal/testenv"
 )
 
 // leaveGapStore is a Store whose next room leave or group removal, once
@@ -58,14 +56,7 @@ func TestRemovedBeforeCheck(t *testing.T) {
 		open func(t *testing.T) chat.Store
 	}{
 		{"sqlite", func(t *testing.T) chat.Store { return newFixture(t, chat.Config{}).store }},
-		{"postgres", func(t *testing.T) chat.Store {
-			db, err := postgres.Open(context.Background(), testenv.PostgresSchema(t))
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { db.Close() })
-			return db
-		}},
+		{"postgres", func(t *testing.T) chat.Store { return postgresStore(t) }},
 	}
 	for _, st := range stores {
 		t.Run(st.name+"/room", func(t *testing.T) {

@@ -19,7 +19,9 @@ import (
 
 	"github.com/parley-chat/parley/internal/chat"
 	"github.com/parley-chat/parley/internal/inmem"
+	"github.com/parley-chat/parley/internal/postgres"
 	"github.com/parley-chat/parley/internal/sqlite"
+	"github.com/parley-chat/parley/internal/testenv"
 )
 
 // clock is a chat.Config.Now that moves only when told to.
@@ -122,6 +124,24 @@ func newFixtureOn(tb testing.TB, cfg chat.Config, p chat.Presence, db chat.Store
 	})
 	tb.Cleanup(f.svc.Close)
 	return f
+}
+
+// postgresStore opens a PostgreSQL store in a schema of its own; it skips
+// tb unless PARLEY_TEST_POSTGRES names a database (testenv).
+func postgresStore(tb testing.TB) chat.Store {
+	tb.Helper()
+	db, err := postgres.Open(context.Background(), testenv.PostgresSchema(tb))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	return db
+}
+
+// postgresFixture is newFixture on postgresStore.
+func postgresFixture(tb testing.TB) *fixture {
+	tb.Helper()
+	return newFixtureOn(tb, chat.Config{}, inmem.NewPresence(), postgresStore(tb))
 }
 
 // signIn signs email in and gives the user name.
