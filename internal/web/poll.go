@@ -1193,15 +1193,18 @@ func (s *server) handlePollSend() pollHandler {
 
 // fromAnotherSite reports whether r, a long-poll GET, came from a page of
 // another origin than the server's and those listed: the browser says it
-// is cross-site or same-site, and its Origin is not listed. Such a GET is
-// refused as a write would be (http.CrossOriginProtection passes every
-// GET): it makes a channel, which shows the user online and takes one of
-// their connections, and a sibling subdomain's page sends the SameSite=Lax
-// cookie with it.
+// is cross-site or same-site, and its Origin is not listed; or, a browser
+// that sends no Sec-Fetch-Site (Safari before 16.4), its Origin is one an
+// upgrade would be refused (checkOrigin). Such a GET is refused as a write
+// would be (http.CrossOriginProtection passes every GET): it makes a
+// channel, which shows the user online and takes one of their connections,
+// and a sibling subdomain's page sends the SameSite=Lax cookie with it.
 func (s *server) fromAnotherSite(r *http.Request) bool {
 	switch r.Header.Get("Sec-Fetch-Site") {
-	case "", "same-origin", "none":
+	case "same-origin", "none":
 		return false
+	case "":
+		return !s.checkOrigin(r)
 	}
 	o := r.Header.Get("Origin")
 	return o == "" || !s.origins[normalizeOrigin(o)]

@@ -226,3 +226,40 @@ func TestPollFromAnotherSite(t *testing.T) {
 	}
 	ts.connect(t, ada).barrier(t)
 }
+
+// TestPollFromOldBrowserOfAnotherSite: a browser that sends no
+// Sec-Fetch-Site (Safari before 16.4) still names the page's origin in
+// the Origin of a cross-origin GET: a long-poll GET whose Origin is
+// another site's, unlisted, is refused as a write from it is and as an
+// upgrade from it is, before it makes a channel. Its own origin, a listed
+// one and no Origin at all (no browser) go on.
+func TestPollFromOldBrowserOfAnotherSite(t *testing.T) {
+	ts := newTestServer(t, withWeb(func(c *web.Config) {
+		c.MaxUserConns = 3
+		c.Origins = []string{"https://chat.example.com"}
+	}))
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	room := ts.enterRoom(t, ada, "general")
+	for _, origin := range []string{"https://evil.example", "null", "http://sibling.example.com"} {
+		req := ts.newRequest(t, "POST", roomPath(room.ID, "/messages"), map[string]string{"client_id": "c", "body": "x"})
+		req.Header.Set("Origin", origin)
+		wantError(t, "POST with Origin "+origin, send(t, ada.Client, req), http.StatusForbidden, "forbidden")
+		for range 4 { // more than MaxUserConns
+			req := ts.newRequest(t, "GET", "/api/poll", nil)
+			req.Header.Set("Origin", origin)
+			wantError(t, "GET /api/poll with Origin "+origin, send(t, ada.Client, req), http.StatusForbidden, "forbidden")
+		}
+	}
+	if n := ts.hub.UserClients(ada.ID); n != 0 {
+		t.Errorf("Ada's connections after polls from other sites = %d; want 0", n)
+	}
+	for _, origin := range []string{"https://chat.example.com", "http://" + ts.Listener.Addr().String(), ""} {
+		req := ts.newRequest(t, "GET", "/api/poll", nil)
+		if origin != "" {
+			req.Header.Set("Origin", origin)
+		}
+		if r := send(t, ada.Client, req); r.Status != http.StatusOK {
+			t.Errorf("GET /api/poll with Origin %q = %s; want 200", origin, r)
+		}
+	}
+}
