@@ -253,8 +253,9 @@ func (s *Service) VerifyCode(ctx context.Context, email, code string) (SignIn, e
 	}
 	// The code was right, but no session came of it: put the code back
 	// for the retry the error invites (its tries counted afresh, which
-	// only its holder gets).
-	if perr := s.store.PutLoginCode(context.WithoutCancel(ctx), LoginCode{Email: email, Hash: lc.Hash, ExpiresAt: lc.ExpiresAt}); perr != nil {
+	// only its holder gets), unless a code asked for since is pending:
+	// that one was mailed last, and is the one to keep working.
+	if _, perr := s.store.RestoreLoginCode(context.WithoutCancel(ctx), LoginCode{Email: email, Hash: lc.Hash, ExpiresAt: lc.ExpiresAt}); perr != nil {
 		s.log.Error("restore login code", "err", perr)
 	}
 	return SignIn{}, err

@@ -179,6 +179,9 @@ type UserStore interface {
 type AuthStore interface {
 	// PutLoginCode stores c as the only pending code of c.Email.
 	PutLoginCode(ctx context.Context, c LoginCode) error
+	// RestoreLoginCode stores c, with no attempts counted, unless c.Email
+	// has a pending code, and reports whether it did.
+	RestoreLoginCode(ctx context.Context, c LoginCode) (bool, error)
 	// AttemptLoginCode atomically counts one try against the pending code
 	// of email and returns it with Attempts including this try;
 	// ErrNotFound when there is none.

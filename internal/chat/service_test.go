@@ -835,6 +835,59 @@ func TestVerifyCodeFailsAfterUse(t *testing.T) {
 	}
 }
 
+// sessionsFailingOnce is a Store whose first CreateSession runs before
+// and then fails, as a database that becomes unreachable while something
+// else happens; those after it succeed.
+type sessionsFailingOnce struct {
+	chat.Store
+	before func()
+	failed *atomic.Bool
+}
+
+func (s sessionsFailingOnce) CreateSession(ctx context.Context, sess chat.Session) (chat.Session, error) {
+	if s.failed.CompareAndSwap(false, true) {
+		s.before()
+		return chat.Session{}, chat.Errorf(chat.ErrUnavailable, chat.CodeUnavailable, "the database is unavailable; try again later")
+	}
+	return s.Store.CreateSession(ctx, sess)
+}
+
+// TestVerifyCodeFailsAfterNewCode checks that a right code whose sign-in
+// fails puts itself back only where no code is pending: a code asked for
+// and mailed meanwhile (the user clicked "send" again) stays the one that
+// works, not replaced by the code before it.
+func TestVerifyCodeFailsAfterNewCode(t *testing.T) {
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "parley.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	var (
+		f       *fixture
+		newCode string
+		failed  atomic.Bool
+	)
+	f = newFixtureOn(t, chat.Config{}, inmem.NewPresence(), sessionsFailingOnce{db, func() {
+		if err := f.svc.RequestCode(ctx, "ada@example.com", "192.0.2.1"); err != nil {
+			t.Errorf("RequestCode during the sign-in: %v", err)
+		}
+		newCode = f.mail.lastCode(t, "ada@example.com")
+	}, &failed})
+	if err := f.svc.RequestCode(ctx, "ada@example.com", "192.0.2.1"); err != nil {
+		t.Fatal(err)
+	}
+	old := f.mail.lastCode(t, "ada@example.com")
+	_, err = f.svc.VerifyCode(ctx, "ada@example.com", old)
+	wantError(t, "VerifyCode with the database down", err, chat.ErrUnavailable, chat.CodeUnavailable, "")
+	if newCode == old {
+		t.Skip("the new code happens to be the old one")
+	}
+	if in, err := f.svc.VerifyCode(ctx, "ada@example.com", newCode); err != nil || in.Token == "" {
+		t.Errorf("VerifyCode(the code mailed during the failed sign-in) = %+v, %v; want a session", in, err)
+	}
+}
+
 func TestVerifyCodeConcurrent(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, chat.Config{CodesPerIP: 1000})

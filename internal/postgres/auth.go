@@ -22,6 +22,17 @@ func (db *DB) PutLoginCode(ctx context.Context, c chat.LoginCode) error {
 	return nil
 }
 
+// RestoreLoginCode stores c, with no attempts counted, unless c.Email has
+// a pending code, and reports whether it did.
+func (db *DB) RestoreLoginCode(ctx context.Context, c chat.LoginCode) (bool, error) {
+	tag, err := db.pool.Exec(ctx, `INSERT INTO login_codes (email, hash, expires_at, attempts) VALUES ($1, $2, $3, 0)
+		ON CONFLICT (email) DO NOTHING`, c.Email, c.Hash, ts(c.ExpiresAt))
+	if err != nil {
+		return false, fmt.Errorf("restore login code of %s: %w", c.Email, mapErr(ctx, err))
+	}
+	return tag.RowsAffected() > 0, nil
+}
+
 // AttemptLoginCode counts one try against the pending code of email and
 // returns the code with that try counted.
 func (db *DB) AttemptLoginCode(ctx context.Context, email string) (chat.LoginCode, error) {

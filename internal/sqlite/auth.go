@@ -26,6 +26,26 @@ func (db *DB) PutLoginCode(ctx context.Context, c chat.LoginCode) error {
 	return nil
 }
 
+// RestoreLoginCode stores c, with no attempts counted, unless c.Email has
+// a pending code, and reports whether it did.
+func (db *DB) RestoreLoginCode(ctx context.Context, c chat.LoginCode) (bool, error) {
+	var stored bool
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `INSERT INTO login_codes (email, hash, expires_at, attempts) VALUES (?, ?, ?, 0)
+			ON CONFLICT (email) DO NOTHING`, c.Email, c.Hash, micros(c.ExpiresAt))
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		stored = n > 0
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("restore login code of %s: %w", c.Email, err)
+	}
+	return stored, nil
+}
+
 // AttemptLoginCode counts one try against the pending code of email and
 // returns the code with that try counted.
 func (db *DB) AttemptLoginCode(ctx context.Context, email string) (chat.LoginCode, error) {

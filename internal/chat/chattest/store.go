@@ -304,6 +304,19 @@ func testLoginCodes(t *testing.T, s chat.Store) {
 
 	// Bob's code was untouched by all of the above.
 	wantAttempt(t, s, "bob@example.com", chat.LoginCode{Email: "bob@example.com", Hash: "hb", ExpiresAt: t0, Attempts: 1})
+
+	// A code is restored where none is pending, with no attempts
+	// counted, and not over one that is.
+	c3 := chat.LoginCode{Email: ann, Hash: "h3", ExpiresAt: t0.Add(30 * time.Minute)}
+	if ok, err := s.RestoreLoginCode(ctx, c3); err != nil || !ok {
+		t.Errorf("RestoreLoginCode(none pending) = %v, %v; want true, nil", ok, err)
+	}
+	if ok, err := s.RestoreLoginCode(ctx, chat.LoginCode{Email: ann, Hash: "h4", ExpiresAt: t0.Add(40 * time.Minute)}); err != nil || ok {
+		t.Errorf("RestoreLoginCode(one pending) = %v, %v; want false, nil", ok, err)
+	}
+	want = c3
+	want.Attempts = 1
+	wantAttempt(t, s, ann, want)
 }
 
 func testLoginCodeAttemptsConcurrent(t *testing.T, s chat.Store) {
