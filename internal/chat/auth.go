@@ -194,11 +194,15 @@ type SignIn struct {
 
 var errBadCode = Errorf(ErrUnauthorized, CodeBadCode, "the code is wrong or has expired; ask for a new one")
 
-// VerifyCode checks a login code and, if it is right, signs the user in,
-// creating the user on first sign-in. A code is used once; it dies after
-// CodeAttempts tries or CodeTTL.
-func (s *Service) VerifyCode(ctx context.Context, email, code string) (SignIn, error) {
-	email, err := NormalizeEmail(email)
+// VerifyCode checks a login code, from the client at clientIP, and, if it
+// is right, signs the user in, creating the user on first sign-in. A code
+// is used once; it dies after CodeAttempts tries or CodeTTL. A client's
+// wrong codes, whatever their addresses, are limited to the tries of the
+// codes it may ask for (CodesPerIP × CodeAttempts per CodeWindow): else
+// one client could spend the tries of every code pending, each user's as
+// soon as it is asked for, and keep them all from signing in.
+func (s *Service) VerifyCode(ctx context.Context, email, code, clientIP string) (_ SignIn, err error) {
+	email, err = NormalizeEmail(email)
 	if err != nil {
 		return SignIn{}, err
 	}
@@ -206,6 +210,15 @@ func (s *Service) VerifyCode(ctx context.Context, email, code string) (SignIn, e
 	if code == "" {
 		return SignIn{}, Invalid(CodeMissingField, "code", "code is required")
 	}
+	ipKey := "verify-ip:" + clientIP
+	if err := s.allowOr(ctx, ipKey, s.cfg.CodesPerIP*s.cfg.CodeAttempts, s.cfg.CodeWindow, "", "too many wrong sign-in codes"); err != nil {
+		return SignIn{}, err
+	}
+	defer func() {
+		if err != errBadCode {
+			s.undo(ctx, ipKey) // only a wrong code counts
+		}
+	}()
 	lc, err := s.store.AttemptLoginCode(ctx, email)
 	if errors.Is(err, ErrNotFound) {
 		return SignIn{}, errBadCode

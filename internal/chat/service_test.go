@@ -151,7 +151,7 @@ func (f *fixture) signIn(tb testing.TB, email, name string) (chat.User, chat.Sig
 	if err := f.svc.RequestCode(ctx, email, "192.0.2.1"); err != nil {
 		tb.Fatalf("RequestCode(%s): %v", email, err)
 	}
-	in, err := f.svc.VerifyCode(ctx, email, f.mail.lastCode(tb, email))
+	in, err := f.svc.VerifyCode(ctx, email, f.mail.lastCode(tb, email), "192.0.2.1")
 	if err != nil {
 		tb.Fatalf("VerifyCode(%s): %v", email, err)
 	}
@@ -744,7 +744,7 @@ func TestRequestCodeMailFails(t *testing.T) {
 	f.mail.mu.Unlock()
 	err := f.svc.RequestCode(ctx, "ada@example.com", "192.0.2.1")
 	wantError(t, "RequestCode with the relay down", err, chat.ErrUnavailable, chat.CodeUnavailable, "")
-	if _, err := f.svc.VerifyCode(ctx, "ada@example.com", code); err != nil {
+	if _, err := f.svc.VerifyCode(ctx, "ada@example.com", code, "192.0.2.1"); err != nil {
 		t.Errorf("VerifyCode with the code mailed before the failed request: %v; want a session", err)
 	}
 }
@@ -766,30 +766,30 @@ func TestVerifyCode(t *testing.T) {
 
 	code := request("ada@example.com")
 	for i := 1; i <= 5; i++ {
-		_, err := f.svc.VerifyCode(ctx, "ada@example.com", wrong(code))
+		_, err := f.svc.VerifyCode(ctx, "ada@example.com", wrong(code), "192.0.2.1")
 		wantError(t, fmt.Sprintf("wrong try %d", i), err, chat.ErrUnauthorized, chat.CodeBadCode, "")
 	}
-	_, err := f.svc.VerifyCode(ctx, "ada@example.com", code)
+	_, err := f.svc.VerifyCode(ctx, "ada@example.com", code, "192.0.2.1")
 	wantError(t, "right code after five wrong tries", err, chat.ErrUnauthorized, chat.CodeBadCode, "")
 
 	code = request("ada@example.com")
-	in, err := f.svc.VerifyCode(ctx, "ADA@example.com", code)
+	in, err := f.svc.VerifyCode(ctx, "ADA@example.com", code, "192.0.2.1")
 	if err != nil || !in.NewUser || in.User.Email != "ada@example.com" || in.Token == "" || in.Session.UserID != in.User.ID {
 		t.Fatalf("VerifyCode = %+v, %v; want a new user's session", in, err)
 	}
 	if in.Session.TokenHash != chat.HashToken(in.Token) || strings.Contains(in.Session.TokenHash, in.Token) {
 		t.Errorf("session stores %q for token %q; want only its hash", in.Session.TokenHash, in.Token)
 	}
-	_, err = f.svc.VerifyCode(ctx, "ada@example.com", code)
+	_, err = f.svc.VerifyCode(ctx, "ada@example.com", code, "192.0.2.1")
 	wantError(t, "a used code", err, chat.ErrUnauthorized, chat.CodeBadCode, "")
 
 	code = request("ada@example.com")
 	f.clock.Advance(10 * time.Minute)
-	_, err = f.svc.VerifyCode(ctx, "ada@example.com", code)
+	_, err = f.svc.VerifyCode(ctx, "ada@example.com", code, "192.0.2.1")
 	wantError(t, "an expired code", err, chat.ErrUnauthorized, chat.CodeBadCode, "")
-	_, err = f.svc.VerifyCode(ctx, "ada@example.com", "")
+	_, err = f.svc.VerifyCode(ctx, "ada@example.com", "", "192.0.2.1")
 	wantError(t, "no code", err, chat.ErrInvalid, chat.CodeMissingField, "code")
-	_, err = f.svc.VerifyCode(ctx, "nobody@example.com", "123456")
+	_, err = f.svc.VerifyCode(ctx, "nobody@example.com", "123456", "192.0.2.1")
 	wantError(t, "no pending code", err, chat.ErrUnauthorized, chat.CodeBadCode, "")
 }
 
@@ -824,13 +824,13 @@ func TestVerifyCodeFailsAfterUse(t *testing.T) {
 	}
 	code := f.mail.lastCode(t, "ada@example.com")
 	fail.Store(true)
-	_, err = f.svc.VerifyCode(ctx, "ada@example.com", code)
+	_, err = f.svc.VerifyCode(ctx, "ada@example.com", code, "192.0.2.1")
 	wantError(t, "VerifyCode with the database down", err, chat.ErrUnavailable, chat.CodeUnavailable, "")
 	fail.Store(false)
-	if in, err := f.svc.VerifyCode(ctx, "ada@example.com", code); err != nil || in.Token == "" {
+	if in, err := f.svc.VerifyCode(ctx, "ada@example.com", code, "192.0.2.1"); err != nil || in.Token == "" {
 		t.Errorf("VerifyCode again once the database is back = %+v, %v; want a session", in, err)
 	}
-	if _, err := f.svc.VerifyCode(ctx, "ada@example.com", code); err == nil {
+	if _, err := f.svc.VerifyCode(ctx, "ada@example.com", code, "192.0.2.1"); err == nil {
 		t.Error("VerifyCode a third time = nil; want the used code refused")
 	}
 }
@@ -878,12 +878,12 @@ func TestVerifyCodeFailsAfterNewCode(t *testing.T) {
 		t.Fatal(err)
 	}
 	old := f.mail.lastCode(t, "ada@example.com")
-	_, err = f.svc.VerifyCode(ctx, "ada@example.com", old)
+	_, err = f.svc.VerifyCode(ctx, "ada@example.com", old, "192.0.2.1")
 	wantError(t, "VerifyCode with the database down", err, chat.ErrUnavailable, chat.CodeUnavailable, "")
 	if newCode == old {
 		t.Skip("the new code happens to be the old one")
 	}
-	if in, err := f.svc.VerifyCode(ctx, "ada@example.com", newCode); err != nil || in.Token == "" {
+	if in, err := f.svc.VerifyCode(ctx, "ada@example.com", newCode, "192.0.2.1"); err != nil || in.Token == "" {
 		t.Errorf("VerifyCode(the code mailed during the failed sign-in) = %+v, %v; want a session", in, err)
 	}
 }
@@ -907,7 +907,7 @@ func TestVerifyCodeConcurrent(t *testing.T) {
 		for i := range racers {
 			wg.Go(func() {
 				<-start
-				ins[i], errs[i] = f.svc.VerifyCode(ctx, email, code)
+				ins[i], errs[i] = f.svc.VerifyCode(ctx, email, code, "192.0.2.1")
 			})
 		}
 		close(start)

@@ -70,7 +70,7 @@ func (s *server) handleVerify() http.Handler {
 		if err := s.decodeBody(w, r, &req); err != nil {
 			return err
 		}
-		in, err := s.svc.VerifyCode(r.Context(), req.Email, req.Code)
+		in, err := s.svc.VerifyCode(r.Context(), req.Email, req.Code, s.clientIP(r))
 		if err != nil {
 			return err
 		}
