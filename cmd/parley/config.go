@@ -37,6 +37,7 @@ type Config struct {
 	AnnounceMax           int
 	NewConvsPerHour       int
 	FriendRequestsPerHour int
+	EmailLookupsPerHour   int
 	RoomLeavesPerHour     int
 	AddsByStrangersPerDay int
 	StrangerAddsPerHour   int
@@ -94,6 +95,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.IntVar(&c.AnnounceMax, "announce-max", 1000, "most members a room may have for joining and leaving it to post a message")
 	fs.IntVar(&c.NewConvsPerHour, "new-convs-per-hour", 100, "rooms and groups one user (or one address on the Channels endpoint) may make in an hour")
 	fs.IntVar(&c.FriendRequestsPerHour, "friend-requests-per-hour", 100, "friend requests one user may make in an hour")
+	fs.IntVar(&c.EmailLookupsPerHour, "email-lookups-per-hour", 100, "searches for people by a whole email address one user may make in an hour")
 	fs.IntVar(&c.RoomLeavesPerHour, "room-leaves-per-hour", 60, "rooms one user may leave in an hour (each leave, and entering again after it, posts to the room)")
 	fs.IntVar(&c.AddsByStrangersPerDay, "adds-by-strangers-per-day", 20, "groups one user may be added to in a day by users who are not their friends")
 	fs.IntVar(&c.StrangerAddsPerHour, "stranger-adds-per-hour", 200, "users who are not their friends one user may add to groups in an hour")
@@ -208,6 +210,7 @@ func (c *Config) Validate() error {
 		{"--announce-max", c.AnnounceMax},
 		{"--new-convs-per-hour", c.NewConvsPerHour},
 		{"--friend-requests-per-hour", c.FriendRequestsPerHour},
+		{"--email-lookups-per-hour", c.EmailLookupsPerHour},
 		{"--room-leaves-per-hour", c.RoomLeavesPerHour},
 		{"--adds-by-strangers-per-day", c.AddsByStrangersPerDay},
 		{"--stranger-adds-per-hour", c.StrangerAddsPerHour},

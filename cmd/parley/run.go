@@ -114,6 +114,7 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 		AnnounceMax:           cfg.AnnounceMax,
 		NewConvsPerHour:       cfg.NewConvsPerHour,
 		FriendRequestsPerHour: cfg.FriendRequestsPerHour,
+		EmailLookupsPerHour:   cfg.EmailLookupsPerHour,
 		RoomLeavesPerHour:     cfg.RoomLeavesPerHour,
 		AddsByStrangersPerDay: cfg.AddsByStrangersPerDay,
 		StrangerAddsPerHour:   cfg.StrangerAddsPerHour,

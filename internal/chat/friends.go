@@ -162,7 +162,8 @@ func notSelf(me User, id int64, msg string) error {
 
 // SearchUsers finds other users by exact email address or by display-name
 // prefix (ignoring case). It never returns email addresses, so a partial
-// address finds no one, and it leaves out users blocked either way.
+// address finds no one, and it leaves out users blocked either way. A
+// search by an address counts against Config.EmailLookupsPerHour.
 func (s *Service) SearchUsers(ctx context.Context, me User, q string) ([]User, error) {
 	q = strings.Join(strings.Fields(q), " ")
 	if q == "" {
@@ -176,6 +177,10 @@ func (s *Service) SearchUsers(ctx context.Context, me User, q string) ([]User, e
 	}
 	us := UserSearch{NamePrefix: q, Viewer: me.ID, Limit: SearchLimit}
 	if email, err := NormalizeEmail(q); err == nil {
+		key := "email-lookups:" + strconv.FormatInt(me.ID, 10)
+		if err := s.allowOr(ctx, key, s.cfg.EmailLookupsPerHour, time.Hour, "q", "too many searches by email address"); err != nil {
+			return nil, err
+		}
 		us.Email = email
 	}
 	users, err := s.store.SearchUsers(ctx, us)

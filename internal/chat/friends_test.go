@@ -2,6 +2,7 @@ package chat_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -502,5 +503,34 @@ func TestDirectReceiptsEnd(t *testing.T) {
 	want := []chat.ReadPosition{{UserID: f.grace.ID, Seq: m.Seq}}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("receipts mismatch (-want +got):\n%s", diff)
+	}
+}
+
+// TestEmailLookupRate: a search by a whole email address tells whether
+// the address has an account, which the sign-in never does; a user's
+// lookups by address are limited (Config.EmailLookupsPerHour), their
+// searches by name are not.
+func TestEmailLookupRate(t *testing.T) {
+	f := newFixture(t, chat.Config{EmailLookupsPerHour: 3})
+	ctx := context.Background()
+	ada, _ := f.signIn(t, "ada@example.com", "Ada")
+	grace, _ := f.signIn(t, "grace@example.com", "Grace")
+	for i := range 3 {
+		q := fmt.Sprintf("nobody%d@example.com", i)
+		if us, err := f.svc.SearchUsers(ctx, ada, q); err != nil || len(us) != 0 {
+			t.Fatalf("SearchUsers(%q) = %v, %v; want no one", q, us, err)
+		}
+	}
+	_, err := f.svc.SearchUsers(ctx, ada, "grace@example.com")
+	wantError(t, "SearchUsers(an address, over the rate)", err, chat.ErrRateLimited, chat.CodeRateLimited, "q")
+	if us, err := f.svc.SearchUsers(ctx, ada, "Gra"); err != nil || len(us) != 1 || us[0].ID != grace.ID {
+		t.Errorf("SearchUsers(a name, over the address rate) = %v, %v; want Grace", us, err)
+	}
+	if us, err := f.svc.SearchUsers(ctx, grace, "ada@example.com"); err != nil || len(us) != 1 || us[0].ID != ada.ID {
+		t.Errorf("SearchUsers(Grace, by address) = %v, %v; want Ada: the limit is Ada's", us, err)
+	}
+	f.clock.Advance(time.Hour)
+	if us, err := f.svc.SearchUsers(ctx, ada, "grace@example.com"); err != nil || len(us) != 1 {
+		t.Errorf("SearchUsers(an address, an hour later) = %v, %v; want Grace", us, err)
 	}
 }

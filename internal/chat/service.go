@@ -70,6 +70,11 @@ type Config struct {
 	// and asking and cancelling over and over would fill it, and flood
 	// them with notifications, without end.
 	FriendRequestsPerHour int
+	// EmailLookupsPerHour is how many searches by a whole email address
+	// one user may make in an hour: each tells whether the address has an
+	// account, which signing in never tells, so that without a bound one
+	// account could sort a list of addresses.
+	EmailLookupsPerHour int
 	// RoomLeavesPerHour is how many rooms one user may leave in an hour:
 	// a leave, and entering again after it, each post to everyone in the
 	// room (up to AnnounceMax members), which no send limit binds.
@@ -145,6 +150,7 @@ func DefaultConfig() Config {
 		AnnounceMax:           1000,
 		NewConvsPerHour:       100,
 		FriendRequestsPerHour: 100,
+		EmailLookupsPerHour:   100,
 		RoomLeavesPerHour:     60,
 		AddsByStrangersPerDay: 20,
 		StrangerAddsPerHour:   200,
@@ -203,6 +209,9 @@ func (c *Config) fill() {
 	}
 	if c.FriendRequestsPerHour <= 0 {
 		c.FriendRequestsPerHour = d.FriendRequestsPerHour
+	}
+	if c.EmailLookupsPerHour <= 0 {
+		c.EmailLookupsPerHour = d.EmailLookupsPerHour
 	}
 	if c.RoomLeavesPerHour <= 0 {
 		c.RoomLeavesPerHour = d.RoomLeavesPerHour
