@@ -66,7 +66,7 @@ func adminMigrate(ctx context.Context, args []string, getenv func(string) string
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
-	st, err := openStore(ctx, *db, sqlite.Options{})
+	st, err := openStore(ctx, *db, sqlite.Options{Logger: slog.New(slog.NewTextHandler(stderr, nil))})
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
@@ -121,7 +121,7 @@ func adminSessions(ctx context.Context, args []string, getenv func(string) strin
 			return fmt.Errorf("--room: %w", err)
 		}
 	}
-	st, err := openStore(ctx, *db, sqlite.Options{})
+	st, err := openStore(ctx, *db, sqlite.Options{Logger: slog.New(slog.NewTextHandler(stderr, nil))})
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}

@@ -61,7 +61,7 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
 
-	st, err := openStore(ctx, cfg.DB, sqlite.Options{Synchronous: sqlite.Synchronous(cfg.SQLiteSync)})
+	st, err := openStore(ctx, cfg.DB, sqlite.Options{Synchronous: sqlite.Synchronous(cfg.SQLiteSync), Logger: logger})
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
@@ -244,12 +244,13 @@ func helpIsNoError(err error) error {
 	return err
 }
 
-// openStore opens the database named by dsn, a SQLite one with opts; it is
+// openStore opens the database named by dsn, a SQLite one with opts (a
+// PostgreSQL one with opts.Logger alone); it is
 // the only code that knows every backend.
 func openStore(ctx context.Context, dsn string, opts sqlite.Options) (store, error) {
 	switch {
 	case isPostgresURL(dsn):
-		return postgres.Open(ctx, dsn)
+		return postgres.OpenWith(ctx, dsn, postgres.Options{Logger: opts.Logger})
 	case strings.HasPrefix(dsn, "sqlite:"):
 		return sqlite.OpenWith(ctx, strings.TrimPrefix(strings.TrimPrefix(dsn, "sqlite:"), "//"), opts)
 	case strings.Contains(dsn, "://"):

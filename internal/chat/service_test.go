@@ -220,6 +220,12 @@ func TestNormalizeEmail(t *testing.T) {
 		{"ada@example.com", "ada@example.com", ""},
 		{"  Ada@Example.COM \n", "ada@example.com", ""},
 		{"a.b+tag@mail.example.org", "a.b+tag@mail.example.org", ""},
+		{"Cafe\u0301@Example.com", "caf\u00e9@example.com", ""},
+		{"CAF\u00c9@example.com", "caf\u00e9@example.com", ""},
+		{"\u0130@example.com", "i@example.com", ""},            // İ precomposed
+		{"I\u0307@example.com", "i@example.com", ""},           // the same, decomposed
+		{"\u0130\u0301@example.com", "\u00ed@example.com", ""}, // í once lower case
+		{"\u212b@example.com", "\u00e5@example.com", ""},       // ANGSTROM SIGN
 		{"", "", chat.CodeMissingField},
 		{"   ", "", chat.CodeMissingField},
 		{"ada", "", chat.CodeInvalidField},

@@ -28,12 +28,21 @@ const (
 	MaxMarks = 8
 )
 
-// NormalizeEmail trims and lower-cases an address and checks its form.
+// NormalizeEmail trims an address, takes it to NFC, lower case
+// (FoldEmail), and checks its form. Addresses are compared in that form
+// alone: "café@example.com" typed with a precomposed é and with e and a
+// combining acute accent is one address, as net/mail takes UTF-8 local
+// parts and domains.
 func NormalizeEmail(s string) (string, error) {
-	s = strings.ToLower(strings.TrimSpace(s))
+	s = strings.TrimSpace(s)
 	if s == "" {
 		return "", Invalid(CodeMissingField, "email", "email is required")
 	}
+	if len(s) > 4*MaxEmailLen {
+		// Longer than any that composing could bring within the limit.
+		return "", Invalid(CodeTooLong, "email", "email is longer than %d characters", MaxEmailLen)
+	}
+	s = FoldEmail(s)
 	if len(s) > MaxEmailLen {
 		return "", Invalid(CodeTooLong, "email", "email is longer than %d characters", MaxEmailLen)
 	}
@@ -42,6 +51,27 @@ func NormalizeEmail(s string) (string, error) {
 		return "", Invalid(CodeInvalidField, "email", "%q is not an email address", s)
 	}
 	return s, nil
+}
+
+// FoldEmail is an address in Unicode's composed form (NFC), lower case:
+// NFC, then strings.ToLower, then NFC again. The order matters both ways.
+// Lower-casing first would part canonically equal spellings: U+0130 (İ)
+// lower-cases to "i", but "I" with U+0307 to "i" with the dot kept. And
+// lower-casing can undo NFC: "İ" with U+0301 is in NFC, but "i" with
+// U+0301 composes to "í". The last NFC may in turn give a capital (x/text
+// composes U+1042B with U+0308 to U+04F8), so lower-casing and NFC repeat,
+// a few times at most, until the address is stable, as every stored
+// address must be: it is its own FoldEmail.
+func FoldEmail(s string) string {
+	s = norm.NFC.String(s)
+	for range 4 {
+		t := norm.NFC.String(strings.ToLower(s))
+		if t == s {
+			break
+		}
+		s = t
+	}
+	return s
 }
 
 // ValidRoomName checks a room name as NormalizeRoomName does.

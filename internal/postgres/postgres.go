@@ -33,6 +33,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"path"
 	"strconv"
 	"strings"
@@ -57,7 +58,8 @@ type DB struct {
 	// use generic plans: appendSQL planned for the array sizes of each
 	// batch costs more than running it for a few messages.
 	appendPool *pgxpool.Pool
-	name       string // host:port/database, for messages (never the password)
+	name       string       // host:port/database, for messages (never the password)
+	log        *slog.Logger // nil: none
 
 	appends     []*chat.CommitQueue // to the group-commit goroutines, by conversation (batch.go)
 	batcherDone chan struct{}
@@ -88,6 +90,19 @@ const minConns = 10
 // Its sessions always use read committed, whatever the server's default,
 // and end a transaction left idle for idleInTransaction.
 func Open(ctx context.Context, url string) (*DB, error) {
+	return OpenWith(ctx, url, Options{})
+}
+
+// Options are a database's settings besides its URL. The zero value is
+// the default.
+type Options struct {
+	// Logger is told what a migration did that an operator should know
+	// of (emailsNFC); nil discards it.
+	Logger *slog.Logger
+}
+
+// OpenWith is Open with settings other than the defaults.
+func OpenWith(ctx context.Context, url string, opts Options) (*DB, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("open postgres database: %w", err)
@@ -107,7 +122,7 @@ func Open(ctx context.Context, url string) (*DB, error) {
 		// group-commit goroutines.
 		cfg.MaxConns = max(cfg.MaxConns, minConns)
 	}
-	db := &DB{name: fmt.Sprintf("%s:%d/%s", cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database)}
+	db := &DB{name: fmt.Sprintf("%s:%d/%s", cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database), log: opts.Logger}
 	// The group commit's pool keeps one connection per committing
 	// goroutine open, each with the commit's statements prepared
 	// (prepareAppend), so that no message waits for a PostgreSQL backend
@@ -328,9 +343,12 @@ var migrations embed.FS
 
 // goSteps are the parts of migrations that SQL cannot do, by version; each
 // runs in the migration's transaction right after its SQL.
-var goSteps = map[int]func(ctx context.Context, tx pgx.Tx) error{
-	5: namesNFC,
-	7: nameSkeletons,
+func (db *DB) goSteps() map[int]func(ctx context.Context, tx pgx.Tx) error {
+	return map[int]func(ctx context.Context, tx pgx.Tx) error{
+		5: namesNFC,
+		7: nameSkeletons,
+		8: db.emailsNFC,
+	}
 }
 
 type migration struct {
@@ -377,7 +395,7 @@ func (db *DB) migrate(ctx context.Context) error {
 			if _, err := tx.Exec(ctx, string(src)); err != nil {
 				return fmt.Errorf("apply %s: %w", m.name, err)
 			}
-			if step := goSteps[m.version]; step != nil {
+			if step := db.goSteps()[m.version]; step != nil {
 				if err := step(ctx, tx); err != nil {
 					return fmt.Errorf("apply %s: %w", m.name, err)
 				}

@@ -26,6 +26,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net/url"
 	"os"
 	"path"
@@ -77,9 +78,12 @@ func (s Synchronous) pragma() string {
 }
 
 // Options are a database's settings besides its path. The zero value is
-// the default: SyncNormal.
+// the default: SyncNormal, and no log.
 type Options struct {
 	Synchronous Synchronous
+	// Logger is told what a migration did that an operator should know
+	// of (emailsNFC); nil discards it.
+	Logger *slog.Logger
 }
 
 // Connection settings. Every connection waits up to 10 s for a lock held
@@ -114,9 +118,10 @@ type connSettings struct {
 type DB struct {
 	path   string // as given to Open, for messages
 	sync   Synchronous
-	file   string  // path with its symbolic links resolved (realPath)
-	rw     *sql.DB // one connection: every write transaction, in turn
-	ro     *sql.DB // read-only connections; rw itself for Memory
+	log    *slog.Logger // nil: none
+	file   string       // path with its symbolic links resolved (realPath)
+	rw     *sql.DB      // one connection: every write transaction, in turn
+	ro     *sql.DB      // read-only connections; rw itself for Memory
 	unlock func() error
 
 	raw rawConn // the write connection, for the group commit (batch.go)
@@ -153,7 +158,7 @@ func OpenWith(ctx context.Context, path string, opts Options) (*DB, error) {
 	if _, err := ParseSynchronous(string(sync)); err != nil {
 		return nil, fmt.Errorf("open sqlite database %s: %w", path, err)
 	}
-	db := &DB{path: path, sync: sync, unlock: func() error { return nil }}
+	db := &DB{path: path, sync: sync, log: opts.Logger, unlock: func() error { return nil }}
 	if path == Memory {
 		if err := db.openMemory(ctx); err != nil {
 			return nil, err
@@ -361,10 +366,13 @@ var migrations embed.FS
 
 // goSteps are the parts of migrations that SQL cannot do, by version; each
 // runs in the migration's transaction right after its SQL.
-var goSteps = map[int]func(ctx context.Context, tx *sql.Tx) error{
-	2:  nameKeyBackfill,
-	10: namesNFC,
-	12: nameSkeletons,
+func (db *DB) goSteps() map[int]func(ctx context.Context, tx *sql.Tx) error {
+	return map[int]func(ctx context.Context, tx *sql.Tx) error{
+		2:  nameKeyBackfill,
+		10: namesNFC,
+		12: nameSkeletons,
+		14: db.emailsNFC,
+	}
 }
 
 type migration struct {
@@ -474,7 +482,7 @@ func (db *DB) migrateIn(ctx context.Context, tx *sql.Tx, ms []migration) error {
 		if _, err := tx.ExecContext(ctx, string(src)); err != nil {
 			return fmt.Errorf("apply %s: %w", m.name, err)
 		}
-		if step := goSteps[m.version]; step != nil {
+		if step := db.goSteps()[m.version]; step != nil {
 			if err := step(ctx, tx); err != nil {
 				return fmt.Errorf("apply %s: %w", m.name, err)
 			}

@@ -1,0 +1,81 @@
+package chattest
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/parley-chat/parley/internal/chat"
+)
+
+// MigratedEmails checks a store just migrated to folded addresses
+// (chat.MigrateEmailsNFC) from a database holding, as the parley before
+// it stored them (trimmed and lower-cased only), users 1
+// "cafe\u0301@example.com" (e and a combining accent), 2
+// "ze\u0301e@example.org", 3 "caf\u00e9@example.com" (precomposed), 4
+// "o\u0308\u0323@example.net", 5 "o\u0323\u0308@example.net" (the marks the
+// other way round) and 6 "ada@example.com", and login codes pending for
+// "cafe\u0301@example.com" and "ada@example.com". got is its users, one
+// "id email" a row, by id; codes the addresses of its login codes; log
+// what the migration logged.
+//
+// Every user keeps their data. Each address becomes its folded form,
+// unless that is another's: user 1 keeps its address, as café is user 3's,
+// and so does user 5, as the oldest of its spellings, user 4, takes it;
+// both are logged with the user that has the address. User 2 signs in
+// with either spelling. The code of a changed address is gone (it was
+// hashed with the old spelling); the other stays.
+func MigratedEmails(t *testing.T, st chat.Store, got, codes []string, log string) {
+	t.Helper()
+	ctx := context.Background()
+	want := []string{
+		"1 cafe\u0301@example.com",
+		"2 z\u00e9e@example.org",
+		"3 caf\u00e9@example.com",
+		"4 \u1ecd\u0308@example.net",
+		"5 o\u0323\u0308@example.net",
+		"6 ada@example.com",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("users after the migration mismatch (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"ada@example.com"}, codes); diff != "" {
+		t.Errorf("login codes after the migration mismatch (-want +got):\n%s", diff)
+	}
+	for _, kept := range []string{"user=1 holder=3", "user=5 holder=4"} {
+		if !strings.Contains(log, kept) {
+			t.Errorf("the migration logged:\n%s\nwant a line with %q", log, kept)
+		}
+	}
+	at := time.Unix(100, 0)
+	for email, id := range map[string]int64{
+		"ze\u0301e@example.org": 2, "Z\u00c9E@example.org": 2,
+		"cafe\u0301@example.com": 3, "caf\u00e9@example.com": 3,
+		"o\u0323\u0308@example.net": 4, "o\u0308\u0323@example.net": 4,
+	} {
+		folded, err := chat.NormalizeEmail(email)
+		if err != nil {
+			t.Fatalf("NormalizeEmail(%+q): %v", email, err)
+		}
+		u, created, err := st.EnsureUser(ctx, folded, at)
+		if err != nil || created || u.ID != id {
+			t.Errorf("EnsureUser(%+q) = user %d (created %v), %v; want user %d", folded, u.ID, created, err, id)
+		}
+	}
+	// A code asked for with one spelling is found with the other.
+	ask, _ := chat.NormalizeEmail("ze\u0301e@example.org")
+	verify, _ := chat.NormalizeEmail("z\u00e9e@example.org")
+	if err := st.PutLoginCode(ctx, chat.LoginCode{Email: ask, Hash: "h", ExpiresAt: at.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := st.AttemptLoginCode(ctx, verify); err != nil || c.Hash != "h" {
+		t.Errorf("AttemptLoginCode(%+q) = %+v, %v; want the code put for %+q", verify, c, err, ask)
+	}
+	if _, err := st.AttemptLoginCode(ctx, "cafe\u0301@example.com"); !errors.Is(err, chat.ErrNotFound) {
+		t.Errorf("AttemptLoginCode(the old spelling's code) = %v; want ErrNotFound", err)
+	}
+}

@@ -1,0 +1,49 @@
+package postgres
+
+import (
+	"context"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/parley-chat/parley/internal/chat"
+)
+
+// emailsNFC folds every stored address (migration 0008), as
+// chat.MigrateEmailsNFC decides, and logs the users kept apart.
+func (db *DB) emailsNFC(ctx context.Context, tx pgx.Tx) error {
+	exec := func(query string, args ...any) error {
+		_, err := tx.Exec(ctx, query, args...)
+		return err
+	}
+	kept, err := chat.MigrateEmailsNFC(chat.EmailTable{
+		Users: func() ([]chat.StoredEmail, error) {
+			rows, err := tx.Query(ctx, `SELECT id, email FROM users`)
+			if err != nil {
+				return nil, err
+			}
+			return pgx.CollectRows(rows, pgx.RowToStructByPos[chat.StoredEmail])
+		},
+		SetUserEmail: func(id int64, email string) error {
+			return exec(`UPDATE users SET email = $1 WHERE id = $2`, email, id)
+		},
+		CodeEmails: func() ([]string, error) {
+			rows, err := tx.Query(ctx, `SELECT email FROM login_codes`)
+			if err != nil {
+				return nil, err
+			}
+			return pgx.CollectRows(rows, pgx.RowTo[string])
+		},
+		DeleteCode: func(email string) error {
+			return exec(`DELETE FROM login_codes WHERE email = $1`, email)
+		},
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range kept {
+		if db.log != nil {
+			db.log.Warn("user's address kept as stored: folded (NFC, lower case), it is the address of the holder, who signs in with it",
+				"migration", 8, "user", k.ID, "holder", k.Holder)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,13 @@
+-- Addresses in their folded form (chat.FoldEmail: NFC, lower case), so
+-- that "café@example.com" typed with a precomposed é and with e and a
+-- combining accent is one address. The folding is Go's (strings.ToLower,
+-- which no SQL function matches), and two users may fall on one address:
+-- the work is Go's, emailsNFC, which runs right after this in the
+-- migration's transaction. A user whose folded address is another's keeps
+-- the address as stored, and is logged; a pending login code whose address
+-- changes is deleted (its hash holds the address it was asked for).
+-- Until it commits, no other transaction writes the users or the codes
+-- (nodes of the older parley included): a user that one made meanwhile
+-- could take an address that emailsNFC has given away. Both tables are
+-- locked in one statement, and no transaction of parley's writes both.
+LOCK TABLE users, login_codes IN SHARE ROW EXCLUSIVE MODE;

@@ -1,0 +1,47 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+
+	"github.com/parley-chat/parley/internal/chat"
+)
+
+// emailsNFC folds every stored address (migration 0014), as
+// chat.MigrateEmailsNFC decides, and logs the users kept apart.
+func (db *DB) emailsNFC(ctx context.Context, tx *sql.Tx) error {
+	exec := func(query string, args ...any) error {
+		_, err := tx.ExecContext(ctx, query, args...)
+		return err
+	}
+	kept, err := chat.MigrateEmailsNFC(chat.EmailTable{
+		Users: func() ([]chat.StoredEmail, error) {
+			return queryAll(ctx, tx, `SELECT id, email FROM users`, nil, func(r scanner) (chat.StoredEmail, error) {
+				var u chat.StoredEmail
+				return u, r.Scan(&u.ID, &u.Email)
+			})
+		},
+		SetUserEmail: func(id int64, email string) error {
+			return exec(`UPDATE users SET email = ? WHERE id = ?`, email, id)
+		},
+		CodeEmails: func() ([]string, error) {
+			return queryAll(ctx, tx, `SELECT email FROM login_codes`, nil, func(r scanner) (string, error) {
+				var email string
+				return email, r.Scan(&email)
+			})
+		},
+		DeleteCode: func(email string) error {
+			return exec(`DELETE FROM login_codes WHERE email = ?`, email)
+		},
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range kept {
+		if db.log != nil {
+			db.log.Warn("user's address kept as stored: folded (NFC, lower case), it is the address of the holder, who signs in with it",
+				"migration", 14, "user", k.ID, "holder", k.Holder)
+		}
+	}
+	return nil
+}
