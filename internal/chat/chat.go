@@ -218,10 +218,11 @@ type AuthStore interface {
 // RoomStore keeps rooms and their members.
 type RoomStore interface {
 	// EnsureRoom returns the room with this name, or whose name differs
-	// from it only in case, creating it when absent. A *LookAlikeError
-	// (ErrNameLookAlike) if the name is absent but another room's has its
-	// NameSkeleton: no room is made.
-	EnsureRoom(ctx context.Context, name string, at time.Time) (Room, error)
+	// from it only in case, creating it when absent; created reports
+	// whether this call made it (not another made at the same time). A
+	// *LookAlikeError (ErrNameLookAlike) if the name is absent but another
+	// room's has its NameSkeleton: no room is made.
+	EnsureRoom(ctx context.Context, name string, at time.Time) (r Room, created bool, err error)
 	Room(ctx context.Context, id int64) (Room, error)
 	RoomByName(ctx context.Context, name string) (Room, error)
 	// JoinRoom makes userID a member and, if announce, in the same

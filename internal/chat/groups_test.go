@@ -422,7 +422,7 @@ func (c *readCounter) IsMember(ctx context.Context, roomID, userID int64) (bool,
 }
 
 // EnsureRoom is a write transaction, counted apart.
-func (c *readCounter) EnsureRoom(ctx context.Context, name string, at time.Time) (chat.Room, error) {
+func (c *readCounter) EnsureRoom(ctx context.Context, name string, at time.Time) (chat.Room, bool, error) {
 	c.ensures.Add(1)
 	return c.Store.EnsureRoom(ctx, name, at)
 }

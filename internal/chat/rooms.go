@@ -37,8 +37,11 @@ func (s *Service) EnterRoom(ctx context.Context, u User, name string) (Room, err
 		if err := s.allowNewConv(ctx, u); err != nil {
 			return Room{}, err
 		}
-		if r, err = s.store.EnsureRoom(ctx, name, now); err != nil {
-			s.undoNewConv(ctx, u) // no room made: it does not count
+		var created bool
+		if r, created, err = s.store.EnsureRoom(ctx, name, now); !created {
+			// No room made, or made at once by another's entry: it does
+			// not count.
+			s.undoNewConv(ctx, u)
 		}
 		if e := (*LookAlikeError)(nil); errors.As(err, &e) {
 			return Room{}, lookAlikeRoom(name, e.Name)
@@ -445,9 +448,11 @@ func (s *Service) EnterRoomAnonymous(ctx context.Context, name, client string) (
 	if err := s.allow(ctx, key, s.cfg.NewConvsPerHour, time.Hour); err != nil {
 		return Room{}, err
 	}
-	r, err = s.store.EnsureRoom(ctx, name, s.cfg.Now())
+	r, created, err := s.store.EnsureRoom(ctx, name, s.cfg.Now())
+	if !created {
+		s.undo(ctx, key) // no room made here: it does not count
+	}
 	if err != nil {
-		s.undo(ctx, key) // no room made: it does not count
 		if e := (*LookAlikeError)(nil); errors.As(err, &e) {
 			return Room{}, lookAlikeRoom(name, e.Name)
 		}

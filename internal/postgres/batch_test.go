@@ -112,7 +112,7 @@ func TestRepeatAfterRefusal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := db.EnsureRoom(ctx, "general", time.Now())
+	r, _, err := db.EnsureRoom(ctx, "general", time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +167,7 @@ func TestGroupCommitAfterServerEndedConnection(t *testing.T) {
 	db := mustOpenDB(t)
 	ctx := t.Context()
 	ann, general := annAndGeneral(t, db)
-	other, err := db.EnsureRoom(ctx, "other", time.Now())
+	other, _, err := db.EnsureRoom(ctx, "other", time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

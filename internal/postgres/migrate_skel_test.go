@@ -68,7 +68,7 @@ func withOldBinaryRows(t *testing.T, url string, conn *pgx.Conn) *DB {
 	if _, err := conn.Exec(ctx, `INSERT INTO users (id, email, name, name_key, created_at) VALUES (1, 'ada@example.com', 'Ada', 'ada', now())`); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.EnsureRoom(ctx, "paypal", at); err != nil {
+	if _, _, err := db.EnsureRoom(ctx, "paypal", at); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, _, err := db.CreateGroup(ctx, chat.NewGroup{Name: "Team", MaxMembers: 3, OwnerID: 1, At: at}, chat.Event{Type: chat.EventConversation, ConvKind: chat.ConvGroup}); err != nil {

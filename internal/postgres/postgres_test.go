@@ -215,7 +215,7 @@ func TestTwoNodes(t *testing.T) {
 	}
 	rooms := make([]chat.Room, 3)
 	for i := range rooms {
-		if rooms[i], err = b.EnsureRoom(ctx, fmt.Sprint("room-", i), time.Now()); err != nil {
+		if rooms[i], _, err = b.EnsureRoom(ctx, fmt.Sprint("room-", i), time.Now()); err != nil {
 			t.Fatal(err)
 		}
 		if _, _, err := a.JoinRoom(ctx, rooms[i].ID, u.ID, time.Now(), true); err != nil {
@@ -453,7 +453,7 @@ func TestTwoNodesMixed(t *testing.T) {
 	}
 	rooms := make([]chat.Room, 4)
 	for i := range rooms {
-		if rooms[i], err = a.EnsureRoom(ctx, fmt.Sprint("room-", i), time.Now()); err != nil {
+		if rooms[i], _, err = a.EnsureRoom(ctx, fmt.Sprint("room-", i), time.Now()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -558,7 +558,7 @@ func annAndGeneral(t *testing.T, db *DB) (chat.User, chat.Room) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := db.EnsureRoom(ctx, "general", time.Now())
+	r, _, err := db.EnsureRoom(ctx, "general", time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

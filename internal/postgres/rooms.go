@@ -51,37 +51,38 @@ func nameClash(ctx context.Context, tx pgx.Tx, kind, name string, id int64) erro
 }
 
 // EnsureRoom returns the room called name, or whose name differs from it
-// only in case, creating it when absent; a *chat.LookAlikeError if it is
-// absent and another room's name has its skeleton.
-func (db *DB) EnsureRoom(ctx context.Context, name string, at time.Time) (chat.Room, error) {
+// only in case, creating it when absent (created); a *chat.LookAlikeError
+// if it is absent and another room's name has its skeleton.
+func (db *DB) EnsureRoom(ctx context.Context, name string, at time.Time) (r chat.Room, created bool, err error) {
 	if err := storable(name); err != nil {
-		return chat.Room{}, fmt.Errorf("ensure room %q: %w", name, err)
+		return chat.Room{}, false, fmt.Errorf("ensure room %q: %w", name, err)
 	}
-	var r chat.Room
-	err := db.write(ctx, func(tx pgx.Tx) error {
+	err = db.write(ctx, func(tx pgx.Tx) error {
+		created = false
 		// Without a target: a name taken (name_key) and a look-alike
 		// (name_skel) both leave the row out. The insert waits for one
 		// being made at once, and the reads after it see it (READ
 		// COMMITTED reads what was committed when each statement starts).
-		if _, err := tx.Exec(ctx, `INSERT INTO conversations (kind, name, name_key, name_skel, created_at, last_active_at)
+		tag, err := tx.Exec(ctx, `INSERT INTO conversations (kind, name, name_key, name_skel, created_at, last_active_at)
 			VALUES ($1, $2, $3, $4, $5, $5)
 			ON CONFLICT DO NOTHING`,
-			kindRoom, name, nameKey(name), chat.NameSkeleton(name), ts(at)); err != nil {
+			kindRoom, name, nameKey(name), chat.NameSkeleton(name), ts(at))
+		if err != nil {
 			return err
 		}
-		var err error
 		r, err = roomByName(ctx, tx, name)
 		if errors.Is(err, chat.ErrNotFound) {
 			if clash := nameClash(ctx, tx, kindRoom, name, 0); clash != nil {
 				return clash
 			}
 		}
+		created = err == nil && tag.RowsAffected() > 0
 		return err
 	})
 	if err != nil {
-		return chat.Room{}, fmt.Errorf("ensure room %q: %w", name, err)
+		return chat.Room{}, false, fmt.Errorf("ensure room %q: %w", name, err)
 	}
-	return r, nil
+	return r, created, nil
 }
 
 // Room returns room id.

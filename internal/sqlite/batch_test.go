@@ -23,7 +23,7 @@ func annInGeneral(t *testing.T) (*DB, chat.User, chat.Room) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := db.EnsureRoom(ctx, "general", time.Now())
+	r, _, err := db.EnsureRoom(ctx, "general", time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +116,7 @@ func TestGroupCommitManyConversations(t *testing.T) {
 	const rooms, users, each = 4, 6, 10
 	var roomIDs, userIDs []int64
 	for i := range rooms {
-		r, err := db.EnsureRoom(ctx, fmt.Sprintf("r%d", i), time.Now())
+		r, _, err := db.EnsureRoom(ctx, fmt.Sprintf("r%d", i), time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -26,7 +26,7 @@ func TestClientIDIndexUpgrade(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := db.EnsureRoom(ctx, "upgraded", now)
+	r, _, err := db.EnsureRoom(ctx, "upgraded", now)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,7 +17,7 @@ func TestMemberCount(t *testing.T) {
 	ctx := context.Background()
 	db := mustOpenDB(t)
 	now := time.Now()
-	r, err := db.EnsureRoom(ctx, "counted", now)
+	r, _, err := db.EnsureRoom(ctx, "counted", now)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -74,7 +74,7 @@ func TestOpenFillsNameSkeletons(t *testing.T) {
 	if _, err := db.rw.ExecContext(ctx, `INSERT INTO users (id, email, name, name_key, created_at) VALUES (1, 'ada@example.com', 'Ada', 'ada', 1)`); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.EnsureRoom(ctx, "paypal", at); err != nil {
+	if _, _, err := db.EnsureRoom(ctx, "paypal", at); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, _, err := db.CreateGroup(ctx, chat.NewGroup{Name: "Team", MaxMembers: 3, OwnerID: 1, At: at}, chat.Event{Type: chat.EventConversation, ConvKind: chat.ConvGroup}); err != nil {

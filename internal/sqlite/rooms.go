@@ -57,32 +57,37 @@ func nameClash(ctx context.Context, tx *sql.Tx, kind, name string, id int64) err
 }
 
 // EnsureRoom returns the room called name, or whose name differs from it
-// only in case, creating it when absent; a *chat.LookAlikeError if it is
-// absent and another room's name has its skeleton.
-func (db *DB) EnsureRoom(ctx context.Context, name string, at time.Time) (chat.Room, error) {
-	var r chat.Room
-	err := db.write(ctx, func(tx *sql.Tx) error {
+// only in case, creating it when absent (created); a *chat.LookAlikeError
+// if it is absent and another room's name has its skeleton.
+func (db *DB) EnsureRoom(ctx context.Context, name string, at time.Time) (r chat.Room, created bool, err error) {
+	err = db.write(ctx, func(tx *sql.Tx) error {
+		created = false
 		// Without a target: a name taken (name_key) and a look-alike
 		// (name_skel) both leave the row out.
-		if _, err := tx.ExecContext(ctx, `INSERT INTO conversations (kind, name, name_key, name_skel, created_at, last_active_at)
+		res, err := tx.ExecContext(ctx, `INSERT INTO conversations (kind, name, name_key, name_skel, created_at, last_active_at)
 			VALUES (?, ?, ?, ?, ?, ?)
 			ON CONFLICT DO NOTHING`,
-			kindRoom, name, nameKey(name), chat.NameSkeleton(name), micros(at), micros(at)); err != nil {
+			kindRoom, name, nameKey(name), chat.NameSkeleton(name), micros(at), micros(at))
+		if err != nil {
 			return err
 		}
-		var err error
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
 		r, err = roomByName(ctx, tx, name)
 		if errors.Is(err, chat.ErrNotFound) {
 			if clash := nameClash(ctx, tx, kindRoom, name, 0); clash != nil {
 				return clash
 			}
 		}
+		created = err == nil && n > 0
 		return err
 	})
 	if err != nil {
-		return chat.Room{}, fmt.Errorf("ensure room %q: %w", name, err)
+		return chat.Room{}, false, fmt.Errorf("ensure room %q: %w", name, err)
 	}
-	return r, nil
+	return r, created, nil
 }
 
 // Room returns room id.

@@ -100,7 +100,7 @@ func TestSynchronousFull(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	room, err := db.EnsureRoom(ctx, "general", time.Now())
+	room, _, err := db.EnsureRoom(ctx, "general", time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -309,7 +309,7 @@ func TestReopen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := db.EnsureRoom(ctx, "general", at)
+	r, _, err := db.EnsureRoom(ctx, "general", at)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -485,7 +485,7 @@ func TestMigrateConversationIDs(t *testing.T) {
 	if members != 0 || messages != 0 {
 		t.Errorf("after the group was deleted: %d members, %d messages of it left; want none", members, messages)
 	}
-	r, err := db.EnsureRoom(ctx, "annex", time.Unix(10, 0))
+	r, _, err := db.EnsureRoom(ctx, "annex", time.Unix(10, 0))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -203,7 +203,7 @@ func testRemovedLogged(t *testing.T, s chat.Store) {
 		}
 	}
 
-	r, err := s.EnsureRoom(ctx, "lobby", t0)
+	r, _, err := s.EnsureRoom(ctx, "lobby", t0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -319,7 +319,7 @@ func testRemovedLogged(t *testing.T, s chat.Store) {
 func testMemberEventLogged(t *testing.T, s chat.Store) {
 	ctx := t.Context()
 	ada := mustUser(t, s, "ada@example.com", "Ada")
-	r, err := s.EnsureRoom(ctx, "lobby", t0)
+	r, _, err := s.EnsureRoom(ctx, "lobby", t0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,7 +22,7 @@ func benchRooms(b *testing.B, s chat.Store, n int) (userID int64, roomIDs []int6
 	}
 	roomIDs = make([]int64, n)
 	for i := range roomIDs {
-		r, err := s.EnsureRoom(ctx, "room-"+strconv.Itoa(i), time.Now())
+		r, _, err := s.EnsureRoom(ctx, "room-"+strconv.Itoa(i), time.Now())
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -66,7 +66,7 @@ func testGroups(t *testing.T, s chat.Store) {
 	if n, err := s.LastUserEvent(ctx, bob.ID); err != nil || n != lastBob {
 		t.Errorf("LastUserEvent(Bob) after a refused creation = %d, %v; want %d", n, err, lastBob)
 	}
-	if _, err := s.EnsureRoom(ctx, "Crew", t0); err != nil {
+	if _, _, err := s.EnsureRoom(ctx, "Crew", t0); err != nil {
 		t.Errorf("EnsureRoom with a group's name: %v; want a room (names are unique per kind)", err)
 	}
 	if _, err := s.Room(ctx, g.ID); !errors.Is(err, chat.ErrNotFound) {

@@ -55,7 +55,7 @@ func testRoomNameLookAlikes(t *testing.T, s chat.Store) {
 		{good0, good},
 		{helloCyrCaps, hello},
 	} {
-		r, err := s.EnsureRoom(ctx, tt.name, t0)
+		r, _, err := s.EnsureRoom(ctx, tt.name, t0)
 		if err == nil {
 			t.Errorf("EnsureRoom(%+q) = room %d named %+q; want ErrNameLookAlike", tt.name, r.ID, r.Name)
 			continue
@@ -67,7 +67,7 @@ func testRoomNameLookAlikes(t *testing.T, s chat.Store) {
 	}
 	// The same name in another case is the same room, not a look-alike.
 	for _, name := range []string{"PayPal", "GENERAL", "general"} {
-		r, err := s.EnsureRoom(ctx, name, t0)
+		r, _, err := s.EnsureRoom(ctx, name, t0)
 		if err != nil || (r.ID != pp.ID && r.ID != gen.ID) {
 			t.Errorf("EnsureRoom(%q) = room %d, %v; want the existing room", name, r.ID, err)
 		}
@@ -164,7 +164,7 @@ func testNameLookAlikeConcurrent(t *testing.T, s chat.Store) {
 					id = g.ID
 				} else {
 					var r chat.Room
-					r, err = s.EnsureRoom(ctx, name, t0)
+					r, _, err = s.EnsureRoom(ctx, name, t0)
 					id = r.ID
 				}
 				mu.Lock()

@@ -36,12 +36,12 @@ func MigratedSkeletons(t *testing.T, st chat.Store, got []string) {
 	}
 	at := time.Unix(100, 0)
 	for name, id := range map[string]int64{"PayPal": 1, "\u0440\u0430ypal": 2, "paypa1": 3} {
-		if r, err := st.EnsureRoom(ctx, name, at); err != nil || r.ID != id {
+		if r, _, err := st.EnsureRoom(ctx, name, at); err != nil || r.ID != id {
 			t.Errorf("EnsureRoom(%+q) = room %d, %v; want room %d", name, r.ID, err, id)
 		}
 	}
 	var e *chat.LookAlikeError
-	if _, err := st.EnsureRoom(ctx, "p\u0430yp\u0430l", at); !errors.As(err, &e) || e.Name != "paypal" {
+	if _, _, err := st.EnsureRoom(ctx, "p\u0430yp\u0430l", at); !errors.As(err, &e) || e.Name != "paypal" {
 		t.Errorf("EnsureRoom(new look-alike) = %v; want a LookAlikeError naming paypal", err)
 	}
 	if _, _, _, err := st.CreateGroup(ctx, chat.NewGroup{Name: "P\u0430yp\u0430l", MaxMembers: 3, OwnerID: 1, At: at}, createdEv); !errors.As(err, &e) || e.Name != "\u0420\u0430yPal" {
@@ -76,7 +76,7 @@ func FilledSkeletons(t *testing.T, st chat.Store, got []string) {
 	at := time.Unix(100, 0)
 	var e *chat.LookAlikeError
 	for name, other := range map[string]string{"he11o": "hello", "p\u0430yp\u0430l": "paypal"} {
-		if _, err := st.EnsureRoom(ctx, name, at); !errors.As(err, &e) || e.Name != other {
+		if _, _, err := st.EnsureRoom(ctx, name, at); !errors.As(err, &e) || e.Name != other {
 			t.Errorf("EnsureRoom(%+q) = %v; want a LookAlikeError naming %q", name, err, other)
 		}
 	}

@@ -57,6 +57,7 @@ func TestStore(t *testing.T, open func(t *testing.T) chat.Store) {
 		{"DeleteExpired", testDeleteExpired},
 		{"Rooms", testRooms},
 		{"RoomNamesIgnoreCase", testRoomNamesIgnoreCase},
+		{"EnsureRoomConcurrent", testEnsureRoomConcurrent},
 		{"RoomNameLookAlikes", testRoomNameLookAlikes},
 		{"GroupNameLookAlikes", testGroupNameLookAlikes},
 		{"NameLookAlikeConcurrent", testNameLookAlikeConcurrent},
@@ -217,7 +218,7 @@ func testTimes(t *testing.T, s chat.Store) {
 	}
 	check("User: CreatedAt", u.CreatedAt)
 
-	r, err := s.EnsureRoom(ctx, "general", at)
+	r, _, err := s.EnsureRoom(ctx, "general", at)
 	if err != nil {
 		t.Fatalf("EnsureRoom: %v", err)
 	}
@@ -648,9 +649,12 @@ func testDeleteExpired(t *testing.T, s chat.Store) {
 
 func testRooms(t *testing.T, s chat.Store) {
 	ctx := t.Context()
-	r, err := s.EnsureRoom(ctx, "general", t0)
+	r, created, err := s.EnsureRoom(ctx, "general", t0)
 	if err != nil {
 		t.Fatalf("EnsureRoom(new): %v", err)
+	}
+	if !created {
+		t.Error("EnsureRoom(new) created = false; want true")
 	}
 	if r.ID == 0 {
 		t.Fatal("EnsureRoom returned ID 0")
@@ -659,9 +663,12 @@ func testRooms(t *testing.T, s chat.Store) {
 	if diff := cmp.Diff(want, r); diff != "" {
 		t.Errorf("EnsureRoom(new) mismatch (-want +got):\n%s", diff)
 	}
-	again, err := s.EnsureRoom(ctx, "general", t0.Add(time.Hour))
+	again, created, err := s.EnsureRoom(ctx, "General", t0.Add(time.Hour))
 	if err != nil {
 		t.Fatalf("EnsureRoom(existing): %v", err)
+	}
+	if created {
+		t.Error("EnsureRoom(existing) created = true; want false")
 	}
 	if diff := cmp.Diff(want, again); diff != "" {
 		t.Errorf("EnsureRoom(existing) mismatch (-want +got):\n%s", diff)
@@ -692,6 +699,42 @@ func testRooms(t *testing.T, s chat.Store) {
 	wantNotFound(t, "RoomByName(unknown)", err)
 }
 
+// testEnsureRoomConcurrent: several make one new room at once, under
+// names that differ in case: all get the one room, and exactly one of
+// them made it.
+func testEnsureRoomConcurrent(t *testing.T, s chat.Store) {
+	ctx := t.Context()
+	names := []string{"Lobby", "lobby", "LOBBY", "lObBy", "lobbY", "LOBby", "loBBY", "Lobby"}
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		ids     = map[int64]int{}
+		created int
+		errs    []error
+	)
+	for _, name := range names {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, made, err := s.EnsureRoom(ctx, name, t0)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, err)
+				return
+			}
+			ids[r.ID]++
+			if made {
+				created++
+			}
+		}()
+	}
+	wg.Wait()
+	if len(errs) > 0 || len(ids) != 1 || created != 1 {
+		t.Errorf("%d EnsureRoom at once: rooms %v, %d made, errors %v; want one room, made once", len(names), ids, created, errs)
+	}
+}
+
 func testRoomNamesIgnoreCase(t *testing.T, s chat.Store) {
 	ctx := t.Context()
 	for _, names := range [][]string{
@@ -700,7 +743,7 @@ func testRoomNamesIgnoreCase(t *testing.T, s chat.Store) {
 	} {
 		r := mustRoom(t, s, names[0])
 		for _, name := range names {
-			got, err := s.EnsureRoom(ctx, name, t0.Add(time.Hour))
+			got, _, err := s.EnsureRoom(ctx, name, t0.Add(time.Hour))
 			if err != nil {
 				t.Fatalf("EnsureRoom(%q): %v", name, err)
 			}
@@ -1322,7 +1365,7 @@ func mustUser(t *testing.T, s chat.Store, email, name string) chat.User {
 
 func mustRoom(t *testing.T, s chat.Store, name string) chat.Room {
 	t.Helper()
-	r, err := s.EnsureRoom(t.Context(), name, t0)
+	r, _, err := s.EnsureRoom(t.Context(), name, t0)
 	if err != nil {
 		t.Fatalf("EnsureRoom(%q): %v", name, err)
 	}
