@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"errors"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -33,6 +34,7 @@ type session struct {
 	sendLim *rate.Limiter       // made at the first send, full as if made at the start
 	reqLim  *rate.Limiter       // made at the first other frame
 	typed   map[int64]time.Time // last typing forwarded, per conversation; made at the first
+	sweepAt int                 // size of typed at which typings past chat.TypingInterval are swept out
 	users   inOrder             // the user's logged events delivered (Event.UserSeq)
 
 	// Sends queued in the store and not answered yet, made at the first
@@ -577,10 +579,14 @@ func (n *session) typing(f inFrame) error {
 	if err := n.s.svc.Typing(ctx, n.user, f.RoomID); err != nil {
 		return err
 	}
+	// Only the typings past the interval are forgotten: one still in it
+	// would be forwarded again. Those in it are as many as the frame
+	// limit lets through in an interval.
 	if n.typed == nil {
-		n.typed = make(map[int64]time.Time)
-	} else if len(n.typed) > 64 {
-		clear(n.typed)
+		n.typed, n.sweepAt = make(map[int64]time.Time), 64
+	} else if len(n.typed) >= n.sweepAt {
+		maps.DeleteFunc(n.typed, func(_ int64, t time.Time) bool { return now.Sub(t) >= chat.TypingInterval })
+		n.sweepAt = max(64, 2*len(n.typed))
 	}
 	n.typed[f.RoomID] = now
 	return nil

@@ -124,3 +124,35 @@ func TestGroupEphemeralWhereOpen(t *testing.T) {
 		})
 	}
 }
+
+// TestTypingLimitManyConversations: a connection forwards at most one
+// typing per conversation every 2 seconds however many conversations it
+// types in: typing in many others in between does not make the first's
+// news again.
+func TestTypingLimitManyConversations(t *testing.T) {
+	ts := newTestServer(t)
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	grace := ts.signIn(t, "grace@example.com", "Grace")
+	room := ts.enterRoom(t, ada, "general")
+	ts.enterRoom(t, grace, "general")
+	others := make([]int64, 70)
+	for i := range others {
+		others[i] = ts.enterRoom(t, ada, "room"+strconv.Itoa(i)).ID
+	}
+	wa, wg := ts.connect(t, ada), ts.connect(t, grace)
+	wg.open(t, room.ID, nil)
+
+	wa.send(t, map[string]any{"type": "typing", "room_id": room.ID})
+	wg.expect(t, "typing")
+	for _, id := range others {
+		wa.send(t, map[string]any{"type": "typing", "room_id": id})
+	}
+	wa.send(t, map[string]any{"type": "typing", "room_id": room.ID})
+	wa.barrier(t)
+	wg.barrier(t)
+	for _, f := range wg.drain() {
+		if f.Type == "typing" {
+			t.Errorf("Grace got a second typing of Ada's within the interval: %s", f)
+		}
+	}
+}
