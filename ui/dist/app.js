@@ -596,9 +596,15 @@ async function refreshConversations() {
     const convs = new Map();
     for (const c of list) {
       const old = state.convs.get(c.id);
-      // A live frame newer than this answer wins.
-      if (old && (old.last_seq || 0) > (c.last_seq || 0)) convs.set(c.id, { ...c, ...old });
-      else convs.set(c.id, c);
+      if (old && (old.last_seq || 0) > (c.last_seq || 0)) {
+        // A live frame newer than this answer wins; but what was missed
+        // before it (while the link was down) is only in the answer's
+        // count: unread is what follows the read position, as for a read.
+        const read = Math.max(c.read_seq || 0, old.read_seq || 0);
+        convs.set(c.id, { ...c, ...old, read_seq: read, unread: Math.max(0, old.last_seq - read) });
+      } else {
+        convs.set(c.id, c);
+      }
       if (isShown(c.id) && state.socket && state.socket.last(c.id) >= (c.last_seq || 0)) convs.get(c.id).unread = 0;
     }
     state.convs = convs;

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"testing"
+
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+)
+
+// loseFrames is run in a tab before the app. While window.parleyDrop is
+// set, the page's WebSockets lose the frames that come, as over a link
+// that died unnoticed (window.parleyDropped counts those of a
+// conversation); window.parleySockets holds every WebSocket made. While
+// window.parleyHoldList is set, the answers to GET /api/conversations
+// wait, once received, until window.parleyReleaseList() lets the first of
+// them go (window.parleyHeldLists counts them).
+const loseFrames = `(() => {
+	window.parleySockets = [];
+	window.parleyDropped = 0;
+	const Orig = window.WebSocket;
+	const add = Orig.prototype.addEventListener;
+	Orig.prototype.addEventListener = function (type, fn, opts) {
+		if (type !== "message") return add.call(this, type, fn, opts);
+		return add.call(this, type, function (e) {
+			if (window.parleyDrop) {
+				if (String(e.data).includes('"type":"conversation"')) window.parleyDropped++;
+				return;
+			}
+			return fn.call(this, e);
+		}, opts);
+	};
+	window.WebSocket = class extends Orig {
+		constructor(...args) {
+			super(...args);
+			window.parleySockets.push(this);
+		}
+	};
+	const fetch = window.fetch.bind(window);
+	const held = [];
+	window.parleyHeldLists = 0;
+	window.parleyReleaseList = () => held.shift()?.();
+	window.fetch = async (input, init) => {
+		const res = await fetch(input, init);
+		if (window.parleyHoldList && String(input) === "/api/conversations") {
+			window.parleyHeldLists++;
+			await new Promise((resolve) => held.push(resolve));
+		}
+		return res;
+	};
+})()`
+
+// TestBrowserUnreadAfterGap: Ada's link dies unnoticed while Grace writes
+// to her twice; when the page reconnects, it reads its list again, and
+// Grace's next message arrives live before that answer does. The badge
+// counts all three (and the first, from before), not only what came live.
+func TestBrowserUnreadAfterGap(t *testing.T) {
+	s, ada := startAdaUnsigned(t)
+	ctx, cancel := ada.stepCtx()
+	_, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: loseFrames})
+	cancel()
+	if err != nil {
+		t.Fatalf("ada: wrap the page: %v", err)
+	}
+	ada.signIn(t, s, "ada@example.com", "Ada")
+	ada.userID = userIDOf(t, s, nil, ada)
+	grace := signIn(t, s, "grace@example.com", "Grace")
+	graceID := userIDOf(t, s, grace, nil)
+	ada.fetchJSON(t, "POST", "/api/contacts", map[string]int64{"user_id": graceID}, nil)
+	postJSON(t, grace, "POST", fmt.Sprintf("%s/api/contacts/%d/accept", s.URL, ada.userID), nil, http.StatusOK, nil)
+
+	direct := fmt.Sprintf("%s/api/direct/%d/messages", s.URL, ada.userID)
+	write := func(text string) int64 {
+		t.Helper()
+		var sent struct {
+			Message struct {
+				RoomID int64 `json:"room_id"`
+			} `json:"message"`
+		}
+		postJSON(t, grace, "POST", direct, map[string]string{"client_id": "c-" + text, "body": text}, http.StatusOK, &sent)
+		return sent.Message.RoomID
+	}
+	convID := write("one")
+	const state = `{title: document.title, conn: document.getElementById("conn-status").dataset.state,
+		dropped: window.parleyDropped, held: window.parleyHeldLists,
+		convs: [...document.querySelectorAll("#conversations li")].map((li) =>
+			[li.dataset.convId, li.textContent, li.querySelector(".badge")?.hidden].join(" | "))}`
+	const shows = `(id, preview, unread) => {
+		const li = document.querySelector('#conversations li[data-conv-id="' + id + '"]');
+		const badge = li && li.querySelector(".badge");
+		return !!badge && li.querySelector(".conv-preview").textContent === preview &&
+			!badge.hidden && badge.textContent === String(unread);
+	}`
+	waitFor[bool](t, ada, "Grace's chat shows 1 unread", state, shows, convID, "one", 1)
+
+	evaluate[chromedp.Void](t, ada, "the link dies", `window.parleyDrop = true`)
+	write("two")
+	write("three")
+	waitFor[bool](t, ada, "both messages are lost", state, `() => window.parleyDropped >= 2`)
+
+	evaluate[chromedp.Void](t, ada, "the page notices", `(() => {
+		window.parleyHoldList = true;
+		window.parleyDrop = false;
+		window.parleySockets.at(-1).close();
+	})()`)
+	waitFor[bool](t, ada, "the page reconnected and asks for its list", state, `() =>
+		window.parleySockets.length === 2 && window.parleyHeldLists >= 1 &&
+		document.getElementById("conn-status").dataset.state === "connected"`)
+	write("four")
+	waitFor[bool](t, ada, "the new message arrives live", state, `(id) =>
+		document.querySelector('#conversations li[data-conv-id="' + id + '"] .conv-preview')?.textContent === "four"`, convID)
+	evaluate[chromedp.Void](t, ada, "the list's answer arrives", `window.parleyReleaseList()`)
+	waitFor[bool](t, ada, "Grace's chat shows 4 unread", state, shows, convID, "four", 4)
+	ada.checkQuiet(t)
+}
