@@ -114,3 +114,31 @@ func TestBrowserUnreadAfterGap(t *testing.T) {
 	waitFor[bool](t, ada, "Grace's chat shows 4 unread", state, shows, convID, "four", 4)
 	ada.checkQuiet(t)
 }
+
+// TestBrowserUnfriendedOnline: Ada and Grace both have their direct chat
+// open; Grace ends the friendship. The server no longer tells Ada when
+// Grace has the chat open (docs/protocol.md), so her page stops showing
+// Grace there as online, rather than for good.
+func TestBrowserUnfriendedOnline(t *testing.T) {
+	_, ada, grace := startFriends(t)
+	grace.fetchJSON(t, "POST", fmt.Sprintf("/api/direct/%d/messages", ada.userID), map[string]string{"client_id": "c-hi", "body": "hi"}, nil)
+	for _, p := range []struct{ b, other *browser }{{ada, grace}, {grace, ada}} {
+		sel := fmt.Sprintf(`#conversations li[data-peer-id="%d"] button`, p.other.userID)
+		waitFor[bool](t, p.b, "the chat is listed", viewState, `(sel) => !!document.querySelector(sel)`, sel)
+		p.b.click(t, "open the chat with "+p.other.name, sel)
+		p.b.waitMessage(t, "hi")
+	}
+	ada.waitOnline(t, grace)
+	waitFor[bool](t, ada, "Grace shows online", viewState, `() =>
+		document.getElementById("room-sub").textContent === "Direct chat · online"`)
+
+	grace.fetchJSON(t, "DELETE", fmt.Sprintf("/api/contacts/%d", ada.userID), nil, nil)
+	waitFor[bool](t, ada, "Grace is no longer a friend", viewState, `(id) =>
+		!document.querySelector('#friends li[data-user-id="' + id + '"]')`, grace.userID)
+	waitFor[bool](t, ada, "Grace no longer shows online", `{sub: document.getElementById("room-sub").textContent, state: `+viewState+`}`, `(id) =>
+		!document.querySelector('#online-list li[data-user-id="' + id + '"]') &&
+		document.getElementById("room-sub").textContent === "Direct chat"`, grace.userID)
+	for _, b := range []*browser{ada, grace} {
+		b.checkQuiet(t)
+	}
+}

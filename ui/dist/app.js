@@ -884,6 +884,13 @@ function onContactFrame(f) {
   if (f.state === 'blocked') state.blocked.set(f.user.id, f.user);
   else state.blocked.delete(f.user.id);
   if (f.state === 'blocked' && state.results) state.results = state.results.filter((u) => u.id !== f.user.id);
+  // The server no longer says when one who is not a friend has the
+  // direct chat open, nor when they close it: they are not shown there.
+  const r = state.room;
+  if (f.state !== 'friends' && r && r.kind === 'direct' && r.peer && r.peer.id === f.user.id && state.online.delete(f.user.id)) {
+    state.onlineCount = state.online.size;
+  }
+  renderOnline();
   renderPeople();
   refreshConversationsSoon();
 }
