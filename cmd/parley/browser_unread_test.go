@@ -11,8 +11,8 @@ import (
 
 // loseFrames is run in a tab before the app. While window.parleyDrop is
 // set, the page's WebSockets lose the frames that come, as over a link
-// that died unnoticed (window.parleyDropped counts those of a
-// conversation); window.parleySockets holds every WebSocket made. While
+// that died unnoticed (window.parleyDropped counts those with a
+// message or conversation); window.parleySockets holds every WebSocket made. While
 // window.parleyHoldList is set, the answers to GET /api/conversations
 // wait, once received, until window.parleyReleaseList() lets the first of
 // them go (window.parleyHeldLists counts them).
@@ -25,7 +25,7 @@ const loseFrames = `(() => {
 		if (type !== "message") return add.call(this, type, fn, opts);
 		return add.call(this, type, function (e) {
 			if (window.parleyDrop) {
-				if (String(e.data).includes('"type":"conversation"')) window.parleyDropped++;
+				if (/"type":"(conversation|message)"/.test(String(e.data))) window.parleyDropped++;
 				return;
 			}
 			return fn.call(this, e);
@@ -56,15 +56,7 @@ const loseFrames = `(() => {
 // Grace's next message arrives live before that answer does. The badge
 // counts all three (and the first, from before), not only what came live.
 func TestBrowserUnreadAfterGap(t *testing.T) {
-	s, ada := startAdaUnsigned(t)
-	ctx, cancel := ada.stepCtx()
-	_, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: loseFrames})
-	cancel()
-	if err != nil {
-		t.Fatalf("ada: wrap the page: %v", err)
-	}
-	ada.signIn(t, s, "ada@example.com", "Ada")
-	ada.userID = userIDOf(t, s, nil, ada)
+	s, ada := startAdaLosingFrames(t)
 	grace := signIn(t, s, "grace@example.com", "Grace")
 	graceID := userIDOf(t, s, grace, nil)
 	ada.fetchJSON(t, "POST", "/api/contacts", map[string]int64{"user_id": graceID}, nil)
@@ -99,14 +91,7 @@ func TestBrowserUnreadAfterGap(t *testing.T) {
 	write("three")
 	waitFor[bool](t, ada, "both messages are lost", state, `() => window.parleyDropped >= 2`)
 
-	evaluate[chromedp.Void](t, ada, "the page notices", `(() => {
-		window.parleyHoldList = true;
-		window.parleyDrop = false;
-		window.parleySockets.at(-1).close();
-	})()`)
-	waitFor[bool](t, ada, "the page reconnected and asks for its list", state, `() =>
-		window.parleySockets.length === 2 && window.parleyHeldLists >= 1 &&
-		document.getElementById("conn-status").dataset.state === "connected"`)
+	ada.reconnectHoldingList(t)
 	write("four")
 	waitFor[bool](t, ada, "the new message arrives live", state, `(id) =>
 		document.querySelector('#conversations li[data-conv-id="' + id + '"] .conv-preview')?.textContent === "four"`, convID)
@@ -141,4 +126,62 @@ func TestBrowserUnfriendedOnline(t *testing.T) {
 	for _, b := range []*browser{ada, grace} {
 		b.checkQuiet(t)
 	}
+}
+
+// startAdaLosingFrames starts a server and Ada's browser, signed in, her
+// page run with loseFrames.
+func startAdaLosingFrames(t *testing.T) (*testServer, *browser) {
+	t.Helper()
+	s, ada := startAdaUnsigned(t)
+	ctx, cancel := ada.stepCtx()
+	_, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: loseFrames})
+	cancel()
+	if err != nil {
+		t.Fatalf("ada: wrap the page: %v", err)
+	}
+	ada.signIn(t, s, "ada@example.com", "Ada")
+	ada.userID = userIDOf(t, s, nil, ada)
+	return s, ada
+}
+
+// reconnectHoldingList has b's page (run with loseFrames) notice that its
+// WebSocket died and connect again, its list's answer held.
+func (b *browser) reconnectHoldingList(t *testing.T) {
+	t.Helper()
+	evaluate[chromedp.Void](t, b, "the page notices", `(() => {
+		window.parleyHoldList = true;
+		window.parleyDrop = false;
+		window.parleySockets.at(-1).close();
+	})()`)
+	waitFor[bool](t, b, "the page reconnected and asks for its list", `{sockets: window.parleySockets.length,
+		held: window.parleyHeldLists, conn: document.getElementById("conn-status").dataset.state}`, `() =>
+		window.parleySockets.length === 2 && window.parleyHeldLists >= 1 &&
+		document.getElementById("conn-status").dataset.state === "connected"`)
+}
+
+// TestBrowserRenameAfterGap: Grace renames a group of Ada's while Ada's
+// link is dead, unnoticed; when the page reconnects, Grace's next message
+// in the group arrives live before the list's answer does. The list shows
+// the group's new name, not the one the page knew.
+func TestBrowserRenameAfterGap(t *testing.T) {
+	s, ada := startAdaLosingFrames(t)
+	grace, groupID, _ := graceAddsToCrew(t, s, ada.userID)
+	const state = `{conn: document.getElementById("conn-status").dataset.state,
+		dropped: window.parleyDropped, held: window.parleyHeldLists,
+		convs: [...document.querySelectorAll("#conversations li")].map((li) => [li.dataset.convId, li.textContent].join(" | "))}`
+	const named = `(id, name) =>
+		document.querySelector('#conversations li[data-conv-id="' + id + '"] .conv-name')?.textContent === name`
+	waitFor[bool](t, ada, "Crew is listed", state, named, groupID, "Crew")
+
+	evaluate[chromedp.Void](t, ada, "the link dies", `window.parleyDrop = true`)
+	postJSON(t, grace, "PATCH", fmt.Sprintf("%s/api/groups/%d", s.URL, groupID), map[string]string{"name": "Crew 2"}, http.StatusOK, nil)
+	waitFor[bool](t, ada, "the rename is lost", state, `() => window.parleyDropped >= 1`)
+	ada.reconnectHoldingList(t)
+
+	postJSON(t, grace, "POST", fmt.Sprintf("%s/api/rooms/%d/messages", s.URL, groupID), map[string]string{"client_id": "c-after", "body": "after"}, http.StatusOK, nil)
+	waitFor[bool](t, ada, "the new message arrives live", state, `(id) =>
+		document.querySelector('#conversations li[data-conv-id="' + id + '"] .conv-preview')?.textContent === "Grace: after"`, groupID)
+	evaluate[chromedp.Void](t, ada, "the list's answer arrives", `window.parleyReleaseList()`)
+	waitFor[bool](t, ada, "the list has the group's new name", state, named, groupID, "Crew 2")
+	ada.checkQuiet(t)
 }

@@ -597,11 +597,20 @@ async function refreshConversations() {
     for (const c of list) {
       const old = state.convs.get(c.id);
       if (old && (old.last_seq || 0) > (c.last_seq || 0)) {
-        // A live frame newer than this answer wins; but what was missed
-        // before it (while the link was down) is only in the answer's
-        // count: unread is what follows the read position, as for a read.
+        // A live frame newer than this answer wins, for what it told; what
+        // was missed before it (while the link was down) is only in the
+        // answer: a rename, and in the count, which is what follows the
+        // read position, as for a read.
         const read = Math.max(c.read_seq || 0, old.read_seq || 0);
-        convs.set(c.id, { ...c, ...old, read_seq: read, unread: Math.max(0, old.last_seq - read) });
+        const live = {
+          last_seq: old.last_seq,
+          last_message: old.last_message,
+          last_active_at: old.last_active_at,
+          read_seq: read,
+          unread: Math.max(0, old.last_seq - read),
+        };
+        if ((old.named_seq || 0) > (c.last_seq || 0)) Object.assign(live, { name: old.name, named_seq: old.named_seq });
+        convs.set(c.id, { ...c, ...live });
       } else {
         convs.set(c.id, c);
       }
@@ -638,7 +647,10 @@ function isShown(id) {
 // message seen live (a conversation frame, or a message of the open one).
 function noteMessage(conv, m) {
   if (!m || !(m.seq > (conv.last_seq || 0))) return;
-  if (m.kind === 'renamed' && m.body && conv.kind !== 'direct') conv.name = m.body;
+  if (m.kind === 'renamed' && m.body && conv.kind !== 'direct') {
+    conv.name = m.body;
+    conv.named_seq = m.seq; // newer than a list read before it
+  }
   conv.last_seq = m.seq;
   conv.last_message = m;
   conv.last_active_at = m.created_at;
