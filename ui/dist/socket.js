@@ -93,7 +93,8 @@ export function newClientId() {
 }
 
 // Transports. transport.open(userSeq, {onframes, onclose}) starts one
-// connection and returns {send(frame) → bool, close(code), pings}:
+// connection (userSeq: the newest logged user event seen, -1 before any
+// hello) and returns {send(frame) → bool, close(code), pings}:
 // onframes(frames) gets each batch of frames received, in order (a
 // WebSocket message, a poll answer, the reply to a posted frame; a batch
 // may be empty), and onclose(code) is called once if the connection ends
@@ -107,7 +108,7 @@ export function wsTransport(url) {
     open(userSeq, { onframes, onclose }) {
       // The server replays the user's events (contacts, conversations,
       // removals) missed since the newest one we saw.
-      const ws = new WebSocket(userSeq > 0 ? `${url}?events_after=${userSeq}` : url);
+      const ws = new WebSocket(userSeq >= 0 ? `${url}?events_after=${userSeq}` : url);
       let done = false;
       ws.addEventListener('message', (e) => {
         if (done) return;
@@ -321,7 +322,10 @@ export class ChatSocket {
     this.nextRef = 1;
     this.limits = { max_message_len: 4000, max_frame_bytes: 32768 };
     this.handlers = new Map();
-    this.userSeq = 0; // newest logged user event seen (user_seq): replayed after it on reconnect
+    // The newest logged user event seen (user_seq), replayed after it on
+    // reconnect: 0 when the log was empty at hello (the events logged
+    // since are all missed), -1 before a hello.
+    this.userSeq = -1;
     this.userId = 0; // of the hello: the sender of this user's messages
     this.openSeqs = new Map(); // roomId → user_seq of this connection's newest opened reply of it
     this.lastRx = 0;
@@ -719,6 +723,7 @@ export class ChatSocket {
     if (f.user_seq > this.userSeq) this.userSeq = f.user_seq;
     switch (f.type) {
       case 'hello':
+        this.userSeq = Math.max(this.userSeq, 0); // user_seq 0: an empty log
         this.ready = true;
         this.attempt = 0;
         this.wsFailures = 0;
