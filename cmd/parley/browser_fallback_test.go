@@ -88,3 +88,20 @@ func TestBrowserReconnectKeepsFirstEvent(t *testing.T) {
 	waitLobbyGone(t, ada)
 	ada.checkQuiet(t)
 }
+
+// TestBrowserFallbackKeepsEvents: Ada has #lobby open when WebSockets stop
+// getting through, and leaves #lobby on another device before her page
+// has switched to long-polling. The page's first long-poll channel carries
+// on from the events its WebSocket had: it learns of the leave and closes
+// #lobby.
+func TestBrowserFallbackKeepsEvents(t *testing.T) {
+	_, ada, roomID := startAdaInLobby(t)
+	evaluate[chromedp.Void](t, ada, "WebSockets stop getting through", `(() => {
+		window.parleyBlockWS = true;
+		window.parleySockets.at(-1).close();
+	})()`)
+	ada.fetchJSON(t, "DELETE", fmt.Sprintf("/api/rooms/%d/members/me", roomID), nil, nil)
+	waitFor[bool](t, ada, "connected by long-polling", viewState, connectedBy, "poll")
+	waitLobbyGone(t, ada)
+	ada.checkQuiet(t)
+}

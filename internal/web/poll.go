@@ -379,12 +379,13 @@ func newChannelID() string {
 }
 
 // channelFor returns the channel for cursor cur of user a (nil: a new
-// one), reusing a live one or rebuilding it from the cursor. resend holds
+// one, whose user's events after eventsAfter, if given, come after its
+// hello), reusing a live one or rebuilding it from the cursor. resend holds
 // the frames of a response the client did not receive, to give again.
 // A POST (any) takes the live channel whatever response the client is at;
 // a GET two or more responses behind it is answered by a new channel,
 // rebuilt from the cursor, and leaves the live one as it is.
-func (s *server) channelFor(a authInfo, cur *pollCursor, any bool) (ch *pollChannel, resend bool, err error) {
+func (s *server) channelFor(a authInfo, cur *pollCursor, any bool, eventsAfter *int64) (ch *pollChannel, resend bool, err error) {
 	fork := false
 	if cur != nil {
 		s.polls.mu.Lock()
@@ -435,7 +436,7 @@ func (s *server) channelFor(a authInfo, cur *pollCursor, any bool) (ch *pollChan
 	case cur != nil && (ch == nil || ch.sess.user.ID == a.User.ID):
 		id = cur.Channel
 	}
-	ch, err = s.buildChannel(a, cur, id)
+	ch, err = s.buildChannel(a, cur, id, eventsAfter)
 	return ch, false, err
 }
 
@@ -444,7 +445,7 @@ func (s *server) channelFor(a authInfo, cur *pollCursor, any bool) (ch *pollChan
 // channel its callbacks capture is a variable of its own: captured, the
 // result of channelFor went to the heap on every poll, the many that
 // find their channel live too.
-func (s *server) buildChannel(a authInfo, cur *pollCursor, id string) (*pollChannel, error) {
+func (s *server) buildChannel(a authInfo, cur *pollCursor, id string, eventsAfter *int64) (*pollChannel, error) {
 	release, err := s.roomForConn(a.User)
 	if err != nil {
 		return nil, err
@@ -474,7 +475,7 @@ func (s *server) buildChannel(a authInfo, cur *pollCursor, id string) (*pollChan
 			ch.pos[conv] = max(p, ms[len(ms)-1].Seq)
 		}
 	}
-	var after *int64
+	after := eventsAfter
 	if cur != nil {
 		after = &cur.User
 		ch.n = cur.N
@@ -968,7 +969,17 @@ func (s *server) handlePoll() pollHandler {
 			writeJSON(w, http.StatusForbidden, errorBody{Error: errorDetail{Code: chat.CodeForbidden, Message: "cross-origin request refused"}})
 			return
 		}
-		ch, resend, err := s.channelFor(a, cur, false)
+		var after *int64
+		if cur == nil {
+			// A new channel: the client may have had the user's events up
+			// to events_after on an earlier connection (a WebSocket).
+			var err error
+			if after, err = eventsAfter(r); err != nil {
+				s.writeError(w, err)
+				return
+			}
+		}
+		ch, resend, err := s.channelFor(a, cur, false, after)
 		if errors.Is(err, errChannelEnded) {
 			channelEnded(w, cur)
 			return
@@ -993,7 +1004,7 @@ func (s *server) handlePoll() pollHandler {
 				// A GET before this one answered since channelFor:
 				// channelFor gives that answer again.
 				ch.mu.Unlock()
-				if ch, resend, err = s.channelFor(a, cur, false); err != nil {
+				if ch, resend, err = s.channelFor(a, cur, false, nil); err != nil {
 					s.writeError(w, err)
 					return
 				}
@@ -1175,7 +1186,7 @@ func (s *server) handlePollSend() pollHandler {
 			s.writeError(w, err) // a body over the limit: 413 too_large
 			return
 		}
-		ch, _, err := s.channelFor(a, cur, true)
+		ch, _, err := s.channelFor(a, cur, true, nil)
 		if errors.Is(err, errChannelEnded) {
 			channelEnded(w, cur)
 			return

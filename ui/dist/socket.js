@@ -36,7 +36,9 @@
 //   read         {room_id, seq}: the user's read position moved (any tab)
 //
 // Reconnects pass events_after (the newest user_seq seen), or the poll
-// cursor, so the server replays the user's events missed meanwhile.
+// cursor, so the server replays the user's events missed meanwhile; a
+// new long-poll channel (after WebSockets, or when the server no longer
+// takes the cursor) passes events_after too.
 
 import { RoomSync } from './sync.js';
 
@@ -160,7 +162,7 @@ export function pollTransport(url) {
     cursor: '', // of the newest answer received
     hello: null, // the channel's hello, given again when a connection resumes it
     open(userSeq, handlers) {
-      return new PollConnection(t, url, handlers);
+      return new PollConnection(t, url, handlers, userSeq);
     },
   };
   return t;
@@ -170,9 +172,10 @@ export function pollTransport(url) {
 // the server, and the frames to send POSTed one at a time, in order. It
 // ends (onclose) when a request fails; ChatSocket then reconnects.
 class PollConnection {
-  constructor(t, url, { onframes, onclose }) {
+  constructor(t, url, { onframes, onclose }, userSeq) {
     this.t = t;
     this.url = url;
+    this.userSeq = userSeq; // a new channel replays the user's events after it
     this.onframes = onframes;
     this.onclose = onclose;
     this.pings = false; // a poll is answered at least every --poll-hold
@@ -274,7 +277,8 @@ class PollConnection {
   }
 
   at() {
-    return this.t.cursor ? `${this.url}?cursor=${encodeURIComponent(this.t.cursor)}` : this.url;
+    if (this.t.cursor) return `${this.url}?cursor=${encodeURIComponent(this.t.cursor)}`;
+    return this.userSeq >= 0 ? `${this.url}?events_after=${this.userSeq}` : this.url;
   }
 
   fail(code) {
