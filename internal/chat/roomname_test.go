@@ -163,3 +163,15 @@ func TestNameMarksLimit(t *testing.T) {
 	_, err := chat.NormalizeUserName("x" + strings.Repeat("\u0301\u200b", 9))
 	wantError(t, "NormalizeUserName(marks between zero-width spaces)", err, chat.ErrInvalid, chat.CodeInvalidField, "name")
 }
+
+// TestRoomNameOutsideBMP: a letter outside the Basic Multilingual Plane
+// with a mark that composes with nothing is kept as it is. x/text before
+// v0.44.0 composed U+1042B with U+0308 to U+04F8, a Cyrillic letter: the
+// name of another room.
+func TestRoomNameOutsideBMP(t *testing.T) {
+	for _, name := range []string{"\U0001042B\u0308", "ab\U00010403\u0308"} {
+		if got, err := chat.NormalizeRoomName(name); err != nil || got != name {
+			t.Errorf("NormalizeRoomName(%+q) = %+q, %v; want it kept", name, got, err)
+		}
+	}
+}

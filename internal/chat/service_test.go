@@ -226,6 +226,10 @@ func TestNormalizeEmail(t *testing.T) {
 		{"I\u0307@example.com", "i@example.com", ""},           // the same, decomposed
 		{"\u0130\u0301@example.com", "\u00ed@example.com", ""}, // í once lower case
 		{"\u212b@example.com", "\u00e5@example.com", ""},       // ANGSTROM SIGN
+		// A letter outside the Basic Multilingual Plane, with a mark
+		// that composes with nothing: x/text before v0.44.0 composed it
+		// to U+04F8, a Cyrillic letter, another mailbox.
+		{"\U0001042B\u0308@example.com", "\U0001042B\u0308@example.com", ""},
 		{"", "", chat.CodeMissingField},
 		{"   ", "", chat.CodeMissingField},
 		{"ada", "", chat.CodeInvalidField},

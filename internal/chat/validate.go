@@ -58,10 +58,10 @@ func NormalizeEmail(s string) (string, error) {
 // Lower-casing first would part canonically equal spellings: U+0130 (İ)
 // lower-cases to "i", but "I" with U+0307 to "i" with the dot kept. And
 // lower-casing can undo NFC: "İ" with U+0301 is in NFC, but "i" with
-// U+0301 composes to "í". The last NFC may in turn give a capital (x/text
-// composes U+1042B with U+0308 to U+04F8), so lower-casing and NFC repeat,
-// a few times at most, until the address is stable, as every stored
-// address must be: it is its own FoldEmail.
+// U+0301 composes to "í". Lower-casing and NFC repeat, a few times at
+// most, until the address is stable, as every stored address must be: it
+// is its own FoldEmail. (x/text before v0.44.0 composed U+1042B with
+// U+0308 to U+04F8, a capital, which the repeat lower-cased.)
 func FoldEmail(s string) string {
 	s = norm.NFC.String(s)
 	for range 4 {
