@@ -5,7 +5,6 @@ import (
 	"context"
 	"log/slog"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
@@ -76,39 +75,11 @@ func TestUpgradeEmailsNFCOldNodeMakesUser(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	opened := make(chan *DB, 1)
-	openErr := make(chan error, 1)
-	go func() {
-		db, err := Open(context.Background(), url)
-		if err != nil {
-			openErr <- err
-			return
-		}
-		opened <- db
-	}()
-	// Until the migration waits for the older node's transaction.
-	deadline := time.Now().Add(10 * time.Second)
-	for n := 0; n == 0; {
-		if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
-			WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()`).Scan(&n); err != nil {
+	openBehind(t, url, conn, "", func() {
+		if err := tx.Commit(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if n == 0 && time.Now().After(deadline) {
-			t.Fatal("no session waits for a lock after 10 s")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if err := tx.Commit(ctx); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case db := <-opened:
-		db.Close()
-	case err := <-openErr:
-		t.Fatalf("Open: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("Open did not return in 30 s")
-	}
+	})
 	got := queryStrings(t, conn, `SELECT id || ' ' || email FROM users WHERE id IN (2, 100) ORDER BY id`)
 	want := []string{"2 ze\u0301e@example.org", "100 z\u00e9e@example.org"}
 	if diff := cmp.Diff(want, got); diff != "" {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
@@ -120,39 +119,11 @@ func TestUpgradeNamesNFCOldNodeMakesRoom(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	opened := make(chan *DB, 1)
-	openErr := make(chan error, 1)
-	go func() {
-		db, err := Open(context.Background(), url)
-		if err != nil {
-			openErr <- err
-			return
-		}
-		opened <- db
-	}()
-	// Until the migration waits for the older node's transaction.
-	deadline := time.Now().Add(10 * time.Second)
-	for n := 0; n == 0; {
-		if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
-			WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()`).Scan(&n); err != nil {
+	openBehind(t, url, conn, "", func() {
+		if err := tx.Commit(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if n == 0 && time.Now().After(deadline) {
-			t.Fatal("no session waits for a lock after 10 s")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if err := tx.Commit(ctx); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case db := <-opened:
-		db.Close()
-	case err := <-openErr:
-		t.Fatalf("Open: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("Open did not return in 30 s")
-	}
+	})
 	got := strings.Join(dumpNames(t, conn), "\n")
 	for _, want := range []string{"room 1 \ud55c\uae00-2 \ud55c\uae00-2", "room 100 \ud55c\uae00 \ud55c\uae00"} {
 		if !strings.Contains(got, want) {

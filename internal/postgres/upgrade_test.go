@@ -102,25 +102,46 @@ func oldAppendCommit(t *testing.T, tx pgx.Tx, roomID, userID int64, kind string)
 	}
 }
 
-// waitLockWaiter waits, for up to 10 s, until some session of the server
-// waits for a lock.
-func waitLockWaiter(t *testing.T, conn *pgx.Conn) {
+// openBehind opens url on a goroutine, as a newer node starts while an
+// older node's transaction is open, waits for up to 10 s until a session
+// other than conn's waits for a lock whose query contains waiting (any
+// query if ""), then calls commit, which ends the older node's
+// transaction, and returns the DB once Open has returned (closed when the
+// test ends).
+func openBehind(t *testing.T, url string, conn *pgx.Conn, waiting string, commit func()) *DB {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		var n int
-		if err := conn.QueryRow(t.Context(), `SELECT count(*) FROM pg_stat_activity
-			WHERE wait_event_type = 'Lock' AND query LIKE '%member_count%'`).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		if n > 0 {
+	opened := make(chan *DB, 1)
+	openErr := make(chan error, 1)
+	go func() {
+		db, err := Open(context.Background(), url)
+		if err != nil {
+			openErr <- err
 			return
 		}
-		if time.Now().After(deadline) {
+		opened <- db
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for n := 0; n == 0; {
+		if err := conn.QueryRow(t.Context(), `SELECT count(*) FROM pg_stat_activity
+			WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid() AND query LIKE '%' || $1 || '%'`, waiting).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 && time.Now().After(deadline) {
 			t.Fatal("no session waits for a lock after 10 s")
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	commit()
+	select {
+	case db := <-opened:
+		t.Cleanup(func() { db.Close() })
+		return db
+	case err := <-openErr:
+		t.Fatalf("Open: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("Open did not return in 30 s")
+	}
+	return nil
 }
 
 // TestUpgradeMemberCountConcurrentJoin: a node of the parley before
@@ -138,28 +159,7 @@ func TestUpgradeMemberCountConcurrentJoin(t *testing.T) {
 	defer old.Close(context.Background())
 	tx := oldJoinBegin(t, old, roomID, userID)
 
-	opened := make(chan *DB, 1)
-	openErr := make(chan error, 1)
-	go func() {
-		db, err := Open(context.Background(), url)
-		if err != nil {
-			openErr <- err
-			return
-		}
-		opened <- db
-	}()
-	waitLockWaiter(t, conn)
-	oldAppendCommit(t, tx, roomID, userID, "join")
-
-	var db *DB
-	select {
-	case db = <-opened:
-		t.Cleanup(func() { db.Close() })
-	case err := <-openErr:
-		t.Fatalf("Open: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("Open did not return in 30 s")
-	}
+	db := openBehind(t, url, conn, "member_count", func() { oldAppendCommit(t, tx, roomID, userID, "join") })
 	var stored, counted int
 	if err := conn.QueryRow(t.Context(), `SELECT member_count, (SELECT count(*) FROM members WHERE conv_id = $1)
 		FROM conversations WHERE id = $1`, roomID).Scan(&stored, &counted); err != nil {
