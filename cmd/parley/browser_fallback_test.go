@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 )
 
@@ -45,12 +44,7 @@ const blockWebSocketLater = `(() => {
 func startAdaInLobby(t *testing.T) (*testServer, *browser, int64) {
 	t.Helper()
 	s, ada := startAdaUnsigned(t)
-	ctx, cancel := ada.stepCtx()
-	_, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: blockWebSocketLater})
-	cancel()
-	if err != nil {
-		t.Fatalf("ada: wrap WebSocket: %v", err)
-	}
+	ada.onEveryPage(t, "wrap WebSocket", blockWebSocketLater)
 	ada.signIn(t, s, "ada@example.com", "Ada")
 	ada.enterRoom(t, "lobby")
 	waitFor[bool](t, ada, "connected by WebSocket", viewState, connectedBy, "ws")

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 )
@@ -401,12 +400,7 @@ const refuseOnce = `(() => {
 // at once), that timer must not send it once more.
 func TestBrowserRateLimitedRetry(t *testing.T) {
 	s, ada := startAdaUnsigned(t)
-	ctx, cancel := ada.stepCtx()
-	_, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: refuseOnce})
-	cancel()
-	if err != nil {
-		t.Fatalf("install the refusal: %v", err)
-	}
+	ada.onEveryPage(t, "install the refusal", refuseOnce)
 	ada.signIn(t, s, "ada@example.com", "Ada")
 	ada.enterRoom(t, "lobby")
 	id := evaluate[int64](t, ada, "the room's id", `Number(document.querySelector('#rooms-joined li[data-room-name="lobby"]').dataset.roomId)`)

@@ -4,7 +4,6 @@ import (
 	"testing"
 
 	"github.com/chromedp/cdproto/network"
-	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 )
@@ -51,12 +50,7 @@ const blockWebSocket = `(() => {
 func TestBrowserPollFallback(t *testing.T) {
 	s, ada, grace := startPair(t, browserTestTimeout)
 
-	ctx, cancel := ada.stepCtx()
-	_, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: blockWebSocket})
-	cancel()
-	if err != nil {
-		t.Fatalf("ada: block WebSockets: %v", err)
-	}
+	ada.onEveryPage(t, "block WebSockets", blockWebSocket)
 
 	ada.signIn(t, s, "ada@example.com", "Ada")
 	grace.signIn(t, s, "grace@example.com", "Grace")

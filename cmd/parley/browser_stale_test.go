@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"testing"
 
-	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 )
@@ -41,12 +40,7 @@ const watchOpened = `(() => {
 // Ada's access.
 func TestBrowserStaleRemovedKeepsGroup(t *testing.T) {
 	s, ada := startAdaUnsigned(t)
-	ctx, cancel := ada.stepCtx()
-	_, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: watchOpened})
-	cancel()
-	if err != nil {
-		t.Fatalf("install the watch: %v", err)
-	}
+	ada.onEveryPage(t, "install the watch", watchOpened)
 	ada.signIn(t, s, "ada@example.com", "Ada")
 	waitFor[bool](t, ada, "connected", viewState, connectedBy, "ws")
 	adaID := userIDOf(t, s, nil, ada)
@@ -106,12 +100,7 @@ func TestBrowserStaleRemovedKeepsGroup(t *testing.T) {
 // server whether Ada is a member: it keeps the room open, receiving.
 func TestBrowserStaleRemovedKeepsRoom(t *testing.T) {
 	s, ada := startAdaUnsigned(t)
-	ctx, cancel := ada.stepCtx()
-	_, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: watchOpened})
-	cancel()
-	if err != nil {
-		t.Fatalf("install the watch: %v", err)
-	}
+	ada.onEveryPage(t, "install the watch", watchOpened)
 	ada.signIn(t, s, "ada@example.com", "Ada")
 	waitFor[bool](t, ada, "connected", viewState, connectedBy, "ws")
 	// Being added to a group puts an event in Ada's log, so that opened

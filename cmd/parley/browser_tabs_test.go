@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 )
 
@@ -188,12 +187,7 @@ const throttledTimers = `(() => {
 // answering is still given up.
 func TestBrowserHiddenTabKeepsSocket(t *testing.T) {
 	s, ada := startAdaUnsigned(t)
-	ctx, cancel := ada.stepCtx()
-	_, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: throttledTimers})
-	cancel()
-	if err != nil {
-		t.Fatalf("throttle the page's timers: %v", err)
-	}
+	ada.onEveryPage(t, "throttle the page's timers", throttledTimers)
 	ada.signIn(t, s, "ada@example.com", "Ada")
 	waitFor[bool](t, ada, "connected", viewState, connectedBy, "ws")
 
@@ -243,12 +237,7 @@ func TestBrowserEnterRoomAgainOtherTab(t *testing.T) {
 	s, ada := startAda(t)
 	ada.enterRoom(t, "lobby")
 	other := ada.newTab(t, "Ada's other tab")
-	ctx, cancel := other.stepCtx()
-	_, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: holdRemoved})
-	cancel()
-	if err != nil {
-		t.Fatalf("hold the removed frames: %v", err)
-	}
+	other.onEveryPage(t, "hold the removed frames", holdRemoved)
 	other.openApp(t, s, "")
 
 	ada.click(t, "leave #lobby", "#leave-room")
@@ -302,12 +291,7 @@ const deafSocket = `(() => {
 // its live messages.
 func TestBrowserEnterRoomAgainOffline(t *testing.T) {
 	s, ada := startAda(t)
-	ctx, cancel := ada.stepCtx()
-	_, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: deafSocket})
-	cancel()
-	if err != nil {
-		t.Fatalf("install the deaf socket: %v", err)
-	}
+	ada.onEveryPage(t, "install the deaf socket", deafSocket)
 	ada.openApp(t, s, "")
 	ada.enterRoom(t, "lobby")
 	id := evaluate[int64](t, ada, "the room's id", `Number(document.querySelector('#rooms-joined li[data-room-name="lobby"]').dataset.roomId)`)
@@ -359,12 +343,7 @@ const failRoomChecks = `(() => {
 // learns she is: #lobby stays open and listed, with its live messages.
 func TestBrowserRoomCheckRetried(t *testing.T) {
 	s, ada := startAda(t)
-	ctx, cancel := ada.stepCtx()
-	_, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: holdRemoved})
-	cancel()
-	if err != nil {
-		t.Fatalf("hold the removed frames: %v", err)
-	}
+	ada.onEveryPage(t, "hold the removed frames", holdRemoved)
 	ada.openApp(t, s, "")
 	ada.enterRoom(t, "lobby")
 	id := evaluate[int64](t, ada, "the room's id", `Number(document.querySelector('#rooms-joined li[data-room-name="lobby"]').dataset.roomId)`)

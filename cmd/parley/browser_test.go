@@ -240,6 +240,17 @@ func startBrowser(t *testing.T, exe, profile string, deadline time.Time) *browse
 }
 
 // stepCtx bounds one step by browserStepTimeout and the test's deadline.
+// onEveryPage has b run the script src in every page it loads from now
+// on, before the page's own; what says what it does, for a failure.
+func (b *browser) onEveryPage(t testing.TB, what, src string) {
+	t.Helper()
+	ctx, cancel := b.stepCtx()
+	defer cancel()
+	if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: src}); err != nil {
+		t.Fatalf("%s: %s: %v", b.name, what, err)
+	}
+}
+
 func (b *browser) stepCtx() (context.Context, context.CancelFunc) {
 	return context.WithDeadline(b.ctx, b.stepDeadline())
 }

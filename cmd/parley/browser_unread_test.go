@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"testing"
 
-	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 )
 
@@ -133,12 +132,7 @@ func TestBrowserUnfriendedOnline(t *testing.T) {
 func startAdaLosingFrames(t *testing.T) (*testServer, *browser) {
 	t.Helper()
 	s, ada := startAdaUnsigned(t)
-	ctx, cancel := ada.stepCtx()
-	_, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: loseFrames})
-	cancel()
-	if err != nil {
-		t.Fatalf("ada: wrap the page: %v", err)
-	}
+	ada.onEveryPage(t, "wrap the page", loseFrames)
 	ada.signIn(t, s, "ada@example.com", "Ada")
 	ada.userID = userIDOf(t, s, nil, ada)
 	return s, ada
