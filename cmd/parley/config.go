@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/parley-chat/parley/internal/redact"
 	"github.com/parley-chat/parley/internal/sqlite"
 )
 
@@ -173,6 +174,10 @@ func (c *Config) Validate() error {
 	}
 	if c.Broker != "" && !strings.HasPrefix(c.Broker, "redis://") && !strings.HasPrefix(c.Broker, "rediss://") {
 		bad("--broker %q: only redis:// and rediss:// brokers are supported (empty for one node)", redactURL(c.Broker))
+	} else if c.Broker != "" {
+		if _, err := redact.Parse(c.Broker); err != nil {
+			bad("--broker: %v", err)
+		}
 	}
 	if c.Broker != "" && c.RedisPrefix == "" {
 		bad("--redis-prefix must not be empty")

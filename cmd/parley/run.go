@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -22,6 +21,7 @@ import (
 	"github.com/parley-chat/parley/internal/inmem"
 	"github.com/parley-chat/parley/internal/mailer"
 	"github.com/parley-chat/parley/internal/postgres"
+	"github.com/parley-chat/parley/internal/redact"
 	"github.com/parley-chat/parley/internal/redis"
 	"github.com/parley-chat/parley/internal/sqlite"
 	"github.com/parley-chat/parley/internal/web"
@@ -291,14 +291,9 @@ func openFabric(ctx context.Context, cfg Config, logger *slog.Logger) (*fabric, 
 	}, nil
 }
 
-// redactURL hides the password of a database or broker URL, for logs.
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
-		return s
-	}
-	return u.Redacted()
-}
+// redactURL hides the password of a database or broker URL, for logs,
+// even one that does not parse.
+func redactURL(s string) string { return redact.URL(s) }
 
 // sweep deletes expired sessions and login codes now and then.
 func sweep(ctx context.Context, st store, logger *slog.Logger) {

@@ -17,6 +17,7 @@ import (
 	mail "github.com/wneessen/go-mail"
 
 	"github.com/parley-chat/parley/internal/chat"
+	"github.com/parley-chat/parley/internal/redact"
 )
 
 var _ chat.Mailer = (*SMTP)(nil)
@@ -233,10 +234,10 @@ func parseURL(rawURL string) (relay, error) {
 	if rawURL == "" {
 		return relay{}, errors.New("mailer: SMTP URL is empty; " + wantURL)
 	}
-	u, err := url.Parse(rawURL)
+	u, err := redact.Parse(rawURL)
 	if err != nil {
-		// A *url.Error quotes the whole URL, password included: keep only
-		// its cause.
+		// Its cause alone: a user could take the quoted URL, with its
+		// password hidden, for the one given.
 		var ue *url.Error
 		if errors.As(err, &ue) {
 			err = ue.Err

@@ -227,6 +227,10 @@ func TestNewSMTPErrors(t *testing.T) {
 		{"tls on smtps", "smtps://mail.example.com?tls=none", testFrom, "implicit TLS"},
 		{"password without user", "smtp://:topsecret@mail.example.com", testFrom, "password without user"},
 		{"bad escape", "smtp://user:top%zzsecret@mail.example.com", testFrom, "invalid SMTP URL"},
+		{"slash in password", "smtp://user:topsecret/x@mail.example.com", testFrom, "percent-encoded"},
+		{"hash in password", "smtp://user:topsecret#x@mail.example.com", testFrom, "percent-encoded"},
+		{"question mark in password", "smtp://user:topsecret?x@mail.example.com", testFrom, "percent-encoded"},
+		{"slash in user", "smtps://us/er:topsecret@mail.example.com", testFrom, "percent-encoded"},
 		{"bad from", "smtp://mail.example.com", "parley", "invalid from address"},
 		{"empty from", "smtp://mail.example.com", "", "invalid from address"},
 	}

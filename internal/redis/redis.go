@@ -22,6 +22,8 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/parley-chat/parley/internal/redact"
 )
 
 // ErrClosed is returned by the Broker and Presence after Close.
@@ -103,6 +105,11 @@ type Client struct {
 // and starts this node's Broker and Presence. It fails if Redis does not
 // answer.
 func New(ctx context.Context, url string, opts Options) (*Client, error) {
+	// The URL is checked first: go-redis's errors quote it, password
+	// and all.
+	if _, err := redact.Parse(url); err != nil {
+		return nil, fmt.Errorf("redis url: %w", err)
+	}
 	o, err := goredis.ParseURL(url)
 	if err != nil {
 		return nil, fmt.Errorf("redis url: %w", err)

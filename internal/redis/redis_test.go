@@ -84,6 +84,29 @@ func TestNewUnreachable(t *testing.T) {
 	}
 }
 
+// TestNewHidesMalformedPassword: a URL whose password was not
+// percent-encoded is refused without any of the password in the error.
+func TestNewHidesMalformedPassword(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	const secret = "redis-secret-3"
+	for _, u := range []string{
+		"redis://parley:" + secret + "/x@127.0.0.1:1/0",
+		"redis://parley:" + secret + "#x@127.0.0.1:1/0",
+		"redis://parley:%zz" + secret + "@127.0.0.1:1/0",
+	} {
+		c, err := redis.New(ctx, u, redis.Options{})
+		if err == nil {
+			c.Close()
+			t.Errorf("New(%q) = nil error; want an error", u)
+			continue
+		}
+		if strings.Contains(err.Error(), secret) {
+			t.Errorf("New(%q) = %v, which shows the password", u, err)
+		}
+	}
+}
+
 // events records what a subscription receives.
 type events struct {
 	mu     sync.Mutex
