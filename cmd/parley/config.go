@@ -255,7 +255,11 @@ func (c *Config) Validate() error {
 	if c.PollHold < time.Second || c.PollHold > 5*time.Minute {
 		bad("--poll-hold (%s) must be between 1s and 5m", c.PollHold)
 	}
-	if c.PingInterval <= 0 || c.PongWait <= c.PingInterval {
+	if c.PingInterval < time.Second {
+		// Each ping is a frame to every connection: at a nanosecond the
+		// server would do nothing else, and drop every one it misses.
+		bad("--ping-interval (%s) must be at least 1s", c.PingInterval)
+	} else if c.PongWait <= c.PingInterval {
 		bad("--pong-wait (%s) must be longer than --ping-interval (%s)", c.PongWait, c.PingInterval)
 	}
 	if c.ShutdownTimeout <= 0 {
