@@ -196,6 +196,11 @@ func (c *Config) Validate() error {
 	if c.PublicURL != "" {
 		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			bad("--public-url: %q is not an http(s) URL", c.PublicURL)
+		} else if u.RawQuery != "" || u.Fragment != "" || strings.HasSuffix(c.PublicURL, "?") || strings.Contains(c.PublicURL, "#") {
+			// The sign-in mail's link is this URL followed by
+			// "/#login?email=...": after a query or a fragment it would
+			// not open the sign-in.
+			bad("--public-url: %q has a query or a fragment; give the base URL alone", c.PublicURL)
 		}
 	}
 	if c.MaxMessageLen < 1 || c.MaxMessageLen > 100_000 {

@@ -22,6 +22,8 @@ func TestConfigRefuses(t *testing.T) {
 		{"pprof on a public address", []string{"--debug-addr", "0.0.0.0:6060"}, "--debug-addr"},
 		{"pprof on no port", []string{"--debug-addr", "127.0.0.1"}, "--debug-addr"},
 		{"sqlite synchronous off", []string{"--sqlite-synchronous", "off"}, "--sqlite-synchronous"},
+		{"public URL with a fragment", []string{"--public-url", "https://chat.example.com/#a"}, "--public-url"},
+		{"public URL with a query", []string{"--public-url", "https://chat.example.com/?a=b"}, "--public-url"},
 		{"ping every nanosecond", []string{"--ping-interval", "1ns", "--pong-wait", "2ns"}, "--ping-interval"},
 		{"sqlite synchronous on postgres", []string{"--db", "postgres://parley@127.0.0.1/parley", "--sqlite-synchronous", "full"}, "--sqlite-synchronous applies to a SQLite database only"},
 	} {
