@@ -6,9 +6,9 @@
 // and must not import another adapter, the hub or web.
 //
 // Every script computes some of its key names from a prefix instead of
-// receiving them all as KEYS, so it needs a single Redis, or a cluster with
-// a prefix holding a hash tag ("{parley}:") so that every key lands in one
-// slot.
+// receiving them all as KEYS, and the client is go-redis's single-node
+// one, which follows no MOVED redirection: it needs a single Redis, not
+// Redis Cluster (docs/deploy.md).
 package redis
 
 import (
