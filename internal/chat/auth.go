@@ -214,9 +214,12 @@ func (s *Service) VerifyCode(ctx context.Context, email, code, clientIP string) 
 	if err := s.allowOr(ctx, ipKey, s.cfg.CodesPerIP*s.cfg.CodeAttempts, s.cfg.CodeWindow, "", "too many wrong sign-in codes"); err != nil {
 		return SignIn{}, err
 	}
+	// Only a wrong code counts: one refused as bad_code, or one that used
+	// up a code whose removal then failed (the try is spent all the same).
+	wrong := false
 	defer func() {
-		if err != errBadCode {
-			s.undo(ctx, ipKey) // only a wrong code counts
+		if !wrong && err != errBadCode {
+			s.undo(ctx, ipKey)
 		}
 	}()
 	lc, err := s.store.AttemptLoginCode(ctx, email)
@@ -240,6 +243,7 @@ func (s *Service) VerifyCode(ctx context.Context, email, code, clientIP string) 
 		return SignIn{}, errBadCode
 	}
 	if subtle.ConstantTimeCompare([]byte(hashCode(email, code)), []byte(lc.Hash)) != 1 {
+		wrong = true
 		if lc.Attempts >= s.cfg.CodeAttempts {
 			if _, err := s.store.DeleteLoginCode(ctx, email, lc.Hash); err != nil {
 				return SignIn{}, internal("delete login code", err)

@@ -845,6 +845,50 @@ func TestVerifyCodeFailsAfterUse(t *testing.T) {
 	}
 }
 
+// codeDeletesFail is a Store whose DeleteLoginCode fails, as it does for
+// a request whose client gave up on it (its context canceled) once the
+// try was counted against the code.
+type codeDeletesFail struct{ chat.Store }
+
+func (s codeDeletesFail) DeleteLoginCode(ctx context.Context, email, hash string) (bool, error) {
+	return false, context.Canceled
+}
+
+// TestWrongCodeCountedWhenItsRemovalFails: a wrong code counts against
+// its client's wrong codes even when the removal of the code it used up
+// fails: the try was spent on the code all the same (no one signs in with
+// it any more). Else a client that gives up on each code's last try
+// before the removal would spend every code's last try unbounded.
+func TestWrongCodeCountedWhenItsRemovalFails(t *testing.T) {
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "parley.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	// One code of two tries: two wrong codes from a client.
+	f := newFixtureOn(t, chat.Config{CodesPerIP: 1, CodeAttempts: 2}, inmem.NewPresence(), codeDeletesFail{db})
+	for i, email := range []string{"ada@example.com", "grace@example.com"} {
+		if err := f.svc.RequestCode(ctx, email, fmt.Sprintf("192.0.2.%d", i+1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wrong := func(email string) string {
+		if f.mail.lastCode(t, email) == "000000" {
+			return "000001"
+		}
+		return "000000"
+	}
+	const attacker = "198.51.100.7"
+	_, err = f.svc.VerifyCode(ctx, "ada@example.com", wrong("ada@example.com"), attacker)
+	wantError(t, "first wrong code", err, chat.ErrUnauthorized, chat.CodeBadCode, "")
+	if _, err := f.svc.VerifyCode(ctx, "ada@example.com", wrong("ada@example.com"), attacker); err == nil {
+		t.Fatal("second wrong code = nil; want an error")
+	}
+	_, err = f.svc.VerifyCode(ctx, "grace@example.com", wrong("grace@example.com"), attacker)
+	wantError(t, "third wrong code", err, chat.ErrRateLimited, chat.CodeRateLimited, "")
+}
+
 // sessionsFailingOnce is a Store whose first CreateSession runs before
 // and then fails, as a database that becomes unreachable while something
 // else happens; those after it succeed.
