@@ -176,8 +176,9 @@ func (s *Service) SearchUsers(ctx context.Context, me User, q string) ([]User, e
 		return nil, Invalid(CodeTooLong, "q", "the search query is longer than %d characters", MaxSearchLen)
 	}
 	us := UserSearch{NamePrefix: q, Viewer: me.ID, Limit: SearchLimit}
+	key := ""
 	if email, err := NormalizeEmail(q); err == nil {
-		key := "email-lookups:" + strconv.FormatInt(me.ID, 10)
+		key = "email-lookups:" + strconv.FormatInt(me.ID, 10)
 		if err := s.allowOr(ctx, key, s.cfg.EmailLookupsPerHour, time.Hour, "q", "too many searches by email address"); err != nil {
 			return nil, err
 		}
@@ -185,6 +186,9 @@ func (s *Service) SearchUsers(ctx context.Context, me User, q string) ([]User, e
 	}
 	users, err := s.store.SearchUsers(ctx, us)
 	if err != nil {
+		if key != "" {
+			s.undo(ctx, key) // the store failed: nothing was told
+		}
 		return nil, internal("search users", err)
 	}
 	for i := range users {

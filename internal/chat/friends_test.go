@@ -2,9 +2,12 @@ package chat_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,6 +15,8 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/parley-chat/parley/internal/chat"
+	"github.com/parley-chat/parley/internal/inmem"
+	"github.com/parley-chat/parley/internal/sqlite"
 )
 
 // contactEvents returns the (user id, state) of the contact events in evs.
@@ -532,5 +537,48 @@ func TestEmailLookupRate(t *testing.T) {
 	f.clock.Advance(time.Hour)
 	if us, err := f.svc.SearchUsers(ctx, ada, "grace@example.com"); err != nil || len(us) != 1 {
 		t.Errorf("SearchUsers(an address, an hour later) = %v, %v; want Grace", us, err)
+	}
+}
+
+// searchesFail is a Store whose SearchUsers fails while fail is set, as a
+// database that is briefly unreachable.
+type searchesFail struct {
+	chat.Store
+	fail *atomic.Bool
+}
+
+func (s searchesFail) SearchUsers(ctx context.Context, q chat.UserSearch) ([]chat.User, error) {
+	if s.fail.Load() {
+		return nil, errors.New("database unreachable")
+	}
+	return s.Store.SearchUsers(ctx, q)
+}
+
+// TestEmailLookupFailedNotCounted: a search by address that the store
+// fails told nothing of the address, and does not count against
+// Config.EmailLookupsPerHour, as a friend request the store fails does
+// not count against its limit.
+func TestEmailLookupFailedNotCounted(t *testing.T) {
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "parley.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	var fail atomic.Bool
+	f := newFixtureOn(t, chat.Config{EmailLookupsPerHour: 2}, inmem.NewPresence(), searchesFail{db, &fail})
+	ada, _ := f.signIn(t, "ada@example.com", "Ada")
+	grace, _ := f.signIn(t, "grace@example.com", "Grace")
+	fail.Store(true)
+	for i := range 3 {
+		if _, err := f.svc.SearchUsers(ctx, ada, "grace@example.com"); err == nil || errors.Is(err, chat.ErrRateLimited) {
+			t.Fatalf("SearchUsers %d with the database down = %v; want the store's error", i+1, err)
+		}
+	}
+	fail.Store(false)
+	for i := range 2 {
+		if us, err := f.svc.SearchUsers(ctx, ada, "grace@example.com"); err != nil || len(us) != 1 || us[0].ID != grace.ID {
+			t.Errorf("SearchUsers %d once the database is back = %v, %v; want Grace", i+1, us, err)
+		}
 	}
 }
