@@ -154,7 +154,7 @@ func TestReadAllocatesNoBuffer(t *testing.T) {
 	}
 	var failed error
 	allocs := testing.AllocsPerRun(runs, func() {
-		ok := c.readMessage(func(b []byte) {
+		ok := c.readMessage(func(b []byte, _ bool) {
 			if !bytes.Equal(b, msg) && failed == nil {
 				failed = fmt.Errorf("read %q; want %q", b, msg)
 			}

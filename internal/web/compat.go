@@ -112,7 +112,11 @@ func (s *server) handleCompatWS() http.Handler {
 			}
 			c.pushError("", 0, err)
 		}
-		go c.serve(func(data []byte) {
+		go c.serve(func(data []byte, text bool) {
+			if !text {
+				refuse(errNotText)
+				return
+			}
 			var f compatFrame
 			if err := json.Unmarshal(data, &f); err != nil {
 				refuse(chat.Errorf(chat.ErrInvalid, chat.CodeBadJSON, "frame is not JSON of the form {\"message\": \"...\"}"))

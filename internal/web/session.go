@@ -244,13 +244,7 @@ func (n *session) handle(data []byte, reply func(any)) {
 	defer n.hmu.Unlock()
 	var f inFrame
 	if err := decodeFrame(data, &f); err != nil {
-		// A frame that is no frame counts as one of the others: its
-		// answer costs as much.
-		if err := n.allowOther(); err != nil {
-			n.fail(reply, "", 0, err)
-			return
-		}
-		n.fail(reply, "", 0, chat.Errorf(chat.ErrInvalid, chat.CodeBadJSON, "frame is not a JSON object of the expected shape: %v", err))
+		n.refuse(reply, chat.Errorf(chat.ErrInvalid, chat.CodeBadJSON, "frame is not a JSON object of the expected shape: %v", err))
 		return
 	}
 	if f.Type != "send" {
@@ -303,6 +297,24 @@ func (n *session) handle(data []byte, reply func(any)) {
 	if err != nil {
 		n.fail(reply, ref, f.RoomID, err)
 	}
+}
+
+// invalid answers a frame that is no frame of the protocol (a WebSocket
+// message that is not text) with err, as handle answers one that is not
+// JSON.
+func (n *session) invalid(reply func(any), err error) {
+	n.hmu.Lock()
+	defer n.hmu.Unlock()
+	n.refuse(reply, err)
+}
+
+// refuse answers a frame that is no frame with err. It counts as one of
+// the other frames: its answer costs as much. n.hmu is held.
+func (n *session) refuse(reply func(any), err error) {
+	if lerr := n.allowOther(); lerr != nil {
+		err = lerr
+	}
+	n.fail(reply, "", 0, err)
 }
 
 // allowOther takes one frame other than a send from the connection's

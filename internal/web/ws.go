@@ -242,9 +242,11 @@ func (c *conn) sendPing() {
 	}
 }
 
-// serve reads c until either side ends it: handle is called for each frame
-// read, one at a time and in order; cleanup runs before the client leaves
-// the hub.
+// serve reads c until either side ends it: handle is called for each
+// message read, one at a time and in order, with whether it is a text
+// message (the only kind either protocol has: another is a frame that is
+// not valid, and handle answers it as such); cleanup runs before the
+// client leaves the hub.
 //
 // A goroutine parked inside gorilla's read needs a 4 KB stack, and the
 // runtime never shrinks a parked stack back to 2 KB; handling a frame
@@ -253,7 +255,7 @@ func (c *conn) sendPing() {
 // 2 KB. Frames are read and handled by the goroutine that waited for
 // them; once the connection is idle, it hands the wait to a new goroutine
 // and ends, taking its grown stack with it (await).
-func (c *conn) serve(handle func([]byte), cleanup func()) {
+func (c *conn) serve(handle func(data []byte, text bool), cleanup func()) {
 	c.ws.SetReadLimit(c.s.cfg.MaxFrameBytes)
 	_ = c.ws.SetReadDeadline(time.Now().Add(c.s.cfg.PongWait))
 	c.ws.SetPongHandler(func(string) error {
@@ -285,7 +287,7 @@ func (c *conn) serve(handle func([]byte), cleanup func()) {
 // per frame grows its stack again for each, which cost target 1 of
 // docs/benchmarks.md about a fifth of its deliveries/s. A connection idle
 // for readerIdle hands the wait to a fresh goroutine.
-func (c *conn) await(fc *frameConn, handle func([]byte), cleanup func()) {
+func (c *conn) await(fc *frameConn, handle func([]byte, bool), cleanup func()) {
 	err := fc.wait()
 	for err == nil && c.readFrame(fc, handle) {
 		var idle bool
@@ -303,7 +305,7 @@ const readerIdle = 250 * time.Millisecond
 
 // readFrame reads the frame that fc.wait announced: a ping or pong, or the
 // message it begins, which it handles. It reports whether to go on.
-func (c *conn) readFrame(fc *frameConn, handle func([]byte)) bool {
+func (c *conn) readFrame(fc *frameConn, handle func([]byte, bool)) bool {
 	if b := fc.pend[0]; b == finBit|opPing || b == finBit|opPong {
 		return c.control(fc)
 	}
@@ -341,7 +343,7 @@ func (c *conn) control(fc *frameConn) bool {
 // readMessage reads and handles one message; it reports whether to go on.
 // handle must not keep the bytes it is given: they are read into a pooled
 // buffer, which the next message reuses.
-func (c *conn) readMessage(handle func([]byte)) bool {
+func (c *conn) readMessage(handle func([]byte, bool)) bool {
 	typ, r, err := c.ws.NextReader()
 	if err != nil {
 		return false
@@ -357,13 +359,8 @@ func (c *conn) readMessage(handle func([]byte)) bool {
 			// slow, the server is stopping): its close frame is sent or on
 			// its way, and nothing more is acted on. Reading goes on, to
 			// see the peer's answer.
-		case typ != websocket.TextMessage:
-			if c.sess != nil {
-				c.sess.drain() // its error comes after the answers to the frames before
-			}
-			c.pushError("", 0, chat.Invalid(chat.CodeBadJSON, "", "frames must be text frames holding JSON"))
 		default:
-			handle(buf.Bytes())
+			handle(buf.Bytes(), typ == websocket.TextMessage)
 		}
 	}
 	if buf.Cap() <= maxPooledFrame {
@@ -821,6 +818,9 @@ func (c *conn) pushError(ref string, roomID int64, err error) {
 	c.push(errorFrame{Type: "error", Ref: ref, RoomID: roomID, Code: d.Code, Message: d.Message, Field: d.Field, RetryAfterMS: d.RetryAfterMS})
 }
 
+// errNotText answers a WebSocket message that is not a text message.
+var errNotText = chat.Invalid(chat.CodeBadJSON, "", "frames must be text frames holding JSON")
+
 func (c *conn) opContext() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(c.ctx, opTimeout)
 }
@@ -1085,7 +1085,13 @@ func (s *server) handleWS() http.Handler {
 		// hello must not find this connection counted twice.
 		release()
 		n.client.Attach(n, n.own(s.helloOf(n.sess, a.Session)))
-		go n.serve(func(data []byte) { n.sess.handle(data, n.push) }, n.sess.end) // and let net/http's goroutine and buffers go
+		go n.serve(func(data []byte, text bool) { // and let net/http's goroutine and buffers go
+			if !text {
+				n.sess.invalid(n.push, errNotText)
+				return
+			}
+			n.sess.handle(data, n.push)
+		}, n.sess.end)
 	})
 }
 
