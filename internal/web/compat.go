@@ -2,8 +2,10 @@ package web
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"strings"
 
 	"github.com/gorilla/websocket"
 	"golang.org/x/time/rate"
@@ -37,10 +39,11 @@ func (s *server) handleCompatWS() http.Handler {
 			s.fail(w, err)
 			return
 		}
-		// A request the upgrade will refuse (another site's Origin, or no
-		// WebSocket at all: an <img> on any page) must not make the room:
-		// the upgrader refuses it now, and says why.
-		if !websocket.IsWebSocketUpgrade(r) || !s.checkOrigin(r) {
+		// A request the upgrade will refuse (another site's Origin, no
+		// WebSocket at all: an <img> on any page, or a handshake gorilla
+		// does not take) must not make the room: the upgrader refuses it
+		// now, and says why.
+		if !upgradable(r) || !s.checkOrigin(r) {
 			_, _ = s.upgrader.Upgrade(hijacker{w}, r, nil)
 			return
 		}
@@ -137,4 +140,21 @@ func (s *server) handleCompatWS() http.Handler {
 			}
 		}, release)
 	})
+}
+
+// upgradable reports whether the upgrader takes r's handshake, its
+// Origin aside: what gorilla's Upgrade checks of a GET before it
+// answers 101.
+func upgradable(r *http.Request) bool {
+	if !websocket.IsWebSocketUpgrade(r) {
+		return false
+	}
+	version := false
+	for _, v := range r.Header.Values("Sec-Websocket-Version") {
+		for t := range strings.SplitSeq(v, ",") {
+			version = version || strings.TrimSpace(t) == "13"
+		}
+	}
+	key, err := base64.StdEncoding.DecodeString(r.Header.Get("Sec-Websocket-Key"))
+	return version && err == nil && len(key) == 16
 }
