@@ -4,6 +4,7 @@ import (
 	"context"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -171,16 +172,41 @@ func pathID(r *http.Request) (int64, error) {
 	return id, nil
 }
 
-func queryInt(r *http.Request, name string) (int64, error) {
-	v := r.URL.Query().Get(name)
-	if v == "" {
-		return 0, nil
+// historyParams reads the parameters of a history page (before, after,
+// limit) from a raw query, decoded; one absent is not in the map. Each is
+// read as given: one given twice, or that does not decode, is refused
+// (url.Values would take the first, and drop one that does not decode, as
+// if it were absent). Other parameters are left alone.
+func historyParams(rawQuery string) (map[string]string, error) {
+	params := make(map[string]string, 3)
+	for part := range strings.SplitSeq(rawQuery, "&") {
+		k, v, _ := strings.Cut(part, "=")
+		name, err := url.QueryUnescape(k)
+		if err != nil || name != "before" && name != "after" && name != "limit" {
+			continue
+		}
+		if _, ok := params[name]; ok {
+			return nil, chat.Invalid(chat.CodeInvalidField, name, "%s is given more than once", name)
+		}
+		if params[name], err = url.QueryUnescape(v); err != nil {
+			return nil, chat.Invalid(chat.CodeInvalidField, name, "%s must be a non-negative integer", name)
+		}
 	}
-	n, err := strconv.ParseInt(v, 10, 64)
+	return params, nil
+}
+
+// paramInt parses parameter name of params, a non-negative integer;
+// given tells whether it is there. An empty value is no integer.
+func paramInt(params map[string]string, name string) (n int64, given bool, err error) {
+	v, given := params[name]
+	if !given {
+		return 0, false, nil
+	}
+	n, err = strconv.ParseInt(v, 10, 64)
 	if err != nil || n < 0 {
-		return 0, chat.Invalid(chat.CodeInvalidField, name, "%s must be a non-negative integer", name)
+		return 0, true, chat.Invalid(chat.CodeInvalidField, name, "%s must be a non-negative integer", name)
 	}
-	return n, nil
+	return n, true, nil
 }
 
 func (s *server) handleRoom() http.Handler {
@@ -228,29 +254,34 @@ func (s *server) handleHistory() http.Handler {
 		if err != nil {
 			return err
 		}
-		var p chat.Page
-		if p.Before, err = queryInt(r, "before"); err != nil {
+		params, err := historyParams(r.URL.RawQuery)
+		if err != nil {
 			return err
 		}
-		if p.Before == 0 && r.URL.Query().Has("before") {
+		var p chat.Page
+		var before, after bool
+		if p.Before, before, err = paramInt(params, "before"); err != nil {
+			return err
+		}
+		if p.Before == 0 && before {
 			// Nothing is before seq 0, as nothing is before seq 1: a client
 			// paging back to the start gets an empty page, not the newest
 			// again (a Page's Before 0 has no bound).
 			p.Before = 1
 		}
-		if p.After, err = queryInt(r, "after"); err != nil {
+		if p.After, after, err = paramInt(params, "after"); err != nil {
 			return err
 		}
-		if q := r.URL.Query(); q.Has("before") && q.Has("after") {
+		if before && after {
 			// A page has one bound: a range would be two requests' work.
 			return chat.Invalid(chat.CodeInvalidField, "before", "before and after do not go together: page backwards with before, forwards with after")
 		}
-		limit, err := queryInt(r, "limit")
+		limit, _, err := paramInt(params, "limit")
 		if err != nil {
 			return err
 		}
 		p.Limit = int(min(limit, 1000))
-		page, err := s.history(r.Context(), authFrom(r.Context()).User, id, p, r.URL.Query().Has("after"))
+		page, err := s.history(r.Context(), authFrom(r.Context()).User, id, p, after)
 		if err != nil {
 			return err
 		}

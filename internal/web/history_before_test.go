@@ -55,3 +55,39 @@ func TestHistoryBeforeAndAfter(t *testing.T) {
 		t.Errorf("history?after=0&before=2: field %q; want before", e.Field)
 	}
 }
+
+// TestHistoryMalformedParams: a history parameter given without a value,
+// given twice, or not decodable is refused with the field it names, as a
+// non-numeric one is; it was taken as absent (an empty before as before=0,
+// an empty page, as if the history had no start), or as its first value,
+// and the page answered.
+func TestHistoryMalformedParams(t *testing.T) {
+	ts := newTestServer(t)
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	room := ts.enterRoom(t, ada, "general")
+	for i := range 3 {
+		ts.post(t, ada, room.ID, fmt.Sprintf("c-%d", i), "hello")
+	}
+	for _, tt := range []struct{ query, field string }{
+		{"before=", "before"},
+		{"after=", "after"},
+		{"limit=", "limit"},
+		{"before", "before"},
+		{"before=3&before=x", "before"},
+		{"after=0&after=3", "after"},
+		{"limit=1&limit=2", "limit"},
+		{"before=%zz", "before"},
+		{"limit=2&after=%", "after"},
+	} {
+		t.Run(tt.query, func(t *testing.T) {
+			r := ts.do(t, ada, "GET", roomPath(room.ID, "/messages?"+tt.query), nil)
+			if e := wantError(t, "history?"+tt.query, r, http.StatusBadRequest, chat.CodeInvalidField); e.Field != tt.field {
+				t.Errorf("history?%s: field %q; want %q", tt.query, e.Field, tt.field)
+			}
+		})
+	}
+	// Other parameters are no business of the history's.
+	if p := ts.history(t, ada, room.ID, "limit=2&x=&x=%zz"); len(p.Messages) != 2 {
+		t.Errorf("history?limit=2&x=&x=%%zz = %v; want 2 messages", seqs(p.Messages))
+	}
+}
