@@ -146,6 +146,11 @@ func parseCursor(s string) (*pollCursor, error) {
 	if err != nil || c.Channel == "" || len(c.Channel) > maxChannelLen || c.N < 0 || c.User < 0 || len(c.Convs) > maxCursorConvs { // decode bounds a v1 cursor's
 		return nil, bad()
 	}
+	for id, seq := range c.Convs { // decode checks a v1 cursor's
+		if id <= 0 || seq < 0 {
+			return nil, bad()
+		}
+	}
 	return &c, nil
 }
 
@@ -176,11 +181,11 @@ func (c *pollCursor) decode(b []byte) error {
 	if c.N < 0 || c.User < 0 || convs < 0 || convs > maxCursorConvs {
 		return errCursor
 	}
-	start, prev := b, int64(-1)
+	start, prev := b, int64(0)
 	for range convs {
 		id, seq := num(), num()
 		if id <= prev || seq < 0 {
-			return errCursor // malformed, or the ids not in increasing order as encode gives them
+			return errCursor // malformed, no conversation's (below 1), or the ids not in increasing order as encode gives them
 		}
 		prev = id
 	}

@@ -88,7 +88,12 @@ func TestCursor(t *testing.T) {
 		"too many convs":    raw(cursorV1, 1, 'a', 0, 0, 0x81, 0x02), // 257
 		"number overflows":  raw(cursorV1, 1, 'a', 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0, 0),
 		"negative n (json)": base64.RawURLEncoding.EncodeToString([]byte(`{"ch":"a","n":-1}`)),
-		"too long":          strings.Repeat("A", maxCursorLen+1),
+		// No conversation has an id below 1, nor a seq below 0.
+		"id zero":             raw(cursorV1, 1, 'a', 0, 0, 1, 0, 3),
+		"id zero (json)":      base64.RawURLEncoding.EncodeToString([]byte(`{"ch":"a","c":{"0":3}}`)),
+		"negative id (json)":  base64.RawURLEncoding.EncodeToString([]byte(`{"ch":"a","c":{"-9":3}}`)),
+		"negative seq (json)": base64.RawURLEncoding.EncodeToString([]byte(`{"ch":"a","c":{"9":-1}}`)),
+		"too long":            strings.Repeat("A", maxCursorLen+1),
 	} {
 		if c, err := parseCursor(s); err == nil {
 			t.Errorf("%s: parseCursor(%q) = %+v, want an error", name, s, c)
