@@ -1424,3 +1424,53 @@ func TestBenchBehindProxy(t *testing.T) {
 		})
 	}
 }
+
+// TestBenchPollUnanswered: a long-polling sender's POSTs that the server
+// never answers are still unanswered when the drain ends, as a
+// WebSocket's sends are (TestBenchUnanswered), and the run is not OK.
+// Ending the session cancels those POSTs; that cancellation is the tool's
+// own doing, not the server's refusal, and must not turn them into send
+// errors, which leave a run OK.
+func TestBenchPollUnanswered(t *testing.T) {
+	const maxPollPosts = 4 // a long-polling sender's POSTs under way at most
+	s := newTestServer(t)
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) }) // before the server closes
+	const answered = 5
+	var mu sync.Mutex
+	sends := 0
+	s.setHold(func(r *http.Request) {
+		key := r.Header.Get("Idempotency-Key")
+		if r.Method != http.MethodPost || key == "" || strings.HasPrefix(key, "bench-") {
+			return
+		}
+		mu.Lock()
+		sends++
+		n := sends
+		mu.Unlock()
+		if n > answered {
+			// Never answered: the server does not notice the client
+			// going away before it reads the body.
+			select {
+			case <-r.Context().Done():
+			case <-release:
+			}
+		}
+	})
+	res := mustRun(t, bench.Config{
+		Targets:        []string{s.URL},
+		Transport:      bench.TransportLongPoll,
+		Conns:          2,
+		SendersPerRoom: 1,
+		Rate:           40,
+		InFlight:       maxPollPosts, // the sender waits for answers, not for a POST
+		Duration:       300 * time.Millisecond,
+		Drain:          300 * time.Millisecond,
+		Tokens:         s.tokens(t, 2),
+	})
+	if res.MessagesAcked != answered || res.MessagesSent <= answered || res.Unanswered != res.MessagesSent-answered ||
+		res.SendErrors != 0 || res.OK {
+		t.Errorf("sent %d, acked %d, unanswered %d, errors %d %v, OK %v; want more than %d, %d, the rest, 0, false",
+			res.MessagesSent, res.MessagesAcked, res.Unanswered, res.SendErrors, res.SendErrorCodes, res.OK, answered, answered)
+	}
+}

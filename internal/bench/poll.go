@@ -515,10 +515,15 @@ func (s *pollSession) send(msg func() (clientID, body string)) error {
 }
 
 // sendFrame posts a send frame and returns what became of it: an ack or an
-// error event, exactly one of them.
+// error event, exactly one of them, or none if the session ended before
+// the server answered. Such a send is unanswered, as a WebSocket's is at
+// the end of a run: the tool gave up on it, the server did not refuse it.
 func (s *pollSession) sendFrame(frame []byte, clientID string) []event {
 	replies, err := s.post(s.ctx, frame, clientID)
 	if err != nil {
+		if s.ctx.Err() != nil {
+			return nil
+		}
 		return []event{postError(clientID, err)}
 	}
 	var evs []event
