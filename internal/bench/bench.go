@@ -1004,7 +1004,7 @@ func (r *runState) runSender(s *sender, stop <-chan struct{}, start, end time.Ti
 		// limits (a long-poll session's POST slots): that wait is the
 		// load tool's, not the server's.
 		var now time.Time
-		err := s.c.sess.send(func() (string, string) {
+		err := s.c.sess.send(stop, func() (string, string) {
 			now = r.now()
 			if interval > 0 && held && now.After(due) {
 				now = due
@@ -1013,7 +1013,9 @@ func (r *runState) runSender(s *sender, stop <-chan struct{}, start, end time.Ti
 		})
 		if err != nil {
 			s.release()
-			s.writeErrs++
+			if !errors.Is(err, errStopped) {
+				s.writeErrs++
+			}
 			return
 		}
 		s.sent++

@@ -1474,3 +1474,55 @@ func TestBenchPollUnanswered(t *testing.T) {
 			res.MessagesSent, res.MessagesAcked, res.Unanswered, res.SendErrors, res.SendErrorCodes, res.OK, answered, answered)
 	}
 }
+
+// TestBenchPollStopsWaitingForPost: a long-polling sender whose POSTs the
+// server holds waits for one of them to end before it can send again.
+// When sending stops, it stops waiting: the run drains for Drain and
+// ends, where it waited for a POST's own timeout (30 s) and timed the
+// sending window and the deliveries/s over that wait.
+func TestBenchPollStopsWaitingForPost(t *testing.T) {
+	s := newTestServer(t)
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) }) // before the server closes
+	const answered = 5
+	var mu sync.Mutex
+	sends := 0
+	s.setHold(func(r *http.Request) {
+		key := r.Header.Get("Idempotency-Key")
+		if r.Method != http.MethodPost || key == "" || strings.HasPrefix(key, "bench-") {
+			return
+		}
+		mu.Lock()
+		sends++
+		n := sends
+		mu.Unlock()
+		if n > answered {
+			select {
+			case <-r.Context().Done():
+			case <-release:
+			}
+		}
+	})
+	const dur, drain = 300 * time.Millisecond, 300 * time.Millisecond
+	t0 := time.Now()
+	res := mustRun(t, bench.Config{
+		Targets:        []string{s.URL},
+		Transport:      bench.TransportLongPoll,
+		Conns:          2,
+		SendersPerRoom: 1,
+		Rate:           40,
+		Duration:       dur,
+		Drain:          drain,
+		Tokens:         s.tokens(t, 2),
+	})
+	if took := time.Since(t0); took > 10*time.Second {
+		t.Errorf("the run took %v; want it to end soon after its %v of sending and %v of draining", took.Round(time.Millisecond), dur, drain)
+	}
+	if got := time.Duration(res.DurationSeconds * float64(time.Second)); got > dur+drain+time.Second {
+		t.Errorf("duration_seconds = %v; want at most the sending window and the drain (%v)", got.Round(time.Millisecond), dur+drain)
+	}
+	if res.MessagesAcked != answered || res.Unanswered != res.MessagesSent-answered || res.OK {
+		t.Errorf("sent %d, acked %d, unanswered %d, OK %v; want %d acked, the rest unanswered, false",
+			res.MessagesSent, res.MessagesAcked, res.Unanswered, res.OK, answered)
+	}
+}

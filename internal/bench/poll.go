@@ -490,9 +490,11 @@ func (s *pollSession) deliver(evs []event) {
 // than maxPosts are under way: msg is called (and the send stamped) only
 // then, as the WebSocket's sender stamps a send that can go at once. The
 // answer (ack or error) reaches the reader's function.
-func (s *pollSession) send(msg func() (clientID, body string)) error {
+func (s *pollSession) send(stop <-chan struct{}, msg func() (clientID, body string)) error {
 	select {
 	case s.posts <- struct{}{}:
+	case <-stop:
+		return errStopped
 	case <-s.ctx.Done():
 		return s.ctx.Err()
 	}

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -39,8 +40,9 @@ type session interface {
 	// send writes one message, which msg makes (and so stamps) once the
 	// session has what it needs to send it at once (a long-poll session
 	// waits for one of its POST slots first); only the client's sender
-	// goroutine calls it.
-	send(msg func() (clientID, body string)) error
+	// goroutine calls it. If stop is closed while it waits, it returns
+	// errStopped without sending.
+	send(stop <-chan struct{}, msg func() (clientID, body string)) error
 	// markRead moves the user's read position in the room to seq (a
 	// frame with ref markRef); the reader goroutine or a timer of the
 	// client calls it, one at a time, and never with the compat transport.
@@ -76,6 +78,10 @@ type event struct {
 	text   string // error, bad: a description
 	synced bool   // message: fetched by the client's own sync, so it may come twice
 }
+
+// errStopped is send's error when sending stopped before the message could
+// go: it was not sent.
+var errStopped = errors.New("sending stopped")
 
 // newTransport returns the transport cfg asks for.
 func newTransport(cfg Config) (transport, error) {

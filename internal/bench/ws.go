@@ -82,7 +82,7 @@ type wsSession struct {
 func (s *wsSession) base() int64       { return s.start }
 func (s *wsSession) sendRate() float64 { return s.limit }
 
-func (s *wsSession) send(msg func() (clientID, body string)) error {
+func (s *wsSession) send(_ <-chan struct{}, msg func() (clientID, body string)) error {
 	return s.write(s.frame(msg()))
 }
 
