@@ -873,8 +873,13 @@ func serverResultOf(r *run) (*result, string) {
 }
 
 // clean reports whether every expected delivery arrived once and in order.
+// clean reports whether every message of r was sent, acknowledged and
+// delivered to every recipient once and in order. A send the server
+// refused, or whose answer never came (a long-poll POST that failed), is
+// not clean either: its deliveries are not expected, so a loss among them
+// would not show.
 func clean(r *result) bool {
-	return r.OK && r.Lost == 0 && r.Duplicated == 0 && r.OutOfOrder == 0 && r.DeliveriesReceived == r.DeliveriesExpected && r.ConnsDropped == 0
+	return r.OK && r.Lost == 0 && r.Duplicated == 0 && r.OutOfOrder == 0 && r.DeliveriesReceived == r.DeliveriesExpected && r.ConnsDropped == 0 && r.SendErrors == 0
 }
 
 func checks(r *result) string {
@@ -888,6 +893,9 @@ func checks(r *result) string {
 	}
 	if r.Unanswered > 0 {
 		c += fmt.Sprintf("; **%s sends unanswered**", commas(float64(r.Unanswered)))
+	}
+	if r.SendErrors > 0 {
+		c += fmt.Sprintf("; **%s sends refused or failed**", commas(float64(r.SendErrors)))
 	}
 	if r.Interrupted {
 		return "**interrupted** before its end; " + c

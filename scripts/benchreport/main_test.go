@@ -113,6 +113,24 @@ func TestChecksSayWhy(t *testing.T) {
 	}
 }
 
+// TestSendErrorsNotClean: a run whose sends the server refused or whose
+// answers never came (a long-poll POST that failed) is not clean, though
+// the tool's own checks pass: the deliveries of those messages are not
+// expected, so a loss among them would not show. Its row says so.
+func TestSendErrorsNotClean(t *testing.T) {
+	runs := map[string]*run{
+		"target3": {Name: "target3", Result: &result{OK: true, ConnsEstablished: 100, MessagesSent: 10, MessagesAcked: 9, SendErrors: 1,
+			DeliveriesExpected: 900, DeliveriesReceived: 900, Latency: latency{P50: 0.5, P99: 1}}},
+	}
+	var b strings.Builder
+	if err := report(&b, runs); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "1 sends refused or failed") || strings.Contains(b.String(), "| **met**") {
+		t.Errorf("a run with a send error is reported clean, or does not say why:\n%s", b.String())
+	}
+}
+
 // TestTarget5NotOK: a target 5 run that is not OK (here, connections that
 // ended while held) does not meet the target, whatever its RSS.
 func TestTarget5NotOK(t *testing.T) {
