@@ -178,7 +178,8 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 		return fmt.Errorf("bench: of %d connections, %d failed to connect and %d ended early: %s",
 			res.ConnsEstablished+res.ConnsFailed, res.ConnsFailed, res.ConnsDropped, cmp.Or(res.ConnectError, res.DropError))
 	case !res.OK:
-		return fmt.Errorf("bench: %d lost, %d duplicated, %d out of order", res.Lost, res.Duplicated, res.OutOfOrder)
+		return fmt.Errorf("bench: %d lost, %d duplicated, %d out of order, %d sends unanswered; %d of %d deliveries received",
+			res.Lost, res.Duplicated, res.OutOfOrder, res.Unanswered, res.DeliveriesReceived, res.DeliveriesExpected)
 	}
 	return nil
 }
