@@ -1425,18 +1425,14 @@ func TestBenchBehindProxy(t *testing.T) {
 	}
 }
 
-// TestBenchPollUnanswered: a long-polling sender's POSTs that the server
-// never answers are still unanswered when the drain ends, as a
-// WebSocket's sends are (TestBenchUnanswered), and the run is not OK.
-// Ending the session cancels those POSTs; that cancellation is the tool's
-// own doing, not the server's refusal, and must not turn them into send
-// errors, which leave a run OK.
-func TestBenchPollUnanswered(t *testing.T) {
-	const maxPollPosts = 4 // a long-polling sender's POSTs under way at most
+// serverHoldingSendsAfter is a test server that answers the first n
+// long-polled send POSTs and holds every later one unanswered until the
+// client goes away or the test ends: the server does not notice a client
+// going away before it reads the body.
+func serverHoldingSendsAfter(t *testing.T, n int) *testServer {
 	s := newTestServer(t)
 	release := make(chan struct{})
 	t.Cleanup(func() { close(release) }) // before the server closes
-	const answered = 5
 	var mu sync.Mutex
 	sends := 0
 	s.setHold(func(r *http.Request) {
@@ -1446,17 +1442,28 @@ func TestBenchPollUnanswered(t *testing.T) {
 		}
 		mu.Lock()
 		sends++
-		n := sends
+		held := sends > n
 		mu.Unlock()
-		if n > answered {
-			// Never answered: the server does not notice the client
-			// going away before it reads the body.
+		if held {
 			select {
 			case <-r.Context().Done():
 			case <-release:
 			}
 		}
 	})
+	return s
+}
+
+// TestBenchPollUnanswered: a long-polling sender's POSTs that the server
+// never answers are still unanswered when the drain ends, as a
+// WebSocket's sends are (TestBenchUnanswered), and the run is not OK.
+// Ending the session cancels those POSTs; that cancellation is the tool's
+// own doing, not the server's refusal, and must not turn them into send
+// errors, which leave a run OK.
+func TestBenchPollUnanswered(t *testing.T) {
+	const maxPollPosts = 4 // a long-polling sender's POSTs under way at most
+	const answered = 5
+	s := serverHoldingSendsAfter(t, answered)
 	res := mustRun(t, bench.Config{
 		Targets:        []string{s.URL},
 		Transport:      bench.TransportLongPoll,
@@ -1481,28 +1488,8 @@ func TestBenchPollUnanswered(t *testing.T) {
 // ends, where it waited for a POST's own timeout (30 s) and timed the
 // sending window and the deliveries/s over that wait.
 func TestBenchPollStopsWaitingForPost(t *testing.T) {
-	s := newTestServer(t)
-	release := make(chan struct{})
-	t.Cleanup(func() { close(release) }) // before the server closes
 	const answered = 5
-	var mu sync.Mutex
-	sends := 0
-	s.setHold(func(r *http.Request) {
-		key := r.Header.Get("Idempotency-Key")
-		if r.Method != http.MethodPost || key == "" || strings.HasPrefix(key, "bench-") {
-			return
-		}
-		mu.Lock()
-		sends++
-		n := sends
-		mu.Unlock()
-		if n > answered {
-			select {
-			case <-r.Context().Done():
-			case <-release:
-			}
-		}
-	})
+	s := serverHoldingSendsAfter(t, answered)
 	const dur, drain = 300 * time.Millisecond, 300 * time.Millisecond
 	t0 := time.Now()
 	res := mustRun(t, bench.Config{
