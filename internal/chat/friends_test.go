@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -16,7 +15,6 @@ import (
 
 	"github.com/parley-chat/parley/internal/chat"
 	"github.com/parley-chat/parley/internal/inmem"
-	"github.com/parley-chat/parley/internal/sqlite"
 )
 
 // contactEvents returns the (user id, state) of the contact events in evs.
@@ -560,11 +558,7 @@ func (s searchesFail) SearchUsers(ctx context.Context, q chat.UserSearch) ([]cha
 // not count against its limit.
 func TestEmailLookupFailedNotCounted(t *testing.T) {
 	ctx := context.Background()
-	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "parley.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := sqliteStore(t)
 	var fail atomic.Bool
 	f := newFixtureOn(t, chat.Config{EmailLookupsPerHour: 2}, inmem.NewPresence(), searchesFail{db, &fail})
 	ada, _ := f.signIn(t, "ada@example.com", "Ada")

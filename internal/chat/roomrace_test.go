@@ -2,13 +2,11 @@ package chat_test
 
 import (
 	"context"
-	"path/filepath"
 	"sync"
 	"testing"
 
 	"github.com/parley-chat/parley/internal/chat"
 	"github.com/parley-chat/parley/internal/inmem"
-	"github.com/parley-chat/parley/internal/sqlite"
 )
 
 // missedRoom is a store whose RoomByName, once armed, calls made (another
@@ -68,15 +66,4 @@ func TestEnterRoomMadeMeanwhileNotCounted(t *testing.T) {
 			wantError(t, "Ada makes a second room", err, chat.ErrRateLimited, chat.CodeRateLimited, "")
 		})
 	}
-}
-
-// sqliteStore opens a SQLite store in a temporary directory.
-func sqliteStore(tb testing.TB) chat.Store {
-	tb.Helper()
-	db, err := sqlite.Open(context.Background(), filepath.Join(tb.TempDir(), "parley.db"))
-	if err != nil {
-		tb.Fatalf("sqlite.Open: %v", err)
-	}
-	tb.Cleanup(func() { db.Close() })
-	return db
 }

@@ -97,15 +97,7 @@ func newFixture(tb testing.TB, cfg chat.Config) *fixture {
 // newFixtureWith is newFixture with Presence p.
 func newFixtureWith(tb testing.TB, cfg chat.Config, p chat.Presence) *fixture {
 	tb.Helper()
-	db, err := sqlite.Open(context.Background(), filepath.Join(tb.TempDir(), "parley.db"))
-	if err != nil {
-		tb.Fatalf("sqlite.Open: %v", err)
-	}
-	tb.Cleanup(func() {
-		if err := db.Close(); err != nil {
-			tb.Errorf("close database: %v", err)
-		}
-	})
+	db := sqliteStore(tb)
 	return newFixtureOn(tb, cfg, p, db)
 }
 
@@ -124,6 +116,22 @@ func newFixtureOn(tb testing.TB, cfg chat.Config, p chat.Presence, db chat.Store
 	})
 	tb.Cleanup(f.svc.Close)
 	return f
+}
+
+// sqliteStore opens a SQLite store in a file of tb's temporary directory,
+// closed when tb ends.
+func sqliteStore(tb testing.TB) chat.Store {
+	tb.Helper()
+	db, err := sqlite.Open(context.Background(), filepath.Join(tb.TempDir(), "parley.db"))
+	if err != nil {
+		tb.Fatalf("sqlite.Open: %v", err)
+	}
+	tb.Cleanup(func() {
+		if err := db.Close(); err != nil {
+			tb.Errorf("close database: %v", err)
+		}
+	})
+	return db
 }
 
 // postgresStore opens a PostgreSQL store in a schema of its own; it skips
@@ -822,11 +830,7 @@ func (s failingSessions) CreateSession(ctx context.Context, sess chat.Session) (
 // error says to retry, and the code must still be there.
 func TestVerifyCodeFailsAfterUse(t *testing.T) {
 	ctx := context.Background()
-	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "parley.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := sqliteStore(t)
 	var fail atomic.Bool
 	f := newFixtureOn(t, chat.Config{}, inmem.NewPresence(), failingSessions{db, &fail})
 	if err := f.svc.RequestCode(ctx, "ada@example.com", "192.0.2.1"); err != nil {
@@ -834,7 +838,7 @@ func TestVerifyCodeFailsAfterUse(t *testing.T) {
 	}
 	code := f.mail.lastCode(t, "ada@example.com")
 	fail.Store(true)
-	_, err = f.svc.VerifyCode(ctx, "ada@example.com", code, "192.0.2.1")
+	_, err := f.svc.VerifyCode(ctx, "ada@example.com", code, "192.0.2.1")
 	wantError(t, "VerifyCode with the database down", err, chat.ErrUnavailable, chat.CodeUnavailable, "")
 	fail.Store(false)
 	if in, err := f.svc.VerifyCode(ctx, "ada@example.com", code, "192.0.2.1"); err != nil || in.Token == "" {
@@ -861,11 +865,7 @@ func (s codeDeletesFail) DeleteLoginCode(ctx context.Context, email, hash string
 // before the removal would spend every code's last try unbounded.
 func TestWrongCodeCountedWhenItsRemovalFails(t *testing.T) {
 	ctx := context.Background()
-	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "parley.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := sqliteStore(t)
 	// One code of two tries: two wrong codes from a client.
 	f := newFixtureOn(t, chat.Config{CodesPerIP: 1, CodeAttempts: 2}, inmem.NewPresence(), codeDeletesFail{db})
 	for i, email := range []string{"ada@example.com", "grace@example.com"} {
@@ -880,7 +880,7 @@ func TestWrongCodeCountedWhenItsRemovalFails(t *testing.T) {
 		return "000000"
 	}
 	const attacker = "198.51.100.7"
-	_, err = f.svc.VerifyCode(ctx, "ada@example.com", wrong("ada@example.com"), attacker)
+	_, err := f.svc.VerifyCode(ctx, "ada@example.com", wrong("ada@example.com"), attacker)
 	wantError(t, "first wrong code", err, chat.ErrUnauthorized, chat.CodeBadCode, "")
 	if _, err := f.svc.VerifyCode(ctx, "ada@example.com", wrong("ada@example.com"), attacker); err == nil {
 		t.Fatal("second wrong code = nil; want an error")
@@ -912,11 +912,7 @@ func (s sessionsFailingOnce) CreateSession(ctx context.Context, sess chat.Sessio
 // works, not replaced by the code before it.
 func TestVerifyCodeFailsAfterNewCode(t *testing.T) {
 	ctx := context.Background()
-	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "parley.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := sqliteStore(t)
 	var (
 		f       *fixture
 		newCode string
@@ -932,7 +928,7 @@ func TestVerifyCodeFailsAfterNewCode(t *testing.T) {
 		t.Fatal(err)
 	}
 	old := f.mail.lastCode(t, "ada@example.com")
-	_, err = f.svc.VerifyCode(ctx, "ada@example.com", old, "192.0.2.1")
+	_, err := f.svc.VerifyCode(ctx, "ada@example.com", old, "192.0.2.1")
 	wantError(t, "VerifyCode with the database down", err, chat.ErrUnavailable, chat.CodeUnavailable, "")
 	if newCode == old {
 		t.Skip("the new code happens to be the old one")
@@ -1058,15 +1054,11 @@ func (s signOutOnExtend) UseSession(ctx context.Context, id int64, used, expires
 // TestAuthenticateSignedOutWhileRenewed checks that a session signed out
 // while a request renews it is unauthorized, not an internal error.
 func TestAuthenticateSignedOutWhileRenewed(t *testing.T) {
-	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "parley.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := sqliteStore(t)
 	f := newFixtureOn(t, chat.Config{}, inmem.NewPresence(), signOutOnExtend{db})
 	_, in := f.signIn(t, "ada@example.com", "Ada")
 	f.clock.Advance(16 * 24 * time.Hour) // in its second half: renewed
-	_, _, _, err = f.svc.Authenticate(context.Background(), in.Token)
+	_, _, _, err := f.svc.Authenticate(context.Background(), in.Token)
 	wantError(t, "Authenticate of a session signed out as it is renewed", err, chat.ErrUnauthorized, chat.CodeUnauthorized, "")
 }
 
@@ -1400,11 +1392,7 @@ func (s *sessionWrites) take() (renewed []int64, used [][]int64) {
 // session that a request would renew.
 func TestOpenSessionsUse(t *testing.T) {
 	ctx := context.Background()
-	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "parley.db"))
-	if err != nil {
-		t.Fatalf("sqlite.Open: %v", err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := sqliteStore(t)
 	st := &sessionWrites{Store: db}
 	f := newFixtureOn(t, chat.Config{MaxSessionsPerUser: 2}, inmem.NewPresence(), st)
 	_, laptop := f.signIn(t, "ada@example.com", "Ada")
@@ -1792,11 +1780,7 @@ func (s *usesCounted) UseSession(ctx context.Context, id int64, used, expires ti
 // TestAuthenticateRecordsUse: a session's use is recorded for the session
 // cap, but once per SessionUseStep, not with every request.
 func TestAuthenticateRecordsUse(t *testing.T) {
-	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "parley.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := sqliteStore(t)
 	st := &usesCounted{Store: db}
 	f := newFixtureOn(t, chat.Config{}, inmem.NewPresence(), st)
 	_, in := f.signIn(t, "ada@example.com", "Ada")
