@@ -212,6 +212,42 @@ func (c *Client) Next(buf []*Item) []*Item {
 	return buf
 }
 
+// Unread puts back at the head of the outbox items that Next returned and
+// the writer did not write (its socket congested), for the next Next:
+// they count against the outbox's bounds again, which Push keeps, so a
+// writer stopped by a congested socket does not hold frames beside a full
+// outbox. If they and the items queued since pass the bounds, c is closed
+// as slow and Unread reports false. The writer is still c's: Push wakes
+// none until Next finds the outbox empty.
+func (c *Client) Unread(items []*Item) bool {
+	if len(items) == 0 {
+		return true
+	}
+	if c.Closed() {
+		return false
+	}
+	c.mu.Lock()
+	c.queue = slices.Concat(items, c.queue) // items are the writer's, which reuses them
+	raws := 0
+	for _, it := range c.queue {
+		if it.Raw != nil {
+			raws++
+		}
+	}
+	for _, it := range items {
+		c.ownBytes += int32(len(it.Raw))
+	}
+	// As Push counts: at most limit items, and the own frames past the
+	// first within maxOwnBytes.
+	slow := len(c.queue) > c.limit || raws > 1 && int(c.ownBytes) > maxOwnBytes
+	c.mu.Unlock()
+	if slow {
+		c.Close(ReasonSlow)
+		return false
+	}
+	return true
+}
+
 // Queued reports how many items wait in the outbox.
 func (c *Client) Queued() int {
 	c.mu.Lock()

@@ -71,8 +71,9 @@ type conn struct {
 	// so that its flushes may run on the shared writers. Set with ws (setWS),
 	// it spares every wake a look at the socket.
 	nb bool
-	// off is where in buf the items not yet written begin: buf[off:] were
-	// taken from the outbox, and the socket was congested. Guarded by wmu.
+	// off is where in buf the items not yet written begin, within a
+	// flush: a flush stopped by a congested socket gives buf[off:] back
+	// to the outbox (hub.Client.Unread). Guarded by wmu.
 	off int32
 	ctx context.Context
 
@@ -128,8 +129,14 @@ func (c *conn) flush(cl *hub.Client, shared bool) {
 		}
 		// The drain of a congested socket flushes again once it is done;
 		// meanwhile the outbox fills, and the hub closes a client that
-		// stays too slow.
+		// stays too slow. What the congestion stopped goes back to the
+		// outbox, where it counts against the bound.
 		if fc := c.sock(); fc.draining() && fc.congested(func() { c.s.writers.start(writeJob{c, cl}) }) {
+			if rest := c.buf[c.off:]; len(rest) > 0 {
+				cl.Unread(rest)
+				clear(rest)
+				c.buf, c.off = c.buf[:0], 0
+			}
 			return
 		}
 		if int(c.off) == len(c.buf) {
