@@ -2,12 +2,10 @@ package postgres
 
 import (
 	"bytes"
-	"context"
 	"log/slog"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/jackc/pgx/v5"
 	"github.com/parley-chat/parley/internal/chat/chattest"
 )
 
@@ -59,16 +57,7 @@ func TestUpgradeEmailsNFCOldNodeMakesUser(t *testing.T) {
 	if _, err := conn.Exec(ctx, emailRows); err != nil {
 		t.Fatal(err)
 	}
-	old, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer old.Close(context.Background())
-	tx, err := old.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = tx.Rollback(context.Background()) })
+	tx := oldNodeTx(t, url)
 	// EnsureUser as the older parley ran it.
 	if _, err := tx.Exec(ctx, `INSERT INTO users (id, email, created_at) VALUES (100, $1, now())
 		ON CONFLICT (email) DO NOTHING`, "z\u00e9e@example.org"); err != nil {

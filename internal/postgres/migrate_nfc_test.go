@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"context"
 	"strings"
 	"testing"
 
@@ -103,16 +102,7 @@ func TestUpgradeNamesNFCOldNodeMakesRoom(t *testing.T) {
 	if _, err := conn.Exec(ctx, nfcRows); err != nil {
 		t.Fatal(err)
 	}
-	old, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer old.Close(context.Background())
-	tx, err := old.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = tx.Rollback(context.Background()) })
+	tx := oldNodeTx(t, url)
 	// EnsureRoom as the older parley ran it.
 	if _, err := tx.Exec(ctx, `INSERT INTO conversations (id, kind, name, name_key, created_at, last_active_at)
 		VALUES (100, 'room', $1, $1, now(), now()) ON CONFLICT (kind, name_key) DO NOTHING`, "\ud55c\uae00"); err != nil {

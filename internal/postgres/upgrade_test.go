@@ -102,6 +102,24 @@ func oldAppendCommit(t *testing.T, tx pgx.Tx, roomID, userID int64, kind string)
 	}
 }
 
+// oldNodeTx begins a transaction on a connection of its own to url, as a
+// node of the older parley runs one; the test's end rolls it back if it is
+// still open, and closes the connection.
+func oldNodeTx(t *testing.T, url string) pgx.Tx {
+	t.Helper()
+	old, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { old.Close(context.Background()) })
+	tx, err := old.Begin(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tx.Rollback(context.Background()) })
+	return tx
+}
+
 // openBehind opens url on a goroutine, as a newer node starts while an
 // older node's transaction is open, waits for up to 10 s until a session
 // other than conn's waits for a lock whose query contains waiting (any
