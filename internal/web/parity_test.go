@@ -29,27 +29,7 @@ func (w *wsClient) sendBytes(tb testing.TB, b []byte) {
 // there.
 func (w *wsClient) waitFor(tb testing.TB, what string, match func(frame) bool) {
 	tb.Helper()
-	timer := time.NewTimer(waitTimeout)
-	defer timer.Stop()
-	for {
-		w.mu.Lock()
-		for _, f := range w.queue {
-			if match(f) {
-				w.mu.Unlock()
-				return
-			}
-		}
-		err, changed, pending := w.err, w.changed, w.pendingLocked()
-		w.mu.Unlock()
-		if err != nil {
-			tb.Fatalf("%s: connection ended (%v) while waiting for %s; pending frames:%s", w.name, err, what, pending)
-		}
-		select {
-		case <-changed:
-		case <-timer.C:
-			tb.Fatalf("%s: no %s within %s; pending frames:%s", w.name, what, waitTimeout, pending)
-		}
-	}
+	w.find(tb, what, match, false)
 }
 
 // transcript is what one client received in a scenario, transport aside:

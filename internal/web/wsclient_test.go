@@ -351,13 +351,21 @@ func (w *wsClient) sendRaw(tb testing.TB, typ int, b []byte) {
 // ends first.
 func (w *wsClient) take(tb testing.TB, what string, match func(frame) bool) frame {
 	tb.Helper()
+	return w.find(tb, what, match, true)
+}
+
+// find is take, which leaves the frame in the queue unless remove.
+func (w *wsClient) find(tb testing.TB, what string, match func(frame) bool, remove bool) frame {
+	tb.Helper()
 	timer := time.NewTimer(waitTimeout)
 	defer timer.Stop()
 	for {
 		w.mu.Lock()
 		for i, f := range w.queue {
 			if match(f) {
-				w.queue = append(w.queue[:i:i], w.queue[i+1:]...)
+				if remove {
+					w.queue = append(w.queue[:i:i], w.queue[i+1:]...)
+				}
 				w.mu.Unlock()
 				return f
 			}
