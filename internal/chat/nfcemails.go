@@ -2,6 +2,7 @@ package chat
 
 import (
 	"cmp"
+	"log/slog"
 	"slices"
 )
 
@@ -67,6 +68,10 @@ type EmailTable struct {
 	CodeEmails func() ([]string, error)
 	// DeleteCode removes the pending login code of an address.
 	DeleteCode func(email string) error
+	// Log, if not nil, is told of each user kept apart, as a warning
+	// naming Migration, the store's migration that folds the addresses.
+	Log       *slog.Logger
+	Migration int
 }
 
 // MigrateEmailsNFC folds every stored address of t (FoldEmail): the
@@ -74,7 +79,8 @@ type EmailTable struct {
 // locked), returning those kept apart. The pending login codes whose
 // address folding changes are deleted: each is hashed with the address it
 // was asked for (hashCode), so it could not be verified under the folded
-// one, and whoever asked for it may ask again.
+// one, and whoever asked for it may ask again. The users kept apart are
+// logged to t.Log.
 func MigrateEmailsNFC(t EmailTable) ([]KeptEmail, error) {
 	users, err := t.Users()
 	if err != nil {
@@ -101,6 +107,12 @@ func MigrateEmailsNFC(t EmailTable) ([]KeptEmail, error) {
 			if err := t.DeleteCode(email); err != nil {
 				return nil, err
 			}
+		}
+	}
+	if t.Log != nil {
+		for _, k := range kept {
+			t.Log.Warn("user's address kept as stored: folded (NFC, lower case), it is the address of the holder, who signs in with it",
+				"migration", t.Migration, "user", k.ID, "holder", k.Holder)
 		}
 	}
 	return kept, nil

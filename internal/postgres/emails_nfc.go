@@ -14,7 +14,7 @@ func (db *DB) emailsNFC(ctx context.Context, tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, query, args...)
 		return err
 	}
-	kept, err := chat.MigrateEmailsNFC(chat.EmailTable{
+	_, err := chat.MigrateEmailsNFC(chat.EmailTable{
 		Users: func() ([]chat.StoredEmail, error) {
 			rows, err := tx.Query(ctx, `SELECT id, email FROM users`)
 			if err != nil {
@@ -35,15 +35,8 @@ func (db *DB) emailsNFC(ctx context.Context, tx pgx.Tx) error {
 		DeleteCode: func(email string) error {
 			return exec(`DELETE FROM login_codes WHERE email = $1`, email)
 		},
+		Log:       db.log,
+		Migration: 8,
 	})
-	if err != nil {
-		return err
-	}
-	for _, k := range kept {
-		if db.log != nil {
-			db.log.Warn("user's address kept as stored: folded (NFC, lower case), it is the address of the holder, who signs in with it",
-				"migration", 8, "user", k.ID, "holder", k.Holder)
-		}
-	}
-	return nil
+	return err
 }

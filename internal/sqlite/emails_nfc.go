@@ -14,7 +14,7 @@ func (db *DB) emailsNFC(ctx context.Context, tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, query, args...)
 		return err
 	}
-	kept, err := chat.MigrateEmailsNFC(chat.EmailTable{
+	_, err := chat.MigrateEmailsNFC(chat.EmailTable{
 		Users: func() ([]chat.StoredEmail, error) {
 			return queryAll(ctx, tx, `SELECT id, email FROM users`, nil, func(r scanner) (chat.StoredEmail, error) {
 				var u chat.StoredEmail
@@ -33,15 +33,8 @@ func (db *DB) emailsNFC(ctx context.Context, tx *sql.Tx) error {
 		DeleteCode: func(email string) error {
 			return exec(`DELETE FROM login_codes WHERE email = ?`, email)
 		},
+		Log:       db.log,
+		Migration: 14,
 	})
-	if err != nil {
-		return err
-	}
-	for _, k := range kept {
-		if db.log != nil {
-			db.log.Warn("user's address kept as stored: folded (NFC, lower case), it is the address of the holder, who signs in with it",
-				"migration", 14, "user", k.ID, "holder", k.Holder)
-		}
-	}
-	return nil
+	return err
 }
