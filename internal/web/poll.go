@@ -549,21 +549,30 @@ const endedWait = 3 * time.Second
 // missed in each, after a resumed frame naming those restored. The opens
 // are the server's, not the client's: they do not count against the
 // client's request limit (session.handle), which the cursor's up to 256
-// conversations would exhaust.
+// conversations would exhaust. The syncs stop past maxRestoreBytes: the
+// conversations after are open, and their syncs come in later answers
+// (take), each before the conversation's later messages (admit).
 func (ch *pollChannel) restore(cur *pollCursor) {
 	var frames []json.RawMessage
+	size := 0
 	rooms := []int64{}
 	for id, seq := range cur.conversations() {
-		err := ch.sess.open(inFrame{Type: "open", RoomID: id, After: &seq}, func(v any) {
+		full := size >= maxRestoreBytes
+		err := ch.sess.open(inFrame{Type: "open", RoomID: id, After: &seq, noSync: full}, func(v any) {
 			if _, ok := v.(openedFrame); ok {
 				return // the client has the conversation open already
 			}
-			frames = append(frames, mustJSON(v))
+			b := mustJSON(v)
+			size += len(b)
+			frames = append(frames, b)
 		})
-		if err != nil && ch.sess.isOpen(id) {
-			// Open, but what was missed could not be read (the sync, or
-			// a group's read positions): it is read at the next take.
-			ch.s.log.Warn("restore a long-poll conversation", "user", ch.sess.user.ID, "conv", id, "err", err)
+		if err == nil && full || err != nil && ch.sess.isOpen(id) {
+			// Open, but what was missed is not read yet: the answer is
+			// full, or it could not be read (the sync, or a group's read
+			// positions). It is read at a later take.
+			if err != nil {
+				ch.s.log.Warn("restore a long-poll conversation", "user", ch.sess.user.ID, "conv", id, "err", err)
+			}
 			ch.mu.Lock()
 			if _, ok := ch.pos[id]; !ok { // as onOpen
 				ch.pos[id] = max(seq, ch.live[id])
@@ -587,6 +596,12 @@ func (ch *pollChannel) restore(cur *pollCursor) {
 	ch.pending = append(append(ch.pending, mustJSON(resumedFrame{Type: "resumed", Rooms: rooms})), frames...)
 	ch.mu.Unlock()
 }
+
+// maxRestoreBytes bounds the syncs of one answer of a rebuilt channel:
+// a cursor names up to 256 open conversations, and each one's sync holds
+// up to 100 messages (docs/protocol.md, Limits). An answer holds syncs
+// until they pass it, so it may hold one sync more.
+const maxRestoreBytes = 1 << 20
 
 type resumedFrame struct {
 	Type  string  `json:"type"`
@@ -708,11 +723,24 @@ func (ch *pollChannel) take(op *lazyOp) []json.RawMessage {
 	ch.pending = nil
 	var unsynced []int64
 	if len(ch.unsynced) > 0 {
-		unsynced = slices.Collect(maps.Keys(ch.unsynced))
+		unsynced = slices.Sorted(maps.Keys(ch.unsynced))
 	}
 	ch.mu.Unlock()
-	for _, id := range unsynced {
-		frames = ch.resync(id, frames)
+	if unsynced != nil {
+		size := 0
+		for _, f := range frames {
+			size += len(f)
+		}
+		for _, id := range unsynced {
+			if size >= maxRestoreBytes {
+				break // the others at the next take, as restore
+			}
+			n := len(frames)
+			frames = ch.resync(id, frames)
+			for _, f := range frames[n:] {
+				size += len(f)
+			}
+		}
 	}
 	// Until Next finds nothing: only then is the client idle, and only an
 	// idle client is woken (signal) when events come. Stopping earlier,
@@ -801,6 +829,11 @@ func (ch *pollChannel) admit(op *lazyOp, ev chat.Event, buf []chat.Event) []chat
 	defer ch.mu.Unlock()
 	p, open := ch.pos[ev.ConvID]
 	seq := ev.Message.Seq
+	if open && ch.unsynced[ev.ConvID] {
+		// Its sync, still to come (resync), holds it: a message is
+		// published once stored.
+		return nil
+	}
 	switch {
 	case !open: // a group not open (the list only), or one being opened
 		if seq > ch.live[ev.ConvID] {

@@ -442,7 +442,7 @@ func (n *session) open(f inFrame, reply func(any)) error {
 		n.onOpen(f.RoomID, after)
 	}
 	reply(opened)
-	if f.After != nil {
+	if f.After != nil && !f.noSync {
 		return n.sync(f, reply)
 	}
 	return nil

@@ -861,6 +861,10 @@ type inFrame struct {
 	ClientID string  `json:"client_id"`
 	Body     *string `json:"body"`
 	Seq      *int64  `json:"seq"`
+	// noSync, for an open with After, leaves out the sync that would
+	// follow "opened": a rebuilt long-poll channel reads it later
+	// (pollChannel.restore).
+	noSync bool
 }
 
 type helloFrame struct {
