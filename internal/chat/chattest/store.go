@@ -55,6 +55,7 @@ func TestStore(t *testing.T, open func(t *testing.T) chat.Store) {
 		{"TrimSessions", testTrimSessions},
 		{"UseSessions", testUseSessions},
 		{"DeleteExpired", testDeleteExpired},
+		{"SessionIDsOnce", testSessionIDsOnce},
 		{"Rooms", testRooms},
 		{"RoomNamesIgnoreCase", testRoomNamesIgnoreCase},
 		{"EnsureRoomConcurrent", testEnsureRoomConcurrent},
@@ -610,6 +611,31 @@ func testTrimSessions(t *testing.T, s chat.Store) {
 	}
 	if ended, err := s.TrimSessions(ctx, missing, keep, 0); err != nil || len(ended) != 0 {
 		t.Errorf("TrimSessions(missing user) = %v, %v; want none", ended, err)
+	}
+}
+
+// testSessionIDsOnce: the ID of a deleted session (the newest one: signed
+// out, or expired and swept) is not given to the next, whoever's: a node
+// checks the sessions of its open connections by ID (LiveSessions), and
+// must not find an ended one live because another's took its ID.
+func testSessionIDsOnce(t *testing.T, s chat.Store) {
+	ctx := t.Context()
+	ann := mustUser(t, s, "ann@example.com", "Ann")
+	bob := mustUser(t, s, "bob@example.com", "Bob")
+	seen := map[int64]bool{}
+	for i, u := range []chat.User{ann, ann, bob} {
+		sess, err := s.CreateSession(ctx, chat.Session{UserID: u.ID, TokenHash: fmt.Sprintf("once-%d", i),
+			CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)})
+		if err != nil {
+			t.Fatalf("CreateSession: %v", err)
+		}
+		if seen[sess.ID] {
+			t.Fatalf("session %d (the %d-th made) has the ID of one deleted before", sess.ID, i+1)
+		}
+		seen[sess.ID] = true
+		if err := s.DeleteSession(ctx, sess.ID); err != nil { // each the newest when deleted
+			t.Fatalf("DeleteSession(%d): %v", sess.ID, err)
+		}
 	}
 }
 
