@@ -34,10 +34,32 @@ func (s *server) handleHealth() http.Handler {
 	})
 }
 
-func (s *server) handleNotFound() http.Handler {
+// handleNotFound answers a request under /api/ that no route of mux
+// serves: 405 method_not_allowed, with the methods that are served in
+// Allow, when its path is an endpoint, 404 not_found otherwise.
+func (s *server) handleNotFound(mux *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if allow := allowedMethods(mux, r); allow != "" {
+			w.Header().Set("Allow", allow)
+			writeJSON(w, http.StatusMethodNotAllowed, errorBody{Error: errorDetail{Code: codeMethodNotAllowed, Message: r.Method + " is not allowed on " + r.URL.Path + "; allowed: " + allow}})
+			return
+		}
 		writeJSON(w, http.StatusNotFound, errorBody{Error: errorDetail{Code: chat.CodeNotFound, Message: "no such endpoint: " + r.Method + " " + r.URL.Path}})
 	})
+}
+
+// allowedMethods lists, as an Allow header has them, the methods mux
+// routes r's path with to a handler other than the catch-alls, "" if none.
+func allowedMethods(mux *http.ServeMux, r *http.Request) string {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		other := r.WithContext(r.Context()) // a shallow copy
+		other.Method = m
+		if _, pattern := mux.Handler(other); pattern != "" && pattern != "/api/" && pattern != "/" {
+			allow = append(allow, m)
+		}
+	}
+	return strings.Join(allow, ", ")
 }
 
 func (s *server) handleRequestCode() http.Handler {

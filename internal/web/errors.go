@@ -27,6 +27,10 @@ type errorBody struct {
 // codeTooLarge is the code of a REST body over the limit.
 const codeTooLarge = "too_large"
 
+// codeMethodNotAllowed is the code of a request to an endpoint with a
+// method it does not serve.
+const codeMethodNotAllowed = "method_not_allowed"
+
 // codeHeadersTooLarge is the code of a request whose header is over
 // Config.MaxHeaderBytes (limitHeaders).
 const codeHeadersTooLarge = "headers_too_large"

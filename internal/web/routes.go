@@ -57,6 +57,6 @@ func (s *server) addRoutes(mux *http.ServeMux, ui fs.FS) {
 		mux.Handle("GET /ws/chat/{room}/", timed(s.handleCompatWS()))
 	}
 
-	mux.Handle("/api/", s.handleNotFound())
+	mux.Handle("/api/", s.handleNotFound(mux))
 	mux.Handle("/", s.handleUI(ui))
 }
