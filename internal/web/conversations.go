@@ -124,7 +124,7 @@ func (s *server) handleMarkRead() http.Handler {
 
 func (s *server) handleDirect() http.Handler {
 	return s.handleErr(func(w http.ResponseWriter, r *http.Request) error {
-		id, err := userPathID(r)
+		id, err := memberPathID(r)
 		if err != nil {
 			return err
 		}
@@ -143,7 +143,7 @@ func (s *server) handleSendDirect() http.Handler {
 		Conversation conversationJSON `json:"conversation"`
 	}
 	return s.handleErr(func(w http.ResponseWriter, r *http.Request) error {
-		id, err := userPathID(r)
+		id, err := memberPathID(r)
 		if err != nil {
 			return err
 		}

@@ -46,6 +46,8 @@ type removedFrame struct {
 	UserSeq int64  `json:"user_seq,omitempty"`
 }
 
+// memberPathID parses the {user_id} path value: a group's member, or the
+// other user of a direct conversation.
 func memberPathID(r *http.Request) (int64, error) {
 	id, err := strconv.ParseInt(r.PathValue("user_id"), 10, 64)
 	if err != nil || id <= 0 {

@@ -53,3 +53,29 @@ func TestMethodNotAllowed(t *testing.T) {
 		}
 	}
 }
+
+// TestDirectPathField checks that a bad {user_id} of /api/direct is
+// refused naming the field as docs/protocol.md does, and as the same
+// endpoints name it for one's own id: user_id.
+func TestDirectPathField(t *testing.T) {
+	ts := newTestServer(t)
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	send := map[string]string{"client_id": "c-1", "body": "hi"}
+	tests := []struct {
+		method, path string
+		body         any
+	}{
+		{"GET", "/api/direct/abc", nil},
+		{"GET", "/api/direct/0", nil},
+		{"GET", "/api/direct/9223372036854775808", nil},
+		{"GET", "/api/direct/" + strconv.FormatInt(ada.ID, 10), nil},
+		{"POST", "/api/direct/-3/messages", send},
+		{"POST", "/api/direct/" + strconv.FormatInt(ada.ID, 10) + "/messages", send},
+	}
+	for _, tt := range tests {
+		e := wantError(t, tt.method+" "+tt.path, ts.do(t, ada, tt.method, tt.path, tt.body), http.StatusBadRequest, "invalid_field")
+		if e.Field != "user_id" {
+			t.Errorf("%s %s: field = %q; want user_id", tt.method, tt.path, e.Field)
+		}
+	}
+}

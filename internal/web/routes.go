@@ -29,8 +29,8 @@ func (s *server) addRoutes(mux *http.ServeMux, ui fs.FS) {
 	mux.Handle("GET /api/conversations/{id}/messages", s.authed(s.handleHistory()))
 	mux.Handle("POST /api/conversations/{id}/messages", s.authed(s.handleSend()))
 	mux.Handle("POST /api/conversations/{id}/read", s.authed(s.handleMarkRead()))
-	mux.Handle("GET /api/direct/{id}", s.authed(s.handleDirect()))
-	mux.Handle("POST /api/direct/{id}/messages", s.authed(s.handleSendDirect()))
+	mux.Handle("GET /api/direct/{user_id}", s.authed(s.handleDirect()))
+	mux.Handle("POST /api/direct/{user_id}/messages", s.authed(s.handleSendDirect()))
 
 	mux.Handle("POST /api/groups", s.authed(s.handleCreateGroup()))
 	mux.Handle("GET /api/groups/{id}", s.authed(s.handleGroup()))
