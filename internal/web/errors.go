@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/parley-chat/parley/internal/chat"
 )
@@ -60,8 +61,12 @@ func classify(log *slog.Logger, err error) (int, errorDetail) {
 		return http.StatusInternalServerError, errorDetail{Code: chat.CodeInternal, Message: "internal error"}
 	}
 	d := errorDetail{Code: e.Code, Message: e.Message, Field: e.Field}
-	if e.RetryAfter > 0 {
-		d.RetryAfterMS = e.RetryAfter.Milliseconds()
+	if e.RetryAfter > 0 || errors.Is(e, chat.ErrRateLimited) {
+		// Rounded up, and never 0 for a 429, which always carries it: a
+		// wait under a millisecond (or none: a window ending as it was
+		// read) was left out, and a try after the rounded-down wait was
+		// refused again.
+		d.RetryAfterMS = max(1, (e.RetryAfter + time.Millisecond - 1).Milliseconds())
 	}
 	switch {
 	case errors.Is(e, chat.ErrInvalid):
