@@ -309,9 +309,11 @@ func TestFrameConnLargeFrame(t *testing.T) {
 // first congests the socket, the second is still the rest of the frame
 // that congested it, which maxRest does not count: a page of more than
 // 1 MiB reaches a client that reads it slowly, with a pong behind it. The
-// socket keeps the kernel's own buffers, as TestFrameConnLargeFrame's.
+// socket's buffers have a size set: the kernel grows those it sizes
+// itself as they fill, so that a socket found full could take the head
+// of the frame a moment later, and the frame not congest it.
 func TestFrameConnLargeMessage(t *testing.T) {
-	fc, cc := socketPairSized(t, 0)
+	fc, cc := socketPairSized(t, 256<<10)
 	ws := upgradeOver(t, fc)
 	br := bufio.NewReader(cc)
 	_ = cc.SetReadDeadline(time.Now().Add(10 * time.Second))
