@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -194,24 +195,24 @@ func pathID(r *http.Request) (int64, error) {
 	return id, nil
 }
 
-// historyParams reads the parameters of a history page (before, after,
-// limit) from a raw query, decoded; one absent is not in the map. Each is
-// read as given: one given twice, or that does not decode, is refused
-// (url.Values would take the first, and drop one that does not decode, as
-// if it were absent). Other parameters are left alone.
-func historyParams(rawQuery string) (map[string]string, error) {
-	params := make(map[string]string, 3)
+// queryParams reads parameters names from a raw query, decoded; one
+// absent is not in the map. Each is read as given: one given twice, or
+// that does not decode, is refused (url.Values would take the first, and
+// drop one that does not decode, as if it were absent). Other parameters
+// are left alone.
+func queryParams(rawQuery string, names ...string) (map[string]string, error) {
+	params := make(map[string]string, len(names))
 	for part := range strings.SplitSeq(rawQuery, "&") {
 		k, v, _ := strings.Cut(part, "=")
 		name, err := url.QueryUnescape(k)
-		if err != nil || name != "before" && name != "after" && name != "limit" {
+		if err != nil || !slices.Contains(names, name) {
 			continue
 		}
 		if _, ok := params[name]; ok {
 			return nil, chat.Invalid(chat.CodeInvalidField, name, "%s is given more than once", name)
 		}
 		if params[name], err = url.QueryUnescape(v); err != nil {
-			return nil, chat.Invalid(chat.CodeInvalidField, name, "%s must be a non-negative integer", name)
+			return nil, chat.Invalid(chat.CodeInvalidField, name, "%s is not escaped as a URL's query must be", name)
 		}
 	}
 	return params, nil
@@ -276,7 +277,7 @@ func (s *server) handleHistory() http.Handler {
 		if err != nil {
 			return err
 		}
-		params, err := historyParams(r.URL.RawQuery)
+		params, err := queryParams(r.URL.RawQuery, "before", "after", "limit")
 		if err != nil {
 			return err
 		}

@@ -63,7 +63,11 @@ func (s *server) decodeUserID(w http.ResponseWriter, r *http.Request) (int64, er
 
 func (s *server) handleSearchUsers() http.Handler {
 	return s.handleErr(func(w http.ResponseWriter, r *http.Request) error {
-		us, err := s.svc.SearchUsers(r.Context(), authFrom(r.Context()).User, r.URL.Query().Get("q"))
+		params, err := queryParams(r.URL.RawQuery, "q")
+		if err != nil {
+			return err
+		}
+		us, err := s.svc.SearchUsers(r.Context(), authFrom(r.Context()).User, params["q"])
 		if err != nil {
 			return err
 		}

@@ -91,3 +91,26 @@ func TestHistoryMalformedParams(t *testing.T) {
 		t.Errorf("history?limit=2&x=&x=%%zz = %v; want 2 messages", seqs(p.Messages))
 	}
 }
+
+// TestSearchMalformedQuery: a search's q given twice, or that does not
+// decode, is refused naming q, as the history's parameters are. url.Values
+// took the first of two, and dropped one that does not decode, so that
+// q=%zz was answered "a search query is required".
+func TestSearchMalformedQuery(t *testing.T) {
+	ts := newTestServer(t)
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	ts.signIn(t, "grace@example.com", "Grace")
+	for _, query := range []string{"q=gra&q=ada", "q=%zz", "q=gr%"} {
+		r := ts.do(t, ada, "GET", "/api/users?"+query, nil)
+		if e := wantError(t, "users?"+query, r, http.StatusBadRequest, chat.CodeInvalidField); e.Field != "q" {
+			t.Errorf("users?%s: field %q; want q", query, e.Field)
+		}
+	}
+	var found struct {
+		Users []wireUser `json:"users"`
+	}
+	ts.mustDo(t, ada, "GET", "/api/users?q=gr%61&x=%zz", nil, http.StatusOK, &found)
+	if len(found.Users) != 1 || found.Users[0].Name != "Grace" {
+		t.Errorf("users?q=gr%%61 = %+v; want Grace", found.Users)
+	}
+}
