@@ -164,7 +164,8 @@ type drainState struct {
 	mu       sync.Mutex
 	rest     []byte   // bytes to write next
 	inflight int      // bytes being written
-	limit    int      // inflight+len(rest) at most: the rest of the frame that congested the socket, and maxRest more
+	limit    int      // inflight+len(rest) at most: what is left of the frame that congested the socket, and maxRest more
+	frame    int      // bytes of that frame in inflight and rest, ahead of any other
 	tail     int64    // bytes of the frame that congested the socket that Write has not been given yet
 	drained  []func() // to run once everything is written, or the socket failed
 	done     bool     // everything written: Write goes to the socket again
@@ -282,7 +283,7 @@ func (f *frameConn) Write(p []byte) (int, error) {
 		return n, err
 	}
 	if n < len(p) {
-		d := &drainState{rest: append([]byte(nil), p[n:]...), limit: len(p) - n + maxRest, tail: tail}
+		d := &drainState{rest: append([]byte(nil), p[n:]...), limit: len(p) - n + maxRest, frame: len(p) - n, tail: tail}
 		f.d.Store(d)
 		go f.drain(d)
 	}
@@ -328,6 +329,7 @@ func (d *drainState) keep(p []byte, f *frameConn) (n int, err error, kept bool) 
 	if k := min(int64(len(p)), d.tail); k > 0 { // the rest of the frame that congested the socket
 		d.tail -= k
 		d.limit += int(k)
+		d.frame += int(k)
 	}
 	if d.inflight+len(d.rest)+len(p) > d.limit {
 		d.err = errPeerTooSlow
@@ -388,12 +390,27 @@ func (f *frameConn) drain(d *drainState) {
 			}
 			return
 		}
-		buf, d.rest = d.rest, buf[:0]
+		if d.frame > 0 && d.frame < len(d.rest) {
+			// The frame's bytes alone, so that the bound drops to
+			// maxRest once they are written.
+			buf = append(buf[:0], d.rest[:d.frame]...)
+			d.rest = d.rest[:copy(d.rest, d.rest[d.frame:])]
+		} else {
+			buf, d.rest = d.rest, buf[:0]
+		}
 		d.inflight = len(buf)
 		d.mu.Unlock()
 		err := f.Conn.SetWriteDeadline(fromUnixNano(f.wdl.Load()))
 		if err == nil {
 			_, err = f.Conn.Write(buf)
+		}
+		if err == nil {
+			d.mu.Lock()
+			k := min(len(buf), d.frame)
+			d.frame -= k
+			d.limit -= k
+			d.inflight = 0
+			d.mu.Unlock()
 		}
 		if err != nil {
 			d.mu.Lock()
