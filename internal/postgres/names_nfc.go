@@ -94,7 +94,7 @@ func (db *DB) fillNameSkeletons(ctx context.Context) error {
 	}
 	for attempt := 1; ; attempt++ {
 		err := db.write(ctx, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('parley name_skel ' || coalesce(current_schema(), ''), 0))`); err != nil {
+			if err := lockSchema(ctx, tx, "parley name_skel "); err != nil {
 				return err
 			}
 			return nameSkeletons(ctx, tx)

@@ -366,7 +366,7 @@ func (db *DB) migrate(ctx context.Context) error {
 		return err
 	}
 	return db.write(ctx, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('parley migrate ' || coalesce(current_schema(), ''), 0))`); err != nil {
+		if err := lockSchema(ctx, tx, "parley migrate "); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -407,6 +407,30 @@ func (db *DB) migrate(ctx context.Context) error {
 		}
 		return nil
 	})
+}
+
+// lockSchema takes the advisory lock of the current schema named by
+// prefix until tx ends, waiting as long as another node holds it, however
+// short a statement_timeout or lock_timeout the URL or the server sets
+// for the statements of requests: nodes that start together wait for the
+// one that migrates, however long the migration takes. The rest of tx
+// runs without statement_timeout, as a migration's statements take as
+// long as the database's size asks, and with lock_timeout as it was. Cut
+// short, either would leave the node unable to start, and would be cut
+// short again at each try.
+func lockSchema(ctx context.Context, tx pgx.Tx, prefix string) error {
+	var lockTimeout string
+	if err := tx.QueryRow(ctx, `SELECT current_setting('lock_timeout')`).Scan(&lockTimeout); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `SELECT set_config('statement_timeout', '0', true), set_config('lock_timeout', '0', true)`); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1 || coalesce(current_schema(), ''), 0))`, prefix); err != nil {
+		return err
+	}
+	_, err := tx.Exec(ctx, `SELECT set_config('lock_timeout', $1, true)`, lockTimeout)
+	return err
 }
 
 // listMigrations returns the embedded migrations in order. Their names are
