@@ -122,6 +122,34 @@ func TestUpgradeNamesNFCOldNodeMakesRoom(t *testing.T) {
 	}
 }
 
+// TestUpgradeNamesNFCOldNodeRenamesUser: a node of the older parley
+// renames user 1, whose name is stored in conjoining jamo, while a newer
+// node migrates. The new name stays: the migration does not write back
+// the NFC form of the name it read before the rename committed.
+func TestUpgradeNamesNFCOldNodeRenamesUser(t *testing.T) {
+	url := mustSchema(t)
+	conn := migrateTo(t, url, 4)
+	ctx := t.Context()
+	if _, err := conn.Exec(ctx, nfcRows); err != nil {
+		t.Fatal(err)
+	}
+	tx := oldNodeTx(t, url)
+	// SetUserName as the older parley ran it.
+	if _, err := tx.Exec(ctx, `UPDATE users SET name = $1, name_key = $2 WHERE id = $3`, "Hanna", "hanna", 1); err != nil {
+		t.Fatal(err)
+	}
+
+	openBehind(t, url, conn, "users", func() {
+		if err := tx.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+	})
+	got := queryStrings(t, conn, `SELECT name || ' ' || name_key FROM users WHERE id = 1`)
+	if diff := cmp.Diff([]string{"Hanna hanna"}, got); diff != "" {
+		t.Errorf("user 1 renamed by an older node during the migration mismatch (-want +got):\n%s", diff)
+	}
+}
+
 // TestMigrateNamesNFCFailsWhole: when renaming a room fails (here a
 // trigger refuses it), the migration's Go part leaves nothing behind: the
 // users it renamed first keep their old names, and the version stays 4.

@@ -8,10 +8,16 @@ import (
 )
 
 // namesNFC takes every stored name to NFC (migration 0005), as
-// chat.MigrateNamesNFC decides.
+// chat.MigrateNamesNFC decides. It locks users against writes first, as
+// the migration's SQL locks conversations: a node of the older parley
+// renaming a user after the names were read would otherwise have the
+// rename overwritten by the NFC form of the name it replaced.
 func namesNFC(ctx context.Context, tx pgx.Tx) error {
 	exec := func(query string, args ...any) error {
 		_, err := tx.Exec(ctx, query, args...)
+		return err
+	}
+	if err := exec(`LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE`); err != nil {
 		return err
 	}
 	return chat.MigrateNamesNFC(chat.NameTable{
