@@ -22,9 +22,11 @@
 // with chat.ErrInvalid.
 //
 // Errors that mean the server cannot be reached (refused or lost
-// connections, a server shutting down) or gave up on a statement after a
-// timeout of its settings (statement_timeout, lock_timeout) wrap a
-// *chat.Error of kind chat.ErrUnavailable: the caller may retry later.
+// connections, a server shutting down), gave up on a statement after a
+// timeout of its settings (statement_timeout, lock_timeout), or cannot
+// write for now (out of disk or memory, or read-only: a standby, or a
+// database made read-only) wrap a *chat.Error of kind
+// chat.ErrUnavailable: the caller may retry later.
 package postgres
 
 import (
@@ -296,11 +298,11 @@ func retryable(err error) bool {
 var unavailable = &chat.Error{Kind: chat.ErrUnavailable, Code: chat.CodeUnavailable,
 	Message: "the database is unavailable; try again later"}
 
-// mapErr turns the errors of a server that cannot be reached, or that
-// gave up on a statement after a timeout of its settings, into
-// chat.ErrUnavailable, and those of strings PostgreSQL cannot store into
-// chat.ErrInvalid, keeping err in the chain. Errors of a ctx that ended
-// stay as they are.
+// mapErr turns the errors of a server that cannot be reached, that gave
+// up on a statement after a timeout of its settings, or that cannot write
+// for now, into chat.ErrUnavailable, and those of strings PostgreSQL
+// cannot store into chat.ErrInvalid, keeping err in the chain. Errors of
+// a ctx that ended stay as they are.
 func mapErr(ctx context.Context, err error) error {
 	if err == nil || ctx.Err() != nil {
 		return err
@@ -314,7 +316,8 @@ func mapErr(ctx context.Context, err error) error {
 			pe.Code == "57P01", pe.Code == "57P02", pe.Code == "57P03", // admin or crash shutdown, cannot connect now
 			pe.Code == "25P03",                     // idle_in_transaction_session_timeout ended the session
 			pe.Code == "57014", pe.Code == "55P03", // statement_timeout (ctx is alive), lock_timeout
-			pe.Code == "53300",                     // too many connections
+			strings.HasPrefix(pe.Code, "53"),       // insufficient resources: disk full, out of memory, too many connections
+			pe.Code == "25006",                     // read-only transaction: a standby, or a database made read-only
 			pe.Code == "40001", pe.Code == "40P01": // conflicts that outlasted maxAttempts, all rolled back
 			return fmt.Errorf("%w: %w", unavailable, err)
 		}
