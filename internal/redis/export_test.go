@@ -1,6 +1,10 @@
 package redis
 
-import "context"
+import (
+	"context"
+
+	goredis "github.com/redis/go-redis/v9"
+)
 
 // Crash stops p's heartbeat and sweeper without removing anything from
 // Redis, as if the process had died; later calls fail with ErrClosed.
@@ -31,4 +35,16 @@ type PresenceKey = pair
 // did not write.
 func (p *Presence) Settle(ctx context.Context, rewrite bool, redo map[PresenceKey]bool) map[PresenceKey]bool {
 	return p.settle(ctx, rewrite, redo)
+}
+
+// NewLimiterAt returns a Limiter on the Redis at addr, alone: no Presence
+// or Broker, for a test to speak to a fake server. The function returned
+// closes it.
+func NewLimiterAt(addr string) (*Limiter, func() error) {
+	rdb := goredis.NewClient(&goredis.Options{Addr: addr})
+	g := newHangGuard(rdb)
+	return newLimiter(rdb, g, Options{Prefix: "test:"}), func() error {
+		g.close()
+		return rdb.Close()
+	}
 }

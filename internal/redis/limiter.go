@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -98,13 +99,39 @@ var unavailable = &chat.Error{Kind: chat.ErrUnavailable, Code: chat.CodeUnavaila
 	Message: "a service the server needs is unavailable; try again later"}
 
 // mapErr marks err as chat.ErrUnavailable when Redis could not be reached
-// or answer, and ctx was not what ended the wait.
+// or answer, or answered that it cannot serve for now (notReady), and ctx
+// was not what ended the wait.
 func mapErr(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
 		return err
 	}
-	if chat.Unreachable(err) || errors.Is(err, goredis.ErrPoolTimeout) {
+	if chat.Unreachable(err) || errors.Is(err, goredis.ErrPoolTimeout) || notReady(err) {
 		return fmt.Errorf("%w: %w", unavailable, err)
 	}
 	return err
+}
+
+// notReadyCodes start the error replies of a Redis that cannot serve for
+// now, whatever the command: loading its data set after a restart, busy
+// with a script, a replica cut from its master, or one that became
+// read-only (a failover), a cluster slot moving, at its connection limit.
+// go-redis retries most of them a few times; what is left after that is
+// the server's state, not the request's fault, and passes.
+var notReadyCodes = []string{"LOADING ", "BUSY ", "MASTERDOWN ", "READONLY ", "TRYAGAIN ",
+	"CLUSTERDOWN ", "NOREPLICAS ", "ERR max number of clients reached"}
+
+// notReady reports whether err is an error reply of a Redis that cannot
+// serve for now (notReadyCodes).
+func notReady(err error) bool {
+	var re goredis.Error
+	if !errors.As(err, &re) {
+		return false
+	}
+	s := re.Error()
+	for _, c := range notReadyCodes {
+		if strings.HasPrefix(s, c) {
+			return true
+		}
+	}
+	return false
 }
