@@ -155,7 +155,12 @@ func (db *DB) prepareBatch(ctx context.Context) error {
 // failed COMMIT may have ended the transaction already, so a ROLLBACK that
 // fails is only reported; if the transaction was in fact left open, the
 // next BEGIN fails on it, and writeRaw rolls it back and begins again.
+// An error of a lock held elsewhere is chat.ErrUnavailable (mapErr).
 func (db *DB) writeRaw(ctx context.Context, fn func(r runner) error) error {
+	return mapErr(db.writeRawTx(ctx, fn))
+}
+
+func (db *DB) writeRawTx(ctx context.Context, fn func(r runner) error) error {
 	conn, err := db.rw.Conn(ctx)
 	if err != nil {
 		return err

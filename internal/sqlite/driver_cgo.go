@@ -44,3 +44,10 @@ func isUniqueViolation(err error) bool {
 	}
 	return e.ExtendedCode == sqlite3.ErrConstraintUnique || e.ExtendedCode == sqlite3.ErrConstraintPrimaryKey
 }
+
+// isBusy reports whether err is SQLITE_BUSY, of any extended kind: a lock
+// another connection held past the busy timeout.
+func isBusy(err error) bool {
+	var e sqlite3.Error
+	return errors.As(err, &e) && e.Code == sqlite3.ErrBusy
+}

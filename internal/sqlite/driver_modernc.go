@@ -53,3 +53,10 @@ func isUniqueViolation(err error) bool {
 	}
 	return e.Code() == sqlitelib.SQLITE_CONSTRAINT_UNIQUE || e.Code() == sqlitelib.SQLITE_CONSTRAINT_PRIMARYKEY
 }
+
+// isBusy reports whether err is SQLITE_BUSY, of any extended kind: a lock
+// another connection held past the busy timeout.
+func isBusy(err error) bool {
+	var e *sqlitedriver.Error
+	return errors.As(err, &e) && e.Code()&0xff == sqlitelib.SQLITE_BUSY
+}

@@ -326,8 +326,29 @@ func (db *DB) Ping(ctx context.Context) error {
 	return nil
 }
 
+// unavailable is the error kind of a database that another process keeps
+// locked.
+var unavailable = &chat.Error{Kind: chat.ErrUnavailable, Code: chat.CodeUnavailable,
+	Message: "the database is busy; try again later"}
+
+// mapErr marks err as chat.ErrUnavailable if it is SQLITE_BUSY: a lock
+// held elsewhere past the busy timeout (another process writing to the
+// file, such as the sqlite3 shell in a transaction, or a backup), which
+// a later try may not meet. It keeps err in the chain.
+func mapErr(err error) error {
+	if err != nil && isBusy(err) && !errors.Is(err, chat.ErrUnavailable) {
+		return fmt.Errorf("%w: %w", unavailable, err)
+	}
+	return err
+}
+
 // write runs fn in a write transaction and commits it if fn returns nil.
+// An error of a lock held elsewhere is chat.ErrUnavailable (mapErr).
 func (db *DB) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	return mapErr(db.writeTx(ctx, fn))
+}
+
+func (db *DB) writeTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	tx, err := db.rw.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -352,13 +373,13 @@ func (db *DB) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 func (db *DB) read(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	tx, err := db.ro.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
-		return err
+		return mapErr(err)
 	}
 	defer tx.Rollback()
 	if err := fn(tx); err != nil {
-		return err
+		return mapErr(err)
 	}
-	return tx.Commit()
+	return mapErr(tx.Commit())
 }
 
 //go:embed migrations/*.sql
