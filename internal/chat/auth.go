@@ -108,6 +108,14 @@ func (s *Service) RequestCode(ctx context.Context, email, clientIP string) error
 	// which must keep working if the mail is never sent. Once it is sent,
 	// the code is stored even if the client has gone meanwhile.
 	if err := s.mailer.Send(ctx, s.codeMail(email, code)); err != nil {
+		if errors.Is(err, ErrInvalid) {
+			// The relay refuses the address for good: the user must
+			// correct it, not retry. As for a relay that is down, the
+			// client's count stays, bounding how often it makes us try.
+			s.log.Info("login code refused by the mail relay", "err", err)
+			s.undo(ctx, emailKey)
+			return Invalid(CodeInvalidField, "email", "the mail server refuses this address; check it")
+		}
 		s.log.Error("send login code", "err", err)
 		// The address got nothing: its codes are not used up by a relay
 		// that is down, and the user may ask again once it is back. The

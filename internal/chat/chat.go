@@ -526,7 +526,9 @@ type Mail struct {
 	HTML    string
 }
 
-// Mailer sends mail.
+// Mailer sends mail. Send returns an error wrapping ErrInvalid if the
+// relay refused the recipient's address for good (no such mailbox); any
+// other failure may pass.
 type Mailer interface {
 	Send(ctx context.Context, m Mail) error
 }

@@ -767,6 +767,20 @@ func TestRequestCodeMailFails(t *testing.T) {
 	}
 }
 
+// TestRequestCodeAddressRefused: a relay refusing the address for good
+// (the Mailer's ErrInvalid) is the address's fault: the request is
+// refused as invalid, for the user to correct, not as unavailable, which
+// would have them retry an address that never works.
+func TestRequestCodeAddressRefused(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, chat.Config{})
+	f.mail.mu.Lock()
+	f.mail.err = fmt.Errorf("550 5.1.1 no such mailbox: %w", chat.ErrInvalid)
+	f.mail.mu.Unlock()
+	err := f.svc.RequestCode(ctx, "nobody@example.com", "192.0.2.1")
+	wantError(t, "RequestCode with the address refused", err, chat.ErrInvalid, chat.CodeInvalidField, "email")
+}
+
 func TestVerifyCode(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, chat.Config{})

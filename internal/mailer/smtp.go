@@ -213,10 +213,30 @@ func (s *SMTP) sent(ctx context.Context, m chat.Mail, msg *mail.Msg, err error) 
 			s.logger.WarnContext(ctx, "mail sent, then the SMTP session failed", "to", m.To, "relay", s.addr, "err", err)
 			return nil
 		}
+		if addressRefused(err) {
+			return fmt.Errorf("mailer: send mail to %s via %s: the address is refused: %w: %w", m.To, s.addr, chat.ErrInvalid, err)
+		}
 		return fmt.Errorf("mailer: send mail to %s via %s: %w", m.To, s.addr, err)
 	}
 	s.logger.DebugContext(ctx, "mail sent", "to", m.To, "relay", s.addr)
 	return nil
+}
+
+// addressRefused reports whether err is the relay's refusal, for good, of
+// the recipient's address: a 5xx reply to RCPT TO saying there is no such
+// mailbox (550), that it is not local (551) or that its name is not
+// allowed (553). Other refusals, 4xx or of the relay's own setup (relaying
+// denied, authentication needed), do not blame the address.
+func addressRefused(err error) bool {
+	var se *mail.SendError
+	if !errors.As(err, &se) || se.Reason != mail.ErrSMTPRcptTo || se.IsTemp() {
+		return false
+	}
+	switch se.ErrorCode() {
+	case 550, 551, 553:
+		return true
+	}
+	return false
 }
 
 // relay is a parsed SMTP URL.

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parley-chat/parley/internal/chat"
 	"github.com/parley-chat/parley/internal/mailer"
 	"github.com/parley-chat/parley/internal/mailer/smtptest"
 )
@@ -58,5 +59,36 @@ func TestSMTPSendStalledRelayCtx(t *testing.T) {
 	err = m.Send(ctx, testMail)
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Send = %v; want an error wrapping the context's deadline", err)
+	}
+}
+
+// TestSMTPSendRefusedForGood: a relay refusing the recipient for good
+// (550, no such mailbox) makes Send fail with chat.ErrInvalid, which the
+// user must fix, not retry; a relay refusing the message itself (554)
+// does not blame the address.
+func TestSMTPSendRefusedForGood(t *testing.T) {
+	tests := []struct {
+		name    string
+		fault   smtptest.Fault
+		invalid bool
+	}{
+		{"recipient refused", smtptest.FaultRejectRcpt, true},
+		{"message refused", smtptest.FaultRejectData, false},
+		{"dropped in DATA", smtptest.FaultDropInData, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := smtptest.Start(t, smtptest.WithFault(tt.fault))
+			m := newTestSMTP(t, srv.URL())
+			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+			defer cancel()
+			err := m.Send(ctx, testMail)
+			if err == nil {
+				t.Fatal("Send = nil; want an error")
+			}
+			if got := errors.Is(err, chat.ErrInvalid); got != tt.invalid {
+				t.Errorf("Send = %v; ErrInvalid %v, want %v", err, got, tt.invalid)
+			}
+		})
 	}
 }
