@@ -60,3 +60,33 @@ func TestWriteWhileLockedElsewhere(t *testing.T) {
 		t.Errorf("Append after the lock is gone: %v", err)
 	}
 }
+
+// TestWriteAfterTransactionLeftOpen: a write transaction left open on the
+// write connection, as a COMMIT and then its ROLLBACK that both failed
+// leave it (the driver's Commit rolls back a COMMIT that failed, but
+// database/sql hands the connection back whatever that ROLLBACK did),
+// does not fail every later write until a message or a read position
+// (writeRaw, which heals its own path) comes by: write rolls it back and
+// begins again, as writeRaw does.
+func TestWriteAfterTransactionLeftOpen(t *testing.T) {
+	db, _, _ := annInGeneral(t)
+	ctx := context.Background()
+	conn, err := db.rw.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.Close(); err != nil { // back to the pool, in the transaction
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		if _, _, err := db.EnsureRoom(ctx, "random", time.Now()); err != nil {
+			t.Errorf("EnsureRoom %d after a transaction was left open: %v", i, err)
+		}
+	}
+	if _, err := db.RoomByName(ctx, "random"); err != nil {
+		t.Errorf("RoomByName after EnsureRoom: %v; want the room stored", err)
+	}
+}

@@ -348,10 +348,28 @@ func (db *DB) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	return mapErr(db.writeTx(ctx, fn))
 }
 
+// If BEGIN fails on a transaction left open on the write connection (a
+// COMMIT and then the driver's ROLLBACK of it that both failed: database/sql
+// hands the connection back whatever became of it), write rolls that one
+// back and begins again, as writeRaw does; without that, every write of
+// this path failed until one of writeRaw's came by.
 func (db *DB) writeTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	tx, err := db.rw.BeginTx(ctx, nil)
+	conn, err := db.rw.Conn(ctx)
 	if err != nil {
 		return err
+	}
+	defer conn.Close()
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
+		if _, rerr := conn.ExecContext(context.WithoutCancel(ctx), `ROLLBACK`); rerr != nil {
+			return err // no transaction was open: BEGIN failed on its own
+		}
+		if tx, err = conn.BeginTx(ctx, nil); err != nil {
+			return err
+		}
 	}
 	defer tx.Rollback()
 	if err := fn(tx); err != nil {
