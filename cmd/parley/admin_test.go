@@ -228,3 +228,43 @@ func TestAdminSessionsNoUnprintedTokens(t *testing.T) {
 		})
 	}
 }
+
+// TestRunRefusesKeywordValueDB: a PostgreSQL connection string of
+// keyword=value pairs, the other form pgx takes, is refused, by the server
+// and by the commands that open the store alike, rather than taken for the
+// name of a SQLite file: each node of a cluster so started would serve a
+// database of its own, with the password in the file's name and in the log.
+func TestRunRefusesKeywordValueDB(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	const secret = "topsecret"
+	const dsn = "host=127.0.0.1 port=5432 user=parley password=" + secret + " dbname=parley sslmode=disable"
+	for _, args := range [][]string{
+		{"--addr", "127.0.0.1:0", "--db", dsn},
+		{"migrate", "--db", dsn},
+		{"admin", "sessions", "--db", dsn},
+	} {
+		// Bounds a server that, failing the test, starts and serves.
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		var stdout, stderr bytes.Buffer
+		err := run(ctx, args, func(string) string { return "" }, &stdout, &stderr)
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), "postgres://") {
+			t.Errorf("parley %s = %v; want an error saying to give a postgres:// URL", args[0], err)
+		}
+		if err != nil && strings.Contains(err.Error(), secret) || strings.Contains(stderr.String(), secret) || strings.Contains(stdout.String(), secret) {
+			t.Errorf("parley %s showed the password: %v\n%s%s", args[0], err, stdout.String(), stderr.String())
+		}
+		if des, _ := os.ReadDir(dir); len(des) > 0 {
+			t.Errorf("parley %s left %s in the working directory; want nothing made", args[0], des[0].Name())
+			for _, de := range des {
+				os.Remove(filepath.Join(dir, de.Name()))
+			}
+		}
+	}
+	// The prefix sqlite: still names any file.
+	db := "sqlite:" + dsn
+	if err := run(t.Context(), []string{"migrate", "--db", db}, func(string) string { return "" }, io.Discard, io.Discard); err != nil {
+		t.Errorf("parley migrate --db %q = %v; want the SQLite file made", db, err)
+	}
+}

@@ -255,8 +255,32 @@ func openStore(ctx context.Context, dsn string, opts sqlite.Options) (store, err
 		return sqlite.OpenWith(ctx, strings.TrimPrefix(strings.TrimPrefix(dsn, "sqlite:"), "//"), opts)
 	case strings.Contains(dsn, "://"):
 		return nil, fmt.Errorf("unknown database URL scheme in %q", redactURL(dsn))
+	case isKeywordDSN(dsn):
+		// Not echoed: it may hold a password.
+		return nil, errors.New("the database looks like a PostgreSQL connection string of keyword=value pairs: give it as a URL, postgres://USER:PASSWORD@HOST:5432/DBNAME?sslmode=require (or sqlite:PATH for a SQLite file of that name)")
 	}
 	return sqlite.OpenWith(ctx, dsn, opts)
+}
+
+// pgKeywords are the keywords of libpq's connection strings that start
+// one in practice.
+var pgKeywords = map[string]bool{
+	"host": true, "hostaddr": true, "port": true, "dbname": true, "user": true,
+	"password": true, "passfile": true, "sslmode": true, "service": true,
+	"connect_timeout": true, "application_name": true, "options": true,
+	"target_session_attrs": true, "pool_max_conns": true,
+}
+
+// isKeywordDSN reports whether dsn is a PostgreSQL connection string of
+// keyword=value pairs ("host=db user=parley dbname=parley"), which pgx
+// takes but openStore would take for the name of a SQLite file.
+func isKeywordDSN(dsn string) bool {
+	f := strings.Fields(dsn)
+	if len(f) == 0 {
+		return false
+	}
+	k, _, ok := strings.Cut(f[0], "=")
+	return ok && pgKeywords[strings.ToLower(k)]
 }
 
 // isPostgresURL reports whether dsn names a PostgreSQL database.
