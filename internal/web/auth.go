@@ -162,12 +162,16 @@ func plainCookieValue(raw string) (string, bool) {
 // maxFastCookies bounds the cookies cookieValue scans itself.
 const maxFastCookies = 64
 
+// setSessionCookie sets the session cookie to token, to live until
+// expires, in whole seconds: rounded, so that a session made or renewed
+// just now, for --session-ttl, has a cookie of --session-ttl exactly
+// rather than a second less for the moments since.
 func (s *server) setSessionCookie(w http.ResponseWriter, r *http.Request, token string, expires time.Time) {
 	http.SetCookie(w, &http.Cookie{
 		Name:     s.cookieName(r),
 		Value:    token,
 		Path:     "/",
-		MaxAge:   int(expires.Sub(s.svc.Config().Now()).Seconds()),
+		MaxAge:   int(expires.Sub(s.svc.Config().Now()).Round(time.Second) / time.Second),
 		HttpOnly: true,
 		Secure:   s.secure(r),
 		SameSite: http.SameSiteLaxMode,

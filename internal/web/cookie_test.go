@@ -5,9 +5,11 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/parley-chat/parley/internal/chat"
 	"github.com/parley-chat/parley/internal/web"
 )
 
@@ -209,5 +211,47 @@ func TestSignOutExpiresSessionCookies(t *testing.T) {
 			}
 			wantError(t, "GET /api/me after signing out", ts.withCookie(t, cookie, "GET", "/api/me", nil), http.StatusUnauthorized, "unauthorized")
 		})
+	}
+}
+
+// tickingClock is a chat.Config.Now that moves a millisecond at every
+// reading, as a real clock moves between the reads of one request.
+type tickingClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *tickingClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(time.Millisecond)
+	return c.now
+}
+
+func (c *tickingClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// TestSessionCookieMaxAge: the session cookie lives as long as the
+// session, in whole seconds: a sign-in's and a renewal's Max-Age are
+// --session-ttl's (2592000 by default, as docs/protocol.md shows), not a
+// second less for the time the request took between making the session
+// and writing the cookie.
+func TestSessionCookieMaxAge(t *testing.T) {
+	clk := &tickingClock{now: time.Now().UTC()}
+	ts := newTestServer(t, withChat(func(c *chat.Config) { c.Now = clk.Now }))
+	const month = 30 * 24 * 60 * 60
+	code := ts.requestCode(t, "ada@example.com")
+	r := ts.do(t, nil, "POST", "/api/auth/verify", map[string]string{"email": "ada@example.com", "code": code})
+	c := findCookie(r.Header, plainCookie)
+	if r.Status != http.StatusOK || c == nil || c.MaxAge != month {
+		t.Fatalf("verify = %s, Set-Cookie %q; want 200 and Max-Age=%d", r, r.Header.Values("Set-Cookie"), month)
+	}
+	clk.Advance(16 * 24 * time.Hour) // renewed when used in the second half
+	r = ts.withCookie(t, plainCookie+"="+c.Value, "GET", "/api/me", nil)
+	if rc := findCookie(r.Header, plainCookie); r.Status != http.StatusOK || rc == nil || rc.MaxAge != month {
+		t.Errorf("GET /api/me after 16 days = %s, Set-Cookie %q; want 200 and Max-Age=%d", r, r.Header.Values("Set-Cookie"), month)
 	}
 }
