@@ -136,10 +136,21 @@ func (s *server) handleCompatWS() http.Handler {
 			ctx, cancel := c.opContext()
 			defer cancel()
 			if _, err := s.svc.SendAnonymous(ctx, room.ID, *f.Message); err != nil {
-				c.pushError("", 0, err)
+				c.pushError("", 0, compatField(err))
 			}
 		}, release)
 	})
+}
+
+// compatField is err with the field "body", the native protocol's name for
+// a message's text, named "message", as this protocol's clients send it.
+func compatField(err error) error {
+	if e := chat.AsError(err); e != nil && e.Field == "body" {
+		e2 := *e
+		e2.Field = "message"
+		return &e2
+	}
+	return err
 }
 
 // upgradable reports whether the upgrader takes r's handshake, its

@@ -43,3 +43,23 @@ func TestChannelsCompatEdges(t *testing.T) {
 	ts.stop()
 	c2.expectClose(t, websocket.CloseServiceRestart)
 }
+
+// TestChannelsCompatErrorNamesMessage: an error about the text a client of
+// the Django Channels endpoint sent names the field it sent it in,
+// "message", not the native protocol's "body", which that client never
+// saw.
+func TestChannelsCompatErrorNamesMessage(t *testing.T) {
+	ts := newTestServer(t, withWeb(func(c *web.Config) { c.ChannelsCompat = true }))
+	c := ts.connectCompat(t, "general")
+	for _, tt := range []struct{ text, code string }{
+		{"", chat.CodeEmpty},
+		{"   ", chat.CodeEmpty},
+		{strings.Repeat("x", chat.DefaultConfig().MaxMessageLen+1), chat.CodeTooLong},
+	} {
+		c.send(t, map[string]string{"message": tt.text})
+		f := c.next(t)
+		if f.Error == nil || f.Error.Code != tt.code || f.Error.Field != "message" {
+			t.Errorf("{\"message\": %.20q…} got %s; want error %s with field \"message\"", tt.text, f.Raw, tt.code)
+		}
+	}
+}
