@@ -188,8 +188,13 @@ func (c *Config) Validate() error {
 		}
 	}
 	for _, o := range c.Origins {
+		// Only what a browser's Origin header can be (a scheme and a host
+		// with an optional port) ever matches one: a query, a fragment, a
+		// user or a wildcard would leave the origin refused, with nothing
+		// said.
 		u, err := url.Parse(o)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") ||
+			u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(o, "#") || !originHost(u.Host) {
 			bad("--origins: %q is not an origin like https://chat.example.com", o)
 		}
 	}
@@ -307,4 +312,18 @@ func (c *Config) publicURL(listenAddr string) string {
 		return scheme + "://localhost"
 	}
 	return scheme + "://localhost:" + port
+}
+
+// originHost reports whether h, the host of an --origins entry, is one a
+// browser can name: letters, digits, dots and hyphens, an IPv6 literal in
+// brackets, and an optional port.
+func originHost(h string) bool {
+	for _, r := range h {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', strings.ContainsRune(".-:[]", r):
+		default:
+			return false
+		}
+	}
+	return true
 }

@@ -25,6 +25,11 @@ func TestConfigRefuses(t *testing.T) {
 		{"public URL with a fragment", []string{"--public-url", "https://chat.example.com/#a"}, "--public-url"},
 		{"public URL with a query", []string{"--public-url", "https://chat.example.com/?a=b"}, "--public-url"},
 		{"ping every nanosecond", []string{"--ping-interval", "1ns", "--pong-wait", "2ns"}, "--ping-interval"},
+		{"origin with a query", []string{"--origins", "https://chat.example.com?x"}, "--origins"},
+		{"origin with a fragment", []string{"--origins", "https://chat.example.com#x"}, "--origins"},
+		{"origin with a wildcard", []string{"--origins", "https://*.example.com"}, "--origins"},
+		{"origin with a user", []string{"--origins", "https://ada@chat.example.com"}, "--origins"},
+		{"origin with a space", []string{"--origins", "https://chat example.com"}, "--origins"},
 		{"sqlite synchronous on postgres", []string{"--db", "postgres://parley@127.0.0.1/parley", "--sqlite-synchronous", "full"}, "--sqlite-synchronous applies to a SQLite database only"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
