@@ -105,10 +105,19 @@ func (s *server) handleCompatWS() http.Handler {
 		c.setWS(ws)
 		close(upgraded)
 		served = true // the connection's cleanup releases its place
-		lim := rate.NewLimiter(rate.Limit(s.cfg.SendRate), s.cfg.SendBurst)
+		// The limits of a connection of the address's that ended are
+		// taken over, as a user's (leftLimits).
+		lims := s.leftAnon.take(ip)
+		lim := lims.send
+		if lim == nil {
+			lim = rate.NewLimiter(rate.Limit(s.cfg.SendRate), s.cfg.SendBurst)
+		}
 		// Frames that are no send are limited as a native connection's
 		// frames other than sends: each is answered with an error.
-		bad := rate.NewLimiter(s.otherFrames())
+		bad := lims.other
+		if bad == nil {
+			bad = rate.NewLimiter(s.otherFrames())
+		}
 		refuse := func(err error) {
 			if !bad.Allow() {
 				err = rateLimited(bad)
@@ -138,7 +147,10 @@ func (s *server) handleCompatWS() http.Handler {
 			if _, err := s.svc.SendAnonymous(ctx, room.ID, *f.Message); err != nil {
 				c.pushError("", 0, compatField(err))
 			}
-		}, release)
+		}, func() {
+			s.leftAnon.put(ip, connLimits{send: lim, other: bad}, s.cfg.MaxUserConns)
+			release()
+		})
 	})
 }
 

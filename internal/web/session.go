@@ -31,8 +31,8 @@ type session struct {
 	mu      sync.Mutex
 	rooms   []int64             // conversations open, few: a slice costs less than a map; guarded by mu
 	opening int64               // the conversation an open under way subscribed to, not in rooms yet; guarded by mu
-	sendLim *rate.Limiter       // made at the first send, full as if made at the start
-	reqLim  *rate.Limiter       // made at the first other frame
+	sendLim *rate.Limiter       // left by a connection of the user's that ended (leftLimits), or made at the first send, full as if made at the start
+	reqLim  *rate.Limiter       // the same, made at the first other frame
 	typed   map[int64]time.Time // last typing forwarded, per conversation; made at the first
 	sweepAt int                 // size of typed at which typings past chat.TypingInterval are swept out
 	users   inOrder             // the user's logged events delivered (Event.UserSeq)
@@ -60,8 +60,10 @@ func (n *session) pipelines() bool { return n.onSync == nil }
 
 func (s *server) newSession(u chat.User) *session {
 	// Limiters and maps are made when first needed: most connections sit
-	// idle most of the time, and there are many of them.
-	return &session{s: s, user: u, maxRooms: s.cfg.MaxOpen}
+	// idle most of the time, and there are many of them. The limits of
+	// a connection of the user's that ended are taken over.
+	lims := s.left.take(u.ID)
+	return &session{s: s, user: u, maxRooms: s.cfg.MaxOpen, sendLim: lims.send, reqLim: lims.other}
 }
 
 // start registers the session in the hub, counts the user online, makes it
@@ -153,6 +155,11 @@ func (n *session) stop() {
 func (n *session) end() {
 	n.drain()
 	n.cleanup()
+	n.hmu.Lock()
+	lims := connLimits{send: n.sendLim, other: n.reqLim}
+	n.sendLim, n.reqLim = nil, nil // left once, should end be called again
+	n.hmu.Unlock()
+	n.s.left.put(n.user.ID, lims, n.s.cfg.MaxUserConns)
 	n.s.svc.Disconnect(n.user)
 }
 

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -149,10 +150,12 @@ type server struct {
 	polls    pollChannels
 	pings    pinger
 	writers  *writers
-	sends    restLimits    // REST sends per user, as a connection's sends
-	reads    restLimits    // REST read-position moves per user, as a connection's other frames
-	conns    slots[int64]  // a user's connections the hub does not count yet (roomForConn)
-	compat   slots[string] // the Django Channels connections of a client address
+	sends    restLimits         // REST sends per user, as a connection's sends
+	reads    restLimits         // REST read-position moves per user, as a connection's other frames
+	conns    slots[int64]       // a user's connections the hub does not count yet (roomForConn)
+	compat   slots[string]      // the Django Channels connections of a client address
+	left     leftLimits[int64]  // the limits of a user's connections that ended, for those that take their places
+	leftAnon leftLimits[string] // the same of a client address's Django Channels connections
 }
 
 // NewHandler returns Parley's whole HTTP surface. ui is the web app's file
@@ -454,6 +457,100 @@ func (rs *restLimits) allow(u chat.User, limit rate.Limit, burst int) error {
 		return rateLimited(lim)
 	}
 	return nil
+}
+
+// connLimits are a connection's limits: of its sends, and of its other
+// frames (server.otherFrames).
+type connLimits struct {
+	send, other *rate.Limiter
+}
+
+// leftLimits holds, per key (a user, or a client address), the limits of
+// connections that ended before they were full again, for the
+// connections that take their places: a connection's limits bind its
+// user, who could otherwise get a full burst again by opening another as
+// often as they liked, each time with a full burst. A new connection
+// takes a limit left if there is one, else starts full, so a user's
+// connections at once have as many limits as before (at most
+// Config.MaxUserConns), and one that ends and comes back has what it
+// had. Held are at most max of a key's, the newest, each until full again
+// (two seconds by default: the burst over the rate): swept when a
+// connection starts or ends, once a minute, or sooner once the keys held
+// have doubled since the last sweep.
+type leftLimits[K comparable] struct {
+	mu      sync.Mutex
+	m       map[K][]connLimits
+	sweep   time.Time
+	sweepAt int // keys held at which to sweep before the minute is out
+}
+
+// full reports whether lim is nil or has its whole burst at now.
+func full(lim *rate.Limiter, now time.Time) bool {
+	return lim == nil || lim.TokensAt(now) >= float64(lim.Burst())
+}
+
+func (l connLimits) full(now time.Time) bool { return full(l.send, now) && full(l.other, now) }
+
+// sweepLocked drops the limits full again, once a minute or once the
+// keys held have doubled; l.mu is held.
+func (l *leftLimits[K]) sweepLocked(now time.Time) {
+	if now.Sub(l.sweep) <= time.Minute && len(l.m) < l.sweepAt {
+		return
+	}
+	defer func() { l.sweepAt = max(64, 2*len(l.m)) }()
+	l.sweep = now
+	for k, ls := range l.m {
+		if ls = slices.DeleteFunc(ls, func(c connLimits) bool { return c.full(now) }); len(ls) == 0 {
+			delete(l.m, k)
+		} else {
+			l.m[k] = ls
+		}
+	}
+}
+
+// put keeps the limits c of a connection of key that ended, unless they
+// are full, among at most max of key's.
+func (l *leftLimits[K]) put(key K, c connLimits, max int) {
+	now := time.Now()
+	if c.full(now) {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.sweepLocked(now)
+	if l.m == nil {
+		l.m = make(map[K][]connLimits)
+	}
+	ls := append(l.m[key], c)
+	if len(ls) > max {
+		ls = slices.Delete(ls, 0, len(ls)-max) // the oldest, the fullest
+	}
+	l.m[key] = ls
+}
+
+// take returns the limits left by a connection of key, the newest not
+// full again, for a connection starting; none (nil limiters: full) if
+// there are none.
+func (l *leftLimits[K]) take(key K) connLimits {
+	now := time.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.sweepLocked(now)
+	ls := l.m[key]
+	for len(ls) > 0 {
+		c := ls[len(ls)-1]
+		ls = ls[:len(ls)-1]
+		if !c.full(now) {
+			if len(ls) == 0 {
+				delete(l.m, key)
+			} else {
+				l.m[key] = ls
+			}
+			return c
+		}
+	}
+	delete(l.m, key)
+	return connLimits{}
 }
 
 // roomForConn returns a rate_limited error if user u holds
