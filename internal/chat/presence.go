@@ -21,10 +21,25 @@ import (
 // period. Presence in a conversation (who has it open) is the room-level
 // presence of rooms.go.
 
-// away holds the pending ends of connections.
+// away holds the pending ends of connections, per user: the connections
+// of a user that end within a grace period of each other are counted out
+// together, a grace period after the last, with one timer and one write
+// of when the user was last seen. The cap on a user's connections bounds
+// those open at once, not how many end: a timer and a write each would
+// let a client that opens and ends connections in a loop make the server
+// hold as many timers, and write to the store as fast as it loops.
 type away struct {
-	mu     sync.Mutex
-	timers map[*time.Timer]func()
+	mu    sync.Mutex
+	users map[int64]*ended
+}
+
+// ended is the connections of a user that ended and are not counted out
+// yet.
+type ended struct {
+	u     User
+	n     int // connections
+	timer *time.Timer
+	done  bool // counted out, or being: guarded by away.mu
 }
 
 // Connect counts one more connection of u; if u was offline everywhere,
@@ -49,38 +64,60 @@ func (s *Service) addPresence(ctx context.Context, convID, userID int64) bool {
 	return first
 }
 
-// Disconnect counts one connection of u out, after the grace period.
+// Disconnect counts one connection of u out, after the grace period:
+// with u's others that ended, once none has for the grace period.
 func (s *Service) Disconnect(u User) {
-	var t *time.Timer
-	end := func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		s.disconnectNow(ctx, u)
-	}
 	s.away.mu.Lock()
 	defer s.away.mu.Unlock()
-	t = time.AfterFunc(s.cfg.PresenceGrace, func() {
-		s.away.mu.Lock()
-		_, pending := s.away.timers[t]
-		delete(s.away.timers, t)
-		s.away.mu.Unlock()
-		if pending {
-			end()
+	if e := s.away.users[u.ID]; e != nil && e.timer.Stop() {
+		e.n++
+		e.timer.Reset(s.cfg.PresenceGrace)
+		return
+	}
+	// None pending, or its timer has fired: that one counts out its own.
+	e := &ended{u: u, n: 1}
+	e.timer = time.AfterFunc(s.cfg.PresenceGrace, func() {
+		if n := s.away.take(e); n > 0 {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			s.disconnectNow(ctx, u, n)
 		}
 	})
-	s.away.timers[t] = end
+	if s.away.users == nil {
+		s.away.users = make(map[int64]*ended)
+	}
+	s.away.users[u.ID] = e
 }
 
-// disconnectNow counts out one connection of u. The last-seen time is
-// stored first, whether or not it was u's last connection: once the
+// take marks e counted out and returns its connections; none if it was
+// already.
+func (a *away) take(e *ended) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if e.done {
+		return 0
+	}
+	e.done = true
+	if a.users[e.u.ID] == e {
+		delete(a.users, e.u.ID)
+	}
+	return e.n
+}
+
+// disconnectNow counts out n connections of u. The last-seen time is
+// stored first, whether or not they were u's last connections: once the
 // Presence no longer counts u, a reader on any node that finds u offline
 // must find when u was last seen.
-func (s *Service) disconnectNow(ctx context.Context, u User) {
+func (s *Service) disconnectNow(ctx context.Context, u User, n int) {
 	now := s.seenNow(ctx, u.ID)
-	last, err := s.presence.Remove(ctx, Everywhere, u.ID)
-	if err != nil {
-		s.log.Warn("remove presence", "user", u.ID, "err", err)
-		return
+	last := false
+	for range n {
+		l, err := s.presence.Remove(ctx, Everywhere, u.ID)
+		if err != nil {
+			s.log.Warn("remove presence", "user", u.ID, "err", err)
+			return
+		}
+		last = last || l
 	}
 	if last {
 		s.tellOffline(ctx, u.ID, now)
@@ -118,19 +155,20 @@ func (s *Service) tellOffline(ctx context.Context, userID int64, seen time.Time)
 // stay online in the shared Presence.
 func (s *Service) FlushPresence(ctx context.Context) {
 	s.away.mu.Lock()
-	ends := make([]func(), 0, len(s.away.timers))
-	for t, end := range s.away.timers {
-		if t.Stop() {
-			ends = append(ends, end)
+	var due []*ended
+	for id, e := range s.away.users {
+		if e.timer.Stop() && !e.done {
+			e.done = true
+			due = append(due, e)
 		}
-		delete(s.away.timers, t)
+		delete(s.away.users, id)
 	}
 	s.away.mu.Unlock()
-	for _, end := range ends {
+	for _, e := range due {
 		if ctx.Err() != nil {
 			return
 		}
-		end()
+		s.disconnectNow(ctx, e.u, e.n)
 	}
 }
 

@@ -309,7 +309,6 @@ func NewService(cfg Config, d Deps) *Service {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Service{cfg: cfg, store: d.Store, broker: d.Broker, presence: d.Presence, limiter: d.Limiter, mailer: d.Mailer, log: log}
-	s.away.timers = make(map[*time.Timer]func())
 	s.counts.due = make(map[int64]bool)
 	if s.presence != nil {
 		s.presence.Watch(s.presenceChanged)
