@@ -120,7 +120,13 @@ func (s *Service) RequestCode(ctx context.Context, email, clientIP string) error
 		// The address got nothing: its codes are not used up by a relay
 		// that is down, and the user may ask again once it is back. The
 		// client's count stays, bounding how often it makes us try.
-		s.undo(ctx, emailKey)
+		// Unless the request ended first (the client went, or its
+		// deadline passed): the mail may still go out, the SMTP session
+		// running on, and a client that went away each time the relay
+		// had the mail would have the address mailed past its limit.
+		if ctx.Err() == nil {
+			s.undo(ctx, emailKey)
+		}
 		return Errorf(ErrUnavailable, CodeUnavailable, "the sign-in mail could not be sent; try again later")
 	}
 	if err := s.store.PutLoginCode(context.WithoutCancel(ctx), LoginCode{Email: email, Hash: hashCode(email, code), ExpiresAt: now.Add(s.cfg.CodeTTL)}); err != nil {

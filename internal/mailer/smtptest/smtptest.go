@@ -52,6 +52,8 @@ type config struct {
 	dropAfterMail  bool
 	fault          Fault
 	stalled        chan struct{} // closed when the test ends, with FaultStall
+	held           chan<- struct{}
+	release        <-chan struct{}
 }
 
 // Fault is a way for the server to fail a transaction (WithFault).
@@ -102,6 +104,13 @@ func WithImplicitTLS() Option {
 // an error, as with a relay that goes away at that moment.
 func WithDropAfterMail() Option {
 	return func(c *config) { c.dropAfterMail = true }
+}
+
+// WithHold makes the server read each message, tell held (if it has room),
+// and answer nothing until release is closed, when it accepts the message: a relay
+// slow to take mail, whose client may give up waiting before it does.
+func WithHold(held chan<- struct{}, release <-chan struct{}) Option {
+	return func(c *config) { c.held, c.release = held, release }
 }
 
 // Start starts a server on 127.0.0.1 at a free port and stops it when the
@@ -351,6 +360,17 @@ func (ss *session) Data(r io.Reader) error {
 	case FaultStall:
 		<-ss.srv.cfg.stalled
 		return errors.New("smtptest: stalled until the test ended")
+	}
+	if cfg := ss.srv.cfg; cfg.release != nil {
+		select {
+		case cfg.held <- struct{}{}:
+		default: // told already
+		}
+		select {
+		case <-cfg.release:
+		case <-cfg.stalled:
+			return errors.New("smtptest: held until the test ended")
+		}
 	}
 	m, err := parse(raw)
 	if err != nil {

@@ -1,0 +1,67 @@
+package chat_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/parley-chat/parley/internal/chat"
+	"github.com/parley-chat/parley/internal/inmem"
+	"github.com/parley-chat/parley/internal/mailer"
+	"github.com/parley-chat/parley/internal/mailer/smtptest"
+)
+
+// TestCodeMailGivenUpStillCounts: a sign-in mail that the client stopped
+// waiting for (its request cancelled, or past its deadline) once the relay
+// had it may still be sent: the SMTP session runs on. It counts against
+// the address's limit of codes. Before, such a request gave the address's
+// count back, as for a relay that took nothing: a client that cancelled
+// each request once the relay had read the mail had the address mailed
+// as often as its own limit per client IP let it, past the address's.
+func TestCodeMailGivenUpStillCounts(t *testing.T) {
+	const email = "ada@example.com"
+	held, release := make(chan struct{}, 1), make(chan struct{})
+	relay := smtptest.Start(t, smtptest.WithHold(held, release))
+	ml, err := mailer.NewSMTP(relay.URL(), "Parley <parley@example.com>", nil, mailer.WithTimeout(10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := chat.NewService(chat.Config{CodesPerEmail: 1}, chat.Deps{
+		Store:    sqliteStore(t),
+		Broker:   inmem.NewBroker(),
+		Presence: inmem.NewPresence(),
+		Limiter:  inmem.NewLimiter(nil),
+		Mailer:   ml,
+	})
+	t.Cleanup(svc.Close)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- svc.RequestCode(ctx, email, "192.0.2.1") }()
+	select {
+	case <-held: // the relay has the mail
+	case err := <-errc:
+		t.Fatalf("RequestCode before the relay had the mail: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the relay got no mail")
+	}
+	cancel() // the client goes away
+	if err := <-errc; !errors.Is(err, chat.ErrUnavailable) {
+		t.Fatalf("RequestCode given up = %v; want unavailable", err)
+	}
+	close(release) // the relay takes the mail after all
+	wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer wcancel()
+	if _, err := relay.WaitFor(wctx, email); err != nil {
+		t.Fatalf("the mail given up on was not sent: %v", err)
+	}
+
+	err = svc.RequestCode(context.Background(), email, "192.0.2.2")
+	if !errors.Is(err, chat.ErrRateLimited) {
+		t.Errorf("a second code for %s, past its limit of 1, after one mailed to a client that gave up = %v; want rate limited", email, err)
+	}
+	if n := len(relay.Messages()); n != 1 {
+		t.Errorf("%s was mailed %d times; want 1", email, n)
+	}
+}
