@@ -258,8 +258,11 @@ func (s *Service) MarkRead(ctx context.Context, u User, id, seq int64) (ReadStat
 		s.publish(ctx, UserTopic(u.ID), Event{Type: EventRead, ConvID: id, Seq: st.ReadSeq})
 		// Receipts: direct and group conversations only, and not to a
 		// peer u may no longer message (hides).
-		if kind == ConvGroup || kind == ConvDirect && !s.hides(ctx, u.ID, c) {
-			s.receipt(id, u.ID, st.ReadSeq)
+		switch {
+		case kind == ConvGroup:
+			s.receipt(id, u.ID, 0, st.ReadSeq)
+		case kind == ConvDirect && !s.hides(ctx, u.ID, c):
+			s.receipt(id, u.ID, c.Peer.ID, st.ReadSeq)
 		}
 	}
 	return st, nil

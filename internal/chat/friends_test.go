@@ -576,3 +576,68 @@ func TestEmailLookupFailedNotCounted(t *testing.T) {
 		}
 	}
 }
+
+// TestDirectReceiptWaitingAtBlock: a move made while the two were friends
+// that still waits to go out (Config.ReceiptDelay, Config.ReceiptEvery)
+// when one blocks the other, or unfriends them, does not go out: from then
+// on neither gets the other's position (docs/protocol.md, receipt). Eve,
+// who stays Ada's friend, gets hers, whose wait ends the same way.
+func TestDirectReceiptWaitingAtBlock(t *testing.T) {
+	f := newFixture(t, chat.Config{ReceiptDelay: time.Hour, ReceiptEvery: time.Hour})
+	ctx := context.Background()
+	ada, _ := f.signIn(t, "ada@example.com", "Ada")
+	grace, _ := f.signIn(t, "grace@example.com", "Grace")
+	eve, _ := f.signIn(t, "eve@example.com", "Eve")
+	cy, _ := f.signIn(t, "cy@example.com", "Cy")
+	for _, u := range []chat.User{grace, eve, cy} {
+		if _, err := f.svc.RequestFriend(ctx, u, ada.ID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.svc.AcceptFriend(ctx, ada, u.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	receipts := func(r *recorder) []chat.ReadPosition {
+		var got []chat.ReadPosition
+		for _, ev := range r.take() {
+			switch ev.Type {
+			case chat.EventReceipt:
+				got = append(got, chat.ReadPosition{UserID: ev.UserID, Seq: ev.Seq})
+			case chat.EventReceipts:
+				got = append(got, ev.Positions...)
+			}
+		}
+		return got
+	}
+	for _, tc := range []struct {
+		peer  chat.User
+		end   func() error // ends the friendship meanwhile, if not nil
+		wants bool
+	}{
+		{peer: eve, wants: true},
+		{peer: grace, end: func() error { return f.svc.Block(ctx, ada, grace.ID) }},
+		{peer: cy, end: func() error { return f.svc.RemoveContact(ctx, cy, ada.ID) }},
+	} {
+		m, c, err := f.svc.SendDirect(ctx, tc.peer, ada.ID, "p-1", "hello")
+		if err != nil {
+			t.Fatal(err)
+		}
+		conv := f.record(t, chat.ConvTopic(c.ID))
+		if st, err := f.svc.MarkRead(ctx, ada, c.ID, m.Seq); err != nil || st.ReadSeq != m.Seq {
+			t.Fatalf("MarkRead(Ada, with %s) = %+v, %v; want read to %d", tc.peer.Name, st, err, m.Seq)
+		}
+		if tc.end != nil {
+			if err := tc.end(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		f.svc.FlushReceipts(c.ID)
+		var want []chat.ReadPosition
+		if tc.wants {
+			want = []chat.ReadPosition{{UserID: ada.ID, Seq: m.Seq}}
+		}
+		if diff := cmp.Diff(want, receipts(conv), cmpopts.EquateEmpty()); diff != "" {
+			t.Errorf("receipts to the conversation with %s mismatch (-want +got):\n%s", tc.peer.Name, diff)
+		}
+	}
+}

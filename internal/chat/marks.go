@@ -117,20 +117,30 @@ var errStorePanicked = errors.New("the store panicked moving read positions")
 // receipts holds, for each conversation whose receipts are due, the moves
 // made since the last went out (user ID → seq), to go out together when
 // Config.ReceiptDelay or Config.ReceiptEvery has passed. A conversation is
-// here exactly while a flush of it is due.
+// here exactly while a flush of it is due. For a direct conversation with
+// moves waiting, pairs holds its two members: the moves go out only if the
+// two may still message each other then (hides), as when they were made.
 type receipts struct {
 	mu    sync.Mutex
 	convs map[int64]map[int64]int64
+	pairs map[int64][2]int64
 }
 
 // receipt tells the members of conversation id that userID's read position
 // is now seq: once Config.ReceiptDelay has passed, with the moves made
 // until then, if none went out in the last Config.ReceiptEvery, else with
-// every other move until the end of it, in one event.
-func (s *Service) receipt(id, userID, seq int64) {
+// every other move until the end of it, in one event. peer is the other
+// member of a direct conversation, 0 for a group.
+func (s *Service) receipt(id, userID, peer, seq int64) {
 	r := &s.receipts
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if peer != 0 {
+		if r.pairs == nil {
+			r.pairs = make(map[int64][2]int64)
+		}
+		r.pairs[id] = [2]int64{userID, peer}
+	}
 	if waiting, due := r.convs[id]; due {
 		waiting[userID] = max(waiting[userID], seq)
 		return
@@ -142,7 +152,8 @@ func (s *Service) receipt(id, userID, seq int64) {
 	time.AfterFunc(s.cfg.ReceiptDelay, func() { s.flushReceipts(id) })
 }
 
-// flushReceipts publishes the moves waiting in conversation id, if any,
+// flushReceipts publishes the moves waiting in conversation id, if any
+// (in a direct conversation, if its two may still message each other),
 // and keeps gathering for another Config.ReceiptEvery; with none, the
 // conversation's next move waits only Config.ReceiptDelay.
 func (s *Service) flushReceipts(id int64) {
@@ -155,9 +166,19 @@ func (s *Service) flushReceipts(id int64) {
 		return
 	}
 	r.convs[id] = make(map[int64]int64)
+	pair, direct := r.pairs[id]
+	delete(r.pairs, id)
 	r.mu.Unlock()
 	time.AfterFunc(s.cfg.ReceiptEvery, func() { s.flushReceipts(id) })
 
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// A move waits up to ReceiptEvery, and one of the two may have blocked
+	// the other, or unfriended them, meanwhile, on any node: then neither
+	// gets the other's position, a move made before it included.
+	if direct && s.CanMessage(ctx, pair[0], pair[1]) != nil {
+		return
+	}
 	ev := Event{Type: EventReceipts, ConvID: id, Positions: make([]ReadPosition, 0, len(waiting))}
 	for u, seq := range waiting {
 		ev.Positions = append(ev.Positions, ReadPosition{UserID: u, Seq: seq})
@@ -167,7 +188,5 @@ func (s *Service) flushReceipts(id int64) {
 		p := ev.Positions[0]
 		ev = Event{Type: EventReceipt, ConvID: id, UserID: p.UserID, Seq: p.Seq}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
 	s.publish(ctx, ConvTopic(id), ev)
 }
