@@ -560,3 +560,40 @@ func TestLateRemovalSparesGroupsFollowed(t *testing.T) {
 		return f.Type == "message" && f.Message != nil && f.Message.ClientID == "a-1"
 	})
 }
+
+// TestReopenAfterLeaveRefused: Grace has a room open on a connection and
+// leaves it elsewhere; before the leave's removed reaches this node (late,
+// as through a broker that lags), she opens the room there again. She is
+// no member: the open is refused with not_member, as any open of a room
+// not entered is (docs/protocol.md, open). An opened reply would carry a
+// user_seq that covers the leave, make the late removed old news (the hub
+// spares the subscription), and keep the room open and her present in it.
+func TestReopenAfterLeaveRefused(t *testing.T) {
+	br := &lateRemoval{}
+	ts := newTestServer(t, withBroker(func(b chat.Broker) chat.Broker { br.Broker = b; return br }))
+	ada, grace, room, wa, wg := ts.adaAndGrace(t)
+	br.user.Store(grace.ID)
+	br.holding.Store(true)
+	ts.mustDo(t, grace, "DELETE", roomPath(room.ID, "/members/me"), nil, http.StatusNoContent, nil)
+
+	wg.send(t, map[string]any{"type": "open", "room_id": room.ID, "ref": "again"})
+	f := wg.take(t, "answer to the open after the leave", func(f frame) bool {
+		return (f.Type == "opened" || f.Type == "error") && f.Ref == "again"
+	})
+	if f.Type != "error" || f.Code != "not_member" {
+		t.Errorf("open after the leave = %s; want error not_member", f)
+	}
+
+	// The late removed then ends the room on this connection: Ada's next
+	// message, which reaches Ada's connection, does not reach it.
+	br.release(t)
+	wg.take(t, "the late removed", func(f frame) bool { return f.Type == "removed" && f.RoomID == room.ID })
+	ts.mustDo(t, ada, "POST", roomPath(room.ID, "/messages"), map[string]string{"client_id": "a-1", "body": "gone?"}, http.StatusOK, nil)
+	wa.take(t, "Ada's message", func(f frame) bool { return f.Type == "message" && f.Message != nil && f.Message.ClientID == "a-1" })
+	wg.barrier(t)
+	for _, f := range wg.drain() {
+		if f.Type == "message" && f.Message != nil && f.Message.ClientID == "a-1" {
+			t.Errorf("Grace, no longer a member, received %s", f)
+		}
+	}
+}

@@ -378,13 +378,15 @@ func (n *session) open(f inFrame, reply func(any)) error {
 		err    error
 	)
 	if n.isOpen(f.RoomID) {
-		if mark.UserSeq, err = n.s.svc.LastUserEvent(ctx, n.user); err == nil {
+		// The membership is checked again, with the mark, in one read, as
+		// for a first open: a room left elsewhere whose removed has not
+		// reached this node yet is still open here, and ConversationFor
+		// shows a room to anyone. A mark taken without the check would
+		// cover that removed, which would then spare this subscription.
+		if mark, err = n.s.svc.CheckMemberAt(ctx, n.user, f.RoomID); err == nil {
 			conv, err = n.s.svc.ConversationFor(ctx, n.user, f.RoomID)
 		}
 		if err == nil {
-			// Read with the membership, for a group or a direct
-			// conversation; a room's removals are no messages with Revoke.
-			mark.Seq = conv.LastSeq
 			// A member removed and added again was unsubscribed by the
 			// hub; one subscribed still now has the newer mark.
 			err = n.s.hub.SubscribeMember(n.client, chat.ConvTopic(f.RoomID), mark)
