@@ -267,3 +267,18 @@ func endIdleConns(t *testing.T, db *DB) {
 		time.Sleep(25 * time.Millisecond)
 	}
 }
+
+// TestMapErrOnce: an error mapped on its way out of a write is mapped
+// again by the caller that wraps it (Open's migration): it was told twice
+// that the database is unavailable, "…; try again later: the database is
+// unavailable; try again later: ERROR: …".
+func TestMapErrOnce(t *testing.T) {
+	ctx := context.Background()
+	for _, code := range []string{"57014", "22021"} {
+		once := mapErr(ctx, &pgconn.PgError{Code: code, Message: "cause"})
+		twice := mapErr(ctx, fmt.Errorf("migrate: %w", once))
+		if want := "migrate: " + once.Error(); twice.Error() != want {
+			t.Errorf("mapErr of an error mapped already = %q; want %q", twice, want)
+		}
+	}
+}

@@ -304,8 +304,8 @@ var unavailable = &chat.Error{Kind: chat.ErrUnavailable, Code: chat.CodeUnavaila
 // cannot store into chat.ErrInvalid, keeping err in the chain. Errors of
 // a ctx that ended stay as they are.
 func mapErr(ctx context.Context, err error) error {
-	if err == nil || ctx.Err() != nil {
-		return err
+	if err == nil || ctx.Err() != nil || errors.Is(err, chat.ErrUnavailable) || errors.Is(err, chat.ErrInvalid) {
+		return err // mapped already: once is enough, said once
 	}
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
