@@ -441,6 +441,24 @@ function renderMe() {
   $('me-avatar').className = `avatar hue-${me.id % 8}`;
 }
 
+// setMe takes the user's own record after a rename (here or elsewhere) and
+// shows the name wherever the page shows the user: the header, the open
+// room's online list and the open group's members.
+function setMe(user) {
+  state.me = { ...state.me, ...user };
+  const me = state.me;
+  renderMe();
+  learnName(me.id, me.name);
+  const u = state.online.get(me.id);
+  if (u) state.online.set(me.id, { ...u, name: me.name });
+  renderOnline();
+  const m = state.group && (state.group.member_list || []).find((x) => x.id === me.id);
+  if (m) {
+    m.name = me.name;
+    renderGroupPanel();
+  }
+}
+
 // route opens the room named in the location hash, or none.
 function route() {
   if (state.view !== 'chat') return;
@@ -2778,8 +2796,7 @@ function startSocket() {
       // A resumed long-poll channel replays its first hello, whose user
       // may be older than a rename made since: only a new one tells.
       if (f.user && !f.resumed && state.me && f.user.name !== state.me.name) {
-        state.me = { ...state.me, ...f.user };
-        renderMe();
+        setMe(f.user);
       }
     })
     .on('opened', ({ room, online, onlineCount, reads }) => {
@@ -2976,9 +2993,7 @@ async function onProfileSave(e) {
   }
   await busy($('profile-save'), async () => {
     try {
-      state.me = await api.setName(name);
-      renderMe();
-      renderOnline();
+      setMe(await api.setName(name));
       $('profile').close();
     } catch (ex) {
       err.textContent = ex.message;

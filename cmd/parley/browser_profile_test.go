@@ -1,0 +1,39 @@
+package main
+
+import (
+	"testing"
+
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+)
+
+// rename renames b's user through the profile dialog and waits for the
+// new name in the header.
+func (b *browser) rename(t *testing.T, name string) {
+	t.Helper()
+	b.click(t, "open the profile", "#profile-open")
+	// The name is selected: what is typed replaces it.
+	waitFor[bool](t, b, "the profile is open with the name selected", viewState, `() => {
+		const e = document.getElementById("profile-name");
+		return document.getElementById("profile").open && e.selectionStart === 0 && e.selectionEnd === e.value.length;
+	}`)
+	b.do(t, "rename", chromedp.SendKeys(chromedp.ID("profile-name"), name+kb.Enter))
+	waitFor[bool](t, b, "the new name is in the header", viewState, `(name) =>
+		!document.getElementById("profile").open && document.getElementById("me-name").textContent === name`, name)
+	b.name = name
+}
+
+// TestBrowserRenameOnlineList: Ada renames herself while a room is open;
+// the room's online list shows her by her new name, not the old one.
+func TestBrowserRenameOnlineList(t *testing.T) {
+	_, ada := startAda(t)
+	ada.enterRoom(t, "lobby")
+	waitFor[bool](t, ada, "Ada is in the online list", viewState, `() =>
+		[...document.querySelectorAll("#online-list li .name")].some((e) => e.textContent === "Ada")`)
+	ada.rename(t, "Ada Lovelace")
+	waitFor[bool](t, ada, "the online list names Ada by her new name", viewState, `() => {
+		const names = [...document.querySelectorAll("#online-list li .name")].map((e) => e.textContent);
+		return names.length === 1 && names[0] === "Ada Lovelace";
+	}`)
+	ada.checkQuiet(t)
+}
