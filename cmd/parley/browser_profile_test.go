@@ -37,3 +37,29 @@ func TestBrowserRenameOnlineList(t *testing.T) {
 	}`)
 	ada.checkQuiet(t)
 }
+
+// TestBrowserRenameOtherTab: Ada has the app open in two tabs and renames
+// herself in one. The other tab shows the new name too, in its header and
+// in the open room's online list, without a reload.
+func TestBrowserRenameOtherTab(t *testing.T) {
+	s, ada := startAda(t)
+	ada.enterRoom(t, "lobby")
+	other := ada.newTab(t, "Ada's other tab")
+	other.openApp(t, s, "")
+	other.enterRoom(t, "lobby")
+	waitFor[bool](t, other, "the other tab shows Ada online", viewState, `() =>
+		[...document.querySelectorAll("#online-list li .name")].some((e) => e.textContent === "Ada")`)
+
+	ada.rename(t, "Ada Lovelace")
+	waitFor[bool](t, other, "the other tab shows the new name", `{
+		view: `+viewState+`,
+		me: document.getElementById("me-name").textContent,
+	}`, `() => {
+		const names = [...document.querySelectorAll("#online-list li .name")].map((e) => e.textContent);
+		return document.getElementById("me-name").textContent === "Ada Lovelace" &&
+			names.length === 1 && names[0] === "Ada Lovelace";
+	}`)
+	for _, b := range []*browser{ada, other} {
+		b.checkQuiet(t)
+	}
+}

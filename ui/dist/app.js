@@ -441,6 +441,10 @@ function renderMe() {
   $('me-avatar').className = `avatar hue-${me.id % 8}`;
 }
 
+// tabs tells the app's other tabs in this browser (the same user, by the
+// same cookie) what the server tells no connection of: the user's rename.
+const tabs = typeof BroadcastChannel === 'function' ? new BroadcastChannel('parley') : null;
+
 // setMe takes the user's own record after a rename (here or elsewhere) and
 // shows the name wherever the page shows the user: the header, the open
 // room's online list and the open group's members.
@@ -2994,6 +2998,7 @@ async function onProfileSave(e) {
   await busy($('profile-save'), async () => {
     try {
       setMe(await api.setName(name));
+      if (tabs) tabs.postMessage({ me: state.me });
       $('profile').close();
     } catch (ex) {
       err.textContent = ex.message;
@@ -3082,6 +3087,14 @@ function wire() {
   window.addEventListener('pageshow', (e) => {
     if (e.persisted && state.socket) state.socket.resume();
   });
+
+  if (tabs) {
+    tabs.addEventListener('message', (e) => {
+      const u = e.data && e.data.me;
+      if (!u || !state.me || state.view !== 'chat' || u.id !== state.me.id || typeof u.name !== 'string') return;
+      if (u.name !== state.me.name) setMe({ name: u.name });
+    });
+  }
 
   setUnauthorizedHandler(() => {
     if (state.me) showSignin('Your session has ended. Please sign in again.');
