@@ -897,6 +897,7 @@ async function refreshContacts() {
     }
     fillNames();
     renderPeople();
+    renderInviteIfOpen();
     renderConversations();
     renderOnline();
   } catch (err) {
@@ -926,7 +927,14 @@ function onContactFrame(f) {
   }
   renderOnline();
   renderPeople();
+  renderInviteIfOpen();
   refreshConversationsSoon();
+}
+
+// renderInviteIfOpen follows a change of friends in the open group's
+// settings: only friends are offered for an invitation.
+function renderInviteIfOpen() {
+  if ($('group-dialog').open && state.group) renderInvite(state.group, ['owner', 'admin'].includes(myRole()));
 }
 
 function peopleInfo(msg, isError) {

@@ -1,0 +1,33 @@
+package main
+
+import (
+	"fmt"
+	"testing"
+)
+
+// TestBrowserInviteFollowsFriends: Ada has her group's settings open, with
+// Grace offered for an invitation, when Grace ends their friendship. The
+// settings follow at once: Grace is no longer offered, as she would not be
+// had the settings been opened after.
+func TestBrowserInviteFollowsFriends(t *testing.T) {
+	_, ada, grace := startFriends(t)
+	ada.createGroup(t, "Crew", "", "")
+	waitFor[bool](t, ada, "Crew is open", groupsState, `() =>
+		document.getElementById("room-title").textContent === "Crew" && !document.getElementById("group-settings").hidden`)
+	ada.openGroupSettings(t)
+	const offered = `(id) => [...document.getElementById("group-invite-user").options].some((o) => o.value === String(id))`
+	waitFor[bool](t, ada, "Grace is offered", groupsState, offered, grace.userID)
+
+	grace.fetchJSON(t, "DELETE", fmt.Sprintf("/api/contacts/%d", ada.userID), nil, nil)
+	waitFor[bool](t, ada, "Grace is no longer a friend", groupsState, `(id) =>
+		!document.querySelector('#friends li[data-user-id="' + id + '"]')`, grace.userID)
+	waitFor[bool](t, ada, "Grace is no longer offered", `{
+		state: `+groupsState+`,
+		options: [...document.getElementById("group-invite-user").options].map((o) => o.value + " " + o.textContent),
+	}`, `(id) => !(`+offered+`)(id) &&
+		document.getElementById("group-invite-user").hidden &&
+		document.getElementById("group-invite-hint").textContent === "Add friends under People to invite them."`, grace.userID)
+	for _, b := range []*browser{ada, grace} {
+		b.checkQuiet(t)
+	}
+}
