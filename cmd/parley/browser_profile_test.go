@@ -1,7 +1,9 @@
 package main
 
 import (
+	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
@@ -18,7 +20,12 @@ func (b *browser) rename(t *testing.T, name string) {
 		return document.getElementById("profile").open && e.selectionStart === 0 && e.selectionEnd === e.value.length;
 	}`)
 	b.do(t, "rename", chromedp.SendKeys(chromedp.ID("profile-name"), name+kb.Enter))
-	waitFor[bool](t, b, "the new name is in the header", viewState, `(name) =>
+	waitFor[bool](t, b, "the new name is in the header", `{
+		view: `+viewState+`,
+		me: document.getElementById("me-name").textContent,
+		field: document.getElementById("profile-name").value,
+		error: document.getElementById("profile-error").textContent,
+	}`, `(name) =>
 		!document.getElementById("profile").open && document.getElementById("me-name").textContent === name`, name)
 	b.name = name
 }
@@ -62,4 +69,37 @@ func TestBrowserRenameOtherTab(t *testing.T) {
 	for _, b := range []*browser{ada, other} {
 		b.checkQuiet(t)
 	}
+}
+
+// TestBrowserLongEmojiNames: names are limited in characters, as the
+// server counts them, not in the page's UTF-16 units: a display name of
+// 29 characters, 25 of them emoji of two units each (54 units), and a
+// group name of 60 characters (120 units) are taken whole, as typed.
+func TestBrowserLongEmojiNames(t *testing.T) {
+	_, ada := startAda(t)
+	name := "Ada " + strings.Repeat("🦊", 25)
+	group := strings.Repeat("🚀", 60)
+	if n, m := utf8.RuneCountInString(name), utf8.RuneCountInString(group); n != 29 || m != 60 {
+		t.Fatalf("the names have %d and %d characters; want 29 and 60", n, m)
+	}
+	ada.rename(t, name)
+
+	// One character more is refused on the page, saying so.
+	ada.click(t, "open the profile", "#profile-open")
+	waitFor[bool](t, ada, "the profile is open with the name selected", viewState, `() => {
+		const e = document.getElementById("profile-name");
+		return document.getElementById("profile").open && e.selectionStart === 0 && e.selectionEnd === e.value.length;
+	}`)
+	ada.do(t, "type a name too long", chromedp.SendKeys(chromedp.ID("profile-name"), strings.Repeat("🦊", 41)+kb.Enter))
+	waitFor[bool](t, ada, "the name is refused", viewState, `() => {
+		const e = document.getElementById("profile-error");
+		return document.getElementById("profile").open && !e.hidden &&
+			e.textContent === "The name is 41 characters long; the limit is 40.";
+	}`)
+	ada.click(t, "cancel", "#profile-cancel")
+
+	ada.createGroup(t, group, "", "")
+	waitFor[bool](t, ada, "the group is open with its whole name", groupsState, `(name) =>
+		document.getElementById("room-title").textContent === name`, group)
+	ada.checkQuiet(t)
 }

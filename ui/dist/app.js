@@ -267,6 +267,20 @@ function showNameStep() {
   document.title = 'Welcome · Parley';
 }
 
+// The server's limits on names, in characters (code points) of the name
+// it keeps: in NFC, with inner white space collapsed. An input's maxlength
+// counts UTF-16 units instead, and would silently cut a name of emoji (two
+// units each) to half of what the server takes.
+const MAX_USER_NAME = 40;
+const MAX_GROUP_NAME = 64;
+const MAX_GROUP_DESC = 500;
+
+// tooLong says why a name or description s is over max characters, or ''.
+function tooLong(s, max, what) {
+  const n = [...s.replace(/\s+/g, ' ').normalize('NFC')].length;
+  return n > max ? `${what} ${n} characters long; the limit is ${max}.` : '';
+}
+
 function looksLikeEmail(s) {
   return /^[^\s@]+@[^\s@]+$/.test(s);
 }
@@ -346,6 +360,12 @@ async function onSaveName(e) {
   const name = $('display-name').value.trim();
   if (!name) {
     authError('Choose a name people will see next to your messages.');
+    $('display-name').focus();
+    return;
+  }
+  const long = tooLong(name, MAX_USER_NAME, 'The name is');
+  if (long) {
+    authError(long);
     $('display-name').focus();
     return;
   }
@@ -1523,6 +1543,16 @@ async function onCreateGroup(e) {
     $('group-create-name').focus();
     return;
   }
+  for (const [id, long] of [
+    ['group-create-name', tooLong(name, MAX_GROUP_NAME, 'The name is')],
+    ['group-create-desc', tooLong(description, MAX_GROUP_DESC, 'The description is')],
+  ]) {
+    if (long) {
+      showError('group-create-error', long);
+      $(id).focus();
+      return;
+    }
+  }
   if (Number.isNaN(cap) || (cap && cap < 2)) {
     showError('group-create-error', 'The member limit is a whole number, at least 2.');
     $('group-create-cap').focus();
@@ -1786,6 +1816,17 @@ async function onGroupSave(e) {
   }
   if (name !== g.name) changes.name = name;
   if (desc !== (g.description || '')) changes.description = desc;
+  // What is kept unchanged is not checked: the server keeps it as it is.
+  for (const [id, long] of [
+    ['group-edit-name', 'name' in changes && tooLong(name, MAX_GROUP_NAME, 'The name is')],
+    ['group-edit-desc', 'description' in changes && tooLong(desc, MAX_GROUP_DESC, 'The description is')],
+  ]) {
+    if (long) {
+      showError('group-edit-error', long);
+      $(id).focus();
+      return;
+    }
+  }
   if (myRole() === 'owner') {
     const cap = parseCap($('group-edit-cap').value);
     if (Number.isNaN(cap) || cap < 2) {
@@ -2998,9 +3039,11 @@ async function onProfileSave(e) {
   e.preventDefault();
   const name = $('profile-name').value.trim();
   const err = $('profile-error');
-  if (!name) {
-    err.textContent = 'Your name cannot be empty.';
+  const problem = name ? tooLong(name, MAX_USER_NAME, 'The name is') : 'Your name cannot be empty.';
+  if (problem) {
+    err.textContent = problem;
     setHidden(err, false);
+    $('profile-name').focus();
     return;
   }
   await busy($('profile-save'), async () => {
