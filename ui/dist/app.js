@@ -1780,6 +1780,9 @@ function renderInvite(g, manage) {
     const friends = [...state.contacts.values()]
       .filter((c) => c.state === 'friends' && !inGroup.has(c.user.id))
       .sort(byName);
+    // A full group takes no one more (group_full): it is not offered.
+    const full = g.max_members > 0 && g.members >= g.max_members;
+    if (full) friends.length = 0;
     const sel = $('group-invite-user');
     const chosen = sel.value;
     sel.replaceChildren(
@@ -1792,9 +1795,14 @@ function renderInvite(g, manage) {
     if (friends.some((c) => String(c.user.id) === chosen)) sel.value = chosen;
     setHidden(sel, friends.length === 0);
     setHidden($('group-invite-submit'), friends.length === 0);
-    const hint = state.contacts.size === 0 || ![...state.contacts.values()].some((c) => c.state === 'friends')
+    let hint = state.contacts.size === 0 || ![...state.contacts.values()].some((c) => c.state === 'friends')
       ? 'Add friends under People to invite them.'
       : 'All your friends are in this group.';
+    if (full) {
+      hint = myRole() === 'owner'
+        ? 'The group is full. Raise its member limit to invite more.'
+        : 'The group is full. The owner can raise its member limit.';
+    }
     $('group-invite-hint').textContent = friends.length ? '' : hint;
     setHidden($('group-invite-hint'), friends.length > 0);
   }
