@@ -1140,8 +1140,23 @@ async function searchPeople() {
   renderPeople();
 }
 
+// ADDRESS is what the server takes for a whole email address in a
+// search: each such search counts against the user's lookups by address
+// in an hour (--email-lookups-per-hour).
+const ADDRESS = /^[^\s@]+@[^\s@]*\.[^\s@]*$/;
+
+// onPeopleInput searches as a name is typed, but not as an address is:
+// every stop on the way ("grace@example.c", "grace@example.co") would be
+// a lookup counted. An address is looked up on Enter.
 function onPeopleInput() {
   clearTimeout(state.peopleTimer);
+  if (ADDRESS.test($('people-search').value.trim())) {
+    ++state.peopleToken; // an answer for what was typed before is stale
+    state.results = null;
+    peopleInfo('Press Enter to look up this address.');
+    renderPeople();
+    return;
+  }
   state.peopleTimer = setTimeout(searchPeople, 250);
 }
 
