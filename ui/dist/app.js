@@ -445,7 +445,14 @@ function leaveChat() {
   state.names.clear();
   state.presence.clear();
   state.reads.clear();
+  // What this user typed in the sidebar, and what the page said of it,
+  // is not for the next one to sign in here.
   $('people-search').value = '';
+  clearTimeout(state.peopleTimer);
+  ++state.peopleToken; // a search under way answers no one
+  peopleInfo('');
+  $('room-input').value = '';
+  roomHint('');
   showError('signout-error', '');
   renderConversations();
   renderPeople();
