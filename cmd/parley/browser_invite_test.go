@@ -31,3 +31,23 @@ func TestBrowserInviteFollowsFriends(t *testing.T) {
 		b.checkQuiet(t)
 	}
 }
+
+// TestBrowserOwnerAloneLeaveHint: the owner of a group with no other
+// member cannot hand it over; the settings tell them to delete it to
+// leave, not to make "another member" the owner.
+func TestBrowserOwnerAloneLeaveHint(t *testing.T) {
+	_, ada := startAda(t)
+	ada.createGroup(t, "Solo", "", "")
+	waitFor[bool](t, ada, "Solo is open", groupsState, `() =>
+		document.getElementById("room-title").textContent === "Solo" && !document.getElementById("group-settings").hidden`)
+	ada.userID = userIDOf(t, nil, nil, ada)
+	ada.openGroupSettings(t)
+	waitFor[bool](t, ada, "the hint says to delete the group", `{
+		state: `+groupsState+`,
+		hint: document.getElementById("group-leave-hint").textContent,
+	}`, `() =>
+		document.getElementById("group-dialog-sub").textContent.startsWith("1 of ") &&
+		!document.getElementById("group-leave-hint").hidden &&
+		document.getElementById("group-leave-hint").textContent === "You are its only member: delete it to leave."`)
+	ada.checkQuiet(t)
+}

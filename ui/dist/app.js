@@ -1746,6 +1746,10 @@ function renderGroupPanel() {
 
   setHidden($('group-leave'), !role || owner);
   setHidden($('group-leave-hint'), !owner);
+  // With no other member there is no one to hand the group over to.
+  $('group-leave-hint').textContent = g && g.members <= 1
+    ? 'You are its only member: delete it to leave.'
+    : 'To leave, make another member the owner first.';
   setHidden($('group-delete'), !owner);
 }
 
