@@ -226,10 +226,16 @@ func (s *SMTP) sent(ctx context.Context, m chat.Mail, msg *mail.Msg, err error) 
 // the recipient's address: a 5xx reply to RCPT TO saying there is no such
 // mailbox (550), that it is not local (551) or that its name is not
 // allowed (553). Other refusals, 4xx or of the relay's own setup (relaying
-// denied, authentication needed), do not blame the address.
+// denied, authentication needed), do not blame the address. Relays give
+// those the same basic codes (550 5.7.1 relaying denied, 553 5.7.1 sender
+// address rejected), so where the reply has an enhanced status code
+// (RFC 3463), only an address status, 5.1.x, blames the address.
 func addressRefused(err error) bool {
 	var se *mail.SendError
 	if !errors.As(err, &se) || se.Reason != mail.ErrSMTPRcptTo || se.IsTemp() {
+		return false
+	}
+	if esc := se.EnhancedStatusCode(); esc != "" && !strings.HasPrefix(esc, "5.1.") {
 		return false
 	}
 	switch se.ErrorCode() {

@@ -65,7 +65,9 @@ func TestSMTPSendStalledRelayCtx(t *testing.T) {
 // TestSMTPSendRefusedForGood: a relay refusing the recipient for good
 // (550, no such mailbox) makes Send fail with chat.ErrInvalid, which the
 // user must fix, not retry; a relay refusing the message itself (554)
-// does not blame the address.
+// does not blame the address, nor does one refusing the recipient for a
+// policy of its own (550 5.7.1, relaying denied: the operator's setup,
+// which every address would meet).
 func TestSMTPSendRefusedForGood(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -73,6 +75,7 @@ func TestSMTPSendRefusedForGood(t *testing.T) {
 		invalid bool
 	}{
 		{"recipient refused", smtptest.FaultRejectRcpt, true},
+		{"relaying denied", smtptest.FaultRelayDenied, false},
 		{"message refused", smtptest.FaultRejectData, false},
 		{"dropped in DATA", smtptest.FaultDropInData, false},
 	}

@@ -72,6 +72,10 @@ const (
 	// FaultStall reads the message and then answers nothing until the
 	// test ends, as a relay that hangs.
 	FaultStall
+	// FaultRelayDenied refuses every recipient with 550 5.7.1, relaying
+	// denied: the relay's policy for this client (not authenticated, a
+	// sender it may not use), whatever the address.
+	FaultRelayDenied
 )
 
 // WithFault makes the server fail every transaction as f says; nothing
@@ -336,6 +340,9 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	}
 	if ss.srv.cfg.fault == FaultRejectRcpt {
 		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "smtptest: no such mailbox"}
+	}
+	if ss.srv.cfg.fault == FaultRelayDenied {
+		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "smtptest: relaying denied"}
 	}
 	ss.to = append(ss.to, to)
 	return nil
