@@ -194,7 +194,7 @@ func (c *Config) Validate() error {
 		// said.
 		u, err := url.Parse(o)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") ||
-			u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(o, "#") || !originHost(u.Host) {
+			u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(o, "#") || !originHost(u) {
 			bad("--origins: %q is not an origin like https://chat.example.com", o)
 		}
 	}
@@ -314,16 +314,21 @@ func (c *Config) publicURL(listenAddr string) string {
 	return scheme + "://localhost:" + port
 }
 
-// originHost reports whether h, the host of an --origins entry, is one a
-// browser can name: letters, digits, dots and hyphens, an IPv6 literal in
-// brackets, and an optional port.
-func originHost(h string) bool {
-	for _, r := range h {
+// originHost reports whether the host of u, an --origins entry, is one a
+// browser can name: letters, digits, dots and hyphens, or an IPv6 literal
+// in brackets, and a port, if any, as a browser writes it (1 to 65535,
+// no leading zero).
+func originHost(u *url.URL) bool {
+	for _, r := range u.Hostname() {
 		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', strings.ContainsRune(".-:[]", r):
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', strings.ContainsRune(".-:", r):
 		default:
 			return false
 		}
 	}
-	return true
+	if !strings.HasSuffix(u.Host, ":") && u.Port() == "" {
+		return true
+	}
+	p, err := strconv.Atoi(u.Port())
+	return err == nil && p >= 1 && p <= 65535 && strconv.Itoa(p) == u.Port()
 }

@@ -29,6 +29,9 @@ func TestConfigRefuses(t *testing.T) {
 		{"origin with a fragment", []string{"--origins", "https://chat.example.com#x"}, "--origins"},
 		{"origin with a wildcard", []string{"--origins", "https://*.example.com"}, "--origins"},
 		{"origin with a user", []string{"--origins", "https://ada@chat.example.com"}, "--origins"},
+		{"origin with an empty port", []string{"--origins", "https://chat.example.com:"}, "--origins"},
+		{"origin with a port of leading zeros", []string{"--origins", "https://chat.example.com:0443"}, "--origins"},
+		{"origin with a port out of range", []string{"--origins", "https://chat.example.com:70000"}, "--origins"},
 		{"origin with a space", []string{"--origins", "https://chat example.com"}, "--origins"},
 		{"sqlite synchronous on postgres", []string{"--db", "postgres://parley@127.0.0.1/parley", "--sqlite-synchronous", "full"}, "--sqlite-synchronous applies to a SQLite database only"},
 	} {
