@@ -336,6 +336,8 @@ type topic struct {
 	subErr     error         // its error, read after subscribed is closed
 	gone       atomic.Bool   // the hub dropped the topic: it has no client left
 	late       atomic.Bool   // a Subscribe stopped waiting for subscribed
+	queued     bool          // its subscription waits in the hub's queue, not started; guarded by the hub's qmu
+	dropped    bool          // cancelled while queued: work skips it; guarded by the hub's qmu
 
 	// Delivery of messages in seq order. Publishers of one conversation
 	// (goroutines answered by one group commit, or several nodes) may
@@ -452,9 +454,13 @@ type Hub struct {
 	fetch Fetch // the store, for gaps and resyncs; nil: none (tests)
 
 	// Broker subscriptions and cancels to make, in the order the hub
-	// asked for them; one goroutine at a time (work) makes them.
+	// asked for them; one goroutine at a time (work) makes them. A
+	// subscription cancelled before work started it leaves the queue with
+	// its cancel (enqueue), so the queue holds at most a cancel and a
+	// subscription per topic, and dropped ones (void) up to about as many.
 	qmu     sync.Mutex
 	ops     []brokerOp
+	void    int // subscriptions in ops that were dropped
 	working bool
 	slow    atomic.Bool // a broker call kept a caller waiting subscribeWait: callers wait no more until one is quick
 
@@ -741,9 +747,27 @@ type brokerOp struct {
 }
 
 // enqueue has op made after the ones before it, on the hub's broker
-// goroutine. Any lock may be held.
-func (h *Hub) enqueue(op brokerOp) {
+// goroutine, and reports whether it queued it. A cancel whose topic's
+// subscription waits in the queue, not started, is not queued: that
+// subscription is dropped instead, and neither reaches the broker. A
+// client that opens and closes a conversation, or a connection that comes
+// and goes, while the broker hangs then leaves nothing behind; without
+// it, each toggle queued two calls (and kept its topic) until the broker
+// answered. Any lock may be held.
+func (h *Hub) enqueue(op brokerOp) bool {
 	h.qmu.Lock()
+	if !op.sub && op.tp.queued {
+		op.tp.queued, op.tp.dropped = false, true
+		h.void++
+		if h.void > 64 && h.void > len(h.ops)/2 {
+			h.ops = slices.DeleteFunc(h.ops, func(o brokerOp) bool { return o.sub && o.tp.dropped })
+			h.void = 0
+		}
+		h.qmu.Unlock()
+		close(op.tp.subscribed) // nothing to wait for: the topic has gone
+		return false
+	}
+	op.tp.queued = op.sub
 	h.ops = append(h.ops, op)
 	start := !h.working
 	h.working = true
@@ -751,6 +775,7 @@ func (h *Hub) enqueue(op brokerOp) {
 	if start {
 		go h.work()
 	}
+	return true
 }
 
 // work makes the queued broker calls, in order, until none is left. It
@@ -770,6 +795,12 @@ func (h *Hub) work() {
 		op := h.ops[0]
 		h.ops[0] = brokerOp{}
 		h.ops = h.ops[1:]
+		if op.sub && op.tp.dropped {
+			h.void--
+			h.qmu.Unlock()
+			continue
+		}
+		op.tp.queued = false
 		h.qmu.Unlock()
 		if op.sub {
 			h.subscribeBroker(op.tp)
@@ -853,7 +884,8 @@ func (h *Hub) Unsubscribe(c *Client, t chat.Topic) {
 
 // unsubscribeLocked removes c from t. If t is left without a client, it
 // drops it, queues the cancel of its broker subscription and returns a
-// channel closed once that is made. h.mu is held.
+// channel closed once that is made; nil if the subscription was still
+// queued, and is dropped with it. h.mu is held.
 func (h *Hub) unsubscribeLocked(c *Client, t chat.Topic) chan struct{} {
 	i := slices.Index(c.topics, t)
 	if i < 0 {
@@ -873,7 +905,9 @@ func (h *Hub) unsubscribeLocked(c *Client, t chat.Topic) chan struct{} {
 		tp.gone.Store(true)
 		if tp.subscribed != nil {
 			done = make(chan struct{})
-			h.enqueue(brokerOp{tp: tp, done: done})
+			if !h.enqueue(brokerOp{tp: tp, done: done}) {
+				done = nil // its subscription was never made
+			}
 		}
 		h.tmu.Lock()
 		delete(h.topics, t)
