@@ -167,7 +167,7 @@ func (s *Service) allowOr(ctx context.Context, key string, n int, window time.Du
 		return internal("rate limit", err)
 	}
 	if !ok {
-		e := Errorf(ErrRateLimited, CodeRateLimited, "%s; try again in %s", why, after.Round(time.Second))
+		e := Errorf(ErrRateLimited, CodeRateLimited, "%s; try again in %s", why, waitText(after))
 		e.RetryAfter = after
 		e.Field = field
 		return e
@@ -444,4 +444,27 @@ func (s *Service) sessionEnded(ctx context.Context, userID, id int64) {
 // it closes it. The event may be lost, like any broker's.
 func (s *Service) EndChannel(ctx context.Context, u User, channel string) {
 	s.publish(ctx, UserTopic(u.ID), Event{Type: EventChannelEnded, UserID: u.ID, Channel: channel})
+}
+
+// waitText tells a wait as a person reads it, rounded up: "1 second",
+// "48 minutes", "2 hours 5 minutes". Go's "47m48s" is shown to users as
+// it is.
+func waitText(d time.Duration) string {
+	unit := func(n int64, one string) string {
+		if n == 1 {
+			return "1 " + one
+		}
+		return strconv.FormatInt(n, 10) + " " + one + "s"
+	}
+	secs := max(1, int64((d+time.Second-1)/time.Second))
+	mins := (secs + 59) / 60
+	switch {
+	case secs < 60:
+		return unit(secs, "second")
+	case mins < 60:
+		return unit(mins, "minute")
+	case mins%60 == 0:
+		return unit(mins/60, "hour")
+	}
+	return unit(mins/60, "hour") + " " + unit(mins%60, "minute")
 }

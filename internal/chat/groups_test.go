@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -984,5 +985,32 @@ func TestAddWhileBlocked(t *testing.T) {
 				t.Errorf("refused, and yet the group and the user's events went from %+v to %+v", before, after)
 			}
 		})
+	}
+}
+
+// TestRateLimitWaitReadable: a refusal past a limit tells the wait as a
+// person reads it. It said Go's duration ("try again in 1h0m0s", "in
+// 47m48s"), which the web app shows as it is.
+func TestRateLimitWaitReadable(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, chat.Config{NewConvsPerHour: 1})
+	u, _ := f.signIn(t, "a@example.com", "A")
+	f.enter(t, u, "one")
+	var at time.Duration
+	for _, tt := range []struct {
+		after time.Duration // since the room was made
+		want  string
+	}{
+		{0, "try again in 1 hour"},
+		{12*time.Minute + 12*time.Second, "try again in 48 minutes"},
+		{59*time.Minute + 30*time.Second, "try again in 30 seconds"},
+		{59*time.Minute + 59*time.Second, "try again in 1 second"},
+	} {
+		f.clock.Advance(tt.after - at)
+		at = tt.after
+		_, err := f.svc.EnterRoom(ctx, u, "two")
+		if e := chat.AsError(err); e == nil || !strings.HasSuffix(e.Message, tt.want) {
+			t.Errorf("a new room refused %s after the first: %v; want it to end %q", tt.after, err, tt.want)
+		}
 	}
 }
