@@ -180,6 +180,11 @@ func (s *Service) ConversationFor(ctx context.Context, u User, id int64) (Conver
 	}
 	switch c.Kind {
 	case ConvRoom:
+		if !member {
+			// Shown to anyone; nothing in it is unread for one not in it,
+			// who has no read position to count from.
+			c.ReadSeq, c.Unread = c.LastSeq, 0
+		}
 	case ConvDirect:
 		if !member || c.Peer == nil {
 			return Conversation{}, roomNotFound()

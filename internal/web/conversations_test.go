@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"path/filepath"
 	"strconv"
@@ -378,5 +379,26 @@ func TestNoOwnReceipt(t *testing.T) {
 		if f.Type == "receipt" || f.Type == "receipts" {
 			t.Errorf("Ada got a receipt of her own read: %s", f)
 		}
+	}
+}
+
+// TestConversationOfRoomNotJoined: a room is shown to anyone, and one the
+// user is not in has nothing unread for them: it counted every message
+// of the room as unread (its last_seq), with no read position to count
+// from.
+func TestConversationOfRoomNotJoined(t *testing.T) {
+	ts := newTestServer(t)
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	grace := ts.signIn(t, "grace@example.com", "Grace")
+	room := ts.enterRoom(t, ada, "general")
+	for i := range 3 {
+		ts.post(t, ada, room.ID, fmt.Sprint("a", i), "hello")
+	}
+	var got struct {
+		Conversation wireConversation `json:"conversation"`
+	}
+	ts.mustDo(t, grace, "GET", "/api/conversations/"+strconv.FormatInt(room.ID, 10), nil, http.StatusOK, &got)
+	if c := got.Conversation; c.Unread != 0 || c.ReadSeq != c.LastSeq || c.LastSeq == 0 {
+		t.Errorf("a room Grace is not in, as she sees it: last_seq %d, read_seq %d, unread %d; want nothing unread", c.LastSeq, c.ReadSeq, c.Unread)
 	}
 }
