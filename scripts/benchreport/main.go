@@ -730,7 +730,7 @@ func repeated(runs map[string]*run, name string) []*run {
 // each latency and CPU figure is the median of the runs' (a run's figure
 // follows the machine's hour, and one run can land on a slow one), the
 // connections established are the fewest of any run, the other counts
-// are summed, and it is clean only if every run is. bad describes the
+// (send errors too) are summed, and it is clean only if every run is. bad describes the
 // first run without a result, or of another commit or command than the
 // first.
 func combined(rs []*run) (*result, string) {
@@ -788,14 +788,20 @@ func combined(rs []*run) (*result, string) {
 		c.ConnsEstablished = min(c.ConnsEstablished, r.ConnsEstablished)
 	}
 	c.OK = true
-	c.ConnsFailed, c.ConnsDropped, c.MessagesSent, c.Unanswered, c.DeliveriesExpected, c.DeliveriesReceived = 0, 0, 0, 0, 0, 0
-	c.Lost, c.Duplicated, c.OutOfOrder = 0, 0, 0
+	c.ConnsFailed, c.ConnsDropped, c.MessagesSent, c.MessagesAcked, c.SendErrors, c.Unanswered, c.DeliveriesExpected, c.DeliveriesReceived = 0, 0, 0, 0, 0, 0, 0, 0
+	c.ReadsSent, c.ReadErrors, c.Lost, c.Duplicated, c.OutOfOrder = 0, 0, 0, 0, 0
 	for _, r := range all {
 		c.OK = c.OK && r.OK
 		c.Interrupted = c.Interrupted || r.Interrupted
 		c.ConnsFailed += r.ConnsFailed
 		c.ConnsDropped += r.ConnsDropped
 		c.MessagesSent += r.MessagesSent
+		c.MessagesAcked += r.MessagesAcked
+		// A send refused or failed leaves a run OK for the load tool;
+		// clean counts it, so every run's must be here.
+		c.SendErrors += r.SendErrors
+		c.ReadsSent += r.ReadsSent
+		c.ReadErrors += r.ReadErrors
 		c.Unanswered += r.Unanswered
 		c.DeliveriesExpected += r.DeliveriesExpected
 		c.DeliveriesReceived += r.DeliveriesReceived

@@ -333,3 +333,34 @@ func TestRepeatedRunsUnmeasured(t *testing.T) {
 		t.Errorf("CPU per delivery: server %v, tool %v; want 45 and 25, the medians of the runs that measured it", res.Server.CPUPerDeliveryUS, res.ToolCPUPerDeliveryUS)
 	}
 }
+
+// TestRepeatedRunsSendErrors: a repeated load is clean only if every run
+// is, and a send refused or failed leaves a run OK for the load tool
+// (benchreport, not the tool, counts it as not clean). One run of three
+// with send errors makes the row not met, and the row says how many.
+func TestRepeatedRunsSendErrors(t *testing.T) {
+	light := func(sendErrs int64) *result {
+		r := &result{OK: true, ConnsEstablished: 100, Rooms: 1, MessagesSent: 200, MessagesAcked: 200 - sendErrs, SendErrors: sendErrs,
+			DeliveriesExpected: 100 * (200 - sendErrs), DeliveriesReceived: 100 * (200 - sendErrs)}
+		r.Latency = latency{P50: 0.5, P99: 2, Max: 3}
+		return r
+	}
+	runs := map[string]*run{
+		"target3":      {Name: "target3", Result: light(0)},
+		"target3-run2": {Name: "target3-run2", Result: light(3)},
+		"target3-run3": {Name: "target3-run3", Result: light(0)},
+	}
+	var b strings.Builder
+	if err := report(&b, runs); err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(b.String()) {
+		if strings.HasPrefix(line, "| 3 | target3") {
+			if strings.Contains(line, met) || !strings.Contains(line, "3 sends refused or failed") {
+				t.Errorf("a run with 3 send errors in three is judged clean, or not named: %s", line)
+			}
+			return
+		}
+	}
+	t.Fatalf("no row for target 3:\n%s", b.String())
+}
