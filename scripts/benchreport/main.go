@@ -462,8 +462,10 @@ func growth(b *strings.Builder, runs map[string]*run) {
 	}
 	// collect returns the points of the runs names, and says of each run
 	// it could not use why: a table must not leave a run out silently, nor
-	// judge over the runs left.
-	collect := func(names map[int]string) (ps []point, holes []string) {
+	// judge over the runs left. It names too the runs it uses that are not
+	// clean (connections that failed or dropped, deliveries lost): they did
+	// not measure the load asked for, and a table with one is not met.
+	collect := func(names map[int]string) (ps []point, holes, unclean []string) {
 		xs := slices.Sorted(maps.Keys(names))
 		for _, x := range xs {
 			name := names[x]
@@ -478,26 +480,33 @@ func growth(b *strings.Builder, runs map[string]*run) {
 				continue
 			}
 			ps = append(ps, point{x, r, res})
+			if !clean(res) {
+				unclean = append(unclean, name+" ("+checks(res)+")")
+			}
 		}
 		if len(ps) == 0 {
-			return nil, nil // none of the table's runs: no table
+			return nil, nil, nil // none of the table's runs: no table
 		}
-		return ps, holes
+		return ps, holes, unclean
 	}
-	// judge is the verdict of a table, or undecided if a run is missing.
-	judge := func(ok bool, holes []string) string {
+	// judge is the verdict of a table: undecided if a run is missing, not
+	// met if a run is not clean.
+	judge := func(ok bool, holes, unclean []string) string {
 		if len(holes) > 0 {
 			return undecided
 		}
-		return verdict(ok)
+		return verdict(ok && len(unclean) == 0)
 	}
-	writeHoles := func(holes []string) {
+	writeHoles := func(holes, unclean []string) {
 		if len(holes) > 0 {
 			fmt.Fprintf(b, "\n**Missing from the table:** %s. The figures below are over the runs left, and give no verdict.\n", strings.Join(holes, "; "))
 		}
+		if len(unclean) > 0 {
+			fmt.Fprintf(b, "\n**Not clean:** %s. Such a run did not measure the load asked for: the table is not met.\n", strings.Join(unclean, "; "))
+		}
 	}
 
-	conns, connHoles := collect(map[int]string{1000: "target8-conns1k", 5000: "target8-conns5k", 19000: "target8-conns19k"})
+	conns, connHoles, connUnclean := collect(map[int]string{1000: "target8-conns1k", 5000: "target8-conns5k", 19000: "target8-conns19k"})
 	if len(conns) > 0 {
 		fmt.Fprintf(b, "### Cost growth with connections (target 8)\n\nRooms of 100, one sender each, %g messages/s in all (%s deliveries/s offered), 10 s.\n\n",
 			conns[0].res.Rate, commas(conns[0].res.Rate*100))
@@ -516,13 +525,13 @@ func growth(b *strings.Builder, runs map[string]*run) {
 				commas(float64(p.res.ConnsEstablished)), p.res.Rooms, commas(p.res.DeliveriesPerSec), s.CPUPerDeliveryUS,
 				float64(s.RSSPerConn)/1024, m, p.res.ConnectSeconds, p.res.ConnectRate, ms(p.res.Latency.P50), ms(p.res.Latency.P99), checks(p.res))
 		}
-		writeHoles(connHoles)
+		writeHoles(connHoles, connUnclean)
 		if len(marg) == 2 {
 			ratio := math.Max(marg[0], marg[1]) / math.Min(marg[0], marg[1])
 			fmt.Fprintf(b, "\nMemory grows linearly if each added connection costs about the same: the two marginal costs differ by a factor of %.2f (linear: ≤ 1.5): %s.\n",
-				ratio, judge(ratio <= 1.5, connHoles))
+				ratio, judge(ratio <= 1.5, connHoles, connUnclean))
 		} else {
-			fmt.Fprintf(b, "\nMemory grows linearly if each added connection costs about the same: %s (the three runs are needed).\n", judge(false, connHoles))
+			fmt.Fprintf(b, "\nMemory grows linearly if each added connection costs about the same: %s (the three runs are needed).\n", judge(false, connHoles, connUnclean))
 		}
 		var cpus []float64
 		for _, p := range conns {
@@ -532,7 +541,7 @@ func growth(b *strings.Builder, runs map[string]*run) {
 			commas(float64(conns[0].x)), commas(float64(conns[len(conns)-1].x)), cpus[len(cpus)-1]/cpus[0])
 	}
 
-	rooms, roomHoles := collect(map[int]string{10: "target8-room10", 100: "target8-conns1k", 1000: "target8-room1000", 10000: "target8-room10000"})
+	rooms, roomHoles, roomUnclean := collect(map[int]string{10: "target8-room10", 100: "target8-conns1k", 1000: "target8-room1000", 10000: "target8-room10000"})
 	if len(rooms) > 0 {
 		fmt.Fprintf(b, "### Cost growth with room size (target 8)\n\nOne sender per room, %s deliveries/s offered in all, 10 s; 10,000 members are 10,000 connections of 1,000 users.\n\n",
 			commas(rooms[0].res.Rate*float64(rooms[0].x)))
@@ -556,9 +565,9 @@ func growth(b *strings.Builder, runs map[string]*run) {
 			low = math.Min(low, c)
 			growth = math.Max(growth, c/low)
 		}
-		writeHoles(roomHoles)
+		writeHoles(roomHoles, roomUnclean)
 		fmt.Fprintf(b, "\nFrom the smallest to the largest room, CPU per delivery varies by a factor of %.2f (max / min); it rises with room size by at most a factor of %.2f over its lowest value at a smaller room (stays flat: ≤ 1.5): %s.\n\n",
-			slices.Max(cpus)/slices.Min(cpus), growth, judge(growth <= 1.5, roomHoles))
+			slices.Max(cpus)/slices.Min(cpus), growth, judge(growth <= 1.5, roomHoles, roomUnclean))
 	}
 }
 

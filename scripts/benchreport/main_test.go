@@ -364,3 +364,39 @@ func TestRepeatedRunsSendErrors(t *testing.T) {
 	}
 	t.Fatalf("no row for target 3:\n%s", b.String())
 }
+
+// TestGrowthUnclean: a target 8 run that did not measure the load asked
+// for (connections failed, deliveries lost) does not make its table met,
+// however its figures line up; the table says which run it was.
+func TestGrowthUnclean(t *testing.T) {
+	ok := func(conns int, cpu float64, rss int64) *result {
+		r := &result{OK: true, Rate: 100, Rooms: conns / 100, ConnsEstablished: conns, DeliveriesExpected: 1000, DeliveriesReceived: 1000}
+		r.Server = &serverStats{RSSAfter: rss, RSSPerConn: rss / int64(conns), CPUPerDeliveryUS: cpu, CPUSeconds: 1}
+		return r
+	}
+	// 19,000 asked, 12,000 connected; and a room run that lost deliveries.
+	failed := ok(12000, 12, 20<<20+11000*12000)
+	failed.OK, failed.ConnsFailed = false, 7000
+	lossy := ok(10000, 9, 100<<20)
+	lossy.OK, lossy.Lost, lossy.DeliveriesReceived = false, 400, 600
+	runs := map[string]*run{
+		"target8-conns1k":   {Name: "target8-conns1k", Result: ok(1000, 10, 20<<20)},
+		"target8-conns5k":   {Name: "target8-conns5k", Result: ok(5000, 11, 20<<20+11000*4000)},
+		"target8-conns19k":  {Name: "target8-conns19k", Result: failed},
+		"target8-room10":    {Name: "target8-room10", Result: ok(1000, 9, 20<<20)},
+		"target8-room1000":  {Name: "target8-room1000", Result: ok(1000, 8, 20<<20)},
+		"target8-room10000": {Name: "target8-room10000", Result: lossy},
+	}
+	var b strings.Builder
+	if err := report(&b, runs); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	conns, _, _ := strings.Cut(out[strings.Index(out, "### Cost growth with connections"):], "### Cost growth with room size")
+	rooms, _, _ := strings.Cut(out[strings.Index(out, "### Cost growth with room size"):], "### Runs")
+	for name, sec := range map[string]string{"target8-conns19k": conns, "target8-room10000": rooms} {
+		if strings.Contains(sec, met) || !strings.Contains(sec, notMet) || !strings.Contains(sec, name+" (") {
+			t.Errorf("a table with a run that is not clean (%s) is met, or does not name it:\n%s", name, sec)
+		}
+	}
+}
