@@ -191,6 +191,13 @@ func prepareAppend(ctx context.Context, c *pgx.Conn) error {
 // warm opens n connections of pool before Open returns, rather than in the
 // pool's background.
 func warm(ctx context.Context, pool *pgxpool.Pool, n int) error {
+	return eachConn(ctx, pool, n, nil)
+}
+
+// eachConn takes n connections of pool at once, so that each is another,
+// running fn (if not nil) on each as it is taken, and then gives them
+// back.
+func eachConn(ctx context.Context, pool *pgxpool.Pool, n int, fn func(*pgxpool.Conn) error) error {
 	conns := make([]*pgxpool.Conn, 0, n)
 	defer func() {
 		for _, c := range conns {
@@ -203,6 +210,11 @@ func warm(ctx context.Context, pool *pgxpool.Pool, n int) error {
 			return err
 		}
 		conns = append(conns, c)
+		if fn != nil {
+			if err := fn(c); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }

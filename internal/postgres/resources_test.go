@@ -13,22 +13,11 @@ import (
 // holds at most n), as a server-side setting would apply to them all.
 func onEveryConn(t *testing.T, pool *pgxpool.Pool, n int, sql string) {
 	t.Helper()
-	ctx := t.Context()
-	conns := make([]*pgxpool.Conn, 0, n)
-	defer func() {
-		for _, c := range conns {
-			c.Release()
-		}
-	}()
-	for range n {
-		c, err := pool.Acquire(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		conns = append(conns, c)
-		if _, err := c.Exec(ctx, sql); err != nil {
-			t.Fatal(err)
-		}
+	if err := eachConn(t.Context(), pool, n, func(c *pgxpool.Conn) error {
+		_, err := c.Exec(t.Context(), sql)
+		return err
+	}); err != nil {
+		t.Fatal(err)
 	}
 }
 
