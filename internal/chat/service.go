@@ -490,7 +490,14 @@ func (s *Service) User(ctx context.Context, id int64) (User, error) {
 	return u, err
 }
 
-// SetName changes u's display name.
+// SetName changes u's display name, and tells whoever shows it (an
+// EventUser): u's own connections and contacts, on their user topics; the
+// members of u's groups and, in each room where u is present (has it
+// open), those who have it open, on the conversation topics. A room where
+// u is not present shows u nowhere but in messages, which keep the name
+// they were sent with. The events are not stored: every list is read
+// from the store, where the name is, and a client that missed them reads
+// its lists again when it reconnects.
 func (s *Service) SetName(ctx context.Context, u User, name string) (User, error) {
 	name, err := NormalizeUserName(name)
 	if err != nil {
@@ -500,7 +507,54 @@ func (s *Service) SetName(ctx context.Context, u User, name string) (User, error
 	if err != nil {
 		return User{}, internal("set user name", err)
 	}
+	if nu.Name != u.Name {
+		s.tellRename(ctx, public(nu))
+	}
 	return nu, nil
+}
+
+// tellRename publishes the EventUser of u's new name (see SetName). What
+// it cannot read is logged: the name is stored, and shown at the next
+// reload.
+func (s *Service) tellRename(ctx context.Context, u User) {
+	ctx = context.WithoutCancel(ctx) // the name is stored: a client gone must not stop the news
+	ev := Event{Type: EventUser, User: &User{ID: u.ID, Name: u.Name}}
+	s.publish(ctx, UserTopic(u.ID), ev)
+	cs, err := s.store.Contacts(ctx, u.ID)
+	if err != nil {
+		s.log.Warn("list contacts for rename", "user", u.ID, "err", err)
+	}
+	for _, c := range cs {
+		s.publish(ctx, UserTopic(c.User.ID), ev)
+	}
+	convs, err := s.store.Conversations(ctx, u.ID)
+	if err != nil {
+		s.log.Warn("list conversations for rename", "user", u.ID, "err", err)
+	}
+	var presenceErr error // once the Presence fails, the rooms are skipped
+	for _, c := range convs {
+		switch c.Kind {
+		case ConvGroup: // every member's connections follow the group
+		case ConvRoom: // only those with it open follow it
+			if presenceErr != nil {
+				continue
+			}
+			in, err := s.presence.OnlineOf(ctx, c.ID, []int64{u.ID})
+			if err != nil {
+				presenceErr = err
+				s.log.Warn("read presence for rename", "conv", c.ID, "user", u.ID, "err", err)
+				continue
+			}
+			if len(in) == 0 {
+				continue
+			}
+		default: // a direct one's peer is a contact, or shows the old name till a reload
+			continue
+		}
+		cev := ev
+		cev.ConvID = c.ID
+		s.publish(ctx, ConvTopic(c.ID), cev)
+	}
 }
 
 // Missed returns the events of topic t after position after, for a node

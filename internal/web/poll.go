@@ -851,7 +851,7 @@ func (ch *pollChannel) admit(op *lazyOp, ev chat.Event, buf []chat.Event) []chat
 	}
 	var out []chat.Event
 	limit := int(min(seq-p-1, int64(ch.s.svc.Config().HistoryLimit)))
-	if ms, err := ch.s.svc.Sync(op.get(), ch.sess.user, ev.ConvID, p, limit); err == nil {
+	if ms, err := ch.s.svc.Sync(op.get(), ch.sess.me(), ev.ConvID, p, limit); err == nil {
 		for i := range ms {
 			if ms[i].Seq > p && ms[i].Seq < seq {
 				out = append(out, chat.Event{Type: chat.EventMessage, ConvID: ev.ConvID, Message: &ms[i]})

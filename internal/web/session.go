@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -36,6 +37,10 @@ type session struct {
 	typed   map[int64]time.Time // last typing forwarded, per conversation; made at the first
 	sweepAt int                 // size of typed at which typings past chat.TypingInterval are swept out
 	users   inOrder             // the user's logged events delivered (Event.UserSeq)
+	// name is the user's name after a rename told to the session (an
+	// EventUser of their own), nil before: user is never written, as
+	// every frame reads it.
+	name atomic.Pointer[string]
 
 	// Sends queued in the store and not answered yet, made at the first
 	// send of a session that pipelines (pipelines).
@@ -75,7 +80,7 @@ func (n *session) start(ctx context.Context, sessionID int64, wake hub.Waker, ev
 	if n.client, err = n.s.hub.Register(n.user.ID, sessionID, n.s.cfg.Outbox, wake); err != nil {
 		return err
 	}
-	if err := n.s.svc.Connect(ctx, n.user); err != nil {
+	if err := n.s.svc.Connect(ctx, n.me()); err != nil {
 		n.s.hub.Unregister(n.client)
 		return err
 	}
@@ -83,7 +88,7 @@ func (n *session) start(ctx context.Context, sessionID int64, wake hub.Waker, ev
 		n.stop()
 		return err
 	}
-	last, err := n.s.svc.LastUserEvent(ctx, n.user)
+	last, err := n.s.svc.LastUserEvent(ctx, n.me())
 	if err != nil {
 		n.stop()
 		return err
@@ -97,7 +102,7 @@ func (n *session) start(ctx context.Context, sessionID int64, wake hub.Waker, ev
 	// the store (admitUser), in order. One item per event missed could
 	// pass the outbox's bound and close the client as too slow before it
 	// read a thing, every time it came back.
-	evs, err := n.s.svc.UserEvents(ctx, n.user, last-1, 1)
+	evs, err := n.s.svc.UserEvents(ctx, n.me(), last-1, 1)
 	if err != nil {
 		n.stop()
 		return err
@@ -117,7 +122,7 @@ const maxReplay = chat.MaxReplay
 // and does not stop this one (hub.Hub.SubscribeMember).
 func (n *session) followGroups(ctx context.Context) error {
 	removals := n.s.hub.Removals(n.user.ID)
-	gs, err := n.s.svc.UserGroups(ctx, n.user)
+	gs, err := n.s.svc.UserGroups(ctx, n.me())
 	if err != nil {
 		return err
 	}
@@ -132,7 +137,7 @@ func (n *session) followGroups(ctx context.Context) error {
 	// The user was removed from a group meanwhile, maybe one read above,
 	// before it was followed: that removal revoked nothing. Read again,
 	// and follow only what is left.
-	now, err := n.s.svc.UserGroups(ctx, n.user)
+	now, err := n.s.svc.UserGroups(ctx, n.me())
 	if err != nil {
 		return err
 	}
@@ -160,7 +165,7 @@ func (n *session) end() {
 	n.sendLim, n.reqLim = nil, nil // left once, should end be called again
 	n.hmu.Unlock()
 	n.s.left.put(n.user.ID, lims, n.s.cfg.MaxUserConns)
-	n.s.svc.Disconnect(n.user)
+	n.s.svc.Disconnect(n.me())
 }
 
 // admitUser returns what to deliver for logged user event ev: nothing if
@@ -169,7 +174,7 @@ func (n *session) end() {
 // connection must end for the client to resume from what it has.
 func (n *session) admitUser(ctx context.Context, ev chat.Event) ([]chat.Event, error) {
 	evs, err := n.users.admit(ev.UserSeq, ev, func(after int64, limit int) ([]chat.Event, error) {
-		return n.s.svc.UserEvents(ctx, n.user, after, limit)
+		return n.s.svc.UserEvents(ctx, n.me(), after, limit)
 	}, func(ev chat.Event) int64 { return ev.UserSeq })
 	if err != nil || len(evs) < 2 {
 		return evs, err
@@ -383,8 +388,8 @@ func (n *session) open(f inFrame, reply func(any)) error {
 		// reached this node yet is still open here, and ConversationFor
 		// shows a room to anyone. A mark taken without the check would
 		// cover that removed, which would then spare this subscription.
-		if mark, err = n.s.svc.CheckMemberAt(ctx, n.user, f.RoomID); err == nil {
-			conv, err = n.s.svc.ConversationFor(ctx, n.user, f.RoomID)
+		if mark, err = n.s.svc.CheckMemberAt(ctx, n.me(), f.RoomID); err == nil {
+			conv, err = n.s.svc.ConversationFor(ctx, n.me(), f.RoomID)
 		}
 		if err == nil {
 			// A member removed and added again was unsubscribed by the
@@ -394,7 +399,7 @@ func (n *session) open(f inFrame, reply func(any)) error {
 		if err == nil {
 			// Who is present is only shown: while it cannot be read, the
 			// open goes on as the first did.
-			online, count = n.s.svc.OnlineOrAlone(ctx, n.user, f.RoomID)
+			online, count = n.s.svc.OnlineOrAlone(ctx, n.me(), f.RoomID)
 		}
 	} else {
 		// Subscribe before OpenConversation reads the conversation, so
@@ -406,7 +411,7 @@ func (n *session) open(f inFrame, reply func(any)) error {
 			e.RetryAfter = 10 * time.Second
 			return e
 		}
-		if mark, err = n.s.svc.CheckMemberAt(ctx, n.user, f.RoomID); err != nil {
+		if mark, err = n.s.svc.CheckMemberAt(ctx, n.me(), f.RoomID); err != nil {
 			return err
 		}
 		// A group is followed already, and stays so if the open fails.
@@ -418,7 +423,7 @@ func (n *session) open(f inFrame, reply func(any)) error {
 		if err := n.s.hub.SubscribeMember(n.client, chat.ConvTopic(f.RoomID), mark); err != nil {
 			return err
 		}
-		conv, online, count, err = n.s.svc.OpenConversation(ctx, n.user, f.RoomID)
+		conv, online, count, err = n.s.svc.OpenConversation(ctx, n.me(), f.RoomID)
 		if err != nil {
 			if !followed {
 				n.s.hub.Unsubscribe(n.client, chat.ConvTopic(f.RoomID))
@@ -439,7 +444,7 @@ func (n *session) open(f inFrame, reply func(any)) error {
 	if conv.Kind == chat.ConvRoom {
 		opened.Room = conv.Room()
 	} else {
-		if opened.Reads, err = n.s.svc.ReadPositions(ctx, n.user, f.RoomID); err != nil {
+		if opened.Reads, err = n.s.svc.ReadPositions(ctx, n.me(), f.RoomID); err != nil {
 			return err
 		}
 	}
@@ -467,7 +472,7 @@ func (n *session) close(f inFrame, reply func(any)) error {
 		// Groups stay followed: a lookup that fails tells not whether this
 		// is one, and so changes nothing (but one the user is no longer a
 		// member of, or that is gone, is closed).
-		c, err := n.s.svc.ConversationFor(ctx, n.user, f.RoomID)
+		c, err := n.s.svc.ConversationFor(ctx, n.me(), f.RoomID)
 		if err != nil && !errors.Is(err, chat.ErrNotFound) {
 			return err
 		}
@@ -481,7 +486,7 @@ func (n *session) close(f inFrame, reply func(any)) error {
 			if n.onClose != nil {
 				n.onClose(f.RoomID)
 			}
-			if err := n.s.svc.CloseRoom(ctx, n.user, f.RoomID); err != nil {
+			if err := n.s.svc.CloseRoom(ctx, n.me(), f.RoomID); err != nil {
 				return err
 			}
 		}
@@ -500,11 +505,11 @@ func (n *session) sync(f inFrame, reply func(any)) error {
 	ctx, cancel := opContext()
 	defer cancel()
 	limit := n.s.svc.Config().HistoryLimit
-	ms, err := n.s.svc.Sync(ctx, n.user, f.RoomID, *f.After, limit)
+	ms, err := n.s.svc.Sync(ctx, n.me(), f.RoomID, *f.After, limit)
 	if err != nil {
 		return err
 	}
-	more, err := n.s.hasMore(ctx, n.user, f.RoomID, ms, limit, true)
+	more, err := n.s.hasMore(ctx, n.me(), f.RoomID, ms, limit, true)
 	if err != nil {
 		return err
 	}
@@ -527,7 +532,7 @@ func (n *session) send(f inFrame, ref string, reply func(any)) error {
 	}
 	delete(n.typed, f.RoomID) // the message ends the typing; new typing is news again
 	ctx, cancel := opContext()
-	p, queued := n.s.svc.QueueSend(ctx, n.user, f.RoomID, f.ClientID, *f.Body)
+	p, queued := n.s.svc.QueueSend(ctx, n.me(), f.RoomID, f.ClientID, *f.Body)
 	if queued && n.pipelines() {
 		if n.pipe == nil {
 			n.pipe = newSendPipe()
@@ -550,7 +555,7 @@ func (n *session) send(f inFrame, ref string, reply func(any)) error {
 		m, err = p.Wait()
 	} else {
 		n.drain() // the conversation is looked up first: the earlier sends go before
-		m, err = n.s.svc.Send(ctx, n.user, f.RoomID, f.ClientID, *f.Body)
+		m, err = n.s.svc.Send(ctx, n.me(), f.RoomID, f.ClientID, *f.Body)
 	}
 	return ack(f, reply, m, err)
 }
@@ -577,7 +582,7 @@ func (n *session) read(f inFrame, reply func(any)) error {
 	}
 	ctx, cancel := opContext()
 	defer cancel()
-	st, err := n.s.svc.MarkRead(ctx, n.user, f.RoomID, *f.Seq)
+	st, err := n.s.svc.MarkRead(ctx, n.me(), f.RoomID, *f.Seq)
 	if err != nil {
 		return err
 	}
@@ -597,7 +602,7 @@ func (n *session) typing(f inFrame) error {
 	}
 	ctx, cancel := opContext()
 	defer cancel()
-	if err := n.s.svc.Typing(ctx, n.user, f.RoomID); err != nil {
+	if err := n.s.svc.Typing(ctx, n.me(), f.RoomID); err != nil {
 		return err
 	}
 	// Only the typings past the interval are forgotten: one still in it
@@ -631,6 +636,16 @@ func (n *session) setOpening(id int64) {
 	n.mu.Unlock()
 }
 
+// me is the session's user, with the name of their latest rename told to
+// the session: their typing, presence and direct messages name them by it.
+func (n *session) me() chat.User {
+	u := n.user
+	if p := n.name.Load(); p != nil {
+		u.Name = *p
+	}
+	return u
+}
+
 // shows reports whether ev is for this session to show. A conversation's
 // typing, presence and online count are, only where the session has it
 // open (or is opening it): a group's events reach every connection of its
@@ -646,6 +661,12 @@ func (n *session) shows(ev *chat.Event) bool {
 			return false
 		}
 	case chat.EventOnlineCount:
+	case chat.EventUser:
+		if ev.User != nil && ev.User.ID == n.user.ID {
+			name := ev.User.Name
+			n.name.Store(&name)
+		}
+		return true
 	default:
 		return true
 	}
@@ -682,7 +703,7 @@ func (n *session) dropped(id int64) {
 	}
 	ctx, cancel := opContext()
 	defer cancel()
-	if err := n.s.svc.CloseRoom(ctx, n.user, id); err != nil {
+	if err := n.s.svc.CloseRoom(ctx, n.me(), id); err != nil {
 		n.s.log.Warn("close removed conversation", "room", id, "err", err)
 	}
 }
@@ -707,7 +728,7 @@ func (n *session) cleanup() {
 	n.rooms = nil
 	n.mu.Unlock()
 	for _, id := range rooms {
-		if err := n.s.svc.CloseRoom(ctx, n.user, id); err != nil && !errors.Is(err, context.Canceled) {
+		if err := n.s.svc.CloseRoom(ctx, n.me(), id); err != nil && !errors.Is(err, context.Canceled) {
 			n.s.log.Warn("close room", "room", id, "err", err)
 		}
 	}

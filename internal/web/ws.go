@@ -1018,6 +1018,11 @@ func encodeNative(ev chat.Event) []byte {
 			f.Peer = &userRef{ID: ev.User.ID, Name: ev.User.Name}
 		}
 		v = f
+	case chat.EventUser:
+		if ev.User == nil {
+			return nil
+		}
+		v = userFrame{Type: "user", RoomID: ev.ConvID, User: userRef{ID: ev.User.ID, Name: ev.User.Name}}
 	case chat.EventRead:
 		v = readFrame{Type: "read", RoomID: ev.ConvID, Seq: ev.Seq}
 	case chat.EventRemoved:
@@ -1030,6 +1035,13 @@ func encodeNative(ev chat.Event) []byte {
 		return nil
 	}
 	return b
+}
+
+// userFrame: a user's name changed (chat.EventUser).
+type userFrame struct {
+	Type   string  `json:"type"`
+	RoomID int64   `json:"room_id,omitempty"`
+	User   userRef `json:"user"`
 }
 
 type typingFrame struct {
@@ -1108,7 +1120,7 @@ func (s *server) handleWS() http.Handler {
 
 // helloOf greets a signed-in client of session sess.
 func (s *server) helloOf(n *session, sess chat.Session) helloFrame {
-	return helloFrame{Type: "hello", User: meOf(n.user), UserSeq: n.users.last(), Limits: limits{
+	return helloFrame{Type: "hello", User: meOf(n.me()), UserSeq: n.users.last(), Limits: limits{
 		MaxMessageLen: s.svc.Config().MaxMessageLen, MaxFrameBytes: s.cfg.MaxFrameBytes,
 		SendRate: s.cfg.SendRate, SendBurst: s.cfg.SendBurst,
 	}, sessionRenewal: s.renewalOf(sess)}

@@ -1,0 +1,76 @@
+package web_test
+
+import (
+	"net/http"
+	"testing"
+)
+
+// TestRenameLive: Ada renames herself. Her other connections (WebSocket
+// and long-poll), her friend Grace, the members of her group and those
+// who have open a room where Ada is present get a user frame with the new
+// name; someone in a room Ada is a member of but does not have open gets
+// none. Ada's other connection then types under the new name.
+func TestRenameLive(t *testing.T) {
+	ts := newTestServer(t, withWeb(fastPoll))
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	gr := ts.signIn(t, "grace@example.com", "Grace")
+	bob := ts.signIn(t, "bob@example.com", "Bob")
+	carl := ts.signIn(t, "carl@example.com", "Carl")
+	ts.befriend(t, ada, gr)
+	g := ts.createGroup(t, ada, "crew", 0)
+	ts.addMember(t, ada, g.ID, bob)
+	lobby := ts.enterRoom(t, ada, "lobby")
+	ts.enterRoom(t, gr, "lobby")
+	quiet := ts.enterRoom(t, ada, "quiet")
+	ts.enterRoom(t, carl, "quiet")
+
+	aw := ts.connect(t, ada)
+	aw.open(t, lobby.ID, nil)
+	ap := ts.connectPoll(t, ada, "")
+	gw := ts.connect(t, gr)
+	gw.open(t, lobby.ID, nil)
+	bw := ts.connect(t, bob)
+	cw := ts.connect(t, carl)
+	cw.open(t, quiet.ID, nil)
+	for _, w := range []*wsClient{aw, gw, bw, cw} {
+		w.barrier(t)
+		w.drain()
+	}
+
+	var out struct {
+		User wireUser `json:"user"`
+	}
+	ts.mustDo(t, ada, "PATCH", "/api/me", map[string]string{"name": "Ada Lovelace"}, http.StatusOK, &out)
+	if out.User.Name != "Ada Lovelace" {
+		t.Fatalf("PATCH /api/me = %+v; want the new name", out.User)
+	}
+
+	renamed := func(w *wsClient, roomID int64) {
+		t.Helper()
+		f := w.take(t, "user frame of Ada's rename", func(f frame) bool {
+			return f.Type == "user" && f.RoomID == roomID && f.User != nil && f.User.ID == ada.ID
+		})
+		if f.User.Name != "Ada Lovelace" || f.User.Email != "" {
+			t.Errorf("%s: user frame %s; want Ada's new name and no email", w.name, f)
+		}
+	}
+	renamed(aw, 0)
+	renamed(ap, 0)
+	renamed(gw, 0)        // a friend
+	renamed(gw, lobby.ID) // Ada is present in the room Grace has open
+	renamed(bw, g.ID)     // a member of Ada's group
+
+	cw.barrier(t)
+	for _, f := range cw.drain() {
+		if f.Type == "user" {
+			t.Errorf("Carl got %s; Ada does not have the room open", f)
+		}
+	}
+
+	// Ada's WebSocket, opened before the rename, speaks under the new name.
+	aw.send(t, map[string]any{"type": "typing", "room_id": lobby.ID})
+	f := gw.expect(t, "typing")
+	if f.User == nil || f.User.Name != "Ada Lovelace" {
+		t.Errorf("Grace got %s; want Ada typing under her new name", f)
+	}
+}
