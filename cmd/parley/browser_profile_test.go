@@ -103,3 +103,37 @@ func TestBrowserLongEmojiNames(t *testing.T) {
 		document.getElementById("room-title").textContent === name`, group)
 	ada.checkQuiet(t)
 }
+
+// TestBrowserRenameSeenByFriend: Ada and Grace are friends with the room
+// lobby open. Ada renames herself; without reloading, Grace sees the new
+// name in her friend list and in the room's online list.
+func TestBrowserRenameSeenByFriend(t *testing.T) {
+	s, ada, grace := startPair(t, browserTestTimeout)
+	ada.signIn(t, s, "ada@example.com", "Ada")
+	grace.signIn(t, s, "grace@example.com", "Grace")
+	befriend(t, s, ada, grace)
+	ada.enterRoom(t, "lobby")
+	grace.enterRoom(t, "lobby")
+	grace.waitOnline(t, ada)
+	const names = `{
+		view: ` + viewState + `,
+		friends: [...document.querySelectorAll("#friends li[data-user-id] .person-name")].map((e) => e.textContent),
+		online: [...document.querySelectorAll("#online-list li .name")].map((e) => e.textContent),
+	}`
+	waitFor[bool](t, grace, "Grace lists Ada as a friend", names, `(id) =>
+		document.querySelector('#friends li[data-user-id="' + id + '"] .person-name')?.textContent === "Ada"`, ada.userID)
+	evaluate[chromedp.Void](t, grace, "mark the page", `window.parleyTestPage = true`)
+
+	ada.rename(t, "Ada Lovelace")
+	waitFor[bool](t, grace, "Grace sees Ada's new name in her friends and the online list", names, `(id) => {
+		const online = [...document.querySelectorAll("#online-list li .name")].map((e) => e.textContent).sort();
+		return document.querySelector('#friends li[data-user-id="' + id + '"] .person-name')?.textContent === "Ada Lovelace" &&
+			online.join() === "Ada Lovelace,Grace";
+	}`, ada.userID)
+	if !evaluate[bool](t, grace, "the page was not reloaded", `window.parleyTestPage === true`) {
+		t.Errorf("Grace's page was reloaded; the name must come live")
+	}
+	for _, b := range []*browser{ada, grace} {
+		b.checkQuiet(t)
+	}
+}

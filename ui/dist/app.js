@@ -469,7 +469,8 @@ function renderMe() {
 }
 
 // tabs tells the app's other tabs in this browser (the same user, by the
-// same cookie) what the server tells no connection of: the user's rename.
+// same cookie) of the user's rename at once, also to a tab whose
+// connection is down; connected ones get the server's user frame too.
 const tabs = typeof BroadcastChannel === 'function' ? new BroadcastChannel('parley') : null;
 
 // setMe takes the user's own record after a rename (here or elsewhere) and
@@ -2175,6 +2176,49 @@ function onConvMessage(roomId, m) {
   noteMessage(conv, m);
 }
 
+// onRenamed shows a user's new name (a user frame) wherever the page shows
+// the user: the header for the user's own, friend lists, the direct chat
+// and its place in the conversation list, the online list, the group's
+// members. Messages keep the name they were sent with.
+function onRenamed(f) {
+  const u = f.user;
+  if (!u || !u.id || typeof u.name !== 'string' || !u.name || !state.me || state.view !== 'chat') return;
+  if (u.id === state.me.id) {
+    if (u.name !== state.me.name) setMe({ name: u.name });
+    return;
+  }
+  learnName(u.id, u.name);
+  // A list read while the frame came may hold the old name: read again.
+  state.contactsVersion++;
+  const c = state.contacts.get(u.id);
+  if (c) c.user = { ...c.user, name: u.name };
+  const b = state.blocked.get(u.id);
+  if (b) state.blocked.set(u.id, { ...b, name: u.name });
+  for (const conv of state.convs.values()) {
+    if (conv.peer && conv.peer.id === u.id) conv.peer = { ...conv.peer, name: u.name };
+  }
+  const room = state.room;
+  if (room && room.kind === 'direct' && room.peer && room.peer.id === u.id) {
+    room.peer = { ...room.peer, name: u.name };
+    room.name = u.name;
+  }
+  const o = state.online.get(u.id);
+  if (o) state.online.set(u.id, { ...o, name: u.name });
+  const t = state.typing.get(u.id);
+  if (t) t.name = u.name;
+  const m = state.group && (state.group.member_list || []).find((x) => x.id === u.id);
+  if (m) {
+    m.name = u.name;
+    renderGroupPanel();
+  }
+  renderPeople();
+  renderInviteIfOpen();
+  renderOnline();
+  renderTyping();
+  if (room) updateRoomTitle(); // and the conversation list
+  else renderConversations();
+}
+
 // ---------------------------------------------------------------- online list
 
 function renderOnline() {
@@ -2865,6 +2909,7 @@ function startSocket() {
   socket
     .on('state', connStatus)
     .on('contact', onContactFrame)
+    .on('user', onRenamed)
     .on('conversation', onConversationFrame)
     .on('read', onRead)
     .on('conv-message', ({ roomId, message }) => onConvMessage(roomId, message))

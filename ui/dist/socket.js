@@ -817,6 +817,9 @@ export class ChatSocket {
       case 'contact':
         this.emit('contact', f);
         break;
+      case 'user':
+        this.emit('user', f);
+        break;
       case 'conversation':
         this.emit('conversation', f);
         break;
