@@ -116,6 +116,7 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 		FriendRequestsPerHour: cfg.FriendRequestsPerHour,
 		EmailLookupsPerHour:   cfg.EmailLookupsPerHour,
 		RoomLeavesPerHour:     cfg.RoomLeavesPerHour,
+		RenamesPerHour:        cfg.RenamesPerHour,
 		AddsByStrangersPerDay: cfg.AddsByStrangersPerDay,
 		StrangerAddsPerHour:   cfg.StrangerAddsPerHour,
 		MaxFriends:            cfg.MaxFriends,

@@ -79,6 +79,10 @@ type Config struct {
 	// a leave, and entering again after it, each post to everyone in the
 	// room (up to AnnounceMax members), which no send limit binds.
 	RoomLeavesPerHour int
+	// RenamesPerHour is how many times one user may change their name in
+	// an hour: each rename is told to all their contacts and groups and
+	// the rooms they are present in (SetName).
+	RenamesPerHour int
 	// AddsByStrangersPerDay is how many groups one user may be added to
 	// in a day by users who are not their friends, whoever adds them:
 	// anyone may make groups and add anyone who has not blocked them,
@@ -152,6 +156,7 @@ func DefaultConfig() Config {
 		FriendRequestsPerHour: 100,
 		EmailLookupsPerHour:   100,
 		RoomLeavesPerHour:     60,
+		RenamesPerHour:        10,
 		AddsByStrangersPerDay: 20,
 		StrangerAddsPerHour:   200,
 		MaxUserGroups:         500,
@@ -215,6 +220,9 @@ func (c *Config) fill() {
 	}
 	if c.RoomLeavesPerHour <= 0 {
 		c.RoomLeavesPerHour = d.RoomLeavesPerHour
+	}
+	if c.RenamesPerHour <= 0 {
+		c.RenamesPerHour = d.RenamesPerHour
 	}
 	if c.AddsByStrangersPerDay <= 0 {
 		c.AddsByStrangersPerDay = d.AddsByStrangersPerDay
@@ -490,21 +498,34 @@ func (s *Service) User(ctx context.Context, id int64) (User, error) {
 	return u, err
 }
 
-// SetName changes u's display name, and tells whoever shows it (an
-// EventUser): u's own connections and contacts, on their user topics; the
-// members of u's groups and, in each room where u is present (has it
-// open), those who have it open, on the conversation topics. A room where
-// u is not present shows u nowhere but in messages, which keep the name
-// they were sent with. The events are not stored: every list is read
-// from the store, where the name is, and a client that missed them reads
-// its lists again when it reconnects.
+// SetName changes u's display name, at most Config.RenamesPerHour times
+// an hour (neither the same name again nor a new account's first name is
+// counted), and tells whoever shows it (an EventUser): u's own
+// connections and contacts, on their user topics; the members of u's
+// groups and, in each room where u is present (has it open), those who
+// have it open, on the conversation topics. A room where u is not present
+// shows u nowhere but in messages, which keep the name they were sent
+// with. The events are not stored: every list is read from the store,
+// where the name is, and a client that missed them reads its lists again
+// when it reconnects.
 func (s *Service) SetName(ctx context.Context, u User, name string) (User, error) {
 	name, err := NormalizeUserName(name)
 	if err != nil {
 		return User{}, err
 	}
+	key := "rename:" + strconv.FormatInt(u.ID, 10)
+	counted := name != u.Name && u.Name != "" // a new account's first name is not a rename
+	if counted {
+		if err := s.allowOr(ctx, key, s.cfg.RenamesPerHour, time.Hour, "name",
+			"you have changed your name as many times as the server allows in an hour"); err != nil {
+			return User{}, err
+		}
+	}
 	nu, err := s.store.SetUserName(ctx, u.ID, name)
 	if err != nil {
+		if counted {
+			s.undo(ctx, key)
+		}
 		return User{}, internal("set user name", err)
 	}
 	if nu.Name != u.Name {

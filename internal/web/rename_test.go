@@ -74,3 +74,18 @@ func TestRenameLive(t *testing.T) {
 		t.Errorf("Grace got %s; want Ada typing under her new name", f)
 	}
 }
+
+// TestRenameRateLimited: renames are bounded, as each is told to every
+// friend, group and room the user is present in.
+func TestRenameRateLimited(t *testing.T) {
+	ts := newTestServer(t)
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	limit := ts.svc.Config().RenamesPerHour
+	for i := range limit {
+		ts.mustDo(t, ada, "PATCH", "/api/me", map[string]string{"name": "Ada " + string(rune('A'+i%26))}, http.StatusOK, nil)
+	}
+	r := ts.do(t, ada, "PATCH", "/api/me", map[string]string{"name": "Ada Z"})
+	wantError(t, "rename past the limit", r, http.StatusTooManyRequests, "rate_limited")
+	// The same name again changes nothing and is not refused.
+	ts.mustDo(t, ada, "PATCH", "/api/me", map[string]string{"name": "Ada " + string(rune('A'+(limit-1)%26))}, http.StatusOK, nil)
+}
