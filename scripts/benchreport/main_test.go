@@ -200,21 +200,6 @@ func TestRepeatedRuns(t *testing.T) {
 		r.Latency = latency{P50: 2, P99: p99, Max: p99 + 10}
 		return r
 	}
-	rowOf := func(t *testing.T, runs map[string]*run, target string) string {
-		t.Helper()
-		var b strings.Builder
-		if err := report(&b, runs); err != nil {
-			t.Fatal(err)
-		}
-		for line := range strings.Lines(b.String()) {
-			if strings.HasPrefix(line, "| "+target+" | target"+target) {
-				return line
-			}
-		}
-		t.Fatalf("no row for target %s:\n%s", target, b.String())
-		return ""
-	}
-
 	runs := map[string]*run{
 		"target3":      {Name: "target3", Result: light(1.20, 1.9)},
 		"target3-run2": {Name: "target3-run2", Result: light(0.90, 1.7)},
@@ -263,19 +248,9 @@ func TestRepeatedRunsFewerConns(t *testing.T) {
 		"target7-run2": {Name: "target7-run2", Result: poll(4000)},
 		"target7-run3": {Name: "target7-run3", Result: poll(5000)},
 	}
-	var b strings.Builder
-	if err := report(&b, runs); err != nil {
-		t.Fatal(err)
+	if line := rowOf(t, runs, "7"); strings.Contains(line, met) || !strings.Contains(line, "4,000 long-polling clients") {
+		t.Errorf("a run of 4,000 clients in three is hidden by the median: %s", line)
 	}
-	for line := range strings.Lines(b.String()) {
-		if strings.HasPrefix(line, "| 7 | target7") {
-			if strings.Contains(line, met) || !strings.Contains(line, "4,000 long-polling clients") {
-				t.Errorf("a run of 4,000 clients in three is hidden by the median: %s", line)
-			}
-			return
-		}
-	}
-	t.Fatalf("no row for target 7:\n%s", b.String())
 }
 
 // TestRepeatedRunsOfAnotherCommit: runs left in the directory by an
@@ -296,16 +271,8 @@ func TestRepeatedRunsOfAnotherCommit(t *testing.T) {
 			"target3":      {Name: "target3", Commit: "bbbbbbb", Command: cmd, Result: light()},
 			"target3-run2": second,
 		}
-		var b strings.Builder
-		if err := report(&b, runs); err != nil {
-			t.Fatal(err)
-		}
-		for line := range strings.Lines(b.String()) {
-			if strings.HasPrefix(line, "| 3 | target3") {
-				if strings.Contains(line, met) || !strings.Contains(line, "target3-run2") {
-					t.Errorf("another %s's run is judged with target3, or not named: %s", name, line)
-				}
-			}
+		if line := rowOf(t, runs, "3"); strings.Contains(line, met) || !strings.Contains(line, "target3-run2") {
+			t.Errorf("another %s's run is judged with target3, or not named: %s", name, line)
 		}
 	}
 }
@@ -350,19 +317,9 @@ func TestRepeatedRunsSendErrors(t *testing.T) {
 		"target3-run2": {Name: "target3-run2", Result: light(3)},
 		"target3-run3": {Name: "target3-run3", Result: light(0)},
 	}
-	var b strings.Builder
-	if err := report(&b, runs); err != nil {
-		t.Fatal(err)
+	if line := rowOf(t, runs, "3"); strings.Contains(line, met) || !strings.Contains(line, "3 sends refused or failed") {
+		t.Errorf("a run with 3 send errors in three is judged clean, or not named: %s", line)
 	}
-	for line := range strings.Lines(b.String()) {
-		if strings.HasPrefix(line, "| 3 | target3") {
-			if strings.Contains(line, met) || !strings.Contains(line, "3 sends refused or failed") {
-				t.Errorf("a run with 3 send errors in three is judged clean, or not named: %s", line)
-			}
-			return
-		}
-	}
-	t.Fatalf("no row for target 3:\n%s", b.String())
 }
 
 // TestGrowthUnclean: a target 8 run that did not measure the load asked
@@ -399,4 +356,20 @@ func TestGrowthUnclean(t *testing.T) {
 			t.Errorf("a table with a run that is not clean (%s) is met, or does not name it:\n%s", name, sec)
 		}
 	}
+}
+
+// rowOf returns the row of target (3, 7) in the report of runs.
+func rowOf(t *testing.T, runs map[string]*run, target string) string {
+	t.Helper()
+	var b strings.Builder
+	if err := report(&b, runs); err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(b.String()) {
+		if strings.HasPrefix(line, "| "+target+" | target"+target) {
+			return line
+		}
+	}
+	t.Fatalf("no row for target %s:\n%s", target, b.String())
+	return ""
 }
