@@ -90,20 +90,7 @@ func TestPollRestoreNotRateLimited(t *testing.T) {
 	const rooms = 8
 	db := t.TempDir() + "/parley.db"
 	ts := newTestServer(t, withWeb(fastPoll), withDB(db))
-	ada := ts.signIn(t, "ada@example.com", "Ada")
-	grace := ts.signIn(t, "grace@example.com", "Grace")
-	ap := ts.connectPoll(t, ada, "")
-	var ids []int64
-	for i := range rooms {
-		room := ts.enterRoom(t, ada, fmt.Sprint("r", i))
-		ts.enterRoom(t, grace, room.Name)
-		ap.open(t, room.ID, nil)
-		ids = append(ids, room.ID)
-	}
-	m := ts.post(t, grace, ids[rooms-1], "g0", "named in the cursor")
-	ap.expectMessage(t, ids[rooms-1], m.Seq) // the cursor names every room now
-	ap.stopPolling()
-	cursor := ap.poll.getCursor()
+	ada, _, ids, cursor := ts.cursorOfRooms(t, rooms)
 
 	// A restart, on a node whose request limit is a burst of 5.
 	ts.stop()
@@ -177,4 +164,24 @@ func TestPollEndedSharedLogDown(t *testing.T) {
 	if log.reads.Load() == 0 {
 		t.Error("the rebuild did not read the shared record")
 	}
+}
+
+// cursorOfRooms signs Ada and Grace in, both in n rooms, which Ada has
+// open on a long-poll channel; it returns the rooms and the cursor of an
+// answer given after every open, which names them all.
+func (ts *testServer) cursorOfRooms(t *testing.T, n int) (ada, grace *client, ids []int64, cursor string) {
+	t.Helper()
+	ada = ts.signIn(t, "ada@example.com", "Ada")
+	grace = ts.signIn(t, "grace@example.com", "Grace")
+	ap := ts.connectPoll(t, ada, "")
+	for i := range n {
+		room := ts.enterRoom(t, ada, fmt.Sprint("r", i))
+		ts.enterRoom(t, grace, room.Name)
+		ap.open(t, room.ID, nil)
+		ids = append(ids, room.ID)
+	}
+	m := ts.post(t, grace, ids[n-1], "g0", "named in the cursor")
+	ap.expectMessage(t, ids[n-1], m.Seq)
+	ap.stopPolling()
+	return ada, grace, ids, ap.poll.getCursor()
 }

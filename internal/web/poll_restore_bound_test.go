@@ -32,21 +32,7 @@ func TestPollRestoreAnswerBounded(t *testing.T) {
 	db := t.TempDir() + "/parley.db"
 	fast := withWeb(func(c *web.Config) { fastPoll(c); c.SendRate, c.SendBurst = 1e6, 1e6 })
 	ts := newTestServer(t, fast, withDB(db))
-	ada := ts.signIn(t, "ada@example.com", "Ada")
-	grace := ts.signIn(t, "grace@example.com", "Grace")
-	ap := ts.connectPoll(t, ada, "")
-	var ids []int64
-	for i := range rooms {
-		room := ts.enterRoom(t, ada, fmt.Sprint("room", i))
-		ts.enterRoom(t, grace, room.Name)
-		ap.open(t, room.ID, nil)
-		ids = append(ids, room.ID)
-	}
-	// A GET answered after every open: its cursor names them all.
-	m := ts.post(t, grace, ids[len(ids)-1], "named", "in the cursor")
-	ap.expectMessage(t, m.RoomID, m.Seq)
-	ap.stopPolling()
-	cursor := ap.poll.getCursor()
+	ada, grace, ids, cursor := ts.cursorOfRooms(t, rooms)
 
 	// A restart; meanwhile every room gets perRoom long messages.
 	ts.stop()
