@@ -51,12 +51,8 @@ func queryStrings(t *testing.T, conn *pgx.Conn, query string) []string {
 // TestMigrateNamesNFC: rooms, groups and users stored with names that NFC
 // changes are renamed to NFC, so the rooms are found by name again.
 func TestMigrateNamesNFC(t *testing.T) {
-	url := mustSchema(t)
-	conn := migrateTo(t, url, 4)
+	url, conn := nfcSchema(t)
 	ctx := t.Context()
-	if _, err := conn.Exec(ctx, nfcRows); err != nil {
-		t.Fatal(err)
-	}
 	db := mustOpen(t, url)
 	// Every name in NFC; the room found by a name before keeps it (5, the
 	// composed 豈, over the older 4; 2, found by its key å, over 3); of two
@@ -96,12 +92,8 @@ func TestMigrateNamesNFC(t *testing.T) {
 // room 1 takes a suffix, and the migration does not fail on the name
 // taken under it.
 func TestUpgradeNamesNFCOldNodeMakesRoom(t *testing.T) {
-	url := mustSchema(t)
-	conn := migrateTo(t, url, 4)
+	url, conn := nfcSchema(t)
 	ctx := t.Context()
-	if _, err := conn.Exec(ctx, nfcRows); err != nil {
-		t.Fatal(err)
-	}
 	tx := oldNodeTx(t, url)
 	// EnsureRoom as the older parley ran it.
 	if _, err := tx.Exec(ctx, `INSERT INTO conversations (id, kind, name, name_key, created_at, last_active_at)
@@ -127,12 +119,8 @@ func TestUpgradeNamesNFCOldNodeMakesRoom(t *testing.T) {
 // node migrates. The new name stays: the migration does not write back
 // the NFC form of the name it read before the rename committed.
 func TestUpgradeNamesNFCOldNodeRenamesUser(t *testing.T) {
-	url := mustSchema(t)
-	conn := migrateTo(t, url, 4)
+	url, conn := nfcSchema(t)
 	ctx := t.Context()
-	if _, err := conn.Exec(ctx, nfcRows); err != nil {
-		t.Fatal(err)
-	}
 	tx := oldNodeTx(t, url)
 	// SetUserName as the older parley ran it.
 	if _, err := tx.Exec(ctx, `UPDATE users SET name = $1, name_key = $2 WHERE id = $3`, "Hanna", "hanna", 1); err != nil {
@@ -183,4 +171,16 @@ func TestMigrateNamesNFCFailsWhole(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustOpen(t, url)
+}
+
+// nfcSchema is a schema at migration 4 holding nfcRows, and a connection
+// to it.
+func nfcSchema(t *testing.T) (string, *pgx.Conn) {
+	t.Helper()
+	url := mustSchema(t)
+	conn := migrateTo(t, url, 4)
+	if _, err := conn.Exec(t.Context(), nfcRows); err != nil {
+		t.Fatal(err)
+	}
+	return url, conn
 }
