@@ -31,12 +31,8 @@ func (db *DB) PutLoginCode(ctx context.Context, c chat.LoginCode) error {
 func (db *DB) RestoreLoginCode(ctx context.Context, c chat.LoginCode) (bool, error) {
 	var stored bool
 	err := db.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO login_codes (email, hash, expires_at, attempts) VALUES (?, ?, ?, 0)
-			ON CONFLICT (email) DO NOTHING`, c.Email, c.Hash, micros(c.ExpiresAt))
-		if err != nil {
-			return err
-		}
-		n, err := res.RowsAffected()
+		n, err := affected(tx.ExecContext(ctx, `INSERT INTO login_codes (email, hash, expires_at, attempts) VALUES (?, ?, ?, 0)
+			ON CONFLICT (email) DO NOTHING`, c.Email, c.Hash, micros(c.ExpiresAt)))
 		stored = n > 0
 		return err
 	})
@@ -74,11 +70,7 @@ func (db *DB) AttemptLoginCode(ctx context.Context, email string) (chat.LoginCod
 func (db *DB) DeleteLoginCode(ctx context.Context, email, hash string) (bool, error) {
 	var deleted bool
 	err := db.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM login_codes WHERE email = ? AND hash = ?`, email, hash)
-		if err != nil {
-			return err
-		}
-		n, err := res.RowsAffected()
+		n, err := affected(tx.ExecContext(ctx, `DELETE FROM login_codes WHERE email = ? AND hash = ?`, email, hash))
 		deleted = n > 0
 		return err
 	})
@@ -146,11 +138,7 @@ func (db *DB) Session(ctx context.Context, tokenHash string) (chat.Session, chat
 // chat.ErrNotFound if there is no such session.
 func (db *DB) UseSession(ctx context.Context, id int64, used, expires time.Time) error {
 	err := db.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE sessions SET used_at = ?, expires_at = ? WHERE id = ?`, micros(used), micros(expires), id)
-		if err != nil {
-			return err
-		}
-		n, err := res.RowsAffected()
+		n, err := affected(tx.ExecContext(ctx, `UPDATE sessions SET used_at = ?, expires_at = ? WHERE id = ?`, micros(used), micros(expires), id))
 		if err == nil && n == 0 {
 			return chat.ErrNotFound
 		}

@@ -138,14 +138,10 @@ func (db *DB) EnsureDirect(ctx context.Context, a, b int64, at time.Time) (c cha
 				return fmt.Errorf("user %d: %w", id, err)
 			}
 		}
-		res, err := tx.ExecContext(ctx, `INSERT INTO conversations (kind, direct_key, created_at, last_active_at)
+		n, err := affected(tx.ExecContext(ctx, `INSERT INTO conversations (kind, direct_key, created_at, last_active_at)
 			VALUES (?, ?, ?, ?)
 			ON CONFLICT (direct_key) WHERE direct_key IS NOT NULL DO NOTHING`,
-			kindDirect, directKey(a, b), micros(at), micros(at))
-		if err != nil {
-			return err
-		}
-		n, err := res.RowsAffected()
+			kindDirect, directKey(a, b), micros(at), micros(at)))
 		if err != nil {
 			return err
 		}

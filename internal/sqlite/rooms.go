@@ -64,14 +64,10 @@ func (db *DB) EnsureRoom(ctx context.Context, name string, at time.Time) (r chat
 		created = false
 		// Without a target: a name taken (name_key) and a look-alike
 		// (name_skel) both leave the row out.
-		res, err := tx.ExecContext(ctx, `INSERT INTO conversations (kind, name, name_key, name_skel, created_at, last_active_at)
+		n, err := affected(tx.ExecContext(ctx, `INSERT INTO conversations (kind, name, name_key, name_skel, created_at, last_active_at)
 			VALUES (?, ?, ?, ?, ?, ?)
 			ON CONFLICT DO NOTHING`,
-			kindRoom, name, nameKey(name), chat.NameSkeleton(name), micros(at), micros(at))
-		if err != nil {
-			return err
-		}
-		n, err := res.RowsAffected()
+			kindRoom, name, nameKey(name), chat.NameSkeleton(name), micros(at), micros(at)))
 		if err != nil {
 			return err
 		}
@@ -176,11 +172,7 @@ func (db *DB) LeaveRoom(ctx context.Context, roomID, userID int64, at time.Time,
 		if err := checkRoom(ctx, tx, roomID); err != nil {
 			return err
 		}
-		res, err := tx.ExecContext(ctx, `DELETE FROM members WHERE conv_id = ? AND user_id = ?`, roomID, userID)
-		if err != nil {
-			return err
-		}
-		n, err := res.RowsAffected()
+		n, err := affected(tx.ExecContext(ctx, `DELETE FROM members WHERE conv_id = ? AND user_id = ?`, roomID, userID))
 		if err != nil || n == 0 { // n == 0: not a member
 			return err
 		}

@@ -342,6 +342,15 @@ func mapErr(err error) error {
 	return err
 }
 
+// affected returns the rows a statement changed, given as ExecContext
+// returns it: n, err := affected(tx.ExecContext(…)).
+func affected(res sql.Result, err error) (int64, error) {
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
 // write runs fn in a write transaction and commits it if fn returns nil.
 // An error of a lock held elsewhere is chat.ErrUnavailable (mapErr).
 func (db *DB) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
