@@ -548,33 +548,33 @@ func (s *Service) tellRename(ctx context.Context, u User) {
 	for _, c := range cs {
 		s.publish(ctx, UserTopic(c.User.ID), ev)
 	}
-	convs, err := s.store.Conversations(ctx, u.ID)
-	if err != nil {
-		s.log.Warn("list conversations for rename", "user", u.ID, "err", err)
-	}
-	var presenceErr error // once the Presence fails, the rooms are skipped
-	for _, c := range convs {
-		switch c.Kind {
-		case ConvGroup: // every member's connections follow the group
-		case ConvRoom: // only those with it open follow it
-			if presenceErr != nil {
-				continue
-			}
-			in, err := s.presence.OnlineOf(ctx, c.ID, []int64{u.ID})
-			if err != nil {
-				presenceErr = err
-				s.log.Warn("read presence for rename", "conv", c.ID, "user", u.ID, "err", err)
-				continue
-			}
-			if len(in) == 0 {
-				continue
-			}
-		default: // a direct one's peer is a contact, or shows the old name till a reload
-			continue
-		}
+	// The groups and rooms as a connection follows them: the list of
+	// conversations would read each one's unread count and last message.
+	tell := func(id int64) {
 		cev := ev
-		cev.ConvID = c.ID
-		s.publish(ctx, ConvTopic(c.ID), cev)
+		cev.ConvID = id
+		s.publish(ctx, ConvTopic(id), cev)
+	}
+	groups, err := s.store.UserGroups(ctx, u.ID)
+	if err != nil {
+		s.log.Warn("list groups for rename", "user", u.ID, "err", err)
+	}
+	for _, g := range groups { // every member's connections follow the group
+		tell(g.ID)
+	}
+	rooms, err := s.store.UserRooms(ctx, u.ID)
+	if err != nil {
+		s.log.Warn("list rooms for rename", "user", u.ID, "err", err)
+	}
+	for _, r := range rooms { // only those with it open follow it
+		in, err := s.presence.OnlineOf(ctx, r.ID, []int64{u.ID})
+		if err != nil { // and the other rooms' presence is not read either
+			s.log.Warn("read presence for rename", "conv", r.ID, "user", u.ID, "err", err)
+			return
+		}
+		if len(in) > 0 {
+			tell(r.ID)
+		}
 	}
 }
 
