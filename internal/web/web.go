@@ -439,7 +439,7 @@ func (rs *restLimits) allow(u chat.User, limit rate.Limit, burst int) error {
 	if now.Sub(rs.sweep) > time.Minute {
 		rs.sweep = now
 		for id, lim := range rs.m {
-			if lim.TokensAt(now) >= float64(lim.Burst()) {
+			if full(lim, now) {
 				delete(rs.m, id)
 			}
 		}
