@@ -48,11 +48,7 @@ func TestTarget5WithoutServer(t *testing.T) {
 // TestGrowthHoles: a target 8 run that failed or did not run is not left
 // out of its table silently, and no verdict is given over the rest.
 func TestGrowthHoles(t *testing.T) {
-	ok := func(conns int, cpu float64, rss int64) *result {
-		r := &result{OK: true, Rate: 100, Rooms: conns / 100, ConnsEstablished: conns, DeliveriesExpected: 1000, DeliveriesReceived: 1000}
-		r.Server = &serverStats{RSSAfter: rss, RSSPerConn: rss / int64(conns), CPUPerDeliveryUS: cpu, CPUSeconds: 1}
-		return r
-	}
+	ok := growthResult
 	runs := map[string]*run{
 		"target8-conns1k":  {Name: "target8-conns1k", Result: ok(1000, 10, 20<<20)},
 		"target8-conns5k":  {Name: "target8-conns5k", Error: "server did not start"},
@@ -190,16 +186,8 @@ func TestPollDeliveryDerived(t *testing.T) {
 // listed beside it; a run that lost a delivery or has no result decides
 // the row however the others went.
 func TestRepeatedRuns(t *testing.T) {
-	light := func(p50, p99 float64) *result {
-		r := &result{OK: true, ConnsEstablished: 100, Rooms: 1, DeliveriesExpected: 20000, DeliveriesReceived: 20000}
-		r.Latency = latency{P50: p50, P99: p99, Max: p99 + 1}
-		return r
-	}
-	poll := func(p99 float64) *result {
-		r := &result{OK: true, ConnsEstablished: 5000, Rooms: 50, DeliveriesExpected: 100000, DeliveriesReceived: 100000}
-		r.Latency = latency{P50: 2, P99: p99, Max: p99 + 10}
-		return r
-	}
+	light := lightResult
+	poll := func(p99 float64) *result { return pollResult(5000, p99) }
 	runs := map[string]*run{
 		"target3":      {Name: "target3", Result: light(1.20, 1.9)},
 		"target3-run2": {Name: "target3-run2", Result: light(0.90, 1.7)},
@@ -238,11 +226,7 @@ func TestRepeatedRuns(t *testing.T) {
 // every run of it; the median of the runs' counts would hide one that
 // connected fewer.
 func TestRepeatedRunsFewerConns(t *testing.T) {
-	poll := func(conns int) *result {
-		r := &result{OK: true, ConnsEstablished: conns, Rooms: 50, DeliveriesExpected: 100000, DeliveriesReceived: 100000}
-		r.Latency = latency{P50: 2, P99: 40, Max: 50}
-		return r
-	}
+	poll := func(conns int) *result { return pollResult(conns, 40) }
 	runs := map[string]*run{
 		"target7":      {Name: "target7", Result: poll(5000)},
 		"target7-run2": {Name: "target7-run2", Result: poll(4000)},
@@ -257,11 +241,7 @@ func TestRepeatedRunsFewerConns(t *testing.T) {
 // earlier invocation (one with a larger REPEAT, of another commit or
 // with another command) are not taken as runs of the same load.
 func TestRepeatedRunsOfAnotherCommit(t *testing.T) {
-	light := func() *result {
-		r := &result{OK: true, ConnsEstablished: 100, Rooms: 1, DeliveriesExpected: 20000, DeliveriesReceived: 20000}
-		r.Latency = latency{P50: 0.5, P99: 2, Max: 3}
-		return r
-	}
+	light := func() *result { return lightResult(0.5, 2) }
 	const cmd = "parley bench --conns 100 --rooms 1"
 	for name, second := range map[string]*run{
 		"commit":  {Name: "target3-run2", Commit: "aaaaaaa", Command: cmd, Result: light()},
@@ -281,8 +261,8 @@ func TestRepeatedRunsOfAnotherCommit(t *testing.T) {
 // not pull the median of the others' down as a 0.
 func TestRepeatedRunsUnmeasured(t *testing.T) {
 	poll := func(server, tool float64) *result {
-		r := &result{OK: true, ConnsEstablished: 5000, Rooms: 50, DeliveriesExpected: 100000, DeliveriesReceived: 100000, ToolCPUPerDeliveryUS: tool}
-		r.Latency = latency{P50: 2, P99: 40, Max: 50}
+		r := pollResult(5000, 40)
+		r.ToolCPUPerDeliveryUS = tool
 		if server > 0 {
 			r.Server = &serverStats{CPUPerDeliveryUS: server}
 		}
@@ -307,9 +287,9 @@ func TestRepeatedRunsUnmeasured(t *testing.T) {
 // with send errors makes the row not met, and the row says how many.
 func TestRepeatedRunsSendErrors(t *testing.T) {
 	light := func(sendErrs int64) *result {
-		r := &result{OK: true, ConnsEstablished: 100, Rooms: 1, MessagesSent: 200, MessagesAcked: 200 - sendErrs, SendErrors: sendErrs,
-			DeliveriesExpected: 100 * (200 - sendErrs), DeliveriesReceived: 100 * (200 - sendErrs)}
-		r.Latency = latency{P50: 0.5, P99: 2, Max: 3}
+		r := lightResult(0.5, 2)
+		r.MessagesSent, r.MessagesAcked, r.SendErrors = 200, 200-sendErrs, sendErrs
+		r.DeliveriesExpected, r.DeliveriesReceived = 100*(200-sendErrs), 100*(200-sendErrs)
 		return r
 	}
 	runs := map[string]*run{
@@ -326,11 +306,7 @@ func TestRepeatedRunsSendErrors(t *testing.T) {
 // for (connections failed, deliveries lost) does not make its table met,
 // however its figures line up; the table says which run it was.
 func TestGrowthUnclean(t *testing.T) {
-	ok := func(conns int, cpu float64, rss int64) *result {
-		r := &result{OK: true, Rate: 100, Rooms: conns / 100, ConnsEstablished: conns, DeliveriesExpected: 1000, DeliveriesReceived: 1000}
-		r.Server = &serverStats{RSSAfter: rss, RSSPerConn: rss / int64(conns), CPUPerDeliveryUS: cpu, CPUSeconds: 1}
-		return r
-	}
+	ok := growthResult
 	// 19,000 asked, 12,000 connected; and a room run that lost deliveries.
 	failed := ok(12000, 12, 20<<20+11000*12000)
 	failed.OK, failed.ConnsFailed = false, 7000
@@ -372,4 +348,28 @@ func rowOf(t *testing.T, runs map[string]*run, target string) string {
 	}
 	t.Fatalf("no row for target %s:\n%s", target, b.String())
 	return ""
+}
+
+// lightResult is a clean run of target 3's load (100 clients in a room)
+// with latencies p50 and p99.
+func lightResult(p50, p99 float64) *result {
+	r := &result{OK: true, ConnsEstablished: 100, Rooms: 1, DeliveriesExpected: 20000, DeliveriesReceived: 20000}
+	r.Latency = latency{P50: p50, P99: p99, Max: p99 + 1}
+	return r
+}
+
+// pollResult is a clean run of target 7's load with conns long-polling
+// clients and a p99 of p99.
+func pollResult(conns int, p99 float64) *result {
+	r := &result{OK: true, ConnsEstablished: conns, Rooms: 50, DeliveriesExpected: 100000, DeliveriesReceived: 100000}
+	r.Latency = latency{P50: 2, P99: p99, Max: p99 + 10}
+	return r
+}
+
+// growthResult is a clean run of target 8 with conns connections, cpu µs
+// of server CPU per delivery and a server RSS of rss.
+func growthResult(conns int, cpu float64, rss int64) *result {
+	r := &result{OK: true, Rate: 100, Rooms: conns / 100, ConnsEstablished: conns, DeliveriesExpected: 1000, DeliveriesReceived: 1000}
+	r.Server = &serverStats{RSSAfter: rss, RSSPerConn: rss / int64(conns), CPUPerDeliveryUS: cpu, CPUSeconds: 1}
+	return r
 }
