@@ -500,7 +500,7 @@ func (s *Service) User(ctx context.Context, id int64) (User, error) {
 
 // SetName changes u's display name, at most Config.RenamesPerHour times
 // an hour (neither the same name again nor a new account's first name is
-// counted), and tells whoever shows it (an EventUser): u's own
+// counted), and, for a rename, tells whoever shows it (an EventUser): u's own
 // connections and contacts, on their user topics; the members of u's
 // groups and, in each room where u is present (has it open), those who
 // have it open, on the conversation topics. A room where u is not present
@@ -528,17 +528,23 @@ func (s *Service) SetName(ctx context.Context, u User, name string) (User, error
 		}
 		return User{}, internal("set user name", err)
 	}
-	if nu.Name != u.Name {
+	if nu.Name != u.Name && u.Name != "" { // a new account's first name shows nowhere yet
 		s.tellRename(ctx, public(nu))
 	}
 	return nu, nil
 }
 
+// renameTellWait bounds the reads and publishes that tell a rename.
+const renameTellWait = 10 * time.Second
+
 // tellRename publishes the EventUser of u's new name (see SetName). What
 // it cannot read is logged: the name is stored, and shown at the next
 // reload.
 func (s *Service) tellRename(ctx context.Context, u User) {
-	ctx = context.WithoutCancel(ctx) // the name is stored: a client gone must not stop the news
+	// The name is stored: a client gone must not stop the news, nor a
+	// store that does not answer hold the rename's answer past a bound.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), renameTellWait)
+	defer cancel()
 	ev := Event{Type: EventUser, User: &User{ID: u.ID, Name: u.Name}}
 	s.publish(ctx, UserTopic(u.ID), ev)
 	cs, err := s.store.Contacts(ctx, u.ID)
