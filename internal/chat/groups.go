@@ -53,6 +53,10 @@ func (r Role) MayMake(up GroupUpdate) bool {
 // unless the server's MaxGroupMembers is lower.
 const DefaultGroupMembers = 200
 
+// DefaultGroupCap is the member cap of a group created without one:
+// DefaultGroupMembers, or MaxGroupMembers if lower.
+func (c Config) DefaultGroupCap() int { return min(DefaultGroupMembers, c.MaxGroupMembers) }
+
 // Limits of group fields, in characters.
 const (
 	MaxGroupNameLen = 64
@@ -248,7 +252,7 @@ func (s *Service) CreateGroup(ctx context.Context, u User, name, desc string, ma
 		return Group{}, err
 	}
 	if maxMembers == 0 {
-		maxMembers = min(DefaultGroupMembers, s.cfg.MaxGroupMembers)
+		maxMembers = s.cfg.DefaultGroupCap()
 	}
 	if err := s.checkCap(maxMembers); err != nil {
 		return Group{}, err

@@ -905,6 +905,10 @@ type limits struct {
 	MaxFrameBytes int64   `json:"max_frame_bytes"`
 	SendRate      float64 `json:"send_rate"`
 	SendBurst     int     `json:"send_burst"`
+	// The largest member cap a group may have, and the cap of one made
+	// without one.
+	MaxGroupMembers     int `json:"max_group_members"`
+	DefaultGroupMembers int `json:"default_group_members"`
 }
 
 type messageFrame struct {
@@ -1123,6 +1127,8 @@ func (s *server) helloOf(n *session, sess chat.Session) helloFrame {
 	return helloFrame{Type: "hello", User: meOf(n.me()), UserSeq: n.users.last(), Limits: limits{
 		MaxMessageLen: s.svc.Config().MaxMessageLen, MaxFrameBytes: s.cfg.MaxFrameBytes,
 		SendRate: s.cfg.SendRate, SendBurst: s.cfg.SendBurst,
+		MaxGroupMembers:     s.svc.Config().MaxGroupMembers,
+		DefaultGroupMembers: s.svc.Config().DefaultGroupCap(),
 	}, sessionRenewal: s.renewalOf(sess)}
 }
 

@@ -1540,8 +1540,31 @@ function disarm(button, text) {
   button.textContent = text;
 }
 
+// groupCaps returns this server's largest member limit of a group and the
+// limit of one made without, from the hello's limits; null before one.
+function groupCaps() {
+  const l = state.socket && state.socket.limits;
+  if (!l || !l.max_group_members) return null;
+  return { max: l.max_group_members, dflt: l.default_group_members || l.max_group_members };
+}
+
+// capProblem says what is wrong with cap, a member limit field's value
+// (parseCap), or '' if nothing; was is the limit the group has, which may
+// stay as it is even past a server limit lowered since.
+function capProblem(cap, was) {
+  if (Number.isNaN(cap) || cap < 2) return 'The member limit is a whole number, at least 2.';
+  const caps = groupCaps();
+  if (caps && cap > caps.max && cap !== was) return `The member limit is at most ${caps.max}.`;
+  return '';
+}
+
 function openCreateGroup() {
   for (const id of ['group-create-name', 'group-create-desc', 'group-create-cap']) $(id).value = '';
+  const caps = groupCaps();
+  if (caps) {
+    $('group-create-cap').placeholder = String(caps.dflt);
+    $('group-create-cap').max = String(caps.max);
+  }
   $('group-create-name').removeAttribute('aria-invalid');
   showError('group-create-error', '');
   $('group-create').showModal();
@@ -1576,8 +1599,9 @@ async function onCreateGroup(e) {
       return;
     }
   }
-  if (Number.isNaN(cap) || (cap && cap < 2)) {
-    showError('group-create-error', 'The member limit is a whole number, at least 2.');
+  const capWrong = cap === 0 ? '' : capProblem(cap);
+  if (capWrong) {
+    showError('group-create-error', capWrong);
     $('group-create-cap').focus();
     return;
   }
@@ -1702,6 +1726,9 @@ function fillGroupEdit(force) {
     if (force || el.value === (el.dataset.filled ?? '')) el.value = v;
     el.dataset.filled = v;
   }
+  // A limit the server has lowered since the group was made may stay.
+  const caps = groupCaps();
+  if (caps) $('group-edit-cap').max = String(Math.max(caps.max, (g && g.max_members) || 0));
 }
 
 // groupReporter shows an action's error in the error line id.
@@ -1864,8 +1891,9 @@ async function onGroupSave(e) {
   }
   if (myRole() === 'owner') {
     const cap = parseCap($('group-edit-cap').value);
-    if (Number.isNaN(cap) || cap < 2) {
-      showError('group-edit-error', 'The member limit is a whole number, at least 2.');
+    const capWrong = capProblem(cap, g.max_members);
+    if (capWrong) {
+      showError('group-edit-error', capWrong);
       $('group-edit-cap').focus();
       return;
     }

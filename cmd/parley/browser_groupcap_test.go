@@ -1,0 +1,51 @@
+package main
+
+import (
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// TestBrowserGroupCapFollowsServer checks that the new group form tells
+// the member limit of this server: with --max-group-members 50, a group
+// made without a limit gets 50, not the 200 of the default server, and a
+// limit past 50 is refused in the form, readably, before any request.
+func TestBrowserGroupCapFollowsServer(t *testing.T) {
+	exe := chromiumPath(t)
+	s := startServer(t, "--max-group-members", "50")
+	ada := startBrowser(t, exe, "ada", time.Now().Add(2*time.Minute))
+	ada.signIn(t, s, "ada@example.com", "Ada")
+	waitFor[bool](t, ada, "connected", groupsState,
+		`() => document.getElementById("conn-status").dataset.state === "connected"`)
+
+	ada.do(t, "open the new group form", chromedp.Click(chromedp.ID("new-group")))
+	waitFor[bool](t, ada, "the form offers this server's limit", `{
+		placeholder: document.getElementById("group-create-cap").placeholder,
+		max: document.getElementById("group-create-cap").max,
+	}`, `() => {
+		const cap = document.getElementById("group-create-cap");
+		return document.getElementById("group-create").open && cap.placeholder === "50" && cap.max === "50";
+	}`)
+	ada.do(t, "ask for 60 members",
+		chromedp.SendKeys(chromedp.ID("group-create-name"), "Crew"),
+		chromedp.SendKeys(chromedp.ID("group-create-cap"), "60"),
+		chromedp.Click(chromedp.ID("group-create-submit")),
+	)
+	waitFor[bool](t, ada, "the limit is refused in the form", groupsState, `() =>
+		document.getElementById("group-create").open &&
+		document.getElementById("group-create-error").textContent === "The member limit is at most 50." &&
+		document.activeElement === document.getElementById("group-create-cap")`)
+	var list struct {
+		Conversations []struct {
+			ID   int64  `json:"id"`
+			Kind string `json:"kind"`
+		} `json:"conversations"`
+	}
+	ada.fetchJSON(t, "GET", "/api/conversations", nil, &list)
+	for _, c := range list.Conversations {
+		if c.Kind == "group" {
+			t.Fatalf("a group was made: %+v", list.Conversations)
+		}
+	}
+}
