@@ -175,22 +175,25 @@ func (c *Config) fill() error {
 // Result is what a run measured. Its JSON form is one line of the
 // "parley bench" output.
 type Result struct {
-	Transport          string           `json:"transport"`
-	Rooms              int              `json:"rooms"`
-	Groups             bool             `json:"groups,omitempty"` // the rooms were private groups
-	Senders            int              `json:"senders"`
-	Rate               float64          `json:"rate"` // target messages/s; 0: as fast as possible
-	Idle               bool             `json:"idle,omitempty"`
-	ConnsEstablished   int              `json:"conns_established"`
-	ConnsFailed        int              `json:"conns_failed"`
-	ConnsDropped       int              `json:"conns_dropped"` // ended by the server or the network before the run did
-	ConnectSeconds     float64          `json:"connect_seconds"`
-	GroupSetupSeconds  float64          `json:"group_setup_seconds,omitempty"` // creating the groups, before connecting
-	ConnectRate        float64          `json:"connect_rate"`                  // connections established per second
-	ConnectError       string           `json:"connect_error,omitempty"`
-	DropError          string           `json:"drop_error,omitempty"` // why the first connection to end early ended
-	MessagesSent       int64            `json:"messages_sent"`
-	MessagesAcked      int64            `json:"messages_acked"` // compat: echoed back to the sender
+	Transport         string  `json:"transport"`
+	Rooms             int     `json:"rooms"`
+	Groups            bool    `json:"groups,omitempty"` // the rooms were private groups
+	Senders           int     `json:"senders"`
+	Rate              float64 `json:"rate"` // target messages/s; 0: as fast as possible
+	Idle              bool    `json:"idle,omitempty"`
+	ConnsEstablished  int     `json:"conns_established"`
+	ConnsFailed       int     `json:"conns_failed"`
+	ConnsDropped      int     `json:"conns_dropped"` // ended by the server or the network before the run did
+	ConnectSeconds    float64 `json:"connect_seconds"`
+	GroupSetupSeconds float64 `json:"group_setup_seconds,omitempty"` // creating the groups, before connecting
+	ConnectRate       float64 `json:"connect_rate"`                  // connections established per second
+	ConnectError      string  `json:"connect_error,omitempty"`
+	DropError         string  `json:"drop_error,omitempty"` // why the first connection to end early ended
+	MessagesSent      int64   `json:"messages_sent"`
+	MessagesAcked     int64   `json:"messages_acked"` // compat: echoed back to the sender
+	// Of MessagesAcked, those acknowledged by the end of the sending
+	// window (DurationSeconds); the rest came in the drain after it.
+	AckedInWindow      int64            `json:"acked_in_window"`
 	SendErrors         int64            `json:"send_errors"`
 	SendErrorCodes     map[string]int64 `json:"send_error_codes,omitempty"`
 	Unanswered         int64            `json:"unanswered"`            // sends neither acknowledged nor refused by the end of the drain
@@ -340,6 +343,7 @@ type runState struct {
 
 	established, failed, dropped atomic.Int64
 	sent, acked, sendErrs        atomic.Int64
+	ackedInWindow                int64        // acked when sending ended; set by sendAll
 	resumed                      atomic.Int64 // long-poll channels the server rebuilt
 	marks                        atomic.Int64 // read positions sent
 	closing                      atomic.Bool  // sessions are closing: no more read positions
@@ -866,6 +870,7 @@ func (r *runState) sendAll(ctx context.Context) (start, end time.Time) {
 	close(stop)
 	wg.Wait()
 	end = r.now()
+	r.ackedInWindow = r.acked.Load()
 	switch {
 	case !full:
 		r.interrupt(fmt.Sprintf("sending stopped after %.1fs of %v", end.Sub(start).Seconds(), cfg.Duration))
@@ -1347,6 +1352,7 @@ func (r *runState) result(connectTime time.Duration, sendStart, sendEnd time.Tim
 	if !sendEnd.IsZero() {
 		res.DurationSeconds = sendEnd.Sub(sendStart).Seconds()
 	}
+	res.AckedInWindow = r.ackedInWindow
 	var writeErrs, otherDups, otherLate, otherMissing, bad, sharedSeqs int64
 	res.ReadsSent = r.marks.Load()
 	r.mu.Lock() // a timer may still be failing to send one

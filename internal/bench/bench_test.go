@@ -923,6 +923,18 @@ func stalledRun(t *testing.T, stallAt int64, stall time.Duration, rate float64, 
 	})
 }
 
+// TestBenchAckedInWindow: sends acknowledged after the sending window, in
+// the drain, are counted apart, so that messages acknowledged per second
+// are those of the window. Here, as fast as possible with one send in
+// flight, the server answers the 5th send 400 ms late, past the 200 ms
+// window.
+func TestBenchAckedInWindow(t *testing.T) {
+	res := stalledRun(t, 5, 400*time.Millisecond, 0, 1, 200*time.Millisecond)
+	if res.MessagesSent != 5 || res.MessagesAcked != 5 || res.AckedInWindow != 4 {
+		t.Errorf("sent %d, acked %d, of them in the window %d; want 5, 5, 4", res.MessagesSent, res.MessagesAcked, res.AckedInWindow)
+	}
+}
+
 // TestBenchRateStall runs a sender at a set rate against a fake server
 // that stalls for half a second before it answers one send, with at most
 // two sends unanswered: the sender falls behind. It sends what it owes once

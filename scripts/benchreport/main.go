@@ -97,6 +97,7 @@ type result struct {
 	ReadsSent          int64   `json:"reads_sent"`
 	ReadErrors         int64   `json:"read_errors"`
 	MessagesAcked      int64   `json:"messages_acked"`
+	AckedInWindow      *int64  `json:"acked_in_window"` // nil in runs of a load tool that did not count them apart
 	SendErrors         int64   `json:"send_errors"`
 	DeliveriesExpected int64   `json:"deliveries_expected"`
 	DeliveriesReceived int64   `json:"deliveries_received"`
@@ -393,9 +394,15 @@ func targets(b *strings.Builder, runs map[string]*run) {
 			add(row{"6", name, bad, goal, notRun})
 			return
 		}
+		// The sends acknowledged in the sending window: those answered in
+		// the drain after it were sent in the window but stored after.
+		acked := res.MessagesAcked
+		if res.AckedInWindow != nil {
+			acked = *res.AckedInWindow
+		}
 		rate := 0.0
 		if res.DurationSeconds > 0 {
-			rate = float64(res.MessagesAcked) / res.DurationSeconds
+			rate = float64(acked) / res.DurationSeconds
 		}
 		perMsg := ""
 		if res.Server != nil && res.MessagesAcked > 0 {
@@ -405,7 +412,7 @@ func targets(b *strings.Builder, runs map[string]*run) {
 			}
 		}
 		add(row{"6", label,
-			fmt.Sprintf("%s messages/s acknowledged (%s in %.1f s)%s, p99 %s ms; %s", commas(rate), commas(float64(res.MessagesAcked)), res.DurationSeconds, perMsg, ms(res.Latency.P99), checks(res)),
+			fmt.Sprintf("%s messages/s acknowledged (%s in %.1f s)%s, p99 %s ms; %s", commas(rate), commas(float64(acked)), res.DurationSeconds, perMsg, ms(res.Latency.P99), checks(res)),
 			goal, verdict(rate >= min && clean(res))})
 	}
 	const sqliteGoal, pgGoal = "≥ 50,000 messages/s (SQLite)", "≥ 40,000 messages/s (PostgreSQL)"

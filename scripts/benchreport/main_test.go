@@ -127,6 +127,39 @@ func TestSendErrorsNotClean(t *testing.T) {
 	}
 }
 
+// TestE2EAckedInWindow: target 6 end to end counts the sends acknowledged
+// in the sending window, not those acknowledged in the drain after it;
+// a run of the load tool from before it told them apart counts them all.
+func TestE2EAckedInWindow(t *testing.T) {
+	inWindow := int64(495_000)
+	for _, c := range []struct {
+		inWindow *int64
+		want     string
+	}{
+		{&inWindow, "49,500 messages/s acknowledged (495,000 in 10.0 s)"},
+		{nil, "50,500 messages/s acknowledged (505,000 in 10.0 s)"},
+	} {
+		res := &result{OK: true, ConnsEstablished: 200, MessagesSent: 505_000, MessagesAcked: 505_000, AckedInWindow: c.inWindow,
+			DurationSeconds: 10, DeliveriesExpected: 505_000, DeliveriesReceived: 505_000}
+		var b strings.Builder
+		if err := report(&b, map[string]*run{"target6-e2e": {Name: "target6-e2e", Result: res}}); err != nil {
+			t.Fatal(err)
+		}
+		var row string
+		for line := range strings.Lines(b.String()) {
+			if strings.HasPrefix(line, "| 6 | target6-e2e ") {
+				row = line
+			}
+		}
+		if !strings.Contains(row, c.want) {
+			t.Errorf("target 6 end to end reads %q; want %q", row, c.want)
+		}
+		if met := strings.Contains(row, "| **met** |"); met != (c.inWindow == nil) {
+			t.Errorf("row %q: met %v; want %v", row, met, c.inWindow == nil)
+		}
+	}
+}
+
 // TestTarget5NotOK: a target 5 run that is not OK (here, connections that
 // ended while held) does not meet the target, whatever its RSS.
 func TestTarget5NotOK(t *testing.T) {
