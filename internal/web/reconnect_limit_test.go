@@ -12,10 +12,11 @@ import (
 	"github.com/parley-chat/parley/internal/web"
 )
 
-// A connection's limits (docs/protocol.md, Limits: sends, and other frames)
-// bind the user, not only the socket: a connection that takes the place of
-// one that ended starts where that one's limits were, so closing and
-// opening a connection again makes no more room. Before, each connection
+// A user's limits (docs/protocol.md, Limits: sends, and other frames),
+// which their connections share (user_limit_test.go), outlive the
+// connections until full again: a connection that takes the place of one
+// that ended starts where the limits were, so closing and opening a
+// connection again makes no more room. Before, each connection
 // started with a full burst: a client that opened a WebSocket, sent its
 // burst, and opened another, without bound on how often, stored as many
 // messages as it could open connections. The cap of one connection makes

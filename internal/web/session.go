@@ -32,8 +32,10 @@ type session struct {
 	mu      sync.Mutex
 	rooms   []int64             // conversations open, few: a slice costs less than a map; guarded by mu
 	opening int64               // the conversation an open under way subscribed to, not in rooms yet; guarded by mu
-	sendLim *rate.Limiter       // left by a connection of the user's that ended (leftLimits), or made at the first send, full as if made at the start
-	reqLim  *rate.Limiter       // the same, made at the first other frame
+	lims    *sharedLimits       // the user's limits on this node, shared with their other connections (userLimits)
+	held    bool                // lims is held: not given back yet; guarded by hmu
+	sendLim *rate.Limiter       // lims's of sends, taken at the first send
+	reqLim  *rate.Limiter       // lims's of other frames, taken at the first other frame
 	typed   map[int64]time.Time // last typing forwarded, per conversation; made at the first
 	sweepAt int                 // size of typed at which typings past chat.TypingInterval are swept out
 	users   inOrder             // the user's logged events delivered (Event.UserSeq)
@@ -65,18 +67,22 @@ func (n *session) pipelines() bool { return n.onSync == nil }
 
 func (s *server) newSession(u chat.User) *session {
 	// Limiters and maps are made when first needed: most connections sit
-	// idle most of the time, and there are many of them. The limits of
-	// a connection of the user's that ended are taken over.
-	lims := s.left.take(u.ID)
-	return &session{s: s, user: u, maxRooms: s.cfg.MaxOpen, sendLim: lims.send, reqLim: lims.other}
+	// idle most of the time, and there are many of them. The limits are
+	// the user's, shared by their connections: given back by end, or by
+	// start if it fails.
+	return &session{s: s, user: u, maxRooms: s.cfg.MaxOpen, lims: s.limits.acquire(u.ID), held: true}
 }
 
 // start registers the session in the hub, counts the user online, makes it
 // follow the user's groups and positions its event log: after eventsAfter
 // if given (the events since are delivered first), else after the newest.
 // wake may be nil, for a client to be attached later (hub.Client.Attach).
-func (n *session) start(ctx context.Context, sessionID int64, wake hub.Waker, eventsAfter *int64) error {
-	var err error
+func (n *session) start(ctx context.Context, sessionID int64, wake hub.Waker, eventsAfter *int64) (err error) {
+	defer func() {
+		if err != nil {
+			n.releaseLimits() // if stop has not
+		}
+	}()
 	if n.client, err = n.s.hub.Register(n.user.ID, sessionID, n.s.cfg.Outbox, wake); err != nil {
 		return err
 	}
@@ -160,12 +166,21 @@ func (n *session) stop() {
 func (n *session) end() {
 	n.drain()
 	n.cleanup()
-	n.hmu.Lock()
-	lims := connLimits{send: n.sendLim, other: n.reqLim}
-	n.sendLim, n.reqLim = nil, nil // left once, should end be called again
-	n.hmu.Unlock()
-	n.s.left.put(n.user.ID, lims, n.s.cfg.MaxUserConns)
+	n.releaseLimits()
 	n.s.svc.Disconnect(n.me())
+}
+
+// releaseLimits gives the user's limits back (userLimits.release), once:
+// the connection no longer counts among those holding them. A frame
+// handled after still uses them.
+func (n *session) releaseLimits() {
+	n.hmu.Lock()
+	held := n.held
+	n.held = false
+	n.hmu.Unlock()
+	if held {
+		n.s.limits.release(n.user.ID, n.lims)
+	}
 }
 
 // admitUser returns what to deliver for logged user event ev: nothing if
@@ -271,7 +286,7 @@ func (n *session) handle(data []byte, reply func(any)) {
 			ref = f.ClientID
 		}
 		if n.sendLim == nil {
-			n.sendLim = rate.NewLimiter(rate.Limit(n.s.cfg.SendRate), n.s.cfg.SendBurst)
+			n.sendLim = limiter(&n.lims.send, rate.Limit(n.s.cfg.SendRate), n.s.cfg.SendBurst)
 		}
 		if !n.sendLim.Allow() {
 			n.fail(reply, ref, f.RoomID, rateLimited(n.sendLim))
@@ -329,11 +344,12 @@ func (n *session) refuse(reply func(any), err error) {
 	n.fail(reply, "", 0, err)
 }
 
-// allowOther takes one frame other than a send from the connection's
-// limit of them (server.otherFrames).
+// allowOther takes one frame other than a send from the user's limit of
+// them (server.otherFrames).
 func (n *session) allowOther() error {
 	if n.reqLim == nil {
-		n.reqLim = rate.NewLimiter(n.s.otherFrames())
+		limit, burst := n.s.otherFrames()
+		n.reqLim = limiter(&n.lims.other, limit, burst)
 	}
 	if !n.reqLim.Allow() {
 		return rateLimited(n.reqLim)

@@ -8,6 +8,7 @@ import (
 	"context"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -31,8 +32,8 @@ type Config struct {
 	BehindProxy    bool          // behind a proxy: client IP from X-Forwarded-For; TLS (Secure cookies, Strict-Transport-Security) unless X-Forwarded-Proto says http
 	MaxFrameBytes  int64         // largest WebSocket frame a client may send
 	MaxBodyBytes   int64         // largest REST request body
-	SendRate       float64       // sends per second per connection
-	SendBurst      int           // sends allowed in a burst
+	SendRate       float64       // sends per second per user on a node, shared by the user's WebSockets and long-poll channels (userLimits); per connection on the Django Channels endpoint
+	SendBurst      int           // sends allowed in a burst, as SendRate
 	Outbox         int           // frames queued per connection before it is cut off as too slow
 	MaxUserConns   int           // WebSockets and long-poll channels per user on one node; Django Channels connections per client address
 	MaxOpen        int           // conversations open at once on one WebSocket
@@ -150,12 +151,12 @@ type server struct {
 	polls    pollChannels
 	pings    pinger
 	writers  *writers
-	sends    restLimits         // REST sends per user, as a connection's sends
-	reads    restLimits         // REST read-position moves per user, as a connection's other frames
+	sends    restLimits         // REST sends per user, as a user's connections' sends
+	reads    restLimits         // REST read-position moves per user, as a user's connections' other frames
 	conns    slots[int64]       // a user's connections the hub does not count yet (roomForConn)
 	compat   slots[string]      // the Django Channels connections of a client address
-	left     leftLimits[int64]  // the limits of a user's connections that ended, for those that take their places
-	leftAnon leftLimits[string] // the same of a client address's Django Channels connections
+	limits   userLimits         // the limits of a user's WebSockets and long-poll channels, shared
+	leftAnon leftLimits[string] // the limits of a client address's Django Channels connections that ended, for those that take their places
 }
 
 // NewHandler returns Parley's whole HTTP surface. ui is the web app's file
@@ -403,8 +404,8 @@ func securityHeaders(h http.Handler, secure func(*http.Request) bool) http.Handl
 }
 
 // restLimits holds rate limiters of the users acting through the REST
-// API, which a connection's limits do not bind: one per user, as for a
-// connection, dropped once full again (a minute after its last use at
+// API, which their connections' limits do not bind: one per user, as for
+// their connections (userLimits), dropped once full again (a minute after its last use at
 // most), so that it holds only the users acting lately.
 type restLimits struct {
 	mu    sync.Mutex
@@ -412,19 +413,21 @@ type restLimits struct {
 	sweep time.Time
 }
 
-// allowSend applies a connection's send-rate limit to u's REST sends.
+// allowSend applies the send-rate limit of u's connections to u's REST
+// sends, apart from them.
 func (s *server) allowSend(u chat.User) error {
 	return s.sends.allow(u, rate.Limit(s.cfg.SendRate), s.cfg.SendBurst)
 }
 
-// otherFrames is the limit of a connection's frames other than sends:
-// five times the send rate and burst. Every such frame is answered, and
-// a malformed one with an error, so each costs about as much as a send.
+// otherFrames is the limit of a user's frames other than sends (and of a
+// Django Channels connection's): five times the send rate and burst.
+// Every such frame is answered, and a malformed one with an error, so
+// each costs about as much as a send.
 func (s *server) otherFrames() (rate.Limit, int) {
 	return rate.Limit(5 * s.cfg.SendRate), 5 * s.cfg.SendBurst
 }
 
-// allowRead applies the limit of a connection's frames other than sends
+// allowRead applies the limit of a user's frames other than sends
 // (otherFrames) to u's REST read-position moves: each is a write to the
 // store, moved or not.
 func (s *server) allowRead(u chat.User) error {
@@ -459,24 +462,115 @@ func (rs *restLimits) allow(u chat.User, limit rate.Limit, burst int) error {
 	return nil
 }
 
-// connLimits are a connection's limits: of its sends, and of its other
-// frames (server.otherFrames).
+// userLimits holds, per user, the limits of the user's native connections
+// on this node (WebSockets and long-poll channels), which they share: the
+// user's budget is the user's, whatever number of tabs or devices they
+// connect from, as the REST API's (restLimits): limits of each
+// connection's own would give a user Config.MaxUserConns times the rate.
+// Each node has its own.
+//
+// A connection takes its user's limits as it starts (acquire) and gives
+// them back as it ends (release); a frame uses the limiter its connection
+// holds, without a lookup here. Limits no connection holds are kept until
+// full again, so that ending connections and opening others makes no
+// more room: swept when a connection starts or ends, once a minute, or
+// sooner once the users held have doubled since the last sweep. Held are
+// the users connected, and those whose connections ended lately.
+type userLimits struct {
+	mu      sync.Mutex
+	m       map[int64]*sharedLimits
+	sweep   time.Time
+	sweepAt int // users held at which to sweep before the minute is out
+}
+
+// sharedLimits are a user's limits on this node: of sends, and of the
+// other frames (server.otherFrames). Each limiter is made when first
+// needed, most connections sitting idle; a connection keeps it once it
+// has it (session.handle).
+type sharedLimits struct {
+	send, other atomic.Pointer[rate.Limiter]
+	conns       int // connections holding them; guarded by userLimits.mu
+}
+
+// limiter returns the limiter in p, made with limit and burst if there is
+// none yet.
+func limiter(p *atomic.Pointer[rate.Limiter], limit rate.Limit, burst int) *rate.Limiter {
+	if lim := p.Load(); lim != nil {
+		return lim
+	}
+	p.CompareAndSwap(nil, rate.NewLimiter(limit, burst))
+	return p.Load()
+}
+
+// full reports whether no connection holds l and its limiters have their
+// whole bursts at now; l.conns is guarded by the caller.
+func (l *sharedLimits) full(now time.Time) bool {
+	return l.conns == 0 && full(l.send.Load(), now) && full(l.other.Load(), now)
+}
+
+// acquire returns the limits of user id, for a connection starting, which
+// is to release them as it ends.
+func (u *userLimits) acquire(id int64) *sharedLimits {
+	now := time.Now()
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.sweepLocked(now)
+	l := u.m[id]
+	if l == nil {
+		if u.m == nil {
+			u.m = make(map[int64]*sharedLimits)
+		}
+		l = new(sharedLimits)
+		u.m[id] = l
+	}
+	l.conns++
+	return l
+}
+
+// release gives back limits l of user id, which a connection ending had
+// acquired; they go once full again.
+func (u *userLimits) release(id int64, l *sharedLimits) {
+	now := time.Now()
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	l.conns--
+	if l.full(now) && u.m[id] == l {
+		delete(u.m, id)
+	}
+	u.sweepLocked(now)
+}
+
+// sweepLocked drops the limits no connection holds that are full again,
+// once a minute or once the users held have doubled; u.mu is held.
+func (u *userLimits) sweepLocked(now time.Time) {
+	if now.Sub(u.sweep) <= time.Minute && len(u.m) < u.sweepAt {
+		return
+	}
+	u.sweep = now
+	maps.DeleteFunc(u.m, func(_ int64, l *sharedLimits) bool { return l.full(now) })
+	u.sweepAt = max(64, 2*len(u.m))
+}
+
+// connLimits are a Django Channels connection's limits: of its sends, and
+// of its other frames (server.otherFrames).
 type connLimits struct {
 	send, other *rate.Limiter
 }
 
-// leftLimits holds, per key (a user, or a client address), the limits of
+// leftLimits holds, per client address, the limits of Django Channels
 // connections that ended before they were full again, for the
 // connections that take their places: a connection's limits bind its
-// user, who could otherwise get a full burst again by opening another as
-// often as they liked, each time with a full burst. A new connection
-// takes a limit left if there is one, else starts full, so a user's
-// connections at once have as many limits as before (at most
+// address, which could otherwise get a full burst again by opening another
+// as often as it liked, each time with a full burst. A new connection
+// takes a limit left if there is one, else starts full, so an address's
+// connections at once have as many limits as they are (at most
 // Config.MaxUserConns), and one that ends and comes back has what it
-// had. Held are at most max of a key's, the newest, each until full again
-// (two seconds by default: the burst over the rate): swept when a
-// connection starts or ends, once a minute, or sooner once the keys held
-// have doubled since the last sweep.
+// had. The connections of an address are not made to share one limit as
+// a user's are (userLimits): an address may be that of many people behind
+// one NAT or proxy. Held are at most max of a key's, the newest, each
+// until full again (two seconds by default: the burst over the rate):
+// swept when a connection starts or ends, once a minute, or sooner once
+// the keys held have doubled since the last sweep.
 type leftLimits[K comparable] struct {
 	mu      sync.Mutex
 	m       map[K][]connLimits

@@ -1,0 +1,57 @@
+package web
+
+import (
+	"testing"
+	"time"
+)
+
+// TestUserLimitsShared: a user's connections share one set of limits,
+// kept after the last ends until full again, and given up once full.
+func TestUserLimitsShared(t *testing.T) {
+	var u userLimits
+	a, b := u.acquire(1), u.acquire(1)
+	if a != b {
+		t.Fatal("two connections of user 1 got limits of their own; want the user's")
+	}
+	if c := u.acquire(2); c == a {
+		t.Fatal("user 2 got user 1's limits")
+	} else {
+		u.release(2, c) // never used: full
+	}
+	if _, ok := u.m[2]; ok {
+		t.Error("user 2's limits, full, are held after their connection ended")
+	}
+	lim := limiter(&a.send, 0.001, 1)
+	if lim != limiter(&b.send, 1, 1) {
+		t.Fatal("the connections of user 1 hold two send limiters")
+	}
+	lim.Allow()
+	u.release(1, a)
+	u.release(1, b)
+	c := u.acquire(1)
+	if c != a || limiter(&c.send, 0.001, 1).Allow() {
+		t.Error("user 1 connected again after their connections ended, and has a full burst again")
+	}
+	u.release(1, c)
+}
+
+// TestUserLimitsBounded: limits no connection holds go once full again,
+// at a sweep, so the users held stay bounded; those a connection holds
+// stay, full or not.
+func TestUserLimitsBounded(t *testing.T) {
+	var u userLimits
+	held := u.acquire(0)
+	limiter(&held.send, 1, 1).Allow()
+	for id := range int64(1000) {
+		l := u.acquire(id + 1)
+		limiter(&l.send, 1, 1).Allow() // full again in a second
+		u.release(id+1, l)
+	}
+	u.mu.Lock()
+	u.sweepLocked(time.Now().Add(2 * time.Minute))
+	n, ok := len(u.m), u.m[0] == held
+	u.mu.Unlock()
+	if n != 1 || !ok {
+		t.Errorf("after a sweep with all full: limits held for %d users (user 0's among them: %v); want user 0's only, which a connection holds", n, ok)
+	}
+}
