@@ -1,8 +1,14 @@
 package web
 
 import (
+	"context"
+	"errors"
+	"log/slog"
 	"testing"
 	"time"
+
+	"github.com/parley-chat/parley/internal/chat"
+	"github.com/parley-chat/parley/internal/hub"
 )
 
 // TestUserLimitsShared: a user's connections share one set of limits,
@@ -53,5 +59,29 @@ func TestUserLimitsBounded(t *testing.T) {
 	u.mu.Unlock()
 	if n != 1 || !ok {
 		t.Errorf("after a sweep with all full: limits held for %d users (user 0's among them: %v); want user 0's only, which a connection holds", n, ok)
+	}
+}
+
+// TestUserLimitsReleasedOnFailedStart: a session whose start fails (the
+// hub is shut down) gives its user's limits back, which are then swept
+// once full: a count left behind would hold them for good.
+func TestUserLimitsReleasedOnFailedStart(t *testing.T) {
+	h := hub.New(nil, slog.New(slog.DiscardHandler))
+	if err := h.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	s := &server{cfg: DefaultConfig(), hub: h}
+	n := s.newSession(chat.User{ID: 7, Name: "Ada"})
+	if got := n.lims.conns; got != 1 {
+		t.Fatalf("a new session counts %d connections holding its limits; want 1", got)
+	}
+	if err := n.start(context.Background(), 1, nil, nil); !errors.Is(err, hub.ErrClosed) {
+		t.Fatalf("start on a closed hub = %v; want %v", err, hub.ErrClosed)
+	}
+	if got := n.lims.conns; got != 0 {
+		t.Errorf("after a failed start, %d connections hold the limits; want 0", got)
+	}
+	if _, ok := s.limits.m[7]; ok {
+		t.Error("after a failed start, the user's limits (full) are still held")
 	}
 }
