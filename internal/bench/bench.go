@@ -822,10 +822,10 @@ func (r *runState) sendAll(ctx context.Context) (start, end time.Time) {
 	if cfg.Rate > 0 {
 		interval = time.Duration(float64(len(active)) / cfg.Rate * float64(time.Second))
 		if per := cfg.Rate / float64(len(active)); r.sendLimit() > 0 && per > r.sendLimit() {
-			r.note("each sender sends %.4g/s but the server allows %g/s per connection (--send-rate): expect rate_limited errors", per, r.sendLimit())
+			r.note("each sender sends %.4g/s but the server allows %g/s per user, shared by its connections (--send-rate): expect rate_limited errors", per, r.sendLimit())
 		}
 	} else if r.sendLimit() > 0 && r.sendLimit() < 1000 {
-		r.note("the server allows %g sends/s per connection (--send-rate): as fast as possible will hit rate_limited", r.sendLimit())
+		r.note("the server allows %g sends/s per user, shared by its connections (--send-rate): as fast as possible will hit rate_limited", r.sendLimit())
 	}
 	if cfg.Rate > 0 {
 		r.logf("sending %g messages/s from %d senders for %v", cfg.Rate, len(active), cfg.Duration)
@@ -902,7 +902,7 @@ func (r *runState) sendAll(ctx context.Context) (start, end time.Time) {
 	return start, end
 }
 
-// sendLimit is the per-connection send limit a server announced, 0 if
+// sendLimit is the per-user send limit a server announced, 0 if
 // none did.
 func (r *runState) sendLimit() float64 {
 	for _, s := range r.senders {

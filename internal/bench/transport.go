@@ -35,7 +35,7 @@ type session interface {
 	// base is the room's last sequence number when the client opened it:
 	// later numbers are this client's to receive. 0 without seqs.
 	base() int64
-	// sendRate is the server's per-connection send limit, 0 if unknown.
+	// sendRate is the server's per-user send limit, 0 if unknown.
 	sendRate() float64
 	// send writes one message, which msg makes (and so stamps) once the
 	// session has what it needs to send it at once (a long-poll session
