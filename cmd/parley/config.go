@@ -99,7 +99,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.IntVar(&c.FriendRequestsPerHour, "friend-requests-per-hour", 100, "friend requests one user may make in an hour")
 	fs.IntVar(&c.EmailLookupsPerHour, "email-lookups-per-hour", 100, "searches for people by a whole email address one user may make in an hour")
 	fs.IntVar(&c.RoomLeavesPerHour, "room-leaves-per-hour", 60, "rooms one user may leave in an hour (each leave, and entering again after it, posts to the room)")
-	fs.IntVar(&c.RenamesPerHour, "renames-per-hour", 10, "times one user may change their name in an hour (each rename is told to their contacts, groups and the rooms they have open)")
+	fs.IntVar(&c.RenamesPerHour, "renames-per-hour", 10, "times one user may change their name in an hour (each rename is told to their contacts, direct chats, groups and the rooms they have open)")
 	fs.IntVar(&c.AddsByStrangersPerDay, "adds-by-strangers-per-day", 20, "groups one user may be added to in a day by users who are not their friends")
 	fs.IntVar(&c.StrangerAddsPerHour, "stranger-adds-per-hour", 200, "users who are not their friends one user may add to groups in an hour")
 	fs.IntVar(&c.MaxUserGroups, "max-user-groups", 500, "groups one user may be in, owned or joined")

@@ -414,10 +414,11 @@ const (
 	// ConvID is now Seq.
 	EventReceipt EventType = "receipt"
 	// EventUser: User's name changed (Service.SetName). On a user topic
-	// it reaches the user's own connections and their contacts'; on a
-	// conversation topic (ConvID), the members of a group of theirs and
-	// those with a room open where the user is present. Never stored:
-	// the name is in the store, which every list shows.
+	// it reaches the user's own connections and those of whoever lists
+	// them (FriendStore.Acquaintances); on a conversation topic (ConvID),
+	// the members of a group of theirs and those with a room open where
+	// the user is present. Never stored: the name is in the store, which
+	// every list shows.
 	EventUser EventType = "user"
 	// EventReceipts, on a conversation topic: the read positions of
 	// several members of ConvID moved (Positions), within

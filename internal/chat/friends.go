@@ -75,6 +75,15 @@ type FriendStore interface {
 	Unblock(ctx context.Context, blocker, blocked int64) (bool, error)
 	// Blocked lists the users me blocked, by name.
 	Blocked(ctx context.Context, me int64) ([]User, error)
+	// Acquaintances lists, each once and in any order, the users whose
+	// lists show userID's name (Service.SetName tells them a rename):
+	// userID's contacts (friends and pending requests in either
+	// direction, all of them, as Contacts lists them), the other members
+	// of userID's limit most recently active direct conversations (kept
+	// after a friendship ends) and the limit users who blocked userID
+	// last (their block lists name userID). Not the users userID blocked,
+	// but through a direct conversation: they show userID nowhere else.
+	Acquaintances(ctx context.Context, userID int64, limit int) ([]int64, error)
 	// IsBlocked reports whether a blocked b or b blocked a.
 	IsBlocked(ctx context.Context, a, b int64) (bool, error)
 	AreFriends(ctx context.Context, a, b int64) (bool, error)

@@ -501,7 +501,9 @@ func (s *Service) User(ctx context.Context, id int64) (User, error) {
 // SetName changes u's display name, at most Config.RenamesPerHour times
 // an hour (neither the same name again nor a new account's first name is
 // counted), and, for a rename, tells whoever shows it (an EventUser): u's own
-// connections and contacts, on their user topics; the members of u's
+// connections, contacts, the peers of u's direct conversations (up to
+// Config.MaxFriends of them, the most recently active) and the users who
+// blocked u (as many), on their user topics; the members of u's
 // groups and, in each room where u is present (has it open), those who
 // have it open, on the conversation topics. A room where u is not present
 // shows u nowhere but in messages, which keep the name they were sent
@@ -547,12 +549,16 @@ func (s *Service) tellRename(ctx context.Context, u User) {
 	defer cancel()
 	ev := Event{Type: EventUser, User: &User{ID: u.ID, Name: u.Name}}
 	s.publish(ctx, UserTopic(u.ID), ev)
-	cs, err := s.store.Contacts(ctx, u.ID)
+	// Not only contacts: an ex-friend's direct chat, and the block list
+	// of one who blocked u, name u too. Direct chats pile up as
+	// friendships come and go: as many as a user may have friends, the
+	// most recently active, whose peers' lists show them first.
+	ids, err := s.store.Acquaintances(ctx, u.ID, s.cfg.MaxFriends)
 	if err != nil {
-		s.log.Warn("list contacts for rename", "user", u.ID, "err", err)
+		s.log.Warn("list acquaintances for rename", "user", u.ID, "err", err)
 	}
-	for _, c := range cs {
-		s.publish(ctx, UserTopic(c.User.ID), ev)
+	for _, id := range ids {
+		s.publish(ctx, UserTopic(id), ev)
 	}
 	// The groups and rooms as a connection follows them: the list of
 	// conversations would read each one's unread count and last message.

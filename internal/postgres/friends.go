@@ -232,6 +232,38 @@ func (db *DB) Blocked(ctx context.Context, me int64) ([]chat.User, error) {
 	return us, nil
 }
 
+// acquaintancesSQL selects the contacts of user $1, the peers of their $2
+// most recently active direct conversations and the $2 users who blocked
+// them last; UNION keeps each once.
+const acquaintancesSQL = `SELECT other_id FROM contacts WHERE user_id = $1
+	UNION
+	SELECT user_id FROM (SELECT pm.user_id
+		FROM members m JOIN conversations c ON c.id = m.conv_id
+		JOIN members pm ON pm.conv_id = c.id AND pm.user_id <> m.user_id
+		WHERE m.user_id = $1 AND c.kind = 'direct'
+		ORDER BY c.last_active_at DESC, c.id DESC LIMIT $2) d
+	UNION
+	SELECT blocker_id FROM (SELECT blocker_id FROM blocks WHERE blocked_id = $1
+		ORDER BY created_at DESC, blocker_id DESC LIMIT $2) b`
+
+// Acquaintances lists the users whose lists show userID's name, in one
+// statement.
+func (db *DB) Acquaintances(ctx context.Context, userID int64, limit int) ([]int64, error) {
+	rows, err := db.pool.Query(ctx, acquaintancesSQL, userID, limit)
+	var ids []int64
+	if err == nil {
+		ids, err = collectRows(rows, func(s scanner) (int64, error) {
+			var id int64
+			err := s.Scan(&id)
+			return id, err
+		})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list acquaintances of %d: %w", userID, mapErr(ctx, err))
+	}
+	return ids, nil
+}
+
 // IsBlocked reports whether a blocked b or b blocked a.
 func (db *DB) IsBlocked(ctx context.Context, a, b int64) (bool, error) {
 	blocked, err := isBlocked(ctx, db.pool, a, b)

@@ -261,6 +261,35 @@ func (db *DB) Blocked(ctx context.Context, me int64) ([]chat.User, error) {
 	return us, nil
 }
 
+// acquaintancesSQL selects the contacts of user $1, the peers of their $3
+// most recently active direct conversations and the $5 users who blocked
+// them last; UNION keeps each once.
+const acquaintancesSQL = `SELECT other_id FROM contacts WHERE user_id = ?
+	UNION
+	SELECT user_id FROM (SELECT pm.user_id
+		FROM members m JOIN conversations c ON c.id = m.conv_id
+		JOIN members pm ON pm.conv_id = c.id AND pm.user_id <> m.user_id
+		WHERE m.user_id = ? AND c.kind = 'direct'
+		ORDER BY c.last_active_at DESC, c.id DESC LIMIT ?) d
+	UNION
+	SELECT blocker_id FROM (SELECT blocker_id FROM blocks WHERE blocked_id = ?
+		ORDER BY created_at DESC, blocker_id DESC LIMIT ?) b`
+
+// Acquaintances lists the users whose lists show userID's name, in one
+// statement.
+func (db *DB) Acquaintances(ctx context.Context, userID int64, limit int) ([]int64, error) {
+	ids, err := queryAll(ctx, db.ro, acquaintancesSQL, []any{userID, userID, limit, userID, limit},
+		func(s scanner) (int64, error) {
+			var id int64
+			err := s.Scan(&id)
+			return id, err
+		})
+	if err != nil {
+		return nil, fmt.Errorf("list acquaintances of %d: %w", userID, err)
+	}
+	return ids, nil
+}
+
 // IsBlocked reports whether a blocked b or b blocked a.
 func (db *DB) IsBlocked(ctx context.Context, a, b int64) (bool, error) {
 	blocked, err := isBlocked(ctx, db.ro, a, b)

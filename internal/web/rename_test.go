@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"net/http"
+	"strconv"
 	"testing"
 )
 
@@ -88,4 +89,70 @@ func TestRenameRateLimited(t *testing.T) {
 	wantError(t, "rename past the limit", r, http.StatusTooManyRequests, "rate_limited")
 	// The same name again changes nothing and is not refused.
 	ts.mustDo(t, ada, "PATCH", "/api/me", map[string]string{"name": "Ada " + string(rune('A'+(limit-1)%26))}, http.StatusOK, nil)
+}
+
+// TestRenameToldBeyondContacts: Ada renames herself. Whoever's lists show
+// her name hears it: Grace, an ex-friend whose direct chat with Ada is
+// still in her list; Hal, who asked Ada to be a friend, and Ivy, whom Ada
+// asked; Carl, who blocked Ada and whose block list names her; Fay, whom
+// Ada blocked after they had chatted, whose direct chat still shows Ada
+// (as a reload shows it); Jo, a friend with a direct chat, once. Dan, whom Ada blocked without a chat, shows
+// Ada nowhere and hears nothing.
+func TestRenameToldBeyondContacts(t *testing.T) {
+	ts := newTestServer(t)
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	gr := ts.signIn(t, "grace@example.com", "Grace")
+	hal := ts.signIn(t, "hal@example.com", "Hal")
+	ivy := ts.signIn(t, "ivy@example.com", "Ivy")
+	carl := ts.signIn(t, "carl@example.com", "Carl")
+	fay := ts.signIn(t, "fay@example.com", "Fay")
+	dan := ts.signIn(t, "dan@example.com", "Dan")
+	jo := ts.signIn(t, "jo@example.com", "Jo")
+
+	ts.befriend(t, ada, gr)
+	ts.sendDirect(t, ada, gr.ID, "g1", "hello Grace")
+	ts.mustDo(t, gr, "DELETE", "/api/contacts/"+strconv.FormatInt(ada.ID, 10), nil, http.StatusNoContent, nil)
+	ts.requestFriend(t, hal, ada.ID)
+	ts.requestFriend(t, ada, ivy.ID)
+	ts.mustDo(t, carl, "POST", "/api/blocks", map[string]int64{"user_id": ada.ID}, http.StatusNoContent, nil)
+	ts.befriend(t, ada, fay)
+	ts.sendDirect(t, fay, ada.ID, "f1", "hello Ada")
+	ts.mustDo(t, ada, "POST", "/api/blocks", map[string]int64{"user_id": fay.ID}, http.StatusNoContent, nil)
+	ts.mustDo(t, ada, "POST", "/api/blocks", map[string]int64{"user_id": dan.ID}, http.StatusNoContent, nil)
+	ts.befriend(t, ada, jo)
+	ts.sendDirect(t, jo, ada.ID, "j1", "hello Ada")
+
+	ws := map[string]*wsClient{}
+	for _, c := range []*client{gr, hal, ivy, carl, fay, dan, jo} {
+		w := ts.connect(t, c)
+		w.barrier(t)
+		w.drain()
+		ws[c.Name] = w
+	}
+
+	ts.mustDo(t, ada, "PATCH", "/api/me", map[string]string{"name": "Ada Lovelace"}, http.StatusOK, nil)
+
+	for _, name := range []string{"Grace", "Hal", "Ivy", "Carl", "Fay", "Jo"} {
+		f := ws[name].take(t, "user frame of Ada's rename", func(f frame) bool {
+			return f.Type == "user" && f.User != nil && f.User.ID == ada.ID
+		})
+		if f.User.Name != "Ada Lovelace" || f.RoomID != 0 {
+			t.Errorf("%s got %s; want Ada's new name on the user topic", name, f)
+		}
+	}
+	for _, name := range []string{"Grace", "Jo"} { // once each
+
+		ws[name].barrier(t)
+		for _, f := range ws[name].drain() {
+			if f.Type == "user" {
+				t.Errorf("%s got %s again", name, f)
+			}
+		}
+	}
+	ws["Dan"].barrier(t)
+	for _, f := range ws["Dan"].drain() {
+		if f.Type == "user" {
+			t.Errorf("Dan got %s; Ada blocked him and he shows her nowhere", f)
+		}
+	}
 }

@@ -3,6 +3,7 @@ package chattest
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -302,5 +303,56 @@ func testSearchUsersDefaultLimit(t *testing.T, s chat.Store) {
 	got, err := s.SearchUsers(t.Context(), chat.UserSearch{NamePrefix: "user", Viewer: me.ID})
 	if err != nil || len(got) != 20 {
 		t.Errorf("SearchUsers(no limit) = %d users, %v; want 20", len(got), err)
+	}
+}
+
+// testAcquaintances: whose lists show a user's name: every contact, the
+// peers of the limit most recently active direct conversations (an
+// ex-friend's among them) and the limit users who blocked the user last,
+// each once; not a user the user blocked, nor an older direct peer.
+func testAcquaintances(t *testing.T, s chat.Store) {
+	ctx := t.Context()
+	u := func(name string) int64 { return mustUser(t, s, name+"@example.com", name).ID }
+	me, fr, ex, old, req, snt, mine := u("me"), u("fr"), u("ex"), u("old"), u("req"), u("snt"), u("mine")
+	b1, b2, b3 := u("b1"), u("b2"), u("b3")
+
+	mustRequest(t, s, me, fr, t0, chat.StateRequestSent, true)
+	mustRequest(t, s, fr, me, t0, chat.StateFriends, true)
+	mustRequest(t, s, req, me, t0, chat.StateRequestSent, true)
+	mustRequest(t, s, me, snt, t0, chat.StateRequestSent, true)
+	for i, peer := range []int64{old, fr, ex} { // ex most recently active
+		if _, _, err := s.EnsureDirect(ctx, me, peer, t0.Add(time.Duration(i)*time.Hour)); err != nil {
+			t.Fatalf("EnsureDirect(%d, %d): %v", me, peer, err)
+		}
+	}
+	for i, blocker := range []int64{b1, b2, b3} { // b3 last
+		if _, err := s.Block(ctx, blocker, me, t0.Add(time.Duration(i)*time.Hour)); err != nil {
+			t.Fatalf("Block(%d, %d): %v", blocker, me, err)
+		}
+	}
+	if _, err := s.Block(ctx, me, mine, t0); err != nil {
+		t.Fatalf("Block(%d, %d): %v", me, mine, err)
+	}
+
+	got, err := s.Acquaintances(ctx, me, 2)
+	if err != nil {
+		t.Fatalf("Acquaintances: %v", err)
+	}
+	slices.Sort(got)
+	want := []int64{fr, ex, req, snt, b2, b3}
+	slices.Sort(want)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Acquaintances(me, 2) mismatch (-want +got):\n%s", diff)
+	}
+	// The other side: me's direct chat and block list name them; b1's
+	// block is news to no one.
+	for _, c := range []struct {
+		id   int64
+		want []int64
+	}{{mine, []int64{me}}, {b1, nil}, {old, []int64{me}}} {
+		got, err := s.Acquaintances(ctx, c.id, 2)
+		if err != nil || !slices.Equal(got, c.want) && len(got)+len(c.want) > 0 {
+			t.Errorf("Acquaintances(%d, 2) = %v, %v; want %v", c.id, got, err, c.want)
+		}
 	}
 }

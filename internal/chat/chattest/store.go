@@ -83,6 +83,7 @@ func TestStore(t *testing.T, open func(t *testing.T) chat.Store) {
 		{"RemoveContact", testRemoveContact},
 		{"ContactsOrder", testContactsOrder},
 		{"Block", testBlock},
+		{"Acquaintances", testAcquaintances},
 		{"SearchUsers", testSearchUsers},
 		{"SearchUsersDefaultLimit", testSearchUsersDefaultLimit},
 		{"EnsureDirect", testEnsureDirect},
