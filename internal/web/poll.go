@@ -592,8 +592,15 @@ func (ch *pollChannel) restore(cur *pollCursor) {
 		}
 		rooms = append(rooms, id)
 	}
+	// The user's own name as the request read it: a rename made while
+	// the channel was lost was told to no channel and is kept nowhere,
+	// and the web app answers resumed with the first hello again, whose
+	// name is older. Before the live frames (take), so a later rename's
+	// comes after it.
+	me := ch.sess.user
+	named := mustJSON(userFrame{Type: "user", User: userRef{ID: me.ID, Name: me.Name}})
 	ch.mu.Lock()
-	ch.pending = append(append(ch.pending, mustJSON(resumedFrame{Type: "resumed", Rooms: rooms})), frames...)
+	ch.pending = append(append(ch.pending, mustJSON(resumedFrame{Type: "resumed", Rooms: rooms}), named), frames...)
 	ch.mu.Unlock()
 }
 

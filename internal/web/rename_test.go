@@ -156,3 +156,31 @@ func TestRenameToldBeyondContacts(t *testing.T) {
 		}
 	}
 }
+
+// TestRenamePollRebuilt: Ada's long-poll channel is lost (a restart) and
+// she renames herself in another tab meanwhile. The user frame went to no
+// channel, and is kept nowhere; the rebuilt channel's first answer, whose
+// resumed frame makes the web app replay its first hello (with the old
+// name), tells her own name as it is now.
+func TestRenamePollRebuilt(t *testing.T) {
+	db := t.TempDir() + "/parley.db"
+	ts := newTestServer(t, withWeb(fastPoll), withDB(db))
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	ap := ts.connectPoll(t, ada, "")
+	ap.barrier(t)
+	ap.stopPolling()
+	cursor := ap.poll.getCursor()
+
+	ts.stop()
+	ts2 := newTestServer(t, withDB(db), withWeb(fastPoll))
+	ada.Client.Jar = rejar(t, ts, ts2, ada)
+	ts2.mustDo(t, ada, "PATCH", "/api/me", map[string]string{"name": "Ada Lovelace"}, http.StatusOK, nil)
+	back := ts2.connectPoll(t, ada, cursor)
+	back.expect(t, "resumed")
+	f := back.take(t, "user frame of Ada's own name", func(f frame) bool {
+		return f.Type == "user" && f.User != nil && f.User.ID == ada.ID
+	})
+	if f.User.Name != "Ada Lovelace" || f.RoomID != 0 {
+		t.Errorf("user frame %s; want Ada's new name, on no conversation", f)
+	}
+}
