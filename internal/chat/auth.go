@@ -104,9 +104,12 @@ func (s *Service) RequestCode(ctx context.Context, email, clientIP string) error
 		return internal("new code", err)
 	}
 	now := s.cfg.Now()
-	// Mailed first, stored after: the new code replaces the pending one,
-	// which must keep working if the mail is never sent. Once it is sent,
-	// the code is stored even if the client has gone meanwhile.
+	// Mailed first, stored after: a code whose mail is never sent must not
+	// push out one mailed before (the address keeps the CodesPerEmail
+	// newest). Once it is sent, the code is stored even if the client has
+	// gone meanwhile. The codes mailed before keep working: mail arrives
+	// late and out of order, and the user types the code of the first to
+	// arrive.
 	if err := s.mailer.Send(ctx, s.codeMail(email, code)); err != nil {
 		if errors.Is(err, ErrInvalid) {
 			// The relay refuses the address for good: the user must
@@ -129,7 +132,8 @@ func (s *Service) RequestCode(ctx context.Context, email, clientIP string) error
 		}
 		return Errorf(ErrUnavailable, CodeUnavailable, "the sign-in mail could not be sent; try again later")
 	}
-	if err := s.store.PutLoginCode(context.WithoutCancel(ctx), LoginCode{Email: email, Hash: hashCode(email, code), ExpiresAt: now.Add(s.cfg.CodeTTL)}); err != nil {
+	lc := LoginCode{Email: email, Hash: hashCode(email, code), ExpiresAt: now.Add(s.cfg.CodeTTL)}
+	if err := s.store.PutLoginCode(context.WithoutCancel(ctx), lc, s.cfg.CodesPerEmail); err != nil {
 		return internal("store login code", err)
 	}
 	return nil
@@ -209,12 +213,19 @@ type SignIn struct {
 var errBadCode = Errorf(ErrUnauthorized, CodeBadCode, "the code is wrong or has expired; ask for a new one")
 
 // VerifyCode checks a login code, from the client at clientIP, and, if it
-// is right, signs the user in, creating the user on first sign-in. A code
-// is used once; it dies after CodeAttempts tries or CodeTTL. A client's
-// wrong codes, whatever their addresses, are limited to the tries of the
-// codes it may ask for (CodesPerIP × CodeAttempts per CodeWindow): else
-// one client could spend the tries of every code pending, each user's as
-// soon as it is asked for, and keep them all from signing in.
+// is right, signs the user in, creating the user on first sign-in. Any
+// code pending for the address works (RequestCode keeps the CodesPerEmail
+// newest); a right one ends them all, so each is used once. A code dies
+// after CodeTTL, or after CodeAttempts tries at its address: a try counts
+// against every code pending for the address, whichever it was aimed at,
+// so that an address takes at most CodeAttempts guesses per code asked
+// for, however many are pending at once (each guess has a chance per
+// code pending, and each code is pending for CodeAttempts guesses at
+// most). A client's wrong codes, whatever their addresses, are limited to
+// the tries of the codes it may ask for (CodesPerIP × CodeAttempts per
+// CodeWindow): else one client could spend the tries of every code
+// pending, each user's as soon as it is asked for, and keep them all
+// from signing in.
 func (s *Service) VerifyCode(ctx context.Context, email, code, clientIP string) (_ SignIn, err error) {
 	email, err = NormalizeEmail(email)
 	if err != nil {
@@ -229,43 +240,47 @@ func (s *Service) VerifyCode(ctx context.Context, email, code, clientIP string) 
 		return SignIn{}, err
 	}
 	// Only a wrong code counts: one refused as bad_code, or one that used
-	// up a code whose removal then failed (the try is spent all the same).
+	// up codes whose removal then failed (the try is spent all the same).
 	wrong := false
 	defer func() {
 		if !wrong && err != errBadCode {
 			s.undo(ctx, ipKey)
 		}
 	}()
-	lc, err := s.store.AttemptLoginCode(ctx, email)
+	codes, err := s.store.AttemptLoginCodes(ctx, email)
 	if errors.Is(err, ErrNotFound) {
 		return SignIn{}, errBadCode
 	}
 	if err != nil {
-		return SignIn{}, internal("load login code", err)
+		return SignIn{}, internal("load login codes", err)
 	}
 	now := s.cfg.Now()
-	if !now.Before(lc.ExpiresAt) {
-		if _, err := s.store.DeleteLoginCode(ctx, email, lc.Hash); err != nil {
-			return SignIn{}, internal("delete login code", err)
+	typed := []byte(hashCode(email, code))
+	var lc LoginCode
+	found := false
+	for _, c := range codes {
+		if subtle.ConstantTimeCompare(typed, []byte(c.Hash)) == 1 {
+			lc, found = c, true
 		}
-		return SignIn{}, errBadCode
 	}
-	if lc.Attempts > s.cfg.CodeAttempts {
-		// The try that used the last attempt removes the code, whether it
-		// was right or wrong; removing it here too could beat a right try
-		// still in flight, and then nobody would sign in.
-		return SignIn{}, errBadCode
-	}
-	if subtle.ConstantTimeCompare([]byte(hashCode(email, code)), []byte(lc.Hash)) != 1 {
+	// A code past its last attempt is refused, but not removed here: the
+	// try that used the last attempt removes it, whether it was right or
+	// wrong; removing it here too could beat a right try still in flight,
+	// and then nobody would sign in.
+	if !found || !now.Before(lc.ExpiresAt) || lc.Attempts > s.cfg.CodeAttempts {
+		// The try was wrong for every code of the address: it removes
+		// those that have expired and those whose last attempt it used.
 		wrong = true
-		if lc.Attempts >= s.cfg.CodeAttempts {
-			if _, err := s.store.DeleteLoginCode(ctx, email, lc.Hash); err != nil {
-				return SignIn{}, internal("delete login code", err)
+		for _, c := range codes {
+			if !now.Before(c.ExpiresAt) || c.Attempts == s.cfg.CodeAttempts {
+				if _, err := s.store.DeleteLoginCode(ctx, email, c.Hash); err != nil {
+					return SignIn{}, internal("delete login code", err)
+				}
 			}
 		}
 		return SignIn{}, errBadCode
 	}
-	won, err := s.store.DeleteLoginCode(ctx, email, lc.Hash)
+	won, err := s.store.UseLoginCode(ctx, email, lc.Hash)
 	if err != nil {
 		return SignIn{}, internal("use login code", err)
 	}
@@ -284,9 +299,9 @@ func (s *Service) VerifyCode(ctx context.Context, email, code, clientIP string) 
 	}
 	// The code was right, but no session came of it: put the code back
 	// for the retry the error invites (its tries counted afresh, which
-	// only its holder gets), unless a code asked for since is pending:
-	// that one was mailed last, and is the one to keep working.
-	if _, perr := s.store.RestoreLoginCode(context.WithoutCancel(ctx), LoginCode{Email: email, Hash: lc.Hash, ExpiresAt: lc.ExpiresAt}); perr != nil {
+	// only its holder gets). The address's other codes, ended by its use,
+	// stay ended; codes asked for since stay, and are kept before it.
+	if _, perr := s.store.RestoreLoginCode(context.WithoutCancel(ctx), LoginCode{Email: email, Hash: lc.Hash, ExpiresAt: lc.ExpiresAt}, s.cfg.CodesPerEmail); perr != nil {
 		s.log.Error("restore login code", "err", perr)
 	}
 	return SignIn{}, err

@@ -34,8 +34,9 @@ type Session struct {
 	UsedAt time.Time
 }
 
-// LoginCode is the pending one-time code of an email address. Only its hash
-// is stored; Attempts counts tries made against it.
+// LoginCode is a pending one-time code of an email address; an address
+// may have several. Only its hash is stored; Attempts counts the tries
+// made against the address while it was pending.
 type LoginCode struct {
 	Email     string
 	Hash      string
@@ -177,18 +178,26 @@ type UserStore interface {
 
 // AuthStore keeps login codes and sessions.
 type AuthStore interface {
-	// PutLoginCode stores c as the only pending code of c.Email.
-	PutLoginCode(ctx context.Context, c LoginCode) error
-	// RestoreLoginCode stores c, with no attempts counted, unless c.Email
-	// has a pending code, and reports whether it did.
-	RestoreLoginCode(ctx context.Context, c LoginCode) (bool, error)
-	// AttemptLoginCode atomically counts one try against the pending code
-	// of email and returns it with Attempts including this try;
+	// PutLoginCode adds c as a pending code of c.Email, with no attempts
+	// counted, and keeps of the address's pending codes the keep that
+	// expire last (of two expiring at once, the one put last).
+	PutLoginCode(ctx context.Context, c LoginCode, keep int) error
+	// RestoreLoginCode puts c back as PutLoginCode does, unless a code of
+	// c.Email with its hash is pending, and reports whether it did: false
+	// too when c is not among the keep kept.
+	RestoreLoginCode(ctx context.Context, c LoginCode, keep int) (bool, error)
+	// AttemptLoginCodes atomically counts one try against every pending
+	// code of email and returns them, Attempts including this try;
 	// ErrNotFound when there is none.
-	AttemptLoginCode(ctx context.Context, email string) (LoginCode, error)
-	// DeleteLoginCode removes the pending code of email if its hash is
+	AttemptLoginCodes(ctx context.Context, email string) ([]LoginCode, error)
+	// DeleteLoginCode removes the pending code of email whose hash is
 	// hash, and reports whether it did: of concurrent callers, one wins.
+	// The address's other codes stay.
 	DeleteLoginCode(ctx context.Context, email, hash string) (bool, error)
+	// UseLoginCode removes every pending code of email if one has hash
+	// hash, and reports whether it did: of concurrent callers for one
+	// address, one wins.
+	UseLoginCode(ctx context.Context, email, hash string) (bool, error)
 	// CreateSession stores s and returns it with its ID; a zero UsedAt is
 	// stored as CreatedAt.
 	CreateSession(ctx context.Context, s Session) (Session, error)

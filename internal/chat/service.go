@@ -17,8 +17,8 @@ import (
 type Config struct {
 	MaxMessageLen   int           // characters per message
 	CodeTTL         time.Duration // how long a login code is valid
-	CodeAttempts    int           // tries per login code
-	CodesPerEmail   int           // login codes sent per email per CodeWindow
+	CodeAttempts    int           // tries per login code, each try at its address counting
+	CodesPerEmail   int           // login codes sent per email per CodeWindow, and kept pending
 	CodesPerIP      int           // login codes sent per client IP per CodeWindow
 	CodeWindow      time.Duration
 	SessionTTL      time.Duration // session lifetime, renewed on use

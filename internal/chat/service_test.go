@@ -921,9 +921,8 @@ func (s sessionsFailingOnce) CreateSession(ctx context.Context, sess chat.Sessio
 }
 
 // TestVerifyCodeFailsAfterNewCode checks that a right code whose sign-in
-// fails puts itself back only where no code is pending: a code asked for
-// and mailed meanwhile (the user clicked "send" again) stays the one that
-// works, not replaced by the code before it.
+// fails puts itself back beside a code asked for and mailed meanwhile
+// (the user clicked "send" again), not over it: that one works.
 func TestVerifyCodeFailsAfterNewCode(t *testing.T) {
 	ctx := context.Background()
 	db := sqliteStore(t)

@@ -10,46 +10,83 @@ import (
 	"github.com/parley-chat/parley/internal/chat"
 )
 
-// PutLoginCode stores c as the only pending code of c.Email, with no
-// attempts counted.
-func (db *DB) PutLoginCode(ctx context.Context, c chat.LoginCode) error {
-	_, err := db.pool.Exec(ctx, `INSERT INTO login_codes (email, hash, expires_at, attempts) VALUES ($1, $2, $3, 0)
-		ON CONFLICT (email) DO UPDATE SET hash = excluded.hash, expires_at = excluded.expires_at, attempts = 0`,
-		c.Email, c.Hash, ts(c.ExpiresAt))
+// PutLoginCode adds c as a pending code of c.Email, with no attempts
+// counted, and keeps of the address's codes the keep (at least 1) that
+// expire last, of two expiring at once the one put last.
+func (db *DB) PutLoginCode(ctx context.Context, c chat.LoginCode, keep int) error {
+	err := db.write(ctx, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO login_codes (email, hash, expires_at, attempts) VALUES ($1, $2, $3, 0)
+			ON CONFLICT (email, hash) DO UPDATE SET expires_at = excluded.expires_at, attempts = 0`,
+			c.Email, c.Hash, ts(c.ExpiresAt))
+		if err != nil {
+			return err
+		}
+		return keepLoginCodes(ctx, tx, c.Email, keep)
+	})
 	if err != nil {
 		return fmt.Errorf("put login code of %s: %w", c.Email, mapErr(ctx, err))
 	}
 	return nil
 }
 
-// RestoreLoginCode stores c, with no attempts counted, unless c.Email has
-// a pending code, and reports whether it did.
-func (db *DB) RestoreLoginCode(ctx context.Context, c chat.LoginCode) (bool, error) {
-	tag, err := db.pool.Exec(ctx, `INSERT INTO login_codes (email, hash, expires_at, attempts) VALUES ($1, $2, $3, 0)
-		ON CONFLICT (email) DO NOTHING`, c.Email, c.Hash, ts(c.ExpiresAt))
+// keepLoginCodes removes the pending codes of email but the keep (at
+// least 1) that expire last.
+func keepLoginCodes(ctx context.Context, tx pgx.Tx, email string, keep int) error {
+	_, err := tx.Exec(ctx, `DELETE FROM login_codes WHERE email = $1 AND id NOT IN (
+		SELECT id FROM login_codes WHERE email = $1 ORDER BY expires_at DESC, id DESC LIMIT $2)`, email, max(keep, 1))
+	return err
+}
+
+// RestoreLoginCode puts c back as PutLoginCode does, unless c.Email has a
+// pending code with its hash, and reports whether it did: false too when
+// c is not among the keep kept.
+func (db *DB) RestoreLoginCode(ctx context.Context, c chat.LoginCode, keep int) (bool, error) {
+	var pending bool
+	err := db.write(ctx, func(tx pgx.Tx) error {
+		pending = false
+		tag, err := tx.Exec(ctx, `INSERT INTO login_codes (email, hash, expires_at, attempts) VALUES ($1, $2, $3, 0)
+			ON CONFLICT (email, hash) DO NOTHING`, c.Email, c.Hash, ts(c.ExpiresAt))
+		if err != nil || tag.RowsAffected() == 0 {
+			return err
+		}
+		if err := keepLoginCodes(ctx, tx, c.Email, keep); err != nil {
+			return err
+		}
+		return tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM login_codes WHERE email = $1 AND hash = $2)`, c.Email, c.Hash).Scan(&pending)
+	})
 	if err != nil {
 		return false, fmt.Errorf("restore login code of %s: %w", c.Email, mapErr(ctx, err))
 	}
-	return tag.RowsAffected() > 0, nil
+	return pending, nil
 }
 
-// AttemptLoginCode counts one try against the pending code of email and
-// returns the code with that try counted.
-func (db *DB) AttemptLoginCode(ctx context.Context, email string) (chat.LoginCode, error) {
-	var c chat.LoginCode
-	err := db.pool.QueryRow(ctx, `UPDATE login_codes SET attempts = attempts + 1 WHERE email = $1
-		RETURNING email, hash, expires_at, attempts`, email).Scan(&c.Email, &c.Hash, &c.ExpiresAt, &c.Attempts)
-	if errors.Is(err, pgx.ErrNoRows) {
+// AttemptLoginCodes counts one try against every pending code of email
+// and returns them with that try counted.
+func (db *DB) AttemptLoginCodes(ctx context.Context, email string) ([]chat.LoginCode, error) {
+	// The rows are locked in one order, as UseLoginCode locks them: else
+	// two statements each holding a row the other waits for deadlock.
+	rows, err := db.pool.Query(ctx, `WITH locked AS (SELECT hash FROM login_codes WHERE email = $1 ORDER BY hash FOR UPDATE)
+		UPDATE login_codes SET attempts = attempts + 1 WHERE email = $1 AND hash IN (SELECT hash FROM locked)
+		RETURNING email, hash, expires_at, attempts`, email)
+	var cs []chat.LoginCode
+	if err == nil {
+		cs, err = collectRows(rows, func(r scanner) (chat.LoginCode, error) {
+			var c chat.LoginCode
+			err := r.Scan(&c.Email, &c.Hash, &c.ExpiresAt, &c.Attempts)
+			c.ExpiresAt = utc(c.ExpiresAt)
+			return c, err
+		})
+	}
+	if err == nil && len(cs) == 0 {
 		err = chat.ErrNotFound
 	}
 	if err != nil {
-		return chat.LoginCode{}, fmt.Errorf("attempt login code of %s: %w", email, mapErr(ctx, err))
+		return nil, fmt.Errorf("attempt login codes of %s: %w", email, mapErr(ctx, err))
 	}
-	c.ExpiresAt = utc(c.ExpiresAt)
-	return c, nil
+	return cs, nil
 }
 
-// DeleteLoginCode removes the pending code of email if its hash is hash and
+// DeleteLoginCode removes the pending code of email whose hash is hash and
 // reports whether it did.
 func (db *DB) DeleteLoginCode(ctx context.Context, email, hash string) (bool, error) {
 	tag, err := db.pool.Exec(ctx, `DELETE FROM login_codes WHERE email = $1 AND hash = $2`, email, hash)
@@ -57,6 +94,31 @@ func (db *DB) DeleteLoginCode(ctx context.Context, email, hash string) (bool, er
 		return false, fmt.Errorf("delete login code of %s: %w", email, mapErr(ctx, err))
 	}
 	return tag.RowsAffected() > 0, nil
+}
+
+// UseLoginCode removes every pending code of email if one has hash hash,
+// and reports whether it did. The removal of that one decides: of
+// concurrent callers, the others find it gone. The address's codes are
+// locked first, in one order: a caller removing one code, then waiting
+// for another that a caller removing that one first holds, would
+// deadlock.
+func (db *DB) UseLoginCode(ctx context.Context, email, hash string) (bool, error) {
+	var used bool
+	err := db.write(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT FROM login_codes WHERE email = $1 ORDER BY hash FOR UPDATE`, email); err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, `DELETE FROM login_codes WHERE email = $1 AND hash = $2`, email, hash)
+		if used = err == nil && tag.RowsAffected() > 0; !used {
+			return err
+		}
+		_, err = tx.Exec(ctx, `DELETE FROM login_codes WHERE email = $1`, email)
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("use login code of %s: %w", email, mapErr(ctx, err))
+	}
+	return used, nil
 }
 
 // CreateSession stores s and returns it with its ID; a zero UsedAt is

@@ -468,3 +468,50 @@ func TestUpgradeSessionUsedAt(t *testing.T) {
 		t.Errorf("TrimSessions(keep the new one and 1 more) = %v, %v; want [%d], the least recently used", ended, err, before.ID)
 	}
 }
+
+// TestUpgradeLoginCodesSeveral: migration 0009 lets an address have
+// several login codes. A code pending before it keeps working, with its
+// tries. A node of the older parley at worst refuses a code: its
+// PutLoginCode fails (no unique key on email alone), and its try counts
+// against every code of the address and reads one of them, to compare
+// with the code typed.
+func TestUpgradeLoginCodesSeveral(t *testing.T) {
+	url := mustSchema(t)
+	conn := migrateTo(t, url, 4) // 0005 runs Go too: Open applies it
+	ctx := t.Context()
+	expires := time.Now().Add(time.Hour).UTC().Truncate(time.Microsecond)
+	if _, err := conn.Exec(ctx, `INSERT INTO login_codes (email, hash, expires_at, attempts) VALUES ('ada@example.com', 'old', $1, 2)`, expires); err != nil {
+		t.Fatal(err)
+	}
+	db := mustOpen(t, url) // the new node migrates
+	if err := db.PutLoginCode(ctx, chat.LoginCode{Email: "ada@example.com", Hash: "new", ExpiresAt: expires.Add(time.Minute)}, 5); err != nil {
+		t.Fatal(err)
+	}
+	// What an older node's PutLoginCode and AttemptLoginCode ran.
+	if _, err := conn.Exec(ctx, `INSERT INTO login_codes (email, hash, expires_at, attempts) VALUES ($1, $2, $3, 0)
+		ON CONFLICT (email) DO UPDATE SET hash = excluded.hash, expires_at = excluded.expires_at, attempts = 0`,
+		"ada@example.com", "older", expires); err == nil {
+		t.Error("an older node's PutLoginCode after migration 0009 = nil; want an error (its code refused, no code replaced)")
+	}
+	var hash string
+	var attempts int
+	if err := conn.QueryRow(ctx, `UPDATE login_codes SET attempts = attempts + 1 WHERE email = $1
+		RETURNING hash, attempts`, "ada@example.com").Scan(&hash, &attempts); err != nil {
+		t.Fatalf("an older node's AttemptLoginCode after migration 0009: %v", err)
+	}
+	if !(hash == "old" && attempts == 3 || hash == "new" && attempts == 1) {
+		t.Errorf("an older node's AttemptLoginCode = %s, %d tries; want old, 3 or new, 1", hash, attempts)
+	}
+	cs, err := db.AttemptLoginCodes(ctx, "ada@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.SortFunc(cs, func(a, b chat.LoginCode) int { return strings.Compare(a.Hash, b.Hash) })
+	want := []chat.LoginCode{
+		{Email: "ada@example.com", Hash: "new", ExpiresAt: expires.Add(time.Minute), Attempts: 2},
+		{Email: "ada@example.com", Hash: "old", ExpiresAt: expires, Attempts: 4},
+	}
+	if !slices.Equal(cs, want) {
+		t.Errorf("AttemptLoginCodes after migration 0009 = %+v; want %+v", cs, want)
+	}
+}

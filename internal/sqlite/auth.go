@@ -11,14 +11,18 @@ import (
 	"github.com/parley-chat/parley/internal/chat"
 )
 
-// PutLoginCode stores c as the only pending code of c.Email, with no
-// attempts counted.
-func (db *DB) PutLoginCode(ctx context.Context, c chat.LoginCode) error {
+// PutLoginCode adds c as a pending code of c.Email, with no attempts
+// counted, and keeps of the address's codes the keep (at least 1) that
+// expire last, of two expiring at once the one put last.
+func (db *DB) PutLoginCode(ctx context.Context, c chat.LoginCode, keep int) error {
 	err := db.write(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO login_codes (email, hash, expires_at, attempts) VALUES (?, ?, ?, 0)
-			ON CONFLICT (email) DO UPDATE SET hash = excluded.hash, expires_at = excluded.expires_at, attempts = 0`,
+			ON CONFLICT (email, hash) DO UPDATE SET expires_at = excluded.expires_at, attempts = 0`,
 			c.Email, c.Hash, micros(c.ExpiresAt))
-		return err
+		if err != nil {
+			return err
+		}
+		return keepLoginCodes(ctx, tx, c.Email, keep)
 	})
 	if err != nil {
 		return fmt.Errorf("put login code of %s: %w", c.Email, err)
@@ -26,46 +30,63 @@ func (db *DB) PutLoginCode(ctx context.Context, c chat.LoginCode) error {
 	return nil
 }
 
-// RestoreLoginCode stores c, with no attempts counted, unless c.Email has
-// a pending code, and reports whether it did.
-func (db *DB) RestoreLoginCode(ctx context.Context, c chat.LoginCode) (bool, error) {
-	var stored bool
+// keepLoginCodes removes the pending codes of email but the keep (at
+// least 1) that expire last.
+func keepLoginCodes(ctx context.Context, tx *sql.Tx, email string, keep int) error {
+	_, err := tx.ExecContext(ctx, `DELETE FROM login_codes WHERE email = ? AND id NOT IN (
+		SELECT id FROM login_codes WHERE email = ? ORDER BY expires_at DESC, id DESC LIMIT ?)`, email, email, max(keep, 1))
+	return err
+}
+
+// RestoreLoginCode puts c back as PutLoginCode does, unless c.Email has a
+// pending code with its hash, and reports whether it did: false too when
+// c is not among the keep kept.
+func (db *DB) RestoreLoginCode(ctx context.Context, c chat.LoginCode, keep int) (bool, error) {
+	var pending bool
 	err := db.write(ctx, func(tx *sql.Tx) error {
+		pending = false
 		n, err := affected(tx.ExecContext(ctx, `INSERT INTO login_codes (email, hash, expires_at, attempts) VALUES (?, ?, ?, 0)
-			ON CONFLICT (email) DO NOTHING`, c.Email, c.Hash, micros(c.ExpiresAt)))
-		stored = n > 0
-		return err
+			ON CONFLICT (email, hash) DO NOTHING`, c.Email, c.Hash, micros(c.ExpiresAt)))
+		if err != nil || n == 0 {
+			return err
+		}
+		if err := keepLoginCodes(ctx, tx, c.Email, keep); err != nil {
+			return err
+		}
+		return tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM login_codes WHERE email = ? AND hash = ?)`, c.Email, c.Hash).Scan(&pending)
 	})
 	if err != nil {
 		return false, fmt.Errorf("restore login code of %s: %w", c.Email, err)
 	}
-	return stored, nil
+	return pending, nil
 }
 
-// AttemptLoginCode counts one try against the pending code of email and
-// returns the code with that try counted.
-func (db *DB) AttemptLoginCode(ctx context.Context, email string) (chat.LoginCode, error) {
-	var c chat.LoginCode
+// AttemptLoginCodes counts one try against every pending code of email
+// and returns them with that try counted.
+func (db *DB) AttemptLoginCodes(ctx context.Context, email string) ([]chat.LoginCode, error) {
+	var cs []chat.LoginCode
 	err := db.write(ctx, func(tx *sql.Tx) error {
-		var expires int64
-		err := tx.QueryRowContext(ctx, `UPDATE login_codes SET attempts = attempts + 1 WHERE email = ?
-			RETURNING email, hash, expires_at, attempts`, email).Scan(&c.Email, &c.Hash, &expires, &c.Attempts)
-		if errors.Is(err, sql.ErrNoRows) {
+		var err error
+		cs, err = queryAll(ctx, tx, `UPDATE login_codes SET attempts = attempts + 1 WHERE email = ?
+			RETURNING email, hash, expires_at, attempts`, []any{email}, func(r scanner) (chat.LoginCode, error) {
+			var c chat.LoginCode
+			var expires int64
+			err := r.Scan(&c.Email, &c.Hash, &expires, &c.Attempts)
+			c.ExpiresAt = fromMicros(expires)
+			return c, err
+		})
+		if err == nil && len(cs) == 0 {
 			return chat.ErrNotFound
 		}
-		if err != nil {
-			return err
-		}
-		c.ExpiresAt = fromMicros(expires)
-		return nil
+		return err
 	})
 	if err != nil {
-		return chat.LoginCode{}, fmt.Errorf("attempt login code of %s: %w", email, err)
+		return nil, fmt.Errorf("attempt login codes of %s: %w", email, err)
 	}
-	return c, nil
+	return cs, nil
 }
 
-// DeleteLoginCode removes the pending code of email if its hash is hash and
+// DeleteLoginCode removes the pending code of email whose hash is hash and
 // reports whether it did.
 func (db *DB) DeleteLoginCode(ctx context.Context, email, hash string) (bool, error) {
 	var deleted bool
@@ -78,6 +99,24 @@ func (db *DB) DeleteLoginCode(ctx context.Context, email, hash string) (bool, er
 		return false, fmt.Errorf("delete login code of %s: %w", email, err)
 	}
 	return deleted, nil
+}
+
+// UseLoginCode removes every pending code of email if one has hash hash,
+// and reports whether it did.
+func (db *DB) UseLoginCode(ctx context.Context, email, hash string) (bool, error) {
+	var used bool
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		n, err := affected(tx.ExecContext(ctx, `DELETE FROM login_codes WHERE email = ? AND hash = ?`, email, hash))
+		if used = n > 0; err != nil || !used {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM login_codes WHERE email = ?`, email)
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("use login code of %s: %w", email, err)
+	}
+	return used, nil
 }
 
 // CreateSession stores s and returns it with its ID; a zero UsedAt is

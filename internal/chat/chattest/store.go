@@ -51,6 +51,7 @@ func TestStore(t *testing.T, open func(t *testing.T) chat.Store) {
 		{"LoginCodes", testLoginCodes},
 		{"LoginCodeAttemptsConcurrent", testLoginCodeAttemptsConcurrent},
 		{"DeleteLoginCodeRace", testDeleteLoginCodeRace},
+		{"UseLoginCodeRace", testUseLoginCodeRace},
 		{"Sessions", testSessions},
 		{"TrimSessions", testTrimSessions},
 		{"UseSessions", testUseSessions},
@@ -251,107 +252,159 @@ func testTimes(t *testing.T, s chat.Store) {
 	check("Session: ExpiresAt", sess.ExpiresAt)
 	check("Session: user's CreatedAt", su.CreatedAt)
 
-	if err := s.PutLoginCode(ctx, chat.LoginCode{Email: "ann@example.com", Hash: "h", ExpiresAt: at}); err != nil {
+	if err := s.PutLoginCode(ctx, chat.LoginCode{Email: "ann@example.com", Hash: "h", ExpiresAt: at}, 1); err != nil {
 		t.Fatalf("PutLoginCode: %v", err)
 	}
-	c, err := s.AttemptLoginCode(ctx, "ann@example.com")
-	if err != nil {
-		t.Fatalf("AttemptLoginCode: %v", err)
+	cs, err := s.AttemptLoginCodes(ctx, "ann@example.com")
+	if err != nil || len(cs) != 1 {
+		t.Fatalf("AttemptLoginCodes = %+v, %v; want one code", cs, err)
 	}
-	check("AttemptLoginCode: ExpiresAt", c.ExpiresAt)
+	check("AttemptLoginCodes: ExpiresAt", cs[0].ExpiresAt)
 }
 
 func testLoginCodes(t *testing.T, s chat.Store) {
 	ctx := t.Context()
-	const ann = "ann@example.com"
-	_, err := s.AttemptLoginCode(ctx, ann)
-	wantNotFound(t, "AttemptLoginCode(none)", err)
+	const ann, bob = "ann@example.com", "bob@example.com"
+	_, err := s.AttemptLoginCodes(ctx, ann)
+	wantNotFound(t, "AttemptLoginCodes(none)", err)
+	put := func(c chat.LoginCode, keep int) {
+		t.Helper()
+		if err := s.PutLoginCode(ctx, c, keep); err != nil {
+			t.Fatalf("PutLoginCode(%s, keep %d): %v", c.Hash, keep, err)
+		}
+	}
+	tried := func(c chat.LoginCode, n int) chat.LoginCode {
+		c.Attempts = n
+		return c
+	}
+	code := func(hash string, expires time.Duration) chat.LoginCode {
+		return chat.LoginCode{Email: ann, Hash: hash, ExpiresAt: t0.Add(expires)}
+	}
 
-	c1 := chat.LoginCode{Email: ann, Hash: "h1", ExpiresAt: t0.Add(10 * time.Minute)}
-	if err := s.PutLoginCode(ctx, c1); err != nil {
-		t.Fatalf("PutLoginCode: %v", err)
-	}
-	if err := s.PutLoginCode(ctx, chat.LoginCode{Email: "bob@example.com", Hash: "hb", ExpiresAt: t0}); err != nil {
-		t.Fatalf("PutLoginCode: %v", err)
-	}
-	for n := 1; n <= 3; n++ {
-		want := c1
-		want.Attempts = n
-		wantAttempt(t, s, ann, want)
+	c1 := code("h1", 10*time.Minute)
+	put(c1, 3)
+	put(chat.LoginCode{Email: bob, Hash: "hb", ExpiresAt: t0}, 3)
+	for n := 1; n <= 2; n++ {
+		wantAttempts(t, s, ann, tried(c1, n))
 	}
 
-	c2 := chat.LoginCode{Email: ann, Hash: "h2", ExpiresAt: t0.Add(20 * time.Minute)}
-	if err := s.PutLoginCode(ctx, c2); err != nil {
-		t.Fatalf("PutLoginCode(replace): %v", err)
-	}
-	want := c2
-	want.Attempts = 1
-	wantAttempt(t, s, ann, want)
+	// A second code joins the first; a try counts against both.
+	c2 := code("h2", 20*time.Minute)
+	put(c2, 3)
+	wantAttempts(t, s, ann, tried(c1, 3), tried(c2, 1))
 
+	// The keep codes that expire last are kept, of two expiring at once
+	// the one put last.
+	c3 := code("h3", 20*time.Minute)
+	put(c3, 2)
+	wantAttempts(t, s, ann, tried(c2, 2), tried(c3, 1))
+	c4 := code("h4", 20*time.Minute)
+	put(c4, 2)
+	wantAttempts(t, s, ann, tried(c3, 2), tried(c4, 1))
+
+	// DeleteLoginCode removes the one code.
 	if ok, err := s.DeleteLoginCode(ctx, ann, "h1"); err != nil || ok {
-		t.Errorf("DeleteLoginCode(replaced hash) = %v, %v; want false, nil", ok, err)
+		t.Errorf("DeleteLoginCode(a code no longer kept) = %v, %v; want false, nil", ok, err)
 	}
-	want.Attempts = 2
-	wantAttempt(t, s, ann, want)
-	if ok, err := s.DeleteLoginCode(ctx, ann, "h2"); err != nil || !ok {
+	if ok, err := s.DeleteLoginCode(ctx, ann, "h3"); err != nil || !ok {
 		t.Errorf("DeleteLoginCode = %v, %v; want true, nil", ok, err)
 	}
-	if ok, err := s.DeleteLoginCode(ctx, ann, "h2"); err != nil || ok {
+	if ok, err := s.DeleteLoginCode(ctx, ann, "h3"); err != nil || ok {
 		t.Errorf("DeleteLoginCode(again) = %v, %v; want false, nil", ok, err)
 	}
-	_, err = s.AttemptLoginCode(ctx, ann)
-	wantNotFound(t, "AttemptLoginCode(deleted)", err)
+	wantAttempts(t, s, ann, tried(c4, 2))
+
+	// UseLoginCode removes every code of the address, if one has the hash.
+	c5 := code("h5", 30*time.Minute)
+	put(c5, 3)
+	if ok, err := s.UseLoginCode(ctx, ann, "hx"); err != nil || ok {
+		t.Errorf("UseLoginCode(no such code) = %v, %v; want false, nil", ok, err)
+	}
+	wantAttempts(t, s, ann, tried(c4, 3), tried(c5, 1))
+	if ok, err := s.UseLoginCode(ctx, ann, "h4"); err != nil || !ok {
+		t.Errorf("UseLoginCode = %v, %v; want true, nil", ok, err)
+	}
+	if ok, err := s.UseLoginCode(ctx, ann, "h5"); err != nil || ok {
+		t.Errorf("UseLoginCode(a code ended by the use of another) = %v, %v; want false, nil", ok, err)
+	}
+	_, err = s.AttemptLoginCodes(ctx, ann)
+	wantNotFound(t, "AttemptLoginCodes(used)", err)
 	if ok, err := s.DeleteLoginCode(ctx, "nobody@example.com", "h"); err != nil || ok {
 		t.Errorf("DeleteLoginCode(no code) = %v, %v; want false, nil", ok, err)
 	}
+	if ok, err := s.UseLoginCode(ctx, "nobody@example.com", "h"); err != nil || ok {
+		t.Errorf("UseLoginCode(no code) = %v, %v; want false, nil", ok, err)
+	}
 
 	// Bob's code was untouched by all of the above.
-	wantAttempt(t, s, "bob@example.com", chat.LoginCode{Email: "bob@example.com", Hash: "hb", ExpiresAt: t0, Attempts: 1})
+	wantAttempts(t, s, bob, chat.LoginCode{Email: bob, Hash: "hb", ExpiresAt: t0, Attempts: 1})
 
-	// A code is restored where none is pending, with no attempts
-	// counted, and not over one that is.
-	c3 := chat.LoginCode{Email: ann, Hash: "h3", ExpiresAt: t0.Add(30 * time.Minute)}
-	if ok, err := s.RestoreLoginCode(ctx, c3); err != nil || !ok {
-		t.Errorf("RestoreLoginCode(none pending) = %v, %v; want true, nil", ok, err)
+	// A code is restored with no attempts counted, beside the codes
+	// pending, not over one with its hash, and not past keep when it
+	// expires first.
+	c6 := code("h6", 30*time.Minute)
+	put(c6, 3)
+	c7 := code("h7", 10*time.Minute)
+	if ok, err := s.RestoreLoginCode(ctx, c7, 3); err != nil || !ok {
+		t.Errorf("RestoreLoginCode = %v, %v; want true, nil", ok, err)
 	}
-	if ok, err := s.RestoreLoginCode(ctx, chat.LoginCode{Email: ann, Hash: "h4", ExpiresAt: t0.Add(40 * time.Minute)}); err != nil || ok {
-		t.Errorf("RestoreLoginCode(one pending) = %v, %v; want false, nil", ok, err)
+	wantAttempts(t, s, ann, tried(c6, 1), tried(c7, 1))
+	if ok, err := s.RestoreLoginCode(ctx, code("h7", 40*time.Minute), 3); err != nil || ok {
+		t.Errorf("RestoreLoginCode(pending) = %v, %v; want false, nil", ok, err)
 	}
-	want = c3
-	want.Attempts = 1
-	wantAttempt(t, s, ann, want)
+	wantAttempts(t, s, ann, tried(c6, 2), tried(c7, 2))
+	if ok, err := s.UseLoginCode(ctx, ann, "h6"); err != nil || !ok {
+		t.Fatalf("UseLoginCode = %v, %v; want true, nil", ok, err)
+	}
+	put(c6, 1)
+	if ok, err := s.RestoreLoginCode(ctx, c7, 1); err != nil || ok {
+		t.Errorf("RestoreLoginCode(past keep, expiring first) = %v, %v; want false, nil", ok, err)
+	}
+	wantAttempts(t, s, ann, tried(c6, 1))
+
+	// A code put again is afresh: its tries are not counted.
+	put(c6, 1)
+	wantAttempts(t, s, ann, tried(c6, 1))
 }
 
+// testLoginCodeAttemptsConcurrent: concurrent tries are each counted
+// once against every code of the address.
 func testLoginCodeAttemptsConcurrent(t *testing.T, s chat.Store) {
 	const email, workers, tries = "ann@example.com", 8, 5
-	if err := s.PutLoginCode(t.Context(), chat.LoginCode{Email: email, Hash: "h", ExpiresAt: t0}); err != nil {
-		t.Fatalf("PutLoginCode: %v", err)
+	for _, h := range []string{"h1", "h2"} {
+		if err := s.PutLoginCode(t.Context(), chat.LoginCode{Email: email, Hash: h, ExpiresAt: t0}, 2); err != nil {
+			t.Fatalf("PutLoginCode: %v", err)
+		}
 	}
 	var mu sync.Mutex
-	var got []int
+	got := map[string][]int{}
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
 			for range tries {
-				c, err := s.AttemptLoginCode(t.Context(), email)
+				cs, err := s.AttemptLoginCodes(t.Context(), email)
 				if err != nil {
-					t.Errorf("AttemptLoginCode: %v", err)
+					t.Errorf("AttemptLoginCodes: %v", err)
 					return
 				}
 				mu.Lock()
-				got = append(got, c.Attempts)
+				for _, c := range cs {
+					got[c.Hash] = append(got[c.Hash], c.Attempts)
+				}
 				mu.Unlock()
 			}
 		})
 	}
 	wg.Wait()
-	slices.Sort(got)
 	var want []int
 	for n := 1; n <= workers*tries; n++ {
 		want = append(want, n)
 	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("concurrent attempts mismatch (-want +got):\n%s", diff)
+	for _, h := range []string{"h1", "h2"} {
+		slices.Sort(got[h])
+		if diff := cmp.Diff(want, got[h]); diff != "" {
+			t.Errorf("concurrent attempts of %s mismatch (-want +got):\n%s", h, diff)
+		}
 	}
 }
 
@@ -359,7 +412,7 @@ func testDeleteLoginCodeRace(t *testing.T, s chat.Store) {
 	const email, workers = "ann@example.com", 8
 	for round := range 5 {
 		hash := fmt.Sprintf("h%d", round)
-		if err := s.PutLoginCode(t.Context(), chat.LoginCode{Email: email, Hash: hash, ExpiresAt: t0}); err != nil {
+		if err := s.PutLoginCode(t.Context(), chat.LoginCode{Email: email, Hash: hash, ExpiresAt: t0}, 1); err != nil {
 			t.Fatalf("PutLoginCode: %v", err)
 		}
 		var mu sync.Mutex
@@ -386,6 +439,46 @@ func testDeleteLoginCodeRace(t *testing.T, s chat.Store) {
 		if wins != 1 {
 			t.Errorf("round %d: %d of %d concurrent DeleteLoginCode calls won; want 1", round, wins, workers)
 		}
+	}
+}
+
+// testUseLoginCodeRace: of concurrent uses of the codes of one address,
+// whichever each names, one wins, and no code is left.
+func testUseLoginCodeRace(t *testing.T, s chat.Store) {
+	const email, workers = "ann@example.com", 8
+	for round := range 5 {
+		hashes := []string{fmt.Sprintf("a%d", round), fmt.Sprintf("b%d", round)}
+		for _, h := range hashes {
+			if err := s.PutLoginCode(t.Context(), chat.LoginCode{Email: email, Hash: h, ExpiresAt: t0}, 2); err != nil {
+				t.Fatalf("PutLoginCode: %v", err)
+			}
+		}
+		var mu sync.Mutex
+		wins := 0
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for i := range workers {
+			wg.Go(func() {
+				<-start
+				ok, err := s.UseLoginCode(t.Context(), email, hashes[i%2])
+				if err != nil {
+					t.Errorf("UseLoginCode: %v", err)
+					return
+				}
+				if ok {
+					mu.Lock()
+					wins++
+					mu.Unlock()
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		if wins != 1 {
+			t.Errorf("round %d: %d of %d concurrent UseLoginCode calls won; want 1", round, wins, workers)
+		}
+		_, err := s.AttemptLoginCodes(t.Context(), email)
+		wantNotFound(t, fmt.Sprintf("round %d: AttemptLoginCodes after a use", round), err)
 	}
 }
 
@@ -653,7 +746,7 @@ func testDeleteExpired(t *testing.T, s chat.Store) {
 		if _, err := s.CreateSession(ctx, chat.Session{UserID: ann.ID, TokenHash: name, CreatedAt: t0.Add(-time.Hour), ExpiresAt: exp}); err != nil {
 			t.Fatalf("CreateSession: %v", err)
 		}
-		if err := s.PutLoginCode(ctx, chat.LoginCode{Email: name + "@example.com", Hash: "h", ExpiresAt: exp}); err != nil {
+		if err := s.PutLoginCode(ctx, chat.LoginCode{Email: name + "@example.com", Hash: "h", ExpiresAt: exp}, 1); err != nil {
 			t.Fatalf("PutLoginCode: %v", err)
 		}
 	}
@@ -663,14 +756,14 @@ func testDeleteExpired(t *testing.T, s chat.Store) {
 	for _, name := range []string{"past", "now"} {
 		_, _, err := s.Session(ctx, name)
 		wantNotFound(t, "Session("+name+")", err)
-		_, err = s.AttemptLoginCode(ctx, name+"@example.com")
-		wantNotFound(t, "AttemptLoginCode("+name+")", err)
+		_, err = s.AttemptLoginCodes(ctx, name+"@example.com")
+		wantNotFound(t, "AttemptLoginCodes("+name+")", err)
 	}
 	if _, _, err := s.Session(ctx, "future"); err != nil {
 		t.Errorf("Session(future): %v", err)
 	}
-	if _, err := s.AttemptLoginCode(ctx, "future@example.com"); err != nil {
-		t.Errorf("AttemptLoginCode(future): %v", err)
+	if _, err := s.AttemptLoginCodes(ctx, "future@example.com"); err != nil {
+		t.Errorf("AttemptLoginCodes(future): %v", err)
 	}
 }
 
@@ -1424,14 +1517,17 @@ func wantNotFound(t *testing.T, what string, err error) {
 	}
 }
 
-func wantAttempt(t *testing.T, s chat.Store, email string, want chat.LoginCode) {
+// wantAttempts makes a try at the codes of email and checks it gets want,
+// in any order.
+func wantAttempts(t *testing.T, s chat.Store, email string, want ...chat.LoginCode) {
 	t.Helper()
-	got, err := s.AttemptLoginCode(t.Context(), email)
+	got, err := s.AttemptLoginCodes(t.Context(), email)
 	if err != nil {
-		t.Fatalf("AttemptLoginCode(%q): %v", email, err)
+		t.Fatalf("AttemptLoginCodes(%q): %v", email, err)
 	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("AttemptLoginCode(%q) mismatch (-want +got):\n%s", email, diff)
+	byHash := cmpopts.SortSlices(func(a, b chat.LoginCode) bool { return a.Hash < b.Hash })
+	if diff := cmp.Diff(want, got, byHash); diff != "" {
+		t.Errorf("AttemptLoginCodes(%q) mismatch (-want +got):\n%s", email, diff)
 	}
 }
 

@@ -1,0 +1,109 @@
+package chat_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/parley-chat/parley/internal/chat"
+)
+
+// codeSeq is a Config.NewCode that gives the codes 100001, 100002, ... in
+// turn, so that no two codes of a test are alike by chance.
+func codeSeq() func() (string, error) {
+	var mu sync.Mutex
+	n := 100_000
+	return func() (string, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		n++
+		return fmt.Sprintf("%06d", n), nil
+	}
+}
+
+// mailedCodes returns the codes of the mails to email, oldest first.
+func (m *fakeMailer) mailedCodes(email string) []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var codes []string
+	for _, mail := range m.mails {
+		if mail.To == email {
+			codes = append(codes, codeRE.FindString(mail.Text))
+		}
+	}
+	return codes
+}
+
+// TestEarlierCodeStillWorks: a user who asked twice (the first mail was
+// slow) and types the code of the mail that arrives first, the first one
+// asked for, signs in. Mail is often delivered late and out of order.
+// Before, the second request replaced the first code, and it was refused
+// as bad_code. Signing in with one code ends the others.
+func TestEarlierCodeStillWorks(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, chat.Config{NewCode: codeSeq()})
+	const email = "ada@example.com"
+	for range 2 {
+		if err := f.svc.RequestCode(ctx, email, "192.0.2.1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	codes := f.mail.mailedCodes(email)
+	if len(codes) != 2 {
+		t.Fatalf("mailed codes %q; want 2", codes)
+	}
+	if in, err := f.svc.VerifyCode(ctx, email, codes[0], "192.0.2.1"); err != nil || in.Token == "" {
+		t.Fatalf("VerifyCode(the first of two codes mailed) = %+v, %v; want a session", in, err)
+	}
+	_, err := f.svc.VerifyCode(ctx, email, codes[1], "192.0.2.1")
+	wantError(t, "VerifyCode(the second code, after the first signed in)", err, chat.ErrUnauthorized, chat.CodeBadCode, "")
+	_, err = f.svc.VerifyCode(ctx, email, codes[0], "192.0.2.1")
+	wantError(t, "VerifyCode(the first code again)", err, chat.ErrUnauthorized, chat.CodeBadCode, "")
+}
+
+// TestWrongTriesBoundedAcrossCodes: a try counts against every code
+// pending for the address, so the wrong tries an address takes are no
+// more than CodeAttempts per code asked for, however many are pending at
+// once: with three codes of two tries each pending, two wrong tries use
+// them all up, and the right code of any is refused after.
+func TestWrongTriesBoundedAcrossCodes(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, chat.Config{NewCode: codeSeq(), CodeAttempts: 2, CodesPerEmail: 3})
+	const email = "ada@example.com"
+	for range 3 {
+		if err := f.svc.RequestCode(ctx, email, "192.0.2.1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 2 {
+		_, err := f.svc.VerifyCode(ctx, email, "999999", "192.0.2.1")
+		wantError(t, fmt.Sprintf("wrong try %d", i+1), err, chat.ErrUnauthorized, chat.CodeBadCode, "")
+	}
+	for _, code := range f.mail.mailedCodes(email) {
+		_, err := f.svc.VerifyCode(ctx, email, code, "192.0.2.1")
+		wantError(t, "VerifyCode("+code+") after two wrong tries", err, chat.ErrUnauthorized, chat.CodeBadCode, "")
+	}
+}
+
+// TestCodesKeptNewest: an address keeps at most CodesPerEmail codes
+// pending, the newest; an older one is refused.
+func TestCodesKeptNewest(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, chat.Config{NewCode: codeSeq(), CodesPerEmail: 2, CodeTTL: time.Hour, CodeWindow: 15 * time.Minute})
+	const email = "ada@example.com"
+	for i := range 3 {
+		if i == 2 {
+			f.clock.Advance(15 * time.Minute) // past the window: a third may be mailed
+		}
+		if err := f.svc.RequestCode(ctx, email, "192.0.2.1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := f.svc.VerifyCode(ctx, email, "100001", "192.0.2.1")
+	wantError(t, "VerifyCode(the oldest of three codes, two kept)", err, chat.ErrUnauthorized, chat.CodeBadCode, "")
+	if in, err := f.svc.VerifyCode(ctx, email, "100002", "192.0.2.1"); err != nil || in.Token == "" {
+		t.Errorf("VerifyCode(the second of three codes) = %+v, %v; want a session", in, err)
+	}
+}
