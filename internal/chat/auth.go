@@ -103,40 +103,54 @@ func (s *Service) RequestCode(ctx context.Context, email, clientIP string) error
 	if err != nil {
 		return internal("new code", err)
 	}
-	now := s.cfg.Now()
-	// Mailed first, stored after: a code whose mail is never sent must not
-	// push out one mailed before (the address keeps the CodesPerEmail
-	// newest). Once it is sent, the code is stored even if the client has
-	// gone meanwhile. The codes mailed before keep working: mail arrives
-	// late and out of order, and the user types the code of the first to
-	// arrive.
+	lc := LoginCode{Email: email, Hash: hashCode(email, code), ExpiresAt: s.cfg.Now().Add(s.cfg.CodeTTL)}
+	// Stored first, mailed after: a mail that goes out, even once the
+	// client has gone, carries a code that works. The codes mailed before
+	// keep working (the CodesPerEmail newest): mail arrives late and out
+	// of order, and the user types the code of the first to arrive.
+	if err := s.store.PutLoginCode(ctx, lc, s.cfg.CodesPerEmail); err != nil {
+		s.undo(ctx, emailKey) // nothing was mailed
+		return internal("store login code", err)
+	}
 	if err := s.mailer.Send(ctx, s.codeMail(email, code)); err != nil {
 		if errors.Is(err, ErrInvalid) {
 			// The relay refuses the address for good: the user must
 			// correct it, not retry. As for a relay that is down, the
 			// client's count stays, bounding how often it makes us try.
 			s.log.Info("login code refused by the mail relay", "err", err)
-			s.undo(ctx, emailKey)
+			if s.dropCode(ctx, lc) {
+				s.undo(ctx, emailKey)
+			}
 			return Invalid(CodeInvalidField, "email", "the mail server refuses this address; check it")
 		}
 		s.log.Error("send login code", "err", err)
-		// The address got nothing: its codes are not used up by a relay
-		// that is down, and the user may ask again once it is back. The
+		// The address got nothing: its code is removed, the codes mailed
+		// before it still work, its count is not used up by a relay that
+		// is down, and the user may ask again once it is back. The
 		// client's count stays, bounding how often it makes us try.
 		// Unless the request ended first (the client went, or its
 		// deadline passed): the mail may still go out, the SMTP session
-		// running on, and a client that went away each time the relay
-		// had the mail would have the address mailed past its limit.
-		if ctx.Err() == nil {
+		// running on, so its code stays, and a client that went away
+		// each time the relay had the mail would have the address
+		// mailed past its limit, so its count stays too.
+		if ctx.Err() == nil && s.dropCode(ctx, lc) {
 			s.undo(ctx, emailKey)
 		}
 		return Errorf(ErrUnavailable, CodeUnavailable, "the sign-in mail could not be sent; try again later")
 	}
-	lc := LoginCode{Email: email, Hash: hashCode(email, code), ExpiresAt: now.Add(s.cfg.CodeTTL)}
-	if err := s.store.PutLoginCode(context.WithoutCancel(ctx), lc, s.cfg.CodesPerEmail); err != nil {
-		return internal("store login code", err)
-	}
 	return nil
+}
+
+// dropCode removes the pending code c, whose mail surely did not go out,
+// and reports whether it is gone. A failure is logged: the code then
+// stays pending, unmailed, until it expires, and the address's count
+// should stay with it.
+func (s *Service) dropCode(ctx context.Context, c LoginCode) bool {
+	if _, err := s.store.DeleteLoginCode(context.WithoutCancel(ctx), c.Email, c.Hash); err != nil {
+		s.log.Error("remove login code not mailed", "err", err)
+		return false
+	}
+	return true
 }
 
 // allowNewConv counts a room or a group that u is about to make against

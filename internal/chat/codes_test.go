@@ -2,12 +2,16 @@ package chat_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/parley-chat/parley/internal/chat"
+	"github.com/parley-chat/parley/internal/inmem"
+	"github.com/parley-chat/parley/internal/mailer"
+	"github.com/parley-chat/parley/internal/mailer/smtptest"
 )
 
 // codeSeq is a Config.NewCode that gives the codes 100001, 100002, ... in
@@ -61,6 +65,78 @@ func TestEarlierCodeStillWorks(t *testing.T) {
 	wantError(t, "VerifyCode(the second code, after the first signed in)", err, chat.ErrUnauthorized, chat.CodeBadCode, "")
 	_, err = f.svc.VerifyCode(ctx, email, codes[0], "192.0.2.1")
 	wantError(t, "VerifyCode(the first code again)", err, chat.ErrUnauthorized, chat.CodeBadCode, "")
+}
+
+// TestCodeMailedAfterRequestEndedWorks: a sign-in mail that the relay
+// took after the client stopped waiting (its request cancelled) still
+// goes out, and the code it carries signs in. Before, the code was stored
+// only once the mail was sent, and a request that ended first never
+// stored it: the mail arrived with a code refused as bad_code.
+func TestCodeMailedAfterRequestEndedWorks(t *testing.T) {
+	const email = "ada@example.com"
+	held, release := make(chan struct{}, 1), make(chan struct{})
+	relay := smtptest.Start(t, smtptest.WithHold(held, release))
+	ml, err := mailer.NewSMTP(relay.URL(), "Parley <parley@example.com>", nil, mailer.WithTimeout(10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := chat.NewService(chat.Config{}, chat.Deps{
+		Store:    sqliteStore(t),
+		Broker:   inmem.NewBroker(),
+		Presence: inmem.NewPresence(),
+		Limiter:  inmem.NewLimiter(nil),
+		Mailer:   ml,
+	})
+	t.Cleanup(svc.Close)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- svc.RequestCode(ctx, email, "192.0.2.1") }()
+	select {
+	case <-held: // the relay has the mail
+	case err := <-errc:
+		t.Fatalf("RequestCode before the relay had the mail: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the relay got no mail")
+	}
+	cancel() // the client goes away
+	if err := <-errc; !errors.Is(err, chat.ErrUnavailable) {
+		t.Fatalf("RequestCode given up = %v; want unavailable", err)
+	}
+	close(release) // the relay takes the mail after all
+	wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer wcancel()
+	m, err := relay.WaitFor(wctx, email)
+	if err != nil {
+		t.Fatalf("the mail given up on was not sent: %v", err)
+	}
+	code := smtptest.CodeIn(m)
+	if in, err := svc.VerifyCode(context.Background(), email, code, "192.0.2.1"); err != nil || in.Token == "" {
+		t.Errorf("VerifyCode(the code of the mail sent after its request ended) = %+v, %v; want a session", in, err)
+	}
+}
+
+// TestFailedMailCodeRemoved: the code of a mail that surely failed (the
+// relay down, the request still waiting) is not left pending; the code
+// mailed before it still works.
+func TestFailedMailCodeRemoved(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, chat.Config{NewCode: codeSeq()})
+	const email = "ada@example.com"
+	if err := f.svc.RequestCode(ctx, email, "192.0.2.1"); err != nil {
+		t.Fatal(err)
+	}
+	f.mail.mu.Lock()
+	f.mail.err = errors.New("relay down")
+	f.mail.mu.Unlock()
+	err := f.svc.RequestCode(ctx, email, "192.0.2.1")
+	wantError(t, "RequestCode with the relay down", err, chat.ErrUnavailable, chat.CodeUnavailable, "")
+	// The code not mailed was 100002 (codeSeq).
+	_, err = f.svc.VerifyCode(ctx, email, "100002", "192.0.2.1")
+	wantError(t, "VerifyCode(the code whose mail failed)", err, chat.ErrUnauthorized, chat.CodeBadCode, "")
+	if in, err := f.svc.VerifyCode(ctx, email, "100001", "192.0.2.1"); err != nil || in.Token == "" {
+		t.Errorf("VerifyCode(the code mailed before) = %+v, %v; want a session", in, err)
+	}
 }
 
 // TestWrongTriesBoundedAcrossCodes: a try counts against every code
