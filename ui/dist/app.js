@@ -325,7 +325,7 @@ async function onResendCode() {
     try {
       await api.requestCode(state.email);
       $('code').value = '';
-      authInfo('A new code is on its way. Earlier codes no longer work.');
+      authInfo('A new code is on its way. The codes sent before it work too, until they expire.');
       $('code').focus();
     } catch (err) {
       authInfo('');
