@@ -1864,6 +1864,9 @@ func (h *Hub) Close(ctx context.Context) error {
 	}
 }
 
+// Stopping is closed once Close has begun.
+func (h *Hub) Stopping() <-chan struct{} { return h.stop }
+
 // Len reports the number of registered clients.
 func (h *Hub) Len() int {
 	h.mu.Lock()

@@ -171,6 +171,7 @@ func NewHandler(log *slog.Logger, cfg Config, svc *chat.Service, h *hub.Hub, ui 
 	// A connection's session is read when it opens; its end reaches it
 	// as an event, which a node may miss (the broker lost it).
 	h.CheckSessions(svc.Config().SessionCheck, svc.OpenSessions)
+	go s.cutAtShutdown()
 	mux := http.NewServeMux()
 	s.addRoutes(mux, ui)
 

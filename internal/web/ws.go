@@ -179,6 +179,24 @@ func (c *conn) sayGoodbye(r hub.CloseReason) {
 	})
 }
 
+// cutAtShutdown closes the WebSockets still open shutdownGrace after the
+// hub began to shut down. Each has been sent its goodbye; one whose peer
+// has neither answered it nor read it (its socket congested, the goodbye
+// waiting behind the frames before it for up to WriteWait) must not hold
+// the shutdown up: its client reconnects and resyncs as from any cut.
+func (s *server) cutAtShutdown() {
+	<-s.hub.Stopping()
+	time.Sleep(shutdownGrace)
+	for _, c := range s.pings.all() {
+		_ = c.ws.Close()
+	}
+}
+
+// shutdownGrace is how long a shutting-down server waits for its
+// WebSockets to close before it cuts them: time for the goodbye and the
+// peer's answer (closeGrace) on a socket that is not congested.
+const shutdownGrace = 2 * closeGrace
+
 // pinger pings the server's WebSockets, each once per PingInterval: a
 // goroutine pings one of pingBuckets buckets per tick. A timer per
 // connection would cost more memory than most of its other state.
@@ -217,6 +235,19 @@ func (p *pinger) remove(c *conn) {
 		delete(p.buckets[c.pingIn], c)
 		p.n--
 	}
+}
+
+// all returns the connections p pings: every WebSocket being served.
+func (p *pinger) all() []*conn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	cs := make([]*conn, 0, p.n)
+	for i := range p.buckets {
+		for c := range p.buckets[i] {
+			cs = append(cs, c)
+		}
+	}
+	return cs
 }
 
 func (p *pinger) run() {
