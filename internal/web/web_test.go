@@ -35,7 +35,8 @@ func TestTwoUsersChat(t *testing.T) {
 
 	// hello tells the user and the limits.
 	h := ts.connectWith(t, ada, dialOptions{}).readNow(t, "hello")
-	wantLimits := map[string]float64{"max_message_len": 4000, "max_frame_bytes": 32 << 10, "send_rate": 10, "send_burst": 20}
+	wantLimits := map[string]float64{"max_message_len": 4000, "max_frame_bytes": 32 << 10, "send_rate": 10, "send_burst": 20,
+		"max_group_members": 200, "default_group_members": 200}
 	if diff := cmp.Diff(wantLimits, h.Limits); diff != "" {
 		t.Errorf("hello.limits mismatch (-want +got):\n%s", diff)
 	}
