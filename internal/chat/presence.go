@@ -46,9 +46,72 @@ type ended struct {
 // u's friends learn that u is online.
 func (s *Service) Connect(ctx context.Context, u User) error {
 	if s.addPresence(ctx, Everywhere, u.ID) {
-		s.tellFriends(ctx, u.ID, Event{Type: EventPresence, User: &User{ID: u.ID, Name: u.Name}, Online: true})
+		s.tellPresence(ctx, u, true, time.Time{})
 	}
 	return nil
+}
+
+// told orders the presence news of each user on this node: the users
+// with news on its way, each with a lock and how many wait for it, so
+// that one user's news never waits for another's.
+type told struct {
+	mu    sync.Mutex
+	users map[int64]*telling
+}
+
+type telling struct {
+	mu sync.Mutex
+	n  int // holders and waiters; guarded by told.mu
+}
+
+// lock takes userID's turn to tell; unlock gives it back.
+func (t *told) lock(userID int64) *telling {
+	t.mu.Lock()
+	u := t.users[userID]
+	if u == nil {
+		if t.users == nil {
+			t.users = make(map[int64]*telling)
+		}
+		u = &telling{}
+		t.users[userID] = u
+	}
+	u.n++
+	t.mu.Unlock()
+	u.mu.Lock()
+	return u
+}
+
+func (t *told) unlock(userID int64, u *telling) {
+	u.mu.Unlock()
+	t.mu.Lock()
+	if u.n--; u.n == 0 {
+		delete(t.users, userID)
+	}
+	t.mu.Unlock()
+}
+
+// tellPresence tells u's friends that u went online, or offline (last
+// seen at seen), unless the Presence, read again now, says otherwise. A
+// connection made as u's last one is counted out (or ended as the first
+// is counted) makes two transitions at about the same time, each with its
+// news on its way: the one published last stays with the friends, and
+// without the read it could be the older one, u's laptop connected and
+// shown offline. So a user's news goes out one at a time, each after the
+// read: the last transition's read finds the state it made, and its news
+// goes last; news that the read contradicts is left to the transition
+// that came after it. If the Presence cannot be read, the news goes out
+// as it is.
+func (s *Service) tellPresence(ctx context.Context, u User, online bool, seen time.Time) {
+	turn := s.told.lock(u.ID)
+	defer s.told.unlock(u.ID, turn)
+	if now, err := s.presence.OnlineOf(ctx, Everywhere, []int64{u.ID}); err == nil && (len(now) > 0) != online {
+		return
+	}
+	ev := Event{Type: EventPresence, User: &User{ID: u.ID, Name: u.Name}, Online: online}
+	if !online {
+		ev.LastSeen = seen
+	}
+	s.tellFriends(ctx, u.ID, ev)
 }
 
 // addPresence counts one more connection of userID in convID and reports
@@ -147,7 +210,7 @@ func (s *Service) tellOffline(ctx context.Context, userID int64, seen time.Time)
 		s.log.Warn("load user gone offline", "user", userID, "err", err)
 		return
 	}
-	s.tellFriends(ctx, userID, Event{Type: EventPresence, User: &User{ID: u.ID, Name: u.Name}, LastSeen: seen})
+	s.tellPresence(ctx, u, false, seen)
 }
 
 // FlushPresence counts out at once every connection whose grace period is
@@ -187,7 +250,7 @@ func (s *Service) presenceChanged(convID, userID int64, online bool) {
 		return
 	}
 	if convID == Everywhere {
-		s.tellFriends(ctx, u.ID, Event{Type: EventPresence, User: &User{ID: u.ID, Name: u.Name}, Online: true})
+		s.tellPresence(ctx, u, true, time.Time{})
 		return
 	}
 	s.convPresence(ctx, convID, u, online)

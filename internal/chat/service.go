@@ -291,6 +291,7 @@ type Service struct {
 	mailer   Mailer
 	log      *slog.Logger
 	away     away // connections ended, not yet counted out (presence.go)
+	told     told // a user's presence news, one at a time (presence.go)
 	counts   counts
 	kinds    kinds
 	reads    readBatch

@@ -1,10 +1,12 @@
 package web_test
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -125,5 +127,87 @@ func TestLargeRoomOnline(t *testing.T) {
 	ts.mustDo(t, cs[0], "GET", roomPath(room.ID, "/online"), nil, http.StatusOK, &online)
 	if len(online.Users) != 2 || online.Count != 3 {
 		t.Errorf("GET online = %+v; want 2 users, count 3", online)
+	}
+}
+
+// userGateStore holds the next read of user id, once armed: entered is
+// closed as it starts, and it goes on when open is closed.
+type userGateStore struct {
+	chat.Store
+	mu      sync.Mutex
+	id      int64
+	entered chan struct{}
+	open    chan struct{}
+	done    chan struct{}
+}
+
+func (s *userGateStore) arm(id int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.id = id
+	s.entered, s.open, s.done = make(chan struct{}), make(chan struct{}), make(chan struct{})
+}
+
+func (s *userGateStore) User(ctx context.Context, id int64) (chat.User, error) {
+	s.mu.Lock()
+	hold := s.id != 0 && s.id == id
+	entered, open, done := s.entered, s.open, s.done
+	if hold {
+		s.id = 0
+	}
+	s.mu.Unlock()
+	if !hold {
+		return s.Store.User(ctx, id)
+	}
+	close(entered)
+	<-open
+	defer close(done)
+	return s.Store.User(ctx, id)
+}
+
+// TestPresenceOtherDeviceAtGraceEnd: Grace's phone goes away, and as its
+// grace period ends, with the offline news on its way, her laptop
+// connects. Her friend Ada is told she is online, and then no stale
+// offline: Grace has a connection, and Ada would show her offline until
+// she next went offline and online again.
+func TestPresenceOtherDeviceAtGraceEnd(t *testing.T) {
+	const grace = 100 * time.Millisecond
+	gate := &userGateStore{}
+	ts := newTestServer(t, withStore(func(s chat.Store) chat.Store { gate.Store = s; return gate }),
+		withChat(func(c *chat.Config) { c.PresenceGrace = grace }))
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	gr := ts.signIn(t, "grace@example.com", "Grace")
+	laptop := ts.signIn(t, "grace@example.com", "Grace")
+	ts.befriend(t, ada, gr)
+	aw := ts.connect(t, ada)
+	presence := func(online bool) frame {
+		t.Helper()
+		return aw.take(t, "presence of Grace", func(f frame) bool {
+			return f.Type == "presence" && f.RoomID == 0 && f.User != nil && f.User.ID == gr.ID && f.Online == online
+		})
+	}
+
+	phone := ts.connect(t, gr)
+	presence(true)
+	gate.arm(gr.ID)
+	_ = phone.conn.Close()
+	select { // the phone counted out, the offline news being made
+	case <-gate.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Grace's phone was not counted out")
+	}
+	ts.connect(t, laptop)
+	presence(true)
+	close(gate.open)
+	<-gate.done
+	time.Sleep(4 * grace) // the offline news, if it goes, reaches Ada
+	aw.barrier(t)
+	for _, f := range aw.drain() {
+		if f.Type == "presence" && f.User != nil && f.User.ID == gr.ID && !f.Online {
+			t.Errorf("Ada got %s after Grace's laptop connected; want her online", f)
+		}
+	}
+	if cs := ts.contacts(t, ada).Contacts; len(cs) != 1 || cs[0].Online == nil || !*cs[0].Online {
+		t.Errorf("Ada's contacts = %+v; want Grace online", cs)
 	}
 }
