@@ -5,6 +5,7 @@
 
 import { api, setUnauthorizedHandler } from './api.js';
 import { ChatSocket, newClientId, resendAfter, resendWait, unsure } from './socket.js';
+import { Unsent } from './unsent.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -393,6 +394,14 @@ async function signOut() {
       else authError(msg);
       return;
     }
+  }
+  // The sends not yet acknowledged go with the session, here and in the
+  // user's other tabs: they are not for the next user of the browser.
+  const id = state.me && state.me.id;
+  if (id) {
+    if (state.socket) state.socket.keep = null;
+    new Unsent(id).clear();
+    if (tabs) tabs.postMessage({ signedOut: id });
   }
   clearHash();
   showSignin('You are signed out.');
@@ -2557,7 +2566,7 @@ function appendPending(p) {
     sender_id: state.me.id,
     sender_name: state.me.name,
     body: p.body,
-    created_at: new Date().toISOString(),
+    created_at: new Date(p.at || Date.now()).toISOString(),
   });
   el.classList.add('pending');
   el.dataset.clientId = p.clientId;
@@ -2712,9 +2721,8 @@ function sendComposer() {
   // A send moves the sender's read position to the message on the server,
   // with no receipt: what was read before it goes first, as a receipt.
   flushRead(room.id);
-  const p = socket.send(room.id, body);
-  p.target = targetOf(room); // for a refusal that comes when it is not shown
-  p.where = whereTo(room);
+  // target and where: for a refusal that comes when it is not shown.
+  const p = socket.send(room.id, body, { target: targetOf(room), where: whereTo(room) });
   c.value = '';
   autosize();
   appendPending(p);
@@ -2923,7 +2931,11 @@ function connStatus({ state: s, transport }) {
 // gets through or the page's URL says ?transport=poll.
 function startSocket() {
   const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  // What was sent here and not acknowledged before a reload is pending
+  // again, and goes with its client id (unsent.js).
+  const keep = new Unsent(state.me.id);
   const socket = new ChatSocket({
+    keep,
     wsUrl: `${proto}//${location.host}/api/ws`,
     pollUrl: '/api/poll',
     transport: new URLSearchParams(location.search).get('transport') === 'poll' ? 'poll' : 'ws',
@@ -2932,6 +2944,7 @@ function startSocket() {
     probe: () => api.me().then(() => true, () => false),
   });
   state.socket = socket;
+  socket.restore(keep.load());
   const current = (roomId) => state.socket === socket && state.room && state.room.id === roomId;
 
   socket
@@ -3008,6 +3021,14 @@ function startSocket() {
       const stick = nearBottom();
       appendLive(presenceEl(f.user, f.online));
       if (stick) scrollToBottom();
+    })
+    .on('ack', (f) => {
+      // A send kept over a reload whose message was stored before: it is
+      // one the page shows already, or older, and comes no more.
+      const el = state.pendingEls.get(f.client_id);
+      if (!el || !f.message || !current(f.room_id) || f.message.seq > socket.last(f.room_id)) return;
+      el.remove();
+      state.pendingEls.delete(f.client_id);
     })
     .on('send-failed', (p) => {
       const el = state.pendingEls.get(p.clientId);
@@ -3248,6 +3269,13 @@ function wire() {
 
   if (tabs) {
     tabs.addEventListener('message', (e) => {
+      const out = e.data && e.data.signedOut;
+      if (Number.isInteger(out)) {
+        // Signed out in another tab: this tab's unsent sends go too.
+        if (state.socket && state.me && state.me.id === out) state.socket.keep = null;
+        new Unsent(out).clear();
+        return;
+      }
       const u = e.data && e.data.me;
       if (!u || !state.me || state.view !== 'chat' || u.id !== state.me.id || typeof u.name !== 'string') return;
       if (u.name !== state.me.name) setMe({ name: u.name });

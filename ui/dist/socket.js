@@ -306,8 +306,11 @@ export class ChatSocket {
   // long-polling; otherwise the WebSocket is tried first. probe() resolves
   // to whether the HTTP API answers with the session valid (a 401 also
   // ends the session there); it is asked when a WebSocket fails before its
-  // hello.
-  constructor({ wsUrl, pollUrl, transport, probe }) {
+  // hello. keep, if given, keeps the unacknowledged sends for a reload:
+  // keep.save(sends) gets them, in the order sent, whenever they change
+  // (see restore).
+  constructor({ wsUrl, pollUrl, transport, probe, keep }) {
+    this.keep = keep || null;
     this.pollUrl = pollUrl;
     this.transport = transport === 'poll' ? pollTransport(pollUrl) : wsTransport(wsUrl);
     this.probe = probe || (() => Promise.resolve(false));
@@ -319,7 +322,7 @@ export class ChatSocket {
     this.state = 'disconnected';
     this.attempt = 0;
     this.rooms = new Map(); // roomId → RoomSync for each open room
-    this.pending = new Map(); // clientId → {roomId, clientId, body, tries, stuck, settled}, unacknowledged sends
+    this.pending = new Map(); // clientId → {roomId, clientId, body, at, tries, stuck, settled}, unacknowledged sends, in the order sent
     this.dropped = new Set(); // clientIds of sends forgotten with their conversation, or discarded: their refusal is no news
     this.retries = new Map(); // clientId → timer sending again a send refused for now (rate_limited, or of unknown outcome) on this connection
     this.refs = new Map(); // ref → {type, roomId}
@@ -585,6 +588,7 @@ export class ChatSocket {
       this.dropped.add(id);
       dropped.push(p);
     }
+    if (dropped.length) this.persist();
     return dropped;
   }
 
@@ -599,6 +603,7 @@ export class ChatSocket {
       this.pending.set(p.clientId, p);
       this.sendPending(p);
     }
+    if (sends.length) this.persist();
   }
 
   // resend sends again, with its client_id, a send that failed its last
@@ -619,6 +624,7 @@ export class ChatSocket {
     this.pending.delete(clientId);
     this.cancelRetry(clientId);
     this.dropped.add(clientId); // the answer of a try still under way is no news
+    this.persist();
   }
 
   // settle answers the pending send that message m of this user is: a
@@ -635,6 +641,7 @@ export class ChatSocket {
     if (live) {
       this.pending.delete(m.client_id);
       this.cancelRetry(m.client_id);
+      this.persist();
       return;
     }
     if (p.settled) return;
@@ -665,13 +672,36 @@ export class ChatSocket {
     return new TextEncoder().encode(frame).length <= (this.limits.max_frame_bytes || 32768);
   }
 
-  // send queues a text message; it goes out now or after the next reconnect.
-  send(roomId, body) {
+  // send queues a text message; it goes out now or after the next
+  // reconnect. meta holds what the caller keeps with it (kept for a
+  // reload: target, where).
+  send(roomId, body, meta = {}) {
     if (this.typedAt) this.typedAt.delete(roomId); // typing after a send is news again
-    const p = { roomId, clientId: newClientId(), body, tries: 0, stuck: false };
+    const p = { ...meta, roomId, clientId: newClientId(), body, at: Date.now(), tries: 0, stuck: false };
     this.pending.set(p.clientId, p);
+    this.persist();
     this.sendPending(p);
     return p;
+  }
+
+  // restore takes back sends kept by keep before a reload, after any
+  // made since, in their order: they are pending again and go, with their
+  // client IDs, at the next hello.
+  restore(sends) {
+    let n = 0;
+    for (const e of sends) {
+      if (this.pending.has(e.clientId) || this.dropped.has(e.clientId)) continue;
+      const p = { ...e, tries: 0, stuck: false };
+      this.pending.set(p.clientId, p);
+      this.sendPending(p);
+      n++;
+    }
+    if (n) this.persist();
+  }
+
+  // persist hands the pending sends to keep.
+  persist() {
+    if (this.keep) this.keep.save(this.pending.values());
   }
 
   sendPending(p) {
@@ -783,7 +813,7 @@ export class ChatSocket {
         else if (f.message) this.emit('conv-message', { roomId: f.room_id, message: f.message });
         break;
       case 'ack':
-        this.pending.delete(f.client_id);
+        if (this.pending.delete(f.client_id)) this.persist();
         this.cancelRetry(f.client_id);
         this.emit('ack', f);
         if (f.message) this.ingest(f.room_id, [f.message]);
@@ -873,6 +903,7 @@ export class ChatSocket {
       }
       // A settled send was stored and is shown: only its publishing failed.
       this.pending.delete(sendKey);
+      this.persist();
       this.cancelRetry(p.clientId);
       if (!p.settled) this.emit('send-failed', { ...p, code: f.code, message: f.message });
       return;

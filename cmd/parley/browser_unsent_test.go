@@ -1,0 +1,185 @@
+package main
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+)
+
+// pendingClientID waits until b shows its message text as pending, once,
+// in the room titled room, and returns the send's client ID.
+func pendingClientID(t *testing.T, b *browser, room, text string) string {
+	t.Helper()
+	return waitFor[string](t, b, "the message is shown as pending", viewState, `(room, text) => {
+		if (document.getElementById("room-title").textContent !== room) return "";
+		const shown = [...document.querySelectorAll("#messages .msg")]
+			.filter((m) => m.querySelector(".msg-body")?.textContent === text);
+		return shown.length === 1 && shown[0].classList.contains("pending") && shown[0].dataset.clientId;
+	}`, room, text)
+}
+
+// TestBrowserUnsentSurvivesReload: the store cannot be reached while Ada
+// sends, and she reloads the page while her message is still pending. The
+// reloaded page shows it as pending again, with its client ID, and once
+// the store is back it goes: Grace gets it once, live, stored once with
+// the client ID of Ada's first try.
+func TestBrowserUnsentSurvivesReload(t *testing.T) {
+	_, st, ada, grace := adaAndGrace(t)
+	ada.enterRoom(t, "lobby")
+	grace.enterRoom(t, "lobby")
+	ada.send(t, "Before the store goes down.")
+	grace.waitMessage(t, "Before the store goes down.")
+
+	st.setDown(true)
+	text := "Sent while the store is down, then the page reloaded. " + downMark
+	ada.do(t, "send", chromedp.SendKeys(chromedp.ID("composer"), text+kb.Enter))
+	waitRetrying(t, ada, text)
+	id := pendingClientID(t, ada, "lobby", text)
+
+	ada.do(t, "reload the page", chromedp.Reload())
+	if got := pendingClientID(t, ada, "lobby", text); got != id {
+		t.Fatalf("after the reload, the message is pending with client ID %q; want %q", got, id)
+	}
+	evaluate[chromedp.Void](t, ada, "mark the page", `window.parleyTestPage = true`)
+	st.setDown(false)
+	seq := waitSent(t, ada, text)
+	wantFromAda(t, grace, ada, text, seq)
+
+	var room struct {
+		Room struct{ ID int64 } `json:"room"`
+	}
+	ada.fetchJSON(t, "POST", "/api/rooms", map[string]string{"name": "lobby"}, &room)
+	var page struct {
+		Messages []struct {
+			Body     string `json:"body"`
+			ClientID string `json:"client_id"`
+		} `json:"messages"`
+	}
+	ada.fetchJSON(t, "GET", fmt.Sprintf("/api/rooms/%d/messages", room.Room.ID), nil, &page)
+	var ids []string
+	for _, m := range page.Messages {
+		if m.Body == text {
+			ids = append(ids, m.ClientID)
+		}
+	}
+	if len(ids) != 1 || ids[0] != id || st.storedAs(text) != 1 {
+		t.Errorf("%q is in the history with client IDs %q, stored %d times; want once, with %q", text, ids, st.storedAs(text), id)
+	}
+	ada.send(t, "And on we go.")
+	grace.waitMessage(t, "And on we go.")
+	for _, b := range []*browser{ada, grace} {
+		if n := shownTimes(t, b, text); n != 1 {
+			t.Errorf("%s shows %q %d times; want once", b.name, text, n)
+		}
+	}
+	for _, b := range []*browser{ada, grace} {
+		b.checkQuiet(t)
+	}
+}
+
+// TestBrowserUnsentStoredSurvivesReload: the store commits Ada's message
+// but answers unavailable, and is down after it; she reloads the page
+// while the message is pending. The reloaded page's history brings it, so
+// it is shown sent, once; but nothing published it, so the page still
+// sends it again with its client ID once the store is back, and Grace,
+// who keeps the room open, gets it live. It is stored once.
+func TestBrowserUnsentStoredSurvivesReload(t *testing.T) {
+	_, st, ada, grace := adaAndGrace(t)
+	ada.enterRoom(t, "lobby")
+	grace.enterRoom(t, "lobby")
+	ada.send(t, "Before the store falters.")
+	grace.waitMessage(t, "Before the store falters.")
+
+	text := "Stored, though the store did not say so, then the page reloaded. " + unsureMark + " " + downMark
+	ada.do(t, "send", chromedp.SendKeys(chromedp.ID("composer"), text+kb.Enter))
+	waitRetrying(t, ada, text)
+	ada.do(t, "reload the page", chromedp.Reload())
+	seq := waitSent(t, ada, text)
+	evaluate[chromedp.Void](t, ada, "mark the page", `window.parleyTestPage = true`)
+	st.setDown(false)
+	wantFromAda(t, grace, ada, text, seq)
+	ada.send(t, "And on we go.")
+	grace.waitMessage(t, "And on we go.")
+	for _, b := range []*browser{ada, grace} {
+		if n := shownTimes(t, b, text); n != 1 {
+			t.Errorf("%s shows %q %d times; want once", b.name, text, n)
+		}
+	}
+	if n := st.storedAs(text); n != 1 {
+		t.Errorf("%q stored %d times; want once", text, n)
+	}
+	for _, b := range []*browser{ada, grace} {
+		b.checkQuiet(t)
+	}
+}
+
+// TestBrowserUnsentSignOut: Ada signs out while a message of hers is
+// pending, the store down. The page keeps it for a reload until then, but
+// not past the sign-out: the browser's storage no longer holds it, and
+// when Grace signs in on the same browser, with the store back, it is
+// neither tried again nor stored.
+func TestBrowserUnsentSignOut(t *testing.T) {
+	exe := chromiumPath(t)
+	s, st := startUnsureServer(t)
+	b := startBrowser(t, exe, "ada", time.Now().Add(2*time.Minute))
+	b.signIn(t, s, "ada@example.com", "Ada")
+	b.enterRoom(t, "lobby")
+
+	st.setDown(true)
+	text := "Sent while the store is down, then signed out. " + downMark
+	b.do(t, "send", chromedp.SendKeys(chromedp.ID("composer"), text+kb.Enter))
+	waitRetrying(t, b, text)
+	const kept = `(text) => Object.keys(sessionStorage).concat(Object.keys(localStorage))
+		.some((k) => (sessionStorage.getItem(k) || localStorage.getItem(k) || "").includes(JSON.stringify(text).slice(1, -1)))`
+	waitFor[bool](t, b, "the browser keeps the message", viewState, kept, text)
+
+	b.click(t, "sign out", "#signout")
+	waitFor[bool](t, b, "signed out", viewState, `() => document.getElementById("app").dataset.view === "signin"`)
+	if evaluate[bool](t, b, "look for the message", `(`+kept+`)(`+jsString(text)+`)`) {
+		t.Errorf("after signing out, the browser's storage still holds %q", text)
+	}
+	tries := st.triesOf(text)
+
+	st.setDown(false)
+	b.signIn(t, s, "grace@example.com", "Grace")
+	b.enterRoom(t, "lobby")
+	b.send(t, "Grace here.")
+	if n, got := st.storedAs(text), st.triesOf(text); n != 0 || got != tries {
+		t.Errorf("after Grace signed in, %q was tried %d times more and stored %d times; want neither", text, got-tries, n)
+	}
+	if n := shownTimes(t, b, text); n != 0 {
+		t.Errorf("Grace's page shows %q %d times; want none", text, n)
+	}
+	b.checkQuiet(t)
+}
+
+// jsString is s as a JavaScript string literal.
+func jsString(s string) string {
+	return fmt.Sprintf("%q", s)
+}
+
+// TestBrowserUnsentNoStorage: where the browser refuses the tab's storage
+// (disabled, or full, as in some private modes), the page cannot keep its
+// sends for a reload, but sends them all the same, without errors.
+func TestBrowserUnsentNoStorage(t *testing.T) {
+	for _, tc := range []struct{ name, script string }{
+		{"unavailable", `Object.defineProperty(window, "sessionStorage", {get() {
+			throw new DOMException("The operation is insecure.", "SecurityError");
+		}})`},
+		{"full", `Storage.prototype.setItem = function () {
+			throw new DOMException("The quota has been exceeded.", "QuotaExceededError");
+		}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, ada := startAdaUnsigned(t)
+			ada.onEveryPage(t, "refuse the storage", tc.script)
+			ada.signIn(t, s, "ada@example.com", "Ada")
+			ada.enterRoom(t, "lobby")
+			ada.send(t, "Sent without storage.")
+			ada.checkQuiet(t)
+		})
+	}
+}
