@@ -169,9 +169,11 @@ const maxOwnBytes = 4 << 20
 
 // Push queues it without blocking; a full outbox (in frames, or in bytes
 // of the client's own frames) closes the client as slow and Push reports
-// false.
+// false. A closed client takes nothing more, but one closed for
+// ReasonShutdown still takes its own frames (Raw): the answers to what its
+// connection read before, which its writer writes before the goodbye.
 func (c *Client) Push(it *Item) bool {
-	if c.Closed() {
+	if c.Closed() && (it.Raw == nil || c.Reason() != ReasonShutdown) {
 		return false
 	}
 	c.mu.Lock()

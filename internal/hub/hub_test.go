@@ -267,6 +267,32 @@ func TestCloseWaitsForClients(t *testing.T) {
 	}
 }
 
+// TestPushAfterClose: a closed client takes no event; one closed for the
+// shutdown still takes its own frames, for its writer to write before
+// the goodbye, and Next gives them.
+func TestPushAfterClose(t *testing.T) {
+	for _, r := range []hub.CloseReason{hub.ReasonShutdown, hub.ReasonSlow, hub.ReasonSessionEnded, hub.ReasonChannelEnded} {
+		h := hub.New(inmem.NewBroker(), slog.New(slog.DiscardHandler))
+		c := mustRegister(t, h, 1, 1, 8)
+		c.Close(r)
+		if c.Push(&hub.Item{Event: chat.Event{Type: chat.EventMessage}}) {
+			t.Errorf("%v: Push of an event after the close = true; want false", r)
+		}
+		own := r == hub.ReasonShutdown
+		if got := c.Push(&hub.Item{Raw: []byte(`{"type":"ack"}`)}); got != own {
+			t.Errorf("%v: Push of an own frame after the close = %v; want %v", r, got, own)
+		}
+		want := 0
+		if own {
+			want = 1
+		}
+		if got := len(c.Next(nil)); got != want {
+			t.Errorf("%v: Next gave %d items after the close; want %d", r, got, want)
+		}
+		h.Unregister(c)
+	}
+}
+
 func TestCloseTimesOut(t *testing.T) {
 	h := hub.New(inmem.NewBroker(), slog.New(slog.DiscardHandler))
 	mustRegister(t, h, 1, 1, 8)

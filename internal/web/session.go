@@ -371,6 +371,27 @@ func (n *session) drain() {
 	}
 }
 
+// settle waits, at most d, until the frame being handled and the sends
+// queued before are answered.
+func (n *session) settle(d time.Duration) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		n.hmu.Lock()
+		p := n.pipe
+		n.hmu.Unlock()
+		if p != nil {
+			p.drain()
+		}
+	}()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	}
+}
+
 func requireRoom(f inFrame) error {
 	if f.RoomID == 0 {
 		return chat.Invalid(chat.CodeMissingField, "room_id", "room_id is required")

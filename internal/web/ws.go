@@ -79,6 +79,7 @@ type conn struct {
 
 	wmu     sync.Mutex  // one flush at a time
 	buf     []*hub.Item // guarded by wmu
+	parting bool        // part has been started; guarded by wmu
 	goodbye sync.Once
 	removed func(ev chat.Event) // called, in a goroutine, when a removed frame is written
 	// admit, if set, decides which logged user events (Event.UserSeq > 0)
@@ -110,7 +111,8 @@ func (c *conn) sock() *frameConn {
 
 // flush writes what the outbox holds, coalesced, until it is empty or the
 // socket is congested; if the hub closed the client it says goodbye
-// instead. shared is true on a writer that serves every connection
+// instead, once the outbox is written if the server is shutting down
+// (part). shared is true on a writer that serves every connection
 // (writers): there, a connection already being flushed is left to that
 // flush, by a goroutine of its own, and so are items that may read the
 // store (admit).
@@ -124,7 +126,12 @@ func (c *conn) flush(cl *hub.Client, shared bool) {
 	defer c.wmu.Unlock()
 	for {
 		if cl.Closed() {
-			c.sayGoodbye(cl.Reason())
+			if cl.Reason() != hub.ReasonShutdown {
+				c.sayGoodbye(cl.Reason())
+			} else if !c.parting {
+				c.parting = true
+				go c.part(cl)
+			}
 			return
 		}
 		// The drain of a congested socket flushes again once it is done;
@@ -167,6 +174,41 @@ func (c *conn) flush(cl *hub.Client, shared bool) {
 	}
 }
 
+// part ends a connection whose client the hub closed as the server shuts
+// down: the answers to the frames read before, the acks of the sends in
+// flight among them, are written ahead of the goodbye, so that the
+// client need not send again what was stored. It waits for those answers
+// at most closeGrace, which leaves the goodbye and the peer's reply as
+// long before the cut (cutAtShutdown); what the outbox holds then is
+// written unless the socket is congested, which holds nothing up.
+func (c *conn) part(cl *hub.Client) {
+	if c.sess != nil {
+		c.sess.settle(closeGrace)
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	for !c.sock().draining() {
+		if int(c.off) == len(c.buf) {
+			items := cl.Next(c.buf[:0])
+			if items == nil {
+				break
+			}
+			c.buf, c.off = items, 0
+		}
+		items := c.buf[c.off:]
+		k, err := c.write(cl, items)
+		clear(items[:k])
+		if c.off += int32(k); int(c.off) == len(c.buf) {
+			c.buf, c.off = c.buf[:0], 0
+		}
+		if err != nil {
+			_ = c.ws.Close()
+			return
+		}
+	}
+	c.sayGoodbye(hub.ReasonShutdown)
+}
+
 // sayGoodbye sends the close frame for reason r and closes the socket
 // once the peer has answered (the reader sees that) or closeGrace passed.
 func (c *conn) sayGoodbye(r hub.CloseReason) {
@@ -193,7 +235,8 @@ func (s *server) cutAtShutdown() {
 }
 
 // shutdownGrace is how long a shutting-down server waits for its
-// WebSockets to close before it cuts them: time for the goodbye and the
+// WebSockets to close before it cuts them: time for the answers to the
+// frames read before (at most closeGrace, part), the goodbye and the
 // peer's answer (closeGrace) on a socket that is not congested.
 const shutdownGrace = 2 * closeGrace
 
