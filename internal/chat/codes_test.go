@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/parley-chat/parley/internal/chat"
-	"github.com/parley-chat/parley/internal/inmem"
-	"github.com/parley-chat/parley/internal/mailer"
 	"github.com/parley-chat/parley/internal/mailer/smtptest"
 )
 
@@ -74,42 +72,7 @@ func TestEarlierCodeStillWorks(t *testing.T) {
 // stored it: the mail arrived with a code refused as bad_code.
 func TestCodeMailedAfterRequestEndedWorks(t *testing.T) {
 	const email = "ada@example.com"
-	held, release := make(chan struct{}, 1), make(chan struct{})
-	relay := smtptest.Start(t, smtptest.WithHold(held, release))
-	ml, err := mailer.NewSMTP(relay.URL(), "Parley <parley@example.com>", nil, mailer.WithTimeout(10*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc := chat.NewService(chat.Config{}, chat.Deps{
-		Store:    sqliteStore(t),
-		Broker:   inmem.NewBroker(),
-		Presence: inmem.NewPresence(),
-		Limiter:  inmem.NewLimiter(nil),
-		Mailer:   ml,
-	})
-	t.Cleanup(svc.Close)
-
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- svc.RequestCode(ctx, email, "192.0.2.1") }()
-	select {
-	case <-held: // the relay has the mail
-	case err := <-errc:
-		t.Fatalf("RequestCode before the relay had the mail: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("the relay got no mail")
-	}
-	cancel() // the client goes away
-	if err := <-errc; !errors.Is(err, chat.ErrUnavailable) {
-		t.Fatalf("RequestCode given up = %v; want unavailable", err)
-	}
-	close(release) // the relay takes the mail after all
-	wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer wcancel()
-	m, err := relay.WaitFor(wctx, email)
-	if err != nil {
-		t.Fatalf("the mail given up on was not sent: %v", err)
-	}
+	svc, _, m := mailGivenUp(t, chat.Config{}, email)
 	code := smtptest.CodeIn(m)
 	if in, err := svc.VerifyCode(context.Background(), email, code, "192.0.2.1"); err != nil || in.Token == "" {
 		t.Errorf("VerifyCode(the code of the mail sent after its request ended) = %+v, %v; want a session", in, err)

@@ -21,13 +21,30 @@ import (
 // as often as its own limit per client IP let it, past the address's.
 func TestCodeMailGivenUpStillCounts(t *testing.T) {
 	const email = "ada@example.com"
+	svc, relay, _ := mailGivenUp(t, chat.Config{CodesPerEmail: 1}, email)
+
+	err := svc.RequestCode(context.Background(), email, "192.0.2.2")
+	if !errors.Is(err, chat.ErrRateLimited) {
+		t.Errorf("a second code for %s, past its limit of 1, after one mailed to a client that gave up = %v; want rate limited", email, err)
+	}
+	if n := len(relay.Messages()); n != 1 {
+		t.Errorf("%s was mailed %d times; want 1", email, n)
+	}
+}
+
+// mailGivenUp asks a service of cfg, on SQLite, for a code for email,
+// gives the request up once its relay has the mail (as a client that went
+// away), and then lets the relay take the mail: it returns the service,
+// the relay and the mail, which went out.
+func mailGivenUp(t *testing.T, cfg chat.Config, email string) (*chat.Service, *smtptest.Server, smtptest.Message) {
+	t.Helper()
 	held, release := make(chan struct{}, 1), make(chan struct{})
 	relay := smtptest.Start(t, smtptest.WithHold(held, release))
 	ml, err := mailer.NewSMTP(relay.URL(), "Parley <parley@example.com>", nil, mailer.WithTimeout(10*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := chat.NewService(chat.Config{CodesPerEmail: 1}, chat.Deps{
+	svc := chat.NewService(cfg, chat.Deps{
 		Store:    sqliteStore(t),
 		Broker:   inmem.NewBroker(),
 		Presence: inmem.NewPresence(),
@@ -42,8 +59,10 @@ func TestCodeMailGivenUpStillCounts(t *testing.T) {
 	select {
 	case <-held: // the relay has the mail
 	case err := <-errc:
+		cancel()
 		t.Fatalf("RequestCode before the relay had the mail: %v", err)
 	case <-time.After(10 * time.Second):
+		cancel()
 		t.Fatal("the relay got no mail")
 	}
 	cancel() // the client goes away
@@ -53,15 +72,9 @@ func TestCodeMailGivenUpStillCounts(t *testing.T) {
 	close(release) // the relay takes the mail after all
 	wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer wcancel()
-	if _, err := relay.WaitFor(wctx, email); err != nil {
+	m, err := relay.WaitFor(wctx, email)
+	if err != nil {
 		t.Fatalf("the mail given up on was not sent: %v", err)
 	}
-
-	err = svc.RequestCode(context.Background(), email, "192.0.2.2")
-	if !errors.Is(err, chat.ErrRateLimited) {
-		t.Errorf("a second code for %s, past its limit of 1, after one mailed to a client that gave up = %v; want rate limited", email, err)
-	}
-	if n := len(relay.Messages()); n != 1 {
-		t.Errorf("%s was mailed %d times; want 1", email, n)
-	}
+	return svc, relay, m
 }

@@ -162,16 +162,26 @@ func (c *conn) flush(cl *hub.Client, shared bool) {
 			go c.flush(cl, false)
 			return
 		}
-		k, err := c.write(cl, items)
-		clear(items[:k])
-		if c.off += int32(k); int(c.off) == len(c.buf) {
-			c.buf, c.off = c.buf[:0], 0
-		}
-		if err != nil {
-			_ = c.ws.Close()
+		if c.writeOut(cl) != nil {
 			return
 		}
 	}
+}
+
+// writeOut writes the items of c.buf not written yet, as many as the
+// socket takes, and moves c.off past them; on an error it closes the
+// socket. c.wmu is held.
+func (c *conn) writeOut(cl *hub.Client) error {
+	items := c.buf[c.off:]
+	k, err := c.write(cl, items)
+	clear(items[:k])
+	if c.off += int32(k); int(c.off) == len(c.buf) {
+		c.buf, c.off = c.buf[:0], 0
+	}
+	if err != nil {
+		_ = c.ws.Close()
+	}
+	return err
 }
 
 // part ends a connection whose client the hub closed as the server shuts
@@ -195,14 +205,7 @@ func (c *conn) part(cl *hub.Client) {
 			}
 			c.buf, c.off = items, 0
 		}
-		items := c.buf[c.off:]
-		k, err := c.write(cl, items)
-		clear(items[:k])
-		if c.off += int32(k); int(c.off) == len(c.buf) {
-			c.buf, c.off = c.buf[:0], 0
-		}
-		if err != nil {
-			_ = c.ws.Close()
+		if c.writeOut(cl) != nil {
 			return
 		}
 	}
