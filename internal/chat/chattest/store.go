@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -415,31 +416,35 @@ func testDeleteLoginCodeRace(t *testing.T, s chat.Store) {
 		if err := s.PutLoginCode(t.Context(), chat.LoginCode{Email: email, Hash: hash, ExpiresAt: t0}, 1); err != nil {
 			t.Fatalf("PutLoginCode: %v", err)
 		}
-		var mu sync.Mutex
-		wins := 0
-		start := make(chan struct{})
-		var wg sync.WaitGroup
-		for range workers {
-			wg.Go(func() {
-				<-start
-				ok, err := s.DeleteLoginCode(t.Context(), email, hash)
-				if err != nil {
-					t.Errorf("DeleteLoginCode: %v", err)
-					return
-				}
-				if ok {
-					mu.Lock()
-					wins++
-					mu.Unlock()
-				}
-			})
-		}
-		close(start)
-		wg.Wait()
+		wins := racers(t, workers, "DeleteLoginCode", func(int) (bool, error) {
+			return s.DeleteLoginCode(t.Context(), email, hash)
+		})
 		if wins != 1 {
 			t.Errorf("round %d: %d of %d concurrent DeleteLoginCode calls won; want 1", round, wins, workers)
 		}
 	}
+}
+
+// racers runs try(i) for i in [0, n) at once and counts the calls that
+// won (true); a call's error, named what, fails the test.
+func racers(t *testing.T, n int, what string, try func(i int) (bool, error)) int {
+	var wins atomic.Int32
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			ok, err := try(i)
+			if err != nil {
+				t.Errorf("%s: %v", what, err)
+			} else if ok {
+				wins.Add(1)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	return int(wins.Load())
 }
 
 // testUseLoginCodeRace: of concurrent uses of the codes of one address,
@@ -453,27 +458,9 @@ func testUseLoginCodeRace(t *testing.T, s chat.Store) {
 				t.Fatalf("PutLoginCode: %v", err)
 			}
 		}
-		var mu sync.Mutex
-		wins := 0
-		start := make(chan struct{})
-		var wg sync.WaitGroup
-		for i := range workers {
-			wg.Go(func() {
-				<-start
-				ok, err := s.UseLoginCode(t.Context(), email, hashes[i%2])
-				if err != nil {
-					t.Errorf("UseLoginCode: %v", err)
-					return
-				}
-				if ok {
-					mu.Lock()
-					wins++
-					mu.Unlock()
-				}
-			})
-		}
-		close(start)
-		wg.Wait()
+		wins := racers(t, workers, "UseLoginCode", func(i int) (bool, error) {
+			return s.UseLoginCode(t.Context(), email, hashes[i%2])
+		})
 		if wins != 1 {
 			t.Errorf("round %d: %d of %d concurrent UseLoginCode calls won; want 1", round, wins, workers)
 		}
