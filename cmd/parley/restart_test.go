@@ -260,17 +260,7 @@ func TestRunRestartLongPollMissesNothing(t *testing.T) {
 			want++
 		}
 	}
-	for n := 0; n < want; {
-		fs, err := wsFrames1(ws, time.Now().Add(15*time.Second))
-		if err != nil {
-			t.Fatalf("after the restart, %d of %d sends acknowledged: %v", n, want, err)
-		}
-		for _, f := range fs {
-			if f["type"] == "ack" {
-				n++
-			}
-		}
-	}
+	waitAcks(t, ws, want, "after the restart, ")
 	var r struct {
 		Room struct {
 			LastSeq int64 `json:"last_seq"`

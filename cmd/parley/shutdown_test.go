@@ -31,6 +31,23 @@ func wsFrames1(ws *websocket.Conn, deadline time.Time) ([]map[string]any, error)
 	return frames, nil
 }
 
+// waitAcks reads ws until n acks came, each read within 15 s; when, if
+// not "", says when in the failure.
+func waitAcks(t *testing.T, ws *websocket.Conn, n int, when string) {
+	t.Helper()
+	for acks := 0; acks < n; {
+		fs, err := wsFrames1(ws, time.Now().Add(15*time.Second))
+		if err != nil {
+			t.Fatalf("%s%d of %d sends acknowledged: %v", when, acks, n, err)
+		}
+		for _, f := range fs {
+			if f["type"] == "ack" {
+				acks++
+			}
+		}
+	}
+}
+
 // TestRunShutdownWithStalledReader: a client that stopped reading, its
 // socket full, does not hold up the graceful shutdown: run returns nil,
 // within --shutdown-timeout.
@@ -73,17 +90,7 @@ func TestRunShutdownWithStalledReader(t *testing.T) {
 			}
 		}
 	}()
-	for acks := 0; acks < n; {
-		fs, err := wsFrames1(wa, time.Now().Add(15*time.Second))
-		if err != nil {
-			t.Fatalf("%d of %d sends acknowledged: %v", acks, n, err)
-		}
-		for _, f := range fs {
-			if f["type"] == "ack" {
-				acks++
-			}
-		}
-	}
+	waitAcks(t, wa, n, "")
 	start := time.Now()
 	err = s.shutdown(t)
 	t.Logf("shutdown took %v", time.Since(start))

@@ -116,20 +116,7 @@ func TestPollSendLimitAcrossChannels(t *testing.T) {
 		ts.mustDo(t, ada, "GET", "/api/poll", nil, http.StatusOK, &body)
 		return body.Cursor
 	}
-	post := func(cursor, clientID string) frame {
-		var body struct {
-			Frames []json.RawMessage `json:"frames"`
-		}
-		ts.mustDo(t, ada, "POST", "/api/poll?cursor="+url.QueryEscape(cursor), sendFrame(room.ID, clientID), http.StatusOK, &body)
-		if len(body.Frames) != 1 {
-			t.Fatalf("send %s: %d frames; want 1", clientID, len(body.Frames))
-		}
-		f, err := parseFrame(body.Frames[0])
-		if err != nil {
-			t.Fatal(err)
-		}
-		return f
-	}
+	post := func(cursor, clientID string) frame { return ts.pollSend(t, ada, cursor, room.ID, clientID) }
 	cur := newChannel()
 	if f := post(cur, "c-1"); f.Type != "ack" {
 		t.Fatalf("first send = %s; want its ack", f)
@@ -185,4 +172,22 @@ func TestChannelsCompatSendLimitAcrossReconnects(t *testing.T) {
 		}
 		w.conn.Close()
 	}
+}
+
+// pollSend sends message clientID to conversation convID on u's long-poll
+// channel of cursor, and returns the one frame that answers it.
+func (ts *testServer) pollSend(t *testing.T, u *client, cursor string, convID int64, clientID string) frame {
+	t.Helper()
+	var body struct {
+		Frames []json.RawMessage `json:"frames"`
+	}
+	ts.mustDo(t, u, "POST", "/api/poll?cursor="+url.QueryEscape(cursor), sendFrame(convID, clientID), http.StatusOK, &body)
+	if len(body.Frames) != 1 {
+		t.Fatalf("send %s: %d frames; want 1", clientID, len(body.Frames))
+	}
+	f, err := parseFrame(body.Frames[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
 }

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/url"
 	"testing"
 
 	"github.com/parley-chat/parley/internal/chat"
@@ -96,20 +95,7 @@ func TestSendLimitSharedByWebSocketAndPoll(t *testing.T) {
 		Frames []json.RawMessage `json:"frames"`
 	}
 	ts.mustDo(t, ada, "GET", "/api/poll", nil, http.StatusOK, &poll)
-	postSend := func(clientID string) frame {
-		var body struct {
-			Frames []json.RawMessage `json:"frames"`
-		}
-		ts.mustDo(t, ada, "POST", "/api/poll?cursor="+url.QueryEscape(poll.Cursor), sendFrame(room.ID, clientID), http.StatusOK, &body)
-		if len(body.Frames) != 1 {
-			t.Fatalf("send %s: %d frames; want 1", clientID, len(body.Frames))
-		}
-		f, err := parseFrame(body.Frames[0])
-		if err != nil {
-			t.Fatal(err)
-		}
-		return f
-	}
+	postSend := func(clientID string) frame { return ts.pollSend(t, ada, poll.Cursor, room.ID, clientID) }
 	if f := postSend("p-1"); f.Type != "ack" {
 		t.Fatalf("send p-1 on the long-poll channel = %s; want its ack", f)
 	}
