@@ -183,3 +183,54 @@ func TestBrowserUnsentNoStorage(t *testing.T) {
 		})
 	}
 }
+
+// TestBrowserUnsentNotSentSurvivesReload: the store cannot be reached
+// while Ada sends, and her page gives up: the message is not sent, with
+// Retry and Discard. The store comes back and she reloads the page. The
+// message is still not sent, with Retry and Discard, and is not tried on
+// its own (she may have written it again meanwhile); Retry sends it, with
+// its client ID: Grace gets it once, stored once.
+func TestBrowserUnsentNotSentSurvivesReload(t *testing.T) {
+	_, st, ada, grace := adaAndGrace(t)
+	ada.enterRoom(t, "lobby")
+	grace.enterRoom(t, "lobby")
+
+	st.setDown(true)
+	evaluate[chromedp.Void](t, ada, "hurry timers", hurryTimers)
+	text := "Not sent, then the page reloaded. " + downMark
+	ada.do(t, "send", chromedp.SendKeys(chromedp.ID("composer"), text+kb.Enter))
+	waitNotSent(t, ada, text)
+	id := evaluate[string](t, ada, "read its client ID", fmt.Sprintf(`[...document.querySelectorAll("#messages .msg.failed")]
+		.find((m) => m.querySelector(".msg-body")?.textContent === %q).dataset.clientId`, text))
+	tries := st.triesOf(text)
+
+	st.setDown(false)
+	ada.do(t, "reload the page", chromedp.Reload())
+	waitNotSent(t, ada, text)
+	if got := evaluate[string](t, ada, "read its client ID", fmt.Sprintf(`[...document.querySelectorAll("#messages .msg.failed")]
+		.find((m) => m.querySelector(".msg-body")?.textContent === %q).dataset.clientId`, text)); got != id {
+		t.Errorf("after the reload, the message is not sent with client ID %q; want %q", got, id)
+	}
+	evaluate[chromedp.Void](t, ada, "mark the page", `window.parleyTestPage = true`)
+	ada.do(t, "send another", chromedp.SendKeys(chromedp.ID("composer"), "Meanwhile, something else."+kb.Enter))
+	waitSent(t, ada, "Meanwhile, something else.")
+	grace.waitMessage(t, "Meanwhile, something else.")
+	if n, got := st.storedAs(text), st.triesOf(text); n != 0 || got != tries {
+		t.Errorf("after the reload, %q was tried %d times more and stored %d times; want neither, until Retry", text, got-tries, n)
+	}
+	waitNotSent(t, ada, text)
+
+	seq := retrySent(t, ada, text)
+	wantFromAda(t, grace, ada, text, seq)
+	if n := st.storedAs(text); n != 1 {
+		t.Errorf("%q stored %d times; want once", text, n)
+	}
+	for _, b := range []*browser{ada, grace} {
+		if n := shownTimes(t, b, text); n != 1 {
+			t.Errorf("%s shows %q %d times; want once", b.name, text, n)
+		}
+	}
+	for _, b := range []*browser{ada, grace} {
+		b.checkQuiet(t)
+	}
+}

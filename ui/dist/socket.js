@@ -613,6 +613,7 @@ export class ChatSocket {
     if (!p || !p.stuck) return;
     p.tries = 0;
     p.stuck = false;
+    this.persist();
     this.sendPending(p);
   }
 
@@ -686,14 +687,16 @@ export class ChatSocket {
 
   // restore takes back sends kept by keep before a reload, after any
   // made since, in their order: they are pending again and go, with their
-  // client IDs, at the next hello.
+  // client IDs, at the next hello; but those that had failed their last
+  // try stay so, for the user to retry or discard, as they would have
+  // without the reload (the user may have written them again meanwhile).
   restore(sends) {
     let n = 0;
     for (const e of sends) {
       if (this.pending.has(e.clientId) || this.dropped.has(e.clientId)) continue;
-      const p = { ...e, tries: 0, stuck: false };
+      const p = { ...e, tries: 0, stuck: !!e.stuck };
       this.pending.set(p.clientId, p);
-      this.sendPending(p);
+      if (!p.stuck) this.sendPending(p);
       n++;
     }
     if (n) this.persist();
@@ -896,6 +899,7 @@ export class ChatSocket {
         }
         if (!p.settled) {
           p.stuck = true;
+          this.persist();
           this.cancelRetry(p.clientId);
           this.emit('send-stuck', { ...p, code: f.code, message: f.message });
           return;

@@ -1,7 +1,9 @@
 // The user's sends that the server has not acknowledged, kept in the
 // tab's sessionStorage, so that a reload, or a tab the browser restores,
 // shows them as pending again and sends them with their client IDs: the
-// server stores each at most once (docs/protocol.md, "send").
+// server stores each at most once (docs/protocol.md, "send"). A send
+// shown as not sent (it failed its last try) is kept so: after a reload it
+// is not sent again until the user says, with Retry.
 //
 // sessionStorage, not localStorage: each tab owns the sends made in it,
 // so no two tabs take up the same ones, nor a tab opened days later sends
@@ -74,6 +76,7 @@ export class Unsent {
     for (const p of sends) {
       if (list.length >= MAX_SENDS) break;
       const e = { roomId: p.roomId, clientId: p.clientId, body: p.body, at: p.at, target: p.target, where: p.where };
+      if (p.stuck) e.stuck = true; // not sent: shown so again, with Retry and Discard
       const n = JSON.stringify(e).length + 1;
       if (chars + n > MAX_CHARS) break;
       chars += n;
