@@ -184,6 +184,118 @@ func TestBrowserUnsentNoStorage(t *testing.T) {
 	}
 }
 
+// TestBrowserUnsentFirstDirectSurvivesReload: the store cannot take Ada's
+// first message to her friend Grace, which goes over REST; the first try
+// made their conversation all the same. Ada reloads the page while the
+// message is pending. The reloaded chat with Grace shows it as pending
+// again, with its client ID, and once the store is back it goes: Grace,
+// who has her chat with Ada open, gets it once, live, stored once with the
+// client ID of Ada's first try.
+func TestBrowserUnsentFirstDirectSurvivesReload(t *testing.T) {
+	s, st, ada, grace := adaAndGrace(t)
+	befriend(t, s, ada, grace)
+	evaluate[chromedp.Void](t, ada, "open the chat with Grace", fmt.Sprintf(`location.hash = "#dm/%d"`, grace.userID))
+	waitFor[bool](t, ada, "the chat with Grace is open", viewState, `() =>
+		document.getElementById("room-title").textContent === "Grace" &&
+		document.getElementById("history-text").textContent.startsWith("This is the beginning")`)
+
+	st.setDown(true)
+	text := "Hello Grace, while the store is down, then the page reloaded. " + downMark
+	ada.do(t, "write to Grace", chromedp.SendKeys(chromedp.ID("composer"), text+kb.Enter))
+	waitRetrying(t, ada, text)
+	id := pendingClientID(t, ada, "Grace", text)
+
+	ada.do(t, "reload the page", chromedp.Reload())
+	if got := pendingClientID(t, ada, "Grace", text); got != id {
+		t.Fatalf("after the reload, the message is pending with client ID %q; want %q", got, id)
+	}
+	evaluate[chromedp.Void](t, ada, "mark the page", `window.parleyTestPage = true`)
+	evaluate[chromedp.Void](t, grace, "open the chat with Ada", fmt.Sprintf(`location.hash = "#dm/%d"`, ada.userID))
+	waitFor[bool](t, grace, "the chat with Ada is open", viewState, `() =>
+		document.getElementById("room-title").textContent === "Ada" &&
+		document.getElementById("history-text").textContent.startsWith("This is the beginning")`)
+	evaluate[chromedp.Void](t, grace, "mark the page", `window.parleyTestPage = true`)
+	st.setDown(false)
+	seq := waitSent(t, ada, text)
+	wantFromAda(t, grace, ada, text, seq)
+
+	var conv struct {
+		Conversation struct{ ID int64 } `json:"conversation"`
+	}
+	ada.fetchJSON(t, "GET", fmt.Sprintf("/api/direct/%d", grace.userID), nil, &conv)
+	var page struct {
+		Messages []struct {
+			Body     string `json:"body"`
+			ClientID string `json:"client_id"`
+		} `json:"messages"`
+	}
+	ada.fetchJSON(t, "GET", fmt.Sprintf("/api/conversations/%d/messages", conv.Conversation.ID), nil, &page)
+	var ids []string
+	for _, m := range page.Messages {
+		if m.Body == text {
+			ids = append(ids, m.ClientID)
+		}
+	}
+	if len(ids) != 1 || ids[0] != id || st.storedAs(text) != 1 {
+		t.Errorf("%q is in the history with client IDs %q, stored %d times; want once, with %q", text, ids, st.storedAs(text), id)
+	}
+	ada.send(t, "And on we go.")
+	grace.waitMessage(t, "And on we go.")
+	for _, b := range []*browser{ada, grace} {
+		if n := shownTimes(t, b, text); n != 1 {
+			t.Errorf("%s shows %q %d times; want once", b.name, text, n)
+		}
+	}
+	for _, b := range []*browser{ada, grace} {
+		b.checkQuiet(t)
+	}
+}
+
+// TestBrowserUnsentFirstDirectStoredSurvivesReload: Ada's first message
+// to Grace, over REST, is committed with their conversation, but the store
+// answers unavailable, and is down after it; Ada reloads the page while
+// the message is pending. The reloaded chat's history brings it, so it is
+// shown sent, once; but nothing published it, so the page still posts it
+// again with its client ID once the store is back, and Grace, who has her
+// chat with Ada open, gets it live. It is stored once.
+func TestBrowserUnsentFirstDirectStoredSurvivesReload(t *testing.T) {
+	s, st, ada, grace := adaAndGrace(t)
+	befriend(t, s, ada, grace)
+	for _, o := range []struct {
+		b    *browser
+		peer *browser
+		name string
+	}{{grace, ada, "Ada"}, {ada, grace, "Grace"}} {
+		evaluate[chromedp.Void](t, o.b, "open the chat", fmt.Sprintf(`location.hash = "#dm/%d"`, o.peer.userID))
+		waitFor[bool](t, o.b, "the chat is open", viewState, `(name) =>
+			document.getElementById("room-title").textContent === name &&
+			document.getElementById("history-text").textContent.startsWith("This is the beginning")`, o.name)
+	}
+	evaluate[chromedp.Void](t, grace, "mark the page", `window.parleyTestPage = true`)
+
+	text := "Hello Grace; stored, though the store did not say so, then the page reloaded. " + unsureMark + " " + downMark
+	ada.do(t, "write to Grace", chromedp.SendKeys(chromedp.ID("composer"), text+kb.Enter))
+	waitRetrying(t, ada, text)
+	ada.do(t, "reload the page", chromedp.Reload())
+	seq := waitSent(t, ada, text)
+	evaluate[chromedp.Void](t, ada, "mark the page", `window.parleyTestPage = true`)
+	st.setDown(false)
+	wantFromAda(t, grace, ada, text, seq)
+	ada.send(t, "And on we go.")
+	grace.waitMessage(t, "And on we go.")
+	for _, b := range []*browser{ada, grace} {
+		if n := shownTimes(t, b, text); n != 1 {
+			t.Errorf("%s shows %q %d times; want once", b.name, text, n)
+		}
+	}
+	if n := st.storedAs(text); n != 1 {
+		t.Errorf("%q stored %d times; want once", text, n)
+	}
+	for _, b := range []*browser{ada, grace} {
+		b.checkQuiet(t)
+	}
+}
+
 // TestBrowserUnsentNotSentSurvivesReload: the store cannot be reached
 // while Ada sends, and her page gives up: the message is not sent, with
 // Retry and Discard. The store comes back and she reloads the page. The
@@ -221,6 +333,55 @@ func TestBrowserUnsentNotSentSurvivesReload(t *testing.T) {
 	waitNotSent(t, ada, text)
 
 	seq := retrySent(t, ada, text)
+	wantFromAda(t, grace, ada, text, seq)
+	if n := st.storedAs(text); n != 1 {
+		t.Errorf("%q stored %d times; want once", text, n)
+	}
+	for _, b := range []*browser{ada, grace} {
+		if n := shownTimes(t, b, text); n != 1 {
+			t.Errorf("%s shows %q %d times; want once", b.name, text, n)
+		}
+	}
+	for _, b := range []*browser{ada, grace} {
+		b.checkQuiet(t)
+	}
+}
+
+// TestBrowserUnsentFirstDirectNotSentSurvivesReload: the store cannot take
+// Ada's first message to Grace, and her page gives up: not sent, with
+// Retry and Discard. The store comes back and she reloads the page. The
+// chat with Grace still shows the message as not sent, and the page does
+// not post it on its own; Retry does, with its client ID: Grace gets it
+// once, stored once.
+func TestBrowserUnsentFirstDirectNotSentSurvivesReload(t *testing.T) {
+	s, st, ada, grace := adaAndGrace(t)
+	befriend(t, s, ada, grace)
+	evaluate[chromedp.Void](t, ada, "open the chat with Grace", fmt.Sprintf(`location.hash = "#dm/%d"`, grace.userID))
+	waitFor[bool](t, ada, "the chat with Grace is open", viewState, `() =>
+		document.getElementById("room-title").textContent === "Grace" &&
+		document.getElementById("history-text").textContent.startsWith("This is the beginning")`)
+
+	st.setDown(true)
+	evaluate[chromedp.Void](t, ada, "hurry timers", hurryTimers)
+	text := "Hello Grace, not sent, then the page reloaded. " + downMark
+	ada.do(t, "write to Grace", chromedp.SendKeys(chromedp.ID("composer"), text+kb.Enter))
+	waitNotSent(t, ada, text)
+	tries := st.triesOf(text)
+
+	st.setDown(false)
+	ada.do(t, "reload the page", chromedp.Reload())
+	waitNotSent(t, ada, text)
+	evaluate[chromedp.Void](t, ada, "mark the page", `window.parleyTestPage = true`)
+	ada.do(t, "send another", chromedp.SendKeys(chromedp.ID("composer"), "Meanwhile, something else."+kb.Enter))
+	waitSent(t, ada, "Meanwhile, something else.")
+	if n, got := st.storedAs(text), st.triesOf(text); n != 0 || got != tries {
+		t.Errorf("after the reload, %q was tried %d times more and stored %d times; want neither, until Retry", text, got-tries, n)
+	}
+	waitNotSent(t, ada, text)
+
+	seq := retrySent(t, ada, text)
+	evaluate[chromedp.Void](t, grace, "mark the page", `window.parleyTestPage = true`)
+	evaluate[chromedp.Void](t, grace, "open the chat with Ada", fmt.Sprintf(`location.hash = "#dm/%d"`, ada.userID))
 	wantFromAda(t, grace, ada, text, seq)
 	if n := st.storedAs(text); n != 1 {
 		t.Errorf("%q stored %d times; want once", text, n)

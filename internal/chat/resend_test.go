@@ -125,3 +125,53 @@ func TestResendPublishes(t *testing.T) {
 		})
 	})
 }
+
+// TestSendDirectRetryStoresOnce: the first message to a friend, whose
+// first try made the conversation and stored the message but answered an
+// error, is tried again with the same client ID, over REST (SendDirect) or
+// on the socket to the conversation it made (Send): each gets the stored
+// message back, and the conversation holds it once.
+func TestSendDirectRetryStoresOnce(t *testing.T) {
+	ctx := context.Background()
+	db := &lostCommitStore{Store: newFixture(t, chat.Config{}).store, lost: make(map[string]bool)}
+	f := newFixtureOn(t, chat.Config{}, inmem.NewPresence(), db)
+	ada, _ := f.signIn(t, "ada@example.com", "Ada")
+	grace, _ := f.signIn(t, "grace@example.com", "Grace")
+	if _, err := f.svc.RequestFriend(ctx, ada, grace.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.AcceptFriend(ctx, grace, ada.ID); err != nil {
+		t.Fatal(err)
+	}
+	if m, _, err := f.svc.SendDirect(ctx, ada, grace.ID, "lose-1", "hello"); err == nil {
+		t.Fatalf("first SendDirect = %+v; want the store's error", m)
+	}
+	c, err := f.svc.DirectWith(ctx, ada, grace.ID)
+	if err != nil {
+		t.Fatalf("DirectWith after the first try: %v", err)
+	}
+	m1, c1, err := f.svc.SendDirect(ctx, ada, grace.ID, "lose-1", "hello")
+	if err != nil {
+		t.Fatalf("SendDirect again: %v", err)
+	}
+	m2, err := f.svc.Send(ctx, ada, c.ID, "lose-1", "hello")
+	if err != nil {
+		t.Fatalf("Send to the conversation: %v", err)
+	}
+	if c1.ID != c.ID || m1.ConvID != c.ID || m1.Seq != m2.Seq || m2.ConvID != c.ID {
+		t.Errorf("the retries got message %d/%d and %d/%d, conversation %d; want one message of conversation %d", m1.ConvID, m1.Seq, m2.ConvID, m2.Seq, c1.ID, c.ID)
+	}
+	ms, err := f.svc.History(ctx, grace, c.ID, chat.Page{})
+	if err != nil {
+		t.Fatalf("History: %v", err)
+	}
+	n := 0
+	for _, m := range ms {
+		if m.ClientID == "lose-1" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("the conversation holds the message %d times; want once", n)
+	}
+}

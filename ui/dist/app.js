@@ -2606,8 +2606,10 @@ function markStuck(el, p) {
     el.remove();
     state.pendingEls.delete(p.clientId);
     composerError('');
-    if (p.first) state.firstSends.delete(p.clientId);
-    else state.socket.discard(p.clientId);
+    if (p.first) {
+      state.firstSends.delete(p.clientId);
+      keepFirstSends();
+    } else state.socket.discard(p.clientId);
   });
   actions.append(retry, ' · ', discard);
   el.querySelector('.msg-main').append(actions);
@@ -2737,6 +2739,7 @@ function sendFirstDirect(room, body) {
     roomId: 0,
     clientId: newClientId(),
     body,
+    at: Date.now(),
     tries: 0,
     stuck: false,
     first: true, // over REST: Retry and Discard act here, not on the socket
@@ -2746,11 +2749,43 @@ function sendFirstDirect(room, body) {
     socket: state.socket, // of this sign-in: it ends with it
   };
   state.firstSends.set(p.clientId, p);
+  keepFirstSends();
   c.value = '';
   autosize();
   appendPending(p);
   scrollToBottom();
   postFirstDirect(p);
+}
+
+// keepFirstSends keeps the first messages to friends not yet answered for
+// a reload, with the socket's sends (unsent.js), unless the user signed
+// out.
+function keepFirstSends() {
+  const keep = state.socket && state.socket.keep;
+  if (keep) keep.saveFirst(state.firstSends.values());
+}
+
+// restoreFirstSends takes back the first messages to friends kept before
+// a reload: pending again, shown in the direct chat with the friend, and
+// posted again with their client IDs once socket is connected (the server
+// stores each at most once: a try before the reload may have made the
+// conversation, and stored the message); those shown as not sent stay so,
+// for Retry or Discard.
+function restoreFirstSends(kept, socket) {
+  const restored = [];
+  for (const e of kept) {
+    if (state.firstSends.has(e.clientId)) continue;
+    const p = { ...e, tries: 0, stuck: !!e.stuck, first: true, socket };
+    state.firstSends.set(p.clientId, p);
+    if (!p.stuck) restored.push(p);
+  }
+  if (!restored.length) return;
+  let done = false;
+  socket.on('hello', () => {
+    if (done) return;
+    done = true;
+    for (const p of restored) if (state.firstSends.get(p.clientId) === p && !p.stuck) postFirstDirect(p);
+  });
 }
 
 // resendFirstDirect sends again, with its client id, a first message that
@@ -2759,6 +2794,7 @@ function resendFirstDirect(p) {
   if (state.firstSends.get(p.clientId) !== p || !p.stuck || state.socket !== p.socket) return;
   p.tries = 0;
   p.stuck = false;
+  keepFirstSends();
   postFirstDirect(p);
 }
 
@@ -2797,9 +2833,11 @@ async function postFirstDirect(p) {
         // A settled message was stored and is shown: only its publishing failed.
         if (p.settled) {
           state.firstSends.delete(p.clientId);
+          keepFirstSends();
           return;
         }
         p.stuck = true;
+        keepFirstSends();
         if (!shown()) {
           // Shown as not sent, with Retry and Discard, in its conversation.
           composerError(`A message to ${p.where || 'another chat'} was not sent: ${err.message}`);
@@ -2817,6 +2855,7 @@ async function postFirstDirect(p) {
         continue;
       }
       state.firstSends.delete(p.clientId);
+      keepFirstSends();
       const el = state.pendingEls.get(p.clientId);
       if (el) el.remove();
       state.pendingEls.delete(p.clientId);
@@ -2836,6 +2875,7 @@ async function postFirstDirect(p) {
   }
   if (!live()) return;
   state.firstSends.delete(p.clientId);
+  keepFirstSends();
   const conv = res.conversation;
   if (conv) upsertConv(conv);
   const room = state.room;
@@ -2944,7 +2984,9 @@ function startSocket() {
     probe: () => api.me().then(() => true, () => false),
   });
   state.socket = socket;
-  socket.restore(keep.load());
+  const kept = keep.load();
+  socket.restore(kept.filter((e) => !e.first));
+  restoreFirstSends(kept.filter((e) => e.first), socket);
   const current = (roomId) => state.socket === socket && state.room && state.room.id === roomId;
 
   socket
