@@ -382,6 +382,11 @@ async function onSaveName(e) {
 
 async function signOut() {
   showError('signout-error', '');
+  // Whose sends to drop, and whose socket keeps them, as of now: the
+  // server ends the session's WebSockets as it signs out, and the page may
+  // learn of that, and leave the chat, before the answer comes.
+  const id = state.me && state.me.id;
+  const socket = state.socket;
   try {
     await api.signOut();
   } catch (err) {
@@ -397,9 +402,8 @@ async function signOut() {
   }
   // The sends not yet acknowledged go with the session, here and in the
   // user's other tabs: they are not for the next user of the browser.
-  const id = state.me && state.me.id;
   if (id) {
-    if (state.socket) state.socket.keep = null;
+    if (socket) socket.keep = null;
     new Unsent(id).clear();
     if (tabs) tabs.postMessage({ signedOut: id });
   }
