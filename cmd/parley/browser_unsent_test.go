@@ -172,6 +172,50 @@ func TestBrowserUnsentSignOut(t *testing.T) {
 	b.checkQuiet(t)
 }
 
+// TestBrowserUnsentFirstDirectSignOut: Ada signs out while her first
+// message to Grace is pending, the store down. The page keeps it for a
+// reload until then, but not past the sign-out: the browser's storage no
+// longer holds it, and when Hedy signs in on the same browser, with the
+// store back, it is neither shown nor tried again.
+func TestBrowserUnsentFirstDirectSignOut(t *testing.T) {
+	s, st, ada, grace := adaAndGrace(t)
+	befriend(t, s, ada, grace)
+	dm := fmt.Sprintf(`location.hash = "#dm/%d"`, grace.userID)
+	evaluate[chromedp.Void](t, ada, "open the chat with Grace", dm)
+	waitFor[bool](t, ada, "the chat with Grace is open", viewState, `() =>
+		document.getElementById("room-title").textContent === "Grace" &&
+		document.getElementById("history-text").textContent.startsWith("This is the beginning")`)
+
+	st.setDown(true)
+	text := "Hello Grace, while the store is down, then signed out. " + downMark
+	ada.do(t, "write to Grace", chromedp.SendKeys(chromedp.ID("composer"), text+kb.Enter))
+	waitRetrying(t, ada, text)
+	const kept = `(text) => Object.keys(sessionStorage).concat(Object.keys(localStorage))
+		.some((k) => (sessionStorage.getItem(k) || localStorage.getItem(k) || "").includes(JSON.stringify(text).slice(1, -1)))`
+	waitFor[bool](t, ada, "the browser keeps the message", viewState, kept, text)
+
+	ada.click(t, "sign out", "#signout")
+	waitFor[bool](t, ada, "signed out", viewState, `() => document.getElementById("app").dataset.view === "signin" &&
+		document.getElementById("auth-info").textContent === "You are signed out."`)
+	if evaluate[bool](t, ada, "look for the message", `(`+kept+`)(`+jsString(text)+`)`) {
+		t.Errorf("after signing out, the browser's storage still holds %q", text)
+	}
+	tries := st.triesOf(text)
+
+	st.setDown(false)
+	b := ada
+	b.signIn(t, s, "hedy@example.com", "Hedy")
+	b.enterRoom(t, "lobby")
+	b.send(t, "Hedy here.")
+	if n, got := st.storedAs(text), st.triesOf(text); n != 0 || got != tries {
+		t.Errorf("after Hedy signed in, %q was tried %d times more and stored %d times; want neither", text, got-tries, n)
+	}
+	if n := shownTimes(t, b, text); n != 0 {
+		t.Errorf("Hedy's page shows %q %d times; want none", text, n)
+	}
+	b.checkQuiet(t)
+}
+
 // jsString is s as a JavaScript string literal.
 func jsString(s string) string {
 	return fmt.Sprintf("%q", s)
