@@ -44,7 +44,7 @@ func TestBrowserUnsentSurvivesReload(t *testing.T) {
 		t.Fatalf("after the reload, the message is pending with client ID %q; want %q", got, id)
 	}
 	evaluate[chromedp.Void](t, ada, "mark the page", `window.parleyTestPage = true`)
-	st.setDown(false)
+	upAndRetried(t, st, text)
 	seq := waitSent(t, ada, text)
 	wantFromAda(t, grace, ada, text, seq)
 
@@ -99,7 +99,7 @@ func TestBrowserUnsentStoredSurvivesReload(t *testing.T) {
 	ada.do(t, "reload the page", chromedp.Reload())
 	seq := waitSent(t, ada, text)
 	evaluate[chromedp.Void](t, ada, "mark the page", `window.parleyTestPage = true`)
-	st.setDown(false)
+	upAndRetried(t, st, text)
 	wantFromAda(t, grace, ada, text, seq)
 	ada.send(t, "And on we go.")
 	grace.waitMessage(t, "And on we go.")
@@ -275,7 +275,7 @@ func TestBrowserUnsentFirstDirectSurvivesReload(t *testing.T) {
 		document.getElementById("room-title").textContent === "Ada" &&
 		document.getElementById("history-text").textContent.startsWith("This is the beginning")`)
 	evaluate[chromedp.Void](t, grace, "mark the page", `window.parleyTestPage = true`)
-	st.setDown(false)
+	upAndRetried(t, st, text)
 	seq := waitSent(t, ada, text)
 	wantFromAda(t, grace, ada, text, seq)
 
@@ -339,7 +339,7 @@ func TestBrowserUnsentFirstDirectStoredSurvivesReload(t *testing.T) {
 	ada.do(t, "reload the page", chromedp.Reload())
 	seq := waitSent(t, ada, text)
 	evaluate[chromedp.Void](t, ada, "mark the page", `window.parleyTestPage = true`)
-	st.setDown(false)
+	upAndRetried(t, st, text)
 	wantFromAda(t, grace, ada, text, seq)
 	ada.send(t, "And on we go.")
 	grace.waitMessage(t, "And on we go.")
@@ -453,5 +453,22 @@ func TestBrowserUnsentFirstDirectNotSentSurvivesReload(t *testing.T) {
 	}
 	for _, b := range []*browser{ada, grace} {
 		b.checkQuiet(t)
+	}
+}
+
+// upAndRetried brings st back and waits until the page has tried text
+// again: after a reload its retries are spaced as the page's backoff has
+// it (up to 30 s), longer than one step of a test may wait on a loaded
+// machine.
+func upAndRetried(t *testing.T, st *unsureStore, text string) {
+	t.Helper()
+	tries := st.triesOf(text)
+	st.setDown(false)
+	deadline := time.Now().Add(45 * time.Second)
+	for st.triesOf(text) == tries {
+		if time.Now().After(deadline) {
+			t.Fatalf("the page did not try %q again within 45s of the store's return (%d tries)", text, tries)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
