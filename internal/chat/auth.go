@@ -142,15 +142,21 @@ func (s *Service) RequestCode(ctx context.Context, email, clientIP string) error
 }
 
 // dropCode removes the pending code c, whose mail surely did not go out,
-// and reports whether it is gone. A failure is logged: the code then
-// stays pending, unmailed, until it expires, and the address's count
-// should stay with it.
+// and reports whether the address's count may be given back: whether c
+// is gone untried. A failure is logged: the code then stays pending,
+// unmailed, until it expires, and the address's count should stay with
+// it. So should it if c was tried while its mail was under way (the code
+// was stored first), or used: a try there was a guess at a code asked
+// for, and giving the count back would let whoever guesses at an address
+// whose mail fails have fresh codes, each with its tries, as often as
+// they asked.
 func (s *Service) dropCode(ctx context.Context, c LoginCode) bool {
-	if _, err := s.store.DeleteLoginCode(context.WithoutCancel(ctx), c.Email, c.Hash); err != nil {
+	untried, err := s.store.DropLoginCode(context.WithoutCancel(ctx), c.Email, c.Hash)
+	if err != nil {
 		s.log.Error("remove login code not mailed", "err", err)
 		return false
 	}
-	return true
+	return untried
 }
 
 // allowNewConv counts a room or a group that u is about to make against

@@ -194,6 +194,10 @@ type AuthStore interface {
 	// hash, and reports whether it did: of concurrent callers, one wins.
 	// The address's other codes stay.
 	DeleteLoginCode(ctx context.Context, email, hash string) (bool, error)
+	// DropLoginCode removes the pending code of email whose hash is hash,
+	// and reports whether it was pending with no try counted against it.
+	// The address's other codes stay.
+	DropLoginCode(ctx context.Context, email, hash string) (untried bool, err error)
 	// UseLoginCode removes every pending code of email if one has hash
 	// hash, and reports whether it did: of concurrent callers for one
 	// address, one wins.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/parley-chat/parley/internal/chat"
+	"github.com/parley-chat/parley/internal/inmem"
 	"github.com/parley-chat/parley/internal/mailer/smtptest"
 )
 
@@ -144,5 +145,69 @@ func TestCodesKeptNewest(t *testing.T) {
 	wantError(t, "VerifyCode(the oldest of three codes, two kept)", err, chat.ErrUnauthorized, chat.CodeBadCode, "")
 	if in, err := f.svc.VerifyCode(ctx, email, "100002", "192.0.2.1"); err != nil || in.Token == "" {
 		t.Errorf("VerifyCode(the second of three codes) = %+v, %v; want a session", in, err)
+	}
+}
+
+// lateFailingMailer is a Mailer whose sends fail, each once the relay
+// has been seen to hold the mail (held) and let go of it (release): a
+// relay that takes a while to refuse, as one timing out does.
+type lateFailingMailer struct {
+	held    chan struct{} // gets one value per send, if there is room
+	release chan struct{} // closed to let the sends fail
+}
+
+func (m *lateFailingMailer) Send(ctx context.Context, _ chat.Mail) error {
+	select {
+	case m.held <- struct{}{}:
+	default:
+	}
+	select {
+	case <-m.release:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return errors.New("relay down")
+}
+
+// TestFailedMailCodeTriedStillCounts: a code is stored before its mail
+// goes, so it can be tried while the relay has the mail. If the mail then
+// fails, the code is removed, but a code that was tried still counts
+// against the address: else whoever guesses at an address whose mail
+// fails (a relay down, or one refusing the address) would get a fresh
+// code, and fresh guesses, as often as they asked, past the 5 guesses per
+// code asked for that bound the chance of a guess right (docs/protocol.md,
+// "Sign-in").
+func TestFailedMailCodeTriedStillCounts(t *testing.T) {
+	ctx := context.Background()
+	const email = "ada@example.com"
+	ml := &lateFailingMailer{held: make(chan struct{}, 1), release: make(chan struct{})}
+	svc := chat.NewService(chat.Config{CodesPerEmail: 1, NewCode: codeSeq()}, chat.Deps{
+		Store:    sqliteStore(t),
+		Broker:   inmem.NewBroker(),
+		Presence: inmem.NewPresence(),
+		Limiter:  inmem.NewLimiter(nil),
+		Mailer:   ml,
+	})
+	t.Cleanup(svc.Close)
+
+	errc := make(chan error, 1)
+	go func() { errc <- svc.RequestCode(ctx, email, "192.0.2.1") }()
+	select {
+	case <-ml.held:
+	case err := <-errc:
+		t.Fatalf("RequestCode before the relay had the mail: %v", err)
+	case <-time.After(10 * time.Second):
+		close(ml.release)
+		t.Fatal("the relay got no mail")
+	}
+	// A guess at the code pending, never mailed.
+	_, err := svc.VerifyCode(ctx, email, "999999", "198.51.100.7")
+	wantError(t, "VerifyCode(a guess while the mail is under way)", err, chat.ErrUnauthorized, chat.CodeBadCode, "")
+	close(ml.release)
+	wantError(t, "RequestCode whose mail failed", <-errc, chat.ErrUnavailable, chat.CodeUnavailable, "")
+
+	err = svc.RequestCode(ctx, email, "192.0.2.2")
+	if !errors.Is(err, chat.ErrRateLimited) {
+		t.Errorf("RequestCode for %s, past its limit of 1 code, after one tried whose mail failed = %v; want rate limited", email, err)
 	}
 }

@@ -96,6 +96,20 @@ func (db *DB) DeleteLoginCode(ctx context.Context, email, hash string) (bool, er
 	return tag.RowsAffected() > 0, nil
 }
 
+// DropLoginCode removes the pending code of email whose hash is hash and
+// reports whether it was pending with no try counted against it.
+func (db *DB) DropLoginCode(ctx context.Context, email, hash string) (bool, error) {
+	var attempts int
+	err := db.pool.QueryRow(ctx, `DELETE FROM login_codes WHERE email = $1 AND hash = $2 RETURNING attempts`, email, hash).Scan(&attempts)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("drop login code of %s: %w", email, mapErr(ctx, err))
+	}
+	return attempts == 0, nil
+}
+
 // UseLoginCode removes every pending code of email if one has hash hash,
 // and reports whether it did. The removal of that one decides: of
 // concurrent callers, the others find it gone. The address's codes are

@@ -101,6 +101,26 @@ func (db *DB) DeleteLoginCode(ctx context.Context, email, hash string) (bool, er
 	return deleted, nil
 }
 
+// DropLoginCode removes the pending code of email whose hash is hash and
+// reports whether it was pending with no try counted against it.
+func (db *DB) DropLoginCode(ctx context.Context, email, hash string) (bool, error) {
+	var untried bool
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		var attempts int
+		err := tx.QueryRowContext(ctx, `DELETE FROM login_codes WHERE email = ? AND hash = ? RETURNING attempts`, email, hash).Scan(&attempts)
+		if errors.Is(err, sql.ErrNoRows) {
+			untried = false
+			return nil
+		}
+		untried = err == nil && attempts == 0
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("drop login code of %s: %w", email, err)
+	}
+	return untried, nil
+}
+
 // UseLoginCode removes every pending code of email if one has hash hash,
 // and reports whether it did.
 func (db *DB) UseLoginCode(ctx context.Context, email, hash string) (bool, error) {

@@ -366,6 +366,26 @@ func testLoginCodes(t *testing.T, s chat.Store) {
 	// A code put again is afresh: its tries are not counted.
 	put(c6, 1)
 	wantAttempts(t, s, ann, tried(c6, 1))
+
+	// DropLoginCode removes the one code, and tells whether it was
+	// pending untried.
+	c8 := code("h8", 30*time.Minute)
+	put(c8, 2)
+	if untried, err := s.DropLoginCode(ctx, ann, "h6"); err != nil || untried {
+		t.Errorf("DropLoginCode(a code tried) = %v, %v; want false, nil", untried, err)
+	}
+	if untried, err := s.DropLoginCode(ctx, ann, "h6"); err != nil || untried {
+		t.Errorf("DropLoginCode(again) = %v, %v; want false, nil", untried, err)
+	}
+	c9 := code("h9", 30*time.Minute)
+	put(c9, 2)
+	if untried, err := s.DropLoginCode(ctx, ann, "h9"); err != nil || !untried {
+		t.Errorf("DropLoginCode(a code not tried) = %v, %v; want true, nil", untried, err)
+	}
+	if untried, err := s.DropLoginCode(ctx, "nobody@example.com", "h"); err != nil || untried {
+		t.Errorf("DropLoginCode(no code) = %v, %v; want false, nil", untried, err)
+	}
+	wantAttempts(t, s, ann, tried(c8, 1))
 }
 
 // testLoginCodeAttemptsConcurrent: concurrent tries are each counted
