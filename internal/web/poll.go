@@ -592,12 +592,25 @@ func (ch *pollChannel) restore(cur *pollCursor) {
 		}
 		rooms = append(rooms, id)
 	}
-	// The user's own name as the request read it: a rename made while
+	// The user's own name as the store has it now: a rename made while
 	// the channel was lost was told to no channel and is kept nowhere,
 	// and the web app answers resumed with the first hello again, whose
-	// name is older. Before the live frames (take), so a later rename's
+	// name is older. Read here, not taken from the request's session: a
+	// poll let in by a live channel's session, without a read (a fork,
+	// or one that replaces a channel rebuilt on another node), has that
+	// channel's user as it was built. The channel follows the user's
+	// topic already, so a rename stored after this read is told after
+	// the frame. Before the live frames (take), so a later rename's
 	// comes after it.
-	me := ch.sess.user
+	me := ch.sess.me()
+	ctx, cancel := opContext()
+	if u, err := ch.s.svc.User(ctx, me.ID); err != nil {
+		ch.s.log.Warn("read the user of a rebuilt long-poll channel", "user", me.ID, "err", err)
+	} else if u.Name != me.Name {
+		me.Name = u.Name
+		ch.sess.name.Store(&u.Name) // its typing goes under the name now, too
+	}
+	cancel()
 	named := mustJSON(userFrame{Type: "user", User: userRef{ID: me.ID, Name: me.Name}})
 	ch.mu.Lock()
 	ch.pending = append(append(ch.pending, mustJSON(resumedFrame{Type: "resumed", Rooms: rooms}), named), frames...)

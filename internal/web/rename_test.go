@@ -1,7 +1,9 @@
 package web_test
 
 import (
+	"encoding/json"
 	"net/http"
+	"net/url"
 	"strconv"
 	"testing"
 )
@@ -182,5 +184,54 @@ func TestRenamePollRebuilt(t *testing.T) {
 	})
 	if f.User.Name != "Ada Lovelace" || f.RoomID != 0 {
 		t.Errorf("user frame %s; want Ada's new name, on no conversation", f)
+	}
+}
+
+// TestRenamePollForkTellsNameNow: Ada's long-poll channel is built, she
+// renames herself, and a poll of hers two answers behind the channel
+// comes late (a retry): it gets a channel of its own, rebuilt from its
+// cursor (a fork), whose user frame tells her name as it is now, not as
+// it was when the live channel, whose session the poll was let in by
+// without a read, was built.
+func TestRenamePollForkTellsNameNow(t *testing.T) {
+	ts := newTestServer(t, withWeb(fastPoll))
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	get := func(cursor string) (string, []frame) {
+		t.Helper()
+		path := "/api/poll"
+		if cursor != "" {
+			path += "?cursor=" + url.QueryEscape(cursor)
+		}
+		r := ts.do(t, ada, "GET", path, nil)
+		var body struct {
+			Cursor string            `json:"cursor"`
+			Frames []json.RawMessage `json:"frames"`
+		}
+		if r.Status != http.StatusOK || json.Unmarshal(r.Body, &body) != nil || body.Cursor == "" {
+			t.Fatalf("GET %s = %s; want 200 with a cursor", path, r)
+		}
+		var fs []frame
+		for _, raw := range body.Frames {
+			f, err := parseFrame(raw)
+			if err != nil {
+				t.Fatalf("GET %s: frame %s: %v", path, raw, err)
+			}
+			fs = append(fs, f)
+		}
+		return body.Cursor, fs
+	}
+	c0, _ := get("") // the channel, built with the name Ada
+	ts.mustDo(t, ada, "PATCH", "/api/me", map[string]string{"name": "Ada Lovelace"}, http.StatusOK, nil)
+	c1, _ := get(c0)
+	get(c1)
+	_, fs := get(c0) // two answers behind: a fork
+	var names []string
+	for _, f := range fs {
+		if f.Type == "user" && f.User != nil && f.User.ID == ada.ID {
+			names = append(names, f.User.Name)
+		}
+	}
+	if len(fs) == 0 || fs[0].Type != "resumed" || len(names) != 1 || names[0] != "Ada Lovelace" {
+		t.Errorf("the late poll's answer %v tells Ada's name as %q; want a resumed channel that tells it once, as Ada Lovelace", fs, names)
 	}
 }
