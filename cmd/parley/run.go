@@ -320,7 +320,8 @@ func openFabric(ctx context.Context, cfg Config, logger *slog.Logger) (*fabric, 
 // even one that does not parse.
 func redactURL(s string) string { return redact.URL(s) }
 
-// sweep deletes expired sessions and login codes now and then.
+// sweep deletes expired sessions and login codes now and then, and the
+// logged events no client can be given again (chat.TrimUserEvents).
 func sweep(ctx context.Context, st store, logger *slog.Logger) {
 	t := time.NewTicker(10 * time.Minute)
 	defer t.Stop()
@@ -331,6 +332,9 @@ func sweep(ctx context.Context, st store, logger *slog.Logger) {
 		case <-t.C:
 			if err := st.DeleteExpired(ctx, time.Now()); err != nil && ctx.Err() == nil {
 				logger.Warn("delete expired sessions", "err", err)
+			}
+			if _, err := chat.TrimUserEvents(ctx, st); err != nil && ctx.Err() == nil {
+				logger.Warn("trim user event logs", "err", err)
 			}
 		}
 	}

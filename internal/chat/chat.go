@@ -357,6 +357,11 @@ type ActivityStore interface {
 	UserEvents(ctx context.Context, userID, after int64, limit int) ([]Event, error)
 	// LastUserEvent returns the UserSeq of userID's newest event, 0 if none.
 	LastUserEvent(ctx context.Context, userID int64) (int64, error)
+	// TrimUserEvents removes up to limit of the events that are not among
+	// their user's newest keep (UserSeq at most the user's newest less
+	// keep), and returns how many it removed.
+	// LastUserEvent and the numbering of later events do not change.
+	TrimUserEvents(ctx context.Context, keep, limit int) (int, error)
 }
 
 // UserEvent is an event kept in one user's log, numbered there (UserSeq).

@@ -172,3 +172,19 @@ func (db *DB) LastUserEvent(ctx context.Context, userID int64) (int64, error) {
 	}
 	return seq, nil
 }
+
+// TrimUserEvents removes up to limit of the events older than their
+// user's newest keep: per user (LATERAL), a range of the primary key that
+// holds only those to remove, so the events kept are never scanned, as
+// a join of the two tables would. Two nodes trimming at once may pick the
+// same events; each is removed once.
+func (db *DB) TrimUserEvents(ctx context.Context, keep, limit int) (int, error) {
+	tag, err := db.pool.Exec(ctx, `DELETE FROM user_events WHERE (user_id, seq) IN (
+			SELECT u.id, e.seq FROM users u CROSS JOIN LATERAL (
+				SELECT seq FROM user_events WHERE user_id = u.id AND seq <= u.event_seq - $1 ORDER BY seq LIMIT $2) e
+			WHERE u.event_seq > $1 LIMIT $2)`, keep, limit)
+	if err != nil {
+		return 0, fmt.Errorf("trim user events: %w", mapErr(ctx, err))
+	}
+	return int(tag.RowsAffected()), nil
+}

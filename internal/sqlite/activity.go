@@ -156,3 +156,24 @@ func (db *DB) LastUserEvent(ctx context.Context, userID int64) (int64, error) {
 	}
 	return seq, nil
 }
+
+// TrimUserEvents removes up to limit of the events older than their
+// user's newest keep. The users are the outer loop (CROSS JOIN keeps
+// SQLite from reordering it): each one's events are found by a range of
+// the primary key that holds only those to remove, so the events kept
+// are never scanned.
+func (db *DB) TrimUserEvents(ctx context.Context, keep, limit int) (int, error) {
+	var n int64
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		var err error
+		n, err = affected(tx.ExecContext(ctx, `DELETE FROM user_events WHERE (user_id, seq) IN (
+			SELECT e.user_id, e.seq FROM users AS u CROSS JOIN user_events AS e
+			WHERE u.event_seq > ?1 AND e.user_id = u.id AND e.seq <= u.event_seq - ?1
+			LIMIT ?2)`, keep, limit))
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("trim user events: %w", err)
+	}
+	return int(n), nil
+}

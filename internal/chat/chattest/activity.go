@@ -351,3 +351,67 @@ func testMemberEventLogged(t *testing.T, s chat.Store) {
 		}
 	}
 }
+
+// testTrimUserEvents fills a log past what is kept: each call removes at
+// most its limit, the oldest, until only the newest keep are left; the
+// numbering goes on from the newest, and logs of keep or fewer, and
+// other users', are left whole.
+func testTrimUserEvents(t *testing.T, s chat.Store) {
+	ctx := t.Context()
+	ada := mustUser(t, s, "ada@example.com", "Ada")
+	grace := mustUser(t, s, "grace@example.com", "Grace")
+	mustUser(t, s, "hopper@example.com", "Hopper") // no events at all
+	const keep, limit, extra = 5, 3, 7
+	ev := chat.Event{Type: chat.EventRemoved, ConvID: 12, Reason: "removed"}
+	for i := range keep + extra {
+		if _, err := s.AppendUserEvent(ctx, ada.ID, ev, t0.Add(time.Duration(i)*time.Second)); err != nil {
+			t.Fatalf("AppendUserEvent(ada): %v", err)
+		}
+	}
+	for range keep {
+		if _, err := s.AppendUserEvent(ctx, grace.ID, ev, t0); err != nil {
+			t.Fatalf("AppendUserEvent(grace): %v", err)
+		}
+	}
+	removed := 0
+	for range extra { // each call removes one at least while some are due
+		n, err := s.TrimUserEvents(ctx, keep, limit)
+		if err != nil {
+			t.Fatalf("TrimUserEvents(%d, %d): %v", keep, limit, err)
+		}
+		if n > limit {
+			t.Fatalf("TrimUserEvents(%d, %d) = %d; want at most %d", keep, limit, n, limit)
+		}
+		if n == 0 {
+			break
+		}
+		removed += n
+	}
+	if removed != extra {
+		t.Errorf("TrimUserEvents removed %d in all; want %d", removed, extra)
+	}
+	seqs := func(u chat.User) []int64 {
+		t.Helper()
+		evs, err := s.UserEvents(ctx, u.ID, 0, 100)
+		if err != nil {
+			t.Fatalf("UserEvents(%s): %v", u.Name, err)
+		}
+		var out []int64
+		for _, e := range evs {
+			out = append(out, e.UserSeq)
+		}
+		return out
+	}
+	if diff := cmp.Diff([]int64{8, 9, 10, 11, 12}, seqs(ada)); diff != "" {
+		t.Errorf("Ada's events after the trim mismatch (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]int64{1, 2, 3, 4, 5}, seqs(grace)); diff != "" {
+		t.Errorf("Grace's events after the trim mismatch (-want +got):\n%s", diff)
+	}
+	if n, err := s.LastUserEvent(ctx, ada.ID); err != nil || n != keep+extra {
+		t.Errorf("LastUserEvent(ada) after the trim = %d, %v; want %d", n, err, keep+extra)
+	}
+	if got, err := s.AppendUserEvent(ctx, ada.ID, ev, t0); err != nil || got.UserSeq != keep+extra+1 {
+		t.Errorf("AppendUserEvent(ada) after the trim = %+v, %v; want UserSeq %d", got, err, keep+extra+1)
+	}
+}

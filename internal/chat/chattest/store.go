@@ -102,6 +102,7 @@ func TestStore(t *testing.T, open func(t *testing.T) chat.Store) {
 		{"MemberReadPositions", testMemberReadPositions},
 		{"UserEvents", testUserEvents},
 		{"UserEventsConcurrent", testUserEventsConcurrent},
+		{"TrimUserEvents", testTrimUserEvents},
 		{"RemovedLogged", testRemovedLogged},
 		{"MemberEventLogged", testMemberEventLogged},
 	}

@@ -1,0 +1,85 @@
+package chat_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/parley-chat/parley/internal/chat"
+)
+
+// TestTrimUserEventsKeepsReplay fills a user's log past chat.MaxReplay:
+// the trim leaves exactly the newest chat.MaxReplay, all a returning
+// client can be given, and the log then stays at that size as it grows.
+func TestTrimUserEventsKeepsReplay(t *testing.T) {
+	ctx := context.Background()
+	st := sqliteStore(t)
+	u, _, err := st.EnsureUser(ctx, "ada@example.com", time.Now())
+	if err != nil {
+		t.Fatalf("EnsureUser: %v", err)
+	}
+	const extra = 10
+	ev := chat.Event{Type: chat.EventRemoved, ConvID: 12, Reason: "removed"}
+	appendN := func(n int) {
+		t.Helper()
+		for range n {
+			if _, err := st.AppendUserEvent(ctx, u.ID, ev, time.Now()); err != nil {
+				t.Fatalf("AppendUserEvent: %v", err)
+			}
+		}
+	}
+	check := func(last int64) {
+		t.Helper()
+		if _, err := chat.TrimUserEvents(ctx, st); err != nil {
+			t.Fatalf("TrimUserEvents: %v", err)
+		}
+		evs, err := st.UserEvents(ctx, u.ID, 0, 10*chat.MaxReplay)
+		if err != nil {
+			t.Fatalf("UserEvents: %v", err)
+		}
+		if len(evs) != chat.MaxReplay || evs[0].UserSeq != last-chat.MaxReplay+1 || evs[len(evs)-1].UserSeq != last {
+			first, newest := int64(0), int64(0)
+			if len(evs) > 0 {
+				first, newest = evs[0].UserSeq, evs[len(evs)-1].UserSeq
+			}
+			t.Fatalf("after the trim the log holds %d events, %d to %d; want %d, %d to %d",
+				len(evs), first, newest, chat.MaxReplay, last-chat.MaxReplay+1, last)
+		}
+	}
+	appendN(chat.MaxReplay + extra)
+	check(chat.MaxReplay + extra)
+	appendN(extra)
+	check(chat.MaxReplay + 2*extra)
+}
+
+// fullTrimStore is a store whose every trim removes as many as asked: a
+// backlog that never ends.
+type fullTrimStore struct {
+	chat.ActivityStore
+	calls int
+	keeps []int
+}
+
+func (s *fullTrimStore) TrimUserEvents(_ context.Context, keep, limit int) (int, error) {
+	s.calls++
+	s.keeps = append(s.keeps, keep)
+	return limit, nil
+}
+
+// TestTrimUserEventsBounded checks that one call works off a bounded
+// part of a backlog, in bounded batches, keeping the replay.
+func TestTrimUserEventsBounded(t *testing.T) {
+	st := &fullTrimStore{}
+	n, err := chat.TrimUserEvents(context.Background(), st)
+	if err != nil {
+		t.Fatalf("TrimUserEvents: %v", err)
+	}
+	if st.calls == 0 || st.calls > 100 || n != st.calls*1000 {
+		t.Errorf("TrimUserEvents = %d in %d batches; want batches of 1000, 1 to 100 of them", n, st.calls)
+	}
+	for _, k := range st.keeps {
+		if k != chat.MaxReplay {
+			t.Fatalf("TrimUserEvents kept %d events per user; want chat.MaxReplay, %d", k, chat.MaxReplay)
+		}
+	}
+}
