@@ -321,7 +321,8 @@ func openFabric(ctx context.Context, cfg Config, logger *slog.Logger) (*fabric, 
 func redactURL(s string) string { return redact.URL(s) }
 
 // sweep deletes expired sessions and login codes now and then, and the
-// logged events no client can be given again (chat.TrimUserEvents).
+// logged events no client can be given again, a bounded number per run
+// (chat.DeleteExpired, chat.TrimUserEvents).
 func sweep(ctx context.Context, st store, logger *slog.Logger) {
 	t := time.NewTicker(10 * time.Minute)
 	defer t.Stop()
@@ -330,7 +331,7 @@ func sweep(ctx context.Context, st store, logger *slog.Logger) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := st.DeleteExpired(ctx, time.Now()); err != nil && ctx.Err() == nil {
+			if _, err := chat.DeleteExpired(ctx, st, time.Now()); err != nil && ctx.Err() == nil {
 				logger.Warn("delete expired sessions", "err", err)
 			}
 			if _, err := chat.TrimUserEvents(ctx, st); err != nil && ctx.Err() == nil {

@@ -225,7 +225,11 @@ type AuthStore interface {
 	// before used to used, in one write; the others, and ids that are no
 	// sessions, it leaves as they are.
 	UseSessions(ctx context.Context, ids []int64, used time.Time) error
-	DeleteExpired(ctx context.Context, now time.Time) error
+	// DeleteExpired removes up to limit (> 0) of the sessions and login
+	// codes that expire at or before now, in all, and returns how many it
+	// removed: a caller that wants them all calls again while it removes
+	// limit.
+	DeleteExpired(ctx context.Context, now time.Time, limit int) (int, error)
 }
 
 // RoomStore keeps rooms and their members.

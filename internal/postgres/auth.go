@@ -256,18 +256,27 @@ func (db *DB) UseSessions(ctx context.Context, ids []int64, used time.Time) erro
 	return nil
 }
 
-// DeleteExpired removes the sessions and login codes that expire at or
-// before now.
-func (db *DB) DeleteExpired(ctx context.Context, now time.Time) error {
+// DeleteExpired removes up to limit of the sessions and login codes that
+// expire at or before now, sessions first.
+func (db *DB) DeleteExpired(ctx context.Context, now time.Time, limit int) (int, error) {
+	if limit <= 0 {
+		return 0, nil
+	}
+	var n int64
 	err := db.write(ctx, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `DELETE FROM sessions WHERE expires_at <= $1`, ts(now)); err != nil {
+		s, err := tx.Exec(ctx, `DELETE FROM sessions WHERE id IN (
+			SELECT id FROM sessions WHERE expires_at <= $1 LIMIT $2)`, ts(now), limit)
+		if err != nil || s.RowsAffected() >= int64(limit) {
+			n = s.RowsAffected()
 			return err
 		}
-		_, err := tx.Exec(ctx, `DELETE FROM login_codes WHERE expires_at <= $1`, ts(now))
+		c, err := tx.Exec(ctx, `DELETE FROM login_codes WHERE (email, hash) IN (
+			SELECT email, hash FROM login_codes WHERE expires_at <= $1 LIMIT $2)`, ts(now), int64(limit)-s.RowsAffected())
+		n = s.RowsAffected() + c.RowsAffected()
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("delete expired sessions and login codes: %w", err)
+		return 0, fmt.Errorf("delete expired sessions and login codes: %w", err)
 	}
-	return nil
+	return int(n), nil
 }

@@ -287,18 +287,27 @@ func (db *DB) UseSessions(ctx context.Context, ids []int64, used time.Time) erro
 	return nil
 }
 
-// DeleteExpired removes the sessions and login codes that expire at or
-// before now.
-func (db *DB) DeleteExpired(ctx context.Context, now time.Time) error {
+// DeleteExpired removes up to limit of the sessions and login codes that
+// expire at or before now, sessions first.
+func (db *DB) DeleteExpired(ctx context.Context, now time.Time, limit int) (int, error) {
+	if limit <= 0 {
+		return 0, nil // SQLite takes a negative LIMIT for none
+	}
+	var n int64
 	err := db.write(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE expires_at <= ?`, micros(now)); err != nil {
+		s, err := affected(tx.ExecContext(ctx, `DELETE FROM sessions WHERE id IN (
+			SELECT id FROM sessions WHERE expires_at <= ? LIMIT ?)`, micros(now), limit))
+		if err != nil || s >= int64(limit) {
+			n = s
 			return err
 		}
-		_, err := tx.ExecContext(ctx, `DELETE FROM login_codes WHERE expires_at <= ?`, micros(now))
+		c, err := affected(tx.ExecContext(ctx, `DELETE FROM login_codes WHERE id IN (
+			SELECT id FROM login_codes WHERE expires_at <= ? LIMIT ?)`, micros(now), int64(limit)-s))
+		n = s + c
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("delete expired sessions and login codes: %w", err)
+		return 0, fmt.Errorf("delete expired sessions and login codes: %w", err)
 	}
-	return nil
+	return int(n), nil
 }

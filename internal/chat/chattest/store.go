@@ -38,7 +38,7 @@ const missing int64 = 1 << 40
 // missing room or user, return chat.ErrNotFound; CreateSession returns
 // chat.ErrNotFound for a missing user and chat.ErrConflict for a token hash
 // in use; DeleteSession of a missing session succeeds; DeleteExpired removes
-// what expires at or before now. FriendStore returns users without email;
+// what expires at or before now, up to its limit. FriendStore returns users without email;
 // contacts and blocked users come by case-folded name (strings.ToLower),
 // then id, compared byte-wise; SearchUsers' limit defaults to 20.
 func TestStore(t *testing.T, open func(t *testing.T) chat.Store) {
@@ -758,8 +758,24 @@ func testDeleteExpired(t *testing.T, s chat.Store) {
 			t.Fatalf("PutLoginCode: %v", err)
 		}
 	}
-	if err := s.DeleteExpired(ctx, now); err != nil {
-		t.Fatalf("DeleteExpired: %v", err)
+	// Two sessions and two codes expired: removed three at most at a time.
+	const limit = 3
+	removed := 0
+	for range 4 {
+		n, err := s.DeleteExpired(ctx, now, limit)
+		if err != nil {
+			t.Fatalf("DeleteExpired: %v", err)
+		}
+		if n > limit {
+			t.Fatalf("DeleteExpired(now, %d) = %d; want at most %d", limit, n, limit)
+		}
+		removed += n
+		if n < limit {
+			break
+		}
+	}
+	if removed != 4 {
+		t.Errorf("DeleteExpired removed %d in all; want 4", removed)
 	}
 	for _, name := range []string{"past", "now"} {
 		_, _, err := s.Session(ctx, name)

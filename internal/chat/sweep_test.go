@@ -83,3 +83,28 @@ func TestTrimUserEventsBounded(t *testing.T) {
 		}
 	}
 }
+
+// fullExpiredStore is a store whose every DeleteExpired removes as many
+// as asked: a backlog that never ends.
+type fullExpiredStore struct {
+	chat.AuthStore
+	limits []int
+}
+
+func (s *fullExpiredStore) DeleteExpired(_ context.Context, _ time.Time, limit int) (int, error) {
+	s.limits = append(s.limits, limit)
+	return limit, nil
+}
+
+// TestDeleteExpiredBounded checks that one call removes a bounded part of
+// a backlog of expired sessions and codes, in bounded batches.
+func TestDeleteExpiredBounded(t *testing.T) {
+	st := &fullExpiredStore{}
+	n, err := chat.DeleteExpired(context.Background(), st, time.Now())
+	if err != nil {
+		t.Fatalf("DeleteExpired: %v", err)
+	}
+	if len(st.limits) == 0 || len(st.limits) > 100 || n != 1000*len(st.limits) {
+		t.Fatalf("DeleteExpired = %d in %d batches of %v; want batches of 1000, 1 to 100 of them", n, len(st.limits), st.limits)
+	}
+}
