@@ -431,14 +431,16 @@ func (s *Service) OpenSessions(ctx context.Context, ids []int64) ([]int64, error
 		}
 		slices.SortFunc(live, func(a, b Session) int { return cmp.Compare(a.ID, b.ID) })
 		used = used[:0]
+		// Decided at now, as written: a clock read again here could find
+		// a session due that the write, at now, would not renew.
 		for _, sess := range live {
 			switch {
-			case s.cfg.Keeps(sess):
+			case s.cfg.keepsAt(sess, now):
 				err := s.store.UseSession(ctx, sess.ID, now, now.Add(s.cfg.SessionTTL))
 				if err != nil && !errors.Is(err, ErrNotFound) { // not found: signed out since, ended at the next check
 					s.log.Error("renew session of an open connection", "session", sess.ID, "err", err)
 				}
-			case s.cfg.Touches(sess):
+			case s.cfg.touchesAt(sess, now):
 				used = append(used, sess.ID)
 			}
 		}

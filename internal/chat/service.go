@@ -387,7 +387,10 @@ const SessionUseStep = time.Hour
 
 // Touches reports whether Authenticate records a use of session s now
 // (Session.UsedAt): the last one recorded is SessionUseStep old or more.
-func (c Config) Touches(s Session) bool { return c.Now().Sub(s.UsedAt) >= SessionUseStep }
+func (c Config) Touches(s Session) bool { return c.touchesAt(s, c.Now()) }
+
+// touchesAt is Touches at now.
+func (c Config) touchesAt(s Session, now time.Time) bool { return now.Sub(s.UsedAt) >= SessionUseStep }
 
 // Keeps reports whether a node's check of the sessions of its open
 // connections (Service.OpenSessions) renews session s now, as
@@ -406,9 +409,12 @@ func (c Config) Touches(s Session) bool { return c.Now().Sub(s.UsedAt) >= Sessio
 // for the shortest sessions (a minute: the check keeps the last 22.5 s,
 // not 30). In its last part the session would otherwise end under its
 // open connections.
-func (c Config) Keeps(s Session) bool {
+func (c Config) Keeps(s Session) bool { return c.keepsAt(s, c.Now()) }
+
+// keepsAt is Keeps at now.
+func (c Config) keepsAt(s Session, now time.Time) bool {
 	_, until, ok := c.RenewWindow(s)
-	return ok && c.Now().After(until)
+	return ok && now.After(until)
 }
 
 // keepWithin is how much of a session remains when Keeps starts to hold.
