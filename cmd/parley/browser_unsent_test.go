@@ -52,32 +52,7 @@ func TestBrowserUnsentSurvivesReload(t *testing.T) {
 		Room struct{ ID int64 } `json:"room"`
 	}
 	ada.fetchJSON(t, "POST", "/api/rooms", map[string]string{"name": "lobby"}, &room)
-	var page struct {
-		Messages []struct {
-			Body     string `json:"body"`
-			ClientID string `json:"client_id"`
-		} `json:"messages"`
-	}
-	ada.fetchJSON(t, "GET", fmt.Sprintf("/api/rooms/%d/messages", room.Room.ID), nil, &page)
-	var ids []string
-	for _, m := range page.Messages {
-		if m.Body == text {
-			ids = append(ids, m.ClientID)
-		}
-	}
-	if len(ids) != 1 || ids[0] != id || st.storedAs(text) != 1 {
-		t.Errorf("%q is in the history with client IDs %q, stored %d times; want once, with %q", text, ids, st.storedAs(text), id)
-	}
-	ada.send(t, "And on we go.")
-	grace.waitMessage(t, "And on we go.")
-	for _, b := range []*browser{ada, grace} {
-		if n := shownTimes(t, b, text); n != 1 {
-			t.Errorf("%s shows %q %d times; want once", b.name, text, n)
-		}
-	}
-	for _, b := range []*browser{ada, grace} {
-		b.checkQuiet(t)
-	}
+	wantStoredOnce(t, st, ada, grace, fmt.Sprintf("/api/rooms/%d/messages", room.Room.ID), text, id)
 }
 
 // TestBrowserUnsentStoredSurvivesReload: the store commits Ada's message
@@ -283,32 +258,7 @@ func TestBrowserUnsentFirstDirectSurvivesReload(t *testing.T) {
 		Conversation struct{ ID int64 } `json:"conversation"`
 	}
 	ada.fetchJSON(t, "GET", fmt.Sprintf("/api/direct/%d", grace.userID), nil, &conv)
-	var page struct {
-		Messages []struct {
-			Body     string `json:"body"`
-			ClientID string `json:"client_id"`
-		} `json:"messages"`
-	}
-	ada.fetchJSON(t, "GET", fmt.Sprintf("/api/conversations/%d/messages", conv.Conversation.ID), nil, &page)
-	var ids []string
-	for _, m := range page.Messages {
-		if m.Body == text {
-			ids = append(ids, m.ClientID)
-		}
-	}
-	if len(ids) != 1 || ids[0] != id || st.storedAs(text) != 1 {
-		t.Errorf("%q is in the history with client IDs %q, stored %d times; want once, with %q", text, ids, st.storedAs(text), id)
-	}
-	ada.send(t, "And on we go.")
-	grace.waitMessage(t, "And on we go.")
-	for _, b := range []*browser{ada, grace} {
-		if n := shownTimes(t, b, text); n != 1 {
-			t.Errorf("%s shows %q %d times; want once", b.name, text, n)
-		}
-	}
-	for _, b := range []*browser{ada, grace} {
-		b.checkQuiet(t)
-	}
+	wantStoredOnce(t, st, ada, grace, fmt.Sprintf("/api/conversations/%d/messages", conv.Conversation.ID), text, id)
 }
 
 // TestBrowserUnsentFirstDirectStoredSurvivesReload: Ada's first message
@@ -470,5 +420,38 @@ func upAndRetried(t *testing.T, st *unsureStore, text string) {
 			t.Fatalf("the page did not try %q again within 45s of the store's return (%d tries)", text, tries)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// wantStoredOnce checks that Ada's text is in the history at path once,
+// with client ID id, and stored once; that after one more message of hers
+// both pages show it once; and that neither page logged an error.
+func wantStoredOnce(t *testing.T, st *unsureStore, ada, grace *browser, path, text, id string) {
+	t.Helper()
+	var page struct {
+		Messages []struct {
+			Body     string `json:"body"`
+			ClientID string `json:"client_id"`
+		} `json:"messages"`
+	}
+	ada.fetchJSON(t, "GET", path, nil, &page)
+	var ids []string
+	for _, m := range page.Messages {
+		if m.Body == text {
+			ids = append(ids, m.ClientID)
+		}
+	}
+	if len(ids) != 1 || ids[0] != id || st.storedAs(text) != 1 {
+		t.Errorf("%q is in the history with client IDs %q, stored %d times; want once, with %q", text, ids, st.storedAs(text), id)
+	}
+	ada.send(t, "And on we go.")
+	grace.waitMessage(t, "And on we go.")
+	for _, b := range []*browser{ada, grace} {
+		if n := shownTimes(t, b, text); n != 1 {
+			t.Errorf("%s shows %q %d times; want once", b.name, text, n)
+		}
+	}
+	for _, b := range []*browser{ada, grace} {
+		b.checkQuiet(t)
 	}
 }
