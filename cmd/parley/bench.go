@@ -34,7 +34,7 @@ a server on the same machine.
 Prepare the server for it:
   - sessions without mail: parley admin sessions --db parley.db --count N > tokens
     (before starting the server; pass the file as --tokens)
-  - raise its per-connection limits, or senders get rate_limited and slow
+  - raise its per-user limits, or senders get rate_limited and slow
     readers are disconnected: --send-rate 100000 --send-burst 100000 --outbox 4096
   - --transport compat needs the server's --channels-compat
   - --groups needs the server's --max-group-members at or above the users

@@ -343,7 +343,6 @@ type runState struct {
 
 	established, failed, dropped atomic.Int64
 	sent, acked, sendErrs        atomic.Int64
-	ackedInWindow                int64        // acked when sending ended; set by sendAll
 	resumed                      atomic.Int64 // long-poll channels the server rebuilt
 	marks                        atomic.Int64 // read positions sent
 	closing                      atomic.Bool  // sessions are closing: no more read positions
@@ -356,6 +355,11 @@ type runState struct {
 	notes       []string
 	interrupted []string         // the phases ctx cut short
 	markCodes   map[string]int64 // read positions refused or not sent, by code
+
+	// acked when sending ended; set by sendAll. Here, after the counters
+	// the clients share, which so lie against the cache lines as they did
+	// before it.
+	ackedInWindow int64
 }
 
 // shard is a part of the receive statistics; a client uses one.
