@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -221,14 +222,8 @@ func TestPollDeliveryDerived(t *testing.T) {
 func TestRepeatedRuns(t *testing.T) {
 	light := lightResult
 	poll := func(p99 float64) *result { return pollResult(5000, p99) }
-	runs := map[string]*run{
-		"target3":      {Name: "target3", Result: light(1.20, 1.9)},
-		"target3-run2": {Name: "target3-run2", Result: light(0.90, 1.7)},
-		"target3-run3": {Name: "target3-run3", Result: light(0.95, 2.1)},
-		"target7":      {Name: "target7", Result: poll(60)},
-		"target7-run2": {Name: "target7-run2", Result: poll(40)},
-		"target7-run3": {Name: "target7-run3", Result: poll(45)},
-	}
+	runs := withRuns(withRuns(nil, "target3", light(1.20, 1.9), light(0.90, 1.7), light(0.95, 2.1)),
+		"target7", poll(60), poll(40), poll(45))
 	for target, want := range map[string][]string{
 		"3": {"target3, target3-run2, target3-run3 (median of 3 runs)", "median of 3 runs: p50 0.95 ms (1.20, 0.90, 0.95), p99 1.90 ms (1.90, 1.70, 2.10) (60,000 of 60,000 delivered)", met},
 		"7": {"median of 3 runs: 5,000 long-polling clients in 50 rooms; 300,000 of 300,000 delivered (100.00 %); p50 2.00 ms (2.00, 2.00, 2.00), p99 45.0 ms (60.0, 40.0, 45.0)", met},
@@ -260,11 +255,7 @@ func TestRepeatedRuns(t *testing.T) {
 // connected fewer.
 func TestRepeatedRunsFewerConns(t *testing.T) {
 	poll := func(conns int) *result { return pollResult(conns, 40) }
-	runs := map[string]*run{
-		"target7":      {Name: "target7", Result: poll(5000)},
-		"target7-run2": {Name: "target7-run2", Result: poll(4000)},
-		"target7-run3": {Name: "target7-run3", Result: poll(5000)},
-	}
+	runs := withRuns(nil, "target7", poll(5000), poll(4000), poll(5000))
 	if line := rowOf(t, runs, "7"); strings.Contains(line, met) || !strings.Contains(line, "4,000 long-polling clients") {
 		t.Errorf("a run of 4,000 clients in three is hidden by the median: %s", line)
 	}
@@ -325,11 +316,7 @@ func TestRepeatedRunsSendErrors(t *testing.T) {
 		r.DeliveriesExpected, r.DeliveriesReceived = 100*(200-sendErrs), 100*(200-sendErrs)
 		return r
 	}
-	runs := map[string]*run{
-		"target3":      {Name: "target3", Result: light(0)},
-		"target3-run2": {Name: "target3-run2", Result: light(3)},
-		"target3-run3": {Name: "target3-run3", Result: light(0)},
-	}
+	runs := withRuns(nil, "target3", light(0), light(3), light(0))
 	if line := rowOf(t, runs, "3"); strings.Contains(line, met) || !strings.Contains(line, "3 sends refused or failed") {
 		t.Errorf("a run with 3 send errors in three is judged clean, or not named: %s", line)
 	}
@@ -381,6 +368,22 @@ func rowOf(t *testing.T, runs map[string]*run, target string) string {
 	}
 	t.Fatalf("no row for target %s:\n%s", target, b.String())
 	return ""
+}
+
+// withRuns adds to runs (made if nil) the runs name, name-run2, ... of
+// results, in turn, as scripts/bench.sh names a repeated load's runs.
+func withRuns(runs map[string]*run, name string, results ...*result) map[string]*run {
+	if runs == nil {
+		runs = make(map[string]*run)
+	}
+	for i, r := range results {
+		n := name
+		if i > 0 {
+			n = fmt.Sprintf("%s-run%d", name, i+1)
+		}
+		runs[n] = &run{Name: n, Result: r}
+	}
+	return runs
 }
 
 // lightResult is a clean run of target 3's load (100 clients in a room)
