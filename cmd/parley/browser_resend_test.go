@@ -239,10 +239,7 @@ func TestBrowserResendFirstDirect(t *testing.T) {
 	s, st, ada, grace := adaAndGrace(t)
 	befriend(t, s, ada, grace)
 
-	evaluate[chromedp.Void](t, ada, "open the chat with Grace", fmt.Sprintf(`location.hash = "#dm/%d"`, grace.userID))
-	waitFor[bool](t, ada, "the chat with Grace is open", viewState, `() =>
-		document.getElementById("room-title").textContent === "Grace" &&
-		document.getElementById("history-text").textContent.startsWith("This is the beginning")`)
+	ada.openNewChat(t, grace)
 	evaluate[chromedp.Void](t, ada, "mark the page", `window.parleyTestPage = true`)
 	evaluate[chromedp.Void](t, ada, "hurry timers", hurryTimers)
 	text := "Hello Grace; stored, though the store did not say so. " + unsureMark + " " + downMark
@@ -259,6 +256,14 @@ func TestBrowserResendFirstDirect(t *testing.T) {
 	evaluate[chromedp.Void](t, grace, "mark the page", `window.parleyTestPage = true`)
 	evaluate[chromedp.Void](t, grace, "open the chat with Ada", fmt.Sprintf(`location.hash = "#dm/%d"`, ada.userID))
 	wantFromAda(t, grace, ada, text, seq)
+	shownOnceAfterMore(t, st, ada, grace, text)
+}
+
+// shownOnceAfterMore checks that after one more message of Ada's, both
+// pages show her text once, that it was stored once, and that neither
+// page logged an error.
+func shownOnceAfterMore(t *testing.T, st *unsureStore, ada, grace *browser, text string) {
+	t.Helper()
 	ada.send(t, "And on we go.")
 	grace.waitMessage(t, "And on we go.")
 	for _, b := range []*browser{ada, grace} {
@@ -392,15 +397,8 @@ func TestBrowserResendSettledBySync(t *testing.T) {
 func TestBrowserResendFirstDirectSettledByHistory(t *testing.T) {
 	s, st, ada, grace := adaAndGrace(t)
 	befriend(t, s, ada, grace)
-	for _, o := range []struct {
-		b    *browser
-		peer *browser
-		name string
-	}{{grace, ada, "Ada"}, {ada, grace, "Grace"}} {
-		evaluate[chromedp.Void](t, o.b, "open the chat", fmt.Sprintf(`location.hash = "#dm/%d"`, o.peer.userID))
-		waitFor[bool](t, o.b, "the chat is open", viewState, `(name) =>
-			document.getElementById("room-title").textContent === name &&
-			document.getElementById("history-text").textContent.startsWith("This is the beginning")`, o.name)
+	for _, o := range []struct{ b, peer *browser }{{grace, ada}, {ada, grace}} {
+		o.b.openNewChat(t, o.peer)
 		evaluate[chromedp.Void](t, o.b, "mark the page", `window.parleyTestPage = true`)
 	}
 
@@ -509,4 +507,14 @@ func shownTimes(t *testing.T, b *browser, text string) int {
 	t.Helper()
 	return evaluate[int](t, b, "count the message", fmt.Sprintf(`[...document.querySelectorAll("#messages .msg")]
 		.filter((m) => m.querySelector(".msg-body")?.textContent === %q).length`, text))
+}
+
+// openNewChat opens b's direct chat with peer, which holds no message yet,
+// and waits until it shows so.
+func (b *browser) openNewChat(t *testing.T, peer *browser) {
+	t.Helper()
+	evaluate[chromedp.Void](t, b, "open the chat with "+peer.name, fmt.Sprintf(`location.hash = "#dm/%d"`, peer.userID))
+	waitFor[bool](t, b, "the chat with "+peer.name+" is open", viewState, `(name) =>
+		document.getElementById("room-title").textContent === name &&
+		document.getElementById("history-text").textContent.startsWith("This is the beginning")`, peer.name)
 }

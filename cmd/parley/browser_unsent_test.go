@@ -69,26 +69,7 @@ func TestBrowserUnsentStoredSurvivesReload(t *testing.T) {
 	grace.waitMessage(t, "Before the store falters.")
 
 	text := "Stored, though the store did not say so, then the page reloaded. " + unsureMark + " " + downMark
-	ada.do(t, "send", chromedp.SendKeys(chromedp.ID("composer"), text+kb.Enter))
-	waitRetrying(t, ada, text)
-	ada.do(t, "reload the page", chromedp.Reload())
-	seq := waitSent(t, ada, text)
-	evaluate[chromedp.Void](t, ada, "mark the page", `window.parleyTestPage = true`)
-	upAndRetried(t, st, text)
-	wantFromAda(t, grace, ada, text, seq)
-	ada.send(t, "And on we go.")
-	grace.waitMessage(t, "And on we go.")
-	for _, b := range []*browser{ada, grace} {
-		if n := shownTimes(t, b, text); n != 1 {
-			t.Errorf("%s shows %q %d times; want once", b.name, text, n)
-		}
-	}
-	if n := st.storedAs(text); n != 1 {
-		t.Errorf("%q stored %d times; want once", text, n)
-	}
-	for _, b := range []*browser{ada, grace} {
-		b.checkQuiet(t)
-	}
+	reloadedStoredLive(t, st, ada, grace, "send", text)
 }
 
 // TestBrowserUnsentSignOut: Ada signs out while a message of hers is
@@ -229,10 +210,7 @@ func TestBrowserUnsentNoStorage(t *testing.T) {
 func TestBrowserUnsentFirstDirectSurvivesReload(t *testing.T) {
 	s, st, ada, grace := adaAndGrace(t)
 	befriend(t, s, ada, grace)
-	evaluate[chromedp.Void](t, ada, "open the chat with Grace", fmt.Sprintf(`location.hash = "#dm/%d"`, grace.userID))
-	waitFor[bool](t, ada, "the chat with Grace is open", viewState, `() =>
-		document.getElementById("room-title").textContent === "Grace" &&
-		document.getElementById("history-text").textContent.startsWith("This is the beginning")`)
+	ada.openNewChat(t, grace)
 
 	st.setDown(true)
 	text := "Hello Grace, while the store is down, then the page reloaded. " + downMark
@@ -245,10 +223,7 @@ func TestBrowserUnsentFirstDirectSurvivesReload(t *testing.T) {
 		t.Fatalf("after the reload, the message is pending with client ID %q; want %q", got, id)
 	}
 	evaluate[chromedp.Void](t, ada, "mark the page", `window.parleyTestPage = true`)
-	evaluate[chromedp.Void](t, grace, "open the chat with Ada", fmt.Sprintf(`location.hash = "#dm/%d"`, ada.userID))
-	waitFor[bool](t, grace, "the chat with Ada is open", viewState, `() =>
-		document.getElementById("room-title").textContent === "Ada" &&
-		document.getElementById("history-text").textContent.startsWith("This is the beginning")`)
+	grace.openNewChat(t, ada)
 	evaluate[chromedp.Void](t, grace, "mark the page", `window.parleyTestPage = true`)
 	upAndRetried(t, st, text)
 	seq := waitSent(t, ada, text)
@@ -271,39 +246,12 @@ func TestBrowserUnsentFirstDirectSurvivesReload(t *testing.T) {
 func TestBrowserUnsentFirstDirectStoredSurvivesReload(t *testing.T) {
 	s, st, ada, grace := adaAndGrace(t)
 	befriend(t, s, ada, grace)
-	for _, o := range []struct {
-		b    *browser
-		peer *browser
-		name string
-	}{{grace, ada, "Ada"}, {ada, grace, "Grace"}} {
-		evaluate[chromedp.Void](t, o.b, "open the chat", fmt.Sprintf(`location.hash = "#dm/%d"`, o.peer.userID))
-		waitFor[bool](t, o.b, "the chat is open", viewState, `(name) =>
-			document.getElementById("room-title").textContent === name &&
-			document.getElementById("history-text").textContent.startsWith("This is the beginning")`, o.name)
-	}
+	grace.openNewChat(t, ada)
+	ada.openNewChat(t, grace)
 	evaluate[chromedp.Void](t, grace, "mark the page", `window.parleyTestPage = true`)
 
 	text := "Hello Grace; stored, though the store did not say so, then the page reloaded. " + unsureMark + " " + downMark
-	ada.do(t, "write to Grace", chromedp.SendKeys(chromedp.ID("composer"), text+kb.Enter))
-	waitRetrying(t, ada, text)
-	ada.do(t, "reload the page", chromedp.Reload())
-	seq := waitSent(t, ada, text)
-	evaluate[chromedp.Void](t, ada, "mark the page", `window.parleyTestPage = true`)
-	upAndRetried(t, st, text)
-	wantFromAda(t, grace, ada, text, seq)
-	ada.send(t, "And on we go.")
-	grace.waitMessage(t, "And on we go.")
-	for _, b := range []*browser{ada, grace} {
-		if n := shownTimes(t, b, text); n != 1 {
-			t.Errorf("%s shows %q %d times; want once", b.name, text, n)
-		}
-	}
-	if n := st.storedAs(text); n != 1 {
-		t.Errorf("%q stored %d times; want once", text, n)
-	}
-	for _, b := range []*browser{ada, grace} {
-		b.checkQuiet(t)
-	}
+	reloadedStoredLive(t, st, ada, grace, "write to Grace", text)
 }
 
 // TestBrowserUnsentNotSentSurvivesReload: the store cannot be reached
@@ -366,10 +314,7 @@ func TestBrowserUnsentNotSentSurvivesReload(t *testing.T) {
 func TestBrowserUnsentFirstDirectNotSentSurvivesReload(t *testing.T) {
 	s, st, ada, grace := adaAndGrace(t)
 	befriend(t, s, ada, grace)
-	evaluate[chromedp.Void](t, ada, "open the chat with Grace", fmt.Sprintf(`location.hash = "#dm/%d"`, grace.userID))
-	waitFor[bool](t, ada, "the chat with Grace is open", viewState, `() =>
-		document.getElementById("room-title").textContent === "Grace" &&
-		document.getElementById("history-text").textContent.startsWith("This is the beginning")`)
+	ada.openNewChat(t, grace)
 
 	st.setDown(true)
 	evaluate[chromedp.Void](t, ada, "hurry timers", hurryTimers)
@@ -441,17 +386,24 @@ func wantStoredOnce(t *testing.T, st *unsureStore, ada, grace *browser, path, te
 			ids = append(ids, m.ClientID)
 		}
 	}
-	if len(ids) != 1 || ids[0] != id || st.storedAs(text) != 1 {
-		t.Errorf("%q is in the history with client IDs %q, stored %d times; want once, with %q", text, ids, st.storedAs(text), id)
+	if len(ids) != 1 || ids[0] != id {
+		t.Errorf("%q is in the history with client IDs %q; want once, with %q", text, ids, id)
 	}
-	ada.send(t, "And on we go.")
-	grace.waitMessage(t, "And on we go.")
-	for _, b := range []*browser{ada, grace} {
-		if n := shownTimes(t, b, text); n != 1 {
-			t.Errorf("%s shows %q %d times; want once", b.name, text, n)
-		}
-	}
-	for _, b := range []*browser{ada, grace} {
-		b.checkQuiet(t)
-	}
+	shownOnceAfterMore(t, st, ada, grace, text)
+}
+
+// reloadedStoredLive has Ada send text (the action's name: what), stored
+// but answered as failed, reload her page while it is pending, and
+// checks that the reloaded page shows it sent, sends it again once the
+// store is back, and that Grace gets it live (shownOnceAfterMore).
+func reloadedStoredLive(t *testing.T, st *unsureStore, ada, grace *browser, what, text string) {
+	t.Helper()
+	ada.do(t, what, chromedp.SendKeys(chromedp.ID("composer"), text+kb.Enter))
+	waitRetrying(t, ada, text)
+	ada.do(t, "reload the page", chromedp.Reload())
+	seq := waitSent(t, ada, text)
+	evaluate[chromedp.Void](t, ada, "mark the page", `window.parleyTestPage = true`)
+	upAndRetried(t, st, text)
+	wantFromAda(t, grace, ada, text, seq)
+	shownOnceAfterMore(t, st, ada, grace, text)
 }
