@@ -36,6 +36,8 @@ Prepare the server for it:
     (before starting the server; pass the file as --tokens)
   - raise its per-user limits, or senders get rate_limited and slow
     readers are disconnected: --send-rate 100000 --send-burst 100000 --outbox 4096
+  - more than 20 connections a token (64 at once), or a --transport compat
+    run of more, needs --open-burst (and --max-user-conns) raised as far
   - --transport compat needs the server's --channels-compat
   - --groups needs the server's --max-group-members at or above the users
     of one group (--conns / --rooms with a token each)

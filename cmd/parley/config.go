@@ -52,6 +52,8 @@ type Config struct {
 	SendBurst             int
 	Outbox                int
 	MaxUserConns          int
+	OpenRate              float64
+	OpenBurst             int
 	BehindProxy           bool
 	TLSCert               string
 	TLSKey                string
@@ -111,6 +113,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.IntVar(&c.SendBurst, "send-burst", 20, "sends allowed in a burst, shared as --send-rate")
 	fs.IntVar(&c.Outbox, "outbox", 256, "frames queued per connection before a slow reader is disconnected")
 	fs.IntVar(&c.MaxUserConns, "max-user-conns", 64, "WebSockets and long-poll channels a user (or, on /ws/chat/, a client address) may hold on this node")
+	fs.Float64Var(&c.OpenRate, "open-rate", 2, "WebSockets and long-poll channels a user (or, on /ws/chat/, a client address) may open per second on this node, past --open-burst")
+	fs.IntVar(&c.OpenBurst, "open-burst", 20, "WebSockets and long-poll channels a user may open in a burst, as --open-rate")
 	fs.BoolVar(&c.BehindProxy, "behind-proxy", false, "behind a proxy: client IP from X-Forwarded-For; TLS (Secure cookies, Strict-Transport-Security) unless X-Forwarded-Proto says http")
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "serve HTTPS with this certificate file (with --tls-key)")
 	fs.StringVar(&c.TLSKey, "tls-key", "", "private key file for --tls-cert")
@@ -258,6 +262,12 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxUserConns < 1 {
 		bad("--max-user-conns must be at least 1")
+	}
+	if !(c.OpenRate > 0) || math.IsInf(c.OpenRate, 0) { // NaN fails the first
+		bad("--open-rate must be a positive number, not %v", c.OpenRate)
+	}
+	if c.OpenBurst < 1 || c.OpenBurst > 1_000_000_000 {
+		bad("--open-burst must be between 1 and 1000000000, not %d", c.OpenBurst)
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		bad("--tls-cert and --tls-key go together")

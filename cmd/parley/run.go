@@ -159,6 +159,8 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 		SendBurst:      cfg.SendBurst,
 		Outbox:         cfg.Outbox,
 		MaxUserConns:   cfg.MaxUserConns,
+		OpenRate:       cfg.OpenRate,
+		OpenBurst:      cfg.OpenBurst,
 		PingInterval:   cfg.PingInterval,
 		PongWait:       cfg.PongWait,
 		PollHold:       cfg.PollHold,

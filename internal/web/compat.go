@@ -51,6 +51,14 @@ func (s *server) handleCompatWS() http.Handler {
 		// Anonymous, they are not bound by the cap of a user's connections
 		// (roomForConn), but cost as much.
 		release, err := s.compat.take(ip, s.cfg.MaxUserConns, func() int { return 0 }, "too many connections from this address: close some first")
+		if err == nil {
+			// How often an address opens connections is limited as a
+			// user's (allowCompatOpen): each enters a room, which it may
+			// make, and subscribes.
+			if err = s.allowCompatOpen(ip); err != nil {
+				release()
+			}
+		}
 		if err != nil {
 			s.fail(w, err)
 			return

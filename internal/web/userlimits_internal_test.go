@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strconv"
 	"testing"
 	"time"
 
@@ -83,5 +84,42 @@ func TestUserLimitsReleasedOnFailedStart(t *testing.T) {
 	}
 	if _, ok := s.limits.m[7]; ok {
 		t.Error("after a failed start, the user's limits (full) are still held")
+	}
+}
+
+// TestOpenLimitsBounded: the limiters of how often users open connections
+// (allowOpen, and per address on the Django Channels endpoint) go once
+// full again, at a sweep, however many users or addresses opened one; an
+// open refused leaves the limiter where it was.
+func TestOpenLimitsBounded(t *testing.T) {
+	var u userLimits
+	for id := range int64(1000) {
+		if err := u.allowOpen(id, 1, 1); err != nil {
+			t.Fatalf("first open of user %d: %v", id, err)
+		}
+	}
+	if err := u.allowOpen(999, 0.001, 1); err == nil {
+		t.Fatal("second open of user 999 with a burst of 1 went through")
+	} else if e := chat.AsError(err); e == nil || e.Code != chat.CodeRateLimited || e.RetryAfter <= 0 {
+		t.Fatalf("second open of user 999 = %v; want rate_limited with a retry-after", err)
+	}
+	u.mu.Lock()
+	u.sweepLocked(time.Now().Add(2 * time.Minute))
+	n := len(u.m)
+	u.mu.Unlock()
+	if n != 0 {
+		t.Errorf("after a sweep with all full: open limits held for %d users; want none", n)
+	}
+
+	var a restLimits[string]
+	for i := range 1000 {
+		a.limiter(string(rune('a'+i%26))+strconv.Itoa(i), 1, 1, time.Now()).Allow()
+	}
+	a.limiter("late", 1, 1, time.Now().Add(2*time.Minute))
+	a.mu.Lock()
+	n = len(a.m)
+	a.mu.Unlock()
+	if n > 1 {
+		t.Errorf("after a sweep with all full: open limits held for %d addresses; want the newest only", n)
 	}
 }

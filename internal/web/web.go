@@ -36,6 +36,8 @@ type Config struct {
 	SendBurst      int           // sends allowed in a burst, as SendRate
 	Outbox         int           // frames queued per connection before it is cut off as too slow
 	MaxUserConns   int           // WebSockets and long-poll channels per user on one node; Django Channels connections per client address
+	OpenRate       float64       // WebSockets and long-poll channels a user may open per second on a node (allowOpen); Django Channels connections per client address
+	OpenBurst      int           // opens allowed in a burst, as OpenRate
 	MaxOpen        int           // conversations open at once on one WebSocket
 	PingInterval   time.Duration // WebSocket ping period
 	PongWait       time.Duration // silence after which a connection is dropped
@@ -88,6 +90,8 @@ func DefaultConfig() Config {
 		SendBurst:      20,
 		Outbox:         256,
 		MaxUserConns:   64,
+		OpenRate:       2,
+		OpenBurst:      20,
 		MaxOpen:        256,
 		PingInterval:   30 * time.Second,
 		PongWait:       60 * time.Second,
@@ -120,6 +124,12 @@ func (c *Config) fill() {
 	if c.MaxUserConns <= 0 {
 		c.MaxUserConns = d.MaxUserConns
 	}
+	if c.OpenRate <= 0 {
+		c.OpenRate = d.OpenRate
+	}
+	if c.OpenBurst <= 0 {
+		c.OpenBurst = d.OpenBurst
+	}
 	if c.MaxOpen <= 0 {
 		c.MaxOpen = d.MaxOpen
 	}
@@ -151,10 +161,11 @@ type server struct {
 	polls    pollChannels
 	pings    pinger
 	writers  *writers
-	sends    restLimits         // REST sends per user, as a user's connections' sends
-	reads    restLimits         // REST read-position moves per user, as a user's connections' other frames
+	sends    restLimits[int64]  // REST sends per user, as a user's connections' sends
+	reads    restLimits[int64]  // REST read-position moves per user, as a user's connections' other frames
 	conns    slots[int64]       // a user's connections the hub does not count yet (roomForConn)
 	compat   slots[string]      // the Django Channels connections of a client address
+	opens    restLimits[string] // how often a client address opens Django Channels connections
 	limits   userLimits         // the limits of a user's WebSockets and long-poll channels, shared
 	leftAnon leftLimits[string] // the limits of a client address's Django Channels connections that ended, for those that take their places
 }
@@ -406,18 +417,22 @@ func securityHeaders(h http.Handler, secure func(*http.Request) bool) http.Handl
 
 // restLimits holds rate limiters of the users acting through the REST
 // API, which their connections' limits do not bind: one per user, as for
-// their connections (userLimits), dropped once full again (a minute after its last use at
-// most), so that it holds only the users acting lately.
-type restLimits struct {
-	mu    sync.Mutex
-	m     map[int64]*rate.Limiter
-	sweep time.Time
+// their connections (userLimits), dropped once full again (swept once a
+// minute, or sooner once the keys held have doubled since the last
+// sweep), so that it holds only the users acting lately. It also holds,
+// per client address, how often the address opens Django Channels
+// connections (allowCompatOpen).
+type restLimits[K comparable] struct {
+	mu      sync.Mutex
+	m       map[K]*rate.Limiter
+	sweep   time.Time
+	sweepAt int // keys held at which to sweep before the minute is out
 }
 
 // allowSend applies the send-rate limit of u's connections to u's REST
 // sends, apart from them.
 func (s *server) allowSend(u chat.User) error {
-	return s.sends.allow(u, rate.Limit(s.cfg.SendRate), s.cfg.SendBurst)
+	return s.sends.allow(u.ID, rate.Limit(s.cfg.SendRate), s.cfg.SendBurst)
 }
 
 // otherFrames is the limit of a user's frames other than sends (and of a
@@ -433,34 +448,44 @@ func (s *server) otherFrames() (rate.Limit, int) {
 // store, moved or not.
 func (s *server) allowRead(u chat.User) error {
 	limit, burst := s.otherFrames()
-	return s.reads.allow(u, limit, burst)
+	return s.reads.allow(u.ID, limit, burst)
 }
 
-// allow takes one event from u's limiter, made with limit and burst.
-func (rs *restLimits) allow(u chat.User, limit rate.Limit, burst int) error {
+// allowCompatOpen applies the limit of how often a user opens
+// connections (allowOpen) to a client address's Django Channels
+// connections.
+func (s *server) allowCompatOpen(ip string) error {
 	now := time.Now()
-	rs.mu.Lock()
-	if now.Sub(rs.sweep) > time.Minute {
-		rs.sweep = now
-		for id, lim := range rs.m {
-			if full(lim, now) {
-				delete(rs.m, id)
-			}
-		}
-	}
-	lim := rs.m[u.ID]
-	if lim == nil {
-		if rs.m == nil {
-			rs.m = make(map[int64]*rate.Limiter)
-		}
-		lim = rate.NewLimiter(limit, burst)
-		rs.m[u.ID] = lim
-	}
-	rs.mu.Unlock()
-	if !lim.AllowN(now, 1) {
+	return allowOpenAt(s.opens.limiter(ip, rate.Limit(s.cfg.OpenRate), s.cfg.OpenBurst, now), now)
+}
+
+// allow takes one event from key's limiter, made with limit and burst.
+func (rs *restLimits[K]) allow(key K, limit rate.Limit, burst int) error {
+	now := time.Now()
+	if lim := rs.limiter(key, limit, burst, now); !lim.AllowN(now, 1) {
 		return rateLimited(lim)
 	}
 	return nil
+}
+
+// limiter returns key's limiter, made with limit and burst if it has none.
+func (rs *restLimits[K]) limiter(key K, limit rate.Limit, burst int, now time.Time) *rate.Limiter {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if now.Sub(rs.sweep) > time.Minute || len(rs.m) >= rs.sweepAt {
+		rs.sweep = now
+		maps.DeleteFunc(rs.m, func(_ K, lim *rate.Limiter) bool { return full(lim, now) })
+		rs.sweepAt = max(64, 2*len(rs.m))
+	}
+	lim := rs.m[key]
+	if lim == nil {
+		if rs.m == nil {
+			rs.m = make(map[K]*rate.Limiter)
+		}
+		lim = rate.NewLimiter(limit, burst)
+		rs.m[key] = lim
+	}
+	return lim
 }
 
 // userLimits holds, per user, the limits of the user's native connections
@@ -485,12 +510,14 @@ type userLimits struct {
 }
 
 // sharedLimits are a user's limits on this node: of sends, and of the
-// other frames (server.otherFrames). Each limiter is made when first
-// needed, most connections sitting idle; a connection keeps it once it
-// has it (session.handle).
+// other frames (server.otherFrames), and how often the user opens
+// connections (allowOpen). Each limiter is made when first needed, most
+// connections sitting idle; a connection keeps it once it has it
+// (session.handle).
 type sharedLimits struct {
 	send, other atomic.Pointer[rate.Limiter]
-	conns       int // connections holding them; guarded by userLimits.mu
+	open        *rate.Limiter // guarded by userLimits.mu
+	conns       int           // connections holding them; guarded by userLimits.mu
 }
 
 // limiter returns the limiter in p, made with limit and burst if there is
@@ -506,7 +533,40 @@ func limiter(p *atomic.Pointer[rate.Limiter], limit rate.Limit, burst int) *rate
 // full reports whether no connection holds l and its limiters have their
 // whole bursts at now; l.conns is guarded by the caller.
 func (l *sharedLimits) full(now time.Time) bool {
-	return l.conns == 0 && full(l.send.Load(), now) && full(l.other.Load(), now)
+	return l.conns == 0 && full(l.send.Load(), now) && full(l.other.Load(), now) && full(l.open, now)
+}
+
+// allowOpen takes one open of a connection from user id's limiter, made
+// with limit and burst. The limiter is kept with the user's other limits
+// until full again, whether a connection is let in or not.
+func (u *userLimits) allowOpen(id int64, limit rate.Limit, burst int) error {
+	now := time.Now()
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.sweepLocked(now)
+	l := u.m[id]
+	if l == nil {
+		if u.m == nil {
+			u.m = make(map[int64]*sharedLimits)
+		}
+		l = new(sharedLimits)
+		u.m[id] = l
+	}
+	if l.open == nil {
+		l.open = rate.NewLimiter(limit, burst)
+	}
+	return allowOpenAt(l.open, now)
+}
+
+// allowOpenAt takes one open of a connection from lim at now, or returns
+// a rate_limited error saying when the next may come.
+func allowOpenAt(lim *rate.Limiter, now time.Time) error {
+	if lim.AllowN(now, 1) {
+		return nil
+	}
+	e := chat.Errorf(chat.ErrRateLimited, chat.CodeRateLimited, "connections opened too often: wait before opening another")
+	e.RetryAfter = time.Duration((1 - lim.TokensAt(now)) / float64(lim.Limit()) * float64(time.Second))
+	return e
 }
 
 // acquire returns the limits of user id, for a connection starting, which
@@ -651,13 +711,26 @@ func (l *leftLimits[K]) take(key K) connLimits {
 // roomForConn returns a rate_limited error if user u holds
 // Config.MaxUserConns connections (WebSockets and long-poll channels) on
 // this node already: each costs the server a socket and memory, and the
-// sockets of a process are bounded. Otherwise it holds a place for one
-// more until release is called, which must be once its hub client is
-// registered, or it failed: the hub counts a connection only then, and
-// connections that come all at once must not all find room.
+// sockets of a process are bounded. Or if u opened connections more often
+// than Config.OpenRate allows, past Config.OpenBurst: each open costs a
+// hello of the user's state read from the store, presence news to their
+// friends and rooms, and hub subscriptions, so a client opening and
+// closing connections in a loop is stopped. An open the cap refuses takes
+// nothing of the rate. Otherwise it holds a place for one more until
+// release is called, which must be once its hub client is registered, or
+// it failed: the hub counts a connection only then, and connections that
+// come all at once must not all find room.
 func (s *server) roomForConn(u chat.User) (release func(), err error) {
-	return s.conns.take(u.ID, s.cfg.MaxUserConns, func() int { return s.hub.UserClients(u.ID) },
+	release, err = s.conns.take(u.ID, s.cfg.MaxUserConns, func() int { return s.hub.UserClients(u.ID) },
 		"too many connections for this user: close some first")
+	if err != nil {
+		return nil, err
+	}
+	if err := s.limits.allowOpen(u.ID, rate.Limit(s.cfg.OpenRate), s.cfg.OpenBurst); err != nil {
+		release()
+		return nil, err
+	}
+	return release, nil
 }
 
 // slots counts places held per key K: connections let in that nothing

@@ -310,7 +310,8 @@ func TestNothingHandledAfterSignOut(t *testing.T) {
 // checks the server ends it as RFC 6455 asks, and then still serves a
 // fresh connection.
 func TestHostileFrames(t *testing.T) {
-	ts := newTestServer(t, withWeb(func(c *web.Config) { c.MaxFrameBytes = 1000; c.PongWait = 500 * time.Millisecond }))
+	// A WebSocket a case, opened in a row: past the default burst of opens.
+	ts := newTestServer(t, withWeb(func(c *web.Config) { c.MaxFrameBytes = 1000; c.PongWait = 500 * time.Millisecond; c.OpenBurst = 100 }))
 	ada := ts.signIn(t, "ada@example.com", "Ada")
 	const text, cont, closeOp, ping, pong = websocket.TextMessage, 0, websocket.CloseMessage, websocket.PingMessage, websocket.PongMessage
 	unmasked := func(b0 byte, payload string) []byte { return append([]byte{b0, byte(len(payload))}, payload...) }

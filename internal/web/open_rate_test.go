@@ -1,0 +1,127 @@
+package web_test
+
+import (
+	"io"
+	"net/http"
+	"strconv"
+	"testing"
+
+	"github.com/parley-chat/parley/internal/chat"
+	"github.com/parley-chat/parley/internal/web"
+)
+
+// How often a connection may be opened (docs/protocol.md, Limits): each
+// open costs a session read, a hello with the user's state read from the
+// store, presence news to their friends and hub subscriptions, so a
+// client opening and closing connections in a loop is refused 429
+// rate_limited before the upgrade, past a burst no real client needs at
+// once (several tabs and devices, a reload storm). The tests loop with the
+// default limits, a burst of 20 and two a second: openLoopMax opens come
+// well before the burst could come back.
+
+// openLoopMax is how many opens in a row a test tries before it gives up
+// on being refused.
+const openLoopMax = 50
+
+// openBurst is the default burst of opens, which must all go through.
+const openBurst = 20
+
+// wantOpenRefused checks that resp, the answer to an open refused, is 429
+// rate_limited with retry_after_ms and Retry-After.
+func wantOpenRefused(tb testing.TB, what string, resp *http.Response) {
+	tb.Helper()
+	if resp == nil {
+		tb.Fatalf("%s: no response", what)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	e := wantError(tb, what, response{Status: resp.StatusCode, Header: resp.Header, Body: body}, http.StatusTooManyRequests, chat.CodeRateLimited)
+	if e.RetryAfterMS <= 0 {
+		tb.Errorf("%s: retry_after_ms = %d; want it positive", what, e.RetryAfterMS)
+	}
+	if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err != nil || s < 1 {
+		tb.Errorf("%s: Retry-After = %q; want whole seconds", what, resp.Header.Get("Retry-After"))
+	}
+}
+
+// TestWSOpenRate: a user opening and closing WebSockets in a loop is
+// refused once past the burst; another user is not.
+func TestWSOpenRate(t *testing.T) {
+	ts := newTestServer(t)
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	refused := 0
+	for i := 1; i <= openLoopMax; i++ {
+		conn, resp, err := ts.dial(t, ada, "/api/ws", dialOptions{})
+		if err == nil {
+			w := newWSClient(t, ada.Name, conn)
+			w.startReading()
+			w.expect(t, "hello")
+			conn.Close()
+			continue
+		}
+		if i <= openBurst {
+			t.Fatalf("open %d: %v (%s); want the first %d to go through", i, err, statusOf(resp), openBurst)
+		}
+		wantOpenRefused(t, "open "+strconv.Itoa(i), resp)
+		refused = i
+		break
+	}
+	if refused == 0 {
+		t.Fatalf("%d WebSockets opened and closed in a row, none refused; want 429 rate_limited past a burst of %d", openLoopMax, openBurst)
+	}
+	grace := ts.signIn(t, "grace@example.com", "Grace")
+	ts.connect(t, grace) // the limit is Ada's
+}
+
+// TestPollOpenRate: a user starting new long-poll channels in a loop is
+// refused once past the burst, as with WebSockets, and the limit is the
+// same: WebSocket opens count against new channels.
+func TestPollOpenRate(t *testing.T) {
+	ts := newTestServer(t)
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	for range 10 {
+		ts.connect(t, ada).conn.Close()
+	}
+	refused := 0
+	for i := 11; i <= openLoopMax; i++ {
+		r := ts.do(t, ada, "GET", "/api/poll", nil)
+		if r.Status == http.StatusOK {
+			continue
+		}
+		if i <= openBurst {
+			t.Fatalf("open %d (a new channel): %s; want the first %d to go through", i, r, openBurst)
+		}
+		e := wantError(t, "open "+strconv.Itoa(i)+" (a new channel)", r, http.StatusTooManyRequests, chat.CodeRateLimited)
+		if e.RetryAfterMS <= 0 || r.Header.Get("Retry-After") == "" {
+			t.Errorf("open %d (a new channel) = %s; want retry_after_ms and Retry-After", i, r)
+		}
+		refused = i
+		break
+	}
+	if refused == 0 {
+		t.Fatalf("%d connections and new long-poll channels opened in a row, none refused; want 429 rate_limited past a burst of %d", openLoopMax, openBurst)
+	}
+}
+
+// TestChannelsCompatOpenRate: the anonymous Django Channels endpoint
+// limits how often a client address opens connections, as /api/ws does
+// a user (each open enters a room, maybe making it, and subscribes).
+func TestChannelsCompatOpenRate(t *testing.T) {
+	ts := newTestServer(t, withWeb(func(c *web.Config) { c.ChannelsCompat = true }))
+	refused := 0
+	for i := 1; i <= openLoopMax; i++ {
+		conn, resp, err := ts.dial(t, nil, "/ws/chat/lobby/", dialOptions{})
+		if err == nil {
+			conn.Close()
+			continue
+		}
+		if i <= openBurst {
+			t.Fatalf("open %d: %v (%s); want the first %d to go through", i, err, statusOf(resp), openBurst)
+		}
+		wantOpenRefused(t, "open "+strconv.Itoa(i), resp)
+		refused = i
+		break
+	}
+	if refused == 0 {
+		t.Fatalf("%d compat connections opened and closed in a row from one address, none refused; want 429 rate_limited past a burst of %d", openLoopMax, openBurst)
+	}
+}
