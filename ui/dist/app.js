@@ -48,6 +48,7 @@ const state = {
   composerTimer: 0,
   roomTimer: 0,
   pinned: true, // the message list was scrolled to the bottom
+  hushes: 0, // counts hushLog calls
   loaded: false, // the open conversation's first page is shown
   convs: new Map(), // conversation id → Conversation (GET /api/conversations, kept live)
   convsSoon: null,
@@ -1358,7 +1359,18 @@ function leaveCurrent() {
 
 // loadConversation shows a conversation's history (from the cache or the
 // first page) and follows it live.
+// loadConversation shows the history of a conversation just opened, with
+// the message log hushed (hushLog) while it goes in.
 async function loadConversation(room, token) {
+  const done = hushLog();
+  try {
+    await showConversation(room, token);
+  } finally {
+    done();
+  }
+}
+
+async function showConversation(room, token) {
   const cached = state.cache.get(room.id);
   if (cached && cached.last > 0) {
     state.cache.delete(room.id);
@@ -2487,6 +2499,23 @@ function decorate(el) {
   el.classList.toggle('first', first);
 }
 
+// hushLog marks the message log busy (aria-busy) until the function it
+// returns is called and the page has rendered what was put in meanwhile.
+// A screen reader announces what is added to a log (role="log"): right
+// for a new message, not for a page of history, which it would read out
+// whole. Of overlapping hushes the last one ends it.
+function hushLog() {
+  const log = box();
+  const n = ++state.hushes;
+  log.setAttribute('aria-busy', 'true');
+  return () =>
+    requestAnimationFrame(() =>
+      setTimeout(() => {
+        if (state.hushes === n) log.removeAttribute('aria-busy');
+      }),
+    );
+}
+
 function nearBottom() {
   const b = box();
   return b.scrollHeight - b.scrollTop - b.clientHeight < 80;
@@ -2651,7 +2680,9 @@ async function loadOlder() {
   const b = box();
   const height = b.scrollHeight;
   const msgs = (page.messages || []).filter((m) => m.seq < state.oldest);
+  const done = hushLog();
   insertOlder(msgs);
+  done();
   // Keep what the reader was looking at in place.
   b.scrollTop += b.scrollHeight - height;
   if (msgs.length) state.oldest = msgs[0].seq;
