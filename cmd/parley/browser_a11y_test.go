@@ -71,7 +71,8 @@ func (b *browser) checkNamed(t *testing.T, where string) []axControl {
 // and a screen reader: every control has a name, history loaded into the
 // message log is not read out while new messages are, a conversation is
 // opened with Tab and Enter and its unread count is spoken, dialogs close
-// with Escape and give focus back, and errors at sign-in are announced.
+// with Escape and give focus back, the page's title keeps the unread total
+// wherever the user is, and errors at sign-in are announced.
 func TestBrowserAccessibility(t *testing.T) {
 	s, ada, grace := startPair(t, 2*browserTestTimeout)
 	ada.signIn(t, s, "ada@example.com", "Ada")
@@ -133,6 +134,9 @@ func TestBrowserAccessibility(t *testing.T) {
 	waitFor[bool](t, grace, "the title counts the unread message", `document.title`,
 		`() => document.title === "(1) #side · Parley"`)
 	grace.click(t, "go back to the list", "#back")
+	if got := evaluate[string](t, grace, "read the title", `document.title`); got != "(1) Parley" {
+		t.Errorf("after going back to the list the title is %q; want %q (the unread total)", got, "(1) Parley")
+	}
 	waitFor[bool](t, grace, "lobby shows 1 unread", `document.getElementById("conversations").innerHTML`,
 		`() => document.querySelector('#conversations li[data-room-name="lobby"] .badge:not([hidden])')?.textContent === "1"`)
 	controls := grace.checkNamed(t, "the conversation list")

@@ -1487,8 +1487,7 @@ function closeRoom() {
   renderOnline();
   showScreen('list');
   renderRooms();
-  renderConversations();
-  if (state.view === 'chat') document.title = 'Parley';
+  renderConversations(); // and the document title, with the unread total
 }
 
 function onBack() {
