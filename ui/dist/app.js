@@ -2425,6 +2425,16 @@ function fillNames() {
   }
 }
 
+// timeEl shows when a message was sent, in the user's locale and time zone.
+// Its datetime is the instant in UTC to the millisecond: the server's
+// created_at has microseconds, more than HTML allows in a datetime.
+function timeEl(when) {
+  const t = h('time', 'msg-time', timeFmt.format(when));
+  t.dateTime = when.toISOString();
+  t.title = fullFmt.format(when);
+  return t;
+}
+
 // messageEl builds the element for a stored message (or a pending send).
 function messageEl(m) {
   const el = h('div', 'msg');
@@ -2449,10 +2459,7 @@ function messageEl(m) {
         pill.append(who);
       }
     }
-    const t = h('time', 'msg-time', timeFmt.format(when));
-    t.dateTime = m.created_at;
-    t.title = fullFmt.format(when);
-    pill.append(' ', t);
+    pill.append(' ', timeEl(when));
     el.append(pill);
     return el;
   }
@@ -2460,10 +2467,7 @@ function messageEl(m) {
   if (state.me && m.sender_id === state.me.id) el.classList.add('own');
   const main = h('div', 'msg-main');
   const bubble = h('div', 'bubble');
-  const t = h('time', 'msg-time', timeFmt.format(when));
-  t.dateTime = m.created_at;
-  t.title = fullFmt.format(when);
-  bubble.append(h('div', 'msg-body', m.body), t);
+  bubble.append(h('div', 'msg-body', m.body), timeEl(when));
   main.append(h('div', 'msg-sender', name), bubble);
   el.append(avatar(m.sender_id, name), main);
   return el;

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"context"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/chromedp"
+
+	"github.com/parley-chat/parley/internal/chat"
+)
+
+// oldMark in a message's body has backdateStore store it as sent 50 hours
+// ago: on another day than today in every time zone.
+const oldMark = "[old]"
+
+// backdateStore stores messages marked with oldMark as sent 50 hours ago.
+type backdateStore struct{ store }
+
+func backdate(nm chat.NewMessage) chat.NewMessage {
+	if strings.Contains(nm.Body, oldMark) {
+		if nm.At.IsZero() {
+			nm.At = time.Now()
+		}
+		nm.At = nm.At.Add(-50 * time.Hour)
+	}
+	return nm
+}
+
+func (s backdateStore) Append(ctx context.Context, nm chat.NewMessage) (chat.Message, bool, error) {
+	return s.store.Append(ctx, backdate(nm))
+}
+
+func (s backdateStore) QueueAppend(ctx context.Context, nm chat.NewMessage) chat.PendingAppend {
+	return s.store.QueueAppend(ctx, backdate(nm))
+}
+
+// htmlDateTime is a valid global date and time string of HTML, as a
+// <time datetime> must be for a machine to read it: at most three digits
+// of a second's fraction.
+var htmlDateTime = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?(Z|[+-]\d{2}:?\d{2})$`)
+
+// TestBrowserMessageTimes: a message shows when it was sent in the user's
+// time zone and locale, here Kathmandu (UTC+05:45, a zone no server or
+// test machine is in by chance) and German; the time alone for a message
+// of today; and in a <time> whose datetime a machine reads.
+func TestBrowserMessageTimes(t *testing.T) {
+	exe := chromiumPath(t)
+	s := startServerWith(t, func(db store) store { return backdateStore{db} })
+	ada := startBrowser(t, exe, "ada", time.Now().Add(browserTestTimeout))
+	ctx, cancel := ada.stepCtx()
+	defer cancel()
+	if _, err := chromedp.Call(ctx, emulation.SetTimezoneOverride, emulation.SetTimezoneOverrideParams{TimezoneID: "Asia/Kathmandu"}); err != nil {
+		t.Fatalf("set the time zone: %v", err)
+	}
+	if _, err := chromedp.Call(ctx, emulation.SetLocaleOverride, emulation.SetLocaleOverrideParams{Locale: "de_DE"}); err != nil {
+		t.Fatalf("set the locale: %v", err)
+	}
+	kathmandu := time.FixedZone("Asia/Kathmandu", 5*3600+45*60) // no daylight saving time
+
+	ada.signIn(t, s, "ada@example.com", "Ada")
+	ada.enterRoom(t, "lobby")
+	const today, old = "sent today", oldMark + " sent two days ago"
+	ada.send(t, old)
+	ada.send(t, today)
+
+	type shownTime struct {
+		Sent     string `json:"sent"` // created_at, as the server gave it
+		DateTime string `json:"dateTime"`
+		Text     string `json:"text"`
+	}
+	for _, body := range []string{today, old} {
+		got := evaluate[shownTime](t, ada, "read the time of "+body, `(() => {
+			const m = [...document.querySelectorAll("#messages .msg")].find((m) => m.querySelector(".msg-body")?.textContent === `+strconv.Quote(body)+`);
+			const t = m && m.querySelector("time");
+			return {sent: m?.dataset.time || "", dateTime: t?.getAttribute("datetime") || "", text: t?.textContent || ""};
+		})()`)
+		sent, err := time.Parse(time.RFC3339Nano, got.Sent)
+		if err != nil {
+			t.Fatalf("%q: the message's time %q: %v", body, got.Sent, err)
+		}
+		local := sent.In(kathmandu)
+		if !htmlDateTime.MatchString(got.DateTime) {
+			t.Errorf("%q: <time datetime=%q>; want a valid HTML date and time (at most milliseconds)", body, got.DateTime)
+		} else if dt, err := time.Parse(time.RFC3339Nano, strings.Replace(got.DateTime, " ", "T", 1)); err != nil || !dt.Equal(sent.Truncate(time.Millisecond)) {
+			t.Errorf("%q: <time datetime=%q> is %v (%v); want %v", body, got.DateTime, dt, err, sent)
+		}
+		clock := regexp.MustCompile(`(^|\D)0?` + strconv.Itoa(local.Hour()) + `:` + local.Format("04") + `(\D|$)`)
+		if !clock.MatchString(got.Text) {
+			t.Errorf("%q: shown at %q; want %s, its time in Kathmandu", body, got.Text, local.Format("15:04"))
+		}
+		year := strconv.Itoa(local.Year())
+		if body == today && strings.Contains(got.Text, year) {
+			t.Errorf("%q: shown at %q; want the time alone for a message of today", body, got.Text)
+		}
+	}
+	ada.checkQuiet(t)
+}
