@@ -47,7 +47,8 @@ var htmlDateTime = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(
 // TestBrowserMessageTimes: a message shows when it was sent in the user's
 // time zone and locale, here Kathmandu (UTC+05:45, a zone no server or
 // test machine is in by chance) and German; the time alone for a message
-// of today; and in a <time> whose datetime a machine reads.
+// of today, with its date for one of another day; and in a <time> whose
+// datetime a machine reads.
 func TestBrowserMessageTimes(t *testing.T) {
 	exe := chromiumPath(t)
 	s := startServerWith(t, func(db store) store { return backdateStore{db} })
@@ -96,6 +97,9 @@ func TestBrowserMessageTimes(t *testing.T) {
 		year := strconv.Itoa(local.Year())
 		if body == today && strings.Contains(got.Text, year) {
 			t.Errorf("%q: shown at %q; want the time alone for a message of today", body, got.Text)
+		}
+		if body == old && (!strings.Contains(got.Text, year) || !strings.Contains(got.Text, strconv.Itoa(local.Day()))) {
+			t.Errorf("%q: shown at %q; want its date (%s) too, as it is not of today", body, got.Text, local.Format("2.1.2006"))
 		}
 	}
 	ada.checkQuiet(t)

@@ -78,6 +78,7 @@ const CACHE_MAX = 20; // conversations whose shown history is kept
 // ---------------------------------------------------------------- helpers
 
 const timeFmt = new Intl.DateTimeFormat(undefined, { hour: 'numeric', minute: '2-digit' });
+const dateTimeFmt = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
 const fullFmt = new Intl.DateTimeFormat(undefined, { dateStyle: 'full', timeStyle: 'short' });
 const dayFmt = new Intl.DateTimeFormat(undefined, { weekday: 'long', month: 'long', day: 'numeric' });
 const dayYearFmt = new Intl.DateTimeFormat(undefined, { dateStyle: 'long' });
@@ -2425,11 +2426,13 @@ function fillNames() {
   }
 }
 
-// timeEl shows when a message was sent, in the user's locale and time zone.
+// timeEl shows when a message was sent, in the user's locale and time zone:
+// the time of day for a message of today, with the date for another.
 // Its datetime is the instant in UTC to the millisecond: the server's
 // created_at has microseconds, more than HTML allows in a datetime.
 function timeEl(when) {
-  const t = h('time', 'msg-time', timeFmt.format(when));
+  const today = dayKey(when) === dayKey(new Date());
+  const t = h('time', 'msg-time', (today ? timeFmt : dateTimeFmt).format(when));
   t.dateTime = when.toISOString();
   t.title = fullFmt.format(when);
   return t;
