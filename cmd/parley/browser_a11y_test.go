@@ -68,16 +68,29 @@ func (b *browser) checkNamed(t *testing.T, where string) []axControl {
 }
 
 // TestBrowserAccessibility uses the app as one who relies on a keyboard
-// and a screen reader: every control has a name, history loaded into the
-// message log is not read out while new messages are, a conversation is
-// opened with Tab and Enter and its unread count is spoken, dialogs close
-// with Escape and give focus back, the page's title keeps the unread total
-// wherever the user is, and errors at sign-in are announced.
+// and a screen reader: every control has a name, which holds the text it
+// shows; history loaded into the message log is not read out while new
+// messages are; a conversation is opened with Tab and Enter and its
+// unread count is spoken; dialogs close with Escape and give focus back;
+// the page's title keeps the unread total wherever the user is; and
+// errors at sign-in are announced.
 func TestBrowserAccessibility(t *testing.T) {
 	s, ada, grace := startPair(t, 2*browserTestTimeout)
 	ada.signIn(t, s, "ada@example.com", "Ada")
 	grace.signIn(t, s, "grace@example.com", "Grace")
 	grace.checkNamed(t, "the chat view")
+	// Label in name (WCAG 2.5.3): a control named apart from its text
+	// has that text in its name, so that one who says what they see
+	// (speech input) reaches it.
+	if bad := evaluate[[]string](t, grace, "compare labels and text", `[...document.querySelectorAll("button[aria-label], a[aria-label]")].flatMap((e) => {
+		const c = e.cloneNode(true);
+		for (const x of c.querySelectorAll('[aria-hidden="true"]')) x.remove();
+		const text = c.textContent.replace(/[^\p{L}\p{N}]+/gu, " ").trim().toLowerCase();
+		const label = e.getAttribute("aria-label").replace(/[^\p{L}\p{N}]+/gu, " ").trim().toLowerCase();
+		return text && !label.includes(text) ? ["#" + e.id + ": shows " + JSON.stringify(text) + ", named " + JSON.stringify(label)] : [];
+	})`); len(bad) > 0 {
+		t.Errorf("controls whose name leaves out the text they show: %q", bad)
+	}
 
 	// Grace's page records, for every message put in the log, whether the
 	// log was busy (a screen reader holds back what is added then).
