@@ -1358,8 +1358,6 @@ function leaveCurrent() {
   if (room.id && state.socket) state.socket.closeRoom(room.id);
 }
 
-// loadConversation shows a conversation's history (from the cache or the
-// first page) and follows it live.
 // loadConversation shows the history of a conversation just opened, with
 // the message log hushed (hushLog) while it goes in.
 async function loadConversation(room, token) {
@@ -1371,6 +1369,8 @@ async function loadConversation(room, token) {
   }
 }
 
+// showConversation shows a conversation's history (from the cache or the
+// first page) and follows it live.
 async function showConversation(room, token) {
   const cached = state.cache.get(room.id);
   if (cached && cached.last > 0) {
