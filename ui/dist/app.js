@@ -898,8 +898,10 @@ function renderConversations() {
     const n = c.unread || 0;
     const badge = h('span', 'badge', String(n));
     badge.hidden = n === 0;
-    badge.setAttribute('aria-label', `${n} unread`);
-    side.append(h('span', 'conv-time', shortTime(c.last_message ? c.last_message.created_at : c.last_active_at)), badge);
+    // Said as text: ARIA does not name a plain span (aria-label), and
+    // some screen readers would say the number alone.
+    const said = h('span', 'visually-hidden', n ? ' unread' : '');
+    side.append(h('span', 'conv-time', shortTime(c.last_message ? c.last_message.created_at : c.last_active_at)), badge, said);
     b.append(av, main, side);
     if (state.room && state.room.id === c.id) b.setAttribute('aria-current', 'true');
     b.addEventListener('click', () => {
