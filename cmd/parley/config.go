@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/parley-chat/parley/internal/mailer"
 	"github.com/parley-chat/parley/internal/redact"
 	"github.com/parley-chat/parley/internal/sqlite"
 )
@@ -27,6 +28,7 @@ type Config struct {
 	RedisPrefix           string
 	NodeID                string
 	SMTP                  string
+	SMTPMaxSessions       int
 	MailFrom              string
 	Origins               []string
 	ChannelsCompat        bool
@@ -88,6 +90,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.StringVar(&c.RedisPrefix, "redis-prefix", "parley:", "prefix of every Redis key and channel, so that deployments can share a Redis")
 	fs.StringVar(&c.NodeID, "node-id", "", "this node's name in Redis presence keys (default: random); a node does not start under the name of a live one")
 	fs.StringVar(&c.SMTP, "smtp", "", "SMTP server for sign-in mail, smtp://user:pass@host:587 (STARTTLS) or smtps://user:pass@host:465 (TLS); empty prints codes to the log")
+	fs.IntVar(&c.SMTPMaxSessions, "smtp-max-sessions", mailer.DefaultMaxSessions, "SMTP sessions this node holds open at once; a sign-in code asked for when none frees in time is refused as unavailable, to retry")
 	fs.StringVar(&c.MailFrom, "mail-from", "Parley <parley@localhost>", "From address of sign-in mail")
 	fs.StringVar(&origins, "origins", "", "comma-separated origins allowed besides the server's own (e.g. https://chat.example.com)")
 	fs.BoolVar(&c.ChannelsCompat, "channels-compat", false, "serve the Django Channels tutorial protocol on /ws/chat/<room>/")
@@ -241,6 +244,7 @@ func (c *Config) Validate() error {
 		{"--max-pending-requests", c.MaxPendingRequests},
 		{"--max-friends", c.MaxFriends},
 		{"--max-sessions-per-user", c.MaxSessionsPerUser},
+		{"--smtp-max-sessions", c.SMTPMaxSessions},
 	} {
 		if f.v < 1 {
 			bad("%s must be at least 1, not %d", f.flag, f.v)

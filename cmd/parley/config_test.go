@@ -37,6 +37,7 @@ func TestConfigRefuses(t *testing.T) {
 		{"origin with a port of leading zeros", []string{"--origins", "https://chat.example.com:0443"}, "--origins"},
 		{"origin with a port out of range", []string{"--origins", "https://chat.example.com:70000"}, "--origins"},
 		{"origin with a space", []string{"--origins", "https://chat example.com"}, "--origins"},
+		{"no SMTP sessions", []string{"--smtp-max-sessions", "0"}, "--smtp-max-sessions"},
 		{"sqlite synchronous on postgres", []string{"--db", "postgres://parley@127.0.0.1/parley", "--sqlite-synchronous", "full"}, "--sqlite-synchronous applies to a SQLite database only"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -65,6 +66,31 @@ func TestConfigDebugAddr(t *testing.T) {
 	}
 }
 
+// TestConfigSMTPMaxSessions: --smtp-max-sessions, the SMTP sessions a
+// node holds open at once, is 10 unless set, by the flag or by
+// PARLEY_SMTP_MAX_SESSIONS.
+func TestConfigSMTPMaxSessions(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		env  string
+		want int
+	}{
+		{nil, "", 10},
+		{[]string{"--smtp-max-sessions", "3"}, "", 3},
+		{nil, "4", 4},
+	} {
+		c, err := parseConfig(tt.args, func(k string) string {
+			if k == "PARLEY_SMTP_MAX_SESSIONS" {
+				return tt.env
+			}
+			return ""
+		}, io.Discard)
+		if err != nil || c.SMTPMaxSessions != tt.want {
+			t.Errorf("parseConfig(%q), PARLEY_SMTP_MAX_SESSIONS=%q: SMTPMaxSessions = %d, %v; want %d", tt.args, tt.env, c.SMTPMaxSessions, err, tt.want)
+		}
+	}
+}
+
 // TestConfigHidesBrokerPassword: a --broker refused for its scheme is named
 // without its password, as the log names it.
 func TestConfigHidesBrokerPassword(t *testing.T) {
@@ -83,7 +109,7 @@ func TestConfigHidesBrokerPassword(t *testing.T) {
 // and what is accepted must be a Config the server can run with.
 func FuzzConfig(f *testing.F) {
 	names := []string{
-		"addr", "db", "broker", "redis-prefix", "smtp", "mail-from", "origins", "public-url", "log-level",
+		"addr", "db", "broker", "redis-prefix", "smtp", "smtp-max-sessions", "mail-from", "origins", "public-url", "log-level",
 		"max-message-len", "max-group-members", "online-max", "announce-max", "new-convs-per-hour",
 		"friend-requests-per-hour", "email-lookups-per-hour", "room-leaves-per-hour", "max-friends", "max-pending-requests", "max-user-rooms", "max-user-groups", "max-frame-bytes", "send-rate", "send-burst",
 		"outbox", "max-user-conns", "open-rate", "open-burst", "session-ttl", "max-sessions-per-user", "ping-interval", "pong-wait", "poll-hold",

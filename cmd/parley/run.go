@@ -86,7 +86,7 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 
 	var mail chat.Mailer = mailer.NewLog(logger)
 	if cfg.SMTP != "" {
-		if mail, err = mailer.NewSMTP(cfg.SMTP, cfg.MailFrom, logger); err != nil {
+		if mail, err = mailer.NewSMTP(cfg.SMTP, cfg.MailFrom, logger, mailer.WithMaxSessions(cfg.SMTPMaxSessions)); err != nil {
 			return fmt.Errorf("smtp: %w", err)
 		}
 	}

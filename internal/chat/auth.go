@@ -113,6 +113,20 @@ func (s *Service) RequestCode(ctx context.Context, email, clientIP string) error
 		return internal("store login code", err)
 	}
 	if err := s.mailer.Send(ctx, s.codeMail(email, code)); err != nil {
+		if errors.Is(err, ErrMailerBusy) {
+			// Nothing was sent, the node having as many sign-in mails
+			// under way as it may: the code goes and the address's
+			// count is given back, whether or not the request ended.
+			// The client's count stays, bounding how often it makes
+			// us store and drop a code.
+			s.log.Warn("login code not mailed: the mailer is busy", "err", err)
+			if s.dropCode(ctx, lc) {
+				s.undo(ctx, emailKey)
+			}
+			e := Errorf(ErrUnavailable, CodeUnavailable, "too many sign-in mails are being sent; try again in a few seconds")
+			e.RetryAfter = mailerBusyRetry
+			return e
+		}
 		if errors.Is(err, ErrInvalid) {
 			// The relay refuses the address for good: the user must
 			// correct it, not retry. As for a relay that is down, the
@@ -140,6 +154,9 @@ func (s *Service) RequestCode(ctx context.Context, email, clientIP string) error
 	}
 	return nil
 }
+
+// mailerBusyRetry is the wait a client is told when the mailer was busy.
+const mailerBusyRetry = 5 * time.Second
 
 // dropCode removes the pending code c, whose mail surely did not go out,
 // and reports whether the address's count may be given back: whether c

@@ -556,8 +556,9 @@ type Mail struct {
 }
 
 // Mailer sends mail. Send returns an error wrapping ErrInvalid if the
-// relay refused the recipient's address for good (no such mailbox); any
-// other failure may pass.
+// relay refused the recipient's address for good (no such mailbox), and
+// one wrapping ErrMailerBusy if it did not try for lack of a free
+// session; any other failure may pass.
 type Mailer interface {
 	Send(ctx context.Context, m Mail) error
 }

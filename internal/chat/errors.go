@@ -32,6 +32,11 @@ var (
 	// ErrBlocked is the ErrForbidden of a store refusing a change between
 	// two users of whom one blocked the other (GroupStore.AddGroupMember).
 	ErrBlocked = fmt.Errorf("blocked: %w", ErrForbidden)
+
+	// ErrMailerBusy is the ErrUnavailable of a Mailer that did not try to
+	// send a mail because as many as it may send at once were under way:
+	// the mail surely did not go out.
+	ErrMailerBusy = fmt.Errorf("mailer busy: %w", ErrUnavailable)
 )
 
 // Machine-readable error codes, shown to clients next to a human message.

@@ -25,6 +25,10 @@ var _ chat.Mailer = (*SMTP)(nil)
 // DefaultTimeout bounds connecting to the relay and each exchange with it.
 const DefaultTimeout = 30 * time.Second
 
+// DefaultMaxSessions is how many SMTP sessions an SMTP mailer holds open
+// at once.
+const DefaultMaxSessions = 10
+
 // Values of the tls query parameter of smtp:// URLs.
 const (
 	tlsSTARTTLS      = "starttls"
@@ -33,21 +37,25 @@ const (
 )
 
 // SMTP is a Mailer that hands mail to an SMTP relay, one connection per
-// mail. It is safe for concurrent use.
+// mail, at most WithMaxSessions at once. It is safe for concurrent use.
 type SMTP struct {
 	host   string // as go-mail wants it: IPv6 literals in brackets
 	addr   string // host:port, for errors and logs
 	from   *netmail.Address
 	opts   []mail.Option
 	logger *slog.Logger
+	// slots holds a token for each session open, taken before it dials
+	// and given back when it has ended, which may be after Send returned.
+	slots chan struct{}
 }
 
 // Option configures NewSMTP.
 type Option func(*options)
 
 type options struct {
-	tlsConfig *tls.Config
-	timeout   time.Duration
+	tlsConfig   *tls.Config
+	timeout     time.Duration
+	maxSessions int
 }
 
 // WithTLSConfig makes the mailer use a clone of c for STARTTLS and implicit
@@ -62,17 +70,25 @@ func WithTimeout(d time.Duration) Option {
 	return func(o *options) { o.timeout = d }
 }
 
+// WithMaxSessions replaces DefaultMaxSessions; n must be positive.
+func WithMaxSessions(n int) Option {
+	return func(o *options) { o.maxSessions = n }
+}
+
 // NewSMTP returns a mailer sending through the relay at rawURL (see the
 // package documentation for its forms) with from as the From address, such
 // as "Parley <parley@example.com>". It checks its arguments but does not
 // connect. Errors never include the password.
 func NewSMTP(rawURL, from string, logger *slog.Logger, opts ...Option) (*SMTP, error) {
-	o := options{timeout: DefaultTimeout}
+	o := options{timeout: DefaultTimeout, maxSessions: DefaultMaxSessions}
 	for _, opt := range opts {
 		opt(&o)
 	}
 	if o.timeout <= 0 {
 		return nil, fmt.Errorf("mailer: timeout must be positive, got %s", o.timeout)
+	}
+	if o.maxSessions <= 0 {
+		return nil, fmt.Errorf("mailer: most sessions at once must be positive, got %d", o.maxSessions)
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -136,6 +152,7 @@ func NewSMTP(rawURL, from string, logger *slog.Logger, opts ...Option) (*SMTP, e
 		from:   fromAddr,
 		opts:   mopts,
 		logger: logger,
+		slots:  make(chan struct{}, o.maxSessions),
 	}
 	if _, err := s.client(); err != nil {
 		return nil, err
@@ -159,6 +176,11 @@ func (s *SMTP) client() (*mail.Client, error) {
 // of whose exchanges is bounded by the timeout, then ends on its own, and
 // its outcome is only logged. A mail the relay accepted is sent: a failure
 // of the session after that is logged, not returned.
+//
+// With WithMaxSessions sessions open, Send waits for one to end, until
+// ctx ends or, if ctx has a deadline, for half the time left to it, so
+// that the session has the other half; past that it returns an error
+// wrapping chat.ErrMailerBusy, having sent nothing.
 func (s *SMTP) Send(ctx context.Context, m chat.Mail) error {
 	msg := mail.NewMsg(mail.WithNoDefaultUserAgent())
 	msg.FromMailAddress(s.from)
@@ -182,12 +204,19 @@ func (s *SMTP) Send(ctx context.Context, m chat.Mail) error {
 	if err != nil {
 		return err
 	}
+	if err := s.acquire(ctx); err != nil {
+		return err
+	}
 	// go-mail heeds ctx only while it dials; after that each exchange has
 	// the timeout. So the session runs on its own, and Send returns when
 	// ctx ends: a relay that stops answering must not hold the caller (a
-	// sign-in request) past its own deadline.
+	// sign-in request) past its own deadline. The session keeps its slot
+	// until it ends.
 	done := make(chan error, 1)
-	go func() { done <- c.DialAndSendWithContext(ctx, msg) }()
+	go func() {
+		defer s.release()
+		done <- c.DialAndSendWithContext(ctx, msg)
+	}()
 	select {
 	case err := <-done:
 		return s.sent(ctx, m, msg, err)
@@ -202,6 +231,29 @@ func (s *SMTP) Send(ctx context.Context, m chat.Mail) error {
 		return fmt.Errorf("mailer: send mail to %s via %s: gave up waiting for the relay: %w", m.To, s.addr, context.Cause(ctx))
 	}
 }
+
+// acquire takes a session slot, waiting as Send says.
+func (s *SMTP) acquire(ctx context.Context) error {
+	select {
+	case s.slots <- struct{}{}:
+		return nil
+	default:
+	}
+	wait := ctx
+	if d, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		wait, cancel = context.WithTimeout(ctx, time.Until(d)/2)
+		defer cancel()
+	}
+	select {
+	case s.slots <- struct{}{}:
+		return nil
+	case <-wait.Done():
+		return fmt.Errorf("mailer: no SMTP session free for %s: %d open at once, the most allowed: %w", s.addr, cap(s.slots), chat.ErrMailerBusy)
+	}
+}
+
+func (s *SMTP) release() { <-s.slots }
 
 // sent reports how the session that sent msg ended with err: nil if the
 // relay accepted the mail, even if the session failed after it.
