@@ -244,6 +244,11 @@ func TestNormalizeEmail(t *testing.T) {
 		{"ada@", "", chat.CodeInvalidField},
 		{"@example.com", "", chat.CodeInvalidField},
 		{"ada@localhost", "", chat.CodeInvalidField},
+		// A domain literal: a host by its IP address, such as the
+		// relay's own or one inside its network, which ada@localhost
+		// is refused for; no mailbox a user signs in with.
+		{"ada@[127.0.0.1]", "", chat.CodeInvalidField},
+		{"ada@[10.0.0.5]", "", chat.CodeInvalidField},
 		{"ada@@example.com", "", chat.CodeInvalidField},
 		{"Ada <ada@example.com>", "", chat.CodeInvalidField},
 		{"ada@example.com, bob@example.com", "", chat.CodeInvalidField},

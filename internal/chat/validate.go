@@ -32,7 +32,9 @@ const (
 // (FoldEmail), and checks its form. Addresses are compared in that form
 // alone: "café@example.com" typed with a precomposed é and with e and a
 // combining acute accent is one address, as net/mail takes UTF-8 local
-// parts and domains.
+// parts and domains. The domain must be a name with a dot: not a single
+// label (localhost) nor a domain literal ([10.0.0.5]), which name the
+// relay's own host or one in its network rather than a user's mailbox.
 func NormalizeEmail(s string) (string, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
@@ -47,7 +49,10 @@ func NormalizeEmail(s string) (string, error) {
 		return "", Invalid(CodeTooLong, "email", "email is longer than %d characters", MaxEmailLen)
 	}
 	a, err := mail.ParseAddress(s)
-	if err != nil || a.Address != s || a.Name != "" || !strings.Contains(s[strings.LastIndexByte(s, '@')+1:], ".") {
+	if err != nil || a.Address != s || a.Name != "" {
+		return "", Invalid(CodeInvalidField, "email", "%q is not an email address", s)
+	}
+	if domain := s[strings.LastIndexByte(s, '@')+1:]; !strings.Contains(domain, ".") || strings.HasPrefix(domain, "[") {
 		return "", Invalid(CodeInvalidField, "email", "%q is not an email address", s)
 	}
 	return s, nil
