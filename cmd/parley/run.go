@@ -234,6 +234,7 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 	go func() { herr <- h.Close(sctx) }()
 	err = errors.Join(srv.Shutdown(sctx), <-herr)
 	svc.FlushPresence(sctx) // record last-seen times of those who just left
+	svc.FlushRenames(sctx)  // tell the renames answered already; Close drops the rest
 	logger.Info("stopped", "err", err)
 	return err
 }

@@ -527,6 +527,10 @@ type Presence interface {
 	Online(ctx context.Context, convID int64, max int) (ids []int64, total int, err error)
 	// OnlineOf returns those of userIDs present in convID.
 	OnlineOf(ctx context.Context, convID int64, userIDs []int64) ([]int64, error)
+	// PresentIn returns those of convIDs where userID is present, in one
+	// read: a rename's news goes to the rooms where its user is, up to
+	// Config.MaxUserRooms of them.
+	PresentIn(ctx context.Context, userID int64, convIDs []int64) ([]int64, error)
 	// Watch registers fn to be called for each presence that changed
 	// without Add or Remove saying so: online false when it ended because
 	// the node holding it died (the user was present in convID, and no

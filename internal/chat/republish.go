@@ -138,8 +138,10 @@ type laterKey struct{}
 // would otherwise hold Close for as long as it hangs.
 const closeWait = 5 * time.Second
 
-// Close stops the republishes due, ends those running, and waits for them
-// (at most closeWait). The Service stays usable otherwise.
+// Close stops the republishes due, ends those running and the tellers of
+// renames (renames: the news not yet told is dropped), and waits for them
+// (at most closeWait). The Service stays usable otherwise, but renames are
+// no longer told.
 func (s *Service) Close() {
 	l := &s.later
 	l.mu.Lock()
@@ -156,8 +158,9 @@ func (s *Service) Close() {
 		l.cancel()
 	}
 	l.mu.Unlock()
+	told := s.closeRenames()
 	done := make(chan struct{})
-	go func() { l.wg.Wait(); close(done) }()
+	go func() { l.wg.Wait(); <-told; close(done) }()
 	t := time.NewTimer(closeWait)
 	defer t.Stop()
 	select {

@@ -298,6 +298,7 @@ type Service struct {
 	receipts receipts
 	typers   typers // typing events forwarded per conversation (rooms.go)
 	later    later  // changes of unknown outcome to publish again (republish.go)
+	renames  renames
 }
 
 // Deps are the parts a Service consumes.
@@ -517,6 +518,11 @@ func (s *Service) User(ctx context.Context, id int64) (User, error) {
 // with. The events are not stored: every list is read from the store,
 // where the name is, and a client that missed them reads its lists again
 // when it reconnects.
+//
+// SetName returns once the name is stored; the news goes out after, in
+// the background (see renames), and a rename's news still due when a
+// newer one of the same user comes is told as the newer: the last name
+// told is the last stored.
 func (s *Service) SetName(ctx context.Context, u User, name string) (User, error) {
 	name, err := NormalizeUserName(name)
 	if err != nil {
@@ -538,24 +544,144 @@ func (s *Service) SetName(ctx context.Context, u User, name string) (User, error
 		return User{}, internal("set user name", err)
 	}
 	if nu.Name != u.Name && u.Name != "" { // a new account's first name shows nowhere yet
-		s.tellRename(ctx, public(nu))
+		s.renames.due(s, public(nu))
 	}
 	return nu, nil
+}
+
+// renames is the rename news this node has to tell: per user, the newest
+// rename not yet being told, and whether a teller runs for the user. One
+// teller per user tells its renames one after another, each as the store
+// has the name when it starts, so that news of an older name never goes
+// out after a newer one's; a rename that comes while one is told waits
+// for it, and replaces one waiting already. At most renameTellers tell at
+// once on a node. Close ends them (FlushRenames lets those due finish
+// first, within its context).
+type renames struct {
+	mu      sync.Mutex
+	closed  bool
+	pending map[int64]User // the newest rename of each user not yet being told
+	running map[int64]bool // users with a teller
+	wg      sync.WaitGroup // the tellers
+	ctx     context.Context
+	cancel  context.CancelFunc
+	turns   chan struct{} // renameTellers tokens
+}
+
+// renameTellers bounds the renames told at once on a node: each reads
+// lists from the store and publishes to up to thousands of topics.
+const renameTellers = 4
+
+// due has u's rename told in the background.
+func (r *renames) due(s *Service, u User) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		s.log.Warn("rename not told: the service is closing", "user", u.ID)
+		return
+	}
+	if r.pending == nil {
+		r.pending = make(map[int64]User)
+		r.running = make(map[int64]bool)
+		r.ctx, r.cancel = context.WithCancel(context.Background())
+		r.turns = make(chan struct{}, renameTellers)
+	}
+	r.pending[u.ID] = u
+	if r.running[u.ID] {
+		return // its teller takes it once done with the one before
+	}
+	r.running[u.ID] = true
+	r.wg.Add(1)
+	go s.tellRenames(u.ID)
+}
+
+// tellRenames tells userID's renames due, one at a time, until none is.
+func (s *Service) tellRenames(userID int64) {
+	r := &s.renames
+	defer r.wg.Done()
+	for {
+		r.mu.Lock()
+		u, ok := r.pending[userID]
+		if !ok || r.closed {
+			delete(r.running, userID)
+			r.mu.Unlock()
+			return
+		}
+		delete(r.pending, userID)
+		ctx := r.ctx
+		r.mu.Unlock()
+		select {
+		case r.turns <- struct{}{}:
+		case <-ctx.Done():
+			continue // closed: the loop ends
+		}
+		s.tellRename(ctx, u)
+		<-r.turns
+	}
+}
+
+// FlushRenames waits until the renames due are told, or ctx is done: for
+// a node shutting down, which has stopped taking requests.
+func (s *Service) FlushRenames(ctx context.Context) {
+	done := make(chan struct{})
+	go func() { s.renames.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.renames.mu.Lock()
+		n := len(s.renames.running)
+		s.renames.mu.Unlock()
+		s.log.Warn("renames still being told at shutdown", "users", n)
+	}
+}
+
+// closeRenames ends the tellers and reports when they have returned.
+func (s *Service) closeRenames() <-chan struct{} {
+	r := &s.renames
+	r.mu.Lock()
+	r.closed = true
+	r.pending = nil
+	if r.cancel != nil {
+		r.cancel()
+	}
+	r.mu.Unlock()
+	done := make(chan struct{})
+	go func() { r.wg.Wait(); close(done) }()
+	return done
 }
 
 // renameTellWait bounds the reads and publishes that tell a rename.
 const renameTellWait = 10 * time.Second
 
-// tellRename publishes the EventUser of u's new name (see SetName). What
-// it cannot read is logged: the name is stored, and shown at the next
-// reload.
+// tellRename publishes the EventUser of u's new name (see SetName), as the
+// store has it now if it can be read: a rename stored after u's may have
+// come to this node first. What it cannot read or publish is logged once:
+// the name is stored, and shown at the next reload.
 func (s *Service) tellRename(ctx context.Context, u User) {
-	// The name is stored: a client gone must not stop the news, nor a
-	// store that does not answer hold the rename's answer past a bound.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), renameTellWait)
+	ctx, cancel := context.WithTimeout(ctx, renameTellWait)
 	defer cancel()
+	if now, err := s.store.User(ctx, u.ID); err == nil {
+		u = public(now)
+	}
 	ev := Event{Type: EventUser, User: &User{ID: u.ID, Name: u.Name}}
-	s.publish(ctx, UserTopic(u.ID), ev)
+	var (
+		tried, failed int
+		first         error
+	)
+	publish := func(t Topic, ev Event) {
+		tried++
+		if err := s.broker.Publish(ctx, t, ev); err != nil {
+			if failed++; first == nil {
+				first = err
+			}
+		}
+	}
+	defer func() {
+		if failed > 0 {
+			s.log.Warn("rename not told everywhere", "user", u.ID, "failed", failed, "of", tried, "err", first)
+		}
+	}()
+	publish(UserTopic(u.ID), ev)
 	// Not only contacts: an ex-friend's direct chat, and the block list
 	// of one who blocked u, name u too. Direct chats pile up as
 	// friendships come and go: as many as a user may have friends, the
@@ -565,14 +691,14 @@ func (s *Service) tellRename(ctx context.Context, u User) {
 		s.log.Warn("list acquaintances for rename", "user", u.ID, "err", err)
 	}
 	for _, id := range ids {
-		s.publish(ctx, UserTopic(id), ev)
+		publish(UserTopic(id), ev)
 	}
 	// The groups and rooms as a connection follows them: the list of
 	// conversations would read each one's unread count and last message.
 	tell := func(id int64) {
 		cev := ev
 		cev.ConvID = id
-		s.publish(ctx, ConvTopic(id), cev)
+		publish(ConvTopic(id), cev)
 	}
 	groups, err := s.store.UserGroups(ctx, u.ID)
 	if err != nil {
@@ -585,15 +711,22 @@ func (s *Service) tellRename(ctx context.Context, u User) {
 	if err != nil {
 		s.log.Warn("list rooms for rename", "user", u.ID, "err", err)
 	}
-	for _, r := range rooms { // only those with it open follow it
-		in, err := s.presence.OnlineOf(ctx, r.ID, []int64{u.ID})
-		if err != nil { // and the other rooms' presence is not read either
-			s.log.Warn("read presence for rename", "conv", r.ID, "user", u.ID, "err", err)
-			return
-		}
-		if len(in) > 0 {
-			tell(r.ID)
-		}
+	if len(rooms) == 0 {
+		return
+	}
+	// Only those with it open follow a room: the rooms where u is
+	// present, in one read.
+	convs := make([]int64, len(rooms))
+	for i, r := range rooms {
+		convs[i] = r.ID
+	}
+	in, err := s.presence.PresentIn(ctx, u.ID, convs)
+	if err != nil {
+		s.log.Warn("read presence for rename", "user", u.ID, "rooms", len(convs), "err", err)
+		return
+	}
+	for _, id := range in {
+		tell(id)
 	}
 }
 

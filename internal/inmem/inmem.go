@@ -212,6 +212,19 @@ func (p *Presence) OnlineOf(_ context.Context, convID int64, userIDs []int64) ([
 	return ids, nil
 }
 
+// PresentIn returns those of convIDs where userID is present.
+func (p *Presence) PresentIn(_ context.Context, userID int64, convIDs []int64) ([]int64, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var ids []int64
+	for _, id := range convIDs {
+		if p.count[id][userID] > 0 {
+			ids = append(ids, id)
+		}
+	}
+	return ids, nil
+}
+
 // Watch does nothing: presences of one process end with it.
 func (p *Presence) Watch(func(convID, userID int64, online bool)) {}
 

@@ -428,6 +428,41 @@ func (p *Presence) OnlineOf(ctx context.Context, convID int64, userIDs []int64) 
 	return ids, nil
 }
 
+// PresentIn returns those of convIDs where userID is present, in their
+// order, in one round trip.
+func (p *Presence) PresentIn(ctx context.Context, userID int64, convIDs []int64) ([]int64, error) {
+	if len(convIDs) == 0 {
+		return nil, nil
+	}
+	in, err := guarded(ctx, p.guard, func(ctx context.Context) ([]bool, error) {
+		cmds := make([]*goredis.BoolCmd, len(convIDs))
+		_, err := p.rdb.Pipelined(ctx, func(pl goredis.Pipeliner) error {
+			for i, id := range convIDs {
+				cmds[i] = pl.SIsMember(ctx, p.p+"in:"+strconv.FormatInt(id, 10), userID)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		in := make([]bool, len(cmds))
+		for i, c := range cmds {
+			in[i] = c.Val()
+		}
+		return in, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("presence of %d: %w", userID, err)
+	}
+	var ids []int64
+	for i, ok := range in {
+		if ok {
+			ids = append(ids, convIDs[i])
+		}
+	}
+	return ids, nil
+}
+
 // Watch registers fn to be called, on the node that reaps a dead node, for
 // each presence that thereby ended everywhere; on this node for the
 // presences Close or a retried Remove ends (see Presence); and, online, on

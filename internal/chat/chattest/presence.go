@@ -59,6 +59,28 @@ func TestPresence(t *testing.T, open func(t *testing.T) chat.Presence) {
 		wantOnline(t, p, 10, []int64{1, 2})
 	})
 
+	t.Run("PresentIn", func(t *testing.T) {
+		p := open(t)
+		add(t, p, 1, 7, true)
+		add(t, p, 3, 7, true)
+		add(t, p, 2, 8, true)
+		add(t, p, 4, 7, true)
+		remove(t, p, 4, 7, true)
+		got, err := p.PresentIn(ctx, 7, []int64{3, 2, 1, 4, 5})
+		if err != nil {
+			t.Fatalf("PresentIn: %v", err)
+		}
+		if diff := cmp.Diff([]int64{3, 1}, got); diff != "" {
+			t.Errorf("PresentIn(7) mismatch (-want +got):\n%s", diff)
+		}
+		if got, err := p.PresentIn(ctx, 9, []int64{1, 2}); err != nil || len(got) != 0 {
+			t.Errorf("PresentIn(9) = %v, %v; want none", got, err)
+		}
+		if got, err := p.PresentIn(ctx, 7, nil); err != nil || len(got) != 0 {
+			t.Errorf("PresentIn(7, none) = %v, %v; want none", got, err)
+		}
+	})
+
 	t.Run("RemoveWithoutAdd", func(t *testing.T) {
 		p := open(t)
 		remove(t, p, 3, 1, false)
