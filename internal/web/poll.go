@@ -558,14 +558,24 @@ func (ch *pollChannel) restore(cur *pollCursor) {
 	rooms := []int64{}
 	for id, seq := range cur.conversations() {
 		full := size >= maxRestoreBytes
+		// The opened reply comes after the conversation's sync: the
+		// client has the conversation open already, and takes from it who
+		// is present now, by their names now (the presence and user
+		// frames of the gap are not replayed); after the sync, its
+		// last_seq asks the client for no sync of its own.
+		var opened json.RawMessage
 		err := ch.sess.open(inFrame{Type: "open", RoomID: id, After: &seq, noSync: full}, func(v any) {
-			if _, ok := v.(openedFrame); ok {
-				return // the client has the conversation open already
-			}
 			b := mustJSON(v)
 			size += len(b)
+			if _, ok := v.(openedFrame); ok {
+				opened = b
+				return
+			}
 			frames = append(frames, b)
 		})
+		if opened != nil {
+			frames = append(frames, opened)
+		}
 		if err == nil && full || err != nil && ch.sess.isOpen(id) {
 			// Open, but what was missed is not read yet: the answer is
 			// full, or it could not be read (the sync, or a group's read

@@ -3050,12 +3050,21 @@ function startSocket() {
       state.readSent.clear();
       refreshConversations();
       refreshContacts();
+      reloadGroupSoon(); // its members' names, renamed meanwhile
       markRead();
       // A resumed long-poll channel replays its first hello, whose user
       // may be older than a rename made since: only a new one tells.
       if (f.user && !f.resumed && state.me && f.user.name !== state.me.name) {
         setMe(f.user);
       }
+    })
+    .on('resumed', () => {
+      // A long-poll channel rebuilt by the server: the user frames of
+      // renames made meanwhile were lost, as after a reconnect. Open
+      // rooms' online lists come again in opened frames.
+      refreshConversations();
+      refreshContacts();
+      reloadGroupSoon();
     })
     .on('opened', ({ room, online, onlineCount, reads }) => {
       if (reads) setReads(room.id, reads);

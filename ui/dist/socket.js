@@ -13,6 +13,8 @@
 //   presence     the presence frame of an open room
 //   online-count the online_count frame of an open room: in a large room, how many are present
 //   user-presence a presence frame without room_id: a friend went on- or offline
+//   resumed      the resumed frame: the server rebuilt a long-poll channel; frames of the gap that
+//                no store keeps (renames, presence) are lost, and lists are to be loaded again
 //   receipt      {room_id, positions: [{user_id, seq}]}: members' read positions moved (a receipt or receipts frame)
 //   removed      {room_id, reason, last, unsent}: the user left a room or group (here or
 //                elsewhere) or lost a group; it is forgotten, last is the highest seq
@@ -866,6 +868,9 @@ export class ChatSocket {
         for (const rs of this.rooms.values()) {
           if (!(f.rooms || []).includes(rs.roomId)) this.sendOpen(rs);
         }
+        // Frames of the gap were not replayed (renames, presence): the
+        // page loads its lists again.
+        this.emit('resumed', f);
         break;
       case 'pong':
       case 'closed':
