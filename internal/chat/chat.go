@@ -467,7 +467,12 @@ type Event struct {
 	Channel   string    `json:"channel,omitempty"` // EventChannelEnded
 	Contact   *Contact  `json:"contact,omitempty"`
 	ConvKind  ConvKind  `json:"conv_kind,omitempty"`
-	Seq       int64     `json:"seq,omitempty"`
+	// Seq is an EventRead's or EventReceipt's position; on an
+	// EventPresence without a ConvID, the version of the presence it
+	// tells (Presence.State), by which hubs deliver a user's news in
+	// order: 0 if unknown, from a Presence that could not be read or
+	// from an older node.
+	Seq int64 `json:"seq,omitempty"`
 	// Revoke, on a conversation topic, is the user whose access to ConvID
 	// ends with this event: hubs deliver the event to them, then nothing
 	// more of ConvID, but to a connection that opened ConvID on a later
@@ -531,6 +536,14 @@ type Presence interface {
 	// read: a rename's news goes to the rooms where its user is, up to
 	// Config.MaxUserRooms of them.
 	PresentIn(ctx context.Context, userID int64, convIDs []int64) ([]int64, error)
+	// State returns whether userID is present in convID, and the
+	// version of that answer: a number that grows, on all nodes, with
+	// every change of who is present (a clock of the Presence, read in
+	// the same step). Of two answers about one user, the one with the
+	// greater version is the newer; equal versions give equal answers.
+	// A version of 0 is unknown (a Presence that lost its clock and has
+	// changed nothing since).
+	State(ctx context.Context, convID, userID int64) (online bool, version int64, err error)
 	// Watch registers fn to be called for each presence that changed
 	// without Add or Remove saying so: online false when it ended because
 	// the node holding it died (the user was present in convID, and no

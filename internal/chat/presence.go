@@ -95,19 +95,28 @@ func (t *told) unlock(userID int64, u *telling) {
 // connection made as u's last one is counted out (or ended as the first
 // is counted) makes two transitions at about the same time, each with its
 // news on its way: the one published last stays with the friends, and
-// without the read it could be the older one, u's laptop connected and
-// shown offline. So a user's news goes out one at a time, each after the
-// read: the last transition's read finds the state it made, and its news
-// goes last; news that the read contradicts is left to the transition
-// that came after it. If the Presence cannot be read, the news goes out
-// as it is.
+// could be the older one, u's laptop connected and shown offline. So the
+// news is what the read finds, with the read's version (Presence.State):
+// the last transition's read finds the state it made, with the highest
+// version, and the friends' hubs drop news older than what they have
+// delivered, whichever node published it and in whatever order the
+// publishes arrive. News that the read contradicts is left to the
+// transition that came after it. On this node a user's news still goes
+// out one at a time, each after its read, so that clients of older hubs
+// keep getting it in order from one node. If the Presence cannot be read,
+// the news goes out as it is, without a version.
 func (s *Service) tellPresence(ctx context.Context, u User, online bool, seen time.Time) {
 	turn := s.told.lock(u.ID)
 	defer s.told.unlock(u.ID, turn)
-	if now, err := s.presence.OnlineOf(ctx, Everywhere, []int64{u.ID}); err == nil && (len(now) > 0) != online {
-		return
+	var version int64
+	now, v, err := s.presence.State(ctx, Everywhere, u.ID)
+	if err == nil {
+		if now != online {
+			return
+		}
+		version = v
 	}
-	ev := Event{Type: EventPresence, User: &User{ID: u.ID, Name: u.Name}, Online: online}
+	ev := Event{Type: EventPresence, User: &User{ID: u.ID, Name: u.Name}, Online: online, Seq: version}
 	if !online {
 		ev.LastSeen = seen
 	}

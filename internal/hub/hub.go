@@ -374,6 +374,11 @@ type topic struct {
 	// (catchFrom), whose clients did not get them, empties it.
 	repeats map[int64]struct{}
 
+	// presence holds, on a user topic, the newest version
+	// (chat.Presence.State) of each friend's presence news delivered; at
+	// most maxPresence, nil while empty.
+	presence map[int64]int64
+
 	// removals counts, per conversation, the EventRemoved this user topic
 	// delivered, guarded by dmu, and removed all of them, read without it
 	// (Removals: a removal's revoke may wait for a fan-out of its
@@ -1118,6 +1123,16 @@ func (h *Hub) fanOutUser(tp *topic, ev chat.Event) {
 			tp.reads = make(map[int64]int64)
 		}
 		tp.reads[ev.ConvID] = ev.Seq
+	case ev.Type == chat.EventPresence && ev.ConvID == chat.Everywhere && ev.Seq > 0 && ev.User != nil:
+		// Nodes that publish a friend's news at about the same time may
+		// publish the older last: it would undo the newer.
+		if ev.Seq < tp.presence[ev.User.ID] {
+			return
+		}
+		if tp.presence == nil || len(tp.presence) >= maxPresence {
+			tp.presence = make(map[int64]int64)
+		}
+		tp.presence[ev.User.ID] = ev.Seq
 	}
 	tp.user = max(tp.user, ev.UserSeq)
 	h.fanOut(tp, ev)
@@ -1275,6 +1290,12 @@ func (h *Hub) skipGap(tp *topic) {
 
 // maxRepeats bounds the repeats a topic notes (topic.repeats).
 const maxRepeats = 16
+
+// maxPresence bounds the friends whose presence versions a user topic
+// notes (topic.presence): past it, the topic forgets them all and takes
+// the next news of each as it comes. A user has fewer friends
+// (chat.Config.MaxFriends) unless friendships churn.
+const maxPresence = 4096
 
 // fanOut pushes ev to the clients of tp, unless it is a message that tp
 // delivered as a repeat before (topic.repeats); a message is not pushed

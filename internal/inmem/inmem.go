@@ -141,12 +141,13 @@ func (b *Broker) Close() error {
 type Presence struct {
 	mu    sync.Mutex
 	count map[int64]map[int64]int
+	clock int64 // counts the changes of who is present (State)
 }
 
 var _ chat.Presence = (*Presence)(nil)
 
 // NewPresence returns an empty Presence.
-func NewPresence() *Presence { return &Presence{count: make(map[int64]map[int64]int)} }
+func NewPresence() *Presence { return &Presence{count: make(map[int64]map[int64]int), clock: 1} }
 
 // Add counts one connection of userID in convID.
 func (p *Presence) Add(_ context.Context, convID, userID int64) (bool, error) {
@@ -158,7 +159,11 @@ func (p *Presence) Add(_ context.Context, convID, userID int64) (bool, error) {
 		p.count[convID] = m
 	}
 	m[userID]++
-	return m[userID] == 1, nil
+	if m[userID] > 1 {
+		return false, nil
+	}
+	p.clock++
+	return true, nil
 }
 
 // Remove uncounts one connection of userID in convID.
@@ -177,6 +182,7 @@ func (p *Presence) Remove(_ context.Context, convID, userID int64) (bool, error)
 	if len(m) == 0 {
 		delete(p.count, convID)
 	}
+	p.clock++
 	return true, nil
 }
 
@@ -223,6 +229,14 @@ func (p *Presence) PresentIn(_ context.Context, userID int64, convIDs []int64) (
 		}
 	}
 	return ids, nil
+}
+
+// State returns whether userID is present in convID, and the number of
+// changes of who is present so far as its version.
+func (p *Presence) State(_ context.Context, convID, userID int64) (bool, int64, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.count[convID][userID] > 0, p.clock, nil
 }
 
 // Watch does nothing: presences of one process end with it.

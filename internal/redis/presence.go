@@ -28,6 +28,14 @@ import (
 //	held:<node>        set of "<conv>:<user>" the node holds
 //	of:<conv>:<user>   set of node ids holding the user in conv
 //	in:<conv>          set of users present in conv (Online, OnlineOf)
+//	clock              counts the changes of the in: sets (State)
+//
+// Every script that adds a user to an in: set, or removes one, increments
+// clock in the same step, and State reads a user's membership and clock
+// at once: so of two States of one user, the one with the greater version
+// is the newer, whichever node read them. A clock Redis lost (a restart)
+// starts again from Redis's time in microseconds, beyond the counts of
+// before, unless these made more than a million changes a second.
 //
 // A node is live while its heartbeat key exists. Add reports first when no
 // other live node holds the user there; Remove reports last when none does
@@ -113,8 +121,23 @@ local function live_other(pk, self)
 end
 `
 
+// tick is shared by the scripts that change the in: sets: it counts one
+// change on the clock, which it starts from Redis's time in microseconds
+// if Redis has lost it (scripts replicate their effects, as Redis does by
+// default since 5, so TIME may precede a write).
+const tick = `
+local function tick()
+  local k = P .. 'clock'
+  if redis.call('EXISTS', k) == 0 then
+    local t = redis.call('TIME')
+    redis.call('SET', k, t[1] .. string.rep('0', 6 - #t[2]) .. t[2])
+  end
+  redis.call('INCR', k)
+end
+`
+
 // ARGV: prefix, node, conv, user. Returns 1 if no other live node held it.
-var addScript = goredis.NewScript(liveOther + `
+var addScript = goredis.NewScript(liveOther + tick + `
 local self, conv, user = ARGV[2], ARGV[3], ARGV[4]
 local m = conv .. ':' .. user
 local pk = P .. 'of:' .. m
@@ -122,7 +145,7 @@ redis.call('SADD', P .. 'nodes', self)
 redis.call('SADD', P .. 'held:' .. self, m)
 local first = not live_other(pk, self)
 redis.call('SADD', pk, self)
-redis.call('SADD', P .. 'in:' .. conv, user)
+if redis.call('SADD', P .. 'in:' .. conv, user) == 1 then tick() end
 if first then return 1 end
 return 0
 `)
@@ -131,7 +154,7 @@ return 0
 // Returns 1 if that ended the presence. A retried Remove also ends a
 // presence that Redis has lost (restarted empty, or the node was reaped)
 // and no live node holds: nobody else knows it was there.
-var removeScript = goredis.NewScript(liveOther + `
+var removeScript = goredis.NewScript(liveOther + tick + `
 local self, conv, user, retry = ARGV[2], ARGV[3], ARGV[4], ARGV[5] == '1'
 local m = conv .. ':' .. user
 local pk = P .. 'of:' .. m
@@ -140,7 +163,7 @@ if (redis.call('SREM', pk, self) == 0 and not retry) or live_other(pk, self) the
   return 0
 end
 redis.call('DEL', pk)
-redis.call('SREM', P .. 'in:' .. conv, user)
+if redis.call('SREM', P .. 'in:' .. conv, user) == 1 then tick() end
 return 1
 `)
 
@@ -155,7 +178,7 @@ return {0, 1 - added}
 
 // ARGV: prefix, node, "1" if the node is leaving (Close), else "0" (it
 // must be dead). Returns the "<conv>:<user>" presences that ended.
-var reapScript = goredis.NewScript(liveOther + `
+var reapScript = goredis.NewScript(liveOther + tick + `
 local dead, leaving = ARGV[2], ARGV[3] == '1'
 local nk = P .. 'node:' .. dead
 if leaving then
@@ -173,7 +196,7 @@ for _, m in ipairs(redis.call('SMEMBERS', held)) do
   if redis.call('SREM', pk, dead) == 1 and not live_other(pk, dead) then
     redis.call('DEL', pk)
     local conv, user = string.match(m, '^([^:]+):(.+)$')
-    redis.call('SREM', P .. 'in:' .. conv, user)
+    if redis.call('SREM', P .. 'in:' .. conv, user) == 1 then tick() end
     table.insert(gone, m)
   end
 end
@@ -461,6 +484,37 @@ func (p *Presence) PresentIn(ctx context.Context, userID int64, convIDs []int64)
 		}
 	}
 	return ids, nil
+}
+
+// State returns whether userID is present in convID on any node, and the
+// clock of the changes of who is present, read together in one round
+// trip; version 0 if Redis has lost the clock and changed nothing since.
+func (p *Presence) State(ctx context.Context, convID, userID int64) (bool, int64, error) {
+	type state struct {
+		in bool
+		v  int64
+	}
+	r, err := guarded(ctx, p.guard, func(ctx context.Context) (state, error) {
+		var in *goredis.BoolCmd
+		var clock *goredis.StringCmd
+		_, err := p.rdb.TxPipelined(ctx, func(pipe goredis.Pipeliner) error {
+			in = pipe.SIsMember(ctx, p.p+"in:"+strconv.FormatInt(convID, 10), userID)
+			clock = pipe.Get(ctx, p.p+"clock")
+			return nil
+		})
+		if err != nil && !errors.Is(err, goredis.Nil) {
+			return state{}, err
+		}
+		v, err := clock.Int64()
+		if errors.Is(err, goredis.Nil) {
+			v, err = 0, nil
+		}
+		return state{in.Val(), v}, err
+	})
+	if err != nil {
+		return false, 0, fmt.Errorf("state of %d in %d: %w", userID, convID, err)
+	}
+	return r.in, r.v, nil
 }
 
 // Watch registers fn to be called, on the node that reaps a dead node, for

@@ -606,6 +606,66 @@ func TestPresenceCloseEndsHeld(t *testing.T) {
 	}
 }
 
+// TestPresenceStateAcrossNodes: the version State gives a user's presence
+// grows with each of its changes, whichever node made it or reads it: by
+// a connection's end, by the reap of a dead node, and after Redis has lost
+// its clock (a restart without persistence).
+func TestPresenceStateAcrossNodes(t *testing.T) {
+	ctx := context.Background()
+	e := newTestEnv(t)
+	ca, proxy := e.clientViaProxy(t, redis.Options{NodeID: "a"})
+	a := ca.Presence()
+	b := e.client(t, redis.Options{NodeID: "b", NodeTTL: time.Second}).Presence() // sweeps every ~170 ms
+	readers := []chat.Presence{a, b}
+	last := int64(0)
+	state := func(want bool, newer bool) {
+		t.Helper()
+		for _, p := range readers {
+			on, v, err := p.State(ctx, chat.Everywhere, 7)
+			if err != nil || on != want {
+				t.Fatalf("State(7) = %v, %d, %v; want online %v", on, v, err, want)
+			}
+			if newer && v <= last || !newer && v != last {
+				t.Fatalf("State(7) version %d after %d; want newer %v", v, last, newer)
+			}
+			last, newer = v, false
+		}
+	}
+	mustAdd(t, a, chat.Everywhere, 7, true)
+	state(true, true)
+	mustAdd(t, b, chat.Everywhere, 7, false)
+	state(true, false)
+	mustRemove(t, a, chat.Everywhere, 7, false) // still on B
+	state(true, false)
+	mustRemove(t, b, chat.Everywhere, 7, true)
+	state(false, true)
+
+	// Redis loses everything: the clock starts again beyond where it was.
+	keys, err := e.raw.Keys(ctx, e.prefix+"presence:clock").Result()
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("clock keys = %v, %v; want one", keys, err)
+	}
+	if err := e.raw.Del(ctx, keys...).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if on, v, err := a.State(ctx, chat.Everywhere, 7); err != nil || on || v != 0 {
+		t.Errorf("State(7) without a clock = %v, %d, %v; want offline, version 0", on, v, err)
+	}
+	mustAdd(t, a, chat.Everywhere, 7, true)
+	state(true, true)
+
+	// A is cut off, taken for dead and reaped by B: 7 goes offline with
+	// a newer version.
+	wb := watch(b)
+	proxy.Cut()
+	readers = []chat.Presence{b}
+	if err := e.raw.Del(ctx, e.prefix+"presence:node:a").Err(); err != nil {
+		t.Fatal(err)
+	}
+	wb.wait(t, 1, 10*time.Second)
+	state(false, true)
+}
+
 // TestPresenceRewriteAfterReap: a node whose heartbeat key vanished (as
 // after a long pause) is reaped by another, then writes its presences
 // again on its next heartbeat.

@@ -23,6 +23,8 @@ import (
 	"github.com/parley-chat/parley/internal/inmem"
 	"github.com/parley-chat/parley/internal/mailer"
 	"github.com/parley-chat/parley/internal/mailer/smtptest"
+	"github.com/parley-chat/parley/internal/postgres"
+	"github.com/parley-chat/parley/internal/redis"
 	"github.com/parley-chat/parley/internal/sqlite"
 	"github.com/parley-chat/parley/internal/web"
 )
@@ -81,6 +83,18 @@ type testConfig struct {
 	// that the service and the hub get, to step in between.
 	wrapStore  func(chat.Store) chat.Store
 	wrapBroker func(chat.Broker) chat.Broker
+	// node, when set, makes the server one node of a cluster: PostgreSQL
+	// and Redis shared with the other nodes of the same node.
+	node *clusterNode
+}
+
+// clusterNode is where a node of a test cluster keeps its shared state:
+// a PostgreSQL schema and a Redis key prefix, and its own node id.
+type clusterNode struct {
+	postgres string // URL
+	redis    string // URL
+	prefix   string // Redis key prefix
+	id       string // redis.Options.NodeID
 }
 
 type option func(*testConfig)
@@ -111,6 +125,12 @@ func behindProxy(lines ...string) option {
 // withDB makes the server use the SQLite file at path, so that a test can
 // stop a server and start another on the same database.
 func withDB(path string) option { return func(c *testConfig) { c.dbPath = path } }
+
+// onCluster makes the server a node of the cluster whose shared state is
+// pg (a PostgreSQL URL) and Redis at url under prefix, named id.
+func onCluster(pg, url, prefix, id string) option {
+	return func(c *testConfig) { c.node = &clusterNode{postgres: pg, redis: url, prefix: prefix, id: id} }
+}
 
 // withStore and withBroker wrap the stack's store and broker.
 func withStore(f func(chat.Store) chat.Store) option { return func(c *testConfig) { c.wrapStore = f } }
@@ -157,27 +177,50 @@ func newTestServer(tb testing.TB, opts ...option) *testServer {
 	if err != nil {
 		tb.Fatalf("mailer.NewSMTP: %v", err)
 	}
-	if cfg.dbPath == "" {
-		cfg.dbPath = filepath.Join(tb.TempDir(), "parley.db")
+	var (
+		db interface {
+			chat.Store
+			Close() error
+		}
+		broker   interface{ Close() error }
+		br       chat.Broker
+		presence chat.Presence
+		limiter  chat.Limiter
+	)
+	if n := cfg.node; n != nil {
+		pg, err := postgres.Open(context.Background(), n.postgres)
+		if err != nil {
+			tb.Fatalf("postgres.Open: %v", err)
+		}
+		rc, err := redis.New(context.Background(), n.redis, redis.Options{Prefix: n.prefix, NodeID: n.id, Logger: logger})
+		if err != nil {
+			tb.Fatalf("redis.New: %v", err)
+		}
+		db, broker, br, presence, limiter = pg, rc, rc.Broker(), rc.Presence(), rc.Limiter()
+		cfg.web.Ended = rc.Ended()
+	} else {
+		if cfg.dbPath == "" {
+			cfg.dbPath = filepath.Join(tb.TempDir(), "parley.db")
+		}
+		lite, err := sqlite.Open(context.Background(), cfg.dbPath)
+		if err != nil {
+			tb.Fatalf("sqlite.Open: %v", err)
+		}
+		b := inmem.NewBroker()
+		db, broker, br, presence, limiter = lite, b, b, inmem.NewPresence(), inmem.NewLimiter(cfg.chat.Now)
 	}
-	db, err := sqlite.Open(context.Background(), cfg.dbPath)
-	if err != nil {
-		tb.Fatalf("sqlite.Open: %v", err)
-	}
-	broker := inmem.NewBroker()
 	var store chat.Store = db
 	if cfg.wrapStore != nil {
 		store = cfg.wrapStore(db)
 	}
-	var br chat.Broker = broker
 	if cfg.wrapBroker != nil {
-		br = cfg.wrapBroker(broker)
+		br = cfg.wrapBroker(br)
 	}
 	svc := chat.NewService(cfg.chat, chat.Deps{
 		Store:    store,
 		Broker:   br,
-		Presence: inmem.NewPresence(),
-		Limiter:  inmem.NewLimiter(cfg.chat.Now),
+		Presence: presence,
+		Limiter:  limiter,
 		Mailer:   ml,
 		Logger:   logger,
 	})

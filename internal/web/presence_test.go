@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/parley-chat/parley/internal/chat"
+	"github.com/parley-chat/parley/internal/testenv"
 )
 
 // TestPresenceTabs: Grace has three tabs (two WebSocket, one long-poll);
@@ -210,4 +211,117 @@ func TestPresenceOtherDeviceAtGraceEnd(t *testing.T) {
 	if cs := ts.contacts(t, ada).Contacts; len(cs) != 1 || cs[0].Online == nil || !*cs[0].Online {
 		t.Errorf("Ada's contacts = %+v; want Grace online", cs)
 	}
+}
+
+// contactsGateStore holds the next read of the contacts of user id, once
+// armed, as userGateStore holds a read of the user.
+type contactsGateStore struct {
+	chat.Store
+	mu      sync.Mutex
+	id      int64
+	entered chan struct{}
+	open    chan struct{}
+}
+
+func (s *contactsGateStore) arm(id int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.id = id
+	s.entered, s.open = make(chan struct{}), make(chan struct{})
+}
+
+func (s *contactsGateStore) Contacts(ctx context.Context, id int64) ([]chat.Contact, error) {
+	s.mu.Lock()
+	hold := s.id != 0 && s.id == id
+	entered, open := s.entered, s.open
+	if hold {
+		s.id = 0
+	}
+	s.mu.Unlock()
+	if hold {
+		close(entered)
+		<-open
+	}
+	return s.Store.Contacts(ctx, id)
+}
+
+// TestClusterPresenceCrossingNews: three nodes share PostgreSQL and Redis.
+// Grace's phone, on node A, is counted out, and A has read that she is
+// offline everywhere and is about to tell her friends; then her laptop
+// connects on node B, which tells them she is online. A's offline news
+// reaches Redis last. Her friend Ada, on node C, must not be left showing
+// her offline while her laptop is connected.
+func TestClusterPresenceCrossingNews(t *testing.T) {
+	pg := testenv.PostgresSchema(t)
+	url, prefix, _ := testenv.Redis(t)
+	const grace = 100 * time.Millisecond
+	gate := &contactsGateStore{}
+	told := &offlineBroker{told: make(chan struct{})}
+	graceIs := withChat(func(c *chat.Config) { c.PresenceGrace = grace })
+	a := newTestServer(t, onCluster(pg, url, prefix, "a"), graceIs,
+		withStore(func(s chat.Store) chat.Store { gate.Store = s; return gate }),
+		withBroker(func(b chat.Broker) chat.Broker { told.Broker = b; return told }))
+	b := newTestServer(t, onCluster(pg, url, prefix, "b"), graceIs)
+	c := newTestServer(t, onCluster(pg, url, prefix, "c"), graceIs)
+
+	ada := a.signIn(t, "ada@example.com", "Ada")
+	gr := a.signIn(t, "grace@example.com", "Grace")
+	laptop := a.signIn(t, "grace@example.com", "Grace")
+	a.befriend(t, ada, gr)
+	aw := c.connect(t, ada)
+	presence := func(online bool) frame {
+		t.Helper()
+		return aw.take(t, "presence of Grace", func(f frame) bool {
+			return f.Type == "presence" && f.RoomID == 0 && f.User != nil && f.User.ID == gr.ID && f.Online == online
+		})
+	}
+
+	phone := a.connect(t, gr)
+	presence(true)
+	gate.arm(gr.ID)
+	_ = phone.conn.Close()
+	select { // A counted the phone out, read her offline, and lists her friends
+	case <-gate.entered:
+	case <-time.After(waitTimeout):
+		t.Fatal("Grace's phone was not counted out")
+	}
+	b.connect(t, laptop)
+	presence(true)
+	close(gate.open)
+
+	// A published its news; a rename of Grace's that A publishes after it
+	// reaches Ada after it too.
+	select {
+	case <-told.told:
+	case <-time.After(waitTimeout):
+		t.Fatal("node A did not tell Ada that Grace went offline")
+	}
+	a.mustDo(t, gr, "PATCH", "/api/me", map[string]string{"name": "Grace H"}, http.StatusOK, nil)
+	aw.find(t, "Grace's rename", func(f frame) bool {
+		return f.Type == "user" && f.User != nil && f.User.ID == gr.ID && f.User.Name == "Grace H"
+	}, false)
+	for _, f := range aw.drain() {
+		if f.Type == "presence" && f.RoomID == 0 && f.User != nil && f.User.ID == gr.ID && !f.Online {
+			t.Errorf("Ada got %s after Grace's laptop connected; want her online", f)
+		}
+	}
+	if cs := c.contacts(t, ada).Contacts; len(cs) != 1 || cs[0].Online == nil || !*cs[0].Online {
+		t.Errorf("Ada's contacts = %+v; want Grace online", cs)
+	}
+}
+
+// offlineBroker closes told once a publish of a friend's offline presence
+// has returned.
+type offlineBroker struct {
+	chat.Broker
+	once sync.Once
+	told chan struct{}
+}
+
+func (b *offlineBroker) Publish(ctx context.Context, t chat.Topic, ev chat.Event) error {
+	err := b.Broker.Publish(ctx, t, ev)
+	if ev.Type == chat.EventPresence && ev.ConvID == chat.Everywhere && !ev.Online {
+		b.once.Do(func() { close(b.told) })
+	}
+	return err
 }

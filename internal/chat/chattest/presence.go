@@ -44,6 +44,40 @@ func TestPresence(t *testing.T, open func(t *testing.T) chat.Presence) {
 		}
 	}
 
+	t.Run("StateVersions", func(t *testing.T) {
+		// Every change of a user's presence gives a newer version; a
+		// connection more or less that changes nothing gives the same.
+		p := open(t)
+		last := int64(-1)
+		state := func(t *testing.T, want bool, newer bool) {
+			t.Helper()
+			on, v, err := p.State(ctx, chat.Everywhere, 7)
+			if err != nil || on != want {
+				t.Fatalf("State(7) = %v, %d, %v; want online %v", on, v, err, want)
+			}
+			if newer && v <= last || !newer && v != last {
+				t.Fatalf("State(7) version %d after %d; want newer %v", v, last, newer)
+			}
+			last = v
+		}
+		state(t, false, true)
+		add(t, p, chat.Everywhere, 7, true)
+		state(t, true, true)
+		add(t, p, chat.Everywhere, 7, false)
+		state(t, true, false)
+		remove(t, p, chat.Everywhere, 7, false)
+		state(t, true, false)
+		remove(t, p, chat.Everywhere, 7, true)
+		state(t, false, true)
+		remove(t, p, chat.Everywhere, 7, false)
+		state(t, false, false)
+		add(t, p, chat.Everywhere, 7, true)
+		state(t, true, true)
+		if on, v, err := p.State(ctx, 5, 7); err != nil || on || v != last {
+			t.Errorf("State(7) in 5 = %v, %d, %v; want offline, version %d as everywhere", on, v, err, last)
+		}
+	})
+
 	t.Run("CountsConnectionsOnce", func(t *testing.T) {
 		p := open(t)
 		add(t, p, 10, 1, true)  // first tab: present

@@ -1,0 +1,50 @@
+package hub_test
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/parley-chat/parley/internal/chat"
+)
+
+// TestFriendPresenceInVersionOrder: on a user topic, a friend's presence
+// news older (chat.Event.Seq, its version) than news of that friend
+// delivered before is dropped; news without a version, of another friend,
+// or with the version delivered, goes through; presence in a conversation
+// is not ordered so.
+func TestFriendPresenceInVersionOrder(t *testing.T) {
+	h, b := newHub(t)
+	c := mustRegister(t, h, 1, 1, 64)
+	if err := h.Subscribe(c, chat.UserTopic(1)); err != nil {
+		t.Fatal(err)
+	}
+	news := func(friend int64, online bool, version int64) chat.Event {
+		return chat.Event{Type: chat.EventPresence, User: &chat.User{ID: friend}, Online: online, Seq: version}
+	}
+	type got struct {
+		Friend  int64
+		Online  bool
+		Version int64
+	}
+	for _, ev := range []chat.Event{
+		news(7, true, 10),
+		news(7, false, 9), // older: dropped
+		news(8, false, 5), // another friend
+		news(7, true, 10), // the same news again
+		news(7, false, 0), // unknown version (an older node): as it comes
+		news(7, false, 11),
+		news(7, true, 10), // older: dropped
+		{Type: chat.EventPresence, ConvID: 3, User: &chat.User{ID: 7}, Online: true, Seq: 1}, // in a room
+	} {
+		publish(t, b, chat.UserTopic(1), ev)
+	}
+	var gots []got
+	for _, it := range c.Next(nil) {
+		gots = append(gots, got{it.Event.User.ID, it.Event.Online, it.Event.Seq})
+	}
+	want := []got{{7, true, 10}, {8, false, 5}, {7, true, 10}, {7, false, 0}, {7, false, 11}, {7, true, 1}}
+	if diff := cmp.Diff(want, gots); diff != "" {
+		t.Errorf("delivered mismatch (-want +got):\n%s", diff)
+	}
+}
