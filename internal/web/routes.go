@@ -50,6 +50,7 @@ func (s *server) addRoutes(mux *http.ServeMux, ui fs.FS) {
 	mux.Handle("DELETE /api/blocks/{id}", s.authed(s.handleUnblock()))
 
 	mux.Handle("GET /api/ws", s.authed(s.handleWS()))
+	mux.Handle("GET /api/ws/check", s.authed(s.handleOpenCheck()))
 	mux.Handle("GET /api/poll", s.pollAuthed(s.handlePoll()))
 	mux.Handle("POST /api/poll", s.pollAuthed(s.handlePollSend()))
 	mux.Handle("DELETE /api/poll", s.pollAuthed(s.handlePollEnd()))

@@ -163,6 +163,7 @@ type server struct {
 	writers  *writers
 	sends    restLimits[int64]  // REST sends per user, as a user's connections' sends
 	reads    restLimits[int64]  // REST read-position moves per user, as a user's connections' other frames
+	checks   restLimits[int64]  // checks of whether an open would be let in (GET /api/ws/check) per user, as other frames
 	conns    slots[int64]       // a user's connections the hub does not count yet (roomForConn)
 	compat   slots[string]      // the Django Channels connections of a client address
 	opens    restLimits[string] // how often a client address opens Django Channels connections
@@ -558,12 +559,31 @@ func (u *userLimits) allowOpen(id int64, limit rate.Limit, burst int) error {
 	return allowOpenAt(l.open, now)
 }
 
+// openAllowed reports whether user id could open a connection now by
+// the limit allowOpen applies, taking nothing; if not, it returns the
+// error allowOpen would. A user with no limiter has a whole burst.
+func (u *userLimits) openAllowed(id int64) error {
+	now := time.Now()
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if l := u.m[id]; l != nil && l.open != nil && l.open.TokensAt(now) < 1 {
+		return openedTooOften(l.open, now)
+	}
+	return nil
+}
+
 // allowOpenAt takes one open of a connection from lim at now, or returns
 // a rate_limited error saying when the next may come.
 func allowOpenAt(lim *rate.Limiter, now time.Time) error {
 	if lim.AllowN(now, 1) {
 		return nil
 	}
+	return openedTooOften(lim, now)
+}
+
+// openedTooOften is the rate_limited error of an open lim refuses at now,
+// saying when the next may come.
+func openedTooOften(lim *rate.Limiter, now time.Time) error {
 	e := chat.Errorf(chat.ErrRateLimited, chat.CodeRateLimited, "connections opened too often: wait before opening another")
 	e.RetryAfter = time.Duration((1 - lim.TokensAt(now)) / float64(lim.Limit()) * float64(time.Second))
 	return e
@@ -721,8 +741,7 @@ func (l *leftLimits[K]) take(key K) connLimits {
 // it failed: the hub counts a connection only then, and connections that
 // come all at once must not all find room.
 func (s *server) roomForConn(u chat.User) (release func(), err error) {
-	release, err = s.conns.take(u.ID, s.cfg.MaxUserConns, func() int { return s.hub.UserClients(u.ID) },
-		"too many connections for this user: close some first")
+	release, err = s.conns.take(u.ID, s.cfg.MaxUserConns, func() int { return s.hub.UserClients(u.ID) }, msgUserConns)
 	if err != nil {
 		return nil, err
 	}
@@ -731,6 +750,29 @@ func (s *server) roomForConn(u chat.User) (release func(), err error) {
 		return nil, err
 	}
 	return release, nil
+}
+
+const msgUserConns = "too many connections for this user: close some first"
+
+// openRefused returns the error roomForConn would return for an open of
+// a connection by user u now, or nil, taking nothing: neither a place
+// nor an open of the rate (GET /api/ws/check). A browser cannot read the
+// status of a refused upgrade; the web app asks this after a WebSocket
+// failed before its hello, to tell a limit from a network that lets no
+// WebSocket through.
+func (s *server) openRefused(u chat.User) error {
+	if err := s.conns.check(u.ID, s.cfg.MaxUserConns, func() int { return s.hub.UserClients(u.ID) }, msgUserConns); err != nil {
+		return err
+	}
+	return s.limits.openAllowed(u.ID)
+}
+
+// allowOpenCheck applies the limit of a user's frames other than sends
+// (otherFrames) to u's checks of whether an open would be let in
+// (openRefused): each costs as little as a ping.
+func (s *server) allowOpenCheck(u chat.User) error {
+	limit, burst := s.otherFrames()
+	return s.checks.allow(u.ID, limit, burst)
 }
 
 // slots counts places held per key K: connections let in that nothing
@@ -750,9 +792,7 @@ func (sl *slots[K]) take(key K, limit int, others func() int, msg string) (relea
 	sl.mu.Lock()
 	defer sl.mu.Unlock()
 	if others()+sl.held[key] >= limit {
-		e := chat.Errorf(chat.ErrRateLimited, chat.CodeRateLimited, "%s", msg)
-		e.RetryAfter = 10 * time.Second
-		return nil, e
+		return nil, slotsFull(msg)
 	}
 	if sl.held == nil {
 		sl.held = make(map[K]int)
@@ -765,4 +805,21 @@ func (sl *slots[K]) take(key K, limit int, others func() int, msg string) (relea
 			delete(sl.held, key)
 		}
 	}), nil
+}
+
+// check returns the error take would return now, holding nothing.
+func (sl *slots[K]) check(key K, limit int, others func() int, msg string) error {
+	sl.mu.Lock()
+	defer sl.mu.Unlock()
+	if others()+sl.held[key] >= limit {
+		return slotsFull(msg)
+	}
+	return nil
+}
+
+// slotsFull is the rate_limited error of a place refused, saying msg.
+func slotsFull(msg string) error {
+	e := chat.Errorf(chat.ErrRateLimited, chat.CodeRateLimited, "%s", msg)
+	e.RetryAfter = 10 * time.Second
+	return e
 }

@@ -1199,6 +1199,27 @@ func (s *server) handleWS() http.Handler {
 	})
 }
 
+// handleOpenCheck answers whether an open of a connection (a WebSocket
+// on /api/ws, or a new long-poll channel) by the user would be let in
+// now, taking none: 204, or the 429 rate_limited, with retry_after_ms,
+// that the open would get (openRefused). The web app asks it when a
+// WebSocket failed before its hello: a refused upgrade looks the same as
+// one a proxy blocked, and only the latter should make it long-poll.
+func (s *server) handleOpenCheck() http.Handler {
+	return s.handleErr(func(w http.ResponseWriter, r *http.Request) error {
+		u := authFrom(r.Context()).User
+		if err := s.allowOpenCheck(u); err != nil {
+			return err
+		}
+		if err := s.openRefused(u); err != nil {
+			return err
+		}
+		w.Header()["Cache-Control"] = hdrNoStore
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	})
+}
+
 // helloOf greets a signed-in client of session sess.
 func (s *server) helloOf(n *session, sess chat.Session) helloFrame {
 	return helloFrame{Type: "hello", User: meOf(n.me()), UserSeq: n.users.last(), Limits: limits{

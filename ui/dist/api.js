@@ -79,6 +79,10 @@ export const api = {
   // (session_renew_at, session_renew_by); the request renews it if due.
   session: () => request('GET', '/api/me'),
   setName: (name) => request('PATCH', '/api/me', { name }).then((d) => d.user),
+  // checkOpen asks whether the server would let a connection (WebSocket
+  // or long-poll channel) of the user in now, taking none: it resolves,
+  // or fails with a 429 rate_limited and retryAfterMs.
+  checkOpen: () => request('GET', '/api/ws/check'),
 
   rooms: () => request('GET', '/api/rooms'),
   enterRoom: (name) => request('POST', '/api/rooms', { name }).then((d) => d.room),

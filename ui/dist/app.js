@@ -3023,8 +3023,19 @@ function startSocket() {
     pollUrl: '/api/poll',
     transport: new URLSearchParams(location.search).get('transport') === 'poll' ? 'poll' : 'ws',
     // A WebSocket failed before its hello: is the HTTP API up, the session
-    // still valid (a 401 signs out, through the unauthorized handler)?
-    probe: () => api.me().then(() => true, () => false),
+    // still valid (a 401 signs out, through the unauthorized handler), and
+    // would the server let an open in now, or refuse it for a limit (too
+    // many connections, opened too often), which the page cannot read from
+    // the failed WebSocket? A server without the check answers as before.
+    probe: () =>
+      api.checkOpen().then(
+        () => ({ up: true }),
+        (err) => {
+          if (err.status === 429) return { up: true, retryAfterMs: err.retryAfterMs > 0 ? err.retryAfterMs : 1000 };
+          if (err.status === 0 || err.status === 401) return { up: false };
+          return api.me().then(() => ({ up: true }), () => ({ up: false }));
+        },
+      ),
   });
   state.socket = socket;
   const kept = keep.load();

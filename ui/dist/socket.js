@@ -51,7 +51,7 @@ const PONG_WAIT = 15000; // a ping answered by nothing for this long: the link i
 const DEAD_AFTER = 60000; // nothing received for this long, without pings (long-polling, before hello): reconnect
 const SYNC_TIMEOUT = 15000; // a sync reply that never came is asked again
 const SESSION_ENDED = 4001;
-const FALLBACK_AFTER = 2; // WebSocket failures before hello, the HTTP API up, before long-polling
+const FALLBACK_AFTER = 2; // WebSocket failures before hello, the HTTP API up and an open allowed, before long-polling
 const RESEND_FIRST = 1000; // wait before sending again a send of unknown outcome, doubled per try
 const RESEND_MAX = 30000;
 const RESEND_TRIES = 8; // tries of a send of unknown outcome before it is shown as failed
@@ -305,10 +305,13 @@ class PollConnection {
 
 export class ChatSocket {
   // wsUrl and pollUrl are the two endpoints. transport 'poll' forces
-  // long-polling; otherwise the WebSocket is tried first. probe() resolves
-  // to whether the HTTP API answers with the session valid (a 401 also
-  // ends the session there); it is asked when a WebSocket fails before its
-  // hello. keep, if given, keeps the unacknowledged sends for a reload:
+  // long-polling; otherwise the WebSocket is tried first. probe() is asked
+  // when a WebSocket fails before its hello; it resolves to {up,
+  // retryAfterMs}: up whether the HTTP API answers with the session valid
+  // (a 401 also ends the session there), and retryAfterMs > 0 when the
+  // server would refuse an open now for a limit (GET /api/ws/check), which
+  // a page cannot read from a failed WebSocket; a boolean is up alone.
+  // keep, if given, keeps the unacknowledged sends for a reload:
   // keep.save(sends) gets them, in the order sent, whenever they change
   // (see restore).
   constructor({ wsUrl, pollUrl, transport, probe, keep }) {
@@ -316,7 +319,7 @@ export class ChatSocket {
     this.pollUrl = pollUrl;
     this.transport = transport === 'poll' ? pollTransport(pollUrl) : wsTransport(wsUrl);
     this.probe = probe || (() => Promise.resolve(false));
-    this.wsFailures = 0; // WebSocket failures before hello in a row, the HTTP API up
+    this.wsFailures = 0; // WebSocket failures before hello, the HTTP API up and an open allowed, since the last hello
     this.conn = null; // the current connection of this.transport
     this.ready = false; // hello received on the current connection
     this.stopped = true;
@@ -473,17 +476,34 @@ export class ChatSocket {
   }
 
   // checkFallback runs when a WebSocket failed before its hello. It asks
-  // the HTTP API, which also notices a session that ended. When that
-  // answers while WebSockets keep failing (a proxy or firewall that lets
-  // HTTP through but no WebSocket), the page long-polls from then on.
+  // the HTTP API (probe), which also notices a session that ended. When
+  // that answers that the server would refuse an open now (too many
+  // connections of the user, or opened too often: the upgrade was likely
+  // refused so), the WebSocket is tried again once the server allows,
+  // and the failure does not count. When it answers while WebSockets
+  // keep failing that an open would be let in (a proxy or firewall that
+  // lets HTTP through but no WebSocket), the page long-polls from then on.
   async checkFallback() {
-    let up = false;
+    const transport = this.transport;
+    let res = false;
     try {
-      up = await this.probe();
+      res = await this.probe();
     } catch {
-      up = false;
+      res = false;
     }
-    if (!up || this.stopped || this.ready || this.transport.kind !== 'ws') return;
+    const up = typeof res === 'object' && res !== null ? !!res.up : !!res;
+    if (!up || this.stopped || this.ready || this.transport !== transport) return;
+    const wait = (res && res.retryAfterMs) || 0;
+    if (wait > 0) {
+      // Refused by a limit: wait as the server says, then the WebSocket
+      // again. A connection under way already (the back-off was shorter
+      // than the probe) is left to end by itself.
+      if (this.conn || this.suspended) return;
+      clearTimeout(this.retryTimer);
+      this.attempt = Math.max(0, this.attempt - 1); // this failure's step again
+      this.scheduleReconnect(wait);
+      return;
+    }
     if (++this.wsFailures < FALLBACK_AFTER) return;
     console.info('parley: no WebSocket gets through; long-polling instead');
     this.transport = pollTransport(this.pollUrl);
@@ -493,11 +513,15 @@ export class ChatSocket {
     this.connect();
   }
 
-  scheduleReconnect() {
+  // scheduleReconnect connects again after the back-off, and after at
+  // least minWait (the server's retry_after_ms for an open it refused).
+  scheduleReconnect(minWait = 0) {
     if (this.stopped || this.suspended) return;
-    // Exponential back-off with jitter: half the step fixed, half random.
+    // Exponential back-off with jitter: half the step fixed (or the
+    // server's wait if longer), half random, so that the tabs refused
+    // together do not all come back at once.
     const step = Math.min(MAX_DELAY, MIN_DELAY * 2 ** this.attempt);
-    const delay = step / 2 + Math.random() * (step / 2);
+    const delay = Math.max(step / 2, minWait) + Math.random() * (step / 2);
     this.attempt++;
     this.setState('disconnected', { retryAt: Date.now() + delay });
     this.retryTimer = setTimeout(() => this.connect(), delay);
