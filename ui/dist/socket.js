@@ -102,8 +102,9 @@ export function newClientId() {
 // onframes(frames) gets each batch of frames received, in order (a
 // WebSocket message, a poll answer, the reply to a posted frame; a batch
 // may be empty), and onclose(code) is called once if the connection ends
-// by itself, never after close(). pings says whether the connection needs
-// app-level pings to notice a dead link.
+// by itself, never after close(), with retryAfterMs when the server
+// refused it for now (429 rate_limited) and said how long to wait. pings
+// says whether the connection needs app-level pings to notice a dead link.
 
 // wsTransport connects to the WebSocket endpoint url.
 export function wsTransport(url) {
@@ -274,7 +275,11 @@ class PollConnection {
       this.t.hello = null;
     }
     console.warn(`parley: ${method} /api/poll: ${res.status} ${e.code || ''}`);
-    this.fail(1006);
+    // A 429 (too many connections, or opened too often) says how long to
+    // wait; the reconnect waits at least that long.
+    let wait = 0;
+    if (res.status === 429) wait = e.retry_after_ms > 0 ? e.retry_after_ms : Number(res.headers.get('Retry-After')) * 1000 || 1000;
+    this.fail(1006, wait);
     return null;
   }
 
@@ -283,11 +288,11 @@ class PollConnection {
     return this.userSeq >= 0 ? `${this.url}?events_after=${this.userSeq}` : this.url;
   }
 
-  fail(code) {
+  fail(code, retryAfterMs = 0) {
     if (this.done) return;
     this.done = true;
     this.abort.abort();
-    this.onclose(code);
+    this.onclose(code, retryAfterMs);
   }
 
   // close ends the connection and the server's channel now (the page is
@@ -431,8 +436,8 @@ export class ChatSocket {
           if (conn !== this.conn) return; // a frame ended the connection
         }
       },
-      onclose: (code) => {
-        if (conn === this.conn) this.closed(code);
+      onclose: (code, retryAfterMs) => {
+        if (conn === this.conn) this.closed(code, retryAfterMs);
       },
     };
     this.lastRx = Date.now();
@@ -456,7 +461,7 @@ export class ChatSocket {
     if (conn) conn.close(code);
   }
 
-  closed(code) {
+  closed(code, retryAfterMs = 0) {
     const hadHello = this.ready;
     this.conn = null;
     this.ready = false;
@@ -472,7 +477,7 @@ export class ChatSocket {
     }
     if (this.stopped) return;
     if (!hadHello && this.transport.kind === 'ws') this.checkFallback();
-    this.scheduleReconnect();
+    this.scheduleReconnect(retryAfterMs);
   }
 
   // checkFallback runs when a WebSocket failed before its hello. It asks
