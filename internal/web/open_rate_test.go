@@ -125,3 +125,23 @@ func TestChannelsCompatOpenRate(t *testing.T) {
 		t.Fatalf("%d compat connections opened and closed in a row from one address, none refused; want 429 rate_limited past a burst of %d", openLoopMax, openBurst)
 	}
 }
+
+// TestPlainGetTakesNoOpen: a GET of /api/ws that is no WebSocket upgrade
+// (a link followed, a crawler with the cookie, a proxy that drops the
+// Upgrade header) is answered by the upgrader's 400 and opens nothing, so
+// it takes nothing of the open rate: after more of them than the burst,
+// a WebSocket still opens.
+func TestPlainGetTakesNoOpen(t *testing.T) {
+	ts := newTestServer(t)
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	for i := range openBurst + 5 {
+		if r := ts.do(t, ada, "GET", "/api/ws", nil); r.Status != http.StatusBadRequest {
+			t.Fatalf("plain GET %d of /api/ws = %d %s; want 400", i+1, r.Status, r.Body)
+		}
+	}
+	conn, resp, err := ts.dial(t, ada, "/api/ws", dialOptions{})
+	if err != nil {
+		t.Fatalf("WebSocket after %d plain GETs: %v (%s); want it open", openBurst+5, err, statusOf(resp))
+	}
+	conn.Close()
+}

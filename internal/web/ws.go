@@ -1139,7 +1139,9 @@ func (s *server) handleWS() http.Handler {
 		a := authFrom(r.Context())
 		after, err := eventsAfter(r)
 		release := func() {}
-		if err == nil {
+		// A request that is no upgrade opens nothing: the upgrader answers
+		// it, and it takes nothing of the user's limits of connections.
+		if err == nil && websocket.IsWebSocketUpgrade(r) {
 			release, err = s.roomForConn(a.User)
 		}
 		if err != nil {
