@@ -1,8 +1,10 @@
 package web_test
 
 import (
+	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"testing"
 
@@ -144,4 +146,33 @@ func TestPlainGetTakesNoOpen(t *testing.T) {
 		t.Fatalf("WebSocket after %d plain GETs: %v (%s); want it open", openBurst+5, err, statusOf(resp))
 	}
 	conn.Close()
+}
+
+// TestStalePollsTakeNoOpen: a poll its client gave up on, retried or
+// delivered late (two or more answers behind its live channel), is
+// answered by a fork of the channel, rebuilt from its cursor. That is the
+// network's doing, not a client opening connections: more of them than the
+// burst of opens are all answered, and a new connection still opens. (The
+// forks count against the cap of connections, as any channel.)
+func TestStalePollsTakeNoOpen(t *testing.T) {
+	ts, ada, grace, room, ap := pollingInRoom(t)
+	c1 := ap.poll.getCursor()
+	cur := c1
+	for i := range 2 { // two answers past c1
+		ts.post(t, grace, room.ID, "g"+strconv.Itoa(i), "hello")
+		r := ts.do(t, ada, "GET", "/api/poll?cursor="+url.QueryEscape(cur), nil)
+		var a struct {
+			Cursor string `json:"cursor"`
+		}
+		if r.Status != http.StatusOK || json.Unmarshal(r.Body, &a) != nil {
+			t.Fatalf("answer %d: GET /api/poll = %s; want 200", i+1, r)
+		}
+		cur = a.Cursor
+	}
+	for i := range openBurst + 5 {
+		if r := ts.do(t, ada, "GET", "/api/poll?cursor="+url.QueryEscape(c1), nil); r.Status != http.StatusOK {
+			t.Fatalf("stale poll %d: GET /api/poll = %s; want 200, answered by a fork", i+1, r)
+		}
+	}
+	ts.connect(t, ada).conn.Close()
 }

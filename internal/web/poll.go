@@ -222,6 +222,7 @@ type pollChannels struct {
 	m     map[string]*pollChannel
 	forks map[string][]*pollChannel // live forks (forkID), by the family they belong to
 	ended endedChannels
+	cut   endedChannels // channels this node cut (too slow, shutting down) whose clients have not rebuilt them yet: by channel, not family (stopCut)
 }
 
 // A stale poll is answered by a fork of its channel (channelFor). The
@@ -297,6 +298,8 @@ func (p *pollChannels) family(fam string) []*pollChannel {
 //
 // Bounded: maxEndedPerUser channels per user, each for endedFor; users
 // whose entries all expired are swept when the map has doubled.
+//
+// pollChannels.cut is one too, of the channels this node cut.
 type endedChannels struct {
 	m       map[int64][]endedChannel
 	sweepAt int
@@ -334,6 +337,21 @@ func (e *endedChannels) add(user int64, id string, now time.Time) {
 // has reports whether user ended channel id less than endedFor ago.
 func (e *endedChannels) has(user int64, id string, now time.Time) bool {
 	return slices.ContainsFunc(e.live(user, now), func(c endedChannel) bool { return c.id == id })
+}
+
+// take reports whether has would, and forgets the entry.
+func (e *endedChannels) take(user int64, id string, now time.Time) bool {
+	l := e.live(user, now)
+	i := slices.IndexFunc(l, func(c endedChannel) bool { return c.id == id })
+	if i < 0 {
+		return false
+	}
+	if l = slices.Delete(l, i, i+1); len(l) == 0 {
+		delete(e.m, user)
+	} else {
+		e.m[user] = l
+	}
+	return true
 }
 
 // live drops user's expired entries and returns the others, oldest first.
@@ -391,11 +409,13 @@ func newChannelID() string {
 // a GET two or more responses behind it is answered by a new channel,
 // rebuilt from the cursor, and leaves the live one as it is.
 func (s *server) channelFor(a authInfo, cur *pollCursor, any bool, eventsAfter *int64) (ch *pollChannel, resend bool, err error) {
-	fork := false
+	fork, stoppedHere := false, false
 	if cur != nil {
 		s.polls.mu.Lock()
 		ch = s.polls.m[cur.Channel]
-		ended := s.polls.ended.has(a.User.ID, channelFamily(cur.Channel), time.Now())
+		now := time.Now()
+		ended := s.polls.ended.has(a.User.ID, channelFamily(cur.Channel), now)
+		stoppedHere = s.polls.cut.take(a.User.ID, cur.Channel, now)
 		s.polls.mu.Unlock()
 		if ended {
 			return nil, false, errChannelEnded
@@ -407,6 +427,7 @@ func (s *server) channelFor(a authInfo, cur *pollCursor, any bool, eventsAfter *
 				ch.auth = a // renewed or used: channelAuth goes by the new times
 			}
 			ch.mu.Unlock()
+			stoppedHere = stoppedHere || stopped
 			switch {
 			case stopped:
 			case any, cur.N == n:
@@ -441,7 +462,11 @@ func (s *server) channelFor(a authInfo, cur *pollCursor, any bool, eventsAfter *
 	case cur != nil && (ch == nil || ch.sess.user.ID == a.User.ID):
 		id = cur.Channel
 	}
-	ch, err = s.buildChannel(a, cur, id, eventsAfter)
+	// A fork, and the rebuild of a channel this node cut (stopCut), are
+	// the network's or the server's doing, not the client opening a
+	// connection: they take nothing of the open rate. The cap of
+	// connections bounds the forks.
+	ch, err = s.buildChannel(a, cur, id, eventsAfter, !fork && !stoppedHere)
 	return ch, false, err
 }
 
@@ -450,8 +475,8 @@ func (s *server) channelFor(a authInfo, cur *pollCursor, any bool, eventsAfter *
 // channel its callbacks capture is a variable of its own: captured, the
 // result of channelFor went to the heap on every poll, the many that
 // find their channel live too.
-func (s *server) buildChannel(a authInfo, cur *pollCursor, id string, eventsAfter *int64) (*pollChannel, error) {
-	release, err := s.roomForConn(a.User)
+func (s *server) buildChannel(a authInfo, cur *pollCursor, id string, eventsAfter *int64, opens bool) (*pollChannel, error) {
+	release, err := s.roomForConn(a.User, opens)
 	if err != nil {
 		return nil, err
 	}
@@ -663,13 +688,27 @@ func (ch *pollChannel) Wake(cl *hub.Client) {
 				ch.s.polls.ended.add(ch.sess.user.ID, channelFamily(ch.id), time.Now())
 				ch.s.polls.mu.Unlock()
 			}
-			ch.stop()
+			ch.stopCut(cl.Reason())
 		}()
 	}
 	select {
 	case ch.signal <- struct{}{}:
 	default:
 	}
+}
+
+// stopCut stops the channel, whose hub client closed for reason r. One
+// this node cut (too slow, shutting down) is noted in polls.cut, so that
+// its client's rebuild, which the server caused, takes nothing of the
+// user's open rate (channelFor).
+func (ch *pollChannel) stopCut(r hub.CloseReason) {
+	if r == hub.ReasonSlow || r == hub.ReasonShutdown {
+		p := &ch.s.polls
+		p.mu.Lock()
+		p.cut.add(ch.sess.user.ID, ch.id, time.Now())
+		p.mu.Unlock()
+	}
+	ch.stop()
 }
 
 // touch restarts the idle countdown.
@@ -1150,7 +1189,7 @@ func (s *server) handlePoll() pollHandler {
 					s.writeError(w, chat.Errorf(chat.ErrUnauthorized, chat.CodeUnauthorized, "session ended; sign in again"))
 					return
 				}
-				ch.stop() // too slow or shutting down: the next poll rebuilds it
+				ch.stopCut(ch.sess.client.Reason()) // too slow or shutting down: the next poll rebuilds it
 			case <-ch.signal:
 				continue
 			case <-hold.C:

@@ -735,15 +735,19 @@ func (l *leftLimits[K]) take(key K) connLimits {
 // than Config.OpenRate allows, past Config.OpenBurst: each open costs a
 // hello of the user's state read from the store, presence news to their
 // friends and rooms, and hub subscriptions, so a client opening and
-// closing connections in a loop is stopped. An open the cap refuses takes
-// nothing of the rate. Otherwise it holds a place for one more until
+// closing connections in a loop is stopped; opens false (a long-poll
+// channel the network or the server made the client rebuild) takes
+// nothing of it. An open the cap refuses takes nothing of the rate. Otherwise it holds a place for one more until
 // release is called, which must be once its hub client is registered, or
 // it failed: the hub counts a connection only then, and connections that
 // come all at once must not all find room.
-func (s *server) roomForConn(u chat.User) (release func(), err error) {
+func (s *server) roomForConn(u chat.User, opens bool) (release func(), err error) {
 	release, err = s.conns.take(u.ID, s.cfg.MaxUserConns, func() int { return s.hub.UserClients(u.ID) }, msgUserConns)
 	if err != nil {
 		return nil, err
+	}
+	if !opens {
+		return release, nil
 	}
 	if err := s.limits.allowOpen(u.ID, rate.Limit(s.cfg.OpenRate), s.cfg.OpenBurst); err != nil {
 		release()

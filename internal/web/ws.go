@@ -1142,7 +1142,7 @@ func (s *server) handleWS() http.Handler {
 		// A request that is no upgrade opens nothing: the upgrader answers
 		// it, and it takes nothing of the user's limits of connections.
 		if err == nil && websocket.IsWebSocketUpgrade(r) {
-			release, err = s.roomForConn(a.User)
+			release, err = s.roomForConn(a.User, true)
 		}
 		if err != nil {
 			s.writeError(w, err)
