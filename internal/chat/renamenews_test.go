@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -167,4 +168,49 @@ func TestRenameNewsFlushedAndClosed(t *testing.T) {
 	}
 	<-b2.started
 	svc2.Close()
+}
+
+// TestFlushRenamesWhileRenaming: renames answered while a shutdown's
+// FlushRenames waits (a request its server's Shutdown gave up on) start
+// tellers as it waits; the two must not race (go test -race), and
+// FlushRenames returns once none is left.
+func TestFlushRenamesWhileRenaming(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, chat.Config{})
+	var users []chat.User
+	for i := range 4 {
+		u, _ := f.signIn(t, fmt.Sprintf("u%d@example.com", i), fmt.Sprintf("User %d", i))
+		users = append(users, u)
+	}
+	done := make(chan error, 1)
+	go func() {
+		for round := range 5 {
+			for i, u := range users {
+				nu, err := f.svc.SetName(ctx, u, fmt.Sprintf("User %d.%d", i, round))
+				if err != nil {
+					done <- err
+					return
+				}
+				users[i] = nu
+			}
+		}
+		done <- nil
+	}()
+	for flushes := 0; ; flushes++ {
+		fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		f.svc.FlushRenames(fctx)
+		err := fctx.Err()
+		cancel()
+		if err != nil {
+			t.Fatalf("FlushRenames %d waited for its context with no rename hanging", flushes)
+		}
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("SetName: %v", err)
+			}
+			return
+		default:
+		}
+	}
 }

@@ -562,7 +562,8 @@ type renames struct {
 	closed  bool
 	pending map[int64]User // the newest rename of each user not yet being told
 	running map[int64]bool // users with a teller
-	wg      sync.WaitGroup // the tellers
+	idle    chan struct{}  // closed once running is empty again; nil while it is
+	wg      sync.WaitGroup // the tellers, for Close (no teller starts once closed)
 	ctx     context.Context
 	cancel  context.CancelFunc
 	turns   chan struct{} // renameTellers tokens
@@ -590,6 +591,9 @@ func (r *renames) due(s *Service, u User) {
 	if r.running[u.ID] {
 		return // its teller takes it once done with the one before
 	}
+	if len(r.running) == 0 {
+		r.idle = make(chan struct{})
+	}
 	r.running[u.ID] = true
 	r.wg.Add(1)
 	go s.tellRenames(u.ID)
@@ -604,6 +608,10 @@ func (s *Service) tellRenames(userID int64) {
 		u, ok := r.pending[userID]
 		if !ok || r.closed {
 			delete(r.running, userID)
+			if len(r.running) == 0 && r.idle != nil {
+				close(r.idle)
+				r.idle = nil
+			}
 			r.mu.Unlock()
 			return
 		}
@@ -621,17 +629,28 @@ func (s *Service) tellRenames(userID int64) {
 }
 
 // FlushRenames waits until the renames due are told, or ctx is done: for
-// a node shutting down, which has stopped taking requests.
+// a node shutting down, which has stopped taking requests. A rename
+// answered meanwhile (a request the shutdown gave up on) is waited for
+// too. It waits on renames.idle, not the WaitGroup: a teller may start
+// while it waits, and a WaitGroup's Add from zero must not race its Wait.
 func (s *Service) FlushRenames(ctx context.Context) {
-	done := make(chan struct{})
-	go func() { s.renames.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-ctx.Done():
-		s.renames.mu.Lock()
-		n := len(s.renames.running)
-		s.renames.mu.Unlock()
-		s.log.Warn("renames still being told at shutdown", "users", n)
+	r := &s.renames
+	for {
+		r.mu.Lock()
+		idle := r.idle
+		r.mu.Unlock()
+		if idle == nil {
+			return
+		}
+		select {
+		case <-idle: // tellers may have started since: look again
+		case <-ctx.Done():
+			r.mu.Lock()
+			n := len(r.running)
+			r.mu.Unlock()
+			s.log.Warn("renames still being told at shutdown", "users", n)
+			return
+		}
 	}
 }
 
