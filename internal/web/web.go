@@ -544,15 +544,7 @@ func (u *userLimits) allowOpen(id int64, limit rate.Limit, burst int) error {
 	now := time.Now()
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	u.sweepLocked(now)
-	l := u.m[id]
-	if l == nil {
-		if u.m == nil {
-			u.m = make(map[int64]*sharedLimits)
-		}
-		l = new(sharedLimits)
-		u.m[id] = l
-	}
+	l := u.getLocked(id, now)
 	if l.open == nil {
 		l.open = rate.NewLimiter(limit, burst)
 	}
@@ -592,9 +584,16 @@ func openedTooOften(lim *rate.Limiter, now time.Time) error {
 // acquire returns the limits of user id, for a connection starting, which
 // is to release them as it ends.
 func (u *userLimits) acquire(id int64) *sharedLimits {
-	now := time.Now()
 	u.mu.Lock()
 	defer u.mu.Unlock()
+	l := u.getLocked(id, time.Now())
+	l.conns++
+	return l
+}
+
+// getLocked sweeps (sweepLocked) and returns the limits of user id, made
+// empty if it has none; u.mu is held.
+func (u *userLimits) getLocked(id int64, now time.Time) *sharedLimits {
 	u.sweepLocked(now)
 	l := u.m[id]
 	if l == nil {
@@ -604,7 +603,6 @@ func (u *userLimits) acquire(id int64) *sharedLimits {
 		l = new(sharedLimits)
 		u.m[id] = l
 	}
-	l.conns++
 	return l
 }
 
