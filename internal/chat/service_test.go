@@ -249,6 +249,13 @@ func TestNormalizeEmail(t *testing.T) {
 		// is refused for; no mailbox a user signs in with.
 		{"ada@[127.0.0.1]", "", chat.CodeInvalidField},
 		{"ada@[10.0.0.5]", "", chat.CodeInvalidField},
+		// The same host by its address without brackets, which a relay
+		// resolving names with getaddrinfo takes as that address: no
+		// top-level domain is all digits.
+		{"ada@127.0.0.1", "", chat.CodeInvalidField},
+		{"ada@10.0.0.5", "", chat.CodeInvalidField},
+		{"ada@example.123", "", chat.CodeInvalidField},
+		{"ada@123.example", "ada@123.example", ""},
 		{"ada@@example.com", "", chat.CodeInvalidField},
 		{"Ada <ada@example.com>", "", chat.CodeInvalidField},
 		{"ada@example.com, bob@example.com", "", chat.CodeInvalidField},

@@ -33,8 +33,9 @@ const (
 // alone: "café@example.com" typed with a precomposed é and with e and a
 // combining acute accent is one address, as net/mail takes UTF-8 local
 // parts and domains. The domain must be a name with a dot: not a single
-// label (localhost) nor a domain literal ([10.0.0.5]), which name the
-// relay's own host or one in its network rather than a user's mailbox.
+// label (localhost) nor a host by its address ([10.0.0.5], or 10.0.0.5:
+// no top-level domain is all digits), which name the relay's own host or
+// one in its network rather than a user's mailbox.
 func NormalizeEmail(s string) (string, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
@@ -52,10 +53,19 @@ func NormalizeEmail(s string) (string, error) {
 	if err != nil || a.Address != s || a.Name != "" {
 		return "", Invalid(CodeInvalidField, "email", "%q is not an email address", s)
 	}
-	if domain := s[strings.LastIndexByte(s, '@')+1:]; !strings.Contains(domain, ".") || strings.HasPrefix(domain, "[") {
+	if domain := s[strings.LastIndexByte(s, '@')+1:]; !strings.Contains(domain, ".") || strings.HasPrefix(domain, "[") || numericTLD(domain) {
 		return "", Invalid(CodeInvalidField, "email", "%q is not an email address", s)
 	}
 	return s, nil
+}
+
+// numericTLD reports whether the last label of domain is all digits: no
+// top-level domain is, and a domain such as 10.0.0.5 is an IPv4 address
+// without the brackets of a domain literal, which a relay resolving names
+// with getaddrinfo takes as that address.
+func numericTLD(domain string) bool {
+	tld := domain[strings.LastIndexByte(domain, '.')+1:]
+	return tld != "" && strings.Trim(tld, "0123456789") == ""
 }
 
 // FoldEmail is an address in Unicode's composed form (NFC), lower case:
