@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -1129,8 +1130,10 @@ func (h *Hub) fanOutUser(tp *topic, ev chat.Event) {
 		if ev.Seq < tp.presence[ev.User.ID] {
 			return
 		}
-		if tp.presence == nil || len(tp.presence) >= maxPresence {
+		if tp.presence == nil {
 			tp.presence = make(map[int64]int64)
+		} else if _, ok := tp.presence[ev.User.ID]; !ok && len(tp.presence) >= maxPresence {
+			forgetOldPresence(tp.presence)
 		}
 		tp.presence[ev.User.ID] = ev.Seq
 	}
@@ -1292,10 +1295,27 @@ func (h *Hub) skipGap(tp *topic) {
 const maxRepeats = 16
 
 // maxPresence bounds the friends whose presence versions a user topic
-// notes (topic.presence): past it, the topic forgets them all and takes
-// the next news of each as it comes. A user has fewer friends
-// (chat.Config.MaxFriends) unless friendships churn.
+// notes (topic.presence): past it, the topic forgets the older half
+// (forgetOldPresence) and takes the next news of each of those as it
+// comes. A user has fewer friends (chat.Config.MaxFriends) unless
+// friendships churn.
 const maxPresence = 4096
+
+// forgetOldPresence drops from m, a topic.presence at maxPresence, the
+// friends whose news has the lower half of the versions: versions grow
+// with time, so those are the friends whose news is oldest. Stale news
+// crosses newer news only for a short while; forgetting the newest
+// instead, as forgetting all would, lets stale news of a change just
+// delivered undo it. It runs once per maxPresence/2 friends added.
+func forgetOldPresence(m map[int64]int64) {
+	vs := make([]int64, 0, len(m))
+	for _, v := range m {
+		vs = append(vs, v)
+	}
+	slices.Sort(vs)
+	cut := vs[len(vs)/2-1] // at least half goes, equal versions and all
+	maps.DeleteFunc(m, func(_ int64, v int64) bool { return v <= cut })
+}
 
 // fanOut pushes ev to the clients of tp, unless it is a message that tp
 // delivered as a repeat before (topic.repeats); a message is not pushed

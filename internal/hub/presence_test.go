@@ -48,3 +48,33 @@ func TestFriendPresenceInVersionOrder(t *testing.T) {
 		t.Errorf("delivered mismatch (-want +got):\n%s", diff)
 	}
 }
+
+// TestFriendPresenceOrderKeptPastBound: a user topic notes the versions
+// of a bounded number of friends' news. Past the bound it forgets the
+// oldest, not the news just delivered: a friend's stale news, crossing
+// their newer one between nodes, is still dropped right after.
+func TestFriendPresenceOrderKeptPastBound(t *testing.T) {
+	const friends = 4096 // hub.maxPresence
+	h, b := newHub(t)
+	c := mustRegister(t, h, 1, 1, 2*friends)
+	if err := h.Subscribe(c, chat.UserTopic(1)); err != nil {
+		t.Fatal(err)
+	}
+	news := func(friend int64, online bool, version int64) chat.Event {
+		return chat.Event{Type: chat.EventPresence, User: &chat.User{ID: friend}, Online: online, Seq: version}
+	}
+	// Friends 100..: news long ago; then Grace (7) comes online, the
+	// newest; then one more friend's news passes the bound.
+	for i := range int64(friends - 1) {
+		publish(t, b, chat.UserTopic(1), news(100+i, false, 1+i))
+	}
+	publish(t, b, chat.UserTopic(1), news(7, true, 10_000))
+	publish(t, b, chat.UserTopic(1), news(99, true, 10_001))
+	c.Next(nil)
+	// Grace's phone's offline news, read before her laptop connected,
+	// published last by another node.
+	publish(t, b, chat.UserTopic(1), news(7, false, 9_999))
+	for _, it := range c.Next(nil) {
+		t.Errorf("delivered %+v after Grace's newer online news (version 10000); want it dropped", *it.Event.User)
+	}
+}
