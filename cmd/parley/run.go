@@ -85,10 +85,12 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 	}()
 
 	var mail chat.Mailer = mailer.NewLog(logger)
+	var smtpMail *mailer.SMTP // waited for at shutdown
 	if cfg.SMTP != "" {
-		if mail, err = mailer.NewSMTP(cfg.SMTP, cfg.MailFrom, logger, mailer.WithMaxSessions(cfg.SMTPMaxSessions)); err != nil {
+		if smtpMail, err = mailer.NewSMTP(cfg.SMTP, cfg.MailFrom, logger, mailer.WithMaxSessions(cfg.SMTPMaxSessions)); err != nil {
 			return fmt.Errorf("smtp: %w", err)
 		}
+		mail = smtpMail
 	}
 
 	var tlsConfig *tls.Config // loaded before listening: a bad file stops the start
@@ -233,8 +235,23 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 	herr := make(chan error, 1)
 	go func() { herr <- h.Close(sctx) }()
 	err = errors.Join(srv.Shutdown(sctx), <-herr)
+	// No request sends mail any more, but the SMTP sessions of those that
+	// gave up waiting for the relay run on: their codes are stored and
+	// counted, so their mail must go out, not be cut when the process
+	// exits. Waited for beside the flushes, which need the store alone.
+	merr := make(chan error, 1)
+	go func() {
+		if smtpMail == nil {
+			merr <- nil
+			return
+		}
+		merr <- smtpMail.Wait(sctx)
+	}()
 	svc.FlushPresence(sctx) // record last-seen times of those who just left
 	svc.FlushRenames(sctx)  // tell the renames answered already; Close drops the rest
+	if err := <-merr; err != nil {
+		logger.Warn("mail cut at shutdown: --shutdown-timeout ended before its SMTP sessions", "err", err)
+	}
 	logger.Info("stopped", "err", err)
 	return err
 }

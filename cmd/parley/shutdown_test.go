@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/parley-chat/parley/internal/mailer/smtptest"
 )
 
 // wsFrames1 reads one message of ws.
@@ -96,5 +98,80 @@ func TestRunShutdownWithStalledReader(t *testing.T) {
 	t.Logf("shutdown took %v", time.Since(start))
 	if err != nil {
 		t.Errorf("run after shutdown with a stalled reader = %v; want nil", err)
+	}
+}
+
+// TestRunShutdownWaitsForMail: a sign-in mail whose request gave up
+// waiting for the relay (the client went away) is still under way at
+// shutdown; run waits for its SMTP session to end, within
+// --shutdown-timeout, so that the mail goes out, its code being stored
+// and counted. Before, run returned at once and the process would exit,
+// cutting the session.
+func TestRunShutdownWaitsForMail(t *testing.T) {
+	held, release := make(chan struct{}, 1), make(chan struct{})
+	relay := smtptest.Start(t, smtptest.WithHold(held, release))
+	s := startServer(t, "--smtp", relay.URL(), "--shutdown-timeout", "20s")
+
+	// The client gives up; net/http then ends the request's context, and
+	// the session runs on.
+	c := &http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Post(s.URL+"/api/auth/code", "application/json", strings.NewReader(`{"email":"ada@example.com"}`))
+	if err == nil {
+		resp.Body.Close()
+		t.Fatalf("POST /api/auth/code while the relay holds the mail = %s; want the client to time out", resp.Status)
+	}
+	select {
+	case <-held:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the sign-in mail did not reach the relay")
+	}
+
+	s.stop()
+	select {
+	case err := <-s.done:
+		close(s.done)
+		t.Fatalf("run returned (%v) while a sign-in mail was still being sent\n%s", err, s.stderr)
+	case <-time.After(3 * time.Second):
+	}
+	close(release)
+	select {
+	case err := <-s.done:
+		if err != nil {
+			t.Errorf("run = %v; want nil", err)
+		}
+	case <-time.After(25 * time.Second):
+		close(s.done) // s.shutdown then fails no more
+		t.Fatalf("run did not return once the relay took the mail\n%s", s.stderr)
+	}
+	close(s.done)
+	if msgs := relay.Messages(); len(msgs) != 1 {
+		t.Errorf("the relay has %d mails when run returned; want 1", len(msgs))
+	}
+}
+
+// TestRunShutdownCutsMailAtTimeout: a relay that holds a sign-in mail
+// past --shutdown-timeout does not hold up the shutdown; run logs how
+// many SMTP sessions it cut.
+func TestRunShutdownCutsMailAtTimeout(t *testing.T) {
+	held := make(chan struct{}, 1)
+	relay := smtptest.Start(t, smtptest.WithHold(held, make(chan struct{})))
+	s := startServer(t, "--smtp", relay.URL(), "--shutdown-timeout", "2s")
+
+	c := &http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Post(s.URL+"/api/auth/code", "application/json", strings.NewReader(`{"email":"ada@example.com"}`))
+	if err == nil {
+		resp.Body.Close()
+		t.Fatalf("POST /api/auth/code while the relay holds the mail = %s; want the client to time out", resp.Status)
+	}
+	select {
+	case <-held:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the sign-in mail did not reach the relay")
+	}
+	if err := s.shutdown(t); err != nil {
+		t.Errorf("run = %v; want nil", err)
+	}
+	if log := s.stderr.String(); !strings.Contains(log, "1 SMTP session") {
+		t.Errorf("the log does not say 1 SMTP session was cut:\n%s", log)
 	}
 }

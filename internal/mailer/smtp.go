@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	mail "github.com/wneessen/go-mail"
@@ -47,6 +48,10 @@ type SMTP struct {
 	// slots holds a token for each session open, taken before it dials
 	// and given back when it has ended, which may be after Send returned.
 	slots chan struct{}
+
+	mu   sync.Mutex
+	open int           // sessions under way, their outcome not yet told
+	idle chan struct{} // closed when open falls to 0; nil while it is 0
 }
 
 // Option configures NewSMTP.
@@ -212,6 +217,7 @@ func (s *SMTP) Send(ctx context.Context, m chat.Mail) error {
 	// ctx ends: a relay that stops answering must not hold the caller (a
 	// sign-in request) past its own deadline. The session keeps its slot
 	// until it ends.
+	s.begin()
 	done := make(chan error, 1)
 	go func() {
 		defer s.release()
@@ -219,9 +225,11 @@ func (s *SMTP) Send(ctx context.Context, m chat.Mail) error {
 	}()
 	select {
 	case err := <-done:
+		defer s.end()
 		return s.sent(ctx, m, msg, err)
 	case <-ctx.Done():
 		go func() {
+			defer s.end()
 			// The session ends within its timeouts. The caller was told
 			// the mail failed: one the relay took after all is logged.
 			if err := <-done; err == nil || msg.IsDelivered() {
@@ -254,6 +262,62 @@ func (s *SMTP) acquire(ctx context.Context) error {
 }
 
 func (s *SMTP) release() { <-s.slots }
+
+// begin counts a session under way, for Wait.
+func (s *SMTP) begin() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.open == 0 {
+		s.idle = make(chan struct{})
+	}
+	s.open++
+}
+
+// end counts a session off once it has ended and its outcome was told.
+func (s *SMTP) end() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.open--
+	if s.open == 0 {
+		close(s.idle)
+		s.idle = nil
+	}
+}
+
+// Wait waits until no SMTP session is under way, those whose Send
+// returned before they ended (gave up waiting for the relay) included,
+// or until ctx ends: then it returns an error saying how many sessions
+// were still under way, which the caller, a node shutting down, is about
+// to cut, their mail perhaps unsent. Sends that start meanwhile are
+// waited for too; a node calls Wait once it serves no more requests.
+func (s *SMTP) Wait(ctx context.Context) error {
+	for {
+		s.mu.Lock()
+		idle := s.idle
+		s.mu.Unlock()
+		if idle == nil {
+			return nil
+		}
+		select {
+		case <-idle:
+		case <-ctx.Done():
+			s.mu.Lock()
+			n := s.open
+			s.mu.Unlock()
+			if n == 0 {
+				return nil
+			}
+			return fmt.Errorf("mailer: %d SMTP session%s to %s still under way: %w", n, plural(n), s.addr, context.Cause(ctx))
+		}
+	}
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
 
 // sent reports how the session that sent msg ended with err: nil if the
 // relay accepted the mail, even if the session failed after it.

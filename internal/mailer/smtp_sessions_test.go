@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -79,5 +80,61 @@ func TestSMTPMaxSessions(t *testing.T) {
 	}
 	if _, err := srv.WaitFor(ctx, testMail.To); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestSMTPWait: Wait returns once every session has ended, those whose
+// Send gave up waiting for the relay included, so that a node shutting
+// down lets their mail go out; when its context ends first, it says how
+// many sessions it cut. Before, nothing waited for such a session: it was
+// cut when the process exited, its mail unsent.
+func TestSMTPWait(t *testing.T) {
+	held, release := make(chan struct{}, 2), make(chan struct{})
+	srv := smtptest.Start(t, smtptest.WithHold(held, release))
+	m := newTestSMTP(t, srv.URL())
+
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := m.Wait(ctx); err != nil {
+		t.Fatalf("Wait with no session under way = %v; want nil", err)
+	}
+
+	sctx, scancel := context.WithCancel(t.Context())
+	sent := make(chan error, 1)
+	go func() { sent <- m.Send(sctx, testMail) }()
+	select {
+	case <-held:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the mail did not reach the relay")
+	}
+	scancel() // the request gives up; its session runs on
+	if err := <-sent; err == nil {
+		t.Fatal("Send whose context ended while the relay held the mail = nil; want an error")
+	}
+
+	cut, ccancel := context.WithCancel(t.Context())
+	ccancel()
+	if err := m.Wait(cut); err == nil || !strings.Contains(err.Error(), "1 SMTP session") {
+		t.Errorf("Wait with its context ended while a session runs = %v; want an error saying 1 SMTP session was cut", err)
+	}
+
+	waited := make(chan error, 1)
+	go func() { waited <- m.Wait(ctx) }()
+	select {
+	case err := <-waited:
+		t.Fatalf("Wait returned (%v) while the relay still held the mail", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(release)
+	select {
+	case err := <-waited:
+		if err != nil {
+			t.Fatalf("Wait once the relay took the mail = %v; want nil", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("Wait did not return once the relay took the mail")
+	}
+	if msgs := srv.Messages(); len(msgs) != 1 {
+		t.Errorf("the relay has %d mails when Wait returned; want 1", len(msgs))
 	}
 }
