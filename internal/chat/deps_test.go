@@ -12,7 +12,9 @@ import (
 // secure/precis checks where their joiners stand), and
 // github.com/mtibben/confusables, Unicode's confusables.txt as a Go map
 // with UTS #39's skeleton (look-alike room and group names), which itself
-// needs only golang.org/x/text.
+// needs only golang.org/x/text, and golang.org/x/net/idna, the Go
+// project's IDNA (UTS #46) on those tables, for internationalized domains
+// of addresses (one package of x/net: nothing of its network code).
 func TestDependencies(t *testing.T) {
 	out, err := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}} {{.Standard}}", "github.com/parley-chat/parley/internal/chat").CombinedOutput()
 	if err != nil {
@@ -26,7 +28,7 @@ func TestDependencies(t *testing.T) {
 				t.Errorf("internal/chat depends on %s", dep)
 			}
 		}
-		if std != "true" && dep != "github.com/parley-chat/parley/internal/chat" && !strings.HasPrefix(dep, "golang.org/x/text/") && dep != "github.com/mtibben/confusables" {
+		if std != "true" && dep != "github.com/parley-chat/parley/internal/chat" && !strings.HasPrefix(dep, "golang.org/x/text/") && dep != "github.com/mtibben/confusables" && dep != "golang.org/x/net/idna" {
 			t.Errorf("internal/chat depends on non-standard package %s", dep)
 		}
 	}

@@ -111,7 +111,7 @@ func MigrateEmailsNFC(t EmailTable) ([]KeptEmail, error) {
 	}
 	if t.Log != nil {
 		for _, k := range kept {
-			t.Log.Warn("user's address kept as stored: folded (NFC, lower case), it is the address of the holder, who signs in with it",
+			t.Log.Warn("user's address kept as stored: folded (NFC, lower case, an internationalized domain in Unicode), it is the address of the holder, who signs in with it",
 				"migration", t.Migration, "user", k.ID, "holder", k.Holder)
 		}
 	}

@@ -1924,3 +1924,57 @@ func TestOpenSessionsLeaveRenewalToRequests(t *testing.T) {
 		t.Errorf("RenewWindow of a two-minute session ends %v, %v; want %v", until, ok, f2.clock.Now().Add(90*time.Second))
 	}
 }
+
+// TestNormalizeEmailIDN: an internationalized domain is one address
+// whichever way it is written, in Unicode (a U-label) or in its ASCII
+// form (an A-label, "xn--" and punycode): NormalizeEmail keeps the
+// Unicode form. A domain that is not a valid internationalized name is
+// refused. Before, the two forms were two addresses, so two accounts, and
+// any "xn--" label passed.
+func TestNormalizeEmailIDN(t *testing.T) {
+	tests := []struct {
+		in, want string
+		code     string // "" when valid
+	}{
+		{"ana@bücher.example", "ana@bücher.example", ""},
+		{"ana@xn--bcher-kva.example", "ana@bücher.example", ""},
+		{"ana@XN--BCHER-KVA.example", "ana@bücher.example", ""},
+		{"ANA@BÜCHER.EXAMPLE", "ana@bücher.example", ""},
+		{"ana@bu\u0308cher.example", "ana@bücher.example", ""},
+		{"ana@faß.de", "ana@faß.de", ""}, // not fass.de: another domain
+		{"ana@xn--fa-hia.de", "ana@faß.de", ""},
+		{"ana@例え.テスト", "ana@例え.テスト", ""},
+		{"ana@xn--r8jz45g.xn--zckzah", "ana@例え.テスト", ""},
+		{"ana@mail.xn--bcher-kva.example", "ana@mail.bücher.example", ""},
+		{"anä@bücher.example", "anä@bücher.example", ""}, // UTF-8 local parts are kept as before
+		// ASCII domains are kept as before.
+		{"ana@ab--cd.example", "ana@ab--cd.example", ""},
+		{"ana@xn--.example", "", chat.CodeInvalidField},                            // no punycode
+		{"ana@xn--bcher-kva9.example", "", chat.CodeInvalidField},                  // not punycode
+		{"ana@xn--bucher-xyd.example", "", chat.CodeInvalidField},                  // bücher, not in NFC
+		{"ana@xn--abc-fn0a.example", "", chat.CodeInvalidField},                    // a joiner after no virama
+		{"ana@xn--bcher-kva-.example", "", chat.CodeInvalidField},                  // trailing hyphen
+		{"ana@xn--abc-cec.example", "", chat.CodeInvalidField},                     // a combining mark first
+		{"ana@bü_cher.example", "", chat.CodeInvalidField},                         // not a host name's character
+		{"ana@-bücher.example", "", chat.CodeInvalidField},                         // leading hyphen
+		{"ana@xn--mgbh0fb.xn--kgbechtv", "ana@مثال.إختبار", ""},                    // right to left
+		{"ana@a\u05d0.example", "", chat.CodeInvalidField},                         // left to right and right to left in one label
+		{"ana@" + strings.Repeat("ü", 60) + ".example", "", chat.CodeInvalidField}, // its A-label is longer than 63
+		// Within 254 bytes as kept, past them with its domain in ASCII.
+		{strings.Repeat("a", 80) + "@" + strings.Repeat(strings.Repeat("a", 50)+"ü.", 3) + "example", "", chat.CodeTooLong},
+	}
+	for _, tt := range tests {
+		got, err := chat.NormalizeEmail(tt.in)
+		if tt.code == "" {
+			if err != nil || got != tt.want {
+				t.Errorf("NormalizeEmail(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
+			}
+			continue
+		}
+		if err == nil {
+			t.Errorf("NormalizeEmail(%q) = %q; want an error", tt.in, got)
+			continue
+		}
+		wantError(t, fmt.Sprintf("NormalizeEmail(%q)", tt.in), err, chat.ErrInvalid, tt.code, "email")
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"golang.org/x/net/idna"
 	"golang.org/x/text/secure/precis"
 	"golang.org/x/text/unicode/norm"
 )
@@ -28,14 +29,18 @@ const (
 	MaxMarks = 8
 )
 
-// NormalizeEmail trims an address, takes it to NFC, lower case
-// (FoldEmail), and checks its form. Addresses are compared in that form
-// alone: "café@example.com" typed with a precomposed é and with e and a
-// combining acute accent is one address, as net/mail takes UTF-8 local
-// parts and domains. The domain must be a name with a dot: not a single
-// label (localhost) nor a host by its address ([10.0.0.5], or 10.0.0.5:
-// no top-level domain is all digits), which name the relay's own host or
-// one in its network rather than a user's mailbox.
+// NormalizeEmail trims an address, takes it to NFC, lower case, with an
+// internationalized domain in Unicode (FoldEmail), and checks its form.
+// Addresses are compared in that form alone: "café@example.com" typed
+// with a precomposed é and with e and a combining acute accent is one
+// address, as net/mail takes UTF-8 local parts and domains, and so is
+// "ana@bücher.example" written "ana@xn--bcher-kva.example". The domain
+// must be a name with a dot: not a single label (localhost) nor a host by
+// its address ([10.0.0.5], or 10.0.0.5: no top-level domain is all
+// digits), which name the relay's own host or one in its
+// network rather than a user's mailbox. An internationalized domain must
+// be a valid one (see idnaProfile), and the address, its domain in ASCII
+// as it is mailed (EmailASCII), at most MaxEmailLen bytes.
 func NormalizeEmail(s string) (string, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
@@ -53,8 +58,18 @@ func NormalizeEmail(s string) (string, error) {
 	if err != nil || a.Address != s || a.Name != "" {
 		return "", Invalid(CodeInvalidField, "email", "%q is not an email address", s)
 	}
-	if domain := s[strings.LastIndexByte(s, '@')+1:]; !strings.Contains(domain, ".") || strings.HasPrefix(domain, "[") || numericTLD(domain) {
+	at := strings.LastIndexByte(s, '@')
+	if domain := s[at+1:]; !strings.Contains(domain, ".") || strings.HasPrefix(domain, "[") || numericTLD(domain) {
 		return "", Invalid(CodeInvalidField, "email", "%q is not an email address", s)
+	}
+	if isIDN(s[at+1:]) {
+		ascii, err := idnaProfile.ToASCII(s[at+1:])
+		if err != nil {
+			return "", Invalid(CodeInvalidField, "email", "%q is not an email address: its domain is not a valid internationalized domain name", s)
+		}
+		if at+1+len(ascii) > MaxEmailLen {
+			return "", Invalid(CodeTooLong, "email", "email is longer than %d characters with its domain in ASCII (%s)", MaxEmailLen, ascii)
+		}
 	}
 	return s, nil
 }
@@ -68,6 +83,49 @@ func numericTLD(domain string) bool {
 	return tld != "" && strings.Trim(tld, "0123456789") == ""
 }
 
+// idnaProfile checks and converts internationalized domains: UTS #46
+// processing for lookup, nontransitional (faß.de is not fass.de, as
+// IDNA2008 has it), host names' characters only (STD3), hyphens, joiners
+// and the Bidi rule checked, labels of 1 to 63 bytes in ASCII.
+var idnaProfile = idna.New(
+	idna.MapForLookup(),
+	idna.Transitional(false),
+	idna.BidiRule(),
+	idna.CheckHyphens(true),
+	idna.CheckJoiners(true),
+	idna.VerifyDNSLength(true),
+)
+
+// isIDN reports whether domain is an internationalized domain name: one
+// with a character outside ASCII or a label in ASCII form ("xn--").
+// Other domains are taken as they were before IDNA was checked.
+func isIDN(domain string) bool {
+	for i := 0; i < len(domain); i++ {
+		if domain[i] >= utf8.RuneSelf {
+			return true
+		}
+	}
+	return strings.HasPrefix(domain, "xn--") || strings.Contains(domain, ".xn--")
+}
+
+// EmailASCII returns the address s, as NormalizeEmail returns it, with
+// its domain in ASCII (its labels A-labels, "xn--" and punycode), the
+// form that goes in the SMTP envelope and the To header for a relay that
+// does not take UTF-8 (SMTPUTF8): "ana@bücher.example" becomes
+// "ana@xn--bcher-kva.example". A local part outside ASCII is kept: it has
+// no ASCII form, and only a relay that takes UTF-8 takes it.
+func EmailASCII(s string) (string, error) {
+	at := strings.LastIndexByte(s, '@')
+	if at < 0 || !isIDN(s[at+1:]) {
+		return s, nil
+	}
+	ascii, err := idnaProfile.ToASCII(s[at+1:])
+	if err != nil {
+		return "", Invalid(CodeInvalidField, "email", "%q is not an email address: its domain is not a valid internationalized domain name", s)
+	}
+	return s[:at+1] + ascii, nil
+}
+
 // FoldEmail is an address in Unicode's composed form (NFC), lower case:
 // NFC, then strings.ToLower, then NFC again. The order matters both ways.
 // Lower-casing first would part canonically equal spellings: U+0130 (İ)
@@ -76,7 +134,9 @@ func numericTLD(domain string) bool {
 // U+0301 composes to "í". Lower-casing and NFC repeat, a few times at
 // most, until the address is stable, as every stored address must be: it
 // is its own FoldEmail. (x/text before v0.44.0 composed U+1042B with
-// U+0308 to U+04F8, a capital, which the repeat lower-cased.)
+// U+0308 to U+04F8, a capital, which the repeat lower-cased.) Then an
+// internationalized domain (isIDN) that is valid is taken to Unicode,
+// its labels U-labels: "XN--BCHER-KVA.example" becomes "bücher.example".
 func FoldEmail(s string) string {
 	s = norm.NFC.String(s)
 	for range 4 {
@@ -85,6 +145,14 @@ func FoldEmail(s string) string {
 			break
 		}
 		s = t
+	}
+	if at := strings.LastIndexByte(s, '@'); at >= 0 && isIDN(s[at+1:]) {
+		// In NFC, lower case, and the same whichever form each label
+		// was written in. A domain that is not valid is left as it is,
+		// for NormalizeEmail to refuse.
+		if d, err := idnaProfile.ToUnicode(s[at+1:]); err == nil {
+			s = s[:at+1] + d
+		}
 	}
 	return s
 }

@@ -102,6 +102,11 @@ func NewSMTP(rawURL, from string, logger *slog.Logger, opts ...Option) (*SMTP, e
 	if err != nil {
 		return nil, fmt.Errorf("mailer: invalid from address %q: %w", from, err)
 	}
+	// Its domain in ASCII, as the recipients' (Send), for MAIL FROM, the
+	// From header and the Message-ID.
+	if fromAddr.Address, err = chat.EmailASCII(fromAddr.Address); err != nil {
+		return nil, fmt.Errorf("mailer: invalid from address %q: %w", from, err)
+	}
 	c, err := parseURL(rawURL)
 	if err != nil {
 		return nil, err
@@ -192,7 +197,12 @@ func (s *SMTP) Send(ctx context.Context, m chat.Mail) error {
 	// go-mail would name this machine in the Message-ID: no domain of the
 	// sender's, and the name of a host inside for every recipient to see.
 	msg.SetMessageIDWithValue(rand.Text() + "@" + s.from.Address[strings.LastIndexByte(s.from.Address, '@')+1:])
-	if err := msg.To(m.To); err != nil {
+	// The domain in ASCII: a relay without SMTPUTF8 refuses it in UTF-8.
+	to, err := chat.EmailASCII(m.To)
+	if err != nil {
+		return fmt.Errorf("mailer: invalid recipient %q: %w", m.To, err)
+	}
+	if err := msg.To(to); err != nil {
 		return fmt.Errorf("mailer: invalid recipient %q: %w", m.To, err)
 	}
 	msg.Subject(m.Subject)

@@ -99,7 +99,7 @@ func Open(ctx context.Context, url string) (*DB, error) {
 // the default.
 type Options struct {
 	// Logger is told what a migration did that an operator should know
-	// of (emailsNFC); nil discards it.
+	// of (foldEmails); nil discards it.
 	Logger *slog.Logger
 }
 
@@ -360,9 +360,10 @@ var migrations embed.FS
 // runs in the migration's transaction right after its SQL.
 func (db *DB) goSteps() map[int]func(ctx context.Context, tx pgx.Tx) error {
 	return map[int]func(ctx context.Context, tx pgx.Tx) error{
-		5: namesNFC,
-		7: nameSkeletons,
-		8: db.emailsNFC,
+		5:  namesNFC,
+		7:  nameSkeletons,
+		8:  db.foldEmails(8),
+		10: db.foldEmails(10),
 	}
 }
 

@@ -82,7 +82,7 @@ func (s Synchronous) pragma() string {
 type Options struct {
 	Synchronous Synchronous
 	// Logger is told what a migration did that an operator should know
-	// of (emailsNFC); nil discards it.
+	// of (foldEmails); nil discards it.
 	Logger *slog.Logger
 }
 
@@ -419,7 +419,8 @@ func (db *DB) goSteps() map[int]func(ctx context.Context, tx *sql.Tx) error {
 		2:  nameKeyBackfill,
 		10: namesNFC,
 		12: nameSkeletons,
-		14: db.emailsNFC,
+		14: db.foldEmails(14),
+		17: db.foldEmails(17),
 	}
 }
 

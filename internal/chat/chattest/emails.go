@@ -79,3 +79,50 @@ func MigratedEmails(t *testing.T, st chat.Store, got, codes []string, log string
 		t.Errorf("AttemptLoginCodes(the old spelling's code) = %v; want ErrNotFound", err)
 	}
 }
+
+// MigratedIDNEmails checks a store just migrated to addresses whose
+// internationalized domain is in Unicode (chat.FoldEmail) from a
+// database holding, as the parley before it stored them, users 1
+// "ana@xn--bcher-kva.example", 2 "bob@xn--bcher-kva.example", 3
+// "bob@bücher.example" (user 2's mailbox, stored twice) and 4
+// "cy@bücher.example", and login codes pending for
+// "ana@xn--bcher-kva.example" and "cy@bücher.example". got, codes and log
+// are as for MigratedEmails.
+//
+// User 1 signs in with either form of the domain. User 2 keeps its
+// address, which no sign-in reaches, as user 3 holds the folded one, and
+// is logged. The code of user 1's changed address is gone; the other stays.
+func MigratedIDNEmails(t *testing.T, st chat.Store, got, codes []string, log string) {
+	t.Helper()
+	ctx := context.Background()
+	want := []string{
+		"1 ana@bücher.example",
+		"2 bob@xn--bcher-kva.example",
+		"3 bob@bücher.example",
+		"4 cy@bücher.example",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("users after the migration mismatch (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"cy@bücher.example"}, codes); diff != "" {
+		t.Errorf("login codes after the migration mismatch (-want +got):\n%s", diff)
+	}
+	if !strings.Contains(log, "user=2 holder=3") {
+		t.Errorf("the migration logged:\n%s\nwant a line with %q", log, "user=2 holder=3")
+	}
+	at := time.Unix(100, 0)
+	for email, id := range map[string]int64{
+		"ana@xn--bcher-kva.example": 1, "ANA@BÜCHER.example": 1,
+		"bob@xn--bcher-kva.example": 3, "bob@bücher.example": 3,
+		"cy@XN--BCHER-KVA.EXAMPLE": 4,
+	} {
+		folded, err := chat.NormalizeEmail(email)
+		if err != nil {
+			t.Fatalf("NormalizeEmail(%+q): %v", email, err)
+		}
+		u, created, err := st.EnsureUser(ctx, folded, at)
+		if err != nil || created || u.ID != id {
+			t.Errorf("EnsureUser(%+q) = user %d (created %v), %v; want user %d", folded, u.ID, created, err, id)
+		}
+	}
+}
