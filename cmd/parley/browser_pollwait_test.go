@@ -36,8 +36,8 @@ const recordPolls = `(() => {
 // (--max-user-conns 1), long-polls in one tab and opens the app, long-
 // polling too, in another. The server refuses the second tab's new channel
 // with 429 rate_limited and retry_after_ms: the tab asks again no sooner
-// than that, not on its back-off of half a second, and connects once the
-// first tab has gone.
+// than that, not on its back-off of half a second, says why it waits,
+// and connects once the first tab has gone.
 func TestBrowserPollWaitsRetryAfter(t *testing.T) {
 	exe := chromiumPath(t)
 	s := startServer(t, "--max-user-conns", "1")
@@ -70,6 +70,13 @@ func TestBrowserPollWaitsRetryAfter(t *testing.T) {
 			t.Errorf("poll %d came %.0f ms after poll %d was refused with retry_after_ms %.0f; want no sooner", i+2, gap, i+1, p.RetryAfterMS)
 		}
 	}
+
+	// The status says why the page waits, not that the server cannot be
+	// reached.
+	waitFor[bool](t, other, "the status says the server refused the connection for a limit",
+		`{text: document.getElementById("conn-text").textContent, polls: window.parleyPolls}`, `(want) =>
+		document.getElementById("conn-status").dataset.state === "disconnected" &&
+		document.getElementById("conn-text").textContent.startsWith(want)`, limitedText)
 
 	ada.do(t, "the first tab goes", chromedp.Navigate("about:blank"))
 	const wait = 40 * time.Second

@@ -2997,7 +2997,7 @@ function onComposerKeypress(e) {
 
 // ---------------------------------------------------------------- socket
 
-function connStatus({ state: s, transport }) {
+function connStatus({ state: s, transport, retryAt, reason }) {
   const el = $('conn-status');
   el.dataset.state = s;
   el.dataset.transport = transport;
@@ -3006,6 +3006,12 @@ function connStatus({ state: s, transport }) {
   let text = 'Connected';
   if (s !== 'connected') text = state.everConnected ? 'Connection lost — reconnecting…' : 'Connecting…';
   if (s === 'disconnected' && !state.everConnected) text = 'Cannot reach the server — retrying…';
+  if (s === 'disconnected' && reason === 'limited') {
+    // The server answers, but refuses this connection for the user's
+    // limits: too many connections (tabs, devices) or opened too often.
+    const secs = Math.max(1, Math.ceil((retryAt - Date.now()) / 1000));
+    text = `Too many open tabs or reconnects — retrying ${retryAt ? `in ${plural(secs, 'second')}` : 'later'}…`;
+  }
   $('conn-text').textContent = text;
   setHidden($('conn-retry'), s !== 'disconnected' || !state.socket || state.socket.stopped);
 }

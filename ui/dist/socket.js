@@ -5,7 +5,9 @@
 // docs/protocol.md, whichever transport carries the frames.
 //
 // Events (socket.on(type, fn)):
-//   state        {state: 'connecting'|'connected'|'disconnected', transport: 'ws'|'poll', retryAt?}
+//   state        {state: 'connecting'|'connected'|'disconnected', transport: 'ws'|'poll', retryAt?, reason?}
+//                reason 'limited': the server refused the connection for the user's limits (too many
+//                connections on the node, or opened too often) and is asked again at retryAt
 //   hello        the hello frame (user, limits); resumed: true when a long-poll channel's first one is given again
 //   opened       {room, online, onlineCount, reads}   online: some of the onlineCount present; reads: [{user_id, seq}] or undefined
 //   messages     {roomId, messages}   new messages in seq order, never repeated
@@ -325,6 +327,8 @@ export class ChatSocket {
     this.transport = transport === 'poll' ? pollTransport(pollUrl) : wsTransport(wsUrl);
     this.probe = probe || (() => Promise.resolve(false));
     this.wsFailures = 0; // WebSocket failures before hello, the HTTP API up and an open allowed, since the last hello
+    this.limited = false; // the last connection was refused for the user's limits (a 429, or the check said so)
+    this.retryAt = 0; // of the reconnect under way
     this.conn = null; // the current connection of this.transport
     this.ready = false; // hello received on the current connection
     this.stopped = true;
@@ -476,6 +480,11 @@ export class ChatSocket {
       return;
     }
     if (this.stopped) return;
+    // A refusal for a limit says so (a 429 to a poll); a WebSocket that
+    // failed before its hello is taken as the one before it was until
+    // the check answers, and any other failure as no refusal.
+    if (retryAfterMs > 0) this.limited = true;
+    else if (hadHello || this.transport.kind !== 'ws') this.limited = false;
     if (!hadHello && this.transport.kind === 'ws') this.checkFallback();
     this.scheduleReconnect(retryAfterMs);
   }
@@ -497,12 +506,15 @@ export class ChatSocket {
       res = false;
     }
     const up = typeof res === 'object' && res !== null ? !!res.up : !!res;
-    if (!up || this.stopped || this.ready || this.transport !== transport) return;
-    const wait = (res && res.retryAfterMs) || 0;
+    if (this.stopped || this.ready || this.transport !== transport) return;
+    const wait = (up && res && res.retryAfterMs) || 0;
+    if (wait <= 0) this.setLimited(false);
+    if (!up) return;
     if (wait > 0) {
       // Refused by a limit: wait as the server says, then the WebSocket
       // again. A connection under way already (the back-off was shorter
       // than the probe) is left to end by itself.
+      this.limited = true; // told with the wait (scheduleReconnect)
       if (this.conn || this.suspended) return;
       clearTimeout(this.retryTimer);
       this.attempt = Math.max(0, this.attempt - 1); // this failure's step again
@@ -518,6 +530,21 @@ export class ChatSocket {
     this.connect();
   }
 
+  // setLimited records whether the server refuses the user's connections
+  // for a limit now; a change while waiting to reconnect is told (state).
+  setLimited(limited) {
+    if (this.limited === limited) return;
+    this.limited = limited;
+    if (this.state === 'disconnected' && !this.conn && !this.stopped && !this.suspended) {
+      this.setState('disconnected', this.waitState());
+    }
+  }
+
+  // waitState is the state event's news of the reconnect under way.
+  waitState() {
+    return this.limited ? { retryAt: this.retryAt, reason: 'limited' } : { retryAt: this.retryAt };
+  }
+
   // scheduleReconnect connects again after the back-off, and after at
   // least minWait (the server's retry_after_ms for an open it refused).
   scheduleReconnect(minWait = 0) {
@@ -528,7 +555,8 @@ export class ChatSocket {
     const step = Math.min(MAX_DELAY, MIN_DELAY * 2 ** this.attempt);
     const delay = Math.max(step / 2, minWait) + Math.random() * (step / 2);
     this.attempt++;
-    this.setState('disconnected', { retryAt: Date.now() + delay });
+    this.retryAt = Date.now() + delay;
+    this.setState('disconnected', this.waitState());
     this.retryTimer = setTimeout(() => this.connect(), delay);
   }
 
@@ -795,6 +823,7 @@ export class ChatSocket {
         this.ready = true;
         this.attempt = 0;
         this.wsFailures = 0;
+        this.limited = false;
         if (f.limits) this.limits = { ...this.limits, ...f.limits };
         if (f.user && f.user.id) this.userId = f.user.id;
         this.setState('connected');
