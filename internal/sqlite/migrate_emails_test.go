@@ -28,10 +28,20 @@ INSERT INTO login_codes (email, hash, expires_at, attempts) VALUES
 // a user made before signs in with either spelling of theirs, without
 // merging or losing an account of one mailbox stored twice.
 func TestMigrateEmailsNFC(t *testing.T) {
+	db, users, codes, log := migrateEmails(t, 13, emailRows)
+	chattest.MigratedEmails(t, db, users, codes, log)
+}
+
+// migrateEmails makes a database at migration from, stores rows, and
+// opens it, which runs the migrations after from: it returns the store,
+// its users ("id email", by id) and login codes' addresses as they are
+// then, and what the migrations logged.
+func migrateEmails(t *testing.T, from int, rows string) (db *DB, users, codes []string, logged string) {
+	t.Helper()
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "parley.db")
-	rw := migratedTo(t, path, 13)
-	if _, err := rw.ExecContext(ctx, emailRows); err != nil {
+	rw := migratedTo(t, path, from)
+	if _, err := rw.ExecContext(ctx, rows); err != nil {
 		t.Fatal(err)
 	}
 	if err := rw.Close(); err != nil {
@@ -42,7 +52,7 @@ func TestMigrateEmailsNFC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	t.Cleanup(func() { db.Close() })
 	strings := func(query string) []string {
 		t.Helper()
 		got, err := queryAll(ctx, db.ro, query, nil, func(r scanner) (string, error) {
@@ -54,6 +64,6 @@ func TestMigrateEmailsNFC(t *testing.T) {
 		}
 		return got
 	}
-	chattest.MigratedEmails(t, db, strings(`SELECT id || ' ' || email FROM users ORDER BY id`),
-		strings(`SELECT email FROM login_codes ORDER BY email`), log.String())
+	return db, strings(`SELECT id || ' ' || email FROM users ORDER BY id`),
+		strings(`SELECT email FROM login_codes ORDER BY email`), log.String()
 }
