@@ -225,6 +225,9 @@ func newTestServer(tb testing.TB, opts ...option) *testServer {
 		Logger:   logger,
 	})
 	h := hub.New(br, logger)
+	// As cmd/parley's run wires it: without the store, the hub cannot
+	// catch up a followed group, nor fill a gap, nor resync a topic.
+	h.UseStore(svc.Missed)
 	ui := fstest.MapFS{"index.html": {Data: []byte("<!doctype html><title>Parley</title>")}}
 	handler := web.NewHandler(logger, cfg.web, svc, h, ui)
 	if lines := cfg.forwardedProto; lines != nil {
