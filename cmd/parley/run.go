@@ -141,7 +141,6 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 	// are dropped, those running ended (Close returns even while the
 	// broker hangs), and clients resync on reconnecting.
 	defer svc.Close()
-	h.UseStore(svc.Missed) // gaps in the broker's stream are filled from the store
 
 	var uiFS fs.FS
 	if cfg.Dev {

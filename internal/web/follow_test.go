@@ -31,7 +31,7 @@ func (b *slowSubscribe) Subscribe(t chat.Topic, fn func(chat.Event)) (func(), er
 // conversation event reached their connection, but before the node's
 // subscription to the group was made (the hub follows the group in a
 // goroutine, and the broker may be slow), reaches that connection from
-// the store, as the server wires the hub (cmd/parley: UseStore).
+// the store, as NewHandler wires the hub (UseStore).
 func TestFollowedGroupCatchesUp(t *testing.T) {
 	br := &slowSubscribe{release: make(chan struct{})}
 	ts := newTestServer(t, withBroker(func(b chat.Broker) chat.Broker { br.Broker = b; return br }))

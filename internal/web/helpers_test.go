@@ -224,10 +224,7 @@ func newTestServer(tb testing.TB, opts ...option) *testServer {
 		Mailer:   ml,
 		Logger:   logger,
 	})
-	h := hub.New(br, logger)
-	// As cmd/parley's run wires it: without the store, the hub cannot
-	// catch up a followed group, nor fill a gap, nor resync a topic.
-	h.UseStore(svc.Missed)
+	h := hub.New(br, logger) // NewHandler gives it the store
 	ui := fstest.MapFS{"index.html": {Data: []byte("<!doctype html><title>Parley</title>")}}
 	handler := web.NewHandler(logger, cfg.web, svc, h, ui)
 	if lines := cfg.forwardedProto; lines != nil {

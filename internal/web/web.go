@@ -172,7 +172,9 @@ type server struct {
 }
 
 // NewHandler returns Parley's whole HTTP surface. ui is the web app's file
-// tree (index.html at its root).
+// tree (index.html at its root). It wires h to svc: h fills from the
+// store what its broker did not bring (Hub.UseStore), and checks the
+// sessions of its clients (Hub.CheckSessions).
 func NewHandler(log *slog.Logger, cfg Config, svc *chat.Service, h *hub.Hub, ui fs.FS) http.Handler {
 	cfg.fill()
 	s := &server{log: log, cfg: cfg, svc: svc, hub: h, origins: make(map[string]bool), polls: pollChannels{m: make(map[string]*pollChannel)}, pings: pinger{every: cfg.PingInterval}, writers: newWriters()}
@@ -180,6 +182,9 @@ func NewHandler(log *slog.Logger, cfg Config, svc *chat.Service, h *hub.Hub, ui 
 		s.origins[normalizeOrigin(o)] = true
 	}
 	s.upgrader = newUpgrader(s.checkOrigin)
+	// Gaps in the broker's stream, and a group's messages sent before a
+	// member added is subscribed to it, are filled from the store.
+	h.UseStore(svc.Missed)
 	// A connection's session is read when it opens; its end reaches it
 	// as an event, which a node may miss (the broker lost it).
 	h.CheckSessions(svc.Config().SessionCheck, svc.OpenSessions)
