@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/gorilla/websocket"
+
 	"github.com/parley-chat/parley/internal/chat"
 	"github.com/parley-chat/parley/internal/web"
 )
@@ -50,26 +52,15 @@ func wantOpenRefused(tb testing.TB, what string, resp *http.Response) {
 func TestWSOpenRate(t *testing.T) {
 	ts := newTestServer(t)
 	ada := ts.signIn(t, "ada@example.com", "Ada")
-	refused := 0
-	for i := 1; i <= openLoopMax; i++ {
+	dialUntilRefused(t, "WebSockets opened and closed in a row", func() (*websocket.Conn, *http.Response, error) {
 		conn, resp, err := ts.dial(t, ada, "/api/ws", dialOptions{})
 		if err == nil {
 			w := newWSClient(t, ada.Name, conn)
 			w.startReading()
 			w.expect(t, "hello")
-			conn.Close()
-			continue
 		}
-		if i <= openBurst {
-			t.Fatalf("open %d: %v (%s); want the first %d to go through", i, err, statusOf(resp), openBurst)
-		}
-		wantOpenRefused(t, "open "+strconv.Itoa(i), resp)
-		refused = i
-		break
-	}
-	if refused == 0 {
-		t.Fatalf("%d WebSockets opened and closed in a row, none refused; want 429 rate_limited past a burst of %d", openLoopMax, openBurst)
-	}
+		return conn, resp, err
+	})
 	grace := ts.signIn(t, "grace@example.com", "Grace")
 	ts.connect(t, grace) // the limit is Ada's
 }
@@ -109,9 +100,18 @@ func TestPollOpenRate(t *testing.T) {
 // a user (each open enters a room, maybe making it, and subscribes).
 func TestChannelsCompatOpenRate(t *testing.T) {
 	ts := newTestServer(t, withWeb(func(c *web.Config) { c.ChannelsCompat = true }))
-	refused := 0
+	dialUntilRefused(t, "compat connections opened and closed in a row from one address", func() (*websocket.Conn, *http.Response, error) {
+		return ts.dial(t, nil, "/ws/chat/lobby/", dialOptions{})
+	})
+}
+
+// dialUntilRefused opens and closes connections with dial, up to
+// openLoopMax: the first openBurst must go through, and one after them
+// must be refused as wantOpenRefused says.
+func dialUntilRefused(t *testing.T, what string, dial func() (*websocket.Conn, *http.Response, error)) {
+	t.Helper()
 	for i := 1; i <= openLoopMax; i++ {
-		conn, resp, err := ts.dial(t, nil, "/ws/chat/lobby/", dialOptions{})
+		conn, resp, err := dial()
 		if err == nil {
 			conn.Close()
 			continue
@@ -120,12 +120,9 @@ func TestChannelsCompatOpenRate(t *testing.T) {
 			t.Fatalf("open %d: %v (%s); want the first %d to go through", i, err, statusOf(resp), openBurst)
 		}
 		wantOpenRefused(t, "open "+strconv.Itoa(i), resp)
-		refused = i
-		break
+		return
 	}
-	if refused == 0 {
-		t.Fatalf("%d compat connections opened and closed in a row from one address, none refused; want 429 rate_limited past a burst of %d", openLoopMax, openBurst)
-	}
+	t.Fatalf("%d %s, none refused; want 429 rate_limited past a burst of %d", openLoopMax, what, openBurst)
 }
 
 // TestPlainGetTakesNoOpen: a GET of /api/ws that is no WebSocket upgrade
