@@ -72,6 +72,30 @@ func TestBrowserUnsentStoredSurvivesReload(t *testing.T) {
 	reloadedStoredLive(t, st, ada, grace, "send", text)
 }
 
+// TestBrowserUnsentStoredHistoryBeforeHello: as
+// TestBrowserUnsentStoredSurvivesReload, but the reloaded page's history
+// comes before its WebSocket's hello, as it may on a slow link: the page
+// knows whose the message is before the hello says so, and shows it once,
+// sent.
+func TestBrowserUnsentStoredHistoryBeforeHello(t *testing.T) {
+	_, st, ada, grace := adaAndGrace(t)
+	ada.enterRoom(t, "lobby")
+	grace.enterRoom(t, "lobby")
+	ada.send(t, "Before the store falters.")
+	grace.waitMessage(t, "Before the store falters.")
+
+	// On the reloaded page, every frame reaches the app 1.5 s late.
+	ada.onEveryPage(t, "hold the frames", `(() => {
+		const add = WebSocket.prototype.addEventListener;
+		WebSocket.prototype.addEventListener = function (type, fn, opts) {
+			if (type !== "message") return add.call(this, type, fn, opts);
+			return add.call(this, type, (e) => setTimeout(() => fn(e), 1500), opts);
+		};
+	})()`)
+	text := "Stored, the store unsure, reloaded, the history first. " + unsureMark + " " + downMark
+	reloadedStoredLive(t, st, ada, grace, "send", text)
+}
+
 // TestBrowserUnsentSignOut: Ada signs out while a message of hers is
 // pending, the store down. The page keeps it for a reload until then, but
 // not past the sign-out: the browser's storage no longer holds it, and

@@ -3025,6 +3025,7 @@ function startSocket() {
   const keep = new Unsent(state.me.id);
   const socket = new ChatSocket({
     keep,
+    userId: state.me.id,
     wsUrl: `${proto}//${location.host}/api/ws`,
     pollUrl: '/api/poll',
     transport: new URLSearchParams(location.search).get('transport') === 'poll' ? 'poll' : 'ws',

@@ -320,8 +320,10 @@ export class ChatSocket {
   // a page cannot read from a failed WebSocket; a boolean is up alone.
   // keep, if given, keeps the unacknowledged sends for a reload:
   // keep.save(sends) gets them, in the order sent, whenever they change
-  // (see restore).
-  constructor({ wsUrl, pollUrl, transport, probe, keep }) {
+  // (see restore). userId, if given, is the signed-in user's, known
+  // before the first hello: a page's history may come before it, and the
+  // sends it settles (settle) are told by it.
+  constructor({ wsUrl, pollUrl, transport, probe, keep, userId }) {
     this.keep = keep || null;
     this.pollUrl = pollUrl;
     this.transport = transport === 'poll' ? pollTransport(pollUrl) : wsTransport(wsUrl);
@@ -347,7 +349,7 @@ export class ChatSocket {
     // reconnect: 0 when the log was empty at hello (the events logged
     // since are all missed), -1 before a hello.
     this.userSeq = -1;
-    this.userId = 0; // of the hello: the sender of this user's messages
+    this.userId = userId || 0; // the sender of this user's messages, as the hello says
     this.openSeqs = new Map(); // roomId → user_seq of this connection's newest opened reply of it
     this.lastRx = 0;
     this.lastTx = 0;
