@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 // Contact states, from one user's point of view. A store keeps the first
@@ -181,6 +183,9 @@ func (s *Service) SearchUsers(ctx context.Context, me User, q string) ([]User, e
 	if !utf8.ValidString(q) {
 		return nil, Invalid(CodeInvalidField, "q", "the search query is not valid UTF-8")
 	}
+	// Names are kept composed (NFC): a prefix typed with combining
+	// accents is compared in that form too.
+	q = norm.NFC.String(q)
 	if utf8.RuneCountInString(q) > MaxSearchLen {
 		return nil, Invalid(CodeTooLong, "q", "the search query is longer than %d characters", MaxSearchLen)
 	}

@@ -31,3 +31,22 @@ func TestNamesNFC(t *testing.T) {
 		t.Errorf("CreateGroup name = %q; want %q", g.Name, "Caf\u00e9")
 	}
 }
+
+// TestSearchUsersNFC: a display name is kept composed (NFC), so a search
+// typed with a combining accent (as some keyboards and pasted text give
+// it) must find it as the composed spelling does.
+func TestSearchUsersNFC(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, chat.Config{})
+	ada, _ := f.signIn(t, "ada@example.com", "Ada")
+	renee, _ := f.signIn(t, "renee@example.com", "Ren\u00e9e")
+	for _, q := range []string{"Ren\u00e9", "Rene\u0301", "RENE\u0301E"} {
+		us, err := f.svc.SearchUsers(ctx, ada, q)
+		if err != nil {
+			t.Fatalf("SearchUsers(%+q): %v", q, err)
+		}
+		if len(us) != 1 || us[0].ID != renee.ID {
+			t.Errorf("SearchUsers(%+q) = %v; want Renée (%d)", q, us, renee.ID)
+		}
+	}
+}
