@@ -17,6 +17,26 @@ function h(tag, className, text) {
   return e;
 }
 
+// iso isolates an element of text users wrote (a name, a message) from the
+// page's text around it, as <bdi> does: its direction is its own text's
+// (dir="auto"), and a right-to-left name, or a body's direction controls,
+// neither draw the page's words, punctuation and digits beside it into
+// their run nor reorder them ("מיכל: 5 apples" is not "5 :מיכל apples").
+function iso(el) {
+  el.dir = 'auto';
+  return el;
+}
+
+// isoParts fills el with parts: strings are the page's text, {text}
+// objects user text, each isolated.
+function isoParts(el, parts) {
+  for (const part of parts) {
+    if (typeof part === 'string') el.append(part);
+    else el.append(iso(h('bdi', null, part.text)));
+  }
+  return el;
+}
+
 // ROOM_NAME is the server's rule for a room name in NFC: letters and digits,
 // each with any combining marks (accents, Indic and Thai vowel signs),
 // '-' and '_'. Characters that show nothing the server refuses itself.
@@ -628,7 +648,7 @@ function renderRoomList(ul, rooms, meta) {
     li.dataset.roomId = String(r.id);
     const b = h('button', 'room-item');
     b.type = 'button';
-    b.append(h('span', 'room-name', r.name), h('span', 'room-meta', meta(r)));
+    b.append(iso(h('span', 'room-name', r.name)), h('span', 'room-meta', meta(r)));
     if (state.room && state.room.id === r.id) b.setAttribute('aria-current', 'true');
     b.addEventListener('click', () => goRoom(r.name));
     li.append(b);
@@ -853,16 +873,17 @@ function onConversationFrame(f) {
   noteMessage(conv, m);
 }
 
-function previewText(conv) {
+// previewParts is a conversation's preview, as isoParts takes it: the
+// names and the body in it are isolated.
+function previewParts(conv) {
   const m = conv.last_message;
-  if (!m) return 'No messages yet';
+  if (!m) return ['No messages yet'];
   const mine = state.me && m.sender_id === state.me.id;
-  const who = mine ? 'You' : displayName(m.sender_id, m.sender_name);
-  if (EVENT_KINDS.has(m.kind)) return eventText(m);
+  if (EVENT_KINDS.has(m.kind)) return eventParts(m);
   const body = (m.body || '').replace(/\s+/g, ' ').trim();
-  const short = [...body].length > 80 ? `${[...body].slice(0, 80).join('')}…` : body;
-  if (mine) return `You: ${short}`;
-  return conv.kind === 'direct' ? short : `${who}: ${short}`;
+  const short = { text: [...body].length > 80 ? `${[...body].slice(0, 80).join('')}…` : body };
+  if (mine) return ['You: ', short];
+  return conv.kind === 'direct' ? [short] : [{ text: displayName(m.sender_id, m.sender_name) }, ': ', short];
 }
 
 function shortTime(iso) {
@@ -893,7 +914,7 @@ function renderConversations() {
     if (c.kind === 'group') av.classList.add('is-group');
     if (direct && c.peer) av = withPresence(av, c.peer.id);
     const main = h('span', 'conv-main');
-    main.append(h('span', c.kind === 'room' ? 'conv-name is-room' : 'conv-name', name), h('span', 'conv-preview', previewText(c)));
+    main.append(iso(h('span', c.kind === 'room' ? 'conv-name is-room' : 'conv-name', name)), isoParts(h('span', 'conv-preview'), previewParts(c)));
     const side = h('span', 'conv-side');
     const n = c.unread || 0;
     const badge = h('span', 'badge', String(n));
@@ -992,7 +1013,7 @@ function peopleInfo(msg, isError) {
 function personRow(user) {
   const li = h('li', 'person');
   li.dataset.userId = String(user.id);
-  li.append(avatar(user.id, user.name), h('span', 'person-name', displayName(user.id, user.name)));
+  li.append(avatar(user.id, user.name), iso(h('span', 'person-name', displayName(user.id, user.name))));
   return li;
 }
 
@@ -1103,7 +1124,7 @@ function renderPeople() {
     const b = h('button', 'person-open');
     b.type = 'button';
     const text = h('span', 'person-text');
-    text.append(h('span', 'person-name', displayName(c.user.id, c.user.name)));
+    text.append(iso(h('span', 'person-name', displayName(c.user.id, c.user.name))));
     const seen = presenceText(c.user.id);
     if (seen) {
       const st = h('span', 'person-presence', seen.replace(/^Offline · /, ''));
@@ -1817,7 +1838,7 @@ function memberItems(g, role, report) {
     const li = h('li', 'group-member');
     li.dataset.userId = String(m.id);
     li.dataset.role = m.role;
-    const who = h('span', 'person-name', displayName(m.id, m.name));
+    const who = iso(h('span', 'person-name', displayName(m.id, m.name)));
     if (m.id === me) who.append(h('span', 'you', ' (you)'));
     li.append(avatar(m.id, m.name), who, h('span', `member-role role-${m.role}`, ROLE_LABEL[m.role] || m.role));
     const acts = h('span', 'person-actions');
@@ -2282,7 +2303,7 @@ function renderOnline() {
     learnName(u.id, u.name);
     const li = h('li');
     li.dataset.userId = String(u.id);
-    const name = h('span', 'name', displayName(u.id, u.name));
+    const name = iso(h('span', 'name', displayName(u.id, u.name)));
     name.title = name.textContent; // the whole of a name cut short
     li.append(avatar(u.id, u.name), name);
     if (state.me && u.id === state.me.id) {
@@ -2411,12 +2432,6 @@ function eventParts(m) {
   }
 }
 
-function eventText(m) {
-  return eventParts(m)
-    .map((p) => (typeof p === 'string' ? p : p.text))
-    .join('');
-}
-
 // fillNames puts names learned since into event lines that lacked them.
 function fillNames() {
   for (const el of box().querySelectorAll('.who[data-unknown]')) {
@@ -2458,7 +2473,7 @@ function messageEl(m) {
     for (const part of eventParts(m)) {
       if (typeof part === 'string') pill.append(part);
       else {
-        const who = h('span', 'who', part.text);
+        const who = iso(h('span', 'who', part.text));
         who.dataset.userId = String(part.id);
         if (part.unknown) who.dataset.unknown = 'true';
         pill.append(who);
@@ -2472,7 +2487,7 @@ function messageEl(m) {
   if (state.me && m.sender_id === state.me.id) el.classList.add('own');
   const main = h('div', 'msg-main');
   const bubble = h('div', 'bubble');
-  bubble.append(h('div', 'msg-body', m.body), timeEl(when));
+  bubble.append(iso(h('div', 'msg-body', m.body)), timeEl(when));
   main.append(h('div', 'msg-sender', name), bubble);
   el.append(avatar(m.sender_id, name), main);
   return el;
@@ -2483,7 +2498,7 @@ function presenceEl(user, online) {
   el.dataset.kind = 'presence';
   el.dataset.userId = String(user.id);
   el.dataset.time = new Date().toISOString();
-  el.append(h('span', 'notice-text', `${displayName(user.id, user.name)} is ${online ? 'online' : 'offline'}`));
+  el.append(isoParts(h('span', 'notice-text'), [{ text: displayName(user.id, user.name) }, ` is ${online ? 'online' : 'offline'}`]));
   return el;
 }
 
@@ -2729,7 +2744,10 @@ function renderTyping() {
   for (const [id, t] of state.typing) if (t.until <= now) state.typing.delete(id);
   const names = [...state.typing.values()].map((t) => t.name || 'Someone');
   const el = $('typing');
-  el.textContent = names.length === 0 ? '' : names.length === 1 ? `${names[0]} is typing…` : `${names.join(', ')} are typing…`;
+  const parts = names.flatMap((name, i) => (i ? [', ', { text: name }] : [{ text: name }]));
+  if (names.length) parts.push(names.length === 1 ? ' is typing…' : ' are typing…');
+  el.replaceChildren();
+  isoParts(el, parts);
   setHidden(el, names.length === 0);
 }
 
