@@ -298,9 +298,20 @@ const MAX_USER_NAME = 40;
 const MAX_GROUP_NAME = 64;
 const MAX_GROUP_DESC = 500;
 
-// tooLong says why a name or description s is over max characters, or ''.
+// tooLong says why a name s is over max characters, or ''.
 function tooLong(s, max, what) {
-  const n = [...s.replace(/\s+/g, ' ').normalize('NFC')].length;
+  return overBy([...s.replace(/\s+/g, ' ').normalize('NFC')].length, max, what);
+}
+
+// descTooLong says why a group description s (trimmed) is over
+// MAX_GROUP_DESC characters, or ''. The server keeps a description as
+// it is written, its line breaks and composing accents included, and
+// counts each of its characters (code points).
+function descTooLong(s) {
+  return overBy([...s].length, MAX_GROUP_DESC, 'The description is');
+}
+
+function overBy(n, max, what) {
   return n > max ? `${what} ${n} characters long; the limit is ${max}.` : '';
 }
 
@@ -1639,7 +1650,7 @@ async function onCreateGroup(e) {
   }
   for (const [id, long] of [
     ['group-create-name', tooLong(name, MAX_GROUP_NAME, 'The name is')],
-    ['group-create-desc', tooLong(description, MAX_GROUP_DESC, 'The description is')],
+    ['group-create-desc', descTooLong(description)],
   ]) {
     if (long) {
       showError('group-create-error', long);
@@ -1929,7 +1940,7 @@ async function onGroupSave(e) {
   // What is kept unchanged is not checked: the server keeps it as it is.
   for (const [id, long] of [
     ['group-edit-name', 'name' in changes && tooLong(name, MAX_GROUP_NAME, 'The name is')],
-    ['group-edit-desc', 'description' in changes && tooLong(desc, MAX_GROUP_DESC, 'The description is')],
+    ['group-edit-desc', 'description' in changes && descTooLong(desc)],
   ]) {
     if (long) {
       showError('group-edit-error', long);
