@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/http"
 	"testing"
+
+	"github.com/chromedp/chromedp"
 )
 
 // crewPreviewOrder measures, in Ada's conversation list, where the
@@ -51,6 +53,51 @@ func TestBrowserBidiIsolated(t *testing.T) {
 		`() => { const o = `+crewPreviewOrder+`; return o && o.name !== null && o.five !== null ? o : null; }`)
 	if *got.Five < *got.Name {
 		t.Errorf("preview %q: the 5 shows at x=%v, left of the name at x=%v; want it right of the name", got.Text, *got.Five, *got.Name)
+	}
+	ada.checkQuiet(t)
+}
+
+// describedOrder measures, in the open conversation, the line of the
+// event that set the group's description: the right edge of the
+// description's text and the left edge of the line's time, in pixels.
+const describedOrder = `(() => {
+	const line = document.querySelector('.msg[data-kind="described"] .notice-text');
+	const time = line?.querySelector("time");
+	if (!time) return null;
+	const walk = document.createTreeWalker(line, NodeFilter.SHOW_TEXT);
+	for (let n = walk.nextNode(); n; n = walk.nextNode()) {
+		const i = n.data.indexOf("\u05e9\u05dc\u05d5\u05dd");
+		if (i < 0) continue;
+		const r = document.createRange();
+		r.setStart(n, i);
+		r.setEnd(n, i + 4);
+		return {text: line.textContent, desc: Math.max(...[...r.getClientRects()].map((q) => q.right)), time: time.getBoundingClientRect().left};
+	}
+	return null;
+})()`
+
+// TestBrowserBidiEventIsolated: Grace gives the group Crew the
+// description "שלום" (Hebrew). Ada's page tells it in an English line,
+// `Grace changed the description to “שלום” 10:42`: the description is
+// isolated, so the closing quote and the time stay after it, on its
+// right, instead of being drawn into its right-to-left run.
+func TestBrowserBidiEventIsolated(t *testing.T) {
+	s, ada := startAdaBy(t, "")
+	ada.userID = userIDOf(t, s, nil, ada)
+	grace, groupID, _ := graceAddsToCrew(t, s, ada.userID)
+	postJSON(t, grace, "PATCH", fmt.Sprintf("%s/api/groups/%d", s.URL, groupID),
+		map[string]string{"description": "\u05e9\u05dc\u05d5\u05dd"}, http.StatusOK, nil)
+	ada.do(t, "open Crew", chromedp.Navigate(ada.appURL(s, fmt.Sprintf("#conv/%d", groupID))))
+
+	type order struct {
+		Text string  `json:"text"`
+		Desc float64 `json:"desc"`
+		Time float64 `json:"time"`
+	}
+	got := waitFor[order](t, ada, "Crew shows the description's event", describedOrder,
+		`() => `+describedOrder)
+	if got.Time < got.Desc {
+		t.Errorf("event line %q: its time shows at x=%v, left of the description's end at x=%v; want it right of it", got.Text, got.Time, got.Desc)
 	}
 	ada.checkQuiet(t)
 }

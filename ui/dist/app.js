@@ -2403,15 +2403,18 @@ const GROUP_EVENTS = new Set([
   'cap_changed',
 ]);
 
+// quoted is user text s in quotes, as eventParts gives it.
 function quoted(s) {
-  return `“${s}”`;
+  return ['“', { text: s }, '”'];
 }
 
-// eventParts describes an event message as strings and user references
-// ({id, text, unknown}), e.g. ["Ada", " added ", {id: 9, text: "Grace"}].
+// eventParts describes an event message as the page's strings, user
+// references ({id, text, unknown}) and user text ({text}: the sender's
+// name, a group's name or description), e.g.
+// [{text: "Ada"}, " added ", {id: 9, text: "Grace"}].
 function eventParts(m) {
   const mine = state.me && m.sender_id === state.me.id;
-  const sender = mine ? 'You' : displayName(m.sender_id, m.sender_name);
+  const sender = { text: mine ? 'You' : displayName(m.sender_id, m.sender_name) };
   const known = state.me && m.target_id === state.me.id ? true : state.names.has(m.target_id);
   const target = { id: m.target_id, text: nameOf(m.target_id, m.target_name), unknown: !known && !m.target_name };
   const body = m.body || '';
@@ -2421,15 +2424,15 @@ function eventParts(m) {
     case 'leave':
       return [sender, ' left'];
     case 'created':
-      return [sender, ' created the group', body ? ` ${quoted(body)}` : ''];
+      return [sender, ' created the group', ...(body ? [' ', ...quoted(body)] : [])];
     case 'added':
       return [sender, ' added ', target];
     case 'removed':
       return [sender, ' removed ', target];
     case 'renamed':
-      return [sender, ` renamed the group to ${quoted(body)}`];
+      return [sender, ' renamed the group to ', ...quoted(body)];
     case 'described':
-      return body ? [sender, ` changed the description to ${quoted(body)}`] : [sender, ' removed the description'];
+      return body ? [sender, ' changed the description to ', ...quoted(body)] : [sender, ' removed the description'];
     case 'admin_granted':
       return [sender, ' made ', target, ' an admin'];
     case 'admin_revoked':
@@ -2483,6 +2486,7 @@ function messageEl(m) {
     const pill = h('span', 'notice-text');
     for (const part of eventParts(m)) {
       if (typeof part === 'string') pill.append(part);
+      else if (!('id' in part)) pill.append(iso(h('bdi', null, part.text)));
       else {
         const who = iso(h('span', 'who', part.text));
         who.dataset.userId = String(part.id);
