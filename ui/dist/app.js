@@ -39,8 +39,11 @@ function isoParts(el, parts) {
 
 // ROOM_NAME is the server's rule for a room name in NFC: letters and digits,
 // each with any combining marks (accents, Indic and Thai vowel signs),
-// '-' and '_'. Characters that show nothing the server refuses itself.
-const ROOM_NAME = /^(?:[\p{L}\p{Nd}]\p{M}*|[_-])+$/u;
+// '-' and '_'; the zero-width non-joiner and joiner (U+200C, U+200D) after
+// a letter or mark, as Persian and the Indic scripts need them (می‌خواهم,
+// क्‍ष). Characters that show nothing, and joiners where they join
+// nothing, the server refuses itself.
+const ROOM_NAME = /^(?:[\p{L}\p{Nd}][\p{M}\u200c\u200d]*|[_-])+$/u;
 const GROUP_GAP_MS = 5 * 60 * 1000; // a sender's messages further apart start a new group
 const PAGE = 50;
 
