@@ -205,3 +205,42 @@ func TestBrowserPollGroupRenameRebuilt(t *testing.T) {
 	ada.checkSamePage(t)
 	ada.checkQuiet(t)
 }
+
+// countListReads is run in a page: window.parleyListReads counts its
+// GETs of the conversation and contact lists from then on.
+const countListReads = `(() => {
+	const fetch = window.fetch;
+	window.parleyListReads = {conversations: 0, contacts: 0};
+	window.fetch = (input, init) => {
+		const path = new URL(String(input instanceof Request ? input.url : input), location.href).pathname;
+		if ((init?.method ?? "GET") === "GET" && (path === "/api/conversations" || path === "/api/contacts")) {
+			window.parleyListReads[path.slice(5)]++;
+		}
+		return fetch(input, init);
+	};
+})()`
+
+// TestBrowserPollResumedReadsListsOnce: as
+// TestBrowserPollGroupRenameResumed, the server rebuilds Ada's long-poll
+// channel when her page is shown again. The page learns of it twice: the
+// hello it gives again on any resume, and the resumed frame of the
+// rebuild. It must load its lists again once, not for each.
+func TestBrowserPollResumedReadsListsOnce(t *testing.T) {
+	s, ada, grace, graceID := startAdaInGroupWithGrace(t, "?transport=poll")
+	waitFor[bool](t, ada, "Ada is connected by long-polling", viewState, connectedBy, "poll")
+	time.Sleep(time.Second) // the reloads of opening Crew are done
+	evaluate[chromedp.Void](t, ada, "count the lists' reads", countListReads)
+	renameWhileHidden(t, s, ada, grace, "poll")
+	waitFor[bool](t, ada, "the open group's members and the conversation list name Grace Hopper", groupRenameState, graceShownAs, graceID, "Grace Hopper")
+	time.Sleep(time.Second) // a second reload, if any, is under way
+	type reads struct {
+		Conversations int `json:"conversations"`
+		Contacts      int `json:"contacts"`
+	}
+	got := evaluate[reads](t, ada, "read the count", `window.parleyListReads`)
+	if want := (reads{1, 1}); got != want {
+		t.Errorf("lists read after the rebuilt channel's resume: %+v; want %+v", got, want)
+	}
+	ada.checkSamePage(t)
+	ada.checkQuiet(t)
+}

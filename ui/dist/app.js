@@ -3054,6 +3054,15 @@ function connStatus({ state: s, transport, retryAt, reason }) {
 
 // startSocket connects by WebSocket, or by long-polling when no WebSocket
 // gets through or the page's URL says ?transport=poll.
+// reloadLists loads again what frames missed while the page had no
+// connection may have changed: the conversation and contact lists, and the
+// open group's members (their names, renamed meanwhile).
+function reloadLists() {
+  refreshConversations();
+  refreshContacts();
+  reloadGroupSoon();
+}
+
 function startSocket() {
   const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
   // What was sent here and not acknowledged before a reload is pending
@@ -3100,11 +3109,13 @@ function startSocket() {
       // A resumed long-poll channel's hello is its first: its times may
       // be older than a renewal since.
       if (!f.resumed) scheduleRenewal(f);
-      // Frames may have been missed while disconnected.
+      // Frames may have been missed while disconnected. Not by a resumed
+      // long-poll channel that the server kept: it gives again what was
+      // lost; one it rebuilt says so (resumed), and the lists are loaded
+      // again then, once. Read positions posted on the connection that
+      // ended may be lost either way.
       state.readSent.clear();
-      refreshConversations();
-      refreshContacts();
-      reloadGroupSoon(); // its members' names, renamed meanwhile
+      if (!f.resumed) reloadLists();
       markRead();
       // A resumed long-poll channel replays its first hello, whose user
       // may be older than a rename made since: only a new one tells.
@@ -3116,9 +3127,7 @@ function startSocket() {
       // A long-poll channel rebuilt by the server: the user frames of
       // renames made meanwhile were lost, as after a reconnect. Open
       // rooms' online lists come again in opened frames.
-      refreshConversations();
-      refreshContacts();
-      reloadGroupSoon();
+      reloadLists();
     })
     .on('opened', ({ room, online, onlineCount, reads }) => {
       if (reads) setReads(room.id, reads);
