@@ -18,15 +18,23 @@ import (
 // ago: on another day than today in every time zone.
 const oldMark = "[old]"
 
-// backdateStore stores messages marked with oldMark as sent 50 hours ago.
+// yesterdayMark in a message's body has backdateStore store it as sent
+// 24 hours ago: yesterday in a time zone without daylight saving time.
+const yesterdayMark = "[yesterday]"
+
+// backdateStore stores messages marked with oldMark as sent 50 hours ago,
+// and those marked with yesterdayMark 24 hours ago.
 type backdateStore struct{ store }
 
 func backdate(nm chat.NewMessage) chat.NewMessage {
-	if strings.Contains(nm.Body, oldMark) {
+	for mark, ago := range map[string]time.Duration{oldMark: 50 * time.Hour, yesterdayMark: 24 * time.Hour} {
+		if !strings.Contains(nm.Body, mark) {
+			continue
+		}
 		if nm.At.IsZero() {
 			nm.At = time.Now()
 		}
-		nm.At = nm.At.Add(-50 * time.Hour)
+		nm.At = nm.At.Add(-ago)
 	}
 	return nm
 }
@@ -101,6 +109,56 @@ func TestBrowserMessageTimes(t *testing.T) {
 		if body == old && (!strings.Contains(got.Text, year) || !strings.Contains(got.Text, strconv.Itoa(local.Day()))) {
 			t.Errorf("%q: shown at %q; want its date (%s) too, as it is not of today", body, got.Text, local.Format("2.1.2006"))
 		}
+	}
+	ada.checkQuiet(t)
+}
+
+// TestBrowserDayLabels: the label above the first message of a day says
+// "today" and "yesterday" in the user's language, here German, and the
+// date for an older day.
+func TestBrowserDayLabels(t *testing.T) {
+	exe := chromiumPath(t)
+	s := startServerWith(t, func(db store) store { return backdateStore{db} })
+	ada := startBrowser(t, exe, "ada", time.Now().Add(browserTestTimeout))
+	ctx, cancel := ada.stepCtx()
+	defer cancel()
+	if _, err := chromedp.Call(ctx, emulation.SetTimezoneOverride, emulation.SetTimezoneOverrideParams{TimezoneID: "Asia/Kathmandu"}); err != nil {
+		t.Fatalf("set the time zone: %v", err)
+	}
+	if _, err := chromedp.Call(ctx, emulation.SetLocaleOverride, emulation.SetLocaleOverrideParams{Locale: "de_DE"}); err != nil {
+		t.Fatalf("set the locale: %v", err)
+	}
+	kathmandu := time.FixedZone("Asia/Kathmandu", 5*3600+45*60)
+
+	ada.signIn(t, s, "ada@example.com", "Ada")
+	ada.enterRoom(t, "lobby")
+	const old, yesterday, today = oldMark + " two days ago", yesterdayMark + " yesterday", "today"
+	ada.send(t, old)
+	ada.send(t, yesterday)
+	ada.send(t, today)
+
+	type label struct {
+		Sent string `json:"sent"`
+		Day  string `json:"day"`
+	}
+	labelOf := func(body string) label {
+		return evaluate[label](t, ada, "read the day label of "+body, `(() => {
+			const m = [...document.querySelectorAll("#messages .msg")].find((m) => m.querySelector(".msg-body")?.textContent === `+strconv.Quote(body)+`);
+			return {sent: m?.dataset.time || "", day: m?.classList.contains("new-day") ? m.dataset.day : ""};
+		})()`)
+	}
+	for body, want := range map[string]string{today: "Heute", yesterday: "Gestern"} {
+		if got := labelOf(body); got.Day != want {
+			t.Errorf("%q: the day above it is labelled %q; want %q", body, got.Day, want)
+		}
+	}
+	got := labelOf(old)
+	sent, err := time.Parse(time.RFC3339Nano, got.Sent)
+	if err != nil {
+		t.Fatalf("%q: the message's time %q: %v", old, got.Sent, err)
+	}
+	if day := strconv.Itoa(sent.In(kathmandu).Day()); !regexp.MustCompile(`(^|\D)` + day + `\D`).MatchString(got.Day) {
+		t.Errorf("%q: the day above it is labelled %q; want its date (the %s.)", old, got.Day, day)
 	}
 	ada.checkQuiet(t)
 }

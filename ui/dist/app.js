@@ -105,17 +105,27 @@ const dateTimeFmt = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', ti
 const fullFmt = new Intl.DateTimeFormat(undefined, { dateStyle: 'full', timeStyle: 'short' });
 const dayFmt = new Intl.DateTimeFormat(undefined, { weekday: 'long', month: 'long', day: 'numeric' });
 const dayYearFmt = new Intl.DateTimeFormat(undefined, { dateStyle: 'long' });
+const relFmt = new Intl.RelativeTimeFormat(undefined, { numeric: 'auto' });
 
 function dayKey(d) {
   return `${d.getFullYear()}-${d.getMonth()}-${d.getDate()}`;
 }
 
+// dayLabel names the day of d: today or yesterday in the page's language
+// ("Heute", "Gestern"), its date for an older day.
 function dayLabel(d) {
   const today = new Date();
   const yesterday = new Date(today.getFullYear(), today.getMonth(), today.getDate() - 1);
-  if (dayKey(d) === dayKey(today)) return 'Today';
-  if (dayKey(d) === dayKey(yesterday)) return 'Yesterday';
+  if (dayKey(d) === dayKey(today)) return capitalized(relFmt.format(0, 'day'));
+  if (dayKey(d) === dayKey(yesterday)) return capitalized(relFmt.format(-1, 'day'));
   return d.getFullYear() === today.getFullYear() ? dayFmt.format(d) : dayYearFmt.format(d);
+}
+
+// capitalized starts s, a label on its own, with a capital as a sentence
+// would ("today" in English, "heute" in German are lower case).
+function capitalized(s) {
+  const first = String.fromCodePoint(s.codePointAt(0) || 32).trim();
+  return first ? first.toLocaleUpperCase(relFmt.resolvedOptions().locale) + s.slice(first.length) : s;
 }
 
 function displayName(id, name) {
@@ -148,8 +158,6 @@ function nameOf(id, fallback) {
   if (state.me && id === state.me.id) return 'you';
   return state.names.get(id) || fallback || 'a former member';
 }
-
-const relFmt = new Intl.RelativeTimeFormat(undefined, { numeric: 'auto' });
 
 // relativeTime says how long ago an RFC 3339 time was ("5 minutes ago").
 function relativeTime(iso) {
