@@ -162,3 +162,76 @@ func TestBrowserDayLabels(t *testing.T) {
 	}
 	ada.checkQuiet(t)
 }
+
+// fakeClock is run in a page before the app: its clock (Date.now, new
+// Date()) is ahead of the real one by localStorage.parleyClockOffset ms.
+const fakeClock = `(() => {
+	const offset = Number(localStorage.getItem("parleyClockOffset")) || 0;
+	if (!offset) return;
+	const RealDate = Date;
+	window.Date = class extends RealDate {
+		constructor(...args) {
+			if (args.length) super(...args);
+			else super(RealDate.now() + offset);
+		}
+		static now() {
+			return RealDate.now() + offset;
+		}
+	};
+})()`
+
+// TestBrowserTimesAtMidnight: a message of today shows its time alone,
+// its day labelled "Today"; when the day changes while it is shown (the
+// page's clock passes midnight a few seconds after it was drawn), it is
+// of yesterday, and shows its date too, its day "Yesterday", without
+// anything else drawing it again.
+func TestBrowserTimesAtMidnight(t *testing.T) {
+	exe := chromiumPath(t)
+	s := startServer(t)
+	ada := startBrowser(t, exe, "ada", time.Now().Add(browserTestTimeout))
+	ctx, cancel := ada.stepCtx()
+	defer cancel()
+	if _, err := chromedp.Call(ctx, emulation.SetTimezoneOverride, emulation.SetTimezoneOverrideParams{TimezoneID: "Asia/Kathmandu"}); err != nil {
+		t.Fatalf("set the time zone: %v", err)
+	}
+	if _, err := chromedp.Call(ctx, emulation.SetLocaleOverride, emulation.SetLocaleOverrideParams{Locale: "en_US"}); err != nil {
+		t.Fatalf("set the locale: %v", err)
+	}
+	ada.onEveryPage(t, "install the fake clock", fakeClock)
+	ada.signIn(t, s, "ada@example.com", "Ada")
+	ada.enterRoom(t, "lobby")
+	const body = "Sent before midnight."
+	ada.send(t, body)
+
+	// The reloaded page's clock reaches midnight 8 s from now.
+	evaluate[chromedp.Void](t, ada, "set the clock ahead", `(() => {
+		const now = new Date();
+		const midnight = new Date(now.getFullYear(), now.getMonth(), now.getDate() + 1);
+		localStorage.setItem("parleyClockOffset", String(midnight - now - 8000));
+	})()`)
+	ada.do(t, "reload the page", chromedp.Reload())
+	shown := `(() => {
+		const m = [...document.querySelectorAll("#messages .msg")].find((m) => m.querySelector(".msg-body")?.textContent === ` + strconv.Quote(body) + `);
+		let d = m;
+		while (d && !d.classList.contains("new-day")) d = d.previousElementSibling;
+		return {time: m?.querySelector("time")?.textContent || "", day: d?.dataset.day || "", clock: new Date().toString()};
+	})()`
+	type drawn struct {
+		Time  string `json:"time"`
+		Day   string `json:"day"`
+		Clock string `json:"clock"`
+	}
+	before := waitFor[drawn](t, ada, "the message is shown again", shown, `() => {
+		const d = `+shown+`;
+		return d.time ? d : null;
+	}`)
+	if before.Day != "Today" || strings.Contains(before.Time, ",") {
+		t.Fatalf("before midnight (%s), the message shows %q under %q; want its time alone, under %q", before.Clock, before.Time, before.Day, "Today")
+	}
+	after := waitFor[drawn](t, ada, "the message is shown as of yesterday after midnight", shown, `() => {
+		const d = `+shown+`;
+		return d.day === "Yesterday" && d.time.includes(",") ? d : null;
+	}`)
+	t.Logf("after midnight (%s): %q under %q", after.Clock, after.Time, after.Day)
+	ada.checkQuiet(t)
+}

@@ -462,6 +462,7 @@ function enterChat() {
   setView('chat');
   renderMe();
   if (!state.socket) startSocket();
+  watchDay();
   refreshRooms();
   refreshConversations();
   refreshContacts();
@@ -480,6 +481,7 @@ function leaveChat() {
   clearInterval(state.roomsTimer);
   clearTimeout(state.roomsSoon);
   state.roomsSoon = null;
+  stopWatchingDay();
   if (state.socket) state.socket.stop();
   state.socket = null;
   state.everConnected = false;
@@ -2468,13 +2470,17 @@ function fillNames() {
   }
 }
 
-// timeEl shows when a message was sent, in the user's locale and time zone:
-// the time of day for a message of today, with the date for another.
-// Its datetime is the instant in UTC to the millisecond: the server's
-// created_at has microseconds, more than HTML allows in a datetime.
+// timeText is a message's time as shown, in the user's locale and time
+// zone: the time of day for a message of today, with the date for another.
+function timeText(when) {
+  return (dayKey(when) === dayKey(new Date()) ? timeFmt : dateTimeFmt).format(when);
+}
+
+// timeEl shows when a message was sent (timeText). Its datetime is the
+// instant in UTC to the millisecond: the server's created_at has
+// microseconds, more than HTML allows in a datetime.
 function timeEl(when) {
-  const today = dayKey(when) === dayKey(new Date());
-  const t = h('time', 'msg-time', (today ? timeFmt : dateTimeFmt).format(when));
+  const t = h('time', 'msg-time', timeText(when));
   t.dateTime = when.toISOString();
   t.title = fullFmt.format(when);
   return t;
@@ -2546,6 +2552,45 @@ function decorate(el) {
     p.dataset.senderId !== el.dataset.senderId ||
     t - new Date(p.dataset.time) > GROUP_GAP_MS;
   el.classList.toggle('first', first);
+}
+
+// Times of today show no date, and day labels say today and yesterday:
+// at the next local midnight (or when a hidden page, whose timers may
+// have been held, is shown after it) they are drawn again.
+const dayWatch = { key: '', timer: 0 };
+
+// watchDay arms the redraw at the next local midnight.
+function watchDay() {
+  clearTimeout(dayWatch.timer);
+  const now = new Date();
+  dayWatch.key = dayKey(now);
+  const midnight = new Date(now.getFullYear(), now.getMonth(), now.getDate() + 1);
+  dayWatch.timer = setTimeout(checkDay, midnight - now + 100);
+}
+
+function stopWatchingDay() {
+  clearTimeout(dayWatch.timer);
+  dayWatch.timer = 0;
+}
+
+// checkDay draws again what depends on the day, if it changed.
+function checkDay() {
+  if (!dayWatch.timer) return;
+  if (dayKey(new Date()) === dayWatch.key) {
+    watchDay(); // early, or nothing changed
+    return;
+  }
+  watchDay();
+  const cached = [...state.cache.values()].flatMap((c) => c.els);
+  for (const el of [...box().children, ...cached]) {
+    if (!el.dataset || !el.dataset.time) continue;
+    if (el.classList.contains('new-day')) el.dataset.day = dayLabel(new Date(el.dataset.time));
+    // A pending or failed send's time says how it is going.
+    if (el.classList.contains('pending') || el.classList.contains('failed')) continue;
+    const t = el.querySelector('time.msg-time');
+    if (t) t.textContent = timeText(new Date(el.dataset.time));
+  }
+  renderConversations();
 }
 
 // hushLog marks the message log busy (aria-busy) until the function it
@@ -3375,6 +3420,7 @@ function wire() {
   $('people-search').addEventListener('input', onPeopleInput);
   document.addEventListener('visibilitychange', () => {
     if (document.visibilityState !== 'visible') return;
+    checkDay();
     markRead();
     checkRenewal(); // timers may have been held back while hidden
   });
