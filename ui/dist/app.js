@@ -89,7 +89,8 @@ const state = {
   readSent: new Map(), // conversation id → highest seq sent as read
   readQueue: new Map(), // conversation id → {seq, timer, at}: the read position to send, and when one last went
   names: new Map(), // user id → name, of everyone seen (for group event lines)
-  presence: new Map(), // user id → {online, last_seen}: friends on- or offline anywhere
+  presence: new Map(), // user id → {online, last_seen, tick}: friends on- or offline anywhere
+  presenceTick: 0, // counts what set a presence: of the tick it had when set, the newest
   reads: new Map(), // conversation id → Map(user id → read seq) of the other members
   group: null, // the open group with its member list (GET /api/groups/{id})
   groupSoon: 0,
@@ -205,12 +206,19 @@ function withPresence(av, userId) {
   return wrap;
 }
 
-// setPresence records a friend's presence from a contact or presence frame;
-// without an online field it changes nothing.
+// setPresence records a friend's presence from a contact or presence frame,
+// or from the contact list; without an online field it changes nothing.
 function setPresence(userId, online, lastSeen) {
   if (typeof online !== 'boolean') return false;
-  state.presence.set(userId, { online, last_seen: online ? undefined : lastSeen });
+  state.presence.set(userId, { online, last_seen: online ? undefined : lastSeen, tick: ++state.presenceTick });
   return true;
+}
+
+// presenceSetSince reports whether a user's presence was set after tick
+// (state.presenceTick then).
+function presenceSetSince(userId, tick) {
+  const p = state.presence.get(userId);
+  return !!p && p.tick > tick;
 }
 
 // busy disables a button while fn runs.
@@ -971,10 +979,12 @@ function renderConversations() {
 async function refreshContacts() {
   try {
     let data;
+    let tick;
     // A contact frame that came while the list was read may be newer than
     // the answer: read again rather than show a stale list.
     for (let tries = 0; ; tries++) {
       const version = state.contactsVersion;
+      tick = state.presenceTick;
       data = await api.contacts();
       if (version === state.contactsVersion || tries >= 3) break;
     }
@@ -983,7 +993,11 @@ async function refreshContacts() {
     state.blocked = new Map((data.blocked || []).map((u) => [u.id, u]));
     for (const c of state.contacts.values()) {
       learnName(c.user.id, c.user.name);
-      if (c.state === 'friends' || c.state === 'friend') setPresence(c.user.id, c.online, c.last_seen);
+      // A presence set since the list was asked for (by a frame, or a
+      // newer answer) is newer than this answer.
+      if ((c.state === 'friends' || c.state === 'friend') && !presenceSetSince(c.user.id, tick)) {
+        setPresence(c.user.id, c.online, c.last_seen);
+      }
     }
     fillNames();
     renderPeople();
