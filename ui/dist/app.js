@@ -3119,8 +3119,6 @@ function connStatus({ state: s, transport, retryAt, reason }) {
   setHidden($('conn-retry'), s !== 'disconnected' || !state.socket || state.socket.stopped);
 }
 
-// startSocket connects by WebSocket, or by long-polling when no WebSocket
-// gets through or the page's URL says ?transport=poll.
 // reloadLists loads again what frames missed while the page had no
 // connection may have changed: the conversation and contact lists, and the
 // open group's members (their names, renamed meanwhile).
@@ -3130,6 +3128,8 @@ function reloadLists() {
   reloadGroupSoon();
 }
 
+// startSocket connects by WebSocket, or by long-polling when no WebSocket
+// gets through or the page's URL says ?transport=poll.
 function startSocket() {
   const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
   // What was sent here and not acknowledged before a reload is pending
