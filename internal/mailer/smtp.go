@@ -12,12 +12,12 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	mail "github.com/wneessen/go-mail"
 
 	"github.com/parley-chat/parley/internal/chat"
+	"github.com/parley-chat/parley/internal/inflight"
 	"github.com/parley-chat/parley/internal/redact"
 )
 
@@ -48,10 +48,11 @@ type SMTP struct {
 	// slots holds a token for each session open, taken before it dials
 	// and given back when it has ended, which may be after Send returned.
 	slots chan struct{}
-
-	mu   sync.Mutex
-	open int           // sessions under way, their outcome not yet told
-	idle chan struct{} // closed when open falls to 0; nil while it is 0
+	// open counts the sessions under way until their outcome is told
+	// (logged), a little longer than they hold their slots, for Wait:
+	// taking all the slots instead would refuse the Sends that come
+	// meanwhile, which Wait is to let through.
+	open inflight.Count
 }
 
 // Option configures NewSMTP.
@@ -227,7 +228,7 @@ func (s *SMTP) Send(ctx context.Context, m chat.Mail) error {
 	// ctx ends: a relay that stops answering must not hold the caller (a
 	// sign-in request) past its own deadline. The session keeps its slot
 	// until it ends.
-	s.begin()
+	s.open.Start()
 	done := make(chan error, 1)
 	go func() {
 		defer s.release()
@@ -235,11 +236,11 @@ func (s *SMTP) Send(ctx context.Context, m chat.Mail) error {
 	}()
 	select {
 	case err := <-done:
-		defer s.end()
+		defer s.open.Done()
 		return s.sent(ctx, m, msg, err)
 	case <-ctx.Done():
 		go func() {
-			defer s.end()
+			defer s.open.Done()
 			// The session ends within its timeouts. The caller was told
 			// the mail failed: one the relay took after all is logged.
 			if err := <-done; err == nil || msg.IsDelivered() {
@@ -273,27 +274,6 @@ func (s *SMTP) acquire(ctx context.Context) error {
 
 func (s *SMTP) release() { <-s.slots }
 
-// begin counts a session under way, for Wait.
-func (s *SMTP) begin() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.open == 0 {
-		s.idle = make(chan struct{})
-	}
-	s.open++
-}
-
-// end counts a session off once it has ended and its outcome was told.
-func (s *SMTP) end() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.open--
-	if s.open == 0 {
-		close(s.idle)
-		s.idle = nil
-	}
-}
-
 // Wait waits until no SMTP session is under way, those whose Send
 // returned before they ended (gave up waiting for the relay) included,
 // or until ctx ends: then it returns an error saying how many sessions
@@ -301,25 +281,10 @@ func (s *SMTP) end() {
 // to cut, their mail perhaps unsent. Sends that start meanwhile are
 // waited for too; a node calls Wait once it serves no more requests.
 func (s *SMTP) Wait(ctx context.Context) error {
-	for {
-		s.mu.Lock()
-		idle := s.idle
-		s.mu.Unlock()
-		if idle == nil {
-			return nil
-		}
-		select {
-		case <-idle:
-		case <-ctx.Done():
-			s.mu.Lock()
-			n := s.open
-			s.mu.Unlock()
-			if n == 0 {
-				return nil
-			}
-			return fmt.Errorf("mailer: %d SMTP session%s to %s still under way: %w", n, plural(n), s.addr, context.Cause(ctx))
-		}
+	if n := s.open.Wait(ctx); n > 0 {
+		return fmt.Errorf("mailer: %d SMTP session%s to %s still under way: %w", n, plural(n), s.addr, context.Cause(ctx))
 	}
+	return nil
 }
 
 func plural(n int) string {
