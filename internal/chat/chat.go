@@ -1,8 +1,8 @@
 // Package chat owns Parley's domain: users, sign-in, rooms, messages and the
 // events that carry them, the rules of who may do what (Service), and the
 // small interfaces the domain consumes (stores, Broker, Presence, Mailer,
-// Limiter). It uses the standard library only: never net/http, database/sql
-// or a driver.
+// Limiter). It uses the standard library only (and the few packages
+// TestDependencies lists): never net/http, database/sql or a driver.
 package chat
 
 import (

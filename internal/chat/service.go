@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/parley-chat/parley/internal/inflight"
 )
 
 // Config holds the Service's limits and settings. Zero fields take the
@@ -562,8 +564,7 @@ type renames struct {
 	closed  bool
 	pending map[int64]User // the newest rename of each user not yet being told
 	running map[int64]bool // users with a teller
-	idle    chan struct{}  // closed once running is empty again; nil while it is
-	wg      sync.WaitGroup // the tellers, for Close (no teller starts once closed)
+	tellers inflight.Count // the tellers, for FlushRenames and Close
 	ctx     context.Context
 	cancel  context.CancelFunc
 	turns   chan struct{} // renameTellers tokens
@@ -591,27 +592,20 @@ func (r *renames) due(s *Service, u User) {
 	if r.running[u.ID] {
 		return // its teller takes it once done with the one before
 	}
-	if len(r.running) == 0 {
-		r.idle = make(chan struct{})
-	}
 	r.running[u.ID] = true
-	r.wg.Add(1)
+	r.tellers.Start()
 	go s.tellRenames(u.ID)
 }
 
 // tellRenames tells userID's renames due, one at a time, until none is.
 func (s *Service) tellRenames(userID int64) {
 	r := &s.renames
-	defer r.wg.Done()
+	defer r.tellers.Done()
 	for {
 		r.mu.Lock()
 		u, ok := r.pending[userID]
 		if !ok || r.closed {
 			delete(r.running, userID)
-			if len(r.running) == 0 && r.idle != nil {
-				close(r.idle)
-				r.idle = nil
-			}
 			r.mu.Unlock()
 			return
 		}
@@ -631,26 +625,10 @@ func (s *Service) tellRenames(userID int64) {
 // FlushRenames waits until the renames due are told, or ctx is done: for
 // a node shutting down, which has stopped taking requests. A rename
 // answered meanwhile (a request the shutdown gave up on) is waited for
-// too. It waits on renames.idle, not the WaitGroup: a teller may start
-// while it waits, and a WaitGroup's Add from zero must not race its Wait.
+// too.
 func (s *Service) FlushRenames(ctx context.Context) {
-	r := &s.renames
-	for {
-		r.mu.Lock()
-		idle := r.idle
-		r.mu.Unlock()
-		if idle == nil {
-			return
-		}
-		select {
-		case <-idle: // tellers may have started since: look again
-		case <-ctx.Done():
-			r.mu.Lock()
-			n := len(r.running)
-			r.mu.Unlock()
-			s.log.Warn("renames still being told at shutdown", "users", n)
-			return
-		}
+	if n := s.renames.tellers.Wait(ctx); n > 0 {
+		s.log.Warn("renames still being told at shutdown", "users", n)
 	}
 }
 
@@ -665,7 +643,7 @@ func (s *Service) closeRenames() <-chan struct{} {
 	}
 	r.mu.Unlock()
 	done := make(chan struct{})
-	go func() { r.wg.Wait(); close(done) }()
+	go func() { r.tellers.Wait(context.Background()); close(done) }() // none starts once closed
 	return done
 }
 
