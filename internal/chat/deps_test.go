@@ -15,9 +15,9 @@ import (
 // needs only golang.org/x/text, and golang.org/x/net/idna, the Go
 // project's IDNA (UTS #46) on those tables, for internationalized domains
 // of addresses (one package of x/net: nothing of its network code). Of
-// Parley's own packages, it may use internal/inflight, a count of work
-// under way on the standard library alone (its own dependencies are
-// checked here too).
+// Parley's own packages, it may use internal/inflight (a count of work
+// under way) and internal/keyed (a lock per key), on the standard library
+// alone (their own dependencies are checked here too).
 func TestDependencies(t *testing.T) {
 	out, err := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}} {{.Standard}}", "github.com/parley-chat/parley/internal/chat").CombinedOutput()
 	if err != nil {
@@ -31,7 +31,7 @@ func TestDependencies(t *testing.T) {
 				t.Errorf("internal/chat depends on %s", dep)
 			}
 		}
-		if std != "true" && dep != "github.com/parley-chat/parley/internal/chat" && dep != "github.com/parley-chat/parley/internal/inflight" && !strings.HasPrefix(dep, "golang.org/x/text/") && dep != "github.com/mtibben/confusables" && dep != "golang.org/x/net/idna" {
+		if std != "true" && dep != "github.com/parley-chat/parley/internal/chat" && dep != "github.com/parley-chat/parley/internal/inflight" && dep != "github.com/parley-chat/parley/internal/keyed" && !strings.HasPrefix(dep, "golang.org/x/text/") && dep != "github.com/mtibben/confusables" && dep != "golang.org/x/net/idna" {
 			t.Errorf("internal/chat depends on non-standard package %s", dep)
 		}
 	}

@@ -51,45 +51,6 @@ func (s *Service) Connect(ctx context.Context, u User) error {
 	return nil
 }
 
-// told orders the presence news of each user on this node: the users
-// with news on its way, each with a lock and how many wait for it, so
-// that one user's news never waits for another's.
-type told struct {
-	mu    sync.Mutex
-	users map[int64]*telling
-}
-
-type telling struct {
-	mu sync.Mutex
-	n  int // holders and waiters; guarded by told.mu
-}
-
-// lock takes userID's turn to tell; unlock gives it back.
-func (t *told) lock(userID int64) *telling {
-	t.mu.Lock()
-	u := t.users[userID]
-	if u == nil {
-		if t.users == nil {
-			t.users = make(map[int64]*telling)
-		}
-		u = &telling{}
-		t.users[userID] = u
-	}
-	u.n++
-	t.mu.Unlock()
-	u.mu.Lock()
-	return u
-}
-
-func (t *told) unlock(userID int64, u *telling) {
-	u.mu.Unlock()
-	t.mu.Lock()
-	if u.n--; u.n == 0 {
-		delete(t.users, userID)
-	}
-	t.mu.Unlock()
-}
-
 // tellPresence tells u's friends that u went online, or offline (last
 // seen at seen), unless the Presence, read again now, says otherwise. A
 // connection made as u's last one is counted out (or ended as the first
@@ -106,8 +67,8 @@ func (t *told) unlock(userID int64, u *telling) {
 // keep getting it in order from one node. If the Presence cannot be read,
 // the news goes out as it is, without a version.
 func (s *Service) tellPresence(ctx context.Context, u User, online bool, seen time.Time) {
-	turn := s.told.lock(u.ID)
-	defer s.told.unlock(u.ID, turn)
+	s.told.Lock(u.ID)
+	defer s.told.Unlock(u.ID, nil)
 	var version int64
 	now, v, err := s.presence.State(ctx, Everywhere, u.ID)
 	if err == nil {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/parley-chat/parley/internal/inflight"
+	"github.com/parley-chat/parley/internal/keyed"
 )
 
 // Config holds the Service's limits and settings. Zero fields take the
@@ -293,7 +294,9 @@ type Service struct {
 	mailer   Mailer
 	log      *slog.Logger
 	away     away // connections ended, not yet counted out (presence.go)
-	told     told // a user's presence news, one at a time (presence.go)
+	// told orders the presence news of each user on this node, one at
+	// a time (tellPresence); one user's news never waits for another's.
+	told     keyed.Locks[int64, struct{}]
 	counts   counts
 	kinds    kinds
 	reads    readBatch
