@@ -15,6 +15,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/parley-chat/parley/internal/chat"
+	"github.com/parley-chat/parley/internal/keyed"
 )
 
 // Presence counts who is present where across the nodes sharing a Redis.
@@ -71,8 +72,9 @@ type Presence struct {
 	gate   sync.RWMutex // Close takes it to wait for Add and Remove in flight
 	closed bool
 
+	local keyed.Locks[pair, entry] // the pairs this node counts
+
 	mu       sync.Mutex
-	local    map[pair]*entry
 	watchers []func(convID, userID int64, online bool)
 	leftOver []string // "<conv>:<user>" presences an earlier run left, which ended at start
 
@@ -87,14 +89,18 @@ func (k pair) String() string {
 	return strconv.FormatInt(k.conv, 10) + ":" + strconv.FormatInt(k.user, 10)
 }
 
-// entry is one (conversation, user) this node counts. Its mu orders the
-// Redis calls of that pair.
+// entry is one (conversation, user) this node counts. Its key's lock in
+// Presence.local orders the Redis calls of that pair.
 type entry struct {
-	mu      sync.Mutex
 	n       int     // local connections
 	unheld  int     // local connections whose Add failed: not in Redis, still to be Removed
 	pending pending // Redis state in doubt after a failed call
-	refs    int     // goroutines holding the entry; guarded by Presence.mu
+}
+
+// remembers reports whether e has something to remember once no call
+// holds it: Presence.local keeps it then.
+func remembers(e *entry) bool {
+	return e.n != 0 || e.unheld != 0 || e.pending != settled
 }
 
 type pending uint8
@@ -213,7 +219,6 @@ func newPresence(ctx context.Context, rdb *goredis.Client, guard *hangGuard, opt
 		keyTTL: opts.NodeTTL * 2 / 3,
 		every:  opts.NodeTTL / 6,
 		log:    opts.Logger,
-		local:  make(map[pair]*entry),
 	}
 	p.life, p.stop = context.WithCancel(context.Background())
 	if err := p.checkNodeFree(ctx); err != nil {
@@ -292,8 +297,8 @@ func (p *Presence) Add(ctx context.Context, convID, userID int64) (bool, error) 
 		return false, ErrClosed
 	}
 	k := pair{convID, userID}
-	e := p.acquire(k)
-	defer p.release(k, e)
+	e := p.local.Lock(k)
+	defer p.local.Unlock(k, remembers)
 	e.n++
 	if e.n > 1 {
 		return false, nil
@@ -324,8 +329,8 @@ func (p *Presence) Remove(ctx context.Context, convID, userID int64) (bool, erro
 		return false, ErrClosed
 	}
 	k := pair{convID, userID}
-	e := p.acquire(k)
-	defer p.release(k, e)
+	e := p.local.Lock(k)
+	defer p.local.Unlock(k, remembers)
 	if e.unheld > 0 {
 		e.unheld--
 		return false, nil
@@ -351,33 +356,6 @@ func (p *Presence) Remove(ctx context.Context, convID, userID int64) (bool, erro
 func (p *Presence) run(ctx context.Context, s *goredis.Script, k pair, more ...any) (bool, error) {
 	n, err := s.Run(ctx, p.rdb, nil, append([]any{p.p, p.id, k.conv, k.user}, more...)...).Int()
 	return n == 1, err
-}
-
-// acquire returns k's entry, locked.
-func (p *Presence) acquire(k pair) *entry {
-	p.mu.Lock()
-	e := p.local[k]
-	if e == nil {
-		e = &entry{}
-		p.local[k] = e
-	}
-	e.refs++
-	p.mu.Unlock()
-	e.mu.Lock()
-	return e
-}
-
-// release unlocks e and forgets it when nothing is left to remember.
-func (p *Presence) release(k pair, e *entry) {
-	e.mu.Unlock()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	e.refs--
-	// With no holder left, n and pending are stable: the last one wrote
-	// them before taking p.mu.
-	if e.refs == 0 && e.n == 0 && e.unheld == 0 && e.pending == settled {
-		delete(p.local, k)
-	}
 }
 
 // Online returns how many users are present in convID on any node and at
@@ -606,17 +584,12 @@ func (p *Presence) settle(ctx context.Context, rewrite bool, redo map[pair]bool)
 	if rewrite {
 		p.log.Warn("redis: presence heartbeat had expired; writing presences again", "node", p.id)
 	}
-	p.mu.Lock()
-	keys := make([]pair, 0, len(p.local))
-	for k := range p.local {
-		keys = append(keys, k)
-	}
+	keys := p.local.Keys()
 	for k := range redo {
-		if _, ok := p.local[k]; !ok {
+		if !p.local.Has(k) {
 			delete(redo, k) // gone from this node since
 		}
 	}
-	p.mu.Unlock()
 	if rewrite {
 		redo = make(map[pair]bool, len(keys))
 		for _, k := range keys {
@@ -646,7 +619,7 @@ func (p *Presence) settle(ctx context.Context, rewrite bool, redo map[pair]bool)
 			p.gate.RUnlock()
 			return
 		}
-		e := p.acquire(k)
+		e := p.local.Lock(k)
 		if e.n > 0 && e.unheld > 0 {
 			// An Add since wrote the presence that theirs failed to.
 			e.n, e.unheld = e.n+e.unheld, 0
@@ -695,7 +668,7 @@ func (p *Presence) settle(ctx context.Context, rewrite bool, redo map[pair]bool)
 			}
 			e.pending = settled
 		}
-		p.release(k, e)
+		p.local.Unlock(k, remembers)
 		p.gate.RUnlock()
 	}
 	return
