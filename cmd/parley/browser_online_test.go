@@ -3,8 +3,11 @@ package main
 import (
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/google/go-cmp/cmp"
+	"github.com/gorilla/websocket"
 )
 
 // TestBrowserLargeRoom: with --online-max 2, a room with three present
@@ -114,6 +117,120 @@ func TestBrowserLongNameYou(t *testing.T) {
 			const s = `+youShown+`;
 			return s.found && s.shown && s.nameFits && !s.overflowX;
 		}`)
+	}
+	ada.checkQuiet(t)
+}
+
+// holdOnline, run in a page, holds the answers to its GETs of a room's
+// online list until window.parleyReleaseOnline(): window.parleyHeldOnline
+// counts those held; window.parleyOnlineAsked counts the GETs, and
+// window.parleyOnlineRead those whose answer the app has read and had a
+// turn to use.
+const holdOnline = `(() => {
+	const fetch = window.fetch;
+	let gate = null;
+	let release = () => {};
+	let hold = true;
+	window.parleyHeldOnline = 0;
+	window.parleyOnlineAsked = 0;
+	window.parleyOnlineRead = 0;
+	window.parleyReleaseOnline = () => {
+		hold = false;
+		release();
+	};
+	window.fetch = async (input, init) => {
+		const path = new URL(String(input instanceof Request ? input.url : input), location.href).pathname;
+		if (!/^\/api\/rooms\/[^/]+\/online$/.test(path) || (init?.method ?? "GET") !== "GET") return fetch(input, init);
+		window.parleyOnlineAsked++;
+		const res = await fetch(input, init);
+		const text = res.text.bind(res);
+		res.text = async () => {
+			const v = await text();
+			setTimeout(() => window.parleyOnlineRead++, 0);
+			return v;
+		};
+		if (hold) {
+			window.parleyHeldOnline++;
+			gate ??= new Promise((r) => { release = r; });
+			await gate;
+		}
+		return res;
+	};
+})()`
+
+// TestBrowserPresenceNewerThanOnline: with --online-max 2, Ada's room
+// holds Ada, Bea and Cy, Cy shown as a count. Bea leaves: two present,
+// one of them unnamed, so Ada's page reads the online list again; its
+// answer (Ada and Cy) comes late, after Cy left too and the page was told.
+// The answer, older than that frame, must not bring Cy back.
+func TestBrowserPresenceNewerThanOnline(t *testing.T) {
+	exe := chromiumPath(t)
+	s := startServer(t, "--online-max", "2")
+	ada := startBrowser(t, exe, "ada", time.Now().Add(2*time.Minute))
+	ada.signIn(t, s, "ada@example.com", "Ada")
+	ada.enterRoom(t, "big")
+
+	const online = `(() => ({
+		names: [...document.querySelectorAll("#online-list li[data-user-id] .name")].map((e) => e.textContent),
+		more: document.querySelector("#online-list li.more")?.textContent ?? "",
+		sub: document.getElementById("room-sub").textContent,
+		held: window.parleyHeldOnline,
+		asked: window.parleyOnlineAsked,
+		read: window.parleyOnlineRead,
+	}))()`
+	open := func(email, name string) *websocket.Conn {
+		t.Helper()
+		c := signIn(t, s, email, name)
+		var entered struct {
+			Room struct {
+				ID int64 `json:"id"`
+			} `json:"room"`
+		}
+		postJSON(t, c, "POST", s.URL+"/api/rooms", map[string]string{"name": "big"}, http.StatusOK, &entered)
+		ws := dialWS(t, s, c)
+		if err := ws.WriteJSON(map[string]any{"type": "open", "room_id": entered.Room.ID, "ref": "o1"}); err != nil {
+			t.Fatal(err)
+		}
+		readUntil(t, ws, "opened")
+		return ws
+	}
+	bea := open("bea@example.com", "Bea")
+	defer bea.Close()
+	waitFor[bool](t, ada, "Ada sees Bea, 2 online", online, `() => {
+		const o = `+online+`;
+		return o.sub.endsWith("· 2 online") && o.names.join() === "Ada,Bea";
+	}`)
+	cy := open("cy@example.com", "Cy")
+	defer cy.Close()
+	waitFor[bool](t, ada, "Ada sees 3 online, Cy as a count", online, `() => {
+		const o = `+online+`;
+		return o.sub.endsWith("· 3 online") && o.more === "+1 more" && o.names.join() === "Ada,Bea";
+	}`)
+
+	evaluate[chromedp.Void](t, ada, "hold the online list's answers", holdOnline)
+	bea.Close()
+	waitFor[bool](t, ada, "Ada's page reads the online list, its answer held", online,
+		`() => window.parleyHeldOnline >= 1`)
+	cy.Close()
+	waitFor[bool](t, ada, "Ada's page is told Cy left: 1 online", online, `() => {
+		const o = `+online+`;
+		return o.sub.endsWith("· 1 online");
+	}`)
+	evaluate[chromedp.Void](t, ada, "let the online list's answers go", `window.parleyReleaseOnline()`)
+	waitFor[bool](t, ada, "Ada's page has used every answer", online,
+		`() => window.parleyOnlineRead >= 1 && window.parleyOnlineRead === window.parleyOnlineAsked`)
+	type shown struct {
+		Names []string `json:"names"`
+		More  string   `json:"more"`
+		Sub   string   `json:"sub"`
+	}
+	got := evaluate[shown](t, ada, "read the online list", online)
+	if got.Names == nil {
+		got.Names = []string{}
+	}
+	want := shown{Names: []string{"Ada"}, More: "", Sub: "3 members · 1 online"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Ada's online list after Cy left, with the older answer read (-want +got):\n%s", diff)
 	}
 	ada.checkQuiet(t)
 }

@@ -64,6 +64,7 @@ const state = {
   onlineCount: 0, // how many have the open room open: more than online.size in a large room
   openWait: 0, // when the open room's refused open is asked again (0: not waiting)
   onlineFetch: false, // a GET of the online list is under way
+  onlineVersion: 0, // counts the frames that change the online list or its count
   pendingEls: new Map(), // client id → element of an unacknowledged send
   roomsTimer: 0,
   roomsSoon: null,
@@ -2379,21 +2380,32 @@ function renderOnline() {
 // refreshOnline loads the open room's online list again: when presence
 // frames leave it out of step with the count (a room that was large, and
 // whose list was partial, has become small again).
-function refreshOnline(id) {
+async function refreshOnline(id) {
   if (state.onlineFetch) return;
   state.onlineFetch = true;
-  api
-    .online(id)
-    .then((d) => {
-      if (!state.room || state.room.id !== id) return;
-      state.online = new Map((d.users || []).map((u) => [u.id, u]));
-      state.onlineCount = d.count;
-      renderOnline();
-    })
-    .catch(() => {}) // the next presence frame tries again
-    .finally(() => {
-      state.onlineFetch = false;
-    });
+  const open = () => state.room && state.room.id === id;
+  try {
+    // A frame that came while the list was read may be newer than the
+    // answer: read again rather than undo it. An answer still older after
+    // the last try is dropped: the count stays as the frames set it, and
+    // the next presence frame out of step with it reads again.
+    for (let tries = 0; open(); tries++) {
+      const version = state.onlineVersion;
+      const d = await api.online(id);
+      if (!open()) return;
+      if (version === state.onlineVersion) {
+        state.online = new Map((d.users || []).map((u) => [u.id, u]));
+        state.onlineCount = d.count;
+        renderOnline();
+        return;
+      }
+      if (tries >= 3) return;
+    }
+  } catch {
+    // the next presence frame tries again
+  } finally {
+    state.onlineFetch = false;
+  }
 }
 
 // ---------------------------------------------------------------- messages
@@ -3205,6 +3217,7 @@ function startSocket() {
       if (state.room.kind !== 'direct' && !state.room.name) state.room.name = name;
       state.online = new Map(online.map((u) => [u.id, u]));
       state.onlineCount = onlineCount ?? online.length;
+      state.onlineVersion++;
       renderOnline();
       if (state.room.name !== name) updateRoomTitle();
       renderReceipts();
@@ -3226,12 +3239,14 @@ function startSocket() {
     .on('online-count', (f) => {
       // A large room: how many are present, in place of a presence frame each.
       if (!current(f.room_id)) return;
+      state.onlineVersion++;
       state.onlineCount = f.online_count;
       renderOnline();
     })
     .on('presence', (f) => {
       if (!current(f.room_id)) return;
       const known = state.online.has(f.user.id);
+      state.onlineVersion++;
       if (f.online) state.online.set(f.user.id, f.user);
       else state.online.delete(f.user.id);
       if (typeof f.online_count === 'number') {
