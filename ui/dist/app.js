@@ -1645,13 +1645,22 @@ function capProblem(cap, was) {
   return '';
 }
 
+// showGroupCaps puts this server's member limits in the group forms, once
+// a hello told them: at their opening, and at each hello, as a form may be
+// open already.
+function showGroupCaps() {
+  const caps = groupCaps();
+  if (!caps) return;
+  $('group-create-cap').placeholder = String(caps.dflt);
+  $('group-create-cap').max = String(caps.max);
+  // A limit the server has lowered since the group was made may stay.
+  const g = state.group;
+  $('group-edit-cap').max = String(Math.max(caps.max, (g && g.max_members) || 0));
+}
+
 function openCreateGroup() {
   for (const id of ['group-create-name', 'group-create-desc', 'group-create-cap']) $(id).value = '';
-  const caps = groupCaps();
-  if (caps) {
-    $('group-create-cap').placeholder = String(caps.dflt);
-    $('group-create-cap').max = String(caps.max);
-  }
+  showGroupCaps();
   $('group-create-name').removeAttribute('aria-invalid');
   showError('group-create-error', '');
   $('group-create').showModal();
@@ -1813,9 +1822,7 @@ function fillGroupEdit(force) {
     if (force || el.value === (el.dataset.filled ?? '')) el.value = v;
     el.dataset.filled = v;
   }
-  // A limit the server has lowered since the group was made may stay.
-  const caps = groupCaps();
-  if (caps) $('group-edit-cap').max = String(Math.max(caps.max, (g && g.max_members) || 0));
+  showGroupCaps();
 }
 
 // groupReporter shows an action's error in the error line id.
@@ -3188,6 +3195,7 @@ function startSocket() {
       // A resumed long-poll channel's hello is its first: its times may
       // be older than a renewal since.
       if (!f.resumed) scheduleRenewal(f);
+      showGroupCaps();
       // Frames may have been missed while disconnected. Not by a resumed
       // long-poll channel that the server kept: it gives again what was
       // lost; one it rebuilt says so (resumed), and the lists are loaded
