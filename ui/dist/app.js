@@ -550,7 +550,10 @@ function setMe(user) {
   renderMe();
   learnName(me.id, me.name);
   const u = state.online.get(me.id);
-  if (u) state.online.set(me.id, { ...u, name: me.name });
+  if (u) {
+    state.online.set(me.id, { ...u, name: me.name });
+    state.onlineVersion++; // an online list read before has the old name
+  }
   renderOnline();
   const m = state.group && (state.group.member_list || []).find((x) => x.id === me.id);
   if (m) {
@@ -1029,6 +1032,7 @@ function onContactFrame(f) {
   const r = state.room;
   if (f.state !== 'friends' && r && r.kind === 'direct' && r.peer && r.peer.id === f.user.id && state.online.delete(f.user.id)) {
     state.onlineCount = state.online.size;
+    state.onlineVersion++; // an online list read before still shows them
   }
   renderOnline();
   renderPeople();
@@ -2325,7 +2329,10 @@ function onRenamed(f) {
     room.name = u.name;
   }
   const o = state.online.get(u.id);
-  if (o) state.online.set(u.id, { ...o, name: u.name });
+  if (o) {
+    state.online.set(u.id, { ...o, name: u.name });
+    state.onlineVersion++; // an online list read before has the old name
+  }
   const t = state.typing.get(u.id);
   if (t) t.name = u.name;
   const m = state.group && (state.group.member_list || []).find((x) => x.id === u.id);
