@@ -52,6 +52,22 @@ func (s backdateStore) QueueAppend(ctx context.Context, nm chat.NewMessage) chat
 // of a second's fraction.
 var htmlDateTime = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?(Z|[+-]\d{2}:?\d{2})$`)
 
+// inKathmandu has b's page in the time zone of Kathmandu (UTC+05:45, a
+// zone no server or test machine is in by chance, without daylight saving
+// time) and in locale, and returns that zone.
+func (b *browser) inKathmandu(t *testing.T, locale string) *time.Location {
+	t.Helper()
+	ctx, cancel := b.stepCtx()
+	defer cancel()
+	if _, err := chromedp.Call(ctx, emulation.SetTimezoneOverride, emulation.SetTimezoneOverrideParams{TimezoneID: "Asia/Kathmandu"}); err != nil {
+		t.Fatalf("%s: set the time zone: %v", b.name, err)
+	}
+	if _, err := chromedp.Call(ctx, emulation.SetLocaleOverride, emulation.SetLocaleOverrideParams{Locale: locale}); err != nil {
+		t.Fatalf("%s: set the locale: %v", b.name, err)
+	}
+	return time.FixedZone("Asia/Kathmandu", 5*3600+45*60)
+}
+
 // TestBrowserMessageTimes: a message shows when it was sent in the user's
 // time zone and locale, here Kathmandu (UTC+05:45, a zone no server or
 // test machine is in by chance) and German; the time alone for a message
@@ -61,15 +77,7 @@ func TestBrowserMessageTimes(t *testing.T) {
 	exe := chromiumPath(t)
 	s := startServerWith(t, func(db store) store { return backdateStore{db} })
 	ada := startBrowser(t, exe, "ada", time.Now().Add(browserTestTimeout))
-	ctx, cancel := ada.stepCtx()
-	defer cancel()
-	if _, err := chromedp.Call(ctx, emulation.SetTimezoneOverride, emulation.SetTimezoneOverrideParams{TimezoneID: "Asia/Kathmandu"}); err != nil {
-		t.Fatalf("set the time zone: %v", err)
-	}
-	if _, err := chromedp.Call(ctx, emulation.SetLocaleOverride, emulation.SetLocaleOverrideParams{Locale: "de_DE"}); err != nil {
-		t.Fatalf("set the locale: %v", err)
-	}
-	kathmandu := time.FixedZone("Asia/Kathmandu", 5*3600+45*60) // no daylight saving time
+	kathmandu := ada.inKathmandu(t, "de_DE")
 
 	ada.signIn(t, s, "ada@example.com", "Ada")
 	ada.enterRoom(t, "lobby")
@@ -120,15 +128,7 @@ func TestBrowserDayLabels(t *testing.T) {
 	exe := chromiumPath(t)
 	s := startServerWith(t, func(db store) store { return backdateStore{db} })
 	ada := startBrowser(t, exe, "ada", time.Now().Add(browserTestTimeout))
-	ctx, cancel := ada.stepCtx()
-	defer cancel()
-	if _, err := chromedp.Call(ctx, emulation.SetTimezoneOverride, emulation.SetTimezoneOverrideParams{TimezoneID: "Asia/Kathmandu"}); err != nil {
-		t.Fatalf("set the time zone: %v", err)
-	}
-	if _, err := chromedp.Call(ctx, emulation.SetLocaleOverride, emulation.SetLocaleOverrideParams{Locale: "de_DE"}); err != nil {
-		t.Fatalf("set the locale: %v", err)
-	}
-	kathmandu := time.FixedZone("Asia/Kathmandu", 5*3600+45*60)
+	kathmandu := ada.inKathmandu(t, "de_DE")
 
 	ada.signIn(t, s, "ada@example.com", "Ada")
 	ada.enterRoom(t, "lobby")
@@ -189,14 +189,7 @@ func TestBrowserTimesAtMidnight(t *testing.T) {
 	exe := chromiumPath(t)
 	s := startServer(t)
 	ada := startBrowser(t, exe, "ada", time.Now().Add(browserTestTimeout))
-	ctx, cancel := ada.stepCtx()
-	defer cancel()
-	if _, err := chromedp.Call(ctx, emulation.SetTimezoneOverride, emulation.SetTimezoneOverrideParams{TimezoneID: "Asia/Kathmandu"}); err != nil {
-		t.Fatalf("set the time zone: %v", err)
-	}
-	if _, err := chromedp.Call(ctx, emulation.SetLocaleOverride, emulation.SetLocaleOverrideParams{Locale: "en_US"}); err != nil {
-		t.Fatalf("set the locale: %v", err)
-	}
+	ada.inKathmandu(t, "en_US")
 	ada.onEveryPage(t, "install the fake clock", fakeClock)
 	ada.signIn(t, s, "ada@example.com", "Ada")
 	ada.enterRoom(t, "lobby")
