@@ -112,7 +112,17 @@ func (s *Service) RequestCode(ctx context.Context, email, clientIP string) error
 		s.undo(ctx, emailKey) // nothing was mailed
 		return internal("store login code", err)
 	}
-	if err := s.mailer.Send(ctx, s.codeMail(email, code)); err != nil {
+	m := s.codeMail(email, code)
+	m.Unsent = func() {
+		// The request ended first, keeping the code and the address's
+		// count for a mail that might still go out (below); it did not:
+		// as for one that failed while the request waited.
+		s.log.Warn("login code not mailed: its SMTP session failed after the request ended")
+		if s.dropCode(ctx, lc) {
+			s.undo(ctx, emailKey)
+		}
+	}
+	if err := s.mailer.Send(ctx, m); err != nil {
 		if errors.Is(err, ErrMailerBusy) {
 			// Nothing was sent, the node having as many sign-in mails
 			// under way as it may: the code goes and the address's
@@ -146,7 +156,8 @@ func (s *Service) RequestCode(ctx context.Context, email, clientIP string) error
 		// deadline passed): the mail may still go out, the SMTP session
 		// running on, so its code stays, and a client that went away
 		// each time the relay had the mail would have the address
-		// mailed past its limit, so its count stays too.
+		// mailed past its limit, so its count stays too, until the
+		// mailer tells that the mail did not go out after all (Unsent).
 		if ctx.Err() == nil && s.dropCode(ctx, lc) {
 			s.undo(ctx, emailKey)
 		}

@@ -570,12 +570,19 @@ type Mail struct {
 	Subject string
 	Text    string
 	HTML    string
+	// Unsent, if not nil, is called, once, when a mail whose Send
+	// returned before its outcome was known (its context ended while
+	// the relay had it) turns out not to have gone out: its session
+	// failed, or was cut, before the relay accepted it. It runs on
+	// another goroutine, after Send returned.
+	Unsent func()
 }
 
 // Mailer sends mail. Send returns an error wrapping ErrInvalid if the
 // relay refused the recipient's address for good (no such mailbox), and
 // one wrapping ErrMailerBusy if it did not try for lack of a free
-// session; any other failure may pass.
+// session; any other failure may pass. A Mailer whose Send may return
+// before the mail's outcome is known calls Mail.Unsent if it then fails.
 type Mailer interface {
 	Send(ctx context.Context, m Mail) error
 }

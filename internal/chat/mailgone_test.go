@@ -78,3 +78,59 @@ func mailGivenUp(t *testing.T, cfg chat.Config, email string) (*chat.Service, *s
 	}
 	return svc, relay, m
 }
+
+// TestCodeMailFailedLateGivenBack: a sign-in mail whose request gave up
+// while the relay had it, and whose SMTP session then failed (here the
+// relay stops answering past the mailer's timeout), went nowhere: its
+// code is removed and the address's count given back, as for a mail that
+// failed while its request waited, so the user may ask again. Before, the
+// session's failure was only logged: the code stayed pending, never
+// mailed, and the address's count stayed used up, refusing the user a
+// new code for a mail that never left.
+func TestCodeMailFailedLateGivenBack(t *testing.T) {
+	const email = "ada@example.com"
+	held := make(chan struct{}, 1)
+	relay := smtptest.Start(t, smtptest.WithHold(held, make(chan struct{}))) // never released
+	ml, err := mailer.NewSMTP(relay.URL(), "Parley <parley@example.com>", nil, mailer.WithTimeout(500*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := sqliteStore(t)
+	svc := chat.NewService(chat.Config{CodesPerEmail: 1}, chat.Deps{
+		Store:    store,
+		Broker:   inmem.NewBroker(),
+		Presence: inmem.NewPresence(),
+		Limiter:  inmem.NewLimiter(nil),
+		Mailer:   ml,
+	})
+	t.Cleanup(svc.Close)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- svc.RequestCode(ctx, email, "192.0.2.1") }()
+	select {
+	case <-held:
+	case err := <-errc:
+		cancel()
+		t.Fatalf("RequestCode before the relay had the mail: %v", err)
+	case <-time.After(10 * time.Second):
+		cancel()
+		t.Fatal("the relay got no mail")
+	}
+	cancel() // the client goes away
+	if err := <-errc; !errors.Is(err, chat.ErrUnavailable) {
+		t.Fatalf("RequestCode given up = %v; want unavailable", err)
+	}
+	wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer wcancel()
+	if err := ml.Wait(wctx); err != nil {
+		t.Fatalf("the session given up on did not end: %v", err)
+	}
+
+	if codes, err := store.AttemptLoginCodes(context.Background(), email); !errors.Is(err, chat.ErrNotFound) {
+		t.Errorf("pending codes of %s, whose mail failed after its request gave up: %d, %v; want none", email, len(codes), err)
+	}
+	if err := svc.RequestCode(wctx, email, "192.0.2.2"); errors.Is(err, chat.ErrRateLimited) {
+		t.Errorf("RequestCode(%s) again (limit 1), its mail having failed after its request gave up = %v; want the count given back", email, err)
+	}
+}

@@ -185,8 +185,9 @@ func (s *SMTP) client() (*mail.Client, error) {
 // text/plain and a text/html part (just one of them when the other is
 // empty). Send returns when ctx ends, with its error; the session, each
 // of whose exchanges is bounded by the timeout, then ends on its own, and
-// its outcome is only logged. A mail the relay accepted is sent: a failure
-// of the session after that is logged, not returned.
+// its outcome is logged, and told to m.Unsent if the mail did not go out.
+// A mail the relay accepted is sent: a failure of the session after that
+// is logged, not returned.
 //
 // With WithMaxSessions sessions open, Send waits for one to end, until
 // ctx ends or, if ctx has a deadline, for half the time left to it, so
@@ -242,9 +243,16 @@ func (s *SMTP) Send(ctx context.Context, m chat.Mail) error {
 		go func() {
 			defer s.open.Done()
 			// The session ends within its timeouts. The caller was told
-			// the mail failed: one the relay took after all is logged.
-			if err := <-done; err == nil || msg.IsDelivered() {
+			// the mail failed: one the relay took after all is logged,
+			// one it did not take is told to m.Unsent.
+			err := <-done
+			if err == nil || msg.IsDelivered() {
 				s.logger.WarnContext(context.WithoutCancel(ctx), "mail sent after its sender gave up waiting", "to", m.To, "relay", s.addr)
+				return
+			}
+			s.logger.WarnContext(context.WithoutCancel(ctx), "mail not sent after its sender gave up waiting", "to", m.To, "relay", s.addr, "err", err)
+			if m.Unsent != nil {
+				m.Unsent()
 			}
 		}()
 		return fmt.Errorf("mailer: send mail to %s via %s: gave up waiting for the relay: %w", m.To, s.addr, context.Cause(ctx))
