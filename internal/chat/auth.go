@@ -114,9 +114,9 @@ func (s *Service) RequestCode(ctx context.Context, email, clientIP string) error
 	}
 	m := s.codeMail(email, code)
 	m.Unsent = func() {
-		// The request ended first, keeping the code and the address's
-		// count for a mail that might still go out (below); it did not:
-		// as for one that failed while the request waited.
+		// Send returned ErrMailPending, keeping the code and the
+		// address's count for a mail that might still go out (below);
+		// it did not: as for one that failed while the request waited.
 		s.log.Warn("login code not mailed: its SMTP session failed after the request ended")
 		if s.dropCode(ctx, lc) {
 			s.undo(ctx, emailKey)
@@ -152,13 +152,15 @@ func (s *Service) RequestCode(ctx context.Context, email, clientIP string) error
 		// before it still work, its count is not used up by a relay that
 		// is down, and the user may ask again once it is back. The
 		// client's count stays, bounding how often it makes us try.
-		// Unless the request ended first (the client went, or its
-		// deadline passed): the mail may still go out, the SMTP session
-		// running on, so its code stays, and a client that went away
-		// each time the relay had the mail would have the address
-		// mailed past its limit, so its count stays too, until the
-		// mailer tells that the mail did not go out after all (Unsent).
-		if ctx.Err() == nil && s.dropCode(ctx, lc) {
+		// Unless the mailer gave up waiting for the relay, the request
+		// having ended first (the client went, or its deadline passed):
+		// the mail may still go out, the SMTP session running on, so its
+		// code stays, and a client that went away each time the relay
+		// had the mail would have the address mailed past its limit, so
+		// its count stays too, until the mailer tells that the mail did
+		// not go out after all (Unsent). A failure the mailer knows of
+		// is one even if the request ended meanwhile.
+		if !errors.Is(err, ErrMailPending) && s.dropCode(ctx, lc) {
 			s.undo(ctx, emailKey)
 		}
 		return Errorf(ErrUnavailable, CodeUnavailable, "the sign-in mail could not be sent; try again later")

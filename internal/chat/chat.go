@@ -581,8 +581,9 @@ type Mail struct {
 // Mailer sends mail. Send returns an error wrapping ErrInvalid if the
 // relay refused the recipient's address for good (no such mailbox), and
 // one wrapping ErrMailerBusy if it did not try for lack of a free
-// session; any other failure may pass. A Mailer whose Send may return
-// before the mail's outcome is known calls Mail.Unsent if it then fails.
+// session; any other failure may pass. A Send that returns before the
+// mail's outcome is known (its context ended) returns an error wrapping
+// ErrMailPending, and calls Mail.Unsent if the mail then fails.
 type Mailer interface {
 	Send(ctx context.Context, m Mail) error
 }

@@ -37,6 +37,12 @@ var (
 	// send a mail because as many as it may send at once were under way:
 	// the mail surely did not go out.
 	ErrMailerBusy = fmt.Errorf("mailer busy: %w", ErrUnavailable)
+
+	// ErrMailPending is the ErrUnavailable of a Mailer whose Send
+	// returned, its context ended, before the mail's outcome was known:
+	// the mail may still go out, and Mail.Unsent is called if it does
+	// not. Any other failure means the mail did not go out.
+	ErrMailPending = fmt.Errorf("mail pending: %w", ErrUnavailable)
 )
 
 // Machine-readable error codes, shown to clients next to a human message.

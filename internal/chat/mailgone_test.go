@@ -134,3 +134,47 @@ func TestCodeMailFailedLateGivenBack(t *testing.T) {
 		t.Errorf("RequestCode(%s) again (limit 1), its mail having failed after its request gave up = %v; want the count given back", email, err)
 	}
 }
+
+// failingAtEndMailer is a Mailer whose Send fails, the mail surely not
+// sent, once its context has ended: a relay that refuses, or a dial
+// cut, just as the request ends.
+type failingAtEndMailer struct{}
+
+func (failingAtEndMailer) Send(ctx context.Context, _ chat.Mail) error {
+	<-ctx.Done()
+	return errors.New("relay refused the mail")
+}
+
+// TestCodeMailFailedAsRequestEndsGivenBack: a mail whose Send failed
+// outright (the mailer knows it did not go out) as its request ended is
+// not one that may still go out: its code is removed and the address's
+// count given back. Before, any failure once the request had ended kept
+// the code and the count, as for a session running on, though no
+// session ran on to send it or to tell (chat.Mail.Unsent) that it did
+// not.
+func TestCodeMailFailedAsRequestEndsGivenBack(t *testing.T) {
+	const email = "ada@example.com"
+	store := sqliteStore(t)
+	svc := chat.NewService(chat.Config{CodesPerEmail: 1}, chat.Deps{
+		Store:    store,
+		Broker:   inmem.NewBroker(),
+		Presence: inmem.NewPresence(),
+		Limiter:  inmem.NewLimiter(nil),
+		Mailer:   failingAtEndMailer{},
+	})
+	t.Cleanup(svc.Close)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := svc.RequestCode(ctx, email, "192.0.2.1"); !errors.Is(err, chat.ErrUnavailable) {
+		t.Fatalf("RequestCode whose mail failed = %v; want unavailable", err)
+	}
+	if codes, err := store.AttemptLoginCodes(context.Background(), email); !errors.Is(err, chat.ErrNotFound) {
+		t.Errorf("pending codes of %s, whose mail failed as its request ended: %d, %v; want none", email, len(codes), err)
+	}
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel2()
+	if err := svc.RequestCode(ctx2, email, "192.0.2.2"); errors.Is(err, chat.ErrRateLimited) {
+		t.Errorf("RequestCode(%s) again (limit 1), its mail having failed = %v; want the count given back", email, err)
+	}
+}

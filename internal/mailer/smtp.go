@@ -183,9 +183,10 @@ func (s *SMTP) client() (*mail.Client, error) {
 
 // Send delivers m to the relay as a multipart/alternative message with a
 // text/plain and a text/html part (just one of them when the other is
-// empty). Send returns when ctx ends, with its error; the session, each
-// of whose exchanges is bounded by the timeout, then ends on its own, and
-// its outcome is logged, and told to m.Unsent if the mail did not go out.
+// empty). Send returns when ctx ends, with an error wrapping
+// chat.ErrMailPending and ctx's cause; the session, each of whose
+// exchanges is bounded by the timeout, then ends on its own, and its
+// outcome is logged, and told to m.Unsent if the mail did not go out.
 // A mail the relay accepted is sent: a failure of the session after that
 // is logged, not returned.
 //
@@ -255,7 +256,7 @@ func (s *SMTP) Send(ctx context.Context, m chat.Mail) error {
 				m.Unsent()
 			}
 		}()
-		return fmt.Errorf("mailer: send mail to %s via %s: gave up waiting for the relay: %w", m.To, s.addr, context.Cause(ctx))
+		return fmt.Errorf("mailer: send mail to %s via %s: gave up waiting for the relay: %w: %w", m.To, s.addr, chat.ErrMailPending, context.Cause(ctx))
 	}
 }
 

@@ -108,8 +108,8 @@ func TestSMTPWait(t *testing.T) {
 		t.Fatal("the mail did not reach the relay")
 	}
 	scancel() // the request gives up; its session runs on
-	if err := <-sent; err == nil {
-		t.Fatal("Send whose context ended while the relay held the mail = nil; want an error")
+	if err := <-sent; !errors.Is(err, chat.ErrMailPending) {
+		t.Fatalf("Send whose context ended while the relay held the mail = %v; want chat.ErrMailPending", err)
 	}
 
 	cut, ccancel := context.WithCancel(t.Context())
