@@ -237,7 +237,9 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 	// No request sends mail any more, but the SMTP sessions of those that
 	// gave up waiting for the relay run on: their codes are stored and
 	// counted, so their mail must go out, not be cut when the process
-	// exits. Waited for beside the flushes, which need the store alone.
+	// exits. Waited for beside the flushes, which need the store alone;
+	// those still open at the timeout are cut, and their codes removed
+	// (chat.Mail.Unsent), before the store closes.
 	merr := make(chan error, 1)
 	go func() {
 		if smtpMail == nil {

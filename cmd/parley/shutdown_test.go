@@ -171,7 +171,12 @@ func TestRunShutdownCutsMailAtTimeout(t *testing.T) {
 	if err := s.shutdown(t); err != nil {
 		t.Errorf("run = %v; want nil", err)
 	}
-	if log := s.stderr.String(); !strings.Contains(log, "1 SMTP session") {
+	log := s.stderr.String()
+	if !strings.Contains(log, "1 SMTP session") {
 		t.Errorf("the log does not say 1 SMTP session was cut:\n%s", log)
+	}
+	// Cut before the store closed: its code was removed, the mail unsent.
+	if !strings.Contains(log, "login code not mailed") {
+		t.Errorf("the log does not say the login code of the mail cut was removed:\n%s", log)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	mail "github.com/wneessen/go-mail"
@@ -30,6 +31,10 @@ const DefaultTimeout = 30 * time.Second
 // at once.
 const DefaultMaxSessions = 10
 
+// cutGrace bounds how long Wait, having cut the sessions still under way,
+// waits for them to tell their outcome (Mail.Unsent).
+const cutGrace = 2 * time.Second
+
 // Values of the tls query parameter of smtp:// URLs.
 const (
 	tlsSTARTTLS      = "starttls"
@@ -44,6 +49,7 @@ type SMTP struct {
 	addr   string // host:port, for errors and logs
 	from   *netmail.Address
 	opts   []mail.Option
+	dial   mail.DialContextFunc // TLS too for smtps://
 	logger *slog.Logger
 	// slots holds a token for each session open, taken before it dials
 	// and given back when it has ended, which may be after Send returned.
@@ -53,6 +59,9 @@ type SMTP struct {
 	// taking all the slots instead would refuse the Sends that come
 	// meanwhile, which Wait is to let through.
 	open inflight.Count
+
+	mu    sync.Mutex
+	conns map[net.Conn]struct{} // of the sessions under way, for Wait to cut
 }
 
 // Option configures NewSMTP.
@@ -128,9 +137,18 @@ func NewSMTP(rawURL, from string, logger *slog.Logger, opts ...Option) (*SMTP, e
 		mail.WithTimeout(o.timeout),
 		mail.WithTLSConfig(tc),
 	}
+	// Each session dials through s.dial, which keeps its connection for
+	// Wait to cut. go-mail takes a connection it did not dial itself for
+	// one in clear: smtps:// gets its TLS from s.dial, and asks go-mail
+	// for STARTTLS only if offered, which a relay does not offer over TLS,
+	// so that go-mail reads the TLS state from the connection and takes
+	// it as encrypted (for AUTH PLAIN).
+	nd := &net.Dialer{}
+	dial := nd.DialContext
 	switch {
 	case c.implicitTLS:
-		mopts = append(mopts, mail.WithSSL())
+		dial = (&tls.Dialer{NetDialer: nd, Config: tc}).DialContext
+		mopts = append(mopts, mail.WithTLSPolicy(mail.TLSOpportunistic))
 	case c.tls == tlsOpportunistic:
 		mopts = append(mopts, mail.WithTLSPolicy(mail.TLSOpportunistic))
 	case c.tls == tlsNone:
@@ -162,19 +180,26 @@ func NewSMTP(rawURL, from string, logger *slog.Logger, opts ...Option) (*SMTP, e
 		addr:   addr,
 		from:   fromAddr,
 		opts:   mopts,
+		dial:   dial,
 		logger: logger,
 		slots:  make(chan struct{}, o.maxSessions),
+		conns:  make(map[net.Conn]struct{}),
 	}
-	if _, err := s.client(); err != nil {
+	if _, err := s.client(nil); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
-// client returns a new go-mail client. Send makes one per mail because a
-// client keeps per-connection state (the negotiated auth mechanism).
-func (s *SMTP) client() (*mail.Client, error) {
-	c, err := mail.NewClient(s.host, s.opts...)
+// client returns a new go-mail client, which dials with dial if it is
+// not nil. Send makes one per mail because a client keeps per-connection
+// state (the negotiated auth mechanism).
+func (s *SMTP) client(dial mail.DialContextFunc) (*mail.Client, error) {
+	opts := s.opts
+	if dial != nil {
+		opts = append(opts[:len(opts):len(opts)], mail.WithDialContextFunc(dial))
+	}
+	c, err := mail.NewClient(s.host, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("mailer: configure SMTP client for %s: %w", s.addr, err)
 	}
@@ -218,7 +243,15 @@ func (s *SMTP) Send(ctx context.Context, m chat.Mail) error {
 		msg.SetBodyString(mail.TypeTextPlain, m.Text)
 		msg.AddAlternativeString(mail.TypeTextHTML, m.HTML)
 	}
-	c, err := s.client()
+	var conn net.Conn // the session's, once dialled
+	c, err := s.client(func(ctx context.Context, network, addr string) (net.Conn, error) {
+		nc, err := s.dial(ctx, network, addr)
+		if err == nil {
+			conn = nc
+			s.track(nc)
+		}
+		return nc, err
+	})
 	if err != nil {
 		return err
 	}
@@ -234,7 +267,11 @@ func (s *SMTP) Send(ctx context.Context, m chat.Mail) error {
 	done := make(chan error, 1)
 	go func() {
 		defer s.release()
-		done <- c.DialAndSendWithContext(ctx, msg)
+		err := c.DialAndSendWithContext(ctx, msg)
+		if conn != nil {
+			s.untrack(conn)
+		}
+		done <- err
 	}()
 	select {
 	case err := <-done:
@@ -283,17 +320,49 @@ func (s *SMTP) acquire(ctx context.Context) error {
 
 func (s *SMTP) release() { <-s.slots }
 
+func (s *SMTP) track(c net.Conn) {
+	s.mu.Lock()
+	s.conns[c] = struct{}{}
+	s.mu.Unlock()
+}
+
+func (s *SMTP) untrack(c net.Conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+// cut closes the connections of the sessions under way: each then fails
+// at once, its mail unsent unless the relay had accepted it.
+func (s *SMTP) cut() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		c.Close()
+	}
+}
+
 // Wait waits until no SMTP session is under way, those whose Send
 // returned before they ended (gave up waiting for the relay) included,
-// or until ctx ends: then it returns an error saying how many sessions
-// were still under way, which the caller, a node shutting down, is about
-// to cut, their mail perhaps unsent. Sends that start meanwhile are
-// waited for too; a node calls Wait once it serves no more requests.
+// or until ctx ends: then it cuts the sessions still under way, their
+// mail unsent unless the relay had accepted it, waits (at most cutGrace)
+// for them to tell their outcome (Mail.Unsent), and returns an error
+// saying how many it cut. Sends that start meanwhile are waited for too;
+// a node calls Wait once it serves no more requests, and before it
+// closes what Mail.Unsent needs.
 func (s *SMTP) Wait(ctx context.Context) error {
-	if n := s.open.Wait(ctx); n > 0 {
-		return fmt.Errorf("mailer: %d SMTP session%s to %s still under way: %w", n, plural(n), s.addr, context.Cause(ctx))
+	n := s.open.Wait(ctx)
+	if n == 0 {
+		return nil
 	}
-	return nil
+	s.cut()
+	gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cutGrace)
+	defer cancel()
+	if left := s.open.Wait(gctx); left > 0 {
+		// Dialling as they were cut, or their outcome slow to tell.
+		return fmt.Errorf("mailer: %d SMTP session%s to %s cut, %d still under way %s after: %w", n, plural(n), s.addr, left, cutGrace, context.Cause(ctx))
+	}
+	return fmt.Errorf("mailer: %d SMTP session%s to %s cut: %w", n, plural(n), s.addr, context.Cause(ctx))
 }
 
 func plural(n int) string {

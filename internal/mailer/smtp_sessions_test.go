@@ -85,8 +85,8 @@ func TestSMTPMaxSessions(t *testing.T) {
 
 // TestSMTPWait: Wait returns once every session has ended, those whose
 // Send gave up waiting for the relay included, so that a node shutting
-// down lets their mail go out; when its context ends first, it says how
-// many sessions it cut. Before, nothing waited for such a session: it was
+// down lets their mail go out (TestSMTPWaitCuts: when its context ends
+// first). Before, nothing waited for such a session: it was
 // cut when the process exited, its mail unsent.
 func TestSMTPWait(t *testing.T) {
 	held, release := make(chan struct{}, 2), make(chan struct{})
@@ -112,12 +112,6 @@ func TestSMTPWait(t *testing.T) {
 		t.Fatalf("Send whose context ended while the relay held the mail = %v; want chat.ErrMailPending", err)
 	}
 
-	cut, ccancel := context.WithCancel(t.Context())
-	ccancel()
-	if err := m.Wait(cut); err == nil || !strings.Contains(err.Error(), "1 SMTP session") {
-		t.Errorf("Wait with its context ended while a session runs = %v; want an error saying 1 SMTP session was cut", err)
-	}
-
 	waited := make(chan error, 1)
 	go func() { waited <- m.Wait(ctx) }()
 	select {
@@ -136,5 +130,68 @@ func TestSMTPWait(t *testing.T) {
 	}
 	if msgs := srv.Messages(); len(msgs) != 1 {
 		t.Errorf("the relay has %d mails when Wait returned; want 1", len(msgs))
+	}
+}
+
+// TestSMTPWaitCuts: when Wait's context ends (a node's --shutdown-timeout)
+// while a session whose Send gave up still runs, Wait cuts the session
+// and returns once its outcome is told: the mail did not go out, and
+// Mail.Unsent has been called, so that its sign-in code is removed while
+// the store is open. Before, Wait returned leaving the session to run on
+// until the process exited: nothing told that its mail never left, and
+// its code stayed stored and counted.
+func TestSMTPWaitCuts(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		opts []smtptest.Option
+	}{
+		{"no TLS", nil},
+		{"implicit TLS", []smtptest.Option{smtptest.WithImplicitTLS()}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			held := make(chan struct{}, 1)
+			srv := smtptest.Start(t, append(tt.opts, smtptest.WithHold(held, make(chan struct{})))...) // never released
+			var opts []mailer.Option
+			if c := srv.TLSConfig(); c != nil {
+				opts = append(opts, mailer.WithTLSConfig(c))
+			}
+			m := newTestSMTP(t, srv.URL(), append(opts, mailer.WithTimeout(30*time.Second))...)
+
+			unsent := make(chan struct{})
+			mail := testMail
+			mail.Unsent = func() { close(unsent) }
+			sctx, scancel := context.WithCancel(t.Context())
+			sent := make(chan error, 1)
+			go func() { sent <- m.Send(sctx, mail) }()
+			select {
+			case <-held:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the mail did not reach the relay")
+			}
+			scancel() // the request gives up; its session runs on
+			if err := <-sent; !errors.Is(err, chat.ErrMailPending) {
+				t.Fatalf("Send whose context ended while the relay held the mail = %v; want chat.ErrMailPending", err)
+			}
+
+			cut, ccancel := context.WithCancel(t.Context())
+			ccancel()
+			start := time.Now()
+			if err := m.Wait(cut); err == nil || !strings.Contains(err.Error(), "1 SMTP session") {
+				t.Errorf("Wait with its context ended while a session runs = %v; want an error saying 1 SMTP session was cut", err)
+			}
+			if d := time.Since(start); d > 5*time.Second {
+				t.Errorf("Wait with its context ended took %s", d)
+			}
+			select {
+			case <-unsent:
+			default:
+				t.Error("Wait returned, the session cut, before Mail.Unsent was called")
+			}
+			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+			defer cancel()
+			if err := m.Wait(ctx); err != nil {
+				t.Errorf("Wait after the cut = %v; want nil, no session left", err)
+			}
+		})
 	}
 }
