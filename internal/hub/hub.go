@@ -375,8 +375,9 @@ type topic struct {
 	// (catchFrom), whose clients did not get them, empties it.
 	repeats map[int64]struct{}
 
-	// presence holds, on a user topic, the newest version
-	// (chat.Presence.State) of each friend's presence news delivered; at
+	// presence holds the newest version (chat.Presence.State) of each
+	// user's presence news delivered: on a user topic, of each friend's
+	// (without a ConvID); on a conversation's, of each user's in it. At
 	// most maxPresence, nil while empty.
 	presence map[int64]int64
 
@@ -1124,9 +1125,10 @@ func (h *Hub) fanOutUser(tp *topic, ev chat.Event) {
 			tp.reads = make(map[int64]int64)
 		}
 		tp.reads[ev.ConvID] = ev.Seq
-	case ev.Type == chat.EventPresence && ev.ConvID == chat.Everywhere && ev.Seq > 0 && ev.User != nil:
-		// Nodes that publish a friend's news at about the same time may
-		// publish the older last: it would undo the newer.
+	case ev.Type == chat.EventPresence && (ev.ConvID == chat.Everywhere) == tp.logged && ev.Seq > 0 && ev.User != nil:
+		// Nodes that publish a user's news, of a friend on a user topic
+		// or of a member in a conversation on its topic, at about the
+		// same time may publish the older last: it would undo the newer.
 		if ev.Seq < tp.presence[ev.User.ID] {
 			return
 		}
@@ -1294,19 +1296,20 @@ func (h *Hub) skipGap(tp *topic) {
 // maxRepeats bounds the repeats a topic notes (topic.repeats).
 const maxRepeats = 16
 
-// maxPresence bounds the friends whose presence versions a user topic
-// notes (topic.presence): past it, the topic forgets the older half
+// maxPresence bounds the users whose presence versions a topic notes
+// (topic.presence): past it, the topic forgets the older half
 // (forgetOldPresence) and takes the next news of each of those as it
 // comes. A user has fewer friends (chat.Config.MaxFriends) unless
-// friendships churn.
+// friendships churn; a conversation's news comes one by one only up to
+// chat.Config.OnlineMax present, but many may come and go.
 const maxPresence = 4096
 
 // forgetOldPresence drops from m, a topic.presence at maxPresence, the
-// friends whose news has the lower half of the versions: versions grow
-// with time, so those are the friends whose news is oldest. Stale news
+// users whose news has the lower half of the versions: versions grow
+// with time, so those are the users whose news is oldest. Stale news
 // crosses newer news only for a short while; forgetting the newest
 // instead, as forgetting all would, lets stale news of a change just
-// delivered undo it. It runs once per maxPresence/2 friends added.
+// delivered undo it. It runs once per maxPresence/2 users added.
 func forgetOldPresence(m map[int64]int64) {
 	vs := make([]int64, 0, len(m))
 	for _, v := range m {

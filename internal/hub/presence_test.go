@@ -12,7 +12,7 @@ import (
 // news older (chat.Event.Seq, its version) than news of that friend
 // delivered before is dropped; news without a version, of another friend,
 // or with the version delivered, goes through; presence in a conversation
-// is not ordered so.
+// is not ordered so on a user topic (it comes on the conversation's).
 func TestFriendPresenceInVersionOrder(t *testing.T) {
 	h, b := newHub(t)
 	c := mustRegister(t, h, 1, 1, 64)
@@ -44,6 +44,45 @@ func TestFriendPresenceInVersionOrder(t *testing.T) {
 		gots = append(gots, got{it.Event.User.ID, it.Event.Online, it.Event.Seq})
 	}
 	want := []got{{7, true, 10}, {8, false, 5}, {7, true, 10}, {7, false, 0}, {7, false, 11}, {7, true, 1}}
+	if diff := cmp.Diff(want, gots); diff != "" {
+		t.Errorf("delivered mismatch (-want +got):\n%s", diff)
+	}
+}
+
+// TestRoomPresenceInVersionOrder: on a conversation topic, a user's
+// presence news in the conversation older (chat.Event.Seq, its version)
+// than news of that user delivered before is dropped; news without a
+// version, of another user, or with the version delivered, goes through.
+func TestRoomPresenceInVersionOrder(t *testing.T) {
+	h, b := newHub(t)
+	c := mustRegister(t, h, 1, 1, 64)
+	if err := h.Subscribe(c, chat.ConvTopic(3)); err != nil {
+		t.Fatal(err)
+	}
+	news := func(user int64, online bool, version int64) chat.Event {
+		return chat.Event{Type: chat.EventPresence, ConvID: 3, User: &chat.User{ID: user}, Online: online, OnlineCount: 1, Seq: version}
+	}
+	type got struct {
+		User    int64
+		Online  bool
+		Version int64
+	}
+	for _, ev := range []chat.Event{
+		news(7, true, 10),
+		news(7, false, 9), // older: dropped
+		news(8, false, 5), // another user
+		news(7, true, 10), // the same news again
+		news(7, false, 0), // unknown version (an older node): as it comes
+		news(7, false, 11),
+		news(7, true, 10), // older: dropped
+	} {
+		publish(t, b, chat.ConvTopic(3), ev)
+	}
+	var gots []got
+	for _, it := range c.Next(nil) {
+		gots = append(gots, got{it.Event.User.ID, it.Event.Online, it.Event.Seq})
+	}
+	want := []got{{7, true, 10}, {8, false, 5}, {7, true, 10}, {7, false, 0}, {7, false, 11}}
 	if diff := cmp.Diff(want, gots); diff != "" {
 		t.Errorf("delivered mismatch (-want +got):\n%s", diff)
 	}
