@@ -468,10 +468,10 @@ type Event struct {
 	Contact   *Contact  `json:"contact,omitempty"`
 	ConvKind  ConvKind  `json:"conv_kind,omitempty"`
 	// Seq is an EventRead's or EventReceipt's position; on an
-	// EventPresence without a ConvID, the version of the presence it
-	// tells (Presence.State), by which hubs deliver a user's news in
-	// order: 0 if unknown, from a Presence that could not be read or
-	// from an older node.
+	// EventPresence, the version of the presence it tells
+	// (Presence.State, everywhere or in ConvID), by which hubs deliver a
+	// user's news in order: 0 if unknown, from a Presence that could not
+	// be read or from an older node.
 	Seq int64 `json:"seq,omitempty"`
 	// Revoke, on a conversation topic, is the user whose access to ConvID
 	// ends with this event: hubs deliver the event to them, then nothing

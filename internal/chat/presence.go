@@ -242,22 +242,47 @@ func (s *Service) convPresence(ctx context.Context, id int64, u User, online boo
 	if s.hidesPresence(ctx, u.ID, id) {
 		return
 	}
+	version, ok := s.convState(ctx, id, u.ID, online)
+	if !ok {
+		return
+	}
 	_, n, err := s.presence.Online(ctx, id, 0)
 	if err != nil {
 		s.log.Warn("count presence", "conv", id, "err", err)
 		n = 0 // unknown: the event goes out without a count
 	}
-	s.announce(ctx, id, u, online, n)
+	s.announce(ctx, id, u, online, n, version)
 }
 
-// announce is convPresence with the count after the change, n, known.
-func (s *Service) announce(ctx context.Context, id int64, u User, online bool, n int) {
+// convState reads the Presence again for news that userID has
+// conversation id open (online) or no longer anywhere, and returns the
+// version to tell it with (Presence.State), as tellPresence does for
+// friends: a user's last connection with the conversation open closed on
+// one node as another node opens it makes two changes at about the same
+// time, each with its news on its way, and the older, published last,
+// would undo the newer at the other members' clients, with a count that
+// agrees. Each hub drops a user's news in the conversation older than
+// what it delivered. ok is false if the read contradicts the news: the
+// change after it tells. If the Presence cannot be read, the news goes
+// out without a version (0).
+func (s *Service) convState(ctx context.Context, id, userID int64, online bool) (version int64, ok bool) {
+	now, v, err := s.presence.State(ctx, id, userID)
+	if err != nil {
+		s.log.Warn("read presence", "conv", id, "user", userID, "err", err)
+		return 0, true
+	}
+	return v, now == online
+}
+
+// announce is convPresence with the count after the change, n, and the
+// version of the news (convState) known.
+func (s *Service) announce(ctx context.Context, id int64, u User, online bool, n int, version int64) {
 	if n > s.cfg.OnlineMax {
 		s.countLater(id)
 		return
 	}
 	pu := public(u)
-	s.publish(ctx, ConvTopic(id), Event{Type: EventPresence, ConvID: id, User: &pu, Online: online, OnlineCount: n})
+	s.publish(ctx, ConvTopic(id), Event{Type: EventPresence, ConvID: id, User: &pu, Online: online, OnlineCount: n, Seq: version})
 }
 
 // countLater publishes conversation id's EventOnlineCount after

@@ -488,10 +488,23 @@ func TestRoomEvents(t *testing.T) {
 	wantError(t, "EnterRoom with a bad name", err, chat.ErrInvalid, chat.CodeInvalidField, "name")
 
 	// Opening counts connections; presence changes on the first and last.
-	// Each carries the count after it; the user as anyone may see them.
+	// Each carries the count after it; the user as anyone may see them;
+	// and a version (Presence.State), greater than the one before.
 	presence := func(u chat.User, online bool, count int) chat.Event {
 		pu := chat.User{ID: u.ID, Name: u.Name, CreatedAt: u.CreatedAt}
 		return chat.Event{Type: chat.EventPresence, ConvID: room.ID, User: &pu, Online: online, OnlineCount: count}
+	}
+	var version int64
+	versioned := func(evs []chat.Event) []chat.Event {
+		t.Helper()
+		for i, ev := range evs {
+			if ev.Seq <= version {
+				t.Errorf("presence event %+v has version %d after %d; want a greater one", ev, ev.Seq, version)
+			}
+			version = ev.Seq
+			evs[i].Seq = 0
+		}
+		return evs
 	}
 	r, online, n, err := f.svc.OpenRoom(ctx, ada, room.ID)
 	if err != nil || r.ID != room.ID || n != 1 {
@@ -509,7 +522,7 @@ func TestRoomEvents(t *testing.T) {
 	if _, _, _, err := f.svc.OpenRoom(ctx, grace, room.ID); err != nil { // a second tab
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]chat.Event{presence(ada, true, 1), presence(grace, true, 2)}, events.take()); diff != "" {
+	if diff := cmp.Diff([]chat.Event{presence(ada, true, 1), presence(grace, true, 2)}, versioned(events.take())); diff != "" {
 		t.Errorf("presence events mismatch (-want +got):\n%s", diff)
 	}
 	if err := f.svc.CloseRoom(ctx, grace, room.ID); err != nil {
@@ -521,7 +534,7 @@ func TestRoomEvents(t *testing.T) {
 	if err := f.svc.CloseRoom(ctx, grace, room.ID); err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]chat.Event{presence(grace, false, 1)}, events.take()); diff != "" {
+	if diff := cmp.Diff([]chat.Event{presence(grace, false, 1)}, versioned(events.take())); diff != "" {
 		t.Errorf("presence events mismatch (-want +got):\n%s", diff)
 	}
 	if online, n, err := f.svc.Online(ctx, ada, room.ID); err != nil || !cmp.Equal(online, []chat.User{ada}) || n != 1 {

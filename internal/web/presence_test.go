@@ -325,3 +325,100 @@ func (b *offlineBroker) Publish(ctx context.Context, t chat.Topic, ev chat.Event
 	}
 	return err
 }
+
+// roomGoneBroker holds, once armed, the publish of user id's news of
+// leaving a room: entered is closed as it starts, it goes on when open is
+// closed, and done is closed once it has returned.
+type roomGoneBroker struct {
+	chat.Broker
+	mu      sync.Mutex
+	id      int64
+	entered chan struct{}
+	open    chan struct{}
+	done    chan struct{}
+}
+
+func (b *roomGoneBroker) arm(id int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.id = id
+	b.entered, b.open, b.done = make(chan struct{}), make(chan struct{}), make(chan struct{})
+}
+
+func (b *roomGoneBroker) Publish(ctx context.Context, t chat.Topic, ev chat.Event) error {
+	b.mu.Lock()
+	hold := b.id != 0 && ev.Type == chat.EventPresence && ev.ConvID != chat.Everywhere &&
+		!ev.Online && ev.User != nil && ev.User.ID == b.id
+	entered, open, done := b.entered, b.open, b.done
+	if hold {
+		b.id = 0
+	}
+	b.mu.Unlock()
+	if !hold {
+		return b.Broker.Publish(ctx, t, ev)
+	}
+	close(entered)
+	<-open
+	defer close(done)
+	return b.Broker.Publish(ctx, t, ev)
+}
+
+// TestClusterRoomPresenceCrossingNews: three nodes share PostgreSQL and
+// Redis. Grace closes a room on node A, which counts her out of it and is
+// about to tell the room; then her laptop opens the room on node B, which
+// tells it she is there. A's news reaches Redis last. Ada, with the room
+// open on node C, must not be left showing Grace absent while her laptop
+// has the room open, with a count that agrees with that list.
+func TestClusterRoomPresenceCrossingNews(t *testing.T) {
+	pg := testenv.PostgresSchema(t)
+	url, prefix, _ := testenv.Redis(t)
+	gate := &roomGoneBroker{}
+	a := newTestServer(t, onCluster(pg, url, prefix, "a"),
+		withBroker(func(b chat.Broker) chat.Broker { gate.Broker = b; return gate }))
+	b := newTestServer(t, onCluster(pg, url, prefix, "b"))
+	c := newTestServer(t, onCluster(pg, url, prefix, "c"))
+
+	ada := a.signIn(t, "ada@example.com", "Ada")
+	gr := a.signIn(t, "grace@example.com", "Grace")
+	laptop := a.signIn(t, "grace@example.com", "Grace")
+	room := a.enterRoom(t, ada, "lobby")
+	a.enterRoom(t, gr, "lobby")
+	aw := c.connect(t, ada)
+	aw.open(t, room.ID, nil)
+	presence := func(online bool) frame {
+		t.Helper()
+		return aw.take(t, "Grace's presence in the room", func(f frame) bool {
+			return f.Type == "presence" && f.RoomID == room.ID && f.User != nil && f.User.ID == gr.ID && f.Online == online
+		})
+	}
+
+	phone := a.connect(t, gr)
+	phone.open(t, room.ID, nil)
+	presence(true)
+	lw := b.connect(t, laptop)
+	gate.arm(gr.ID)
+	phone.send(t, map[string]any{"type": "close", "room_id": room.ID})
+	select { // A counted Grace out of the room and tells it
+	case <-gate.entered:
+	case <-time.After(waitTimeout):
+		t.Fatal("node A did not tell the room that Grace left")
+	}
+	lw.open(t, room.ID, nil)
+	if f := presence(true); f.OnlineCount != 2 {
+		t.Errorf("Ada got %s as Grace's laptop opened the room; want 2 present", f)
+	}
+	close(gate.open)
+	<-gate.done
+
+	// A published its news; a rename of Grace's that A publishes after it
+	// reaches the room after it too.
+	a.mustDo(t, gr, "PATCH", "/api/me", map[string]string{"name": "Grace H"}, http.StatusOK, nil)
+	aw.find(t, "Grace's rename", func(f frame) bool {
+		return f.Type == "user" && f.RoomID == room.ID && f.User != nil && f.User.ID == gr.ID && f.User.Name == "Grace H"
+	}, false)
+	for _, f := range aw.drain() {
+		if f.Type == "presence" && f.RoomID == room.ID && f.User != nil && f.User.ID == gr.ID && !f.Online {
+			t.Errorf("Ada got %s after Grace's laptop opened the room; want her present", f)
+		}
+	}
+}
