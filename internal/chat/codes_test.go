@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/parley-chat/parley/internal/chat"
-	"github.com/parley-chat/parley/internal/inmem"
 	"github.com/parley-chat/parley/internal/mailer/smtptest"
 )
 
@@ -181,14 +180,7 @@ func TestFailedMailCodeTriedStillCounts(t *testing.T) {
 	ctx := context.Background()
 	const email = "ada@example.com"
 	ml := &lateFailingMailer{held: make(chan struct{}, 1), release: make(chan struct{})}
-	svc := chat.NewService(chat.Config{CodesPerEmail: 1, NewCode: codeSeq()}, chat.Deps{
-		Store:    sqliteStore(t),
-		Broker:   inmem.NewBroker(),
-		Presence: inmem.NewPresence(),
-		Limiter:  inmem.NewLimiter(nil),
-		Mailer:   ml,
-	})
-	t.Cleanup(svc.Close)
+	svc, _ := serviceMailing(t, chat.Config{CodesPerEmail: 1, NewCode: codeSeq()}, ml)
 
 	errc := make(chan error, 1)
 	go func() { errc <- svc.RequestCode(ctx, email, "192.0.2.1") }()

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/parley-chat/parley/internal/chat"
-	"github.com/parley-chat/parley/internal/inmem"
 	"github.com/parley-chat/parley/internal/mailer"
 	"github.com/parley-chat/parley/internal/mailer/smtptest"
 )
@@ -22,20 +21,8 @@ func TestCodeMailerBusy(t *testing.T) {
 	const first, second = "ada@example.com", "bob@example.com"
 	held, release := make(chan struct{}, 4), make(chan struct{})
 	relay := smtptest.Start(t, smtptest.WithHold(held, release))
-	ml, err := mailer.NewSMTP(relay.URL(), "Parley <parley@example.com>", nil,
-		mailer.WithTimeout(10*time.Second), mailer.WithMaxSessions(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	store := sqliteStore(t)
-	svc := chat.NewService(chat.Config{CodesPerEmail: 1}, chat.Deps{
-		Store:    store,
-		Broker:   inmem.NewBroker(),
-		Presence: inmem.NewPresence(),
-		Limiter:  inmem.NewLimiter(nil),
-		Mailer:   ml,
-	})
-	t.Cleanup(svc.Close)
+	ml := smtpMailer(t, relay, mailer.WithTimeout(10*time.Second), mailer.WithMaxSessions(1))
+	svc, store := serviceMailing(t, chat.Config{CodesPerEmail: 1}, ml)
 
 	// The first code's session takes the one slot and is held.
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
@@ -51,7 +38,7 @@ func TestCodeMailerBusy(t *testing.T) {
 	}
 
 	bctx, bcancel := context.WithTimeout(t.Context(), 2*time.Second)
-	err = svc.RequestCode(bctx, second, "192.0.2.2")
+	err := svc.RequestCode(bctx, second, "192.0.2.2")
 	bcancel()
 	e := chat.AsError(err)
 	if e == nil || !errors.Is(err, chat.ErrUnavailable) || e.Code != chat.CodeUnavailable || e.RetryAfter <= 0 {

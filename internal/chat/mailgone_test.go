@@ -40,35 +40,8 @@ func mailGivenUp(t *testing.T, cfg chat.Config, email string) (*chat.Service, *s
 	t.Helper()
 	held, release := make(chan struct{}, 1), make(chan struct{})
 	relay := smtptest.Start(t, smtptest.WithHold(held, release))
-	ml, err := mailer.NewSMTP(relay.URL(), "Parley <parley@example.com>", nil, mailer.WithTimeout(10*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc := chat.NewService(cfg, chat.Deps{
-		Store:    sqliteStore(t),
-		Broker:   inmem.NewBroker(),
-		Presence: inmem.NewPresence(),
-		Limiter:  inmem.NewLimiter(nil),
-		Mailer:   ml,
-	})
-	t.Cleanup(svc.Close)
-
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- svc.RequestCode(ctx, email, "192.0.2.1") }()
-	select {
-	case <-held: // the relay has the mail
-	case err := <-errc:
-		cancel()
-		t.Fatalf("RequestCode before the relay had the mail: %v", err)
-	case <-time.After(10 * time.Second):
-		cancel()
-		t.Fatal("the relay got no mail")
-	}
-	cancel() // the client goes away
-	if err := <-errc; !errors.Is(err, chat.ErrUnavailable) {
-		t.Fatalf("RequestCode given up = %v; want unavailable", err)
-	}
+	svc, _ := serviceMailing(t, cfg, smtpMailer(t, relay, mailer.WithTimeout(10*time.Second)))
+	requestGivenUp(t, svc, email, held)
 	close(release) // the relay takes the mail after all
 	wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer wcancel()
@@ -77,6 +50,54 @@ func mailGivenUp(t *testing.T, cfg chat.Config, email string) (*chat.Service, *s
 		t.Fatalf("the mail given up on was not sent: %v", err)
 	}
 	return svc, relay, m
+}
+
+// serviceMailing returns a service of cfg, on a fresh SQLite store, that
+// mails with m, and its store.
+func serviceMailing(t *testing.T, cfg chat.Config, m chat.Mailer) (*chat.Service, chat.Store) {
+	t.Helper()
+	store := sqliteStore(t)
+	svc := chat.NewService(cfg, chat.Deps{
+		Store:    store,
+		Broker:   inmem.NewBroker(),
+		Presence: inmem.NewPresence(),
+		Limiter:  inmem.NewLimiter(nil),
+		Mailer:   m,
+	})
+	t.Cleanup(svc.Close)
+	return svc, store
+}
+
+// smtpMailer is an SMTP mailer of relay, with opts.
+func smtpMailer(t *testing.T, relay *smtptest.Server, opts ...mailer.Option) *mailer.SMTP {
+	t.Helper()
+	ml, err := mailer.NewSMTP(relay.URL(), "Parley <parley@example.com>", nil, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ml
+}
+
+// requestGivenUp asks svc for a code for email and gives the request up
+// once the relay has the mail (held), as a client that went away; the
+// request fails as unavailable.
+func requestGivenUp(t *testing.T, svc *chat.Service, email string, held <-chan struct{}) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { errc <- svc.RequestCode(ctx, email, "192.0.2.1") }()
+	select {
+	case <-held: // the relay has the mail
+	case err := <-errc:
+		t.Fatalf("RequestCode before the relay had the mail: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the relay got no mail")
+	}
+	cancel() // the client goes away
+	if err := <-errc; !errors.Is(err, chat.ErrUnavailable) {
+		t.Fatalf("RequestCode given up = %v; want unavailable", err)
+	}
 }
 
 // TestCodeMailFailedLateGivenBack: a sign-in mail whose request gave up
@@ -91,36 +112,9 @@ func TestCodeMailFailedLateGivenBack(t *testing.T) {
 	const email = "ada@example.com"
 	held := make(chan struct{}, 1)
 	relay := smtptest.Start(t, smtptest.WithHold(held, make(chan struct{}))) // never released
-	ml, err := mailer.NewSMTP(relay.URL(), "Parley <parley@example.com>", nil, mailer.WithTimeout(500*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	store := sqliteStore(t)
-	svc := chat.NewService(chat.Config{CodesPerEmail: 1}, chat.Deps{
-		Store:    store,
-		Broker:   inmem.NewBroker(),
-		Presence: inmem.NewPresence(),
-		Limiter:  inmem.NewLimiter(nil),
-		Mailer:   ml,
-	})
-	t.Cleanup(svc.Close)
-
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- svc.RequestCode(ctx, email, "192.0.2.1") }()
-	select {
-	case <-held:
-	case err := <-errc:
-		cancel()
-		t.Fatalf("RequestCode before the relay had the mail: %v", err)
-	case <-time.After(10 * time.Second):
-		cancel()
-		t.Fatal("the relay got no mail")
-	}
-	cancel() // the client goes away
-	if err := <-errc; !errors.Is(err, chat.ErrUnavailable) {
-		t.Fatalf("RequestCode given up = %v; want unavailable", err)
-	}
+	ml := smtpMailer(t, relay, mailer.WithTimeout(500*time.Millisecond))
+	svc, store := serviceMailing(t, chat.Config{CodesPerEmail: 1}, ml)
+	requestGivenUp(t, svc, email, held)
 	wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer wcancel()
 	if err := ml.Wait(wctx); err != nil {
@@ -154,15 +148,7 @@ func (failingAtEndMailer) Send(ctx context.Context, _ chat.Mail) error {
 // not.
 func TestCodeMailFailedAsRequestEndsGivenBack(t *testing.T) {
 	const email = "ada@example.com"
-	store := sqliteStore(t)
-	svc := chat.NewService(chat.Config{CodesPerEmail: 1}, chat.Deps{
-		Store:    store,
-		Broker:   inmem.NewBroker(),
-		Presence: inmem.NewPresence(),
-		Limiter:  inmem.NewLimiter(nil),
-		Mailer:   failingAtEndMailer{},
-	})
-	t.Cleanup(svc.Close)
+	svc, store := serviceMailing(t, chat.Config{CodesPerEmail: 1}, failingAtEndMailer{})
 
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
