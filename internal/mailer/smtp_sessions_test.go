@@ -99,18 +99,7 @@ func TestSMTPWait(t *testing.T) {
 		t.Fatalf("Wait with no session under way = %v; want nil", err)
 	}
 
-	sctx, scancel := context.WithCancel(t.Context())
-	sent := make(chan error, 1)
-	go func() { sent <- m.Send(sctx, testMail) }()
-	select {
-	case <-held:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the mail did not reach the relay")
-	}
-	scancel() // the request gives up; its session runs on
-	if err := <-sent; !errors.Is(err, chat.ErrMailPending) {
-		t.Fatalf("Send whose context ended while the relay held the mail = %v; want chat.ErrMailPending", err)
-	}
+	sendGivenUp(t, m, testMail, held)
 
 	waited := make(chan error, 1)
 	go func() { waited <- m.Wait(ctx) }()
@@ -160,18 +149,7 @@ func TestSMTPWaitCuts(t *testing.T) {
 			unsent := make(chan struct{})
 			mail := testMail
 			mail.Unsent = func() { close(unsent) }
-			sctx, scancel := context.WithCancel(t.Context())
-			sent := make(chan error, 1)
-			go func() { sent <- m.Send(sctx, mail) }()
-			select {
-			case <-held:
-			case <-time.After(10 * time.Second):
-				t.Fatal("the mail did not reach the relay")
-			}
-			scancel() // the request gives up; its session runs on
-			if err := <-sent; !errors.Is(err, chat.ErrMailPending) {
-				t.Fatalf("Send whose context ended while the relay held the mail = %v; want chat.ErrMailPending", err)
-			}
+			sendGivenUp(t, m, mail, held)
 
 			cut, ccancel := context.WithCancel(t.Context())
 			ccancel()
@@ -193,5 +171,25 @@ func TestSMTPWaitCuts(t *testing.T) {
 				t.Errorf("Wait after the cut = %v; want nil, no session left", err)
 			}
 		})
+	}
+}
+
+// sendGivenUp sends mail with m and gives the Send up once the relay has
+// the mail (held), as a request that ended: Send returns
+// chat.ErrMailPending, and the session runs on.
+func sendGivenUp(t *testing.T, m *mailer.SMTP, mail chat.Mail, held <-chan struct{}) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	sent := make(chan error, 1)
+	go func() { sent <- m.Send(ctx, mail) }()
+	select {
+	case <-held:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the mail did not reach the relay")
+	}
+	cancel() // the request gives up; its session runs on
+	if err := <-sent; !errors.Is(err, chat.ErrMailPending) {
+		t.Fatalf("Send whose context ended while the relay held the mail = %v; want chat.ErrMailPending", err)
 	}
 }
