@@ -14,36 +14,10 @@ import (
 // or with the version delivered, goes through; presence in a conversation
 // is not ordered so on a user topic (it comes on the conversation's).
 func TestFriendPresenceInVersionOrder(t *testing.T) {
-	h, b := newHub(t)
-	c := mustRegister(t, h, 1, 1, 64)
-	if err := h.Subscribe(c, chat.UserTopic(1)); err != nil {
-		t.Fatal(err)
-	}
-	news := func(friend int64, online bool, version int64) chat.Event {
-		return chat.Event{Type: chat.EventPresence, User: &chat.User{ID: friend}, Online: online, Seq: version}
-	}
-	type got struct {
-		Friend  int64
-		Online  bool
-		Version int64
-	}
-	for _, ev := range []chat.Event{
-		news(7, true, 10),
-		news(7, false, 9), // older: dropped
-		news(8, false, 5), // another friend
-		news(7, true, 10), // the same news again
-		news(7, false, 0), // unknown version (an older node): as it comes
-		news(7, false, 11),
-		news(7, true, 10), // older: dropped
-		{Type: chat.EventPresence, ConvID: 3, User: &chat.User{ID: 7}, Online: true, Seq: 1}, // in a room
-	} {
-		publish(t, b, chat.UserTopic(1), ev)
-	}
-	var gots []got
-	for _, it := range c.Next(nil) {
-		gots = append(gots, got{it.Event.User.ID, it.Event.Online, it.Event.Seq})
-	}
-	want := []got{{7, true, 10}, {8, false, 5}, {7, true, 10}, {7, false, 0}, {7, false, 11}, {7, true, 1}}
+	evs := append(versionedNews(chat.Everywhere),
+		chat.Event{Type: chat.EventPresence, ConvID: 3, User: &chat.User{ID: 7}, Online: true, Seq: 1}) // in a room
+	gots := deliveredPresence(t, chat.UserTopic(1), evs)
+	want := []presenceGot{{7, true, 10}, {8, false, 5}, {7, true, 10}, {7, false, 0}, {7, false, 11}, {7, true, 1}}
 	if diff := cmp.Diff(want, gots); diff != "" {
 		t.Errorf("delivered mismatch (-want +got):\n%s", diff)
 	}
@@ -54,20 +28,24 @@ func TestFriendPresenceInVersionOrder(t *testing.T) {
 // than news of that user delivered before is dropped; news without a
 // version, of another user, or with the version delivered, goes through.
 func TestRoomPresenceInVersionOrder(t *testing.T) {
-	h, b := newHub(t)
-	c := mustRegister(t, h, 1, 1, 64)
-	if err := h.Subscribe(c, chat.ConvTopic(3)); err != nil {
-		t.Fatal(err)
+	gots := deliveredPresence(t, chat.ConvTopic(3), versionedNews(3))
+	want := []presenceGot{{7, true, 10}, {8, false, 5}, {7, true, 10}, {7, false, 0}, {7, false, 11}}
+	if diff := cmp.Diff(want, gots); diff != "" {
+		t.Errorf("delivered mismatch (-want +got):\n%s", diff)
 	}
+}
+
+// versionedNews is presence news of users 7 and 8 in conversation conv
+// (chat.Everywhere: a friend's), with versions out of order.
+func versionedNews(conv int64) []chat.Event {
 	news := func(user int64, online bool, version int64) chat.Event {
-		return chat.Event{Type: chat.EventPresence, ConvID: 3, User: &chat.User{ID: user}, Online: online, OnlineCount: 1, Seq: version}
+		ev := chat.Event{Type: chat.EventPresence, ConvID: conv, User: &chat.User{ID: user}, Online: online, Seq: version}
+		if conv != chat.Everywhere {
+			ev.OnlineCount = 1
+		}
+		return ev
 	}
-	type got struct {
-		User    int64
-		Online  bool
-		Version int64
-	}
-	for _, ev := range []chat.Event{
+	return []chat.Event{
 		news(7, true, 10),
 		news(7, false, 9), // older: dropped
 		news(8, false, 5), // another user
@@ -75,17 +53,33 @@ func TestRoomPresenceInVersionOrder(t *testing.T) {
 		news(7, false, 0), // unknown version (an older node): as it comes
 		news(7, false, 11),
 		news(7, true, 10), // older: dropped
-	} {
-		publish(t, b, chat.ConvTopic(3), ev)
 	}
-	var gots []got
+}
+
+// presenceGot is a presence frame delivered: whose, online, its version.
+type presenceGot struct {
+	User    int64
+	Online  bool
+	Version int64
+}
+
+// deliveredPresence publishes evs on topic to a hub with one connection
+// subscribed to it, and returns what the connection got.
+func deliveredPresence(t *testing.T, topic chat.Topic, evs []chat.Event) []presenceGot {
+	t.Helper()
+	h, b := newHub(t)
+	c := mustRegister(t, h, 1, 1, 64)
+	if err := h.Subscribe(c, topic); err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range evs {
+		publish(t, b, topic, ev)
+	}
+	var gots []presenceGot
 	for _, it := range c.Next(nil) {
-		gots = append(gots, got{it.Event.User.ID, it.Event.Online, it.Event.Seq})
+		gots = append(gots, presenceGot{it.Event.User.ID, it.Event.Online, it.Event.Seq})
 	}
-	want := []got{{7, true, 10}, {8, false, 5}, {7, true, 10}, {7, false, 0}, {7, false, 11}}
-	if diff := cmp.Diff(want, gots); diff != "" {
-		t.Errorf("delivered mismatch (-want +got):\n%s", diff)
-	}
+	return gots
 }
 
 // TestFriendPresenceOrderKeptPastBound: a user topic notes the versions
