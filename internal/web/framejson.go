@@ -2,10 +2,13 @@ package web
 
 import (
 	"encoding/json"
+	"errors"
+	"reflect"
 	"slices"
 	"strconv"
 	"time"
 
+	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 	jsonv1 "github.com/go-json-experiment/json/v1"
 
@@ -18,8 +21,40 @@ import (
 // github.com/go-json-experiment/json, which Go ships as encoding/json/v2
 // behind GOEXPERIMENT=jsonv2. A send frame then costs 2 allocations
 // instead of 9 (BenchmarkDecodeSend); TestDecodeFrame and FuzzDecodeFrame
-// hold it to encoding/json's results.
-func decodeFrame(data []byte, f *inFrame) error { return jsonv1.Unmarshal(data, f) }
+// hold it to encoding/json's results, but for strings that are not valid
+// UTF-8 (unmarshal).
+func decodeFrame(data []byte, f *inFrame) error { return unmarshal(data, f) }
+
+// strictV1 are encoding/json's rules (jsonv1.DefaultOptionsV1) but for
+// strings that are not valid UTF-8, which they take, as encoding/json
+// does, turning what is wrong into U+FFFD without a word.
+var strictV1 = jsonv2.JoinOptions(jsonv1.DefaultOptionsV1(), jsontext.AllowInvalidUTF8(false))
+
+// errNotUTF8 is unmarshal's error for JSON whose only fault is a string
+// that is not valid UTF-8.
+var errNotUTF8 = errors.New("a string in it is not valid UTF-8 (bytes that are no UTF-8, or an escaped lone surrogate such as \\ud800)")
+
+// unmarshal decodes data into v, a pointer, by encoding/json's rules, but
+// refuses a string (a name too) that is not valid UTF-8: bytes that are
+// no UTF-8, or an escape of a lone surrogate ("\ud800"). Such a string
+// would be stored altered, its faults made U+FFFD, where the house rule
+// is that bad input is refused and loses nothing. If that is data's only
+// fault, unmarshal returns errNotUTF8 with v decoded as encoding/json
+// decodes it, for the caller to answer with what it can tell of the
+// request (a frame's ref); else encoding/json's error. The decoder checks
+// the UTF-8 it reads anyway: valid input costs nothing more, and invalid
+// input is decoded a second time, by encoding/json's rules.
+func unmarshal(data []byte, v any) error {
+	err := jsonv2.Unmarshal(data, v, strictV1)
+	if err == nil {
+		return nil
+	}
+	reflect.ValueOf(v).Elem().SetZero()
+	if err := jsonv1.Unmarshal(data, v); err != nil {
+		return err
+	}
+	return errNotUTF8
+}
 
 // The two frames that carry a message on every send, the message event and
 // the sender's ack, are encoded here without reflection: encoding/json

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-json-experiment/json/jsontext"
+
 	"github.com/parley-chat/parley/internal/chat"
 )
 
@@ -86,8 +88,12 @@ func FuzzMessageJSON(f *testing.F) {
 	})
 }
 
-// decodeFrame must read every frame as encoding/json does.
+// decodeFrame must read every frame as encoding/json does, but refuse
+// those whose strings are not valid UTF-8, which encoding/json alters.
 var frameInputs = []string{
+	"{\"type\":\"send\",\"body\":\"\xff\xfe\"}", "{\"type\":\"send\",\"b\xc3\":1}", "{\"type\":\"ping\",\"ref\":\"\xe6\x9d\"}",
+	`{"type":"send","body":"\ud800"}`, `{"type":"send","body":"a\udc00b"}`, `{"ref":"\ude00\ud83d"}`,
+	`{"type":"send","body":"\ud83d\ude00"}`, "{\"type\":\"send\",\"body\":\"\xff\"",
 	`{"type":"send","room_id":3,"client_id":"c-1","body":"hello"}`,
 	`{"TYPE":"send","Room_ID":3,"CLIENT_id":"c-1","Body":"hello"}`,
 	`{"type":"sync","room_id":3,"after":null,"seq":7,"unknown":{"a":[1,2,{}]}}`,
@@ -109,6 +115,16 @@ func checkDecode(t *testing.T, in []byte) {
 	var got, want inFrame
 	gerr := decodeFrame(in, &got)
 	werr := json.Unmarshal(in, &want)
+	if werr == nil && !jsontext.Value(in).IsValid(jsontext.AllowDuplicateNames(true)) {
+		// Valid JSON but for its UTF-8.
+		if gerr != errNotUTF8 {
+			t.Fatalf("%q: error %v; want errNotUTF8", in, gerr)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%q: %+v with errNotUTF8; encoding/json's %+v", in, got, want)
+		}
+		return
+	}
 	if (gerr == nil) != (werr == nil) {
 		t.Fatalf("%q: error %v; encoding/json's %v", in, gerr, werr)
 	}

@@ -7,9 +7,11 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/time/rate"
 
@@ -270,7 +272,10 @@ func (n *session) handle(data []byte, reply func(any)) {
 	n.hmu.Lock()
 	defer n.hmu.Unlock()
 	var f inFrame
-	if err := decodeFrame(data, &f); err != nil {
+	if err := decodeFrame(data, &f); err == errNotUTF8 {
+		n.refuseFrame(reply, f, chat.Errorf(chat.ErrInvalid, chat.CodeBadJSON, "frame is not valid JSON: %v", err))
+		return
+	} else if err != nil {
 		n.refuse(reply, chat.Errorf(chat.ErrInvalid, chat.CodeBadJSON, "frame is not a JSON object of the expected shape: %v", err))
 		return
 	}
@@ -342,6 +347,26 @@ func (n *session) refuse(reply func(any), err error) {
 		err = lerr
 	}
 	n.fail(reply, "", 0, err)
+}
+
+// refuseFrame is refuse for frame f, which is refused whole (nothing of it
+// is done) but whose ref and room_id can be told: its error frame carries
+// them, as that of a frame refused later would. A ref that is itself the
+// string that is not valid UTF-8 (U+FFFD in f, as decoded by encoding/json's
+// rules) is not the client's to be sent back, nor is one too long.
+// n.hmu is held.
+func (n *session) refuseFrame(reply func(any), f inFrame, err error) {
+	ref := f.Ref
+	if f.Type == "send" && ref == "" {
+		ref = f.ClientID
+	}
+	if len(ref) > maxRefLen || strings.ContainsRune(ref, utf8.RuneError) {
+		ref = ""
+	}
+	if lerr := n.allowOther(); lerr != nil {
+		err = lerr
+	}
+	n.fail(reply, ref, f.RoomID, err)
 }
 
 // allowOther takes one frame other than a send from the user's limit of
