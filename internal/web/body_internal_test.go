@@ -11,6 +11,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/go-json-experiment/json/jsontext"
+
 	"github.com/parley-chat/parley/internal/chat"
 )
 
@@ -24,8 +26,11 @@ type restBody struct {
 }
 
 // restInputs are REST bodies valid and not: what docs/protocol.md calls
-// bad_json is whatever encoding/json refuses as the whole body.
+// bad_json is whatever encoding/json refuses as the whole body, and what
+// it takes but alters: strings that are not valid UTF-8.
 var restInputs = []string{
+	"{\"body\":\"\xff\xfe\"}", "{\"client_id\":\"c\xe6\x9d\"}", "{\"\xc3\":1}",
+	`{"body":"\udc00"}`, `{"body":"a\ud800\u0041"}`, `{"body":"\ud83d\ude00"}`, "{\"body\":\"\xff\"",
 	`{"client_id":"c-1","body":"hello"}`,
 	`{"CLIENT_ID":"c-1","Body":"hello","body":"again","unknown":[1,{"a":null}]}`,
 	`{"user_id":9,"max_members":50,"seq":7}`,
@@ -58,6 +63,13 @@ func checkREST(t *testing.T, in string) {
 		t.Fatalf("%q: error %#v; want bad_json", in, gerr)
 	}
 	werr := json.Unmarshal([]byte(in), &want)
+	if werr == nil && !jsontext.Value(in).IsValid(jsontext.AllowDuplicateNames(true)) {
+		// Valid JSON but for its UTF-8.
+		if gerr == nil {
+			t.Fatalf("%q: %+v; want bad_json: not valid UTF-8", in, got)
+		}
+		return
+	}
 	if (gerr == nil) != (werr == nil) {
 		t.Fatalf("%q: error %v; encoding/json's %v", in, gerr, werr)
 	}

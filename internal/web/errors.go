@@ -102,27 +102,23 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// decodeBody reads a JSON request body of at most MaxBodyBytes into v.
+// decodeBody reads a JSON request body of at most MaxBodyBytes into v:
+// one JSON value, by encoding/json's rules, but for strings that are not
+// valid UTF-8, which it refuses (unmarshal).
 func (s *server) decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
 	if err := requireJSON(r); err != nil {
 		return err
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
-	if err := dec.Decode(v); err != nil {
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return err
 		}
-		return chat.Errorf(chat.ErrInvalid, chat.CodeBadJSON, "request body is not valid JSON: %v", err)
+		return chat.Errorf(chat.ErrInvalid, chat.CodeBadJSON, "reading the request body: %v", err)
 	}
-	// The body is one JSON value: a second, or anything but white space
-	// after the first, is not the request's to ignore.
-	if _, err := dec.Token(); err != io.EOF {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return err
-		}
-		return chat.Errorf(chat.ErrInvalid, chat.CodeBadJSON, "request body is not valid JSON: more after its value")
+	if err := unmarshal(data, v); err != nil {
+		return chat.Errorf(chat.ErrInvalid, chat.CodeBadJSON, "request body is not valid JSON: %v", err)
 	}
 	return nil
 }

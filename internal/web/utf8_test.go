@@ -92,3 +92,20 @@ func TestPollInvalidUTF8(t *testing.T) {
 	}
 	ts.wantBodies(t, ada, room.ID, "hi")
 }
+
+// TestRESTInvalidUTF8: a REST body whose strings are not valid UTF-8 is
+// 400 bad_json, and nothing is stored.
+func TestRESTInvalidUTF8(t *testing.T) {
+	ts := newTestServer(t)
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	room := ts.enterRoom(t, ada, "general")
+	for i, tc := range badUTF8 {
+		body := fmt.Sprintf(`{"client_id":"c-%d","body":%s}`, i, tc.quoted)
+		r := ts.do(t, ada, "POST", roomPath(room.ID, "/messages"), body)
+		wantError(t, tc.name, r, http.StatusBadRequest, chat.CodeBadJSON)
+		r = ts.do(t, ada, "POST", "/api/rooms", fmt.Sprintf(`{"name":%s}`, tc.quoted))
+		wantError(t, tc.name+" room name", r, http.StatusBadRequest, chat.CodeBadJSON)
+	}
+	ts.post(t, ada, room.ID, "c-ok", "still here")
+	ts.wantBodies(t, ada, room.ID, "still here")
+}
