@@ -138,7 +138,10 @@ func (s *server) handleCompatWS() http.Handler {
 				return
 			}
 			var f compatFrame
-			if err := json.Unmarshal(data, &f); err != nil {
+			if err := unmarshal(data, &f); err == errNotUTF8 {
+				refuse(chat.Errorf(chat.ErrInvalid, chat.CodeBadJSON, "frame is not valid JSON: %v", err))
+				return
+			} else if err != nil {
 				refuse(chat.Errorf(chat.ErrInvalid, chat.CodeBadJSON, "frame is not JSON of the form {\"message\": \"...\"}"))
 				return
 			}

@@ -10,6 +10,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/parley-chat/parley/internal/chat"
+	"github.com/parley-chat/parley/internal/web"
 )
 
 // badUTF8 are JSON strings (quoted) whose text is not valid UTF-8: raw
@@ -108,4 +109,23 @@ func TestRESTInvalidUTF8(t *testing.T) {
 	}
 	ts.post(t, ada, room.ID, "c-ok", "still here")
 	ts.wantBodies(t, ada, room.ID, "still here")
+}
+
+// TestChannelsCompatInvalidUTF8: on the Django Channels endpoint, such a
+// frame is answered as the other bad frames are, and the connection stays
+// usable.
+func TestChannelsCompatInvalidUTF8(t *testing.T) {
+	ts := newTestServer(t, withWeb(func(c *web.Config) { c.ChannelsCompat = true }))
+	compat := ts.connectCompat(t, "general")
+	for _, tc := range badUTF8 {
+		compat.sendRaw(t, websocket.TextMessage, fmt.Appendf(nil, `{"message":%s}`, tc.quoted))
+		f := compat.next(t)
+		if f.Error == nil || f.Error.Code != chat.CodeBadJSON {
+			t.Errorf("%s: got %s; want a bad_json error", tc.name, f)
+		}
+	}
+	compat.sendRaw(t, websocket.TextMessage, []byte(`{"message":"still here"}`))
+	if f := compat.next(t); f.Text != "still here" {
+		t.Fatalf("valid message after = %s; want it back", f)
+	}
 }
