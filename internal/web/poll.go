@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/parley-chat/parley/internal/chat"
 	"github.com/parley-chat/parley/internal/hub"
@@ -139,7 +140,7 @@ func parseCursor(s string) (*pollCursor, error) {
 	}
 	var c pollCursor
 	if b[0] == '{' {
-		err = json.Unmarshal(b, &c)
+		err = unmarshal(b, &c) // refuses a channel that is not valid UTF-8
 	} else {
 		err = c.decode(b)
 	}
@@ -173,6 +174,12 @@ func (c *pollCursor) decode(b []byte) error {
 	}
 	l := num()
 	if l < 0 || l > maxChannelLen || l > int64(len(b)) {
+		return errCursor
+	}
+	if !utf8.Valid(b[:l]) {
+		// No server gave it: newChannelID's names are base64url. The
+		// channel_ended event, JSON through the broker, would name
+		// another channel, with U+FFFD in place of its bytes.
 		return errCursor
 	}
 	c.Channel, b = string(b[:l]), b[l:]

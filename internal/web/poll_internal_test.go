@@ -94,6 +94,12 @@ func TestCursor(t *testing.T) {
 		"negative id (json)":  base64.RawURLEncoding.EncodeToString([]byte(`{"ch":"a","c":{"-9":3}}`)),
 		"negative seq (json)": base64.RawURLEncoding.EncodeToString([]byte(`{"ch":"a","c":{"9":-1}}`)),
 		"too long":            strings.Repeat("A", maxCursorLen+1),
+		// A channel's name is not valid UTF-8: no server gave it, and
+		// the channel_ended event, JSON through the broker, would name
+		// another channel (U+FFFD in place of its bytes).
+		"channel not UTF-8":             raw(cursorV1, 2, 'a', 0xff, 0, 0, 0),
+		"channel not UTF-8 (json)":      base64.RawURLEncoding.EncodeToString([]byte("{\"ch\":\"a\xff\"}")),
+		"channel lone surrogate (json)": base64.RawURLEncoding.EncodeToString([]byte(`{"ch":"a\ud800"}`)),
 	} {
 		if c, err := parseCursor(s); err == nil {
 			t.Errorf("%s: parseCursor(%q) = %+v, want an error", name, s, c)
