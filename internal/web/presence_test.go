@@ -135,6 +135,18 @@ func TestLargeRoomOnline(t *testing.T) {
 // closed as it starts, and it goes on when open is closed.
 type userGateStore struct {
 	chat.Store
+	holdOnce
+}
+
+func (s *userGateStore) User(ctx context.Context, id int64) (chat.User, error) {
+	defer s.hold(id, true)()
+	return s.Store.User(ctx, id)
+}
+
+// holdOnce holds one call, once armed for an id: entered is closed as it
+// starts, it goes on when open is closed, and done is closed once it has
+// returned.
+type holdOnce struct {
 	mu      sync.Mutex
 	id      int64
 	entered chan struct{}
@@ -142,28 +154,30 @@ type userGateStore struct {
 	done    chan struct{}
 }
 
-func (s *userGateStore) arm(id int64) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.id = id
-	s.entered, s.open, s.done = make(chan struct{}), make(chan struct{}), make(chan struct{})
+func (h *holdOnce) arm(id int64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.id = id
+	h.entered, h.open, h.done = make(chan struct{}), make(chan struct{}), make(chan struct{})
 }
 
-func (s *userGateStore) User(ctx context.Context, id int64) (chat.User, error) {
-	s.mu.Lock()
-	hold := s.id != 0 && s.id == id
-	entered, open, done := s.entered, s.open, s.done
-	if hold {
-		s.id = 0
+// hold holds the caller, a call for id, if h is armed for id and match
+// holds: it closes entered and waits until open is closed. It returns
+// what the caller defers: closing done once held.
+func (h *holdOnce) hold(id int64, match bool) (release func()) {
+	h.mu.Lock()
+	held := match && h.id != 0 && h.id == id
+	entered, open, done := h.entered, h.open, h.done
+	if held {
+		h.id = 0
 	}
-	s.mu.Unlock()
-	if !hold {
-		return s.Store.User(ctx, id)
+	h.mu.Unlock()
+	if !held {
+		return func() {}
 	}
 	close(entered)
 	<-open
-	defer close(done)
-	return s.Store.User(ctx, id)
+	return func() { close(done) }
 }
 
 // TestPresenceOtherDeviceAtGraceEnd: Grace's phone goes away, and as its
@@ -331,35 +345,13 @@ func (b *offlineBroker) Publish(ctx context.Context, t chat.Topic, ev chat.Event
 // closed, and done is closed once it has returned.
 type roomGoneBroker struct {
 	chat.Broker
-	mu      sync.Mutex
-	id      int64
-	entered chan struct{}
-	open    chan struct{}
-	done    chan struct{}
-}
-
-func (b *roomGoneBroker) arm(id int64) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.id = id
-	b.entered, b.open, b.done = make(chan struct{}), make(chan struct{}), make(chan struct{})
+	holdOnce
 }
 
 func (b *roomGoneBroker) Publish(ctx context.Context, t chat.Topic, ev chat.Event) error {
-	b.mu.Lock()
-	hold := b.id != 0 && ev.Type == chat.EventPresence && ev.ConvID != chat.Everywhere &&
-		!ev.Online && ev.User != nil && ev.User.ID == b.id
-	entered, open, done := b.entered, b.open, b.done
-	if hold {
-		b.id = 0
+	if ev.User != nil {
+		defer b.hold(ev.User.ID, ev.Type == chat.EventPresence && ev.ConvID != chat.Everywhere && !ev.Online)()
 	}
-	b.mu.Unlock()
-	if !hold {
-		return b.Broker.Publish(ctx, t, ev)
-	}
-	close(entered)
-	<-open
-	defer close(done)
 	return b.Broker.Publish(ctx, t, ev)
 }
 
