@@ -224,7 +224,11 @@ const countListReads = `(() => {
 // TestBrowserPollGroupRenameResumed, the server rebuilds Ada's long-poll
 // channel when her page is shown again. The page learns of it twice: the
 // hello it gives again on any resume, and the resumed frame of the
-// rebuild. It must load its lists again once, not for each.
+// rebuild. It must load its lists again once, not for each: the contact
+// list is read once. (The conversation list may be read a second time by
+// that one load: a frame that changes it, such as the rename's, coming
+// while it is read has it read again, and a reload per news would read
+// the contacts again too.)
 func TestBrowserPollResumedReadsListsOnce(t *testing.T) {
 	s, ada, grace, graceID := startAdaInGroupWithGrace(t, "?transport=poll")
 	waitFor[bool](t, ada, "Ada is connected by long-polling", viewState, connectedBy, "poll")
@@ -238,8 +242,8 @@ func TestBrowserPollResumedReadsListsOnce(t *testing.T) {
 		Contacts      int `json:"contacts"`
 	}
 	got := evaluate[reads](t, ada, "read the count", `window.parleyListReads`)
-	if want := (reads{1, 1}); got != want {
-		t.Errorf("lists read after the rebuilt channel's resume: %+v; want %+v", got, want)
+	if got.Contacts != 1 || got.Conversations < 1 {
+		t.Errorf("lists read after the rebuilt channel's resume: %+v; want the contacts once, the conversations at least once", got)
 	}
 	ada.checkSamePage(t)
 	ada.checkQuiet(t)
