@@ -196,11 +196,12 @@ func TestBrowserTimesAtMidnight(t *testing.T) {
 	const body = "Sent before midnight."
 	ada.send(t, body)
 
-	// The reloaded page's clock reaches midnight 8 s from now.
+	// The reloaded page's clock reaches midnight 12 s from now: time for
+	// a loaded machine to show the page before, within the wait after.
 	evaluate[chromedp.Void](t, ada, "set the clock ahead", `(() => {
 		const now = new Date();
 		const midnight = new Date(now.getFullYear(), now.getMonth(), now.getDate() + 1);
-		localStorage.setItem("parleyClockOffset", String(midnight - now - 8000));
+		localStorage.setItem("parleyClockOffset", String(midnight - now - 12000));
 	})()`)
 	ada.do(t, "reload the page", chromedp.Reload())
 	shown := `(() => {
