@@ -220,11 +220,34 @@ func wantError(tb testing.TB, what string, err error, kind error, code, field st
 	}
 }
 
+// emailCase is an address given to chat.NormalizeEmail, and what it
+// gives: the address kept, or the code of its error ("" when valid).
+type emailCase struct {
+	in, want string
+	code     string
+}
+
+// wantNormalizedEmails checks chat.NormalizeEmail on each of tests.
+func wantNormalizedEmails(t *testing.T, tests []emailCase) {
+	t.Helper()
+	for _, tt := range tests {
+		got, err := chat.NormalizeEmail(tt.in)
+		if tt.code == "" {
+			if err != nil || got != tt.want {
+				t.Errorf("NormalizeEmail(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
+			}
+			continue
+		}
+		if err == nil {
+			t.Errorf("NormalizeEmail(%q) = %q; want an error", tt.in, got)
+			continue
+		}
+		wantError(t, fmt.Sprintf("NormalizeEmail(%q)", tt.in), err, chat.ErrInvalid, tt.code, "email")
+	}
+}
+
 func TestNormalizeEmail(t *testing.T) {
-	tests := []struct {
-		in, want string
-		code     string // "" when valid
-	}{
+	tests := []emailCase{
 		{"ada@example.com", "ada@example.com", ""},
 		{"  Ada@Example.COM \n", "ada@example.com", ""},
 		{"a.b+tag@mail.example.org", "a.b+tag@mail.example.org", ""},
@@ -262,16 +285,7 @@ func TestNormalizeEmail(t *testing.T) {
 		{"ada lovelace@example.com", "", chat.CodeInvalidField},
 		{strings.Repeat("a", 243) + "@example.com", "", chat.CodeTooLong},
 	}
-	for _, tt := range tests {
-		got, err := chat.NormalizeEmail(tt.in)
-		if tt.code == "" {
-			if err != nil || got != tt.want {
-				t.Errorf("NormalizeEmail(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
-			}
-			continue
-		}
-		wantError(t, fmt.Sprintf("NormalizeEmail(%q)", tt.in), err, chat.ErrInvalid, tt.code, "email")
-	}
+	wantNormalizedEmails(t, tests)
 }
 
 func TestValidRoomName(t *testing.T) {
@@ -1945,10 +1959,7 @@ func TestOpenSessionsLeaveRenewalToRequests(t *testing.T) {
 // refused. Before, the two forms were two addresses, so two accounts, and
 // any "xn--" label passed.
 func TestNormalizeEmailIDN(t *testing.T) {
-	tests := []struct {
-		in, want string
-		code     string // "" when valid
-	}{
+	tests := []emailCase{
 		{"ana@bücher.example", "ana@bücher.example", ""},
 		{"ana@xn--bcher-kva.example", "ana@bücher.example", ""},
 		{"ana@XN--BCHER-KVA.example", "ana@bücher.example", ""},
@@ -1976,18 +1987,5 @@ func TestNormalizeEmailIDN(t *testing.T) {
 		// Within 254 bytes as kept, past them with its domain in ASCII.
 		{strings.Repeat("a", 80) + "@" + strings.Repeat(strings.Repeat("a", 50)+"ü.", 3) + "example", "", chat.CodeTooLong},
 	}
-	for _, tt := range tests {
-		got, err := chat.NormalizeEmail(tt.in)
-		if tt.code == "" {
-			if err != nil || got != tt.want {
-				t.Errorf("NormalizeEmail(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
-			}
-			continue
-		}
-		if err == nil {
-			t.Errorf("NormalizeEmail(%q) = %q; want an error", tt.in, got)
-			continue
-		}
-		wantError(t, fmt.Sprintf("NormalizeEmail(%q)", tt.in), err, chat.ErrInvalid, tt.code, "email")
-	}
+	wantNormalizedEmails(t, tests)
 }
