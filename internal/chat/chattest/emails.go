@@ -40,32 +40,13 @@ func MigratedEmails(t *testing.T, st chat.Store, got, codes []string, log string
 		"5 o\u0323\u0308@example.net",
 		"6 ada@example.com",
 	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("users after the migration mismatch (-want +got):\n%s", diff)
-	}
-	if diff := cmp.Diff([]string{"ada@example.com"}, codes); diff != "" {
-		t.Errorf("login codes after the migration mismatch (-want +got):\n%s", diff)
-	}
-	for _, kept := range []string{"user=1 holder=3", "user=5 holder=4"} {
-		if !strings.Contains(log, kept) {
-			t.Errorf("the migration logged:\n%s\nwant a line with %q", log, kept)
-		}
-	}
+	wantMigrated(t, want, got, []string{"ada@example.com"}, codes, log, "user=1 holder=3", "user=5 holder=4")
 	at := time.Unix(100, 0)
-	for email, id := range map[string]int64{
+	wantSignInsAs(t, st, at, map[string]int64{
 		"ze\u0301e@example.org": 2, "Z\u00c9E@example.org": 2,
 		"cafe\u0301@example.com": 3, "caf\u00e9@example.com": 3,
 		"o\u0323\u0308@example.net": 4, "o\u0308\u0323@example.net": 4,
-	} {
-		folded, err := chat.NormalizeEmail(email)
-		if err != nil {
-			t.Fatalf("NormalizeEmail(%+q): %v", email, err)
-		}
-		u, created, err := st.EnsureUser(ctx, folded, at)
-		if err != nil || created || u.ID != id {
-			t.Errorf("EnsureUser(%+q) = user %d (created %v), %v; want user %d", folded, u.ID, created, err, id)
-		}
-	}
+	})
 	// A code asked for with one spelling is found with the other.
 	ask, _ := chat.NormalizeEmail("ze\u0301e@example.org")
 	verify, _ := chat.NormalizeEmail("z\u00e9e@example.org")
@@ -94,33 +75,48 @@ func MigratedEmails(t *testing.T, st chat.Store, got, codes []string, log string
 // is logged. The code of user 1's changed address is gone; the other stays.
 func MigratedIDNEmails(t *testing.T, st chat.Store, got, codes []string, log string) {
 	t.Helper()
-	ctx := context.Background()
 	want := []string{
 		"1 ana@bücher.example",
 		"2 bob@xn--bcher-kva.example",
 		"3 bob@bücher.example",
 		"4 cy@bücher.example",
 	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("users after the migration mismatch (-want +got):\n%s", diff)
-	}
-	if diff := cmp.Diff([]string{"cy@bücher.example"}, codes); diff != "" {
-		t.Errorf("login codes after the migration mismatch (-want +got):\n%s", diff)
-	}
-	if !strings.Contains(log, "user=2 holder=3") {
-		t.Errorf("the migration logged:\n%s\nwant a line with %q", log, "user=2 holder=3")
-	}
-	at := time.Unix(100, 0)
-	for email, id := range map[string]int64{
+	wantMigrated(t, want, got, []string{"cy@bücher.example"}, codes, log, "user=2 holder=3")
+	wantSignInsAs(t, st, time.Unix(100, 0), map[string]int64{
 		"ana@xn--bcher-kva.example": 1, "ANA@BÜCHER.example": 1,
 		"bob@xn--bcher-kva.example": 3, "bob@bücher.example": 3,
 		"cy@XN--BCHER-KVA.EXAMPLE": 4,
-	} {
+	})
+}
+
+// wantMigrated checks a migration's outcome: the users (got) and the
+// login codes' addresses (codes) it left, and the lines of its log that
+// name the users kept apart (kept).
+func wantMigrated(t *testing.T, want, got, wantCodes, codes []string, log string, kept ...string) {
+	t.Helper()
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("users after the migration mismatch (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(wantCodes, codes); diff != "" {
+		t.Errorf("login codes after the migration mismatch (-want +got):\n%s", diff)
+	}
+	for _, k := range kept {
+		if !strings.Contains(log, k) {
+			t.Errorf("the migration logged:\n%s\nwant a line with %q", log, k)
+		}
+	}
+}
+
+// wantSignInsAs checks that each address, as a user types it, signs in
+// as the user given (NormalizeEmail, then EnsureUser at at), creating none.
+func wantSignInsAs(t *testing.T, st chat.Store, at time.Time, users map[string]int64) {
+	t.Helper()
+	for email, id := range users {
 		folded, err := chat.NormalizeEmail(email)
 		if err != nil {
 			t.Fatalf("NormalizeEmail(%+q): %v", email, err)
 		}
-		u, created, err := st.EnsureUser(ctx, folded, at)
+		u, created, err := st.EnsureUser(context.Background(), folded, at)
 		if err != nil || created || u.ID != id {
 			t.Errorf("EnsureUser(%+q) = user %d (created %v), %v; want user %d", folded, u.ID, created, err, id)
 		}
