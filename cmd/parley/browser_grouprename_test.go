@@ -84,21 +84,25 @@ func renameWhileHidden(t *testing.T, s *testServer, ada *browser, grace *http.Cl
 // frame of the rename is not given again: the open group's members and
 // the conversation list must show Grace's new name all the same.
 func TestBrowserPollGroupRenameResumed(t *testing.T) {
-	s, ada, grace, graceID := startAdaInGroupWithGrace(t, "?transport=poll")
-	waitFor[bool](t, ada, "Ada is connected by long-polling", viewState, connectedBy, "poll")
-	renameWhileHidden(t, s, ada, grace, "poll")
-	waitFor[bool](t, ada, "the open group's members and the conversation list name Grace Hopper", groupRenameState, graceShownAs, graceID, "Grace Hopper")
-	ada.checkSamePage(t)
-	ada.checkQuiet(t)
+	renamedWhileHiddenShown(t, "?transport=poll", "poll")
 }
 
 // TestBrowserWSGroupRenameReconnected is TestBrowserPollGroupRenameResumed
 // over a WebSocket: the rename is made while the page has none, and the
 // reconnected page's hello is all it learns from.
 func TestBrowserWSGroupRenameReconnected(t *testing.T) {
-	s, ada, grace, graceID := startAdaInGroupWithGrace(t, "")
-	waitFor[bool](t, ada, "Ada is connected by WebSocket", viewState, connectedBy, "ws")
-	renameWhileHidden(t, s, ada, grace, "ws")
+	renamedWhileHiddenShown(t, "", "ws")
+}
+
+// renamedWhileHiddenShown: Ada, connected by transport (her page's URL
+// ending in query), has the group Crew open when Grace renames herself
+// while Ada's page is hidden; shown again, it names Grace Hopper in the
+// group's members and the conversation list.
+func renamedWhileHiddenShown(t *testing.T, query, transport string) {
+	t.Helper()
+	s, ada, grace, graceID := startAdaInGroupWithGrace(t, query)
+	waitFor[bool](t, ada, "Ada is connected by "+transport, viewState, connectedBy, transport)
+	renameWhileHidden(t, s, ada, grace, transport)
 	waitFor[bool](t, ada, "the open group's members and the conversation list name Grace Hopper", groupRenameState, graceShownAs, graceID, "Grace Hopper")
 	ada.checkSamePage(t)
 	ada.checkQuiet(t)
