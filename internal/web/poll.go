@@ -17,7 +17,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/parley-chat/parley/internal/chat"
 	"github.com/parley-chat/parley/internal/hub"
@@ -144,7 +143,7 @@ func parseCursor(s string) (*pollCursor, error) {
 	} else {
 		err = c.decode(b)
 	}
-	if err != nil || c.Channel == "" || len(c.Channel) > maxChannelLen || c.N < 0 || c.User < 0 || len(c.Convs) > maxCursorConvs { // decode bounds a v1 cursor's
+	if err != nil || !channelName(c.Channel) || c.N < 0 || c.User < 0 || len(c.Convs) > maxCursorConvs { // decode bounds a v1 cursor's
 		return nil, bad()
 	}
 	for id, seq := range c.Convs { // decode checks a v1 cursor's
@@ -156,6 +155,27 @@ func parseCursor(s string) (*pollCursor, error) {
 }
 
 var errCursor = errors.New("malformed cursor")
+
+// channelName reports whether s can be the name of a channel this server
+// gave: at most maxChannelLen characters of base64url (newChannelID), with
+// the dot between a fork's family and its own name (forkID). A name of
+// other characters is none, and a fork of it would carry them on: into
+// the next cursors, and into the channel_ended event, JSON through the
+// broker, which would name another channel where the bytes are not UTF-8
+// (U+FFFD in their place).
+func channelName(s string) bool {
+	if s == "" || len(s) > maxChannelLen {
+		return false
+	}
+	for i := range len(s) {
+		switch c := s[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_', c == '.':
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // decode reads an encoded cursor (before base64) into c.
 func (c *pollCursor) decode(b []byte) error {
@@ -174,12 +194,6 @@ func (c *pollCursor) decode(b []byte) error {
 	}
 	l := num()
 	if l < 0 || l > maxChannelLen || l > int64(len(b)) {
-		return errCursor
-	}
-	if !utf8.Valid(b[:l]) {
-		// No server gave it: newChannelID's names are base64url. The
-		// channel_ended event, JSON through the broker, would name
-		// another channel, with U+FFFD in place of its bytes.
 		return errCursor
 	}
 	c.Channel, b = string(b[:l]), b[l:]

@@ -100,6 +100,11 @@ func TestCursor(t *testing.T) {
 		"channel not UTF-8":             raw(cursorV1, 2, 'a', 0xff, 0, 0, 0),
 		"channel not UTF-8 (json)":      base64.RawURLEncoding.EncodeToString([]byte("{\"ch\":\"a\xff\"}")),
 		"channel lone surrogate (json)": base64.RawURLEncoding.EncodeToString([]byte(`{"ch":"a\ud800"}`)),
+		// Nor is one of other characters than its names have
+		// (base64url, and the dot between a fork's family and its
+		// own): a fork of it would carry them in its name.
+		"channel of other characters":        raw(cursorV1, 3, 'a', ' ', '<', 0, 0, 0),
+		"channel of other characters (json)": base64.RawURLEncoding.EncodeToString([]byte(`{"ch":"a\n\u00e9"}`)),
 	} {
 		if c, err := parseCursor(s); err == nil {
 			t.Errorf("%s: parseCursor(%q) = %+v, want an error", name, s, c)
