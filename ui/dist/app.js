@@ -705,14 +705,23 @@ function renderRooms() {
 
 // ---------------------------------------------------------------- conversations
 
+// readSettled reads with read() until no frame that version() counts came
+// while it read: an answer asked for before such a frame may be older than
+// what the frame told, and would undo it. It reads at most four times, and
+// stops early when stop() says the answer is no longer wanted. It returns
+// the last answer and whether it was read with no such frame meanwhile.
+async function readSettled(version, read, stop = () => false) {
+  for (let tries = 0; ; tries++) {
+    const v = version();
+    const answer = await read();
+    if (v === version()) return { answer, settled: true };
+    if (tries >= 3 || stop()) return { answer, settled: false };
+  }
+}
+
 async function refreshConversations() {
   try {
-    let list;
-    for (let tries = 0; ; tries++) {
-      const version = state.convsVersion;
-      list = await api.conversations();
-      if (version === state.convsVersion || tries >= 3) break;
-    }
+    const { answer: list } = await readSettled(() => state.convsVersion, api.conversations);
     if (state.view !== 'chat') return;
     const convs = new Map();
     for (const c of list) {
@@ -982,16 +991,17 @@ function renderConversations() {
 
 async function refreshContacts() {
   try {
-    let data;
-    let tick;
     // A contact frame that came while the list was read may be newer than
     // the answer: read again rather than show a stale list.
-    for (let tries = 0; ; tries++) {
-      const version = state.contactsVersion;
-      tick = state.presenceTick;
-      data = await api.contacts();
-      if (version === state.contactsVersion || tries >= 3) break;
-    }
+    const {
+      answer: { data, tick },
+    } = await readSettled(
+      () => state.contactsVersion,
+      async () => {
+        const tick = state.presenceTick;
+        return { data: await api.contacts(), tick };
+      },
+    );
     if (state.view !== 'chat') return;
     state.contacts = new Map((data.contacts || []).map((c) => [c.user.id, c]));
     state.blocked = new Map((data.blocked || []).map((u) => [u.id, u]));
@@ -2403,18 +2413,16 @@ async function refreshOnline(id) {
     // answer: read again rather than undo it. An answer still older after
     // the last try is dropped: the count stays as the frames set it, and
     // the next presence frame out of step with it reads again.
-    for (let tries = 0; open(); tries++) {
-      const version = state.onlineVersion;
-      const d = await api.online(id);
-      if (!open()) return;
-      if (version === state.onlineVersion) {
-        state.online = new Map((d.users || []).map((u) => [u.id, u]));
-        state.onlineCount = d.count;
-        renderOnline();
-        return;
-      }
-      if (tries >= 3) return;
-    }
+    if (!open()) return;
+    const { answer: d, settled } = await readSettled(
+      () => state.onlineVersion,
+      () => api.online(id),
+      () => !open(),
+    );
+    if (!settled || !open()) return;
+    state.online = new Map((d.users || []).map((u) => [u.id, u]));
+    state.onlineCount = d.count;
+    renderOnline();
   } catch {
     // the next presence frame tries again
   } finally {
