@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/parley-chat/parley/internal/chat"
 	"github.com/parley-chat/parley/internal/hub"
 )
@@ -121,5 +123,72 @@ func TestOpenLimitsBounded(t *testing.T) {
 	a.mu.Unlock()
 	if n > 1 {
 		t.Errorf("after a sweep with all full: open limits held for %d addresses; want the newest only", n)
+	}
+}
+
+// TestOpenLimitsSmall: a user's first open of a connection costs the
+// user's limits alone, not a limiter more: every connected user holds
+// them (acquire), and an idle connection's memory is a target
+// (docs/benchmarks.md, target 5).
+func TestOpenLimitsSmall(t *testing.T) {
+	u := userLimits{m: make(map[int64]*sharedLimits, 2000), sweep: time.Now(), sweepAt: 4000}
+	id := int64(0)
+	allocs := testing.AllocsPerRun(1000, func() {
+		id++
+		if err := u.allowOpen(id, 2, 20); err != nil {
+			t.Fatalf("first open of user %d: %v", id, err)
+		}
+	})
+	if allocs != 1 {
+		t.Errorf("a user's first open allocates %v times; want 1 (their sharedLimits)", allocs)
+	}
+}
+
+// TestOpenBucket: an openBucket lets opens come as a rate.Limiter of the
+// same limit and burst does, and tells the same wait when it refuses.
+func TestOpenBucket(t *testing.T) {
+	start := time.Unix(1_800_000_000, 0)
+	for _, c := range []struct {
+		limit rate.Limit
+		burst int
+	}{{2, 20}, {1, 1}, {0.5, 3}, {1000, 5}} {
+		var b openBucket
+		lim := rate.NewLimiter(c.limit, c.burst)
+		now := start
+		// Opens at uneven steps, bursts and pauses, for 3 minutes.
+		for i := range 400 {
+			now = now.Add(time.Duration(i%7*i%13) * 37 * time.Millisecond)
+			want := lim.AllowN(now, 1)
+			wait, got := b.take(now, c.limit, c.burst)
+			if got != want {
+				t.Fatalf("limit %v burst %d, open %d at +%v: allowed %v; a rate.Limiter: %v", c.limit, c.burst, i, now.Sub(start), got, want)
+			}
+			if !got {
+				wantWait := time.Duration((1 - lim.TokensAt(now)) / float64(c.limit) * float64(time.Second))
+				if d := wait - wantWait; d < -time.Microsecond || d > time.Microsecond {
+					t.Fatalf("limit %v burst %d, open %d: wait %v; a rate.Limiter's %v", c.limit, c.burst, i, wait, wantWait)
+				}
+			}
+			if full := lim.TokensAt(now) >= float64(c.burst); b.full(now) != full {
+				t.Fatalf("limit %v burst %d, open %d: full %v; a rate.Limiter: %v", c.limit, c.burst, i, b.full(now), full)
+			}
+		}
+	}
+	// The widest bounds the configuration allows do not overflow: the
+	// times are bounded by maxInterval.
+	for _, c := range []struct {
+		limit rate.Limit
+		burst int
+	}{{1e-12, 1_000_000_000}, {1e-12, 1}, {1e12, 1_000_000_000}} {
+		var b openBucket
+		for i := range 3 {
+			wait, ok := b.take(start, c.limit, c.burst)
+			if wait < 0 || (i == 0 && !ok) || (!ok && wait == 0) {
+				t.Errorf("limit %v burst %d, open %d: %v, %v", c.limit, c.burst, i, wait, ok)
+			}
+		}
+		if int64(b) < start.UnixNano() || int64(b) > start.UnixNano()+3*int64(maxInterval) {
+			t.Errorf("limit %v burst %d: bucket at %d, beyond 3 maxIntervals of now", c.limit, c.burst, int64(b)-start.UnixNano())
+		}
 	}
 }

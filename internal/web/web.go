@@ -522,9 +522,51 @@ type userLimits struct {
 // (session.handle).
 type sharedLimits struct {
 	send, other atomic.Pointer[rate.Limiter]
-	open        *rate.Limiter // guarded by userLimits.mu
-	conns       int           // connections holding them; guarded by userLimits.mu
+	open        openBucket // guarded by userLimits.mu
+	conns       int        // connections holding them; guarded by userLimits.mu
 }
+
+// openBucket counts a user's opens of connections as a rate.Limiter of
+// the open rate and burst would, in 8 bytes: it is the time (Unix
+// nanoseconds) at which the whole burst is back, the "theoretical
+// arrival time" of GCRA; at or before now it is full. Every connected
+// user holds one (sharedLimits, acquire), and a limiter of their own cost
+// each 80 bytes more of an idle connection's memory (docs/benchmarks.md,
+// target 5).
+type openBucket int64
+
+// take takes one open at now of limit per second past burst; if none may
+// come, it takes nothing and returns how long until one may.
+func (b *openBucket) take(now time.Time, limit rate.Limit, burst int) (wait time.Duration, ok bool) {
+	if wait := b.wait(now, limit, burst); wait > 0 {
+		return wait, false
+	}
+	*b = openBucket(max(int64(*b), now.UnixNano()) + int64(interval(limit)))
+	return 0, true
+}
+
+// wait returns how long from now until b lets an open come, 0 if now.
+// Taken, an open moves the time of the whole burst one interval on, and
+// it may be at most burst intervals from now (at most maxInterval: b
+// stays within 3 maxIntervals of now, far from overflowing).
+func (b openBucket) wait(now time.Time, limit rate.Limit, burst int) time.Duration {
+	iv := interval(limit)
+	window := time.Duration(min(float64(burst)*float64(iv), float64(maxInterval)))
+	return max(0, time.Duration(int64(b)-now.UnixNano())+iv-window)
+}
+
+// full reports whether b has its whole burst at now.
+func (b openBucket) full(now time.Time) bool { return int64(b) <= now.UnixNano() }
+
+// interval is the time one event of limit per second takes to come back,
+// at most maxInterval.
+func interval(limit rate.Limit) time.Duration {
+	return time.Duration(min(float64(time.Second)/float64(limit), float64(maxInterval)))
+}
+
+// maxInterval bounds openBucket's times: 36 years, past which no wait is
+// told apart.
+const maxInterval = time.Duration(1) << 60
 
 // limiter returns the limiter in p, made with limit and burst if there is
 // none yet.
@@ -539,32 +581,34 @@ func limiter(p *atomic.Pointer[rate.Limiter], limit rate.Limit, burst int) *rate
 // full reports whether no connection holds l and its limiters have their
 // whole bursts at now; l.conns is guarded by the caller.
 func (l *sharedLimits) full(now time.Time) bool {
-	return l.conns == 0 && full(l.send.Load(), now) && full(l.other.Load(), now) && full(l.open, now)
+	return l.conns == 0 && full(l.send.Load(), now) && full(l.other.Load(), now) && l.open.full(now)
 }
 
-// allowOpen takes one open of a connection from user id's limiter, made
-// with limit and burst. The limiter is kept with the user's other limits
-// until full again, whether a connection is let in or not.
+// allowOpen takes one open of a connection from user id's openBucket, of
+// limit and burst. It is kept with the user's other limits until full
+// again, whether a connection is let in or not.
 func (u *userLimits) allowOpen(id int64, limit rate.Limit, burst int) error {
 	now := time.Now()
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	l := u.getLocked(id, now)
-	if l.open == nil {
-		l.open = rate.NewLimiter(limit, burst)
+	if wait, ok := u.getLocked(id, now).open.take(now, limit, burst); !ok {
+		return openedTooOften(wait)
 	}
-	return allowOpenAt(l.open, now)
+	return nil
 }
 
 // openAllowed reports whether user id could open a connection now by
-// the limit allowOpen applies, taking nothing; if not, it returns the
-// error allowOpen would. A user with no limiter has a whole burst.
-func (u *userLimits) openAllowed(id int64) error {
+// the limit allowOpen applies (of limit and burst), taking nothing; if
+// not, it returns the error allowOpen would. A user with no limits held
+// has a whole burst.
+func (u *userLimits) openAllowed(id int64, limit rate.Limit, burst int) error {
 	now := time.Now()
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if l := u.m[id]; l != nil && l.open != nil && l.open.TokensAt(now) < 1 {
-		return openedTooOften(l.open, now)
+	if l := u.m[id]; l != nil {
+		if wait := l.open.wait(now, limit, burst); wait > 0 {
+			return openedTooOften(wait)
+		}
 	}
 	return nil
 }
@@ -575,14 +619,14 @@ func allowOpenAt(lim *rate.Limiter, now time.Time) error {
 	if lim.AllowN(now, 1) {
 		return nil
 	}
-	return openedTooOften(lim, now)
+	return openedTooOften(time.Duration((1 - lim.TokensAt(now)) / float64(lim.Limit()) * float64(time.Second)))
 }
 
-// openedTooOften is the rate_limited error of an open lim refuses at now,
-// saying when the next may come.
-func openedTooOften(lim *rate.Limiter, now time.Time) error {
+// openedTooOften is the rate_limited error of an open refused, the next
+// allowed after wait.
+func openedTooOften(wait time.Duration) error {
 	e := chat.Errorf(chat.ErrRateLimited, chat.CodeRateLimited, "connections opened too often: wait before opening another")
-	e.RetryAfter = time.Duration((1 - lim.TokensAt(now)) / float64(lim.Limit()) * float64(time.Second))
+	e.RetryAfter = wait
 	return e
 }
 
@@ -771,7 +815,7 @@ func (s *server) openRefused(u chat.User) error {
 	if err := s.conns.check(u.ID, s.cfg.MaxUserConns, func() int { return s.hub.UserClients(u.ID) }, msgUserConns); err != nil {
 		return err
 	}
-	return s.limits.openAllowed(u.ID)
+	return s.limits.openAllowed(u.ID, rate.Limit(s.cfg.OpenRate), s.cfg.OpenBurst)
 }
 
 // allowOpenCheck applies the limit of a user's frames other than sends
