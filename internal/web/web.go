@@ -298,14 +298,15 @@ func (s *server) checkOrigin(r *http.Request) bool {
 //
 // Cross-Origin-Opener-Policy puts the app's page in a browsing context
 // group of its own: a page of another origin that opened it, or that it
-// opened, gets no handle on it. The app opens no window and is opened by
-// none (mail links navigate to it). Cross-Origin-Resource-Policy has
-// browsers refuse every answer to another origin's no-cors request (an
-// <img>, <script> or no-cors fetch there): the app loads its favicon,
-// scripts and styles from its own origin; the API sends no CORS headers,
-// so a page of another origin, listed in --origins or not, never reads
-// its answers anyway, and the WebSocket upgrades such a page makes are
-// not subject to it.
+// opened, gets no handle on it. The app opens no window but the links in
+// messages (with noopener as well) and is opened by none (mail links
+// navigate to it). Cross-Origin-Resource-Policy has browsers refuse
+// every answer to another origin's no-cors request (an <img>, <script>
+// or no-cors fetch there): the app loads its favicon, scripts and styles
+// from its own origin; the API sends no CORS headers, so a page of
+// another origin, listed in --origins or not, never reads its answers
+// anyway, and the WebSocket upgrades such a page makes are not subject
+// to it.
 var securityHeaderValues = [...]struct {
 	key   string
 	value []string

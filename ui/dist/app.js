@@ -1,9 +1,12 @@
 // Parley web app: sign-in, room list and the open room.
 //
 // All user-supplied text (names, message bodies) goes into the page through
-// textContent / createTextNode only.
+// textContent / createTextNode only; the web addresses in a body become
+// links whose href, set as an attribute, is an http: or https: URL
+// (linkParts).
 
 import { api, setUnauthorizedHandler } from './api.js';
+import { linkParts } from './links.js';
 import { ChatSocket, newClientId, resendAfter, resendWait, unsure } from './socket.js';
 import { Unsent } from './unsent.js';
 
@@ -2567,9 +2570,28 @@ function messageEl(m) {
   if (state.me && m.sender_id === state.me.id) el.classList.add('own');
   const main = h('div', 'msg-main');
   const bubble = h('div', 'bubble');
-  bubble.append(iso(h('div', 'msg-body', m.body)), timeEl(when));
+  bubble.append(bodyEl(m.body), timeEl(when));
   main.append(h('div', 'msg-sender', name), bubble);
   el.append(avatar(m.sender_id, name), main);
+  return el;
+}
+
+// bodyEl shows a message's body as written, each web address in it
+// (linkParts) a link that opens in a new tab, with no handle on this
+// page, no referrer and no endorsement.
+function bodyEl(body) {
+  const el = iso(h('div', 'msg-body'));
+  for (const part of linkParts(body || '')) {
+    if (typeof part === 'string') {
+      el.append(part);
+      continue;
+    }
+    const a = h('a', null, part.text);
+    a.setAttribute('href', part.href);
+    a.setAttribute('target', '_blank');
+    a.setAttribute('rel', 'noopener noreferrer nofollow');
+    el.append(a);
+  }
   return el;
 }
 
