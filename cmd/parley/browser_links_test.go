@@ -80,6 +80,11 @@ func TestBrowserLinkParts(t *testing.T) {
 		{"markup", `<img src=x onerror=alert(1)> <a href="https://a.example/">x</a>`, []bodyPart{
 			textPart(`<img src=x onerror=alert(1)> <a href="`), linkPart("https://a.example/", "https://a.example/"), textPart(`">x</a>`),
 		}},
+		{"Chinese", "见https://a.example/x。谢谢（https://b.example/y）", []bodyPart{
+			textPart("见"), linkPart("https://a.example/x", "https://a.example/x"), textPart("。谢谢（"),
+			linkPart("https://b.example/y", "https://b.example/y"), textPart("）"),
+		}},
+		{"direction control before", "\u202ehttps://a.example/x", []bodyPart{textPart("\u202e"), linkPart("https://a.example/x", "https://a.example/x")}},
 		{"direction control", "https://a.example/\u202eexe.txt", []bodyPart{linkPart("https://a.example/", "https://a.example/"), textPart("\u202eexe.txt")}},
 		{"long", longURL, []bodyPart{linkPart(longURL, longURL)}},
 	}

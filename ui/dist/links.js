@@ -2,17 +2,20 @@
 // autolinks (the GFM spec's "Autolinks (extension)"), as most chat apps
 // link them:
 //
-// - http:// and https:// URLs, not right after a letter or digit, whose
-//   host starts with a letter or digit; and www. hosts, at the start or
-//   after a space or an opening bracket or quote, linked as https://.
+// - http:// and https:// URLs, not right after a Latin letter (a
+//   Chinese sentence runs into one: 见https://…), whose host starts with
+//   a letter or digit; and www. hosts, at the start or after a space,
+//   an opening bracket or quote, or an end (below), linked as https://.
 //   The host's last two labels have no '_', and a www. host has a label
 //   after the one that follows www. No other scheme is linked: not
 //   javascript:, data:, vbscript: or file:, nor mailto: (an address in a
 //   chat is for copying, and GFM links it only by a rule of its own).
 // - A link ends before a space or line break, an invisible control or
 //   format character (a direction override could make its text read
-//   otherwise than it goes), and '<', '>' and '"', which a URL cannot
-//   hold (RFC 3986) and chat text puts around one.
+//   otherwise than it goes), '<', '>' and '"', which a URL cannot hold
+//   (RFC 3986) and chat text puts around one, and CJK or full-width
+//   punctuation (。、「」（）), which a Chinese or Japanese sentence puts
+//   right after one.
 // - Punctuation that ends a sentence or clause (? ! . , : ; * _ ~ …),
 //   a closing quote, and a closing bracket with more of its kind than
 //   openers in the link, are not its end: "(see https://a.example/x)."
@@ -20,8 +23,12 @@
 //   keeps its balanced parenthesis. GFM takes out ')' alone and no
 //   quote; linkify-it, as here, also ']' and '}', ';' and quotes.
 
-const CANDIDATE =
-  /(?<![\p{L}\p{N}])https?:\/\/[^\s<>"\p{Cc}\p{Cf}]+|(?<=^|[\s([{<*_~"'“‘«])www\.[^\s<>"\p{Cc}\p{Cf}]+/giu;
+// END is what ends a link, as a character class's contents.
+const END = '\\s<>"\\p{Cc}\\p{Cf}\\u3000-\\u303f\\uff01-\\uff0f\\uff1a-\\uff20\\uff3b-\\uff40\\uff5b-\\uff65';
+const CANDIDATE = new RegExp(
+  `(?<![a-z])https?://[^${END}]+|(?<=^|[${END}([{*_~'“‘«])www\\.[^${END}]+`,
+  'giu',
+);
 const TRAILING = new Set([...'?!.,:;*_~…\'’”»']);
 const OPENER = { ')': '(', ']': '[', '}': '{' };
 const HOST = /^[\p{L}\p{N}\p{M}_.-]*/u;
