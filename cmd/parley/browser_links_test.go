@@ -125,10 +125,12 @@ const shownBodies = `[...document.querySelectorAll("#messages .msg:not(.event) .
 
 // TestBrowserMessageLinks: Grace writes to the group Crew a message with
 // several web addresses among punctuation and brackets, a javascript:
-// URL, markup and a 2,000-character URL; Ada writes one with a link.
+// URL, markup, a link after a right-to-left override and a 2,000-character
+// URL; Ada writes one with a link.
 // Ada's page shows the addresses as links that open in a new tab with no
 // opener, referrer or endorsement, the rest as text and no other
-// element; the long URL wraps, so the message list does not scroll
+// element; a link reads left to right whatever comes before it; the long
+// URL wraps, so the message list does not scroll
 // sideways; a link takes focus from the keyboard, and shows it.
 func TestBrowserMessageLinks(t *testing.T) {
 	s, ada := startAdaBy(t, "")
@@ -139,6 +141,7 @@ func TestBrowserMessageLinks(t *testing.T) {
 		"Docs: https://a.example/x. Wiki (" + wikiURL + "), www.example.com/help?q=1! and http://localhost:8080/p;\nbye",
 		"javascript:alert(1)",
 		"<img src=x onerror=alert(1)>",
+		"\u202ehttps://a.example/abc",
 		longURL,
 	}
 	for i, body := range bodies {
@@ -169,12 +172,33 @@ func TestBrowserMessageLinks(t *testing.T) {
 		}},
 		{"auto", []bodyPart{textPart("javascript:alert(1)")}},
 		{"auto", []bodyPart{textPart("<img src=x onerror=alert(1)>")}},
+		{"auto", []bodyPart{textPart("\u202e"), a("https://a.example/abc", "https://a.example/abc")}},
 		{"auto", []bodyPart{a(longURL, longURL)}},
 		{"auto", []bodyPart{textPart("mine: "), a("https://b.example/own", "https://b.example/own"), textPart(".")}},
 	}
 	got := evaluate[[]body](t, ada, "read the bodies", shownBodies)
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("message bodies mismatch (-want +got):\n%s", diff)
+	}
+
+	// The override before the link reverses the text after it, but not
+	// the link's, which shows as it goes.
+	type ends struct {
+		First float64 `json:"first"`
+		Last  float64 `json:"last"`
+	}
+	e := evaluate[ends](t, ada, "measure the link after an override", `(() => {
+		const n = document.querySelector('#messages a[href="https://a.example/abc"]').firstChild;
+		const left = (i) => {
+			const r = document.createRange();
+			r.setStart(n, i);
+			r.setEnd(n, i + 1);
+			return r.getBoundingClientRect().left;
+		};
+		return {first: left(0), last: left(n.data.length - 1)};
+	})()`)
+	if e.Last < e.First {
+		t.Errorf("after a right-to-left override, the link's last character shows at x=%v, left of its first at x=%v; want the link left to right", e.Last, e.First)
 	}
 
 	type page struct {
