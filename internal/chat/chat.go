@@ -544,6 +544,10 @@ type Presence interface {
 	// A version of 0 is unknown (a Presence that lost its clock and has
 	// changed nothing since).
 	State(ctx context.Context, convID, userID int64) (online bool, version int64, err error)
+	// Version returns the clock of State now: every State read after it
+	// returns gives a version at least as great, and news told with a
+	// lower one was read before. 0 is unknown, as for State.
+	Version(ctx context.Context) (int64, error)
 	// Watch registers fn to be called for each presence that changed
 	// without Add or Remove saying so: online false when it ended because
 	// the node holding it died (the user was present in convID, and no

@@ -239,6 +239,14 @@ func (p *Presence) State(_ context.Context, convID, userID int64) (bool, int64, 
 	return p.count[convID][userID] > 0, p.clock, nil
 }
 
+// Version returns the number of changes of who is present so far, as
+// State gives it.
+func (p *Presence) Version(context.Context) (int64, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.clock, nil
+}
+
 // Watch does nothing: presences of one process end with it.
 func (p *Presence) Watch(func(convID, userID int64, online bool)) {}
 

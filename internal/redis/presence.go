@@ -495,6 +495,22 @@ func (p *Presence) State(ctx context.Context, convID, userID int64) (bool, int64
 	return r.in, r.v, nil
 }
 
+// Version returns the clock of the changes of who is present, as State
+// reads it; 0 if Redis has lost it and changed nothing since.
+func (p *Presence) Version(ctx context.Context) (int64, error) {
+	v, err := guarded(ctx, p.guard, func(ctx context.Context) (int64, error) {
+		v, err := p.rdb.Get(ctx, p.p+"clock").Int64()
+		if errors.Is(err, goredis.Nil) {
+			return 0, nil
+		}
+		return v, err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("presence version: %w", err)
+	}
+	return v, nil
+}
+
 // Watch registers fn to be called, on the node that reaps a dead node, for
 // each presence that thereby ended everywhere; on this node for the
 // presences Close or a retried Remove ends (see Presence); and, online, on

@@ -76,6 +76,13 @@ func TestPresence(t *testing.T, open func(t *testing.T) chat.Presence) {
 		if on, v, err := p.State(ctx, 5, 7); err != nil || on || v != last {
 			t.Errorf("State(7) in 5 = %v, %d, %v; want offline, version %d as everywhere", on, v, err, last)
 		}
+		if v, err := p.Version(ctx); err != nil || v != last {
+			t.Errorf("Version() = %d, %v; want %d, as State", v, err, last)
+		}
+		add(t, p, 5, 8, true)
+		if v, err := p.Version(ctx); err != nil || v <= last {
+			t.Errorf("Version() = %d, %v after a change; want more than %d", v, err, last)
+		}
 	})
 
 	t.Run("CountsConnectionsOnce", func(t *testing.T) {
