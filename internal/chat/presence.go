@@ -323,6 +323,13 @@ func (s *Service) tellFriends(ctx context.Context, userID int64, ev Event) {
 	}
 }
 
+// PresenceVersion returns the version of presence news now (Presence.Version):
+// news told before with a lower version is older than what a read after
+// finds.
+func (s *Service) PresenceVersion(ctx context.Context) (int64, error) {
+	return s.presence.Version(ctx)
+}
+
 // FriendsPresence fills in Online and LastSeen of the friends among cs.
 // If the Presence cannot be read (a shared one unreachable), the friends
 // are shown offline, last seen when the store says: the contacts stay

@@ -335,7 +335,8 @@ type topic struct {
 	// goroutine (work), never with mu held: over Redis it waits for an
 	// answer, for seconds while Redis hangs unnoticed.
 	cancel     func()        // set and read by work only
-	subscribed chan struct{} // closed once the broker subscription was tried
+	subscribed chan struct{} // closed once the broker subscription was tried, and since read
+	known      chan struct{} // without one (deliverAny): closed once since was read; nil if not read
 	subErr     error         // its error, read after subscribed is closed
 	gone       atomic.Bool   // the hub dropped the topic: it has no client left
 	late       atomic.Bool   // a Subscribe stopped waiting for subscribed
@@ -380,6 +381,19 @@ type topic struct {
 	// (without a ConvID); on a conversation's, of each user's in it. At
 	// most maxPresence, nil while empty.
 	presence map[int64]int64
+	// since is the version of presence news (chat.Presence.Version) read
+	// once the topic was subscribed, before any of its clients read who
+	// is present (a user's contacts, a conversation's online list): news
+	// with a lower version was told before it, and is older than what
+	// they read. The versions above are only of news delivered, and a
+	// topic just made has none: news on its way as it was made (published
+	// before, delivered after) would undo the lists. While since is read
+	// (sinceDue), the presence news delivered waits in early, at most
+	// maxPresence of it; a Subscribe that stopped waiting for the read
+	// (late) leaves since 0, as does a read that failed.
+	since    int64
+	sinceDue bool
+	early    []chat.Event
 
 	// removals counts, per conversation, the EventRemoved this user topic
 	// delivered, guarded by dmu, and removed all of them, read without it
@@ -460,7 +474,8 @@ type Hub struct {
 	closed  bool
 	empty   chan struct{} // closed when closed and no client is left
 
-	fetch Fetch // the store, for gaps and resyncs; nil: none (tests)
+	fetch   Fetch                                // the store, for gaps and resyncs; nil: none (tests)
+	version func(context.Context) (int64, error) // the Presence's version (UsePresence); nil: none (tests)
 
 	// Broker subscriptions and cancels to make, in the order the hub
 	// asked for them; one goroutine at a time (work) makes them. A
@@ -481,6 +496,12 @@ type Hub struct {
 // through the broker in time, and lets Resync work. Call it before the
 // hub is used.
 func (h *Hub) UseStore(fetch Fetch) { h.fetch = fetch }
+
+// UsePresence makes each topic, once made and subscribed, read the
+// version of presence news (chat.Presence.Version) and drop news older
+// than it (topic.since): one read per topic made, none per event. Call it
+// before the hub is used.
+func (h *Hub) UsePresence(version func(context.Context) (int64, error)) { h.version = version }
 
 // New returns a Hub fed by b.
 func New(b chat.Broker, log *slog.Logger) *Hub {
@@ -632,11 +653,14 @@ func (h *Hub) subscribe(c *Client, t chat.Topic, mark chat.Mark, base int64) (*t
 	// before revoke's bookkeeping ran: add it again all the same.
 	follows := c.follows(t)
 	tp := h.topics[t]
-	if tp == nil {
-		tp = &topic{name: t, logged: t.IsUser()}
+	made := tp == nil
+	if made {
+		tp = &topic{name: t, logged: t.IsUser(), sinceDue: h.version != nil}
 		if h.cancelAll == nil {
 			tp.subscribed = make(chan struct{})
 			h.enqueue(brokerOp{tp: tp, sub: true})
+		} else if tp.sinceDue {
+			tp.known = make(chan struct{})
 		}
 		h.tmu.Lock()
 		h.topics[t] = tp
@@ -682,6 +706,14 @@ func (h *Hub) subscribe(c *Client, t chat.Topic, mark chat.Mark, base int64) (*t
 	}
 	h.mu.Unlock()
 	if tp.subscribed == nil {
+		// Subscribed as it was added (deliverAny): this call made it and
+		// reads its since, or waits for the one that does.
+		if made && tp.known != nil {
+			h.readSince(tp, true)
+			close(tp.known)
+		} else if tp.known != nil && !h.await(tp.known) {
+			tp.late.Store(true)
+		}
 		return tp, what, hd, nil
 	}
 	if !h.await(tp.subscribed) {
@@ -834,10 +866,13 @@ func (h *Hub) subscribeBroker(tp *topic) {
 	}
 	start := time.Now()
 	tp.cancel, tp.subErr = h.broker.Subscribe(tp.name, func(ev chat.Event) { h.deliver(tp, ev) })
-	close(tp.subscribed)
 	if time.Since(start) < subscribeWait {
 		h.slow.Store(false) // the broker answers in time again
 	}
+	if tp.sinceDue {
+		h.readSince(tp, tp.subErr == nil)
+	}
+	close(tp.subscribed)
 	if tp.subErr != nil {
 		h.log.Warn("subscribe", "topic", string(tp.name), "err", tp.subErr)
 		return
@@ -848,6 +883,33 @@ func (h *Hub) subscribeBroker(tp *topic) {
 			defer cancel()
 			h.resyncTopic(ctx, tp, h.fetch)
 		}()
+	}
+}
+
+// readSince reads tp.since, if read, once tp is subscribed and before
+// Subscribe lets its callers go on to read who is present, and then
+// delivers the presence news that waited for it (topic.early). A caller
+// that stopped waiting (late) may have read already: since stays 0.
+func (h *Hub) readSince(tp *topic, read bool) {
+	var v int64
+	var err error
+	if read {
+		ctx, cancel := context.WithTimeout(context.Background(), subscribeWait)
+		v, err = h.version(ctx)
+		cancel()
+		if err != nil {
+			h.log.Warn("read presence version", "topic", string(tp.name), "err", err)
+		}
+	}
+	tp.dmu.Lock()
+	defer tp.dmu.Unlock()
+	if read && err == nil && !tp.late.Load() {
+		tp.since = v
+	}
+	early := tp.early
+	tp.early, tp.sinceDue = nil, false
+	for _, ev := range early {
+		h.fanOutUser(tp, ev)
 	}
 }
 
@@ -1129,7 +1191,12 @@ func (h *Hub) fanOutUser(tp *topic, ev chat.Event) {
 		// Nodes that publish a user's news, of a friend on a user topic
 		// or of a member in a conversation on its topic, at about the
 		// same time may publish the older last: it would undo the newer.
-		if ev.Seq < tp.presence[ev.User.ID] {
+		// News older than since is older than what the clients read.
+		if tp.sinceDue && len(tp.early) < maxPresence {
+			tp.early = append(tp.early, ev)
+			return
+		}
+		if ev.Seq < max(tp.since, tp.presence[ev.User.ID]) {
 			return
 		}
 		if tp.presence == nil {

@@ -1,11 +1,16 @@
 package hub_test
 
 import (
+	"context"
+	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/parley-chat/parley/internal/chat"
+	"github.com/parley-chat/parley/internal/hub"
+	"github.com/parley-chat/parley/internal/inmem"
 )
 
 // TestFriendPresenceInVersionOrder: on a user topic, a friend's presence
@@ -109,5 +114,60 @@ func TestFriendPresenceOrderKeptPastBound(t *testing.T) {
 	publish(t, b, chat.UserTopic(1), news(7, false, 9_999))
 	for _, it := range c.Next(nil) {
 		t.Errorf("delivered %+v after Grace's newer online news (version 10000); want it dropped", *it.Event.User)
+	}
+}
+
+// TestPresenceOlderThanNewTopicDropped: a topic just made reads the
+// version of presence news once subscribed, before its first Subscribe
+// returns, and drops news older than it, also news delivered while the
+// read is under way: it was told before the lists its clients read next.
+// Both ways of subscribing: per topic, and through one subscription for
+// all (inmem.Broker).
+func TestPresenceOlderThanNewTopicDropped(t *testing.T) {
+	for _, all := range []bool{false, true} {
+		for _, conv := range []int64{chat.Everywhere, 3} {
+			var b chat.Broker = &countingBroker{Broker: inmem.NewBroker()}
+			if all {
+				b = inmem.NewBroker()
+			}
+			h := hub.New(b, slog.New(slog.DiscardHandler))
+			topic := chat.UserTopic(1)
+			if conv != chat.Everywhere {
+				topic = chat.ConvTopic(conv)
+			}
+			entered, open := make(chan struct{}), make(chan struct{})
+			h.UsePresence(func(context.Context) (int64, error) {
+				close(entered)
+				<-open
+				return 20, nil
+			})
+			news := func(user int64, online bool, version int64) chat.Event {
+				return chat.Event{Type: chat.EventPresence, ConvID: conv, User: &chat.User{ID: user}, Online: online, Seq: version}
+			}
+			c := mustRegister(t, h, 0, 0, 64) // no user topic of its own: topic is the one made
+			subscribed := make(chan error, 1)
+			go func() { subscribed <- h.Subscribe(c, topic) }()
+			<-entered
+			publish(t, b, topic, news(7, false, 19)) // while the read is under way
+			close(open)
+			if err := <-subscribed; err != nil {
+				t.Fatal(err)
+			}
+			publish(t, b, topic, news(8, true, 5))
+			publish(t, b, topic, news(7, true, 20))
+			publish(t, b, topic, news(9, true, 0)) // no version: as it comes
+			publish(t, b, topic, news(7, false, 21))
+			var gots []presenceGot
+			for _, it := range c.Next(nil) {
+				gots = append(gots, presenceGot{it.Event.User.ID, it.Event.Online, it.Event.Seq})
+			}
+			want := []presenceGot{{7, true, 20}, {9, true, 0}, {7, false, 21}}
+			if diff := cmp.Diff(want, gots); diff != "" {
+				t.Errorf("all %v, conv %d: delivered mismatch (-want +got):\n%s", all, conv, diff)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+			_ = h.Close(ctx)
+			cancel()
+		}
 	}
 }

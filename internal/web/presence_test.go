@@ -340,17 +340,17 @@ func (b *offlineBroker) Publish(ctx context.Context, t chat.Topic, ev chat.Event
 	return err
 }
 
-// roomGoneBroker holds, once armed, the publish of user id's news of
-// leaving a room: entered is closed as it starts, it goes on when open is
-// closed, and done is closed once it has returned.
-type roomGoneBroker struct {
+// goneBroker holds, once armed, the publish of user id's news of going
+// offline or leaving a room: entered is closed as it starts, it goes on
+// when open is closed, and done is closed once it has returned.
+type goneBroker struct {
 	chat.Broker
 	holdOnce
 }
 
-func (b *roomGoneBroker) Publish(ctx context.Context, t chat.Topic, ev chat.Event) error {
+func (b *goneBroker) Publish(ctx context.Context, t chat.Topic, ev chat.Event) error {
 	if ev.User != nil {
-		defer b.hold(ev.User.ID, ev.Type == chat.EventPresence && ev.ConvID != chat.Everywhere && !ev.Online)()
+		defer b.hold(ev.User.ID, ev.Type == chat.EventPresence && !ev.Online)()
 	}
 	return b.Broker.Publish(ctx, t, ev)
 }
@@ -364,7 +364,7 @@ func (b *roomGoneBroker) Publish(ctx context.Context, t chat.Topic, ev chat.Even
 func TestClusterRoomPresenceCrossingNews(t *testing.T) {
 	pg := testenv.PostgresSchema(t)
 	url, prefix, _ := testenv.Redis(t)
-	gate := &roomGoneBroker{}
+	gate := &goneBroker{}
 	a := newTestServer(t, onCluster(pg, url, prefix, "a"),
 		withBroker(func(b chat.Broker) chat.Broker { gate.Broker = b; return gate }))
 	b := newTestServer(t, onCluster(pg, url, prefix, "b"))
@@ -411,6 +411,111 @@ func TestClusterRoomPresenceCrossingNews(t *testing.T) {
 	for _, f := range aw.drain() {
 		if f.Type == "presence" && f.RoomID == room.ID && f.User != nil && f.User.ID == gr.ID && !f.Online {
 			t.Errorf("Ada got %s after Grace's laptop opened the room; want her present", f)
+		}
+	}
+}
+
+// TestClusterPresenceNewsBeforeFirstConnection: three nodes share
+// PostgreSQL and Redis. Grace's phone, on node A, is counted out, and A
+// is about to tell her friends; then her laptop connects on node B, which
+// tells them she is online while her friend Ada has no connection
+// anywhere. Ada's first connection, on node C, loads her contacts (Grace
+// online), and only then A's offline news reaches Redis: C must not give
+// it to Ada, whose contacts are newer.
+func TestClusterPresenceNewsBeforeFirstConnection(t *testing.T) {
+	pg := testenv.PostgresSchema(t)
+	url, prefix, _ := testenv.Redis(t)
+	const grace = 100 * time.Millisecond
+	gate := &goneBroker{}
+	graceIs := withChat(func(c *chat.Config) { c.PresenceGrace = grace })
+	a := newTestServer(t, onCluster(pg, url, prefix, "a"), graceIs,
+		withBroker(func(b chat.Broker) chat.Broker { gate.Broker = b; return gate }))
+	b := newTestServer(t, onCluster(pg, url, prefix, "b"), graceIs)
+	c := newTestServer(t, onCluster(pg, url, prefix, "c"), graceIs)
+
+	ada := a.signIn(t, "ada@example.com", "Ada")
+	gr := a.signIn(t, "grace@example.com", "Grace")
+	laptop := a.signIn(t, "grace@example.com", "Grace")
+	a.befriend(t, ada, gr)
+
+	phone := a.connect(t, gr)
+	gate.arm(gr.ID)
+	_ = phone.conn.Close()
+	select { // A counted the phone out, read her offline, and tells her friends
+	case <-gate.entered:
+	case <-time.After(waitTimeout):
+		t.Fatal("Grace's phone was not counted out")
+	}
+	b.connect(t, laptop)
+	aw := c.connect(t, ada)
+	if cs := c.contacts(t, ada).Contacts; len(cs) != 1 || cs[0].Online == nil || !*cs[0].Online {
+		t.Fatalf("Ada's contacts = %+v; want Grace online", cs)
+	}
+	close(gate.open)
+	<-gate.done
+
+	// A published its news; a rename of Grace's that A publishes after it
+	// reaches Ada after it too.
+	a.mustDo(t, gr, "PATCH", "/api/me", map[string]string{"name": "Grace H"}, http.StatusOK, nil)
+	aw.find(t, "Grace's rename", func(f frame) bool {
+		return f.Type == "user" && f.User != nil && f.User.ID == gr.ID && f.User.Name == "Grace H"
+	}, false)
+	for _, f := range aw.drain() {
+		if f.Type == "presence" && f.RoomID == 0 && f.User != nil && f.User.ID == gr.ID && !f.Online {
+			t.Errorf("Ada got %s after her contacts showed Grace online; want her online", f)
+		}
+	}
+}
+
+// TestClusterRoomPresenceNewsBeforeFirstOpen: three nodes share PostgreSQL
+// and Redis. Grace closes a room on node A, which counts her out of it and
+// is about to tell the room; then her laptop opens the room on node B,
+// which tells it she is there while no connection on node C has it open.
+// Ada then opens it on C, the first there: "opened" lists Grace. Only then
+// A's news reaches Redis: C must not give it to Ada, whose list is newer.
+func TestClusterRoomPresenceNewsBeforeFirstOpen(t *testing.T) {
+	pg := testenv.PostgresSchema(t)
+	url, prefix, _ := testenv.Redis(t)
+	gate := &goneBroker{}
+	a := newTestServer(t, onCluster(pg, url, prefix, "a"),
+		withBroker(func(b chat.Broker) chat.Broker { gate.Broker = b; return gate }))
+	b := newTestServer(t, onCluster(pg, url, prefix, "b"))
+	c := newTestServer(t, onCluster(pg, url, prefix, "c"))
+
+	ada := a.signIn(t, "ada@example.com", "Ada")
+	gr := a.signIn(t, "grace@example.com", "Grace")
+	laptop := a.signIn(t, "grace@example.com", "Grace")
+	room := a.enterRoom(t, ada, "lobby")
+	a.enterRoom(t, gr, "lobby")
+	phone := a.connect(t, gr)
+	phone.open(t, room.ID, nil)
+	lw := b.connect(t, laptop)
+	aw := c.connect(t, ada)
+
+	gate.arm(gr.ID)
+	phone.send(t, map[string]any{"type": "close", "room_id": room.ID})
+	select { // A counted Grace out of the room and tells it
+	case <-gate.entered:
+	case <-time.After(waitTimeout):
+		t.Fatal("node A did not tell the room that Grace left")
+	}
+	lw.open(t, room.ID, nil)
+	op := aw.open(t, room.ID, nil)
+	if op.OnlineCount != 2 || !slices.ContainsFunc(op.OnlineUsers, func(u wireUser) bool { return u.ID == gr.ID }) {
+		t.Fatalf("Ada's opened = %s; want Grace present, 2 present", op)
+	}
+	close(gate.open)
+	<-gate.done
+
+	// A published its news; a rename of Grace's that A publishes after it
+	// reaches the room after it too.
+	a.mustDo(t, gr, "PATCH", "/api/me", map[string]string{"name": "Grace H"}, http.StatusOK, nil)
+	aw.find(t, "Grace's rename", func(f frame) bool {
+		return f.Type == "user" && f.RoomID == room.ID && f.User != nil && f.User.ID == gr.ID && f.User.Name == "Grace H"
+	}, false)
+	for _, f := range aw.drain() {
+		if f.Type == "presence" && f.RoomID == room.ID && f.User != nil && f.User.ID == gr.ID && !f.Online {
+			t.Errorf("Ada got %s after her opened listed Grace; want her present", f)
 		}
 	}
 }

@@ -173,7 +173,8 @@ type server struct {
 
 // NewHandler returns Parley's whole HTTP surface. ui is the web app's file
 // tree (index.html at its root). It wires h to svc: h fills from the
-// store what its broker did not bring (Hub.UseStore), and checks the
+// store what its broker did not bring (Hub.UseStore), drops presence news
+// older than what its clients read (Hub.UsePresence), and checks the
 // sessions of its clients (Hub.CheckSessions).
 func NewHandler(log *slog.Logger, cfg Config, svc *chat.Service, h *hub.Hub, ui fs.FS) http.Handler {
 	cfg.fill()
@@ -185,6 +186,7 @@ func NewHandler(log *slog.Logger, cfg Config, svc *chat.Service, h *hub.Hub, ui 
 	// Gaps in the broker's stream, and a group's messages sent before a
 	// member added is subscribed to it, are filled from the store.
 	h.UseStore(svc.Missed)
+	h.UsePresence(svc.PresenceVersion)
 	// A connection's session is read when it opens; its end reaches it
 	// as an event, which a node may miss (the broker lost it).
 	h.CheckSessions(svc.Config().SessionCheck, svc.OpenSessions)
