@@ -870,6 +870,21 @@ func (h *Hub) subscribeBroker(tp *topic) {
 		h.slow.Store(false) // the broker answers in time again
 	}
 	if tp.sinceDue {
+		// The read of since goes on in a goroutine of its own: over
+		// Redis it is a round trip, and here one at a time it would hold
+		// back every topic's subscription behind it, as many topics are
+		// made at once when a node's clients connect again.
+		go h.subscribed(tp)
+		return
+	}
+	h.subscribed(tp)
+}
+
+// subscribed ends subscribeBroker's work for tp, subscribed to the broker
+// or not: it reads since if due (readSince), lets the callers of
+// Subscribe go on, and resyncs tp from the store if one stopped waiting.
+func (h *Hub) subscribed(tp *topic) {
+	if tp.sinceDue {
 		h.readSince(tp, tp.subErr == nil)
 	}
 	close(tp.subscribed)
