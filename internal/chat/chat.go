@@ -159,12 +159,21 @@ type NewMessage struct {
 
 // Page selects messages of one conversation. With After > 0 it returns the
 // oldest messages with seq > After, ascending; otherwise the newest with
-// seq < Before (no bound when Before is 0), also returned ascending.
+// seq < Before (no bound when Before is 0), also returned ascending. It
+// holds up to Limit messages, DefaultPageLimit when Limit is not positive.
 type Page struct {
 	After  int64
 	Before int64
 	Limit  int
 }
+
+// DefaultPageLimit is how many messages a Page holds when its Limit is not
+// positive.
+const DefaultPageLimit = 100
+
+// DefaultActiveRooms is how many rooms RoomStore.ActiveRooms lists when its
+// limit is not positive.
+const DefaultActiveRooms = 20
 
 // UserStore keeps users. Lookups of unknown users return ErrNotFound.
 type UserStore interface {
@@ -255,7 +264,8 @@ type RoomStore interface {
 	IsMember(ctx context.Context, roomID, userID int64) (bool, error)
 	// UserRooms lists the rooms userID belongs to, most recently active first.
 	UserRooms(ctx context.Context, userID int64) ([]Room, error)
-	// ActiveRooms lists up to limit rooms by messages since since, most first.
+	// ActiveRooms lists up to limit rooms (DefaultActiveRooms when not
+	// positive) by messages since since, most first.
 	ActiveRooms(ctx context.Context, since time.Time, limit int) ([]Room, error)
 }
 

@@ -89,7 +89,7 @@ type FriendStore interface {
 	// IsBlocked reports whether a blocked b or b blocked a.
 	IsBlocked(ctx context.Context, a, b int64) (bool, error)
 	AreFriends(ctx context.Context, a, b int64) (bool, error)
-	// SearchUsers returns up to q.Limit users (20 when not positive):
+	// SearchUsers returns up to q.Limit users (SearchLimit when not positive):
 	// the email match first, then by name.
 	SearchUsers(ctx context.Context, q UserSearch) ([]User, error)
 }

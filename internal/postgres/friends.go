@@ -290,7 +290,7 @@ const maxRune = "\U0010FFFF"
 // viewer and users blocked either way.
 func (db *DB) SearchUsers(ctx context.Context, q chat.UserSearch) ([]chat.User, error) {
 	if q.Limit <= 0 {
-		q.Limit = 20
+		q.Limit = chat.SearchLimit
 	}
 	if storable(q.Email) != nil || storable(q.NamePrefix) != nil {
 		return []chat.User{}, nil // no stored user has such an email or name

@@ -350,17 +350,13 @@ func sessionEnded(err error) bool {
 	return sev == "FATAL" || sev == "PANIC"
 }
 
-// defaultPageLimit is the number of messages Messages returns when the
-// page's limit is not positive.
-const defaultPageLimit = 100
-
 // Messages returns a page of conversation convID's messages, in ascending
 // seq order: with p.After > 0 the oldest after p.After, otherwise the newest
 // before p.Before (or the newest of all when p.Before is 0).
 func (db *DB) Messages(ctx context.Context, convID int64, p chat.Page) ([]chat.Message, error) {
 	limit := p.Limit
 	if limit <= 0 {
-		limit = defaultPageLimit
+		limit = chat.DefaultPageLimit
 	}
 	var rows pgx.Rows
 	var err error

@@ -284,15 +284,11 @@ func (db *DB) UserRooms(ctx context.Context, userID int64) ([]chat.Room, error) 
 	return rs, nil
 }
 
-// defaultActiveRooms is the number of rooms ActiveRooms lists when its
-// limit is not positive.
-const defaultActiveRooms = 20
-
 // ActiveRooms lists up to limit rooms with text messages since since, most
 // such messages first (Room.Recent), then most recently active first.
 func (db *DB) ActiveRooms(ctx context.Context, since time.Time, limit int) ([]chat.Room, error) {
 	if limit <= 0 {
-		limit = defaultActiveRooms
+		limit = chat.DefaultActiveRooms
 	}
 	rs, err := db.queryRooms(ctx, `SELECT `+roomCols+`, a.recent
 		FROM (

@@ -316,7 +316,7 @@ const maxRune = "\U0010FFFF"
 // viewer and users blocked either way.
 func (db *DB) SearchUsers(ctx context.Context, q chat.UserSearch) ([]chat.User, error) {
 	if q.Limit <= 0 {
-		q.Limit = 20
+		q.Limit = chat.SearchLimit
 	}
 	lo := nameKey(q.NamePrefix)
 	us, err := db.queryUsers(ctx, `SELECT `+publicUserCols+` FROM users u

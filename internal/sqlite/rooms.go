@@ -214,15 +214,11 @@ func (db *DB) UserRooms(ctx context.Context, userID int64) ([]chat.Room, error) 
 	return rs, nil
 }
 
-// defaultActiveRooms is the number of rooms ActiveRooms lists when its
-// limit is not positive.
-const defaultActiveRooms = 20
-
 // ActiveRooms lists up to limit rooms with text messages since since, most
 // such messages first (Room.Recent), then most recently active first.
 func (db *DB) ActiveRooms(ctx context.Context, since time.Time, limit int) ([]chat.Room, error) {
 	if limit <= 0 {
-		limit = defaultActiveRooms
+		limit = chat.DefaultActiveRooms
 	}
 	// kind = 'text' and +conv_id let SQLite count from the index
 	// messages_text_created_at instead of scanning every message;
