@@ -18,29 +18,12 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/parley-chat/parley/internal/chat"
+	"github.com/parley-chat/parley/internal/chat/chattest"
 	"github.com/parley-chat/parley/internal/inmem"
 	"github.com/parley-chat/parley/internal/postgres"
 	"github.com/parley-chat/parley/internal/sqlite"
 	"github.com/parley-chat/parley/internal/testenv"
 )
-
-// clock is a chat.Config.Now that moves only when told to.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 // fakeMailer records the mail it is given; it fails with err when set.
 type fakeMailer struct {
@@ -84,7 +67,7 @@ func (m *fakeMailer) lastCode(tb testing.TB, email string) string {
 type fixture struct {
 	svc    *chat.Service
 	store  chat.Store
-	clock  *clock
+	clock  *chattest.Clock
 	mail   *fakeMailer
 	broker *inmem.Broker
 }
@@ -104,7 +87,7 @@ func newFixtureWith(tb testing.TB, cfg chat.Config, p chat.Presence) *fixture {
 // newFixtureOn is newFixtureWith on store db.
 func newFixtureOn(tb testing.TB, cfg chat.Config, p chat.Presence, db chat.Store) *fixture {
 	tb.Helper()
-	f := &fixture{store: db, clock: &clock{now: time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)}, mail: &fakeMailer{}, broker: inmem.NewBroker()}
+	f := &fixture{store: db, clock: chattest.NewClock(time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)), mail: &fakeMailer{}, broker: inmem.NewBroker()}
 	tb.Cleanup(func() { f.broker.Close() })
 	cfg.Now = f.clock.Now
 	f.svc = chat.NewService(cfg, chat.Deps{

@@ -5,11 +5,11 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/parley-chat/parley/internal/chat"
+	"github.com/parley-chat/parley/internal/chat/chattest"
 	"github.com/parley-chat/parley/internal/web"
 )
 
@@ -214,33 +214,14 @@ func TestSignOutExpiresSessionCookies(t *testing.T) {
 	}
 }
 
-// tickingClock is a chat.Config.Now that moves a millisecond at every
-// reading, as a real clock moves between the reads of one request.
-type tickingClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *tickingClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(time.Millisecond)
-	return c.now
-}
-
-func (c *tickingClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 // TestSessionCookieMaxAge: the session cookie lives as long as the
 // session, in whole seconds: a sign-in's and a renewal's Max-Age are
 // --session-ttl's (2592000 by default, as docs/protocol.md shows), not a
 // second less for the time the request took between making the session
 // and writing the cookie.
 func TestSessionCookieMaxAge(t *testing.T) {
-	clk := &tickingClock{now: time.Now().UTC()}
+	clk := chattest.NewClock(time.Now().UTC())
+	clk.Tick = time.Millisecond // as a real clock moves between the reads of one request
 	ts := newTestServer(t, withChat(func(c *chat.Config) { c.Now = clk.Now }))
 	const month = 30 * 24 * 60 * 60
 	code := ts.requestCode(t, "ada@example.com")

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/parley-chat/parley/internal/chat"
+	"github.com/parley-chat/parley/internal/chat/chattest"
 	"github.com/parley-chat/parley/internal/hub"
 	"github.com/parley-chat/parley/internal/inmem"
 	"github.com/parley-chat/parley/internal/mailer"
@@ -31,26 +32,6 @@ import (
 
 // waitTimeout bounds every wait of these tests.
 const waitTimeout = 5 * time.Second
-
-// clock is a chat.Config.Now that moves only when told to.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newClock() *clock { return &clock{now: time.Now().UTC()} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 // tbWriter sends the server's log to the test log until the test ends.
 type tbWriter struct {
@@ -144,7 +125,7 @@ func withBroker(f func(chat.Broker) chat.Broker) option {
 type testServer struct {
 	*httptest.Server
 	mail  *smtptest.Server
-	clock *clock
+	clock *chattest.Clock
 	svc   *chat.Service
 	hub   *hub.Hub
 	stop  func() // stops the server and closes its database; idempotent
@@ -165,7 +146,7 @@ func newTestServer(tb testing.TB, opts ...option) *testServer {
 	for _, opt := range opts {
 		opt(&cfg)
 	}
-	clk := newClock()
+	clk := chattest.NewClock(time.Now().UTC())
 	if cfg.chat.Now == nil {
 		cfg.chat.Now = clk.Now
 	}
