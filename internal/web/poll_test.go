@@ -115,14 +115,7 @@ func (p *pollTransport) loop(w *wsClient) {
 			p.cursor = body.Cursor
 			p.mu.Unlock()
 		}
-		w.mu.Lock()
-		w.queue = append(w.queue, fs...)
-		if err != nil {
-			w.err = err
-		}
-		close(w.changed)
-		w.changed = make(chan struct{})
-		w.mu.Unlock()
+		w.queueFrames(fs, err)
 		if err != nil {
 			return
 		}
@@ -145,17 +138,15 @@ func (p *pollTransport) post(tb testing.TB, w *wsClient, b []byte) {
 	if body.Frames == nil {
 		tb.Fatalf("%s: POST /api/poll %s = %s; want frames, a list", w.name, b, r)
 	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
+	fs := make([]frame, 0, len(body.Frames))
 	for _, raw := range body.Frames {
 		f, err := parseFrame(raw)
 		if err != nil {
 			tb.Fatalf("%s: %v", w.name, err)
 		}
-		w.queue = append(w.queue, f)
+		fs = append(fs, f)
 	}
-	close(w.changed)
-	w.changed = make(chan struct{})
+	w.queueFrames(fs, nil)
 }
 
 func fastPoll(c *web.Config) { c.PollHold = 500 * time.Millisecond }

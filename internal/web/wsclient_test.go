@@ -278,18 +278,24 @@ func (w *wsClient) read() {
 				fs = append(fs, f)
 			}
 		}
-		w.mu.Lock()
-		w.queue = append(w.queue, fs...)
-		if err != nil {
-			w.err = err
-		}
-		close(w.changed)
-		w.changed = make(chan struct{})
-		w.mu.Unlock()
+		w.queueFrames(fs, err)
 		if err != nil {
 			return
 		}
 	}
+}
+
+// queueFrames adds fs to what w has read and, when err is not nil, records
+// it as why reading stopped; it wakes whoever waits for either.
+func (w *wsClient) queueFrames(fs []frame, err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.queue = append(w.queue, fs...)
+	if err != nil {
+		w.err = err
+	}
+	close(w.changed)
+	w.changed = make(chan struct{})
 }
 
 // readNow is take for a client that does not run the reader goroutine:
