@@ -2,11 +2,8 @@ package inmem_test
 
 import (
 	"context"
-	"sync"
 	"testing"
 	"time"
-
-	"github.com/google/go-cmp/cmp"
 
 	"github.com/parley-chat/parley/internal/chat"
 	"github.com/parley-chat/parley/internal/chat/chattest"
@@ -37,73 +34,6 @@ func TestBrokerClosed(t *testing.T) {
 	}
 	if _, err := b.Subscribe(chat.ConvTopic(1), func(chat.Event) {}); err == nil {
 		t.Error("Subscribe after Close = nil error; want an error")
-	}
-}
-
-func TestPresenceCountsConnectionsOnce(t *testing.T) {
-	ctx := context.Background()
-	p := inmem.NewPresence()
-	steps := []struct {
-		add        bool
-		user       int64
-		transition bool
-	}{
-		{true, 1, true},   // first tab: online
-		{true, 1, false},  // second tab
-		{true, 2, true},   // another user
-		{false, 1, false}, // one tab closes: still online
-		{false, 1, true},  // last tab: offline
-		{false, 1, false}, // extra remove is harmless
-	}
-	for i, s := range steps {
-		var got bool
-		var err error
-		if s.add {
-			got, err = p.Add(ctx, 10, s.user)
-		} else {
-			got, err = p.Remove(ctx, 10, s.user)
-		}
-		if err != nil || got != s.transition {
-			t.Fatalf("step %d (add=%v user=%d) = %v, %v; want %v", i, s.add, s.user, got, err, s.transition)
-		}
-	}
-	online, _, err := p.Online(ctx, 10, 100)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff([]int64{2}, online); diff != "" {
-		t.Errorf("Online mismatch (-want +got):\n%s", diff)
-	}
-}
-
-func TestPresenceConcurrent(t *testing.T) {
-	ctx := context.Background()
-	p := inmem.NewPresence()
-	var mu sync.Mutex
-	firsts, lasts := 0, 0
-	var wg sync.WaitGroup
-	for range 50 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			f, _ := p.Add(ctx, 1, 7)
-			l, _ := p.Remove(ctx, 1, 7)
-			mu.Lock()
-			defer mu.Unlock()
-			if f {
-				firsts++
-			}
-			if l {
-				lasts++
-			}
-		}()
-	}
-	wg.Wait()
-	if firsts != lasts || firsts < 1 {
-		t.Errorf("online transitions = %d, offline = %d; want equal and at least 1", firsts, lasts)
-	}
-	if online, n, _ := p.Online(ctx, 1, 100); len(online) != 0 || n != 0 {
-		t.Errorf("Online = %v; want none", online)
 	}
 }
 
