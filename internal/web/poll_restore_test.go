@@ -33,31 +33,23 @@ func (s *failMessages) Messages(ctx context.Context, convID int64, p chat.Page) 
 func TestPollRestoreSyncFails(t *testing.T) {
 	db := t.TempDir() + "/parley.db"
 	ts := newTestServer(t, withWeb(fastPoll), withDB(db))
-	ada := ts.signIn(t, "ada@example.com", "Ada")
-	grace := ts.signIn(t, "grace@example.com", "Grace")
-	room := ts.enterRoom(t, ada, "general")
-	ts.enterRoom(t, grace, "general")
-	ap := ts.connectPoll(t, ada, "")
-	ap.open(t, room.ID, nil)
-	m0 := ts.post(t, grace, room.ID, "g0", "named in the cursor")
-	ap.expectMessage(t, room.ID, m0.Seq)
-	ap.stopPolling()
-	cursor := ap.poll.getCursor()
+	ada, grace, ids, cursor := ts.cursorOfRooms(t, 1)
+	room := ids[0]
 
 	// A restart, whose store cannot read messages for a while.
 	ts.stop()
 	st := new(failMessages)
 	ts2 := newTestServer(t, withDB(db), withWeb(fastPoll), withStore(func(s chat.Store) chat.Store { st.Store = s; return st }))
 	ada.Client.Jar, grace.Client.Jar = rejar(t, ts, ts2, ada), rejar(t, ts, ts2, grace)
-	missed := ts2.post(t, grace, room.ID, "g1", "while Ada is away")
+	missed := ts2.post(t, grace, room, "g1", "while Ada is away")
 	st.failing.Store(true)
 	back := ts2.connectPoll(t, ada, cursor)
-	if f := back.expect(t, "resumed"); f.Raw != fmt.Sprintf(`{"type":"resumed","rooms":[%d]}`, room.ID) {
-		t.Errorf("resumed = %s; want room %d, which is open", f, room.ID)
+	if f := back.expect(t, "resumed"); f.Raw != fmt.Sprintf(`{"type":"resumed","rooms":[%d]}`, room) {
+		t.Errorf("resumed = %s; want room %d, which is open", f, room)
 	}
 	st.failing.Store(false)
 	got := back.take(t, fmt.Sprintf("message %d, missed", missed.Seq), func(f frame) bool {
-		return f.Type == "sync" && f.RoomID == room.ID || f.Type == "message" && f.RoomID == room.ID
+		return f.Type == "sync" && f.RoomID == room || f.Type == "message" && f.RoomID == room
 	})
 	var seqsGot []int64
 	if got.Type == "sync" {
