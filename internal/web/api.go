@@ -362,9 +362,6 @@ func (s *server) handleSend() http.Handler {
 		if err != nil {
 			return err
 		}
-		if err := s.allowSend(authFrom(r.Context()).User); err != nil {
-			return err
-		}
 		m, err := s.svc.Send(r.Context(), authFrom(r.Context()).User, id, req.ClientID, *req.Body)
 		if err != nil {
 			return err
@@ -380,13 +377,18 @@ type sendRequest struct {
 	Body     *string `json:"body"`
 }
 
-// decodeSend reads a sendRequest with both fields present.
+// decodeSend reads a sendRequest with both fields present, then counts the
+// send against its user's send rate (allowSend): a malformed send costs
+// nothing.
 func (s *server) decodeSend(w http.ResponseWriter, r *http.Request) (sendRequest, error) {
 	var req sendRequest
 	if err := s.decodeBody(w, r, &req); err != nil {
 		return sendRequest{}, err
 	}
-	return req, requireSendFields(req.ClientID, req.Body)
+	if err := requireSendFields(req.ClientID, req.Body); err != nil {
+		return sendRequest{}, err
+	}
+	return req, s.allowSend(authFrom(r.Context()).User)
 }
 
 func requireSendFields(clientID string, body *string) error {
