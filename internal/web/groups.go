@@ -72,13 +72,19 @@ func (s *server) handleCreateGroup() http.Handler {
 		if err != nil {
 			return err
 		}
-		g, ms, err := s.svc.Group(r.Context(), u, g.ID)
-		if err != nil {
-			return err
-		}
-		writeJSON(w, http.StatusCreated, map[string]groupJSON{"group": groupOf(g, ms)})
-		return nil
+		return s.writeGroup(w, r, u, g.ID, http.StatusCreated)
 	})
+}
+
+// writeGroup answers with group id as u sees it, members included, with
+// status.
+func (s *server) writeGroup(w http.ResponseWriter, r *http.Request, u chat.User, id int64, status int) error {
+	g, ms, err := s.svc.Group(r.Context(), u, id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, status, map[string]groupJSON{"group": groupOf(g, ms)})
+	return nil
 }
 
 func (s *server) handleGroup() http.Handler {
@@ -87,12 +93,7 @@ func (s *server) handleGroup() http.Handler {
 		if err != nil {
 			return err
 		}
-		g, ms, err := s.svc.Group(r.Context(), authFrom(r.Context()).User, id)
-		if err != nil {
-			return err
-		}
-		writeJSON(w, http.StatusOK, map[string]groupJSON{"group": groupOf(g, ms)})
-		return nil
+		return s.writeGroup(w, r, authFrom(r.Context()).User, id, http.StatusOK)
 	})
 }
 
@@ -118,12 +119,7 @@ func (s *server) handleUpdateGroup() http.Handler {
 		if _, err := s.svc.UpdateGroup(r.Context(), u, id, chat.GroupUpdate{Name: req.Name, Description: req.Description, MaxMembers: req.MaxMembers}); err != nil {
 			return err
 		}
-		g, ms, err := s.svc.Group(r.Context(), u, id)
-		if err != nil {
-			return err
-		}
-		writeJSON(w, http.StatusOK, map[string]groupJSON{"group": groupOf(g, ms)})
-		return nil
+		return s.writeGroup(w, r, u, id, http.StatusOK)
 	})
 }
 
