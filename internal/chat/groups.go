@@ -75,6 +75,20 @@ type Group struct {
 	Members     int       `json:"members"`
 }
 
+// CapChange reports whether a member cap of maxMembers changes g, and
+// refuses, with ErrBelowMembers, a cap below g's member count: the rule
+// GroupStore.SetGroupCap and UpdateGroup apply to the group they hold
+// locked.
+func (g Group) CapChange(maxMembers int) (bool, error) {
+	if g.MaxMembers == maxMembers {
+		return false, nil
+	}
+	if g.Members > maxMembers {
+		return false, ErrBelowMembers
+	}
+	return true, nil
+}
+
 // GroupMember is one member of a group. User carries no email.
 type GroupMember struct {
 	User     User      `json:"user"`

@@ -371,11 +371,8 @@ func describeGroup(ctx context.Context, id int64, desc string) groupChange {
 
 func setGroupCap(ctx context.Context, id int64, maxMembers int) groupChange {
 	return groupChange{chat.KindCapChanged, strconv.Itoa(maxMembers), func(tx *sql.Tx, g chat.Group) (bool, error) {
-		if g.MaxMembers == maxMembers {
-			return false, nil
-		}
-		if g.Members > maxMembers {
-			return false, chat.ErrBelowMembers
+		if change, err := g.CapChange(maxMembers); !change || err != nil {
+			return false, err
 		}
 		_, err := tx.ExecContext(ctx, `UPDATE conversations SET max_members = ? WHERE id = ?`, maxMembers, id)
 		return err == nil, err
