@@ -3,12 +3,11 @@ package postgres
 import (
 	"context"
 	"errors"
-	"fmt"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/parley-chat/parley/internal/chat"
+	"github.com/parley-chat/parley/internal/chat/chattest"
 )
 
 // TestGroupCommitMixedBatch sends many concurrent appends, some with
@@ -16,72 +15,12 @@ import (
 // cannot store, so that batches hold all kinds at once: each request gets
 // its own answer.
 func TestGroupCommitMixedBatch(t *testing.T) {
-	db := mustOpenDB(t)
-	ctx := context.Background()
-	u, r := annAndGeneral(t, db)
-	const senders, each = 40, 25
-	var (
-		wg      sync.WaitGroup
-		mu      sync.Mutex
-		created = map[string]int64{} // client ID → seq
-		dups    int
-	)
-	for s := range senders {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range each {
-				cid := fmt.Sprintf("c%d", (s*each+i)/2) // every ID is sent twice
-				m, ok, err := db.Append(ctx, chat.NewMessage{ConvID: r.ID, Kind: chat.KindText, SenderID: u.ID, ClientID: cid, Body: "x", At: time.Now()})
-				if err != nil {
-					t.Errorf("Append: %v", err)
-					return
-				}
-				if _, _, err := db.Append(ctx, chat.NewMessage{ConvID: 999999, Kind: chat.KindText, SenderID: u.ID, Body: "x", At: time.Now()}); !errors.Is(err, chat.ErrNotFound) {
-					t.Errorf("Append to a missing room = %v; want ErrNotFound", err)
-				}
-				if _, _, err := db.Append(ctx, chat.NewMessage{ConvID: r.ID, Kind: chat.KindText, SenderID: u.ID, Body: "\x00", At: time.Now()}); !errors.Is(err, chat.ErrInvalid) {
-					t.Errorf("Append of a NUL = %v; want ErrInvalid", err)
-				}
-				if _, _, err := db.Append(ctx, chat.NewMessage{ConvID: r.ID, Kind: chat.KindText, SenderID: u.ID + 1, Body: "x", At: time.Now(), MemberOnly: true}); !errors.Is(err, chat.ErrNotFound) {
-					t.Errorf("Append of a non-member = %v; want ErrNotFound", err)
-				}
-				mu.Lock()
-				if ok {
-					if _, seen := created[cid]; seen {
-						t.Errorf("client ID %s stored twice", cid)
-					}
-					created[cid] = m.Seq
-				} else {
-					dups++
-				}
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	if len(created) != senders*each/2 || dups != senders*each/2 {
-		t.Fatalf("stored %d, duplicates %d; want %d each", len(created), dups, senders*each/2)
-	}
-	ms, err := db.Messages(ctx, r.ID, chat.Page{After: 0, Before: 100000, Limit: 10000})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, m := range ms {
-		if m.Seq != int64(i+1) {
-			t.Fatalf("message %d has seq %d; want a gap-free sequence", i, m.Seq)
+	chattest.MixedBatch(t, mustOpenDB(t), func(u chat.User, r chat.Room) []chattest.RefusedAppend {
+		return []chattest.RefusedAppend{
+			{What: "a NUL", Message: chat.NewMessage{ConvID: r.ID, Kind: chat.KindText, SenderID: u.ID, Body: "\x00"}, Err: chat.ErrInvalid},
+			{What: "a non-member", Message: chat.NewMessage{ConvID: r.ID, Kind: chat.KindText, SenderID: u.ID + 1, Body: "x", MemberOnly: true}, Err: chat.ErrNotFound},
 		}
-		if created[m.ClientID] != m.Seq {
-			t.Errorf("seq %d holds %s; Append returned seq %d for it", m.Seq, m.ClientID, created[m.ClientID])
-		}
-	}
-	if len(ms) != len(created) {
-		t.Errorf("room holds %d messages; want %d", len(ms), len(created))
-	}
-	room, err := db.Room(ctx, r.ID)
-	if err != nil || room.LastSeq != int64(len(created)) {
-		t.Errorf("room last_seq = %d, %v; want %d", room.LastSeq, err, len(created))
-	}
+	})
 }
 
 func TestAppendAfterClose(t *testing.T) {
