@@ -14,10 +14,7 @@ import (
 // their composed form (NFC); marks that carry nothing, and characters
 // that show nothing, do not.
 func TestRoomNameMarks(t *testing.T) {
-	tests := []struct {
-		name string
-		code string // "" when valid
-	}{
+	tests := []roomNameCase{
 		{"नमस्ते", ""},        // Hindi: vowel signs (Mc, Mn) and virama
 		{"ภาษาไทย", ""},       // Thai: vowel marks (Mn)
 		{"cafe\u0301", ""},    // e and a combining acute accent
@@ -34,16 +31,7 @@ func TestRoomNameMarks(t *testing.T) {
 		{"general\u3164", chat.CodeInvalidField}, // a Hangul filler
 		{"general\u200b", chat.CodeInvalidField}, // a zero-width space
 	}
-	for _, tt := range tests {
-		err := chat.ValidRoomName(tt.name)
-		if tt.code == "" {
-			if err != nil {
-				t.Errorf("ValidRoomName(%q) = %v; want nil", tt.name, err)
-			}
-			continue
-		}
-		wantError(t, fmt.Sprintf("ValidRoomName(%q)", tt.name), err, chat.ErrInvalid, tt.code, "name")
-	}
+	wantValidRoomNames(t, tests)
 }
 
 // TestRoomNameNFC: "café" typed precomposed and decomposed is one room,

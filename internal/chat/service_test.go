@@ -271,11 +271,30 @@ func TestNormalizeEmail(t *testing.T) {
 	wantNormalizedEmails(t, tests)
 }
 
+// roomNameCase is a name given to chat.ValidRoomName, and the code of its
+// error ("" when valid).
+type roomNameCase struct {
+	name string
+	code string
+}
+
+// wantValidRoomNames checks chat.ValidRoomName on each of tests.
+func wantValidRoomNames(t *testing.T, tests []roomNameCase) {
+	t.Helper()
+	for _, tt := range tests {
+		err := chat.ValidRoomName(tt.name)
+		if tt.code == "" {
+			if err != nil {
+				t.Errorf("ValidRoomName(%q) = %v; want nil", tt.name, err)
+			}
+			continue
+		}
+		wantError(t, fmt.Sprintf("ValidRoomName(%q)", tt.name), err, chat.ErrInvalid, tt.code, "name")
+	}
+}
+
 func TestValidRoomName(t *testing.T) {
-	tests := []struct {
-		name string
-		code string // "" when valid
-	}{
+	tests := []roomNameCase{
 		{"general", ""},
 		{"General", ""},
 		{"go-nuts_2026", ""},
@@ -299,16 +318,7 @@ func TestValidRoomName(t *testing.T) {
 		{"general\uffa0", chat.CodeInvalidField},
 		{"한국어", ""},
 	}
-	for _, tt := range tests {
-		err := chat.ValidRoomName(tt.name)
-		if tt.code == "" {
-			if err != nil {
-				t.Errorf("ValidRoomName(%q) = %v; want nil", tt.name, err)
-			}
-			continue
-		}
-		wantError(t, fmt.Sprintf("ValidRoomName(%q)", tt.name), err, chat.ErrInvalid, tt.code, "name")
-	}
+	wantValidRoomNames(t, tests)
 }
 
 func TestNormalizeUserName(t *testing.T) {
