@@ -75,3 +75,16 @@ func TestClientSize(t *testing.T) {
 		t.Errorf("Client is %d bytes; want at most 128, the size class it had", n)
 	}
 }
+
+// A topic stays in the 288-byte size class: every connected user has a
+// topic of their own, and every room open on the node one (target 5 in
+// docs/benchmarks.md). One more word takes it to 320 bytes, three more
+// to 352.
+func TestTopicSize(t *testing.T) {
+	if unsafe.Sizeof(uintptr(0)) != 8 {
+		t.Skip("sizes are for 64-bit platforms")
+	}
+	if n := unsafe.Sizeof(topic{}); n > 288 {
+		t.Errorf("topic is %d bytes; want at most 288, the size class it had", n)
+	}
+}

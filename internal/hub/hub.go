@@ -342,6 +342,12 @@ type topic struct {
 	late       atomic.Bool   // a Subscribe stopped waiting for subscribed
 	queued     bool          // its subscription waits in the hub's queue, not started; guarded by the hub's qmu
 	dropped    bool          // cancelled while queued: work skips it; guarded by the hub's qmu
+	// Three fields of the delivery below, beside the two above: bools
+	// in a row take a word, and one each, among words, three. A user's
+	// topic is made for each connected user.
+	logged   bool // a user topic; set once, as it is made
+	filling  bool // fillGap is running; guarded by dmu
+	sinceDue bool // since is to be read (below); guarded by dmu
 
 	// Delivery of messages in seq order. Publishers of one conversation
 	// (goroutines answered by one group commit, or several nodes) may
@@ -357,18 +363,16 @@ type topic struct {
 	// ones by UserSeq, up to reorderWait; the gap is not filled from the
 	// user's log, which keeps events never published (flushPending).
 	dmu     sync.Mutex
-	logged  bool                 // a user topic; set once, as it is made
 	next    int64                // seq expected next; 0 before the first message
 	first   int64                // seq of the first message delivered
 	user    int64                // newest Event.UserSeq delivered (user topics)
 	ufirst  int64                // the first Event.UserSeq delivered in order (user topics)
 	skipped map[int64]struct{}   // UserSeqs a user topic gave up waiting for (skipGap), at most maxRepeats; nil while empty
-	lost    [2]int64             // the span (first, last) of the UserSeqs a user topic gave up waiting for and could not note in skipped; of all such give-ups, if several; zero if none
+	lost    *[2]int64            // the span (first, last) of the UserSeqs a user topic gave up waiting for and could not note in skipped; of all such give-ups, if several; nil if none (a pointer, as early below)
 	reads   map[int64]int64      // highest EventRead seq delivered, per conversation (user topics)
 	pending map[int64]chat.Event // early messages by seq; on a user topic, early logged events by UserSeq
 	timer   *time.Timer          // flushes pending after reorderWait
 	timerN  uint64               // counts the timers started and stopped: a flush that fired before a stop, or for an earlier timer, is stale
-	filling bool                 // fillGap is running
 	// repeats holds the seqs of the messages the topic delivered as
 	// repeats (chat.Event.Repeat) before it delivered any other: their
 	// first publish, or another repeat, may come after, and must not be
@@ -391,9 +395,8 @@ type topic struct {
 	// (sinceDue), the presence news delivered waits in early, at most
 	// maxPresence of it; a Subscribe that stopped waiting for the read
 	// (late) leaves since 0, as does a read that failed.
-	since    int64
-	sinceDue bool
-	early    []chat.Event
+	since int64
+	early *[]chat.Event // a pointer: a slice's 3 words would take the topic into the next size class
 
 	// removals counts, per conversation, the EventRemoved this user topic
 	// delivered, guarded by dmu, and removed all of them, read without it
@@ -921,7 +924,10 @@ func (h *Hub) readSince(tp *topic, read bool) {
 	if read && err == nil && !tp.late.Load() {
 		tp.since = v
 	}
-	early := tp.early
+	var early []chat.Event
+	if tp.early != nil {
+		early = *tp.early
+	}
 	tp.early, tp.sinceDue = nil, false
 	for _, ev := range early {
 		h.fanOutUser(tp, ev)
@@ -1129,7 +1135,7 @@ func (h *Hub) deliverLogged(tp *topic, ev chat.Event) {
 				tp.skipped = nil
 			}
 			h.fanOutUser(tp, ev)
-		} else if tp.lost[0] <= u && u <= tp.lost[1] && ev.Type == chat.EventRemoved && u > tp.removals[ev.ConvID].seq {
+		} else if tp.lost != nil && tp.lost[0] <= u && u <= tp.lost[1] && ev.Type == chat.EventRemoved && u > tp.removals[ev.ConvID].seq {
 			// Not one delivered, nor older than one: that one's revoke
 			// left only clients of a later membership, which a repeat
 			// would stop (those subscribed with no mark).
@@ -1207,8 +1213,11 @@ func (h *Hub) fanOutUser(tp *topic, ev chat.Event) {
 		// or of a member in a conversation on its topic, at about the
 		// same time may publish the older last: it would undo the newer.
 		// News older than since is older than what the clients read.
-		if tp.sinceDue && len(tp.early) < maxPresence {
-			tp.early = append(tp.early, ev)
+		if tp.sinceDue && (tp.early == nil || len(*tp.early) < maxPresence) {
+			if tp.early == nil {
+				tp.early = new([]chat.Event)
+			}
+			*tp.early = append(*tp.early, ev)
 			return
 		}
 		if ev.Seq < max(tp.since, tp.presence[ev.User.ID]) {
@@ -1353,8 +1362,8 @@ func (h *Hub) skipGap(tp *topic) {
 	if tp.logged {
 		for u := tp.user + 1; u < seqs[0]; u++ {
 			if len(tp.skipped) >= maxRepeats {
-				if tp.lost[1] == 0 {
-					tp.lost[0] = u
+				if tp.lost == nil {
+					tp.lost = &[2]int64{u, 0}
 				}
 				tp.lost[1] = seqs[0] - 1
 				break
