@@ -355,6 +355,21 @@ func (b *goneBroker) Publish(ctx context.Context, t chat.Topic, ev chat.Event) e
 	return b.Broker.Publish(ctx, t, ev)
 }
 
+// goneCluster starts three nodes, A, B and C, on one PostgreSQL schema
+// and Redis prefix, with opts, A's broker behind gate, and signs in Ada,
+// and Grace twice (her phone, her laptop), on A.
+func goneCluster(t *testing.T, opts ...option) (a, b, c *testServer, gate *goneBroker, ada, gr, laptop *client) {
+	t.Helper()
+	pg := testenv.PostgresSchema(t)
+	url, prefix, _ := testenv.Redis(t)
+	gate = &goneBroker{}
+	a = newTestServer(t, append([]option{onCluster(pg, url, prefix, "a"),
+		withBroker(func(b chat.Broker) chat.Broker { gate.Broker = b; return gate })}, opts...)...)
+	b = newTestServer(t, append([]option{onCluster(pg, url, prefix, "b")}, opts...)...)
+	c = newTestServer(t, append([]option{onCluster(pg, url, prefix, "c")}, opts...)...)
+	return a, b, c, gate, a.signIn(t, "ada@example.com", "Ada"), a.signIn(t, "grace@example.com", "Grace"), a.signIn(t, "grace@example.com", "Grace")
+}
+
 // TestClusterRoomPresenceCrossingNews: three nodes share PostgreSQL and
 // Redis. Grace closes a room on node A, which counts her out of it and is
 // about to tell the room; then her laptop opens the room on node B, which
@@ -362,17 +377,7 @@ func (b *goneBroker) Publish(ctx context.Context, t chat.Topic, ev chat.Event) e
 // open on node C, must not be left showing Grace absent while her laptop
 // has the room open, with a count that agrees with that list.
 func TestClusterRoomPresenceCrossingNews(t *testing.T) {
-	pg := testenv.PostgresSchema(t)
-	url, prefix, _ := testenv.Redis(t)
-	gate := &goneBroker{}
-	a := newTestServer(t, onCluster(pg, url, prefix, "a"),
-		withBroker(func(b chat.Broker) chat.Broker { gate.Broker = b; return gate }))
-	b := newTestServer(t, onCluster(pg, url, prefix, "b"))
-	c := newTestServer(t, onCluster(pg, url, prefix, "c"))
-
-	ada := a.signIn(t, "ada@example.com", "Ada")
-	gr := a.signIn(t, "grace@example.com", "Grace")
-	laptop := a.signIn(t, "grace@example.com", "Grace")
+	a, b, c, gate, ada, gr, laptop := goneCluster(t)
 	room := a.enterRoom(t, ada, "lobby")
 	a.enterRoom(t, gr, "lobby")
 	aw := c.connect(t, ada)
@@ -423,19 +428,8 @@ func TestClusterRoomPresenceCrossingNews(t *testing.T) {
 // online), and only then A's offline news reaches Redis: C must not give
 // it to Ada, whose contacts are newer.
 func TestClusterPresenceNewsBeforeFirstConnection(t *testing.T) {
-	pg := testenv.PostgresSchema(t)
-	url, prefix, _ := testenv.Redis(t)
 	const grace = 100 * time.Millisecond
-	gate := &goneBroker{}
-	graceIs := withChat(func(c *chat.Config) { c.PresenceGrace = grace })
-	a := newTestServer(t, onCluster(pg, url, prefix, "a"), graceIs,
-		withBroker(func(b chat.Broker) chat.Broker { gate.Broker = b; return gate }))
-	b := newTestServer(t, onCluster(pg, url, prefix, "b"), graceIs)
-	c := newTestServer(t, onCluster(pg, url, prefix, "c"), graceIs)
-
-	ada := a.signIn(t, "ada@example.com", "Ada")
-	gr := a.signIn(t, "grace@example.com", "Grace")
-	laptop := a.signIn(t, "grace@example.com", "Grace")
+	a, b, c, gate, ada, gr, laptop := goneCluster(t, withChat(func(c *chat.Config) { c.PresenceGrace = grace }))
 	a.befriend(t, ada, gr)
 
 	phone := a.connect(t, gr)
@@ -474,17 +468,7 @@ func TestClusterPresenceNewsBeforeFirstConnection(t *testing.T) {
 // Ada then opens it on C, the first there: "opened" lists Grace. Only then
 // A's news reaches Redis: C must not give it to Ada, whose list is newer.
 func TestClusterRoomPresenceNewsBeforeFirstOpen(t *testing.T) {
-	pg := testenv.PostgresSchema(t)
-	url, prefix, _ := testenv.Redis(t)
-	gate := &goneBroker{}
-	a := newTestServer(t, onCluster(pg, url, prefix, "a"),
-		withBroker(func(b chat.Broker) chat.Broker { gate.Broker = b; return gate }))
-	b := newTestServer(t, onCluster(pg, url, prefix, "b"))
-	c := newTestServer(t, onCluster(pg, url, prefix, "c"))
-
-	ada := a.signIn(t, "ada@example.com", "Ada")
-	gr := a.signIn(t, "grace@example.com", "Grace")
-	laptop := a.signIn(t, "grace@example.com", "Grace")
+	a, b, c, gate, ada, gr, laptop := goneCluster(t)
 	room := a.enterRoom(t, ada, "lobby")
 	a.enterRoom(t, gr, "lobby")
 	phone := a.connect(t, gr)
