@@ -370,6 +370,25 @@ func goneCluster(t *testing.T, opts ...option) (a, b, c *testServer, gate *goneB
 	return a, b, c, gate, a.signIn(t, "ada@example.com", "Ada"), a.signIn(t, "grace@example.com", "Grace"), a.signIn(t, "grace@example.com", "Grace")
 }
 
+// wantPresentAfterGone lets node A publish the news of Grace (gr) leaving
+// room roomID that gate holds, then has A publish a rename of hers, which
+// reaches the room after it: Ada (aw) must by then have got no news of
+// Grace absent from it, after what after says.
+func wantPresentAfterGone(t *testing.T, a *testServer, gate *goneBroker, gr *client, aw *wsClient, roomID int64, after string) {
+	t.Helper()
+	close(gate.open)
+	<-gate.done
+	a.mustDo(t, gr, "PATCH", "/api/me", map[string]string{"name": "Grace H"}, http.StatusOK, nil)
+	aw.find(t, "Grace's rename", func(f frame) bool {
+		return f.Type == "user" && f.RoomID == roomID && f.User != nil && f.User.ID == gr.ID && f.User.Name == "Grace H"
+	}, false)
+	for _, f := range aw.drain() {
+		if f.Type == "presence" && f.RoomID == roomID && f.User != nil && f.User.ID == gr.ID && !f.Online {
+			t.Errorf("Ada got %s after %s; want her present", f, after)
+		}
+	}
+}
+
 // TestClusterRoomPresenceCrossingNews: three nodes share PostgreSQL and
 // Redis. Grace closes a room on node A, which counts her out of it and is
 // about to tell the room; then her laptop opens the room on node B, which
@@ -404,20 +423,7 @@ func TestClusterRoomPresenceCrossingNews(t *testing.T) {
 	if f := presence(true); f.OnlineCount != 2 {
 		t.Errorf("Ada got %s as Grace's laptop opened the room; want 2 present", f)
 	}
-	close(gate.open)
-	<-gate.done
-
-	// A published its news; a rename of Grace's that A publishes after it
-	// reaches the room after it too.
-	a.mustDo(t, gr, "PATCH", "/api/me", map[string]string{"name": "Grace H"}, http.StatusOK, nil)
-	aw.find(t, "Grace's rename", func(f frame) bool {
-		return f.Type == "user" && f.RoomID == room.ID && f.User != nil && f.User.ID == gr.ID && f.User.Name == "Grace H"
-	}, false)
-	for _, f := range aw.drain() {
-		if f.Type == "presence" && f.RoomID == room.ID && f.User != nil && f.User.ID == gr.ID && !f.Online {
-			t.Errorf("Ada got %s after Grace's laptop opened the room; want her present", f)
-		}
-	}
+	wantPresentAfterGone(t, a, gate, gr, aw, room.ID, "Grace's laptop opened the room")
 }
 
 // TestClusterPresenceNewsBeforeFirstConnection: three nodes share
@@ -488,18 +494,5 @@ func TestClusterRoomPresenceNewsBeforeFirstOpen(t *testing.T) {
 	if op.OnlineCount != 2 || !slices.ContainsFunc(op.OnlineUsers, func(u wireUser) bool { return u.ID == gr.ID }) {
 		t.Fatalf("Ada's opened = %s; want Grace present, 2 present", op)
 	}
-	close(gate.open)
-	<-gate.done
-
-	// A published its news; a rename of Grace's that A publishes after it
-	// reaches the room after it too.
-	a.mustDo(t, gr, "PATCH", "/api/me", map[string]string{"name": "Grace H"}, http.StatusOK, nil)
-	aw.find(t, "Grace's rename", func(f frame) bool {
-		return f.Type == "user" && f.RoomID == room.ID && f.User != nil && f.User.ID == gr.ID && f.User.Name == "Grace H"
-	}, false)
-	for _, f := range aw.drain() {
-		if f.Type == "presence" && f.RoomID == room.ID && f.User != nil && f.User.ID == gr.ID && !f.Online {
-			t.Errorf("Ada got %s after her opened listed Grace; want her present", f)
-		}
-	}
+	wantPresentAfterGone(t, a, gate, gr, aw, room.ID, "her opened listed Grace")
 }
