@@ -336,7 +336,6 @@ type topic struct {
 	// answer, for seconds while Redis hangs unnoticed.
 	cancel     func()        // set and read by work only
 	subscribed chan struct{} // closed once the broker subscription was tried, and since read
-	known      chan struct{} // without one (deliverAny): closed once since was read; nil if not read
 	subErr     error         // its error, read after subscribed is closed
 	gone       atomic.Bool   // the hub dropped the topic: it has no client left
 	late       atomic.Bool   // a Subscribe stopped waiting for subscribed
@@ -656,14 +655,21 @@ func (h *Hub) subscribe(c *Client, t chat.Topic, mark chat.Mark, base int64) (*t
 	// before revoke's bookkeeping ran: add it again all the same.
 	follows := c.follows(t)
 	tp := h.topics[t]
-	made := tp == nil
-	if made {
-		tp = &topic{name: t, logged: t.IsUser(), sinceDue: h.version != nil}
+	if tp == nil {
+		tp = &topic{name: t, logged: t.IsUser()}
 		if h.cancelAll == nil {
 			tp.subscribed = make(chan struct{})
+			tp.sinceDue = h.version != nil
 			h.enqueue(brokerOp{tp: tp, sub: true})
-		} else if tp.sinceDue {
-			tp.known = make(chan struct{})
+		} else if h.version != nil {
+			// Subscribed as it is added (deliverAny), to a broker of this
+			// process, beside a presence of this process too: the read is
+			// a mutex's, made before the topic is in the map, so that the
+			// callers of Subscribe, who read their lists once it returns,
+			// find since set, and news told after it reaches the topic.
+			// Kept in nothing but since: a channel for the callers to wait
+			// on cost every topic 96 bytes.
+			tp.since, _ = h.presenceVersion(tp)
 		}
 		h.tmu.Lock()
 		h.topics[t] = tp
@@ -709,15 +715,7 @@ func (h *Hub) subscribe(c *Client, t chat.Topic, mark chat.Mark, base int64) (*t
 	}
 	h.mu.Unlock()
 	if tp.subscribed == nil {
-		// Subscribed as it was added (deliverAny): this call made it and
-		// reads its since, or waits for the one that does.
-		if made && tp.known != nil {
-			h.readSince(tp, true)
-			close(tp.known)
-		} else if tp.known != nil && !h.await(tp.known) {
-			tp.late.Store(true)
-		}
-		return tp, what, hd, nil
+		return tp, what, hd, nil // subscribed as it was added (deliverAny)
 	}
 	if !h.await(tp.subscribed) {
 		tp.late.Store(true)
@@ -910,18 +908,13 @@ func (h *Hub) subscribed(tp *topic) {
 // that stopped waiting (late) may have read already: since stays 0.
 func (h *Hub) readSince(tp *topic, read bool) {
 	var v int64
-	var err error
+	ok := false
 	if read {
-		ctx, cancel := context.WithTimeout(context.Background(), subscribeWait)
-		v, err = h.version(ctx)
-		cancel()
-		if err != nil {
-			h.log.Warn("read presence version", "topic", string(tp.name), "err", err)
-		}
+		v, ok = h.presenceVersion(tp)
 	}
 	tp.dmu.Lock()
 	defer tp.dmu.Unlock()
-	if read && err == nil && !tp.late.Load() {
+	if ok && !tp.late.Load() {
 		tp.since = v
 	}
 	var early []chat.Event
@@ -932,6 +925,19 @@ func (h *Hub) readSince(tp *topic, read bool) {
 	for _, ev := range early {
 		h.fanOutUser(tp, ev)
 	}
+}
+
+// presenceVersion reads the version of presence news for tp's since
+// (Hub.UsePresence), within subscribeWait; false if it could not.
+func (h *Hub) presenceVersion(tp *topic) (int64, bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), subscribeWait)
+	defer cancel()
+	v, err := h.version(ctx)
+	if err != nil {
+		h.log.Warn("read presence version", "topic", string(tp.name), "err", err)
+		return 0, false
+	}
+	return v, true
 }
 
 // await waits for done, at most subscribeWait, and not at all while the
