@@ -370,6 +370,20 @@ func goneCluster(t *testing.T, opts ...option) (a, b, c *testServer, gate *goneB
 	return a, b, c, gate, a.signIn(t, "ada@example.com", "Ada"), a.signIn(t, "grace@example.com", "Grace"), a.signIn(t, "grace@example.com", "Grace")
 }
 
+// closeHeld closes room roomID on Grace's (gr) phone, on node A, whose
+// news of her leaving the room gate then holds; it returns once A counted
+// her out and tells the room.
+func closeHeld(t *testing.T, gate *goneBroker, phone *wsClient, gr *client, roomID int64) {
+	t.Helper()
+	gate.arm(gr.ID)
+	phone.send(t, map[string]any{"type": "close", "room_id": roomID})
+	select {
+	case <-gate.entered:
+	case <-time.After(waitTimeout):
+		t.Fatal("node A did not tell the room that Grace left")
+	}
+}
+
 // wantPresentAfterGone lets node A publish the news of Grace (gr) leaving
 // room roomID that gate holds, then has A publish a rename of hers, which
 // reaches the room after it: Ada (aw) must by then have got no news of
@@ -412,13 +426,7 @@ func TestClusterRoomPresenceCrossingNews(t *testing.T) {
 	phone.open(t, room.ID, nil)
 	presence(true)
 	lw := b.connect(t, laptop)
-	gate.arm(gr.ID)
-	phone.send(t, map[string]any{"type": "close", "room_id": room.ID})
-	select { // A counted Grace out of the room and tells it
-	case <-gate.entered:
-	case <-time.After(waitTimeout):
-		t.Fatal("node A did not tell the room that Grace left")
-	}
+	closeHeld(t, gate, phone, gr, room.ID)
 	lw.open(t, room.ID, nil)
 	if f := presence(true); f.OnlineCount != 2 {
 		t.Errorf("Ada got %s as Grace's laptop opened the room; want 2 present", f)
@@ -482,13 +490,7 @@ func TestClusterRoomPresenceNewsBeforeFirstOpen(t *testing.T) {
 	lw := b.connect(t, laptop)
 	aw := c.connect(t, ada)
 
-	gate.arm(gr.ID)
-	phone.send(t, map[string]any{"type": "close", "room_id": room.ID})
-	select { // A counted Grace out of the room and tells it
-	case <-gate.entered:
-	case <-time.After(waitTimeout):
-		t.Fatal("node A did not tell the room that Grace left")
-	}
+	closeHeld(t, gate, phone, gr, room.ID)
 	lw.open(t, room.ID, nil)
 	op := aw.open(t, room.ID, nil)
 	if op.OnlineCount != 2 || !slices.ContainsFunc(op.OnlineUsers, func(u wireUser) bool { return u.ID == gr.ID }) {
