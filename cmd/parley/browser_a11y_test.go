@@ -160,7 +160,11 @@ func TestBrowserAccessibility(t *testing.T) {
 	if !named {
 		t.Errorf("no button of lobby is named with %q; controls: %+v", "1 unread", controls)
 	}
-	grace.do(t, "press Enter on lobby", chromedp.SendKeys(`#conversations li[data-room-name="lobby"] button`, kb.Enter))
+	// Focused, then Enter: the list may be drawn again in between, and
+	// keeps the focus (replaceList), where a key sent to a node found
+	// before would find it gone.
+	grace.focus(t, "focus lobby", `#conversations li[data-room-name="lobby"] button`)
+	grace.do(t, "press Enter on lobby", chromedp.KeyEvent(kb.Enter))
 	waitFor[bool](t, grace, "lobby is open, its message read", viewState, `() =>
 		document.getElementById("room-title").textContent === "lobby" &&
 		[...document.querySelectorAll("#messages .msg-body")].some((e) => e.textContent === "unread one") &&
@@ -196,4 +200,42 @@ func TestBrowserAccessibility(t *testing.T) {
 	for _, b := range []*browser{ada, grace} {
 		b.checkQuiet(t)
 	}
+}
+
+// TestBrowserListFocusKept: a list the page draws again (a message came,
+// a friend's presence changed) keeps the keyboard focus on the control
+// that had it, not on the page's body: one who moves through the
+// conversations with Tab would otherwise start over at every message.
+func TestBrowserListFocusKept(t *testing.T) {
+	s, ada, grace := startPair(t, browserTestTimeout)
+	ada.signIn(t, s, "ada@example.com", "Ada")
+	grace.signIn(t, s, "grace@example.com", "Grace")
+	ada.enterRoom(t, "lobby")
+	grace.enterRoom(t, "lobby")
+	grace.enterRoom(t, "side")
+	ada.enterRoom(t, "side")
+	grace.click(t, "go back to the list", "#back")
+	const lobby = `#conversations li[data-room-name="lobby"] button`
+	grace.focus(t, "focus lobby", lobby)
+	ada.send(t, "drawn again")
+	waitFor[bool](t, grace, "side shows the message", `document.getElementById("conversations").innerText`,
+		`() => document.querySelector('#conversations li[data-room-name="side"] .conv-preview')?.textContent.includes("drawn again")`)
+	if got := evaluate[string](t, grace, "read the focus", `(() => {
+		const e = document.activeElement;
+		return e === document.querySelector('`+lobby+`') ? "lobby" : e.tagName + " " + (e.closest("li")?.dataset.roomName || "");
+	})()`); got != "lobby" {
+		t.Errorf("after the list was drawn again the focus is on %q; want lobby's button", got)
+	}
+}
+
+// focus moves the keyboard focus to the element sel finds, once there is
+// one.
+func (b *browser) focus(t *testing.T, what, sel string) {
+	t.Helper()
+	waitFor[bool](t, b, what, `document.activeElement?.outerHTML`, `(sel) => {
+		const e = document.querySelector(sel);
+		if (!e) return false;
+		e.focus();
+		return document.activeElement === e;
+	}`, sel)
 }

@@ -680,6 +680,27 @@ function plural(n, word) {
   return `${n} ${word}${n === 1 ? '' : 's'}`;
 }
 
+// replaceList draws list el again with items, keeping the keyboard
+// focus where it was: a list is drawn again as messages and presence
+// come, and the control that had the focus would go with its old item,
+// leaving it on the page's body, so that one who moves through the list
+// with Tab would start over. The item that takes it is the one with the
+// same data-* attributes (the conversation's, the user's), its control at
+// the same place; an item with none is not told apart, and keeps nothing.
+function replaceList(el, items) {
+  const active = document.activeElement;
+  const li = active && el.contains(active) ? active.closest('li') : null;
+  const key = li && el.contains(li) && Object.keys(li.dataset).length ? JSON.stringify({ ...li.dataset }) : '';
+  const at = key ? [...li.querySelectorAll(FOCUSABLE)].indexOf(active) : -1;
+  el.replaceChildren(...items);
+  if (at < 0) return;
+  const same = items.find((c) => JSON.stringify({ ...c.dataset }) === key);
+  const control = same && same.querySelectorAll(FOCUSABLE)[at];
+  if (control) control.focus({ preventScroll: true });
+}
+
+const FOCUSABLE = 'a[href], button, input, select, textarea, [tabindex]';
+
 function renderRoomList(ul, rooms, meta) {
   const items = rooms.map((r) => {
     const li = h('li');
@@ -693,7 +714,7 @@ function renderRoomList(ul, rooms, meta) {
     li.append(b);
     return li;
   });
-  ul.replaceChildren(...items);
+  replaceList(ul, items);
 }
 
 function renderRooms() {
@@ -981,7 +1002,7 @@ function renderConversations() {
     li.append(b);
     return li;
   });
-  $('conversations').replaceChildren(...items);
+  replaceList($('conversations'), items);
   setHidden($('conversations-empty'), items.length > 0 || state.view !== 'chat');
   const unread = list.reduce((n, c) => n + (c.unread || 0), 0);
   if (state.view === 'chat') {
@@ -1163,7 +1184,7 @@ function renderPeople() {
     li.append(acts);
     return li;
   });
-  $('requests').replaceChildren(...requests);
+  replaceList($('requests'), requests);
   setHidden($('requests-title'), requests.length === 0);
 
   const sent = of('request_sent').map((c) => {
@@ -1171,7 +1192,7 @@ function renderPeople() {
     li.append(h('span', 'person-state', 'Waiting'), actionButton('cancel', 'Cancel', dropContact(c.user)));
     return li;
   });
-  $('sent').replaceChildren(...sent);
+  replaceList($('sent'), sent);
   setHidden($('sent-title'), sent.length === 0);
 
   const friends = of('friends').map((c) => {
@@ -1193,7 +1214,7 @@ function renderPeople() {
     li.append(b, confirmButton('remove-friend', 'Remove', 'Remove?', dropContact(c.user)));
     return li;
   });
-  $('friends').replaceChildren(...friends);
+  replaceList($('friends'), friends);
 
   const blocked = [...state.blocked.values()]
     .sort((a, b) => (a.name || '').localeCompare(b.name || ''))
@@ -1202,7 +1223,7 @@ function renderPeople() {
       li.append(actionButton('unblock', 'Unblock', unblockUser(u)));
       return li;
     });
-  $('blocked').replaceChildren(...blocked);
+  replaceList($('blocked'), blocked);
   setHidden($('blocked-title'), blocked.length === 0);
   setHidden($('friends-empty'), friends.length > 0 || state.view !== 'chat');
 
@@ -1216,7 +1237,7 @@ function renderPeople() {
     li.append(confirmButton('block', 'Block', 'Block?', blockUser(u)));
     return li;
   });
-  $('people-results').replaceChildren(...results);
+  replaceList($('people-results'), results);
 }
 
 async function searchPeople() {
@@ -2386,7 +2407,7 @@ function renderOnline() {
     more.dataset.more = String(count - users.length);
     items.push(more);
   }
-  $('online-list').replaceChildren(...items);
+  replaceList($('online-list'), items);
   const room = state.room;
   let sub = '';
   if (room && room.kind === 'direct') {
