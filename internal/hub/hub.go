@@ -499,10 +499,12 @@ type Hub struct {
 // hub is used.
 func (h *Hub) UseStore(fetch Fetch) { h.fetch = fetch }
 
-// UsePresence makes each topic, once made and subscribed, read the
-// version of presence news (chat.Presence.Version) and drop news older
-// than it (topic.since): one read per topic made, none per event. Call it
-// before the hub is used.
+// UsePresence makes each topic read the version of presence news
+// (chat.Presence.Version) before any Subscribe of it returns, and drop
+// news older than it (topic.since): over a broker of topics one by one,
+// once the topic is subscribed; over a broker of this process
+// (deliverAny), as the topic is made, under the hub's lock. One read per
+// topic made, none per event. Call it before the hub is used.
 func (h *Hub) UsePresence(version func(context.Context) (int64, error)) { h.version = version }
 
 // New returns a Hub fed by b.
