@@ -481,7 +481,8 @@ type Event struct {
 	// EventPresence, the version of the presence it tells
 	// (Presence.State, everywhere or in ConvID), by which hubs deliver a
 	// user's news in order: 0 if unknown, from a Presence that could not
-	// be read or from an older node.
+	// be read or from an older node. On an EventContact of a friend, the
+	// version of the friend's presence it shows, in the same way.
 	Seq int64 `json:"seq,omitempty"`
 	// Revoke, on a conversation topic, is the user whose access to ConvID
 	// ends with this event: hubs deliver the event to them, then nothing

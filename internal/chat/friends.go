@@ -33,6 +33,11 @@ type Contact struct {
 	// Service.FriendsPresence; stores leave them zero.
 	Online   bool      `json:"online,omitempty"`
 	LastSeen time.Time `json:"last_seen,omitzero"`
+	// PresenceStale, set by a hub on the EventContact it delivers, says
+	// that Online and LastSeen are older than the presence news of the
+	// user it delivered (or than the presence its clients read): a
+	// client shown the contact keeps the presence it has.
+	PresenceStale bool `json:"-"`
 }
 
 // UserSearch selects users by exact (normalized) email or by display-name
@@ -125,22 +130,38 @@ func mirror(state string) string {
 func public(u User) User { return User{ID: u.ID, Name: u.Name, CreatedAt: u.CreatedAt} }
 
 // notifyContact tells owner that their contact c changed, and returns c as
-// told: with the presence of a friend.
+// told: with the presence of a friend, and that presence's version as the
+// event's Seq, by which owner's hubs drop a friend's news older than it
+// (news that crossed the befriending) and leave out of it a presence
+// older than news they delivered (Contact.PresenceStale).
 func (s *Service) notifyContact(ctx context.Context, owner int64, c Contact) Contact {
-	c = s.shownContact(ctx, c)
-	s.publishUser(ctx, owner, Event{Type: EventContact, Contact: &c})
+	c, version := s.shownContact(ctx, c)
+	s.publishUser(ctx, owner, Event{Type: EventContact, Contact: &c, Seq: version})
 	return c
 }
 
 // shownContact is c as its owner is shown it: the public part of the
-// user, with their presence.
-func (s *Service) shownContact(ctx context.Context, c Contact) Contact {
+// user, with the presence of a friend and its version (Presence.State; 0
+// when unknown, or not a friend).
+func (s *Service) shownContact(ctx context.Context, c Contact) (Contact, int64) {
 	c.User = public(c.User)
-	cs := []Contact{c}
-	if err := s.FriendsPresence(ctx, cs); err != nil {
-		s.log.Warn("load presence of contact", "user", c.User.ID, "err", err)
+	if c.State != StateFriends {
+		return c, 0
 	}
-	return cs[0]
+	online, version, err := s.presence.State(ctx, Everywhere, c.User.ID)
+	if err != nil {
+		s.log.Warn("load presence of contact", "user", c.User.ID, "err", err)
+		online, version = false, 0
+	}
+	c.Online = online
+	if !online {
+		seen, err := s.store.LastSeen(ctx, []int64{c.User.ID})
+		if err != nil {
+			s.log.Warn("load last seen of contact", "user", c.User.ID, "err", err)
+		}
+		c.LastSeen = seen[c.User.ID]
+	}
+	return c, version
 }
 
 // notifyBoth tells me of c and c.User of the mirror image, and returns c
@@ -337,7 +358,8 @@ func (s *Service) AcceptFriend(ctx context.Context, me User, id int64) (Contact,
 		// Maybe a retry: the call that got the error is having the two
 		// told. A repeat schedules nothing, as any user can make it.
 		i := slices.IndexFunc(cs, func(c Contact) bool { return c.User.ID == id })
-		return s.shownContact(ctx, cs[i]), nil
+		c, _ := s.shownContact(ctx, cs[i])
+		return c, nil
 	}
 	c, err := s.store.AcceptFriend(ctx, me.ID, id, s.cfg.Now())
 	if errors.Is(err, ErrNotFound) {

@@ -49,7 +49,12 @@ type friendsFixture struct {
 }
 
 func newFriendsFixture(t *testing.T) *friendsFixture {
-	f := &friendsFixture{fixture: newFixture(t, chat.Config{})}
+	return newFriendsFixtureWith(t, inmem.NewPresence())
+}
+
+// newFriendsFixtureWith is newFriendsFixture with Presence p.
+func newFriendsFixtureWith(t *testing.T, p chat.Presence) *friendsFixture {
+	f := &friendsFixture{fixture: newFixtureWith(t, chat.Config{}, p)}
 	f.ada, _ = f.signIn(t, "ada@example.com", "Ada")
 	f.grace, _ = f.signIn(t, "grace@example.com", "Grace")
 	f.eve, _ = f.signIn(t, "eve@example.com", "Eve")
@@ -112,6 +117,54 @@ func TestFriendRequestAccept(t *testing.T) {
 	wantError(t, "RequestFriend(friends)", err, chat.ErrConflict, chat.CodeAlreadyFriends, "")
 	if err := f.svc.CanMessage(ctx, f.ada.ID, f.grace.ID); err != nil {
 		t.Errorf("CanMessage(friends) = %v; want nil", err)
+	}
+}
+
+// TestFriendContactPresenceVersion: the contact event of a new friend
+// shows their presence with its version (the event's Seq), as
+// Presence.State reads it, by which the owner's hubs order it against
+// that friend's presence news.
+func TestFriendContactPresenceVersion(t *testing.T) {
+	p := inmem.NewPresence()
+	f := newFriendsFixtureWith(t, p)
+	ctx := context.Background()
+	if _, err := f.svc.RequestFriend(ctx, f.ada, f.grace.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.svc.Connect(ctx, f.grace); err != nil {
+		t.Fatal(err)
+	}
+	f.adaEv.take()
+	f.graceEv.take()
+	if _, err := f.svc.AcceptFriend(ctx, f.grace, f.ada.ID); err != nil {
+		t.Fatal(err)
+	}
+	_, version, _ := p.State(ctx, chat.Everywhere, f.grace.ID)
+	if version == 0 {
+		t.Fatal("presence version 0 after Grace connected")
+	}
+	type shown struct {
+		User    int64
+		Online  bool
+		Version int64
+	}
+	for _, c := range []struct {
+		who  string
+		r    *recorder
+		want shown
+	}{
+		{"Ada", f.adaEv, shown{f.grace.ID, true, version}},
+		{"Grace", f.graceEv, shown{f.ada.ID, false, version}},
+	} {
+		var got []shown
+		for _, ev := range c.r.take() {
+			if ev.Type == chat.EventContact && ev.Contact != nil {
+				got = append(got, shown{ev.Contact.User.ID, ev.Contact.Online, ev.Seq})
+			}
+		}
+		if diff := cmp.Diff([]shown{c.want}, got); diff != "" {
+			t.Errorf("%s's contact events mismatch (-want +got):\n%s", c.who, diff)
+		}
 	}
 }
 

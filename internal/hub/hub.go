@@ -1231,12 +1231,19 @@ func (h *Hub) fanOutUser(tp *topic, ev chat.Event) {
 		if ev.Seq < max(tp.since, tp.presence[ev.User.ID]) {
 			return
 		}
-		if tp.presence == nil {
-			tp.presence = make(map[int64]int64)
-		} else if _, ok := tp.presence[ev.User.ID]; !ok && len(tp.presence) >= maxPresence {
-			forgetOldPresence(tp.presence)
+		notePresence(tp, ev.User.ID, ev.Seq)
+	case ev.Type == chat.EventContact && tp.logged && ev.Seq > 0 && ev.Contact != nil && ev.Contact.State == chat.StateFriends:
+		// A friend shown with their presence and its version: news of
+		// them older than it crossed the befriending and is dropped
+		// (above), and a presence older than news delivered, or than
+		// what the clients read, is left out of the contact.
+		if id := ev.Contact.User.ID; ev.Seq < max(tp.since, tp.presence[id]) {
+			c := *ev.Contact
+			c.PresenceStale = true
+			ev.Contact = &c
+		} else {
+			notePresence(tp, id, ev.Seq)
 		}
-		tp.presence[ev.User.ID] = ev.Seq
 	}
 	tp.user = max(tp.user, ev.UserSeq)
 	h.fanOut(tp, ev)
@@ -1390,6 +1397,17 @@ func (h *Hub) skipGap(tp *topic) {
 	if len(tp.pending) > 0 && tp.timer == nil { // another gap further on: wait for it in turn
 		h.startTimer(tp)
 	}
+}
+
+// notePresence notes version as the newest of userID's presence that tp
+// delivered (topic.presence). tp.dmu is held.
+func notePresence(tp *topic, userID, version int64) {
+	if tp.presence == nil {
+		tp.presence = make(map[int64]int64)
+	} else if _, ok := tp.presence[userID]; !ok && len(tp.presence) >= maxPresence {
+		forgetOldPresence(tp.presence)
+	}
+	tp.presence[userID] = version
 }
 
 // maxRepeats bounds the repeats a topic notes (topic.repeats).

@@ -171,3 +171,64 @@ func TestPresenceOlderThanNewTopicDropped(t *testing.T) {
 		}
 	}
 }
+
+// TestContactPresenceVersion: a friend's contact (chat.EventContact of
+// state friends) carries the version of the presence it shows. Their news
+// older than it, which crossed the befriending, is dropped after it; a
+// contact whose presence is older than news of them delivered before is
+// delivered with its presence marked stale, for the client to keep the
+// newer it has. A contact without a version, or not of a friend, changes
+// nothing.
+func TestContactPresenceVersion(t *testing.T) {
+	contact := func(user int64, state string, online bool, version int64) chat.Event {
+		return chat.Event{Type: chat.EventContact, Contact: &chat.Contact{User: chat.User{ID: user}, State: state, Online: online}, Seq: version}
+	}
+	news := func(user int64, online bool, version int64) chat.Event {
+		return chat.Event{Type: chat.EventPresence, User: &chat.User{ID: user}, Online: online, Seq: version}
+	}
+	h, b := newHub(t)
+	c := mustRegister(t, h, 1, 1, 64)
+	if err := h.Subscribe(c, chat.UserTopic(1)); err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range []chat.Event{
+		contact(7, chat.StateFriends, true, 11),  // Grace befriended, online at 11
+		news(7, false, 10),                       // her phone's offline, told before: dropped
+		news(8, true, 20),                        // Alan comes online at 20
+		contact(8, chat.StateFriends, false, 19), // his contact read before that: stale
+		contact(9, chat.StateFriends, true, 0),   // no version: as it comes
+		news(9, false, 1),
+		contact(7, chat.StateNone, false, 0), // not a friend
+		news(7, true, 12),
+	} {
+		publish(t, b, chat.UserTopic(1), ev)
+	}
+	type got struct {
+		Type    chat.EventType
+		User    int64
+		Online  bool
+		Stale   bool
+		Version int64
+	}
+	var gots []got
+	for _, it := range c.Next(nil) {
+		ev := it.Event
+		if ev.Contact != nil {
+			gots = append(gots, got{ev.Type, ev.Contact.User.ID, ev.Contact.Online, ev.Contact.PresenceStale, ev.Seq})
+		} else {
+			gots = append(gots, got{ev.Type, ev.User.ID, ev.Online, false, ev.Seq})
+		}
+	}
+	want := []got{
+		{chat.EventContact, 7, true, false, 11},
+		{chat.EventPresence, 8, true, false, 20},
+		{chat.EventContact, 8, false, true, 19},
+		{chat.EventContact, 9, true, false, 0},
+		{chat.EventPresence, 9, false, false, 1},
+		{chat.EventContact, 7, false, false, 0},
+		{chat.EventPresence, 7, true, false, 12},
+	}
+	if diff := cmp.Diff(want, gots); diff != "" {
+		t.Errorf("delivered mismatch (-want +got):\n%s", diff)
+	}
+}

@@ -19,9 +19,9 @@ type contactJSON struct {
 }
 
 func contactOf(c chat.Contact) contactJSON {
-	j := contactJSON{User: userRef{ID: c.User.ID, Name: c.User.Name}, State: c.State, Since: c.Since, LastSeen: c.LastSeen}
-	if c.State == chat.StateFriends {
-		j.Online = &c.Online
+	j := contactJSON{User: userRef{ID: c.User.ID, Name: c.User.Name}, State: c.State, Since: c.Since}
+	if c.State == chat.StateFriends && !c.PresenceStale { // stale: the client keeps the newer it has
+		j.Online, j.LastSeen = &c.Online, c.LastSeen
 	}
 	return j
 }
