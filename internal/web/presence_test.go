@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -497,4 +498,71 @@ func TestClusterRoomPresenceNewsBeforeFirstOpen(t *testing.T) {
 		t.Fatalf("Ada's opened = %s; want Grace present, 2 present", op)
 	}
 	wantPresentAfterGone(t, a, gate, gr, aw, room.ID, "her opened listed Grace")
+}
+
+// TestClusterContactNewerThanCrossingNews: three nodes share PostgreSQL
+// and Redis. Ada, on node C, asked Grace to be her friend. Grace's phone,
+// on node A, is counted out, and A has read that she is offline
+// everywhere and is about to list her friends; then her laptop connects
+// on node B, which tells her friends (not yet Ada) she is online, and
+// Grace accepts Ada's request on B: Ada's contact shows her online. Only
+// then A lists Grace's friends, Ada now among them, and tells them she
+// went offline, news read before the contact was. Ada must be left
+// showing Grace online, as the contact did.
+func TestClusterContactNewerThanCrossingNews(t *testing.T) {
+	pg := testenv.PostgresSchema(t)
+	url, prefix, _ := testenv.Redis(t)
+	const grace = 100 * time.Millisecond
+	gate := &contactsGateStore{}
+	told := &offlineBroker{told: make(chan struct{})}
+	graceIs := withChat(func(c *chat.Config) { c.PresenceGrace = grace })
+	a := newTestServer(t, onCluster(pg, url, prefix, "a"), graceIs,
+		withStore(func(s chat.Store) chat.Store { gate.Store = s; return gate }),
+		withBroker(func(b chat.Broker) chat.Broker { told.Broker = b; return told }))
+	b := newTestServer(t, onCluster(pg, url, prefix, "b"), graceIs)
+	c := newTestServer(t, onCluster(pg, url, prefix, "c"), graceIs)
+
+	ada := c.signIn(t, "ada@example.com", "Ada")
+	gr := b.signIn(t, "grace@example.com", "Grace")
+	phone := a.signIn(t, "grace@example.com", "Grace")
+	c.requestFriend(t, ada, gr.ID)
+	aw := c.connect(t, ada)
+
+	pw := a.connect(t, phone)
+	gate.arm(gr.ID)
+	_ = pw.conn.Close()
+	select { // A counted the phone out, read her offline, and lists her friends
+	case <-gate.entered:
+	case <-time.After(waitTimeout):
+		t.Fatal("Grace's phone was not counted out")
+	}
+	b.connect(t, gr)
+	b.mustDo(t, gr, "POST", "/api/contacts/"+strconv.FormatInt(ada.ID, 10)+"/accept", nil, http.StatusOK, nil)
+	f := aw.take(t, "Grace's contact", func(f frame) bool {
+		return f.Type == "contact" && f.User != nil && f.User.ID == gr.ID && f.State == "friends"
+	})
+	if !strings.Contains(f.Raw, `"online":true`) {
+		t.Fatalf("Ada got %s as Grace accepted; want her online", f)
+	}
+	close(gate.open)
+
+	// A published its news; a rename of Grace's that A publishes after it
+	// reaches Ada after it too.
+	select {
+	case <-told.told:
+	case <-time.After(waitTimeout):
+		t.Fatal("node A did not tell Ada that Grace went offline")
+	}
+	a.mustDo(t, phone, "PATCH", "/api/me", map[string]string{"name": "Grace H"}, http.StatusOK, nil)
+	aw.find(t, "Grace's rename", func(f frame) bool {
+		return f.Type == "user" && f.User != nil && f.User.ID == gr.ID && f.User.Name == "Grace H"
+	}, false)
+	for _, f := range aw.drain() {
+		if f.Type == "presence" && f.RoomID == 0 && f.User != nil && f.User.ID == gr.ID && !f.Online {
+			t.Errorf("Ada got %s after her contact showed Grace online; want her online", f)
+		}
+	}
+	if cs := c.contacts(t, ada).Contacts; len(cs) != 1 || cs[0].Online == nil || !*cs[0].Online {
+		t.Errorf("Ada's contacts = %+v; want Grace online", cs)
+	}
 }
