@@ -1232,18 +1232,8 @@ func (h *Hub) fanOutUser(tp *topic, ev chat.Event) {
 			return
 		}
 		notePresence(tp, ev.User.ID, ev.Seq)
-	case ev.Type == chat.EventContact && tp.logged && ev.Seq > 0 && ev.Contact != nil && ev.Contact.State == chat.StateFriends:
-		// A friend shown with their presence and its version: news of
-		// them older than it crossed the befriending and is dropped
-		// (above), and a presence older than news delivered, or than
-		// what the clients read, is left out of the contact.
-		if id := ev.Contact.User.ID; ev.Seq < max(tp.since, tp.presence[id]) {
-			c := *ev.Contact
-			c.PresenceStale = true
-			ev.Contact = &c
-		} else {
-			notePresence(tp, id, ev.Seq)
-		}
+	case tp.logged && versionedContact(ev):
+		orderContact(tp, &ev)
 	}
 	tp.user = max(tp.user, ev.UserSeq)
 	h.fanOut(tp, ev)
@@ -1397,6 +1387,51 @@ func (h *Hub) skipGap(tp *topic) {
 	if len(tp.pending) > 0 && tp.timer == nil { // another gap further on: wait for it in turn
 		h.startTimer(tp)
 	}
+}
+
+// versionedContact reports whether ev is a friend's contact shown with
+// their presence and its version (chat.Service's notifyContact).
+func versionedContact(ev chat.Event) bool {
+	return ev.Type == chat.EventContact && ev.Seq > 0 && ev.Contact != nil && ev.Contact.State == chat.StateFriends
+}
+
+// orderContact orders *ev, a versionedContact, against the presence news
+// of its friend that tp, a user topic, delivered: news of them older than
+// it crossed the befriending and is dropped after it (fanOutUser), and a
+// presence older than news delivered, or than what the clients read
+// (since), is left out of the contact (chat.Contact.PresenceStale, on a
+// copy). tp.dmu is held.
+func orderContact(tp *topic, ev *chat.Event) {
+	if id := ev.Contact.User.ID; ev.Seq < max(tp.since, tp.presence[id]) {
+		c := *ev.Contact
+		c.PresenceStale = true
+		ev.Contact = &c
+	} else {
+		notePresence(tp, id, ev.Seq)
+	}
+}
+
+// OrderContact orders *ev, an event of user userID's log that a client of
+// theirs is given from the store instead of through the hub (a gap it
+// filled), as userID's topic orders the events it delivers: a friend's
+// contact shown with a presence older than news of them the topic
+// delivered is marked chat.Contact.PresenceStale, and a newer one makes
+// the topic drop older news. Any other event, or a user without a topic
+// here, is left as it is. It is for the filling of gaps only: one lock,
+// no read.
+func (h *Hub) OrderContact(userID int64, ev *chat.Event) {
+	if !versionedContact(*ev) {
+		return
+	}
+	h.tmu.RLock()
+	tp := h.topics[chat.UserTopic(userID)]
+	h.tmu.RUnlock()
+	if tp == nil || !tp.logged {
+		return
+	}
+	tp.dmu.Lock()
+	defer tp.dmu.Unlock()
+	orderContact(tp, ev)
 }
 
 // notePresence notes version as the newest of userID's presence that tp

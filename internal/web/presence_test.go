@@ -566,3 +566,73 @@ func TestClusterContactNewerThanCrossingNews(t *testing.T) {
 		t.Errorf("Ada's contacts = %+v; want Grace online", cs)
 	}
 }
+
+// TestContactFilledFromLogAfterNews: Grace accepts Ada's request while
+// online, and the publish of Ada's contact is lost (Ada's node never gets
+// it); Grace then goes offline, and Ada is told. Ada's next logged event
+// (Eve's request) shows the gap: her connection fills the contact in from
+// her log, where it shows Grace online, older than the news she was
+// given. It must come without a presence, as one delivered after that
+// news would, and leave Grace offline.
+func TestContactFilledFromLogAfterNews(t *testing.T) {
+	const grace = 100 * time.Millisecond
+	lose := &loseContactBroker{}
+	ts := newTestServer(t, withChat(func(c *chat.Config) { c.PresenceGrace = grace }),
+		withBroker(func(b chat.Broker) chat.Broker { lose.Broker = b; return lose }))
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	gr := ts.signIn(t, "grace@example.com", "Grace")
+	eve := ts.signIn(t, "eve@example.com", "Eve")
+	ts.requestFriend(t, ada, gr.ID)
+	aw := ts.connect(t, ada)
+	gw := ts.connect(t, gr)
+
+	lose.arm(ada.ID, gr.ID)
+	ts.mustDo(t, gr, "POST", "/api/contacts/"+strconv.FormatInt(ada.ID, 10)+"/accept", nil, http.StatusOK, nil)
+	_ = gw.conn.Close()
+	aw.take(t, "Grace offline", func(f frame) bool {
+		return f.Type == "presence" && f.RoomID == 0 && f.User != nil && f.User.ID == gr.ID && !f.Online
+	})
+	ts.requestFriend(t, eve, ada.ID)
+	aw.find(t, "Eve's request", func(f frame) bool {
+		return f.Type == "contact" && f.User != nil && f.User.ID == eve.ID
+	}, false)
+	var got []string
+	for _, f := range aw.drain() {
+		if f.Type == "contact" && f.User != nil && f.User.ID == gr.ID {
+			got = append(got, f.Raw)
+			if strings.Contains(f.Raw, `"online"`) {
+				t.Errorf("Ada got %s, filled in from her log, after Grace went offline; want it without online", f)
+			}
+		}
+	}
+	if len(got) != 1 {
+		t.Errorf("Ada's contact frames of Grace = %q; want the one filled in", got)
+	}
+}
+
+// loseContactBroker, once armed, drops the publish of owner's contact
+// with user, as a broker may lose it.
+type loseContactBroker struct {
+	chat.Broker
+	mu          sync.Mutex
+	owner, user int64
+}
+
+func (b *loseContactBroker) arm(owner, user int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.owner, b.user = owner, user
+}
+
+func (b *loseContactBroker) Publish(ctx context.Context, t chat.Topic, ev chat.Event) error {
+	b.mu.Lock()
+	lose := b.owner != 0 && t == chat.UserTopic(b.owner) && ev.Type == chat.EventContact && ev.Contact != nil && ev.Contact.User.ID == b.user
+	if lose {
+		b.owner = 0
+	}
+	b.mu.Unlock()
+	if lose {
+		return nil
+	}
+	return b.Broker.Publish(ctx, t, ev)
+}

@@ -196,6 +196,12 @@ func (n *session) admitUser(ctx context.Context, ev chat.Event) ([]chat.Event, e
 	if err != nil || len(evs) < 2 {
 		return evs, err
 	}
+	// A friend's contact among them comes after news of that friend
+	// which the hub may have given the client: the hub orders it against
+	// that news, as it orders those it delivers.
+	for i := range evs[:len(evs)-1] {
+		n.s.hub.OrderContact(n.user.ID, &evs[i])
+	}
 	// The events before the last came from the store, not through the
 	// hub, which follows a group the user was added to as it delivers the
 	// event: follow the user's groups again. The events go out whatever
