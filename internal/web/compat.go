@@ -116,19 +116,11 @@ func (s *server) handleCompatWS() http.Handler {
 		// The limits of a connection of the address's that ended are
 		// taken over, as a user's (leftLimits).
 		lims := s.leftAnon.take(ip)
-		lim := lims.send
-		if lim == nil {
-			lim = rate.NewLimiter(rate.Limit(s.cfg.SendRate), s.cfg.SendBurst)
-		}
 		// Frames that are no send are limited as a native connection's
 		// frames other than sends: each is answered with an error.
-		bad := lims.other
-		if bad == nil {
-			bad = rate.NewLimiter(s.otherFrames())
-		}
 		refuse := func(err error) {
-			if !bad.Allow() {
-				err = rateLimited(bad)
+			if limit, burst := s.otherFrames(); !lims.other.allow(limit, burst) {
+				err = rateLimited(limit)
 			}
 			c.pushError("", 0, err)
 		}
@@ -149,8 +141,8 @@ func (s *server) handleCompatWS() http.Handler {
 				refuse(chat.Invalid(chat.CodeMissingField, "message", "message is required"))
 				return
 			}
-			if !lim.Allow() {
-				c.pushError("", 0, rateLimited(lim))
+			if limit := rate.Limit(s.cfg.SendRate); !lims.send.allow(limit, s.cfg.SendBurst) {
+				c.pushError("", 0, rateLimited(limit))
 				return
 			}
 			ctx, cancel := c.opContext()
@@ -159,7 +151,7 @@ func (s *server) handleCompatWS() http.Handler {
 				c.pushError("", 0, compatField(err))
 			}
 		}, func() {
-			s.leftAnon.put(ip, connLimits{send: lim, other: bad}, s.cfg.MaxUserConns)
+			s.leftAnon.put(ip, lims, s.cfg.MaxUserConns)
 			release()
 		})
 	})

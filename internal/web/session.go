@@ -36,8 +36,6 @@ type session struct {
 	opening int64               // the conversation an open under way subscribed to, not in rooms yet; guarded by mu
 	lims    *sharedLimits       // the user's limits on this node, shared with their other connections (userLimits)
 	held    bool                // lims is held: not given back yet; guarded by hmu
-	sendLim *rate.Limiter       // lims's of sends, taken at the first send
-	reqLim  *rate.Limiter       // lims's of other frames, taken at the first other frame
 	typed   map[int64]time.Time // last typing forwarded, per conversation; made at the first
 	sweepAt int                 // size of typed at which typings past chat.TypingInterval are swept out
 	users   inOrder             // the user's logged events delivered (Event.UserSeq)
@@ -68,10 +66,10 @@ type session struct {
 func (n *session) pipelines() bool { return n.onSync == nil }
 
 func (s *server) newSession(u chat.User) *session {
-	// Limiters and maps are made when first needed: most connections sit
-	// idle most of the time, and there are many of them. The limits are
-	// the user's, shared by their connections: given back by end, or by
-	// start if it fails.
+	// Maps are made when first needed: most connections sit idle most of
+	// the time, and there are many of them. The limits are the user's,
+	// shared by their connections: given back by end, or by start if it
+	// fails.
 	return &session{s: s, user: u, maxRooms: s.cfg.MaxOpen, lims: s.limits.acquire(u.ID), held: true}
 }
 
@@ -296,11 +294,9 @@ func (n *session) handle(data []byte, reply func(any)) {
 		if f.Ref == "" {
 			ref = f.ClientID
 		}
-		if n.sendLim == nil {
-			n.sendLim = limiter(&n.lims.send, rate.Limit(n.s.cfg.SendRate), n.s.cfg.SendBurst)
-		}
-		if !n.sendLim.Allow() {
-			n.fail(reply, ref, f.RoomID, rateLimited(n.sendLim))
+		limit := rate.Limit(n.s.cfg.SendRate)
+		if !n.lims.send.allow(limit, n.s.cfg.SendBurst) {
+			n.fail(reply, ref, f.RoomID, rateLimited(limit))
 			return
 		}
 	} else if err := n.allowOther(); err != nil {
@@ -378,12 +374,9 @@ func (n *session) refuseFrame(reply func(any), f inFrame, err error) {
 // allowOther takes one frame other than a send from the user's limit of
 // them (server.otherFrames).
 func (n *session) allowOther() error {
-	if n.reqLim == nil {
-		limit, burst := n.s.otherFrames()
-		n.reqLim = limiter(&n.lims.other, limit, burst)
-	}
-	if !n.reqLim.Allow() {
-		return rateLimited(n.reqLim)
+	limit, burst := n.s.otherFrames()
+	if !n.lims.other.allow(limit, burst) {
+		return rateLimited(limit)
 	}
 	return nil
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"log/slog"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -30,15 +32,14 @@ func TestUserLimitsShared(t *testing.T) {
 	if _, ok := u.m[2]; ok {
 		t.Error("user 2's limits, full, are held after their connection ended")
 	}
-	lim := limiter(&a.send, 0.001, 1)
-	if lim != limiter(&b.send, 1, 1) {
-		t.Fatal("the connections of user 1 hold two send limiters")
+	a.send.allow(0.001, 1)
+	if b.send.allow(0.001, 1) {
+		t.Fatal("the connections of user 1 hold two send buckets")
 	}
-	lim.Allow()
 	u.release(1, a)
 	u.release(1, b)
 	c := u.acquire(1)
-	if c != a || limiter(&c.send, 0.001, 1).Allow() {
+	if c != a || c.send.allow(0.001, 1) {
 		t.Error("user 1 connected again after their connections ended, and has a full burst again")
 	}
 	u.release(1, c)
@@ -50,10 +51,10 @@ func TestUserLimitsShared(t *testing.T) {
 func TestUserLimitsBounded(t *testing.T) {
 	var u userLimits
 	held := u.acquire(0)
-	limiter(&held.send, 1, 1).Allow()
+	held.send.allow(1, 1)
 	for id := range int64(1000) {
 		l := u.acquire(id + 1)
-		limiter(&l.send, 1, 1).Allow() // full again in a second
+		l.send.allow(1, 1) // full again in a second
 		u.release(id+1, l)
 	}
 	u.mu.Lock()
@@ -115,9 +116,9 @@ func TestOpenLimitsBounded(t *testing.T) {
 
 	var a restLimits[string]
 	for i := range 1000 {
-		a.limiter(string(rune('a'+i%26))+strconv.Itoa(i), 1, 1, time.Now()).Allow()
+		a.take(string(rune('a'+i%26))+strconv.Itoa(i), 1, 1, time.Now())
 	}
-	a.limiter("late", 1, 1, time.Now().Add(2*time.Minute))
+	a.take("late", 1, 1, time.Now().Add(2*time.Minute))
 	a.mu.Lock()
 	n = len(a.m)
 	a.mu.Unlock()
@@ -126,11 +127,13 @@ func TestOpenLimitsBounded(t *testing.T) {
 	}
 }
 
-// TestOpenLimitsSmall: a user's first open of a connection costs the
-// user's limits alone, not a limiter more: every connected user holds
-// them (acquire), and an idle connection's memory is a target
-// (docs/benchmarks.md, target 5).
-func TestOpenLimitsSmall(t *testing.T) {
+// TestUserLimitsSmall: a user's limits cost one allocation, their
+// sharedLimits, whatever they take from (a first open of a connection, a
+// first send, a first other frame), not a limiter more for each: every
+// connected user holds them (acquire), nearly every connection takes from
+// the limit of other frames (an open frame), and an idle connection's
+// memory is a target (docs/benchmarks.md, target 5).
+func TestUserLimitsSmall(t *testing.T) {
 	u := userLimits{m: make(map[int64]*sharedLimits, 2000), sweep: time.Now(), sweepAt: 4000}
 	id := int64(0)
 	allocs := testing.AllocsPerRun(1000, func() {
@@ -138,21 +141,47 @@ func TestOpenLimitsSmall(t *testing.T) {
 		if err := u.allowOpen(id, 2, 20); err != nil {
 			t.Fatalf("first open of user %d: %v", id, err)
 		}
+		l := u.acquire(id)
+		if !l.send.allow(10, 20) || !l.other.allow(50, 100) {
+			t.Fatalf("user %d's first send or other frame refused", id)
+		}
 	})
 	if allocs != 1 {
-		t.Errorf("a user's first open allocates %v times; want 1 (their sharedLimits)", allocs)
+		t.Errorf("a user's first open, send and other frame allocate %v times; want 1 (their sharedLimits)", allocs)
 	}
 }
 
-// TestOpenBucket: an openBucket lets opens come as a rate.Limiter of the
-// same limit and burst does, and tells the same wait when it refuses.
-func TestOpenBucket(t *testing.T) {
+// TestSharedBucketConcurrent: connections of a user taking from their
+// sharedBucket at once get its burst, no more and no less.
+func TestSharedBucketConcurrent(t *testing.T) {
+	const burst, takers, each = 50, 8, 100
+	var b sharedBucket
+	var wg sync.WaitGroup
+	var got atomic.Int64
+	for range takers {
+		wg.Go(func() {
+			for range each {
+				if b.allow(0.001, burst) { // none back during the test
+					got.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if got.Load() != burst {
+		t.Errorf("%d takers of %d events each got %d; want the burst, %d", takers, each, got.Load(), burst)
+	}
+}
+
+// TestBucket: a bucket lets events come as a rate.Limiter of the same
+// limit and burst does, and tells the same wait when it refuses.
+func TestBucket(t *testing.T) {
 	start := time.Unix(1_800_000_000, 0)
 	for _, c := range []struct {
 		limit rate.Limit
 		burst int
 	}{{2, 20}, {1, 1}, {0.5, 3}, {1000, 5}} {
-		var b openBucket
+		var b bucket
 		lim := rate.NewLimiter(c.limit, c.burst)
 		now := start
 		// Opens at uneven steps, bursts and pauses, for 3 minutes.
@@ -180,7 +209,7 @@ func TestOpenBucket(t *testing.T) {
 		limit rate.Limit
 		burst int
 	}{{1e-12, 1_000_000_000}, {1e-12, 1}, {1e12, 1_000_000_000}} {
-		var b openBucket
+		var b bucket
 		for i := range 3 {
 			wait, ok := b.take(start, c.limit, c.burst)
 			if wait < 0 || (i == 0 && !ok) || (!ok && wait == 0) {

@@ -424,8 +424,8 @@ func securityHeaders(h http.Handler, secure func(*http.Request) bool) http.Handl
 	})
 }
 
-// restLimits holds rate limiters of the users acting through the REST
-// API, which their connections' limits do not bind: one per user, as for
+// restLimits holds the limits of the users acting through the REST API,
+// which their connections' limits do not bind: one bucket per user, as for
 // their connections (userLimits), dropped once full again (swept once a
 // minute, or sooner once the keys held have doubled since the last
 // sweep), so that it holds only the users acting lately. It also holds,
@@ -433,7 +433,7 @@ func securityHeaders(h http.Handler, secure func(*http.Request) bool) http.Handl
 // connections (allowCompatOpen).
 type restLimits[K comparable] struct {
 	mu      sync.Mutex
-	m       map[K]*rate.Limiter
+	m       map[K]bucket
 	sweep   time.Time
 	sweepAt int // keys held at which to sweep before the minute is out
 }
@@ -464,37 +464,39 @@ func (s *server) allowRead(u chat.User) error {
 // connections (allowOpen) to a client address's Django Channels
 // connections.
 func (s *server) allowCompatOpen(ip string) error {
-	now := time.Now()
-	return allowOpenAt(s.opens.limiter(ip, rate.Limit(s.cfg.OpenRate), s.cfg.OpenBurst, now), now)
-}
-
-// allow takes one event from key's limiter, made with limit and burst.
-func (rs *restLimits[K]) allow(key K, limit rate.Limit, burst int) error {
-	now := time.Now()
-	if lim := rs.limiter(key, limit, burst, now); !lim.AllowN(now, 1) {
-		return rateLimited(lim)
+	if wait, ok := s.opens.take(ip, rate.Limit(s.cfg.OpenRate), s.cfg.OpenBurst, time.Now()); !ok {
+		return openedTooOften(wait)
 	}
 	return nil
 }
 
-// limiter returns key's limiter, made with limit and burst if it has none.
-func (rs *restLimits[K]) limiter(key K, limit rate.Limit, burst int, now time.Time) *rate.Limiter {
+// allow takes one event from key's bucket of limit and burst.
+func (rs *restLimits[K]) allow(key K, limit rate.Limit, burst int) error {
+	if _, ok := rs.take(key, limit, burst, time.Now()); !ok {
+		return rateLimited(limit)
+	}
+	return nil
+}
+
+// take takes one event at now from key's bucket of limit and burst (full
+// if it has none); if none may come, it takes nothing and returns how
+// long until one may.
+func (rs *restLimits[K]) take(key K, limit rate.Limit, burst int, now time.Time) (wait time.Duration, ok bool) {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
 	if now.Sub(rs.sweep) > time.Minute || len(rs.m) >= rs.sweepAt {
 		rs.sweep = now
-		maps.DeleteFunc(rs.m, func(_ K, lim *rate.Limiter) bool { return full(lim, now) })
+		maps.DeleteFunc(rs.m, func(_ K, b bucket) bool { return b.full(now) })
 		rs.sweepAt = max(64, 2*len(rs.m))
 	}
-	lim := rs.m[key]
-	if lim == nil {
+	b := rs.m[key]
+	if wait, ok = b.take(now, limit, burst); ok {
 		if rs.m == nil {
-			rs.m = make(map[K]*rate.Limiter)
+			rs.m = make(map[K]bucket)
 		}
-		lim = rate.NewLimiter(limit, burst)
-		rs.m[key] = lim
+		rs.m[key] = b
 	}
-	return lim
+	return wait, ok
 }
 
 // userLimits holds, per user, the limits of the user's native connections
@@ -520,46 +522,77 @@ type userLimits struct {
 
 // sharedLimits are a user's limits on this node: of sends, and of the
 // other frames (server.otherFrames), and how often the user opens
-// connections (allowOpen). Each limiter is made when first needed, most
-// connections sitting idle; a connection keeps it once it has it
-// (session.handle).
+// connections (allowOpen). A connection keeps them while it lasts
+// (session.lims).
 type sharedLimits struct {
-	send, other atomic.Pointer[rate.Limiter]
-	open        openBucket // guarded by userLimits.mu
-	conns       int        // connections holding them; guarded by userLimits.mu
+	send, other sharedBucket
+	open        bucket // guarded by userLimits.mu
+	conns       int    // connections holding them; guarded by userLimits.mu
 }
 
-// openBucket counts a user's opens of connections as a rate.Limiter of
-// the open rate and burst would, in 8 bytes: it is the time (Unix
-// nanoseconds) at which the whole burst is back, the "theoretical
-// arrival time" of GCRA; at or before now it is full. Every connected
-// user holds one (sharedLimits, acquire), and a limiter of their own cost
-// each 80 bytes more of an idle connection's memory (docs/benchmarks.md,
-// target 5).
-type openBucket int64
+// bucket counts events of a limit per second past a burst as a
+// rate.Limiter of that limit and burst would, in 8 bytes: it is the time
+// (Unix nanoseconds) at which the whole burst is back, the "theoretical
+// arrival time" of GCRA; at or before now it is full, and the zero
+// bucket is full. Every connected user holds three (sharedLimits,
+// acquire), and a rate.Limiter cost 80 bytes more each, on nearly every
+// connection (an open frame takes from the limit of other frames):
+// memory per idle connection is a target (docs/benchmarks.md, target 5).
+// A bucket is not safe for concurrent use; a sharedBucket is.
+type bucket int64
 
-// take takes one open at now of limit per second past burst; if none may
+// take takes one event at now of limit per second past burst; if none may
 // come, it takes nothing and returns how long until one may.
-func (b *openBucket) take(now time.Time, limit rate.Limit, burst int) (wait time.Duration, ok bool) {
+func (b *bucket) take(now time.Time, limit rate.Limit, burst int) (wait time.Duration, ok bool) {
 	if wait := b.wait(now, limit, burst); wait > 0 {
 		return wait, false
 	}
-	*b = openBucket(max(int64(*b), now.UnixNano()) + int64(interval(limit)))
+	*b = bucket(max(int64(*b), now.UnixNano()) + int64(interval(limit)))
 	return 0, true
 }
 
-// wait returns how long from now until b lets an open come, 0 if now.
-// Taken, an open moves the time of the whole burst one interval on, and
+// allow takes one event now, and reports whether it could.
+func (b *bucket) allow(limit rate.Limit, burst int) bool {
+	_, ok := b.take(time.Now(), limit, burst)
+	return ok
+}
+
+// wait returns how long from now until b lets an event come, 0 if now.
+// Taken, an event moves the time of the whole burst one interval on, and
 // it may be at most burst intervals from now (at most maxInterval: b
 // stays within 3 maxIntervals of now, far from overflowing).
-func (b openBucket) wait(now time.Time, limit rate.Limit, burst int) time.Duration {
+func (b bucket) wait(now time.Time, limit rate.Limit, burst int) time.Duration {
 	iv := interval(limit)
 	window := time.Duration(min(float64(burst)*float64(iv), float64(maxInterval)))
 	return max(0, time.Duration(int64(b)-now.UnixNano())+iv-window)
 }
 
 // full reports whether b has its whole burst at now.
-func (b openBucket) full(now time.Time) bool { return int64(b) <= now.UnixNano() }
+func (b bucket) full(now time.Time) bool { return int64(b) <= now.UnixNano() }
+
+// sharedBucket is a bucket that the connections of a user take from at
+// once, without a lock.
+type sharedBucket struct{ t atomic.Int64 }
+
+// take is bucket.take, made atomic.
+func (s *sharedBucket) take(now time.Time, limit rate.Limit, burst int) (wait time.Duration, ok bool) {
+	for {
+		old := s.t.Load()
+		b := bucket(old)
+		if wait, ok = b.take(now, limit, burst); !ok || s.t.CompareAndSwap(old, int64(b)) {
+			return wait, ok
+		}
+	}
+}
+
+// allow takes one event now, and reports whether it could.
+func (s *sharedBucket) allow(limit rate.Limit, burst int) bool {
+	_, ok := s.take(time.Now(), limit, burst)
+	return ok
+}
+
+// full reports whether s has its whole burst at now.
+func (s *sharedBucket) full(now time.Time) bool { return bucket(s.t.Load()).full(now) }
 
 // interval is the time one event of limit per second takes to come back,
 // at most maxInterval.
@@ -567,27 +600,17 @@ func interval(limit rate.Limit) time.Duration {
 	return time.Duration(min(float64(time.Second)/float64(limit), float64(maxInterval)))
 }
 
-// maxInterval bounds openBucket's times: 36 years, past which no wait is
+// maxInterval bounds a bucket's times: 36 years, past which no wait is
 // told apart.
 const maxInterval = time.Duration(1) << 60
 
-// limiter returns the limiter in p, made with limit and burst if there is
-// none yet.
-func limiter(p *atomic.Pointer[rate.Limiter], limit rate.Limit, burst int) *rate.Limiter {
-	if lim := p.Load(); lim != nil {
-		return lim
-	}
-	p.CompareAndSwap(nil, rate.NewLimiter(limit, burst))
-	return p.Load()
-}
-
-// full reports whether no connection holds l and its limiters have their
+// full reports whether no connection holds l and its buckets have their
 // whole bursts at now; l.conns is guarded by the caller.
 func (l *sharedLimits) full(now time.Time) bool {
-	return l.conns == 0 && full(l.send.Load(), now) && full(l.other.Load(), now) && l.open.full(now)
+	return l.conns == 0 && l.send.full(now) && l.other.full(now) && l.open.full(now)
 }
 
-// allowOpen takes one open of a connection from user id's openBucket, of
+// allowOpen takes one open of a connection from user id's bucket of opens, of
 // limit and burst. It is kept with the user's other limits until full
 // again, whether a connection is let in or not.
 func (u *userLimits) allowOpen(id int64, limit rate.Limit, burst int) error {
@@ -614,15 +637,6 @@ func (u *userLimits) openAllowed(id int64, limit rate.Limit, burst int) error {
 		}
 	}
 	return nil
-}
-
-// allowOpenAt takes one open of a connection from lim at now, or returns
-// a rate_limited error saying when the next may come.
-func allowOpenAt(lim *rate.Limiter, now time.Time) error {
-	if lim.AllowN(now, 1) {
-		return nil
-	}
-	return openedTooOften(time.Duration((1 - lim.TokensAt(now)) / float64(lim.Limit()) * float64(time.Second)))
 }
 
 // openedTooOften is the rate_limited error of an open refused, the next
@@ -683,9 +697,10 @@ func (u *userLimits) sweepLocked(now time.Time) {
 }
 
 // connLimits are a Django Channels connection's limits: of its sends, and
-// of its other frames (server.otherFrames).
+// of its other frames (server.otherFrames). One goroutine takes from them,
+// the connection's reader.
 type connLimits struct {
-	send, other *rate.Limiter
+	send, other bucket
 }
 
 // leftLimits holds, per client address, the limits of Django Channels
@@ -709,12 +724,7 @@ type leftLimits[K comparable] struct {
 	sweepAt int // keys held at which to sweep before the minute is out
 }
 
-// full reports whether lim is nil or has its whole burst at now.
-func full(lim *rate.Limiter, now time.Time) bool {
-	return lim == nil || lim.TokensAt(now) >= float64(lim.Burst())
-}
-
-func (l connLimits) full(now time.Time) bool { return full(l.send, now) && full(l.other, now) }
+func (l connLimits) full(now time.Time) bool { return l.send.full(now) && l.other.full(now) }
 
 // sweepLocked drops the limits full again, once a minute or once the
 // keys held have doubled; l.mu is held.
@@ -754,7 +764,7 @@ func (l *leftLimits[K]) put(key K, c connLimits, max int) {
 }
 
 // take returns the limits left by a connection of key, the newest not
-// full again, for a connection starting; none (nil limiters: full) if
+// full again, for a connection starting; none (zero buckets: full) if
 // there are none.
 func (l *leftLimits[K]) take(key K) connLimits {
 	now := time.Now()

@@ -909,9 +909,11 @@ func (c *conn) opContext() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(c.ctx, opTimeout)
 }
 
-func rateLimited(lim *rate.Limiter) error {
+// rateLimited is the rate_limited error of a request over limit per
+// second: retry after one interval of it.
+func rateLimited(limit rate.Limit) error {
 	e := chat.Errorf(chat.ErrRateLimited, chat.CodeRateLimited, "too many requests; slow down")
-	e.RetryAfter = time.Duration(float64(time.Second) / float64(lim.Limit()))
+	e.RetryAfter = interval(limit)
 	return e
 }
 
