@@ -482,7 +482,10 @@ type Event struct {
 	// (Presence.State, everywhere or in ConvID), by which hubs deliver a
 	// user's news in order: 0 if unknown, from a Presence that could not
 	// be read or from an older node. On an EventContact of a friend, the
-	// version of the friend's presence it shows, in the same way.
+	// version of the friend's presence it shows, in the same way. In
+	// ConvID it is also the version of OnlineCount (Presence.StateCount),
+	// and on an EventOnlineCount the version of its count: hubs deliver
+	// no count older than one they delivered.
 	Seq int64 `json:"seq,omitempty"`
 	// Revoke, on a conversation topic, is the user whose access to ConvID
 	// ends with this event: hubs deliver the event to them, then nothing
@@ -555,6 +558,11 @@ type Presence interface {
 	// A version of 0 is unknown (a Presence that lost its clock and has
 	// changed nothing since).
 	State(ctx context.Context, convID, userID int64) (online bool, version int64, err error)
+	// StateCount is State with how many users are present in convID,
+	// read in the same step: the count is the one at that version, so of
+	// two counts of convID the one with the greater version is the newer.
+	// With userID 0 it reads only the count and its version.
+	StateCount(ctx context.Context, convID, userID int64) (online bool, total int, version int64, err error)
 	// Version returns the clock of State now: every State read after it
 	// returns gives a version at least as great, and news told with a
 	// lower one was read before. 0 is unknown, as for State.

@@ -242,14 +242,9 @@ func (s *Service) convPresence(ctx context.Context, id int64, u User, online boo
 	if s.hidesPresence(ctx, u.ID, id) {
 		return
 	}
-	version, ok := s.convState(ctx, id, u.ID, online)
+	n, version, ok := s.convState(ctx, id, u.ID, online)
 	if !ok {
 		return
-	}
-	_, n, err := s.presence.Online(ctx, id, 0)
-	if err != nil {
-		s.log.Warn("count presence", "conv", id, "err", err)
-		n = 0 // unknown: the event goes out without a count
 	}
 	s.announce(ctx, id, u, online, n, version)
 }
@@ -262,16 +257,20 @@ func (s *Service) convPresence(ctx context.Context, id int64, u User, online boo
 // time, each with its news on its way, and the older, published last,
 // would undo the newer at the other members' clients, with a count that
 // agrees. Each hub drops a user's news in the conversation older than
-// what it delivered. ok is false if the read contradicts the news: the
-// change after it tells. If the Presence cannot be read, the news goes
-// out without a version (0).
-func (s *Service) convState(ctx context.Context, id, userID int64, online bool) (version int64, ok bool) {
-	now, v, err := s.presence.State(ctx, id, userID)
+// what it delivered. n is how many have the conversation open, read in
+// the same step (Presence.StateCount): the count at that version, which
+// hubs deliver only if no newer count was (news of two users crosses
+// too, and a count read apart from the version could go back). ok is
+// false if the read contradicts the news: the change after it tells. If
+// the Presence cannot be read, the news goes out without a version or a
+// count (0).
+func (s *Service) convState(ctx context.Context, id, userID int64, online bool) (n int, version int64, ok bool) {
+	now, n, v, err := s.presence.StateCount(ctx, id, userID)
 	if err != nil {
 		s.log.Warn("read presence", "conv", id, "user", userID, "err", err)
-		return 0, true
+		return 0, 0, true
 	}
-	return v, now == online
+	return n, v, now == online
 }
 
 // announce is convPresence with the count after the change, n, and the
@@ -286,7 +285,9 @@ func (s *Service) announce(ctx context.Context, id int64, u User, online bool, n
 }
 
 // countLater publishes conversation id's EventOnlineCount after
-// OnlineCountEvery, unless one is due already.
+// OnlineCountEvery, unless one is due already, with the count's version
+// (Presence.StateCount) for hubs to drop it if they delivered a newer
+// count, as convState's.
 func (s *Service) countLater(id int64) {
 	s.counts.mu.Lock()
 	defer s.counts.mu.Unlock()
@@ -300,12 +301,12 @@ func (s *Service) countLater(id int64) {
 		s.counts.mu.Unlock()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		_, n, err := s.presence.Online(ctx, id, 0)
+		_, n, v, err := s.presence.StateCount(ctx, id, 0)
 		if err != nil {
 			s.log.Warn("count presence", "conv", id, "err", err)
 			return
 		}
-		s.publish(ctx, ConvTopic(id), Event{Type: EventOnlineCount, ConvID: id, OnlineCount: n})
+		s.publish(ctx, ConvTopic(id), Event{Type: EventOnlineCount, ConvID: id, OnlineCount: n, Seq: v})
 	})
 }
 

@@ -516,8 +516,8 @@ func (s *Service) OpenRoom(ctx context.Context, u User, id int64) (Room, []User,
 
 // markOpen counts one more connection of u with conversation id open and
 // returns who has it open, as Online does. If u was not there before, the
-// others are told, with the count Online read (one presence read for
-// both) and the version of u's presence (convState).
+// others are told, with the version of u's presence and the count at it
+// (convState): the count Online read may be of another moment.
 // With hide (hidesPresence), the others are not told, and u sees only
 // themselves. If Online fails (a shared Presence unreachable), the open
 // goes on with u alone in the list, and the others, if told, without a
@@ -533,7 +533,7 @@ func (s *Service) markOpen(ctx context.Context, u User, id int64, hide bool) ([]
 		s.log.Warn("list presence", "conv", id, "user", u.ID, "err", err)
 		online, n = []User{public(u)}, 1
 		if first && !hide {
-			if v, ok := s.convState(ctx, id, u.ID, true); ok {
+			if _, v, ok := s.convState(ctx, id, u.ID, true); ok {
 				s.announce(ctx, id, u, true, 0, v)
 			}
 		}
@@ -545,7 +545,7 @@ func (s *Service) markOpen(ctx context.Context, u User, id int64, hide bool) ([]
 		n = len(online)
 	case !first:
 	default:
-		if v, ok := s.convState(ctx, id, u.ID, true); ok {
+		if n, v, ok := s.convState(ctx, id, u.ID, true); ok {
 			s.announce(ctx, id, u, true, n, v)
 		}
 	}

@@ -239,6 +239,14 @@ func (p *Presence) State(_ context.Context, convID, userID int64) (bool, int64, 
 	return p.count[convID][userID] > 0, p.clock, nil
 }
 
+// StateCount is State with how many users are present in convID.
+func (p *Presence) StateCount(_ context.Context, convID, userID int64) (bool, int, int64, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	in := p.count[convID]
+	return in[userID] > 0, len(in), p.clock, nil
+}
+
 // Version returns the number of changes of who is present so far, as
 // State gives it.
 func (p *Presence) Version(context.Context) (int64, error) {

@@ -33,8 +33,9 @@ import (
 //
 // Every script that adds a user to an in: set, or removes one, increments
 // clock in the same step, and State reads a user's membership and clock
-// at once: so of two States of one user, the one with the greater version
-// is the newer, whichever node read them. A clock Redis lost (a restart)
+// at once (StateCount the in: set's size too): so of two States of one
+// user, or two counts of one conversation, the one with the greater
+// version is the newer, whichever node read them. A clock Redis lost (a restart)
 // starts again from Redis's time in microseconds, beyond the counts of
 // before, unless these made more than a million changes a second.
 //
@@ -468,15 +469,34 @@ func (p *Presence) PresentIn(ctx context.Context, userID int64, convIDs []int64)
 // clock of the changes of who is present, read together in one round
 // trip; version 0 if Redis has lost the clock and changed nothing since.
 func (p *Presence) State(ctx context.Context, convID, userID int64) (bool, int64, error) {
+	in, _, v, err := p.state(ctx, convID, userID, false)
+	return in, v, err
+}
+
+// StateCount is State with how many users are present in convID, read in
+// the same round trip (one MULTI): the count is the one at the clock's
+// value.
+func (p *Presence) StateCount(ctx context.Context, convID, userID int64) (bool, int, int64, error) {
+	return p.state(ctx, convID, userID, true)
+}
+
+// state is State, and with count StateCount.
+func (p *Presence) state(ctx context.Context, convID, userID int64, count bool) (bool, int, int64, error) {
 	type state struct {
 		in bool
+		n  int64
 		v  int64
 	}
+	key := p.p + "in:" + strconv.FormatInt(convID, 10)
 	r, err := guarded(ctx, p.guard, func(ctx context.Context) (state, error) {
 		var in *goredis.BoolCmd
+		var card *goredis.IntCmd
 		var clock *goredis.StringCmd
 		_, err := p.rdb.TxPipelined(ctx, func(pipe goredis.Pipeliner) error {
-			in = pipe.SIsMember(ctx, p.p+"in:"+strconv.FormatInt(convID, 10), userID)
+			in = pipe.SIsMember(ctx, key, userID)
+			if count {
+				card = pipe.SCard(ctx, key)
+			}
 			clock = pipe.Get(ctx, p.p+"clock")
 			return nil
 		})
@@ -487,12 +507,16 @@ func (p *Presence) State(ctx context.Context, convID, userID int64) (bool, int64
 		if errors.Is(err, goredis.Nil) {
 			v, err = 0, nil
 		}
-		return state{in.Val(), v}, err
+		r := state{in: in.Val(), v: v}
+		if card != nil {
+			r.n = card.Val()
+		}
+		return r, err
 	})
 	if err != nil {
-		return false, 0, fmt.Errorf("state of %d in %d: %w", userID, convID, err)
+		return false, 0, 0, fmt.Errorf("state of %d in %d: %w", userID, convID, err)
 	}
-	return r.in, r.v, nil
+	return r.in, int(r.n), r.v, nil
 }
 
 // Version returns the clock of the changes of who is present, as State

@@ -85,6 +85,40 @@ func TestPresence(t *testing.T, open func(t *testing.T) chat.Presence) {
 		}
 	})
 
+	t.Run("StateCount", func(t *testing.T) {
+		// StateCount is State with the count of the conversation at the
+		// version it gives, read in the same step; user 0 asks for the
+		// count alone.
+		p := open(t)
+		stateCount := func(t *testing.T, conv, user int64, wantOn bool, wantN int) {
+			t.Helper()
+			on, n, v, err := p.StateCount(ctx, conv, user)
+			if err != nil || on != wantOn || n != wantN {
+				t.Fatalf("StateCount(%d, %d) = %v, %d, %d, %v; want %v, %d", conv, user, on, n, v, err, wantOn, wantN)
+			}
+			son, sv, err := p.State(ctx, conv, user)
+			if err != nil || son != on || sv != v {
+				t.Errorf("State(%d, %d) = %v, %d, %v; want %v, %d, as StateCount", conv, user, son, sv, err, on, v)
+			}
+		}
+		stateCount(t, 5, 7, false, 0)
+		add(t, p, 5, 7, true)
+		add(t, p, 5, 7, false) // a second tab counts once
+		add(t, p, 5, 8, true)
+		add(t, p, 6, 9, true)
+		add(t, p, chat.Everywhere, 7, true)
+		stateCount(t, 5, 7, true, 2)
+		stateCount(t, 5, 9, false, 2)
+		stateCount(t, 5, 0, false, 2)
+		stateCount(t, 6, 9, true, 1)
+		stateCount(t, chat.Everywhere, 7, true, 1)
+		_, _, before, _ := p.StateCount(ctx, 5, 0)
+		remove(t, p, 5, 8, true)
+		if _, n, v, err := p.StateCount(ctx, 5, 0); err != nil || n != 1 || v <= before {
+			t.Errorf("StateCount(5) after a departure = %d, version %d, %v; want 1, newer than %d", n, v, err, before)
+		}
+	})
+
 	t.Run("CountsConnectionsOnce", func(t *testing.T) {
 		p := open(t)
 		add(t, p, 10, 1, true)  // first tab: present
