@@ -381,8 +381,10 @@ type topic struct {
 
 	// presence holds the newest version (chat.Presence.State) of each
 	// user's presence news delivered: on a user topic, of each friend's
-	// (without a ConvID); on a conversation's, of each user's in it. At
-	// most maxPresence, nil while empty.
+	// (without a ConvID); on a conversation's, of each user's in it, and
+	// under countKey of the newest count of who has it open
+	// (chat.Event.OnlineCount) delivered, which it keeps. At most
+	// maxPresence, nil while empty.
 	presence map[int64]int64
 	// since is the version of presence news (chat.Presence.Version) read
 	// once the topic was subscribed, before any of its clients read who
@@ -1178,7 +1180,9 @@ func (h *Hub) drainLogged(tp *topic) {
 // then pushes it to the clients of tp. On a user topic (every client
 // here is the user's): a removal from a conversation stops the clients'
 // delivery of it, an addition to a group makes them follow it, and a read
-// position only goes forward. tp.dmu is held.
+// position only goes forward. On either kind a user's presence news older
+// than news of them delivered is dropped, and on a conversation's topic
+// the count of who has it open never goes back. tp.dmu is held.
 func (h *Hub) fanOutUser(tp *topic, ev chat.Event) {
 	switch {
 	case ev.Type == chat.EventRemoved:
@@ -1221,17 +1225,33 @@ func (h *Hub) fanOutUser(tp *topic, ev chat.Event) {
 		// or of a member in a conversation on its topic, at about the
 		// same time may publish the older last: it would undo the newer.
 		// News older than since is older than what the clients read.
-		if tp.sinceDue && (tp.early == nil || len(*tp.early) < maxPresence) {
-			if tp.early == nil {
-				tp.early = new([]chat.Event)
-			}
-			*tp.early = append(*tp.early, ev)
+		if holdEarly(tp, ev) {
 			return
 		}
 		if ev.Seq < max(tp.since, tp.presence[ev.User.ID]) {
 			return
 		}
 		notePresence(tp, ev.User.ID, ev.Seq)
+		if !tp.logged && ev.OnlineCount > 0 {
+			// The count is of the same version: two users' news may
+			// cross too, and the older count would go back. The news
+			// is the newest of its user, and goes without it.
+			if ev.Seq < tp.presence[countKey] {
+				ev.OnlineCount = 0
+			} else {
+				notePresence(tp, countKey, ev.Seq)
+			}
+		}
+	case ev.Type == chat.EventOnlineCount && !tp.logged && ev.Seq > 0:
+		// A large room's count, with its version: one older than a count
+		// delivered, or than what the clients read, is dropped.
+		if holdEarly(tp, ev) {
+			return
+		}
+		if ev.Seq < max(tp.since, tp.presence[countKey]) {
+			return
+		}
+		notePresence(tp, countKey, ev.Seq)
 	case tp.logged && versionedContact(ev):
 		orderContact(tp, &ev)
 	}
@@ -1434,6 +1454,25 @@ func (h *Hub) OrderContact(userID int64, ev *chat.Event) {
 	orderContact(tp, ev)
 }
 
+// holdEarly holds ev, presence news or a count with a version, in
+// tp.early while tp.since is being read (sinceDue), up to maxPresence of
+// them, and reports whether it did. tp.dmu is held.
+func holdEarly(tp *topic, ev chat.Event) bool {
+	if !tp.sinceDue || tp.early != nil && len(*tp.early) >= maxPresence {
+		return false
+	}
+	if tp.early == nil {
+		tp.early = new([]chat.Event)
+	}
+	*tp.early = append(*tp.early, ev)
+	return true
+}
+
+// countKey is the key in a conversation topic's presence (topic.presence)
+// of the version of the count (chat.Event.OnlineCount) it delivered: no
+// user's ID.
+const countKey = -1
+
 // notePresence notes version as the newest of userID's presence that tp
 // delivered (topic.presence). tp.dmu is held.
 func notePresence(tp *topic, userID, version int64) {
@@ -1469,7 +1508,7 @@ func forgetOldPresence(m map[int64]int64) {
 	}
 	slices.Sort(vs)
 	cut := vs[len(vs)/2-1] // at least half goes, equal versions and all
-	maps.DeleteFunc(m, func(_ int64, v int64) bool { return v <= cut })
+	maps.DeleteFunc(m, func(k int64, v int64) bool { return v <= cut && k != countKey })
 }
 
 // fanOut pushes ev to the clients of tp, unless it is a message that tp

@@ -232,3 +232,117 @@ func TestContactPresenceVersion(t *testing.T) {
 		t.Errorf("delivered mismatch (-want +got):\n%s", diff)
 	}
 }
+
+// TestRoomCountNeverGoesBack: a conversation's count of who has it open
+// (chat.Event.OnlineCount) comes with the version it was read at
+// (chat.Event.Seq). Two users' news, told by two nodes at about the same
+// time, may arrive in the order opposite to their counts: the older news
+// is delivered, it is the newest of its user, but without its count, which
+// would undo the newer one. A count event (chat.EventOnlineCount) older
+// than a count delivered is dropped. News and counts without a version
+// go as they come.
+func TestRoomCountNeverGoesBack(t *testing.T) {
+	h, b := newHub(t)
+	c := mustRegister(t, h, 1, 1, 64)
+	topic := chat.ConvTopic(3)
+	if err := h.Subscribe(c, topic); err != nil {
+		t.Fatal(err)
+	}
+	news := func(user int64, online bool, count int, version int64) chat.Event {
+		return chat.Event{Type: chat.EventPresence, ConvID: 3, User: &chat.User{ID: user}, Online: online, OnlineCount: count, Seq: version}
+	}
+	count := func(n int, version int64) chat.Event {
+		return chat.Event{Type: chat.EventOnlineCount, ConvID: 3, OnlineCount: n, Seq: version}
+	}
+	for _, ev := range []chat.Event{
+		news(8, false, 2, 12), // Bo left, 2 remain
+		news(7, true, 3, 10),  // Al came before, when 3 were there: no count
+		count(3, 11),          // older than 12: dropped
+		count(2, 12),          // the count delivered, again
+		news(9, true, 0, 13),  // no count
+		news(9, false, 1, 0),  // no version (an older node): as it comes
+		count(4, 0),           // no version: as it comes
+		news(7, false, 1, 14),
+		count(2, 13), // older: dropped
+		count(1, 15),
+	} {
+		publish(t, b, topic, ev)
+	}
+	type got struct {
+		Type    chat.EventType
+		User    int64
+		Count   int
+		Version int64
+	}
+	var gots []got
+	for _, it := range c.Next(nil) {
+		g := got{Type: it.Event.Type, Count: it.Event.OnlineCount, Version: it.Event.Seq}
+		if it.Event.User != nil {
+			g.User = it.Event.User.ID
+		}
+		gots = append(gots, g)
+	}
+	want := []got{
+		{chat.EventPresence, 8, 2, 12},
+		{chat.EventPresence, 7, 0, 10},
+		{chat.EventOnlineCount, 0, 2, 12},
+		{chat.EventPresence, 9, 0, 13},
+		{chat.EventPresence, 9, 1, 0},
+		{chat.EventOnlineCount, 0, 4, 0},
+		{chat.EventPresence, 7, 1, 14},
+		{chat.EventOnlineCount, 0, 1, 15},
+	}
+	if diff := cmp.Diff(want, gots); diff != "" {
+		t.Errorf("delivered mismatch (-want +got):\n%s", diff)
+	}
+}
+
+// TestCountOlderThanNewTopicDropped: a conversation's topic just made
+// drops a count (chat.EventOnlineCount) older than the version of
+// presence news it read once subscribed, also one delivered while the
+// read is under way: the clients read the count after it. Subscribed per
+// topic, a newer count delivered meanwhile waits for the read; through
+// one subscription for all (inmem.Broker), the topic is made after it.
+func TestCountOlderThanNewTopicDropped(t *testing.T) {
+	for _, all := range []bool{false, true} {
+		var b chat.Broker = &countingBroker{Broker: inmem.NewBroker()}
+		want := []int{160, 170}
+		if all {
+			b = inmem.NewBroker()
+			want = []int{170}
+		}
+		h := hub.New(b, slog.New(slog.DiscardHandler))
+		entered, open := make(chan struct{}), make(chan struct{})
+		h.UsePresence(func(context.Context) (int64, error) {
+			close(entered)
+			<-open
+			return 20, nil
+		})
+		topic := chat.ConvTopic(3)
+		count := func(n int, version int64) chat.Event {
+			return chat.Event{Type: chat.EventOnlineCount, ConvID: 3, OnlineCount: n, Seq: version}
+		}
+		c := mustRegister(t, h, 0, 0, 64)
+		subscribed := make(chan error, 1)
+		go func() { subscribed <- h.Subscribe(c, topic) }()
+		<-entered
+		publish(t, b, topic, count(150, 19)) // while the read is under way
+		publish(t, b, topic, count(160, 21))
+		close(open)
+		if err := <-subscribed; err != nil {
+			t.Fatal(err)
+		}
+		publish(t, b, topic, count(140, 18))
+		publish(t, b, topic, count(170, 22))
+		var gots []int
+		for _, it := range c.Next(nil) {
+			gots = append(gots, it.Event.OnlineCount)
+		}
+		if diff := cmp.Diff(want, gots); diff != "" {
+			t.Errorf("all %v: counts delivered mismatch (-want +got):\n%s", all, diff)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+		_ = h.Close(ctx)
+		cancel()
+	}
+}
