@@ -252,8 +252,10 @@ func (s *Service) MarkRead(ctx context.Context, u User, id, seq int64) (ReadStat
 	m := s.reads.mark(ctx, s.store, ReadMark{ConvID: id, UserID: u.ID, Seq: seq})
 	st, moved, err := m.State, m.Moved, m.Err
 	switch {
-	case errors.Is(err, ErrNotFound) && known && kind == ConvGroup:
-		return ReadState{}, roomNotFound() // as memberOf answers a non-member
+	case errors.Is(err, ErrNotFound) && kind != ConvRoom:
+		// Not a group's member, or removed since memberOf found u one:
+		// as memberOf answers a non-member.
+		return ReadState{}, roomNotFound()
 	case errors.Is(err, ErrNotFound):
 		return ReadState{}, notMember() // not a room's member, or left in between
 	case err != nil:

@@ -477,6 +477,39 @@ func TestMarkReadAfterOpen(t *testing.T) {
 	}
 }
 
+// markGapStore is a Store that runs before, once, just before its next
+// MarkRead.
+type markGapStore struct {
+	chat.Store
+	before func()
+}
+
+func (s *markGapStore) MarkRead(ctx context.Context, marks []chat.ReadMark) error {
+	if f := s.before; f != nil {
+		s.before = nil
+		f()
+	}
+	return s.Store.MarkRead(ctx, marks)
+}
+
+// TestMarkReadRemovedMeanwhile: a group member removed between MarkRead's
+// check, on a node that did not know the group yet, and the store's
+// write gets not_found, as any non-member of a group does, not a room's
+// not_member ("enter it first").
+func TestMarkReadRemovedMeanwhile(t *testing.T) {
+	ctx := context.Background()
+	st := &markGapStore{Store: sqliteStore(t)}
+	f := newGroupFixtureOn(t, newFixtureOn(t, chat.Config{}, inmem.NewPresence(), st))
+	st.before = func() {
+		removed := chat.Event{Type: chat.EventRemoved, ConvID: f.g.ID, Reason: "removed"}
+		if _, _, err := st.Store.RemoveGroupMember(ctx, f.g.ID, f.t.ID, f.owner.ID, f.clock.Now(), removed); err != nil {
+			t.Error(err)
+		}
+	}
+	_, err := f.svc.MarkRead(ctx, f.t, f.g.ID, 1)
+	wantError(t, "MarkRead by a member removed meanwhile", err, chat.ErrNotFound, chat.CodeNotFound, "")
+}
+
 // TestOpenReadsOnce: a client's open of a room or a group (CheckMember,
 // then OpenConversation, as web's session.open) on a node that has read
 // nothing reads the membership once and the conversation once, and its
