@@ -520,6 +520,9 @@ func (s *Service) SetGroupRole(ctx context.Context, u User, id, userID int64, ro
 	if mine != RoleOwner {
 		return notAllowed("only the owner may promote and demote admins")
 	}
+	if role == "" {
+		return Invalid(CodeMissingField, "role", "role is required")
+	}
 	if role != RoleAdmin && role != RoleMember {
 		return Invalid(CodeInvalidField, "role", `role must be "admin" or "member"`)
 	}

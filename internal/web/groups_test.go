@@ -387,3 +387,21 @@ func TestOpenedReadsAlwaysThere(t *testing.T) {
 		}
 	}
 }
+
+// TestGroupRoleMissing: a role change without a role is refused with
+// missing_field, as every absent or empty required field is
+// (docs/protocol.md, "Error codes"), and changes nothing.
+func TestGroupRoleMissing(t *testing.T) {
+	ts := newTestServer(t)
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	bob := ts.signIn(t, "bob@example.com", "Bob")
+	g := ts.createGroup(t, ada, "Crew", 0)
+	ts.addMember(t, ada, g.ID, bob)
+	for _, body := range []map[string]any{{}, {"role": ""}} {
+		e := wantError(t, fmt.Sprintf("PUT role %v", body), ts.do(t, ada, "PUT", memberPath(g.ID, bob, "/role"), body), http.StatusBadRequest, "missing_field")
+		if e.Field != "role" {
+			t.Errorf("PUT role %v: field %q; want \"role\"", body, e.Field)
+		}
+	}
+	wantError(t, "PUT role owner", ts.do(t, ada, "PUT", memberPath(g.ID, bob, "/role"), map[string]string{"role": "owner"}), http.StatusBadRequest, "invalid_field")
+}
