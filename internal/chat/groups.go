@@ -580,8 +580,11 @@ func (s *Service) DeleteGroup(ctx context.Context, u User, id int64) error {
 	mine, err := s.groupRole(ctx, u, id)
 	if errors.Is(err, ErrNotFound) {
 		// A retry, maybe, of a deletion whose answer was lost: u's log
-		// has the group's deletion.
-		if ev, lerr := s.loggedRemoved(ctx, u.ID, id); lerr == nil && ev != nil && ev.Reason == reasonDeleted {
+		// has the group's deletion, by u. Every member's log has it: a
+		// former member who did not delete it gets not_found. (A deletion
+		// logged before the deleter was kept with it names nobody.)
+		if ev, lerr := s.loggedRemoved(ctx, u.ID, id); lerr == nil && ev != nil && ev.Reason == reasonDeleted &&
+			(ev.UserID == u.ID || ev.UserID == 0) {
 			return nil
 		}
 	}
@@ -597,7 +600,7 @@ func (s *Service) DeleteGroup(ctx context.Context, u User, id int64) error {
 	if err != nil {
 		return groupErr("load group members", err)
 	}
-	removed, err := s.store.DeleteGroup(ctx, id, u.ID, s.cfg.Now(), Event{Type: EventRemoved, ConvID: id, Reason: reasonDeleted})
+	removed, err := s.store.DeleteGroup(ctx, id, u.ID, s.cfg.Now(), Event{Type: EventRemoved, ConvID: id, Reason: reasonDeleted, UserID: u.ID})
 	if errors.Is(err, ErrForbidden) { // u transferred the group since the check above
 		return notAllowed("only the owner may delete the group")
 	}

@@ -869,6 +869,24 @@ func TestDeleteAfterTransfer(t *testing.T) {
 	}
 }
 
+// TestDeleteDeletedByNonOwner: once the owner has deleted the group, the
+// owner deleting it again (a retry whose answer was lost) gets success,
+// but its former members, whose logs show the deletion too, get the
+// not_found of any group that is not theirs: none of them deleted it.
+func TestDeleteDeletedByNonOwner(t *testing.T) {
+	ctx := context.Background()
+	f := newGroupFixture(t)
+	if err := f.svc.DeleteGroup(ctx, f.owner, f.g.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.svc.DeleteGroup(ctx, f.owner, f.g.ID); err != nil {
+		t.Errorf("the owner's DeleteGroup again: %v; want success", err)
+	}
+	for _, u := range []chat.User{f.admin, f.m, f.out} {
+		wantError(t, u.Name+"'s DeleteGroup of the deleted group", f.svc.DeleteGroup(ctx, u, f.g.ID), chat.ErrNotFound, chat.CodeNotFound, "")
+	}
+}
+
 // TestChangeWhileDemoted: an admin demoted as it adds a member or renames
 // the group, and an owner who transferred the group as it changes the
 // member cap, are refused: the role that counts is the one when the
