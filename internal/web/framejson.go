@@ -56,6 +56,28 @@ func unmarshal(data []byte, v any) error {
 	return errNotUTF8
 }
 
+// rawRefValid reports whether the ref of frame data (its client_id unless
+// isRef), as it stands in the JSON, is valid UTF-8: a ref that holds
+// U+FFFD once decoded may have been sent so, or may be what decoding made
+// of bytes that are no UTF-8. It is asked only of frames refused for such
+// bytes (unmarshal's errNotUTF8), whose names encoding/json matches as
+// decodeFrame does.
+func rawRefValid(data []byte, isRef bool) bool {
+	var raw struct {
+		Ref      jsontext.Value `json:"ref"`
+		ClientID jsontext.Value `json:"client_id"`
+	}
+	if jsonv1.Unmarshal(data, &raw) != nil {
+		return false
+	}
+	v := raw.Ref
+	if !isRef {
+		v = raw.ClientID
+	}
+	var s string
+	return jsonv2.Unmarshal(v, &s, strictV1) == nil
+}
+
 // The two frames that carry a message on every send, the message event and
 // the sender's ack, are encoded here without reflection: encoding/json
 // spends more on walking their types, and on checking what time.Time's

@@ -277,7 +277,7 @@ func (n *session) handle(data []byte, reply func(any)) {
 	defer n.hmu.Unlock()
 	var f inFrame
 	if err := decodeFrame(data, &f); err == errNotUTF8 {
-		n.refuseFrame(reply, f, chat.Errorf(chat.ErrInvalid, chat.CodeBadJSON, "frame is not valid JSON: %v", err))
+		n.refuseFrame(reply, data, f, chat.Errorf(chat.ErrInvalid, chat.CodeBadJSON, "frame is not valid JSON: %v", err))
 		return
 	} else if err != nil {
 		n.refuse(reply, chat.Errorf(chat.ErrInvalid, chat.CodeBadJSON, "frame is not a JSON object of the expected shape: %v", err))
@@ -351,18 +351,18 @@ func (n *session) refuse(reply func(any), err error) {
 	n.fail(reply, "", 0, err)
 }
 
-// refuseFrame is refuse for frame f, which is refused whole (nothing of it
-// is done) but whose ref and room_id can be told: its error frame carries
-// them, as that of a frame refused later would. A ref that is itself the
-// string that is not valid UTF-8 (U+FFFD in f, as decoded by encoding/json's
-// rules) is not the client's to be sent back, nor is one too long.
-// n.hmu is held.
-func (n *session) refuseFrame(reply func(any), f inFrame, err error) {
-	ref := f.Ref
+// refuseFrame is refuse for frame f, decoded from data, which is refused
+// whole (nothing of it is done) but whose ref and room_id can be told: its
+// error frame carries them, as that of a frame refused later would. A ref
+// that is itself the string that is not valid UTF-8 is not the client's
+// to be sent back (decoded, its faults are U+FFFD, as a valid U+FFFD is:
+// rawRefsValid tells them apart), nor is one too long. n.hmu is held.
+func (n *session) refuseFrame(reply func(any), data []byte, f inFrame, err error) {
+	ref, isRef := f.Ref, true
 	if f.Type == "send" && ref == "" {
-		ref = f.ClientID
+		ref, isRef = f.ClientID, false
 	}
-	if len(ref) > maxRefLen || strings.ContainsRune(ref, utf8.RuneError) {
+	if len(ref) > maxRefLen || strings.ContainsRune(ref, utf8.RuneError) && !rawRefValid(data, isRef) {
 		ref = ""
 	}
 	if lerr := n.allowOther(); lerr != nil {

@@ -129,3 +129,34 @@ func TestChannelsCompatInvalidUTF8(t *testing.T) {
 		t.Fatalf("valid message after = %s; want it back", f)
 	}
 }
+
+// TestWSInvalidUTF8Ref: a frame refused for a string that is not valid
+// UTF-8 has its ref, or a send's client_id, sent back exactly, though it
+// holds the valid character U+FFFD (sent raw or escaped); a ref that is
+// itself the invalid string is not sent back, as docs/protocol.md says.
+func TestWSInvalidUTF8Ref(t *testing.T) {
+	ts := newTestServer(t)
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	room := ts.enterRoom(t, ada, "general")
+	w := ts.connect(t, ada)
+	w.open(t, room.ID, nil)
+	for _, tc := range []struct {
+		name, frame, want string
+	}{
+		{"raw U+FFFD in ref", `{"type":"send","ref":"r-` + "\uFFFD" + `-0","room_id":%d,"client_id":"c-0","body":"\ud800"}`, "r-\uFFFD-0"},
+		{"escaped U+FFFD in ref", `{"type":"send","ref":"r-\ufffd-1","room_id":%d,"client_id":"c-1","body":"\ud800"}`, "r-\uFFFD-1"},
+		{"U+FFFD in client_id", `{"type":"send","room_id":%d,"client_id":"c-` + "\uFFFD" + `-2","body":"\ud800"}`, "c-\uFFFD-2"},
+		{"U+FFFD in ref of a read", `{"type":"read","ref":"r-` + "\uFFFD" + `-3","room_id":%d,"seq":0,"x":"\udc00"}`, "r-\uFFFD-3"},
+		{"invalid ref", `{"type":"send","ref":"r-\ud800-4","room_id":%d,"client_id":"c-4","body":"\ud800"}`, ""},
+		{"invalid ref, valid U+FFFD too", `{"type":"send","ref":"r-` + "\uFFFD\xff" + `-5","room_id":%d,"client_id":"c-5","body":"hi"}`, ""},
+		{"invalid client_id", `{"type":"send","room_id":%d,"client_id":"c-` + "\xfe" + `-6","body":"hi"}`, ""},
+	} {
+		w.sendRaw(t, websocket.TextMessage, fmt.Appendf(nil, tc.frame, room.ID))
+		f := w.take(t, "answer of "+tc.name, func(f frame) bool { return f.Type == "error" })
+		if f.Code != chat.CodeBadJSON || f.Ref != tc.want || f.RoomID != room.ID {
+			t.Errorf("%s: answer %s; want a bad_json error with ref %q and room_id %d", tc.name, f, tc.want, room.ID)
+		}
+	}
+	w.sendMessage(t, room.ID, "c-ok", "still here")
+	ts.wantBodies(t, ada, room.ID, "still here")
+}
