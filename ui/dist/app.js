@@ -40,6 +40,30 @@ function isoParts(el, parts) {
   return el;
 }
 
+// trimSpace is the server's trimming (Go's strings.TrimSpace): white
+// space is Unicode's White_Space, as Go's unicode.IsSpace has it, not
+// JavaScript's \s and trim(), which take U+FEFF (not white space, and
+// refused in a name) and leave U+0085 NEXT LINE (white space).
+function trimSpace(s) {
+  return s.replace(/^\p{White_Space}+|\p{White_Space}+$/gu, '');
+}
+
+// fields is the server's form of a name: its words, split at white
+// space, one space between each (Go's strings.Fields, joined).
+function fields(s) {
+  return trimSpace(s).replace(/\p{White_Space}+/gu, ' ');
+}
+
+// SHOWS matches a character that is seen: neither white space nor one that
+// shows nothing (format characters such as zero-width spaces, and the
+// rest of Default_Ignorable_Code_Point). A message, or a name, with none is
+// blank, and the server refuses it as empty.
+const SHOWS = /[^\p{White_Space}\p{Cf}\p{Default_Ignorable_Code_Point}]/u;
+
+function showsSomething(s) {
+  return SHOWS.test(s);
+}
+
 // ROOM_NAME is the server's rule for a room name in NFC: letters and digits,
 // each with any combining marks (accents, Indic and Thai vowel signs),
 // '-' and '_'; the zero-width non-joiner and joiner (U+200C, U+200D) after
@@ -323,7 +347,7 @@ const MAX_GROUP_DESC = 500;
 
 // tooLong says why a name s is over max characters, or ''.
 function tooLong(s, max, what) {
-  return overBy([...s.replace(/\s+/g, ' ').normalize('NFC')].length, max, what);
+  return overBy([...fields(s).normalize('NFC')].length, max, what);
 }
 
 // descTooLong says why a group description s (trimmed) is over
@@ -414,8 +438,8 @@ async function onVerify(e) {
 
 async function onSaveName(e) {
   e.preventDefault();
-  const name = $('display-name').value.trim();
-  if (!name) {
+  const name = trimSpace($('display-name').value);
+  if (!showsSomething(name)) {
     authError('Choose a name people will see next to your messages.');
     $('display-name').focus();
     return;
@@ -1242,7 +1266,7 @@ function renderPeople() {
 
 async function searchPeople() {
   clearTimeout(state.peopleTimer);
-  const q = $('people-search').value.trim();
+  const q = trimSpace($('people-search').value);
   const token = ++state.peopleToken;
   if (!q) {
     state.results = null;
@@ -1273,7 +1297,7 @@ const ADDRESS = /^[^\s@]+@[^\s@]*\.[^\s@]*$/;
 // a lookup counted. An address is looked up on Enter.
 function onPeopleInput() {
   clearTimeout(state.peopleTimer);
-  if (ADDRESS.test($('people-search').value.trim())) {
+  if (ADDRESS.test(trimSpace($('people-search').value))) {
     ++state.peopleToken; // an answer for what was typed before is stale
     state.results = null;
     peopleInfo('Press Enter to look up this address.');
@@ -1303,7 +1327,7 @@ function roomHint(error) {
 // roomInputName is the name typed, in NFC, the form the server keeps:
 // "café" typed with a combining accent is the room "café".
 function roomInputName() {
-  return $('room-input').value.trim().replace(/^#/, '').normalize('NFC');
+  return trimSpace($('room-input').value).replace(/^#/, '').normalize('NFC');
 }
 
 function onRoomSubmit(e) {
@@ -1714,10 +1738,10 @@ function parseCap(s) {
 
 async function onCreateGroup(e) {
   e.preventDefault();
-  const name = $('group-create-name').value.trim();
-  const description = $('group-create-desc').value.trim();
+  const name = trimSpace($('group-create-name').value);
+  const description = trimSpace($('group-create-desc').value);
   const cap = parseCap($('group-create-cap').value);
-  if (!name) {
+  if (!showsSomething(name)) {
     showError('group-create-error', 'Give the group a name.');
     $('group-create-name').setAttribute('aria-invalid', 'true');
     $('group-create-name').focus();
@@ -2001,9 +2025,9 @@ async function onGroupSave(e) {
   if (!g || !room) return;
   setHidden($('group-edit-info'), true);
   const changes = {};
-  const name = $('group-edit-name').value.trim();
-  const desc = $('group-edit-desc').value.trim();
-  if (!name) {
+  const name = trimSpace($('group-edit-name').value);
+  const desc = trimSpace($('group-edit-desc').value);
+  if (!showsSomething(name)) {
     showError('group-edit-error', 'The group needs a name.');
     $('group-edit-name').focus();
     return;
@@ -2917,7 +2941,7 @@ function renderTyping() {
 function onComposerInput() {
   autosize();
   const c = $('composer');
-  if (c.value.trim() && state.socket && state.room && state.room.id) state.socket.typing(state.room.id);
+  if (showsSomething(c.value) && state.socket && state.room && state.room.id) state.socket.typing(state.room.id);
 }
 
 function autosize() {
@@ -2932,7 +2956,7 @@ function sendComposer() {
   const c = $('composer');
   if (!room || !socket || state.ended) return;
   const body = c.value;
-  if (!body.trim()) return;
+  if (!showsSomething(body)) return; // the server refuses it as empty
   if (!socket.fits(room.id, body)) {
     const max = socket.limits.max_message_len;
     composerError(`Message is ${[...body].length} characters long; the limit is ${max}.`);
@@ -3470,9 +3494,9 @@ function openProfile() {
 
 async function onProfileSave(e) {
   e.preventDefault();
-  const name = $('profile-name').value.trim();
+  const name = trimSpace($('profile-name').value);
   const err = $('profile-error');
-  const problem = name ? tooLong(name, MAX_USER_NAME, 'The name is') : 'Your name cannot be empty.';
+  const problem = showsSomething(name) ? tooLong(name, MAX_USER_NAME, 'The name is') : 'Your name cannot be empty.';
   if (problem) {
     err.textContent = problem;
     setHidden(err, false);
