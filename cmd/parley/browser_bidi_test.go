@@ -101,3 +101,74 @@ func TestBrowserBidiEventIsolated(t *testing.T) {
 	}
 	ada.checkQuiet(t)
 }
+
+// directNameOrder measures, in the open direct chat, where its title and
+// the line that begins its history show the peer's name "2 מיכל": the
+// left edges, in pixels, of its "2" and of its Hebrew word, in each; and
+// the composer's placeholder.
+const directNameOrder = `(() => {
+	const left = (el, s) => {
+		const walk = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+		for (let n = walk.nextNode(); n; n = walk.nextNode()) {
+			const i = n.data.indexOf(s);
+			if (i < 0) continue;
+			const r = document.createRange();
+			r.setStart(n, i);
+			r.setEnd(n, i + s.length);
+			return Math.min(...[...r.getClientRects()].map((q) => q.left));
+		}
+		return null;
+	};
+	const at = (id) => {
+		const el = document.getElementById(id);
+		return {text: el.textContent, two: left(el, "2"), name: left(el, "\u05de\u05d9\u05db\u05dc")};
+	};
+	return {title: at("room-title"), history: at("history-text"), placeholder: document.getElementById("composer").placeholder};
+})()`
+
+// TestBrowserBidiDirectName: Ada opens her chat with Grace, named
+// "2 מיכל" (a digit, then a Hebrew word). Where the page names her in
+// its own text, the name is isolated, as everywhere else: its direction is
+// its own (right to left, from its first letter), so it shows as it does
+// in the lists, the "2" on the right of the word, and does not take the
+// page's left-to-right direction ("2" on the left). The composer's
+// placeholder, plain text, isolates it with U+2068 FIRST STRONG ISOLATE
+// and U+2069 POP DIRECTIONAL ISOLATE.
+func TestBrowserBidiDirectName(t *testing.T) {
+	s, ada := startAdaBy(t, "")
+	ada.userID = userIDOf(t, s, nil, ada)
+	grace := signIn(t, s, "grace@example.com", "Grace")
+	graceID := userIDOf(t, s, grace, nil)
+	const name = "2 \u05de\u05d9\u05db\u05dc"
+	postJSON(t, grace, "PATCH", s.URL+"/api/me", map[string]string{"name": name}, http.StatusOK, nil)
+	postJSON(t, grace, "POST", s.URL+"/api/contacts", map[string]int64{"user_id": ada.userID}, http.StatusOK, nil)
+	ada.fetchJSON(t, "POST", fmt.Sprintf("/api/contacts/%d/accept", graceID), nil, nil)
+	ada.do(t, "open the chat with Grace", chromedp.Navigate(ada.appURL(s, fmt.Sprintf("#dm/%d", graceID))))
+
+	type place struct {
+		Text string   `json:"text"`
+		Two  *float64 `json:"two"`
+		Name *float64 `json:"name"`
+	}
+	type order struct {
+		Title       place  `json:"title"`
+		History     place  `json:"history"`
+		Placeholder string `json:"placeholder"`
+	}
+	got := waitFor[order](t, ada, "the chat with Grace is open", directNameOrder,
+		`() => { const o = `+directNameOrder+`; return o.title.name !== null && o.history.name !== null ? o : null; }`)
+	for _, p := range []struct {
+		where string
+		place
+	}{{"title", got.Title}, {"history's first line", got.History}} {
+		if p.Two == nil {
+			t.Errorf("%s %q: no 2 in it", p.where, p.Text)
+		} else if *p.Two < *p.Name {
+			t.Errorf("%s %q: the name's 2 shows at x=%v, left of its Hebrew word at x=%v; want it right of it, the name isolated", p.where, p.Text, *p.Two, *p.Name)
+		}
+	}
+	if want := "Message \u2068" + name + "\u2069"; got.Placeholder != want {
+		t.Errorf("composer placeholder = %q; want %q, the name isolated", got.Placeholder, want)
+	}
+	ada.checkQuiet(t)
+}

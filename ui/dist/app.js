@@ -30,6 +30,13 @@ function iso(el) {
   return el;
 }
 
+// isoText isolates user text s inside plain text, where no element can
+// (a placeholder, a line set as textContent): between U+2068 FIRST STRONG
+// ISOLATE and U+2069 POP DIRECTIONAL ISOLATE, which do what iso does.
+function isoText(s) {
+  return `\u2068${s}\u2069`;
+}
+
 // isoParts fills el with parts: strings are the page's text, {text}
 // objects user text, each isolated.
 function isoParts(el, parts) {
@@ -1555,8 +1562,7 @@ async function showConversation(room, token) {
 function resetRoomView(room) {
   const isRoom = room.kind === 'room';
   document.querySelector('.room').classList.add('has-room');
-  $('room-title').textContent = convTitle(room);
-  $('composer').placeholder = isRoom ? `Message #${room.name}` : `Message ${convTitle(room)}`;
+  showRoomTitle(room);
   document.querySelector('.room').classList.toggle('is-direct', !isRoom);
   setHidden($('leave-room'), !isRoom);
   clearEnded();
@@ -1825,11 +1831,17 @@ function reloadGroupSoon() {
   }, 150);
 }
 
+// showRoomTitle names room in its header and in the composer's
+// placeholder ("Message #lobby"), the name isolated in each.
+function showRoomTitle(room) {
+  $('room-title').replaceChildren(iso(h('bdi', null, convTitle(room))));
+  $('composer').placeholder = `Message ${room.kind === 'room' ? '#' : ''}${isoText(convTitle(room))}`;
+}
+
 function updateRoomTitle() {
   const room = state.room;
   if (!room) return;
-  $('room-title').textContent = convTitle(room);
-  $('composer').placeholder = room.kind === 'room' ? `Message #${room.name}` : `Message ${convTitle(room)}`;
+  showRoomTitle(room);
   if (state.loaded) updateHistoryTop();
   renderConversations(); // and the document title
 }
@@ -2864,9 +2876,13 @@ function updateHistoryTop() {
   setHidden($('load-older'), state.loadingOlder || !state.hasOlder);
   if (state.loadingOlder) text.textContent = 'Loading earlier messages…';
   else if (state.hasOlder) text.textContent = '';
-  else if (room.kind === 'direct') text.textContent = `This is the beginning of your chat with ${convTitle(room)}.`;
-  else if (room.kind !== 'room') text.textContent = `This is the beginning of ${room.name}.`;
-  else text.textContent = `This is the beginning of #${room.name}.`;
+  else {
+    const name = { text: convTitle(room) };
+    const parts = room.kind === 'direct' ? ['This is the beginning of your chat with ', name, '.']
+      : ['This is the beginning of ', room.kind === 'room' ? '#' : '', name, '.'];
+    text.replaceChildren();
+    isoParts(text, parts);
+  }
 }
 
 async function loadOlder() {
@@ -3087,7 +3103,7 @@ async function postFirstDirect(p) {
         keepFirstSends();
         if (!shown()) {
           // Shown as not sent, with Retry and Discard, in its conversation.
-          composerError(`A message to ${p.where || 'another chat'} was not sent: ${err.message}`);
+          composerError(`A message to ${p.where ? isoText(p.where) : 'another chat'} was not sent: ${err.message}`);
           return;
         }
         const el = state.pendingEls.get(p.clientId);
@@ -3177,7 +3193,7 @@ function whereTo(room) {
 // says there where it did not go.
 function unsent(target, where, body, why) {
   state.unsent.set(target, { body, why });
-  composerError(`A message to ${where || 'another chat'} was not sent: ${why}`);
+  composerError(`A message to ${where ? isoText(where) : 'another chat'} was not sent: ${why}`);
 }
 
 function isSendKey(e) {
@@ -3388,7 +3404,7 @@ function startSocket() {
       const why = p.message || 'The message was not sent.';
       if (!current(p.roomId)) {
         // Shown as not sent, with Retry and Discard, in its conversation.
-        composerError(`A message to ${p.where || 'another chat'} was not sent: ${why}`);
+        composerError(`A message to ${p.where ? isoText(p.where) : 'another chat'} was not sent: ${why}`);
         return;
       }
       const el = state.pendingEls.get(p.clientId);
