@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -406,6 +407,21 @@ type topic struct {
 	// membership must not subscribe after it.
 	removals map[int64]removal
 	removed  atomic.Uint64
+
+	// waits holds, on a conversation's topic, by the seq of a message
+	// that removed a user (chat.Event.Revoke) and that the topic holds
+	// back (pending), the user's EventRemoved that the user's topic
+	// delivered meanwhile: its revoke and its frame wait for that
+	// message, which the user's connections get first (awaitRemoval).
+	// Guarded by dmu; nil while empty.
+	waits map[int64][]waiting
+}
+
+// waiting is an EventRemoved of the user of topic of whose revoke and
+// frame wait for the message that removed the user (topic.waits).
+type waiting struct {
+	of *topic
+	ev chat.Event
 }
 
 // removal is what a user topic knows of the user's removals from one
@@ -1017,6 +1033,9 @@ func (h *Hub) unsubscribeLocked(c *Client, t chat.Topic) chan struct{} {
 		tp.dmu.Lock()
 		tp.stopTimer()
 		tp.pending = nil
+		if tp.waits != nil {
+			h.endWaits(tp, math.MaxInt64, false)
+		}
 		tp.dmu.Unlock()
 	}
 	return done
@@ -1201,7 +1220,12 @@ func (h *Hub) fanOutUser(tp *topic, ev chat.Event) {
 		tp.removals[ev.ConvID] = r
 		tp.removed.Add(1)
 		delete(tp.reads, ev.ConvID) // added again, the user starts from a read position anew
-		h.revoke(h.topicOf(chat.ConvTopic(ev.ConvID)), 0, tp, chat.Mark{UserSeq: ev.UserSeq})
+		ctp := h.topicOf(chat.ConvTopic(ev.ConvID))
+		if h.awaitRemoval(ctp, tp, ev) {
+			tp.user = max(tp.user, ev.UserSeq)
+			return
+		}
+		h.revoke(ctp, 0, tp, chat.Mark{UserSeq: ev.UserSeq})
 	case ev.Type == chat.EventConversation && ev.ConvKind == chat.ConvGroup:
 		// The user created or joined a group. Every connection follows
 		// all its user's groups.
@@ -1307,6 +1331,9 @@ func (h *Hub) flushPending(tp *topic, n uint64) {
 	tp.timer = nil
 	if tp.gone.Load() { // started by a fill under way as the topic went
 		tp.pending = nil
+		if tp.waits != nil {
+			h.endWaits(tp, math.MaxInt64, false)
+		}
 		tp.dmu.Unlock()
 		return
 	}
@@ -1549,6 +1576,84 @@ func (h *Hub) fanOut(tp *topic, ev chat.Event) {
 			at.Seq = ev.Message.Seq
 		}
 		h.revoke(tp, ev.Revoke, nil, at)
+		if tp.waits != nil {
+			h.endWaits(tp, at.Seq, true)
+		}
+	}
+}
+
+// awaitRemoval reports whether ev, an EventRemoved of the user of topic
+// of from the conversation of topic ctp, waits for ctp to deliver the
+// message that removed the user: ctp holds one back (pending), waiting
+// for an earlier message. The broker delivers the message before the
+// event (it was published first), but ctp may hold it back: another
+// node's message before it was published late. Acting on ev at once
+// would stop the user's connections before they got the message, or
+// those before it, and give them the removed frame first. of.dmu is held.
+func (h *Hub) awaitRemoval(ctp, of *topic, ev chat.Event) bool {
+	if ctp == nil {
+		return false
+	}
+	of.mu.RLock()
+	var user int64
+	if len(of.clients) > 0 {
+		user = of.clients[0].UserID
+	}
+	of.mu.RUnlock()
+	if user == 0 {
+		return false // no connection to stop or tell
+	}
+	ctp.dmu.Lock()
+	defer ctp.dmu.Unlock()
+	if ctp.gone.Load() {
+		return false
+	}
+	var at int64
+	for seq, m := range ctp.pending {
+		if m.Type == chat.EventMessage && m.Revoke == user && (at == 0 || seq < at) {
+			at = seq
+		}
+	}
+	if at == 0 {
+		return false
+	}
+	if ctp.waits == nil {
+		ctp.waits = make(map[int64][]waiting)
+	}
+	ctp.waits[at] = append(ctp.waits[at], waiting{of: of, ev: ev})
+	return true
+}
+
+// endWaits acts on the EventRemoved that wait in tp.waits for a message
+// up to seq upTo, which tp has delivered (or, if not revoke, will never
+// deliver: it went), as the user's topic would have: it revokes, then
+// pushes the event to the user's clients. tp.dmu is held.
+func (h *Hub) endWaits(tp *topic, upTo int64, revoke bool) {
+	seqs := make([]int64, 0, len(tp.waits))
+	for seq := range tp.waits {
+		if seq <= upTo {
+			seqs = append(seqs, seq)
+		}
+	}
+	slices.Sort(seqs)
+	for _, seq := range seqs {
+		for _, w := range tp.waits[seq] {
+			if revoke {
+				h.revoke(tp, 0, w.of, chat.Mark{UserSeq: w.ev.UserSeq})
+			}
+			w.of.mu.RLock()
+			it := &Item{Event: w.ev, Fanout: len(w.of.clients)}
+			for _, c := range w.of.clients {
+				if !c.Push(it) {
+					h.log.Debug("client evicted", "user", c.UserID, "reason", c.Reason().String())
+				}
+			}
+			w.of.mu.RUnlock()
+		}
+		delete(tp.waits, seq)
+	}
+	if len(tp.waits) == 0 {
+		tp.waits = nil
 	}
 }
 

@@ -1,0 +1,62 @@
+package hub_test
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/parley-chat/parley/internal/chat"
+	"github.com/parley-chat/parley/internal/hub"
+)
+
+// TestRemovedWaitsForItsMessage: the message that removes user 2 from
+// conversation 5 (seq 3, with Revoke) is held back, waiting for seq 2,
+// when the user's EventRemoved arrives (another node published seq 2
+// late). The user's connection gets seq 2, its removal, and then the
+// removed frame, as docs/protocol.md promises; the other member gets
+// both messages.
+func TestRemovedWaitsForItsMessage(t *testing.T) {
+	h, b := newHub(t)
+	stay := mustRegister(t, h, 1, 1, 16)
+	gone := mustRegister(t, h, 2, 2, 16)
+	for _, c := range []*hub.Client{stay, gone} {
+		if err := h.Subscribe(c, chat.ConvTopic(5)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish(t, b, chat.ConvTopic(5), msg(5, 1))
+	rm := msg(5, 3)
+	rm.Revoke = 2
+	publish(t, b, chat.ConvTopic(5), rm)
+	publish(t, b, chat.UserTopic(2), chat.Event{Type: chat.EventRemoved, ConvID: 5, Reason: "removed", UserSeq: 1})
+	if got := fmt.Sprint(queuedOf(gone)); got != "[1]" {
+		t.Errorf("removed client got %s before seq 2; want [1]", got)
+	}
+	publish(t, b, chat.ConvTopic(5), msg(5, 2))
+	publish(t, b, chat.ConvTopic(5), msg(5, 4))
+	if got := fmt.Sprint(queuedOf(gone)); got != "[2 3 removed]" {
+		t.Errorf("removed client got %s; want [2 3 removed]", got)
+	}
+	if got := fmt.Sprint(queuedOf(stay)); got != "[1 2 3 4]" {
+		t.Errorf("staying client got %s; want [1 2 3 4]", got)
+	}
+}
+
+// TestRemovedWaitingTopicGoes: as above, but the conversation's topic
+// goes (its last clients close it) while the removal waits: the removed
+// frame still reaches the user's connection.
+func TestRemovedWaitingTopicGoes(t *testing.T) {
+	h, b := newHub(t)
+	gone := mustRegister(t, h, 2, 2, 16)
+	if err := h.Subscribe(gone, chat.ConvTopic(5)); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, b, chat.ConvTopic(5), msg(5, 1))
+	rm := msg(5, 3)
+	rm.Revoke = 2
+	publish(t, b, chat.ConvTopic(5), rm)
+	publish(t, b, chat.UserTopic(2), chat.Event{Type: chat.EventRemoved, ConvID: 5, Reason: "removed", UserSeq: 1})
+	h.Unsubscribe(gone, chat.ConvTopic(5))
+	if got := fmt.Sprint(queuedOf(gone)); got != "[1 removed]" {
+		t.Errorf("removed client got %s; want [1 removed]", got)
+	}
+}
