@@ -15,8 +15,14 @@ const crewPreviewOrder = `(() => {
 	const li = [...document.querySelectorAll("#conversations li")].find((li) => li.querySelector(".conv-name")?.textContent === "Crew");
 	const p = li?.querySelector(".conv-preview");
 	if (!p || !p.textContent.includes("5 apples")) return null;
-	const left = (s) => {
-		const walk = document.createTreeWalker(p, NodeFilter.SHOW_TEXT);
+	` + textLeftJS + `
+	return {text: p.textContent, name: left(p, "\u05de\u05d9\u05db\u05dc"), five: left(p, "5")};
+})()`
+
+// textLeftJS defines left(el, s): the left edge, in pixels, of the first
+// s in the text of el, null if there is none.
+const textLeftJS = `const left = (el, s) => {
+		const walk = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
 		for (let n = walk.nextNode(); n; n = walk.nextNode()) {
 			const i = n.data.indexOf(s);
 			if (i < 0) continue;
@@ -26,9 +32,7 @@ const crewPreviewOrder = `(() => {
 			return Math.min(...[...r.getClientRects()].map((q) => q.left));
 		}
 		return null;
-	};
-	return {text: p.textContent, name: left("\u05de\u05d9\u05db\u05dc"), five: left("5")};
-})()`
+	};`
 
 // TestBrowserBidiIsolated: Grace, named in Hebrew (מיכל, a name the
 // server takes), writes "5 apples" to the group Crew. Ada's page, in
@@ -107,18 +111,7 @@ func TestBrowserBidiEventIsolated(t *testing.T) {
 // left edges, in pixels, of its "2" and of its Hebrew word, in each; and
 // the composer's placeholder.
 const directNameOrder = `(() => {
-	const left = (el, s) => {
-		const walk = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
-		for (let n = walk.nextNode(); n; n = walk.nextNode()) {
-			const i = n.data.indexOf(s);
-			if (i < 0) continue;
-			const r = document.createRange();
-			r.setStart(n, i);
-			r.setEnd(n, i + s.length);
-			return Math.min(...[...r.getClientRects()].map((q) => q.left));
-		}
-		return null;
-	};
+	` + textLeftJS + `
 	const at = (id) => {
 		const el = document.getElementById(id);
 		return {text: el.textContent, two: left(el, "2"), name: left(el, "\u05de\u05d9\u05db\u05dc")};

@@ -23,11 +23,7 @@ func TestRemovedWaitsForItsMessage(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	publish(t, b, chat.ConvTopic(5), msg(5, 1))
-	rm := msg(5, 3)
-	rm.Revoke = 2
-	publish(t, b, chat.ConvTopic(5), rm)
-	publish(t, b, chat.UserTopic(2), chat.Event{Type: chat.EventRemoved, ConvID: 5, Reason: "removed", UserSeq: 1})
+	removalHeldBack(t, b)
 	if got := fmt.Sprint(queuedOf(gone)); got != "[1]" {
 		t.Errorf("removed client got %s before seq 2; want [1]", got)
 	}
@@ -50,13 +46,20 @@ func TestRemovedWaitingTopicGoes(t *testing.T) {
 	if err := h.Subscribe(gone, chat.ConvTopic(5)); err != nil {
 		t.Fatal(err)
 	}
+	removalHeldBack(t, b)
+	h.Unsubscribe(gone, chat.ConvTopic(5))
+	if got := fmt.Sprint(queuedOf(gone)); got != "[1 removed]" {
+		t.Errorf("removed client got %s; want [1 removed]", got)
+	}
+}
+
+// removalHeldBack publishes seq 1 of conversation 5, then seq 3, which
+// removes user 2 and waits for seq 2, then user 2's EventRemoved.
+func removalHeldBack(t *testing.T, b chat.Broker) {
+	t.Helper()
 	publish(t, b, chat.ConvTopic(5), msg(5, 1))
 	rm := msg(5, 3)
 	rm.Revoke = 2
 	publish(t, b, chat.ConvTopic(5), rm)
 	publish(t, b, chat.UserTopic(2), chat.Event{Type: chat.EventRemoved, ConvID: 5, Reason: "removed", UserSeq: 1})
-	h.Unsubscribe(gone, chat.ConvTopic(5))
-	if got := fmt.Sprint(queuedOf(gone)); got != "[1 removed]" {
-		t.Errorf("removed client got %s; want [1 removed]", got)
-	}
 }

@@ -267,17 +267,7 @@ func (s *contactsGateStore) Contacts(ctx context.Context, id int64) ([]chat.Cont
 // reaches Redis last. Her friend Ada, on node C, must not be left showing
 // her offline while her laptop is connected.
 func TestClusterPresenceCrossingNews(t *testing.T) {
-	pg := testenv.PostgresSchema(t)
-	url, prefix, _ := testenv.Redis(t)
-	const grace = 100 * time.Millisecond
-	gate := &contactsGateStore{}
-	told := &offlineBroker{told: make(chan struct{})}
-	graceIs := withChat(func(c *chat.Config) { c.PresenceGrace = grace })
-	a := newTestServer(t, onCluster(pg, url, prefix, "a"), graceIs,
-		withStore(func(s chat.Store) chat.Store { gate.Store = s; return gate }),
-		withBroker(func(b chat.Broker) chat.Broker { told.Broker = b; return told }))
-	b := newTestServer(t, onCluster(pg, url, prefix, "b"), graceIs)
-	c := newTestServer(t, onCluster(pg, url, prefix, "c"), graceIs)
+	a, b, c, gate, told := crossingCluster(t)
 
 	ada := a.signIn(t, "ada@example.com", "Ada")
 	gr := a.signIn(t, "grace@example.com", "Grace")
@@ -304,6 +294,34 @@ func TestClusterPresenceCrossingNews(t *testing.T) {
 	presence(true)
 	close(gate.open)
 
+	wantOnlineAfterTold(t, told, a, c, gr, gr.ID, ada, aw, "Grace's laptop connected")
+}
+
+// crossingCluster is three nodes on one PostgreSQL schema and one Redis:
+// on node A, gate can hold the read of a user's friends, and told tells
+// when a friend's offline news was published.
+func crossingCluster(t *testing.T) (a, b, c *testServer, gate *contactsGateStore, told *offlineBroker) {
+	t.Helper()
+	pg := testenv.PostgresSchema(t)
+	url, prefix, _ := testenv.Redis(t)
+	gate = &contactsGateStore{}
+	told = &offlineBroker{told: make(chan struct{})}
+	graceIs := withChat(func(c *chat.Config) { c.PresenceGrace = 100 * time.Millisecond })
+	a = newTestServer(t, onCluster(pg, url, prefix, "a"), graceIs,
+		withStore(func(s chat.Store) chat.Store { gate.Store = s; return gate }),
+		withBroker(func(b chat.Broker) chat.Broker { told.Broker = b; return told }))
+	b = newTestServer(t, onCluster(pg, url, prefix, "b"), graceIs)
+	c = newTestServer(t, onCluster(pg, url, prefix, "c"), graceIs)
+	return a, b, c, gate, told
+}
+
+// wantOnlineAfterTold waits until node a published Grace's (user
+// graceID's) offline news (told), then for a rename of hers that a
+// publishes after it (as by, a session of hers there) to reach Ada's
+// connection aw on node c; by then Ada must have got no offline news of
+// Grace, and her contacts must show her online, as after says.
+func wantOnlineAfterTold(t *testing.T, told *offlineBroker, a, c *testServer, by *client, graceID int64, ada *client, aw *wsClient, after string) {
+	t.Helper()
 	// A published its news; a rename of Grace's that A publishes after it
 	// reaches Ada after it too.
 	select {
@@ -311,13 +329,13 @@ func TestClusterPresenceCrossingNews(t *testing.T) {
 	case <-time.After(waitTimeout):
 		t.Fatal("node A did not tell Ada that Grace went offline")
 	}
-	a.mustDo(t, gr, "PATCH", "/api/me", map[string]string{"name": "Grace H"}, http.StatusOK, nil)
+	a.mustDo(t, by, "PATCH", "/api/me", map[string]string{"name": "Grace H"}, http.StatusOK, nil)
 	aw.find(t, "Grace's rename", func(f frame) bool {
-		return f.Type == "user" && f.User != nil && f.User.ID == gr.ID && f.User.Name == "Grace H"
+		return f.Type == "user" && f.User != nil && f.User.ID == graceID && f.User.Name == "Grace H"
 	}, false)
 	for _, f := range aw.drain() {
-		if f.Type == "presence" && f.RoomID == 0 && f.User != nil && f.User.ID == gr.ID && !f.Online {
-			t.Errorf("Ada got %s after Grace's laptop connected; want her online", f)
+		if f.Type == "presence" && f.RoomID == 0 && f.User != nil && f.User.ID == graceID && !f.Online {
+			t.Errorf("Ada got %s after %s; want her online", f, after)
 		}
 	}
 	if cs := c.contacts(t, ada).Contacts; len(cs) != 1 || cs[0].Online == nil || !*cs[0].Online {
@@ -510,17 +528,7 @@ func TestClusterRoomPresenceNewsBeforeFirstOpen(t *testing.T) {
 // went offline, news read before the contact was. Ada must be left
 // showing Grace online, as the contact did.
 func TestClusterContactNewerThanCrossingNews(t *testing.T) {
-	pg := testenv.PostgresSchema(t)
-	url, prefix, _ := testenv.Redis(t)
-	const grace = 100 * time.Millisecond
-	gate := &contactsGateStore{}
-	told := &offlineBroker{told: make(chan struct{})}
-	graceIs := withChat(func(c *chat.Config) { c.PresenceGrace = grace })
-	a := newTestServer(t, onCluster(pg, url, prefix, "a"), graceIs,
-		withStore(func(s chat.Store) chat.Store { gate.Store = s; return gate }),
-		withBroker(func(b chat.Broker) chat.Broker { told.Broker = b; return told }))
-	b := newTestServer(t, onCluster(pg, url, prefix, "b"), graceIs)
-	c := newTestServer(t, onCluster(pg, url, prefix, "c"), graceIs)
+	a, b, c, gate, told := crossingCluster(t)
 
 	ada := c.signIn(t, "ada@example.com", "Ada")
 	gr := b.signIn(t, "grace@example.com", "Grace")
@@ -546,25 +554,7 @@ func TestClusterContactNewerThanCrossingNews(t *testing.T) {
 	}
 	close(gate.open)
 
-	// A published its news; a rename of Grace's that A publishes after it
-	// reaches Ada after it too.
-	select {
-	case <-told.told:
-	case <-time.After(waitTimeout):
-		t.Fatal("node A did not tell Ada that Grace went offline")
-	}
-	a.mustDo(t, phone, "PATCH", "/api/me", map[string]string{"name": "Grace H"}, http.StatusOK, nil)
-	aw.find(t, "Grace's rename", func(f frame) bool {
-		return f.Type == "user" && f.User != nil && f.User.ID == gr.ID && f.User.Name == "Grace H"
-	}, false)
-	for _, f := range aw.drain() {
-		if f.Type == "presence" && f.RoomID == 0 && f.User != nil && f.User.ID == gr.ID && !f.Online {
-			t.Errorf("Ada got %s after her contact showed Grace online; want her online", f)
-		}
-	}
-	if cs := c.contacts(t, ada).Contacts; len(cs) != 1 || cs[0].Online == nil || !*cs[0].Online {
-		t.Errorf("Ada's contacts = %+v; want Grace online", cs)
-	}
+	wantOnlineAfterTold(t, told, a, c, phone, gr.ID, ada, aw, "her contact showed Grace online")
 }
 
 // TestContactFilledFromLogAfterNews: Grace accepts Ada's request while
