@@ -747,10 +747,14 @@ func (ch *pollChannel) stopCut(r hub.CloseReason) {
 	ch.stop()
 }
 
-// touch restarts the idle countdown.
+// touch restarts the idle countdown, unless the channel stopped: a
+// request under way as it stopped touches it as it ends.
 func (ch *pollChannel) touch() {
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
+	if ch.stopped {
+		return
+	}
 	if ch.idle == nil {
 		ch.idle = time.AfterFunc(ch.s.cfg.PollIdle, ch.idleOut)
 		return

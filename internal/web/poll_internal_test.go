@@ -180,3 +180,23 @@ func (c *pollCursor) plain() pollCursor {
 // ForgedCursor is a well-formed cursor of channel ch that no server gave,
 // for the tests of package web_test.
 func ForgedCursor(ch string) string { return pollCursor{Channel: ch}.encode() }
+
+// TestPollTouchStopped: a channel that stopped keeps no idle countdown.
+// A request under way as it stopped (a GET held as the DELETE came, or
+// cut as too slow; a POST) touched it as it ended and set the countdown
+// going again, which held the channel, its session and the frames of its
+// last answer for PollIdle more.
+func TestPollTouchStopped(t *testing.T) {
+	ch := &pollChannel{s: &server{cfg: Config{PollIdle: time.Hour}}}
+	ch.touch()
+	// What stop does to the countdown.
+	ch.mu.Lock()
+	ch.stopped = true
+	ch.idle.Stop()
+	ch.mu.Unlock()
+
+	ch.touch()
+	if ch.idle.Stop() {
+		t.Error("touch of a stopped channel set its idle countdown going again")
+	}
+}
