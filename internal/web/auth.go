@@ -57,21 +57,30 @@ func timed(h http.Handler) http.Handler {
 	})
 }
 
-// authenticated is authed without the time limit, for a long poll, which
-// is held open longer.
+// authenticated is authed without the time limit.
 func (s *server) authenticated(h http.Handler) http.Handler {
 	return s.handleErr(func(w http.ResponseWriter, r *http.Request) error {
-		token := s.sessionToken(r)
-		u, sess, renewed, err := s.svc.Authenticate(r.Context(), token)
+		a, err := s.authenticate(r.Context(), w, r)
 		if err != nil {
 			return err
 		}
-		if renewed {
-			s.setSessionCookie(w, r, token, sess.ExpiresAt)
-		}
-		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), authKey{}, authInfo{User: u, Session: sess})))
+		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), authKey{}, a)))
 		return nil
 	})
+}
+
+// authenticate reads, with ctx, the user and session of r's session
+// token, and sets the cookie again in w if the session was renewed.
+func (s *server) authenticate(ctx context.Context, w http.ResponseWriter, r *http.Request) (authInfo, error) {
+	token := s.sessionToken(r)
+	u, sess, renewed, err := s.svc.Authenticate(ctx, token)
+	if err != nil {
+		return authInfo{}, err
+	}
+	if renewed {
+		s.setSessionCookie(w, r, token, sess.ExpiresAt)
+	}
+	return authInfo{User: u, Session: sess}, nil
 }
 
 // secure reports whether the browser reached the server over TLS, which

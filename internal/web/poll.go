@@ -1049,13 +1049,20 @@ func (s *server) pollAuthed(h pollHandler) http.Handler {
 			h(w, r, a, cur)
 			return
 		}
-		s.authenticated(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if err != nil {
-				s.writeError(w, err)
-				return
-			}
-			h(w, r, authFrom(r.Context()), cur)
-		})).ServeHTTP(w, r)
+		// The session read has the time of an operation (opTimeout),
+		// as every request's; the request goes on without it: a GET is
+		// held longer.
+		ctx, cancel := context.WithTimeout(r.Context(), opTimeout)
+		a, aerr := s.authenticate(ctx, w, r)
+		cancel()
+		switch {
+		case aerr != nil:
+			s.fail(w, aerr)
+		case err != nil:
+			s.writeError(w, err)
+		default:
+			h(w, r, a, cur)
+		}
 	})
 }
 

@@ -73,3 +73,49 @@ func TestPollConcurrentRebuildOneChannel(t *testing.T) {
 		t.Errorf("after two polls rebuilding one channel, the user has %d connections in the hub; want 1", n)
 	}
 }
+
+// deadlineSessions is a store that records, when armed, whether each
+// read of a session by its token had a deadline.
+type deadlineSessions struct {
+	chat.Store
+	armed  atomic.Bool
+	mu     sync.Mutex
+	noDead int // reads without a deadline
+	reads  int
+}
+
+func (s *deadlineSessions) Session(ctx context.Context, tokenHash string) (chat.Session, chat.User, error) {
+	if s.armed.Load() {
+		_, ok := ctx.Deadline()
+		s.mu.Lock()
+		s.reads++
+		if !ok {
+			s.noDead++
+		}
+		s.mu.Unlock()
+	}
+	return s.Store.Session(ctx, tokenHash)
+}
+
+// TestPollAuthenticateTimed: the session read of a long-poll request has
+// the server's time for an operation, as every other request's, so that
+// a database that does not answer gets the client 503 unavailable
+// (docs/protocol.md, Error codes). A long-poll request read it with no
+// deadline at all (the GET is held longer, and the whole request was
+// left without one): a GET, POST or DELETE then waited as long as the
+// database did.
+func TestPollAuthenticateTimed(t *testing.T) {
+	st := &deadlineSessions{}
+	ts := newTestServer(t, withStore(func(s chat.Store) chat.Store { st.Store = s; return st }))
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	token := ada.Jar.Cookies(mustParseURL(t, ts.URL))[0].Value
+
+	st.armed.Store(true)
+	cursorOf(t, pollAs(t, ts, "GET", token, "", "")) // a new channel: the request's session is read
+	st.armed.Store(false)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.reads == 0 || st.noDead > 0 {
+		t.Errorf("long-poll requests read the session %d times, %d of them without a deadline; want all with one", st.reads, st.noDead)
+	}
+}
