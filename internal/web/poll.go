@@ -134,8 +134,8 @@ func parseCursor(s string) (*pollCursor, error) {
 		return nil, bad()
 	}
 	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil || len(b) == 0 {
-		return nil, bad()
+	if err != nil || len(b) == 0 || base64.RawURLEncoding.EncodedLen(len(b)) != len(s) {
+		return nil, bad() // or line breaks, which the decoder skips: no server gives them
 	}
 	var c pollCursor
 	if b[0] == '{' {

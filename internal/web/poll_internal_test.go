@@ -94,6 +94,10 @@ func TestCursor(t *testing.T) {
 		"negative id (json)":  base64.RawURLEncoding.EncodeToString([]byte(`{"ch":"a","c":{"-9":3}}`)),
 		"negative seq (json)": base64.RawURLEncoding.EncodeToString([]byte(`{"ch":"a","c":{"9":-1}}`)),
 		"too long":            strings.Repeat("A", maxCursorLen+1),
+		// base64's decoder skips line breaks, but no server gave them,
+		// and an answer that gives the cursor back as it came (a GET
+		// replaced by a newer) would not be JSON.
+		"line break": raw(good[:3]...) + "\n" + raw(good[3:]...),
 		// A channel's name is not valid UTF-8: no server gave it, and
 		// the channel_ended event, JSON through the broker, would name
 		// another channel (U+FFFD in place of its bytes).
