@@ -3,7 +3,9 @@ package web_test
 import (
 	"context"
 	"encoding/base64"
+	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -117,5 +119,68 @@ func TestPollAuthenticateTimed(t *testing.T) {
 	defer st.mu.Unlock()
 	if st.reads == 0 || st.noDead > 0 {
 		t.Errorf("long-poll requests read the session %d times, %d of them without a deadline; want all with one", st.reads, st.noDead)
+	}
+}
+
+// stallConversation is a store whose Conversation, once armed, first
+// waits until it is let go: an open reads the conversation first, to
+// check the membership.
+type stallConversation struct {
+	chat.Store
+	armed   atomic.Bool
+	stalled chan struct{}
+	resume  chan struct{}
+}
+
+func (s *stallConversation) Conversation(ctx context.Context, id, userID int64) (chat.Conversation, bool, error) {
+	if s.armed.CompareAndSwap(true, false) {
+		close(s.stalled)
+		<-s.resume
+	}
+	return s.Store.Conversation(ctx, id, userID)
+}
+
+// TestPollEndDuringOpen: a channel that ends (DELETE) while a POST opens
+// a conversation on it leaves the user present in none. A WebSocket's
+// session ends once its reader, which handles its frames, has stopped; a
+// channel's ended under the POST's frame: it closed the conversations
+// open, then the open under way added its own, which nothing closed, and
+// the user was shown present in the room for good.
+func TestPollEndDuringOpen(t *testing.T) {
+	st := &stallConversation{stalled: make(chan struct{}), resume: make(chan struct{})}
+	ts := newTestServer(t, withStore(func(s chat.Store) chat.Store { st.Store = s; return st }))
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	grace := ts.signIn(t, "grace@example.com", "Grace")
+	room := ts.enterRoom(t, ada, "general")
+	ts.enterRoom(t, grace, "general")
+	token := ada.Jar.Cookies(mustParseURL(t, ts.URL))[0].Value
+	cur := cursorOf(t, pollAs(t, ts, "GET", token, "", "")) // hello
+
+	st.armed.Store(true)
+	opened := make(chan response, 1)
+	go func() {
+		opened <- pollAs(t, ts, "POST", token, cur, fmt.Sprintf(`{"type":"open","room_id":%d}`, room.ID))
+	}()
+	select {
+	case <-st.stalled: // the open checks the membership
+	case <-time.After(waitTimeout):
+		t.Fatal("the open did not read the conversation")
+	}
+	ended := make(chan response, 1)
+	go func() { ended <- pollAs(t, ts, "DELETE", token, cur, "") }()
+	time.Sleep(100 * time.Millisecond) // the DELETE ends the channel (a wait, not a timing assertion)
+	close(st.resume)
+	<-opened // whatever it answers: the page is closing
+	if r := <-ended; r.Status != http.StatusNoContent {
+		t.Fatalf("DELETE = %s; want 204", r)
+	}
+
+	var online struct {
+		Users []wireUser `json:"users"`
+		Count int        `json:"count"`
+	}
+	ts.mustDo(t, grace, "GET", roomPath(room.ID, "/online"), nil, http.StatusOK, &online)
+	if slices.ContainsFunc(online.Users, func(u wireUser) bool { return u.ID == ada.ID }) {
+		t.Errorf("after her channel ended, the room's online list = %+v; want Ada not in it", online)
 	}
 }

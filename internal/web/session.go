@@ -36,6 +36,7 @@ type session struct {
 	opening int64               // the conversation an open under way subscribed to, not in rooms yet; guarded by mu
 	lims    *sharedLimits       // the user's limits on this node, shared with their other connections (userLimits)
 	held    bool                // lims is held: not given back yet; guarded by hmu
+	ended   bool                // cleanup has closed the conversations open: an open under way closes its own; guarded by mu
 	typed   map[int64]time.Time // last typing forwarded, per conversation; made at the first
 	sweepAt int                 // size of typed at which typings past chat.TypingInterval are swept out
 	users   inOrder             // the user's logged events delivered (Event.UserSeq)
@@ -493,10 +494,20 @@ func (n *session) open(f inFrame, reply func(any)) error {
 		}
 		n.s.hub.Seen(chat.ConvTopic(f.RoomID), conv.LastSeq)
 		n.mu.Lock()
-		if !slices.Contains(n.rooms, f.RoomID) {
+		ended := n.ended
+		if !ended && !slices.Contains(n.rooms, f.RoomID) {
 			n.rooms = append(n.rooms, f.RoomID)
 		}
 		n.mu.Unlock()
+		if ended {
+			// The session ended as it opened this one (a long-poll
+			// channel's, under a POST's frame): cleanup has closed the
+			// others, and nothing else would close this one.
+			if err := n.s.svc.CloseRoom(ctx, n.me(), f.RoomID); err != nil {
+				n.s.log.Warn("close room", "room", f.RoomID, "err", err)
+			}
+			return chat.Errorf(chat.ErrUnavailable, chat.CodeUnavailable, "the connection ended: connect again")
+		}
 	}
 	if err != nil {
 		return err
@@ -787,6 +798,7 @@ func (n *session) cleanup() {
 	n.mu.Lock()
 	rooms := n.rooms
 	n.rooms = nil
+	n.ended = true
 	n.mu.Unlock()
 	for _, id := range rooms {
 		if err := n.s.svc.CloseRoom(ctx, n.me(), id); err != nil && !errors.Is(err, context.Canceled) {
