@@ -580,6 +580,17 @@ func (s *server) buildChannel(a authInfo, cur *pollCursor, id string, eventsAfte
 			return old, nil
 		}
 	}
+	ch.mu.Lock()
+	stopped := ch.stopped
+	ch.mu.Unlock()
+	if stopped {
+		// Its hub client closed as it was built, and stop found nothing
+		// to take out: registered now, it would stay for good. The
+		// request is answered from it, as from a channel that stops
+		// under a poll.
+		s.polls.mu.Unlock()
+		return ch, nil
+	}
 	s.polls.m[ch.id] = ch
 	s.polls.addFork(ch)
 	s.polls.mu.Unlock()
