@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/parley-chat/parley/internal/chat"
+	"github.com/parley-chat/parley/internal/hub"
 )
 
 type errorDetail struct {
@@ -48,6 +49,13 @@ func classify(log *slog.Logger, err error) (int, errorDetail) {
 	if e == nil && errors.Is(err, context.Canceled) {
 		// The client went away; nobody reads the answer.
 		return 499, errorDetail{Code: chat.CodeInternal, Message: "request cancelled"}
+	}
+	if e == nil && errors.Is(err, hub.ErrClosed) {
+		// The connection's hub client left the hub (it ended, or the
+		// server is shutting down) while a frame of it was handled: a
+		// long-poll POST answered from a channel that stopped under it.
+		// A new connection does it.
+		return http.StatusServiceUnavailable, errorDetail{Code: chat.CodeUnavailable, Message: "the connection has ended: connect again"}
 	}
 	if e == nil && errors.Is(err, context.DeadlineExceeded) {
 		// The operation ran out of the server's time for it (opTimeout):
