@@ -247,6 +247,18 @@ func (s *Service) groupRole(ctx context.Context, u User, id int64) (Role, error)
 	return role, nil
 }
 
+// notMember is the answer to u's change of group id that the store
+// refused with ErrNotFound, which it gives for the member the change
+// names and for the group alike: not_member, unless the group went since
+// u's role was read (deleted, or u is in it no more), which is then
+// not_found, as for any group not u's. It reads only on that refusal.
+func (s *Service) notMember(ctx context.Context, u User, id int64) error {
+	if _, err := s.groupRole(ctx, u, id); errors.Is(err, ErrNotFound) {
+		return err
+	}
+	return Errorf(ErrNotFound, CodeNotMember, "this user is not in the group")
+}
+
 // publishGroup publishes m, a message of group id's sequence; revoke is
 // the user whose access ends with it (0 for none).
 func (s *Service) publishGroup(ctx context.Context, id int64, m Message, revoke int64) {
@@ -491,7 +503,7 @@ func (s *Service) RemoveGroupMember(ctx context.Context, u User, id, userID int6
 	m, removed, err := s.store.RemoveGroupMember(ctx, id, userID, u.ID, s.cfg.Now(), removed)
 	switch {
 	case errors.Is(err, ErrNotFound) && userID != u.ID:
-		return Errorf(ErrNotFound, CodeNotMember, "this user is not in the group")
+		return s.notMember(ctx, u, id)
 	case errors.Is(err, ErrInvalid) && userID == u.ID: // made the owner since the check above
 		return Errorf(ErrConflict, CodeOwnerMustLeave, "the owner must transfer the group before leaving it")
 	case errors.Is(err, ErrInvalid):
@@ -532,7 +544,7 @@ func (s *Service) SetGroupRole(ctx context.Context, u User, id, userID int64, ro
 	m, changed, err := s.store.SetGroupRole(ctx, id, userID, role, u.ID, s.cfg.Now())
 	switch {
 	case errors.Is(err, ErrNotFound):
-		return Errorf(ErrNotFound, CodeNotMember, "this user is not in the group")
+		return s.notMember(ctx, u, id)
 	case errors.Is(err, ErrForbidden), errors.Is(err, ErrInvalid): // u transferred the group since the check above
 		return notAllowed("only the owner may promote and demote admins")
 	}
@@ -562,7 +574,7 @@ func (s *Service) TransferGroup(ctx context.Context, u User, id, userID int64) e
 	m, err := s.store.TransferGroup(ctx, id, u.ID, userID, s.cfg.Now())
 	switch {
 	case errors.Is(err, ErrNotFound):
-		return Errorf(ErrNotFound, CodeNotMember, "this user is not in the group")
+		return s.notMember(ctx, u, id)
 	case errors.Is(err, ErrInvalid): // u transferred the group since the check above
 		return notAllowed("only the owner may transfer the group")
 	}

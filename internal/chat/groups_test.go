@@ -1065,3 +1065,37 @@ func TestRateLimitWaitReadable(t *testing.T) {
 		}
 	}
 }
+
+// TestChangeOfDeletedGroup: a removal, a role change or a transfer whose
+// group the owner deletes between the Service's role check and the
+// store's change gets not_found, as for any group that is not there
+// (docs/protocol.md), not not_member: the user it names was not the
+// trouble. On SQLite and, when PARLEY_TEST_POSTGRES names one,
+// PostgreSQL.
+func TestChangeOfDeletedGroup(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name   string
+		by     func(f *groupFixture) chat.User
+		change func(n *chat.Service, f *groupFixture, by chat.User) error
+	}{
+		{"remove", func(f *groupFixture) chat.User { return f.owner }, func(n *chat.Service, f *groupFixture, by chat.User) error {
+			return n.RemoveGroupMember(ctx, by, f.g.ID, f.m.ID)
+		}},
+		{"remove by admin", func(f *groupFixture) chat.User { return f.admin }, func(n *chat.Service, f *groupFixture, by chat.User) error {
+			return n.RemoveGroupMember(ctx, by, f.g.ID, f.m.ID)
+		}},
+		{"role", func(f *groupFixture) chat.User { return f.owner }, func(n *chat.Service, f *groupFixture, by chat.User) error {
+			return n.SetGroupRole(ctx, by, f.g.ID, f.m.ID, chat.RoleAdmin)
+		}},
+		{"transfer", func(f *groupFixture) chat.User { return f.owner }, func(n *chat.Service, f *groupFixture, by chat.User) error {
+			return n.TransferGroup(ctx, by, f.g.ID, f.m.ID)
+		}},
+	} {
+		onBothStores(t, tc.name, func(t *testing.T, base *fixture) {
+			f := newGroupFixtureOn(t, base)
+			n := f.meanwhile(t, func() error { return f.svc.DeleteGroup(ctx, f.owner, f.g.ID) })
+			wantError(t, tc.name+" in a group deleted meanwhile", tc.change(n, f, tc.by(f)), chat.ErrNotFound, chat.CodeNotFound, "")
+		})
+	}
+}
