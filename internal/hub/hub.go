@@ -1548,6 +1548,11 @@ func (h *Hub) fanOut(tp *topic, ev chat.Event) {
 			if len(tp.repeats) == 0 {
 				tp.repeats = nil
 			}
+			if ev.Revoke != 0 && tp.waits != nil {
+				// Its repeat revoked; a removal that waits for this
+				// publish (held back, as the repeat was not) goes now.
+				h.endWaits(tp, ev.Message.Seq, true)
+			}
 			return
 		}
 	}

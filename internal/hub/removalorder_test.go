@@ -2,6 +2,7 @@ package hub_test
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/parley-chat/parley/internal/chat"
@@ -62,4 +63,36 @@ func removalHeldBack(t *testing.T, b chat.Broker) {
 	rm.Revoke = 2
 	publish(t, b, chat.ConvTopic(5), rm)
 	publish(t, b, chat.UserTopic(2), chat.Event{Type: chat.EventRemoved, ConvID: 5, Reason: "removed", UserSeq: 1})
+}
+
+// TestRemovedWaitsForRepeatedMessage: the message that removes user 2
+// was delivered first as a repeat (chat.Event.Repeat, before any other),
+// and its first publish, which the topic does not deliver again, is held
+// back when the user's EventRemoved comes. Its frame must not wait for
+// ever.
+func TestRemovedWaitsForRepeatedMessage(t *testing.T) {
+	h, b := newHub(t)
+	stay := mustRegister(t, h, 1, 1, 16)
+	gone := mustRegister(t, h, 2, 2, 16)
+	for _, c := range []*hub.Client{stay, gone} {
+		if err := h.Subscribe(c, chat.ConvTopic(5)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rm := msg(5, 3)
+	rm.Revoke = 2
+	again := rm
+	again.Repeat = true
+	publish(t, b, chat.ConvTopic(5), again)
+	publish(t, b, chat.ConvTopic(5), msg(5, 1))
+	publish(t, b, chat.ConvTopic(5), rm)
+	publish(t, b, chat.UserTopic(2), chat.Event{Type: chat.EventRemoved, ConvID: 5, Reason: "removed", UserSeq: 1})
+	publish(t, b, chat.ConvTopic(5), msg(5, 2))
+	publish(t, b, chat.ConvTopic(5), msg(5, 4))
+	if got := queuedOf(gone); !slices.Contains(got, "removed") {
+		t.Errorf("removed client got %v; want the removed frame", got)
+	}
+	if got := fmt.Sprint(queuedOf(stay)); got != "[3 1 2 4]" {
+		t.Errorf("staying client got %s; want [3 1 2 4]", got)
+	}
 }
