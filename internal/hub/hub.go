@@ -348,6 +348,7 @@ type topic struct {
 	logged   bool // a user topic; set once, as it is made
 	filling  bool // fillGap is running; guarded by dmu
 	sinceDue bool // since is to be read (below); guarded by dmu
+	parked   bool // a user topic's EventRemoved waits, or waited, on a conversation's topic (waits below); guarded by dmu
 
 	// Delivery of messages in seq order. Publishers of one conversation
 	// (goroutines answered by one group commit, or several nodes) may
@@ -1203,6 +1204,9 @@ func (h *Hub) drainLogged(tp *topic) {
 // than news of them delivered is dropped, and on a conversation's topic
 // the count of who has it open never goes back. tp.dmu is held.
 func (h *Hub) fanOutUser(tp *topic, ev chat.Event) {
+	if tp.parked && ev.UserSeq > 0 {
+		h.unpark(tp)
+	}
 	switch {
 	case ev.Type == chat.EventRemoved:
 		// A client whose open found a newer membership than the one this
@@ -1626,7 +1630,69 @@ func (h *Hub) awaitRemoval(ctp, of *topic, ev chat.Event) bool {
 		ctp.waits = make(map[int64][]waiting)
 	}
 	ctp.waits[at] = append(ctp.waits[at], waiting{of: of, ev: ev})
+	of.parked = true
 	return true
+}
+
+// unpark acts at once, in UserSeq order, on the EventRemoved of the user
+// of tp that still wait on conversations' topics (awaitRemoval), before
+// tp goes on to a later event of the user's log: the user's connections
+// get their events in UserSeq order, and a session that got a later one
+// first would fill the removal in from the store, ahead of the messages
+// the revoke still waits for, which would then follow it. Those messages
+// do not reach the user's connections, as when no removal waited. tp.dmu
+// is held.
+func (h *Hub) unpark(tp *topic) {
+	tp.parked = false
+	type parked struct {
+		ctp *topic
+		ev  chat.Event
+	}
+	var ps []parked
+	for id := range tp.removals {
+		ctp := h.topicOf(chat.ConvTopic(id))
+		if ctp == nil {
+			continue
+		}
+		ctp.dmu.Lock()
+		for seq, ws := range ctp.waits {
+			n := len(ws)
+			ws = slices.DeleteFunc(ws, func(w waiting) bool {
+				if w.of == tp {
+					ps = append(ps, parked{ctp, w.ev})
+					return true
+				}
+				return false
+			})
+			switch {
+			case len(ws) == 0:
+				delete(ctp.waits, seq)
+			case len(ws) < n:
+				ctp.waits[seq] = ws
+			}
+		}
+		if len(ctp.waits) == 0 {
+			ctp.waits = nil
+		}
+		ctp.dmu.Unlock()
+	}
+	slices.SortFunc(ps, func(a, b parked) int { return cmp.Compare(a.ev.UserSeq, b.ev.UserSeq) })
+	for _, p := range ps {
+		h.revoke(p.ctp, 0, tp, chat.Mark{UserSeq: p.ev.UserSeq})
+		h.pushAll(tp, p.ev)
+	}
+}
+
+// pushAll pushes ev to the clients of tp.
+func (h *Hub) pushAll(tp *topic, ev chat.Event) {
+	tp.mu.RLock()
+	defer tp.mu.RUnlock()
+	it := &Item{Event: ev, Fanout: len(tp.clients)}
+	for _, c := range tp.clients {
+		if !c.Push(it) {
+			h.log.Debug("client evicted", "user", c.UserID, "reason", c.Reason().String())
+		}
+	}
 }
 
 // endWaits acts on the EventRemoved that wait in tp.waits for a message
@@ -1646,14 +1712,7 @@ func (h *Hub) endWaits(tp *topic, upTo int64, revoke bool) {
 			if revoke {
 				h.revoke(tp, 0, w.of, chat.Mark{UserSeq: w.ev.UserSeq})
 			}
-			w.of.mu.RLock()
-			it := &Item{Event: w.ev, Fanout: len(w.of.clients)}
-			for _, c := range w.of.clients {
-				if !c.Push(it) {
-					h.log.Debug("client evicted", "user", c.UserID, "reason", c.Reason().String())
-				}
-			}
-			w.of.mu.RUnlock()
+			h.pushAll(w.of, w.ev)
 		}
 		delete(tp.waits, seq)
 	}

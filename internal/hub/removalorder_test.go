@@ -65,6 +65,47 @@ func removalHeldBack(t *testing.T, b chat.Broker) {
 	publish(t, b, chat.UserTopic(2), chat.Event{Type: chat.EventRemoved, ConvID: 5, Reason: "removed", UserSeq: 1})
 }
 
+// TestRemovedWaitingLaterUserEvent: as TestRemovedWaitsForItsMessage, but
+// an event of the user's log after the removal (a contact, UserSeq 2)
+// comes while the removal waits. The user's events must still reach the
+// connection in UserSeq order, the removed frame first: a session that
+// got 2 first would fill 1, the removal, from the store, and then take
+// the group's messages after it.
+func TestRemovedWaitingLaterUserEvent(t *testing.T) {
+	h, b := newHub(t)
+	stay := mustRegister(t, h, 1, 1, 16)
+	gone := mustRegister(t, h, 2, 2, 16)
+	for _, c := range []*hub.Client{stay, gone} {
+		if err := h.Subscribe(c, chat.ConvTopic(5)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish(t, b, chat.ConvTopic(5), msg(5, 1))
+	rm := msg(5, 3)
+	rm.Revoke = 2
+	publish(t, b, chat.ConvTopic(5), rm)
+	publish(t, b, chat.UserTopic(2), chat.Event{Type: chat.EventRemoved, ConvID: 5, Reason: "removed", UserSeq: 1})
+	publish(t, b, chat.UserTopic(2), chat.Event{Type: chat.EventContact, UserSeq: 2})
+	publish(t, b, chat.ConvTopic(5), msg(5, 2))
+	publish(t, b, chat.ConvTopic(5), msg(5, 4))
+	var order []int64
+	var after []string
+	for _, it := range gone.Next(nil) {
+		switch {
+		case it.Event.UserSeq > 0:
+			order = append(order, it.Event.UserSeq)
+		case len(order) > 0 && it.Event.Message != nil:
+			after = append(after, fmt.Sprint(it.Event.Message.Seq))
+		}
+	}
+	if fmt.Sprint(order) != "[1 2]" || after != nil {
+		t.Errorf("removed client got user events %v, and messages %v after the first; want [1 2], and none", order, after)
+	}
+	if got := fmt.Sprint(queuedOf(stay)); got != "[1 2 3 4]" {
+		t.Errorf("staying client got %s; want [1 2 3 4]", got)
+	}
+}
+
 // TestRemovedWaitsForRepeatedMessage: the message that removes user 2
 // was delivered first as a repeat (chat.Event.Repeat, before any other),
 // and its first publish, which the topic does not deliver again, is held
