@@ -34,6 +34,16 @@ func (b *textBroker) Publish(ctx context.Context, t chat.Topic, ev chat.Event) e
 // promises ("Removal is immediate"); Cy, who stays, gets both messages in
 // order.
 func TestClusterRemovedMessageBeforeFrame(t *testing.T) {
+	testClusterRemovedMessageBeforeFrame(t, "websocket")
+}
+
+// TestClusterRemovedMessageBeforeFramePoll is
+// TestClusterRemovedMessageBeforeFrame with Bob and Cy long-polling.
+func TestClusterRemovedMessageBeforeFramePoll(t *testing.T) {
+	testClusterRemovedMessageBeforeFrame(t, "poll")
+}
+
+func testClusterRemovedMessageBeforeFrame(t *testing.T, transport string) {
 	pg := testenv.PostgresSchema(t)
 	url, prefix, _ := testenv.Redis(t)
 	gate := &textBroker{}
@@ -48,9 +58,13 @@ func TestClusterRemovedMessageBeforeFrame(t *testing.T) {
 	g := a.createGroup(t, ada, "crew", 0)
 	a.addMember(t, ada, g.ID, bob)
 	last := a.addMember(t, ada, g.ID, cy)
-	bw := c.connect(t, bob)
+	connect := c.connect
+	if transport == "poll" {
+		connect = func(tb testing.TB, u *client) *wsClient { return c.connectPoll(tb, u, "") }
+	}
+	bw := connect(t, bob)
 	bw.open(t, g.ID, nil)
-	cw := c.connect(t, cy)
+	cw := connect(t, cy)
 	cw.open(t, g.ID, nil)
 
 	gate.arm(g.ID)
