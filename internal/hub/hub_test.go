@@ -549,13 +549,7 @@ func TestRevoke(t *testing.T) {
 // connections receiving the conversation and is delivered to them.
 func TestRemovedEvent(t *testing.T) {
 	h, b := newHub(t)
-	stay := mustRegister(t, h, 1, 1, 16)
-	gone := mustRegister(t, h, 2, 2, 16)
-	for _, c := range []*hub.Client{stay, gone} {
-		if err := h.Subscribe(c, chat.ConvTopic(5)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	stay, gone := stayAndGone(t, h)
 	publish(t, b, chat.UserTopic(2), chat.Event{Type: chat.EventRemoved, ConvID: 5, Reason: "deleted"})
 	publish(t, b, chat.ConvTopic(5), msg(5, 1))
 	if got := fmt.Sprint(queuedOf(gone)); got != "[removed]" {

@@ -17,13 +17,7 @@ import (
 // both messages.
 func TestRemovedWaitsForItsMessage(t *testing.T) {
 	h, b := newHub(t)
-	stay := mustRegister(t, h, 1, 1, 16)
-	gone := mustRegister(t, h, 2, 2, 16)
-	for _, c := range []*hub.Client{stay, gone} {
-		if err := h.Subscribe(c, chat.ConvTopic(5)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	stay, gone := stayAndGone(t, h)
 	removalHeldBack(t, b)
 	if got := fmt.Sprint(queuedOf(gone)); got != "[1]" {
 		t.Errorf("removed client got %s before seq 2; want [1]", got)
@@ -73,13 +67,7 @@ func removalHeldBack(t *testing.T, b chat.Broker) {
 // the group's messages after it.
 func TestRemovedWaitingLaterUserEvent(t *testing.T) {
 	h, b := newHub(t)
-	stay := mustRegister(t, h, 1, 1, 16)
-	gone := mustRegister(t, h, 2, 2, 16)
-	for _, c := range []*hub.Client{stay, gone} {
-		if err := h.Subscribe(c, chat.ConvTopic(5)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	stay, gone := stayAndGone(t, h)
 	publish(t, b, chat.ConvTopic(5), msg(5, 1))
 	rm := msg(5, 3)
 	rm.Revoke = 2
@@ -113,13 +101,7 @@ func TestRemovedWaitingLaterUserEvent(t *testing.T) {
 // ever.
 func TestRemovedWaitsForRepeatedMessage(t *testing.T) {
 	h, b := newHub(t)
-	stay := mustRegister(t, h, 1, 1, 16)
-	gone := mustRegister(t, h, 2, 2, 16)
-	for _, c := range []*hub.Client{stay, gone} {
-		if err := h.Subscribe(c, chat.ConvTopic(5)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	stay, gone := stayAndGone(t, h)
 	rm := msg(5, 3)
 	rm.Revoke = 2
 	again := rm
@@ -136,4 +118,18 @@ func TestRemovedWaitsForRepeatedMessage(t *testing.T) {
 	if got := fmt.Sprint(queuedOf(stay)); got != "[3 1 2 4]" {
 		t.Errorf("staying client got %s; want [3 1 2 4]", got)
 	}
+}
+
+// stayAndGone registers user 1 (who stays) and user 2 (who goes), each
+// with one connection subscribed to conversation 5.
+func stayAndGone(t *testing.T, h *hub.Hub) (stay, gone *hub.Client) {
+	t.Helper()
+	stay = mustRegister(t, h, 1, 1, 16)
+	gone = mustRegister(t, h, 2, 2, 16)
+	for _, c := range []*hub.Client{stay, gone} {
+		if err := h.Subscribe(c, chat.ConvTopic(5)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return stay, gone
 }

@@ -98,20 +98,35 @@ func TestPollReplacedGetLosesNothing(t *testing.T) {
 	}
 }
 
-// stallMessages is a store whose Messages, once armed, first waits until
-// it is let go.
-type stallMessages struct {
-	chat.Store
+// storeStall holds one call of a store, once armed: it closes stalled, then
+// waits until resume is closed.
+type storeStall struct {
 	armed   atomic.Bool
 	stalled chan struct{}
 	resume  chan struct{}
 }
 
-func (s *stallMessages) Messages(ctx context.Context, convID int64, p chat.Page) ([]chat.Message, error) {
+func newStoreStall() *storeStall {
+	return &storeStall{stalled: make(chan struct{}), resume: make(chan struct{})}
+}
+
+// hold is where the store's call waits, if armed.
+func (s *storeStall) hold() {
 	if s.armed.CompareAndSwap(true, false) {
 		close(s.stalled)
 		<-s.resume
 	}
+}
+
+// stallMessages is a store whose Messages, once armed, first waits until
+// it is let go.
+type stallMessages struct {
+	chat.Store
+	*storeStall
+}
+
+func (s *stallMessages) Messages(ctx context.Context, convID int64, p chat.Page) ([]chat.Message, error) {
+	s.hold()
 	return s.Store.Messages(ctx, convID, p)
 }
 
@@ -121,7 +136,7 @@ func (s *stallMessages) Messages(ctx context.Context, convID int64, p chat.Page)
 // same cursor. The read used the request's context: cancelled, it
 // failed, and the answer given again lacked the missed message.
 func TestPollCancelledGetLosesNothing(t *testing.T) {
-	st := &stallMessages{stalled: make(chan struct{}), resume: make(chan struct{})}
+	st := &stallMessages{storeStall: newStoreStall()}
 	var lb *lossyBroker
 	ts := newTestServer(t, withWeb(func(c *web.Config) { c.PollHold = 300 * time.Millisecond }),
 		withStore(func(s chat.Store) chat.Store { st.Store = s; return st }),

@@ -127,16 +127,11 @@ func TestPollAuthenticateTimed(t *testing.T) {
 // check the membership.
 type stallConversation struct {
 	chat.Store
-	armed   atomic.Bool
-	stalled chan struct{}
-	resume  chan struct{}
+	*storeStall
 }
 
 func (s *stallConversation) Conversation(ctx context.Context, id, userID int64) (chat.Conversation, bool, error) {
-	if s.armed.CompareAndSwap(true, false) {
-		close(s.stalled)
-		<-s.resume
-	}
+	s.hold()
 	return s.Store.Conversation(ctx, id, userID)
 }
 
@@ -147,7 +142,7 @@ func (s *stallConversation) Conversation(ctx context.Context, id, userID int64) 
 // open, then the open under way added its own, which nothing closed, and
 // the user was shown present in the room for good.
 func TestPollEndDuringOpen(t *testing.T) {
-	st := &stallConversation{stalled: make(chan struct{}), resume: make(chan struct{})}
+	st := &stallConversation{storeStall: newStoreStall()}
 	ts := newTestServer(t, withStore(func(s chat.Store) chat.Store { st.Store = s; return st }))
 	ada := ts.signIn(t, "ada@example.com", "Ada")
 	grace := ts.signIn(t, "grace@example.com", "Grace")
