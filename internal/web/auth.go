@@ -60,7 +60,7 @@ func timed(h http.Handler) http.Handler {
 // authenticated is authed without the time limit.
 func (s *server) authenticated(h http.Handler) http.Handler {
 	return s.handleErr(func(w http.ResponseWriter, r *http.Request) error {
-		a, err := s.authenticate(r.Context(), w, r)
+		a, _, err := s.authenticate(r.Context(), w, r)
 		if err != nil {
 			return err
 		}
@@ -70,17 +70,18 @@ func (s *server) authenticated(h http.Handler) http.Handler {
 }
 
 // authenticate reads, with ctx, the user and session of r's session
-// token, and sets the cookie again in w if the session was renewed.
-func (s *server) authenticate(ctx context.Context, w http.ResponseWriter, r *http.Request) (authInfo, error) {
+// token, and sets the cookie again in w if the session was renewed, which
+// it reports.
+func (s *server) authenticate(ctx context.Context, w http.ResponseWriter, r *http.Request) (_ authInfo, renewed bool, _ error) {
 	token := s.sessionToken(r)
 	u, sess, renewed, err := s.svc.Authenticate(ctx, token)
 	if err != nil {
-		return authInfo{}, err
+		return authInfo{}, false, err
 	}
 	if renewed {
 		s.setSessionCookie(w, r, token, sess.ExpiresAt)
 	}
-	return authInfo{User: u, Session: sess}, nil
+	return authInfo{User: u, Session: sess}, renewed, nil
 }
 
 // secure reports whether the browser reached the server over TLS, which

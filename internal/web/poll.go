@@ -1033,8 +1033,9 @@ func finishPoll(w http.ResponseWriter, bp *[]byte, b []byte, frames []json.RawMe
 const maxPooledPoll = 64 << 10
 
 // pollHandler serves a long-poll request of user a; cur is the request's
-// cursor, nil if it has none.
-type pollHandler func(w http.ResponseWriter, r *http.Request, a authInfo, cur *pollCursor)
+// cursor, nil if it has none; renewed tells that authenticating the
+// request renewed the session, whose fresh cookie w carries.
+type pollHandler func(w http.ResponseWriter, r *http.Request, a authInfo, cur *pollCursor, renewed bool)
 
 // pollAuthed authenticates a long-poll request and reads its cursor, which
 // it hands to h with the user: through the request's context, those cost a
@@ -1057,14 +1058,14 @@ func (s *server) pollAuthed(h pollHandler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		cur, err := parseCursor(queryValue(r.URL.RawQuery, "cursor"))
 		if a, ok := s.channelAuth(r, cur); ok { // cur is nil if err is set
-			h(w, r, a, cur)
+			h(w, r, a, cur, false) // channelAuth leaves a renewal to authenticate
 			return
 		}
 		// The session read has the time of an operation (opTimeout),
 		// as every request's; the request goes on without it: a GET is
 		// held longer.
 		ctx, cancel := context.WithTimeout(r.Context(), opTimeout)
-		a, aerr := s.authenticate(ctx, w, r)
+		a, renewed, aerr := s.authenticate(ctx, w, r)
 		cancel()
 		switch {
 		case aerr != nil:
@@ -1072,7 +1073,7 @@ func (s *server) pollAuthed(h pollHandler) http.Handler {
 		case err != nil:
 			s.writeError(w, err)
 		default:
-			h(w, r, a, cur)
+			h(w, r, a, cur, renewed)
 		}
 	})
 }
@@ -1129,7 +1130,7 @@ func (s *server) channelAuth(r *http.Request, cur *pollCursor) (authInfo, bool) 
 
 // handlePoll serves GET /api/poll.
 func (s *server) handlePoll() pollHandler {
-	return func(w http.ResponseWriter, r *http.Request, a authInfo, cur *pollCursor) {
+	return func(w http.ResponseWriter, r *http.Request, a authInfo, cur *pollCursor, renewed bool) {
 		if s.fromAnotherSite(r) {
 			writeJSON(w, http.StatusForbidden, errorBody{Error: errorDetail{Code: chat.CodeForbidden, Message: "cross-origin request refused"}})
 			return
@@ -1237,6 +1238,13 @@ func (s *server) handlePoll() pollHandler {
 			if len(frames) > 0 {
 				return
 			}
+			if renewed {
+				// The session was renewed: its fresh cookie goes out now,
+				// with nothing if need be. Held, it would be lost with a
+				// poll its client gives up on (a page hidden or closed),
+				// and no later request would renew the cookie again.
+				break
+			}
 			if hold == nil {
 				hold = getHoldTimer(s.cfg.PollHold)
 			}
@@ -1292,7 +1300,7 @@ func putHoldTimer(t *time.Timer) {
 // handlePollEnd serves DELETE /api/poll: the client leaves (a page
 // closing), so its channel ends now rather than when it idles out.
 func (s *server) handlePollEnd() pollHandler {
-	return func(w http.ResponseWriter, r *http.Request, a authInfo, cur *pollCursor) {
+	return func(w http.ResponseWriter, r *http.Request, a authInfo, cur *pollCursor, _ bool) {
 		if cur == nil {
 			s.writeError(w, chat.Invalid(chat.CodeMissingField, "cursor", "cursor is required"))
 			return
@@ -1333,7 +1341,7 @@ type pollPostResponse struct {
 // handlePollSend serves POST /api/poll: one frame of the native protocol,
 // answered with its reply frames.
 func (s *server) handlePollSend() pollHandler {
-	return func(w http.ResponseWriter, r *http.Request, a authInfo, cur *pollCursor) {
+	return func(w http.ResponseWriter, r *http.Request, a authInfo, cur *pollCursor, _ bool) {
 		if cur == nil {
 			s.writeError(w, chat.Invalid(chat.CodeMissingField, "cursor", "cursor is required: poll first"))
 			return
