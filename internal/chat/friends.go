@@ -165,11 +165,51 @@ func (s *Service) shownContact(ctx context.Context, c Contact) (Contact, int64) 
 }
 
 // notifyBoth tells me of c and c.User of the mirror image, and returns c
-// as me was told.
+// as me was told; then settles both (settleContact).
 func (s *Service) notifyBoth(ctx context.Context, me User, c Contact) Contact {
 	c = s.notifyContact(ctx, me.ID, c)
 	s.notifyContact(ctx, c.User.ID, Contact{User: me, State: mirror(c.State), Since: c.Since})
+	s.settleContact(ctx, me.ID, c.User.ID, c.State)
+	s.settleContact(ctx, c.User.ID, me.ID, mirror(c.State))
 	return c
+}
+
+// maxSettles bounds the contact events one settleContact adds.
+const maxSettles = 4
+
+// settleContact, after owner was told state for their contact with user
+// other, reads the store's relation of the two again and, if it is
+// another, tells owner that one, as tellContact does. A change is told
+// after its commit, outside its transaction: two changes of one relation
+// at once (an acceptance and a removal or a block) may be told in the
+// other order than they were made, on one node or two, and the event log
+// that every device replays would end with the older, a blocked user
+// shown the blocker as a friend. Each change reads after it told, so
+// the last told reads the last made; one that tells again reads again,
+// as a read before its telling may be older than a change told since.
+func (s *Service) settleContact(ctx context.Context, owner, other int64, state string) {
+	ctx = context.WithoutCancel(ctx)
+	for range maxSettles {
+		c, err := s.contactOf(ctx, owner, other)
+		if err != nil {
+			if !errors.Is(err, ErrNotFound) {
+				s.log.Warn("settle contact", "user", owner, "other", other, "err", err)
+			}
+			return
+		}
+		if c.State == state {
+			return
+		}
+		logged, err := s.loggedContact(ctx, owner, other)
+		if err != nil {
+			s.log.Warn("settle contact", "user", owner, "other", other, "err", err)
+			return
+		}
+		if c.State == logged || c.State == StateNone && logged == "" {
+			return
+		}
+		state = s.notifyContact(ctx, owner, c).State
+	}
 }
 
 // retellBoth is retellContact for both a and b if err, from the store's
@@ -462,7 +502,9 @@ func (s *Service) Block(ctx context.Context, me User, id int64) error {
 	s.notifyContact(ctx, me.ID, Contact{User: other, State: StateBlocked})
 	if prev != "" {
 		s.notifyContact(ctx, id, Contact{User: me, State: StateNone})
+		s.settleContact(ctx, id, me.ID, StateNone)
 	}
+	s.settleContact(ctx, me.ID, id, StateBlocked)
 	return nil
 }
 
@@ -486,6 +528,7 @@ func (s *Service) Unblock(ctx context.Context, me User, id int64) error {
 		return internal("load user", err)
 	}
 	s.notifyContact(ctx, me.ID, Contact{User: other, State: StateNone})
+	s.settleContact(ctx, me.ID, id, StateNone)
 	return nil
 }
 
