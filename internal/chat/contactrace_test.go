@@ -18,8 +18,8 @@ type heldAcceptStore struct {
 	release   chan struct{}
 }
 
-func (s *heldAcceptStore) AcceptFriend(ctx context.Context, me, from int64, at time.Time) (chat.Contact, error) {
-	c, err := s.Store.AcceptFriend(ctx, me, from, at)
+func (s *heldAcceptStore) AcceptFriend(ctx context.Context, me, from int64, at time.Time, maxFriends int) (chat.Contact, error) {
+	c, err := s.Store.AcceptFriend(ctx, me, from, at, maxFriends)
 	close(s.committed)
 	<-s.release
 	return c, err

@@ -33,6 +33,11 @@ var (
 	// two users of whom one blocked the other (GroupStore.AddGroupMember).
 	ErrBlocked = fmt.Errorf("blocked: %w", ErrForbidden)
 
+	// ErrTooManyFriends is the ErrConflict of a store refusing to make
+	// two users friends when one of them has as many as it was told to
+	// allow (FriendStore.AcceptFriend).
+	ErrTooManyFriends = fmt.Errorf("too many friends: %w", ErrConflict)
+
 	// ErrMailerBusy is the ErrUnavailable of a Mailer that did not try to
 	// send a mail because as many as it may send at once were under way:
 	// the mail surely did not go out.

@@ -61,11 +61,15 @@ type FriendStore interface {
 	// a request from from to to if they have no relation. It returns from's
 	// contact for to after the call and whether anything changed (a repeated
 	// request, or a request between friends, changes nothing). ErrNotFound
-	// if to does not exist; ErrInvalid if from == to.
-	RequestFriend(ctx context.Context, from, to int64, at time.Time) (c Contact, changed bool, err error)
+	// if to does not exist; ErrInvalid if from == to. Making them friends
+	// is refused as AcceptFriend's is.
+	RequestFriend(ctx context.Context, from, to int64, at time.Time, maxFriends int) (c Contact, changed bool, err error)
 	// AcceptFriend makes me and from friends if from asked me; ErrNotFound
-	// otherwise. It returns me's contact for from.
-	AcceptFriend(ctx context.Context, me, from int64, at time.Time) (Contact, error)
+	// otherwise. It returns me's contact for from. If maxFriends is
+	// positive and either has that many friends already, it refuses with
+	// ErrTooManyFriends, counted in its transaction: acceptances made at
+	// once do not go past it.
+	AcceptFriend(ctx context.Context, me, from int64, at time.Time, maxFriends int) (Contact, error)
 	// RemoveContact ends the friendship or the request, in either
 	// direction, between a and b, and returns a's state before ("" if they
 	// had no relation).
@@ -286,15 +290,17 @@ func (s *Service) RequestFriend(ctx context.Context, me User, id int64) (Contact
 	if err := s.allow(ctx, key, s.cfg.FriendRequestsPerHour, time.Hour); err != nil {
 		return Contact{}, err
 	}
-	c, changed, err := s.store.RequestFriend(ctx, me.ID, id, s.cfg.Now())
+	c, changed, err := s.store.RequestFriend(ctx, me.ID, id, s.cfg.Now(), s.cfg.MaxFriends)
 	if err != nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrForbidden) {
-		s.undo(ctx, key) // the store failed: nothing was asked
+		s.undo(ctx, key) // the store failed, or was full: nothing was asked
 	}
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return Contact{}, userNotFound()
 	case errors.Is(err, ErrForbidden):
 		return Contact{}, refused()
+	case errors.Is(err, ErrTooManyFriends):
+		return Contact{}, friendsFull()
 	case err != nil:
 		s.retellBoth(err, me.ID, id)
 		return Contact{}, internal("request friend", err)
@@ -316,8 +322,9 @@ func (s *Service) RequestFriend(ctx context.Context, me User, id int64) (Contact
 // unanswered already, or Config.MaxFriends friends; or, if it accepts
 // id's request, if either of the two has Config.MaxFriends friends. A
 // repeat makes nothing. It is read before the request, not in its
-// transaction: requests made at once may go past the limits by as many
-// as they are.
+// transaction: requests made at once may go past the pending limit by as
+// many as they are. An acceptance is refused by the store too, which
+// counts the friends in its transaction.
 func (s *Service) roomForRequest(ctx context.Context, me User, id int64) error {
 	cs, err := s.store.Contacts(ctx, me.ID)
 	if err != nil {
@@ -377,6 +384,13 @@ func tooManyFriends(who string, n int) error {
 	return Errorf(ErrConflict, CodeLimitReached, "%s %d friends, as many as the server allows: one must be removed first", who, n)
 }
 
+// friendsFull is the limit_reached conflict of an acceptance the store
+// refused (ErrTooManyFriends): a friend was made since the Service read
+// the counts.
+func friendsFull() error {
+	return Errorf(ErrConflict, CodeLimitReached, "one of you has as many friends as the server allows: one must be removed first")
+}
+
 // AcceptFriend accepts the friend request of user id. Accepting again
 // once they are friends (a retry of an acceptance whose answer was lost)
 // answers as the acceptance did.
@@ -401,9 +415,12 @@ func (s *Service) AcceptFriend(ctx context.Context, me User, id int64) (Contact,
 		c, _ := s.shownContact(ctx, cs[i])
 		return c, nil
 	}
-	c, err := s.store.AcceptFriend(ctx, me.ID, id, s.cfg.Now())
+	c, err := s.store.AcceptFriend(ctx, me.ID, id, s.cfg.Now(), s.cfg.MaxFriends)
 	if errors.Is(err, ErrNotFound) {
 		return Contact{}, Errorf(ErrNotFound, CodeNotFound, "this user has not asked to be your friend")
+	}
+	if errors.Is(err, ErrTooManyFriends) {
+		return Contact{}, friendsFull()
 	}
 	if err != nil {
 		s.retellBoth(err, me.ID, id)

@@ -13,16 +13,16 @@ import (
 	"github.com/parley-chat/parley/internal/inmem"
 )
 
-func (s *lostWriteStore) RequestFriend(ctx context.Context, from, to int64, at time.Time) (chat.Contact, bool, error) {
-	c, changed, err := s.Store.RequestFriend(ctx, from, to, at)
+func (s *lostWriteStore) RequestFriend(ctx context.Context, from, to int64, at time.Time, maxFriends int) (chat.Contact, bool, error) {
+	c, changed, err := s.Store.RequestFriend(ctx, from, to, at, maxFriends)
 	if err = s.lost(err); err != nil {
 		return chat.Contact{}, false, err
 	}
 	return c, changed, nil
 }
 
-func (s *lostWriteStore) AcceptFriend(ctx context.Context, me, from int64, at time.Time) (chat.Contact, error) {
-	c, err := s.Store.AcceptFriend(ctx, me, from, at)
+func (s *lostWriteStore) AcceptFriend(ctx context.Context, me, from int64, at time.Time, maxFriends int) (chat.Contact, error) {
+	c, err := s.Store.AcceptFriend(ctx, me, from, at, maxFriends)
 	if err = s.lost(err); err != nil {
 		return chat.Contact{}, err
 	}
@@ -257,11 +257,11 @@ type failFriendStore struct {
 	fail bool
 }
 
-func (s *failFriendStore) AcceptFriend(ctx context.Context, me, from int64, at time.Time) (chat.Contact, error) {
+func (s *failFriendStore) AcceptFriend(ctx context.Context, me, from int64, at time.Time, maxFriends int) (chat.Contact, error) {
 	if s.fail {
 		return chat.Contact{}, errLostCommit
 	}
-	return s.Store.AcceptFriend(ctx, me, from, at)
+	return s.Store.AcceptFriend(ctx, me, from, at, maxFriends)
 }
 
 func (s *failFriendStore) RemoveContact(ctx context.Context, a, b int64) (string, error) {

@@ -3,9 +3,13 @@ package chat_test
 import (
 	"context"
 	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/parley-chat/parley/internal/chat"
+	"github.com/parley-chat/parley/internal/inmem"
 )
 
 // wantLimit fails unless err is the limit_reached conflict.
@@ -172,5 +176,78 @@ func TestFriendsPerUser(t *testing.T) {
 	_, err = f.svc.AcceptFriend(ctx, dee, ada.ID)
 	if err == nil {
 		t.Fatalf("Dee accepts Ada: want an error, Dee asked Ada")
+	}
+}
+
+// barrierContactsStore holds the reads of user's contacts, once armed,
+// until n of them have come: n acceptances at once all read the counts
+// before any changes them.
+type barrierContactsStore struct {
+	chat.Store
+	user  atomic.Int64
+	n     int
+	mu    sync.Mutex
+	came  int
+	ready chan struct{}
+}
+
+func (s *barrierContactsStore) Contacts(ctx context.Context, me int64) ([]chat.Contact, error) {
+	cs, err := s.Store.Contacts(ctx, me)
+	if me == s.user.Load() {
+		s.mu.Lock()
+		if s.came++; s.came == s.n {
+			close(s.ready)
+		}
+		s.mu.Unlock()
+		<-s.ready
+	}
+	return cs, err
+}
+
+// TestFriendsPerUserAtOnce: acceptances made at once by a user with room
+// for one more friend make one friend, not as many as they are: the
+// store counts in the acceptance's transaction.
+func TestFriendsPerUserAtOnce(t *testing.T) {
+	ctx := context.Background()
+	db := &barrierContactsStore{Store: sqliteStore(t), n: 3, ready: make(chan struct{})}
+	f := newFixtureOn(t, chat.Config{MaxFriends: 1}, inmem.NewPresence(), db)
+	ada, _ := f.signIn(t, "ada@example.com", "Ada")
+	var askers []chat.User
+	for _, name := range []string{"Bob", "Cy", "Dee"} {
+		u, _ := f.signIn(t, strings.ToLower(name)+"@example.com", name)
+		if _, err := f.svc.RequestFriend(ctx, u, ada.ID); err != nil {
+			t.Fatalf("%s asks Ada: %v", name, err)
+		}
+		askers = append(askers, u)
+	}
+	db.user.Store(ada.ID)
+	errs := make(chan error, len(askers))
+	for _, u := range askers {
+		go func() {
+			_, err := f.svc.AcceptFriend(ctx, ada, u.ID)
+			errs <- err
+		}()
+	}
+	accepted := 0
+	for range askers {
+		if err := <-errs; err == nil {
+			accepted++
+		} else {
+			wantLimit(t, "Ada accepts at once", err)
+		}
+	}
+	db.user.Store(0)
+	friends := 0
+	cs, _, err := f.svc.Contacts(ctx, ada)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cs {
+		if c.State == chat.StateFriends {
+			friends++
+		}
+	}
+	if accepted != 1 || friends != 1 {
+		t.Errorf("3 acceptances at once with --max-friends 1: %d accepted, Ada has %d friends; want 1 and 1", accepted, friends)
 	}
 }

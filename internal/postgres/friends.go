@@ -66,6 +66,24 @@ func befriend(ctx context.Context, tx pgx.Tx, a, b int64, at time.Time) error {
 	return err
 }
 
+// roomForFriends returns chat.ErrTooManyFriends if limit is positive and a
+// or b has limit friends. The rows of both users are locked (lockPair), as
+// every change of their relations locks them: the counts hold until the
+// commit.
+func roomForFriends(ctx context.Context, tx pgx.Tx, a, b int64, limit int) error {
+	if limit <= 0 {
+		return nil
+	}
+	var n int
+	err := tx.QueryRow(ctx, `SELECT greatest(
+		(SELECT count(*) FROM contacts WHERE user_id = $1 AND state = 'friends'),
+		(SELECT count(*) FROM contacts WHERE user_id = $2 AND state = 'friends'))`, a, b).Scan(&n)
+	if err == nil && n >= limit {
+		err = chat.ErrTooManyFriends
+	}
+	return err
+}
+
 func unrelate(ctx context.Context, tx pgx.Tx, a, b int64) error {
 	_, err := tx.Exec(ctx, `DELETE FROM contacts
 		WHERE (user_id = $1 AND other_id = $2) OR (user_id = $2 AND other_id = $1)`, a, b)
@@ -74,7 +92,7 @@ func unrelate(ctx context.Context, tx pgx.Tx, a, b int64) error {
 
 // RequestFriend asks to for friendship on behalf of from, or accepts to's
 // request to from.
-func (db *DB) RequestFriend(ctx context.Context, from, to int64, at time.Time) (c chat.Contact, changed bool, err error) {
+func (db *DB) RequestFriend(ctx context.Context, from, to int64, at time.Time, maxFriends int) (c chat.Contact, changed bool, err error) {
 	if from == to {
 		return chat.Contact{}, false, fmt.Errorf("request friend %d → %d: %w", from, to, chat.ErrInvalid)
 	}
@@ -103,6 +121,9 @@ func (db *DB) RequestFriend(ctx context.Context, from, to int64, at time.Time) (
 			}
 			changed = true
 		case chat.StateRequestReceived:
+			if err := roomForFriends(ctx, tx, from, to, maxFriends); err != nil {
+				return err
+			}
 			if err := befriend(ctx, tx, from, to, at); err != nil {
 				return err
 			}
@@ -118,7 +139,7 @@ func (db *DB) RequestFriend(ctx context.Context, from, to int64, at time.Time) (
 }
 
 // AcceptFriend accepts from's request to me.
-func (db *DB) AcceptFriend(ctx context.Context, me, from int64, at time.Time) (chat.Contact, error) {
+func (db *DB) AcceptFriend(ctx context.Context, me, from int64, at time.Time, maxFriends int) (chat.Contact, error) {
 	var c chat.Contact
 	err := db.write(ctx, func(tx pgx.Tx) error {
 		if err := lockPair(ctx, tx, me, from); err != nil {
@@ -130,6 +151,9 @@ func (db *DB) AcceptFriend(ctx context.Context, me, from int64, at time.Time) (c
 		}
 		if state != chat.StateRequestReceived {
 			return chat.ErrNotFound
+		}
+		if err := roomForFriends(ctx, tx, me, from, maxFriends); err != nil {
+			return err
 		}
 		if err := befriend(ctx, tx, me, from, at); err != nil {
 			return err

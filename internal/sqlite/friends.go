@@ -97,6 +97,22 @@ func befriend(ctx context.Context, tx *sql.Tx, a, b int64, at time.Time) error {
 	return err
 }
 
+// roomForFriends returns chat.ErrTooManyFriends if limit is positive and a
+// or b has limit friends.
+func roomForFriends(ctx context.Context, tx *sql.Tx, a, b int64, limit int) error {
+	if limit <= 0 {
+		return nil
+	}
+	var n int
+	err := tx.QueryRowContext(ctx, `SELECT max(
+		(SELECT count(*) FROM contacts WHERE user_id = ?1 AND state = 'friends'),
+		(SELECT count(*) FROM contacts WHERE user_id = ?2 AND state = 'friends'))`, a, b).Scan(&n)
+	if err == nil && n >= limit {
+		err = chat.ErrTooManyFriends
+	}
+	return err
+}
+
 func unrelate(ctx context.Context, tx *sql.Tx, a, b int64) error {
 	_, err := tx.ExecContext(ctx, `DELETE FROM contacts
 		WHERE (user_id = ? AND other_id = ?) OR (user_id = ? AND other_id = ?)`, a, b, b, a)
@@ -105,7 +121,7 @@ func unrelate(ctx context.Context, tx *sql.Tx, a, b int64) error {
 
 // RequestFriend asks to for friendship on behalf of from, or accepts to's
 // request to from.
-func (db *DB) RequestFriend(ctx context.Context, from, to int64, at time.Time) (c chat.Contact, changed bool, err error) {
+func (db *DB) RequestFriend(ctx context.Context, from, to int64, at time.Time, maxFriends int) (c chat.Contact, changed bool, err error) {
 	if from == to {
 		return chat.Contact{}, false, fmt.Errorf("request friend %d → %d: %w", from, to, chat.ErrInvalid)
 	}
@@ -133,6 +149,9 @@ func (db *DB) RequestFriend(ctx context.Context, from, to int64, at time.Time) (
 			}
 			changed = true
 		case chat.StateRequestReceived:
+			if err := roomForFriends(ctx, tx, from, to, maxFriends); err != nil {
+				return err
+			}
 			if err := befriend(ctx, tx, from, to, at); err != nil {
 				return err
 			}
@@ -148,7 +167,7 @@ func (db *DB) RequestFriend(ctx context.Context, from, to int64, at time.Time) (
 }
 
 // AcceptFriend accepts from's request to me.
-func (db *DB) AcceptFriend(ctx context.Context, me, from int64, at time.Time) (chat.Contact, error) {
+func (db *DB) AcceptFriend(ctx context.Context, me, from int64, at time.Time, maxFriends int) (chat.Contact, error) {
 	var c chat.Contact
 	err := db.write(ctx, func(tx *sql.Tx) error {
 		state, err := contactState(ctx, tx, me, from)
@@ -157,6 +176,9 @@ func (db *DB) AcceptFriend(ctx context.Context, me, from int64, at time.Time) (c
 		}
 		if state != chat.StateRequestReceived {
 			return chat.ErrNotFound
+		}
+		if err := roomForFriends(ctx, tx, me, from, maxFriends); err != nil {
+			return err
 		}
 		if err := befriend(ctx, tx, me, from, at); err != nil {
 			return err

@@ -332,7 +332,7 @@ func testAppendPeer(t *testing.T, s chat.Store) {
 	refused("no contact", send(ada.ID, grace.ID, "a1"))
 	mustRequest(t, s, ada.ID, grace.ID, t0, chat.StateRequestSent, true)
 	refused("request not accepted", send(ada.ID, grace.ID, "a2"))
-	if _, err := s.AcceptFriend(ctx, grace.ID, ada.ID, t0); err != nil {
+	if _, err := s.AcceptFriend(ctx, grace.ID, ada.ID, t0, 0); err != nil {
 		t.Fatal(err)
 	}
 	if err := send(ada.ID, grace.ID, "a3"); err != nil {

@@ -50,7 +50,7 @@ func wantBlocked(t *testing.T, s chat.Store, a, b int64, want bool) {
 
 func mustRequest(t *testing.T, s chat.Store, from, to int64, at time.Time, wantState string, wantChanged bool) chat.Contact {
 	t.Helper()
-	c, changed, err := s.RequestFriend(t.Context(), from, to, at)
+	c, changed, err := s.RequestFriend(t.Context(), from, to, at, 0)
 	if err != nil || c.State != wantState || changed != wantChanged {
 		t.Fatalf("RequestFriend(%d, %d) = %+v, %v, %v; want state %s, changed %v", from, to, c, changed, err, wantState, wantChanged)
 	}
@@ -75,10 +75,10 @@ func testFriendRequests(t *testing.T, s chat.Store) {
 	wantFriends(t, s, ann.ID, bob.ID, false)
 
 	// The asker cannot accept their own request.
-	_, err := s.AcceptFriend(ctx, ann.ID, bob.ID, t1)
+	_, err := s.AcceptFriend(ctx, ann.ID, bob.ID, t1, 0)
 	wantNotFound(t, "AcceptFriend(by the asker)", err)
 
-	c, err = s.AcceptFriend(ctx, bob.ID, ann.ID, t1)
+	c, err = s.AcceptFriend(ctx, bob.ID, ann.ID, t1, 0)
 	if err != nil {
 		t.Fatalf("AcceptFriend: %v", err)
 	}
@@ -91,14 +91,14 @@ func testFriendRequests(t *testing.T, s chat.Store) {
 
 	// A request between friends changes nothing and says so.
 	mustRequest(t, s, bob.ID, ann.ID, t1.Add(time.Minute), chat.StateFriends, false)
-	_, err = s.AcceptFriend(ctx, bob.ID, ann.ID, t1)
+	_, err = s.AcceptFriend(ctx, bob.ID, ann.ID, t1, 0)
 	wantNotFound(t, "AcceptFriend(friends)", err)
 
-	_, _, err = s.RequestFriend(ctx, ann.ID, missing, t0)
+	_, _, err = s.RequestFriend(ctx, ann.ID, missing, t0, 0)
 	wantNotFound(t, "RequestFriend(missing)", err)
-	_, err = s.AcceptFriend(ctx, ann.ID, missing, t0)
+	_, err = s.AcceptFriend(ctx, ann.ID, missing, t0, 0)
 	wantNotFound(t, "AcceptFriend(missing)", err)
-	if _, _, err := s.RequestFriend(ctx, ann.ID, ann.ID, t0); !errors.Is(err, chat.ErrInvalid) {
+	if _, _, err := s.RequestFriend(ctx, ann.ID, ann.ID, t0, 0); !errors.Is(err, chat.ErrInvalid) {
 		t.Errorf("RequestFriend(self) = %v; want chat.ErrInvalid", err)
 	}
 }
@@ -114,6 +114,101 @@ func testFriendRequestMutual(t *testing.T, s chat.Store) {
 	}
 	wantFriends(t, s, ann.ID, bob.ID, true)
 	wantContacts(t, s, ann.ID, []chat.Contact{{User: pub(bob), State: chat.StateFriends, Since: t1}})
+}
+
+// testFriendsCap: an acceptance, or a request that accepts, that would
+// give either user more than maxFriends friends is refused with
+// chat.ErrTooManyFriends, and changes nothing.
+func testFriendsCap(t *testing.T, s chat.Store) {
+	ctx := t.Context()
+	ann := mustUser(t, s, "ann@example.com", "Ann")
+	bob := mustUser(t, s, "bob@example.com", "Bob")
+	cy := mustUser(t, s, "cy@example.com", "Cy")
+	dee := mustUser(t, s, "dee@example.com", "Dee")
+	mustRequest(t, s, ann.ID, bob.ID, t0, chat.StateRequestSent, true)
+	if _, err := s.AcceptFriend(ctx, bob.ID, ann.ID, t0, 1); err != nil {
+		t.Fatalf("AcceptFriend(first friend): %v", err)
+	}
+	mustRequest(t, s, cy.ID, ann.ID, t0, chat.StateRequestSent, true)
+	mustRequest(t, s, dee.ID, ann.ID, t0, chat.StateRequestSent, true)
+	mustRequest(t, s, bob.ID, cy.ID, t0, chat.StateRequestSent, true)
+	if _, err := s.AcceptFriend(ctx, ann.ID, cy.ID, t0, 1); !errors.Is(err, chat.ErrTooManyFriends) {
+		t.Errorf("AcceptFriend(the accepter full) = %v; want chat.ErrTooManyFriends", err)
+	}
+	if _, _, err := s.RequestFriend(ctx, ann.ID, dee.ID, t0, 1); !errors.Is(err, chat.ErrTooManyFriends) {
+		t.Errorf("RequestFriend(asking back, the asker full) = %v; want chat.ErrTooManyFriends", err)
+	}
+	if _, _, err := s.RequestFriend(ctx, dee.ID, ann.ID, t0, 1); err != nil {
+		t.Errorf("RequestFriend(a repeat to one full) = %v; want nil", err)
+	}
+	if _, err := s.AcceptFriend(ctx, cy.ID, bob.ID, t0, 1); !errors.Is(err, chat.ErrTooManyFriends) {
+		t.Errorf("AcceptFriend(the asker full) = %v; want chat.ErrTooManyFriends", err)
+	}
+	wantFriends(t, s, cy.ID, bob.ID, false)
+	wantContacts(t, s, ann.ID, []chat.Contact{
+		{User: pub(bob), State: chat.StateFriends, Since: t0},
+		{User: pub(cy), State: chat.StateRequestReceived, Since: t0},
+		{User: pub(dee), State: chat.StateRequestReceived, Since: t0},
+	})
+	// No limit: made.
+	if _, err := s.AcceptFriend(ctx, ann.ID, cy.ID, t0, 0); err != nil {
+		t.Errorf("AcceptFriend(no limit) = %v", err)
+	}
+	if _, err := s.AcceptFriend(ctx, ann.ID, dee.ID, t0, 3); err != nil {
+		t.Errorf("AcceptFriend(under the limit) = %v", err)
+	}
+}
+
+// testFriendsCapAtOnce: acceptances made at once, of requests to one user
+// and by their askers, give no user more than maxFriends friends.
+func testFriendsCapAtOnce(t *testing.T, s chat.Store) {
+	ctx := t.Context()
+	ann := mustUser(t, s, "ann@example.com", "Ann")
+	const n = 8
+	var others []chat.User
+	for i := range n {
+		u := mustUser(t, s, fmt.Sprintf("u%d@example.com", i), fmt.Sprintf("U%d", i))
+		if i%2 == 0 {
+			mustRequest(t, s, u.ID, ann.ID, t0, chat.StateRequestSent, true)
+		} else {
+			mustRequest(t, s, ann.ID, u.ID, t0, chat.StateRequestSent, true)
+		}
+		others = append(others, u)
+	}
+	errs := make(chan error, n)
+	for i, u := range others {
+		go func() {
+			var err error
+			if i%2 == 0 {
+				_, err = s.AcceptFriend(ctx, ann.ID, u.ID, t0, 2)
+			} else {
+				_, err = s.AcceptFriend(ctx, u.ID, ann.ID, t0, 2)
+			}
+			errs <- err
+		}()
+	}
+	made := 0
+	for range n {
+		switch err := <-errs; {
+		case err == nil:
+			made++
+		case !errors.Is(err, chat.ErrTooManyFriends):
+			t.Errorf("AcceptFriend(at once) = %v; want nil or chat.ErrTooManyFriends", err)
+		}
+	}
+	friends := 0
+	cs, err := s.Contacts(ctx, ann.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cs {
+		if c.State == chat.StateFriends {
+			friends++
+		}
+	}
+	if made != 2 || friends != 2 {
+		t.Errorf("%d acceptances at once with a limit of 2: %d made, Ann has %d friends; want 2 and 2", n, made, friends)
+	}
 }
 
 func testRemoveContact(t *testing.T, s chat.Store) {
@@ -184,7 +279,7 @@ func testBlock(t *testing.T, s chat.Store) {
 
 	// Neither side may ask the other now.
 	for _, p := range [][2]int64{{ann.ID, bob.ID}, {bob.ID, ann.ID}} {
-		if _, _, err := s.RequestFriend(ctx, p[0], p[1], t0); !errors.Is(err, chat.ErrForbidden) {
+		if _, _, err := s.RequestFriend(ctx, p[0], p[1], t0, 0); !errors.Is(err, chat.ErrForbidden) {
 			t.Errorf("RequestFriend(%d, %d) while blocked = %v; want chat.ErrForbidden", p[0], p[1], err)
 		}
 	}

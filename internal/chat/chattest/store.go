@@ -82,6 +82,8 @@ func TestStore(t *testing.T, open func(t *testing.T) chat.Store) {
 		{"SenderName", testSenderName},
 		{"FriendRequests", testFriendRequests},
 		{"FriendRequestMutual", testFriendRequestMutual},
+		{"FriendsCap", testFriendsCap},
+		{"FriendsCapAtOnce", testFriendsCapAtOnce},
 		{"RemoveContact", testRemoveContact},
 		{"ContactsOrder", testContactsOrder},
 		{"Block", testBlock},
