@@ -38,6 +38,11 @@ var (
 	// allow (FriendStore.AcceptFriend).
 	ErrTooManyFriends = fmt.Errorf("too many friends: %w", ErrConflict)
 
+	// ErrTooManyRequests is the ErrConflict of a store refusing a new
+	// friend request from a user with as many unanswered as it was told
+	// to allow (FriendStore.RequestFriend).
+	ErrTooManyRequests = fmt.Errorf("too many friend requests: %w", ErrConflict)
+
 	// ErrMailerBusy is the ErrUnavailable of a Mailer that did not try to
 	// send a mail because as many as it may send at once were under way:
 	// the mail surely did not go out.

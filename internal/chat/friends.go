@@ -62,8 +62,11 @@ type FriendStore interface {
 	// contact for to after the call and whether anything changed (a repeated
 	// request, or a request between friends, changes nothing). ErrNotFound
 	// if to does not exist; ErrInvalid if from == to. Making them friends
-	// is refused as AcceptFriend's is.
-	RequestFriend(ctx context.Context, from, to int64, at time.Time, maxFriends int) (c Contact, changed bool, err error)
+	// is refused as AcceptFriend's is, with lim.MaxFriends; a new request
+	// with ErrTooManyFriends if from has lim.MaxFriends friends, or
+	// ErrTooManyRequests if lim.MaxPending unanswered, counted in its
+	// transaction (a zero limit is none).
+	RequestFriend(ctx context.Context, from, to int64, at time.Time, lim FriendLimits) (c Contact, changed bool, err error)
 	// AcceptFriend makes me and from friends if from asked me; ErrNotFound
 	// otherwise. It returns me's contact for from. If maxFriends is
 	// positive and either has that many friends already, it refuses with
@@ -101,6 +104,14 @@ type FriendStore interface {
 	// SearchUsers returns up to q.Limit users (SearchLimit when not positive):
 	// the email match first, then by name.
 	SearchUsers(ctx context.Context, q UserSearch) ([]User, error)
+}
+
+// FriendLimits are the limits FriendStore.RequestFriend keeps: the friends
+// a user may have, and the requests a user may have unanswered. Zero is
+// no limit.
+type FriendLimits struct {
+	MaxFriends int
+	MaxPending int
 }
 
 // MaxSearchLen is the longest user search query, in characters.
@@ -290,7 +301,8 @@ func (s *Service) RequestFriend(ctx context.Context, me User, id int64) (Contact
 	if err := s.allow(ctx, key, s.cfg.FriendRequestsPerHour, time.Hour); err != nil {
 		return Contact{}, err
 	}
-	c, changed, err := s.store.RequestFriend(ctx, me.ID, id, s.cfg.Now(), s.cfg.MaxFriends)
+	lim := FriendLimits{MaxFriends: s.cfg.MaxFriends, MaxPending: s.cfg.MaxPendingRequests}
+	c, changed, err := s.store.RequestFriend(ctx, me.ID, id, s.cfg.Now(), lim)
 	if err != nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrForbidden) {
 		s.undo(ctx, key) // the store failed, or was full: nothing was asked
 	}
@@ -301,6 +313,8 @@ func (s *Service) RequestFriend(ctx context.Context, me User, id int64) (Contact
 		return Contact{}, refused()
 	case errors.Is(err, ErrTooManyFriends):
 		return Contact{}, friendsFull()
+	case errors.Is(err, ErrTooManyRequests):
+		return Contact{}, tooManyRequests(s.cfg.MaxPendingRequests)
 	case err != nil:
 		s.retellBoth(err, me.ID, id)
 		return Contact{}, internal("request friend", err)
@@ -322,9 +336,8 @@ func (s *Service) RequestFriend(ctx context.Context, me User, id int64) (Contact
 // unanswered already, or Config.MaxFriends friends; or, if it accepts
 // id's request, if either of the two has Config.MaxFriends friends. A
 // repeat makes nothing. It is read before the request, not in its
-// transaction: requests made at once may go past the pending limit by as
-// many as they are. An acceptance is refused by the store too, which
-// counts the friends in its transaction.
+// transaction: the store counts again in it (FriendLimits), so that
+// requests made at once do not go past the limits.
 func (s *Service) roomForRequest(ctx context.Context, me User, id int64) error {
 	cs, err := s.store.Contacts(ctx, me.ID)
 	if err != nil {
@@ -342,9 +355,13 @@ func (s *Service) roomForRequest(ctx context.Context, me User, id int64) error {
 		return tooManyFriends("you have", friends)
 	}
 	if pending >= s.cfg.MaxPendingRequests {
-		return Errorf(ErrConflict, CodeLimitReached, "you have %d friend requests unanswered, as many as the server allows: cancel one first", pending)
+		return tooManyRequests(pending)
 	}
 	return nil
+}
+
+func tooManyRequests(n int) error {
+	return Errorf(ErrConflict, CodeLimitReached, "you have %d friend requests unanswered, as many as the server allows: cancel one first", n)
 }
 
 // countContacts counts the requests sent and the friends among cs, and

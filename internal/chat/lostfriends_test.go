@@ -13,8 +13,8 @@ import (
 	"github.com/parley-chat/parley/internal/inmem"
 )
 
-func (s *lostWriteStore) RequestFriend(ctx context.Context, from, to int64, at time.Time, maxFriends int) (chat.Contact, bool, error) {
-	c, changed, err := s.Store.RequestFriend(ctx, from, to, at, maxFriends)
+func (s *lostWriteStore) RequestFriend(ctx context.Context, from, to int64, at time.Time, lim chat.FriendLimits) (chat.Contact, bool, error) {
+	c, changed, err := s.Store.RequestFriend(ctx, from, to, at, lim)
 	if err = s.lost(err); err != nil {
 		return chat.Contact{}, false, err
 	}

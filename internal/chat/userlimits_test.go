@@ -251,3 +251,42 @@ func TestFriendsPerUserAtOnce(t *testing.T) {
 		t.Errorf("3 acceptances at once with --max-friends 1: %d accepted, Ada has %d friends; want 1 and 1", accepted, friends)
 	}
 }
+
+// TestPendingFriendRequestsAtOnce: requests made at once by a user with
+// room for one more unanswered request make one, not as many as they
+// are: the store counts in the request's transaction.
+func TestPendingFriendRequestsAtOnce(t *testing.T) {
+	ctx := context.Background()
+	db := &barrierContactsStore{Store: sqliteStore(t), n: 3, ready: make(chan struct{})}
+	f := newFixtureOn(t, chat.Config{MaxPendingRequests: 1}, inmem.NewPresence(), db)
+	ada, _ := f.signIn(t, "ada@example.com", "Ada")
+	var asked []chat.User
+	for _, name := range []string{"Bob", "Cy", "Dee"} {
+		u, _ := f.signIn(t, strings.ToLower(name)+"@example.com", name)
+		asked = append(asked, u)
+	}
+	db.user.Store(ada.ID)
+	errs := make(chan error, len(asked))
+	for _, u := range asked {
+		go func() {
+			_, err := f.svc.RequestFriend(ctx, ada, u.ID)
+			errs <- err
+		}()
+	}
+	made := 0
+	for range asked {
+		if err := <-errs; err == nil {
+			made++
+		} else {
+			wantLimit(t, "Ada asks at once", err)
+		}
+	}
+	db.user.Store(0)
+	cs, _, err := f.svc.Contacts(ctx, ada)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if made != 1 || len(cs) != 1 {
+		t.Errorf("3 requests at once with --max-pending-requests 1: %d made, Ada has %d pending; want 1 and 1", made, len(cs))
+	}
+}

@@ -84,6 +84,25 @@ func roomForFriends(ctx context.Context, tx pgx.Tx, a, b int64, limit int) error
 	return err
 }
 
+// roomForRequest returns chat.ErrTooManyFriends or ErrTooManyRequests if
+// a new request from user from would go past lim. from's row is locked
+// (lockPair), as every change of from's relations locks it.
+func roomForRequest(ctx context.Context, tx pgx.Tx, from int64, lim chat.FriendLimits) error {
+	var friends, pending int
+	err := tx.QueryRow(ctx, `SELECT
+		count(*) FILTER (WHERE state = 'friends'), count(*) FILTER (WHERE state = 'request_sent')
+		FROM contacts WHERE user_id = $1`, from).Scan(&friends, &pending)
+	switch {
+	case err != nil:
+		return err
+	case lim.MaxFriends > 0 && friends >= lim.MaxFriends:
+		return chat.ErrTooManyFriends
+	case lim.MaxPending > 0 && pending >= lim.MaxPending:
+		return chat.ErrTooManyRequests
+	}
+	return nil
+}
+
 func unrelate(ctx context.Context, tx pgx.Tx, a, b int64) error {
 	_, err := tx.Exec(ctx, `DELETE FROM contacts
 		WHERE (user_id = $1 AND other_id = $2) OR (user_id = $2 AND other_id = $1)`, a, b)
@@ -92,7 +111,7 @@ func unrelate(ctx context.Context, tx pgx.Tx, a, b int64) error {
 
 // RequestFriend asks to for friendship on behalf of from, or accepts to's
 // request to from.
-func (db *DB) RequestFriend(ctx context.Context, from, to int64, at time.Time, maxFriends int) (c chat.Contact, changed bool, err error) {
+func (db *DB) RequestFriend(ctx context.Context, from, to int64, at time.Time, lim chat.FriendLimits) (c chat.Contact, changed bool, err error) {
 	if from == to {
 		return chat.Contact{}, false, fmt.Errorf("request friend %d → %d: %w", from, to, chat.ErrInvalid)
 	}
@@ -114,6 +133,9 @@ func (db *DB) RequestFriend(ctx context.Context, from, to int64, at time.Time, m
 		}
 		switch state {
 		case "":
+			if err := roomForRequest(ctx, tx, from, lim); err != nil {
+				return err
+			}
 			if _, err := tx.Exec(ctx, `INSERT INTO contacts (user_id, other_id, state, since)
 				VALUES ($1, $2, 'request_sent', $3), ($2, $1, 'request_received', $3)`,
 				from, to, ts(at)); err != nil {
@@ -121,7 +143,7 @@ func (db *DB) RequestFriend(ctx context.Context, from, to int64, at time.Time, m
 			}
 			changed = true
 		case chat.StateRequestReceived:
-			if err := roomForFriends(ctx, tx, from, to, maxFriends); err != nil {
+			if err := roomForFriends(ctx, tx, from, to, lim.MaxFriends); err != nil {
 				return err
 			}
 			if err := befriend(ctx, tx, from, to, at); err != nil {

@@ -113,6 +113,24 @@ func roomForFriends(ctx context.Context, tx *sql.Tx, a, b int64, limit int) erro
 	return err
 }
 
+// roomForRequest returns chat.ErrTooManyFriends or ErrTooManyRequests if
+// a new request from user from would go past lim.
+func roomForRequest(ctx context.Context, tx *sql.Tx, from int64, lim chat.FriendLimits) error {
+	var friends, pending int
+	err := tx.QueryRowContext(ctx, `SELECT
+		count(*) FILTER (WHERE state = 'friends'), count(*) FILTER (WHERE state = 'request_sent')
+		FROM contacts WHERE user_id = ?`, from).Scan(&friends, &pending)
+	switch {
+	case err != nil:
+		return err
+	case lim.MaxFriends > 0 && friends >= lim.MaxFriends:
+		return chat.ErrTooManyFriends
+	case lim.MaxPending > 0 && pending >= lim.MaxPending:
+		return chat.ErrTooManyRequests
+	}
+	return nil
+}
+
 func unrelate(ctx context.Context, tx *sql.Tx, a, b int64) error {
 	_, err := tx.ExecContext(ctx, `DELETE FROM contacts
 		WHERE (user_id = ? AND other_id = ?) OR (user_id = ? AND other_id = ?)`, a, b, b, a)
@@ -121,7 +139,7 @@ func unrelate(ctx context.Context, tx *sql.Tx, a, b int64) error {
 
 // RequestFriend asks to for friendship on behalf of from, or accepts to's
 // request to from.
-func (db *DB) RequestFriend(ctx context.Context, from, to int64, at time.Time, maxFriends int) (c chat.Contact, changed bool, err error) {
+func (db *DB) RequestFriend(ctx context.Context, from, to int64, at time.Time, lim chat.FriendLimits) (c chat.Contact, changed bool, err error) {
 	if from == to {
 		return chat.Contact{}, false, fmt.Errorf("request friend %d → %d: %w", from, to, chat.ErrInvalid)
 	}
@@ -142,6 +160,9 @@ func (db *DB) RequestFriend(ctx context.Context, from, to int64, at time.Time, m
 		}
 		switch state {
 		case "":
+			if err := roomForRequest(ctx, tx, from, lim); err != nil {
+				return err
+			}
 			if _, err := tx.ExecContext(ctx, `INSERT INTO contacts (user_id, other_id, state, since)
 				VALUES (?, ?, 'request_sent', ?), (?, ?, 'request_received', ?)`,
 				from, to, micros(at), to, from, micros(at)); err != nil {
@@ -149,7 +170,7 @@ func (db *DB) RequestFriend(ctx context.Context, from, to int64, at time.Time, m
 			}
 			changed = true
 		case chat.StateRequestReceived:
-			if err := roomForFriends(ctx, tx, from, to, maxFriends); err != nil {
+			if err := roomForFriends(ctx, tx, from, to, lim.MaxFriends); err != nil {
 				return err
 			}
 			if err := befriend(ctx, tx, from, to, at); err != nil {

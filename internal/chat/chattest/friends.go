@@ -50,7 +50,7 @@ func wantBlocked(t *testing.T, s chat.Store, a, b int64, want bool) {
 
 func mustRequest(t *testing.T, s chat.Store, from, to int64, at time.Time, wantState string, wantChanged bool) chat.Contact {
 	t.Helper()
-	c, changed, err := s.RequestFriend(t.Context(), from, to, at, 0)
+	c, changed, err := s.RequestFriend(t.Context(), from, to, at, chat.FriendLimits{})
 	if err != nil || c.State != wantState || changed != wantChanged {
 		t.Fatalf("RequestFriend(%d, %d) = %+v, %v, %v; want state %s, changed %v", from, to, c, changed, err, wantState, wantChanged)
 	}
@@ -94,11 +94,11 @@ func testFriendRequests(t *testing.T, s chat.Store) {
 	_, err = s.AcceptFriend(ctx, bob.ID, ann.ID, t1, 0)
 	wantNotFound(t, "AcceptFriend(friends)", err)
 
-	_, _, err = s.RequestFriend(ctx, ann.ID, missing, t0, 0)
+	_, _, err = s.RequestFriend(ctx, ann.ID, missing, t0, chat.FriendLimits{})
 	wantNotFound(t, "RequestFriend(missing)", err)
 	_, err = s.AcceptFriend(ctx, ann.ID, missing, t0, 0)
 	wantNotFound(t, "AcceptFriend(missing)", err)
-	if _, _, err := s.RequestFriend(ctx, ann.ID, ann.ID, t0, 0); !errors.Is(err, chat.ErrInvalid) {
+	if _, _, err := s.RequestFriend(ctx, ann.ID, ann.ID, t0, chat.FriendLimits{}); !errors.Is(err, chat.ErrInvalid) {
 		t.Errorf("RequestFriend(self) = %v; want chat.ErrInvalid", err)
 	}
 }
@@ -135,10 +135,10 @@ func testFriendsCap(t *testing.T, s chat.Store) {
 	if _, err := s.AcceptFriend(ctx, ann.ID, cy.ID, t0, 1); !errors.Is(err, chat.ErrTooManyFriends) {
 		t.Errorf("AcceptFriend(the accepter full) = %v; want chat.ErrTooManyFriends", err)
 	}
-	if _, _, err := s.RequestFriend(ctx, ann.ID, dee.ID, t0, 1); !errors.Is(err, chat.ErrTooManyFriends) {
+	if _, _, err := s.RequestFriend(ctx, ann.ID, dee.ID, t0, chat.FriendLimits{MaxFriends: 1}); !errors.Is(err, chat.ErrTooManyFriends) {
 		t.Errorf("RequestFriend(asking back, the asker full) = %v; want chat.ErrTooManyFriends", err)
 	}
-	if _, _, err := s.RequestFriend(ctx, dee.ID, ann.ID, t0, 1); err != nil {
+	if _, _, err := s.RequestFriend(ctx, dee.ID, ann.ID, t0, chat.FriendLimits{MaxFriends: 1}); err != nil {
 		t.Errorf("RequestFriend(a repeat to one full) = %v; want nil", err)
 	}
 	if _, err := s.AcceptFriend(ctx, cy.ID, bob.ID, t0, 1); !errors.Is(err, chat.ErrTooManyFriends) {
@@ -211,6 +211,61 @@ func testFriendsCapAtOnce(t *testing.T, s chat.Store) {
 	}
 }
 
+// testFriendRequestLimits: a new request from a user with lim.MaxPending
+// requests unanswered, or lim.MaxFriends friends, is refused and changes
+// nothing, also when requests are made at once; a repeat is no new one.
+func testFriendRequestLimits(t *testing.T, s chat.Store) {
+	ctx := t.Context()
+	ann := mustUser(t, s, "ann@example.com", "Ann")
+	bob := mustUser(t, s, "bob@example.com", "Bob")
+	cy := mustUser(t, s, "cy@example.com", "Cy")
+	one := chat.FriendLimits{MaxPending: 1, MaxFriends: 1}
+	if _, _, err := s.RequestFriend(ctx, ann.ID, bob.ID, t0, one); err != nil {
+		t.Fatalf("RequestFriend(first) = %v", err)
+	}
+	if _, _, err := s.RequestFriend(ctx, ann.ID, cy.ID, t0, one); !errors.Is(err, chat.ErrTooManyRequests) {
+		t.Errorf("RequestFriend(past the pending limit) = %v; want chat.ErrTooManyRequests", err)
+	}
+	if _, changed, err := s.RequestFriend(ctx, ann.ID, bob.ID, t0, one); err != nil || changed {
+		t.Errorf("RequestFriend(a repeat) = %v, %v; want unchanged", changed, err)
+	}
+	if _, err := s.AcceptFriend(ctx, bob.ID, ann.ID, t0, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.RequestFriend(ctx, ann.ID, cy.ID, t0, one); !errors.Is(err, chat.ErrTooManyFriends) {
+		t.Errorf("RequestFriend(from one with as many friends) = %v; want chat.ErrTooManyFriends", err)
+	}
+	wantContacts(t, s, cy.ID, nil)
+
+	// At once.
+	dee := mustUser(t, s, "dee@example.com", "Dee")
+	const n = 8
+	errs := make(chan error, n)
+	for i := range n {
+		u := mustUser(t, s, fmt.Sprintf("v%d@example.com", i), fmt.Sprintf("V%d", i))
+		go func() {
+			_, _, err := s.RequestFriend(ctx, dee.ID, u.ID, t0, chat.FriendLimits{MaxPending: 2})
+			errs <- err
+		}()
+	}
+	made := 0
+	for range n {
+		switch err := <-errs; {
+		case err == nil:
+			made++
+		case !errors.Is(err, chat.ErrTooManyRequests):
+			t.Errorf("RequestFriend(at once) = %v; want nil or chat.ErrTooManyRequests", err)
+		}
+	}
+	cs, err := s.Contacts(ctx, dee.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if made != 2 || len(cs) != 2 {
+		t.Errorf("%d requests at once with a limit of 2: %d made, Dee has %d pending; want 2 and 2", n, made, len(cs))
+	}
+}
+
 func testRemoveContact(t *testing.T, s chat.Store) {
 	ctx := t.Context()
 	ann := mustUser(t, s, "ann@example.com", "Ann")
@@ -279,7 +334,7 @@ func testBlock(t *testing.T, s chat.Store) {
 
 	// Neither side may ask the other now.
 	for _, p := range [][2]int64{{ann.ID, bob.ID}, {bob.ID, ann.ID}} {
-		if _, _, err := s.RequestFriend(ctx, p[0], p[1], t0, 0); !errors.Is(err, chat.ErrForbidden) {
+		if _, _, err := s.RequestFriend(ctx, p[0], p[1], t0, chat.FriendLimits{}); !errors.Is(err, chat.ErrForbidden) {
 			t.Errorf("RequestFriend(%d, %d) while blocked = %v; want chat.ErrForbidden", p[0], p[1], err)
 		}
 	}

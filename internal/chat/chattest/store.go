@@ -84,6 +84,7 @@ func TestStore(t *testing.T, open func(t *testing.T) chat.Store) {
 		{"FriendRequestMutual", testFriendRequestMutual},
 		{"FriendsCap", testFriendsCap},
 		{"FriendsCapAtOnce", testFriendsCapAtOnce},
+		{"FriendRequestLimits", testFriendRequestLimits},
 		{"RemoveContact", testRemoveContact},
 		{"ContactsOrder", testContactsOrder},
 		{"Block", testBlock},
