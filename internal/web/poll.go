@@ -565,21 +565,6 @@ func (s *server) buildChannel(a authInfo, cur *pollCursor, id string, eventsAfte
 		ch.sess.stop()
 		return nil, errChannelEnded
 	}
-	if old := s.polls.m[ch.id]; old != nil && old.sess.user.ID == a.User.ID {
-		// Another request rebuilt the channel meanwhile (a poll and a
-		// POST, or two polls, with a cursor of it): that one is the
-		// channel, as channelFor would have found it. Registered in its
-		// place, it would stay in the hub, a connection of the user's,
-		// with no request to reach it, until it idled out.
-		old.mu.Lock()
-		stopped := old.stopped
-		old.mu.Unlock()
-		if !stopped {
-			s.polls.mu.Unlock()
-			ch.sess.stop()
-			return old, nil
-		}
-	}
 	ch.mu.Lock()
 	stopped := ch.stopped
 	ch.mu.Unlock()
