@@ -187,15 +187,7 @@ func testFriendsCapAtOnce(t *testing.T, s chat.Store) {
 			errs <- err
 		}()
 	}
-	made := 0
-	for range n {
-		switch err := <-errs; {
-		case err == nil:
-			made++
-		case !errors.Is(err, chat.ErrTooManyFriends):
-			t.Errorf("AcceptFriend(at once) = %v; want nil or chat.ErrTooManyFriends", err)
-		}
-	}
+	made := madeAtOnce(t, errs, n, chat.ErrTooManyFriends, "AcceptFriend(at once)")
 	friends := 0
 	cs, err := s.Contacts(ctx, ann.ID)
 	if err != nil {
@@ -248,15 +240,7 @@ func testFriendRequestLimits(t *testing.T, s chat.Store) {
 			errs <- err
 		}()
 	}
-	made := 0
-	for range n {
-		switch err := <-errs; {
-		case err == nil:
-			made++
-		case !errors.Is(err, chat.ErrTooManyRequests):
-			t.Errorf("RequestFriend(at once) = %v; want nil or chat.ErrTooManyRequests", err)
-		}
-	}
+	made := madeAtOnce(t, errs, n, chat.ErrTooManyRequests, "RequestFriend(at once)")
 	cs, err := s.Contacts(ctx, dee.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -505,4 +489,20 @@ func testAcquaintances(t *testing.T, s chat.Store) {
 			t.Errorf("Acquaintances(%d, 2) = %v, %v; want %v", c.id, got, err, c.want)
 		}
 	}
+}
+
+// madeAtOnce reads the n errors of changes made at once from errs and
+// returns how many were made: each is nil or refused, what names them.
+func madeAtOnce(t *testing.T, errs <-chan error, n int, refused error, what string) int {
+	t.Helper()
+	made := 0
+	for range n {
+		switch err := <-errs; {
+		case err == nil:
+			made++
+		case !errors.Is(err, refused):
+			t.Errorf("%s = %v; want nil or %v", what, err, refused)
+		}
+	}
+	return made
 }
