@@ -430,6 +430,30 @@ func newChannelID() string {
 // a GET two or more responses behind it is answered by a new channel,
 // rebuilt from the cursor, and leaves the live one as it is.
 func (s *server) channelFor(a authInfo, cur *pollCursor, any bool, eventsAfter *int64) (ch *pollChannel, resend bool, err error) {
+	// A rebuild that another request's rebuild of the same channel beat
+	// to its registration goes again, and finds that one live. Each
+	// round but the last has seen a rival registered; the last takes
+	// what it builds.
+	for range maxRebuildRounds - 1 {
+		ch, resend, err = s.channelOnce(a, cur, any, eventsAfter, true)
+		if err != errRebuiltMeanwhile {
+			return ch, resend, err
+		}
+	}
+	return s.channelOnce(a, cur, any, eventsAfter, false)
+}
+
+// maxRebuildRounds bounds channelFor's rounds. Each round but the first
+// follows a rival's registration, so more than two are rare.
+const maxRebuildRounds = 3
+
+// errRebuiltMeanwhile is buildChannel's error when another request
+// registered the channel it was rebuilding first.
+var errRebuiltMeanwhile = errors.New("channel rebuilt meanwhile")
+
+// channelOnce is a round of channelFor. yields: a rival's registration
+// of the channel being rebuilt wins (errRebuiltMeanwhile).
+func (s *server) channelOnce(a authInfo, cur *pollCursor, any bool, eventsAfter *int64, yields bool) (ch *pollChannel, resend bool, err error) {
 	fork, stoppedHere := false, false
 	if cur != nil {
 		s.polls.mu.Lock()
@@ -487,7 +511,7 @@ func (s *server) channelFor(a authInfo, cur *pollCursor, any bool, eventsAfter *
 	// the network's or the server's doing, not the client opening a
 	// connection: they take nothing of the open rate. The cap of
 	// connections bounds the forks.
-	ch, err = s.buildChannel(a, cur, id, eventsAfter, !fork && !stoppedHere)
+	ch, err = s.buildChannel(a, cur, id, eventsAfter, !fork && !stoppedHere, yields)
 	return ch, false, err
 }
 
@@ -496,7 +520,7 @@ func (s *server) channelFor(a authInfo, cur *pollCursor, any bool, eventsAfter *
 // channel its callbacks capture is a variable of its own: captured, the
 // result of channelFor went to the heap on every poll, the many that
 // find their channel live too.
-func (s *server) buildChannel(a authInfo, cur *pollCursor, id string, eventsAfter *int64, opens bool) (*pollChannel, error) {
+func (s *server) buildChannel(a authInfo, cur *pollCursor, id string, eventsAfter *int64, opens, yields bool) (*pollChannel, error) {
 	release, err := s.roomForConn(a.User, opens)
 	if err != nil {
 		return nil, err
@@ -565,10 +589,18 @@ func (s *server) buildChannel(a authInfo, cur *pollCursor, id string, eventsAfte
 		ch.sess.stop()
 		return nil, errChannelEnded
 	}
-	ch.mu.Lock()
-	stopped := ch.stopped
-	ch.mu.Unlock()
-	if stopped {
+	if old := s.polls.m[ch.id]; yields && cur != nil && old != nil && old.sess.user.ID == a.User.ID && !old.isStopped() {
+		// Another request (a poll and a POST, or two polls, with a
+		// cursor of it) rebuilt the channel meanwhile. Registered in its
+		// place, this one would stay in the hub, a connection of the
+		// user's, with no request to reach it, until it idled out.
+		// channelFor goes again and finds that one, answering from it
+		// as its cursor asks: at once, again, or by a fork.
+		s.polls.mu.Unlock()
+		ch.sess.stop()
+		return nil, errRebuiltMeanwhile
+	}
+	if ch.isStopped() {
 		// Its hub client closed as it was built, and stop found nothing
 		// to take out: registered now, it would stay for good. The
 		// request is answered from it, as from a channel that stops
@@ -581,6 +613,13 @@ func (s *server) buildChannel(a authInfo, cur *pollCursor, id string, eventsAfte
 	s.polls.mu.Unlock()
 	ch.touch()
 	return ch, nil
+}
+
+// isStopped reports whether ch stopped.
+func (ch *pollChannel) isStopped() bool {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	return ch.stopped
 }
 
 // endedElsewhere reports whether Config.Ended records that user ended

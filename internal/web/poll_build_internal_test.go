@@ -78,7 +78,7 @@ func TestPollStoppedWhileBuiltNotRegistered(t *testing.T) {
 	st.armed.Store(true)
 	built := make(chan error, 1)
 	go func() {
-		_, err := s.buildChannel(authInfo{User: si.User, Session: si.Session}, cur, cur.Channel, nil, true)
+		_, err := s.buildChannel(authInfo{User: si.User, Session: si.Session}, cur, cur.Channel, nil, true, true)
 		built <- err
 	}()
 	select {
@@ -126,7 +126,7 @@ func TestPollFrameOnStoppedChannel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ch, err := s.buildChannel(authInfo{User: si.User, Session: si.Session}, nil, newChannelID(), nil, true)
+	ch, err := s.buildChannel(authInfo{User: si.User, Session: si.Session}, nil, newChannelID(), nil, true, true)
 	if err != nil {
 		t.Fatal(err)
 	}

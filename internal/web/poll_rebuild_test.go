@@ -1,7 +1,9 @@
 package web_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"fmt"
 	"net/http"
 	"slices"
@@ -12,6 +14,115 @@ import (
 
 	"github.com/parley-chat/parley/internal/chat"
 )
+
+// meetLastUserEvent is a store whose LastUserEvent, once armed, waits
+// until two calls are under way (or waitTimeout passed): a channel
+// rebuilt from a cursor reads it before the channel is registered.
+type meetLastUserEvent struct {
+	chat.Store
+	armed atomic.Bool
+	n     atomic.Int32
+	both  chan struct{}
+	later chan struct{} // if not nil, the second call then waits for it too
+}
+
+func (s *meetLastUserEvent) LastUserEvent(ctx context.Context, userID int64) (int64, error) {
+	if s.armed.Load() {
+		second := s.n.Add(1) == 2
+		if second {
+			s.armed.Store(false)
+			close(s.both)
+		}
+		select {
+		case <-s.both:
+		case <-time.After(waitTimeout):
+		}
+		if second && s.later != nil {
+			select {
+			case <-s.later:
+			case <-time.After(waitTimeout):
+			}
+		}
+	}
+	return s.Store.LastUserEvent(ctx, userID)
+}
+
+// TestPollConcurrentRebuildOneChannel: two polls with the cursor of a
+// channel this node does not hold (it restarted), under way at once,
+// rebuild one channel. Each rebuilt its own and registered it under the
+// cursor's name, the second in the place of the first: the first, which
+// no request could reach any more, stayed in the hub, a connection of the
+// user's and their presence, until it idled out.
+func TestPollConcurrentRebuildOneChannel(t *testing.T) {
+	st := &meetLastUserEvent{both: make(chan struct{})}
+	ts := newTestServer(t, withStore(func(s chat.Store) chat.Store { st.Store = s; return st }))
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	token := ada.Jar.Cookies(mustParseURL(t, ts.URL))[0].Value
+
+	// The cursor of a channel of an earlier run of the server: "lost",
+	// one answer given, no logged event, nothing open.
+	name := "lost"
+	cur := base64.RawURLEncoding.EncodeToString(append(append([]byte{1, byte(len(name))}, name...), 1, 0, 0))
+
+	st.armed.Store(true)
+	var wg sync.WaitGroup
+	var rs [2]response
+	for i := range rs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rs[i] = pollAs(t, ts, "GET", token, cur, "")
+		}()
+	}
+	wg.Wait()
+	for i, r := range rs {
+		if r.Status != http.StatusOK {
+			t.Fatalf("poll %d = %s; want 200", i, r)
+		}
+	}
+	if n := ts.hub.UserClients(ada.ID); n != 1 {
+		t.Errorf("after two polls rebuilding one channel, the user has %d connections in the hub; want 1", n)
+	}
+	// Both polls had the cursor of answer 1, so each got answer 2 of the
+	// one channel: the same answer, the second given again.
+	if !bytes.Equal(rs[0].Body, rs[1].Body) {
+		t.Errorf("two polls with one cursor got different answers:\n%s\n%s", rs[0], rs[1])
+	}
+}
+
+// TestPollRebuildBeatenAnswersAsItsCursorAsks: of two polls rebuilding
+// one channel from one cursor, the second finds the channel registered
+// and answered by the first. It gets that answer again, as its cursor
+// asks (one behind the channel), and does not wait on the channel for
+// the answer after it, nor leave a channel of its own in the hub.
+func TestPollRebuildBeatenAnswersAsItsCursorAsks(t *testing.T) {
+	st := &meetLastUserEvent{both: make(chan struct{}), later: make(chan struct{})}
+	ts := newTestServer(t, withStore(func(s chat.Store) chat.Store { st.Store = s; return st }))
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	token := ada.Jar.Cookies(mustParseURL(t, ts.URL))[0].Value
+	name := "lost"
+	cur := base64.RawURLEncoding.EncodeToString(append(append([]byte{1, byte(len(name))}, name...), 1, 0, 0))
+
+	st.armed.Store(true)
+	answers := make(chan response, 2)
+	for range 2 {
+		go func() { answers <- pollAs(t, ts, "GET", token, cur, "") }()
+	}
+	first := <-answers
+	close(st.later) // the second rebuild goes on after the first answered
+	second := <-answers
+	for _, r := range []response{first, second} {
+		if r.Status != http.StatusOK {
+			t.Fatalf("poll = %s; want 200", r)
+		}
+	}
+	if !bytes.Equal(first.Body, second.Body) {
+		t.Errorf("the poll whose rebuild was beaten got\n%s\nwant the answer the first got again:\n%s", second, first)
+	}
+	if n := ts.hub.UserClients(ada.ID); n != 1 {
+		t.Errorf("after two polls rebuilding one channel, the user has %d connections in the hub; want 1", n)
+	}
+}
 
 // deadlineSessions is a store that records, when armed, whether each
 // read of a session by its token had a deadline.
