@@ -55,7 +55,9 @@ func (s *server) addRoutes(mux *http.ServeMux, ui fs.FS) {
 	mux.Handle("POST /api/poll", s.pollAuthed(s.handlePollSend()))
 	mux.Handle("DELETE /api/poll", s.pollAuthed(s.handlePollEnd()))
 	if s.cfg.ChannelsCompat {
-		mux.Handle("GET /ws/chat/{room}/", timed(s.handleCompatWS()))
+		// {$}: the room's path and nothing under it, as Django's route
+		// ws/chat/<room_name>/$; a longer one is no room of its first segment.
+		mux.Handle("GET /ws/chat/{room}/{$}", timed(s.handleCompatWS()))
 	}
 
 	mux.Handle("/api/", s.handleNotFound(mux))
