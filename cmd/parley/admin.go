@@ -56,6 +56,16 @@ func dbFlag(fs *flag.FlagSet, getenv func(string) string) *string {
 	return fs.String("db", def, "database (as parley --db; PARLEY_DB)")
 }
 
+// lastingDB returns an error for a database that ends with the command,
+// SQLite's in memory (as openStore names it): what a command writes there,
+// the sessions whose tokens it prints, no server would ever read.
+func lastingDB(db string) error {
+	if !isPostgresURL(db) && strings.TrimPrefix(strings.TrimPrefix(db, "sqlite:"), "//") == sqlite.Memory {
+		return fmt.Errorf("--db %s: a database in memory ends with the command; give the one the server uses", db)
+	}
+	return nil
+}
+
 func adminMigrate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("parley admin migrate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -65,6 +75,9 @@ func adminMigrate(ctx context.Context, args []string, getenv func(string) string
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	if err := lastingDB(*db); err != nil {
+		return err
 	}
 	st, err := openStore(ctx, *db, sqlite.Options{Logger: slog.New(slog.NewTextHandler(stderr, nil))})
 	if err != nil {
@@ -92,6 +105,9 @@ func adminSessions(ctx context.Context, args []string, getenv func(string) strin
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	if err := lastingDB(*db); err != nil {
+		return err
 	}
 	if *count < 1 || *count > 1_000_000 {
 		return fmt.Errorf("--count must be between 1 and 1000000, not %d", *count)

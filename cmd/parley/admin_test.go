@@ -268,3 +268,37 @@ func TestRunRefusesKeywordValueDB(t *testing.T) {
 		t.Errorf("parley migrate --db %q = %v; want the SQLite file made", db, err)
 	}
 }
+
+// TestAdminRefusesMemoryDB: a SQLite database in memory is gone once the
+// command ends, so parley admin sessions would print tokens no server
+// knows, and parley migrate would say a database is migrated that no
+// longer exists. Both refuse it, saying why, and print nothing.
+func TestAdminRefusesMemoryDB(t *testing.T) {
+	t.Chdir(t.TempDir())
+	for _, args := range [][]string{
+		{"admin", "sessions", "--db", ":memory:"},
+		{"admin", "sessions", "--db", "sqlite::memory:"},
+		{"admin", "sessions", "--db", "sqlite://:memory:", "--count", "3"},
+		{"migrate", "--db", ":memory:"},
+	} {
+		var stdout bytes.Buffer
+		err := run(t.Context(), args, func(string) string { return "" }, &stdout, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "memory") {
+			t.Errorf("parley %s = %v; want an error saying the database is in memory", strings.Join(args, " "), err)
+		}
+		if stdout.Len() > 0 {
+			t.Errorf("parley %s printed %q; want nothing", strings.Join(args, " "), stdout.String())
+		}
+	}
+	// The server's default, from the environment, is refused as well.
+	var stdout bytes.Buffer
+	err := run(t.Context(), []string{"admin", "sessions"}, func(k string) string {
+		if k == "PARLEY_DB" {
+			return ":memory:"
+		}
+		return ""
+	}, &stdout, io.Discard)
+	if err == nil || stdout.Len() > 0 {
+		t.Errorf("parley admin sessions with PARLEY_DB=:memory: = %v, printing %q; want an error and nothing printed", err, stdout.String())
+	}
+}
