@@ -626,3 +626,41 @@ func (b *loseContactBroker) Publish(ctx context.Context, t chat.Topic, ev chat.E
 	}
 	return b.Broker.Publish(ctx, t, ev)
 }
+
+// TestContactReplayedAfterNews: Grace accepts Ada's request while online,
+// then goes offline, and Ada's connection is told both. Ada opens another
+// connection with events_after just before the contact, and reads her
+// contacts after its hello (Grace offline): the contact replayed from her
+// log, whose presence is older than that news, must come without online,
+// as one filled into a gap does (TestContactFilledFromLogAfterNews), not
+// undo the contacts.
+func TestContactReplayedAfterNews(t *testing.T) {
+	const grace = 100 * time.Millisecond
+	ts := newTestServer(t, withChat(func(c *chat.Config) { c.PresenceGrace = grace }))
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	gr := ts.signIn(t, "grace@example.com", "Grace")
+	ts.requestFriend(t, ada, gr.ID)
+	aw := ts.connect(t, ada)
+	gw := ts.connect(t, gr)
+	ts.mustDo(t, gr, "POST", "/api/contacts/"+strconv.FormatInt(ada.ID, 10)+"/accept", nil, http.StatusOK, nil)
+	c := aw.expectContact(t, gr, "friends")
+	if !strings.Contains(c.Raw, `"online":true`) {
+		t.Fatalf("Ada got %s as Grace accepted; want her online", c)
+	}
+	_ = gw.conn.Close()
+	aw.take(t, "Grace offline", func(f frame) bool {
+		return f.Type == "presence" && f.RoomID == 0 && f.User != nil && f.User.ID == gr.ID && !f.Online
+	})
+
+	conn, resp, err := ts.dial(t, ada, "/api/ws?events_after="+strconv.FormatInt(c.UserSeq-1, 10), dialOptions{})
+	if err != nil {
+		t.Fatalf("dial: %v (%s)", err, statusOf(resp))
+	}
+	w := newWSClient(t, "Ada again", conn)
+	w.startReading()
+	w.expect(t, "hello")
+	f := w.expectContact(t, gr, "friends")
+	if strings.Contains(f.Raw, `"online"`) {
+		t.Errorf("Ada's new connection got %s, replayed from her log, after Grace went offline; want it without online", f)
+	}
+}

@@ -115,6 +115,10 @@ func (n *session) start(ctx context.Context, sessionID int64, wake hub.Waker, ev
 		return err
 	}
 	for _, ev := range evs {
+		// From the store, not through the hub: ordered against the
+		// presence news the user's topic delivered, as admitUser orders
+		// the events before it.
+		n.s.hub.OrderContact(n.user.ID, &ev)
 		n.client.Push(&hub.Item{Event: ev})
 	}
 	return nil
