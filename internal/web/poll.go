@@ -297,6 +297,13 @@ func (p *pollChannels) dropFork(ch *pollChannel) {
 	}
 }
 
+// serves reports whether a live channel of family fam serves user.
+func (p *pollChannels) serves(user int64, fam string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.ContainsFunc(p.family(fam), func(ch *pollChannel) bool { return ch.sess.user.ID == user })
+}
+
 // family returns the live channels of family fam; p.mu is held.
 func (p *pollChannels) family(fam string) []*pollChannel {
 	l := slices.Clone(p.forks[fam])
@@ -499,13 +506,23 @@ func (s *server) channelOnce(a authInfo, cur *pollCursor, any bool, eventsAfter 
 		if s.endedElsewhere(a.User.ID, channelFamily(cur.Channel)) {
 			return nil, false, errChannelEnded
 		}
+		if !fork && (ch == nil || ch.sess.user.ID != a.User.ID) && s.polls.serves(a.User.ID, channelFamily(cur.Channel)) {
+			// Another channel of its family is live here: the poll is
+			// one its client gave up on, or one from a channel rebuilt on
+			// another node. Either is a stale poll's doing.
+			fork = true
+		}
 	}
 	id := newChannelID()
 	switch {
 	case fork:
 		id = forkID(cur.Channel)
 	case cur != nil && (ch == nil || ch.sess.user.ID == a.User.ID):
-		id = cur.Channel
+		// A rebuild gets a name of its own in the family: the channel
+		// its cursor names may still be live on another node, which has
+		// given as many answers as the rebuilt one will count, but
+		// others, and would take the cursors of this one for its own.
+		id = forkID(cur.Channel)
 	}
 	// A fork, and the rebuild of a channel this node cut (stopCut), are
 	// the network's or the server's doing, not the client opening a
