@@ -236,6 +236,8 @@ type pollChannel struct {
 	waiter   chan struct{}     // closed to end the GET waiting now
 	idle     *time.Timer
 	stopped  bool
+
+	from string // the channel it was rebuilt from (pollChannels.rebuilt); "" for a new channel or a fork
 }
 
 type pollChannels struct {
@@ -244,6 +246,13 @@ type pollChannels struct {
 	forks map[string][]*pollChannel // live forks (forkID), by the family they belong to
 	ended endedChannels
 	cut   endedChannels // channels this node cut (too slow, shutting down) whose clients have not rebuilt them yet: by channel, not family (stopCut)
+
+	// rebuilt holds the live channels rebuilt from a cursor, by the name
+	// of the channel the cursor named (pollChannel.from): a later request
+	// with a cursor of that channel (a poll and a POST rebuilding it at
+	// once, or a poll retried) is answered from the one rebuilt, as from
+	// the channel it stands for.
+	rebuilt map[string]*pollChannel
 }
 
 // A stale poll is answered by a fork of its channel (channelFor). The
@@ -465,6 +474,9 @@ func (s *server) channelOnce(a authInfo, cur *pollCursor, any bool, eventsAfter 
 	if cur != nil {
 		s.polls.mu.Lock()
 		ch = s.polls.m[cur.Channel]
+		if ch == nil {
+			ch = s.polls.rebuilt[cur.Channel]
+		}
 		now := time.Now()
 		ended := s.polls.ended.has(a.User.ID, channelFamily(cur.Channel), now)
 		stoppedHere = s.polls.cut.take(a.User.ID, cur.Channel, now)
@@ -528,7 +540,11 @@ func (s *server) channelOnce(a authInfo, cur *pollCursor, any bool, eventsAfter 
 	// the network's or the server's doing, not the client opening a
 	// connection: they take nothing of the open rate. The cap of
 	// connections bounds the forks.
-	ch, err = s.buildChannel(a, cur, id, eventsAfter, !fork && !stoppedHere, yields)
+	from := ""
+	if cur != nil && !fork {
+		from = cur.Channel
+	}
+	ch, err = s.buildChannel(a, cur, id, eventsAfter, !fork && !stoppedHere, from, yields)
 	return ch, false, err
 }
 
@@ -537,13 +553,18 @@ func (s *server) channelOnce(a authInfo, cur *pollCursor, any bool, eventsAfter 
 // channel its callbacks capture is a variable of its own: captured, the
 // result of channelFor went to the heap on every poll, the many that
 // find their channel live too.
-func (s *server) buildChannel(a authInfo, cur *pollCursor, id string, eventsAfter *int64, opens, yields bool) (*pollChannel, error) {
+//
+// from names the channel it is rebuilt from ("" for a new channel or a
+// fork). yields: if another request registered a channel rebuilt from
+// that one meanwhile, this one is dropped and the error is
+// errRebuiltMeanwhile.
+func (s *server) buildChannel(a authInfo, cur *pollCursor, id string, eventsAfter *int64, opens bool, from string, yields bool) (*pollChannel, error) {
 	release, err := s.roomForConn(a.User, opens)
 	if err != nil {
 		return nil, err
 	}
 	defer release() // the channel's hub client is registered, or it failed
-	ch := &pollChannel{s: s, id: id, sess: s.newSession(a.User), auth: a, signal: make(chan struct{}, 1), pos: make(map[int64]int64)}
+	ch := &pollChannel{s: s, id: id, from: from, sess: s.newSession(a.User), auth: a, signal: make(chan struct{}, 1), pos: make(map[int64]int64)}
 	ch.sess.maxRooms = maxCursorConvs
 	ch.sess.onOpen = func(conv, seq int64) {
 		ch.mu.Lock()
@@ -606,7 +627,7 @@ func (s *server) buildChannel(a authInfo, cur *pollCursor, id string, eventsAfte
 		ch.sess.stop()
 		return nil, errChannelEnded
 	}
-	if old := s.polls.m[ch.id]; yields && cur != nil && old != nil && old.sess.user.ID == a.User.ID && !old.isStopped() {
+	if old := s.polls.rebuilt[from]; yields && from != "" && old != nil && old.sess.user.ID == a.User.ID && !old.isStopped() {
 		// Another request (a poll and a POST, or two polls, with a
 		// cursor of it) rebuilt the channel meanwhile. Registered in its
 		// place, this one would stay in the hub, a connection of the
@@ -627,6 +648,12 @@ func (s *server) buildChannel(a authInfo, cur *pollCursor, id string, eventsAfte
 	}
 	s.polls.m[ch.id] = ch
 	s.polls.addFork(ch)
+	if from != "" {
+		if s.polls.rebuilt == nil {
+			s.polls.rebuilt = make(map[string]*pollChannel)
+		}
+		s.polls.rebuilt[from] = ch
+	}
 	s.polls.mu.Unlock()
 	ch.touch()
 	return ch, nil
@@ -847,6 +874,9 @@ func (ch *pollChannel) stop() {
 		delete(ch.s.polls.m, ch.id)
 	}
 	ch.s.polls.dropFork(ch)
+	if ch.from != "" && ch.s.polls.rebuilt[ch.from] == ch {
+		delete(ch.s.polls.rebuilt, ch.from)
+	}
 	ch.s.polls.mu.Unlock()
 	ch.sess.stop()
 }

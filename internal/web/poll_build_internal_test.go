@@ -78,7 +78,7 @@ func TestPollStoppedWhileBuiltNotRegistered(t *testing.T) {
 	st.armed.Store(true)
 	built := make(chan error, 1)
 	go func() {
-		_, err := s.buildChannel(authInfo{User: si.User, Session: si.Session}, cur, cur.Channel, nil, true, true)
+		_, err := s.buildChannel(authInfo{User: si.User, Session: si.Session}, cur, forkID(cur.Channel), nil, true, cur.Channel, true)
 		built <- err
 	}()
 	select {
@@ -98,13 +98,13 @@ func TestPollStoppedWhileBuiltNotRegistered(t *testing.T) {
 	<-built // whatever it answers
 
 	s.polls.mu.Lock()
-	ch := s.polls.m[cur.Channel]
+	chs := s.polls.family(cur.Channel)
+	if ch := s.polls.rebuilt[cur.Channel]; ch != nil {
+		chs = append(chs, ch)
+	}
 	s.polls.mu.Unlock()
-	if ch != nil {
-		ch.mu.Lock()
-		stopped := ch.stopped
-		ch.mu.Unlock()
-		if stopped {
+	for _, ch := range chs {
+		if ch.isStopped() {
 			t.Error("a channel stopped while it was rebuilt is registered among the live ones")
 		}
 	}
@@ -126,7 +126,7 @@ func TestPollFrameOnStoppedChannel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ch, err := s.buildChannel(authInfo{User: si.User, Session: si.Session}, nil, newChannelID(), nil, true, true)
+	ch, err := s.buildChannel(authInfo{User: si.User, Session: si.Session}, nil, newChannelID(), nil, true, "", true)
 	if err != nil {
 		t.Fatal(err)
 	}
