@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"errors"
 	"io/fs"
 	"net/http"
 	"net/url"
@@ -219,13 +220,18 @@ func queryParams(rawQuery string, names ...string) (map[string]string, error) {
 }
 
 // paramInt parses parameter name of params, a non-negative integer;
-// given tells whether it is there. An empty value is no integer.
+// given tells whether it is there. An empty value is no integer. One too
+// large for an int64 is still a non-negative integer, past every seq and
+// every limit: it is taken as math.MaxInt64 (ParseInt's value for it).
 func paramInt(params map[string]string, name string) (n int64, given bool, err error) {
 	v, given := params[name]
 	if !given {
 		return 0, false, nil
 	}
 	n, err = strconv.ParseInt(v, 10, 64)
+	if errors.Is(err, strconv.ErrRange) && n > 0 {
+		err = nil
+	}
 	if err != nil || n < 0 {
 		return 0, true, chat.Invalid(chat.CodeInvalidField, name, "%s must be a non-negative integer", name)
 	}

@@ -3,6 +3,7 @@ package web_test
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"testing"
 
 	"github.com/parley-chat/parley/internal/chat"
@@ -112,5 +113,40 @@ func TestSearchMalformedQuery(t *testing.T) {
 	ts.mustDo(t, ada, "GET", "/api/users?q=gr%61&x=%zz", nil, http.StatusOK, &found)
 	if len(found.Users) != 1 || found.Users[0].Name != "Grace" {
 		t.Errorf("users?q=gr%%61 = %+v; want Grace", found.Users)
+	}
+}
+
+// TestHistoryHugeParams: a before, after or limit too large for an int64
+// is still a non-negative number: a limit is capped as any other over
+// 100, a before past every seq is the newest page, an after past every
+// seq an empty one. They were refused with 400 invalid_field, "must be a
+// non-negative integer".
+func TestHistoryHugeParams(t *testing.T) {
+	ts := newTestServer(t)
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	room := ts.enterRoom(t, ada, "general")
+	for i := range 3 {
+		ts.post(t, ada, room.ID, fmt.Sprintf("c-%d", i), "hello")
+	}
+	const huge = "99999999999999999999" // past 2⁶³−1
+	for _, tt := range []struct {
+		query string
+		want  []int64
+	}{
+		{"limit=" + huge, seqRange(1, 4)},
+		{"before=" + huge, seqRange(1, 4)},
+		{"before=" + huge + "&limit=2", seqRange(3, 4)},
+		{"after=" + huge, nil},
+		{"after=2&limit=" + huge, seqRange(3, 4)},
+	} {
+		r := ts.do(t, ada, "GET", roomPath(room.ID, "/messages?"+tt.query), nil)
+		if r.Status != http.StatusOK {
+			t.Errorf("history?%s = %s; want 200", tt.query, r)
+			continue
+		}
+		p := ts.history(t, ada, room.ID, tt.query)
+		if got := seqs(p.Messages); !slices.Equal(got, tt.want) {
+			t.Errorf("history?%s = %v; want %v", tt.query, got, tt.want)
+		}
 	}
 }
