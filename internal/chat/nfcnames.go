@@ -4,10 +4,19 @@ import (
 	"cmp"
 	"slices"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"golang.org/x/text/unicode/norm"
 )
+
+// NameKey is the key that makes a room's or a group's name unique, and
+// that users are searched by: the lower case of name, letter by letter,
+// in NFC. Lower case alone is not enough: a capital that has no composed
+// form (H̱, J̌, Ϊ́: H, J, Ϊ and a combining mark) has, letter by letter, a
+// lower case that composes (ẖ, ǰ, ΐ), so "H̱ello" in lower case would not
+// be "ẖello" as typed, and would name another room.
+func NameKey(name string) string { return norm.NFC.String(strings.ToLower(name)) }
 
 // StoredName is the name of a room or a group as a store holds it, and
 // its unique key there (the lower case of the name).
@@ -116,4 +125,62 @@ func sortedByID(names []StoredName) []StoredName {
 	s := append([]StoredName(nil), names...)
 	slices.SortFunc(s, func(a, b StoredName) int { return cmp.Compare(a.ID, b.ID) })
 	return s
+}
+
+// NameKeyChanges returns the new keys of those of names (all the rooms, or
+// all the groups, of a store) whose key is not their NameKey, by ID: the
+// names of capitals without a composed form (NameKey), stored before keys
+// were composed. A name whose new key another's key is today keeps its
+// own, as of several names that now share a key the oldest (the smallest
+// ID) takes it: the others stay as they are, found by ID (in their
+// members' lists), their names found as the one that holds the key. No
+// new key is another's before or after, so a store may write them one
+// by one under its unique index.
+func NameKeyChanges(names []StoredName) map[int64]string {
+	taken := make(map[string]bool, len(names))
+	for _, n := range names {
+		taken[n.Key] = true
+	}
+	changes := make(map[int64]string)
+	for _, n := range sortedByID(names) {
+		k := NameKey(n.Name)
+		if k == n.Key || taken[k] {
+			continue
+		}
+		taken[k] = true
+		changes[n.ID] = k
+	}
+	return changes
+}
+
+// MigrateNameKeys gives the users', rooms' and groups' names of t their
+// NameKey, the rooms' and groups' as NameKeyChanges decides, by ID (the
+// order in which rows are locked). Names are not changed.
+func MigrateNameKeys(t NameTable) error {
+	users, err := t.Users()
+	if err != nil {
+		return err
+	}
+	for _, u := range sortedByID(users) {
+		if k := NameKey(u.Name); k != u.Key {
+			if err := t.RenameUser(u.ID, u.Name, k); err != nil {
+				return err
+			}
+		}
+	}
+	for _, group := range []bool{false, true} {
+		names, err := t.Convs(group)
+		if err != nil {
+			return err
+		}
+		changes := NameKeyChanges(names)
+		for _, n := range sortedByID(names) {
+			if k, ok := changes[n.ID]; ok {
+				if err := t.RenameConv(n.ID, n.Name, k); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
 }

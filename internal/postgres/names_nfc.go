@@ -13,14 +13,31 @@ import (
 // renaming a user after the names were read would otherwise have the
 // rename overwritten by the NFC form of the name it replaced.
 func namesNFC(ctx context.Context, tx pgx.Tx) error {
+	if _, err := tx.Exec(ctx, `LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE`); err != nil {
+		return err
+	}
+	return chat.MigrateNamesNFC(nameTable(ctx, tx), nameKey)
+}
+
+// nameKeysNFC gives every stored name its chat.NameKey (migration 0011),
+// as chat.MigrateNameKeys decides. It locks users against writes first,
+// as the migration's SQL locks conversations, for the reason namesNFC
+// does: a node of the older parley renaming one after the names were read
+// would have its key overwritten by the key of the name it replaced.
+func nameKeysNFC(ctx context.Context, tx pgx.Tx) error {
+	if _, err := tx.Exec(ctx, `LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE`); err != nil {
+		return err
+	}
+	return chat.MigrateNameKeys(nameTable(ctx, tx))
+}
+
+// nameTable is the users' and conversations' names in tx.
+func nameTable(ctx context.Context, tx pgx.Tx) chat.NameTable {
 	exec := func(query string, args ...any) error {
 		_, err := tx.Exec(ctx, query, args...)
 		return err
 	}
-	if err := exec(`LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE`); err != nil {
-		return err
-	}
-	return chat.MigrateNamesNFC(chat.NameTable{
+	return chat.NameTable{
 		Users: func() ([]chat.StoredName, error) {
 			return storedNames(ctx, tx, `SELECT id, name, name_key FROM users`)
 		},
@@ -37,7 +54,7 @@ func namesNFC(ctx context.Context, tx pgx.Tx) error {
 		RenameConv: func(id int64, name, key string) error {
 			return exec(`UPDATE conversations SET name = $1, name_key = $2 WHERE id = $3`, name, key, id)
 		},
-	}, nameKey)
+	}
 }
 
 func storedNames(ctx context.Context, tx pgx.Tx, query string, args ...any) ([]chat.StoredName, error) {

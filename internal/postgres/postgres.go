@@ -16,7 +16,7 @@
 // Times are stored as timestamptz, with PostgreSQL's microsecond precision:
 // a time read back equals the one stored truncated to the microsecond, in
 // UTC. Room and group names are unique regardless of case, by the same rule
-// as the SQLite store (strings.ToLower in Go, not the server's locale); a
+// as the SQLite store (chat.NameKey in Go, not the server's locale); a
 // name keeps the spelling it was given. PostgreSQL text cannot hold the
 // byte 0, so a string that contains it, or is not valid UTF-8, is refused
 // with chat.ErrInvalid.
@@ -364,6 +364,7 @@ func (db *DB) goSteps() map[int]func(ctx context.Context, tx pgx.Tx) error {
 		7:  nameSkeletons,
 		8:  db.foldEmails(8),
 		10: db.foldEmails(10),
+		11: nameKeysNFC,
 	}
 }
 
@@ -480,8 +481,9 @@ func utc(t time.Time) time.Time { return t.UTC() }
 
 // nameKey is the form of a room or group name that is unique, and of a user
 // name that the search ranges over: names that differ only in case have
-// one key. It is the SQLite store's rule, so that both backends agree.
-func nameKey(name string) string { return strings.ToLower(name) }
+// one key (chat.NameKey). It is the SQLite store's rule, so that both
+// backends agree.
+func nameKey(name string) string { return chat.NameKey(name) }
 
 // isUniqueViolation reports whether err is a broken UNIQUE or PRIMARY KEY
 // constraint: constraint[0], if given.

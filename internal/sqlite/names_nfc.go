@@ -10,11 +10,22 @@ import (
 // namesNFC takes every stored name to NFC (migration 0010), as
 // chat.MigrateNamesNFC decides.
 func namesNFC(ctx context.Context, tx *sql.Tx) error {
+	return chat.MigrateNamesNFC(nameTable(ctx, tx), nameKey)
+}
+
+// nameKeysNFC gives every stored name its chat.NameKey (migration 0018),
+// as chat.MigrateNameKeys decides.
+func nameKeysNFC(ctx context.Context, tx *sql.Tx) error {
+	return chat.MigrateNameKeys(nameTable(ctx, tx))
+}
+
+// nameTable is the users' and conversations' names in tx.
+func nameTable(ctx context.Context, tx *sql.Tx) chat.NameTable {
 	exec := func(query string, args ...any) error {
 		_, err := tx.ExecContext(ctx, query, args...)
 		return err
 	}
-	return chat.MigrateNamesNFC(chat.NameTable{
+	return chat.NameTable{
 		Users: func() ([]chat.StoredName, error) {
 			return queryAll(ctx, tx, `SELECT id, name, name_key FROM users`, nil, scanStoredName)
 		},
@@ -32,7 +43,7 @@ func namesNFC(ctx context.Context, tx *sql.Tx) error {
 		RenameConv: func(id int64, name, key string) error {
 			return exec(`UPDATE conversations SET name = ?, name_key = ? WHERE id = ?`, name, key, id)
 		},
-	}, nameKey)
+	}
 }
 
 func scanStoredName(r scanner) (chat.StoredName, error) {

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/parley-chat/parley/internal/chat"
@@ -32,8 +31,8 @@ func scanRoom(s scanner, extra ...any) (chat.Room, error) {
 }
 
 // nameKey is the form of a room name that is unique: names that differ
-// only in case name one room.
-func nameKey(name string) string { return strings.ToLower(name) }
+// only in case name one room (chat.NameKey).
+func nameKey(name string) string { return chat.NameKey(name) }
 
 // nameClash returns the conflict of giving name to a conversation of
 // kind (not id): ErrNameTaken if another's name differs from it at most

@@ -421,6 +421,7 @@ func (db *DB) goSteps() map[int]func(ctx context.Context, tx *sql.Tx) error {
 		12: nameSkeletons,
 		14: db.foldEmails(14),
 		17: db.foldEmails(17),
+		18: nameKeysNFC,
 	}
 }
 

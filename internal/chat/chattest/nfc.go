@@ -48,3 +48,57 @@ func MigratedNamesNFC(t *testing.T, st chat.Store, got []string) {
 		t.Errorf("SearchUsers(%+q) = %v, %v; want user 1", "\ud55c", us, err)
 	}
 }
+
+// NameKeyRows are the rows the adapters' tests store before name keys
+// were in NFC (chat.NameKey), by id, each with the key strings.ToLower
+// gave it: user 1 and rooms 1 to 3 and 5, group 4. A capital without a
+// composed form (H̱, J̌, Ϊ́) had a decomposed key, which the name typed
+// with the small letter composed (ẖ, ǰ, ΐ) did not find.
+var NameKeyRows = []struct {
+	Kind string // "user", "room" or "group"
+	ID   int64
+	Name string
+	Key  string
+}{
+	{"user", 1, "H\u0331ugo", "h\u0331ugo"},
+	{"room", 1, "\u1e96ello", "\u1e96ello"},
+	{"room", 2, "H\u0331ELLO", "h\u0331ello"},
+	{"room", 3, "J\u030cab", "j\u030cab"},
+	{"group", 4, "\u03aa\u0301ab", "\u03ca\u0301ab"},
+	{"room", 5, "general", "general"},
+}
+
+// MigratedNameKeys checks a store just migrated to name keys in NFC from
+// a database holding NameKeyRows. got is its users and conversations, one
+// "user id name name_key" or "kind id name name_key" a row, sorted. Names
+// are as they were; every key is chat.NameKey of its name but room 2's,
+// whose new key room 1, older, holds: it keeps its old one, as a room
+// made before look-alikes were refused keeps its name. The rooms are found
+// by their names in any case.
+func MigratedNameKeys(t *testing.T, st chat.Store, got []string) {
+	t.Helper()
+	ctx := context.Background()
+	want := []string{
+		"group 4 \u03aa\u0301ab \u0390ab",
+		"room 1 \u1e96ello \u1e96ello",
+		"room 2 H\u0331ELLO h\u0331ello",
+		"room 3 J\u030cab \u01f0ab",
+		"room 5 general general",
+		"user 1 H\u0331ugo \u1e96ugo",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("name keys after the migration mismatch (-want +got):\n%s", diff)
+	}
+	for name, id := range map[string]int64{
+		"\u1e96ello": 1, "H\u0331ello": 1, "H\u0331ELLO": 1,
+		"\u01f0ab": 3, "J\u030cAB": 3,
+		"General": 5,
+	} {
+		if r, err := st.RoomByName(ctx, name); err != nil || r.ID != id {
+			t.Errorf("RoomByName(%+q) = room %d, %v; want room %d", name, r.ID, err, id)
+		}
+	}
+	if r, err := st.Room(ctx, 2); err != nil || r.Name != "H\u0331ELLO" {
+		t.Errorf("Room(2) = %+v, %v; want the room as it was", r, err)
+	}
+}

@@ -887,6 +887,12 @@ func testRoomNamesIgnoreCase(t *testing.T, s chat.Store) {
 	for _, names := range [][]string{
 		{"General", "general", "GENERAL", "gEnErAl"},
 		{"Été", "été", "ÉTÉ"},
+		// Capitals without a composed form of their own: their lower
+		// case, letter by letter, composes (ẖ, ΐ, ǰ), and is one name
+		// with the small letters typed composed.
+		{"\u1e96ello", "H\u0331ello", "H\u0331ELLO"},
+		{"\u0390ab", "\u03aa\u0301ab", "\u03aa\u0301AB"},
+		{"J\u030cab", "\u01f0ab"},
 	} {
 		r := mustRoom(t, s, names[0])
 		for _, name := range names {
