@@ -1068,6 +1068,15 @@ async function refreshContacts() {
         setPresence(c.user.id, c.online, c.last_seen);
       }
     }
+    // Only friends' presence is told: one who is no friend in the answer
+    // (the frame saying so was missed, the page away too long) is shown
+    // none, not the last presence known for good.
+    for (const id of [...state.presence.keys()]) {
+      const c = state.contacts.get(id);
+      if ((!c || (c.state !== 'friends' && c.state !== 'friend')) && !presenceSetSince(id, tick)) {
+        state.presence.delete(id);
+      }
+    }
     fillNames();
     renderPeople();
     renderInviteIfOpen();
