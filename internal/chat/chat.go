@@ -18,6 +18,10 @@ type User struct {
 	Email     string    `json:"-"`
 	Name      string    `json:"name"`
 	CreatedAt time.Time `json:"created_at"`
+	// NameVersion counts the changes of Name (UserStore.SetUserName bumps
+	// it as it stores the name): the version a rename's news carries
+	// (Event.Seq of an EventUser). 0 for a name never changed, or unknown.
+	NameVersion int64 `json:"name_version,omitempty"`
 }
 
 // Session is a signed-in browser or device. Only the hash of its token is
@@ -182,6 +186,8 @@ type UserStore interface {
 	EnsureUser(ctx context.Context, email string, at time.Time) (u User, created bool, err error)
 	User(ctx context.Context, id int64) (User, error)
 	Users(ctx context.Context, ids []int64) ([]User, error)
+	// SetUserName stores name as user id's and, in the same write, adds
+	// one to its NameVersion.
 	SetUserName(ctx context.Context, id int64, name string) (User, error)
 }
 
@@ -450,7 +456,7 @@ const (
 	// them (FriendStore.Acquaintances); on a conversation topic (ConvID),
 	// the members of a group of theirs and those with a room open where
 	// the user is present. Never stored: the name is in the store, which
-	// every list shows.
+	// every list shows. Seq is the version of the name.
 	EventUser EventType = "user"
 	// EventReceipts, on a conversation topic: the read positions of
 	// several members of ConvID moved (Positions), within
@@ -485,7 +491,10 @@ type Event struct {
 	// version of the friend's presence it shows, in the same way. In
 	// ConvID it is also the version of OnlineCount (Presence.StateCount),
 	// and on an EventOnlineCount the version of its count: hubs deliver
-	// no count older than one they delivered.
+	// no count older than one they delivered. On an EventUser, the
+	// version of the name it tells (User.NameVersion): hubs deliver no
+	// rename of a user older than one of theirs they delivered; 0 if
+	// unknown (an older node).
 	Seq int64 `json:"seq,omitempty"`
 	// Revoke, on a conversation topic, is the user whose access to ConvID
 	// ends with this event: hubs deliver the event to them, then nothing

@@ -142,7 +142,9 @@ func mirror(state string) string {
 }
 
 // public is u without its email address, fit to show to other users.
-func public(u User) User { return User{ID: u.ID, Name: u.Name, CreatedAt: u.CreatedAt} }
+func public(u User) User {
+	return User{ID: u.ID, Name: u.Name, CreatedAt: u.CreatedAt, NameVersion: u.NameVersion}
+}
 
 // notifyContact tells owner that their contact c changed, and returns c as
 // told: with the presence of a friend, and that presence's version as the

@@ -663,7 +663,9 @@ func (s *Service) tellRename(ctx context.Context, u User) {
 	if now, err := s.store.User(ctx, u.ID); err == nil {
 		u = public(now)
 	}
-	ev := Event{Type: EventUser, User: &User{ID: u.ID, Name: u.Name}}
+	// Its version orders it against the news of another node's rename,
+	// which the broker may deliver before or after it.
+	ev := Event{Type: EventUser, User: &User{ID: u.ID, Name: u.Name}, Seq: u.NameVersion}
 	var (
 		tried, failed int
 		first         error

@@ -498,7 +498,7 @@ func TestRoomEvents(t *testing.T) {
 	// Each carries the count after it; the user as anyone may see them;
 	// and a version (Presence.State), greater than the one before.
 	presence := func(u chat.User, online bool, count int) chat.Event {
-		pu := chat.User{ID: u.ID, Name: u.Name, CreatedAt: u.CreatedAt}
+		pu := chat.User{ID: u.ID, Name: u.Name, CreatedAt: u.CreatedAt, NameVersion: u.NameVersion}
 		return chat.Event{Type: chat.EventPresence, ConvID: room.ID, User: &pu, Online: online, OnlineCount: count}
 	}
 	var version int64

@@ -385,8 +385,10 @@ type topic struct {
 	// user's presence news delivered: on a user topic, of each friend's
 	// (without a ConvID); on a conversation's, of each user's in it, and
 	// under countKey of the newest count of who has it open
-	// (chat.Event.OnlineCount) delivered, which it keeps. At most
-	// maxPresence, nil while empty.
+	// (chat.Event.OnlineCount) delivered, which it keeps. Under
+	// nameKey(user), the newest version of a user's name
+	// (chat.User.NameVersion) of the renames delivered, on either kind.
+	// At most maxPresence, nil while empty.
 	presence map[int64]int64
 	// since is the version of presence news (chat.Presence.Version) read
 	// once the topic was subscribed, before any of its clients read who
@@ -1201,8 +1203,9 @@ func (h *Hub) drainLogged(tp *topic) {
 // here is the user's): a removal from a conversation stops the clients'
 // delivery of it, an addition to a group makes them follow it, and a read
 // position only goes forward. On either kind a user's presence news older
-// than news of them delivered is dropped, and on a conversation's topic
-// the count of who has it open never goes back. tp.dmu is held.
+// than news of them delivered is dropped, as is a rename older than one
+// of the user delivered, and on a conversation's topic the count of who
+// has it open never goes back. tp.dmu is held.
 func (h *Hub) fanOutUser(tp *topic, ev chat.Event) {
 	if tp.parked && ev.UserSeq > 0 {
 		h.unpark(tp)
@@ -1282,6 +1285,13 @@ func (h *Hub) fanOutUser(tp *topic, ev chat.Event) {
 		notePresence(tp, countKey, ev.Seq)
 	case tp.logged && versionedContact(ev):
 		orderContact(tp, &ev)
+	case ev.Type == chat.EventUser && ev.Seq > 0 && ev.User != nil:
+		// Two nodes that tell two renames of one user at about the same
+		// moment may publish the older last: it would undo the newer.
+		if ev.Seq < tp.presence[nameKey(ev.User.ID)] {
+			return
+		}
+		notePresence(tp, nameKey(ev.User.ID), ev.Seq)
 	}
 	tp.user = max(tp.user, ev.UserSeq)
 	h.fanOut(tp, ev)
@@ -1504,8 +1514,13 @@ func holdEarly(tp *topic, ev chat.Event) bool {
 // user's ID.
 const countKey = -1
 
+// nameKey is the key in a topic's presence (topic.presence) of the
+// version of userID's name delivered: below countKey, as user IDs are
+// positive.
+func nameKey(userID int64) int64 { return countKey - userID }
+
 // notePresence notes version as the newest of userID's presence that tp
-// delivered (topic.presence). tp.dmu is held.
+// delivered (topic.presence), or of a name under nameKey. tp.dmu is held.
 func notePresence(tp *topic, userID, version int64) {
 	if tp.presence == nil {
 		tp.presence = make(map[int64]int64)
@@ -1528,7 +1543,9 @@ const maxPresence = 4096
 
 // forgetOldPresence drops from m, a topic.presence at maxPresence, the
 // users whose news has the lower half of the versions: versions grow
-// with time, so those are the users whose news is oldest. Stale news
+// with time, so those are the users whose news is oldest. Names'
+// versions, counts of renames, are low beside presence's, and go first;
+// a rename then comes as it is told, as before any was delivered. Stale news
 // crosses newer news only for a short while; forgetting the newest
 // instead, as forgetting all would, lets stale news of a change just
 // delivered undo it. It runs once per maxPresence/2 users added.

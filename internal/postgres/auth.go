@@ -174,10 +174,10 @@ func (db *DB) Session(ctx context.Context, tokenHash string) (chat.Session, chat
 		u chat.User
 	)
 	err := db.pool.QueryRow(ctx, `SELECT s.id, s.user_id, s.token_hash, s.created_at, s.expires_at, s.used_at,
-			u.id, u.email, u.name, u.created_at
+			u.id, u.email, u.name, u.created_at, u.name_version
 		FROM sessions s JOIN users u ON u.id = s.user_id
 		WHERE s.token_hash = $1`,
-		tokenHash).Scan(&s.ID, &s.UserID, &s.TokenHash, &s.CreatedAt, &s.ExpiresAt, &s.UsedAt, &u.ID, &u.Email, &u.Name, &u.CreatedAt)
+		tokenHash).Scan(&s.ID, &s.UserID, &s.TokenHash, &s.CreatedAt, &s.ExpiresAt, &s.UsedAt, &u.ID, &u.Email, &u.Name, &u.CreatedAt, &u.NameVersion)
 	if errors.Is(err, pgx.ErrNoRows) {
 		err = chat.ErrNotFound
 	}

@@ -11,7 +11,7 @@ import (
 )
 
 // publicUserCols selects a chat.User from users u without its email.
-const publicUserCols = `u.id, '', u.name, u.created_at`
+const publicUserCols = `u.id, '', u.name, u.created_at, u.name_version`
 
 // lockPair locks the rows of users a and b, in id order, until the
 // transaction ends, so that the changes of one relation serialize (SQLite
@@ -45,7 +45,7 @@ func contactState(ctx context.Context, q querier, a, b int64) (string, error) {
 
 func scanContact(s scanner) (chat.Contact, error) {
 	var c chat.Contact
-	if err := s.Scan(&c.User.ID, &c.User.Email, &c.User.Name, &c.User.CreatedAt, &c.State, &c.Since); err != nil {
+	if err := s.Scan(&c.User.ID, &c.User.Email, &c.User.Name, &c.User.CreatedAt, &c.User.NameVersion, &c.State, &c.Since); err != nil {
 		return chat.Contact{}, err
 	}
 	c.User.CreatedAt, c.Since = utc(c.User.CreatedAt), utc(c.Since)

@@ -10,11 +10,11 @@ import (
 	"github.com/parley-chat/parley/internal/chat"
 )
 
-const userCols = `id, email, name, created_at`
+const userCols = `id, email, name, created_at, name_version`
 
 func scanUser(s scanner) (chat.User, error) {
 	var u chat.User
-	if err := s.Scan(&u.ID, &u.Email, &u.Name, &u.CreatedAt); err != nil {
+	if err := s.Scan(&u.ID, &u.Email, &u.Name, &u.CreatedAt, &u.NameVersion); err != nil {
 		return chat.User{}, err
 	}
 	u.CreatedAt = utc(u.CreatedAt)
@@ -78,12 +78,13 @@ func (db *DB) Users(ctx context.Context, ids []int64) ([]chat.User, error) {
 	return us, nil
 }
 
-// SetUserName changes the name of user id and returns the user.
+// SetUserName changes the name of user id, counting the change in its
+// NameVersion, and returns the user.
 func (db *DB) SetUserName(ctx context.Context, id int64, name string) (chat.User, error) {
 	if err := storable(name); err != nil {
 		return chat.User{}, fmt.Errorf("set name of user %d: %w", id, err)
 	}
-	u, err := scanUser(db.pool.QueryRow(ctx, `UPDATE users SET name = $1, name_key = $2 WHERE id = $3 RETURNING `+userCols,
+	u, err := scanUser(db.pool.QueryRow(ctx, `UPDATE users SET name = $1, name_key = $2, name_version = name_version + 1 WHERE id = $3 RETURNING `+userCols,
 		name, nameKey(name), id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		err = chat.ErrNotFound

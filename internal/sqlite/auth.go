@@ -169,7 +169,7 @@ func (db *DB) CreateSession(ctx context.Context, s chat.Session) (chat.Session, 
 // explicit transaction (and, as every statement, parsed once per
 // connection: stmtcache.go).
 const sessionSQL = `SELECT s.id, s.user_id, s.token_hash, s.created_at, s.expires_at, s.used_at,
-		u.id, u.email, u.name, u.created_at
+		u.id, u.email, u.name, u.created_at, u.name_version
 	FROM sessions s JOIN users u ON u.id = s.user_id
 	WHERE s.token_hash = ?`
 
@@ -182,7 +182,7 @@ func (db *DB) Session(ctx context.Context, tokenHash string) (chat.Session, chat
 		used, userCreated int64
 	)
 	err := db.ro.QueryRowContext(ctx, sessionSQL, tokenHash).Scan(&s.ID, &s.UserID, &s.TokenHash, &created, &expires, &used,
-		&u.ID, &u.Email, &u.Name, &userCreated)
+		&u.ID, &u.Email, &u.Name, &userCreated, &u.NameVersion)
 	if errors.Is(err, sql.ErrNoRows) {
 		err = chat.ErrNotFound
 	}

@@ -39,6 +39,7 @@ func TestClientIDIndexUpgrade(t *testing.T) {
 		_, err := tx.ExecContext(ctx, `DROP INDEX messages_client_id;
 			CREATE UNIQUE INDEX messages_client_id ON messages (conv_id, sender_id, client_id) WHERE client_id <> '';
 			ALTER TABLE sessions DROP COLUMN used_at; -- migration 11's
+			ALTER TABLE users DROP COLUMN name_version; -- migration 19's
 			DELETE FROM schema_migrations WHERE version >= 7`)
 		return err
 	}); err != nil {

@@ -11,7 +11,7 @@ import (
 )
 
 // publicUserCols selects a chat.User from users u without its email.
-const publicUserCols = `u.id, '', u.name, u.created_at`
+const publicUserCols = `u.id, '', u.name, u.created_at, u.name_version`
 
 // nameKeyBackfill sets users.name_key with Go's case folding, which SQLite's
 // lower() does for ASCII only (migration 0002).
@@ -83,7 +83,7 @@ func contact(ctx context.Context, tx *sql.Tx, me, other int64) (chat.Contact, er
 func scanContact(s scanner) (chat.Contact, error) {
 	var c chat.Contact
 	var created, since int64
-	if err := s.Scan(&c.User.ID, &c.User.Email, &c.User.Name, &created, &c.State, &since); err != nil {
+	if err := s.Scan(&c.User.ID, &c.User.Email, &c.User.Name, &created, &c.User.NameVersion, &c.State, &since); err != nil {
 		return chat.Contact{}, err
 	}
 	c.User.CreatedAt, c.Since = fromMicros(created), fromMicros(since)

@@ -11,12 +11,12 @@ import (
 	"github.com/parley-chat/parley/internal/chat"
 )
 
-const userCols = `id, email, name, created_at`
+const userCols = `id, email, name, created_at, name_version`
 
 func scanUser(s scanner) (chat.User, error) {
 	var u chat.User
 	var created int64
-	if err := s.Scan(&u.ID, &u.Email, &u.Name, &created); err != nil {
+	if err := s.Scan(&u.ID, &u.Email, &u.Name, &created, &u.NameVersion); err != nil {
 		return chat.User{}, err
 	}
 	u.CreatedAt = fromMicros(created)
@@ -81,12 +81,13 @@ func (db *DB) Users(ctx context.Context, ids []int64) ([]chat.User, error) {
 	return us, nil
 }
 
-// SetUserName changes the name of user id and returns the user.
+// SetUserName changes the name of user id, counting the change in its
+// NameVersion, and returns the user.
 func (db *DB) SetUserName(ctx context.Context, id int64, name string) (chat.User, error) {
 	var u chat.User
 	err := db.write(ctx, func(tx *sql.Tx) error {
 		var err error
-		u, err = scanUser(tx.QueryRowContext(ctx, `UPDATE users SET name = ?, name_key = ? WHERE id = ? RETURNING `+userCols, name, nameKey(name), id))
+		u, err = scanUser(tx.QueryRowContext(ctx, `UPDATE users SET name = ?, name_key = ?, name_version = name_version + 1 WHERE id = ? RETURNING `+userCols, name, nameKey(name), id))
 		if errors.Is(err, sql.ErrNoRows) {
 			return chat.ErrNotFound
 		}

@@ -754,14 +754,18 @@ func (ch *pollChannel) restore(cur *pollCursor) {
 	// comes after it.
 	me := ch.sess.me()
 	ctx, cancel := opContext()
+	var version int64 // of the name read; 0, unknown, if not read
 	if u, err := ch.s.svc.User(ctx, me.ID); err != nil {
 		ch.s.log.Warn("read the user of a rebuilt long-poll channel", "user", me.ID, "err", err)
-	} else if u.Name != me.Name {
-		me.Name = u.Name
-		ch.sess.name.Store(&u.Name) // its typing goes under the name now, too
+	} else {
+		version = u.NameVersion
+		if u.Name != me.Name {
+			me.Name = u.Name
+			ch.sess.name.Store(&u.Name) // its typing goes under the name now, too
+		}
 	}
 	cancel()
-	named := mustJSON(userFrame{Type: "user", User: userRef{ID: me.ID, Name: me.Name}})
+	named := mustJSON(userFrame{Type: "user", User: userRef{ID: me.ID, Name: me.Name}, Version: version})
 	ch.mu.Lock()
 	ch.pending = append(append(ch.pending, mustJSON(resumedFrame{Type: "resumed", Rooms: rooms}), named), frames...)
 	ch.mu.Unlock()

@@ -459,7 +459,7 @@ func TestPollChannelAuth(t *testing.T) {
 	}
 	// A channel of Grace's own, rebuilt from the cursor with nothing open,
 	// that tells Grace her own name.
-	wantFrames := []string{`{"type":"resumed","rooms":[]}`, fmt.Sprintf(`{"type":"user","user":{"id":%d,"name":"Grace"}}`, grace.ID)}
+	wantFrames := []string{`{"type":"resumed","rooms":[]}`, fmt.Sprintf(`{"type":"user","user":{"id":%d,"name":"Grace"},"version":1}`, grace.ID)}
 	var gotFrames []string
 	for _, f := range body.Frames {
 		gotFrames = append(gotFrames, string(f))

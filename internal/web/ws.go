@@ -1105,7 +1105,7 @@ func encodeNative(ev chat.Event) []byte {
 		if ev.User == nil {
 			return nil
 		}
-		v = userFrame{Type: "user", RoomID: ev.ConvID, User: userRef{ID: ev.User.ID, Name: ev.User.Name}}
+		v = userFrame{Type: "user", RoomID: ev.ConvID, User: userRef{ID: ev.User.ID, Name: ev.User.Name}, Version: ev.Seq}
 	case chat.EventRead:
 		v = readFrame{Type: "read", RoomID: ev.ConvID, Seq: ev.Seq}
 	case chat.EventRemoved:
@@ -1120,11 +1120,13 @@ func encodeNative(ev chat.Event) []byte {
 	return b
 }
 
-// userFrame: a user's name changed (chat.EventUser).
+// userFrame: a user's name changed (chat.EventUser), to the name's
+// version (chat.User.NameVersion; 0 unknown, left out).
 type userFrame struct {
-	Type   string  `json:"type"`
-	RoomID int64   `json:"room_id,omitempty"`
-	User   userRef `json:"user"`
+	Type    string  `json:"type"`
+	RoomID  int64   `json:"room_id,omitempty"`
+	User    userRef `json:"user"`
+	Version int64   `json:"version,omitempty"`
 }
 
 type typingFrame struct {

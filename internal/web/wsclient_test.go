@@ -56,6 +56,7 @@ type frame struct {
 	Rooms        []int64    // resumed
 	RenewAt      time.Time  // hello: session_renew_at
 	RenewBy      time.Time  // hello: session_renew_by
+	Version      int64      // user: the name's version
 }
 
 type wireRead struct {
@@ -98,6 +99,7 @@ func parseFrame(line []byte) (frame, error) {
 		OnlineCount  int                `json:"online_count"`
 		RenewAt      time.Time          `json:"session_renew_at"`
 		RenewBy      time.Time          `json:"session_renew_by"`
+		Version      int64              `json:"version"`
 	}
 	if err := decodeStrict(line, &w); err != nil {
 		return frame{}, fmt.Errorf("bad frame %q: %v", line, err)
@@ -109,6 +111,7 @@ func parseFrame(line []byte) (frame, error) {
 		State: w.State, Since: w.Since, Seq: w.Seq, Kind: w.Kind, Peer: w.Peer, Reason: w.Reason,
 		UserSeq: w.UserSeq, Channel: w.Channel, LastSeen: w.LastSeen, UserID: w.UserID, Reads: w.Reads, Rooms: w.Rooms,
 		OnlineCount: w.OnlineCount, Positions: w.Positions, RenewAt: w.RenewAt, RenewBy: w.RenewBy,
+		Version: w.Version,
 	}
 	var err error
 	switch m := bytes.TrimSpace(w.Message); {

@@ -124,6 +124,7 @@ const state = {
   readSent: new Map(), // conversation id → highest seq sent as read
   readQueue: new Map(), // conversation id → {seq, timer, at}: the read position to send, and when one last went
   names: new Map(), // user id → name, of everyone seen (for group event lines)
+  nameVersions: new Map(), // user id → version of the newest name a user frame gave
   presence: new Map(), // user id → {online, last_seen, tick}: friends on- or offline anywhere
   presenceTick: 0, // counts what set a presence: of the tick it had when set, the newest
   reads: new Map(), // conversation id → Map(user id → read seq) of the other members
@@ -536,6 +537,7 @@ function leaveChat() {
   state.convs = new Map();
   state.contacts = new Map();
   state.blocked = new Map();
+  state.nameVersions.clear();
   state.results = null;
   state.cache.clear();
   state.drafts.clear();
@@ -2388,6 +2390,13 @@ function onConvMessage(roomId, m) {
 function onRenamed(f) {
   const u = f.user;
   if (!u || !u.id || typeof u.name !== 'string' || !u.name || !state.me || state.view !== 'chat') return;
+  // Two renames told by two nodes may come in the order opposite to
+  // theirs: an older name than one shown stays unshown.
+  const v = Number.isSafeInteger(f.version) ? f.version : 0;
+  if (v > 0) {
+    if (v < (state.nameVersions.get(u.id) || 0)) return;
+    state.nameVersions.set(u.id, v);
+  }
   if (u.id === state.me.id) {
     if (u.name !== state.me.name) setMe({ name: u.name });
     return;

@@ -155,7 +155,7 @@ func testUsers(t *testing.T, s chat.Store) {
 	if err != nil {
 		t.Fatalf("SetUserName: %v", err)
 	}
-	want.Name = "Ann"
+	want.Name, want.NameVersion = "Ann", 1 // one change of name
 	if diff := cmp.Diff(want, named); diff != "" {
 		t.Errorf("SetUserName mismatch (-want +got):\n%s", diff)
 	}
@@ -172,6 +172,17 @@ func testUsers(t *testing.T, s chat.Store) {
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("EnsureUser after SetUserName mismatch (-want +got):\n%s", diff)
+	}
+	// Each change counts, the same name again too: the version orders
+	// the news of renames, which tells each.
+	for _, name := range []string{"Annie", "Annie"} {
+		if named, err = s.SetUserName(ctx, ann.ID, name); err != nil {
+			t.Fatalf("SetUserName: %v", err)
+		}
+		if named.NameVersion != want.NameVersion+1 {
+			t.Errorf("SetUserName(%q) after version %d: NameVersion = %d; want %d", name, want.NameVersion, named.NameVersion, want.NameVersion+1)
+		}
+		want.NameVersion = named.NameVersion
 	}
 	_, err = s.SetUserName(ctx, missing, "Nobody")
 	wantNotFound(t, "SetUserName(missing)", err)

@@ -1,0 +1,53 @@
+package main
+
+import (
+	"strconv"
+	"testing"
+	"time"
+)
+
+// recordSockets is run in a tab before the app: window.parleySockets
+// holds the page's WebSockets, so that a test can hand the page a frame
+// as if one came.
+const recordSockets = `(() => {
+	window.parleySockets = [];
+	const Orig = window.WebSocket;
+	window.WebSocket = class extends Orig {
+		constructor(...args) {
+			super(...args);
+			window.parleySockets.push(this);
+		}
+	};
+})()`
+
+// TestBrowserOlderRenameLate: Ada renames herself twice; Grace, her
+// friend, shows the second name. The first rename's frame then comes
+// late, as when two nodes told the two renames and the first node's
+// publish was slow: Grace keeps the newer name, the one the store has.
+func TestBrowserOlderRenameLate(t *testing.T) {
+	s, ada, grace := startPair(t, browserTestTimeout)
+	grace.onEveryPage(t, "record the WebSockets", recordSockets)
+	ada.signIn(t, s, "ada@example.com", "Ada")
+	grace.signIn(t, s, "grace@example.com", "Grace")
+	befriend(t, s, ada, grace)
+	const friend = `(id) => document.querySelector('#friends li[data-user-id="' + id + '"] .person-name')?.textContent`
+	waitFor[bool](t, grace, "Grace lists Ada as a friend", viewState, `(id) => (`+friend+`)(id) === "Ada"`, ada.userID)
+
+	ada.rename(t, "Ada Byron")
+	ada.rename(t, "Ada Lovelace")
+	waitFor[bool](t, grace, "Grace shows Ada's newest name", viewState, `(id) => (`+friend+`)(id) === "Ada Lovelace"`, ada.userID)
+
+	evaluate[bool](t, grace, "the first rename's frame comes late", `(() => {
+		const ws = window.parleySockets.at(-1);
+		const data = JSON.stringify({type: "user", user: {id: `+strconv.FormatInt(ada.userID, 10)+`, name: "Ada Byron"}, version: 1});
+		ws.dispatchEvent(new MessageEvent("message", {data}));
+		return true;
+	})()`)
+	time.Sleep(300 * time.Millisecond)
+	if got := evaluate[string](t, grace, "Grace's name of Ada", `(`+friend+`)(`+strconv.FormatInt(ada.userID, 10)+`)`); got != "Ada Lovelace" {
+		t.Errorf("after the older rename's frame, Grace shows Ada as %q; want %q", got, "Ada Lovelace")
+	}
+	for _, b := range []*browser{ada, grace} {
+		b.checkQuiet(t)
+	}
+}
