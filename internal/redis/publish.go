@@ -163,7 +163,7 @@ func (p *publisher) pipeline(batch []*pubReq) {
 	}
 	cmds, err := p.b.rdb.Pipelined(ctx, func(pl goredis.Pipeliner) error {
 		for _, r := range batch {
-			pl.Publish(ctx, r.channel, r.data)
+			_ = pl.Process(ctx, publishCmd{goredis.NewIntCmd(ctx, "publish", r.channel, r.data)})
 		}
 		return nil
 	})
@@ -178,3 +178,18 @@ func (p *publisher) pipeline(batch []*pubReq) {
 		r.done <- e
 	}
 }
+
+// publishCmd is a PUBLISH that go-redis must not send again. It retries a
+// pipeline whose replies it could not read (the connection broke, or the
+// read timed out, after Redis ran it), and Redis then publishes each event
+// twice: the nodes drop a message's or a logged user event's copy by its
+// seq, but a typing or presence event, which has none, reached the
+// clients twice. A pipeline that fails is not retried as a whole, not even
+// when it never reached Redis: the Broker keeps what can be recovered of
+// it (publishFailed), and the rest is lost to live delivery, as it is
+// whenever Redis is unreachable. The wrapper holds one pointer, so it
+// costs no allocation.
+type publishCmd struct{ *goredis.IntCmd }
+
+// NoRetry reports that the command must not be sent twice.
+func (publishCmd) NoRetry() bool { return true }

@@ -1,0 +1,152 @@
+package redis_test
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/parley-chat/parley/internal/chat"
+	"github.com/parley-chat/parley/internal/redis"
+)
+
+// replyLoser forwards connections to a Redis and, the first time a client
+// sends marker, passes the command on but loses its reply: the connection
+// breaks once Redis has run it, as when a network fails between a
+// command and its answer.
+type replyLoser struct {
+	ln     net.Listener
+	target string
+	marker []byte
+	fired  atomic.Bool
+	wg     sync.WaitGroup
+}
+
+func startReplyLoser(tb testing.TB, target string, marker []byte) *replyLoser {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	p := &replyLoser{ln: ln, target: target, marker: marker}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.wg.Add(1)
+			go p.serve(c, s)
+		}
+	}()
+	tb.Cleanup(func() {
+		ln.Close()
+		p.wg.Wait()
+	})
+	return p
+}
+
+func (p *replyLoser) serve(c, s net.Conn) {
+	defer p.wg.Done()
+	var mute atomic.Bool // the reply to the marked command is lost
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := s.Read(buf)
+			if n > 0 && !mute.Load() {
+				if _, err := c.Write(buf[:n]); err != nil {
+					return
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := c.Read(buf)
+		if n > 0 {
+			lose := bytes.Contains(buf[:n], p.marker) && p.fired.CompareAndSwap(false, true)
+			if lose {
+				mute.Store(true)
+			}
+			if _, err := s.Write(buf[:n]); err != nil {
+				break
+			}
+			if lose {
+				time.Sleep(100 * time.Millisecond) // Redis runs it
+				break
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
+	c.Close()
+	s.Close()
+	<-done
+}
+
+// TestBrokerPublishesOnceWhenReplyLost: a PUBLISH whose reply is lost
+// (the connection broke after Redis ran it) is not sent again. go-redis
+// retries a pipeline whose reply it could not read, and Redis then
+// publishes the event twice: every node delivers it twice, and for the
+// events that carry no seq (typing, presence) the hubs cannot tell the
+// copy from news.
+func TestBrokerPublishesOnceWhenReplyLost(t *testing.T) {
+	ctx := context.Background()
+	e := newTestEnv(t)
+	p := startReplyLoser(t, e.target(t), []byte("lost-reply-marker"))
+	a, err := redis.New(ctx, "redis://"+p.ln.Addr().String(), redis.Options{Prefix: e.prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = a.Close() })
+	b := e.client(t, redis.Options{}).Broker()
+
+	var mu sync.Mutex
+	var got []chat.Event
+	cancel, err := b.Subscribe(chat.ConvTopic(5), func(ev chat.Event) {
+		mu.Lock()
+		got = append(got, ev)
+		mu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cancel)
+
+	ev := chat.Event{Type: chat.EventTyping, ConvID: 5, User: &chat.User{ID: 7, Name: "lost-reply-marker"}}
+	err = a.Broker().Publish(ctx, chat.ConvTopic(5), ev)
+	t.Logf("Publish with its reply lost = %v", err)
+	// Whatever Publish said, the event may have gone out once; wait for
+	// it, and a while for a copy.
+	eventually(t, 5*time.Second, "the typing event arrives", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got) > 0
+	})
+	time.Sleep(time.Second)
+	mu.Lock()
+	n := len(got)
+	mu.Unlock()
+	if !p.fired.Load() {
+		t.Fatal("the proxy never saw the marked publish")
+	}
+	if n != 1 {
+		t.Errorf("typing event published with its reply lost delivered %d times; want 1", n)
+	}
+}
