@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/parley-chat/parley/internal/chat"
 	"github.com/parley-chat/parley/internal/redis"
@@ -149,4 +152,63 @@ func TestBrokerPublishesOnceWhenReplyLost(t *testing.T) {
 	if n != 1 {
 		t.Errorf("typing event published with its reply lost delivered %d times; want 1", n)
 	}
+}
+
+// TestPresenceRewriteOfPresenceNeverGone: a node whose heartbeat key
+// lapsed (a long pause) but that no node reaped meanwhile writes its
+// presences again, and reports none of them back: none ended, nobody was
+// told they had, and a report would tell the user's friends and rooms
+// once more that they are online.
+func TestPresenceRewriteOfPresenceNeverGone(t *testing.T) {
+	ctx := context.Background()
+	e := newTestEnv(t)
+	a := e.client(t, redis.Options{NodeID: "a", NodeTTL: 12 * time.Second}).Presence()
+	wa := watch(a)
+	mustAdd(t, a, chat.Everywhere, 10, true)
+	mustAdd(t, a, 1, 10, true)
+	if err := e.raw.Del(ctx, e.prefix+"presence:node:a").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if left := a.Settle(ctx, true, nil); len(left) != 0 {
+		t.Fatalf("rewrite left %v; want nothing", left)
+	}
+	wa.mu.Lock()
+	back := slices.Clone(wa.back)
+	wa.mu.Unlock()
+	if len(back) != 0 {
+		t.Errorf("presences reported back after a rewrite that found them all there: %v; want none", back)
+	}
+	if diff := cmp.Diff([]int64{10}, online(t, a, 1)); diff != "" {
+		t.Errorf("Online after the rewrite mismatch (-want +got):\n%s", diff)
+	}
+}
+
+// TestPresenceAddBesideUnreapedNode: a user present through a node that
+// died, and that no node has reaped yet, is still present: an Add on
+// another node is not the first, so that the user's friends are not told
+// again that they came online; the reap then ends nothing.
+func TestPresenceAddBesideUnreapedNode(t *testing.T) {
+	ctx := context.Background()
+	e := newTestEnv(t)
+	a := e.client(t, redis.Options{NodeID: "a", NodeTTL: 12 * time.Second}).Presence()
+	b := e.client(t, redis.Options{NodeID: "b", NodeTTL: 3 * time.Second}).Presence() // sweeps every ~0.5 s
+	wb := watch(b)
+	mustAdd(t, a, chat.Everywhere, 10, true)
+	a.Crash()
+	// A's key expired; B has not swept yet.
+	if err := e.raw.Del(ctx, e.prefix+"presence:node:a").Err(); err != nil {
+		t.Fatal(err)
+	}
+	mustAdd(t, b, chat.Everywhere, 10, false)
+	eventually(t, 10*time.Second, "A reaped", func() bool {
+		ok, err := e.raw.SIsMember(ctx, e.prefix+"presence:nodes", "a").Result()
+		return err == nil && !ok
+	})
+	if got := wb.all(); len(got) != 0 {
+		t.Errorf("the reap of A reported %v ended; want nothing", got)
+	}
+	if diff := cmp.Diff([]int64{10}, online(t, b, chat.Everywhere)); diff != "" {
+		t.Errorf("Online after the reap mismatch (-want +got):\n%s", diff)
+	}
+	mustRemove(t, b, chat.Everywhere, 10, true)
 }

@@ -40,7 +40,8 @@ import (
 // before, unless these made more than a million changes a second.
 //
 // A node is live while its heartbeat key exists. Add reports first when no
-// other live node holds the user there; Remove reports last when none does
+// other node holds the user there (a dead one not reaped yet holds them
+// still: nobody was told they had gone); Remove reports last when none does
 // (it then deletes of:<conv>:<user>, dead holders included, so the user's
 // end is reported once). The heartbeat key expires after 2/3 NodeTTL and is
 // refreshed every NodeTTL/6; every NodeTTL/6 each node also looks for nodes
@@ -52,8 +53,8 @@ import (
 //
 // A node whose key expired while it lived (Redis unreachable, a long pause)
 // may have been reaped: when its heartbeat finds the key gone it writes its
-// presences again, and reports to its Watch functions those it was alone
-// to hold. A failed Add or Remove leaves Redis in doubt; the heartbeat
+// presences again, and reports to its Watch functions those it no longer
+// held (reaped, or lost by Redis) and no other node holds. A failed Add or Remove leaves Redis in doubt; the heartbeat
 // goroutine writes the presence of a failed Add whose connection is still
 // open, reporting it to the Watch functions if no other node held it, or
 // else retries the removal, and if no live node holds the
@@ -143,18 +144,23 @@ local function tick()
 end
 `
 
-// ARGV: prefix, node, conv, user. Returns 1 if no other live node held it.
+// ARGV: prefix, node, conv, user. Returns 1 if no other node holds it,
+// plus 2 if this node held it already. A dead node that holds it and has
+// not been reaped counts: the user is still present through it, as
+// nobody was told otherwise (the reap ends nothing while this node holds
+// it). Run again after a lost reply (go-redis retries), it gives the
+// same first.
 var addScript = goredis.NewScript(liveOther + tick + `
 local self, conv, user = ARGV[2], ARGV[3], ARGV[4]
 local m = conv .. ':' .. user
 local pk = P .. 'of:' .. m
 redis.call('SADD', P .. 'nodes', self)
 redis.call('SADD', P .. 'held:' .. self, m)
-local first = not live_other(pk, self)
-redis.call('SADD', pk, self)
+local r = 0
+if redis.call('SADD', pk, self) == 0 then r = 2 end
+if redis.call('SCARD', pk) == 1 then r = r + 1 end
 if redis.call('SADD', P .. 'in:' .. conv, user) == 1 then tick() end
-if first then return 1 end
-return 0
+return r
 `)
 
 // ARGV: prefix, node, conv, user, and "1" to retry a Remove that failed.
@@ -290,7 +296,8 @@ func (p *Presence) checkNodeFree(ctx context.Context) error {
 }
 
 // Add counts one connection of userID in convID on this node; first is
-// true if no live node had the user there before.
+// true if no other node has the user there, a dead one not reaped yet
+// included (see addScript).
 func (p *Presence) Add(ctx context.Context, convID, userID int64) (bool, error) {
 	p.gate.RLock()
 	defer p.gate.RUnlock()
@@ -305,7 +312,8 @@ func (p *Presence) Add(ctx context.Context, convID, userID int64) (bool, error) 
 		return false, nil
 	}
 	first, err := guarded(ctx, p.guard, func(ctx context.Context) (bool, error) {
-		return p.run(ctx, addScript, k)
+		first, _, err := p.add(ctx, k)
+		return first, err
 	})
 	if err != nil {
 		// The caller serves the connection anyway, and Removes it when it
@@ -352,6 +360,13 @@ func (p *Presence) Remove(ctx context.Context, convID, userID int64) (bool, erro
 	}
 	e.pending = settled
 	return last, nil
+}
+
+// add runs addScript for k: first if no other node holds it, held if
+// this node held it already.
+func (p *Presence) add(ctx context.Context, k pair) (first, held bool, err error) {
+	n, err := addScript.Run(ctx, p.rdb, nil, p.p, p.id, k.conv, k.user).Int()
+	return n&1 != 0, n&2 != 0, err
 }
 
 func (p *Presence) run(ctx context.Context, s *goredis.Script, k pair, more ...any) (bool, error) {
@@ -671,7 +686,7 @@ func (p *Presence) settle(ctx context.Context, rewrite bool, redo map[pair]bool)
 		case e.n == 0 && e.unheld > 0:
 			// Connections whose Add failed, still open: write what their
 			// Add would have, or they are shown absent while they last.
-			first, err := p.run(ctx, addScript, k)
+			first, _, err := p.add(ctx, k)
 			if err != nil {
 				p.log.Warn("redis: retry presence add", "presence", k.String(), "err", err)
 				break
@@ -682,15 +697,19 @@ func (p *Presence) settle(ctx context.Context, rewrite bool, redo map[pair]bool)
 				back = append(back, k)
 			}
 		case e.n > 0 && redo[k]:
-			// First: no other node holds the user, who, if this node was
-			// reaped meanwhile, was reported gone.
-			first, err := p.run(ctx, addScript, k)
+			// Back if this node no longer held the user (it was reaped
+			// meanwhile, or Redis lost its presences) and no other node
+			// does: the user was reported gone, or is shown so. If it
+			// still held them (its key lapsed, and no node reaped it),
+			// nothing ended, nobody was told so, and a report would tell
+			// the user's friends and rooms again that they came online.
+			first, held, err := p.add(ctx, k)
 			if err != nil {
 				p.log.Warn("redis: rewrite presence", "presence", k.String(), "err", err)
 				break // left in redo
 			}
 			delete(redo, k)
-			if first {
+			if first && !held {
 				back = append(back, k)
 			}
 		case e.n == 0 && e.pending != settled:
