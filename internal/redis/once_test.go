@@ -212,3 +212,41 @@ func TestPresenceAddBesideUnreapedNode(t *testing.T) {
 	}
 	mustRemove(t, b, chat.Everywhere, 10, true)
 }
+
+// TestPresenceRemoveWhenReplyLost: the last Remove of a user whose reply
+// is lost (the connection broke after Redis ran it) still has the end
+// told: Remove reports last, or fails and the heartbeat, retrying it,
+// reports the end to Watch. go-redis ran the script again, which found
+// the presence gone and answered "not last": the user's friends and rooms
+// were never told they left, and showed them online until reloaded.
+func TestPresenceRemoveWhenReplyLost(t *testing.T) {
+	ctx := context.Background()
+	e := newTestEnv(t)
+	p := startReplyLoser(t, e.target(t), []byte("777001"))
+	p.fired.Store(true) // not yet
+	c, err := redis.New(ctx, "redis://"+p.ln.Addr().String(), redis.Options{Prefix: e.prefix, NodeTTL: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	a := c.Presence()
+	wa := watch(a)
+	mustAdd(t, a, 777001, 10, true)
+	p.fired.Store(false) // the next command about conversation 777001 loses its reply
+	last, err := a.Remove(ctx, 777001, 10)
+	t.Logf("Remove with its reply lost = %v, %v", last, err)
+	if !p.fired.Load() {
+		t.Fatal("the proxy never saw the Remove")
+	}
+	switch {
+	case err == nil && !last:
+		t.Errorf("Remove(777001, 10) with its reply lost = false, nil; want true, or an error whose retry reports the end")
+	case err != nil:
+		if diff := cmp.Diff([][2]int64{{777001, 10}}, wa.wait(t, 1, 10*time.Second)); diff != "" {
+			t.Errorf("Watch after the failed Remove mismatch (-want +got):\n%s", diff)
+		}
+	}
+	if got := online(t, a, 777001); len(got) != 0 {
+		t.Errorf("Online(777001) = %v; want none", got)
+	}
+}

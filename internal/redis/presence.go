@@ -352,7 +352,7 @@ func (p *Presence) Remove(ctx context.Context, convID, userID int64) (bool, erro
 		return false, nil
 	}
 	last, err := guarded(ctx, p.guard, func(ctx context.Context) (bool, error) {
-		return p.run(ctx, removeScript, k)
+		return p.remove(ctx, k, "0")
 	})
 	if err != nil {
 		e.pending = failedRemove
@@ -373,6 +373,42 @@ func (p *Presence) run(ctx context.Context, s *goredis.Script, k pair, more ...a
 	n, err := s.Run(ctx, p.rdb, nil, append([]any{p.p, p.id, k.conv, k.user}, more...)...).Int()
 	return n == 1, err
 }
+
+// remove runs removeScript for k, once (runOnce): run again after it
+// ended the presence, it would find it gone and answer "not last", and
+// nobody would tell the end. A call that fails leaves the removal to the
+// heartbeat's retry, which ends a presence Redis no longer has and
+// reports it to Watch.
+func (p *Presence) remove(ctx context.Context, k pair, retry string) (bool, error) {
+	n, err := runOnce(ctx, p.rdb, removeScript, p.p, p.id, k.conv, k.user, retry).Int()
+	return n == 1, err
+}
+
+// runOnce runs s as Script.Run does, except that go-redis never sends it
+// again once it may have reached Redis: it retries a command whose reply
+// it could not read (the connection broke, or the read timed out, after
+// Redis ran it), which a script that is not idempotent must not be.
+func runOnce(ctx context.Context, rdb *goredis.Client, s *goredis.Script, args ...any) *goredis.Cmd {
+	cmd := goredis.NewCmd(ctx, append([]any{"evalsha", s.Hash(), 0}, args...)...)
+	_ = rdb.Process(ctx, onceCmd{cmd})
+	if !goredis.HasErrorPrefix(cmd.Err(), "NOSCRIPT") {
+		return cmd
+	}
+	// Not run: Redis lacks the script (it restarted). Loading it may
+	// be retried.
+	if err := s.Load(ctx, rdb).Err(); err != nil {
+		return cmd
+	}
+	cmd = goredis.NewCmd(ctx, append([]any{"evalsha", s.Hash(), 0}, args...)...)
+	_ = rdb.Process(ctx, onceCmd{cmd})
+	return cmd
+}
+
+// onceCmd is a command go-redis must not send twice.
+type onceCmd struct{ *goredis.Cmd }
+
+// NoRetry reports that the command must not be sent again.
+func (onceCmd) NoRetry() bool { return true }
 
 // Online returns how many users are present in convID on any node and at
 // most max of them. Like OnlineOf, it returns a chat.ErrUnavailable error
@@ -717,7 +753,7 @@ func (p *Presence) settle(ctx context.Context, rewrite bool, redo map[pair]bool)
 			if e.pending == failedRemove {
 				retry = "1"
 			}
-			last, err := p.run(ctx, removeScript, k, retry)
+			last, err := p.remove(ctx, k, retry)
 			if err != nil {
 				p.log.Warn("redis: retry presence removal", "presence", k.String(), "err", err)
 				break
