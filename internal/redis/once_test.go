@@ -250,3 +250,32 @@ func TestPresenceRemoveWhenReplyLost(t *testing.T) {
 		t.Errorf("Online(777001) = %v; want none", got)
 	}
 }
+
+// TestPresenceReapWhenReplyLost: the reap of a dead node whose reply is
+// lost (the connection broke after Redis ran it) still reports the
+// presences it ended. go-redis ran the script again, which found the
+// node reaped and returned nothing: the dead node's users were never
+// told gone, and stayed online for their friends and rooms.
+func TestPresenceReapWhenReplyLost(t *testing.T) {
+	ctx := context.Background()
+	e := newTestEnv(t)
+	a := e.client(t, redis.Options{NodeID: "deadnode-777", NodeTTL: 3 * time.Second}).Presence()
+	mustAdd(t, a, chat.Everywhere, 10, true)
+	// Only the reap sends the node's id as an argument of its own.
+	p := startReplyLoser(t, e.target(t), []byte("\r\ndeadnode-777\r\n"))
+	c, err := redis.New(ctx, "redis://"+p.ln.Addr().String(), redis.Options{Prefix: e.prefix, NodeTTL: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	b := c.Presence()
+	wb := watch(b)
+	a.Crash()
+	if err := e.raw.Del(ctx, e.prefix+"presence:node:deadnode-777").Err(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the reap of the dead node sent", p.fired.Load)
+	if diff := cmp.Diff([][2]int64{{chat.Everywhere, 10}}, wb.wait(t, 1, 10*time.Second)); diff != "" {
+		t.Errorf("Watch after the reap mismatch (-want +got):\n%s", diff)
+	}
+}

@@ -27,6 +27,8 @@ import (
 //	node:<node>        "1" with an expiry: the node's heartbeat
 //	nodes              set of node ids that may hold presences
 //	held:<node>        set of "<conv>:<user>" the node holds
+//	reaped:<node>      the reaper's id and what the reap of a dead node
+//	                   ended, for a minute (reapScript)
 //	of:<conv>:<user>   set of node ids holding the user in conv
 //	in:<conv>          set of users present in conv (Online, OnlineOf)
 //	clock              counts the changes of the in: sets (State)
@@ -190,17 +192,32 @@ return {0, 1 - added}
 `)
 
 // ARGV: prefix, node, "1" if the node is leaving (Close), else "0" (it
-// must be dead). Returns the "<conv>:<user>" presences that ended.
+// must be dead), the reaper's node, and reapKeep in ms. Returns the "<conv>:<user>"
+// presences that ended.
+//
+// A dead node's reap keeps what it returned, for reapKeep, under
+// reaped:<node> after the reaper's id: go-redis runs the script again
+// when it could not read its reply (the connection broke, or the read
+// timed out, after Redis ran it), and that run, finding the node reaped,
+// returns the same to the same reaper, and nothing to another. Without
+// it the dead node's users were never reported gone, and showed online
+// to their friends and rooms until they reloaded.
 var reapScript = goredis.NewScript(liveOther + tick + `
-local dead, leaving = ARGV[2], ARGV[3] == '1'
+local dead, leaving, reaper = ARGV[2], ARGV[3] == '1', ARGV[4]
 local nk = P .. 'node:' .. dead
+local rk = P .. 'reaped:' .. dead
 if leaving then
   redis.call('DEL', nk)
 elseif redis.call('EXISTS', nk) == 1 then
   return {}
 end
 if redis.call('SREM', P .. 'nodes', dead) == 0 and not leaving then
-  return {}
+  local kept = redis.call('LRANGE', rk, 0, -1)
+  if kept[1] ~= reaper then
+    return {}
+  end
+  table.remove(kept, 1)
+  return kept
 end
 local held = P .. 'held:' .. dead
 local gone = {}
@@ -214,8 +231,20 @@ for _, m in ipairs(redis.call('SMEMBERS', held)) do
   end
 end
 redis.call('DEL', held)
+redis.call('DEL', rk)
+if not leaving and #gone > 0 then
+  redis.call('RPUSH', rk, reaper)
+  for _, m in ipairs(gone) do
+    redis.call('RPUSH', rk, m)
+  end
+  redis.call('PEXPIRE', rk, ARGV[5])
+end
 return gone
 `)
+
+// reapKeep is how long a reap's result is kept for its reaper
+// (reapScript): longer than go-redis's retries of it take.
+const reapKeep = time.Minute
 
 func newPresence(ctx context.Context, rdb *goredis.Client, guard *hangGuard, opts Options) (*Presence, error) {
 	p := &Presence{
@@ -233,7 +262,7 @@ func newPresence(ctx context.Context, rdb *goredis.Client, guard *hangGuard, opt
 		return nil, err
 	}
 	// A previous run with this NodeID may have left presences behind.
-	gone, err := reapScript.Run(ctx, rdb, nil, p.p, p.id, "1").StringSlice()
+	gone, err := reapScript.Run(ctx, rdb, nil, p.p, p.id, "1", p.id, reapKeep.Milliseconds()).StringSlice()
 	if err != nil {
 		p.stop()
 		return nil, fmt.Errorf("presence start: %w", err)
@@ -809,7 +838,7 @@ func (p *Presence) reapDead(ctx context.Context) error {
 		if exists[i].Val() == 1 {
 			continue
 		}
-		gone, err := reapScript.Run(ctx, p.rdb, nil, p.p, id, "0").StringSlice()
+		gone, err := reapScript.Run(ctx, p.rdb, nil, p.p, id, "0", p.id, reapKeep.Milliseconds()).StringSlice()
 		if err != nil {
 			return fmt.Errorf("reap node %s: %w", id, err)
 		}
@@ -845,7 +874,7 @@ func (p *Presence) Close() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), CloseTimeout)
 	defer cancel()
-	gone, err := reapScript.Run(ctx, p.rdb, nil, p.p, p.id, "1").StringSlice()
+	gone, err := reapScript.Run(ctx, p.rdb, nil, p.p, p.id, "1", p.id, reapKeep.Milliseconds()).StringSlice()
 	if err != nil {
 		return fmt.Errorf("presence close: %w", err)
 	}
