@@ -37,6 +37,12 @@ func (p *Presence) Settle(ctx context.Context, rewrite bool, redo map[PresenceKe
 	return p.settle(ctx, rewrite, redo)
 }
 
+// Heartbeat runs one heartbeat (beat) and reports whether the node's key
+// had lapsed: then Settle must rewrite.
+func (p *Presence) Heartbeat(ctx context.Context) (bool, error) {
+	return p.heartbeat(ctx)
+}
+
 // NewLimiterAt returns a Limiter on the Redis at addr, alone: no Presence
 // or Broker, for a test to speak to a fake server. The function returned
 // closes it.

@@ -25,6 +25,8 @@ type replyLoser struct {
 	target string
 	marker []byte
 	fired  atomic.Bool
+	again  atomic.Int32 // replies lost after the first
+	lost   atomic.Int32 // replies lost so far
 	wg     sync.WaitGroup
 }
 
@@ -82,9 +84,10 @@ func (p *replyLoser) serve(c, s net.Conn) {
 	for {
 		n, err := c.Read(buf)
 		if n > 0 {
-			lose := bytes.Contains(buf[:n], p.marker) && p.fired.CompareAndSwap(false, true)
+			lose := bytes.Contains(buf[:n], p.marker) && (p.fired.CompareAndSwap(false, true) || p.again.Add(-1) >= 0)
 			if lose {
 				mute.Store(true)
+				p.lost.Add(1)
 			}
 			if _, err := s.Write(buf[:n]); err != nil {
 				break
@@ -168,6 +171,9 @@ func TestPresenceRewriteOfPresenceNeverGone(t *testing.T) {
 	mustAdd(t, a, 1, 10, true)
 	if err := e.raw.Del(ctx, e.prefix+"presence:node:a").Err(); err != nil {
 		t.Fatal(err)
+	}
+	if expired, err := a.Heartbeat(ctx); err != nil || !expired {
+		t.Fatalf("Heartbeat after the key lapsed = %v, %v; want true, nil", expired, err)
 	}
 	if left := a.Settle(ctx, true, nil); len(left) != 0 {
 		t.Fatalf("rewrite left %v; want nothing", left)
@@ -277,5 +283,56 @@ func TestPresenceReapWhenReplyLost(t *testing.T) {
 	eventually(t, 10*time.Second, "the reap of the dead node sent", p.fired.Load)
 	if diff := cmp.Diff([][2]int64{{chat.Everywhere, 10}}, wb.wait(t, 1, 10*time.Second)); diff != "" {
 		t.Errorf("Watch after the reap mismatch (-want +got):\n%s", diff)
+	}
+}
+
+// TestPresenceRewriteWhenReplyLost: a node reaped while alive writes its
+// presences again; when the reply to that write is lost (go-redis runs it
+// again, and that run finds the presence held), the user is still
+// reported back, to tell those told they had gone.
+func TestPresenceRewriteWhenReplyLost(t *testing.T) {
+	ctx := context.Background()
+	e := newTestEnv(t)
+	p := startReplyLoser(t, e.target(t), []byte("\r\n777003\r\n"))
+	p.fired.Store(true) // not yet
+	c, err := redis.New(ctx, "redis://"+p.ln.Addr().String(), redis.Options{Prefix: e.prefix, NodeID: "a", NodeTTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	a := c.Presence()
+	wa := watch(a)
+	b := e.client(t, redis.Options{NodeID: "b", NodeTTL: time.Second}).Presence() // sweeps every ~170 ms
+	wb := watch(b)
+	mustAdd(t, a, 777003, 10, true)
+	if err := e.raw.Del(ctx, e.prefix+"presence:node:a").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([][2]int64{{777003, 10}}, wb.wait(t, 1, 10*time.Second)); diff != "" {
+		t.Errorf("Watch of the reap mismatch (-want +got):\n%s", diff)
+	}
+	// A's heartbeat is back, and it writes its presences again.
+	if expired, err := a.Heartbeat(ctx); err != nil || !expired {
+		t.Fatalf("Heartbeat after the reap = %v, %v; want true, nil", expired, err)
+	}
+	p.fired.Store(false)
+	left := a.Settle(ctx, true, nil)
+	if !p.fired.Load() {
+		t.Fatal("the proxy never saw the rewrite")
+	}
+	if len(left) > 0 {
+		left = a.Settle(ctx, false, left)
+	}
+	if len(left) > 0 {
+		t.Fatalf("rewrite left %v", left)
+	}
+	wa.mu.Lock()
+	back := slices.Clone(wa.back)
+	wa.mu.Unlock()
+	if diff := cmp.Diff([][2]int64{{777003, 10}}, back); diff != "" {
+		t.Errorf("presences reported back mismatch (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]int64{10}, online(t, b, 777003)); diff != "" {
+		t.Errorf("Online after the rewrite mismatch (-want +got):\n%s", diff)
 	}
 }

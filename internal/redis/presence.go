@@ -27,6 +27,8 @@ import (
 //	node:<node>        "1" with an expiry: the node's heartbeat
 //	nodes              set of node ids that may hold presences
 //	held:<node>        set of "<conv>:<user>" the node holds
+//	was:<node>         what held:<node> was when the heartbeat found the
+//	                   node's key lapsed, for a minute (heartbeatScript)
 //	reaped:<node>      the reaper's id and what the reap of a dead node
 //	                   ended, for a minute (reapScript)
 //	of:<conv>:<user>   set of node ids holding the user in conv
@@ -146,12 +148,13 @@ local function tick()
 end
 `
 
-// ARGV: prefix, node, conv, user. Returns 1 if no other node holds it,
-// plus 2 if this node held it already. A dead node that holds it and has
-// not been reaped counts: the user is still present through it, as
-// nobody was told otherwise (the reap ends nothing while this node holds
-// it). Run again after a lost reply (go-redis retries), it gives the
-// same first.
+// ARGV: prefix, node, conv, user, and "1" for a rewrite. Returns 1 if no
+// other node holds it, plus 2 if this node held it already: for a
+// rewrite, when the heartbeat found its key lapsed (was:<node>), so that
+// a run again after a lost reply (go-redis retries) gives the same. A
+// dead node that holds it and has not been reaped counts: the user is
+// still present through it, as nobody was told otherwise (the reap ends
+// nothing while this node holds it). Run again, it gives the same first.
 var addScript = goredis.NewScript(liveOther + tick + `
 local self, conv, user = ARGV[2], ARGV[3], ARGV[4]
 local m = conv .. ':' .. user
@@ -160,6 +163,9 @@ redis.call('SADD', P .. 'nodes', self)
 redis.call('SADD', P .. 'held:' .. self, m)
 local r = 0
 if redis.call('SADD', pk, self) == 0 then r = 2 end
+if ARGV[5] == '1' then
+  r = 2 * redis.call('SISMEMBER', P .. 'was:' .. self, m)
+end
 if redis.call('SCARD', pk) == 1 then r = r + 1 end
 if redis.call('SADD', P .. 'in:' .. conv, user) == 1 then tick() end
 return r
@@ -182,14 +188,30 @@ if redis.call('SREM', P .. 'in:' .. conv, user) == 1 then tick() end
 return 1
 `)
 
-// ARGV: prefix, node, key TTL in ms. Returns {key existed, node was listed}.
+// ARGV: prefix, node, key TTL in ms, rewriteKeep in ms. Returns {key
+// existed, node was listed}. If either was not, it copies held:<node> to
+// was:<node>, which a rewrite's adds read (addScript): once the key is
+// back a run again after a lost reply finds it there, and the adds of
+// the rewrite their own writes.
 var heartbeatScript = goredis.NewScript(`
 local P, self = ARGV[1], ARGV[2]
 local old = redis.call('SET', P .. 'node:' .. self, '1', 'PX', ARGV[3], 'GET')
 local added = redis.call('SADD', P .. 'nodes', self)
+if old and added == 0 then return {1, 1} end
+local was = P .. 'was:' .. self
+redis.call('DEL', was)
+if redis.call('SUNIONSTORE', was, P .. 'held:' .. self) > 0 then
+  redis.call('PEXPIRE', was, ARGV[4])
+end
 if old then return {1, 1 - added} end
 return {0, 1 - added}
 `)
+
+// rewriteKeep is how long the heartbeat keeps what the node held when it
+// found its key lapsed (heartbeatScript): the rewrite's writes take
+// longer only while Redis fails them, and then at worst report back a
+// presence that never ended.
+const rewriteKeep = time.Minute
 
 // ARGV: prefix, node, "1" if the node is leaving (Close), else "0" (it
 // must be dead), the reaper's node, and reapKeep in ms. Returns the "<conv>:<user>"
@@ -341,7 +363,7 @@ func (p *Presence) Add(ctx context.Context, convID, userID int64) (bool, error) 
 		return false, nil
 	}
 	first, err := guarded(ctx, p.guard, func(ctx context.Context) (bool, error) {
-		first, _, err := p.add(ctx, k)
+		first, _, err := p.add(ctx, k, false)
 		return first, err
 	})
 	if err != nil {
@@ -392,9 +414,14 @@ func (p *Presence) Remove(ctx context.Context, convID, userID int64) (bool, erro
 }
 
 // add runs addScript for k: first if no other node holds it, held if
-// this node held it already.
-func (p *Presence) add(ctx context.Context, k pair) (first, held bool, err error) {
-	n, err := addScript.Run(ctx, p.rdb, nil, p.p, p.id, k.conv, k.user).Int()
+// this node held it already, or for a rewrite when the heartbeat found
+// its key lapsed.
+func (p *Presence) add(ctx context.Context, k pair, rewrite bool) (first, held bool, err error) {
+	r := "0"
+	if rewrite {
+		r = "1"
+	}
+	n, err := addScript.Run(ctx, p.rdb, nil, p.p, p.id, k.conv, k.user, r).Int()
 	return n&1 != 0, n&2 != 0, err
 }
 
@@ -662,7 +689,7 @@ func eachPresence(ms []string, log *slog.Logger, fn func(conv, user int64)) {
 
 // heartbeat refreshes this node's key and reports whether it had expired.
 func (p *Presence) heartbeat(ctx context.Context) (expired bool, err error) {
-	r, err := heartbeatScript.Run(ctx, p.rdb, nil, p.p, p.id, p.keyTTL.Milliseconds()).Int64Slice()
+	r, err := heartbeatScript.Run(ctx, p.rdb, nil, p.p, p.id, p.keyTTL.Milliseconds(), rewriteKeep.Milliseconds()).Int64Slice()
 	if err != nil {
 		return false, err
 	}
@@ -751,7 +778,7 @@ func (p *Presence) settle(ctx context.Context, rewrite bool, redo map[pair]bool)
 		case e.n == 0 && e.unheld > 0:
 			// Connections whose Add failed, still open: write what their
 			// Add would have, or they are shown absent while they last.
-			first, _, err := p.add(ctx, k)
+			first, _, err := p.add(ctx, k, false)
 			if err != nil {
 				p.log.Warn("redis: retry presence add", "presence", k.String(), "err", err)
 				break
@@ -768,7 +795,7 @@ func (p *Presence) settle(ctx context.Context, rewrite bool, redo map[pair]bool)
 			// still held them (its key lapsed, and no node reaped it),
 			// nothing ended, nobody was told so, and a report would tell
 			// the user's friends and rooms again that they came online.
-			first, held, err := p.add(ctx, k)
+			first, held, err := p.add(ctx, k, true)
 			if err != nil {
 				p.log.Warn("redis: rewrite presence", "presence", k.String(), "err", err)
 				break // left in redo
