@@ -336,3 +336,41 @@ func TestPresenceRewriteWhenReplyLost(t *testing.T) {
 		t.Errorf("Online after the rewrite mismatch (-want +got):\n%s", diff)
 	}
 }
+
+// TestPresenceReapWhenAllRepliesLost: the reap of a dead node whose
+// every try loses its reply (go-redis gives up) is taken up again by a
+// later sweep, which reports the presences it ended, once. The first run
+// had taken the node out of the nodes set, so no later sweep reaped it:
+// its users were never told gone.
+func TestPresenceReapWhenAllRepliesLost(t *testing.T) {
+	ctx := context.Background()
+	e := newTestEnv(t)
+	a := e.client(t, redis.Options{NodeID: "deadnode-778", NodeTTL: 3 * time.Second}).Presence()
+	mustAdd(t, a, chat.Everywhere, 10, true)
+	mustAdd(t, a, 1, 10, true)
+	p := startReplyLoser(t, e.target(t), []byte("\r\ndeadnode-778\r\n"))
+	p.again.Store(3) // go-redis tries 4 times
+	c, err := redis.New(ctx, "redis://"+p.ln.Addr().String(), redis.Options{Prefix: e.prefix, NodeTTL: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	b := c.Presence()
+	wb := watch(b)
+	a.Crash()
+	if err := e.raw.Del(ctx, e.prefix+"presence:node:deadnode-778").Err(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "every try of the reap lost", func() bool { return p.lost.Load() >= 4 })
+	want := [][2]int64{{chat.Everywhere, 10}, {1, 10}}
+	if diff := cmp.Diff(want, wb.wait(t, 2, 10*time.Second)); diff != "" {
+		t.Errorf("Watch after the reap mismatch (-want +got):\n%s", diff)
+	}
+	time.Sleep(2 * time.Second) // later sweeps must not report it again
+	if diff := cmp.Diff(want, wb.all()); diff != "" {
+		t.Errorf("Watch after later sweeps mismatch (-want +got):\n%s", diff)
+	}
+	if got := online(t, b, 1); len(got) != 0 {
+		t.Errorf("Online(1) = %v; want none", got)
+	}
+}

@@ -29,8 +29,10 @@ import (
 //	held:<node>        set of "<conv>:<user>" the node holds
 //	was:<node>         what held:<node> was when the heartbeat found the
 //	                   node's key lapsed, for a minute (heartbeatScript)
-//	reaped:<node>      the reaper's id and what the reap of a dead node
-//	                   ended, for a minute (reapScript)
+//	reap:<token>       the dead node, the reaper's id and what a reap
+//	                   ended, until the reaper has reported it (reapScript)
+//	reaping            set of the tokens of those reaps
+//	lease:<token>      the reaper's, while it may be retrying the reap
 //	of:<conv>:<user>   set of node ids holding the user in conv
 //	in:<conv>          set of users present in conv (Online, OnlineOf)
 //	clock              counts the changes of the in: sets (State)
@@ -83,6 +85,8 @@ type Presence struct {
 	mu       sync.Mutex
 	watchers []func(convID, userID int64, online bool)
 	leftOver []string // "<conv>:<user>" presences an earlier run left, which ended at start
+
+	reported map[string]bool // tokens of reaps this node reported, not confirmed yet; sweep's
 
 	life context.Context // ended by Close: ends the heartbeat's and sweep's calls too
 	stop context.CancelFunc
@@ -214,32 +218,39 @@ return {0, 1 - added}
 const rewriteKeep = time.Minute
 
 // ARGV: prefix, node, "1" if the node is leaving (Close), else "0" (it
-// must be dead), the reaper's node, and reapKeep in ms. Returns the "<conv>:<user>"
-// presences that ended.
+// must be dead), the reaper's node, reapKeep in ms, and a token new to
+// each call. Returns the "<conv>:<user>" presences that ended.
 //
-// A dead node's reap keeps what it returned, for reapKeep, under
-// reaped:<node> after the reaper's id: go-redis runs the script again
-// when it could not read its reply (the connection broke, or the read
-// timed out, after Redis ran it), and that run, finding the node reaped,
-// returns the same to the same reaper, and nothing to another. Without
-// it the dead node's users were never reported gone, and showed online
-// to their friends and rooms until they reloaded.
+// A dead node's reap keeps what it returned under reap:<token>, its token
+// in reaping, until the reaper confirms it reported it (confirmScript):
+// go-redis runs the script again when it could not read its reply (the
+// connection broke, or the read timed out, after Redis ran it), and that
+// run returns the same; if every try failed, the reaper's next sweep
+// takes it up again (resumeScript), or once the reaper is dead and its
+// lease lapsed another node's. Without it the dead node's users were
+// never reported gone, and showed online to their friends and rooms until
+// they reloaded.
 var reapScript = goredis.NewScript(liveOther + tick + `
-local dead, leaving, reaper = ARGV[2], ARGV[3] == '1', ARGV[4]
+local dead, leaving, reaper, token = ARGV[2], ARGV[3] == '1', ARGV[4], ARGV[6]
 local nk = P .. 'node:' .. dead
-local rk = P .. 'reaped:' .. dead
+local rk = P .. 'reap:' .. token
+local kept = redis.call('LRANGE', rk, 0, -1)
+if #kept > 0 then
+  if kept[2] ~= reaper then
+    return {}
+  end
+  redis.call('SET', P .. 'lease:' .. token, reaper, 'PX', ARGV[5])
+  local gone = {}
+  for i = 3, #kept do gone[#gone + 1] = kept[i] end
+  return gone
+end
 if leaving then
   redis.call('DEL', nk)
 elseif redis.call('EXISTS', nk) == 1 then
   return {}
 end
 if redis.call('SREM', P .. 'nodes', dead) == 0 and not leaving then
-  local kept = redis.call('LRANGE', rk, 0, -1)
-  if kept[1] ~= reaper then
-    return {}
-  end
-  table.remove(kept, 1)
-  return kept
+  return {}
 end
 local held = P .. 'held:' .. dead
 local gone = {}
@@ -253,20 +264,62 @@ for _, m in ipairs(redis.call('SMEMBERS', held)) do
   end
 end
 redis.call('DEL', held)
-redis.call('DEL', rk)
 if not leaving and #gone > 0 then
-  redis.call('RPUSH', rk, reaper)
+  redis.call('RPUSH', rk, dead, reaper)
   for _, m in ipairs(gone) do
     redis.call('RPUSH', rk, m)
   end
-  redis.call('PEXPIRE', rk, ARGV[5])
+  redis.call('SADD', P .. 'reaping', token)
+  redis.call('SET', P .. 'lease:' .. token, reaper, 'PX', ARGV[5])
 end
 return gone
 `)
 
-// reapKeep is how long a reap's result is kept for its reaper
-// (reapScript): longer than go-redis's retries of it take.
+// ARGV: prefix, token, the node asking, reapKeep in ms. Returns what the
+// reap of token ended if the node asking is its reaper, or may take it
+// over: its reaper has no heartbeat and its lease lapsed.
+var resumeScript = goredis.NewScript(`
+local P, token, reaper = ARGV[1], ARGV[2], ARGV[3]
+local rk = P .. 'reap:' .. token
+local kept = redis.call('LRANGE', rk, 0, -1)
+if #kept == 0 then
+  redis.call('SREM', P .. 'reaping', token)
+  return {}
+end
+local lk = P .. 'lease:' .. token
+if kept[2] ~= reaper then
+  if redis.call('EXISTS', lk) == 1 or redis.call('EXISTS', P .. 'node:' .. kept[2]) == 1 then
+    return {}
+  end
+  redis.call('LSET', rk, 1, reaper)
+end
+redis.call('SET', lk, reaper, 'PX', ARGV[4])
+local gone = {}
+for i = 3, #kept do gone[#gone + 1] = kept[i] end
+return gone
+`)
+
+// ARGV: prefix, token, reaper. Drops the reap of token, which its reaper
+// has reported.
+var confirmScript = goredis.NewScript(`
+local P, token, reaper = ARGV[1], ARGV[2], ARGV[3]
+local rk = P .. 'reap:' .. token
+local r = redis.call('LINDEX', rk, 1)
+if r and r ~= reaper then
+  return 0
+end
+redis.call('DEL', rk, P .. 'lease:' .. token)
+redis.call('SREM', P .. 'reaping', token)
+return 1
+`)
+
+// reapKeep is how long a reaper holds the lease of its reap: longer than
+// go-redis's retries of it take, so that no other node takes it over
+// while they may still get its result.
 const reapKeep = time.Minute
+
+// newToken returns a token for one reap.
+func newToken() string { return strconv.FormatUint(rand.Uint64(), 36) }
 
 func newPresence(ctx context.Context, rdb *goredis.Client, guard *hangGuard, opts Options) (*Presence, error) {
 	p := &Presence{
@@ -277,6 +330,8 @@ func newPresence(ctx context.Context, rdb *goredis.Client, guard *hangGuard, opt
 		keyTTL: opts.NodeTTL * 2 / 3,
 		every:  opts.NodeTTL / 6,
 		log:    opts.Logger,
+
+		reported: make(map[string]bool),
 	}
 	p.life, p.stop = context.WithCancel(context.Background())
 	if err := p.checkNodeFree(ctx); err != nil {
@@ -284,7 +339,7 @@ func newPresence(ctx context.Context, rdb *goredis.Client, guard *hangGuard, opt
 		return nil, err
 	}
 	// A previous run with this NodeID may have left presences behind.
-	gone, err := reapScript.Run(ctx, rdb, nil, p.p, p.id, "1", p.id, reapKeep.Milliseconds()).StringSlice()
+	gone, err := reapScript.Run(ctx, rdb, nil, p.p, p.id, "1", p.id, reapKeep.Milliseconds(), newToken()).StringSlice()
 	if err != nil {
 		p.stop()
 		return nil, fmt.Errorf("presence start: %w", err)
@@ -845,11 +900,39 @@ func (p *Presence) sweep() {
 }
 
 func (p *Presence) reapDead(ctx context.Context) error {
-	ids, err := p.rdb.SMembers(ctx, p.p+"nodes").Result()
-	if err != nil {
+	var nodes, reaping *goredis.StringSliceCmd
+	if _, err := p.rdb.Pipelined(ctx, func(pipe goredis.Pipeliner) error {
+		nodes = pipe.SMembers(ctx, p.p+"nodes")
+		reaping = pipe.SMembers(ctx, p.p+"reaping")
+		return nil
+	}); err != nil {
 		return err
 	}
-	ids = slices.DeleteFunc(ids, func(id string) bool { return id == p.id })
+	tokens := reaping.Val()
+	for t := range p.reported {
+		if !slices.Contains(tokens, t) {
+			delete(p.reported, t) // confirmed, though the reply was lost
+		}
+	}
+	// Reaps left unreported: every try failed, or the reaper died.
+	for _, t := range tokens {
+		if !p.reported[t] {
+			gone, err := resumeScript.Run(ctx, p.rdb, nil, p.p, t, p.id, reapKeep.Milliseconds()).StringSlice()
+			if err != nil {
+				return fmt.Errorf("resume reap %s: %w", t, err)
+			}
+			if len(gone) == 0 {
+				continue // another node's, or gone
+			}
+			p.log.Info("redis: reported the presences a reap ended", "reap", t, "ended", len(gone))
+			p.endedAll(gone)
+			p.reported[t] = true
+		}
+		if err := p.confirm(ctx, t); err != nil {
+			return err
+		}
+	}
+	ids := slices.DeleteFunc(nodes.Val(), func(id string) bool { return id == p.id })
 	if len(ids) == 0 {
 		return nil
 	}
@@ -865,15 +948,31 @@ func (p *Presence) reapDead(ctx context.Context) error {
 		if exists[i].Val() == 1 {
 			continue
 		}
-		gone, err := reapScript.Run(ctx, p.rdb, nil, p.p, id, "0", p.id, reapKeep.Milliseconds()).StringSlice()
+		t := newToken()
+		gone, err := reapScript.Run(ctx, p.rdb, nil, p.p, id, "0", p.id, reapKeep.Milliseconds(), t).StringSlice()
 		if err != nil {
+			// If it ran, the next sweep finds it in reaping.
 			return fmt.Errorf("reap node %s: %w", id, err)
 		}
-		if len(gone) > 0 {
-			p.log.Info("redis: reaped dead node", "node", id, "ended", len(gone))
+		if len(gone) == 0 {
+			continue
 		}
+		p.log.Info("redis: reaped dead node", "node", id, "ended", len(gone))
 		p.endedAll(gone)
+		p.reported[t] = true
+		if err := p.confirm(ctx, t); err != nil {
+			return err
+		}
 	}
+	return nil
+}
+
+// confirm drops the reap of token t, which this node reported.
+func (p *Presence) confirm(ctx context.Context, t string) error {
+	if err := confirmScript.Run(ctx, p.rdb, nil, p.p, t, p.id).Err(); err != nil {
+		return fmt.Errorf("confirm reap %s: %w", t, err)
+	}
+	delete(p.reported, t)
 	return nil
 }
 
@@ -901,7 +1000,7 @@ func (p *Presence) Close() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), CloseTimeout)
 	defer cancel()
-	gone, err := reapScript.Run(ctx, p.rdb, nil, p.p, p.id, "1", p.id, reapKeep.Milliseconds()).StringSlice()
+	gone, err := reapScript.Run(ctx, p.rdb, nil, p.p, p.id, "1", p.id, reapKeep.Milliseconds(), newToken()).StringSlice()
 	if err != nil {
 		return fmt.Errorf("presence close: %w", err)
 	}
