@@ -374,3 +374,63 @@ func TestPresenceReapWhenAllRepliesLost(t *testing.T) {
 		t.Errorf("Online(1) = %v; want none", got)
 	}
 }
+
+// TestPresenceCloseWhenReplyLost: the reap Close runs on its own node,
+// whose reply is lost (the connection broke after Redis ran it), still
+// reports the presences it ended. go-redis ran it again, which found
+// nothing left to end: the users stayed online to their friends.
+func TestPresenceCloseWhenReplyLost(t *testing.T) {
+	ctx := context.Background()
+	e := newTestEnv(t)
+	// Only the reap of a leaving node sends its id followed by "1".
+	p := startReplyLoser(t, e.target(t), []byte("\r\nclosing-779\r\n$1\r\n1\r\n"))
+	p.fired.Store(true) // not the reap at start
+	c, err := redis.New(ctx, "redis://"+p.ln.Addr().String(), redis.Options{Prefix: e.prefix, NodeID: "closing-779", NodeTTL: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := c.Presence()
+	wa := watch(a)
+	mustAdd(t, a, chat.Everywhere, 10, true)
+	p.fired.Store(false)
+	err = c.Close()
+	t.Logf("Close with its reply lost = %v", err)
+	if !p.fired.Load() {
+		t.Fatal("the proxy never saw the reap")
+	}
+	if diff := cmp.Diff([][2]int64{{chat.Everywhere, 10}}, wa.all()); diff != "" {
+		t.Errorf("Watch after Close mismatch (-want +got):\n%s", diff)
+	}
+	b := e.client(t, redis.Options{}).Presence()
+	if got := online(t, b, chat.Everywhere); len(got) != 0 {
+		t.Errorf("Online(Everywhere) = %v; want none", got)
+	}
+}
+
+// TestPresenceRestartWhenReplyLost: the reap a node runs at start on the
+// presences an earlier run with its NodeID left, whose reply is lost,
+// still has them reported to Watch.
+func TestPresenceRestartWhenReplyLost(t *testing.T) {
+	ctx := context.Background()
+	e := newTestEnv(t)
+	opts := redis.Options{NodeID: "restart-780", NodeTTL: 3 * time.Second}
+	a := e.client(t, opts).Presence()
+	mustAdd(t, a, chat.Everywhere, 10, true)
+	a.Crash()
+	if err := e.raw.Del(ctx, e.prefix+"presence:node:restart-780").Err(); err != nil {
+		t.Fatal(err)
+	}
+	p := startReplyLoser(t, e.target(t), []byte("\r\nrestart-780\r\n$1\r\n1\r\n"))
+	opts.Prefix = e.prefix
+	c, err := redis.New(ctx, "redis://"+p.ln.Addr().String(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	if !p.fired.Load() {
+		t.Fatal("the proxy never saw the reap")
+	}
+	if diff := cmp.Diff([][2]int64{{chat.Everywhere, 10}}, watch(c.Presence()).all()); diff != "" {
+		t.Errorf("Watch after a restart with the reply lost mismatch (-want +got):\n%s", diff)
+	}
+}

@@ -221,7 +221,7 @@ const rewriteKeep = time.Minute
 // must be dead), the reaper's node, reapKeep in ms, and a token new to
 // each call. Returns the "<conv>:<user>" presences that ended.
 //
-// A dead node's reap keeps what it returned under reap:<token>, its token
+// A reap keeps what it returned under reap:<token>, its token
 // in reaping, until the reaper confirms it reported it (confirmScript):
 // go-redis runs the script again when it could not read its reply (the
 // connection broke, or the read timed out, after Redis ran it), and that
@@ -264,7 +264,7 @@ for _, m in ipairs(redis.call('SMEMBERS', held)) do
   end
 end
 redis.call('DEL', held)
-if not leaving and #gone > 0 then
+if #gone > 0 then
   redis.call('RPUSH', rk, dead, reaper)
   for _, m in ipairs(gone) do
     redis.call('RPUSH', rk, m)
@@ -339,12 +339,18 @@ func newPresence(ctx context.Context, rdb *goredis.Client, guard *hangGuard, opt
 		return nil, err
 	}
 	// A previous run with this NodeID may have left presences behind.
-	gone, err := reapScript.Run(ctx, rdb, nil, p.p, p.id, "1", p.id, reapKeep.Milliseconds(), newToken()).StringSlice()
+	t := newToken()
+	gone, err := reapScript.Run(ctx, rdb, nil, p.p, p.id, "1", p.id, reapKeep.Milliseconds(), t).StringSlice()
 	if err != nil {
 		p.stop()
 		return nil, fmt.Errorf("presence start: %w", err)
 	}
 	if len(gone) > 0 {
+		// Watch reports them; if this fails, the sweep confirms.
+		p.reported[t] = true
+		if err := p.confirm(ctx, t); err != nil {
+			p.log.Warn("redis: presence start", "err", err)
+		}
 		p.log.Warn("redis: dropped presences left by an earlier run of this node", "node", p.id, "ended", len(gone))
 	}
 	p.leftOver = gone
@@ -984,7 +990,8 @@ func (p *Presence) confirm(ctx context.Context, t string) error {
 //
 // Close waits for Redis at most CloseTimeout, and not at all while a call
 // has just found it hanging (callTimeout); the presences it failed to
-// remove end when another node reaps this one, within about NodeTTL.
+// remove end when another node reaps this one, within about NodeTTL
+// (or, if the reap ran but its reply never came, reapKeep later).
 func (p *Presence) Close() error {
 	p.gate.Lock()
 	if p.closed {
@@ -1000,10 +1007,16 @@ func (p *Presence) Close() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), CloseTimeout)
 	defer cancel()
-	gone, err := reapScript.Run(ctx, p.rdb, nil, p.p, p.id, "1", p.id, reapKeep.Milliseconds(), newToken()).StringSlice()
+	t := newToken()
+	gone, err := reapScript.Run(ctx, p.rdb, nil, p.p, p.id, "1", p.id, reapKeep.Milliseconds(), t).StringSlice()
 	if err != nil {
+		// If it ran, a restart with this NodeID, or another node once
+		// the lease lapsed, reports what it ended (resumeScript).
 		return fmt.Errorf("presence close: %w", err)
 	}
 	p.endedAll(gone)
+	if len(gone) > 0 {
+		return p.confirm(ctx, t)
+	}
 	return nil
 }
