@@ -31,14 +31,5 @@ func TestMigrateNameKeysNFC(t *testing.T) {
 		t.Fatal(err)
 	}
 	db := mustOpen(t, path)
-	got, err := queryAll(ctx, db.ro, `SELECT 'user ' || id || ' ' || name || ' ' || name_key FROM users
-		UNION ALL SELECT kind || ' ' || id || ' ' || name || ' ' || name_key FROM conversations ORDER BY 1`, nil,
-		func(r scanner) (string, error) {
-			var s string
-			return s, r.Scan(&s)
-		})
-	if err != nil {
-		t.Fatal(err)
-	}
-	chattest.MigratedNameKeys(t, db, got)
+	chattest.MigratedNameKeys(t, db, storedNames(t, db))
 }

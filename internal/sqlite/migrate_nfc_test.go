@@ -40,7 +40,14 @@ func TestMigrateNamesNFC(t *testing.T) {
 		t.Fatal(err)
 	}
 	db := mustOpen(t, path)
-	got, err := queryAll(ctx, db.ro, `SELECT 'user ' || id || ' ' || name || ' ' || name_key FROM users
+	chattest.MigratedNamesNFC(t, db, storedNames(t, db))
+}
+
+// storedNames returns the users and conversations of db, one
+// "user id name name_key" or "kind id name name_key" a row, sorted.
+func storedNames(t *testing.T, db *DB) []string {
+	t.Helper()
+	got, err := queryAll(t.Context(), db.ro, `SELECT 'user ' || id || ' ' || name || ' ' || name_key FROM users
 		UNION ALL SELECT kind || ' ' || id || ' ' || name || ' ' || name_key FROM conversations ORDER BY 1`, nil,
 		func(r scanner) (string, error) {
 			var s string
@@ -49,7 +56,7 @@ func TestMigrateNamesNFC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	chattest.MigratedNamesNFC(t, db, got)
+	return got
 }
 
 // TestMigrateNamesNFCFailsWhole: when renaming a room fails (here a

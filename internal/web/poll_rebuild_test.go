@@ -47,6 +47,21 @@ func (s *meetLastUserEvent) LastUserEvent(ctx context.Context, userID int64) (in
 	return s.Store.LastUserEvent(ctx, userID)
 }
 
+// startRebuildRace starts a server on st, armed, with Ada signed in, and
+// returns her session's token and the cursor of a channel of an earlier
+// run of the server: "lost", one answer given, no logged event, nothing
+// open.
+func startRebuildRace(t *testing.T, st *meetLastUserEvent) (ts *testServer, ada *client, token, cur string) {
+	t.Helper()
+	ts = newTestServer(t, withStore(func(s chat.Store) chat.Store { st.Store = s; return st }))
+	ada = ts.signIn(t, "ada@example.com", "Ada")
+	token = ada.Jar.Cookies(mustParseURL(t, ts.URL))[0].Value
+	name := "lost"
+	cur = base64.RawURLEncoding.EncodeToString(append(append([]byte{1, byte(len(name))}, name...), 1, 0, 0))
+	st.armed.Store(true)
+	return ts, ada, token, cur
+}
+
 // TestPollConcurrentRebuildOneChannel: two polls with the cursor of a
 // channel this node does not hold (it restarted), under way at once,
 // rebuild one channel. Each rebuilt its own and registered it under the
@@ -55,16 +70,7 @@ func (s *meetLastUserEvent) LastUserEvent(ctx context.Context, userID int64) (in
 // user's and their presence, until it idled out.
 func TestPollConcurrentRebuildOneChannel(t *testing.T) {
 	st := &meetLastUserEvent{both: make(chan struct{})}
-	ts := newTestServer(t, withStore(func(s chat.Store) chat.Store { st.Store = s; return st }))
-	ada := ts.signIn(t, "ada@example.com", "Ada")
-	token := ada.Jar.Cookies(mustParseURL(t, ts.URL))[0].Value
-
-	// The cursor of a channel of an earlier run of the server: "lost",
-	// one answer given, no logged event, nothing open.
-	name := "lost"
-	cur := base64.RawURLEncoding.EncodeToString(append(append([]byte{1, byte(len(name))}, name...), 1, 0, 0))
-
-	st.armed.Store(true)
+	ts, ada, token, cur := startRebuildRace(t, st)
 	var wg sync.WaitGroup
 	var rs [2]response
 	for i := range rs {
@@ -97,13 +103,7 @@ func TestPollConcurrentRebuildOneChannel(t *testing.T) {
 // the answer after it, nor leave a channel of its own in the hub.
 func TestPollRebuildBeatenAnswersAsItsCursorAsks(t *testing.T) {
 	st := &meetLastUserEvent{both: make(chan struct{}), later: make(chan struct{})}
-	ts := newTestServer(t, withStore(func(s chat.Store) chat.Store { st.Store = s; return st }))
-	ada := ts.signIn(t, "ada@example.com", "Ada")
-	token := ada.Jar.Cookies(mustParseURL(t, ts.URL))[0].Value
-	name := "lost"
-	cur := base64.RawURLEncoding.EncodeToString(append(append([]byte{1, byte(len(name))}, name...), 1, 0, 0))
-
-	st.armed.Store(true)
+	ts, ada, token, cur := startRebuildRace(t, st)
 	answers := make(chan response, 2)
 	for range 2 {
 		go func() { answers <- pollAs(t, ts, "GET", token, cur, "") }()
