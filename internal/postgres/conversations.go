@@ -27,7 +27,7 @@ func directKey(a, b int64) string {
 const convCols = `c.id, c.kind, c.name, c.created_at, c.last_seq, c.last_active_at,
 	c.member_count,
 	mb.user_id IS NOT NULL, coalesce(mb.read_seq, 0),
-	p.id, p.name, p.created_at,
+	p.id, p.name, p.created_at, p.name_version,
 	lm.seq, lm.kind, lm.sender_id, coalesce(lu.name, ''), lm.client_id, lm.body, lm.target_id, lm.created_at`
 
 // convJoins joins the peer of a direct conversation (the member other than
@@ -45,6 +45,7 @@ func scanConversation(s scanner, extra ...any) (c chat.Conversation, member bool
 		peerID         *int64
 		peerName       *string
 		peerCreated    *time.Time
+		peerVersion    *int64
 		mSeq, mSender  *int64
 		mKind, mClient *string
 		mBody          *string
@@ -53,13 +54,13 @@ func scanConversation(s scanner, extra ...any) (c chat.Conversation, member bool
 		mCreated       *time.Time
 	)
 	if err := s.Scan(append([]any{&c.ID, &c.Kind, &c.Name, &c.CreatedAt, &c.LastSeq, &c.LastActiveAt, &c.Members, &member, &c.ReadSeq,
-		&peerID, &peerName, &peerCreated,
+		&peerID, &peerName, &peerCreated, &peerVersion,
 		&mSeq, &mKind, &mSender, &mSenderName, &mClient, &mBody, &mTarget, &mCreated}, extra...)...); err != nil {
 		return chat.Conversation{}, false, err
 	}
 	c.CreatedAt, c.LastActiveAt = utc(c.CreatedAt), utc(c.LastActiveAt)
 	if peerID != nil {
-		c.Peer = &chat.User{ID: *peerID, Name: *peerName, CreatedAt: utc(*peerCreated)}
+		c.Peer = &chat.User{ID: *peerID, Name: *peerName, CreatedAt: utc(*peerCreated), NameVersion: *peerVersion}
 	}
 	if mSeq != nil {
 		c.LastMessage = &chat.Message{

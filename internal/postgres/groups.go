@@ -131,7 +131,7 @@ func (db *DB) GroupMembers(ctx context.Context, id int64) ([]chat.GroupMember, e
 		if _, err := group(ctx, tx, id); err != nil {
 			return err
 		}
-		rows, err := tx.Query(ctx, `SELECT u.id, u.name, u.created_at, m.role, m.joined_at
+		rows, err := tx.Query(ctx, `SELECT u.id, u.name, u.created_at, u.name_version, m.role, m.joined_at
 			FROM members m JOIN users u ON u.id = m.user_id
 			WHERE m.conv_id = $1
 			ORDER BY CASE m.role WHEN 'owner' THEN 0 WHEN 'admin' THEN 1 ELSE 2 END, u.name_key, u.id`, id)
@@ -140,7 +140,7 @@ func (db *DB) GroupMembers(ctx context.Context, id int64) ([]chat.GroupMember, e
 		}
 		ms, err = collectRows(rows, func(s scanner) (chat.GroupMember, error) {
 			var gm chat.GroupMember
-			err := s.Scan(&gm.User.ID, &gm.User.Name, &gm.User.CreatedAt, &gm.Role, &gm.JoinedAt)
+			err := s.Scan(&gm.User.ID, &gm.User.Name, &gm.User.CreatedAt, &gm.User.NameVersion, &gm.Role, &gm.JoinedAt)
 			gm.User.CreatedAt, gm.JoinedAt = utc(gm.User.CreatedAt), utc(gm.JoinedAt)
 			return gm, err
 		})

@@ -25,7 +25,7 @@ func directKey(a, b int64) string {
 const convCols = `c.id, c.kind, c.name, c.created_at, c.last_seq, c.last_active_at,
 	c.member_count,
 	mb.user_id IS NOT NULL, coalesce(mb.read_seq, 0),
-	p.id, p.name, p.created_at,
+	p.id, p.name, p.created_at, p.name_version,
 	lm.seq, lm.kind, lm.sender_id, coalesce(lu.name, ''), lm.client_id, lm.body, lm.target_id, lm.created_at`
 
 // convJoins joins the peer of a direct conversation (the member other than
@@ -44,6 +44,7 @@ func scanConversation(s scanner, extra ...any) (c chat.Conversation, member bool
 		peerID          sql.NullInt64
 		peerName        sql.NullString
 		peerCreated     sql.NullInt64
+		peerVersion     sql.NullInt64
 		mSeq, mSender   sql.NullInt64
 		mKind, mClient  sql.NullString
 		mBody           sql.NullString
@@ -52,13 +53,13 @@ func scanConversation(s scanner, extra ...any) (c chat.Conversation, member bool
 		mCreated        sql.NullInt64
 	)
 	if err := s.Scan(append([]any{&c.ID, &c.Kind, &c.Name, &created, &c.LastSeq, &active, &c.Members, &member, &c.ReadSeq,
-		&peerID, &peerName, &peerCreated,
+		&peerID, &peerName, &peerCreated, &peerVersion,
 		&mSeq, &mKind, &mSender, &mSenderName, &mClient, &mBody, &mTarget, &mCreated}, extra...)...); err != nil {
 		return chat.Conversation{}, false, err
 	}
 	c.CreatedAt, c.LastActiveAt = fromMicros(created), fromMicros(active)
 	if peerID.Valid {
-		c.Peer = &chat.User{ID: peerID.Int64, Name: peerName.String, CreatedAt: fromMicros(peerCreated.Int64)}
+		c.Peer = &chat.User{ID: peerID.Int64, Name: peerName.String, CreatedAt: fromMicros(peerCreated.Int64), NameVersion: peerVersion.Int64}
 	}
 	if mSeq.Valid {
 		c.LastMessage = &chat.Message{

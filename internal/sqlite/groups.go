@@ -112,14 +112,14 @@ func (db *DB) GroupMembers(ctx context.Context, id int64) ([]chat.GroupMember, e
 			return err
 		}
 		var err error
-		ms, err = queryAll(ctx, tx, `SELECT u.id, u.name, u.created_at, m.role, m.joined_at
+		ms, err = queryAll(ctx, tx, `SELECT u.id, u.name, u.created_at, u.name_version, m.role, m.joined_at
 			FROM members m JOIN users u ON u.id = m.user_id
 			WHERE m.conv_id = ?
 			ORDER BY CASE m.role WHEN 'owner' THEN 0 WHEN 'admin' THEN 1 ELSE 2 END, u.name_key, u.id`, []any{id},
 			func(s scanner) (chat.GroupMember, error) {
 				var gm chat.GroupMember
 				var created, joined int64
-				err := s.Scan(&gm.User.ID, &gm.User.Name, &created, &gm.Role, &joined)
+				err := s.Scan(&gm.User.ID, &gm.User.Name, &created, &gm.User.NameVersion, &gm.Role, &joined)
 				gm.User.CreatedAt, gm.JoinedAt = fromMicros(created), fromMicros(joined)
 				return gm, err
 			})

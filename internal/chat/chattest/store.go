@@ -48,6 +48,7 @@ func TestStore(t *testing.T, open func(t *testing.T) chat.Store) {
 	}{
 		{"Users", testUsers},
 		{"UsersList", testUsersList},
+		{"NameVersionInLists", testNameVersionInLists},
 		{"Times", testTimes},
 		{"LoginCodes", testLoginCodes},
 		{"LoginCodeAttemptsConcurrent", testLoginCodeAttemptsConcurrent},
