@@ -4,6 +4,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/chromedp/chromedp"
 )
 
 // recordSockets is run in a tab before the app: window.parleySockets
@@ -46,6 +48,58 @@ func TestBrowserOlderRenameLate(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	if got := evaluate[string](t, grace, "Grace's name of Ada", `(`+friend+`)(`+strconv.FormatInt(ada.userID, 10)+`)`); got != "Ada Lovelace" {
 		t.Errorf("after the older rename's frame, Grace shows Ada as %q; want %q", got, "Ada Lovelace")
+	}
+	for _, b := range []*browser{ada, grace} {
+		b.checkQuiet(t)
+	}
+}
+
+// TestBrowserOlderRenameAfterReload: Ada renames herself twice; Grace,
+// her friend, and Ada herself then load the page again, whose lists
+// (Grace's contacts, Ada's own record) give the newest name and its
+// version, and no user frame of Ada has come to the new page. The first
+// rename's frame then comes late, as when another node told it and its
+// publish was slow: each keeps the newer name, the one the lists showed.
+func TestBrowserOlderRenameAfterReload(t *testing.T) {
+	s, ada, grace := startPair(t, browserTestTimeout)
+	for _, b := range []*browser{ada, grace} {
+		b.onEveryPage(t, "record the WebSockets", recordSockets)
+	}
+	ada.signIn(t, s, "ada@example.com", "Ada")
+	grace.signIn(t, s, "grace@example.com", "Grace")
+	befriend(t, s, ada, grace)
+	const friend = `(id) => document.querySelector('#friends li[data-user-id="' + id + '"] .person-name')?.textContent`
+	waitFor[bool](t, grace, "Grace lists Ada as a friend", viewState, `(id) => (`+friend+`)(id) === "Ada"`, ada.userID)
+
+	ada.rename(t, "Ada Byron")
+	ada.rename(t, "Ada Lovelace")
+	waitFor[bool](t, grace, "Grace shows Ada's newest name", viewState, `(id) => (`+friend+`)(id) === "Ada Lovelace"`, ada.userID)
+
+	const connected = `() => document.getElementById("conn-status").dataset.state === "connected" &&
+		window.parleySockets.length > 0 && window.parleySockets.at(-1).readyState === WebSocket.OPEN`
+	for _, b := range []*browser{ada, grace} {
+		b.do(t, "reload the page", chromedp.Reload())
+		waitFor[bool](t, b, "the page is connected again", viewState, connected)
+	}
+	waitFor[bool](t, grace, "Grace lists Ada by her newest name", viewState, `(id) => (`+friend+`)(id) === "Ada Lovelace"`, ada.userID)
+	waitFor[bool](t, ada, "Ada's header has her newest name", viewState, `() => document.getElementById("me-name").textContent === "Ada Lovelace"`)
+
+	// Ada's first rename (her second name, version 2) told late.
+	late := `(() => {
+		const ws = window.parleySockets.at(-1);
+		const data = JSON.stringify({type: "user", user: {id: ` + strconv.FormatInt(ada.userID, 10) + `, name: "Ada Byron"}, version: 2});
+		ws.dispatchEvent(new MessageEvent("message", {data}));
+		return true;
+	})()`
+	for _, b := range []*browser{ada, grace} {
+		evaluate[bool](t, b, "the first rename's frame comes late", late)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if got := evaluate[string](t, grace, "Grace's name of Ada", `(`+friend+`)(`+strconv.FormatInt(ada.userID, 10)+`)`); got != "Ada Lovelace" {
+		t.Errorf("after the older rename's frame, Grace shows Ada as %q; want %q", got, "Ada Lovelace")
+	}
+	if got := evaluate[string](t, ada, "Ada's header", `document.getElementById("me-name").textContent`); got != "Ada Lovelace" {
+		t.Errorf("after the older rename's frame, Ada's header shows %q; want %q", got, "Ada Lovelace")
 	}
 	for _, b := range []*browser{ada, grace} {
 		b.checkQuiet(t)

@@ -15,12 +15,15 @@ import (
 
 // me is the signed-in user's own view of themselves.
 type me struct {
-	ID    int64  `json:"id"`
-	Name  string `json:"name"`
-	Email string `json:"email"`
+	ID          int64  `json:"id"`
+	Name        string `json:"name"`
+	Email       string `json:"email"`
+	NameVersion int64  `json:"name_version,omitempty"` // as userRef's
 }
 
-func meOf(u chat.User) me { return me{ID: u.ID, Name: u.Name, Email: u.Email} }
+func meOf(u chat.User) me {
+	return me{ID: u.ID, Name: u.Name, Email: u.Email, NameVersion: u.NameVersion}
+}
 
 func (s *server) handleHealth() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

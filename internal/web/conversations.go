@@ -29,7 +29,8 @@ func conversationOf(c chat.Conversation) conversationJSON {
 		Unread: c.Unread, LastMessage: c.LastMessage, LastActiveAt: c.LastActiveAt, Members: c.Members,
 	}
 	if c.Peer != nil {
-		j.Peer = &userRef{ID: c.Peer.ID, Name: c.Peer.Name}
+		p := refOf(*c.Peer)
+		j.Peer = &p
 	}
 	return j
 }

@@ -122,7 +122,7 @@ func TestDirectConversation(t *testing.T) {
 	// Grace learns of it live on every device without opening it.
 	for _, w := range []*wsClient{g1, g2} {
 		f := w.take(t, "conversation event", func(f frame) bool { return f.Type == "conversation" && f.RoomID == id })
-		if f.Kind != "direct" || f.Peer == nil || *f.Peer != ref(ada) || f.Message == nil || *f.Message != m1 {
+		if f.Kind != "direct" || f.Peer == nil || *f.Peer != (wireUser{ID: ada.ID, Name: ada.Name}) || f.Message == nil || *f.Message != m1 {
 			t.Errorf("%s: conversation frame = %s; want Ada's message", w.name, f)
 		}
 	}

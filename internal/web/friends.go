@@ -9,7 +9,7 @@ import (
 )
 
 // contactJSON is a chat.Contact on the wire: the other user as id and name
-// only.
+// (and the name's version) only.
 type contactJSON struct {
 	User     userRef   `json:"user"`
 	State    string    `json:"state"`
@@ -19,7 +19,7 @@ type contactJSON struct {
 }
 
 func contactOf(c chat.Contact) contactJSON {
-	j := contactJSON{User: userRef{ID: c.User.ID, Name: c.User.Name}, State: c.State, Since: c.Since}
+	j := contactJSON{User: refOf(c.User), State: c.State, Since: c.Since}
 	if c.State == chat.StateFriends && !c.PresenceStale { // stale: the client keeps the newer it has
 		j.Online, j.LastSeen = &c.Online, c.LastSeen
 	}

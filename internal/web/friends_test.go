@@ -55,7 +55,7 @@ func (ts *testServer) requestFriend(tb testing.TB, c *client, id int64) wireCont
 	return out.Contact
 }
 
-func ref(c *client) wireUser { return wireUser{ID: c.ID, Name: c.Name} }
+func ref(c *client) wireUser { return wireUser{ID: c.ID, Name: c.Name, NameVersion: c.NameVersion} }
 
 // expectContact waits for the contact frame about u with state.
 func (w *wsClient) expectContact(tb testing.TB, u *client, state string) frame {

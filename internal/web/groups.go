@@ -23,17 +23,18 @@ type groupJSON struct {
 }
 
 type memberJSON struct {
-	ID       int64     `json:"id"`
-	Name     string    `json:"name"`
-	Role     chat.Role `json:"role"`
-	JoinedAt time.Time `json:"joined_at"`
+	ID          int64     `json:"id"`
+	Name        string    `json:"name"`
+	NameVersion int64     `json:"name_version,omitempty"` // as userRef's
+	Role        chat.Role `json:"role"`
+	JoinedAt    time.Time `json:"joined_at"`
 }
 
 func groupOf(g chat.Group, ms []chat.GroupMember) groupJSON {
 	j := groupJSON{ID: g.ID, Name: g.Name, Description: g.Description, MaxMembers: g.MaxMembers, OwnerID: g.OwnerID,
 		CreatedAt: g.CreatedAt, LastSeq: g.LastSeq, Members: g.Members}
 	for _, m := range ms {
-		j.MemberList = append(j.MemberList, memberJSON{ID: m.User.ID, Name: m.User.Name, Role: m.Role, JoinedAt: m.JoinedAt})
+		j.MemberList = append(j.MemberList, memberJSON{ID: m.User.ID, Name: m.User.Name, NameVersion: m.User.NameVersion, Role: m.Role, JoinedAt: m.JoinedAt})
 	}
 	return j
 }

@@ -25,10 +25,11 @@ type wireGroup struct {
 	LastSeq     int64     `json:"last_seq"`
 	Members     int       `json:"members"`
 	MemberList  []struct {
-		ID       int64     `json:"id"`
-		Name     string    `json:"name"`
-		Role     string    `json:"role"`
-		JoinedAt time.Time `json:"joined_at"`
+		ID          int64     `json:"id"`
+		Name        string    `json:"name"`
+		NameVersion int64     `json:"name_version"`
+		Role        string    `json:"role"`
+		JoinedAt    time.Time `json:"joined_at"`
 	} `json:"member_list"`
 }
 

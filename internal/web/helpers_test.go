@@ -266,6 +266,9 @@ type client struct {
 	ID    int64
 	Name  string
 	Email string
+	// NameVersion is the version of Name the sign-in's rename gave
+	// (name_version).
+	NameVersion int64
 }
 
 func newHTTPClient(tb testing.TB) *http.Client {
@@ -450,7 +453,7 @@ func (ts *testServer) signIn(tb testing.TB, email, name string) *client {
 	if me.User.Name != name || me.User.Email != email || me.User.ID != v.User.ID {
 		tb.Fatalf("PATCH /api/me = %+v; want %s <%s> with id %d", me.User, name, email, v.User.ID)
 	}
-	c.ID, c.Name, c.Email = me.User.ID, me.User.Name, me.User.Email
+	c.ID, c.Name, c.Email, c.NameVersion = me.User.ID, me.User.Name, me.User.Email, me.User.NameVersion
 	return c
 }
 
@@ -517,9 +520,10 @@ func roomPath(id int64, rest string) string {
 // the server encodes.
 
 type wireUser struct {
-	ID    int64  `json:"id"`
-	Name  string `json:"name"`
-	Email string `json:"email,omitempty"`
+	ID          int64  `json:"id"`
+	Name        string `json:"name"`
+	Email       string `json:"email,omitempty"`
+	NameVersion int64  `json:"name_version"`
 }
 
 type wireRoom struct {

@@ -717,7 +717,7 @@ func (n *session) setOpening(id int64) {
 func (n *session) me() chat.User {
 	u := n.user
 	if p := n.name.Load(); p != nil {
-		u.Name = *p
+		u.Name, u.NameVersion = *p, 0 // the version of n.user's name, not this one's
 	}
 	return u
 }

@@ -40,7 +40,7 @@ func TestTwoUsersChat(t *testing.T) {
 	if diff := cmp.Diff(wantLimits, h.Limits); diff != "" {
 		t.Errorf("hello.limits mismatch (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff(&wireUser{ID: ada.ID, Name: "Ada", Email: "ada@example.com"}, h.User); diff != "" {
+	if diff := cmp.Diff(&wireUser{ID: ada.ID, Name: "Ada", Email: "ada@example.com", NameVersion: ada.NameVersion}, h.User); diff != "" {
 		t.Errorf("hello.user mismatch (-want +got):\n%s", diff)
 	}
 
@@ -50,7 +50,7 @@ func TestTwoUsersChat(t *testing.T) {
 	}
 	wa := ts.connect(t, ada)
 	op := wa.open(t, room.ID, nil)
-	if diff := cmp.Diff([]wireUser{{ID: ada.ID, Name: "Ada"}}, op.OnlineUsers); diff != "" || op.OnlineCount != 1 {
+	if diff := cmp.Diff([]wireUser{ref(ada)}, op.OnlineUsers); diff != "" || op.OnlineCount != 1 {
 		t.Errorf("Ada's opened.online (count %d) mismatch (-want +got):\n%s", op.OnlineCount, diff)
 	}
 
@@ -67,7 +67,7 @@ func TestTwoUsersChat(t *testing.T) {
 	// Grace opens the room: Ada sees her come online.
 	wg := ts.connect(t, grace)
 	op = wg.open(t, room.ID, nil)
-	if diff := cmp.Diff([]wireUser{{ID: ada.ID, Name: "Ada"}, {ID: grace.ID, Name: "Grace"}}, op.OnlineUsers); diff != "" || op.OnlineCount != 2 {
+	if diff := cmp.Diff([]wireUser{ref(ada), ref(grace)}, op.OnlineUsers); diff != "" || op.OnlineCount != 2 {
 		t.Errorf("Grace's opened.online (count %d) mismatch (-want +got):\n%s", op.OnlineCount, diff)
 	}
 	if op.Room.LastSeq != 2 || op.Room.Members != 2 {
@@ -113,7 +113,7 @@ func TestTwoUsersChat(t *testing.T) {
 		Count int        `json:"count"`
 	}
 	ts.mustDo(t, grace, "GET", roomPath(room.ID, "/online"), nil, http.StatusOK, &online)
-	if diff := cmp.Diff([]wireUser{{ID: ada.ID, Name: "Ada"}}, online.Users); diff != "" || online.Count != 1 {
+	if diff := cmp.Diff([]wireUser{{ID: ada.ID, Name: "Ada", NameVersion: ada.NameVersion}}, online.Users); diff != "" || online.Count != 1 {
 		t.Errorf("GET online (count %d) mismatch (-want +got):\n%s", online.Count, diff)
 	}
 

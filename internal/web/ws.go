@@ -919,15 +919,25 @@ func rateLimited(limit rate.Limit) error {
 
 // Frames of the native protocol (docs/protocol.md).
 
+// userRef is a user as others see them. NameVersion is the version of
+// Name (chat.User.NameVersion) where a list read them together, so that
+// a client can tell a rename told late (a user frame's "version") from a
+// newer one; 0, left out, where unknown (frames of the user's news).
 type userRef struct {
-	ID   int64  `json:"id"`
-	Name string `json:"name"`
+	ID          int64  `json:"id"`
+	Name        string `json:"name"`
+	NameVersion int64  `json:"name_version,omitempty"`
+}
+
+// refOf is u as a userRef, with the version of its name.
+func refOf(u chat.User) userRef {
+	return userRef{ID: u.ID, Name: u.Name, NameVersion: u.NameVersion}
 }
 
 func userRefs(us []chat.User) []userRef {
 	out := make([]userRef, len(us))
 	for i, u := range us {
-		out[i] = userRef{ID: u.ID, Name: u.Name}
+		out[i] = refOf(u)
 	}
 	return out
 }

@@ -124,7 +124,7 @@ const state = {
   readSent: new Map(), // conversation id → highest seq sent as read
   readQueue: new Map(), // conversation id → {seq, timer, at}: the read position to send, and when one last went
   names: new Map(), // user id → name, of everyone seen (for group event lines)
-  nameVersions: new Map(), // user id → version of the newest name a user frame gave
+  nameVersions: new Map(), // user id → version of the newest name a user frame or a list gave
   presence: new Map(), // user id → {online, last_seen, tick}: friends on- or offline anywhere
   presenceTick: 0, // counts what set a presence: of the tick it had when set, the newest
   reads: new Map(), // conversation id → Map(user id → read seq) of the other members
@@ -185,9 +185,24 @@ function setHidden(el, hidden) {
   el.hidden = hidden;
 }
 
-// learnName remembers a user's name, for event lines that name them by id.
-function learnName(id, name) {
-  if (id && name) state.names.set(id, name);
+// learnName remembers a user's name, for event lines that name them by
+// id, and the name's version where known (a list's name_version): a user
+// frame of an older name, told late, is then ignored (onRenamed).
+function learnName(id, name, version) {
+  if (id && name && noteNameVersion(id, version)) state.names.set(id, name);
+}
+
+// noteNameVersion notes version as that of the newest name of user id the
+// page has, unless it has a newer, and reports whether it had none newer.
+// Two renames told by two nodes may come in the order opposite to theirs,
+// and a stale one may come after a list read later: an older name than
+// one shown stays unshown. An unknown version (absent, 0) is as new as any.
+function noteNameVersion(id, version) {
+  const v = Number.isSafeInteger(version) ? version : 0;
+  if (v <= 0) return true;
+  if (v < (state.nameVersions.get(id) || 0)) return false;
+  state.nameVersions.set(id, v);
+  return true;
 }
 
 // nameOf is the name to show for a user id in an event line.
@@ -505,6 +520,7 @@ function enterChat() {
   if (location.hash.startsWith('#login')) clearHash();
   setView('chat');
   renderMe();
+  learnName(state.me.id, state.me.name, state.me.name_version);
   if (!state.socket) startSocket();
   watchDay();
   refreshRooms();
@@ -581,6 +597,7 @@ const tabs = typeof BroadcastChannel === 'function' ? new BroadcastChannel('parl
 // shows the name wherever the page shows the user: the header, the open
 // room's online list and the open group's members.
 function setMe(user) {
+  if (state.me && !noteNameVersion(state.me.id, user.name_version)) return; // an answer that comes after a newer rename
   state.me = { ...state.me, ...user };
   const me = state.me;
   renderMe();
@@ -801,6 +818,7 @@ async function refreshConversations() {
       } else {
         convs.set(c.id, c);
       }
+      if (c.peer) learnName(c.peer.id, c.peer.name, c.peer.name_version);
       if (isShown(c.id) && state.socket && state.socket.last(c.id) >= (c.last_seq || 0)) convs.get(c.id).unread = 0;
     }
     state.convs = convs;
@@ -1062,8 +1080,9 @@ async function refreshContacts() {
     if (state.view !== 'chat') return;
     state.contacts = new Map((data.contacts || []).map((c) => [c.user.id, c]));
     state.blocked = new Map((data.blocked || []).map((u) => [u.id, u]));
+    for (const u of state.blocked.values()) learnName(u.id, u.name, u.name_version);
     for (const c of state.contacts.values()) {
-      learnName(c.user.id, c.user.name);
+      learnName(c.user.id, c.user.name, c.user.name_version);
       // A presence set since the list was asked for (by a frame, or a
       // newer answer) is newer than this answer.
       if ((c.state === 'friends' || c.state === 'friend') && !presenceSetSince(c.user.id, tick)) {
@@ -1092,7 +1111,7 @@ async function refreshContacts() {
 function onContactFrame(f) {
   if (!f.user) return;
   state.contactsVersion++;
-  learnName(f.user.id, f.user.name);
+  learnName(f.user.id, f.user.name, f.user.name_version);
   if (f.state === 'friends') setPresence(f.user.id, f.online, f.last_seen);
   else state.presence.delete(f.user.id);
   if (f.state === 'friends' || f.state === 'request_sent' || f.state === 'request_received') {
@@ -1818,7 +1837,7 @@ async function loadGroup(room) {
   }
   if (state.room !== room || state.ended) return;
   state.group = g;
-  for (const m of g.member_list || []) learnName(m.id, m.name);
+  for (const m of g.member_list || []) learnName(m.id, m.name, m.name_version);
   fillNames();
   room.name = g.name;
   room.members = g.members;
@@ -2390,13 +2409,7 @@ function onConvMessage(roomId, m) {
 function onRenamed(f) {
   const u = f.user;
   if (!u || !u.id || typeof u.name !== 'string' || !u.name || !state.me || state.view !== 'chat') return;
-  // Two renames told by two nodes may come in the order opposite to
-  // theirs: an older name than one shown stays unshown.
-  const v = Number.isSafeInteger(f.version) ? f.version : 0;
-  if (v > 0) {
-    if (v < (state.nameVersions.get(u.id) || 0)) return;
-    state.nameVersions.set(u.id, v);
-  }
+  if (!noteNameVersion(u.id, f.version)) return;
   if (u.id === state.me.id) {
     if (u.name !== state.me.name) setMe({ name: u.name });
     return;
@@ -2441,7 +2454,7 @@ function onRenamed(f) {
 function renderOnline() {
   const users = [...state.online.values()].sort((a, b) => a.name.localeCompare(b.name));
   const items = users.map((u) => {
-    learnName(u.id, u.name);
+    learnName(u.id, u.name, u.name_version);
     const li = h('li');
     li.dataset.userId = String(u.id);
     const name = iso(h('span', 'name', displayName(u.id, u.name)));
@@ -3324,6 +3337,8 @@ function startSocket() {
       // may be older than a rename made since: only a new one tells.
       if (f.user && !f.resumed && state.me && f.user.name !== state.me.name) {
         setMe(f.user);
+      } else if (f.user && !f.resumed && state.me) {
+        noteNameVersion(state.me.id, f.user.name_version);
       }
     })
     .on('resumed', () => {
@@ -3642,7 +3657,8 @@ function wire() {
       }
       const u = e.data && e.data.me;
       if (!u || !state.me || state.view !== 'chat' || u.id !== state.me.id || typeof u.name !== 'string') return;
-      if (u.name !== state.me.name) setMe({ name: u.name });
+      if (u.name !== state.me.name) setMe({ name: u.name, name_version: u.name_version });
+      else noteNameVersion(u.id, u.name_version);
     });
   }
 
