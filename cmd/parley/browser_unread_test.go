@@ -179,3 +179,44 @@ func TestBrowserRenameAfterGap(t *testing.T) {
 	waitFor[bool](t, ada, "the list has the group's new name", state, named, groupID, "Crew 2")
 	ada.checkQuiet(t)
 }
+
+// TestBrowserListOlderThanRename: Ada's conversation list is read as her
+// page reconnects, and its answer comes late, after Grace's rename frame.
+// The answer (which also brings the message the page missed) has Grace's
+// name before the rename, with its version: the list must keep the newer
+// name the frame gave, not show the older one until the next rename.
+func TestBrowserListOlderThanRename(t *testing.T) {
+	s, ada := startAdaLosingFrames(t)
+	grace := signIn(t, s, "grace@example.com", "Grace")
+	graceID := userIDOf(t, s, grace, nil)
+	ada.fetchJSON(t, "POST", "/api/contacts", map[string]int64{"user_id": graceID}, nil)
+	postJSON(t, grace, "POST", fmt.Sprintf("%s/api/contacts/%d/accept", s.URL, ada.userID), nil, http.StatusOK, nil)
+	direct := fmt.Sprintf("%s/api/direct/%d/messages", s.URL, ada.userID)
+	postJSON(t, grace, "POST", direct, map[string]string{"client_id": "c-one", "body": "one"}, http.StatusOK, nil)
+
+	const state = `{conn: document.getElementById("conn-status").dataset.state,
+		dropped: window.parleyDropped, held: window.parleyHeldLists,
+		convs: [...document.querySelectorAll("#conversations li")].map((li) => li.textContent)}`
+	shows := fmt.Sprintf(`(name, preview) => {
+		const li = document.querySelector('#conversations li[data-peer-id="%d"]');
+		return !!li && li.querySelector(".conv-name").textContent === name &&
+			li.querySelector(".conv-preview").textContent === preview;
+	}`, graceID)
+	waitFor[bool](t, ada, "the chat with Grace is listed", state, shows, "Grace", "one")
+
+	evaluate[chromedp.Void](t, ada, "the link dies", `window.parleyDrop = true`)
+	postJSON(t, grace, "POST", direct, map[string]string{"client_id": "c-two", "body": "two"}, http.StatusOK, nil)
+	waitFor[bool](t, ada, "the message is lost", state, `() => window.parleyDropped >= 1`)
+	ada.reconnectHoldingList(t)
+
+	postJSON(t, grace, "PATCH", s.URL+"/api/me", map[string]string{"name": "Grace Hopper"}, http.StatusOK, nil)
+	waitFor[bool](t, ada, "the rename's frame shows Grace's new name", state, shows, "Grace Hopper", "one")
+	evaluate[chromedp.Void](t, ada, "the list's answer arrives", `window.parleyReleaseList()`)
+	preview := fmt.Sprintf(`document.querySelector('#conversations li[data-peer-id="%d"] .conv-preview')?.textContent`, graceID)
+	waitFor[bool](t, ada, "the list's answer brings the lost message", state, `() => `+preview+` === "two"`)
+	name := fmt.Sprintf(`document.querySelector('#conversations li[data-peer-id="%d"] .conv-name')?.textContent`, graceID)
+	if got := evaluate[string](t, ada, "read Grace's name in the list", name); got != "Grace Hopper" {
+		t.Errorf("after the list's answer, read before the rename, the chat is named %q; want %q", got, "Grace Hopper")
+	}
+	ada.checkQuiet(t)
+}

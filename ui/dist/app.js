@@ -205,6 +205,16 @@ function noteNameVersion(id, version) {
   return true;
 }
 
+// newestName learns a user's name from a list, with its version, and
+// returns the name to show: the list's, unless the page has a newer one
+// (a user frame that came while the list was read), which it keeps.
+function newestName(id, name, version) {
+  learnName(id, name, version);
+  const v = Number.isSafeInteger(version) ? version : 0;
+  if (v > 0 && v < (state.nameVersions.get(id) || 0)) return state.names.get(id) || name;
+  return name;
+}
+
 // nameOf is the name to show for a user id in an event line.
 function nameOf(id, fallback) {
   if (state.me && id === state.me.id) return 'you';
@@ -818,7 +828,10 @@ async function refreshConversations() {
       } else {
         convs.set(c.id, c);
       }
-      if (c.peer) learnName(c.peer.id, c.peer.name, c.peer.name_version);
+      if (c.peer) {
+        const name = newestName(c.peer.id, c.peer.name, c.peer.name_version);
+        if (name !== c.peer.name) convs.get(c.id).peer = { ...c.peer, name };
+      }
       if (isShown(c.id) && state.socket && state.socket.last(c.id) >= (c.last_seq || 0)) convs.get(c.id).unread = 0;
     }
     state.convs = convs;
@@ -1080,9 +1093,9 @@ async function refreshContacts() {
     if (state.view !== 'chat') return;
     state.contacts = new Map((data.contacts || []).map((c) => [c.user.id, c]));
     state.blocked = new Map((data.blocked || []).map((u) => [u.id, u]));
-    for (const u of state.blocked.values()) learnName(u.id, u.name, u.name_version);
+    for (const u of state.blocked.values()) u.name = newestName(u.id, u.name, u.name_version);
     for (const c of state.contacts.values()) {
-      learnName(c.user.id, c.user.name, c.user.name_version);
+      c.user.name = newestName(c.user.id, c.user.name, c.user.name_version);
       // A presence set since the list was asked for (by a frame, or a
       // newer answer) is newer than this answer.
       if ((c.state === 'friends' || c.state === 'friend') && !presenceSetSince(c.user.id, tick)) {
@@ -1837,7 +1850,7 @@ async function loadGroup(room) {
   }
   if (state.room !== room || state.ended) return;
   state.group = g;
-  for (const m of g.member_list || []) learnName(m.id, m.name, m.name_version);
+  for (const m of g.member_list || []) m.name = newestName(m.id, m.name, m.name_version);
   fillNames();
   room.name = g.name;
   room.members = g.members;
