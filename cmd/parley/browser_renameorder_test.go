@@ -49,6 +49,19 @@ func TestBrowserOlderRenameLate(t *testing.T) {
 	if got := evaluate[string](t, grace, "Grace's name of Ada", `(`+friend+`)(`+strconv.FormatInt(ada.userID, 10)+`)`); got != "Ada Lovelace" {
 		t.Errorf("after the older rename's frame, Grace shows Ada as %q; want %q", got, "Ada Lovelace")
 	}
+
+	// A contact frame of Ada's with the name of its time, as one replayed
+	// from the log has it.
+	evaluate[bool](t, grace, "a contact frame with an older name comes", `(() => {
+		const ws = window.parleySockets.at(-1);
+		const data = JSON.stringify({type: "contact", user: {id: `+strconv.FormatInt(ada.userID, 10)+`, name: "Ada Byron", name_version: 1}, state: "friends"});
+		ws.dispatchEvent(new MessageEvent("message", {data}));
+		return true;
+	})()`)
+	time.Sleep(300 * time.Millisecond)
+	if got := evaluate[string](t, grace, "Grace's name of Ada", `(`+friend+`)(`+strconv.FormatInt(ada.userID, 10)+`)`); got != "Ada Lovelace" {
+		t.Errorf("after a contact frame with the older name, Grace shows Ada as %q; want %q", got, "Ada Lovelace")
+	}
 	for _, b := range []*browser{ada, grace} {
 		b.checkQuiet(t)
 	}

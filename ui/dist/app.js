@@ -1124,7 +1124,9 @@ async function refreshContacts() {
 function onContactFrame(f) {
   if (!f.user) return;
   state.contactsVersion++;
-  learnName(f.user.id, f.user.name, f.user.name_version);
+  // A contact frame replayed from the log has the name of its time.
+  const name = newestName(f.user.id, f.user.name, f.user.name_version);
+  if (name !== f.user.name) f.user = { ...f.user, name };
   if (f.state === 'friends') setPresence(f.user.id, f.online, f.last_seen);
   else state.presence.delete(f.user.id);
   if (f.state === 'friends' || f.state === 'request_sent' || f.state === 'request_received') {
