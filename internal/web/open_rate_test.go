@@ -173,3 +173,38 @@ func TestStalePollsTakeNoOpen(t *testing.T) {
 	}
 	ts.connect(t, ada).conn.Close()
 }
+
+// TestRefusedUpgradeTakesNoOpen: an upgrade of /api/ws the upgrader
+// refuses (another site's Origin, a handshake it does not take) opens
+// nothing, so it takes nothing of the open rate: each is answered by the
+// upgrader itself, and after more of them than the burst a WebSocket
+// still opens. Otherwise a page of a sibling site, which the session
+// cookie reaches, could keep a user's own WebSockets from opening.
+func TestRefusedUpgradeTakesNoOpen(t *testing.T) {
+	ts := newTestServer(t)
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	for i := range openBurst + 5 {
+		conn, resp, err := ts.dial(t, ada, "/api/ws", dialOptions{header: http.Header{"Origin": {"http://evil.example"}}})
+		if err == nil {
+			conn.Close()
+		}
+		if resp == nil || resp.StatusCode != http.StatusForbidden {
+			t.Fatalf("upgrade %d from another site's origin: %v (%s); want 403", i+1, err, statusOf(resp))
+		}
+	}
+	for i := range openBurst + 5 {
+		req := ts.newRequest(t, "GET", "/api/ws", nil)
+		req.Header.Set("Connection", "Upgrade")
+		req.Header.Set("Upgrade", "websocket")
+		req.Header.Set("Sec-WebSocket-Version", "8")
+		req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+		if r := send(t, ada.Client, req); r.Status != http.StatusBadRequest {
+			t.Fatalf("upgrade %d with version 8 = %s; want 400", i+1, r)
+		}
+	}
+	conn, resp, err := ts.dial(t, ada, "/api/ws", dialOptions{})
+	if err != nil {
+		t.Fatalf("WebSocket after %d refused upgrades: %v (%s); want it open", 2*(openBurst+5), err, statusOf(resp))
+	}
+	conn.Close()
+}

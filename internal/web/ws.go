@@ -1153,9 +1153,11 @@ func (s *server) handleWS() http.Handler {
 		a := authFrom(r.Context())
 		after, err := eventsAfter(r)
 		release := func() {}
-		// A request that is no upgrade opens nothing: the upgrader answers
-		// it, and it takes nothing of the user's limits of connections.
-		if err == nil && websocket.IsWebSocketUpgrade(r) {
+		// A request the upgrade will refuse (no upgrade, a handshake
+		// gorilla does not take, another site's Origin) opens nothing: the
+		// upgrader answers it, and it takes nothing of the user's limits
+		// of connections.
+		if err == nil && upgradable(r) && s.checkOrigin(r) {
 			release, err = s.roomForConn(a.User, true)
 		}
 		if err != nil {
