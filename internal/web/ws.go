@@ -320,8 +320,13 @@ func (p *pinger) run() {
 	}
 }
 
+// sendPing pings c, and closes a socket that fails. Once the goodbye is
+// sent (ErrCloseSent) the ping is not: the socket is closed when the peer
+// answers or the goodbye's grace is over (sayGoodbye), and closing it now
+// would cut short the goodbye, which a congested socket may still hold.
 func (c *conn) sendPing() {
-	if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.s.cfg.WriteWait)); err != nil {
+	err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.s.cfg.WriteWait))
+	if err != nil && err != websocket.ErrCloseSent {
 		_ = c.ws.Close()
 	}
 }

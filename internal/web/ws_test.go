@@ -618,3 +618,35 @@ func TestClientPingsKeepAlive(t *testing.T) {
 		t.Errorf("no pong answered the client's pings")
 	}
 }
+
+// TestSlowReaderGoodbyeOutlivesPings: the close frame 4000 of a client cut
+// off for being slow waits behind what its congested socket holds; a ping
+// due meanwhile must not cut the socket, and the goodbye with it, short.
+// Pings come every few milliseconds here, so several fall due while the
+// client reads nothing; it must still get 4000 once it reads.
+func TestSlowReaderGoodbyeOutlivesPings(t *testing.T) {
+	ts := newTestServer(t, func(c *testConfig) {
+		c.web.Outbox = 8
+		c.web.SendRate, c.web.SendBurst = 1000, 1000
+		c.web.WriteWait = time.Minute // cut off for being slow, not by a write timeout
+		c.web.PingInterval = 20 * time.Millisecond
+		c.sndbuf = 8 << 10
+	})
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	slow := ts.signIn(t, "slow@example.com", "Slowpoke")
+	room := ts.enterRoom(t, ada, "general")
+	ts.enterRoom(t, slow, "general")
+	ws := ts.connectWith(t, slow, dialOptions{rcvbuf: 16 << 10})
+	ws.readNow(t, "hello")
+	ws.send(t, map[string]any{"type": "open", "room_id": room.ID})
+	ws.readNow(t, "opened")
+	ws.drain()
+
+	body := strings.Repeat("flood ", 400)
+	for i := range 100 {
+		ts.post(t, ada, room.ID, fmt.Sprintf("f-%d", i), body)
+	}
+	time.Sleep(300 * time.Millisecond) // pings fall due while the goodbye waits
+	ws.startReading()
+	ws.expectClose(t, web.CloseTooSlow)
+}
