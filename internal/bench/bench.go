@@ -502,10 +502,15 @@ func (r *runState) run(ctx context.Context) (Result, error) {
 	stopProgress := r.startProgress()
 	defer stopProgress() // idempotent
 
+	// The groups are deleted once the connections are closed, and before
+	// the result is made, which holds the note of a group not deleted; on
+	// an early return, by the defer (after the connections' own, below).
+	deleteGroups := func() {}
 	if cfg.Groups {
 		r.groupHTTP = newAPIClient()
 		defer r.groupHTTP.CloseIdleConnections()
-		defer r.deleteGroups() // after the connections are closed, below
+		deleteGroups = sync.OnceFunc(r.deleteGroups)
+		defer deleteGroups()
 		if err := r.makeGroups(ctx); err != nil {
 			if ctx.Err() == nil {
 				return Result{}, fmt.Errorf("groups: %w", err)
@@ -595,6 +600,7 @@ func (r *runState) run(ctx context.Context) (Result, error) {
 	stopProgress()
 	r.closeAll()
 	readers.Wait()
+	deleteGroups()
 
 	res := r.result(connectTime, sendStart, sendEnd)
 	res.SettleMS = float64(settled.Microseconds()) / 1000

@@ -1531,3 +1531,34 @@ func TestBenchPollStopsWaitingForPost(t *testing.T) {
 			res.MessagesSent, res.MessagesAcked, res.Unanswered, res.OK, answered)
 	}
 }
+
+// TestBenchGroupsNotDeleted runs groups on a server that refuses to delete
+// them: the run's result says so in a note.
+func TestBenchGroupsNotDeleted(t *testing.T) {
+	s := newTestServer(t)
+	s.setFront(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method != http.MethodDelete || !strings.HasPrefix(r.URL.Path, "/api/groups/") {
+			return false
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusForbidden)
+		io.WriteString(w, `{"error":{"code":"forbidden","message":"no"}}`)
+		return true
+	})
+	res := mustRun(t, bench.Config{
+		Targets:        []string{s.URL},
+		Conns:          4,
+		Groups:         true,
+		SendersPerRoom: 1,
+		Rate:           20,
+		Duration:       300 * time.Millisecond,
+		Tokens:         s.tokens(t, 2),
+		RoomPrefix:     "nd",
+	})
+	if !slices.ContainsFunc(res.Notes, func(n string) bool { return strings.Contains(n, "1 groups of the run were not deleted") }) {
+		t.Errorf("notes %q; want one that the group was not deleted", res.Notes)
+	}
+	if s.count("DELETE /api/groups/{id}") != 1 {
+		t.Errorf("%d DELETE requests; want 1", s.count("DELETE /api/groups/{id}"))
+	}
+}
