@@ -56,12 +56,7 @@ const loseFrames = `(() => {
 // counts all three (and the first, from before), not only what came live.
 func TestBrowserUnreadAfterGap(t *testing.T) {
 	s, ada := startAdaLosingFrames(t)
-	grace := signIn(t, s, "grace@example.com", "Grace")
-	graceID := userIDOf(t, s, grace, nil)
-	ada.fetchJSON(t, "POST", "/api/contacts", map[string]int64{"user_id": graceID}, nil)
-	postJSON(t, grace, "POST", fmt.Sprintf("%s/api/contacts/%d/accept", s.URL, ada.userID), nil, http.StatusOK, nil)
-
-	direct := fmt.Sprintf("%s/api/direct/%d/messages", s.URL, ada.userID)
+	grace, _, direct := graceBefriendsAda(t, s, ada)
 	write := func(text string) int64 {
 		t.Helper()
 		var sent struct {
@@ -138,6 +133,17 @@ func startAdaLosingFrames(t *testing.T) (*testServer, *browser) {
 	return s, ada
 }
 
+// graceBefriendsAda signs Grace in by HTTP and makes her Ada's friend. It
+// returns her client, her id, and the URL by which she writes to Ada.
+func graceBefriendsAda(t *testing.T, s *testServer, ada *browser) (grace *http.Client, graceID int64, direct string) {
+	t.Helper()
+	grace = signIn(t, s, "grace@example.com", "Grace")
+	graceID = userIDOf(t, s, grace, nil)
+	ada.fetchJSON(t, "POST", "/api/contacts", map[string]int64{"user_id": graceID}, nil)
+	postJSON(t, grace, "POST", fmt.Sprintf("%s/api/contacts/%d/accept", s.URL, ada.userID), nil, http.StatusOK, nil)
+	return grace, graceID, fmt.Sprintf("%s/api/direct/%d/messages", s.URL, ada.userID)
+}
+
 // reconnectHoldingList has b's page (run with loseFrames) notice that its
 // WebSocket died and connect again, its list's answer held.
 func (b *browser) reconnectHoldingList(t *testing.T) {
@@ -187,11 +193,7 @@ func TestBrowserRenameAfterGap(t *testing.T) {
 // name the frame gave, not show the older one until the next rename.
 func TestBrowserListOlderThanRename(t *testing.T) {
 	s, ada := startAdaLosingFrames(t)
-	grace := signIn(t, s, "grace@example.com", "Grace")
-	graceID := userIDOf(t, s, grace, nil)
-	ada.fetchJSON(t, "POST", "/api/contacts", map[string]int64{"user_id": graceID}, nil)
-	postJSON(t, grace, "POST", fmt.Sprintf("%s/api/contacts/%d/accept", s.URL, ada.userID), nil, http.StatusOK, nil)
-	direct := fmt.Sprintf("%s/api/direct/%d/messages", s.URL, ada.userID)
+	grace, graceID, direct := graceBefriendsAda(t, s, ada)
 	postJSON(t, grace, "POST", direct, map[string]string{"client_id": "c-one", "body": "one"}, http.StatusOK, nil)
 
 	const state = `{conn: document.getElementById("conn-status").dataset.state,
