@@ -114,6 +114,20 @@ type FriendLimits struct {
 	MaxPending int
 }
 
+// Check is the stores' rule for a user with friends friends and pending
+// requests unanswered, counted in the transaction of a change: it returns
+// ErrTooManyFriends if one more friend would go past l, else
+// ErrTooManyRequests if one more request would, else nil.
+func (l FriendLimits) Check(friends, pending int) error {
+	switch {
+	case l.MaxFriends > 0 && friends >= l.MaxFriends:
+		return ErrTooManyFriends
+	case l.MaxPending > 0 && pending >= l.MaxPending:
+		return ErrTooManyRequests
+	}
+	return nil
+}
+
 // MaxSearchLen is the longest user search query, in characters.
 const MaxSearchLen = MaxEmailLen
 

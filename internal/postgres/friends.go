@@ -78,10 +78,10 @@ func roomForFriends(ctx context.Context, tx pgx.Tx, a, b int64, limit int) error
 	err := tx.QueryRow(ctx, `SELECT greatest(
 		(SELECT count(*) FROM contacts WHERE user_id = $1 AND state = 'friends'),
 		(SELECT count(*) FROM contacts WHERE user_id = $2 AND state = 'friends'))`, a, b).Scan(&n)
-	if err == nil && n >= limit {
-		err = chat.ErrTooManyFriends
+	if err != nil {
+		return err
 	}
-	return err
+	return chat.FriendLimits{MaxFriends: limit}.Check(n, 0)
 }
 
 // roomForRequest returns chat.ErrTooManyFriends or ErrTooManyRequests if
@@ -92,15 +92,10 @@ func roomForRequest(ctx context.Context, tx pgx.Tx, from int64, lim chat.FriendL
 	err := tx.QueryRow(ctx, `SELECT
 		count(*) FILTER (WHERE state = 'friends'), count(*) FILTER (WHERE state = 'request_sent')
 		FROM contacts WHERE user_id = $1`, from).Scan(&friends, &pending)
-	switch {
-	case err != nil:
+	if err != nil {
 		return err
-	case lim.MaxFriends > 0 && friends >= lim.MaxFriends:
-		return chat.ErrTooManyFriends
-	case lim.MaxPending > 0 && pending >= lim.MaxPending:
-		return chat.ErrTooManyRequests
 	}
-	return nil
+	return lim.Check(friends, pending)
 }
 
 func unrelate(ctx context.Context, tx pgx.Tx, a, b int64) error {
