@@ -340,7 +340,7 @@ func newPresence(ctx context.Context, rdb *goredis.Client, guard *hangGuard, opt
 	}
 	// A previous run with this NodeID may have left presences behind.
 	t := newToken()
-	gone, err := reapScript.Run(ctx, rdb, nil, p.p, p.id, "1", p.id, reapKeep.Milliseconds(), t).StringSlice()
+	gone, err := p.reap(ctx, p.id, true, t)
 	if err != nil {
 		p.stop()
 		return nil, fmt.Errorf("presence start: %w", err)
@@ -486,9 +486,14 @@ func (p *Presence) add(ctx context.Context, k pair, rewrite bool) (first, held b
 	return n&1 != 0, n&2 != 0, err
 }
 
-func (p *Presence) run(ctx context.Context, s *goredis.Script, k pair, more ...any) (bool, error) {
-	n, err := s.Run(ctx, p.rdb, nil, append([]any{p.p, p.id, k.conv, k.user}, more...)...).Int()
-	return n == 1, err
+// reap runs reapScript on node, this one leaving or a dead one, as reap
+// token: the "<conv>:<user>" presences it ended.
+func (p *Presence) reap(ctx context.Context, node string, leaving bool, token string) ([]string, error) {
+	l := "0"
+	if leaving {
+		l = "1"
+	}
+	return reapScript.Run(ctx, p.rdb, nil, p.p, node, l, p.id, reapKeep.Milliseconds(), token).StringSlice()
 }
 
 // remove runs removeScript for k, once (runOnce): run again after it
@@ -955,7 +960,7 @@ func (p *Presence) reapDead(ctx context.Context) error {
 			continue
 		}
 		t := newToken()
-		gone, err := reapScript.Run(ctx, p.rdb, nil, p.p, id, "0", p.id, reapKeep.Milliseconds(), t).StringSlice()
+		gone, err := p.reap(ctx, id, false, t)
 		if err != nil {
 			// If it ran, the next sweep finds it in reaping.
 			return fmt.Errorf("reap node %s: %w", id, err)
@@ -1008,7 +1013,7 @@ func (p *Presence) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), CloseTimeout)
 	defer cancel()
 	t := newToken()
-	gone, err := reapScript.Run(ctx, p.rdb, nil, p.p, p.id, "1", p.id, reapKeep.Milliseconds(), t).StringSlice()
+	gone, err := p.reap(ctx, p.id, true, t)
 	if err != nil {
 		// If it ran, a restart with this NodeID, or another node once
 		// the lease lapsed, reports what it ended (resumeScript).
