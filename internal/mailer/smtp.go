@@ -138,17 +138,15 @@ func NewSMTP(rawURL, from string, logger *slog.Logger, opts ...Option) (*SMTP, e
 		mail.WithTLSConfig(tc),
 	}
 	// Each session dials through s.dial, which keeps its connection for
-	// Wait to cut. go-mail takes a connection it did not dial itself for
-	// one in clear: smtps:// gets its TLS from s.dial, and asks go-mail
-	// for STARTTLS only if offered, which a relay does not offer over TLS,
-	// so that go-mail reads the TLS state from the connection and takes
-	// it as encrypted (for AUTH PLAIN).
+	// Wait to cut. smtps:// gets its TLS from s.dial, and never STARTTLS:
+	// some relays on port 465 offer it over the TLS they already speak,
+	// and refuse it or nest a second TLS inside the first.
 	nd := &net.Dialer{}
 	dial := nd.DialContext
 	switch {
 	case c.implicitTLS:
 		dial = (&tls.Dialer{NetDialer: nd, Config: tc}).DialContext
-		mopts = append(mopts, mail.WithTLSPolicy(mail.TLSOpportunistic))
+		mopts = append(mopts, mail.WithTLSPolicy(mail.NoTLS))
 	case c.tls == tlsOpportunistic:
 		mopts = append(mopts, mail.WithTLSPolicy(mail.TLSOpportunistic))
 	case c.tls == tlsNone:
@@ -158,13 +156,23 @@ func NewSMTP(rawURL, from string, logger *slog.Logger, opts ...Option) (*SMTP, e
 	}
 	if c.user != "" {
 		mopts = append(mopts, mail.WithUsername(c.user), mail.WithPassword(c.password))
-		if c.tls == tlsNone {
+		switch {
+		case c.implicitTLS:
+			// go-mail takes a connection it did not dial itself for one
+			// in clear, and so would not pick PLAIN or LOGIN: the
+			// mechanisms its discovery would pick over TLS, in its
+			// order. PLAIN and LOGIN still check that the connection is
+			// TLS before they send the password.
+			mopts = append(mopts, mail.WithOpportunisticSMTPAuth(
+				mail.SMTPAuthSCRAMSHA256PLUS, mail.SMTPAuthSCRAMSHA256, mail.SMTPAuthSCRAMSHA1PLUS, mail.SMTPAuthSCRAMSHA1,
+				mail.SMTPAuthNTLM, mail.SMTPAuthCramMD5, mail.SMTPAuthPlain, mail.SMTPAuthLogin))
+		case c.tls == tlsNone:
 			// The operator chose a connection without TLS: prefer
 			// challenge-response, but allow PLAIN and LOGIN in clear.
 			mopts = append(mopts, mail.WithOpportunisticSMTPAuth(
 				mail.SMTPAuthSCRAMSHA256, mail.SMTPAuthSCRAMSHA1, mail.SMTPAuthCramMD5,
 				mail.SMTPAuthPlainNoEnc, mail.SMTPAuthLoginNoEnc))
-		} else {
+		default:
 			// The strongest mechanism the server offers; PLAIN and LOGIN
 			// only once the connection is encrypted.
 			mopts = append(mopts, mail.WithSMTPAuth(mail.SMTPAuthAutoDiscover))

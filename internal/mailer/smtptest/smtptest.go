@@ -49,6 +49,7 @@ type config struct {
 	user, password string
 	startTLS       bool
 	implicitTLS    bool
+	offerSTARTTLS  bool
 	dropAfterMail  bool
 	fault          Fault
 	stalled        chan struct{} // closed when the test ends, with FaultStall
@@ -102,6 +103,14 @@ func WithImplicitTLS() Option {
 	return func(c *config) { c.implicitTLS = true }
 }
 
+// WithSTARTTLSOffered makes a server with WithImplicitTLS offer STARTTLS
+// too, over the TLS it already speaks, as some relays on port 465 do, and
+// close the connection of a client that takes it up: STARTTLS over TLS is
+// refused, and a client that sends it sends no mail.
+func WithSTARTTLSOffered() Option {
+	return func(c *config) { c.offerSTARTTLS = true }
+}
+
 // WithDropAfterMail makes the server close the connection as soon as it
 // has accepted a message, without waiting for the client's next command
 // (RSET or QUIT): the mail is delivered, and the client's session ends in
@@ -127,6 +136,9 @@ func Start(tb testing.TB, opts ...Option) *Server {
 	}
 	if cfg.startTLS && cfg.implicitTLS {
 		tb.Fatal("smtptest: WithSTARTTLS and WithImplicitTLS exclude each other")
+	}
+	if cfg.offerSTARTTLS && !cfg.implicitTLS {
+		tb.Fatal("smtptest: WithSTARTTLSOffered needs WithImplicitTLS")
 	}
 	s := &Server{cfg: cfg, next: make(map[string]int), arrived: make(chan struct{})}
 	s.cfg.stalled = make(chan struct{})
@@ -156,6 +168,13 @@ func Start(tb testing.TB, opts ...Option) *Server {
 		srv.TLSConfig = s.tls
 		if cfg.implicitTLS {
 			ln = tls.NewListener(ln, s.tls)
+			if cfg.offerSTARTTLS {
+				// go-smtp offers STARTTLS on a connection that is not a
+				// *tls.Conn, as it takes it to be in clear, and AUTH
+				// there only if told to.
+				ln = hideTLSListener{ln}
+				srv.AllowInsecureAuth = true
+			}
 		}
 	} else {
 		srv.AllowInsecureAuth = true
@@ -409,6 +428,43 @@ func (ss *session) Reset() {
 
 // Logout frees nothing: a session holds no resources.
 func (ss *session) Logout() error { return nil }
+
+// hideTLSListener accepts connections whose TLS go-smtp cannot see, and
+// that end when the client sends STARTTLS (hideTLSConn).
+type hideTLSListener struct{ net.Listener }
+
+func (l hideTLSListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &hideTLSConn{Conn: c}, nil
+}
+
+// hideTLSConn is a TLS connection that is not a *tls.Conn, and that closes
+// when a line the client sends on it is STARTTLS.
+type hideTLSConn struct {
+	net.Conn
+	line []byte // the start of the client's line under way
+}
+
+var errSTARTTLSOverTLS = errors.New("smtptest: STARTTLS over TLS refused")
+
+func (c *hideTLSConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	for _, b := range p[:n] {
+		if b == '\n' {
+			if strings.EqualFold(strings.TrimSpace(string(c.line)), "STARTTLS") {
+				c.Conn.Close()
+				return 0, errSTARTTLSOverTLS
+			}
+			c.line = c.line[:0]
+		} else if len(c.line) < 16 {
+			c.line = append(c.line, b)
+		}
+	}
+	return n, err
+}
 
 // selfSigned returns a certificate for 127.0.0.1, ::1 and localhost, and a
 // pool trusting it.
