@@ -12,6 +12,8 @@
 //	tls=opportunistic   use STARTTLS when the server offers it, else send in clear
 //	tls=none            never use TLS; only for a relay on the same host or network
 //
+// Port 465 is for implicit TLS: smtp:// takes it only with tls=none.
+//
 // Credentials go over an unencrypted connection only with tls=none; with
 // tls=opportunistic and no STARTTLS, only challenge-response mechanisms
 // (SCRAM, CRAM-MD5) are tried.

@@ -496,21 +496,28 @@ func parseURL(rawURL string) (relay, error) {
 			return relay{}, fmt.Errorf("mailer: SMTP URL %s: parameter tls given %d times", safe, len(vs))
 		}
 	}
-	if !q.Has("tls") {
-		if !r.implicitTLS {
-			r.tls = tlsSTARTTLS
+	if r.implicitTLS {
+		if q.Has("tls") {
+			return relay{}, fmt.Errorf("mailer: SMTP URL %s: smtps:// always uses implicit TLS; drop the tls parameter or use smtp://", safe)
 		}
 		return r, nil
 	}
-	if r.implicitTLS {
-		return relay{}, fmt.Errorf("mailer: SMTP URL %s: smtps:// always uses implicit TLS; drop the tls parameter or use smtp://", safe)
+	r.tls = tlsSTARTTLS
+	if q.Has("tls") {
+		switch v := q.Get("tls"); v {
+		case tlsSTARTTLS, tlsOpportunistic, tlsNone:
+			r.tls = v
+		default:
+			return relay{}, fmt.Errorf("mailer: SMTP URL %s: unknown tls=%q; want tls=%s (default), tls=%s or tls=%s",
+				safe, v, tlsSTARTTLS, tlsOpportunistic, tlsNone)
+		}
 	}
-	switch v := q.Get("tls"); v {
-	case tlsSTARTTLS, tlsOpportunistic, tlsNone:
-		r.tls = v
-	default:
-		return relay{}, fmt.Errorf("mailer: SMTP URL %s: unknown tls=%q; want tls=%s (default), tls=%s or tls=%s",
-			safe, v, tlsSTARTTLS, tlsOpportunistic, tlsNone)
+	if r.port == mail.DefaultPortSSL && r.tls != tlsNone {
+		// A relay there speaks TLS from the first byte (RFC 8314), and
+		// waits for it, as the client waits for its greeting: every
+		// mail would hang until the timeout.
+		return relay{}, fmt.Errorf("mailer: SMTP URL %s: port %d is for implicit TLS; use smtps://, or tls=%s for a relay in clear on that port",
+			safe, r.port, tlsNone)
 	}
 	return r, nil
 }

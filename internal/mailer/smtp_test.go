@@ -225,6 +225,8 @@ func TestNewSMTPErrors(t *testing.T) {
 		{"unknown tls value", "smtp://mail.example.com?tls=insecure", testFrom, `unknown tls="insecure"; want tls=starttls (default), tls=opportunistic or tls=none`},
 		{"repeated tls", "smtp://mail.example.com?tls=none&tls=starttls", testFrom, "2 times"},
 		{"tls on smtps", "smtps://mail.example.com?tls=none", testFrom, "implicit TLS"},
+		{"STARTTLS on port 465", "smtp://user:topsecret@mail.example.com:465", testFrom, "use smtps://"},
+		{"opportunistic on port 465", "smtp://mail.example.com:465?tls=opportunistic", testFrom, "use smtps://"},
 		{"password without user", "smtp://:topsecret@mail.example.com", testFrom, "password without user"},
 		{"bad escape", "smtp://user:top%zzsecret@mail.example.com", testFrom, "invalid SMTP URL"},
 		{"slash in password", "smtp://user:topsecret/x@mail.example.com", testFrom, "percent-encoded"},
@@ -258,6 +260,7 @@ func TestNewSMTPValid(t *testing.T) {
 		"smtp://user@mail.example.com?tls=opportunistic",
 		"smtps://user:pass@mail.example.com",
 		"smtps://[::1]:465/",
+		"smtp://mail.example.com:465?tls=none",
 	} {
 		if _, err := mailer.NewSMTP(u, testFrom, nil); err != nil {
 			t.Errorf("NewSMTP(%q) = %v; want nil", u, err)
