@@ -406,13 +406,15 @@ func (s *SMTP) sent(ctx context.Context, m chat.Mail, msg *mail.Msg, err error) 
 // denied, authentication needed), do not blame the address. Relays give
 // those the same basic codes (550 5.7.1 relaying denied, 553 5.7.1 sender
 // address rejected), so where the reply has an enhanced status code
-// (RFC 3463), only an address status, 5.1.x, blames the address.
+// (RFC 3463), only an address status, 5.1.x, blames the address, and not
+// one of the sender's (5.1.7 bad syntax, 5.1.8 its domain), which a relay
+// may give at RCPT TO too (Postfix checks the sender there by default).
 func addressRefused(err error) bool {
 	var se *mail.SendError
 	if !errors.As(err, &se) || se.Reason != mail.ErrSMTPRcptTo || se.IsTemp() {
 		return false
 	}
-	if esc := se.EnhancedStatusCode(); esc != "" && !strings.HasPrefix(esc, "5.1.") {
+	if esc := se.EnhancedStatusCode(); esc != "" && (!strings.HasPrefix(esc, "5.1.") || esc == "5.1.7" || esc == "5.1.8") {
 		return false
 	}
 	switch se.ErrorCode() {

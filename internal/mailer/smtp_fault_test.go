@@ -20,7 +20,8 @@ import (
 // user must fix, not retry; a refusal of the message itself (554) does
 // not blame the address, nor does one of the recipient for a policy of
 // the relay's own (550 5.7.1, relaying denied: the operator's setup,
-// which every address would meet).
+// which every address would meet), nor one of the sender given at RCPT
+// (550 5.1.8).
 func TestSMTPSendRelayFaults(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -30,6 +31,7 @@ func TestSMTPSendRelayFaults(t *testing.T) {
 	}{
 		{"recipient refused", smtptest.FaultRejectRcpt, "550", true},
 		{"relaying denied", smtptest.FaultRelayDenied, "5.7.1", false},
+		{"sender rejected", smtptest.FaultSenderRejected, "5.1.8", false},
 		{"message refused", smtptest.FaultRejectData, "554", false},
 		{"dropped in DATA", smtptest.FaultDropInData, "send", false},
 	}

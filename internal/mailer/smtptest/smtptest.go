@@ -77,6 +77,11 @@ const (
 	// denied: the relay's policy for this client (not authenticated, a
 	// sender it may not use), whatever the address.
 	FaultRelayDenied
+	// FaultSenderRejected refuses every recipient with 550 5.1.8, the
+	// sender's domain not found: a refusal of the envelope sender that
+	// a relay gives at RCPT TO (Postfix with smtpd_delay_reject, its
+	// default), whatever the recipient.
+	FaultSenderRejected
 )
 
 // WithFault makes the server fail every transaction as f says; nothing
@@ -362,6 +367,9 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	}
 	if ss.srv.cfg.fault == FaultRelayDenied {
 		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "smtptest: relaying denied"}
+	}
+	if ss.srv.cfg.fault == FaultSenderRejected {
+		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 8}, Message: "smtptest: sender address rejected: domain not found"}
 	}
 	ss.to = append(ss.to, to)
 	return nil
