@@ -434,3 +434,76 @@ func TestPresenceRestartWhenReplyLost(t *testing.T) {
 		t.Errorf("Watch after a restart with the reply lost mismatch (-want +got):\n%s", diff)
 	}
 }
+
+// TestPresenceHeartbeatLapseWhenReplyLost: a heartbeat that finds the
+// node's key lapsed, after another node reaped it, and whose reply is
+// lost still has the node write its presences again and report them
+// back. go-redis ran the heartbeat again, which found the key the first
+// run had set and answered "not lapsed"; and if every try lost its
+// reply, the next heartbeat did the same: the reaped presences were
+// never written back, and the user showed offline while connected.
+func TestPresenceHeartbeatLapseWhenReplyLost(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		lost int32 // tries of the heartbeat whose reply is lost; go-redis makes 4
+	}{
+		{"one", 1},
+		{"all", 4},
+	} {
+		t.Run(tt.name, func(t *testing.T) { testHeartbeatLapseWhenReplyLost(t, tt.lost) })
+	}
+}
+
+func testHeartbeatLapseWhenReplyLost(t *testing.T, lost int32) {
+	ctx := context.Background()
+	e := newTestEnv(t)
+	// Only the heartbeat sends the node's id followed by the key's TTL,
+	// 2/3 NodeTTL in ms.
+	p := startReplyLoser(t, e.target(t), []byte("\r\nhb-781\r\n$5\r\n40000\r\n"))
+	p.fired.Store(true) // not the heartbeat at start
+	c, err := redis.New(ctx, "redis://"+p.ln.Addr().String(), redis.Options{Prefix: e.prefix, NodeID: "hb-781", NodeTTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	a := c.Presence()
+	wa := watch(a)
+	b := e.client(t, redis.Options{NodeID: "b", NodeTTL: time.Second}).Presence() // sweeps every ~170 ms
+	wb := watch(b)
+	mustAdd(t, a, 777004, 10, true)
+	if err := e.raw.Del(ctx, e.prefix+"presence:node:hb-781").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([][2]int64{{777004, 10}}, wb.wait(t, 1, 10*time.Second)); diff != "" {
+		t.Fatalf("Watch of the reap mismatch (-want +got):\n%s", diff)
+	}
+	// A's heartbeats, as beat runs them, the first losing its reply.
+	p.again.Store(lost - 1)
+	p.fired.Store(false)
+	var expired bool
+	for i := 0; i < 3; i++ {
+		expired, err = a.Heartbeat(ctx)
+		t.Logf("Heartbeat %d = %v, %v", i, expired, err)
+		if err == nil {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("Heartbeat failed 3 times: %v", err)
+	}
+	if got := p.lost.Load(); got != lost {
+		t.Fatalf("the proxy lost %d replies of the heartbeat; want %d", got, lost)
+	}
+	if left := a.Settle(ctx, expired, nil); len(left) != 0 {
+		t.Fatalf("Settle left %v", left)
+	}
+	if diff := cmp.Diff([]int64{10}, online(t, b, 777004)); diff != "" {
+		t.Errorf("Online after the heartbeat mismatch (-want +got):\n%s", diff)
+	}
+	wa.mu.Lock()
+	back := slices.Clone(wa.back)
+	wa.mu.Unlock()
+	if diff := cmp.Diff([][2]int64{{777004, 10}}, back); diff != "" {
+		t.Errorf("presences reported back mismatch (-want +got):\n%s", diff)
+	}
+}

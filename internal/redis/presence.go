@@ -24,7 +24,8 @@ import (
 // only its 0→1 and 1→0 transitions touch Redis, each with one atomic script.
 // The keys, after Prefix + "presence:", are
 //
-//	node:<node>        "1" with an expiry: the node's heartbeat
+//	node:<node>        the node's heartbeat, with an expiry: a token new
+//	                   each time the heartbeat found it lapsed (heartbeatScript)
 //	nodes              set of node ids that may hold presences
 //	held:<node>        set of "<conv>:<user>" the node holds
 //	was:<node>         what held:<node> was when the heartbeat found the
@@ -58,8 +59,8 @@ import (
 // 5/6 NodeTTL after its last heartbeat.
 //
 // A node whose key expired while it lived (Redis unreachable, a long pause)
-// may have been reaped: when its heartbeat finds the key gone it writes its
-// presences again, and reports to its Watch functions those it no longer
+// may have been reaped: when its heartbeat finds the key gone (or a run of
+// it whose reply was lost did) it writes its presences again, and reports to its Watch functions those it no longer
 // held (reaped, or lost by Redis) and no other node holds. A failed Add or Remove leaves Redis in doubt; the heartbeat
 // goroutine writes the presence of a failed Add whose connection is still
 // open, reporting it to the Watch functions if no other node held it, or
@@ -87,6 +88,9 @@ type Presence struct {
 	leftOver []string // "<conv>:<user>" presences an earlier run left, which ended at start
 
 	reported map[string]bool // tokens of reaps this node reported, not confirmed yet; sweep's
+
+	beating sync.Mutex // held by heartbeat
+	gen     string     // the value of this node's key the heartbeat last read (heartbeatScript)
 
 	life context.Context // ended by Close: ends the heartbeat's and sweep's calls too
 	stop context.CancelFunc
@@ -192,23 +196,31 @@ if redis.call('SREM', P .. 'in:' .. conv, user) == 1 then tick() end
 return 1
 `)
 
-// ARGV: prefix, node, key TTL in ms, rewriteKeep in ms. Returns {key
-// existed, node was listed}. If either was not, it copies held:<node> to
-// was:<node>, which a rewrite's adds read (addScript): once the key is
-// back a run again after a lost reply finds it there, and the adds of
-// the rewrite their own writes.
+// ARGV: prefix, node, key TTL in ms, rewriteKeep in ms, and a token new
+// to each heartbeat. Returns the key's value: the token of the heartbeat
+// that last found the key lapsed or the node unlisted, which then set it
+// and copied held:<node> to was:<node>, which a rewrite's adds read
+// (addScript). The node holds the value it last read (Presence.gen): a
+// value it has not read tells it the key lapsed, also when the reply of
+// the heartbeat that found it lapsed was lost and go-redis, or the next
+// heartbeat, ran it again and that run found the key back. The adds of
+// the rewrite find was:<node> there and their own writes.
 var heartbeatScript = goredis.NewScript(`
 local P, self = ARGV[1], ARGV[2]
-local old = redis.call('SET', P .. 'node:' .. self, '1', 'PX', ARGV[3], 'GET')
+local nk = P .. 'node:' .. self
+local old = redis.call('GET', nk)
 local added = redis.call('SADD', P .. 'nodes', self)
-if old and added == 0 then return {1, 1} end
+if old and added == 0 then
+  redis.call('PEXPIRE', nk, ARGV[3])
+  return old
+end
+redis.call('SET', nk, ARGV[5], 'PX', ARGV[3])
 local was = P .. 'was:' .. self
 redis.call('DEL', was)
 if redis.call('SUNIONSTORE', was, P .. 'held:' .. self) > 0 then
   redis.call('PEXPIRE', was, ARGV[4])
 end
-if old then return {1, 1 - added} end
-return {0, 1 - added}
+return ARGV[5]
 `)
 
 // rewriteKeep is how long the heartbeat keeps what the node held when it
@@ -753,13 +765,17 @@ func eachPresence(ms []string, log *slog.Logger, fn func(conv, user int64)) {
 	}
 }
 
-// heartbeat refreshes this node's key and reports whether it had expired.
+// heartbeat refreshes this node's key and reports whether it had expired
+// since the last heartbeat that got its reply.
 func (p *Presence) heartbeat(ctx context.Context) (expired bool, err error) {
-	r, err := heartbeatScript.Run(ctx, p.rdb, nil, p.p, p.id, p.keyTTL.Milliseconds(), rewriteKeep.Milliseconds()).Int64Slice()
+	p.beating.Lock()
+	defer p.beating.Unlock()
+	gen, err := heartbeatScript.Run(ctx, p.rdb, nil, p.p, p.id, p.keyTTL.Milliseconds(), rewriteKeep.Milliseconds(), newToken()).Text()
 	if err != nil {
 		return false, err
 	}
-	return r[0] == 0 || r[1] == 0, nil
+	expired, p.gen = gen != p.gen, gen
+	return expired, nil
 }
 
 // beat refreshes the heartbeat every NodeTTL/6, rewrites this node's
