@@ -54,3 +54,11 @@ func NewLimiterAt(addr string) (*Limiter, func() error) {
 		return rdb.Close()
 	}
 }
+
+// Sweep runs one sweep (sweep): it takes up reaps left unreported,
+// confirms those reported, and reaps dead nodes. The sweep goroutine must
+// not run meanwhile: give the node a NodeTTL of a minute or more (its
+// first sweep comes NodeTTL/12 after start at the earliest).
+func (p *Presence) Sweep(ctx context.Context) error {
+	return p.reapDead(ctx)
+}

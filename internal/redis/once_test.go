@@ -507,3 +507,56 @@ func testHeartbeatLapseWhenReplyLost(t *testing.T, lost int32) {
 		t.Errorf("presences reported back mismatch (-want +got):\n%s", diff)
 	}
 }
+
+// TestPresenceReapReportedOnceWhenReaperCloses: a node that reported a
+// reap but could not confirm it (Close cancelled the sweep's calls as the
+// Watch functions ran, or Redis failed the confirm) and then closes
+// leaves nothing for another node to take over: the reap's presences are
+// reported gone once. The reap stayed in Redis under the closed node,
+// and once its lease lapsed another node reported it again: the user's
+// friends were told twice that they went offline.
+func TestPresenceReapReportedOnceWhenReaperCloses(t *testing.T) {
+	ctx := context.Background()
+	e := newTestEnv(t)
+	d := e.client(t, redis.Options{NodeID: "dead-782", NodeTTL: time.Minute}).Presence()
+	mustAdd(t, d, 777005, 10, true)
+	d.Crash()
+	if err := e.raw.Del(ctx, e.prefix+"presence:node:dead-782").Err(); err != nil {
+		t.Fatal(err)
+	}
+
+	c := e.client(t, redis.Options{NodeID: "reaper-782", NodeTTL: time.Minute})
+	r := c.Presence()
+	sweep, stop := context.WithCancel(ctx)
+	defer stop()
+	r.Watch(func(int64, int64, bool) { stop() }) // the confirm after the report fails
+	wr := watch(r)
+	err := r.Sweep(sweep)
+	t.Logf("Sweep cancelled as it reported = %v", err)
+	if diff := cmp.Diff([][2]int64{{777005, 10}}, wr.all()); diff != "" {
+		t.Fatalf("Watch of the reaper mismatch (-want +got):\n%s", diff)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+
+	// The leases of whatever reaps are left lapse.
+	tokens, err := e.raw.SMembers(ctx, e.prefix+"presence:reaping").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("reaps left after the reaper closed: %v", tokens)
+	for _, tok := range tokens {
+		if err := e.raw.Del(ctx, e.prefix+"presence:lease:"+tok).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := e.client(t, redis.Options{NodeID: "taker-782", NodeTTL: time.Minute}).Presence()
+	wn := watch(n)
+	if err := n.Sweep(ctx); err != nil {
+		t.Fatalf("Sweep of another node: %v", err)
+	}
+	if got := wn.all(); len(got) != 0 {
+		t.Errorf("another node's sweep reported %v gone again; want nothing", got)
+	}
+}

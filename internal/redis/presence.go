@@ -1028,16 +1028,28 @@ func (p *Presence) Close() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), CloseTimeout)
 	defer cancel()
+	// Reaps the sweep reported but could not confirm (Close cancelled its
+	// calls, or Redis failed them): left, another node would take them
+	// over once their lease lapsed, and report them again.
+	var errs []error
+	for t := range p.reported {
+		if err := p.confirm(ctx, t); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	t := newToken()
 	gone, err := p.reap(ctx, p.id, true, t)
 	if err != nil {
 		// If it ran, a restart with this NodeID, or another node once
 		// the lease lapsed, reports what it ended (resumeScript).
-		return fmt.Errorf("presence close: %w", err)
+		return fmt.Errorf("presence close: %w", errors.Join(append(errs, err)...))
 	}
 	p.endedAll(gone)
 	if len(gone) > 0 {
-		return p.confirm(ctx, t)
+		errs = append(errs, p.confirm(ctx, t))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("presence close: %w", err)
 	}
 	return nil
 }
