@@ -65,7 +65,23 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
-	defer st.Close()
+	// Closed last, once what may write has stopped, but waited for within
+	// the shutdown's bound: a store that does not answer (a write lock
+	// held by another process, PostgreSQL unreachable) holds its close
+	// up, which waits for the group commit under way and the connections
+	// in use. Nothing unanswered is lost by not waiting: a commit that
+	// ends later is told to no client, whose resync finds it.
+	var closeBy time.Time // the shutdown's deadline, once it has begun
+	opened := st          // not the store wrap returns
+	defer func() {
+		d := storeCloseWait
+		if !closeBy.IsZero() {
+			d = max(d, time.Until(closeBy))
+		}
+		if err := closeWithin(opened.Close, d); err != nil {
+			logger.Warn("close store", "err", err)
+		}
+	}()
 	if _, ok := st.(*sqlite.DB); ok {
 		logger.Info("sqlite database opened", "driver", sqlite.Driver, "synchronous", cfg.SQLiteSync)
 	}
@@ -225,7 +241,8 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 	case <-ctx.Done():
 	}
 	logger.Info("shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	closeBy = time.Now().Add(cfg.ShutdownTimeout)
+	sctx, cancel := context.WithDeadline(context.Background(), closeBy)
 	defer cancel()
 	// Shutdown stops accepting and waits for HTTP requests; it does not
 	// track WebSockets, which the hub closes with "server restarting".
@@ -255,6 +272,25 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	logger.Info("stopped", "err", err)
 	return err
+}
+
+// storeCloseWait is how long closing the store may take at least, past
+// what is left of --shutdown-timeout.
+const storeCloseWait = 2 * time.Second
+
+// closeWithin calls close and waits for it at most d; past that it
+// returns an error, and close goes on in the background.
+func closeWithin(close func() error, d time.Duration) error {
+	done := make(chan error, 1)
+	go func() { done <- close() }()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-t.C:
+		return fmt.Errorf("not closed within %v: writes under way are abandoned, unanswered", d)
+	}
 }
 
 // helpIsNoError is err, unless it is only that --help was asked for: a
