@@ -53,6 +53,12 @@ var (
 	// the mail may still go out, and Mail.Unsent is called if it does
 	// not. Any other failure means the mail did not go out.
 	ErrMailPending = fmt.Errorf("mail pending: %w", ErrUnavailable)
+
+	// ErrStoreClosed is what a store answers an append once it is closed:
+	// the server is shutting down, and the client sends again (to this
+	// node once it is back, or to another).
+	ErrStoreClosed = &Error{Kind: ErrUnavailable, Code: CodeUnavailable,
+		Message: "the server is shutting down; send again"}
 )
 
 // Machine-readable error codes, shown to clients next to a human message.

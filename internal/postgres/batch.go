@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"runtime"
 	"sync"
@@ -36,16 +35,13 @@ const batchers = 2
 // whose contexts it does not wait for.
 const batchTimeout = 30 * time.Second
 
-// errClosed is returned by Append after Close.
-var errClosed = errors.New("postgres database closed")
-
 // startBatcher starts the goroutines that commit Appends.
 func (db *DB) startBatcher() {
 	db.appends = make([]*chat.CommitQueue, batchers)
 	db.batcherDone = make(chan struct{})
 	var wg sync.WaitGroup
 	for i := range db.appends {
-		db.appends[i] = chat.NewCommitQueue(queuedAppends, errClosed)
+		db.appends[i] = chat.NewCommitQueue(queuedAppends, chat.ErrStoreClosed)
 		wg.Go(func() { db.batcher(db.appends[i].Requests()) })
 	}
 	go func() {

@@ -23,6 +23,8 @@ func TestGroupCommitMixedBatch(t *testing.T) {
 	})
 }
 
+// TestAppendAfterClose: a send that reaches the store once it is closed
+// is refused as unavailable.
 func TestAppendAfterClose(t *testing.T) {
 	db, err := Open(context.Background(), mustSchema(t))
 	if err != nil {
@@ -31,8 +33,11 @@ func TestAppendAfterClose(t *testing.T) {
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := db.Append(context.Background(), chat.NewMessage{ConvID: 1, Kind: chat.KindText, Body: "x"}); err == nil {
-		t.Error("Append after Close = nil error")
+	// The server is shutting down: unavailable (503), for the client to
+	// send again, not an internal error.
+	_, _, err = db.Append(context.Background(), chat.NewMessage{ConvID: 1, Kind: chat.KindText, Body: "x"})
+	if !errors.Is(err, chat.ErrUnavailable) {
+		t.Errorf("Append after Close = %v; want chat.ErrUnavailable", err)
 	}
 }
 

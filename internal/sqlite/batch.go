@@ -18,12 +18,9 @@ import (
 
 const maxBatch = 512
 
-// errClosed is returned by Append after Close.
-var errClosed = errors.New("sqlite database closed")
-
 // startBatcher starts the goroutine that commits Appends.
 func (db *DB) startBatcher() {
-	db.appends = chat.NewCommitQueue(queuedAppends, errClosed)
+	db.appends = chat.NewCommitQueue(queuedAppends, chat.ErrStoreClosed)
 	db.batcherDone = make(chan struct{})
 	go db.batcher(db.appends.Requests())
 }

@@ -38,6 +38,8 @@ func TestGroupCommitMixedBatch(t *testing.T) {
 	chattest.MixedBatch(t, mustOpenDB(t), nil)
 }
 
+// TestAppendAfterClose: a send that reaches the store once it is closed
+// is refused as unavailable.
 func TestAppendAfterClose(t *testing.T) {
 	db, err := Open(context.Background(), filepath.Join(t.TempDir(), "p.db"))
 	if err != nil {
@@ -46,8 +48,11 @@ func TestAppendAfterClose(t *testing.T) {
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := db.Append(context.Background(), chat.NewMessage{ConvID: 1, Kind: chat.KindText, Body: "x"}); err == nil {
-		t.Error("Append after Close = nil error")
+	// The server is shutting down: unavailable (503), for the client to
+	// send again, not an internal error.
+	_, _, err = db.Append(context.Background(), chat.NewMessage{ConvID: 1, Kind: chat.KindText, Body: "x"})
+	if !errors.Is(err, chat.ErrUnavailable) {
+		t.Errorf("Append after Close = %v; want chat.ErrUnavailable", err)
 	}
 }
 
