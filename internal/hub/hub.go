@@ -179,7 +179,9 @@ func (c *Client) Push(it *Item) bool {
 		return false
 	}
 	c.mu.Lock()
-	if len(c.queue) >= c.limit || c.ownBytes > 0 && int(c.ownBytes)+len(it.Raw) > maxOwnBytes {
+	// The bytes bound is of own frames only: an event shared with other
+	// clients is not refused because the first own frame was large.
+	if len(c.queue) >= c.limit || it.Raw != nil && c.ownBytes > 0 && int(c.ownBytes)+len(it.Raw) > maxOwnBytes {
 		c.mu.Unlock()
 		c.Close(ReasonSlow)
 		return false

@@ -842,6 +842,24 @@ func TestOwnBytesBound(t *testing.T) {
 	}
 }
 
+// TestOwnBytesBoundSharedFrames: the bound on a client's own frames
+// counts those alone. An event shared with other clients, queued behind a
+// first own frame of any size, which the bound takes, is queued too, not
+// taken for one more own frame past the bound.
+func TestOwnBytesBoundSharedFrames(t *testing.T) {
+	h, _ := newHub(t)
+	c := mustRegister(t, h, 0, 0, 1000)
+	if !c.Push(&hub.Item{Raw: make([]byte, 5<<20)}) {
+		t.Fatal("a first frame of 5 MiB refused")
+	}
+	if !c.Push(&hub.Item{Event: msg(1, 1)}) || c.Closed() {
+		t.Fatalf("an event behind a first own frame of 5 MiB: closed %v (%v); want it queued", c.Closed(), c.Reason())
+	}
+	if n := c.Queued(); n != 2 {
+		t.Errorf("Queued = %d; want 2", n)
+	}
+}
+
 // TestCheckSessions: the hub closes the clients of the sessions its check
 // reports ended, as a session_ended event would, and no others; a check
 // that fails closes nothing; Close ends the checks.
