@@ -1906,7 +1906,9 @@ func (h *Hub) revoke(tp *topic, userID int64, of *topic, at chat.Mark) {
 
 // revokeUnsubscribe unsubscribes from conversation topic tp, in a
 // goroutine, the clients gone that revoke or release took out of it,
-// unless one was subscribed again since.
+// unless one was subscribed again since. The topic may have gone
+// meanwhile, with its last other client, and come again: a client not
+// in the topic there now follows it no more either.
 func (h *Hub) revokeUnsubscribe(tp *topic, gone []*Client) {
 	if len(gone) == 0 {
 		return
@@ -1914,13 +1916,14 @@ func (h *Hub) revokeUnsubscribe(tp *topic, gone []*Client) {
 	go func() {
 		h.mu.Lock()
 		defer h.mu.Unlock()
-		if h.topics[tp.name] != tp {
-			return
-		}
+		now := h.topics[tp.name]
 		for _, c := range gone {
-			tp.mu.RLock()
-			back := tp.clients.has(c) // subscribed again since
-			tp.mu.RUnlock()
+			back := false // subscribed again since
+			if now != nil {
+				now.mu.RLock()
+				back = now.clients.has(c)
+				now.mu.RUnlock()
+			}
 			if !back {
 				h.unsubscribeLocked(c, tp.name)
 			}
