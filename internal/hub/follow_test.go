@@ -918,3 +918,47 @@ func TestFollowCatchUpRemovedAddedAgain(t *testing.T) {
 		t.Errorf("the user's other connection got %s; want [3 9]", got)
 	}
 }
+
+// TestFollowCatchUpRemovedLive: the user added to group 5 at seq 2 is
+// removed from it at seq 6, published live while the follow reads the
+// store, and the removal then reaches the user's topic: each connection
+// gets the messages of its membership in order, from the store and then
+// those the topic held back for it, the one that removed the user last,
+// and then the removed event, as a connection subscribed all along does.
+func TestFollowCatchUpRemovedLive(t *testing.T) {
+	s := newBlockingStore(6)
+	m := *s.stored[5].Message
+	m.Kind, m.TargetID = chat.KindRemoved, 100
+	s.stored[5].Message, s.stored[5].Revoke = &m, 100
+	var during []string
+	c, c2, early, early2 := followWhileFetching(t, s, func(h *hub.Hub, b chat.Broker, c, other *hub.Client) {
+		publish(t, b, chat.ConvTopic(5), s.stored[5])
+		publish(t, b, chat.UserTopic(100), chat.Event{Type: chat.EventRemoved, ConvID: 5, Reason: "removed", UserSeq: 2})
+		publish(t, b, chat.ConvTopic(5), msg(5, 7))
+		during = convAndRemoved(c)
+	})
+	if len(during) > 0 || len(early) > 0 || len(early2) > 0 {
+		t.Errorf("while the follow read the store the user's connections got %v, %v, %v; want nothing yet", during, early, early2)
+	}
+	waitGoroutines(t, "(*Hub).follow", "(*Hub).catchUp")
+	for i, c := range []*hub.Client{c, c2} {
+		if got := fmt.Sprint(convAndRemoved(c)); got != "[3 4 5 6 removed]" {
+			t.Errorf("connection %d of the user added at seq 2 and removed at 6 got %s; want [3 4 5 6 removed]", i+1, got)
+		}
+	}
+}
+
+// convAndRemoved returns the conversation messages (by seq) and removed
+// events queued for c, in order.
+func convAndRemoved(c *hub.Client) []string {
+	var out []string
+	for _, it := range c.Next(nil) {
+		switch ev := it.Event; {
+		case ev.Type == chat.EventMessage && ev.Message != nil:
+			out = append(out, fmt.Sprint(ev.Message.Seq))
+		case ev.Type == chat.EventRemoved:
+			out = append(out, "removed")
+		}
+	}
+	return out
+}

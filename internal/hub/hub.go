@@ -417,13 +417,19 @@ type topic struct {
 	// that removed a user (chat.Event.Revoke) and that the topic holds
 	// back (pending), the user's EventRemoved that the user's topic
 	// delivered meanwhile: its revoke and its frame wait for that
-	// message, which the user's connections get first (awaitRemoval).
+	// message, which the user's connections get first (awaitRemoval);
+	// or that the topic delivered, but a follow that held the user's
+	// connections has yet to give them (waiting, hold.cut).
 	// Guarded by dmu; nil while empty.
 	waits map[int64][]waiting
 }
 
 // waiting is an EventRemoved of the user of topic of whose revoke and
-// frame wait for the message that removed the user (topic.waits).
+// frame wait for the message that removed the user (topic.waits). One
+// with no topic (of nil) marks instead that the message was delivered,
+// but the follow that held the user's connections (ev.UserID's), which
+// the message revoked, has yet to give it to them (hold.cut): the
+// removals of the user at its seq wait for that follow's release.
 type waiting struct {
 	of *topic
 	ev chat.Event
@@ -447,6 +453,20 @@ type hold struct {
 	c     *Client
 	from  int64   // the topic's next seq as the client was subscribed: the store gives it those before
 	items []*Item // guarded by the topic's dmu
+	// cut is the seq of the message that revoked c while it was held
+	// (revoke), 0 if none: c is out of the topic, which holds nothing
+	// more for it, and the follow still gives it what came before, the
+	// hold's items up to that message included. Guarded by the topic's
+	// mu.
+	cut int64
+}
+
+// holding reports whether hd, a follow's hold, is still the follow's to
+// catch up and release: tp holds it, or a message revoked its client
+// while held (hold.cut) and the client has not been subscribed again
+// since. tp.mu is held.
+func (tp *topic) holding(hd *hold) bool {
+	return tp.held[hd.c] == hd || hd.cut > 0 && !tp.clients.has(hd.c)
 }
 
 // removeLocked removes the clients of cs that tp has, their marks and
@@ -1643,6 +1663,15 @@ func (h *Hub) awaitRemoval(ctp, of *topic, ev chat.Event) bool {
 		}
 	}
 	if at == 0 {
+		// Delivered, but a follow has yet to give it to the user's
+		// connections (waiting).
+		for seq, ws := range ctp.waits {
+			if slices.ContainsFunc(ws, func(w waiting) bool { return w.of == nil && w.ev.UserID == user }) && (at == 0 || seq < at) {
+				at = seq
+			}
+		}
+	}
+	if at == 0 {
 		return false
 	}
 	if ctp.waits == nil {
@@ -1717,24 +1746,34 @@ func (h *Hub) pushAll(tp *topic, ev chat.Event) {
 // endWaits acts on the EventRemoved that wait in tp.waits for a message
 // up to seq upTo, which tp has delivered (or, if not revoke, will never
 // deliver: it went), as the user's topic would have: it revokes, then
-// pushes the event to the user's clients. tp.dmu is held.
+// pushes the event to the user's clients. Those that wait for a follow's
+// release (waiting) go on waiting for it, unless tp went. tp.dmu is held.
 func (h *Hub) endWaits(tp *topic, upTo int64, revoke bool) {
 	seqs := make([]int64, 0, len(tp.waits))
-	for seq := range tp.waits {
-		if seq <= upTo {
+	for seq, ws := range tp.waits {
+		if seq <= upTo && (!revoke || !slices.ContainsFunc(ws, func(w waiting) bool { return w.of == nil })) {
 			seqs = append(seqs, seq)
 		}
 	}
 	slices.Sort(seqs)
 	for _, seq := range seqs {
-		for _, w := range tp.waits[seq] {
-			if revoke {
-				h.revoke(tp, 0, w.of, chat.Mark{UserSeq: w.ev.UserSeq})
-			}
-			h.pushAll(w.of, w.ev)
-		}
-		delete(tp.waits, seq)
+		h.endWaitsAt(tp, seq, revoke)
 	}
+}
+
+// endWaitsAt acts, as endWaits does, on the EventRemoved that wait in
+// tp.waits at seq. tp.dmu is held.
+func (h *Hub) endWaitsAt(tp *topic, seq int64, revoke bool) {
+	for _, w := range tp.waits[seq] {
+		if w.of == nil {
+			continue
+		}
+		if revoke {
+			h.revoke(tp, 0, w.of, chat.Mark{UserSeq: w.ev.UserSeq})
+		}
+		h.pushAll(w.of, w.ev)
+	}
+	delete(tp.waits, seq)
 	if len(tp.waits) == 0 {
 		tp.waits = nil
 	}
@@ -1899,6 +1938,25 @@ func (h *Hub) revoke(tp *topic, userID int64, of *topic, at chat.Mark) {
 	if tp.marks != nil {
 		gone = slices.DeleteFunc(gone, func(c *Client) bool { return covers(tp.marks[c], at) })
 	}
+	if of == nil && at.Seq > 0 && tp.held != nil {
+		// The message that revokes them is the last of the
+		// conversation to reach them, as it is for a client not held:
+		// the follow that holds them gives them what came before, and
+		// the user's removal waits for it (awaitRemoval). Only fanOut
+		// revokes by a message: tp.dmu is held.
+		cut := false
+		for _, c := range gone {
+			if hd := tp.held[c]; hd != nil {
+				hd.cut, cut = at.Seq, true
+			}
+		}
+		if cut {
+			if tp.waits == nil {
+				tp.waits = make(map[int64][]waiting)
+			}
+			tp.waits[at.Seq] = append(tp.waits[at.Seq], waiting{ev: chat.Event{UserID: userID}})
+		}
+	}
 	tp.removeLocked(gone...)
 	tp.mu.Unlock()
 	h.revokeUnsubscribe(tp, gone)
@@ -2018,8 +2076,10 @@ func (h *Hub) follow(tp *topic, id int64, at chat.Mark) {
 // topic tp, and held with hs (catchFrom), the messages after seq base that
 // tp delivered before, from the store, a page at a time, then lets go
 // what tp held for them meanwhile: all in seq order, each once. A client
-// no longer held with its hold of hs (revoked, unsubscribed, closed; and
-// maybe held again by a later follow) gets no more of it. If the
+// no longer held with its hold of hs (unsubscribed, closed, revoked
+// otherwise than by a message of tp; and maybe held again by a later
+// follow) gets no more of it; one that a message of tp revoked gets what
+// came up to that message (hold.cut), unless subscribed again. If the
 // store fails, the clients get what they were held for all the same, and
 // see a gap, which they fill as after any other. If the store gives the
 // user's removal, the clients get nothing after it (release).
@@ -2027,7 +2087,7 @@ func (h *Hub) catchUp(tp *topic, hs []*hold, base int64) {
 	var until int64 // the store has to give what comes before
 	tp.mu.RLock()
 	for _, hd := range hs {
-		if tp.held[hd.c] == hd {
+		if tp.holding(hd) {
 			until = max(until, hd.from)
 		}
 	}
@@ -2050,7 +2110,7 @@ func (h *Hub) catchUp(tp *topic, hs []*hold, base int64) {
 			last = ev.Message.Seq
 			var it *Item
 			for _, hd := range hs {
-				if tp.held[hd.c] == hd && last < hd.from {
+				if tp.holding(hd) && last < hd.from {
 					if it == nil {
 						it = &Item{Event: ev, Fanout: len(hs)}
 					}
@@ -2094,14 +2154,20 @@ func (h *Hub) release(tp *topic, hs []*hold, base, after, removed int64) {
 	cut := make([]bool, 0, len(hs))
 	floors := make([]int64, 0, len(hs))
 	var gone []*Client // cut: revoked
+	var cuts []int64   // seqs of the messages that revoked clients of hs while held
 	for _, hd := range hs {
-		if tp.held[hd.c] != hd {
+		if hd.cut > 0 && !slices.Contains(cuts, hd.cut) {
+			cuts = append(cuts, hd.cut)
+		}
+		if !tp.holding(hd) {
 			continue
 		}
 		holds = append(holds, hd)
 		floors = append(floors, tp.floors[hd.c])
 		cut = append(cut, removed > 0 && !covers(tp.marks[hd.c], chat.Mark{Seq: removed}))
-		delete(tp.held, hd.c)
+		if tp.held[hd.c] == hd {
+			delete(tp.held, hd.c)
+		}
 		if cut[len(cut)-1] {
 			gone = append(gone, hd.c)
 		}
@@ -2132,6 +2198,9 @@ func (h *Hub) release(tp *topic, hs []*hold, base, after, removed int64) {
 			}
 			c.Push(it)
 		}
+	}
+	for _, seq := range cuts { // the removals that waited for these
+		h.endWaitsAt(tp, seq, true)
 	}
 	tp.dmu.Unlock()
 }
