@@ -48,6 +48,7 @@ type SMTP struct {
 	host   string // as go-mail wants it: IPv6 literals in brackets
 	addr   string // host:port, for errors and logs
 	from   *netmail.Address
+	domain string // from's, in ASCII: for EHLO and the Message-ID
 	opts   []mail.Option
 	dial   mail.DialContextFunc // TLS too for smtps://
 	logger *slog.Logger
@@ -132,7 +133,12 @@ func NewSMTP(rawURL, from string, logger *slog.Logger, opts ...Option) (*SMTP, e
 	if tc.MinVersion == 0 {
 		tc.MinVersion = tls.VersionTLS12
 	}
+	// go-mail would greet with this machine's name, which the relay
+	// writes into the Received header: no domain of the sender's, and
+	// the name of a host inside for every recipient to see.
+	domain := fromAddr.Address[strings.LastIndexByte(fromAddr.Address, '@')+1:]
 	mopts := []mail.Option{
+		mail.WithHELO(domain),
 		mail.WithPort(c.port),
 		mail.WithTimeout(o.timeout),
 		mail.WithTLSConfig(tc),
@@ -187,6 +193,7 @@ func NewSMTP(rawURL, from string, logger *slog.Logger, opts ...Option) (*SMTP, e
 		host:   host,
 		addr:   addr,
 		from:   fromAddr,
+		domain: domain,
 		opts:   mopts,
 		dial:   dial,
 		logger: logger,
@@ -230,9 +237,8 @@ func (s *SMTP) client(dial mail.DialContextFunc) (*mail.Client, error) {
 func (s *SMTP) Send(ctx context.Context, m chat.Mail) error {
 	msg := mail.NewMsg(mail.WithNoDefaultUserAgent())
 	msg.FromMailAddress(s.from)
-	// go-mail would name this machine in the Message-ID: no domain of the
-	// sender's, and the name of a host inside for every recipient to see.
-	msg.SetMessageIDWithValue(rand.Text() + "@" + s.from.Address[strings.LastIndexByte(s.from.Address, '@')+1:])
+	// go-mail would name this machine in the Message-ID too.
+	msg.SetMessageIDWithValue(rand.Text() + "@" + s.domain)
 	// The domain in ASCII: a relay without SMTPUTF8 refuses it in UTF-8.
 	to, err := chat.EmailASCII(m.To)
 	if err != nil {

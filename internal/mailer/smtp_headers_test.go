@@ -15,7 +15,8 @@ import (
 	"github.com/parley-chat/parley/internal/mailer/smtptest"
 )
 
-// TestSMTPHeaders: the mail carries a Date and a Message-ID, a From whose
+// TestSMTPHeaders: the mail carries a Date and a Message-ID, greets with
+// the From address's domain, a From whose
 // display name is not ASCII is RFC 2047-encoded (and decodes back), no
 // line is longer than RFC 5322's 998 characters even for a body of one
 // long line, and the headers hold nothing but what was asked.
@@ -62,6 +63,11 @@ func TestSMTPHeaders(t *testing.T) {
 	// name of a host inside.
 	if id := msg.Header.Get("Message-Id"); !strings.HasPrefix(id, "<") || !strings.HasSuffix(id, "@example.com>") || len(id) < len("<@example.com>")+20 {
 		t.Errorf("Message-ID %q; want <random id@example.com>", id)
+	}
+	// So is the name it greets the relay with, which a relay writes into
+	// the Received header every recipient sees.
+	if got.Helo != "example.com" {
+		t.Errorf("EHLO %q; want example.com, the From address's domain", got.Helo)
 	}
 	dec := mail.AddressParser{WordDecoder: &mime.WordDecoder{}}
 	addr, err := dec.Parse(msg.Header.Get("From"))

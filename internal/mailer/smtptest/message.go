@@ -16,6 +16,7 @@ import (
 
 // Message is one mail the server received.
 type Message struct {
+	Helo string   // the name the client greeted with (EHLO or HELO)
 	From string   // envelope sender (MAIL FROM)
 	To   []string // envelope recipients (RCPT TO)
 	Raw  []byte   // the message as sent: headers and body

@@ -415,6 +415,7 @@ func (ss *session) Data(r io.Reader) error {
 			Message:      "smtptest: cannot parse message: " + err.Error(),
 		}
 	}
+	m.Helo = ss.conn.Hostname()
 	m.From = ss.from
 	m.To = slices.Clone(ss.to)
 	ss.srv.add(m)

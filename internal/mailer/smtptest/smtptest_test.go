@@ -81,7 +81,7 @@ func TestParse(t *testing.T) {
 				t.Fatal(err)
 			}
 			want := tt.want
-			want.From, want.To = "sender@example.com", []string{to}
+			want.Helo, want.From, want.To = "localhost", "sender@example.com", []string{to} // net/smtp greets with localhost
 			if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(smtptest.Message{}, "Raw")); diff != "" {
 				t.Errorf("message mismatch (-want +got):\n%s", diff)
 			}
