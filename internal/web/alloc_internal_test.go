@@ -154,13 +154,13 @@ func TestReadAllocatesNoBuffer(t *testing.T) {
 	}
 	var failed error
 	allocs := testing.AllocsPerRun(runs, func() {
-		ok := c.readMessage(func(b []byte, _ bool) {
+		err := c.readMessage(func(b []byte, _ bool) {
 			if !bytes.Equal(b, msg) && failed == nil {
 				failed = fmt.Errorf("read %q; want %q", b, msg)
 			}
 		})
-		if !ok && failed == nil {
-			failed = fmt.Errorf("readMessage failed")
+		if err != nil && failed == nil {
+			failed = fmt.Errorf("readMessage: %v", err)
 		}
 	})
 	if failed != nil {

@@ -463,7 +463,7 @@ func readAsServer(t *testing.T, stream []byte, sizes []int, limit int64) ([]seen
 	}
 
 	err = fc.wait()
-	for err == nil && c.readFrame(fc, handle) {
+	for err == nil && c.readFrame(fc, handle) == nil {
 		if at := src.pos - len(fc.pend); fc.hn != 0 || !slices.Contains(bc.ends, at) {
 			t.Fatalf("a frame read whole left the frameConn at byte %d of the stream, %d bytes into a frame header; want between frames", at, fc.hn)
 		}

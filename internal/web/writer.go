@@ -359,6 +359,18 @@ func (f *frameConn) congested(fn func()) bool {
 	return true
 }
 
+// holdWrites makes t the deadline of what f has to write, once gorilla
+// writes no more (a close frame is out): a drain under way has until t.
+func (f *frameConn) holdWrites(t time.Time) {
+	if !f.nonBlocking() {
+		return
+	}
+	f.wdl.Store(unixNano(t))
+	if f.draining() {
+		_ = f.Conn.SetWriteDeadline(t)
+	}
+}
+
 // whenWritten runs fn once what f was given so far is written, or the
 // socket failed: at once unless f is congested.
 func (f *frameConn) whenWritten(fn func()) {
@@ -400,7 +412,11 @@ func (f *frameConn) drain(d *drainState) {
 		}
 		d.inflight = len(buf)
 		d.mu.Unlock()
-		err := f.Conn.SetWriteDeadline(fromUnixNano(f.wdl.Load()))
+		dl := f.wdl.Load()
+		err := f.Conn.SetWriteDeadline(fromUnixNano(dl))
+		if now := f.wdl.Load(); err == nil && now != dl { // moved meanwhile (holdWrites)
+			err = f.Conn.SetWriteDeadline(fromUnixNano(now))
+		}
 		if err == nil {
 			_, err = f.Conn.Write(buf)
 		}

@@ -178,7 +178,7 @@ func (c *conn) writeOut(cl *hub.Client) error {
 	if c.off += int32(k); int(c.off) == len(c.buf) {
 		c.buf, c.off = c.buf[:0], 0
 	}
-	if err != nil {
+	if err != nil && err != websocket.ErrCloseSent {
 		_ = c.ws.Close()
 	}
 	return err
@@ -215,8 +215,16 @@ func (c *conn) part(cl *hub.Client) {
 // sayGoodbye sends the close frame for reason r and closes the socket
 // once the peer has answered (the reader sees that) or closeGrace passed.
 func (c *conn) sayGoodbye(r hub.CloseReason) {
+	code, text := closeFrame(r)
+	c.goodbyeWith(code, text)
+}
+
+// goodbyeWith is sayGoodbye with a close frame of code and text. If a
+// close frame was sent already (gorilla's answer to a frame that breaks
+// the protocol, or the peer's close), that one is the goodbye; once any
+// goodbye is under way, another does nothing.
+func (c *conn) goodbyeWith(code int, text string) {
 	c.goodbye.Do(func() {
-		code, text := closeFrame(r)
 		_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(c.s.cfg.WriteWait))
 		// The grace begins once the frame is out: a congested socket may
 		// still be writing what came before it.
@@ -366,9 +374,11 @@ func (c *conn) serve(handle func(data []byte, text bool), cleanup func()) {
 		go c.await(fc, handle, cleanup) // on a fresh stack: this one has grown
 		return
 	}
-	for c.readMessage(handle) {
+	var err error
+	for err == nil {
+		err = c.readMessage(handle)
 	}
-	c.finish(cleanup)
+	c.finish(err, cleanup)
 }
 
 // await waits for frames and reads them. While frames keep coming, the
@@ -378,14 +388,17 @@ func (c *conn) serve(handle func(data []byte, text bool), cleanup func()) {
 // for readerIdle hands the wait to a fresh goroutine.
 func (c *conn) await(fc *frameConn, handle func([]byte, bool), cleanup func()) {
 	err := fc.wait()
-	for err == nil && c.readFrame(fc, handle) {
+	for err == nil {
+		if err = c.readFrame(fc, handle); err != nil {
+			break
+		}
 		var idle bool
 		if idle, err = fc.waitAtMost(readerIdle); idle {
 			go c.await(fc, handle, cleanup)
 			return
 		}
 	}
-	c.finish(cleanup)
+	c.finish(err, cleanup)
 }
 
 // readerIdle is how long a connection's reader waits for the next frame
@@ -393,8 +406,8 @@ func (c *conn) await(fc *frameConn, handle func([]byte, bool), cleanup func()) {
 const readerIdle = 250 * time.Millisecond
 
 // readFrame reads the frame that fc.wait announced: a ping or pong, or the
-// message it begins, which it handles. It reports whether to go on.
-func (c *conn) readFrame(fc *frameConn, handle func([]byte, bool)) bool {
+// message it begins, which it handles. An error ends the connection.
+func (c *conn) readFrame(fc *frameConn, handle func([]byte, bool)) error {
 	if b := fc.pend[0]; b == finBit|opPing || b == finBit|opPong {
 		return c.control(fc)
 	}
@@ -405,19 +418,19 @@ func (c *conn) readFrame(fc *frameConn, handle func([]byte, bool)) bool {
 // gorilla's handler. Gorilla reads control frames only on its way to the
 // next message, so it would wait for that message in its own, deep read.
 // Malformed frames get gorilla's answer: a protocol error.
-func (c *conn) control(fc *frameConn) bool {
+func (c *conn) control(fc *frameConn) error {
 	var b [2 + 4 + maxControlPayload]byte
 	if _, err := io.ReadFull(fc, b[:2]); err != nil {
-		return false
+		return err
 	}
 	n := int(b[1] &^ maskBit)
 	if b[1]&maskBit == 0 || n > maxControlPayload {
 		_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseProtocolError, "bad control frame"), time.Now().Add(c.s.cfg.WriteWait))
-		return false
+		return errBadControl
 	}
 	mask, payload := b[2:6], b[6:6+n]
 	if _, err := io.ReadFull(fc, b[2:6+n]); err != nil {
-		return false
+		return err
 	}
 	for i := range payload {
 		payload[i] ^= mask[i%4]
@@ -426,16 +439,20 @@ func (c *conn) control(fc *frameConn) bool {
 	if b[0] == finBit|opPing {
 		h = c.ws.PingHandler()
 	}
-	return h(string(payload)) == nil
+	return h(string(payload))
 }
 
-// readMessage reads and handles one message; it reports whether to go on.
-// handle must not keep the bytes it is given: they are read into a pooled
-// buffer, which the next message reuses.
-func (c *conn) readMessage(handle func([]byte, bool)) bool {
+// errBadControl is a control frame that control does not take: unmasked,
+// or longer than RFC 6455 allows.
+var errBadControl = errors.New("websocket: bad control frame")
+
+// readMessage reads and handles one message; an error ends the
+// connection. handle must not keep the bytes it is given: they are read
+// into a pooled buffer, which the next message reuses.
+func (c *conn) readMessage(handle func([]byte, bool)) error {
 	typ, r, err := c.ws.NextReader()
 	if err != nil {
-		return false
+		return err
 	}
 	buf := frameBufs.Get().(*bytes.Buffer)
 	buf.Reset()
@@ -455,7 +472,7 @@ func (c *conn) readMessage(handle func([]byte, bool)) bool {
 	if buf.Cap() <= maxPooledFrame {
 		frameBufs.Put(buf)
 	}
-	return err == nil
+	return err
 }
 
 // frameBufs holds the buffers that readMessage reads messages into. Every
@@ -468,12 +485,85 @@ var frameBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 // message.
 const maxPooledFrame = 64 << 10
 
-// finish ends a connection whose reading ended.
-func (c *conn) finish(cleanup func()) {
+// finish ends a connection whose reading ended with err.
+func (c *conn) finish(err error, cleanup func()) {
+	c.hangUp(err)
 	c.s.pings.remove(c)
-	_ = c.ws.Close()
 	cleanup()
 	c.s.hub.Unregister(c.client)
+}
+
+// hangUp closes c's socket, its reading ended with err. A socket that
+// failed, or that the server closed, is closed at once. Otherwise a close
+// frame is out or on its way (the answer to the peer's, or the server's
+// own: a frame over the limit, one that breaks the protocol) and it may
+// wait behind what a congested socket holds: the socket is closed once it
+// is written and the peer has answered, or its goodbye's grace passed
+// (linger), as the hub's goodbyes are. Either takes WriteWait at most,
+// and closeGrace.
+func (c *conn) hangUp(err error) {
+	var ce *websocket.CloseError
+	switch {
+	case errors.As(err, &ce) && ce.Code != websocket.CloseAbnormalClosure:
+		// The peer's close, answered by gorilla's close handler (or the
+		// answer to a goodbye): once the answer is written, the server
+		// closes first (RFC 6455, 7.1.1).
+		c.sock().whenWritten(func() { _ = c.ws.Close() })
+	case socketEnded(err):
+		_ = c.ws.Close()
+		return
+	case errors.Is(err, websocket.ErrReadLimit):
+		c.goodbyeWith(websocket.CloseMessageTooBig, "frame too large")
+	default:
+		c.goodbyeWith(websocket.CloseProtocolError, "protocol error")
+	}
+	// Gorilla wrote its close frame under its own deadline, a second:
+	// like the hub's goodbyes it has WriteWait behind a congested socket.
+	c.sock().holdWrites(time.Now().Add(c.s.cfg.WriteWait))
+	c.linger()
+}
+
+// socketEnded reports whether err, which ended a connection's reading,
+// tells that its socket failed or was closed, or the peer went silent:
+// nothing more can be said to it.
+func socketEnded(err error) bool {
+	var (
+		ne net.Error
+		ce *websocket.CloseError
+	)
+	return errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, net.ErrClosed) || errors.Is(err, errPeerTooSlow) ||
+		errors.As(err, &ce) && ce.Code == websocket.CloseAbnormalClosure
+}
+
+// linger reads and drops what the peer still sends, until its close frame
+// has come, the socket is closed (the goodbye's grace passed), or its end
+// at the latest, and closes the socket: reading on spares the peer a
+// reset, which would lose what it has not read yet, the close frame among
+// it. Unlike serve, it needs no frame to be valid: only where frames
+// begin (frameConn).
+func (c *conn) linger() {
+	defer c.ws.Close()
+	fc := c.sock()
+	if fc == nil {
+		return
+	}
+	if fc.SetReadDeadline(time.Now().Add(c.s.cfg.WriteWait+closeGrace)) != nil {
+		return
+	}
+	var b [512]byte
+	for closing := false; ; {
+		start := fc.hn == 0
+		if _, err := fc.Read(b[:]); err != nil {
+			return
+		}
+		if start && fc.head[0]&0xf == websocket.CloseMessage {
+			closing = true
+		}
+		if closing && fc.hn == 0 { // the peer's close frame, whole
+			return
+		}
+	}
 }
 
 // Frame header bits (RFC 6455, section 5.2).
