@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/parley-chat/parley/internal/chat"
 	"github.com/parley-chat/parley/internal/testenv"
 )
@@ -47,5 +48,35 @@ func TestFrozenNodeLock(t *testing.T) {
 	c.Release()
 	if err != nil || m.Seq != 1 {
 		t.Errorf("Append while another node's frozen transaction held the room = seq %d, %v; want it stored", m.Seq, err)
+	}
+}
+
+// TestDeadPeerNoticed: the server notices within a bounded time that the
+// host of a node's session is gone, on the sessions of both pools. A
+// session that has run the first statement of a pipeline without BEGIN
+// (the group commit's lockConvs, a membership change's lock) and waits
+// for the rest holds its locks with no timer running: PostgreSQL arms
+// idle_in_transaction_session_timeout only when it answers a Sync. Only
+// the server's TCP keepalive ends such a session when the node's host
+// vanishes mid-send, and its default takes over two hours. (The test's
+// proxy answers keepalives as a live host does, so what is checked here
+// is the sessions' settings.)
+func TestDeadPeerNoticed(t *testing.T) {
+	db := mustOpenDB(t)
+	ctx := t.Context()
+	const want = 60 // seconds
+	for name, pool := range map[string]interface {
+		QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	}{"pool": db.pool.raw, "group commit pool": db.appendPool} {
+		var idle, interval, count int
+		err := pool.QueryRow(ctx, `SELECT current_setting('tcp_keepalives_idle')::int,
+			current_setting('tcp_keepalives_interval')::int, current_setting('tcp_keepalives_count')::int`).Scan(&idle, &interval, &count)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := idle + interval*count; idle == 0 || got > want {
+			t.Errorf("%s: the server notices a vanished peer after %d s (tcp_keepalives_idle %d, interval %d, count %d); want at most %d s",
+				name, got, idle, interval, count, want)
+		}
 	}
 }

@@ -80,6 +80,24 @@ const connectTimeout = 10 * time.Second
 // transactions never wait between statements for more than a round trip.
 const idleInTransaction = "10s"
 
+// deadPeer are the server's TCP keepalive settings for a DB's sessions,
+// unless the URL sets them: the server ends a session whose node's host
+// vanished (or whose network broke) about 25 s after it last heard from
+// it, rather than after the system's default of over two hours. This is
+// the only bound on a session that has run the first statement of a
+// pipeline without BEGIN (the group commit's lockConvs, a membership
+// change's lock) and waits for the rest: PostgreSQL arms
+// idle_in_transaction_session_timeout only when it answers a Sync, so that
+// session holds its row locks, which every node's sends to those
+// conversations wait for, until TCP gives up. A host that is alive but
+// whose process froze is not noticed so (its kernel answers the probes);
+// its data sent before the freeze arrives whole.
+var deadPeer = map[string]string{
+	"tcp_keepalives_idle":     "10",
+	"tcp_keepalives_interval": "5",
+	"tcp_keepalives_count":    "3",
+}
+
 // minConns is the smallest pool Open makes when the URL sets no
 // pool_max_conns.
 const minConns = 10
@@ -90,7 +108,8 @@ const minConns = 10
 // minConns connections unless it sets pool_max_conns), a DB keeps one
 // connection per group-commit goroutine open, from before Open returns.
 // Its sessions always use read committed, whatever the server's default,
-// and end a transaction left idle for idleInTransaction.
+// end a transaction left idle for idleInTransaction, and, over TCP, end
+// once their peer has been silent to keepalive probes (deadPeer).
 func Open(ctx context.Context, url string) (*DB, error) {
 	return OpenWith(ctx, url, Options{})
 }
@@ -118,6 +137,11 @@ func OpenWith(ctx context.Context, url string, opts Options) (*DB, error) {
 	cfg.ConnConfig.RuntimeParams["default_transaction_isolation"] = "read committed"
 	if _, ok := cfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"]; !ok {
 		cfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] = idleInTransaction
+	}
+	for k, v := range deadPeer {
+		if _, ok := cfg.ConnConfig.RuntimeParams[k]; !ok {
+			cfg.ConnConfig.RuntimeParams[k] = v
+		}
 	}
 	if !strings.Contains(url, "pool_max_conns") {
 		// pgxpool's default, max(4, NumCPU), leaves little beside the
