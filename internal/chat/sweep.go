@@ -14,12 +14,20 @@ const (
 	sweepBatches = 100  // writes per call at most
 )
 
+// SweepBatchTimeout bounds each batch of a sweep, whatever its caller's
+// context: a batch stuck on a connection that does not answer gives it
+// back then, rather than once TCP gives up (hours).
+const SweepBatchTimeout = 15 * time.Second
+
 // inBatches calls remove with sweepBatch until it removes fewer, or
-// sweepBatches times, and returns how many it removed in all.
-func inBatches(remove func(limit int) (int, error)) (int, error) {
+// sweepBatches times, each call with a context of its own bounded by
+// SweepBatchTimeout, and returns how many it removed in all.
+func inBatches(ctx context.Context, remove func(ctx context.Context, limit int) (int, error)) (int, error) {
 	total := 0
 	for range sweepBatches {
-		n, err := remove(sweepBatch)
+		bctx, cancel := context.WithTimeout(ctx, SweepBatchTimeout)
+		n, err := remove(bctx, sweepBatch)
+		cancel()
 		total += n
 		if err != nil || n < sweepBatch {
 			return total, err
@@ -32,7 +40,7 @@ func inBatches(remove func(limit int) (int, error)) (int, error) {
 // now, in batches (sweepBatch, sweepBatches). It returns how many it
 // removed.
 func DeleteExpired(ctx context.Context, st AuthStore, now time.Time) (int, error) {
-	return inBatches(func(limit int) (int, error) { return st.DeleteExpired(ctx, now, limit) })
+	return inBatches(ctx, func(ctx context.Context, limit int) (int, error) { return st.DeleteExpired(ctx, now, limit) })
 }
 
 // A returning client is given at most its user's newest MaxReplay logged
@@ -44,5 +52,5 @@ func DeleteExpired(ctx context.Context, st AuthStore, now time.Time) (int, error
 // given again, all but each user's newest MaxReplay, in batches
 // (sweepBatch, sweepBatches). It returns how many it removed.
 func TrimUserEvents(ctx context.Context, st ActivityStore) (int, error) {
-	return inBatches(func(limit int) (int, error) { return st.TrimUserEvents(ctx, MaxReplay, limit) })
+	return inBatches(ctx, func(ctx context.Context, limit int) (int, error) { return st.TrimUserEvents(ctx, MaxReplay, limit) })
 }

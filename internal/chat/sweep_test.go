@@ -108,3 +108,51 @@ func TestDeleteExpiredBounded(t *testing.T) {
 		t.Fatalf("DeleteExpired = %d in %d batches of %v; want batches of 1000, 1 to 100 of them", n, len(st.limits), st.limits)
 	}
 }
+
+// deadlineStore is a store whose sweeps note, for each batch, how long its
+// context gave it.
+type deadlineStore struct {
+	chat.AuthStore
+	chat.ActivityStore
+	lefts []time.Duration // -1: no deadline
+}
+
+func (s *deadlineStore) note(ctx context.Context) {
+	left := time.Duration(-1)
+	if dl, ok := ctx.Deadline(); ok {
+		left = time.Until(dl)
+	}
+	s.lefts = append(s.lefts, left)
+}
+
+func (s *deadlineStore) DeleteExpired(ctx context.Context, _ time.Time, limit int) (int, error) {
+	s.note(ctx)
+	return limit, nil
+}
+
+func (s *deadlineStore) TrimUserEvents(ctx context.Context, _, limit int) (int, error) {
+	s.note(ctx)
+	return limit, nil
+}
+
+// TestSweepBatchesBounded: each batch of a sweep has a deadline of its
+// own, even when the sweep's context has none (the server's, for as long
+// as it runs): a batch stuck on a connection that does not answer ends,
+// and gives its connection back, rather than holding it until TCP gives
+// up.
+func TestSweepBatchesBounded(t *testing.T) {
+	for name, sweep := range map[string]func(*deadlineStore) (int, error){
+		"DeleteExpired":  func(st *deadlineStore) (int, error) { return chat.DeleteExpired(context.Background(), st, time.Now()) },
+		"TrimUserEvents": func(st *deadlineStore) (int, error) { return chat.TrimUserEvents(context.Background(), st) },
+	} {
+		st := &deadlineStore{}
+		if _, err := sweep(st); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		for i, left := range st.lefts {
+			if left < 0 || left > chat.SweepBatchTimeout {
+				t.Fatalf("%s: batch %d had %v left (-1: no deadline); want at most %v", name, i+1, left, chat.SweepBatchTimeout)
+			}
+		}
+	}
+}
