@@ -39,8 +39,14 @@ var _ chat.Limiter = (*Limiter)(nil)
 // KEYS: the set. ARGV: n, window in µs, a unique member. Returns
 // {1, 0} if allowed, else {0, µs until the oldest event leaves the window}.
 // Times are integers in µs, formatted with %.0f because Lua's default
-// number format would round them.
+// number format would round them. A run that finds its member there is
+// a run again of one that allowed it (go-redis sends a command again when
+// its reply was lost) and allows it again: counting it once, the second
+// run would otherwise refuse, at the limit, the event the first counted.
 var allowScript = goredis.NewScript(`
+if redis.call('ZSCORE', KEYS[1], ARGV[3]) then
+  return {1, 0}
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local n, win = tonumber(ARGV[1]), tonumber(ARGV[2])

@@ -560,3 +560,47 @@ func TestPresenceReapReportedOnceWhenReaperCloses(t *testing.T) {
 		t.Errorf("another node's sweep reported %v gone again; want nothing", got)
 	}
 }
+
+// limiterViaReplyLoser is a Limiter on the test's prefix that reaches
+// Redis through a replyLoser of marker, not armed yet, with its script
+// loaded (a first run of it could be the EVAL after a NOSCRIPT).
+func limiterViaReplyLoser(t *testing.T, e *testEnv, marker string) (*redis.Limiter, *replyLoser) {
+	t.Helper()
+	p := startReplyLoser(t, e.target(t), []byte(marker))
+	p.fired.Store(true) // not yet
+	c, err := redis.New(context.Background(), "redis://"+p.ln.Addr().String(), redis.Options{Prefix: e.prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	l := c.Limiter()
+	if ok, _, err := l.Allow(context.Background(), "warm-up", 1, time.Hour); err != nil || !ok {
+		t.Fatalf("Allow(warm-up) = %v, %v; want allowed", ok, err)
+	}
+	return l, p
+}
+
+// TestLimiterAllowWhenReplyLost: an Allow whose reply is lost (the
+// connection broke after Redis ran it) counts its event once and allows
+// it. go-redis ran the script again, which found the first run's entry
+// and, at the limit, refused the event it had counted: the user was
+// rate-limited for an action counted once and refused.
+func TestLimiterAllowWhenReplyLost(t *testing.T) {
+	ctx := context.Background()
+	e := newTestEnv(t)
+	l, p := limiterViaReplyLoser(t, e, "lim-777006")
+	if ok, _, err := l.Allow(ctx, "lim-777006", 2, time.Hour); err != nil || !ok {
+		t.Fatalf("Allow event 1 = %v, %v; want allowed", ok, err)
+	}
+	p.fired.Store(false)
+	ok, _, err := l.Allow(ctx, "lim-777006", 2, time.Hour)
+	if !p.fired.Load() {
+		t.Fatal("the proxy never saw the Allow")
+	}
+	if err != nil || !ok {
+		t.Errorf("Allow event 2 with its reply lost = %v, %v; want allowed", ok, err)
+	}
+	if n, err := e.raw.ZCard(ctx, e.prefix+"limit:lim-777006").Result(); err != nil || n != 2 {
+		t.Errorf("events counted = %d, %v; want 2", n, err)
+	}
+}
