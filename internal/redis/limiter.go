@@ -20,7 +20,9 @@ import (
 // times of the allowed events of a key are a sorted set at
 // Prefix + "limit:" + key, checked and updated by one script. Time is the
 // Redis server's clock (TIME), so nodes whose clocks disagree still share
-// one window. A key's set expires one window after its last event.
+// one window. A key's set expires one window after its last event. Each
+// Undo call leaves a mark at Prefix + "limit-undo:" for undoKeep, so that
+// it takes back one event however often go-redis sends it.
 //
 // While Redis hangs, a call gives up after 2 s, and the next ones at once
 // until Redis answers again, as the calls of Presence do (callTimeout).
@@ -30,7 +32,8 @@ type Limiter struct {
 	rdb    *goredis.Client
 	guard  *hangGuard
 	prefix string
-	tag    string // makes members unique across Limiters
+	undo   string // prefix of the marks of Undo calls (undoScript)
+	tag    string // makes members and Undo marks unique across Limiters
 	seq    atomic.Uint64
 }
 
@@ -62,10 +65,28 @@ redis.call('PEXPIRE', KEYS[1], math.ceil(win / 1000))
 return {1, 0}
 `)
 
+// KEYS: the set, a mark unique to the Undo call. ARGV: undoKeep in ms.
+// Takes back the newest event unless the mark is there: go-redis sends
+// a command again when its reply was lost, and a bare ZPOPMAX run twice
+// took back two events for one Undo. Returns 1 if this run took one
+// back (or found none to).
+var undoScript = goredis.NewScript(`
+if not redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[1]) then
+  return 0
+end
+redis.call('ZPOPMAX', KEYS[1])
+return 1
+`)
+
+// undoKeep is how long the mark of an Undo call stays: longer than
+// go-redis's retries of it take.
+const undoKeep = time.Minute
+
 func newLimiter(rdb *goredis.Client, guard *hangGuard, opts Options) *Limiter {
 	b := make([]byte, 6)
 	rand.Read(b) // never fails (crypto/rand)
-	return &Limiter{rdb: rdb, guard: guard, prefix: opts.Prefix + "limit:", tag: hex.EncodeToString(b)}
+	return &Limiter{rdb: rdb, guard: guard, prefix: opts.Prefix + "limit:", undo: opts.Prefix + "limit-undo:",
+		tag: hex.EncodeToString(b)}
 }
 
 // Allow counts one event for key if fewer than n happened in the last
@@ -87,12 +108,13 @@ func (l *Limiter) Allow(ctx context.Context, key string, n int, window time.Dura
 	return false, max(time.Duration(r[1])*time.Microsecond, time.Microsecond), nil
 }
 
-// Undo takes back the newest event counted for key. It returns a
-// chat.ErrUnavailable error if Redis cannot be reached or does not answer
-// in time.
+// Undo takes back the newest event counted for key, once however often
+// go-redis sends it (undoScript). It returns a chat.ErrUnavailable error
+// if Redis cannot be reached or does not answer in time.
 func (l *Limiter) Undo(ctx context.Context, key string) error {
-	_, err := guarded(ctx, l.guard, func(ctx context.Context) ([]goredis.Z, error) {
-		return l.rdb.ZPopMax(ctx, l.prefix+key, 1).Result()
+	mark := l.undo + l.tag + ":" + strconv.FormatUint(l.seq.Add(1), 10)
+	_, err := guarded(ctx, l.guard, func(ctx context.Context) (int, error) {
+		return undoScript.Run(ctx, l.rdb, []string{l.prefix + key, mark}, undoKeep.Milliseconds()).Int()
 	})
 	if err != nil {
 		return fmt.Errorf("undo rate limit %q: %w", key, err)

@@ -604,3 +604,28 @@ func TestLimiterAllowWhenReplyLost(t *testing.T) {
 		t.Errorf("events counted = %d, %v; want 2", n, err)
 	}
 }
+
+// TestLimiterUndoWhenReplyLost: an Undo whose reply is lost takes back
+// one event, not two. go-redis sent the ZPOPMAX again.
+func TestLimiterUndoWhenReplyLost(t *testing.T) {
+	ctx := context.Background()
+	e := newTestEnv(t)
+	l, p := limiterViaReplyLoser(t, e, "lim-777007")
+	if err := l.Undo(ctx, "warm-up"); err != nil { // the script loaded
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		if ok, _, err := l.Allow(ctx, "lim-777007", 3, time.Hour); err != nil || !ok {
+			t.Fatalf("Allow event %d = %v, %v; want allowed", i+1, ok, err)
+		}
+	}
+	p.fired.Store(false)
+	err := l.Undo(ctx, "lim-777007")
+	t.Logf("Undo with its reply lost = %v", err)
+	if !p.fired.Load() {
+		t.Fatal("the proxy never saw the Undo")
+	}
+	if n, err := e.raw.ZCard(ctx, e.prefix+"limit:lim-777007").Result(); err != nil || n != 1 {
+		t.Errorf("events counted after one Undo = %d, %v; want 1", n, err)
+	}
+}
