@@ -629,3 +629,57 @@ func TestLimiterUndoWhenReplyLost(t *testing.T) {
 		t.Errorf("events counted after one Undo = %d, %v; want 1", n, err)
 	}
 }
+
+// TestPresenceReapConfirmedAfterSlowWatch: a sweep whose Watch functions
+// take all its time (a large reap, each presence told to friends and
+// rooms) still confirms the reap it reported, so that no node takes it
+// over and reports it again. The confirm shared the sweep's context and
+// failed; had the reaper then died, another node reported the reap's
+// presences gone a second time.
+func TestPresenceReapConfirmedAfterSlowWatch(t *testing.T) {
+	ctx := context.Background()
+	e := newTestEnv(t)
+	d := e.client(t, redis.Options{NodeID: "dead-783", NodeTTL: time.Minute}).Presence()
+	mustAdd(t, d, 777008, 10, true)
+	d.Crash()
+	if err := e.raw.Del(ctx, e.prefix+"presence:node:dead-783").Err(); err != nil {
+		t.Fatal(err)
+	}
+
+	r := e.client(t, redis.Options{NodeID: "reaper-783", NodeTTL: time.Minute}).Presence()
+	sweep, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	r.Watch(func(int64, int64, bool) { <-sweep.Done() }) // uses up the sweep's time
+	wr := watch(r)
+	err := r.Sweep(sweep)
+	t.Logf("Sweep whose Watch took its time = %v", err)
+	if diff := cmp.Diff([][2]int64{{777008, 10}}, wr.all()); diff != "" {
+		t.Fatalf("Watch of the reaper mismatch (-want +got):\n%s", diff)
+	}
+	tokens, err := e.raw.SMembers(ctx, e.prefix+"presence:reaping").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tokens) != 0 {
+		t.Errorf("reaps left unconfirmed after the sweep: %v; want none", tokens)
+	}
+
+	// The reaper dies; its leases lapse.
+	r.Crash()
+	if err := e.raw.Del(ctx, e.prefix+"presence:node:reaper-783").Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, tok := range tokens {
+		if err := e.raw.Del(ctx, e.prefix+"presence:lease:"+tok).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := e.client(t, redis.Options{NodeID: "taker-783", NodeTTL: time.Minute}).Presence()
+	wn := watch(n)
+	if err := n.Sweep(ctx); err != nil {
+		t.Fatalf("Sweep of another node: %v", err)
+	}
+	if got := wn.all(); len(got) != 0 {
+		t.Errorf("another node's sweep reported %v gone again; want nothing", got)
+	}
+}

@@ -955,7 +955,7 @@ func (p *Presence) reapDead(ctx context.Context) error {
 			p.endedAll(gone)
 			p.reported[t] = true
 		}
-		if err := p.confirm(ctx, t); err != nil {
+		if err := p.confirmReported(ctx, t); err != nil {
 			return err
 		}
 	}
@@ -987,11 +987,23 @@ func (p *Presence) reapDead(ctx context.Context) error {
 		p.log.Info("redis: reaped dead node", "node", id, "ended", len(gone))
 		p.endedAll(gone)
 		p.reported[t] = true
-		if err := p.confirm(ctx, t); err != nil {
+		if err := p.confirmReported(ctx, t); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// confirmReported is confirm for the sweep, under ctx's values but a
+// callTimeout of its own, ended by Close: the Watch functions it follows
+// may have used up the sweep's time (a large reap, each presence told to
+// friends and rooms), and a reap left unconfirmed is reported again by
+// whichever node takes it over if this one dies.
+func (p *Presence) confirmReported(ctx context.Context, t string) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), callTimeout)
+	defer cancel()
+	defer context.AfterFunc(p.life, cancel)()
+	return p.confirm(ctx, t)
 }
 
 // confirm drops the reap of token t, which this node reported.
