@@ -38,6 +38,7 @@ type hangGuard struct {
 	rdb       *goredis.Client
 	downUntil atomic.Int64 // unix nanoseconds until which Redis is taken for unreachable
 	probing   atomic.Bool  // probe runs
+	late      atomic.Int64 // calls guarded stopped waiting for that still run
 	quit      chan struct{}
 }
 
@@ -51,7 +52,8 @@ func newHangGuard(rdb *goredis.Client) *hangGuard {
 // not always heed it (a new connection's handshake waits for its
 // DialTimeout), so fn runs on a goroutine of its own, which, if it is left
 // waiting, ends with go-redis's own timeouts, its result unused: like any
-// call that timed out, it may have been carried out.
+// call that timed out, it may have been carried out, also after calls
+// made since (g.late counts those calls until they end).
 func guarded[T any](ctx context.Context, g *hangGuard, fn func(context.Context) (T, error)) (T, error) {
 	var zero T
 	if g.down() {
@@ -75,9 +77,18 @@ func guarded[T any](ctx context.Context, g *hangGuard, fn func(context.Context) 
 		}
 		return r.v, nil
 	case <-cctx.Done():
+		g.late.Add(1)
+		go func() {
+			<-c
+			g.late.Add(-1)
+		}()
 		return zero, g.failed(ctx, cctx.Err())
 	}
 }
+
+// lateCalls reports whether a call that guarded stopped waiting for
+// still runs: Redis may yet carry it out.
+func (g *hangGuard) lateCalls() bool { return g.late.Load() > 0 }
 
 // down reports whether Redis is taken for unreachable.
 func (g *hangGuard) down() bool { return time.Now().UnixNano() < g.downUntil.Load() }

@@ -683,3 +683,176 @@ func TestPresenceReapConfirmedAfterSlowWatch(t *testing.T) {
 		t.Errorf("another node's sweep reported %v gone again; want nothing", got)
 	}
 }
+
+// lateSender forwards connections to a Redis and, once armed, holds back
+// the first command a client sends with marker until release is called,
+// as a network that delays one connection's packets: the client has
+// stopped waiting for it when Redis runs it. ran is closed once Redis
+// answered it.
+type lateSender struct {
+	ln      net.Listener
+	marker  []byte
+	armed   atomic.Bool
+	held    chan struct{} // closed when the command is held
+	release chan struct{}
+	ran     chan struct{}
+	once    sync.Once
+	wg      sync.WaitGroup
+}
+
+// letGo sends the command held back.
+func (p *lateSender) letGo() { p.once.Do(func() { close(p.release) }) }
+
+func startLateSender(tb testing.TB, target string, marker []byte) *lateSender {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	p := &lateSender{ln: ln, marker: marker, held: make(chan struct{}), release: make(chan struct{}), ran: make(chan struct{})}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.wg.Add(1)
+			go p.serve(c, s)
+		}
+	}()
+	tb.Cleanup(func() {
+		p.letGo()
+		ln.Close()
+		p.wg.Wait()
+	})
+	return p
+}
+
+func (p *lateSender) serve(c, s net.Conn) {
+	defer p.wg.Done()
+	var late atomic.Bool // the held command was sent
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := s.Read(buf)
+			if n > 0 {
+				if late.CompareAndSwap(true, false) {
+					close(p.ran)
+				}
+				if _, err := c.Write(buf[:n]); err != nil {
+					return
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := c.Read(buf)
+		if n > 0 {
+			hold := bytes.Contains(buf[:n], p.marker) && p.armed.CompareAndSwap(true, false)
+			if hold {
+				close(p.held)
+				<-p.release
+				late.Store(true)
+			}
+			if _, err := s.Write(buf[:n]); err != nil {
+				break
+			}
+			if hold {
+				select { // its answer, before the client's end may close s
+				case <-p.ran:
+				case <-time.After(5 * time.Second):
+				}
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
+	c.Close()
+	s.Close()
+	<-done
+}
+
+// TestPresenceLateRemoveRepaired: a Remove that Redis runs after the node
+// stopped waiting for it (callTimeout), and after an Add of the same
+// presence, does not leave the connection of that Add shown absent: the
+// heartbeat writes the presence again. The Add marked the presence
+// settled, and nothing wrote it again while the connection lasted.
+func TestPresenceLateRemoveRepaired(t *testing.T) {
+	ctx := context.Background()
+	e := newTestEnv(t)
+	p := startLateSender(t, e.target(t), []byte("777009"))
+	c, err := redis.New(ctx, "redis://"+p.ln.Addr().String(), redis.Options{Prefix: e.prefix, NodeID: "a", NodeTTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	a := c.Presence()
+	wa := watch(a)
+	mustAdd(t, a, 1, 10, true) // the scripts loaded
+	mustRemove(t, a, 1, 10, true)
+	mustAdd(t, a, 777009, 10, true)
+	p.armed.Store(true)
+	last, err := a.Remove(ctx, 777009, 10)
+	if err == nil {
+		t.Fatalf("Remove held back = %v, nil; want an error", last)
+	}
+	select {
+	case <-p.held:
+	default:
+		t.Fatal("the proxy never held the Remove")
+	}
+	eventually(t, 5*time.Second, "Redis taken for answering again", func() bool {
+		_, _, err := a.Online(ctx, 777009, 0)
+		return err == nil
+	})
+	// The connection opens again while the Remove is under way.
+	first, err := a.Add(ctx, 777009, 10)
+	t.Logf("Add while the Remove is under way = %v, %v", first, err)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.letGo()
+	select {
+	case <-p.ran:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Redis never answered the Remove held back")
+	}
+	in, err := e.raw.SIsMember(ctx, e.prefix+"presence:in:777009", 10).Result()
+	t.Logf("present in Redis after the late Remove: %v, %v", in, err)
+	// Heartbeats, as beat runs them, until the presence is back.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if left := a.Settle(ctx, false, nil); len(left) != 0 {
+			t.Fatalf("Settle left %v", left)
+		}
+		if slices.Equal(online(t, a, 777009), []int64{10}) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Online(777009) = %v 5s after the late Remove, the connection open; want [10]", online(t, a, 777009))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := wa.all(); len(got) != 0 {
+		t.Errorf("Watch reported %v ended; want nothing", got)
+	}
+	// Who read Redis meanwhile found the user gone.
+	if diff := cmp.Diff([][2]int64{{777009, 10}}, wa.waitBack(t, "the presence reported back")); diff != "" {
+		t.Errorf("presences reported back mismatch (-want +got):\n%s", diff)
+	}
+	mustRemove(t, a, 777009, 10, true)
+}

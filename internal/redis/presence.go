@@ -64,7 +64,10 @@ import (
 // held (reaped, or lost by Redis) and no other node holds. A failed Add or Remove leaves Redis in doubt; the heartbeat
 // goroutine writes the presence of a failed Add whose connection is still
 // open, reporting it to the Watch functions if no other node held it, or
-// else retries the removal, and if no live node holds the
+// else retries the removal; it also writes again the presence of a
+// connection added after a Remove that failed, which Redis may have run
+// after that Add (the call is left running when guarded stops waiting),
+// once no such call runs, reporting it as a failed Add's. If no live node holds the
 // presence of a failed Remove once retried it calls the Watch functions,
 // since no caller announced that end: also when Redis lost the presence
 // meanwhile (a restart), and, if this node was reaped meanwhile, after the
@@ -123,7 +126,21 @@ const (
 	settled      pending = iota
 	failedAdd            // an Add failed: Redis may hold the pair
 	failedRemove         // a Remove failed: Redis still holds the pair
+	// inDoubt: an Add or Remove succeeded after one that failed, which
+	// may still run in Redis (guarded stopped waiting for it) and undo
+	// it: a Remove run late ends the presence of a connection added
+	// since. settle writes the pair's state again once no such call runs.
+	inDoubt
 )
+
+// succeeded is what e.pending becomes once an Add or Remove of its pair
+// succeeded: settled, unless a call that failed before may yet run.
+func succeeded(e *entry) pending {
+	if e.pending == settled {
+		return settled
+	}
+	return inDoubt
+}
 
 var _ chat.Presence = (*Presence)(nil)
 
@@ -447,7 +464,7 @@ func (p *Presence) Add(ctx context.Context, convID, userID int64) (bool, error) 
 		e.pending = failedAdd
 		return false, fmt.Errorf("add presence %s: %w", k, err)
 	}
-	e.pending = settled
+	e.pending = succeeded(e)
 	return first, nil
 }
 
@@ -482,7 +499,7 @@ func (p *Presence) Remove(ctx context.Context, convID, userID int64) (bool, erro
 		e.pending = failedRemove
 		return false, fmt.Errorf("remove presence %s: %w", k, err)
 	}
-	e.pending = settled
+	e.pending = succeeded(e)
 	return last, nil
 }
 
@@ -724,8 +741,9 @@ func (p *Presence) Version(ctx context.Context) (int64, error) {
 // each presence that thereby ended everywhere; on this node for the
 // presences Close or a retried Remove ends (see Presence); and, online, on
 // a node that was reaped while alive for each presence it wrote again that
-// no other node held, and for each presence whose Add failed that it
-// wrote once Redis was back and no other node held. fn runs on a background goroutine, one presence at
+// no other node held, and for each presence whose Add failed, or that a
+// Remove run late had ended, that it wrote once Redis was back and no
+// other node held. fn runs on a background goroutine, one presence at
 // a time. Before Watch returns, fn is called for each presence that an
 // earlier run with this NodeID left and that thereby ended: that run
 // died, and no other node will report its users gone.
@@ -857,6 +875,9 @@ func (p *Presence) settle(ctx context.Context, rewrite bool, redo map[pair]bool)
 			delete(redo, k) // no connection left to write
 		}
 		switch {
+		case e.pending != settled && p.guard.lateCalls():
+			// A call that guarded stopped waiting for still runs, maybe
+			// this pair's: what is written now it may undo. Later.
 		case e.n == 0 && e.unheld > 0:
 			// Connections whose Add failed, still open: write what their
 			// Add would have, or they are shown absent while they last.
@@ -883,6 +904,19 @@ func (p *Presence) settle(ctx context.Context, rewrite bool, redo map[pair]bool)
 				break // left in redo
 			}
 			delete(redo, k)
+			if first && !held {
+				back = append(back, k)
+			}
+		case e.n > 0 && e.pending == inDoubt:
+			// A Remove that failed may have run after the Add since, and
+			// ended the presence of its connection: write it again, back
+			// if that Remove had ended it and no other node holds it.
+			first, held, err := p.add(ctx, k, false)
+			if err != nil {
+				p.log.Warn("redis: rewrite presence in doubt", "presence", k.String(), "err", err)
+				break
+			}
+			e.pending = settled
 			if first && !held {
 				back = append(back, k)
 			}
