@@ -31,6 +31,10 @@ import (
 type away struct {
 	mu    sync.Mutex
 	users map[int64]*ended
+	// running counts the users their timers are counting out now;
+	// idle, made as it leaves 0, is closed as it returns to 0.
+	running int
+	idle    chan struct{}
 }
 
 // ended is the connections of a user that ended and are not counted out
@@ -111,6 +115,7 @@ func (s *Service) Disconnect(u User) {
 	e := &ended{u: u, n: 1}
 	e.timer = time.AfterFunc(s.cfg.PresenceGrace, func() {
 		if n := s.away.take(e); n > 0 {
+			defer s.away.finished()
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			s.disconnectNow(ctx, u, n)
@@ -122,8 +127,9 @@ func (s *Service) Disconnect(u User) {
 	s.away.users[u.ID] = e
 }
 
-// take marks e counted out and returns its connections; none if it was
-// already.
+// take marks e counted out by its timer and returns its connections;
+// none if it was already. The timer calls finished once it has counted
+// them out.
 func (a *away) take(e *ended) int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -134,7 +140,22 @@ func (a *away) take(e *ended) int {
 	if a.users[e.u.ID] == e {
 		delete(a.users, e.u.ID)
 	}
+	if a.running == 0 {
+		a.idle = make(chan struct{})
+	}
+	a.running++
 	return e.n
+}
+
+// finished ends what take began.
+func (a *away) finished() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.running--
+	if a.running == 0 {
+		close(a.idle)
+		a.idle = nil
+	}
 }
 
 // disconnectNow counts out n connections of u. The last-seen time is
@@ -184,24 +205,35 @@ func (s *Service) tellOffline(ctx context.Context, userID int64, seen time.Time)
 }
 
 // FlushPresence counts out at once every connection whose grace period is
-// still running: for a node shutting down, whose users would otherwise
-// stay online in the shared Presence.
+// still running, and waits for the timers counting out others now: for a
+// node shutting down, whose users would otherwise stay online in the
+// shared Presence, and whose store and broker close next. It returns when
+// ctx ends, whatever is left.
 func (s *Service) FlushPresence(ctx context.Context) {
 	s.away.mu.Lock()
 	var due []*ended
 	for id, e := range s.away.users {
-		if e.timer.Stop() && !e.done {
+		// A timer that fired and has not taken e yet finds it done.
+		e.timer.Stop()
+		if !e.done {
 			e.done = true
 			due = append(due, e)
 		}
 		delete(s.away.users, id)
 	}
+	idle := s.away.idle
 	s.away.mu.Unlock()
 	for _, e := range due {
 		if ctx.Err() != nil {
 			return
 		}
 		s.disconnectNow(ctx, e.u, e.n)
+	}
+	if idle != nil {
+		select {
+		case <-idle:
+		case <-ctx.Done():
+		}
 	}
 }
 
