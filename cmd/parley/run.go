@@ -248,9 +248,14 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 	// track WebSockets, which the hub closes with "server restarting".
 	// Both at once: a long-poll GET held open is a request that ends only
 	// when the hub closes its channel.
+	// Both end a share of the timeout early, kept for the presence flush
+	// after them, which a close that timed out would otherwise leave
+	// nothing.
+	hctx, hcancel := context.WithDeadline(sctx, closeBy.Add(-presenceFlushShare(cfg.ShutdownTimeout)))
+	defer hcancel()
 	herr := make(chan error, 1)
-	go func() { herr <- h.Close(sctx) }()
-	err = errors.Join(srv.Shutdown(sctx), <-herr)
+	go func() { herr <- h.Close(hctx) }()
+	err = errors.Join(srv.Shutdown(hctx), <-herr)
 	// No request sends mail any more, but the SMTP sessions of those that
 	// gave up waiting for the relay run on: their codes are stored and
 	// counted, so their mail must go out, not be cut when the process
@@ -272,6 +277,15 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	logger.Info("stopped", "err", err)
 	return err
+}
+
+// presenceFlushShare is the part of a shutdown's timeout d kept for
+// counting out the users whose connections ended within the presence
+// grace period (chat.Service.FlushPresence), so that they get their
+// last-seen time even when the HTTP server's or the hub's close does not
+// end in time: a fifth, at most a second.
+func presenceFlushShare(d time.Duration) time.Duration {
+	return min(d/5, time.Second)
 }
 
 // storeCloseWait is how long closing the store may take at least, past
