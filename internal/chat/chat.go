@@ -353,7 +353,9 @@ type ReadPosition struct {
 // stores (friend requests and their answers, being added to or removed
 // from a group), so that a user who was away receives them in order.
 type ActivityStore interface {
-	// SetLastSeen records that userID was last connected at at.
+	// SetLastSeen records that userID was last connected at at, unless a
+	// later time is recorded: a write of another node's, made late or
+	// with its clock behind, moves nothing back.
 	SetLastSeen(ctx context.Context, userID int64, at time.Time) error
 	// LastSeen returns the last-seen times of those of ids that have one.
 	LastSeen(ctx context.Context, ids []int64) (map[int64]time.Time, error)

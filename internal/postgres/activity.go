@@ -13,7 +13,7 @@ import (
 
 // SetLastSeen records when userID was last connected.
 func (db *DB) SetLastSeen(ctx context.Context, userID int64, at time.Time) error {
-	if _, err := db.pool.Exec(ctx, `UPDATE users SET last_seen_at = $1 WHERE id = $2`, ts(at), userID); err != nil {
+	if _, err := db.pool.Exec(ctx, `UPDATE users SET last_seen_at = $1 WHERE id = $2 AND (last_seen_at IS NULL OR last_seen_at < $1)`, ts(at), userID); err != nil {
 		return fmt.Errorf("set last seen of user %d: %w", userID, mapErr(ctx, err))
 	}
 	return nil

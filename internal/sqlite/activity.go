@@ -14,7 +14,7 @@ import (
 // SetLastSeen records when userID was last connected.
 func (db *DB) SetLastSeen(ctx context.Context, userID int64, at time.Time) error {
 	err := db.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `UPDATE users SET last_seen_at = ? WHERE id = ?`, micros(at), userID)
+		_, err := tx.ExecContext(ctx, `UPDATE users SET last_seen_at = ?1 WHERE id = ?2 AND (last_seen_at IS NULL OR last_seen_at < ?1)`, micros(at), userID)
 		return err
 	})
 	if err != nil {

@@ -29,6 +29,11 @@ func testLastSeen(t *testing.T, s chat.Store) {
 	if err := s.SetLastSeen(ctx, grace.ID, t0.Add(time.Hour)); err != nil {
 		t.Fatalf("SetLastSeen again: %v", err)
 	}
+	// An older time, written late (another node's, counting Grace out
+	// with its clock behind, or its write overtaken), moves nothing back.
+	if err := s.SetLastSeen(ctx, grace.ID, t0.Add(time.Minute)); err != nil {
+		t.Fatalf("SetLastSeen older: %v", err)
+	}
 	got, err = s.LastSeen(ctx, []int64{ada.ID, grace.ID, missing})
 	want := map[int64]time.Time{ada.ID: at.UTC(), grace.ID: t0.Add(time.Hour)}
 	if err != nil {
