@@ -878,7 +878,7 @@ func (r *runState) sendAll(ctx context.Context) (start, end time.Time) {
 		poll.Stop()
 	}
 	close(stop)
-	wg.Wait()
+	waitSenders(&wg, active)
 	end = r.now()
 	r.ackedInWindow = r.acked.Load()
 	switch {
@@ -910,6 +910,40 @@ func (r *runState) sendAll(ctx context.Context) (start, end time.Time) {
 		}
 	}
 	return start, end
+}
+
+// stopGrace is how long a sender has to return once sending stopped
+// before waitSenders cuts its write short, and again between two cuts.
+const stopGrace = 50 * time.Millisecond
+
+// waitSenders waits for the senders of wg, of active, to return once
+// sending stopped. A sender whose server stopped reading its connection
+// is blocked in a write that would hold the run for the write's deadline
+// (10 s), past the sending window and the drain: a sender that has not
+// returned within stopGrace has its send interrupted, again every
+// stopGrace while it has not (a write just beginning sets its own
+// deadline). One that returns at once, as a sender not blocked does,
+// sends nothing more and is left alone.
+func waitSenders(wg *sync.WaitGroup, active []*sender) {
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	tick := time.NewTicker(stopGrace)
+	defer tick.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-tick.C:
+		}
+		for _, s := range active {
+			if !s.done.Load() {
+				s.c.sess.interrupt()
+			}
+		}
+	}
 }
 
 // sendLimit is the per-user send limit a server announced, 0 if

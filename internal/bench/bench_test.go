@@ -1092,6 +1092,11 @@ type faultyServer struct {
 	// closed dropAfter after it opened the room.
 	dropToken string
 	dropAfter time.Duration
+	// If deafAt is not 0, the server reads nothing more of the connection
+	// that made the deafAt-th send, and leaves that send unanswered, until
+	// deaf is closed.
+	deafAt int64
+	deaf   chan struct{}
 }
 
 type fakeConn struct {
@@ -1167,6 +1172,11 @@ func (f *faultyServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				break // neither stored nor refused
 			}
 			f.sends++
+			if f.sends == f.deafAt {
+				f.mu.Unlock()
+				<-f.deaf
+				return
+			}
 			if f.sends == f.stallAt {
 				time.Sleep(f.stall)
 			}
@@ -1530,6 +1540,72 @@ func TestBenchPollStopsWaitingForPost(t *testing.T) {
 		t.Errorf("sent %d, acked %d, unanswered %d, OK %v; want %d acked, the rest unanswered, false",
 			res.MessagesSent, res.MessagesAcked, res.Unanswered, res.OK, answered)
 	}
+}
+
+// TestBenchWebSocketStopsWaitingForWrite: a WebSocket sender whose server
+// stopped reading its connection blocks in a write once the connection's
+// buffers are full. When sending stops, the write is cut short: the run
+// drains for Drain and ends, where it waited for the write's own deadline
+// (10 s), timed the sending window over that wait, and counted the write
+// it had given up on as a send that failed.
+func TestBenchWebSocketStopsWaitingForWrite(t *testing.T) {
+	f := &faultyServer{conns: make(map[*fakeConn]bool), whole: true, deafAt: 1, deaf: make(chan struct{})}
+	srv := httptest.NewUnstartedServer(f)
+	// Small socket buffers on both sides: the sender's writes block
+	// after some dozens of sends.
+	srv.Listener = smallReadBuffer{srv.Listener}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(f.deaf) }) // before srv.Close
+	const dur, drain = 500 * time.Millisecond, 300 * time.Millisecond
+	var progress strings.Builder
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	t0 := time.Now()
+	res, err := bench.RunSendBuffer(ctx, bench.Config{
+		Targets:        []string{srv.URL},
+		Conns:          1,
+		SendersPerRoom: 1,
+		Rate:           0,
+		InFlight:       1 << 20, // the sender waits for its writes, not for answers
+		Duration:       dur,
+		Drain:          drain,
+		Tokens:         []string{"t"},
+		Progress:       &progress,
+	}, 4096)
+	took := time.Since(t0)
+	if err != nil {
+		t.Fatalf("Run: %v\nprogress:\n%s", err, progress.String())
+	}
+	checkStopped(t)
+	var sum strings.Builder
+	res.WriteSummary(&sum)
+	t.Logf("progress:\n%s\nsummary:\n%s", progress.String(), sum.String())
+	if took > 5*time.Second {
+		t.Errorf("the run took %v; want it to end soon after its %v of sending and %v of draining", took.Round(time.Millisecond), dur, drain)
+	}
+	if got := time.Duration(res.DurationSeconds * float64(time.Second)); got > dur+drain+time.Second {
+		t.Errorf("duration_seconds = %v; want at most the sending window and the drain (%v)", got.Round(time.Millisecond), dur+drain)
+	}
+	if res.MessagesSent == 0 || res.MessagesAcked != 0 || res.Unanswered != res.MessagesSent || res.SendErrors != 0 || res.OK {
+		t.Errorf("sent %d, acked %d, unanswered %d, errors %d, OK %v; want some, 0, all, 0 (the write cut short was not sent), false",
+			res.MessagesSent, res.MessagesAcked, res.Unanswered, res.SendErrors, res.OK)
+	}
+}
+
+// smallReadBuffer is a listener whose connections have a small socket
+// receive buffer.
+type smallReadBuffer struct{ net.Listener }
+
+func (l smallReadBuffer) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetReadBuffer(4096)
+	}
+	return c, nil
 }
 
 // TestBenchGroupsNotDeleted runs groups on a server that refuses to delete

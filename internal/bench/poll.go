@@ -516,6 +516,10 @@ func (s *pollSession) send(stop <-chan struct{}, msg func() (clientID, body stri
 	return nil
 }
 
+// interrupt does nothing: send waits only for a POST slot, heeding stop,
+// and the POST goes on in a goroutine of its own.
+func (*pollSession) interrupt() {}
+
 // sendFrame posts a send frame and returns what became of it: an ack or an
 // error event, exactly one of them, or none if the session ended before
 // the server answered. Such a send is unanswered, as a WebSocket's is at

@@ -43,6 +43,12 @@ type session interface {
 	// goroutine calls it. If stop is closed while it waits, it returns
 	// errStopped without sending.
 	send(stop <-chan struct{}, msg func() (clientID, body string)) error
+	// interrupt cuts short a send blocked in a write once stop is closed:
+	// the send returns errStopped, the message not sent. The run calls
+	// it, from a goroutine of its own, for a sender that stop did not end
+	// at once; it may come before or during the write, and more than
+	// once. A session whose send heeds stop throughout does nothing.
+	interrupt()
 	// markRead moves the user's read position in the room to seq (a
 	// frame with ref markRef); the reader goroutine or a timer of the
 	// client calls it, one at a time, and never with the compat transport.

@@ -82,8 +82,29 @@ type wsSession struct {
 func (s *wsSession) base() int64       { return s.start }
 func (s *wsSession) sendRate() float64 { return s.limit }
 
-func (s *wsSession) send(_ <-chan struct{}, msg func() (clientID, body string)) error {
-	return s.write(s.frame(msg()))
+func (s *wsSession) send(stop <-chan struct{}, msg func() (clientID, body string)) error {
+	err := s.write(s.frame(msg()))
+	if err != nil {
+		select {
+		case <-stop:
+			// Cut short by interrupt: a write that fails has not
+			// written the whole frame, and the connection writes none
+			// after it, so the server cannot have the message.
+			return errStopped
+		default:
+		}
+	}
+	return err
+}
+
+// interrupt sets a write deadline in the past on the connection, which
+// ends the write under way or the next one to begin. The write sets its
+// own deadline first: one that begins just after this one has its
+// deadline anew, and the run calls interrupt again while the sender has
+// not returned. A write that fails leaves the connection unable to
+// write, which only a sender stopped in a write blocked pays for.
+func (s *wsSession) interrupt() {
+	_ = s.ws.NetConn().SetWriteDeadline(time.Unix(1, 0))
 }
 
 func (s *wsSession) markRead(seq int64) error {
