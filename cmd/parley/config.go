@@ -191,6 +191,13 @@ func (c *Config) Validate() error {
 	if c.Broker != "" && c.RedisPrefix == "" {
 		bad("--redis-prefix must not be empty")
 	}
+	if c.SMTP != "" {
+		// Checked, not dialled, with a From known to pass: what is wrong
+		// is the URL's. The mailer's errors never show its password.
+		if _, err := mailer.NewSMTP(c.SMTP, "parley@localhost", nil); err != nil {
+			bad("--smtp: %v", err)
+		}
+	}
 	if c.MailFrom != "" {
 		if _, err := mail.ParseAddress(c.MailFrom); err != nil {
 			bad("--mail-from %q: %v", c.MailFrom, err)

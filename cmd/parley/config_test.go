@@ -38,6 +38,9 @@ func TestConfigRefuses(t *testing.T) {
 		{"origin with a port out of range", []string{"--origins", "https://chat.example.com:70000"}, "--origins"},
 		{"origin with a space", []string{"--origins", "https://chat example.com"}, "--origins"},
 		{"no SMTP sessions", []string{"--smtp-max-sessions", "0"}, "--smtp-max-sessions"},
+		{"SMTP URL of another scheme", []string{"--smtp", "ftp://mail.example.com"}, "--smtp"},
+		{"SMTP URL with a bad port", []string{"--smtp", "smtp://u:p@mail.example.com:99999"}, "--smtp"},
+		{"SMTP URL without a host", []string{"--smtp", "smtp:mail.example.com"}, "--smtp"},
 		{"sqlite synchronous on postgres", []string{"--db", "postgres://parley@127.0.0.1/parley", "--sqlite-synchronous", "full"}, "--sqlite-synchronous applies to a SQLite database only"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
