@@ -172,9 +172,18 @@ func (c *Config) Validate() error {
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	if c.Addr == "" {
 		bad("--addr is required")
+	} else if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		bad("--addr %q: want HOST:PORT or :PORT: %v", c.Addr, err)
 	}
-	if c.DB == "" {
+	switch {
+	case c.DB == "":
 		bad("--db is required")
+	case isPostgresURL(c.DB), strings.HasPrefix(c.DB, "sqlite:"):
+	case strings.Contains(c.DB, "://"):
+		bad("--db %q: unknown URL scheme; want postgres://USER:PASSWORD@HOST:5432/DBNAME, or a SQLite file (PATH or sqlite:PATH)", redactURL(c.DB))
+	case isKeywordDSN(c.DB):
+		// Not echoed: it may hold a password.
+		bad("--db looks like a PostgreSQL connection string of keyword=value pairs: give it as a URL, postgres://USER:PASSWORD@HOST:5432/DBNAME?sslmode=require (or sqlite:PATH for a SQLite file of that name)")
 	}
 	if _, err := sqlite.ParseSynchronous(c.SQLiteSync); err != nil {
 		bad("--sqlite-synchronous: %v", err)

@@ -41,6 +41,9 @@ func TestConfigRefuses(t *testing.T) {
 		{"SMTP URL of another scheme", []string{"--smtp", "ftp://mail.example.com"}, "--smtp"},
 		{"SMTP URL with a bad port", []string{"--smtp", "smtp://u:p@mail.example.com:99999"}, "--smtp"},
 		{"SMTP URL without a host", []string{"--smtp", "smtp:mail.example.com"}, "--smtp"},
+		{"database URL of another scheme", []string{"--db", "mysql://parley@127.0.0.1/parley"}, "--db"},
+		{"database as libpq keywords", []string{"--db", "host=127.0.0.1 dbname=parley"}, "--db"},
+		{"address without a port", []string{"--addr", "127.0.0.1"}, "--addr"},
 		{"sqlite synchronous on postgres", []string{"--db", "postgres://parley@127.0.0.1/parley", "--sqlite-synchronous", "full"}, "--sqlite-synchronous applies to a SQLite database only"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
