@@ -120,7 +120,7 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 
 	ln, err := net.Listen("tcp", cfg.Addr) // listen first: errors now, ":0" works in tests
 	if err != nil {
-		return err
+		return fmt.Errorf("--addr: %w", err)
 	}
 	defer ln.Close()
 
@@ -215,7 +215,7 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 	if cfg.DebugAddr != "" {
 		dbg, err := serveDebug(cfg.DebugAddr, logger)
 		if err != nil {
-			return fmt.Errorf("debug listener: %w", err)
+			return fmt.Errorf("--debug-addr: %w", err)
 		}
 		defer dbg.Close()
 	}

@@ -404,6 +404,31 @@ func TestRunHoldsLongPollPastThirtySeconds(t *testing.T) {
 	}
 }
 
+// TestRunRefusesAddressInUse: an --addr another socket listens on, or a
+// --debug-addr, stops the start with an error naming the flag.
+func TestRunRefusesAddressInUse(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	for _, tt := range []struct {
+		flag string
+		args []string
+	}{
+		{"--addr", []string{"--addr", ln.Addr().String()}},
+		{"--debug-addr", []string{"--addr", "127.0.0.1:0", "--debug-addr", ln.Addr().String()}},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second) // ends a server that started
+		var stdout bytes.Buffer
+		err := run(ctx, append(tt.args, "--db", filepath.Join(t.TempDir(), "parley.db")), func(string) string { return "" }, &stdout, io.Discard)
+		cancel()
+		if err == nil || !strings.HasPrefix(err.Error(), tt.flag+":") {
+			t.Errorf("run %q with %s in use = %v (printed %q); want an error naming %s", tt.args, ln.Addr(), err, stdout.String(), tt.flag)
+		}
+	}
+}
+
 // TestRunRefusesMissingTLSFiles: a certificate that cannot be loaded stops
 // the start before the server says it is listening.
 func TestRunRefusesMissingTLSFiles(t *testing.T) {
