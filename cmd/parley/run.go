@@ -61,6 +61,17 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
 
+	// Before the store is opened or anything listens.
+	var uiFS fs.FS
+	if cfg.Dev {
+		uiFS = os.DirFS("ui/dist")
+		if _, err := fs.Stat(uiFS, "index.html"); err != nil {
+			return fmt.Errorf("--dev serves the UI from ui/dist in the working directory (run parley from the repository's root): %w", err)
+		}
+	} else if uiFS, err = fs.Sub(ui.FS, "dist"); err != nil {
+		return err
+	}
+
 	st, err := openStore(ctx, cfg.DB, sqlite.Options{Synchronous: sqlite.Synchronous(cfg.SQLiteSync), Logger: logger})
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
@@ -158,15 +169,6 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 	// broker hangs), and clients resync on reconnecting.
 	defer svc.Close()
 
-	var uiFS fs.FS
-	if cfg.Dev {
-		uiFS = os.DirFS("ui/dist")
-		if _, err := fs.Stat(uiFS, "index.html"); err != nil {
-			return fmt.Errorf("--dev serves the UI from ui/dist in the working directory (run parley from the repository's root): %w", err)
-		}
-	} else if uiFS, err = fs.Sub(ui.FS, "dist"); err != nil {
-		return err
-	}
 	webCfg := web.Config{
 		Origins:        cfg.Origins,
 		ChannelsCompat: cfg.ChannelsCompat,

@@ -589,7 +589,8 @@ func TestRunBehindPlainHTTPProxy(t *testing.T) {
 
 // TestRunDevNeedsUIOnDisk: --dev serves ui/dist from the working
 // directory; started where there is none (here, cmd/parley), it says so
-// instead of answering every page with 404.
+// instead of answering every page with 404, before it makes the database
+// or listens.
 func TestRunDevNeedsUIOnDisk(t *testing.T) {
 	if _, err := os.Stat("ui/dist"); err == nil {
 		t.Skip("the test's directory has a ui/dist")
@@ -597,10 +598,14 @@ func TestRunDevNeedsUIOnDisk(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second) // ends a server that started
 	defer cancel()
 	var stdout bytes.Buffer
-	err := run(ctx, []string{"--addr", "127.0.0.1:0", "--db", filepath.Join(t.TempDir(), "parley.db"), "--dev"},
+	dir := t.TempDir()
+	err := run(ctx, []string{"--addr", "127.0.0.1:0", "--db", filepath.Join(dir, "parley.db"), "--dev"},
 		func(string) string { return "" }, &stdout, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "--dev") {
 		t.Errorf("run --dev without ui/dist = %v (printed %q); want an error naming --dev", err, stdout.String())
+	}
+	if des, _ := os.ReadDir(dir); len(des) > 0 {
+		t.Errorf("run --dev without ui/dist made %s; want nothing made", des[0].Name())
 	}
 }
 
