@@ -136,17 +136,25 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	}
 
 	var problems []error
-	// Environment first, so that flags given on the command line win.
+	// Environment first, so that flags given on the command line win,
+	// over a bad value too: its problem stands only for a flag not given.
+	envProblems := make(map[string]error)
 	fs.VisitAll(func(f *flag.Flag) {
 		if v := getenv(envVar(f.Name)); v != "" {
 			if err := f.Value.Set(v); err != nil {
-				problems = append(problems, fmt.Errorf("%s=%q: %v", envVar(f.Name), v, err))
+				envProblems[f.Name] = fmt.Errorf("%s=%q: %v", envVar(f.Name), v, err)
 			}
 		}
 	})
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}
+	fs.Visit(func(f *flag.Flag) { delete(envProblems, f.Name) }) // the flags given
+	fs.VisitAll(func(f *flag.Flag) {
+		if err := envProblems[f.Name]; err != nil {
+			problems = append(problems, err)
+		}
+	})
 	if fs.NArg() > 0 {
 		problems = append(problems, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " ")))
 	}

@@ -158,3 +158,22 @@ func FuzzConfig(f *testing.F) {
 		}
 	})
 }
+
+// TestConfigFlagBeatsBadEnvironment: a flag on the command line beats its
+// environment twin (README, Configuration), also one whose value is bad;
+// a bad twin of a flag not given is still refused.
+func TestConfigFlagBeatsBadEnvironment(t *testing.T) {
+	getenv := func(k string) string {
+		if k == "PARLEY_OUTBOX" {
+			return "many"
+		}
+		return ""
+	}
+	c, err := parseConfig([]string{"--outbox", "512"}, getenv, io.Discard)
+	if err != nil || c.Outbox != 512 {
+		t.Errorf("PARLEY_OUTBOX=many --outbox 512: Outbox = %d, %v; want 512, nil", c.Outbox, err)
+	}
+	if _, err := parseConfig(nil, getenv, io.Discard); err == nil || !strings.Contains(err.Error(), "PARLEY_OUTBOX") {
+		t.Errorf("PARLEY_OUTBOX=many alone: %v; want an error naming PARLEY_OUTBOX", err)
+	}
+}
