@@ -27,7 +27,10 @@ type replyLoser struct {
 	fired  atomic.Bool
 	again  atomic.Int32 // replies lost after the first
 	lost   atomic.Int32 // replies lost so far
-	wg     sync.WaitGroup
+	// between, if set, runs once Redis ran the first command whose reply
+	// is lost, before the client sees the connection break.
+	between func()
+	wg      sync.WaitGroup
 }
 
 func startReplyLoser(tb testing.TB, target string, marker []byte) *replyLoser {
@@ -94,6 +97,9 @@ func (p *replyLoser) serve(c, s net.Conn) {
 			}
 			if lose {
 				time.Sleep(100 * time.Millisecond) // Redis runs it
+				if p.between != nil && p.lost.Load() == 1 {
+					p.between()
+				}
 				break
 			}
 		}
@@ -855,4 +861,39 @@ func TestPresenceLateRemoveRepaired(t *testing.T) {
 		t.Errorf("presences reported back mismatch (-want +got):\n%s", diff)
 	}
 	mustRemove(t, a, 777009, 10, true)
+}
+
+// TestPresenceAddFirstWhenReplyLost: an Add whose reply is lost, while the
+// same user joins on another node before go-redis sends it again, still
+// has one of the two Adds report first. The first run answered first;
+// the other node's found this one there and answered not first; the run
+// again found the other node there and answered not first too: nobody
+// told the user's friends and rooms they came online.
+func TestPresenceAddFirstWhenReplyLost(t *testing.T) {
+	ctx := context.Background()
+	e := newTestEnv(t)
+	b := e.client(t, redis.Options{NodeID: "b"}).Presence()
+	// The script loaded: its first run is the EVALSHA the proxy marks.
+	mustAdd(t, b, 1, 10, true)
+	mustRemove(t, b, 1, 10, true)
+	p := startReplyLoser(t, e.target(t), []byte("777010"))
+	var bFirst atomic.Bool
+	p.between = func() {
+		first, err := b.Add(ctx, 777010, 10)
+		t.Logf("Add on B between the runs = %v, %v", first, err)
+		bFirst.Store(first)
+	}
+	c, err := redis.New(ctx, "redis://"+p.ln.Addr().String(), redis.Options{Prefix: e.prefix, NodeID: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	aFirst, err := c.Presence().Add(ctx, 777010, 10)
+	t.Logf("Add on A with its reply lost = %v, %v", aFirst, err)
+	if !p.fired.Load() {
+		t.Fatal("the proxy never saw the Add")
+	}
+	if err == nil && aFirst == bFirst.Load() {
+		t.Errorf("Add on A = %v, Add on B = %v; want exactly one first", aFirst, bFirst.Load())
+	}
 }

@@ -438,7 +438,9 @@ func (p *Presence) checkNodeFree(ctx context.Context) error {
 
 // Add counts one connection of userID in convID on this node; first is
 // true if no other node has the user there, a dead one not reaped yet
-// included (see addScript).
+// included (see addScript), and also when go-redis ran the call again
+// after losing its reply and another node had joined meanwhile, or
+// maybe before: then both may answer first.
 func (p *Presence) Add(ctx context.Context, convID, userID int64) (bool, error) {
 	p.gate.RLock()
 	defer p.gate.RUnlock()
@@ -452,8 +454,20 @@ func (p *Presence) Add(ctx context.Context, convID, userID int64) (bool, error) 
 	if e.n > 1 {
 		return false, nil
 	}
+	inDoubt := e.pending != settled // an earlier call may have written the pair
 	first, err := guarded(ctx, p.guard, func(ctx context.Context) (bool, error) {
-		first, _, err := p.add(ctx, k, false)
+		first, held, err := p.add(ctx, k, false)
+		if held && !inDoubt {
+			// This node held the pair it had not written: this is a run
+			// again of the call, whose reply go-redis lost. The first
+			// run may have been first, and another node's Add between
+			// the two found it there and answered not first: this run,
+			// finding that node there, cannot tell whether it joined
+			// before the first run or after. Answer first: told twice
+			// that a user is online, a friend sees what they saw; never
+			// told, they see the user offline while connected.
+			first = true
+		}
 		return first, err
 	})
 	if err != nil {
