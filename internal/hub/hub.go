@@ -254,6 +254,21 @@ func (c *Client) Unread(items []*Item) bool {
 	return true
 }
 
+// Discard drops what the outbox holds, once c is closed for a reason
+// other than ReasonShutdown (else it does nothing): for a writer that
+// writes none of it, a WebSocket's, which only says goodbye, so that an
+// evicted client's frames go at once rather than when its connection
+// ends. A long-poll channel, whose last answer takes what was queued
+// before the close, keeps them.
+func (c *Client) Discard() {
+	if r := c.Reason(); r == ReasonNone || r == ReasonShutdown {
+		return
+	}
+	c.mu.Lock()
+	c.queue, c.ownBytes = nil, 0
+	c.mu.Unlock()
+}
+
 // Queued reports how many items wait in the outbox.
 func (c *Client) Queued() int {
 	c.mu.Lock()

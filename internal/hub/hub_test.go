@@ -293,6 +293,29 @@ func TestPushAfterClose(t *testing.T) {
 	}
 }
 
+// TestDiscard: Discard drops the outbox of a client closed for any reason
+// but shutdown, whose own frames its writer still writes, and never that
+// of a client still open.
+func TestDiscard(t *testing.T) {
+	for _, r := range []hub.CloseReason{hub.ReasonNone, hub.ReasonShutdown, hub.ReasonSlow, hub.ReasonSessionEnded, hub.ReasonChannelEnded} {
+		h := hub.New(inmem.NewBroker(), slog.New(slog.DiscardHandler))
+		c := mustRegister(t, h, 1, 1, 8)
+		c.Push(&hub.Item{Raw: []byte(`{"type":"ack"}`)})
+		if r != hub.ReasonNone {
+			c.Close(r)
+		}
+		c.Discard()
+		want := 0
+		if r == hub.ReasonNone || r == hub.ReasonShutdown {
+			want = 1
+		}
+		if got := c.Queued(); got != want {
+			t.Errorf("%v: %d items queued after Discard; want %d", r, got, want)
+		}
+		h.Unregister(c)
+	}
+}
+
 func TestCloseTimesOut(t *testing.T) {
 	h := hub.New(inmem.NewBroker(), slog.New(slog.DiscardHandler))
 	mustRegister(t, h, 1, 1, 8)

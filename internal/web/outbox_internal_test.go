@@ -99,3 +99,42 @@ func TestCongestedWriterKeepsOutboxBound(t *testing.T) {
 		}
 	})
 }
+
+// TestSlowCloseFreesOutbox: a WebSocket closed as too slow is told so
+// with its goodbye, and nothing of its outbox is written after it: once
+// its writer has seen the close, neither the outbox nor the writer holds
+// a frame, though the connection lingers until the peer answers the
+// goodbye or its write times out (WriteWait, then closeGrace). Before,
+// the outbox's frames (up to its bound, and 4 MiB of own frames) stayed
+// until then, for every client evicted at once.
+func TestSlowCloseFreesOutbox(t *testing.T) {
+	const outbox = 8
+	c, cl := congestedConn(t, outbox)
+	frame := func(b byte) *hub.Item { // larger than a coalesced frame: one frame each
+		return &hub.Item{Raw: bytes.Repeat([]byte{b}, maxCoalesce+1)}
+	}
+	for i := range outbox {
+		if !cl.Push(frame(byte('a' + i))) {
+			t.Fatalf("Push %d of %d closed the client", i+1, outbox)
+		}
+	}
+	c.flush(cl, false) // writes the first frame, which congests the socket
+	if !c.sock().draining() {
+		t.Fatal("the socket did not congest on a peer that reads nothing")
+	}
+	for range outbox {
+		if !cl.Push(frame('z')) {
+			break
+		}
+	}
+	if cl.Reason() != hub.ReasonSlow {
+		t.Fatalf("client closed for %v; want closed as slow", cl.Reason())
+	}
+	c.flush(cl, false) // as the close's wake does: says goodbye
+	c.wmu.Lock()
+	held := len(c.buf) - int(c.off)
+	c.wmu.Unlock()
+	if n := cl.Queued(); n != 0 || held != 0 {
+		t.Errorf("after the goodbye of a client closed as slow, its outbox holds %d frames and its writer %d; want 0 and 0", n, held)
+	}
+}

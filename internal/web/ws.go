@@ -128,6 +128,12 @@ func (c *conn) flush(cl *hub.Client, shared bool) {
 		if cl.Closed() {
 			if cl.Reason() != hub.ReasonShutdown {
 				c.sayGoodbye(cl.Reason())
+				// Nothing queued is written after the goodbye: it goes
+				// now, not when the connection ends, up to WriteWait and
+				// closeGrace later.
+				cl.Discard()
+				clear(c.buf)
+				c.buf, c.off = nil, 0
 			} else if !c.parting {
 				c.parting = true
 				go c.part(cl)
