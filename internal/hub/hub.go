@@ -2191,8 +2191,9 @@ func (h *Hub) release(tp *topic, hs []*hold, base, after, removed int64) {
 		tp.held = nil
 	}
 	tp.removeLocked(gone...)
-	tp.mu.Unlock()
-	h.revokeUnsubscribe(tp, gone)
+	// The pushes are made with tp.mu held, as a fan-out's are: an
+	// Unsubscribe or a revoke of their client that returns is followed by
+	// none of them.
 	for i, hd := range holds {
 		c := hd.c
 		pushed := min(after, hd.from-1) // from the store, through
@@ -2214,6 +2215,8 @@ func (h *Hub) release(tp *topic, hs []*hold, base, after, removed int64) {
 			c.Push(it)
 		}
 	}
+	tp.mu.Unlock()
+	h.revokeUnsubscribe(tp, gone)
 	for _, seq := range cuts { // the removals that waited for these
 		h.endWaitsAt(tp, seq, true)
 	}
