@@ -424,7 +424,9 @@ type topic struct {
 	// delivered, guarded by dmu, and removed all of them, read without it
 	// (Removals: a removal's revoke may wait for a fan-out of its
 	// conversation). A follow made before one that ended its addition's
-	// membership must not subscribe after it.
+	// membership must not subscribe after it. At most about maxRemovals
+	// conversations (pruneRemovals); under key 0, no conversation's ID,
+	// the highest UserSeq of the removals it no longer notes.
 	removals map[int64]removal
 	removed  atomic.Uint64
 
@@ -453,11 +455,49 @@ type waiting struct {
 // removal is what a user topic knows of the user's removals from one
 // conversation: how many it delivered, the highest UserSeq among them,
 // and how many of them had none (not logged: they may have ended any
-// membership).
+// membership); and how many follows of the conversation are under way,
+// which compare n and unlogged, and so keep the entry (follow).
 type removal struct {
 	n        uint64
 	seq      int64
-	unlogged uint64
+	unlogged uint32
+	follows  uint32
+}
+
+// maxRemovals bounds the conversations a user topic notes removals from
+// (topic.removals): past it, the topic forgets the older half
+// (pruneRemovals).
+const maxRemovals = 256
+
+// pruneRemovals forgets the removals of the older half of the
+// conversations tp notes, by the UserSeq of the newest, but those that a
+// follow under way compares, and notes under key 0 the highest UserSeq
+// forgotten: an addition logged before it that comes late (follow) is
+// taken as stale, as it may be older than a removal forgotten. Additions
+// come late only out of order (before the topic's first logged event,
+// or one it gave up waiting for): one in order is logged after every
+// removal delivered. tp.dmu is held.
+func pruneRemovals(tp *topic) {
+	seqs := make([]int64, 0, len(tp.removals))
+	for id, r := range tp.removals {
+		if id != 0 && r.follows == 0 {
+			seqs = append(seqs, r.seq)
+		}
+	}
+	if len(seqs) < 2 {
+		return
+	}
+	slices.Sort(seqs)
+	cut := seqs[len(seqs)/2-1] // at least half goes, equal UserSeqs and all
+	horizon := tp.removals[0].seq
+	maps.DeleteFunc(tp.removals, func(id int64, r removal) bool {
+		if id == 0 || r.follows > 0 || r.seq > cut {
+			return false
+		}
+		horizon = max(horizon, r.seq)
+		return true
+	})
+	tp.removals[0] = removal{seq: horizon}
 }
 
 // hold is what a topic delivered to a client while a follow caught the
@@ -1254,7 +1294,12 @@ func (h *Hub) fanOutUser(tp *topic, ev chat.Event) {
 		if tp.removals == nil {
 			tp.removals = make(map[int64]removal)
 		}
-		r := tp.removals[ev.ConvID]
+		r, ok := tp.removals[ev.ConvID]
+		if !ok && len(tp.removals) >= maxRemovals && !tp.parked {
+			// Not while removals wait (parked): unpark finds them by
+			// the conversations noted.
+			pruneRemovals(tp)
+		}
 		r.n++
 		if ev.UserSeq > 0 {
 			r.seq = max(r.seq, ev.UserSeq)
@@ -1714,7 +1759,7 @@ func (h *Hub) unpark(tp *topic) {
 	var ps []parked
 	for id := range tp.removals {
 		ctp := h.topicOf(chat.ConvTopic(id))
-		if ctp == nil {
+		if id == 0 || ctp == nil {
 			continue
 		}
 		ctp.dmu.Lock()
@@ -2023,8 +2068,9 @@ func covers(m, at chat.Mark) bool {
 // delivered, or missed, before they were subscribed reach them from the
 // store, ahead of what it delivers since (topic.catchFrom); those up to
 // it, which the topic may deliver late, do not (topic.floors). An addition
-// logged before a removal that tp has delivered already is stale, and
-// follows nothing. tp.dmu is held.
+// logged before a removal that tp has delivered already, or than those
+// it no longer notes (pruneRemovals), is stale, and follows nothing.
+// tp.dmu is held.
 func (h *Hub) follow(tp *topic, id int64, at chat.Mark) {
 	t := chat.ConvTopic(id)
 	base := at.Seq
@@ -2032,17 +2078,31 @@ func (h *Hub) follow(tp *topic, id int64, at chat.Mark) {
 	cs := slices.Clone(tp.clients)
 	tp.mu.RUnlock()
 	before := tp.removals[id]
-	if at.UserSeq > 0 && before.seq > at.UserSeq {
+	if at.UserSeq > 0 && max(before.seq, tp.removals[0].seq) > at.UserSeq {
 		// A removal logged after the addition was delivered first (two
 		// nodes published them): the membership has ended already.
 		return
 	}
+	if tp.removals == nil {
+		tp.removals = make(map[int64]removal)
+	}
+	pin := before
+	pin.follows++
+	tp.removals[id] = pin // kept until the follow's last look (removed)
 	// removed reports whether a removal since ended the addition's
-	// membership (or may have: not logged), and what to revoke from.
-	removed := func() (bool, chat.Mark) {
+	// membership (or may have: not logged), and what to revoke from;
+	// the last call lets the entry go.
+	removed := func(last bool) (bool, chat.Mark) {
 		tp.dmu.Lock()
 		defer tp.dmu.Unlock()
 		r := tp.removals[id]
+		if last {
+			if r.follows--; r.n == 0 && r.follows == 0 {
+				delete(tp.removals, id)
+			} else {
+				tp.removals[id] = r
+			}
+		}
 		switch {
 		case r.n == before.n:
 			return false, chat.Mark{}
@@ -2056,7 +2116,7 @@ func (h *Hub) follow(tp *topic, id int64, at chat.Mark) {
 		var fills []*topic
 		held := make(map[*topic][]*hold) // one topic, unless it went and came back meanwhile
 		for _, c := range cs {
-			if gone, _ := removed(); gone {
+			if gone, _ := removed(false); gone {
 				break
 			}
 			ctp, what, hd, err := h.subscribe(c, t, at, base)
@@ -2070,7 +2130,7 @@ func (h *Hub) follow(tp *topic, id int64, at chat.Mark) {
 				held[ctp] = append(held[ctp], hd)
 			}
 		}
-		gone, end := removed()
+		gone, end := removed(true)
 		if gone {
 			h.revoke(h.topicOf(t), 0, tp, end)
 		}
