@@ -2,10 +2,13 @@ package postgres
 
 import (
 	"context"
+	"errors"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/parley-chat/parley/internal/chat"
 )
 
 // pool is the DB's connection pool. Its Exec, Query and QueryRow, which
@@ -13,7 +16,8 @@ import (
 // again on another connection when it failed in a way that proves it did
 // not run (notRun): above all on a connection that the server ended while
 // it sat idle in the pool less than a second, after which pgxpool hands it
-// out without a ping. Its Ping does the same. A transaction (DB.transact)
+// out without a ping. Query and QueryRow run a read again, too, when its
+// connection was lost. Its Ping does the same. A transaction (DB.transact)
 // or a batch (execFirst) finds such a connection out by itself, and runs
 // again (retrying).
 //
@@ -40,21 +44,30 @@ func (p *pool) Exec(ctx context.Context, sql string, args ...any) (pgconn.Comman
 	})
 }
 
-// Query is pgxpool.Pool's Query, run again while it did not run. pgx
+// Query is pgxpool.Pool's Query, run again while it did not run, or, for
+// a read (readOnly), while it lost its connection: a read changes nothing,
+// so it may have run. That is how a connection that broke while it sat
+// idle in the pool less than a second shows itself when nothing of the
+// server's farewell arrived (a network that broke for a moment, a server
+// that crashed or was restarted at once): pgx sends the statement and
+// reads the end of the stream, "unexpected EOF". A write that lost its
+// connection so may have committed, and is left to its caller. pgx
 // reports an error that arrives in place of the first answer at the first
 // Next, so Query reads as far as the first row (which its Rows then give
 // first) to see it; an error after that stays with the Rows.
 func (p *pool) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
 	return again(ctx, p, p.extended(false, args), func() (pgx.Rows, error) {
 		rows, err := p.raw.Query(ctx, sql, args...)
-		if err != nil {
-			return rows, err
+		if err == nil {
+			if rows.Next() {
+				return &readRows{Rows: rows, first: true}, nil
+			}
+			err = rows.Err() // closed: Err is final
 		}
-		if rows.Next() {
-			return &readRows{Rows: rows, first: true}, nil
+		if err != nil && lostConn(err) && readOnly(sql) {
+			err = &notRunError{err}
 		}
-		// Closed: Err is final.
-		return rows, rows.Err()
+		return rows, err
 	})
 }
 
@@ -119,6 +132,24 @@ func notRun(err error, extended bool) bool {
 		return true
 	}
 	return extended && sessionEnded(err)
+}
+
+// lostConn reports whether err is the loss of a connection that had been
+// made (a network error, the end of the stream), not a server's error nor
+// a failure to connect, after which another try would only wait again.
+func lostConn(err error) bool {
+	var pe *pgconn.PgError
+	var ce *pgconn.ConnectError
+	return !errors.As(err, &pe) && !errors.As(err, &ce) && chat.Unreachable(err)
+}
+
+// readOnly reports whether sql is a read, which may run twice: a SELECT.
+// A statement of the pool that starts with SELECT must change nothing (no
+// function with side effects); a write starts with INSERT, UPDATE, DELETE
+// or WITH.
+func readOnly(sql string) bool {
+	sql = strings.TrimLeft(sql, " \t\r\n")
+	return len(sql) >= len("SELECT") && strings.EqualFold(sql[:len("SELECT")], "SELECT")
 }
 
 // extended reports whether pgx sends a statement with arguments args by

@@ -2,6 +2,10 @@ package postgres
 
 import (
 	"errors"
+	"fmt"
+	"io"
+	"net"
+	"syscall"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -54,4 +58,64 @@ func TestNotRun(t *testing.T) {
 			t.Errorf("%s: extended = %v; want %v", tc.name, got, tc.want)
 		}
 	}
+}
+
+// TestLostRead: Query runs a statement again after its connection was
+// lost only when it is a read (a SELECT), and only when the connection
+// had been made: a failure to connect says the server cannot be reached,
+// and an error of the server's says nothing of the connection.
+func TestLostRead(t *testing.T) {
+	for _, tc := range []struct {
+		sql  string
+		want bool
+	}{
+		{"SELECT 1", true},
+		{"\n\t  select id FROM users", true},
+		{"WITH x AS (UPDATE users SET name = '' RETURNING id) SELECT id FROM x", false},
+		{"UPDATE users SET name = '' RETURNING id", false},
+		{"DELETE FROM sessions RETURNING id", false},
+		{"SELEC", false},
+		{"", false},
+	} {
+		if got := readOnly(tc.sql); got != tc.want {
+			t.Errorf("readOnly(%q) = %v; want %v", tc.sql, got, tc.want)
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"end of the stream", io.ErrUnexpectedEOF, true},
+		{"reset", fmt.Errorf("read: %w", syscall.ECONNRESET), true},
+		{"server's error", &pgconn.PgError{Severity: "ERROR", Code: "23505"}, false},
+		{"farewell", &pgconn.PgError{Severity: "FATAL", Code: "57P01"}, false},
+		{"refused", refused(t), false},
+	} {
+		if got := lostConn(tc.err); got != tc.want {
+			t.Errorf("%s: lostConn(%v) = %v; want %v", tc.name, tc.err, got, tc.want)
+		}
+	}
+}
+
+// refused returns the error of pgconn connecting to a loopback port where
+// nothing listens.
+func refused(t *testing.T) error {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	c, err := pgconn.Connect(t.Context(), "postgres://postgres@"+addr+"/test?sslmode=disable&connect_timeout=5")
+	if err == nil {
+		c.Close(t.Context())
+		t.Fatalf("connected to %s, where nothing listens", addr)
+	}
+	var ce *pgconn.ConnectError
+	if !errors.As(err, &ce) || !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("connecting to %s, where nothing listens: %v; want a refused ConnectError", addr, err)
+	}
+	return err
 }
