@@ -46,6 +46,7 @@ type Config struct {
 	AddsByStrangersPerDay int
 	StrangerAddsPerHour   int
 	MaxFriends            int
+	MaxBlocks             int
 	MaxPendingRequests    int
 	MaxUserRooms          int
 	MaxUserGroups         int
@@ -111,6 +112,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.IntVar(&c.MaxUserRooms, "max-user-rooms", 500, "rooms one user may be in")
 	fs.IntVar(&c.MaxPendingRequests, "max-pending-requests", 200, "friend requests one user may have unanswered")
 	fs.IntVar(&c.MaxFriends, "max-friends", 1000, "friends one user may have")
+	fs.IntVar(&c.MaxBlocks, "max-blocks", 1000, "users one user may block")
 	fs.Int64Var(&c.MaxFrameBytes, "max-frame-bytes", 32<<10, "largest WebSocket frame a client may send, in bytes")
 	fs.Float64Var(&c.SendRate, "send-rate", 10, "sends per second allowed per user on this node, shared by their WebSockets and long-poll channels (per connection on the Django Channels endpoint)")
 	fs.IntVar(&c.SendBurst, "send-burst", 20, "sends allowed in a burst, shared as --send-rate")
@@ -267,6 +269,7 @@ func (c *Config) Validate() error {
 		{"--max-user-rooms", c.MaxUserRooms},
 		{"--max-pending-requests", c.MaxPendingRequests},
 		{"--max-friends", c.MaxFriends},
+		{"--max-blocks", c.MaxBlocks},
 		{"--max-sessions-per-user", c.MaxSessionsPerUser},
 		{"--smtp-max-sessions", c.SMTPMaxSessions},
 	} {

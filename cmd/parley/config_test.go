@@ -117,7 +117,7 @@ func FuzzConfig(f *testing.F) {
 	names := []string{
 		"addr", "db", "broker", "redis-prefix", "smtp", "smtp-max-sessions", "mail-from", "origins", "public-url", "log-level",
 		"max-message-len", "max-group-members", "online-max", "announce-max", "new-convs-per-hour",
-		"friend-requests-per-hour", "email-lookups-per-hour", "room-leaves-per-hour", "max-friends", "max-pending-requests", "max-user-rooms", "max-user-groups", "max-frame-bytes", "send-rate", "send-burst",
+		"friend-requests-per-hour", "email-lookups-per-hour", "room-leaves-per-hour", "max-friends", "max-blocks", "max-pending-requests", "max-user-rooms", "max-user-groups", "max-frame-bytes", "send-rate", "send-burst",
 		"outbox", "max-user-conns", "open-rate", "open-burst", "session-ttl", "max-sessions-per-user", "ping-interval", "pong-wait", "poll-hold",
 		"shutdown-timeout", "debug-addr", "channels-compat", "behind-proxy", "dev",
 		"adds-by-strangers-per-day", "stranger-adds-per-hour",

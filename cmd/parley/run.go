@@ -149,6 +149,7 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 		AddsByStrangersPerDay: cfg.AddsByStrangersPerDay,
 		StrangerAddsPerHour:   cfg.StrangerAddsPerHour,
 		MaxFriends:            cfg.MaxFriends,
+		MaxBlocks:             cfg.MaxBlocks,
 		MaxPendingRequests:    cfg.MaxPendingRequests,
 		MaxUserRooms:          cfg.MaxUserRooms,
 		MaxUserGroups:         cfg.MaxUserGroups,

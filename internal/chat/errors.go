@@ -43,6 +43,11 @@ var (
 	// to allow (FriendStore.RequestFriend).
 	ErrTooManyRequests = fmt.Errorf("too many friend requests: %w", ErrConflict)
 
+	// ErrTooManyBlocks is the ErrConflict of a store refusing a new block
+	// by a user who has blocked as many users as it was told to allow
+	// (FriendStore.Block).
+	ErrTooManyBlocks = fmt.Errorf("too many blocks: %w", ErrConflict)
+
 	// ErrMailerBusy is the ErrUnavailable of a Mailer that did not try to
 	// send a mail because as many as it may send at once were under way:
 	// the mail surely did not go out.

@@ -83,8 +83,10 @@ type FriendStore interface {
 	// transaction, ends any relation between them; it returns blocker's
 	// state before ("" if none, StateBlocked if blocker had blocked
 	// blocked already). Blocking twice is no error. ErrNotFound if blocked
-	// does not exist; ErrInvalid if blocker == blocked.
-	Block(ctx context.Context, blocker, blocked int64, at time.Time) (prev string, err error)
+	// does not exist; ErrInvalid if blocker == blocked. A new block is
+	// refused with ErrTooManyBlocks if maxBlocks is positive and blocker
+	// has blocked that many users, counted in its transaction.
+	Block(ctx context.Context, blocker, blocked int64, at time.Time, maxBlocks int) (prev string, err error)
 	// Unblock undoes Block and reports whether there was a block.
 	Unblock(ctx context.Context, blocker, blocked int64) (bool, error)
 	// Blocked lists the users me blocked, by name.
@@ -519,16 +521,20 @@ func (s *Service) BlockedUsers(ctx context.Context, me User) ([]User, error) {
 }
 
 // Block stops user id from sending me friend requests and messages, and
-// ends any relation between us. The blocked user is not told of the block:
+// ends any relation between us. A user blocks at most Config.MaxBlocks
+// users. The blocked user is not told of the block:
 // if they had a relation, they see it end (state "none") exactly as if me
 // had removed them, which they would see on their next sign-in anyway.
 func (s *Service) Block(ctx context.Context, me User, id int64) error {
 	if err := notSelf(me, id, "you cannot block yourself"); err != nil {
 		return err
 	}
-	prev, err := s.store.Block(ctx, me.ID, id, s.cfg.Now())
+	prev, err := s.store.Block(ctx, me.ID, id, s.cfg.Now(), s.cfg.MaxBlocks)
 	if errors.Is(err, ErrNotFound) {
 		return userNotFound()
+	}
+	if errors.Is(err, ErrTooManyBlocks) {
+		return Errorf(ErrConflict, CodeLimitReached, "you have blocked %d users, as many as the server allows: unblock one first", s.cfg.MaxBlocks)
 	}
 	if err != nil {
 		s.retellBoth(err, me.ID, id)

@@ -426,6 +426,45 @@ func TestFriendRequestRate(t *testing.T) {
 	}
 }
 
+// TestBlocksCap checks that a user cannot block without end: each block is
+// a row kept until unblocked, and the block list is listed whole. A block
+// past Config.MaxBlocks is refused as limit_reached and changes nothing.
+func TestBlocksCap(t *testing.T) {
+	f := &friendsFixture{fixture: newFixture(t, chat.Config{MaxBlocks: 2})}
+	f.ada, _ = f.signIn(t, "ada@example.com", "Ada")
+	f.grace, _ = f.signIn(t, "grace@example.com", "Grace")
+	f.eve, _ = f.signIn(t, "eve@example.com", "Eve")
+	cy, _ := f.signIn(t, "cy@example.com", "Cy")
+	ctx := context.Background()
+	if _, err := f.svc.RequestFriend(ctx, f.ada, cy.ID); err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []chat.User{f.grace, f.eve} {
+		if err := f.svc.Block(ctx, f.ada, u.ID); err != nil {
+			t.Fatalf("Block(%s): %v", u.Name, err)
+		}
+	}
+	f.adaEv = f.record(t, chat.UserTopic(f.ada.ID))
+	cyEv := f.record(t, chat.UserTopic(cy.ID))
+	err := f.svc.Block(ctx, f.ada, cy.ID)
+	wantError(t, "Block(past the cap)", err, chat.ErrConflict, chat.CodeLimitReached, "")
+	wantContactEvents(t, "past the cap, Ada", f.adaEv)
+	wantContactEvents(t, "past the cap, Cy", cyEv)
+	if got := f.contacts(t, cy); got[f.ada.ID] != chat.StateRequestReceived {
+		t.Errorf("Cy's contacts after a refused block = %v; want Ada's request", got)
+	}
+	// A repeat is no new block.
+	if err := f.svc.Block(ctx, f.ada, f.grace.ID); err != nil {
+		t.Errorf("Block(a repeat at the cap) = %v", err)
+	}
+	if err := f.svc.Unblock(ctx, f.ada, f.eve.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.svc.Block(ctx, f.ada, cy.ID); err != nil {
+		t.Errorf("Block(after an unblock) = %v", err)
+	}
+}
+
 // TestDirectPresenceEnds checks that once two users stop being friends, or
 // one blocks the other, neither learns any more when the other has their
 // direct conversation open, as neither learns when the other is online:

@@ -37,8 +37,8 @@ func (s *lostWriteStore) RemoveContact(ctx context.Context, a, b int64) (string,
 	return prev, nil
 }
 
-func (s *lostWriteStore) Block(ctx context.Context, blocker, blocked int64, at time.Time) (string, error) {
-	prev, err := s.Store.Block(ctx, blocker, blocked, at)
+func (s *lostWriteStore) Block(ctx context.Context, blocker, blocked int64, at time.Time, maxBlocks int) (string, error) {
+	prev, err := s.Store.Block(ctx, blocker, blocked, at, maxBlocks)
 	if err = s.lost(err); err != nil {
 		return "", err
 	}

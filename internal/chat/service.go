@@ -114,6 +114,9 @@ type Config struct {
 	// every change of the user's presence, and a user's contacts are
 	// listed whole.
 	MaxFriends int
+	// MaxBlocks is how many users one user may block: each block is a row
+	// kept until it is undone, and a user's block list is listed whole.
+	MaxBlocks int
 	// MaxSessionsPerUser is how many sessions one user may have. A
 	// sign-in past it ends the user's least recently used sessions, as a
 	// sign-out would, rather than refusing: signing in on a new device
@@ -166,6 +169,7 @@ func DefaultConfig() Config {
 		MaxUserRooms:          500,
 		MaxPendingRequests:    200,
 		MaxFriends:            1000,
+		MaxBlocks:             1000,
 		MaxSessionsPerUser:    100,
 		RepublishWait:         500 * time.Millisecond,
 	}
@@ -244,6 +248,9 @@ func (c *Config) fill() {
 	}
 	if c.MaxFriends <= 0 {
 		c.MaxFriends = d.MaxFriends
+	}
+	if c.MaxBlocks <= 0 {
+		c.MaxBlocks = d.MaxBlocks
 	}
 	if c.MaxSessionsPerUser <= 0 {
 		c.MaxSessionsPerUser = d.MaxSessionsPerUser

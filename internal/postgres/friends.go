@@ -98,6 +98,26 @@ func roomForRequest(ctx context.Context, tx pgx.Tx, from int64, lim chat.FriendL
 	return lim.Check(friends, pending)
 }
 
+// roomForBlock returns chat.ErrTooManyBlocks if limit is positive and
+// blocker, who has not blocked blocked yet, has blocked limit users.
+// blocker's row is locked (lockPair), as every block by blocker locks it:
+// the count holds until the commit.
+func roomForBlock(ctx context.Context, tx pgx.Tx, blocker, blocked int64, limit int) error {
+	if limit <= 0 {
+		return nil
+	}
+	var n, again int
+	err := tx.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE blocked_id = $1)
+		FROM blocks WHERE blocker_id = $2`, blocked, blocker).Scan(&n, &again)
+	if err != nil {
+		return err
+	}
+	if again == 0 && n >= limit {
+		return chat.ErrTooManyBlocks
+	}
+	return nil
+}
+
 func unrelate(ctx context.Context, tx pgx.Tx, a, b int64) error {
 	_, err := tx.Exec(ctx, `DELETE FROM contacts
 		WHERE (user_id = $1 AND other_id = $2) OR (user_id = $2 AND other_id = $1)`, a, b)
@@ -223,7 +243,7 @@ func (db *DB) Contacts(ctx context.Context, me int64) ([]chat.Contact, error) {
 }
 
 // Block records that blocker blocks blocked and ends their relation.
-func (db *DB) Block(ctx context.Context, blocker, blocked int64, at time.Time) (string, error) {
+func (db *DB) Block(ctx context.Context, blocker, blocked int64, at time.Time, maxBlocks int) (string, error) {
 	if blocker == blocked {
 		return "", fmt.Errorf("block %d → %d: %w", blocker, blocked, chat.ErrInvalid)
 	}
@@ -231,6 +251,9 @@ func (db *DB) Block(ctx context.Context, blocker, blocked int64, at time.Time) (
 	err := db.write(ctx, func(tx pgx.Tx) error {
 		prev = ""
 		if err := lockPair(ctx, tx, blocker, blocked); err != nil {
+			return err
+		}
+		if err := roomForBlock(ctx, tx, blocker, blocked, maxBlocks); err != nil {
 			return err
 		}
 		tag, err := tx.Exec(ctx, `INSERT INTO blocks (blocker_id, blocked_id, created_at) VALUES ($1, $2, $3)

@@ -126,6 +126,24 @@ func roomForRequest(ctx context.Context, tx *sql.Tx, from int64, lim chat.Friend
 	return lim.Check(friends, pending)
 }
 
+// roomForBlock returns chat.ErrTooManyBlocks if limit is positive and
+// blocker, who has not blocked blocked yet, has blocked limit users.
+func roomForBlock(ctx context.Context, tx *sql.Tx, blocker, blocked int64, limit int) error {
+	if limit <= 0 {
+		return nil
+	}
+	var n, again int
+	err := tx.QueryRowContext(ctx, `SELECT count(*), count(*) FILTER (WHERE blocked_id = ?)
+		FROM blocks WHERE blocker_id = ?`, blocked, blocker).Scan(&n, &again)
+	if err != nil {
+		return err
+	}
+	if again == 0 && n >= limit {
+		return chat.ErrTooManyBlocks
+	}
+	return nil
+}
+
 func unrelate(ctx context.Context, tx *sql.Tx, a, b int64) error {
 	_, err := tx.ExecContext(ctx, `DELETE FROM contacts
 		WHERE (user_id = ? AND other_id = ?) OR (user_id = ? AND other_id = ?)`, a, b, b, a)
@@ -238,13 +256,16 @@ func (db *DB) Contacts(ctx context.Context, me int64) ([]chat.Contact, error) {
 
 // Block records that blocker blocks blocked and ends their relation. A
 // block already recorded answers chat.StateBlocked.
-func (db *DB) Block(ctx context.Context, blocker, blocked int64, at time.Time) (string, error) {
+func (db *DB) Block(ctx context.Context, blocker, blocked int64, at time.Time, maxBlocks int) (string, error) {
 	if blocker == blocked {
 		return "", fmt.Errorf("block %d → %d: %w", blocker, blocked, chat.ErrInvalid)
 	}
 	var prev string
 	err := db.write(ctx, func(tx *sql.Tx) error {
 		if err := userExists(ctx, tx, blocked); err != nil {
+			return err
+		}
+		if err := roomForBlock(ctx, tx, blocker, blocked, maxBlocks); err != nil {
 			return err
 		}
 		res, err := tx.ExecContext(ctx, `INSERT INTO blocks (blocker_id, blocked_id, created_at) VALUES (?, ?, ?)

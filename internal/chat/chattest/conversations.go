@@ -353,7 +353,7 @@ func testAppendPeer(t *testing.T, s chat.Store) {
 	}
 	n++
 
-	if _, err := s.Block(ctx, grace.ID, ada.ID, t0); err != nil {
+	if _, err := s.Block(ctx, grace.ID, ada.ID, t0, 0); err != nil {
 		t.Fatal(err)
 	}
 	refused("blocked by the peer", send(ada.ID, grace.ID, "a5"))

@@ -307,7 +307,7 @@ func testBlock(t *testing.T, s chat.Store) {
 	mustRequest(t, s, cat.ID, ann.ID, t0, chat.StateRequestSent, true)
 	wantBlocked(t, s, ann.ID, bob.ID, false)
 
-	prev, err := s.Block(ctx, ann.ID, bob.ID, t0)
+	prev, err := s.Block(ctx, ann.ID, bob.ID, t0, 0)
 	if err != nil || prev != chat.StateFriends {
 		t.Fatalf("Block(friend) = %q, %v; want %q", prev, err, chat.StateFriends)
 	}
@@ -325,10 +325,10 @@ func testBlock(t *testing.T, s chat.Store) {
 	wantContacts(t, s, bob.ID, nil)
 
 	// Blocking twice is no error, and says so; a pending request ends too.
-	if prev, err := s.Block(ctx, ann.ID, bob.ID, t0); err != nil || prev != chat.StateBlocked {
+	if prev, err := s.Block(ctx, ann.ID, bob.ID, t0, 0); err != nil || prev != chat.StateBlocked {
 		t.Errorf("Block(again) = %q, %v; want %q, nil", prev, err, chat.StateBlocked)
 	}
-	if prev, err := s.Block(ctx, ann.ID, cat.ID, t0); err != nil || prev != chat.StateRequestReceived {
+	if prev, err := s.Block(ctx, ann.ID, cat.ID, t0, 0); err != nil || prev != chat.StateRequestReceived {
 		t.Errorf("Block(asker) = %q, %v; want %q", prev, err, chat.StateRequestReceived)
 	}
 	wantContacts(t, s, ann.ID, nil)
@@ -345,9 +345,9 @@ func testBlock(t *testing.T, s chat.Store) {
 		t.Errorf("Blocked(the blocked) = %#v, %v; want empty", got, err)
 	}
 
-	_, err = s.Block(ctx, ann.ID, missing, t0)
+	_, err = s.Block(ctx, ann.ID, missing, t0, 0)
 	wantNotFound(t, "Block(missing)", err)
-	if _, err := s.Block(ctx, ann.ID, ann.ID, t0); !errors.Is(err, chat.ErrInvalid) {
+	if _, err := s.Block(ctx, ann.ID, ann.ID, t0, 0); !errors.Is(err, chat.ErrInvalid) {
 		t.Errorf("Block(self) = %v; want chat.ErrInvalid", err)
 	}
 
@@ -367,6 +367,62 @@ func testBlock(t *testing.T, s chat.Store) {
 	mustRequest(t, s, bob.ID, ann.ID, t0, chat.StateRequestSent, true)
 }
 
+// testBlocksCap: a new block by a user who has blocked maxBlocks users is
+// refused with chat.ErrTooManyBlocks and changes nothing, also when blocks
+// are made at once; a repeat is no new one, and an unblock makes room.
+func testBlocksCap(t *testing.T, s chat.Store) {
+	ctx := t.Context()
+	ann := mustUser(t, s, "ann@example.com", "Ann")
+	bob := mustUser(t, s, "bob@example.com", "Bob")
+	cat := mustUser(t, s, "cat@example.com", "Cat")
+	dee := mustUser(t, s, "dee@example.com", "Dee")
+	for _, u := range []chat.User{bob, cat} {
+		if _, err := s.Block(ctx, ann.ID, u.ID, t0, 2); err != nil {
+			t.Fatalf("Block(within the cap) = %v", err)
+		}
+	}
+	mustRequest(t, s, ann.ID, dee.ID, t0, chat.StateRequestSent, true)
+	if _, err := s.Block(ctx, ann.ID, dee.ID, t0, 2); !errors.Is(err, chat.ErrTooManyBlocks) {
+		t.Errorf("Block(past the cap) = %v; want chat.ErrTooManyBlocks", err)
+	}
+	wantBlocked(t, s, ann.ID, dee.ID, false)
+	wantContacts(t, s, dee.ID, []chat.Contact{{User: pub(ann), State: chat.StateRequestReceived, Since: t0}})
+	if prev, err := s.Block(ctx, ann.ID, bob.ID, t0, 2); err != nil || prev != chat.StateBlocked {
+		t.Errorf("Block(a repeat at the cap) = %q, %v; want %q, nil", prev, err, chat.StateBlocked)
+	}
+	if _, err := s.Block(ctx, ann.ID, dee.ID, t0, 0); err != nil {
+		t.Errorf("Block(no cap) = %v", err)
+	}
+	for _, u := range []chat.User{bob, cat} {
+		if ok, err := s.Unblock(ctx, ann.ID, u.ID); err != nil || !ok {
+			t.Fatalf("Unblock = %v, %v", ok, err)
+		}
+	}
+	if _, err := s.Block(ctx, ann.ID, bob.ID, t0, 2); err != nil {
+		t.Errorf("Block(after an unblock) = %v", err)
+	}
+
+	// At once.
+	eve := mustUser(t, s, "eve@example.com", "Eve")
+	const n = 8
+	errs := make(chan error, n)
+	for i := range n {
+		u := mustUser(t, s, fmt.Sprintf("w%d@example.com", i), fmt.Sprintf("W%d", i))
+		go func() {
+			_, err := s.Block(ctx, eve.ID, u.ID, t0, 2)
+			errs <- err
+		}()
+	}
+	made := madeAtOnce(t, errs, n, chat.ErrTooManyBlocks, "Block(at once)")
+	got, err := s.Blocked(ctx, eve.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if made != 2 || len(got) != 2 {
+		t.Errorf("%d blocks at once with a cap of 2: %d made, Eve has %d blocked; want 2 and 2", n, made, len(got))
+	}
+}
+
 func testSearchUsers(t *testing.T, s chat.Store) {
 	ctx := t.Context()
 	me := mustUser(t, s, "me@example.com", "Grace Me")
@@ -377,10 +433,10 @@ func testSearchUsers(t *testing.T, s chat.Store) {
 	blocker := mustUser(t, s, "blocker@example.com", "Gremlin")
 	blocked := mustUser(t, s, "blocked@example.com", "Grouch")
 	noName := mustUser(t, s, "noname@example.com", "")
-	if _, err := s.Block(ctx, blocker.ID, me.ID, t0); err != nil {
+	if _, err := s.Block(ctx, blocker.ID, me.ID, t0, 0); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Block(ctx, me.ID, blocked.ID, t0); err != nil {
+	if _, err := s.Block(ctx, me.ID, blocked.ID, t0, 0); err != nil {
 		t.Fatal(err)
 	}
 
@@ -460,11 +516,11 @@ func testAcquaintances(t *testing.T, s chat.Store) {
 		}
 	}
 	for i, blocker := range []int64{b1, b2, b3} { // b3 last
-		if _, err := s.Block(ctx, blocker, me, t0.Add(time.Duration(i)*time.Hour)); err != nil {
+		if _, err := s.Block(ctx, blocker, me, t0.Add(time.Duration(i)*time.Hour), 0); err != nil {
 			t.Fatalf("Block(%d, %d): %v", blocker, me, err)
 		}
 	}
-	if _, err := s.Block(ctx, me, mine, t0); err != nil {
+	if _, err := s.Block(ctx, me, mine, t0, 0); err != nil {
 		t.Fatalf("Block(%d, %d): %v", me, mine, err)
 	}
 

@@ -391,10 +391,10 @@ func testGroupAddBlocked(t *testing.T, s chat.Store) {
 	bob := mustUser(t, s, "bob@example.com", "Bob")
 	cy := mustUser(t, s, "cy@example.com", "Cy")
 	g := mustGroup(t, s, ada, "Crew", 10)
-	if _, err := s.Block(ctx, bob.ID, ada.ID, t0); err != nil {
+	if _, err := s.Block(ctx, bob.ID, ada.ID, t0, 0); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Block(ctx, ada.ID, cy.ID, t0); err != nil {
+	if _, err := s.Block(ctx, ada.ID, cy.ID, t0, 0); err != nil {
 		t.Fatal(err)
 	}
 	for _, u := range []chat.User{bob, cy} {

@@ -31,7 +31,7 @@ func testNameVersionInLists(t *testing.T, s chat.Store) {
 	if _, err := s.AcceptFriend(ctx, grace.ID, ada.ID, t0, 0); err != nil {
 		t.Fatalf("AcceptFriend: %v", err)
 	}
-	if _, err := s.Block(ctx, ada.ID, eve.ID, t0); err != nil {
+	if _, err := s.Block(ctx, ada.ID, eve.ID, t0, 0); err != nil {
 		t.Fatalf("Block: %v", err)
 	}
 	var d chat.Conversation

@@ -89,6 +89,7 @@ func TestStore(t *testing.T, open func(t *testing.T) chat.Store) {
 		{"RemoveContact", testRemoveContact},
 		{"ContactsOrder", testContactsOrder},
 		{"Block", testBlock},
+		{"BlocksCap", testBlocksCap},
 		{"Acquaintances", testAcquaintances},
 		{"SearchUsers", testSearchUsers},
 		{"SearchUsersDefaultLimit", testSearchUsersDefaultLimit},
