@@ -139,13 +139,22 @@ func (s *server) handleRemoveContact() http.Handler {
 	})
 }
 
+// handleBlock counts a block as one of the blocker's REST sends
+// (allowSend): each is a write, and a contact event kept in the blocker's
+// event log and sent to their connections (and to the one blocked, if the
+// two had a relation); without it a user could block and unblock in a
+// loop. An unblock is not counted: each undoes a counted block.
 func (s *server) handleBlock() http.Handler {
 	return s.handleErr(func(w http.ResponseWriter, r *http.Request) error {
 		id, err := s.decodeUserID(w, r)
 		if err != nil {
 			return err
 		}
-		if err := s.svc.Block(r.Context(), authFrom(r.Context()).User, id); err != nil {
+		u := authFrom(r.Context()).User
+		if err := s.allowSend(u); err != nil {
+			return err
+		}
+		if err := s.svc.Block(r.Context(), u, id); err != nil {
 			return err
 		}
 		w.WriteHeader(http.StatusNoContent)
