@@ -519,8 +519,8 @@ func (s *Service) User(ctx context.Context, id int64) (User, error) {
 }
 
 // SetName changes u's display name, at most Config.RenamesPerHour times
-// an hour (neither the same name again nor a new account's first name is
-// counted), and, for a rename, tells whoever shows it (an EventUser): u's own
+// an hour (neither the same name again, which changes nothing, nor a new
+// account's first name is counted), and, for a rename, tells whoever shows it (an EventUser): u's own
 // connections, contacts, the peers of u's direct conversations (up to
 // Config.MaxFriends of them, the most recently active) and the users who
 // blocked u (as many), on their user topics; the members of u's
@@ -540,8 +540,14 @@ func (s *Service) SetName(ctx context.Context, u User, name string) (User, error
 	if err != nil {
 		return User{}, err
 	}
+	if name == u.Name {
+		// Not counted, so not written either: the store would bump the
+		// name's version as often as a client asked. u was read with
+		// its session, for this request.
+		return u, nil
+	}
 	key := "rename:" + strconv.FormatInt(u.ID, 10)
-	counted := name != u.Name && u.Name != "" // a new account's first name is not a rename
+	counted := u.Name != "" // a new account's first name is not a rename
 	if counted {
 		if err := s.allowOr(ctx, key, s.cfg.RenamesPerHour, time.Hour, "name",
 			"you have changed your name as many times as the server allows in an hour"); err != nil {

@@ -235,3 +235,33 @@ func TestRenamePollForkTellsNameNow(t *testing.T) {
 		t.Errorf("the late poll's answer %v tells Ada's name as %q; want a resumed channel that tells it once, as Ada Lovelace", fs, names)
 	}
 }
+
+// TestRenameSameNameWritesNothing: a PATCH /api/me with the name the user
+// has is not counted as a rename, so it must not write either: before,
+// it was stored again, its version bumped, as often as a client liked.
+func TestRenameSameNameWritesNothing(t *testing.T) {
+	ts := newTestServer(t)
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	me := func() [3]any {
+		t.Helper()
+		var got struct {
+			User struct {
+				ID          int64  `json:"id"`
+				Name        string `json:"name"`
+				Email       string `json:"email"`
+				NameVersion int64  `json:"name_version"`
+			} `json:"user"`
+			RenewAt string `json:"session_renew_at"`
+			RenewBy string `json:"session_renew_by"`
+		}
+		ts.mustDo(t, ada, "GET", "/api/me", nil, http.StatusOK, &got)
+		return [3]any{got.User.Name, got.User.Email, got.User.NameVersion}
+	}
+	before := me()
+	for range 3 {
+		ts.mustDo(t, ada, "PATCH", "/api/me", map[string]string{"name": "Ada"}, http.StatusOK, nil)
+	}
+	if after := me(); after != before {
+		t.Errorf("GET /api/me after PATCHes of the same name: name, email, name_version = %v; want %v", after, before)
+	}
+}
