@@ -1380,6 +1380,10 @@ func (s *server) handlePollEnd() pollHandler {
 			s.writeError(w, chat.Invalid(chat.CodeMissingField, "cursor", "cursor is required"))
 			return
 		}
+		if err := s.allowPollEnd(a.User); err != nil {
+			s.writeError(w, err)
+			return
+		}
 		// Remembered whether or not the channel is live here: a poll sent
 		// before this request, or one rebuilding it now, must not bring
 		// it back. The channel's forks end with it: the whole family.

@@ -164,6 +164,7 @@ type server struct {
 	sends    restLimits[int64]  // REST sends per user, as a user's connections' sends
 	reads    restLimits[int64]  // REST read-position moves per user, as a user's connections' other frames
 	checks   restLimits[int64]  // checks of whether an open would be let in (GET /api/ws/check) per user, as other frames
+	ends     restLimits[int64]  // ends of long-poll channels (DELETE /api/poll) per user, as other frames
 	conns    slots[int64]       // a user's connections the hub does not count yet (roomForConn)
 	compat   slots[string]      // the Django Channels connections of a client address
 	opens    restLimits[string] // how often a client address opens Django Channels connections
@@ -458,6 +459,16 @@ func (s *server) otherFrames() (rate.Limit, int) {
 func (s *server) allowRead(u chat.User) error {
 	limit, burst := s.otherFrames()
 	return s.reads.allow(u.ID, limit, burst)
+}
+
+// allowPollEnd applies the limit of a user's frames other than sends
+// (otherFrames) to u's ends of long-poll channels (DELETE /api/poll), as
+// to a WebSocket's close frame: each is published to every node, and
+// recorded in Redis in a cluster, and one cursor may be sent again and
+// again.
+func (s *server) allowPollEnd(u chat.User) error {
+	limit, burst := s.otherFrames()
+	return s.ends.allow(u.ID, limit, burst)
 }
 
 // allowCompatOpen applies the limit of how often a user opens
