@@ -3283,9 +3283,11 @@ function connStatus({ state: s, transport, retryAt, reason }) {
 }
 
 // reloadLists loads again what frames missed while the page had no
-// connection may have changed: the conversation and contact lists, and the
-// open group's members (their names, renamed meanwhile).
+// connection may have changed: the room, conversation and contact lists
+// (a room entered elsewhere for the first time is in no event log), and
+// the open group's members (their names, renamed meanwhile).
 function reloadLists() {
+  refreshRooms();
   refreshConversations();
   refreshContacts();
   reloadGroupSoon();
