@@ -1,9 +1,15 @@
 package main
 
 import (
+	"context"
+	"fmt"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/parley-chat/parley/internal/chat"
 )
 
 // TestBrowserReconnectListsRoomEntered: Ada has #lobby open when her
@@ -25,5 +31,89 @@ func TestBrowserReconnectListsRoomEntered(t *testing.T) {
 		window.parleySockets.length === 2 && document.getElementById("conn-status").dataset.state === "connected"`)
 	waitFor[bool](t, ada, "#garden is among Ada's rooms", viewState, `() =>
 		!!document.querySelector('#rooms-joined li[data-room-name="garden"]')`)
+	ada.checkQuiet(t)
+}
+
+// leaveGateStore is a store whose LeaveRoom, once armed, holds its answer
+// after the leave is committed (and its removed logged) until released:
+// the removed is in the user's event log, and not yet published.
+type leaveGateStore struct {
+	store
+	armed   atomic.Bool
+	left    chan struct{} // a held leave is committed
+	release chan struct{} // lets it answer
+}
+
+func (s *leaveGateStore) LeaveRoom(ctx context.Context, roomID, userID int64, at time.Time, announce bool, removed chat.Event) (chat.Message, chat.Event, bool, error) {
+	m, ev, left, err := s.store.LeaveRoom(ctx, roomID, userID, at, announce, removed)
+	if s.armed.CompareAndSwap(true, false) {
+		s.left <- struct{}{}
+		select {
+		case <-s.release:
+		case <-time.After(browserStepTimeout):
+		}
+	}
+	return m, ev, left, err
+}
+
+// recordFrames has the page's WebSockets made from now on keep every
+// frame they receive in window.parleyFrames.
+const recordFrames = `(() => {
+	window.parleyFrames = [];
+	const Prev = window.WebSocket;
+	function WebSocket(url, protocols) {
+		const ws = new Prev(url, protocols);
+		ws.addEventListener("message", (e) => window.parleyFrames.push(String(e.data)));
+		return ws;
+	}
+	Object.assign(WebSocket, {CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3});
+	window.WebSocket = WebSocket;
+})()`
+
+// TestBrowserReconnectKeepsEventBehindOpen: Ada leaves #lobby on another
+// device, and her page opens #garden after the leave is logged but before
+// it is published, so that the opened reply's mark (user_seq) is past the
+// last event the page received. The link breaks before the removed comes.
+// The page reconnects asking for the events after the last one it
+// received, not after the mark: the removed is given again.
+func TestBrowserReconnectKeepsEventBehindOpen(t *testing.T) {
+	exe := chromiumPath(t)
+	var st *leaveGateStore
+	s := startServerWith(t, func(db store) store {
+		st = &leaveGateStore{store: db, left: make(chan struct{}, 1), release: make(chan struct{})}
+		return st
+	})
+	ada := startBrowser(t, exe, "ada", time.Now().Add(2*time.Minute))
+	ada.onEveryPage(t, "wrap WebSocket", blockWebSocketLater)
+	ada.signIn(t, s, "ada@example.com", "Ada")
+	ada.enterRoom(t, "lobby")
+	lobbyID := evaluate[int64](t, ada, "read #lobby's id",
+		`Number(document.querySelector('#rooms-joined li[data-room-name="lobby"]').dataset.roomId)`)
+
+	st.armed.Store(true)
+	evaluate[chromedp.Void](t, ada, "leave #lobby on another device",
+		fmt.Sprintf(`void fetch("/api/rooms/%d/members/me", {method: "DELETE"})`, lobbyID))
+	select {
+	case <-st.left:
+	case <-time.After(browserStepTimeout):
+		t.Fatal("the leave of #lobby was not committed")
+	}
+	ada.enterRoom(t, "garden") // opened: its mark is the removed's user_seq
+
+	evaluate[chromedp.Void](t, ada, "the link breaks", `(() => {
+		window.parleyBlockWS = true;
+		window.parleySockets.at(-1).close();
+	})()`)
+	waitFor[bool](t, ada, "the page knows it is disconnected", viewState, `() =>
+		document.getElementById("conn-status").dataset.state !== "connected"`)
+	close(st.release) // the removed is published to no connection of Ada's
+	evaluate[chromedp.Void](t, ada, "record frames", recordFrames)
+	evaluate[chromedp.Void](t, ada, "the link is back", `window.parleyBlockWS = false`)
+	waitFor[bool](t, ada, "the reconnected page is given #lobby's removed", `{
+		urls: window.parleySockets.map((ws) => ws.url), frames: window.parleyFrames}`, `(id) =>
+		window.parleyFrames.some((f) => f.split("\n").some((l) => {
+			const v = JSON.parse(l);
+			return v.type === "removed" && v.room_id === id;
+		}))`, lobbyID)
 	ada.checkQuiet(t)
 }

@@ -818,7 +818,10 @@ export class ChatSocket {
   }
 
   handle(f) {
-    if (f.user_seq > this.userSeq) this.userSeq = f.user_seq;
+    // An opened reply's user_seq is where the log stood at the open, not
+    // an event received: the events up to it may still be on their way,
+    // and a reconnect asks for those after the newest one received.
+    if (f.type !== 'opened' && f.user_seq > this.userSeq) this.userSeq = f.user_seq;
     switch (f.type) {
       case 'hello':
         this.userSeq = Math.max(this.userSeq, 0); // user_seq 0: an empty log
