@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -115,5 +116,38 @@ func TestBrowserReconnectKeepsEventBehindOpen(t *testing.T) {
 			const v = JSON.parse(l);
 			return v.type === "removed" && v.room_id === id;
 		}))`, lobbyID)
+	ada.checkQuiet(t)
+}
+
+// TestBrowserReconnectFollowsNewDirect: Ada looks at her empty chat with
+// Grace, who has never written to her, when her link breaks; Grace writes
+// her first message meanwhile, which makes their conversation. A direct
+// chat's conversation frame is in no event log, so the page learns of it
+// from its list after reconnecting: it follows the new conversation in the
+// chat it shows, and Grace's message is shown there.
+func TestBrowserReconnectFollowsNewDirect(t *testing.T) {
+	s, ada := startAdaUnsigned(t)
+	ada.onEveryPage(t, "wrap WebSocket", blockWebSocketLater)
+	ada.signIn(t, s, "ada@example.com", "Ada")
+	ada.userID = userIDOf(t, s, nil, ada)
+	grace, graceID, direct := graceBefriendsAda(t, s, ada)
+	evaluate[chromedp.Void](t, ada, "open the chat with Grace", fmt.Sprintf(`location.hash = "#dm/%d"`, graceID))
+	waitFor[bool](t, ada, "the empty chat with Grace is open and connected", viewState, `() =>
+		document.getElementById("room-title").textContent === "Grace" &&
+		document.getElementById("history-text").textContent.startsWith("This is the beginning") &&
+		document.getElementById("conn-status").dataset.state === "connected"`)
+	evaluate[chromedp.Void](t, ada, "mark the page", `window.parleyTestPage = true`)
+
+	evaluate[chromedp.Void](t, ada, "the link breaks", `(() => {
+		window.parleyBlockWS = true;
+		window.parleySockets.at(-1).close();
+	})()`)
+	waitFor[bool](t, ada, "the page knows it is disconnected", viewState, `() =>
+		document.getElementById("conn-status").dataset.state !== "connected"`)
+	postJSON(t, grace, "POST", direct, map[string]string{"client_id": "c-first", "body": "Are you there?"}, http.StatusOK, nil)
+	evaluate[chromedp.Void](t, ada, "the link is back", `window.parleyBlockWS = false`)
+	waitFor[bool](t, ada, "connected by a new WebSocket", viewState, `() =>
+		window.parleySockets.length === 2 && document.getElementById("conn-status").dataset.state === "connected"`)
+	ada.waitMessage(t, "Are you there?")
 	ada.checkQuiet(t)
 }

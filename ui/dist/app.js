@@ -835,6 +835,9 @@ async function refreshConversations() {
       if (isShown(c.id) && state.socket && state.socket.last(c.id) >= (c.last_seq || 0)) convs.get(c.id).unread = 0;
     }
     state.convs = convs;
+    // A first message of a friend's while the page had no connection made
+    // the conversation of the empty chat shown: its frame is in no log.
+    for (const c of convs.values()) if (c.kind === 'direct' && c.peer && followNewDirect(c.id, c.peer.id)) break;
     renderConversations();
   } catch (err) {
     console.warn('parley: conversations:', err.message);
@@ -995,15 +998,23 @@ function onConversationFrame(f) {
     state.convs.set(conv.id, conv);
     refreshConversationsSoon();
   }
-  if (f.peer) conv.peer = f.peer;
-  // The friend wrote first while we look at our empty chat with them:
-  // follow the new conversation from its start.
-  const r = state.room;
-  if (r && r.kind === 'direct' && !r.id && f.peer && r.peer.id === f.peer.id && state.loaded && state.socket) {
-    r.id = f.room_id;
-    state.socket.openRoom(r.id, 0);
+  if (f.peer) {
+    conv.peer = f.peer;
+    followNewDirect(f.room_id, f.peer.id);
   }
   noteMessage(conv, m);
+}
+
+// followNewDirect follows conversation id, just made by a first message,
+// in the chat the page shows if that is the empty one with user peerId
+// (the friend wrote first while we look at it): from its start. It
+// reports whether it did.
+function followNewDirect(id, peerId) {
+  const r = state.room;
+  if (!r || r.kind !== 'direct' || r.id || !r.peer || r.peer.id !== peerId || !state.loaded || !state.socket) return false;
+  r.id = id;
+  state.socket.openRoom(r.id, 0);
+  return true;
 }
 
 // previewParts is a conversation's preview, as isoParts takes it: the
