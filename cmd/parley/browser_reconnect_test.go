@@ -151,3 +151,65 @@ func TestBrowserReconnectFollowsNewDirect(t *testing.T) {
 	ada.waitMessage(t, "Are you there?")
 	ada.checkQuiet(t)
 }
+
+// openFailStore is a store that, once armed for a conversation and a
+// user, answers the next check of that membership unavailable, as a
+// database that did not answer in time.
+type openFailStore struct {
+	store
+	conv, user atomic.Int64 // armed for; 0: not armed
+	failed     atomic.Int32 // checks answered unavailable
+}
+
+func (s *openFailStore) Conversation(ctx context.Context, id, userID int64) (chat.Conversation, bool, error) {
+	if id == s.conv.Load() && userID == s.user.Load() && s.conv.CompareAndSwap(id, 0) {
+		s.failed.Add(1)
+		return chat.Conversation{}, false, chat.Errorf(chat.ErrUnavailable, chat.CodeUnavailable, "the database did not answer in time; try again later")
+	}
+	return s.store.Conversation(ctx, id, userID)
+}
+
+// TestBrowserReconnectOpenUnavailable: when Ada's page reconnects, the
+// server cannot answer its open of #lobby for now (unavailable). The page
+// asks again after a back-off, as for an open refused for a limit, and
+// Grace's next message in #lobby reaches it live.
+func TestBrowserReconnectOpenUnavailable(t *testing.T) {
+	exe := chromiumPath(t)
+	var st *openFailStore
+	s := startServerWith(t, func(db store) store {
+		st = &openFailStore{store: db}
+		return st
+	})
+	ada := startBrowser(t, exe, "ada", time.Now().Add(2*time.Minute))
+	ada.onEveryPage(t, "wrap WebSocket", blockWebSocketLater)
+	ada.signIn(t, s, "ada@example.com", "Ada")
+	ada.enterRoom(t, "lobby")
+	lobbyID := evaluate[int64](t, ada, "read #lobby's id",
+		`Number(document.querySelector('#rooms-joined li[data-room-name="lobby"]').dataset.roomId)`)
+	grace := signIn(t, s, "grace@example.com", "Grace")
+	postJSON(t, grace, "POST", s.URL+"/api/rooms", map[string]string{"name": "lobby"}, http.StatusOK, nil)
+
+	evaluate[chromedp.Void](t, ada, "the link breaks", `(() => {
+		window.parleyBlockWS = true;
+		window.parleySockets.at(-1).close();
+	})()`)
+	waitFor[bool](t, ada, "the page knows it is disconnected", viewState, `() =>
+		document.getElementById("conn-status").dataset.state !== "connected"`)
+	st.user.Store(ada.userID)
+	st.conv.Store(lobbyID)
+	evaluate[chromedp.Void](t, ada, "the link is back", `window.parleyBlockWS = false`)
+	waitFor[bool](t, ada, "connected by a new WebSocket", viewState, `() =>
+		window.parleySockets.length === 2 && document.getElementById("conn-status").dataset.state === "connected"`)
+	for deadline := time.Now().Add(browserStepTimeout); st.failed.Load() == 0; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the page's open of #lobby was not refused")
+		}
+	}
+	postJSON(t, grace, "POST", fmt.Sprintf("%s/api/rooms/%d/messages", s.URL, lobbyID),
+		map[string]string{"client_id": "c-back", "body": "Back again?"}, http.StatusOK, nil)
+	ada.waitMessage(t, "Back again?")
+	if got := ada.composerError(t); got != "" {
+		t.Errorf("Ada's composer says %q; want nothing: the page asked again by itself", got)
+	}
+	ada.checkQuiet(t)
+}

@@ -2510,7 +2510,8 @@ function renderOnline() {
   } else if (room) {
     sub = `${plural(room.members ?? 0, 'member')} · ${count} online`;
   }
-  // The server asked us to wait before opening it (rate_limited).
+  // The server asked us to wait before opening it (rate_limited), or
+  // could not answer the open (unavailable).
   if (room && state.openWait) {
     const s = Math.max(1, Math.ceil((state.openWait - Date.now()) / 1000));
     sub = `Waiting to load new messages — trying again in ${plural(s, 'second')}…`;
@@ -3474,6 +3475,11 @@ function startSocket() {
     })
     .on('error', (f) => {
       if (f.request === 'read') return; // a read position is best effort
+      if (f.request === 'open' && current(f.requestRoomId) && state.openWait) {
+        // Asked again no more (it failed its last try): no countdown.
+        state.openWait = 0;
+        renderOnline();
+      }
       // Reopening a group we were removed from while away.
       if (f.request === 'open' && f.code === 'not_found' && current(f.requestRoomId) && state.room.kind === 'group') {
         state.socket.forget(f.requestRoomId);

@@ -32,7 +32,8 @@
 //   send-stuck   {roomId, clientId, body, code, message}: such a send failed its last try;
 //                it stays pending, unsent, until resend(clientId) or discard(clientId)
 //                (a send settled by a sync or the history, see settle, ends quietly instead)
-//   open-wait    {roomId, retryAt}: the open of a room was refused for now (rate_limited); it is asked again at retryAt
+//   open-wait    {roomId, retryAt}: the open of a room was refused for now (rate_limited), or the server could
+//                not answer it (unavailable, internal); it is asked again at retryAt
 //   error        an error frame not tied to a send ({transient: true} for rate limits)
 //   session-ended  the session is gone (close code 4001, or 401 to a poll): do not reconnect
 //   contact      a contact frame (a friend, request or block changed)
@@ -835,7 +836,10 @@ export class ChatSocket {
         this.emit('hello', f);
         // Re-open every room from where we are, then retry what was not
         // acked, but for sends that failed their last try: the user says.
-        for (const rs of this.rooms.values()) this.sendOpen(rs);
+        for (const rs of this.rooms.values()) {
+          rs.openTries = 0;
+          this.sendOpen(rs);
+        }
         for (const p of this.pending.values()) if (!p.stuck) this.sendPending(p);
         break;
       case 'opened': {
@@ -846,6 +850,7 @@ export class ChatSocket {
         }
         const rs = f.room && this.rooms.get(f.room.id);
         if (!rs) break;
+        rs.openTries = 0;
         this.emit('opened', {
           room: f.room,
           online: f.online || [],
@@ -986,14 +991,20 @@ export class ChatSocket {
       const rs = this.rooms.get(r.roomId);
       if (rs) rs.endSync();
     }
-    if (r && r.type === 'open' && f.code === 'rate_limited') {
+    if (r && r.type === 'open' && (f.code === 'rate_limited' || unsure(f.code))) {
       // Not opened: nothing of the room would come. Ask again once the
-      // server allows it, on this connection (a new one opens it anyway).
+      // server allows it, or, when it could not answer (unavailable,
+      // internal), after a back-off, up to RESEND_TRIES times in a row, on
+      // this connection (a new one opens it anyway).
       const rs = this.rooms.get(r.roomId);
-      if (rs) {
+      if (rs && !(unsure(f.code) && rs.openTries >= RESEND_TRIES)) {
         rs.endSync(); // the sync an open with after would have brought
         const conn = this.conn;
-        const wait = f.retry_after_ms > 0 ? f.retry_after_ms : 1000;
+        let wait = f.retry_after_ms > 0 ? f.retry_after_ms : 1000;
+        if (unsure(f.code)) {
+          rs.openTries = (rs.openTries || 0) + 1;
+          wait = Math.max(f.retry_after_ms || 0, Math.min(RESEND_MAX, RESEND_FIRST * 2 ** (rs.openTries - 1)));
+        }
         this.emit('open-wait', { roomId: rs.roomId, retryAt: Date.now() + wait });
         setTimeout(() => {
           if (this.rooms.get(rs.roomId) === rs && this.conn === conn && this.ready) this.sendOpen(rs);

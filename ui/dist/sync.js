@@ -12,6 +12,7 @@ export class RoomSync {
     this.buffer = new Map(); // seq → message, all > last + 1
     this.syncing = false; // a sync (or open with after) is in flight
     this.syncSince = 0;
+    this.openTries = 0; // opens in a row the server could not answer
   }
 
   // accept takes one message and returns the messages now deliverable.
