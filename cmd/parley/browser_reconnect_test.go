@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -210,6 +211,71 @@ func TestBrowserReconnectOpenUnavailable(t *testing.T) {
 	ada.waitMessage(t, "Back again?")
 	if got := ada.composerError(t); got != "" {
 		t.Errorf("Ada's composer says %q; want nothing: the page asked again by itself", got)
+	}
+	ada.checkQuiet(t)
+}
+
+// watchPolls keeps, in window.parleyPolls, how long the page's answered
+// long-poll GETs were held (held: the longest) and how many channels it
+// ended (deletes), and the connection states the page showed (states).
+const watchPolls = `(() => {
+	window.parleyPolls = {held: 0, deletes: 0, states: []};
+	const orig = window.fetch;
+	window.fetch = function (input, init) {
+		const url = String(input instanceof Request ? input.url : input);
+		const method = ((init && init.method) || "GET").toUpperCase();
+		const p = orig.apply(this, arguments);
+		if (url.includes("/api/poll") && method === "DELETE") window.parleyPolls.deletes++;
+		if (url.includes("/api/poll") && method === "GET") {
+			const start = Date.now();
+			p.then((res) => res.ok && res.clone().json()).then(() => {
+				window.parleyPolls.held = Math.max(window.parleyPolls.held, Date.now() - start);
+			}, () => {});
+		}
+		return p;
+	};
+	document.addEventListener("DOMContentLoaded", () => {
+		const el = document.getElementById("conn-status");
+		new MutationObserver(() => {
+			const s = window.parleyPolls.states;
+			if (s.at(-1) !== el.dataset.state) s.push(el.dataset.state);
+		}).observe(el, {attributes: true, attributeFilter: ["data-state"]});
+	});
+})()`
+
+// TestBrowserPollHoldLongerThanDeadCheck: the server holds long-polls up
+// to 70 s (--poll-hold), longer than the page waits for a frame before
+// it wonders whether the link is dead. Idle in #lobby, the page checks
+// the link and finds it alive: it keeps its channel through a poll held
+// the whole 70 s, rather than ending it and reconnecting every minute.
+func TestBrowserPollHoldLongerThanDeadCheck(t *testing.T) {
+	exe := chromiumPath(t)
+	s := startServer(t, "--poll-hold", "70s")
+	ada := startBrowser(t, exe, "ada", time.Now().Add(4*time.Minute))
+	ada.query = "?transport=poll"
+	ada.onEveryPage(t, "watch the polls", watchPolls)
+	ada.signIn(t, s, "ada@example.com", "Ada")
+	ada.enterRoom(t, "lobby")
+	type polls struct {
+		Held    int64    `json:"held"`
+		Deletes int      `json:"deletes"`
+		States  []string `json:"states"`
+	}
+	var got polls
+	for deadline := time.Now().Add(100 * time.Second); ; time.Sleep(time.Second) {
+		got = evaluate[polls](t, ada, "read the polls", `window.parleyPolls`)
+		if got.Deletes > 0 || got.Held >= 65000 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no poll was held 65 s within 100 s: %+v", got)
+		}
+	}
+	if got.Deletes > 0 || got.Held < 65000 {
+		t.Errorf("Ada's page ended its channel (%d DELETEs), its longest poll held %d ms; want a poll held 70 s, no channel ended", got.Deletes, got.Held)
+	}
+	if n := len(got.States); n == 0 || got.States[n-1] != "connected" || slices.Contains(got.States, "disconnected") {
+		t.Errorf("Ada's page showed the states %q; want it connected throughout", got.States)
 	}
 	ada.checkQuiet(t)
 }

@@ -51,7 +51,7 @@ const MIN_DELAY = 500; // first reconnect delay, doubled per failure
 const MAX_DELAY = 15000;
 const PING_EVERY = 25000; // nothing received or sent for this long: an app-level ping, so a dead link is noticed
 const PONG_WAIT = 15000; // a ping answered by nothing for this long: the link is dead, reconnect
-const DEAD_AFTER = 60000; // nothing received for this long, without pings (long-polling, before hello): reconnect
+const DEAD_AFTER = 60000; // nothing received for this long: before hello, reconnect; long-polling after it, a ping (a poll may be held longer: --poll-hold)
 const SYNC_TIMEOUT = 15000; // a sync reply that never came is asked again
 const SESSION_ENDED = 4001;
 const FALLBACK_AFTER = 2; // WebSocket failures before hello, the HTTP API up and an open allowed, before long-polling
@@ -107,7 +107,9 @@ export function newClientId() {
 // may be empty), and onclose(code) is called once if the connection ends
 // by itself, never after close(), with retryAfterMs when the server
 // refused it for now (429 rate_limited) and said how long to wait. pings
-// says whether the connection needs app-level pings to notice a dead link.
+// says whether the connection needs app-level pings to notice a dead link
+// whenever it is quiet (a long-poll connection's polls are answered at
+// least every --poll-hold: it pings only after a long silence).
 
 // wsTransport connects to the WebSocket endpoint url.
 export function wsTransport(url) {
@@ -565,22 +567,27 @@ export class ChatSocket {
 
   // tick runs every few seconds: keep-alive, dead-link and lost-sync checks.
   // In a tab hidden for long the browser runs it only once a minute, so a
-  // connection with pings is taken for dead only when a ping of its own
-  // went unanswered: the time since the last frame received says nothing
-  // there (the server's WebSocket pings, which keep the link up, are not
-  // seen by the page).
+  // connection that had its hello is taken for dead only when a ping of
+  // its own went unanswered: the time since the last frame received says
+  // nothing there (the server's WebSocket pings, which keep the link up,
+  // are not seen by the page), nor long-polling, where the server holds a
+  // poll up to its --poll-hold, which may be longer than DEAD_AFTER. A
+  // long-poll connection pings only after DEAD_AFTER of silence: its polls'
+  // answers, empty ones too, say that the link is up.
   tick() {
     if (this.stopped || !this.conn) return;
     const now = Date.now();
-    const pings = this.ready && this.conn.pings;
-    const dead = pings ? this.pingAt > 0 && now - this.pingAt > PONG_WAIT : now - this.lastRx > DEAD_AFTER;
+    const dead = this.ready ? this.pingAt > 0 && now - this.pingAt > PONG_WAIT : now - this.lastRx > DEAD_AFTER;
     if (dead) {
       this.drop(4002);
       this.closed(1006);
       return;
     }
     if (!this.ready) return;
-    if (pings && !this.pingAt && (now - this.lastRx > PING_EVERY || now - this.lastTx > PING_EVERY)) {
+    const quiet = this.conn.pings
+      ? now - this.lastRx > PING_EVERY || now - this.lastTx > PING_EVERY
+      : now - this.lastRx > DEAD_AFTER;
+    if (quiet && !this.pingAt) {
       if (this.raw({ type: 'ping' })) this.pingAt = now;
     }
     for (const rs of this.rooms.values()) {
