@@ -35,6 +35,9 @@ type away struct {
 	// idle, made as it leaves 0, is closed as it returns to 0.
 	running int
 	idle    chan struct{}
+	// flushed is set by FlushPresence: the node is shutting down, and
+	// connections that end after are not counted out (see Disconnect).
+	flushed bool
 }
 
 // ended is the connections of a user that ended and are not counted out
@@ -102,10 +105,16 @@ func (s *Service) addPresence(ctx context.Context, convID, userID int64) bool {
 }
 
 // Disconnect counts one connection of u out, after the grace period:
-// with u's others that ended, once none has for the grace period.
+// with u's others that ended, once none has for the grace period. After
+// FlushPresence it does nothing: a timer started then would fire as the
+// store closes, or never, the process gone; the flush was the node's
+// last word on its users' presence.
 func (s *Service) Disconnect(u User) {
 	s.away.mu.Lock()
 	defer s.away.mu.Unlock()
+	if s.away.flushed {
+		return
+	}
 	if e := s.away.users[u.ID]; e != nil && e.timer.Stop() {
 		e.n++
 		e.timer.Reset(s.cfg.PresenceGrace)
@@ -208,9 +217,11 @@ func (s *Service) tellOffline(ctx context.Context, userID int64, seen time.Time)
 // still running, and waits for the timers counting out others now: for a
 // node shutting down, whose users would otherwise stay online in the
 // shared Presence, and whose store and broker close next. It returns when
-// ctx ends, whatever is left.
+// ctx ends, whatever is left. Connections that end after it are not
+// counted out (Disconnect).
 func (s *Service) FlushPresence(ctx context.Context) {
 	s.away.mu.Lock()
+	s.away.flushed = true
 	var due []*ended
 	for id, e := range s.away.users {
 		// A timer that fired and has not taken e yet finds it done.
