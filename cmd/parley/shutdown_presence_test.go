@@ -106,3 +106,63 @@ func TestRunShutdownStoresLastSeenWhenHubCloseTimesOut(t *testing.T) {
 		t.Errorf("Ada's last-seen time after a shutdown whose hub close timed out: none stored; want the shutdown's\n%s", s.stderr)
 	}
 }
+
+// TestRunShutdownStoresLastSeenOfOpenConnection: a user whose connection
+// is still open when the hub's close times out (stuck as it starts) gets
+// a last-seen time at shutdown. Before, only connections that had ended
+// were counted out: with the in-process Presence nothing else stored one,
+// and the session's late end started a grace timer the exit dropped.
+func TestRunShutdownStoresLastSeenOfOpenConnection(t *testing.T) {
+	var armed atomic.Bool
+	entered, release := make(chan struct{}), make(chan struct{})
+	var freeOnce sync.Once
+	free := func() { freeOnce.Do(func() { close(release) }) }
+	t.Cleanup(free)
+	wrap := func(st store) store {
+		return stuckGroups{store: st, armed: &armed, entered: entered, release: release, once: new(sync.Once)}
+	}
+	s := startServerWith(t, wrap, "--shutdown-timeout", "1s")
+	bob := signIn(t, s, "bob@example.com", "Bob")
+	var me struct {
+		User struct{ ID int64 } `json:"user"`
+	}
+	postJSON(t, bob, "GET", s.URL+"/api/me", nil, http.StatusOK, &me)
+
+	// Bob's connection is counted in, then gets stuck.
+	armed.Store(true)
+	go func() {
+		u, _ := url.Parse(s.URL)
+		d := websocket.Dialer{Jar: bob.Jar, HandshakeTimeout: 5 * time.Second}
+		if ws, _, err := d.Dial("ws://"+u.Host+"/api/ws", nil); err == nil {
+			defer ws.Close()
+			ws.SetReadDeadline(time.Now().Add(15 * time.Second))
+			for range 100 {
+				if _, _, err := ws.NextReader(); err != nil {
+					return
+				}
+			}
+		}
+	}()
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Bob's connection did not start within 10 s")
+	}
+
+	if err := s.shutdown(t); err == nil {
+		t.Log("run returned nil; the hub's close was expected to time out")
+	}
+	free()
+	db, err := sqlite.Open(context.Background(), s.DB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	seen, err := db.LastSeen(context.Background(), []int64{me.User.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seen[me.User.ID].IsZero() {
+		t.Errorf("Bob's last-seen time after a shutdown that found his connection open: none stored; want the shutdown's\n%s", s.stderr)
+	}
+}

@@ -35,6 +35,10 @@ type away struct {
 	// idle, made as it leaves 0, is closed as it returns to 0.
 	running int
 	idle    chan struct{}
+	// live counts the connections of each user counted in (Connect)
+	// and not ended (Disconnect), for FlushPresence to count out those
+	// still open as the node shuts down.
+	live map[int64]int
 	// flushed is set by FlushPresence: the node is shutting down, and
 	// connections that end after are not counted out (see Disconnect).
 	flushed bool
@@ -50,12 +54,33 @@ type ended struct {
 }
 
 // Connect counts one more connection of u; if u was offline everywhere,
-// u's friends learn that u is online.
+// u's friends learn that u is online. One that FlushPresence overtook is
+// counted out at once.
 func (s *Service) Connect(ctx context.Context, u User) error {
-	if s.addPresence(ctx, Everywhere, u.ID) {
+	first := s.addPresence(ctx, Everywhere, u.ID)
+	if !s.away.connected(u.ID) {
+		s.disconnectNow(ctx, u, 1)
+		return nil
+	}
+	if first {
 		s.tellPresence(ctx, u, true, time.Time{})
 	}
 	return nil
+}
+
+// connected counts one more open connection of userID, unless
+// FlushPresence has run, and reports whether it did.
+func (a *away) connected(userID int64) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.flushed {
+		return false
+	}
+	if a.live == nil {
+		a.live = make(map[int64]int)
+	}
+	a.live[userID]++
+	return true
 }
 
 // tellPresence tells u's friends that u went online, or offline (last
@@ -114,6 +139,11 @@ func (s *Service) Disconnect(u User) {
 	defer s.away.mu.Unlock()
 	if s.away.flushed {
 		return
+	}
+	if n := s.away.live[u.ID]; n > 1 {
+		s.away.live[u.ID] = n - 1
+	} else {
+		delete(s.away.live, u.ID)
 	}
 	if e := s.away.users[u.ID]; e != nil && e.timer.Stop() {
 		e.n++
@@ -214,24 +244,36 @@ func (s *Service) tellOffline(ctx context.Context, userID int64, seen time.Time)
 }
 
 // FlushPresence counts out at once every connection whose grace period is
-// still running, and waits for the timers counting out others now: for a
+// still running, and those still open (sessions the hub's close did not
+// end in time), and waits for the timers counting out others now: for a
 // node shutting down, whose users would otherwise stay online in the
-// shared Presence, and whose store and broker close next. It returns when
-// ctx ends, whatever is left. Connections that end after it are not
-// counted out (Disconnect).
+// shared Presence, without a last-seen time in the in-process one, and
+// whose store and broker close next. It returns when ctx ends, whatever
+// is left. Connections that end after it are not counted out again
+// (Disconnect).
 func (s *Service) FlushPresence(ctx context.Context) {
 	s.away.mu.Lock()
 	s.away.flushed = true
+	byUser := make(map[int64]*ended, len(s.away.users)+len(s.away.live))
 	var due []*ended
 	for id, e := range s.away.users {
 		// A timer that fired and has not taken e yet finds it done.
 		e.timer.Stop()
 		if !e.done {
 			e.done = true
+			byUser[id] = e
 			due = append(due, e)
 		}
 		delete(s.away.users, id)
 	}
+	for id, n := range s.away.live {
+		if e := byUser[id]; e != nil {
+			e.n += n
+			continue
+		}
+		due = append(due, &ended{u: User{ID: id}, n: n})
+	}
+	s.away.live = nil
 	idle := s.away.idle
 	s.away.mu.Unlock()
 	for _, e := range due {

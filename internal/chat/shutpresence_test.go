@@ -58,3 +58,42 @@ func TestDisconnectAfterFlushPresence(t *testing.T) {
 		t.Errorf("last-seen writes after FlushPresence returned (the store closing) = %d; want 0", n)
 	}
 }
+
+// TestFlushPresenceCountsOutOpenConnections: a user still connected as
+// the node shuts down (the hub's close timed out before their session
+// ended) is counted out by the flush, with the shutdown's last-seen time,
+// and a Disconnect after counts nothing out again. Before, only the
+// connections already ended were: with the in-process Presence, nothing
+// else ever stored when the user was last seen.
+func TestFlushPresenceCountsOutOpenConnections(t *testing.T) {
+	p := inmem.NewPresence()
+	st := &closingSeen{Store: sqliteStore(t)}
+	f := newFixtureOn(t, chat.Config{PresenceGrace: time.Hour}, p, st)
+	ada, _ := f.signIn(t, "ada@example.com", "Ada")
+	ctx := context.Background()
+	for range 2 { // two tabs
+		if err := f.svc.Connect(ctx, ada); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.svc.Disconnect(ada) // one tab closed: its grace period runs
+	fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	f.svc.FlushPresence(fctx)
+	seen, err := st.LastSeen(ctx, []int64{ada.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	online, _, err := p.State(ctx, chat.Everywhere, ada.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seen[ada.ID].IsZero() || online {
+		t.Errorf("after FlushPresence with a connection of Ada's open: last seen %v, online = %v; want her counted out, last seen now", seen[ada.ID], online)
+	}
+	st.closed.Store(true)
+	f.svc.Disconnect(ada) // her session ends late
+	if n := st.late.Load(); n > 0 {
+		t.Errorf("last-seen writes after FlushPresence returned = %d; want 0", n)
+	}
+}
