@@ -105,9 +105,19 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	// After the graceful shutdown, which --shutdown-timeout bounds; Redis's
 	// close takes at most redis.CloseTimeout more, even while it hangs.
+	// The service closes after it, before the store, however run returns:
+	// republishes still due are dropped, those running ended (Close
+	// returns even while the broker hangs), and clients resync on
+	// reconnecting; the presences Redis's close reported ended and has
+	// stopped waiting for are cut, so that nothing writes to the store as
+	// it closes (their users' last-seen times stay as they were).
+	var svc *chat.Service
 	defer func() {
 		if err := fab.close(); err != nil {
 			logger.Warn("close broker", "err", err)
+		}
+		if svc != nil {
+			svc.Close()
 		}
 	}()
 
@@ -136,7 +146,7 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 	defer ln.Close()
 
 	h := hub.New(fab.broker, logger)
-	svc := chat.NewService(chat.Config{
+	svc = chat.NewService(chat.Config{
 		MaxMessageLen:         cfg.MaxMessageLen,
 		MaxGroupMembers:       cfg.MaxGroupMembers,
 		OnlineMax:             cfg.OnlineMax,
@@ -164,11 +174,6 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 		Mailer:   mail,
 		Logger:   logger,
 	})
-
-	// Before the store closes, however run returns: republishes still due
-	// are dropped, those running ended (Close returns even while the
-	// broker hangs), and clients resync on reconnecting.
-	defer svc.Close()
 
 	webCfg := web.Config{
 		Origins:        cfg.Origins,

@@ -153,9 +153,13 @@ func (s *Service) Disconnect(u User) {
 	// None pending, or its timer has fired: that one counts out its own.
 	e := &ended{u: u, n: 1}
 	e.timer = time.AfterFunc(s.cfg.PresenceGrace, func() {
+		if !s.life.begin() {
+			return // the store is closing
+		}
+		defer s.life.end()
 		if n := s.away.take(e); n > 0 {
 			defer s.away.finished()
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			ctx, cancel := context.WithTimeout(s.life.ctx, 10*time.Second)
 			defer cancel()
 			s.disconnectNow(ctx, u, n)
 		}
@@ -292,9 +296,15 @@ func (s *Service) FlushPresence(ctx context.Context) {
 
 // presenceChanged is the Presence.Watch callback: a dead node's user is
 // no longer present in convID anywhere, or (online) is again, the node
-// having turned out alive.
+// having turned out alive. After Close it does nothing: the store closes
+// next (a shared Presence's Close reports this node's presences as it
+// removes them, and the Client waits for it only so long).
 func (s *Service) presenceChanged(convID, userID int64, online bool) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	if !s.life.begin() {
+		return
+	}
+	defer s.life.end()
+	ctx, cancel := context.WithTimeout(s.life.ctx, 10*time.Second)
 	defer cancel()
 	if convID == Everywhere && !online {
 		s.wentOffline(ctx, userID)
@@ -309,6 +319,40 @@ func (s *Service) presenceChanged(convID, userID int64, online bool) {
 		return
 	}
 	s.convPresence(ctx, convID, u, online)
+}
+
+// life ends, at Close, the presence work that writes to the store on a
+// goroutine of its own (grace timers, Watch callbacks), and tells Close
+// when that under way has returned: the store closes after Close.
+type life struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	mu     sync.Mutex
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// begin reports whether work may start, and counts it if so: end must
+// follow.
+func (l *life) begin() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return false
+	}
+	l.wg.Add(1)
+	return true
+}
+
+func (l *life) end() { l.wg.Done() }
+
+// stop ends the work under way (Close then waits for wg) and refuses
+// more.
+func (l *life) stop() {
+	l.mu.Lock()
+	l.closed = true
+	l.mu.Unlock()
+	l.cancel()
 }
 
 // counts holds the conversations with an EventOnlineCount due.

@@ -138,11 +138,14 @@ type laterKey struct{}
 // would otherwise hold Close for as long as it hangs.
 const closeWait = 5 * time.Second
 
-// Close stops the republishes due, ends those running and the tellers of
-// renames (renames: the news not yet told is dropped), and waits for them
-// (at most closeWait). The Service stays usable otherwise, but renames are
-// no longer told.
+// Close stops the republishes due, ends those running, the tellers of
+// renames (renames: the news not yet told is dropped) and the presence
+// work that writes to the store on its own (grace timers, Presence.Watch
+// callbacks, which do nothing after), and waits for them (at most
+// closeWait). The Service stays usable otherwise, but renames are no
+// longer told nor presences counted out on their own.
 func (s *Service) Close() {
+	s.life.stop()
 	l := &s.later
 	l.mu.Lock()
 	if l.closed {
@@ -160,7 +163,7 @@ func (s *Service) Close() {
 	l.mu.Unlock()
 	told := s.closeRenames()
 	done := make(chan struct{})
-	go func() { l.wg.Wait(); <-told; close(done) }()
+	go func() { l.wg.Wait(); <-told; s.life.wg.Wait(); close(done) }()
 	t := time.NewTimer(closeWait)
 	defer t.Stop()
 	select {

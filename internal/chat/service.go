@@ -301,6 +301,7 @@ type Service struct {
 	mailer   Mailer
 	log      *slog.Logger
 	away     away // connections ended, not yet counted out (presence.go)
+	life     life // presence work Close ends (presence.go)
 	// told orders the presence news of each user on this node, one at
 	// a time (tellPresence); one user's news never waits for another's.
 	told     keyed.Locks[int64, struct{}]
@@ -332,6 +333,7 @@ func NewService(cfg Config, d Deps) *Service {
 	}
 	s := &Service{cfg: cfg, store: d.Store, broker: d.Broker, presence: d.Presence, limiter: d.Limiter, mailer: d.Mailer, log: log}
 	s.counts.due = make(map[int64]bool)
+	s.life.ctx, s.life.cancel = context.WithCancel(context.Background())
 	if s.presence != nil {
 		s.presence.Watch(s.presenceChanged)
 	}

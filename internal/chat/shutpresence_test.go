@@ -3,6 +3,7 @@ package chat_test
 import (
 	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -95,5 +96,88 @@ func TestFlushPresenceCountsOutOpenConnections(t *testing.T) {
 	f.svc.Disconnect(ada) // her session ends late
 	if n := st.late.Load(); n > 0 {
 		t.Errorf("last-seen writes after FlushPresence returned = %d; want 0", n)
+	}
+}
+
+// watched is a Presence that keeps the function given to Watch, for a
+// test to report presences that ended on their own (a shared Presence's
+// Close reaping this node's).
+type watched struct {
+	chat.Presence
+	fn atomic.Pointer[func(convID, userID int64, online bool)]
+}
+
+func (p *watched) Watch(fn func(convID, userID int64, online bool)) { p.fn.Store(&fn) }
+
+// heldAfterClose is a Store whose last-seen writes wait, once entered is
+// closed, for release or their context; a call to the store after closed
+// is set counts in late.
+type heldAfterClose struct {
+	chat.Store
+	entered chan struct{}
+	release chan struct{}
+	once    sync.Once
+	closed  atomic.Bool
+	late    atomic.Int32
+}
+
+func (s *heldAfterClose) SetLastSeen(ctx context.Context, userID int64, at time.Time) error {
+	s.once.Do(func() { close(s.entered) })
+	select {
+	case <-s.release:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if s.closed.Load() {
+		s.late.Add(1)
+	}
+	return s.Store.SetLastSeen(ctx, userID, at)
+}
+
+func (s *heldAfterClose) User(ctx context.Context, id int64) (chat.User, error) {
+	if s.closed.Load() {
+		s.late.Add(1)
+	}
+	return s.Store.User(ctx, id)
+}
+
+// TestCloseEndsWatchedPresenceWrites: a presence the Presence reports
+// ended (a shared one's Close reaping this node's, which Client.Close
+// stops waiting for after redis.CloseTimeout) writes nothing once the
+// Service's Close has returned, since the store closes next: Close ends
+// those under way and waits for them, and those reported after do
+// nothing. Before, each ran on with a context of 10 s of its own, writing
+// to a store that was closing.
+func TestCloseEndsWatchedPresenceWrites(t *testing.T) {
+	p := &watched{Presence: inmem.NewPresence()}
+	st := &heldAfterClose{Store: sqliteStore(t), entered: make(chan struct{}), release: make(chan struct{})}
+	var once sync.Once
+	free := func() { once.Do(func() { close(st.release) }) }
+	t.Cleanup(free)
+	f := newFixtureOn(t, chat.Config{}, p, st)
+	ada, _ := f.signIn(t, "ada@example.com", "Ada")
+	bob, _ := f.signIn(t, "bob@example.com", "Bob")
+	fn := *p.fn.Load()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		fn(chat.Everywhere, ada.ID, false)
+	}()
+	select {
+	case <-st.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Ada's last-seen write not begun within 10 s")
+	}
+	f.svc.Close()
+	st.closed.Store(true) // the store closes next
+	free()
+	fn(chat.Everywhere, bob.ID, false) // reported after Close
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the Watch function did not return within 15 s")
+	}
+	if n := st.late.Load(); n > 0 {
+		t.Errorf("store calls of presences reported ended, after the Service's Close returned = %d; want 0", n)
 	}
 }
