@@ -232,7 +232,7 @@ type pollChannel struct {
 	pending  []json.RawMessage // frames to give before the queued events
 	pos      map[int64]int64   // open conversations: last seq delivered
 	live     map[int64]int64   // conversations not open (groups, one being opened): last seq delivered
-	unsynced map[int64]bool    // open conversations whose messages missed could not be read at the rebuild (restore)
+	unsynced map[int64]bool    // open conversations whose messages missed are still to give from the store (resync)
 	waiter   chan struct{}     // closed to end the GET waiting now
 	idle     *time.Timer
 	stopped  bool
@@ -704,22 +704,27 @@ func (ch *pollChannel) restore(cur *pollCursor) {
 		// frames of the gap are not replayed); after the sync, its
 		// last_seq asks the client for no sync of its own.
 		var opened json.RawMessage
+		more := false
 		err := ch.sess.open(inFrame{Type: "open", RoomID: id, After: &seq, noSync: full}, func(v any) {
 			b := mustJSON(v)
 			size += len(b)
-			if _, ok := v.(openedFrame); ok {
+			switch f := v.(type) {
+			case openedFrame:
 				opened = b
 				return
+			case syncFrame:
+				more = f.HasMore
 			}
 			frames = append(frames, b)
 		})
 		if opened != nil {
 			frames = append(frames, opened)
 		}
-		if err == nil && full || err != nil && ch.sess.isOpen(id) {
-			// Open, but what was missed is not read yet: the answer is
-			// full, or it could not be read (the sync, or a group's read
-			// positions). It is read at a later take.
+		if err == nil && (full || more) || err != nil && ch.sess.isOpen(id) {
+			// Open, but what was missed is not read yet, or not all of
+			// it: the answer is full, it could not be read (the sync, or
+			// a group's read positions), or it is longer than a page. It
+			// is read at a later take, from the last message given.
 			if err != nil {
 				ch.s.log.Warn("restore a long-poll conversation", "user", ch.sess.user.ID, "conv", id, "err", err)
 			}
@@ -728,10 +733,7 @@ func (ch *pollChannel) restore(cur *pollCursor) {
 				ch.pos[id] = max(seq, ch.live[id])
 				delete(ch.live, id)
 			}
-			if ch.unsynced == nil {
-				ch.unsynced = make(map[int64]bool)
-			}
-			ch.unsynced[id] = true
+			ch.markUnsyncedLocked(id)
 			ch.mu.Unlock()
 			rooms = append(rooms, id)
 			continue
@@ -954,13 +956,13 @@ func (ch *pollChannel) take(op *lazyOp) []json.RawMessage {
 				frames = append(frames, it.Raw)
 				continue
 			}
-			evs := ch.admit(op, it.Event, one[:0])
+			evs, own := ch.admit(op, it.Event, one[:0])
 			for i, ev := range evs {
 				if ev.Type == chat.EventRemoved {
 					removed = append(removed, ev)
 				}
 				var b []byte
-				if i == len(evs)-1 { // the item's own event: encoded once for all its recipients
+				if own && i == len(evs)-1 { // the item's own event: encoded once for all its recipients
 					b = it.Encoded(formatNative, encodeNative)
 				} else { // one missed, filled in from the store
 					b = encodeNative(ev)
@@ -977,34 +979,48 @@ func (ch *pollChannel) take(op *lazyOp) []json.RawMessage {
 	return frames
 }
 
-// resync appends to frames the sync of open conversation id that restore
-// could not read: the messages after the last delivered, which the
-// queued events then follow. If it fails again, the next take tries.
+// resync appends to frames a sync of open conversation id: a page of the
+// messages after the last delivered, which restore could not read, or
+// which admit found missed, past its first page. The queued events then
+// follow. While the store has more (has_more), the conversation stays
+// unsynced: the next take gives the next page, with no request of the
+// client's. If the read fails, the next take tries again.
 func (ch *pollChannel) resync(id int64, frames []json.RawMessage) []json.RawMessage {
 	ch.mu.Lock()
 	after, open := ch.pos[id]
 	ch.mu.Unlock()
+	more := false
 	if open {
 		var out []json.RawMessage
-		if err := ch.sess.sync(inFrame{Type: "sync", RoomID: id, After: &after}, func(v any) { out = append(out, mustJSON(v)) }); err != nil {
+		err := ch.sess.sync(inFrame{Type: "sync", RoomID: id, After: &after}, func(v any) {
+			if f, ok := v.(syncFrame); ok {
+				more = f.HasMore
+			}
+			out = append(out, mustJSON(v))
+		})
+		if err != nil {
 			return frames
 		}
 		frames = append(frames, out...)
 	}
-	ch.mu.Lock()
-	delete(ch.unsynced, id)
-	ch.mu.Unlock()
+	if !more {
+		ch.mu.Lock()
+		delete(ch.unsynced, id)
+		ch.mu.Unlock()
+	}
 	return frames
 }
 
 // admit returns the events to deliver for ev: none if the session does
 // not show it (session.shows) or it was delivered already; missed ones
-// before it. ev alone, the common case, comes in buf, of length zero: a
-// poll's take makes it on its stack, where a slice made here would be
-// one more allocation per delivery.
-func (ch *pollChannel) admit(op *lazyOp, ev chat.Event, buf []chat.Event) []chat.Event {
+// before it. The bool reports whether ev is among them, the last: not
+// when a gap before it is longer than a page, whose first page comes
+// alone. ev alone, the common case, comes in buf, of length
+// zero: a poll's take makes it on its stack, where a slice made here
+// would be one more allocation per delivery.
+func (ch *pollChannel) admit(op *lazyOp, ev chat.Event, buf []chat.Event) ([]chat.Event, bool) {
 	if !ch.sess.shows(&ev) {
-		return nil
+		return nil, false
 	}
 	if ev.UserSeq > 0 {
 		evs, err := ch.sess.admitUser(op.get(), ev)
@@ -1013,12 +1029,12 @@ func (ch *pollChannel) admit(op *lazyOp, ev chat.Event, buf []chat.Event) []chat
 			// which is still before the events missed.
 			ch.sess.s.log.Warn("read missed events", "user", ch.sess.user.ID, "err", err)
 			ch.sess.client.Close(hub.ReasonSlow)
-			return nil
+			return nil, false
 		}
-		return evs
+		return evs, true
 	}
 	if ev.Type != chat.EventMessage || ev.Message == nil {
-		return append(buf, ev)
+		return append(buf, ev), true
 	}
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
@@ -1027,7 +1043,7 @@ func (ch *pollChannel) admit(op *lazyOp, ev chat.Event, buf []chat.Event) []chat
 	if open && ch.unsynced[ev.ConvID] {
 		// Its sync, still to come (resync), holds it: a message is
 		// published once stored.
-		return nil
+		return nil, false
 	}
 	switch {
 	case !open: // a group not open (the list only), or one being opened
@@ -1037,24 +1053,45 @@ func (ch *pollChannel) admit(op *lazyOp, ev chat.Event, buf []chat.Event) []chat
 			}
 			ch.live[ev.ConvID] = seq
 		}
-		return append(buf, ev)
+		return append(buf, ev), true
 	case seq <= p:
-		return nil
+		return nil, false
 	case seq == p+1:
 		ch.pos[ev.ConvID] = seq
-		return append(buf, ev)
+		return append(buf, ev), true
 	}
+	// A gap the hub could not fill: the channel fills it from the store,
+	// a page at a time, the cursor after the last message given
+	// (docs/protocol.md, "Long-polling").
+	page := ch.s.svc.Config().HistoryLimit
+	ms, err := ch.s.svc.Sync(op.get(), ch.sess.me(), ev.ConvID, p, int(min(seq-p-1, int64(page))))
 	var out []chat.Event
-	limit := int(min(seq-p-1, int64(ch.s.svc.Config().HistoryLimit)))
-	if ms, err := ch.s.svc.Sync(op.get(), ch.sess.me(), ev.ConvID, p, limit); err == nil {
-		for i := range ms {
-			if ms[i].Seq > p && ms[i].Seq < seq {
-				out = append(out, chat.Event{Type: chat.EventMessage, ConvID: ev.ConvID, Message: &ms[i]})
-			}
+	for i := range ms {
+		if ms[i].Seq > p && ms[i].Seq < seq {
+			out = append(out, chat.Event{Type: chat.EventMessage, ConvID: ev.ConvID, Message: &ms[i]})
 		}
 	}
+	if err == nil && seq-p-1 > int64(page) {
+		// Longer than a page: this one now, the rest, this message
+		// among them, in the next answers (resync).
+		if len(out) > 0 {
+			ch.pos[ev.ConvID] = out[len(out)-1].Message.Seq
+		}
+		ch.markUnsyncedLocked(ev.ConvID)
+		return out, false
+	}
 	ch.pos[ev.ConvID] = seq
-	return append(out, ev)
+	return append(out, ev), true
+}
+
+// markUnsyncedLocked has take give open conversation id's messages after
+// the last delivered from the store (resync), and admit hold back its
+// live ones meanwhile. ch.mu is held.
+func (ch *pollChannel) markUnsyncedLocked(id int64) {
+	if ch.unsynced == nil {
+		ch.unsynced = make(map[int64]bool)
+	}
+	ch.unsynced[id] = true
 }
 
 // appendCursorLocked appends the encoded cursor of the channel's state to b.
