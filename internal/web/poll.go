@@ -984,7 +984,8 @@ func (ch *pollChannel) take(op *lazyOp) []json.RawMessage {
 // which admit found missed, past its first page. The queued events then
 // follow. While the store has more (has_more), the conversation stays
 // unsynced: the next take gives the next page, with no request of the
-// client's. If the read fails, the next take tries again.
+// client's. If the read fails, the next take tries again; if the user may
+// no longer read the conversation, there is nothing to give.
 func (ch *pollChannel) resync(id int64, frames []json.RawMessage) []json.RawMessage {
 	ch.mu.Lock()
 	after, open := ch.pos[id]
@@ -998,7 +999,7 @@ func (ch *pollChannel) resync(id int64, frames []json.RawMessage) []json.RawMess
 			}
 			out = append(out, mustJSON(v))
 		})
-		if err != nil {
+		if err != nil && !unreadable(err) {
 			return frames
 		}
 		frames = append(frames, out...)
@@ -1061,10 +1062,21 @@ func (ch *pollChannel) admit(op *lazyOp, ev chat.Event, buf []chat.Event) ([]cha
 		return append(buf, ev), true
 	}
 	// A gap the hub could not fill: the channel fills it from the store,
-	// a page at a time, the cursor after the last message given
+	// a page at a time, its cursor never past a message not given
 	// (docs/protocol.md, "Long-polling").
 	page := ch.s.svc.Config().HistoryLimit
 	ms, err := ch.s.svc.Sync(op.get(), ch.sess.me(), ev.ConvID, p, int(min(seq-p-1, int64(page))))
+	if err != nil && !unreadable(err) {
+		// The store failed: the cursor stays before the gap, which a
+		// later take reads (resync), this message with it: a message is
+		// published once stored.
+		ch.s.log.Warn("read missed messages", "user", ch.sess.user.ID, "conv", ev.ConvID, "err", err)
+		ch.markUnsyncedLocked(ev.ConvID)
+		return nil, false
+	}
+	// Unreadable, the user may no longer read the conversation (left it
+	// meanwhile; its removed is on its way): there is none of the gap to
+	// give, and the message goes as the hub gave it.
 	var out []chat.Event
 	for i := range ms {
 		if ms[i].Seq > p && ms[i].Seq < seq {
@@ -1082,6 +1094,13 @@ func (ch *pollChannel) admit(op *lazyOp, ev chat.Event, buf []chat.Event) ([]cha
 	}
 	ch.pos[ev.ConvID] = seq
 	return append(out, ev), true
+}
+
+// unreadable reports whether err, of a read of a conversation's messages,
+// says the user may not read them (no longer a member, or it is gone),
+// rather than that the store failed.
+func unreadable(err error) bool {
+	return errors.Is(err, chat.ErrNotFound) || errors.Is(err, chat.ErrForbidden)
 }
 
 // markUnsyncedLocked has take give open conversation id's messages after

@@ -147,3 +147,48 @@ func TestPollGapLargerThanAPage(t *testing.T) {
 		t.Errorf("messages the long-polling client got, by seq: mismatch (-want +got):\n%s", diff)
 	}
 }
+
+// TestPollGapFillFails: a long-poll channel that could not read a gap from
+// the store (nor could the hub) gave the message after it alone, with a
+// cursor past the gap: the client, polling on, never got the messages of
+// the gap, nor would a channel rebuilt from its cursor. The cursor must
+// stay before them until they are read, and the client's next polls give
+// them, in order, once the store answers again.
+func TestPollGapFillFails(t *testing.T) {
+	ts, lb, st := pollGapServer(t)
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	grace := ts.signIn(t, "grace@example.com", "Grace")
+	room := ts.enterRoom(t, grace, "general")
+	ts.enterRoom(t, ada, "general")
+	token := ada.Jar.Cookies(mustParseURL(t, ts.URL))[0].Value
+	cur := cursorOf(t, pollAs(t, ts, "GET", token, "", "")) // hello
+	r := pollAs(t, ts, "POST", token, cur, `{"type":"open","room_id":`+strconv.FormatInt(room.ID, 10)+`}`)
+	if r.Status != http.StatusOK {
+		t.Fatalf("open: %s", r)
+	}
+
+	lb.down.Store(true)
+	lost := ts.post(t, grace, room.ID, "lost", "lost on its way") // stored, not published
+	lb.down.Store(false)
+	st.down.Store(true)
+	last := ts.post(t, grace, room.ID, "last", "after the gap") // published; the hub cannot fill the gap
+	select {
+	case <-st.failed:
+	case <-time.After(waitTimeout):
+		t.Fatal("the hub did not read the gap before the last message")
+	}
+	// The channel cannot read the gap either.
+	b := pollBodyOf(t, pollAs(t, ts, "GET", token, cur, ""))
+	got := seqsOf(nil, room.ID, b.frames)
+	cur = b.cursor
+	st.down.Store(false)
+
+	for i := 0; i < 10 && !slices.Contains(got, last.Seq); i++ {
+		b := pollBodyOf(t, pollAs(t, ts, "GET", token, cur, ""))
+		got = seqsOf(got, room.ID, b.frames)
+		cur = b.cursor
+	}
+	if diff := cmp.Diff([]int64{lost.Seq, last.Seq}, got); diff != "" {
+		t.Errorf("messages the long-polling client got, by seq: mismatch (-want +got):\n%s", diff)
+	}
+}
