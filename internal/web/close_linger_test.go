@@ -42,6 +42,25 @@ func waitOpenAllowed(tb testing.TB, ts *testServer, c *client) {
 	}
 }
 
+// congestedPair starts a server with a small socket send buffer, and
+// config (if not nil) applied, where Ada and Slowpoke are in room
+// "general": for congestedClient.
+func congestedPair(t *testing.T, config func(*testConfig)) (*testServer, *client, *client, wireRoom) {
+	t.Helper()
+	ts := newTestServer(t, func(c *testConfig) {
+		c.web.SendRate, c.web.SendBurst = 1000, 1000
+		c.sndbuf = 8 << 10
+		if config != nil {
+			config(c)
+		}
+	})
+	ada := ts.signIn(t, "ada@example.com", "Ada")
+	slow := ts.signIn(t, "slow@example.com", "Slowpoke")
+	room := ts.enterRoom(t, ada, "general")
+	ts.enterRoom(t, slow, "general")
+	return ts, ada, slow, room
+}
+
 // congestedClient connects slow, with room open, and has ada post to it
 // far more than its socket and the server's hold, fewer frames than its
 // outbox: the server's socket to it is congested while it reads nothing,
@@ -67,16 +86,10 @@ func congestedClient(t *testing.T, ts *testServer, ada, slow *client, room wireR
 // behind what the socket holds, rather than the socket being cut (a reset).
 // The connection's place is given back once, and nothing of it lingers.
 func TestTooBigCloseOutlivesCongestion(t *testing.T) {
-	ts := newTestServer(t, func(c *testConfig) {
+	ts, ada, slow, room := congestedPair(t, func(c *testConfig) {
 		c.web.MaxFrameBytes = 1000
 		c.web.MaxUserConns = 1
-		c.web.SendRate, c.web.SendBurst = 1000, 1000
-		c.sndbuf = 8 << 10
 	})
-	ada := ts.signIn(t, "ada@example.com", "Ada")
-	slow := ts.signIn(t, "slow@example.com", "Slowpoke")
-	room := ts.enterRoom(t, ada, "general")
-	ts.enterRoom(t, slow, "general")
 	ws := congestedClient(t, ts, ada, slow, room, "f")
 
 	big := `{"type":"ping","ref":"` + strings.Repeat("y", 2000) + `"}`
@@ -97,14 +110,7 @@ func TestTooBigCloseOutlivesCongestion(t *testing.T) {
 // TestTooBigCloseOutlivesCongestion for a frame that breaks RFC 6455: close
 // 1002.
 func TestProtocolErrorCloseOutlivesCongestion(t *testing.T) {
-	ts := newTestServer(t, func(c *testConfig) {
-		c.web.SendRate, c.web.SendBurst = 1000, 1000
-		c.sndbuf = 8 << 10
-	})
-	ada := ts.signIn(t, "ada@example.com", "Ada")
-	slow := ts.signIn(t, "slow@example.com", "Slowpoke")
-	room := ts.enterRoom(t, ada, "general")
-	ts.enterRoom(t, slow, "general")
+	ts, ada, slow, room := congestedPair(t, nil)
 	for _, c := range []struct {
 		name, tag string
 		b         []byte
@@ -128,16 +134,10 @@ func TestProtocolErrorCloseOutlivesCongestion(t *testing.T) {
 // max_frame_bytes, reads its close 1009 and then neither answers it nor
 // closes the socket holds its connection for the goodbye's grace only.
 func TestTooBigCloseToSilentPeer(t *testing.T) {
-	ts := newTestServer(t, func(c *testConfig) {
+	ts, ada, slow, room := congestedPair(t, func(c *testConfig) {
 		c.web.MaxFrameBytes = 1000
 		c.web.MaxUserConns = 1
-		c.web.SendRate, c.web.SendBurst = 1000, 1000
-		c.sndbuf = 8 << 10
 	})
-	ada := ts.signIn(t, "ada@example.com", "Ada")
-	slow := ts.signIn(t, "slow@example.com", "Slowpoke")
-	room := ts.enterRoom(t, ada, "general")
-	ts.enterRoom(t, slow, "general")
 	ws := congestedClient(t, ts, ada, slow, room, "f")
 	ws.conn.SetCloseHandler(func(int, string) error { return nil }) // no answer
 	big := `{"type":"ping","ref":"` + strings.Repeat("y", 2000) + `"}`
@@ -152,14 +152,7 @@ func TestTooBigCloseToSilentPeer(t *testing.T) {
 // server's socket to it is congested gets the server's answer once it
 // reads, behind what the socket held, rather than a reset.
 func TestPeerCloseAnsweredWhenCongested(t *testing.T) {
-	ts := newTestServer(t, func(c *testConfig) {
-		c.web.SendRate, c.web.SendBurst = 1000, 1000
-		c.sndbuf = 8 << 10
-	})
-	ada := ts.signIn(t, "ada@example.com", "Ada")
-	slow := ts.signIn(t, "slow@example.com", "Slowpoke")
-	room := ts.enterRoom(t, ada, "general")
-	ts.enterRoom(t, slow, "general")
+	ts, ada, slow, room := congestedPair(t, nil)
 	ws := congestedClient(t, ts, ada, slow, room, "f")
 	msg := websocket.FormatCloseMessage(websocket.CloseGoingAway, "bye")
 	if err := ws.conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(waitTimeout)); err != nil {
