@@ -72,6 +72,19 @@ const recordFrames = `(() => {
 	window.WebSocket = WebSocket;
 })()`
 
+// adaInLobby starts Ada's browser, whose WebSockets a test can block
+// (blockWebSocketLater), signs her in to s and has her enter #lobby, whose
+// id it returns.
+func adaInLobby(t *testing.T, exe string, s *testServer) (*browser, int64) {
+	t.Helper()
+	ada := startBrowser(t, exe, "ada", time.Now().Add(2*time.Minute))
+	ada.onEveryPage(t, "wrap WebSocket", blockWebSocketLater)
+	ada.signIn(t, s, "ada@example.com", "Ada")
+	ada.enterRoom(t, "lobby")
+	return ada, evaluate[int64](t, ada, "read #lobby's id",
+		`Number(document.querySelector('#rooms-joined li[data-room-name="lobby"]').dataset.roomId)`)
+}
+
 // TestBrowserReconnectKeepsEventBehindOpen: Ada leaves #lobby on another
 // device, and her page opens #garden after the leave is logged but before
 // it is published, so that the opened reply's mark (user_seq) is past the
@@ -85,12 +98,7 @@ func TestBrowserReconnectKeepsEventBehindOpen(t *testing.T) {
 		st = &leaveGateStore{store: db, left: make(chan struct{}, 1), release: make(chan struct{})}
 		return st
 	})
-	ada := startBrowser(t, exe, "ada", time.Now().Add(2*time.Minute))
-	ada.onEveryPage(t, "wrap WebSocket", blockWebSocketLater)
-	ada.signIn(t, s, "ada@example.com", "Ada")
-	ada.enterRoom(t, "lobby")
-	lobbyID := evaluate[int64](t, ada, "read #lobby's id",
-		`Number(document.querySelector('#rooms-joined li[data-room-name="lobby"]').dataset.roomId)`)
+	ada, lobbyID := adaInLobby(t, exe, s)
 
 	st.armed.Store(true)
 	evaluate[chromedp.Void](t, ada, "leave #lobby on another device",
@@ -181,12 +189,7 @@ func TestBrowserReconnectOpenUnavailable(t *testing.T) {
 		st = &openFailStore{store: db}
 		return st
 	})
-	ada := startBrowser(t, exe, "ada", time.Now().Add(2*time.Minute))
-	ada.onEveryPage(t, "wrap WebSocket", blockWebSocketLater)
-	ada.signIn(t, s, "ada@example.com", "Ada")
-	ada.enterRoom(t, "lobby")
-	lobbyID := evaluate[int64](t, ada, "read #lobby's id",
-		`Number(document.querySelector('#rooms-joined li[data-room-name="lobby"]').dataset.roomId)`)
+	ada, lobbyID := adaInLobby(t, exe, s)
 	grace := signIn(t, s, "grace@example.com", "Grace")
 	postJSON(t, grace, "POST", s.URL+"/api/rooms", map[string]string{"name": "lobby"}, http.StatusOK, nil)
 
