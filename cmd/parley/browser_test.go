@@ -302,12 +302,23 @@ func evaluate[T any](t *testing.T, b *browser, what, expr string) T {
 // held instead.
 func waitFor[T any](t *testing.T, b *browser, what, state, fn string, args ...any) T {
 	t.Helper()
-	ctx, cancel := b.stepCtx()
+	return waitForWithin[T](t, b, browserStepTimeout, what, state, fn, args...)
+}
+
+// waitForWithin is waitFor for a step that may take up to d, within the
+// browser's deadline: one the page makes on a timer of its own.
+func waitForWithin[T any](t *testing.T, b *browser, d time.Duration, what, state, fn string, args ...any) T {
+	t.Helper()
+	dl := time.Now().Add(d)
+	if b.deadline.Before(dl) {
+		dl = b.deadline
+	}
+	ctx, cancel := context.WithDeadline(b.ctx, dl)
 	defer cancel()
 	v, err := chromedp.Run(ctx, chromedp.PollFunction[T](fn,
 		chromedp.WithPollingArgs(args...),
 		chromedp.WithPollingInterval(50*time.Millisecond),
-		chromedp.WithPollingTimeout(browserStepTimeout)))
+		chromedp.WithPollingTimeout(d)))
 	if err != nil {
 		sctx, scancel := context.WithTimeout(b.ctx, 5*time.Second)
 		defer scancel()
