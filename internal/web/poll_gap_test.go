@@ -93,16 +93,11 @@ func seqsOf(seqs []int64, room int64, frames []frame) []int64 {
 	return seqs
 }
 
-// TestPollGapLargerThanAPage: a long-poll channel that is given a message
-// after a gap the hub could not fill (the broker lost the messages, and
-// the store failed the hub's read) fills it from the store. A gap longer
-// than one page (HistoryLimit) was read one page, and the cursor moved
-// past the rest: the client, polling on, never got them, and a channel
-// rebuilt from its cursor did not either. Every message of the gap must
-// come, in order and once, over the client's next polls, with no request
-// of the client's.
-func TestPollGapLargerThanAPage(t *testing.T) {
-	ts, lb, st := pollGapServer(t)
+// pollGapOpen has Grace and Ada enter room "general" of ts, and Ada's
+// long-poll channel open it: it returns Grace, the room, Ada's session
+// token and her channel's cursor.
+func pollGapOpen(t *testing.T, ts *testServer) (*client, wireRoom, string, string) {
+	t.Helper()
 	ada := ts.signIn(t, "ada@example.com", "Ada")
 	grace := ts.signIn(t, "grace@example.com", "Grace")
 	room := ts.enterRoom(t, grace, "general")
@@ -113,6 +108,20 @@ func TestPollGapLargerThanAPage(t *testing.T) {
 	if r.Status != http.StatusOK {
 		t.Fatalf("open: %s", r)
 	}
+	return grace, room, token, cur
+}
+
+// TestPollGapLargerThanAPage: a long-poll channel that is given a message
+// after a gap the hub could not fill (the broker lost the messages, and
+// the store failed the hub's read) fills it from the store. A gap longer
+// than one page (HistoryLimit) was read one page, and the cursor moved
+// past the rest: the client, polling on, never got them, and a channel
+// rebuilt from its cursor did not either. Every message of the gap must
+// come, in order and once, over the client's next polls, with no request
+// of the client's.
+func TestPollGapLargerThanAPage(t *testing.T) {
+	ts, lb, st := pollGapServer(t)
+	grace, room, token, cur := pollGapOpen(t, ts)
 
 	lb.down.Store(true)
 	var want []int64
@@ -156,16 +165,7 @@ func TestPollGapLargerThanAPage(t *testing.T) {
 // them, in order, once the store answers again.
 func TestPollGapFillFails(t *testing.T) {
 	ts, lb, st := pollGapServer(t)
-	ada := ts.signIn(t, "ada@example.com", "Ada")
-	grace := ts.signIn(t, "grace@example.com", "Grace")
-	room := ts.enterRoom(t, grace, "general")
-	ts.enterRoom(t, ada, "general")
-	token := ada.Jar.Cookies(mustParseURL(t, ts.URL))[0].Value
-	cur := cursorOf(t, pollAs(t, ts, "GET", token, "", "")) // hello
-	r := pollAs(t, ts, "POST", token, cur, `{"type":"open","room_id":`+strconv.FormatInt(room.ID, 10)+`}`)
-	if r.Status != http.StatusOK {
-		t.Fatalf("open: %s", r)
-	}
+	grace, room, token, cur := pollGapOpen(t, ts)
 
 	lb.down.Store(true)
 	lost := ts.post(t, grace, room.ID, "lost", "lost on its way") // stored, not published
