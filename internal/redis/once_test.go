@@ -33,16 +33,13 @@ type replyLoser struct {
 	wg      sync.WaitGroup
 }
 
-func startReplyLoser(tb testing.TB, target string, marker []byte) *replyLoser {
-	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	p := &replyLoser{ln: ln, target: target, marker: marker}
-	p.wg.Add(1)
+// proxyTo accepts on ln until it is closed, and has serve, a goroutine
+// each, carry every connection to target; wg counts the goroutines, and
+// serve calls wg.Done.
+func proxyTo(ln net.Listener, target string, wg *sync.WaitGroup, serve func(c, s net.Conn)) {
+	wg.Add(1)
 	go func() {
-		defer p.wg.Done()
+		defer wg.Done()
 		for {
 			c, err := ln.Accept()
 			if err != nil {
@@ -53,10 +50,20 @@ func startReplyLoser(tb testing.TB, target string, marker []byte) *replyLoser {
 				c.Close()
 				continue
 			}
-			p.wg.Add(1)
-			go p.serve(c, s)
+			wg.Add(1)
+			go serve(c, s)
 		}
 	}()
+}
+
+func startReplyLoser(tb testing.TB, target string, marker []byte) *replyLoser {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	p := &replyLoser{ln: ln, target: target, marker: marker}
+	proxyTo(ln, target, &p.wg, p.serve)
 	tb.Cleanup(func() {
 		ln.Close()
 		p.wg.Wait()
@@ -716,23 +723,7 @@ func startLateSender(tb testing.TB, target string, marker []byte) *lateSender {
 		tb.Fatal(err)
 	}
 	p := &lateSender{ln: ln, marker: marker, held: make(chan struct{}), release: make(chan struct{}), ran: make(chan struct{})}
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.wg.Add(1)
-			go p.serve(c, s)
-		}
-	}()
+	proxyTo(ln, target, &p.wg, p.serve)
 	tb.Cleanup(func() {
 		p.letGo()
 		ln.Close()
