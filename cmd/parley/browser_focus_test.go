@@ -55,3 +55,30 @@ func TestBrowserFocusVisible(t *testing.T) {
 	check("room-enter")
 	ada.checkQuiet(t)
 }
+
+// TestBrowserDialogFocusMovedOn: the "New group" dialog closes, and before
+// its close event comes (a task later) the focus has moved on, to the
+// profile's button. The page leaves it there, rather than take it back to
+// "New group", where the next key, meant for the profile's button, would
+// open the group dialog again.
+func TestBrowserDialogFocusMovedOn(t *testing.T) {
+	_, ada := startAda(t)
+	ada.click(t, "open the group dialog", "#new-group")
+	waitFor[bool](t, ada, "the group dialog is open", viewState, `() => document.getElementById("group-create").open`)
+	ctx, cancel := ada.stepCtx()
+	defer cancel()
+	// The page's close listener runs before this one, added after it.
+	focused, err := chromedp.Run(ctx, chromedp.Evaluate[string](`new Promise((resolve) => {
+		const d = document.getElementById("group-create");
+		d.addEventListener("close", () => resolve(document.activeElement?.id || ""), {once: true});
+		d.close();
+		document.getElementById("profile-open").focus();
+	})`, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatalf("close the dialog and focus the profile's button: %v", err)
+	}
+	if focused != "profile-open" {
+		t.Errorf("after the dialog closed and the focus moved to #profile-open, the focus is on #%s", focused)
+	}
+	ada.checkQuiet(t)
+}

@@ -1677,6 +1677,16 @@ function closeRoom() {
   renderConversations(); // and the document title, with the unread total
 }
 
+// giveFocusBack gives the focus to el, the control that opened a dialog,
+// once the dialog has closed: unless it is somewhere already. The close
+// event comes a task after the close, and by then the browser may have
+// given the focus back itself, and the user may have moved it on (Tab,
+// a click): it stays where they put it.
+function giveFocusBack(dialog, el) {
+  const a = document.activeElement;
+  if (!a || a === document.body || dialog.contains(a)) el.focus();
+}
+
 function onBack() {
   clearHash();
   closeRoom();
@@ -3638,11 +3648,11 @@ function wire() {
   $('new-group').addEventListener('click', openCreateGroup);
   $('group-create-form').addEventListener('submit', onCreateGroup);
   $('group-create-cancel').addEventListener('click', () => $('group-create').close());
-  $('group-create').addEventListener('close', () => $('new-group').focus());
+  $('group-create').addEventListener('close', () => giveFocusBack($('group-create'), $('new-group')));
   $('group-settings').addEventListener('click', openGroupPanel);
   $('group-dialog-close').addEventListener('click', closeGroupPanel);
   $('group-dialog').addEventListener('close', () => {
-    if (!$('group-settings').hidden) $('group-settings').focus();
+    if (!$('group-settings').hidden) giveFocusBack($('group-dialog'), $('group-settings'));
   });
   $('group-edit').addEventListener('submit', onGroupSave);
   $('group-invite').addEventListener('submit', onGroupInvite);
