@@ -222,3 +222,101 @@ func TestBrowserListOlderThanRename(t *testing.T) {
 	}
 	ada.checkQuiet(t)
 }
+
+// watchReads is run in a tab before the app: window.parleyReads holds the
+// read positions its WebSockets sent ({room, seq}), and while
+// window.parleyLoseReads is set they are lost on the way (the server never
+// stores them). window.parleyLists counts the answers to GET
+// /api/conversations the page has read, and drawn (a task after).
+const watchReads = `(() => {
+	window.parleyReads = [];
+	window.parleyLists = 0;
+	const send = window.WebSocket.prototype.send;
+	window.WebSocket.prototype.send = function (data) {
+		let f = null;
+		try { f = JSON.parse(data); } catch {}
+		if (f && f.type === "read") {
+			window.parleyReads.push({room: f.room_id, seq: f.seq});
+			if (window.parleyLoseReads) return;
+		}
+		return send.call(this, data);
+	};
+	const fetch = window.fetch.bind(window);
+	window.fetch = async (input, init) => {
+		const res = await fetch(input, init);
+		if (String(input) === "/api/conversations") {
+			const text = res.text.bind(res);
+			res.text = async () => {
+				const body = await text();
+				setTimeout(() => window.parleyLists++, 0);
+				return body;
+			};
+		}
+		return res;
+	};
+})()`
+
+// TestBrowserLeftRoomNotUnread: Ada reads a room's messages and goes to
+// another room. The read position of what she read goes out as she leaves
+// (not up to 5 s later, READ_EVERY_ROOM), and the conversation list, read
+// again as she enters the other room, never shows the room she read with
+// unread messages: not even when the server has not stored her read
+// position yet (here, it never gets it).
+func TestBrowserLeftRoomNotUnread(t *testing.T) {
+	s, ada := startAdaUnsigned(t)
+	ada.onEveryPage(t, "watch the reads", watchReads)
+	ada.signIn(t, s, "ada@example.com", "Ada")
+	ada.enterRoom(t, "lobby")
+	grace := signIn(t, s, "grace@example.com", "Grace")
+	var room struct {
+		Room struct{ ID int64 } `json:"room"`
+	}
+	postJSON(t, grace, "POST", s.URL+"/api/rooms", map[string]string{"name": "lobby"}, http.StatusOK, &room)
+	lobby := room.Room.ID
+	write := func(text string) int64 {
+		t.Helper()
+		var sent struct {
+			Message struct{ Seq int64 } `json:"message"`
+		}
+		postJSON(t, grace, "POST", fmt.Sprintf("%s/api/rooms/%d/messages", s.URL, lobby),
+			map[string]string{"client_id": "c-" + text, "body": text}, http.StatusOK, &sent)
+		return sent.Message.Seq
+	}
+	const state = `{reads: window.parleyReads, lists: window.parleyLists, title: document.title,
+		convs: [...document.querySelectorAll("#conversations li")].map((li) => li.textContent)}`
+	const sentRead = `(room, seq) => window.parleyReads.some((r) => r.room === room && r.seq >= seq)`
+	readRoom := func(text string) int64 {
+		t.Helper()
+		seq := write(text)
+		ada.waitMessage(t, text)
+		return seq
+	}
+	// A first read goes out within READ_EVERY_ROOM; the next one waits
+	// for the rest of it.
+	waitFor[bool](t, ada, "Ada's page sends its first read", state, sentRead, lobby, readRoom("one"))
+	two := readRoom("two")
+	leave := func(read int64) {
+		t.Helper()
+		lists := evaluate[int](t, ada, "count the lists read", `window.parleyLists`)
+		ada.enterRoom(t, "side")
+		if !evaluate[bool](t, ada, "look for the read", fmt.Sprintf(`(%s)(%d, %d)`, sentRead, lobby, read)) {
+			t.Errorf("Ada left lobby having read seq %d; its read position did not go out as she left: %v", read,
+				evaluate[any](t, ada, "read the reads", `window.parleyReads`))
+		}
+		waitFor[bool](t, ada, "the list is read again", state, `(n) => window.parleyLists > n`, lists)
+		if unread := evaluate[string](t, ada, "read lobby's badge", `(() => {
+			const b = document.querySelector('#conversations li[data-room-name="lobby"] .badge');
+			return b && !b.hidden ? b.textContent : "";
+		})()`); unread != "" {
+			t.Errorf("after Ada read lobby up to seq %d and left it, the list shows it with %s unread", read, unread)
+		}
+	}
+	leave(two)
+
+	// Back in lobby, her reads are lost from now on: the list the server
+	// gives counts what she read as unread, and the page knows better.
+	ada.enterRoom(t, "lobby")
+	evaluate[chromedp.Void](t, ada, "lose the reads", `window.parleyLoseReads = true`)
+	leave(readRoom("three"))
+	ada.checkQuiet(t)
+}

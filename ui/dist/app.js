@@ -832,7 +832,15 @@ async function refreshConversations() {
         const name = newestName(c.peer.id, c.peer.name, c.peer.name_version);
         if (name !== c.peer.name) convs.get(c.id).peer = { ...c.peer, name };
       }
-      if (isShown(c.id) && state.socket && state.socket.last(c.id) >= (c.last_seq || 0)) convs.get(c.id).unread = 0;
+      // What this page has read, and told the server or is about to, may
+      // not be stored yet when the list was read.
+      const e = convs.get(c.id);
+      const read = readHere(c.id);
+      if (read > (e.read_seq || 0)) {
+        e.read_seq = read;
+        e.unread = Math.max(0, (e.last_seq || 0) - read);
+      }
+      if (isShown(c.id) && state.socket && state.socket.last(c.id) >= (c.last_seq || 0)) e.unread = 0;
     }
     state.convs = convs;
     // A first message of a friend's while the page had no connection made
@@ -950,6 +958,13 @@ function sendRead(id, q) {
       console.warn('parley: read:', err.message);
     });
   }
+}
+
+// readHere is the read position of conversation id this page has sent on
+// its connection, or holds back to send (queueRead): 0 if none.
+function readHere(id) {
+  const q = state.readQueue.get(id);
+  return Math.max(state.readSent.get(id) || 0, q && q.timer ? q.seq : 0);
 }
 
 // flushRead sends the read position of conversation id waiting to go out,
@@ -1542,6 +1557,9 @@ function leaveCurrent() {
     });
     while (state.cache.size > CACHE_MAX) state.cache.delete(state.cache.keys().next().value);
   }
+  // What was read goes out now: the list shows the room with its count
+  // from the server, which would otherwise count it unread for seconds.
+  if (room.id) flushRead(room.id);
   if (room.id && state.socket) state.socket.closeRoom(room.id);
 }
 
