@@ -89,7 +89,11 @@ var (
 // new: one refused for reasons of its own does not count) or new. New
 // messages get seqs from the conversation's last_seq on, in list order;
 // the conversations' last_seq and last_active_at and the senders' read
-// positions move to their last new message.
+// positions move to their last new message. The read positions' rows are
+// locked first, in the order of (conversation, user) (reader), as
+// MarkRead's batches take theirs: updated in the order of a join, they
+// could be taken in a cycle with a batch of MarkRead's, which PostgreSQL
+// ends after deadlock_timeout (a second), one of the two to run again.
 func appendSQLFor(repeats bool) string {
 	status, from, dedupe := "status", "checked", ""
 	if repeats {
@@ -137,10 +141,14 @@ func appendSQLFor(repeats bool) string {
 	UPDATE conversations c SET last_seq = v.last_seq, last_active_at = greatest(c.last_active_at, v.at)
 	FROM (SELECT conv_id, max(seq) AS last_seq, max(at) AS at FROM numbered GROUP BY conv_id) v
 	WHERE c.id = v.conv_id
-), read AS (
-	UPDATE members mb SET read_seq = greatest(mb.read_seq, v.seq)
+), reader AS (
+	SELECT mb.conv_id, mb.user_id, v.seq
 	FROM (SELECT conv_id, sender_id, max(seq) AS seq FROM numbered WHERE sender_id <> 0 GROUP BY conv_id, sender_id) v
-	WHERE mb.conv_id = v.conv_id AND mb.user_id = v.sender_id
+	JOIN members mb ON mb.conv_id = v.conv_id AND mb.user_id = v.sender_id
+	ORDER BY mb.conv_id, mb.user_id FOR NO KEY UPDATE OF mb
+), read AS (
+	UPDATE members mb SET read_seq = greatest(mb.read_seq, r.seq)
+	FROM reader r WHERE mb.conv_id = r.conv_id AND mb.user_id = r.user_id
 )
 SELECT idx, status, seq, coalesce(sender_name, ''), 0, '', '', 0, NULL::timestamptz FROM numbered
 UNION ALL
