@@ -211,11 +211,18 @@ func (db *DB) DeleteSession(ctx context.Context, id int64) error {
 
 // TrimSessions removes the sessions of userID made before session keep but
 // the n of them used last, and returns the IDs it removed.
+//
+// It locks the rows in id order, as UseSessions and DeleteExpired do, so
+// that two of them never wait for each other's rows in a cycle (a
+// deadlock, which PostgreSQL ends after a second by failing one).
 func (db *DB) TrimSessions(ctx context.Context, userID, keep int64, n int) ([]int64, error) {
-	rows, err := db.pool.Query(ctx, `DELETE FROM sessions WHERE id IN (
-			SELECT id FROM sessions WHERE user_id = $1 AND id < $2
-			ORDER BY used_at DESC, id DESC OFFSET $3)
-		RETURNING id`, userID, keep, max(n, 0))
+	rows, err := db.pool.Query(ctx, `DELETE FROM sessions s USING (
+			SELECT id FROM sessions WHERE id IN (
+				SELECT id FROM sessions WHERE user_id = $1 AND id < $2
+				ORDER BY used_at DESC, id DESC OFFSET $3)
+			ORDER BY id FOR UPDATE) l
+		WHERE s.id = l.id
+		RETURNING s.id`, userID, keep, max(n, 0))
 	if err == nil {
 		var ended []int64
 		if ended, err = collectRows(rows, func(s scanner) (id int64, err error) { return id, s.Scan(&id) }); err == nil {
@@ -245,27 +252,33 @@ func (db *DB) LiveSessions(ctx context.Context, ids []int64, now time.Time) ([]c
 }
 
 // UseSessions sets the last use of those of ids that are sessions used
-// before used, in one statement.
+// before used, in one statement, taking the rows in id order
+// (TrimSessions).
 func (db *DB) UseSessions(ctx context.Context, ids []int64, used time.Time) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	if _, err := db.pool.Exec(ctx, `UPDATE sessions SET used_at = $1 WHERE id = ANY($2) AND used_at < $1`, ts(used), ids); err != nil {
+	if _, err := db.pool.Exec(ctx, `UPDATE sessions s SET used_at = $1 FROM (
+			SELECT id FROM sessions WHERE id = ANY($2) AND used_at < $1 ORDER BY id FOR NO KEY UPDATE) l
+		WHERE s.id = l.id`, ts(used), ids); err != nil {
 		return fmt.Errorf("use %d sessions: %w", len(ids), mapErr(ctx, err))
 	}
 	return nil
 }
 
 // DeleteExpired removes up to limit of the sessions and login codes that
-// expire at or before now, sessions first.
+// expire at or before now, sessions first, taking the sessions' rows in id
+// order (TrimSessions).
 func (db *DB) DeleteExpired(ctx context.Context, now time.Time, limit int) (int, error) {
 	if limit <= 0 {
 		return 0, nil
 	}
 	var n int64
 	err := db.write(ctx, func(tx pgx.Tx) error {
-		s, err := tx.Exec(ctx, `DELETE FROM sessions WHERE id IN (
-			SELECT id FROM sessions WHERE expires_at <= $1 LIMIT $2)`, ts(now), limit)
+		s, err := tx.Exec(ctx, `DELETE FROM sessions s USING (
+			SELECT id FROM sessions WHERE id IN (SELECT id FROM sessions WHERE expires_at <= $1 LIMIT $2)
+			ORDER BY id FOR UPDATE) l
+		WHERE s.id = l.id`, ts(now), limit)
 		if err != nil || s.RowsAffected() >= int64(limit) {
 			n = s.RowsAffected()
 			return err

@@ -1,0 +1,190 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/parley-chat/parley/internal/chat"
+)
+
+// TestAppendLocksReadPositionsInOrder: a batch of one sender's messages to
+// eight rooms moves the sender's read position in each. It takes those
+// rows in the order of (conversation, user), as MarkRead's batches do, so
+// that the two never wait for each other's rows in a cycle (a deadlock,
+// which PostgreSQL breaks after a second). With the last room's row held
+// elsewhere, the batch, waiting for it, holds the rows of all the rooms
+// before it.
+func TestAppendLocksReadPositionsInOrder(t *testing.T) {
+	db := mustOpenDB(t)
+	ctx := t.Context()
+	now := time.Now()
+	u, _, err := db.EnsureUser(ctx, "ann@example.com", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 8
+	rooms := make([]int64, n)
+	for i := range rooms {
+		r, _, err := db.EnsureRoom(ctx, fmt.Sprintf("room%d", i), now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := db.JoinRoom(ctx, r.ID, u.ID, now, false); err != nil {
+			t.Fatal(err)
+		}
+		rooms[i] = r.ID
+	}
+	// The batch lists the rooms from last to first: the order of its
+	// items is not the order of its locks.
+	items := make([]*appendItem, n)
+	for i := range items {
+		items[i] = &appendItem{m: chat.NewMessage{ConvID: rooms[n-1-i], Kind: chat.KindText, SenderID: u.ID, Body: "hi", At: now}}
+	}
+	last := rooms[n-1] // EnsureRoom numbers them in order
+	const position = `conv_id = $1 AND user_id = $2`
+	err = whileWaiting(t, db, "members", position, []any{last, u.ID}, func() error { return db.appendBatch(ctx, items) }, func() {
+		if free := notHeld(t, db, "members", position, rooms[:n-1], u.ID); len(free) > 0 {
+			t.Errorf("waiting for room %d's read position, the batch holds none of rooms %v (of %v): it takes them out of order", last, free, rooms)
+		}
+	})
+	if err != nil {
+		t.Fatalf("the batch: %v", err)
+	}
+	for i, it := range items {
+		if it.err != nil || !it.created {
+			t.Errorf("item %d: created %v, err %v", i, it.created, it.err)
+		}
+	}
+	for _, id := range rooms {
+		var read, lastSeq int64
+		err := db.pool.raw.QueryRow(ctx, `SELECT mb.read_seq, c.last_seq FROM members mb JOIN conversations c ON c.id = mb.conv_id
+			WHERE mb.conv_id = $1 AND mb.user_id = $2`, id, u.ID).Scan(&read, &lastSeq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if read != lastSeq {
+			t.Errorf("room %d: the sender's read position is %d; want %d, the message sent", id, read, lastSeq)
+		}
+	}
+}
+
+// TestTrimSessionsLocksInOrder: a sign-in trims the user's sessions made
+// before it, taking their rows in id order, as UseSessions and
+// DeleteExpired do, not in the order of their last use: with the session
+// made last and used last held elsewhere, the trim, waiting for it, holds
+// all the others.
+func TestTrimSessionsLocksInOrder(t *testing.T) {
+	db := mustOpenDB(t)
+	ctx := t.Context()
+	now := time.Now()
+	u, _, err := db.EnsureUser(ctx, "ann@example.com", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []int64
+	for i := range 7 {
+		s, err := db.CreateSession(ctx, chat.Session{UserID: u.ID, TokenHash: fmt.Sprintf("hash%d", i), CreatedAt: now,
+			ExpiresAt: now.Add(time.Hour), UsedAt: now.Add(time.Duration(i) * time.Minute)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, s.ID)
+	}
+	keep, old := ids[6], ids[:6]
+	var ended []int64
+	err = whileWaiting(t, db, "sessions", "id = $1", []any{old[5]}, func() (err error) {
+		ended, err = db.TrimSessions(ctx, u.ID, keep, 0)
+		return err
+	}, func() {
+		if free := notHeld(t, db, "sessions", "id = $1", old[:5]); len(free) > 0 {
+			t.Errorf("waiting for session %d, the trim holds none of sessions %v (of %v): it takes them out of order", old[5], free, old)
+		}
+	})
+	if err != nil {
+		t.Fatalf("TrimSessions: %v", err)
+	}
+	slices.Sort(ended)
+	if !slices.Equal(ended, old) {
+		t.Errorf("TrimSessions ended %v; want %v", ended, old)
+	}
+}
+
+// whileWaiting holds the row of table that cond (with args) selects, in a
+// transaction of its own, and runs op; once op waits for a lock, holding
+// one on table, it calls during, then lets the row go and returns what op
+// returned.
+func whileWaiting(t *testing.T, db *DB, table, cond string, args []any, op func() error, during func()) error {
+	t.Helper()
+	ctx := t.Context()
+	hold, err := db.pool.raw.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = hold.Rollback(context.Background()) }()
+	if _, err := hold.Exec(ctx, `SELECT FROM `+table+` WHERE `+cond+` FOR UPDATE`, args...); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- op() }()
+	deadline := time.Now().Add(10 * time.Second)
+	for waiting := false; !waiting; {
+		if time.Now().After(deadline) {
+			t.Fatalf("it never waited for the row of %s held", table)
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("it ended (%v) while the row of %s it needs was held", err, table)
+		case <-time.After(20 * time.Millisecond):
+		}
+		// A backend waiting for a lock and holding one on this schema's
+		// table (other tests' schemas have tables of their own).
+		err := db.pool.raw.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks l WHERE NOT l.granted
+			AND EXISTS (SELECT 1 FROM pg_locks m WHERE m.pid = l.pid AND m.relation = $1::regclass))`, table).Scan(&waiting)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	during()
+	if err := hold.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return <-done
+}
+
+// notHeld returns those of keys whose row of table (cond, with the key
+// and then more) no other transaction holds.
+func notHeld(t *testing.T, db *DB, table, cond string, keys []int64, more ...any) []int64 {
+	t.Helper()
+	var free []int64
+	for _, k := range keys {
+		held, err := rowHeld(t.Context(), db, `SELECT FROM `+table+` WHERE `+cond+` FOR UPDATE NOWAIT`, append([]any{k}, more...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !held {
+			free = append(free, k)
+		}
+	}
+	return free
+}
+
+// rowHeld runs query, which locks a row with NOWAIT, in a transaction it
+// rolls back, and reports whether another transaction holds the row.
+func rowHeld(ctx context.Context, db *DB, query string, args []any) (bool, error) {
+	tx, err := db.pool.raw.Begin(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer func() { _ = tx.Rollback(context.Background()) }()
+	_, err = tx.Exec(ctx, query, args...)
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "55P03" { // lock_not_available
+		return true, nil
+	}
+	return false, err
+}
