@@ -325,11 +325,19 @@ func (db *DB) TransferGroup(ctx context.Context, id, from, to int64, at time.Tim
 		if tr == "" {
 			return fmt.Errorf("member %d: %w", to, chat.ErrNotFound)
 		}
-		if _, err := tx.Exec(ctx, `UPDATE members SET role = 'admin' WHERE conv_id = $1 AND user_id = $2`, id, from); err != nil {
-			return err
+		// The two rows in user order, as MarkRead's batches take theirs,
+		// so that the two never wait for each other in a cycle.
+		roles := [2]struct {
+			user int64
+			role chat.Role
+		}{{from, chat.RoleAdmin}, {to, chat.RoleOwner}}
+		if to < from {
+			roles[0], roles[1] = roles[1], roles[0]
 		}
-		if _, err := tx.Exec(ctx, `UPDATE members SET role = 'owner' WHERE conv_id = $1 AND user_id = $2`, id, to); err != nil {
-			return err
+		for _, r := range roles {
+			if _, err := tx.Exec(ctx, `UPDATE members SET role = $1 WHERE conv_id = $2 AND user_id = $3`, string(r.role), id, r.user); err != nil {
+				return err
+			}
 		}
 		m, _, err = appendMessage(ctx, tx, chat.NewMessage{ConvID: id, Kind: chat.KindOwnerTransferred, SenderID: from, TargetID: to, At: at})
 		return err

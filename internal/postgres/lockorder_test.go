@@ -114,6 +114,56 @@ func TestTrimSessionsLocksInOrder(t *testing.T) {
 	}
 }
 
+// TestTransferGroupLocksInOrder: a group's owner hands it to a member
+// whose user id is lower. The two rows of their roles are changed in user
+// order, as MarkRead's batches take read positions: with the owner's row
+// held elsewhere, the transfer, waiting for it, holds the new owner's.
+func TestTransferGroupLocksInOrder(t *testing.T) {
+	db := mustOpenDB(t)
+	ctx := t.Context()
+	now := time.Now()
+	bob, _, err := db.EnsureUser(ctx, "bob@example.com", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ann, _, err := db.EnsureUser(ctx, "ann@example.com", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, _, _, err := db.CreateGroup(ctx, chat.NewGroup{Name: "g", MaxMembers: 10, OwnerID: ann.ID, At: now},
+		chat.Event{Type: chat.EventConversation, ConvKind: chat.ConvGroup})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := db.AddGroupMember(ctx, g.ID, bob.ID, ann.ID, now, chat.Event{Type: chat.EventConversation, ConvID: g.ID, ConvKind: chat.ConvGroup}); err != nil {
+		t.Fatal(err)
+	}
+	const role = `user_id = $1 AND conv_id = $2`
+	err = whileWaiting(t, db, "members", role, []any{ann.ID, g.ID}, func() error {
+		_, err := db.TransferGroup(ctx, g.ID, ann.ID, bob.ID, now)
+		return err
+	}, func() {
+		if free := notHeld(t, db, "members", role, []int64{bob.ID}, g.ID); len(free) > 0 {
+			t.Errorf("waiting for the owner's row (user %d), the transfer does not hold the new owner's (user %d): it takes them out of user order", ann.ID, bob.ID)
+		}
+	})
+	if err != nil {
+		t.Fatalf("TransferGroup: %v", err)
+	}
+	for _, m := range []struct {
+		user int64
+		want chat.Role
+	}{{ann.ID, chat.RoleAdmin}, {bob.ID, chat.RoleOwner}} {
+		var got string
+		if err := db.pool.raw.QueryRow(ctx, `SELECT role FROM members WHERE conv_id = $1 AND user_id = $2`, g.ID, m.user).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got != string(m.want) {
+			t.Errorf("user %d's role is %q; want %q", m.user, got, m.want)
+		}
+	}
+}
+
 // whileWaiting holds the row of table that cond (with args) selects, in a
 // transaction of its own, and runs op; once op waits for a lock, holding
 // one on table, it calls during, then lets the row go and returns what op
