@@ -179,6 +179,24 @@ const hurryTimers = `(() => {
 	};
 })()`
 
+// holdLists makes the page's answers to GET /api/conversations wait, once
+// received, until window.parleyLetListsGo() lets them all go (and those
+// after it through).
+const holdLists = `(() => {
+	const fetch = window.fetch.bind(window);
+	let held = [];
+	window.parleyLetListsGo = () => {
+		const go = held;
+		held = null;
+		for (const resolve of go) resolve();
+	};
+	window.fetch = async (input, init) => {
+		const res = await fetch(input, init);
+		if (held && String(input) === "/api/conversations") await new Promise((resolve) => held.push(resolve));
+		return res;
+	};
+})()`
+
 // TestBrowserResendStuck: the store cannot be reached while Ada sends.
 // Her page tries a bounded number of times, then shows the message as
 // not sent, with Retry and Discard. Once the store is back, Retry sends
@@ -242,6 +260,11 @@ func TestBrowserResendFirstDirect(t *testing.T) {
 	ada.openNewChat(t, grace)
 	evaluate[chromedp.Void](t, ada, "mark the page", `window.parleyTestPage = true`)
 	evaluate[chromedp.Void](t, ada, "hurry timers", hurryTimers)
+	// The conversation list, read again at any frame of presence, would
+	// show the conversation the stored message made, and the page would
+	// follow it and find the message there, sent: until Retry, the page
+	// gets no answer to it.
+	evaluate[chromedp.Void](t, ada, "hold the lists", holdLists)
 	text := "Hello Grace; stored, though the store did not say so. " + unsureMark + " " + downMark
 	ada.do(t, "write to Grace", chromedp.SendKeys(chromedp.ID("composer"), text+kb.Enter))
 	waitNotSent(t, ada, text)
@@ -251,6 +274,7 @@ func TestBrowserResendFirstDirect(t *testing.T) {
 
 	st.setDown(false)
 	seq := retrySent(t, ada, text)
+	evaluate[chromedp.Void](t, ada, "let the lists go", `window.parleyLetListsGo()`)
 	ada.checkSamePage(t)
 
 	evaluate[chromedp.Void](t, grace, "mark the page", `window.parleyTestPage = true`)
