@@ -509,6 +509,13 @@ func (db *DB) DeleteGroup(ctx context.Context, id, by int64, at time.Time, remov
 		} else if role != chat.RoleOwner {
 			return fmt.Errorf("user %d, %q, deleting: %w", by, role, chat.ErrForbidden)
 		}
+		// The memberships first, in user order, as MarkRead's batches take
+		// read positions, and before the users, as every other change of
+		// a membership takes them: the conversation's cascade would take
+		// them last, in the order they lie in the table.
+		if _, err := tx.Exec(ctx, `SELECT FROM members WHERE conv_id = $1 ORDER BY user_id FOR UPDATE`, id); err != nil {
+			return err
+		}
 		// One statement logs the removed of every member: their rows are
 		// locked in the order of their ids, as every deletion locks them,
 		// so that two deletions with members in common never deadlock.

@@ -238,3 +238,110 @@ func rowHeld(ctx context.Context, db *DB, query string, args []any) (bool, error
 	}
 	return false, err
 }
+
+// deletableGroup makes a group owned by the last of three users, made in
+// the order of their ids, whom it adds from the last to the first, so
+// that the rows of their memberships lie in the table against user
+// order. It returns the group's id and the users' ids, ascending.
+func deletableGroup(t *testing.T, db *DB) (int64, []int64) {
+	t.Helper()
+	ctx := t.Context()
+	now := time.Now()
+	var users []int64
+	for _, email := range []string{"ann@example.com", "bob@example.com", "cat@example.com"} {
+		u, _, err := db.EnsureUser(ctx, email, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		users = append(users, u.ID)
+	}
+	owner := users[2]
+	g, _, _, err := db.CreateGroup(ctx, chat.NewGroup{Name: "g", MaxMembers: 10, OwnerID: owner, At: now},
+		chat.Event{Type: chat.EventConversation, ConvKind: chat.ConvGroup})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []int64{users[1], users[0]} {
+		if _, _, err := db.AddGroupMember(ctx, g.ID, u, owner, now, chat.Event{Type: chat.EventConversation, ConvID: g.ID, ConvKind: chat.ConvGroup}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return g.ID, users
+}
+
+// checkDeleted checks that group id is gone, with its members, and that
+// each of users was told so once.
+func checkDeleted(t *testing.T, db *DB, id int64, users []int64, logged []chat.UserEvent) {
+	t.Helper()
+	var members, convs int
+	if err := db.pool.raw.QueryRow(t.Context(), `SELECT (SELECT count(*) FROM members WHERE conv_id = $1),
+		(SELECT count(*) FROM conversations WHERE id = $1)`, id).Scan(&members, &convs); err != nil {
+		t.Fatal(err)
+	}
+	if members != 0 || convs != 0 {
+		t.Errorf("after DeleteGroup: %d rows of members and %d of the conversation; want none", members, convs)
+	}
+	var got []int64
+	for _, ue := range logged {
+		got = append(got, ue.UserID)
+	}
+	if !slices.Equal(got, users) {
+		t.Errorf("DeleteGroup logged the removal for users %v; want %v", got, users)
+	}
+}
+
+// TestDeleteGroupLocksMembersFirst: a group's deletion takes the rows of
+// its memberships before the rows of its members' users, as every other
+// change of a membership does (AddGroupMember, RemoveGroupMember,
+// LeaveRoom: the conversation, the membership, then the user's event
+// log). Taking the users first, it could wait for a membership that a
+// batch of MarkRead's holds, while that batch waits for the membership of
+// another conversation whose leave waits for one of those users: a cycle
+// of three. With the last user's row held elsewhere, the deletion,
+// waiting for it, holds every membership of the group.
+func TestDeleteGroupLocksMembersFirst(t *testing.T) {
+	db := mustOpenDB(t)
+	ctx := t.Context()
+	id, users := deletableGroup(t, db)
+	last := users[len(users)-1]
+	var logged []chat.UserEvent
+	err := whileWaiting(t, db, "users", "id = $1", []any{last}, func() (err error) {
+		logged, err = db.DeleteGroup(ctx, id, last, time.Now(), chat.Event{Type: chat.EventRemoved, ConvID: id, Reason: "deleted"})
+		return err
+	}, func() {
+		if free := notHeld(t, db, "members", "user_id = $1 AND conv_id = $2", users, id); len(free) > 0 {
+			t.Errorf("waiting for user %d's row, the deletion holds no membership of users %v (of %v): it takes users before memberships", last, free, users)
+		}
+	})
+	if err != nil {
+		t.Fatalf("DeleteGroup: %v", err)
+	}
+	checkDeleted(t, db, id, users, logged)
+}
+
+// TestDeleteGroupLocksMembersInOrder: a group's deletion takes the rows of
+// its memberships in user order, as MarkRead's batches take read
+// positions, not in the order in which they lie in the table (which the
+// cascade from the conversation's row follows): with the last user's
+// membership held elsewhere, the deletion, waiting for it, holds the
+// others.
+func TestDeleteGroupLocksMembersInOrder(t *testing.T) {
+	db := mustOpenDB(t)
+	ctx := t.Context()
+	id, users := deletableGroup(t, db)
+	last := users[len(users)-1]
+	const role = `user_id = $1 AND conv_id = $2`
+	var logged []chat.UserEvent
+	err := whileWaiting(t, db, "members", role, []any{last, id}, func() (err error) {
+		logged, err = db.DeleteGroup(ctx, id, last, time.Now(), chat.Event{Type: chat.EventRemoved, ConvID: id, Reason: "deleted"})
+		return err
+	}, func() {
+		if free := notHeld(t, db, "members", role, users[:len(users)-1], id); len(free) > 0 {
+			t.Errorf("waiting for user %d's membership, the deletion holds none of users %v (of %v): it takes them out of order", last, free, users)
+		}
+	})
+	if err != nil {
+		t.Fatalf("DeleteGroup: %v", err)
+	}
+	checkDeleted(t, db, id, users, logged)
+}
