@@ -268,7 +268,8 @@ func (db *DB) UseSessions(ctx context.Context, ids []int64, used time.Time) erro
 
 // DeleteExpired removes up to limit of the sessions and login codes that
 // expire at or before now, sessions first, taking the sessions' rows in id
-// order (TrimSessions).
+// order (TrimSessions) and the codes' in the order of (address, hash), as
+// AttemptLoginCodes and UseLoginCode take an address's codes.
 func (db *DB) DeleteExpired(ctx context.Context, now time.Time, limit int) (int, error) {
 	if limit <= 0 {
 		return 0, nil
@@ -283,8 +284,12 @@ func (db *DB) DeleteExpired(ctx context.Context, now time.Time, limit int) (int,
 			n = s.RowsAffected()
 			return err
 		}
-		c, err := tx.Exec(ctx, `DELETE FROM login_codes WHERE (email, hash) IN (
-			SELECT email, hash FROM login_codes WHERE expires_at <= $1 LIMIT $2)`, ts(now), int64(limit)-s.RowsAffected())
+		c, err := tx.Exec(ctx, `DELETE FROM login_codes c USING (
+			SELECT email, hash FROM login_codes WHERE (email, hash) IN (
+				SELECT email, hash FROM login_codes WHERE expires_at <= $1 LIMIT $2)
+			AND expires_at <= $1
+			ORDER BY email, hash FOR UPDATE) l
+		WHERE c.email = l.email AND c.hash = l.hash`, ts(now), int64(limit)-s.RowsAffected())
 		n = s.RowsAffected() + c.RowsAffected()
 		return err
 	})

@@ -345,3 +345,52 @@ func TestDeleteGroupLocksMembersInOrder(t *testing.T) {
 	}
 	checkDeleted(t, db, id, users, logged)
 }
+
+// TestDeleteExpiredLocksCodesInOrder: the sweep of expired login codes
+// takes their rows in the order of (address, hash), as AttemptLoginCodes
+// and UseLoginCode take an address's codes, not in the order of their
+// expiry or of the table: a try with codes that have just expired, locking
+// them by hash, and the sweep could otherwise wait for each other's rows
+// in a cycle. With the address's last code by hash held elsewhere, the
+// sweep, waiting for it, holds the others.
+func TestDeleteExpiredLocksCodesInOrder(t *testing.T) {
+	db := mustOpenDB(t)
+	ctx := t.Context()
+	now := time.Now()
+	const email = "ann@example.com"
+	hashes := []string{"h1", "h2", "h3", "h4", "h5"}
+	// The last by hash is put first and expires first.
+	for i := range hashes {
+		h := hashes[len(hashes)-1-i]
+		if err := db.PutLoginCode(ctx, chat.LoginCode{Email: email, Hash: h, ExpiresAt: now.Add(time.Duration(i-10) * time.Minute)}, len(hashes)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	last := hashes[len(hashes)-1]
+	const code = `email = $1 AND hash = $2`
+	var n int
+	err := whileWaiting(t, db, "login_codes", code, []any{email, last}, func() (err error) {
+		n, err = db.DeleteExpired(ctx, now, 100)
+		return err
+	}, func() {
+		var free []string
+		for _, h := range hashes[:len(hashes)-1] {
+			held, err := rowHeld(ctx, db, `SELECT FROM login_codes WHERE `+code+` FOR UPDATE NOWAIT`, []any{email, h})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !held {
+				free = append(free, h)
+			}
+		}
+		if len(free) > 0 {
+			t.Errorf("waiting for the code %s, the sweep holds none of %v (of %v): it takes them out of order", last, free, hashes)
+		}
+	})
+	if err != nil {
+		t.Fatalf("DeleteExpired: %v", err)
+	}
+	if n != len(hashes) {
+		t.Errorf("DeleteExpired removed %d; want %d", n, len(hashes))
+	}
+}
