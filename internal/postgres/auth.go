@@ -30,10 +30,15 @@ func (db *DB) PutLoginCode(ctx context.Context, c chat.LoginCode, keep int) erro
 }
 
 // keepLoginCodes removes the pending codes of email but the keep (at
-// least 1) that expire last.
+// least 1) that expire last. It locks them in hash order first, as
+// AttemptLoginCodes and UseLoginCode do: more than one are removed when
+// codes asked for at once each kept its own.
 func keepLoginCodes(ctx context.Context, tx pgx.Tx, email string, keep int) error {
-	_, err := tx.Exec(ctx, `DELETE FROM login_codes WHERE email = $1 AND id NOT IN (
-		SELECT id FROM login_codes WHERE email = $1 ORDER BY expires_at DESC, id DESC LIMIT $2)`, email, max(keep, 1))
+	_, err := tx.Exec(ctx, `DELETE FROM login_codes c USING (
+			SELECT hash FROM login_codes WHERE email = $1 AND id NOT IN (
+				SELECT id FROM login_codes WHERE email = $1 ORDER BY expires_at DESC, id DESC LIMIT $2)
+			ORDER BY hash FOR UPDATE) l
+		WHERE c.email = $1 AND c.hash = l.hash`, email, max(keep, 1))
 	return err
 }
 

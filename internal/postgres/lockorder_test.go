@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/parley-chat/parley/internal/chat"
 )
@@ -392,5 +393,60 @@ func TestDeleteExpiredLocksCodesInOrder(t *testing.T) {
 	}
 	if n != len(hashes) {
 		t.Errorf("DeleteExpired removed %d; want %d", n, len(hashes))
+	}
+}
+
+// TestPutLoginCodeLocksCodesInOrder: a new code that leaves an address
+// with more codes than it keeps removes the oldest in hash order, as
+// AttemptLoginCodes and UseLoginCode take an address's codes: with the
+// last of them by hash held elsewhere, PutLoginCode, waiting for it,
+// holds the others it removes.
+func TestPutLoginCodeLocksCodesInOrder(t *testing.T) {
+	db := mustOpenDB(t)
+	ctx := t.Context()
+	now := time.Now()
+	const email = "ann@example.com"
+	hashes := []string{"h1", "h2", "h3", "h4", "h5"}
+	// The last by hash is put first and expires first. More than are
+	// kept pile up when codes are asked for at once, each keeping its
+	// own.
+	for i := range hashes {
+		h := hashes[len(hashes)-1-i]
+		if err := db.PutLoginCode(ctx, chat.LoginCode{Email: email, Hash: h, ExpiresAt: now.Add(time.Duration(i+1) * time.Minute)}, len(hashes)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	last := hashes[len(hashes)-1]
+	const code = `email = $1 AND hash = $2`
+	err := whileWaiting(t, db, "login_codes", code, []any{email, last}, func() error {
+		return db.PutLoginCode(ctx, chat.LoginCode{Email: email, Hash: "h9", ExpiresAt: now.Add(time.Hour)}, 1)
+	}, func() {
+		var free []string
+		for _, h := range hashes[:len(hashes)-1] {
+			held, err := rowHeld(ctx, db, `SELECT FROM login_codes WHERE `+code+` FOR UPDATE NOWAIT`, []any{email, h})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !held {
+				free = append(free, h)
+			}
+		}
+		if len(free) > 0 {
+			t.Errorf("waiting for the code %s, PutLoginCode holds none of %v (of %v): it takes them out of order", last, free, hashes)
+		}
+	})
+	if err != nil {
+		t.Fatalf("PutLoginCode: %v", err)
+	}
+	var left []string
+	rows, err := db.pool.raw.Query(ctx, `SELECT hash FROM login_codes WHERE email = $1 ORDER BY hash`, email)
+	if err == nil {
+		left, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(left, []string{"h9"}) {
+		t.Errorf("codes left: %v; want [h9]", left)
 	}
 }
