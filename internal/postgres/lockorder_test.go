@@ -450,3 +450,47 @@ func TestPutLoginCodeLocksCodesInOrder(t *testing.T) {
 		t.Errorf("codes left: %v; want [h9]", left)
 	}
 }
+
+// TestFillNameSkeletonsLocksInOrder: filling the skeletons that a node of
+// an older parley left out takes the rows of the rooms and groups in id
+// order, whatever their kind, as the group commit takes conversations
+// (lockConvs), since it runs while other nodes send: with the room made
+// last held elsewhere, the filling, waiting for it, holds the group made
+// before it.
+func TestFillNameSkeletonsLocksInOrder(t *testing.T) {
+	db := mustOpenDB(t)
+	ctx := t.Context()
+	now := time.Now()
+	u, _, err := db.EnsureUser(ctx, "ann@example.com", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, _, _, err := db.CreateGroup(ctx, chat.NewGroup{Name: "team", MaxMembers: 10, OwnerID: u.ID, At: now},
+		chat.Event{Type: chat.EventConversation, ConvKind: chat.ConvGroup})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _, err := db.EnsureRoom(ctx, "lobby", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// As a node from before skeletons leaves them.
+	if _, err := db.pool.raw.Exec(ctx, `UPDATE conversations SET name_skel = NULL WHERE id = ANY($1)`, []int64{g.ID, r.ID}); err != nil {
+		t.Fatal(err)
+	}
+	err = whileWaiting(t, db, "conversations", "id = $1", []any{r.ID}, func() error { return db.fillNameSkeletons(ctx) }, func() {
+		if free := notHeld(t, db, "conversations", "id = $1", []int64{g.ID}); len(free) > 0 {
+			t.Errorf("waiting for room %d, the filling does not hold group %d, made before it: it takes them out of id order", r.ID, g.ID)
+		}
+	})
+	if err != nil {
+		t.Fatalf("fillNameSkeletons: %v", err)
+	}
+	var missing int
+	if err := db.pool.raw.QueryRow(ctx, `SELECT count(*) FROM conversations WHERE name_skel IS NULL AND kind <> 'direct'`).Scan(&missing); err != nil {
+		t.Fatal(err)
+	}
+	if missing != 0 {
+		t.Errorf("%d rooms and groups left without a skeleton", missing)
+	}
+}

@@ -1,7 +1,9 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
+	"slices"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/parley-chat/parley/internal/chat"
@@ -70,7 +72,11 @@ func storedNames(ctx context.Context, tx pgx.Tx, query string, args ...any) ([]c
 // each time a store opens (fillNameSkeletons), those that a node of an
 // older parley has made since. A name changed meanwhile, by such a node
 // renaming a group, is left for the next time.
+//
+// The rows are updated in id order, whatever their kind, as the group
+// commit locks conversations (lockConvs): other nodes send meanwhile.
 func nameSkeletons(ctx context.Context, tx pgx.Tx) error {
+	var all []chat.StoredName
 	for _, kind := range []string{kindRoom, kindGroup} {
 		names, err := storedNames(ctx, tx, `SELECT id, name, name_key FROM conversations WHERE kind = $1 AND name_skel IS NULL`, kind)
 		if err != nil {
@@ -83,11 +89,13 @@ func nameSkeletons(ctx context.Context, tx pgx.Tx) error {
 		if err != nil {
 			return err
 		}
-		for _, n := range keys {
-			if _, err := tx.Exec(ctx, `UPDATE conversations SET name_skel = $1 WHERE id = $2 AND name = $3 AND name_skel IS NULL`,
-				n.Key, n.ID, n.Name); err != nil {
-				return err
-			}
+		all = append(all, keys...)
+	}
+	slices.SortFunc(all, func(a, b chat.StoredName) int { return cmp.Compare(a.ID, b.ID) })
+	for _, n := range all {
+		if _, err := tx.Exec(ctx, `UPDATE conversations SET name_skel = $1 WHERE id = $2 AND name = $3 AND name_skel IS NULL`,
+			n.Key, n.ID, n.Name); err != nil {
+			return err
 		}
 	}
 	return nil
