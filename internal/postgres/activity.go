@@ -177,12 +177,17 @@ func (db *DB) LastUserEvent(ctx context.Context, userID int64) (int64, error) {
 // user's newest keep: per user (LATERAL), a range of the primary key that
 // holds only those to remove, so the events kept are never scanned, as
 // a join of the two tables would. Two nodes trimming at once may pick the
-// same events; each is removed once.
+// same events; each is removed once. The rows are locked in the order of
+// (user, seq) first, so that two such trims never wait for each other's
+// rows in a cycle.
 func (db *DB) TrimUserEvents(ctx context.Context, keep, limit int) (int, error) {
-	tag, err := db.pool.Exec(ctx, `DELETE FROM user_events WHERE (user_id, seq) IN (
-			SELECT u.id, e.seq FROM users u CROSS JOIN LATERAL (
-				SELECT seq FROM user_events WHERE user_id = u.id AND seq <= u.event_seq - $1 ORDER BY seq LIMIT $2) e
-			WHERE u.event_seq > $1 LIMIT $2)`, keep, limit)
+	tag, err := db.pool.Exec(ctx, `DELETE FROM user_events d USING (
+			SELECT user_id, seq FROM user_events WHERE (user_id, seq) IN (
+				SELECT u.id, e.seq FROM users u CROSS JOIN LATERAL (
+					SELECT seq FROM user_events WHERE user_id = u.id AND seq <= u.event_seq - $1 ORDER BY seq LIMIT $2) e
+				WHERE u.event_seq > $1 LIMIT $2)
+			ORDER BY user_id, seq FOR UPDATE) l
+		WHERE d.user_id = l.user_id AND d.seq = l.seq`, keep, limit)
 	if err != nil {
 		return 0, fmt.Errorf("trim user events: %w", mapErr(ctx, err))
 	}

@@ -494,3 +494,63 @@ func TestFillNameSkeletonsLocksInOrder(t *testing.T) {
 		t.Errorf("%d rooms and groups left without a skeleton", missing)
 	}
 }
+
+// TestTrimUserEventsLocksInOrder: the trim of the users' event logs takes
+// the rows it removes in the order of (user, seq), so that two nodes
+// trimming at once, each with the events it picked, never wait for each
+// other's rows in a cycle: with the last of them held elsewhere, the
+// trim, waiting for it, holds the others.
+func TestTrimUserEventsLocksInOrder(t *testing.T) {
+	db := mustOpenDB(t)
+	ctx := t.Context()
+	now := time.Now()
+	var users []int64
+	for _, email := range []string{"ann@example.com", "bob@example.com"} {
+		u, _, err := db.EnsureUser(ctx, email, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		users = append(users, u.ID)
+	}
+	// Bob's events lie in the table before Ann's.
+	for _, u := range []int64{users[1], users[0]} {
+		for range 3 {
+			if _, err := db.AppendUserEvent(ctx, u, chat.Event{Type: chat.EventConversation}, now); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	type event struct{ user, seq int64 }
+	// With one kept, each loses its first two.
+	var trimmed []event
+	for _, u := range users {
+		trimmed = append(trimmed, event{u, 1}, event{u, 2})
+	}
+	last := trimmed[len(trimmed)-1]
+	const row = `user_id = $1 AND seq = $2`
+	var n int
+	err := whileWaiting(t, db, "user_events", row, []any{last.user, last.seq}, func() (err error) {
+		n, err = db.TrimUserEvents(ctx, 1, 100)
+		return err
+	}, func() {
+		var free []event
+		for _, e := range trimmed[:len(trimmed)-1] {
+			held, err := rowHeld(ctx, db, `SELECT FROM user_events WHERE `+row+` FOR UPDATE NOWAIT`, []any{e.user, e.seq})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !held {
+				free = append(free, e)
+			}
+		}
+		if len(free) > 0 {
+			t.Errorf("waiting for event %v, the trim holds none of %v (of %v): it takes them out of order", last, free, trimmed)
+		}
+	})
+	if err != nil {
+		t.Fatalf("TrimUserEvents: %v", err)
+	}
+	if n != len(trimmed) {
+		t.Errorf("TrimUserEvents removed %d; want %d", n, len(trimmed))
+	}
+}
