@@ -283,6 +283,7 @@ func (db *DB) DeleteExpired(ctx context.Context, now time.Time, limit int) (int,
 	err := db.write(ctx, func(tx pgx.Tx) error {
 		s, err := tx.Exec(ctx, `DELETE FROM sessions s USING (
 			SELECT id FROM sessions WHERE id IN (SELECT id FROM sessions WHERE expires_at <= $1 LIMIT $2)
+			AND expires_at <= $1
 			ORDER BY id FOR UPDATE) l
 		WHERE s.id = l.id`, ts(now), limit)
 		if err != nil || s.RowsAffected() >= int64(limit) {

@@ -180,6 +180,20 @@ func whileWaiting(t *testing.T, db *DB, table, cond string, args []any, op func(
 	if _, err := hold.Exec(ctx, `SELECT FROM `+table+` WHERE `+cond+` FOR UPDATE`, args...); err != nil {
 		t.Fatal(err)
 	}
+	return untilWaiting(t, db, table, op, func() {
+		during()
+		if err := hold.Rollback(ctx); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// untilWaiting runs op and, once op waits for a lock, holding one on
+// table, calls release, which lets go what op waits for; it returns what
+// op returned.
+func untilWaiting(t *testing.T, db *DB, table string, op func() error, release func()) error {
+	t.Helper()
+	ctx := t.Context()
 	done := make(chan error, 1)
 	go func() { done <- op() }()
 	deadline := time.Now().Add(10 * time.Second)
@@ -200,10 +214,7 @@ func whileWaiting(t *testing.T, db *DB, table, cond string, args []any, op func(
 			t.Fatal(err)
 		}
 	}
-	during()
-	if err := hold.Rollback(ctx); err != nil {
-		t.Fatal(err)
-	}
+	release()
 	return <-done
 }
 
@@ -552,5 +563,50 @@ func TestTrimUserEventsLocksInOrder(t *testing.T) {
 	}
 	if n != len(trimmed) {
 		t.Errorf("TrimUserEvents removed %d; want %d", n, len(trimmed))
+	}
+}
+
+// TestDeleteExpiredSparesRenewed: the sweep picks a session that has
+// expired while a request renews it (UseSession), and waits for the
+// renewal's row. Once the renewal commits, the session no longer expires:
+// the sweep, which checks again the rows it waited for, leaves it.
+func TestDeleteExpiredSparesRenewed(t *testing.T) {
+	db := mustOpenDB(t)
+	ctx := t.Context()
+	now := time.Now()
+	u, _, err := db.EnsureUser(ctx, "ann@example.com", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := db.CreateSession(ctx, chat.Session{UserID: u.ID, TokenHash: "hash", CreatedAt: now.Add(-2 * time.Hour), ExpiresAt: now.Add(-time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	renew, err := db.pool.raw.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = renew.Rollback(context.Background()) }()
+	if _, err := renew.Exec(ctx, `UPDATE sessions SET used_at = $1, expires_at = $2 WHERE id = $3`, ts(now), ts(now.Add(time.Hour)), s.ID); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	err = untilWaiting(t, db, "sessions", func() (err error) {
+		n, err = db.DeleteExpired(ctx, now, 100)
+		return err
+	}, func() {
+		if err := renew.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if err != nil {
+		t.Fatalf("DeleteExpired: %v", err)
+	}
+	var left int
+	if err := db.pool.raw.QueryRow(ctx, `SELECT count(*) FROM sessions WHERE id = $1`, s.ID).Scan(&left); err != nil {
+		t.Fatal(err)
+	}
+	if left != 1 || n != 0 {
+		t.Errorf("the sweep removed %d rows and left %d of the session renewed while it waited; want 0 removed, the session left", n, left)
 	}
 }
