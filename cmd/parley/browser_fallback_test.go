@@ -43,9 +43,7 @@ const blockWebSocketLater = `(() => {
 // returns #lobby's id.
 func startAdaInLobby(t *testing.T) (*testServer, *browser, int64) {
 	t.Helper()
-	s, ada := startAdaUnsigned(t)
-	ada.onEveryPage(t, "wrap WebSocket", blockWebSocketLater)
-	ada.signIn(t, s, "ada@example.com", "Ada")
+	s, ada := startAdaWith(t, "wrap WebSocket", blockWebSocketLater)
 	ada.enterRoom(t, "lobby")
 	waitFor[bool](t, ada, "connected by WebSocket", viewState, connectedBy, "ws")
 	roomID := evaluate[int64](t, ada, "read #lobby's id",

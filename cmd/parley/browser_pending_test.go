@@ -399,9 +399,7 @@ const refuseOnce = `(() => {
 // was left, which forgets it (and entered again, which sends it again
 // at once), that timer must not send it once more.
 func TestBrowserRateLimitedRetry(t *testing.T) {
-	s, ada := startAdaUnsigned(t)
-	ada.onEveryPage(t, "install the refusal", refuseOnce)
-	ada.signIn(t, s, "ada@example.com", "Ada")
+	_, ada := startAdaWith(t, "install the refusal", refuseOnce)
 	ada.enterRoom(t, "lobby")
 	id := evaluate[int64](t, ada, "the room's id", `Number(document.querySelector('#rooms-joined li[data-room-name="lobby"]').dataset.roomId)`)
 	const state = `{view: ` + viewState + `, refused: window.parleyRefused, sent: window.parleySent,

@@ -148,6 +148,16 @@ func startAdaBy(t *testing.T, query string) (*testServer, *browser) {
 	return s, ada
 }
 
+// startAdaWith starts a server and Ada's browser, whose every page runs
+// script (which does what) before the app, and signs her in.
+func startAdaWith(t *testing.T, what, script string) (*testServer, *browser) {
+	t.Helper()
+	s, ada := startAdaUnsigned(t)
+	ada.onEveryPage(t, what, script)
+	ada.signIn(t, s, "ada@example.com", "Ada")
+	return s, ada
+}
+
 // startAdaUnsigned starts a server, whose log a failing test shows, and
 // Ada's browser, not yet signed in.
 func startAdaUnsigned(t *testing.T) (*testServer, *browser) {

@@ -135,9 +135,7 @@ func TestBrowserReconnectKeepsEventBehindOpen(t *testing.T) {
 // from its list after reconnecting: it follows the new conversation in the
 // chat it shows, and Grace's message is shown there.
 func TestBrowserReconnectFollowsNewDirect(t *testing.T) {
-	s, ada := startAdaUnsigned(t)
-	ada.onEveryPage(t, "wrap WebSocket", blockWebSocketLater)
-	ada.signIn(t, s, "ada@example.com", "Ada")
+	s, ada := startAdaWith(t, "wrap WebSocket", blockWebSocketLater)
 	ada.userID = userIDOf(t, s, nil, ada)
 	grace, graceID, direct := graceBefriendsAda(t, s, ada)
 	evaluate[chromedp.Void](t, ada, "open the chat with Grace", fmt.Sprintf(`location.hash = "#dm/%d"`, graceID))

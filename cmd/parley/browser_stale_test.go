@@ -39,9 +39,7 @@ const watchOpened = `(() => {
 // is news (Grace removes Ada for real, with a larger user_seq) still ends
 // Ada's access.
 func TestBrowserStaleRemovedKeepsGroup(t *testing.T) {
-	s, ada := startAdaUnsigned(t)
-	ada.onEveryPage(t, "install the watch", watchOpened)
-	ada.signIn(t, s, "ada@example.com", "Ada")
+	s, ada := startAdaWith(t, "install the watch", watchOpened)
 	waitFor[bool](t, ada, "connected", viewState, connectedBy, "ws")
 	adaID := userIDOf(t, s, nil, ada)
 	grace, groupID, members := graceAddsToCrew(t, s, adaID)
@@ -99,9 +97,7 @@ func TestBrowserStaleRemovedKeepsGroup(t *testing.T) {
 // by its user_seq stops nothing either, and the page need not ask the
 // server whether Ada is a member: it keeps the room open, receiving.
 func TestBrowserStaleRemovedKeepsRoom(t *testing.T) {
-	s, ada := startAdaUnsigned(t)
-	ada.onEveryPage(t, "install the watch", watchOpened)
-	ada.signIn(t, s, "ada@example.com", "Ada")
+	s, ada := startAdaWith(t, "install the watch", watchOpened)
 	waitFor[bool](t, ada, "connected", viewState, connectedBy, "ws")
 	// Being added to a group puts an event in Ada's log, so that opened
 	// replies carry a user_seq.

@@ -186,9 +186,7 @@ const throttledTimers = `(() => {
 // reconnect each minute while the link answers; a link that stops
 // answering is still given up.
 func TestBrowserHiddenTabKeepsSocket(t *testing.T) {
-	s, ada := startAdaUnsigned(t)
-	ada.onEveryPage(t, "throttle the page's timers", throttledTimers)
-	ada.signIn(t, s, "ada@example.com", "Ada")
+	_, ada := startAdaWith(t, "throttle the page's timers", throttledTimers)
 	waitFor[bool](t, ada, "connected", viewState, connectedBy, "ws")
 
 	const sockets = `{sockets: window.parleySockets, pongs: window.parleyPongs,

@@ -76,9 +76,7 @@ func TestBrowserUnfriendedMissedFrame(t *testing.T) {
 // her page run with dropContactFrames.
 func startAdaLosingContacts(t *testing.T) (*testServer, *browser) {
 	t.Helper()
-	s, ada := startAdaUnsigned(t)
-	ada.onEveryPage(t, "wrap the page", dropContactFrames)
-	ada.signIn(t, s, "ada@example.com", "Ada")
+	s, ada := startAdaWith(t, "wrap the page", dropContactFrames)
 	ada.userID = userIDOf(t, s, nil, ada)
 	return s, ada
 }

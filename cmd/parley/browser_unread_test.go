@@ -126,9 +126,7 @@ func TestBrowserUnfriendedOnline(t *testing.T) {
 // page run with loseFrames.
 func startAdaLosingFrames(t *testing.T) (*testServer, *browser) {
 	t.Helper()
-	s, ada := startAdaUnsigned(t)
-	ada.onEveryPage(t, "wrap the page", loseFrames)
-	ada.signIn(t, s, "ada@example.com", "Ada")
+	s, ada := startAdaWith(t, "wrap the page", loseFrames)
 	ada.userID = userIDOf(t, s, nil, ada)
 	return s, ada
 }
@@ -263,9 +261,7 @@ const watchReads = `(() => {
 // unread messages: not even when the server has not stored her read
 // position yet (here, it never gets it).
 func TestBrowserLeftRoomNotUnread(t *testing.T) {
-	s, ada := startAdaUnsigned(t)
-	ada.onEveryPage(t, "watch the reads", watchReads)
-	ada.signIn(t, s, "ada@example.com", "Ada")
+	s, ada := startAdaWith(t, "watch the reads", watchReads)
 	ada.enterRoom(t, "lobby")
 	grace := signIn(t, s, "grace@example.com", "Grace")
 	var room struct {

@@ -214,9 +214,7 @@ func TestBrowserUnsentNoStorage(t *testing.T) {
 		}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, ada := startAdaUnsigned(t)
-			ada.onEveryPage(t, "refuse the storage", tc.script)
-			ada.signIn(t, s, "ada@example.com", "Ada")
+			_, ada := startAdaWith(t, "refuse the storage", tc.script)
 			ada.enterRoom(t, "lobby")
 			ada.send(t, "Sent without storage.")
 			ada.checkQuiet(t)
