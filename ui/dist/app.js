@@ -900,10 +900,14 @@ function markRead() {
   const last = s.last(r.id);
   if (!last) return;
   const conv = state.convs.get(r.id);
-  if (conv && conv.unread) {
-    conv.unread = 0;
+  if (conv) {
+    // Read here, even with no count to clear (shown as it came): a read
+    // frame of an older seq, before this one is stored, counts from it.
     conv.read_seq = Math.max(conv.read_seq || 0, last);
-    renderConversations();
+    if (conv.unread) {
+      conv.unread = 0;
+      renderConversations();
+    }
   }
   if ((state.readSent.get(r.id) || 0) >= last) return;
   queueRead(r.id, last, r.kind === 'room');

@@ -1,0 +1,73 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"testing"
+)
+
+// countReads is run in a tab before the app, after watchReads:
+// window.parleyReadFrames counts the read frames its WebSockets received,
+// once the page has handled each.
+const countReads = `(() => {
+	window.parleyReadFrames = 0;
+	const add = window.WebSocket.prototype.addEventListener;
+	window.WebSocket.prototype.addEventListener = function (type, fn, opts) {
+		if (type !== "message") return add.call(this, type, fn, opts);
+		return add.call(this, type, function (e) {
+			const r = fn.call(this, e);
+			if (/"type":"read"/.test(String(e.data))) window.parleyReadFrames++;
+			return r;
+		}, opts);
+	};
+})()`
+
+// TestBrowserShownRoomOlderRead: Ada looks at a room while Grace writes
+// twice; before the page's read position of the second message is stored
+// (it waits up to READ_EVERY_ROOM), a read frame of an older one comes (her
+// phone's, or the echo of the page's own first). The room she is looking
+// at is not listed with an unread message, nor counted in the tab's title.
+func TestBrowserShownRoomOlderRead(t *testing.T) {
+	s, ada := startAdaUnsigned(t)
+	ada.onEveryPage(t, "watch the reads", watchReads)
+	ada.onEveryPage(t, "count the read frames", countReads)
+	ada.signIn(t, s, "ada@example.com", "Ada")
+	ada.enterRoom(t, "lobby")
+	grace := signIn(t, s, "grace@example.com", "Grace")
+	phone := signIn(t, s, "ada@example.com", "Ada")
+	var room struct {
+		Room struct{ ID int64 } `json:"room"`
+	}
+	postJSON(t, grace, "POST", s.URL+"/api/rooms", map[string]string{"name": "lobby"}, http.StatusOK, &room)
+	lobby := room.Room.ID
+	const state = `{reads: window.parleyReads, frames: window.parleyReadFrames, title: document.title,
+		convs: [...document.querySelectorAll("#conversations li")].map((li) => li.textContent)}`
+	waitFor[bool](t, ada, "lobby is listed", state, `() => !!document.querySelector('#conversations li[data-room-name="lobby"]')`)
+	// The page's reads never reach the server: its position stays where
+	// the phone puts it.
+	evaluate[any](t, ada, "lose the reads", `window.parleyLoseReads = true`)
+	write := func(text string) int64 {
+		t.Helper()
+		var sent struct {
+			Message struct{ Seq int64 } `json:"message"`
+		}
+		postJSON(t, grace, "POST", fmt.Sprintf("%s/api/rooms/%d/messages", s.URL, lobby),
+			map[string]string{"client_id": "c-" + text, "body": text}, http.StatusOK, &sent)
+		ada.waitMessage(t, text)
+		return sent.Message.Seq
+	}
+	one := write("one")
+	write("two")
+	frames := evaluate[int](t, ada, "count the read frames", `window.parleyReadFrames`)
+	postJSON(t, phone, "POST", fmt.Sprintf("%s/api/conversations/%d/read", s.URL, lobby), map[string]int64{"seq": one}, http.StatusOK, nil)
+	waitFor[bool](t, ada, "the phone's read frame is handled", state, `(n) => window.parleyReadFrames > n`, frames)
+	got := evaluate[map[string]any](t, ada, "read lobby's badge and the title", `(() => {
+		const b = document.querySelector('#conversations li[data-room-name="lobby"] .badge');
+		return {badge: b && !b.hidden ? b.textContent : "", title: document.title};
+	})()`)
+	if got["badge"] != "" || got["title"] != "#lobby · Parley" {
+		t.Errorf("Ada looks at lobby, read to its last message, after a read frame of an older one: badge %q, title %q; want no badge, %q",
+			got["badge"], got["title"], "#lobby · Parley")
+	}
+	ada.checkQuiet(t)
+}
