@@ -71,3 +71,36 @@ func TestBrowserShownRoomOlderRead(t *testing.T) {
 	}
 	ada.checkQuiet(t)
 }
+
+// TestBrowserNewChatDuringList: Ada's conversation list is read as her
+// page reconnects, and its answer comes late: after Grace's first message
+// to her, which made their direct chat and came live. The answer, read
+// before the chat existed, does not drop the chat and its unread message
+// from the list and the tab's title.
+func TestBrowserNewChatDuringList(t *testing.T) {
+	s, ada := startAdaLosingFrames(t)
+	grace, graceID, direct := graceBefriendsAda(t, s, ada)
+	const state = `{title: document.title, conn: document.getElementById("conn-status").dataset.state,
+		held: window.parleyHeldLists,
+		convs: [...document.querySelectorAll("#conversations li")].map((li) => li.textContent)}`
+	waitFor[bool](t, ada, "Grace is a friend", state, `(id) => !!document.querySelector('#friends li[data-user-id="' + id + '"]')`, graceID)
+	ada.reconnectHoldingList(t)
+	postJSON(t, grace, "POST", direct, map[string]string{"client_id": "c-hi", "body": "hi"}, http.StatusOK, nil)
+	shows := fmt.Sprintf(`() => {
+		const li = document.querySelector('#conversations li[data-peer-id="%d"]');
+		const badge = li && li.querySelector(".badge");
+		return !!badge && !badge.hidden && badge.textContent === "1" && document.title === "(1) Parley";
+	}`, graceID)
+	waitFor[bool](t, ada, "the chat with Grace shows 1 unread", state, shows)
+	held := evaluate[int](t, ada, "count the lists asked", `window.parleyHeldLists`)
+	evaluate[any](t, ada, "the list's answer arrives", `window.parleyReleaseList()`)
+	waitFor[bool](t, ada, "the answer is taken", state, fmt.Sprintf(`(n) =>
+		!document.querySelector('#conversations li[data-peer-id="%d"]') || window.parleyHeldLists > n`, graceID), held)
+	if !evaluate[bool](t, ada, "look at the chat", "("+shows+")()") {
+		t.Errorf("after a list read before Grace's first message: %v; want the chat with Grace listed with 1 unread, title %q",
+			evaluate[any](t, ada, "read the list", "("+state+")"), "(1) Parley")
+	}
+	evaluate[any](t, ada, "let the lists go", `window.parleyHoldList = false; for (let i = 0; i < 10; i++) window.parleyReleaseList()`)
+	waitFor[bool](t, ada, "the chat with Grace shows 1 unread", state, shows)
+	ada.checkQuiet(t)
+}

@@ -113,7 +113,7 @@ const state = {
   contacts: new Map(), // user id → Contact
   blocked: new Map(), // user id → User the user blocked
   contactsVersion: 0, // counts contact frames
-  convsVersion: 0, // counts read frames and groups dropped: a list read meanwhile is stale
+  convsVersion: 0, // counts read frames, conversations new and groups dropped: a list read meanwhile is stale
   results: null, // the last people search: [User] or null
   peopleTimer: 0,
   peopleToken: 0,
@@ -1012,7 +1012,9 @@ function onConversationFrame(f) {
   if (!m || !f.room_id) return;
   let conv = state.convs.get(f.room_id);
   if (!conv) {
-    // A new conversation: show it now, fetch its details.
+    // A new conversation: show it now, fetch its details. A list read
+    // meanwhile may be older than it, and would drop it.
+    state.convsVersion++;
     conv = { id: f.room_id, kind: f.kind || 'direct', peer: f.peer, last_seq: 0, read_seq: 0, unread: 0, members: 2 };
     state.convs.set(conv.id, conv);
     refreshConversationsSoon();
