@@ -6,17 +6,21 @@ import (
 	"testing"
 )
 
-// countReads is run in a tab before the app, after watchReads:
-// window.parleyReadFrames counts the read frames its WebSockets received,
-// once the page has handled each.
+// countReads is run in a tab before the app: window.parleyReadFrames
+// holds the read frames its WebSockets received ({room, seq}), each once
+// the page has handled it.
 const countReads = `(() => {
-	window.parleyReadFrames = 0;
+	window.parleyReadFrames = [];
 	const add = window.WebSocket.prototype.addEventListener;
 	window.WebSocket.prototype.addEventListener = function (type, fn, opts) {
 		if (type !== "message") return add.call(this, type, fn, opts);
 		return add.call(this, type, function (e) {
 			const r = fn.call(this, e);
-			if (/"type":"read"/.test(String(e.data))) window.parleyReadFrames++;
+			for (const line of String(e.data).split("\n")) {
+				let f = null;
+				try { f = JSON.parse(line); } catch {}
+				if (f && f.type === "read") window.parleyReadFrames.push({room: f.room_id, seq: f.seq});
+			}
 			return r;
 		}, opts);
 	};
@@ -58,9 +62,9 @@ func TestBrowserShownRoomOlderRead(t *testing.T) {
 	}
 	one := write("one")
 	write("two")
-	frames := evaluate[int](t, ada, "count the read frames", `window.parleyReadFrames`)
+	frames := evaluate[int](t, ada, "count the read frames", `window.parleyReadFrames.length`)
 	postJSON(t, phone, "POST", fmt.Sprintf("%s/api/conversations/%d/read", s.URL, lobby), map[string]int64{"seq": one}, http.StatusOK, nil)
-	waitFor[bool](t, ada, "the phone's read frame is handled", state, `(n) => window.parleyReadFrames > n`, frames)
+	waitFor[bool](t, ada, "the phone's read frame is handled", state, `(n) => window.parleyReadFrames.length > n`, frames)
 	got := evaluate[map[string]any](t, ada, "read lobby's badge and the title", `(() => {
 		const b = document.querySelector('#conversations li[data-room-name="lobby"] .badge');
 		return {badge: b && !b.hidden ? b.textContent : "", title: document.title};
@@ -102,5 +106,58 @@ func TestBrowserNewChatDuringList(t *testing.T) {
 	}
 	evaluate[any](t, ada, "let the lists go", `window.parleyHoldList = false; for (let i = 0; i < 10; i++) window.parleyReleaseList()`)
 	waitFor[bool](t, ada, "the chat with Grace shows 1 unread", state, shows)
+	ada.checkQuiet(t)
+}
+
+// TestBrowserReadLostWithLink: Ada reads a room and goes to another one
+// as her link dies, unnoticed: the read position of what she read, sent
+// as she left, is lost with it. When the page connects again, the room
+// she read is not listed unread: the page sends that position again.
+func TestBrowserReadLostWithLink(t *testing.T) {
+	s, ada := startAdaUnsigned(t)
+	ada.onEveryPage(t, "wrap the page", loseFrames)
+	ada.onEveryPage(t, "watch the reads", watchReads)
+	ada.onEveryPage(t, "count the read frames", countReads)
+	ada.signIn(t, s, "ada@example.com", "Ada")
+	ada.enterRoom(t, "lobby")
+	grace := signIn(t, s, "grace@example.com", "Grace")
+	var room struct {
+		Room struct{ ID int64 } `json:"room"`
+	}
+	postJSON(t, grace, "POST", s.URL+"/api/rooms", map[string]string{"name": "lobby"}, http.StatusOK, &room)
+	lobby := room.Room.ID
+	write := func(text string) int64 {
+		t.Helper()
+		var sent struct {
+			Message struct{ Seq int64 } `json:"message"`
+		}
+		postJSON(t, grace, "POST", fmt.Sprintf("%s/api/rooms/%d/messages", s.URL, lobby),
+			map[string]string{"client_id": "c-" + text, "body": text}, http.StatusOK, &sent)
+		ada.waitMessage(t, text)
+		return sent.Message.Seq
+	}
+	const state = `{reads: window.parleyReads, frames: window.parleyReadFrames, lists: window.parleyLists, title: document.title,
+		sockets: window.parleySockets.length, conn: document.getElementById("conn-status").dataset.state,
+		convs: [...document.querySelectorAll("#conversations li")].map((li) => li.textContent)}`
+	const sentRead = `(room, seq) => window.parleyReads.some((r) => r.room === room && r.seq >= seq)`
+	waitFor[bool](t, ada, "Ada's page sends its first read", state, sentRead, lobby, write("one"))
+	two := write("two")
+
+	evaluate[any](t, ada, "the link dies", `window.parleyLoseReads = true`)
+	ada.enterRoom(t, "side")
+	waitFor[bool](t, ada, "the read of lobby went out as Ada left", state, sentRead, lobby, two)
+	lists := evaluate[int](t, ada, "count the lists read", `window.parleyLists`)
+	evaluate[any](t, ada, "the page notices", `window.parleyLoseReads = false; window.parleySockets.at(-1).close()`)
+	waitFor[bool](t, ada, "the page reconnected and read its list", state, `(n) =>
+		window.parleySockets.length === 2 && document.getElementById("conn-status").dataset.state === "connected" &&
+		window.parleyLists > n`, lists)
+	if unread := evaluate[string](t, ada, "read lobby's badge", `(() => {
+		const b = document.querySelector('#conversations li[data-room-name="lobby"] .badge');
+		return b && !b.hidden ? b.textContent : "";
+	})()`); unread != "" {
+		t.Errorf("after Ada read lobby up to seq %d, left it, and her page reconnected, the list shows it with %s unread", two, unread)
+	}
+	waitFor[bool](t, ada, "the server has Ada's read position in lobby", state, `(room, seq) =>
+		window.parleyReadFrames.some((r) => r.room === room && r.seq >= seq)`, lobby, two)
 	ada.checkQuiet(t)
 }

@@ -122,6 +122,7 @@ const state = {
   unsent: new Map(), // targetOf(conversation) → {body, why}: a send that failed while it was not shown
   firstSends: new Map(), // client id → first message to a friend, over REST, not yet answered (sendFirstDirect)
   readSent: new Map(), // conversation id → highest seq sent as read
+  readUnsure: new Map(), // conversation id → seq sent as read on the connection, not answered yet
   readQueue: new Map(), // conversation id → {seq, timer, at}: the read position to send, and when one last went
   names: new Map(), // user id → name, of everyone seen (for group event lines)
   nameVersions: new Map(), // user id → version of the newest name a user frame or a list gave
@@ -571,6 +572,7 @@ function leaveChat() {
   state.firstSends.clear();
   $('composer').value = '';
   state.readSent.clear();
+  state.readUnsure.clear();
   dropReads();
   state.names.clear();
   state.presence.clear();
@@ -956,7 +958,9 @@ function sendRead(id, q) {
   q.at = Date.now();
   const seq = q.seq;
   state.readSent.set(id, seq);
-  if (!s.markRead(id, seq)) {
+  if (s.markRead(id, seq)) {
+    state.readUnsure.set(id, seq);
+  } else {
     api.markRead(id, seq).catch((err) => {
       state.readSent.delete(id);
       console.warn('parley: read:', err.message);
@@ -993,6 +997,7 @@ function dropReads(id) {
 
 function onRead({ room_id: id, seq }) {
   state.convsVersion++;
+  if (seq >= (state.readUnsure.get(id) ?? Infinity)) state.readUnsure.delete(id);
   const conv = state.convs.get(id);
   if (!conv || !(seq >= 0)) return;
   conv.read_seq = Math.max(conv.read_seq || 0, seq);
@@ -2263,6 +2268,7 @@ function forgetConversation(id) {
   state.cache.delete(id);
   state.reads.delete(id);
   state.readSent.delete(id);
+  state.readUnsure.delete(id);
   dropReads(id);
   renderConversations();
 }
@@ -3392,8 +3398,16 @@ function startSocket() {
       // long-poll channel that the server kept: it gives again what was
       // lost; one it rebuilt says so (resumed), and the lists are loaded
       // again then, once. Read positions posted on the connection that
-      // ended may be lost either way.
+      // ended may be lost either way: those it did not answer go again
+      // (a room's as queueRead spreads them), or the list would count
+      // as unread what was read here, and left.
       state.readSent.clear();
+      const unsure = [...state.readUnsure];
+      state.readUnsure.clear();
+      for (const [id, seq] of unsure) {
+        const kind = state.convs.get(id)?.kind;
+        queueRead(id, seq, kind !== 'direct' && kind !== 'group');
+      }
       if (!f.resumed) reloadLists();
       markRead();
       // A resumed long-poll channel replays its first hello, whose user
@@ -3508,7 +3522,10 @@ function startSocket() {
       composerError(`Not sent: ${why}`);
     })
     .on('error', (f) => {
-      if (f.request === 'read') return; // a read position is best effort
+      if (f.request === 'read') {
+        state.readUnsure.delete(f.requestRoomId); // answered: a read position is best effort
+        return;
+      }
       if (f.request === 'open' && current(f.requestRoomId) && state.openWait) {
         // Asked again no more (it failed its last try): no countdown.
         state.openWait = 0;
