@@ -222,9 +222,16 @@ func untilWaiting(t *testing.T, db *DB, table string, op func() error, release f
 // and then more) no other transaction holds.
 func notHeld(t *testing.T, db *DB, table, cond string, keys []int64, more ...any) []int64 {
 	t.Helper()
-	var free []int64
+	return notHeldBy(t, db, table, cond, keys, func(k int64) []any { return append([]any{k}, more...) })
+}
+
+// notHeldBy is notHeld for keys of any kind, args giving the arguments of
+// cond for each.
+func notHeldBy[K any](t *testing.T, db *DB, table, cond string, keys []K, args func(K) []any) []K {
+	t.Helper()
+	var free []K
 	for _, k := range keys {
-		held, err := rowHeld(t.Context(), db, `SELECT FROM `+table+` WHERE `+cond+` FOR UPDATE NOWAIT`, append([]any{k}, more...))
+		held, err := rowHeld(t.Context(), db, `SELECT FROM `+table+` WHERE `+cond+` FOR UPDATE NOWAIT`, args(k))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -385,16 +392,7 @@ func TestDeleteExpiredLocksCodesInOrder(t *testing.T) {
 		n, err = db.DeleteExpired(ctx, now, 100)
 		return err
 	}, func() {
-		var free []string
-		for _, h := range hashes[:len(hashes)-1] {
-			held, err := rowHeld(ctx, db, `SELECT FROM login_codes WHERE `+code+` FOR UPDATE NOWAIT`, []any{email, h})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !held {
-				free = append(free, h)
-			}
-		}
+		free := notHeldBy(t, db, "login_codes", code, hashes[:len(hashes)-1], func(h string) []any { return []any{email, h} })
 		if len(free) > 0 {
 			t.Errorf("waiting for the code %s, the sweep holds none of %v (of %v): it takes them out of order", last, free, hashes)
 		}
@@ -432,16 +430,7 @@ func TestPutLoginCodeLocksCodesInOrder(t *testing.T) {
 	err := whileWaiting(t, db, "login_codes", code, []any{email, last}, func() error {
 		return db.PutLoginCode(ctx, chat.LoginCode{Email: email, Hash: "h9", ExpiresAt: now.Add(time.Hour)}, 1)
 	}, func() {
-		var free []string
-		for _, h := range hashes[:len(hashes)-1] {
-			held, err := rowHeld(ctx, db, `SELECT FROM login_codes WHERE `+code+` FOR UPDATE NOWAIT`, []any{email, h})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !held {
-				free = append(free, h)
-			}
-		}
+		free := notHeldBy(t, db, "login_codes", code, hashes[:len(hashes)-1], func(h string) []any { return []any{email, h} })
 		if len(free) > 0 {
 			t.Errorf("waiting for the code %s, PutLoginCode holds none of %v (of %v): it takes them out of order", last, free, hashes)
 		}
@@ -544,16 +533,7 @@ func TestTrimUserEventsLocksInOrder(t *testing.T) {
 		n, err = db.TrimUserEvents(ctx, 1, 100)
 		return err
 	}, func() {
-		var free []event
-		for _, e := range trimmed[:len(trimmed)-1] {
-			held, err := rowHeld(ctx, db, `SELECT FROM user_events WHERE `+row+` FOR UPDATE NOWAIT`, []any{e.user, e.seq})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !held {
-				free = append(free, e)
-			}
-		}
+		free := notHeldBy(t, db, "user_events", row, trimmed[:len(trimmed)-1], func(e event) []any { return []any{e.user, e.seq} })
 		if len(free) > 0 {
 			t.Errorf("waiting for event %v, the trim holds none of %v (of %v): it takes them out of order", last, free, trimmed)
 		}
