@@ -263,30 +263,10 @@ const watchReads = `(() => {
 func TestBrowserLeftRoomNotUnread(t *testing.T) {
 	s, ada := startAdaWith(t, "watch the reads", watchReads)
 	ada.enterRoom(t, "lobby")
-	grace := signIn(t, s, "grace@example.com", "Grace")
-	var room struct {
-		Room struct{ ID int64 } `json:"room"`
-	}
-	postJSON(t, grace, "POST", s.URL+"/api/rooms", map[string]string{"name": "lobby"}, http.StatusOK, &room)
-	lobby := room.Room.ID
-	write := func(text string) int64 {
-		t.Helper()
-		var sent struct {
-			Message struct{ Seq int64 } `json:"message"`
-		}
-		postJSON(t, grace, "POST", fmt.Sprintf("%s/api/rooms/%d/messages", s.URL, lobby),
-			map[string]string{"client_id": "c-" + text, "body": text}, http.StatusOK, &sent)
-		return sent.Message.Seq
-	}
+	_, lobby, readRoom := graceInLobby(t, s, ada)
 	const state = `{reads: window.parleyReads, lists: window.parleyLists, title: document.title,
 		convs: [...document.querySelectorAll("#conversations li")].map((li) => li.textContent)}`
 	const sentRead = `(room, seq) => window.parleyReads.some((r) => r.room === room && r.seq >= seq)`
-	readRoom := func(text string) int64 {
-		t.Helper()
-		seq := write(text)
-		ada.waitMessage(t, text)
-		return seq
-	}
 	// A first read goes out within READ_EVERY_ROOM; the next one waits
 	// for the rest of it.
 	waitFor[bool](t, ada, "Ada's page sends its first read", state, sentRead, lobby, readRoom("one"))
@@ -315,4 +295,27 @@ func TestBrowserLeftRoomNotUnread(t *testing.T) {
 	evaluate[chromedp.Void](t, ada, "lose the reads", `window.parleyLoseReads = true`)
 	leave(readRoom("three"))
 	ada.checkQuiet(t)
+}
+
+// graceInLobby signs Grace in by HTTP and has her enter lobby, where b's
+// user is. It returns her client, the room's id, and a function by which
+// she writes text there, which returns the message's seq once b shows it.
+func graceInLobby(t *testing.T, s *testServer, b *browser) (grace *http.Client, lobby int64, write func(text string) int64) {
+	t.Helper()
+	grace = signIn(t, s, "grace@example.com", "Grace")
+	var room struct {
+		Room struct{ ID int64 } `json:"room"`
+	}
+	postJSON(t, grace, "POST", s.URL+"/api/rooms", map[string]string{"name": "lobby"}, http.StatusOK, &room)
+	lobby = room.Room.ID
+	return grace, lobby, func(text string) int64 {
+		t.Helper()
+		var sent struct {
+			Message struct{ Seq int64 } `json:"message"`
+		}
+		postJSON(t, grace, "POST", fmt.Sprintf("%s/api/rooms/%d/messages", s.URL, lobby),
+			map[string]string{"client_id": "c-" + text, "body": text}, http.StatusOK, &sent)
+		b.waitMessage(t, text)
+		return sent.Message.Seq
+	}
 }

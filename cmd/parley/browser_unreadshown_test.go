@@ -37,29 +37,14 @@ func TestBrowserShownRoomOlderRead(t *testing.T) {
 	ada.onEveryPage(t, "count the read frames", countReads)
 	ada.signIn(t, s, "ada@example.com", "Ada")
 	ada.enterRoom(t, "lobby")
-	grace := signIn(t, s, "grace@example.com", "Grace")
+	_, lobby, write := graceInLobby(t, s, ada)
 	phone := signIn(t, s, "ada@example.com", "Ada")
-	var room struct {
-		Room struct{ ID int64 } `json:"room"`
-	}
-	postJSON(t, grace, "POST", s.URL+"/api/rooms", map[string]string{"name": "lobby"}, http.StatusOK, &room)
-	lobby := room.Room.ID
 	const state = `{reads: window.parleyReads, frames: window.parleyReadFrames, title: document.title,
 		convs: [...document.querySelectorAll("#conversations li")].map((li) => li.textContent)}`
 	waitFor[bool](t, ada, "lobby is listed", state, `() => !!document.querySelector('#conversations li[data-room-name="lobby"]')`)
 	// The page's reads never reach the server: its position stays where
 	// the phone puts it.
 	evaluate[any](t, ada, "lose the reads", `window.parleyLoseReads = true`)
-	write := func(text string) int64 {
-		t.Helper()
-		var sent struct {
-			Message struct{ Seq int64 } `json:"message"`
-		}
-		postJSON(t, grace, "POST", fmt.Sprintf("%s/api/rooms/%d/messages", s.URL, lobby),
-			map[string]string{"client_id": "c-" + text, "body": text}, http.StatusOK, &sent)
-		ada.waitMessage(t, text)
-		return sent.Message.Seq
-	}
 	one := write("one")
 	write("two")
 	frames := evaluate[int](t, ada, "count the read frames", `window.parleyReadFrames.length`)
@@ -120,22 +105,7 @@ func TestBrowserReadLostWithLink(t *testing.T) {
 	ada.onEveryPage(t, "count the read frames", countReads)
 	ada.signIn(t, s, "ada@example.com", "Ada")
 	ada.enterRoom(t, "lobby")
-	grace := signIn(t, s, "grace@example.com", "Grace")
-	var room struct {
-		Room struct{ ID int64 } `json:"room"`
-	}
-	postJSON(t, grace, "POST", s.URL+"/api/rooms", map[string]string{"name": "lobby"}, http.StatusOK, &room)
-	lobby := room.Room.ID
-	write := func(text string) int64 {
-		t.Helper()
-		var sent struct {
-			Message struct{ Seq int64 } `json:"message"`
-		}
-		postJSON(t, grace, "POST", fmt.Sprintf("%s/api/rooms/%d/messages", s.URL, lobby),
-			map[string]string{"client_id": "c-" + text, "body": text}, http.StatusOK, &sent)
-		ada.waitMessage(t, text)
-		return sent.Message.Seq
-	}
+	_, lobby, write := graceInLobby(t, s, ada)
 	const state = `{reads: window.parleyReads, frames: window.parleyReadFrames, lists: window.parleyLists, title: document.title,
 		sockets: window.parleySockets.length, conn: document.getElementById("conn-status").dataset.state,
 		convs: [...document.querySelectorAll("#conversations li")].map((li) => li.textContent)}`
