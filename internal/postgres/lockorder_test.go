@@ -46,13 +46,10 @@ func TestAppendLocksReadPositionsInOrder(t *testing.T) {
 	for i := range items {
 		items[i] = &appendItem{m: chat.NewMessage{ConvID: rooms[n-1-i], Kind: chat.KindText, SenderID: u.ID, Body: "hi", At: now}}
 	}
-	last := rooms[n-1] // EnsureRoom numbers them in order
+	// EnsureRoom numbers the rooms in order.
 	const position = `conv_id = $1 AND user_id = $2`
-	err = whileWaiting(t, db, "members", position, []any{last, u.ID}, func() error { return db.appendBatch(ctx, items) }, func() {
-		if free := notHeld(t, db, "members", position, rooms[:n-1], u.ID); len(free) > 0 {
-			t.Errorf("waiting for room %d's read position, the batch holds none of rooms %v (of %v): it takes them out of order", last, free, rooms)
-		}
-	})
+	err = holdsBefore(t, db, "members", position, rooms, func(room int64) []any { return []any{room, u.ID} },
+		func() error { return db.appendBatch(ctx, items) })
 	if err != nil {
 		t.Fatalf("the batch: %v", err)
 	}
@@ -98,13 +95,9 @@ func TestTrimSessionsLocksInOrder(t *testing.T) {
 	}
 	keep, old := ids[6], ids[:6]
 	var ended []int64
-	err = whileWaiting(t, db, "sessions", "id = $1", []any{old[5]}, func() (err error) {
+	err = holdsBefore(t, db, "sessions", "id = $1", old, func(id int64) []any { return []any{id} }, func() (err error) {
 		ended, err = db.TrimSessions(ctx, u.ID, keep, 0)
 		return err
-	}, func() {
-		if free := notHeld(t, db, "sessions", "id = $1", old[:5]); len(free) > 0 {
-			t.Errorf("waiting for session %d, the trim holds none of sessions %v (of %v): it takes them out of order", old[5], free, old)
-		}
 	})
 	if err != nil {
 		t.Fatalf("TrimSessions: %v", err)
@@ -140,13 +133,9 @@ func TestTransferGroupLocksInOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	const role = `user_id = $1 AND conv_id = $2`
-	err = whileWaiting(t, db, "members", role, []any{ann.ID, g.ID}, func() error {
+	err = holdsBefore(t, db, "members", role, []int64{bob.ID, ann.ID}, func(u int64) []any { return []any{u, g.ID} }, func() error {
 		_, err := db.TransferGroup(ctx, g.ID, ann.ID, bob.ID, now)
 		return err
-	}, func() {
-		if free := notHeld(t, db, "members", role, []int64{bob.ID}, g.ID); len(free) > 0 {
-			t.Errorf("waiting for the owner's row (user %d), the transfer does not hold the new owner's (user %d): it takes them out of user order", ann.ID, bob.ID)
-		}
 	})
 	if err != nil {
 		t.Fatalf("TransferGroup: %v", err)
@@ -163,6 +152,21 @@ func TestTransferGroupLocksInOrder(t *testing.T) {
 			t.Errorf("user %d's role is %q; want %q", m.user, got, m.want)
 		}
 	}
+}
+
+// holdsBefore runs op while the row of the last of keys is held elsewhere
+// and, once op waits for it, checks that op holds the rows of all the
+// keys before it: that op takes them in the order of keys. cond, with
+// args of a key, selects the row of that key in table. It returns what op
+// returned.
+func holdsBefore[K any](t *testing.T, db *DB, table, cond string, keys []K, args func(K) []any, op func() error) error {
+	t.Helper()
+	last := keys[len(keys)-1]
+	return whileWaiting(t, db, table, cond, args(last), op, func() {
+		if free := notHeldBy(t, db, table, cond, keys[:len(keys)-1], args); len(free) > 0 {
+			t.Errorf("waiting for the row of %v in %s, it holds none of %v (of %v): it takes them out of order", last, table, free, keys)
+		}
+	})
 }
 
 // whileWaiting holds the row of table that cond (with args) selects, in a
@@ -351,13 +355,9 @@ func TestDeleteGroupLocksMembersInOrder(t *testing.T) {
 	last := users[len(users)-1]
 	const role = `user_id = $1 AND conv_id = $2`
 	var logged []chat.UserEvent
-	err := whileWaiting(t, db, "members", role, []any{last, id}, func() (err error) {
+	err := holdsBefore(t, db, "members", role, users, func(u int64) []any { return []any{u, id} }, func() (err error) {
 		logged, err = db.DeleteGroup(ctx, id, last, time.Now(), chat.Event{Type: chat.EventRemoved, ConvID: id, Reason: "deleted"})
 		return err
-	}, func() {
-		if free := notHeld(t, db, "members", role, users[:len(users)-1], id); len(free) > 0 {
-			t.Errorf("waiting for user %d's membership, the deletion holds none of users %v (of %v): it takes them out of order", last, free, users)
-		}
 	})
 	if err != nil {
 		t.Fatalf("DeleteGroup: %v", err)
@@ -385,17 +385,11 @@ func TestDeleteExpiredLocksCodesInOrder(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	last := hashes[len(hashes)-1]
 	const code = `email = $1 AND hash = $2`
 	var n int
-	err := whileWaiting(t, db, "login_codes", code, []any{email, last}, func() (err error) {
+	err := holdsBefore(t, db, "login_codes", code, hashes, func(h string) []any { return []any{email, h} }, func() (err error) {
 		n, err = db.DeleteExpired(ctx, now, 100)
 		return err
-	}, func() {
-		free := notHeldBy(t, db, "login_codes", code, hashes[:len(hashes)-1], func(h string) []any { return []any{email, h} })
-		if len(free) > 0 {
-			t.Errorf("waiting for the code %s, the sweep holds none of %v (of %v): it takes them out of order", last, free, hashes)
-		}
 	})
 	if err != nil {
 		t.Fatalf("DeleteExpired: %v", err)
@@ -425,15 +419,9 @@ func TestPutLoginCodeLocksCodesInOrder(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	last := hashes[len(hashes)-1]
 	const code = `email = $1 AND hash = $2`
-	err := whileWaiting(t, db, "login_codes", code, []any{email, last}, func() error {
+	err := holdsBefore(t, db, "login_codes", code, hashes, func(h string) []any { return []any{email, h} }, func() error {
 		return db.PutLoginCode(ctx, chat.LoginCode{Email: email, Hash: "h9", ExpiresAt: now.Add(time.Hour)}, 1)
-	}, func() {
-		free := notHeldBy(t, db, "login_codes", code, hashes[:len(hashes)-1], func(h string) []any { return []any{email, h} })
-		if len(free) > 0 {
-			t.Errorf("waiting for the code %s, PutLoginCode holds none of %v (of %v): it takes them out of order", last, free, hashes)
-		}
 	})
 	if err != nil {
 		t.Fatalf("PutLoginCode: %v", err)
@@ -478,11 +466,8 @@ func TestFillNameSkeletonsLocksInOrder(t *testing.T) {
 	if _, err := db.pool.raw.Exec(ctx, `UPDATE conversations SET name_skel = NULL WHERE id = ANY($1)`, []int64{g.ID, r.ID}); err != nil {
 		t.Fatal(err)
 	}
-	err = whileWaiting(t, db, "conversations", "id = $1", []any{r.ID}, func() error { return db.fillNameSkeletons(ctx) }, func() {
-		if free := notHeld(t, db, "conversations", "id = $1", []int64{g.ID}); len(free) > 0 {
-			t.Errorf("waiting for room %d, the filling does not hold group %d, made before it: it takes them out of id order", r.ID, g.ID)
-		}
-	})
+	err = holdsBefore(t, db, "conversations", "id = $1", []int64{g.ID, r.ID}, func(id int64) []any { return []any{id} },
+		func() error { return db.fillNameSkeletons(ctx) })
 	if err != nil {
 		t.Fatalf("fillNameSkeletons: %v", err)
 	}
@@ -526,17 +511,11 @@ func TestTrimUserEventsLocksInOrder(t *testing.T) {
 	for _, u := range users {
 		trimmed = append(trimmed, event{u, 1}, event{u, 2})
 	}
-	last := trimmed[len(trimmed)-1]
 	const row = `user_id = $1 AND seq = $2`
 	var n int
-	err := whileWaiting(t, db, "user_events", row, []any{last.user, last.seq}, func() (err error) {
+	err := holdsBefore(t, db, "user_events", row, trimmed, func(e event) []any { return []any{e.user, e.seq} }, func() (err error) {
 		n, err = db.TrimUserEvents(ctx, 1, 100)
 		return err
-	}, func() {
-		free := notHeldBy(t, db, "user_events", row, trimmed[:len(trimmed)-1], func(e event) []any { return []any{e.user, e.seq} })
-		if len(free) > 0 {
-			t.Errorf("waiting for event %v, the trim holds none of %v (of %v): it takes them out of order", last, free, trimmed)
-		}
 	})
 	if err != nil {
 		t.Fatalf("TrimUserEvents: %v", err)
