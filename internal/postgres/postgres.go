@@ -13,6 +13,15 @@
 // Concurrent Appends are committed together, many per transaction (group
 // commit, batch.go).
 //
+// Every transaction that locks more than one row takes them in one agreed
+// order, so that no two ever wait for each other in a cycle (a deadlock,
+// which PostgreSQL ends after deadlock_timeout, a second, by failing one):
+// conversations in id order, then their memberships in (conversation,
+// user) order, then users in id order; sessions in id order; an address's
+// login codes in hash order; user events in (user, seq) order. A statement
+// that writes several rows in the order of its plan locks them first with
+// SELECT ... ORDER BY ... FOR UPDATE (lockorder_test.go checks each).
+//
 // Times are stored as timestamptz, with PostgreSQL's microsecond precision:
 // a time read back equals the one stored truncated to the microsecond, in
 // UTC. Room and group names are unique regardless of case, by the same rule
