@@ -62,6 +62,19 @@ func waitLobbyGone(t *testing.T, b *browser) {
 		!document.querySelector('#conversations li[data-room-name="lobby"]')`)
 }
 
+// breakLink ends b's WebSocket and keeps WebSockets from getting through
+// (its page runs blockWebSocketLater, window.parleyBlockWS), and waits
+// until the page knows it is disconnected.
+func (b *browser) breakLink(t *testing.T) {
+	t.Helper()
+	evaluate[chromedp.Void](t, b, "the link breaks", `(() => {
+		window.parleyBlockWS = true;
+		window.parleySockets.at(-1).close();
+	})()`)
+	waitFor[bool](t, b, "the page knows it is disconnected", viewState, `() =>
+		document.getElementById("conn-status").dataset.state !== "connected"`)
+}
+
 // TestBrowserReconnectKeepsFirstEvent: Ada, whose event log is empty, has
 // #lobby open; while her page is disconnected she leaves #lobby on another
 // device, the first event of her log. The page reconnects asking for the
@@ -69,10 +82,7 @@ func waitLobbyGone(t *testing.T, b *browser) {
 // showing a room whose open and sends are refused.
 func TestBrowserReconnectKeepsFirstEvent(t *testing.T) {
 	_, ada, roomID := startAdaInLobby(t)
-	evaluate[chromedp.Void](t, ada, "the link breaks", `(() => {
-		window.parleyBlockWS = true;
-		window.parleySockets.at(-1).close();
-	})()`)
+	ada.breakLink(t)
 	ada.fetchJSON(t, "DELETE", fmt.Sprintf("/api/rooms/%d/members/me", roomID), nil, nil)
 	evaluate[chromedp.Void](t, ada, "the link is back", `window.parleyBlockWS = false`)
 	waitFor[bool](t, ada, "connected by a new WebSocket", viewState, `() =>

@@ -21,12 +21,7 @@ import (
 // conversations changed meanwhile.
 func TestBrowserReconnectListsRoomEntered(t *testing.T) {
 	_, ada, _ := startAdaInLobby(t)
-	evaluate[chromedp.Void](t, ada, "the link breaks", `(() => {
-		window.parleyBlockWS = true;
-		window.parleySockets.at(-1).close();
-	})()`)
-	waitFor[bool](t, ada, "the page knows it is disconnected", viewState, `() =>
-		document.getElementById("conn-status").dataset.state !== "connected"`)
+	ada.breakLink(t)
 	ada.fetchJSON(t, "POST", "/api/rooms", map[string]string{"name": "garden"}, nil)
 	evaluate[chromedp.Void](t, ada, "the link is back", `window.parleyBlockWS = false`)
 	waitFor[bool](t, ada, "connected by a new WebSocket", viewState, `() =>
@@ -110,12 +105,7 @@ func TestBrowserReconnectKeepsEventBehindOpen(t *testing.T) {
 	}
 	ada.enterRoom(t, "garden") // opened: its mark is the removed's user_seq
 
-	evaluate[chromedp.Void](t, ada, "the link breaks", `(() => {
-		window.parleyBlockWS = true;
-		window.parleySockets.at(-1).close();
-	})()`)
-	waitFor[bool](t, ada, "the page knows it is disconnected", viewState, `() =>
-		document.getElementById("conn-status").dataset.state !== "connected"`)
+	ada.breakLink(t)
 	close(st.release) // the removed is published to no connection of Ada's
 	evaluate[chromedp.Void](t, ada, "record frames", recordFrames)
 	evaluate[chromedp.Void](t, ada, "the link is back", `window.parleyBlockWS = false`)
@@ -145,12 +135,7 @@ func TestBrowserReconnectFollowsNewDirect(t *testing.T) {
 		document.getElementById("conn-status").dataset.state === "connected"`)
 	evaluate[chromedp.Void](t, ada, "mark the page", `window.parleyTestPage = true`)
 
-	evaluate[chromedp.Void](t, ada, "the link breaks", `(() => {
-		window.parleyBlockWS = true;
-		window.parleySockets.at(-1).close();
-	})()`)
-	waitFor[bool](t, ada, "the page knows it is disconnected", viewState, `() =>
-		document.getElementById("conn-status").dataset.state !== "connected"`)
+	ada.breakLink(t)
 	postJSON(t, grace, "POST", direct, map[string]string{"client_id": "c-first", "body": "Are you there?"}, http.StatusOK, nil)
 	evaluate[chromedp.Void](t, ada, "the link is back", `window.parleyBlockWS = false`)
 	waitFor[bool](t, ada, "connected by a new WebSocket", viewState, `() =>
@@ -191,12 +176,7 @@ func TestBrowserReconnectOpenUnavailable(t *testing.T) {
 	grace := signIn(t, s, "grace@example.com", "Grace")
 	postJSON(t, grace, "POST", s.URL+"/api/rooms", map[string]string{"name": "lobby"}, http.StatusOK, nil)
 
-	evaluate[chromedp.Void](t, ada, "the link breaks", `(() => {
-		window.parleyBlockWS = true;
-		window.parleySockets.at(-1).close();
-	})()`)
-	waitFor[bool](t, ada, "the page knows it is disconnected", viewState, `() =>
-		document.getElementById("conn-status").dataset.state !== "connected"`)
+	ada.breakLink(t)
 	st.user.Store(ada.userID)
 	st.conv.Store(lobbyID)
 	evaluate[chromedp.Void](t, ada, "the link is back", `window.parleyBlockWS = false`)
