@@ -21,12 +21,25 @@ type heldSeen struct {
 	wrote   atomic.Bool
 }
 
-func (s *heldSeen) SetLastSeen(ctx context.Context, userID int64, at time.Time) error {
+// newHeldSeen holds the last-seen writes of store.
+func newHeldSeen(store chat.Store) *heldSeen {
+	return &heldSeen{Store: store, entered: make(chan struct{}), release: make(chan struct{})}
+}
+
+// hold is what a last-seen write waits for: release, or the end of ctx.
+func (s *heldSeen) hold(ctx context.Context) error {
 	s.once.Do(func() { close(s.entered) })
 	select {
 	case <-s.release:
+		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+func (s *heldSeen) SetLastSeen(ctx context.Context, userID int64, at time.Time) error {
+	if err := s.hold(ctx); err != nil {
+		return err
 	}
 	err := s.Store.SetLastSeen(ctx, userID, at)
 	s.wrote.Store(true)
@@ -42,7 +55,7 @@ func (s *heldSeen) SetLastSeen(ctx context.Context, userID int64, at time.Time) 
 // write was under way, to be cut by the store's close.
 func TestFlushPresenceWaitsForTimerUnderWay(t *testing.T) {
 	p := inmem.NewPresence()
-	st := &heldSeen{Store: sqliteStore(t), entered: make(chan struct{}), release: make(chan struct{})}
+	st := newHeldSeen(sqliteStore(t))
 	var release sync.Once
 	free := func() { release.Do(func() { close(st.release) }) }
 	t.Cleanup(free)

@@ -109,24 +109,17 @@ type watched struct {
 
 func (p *watched) Watch(fn func(convID, userID int64, online bool)) { p.fn.Store(&fn) }
 
-// heldAfterClose is a Store whose last-seen writes wait, once entered is
-// closed, for release or their context; a call to the store after closed
-// is set counts in late.
+// heldAfterClose is a heldSeen that counts in late each call to the store
+// after closed is set.
 type heldAfterClose struct {
-	chat.Store
-	entered chan struct{}
-	release chan struct{}
-	once    sync.Once
-	closed  atomic.Bool
-	late    atomic.Int32
+	*heldSeen
+	closed atomic.Bool
+	late   atomic.Int32
 }
 
 func (s *heldAfterClose) SetLastSeen(ctx context.Context, userID int64, at time.Time) error {
-	s.once.Do(func() { close(s.entered) })
-	select {
-	case <-s.release:
-	case <-ctx.Done():
-		return ctx.Err()
+	if err := s.hold(ctx); err != nil {
+		return err
 	}
 	if s.closed.Load() {
 		s.late.Add(1)
@@ -150,7 +143,7 @@ func (s *heldAfterClose) User(ctx context.Context, id int64) (chat.User, error) 
 // to a store that was closing.
 func TestCloseEndsWatchedPresenceWrites(t *testing.T) {
 	p := &watched{Presence: inmem.NewPresence()}
-	st := &heldAfterClose{Store: sqliteStore(t), entered: make(chan struct{}), release: make(chan struct{})}
+	st := &heldAfterClose{heldSeen: newHeldSeen(sqliteStore(t))}
 	var once sync.Once
 	free := func() { once.Do(func() { close(st.release) }) }
 	t.Cleanup(free)
